@@ -1,0 +1,402 @@
+/**
+ * The bridge frame codec: raw WebSocket message in, typed frame (or a typed error) out. Pure — no sockets, no
+ * clocks, no I/O — so every rule is testable from raw strings (codec.test.ts). Parsed once with JSON.parse and
+ * checked by hand: this runs for every streamed chunk.
+ *
+ * Error policy (the link layer sends `bridge-error` built from the error, then closes iff `closeCode` is set):
+ * - over `maxBytes` → PAYLOAD_TOO_LARGE, close 4413 (always);
+ * - binary frame (`isBinary`, or bytes that are not UTF-8) → BAD_FRAME, close 4400 (always);
+ * - not JSON / not an object / no string `type` → BAD_FRAME; close 4400 before auth, no close after;
+ * - before auth only the handshake frame of the caller's role is accepted (responder: bridge-hello; initiator:
+ *   bridge-hello-ok or bridge-error); anything else, or an invalid handshake frame → BAD_HELLO, close 4400;
+ * - after auth: an unknown `type` → UNKNOWN_TYPE, an invalid known frame → BAD_FRAME, neither closes;
+ *   `requestId` is carried into the error whenever it is a valid id. Every known type parses after auth (the
+ *   codec keeps no link state): a second hello on an open link is the link state machine's to refuse.
+ * Typed results hold only the fields the protocol defines (unknown optional fields are dropped), except the
+ * opaque bodies `payload`, `chunk`, `usage`, `session`, `params`, `result`, `error.data`, passed through as sent.
+ * Error messages name the field, never its value (a hello carries a token).
+ */
+import { BRIDGE_ERROR_TABLE, CHANNEL_NAME_PATTERN, GATEWAY_ID_PATTERN, MAX_HOPS, MAX_ID_LENGTH, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
+import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
+import type { ChannelLoad, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
+import { isErrorCode } from '../wire/errors.js';
+
+export interface ParseOptions {
+  /** byte limit for this frame: preAuthFrameBytes before the handshake, maxFrameBytes after */
+  maxBytes: number;
+  /** handshake completed on this link */
+  authenticated: boolean;
+  /** the WebSocket frame was binary (ws: the `isBinary` argument of 'message') */
+  isBinary?: boolean;
+  /** which handshake frame is acceptable before auth; default 'responder' (expects bridge-hello) */
+  role?: 'responder' | 'initiator';
+}
+
+export interface FrameError {
+  code: BridgeErrorCode;
+  message: string;
+  /** set when the link must be closed after answering */
+  closeCode?: number;
+  /** the request the bad frame belonged to, when readable: answer it with bridge-error */
+  requestId?: string;
+}
+
+export type ParseResult = { ok: true; frame: BridgeFrame } | { ok: false; error: FrameError };
+
+type Obj = Record<string, unknown>;
+
+/** Thrown by the field checks below; not an Error, so no stack is captured on the bad-frame path. */
+class FieldError {
+  constructor(readonly message: string) {}
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const CLOSE_BAD_FRAME = BRIDGE_ERROR_TABLE.BAD_FRAME.closeCode;
+
+export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseResult {
+  const pre = !opts.authenticated;
+  // A UTF-16 code unit is at least 1 and at most 3 UTF-8 bytes: measure only when in doubt.
+  const tooBig =
+    typeof raw === 'string'
+      ? raw.length > opts.maxBytes || (raw.length * 3 > opts.maxBytes && Buffer.byteLength(raw, 'utf8') > opts.maxBytes)
+      : raw.byteLength > opts.maxBytes;
+  if (tooBig) return fail('PAYLOAD_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`, BRIDGE_ERROR_TABLE.PAYLOAD_TOO_LARGE.closeCode);
+  if (opts.isBinary) return fail('BAD_FRAME', 'binary frames are not allowed; send JSON text', CLOSE_BAD_FRAME);
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? raw : utf8.decode(raw);
+  } catch {
+    return fail('BAD_FRAME', 'frame is not UTF-8 text', CLOSE_BAD_FRAME);
+  }
+  const closeIfPre = pre ? CLOSE_BAD_FRAME : undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail('BAD_FRAME', 'frame is not valid JSON', closeIfPre);
+  }
+  if (!isObj(value)) return fail('BAD_FRAME', 'frame must be a JSON object', closeIfPre);
+  const type = value.type;
+  if (typeof type !== 'string') return fail('BAD_FRAME', 'frame.type: required string', closeIfPre);
+
+  const rid = value.requestId;
+  const requestId = typeof rid === 'string' && rid.length > 0 && rid.length <= MAX_ID_LENGTH ? rid : undefined;
+  const check = Object.prototype.hasOwnProperty.call(CHECKS, type) ? CHECKS[type as BridgeFrameType] : undefined;
+
+  if (pre) {
+    const allowed = opts.role === 'initiator' ? type === 'bridge-hello-ok' || type === 'bridge-error' : type === 'bridge-hello';
+    const expected = opts.role === 'initiator' ? 'bridge-hello-ok or bridge-error' : 'bridge-hello';
+    if (!allowed || !check) return fail('BAD_HELLO', `expected ${expected} before the handshake, got ${quote(type)}`, CLOSE_BAD_FRAME);
+    try {
+      return { ok: true, frame: check(value) };
+    } catch (e) {
+      return fail('BAD_HELLO', messageOf(e), CLOSE_BAD_FRAME);
+    }
+  }
+  if (!check) return fail('UNKNOWN_TYPE', `unknown frame type ${quote(type)}`, undefined, requestId);
+  try {
+    return { ok: true, frame: check(value) };
+  } catch (e) {
+    return fail('BAD_FRAME', messageOf(e), undefined, requestId);
+  }
+}
+
+/** One frame → one text message. Fields set to `undefined` are left out (JSON.stringify). */
+export function encodeFrame(frame: BridgeFrame): string {
+  return JSON.stringify(frame);
+}
+
+/**
+ * The highest `major.minor` both sides speak, or null (→ VERSION_UNSUPPORTED). The peer's range is
+ * [minVersion ?? version, maxVersion ?? version]. Ours is either a list of discrete versions (the highest one
+ * inside the peer's range wins) or a range (the top of the overlap wins). A malformed version anywhere, or a
+ * range whose min is above its max, gives null.
+ */
+export function negotiateVersion(
+  hello: { version: string; minVersion?: string | undefined; maxVersion?: string | undefined },
+  supported: readonly string[] | VersionRange = SUPPORTED_VERSIONS,
+): string | null {
+  const theirMin = parseVersion(hello.minVersion ?? hello.version);
+  const theirMax = parseVersion(hello.maxVersion ?? hello.version);
+  if (!theirMin || !theirMax || cmp(theirMin, theirMax) > 0) return null;
+  if (isVersionList(supported)) {
+    let best: [number, number] | null = null;
+    for (const s of supported) {
+      const v = parseVersion(s);
+      if (!v) return null;
+      if (cmp(v, theirMin) >= 0 && cmp(v, theirMax) <= 0 && (!best || cmp(v, best) > 0)) best = v;
+    }
+    return best ? `${best[0]}.${best[1]}` : null;
+  }
+  const ourMin = parseVersion(supported.min);
+  const ourMax = parseVersion(supported.max);
+  if (!ourMin || !ourMax) return null;
+  const lo = cmp(theirMin, ourMin) >= 0 ? theirMin : ourMin;
+  const hi = cmp(theirMax, ourMax) <= 0 ? theirMax : ourMax;
+  return cmp(lo, hi) <= 0 ? `${hi[0]}.${hi[1]}` : null;
+}
+
+const isVersionList = (v: readonly string[] | VersionRange): v is readonly string[] => Array.isArray(v);
+
+/** True when forwarding would loop: this gateway is already in `hops`, or the path is MAX_HOPS long. */
+export function hasLoop(hops: readonly string[] | undefined, selfId: string): boolean {
+  if (!hops) return false;
+  return hops.length >= MAX_HOPS || hops.includes(selfId);
+}
+
+/** `hops` for the next leg: the received list plus this gateway. */
+export function withHop(hops: readonly string[] | undefined, selfId: string): string[] {
+  return hops ? [...hops, selfId] : [selfId];
+}
+
+// ------------------------------------------------------------------------------------------------- internals
+
+function fail(code: BridgeErrorCode, message: string, closeCode?: number, requestId?: string): ParseResult {
+  const error: FrameError = { code, message };
+  if (closeCode !== undefined) error.closeCode = closeCode;
+  if (requestId !== undefined) error.requestId = requestId;
+  return { ok: false, error };
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof FieldError) return e.message;
+  throw e;
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}
+
+function parseVersion(v: string | undefined): [number, number] | null {
+  const m = typeof v === 'string' ? /^(\d{1,6})\.(\d{1,6})$/.exec(v) : null;
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+const cmp = (a: [number, number], b: [number, number]) => a[0] - b[0] || a[1] - b[1];
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// Field checks. `p` is the field's path for messages, e.g. `bridge-forward.targetChannel`.
+
+function str(v: unknown, p: string, max = MAX_ID_LENGTH): string {
+  if (v === undefined) throw new FieldError(`${p}: required string`);
+  if (typeof v !== 'string') throw new FieldError(`${p}: must be a string`);
+  if (v.length === 0 || v.length > max) throw new FieldError(`${p}: must be 1..${max} characters`);
+  return v;
+}
+const optStr = (v: unknown, p: string, max?: number) => (v === undefined ? undefined : str(v, p, max));
+function text(v: unknown, p: string): string {
+  if (typeof v !== 'string') throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be a'} string`);
+  return v;
+}
+function matching(re: RegExp, v: unknown, p: string): string {
+  if (!re.test(str(v, p, 64))) throw new FieldError(`${p}: must match ${re.source}`);
+  return v as string;
+}
+const gwId = (v: unknown, p: string) => matching(GATEWAY_ID_PATTERN, v, p);
+const channelName = (v: unknown, p: string) => matching(CHANNEL_NAME_PATTERN, v, p);
+function bool(v: unknown, p: string): boolean {
+  if (typeof v !== 'boolean') throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be a'} boolean`);
+  return v;
+}
+const optBool = (v: unknown, p: string) => (v === undefined ? undefined : bool(v, p));
+function num(v: unknown, p: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be a finite'} number`);
+  return v;
+}
+function count(v: unknown, p: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be a'} non-negative integer`);
+  return v as number;
+}
+const optCount = (v: unknown, p: string) => (v === undefined ? undefined : count(v, p));
+function obj(v: unknown, p: string): Obj {
+  if (!isObj(v)) throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be an'} object`);
+  return v;
+}
+function arr(v: unknown, p: string, maxItems: number): unknown[] {
+  if (!Array.isArray(v)) throw new FieldError(`${p}: ${v === undefined ? 'required' : 'must be an'} array`);
+  if (v.length > maxItems) throw new FieldError(`${p}: at most ${maxItems} items`);
+  return v;
+}
+function hops(v: unknown, p: string): string[] | undefined {
+  return v === undefined ? undefined : arr(v, p, 32).map((h, i) => gwId(h, `${p}[${i}]`));
+}
+function channels(v: unknown, p: string): SharedChannel[] {
+  return arr(v, p, 4096).map((c, i) => {
+    const q = `${p}[${i}]`;
+    const o = obj(c, q);
+    const models = arr(o.models, `${q}.models`, 4096).map((m, j) => str(m, `${q}.models[${j}]`, 256));
+    return { name: channelName(o.name, `${q}.name`), provider: str(o.provider, `${q}.provider`, 64), models };
+  });
+}
+function agents(v: unknown, p: string): SharedAgent[] | undefined {
+  if (v === undefined) return undefined;
+  return arr(v, p, 4096).map((a, i) => {
+    const q = `${p}[${i}]`;
+    const o = obj(a, q);
+    if (o.kind !== 'agent' && o.kind !== 'gateway') throw new FieldError(`${q}.kind: must be "agent" or "gateway"`);
+    return { id: str(o.id, `${q}.id`), label: str(o.label, `${q}.label`, 256), kind: o.kind };
+  });
+}
+function caps(v: unknown, p: string) {
+  const o = obj(v, p);
+  return {
+    shareChannels: bool(o.shareChannels, `${p}.shareChannels`),
+    acceptSessions: bool(o.acceptSessions, `${p}.acceptSessions`),
+    loadBalance: bool(o.loadBalance, `${p}.loadBalance`),
+  };
+}
+
+/** Deletes `src`'s undefined-valued keys in place, so typed results hold no explicit-undefined keys. */
+function clean<T extends object>(src: T): T {
+  for (const k of Object.keys(src) as (keyof T)[]) if (src[k] === undefined) delete src[k];
+  return src;
+}
+
+type Check = (o: Obj) => BridgeFrame;
+
+const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
+  'bridge-hello': (o) => {
+    const t = 'bridge-hello';
+    return clean({
+      type: t,
+      gatewayId: gwId(o.gatewayId, `${t}.gatewayId`),
+      gatewayName: str(o.gatewayName, `${t}.gatewayName`),
+      version: str(o.version, `${t}.version`, 32),
+      token: str(o.token, `${t}.token`, 4096),
+      capabilities: caps(o.capabilities, `${t}.capabilities`),
+      sharedChannels: o.sharedChannels === undefined ? undefined : channels(o.sharedChannels, `${t}.sharedChannels`),
+      sharedAgents: agents(o.sharedAgents, `${t}.sharedAgents`),
+      minVersion: optStr(o.minVersion, `${t}.minVersion`, 32),
+      maxVersion: optStr(o.maxVersion, `${t}.maxVersion`, 32),
+      nonce: optStr(o.nonce, `${t}.nonce`, 256),
+    });
+  },
+  'bridge-hello-ok': (o) => {
+    const t = 'bridge-hello-ok';
+    const policy = obj(o.policy, `${t}.policy`);
+    return clean({
+      type: t,
+      gatewayId: gwId(o.gatewayId, `${t}.gatewayId`),
+      gatewayName: str(o.gatewayName, `${t}.gatewayName`),
+      sharedChannels: channels(o.sharedChannels, `${t}.sharedChannels`),
+      version: str(o.version, `${t}.version`, 32),
+      capabilities: caps(o.capabilities, `${t}.capabilities`),
+      policy: {
+        maxFrameBytes: count(policy.maxFrameBytes, `${t}.policy.maxFrameBytes`),
+        heartbeatIntervalMs: count(policy.heartbeatIntervalMs, `${t}.policy.heartbeatIntervalMs`),
+      },
+      sharedAgents: agents(o.sharedAgents, `${t}.sharedAgents`),
+    });
+  },
+  'bridge-error': (o) => {
+    const t = 'bridge-error';
+    const code = str(o.code, `${t}.code`, 64);
+    return clean({
+      type: t,
+      requestId: optStr(o.requestId, `${t}.requestId`),
+      // a code from a newer peer still ends the request: as INTERNAL, keeping its message
+      code: isBridgeErrorCode(code) ? code : 'INTERNAL',
+      message: text(o.message, `${t}.message`),
+      retryable: bool(o.retryable, `${t}.retryable`),
+      started: optBool(o.started, `${t}.started`),
+      retryAfterMs: optCount(o.retryAfterMs, `${t}.retryAfterMs`),
+      gatewayCode: isErrorCode(o.gatewayCode) ? o.gatewayCode : undefined,
+    });
+  },
+  'bridge-forward': (o) => {
+    const t = 'bridge-forward';
+    if (o.kind !== undefined && o.kind !== 'chat' && o.kind !== 'embeddings') throw new FieldError(`${t}.kind: must be "chat" or "embeddings"`);
+    return clean({
+      type: t,
+      requestId: str(o.requestId, `${t}.requestId`),
+      targetChannel: str(o.targetChannel, `${t}.targetChannel`),
+      payload: obj(o.payload, `${t}.payload`) as never,
+      stream: optBool(o.stream, `${t}.stream`),
+      deadlineMs: optCount(o.deadlineMs, `${t}.deadlineMs`),
+      hops: hops(o.hops, `${t}.hops`),
+      sessionId: optStr(o.sessionId, `${t}.sessionId`),
+      kind: o.kind as 'chat' | undefined,
+    });
+  },
+  'bridge-response': (o) => ({
+    type: 'bridge-response',
+    requestId: str(o.requestId, 'bridge-response.requestId'),
+    payload: obj(o.payload, 'bridge-response.payload') as never,
+  }),
+  'bridge-stream': (o) => ({
+    type: 'bridge-stream',
+    requestId: str(o.requestId, 'bridge-stream.requestId'),
+    chunk: obj(o.chunk, 'bridge-stream.chunk') as never,
+  }),
+  'bridge-stream-end': (o) =>
+    clean({
+      type: 'bridge-stream-end',
+      requestId: str(o.requestId, 'bridge-stream-end.requestId'),
+      usage: o.usage === undefined || o.usage === null ? undefined : (obj(o.usage, 'bridge-stream-end.usage') as never),
+    }),
+  'bridge-cancel': (o) => ({ type: 'bridge-cancel', requestId: str(o.requestId, 'bridge-cancel.requestId') }),
+  'bridge-ping': (o) => ({ type: 'bridge-ping', ts: num(o.ts, 'bridge-ping.ts') }),
+  'bridge-pong': (o) => ({ type: 'bridge-pong', ts: num(o.ts, 'bridge-pong.ts') }),
+  'bridge-load': (o) => {
+    const t = 'bridge-load';
+    const src = obj(o.channels, `${t}.channels`);
+    const out: Record<string, ChannelLoad> = {};
+    for (const name of Object.keys(src)) {
+      // the name rule also keeps keys like `__proto__` out of `out`
+      const q = `${t}.channels.${channelName(name, `${t}.channels key`)}`;
+      const c = obj(src[name], q);
+      out[name] = {
+        inflight: count(c.inflight, `${q}.inflight`),
+        queued: count(c.queued, `${q}.queued`),
+        maxConcurrent: count(c.maxConcurrent, `${q}.maxConcurrent`),
+        latencyMsEwma: num(c.latencyMsEwma, `${q}.latencyMsEwma`),
+        healthy: bool(c.healthy, `${q}.healthy`),
+      };
+    }
+    return { type: t, channels: out, inflight: count(o.inflight, `${t}.inflight`) };
+  },
+  'bridge-channels': (o) =>
+    clean({
+      type: 'bridge-channels',
+      sharedChannels: channels(o.sharedChannels, 'bridge-channels.sharedChannels'),
+      sharedAgents: agents(o.sharedAgents, 'bridge-channels.sharedAgents'),
+    }),
+  'bridge-session-transfer': (o) => {
+    const t = 'bridge-session-transfer';
+    const session = obj(o.session, `${t}.session`);
+    str(session.id, `${t}.session.id`);
+    gwId(session.owner, `${t}.session.owner`);
+    return { type: t, transferId: str(o.transferId, `${t}.transferId`), session: session as never };
+  },
+  'bridge-session-transfer-ok': (o) => ({
+    type: 'bridge-session-transfer-ok',
+    transferId: str(o.transferId, 'bridge-session-transfer-ok.transferId'),
+    sessionId: str(o.sessionId, 'bridge-session-transfer-ok.sessionId'),
+  }),
+  'bridge-rpc': (o) =>
+    clean({
+      type: 'bridge-rpc',
+      requestId: str(o.requestId, 'bridge-rpc.requestId'),
+      method: str(o.method, 'bridge-rpc.method'),
+      params: obj(o.params, 'bridge-rpc.params'),
+      hops: hops(o.hops, 'bridge-rpc.hops'),
+    }),
+  'bridge-rpc-event': (o) => ({
+    type: 'bridge-rpc-event',
+    requestId: str(o.requestId, 'bridge-rpc-event.requestId'),
+    method: str(o.method, 'bridge-rpc-event.method'),
+    params: obj(o.params, 'bridge-rpc-event.params'),
+  }),
+  'bridge-rpc-result': (o) => {
+    const t = 'bridge-rpc-result';
+    const requestId = str(o.requestId, `${t}.requestId`);
+    const hasResult = Object.prototype.hasOwnProperty.call(o, 'result');
+    if (hasResult === (o.error !== undefined)) throw new FieldError(`${t}: exactly one of result, error`);
+    if (hasResult) return { type: t, requestId, result: o.result };
+    const e = obj(o.error, `${t}.error`);
+    if (!Number.isSafeInteger(e.code)) throw new FieldError(`${t}.error.code: required integer`);
+    const error = clean({ code: e.code as number, message: text(e.message, `${t}.error.message`), data: e.data });
+    return { type: t, requestId, error };
+  },
+};

@@ -1,0 +1,255 @@
+/**
+ * The mesh: every bridge link of this gateway (inbound and outbound), their dialers, admission rules
+ * (maxPeers, one link per peer), and the bridge between links and the routing table: a peer's shared
+ * channels become candidates when its link opens and leave the table the moment it closes.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { WebSocketServer } from 'ws';
+import type { Config, BridgeLimits } from '../config/schema.js';
+import { resolvePath } from '../config/load.js';
+import type { Router } from '../router/router.js';
+import type { Logger } from '../util/log.js';
+import { CLOSE, type SharedChannel } from '../wire/bridge-frames.js';
+import { GatewayError } from '../wire/errors.js';
+import { acceptInbound } from './listener.js';
+import { Dialer, type DialTarget } from './dialer.js';
+import type { BridgeLink, Role } from './link.js';
+import { peerCandidate } from './peer-candidate.js';
+
+export interface MeshOptions {
+  config: Config;
+  baseDir: string;
+  gatewayId: string;
+  router: Router;
+  logger: Logger;
+}
+
+export interface PeerRow {
+  name: string;
+  id: string | null;
+  direction: 'inbound' | 'outbound';
+  state: string;
+  since: string;
+  url: string | null;
+  sharedWithUs: string[];
+  sharedByUs: string[];
+  inflight: { out: number; in: number };
+  lastError: string | null;
+  capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } | null;
+}
+
+export class BridgeMesh {
+  readonly gatewayId: string;
+  readonly gatewayName: string;
+  readonly router: Router;
+  readonly logger: Logger;
+  readonly limits: BridgeLimits;
+  private readonly links = new Map<string, BridgeLink>();
+  private readonly dialers = new Map<string, Dialer>();
+  private readonly wss: WebSocketServer;
+  private accepting = true;
+
+  constructor(private readonly o: MeshOptions) {
+    this.gatewayId = o.gatewayId;
+    this.gatewayName = o.config.gateway.name;
+    this.router = o.router;
+    this.logger = o.logger;
+    this.limits = o.config.gateway.bridge.limits;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxFrameBytes, perMessageDeflate: false });
+  }
+
+  start(): void {
+    for (const b of this.o.config.gateway.bridges) {
+      this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+    }
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.o.config.gateway.bridge.enabled || !this.accepting) {
+      socket.end(`HTTP/1.1 ${this.accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, req.socket.remoteAddress ?? 'unknown'));
+  }
+
+  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number } {
+    const b = this.o.config.gateway.bridge;
+    return { limits: this.limits, allowedTokens: b.allowedTokens, maxPeers: b.maxPeers };
+  }
+
+  capabilities(sharing: boolean): { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } {
+    const b = this.o.config.gateway.bridge;
+    return { shareChannels: sharing, acceptSessions: b.acceptSessions, loadBalance: b.loadBalance };
+  }
+
+  private describe(names: readonly string[]): SharedChannel[] {
+    const out: SharedChannel[] = [];
+    for (const n of names) {
+      const ch = this.o.config.channels.find((c) => c.name === n);
+      if (ch) out.push({ name: ch.name, provider: ch.provider, models: [...ch.models] });
+    }
+    return out;
+  }
+
+  /** What inbound peers may use: the whitelist. */
+  inboundShare(): SharedChannel[] {
+    return this.describe(this.o.config.gateway.bridge.shareChannels);
+  }
+
+  /** What an outbound bridge shares: true = the whitelist, [names] = those (within the whitelist), false = none. */
+  outboundShare(setting: boolean | string[]): SharedChannel[] {
+    const whitelist = this.o.config.gateway.bridge.shareChannels;
+    if (setting === false) return [];
+    if (setting === true) return this.describe(whitelist);
+    return this.describe(setting.filter((n) => whitelist.includes(n)));
+  }
+
+  /**
+   * Whether a newly authenticated link to `peerId` may be registered. One link per peer: a new link in the
+   * same direction replaces the old one (the peer restarted); with links in both directions, the one dialled
+   * by the smaller gateway id wins, so two gateways configured to bridge both ways settle on one link.
+   */
+  admission(peerId: string, role: Role): 'ok' | 'replace' | 'duplicate' | 'full' {
+    const existing = this.links.get(peerId);
+    if (existing) {
+      if (existing.role === role) return 'replace';
+      const initiator = (r: Role) => (r === 'initiator' ? this.gatewayId : peerId);
+      return initiator(role) < initiator(existing.role) ? 'replace' : 'duplicate';
+    }
+    if (role === 'responder') {
+      const inbound = [...this.links.values()].filter((l) => l.role === 'responder').length;
+      if (inbound >= this.o.config.gateway.bridge.maxPeers) return 'full';
+    }
+    return 'ok';
+  }
+
+  register(link: BridgeLink): void {
+    const old = this.links.get(link.peer.id);
+    this.links.set(link.peer.id, link);
+    if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
+    this.refreshCandidates(link);
+  }
+
+  refreshCandidates(link: BridgeLink): void {
+    if (this.links.get(link.peer.id) !== link) return;
+    this.router.removeWhere((c) => c.peer?.id === link.peer.id);
+    for (const ch of link.peer.sharedChannels) this.router.add(peerCandidate(link, ch));
+  }
+
+  linkClosed(link: BridgeLink, code: number, reason: string): void {
+    if (this.links.get(link.peer.id) !== link) return;
+    this.links.delete(link.peer.id);
+    this.router.removeWhere((c) => c.peer?.id === link.peer.id);
+    this.logger.info('bridge peer disconnected', { peer: link.peer.id, name: link.name, code, reason });
+  }
+
+  private addDialer(t: DialTarget): Dialer {
+    const d = new Dialer(t, this);
+    this.dialers.set(t.name, d);
+    d.start();
+    return d;
+  }
+
+  /** Runtime `bridge connect`: dial a new peer without a restart. */
+  connect(t: { url: string; token: string; name?: string | undefined; share?: boolean | string[] | undefined; ca?: string | undefined }): PeerRow {
+    if (!/^wss?:\/\/.+/.test(t.url)) throw new GatewayError('INVALID_REQUEST', 'url: must be a ws:// or wss:// URL', { param: 'url' });
+    let host = 'peer';
+    try {
+      host = new URL(t.url).host;
+    } catch {
+      throw new GatewayError('INVALID_REQUEST', 'url: not a valid URL', { param: 'url' });
+    }
+    const name = t.name ?? host;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(name)) throw new GatewayError('INVALID_REQUEST', 'name: letters, digits, . _ - : (max 64)', { param: 'name' });
+    if (this.dialers.has(name)) throw new GatewayError('INVALID_REQUEST', `a bridge named "${name}" already exists`, { param: 'name' });
+    const share = t.share ?? true;
+    if (Array.isArray(share)) {
+      const wl = this.o.config.gateway.bridge.shareChannels;
+      const outside = share.filter((n) => !wl.includes(n));
+      if (outside.length) throw new GatewayError('INVALID_REQUEST', `share: not in gateway.bridge.shareChannels: ${outside.join(', ')}`, { param: 'share' });
+    }
+    const d = this.addDialer({ name, url: t.url, token: t.token, shareChannels: share, autoReconnect: true, reconnectInterval: 1000, maxReconnectInterval: 60_000, ca: t.ca });
+    return this.rowOf(d);
+  }
+
+  /** Runtime `bridge disconnect <name|id>`: true when something was disconnected. */
+  disconnect(nameOrId: string): boolean {
+    const d = this.dialers.get(nameOrId) ?? [...this.dialers.values()].find((x) => x.link?.peer.id === nameOrId);
+    if (d) {
+      d.stop();
+      this.dialers.delete(d.target.name);
+      return true;
+    }
+    const link = this.links.get(nameOrId) ?? [...this.links.values()].find((l) => l.name === nameOrId);
+    if (link) {
+      link.close(CLOSE.NORMAL, 'disconnected by operator');
+      return true;
+    }
+    return false;
+  }
+
+  private rowOf(d: Dialer): PeerRow {
+    const l = d.link;
+    return {
+      name: d.target.name,
+      id: l?.peer.id ?? null,
+      direction: 'outbound',
+      state: d.state,
+      since: d.since.toISOString(),
+      url: d.target.url,
+      sharedWithUs: l ? l.peer.sharedChannels.map((c) => c.name) : [],
+      sharedByUs: l ? [...l.ourShare] : this.outboundShare(d.target.shareChannels).map((c) => c.name),
+      inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
+      lastError: d.lastError ?? null,
+      capabilities: l?.peer.capabilities ?? null,
+    };
+  }
+
+  list(): PeerRow[] {
+    const rows = [...this.dialers.values()].map((d) => this.rowOf(d));
+    for (const l of this.links.values()) {
+      if (l.role !== 'responder') continue;
+      rows.push({
+        name: l.name,
+        id: l.peer.id,
+        direction: 'inbound',
+        state: l.open ? 'open' : 'closed',
+        since: l.since.toISOString(),
+        url: null,
+        sharedWithUs: l.peer.sharedChannels.map((c) => c.name),
+        sharedByUs: [...l.ourShare],
+        inflight: { out: l.inflightOut, in: l.inflightIn },
+        lastError: l.lastError ?? null,
+        capabilities: l.peer.capabilities,
+      });
+    }
+    return rows;
+  }
+
+  /** What every connected peer shares with us, and what we share with it. */
+  channels(): Array<{ peer: string; id: string; direction: string; theyShare: SharedChannel[]; weShare: SharedChannel[] }> {
+    return [...this.links.values()].map((l) => ({
+      peer: l.name,
+      id: l.peer.id,
+      direction: l.role === 'initiator' ? 'outbound' : 'inbound',
+      theyShare: l.peer.sharedChannels,
+      weShare: this.describe([...l.ourShare]),
+    }));
+  }
+
+  peers(): BridgeLink[] {
+    return [...this.links.values()];
+  }
+
+  async stopAccepting(): Promise<void> {
+    this.accepting = false;
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.dialers.values()) d.stop();
+    for (const l of this.links.values()) l.close(CLOSE.NORMAL, 'gateway shutting down');
+    this.wss.close();
+  }
+}

@@ -1,0 +1,32 @@
+/** A channel a bridge peer shares with us, as a routing candidate: requests cross the link. */
+import type { ChatOutcome } from '../providers/provider.js';
+import type { Candidate } from '../router/candidate.js';
+import type { EmbeddingsResponse } from '../wire/openai.js';
+import type { SharedChannel } from '../wire/bridge-frames.js';
+import type { BridgeLink } from './link.js';
+
+const DEFAULT_PEER_CAPACITY = 64;
+
+export function peerCandidateId(peerId: string, channel: string): string {
+  return `peer/${peerId}/${channel}`;
+}
+
+export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
+  return {
+    id: peerCandidateId(link.peer.id, ch.name),
+    channel: ch.name,
+    provider: ch.provider,
+    mock: ch.provider === 'mock',
+    peer: { id: link.peer.id, name: link.name, loadBalance: link.peer.capabilities.loadBalance },
+    models: ch.models,
+    priority: 0,
+    weight: 1,
+    supportsEmbeddings: ch.provider !== 'anthropic',
+    load: () => {
+      const l = link.load.channels[ch.name];
+      return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0 };
+    },
+    chat: (req, opts) => link.forward(ch.name, req, 'chat', opts) as Promise<ChatOutcome>,
+    embeddings: (req, opts) => link.forward(ch.name, req, 'embeddings', opts) as Promise<EmbeddingsResponse>,
+  };
+}

@@ -1,0 +1,78 @@
+/** `switchyard bridge list | connect | disconnect | channels` over the admin API. */
+import type { Command } from 'commander';
+import type { PeerRow } from '../bridge/mesh.js';
+import type { SharedChannel } from '../wire/bridge-frames.js';
+import { adminCall, CliError, type RemoteFlags } from './remote.js';
+import { ago, table } from './table.js';
+
+const remoteOptions = (c: Command) =>
+  c
+    .option('-c, --config <file>', 'find the gateway (host, port, admin token) from this config')
+    .option('--url <url>', 'gateway base URL (else $SWITCHYARD_URL, else the config)')
+    .option('--token <token>', 'admin token (else $SWITCHYARD_ADMIN_TOKEN, else the config)')
+    .option('--json', 'machine-readable output');
+
+const out = (s: string): void => {
+  process.stdout.write(s);
+};
+
+export function renderPeers(peers: PeerRow[]): string {
+  if (peers.length === 0) return 'no bridges\n';
+  return table(
+    ['NAME', 'ID', 'DIR', 'STATE', 'SINCE', 'THEY SHARE', 'WE SHARE', 'IN-FLIGHT', 'LAST ERROR'],
+    peers.map((p) => [p.name, p.id, p.direction, p.state, ago(p.since), p.sharedWithUs.join(',') || '-', p.sharedByUs.join(',') || '-', `${p.inflight.out}→ ${p.inflight.in}←`, p.lastError]),
+  );
+}
+
+export function registerBridge(program: Command): void {
+  const bridge = program.command('bridge').description('gateway-to-gateway bridges');
+
+  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, shared channels, in-flight, last error')).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges');
+    out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
+  });
+
+  remoteOptions(
+    bridge
+      .command('connect')
+      .description('dial a peer now, without a restart')
+      .requiredOption('--peer-url <url>', 'the peer bridge URL, e.g. wss://gpu-box:18789/bridge')
+      .requiredOption('--peer-token <token>', "a token in the peer's gateway.bridge.allowedTokens")
+      .option('--name <name>', 'name for this bridge (default: the host)')
+      .option('--share <channels>', 'comma-separated channels to share with the peer (default: the whitelist); "none" for none'),
+  ).action(async (o: RemoteFlags & { peerUrl: string; peerToken: string; name?: string; share?: string }) => {
+    const share = o.share === undefined ? undefined : o.share === 'none' ? false : o.share.split(',').map((s) => s.trim()).filter(Boolean);
+    const r = await adminCall<{ peer: PeerRow }>(o, 'POST', '/admin/bridges', { url: o.peerUrl, token: o.peerToken, name: o.name, share });
+    out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
+  });
+
+  remoteOptions(bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>')).action(async (target: string, o: RemoteFlags) => {
+    const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`);
+    out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
+  });
+
+  remoteOptions(bridge.command('channels').description('what every peer shares with us, and what we share with it')).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ peers: Array<{ peer: string; id: string; direction: string; theyShare: SharedChannel[]; weShare: SharedChannel[] }> }>(o, 'GET', '/admin/bridges/channels');
+    if (o.json) return out(JSON.stringify(r.peers, null, 2) + '\n');
+    const rows: Array<Array<string>> = [];
+    for (const p of r.peers) {
+      for (const c of p.theyShare) rows.push([p.peer, p.id, 'peer → us', c.name, c.provider, c.models.join(',')]);
+      for (const c of p.weShare) rows.push([p.peer, p.id, 'us → peer', c.name, c.provider, c.models.join(',')]);
+    }
+    out(rows.length ? table(['PEER', 'ID', 'WAY', 'CHANNEL', 'PROVIDER', 'MODELS'], rows) : 'no channels shared either way\n');
+  });
+
+  remoteOptions(program.command('channels').description('channels known to the gateway').command('list').description('local and peer channels with load')).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ channels: Array<{ id: string; channel: string; provider: string; peer: string | null; mock: boolean; models: string[]; inflight: number; maxConcurrent: number; latencyMsEwma: number }> }>(o, 'GET', '/admin/channels');
+    if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
+    out(table(['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY'], r.channels.map((c) => [c.channel, c.provider + (c.mock ? ' (mock)' : ''), c.peer ?? 'local', c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-'])));
+  });
+
+  remoteOptions(program.command('status').description('gateway id, version, channels and peers')).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ id: string; name: string; version: string; models: string[]; peers: PeerRow[] }>(o, 'GET', '/admin/status');
+    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+    out(`${r.name} (${r.id}) v${r.version}\nmodels: ${r.models.join(', ') || '(none)'}\n\n${renderPeers(r.peers)}`);
+  });
+}
+
+export { CliError };

@@ -1,0 +1,22 @@
+/** `switchyard config check [--config F]`: validate without starting. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+
+export function registerConfig(program: Command): void {
+  const cfg = program.command('config').description('configuration tools');
+  cfg
+    .command('check')
+    .description('validate a config file and print a summary (exit 2 with every problem listed when invalid)')
+    .option('-c, --config <file>', 'config file (JSON5)')
+    .action((opts: { config?: string }) => {
+      const { config, path } = loadConfig(opts.config);
+      const c = config.gateway;
+      process.stdout.write(
+        `ok: ${path ?? 'no config file (built-in defaults)'}\n` +
+          `  gateway   ${c.name} on ${c.tls ? 'https' : 'http'}://${c.host}:${c.port}${c.auth.tokens.length ? ' (client auth on)' : ' (client auth off: loopback only)'}\n` +
+          `  channels  ${config.channels.map((ch) => `${ch.name}(${ch.provider})`).join(', ') || '(none)'}\n` +
+          `  bridges   out: ${c.bridges.map((b) => b.name).join(', ') || '(none)'}; in: ${c.bridge.enabled ? `enabled, max ${c.bridge.maxPeers} peers, sharing ${c.bridge.shareChannels.join(', ') || 'nothing'}` : 'disabled'}\n` +
+          `  store     ${config.store.kind}\n`,
+      );
+    });
+}

@@ -1,0 +1,47 @@
+/** `switchyard gateway [--config F]`: run a gateway until SIGTERM/SIGINT, then shut down gracefully. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { startGateway } from '../gateway.js';
+import { setLogLevel, type Level } from '../util/log.js';
+import { CliError } from './remote.js';
+
+export function registerGateway(program: Command): void {
+  program
+    .command('gateway')
+    .description('run a gateway (no config file: 127.0.0.1:18789 with one mock channel)')
+    .option('-c, --config <file>', 'config file (JSON5); else $SWITCHYARD_CONFIG, else ./switchyard.json5')
+    .option('--log-level <level>', 'error | warn | info | debug')
+    .action(async (opts: { config?: string; logLevel?: string }) => {
+      if (opts.logLevel) {
+        if (!['error', 'warn', 'info', 'debug'].includes(opts.logLevel)) throw new CliError(`--log-level: expected error, warn, info or debug`);
+        setLogLevel(opts.logLevel as Level);
+      }
+      const loaded = loadConfig(opts.config);
+      let gw;
+      try {
+        gw = await startGateway(loaded);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'EADDRINUSE') throw new CliError(`port ${loaded.config.gateway.port} on ${loaded.config.gateway.host} is already in use`);
+        if (e.code === 'EACCES') throw new CliError(`not allowed to listen on ${loaded.config.gateway.host}:${loaded.config.gateway.port}`);
+        if (e.code === 'ENOENT') throw new CliError(`file not found: ${e.path ?? e.message}`);
+        throw err;
+      }
+      process.stdout.write(`switchyard gateway "${gw.name}" (${gw.id}) listening on ${gw.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          process.stderr.write(`switchyard: second ${signal}, exiting now\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        process.stdout.write(`switchyard: ${signal} received, finishing in-flight requests (up to ${gw.config.gateway.shutdownGraceMs} ms)\n`);
+        void gw.close().then(() => {
+          process.stdout.write('switchyard: stopped\n');
+          process.exit(0);
+        });
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

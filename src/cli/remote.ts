@@ -1,0 +1,64 @@
+/**
+ * How CLI commands find a running gateway: --url/--token flags, then SWITCHYARD_URL /
+ * SWITCHYARD_ADMIN_TOKEN, then the config file (--config or the default lookup). Failures become one line.
+ */
+import { request } from 'undici';
+import { loadConfig, ConfigError } from '../config/load.js';
+
+export interface RemoteFlags {
+  url?: string;
+  token?: string;
+  config?: string;
+  json?: boolean;
+}
+
+export class CliError extends Error {}
+
+export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin'): { url: string; token: string | undefined } {
+  const envToken = kind === 'admin' ? process.env.SWITCHYARD_ADMIN_TOKEN : process.env.SWITCHYARD_ACP_TOKEN;
+  let url = flags.url ?? process.env.SWITCHYARD_URL;
+  let token = flags.token ?? envToken;
+  if (!url || token === undefined) {
+    try {
+      const { config } = loadConfig(flags.config);
+      const host = config.gateway.host === '0.0.0.0' ? '127.0.0.1' : config.gateway.host === '::' ? '[::1]' : config.gateway.host;
+      url ??= `${config.gateway.tls ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${config.gateway.port}`;
+      token ??= kind === 'admin' ? config.gateway.admin.token : config.acp.tokens[0];
+    } catch (err) {
+      if (err instanceof ConfigError && flags.config) throw new CliError(err.message.split('\n').slice(0, 3).join(' '));
+      url ??= 'http://127.0.0.1:18789';
+    }
+  }
+  return { url: url.replace(/\/+$/, ''), token };
+}
+
+/** Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line. */
+export async function adminCall<T>(flags: RemoteFlags, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const { url, token } = resolveRemote(flags, 'admin');
+  let res;
+  try {
+    res = await request(url + path, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? null : JSON.stringify(body),
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new CliError(`cannot reach the gateway at ${url} (${code ?? (err as Error).message}); is it running?`);
+  }
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
+  }
+  if (res.statusCode >= 400) {
+    const msg = (json as { error?: { message?: string } }).error?.message ?? `HTTP ${res.statusCode}`;
+    if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
+    throw new CliError(msg);
+  }
+  return json as T;
+}

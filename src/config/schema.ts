@@ -1,0 +1,132 @@
+/**
+ * The one strict config schema (../shared/spec/config.md). Unknown keys, wrong types and bad values stop
+ * startup; every problem is reported as `path.to.key: message`. Types are inferred from the schema.
+ * Defaults live here too, so `Config` is always complete after parsing.
+ */
+import { z } from 'zod';
+
+const ms = (def: number) => z.number().int().min(0).default(def);
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (max 64), starting with a letter or digit');
+const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
+
+export const bridgeLimitsSchema = z.strictObject({
+  handshakeTimeoutMs: ms(10_000),
+  maxFrameBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+  preAuthFrameBytes: z.number().int().min(256).default(64 * 1024),
+  maxInflightPerPeer: z.number().int().min(1).default(256),
+  heartbeatIntervalMs: z.number().int().min(50).default(5_000),
+  deadPeerMisses: z.number().int().min(1).default(3),
+});
+
+export const outboundBridgeSchema = z.strictObject({
+  name,
+  url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
+  token: z.string().min(1),
+  shareChannels: shareList.default(true),
+  shareAgents: shareList.default(false),
+  autoReconnect: z.boolean().default(true),
+  reconnectInterval: z.number().int().min(10).default(5_000),
+  /** cap of the exponential back-off */
+  maxReconnectInterval: z.number().int().min(10).default(60_000),
+  ca: z.string().optional(),
+});
+
+export const channelSchema = z.strictObject({
+  name,
+  provider: z.enum(['openai', 'vllm', 'anthropic', 'ollama', 'mock']),
+  baseUrl: z.string().url().optional(),
+  apiKey: z.string().optional(),
+  models: z.array(z.string().min(1)).min(1),
+  modelMap: z.record(z.string(), z.string().min(1)).default({}),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeoutMs: z.number().int().min(1).optional(),
+  maxConcurrent: z.number().int().min(1).default(64),
+  weight: z.number().min(0).default(1),
+  priority: z.number().int().min(0).default(0),
+  /** provider-specific knobs, e.g. mock behaviour or anthropicVersion */
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+
+const agentSchema = z.strictObject({
+  id: name,
+  label: z.string().min(1),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).default({}),
+  permissions: z.enum(['allow', 'deny', 'ask']).default('ask'),
+});
+
+const gatewayProviderSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ id: name, label: z.string().min(1), kind: z.literal('channels'), model: z.string().min(1) }),
+  z.strictObject({
+    id: name,
+    label: z.string().min(1),
+    kind: z.literal('openclaw'),
+    url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
+    token: z.string().min(1),
+  }),
+]);
+
+export const configSchema = z.strictObject({
+  gateway: z
+    .strictObject({
+      id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)').optional(),
+      name: z.string().min(1).max(128).default('Switchyard Gateway'),
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(18789),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      auth: z.strictObject({ tokens: z.array(z.string().min(1)).default([]) }).prefault({}),
+      admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
+      /** max request body on /v1/* and /acp/rpc */
+      maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+      /** graceful shutdown: how long in-flight requests may finish */
+      shutdownGraceMs: ms(10_000),
+      bridges: z.array(outboundBridgeSchema).default([]),
+      bridge: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          allowedTokens: z.array(z.string().min(1)).default([]),
+          shareChannels: z.array(z.string().min(1)).default([]),
+          shareAgents: z.array(z.string().min(1)).default([]),
+          maxPeers: z.number().int().min(0).default(5),
+          acceptSessions: z.boolean().default(false),
+          loadBalance: z.boolean().default(false),
+          limits: bridgeLimitsSchema.prefault({}),
+        })
+        .prefault({}),
+      routing: z
+        .strictObject({
+          strategy: z.enum(['least-loaded', 'weighted', 'priority']).default('least-loaded'),
+          preferLocal: z.boolean().default(true),
+          retries: z.number().int().min(0).max(10).default(2),
+          timeoutMs: z.number().int().min(1).default(600_000),
+          firstByteTimeoutMs: z.number().int().min(1).default(60_000),
+          /** max silence between stream chunks before the stream is ended with an error */
+          streamIdleTimeoutMs: z.number().int().min(1).default(60_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  channels: z.array(channelSchema).default([]),
+  acp: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      tokens: z.array(z.string().min(1)).default([]),
+      allowedOrigins: z.array(z.string().min(1)).default([]),
+      workspaceRoot: z.string().min(1).default('./workspaces'),
+      agents: z.array(agentSchema).default([]),
+      gateways: z.array(gatewayProviderSchema).default([]),
+    })
+    .prefault({}),
+  store: z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/switchyard.db') }),
+      z.strictObject({ kind: z.literal('redis'), url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'), prefix: z.string().default('switchyard:') }),
+    ])
+    .prefault({ kind: 'sqlite' }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ChannelConfig = z.infer<typeof channelSchema>;
+export type OutboundBridgeConfig = z.infer<typeof outboundBridgeSchema>;
+export type BridgeLimits = z.infer<typeof bridgeLimitsSchema>;

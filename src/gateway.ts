@@ -1,0 +1,126 @@
+/**
+ * The composition root: config → providers → router → bridge mesh → HTTP server. Everything the CLI's
+ * `gateway` command, the demo and the tests start goes through `startGateway`.
+ */
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { LoadedConfig } from './config/load.js';
+import { resolvePath } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createProvider } from './providers/registry.js';
+import type { ChannelProvider } from './providers/provider.js';
+import { Router } from './router/router.js';
+import { localCandidate } from './router/local-candidate.js';
+import { HttpServer, type RouteHandler } from './http/server.js';
+import { createLogger, type Logger } from './util/log.js';
+import { newId } from './util/ids.js';
+import { adminRoutes } from './http/routes/admin.js';
+import { BridgeMesh } from './bridge/mesh.js';
+
+export interface Gateway {
+  readonly id: string;
+  readonly name: string;
+  readonly config: Config;
+  readonly router: Router;
+  readonly mesh: BridgeMesh;
+  readonly port: number;
+  readonly host: string;
+  /** http(s)://host:port */
+  readonly url: string;
+  readonly logger: Logger;
+  /** graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, close links and pools */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+/** The gateway id: configured, else generated once and persisted next to the store. */
+function resolveGatewayId(cfg: Config, baseDir: string): string {
+  if (cfg.gateway.id) return cfg.gateway.id;
+  const dataDir = cfg.store.kind === 'sqlite' ? dirname(resolvePath(baseDir, cfg.store.path)) : resolvePath(baseDir, './data');
+  const file = join(dataDir, 'gateway-id');
+  if (existsSync(file)) {
+    const id = readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9_.-]{1,64}$/.test(id)) return id;
+  }
+  const id = newId('gw', 8);
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, id + '\n', { mode: 0o600 });
+  return id;
+}
+
+export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
+  const cfg = loaded.config;
+  const id = resolveGatewayId(cfg, loaded.baseDir);
+  const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
+  const r = cfg.gateway.routing;
+  const router = new Router({
+    strategy: r.strategy,
+    preferLocal: r.preferLocal,
+    retries: r.retries,
+    firstByteTimeoutMs: r.firstByteTimeoutMs,
+    streamIdleTimeoutMs: r.streamIdleTimeoutMs,
+    logger,
+  });
+  const providers: ChannelProvider[] = [];
+  for (const ch of cfg.channels) {
+    const p = createProvider({
+      name: ch.name,
+      provider: ch.provider,
+      baseUrl: ch.baseUrl,
+      apiKey: ch.apiKey,
+      headers: ch.headers,
+      timeoutMs: ch.timeoutMs,
+      maxConcurrent: ch.maxConcurrent,
+      options: ch.options,
+    });
+    providers.push(p);
+    router.add(localCandidate(ch, p));
+  }
+
+  const tls = cfg.gateway.tls
+    ? { cert: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.cert), 'utf8'), key: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.key), 'utf8') }
+    : undefined;
+
+  const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, logger: logger.child({ part: 'bridge' }) });
+  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, logger })];
+  const http = new HttpServer({
+    host: cfg.gateway.host,
+    port: cfg.gateway.port,
+    tls,
+    clientTokens: cfg.gateway.auth.tokens,
+    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
+    logger,
+    routes,
+    upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head) },
+  });
+  const addr = await http.listen();
+  const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
+  mesh.start();
+  logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
+
+  let closing: Promise<void> | undefined;
+  return {
+    id,
+    name: cfg.gateway.name,
+    config: cfg,
+    router,
+    mesh,
+    port: addr.port,
+    host: addr.address,
+    url,
+    logger,
+    close() {
+      closing ??= (async () => {
+        await mesh.stopAccepting();
+        await http.shutdown(cfg.gateway.shutdownGraceMs);
+        await mesh.close();
+        await Promise.all(providers.map((p) => p.close()));
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/** /v1/chat/completions, /v1/embeddings, /v1/models. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { GatewayError, toGatewayError } from '../../wire/errors.js';
+import type { Router, RoutedChat } from '../../router/router.js';
+import type { Candidate } from '../../router/candidate.js';
+import type { Logger } from '../../util/log.js';
+import { parseJsonBody, readBody, sendError, sendJson } from '../respond.js';
+import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
+import { validateChat, validateEmbeddings } from '../validate.js';
+
+export interface V1Context {
+  router: Router;
+  logger: Logger;
+  maxBodyBytes: number;
+  timeoutMs: number;
+}
+
+function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
+  const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
+  if (c.peer) h['x-switchyard-peer'] = c.peer.name;
+  if (c.mock) h['x-switchyard-mock'] = 'true';
+  return h;
+}
+
+/**
+ * An AbortController for one request: aborted when the client goes away before the response finished, or
+ * when the whole-request deadline passes (then `timedOut` is true).
+ */
+function requestAbort(res: ServerResponse, timeoutMs: number) {
+  const ac = new AbortController();
+  const state = { timedOut: false };
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort();
+  };
+  res.once('close', onClose);
+  const timer = setTimeout(() => {
+    state.timedOut = true;
+    ac.abort();
+  }, timeoutMs);
+  return {
+    signal: ac.signal,
+    state,
+    dispose: () => {
+      clearTimeout(timer);
+      res.off('close', onClose);
+    },
+  };
+}
+
+export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  const body = validateChat(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
+  const abort = requestAbort(res, ctx.timeoutMs);
+  const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
+  let routed: RoutedChat;
+  try {
+    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+  } catch (err) {
+    abort.dispose();
+    if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    throw err;
+  }
+  const headers = sourceHeaders(routed.candidate, requestId);
+  if (!routed.stream) {
+    abort.dispose();
+    sendJson(res, 200, routed.completion, headers);
+    ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
+    return;
+  }
+  await pipeStream(ctx, res, routed, headers, clientWantsUsage, abort, requestId);
+}
+
+async function pipeStream(
+  ctx: V1Context,
+  res: ServerResponse,
+  routed: Extract<RoutedChat, { stream: true }>,
+  headers: Record<string, string>,
+  clientWantsUsage: boolean,
+  abort: ReturnType<typeof requestAbort>,
+  requestId: string,
+): Promise<void> {
+  startSse(res, headers);
+  let usage: unknown;
+  try {
+    let chunk = routed.first;
+    while (chunk !== undefined) {
+      if (chunk.usage) usage = chunk.usage;
+      if ((!chunk.usage || clientWantsUsage) && !writeSseData(res, chunk.data)) {
+        await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      }
+      if (res.destroyed) break;
+      const r = await routed.rest.next();
+      chunk = r.done ? undefined : r.value;
+    }
+    if (res.destroyed) {
+      await routed.rest.return?.();
+      ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
+      return;
+    }
+    endSseDone(res);
+    ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
+  } catch (err) {
+    let e = toGatewayError(err);
+    if (abort.state.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (!res.destroyed) endSseError(res, e);
+    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
+  } finally {
+    abort.dispose();
+  }
+}
+
+export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  const body = validateEmbeddings(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const abort = requestAbort(res, ctx.timeoutMs);
+  try {
+    const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
+    sendJson(res, 200, response, sourceHeaders(candidate, requestId));
+  } catch (err) {
+    if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    throw err;
+  } finally {
+    abort.dispose();
+  }
+}
+
+export function handleModels(ctx: V1Context, res: ServerResponse, requestId: string): void {
+  sendJson(res, 200, { object: 'list', data: ctx.router.models() }, { 'x-request-id': requestId });
+}
+
+export { sendError };

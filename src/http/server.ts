@@ -1,0 +1,140 @@
+/**
+ * The HTTP(S) server: node:http (see docs/operations.md for why not a framework), one dispatch table,
+ * bearer auth per surface, request ids, WebSocket upgrades handed to their owners (/bridge, /acp), and a
+ * graceful shutdown that stops accepting, lets in-flight requests finish up to a deadline, then closes.
+ */
+import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { GatewayError, toGatewayError } from '../wire/errors.js';
+import { bearerToken, tokenMatches } from '../util/secret.js';
+import type { Logger } from '../util/log.js';
+import { requestIdOf, sendError, sendJson } from './respond.js';
+import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
+
+/** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  tls?: { cert: string; key: string } | undefined;
+  /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
+  clientTokens: string[];
+  v1: V1Context;
+  logger: Logger;
+  routes?: RouteHandler[];
+  upgrades?: Record<string, UpgradeHandler>;
+  /** extra readiness checks for /readyz */
+  ready?: () => { ready: boolean; detail?: Record<string, unknown> };
+}
+
+export class HttpServer {
+  readonly server: Server;
+  private inflight = 0;
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly opts: HttpServerOptions) {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttp(handler);
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+    this.server.requestTimeout = 0; // streams may be long; the router's deadline bounds them
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    this.server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      else socket.destroy(err);
+    });
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.opts.tls ? 'https' : 'http';
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const h = this.opts.upgrades?.[path];
+    if (!h || this.draining) {
+      socket.end(`HTTP/1.1 ${this.draining ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    h(req, socket, head);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = requestIdOf(req);
+    this.inflight++;
+    res.once('close', () => {
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+    this.dispatch(req, res, requestId).catch((err) => {
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, err: String((err as Error)?.stack ?? err) });
+      if (!res.headersSent) res.setHeader('x-request-id', requestId);
+      sendError(res, e);
+    });
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' }, { 'x-request-id': requestId });
+    if (path === '/readyz') {
+      const r = this.opts.ready?.() ?? { ready: true };
+      const ready = r.ready && !this.draining;
+      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
+    }
+    if (path.startsWith('/v1/')) {
+      res.setHeader('x-request-id', requestId);
+      if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
+        throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
+      }
+      if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
+      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
+      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId) : notAllowed(method, 'GET');
+      throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+    }
+    for (const r of this.opts.routes ?? []) {
+      if (await r(req, res, path, requestId)) return;
+    }
+    throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+  }
+
+  /**
+   * Graceful shutdown: readiness goes to 503 and new /v1 requests are refused, the listener stops
+   * accepting, idle keep-alive sockets close, in-flight requests get `graceMs` to finish, the rest are cut.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.inflight > 0) {
+      await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
+    }
+    this.server.closeAllConnections();
+    await closed;
+  }
+}
+
+function notAllowed(method: string, allowed: string): never {
+  throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`);
+}

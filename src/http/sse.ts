@@ -1,0 +1,31 @@
+/**
+ * SSE writer for /v1 streams. Each chunk is written as it arrives (`data: …\n\n`), headers are sent with
+ * the first chunk, Nagle is off for the socket. A normal end writes `data: [DONE]`; an abnormal end writes
+ * an OpenAI-style error event and closes WITHOUT [DONE], so clients can tell.
+ */
+import type { ServerResponse } from 'node:http';
+import type { GatewayError } from '../wire/errors.js';
+
+export function startSse(res: ServerResponse, headers: Record<string, string>): void {
+  res.socket?.setNoDelay(true);
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    ...headers,
+  });
+}
+
+export function writeSseData(res: ServerResponse, data: string): boolean {
+  return res.write(`data: ${data}\n\n`);
+}
+
+export function endSseDone(res: ServerResponse): void {
+  res.end('data: [DONE]\n\n');
+}
+
+export function endSseError(res: ServerResponse, err: GatewayError): void {
+  const body = err.toOpenAI();
+  res.end(`data: ${JSON.stringify(body)}\n\n`);
+}

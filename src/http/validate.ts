@@ -1,0 +1,64 @@
+/**
+ * Validation of /v1 request bodies: only what the gateway needs to route and translate safely. Unknown
+ * fields pass through to OpenAI-compatible upstreams untouched. Every error names the field (`param`).
+ */
+import { GatewayError } from '../wire/errors.js';
+import type { ChatRequest, EmbeddingsRequest } from '../wire/openai.js';
+
+const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+function bad(param: string, what: string): never {
+  throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function validateChat(body: unknown): ChatRequest {
+  if (!isObj(body)) bad('body', 'must be a JSON object');
+  if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
+  if (!Array.isArray(body.messages) || body.messages.length === 0) bad('messages', 'required, a non-empty array');
+  body.messages.forEach((m: unknown, i: number) => {
+    const p = `messages[${i}]`;
+    if (!isObj(m)) bad(p, 'must be an object');
+    if (typeof m.role !== 'string' || !ROLES.has(m.role)) bad(`${p}.role`, `must be one of ${[...ROLES].join(', ')}`);
+    const c = m.content;
+    if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c)) bad(`${p}.content`, 'must be a string, an array of content parts, or null');
+    if (Array.isArray(c)) c.forEach((part: unknown, j: number) => {
+      if (!isObj(part) || typeof part.type !== 'string') bad(`${p}.content[${j}]`, 'must be an object with a string "type"');
+    });
+    if ((c === undefined || c === null) && m.role !== 'assistant') bad(`${p}.content`, 'required for this role');
+    if (m.role === 'tool' && typeof m.tool_call_id !== 'string') bad(`${p}.tool_call_id`, 'required for role "tool"');
+    if (m.tool_calls !== undefined) {
+      if (!Array.isArray(m.tool_calls)) bad(`${p}.tool_calls`, 'must be an array');
+      m.tool_calls.forEach((tc: unknown, j: number) => {
+        const q = `${p}.tool_calls[${j}]`;
+        if (!isObj(tc) || typeof tc.id !== 'string' || !isObj(tc.function) || typeof tc.function.name !== 'string') bad(q, 'needs id and function.name');
+        if (typeof tc.function.arguments !== 'string') bad(`${q}.function.arguments`, 'must be a JSON string');
+      });
+    }
+  });
+  if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
+  if (body.stream_options !== undefined && body.stream_options !== null && !isObj(body.stream_options)) bad('stream_options', 'must be an object');
+  if (body.tools !== undefined) {
+    if (!Array.isArray(body.tools)) bad('tools', 'must be an array');
+    body.tools.forEach((t: unknown, i: number) => {
+      if (!isObj(t) || t.type !== 'function' || !isObj(t.function) || typeof t.function.name !== 'string') bad(`tools[${i}]`, 'must be { type: "function", function: { name, … } }');
+    });
+  }
+  for (const k of ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'presence_penalty', 'frequency_penalty', 'seed'] as const) {
+    if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
+  }
+  if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) bad('n', 'streaming supports only n = 1');
+  return body as unknown as ChatRequest;
+}
+
+export function validateEmbeddings(body: unknown): EmbeddingsRequest {
+  if (!isObj(body)) bad('body', 'must be a JSON object');
+  if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
+  const input = body.input;
+  const ok =
+    typeof input === 'string' ||
+    (Array.isArray(input) && input.length > 0 && (input.every((x) => typeof x === 'string') || input.every((x) => typeof x === 'number') || input.every((x) => Array.isArray(x))));
+  if (!ok) bad('input', 'required: a string, a non-empty array of strings, or token arrays');
+  return body as unknown as EmbeddingsRequest;
+}

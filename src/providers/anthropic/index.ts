@@ -1,0 +1,70 @@
+/**
+ * `anthropic` provider: the Messages API (POST {baseUrl}/v1/messages). baseUrl is what the official SDK
+ * calls its base URL: the server root, without /v1 (default https://api.anthropic.com).
+ *
+ * Channel options (cfg.options):
+ * - `anthropicVersion` (string): the `anthropic-version` header; default 2023-06-01.
+ * - `defaultMaxTokens` (positive integer): max_tokens when the client sets none; default 4096 (the API
+ *   requires a value; OpenAI clients usually omit it).
+ *
+ * Streams need no usage opt-in: Anthropic always reports usage (message_start + message_delta).
+ * No embeddings: Anthropic has no embeddings API.
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatRequest } from '../../wire/openai.js';
+import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
+import { UpstreamClient } from '../upstream.js';
+import { toMessagesRequest, type RequestMapOptions } from './request.js';
+import { toChatCompletion } from './response.js';
+import { anthropicStream } from './stream.js';
+import { ANTHROPIC_VERSION, type MessagesResponse } from './wire.js';
+
+export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
+
+export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProvider {
+  const version = option(cfg, 'anthropicVersion', (v): v is string => typeof v === 'string' && v.length > 0) ?? ANTHROPIC_VERSION;
+  const defaultMaxTokens = option(cfg, 'defaultMaxTokens', (v): v is number => Number.isInteger(v) && (v as number) > 0);
+  const mapOpts: RequestMapOptions = defaultMaxTokens === undefined ? {} : { defaultMaxTokens };
+
+  const client = new UpstreamClient({
+    baseUrl: cfg.baseUrl ?? ANTHROPIC_DEFAULT_BASE_URL,
+    connections: cfg.maxConcurrent ?? 128,
+    headersTimeoutMs: cfg.timeoutMs,
+    bodyTimeoutMs: cfg.timeoutMs,
+    label: cfg.name,
+  });
+  const baseHeaders: Record<string, string> = {
+    'content-type': 'application/json',
+    'anthropic-version': version,
+    ...(cfg.headers ?? {}),
+  };
+  if (cfg.apiKey) baseHeaders['x-api-key'] = cfg.apiKey;
+
+  return {
+    kind: 'anthropic',
+    mock: false,
+    async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
+      // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
+      const body = toMessagesRequest(req, mapOpts);
+      const res = await client.request('/v1/messages', {
+        headers: { ...baseHeaders, 'x-request-id': opts.requestId },
+        body: JSON.stringify(body),
+        signal: opts.signal,
+      });
+      await client.ensureOk(res);
+      if (!body.stream) {
+        const msg = await client.json<MessagesResponse>(res);
+        return { stream: false, completion: toChatCompletion(msg, cfg.name) };
+      }
+      return { stream: true, chunks: anthropicStream(res.body, cfg.name) };
+    },
+    close: () => client.close(),
+  };
+}
+
+function option<T>(cfg: ProviderChannelConfig, key: string, valid: (v: unknown) => v is T): T | undefined {
+  const v = cfg.options?.[key];
+  if (v === undefined) return undefined;
+  if (!valid(v)) throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.${key} has an invalid value`, { param: `options.${key}` });
+  return v;
+}

@@ -1,0 +1,90 @@
+/**
+ * Anthropic Messages response → OpenAI ChatCompletion, plus the stop-reason and usage mappings the stream
+ * translator shares. Pure.
+ *
+ * Usage: OpenAI's prompt_tokens is the whole input, so it is input_tokens + cache_creation_input_tokens +
+ * cache_read_input_tokens (Anthropic's input_tokens excludes cached parts); the cache counts are carried
+ * as-is and cache reads also show as prompt_tokens_details.cached_tokens.
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
+
+const FINISH: Record<StopReason, FinishReason> = {
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  // the server paused a long-running server-tool turn; to an OpenAI client the answer ended normally
+  pause_turn: 'stop',
+  max_tokens: 'length',
+  model_context_window_exceeded: 'length',
+  tool_use: 'tool_calls',
+  refusal: 'content_filter',
+};
+
+export function toFinishReason(r: string | null | undefined): FinishReason {
+  if (r == null) return null;
+  return FINISH[r as StopReason] ?? 'stop';
+}
+
+const n = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+export function toOpenAiUsage(u: AnthropicUsage): Usage {
+  const cacheWrite = n(u.cache_creation_input_tokens);
+  const cacheRead = n(u.cache_read_input_tokens);
+  const prompt = n(u.input_tokens) + cacheWrite + cacheRead;
+  const completion = n(u.output_tokens);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cacheRead },
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
+  };
+}
+
+/**
+ * Later usage overrides earlier, field by field, where it is a number: message_delta counts are cumulative
+ * and may omit (or null) what message_start already reported.
+ */
+export function mergeUsage(base: AnthropicUsage, later: AnthropicUsage | undefined): AnthropicUsage {
+  const out: AnthropicUsage = { ...base };
+  if (!later) return out;
+  for (const k of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
+    const v = later[k];
+    if (typeof v === 'number') out[k] = v;
+  }
+  return out;
+}
+
+export function toChatCompletion(msg: MessagesResponse, label: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
+  if (!msg || typeof msg !== 'object' || !Array.isArray(msg.content)) {
+    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
+  }
+  let text = '';
+  let reasoning = '';
+  const toolCalls: ToolCall[] = [];
+  for (const b of msg.content) {
+    if (b.type === 'text') text += (b as { text: string }).text;
+    else if (b.type === 'thinking') reasoning += (b as { thinking: string }).thinking;
+    else if (b.type === 'tool_use') {
+      const t = b as { id: string; name: string; input: unknown };
+      toolCalls.push({ id: t.id, type: 'function', function: { name: t.name, arguments: JSON.stringify(t.input ?? {}) } });
+    }
+    // redacted_thinking, server-tool and unknown blocks have no OpenAI form
+  }
+  const message: ChatCompletion['choices'][number]['message'] = {
+    role: 'assistant',
+    content: text === '' && toolCalls.length > 0 ? null : text,
+  };
+  if (toolCalls.length) message.tool_calls = toolCalls;
+  if (reasoning) message.reasoning_content = reasoning;
+  return {
+    id: msg.id,
+    object: 'chat.completion',
+    created,
+    model: msg.model,
+    choices: [{ index: 0, message, finish_reason: toFinishReason(msg.stop_reason) ?? 'stop', logprobs: null }],
+    usage: toOpenAiUsage(msg.usage ?? {}),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * `ollama` provider: Ollama's native API (`/api/chat`, `/api/embed`), not its OpenAI-compatible `/v1`, so
+ * that usage counts, done reasons and in-band stream errors come through exactly.
+ *
+ * baseUrl is the server root (default http://127.0.0.1:11434); a path prefix is kept (Ollama behind a
+ * reverse proxy), and so is `apiKey`, sent as a Bearer token for such proxies (Ollama itself needs none).
+ * channel.options: `keepAlive` (string duration such as "10m", or seconds) is sent as `keep_alive`.
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../../wire/openai.js';
+import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
+import { UpstreamClient } from '../upstream.js';
+import { toOllamaChat, toOllamaEmbed, type OllamaRequestDefaults } from './request.js';
+import { fromOllamaChat, fromOllamaEmbed } from './response.js';
+import { ollamaStream } from './stream.js';
+
+export const OLLAMA_DEFAULT_BASE_URL = 'http://127.0.0.1:11434';
+
+function readDefaults(cfg: ProviderChannelConfig): OllamaRequestDefaults {
+  const k = cfg.options?.keepAlive;
+  if (k === undefined) return {};
+  if (typeof k === 'string' || (typeof k === 'number' && Number.isFinite(k))) return { keepAlive: k };
+  throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.keepAlive must be a duration string or a number of seconds`);
+}
+
+export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvider {
+  const defaults = readDefaults(cfg);
+  const client = new UpstreamClient({
+    baseUrl: cfg.baseUrl ?? OLLAMA_DEFAULT_BASE_URL,
+    connections: cfg.maxConcurrent ?? 128,
+    headersTimeoutMs: cfg.timeoutMs,
+    bodyTimeoutMs: cfg.timeoutMs,
+    label: cfg.name,
+  });
+  const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
+  if (cfg.apiKey) baseHeaders.authorization = `Bearer ${cfg.apiKey}`;
+  const headers = (opts: CallOptions, accept: string) => ({ ...baseHeaders, accept, 'x-request-id': opts.requestId });
+
+  return {
+    kind: 'ollama',
+    mock: false,
+    async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
+      // mapping errors (bad tool arguments, remote images) surface before anything is sent
+      const body = toOllamaChat(req, defaults);
+      const accept = body.stream ? 'application/x-ndjson' : 'application/json';
+      const res = await client.request('/api/chat', { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal });
+      await client.ensureOk(res);
+      if (!body.stream) return { stream: false, completion: fromOllamaChat(await client.json<unknown>(res), cfg.name, req.model) };
+      return { stream: true, chunks: ollamaStream(res.body, cfg.name, req.model) };
+    },
+    async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
+      const body = toOllamaEmbed(req, defaults);
+      const res = await client.request('/api/embed', { headers: headers(opts, 'application/json'), body: JSON.stringify(body), signal: opts.signal });
+      await client.ensureOk(res);
+      return fromOllamaEmbed(await client.json<unknown>(res), req, cfg.name);
+    },
+    close: () => client.close(),
+  };
+}

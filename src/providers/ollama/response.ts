@@ -1,0 +1,100 @@
+/**
+ * Ollama replies → OpenAI shapes. Pure. Also holds the pieces the stream mapper shares: ids, finish reason,
+ * usage, tool-call conversion. A reply that does not have the documented shape is UPSTREAM_BAD_RESPONSE.
+ *
+ * Tool calls: Ollama's `arguments` object becomes the OpenAI JSON string; a call without an `id` (older
+ * servers never send one) gets `call_<n>`, n counting the calls of this reply from 0.
+ * Thinking models: `message.thinking` is carried as `reasoning_content` (the vLLM / DeepSeek extension).
+ */
+import { randomBytes } from 'node:crypto';
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletion, EmbeddingsRequest, EmbeddingsResponse, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import type { OllamaChatResponse, OllamaEmbedResponse, OllamaMetrics } from './wire.js';
+
+export const newChatId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
+
+/** Ollama's RFC 3339 timestamp → unix seconds (now when absent or unreadable). */
+export function createdOf(createdAt: unknown): number {
+  const ms = typeof createdAt === 'string' ? Date.parse(createdAt) : NaN;
+  return Math.floor((Number.isNaN(ms) ? Date.now() : ms) / 1000);
+}
+
+export function finishReasonOf(doneReason: unknown, hadToolCalls: boolean): FinishReason {
+  if (hadToolCalls) return 'tool_calls';
+  return doneReason === 'length' ? 'length' : 'stop';
+}
+
+export function usageOf(m: OllamaMetrics): Usage {
+  const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+  const prompt = count(m.prompt_eval_count);
+  const completion = count(m.eval_count);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+const bad = (label: string, what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
+
+/** Ollama tool calls → OpenAI ones; `firstIndex` numbers synthesised ids across a whole stream. */
+export function toOpenAiToolCalls(calls: unknown, firstIndex: number, label: string): ToolCall[] {
+  if (calls === undefined || calls === null) return [];
+  if (!Array.isArray(calls)) throw bad(label, 'upstream tool_calls is not an array');
+  return calls.map((c: unknown, i): ToolCall => {
+    const call = c as { id?: unknown; function?: { name?: unknown; arguments?: unknown } } | null;
+    const fn = call?.function;
+    if (!fn || typeof fn.name !== 'string') throw bad(label, 'upstream tool call has no function name');
+    const a = fn.arguments;
+    let args: string;
+    if (typeof a === 'string') args = a;
+    else if (a === undefined || a === null) args = '{}';
+    else if (typeof a === 'object' && !Array.isArray(a)) args = JSON.stringify(a);
+    else throw bad(label, 'upstream tool call arguments are not an object');
+    const id = typeof call.id === 'string' && call.id !== '' ? call.id : `call_${firstIndex + i}`;
+    return { id, type: 'function', function: { name: fn.name, arguments: args } };
+  });
+}
+
+export function fromOllamaChat(res: unknown, label: string, requestedModel: string): ChatCompletion {
+  if (!res || typeof res !== 'object') throw bad(label, 'upstream reply is not a JSON object');
+  const r = res as Partial<OllamaChatResponse> & { error?: unknown };
+  if (typeof r.error === 'string') throw new GatewayError('UPSTREAM_ERROR', `channel ${label}: upstream reported an error: ${r.error.slice(0, 300)}`);
+  const m = r.message;
+  if (!m || typeof m !== 'object') throw bad(label, 'upstream reply has no message');
+  if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') throw bad(label, 'upstream message content is not a string');
+  const toolCalls = toOpenAiToolCalls(m.tool_calls, 0, label);
+  const text = m.content ?? '';
+  const message: ChatCompletion['choices'][number]['message'] = {
+    role: 'assistant',
+    content: text === '' && toolCalls.length ? null : text,
+  };
+  if (toolCalls.length) message.tool_calls = toolCalls;
+  if (typeof m.thinking === 'string' && m.thinking !== '') message.reasoning_content = m.thinking;
+  return {
+    id: newChatId(),
+    object: 'chat.completion',
+    created: createdOf(r.created_at),
+    model: typeof r.model === 'string' && r.model ? r.model : requestedModel,
+    choices: [{ index: 0, message, finish_reason: finishReasonOf(r.done_reason, toolCalls.length > 0), logprobs: null }],
+    usage: usageOf(r),
+  };
+}
+
+/** Float32 little-endian, base64: what OpenAI returns for encoding_format "base64". */
+function toBase64(vec: number[]): string {
+  return Buffer.from(new Float32Array(vec).buffer).toString('base64');
+}
+
+export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: string): EmbeddingsResponse {
+  const r = res as Partial<OllamaEmbedResponse> | null;
+  const vectors = r?.embeddings;
+  if (!Array.isArray(vectors) || !vectors.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
+    throw bad(label, 'embed reply has no embeddings');
+  }
+  const expected = Array.isArray(req.input) ? req.input.length : 1;
+  if (vectors.length !== expected) throw bad(label, `embed reply has ${vectors.length} embeddings for ${expected} inputs`);
+  const { prompt_tokens } = usageOf(r ?? {});
+  return {
+    object: 'list',
+    data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: req.encoding_format === 'base64' ? toBase64(v) : v })),
+    model: typeof r?.model === 'string' && r.model ? r.model : req.model,
+    usage: { prompt_tokens, total_tokens: prompt_tokens },
+  };
+}

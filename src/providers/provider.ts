@@ -1,0 +1,61 @@
+/**
+ * The one small interface every upstream adapter implements. The router never branches on a provider's name:
+ * it calls `chat` / `embeddings` on whatever the registry built for a channel.
+ *
+ * Streaming contract (the heart of stream integrity):
+ * - `chat` resolves only once the upstream answered with a success status (so a failure before the first
+ *   byte can be retried elsewhere). It rejects with a GatewayError otherwise.
+ * - A stream yields OpenAI `chat.completion.chunk` objects already serialised to JSON (`data`), in order, as
+ *   they arrive. The adapter always asks the upstream for usage and yields it as a final usage chunk
+ *   (`choices: []`, `usage: {...}`) flagged with `usage`; the edge decides whether the client sees it.
+ * - Normal end = the iterator returns. Any abnormal end (connection cut, malformed chunk, in-band error,
+ *   upstream error event) = the iterator throws a GatewayError. Never a silent return.
+ * - `opts.signal` aborts the upstream request (client disconnect, deadline, cancel).
+ */
+import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+
+export interface StreamChunk {
+  /** one serialised chat.completion.chunk */
+  data: string;
+  /** set on the usage chunk (choices: []) */
+  usage?: Usage;
+}
+
+export type ChatOutcome =
+  | { stream: false; completion: ChatCompletion }
+  | { stream: true; chunks: AsyncIterable<StreamChunk> };
+
+export interface CallOptions {
+  /** aborts the upstream request */
+  signal: AbortSignal;
+  /** gateway request id, forwarded upstream as x-request-id where the provider allows it */
+  requestId: string;
+}
+
+export interface ChannelProvider {
+  /** provider kind as configured (openai, vllm, anthropic, ollama, mock) */
+  readonly kind: string;
+  /** true for the built-in mock: shown wherever the channel is listed */
+  readonly mock: boolean;
+  /** `req.model` is already the upstream model name (modelMap applied by the caller) */
+  chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome>;
+  /** absent when the provider has no embeddings API */
+  embeddings?(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse>;
+  /** release pooled connections */
+  close(): Promise<void>;
+}
+
+/** What a provider factory receives: the channel's resolved config (secrets already substituted). */
+export interface ProviderChannelConfig {
+  name: string;
+  provider: 'openai' | 'vllm' | 'anthropic' | 'ollama' | 'mock';
+  baseUrl?: string | undefined;
+  apiKey?: string | undefined;
+  headers?: Record<string, string> | undefined;
+  timeoutMs?: number | undefined;
+  maxConcurrent?: number | undefined;
+  /** provider-specific knobs (e.g. mock behaviour, anthropic version) */
+  options?: Record<string, unknown> | undefined;
+}
+
+export type ProviderFactory = (cfg: ProviderChannelConfig) => ChannelProvider;

@@ -1,0 +1,166 @@
+/**
+ * The upstream HTTP client shared by every HTTP provider: one undici Pool per channel with keep-alive,
+ * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
+ * gateway error codes; upstream error statuses mapped in one place.
+ */
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { GatewayError, type ErrorCode } from '../wire/errors.js';
+
+export interface UpstreamOptions {
+  /** e.g. https://api.openai.com/v1 — paths are appended to its pathname */
+  baseUrl: string;
+  /** pool size; default 128 */
+  connections?: number | undefined;
+  /** time until response headers arrive (first byte); default 60 s */
+  headersTimeoutMs?: number | undefined;
+  /** max silence between body chunks (stream idle); default 60 s */
+  bodyTimeoutMs?: number | undefined;
+  /** used in error messages: the channel name, never the URL with credentials */
+  label: string;
+  /** trust this CA for https upstreams (PEM) */
+  ca?: string | undefined;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export class UpstreamClient {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  readonly label: string;
+
+  constructor(opts: UpstreamOptions) {
+    const url = new URL(opts.baseUrl);
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.label = opts.label;
+    this.pool = new Pool(url.origin, {
+      connections: opts.connections ?? 128,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 600_000,
+      headersTimeout: opts.headersTimeoutMs ?? 60_000,
+      bodyTimeout: opts.bodyTimeoutMs ?? 60_000,
+      ...(opts.ca ? { connect: { ca: opts.ca } } : {}),
+    });
+  }
+
+  /**
+   * Sends a request. Resolves with the response for any status; use `ensureOk` to turn error statuses into
+   * GatewayErrors (with the upstream's own message, truncated).
+   */
+  async request(path: string, init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal }): Promise<UpstreamResponse> {
+    try {
+      const res = await this.pool.request({
+        path: this.basePath + path,
+        method: init.method ?? 'POST',
+        headers: init.headers,
+        body: init.body ?? null,
+        signal: init.signal,
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      throw mapTransportError(err, this.label, false);
+    }
+  }
+
+  /** Reads a whole (small) JSON body; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
+  async json<T>(res: UpstreamResponse): Promise<T> {
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw mapTransportError(err, this.label, false);
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream returned a body that is not JSON`);
+    }
+  }
+
+  /** Throws the mapped GatewayError when the status is not 2xx; drains the body either way on error. */
+  async ensureOk(res: UpstreamResponse): Promise<void> {
+    if (res.status >= 200 && res.status < 300) return;
+    let text = '';
+    try {
+      text = await res.body.text();
+    } catch {
+      /* the status is what matters */
+    }
+    throw statusError(res.status, upstreamMessage(text), this.label, retryAfter(res.headers['retry-after']));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => undefined);
+  }
+}
+
+/** Extracts a readable message from an upstream error body of any of the providers' shapes. */
+export function upstreamMessage(text: string): string {
+  let msg = text;
+  try {
+    const j = JSON.parse(text) as { error?: unknown; message?: unknown };
+    const e = j.error;
+    if (typeof e === 'string') msg = e;
+    else if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') msg = (e as { message: string }).message;
+    else if (typeof j.message === 'string') msg = j.message;
+  } catch {
+    /* not JSON: use the text */
+  }
+  msg = msg.replace(/\s+/g, ' ').trim();
+  return msg.length > 300 ? msg.slice(0, 300) + '…' : msg;
+}
+
+function retryAfter(h: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return undefined;
+  const n = Number(v);
+  if (Number.isFinite(n) && n >= 0) return n;
+  const d = Date.parse(v);
+  return Number.isNaN(d) ? undefined : Math.max(0, Math.ceil((d - Date.now()) / 1000));
+}
+
+/** Upstream HTTP status → gateway error. Auth failures upstream are the gateway's problem (502), not the client's. */
+export function statusError(status: number, message: string, label: string, retryAfterSec?: number): GatewayError {
+  const text = `channel ${label}: upstream answered ${status}${message ? `: ${message}` : ''}`;
+  const opts = { details: { upstreamStatus: status }, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) };
+  if (status === 429) return new GatewayError('RATE_LIMITED', text, opts);
+  if (status === 408 || status === 504) return new GatewayError('UPSTREAM_TIMEOUT', text, opts);
+  if (status === 503) return new GatewayError('UPSTREAM_ERROR', text, { ...opts, status: 503 });
+  if (status >= 500) return new GatewayError('UPSTREAM_ERROR', text, opts);
+  if (status === 400 || status === 422 || status === 413) return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
+  // 401/403/404/other 4xx: a channel misconfiguration (key, model name); another channel may serve it.
+  return new GatewayError('UPSTREAM_ERROR', text, opts);
+}
+
+/**
+ * undici / socket failures → gateway errors. `midStream` distinguishes a failure after data started
+ * flowing (UPSTREAM_STREAM_ERROR) from one before (UPSTREAM_ERROR / UPSTREAM_TIMEOUT).
+ */
+export function mapTransportError(err: unknown, label: string, midStream: boolean): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const e = err as { name?: string; code?: string; message?: string } | undefined;
+  const code = e?.code;
+  if (e?.name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
+    return new GatewayError('CANCELLED', `channel ${label}: request cancelled`, { cause: err });
+  }
+  let gw: ErrorCode = midStream ? 'UPSTREAM_STREAM_ERROR' : 'UPSTREAM_ERROR';
+  let what = midStream ? 'upstream stream broke' : 'upstream unreachable';
+  if (err instanceof undiciErrors.HeadersTimeoutError || code === 'UND_ERR_HEADERS_TIMEOUT') {
+    gw = 'UPSTREAM_TIMEOUT';
+    what = 'no response from upstream before the first-byte timeout';
+  } else if (err instanceof undiciErrors.BodyTimeoutError || code === 'UND_ERR_BODY_TIMEOUT') {
+    gw = 'UPSTREAM_TIMEOUT';
+    what = 'upstream went silent (idle timeout)';
+  } else if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'UND_ERR_CLOSED') {
+    what = midStream ? 'upstream closed the connection mid-stream' : 'upstream closed the connection';
+  } else if (code === 'ECONNREFUSED') {
+    what = 'upstream refused the connection';
+  } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    what = 'upstream host not found';
+  }
+  return new GatewayError(gw, `channel ${label}: ${what}`, { cause: err, details: code ? { cause: code } : undefined });
+}

@@ -1,0 +1,53 @@
+/**
+ * A candidate is anything that can serve a model: a local channel, or a channel a bridge peer shares with
+ * us. The router treats both the same; only `peer` tells them apart (for display, preferLocal and
+ * loadBalance).
+ */
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
+import type { CallOptions, ChatOutcome } from '../providers/provider.js';
+
+export interface RouteOptions extends CallOptions {
+  /** gateway ids this request already passed (bridge loop prevention); our own id is appended by the bridge */
+  hops: string[];
+  /** absolute deadline, ms since epoch */
+  deadline: number;
+  /** conversation affinity key (X-Session-Id) */
+  sessionId?: string | undefined;
+}
+
+export interface PeerRef {
+  /** the peer gateway's id */
+  id: string;
+  /** the peer's name (config name of the bridge, or its announced gatewayName) */
+  name: string;
+  /** the peer announced capabilities.loadBalance */
+  loadBalance: boolean;
+}
+
+export interface CandidateLoad {
+  inflight: number;
+  maxConcurrent: number;
+  /** EWMA of time to first byte / full answer, ms; 0 = unknown */
+  latencyMsEwma: number;
+}
+
+export interface Candidate {
+  /** unique in the table: `local/<channel>` or `peer/<gatewayId>/<channel>` */
+  readonly id: string;
+  /** channel name on the gateway that serves it */
+  readonly channel: string;
+  /** provider kind of that channel */
+  readonly provider: string;
+  readonly mock: boolean;
+  readonly peer: PeerRef | undefined;
+  /** public model names this candidate serves */
+  readonly models: readonly string[];
+  readonly priority: number;
+  readonly weight: number;
+  readonly supportsEmbeddings: boolean;
+  /** current load; for peers, from their bridge-load reports plus our own in-flight count */
+  load(): CandidateLoad;
+  /** `req.model` is the public model name; the candidate maps it */
+  chat(req: ChatRequest, opts: RouteOptions): Promise<ChatOutcome>;
+  embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse>;
+}

@@ -1,0 +1,30 @@
+/** A local channel as a routing candidate: the provider plus the channel's model map and limits. */
+import { GatewayError } from '../wire/errors.js';
+import type { ChannelConfig } from '../config/schema.js';
+import type { ChannelProvider } from '../providers/provider.js';
+import type { Candidate, RouteOptions } from './candidate.js';
+
+export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Candidate {
+  const upstreamModel = (m: string) => ch.modelMap[m] ?? m;
+  return {
+    id: `local/${ch.name}`,
+    channel: ch.name,
+    provider: ch.provider,
+    mock: provider.mock,
+    peer: undefined,
+    models: ch.models,
+    priority: ch.priority,
+    weight: ch.weight,
+    supportsEmbeddings: typeof provider.embeddings === 'function',
+    load: () => ({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 }),
+    chat: (req, opts: RouteOptions) => {
+      const model = upstreamModel(req.model);
+      return provider.chat(model === req.model ? req : { ...req, model }, opts);
+    },
+    embeddings: (req, opts: RouteOptions) => {
+      if (!provider.embeddings) throw new GatewayError('UNSUPPORTED', `channel ${ch.name} (${ch.provider}) has no embeddings API`, { param: 'model' });
+      const model = upstreamModel(req.model);
+      return provider.embeddings(model === req.model ? req : { ...req, model }, opts);
+    },
+  };
+}

@@ -1,0 +1,350 @@
+/**
+ * The one routing table: local channels and peers' shared channels, indexed by public model name.
+ * `chat` picks a candidate, and retries a failure that happens before the first byte reaches the client
+ * on another candidate (never one that already failed for this request while another exists), within
+ * `retries`, the whole-request deadline and the first-byte timeout. For streams the first chunk is awaited
+ * before the outcome is returned: that chunk is the commit point. After it, an upstream failure ends the
+ * stream with an error (the caller's job), never a fake success.
+ */
+import { GatewayError, toGatewayError } from '../wire/errors.js';
+import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
+import type { StreamChunk } from '../providers/provider.js';
+import type { Logger } from '../util/log.js';
+import type { Candidate, RouteOptions } from './candidate.js';
+import { pick, type Scored, type Strategy } from './select.js';
+
+export interface RouterOptions {
+  strategy: Strategy;
+  preferLocal: boolean;
+  retries: number;
+  firstByteTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  logger: Logger;
+  random?: () => number;
+}
+
+interface Stats {
+  inflight: number;
+  latencyMsEwma: number;
+}
+
+export type RoutedChat =
+  | { stream: false; completion: ChatCompletion; candidate: Candidate; attempts: number }
+  | { stream: true; first: StreamChunk | undefined; rest: AsyncIterator<StreamChunk>; candidate: Candidate; attempts: number };
+
+const EWMA_ALPHA = 0.2;
+
+export class Router {
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly stats = new Map<string, Stats>();
+  private readonly byModel = new Map<string, Candidate[]>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly opts: RouterOptions) {}
+
+  add(c: Candidate): void {
+    this.candidates.set(c.id, c);
+    if (!this.stats.has(c.id)) this.stats.set(c.id, { inflight: 0, latencyMsEwma: 0 });
+    this.reindex();
+  }
+
+  remove(id: string): void {
+    if (this.candidates.delete(id)) this.reindex();
+  }
+
+  /** removes every candidate whose id starts with prefix (a peer leaving) */
+  removeWhere(pred: (c: Candidate) => boolean): void {
+    let changed = false;
+    for (const [id, c] of this.candidates) if (pred(c)) changed = this.candidates.delete(id) || changed;
+    if (changed) this.reindex();
+  }
+
+  /** called whenever the table changes */
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private reindex(): void {
+    this.byModel.clear();
+    for (const c of this.candidates.values()) {
+      for (const m of c.models) {
+        let list = this.byModel.get(m);
+        if (!list) this.byModel.set(m, (list = []));
+        list.push(c);
+      }
+    }
+    for (const fn of this.listeners) fn();
+  }
+
+  all(): Candidate[] {
+    return [...this.candidates.values()];
+  }
+
+  get(id: string): Candidate | undefined {
+    return this.candidates.get(id);
+  }
+
+  inflightOf(id: string): number {
+    return this.stats.get(id)?.inflight ?? 0;
+  }
+
+  latencyOf(id: string): number {
+    return this.stats.get(id)?.latencyMsEwma ?? 0;
+  }
+
+  models(): ModelEntry[] {
+    const out: ModelEntry[] = [];
+    for (const [id, list] of [...this.byModel.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      out.push({
+        id,
+        object: 'model',
+        created: 0,
+        owned_by: list.every((c) => c.mock) ? 'switchyard-mock' : 'switchyard',
+        channels: list.map((c) => ({ channel: c.channel, provider: c.provider, ...(c.peer ? { peer: c.peer.name } : {}), ...(c.mock ? { mock: true } : {}) })),
+      });
+    }
+    return out;
+  }
+
+  modelNames(): string[] {
+    return [...this.byModel.keys()].sort();
+  }
+
+  private candidatesFor(model: string): Candidate[] {
+    const list = this.byModel.get(model);
+    if (!list || list.length === 0) {
+      const names = this.modelNames();
+      throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here; available: ${names.length ? names.join(', ') : '(none)'}`, {
+        param: 'model',
+        details: { available: names },
+      });
+    }
+    return list;
+  }
+
+  private score(c: Candidate): Scored {
+    const s = this.stats.get(c.id)!;
+    const l = c.load();
+    return { candidate: c, inflight: Math.max(s.inflight, l.inflight), capacity: l.maxConcurrent, latencyMsEwma: s.latencyMsEwma || l.latencyMsEwma };
+  }
+
+  /**
+   * Eligible candidates for one attempt. Peers that did not announce loadBalance are used only when no
+   * local candidate is eligible. Saturated candidates (in-flight ≥ capacity) are skipped.
+   */
+  private choose(list: Candidate[], failed: Set<string>, kind: 'chat' | 'embeddings'): { chosen?: Scored; saturated: number } {
+    const usable = list.filter((c) => kind === 'chat' || c.supportsEmbeddings);
+    let fresh = usable.filter((c) => !failed.has(c.id));
+    // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
+    if (fresh.length === 0) fresh = usable;
+    const scored = fresh.map((c) => this.score(c));
+    const open = scored.filter((s) => s.inflight < s.capacity);
+    const local = open.filter((s) => !s.candidate.peer || s.candidate.peer.loadBalance);
+    const pool = local.some((s) => !s.candidate.peer) ? local : open;
+    const chosen = pick(pool, { strategy: this.opts.strategy, preferLocal: this.opts.preferLocal, random: this.opts.random });
+    return { chosen, saturated: scored.length - open.length };
+  }
+
+  private track(c: Candidate): { done: (ok: boolean) => void } {
+    const s = this.stats.get(c.id) ?? { inflight: 0, latencyMsEwma: 0 };
+    this.stats.set(c.id, s);
+    s.inflight++;
+    const started = performance.now();
+    let ended = false;
+    return {
+      done: (ok) => {
+        if (ended) return;
+        ended = true;
+        s.inflight--;
+        if (ok) {
+          const ms = performance.now() - started;
+          s.latencyMsEwma = s.latencyMsEwma === 0 ? ms : s.latencyMsEwma + EWMA_ALPHA * (ms - s.latencyMsEwma);
+        }
+      },
+    };
+  }
+
+  async chat(req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+    const list = this.candidatesFor(req.model);
+    const failed = new Set<string>();
+    let lastError: GatewayError | undefined;
+    const maxAttempts = 1 + this.opts.retries;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (opts.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled');
+      if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
+      const { chosen, saturated } = this.choose(list, failed, 'chat');
+      if (!chosen) {
+        if (lastError) throw lastError;
+        throw new GatewayError('OVERLOADED', `all ${saturated} candidate(s) for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
+      }
+      const c = chosen.candidate;
+      this.opts.logger.debug('route', {
+        requestId: opts.requestId,
+        model: req.model,
+        attempt,
+        candidates: list.map((x) => ({ id: x.id, inflight: this.inflightOf(x.id), failed: failed.has(x.id) })),
+        chosen: c.id,
+        why: `${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
+      });
+      try {
+        const out = await this.attempt(c, req, opts);
+        return { ...out, attempts: attempt } as RoutedChat;
+      } catch (err) {
+        const e = toGatewayError(err);
+        if (e.code === 'CANCELLED' || opts.signal.aborted) throw e;
+        this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
+        lastError = e;
+        failed.add(c.id);
+        if (!e.retryable) throw e;
+      }
+    }
+    throw lastError!;
+  }
+
+  /** One attempt on one candidate, under the first-byte timeout. Resolves at the commit point. */
+  private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    const release = () => opts.signal.removeEventListener('abort', onAbort);
+    const budget = Math.max(1, Math.min(this.opts.firstByteTimeoutMs, opts.deadline - Date.now()));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, budget);
+    const t = this.track(c);
+    const fail = (err: unknown): never => {
+      clearTimeout(timer);
+      release();
+      t.done(false);
+      if (timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`);
+      throw toGatewayError(err);
+    };
+    try {
+      const out = await c.chat(req, { ...opts, signal: ac.signal });
+      if (!out.stream) {
+        clearTimeout(timer);
+        release();
+        t.done(true);
+        return { stream: false, completion: out.completion, candidate: c };
+      }
+      const it = out.chunks[Symbol.asyncIterator]();
+      const first = await it.next();
+      clearTimeout(timer);
+      return {
+        stream: true,
+        first: first.done ? undefined : first.value,
+        rest: first.done ? emptyIterator(t, release) : this.guard(it, c, ac, t, release),
+        candidate: c,
+      };
+    } catch (err) {
+      return fail(err);
+    }
+  }
+
+  /** Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way. */
+  private guard(it: AsyncIterator<StreamChunk>, c: Candidate, ac: AbortController, t: { done: (ok: boolean) => void }, release: () => void): AsyncIterator<StreamChunk> {
+    const idleMs = this.opts.streamIdleTimeoutMs;
+    const finish = (ok: boolean) => {
+      release();
+      t.done(ok);
+    };
+    return {
+      next: async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const idle = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            ac.abort();
+            reject(new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`));
+          }, idleMs);
+        });
+        try {
+          const r = await Promise.race([it.next(), idle]);
+          if (r.done) finish(true);
+          return r;
+        } catch (err) {
+          finish(false);
+          void it.return?.().catch(() => undefined);
+          throw toGatewayError(err);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      return: async () => {
+        ac.abort();
+        finish(false);
+        await it.return?.().catch(() => undefined);
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  async embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<{ response: EmbeddingsResponse; candidate: Candidate }> {
+    const list = this.candidatesFor(req.model);
+    const failed = new Set<string>();
+    let lastError: GatewayError | undefined;
+    for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
+      const { chosen } = this.choose(list, failed, 'embeddings');
+      if (!chosen) {
+        if (lastError) throw lastError;
+        if (!list.some((c) => c.supportsEmbeddings)) throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
+        throw new GatewayError('OVERLOADED', `all candidates for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
+      }
+      const c = chosen.candidate;
+      const t = this.track(c);
+      try {
+        const response = await c.embeddings(req, opts);
+        t.done(true);
+        return { response, candidate: c };
+      } catch (err) {
+        t.done(false);
+        const e = toGatewayError(err);
+        if (e.code === 'CANCELLED' || !e.retryable) throw e;
+        lastError = e;
+        failed.add(c.id);
+      }
+    }
+    throw lastError!;
+  }
+
+  /**
+   * Serves a request addressed to one local channel (a bridge peer's forward). No retries here: the
+   * requesting gateway does its own failover. Shares in-flight accounting and limits with local traffic.
+   */
+  async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+    const c = this.candidates.get(`local/${channel}`);
+    if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
+    if (!c.models.includes(req.model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${req.model}"`, { param: 'model' });
+    const s = this.score(c);
+    if (s.inflight >= s.capacity) throw new GatewayError('OVERLOADED', `channel "${channel}" is at its concurrency limit`, { retryAfterSec: 1 });
+    const out = await this.attempt(c, req, opts);
+    return { ...out, attempts: 1 } as RoutedChat;
+  }
+
+  async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse> {
+    const c = this.candidates.get(`local/${channel}`);
+    if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
+    if (!c.models.includes(req.model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${req.model}"`, { param: 'model' });
+    const t = this.track(c);
+    try {
+      const r = await c.embeddings(req, opts);
+      t.done(true);
+      return r;
+    } catch (err) {
+      t.done(false);
+      throw toGatewayError(err);
+    }
+  }
+}
+
+function describe(c: Candidate): string {
+  return c.peer ? `peer ${c.peer.name} channel ${c.channel}` : `channel ${c.channel}`;
+}
+
+function emptyIterator(t: { done: (ok: boolean) => void }, release: () => void): AsyncIterator<StreamChunk> {
+  release();
+  t.done(true);
+  return { next: async () => ({ done: true, value: undefined }) };
+}

@@ -1,0 +1,66 @@
+/**
+ * A single-consumer async queue: producers push values, end, or fail; the consumer iterates. Used to turn
+ * frames arriving on a socket (bridge streams, ACP updates) into an AsyncIterable without buffering to the end.
+ */
+export class AsyncQueue<T> implements AsyncIterableIterator<T> {
+  private readonly items: T[] = [];
+  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+  private ended = false;
+  private error: unknown;
+  private failed = false;
+  /** called once when the consumer stops early (return()) */
+  onReturn: (() => void) | undefined;
+
+  push(v: T): void {
+    if (this.ended || this.failed) return;
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve({ done: false, value: v });
+    } else this.items.push(v);
+  }
+
+  end(): void {
+    if (this.ended || this.failed) return;
+    this.ended = true;
+    if (this.waiting && this.items.length === 0) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve({ done: true, value: undefined });
+    }
+  }
+
+  fail(err: unknown): void {
+    if (this.ended || this.failed) return;
+    this.failed = true;
+    this.error = err;
+    if (this.waiting && this.items.length === 0) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.reject(err);
+    }
+  }
+
+  get closed(): boolean {
+    return this.ended || this.failed;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.items.length > 0) return Promise.resolve({ done: false, value: this.items.shift()! });
+    if (this.failed) return Promise.reject(this.error);
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    const wasOpen = !this.closed;
+    this.ended = true;
+    this.items.length = 0;
+    if (wasOpen) this.onReturn?.();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

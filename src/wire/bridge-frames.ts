@@ -1,0 +1,404 @@
+/**
+ * Bridge protocol v1: every frame two gateways exchange over `/bridge`, the bridge error codes, the close codes
+ * and the protocol constants. Normative source: shared/spec/bridge-protocol.md (the seed's `bridge-hello`,
+ * `bridge-hello-ok`, `bridge-forward`, `bridge-response` keep their names and fields exactly); the user-facing
+ * description of every field is docs/bridge-protocol.md. Types only + constants: parsing lives in
+ * src/bridge/codec.ts. Depends on nothing but other src/wire files.
+ *
+ * Bridge error codes are their own string set (they travel in `bridge-error.code`); `BRIDGE_ERROR_TABLE.gatewayCode`
+ * maps each to the gateway-wide ErrorCode used on /v1/* and /acp/rpc.
+ */
+import type { ErrorCode } from './errors.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from './openai.js';
+
+// ---------------------------------------------------------------------------------------------------- constants
+
+/** The version this build prefers, the versions it speaks, and the same as a range (`major.minor` strings). */
+export const PROTOCOL_VERSION = '1.0';
+export const SUPPORTED_VERSIONS: readonly string[] = ['1.0'];
+export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.0' };
+export interface VersionRange {
+  min: string;
+  max: string;
+}
+
+/** WebSocket path of the responder, on the gateway's own port. */
+export const BRIDGE_PATH = '/bridge';
+
+/** Defaults of `gateway.bridge.limits.*` (the config schema repeats them; keep both in step). */
+export const BRIDGE_DEFAULT_LIMITS = {
+  handshakeTimeoutMs: 10_000,
+  maxFrameBytes: 16 * 1024 * 1024,
+  preAuthFrameBytes: 64 * 1024,
+  maxInflightPerPeer: 256,
+  heartbeatIntervalMs: 5_000,
+  /** a peer silent for deadPeerMisses × heartbeatIntervalMs is offline */
+  deadPeerMisses: 3,
+} as const;
+
+/** `bridge-load` is sent on change at most this often (and once after each `bridge-pong`). */
+export const LOAD_REPORT_MIN_INTERVAL_MS = 250;
+/** requestId, transferId, sessionId: 1..128 characters. */
+export const MAX_ID_LENGTH = 128;
+/** A forward/rpc whose `hops` already holds this many gateways is treated as a loop. */
+export const MAX_HOPS = 8;
+/** Same rule as `gateway.id` in the config schema. */
+export const GATEWAY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Same rule as `channels[].name`; applies to shared channel names and bridge-load keys. */
+export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+// -------------------------------------------------------------------------------------------------- close codes
+
+/** WebSocket close codes used on the bridge (all in the private 4000–4999 range). */
+export const CLOSE_CODES = {
+  /** orderly shutdown or disconnect; the peer may reconnect */
+  NORMAL: 4000,
+  /** no frame from the peer for deadPeerMisses heartbeat intervals */
+  HEARTBEAT_TIMEOUT: 4001,
+  /** unparsable/binary frame, or a bad frame before the handshake completed */
+  BAD_FRAME: 4400,
+  /** token not in gateway.bridge.allowedTokens */
+  AUTH_FAILED: 4401,
+  /** the peer may not connect at all (e.g. it is this gateway itself) */
+  NOT_ALLOWED: 4403,
+  /** no valid bridge-hello / bridge-hello-ok within handshakeTimeoutMs */
+  HANDSHAKE_TIMEOUT: 4408,
+  /** a link with this gatewayId already exists (or was replaced by a newer one) */
+  DUPLICATE_PEER: 4409,
+  /** a frame exceeded maxFrameBytes (preAuthFrameBytes before the handshake) */
+  FRAME_TOO_LARGE: 4413,
+  /** the responder already has maxPeers links */
+  MAX_PEERS: 4429,
+  /** no protocol version in common */
+  VERSION_UNSUPPORTED: 4505,
+} as const;
+export type BridgeCloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
+/** Short alias of CLOSE_CODES. */
+export const CLOSE = CLOSE_CODES;
+
+/** An initiator with autoReconnect stops retrying after these: a wrong token or version will not fix itself. */
+export const RETRY_FORBIDDEN_CLOSE_CODES: readonly number[] = [CLOSE_CODES.AUTH_FAILED, CLOSE_CODES.NOT_ALLOWED, CLOSE_CODES.VERSION_UNSUPPORTED];
+
+export function isRetryForbiddenClose(code: number): boolean {
+  return RETRY_FORBIDDEN_CLOSE_CODES.includes(code);
+}
+
+// -------------------------------------------------------------------------------------------------- error codes
+
+export type BridgeErrorCode =
+  // handshake (sent in bridge-error, then the link is closed with `closeCode`)
+  | 'AUTH_FAILED'
+  | 'VERSION_UNSUPPORTED'
+  | 'MAX_PEERS'
+  | 'DUPLICATE_PEER'
+  | 'SELF_CONNECTION'
+  | 'BAD_HELLO'
+  | 'HANDSHAKE_TIMEOUT'
+  // per request (carry requestId; the link stays up)
+  | 'CHANNEL_NOT_SHARED'
+  | 'AGENT_NOT_SHARED'
+  | 'MODEL_NOT_FOUND'
+  | 'UPSTREAM_ERROR'
+  | 'UPSTREAM_TIMEOUT'
+  | 'OVERLOADED'
+  | 'RATE_LIMITED'
+  | 'LOOP_DETECTED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'BAD_FRAME'
+  | 'UNKNOWN_TYPE'
+  | 'CANCELLED'
+  // session transfer / ownership
+  | 'TRANSFER_REJECTED'
+  | 'SESSION_NOT_FOUND'
+  | 'NOT_OWNER'
+  | 'INTERNAL';
+
+export interface BridgeErrorSpec {
+  /** default `bridge-error.retryable`: whether another candidate (or a later attempt) may succeed */
+  retryable: boolean;
+  /** close code when this error ends the link (handshake codes always; BAD_FRAME only before the handshake) */
+  closeCode?: BridgeCloseCode;
+  /** the gateway-wide code a requester turns this into for its own client */
+  gatewayCode: ErrorCode;
+}
+
+export const BRIDGE_ERROR_TABLE: Readonly<Record<BridgeErrorCode, BridgeErrorSpec>> = {
+  AUTH_FAILED: { retryable: false, closeCode: CLOSE_CODES.AUTH_FAILED, gatewayCode: 'PEER_UNAVAILABLE' },
+  VERSION_UNSUPPORTED: { retryable: false, closeCode: CLOSE_CODES.VERSION_UNSUPPORTED, gatewayCode: 'PEER_UNAVAILABLE' },
+  MAX_PEERS: { retryable: true, closeCode: CLOSE_CODES.MAX_PEERS, gatewayCode: 'PEER_UNAVAILABLE' },
+  DUPLICATE_PEER: { retryable: true, closeCode: CLOSE_CODES.DUPLICATE_PEER, gatewayCode: 'PEER_UNAVAILABLE' },
+  SELF_CONNECTION: { retryable: false, closeCode: CLOSE_CODES.NOT_ALLOWED, gatewayCode: 'PEER_UNAVAILABLE' },
+  BAD_HELLO: { retryable: false, closeCode: CLOSE_CODES.BAD_FRAME, gatewayCode: 'PEER_UNAVAILABLE' },
+  HANDSHAKE_TIMEOUT: { retryable: true, closeCode: CLOSE_CODES.HANDSHAKE_TIMEOUT, gatewayCode: 'PEER_UNAVAILABLE' },
+  CHANNEL_NOT_SHARED: { retryable: false, gatewayCode: 'CHANNEL_NOT_SHARED' },
+  AGENT_NOT_SHARED: { retryable: false, gatewayCode: 'FORBIDDEN' },
+  MODEL_NOT_FOUND: { retryable: false, gatewayCode: 'MODEL_NOT_FOUND' },
+  UPSTREAM_ERROR: { retryable: true, gatewayCode: 'UPSTREAM_ERROR' },
+  UPSTREAM_TIMEOUT: { retryable: true, gatewayCode: 'UPSTREAM_TIMEOUT' },
+  OVERLOADED: { retryable: true, gatewayCode: 'OVERLOADED' },
+  RATE_LIMITED: { retryable: true, gatewayCode: 'RATE_LIMITED' },
+  LOOP_DETECTED: { retryable: false, gatewayCode: 'LOOP_DETECTED' },
+  PAYLOAD_TOO_LARGE: { retryable: false, closeCode: CLOSE_CODES.FRAME_TOO_LARGE, gatewayCode: 'PAYLOAD_TOO_LARGE' },
+  BAD_FRAME: { retryable: false, closeCode: CLOSE_CODES.BAD_FRAME, gatewayCode: 'BAD_FRAME' },
+  UNKNOWN_TYPE: { retryable: false, gatewayCode: 'BAD_FRAME' },
+  CANCELLED: { retryable: false, gatewayCode: 'CANCELLED' },
+  TRANSFER_REJECTED: { retryable: false, gatewayCode: 'FORBIDDEN' },
+  SESSION_NOT_FOUND: { retryable: false, gatewayCode: 'NOT_FOUND' },
+  NOT_OWNER: { retryable: false, gatewayCode: 'PEER_UNAVAILABLE' },
+  INTERNAL: { retryable: false, gatewayCode: 'INTERNAL' },
+};
+
+export function isBridgeErrorCode(v: unknown): v is BridgeErrorCode {
+  return typeof v === 'string' && Object.prototype.hasOwnProperty.call(BRIDGE_ERROR_TABLE, v);
+}
+
+// ------------------------------------------------------------------------------------------------ shared shapes
+
+/** One channel a gateway lets its peer use (seed: hello-ok.sharedChannels[]). */
+export interface SharedChannel {
+  name: string;
+  provider: string;
+  models: string[];
+}
+
+/** One ACP runtime a gateway lets its peer run (`gateway.bridge.shareAgents`). */
+export interface SharedAgent {
+  id: string;
+  label: string;
+  kind: 'agent' | 'gateway';
+}
+
+/** Announced in hello / hello-ok; taken from `gateway.bridge` whichever side dialled. */
+export interface BridgeCapabilities {
+  /** this side shares at least one channel with the peer */
+  shareChannels: boolean;
+  /** this side takes bridge-session-transfer offers */
+  acceptSessions: boolean;
+  /** this side takes load for models the peer also serves */
+  loadBalance: boolean;
+}
+
+/** The responder's limits for this link, announced in hello-ok; both sides honour them. */
+export interface BridgePolicy {
+  maxFrameBytes: number;
+  heartbeatIntervalMs: number;
+}
+
+export interface ChannelLoad {
+  inflight: number;
+  queued: number;
+  maxConcurrent: number;
+  latencyMsEwma: number;
+  healthy: boolean;
+}
+
+/** JSON-RPC 2.0 error object, as /acp/rpc would return it. */
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/**
+ * A session offered in bridge-session-transfer. Only `id` and `owner` are read by the codec; the rest (record,
+ * history, affinity, …) is defined by src/sessions and carried untouched.
+ */
+export interface BridgeSessionSnapshot {
+  id: string;
+  /** gatewayId of the current (sending) owner */
+  owner: string;
+  [k: string]: unknown;
+}
+
+// ------------------------------------------------------------------------------------------------------- frames
+
+/** Initiator → responder, first frame on the socket. `token` is a secret: never log or echo it. */
+export interface BridgeHelloFrame {
+  type: 'bridge-hello';
+  gatewayId: string;
+  gatewayName: string;
+  /** the initiator's preferred version */
+  version: string;
+  token: string;
+  capabilities: BridgeCapabilities;
+  /** what the initiator shares with the responder; absent = nothing (seed hellos omit it) */
+  sharedChannels?: SharedChannel[];
+  sharedAgents?: SharedAgent[];
+  minVersion?: string;
+  maxVersion?: string;
+  /** random per connection attempt; lets logs tell attempts apart */
+  nonce?: string;
+}
+
+/** Responder → initiator: handshake accepted; `version` is the negotiated one. */
+export interface BridgeHelloOkFrame {
+  type: 'bridge-hello-ok';
+  gatewayId: string;
+  gatewayName: string;
+  sharedChannels: SharedChannel[];
+  version: string;
+  capabilities: BridgeCapabilities;
+  policy: BridgePolicy;
+  sharedAgents?: SharedAgent[];
+}
+
+export interface BridgeErrorFrame {
+  type: 'bridge-error';
+  /** absent for link-level errors (handshake, unreadable frame) */
+  requestId?: string;
+  code: BridgeErrorCode;
+  /** human-readable; never contains a token or other secret */
+  message: string;
+  retryable: boolean;
+  /** streaming only: whether any bridge-stream chunk was already sent for this request */
+  started?: boolean;
+  retryAfterMs?: number;
+  /** Switchyard extension: the serving side's own gateway error code, so the requester can rebuild it */
+  gatewayCode?: ErrorCode;
+}
+
+interface ForwardCommon {
+  type: 'bridge-forward';
+  /** unique among the sender's open requests on this link */
+  requestId: string;
+  targetChannel: string;
+  stream?: boolean;
+  /** remaining time budget in ms, relative to receipt (not a wall-clock time: hosts' clocks differ) */
+  deadlineMs?: number;
+  /** gatewayIds the request already passed, oldest first */
+  hops?: string[];
+  /** session affinity */
+  sessionId?: string;
+}
+export type BridgeForwardFrame =
+  | (ForwardCommon & { kind?: 'chat'; payload: ChatRequest })
+  | (ForwardCommon & { kind: 'embeddings'; payload: EmbeddingsRequest });
+
+export interface BridgeResponseFrame {
+  type: 'bridge-response';
+  requestId: string;
+  payload: ChatCompletion | EmbeddingsResponse;
+}
+
+export interface BridgeStreamFrame {
+  type: 'bridge-stream';
+  requestId: string;
+  chunk: ChatCompletionChunk;
+}
+
+export interface BridgeStreamEndFrame {
+  type: 'bridge-stream-end';
+  requestId: string;
+  usage?: Usage;
+}
+
+/** Either direction: the requester gave up on `requestId` (forward or rpc). */
+export interface BridgeCancelFrame {
+  type: 'bridge-cancel';
+  requestId: string;
+}
+
+export interface BridgePingFrame {
+  type: 'bridge-ping';
+  /** sender's clock, ms since epoch; echoed in the pong */
+  ts: number;
+}
+
+export interface BridgePongFrame {
+  type: 'bridge-pong';
+  ts: number;
+}
+
+export interface BridgeLoadFrame {
+  type: 'bridge-load';
+  /** keyed by shared channel name */
+  channels: Record<string, ChannelLoad>;
+  /** all requests this gateway is serving, local and bridged */
+  inflight: number;
+}
+
+/** Replaces the sender's shared lists wholesale. `sharedAgents` absent = unchanged. */
+export interface BridgeChannelsFrame {
+  type: 'bridge-channels';
+  sharedChannels: SharedChannel[];
+  sharedAgents?: SharedAgent[];
+}
+
+export interface BridgeSessionTransferFrame {
+  type: 'bridge-session-transfer';
+  transferId: string;
+  session: BridgeSessionSnapshot;
+}
+
+export interface BridgeSessionTransferOkFrame {
+  type: 'bridge-session-transfer-ok';
+  transferId: string;
+  sessionId: string;
+}
+
+/** An /acp/rpc call (session.start | session.message | session.cancel | session.close) run on the peer. */
+export interface BridgeRpcFrame {
+  type: 'bridge-rpc';
+  requestId: string;
+  method: string;
+  params: Record<string, unknown>;
+  hops?: string[];
+}
+
+/** A notification (`session.update`) of the call `requestId`, relayed in order. */
+export interface BridgeRpcEventFrame {
+  type: 'bridge-rpc-event';
+  requestId: string;
+  method: string;
+  params: Record<string, unknown>;
+}
+
+/** The call's outcome: exactly one of `result` / `error`. */
+export interface BridgeRpcResultFrame {
+  type: 'bridge-rpc-result';
+  requestId: string;
+  result?: unknown;
+  error?: RpcErrorObject;
+}
+
+export type BridgeFrame =
+  | BridgeHelloFrame
+  | BridgeHelloOkFrame
+  | BridgeErrorFrame
+  | BridgeForwardFrame
+  | BridgeResponseFrame
+  | BridgeStreamFrame
+  | BridgeStreamEndFrame
+  | BridgeCancelFrame
+  | BridgePingFrame
+  | BridgePongFrame
+  | BridgeLoadFrame
+  | BridgeChannelsFrame
+  | BridgeSessionTransferFrame
+  | BridgeSessionTransferOkFrame
+  | BridgeRpcFrame
+  | BridgeRpcEventFrame
+  | BridgeRpcResultFrame;
+
+export type BridgeFrameType = BridgeFrame['type'];
+export type FrameOf<T extends BridgeFrameType> = Extract<BridgeFrame, { type: T }>;
+
+export const BRIDGE_FRAME_TYPES: readonly BridgeFrameType[] = [
+  ...(['bridge-hello', 'bridge-hello-ok', 'bridge-error', 'bridge-ping', 'bridge-pong', 'bridge-load', 'bridge-channels'] as const),
+  ...(['bridge-forward', 'bridge-response', 'bridge-stream', 'bridge-stream-end', 'bridge-cancel'] as const),
+  ...(['bridge-session-transfer', 'bridge-session-transfer-ok', 'bridge-rpc', 'bridge-rpc-event', 'bridge-rpc-result'] as const),
+]
+
+/** A bridge-error with the table's default `retryable` (override via `extra.retryable`). */
+export function bridgeErrorFrame(
+  code: BridgeErrorCode,
+  message: string,
+  extra: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>> = {},
+): BridgeErrorFrame {
+  const frame: BridgeErrorFrame = { type: 'bridge-error', code, message, retryable: extra.retryable ?? BRIDGE_ERROR_TABLE[code].retryable };
+  if (extra.requestId !== undefined) frame.requestId = extra.requestId;
+  if (extra.started !== undefined) frame.started = extra.started;
+  if (extra.retryAfterMs !== undefined) frame.retryAfterMs = extra.retryAfterMs;
+  if (extra.gatewayCode !== undefined) frame.gatewayCode = extra.gatewayCode;
+  return frame;
+}

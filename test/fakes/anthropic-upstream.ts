@@ -1,0 +1,163 @@
+/**
+ * A fake Anthropic Messages API on 127.0.0.1:0, driven by a conformance Scenario. It speaks the real wire
+ * format (shapes recorded from the public API: message object, named SSE events with ping, text_delta per
+ * word, input_json_delta in several partial_json pieces, cumulative message_delta usage, error bodies
+ * `{type: "error", error: {type, message}}`), and it enforces the request rules the real API enforces most
+ * often (anthropic-version header, required max_tokens, no unknown top-level fields, alternating roles),
+ * answering 400 invalid_request_error like the API does, so a bad mapping fails the conformance suite.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FakeUpstream, Scenario } from '../providers/conformance.js';
+
+const REQUEST_FIELDS = new Set(['model', 'messages', 'max_tokens', 'system', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'tools', 'tool_choice', 'metadata', 'stream', 'thinking', 'service_tier']);
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+  413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
+};
+
+const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
+const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+/** Reasons the real API would reject the body with a 400, or undefined. */
+function invalid(body: Record<string, unknown>, headers: IncomingMessage['headers']): string | undefined {
+  if (!headers['anthropic-version']) return 'anthropic-version: header is required';
+  const extra = Object.keys(body).find((k) => !REQUEST_FIELDS.has(k));
+  if (extra) return `${extra}: Extra inputs are not permitted`;
+  if (!Number.isInteger(body.max_tokens)) return 'max_tokens: Field required';
+  const msgs = body.messages;
+  if (!Array.isArray(msgs) || msgs.length === 0) return 'messages: at least one message is required';
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i] as { role?: unknown; content?: unknown };
+    if (m.role !== 'user' && m.role !== 'assistant') return `messages.${i}.role: Input should be 'user' or 'assistant'`;
+    if (i > 0 && (msgs[i - 1] as { role: string }).role === m.role) return 'messages: roles must alternate between "user" and "assistant"';
+    if (Array.isArray(m.content) && m.content.length === 0) return `messages.${i}: all messages must have non-empty content`;
+  }
+  return undefined;
+}
+
+/** word pieces keeping their trailing space: "a b" → ["a ", "b"] */
+const words = (s: string) => s.match(/\S+\s*|\s+/g) ?? [];
+
+/** a JSON string cut into 4 roughly equal partial_json pieces (never whole) */
+function pieces(json: string): string[] {
+  const step = Math.max(1, Math.ceil(json.length / 4));
+  const out: string[] = [];
+  for (let i = 0; i < json.length; i += step) out.push(json.slice(i, i + step));
+  return out;
+}
+
+export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUpstream> {
+  let last: { body?: Record<string, unknown>; path?: string; headers?: IncomingMessage['headers'] } = {};
+  let markAborted!: () => void;
+  const aborted = new Promise<void>((r) => (markAborted = r));
+
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      let cutByUs = false;
+      res.on('close', () => {
+        if (!res.writableFinished && !cutByUs) markAborted();
+      });
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(Buffer.concat(parts).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        /* answered as invalid below */
+      }
+      last = { body, path: req.url, headers: req.headers };
+      void answer(req, res, body, () => (cutByUs = true));
+    });
+  });
+
+  async function answer(req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, cut: () => void): Promise<void> {
+    if (scenario.hang) return;
+    const fail = (status: number, type: string, message: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json', ...extra }).end(errorBody(type, message));
+    };
+    if (req.method !== 'POST' || req.url !== '/v1/messages') return fail(404, 'not_found_error', `Not found: ${req.url}`);
+    if (scenario.failStatus) {
+      const status = scenario.failStatus;
+      return fail(status, ERROR_TYPES[status] ?? 'api_error', `fake failure ${status}`, scenario.retryAfter ? { 'retry-after': scenario.retryAfter } : {});
+    }
+    const why = invalid(body, req.headers);
+    if (why) return fail(400, 'invalid_request_error', why);
+    if (scenario.garbage) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('<html>502 Bad Gateway</html>');
+      return;
+    }
+
+    const model = String(body.model);
+    const id = 'msg_01FakeXk3TJj8q5sZbq9vA2';
+    const reply = scenario.reply ?? (scenario.toolCall ? undefined : 'Hello!');
+    const tool = scenario.toolCall;
+    const input = scenario.usage?.input ?? Math.ceil(JSON.stringify(body.messages).length / 4);
+    const output = scenario.usage?.output ?? words(reply ?? '').length + (tool ? 12 : 0);
+    const stopReason = tool ? 'tool_use' : 'end_turn';
+    const usage = { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output, service_tier: 'standard' };
+
+    if (body.stream !== true) {
+      const content: unknown[] = [];
+      if (reply) content.push({ type: 'text', text: reply });
+      if (tool) content.push({ type: 'tool_use', id: tool.id, name: tool.name, input: JSON.parse(tool.arguments) });
+      const msg = { id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null, usage };
+      res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_01' }).end(JSON.stringify(msg));
+      return;
+    }
+
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake_01' });
+    const send = (text: string) => new Promise<void>((r) => res.write(text, () => setImmediate(r)));
+    let deltas = 0;
+    /** sends a content delta, then applies the failure scenarios that trigger after content chunks */
+    const delta = async (index: number, d: Record<string, unknown>): Promise<boolean> => {
+      await send(sse('content_block_delta', { index, delta: d }));
+      deltas++;
+      if (scenario.cutAfterChunks !== undefined && deltas >= scenario.cutAfterChunks) {
+        cut();
+        res.socket?.destroy();
+        return false;
+      }
+      if (deltas === 1 && scenario.inbandError) {
+        res.end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
+        return false;
+      }
+      if (deltas === 1 && scenario.malformedChunk) await send('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n');
+      return true;
+    };
+
+    await send(sse('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }));
+    let index = 0;
+    if (reply) {
+      await send(sse('content_block_start', { index, content_block: { type: 'text', text: '' } }));
+      await send(sse('ping', {}));
+      for (const w of words(reply)) if (!(await delta(index, { type: 'text_delta', text: w }))) return;
+      await send(sse('content_block_stop', { index }));
+      index++;
+    }
+    if (tool) {
+      await send(sse('content_block_start', { index, content_block: { type: 'tool_use', id: tool.id, name: tool.name, input: {} } }));
+      await send(sse('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: '' } }));
+      for (const p of pieces(tool.arguments)) if (!(await delta(index, { type: 'input_json_delta', partial_json: p }))) return;
+      await send(sse('content_block_stop', { index }));
+    }
+    await send(sse('message_delta', { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: output } }));
+    res.end(sse('message_stop', {}));
+  }
+
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    channel: { name: 'anthropic-fake', provider: 'anthropic', baseUrl: `http://127.0.0.1:${port}`, apiKey: 'sk-ant-fake', timeoutMs: 10_000 },
+    lastRequest: () => last.body,
+    lastPath: () => last.path,
+    lastHeaders: () => last.headers,
+    aborted: () => aborted,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
