@@ -245,6 +245,8 @@ describe('negotiateVersion', () => {
     expect(negotiateVersion(h('2.0'))).toBeNull();
     expect(negotiateVersion(h('0.9', '0.1', '0.9'))).toBeNull();
     expect(negotiateVersion(h('1.5', '1.4', '1.6'), ['1.0', '2.0'])).toBeNull();
+    expect(negotiateVersion(h('2.0'), { min: '1.0', max: '1.5' })).toBeNull();
+    expect(negotiateVersion(h('1.0', '1.0', '1.1'), { min: '1.2', max: '1.4' })).toBeNull();
   });
   it('returns null for malformed versions or an inverted range', () => {
     for (const bad of [h('1'), h('v1.0'), h('1.0.0'), h('1.0', 'x'), h('1.0', undefined, '1.a'), h(''), h('1.0', '1.2', '1.0')]) {

@@ -240,11 +240,8 @@ function agents(v: unknown, p: string): SharedAgent[] | undefined {
 }
 function caps(v: unknown, p: string) {
   const o = obj(v, p);
-  return {
-    shareChannels: bool(o.shareChannels, `${p}.shareChannels`),
-    acceptSessions: bool(o.acceptSessions, `${p}.acceptSessions`),
-    loadBalance: bool(o.loadBalance, `${p}.loadBalance`),
-  };
+  const flag = (k: string) => bool(o[k], `${p}.${k}`);
+  return { shareChannels: flag('shareChannels'), acceptSessions: flag('acceptSessions'), loadBalance: flag('loadBalance') };
 }
 
 /** Deletes `src`'s undefined-valued keys in place, so typed results hold no explicit-undefined keys. */

@@ -35,17 +35,17 @@ export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, ti
       proc.kill('SIGKILL');
       reject(new Error(`gateway did not start within ${timeoutMs} ms\n${stderr.slice(-2000)}`));
     }, timeoutMs);
+    let listening = false;
     proc.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening\n${stdout}${stderr.slice(-2000)}`));
+      if (!listening) reject(new Error(`gateway exited with ${code} before listening\n${stdout}${stderr.slice(-2000)}`));
     });
     proc.stdout!.on('data', (b: Buffer) => {
       stdout += b.toString();
       const m = /\((\S+)\) listening on (\S+)/.exec(stdout);
-      if (m) {
+      if (m && !listening) {
+        listening = true;
         clearTimeout(timer);
-        proc.removeAllListeners('exit');
-        proc.once('exit', () => undefined);
         resolve({
           url: m[2]!,
           id: m[1]!,

@@ -93,8 +93,9 @@ export class UpstreamClient {
     throw statusError(res.status, upstreamMessage(text), this.label, retryAfter(res.headers['retry-after']));
   }
 
+  /** Called at shutdown, after in-flight requests had their grace period: whatever is left is cut. */
   async close(): Promise<void> {
-    await this.pool.close().catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
   }
 }
 

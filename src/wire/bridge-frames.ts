@@ -86,32 +86,13 @@ export function isRetryForbiddenClose(code: number): boolean {
 // -------------------------------------------------------------------------------------------------- error codes
 
 export type BridgeErrorCode =
-  // handshake (sent in bridge-error, then the link is closed with `closeCode`)
-  | 'AUTH_FAILED'
-  | 'VERSION_UNSUPPORTED'
-  | 'MAX_PEERS'
-  | 'DUPLICATE_PEER'
-  | 'SELF_CONNECTION'
-  | 'BAD_HELLO'
-  | 'HANDSHAKE_TIMEOUT'
-  // per request (carry requestId; the link stays up)
-  | 'CHANNEL_NOT_SHARED'
-  | 'AGENT_NOT_SHARED'
-  | 'MODEL_NOT_FOUND'
-  | 'UPSTREAM_ERROR'
-  | 'UPSTREAM_TIMEOUT'
-  | 'OVERLOADED'
-  | 'RATE_LIMITED'
-  | 'LOOP_DETECTED'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'BAD_FRAME'
-  | 'UNKNOWN_TYPE'
-  | 'CANCELLED'
-  // session transfer / ownership
-  | 'TRANSFER_REJECTED'
-  | 'SESSION_NOT_FOUND'
-  | 'NOT_OWNER'
-  | 'INTERNAL';
+  // handshake: sent in bridge-error, then the link is closed with the table's closeCode
+  | 'AUTH_FAILED' | 'VERSION_UNSUPPORTED' | 'MAX_PEERS' | 'DUPLICATE_PEER' | 'SELF_CONNECTION' | 'BAD_HELLO' | 'HANDSHAKE_TIMEOUT'
+  // per request: carry requestId, the link stays up
+  | 'CHANNEL_NOT_SHARED' | 'AGENT_NOT_SHARED' | 'MODEL_NOT_FOUND' | 'UPSTREAM_ERROR' | 'UPSTREAM_TIMEOUT' | 'OVERLOADED'
+  | 'RATE_LIMITED' | 'LOOP_DETECTED' | 'PAYLOAD_TOO_LARGE' | 'BAD_FRAME' | 'UNKNOWN_TYPE' | 'CANCELLED'
+  // session transfer / ownership, and the catch-all
+  | 'TRANSFER_REJECTED' | 'SESSION_NOT_FOUND' | 'NOT_OWNER' | 'INTERNAL';
 
 export interface BridgeErrorSpec {
   /** default `bridge-error.retryable`: whether another candidate (or a later attempt) may succeed */
@@ -384,9 +365,9 @@ export type BridgeFrameType = BridgeFrame['type'];
 export type FrameOf<T extends BridgeFrameType> = Extract<BridgeFrame, { type: T }>;
 
 export const BRIDGE_FRAME_TYPES: readonly BridgeFrameType[] = [
-  ...(['bridge-hello', 'bridge-hello-ok', 'bridge-error', 'bridge-ping', 'bridge-pong', 'bridge-load', 'bridge-channels'] as const),
-  ...(['bridge-forward', 'bridge-response', 'bridge-stream', 'bridge-stream-end', 'bridge-cancel'] as const),
-  ...(['bridge-session-transfer', 'bridge-session-transfer-ok', 'bridge-rpc', 'bridge-rpc-event', 'bridge-rpc-result'] as const),
+  'bridge-hello', 'bridge-hello-ok', 'bridge-error', 'bridge-ping', 'bridge-pong', 'bridge-load', 'bridge-channels',
+  'bridge-forward', 'bridge-response', 'bridge-stream', 'bridge-stream-end', 'bridge-cancel',
+  'bridge-session-transfer', 'bridge-session-transfer-ok', 'bridge-rpc', 'bridge-rpc-event', 'bridge-rpc-result',
 ]
 
 /** A bridge-error with the table's default `retryable` (override via `extra.retryable`). */

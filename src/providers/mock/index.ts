@@ -151,7 +151,9 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
       const inputs = Array.isArray(req.input) ? req.input : [req.input];
       const data = inputs.map((inp, index) => {
         const h = createHash('sha256').update(JSON.stringify(inp)).digest();
-        const embedding = Array.from({ length: o.embeddingDims }, (_, i) => (h[i % h.length]! - 128) / 128);
+        const vector = Array.from({ length: o.embeddingDims }, (_, i) => (h[i % h.length]! - 128) / 128);
+        // Like OpenAI: base64 of little-endian float32 when asked (the openai SDK asks by default).
+        const embedding = req.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
         return { object: 'embedding' as const, index, embedding };
       });
       const tokens = inputs.reduce<number>((n, i) => n + (typeof i === 'string' ? words(i) : Array.isArray(i) ? i.length : 1), 0);

@@ -1,0 +1,27 @@
+/**
+ * Builds the session store from the `store` config key: SQLite (default `./data/switchyard.db`) or Redis.
+ * The only place that chooses an implementation; everything else depends on `SessionStore`.
+ */
+import { DEFAULT_REDIS_PREFIX, RedisStore } from './redis-store.js';
+import { DEFAULT_SQLITE_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
+import type { SessionStore } from './store.js';
+
+export type StoreConfig =
+  | { kind: 'sqlite'; path?: string; synchronous?: SqliteStoreOptions['synchronous'] }
+  | { kind: 'redis'; url: string; prefix?: string };
+
+export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }): Promise<SessionStore> {
+  if (cfg.kind === 'redis') return RedisStore.open(cfg.url, cfg.prefix ?? DEFAULT_REDIS_PREFIX);
+  const opts: SqliteStoreOptions = { path: cfg.path ?? DEFAULT_SQLITE_PATH };
+  if (cfg.synchronous) opts.synchronous = cfg.synchronous;
+  return new SqliteStore(opts);
+}
+
+/** The gateway id persisted in the store: the configured one wins, else one generated on first start. */
+export async function persistedGatewayId(store: SessionStore, configured: string | undefined, generate: () => string): Promise<string> {
+  if (configured) {
+    await store.setMeta('gatewayId', configured);
+    return configured;
+  }
+  return store.getOrSetMeta('gatewayId', generate());
+}

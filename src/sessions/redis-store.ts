@@ -1,0 +1,283 @@
+/**
+ * Redis session store (ioredis): several gateway instances share sessions, leases and cancel messages.
+ *
+ * Keys (prefix default `switchyard:`): `session:<id>` hash { v: version, st: status, doc: JSON record },
+ * `sessions` zset (id by updatedAt), `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>`
+ * → holder id with a PX expiry, pub/sub channels `chan:<name>`. Every multi-key change is one Lua script, so it
+ * is atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed primary), not Cluster.
+ *
+ * Durability: a method resolves after Redis has applied the write. How it survives a Redis restart is the
+ * server's persistence config: `appendonly yes` + `appendfsync always` loses nothing acknowledged
+ * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off.
+ */
+import { Redis } from 'ioredis';
+import type { Session } from './model.js';
+import {
+  SessionExistsError,
+  SessionNotFoundError,
+  TransferConflictError,
+  VersionConflictError,
+  type ImportResult,
+  type LeaseInfo,
+  type ListOptions,
+  type MessageHandler,
+  type SessionStore,
+  type Unsubscribe,
+} from './store.js';
+import { rootLogger } from '../util/log.js';
+
+export const DEFAULT_REDIS_PREFIX = 'switchyard:';
+const SCHEMA_VERSION = 1;
+
+// KEYS: session, index. ARGV: id, doc, status, score
+const CREATE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1`;
+
+// KEYS: session, index. ARGV: id, doc, status, score, expectedVersion
+const UPDATE = `local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if tonumber(v) ~= tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', tonumber(v) + 1, 'st', ARGV[3], 'doc', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1`;
+
+// KEYS: session, index, transfer. ARGV: id, doc, status, score, offeredVersion
+const IMPORT = `local seen = redis.call('GET', KEYS[3])
+if seen then
+  if seen ~= ARGV[1] then return {'other'} end
+  local cur = redis.call('HMGET', KEYS[1], 'v', 'doc')
+  if not cur[1] then return {'other'} end
+  return {'dup', cur[1], cur[2]}
+end
+local cur = redis.call('HMGET', KEYS[1], 'v', 'st')
+if cur[1] and cur[2] ~= 'moved' then return {'conflict', cur[2]} end
+local v = tonumber(ARGV[5])
+if cur[1] and tonumber(cur[1]) > v then v = tonumber(cur[1]) end
+v = v + 1
+redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1])
+return {'ok', tostring(v)}`;
+
+// KEYS: lease. ARGV: holder, ttl
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+// KEYS: lease. ARGV: holder
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+export class RedisStore implements SessionStore {
+  readonly kind = 'redis' as const;
+  private sub: Redis | undefined;
+  private readonly handlers = new Map<string, Set<MessageHandler>>();
+  /** per channel: resolves once Redis has acknowledged the SUBSCRIBE */
+  private readonly active = new Map<string, Promise<unknown>>();
+  /** serialises SUBSCRIBE / UNSUBSCRIBE on the subscriber connection */
+  private subChain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly redis: Redis,
+    readonly prefix: string,
+  ) {}
+
+  /** Connects (fails if Redis is unreachable) and checks the key schema version under `prefix`. */
+  static async open(url: string, prefix: string = DEFAULT_REDIS_PREFIX): Promise<RedisStore> {
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
+    RedisStore.logErrors(redis, 'main');
+    try {
+      await redis.connect();
+      const store = new RedisStore(redis, prefix);
+      await store.checkSchema();
+      return store;
+    } catch (err) {
+      redis.disconnect();
+      throw err;
+    }
+  }
+
+  private async checkSchema(): Promise<void> {
+    await this.redis.hsetnx(this.k('meta'), '_schema', String(SCHEMA_VERSION));
+    const v = Number(await this.redis.hget(this.k('meta'), '_schema'));
+    if (v > SCHEMA_VERSION) throw new Error(`Redis keys under "${this.prefix}" have schema version ${v}, newer than this Switchyard (${SCHEMA_VERSION})`);
+    const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined); // CONFIG may be disabled (managed Redis)
+    if (Array.isArray(aof) && aof[1] === 'no') {
+      rootLogger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
+    }
+  }
+
+  /** ioredis reconnects by itself; without a listener its 'error' events would be printed unstructured */
+  private static logErrors(conn: Redis, role: string): void {
+    let last = '';
+    conn.on('error', (err: Error) => {
+      if (err.message !== last) rootLogger.warn('redis connection error', { role, err: err.message });
+      last = err.message;
+    });
+    conn.on('ready', () => (last = ''));
+  }
+
+  private k(suffix: string): string {
+    return this.prefix + suffix;
+  }
+
+  private static decode(v: string, doc: string): Session {
+    return { ...(JSON.parse(doc) as Session), version: Number(v) };
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    const [v, doc] = await this.redis.hmget(this.k(`session:${id}`), 'v', 'doc');
+    return v && doc ? RedisStore.decode(v, doc) : undefined;
+  }
+
+  async create(session: Session): Promise<Session> {
+    const s = { ...session, version: 1 };
+    const ok = await this.redis.eval(CREATE, 2, this.k(`session:${s.id}`), this.k('sessions'), s.id, JSON.stringify(s), s.status, s.updatedAt);
+    if (ok !== 1) throw new SessionExistsError(s.id);
+    return s;
+  }
+
+  async update(session: Session, expectedVersion: number): Promise<Session> {
+    const s = { ...session, version: expectedVersion + 1, updatedAt: Date.now() };
+    const keys = [this.k(`session:${s.id}`), this.k('sessions')];
+    const r = await this.redis.eval(UPDATE, 2, ...keys, s.id, JSON.stringify(s), s.status, s.updatedAt, expectedVersion);
+    if (r === 1) return s;
+    if (r === -1) throw new SessionNotFoundError(s.id);
+    throw new VersionConflictError(s.id, expectedVersion);
+  }
+
+  async list(opts: ListOptions = {}): Promise<Session[]> {
+    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
+    const out: Session[] = [];
+    const limit = opts.limit ?? Infinity;
+    for (let i = 0; i < ids.length && out.length < limit; i += 100) {
+      const pipe = this.redis.pipeline();
+      for (const id of ids.slice(i, i + 100)) pipe.hmget(this.k(`session:${id}`), 'v', 'doc');
+      for (const [err, res] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        const [v, doc] = res as [string | null, string | null];
+        if (!v || !doc) continue; // deleted between the two reads
+        const s = RedisStore.decode(v, doc);
+        if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
+        if (out.length < limit) out.push(s);
+      }
+    }
+    return out;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const res = await this.redis.multi().del(this.k(`session:${id}`)).zrem(this.k('sessions'), id).del(this.k(`lease:${id}`)).exec();
+    return res?.[0]?.[1] === 1;
+  }
+
+  async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
+    const s = { ...session, updatedAt: Date.now() };
+    const keys = [this.k(`session:${s.id}`), this.k('sessions'), this.k(`transfer:${transferId}`)];
+    const r = (await this.redis.eval(IMPORT, 3, ...keys, s.id, JSON.stringify(s), s.status, s.updatedAt, s.version)) as string[];
+    switch (r[0]) {
+      case 'ok':
+        return { session: { ...s, version: Number(r[1]) }, duplicate: false };
+      case 'dup':
+        return { session: RedisStore.decode(r[1] as string, r[2] as string), duplicate: true };
+      case 'conflict':
+        throw new TransferConflictError(s.id, `it exists here with status ${r[1]}`);
+      default:
+        throw new TransferConflictError(s.id, `transfer ${transferId} was already used for another session`);
+    }
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.k('meta'), key)) ?? undefined;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.redis.hset(this.k('meta'), key, value);
+  }
+
+  async getOrSetMeta(key: string, value: string): Promise<string> {
+    await this.redis.hsetnx(this.k('meta'), key, value);
+    return (await this.getMeta(key)) ?? value;
+  }
+
+  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+    const key = this.k(`lease:${sessionId}`);
+    const px = Math.max(1, Math.ceil(ttlMs));
+    if ((await this.redis.set(key, holderId, 'PX', px, 'NX')) === 'OK') return true;
+    return (await this.redis.eval(RENEW, 1, key, holderId, px)) === 1; // re-entrant for the same holder
+  }
+
+  async renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.k(`lease:${sessionId}`), holderId, Math.max(1, Math.ceil(ttlMs)))) === 1;
+  }
+
+  async releaseLease(sessionId: string, holderId: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, this.k(`lease:${sessionId}`), holderId)) === 1;
+  }
+
+  async getLease(sessionId: string): Promise<LeaseInfo | undefined> {
+    const key = this.k(`lease:${sessionId}`);
+    const res = await this.redis.multi().get(key).pttl(key).exec();
+    const holder = res?.[0]?.[1] as string | null | undefined;
+    const pttl = res?.[1]?.[1] as number | undefined;
+    return holder && pttl !== undefined && pttl > 0 ? { holderId: holder, expiresAt: Date.now() + pttl } : undefined;
+  }
+
+  async publish(channel: string, msg: unknown): Promise<void> {
+    await this.redis.publish(this.k(`chan:${channel}`), JSON.stringify(msg));
+  }
+
+  async subscribe(channel: string, handler: MessageHandler): Promise<Unsubscribe> {
+    const full = this.k(`chan:${channel}`);
+    const sub = this.subscriber();
+    let set = this.handlers.get(full);
+    if (!set) this.handlers.set(full, (set = new Set()));
+    set.add(handler);
+    let active = this.active.get(full);
+    if (!active) this.active.set(full, (active = this.serialised(() => sub.subscribe(full))));
+    await active;
+    return async () => {
+      const cur = this.handlers.get(full);
+      if (!cur?.delete(handler) || cur.size > 0) return;
+      this.handlers.delete(full);
+      this.active.delete(full);
+      await this.serialised(() => sub.unsubscribe(full));
+    };
+  }
+
+  private subscriber(): Redis {
+    if (this.sub) return this.sub;
+    const sub = this.redis.duplicate();
+    RedisStore.logErrors(sub, 'subscriber');
+    sub.on('message', (channel: string, text: string) => {
+      const set = this.handlers.get(channel);
+      if (!set) return;
+      let msg: unknown;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        return rootLogger.warn('ignored a non-JSON message on a session channel', { channel });
+      }
+      for (const h of set) {
+        try {
+          h(msg);
+        } catch (err) {
+          rootLogger.error('session store subscriber threw', { channel, err: String(err) });
+        }
+      }
+    });
+    this.sub = sub;
+    return sub;
+  }
+
+  private serialised<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.subChain.then(op, op);
+    this.subChain = p.catch(() => undefined);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    this.handlers.clear();
+    this.active.clear();
+    await Promise.all([this.sub?.quit().catch(() => undefined), this.redis.quit().catch(() => undefined)]);
+  }
+}

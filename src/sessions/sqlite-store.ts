@@ -1,0 +1,301 @@
+/**
+ * SQLite session store (better-sqlite3): the embedded default for a single gateway process.
+ *
+ * Durability: WAL journal, `synchronous=NORMAL` by default. In WAL mode every commit is written into the WAL
+ * file (a write(2) to the kernel) before the statement returns, so once a method has resolved the data
+ * survives SIGKILL or any other death of this process. NORMAL skips only the fsync at commit, which matters
+ * for an OS crash or power loss (the last commits may roll back; the database is never corrupted).
+ * better-sqlite3 is synchronous, so FULL would put one fsync on the event loop per write, stalling every
+ * stream the gateway serves; `synchronous: 'FULL'` is available for hosts that need power-loss durability.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Session } from './model.js';
+import {
+  SessionExistsError,
+  SessionNotFoundError,
+  TransferConflictError,
+  VersionConflictError,
+  type ImportResult,
+  type LeaseInfo,
+  type ListOptions,
+  type MessageHandler,
+  type SessionStore,
+  type Unsubscribe,
+} from './store.js';
+
+export const DEFAULT_SQLITE_PATH = './data/switchyard.db';
+
+export interface SqliteStoreOptions {
+  path?: string;
+  synchronous?: 'NORMAL' | 'FULL';
+  /** ms a writer waits for another process's write lock before failing (SQLITE_BUSY) */
+  busyTimeoutMs?: number;
+}
+
+/** Versioned, append-only: never edit a released migration, add a new one. */
+const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'sessions',
+    sql: `
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        owner_gateway_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        moved_to TEXT,
+        target TEXT NOT NULL CHECK (json_valid(target)),
+        thread_id TEXT NOT NULL,
+        history TEXT NOT NULL CHECK (json_valid(history)),
+        affinity TEXT,
+        metadata TEXT NOT NULL CHECK (json_valid(metadata)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_status ON sessions (status);
+      CREATE INDEX sessions_owner ON sessions (owner_gateway_id);
+      CREATE INDEX sessions_updated ON sessions (updated_at);
+      CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, imported_at INTEGER NOT NULL);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  },
+  {
+    version: 2,
+    name: 'leases',
+    sql: `CREATE TABLE leases (session_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, expires_at INTEGER NOT NULL);`,
+  },
+];
+
+interface Row {
+  id: string; kind: string; owner_gateway_id: string; status: string; moved_to: string | null; target: string;
+  thread_id: string; history: string; affinity: string | null; metadata: string;
+  created_at: number; updated_at: number; version: number;
+}
+
+const COLS = 'id, kind, owner_gateway_id, status, moved_to, target, thread_id, history, affinity, metadata, created_at, updated_at, version';
+const PARAMS = '@id, @kind, @owner_gateway_id, @status, @moved_to, @target, @thread_id, @history, @affinity, @metadata, @created_at, @updated_at, @version';
+
+function toRow(s: Session, version: number, updatedAt: number): Row {
+  return {
+    id: s.id,
+    kind: s.kind,
+    owner_gateway_id: s.ownerGatewayId,
+    status: s.status,
+    moved_to: s.movedTo ?? null,
+    target: JSON.stringify(s.target),
+    thread_id: s.threadId,
+    history: JSON.stringify(s.history),
+    affinity: s.affinity ?? null,
+    metadata: JSON.stringify(s.metadata),
+    created_at: s.createdAt,
+    updated_at: updatedAt,
+    version,
+  };
+}
+
+function fromRow(r: Row): Session {
+  const s: Session = {
+    id: r.id,
+    kind: r.kind as Session['kind'],
+    ownerGatewayId: r.owner_gateway_id,
+    status: r.status as Session['status'],
+    target: JSON.parse(r.target) as Session['target'],
+    threadId: r.thread_id,
+    history: JSON.parse(r.history) as Session['history'],
+    metadata: JSON.parse(r.metadata) as Session['metadata'],
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    version: r.version,
+  };
+  if (r.moved_to !== null) s.movedTo = r.moved_to;
+  if (r.affinity !== null) s.affinity = r.affinity;
+  return s;
+}
+
+/** In-process pub/sub, shared by every SqliteStore opened on the same file in this process. */
+const buses = new Map<string, EventEmitter>();
+
+export class SqliteStore implements SessionStore {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly bus: EventEmitter;
+  private readonly subscriptions = new Set<() => void>();
+
+  constructor(opts: SqliteStoreOptions = {}) {
+    this.path = resolve(opts.path ?? DEFAULT_SQLITE_PATH);
+    mkdirSync(dirname(this.path), { recursive: true });
+    this.db = new Database(this.path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+      this.db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    let bus = buses.get(this.path);
+    if (!bus) buses.set(this.path, (bus = new EventEmitter().setMaxListeners(0)));
+    this.bus = bus;
+  }
+
+  /** Applied migration versions, ascending. */
+  migrations(): number[] {
+    return (this.db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    // IMMEDIATE: two processes opening a fresh file at once apply each migration exactly once.
+    this.db.transaction(() => {
+      const applied = new Set(this.migrations());
+      const newest = Math.max(0, ...applied);
+      const known = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+      if (newest > known) throw new Error(`${this.path} has schema version ${newest}, newer than this Switchyard (${known}): upgrade Switchyard`);
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      }
+    }).immediate();
+  }
+
+  private getSync(id: string): Session | undefined {
+    const r = this.db.prepare(`SELECT ${COLS} FROM sessions WHERE id = ?`).get(id) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    return this.getSync(id);
+  }
+
+  async create(session: Session): Promise<Session> {
+    const r = this.db.prepare(`INSERT INTO sessions (${COLS}) VALUES (${PARAMS}) ON CONFLICT (id) DO NOTHING`).run(toRow(session, 1, session.updatedAt));
+    if (r.changes === 0) throw new SessionExistsError(session.id);
+    return { ...session, version: 1 };
+  }
+
+  async update(session: Session, expectedVersion: number): Promise<Session> {
+    const row = toRow(session, expectedVersion + 1, Date.now());
+    const r = this.db
+      .prepare(
+        `UPDATE sessions SET kind = @kind, owner_gateway_id = @owner_gateway_id, status = @status, moved_to = @moved_to,
+           target = @target, thread_id = @thread_id, history = @history, affinity = @affinity, metadata = @metadata,
+           updated_at = @updated_at, version = @version
+         WHERE id = @id AND version = @expected`,
+      )
+      .run({ ...row, expected: expectedVersion });
+    if (r.changes === 1) return fromRow(row);
+    if (!this.getSync(session.id)) throw new SessionNotFoundError(session.id);
+    throw new VersionConflictError(session.id, expectedVersion);
+  }
+
+  async list(opts: ListOptions = {}): Promise<Session[]> {
+    const where: string[] = [];
+    const args: Record<string, unknown> = { limit: opts.limit ?? -1 };
+    if (opts.status) {
+      where.push('status = @status');
+      args.status = opts.status;
+    }
+    if (opts.owner) {
+      where.push('owner_gateway_id = @owner');
+      args.owner = opts.owner;
+    }
+    const sql = `SELECT ${COLS} FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
+    return (this.db.prepare(sql).all(args) as Row[]).map(fromRow);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM leases WHERE session_id = ?').run(id);
+      return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes === 1;
+    })();
+  }
+
+  async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
+    return this.db.transaction((): ImportResult => {
+      const seen = this.db.prepare('SELECT session_id FROM transfers WHERE transfer_id = ?').get(transferId) as { session_id: string } | undefined;
+      if (seen) {
+        const stored = seen.session_id === session.id ? this.getSync(session.id) : undefined;
+        if (!stored) throw new TransferConflictError(session.id, `transfer ${transferId} was already used for another session`);
+        return { session: stored, duplicate: true };
+      }
+      const existing = this.getSync(session.id);
+      if (existing && existing.status !== 'moved') throw new TransferConflictError(session.id, `it exists here with status ${existing.status}`);
+      const row = toRow(session, Math.max(session.version, existing?.version ?? 0) + 1, Date.now());
+      this.db.prepare(`INSERT OR REPLACE INTO sessions (${COLS}) VALUES (${PARAMS})`).run(row);
+      this.db.prepare('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
+      return { session: fromRow(row), duplicate: false };
+    }).immediate();
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  async getOrSetMeta(key: string, value: string): Promise<string> {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value);
+    return (await this.getMeta(key)) as string;
+  }
+
+  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const r = this.db
+      .prepare(
+        `INSERT INTO leases (session_id, holder_id, expires_at) VALUES (@s, @h, @exp)
+         ON CONFLICT (session_id) DO UPDATE SET holder_id = @h, expires_at = @exp
+         WHERE leases.holder_id = @h OR leases.expires_at <= @now`,
+      )
+      .run({ s: sessionId, h: holderId, exp: now + ttlMs, now });
+    return r.changes === 1;
+  }
+
+  async renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const r = this.db.prepare('UPDATE leases SET expires_at = ? WHERE session_id = ? AND holder_id = ? AND expires_at > ?').run(now + ttlMs, sessionId, holderId, now);
+    return r.changes === 1;
+  }
+
+  async releaseLease(sessionId: string, holderId: string): Promise<boolean> {
+    const r = this.db.prepare('DELETE FROM leases WHERE session_id = ? AND holder_id = ? AND expires_at > ?').run(sessionId, holderId, Date.now());
+    return r.changes === 1;
+  }
+
+  async getLease(sessionId: string): Promise<LeaseInfo | undefined> {
+    const r = this.db.prepare('SELECT holder_id, expires_at FROM leases WHERE session_id = ? AND expires_at > ?').get(sessionId, Date.now()) as
+      | { holder_id: string; expires_at: number }
+      | undefined;
+    return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
+  }
+
+  async publish(channel: string, msg: unknown): Promise<void> {
+    const text = JSON.stringify(msg);
+    // asynchronous like Redis: a handler never runs inside the publisher's call stack
+    setImmediate(() => this.bus.emit(channel, text));
+  }
+
+  async subscribe(channel: string, handler: MessageHandler): Promise<Unsubscribe> {
+    const listener = (text: string): void => handler(JSON.parse(text));
+    const off = (): void => {
+      this.bus.off(channel, listener);
+      this.subscriptions.delete(off);
+    };
+    this.bus.on(channel, listener);
+    this.subscriptions.add(off);
+    return async () => off();
+  }
+
+  async close(): Promise<void> {
+    for (const off of this.subscriptions) off();
+    this.subscriptions.clear();
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The session store contract. Two implementations: SQLite (embedded default, one gateway process) and Redis
+ * (several gateway instances sharing sessions). Both pass the same behavioural suite
+ * (test/sessions/store.test.ts). Every method is async and every resolved write is durable per docs/sessions.md.
+ */
+import { GatewayError } from '../wire/errors.js';
+import type { Session, SessionStatus } from './model.js';
+
+export interface ListOptions {
+  status?: SessionStatus;
+  /** ownerGatewayId */
+  owner?: string;
+  /** default: all */
+  limit?: number;
+}
+
+export interface ImportResult {
+  /** the record as stored (with the store's version) */
+  session: Session;
+  /** true when this transferId had already been imported: nothing was written */
+  duplicate: boolean;
+}
+
+export interface LeaseInfo {
+  holderId: string;
+  /** epoch ms */
+  expiresAt: number;
+}
+
+export type MessageHandler = (msg: unknown) => void;
+/** Stops the subscription; resolves once no more messages will be delivered to that handler. */
+export type Unsubscribe = () => Promise<void>;
+
+export interface SessionStore {
+  /** `sqlite` or `redis`: what `openStore` built */
+  readonly kind: 'sqlite' | 'redis';
+
+  get(id: string): Promise<Session | undefined>;
+  /** Stores a new session with version 1 (the given version is ignored). Throws SessionExistsError. */
+  create(session: Session): Promise<Session>;
+  /**
+   * Compare-and-set: writes `session` only if the stored version is `expectedVersion`, and returns it with
+   * version `expectedVersion + 1` and `updatedAt` = now. Of two writers holding the same
+   * version exactly one wins; the other gets VersionConflictError. Unknown id: SessionNotFoundError.
+   */
+  update(session: Session, expectedVersion: number): Promise<Session>;
+  /** Most recently updated first. */
+  list(opts?: ListOptions): Promise<Session[]>;
+  /** true if it existed. Also drops its lease. */
+  delete(id: string): Promise<boolean>;
+
+  /**
+   * The receiving side of a transfer: stores the (already adopted, see `adoptTransferred`) record durably.
+   * Idempotent per `transferId`: a retried offer returns the stored record with `duplicate: true`. A session
+   * that exists here and is not `moved` away is never overwritten: TransferConflictError. A session coming
+   * back (stored here as `moved`) is replaced. The stored version is max(offered, stored) + 1.
+   */
+  importTransferred(transferId: string, session: Session): Promise<ImportResult>;
+
+  /** Small gateway state (e.g. the persisted gateway id). */
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+  /** Sets `key` only if absent; returns the value that is stored afterwards (the winner's, on a race). */
+  getOrSetMeta(key: string, value: string): Promise<string>;
+
+  /**
+   * Leases serialise a session's turns across processes sharing the store. `acquire` succeeds if the lease is
+   * free, expired, or already held by `holderId` (then its ttl is reset). A crashed holder's lease expires after
+   * `ttlMs`; a live holder renews it while the turn runs.
+   */
+  acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean>;
+  /** false if `holderId` does not hold it (anymore). */
+  renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean>;
+  /** false if `holderId` does not hold it: nobody can release another holder's lease. */
+  releaseLease(sessionId: string, holderId: string): Promise<boolean>;
+  getLease(sessionId: string): Promise<LeaseInfo | undefined>;
+
+  /**
+   * Fire-and-forget messages between instances (e.g. "cancel the turn of session X"). Redis: every instance
+   * subscribed to the same prefix receives it. SQLite: delivered only to stores opened on the same file in
+   * this process (SQLite has no cross-process notification; one SQLite gateway is one process).
+   * Messages are JSON values; delivery is at most once, to subscribers present at publish time.
+   */
+  publish(channel: string, msg: unknown): Promise<void>;
+  /** Resolves once the subscription is active: a publish issued after that reaches `handler`. */
+  subscribe(channel: string, handler: MessageHandler): Promise<Unsubscribe>;
+
+  close(): Promise<void>;
+}
+
+// ---- typed errors (HTTP 409 on the admin API; `reason` is the stable machine code) ----
+
+export type StoreErrorReason = 'SESSION_EXISTS' | 'SESSION_NOT_FOUND' | 'VERSION_CONFLICT' | 'TRANSFER_CONFLICT';
+
+export class SessionStoreError extends GatewayError {
+  readonly reason: StoreErrorReason;
+  readonly sessionId: string;
+  constructor(reason: StoreErrorReason, sessionId: string, message: string, extra: Record<string, unknown> = {}) {
+    const code = reason === 'SESSION_NOT_FOUND' ? 'NOT_FOUND' : 'INVALID_REQUEST';
+    super(code, message, { status: reason === 'SESSION_NOT_FOUND' ? 404 : 409, details: { reason, sessionId, ...extra } });
+    this.name = 'SessionStoreError';
+    this.reason = reason;
+    this.sessionId = sessionId;
+  }
+}
+
+export class SessionExistsError extends SessionStoreError {
+  constructor(sessionId: string) {
+    super('SESSION_EXISTS', sessionId, `session ${sessionId} already exists`);
+    this.name = 'SessionExistsError';
+  }
+}
+
+export class SessionNotFoundError extends SessionStoreError {
+  constructor(sessionId: string) {
+    super('SESSION_NOT_FOUND', sessionId, `session ${sessionId} not found`);
+    this.name = 'SessionNotFoundError';
+  }
+}
+
+export class VersionConflictError extends SessionStoreError {
+  readonly expectedVersion: number;
+  constructor(sessionId: string, expectedVersion: number) {
+    super('VERSION_CONFLICT', sessionId, `session ${sessionId} was changed concurrently (expected version ${expectedVersion})`, { expectedVersion });
+    this.name = 'VersionConflictError';
+    this.expectedVersion = expectedVersion;
+  }
+}
+
+export class TransferConflictError extends SessionStoreError {
+  constructor(sessionId: string, why: string) {
+    super('TRANSFER_CONFLICT', sessionId, `transfer of session ${sessionId} refused: ${why}`);
+    this.name = 'TransferConflictError';
+  }
+}
+
+/**
+ * Read-modify-write with retry on VersionConflictError: `change` gets the current record and returns the next
+ * one (or undefined to write nothing). Returns the stored record.
+ */
+export async function mutateSession(
+  store: SessionStore,
+  id: string,
+  change: (current: Session) => Session | undefined,
+  maxAttempts = 20,
+): Promise<Session> {
+  for (let attempt = 1; ; attempt++) {
+    const cur = await store.get(id);
+    if (!cur) throw new SessionNotFoundError(id);
+    const next = change(cur);
+    if (!next) return cur;
+    try {
+      return await store.update(next, cur.version);
+    } catch (err) {
+      if (!(err instanceof VersionConflictError) || attempt >= maxAttempts) throw err;
+    }
+  }
+}

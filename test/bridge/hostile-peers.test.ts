@@ -1,0 +1,279 @@
+/**
+ * Bad input and hostile peers on /bridge: each gets the documented bridge-error code and close code, and
+ * the gateway keeps serving its other peers and its /v1 clients. Raw `ws` clients play the hostile peer.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import OpenAI from 'openai';
+import type { Gateway } from '../../src/gateway.js';
+import { cleanupDirs, memoryLogger, startInProcess, wsUrl } from '../helpers/env.js';
+
+const TOKEN = 'bridge-secret-token-123456';
+let gw: Gateway;
+const mem = memoryLogger();
+
+interface Outcome {
+  frames: any[];
+  close: { code: number; reason: string } | undefined;
+}
+
+/** Connects, sends the given frames (strings or objects), collects replies until close or `waitMs`. */
+async function exchange(send: Array<string | Buffer | object>, opts: { waitMs?: number; binary?: boolean } = {}): Promise<Outcome & { ws: WebSocket }> {
+  const ws = new WebSocket(wsUrl(gw.url));
+  const out: Outcome = { frames: [], close: undefined };
+  ws.on('message', (d) => out.frames.push(JSON.parse(d.toString())));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const closed = new Promise<void>((resolve) => ws.once('close', (code, reason) => ((out.close = { code, reason: reason.toString() }), resolve())));
+  for (const f of send) ws.send(typeof f === 'string' || Buffer.isBuffer(f) ? f : JSON.stringify(f), { binary: opts.binary === true });
+  await Promise.race([closed, new Promise((r) => setTimeout(r, opts.waitMs ?? 1500))]);
+  return { ...out, ws };
+}
+
+const hello = (over: Record<string, unknown> = {}) => ({
+  type: 'bridge-hello',
+  gatewayId: 'gw_hostile',
+  gatewayName: 'Hostile',
+  version: '1.0',
+  token: TOKEN,
+  capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+  sharedChannels: [],
+  ...over,
+});
+
+/** An authenticated raw peer. */
+async function authed(id: string): Promise<{ ws: WebSocket; frames: any[]; next: (pred: (f: any) => boolean, ms?: number) => Promise<any> }> {
+  const ws = new WebSocket(wsUrl(gw.url));
+  const frames: any[] = [];
+  const waiters: Array<{ pred: (f: any) => boolean; resolve: (f: any) => void }> = [];
+  ws.on('message', (d) => {
+    const f = JSON.parse(d.toString());
+    frames.push(f);
+    for (const w of [...waiters]) if (w.pred(f)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(f));
+  });
+  await new Promise((r) => ws.once('open', r));
+  const next = (pred: (f: any) => boolean, ms = 5000) =>
+    new Promise<any>((resolve, reject) => {
+      const found = frames.find(pred);
+      if (found) return resolve(found);
+      const t = setTimeout(() => reject(new Error(`no matching frame within ${ms} ms; got ${JSON.stringify(frames.map((f) => f.type))}`)), ms);
+      waiters.push({ pred, resolve: (f) => (clearTimeout(t), resolve(f)) });
+    });
+  ws.send(JSON.stringify(hello({ gatewayId: id })));
+  const ok = await next((f) => f.type === 'bridge-hello-ok' || f.type === 'bridge-error');
+  expect(ok.type).toBe('bridge-hello-ok');
+  return { ws, frames, next };
+}
+
+beforeAll(async () => {
+  gw = await startInProcess(
+    {
+      gateway: {
+        id: 'gw_server',
+        name: 'Server',
+        bridge: {
+          enabled: true,
+          allowedTokens: [TOKEN],
+          shareChannels: ['shared-mock'],
+          maxPeers: 3,
+          limits: { handshakeTimeoutMs: 400, preAuthFrameBytes: 2048, maxFrameBytes: 64 * 1024, maxInflightPerPeer: 4 },
+        },
+      },
+      channels: [
+        { name: 'shared-mock', provider: 'mock', models: ['shared-model'], options: { delayMs: 300 } },
+        { name: 'private-mock', provider: 'mock', models: ['private-model'] },
+      ],
+    },
+    mem.logger,
+  );
+});
+
+afterAll(async () => {
+  await gw?.close();
+  cleanupDirs();
+});
+
+async function stillServes(): Promise<void> {
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused' });
+  const r = await client.chat.completions.create({ model: 'private-model', messages: [{ role: 'user', content: 'still there?' }] });
+  expect(r.choices[0]!.message.content).toContain('still there?');
+}
+
+describe('bridge handshake refusals', () => {
+  it('wrong token → AUTH_FAILED, close 4401, token not echoed', async () => {
+    const r = await exchange([hello({ token: 'wrong-token-value' })]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'AUTH_FAILED' });
+    expect(r.close?.code).toBe(4401);
+    expect(JSON.stringify(r.frames)).not.toContain('wrong-token-value');
+    await stillServes();
+  });
+
+  it('missing fields → BAD_HELLO, close 4400, naming the field', async () => {
+    const { gatewayId: _omit, ...noId } = hello();
+    const r = await exchange([noId]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'BAD_HELLO' });
+    expect(r.frames[0].message).toMatch(/gatewayId/);
+    expect(r.close?.code).toBe(4400);
+  });
+
+  it('no version overlap → VERSION_UNSUPPORTED, close 4505', async () => {
+    const r = await exchange([hello({ version: '2.0', minVersion: '2.0', maxVersion: '3.0' })]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'VERSION_UNSUPPORTED' });
+    expect(r.close?.code).toBe(4505);
+  });
+
+  it('connecting to itself → SELF_CONNECTION, close 4403', async () => {
+    const r = await exchange([hello({ gatewayId: 'gw_server' })]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'SELF_CONNECTION' });
+    expect(r.close?.code).toBe(4403);
+  });
+
+  it('a frame before hello → BAD_HELLO, close 4400', async () => {
+    const r = await exchange([{ type: 'bridge-ping', ts: 1 }]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'BAD_HELLO' });
+    expect(r.close?.code).toBe(4400);
+  });
+
+  it('garbage → BAD_FRAME, close 4400', async () => {
+    const r = await exchange(['{ this is not json']);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'BAD_FRAME' });
+    expect(r.close?.code).toBe(4400);
+  });
+
+  it('binary frame → BAD_FRAME, close 4400', async () => {
+    const r = await exchange([Buffer.from(JSON.stringify(hello()))], { binary: true });
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'BAD_FRAME' });
+    expect(r.close?.code).toBe(4400);
+  });
+
+  it('oversized pre-auth frame → PAYLOAD_TOO_LARGE, close 4413', async () => {
+    const r = await exchange([hello({ gatewayName: 'x'.repeat(4096) })]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'PAYLOAD_TOO_LARGE' });
+    expect(r.close?.code).toBe(4413);
+  });
+
+  it('silence → HANDSHAKE_TIMEOUT, close 4408', async () => {
+    const r = await exchange([], { waitMs: 2000 });
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'HANDSHAKE_TIMEOUT' });
+    expect(r.close?.code).toBe(4408);
+  });
+
+  it('maxPeers exceeded → MAX_PEERS, close 4429; the existing peers keep working', async () => {
+    const peers = await Promise.all(['gw_p1', 'gw_p2', 'gw_p3'].map((id) => authed(id)));
+    const r = await exchange([hello({ gatewayId: 'gw_p4' })]);
+    expect(r.frames[0]).toMatchObject({ type: 'bridge-error', code: 'MAX_PEERS' });
+    expect(r.close?.code).toBe(4429);
+    peers[0]!.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 42 }));
+    expect(await peers[0]!.next((f) => f.type === 'bridge-pong')).toMatchObject({ ts: 42 });
+    for (const p of peers) p.ws.close();
+    await new Promise((r) => setTimeout(r, 200));
+  });
+
+  it('duplicate gateway id: the new authenticated link replaces the old one (old closed 4409)', async () => {
+    const first = await authed('gw_dup');
+    const firstClosed = new Promise<number>((r) => first.ws.once('close', (code) => r(code)));
+    const second = await authed('gw_dup');
+    expect(await firstClosed).toBe(4409);
+    second.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 7 }));
+    expect(await second.next((f) => f.type === 'bridge-pong')).toMatchObject({ ts: 7 });
+    second.ws.close();
+  });
+
+  it('a duplicate id with a WRONG token does not replace the existing link', async () => {
+    const first = await authed('gw_dup2');
+    const r = await exchange([hello({ gatewayId: 'gw_dup2', token: 'nope-nope-nope' })]);
+    expect(r.close?.code).toBe(4401);
+    first.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 9 }));
+    expect(await first.next((f) => f.type === 'bridge-pong')).toMatchObject({ ts: 9 });
+    first.ws.close();
+  });
+});
+
+describe('after the handshake', () => {
+  it('hello-ok lists only the whitelisted channel, with policy and capabilities', async () => {
+    const p = await authed('gw_look');
+    const ok = p.frames.find((f) => f.type === 'bridge-hello-ok');
+    expect(ok).toMatchObject({ gatewayId: 'gw_server', gatewayName: 'Server', version: '1.0', policy: { maxFrameBytes: 64 * 1024 } });
+    expect(ok.sharedChannels).toEqual([{ name: 'shared-mock', provider: 'mock', models: ['shared-model'] }]);
+    p.ws.close();
+  });
+
+  it('unknown type → UNKNOWN_TYPE and the link stays open; garbage → BAD_FRAME without closing', async () => {
+    const p = await authed('gw_unknown');
+    p.ws.send(JSON.stringify({ type: 'bridge-teleport', requestId: 'r1' }));
+    expect(await p.next((f) => f.type === 'bridge-error' && f.code === 'UNKNOWN_TYPE')).toMatchObject({ requestId: 'r1' });
+    p.ws.send('not json at all');
+    await p.next((f) => f.type === 'bridge-error' && f.code === 'BAD_FRAME');
+    p.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 5 }));
+    expect(await p.next((f) => f.type === 'bridge-pong')).toMatchObject({ ts: 5 });
+    p.ws.close();
+  });
+
+  it('forward missing fields → BAD_FRAME naming the field, with the requestId', async () => {
+    const p = await authed('gw_missing');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'm1', payload: { model: 'shared-model', messages: [] } }));
+    const e = await p.next((f) => f.type === 'bridge-error' && f.requestId === 'm1');
+    expect(e.code).toBe('BAD_FRAME');
+    expect(e.message).toMatch(/targetChannel/);
+    p.ws.close();
+  });
+
+  it('forward to an existing but unshared channel → CHANNEL_NOT_SHARED', async () => {
+    const p = await authed('gw_sneaky');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'x1', targetChannel: 'private-mock', payload: { model: 'private-model', messages: [{ role: 'user', content: 'hi' }] } }));
+    expect(await p.next((f) => f.requestId === 'x1')).toMatchObject({ type: 'bridge-error', code: 'CHANNEL_NOT_SHARED', retryable: false });
+    p.ws.close();
+  });
+
+  it('a shared channel answers a forward (non-stream and stream)', async () => {
+    const p = await authed('gw_good');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'g1', targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hello bridge' }] } }));
+    const res = await p.next((f) => f.requestId === 'g1');
+    expect(res.type).toBe('bridge-response');
+    expect(res.payload.choices[0].message.content).toContain('hello bridge');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'g2', stream: true, targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'stream it' }] } }));
+    const end = await p.next((f) => f.requestId === 'g2' && (f.type === 'bridge-stream-end' || f.type === 'bridge-error'));
+    expect(end.type).toBe('bridge-stream-end');
+    const text = p.frames.filter((f) => f.type === 'bridge-stream' && f.requestId === 'g2').map((f) => f.chunk.choices[0]?.delta?.content ?? '').join('');
+    expect(text).toContain('stream it');
+    p.ws.close();
+  });
+
+  it('a forward whose hops contain this gateway → LOOP_DETECTED', async () => {
+    const p = await authed('gw_loop');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'l1', targetChannel: 'shared-mock', hops: ['gw_a', 'gw_server', 'gw_loop'], payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }] } }));
+    expect(await p.next((f) => f.requestId === 'l1')).toMatchObject({ type: 'bridge-error', code: 'LOOP_DETECTED' });
+    p.ws.close();
+  });
+
+  it('a flood beyond maxInflightPerPeer → OVERLOADED for the excess, the rest served', async () => {
+    const p = await authed('gw_flood');
+    const n = 10;
+    for (let i = 0; i < n; i++) {
+      p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: `f${i}`, targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: `n${i}` }] } }));
+    }
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => p.next((f) => f.requestId === `f${i}`)));
+    const served = results.filter((f) => f.type === 'bridge-response').length;
+    const refused = results.filter((f) => f.type === 'bridge-error' && f.code === 'OVERLOADED' && f.retryable === true).length;
+    expect(served).toBe(4);
+    expect(refused).toBe(6);
+    await stillServes();
+    p.ws.close();
+  });
+
+  it('bridge-cancel aborts a request being served', async () => {
+    const p = await authed('gw_cancel');
+    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'c1', targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'slow' }] } }));
+    p.ws.send(JSON.stringify({ type: 'bridge-cancel', requestId: 'c1' }));
+    const r = await p.next((f) => f.requestId === 'c1');
+    expect(r).toMatchObject({ type: 'bridge-error', code: 'CANCELLED' });
+    p.ws.close();
+  });
+
+  it('never logs a bridge token', () => {
+    expect(mem.lines.join('\n')).not.toContain(TOKEN);
+    expect(mem.lines.join('\n')).not.toContain('wrong-token-value');
+  });
+});

@@ -1,0 +1,314 @@
+/**
+ * One behavioural suite, run against every SessionStore implementation: SQLite in a temp dir and Redis on a
+ * real redis-server started here. Each test gets a fresh namespace (a new db file / a new key prefix); `open`
+ * opens another instance on the same namespace, as a second gateway process would.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { appendTurn, newSession, newTurn, markMoved, adoptTransferred, type Session } from '../../src/sessions/model.js';
+import { openStore, persistedGatewayId } from '../../src/sessions/open-store.js';
+import { mutateSession, SessionExistsError, SessionNotFoundError, TransferConflictError, VersionConflictError, type SessionStore } from '../../src/sessions/store.js';
+import { SqliteStore } from '../../src/sessions/sqlite-store.js';
+import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+
+interface Backend {
+  name: string;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  /** a fresh namespace; the returned function opens one more store instance on it */
+  namespace(): () => Promise<SessionStore>;
+}
+
+let tmp = '';
+let redis: RedisServer | undefined;
+let seq = 0;
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    setup: async () => void (tmp = mkdtempSync(join(tmpdir(), 'switchyard-store-'))),
+    teardown: async () => rmSync(tmp, { recursive: true, force: true }),
+    namespace: (path = join(tmp, `n${++seq}`, 'switchyard.db')) => () => openStore({ kind: 'sqlite', path }),
+  },
+  {
+    name: 'redis',
+    setup: async () => void (redis = await startRedis()),
+    teardown: async () => redis?.stop(),
+    namespace: (prefix = `t${++seq}:`) => () => openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix }),
+  },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
+function sample(id: string, owner = 'gw_a'): Session {
+  const s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target, affinity: 'cand_1', metadata: { cwd: 'w1', n: [1, 2] } });
+  return appendTurn(s, { ...newTurn('hello', [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'hi' }]), status: 'completed', output: 'hi', endedAt: s.createdAt });
+}
+/** resolves with the next message delivered to a fresh subscription on `channel` */
+async function nextMessage(store: SessionStore, channel: string): Promise<{ msg: Promise<unknown>; off: () => Promise<void> }> {
+  let deliver!: (m: unknown) => void;
+  const msg = new Promise<unknown>((r) => (deliver = r));
+  const off = await store.subscribe(channel, (m) => deliver(m));
+  return { msg, off };
+}
+
+describe.each(backends)('SessionStore conformance: $name', (backend) => {
+  let open: () => Promise<SessionStore>;
+  const opened: SessionStore[] = [];
+  const instance = async () => {
+    const s = await open();
+    opened.push(s);
+    return s;
+  };
+
+  beforeAll(() => backend.setup());
+  afterAll(() => backend.teardown());
+  afterEach(() => Promise.all(opened.splice(0).map((s) => s.close())));
+  const fresh = async () => {
+    open = backend.namespace();
+    return instance();
+  };
+
+  it('creates and reads back every field, at version 1; unknown ids are undefined', async () => {
+    const store = await fresh();
+    const s = sample('s1');
+    const created = await store.create({ ...s, version: 7 });
+    expect(created.version).toBe(1);
+    expect(await store.get('s1')).toEqual({ ...s, version: 1 });
+    expect(await store.get('nope')).toBeUndefined();
+    expect(store.kind).toBe(backend.name);
+  });
+
+  it('refuses to create a session that exists, and leaves it untouched', async () => {
+    const store = await fresh();
+    await store.create(sample('s1', 'gw_a'));
+    const err = await store.create(sample('s1', 'gw_b')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SessionExistsError);
+    expect(err).toMatchObject({ reason: 'SESSION_EXISTS', status: 409, sessionId: 's1' });
+    expect((await store.get('s1'))?.ownerGatewayId).toBe('gw_a');
+  });
+
+  it('update is compare-and-set on the version', async () => {
+    const store = await fresh();
+    const v1 = await store.create(sample('s1'));
+    const v2 = await store.update({ ...v1, metadata: { step: 2 } }, 1);
+    expect(v2.version).toBe(2);
+    expect(await store.get('s1')).toEqual(v2);
+    await expect(store.update({ ...v1, metadata: { step: 'stale' } }, 1)).rejects.toBeInstanceOf(VersionConflictError);
+    expect((await store.get('s1'))?.metadata).toEqual({ step: 2 });
+    await expect(store.update(sample('ghost'), 1)).rejects.toBeInstanceOf(SessionNotFoundError);
+  });
+
+  it('of two concurrent writers on two instances holding the same version, exactly one wins', async () => {
+    const a = await fresh();
+    const b = await instance();
+    await a.create(sample('s1'));
+    const base = (await b.get('s1')) as Session;
+    const results = await Promise.allSettled([a.update({ ...base, metadata: { by: 'a' } }, 1), b.update({ ...base, metadata: { by: 'b' } }, 1)]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(VersionConflictError);
+    const stored = (await a.get('s1')) as Session;
+    expect(stored.version).toBe(2);
+    expect(stored.metadata).toEqual((won[0] as PromiseFulfilledResult<Session>).value.metadata);
+  });
+
+  it('read-modify-write from three instances at once loses no update', async () => {
+    const stores = [await fresh(), await instance(), await instance()];
+    await stores[0]!.create(newSession({ id: 's1', kind: 'agent', ownerGatewayId: 'gw_a', target }));
+    const bump = (s: Session) => appendTurn(s, { ...newTurn(`p${s.history.length}`), status: 'completed' });
+    await Promise.all(stores.flatMap((st) => Array.from({ length: 8 }, () => mutateSession(st, 's1', bump, 1000))));
+    const final = (await stores[1]!.get('s1')) as Session;
+    expect(final.history).toHaveLength(24);
+    expect(final.version).toBe(25);
+    expect(final.history.map((t) => t.prompt)).toEqual(Array.from({ length: 24 }, (_, i) => `p${i}`));
+  });
+
+  it('lists most recently updated first, filtered by status and owner, with a limit; delete removes', async () => {
+    const store = await fresh();
+    for (const [id, owner] of [['a', 'gw_1'], ['b', 'gw_2'], ['c', 'gw_1']] as const) {
+      await store.create(sample(id, owner));
+      await sleep(5);
+    }
+    const a = (await store.get('a')) as Session;
+    await store.update(markMoved(a, 'gw_9'), a.version);
+    expect((await store.list()).map((s) => s.id)).toEqual(['a', 'c', 'b']);
+    expect((await store.list({ owner: 'gw_1' })).map((s) => s.id)).toEqual(['a', 'c']);
+    expect((await store.list({ status: 'active' })).map((s) => s.id)).toEqual(['c', 'b']);
+    expect((await store.list({ status: 'moved', owner: 'gw_1' })).map((s) => s.movedTo)).toEqual(['gw_9']);
+    expect((await store.list({ limit: 2 })).map((s) => s.id)).toEqual(['a', 'c']);
+    expect(await store.delete('c')).toBe(true);
+    expect(await store.delete('c')).toBe(false);
+    expect(await store.get('c')).toBeUndefined();
+    expect((await store.list()).map((s) => s.id)).toEqual(['a', 'b']);
+  });
+
+  it('keeps everything across close and reopen', async () => {
+    const first = await fresh();
+    const s = await first.create(sample('s1'));
+    await first.update(appendTurn(s, newTurn('second')), s.version);
+    await first.setMeta('gatewayId', 'gw_x');
+    await first.close();
+    const again = await instance();
+    expect((await again.get('s1'))?.history.map((t) => t.prompt)).toEqual(['hello', 'second']);
+    expect(await again.getMeta('gatewayId')).toBe('gw_x');
+  });
+
+  it('importTransferred stores once per transferId and never overwrites a session owned here', async () => {
+    const store = await fresh();
+    const offered = adoptTransferred({ ...sample('s1', 'gw_sender'), version: 5 }, 'gw_me');
+    const first = await store.importTransferred('tr_1', offered);
+    expect(first.duplicate).toBe(false);
+    expect(first.session).toMatchObject({ id: 's1', ownerGatewayId: 'gw_me', status: 'active', version: 6 });
+    expect(await store.get('s1')).toEqual(first.session);
+
+    // the sender retries (it never saw our ok): same answer, nothing written
+    const retry = await store.importTransferred('tr_1', { ...offered, metadata: { changed: true } });
+    expect(retry).toEqual({ session: first.session, duplicate: true });
+    expect(await store.get('s1')).toEqual(first.session);
+
+    // another offer for a session that is ours: refused, untouched
+    await expect(store.importTransferred('tr_2', offered)).rejects.toBeInstanceOf(TransferConflictError);
+    await expect(store.importTransferred('tr_1', { ...offered, id: 'other' })).rejects.toMatchObject({ reason: 'TRANSFER_CONFLICT' });
+    expect(await store.get('other')).toBeUndefined();
+
+    // it moves away, then comes back with a new transfer: accepted, version keeps growing
+    const cur = (await store.get('s1')) as Session;
+    const moved = await store.update(markMoved(cur, 'gw_peer'), cur.version);
+    const back = await store.importTransferred('tr_3', adoptTransferred({ ...moved, version: 2 }, 'gw_me'));
+    expect(back.duplicate).toBe(false);
+    expect(back.session).toMatchObject({ status: 'active', ownerGatewayId: 'gw_me', version: moved.version + 1 });
+    expect(back.session.movedTo).toBeUndefined();
+  });
+
+  it('meta: get, set, overwrite, and set-if-absent agreed by concurrent instances', async () => {
+    const a = await fresh();
+    const b = await instance();
+    expect(await a.getMeta('k')).toBeUndefined();
+    await a.setMeta('k', 'v1');
+    expect(await b.getMeta('k')).toBe('v1');
+    await b.setMeta('k', 'v2');
+    expect(await a.getMeta('k')).toBe('v2');
+    const [x, y] = await Promise.all([a.getOrSetMeta('gatewayId', 'gw_a'), b.getOrSetMeta('gatewayId', 'gw_b')]);
+    expect(x).toBe(y);
+    expect(['gw_a', 'gw_b']).toContain(x);
+    expect(await a.getOrSetMeta('gatewayId', 'gw_c')).toBe(x);
+  });
+
+  it('persists the gateway id: generated once and then stable, a configured id wins', async () => {
+    const a = await fresh();
+    const first = await persistedGatewayId(a, undefined, () => 'gw_gen1');
+    expect(first).toBe('gw_gen1');
+    expect(await persistedGatewayId(await instance(), undefined, () => 'gw_gen2')).toBe('gw_gen1');
+    expect(await persistedGatewayId(a, 'gw_conf', () => 'gw_gen3')).toBe('gw_conf');
+  });
+
+  it('leases: one holder at a time, re-entrant, renewed and released only by the holder', async () => {
+    const a = await fresh();
+    const b = await instance();
+    expect(await a.acquireLease('s1', 'inst_a', 60_000)).toBe(true);
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(false);
+    expect(await a.acquireLease('s1', 'inst_a', 60_000)).toBe(true);
+    expect(await b.getLease('s1')).toMatchObject({ holderId: 'inst_a' });
+    expect(await b.renewLease('s1', 'inst_b', 60_000)).toBe(false);
+    expect(await b.releaseLease('s1', 'inst_b')).toBe(false);
+    expect((await a.getLease('s1'))?.holderId).toBe('inst_a');
+    expect(await a.renewLease('s1', 'inst_a', 120_000)).toBe(true);
+    expect((await a.getLease('s1'))?.expiresAt).toBeGreaterThan(Date.now() + 60_000);
+    expect(await a.acquireLease('s2', 'inst_b', 60_000)).toBe(true); // per session
+    expect(await a.releaseLease('s1', 'inst_a')).toBe(true);
+    expect(await a.getLease('s1')).toBeUndefined();
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
+  });
+
+  it("a crashed holder's lease expires after its ttl and lets another holder in", async () => {
+    const a = await fresh();
+    const b = await instance();
+    const ttl = 1500;
+    expect(await a.acquireLease('s1', 'inst_a', ttl)).toBe(true);
+    expect(await b.acquireLease('s1', 'inst_b', ttl)).toBe(false);
+    await a.close(); // the holder goes away without releasing
+    await sleep(ttl + 1000);
+    expect(await b.getLease('s1')).toBeUndefined();
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
+    expect(await b.renewLease('s1', 'inst_a', 60_000)).toBe(false);
+    expect(await b.releaseLease('s1', 'inst_a')).toBe(false);
+    expect((await b.getLease('s1'))?.holderId).toBe('inst_b');
+  });
+
+  it('publish reaches subscribers on another instance, per channel, until unsubscribed', async () => {
+    const a = await fresh();
+    const b = await instance();
+    const cancel = await nextMessage(b, 'cancel');
+    const own = await nextMessage(a, 'cancel');
+    await a.publish('cancel', { sessionId: 's1', turnId: 't1' });
+    expect(await cancel.msg).toEqual({ sessionId: 's1', turnId: 't1' });
+    expect(await own.msg).toEqual({ sessionId: 's1', turnId: 't1' });
+
+    // after unsubscribing, a message on that channel is not delivered: a later one on another channel of the
+    // same subscriber arrives, and delivery is in order, so the first would have come before it.
+    const got: unknown[] = [];
+    const off = await b.subscribe('cancel', (m) => got.push(m));
+    await cancel.off();
+    await off();
+    const other = await nextMessage(b, 'other');
+    await a.publish('cancel', 'late');
+    await a.publish('other', 'marker');
+    expect(await other.msg).toBe('marker');
+    expect(got).toEqual([]);
+  });
+});
+
+describe('SqliteStore specifics', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-sqlite-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates missing folders, uses WAL, applies versioned migrations once', async () => {
+    const path = join(dir, 'nested', 'deeper', 'switchyard.db');
+    const s1 = new SqliteStore({ path });
+    expect(s1.migrations()).toEqual([1, 2]);
+    await s1.close();
+    const s2 = new SqliteStore({ path });
+    expect(s2.migrations()).toEqual([1, 2]);
+    await s2.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 2 });
+    db.close();
+  });
+
+  it('refuses a database written by a newer Switchyard', async () => {
+    const path = join(dir, 'newer.db');
+    await new SqliteStore({ path }).close();
+    const db = new Database(path);
+    db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
+    db.close();
+    expect(() => new SqliteStore({ path })).toThrow(/schema version 99/);
+  });
+});
+
+describe('RedisStore specifics', () => {
+  let server: RedisServer;
+  beforeAll(async () => void (server = await startRedis()));
+  afterAll(() => server.stop());
+
+  it('prefixes isolate stores sharing one Redis', async () => {
+    const a = await openStore({ kind: 'redis', url: server.url, prefix: 'one:' });
+    const b = await openStore({ kind: 'redis', url: server.url, prefix: 'two:' });
+    await a.create(sample('s1'));
+    expect(await b.get('s1')).toBeUndefined();
+    expect(await b.list()).toEqual([]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('fails to open when Redis is unreachable', async () => {
+    const dead = await startRedis();
+    await dead.stop();
+    await expect(openStore({ kind: 'redis', url: dead.url })).rejects.toThrow();
+  });
+});
