@@ -62,6 +62,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     retries: r.retries,
     firstByteTimeoutMs: r.firstByteTimeoutMs,
     streamIdleTimeoutMs: r.streamIdleTimeoutMs,
+    affinityTtlMs: r.affinityTtlMs,
+    health: r.health,
     logger,
   });
   const providers: ChannelProvider[] = [];

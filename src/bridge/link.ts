@@ -320,7 +320,7 @@ export class BridgeLink {
       if (!c) continue;
       const n = this.o.router.inflightOf(c.id);
       inflight += n;
-      channels[name] = { inflight: n, queued: 0, maxConcurrent: c.load().maxConcurrent, latencyMsEwma: Math.round(this.o.router.latencyOf(c.id)), healthy: true };
+      channels[name] = { inflight: n, queued: 0, maxConcurrent: c.load().maxConcurrent, latencyMsEwma: Math.round(this.o.router.latencyOf(c.id)), healthy: this.o.router.health.eligible(c.id) };
     }
     this.send({ type: 'bridge-load', channels, inflight });
   }

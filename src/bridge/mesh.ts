@@ -16,7 +16,7 @@ import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role } from './link.js';
-import { peerCandidate } from './peer-candidate.js';
+import { peerCandidate, peerCandidateId } from './peer-candidate.js';
 
 export interface MeshOptions {
   config: Config;
@@ -38,6 +38,8 @@ export interface PeerRow {
   inflight: { out: number; in: number };
   lastError: string | null;
   capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } | null;
+  /** health of each channel the peer shares with us, as this gateway sees it */
+  health: Record<string, string>;
 }
 
 export class BridgeMesh {
@@ -204,7 +206,17 @@ export class BridgeMesh {
       inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
       lastError: d.lastError ?? null,
       capabilities: l?.peer.capabilities ?? null,
+      health: l ? this.healthOf(l) : {},
     };
+  }
+
+  private healthOf(l: BridgeLink): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const ch of l.peer.sharedChannels) {
+      const reported = l.load.channels[ch.name]?.healthy === false ? 'unhealthy (peer report)' : undefined;
+      out[ch.name] = reported ?? this.router.health.state(peerCandidateId(l.peer.id, ch.name));
+    }
+    return out;
   }
 
   list(): PeerRow[] {
@@ -223,6 +235,7 @@ export class BridgeMesh {
         inflight: { out: l.inflightOut, in: l.inflightIn },
         lastError: l.lastError ?? null,
         capabilities: l.peer.capabilities,
+        health: this.healthOf(l),
       });
     }
     return rows;

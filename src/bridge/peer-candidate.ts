@@ -24,7 +24,7 @@ export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
     supportsEmbeddings: ch.provider !== 'anthropic',
     load: () => {
       const l = link.load.channels[ch.name];
-      return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0 };
+      return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0, healthy: l?.healthy ?? true };
     },
     chat: (req, opts) => link.forward(ch.name, req, 'chat', opts) as Promise<ChatOutcome>,
     embeddings: (req, opts) => link.forward(ch.name, req, 'embeddings', opts) as Promise<EmbeddingsResponse>,

@@ -19,8 +19,19 @@ const out = (s: string): void => {
 export function renderPeers(peers: PeerRow[]): string {
   if (peers.length === 0) return 'no bridges\n';
   return table(
-    ['NAME', 'ID', 'DIR', 'STATE', 'SINCE', 'THEY SHARE', 'WE SHARE', 'IN-FLIGHT', 'LAST ERROR'],
-    peers.map((p) => [p.name, p.id, p.direction, p.state, ago(p.since), p.sharedWithUs.join(',') || '-', p.sharedByUs.join(',') || '-', `${p.inflight.out}→ ${p.inflight.in}←`, p.lastError]),
+    ['NAME', 'ID', 'DIR', 'STATE', 'SINCE', 'THEY SHARE', 'WE SHARE', 'IN-FLIGHT', 'HEALTH', 'LAST ERROR'],
+    peers.map((p) => [
+      p.name,
+      p.id,
+      p.direction,
+      p.state,
+      ago(p.since),
+      p.sharedWithUs.join(',') || '-',
+      p.sharedByUs.join(',') || '-',
+      `${p.inflight.out}→ ${p.inflight.in}←`,
+      Object.values(p.health).every((h) => h === 'healthy') ? (p.state === 'open' ? 'ok' : '-') : Object.entries(p.health).filter(([, h]) => h !== 'healthy').map(([c, h]) => `${c}:${h}`).join(','),
+      p.lastError,
+    ]),
   );
 }
 
@@ -63,9 +74,11 @@ export function registerBridge(program: Command): void {
   });
 
   remoteOptions(program.command('channels').description('channels known to the gateway').command('list').description('local and peer channels with load')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ channels: Array<{ id: string; channel: string; provider: string; peer: string | null; mock: boolean; models: string[]; inflight: number; maxConcurrent: number; latencyMsEwma: number }> }>(o, 'GET', '/admin/channels');
+    const r = await adminCall<{ channels: Array<{ id: string; channel: string; provider: string; peer: string | null; mock: boolean; models: string[]; inflight: number; maxConcurrent: number; latencyMsEwma: number; health: { state: string; ejectedUntil: number; reason: string | null } }> }>(o, 'GET', '/admin/channels');
     if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
-    out(table(['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY'], r.channels.map((c) => [c.channel, c.provider + (c.mock ? ' (mock)' : ''), c.peer ?? 'local', c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-'])));
+    const health = (h: { state: string; ejectedUntil: number; reason: string | null }) =>
+      h.state === 'healthy' ? 'healthy' : `${h.state}${h.ejectedUntil > Date.now() ? ` ${Math.ceil((h.ejectedUntil - Date.now()) / 1000)}s` : ''}${h.reason ? ` (${h.reason})` : ''}`;
+    out(table(['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY', 'HEALTH'], r.channels.map((c) => [c.channel, c.provider + (c.mock ? ' (mock)' : ''), c.peer ?? 'local', c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-', health(c.health)])));
   });
 
   remoteOptions(program.command('status').description('gateway id, version, channels and peers')).action(async (o: RemoteFlags) => {

@@ -103,6 +103,19 @@ export const configSchema = z.strictObject({
           firstByteTimeoutMs: z.number().int().min(1).default(60_000),
           /** max silence between stream chunks before the stream is ended with an error */
           streamIdleTimeoutMs: z.number().int().min(1).default(60_000),
+          /** how long an X-Session-Id keeps routing to the same candidate after its last request */
+          affinityTtlMs: z.number().int().min(0).default(30 * 60_000),
+          /** passive health (outlier detection), per candidate */
+          health: z
+            .strictObject({
+              consecutiveFailures: z.number().int().min(1).default(5),
+              failureRatio: z.number().gt(0).max(1).default(0.5),
+              windowMs: z.number().int().min(100).default(30_000),
+              minRequests: z.number().int().min(1).default(10),
+              baseEjectionMs: z.number().int().min(10).default(30_000),
+              maxEjectionMs: z.number().int().min(10).default(300_000),
+            })
+            .prefault({}),
         })
         .prefault({}),
     })

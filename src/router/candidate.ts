@@ -29,6 +29,8 @@ export interface CandidateLoad {
   maxConcurrent: number;
   /** EWMA of time to first byte / full answer, ms; 0 = unknown */
   latencyMsEwma: number;
+  /** false when the serving side reports the channel unhealthy (peers' bridge-load) */
+  healthy?: boolean;
 }
 
 export interface Candidate {

@@ -12,6 +12,7 @@ import type { StreamChunk } from '../providers/provider.js';
 import type { Logger } from '../util/log.js';
 import type { Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type Strategy } from './select.js';
+import { HealthTracker, type HealthConfig, type HealthSnapshot } from './health.js';
 
 export interface RouterOptions {
   strategy: Strategy;
@@ -20,7 +21,11 @@ export interface RouterOptions {
   firstByteTimeoutMs: number;
   streamIdleTimeoutMs: number;
   logger: Logger;
+  health: HealthConfig;
+  /** how long an X-Session-Id keeps its candidate after its last request */
+  affinityTtlMs?: number;
   random?: () => number;
+  now?: () => number;
 }
 
 interface Stats {
@@ -33,14 +38,32 @@ export type RoutedChat =
   | { stream: true; first: StreamChunk | undefined; rest: AsyncIterator<StreamChunk>; candidate: Candidate; attempts: number };
 
 const EWMA_ALPHA = 0.2;
+const AFFINITY_MAX = 10_000;
+
+/** Failures that say something about the candidate: not a cancel, not the client's fault, not backpressure. */
+function countsAgainst(e: GatewayError): boolean {
+  return e.code !== 'CANCELLED' && e.code !== 'OVERLOADED' && e.retryable;
+}
 
 export class Router {
   private readonly candidates = new Map<string, Candidate>();
   private readonly stats = new Map<string, Stats>();
   private readonly byModel = new Map<string, Candidate[]>();
   private readonly listeners = new Set<() => void>();
+  private readonly affinity = new Map<string, { id: string; at: number }>();
+  readonly health: HealthTracker;
+  /** times every candidate of a model was ejected and the router used them all anyway */
+  panics = 0;
 
-  constructor(private readonly opts: RouterOptions) {}
+  constructor(private readonly opts: RouterOptions) {
+    this.health = new HealthTracker(opts.health, opts.now, (id, from, to, why) =>
+      opts.logger[to === 'ejected' ? 'warn' : 'info']('candidate health changed', { candidate: id, from, to, why }),
+    );
+  }
+
+  healthOf(id: string): HealthSnapshot {
+    return this.health.snapshot(id);
+  }
 
   add(c: Candidate): void {
     this.candidates.set(c.id, c);
@@ -129,38 +152,79 @@ export class Router {
     return { candidate: c, inflight: Math.max(s.inflight, l.inflight), capacity: l.maxConcurrent, latencyMsEwma: s.latencyMsEwma || l.latencyMsEwma };
   }
 
+  private eligible(s: Scored): boolean {
+    return this.health.eligible(s.candidate.id) && s.candidate.load().healthy !== false;
+  }
+
   /**
-   * Eligible candidates for one attempt. Peers that did not announce loadBalance are used only when no
-   * local candidate is eligible. Saturated candidates (in-flight ≥ capacity) are skipped.
+   * Picks the candidate for one attempt. Order of rules: not failed already for this request (unless only
+   * failed ones remain), healthy (unless every one is ejected: panic, use them all, and say so), not
+   * saturated, session affinity, then peers that did not announce loadBalance only when no local candidate
+   * is left, then the strategy.
    */
-  private choose(list: Candidate[], failed: Set<string>, kind: 'chat' | 'embeddings'): { chosen?: Scored; saturated: number } {
+  private choose(model: string, list: Candidate[], failed: Set<string>, kind: 'chat' | 'embeddings', sessionId?: string): { chosen?: Scored; saturated: number; panic: boolean } {
     const usable = list.filter((c) => kind === 'chat' || c.supportsEmbeddings);
     let fresh = usable.filter((c) => !failed.has(c.id));
     // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
     if (fresh.length === 0) fresh = usable;
     const scored = fresh.map((c) => this.score(c));
-    const open = scored.filter((s) => s.inflight < s.capacity);
-    const local = open.filter((s) => !s.candidate.peer || s.candidate.peer.loadBalance);
-    const pool = local.some((s) => !s.candidate.peer) ? local : open;
+    let healthy = scored.filter((x) => this.eligible(x));
+    let panic = false;
+    if (healthy.length === 0 && scored.length > 0) {
+      const everyoneEjected = usable.every((c) => !this.eligible(this.score(c)));
+      if (everyoneEjected) {
+        panic = true;
+        this.panics++;
+        this.opts.logger.warn('panic: every candidate is ejected, routing to all of them', { model, candidates: usable.map((c) => c.id) });
+        healthy = scored;
+      }
+    }
+    const open = healthy.filter((x) => x.inflight < x.capacity);
+    if (sessionId) {
+      const a = this.affinity.get(sessionId);
+      const sticky = a && open.find((x) => x.candidate.id === a.id);
+      if (sticky) return { chosen: sticky, saturated: scored.length - open.length, panic };
+    }
+    const local = open.filter((x) => !x.candidate.peer || x.candidate.peer.loadBalance);
+    const pool = local.some((x) => !x.candidate.peer) ? local : open;
     const chosen = pick(pool, { strategy: this.opts.strategy, preferLocal: this.opts.preferLocal, random: this.opts.random });
-    return { chosen, saturated: scored.length - open.length };
+    return { chosen, saturated: healthy.length - open.length, panic };
   }
 
-  private track(c: Candidate): { done: (ok: boolean) => void } {
+  private remember(sessionId: string | undefined, c: Candidate): void {
+    if (!sessionId) return;
+    const now = Date.now();
+    this.affinity.delete(sessionId);
+    this.affinity.set(sessionId, { id: c.id, at: now });
+    if (this.affinity.size > AFFINITY_MAX) {
+      const ttl = this.opts.affinityTtlMs ?? 30 * 60_000;
+      for (const [k, v] of this.affinity) {
+        if (this.affinity.size <= AFFINITY_MAX && now - v.at < ttl) break;
+        this.affinity.delete(k);
+      }
+    }
+  }
+
+  private track(c: Candidate): { done: (ok: boolean, err?: unknown) => void } {
     const s = this.stats.get(c.id) ?? { inflight: 0, latencyMsEwma: 0 };
     this.stats.set(c.id, s);
     s.inflight++;
+    this.health.started(c.id);
     const started = performance.now();
     let ended = false;
     return {
-      done: (ok) => {
+      done: (ok, err) => {
         if (ended) return;
         ended = true;
         s.inflight--;
         if (ok) {
           const ms = performance.now() - started;
           s.latencyMsEwma = s.latencyMsEwma === 0 ? ms : s.latencyMsEwma + EWMA_ALPHA * (ms - s.latencyMsEwma);
+          this.health.succeeded(c.id);
+          return;
         }
+        const e = err === undefined ? undefined : toGatewayError(err);
+        if (e && countsAgainst(e)) this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined);
       },
     };
   }
@@ -173,7 +237,7 @@ export class Router {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (opts.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled');
       if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
-      const { chosen, saturated } = this.choose(list, failed, 'chat');
+      const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
         throw new GatewayError('OVERLOADED', `all ${saturated} candidate(s) for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
@@ -183,12 +247,13 @@ export class Router {
         requestId: opts.requestId,
         model: req.model,
         attempt,
-        candidates: list.map((x) => ({ id: x.id, inflight: this.inflightOf(x.id), failed: failed.has(x.id) })),
+        candidates: list.map((x) => ({ id: x.id, inflight: this.inflightOf(x.id), health: this.health.state(x.id), failed: failed.has(x.id) })),
         chosen: c.id,
-        why: `${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
+        why: `${panic ? 'PANIC (all ejected), ' : ''}${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
       });
       try {
         const out = await this.attempt(c, req, opts);
+        this.remember(opts.sessionId, c);
         return { ...out, attempts: attempt } as RoutedChat;
       } catch (err) {
         const e = toGatewayError(err);
@@ -218,9 +283,9 @@ export class Router {
     const fail = (err: unknown): never => {
       clearTimeout(timer);
       release();
-      t.done(false);
-      if (timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`);
-      throw toGatewayError(err);
+      const e = timedOut ? new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`) : toGatewayError(err);
+      t.done(false, e);
+      throw e;
     };
     try {
       const out = await c.chat(req, { ...opts, signal: ac.signal });
@@ -245,11 +310,11 @@ export class Router {
   }
 
   /** Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way. */
-  private guard(it: AsyncIterator<StreamChunk>, c: Candidate, ac: AbortController, t: { done: (ok: boolean) => void }, release: () => void): AsyncIterator<StreamChunk> {
+  private guard(it: AsyncIterator<StreamChunk>, c: Candidate, ac: AbortController, t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): AsyncIterator<StreamChunk> {
     const idleMs = this.opts.streamIdleTimeoutMs;
-    const finish = (ok: boolean) => {
+    const finish = (ok: boolean, err?: unknown) => {
       release();
-      t.done(ok);
+      t.done(ok, err);
     };
     return {
       next: async () => {
@@ -265,16 +330,17 @@ export class Router {
           if (r.done) finish(true);
           return r;
         } catch (err) {
-          finish(false);
+          const e = toGatewayError(err);
+          finish(false, e);
           void it.return?.().catch(() => undefined);
-          throw toGatewayError(err);
+          throw e;
         } finally {
           clearTimeout(timer);
         }
       },
       return: async () => {
         ac.abort();
-        finish(false);
+        finish(false, new GatewayError('CANCELLED', 'stream abandoned by the client'));
         await it.return?.().catch(() => undefined);
         return { done: true, value: undefined };
       },
@@ -286,7 +352,7 @@ export class Router {
     const failed = new Set<string>();
     let lastError: GatewayError | undefined;
     for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
-      const { chosen } = this.choose(list, failed, 'embeddings');
+      const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
         if (!list.some((c) => c.supportsEmbeddings)) throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
@@ -299,8 +365,8 @@ export class Router {
         t.done(true);
         return { response, candidate: c };
       } catch (err) {
-        t.done(false);
         const e = toGatewayError(err);
+        t.done(false, e);
         if (e.code === 'CANCELLED' || !e.retryable) throw e;
         lastError = e;
         failed.add(c.id);
@@ -333,8 +399,9 @@ export class Router {
       t.done(true);
       return r;
     } catch (err) {
-      t.done(false);
-      throw toGatewayError(err);
+      const e = toGatewayError(err);
+      t.done(false, e);
+      throw e;
     }
   }
 }
@@ -343,7 +410,7 @@ function describe(c: Candidate): string {
   return c.peer ? `peer ${c.peer.name} channel ${c.channel}` : `channel ${c.channel}`;
 }
 
-function emptyIterator(t: { done: (ok: boolean) => void }, release: () => void): AsyncIterator<StreamChunk> {
+function emptyIterator(t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): AsyncIterator<StreamChunk> {
   release();
   t.done(true);
   return { next: async () => ({ done: true, value: undefined }) };

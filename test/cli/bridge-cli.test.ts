@@ -60,8 +60,8 @@ describe('switchyard bridge', () => {
 
     const table = await cli(['bridge', 'list', ...asA()]);
     const [header, row] = table.stdout.trim().split('\n');
-    expect(header).toMatch(/^NAME\s+ID\s+DIR\s+STATE\s+SINCE\s+THEY SHARE\s+WE SHARE\s+IN-FLIGHT\s+LAST ERROR$/);
-    expect(row).toMatch(/^gpu\s+gw_cli_b\s+outbound\s+open\s+\S+\s+gpu-llama\s+laptop-mock\s+/);
+    expect(header).toMatch(/^NAME\s+ID\s+DIR\s+STATE\s+SINCE\s+THEY SHARE\s+WE SHARE\s+IN-FLIGHT\s+HEALTH\s+LAST ERROR$/);
+    expect(row).toMatch(/^gpu\s+gw_cli_b\s+outbound\s+open\s+\S+\s+gpu-llama\s+laptop-mock\s+0→ 0←\s+ok\s+-$/);
 
     const ch = await cli(['bridge', 'channels', ...asA()]);
     expect(ch.stdout).toMatch(/gpu\s+gw_cli_b\s+peer → us\s+gpu-llama\s+mock\s+llama3/);
@@ -76,7 +76,7 @@ describe('switchyard bridge', () => {
 
   it('channels list shows local and peer channels', async () => {
     const r = await cli(['channels', 'list', ...asA()]);
-    expect(r.stdout).toMatch(/laptop-mock\s+mock \(mock\)\s+local\s+mock-1/);
+    expect(r.stdout).toMatch(/laptop-mock\s+mock \(mock\)\s+local\s+mock-1\s+0\/64\s+\S+\s+healthy/);
     expect(r.stdout).toMatch(/gpu-llama\s+mock \(mock\)\s+gpu\s+llama3/);
   });
 

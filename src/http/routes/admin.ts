@@ -51,6 +51,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         channels: channelRows(d),
         peers: d.mesh.list(),
         models: d.router.modelNames(),
+        panics: d.router.panics,
       });
       return true;
     }
@@ -105,5 +106,6 @@ function channelRows(d: AdminDeps) {
     inflight: d.router.inflightOf(c.id),
     maxConcurrent: c.load().maxConcurrent,
     latencyMsEwma: Math.round(d.router.latencyOf(c.id)),
+    health: d.router.healthOf(c.id),
   }));
 }

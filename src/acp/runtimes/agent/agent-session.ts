@@ -1,0 +1,292 @@
+/**
+ * One ACP v1 agent session = one agent process. Lifecycle: start() spawns the agent in the session's workspace
+ * folder → `initialize` → `session/new`; prompt() runs one `session/prompt` turn and streams its
+ * `session/update`s; cancel() sends `session/cancel`; close() (also on idle timeout, turn timeout or crash)
+ * ends the agent's whole process group. Failures surface as GatewayErrors naming the agent; nothing here
+ * throws outside the returned promises.
+ */
+import { createRequire } from 'node:module';
+import { GatewayError } from '../../../wire/errors.js';
+import { rootLogger, type Logger } from '../../../util/log.js';
+import { JsonRpcStdioPeer, RpcError } from '../../jsonrpc-stdio.js';
+import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
+import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
+import { resolveSessionFolder } from './workspace.js';
+
+export const ACP_PROTOCOL_VERSION = 1;
+export const CLIENT_VERSION: string = (() => {
+  try {
+    return (createRequire(import.meta.url)('../../../../package.json') as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** The launch part of an `acp.agents[]` entry (structurally compatible with the config schema). */
+export interface AgentSpec {
+  id: string;
+  label?: string;
+  command: string;
+  args?: string[];
+  env?: Record<string, string>;
+  permissions?: PermissionPolicy;
+}
+export interface AgentInfo { name: string; title?: string; version?: string }
+export interface InitializeResult { protocolVersion: number; agentCapabilities?: Record<string, unknown>; authMethods?: unknown[]; agentInfo?: AgentInfo }
+export type StopReason = 'end_turn' | 'max_tokens' | 'max_turn_requests' | 'refusal' | 'cancelled';
+/** The `update` of a `session/update` notification, as the agent sent it; `sessionUpdate` is the discriminator. */
+export interface SessionUpdate { sessionUpdate: string; [field: string]: unknown }
+export interface TurnResult { stopReason: StopReason; text: string }
+
+export const DEFAULT_TURN_TIMEOUT_MS = 30 * 60_000;
+
+/** Every session with a live process: the last-resort exit hook SIGKILLs their groups so none outlive us. */
+const live = new Set<AgentSession>();
+let exitHookInstalled = false;
+function track(s: AgentSession): void {
+  live.add(s);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const x of live) killGroup(x.pid, 'SIGKILL');
+  });
+}
+
+/** Graceful shutdown: close every agent session (SIGTERM, grace, SIGKILL for each process group). */
+export async function closeAllAgentSessions(): Promise<void> {
+  await Promise.all([...live].map((s) => s.close('shutdown')));
+}
+
+export const agentName = (spec: Pick<AgentSpec, 'id'>): string => `agent "${spec.id}"`;
+
+/** `initialize` + version check, shared with the probe. */
+export async function initializeAgent(peer: JsonRpcStdioPeer, name: string, timeoutMs: number): Promise<InitializeResult> {
+  const res = await peer.request<InitializeResult>('initialize', {
+    protocolVersion: ACP_PROTOCOL_VERSION,
+    clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: true },
+    clientInfo: { name: 'switchyard', title: 'Switchyard', version: CLIENT_VERSION },
+  }, { timeoutMs });
+  if (!res || typeof res.protocolVersion !== 'number') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${name} answered initialize without a protocolVersion`);
+  if (res.protocolVersion !== ACP_PROTOCOL_VERSION) {
+    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${name} speaks ACP protocol version ${res.protocolVersion}; Switchyard speaks ${ACP_PROTOCOL_VERSION}`);
+  }
+  return res;
+}
+
+export interface AgentSessionOptions {
+  agent: AgentSpec;
+  workspaceRoot: string;
+  /** client hint, resolved under workspaceRoot (see workspace.ts) */
+  workingDirectory?: string;
+  /** names the folder when there is no hint; usually the gateway's sessionId */
+  sessionName: string;
+  askPermission?: AskPermission;
+  askTimeoutMs?: number;
+  /** initialize + session/new */
+  startTimeoutMs?: number;
+  /** one session/prompt (default 30 min; 0 = none). On expiry the turn fails and the agent is stopped. */
+  turnTimeoutMs?: number;
+  /** after session/cancel, how long the agent has to end the turn before it is stopped */
+  cancelGraceMs?: number;
+  /** close after this long without a turn; 0 = never */
+  idleTimeoutMs?: number;
+  stopGraceMs?: number;
+  /** called once when the session ends, with why: closed | idle | exited | timeout | start-failed */
+  onClose?: (reason: string) => void;
+  log?: Logger;
+}
+
+type State = 'new' | 'starting' | 'ready' | 'busy' | 'closed';
+interface Turn { onUpdate: ((u: SessionUpdate) => void) | undefined; text: string; cancelled: boolean }
+
+export class AgentSession {
+  private state: State = 'new';
+  private proc: AgentProcess | undefined;
+  private peer: JsonRpcStdioPeer | undefined;
+  private client: ClientSide | undefined;
+  private turn: Turn | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private exitError: GatewayError | undefined;
+  private readonly name: string;
+  private readonly log: Logger;
+  acpSessionId = '';
+  cwd = '';
+  agentInfo: AgentInfo | undefined;
+
+  constructor(private readonly opts: AgentSessionOptions) {
+    this.name = agentName(opts.agent);
+    this.log = (opts.log ?? rootLogger).child({ agent: opts.agent.id, session: opts.sessionName });
+  }
+
+  get status(): State {
+    return this.state;
+  }
+
+  /** The agent's pid (the process-group id of everything it starts), once started. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async start(): Promise<{ acpSessionId: string; cwd: string; agentInfo?: AgentInfo }> {
+    if (this.state !== 'new') throw new GatewayError('INTERNAL', `${this.name} session already started`);
+    this.state = 'starting';
+    const { agent } = this.opts;
+    const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    try {
+      this.cwd = await resolveSessionFolder(this.opts.workspaceRoot, this.opts.workingDirectory, this.opts.sessionName);
+      const proc = (this.proc = new AgentProcess({ command: agent.command, args: agent.args ?? [], env: agent.env ?? {}, cwd: this.cwd, stopGraceMs: this.opts.stopGraceMs ?? 2_000 }));
+      track(this);
+      void proc.exited.then((info) => this.onExit(info));
+      await proc.spawned.catch((err: NodeJS.ErrnoException) => {
+        throw new GatewayError('UPSTREAM_ERROR', `${this.name}: command "${agent.command}" could not be started (${err.code ?? err.message})`);
+      });
+      const peer = (this.peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name: this.name, log: this.log }));
+      this.client = createClientHandlers({
+        agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask',
+        turnCancelled: () => this.turn?.cancelled === true,
+        ...(this.opts.askPermission ? { askPermission: this.opts.askPermission } : {}),
+        ...(this.opts.askTimeoutMs ? { askTimeoutMs: this.opts.askTimeoutMs } : {}),
+      });
+      for (const [method, h] of Object.entries(this.client.handlers)) peer.onRequest(method, h);
+      peer.onNotification('session/update', (p) => this.onUpdate(p));
+
+      const init = await initializeAgent(peer, this.name, timeoutMs);
+      this.agentInfo = init.agentInfo;
+      const res = await peer.request<{ sessionId?: unknown }>('session/new', { cwd: this.cwd, mcpServers: [] }, { timeoutMs });
+      if (typeof res?.sessionId !== 'string' || res.sessionId === '') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
+      this.acpSessionId = res.sessionId;
+      this.state = 'ready';
+      this.armIdle();
+      this.log.info('agent session started', { pid: proc.pid, agentInfo: init.agentInfo });
+      return { acpSessionId: this.acpSessionId, cwd: this.cwd, ...(init.agentInfo ? { agentInfo: init.agentInfo } : {}) };
+    } catch (err) {
+      const e = await this.settleError(err, 'while starting');
+      await this.close('start-failed');
+      throw e;
+    }
+  }
+
+  /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */
+  async prompt(text: string, onUpdate?: (update: SessionUpdate) => void): Promise<TurnResult> {
+    if (this.state === 'busy') throw new GatewayError('INVALID_REQUEST', `${this.name} is already running a turn in this session`);
+    if (this.state !== 'ready' || !this.peer) throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is ${this.state === 'closed' ? 'closed' : 'not started'}`);
+    clearTimeout(this.idleTimer);
+    this.state = 'busy';
+    const turn: Turn = (this.turn = { onUpdate, text: '', cancelled: false });
+    const turnTimeoutMs = this.opts.turnTimeoutMs ?? DEFAULT_TURN_TIMEOUT_MS;
+    try {
+      const res = await this.peer.request<{ stopReason?: StopReason }>('session/prompt', {
+        sessionId: this.acpSessionId,
+        prompt: [{ type: 'text', text }],
+      }, { timeoutMs: turnTimeoutMs });
+      // cancel wins even if the agent raced it with another stop reason
+      if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
+      if (typeof res?.stopReason !== 'string') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/prompt without a stopReason`);
+      return { stopReason: res.stopReason, text: turn.text };
+    } catch (err) {
+      if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
+      const e = await this.settleError(err, 'during the turn');
+      if (e.code === 'UPSTREAM_TIMEOUT') {
+        // a hung agent cannot be trusted with another turn
+        const msg = `${this.name} did not finish the turn within ${turnTimeoutMs} ms; the agent was stopped`;
+        void this.close('timeout');
+        throw new GatewayError('UPSTREAM_TIMEOUT', msg, { details: { agentId: this.opts.agent.id } });
+      }
+      if (this.state === 'busy') this.peer?.notify('session/cancel', { sessionId: this.acpSessionId });
+      throw e;
+    } finally {
+      this.turn = undefined;
+      if (this.state === 'busy') {
+        this.state = 'ready';
+        this.armIdle();
+      }
+    }
+  }
+
+  /** ACP `session/cancel`: the running turn resolves with stopReason "cancelled". Returns whether one was running. */
+  cancel(): boolean {
+    const turn = this.turn;
+    if (!turn || this.state !== 'busy' || turn.cancelled) return false;
+    turn.cancelled = true;
+    this.peer?.notify('session/cancel', { sessionId: this.acpSessionId });
+    this.client?.cancelPendingPermissions();
+    setTimeout(() => {
+      if (this.turn === turn) {
+        this.log.warn('agent ignored session/cancel; stopping it');
+        void this.close('cancel-timeout');
+      }
+    }, this.opts.cancelGraceMs ?? 10_000).unref();
+    return true;
+  }
+
+  /** Ends the agent's process group (children included). Idempotent. */
+  close(reason = 'closed'): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'closed';
+      clearTimeout(this.idleTimer);
+      this.peer?.close(this.exitError ?? new GatewayError('CANCELLED', `${this.name} session was closed${reason === 'closed' ? '' : ` (${reason})`}`));
+      this.client?.dispose();
+      await this.proc?.stop();
+      live.delete(this);
+      this.log.info('agent session closed', { reason });
+      try {
+        this.opts.onClose?.(reason);
+      } catch (err) {
+        this.log.warn('onClose callback failed', { error: String(err) });
+      }
+    })();
+    return this.closing;
+  }
+
+  private armIdle(): void {
+    const ms = this.opts.idleTimeoutMs ?? 0;
+    clearTimeout(this.idleTimer);
+    if (ms > 0) this.idleTimer = setTimeout(() => this.state === 'ready' && void this.close('idle'), ms).unref();
+  }
+
+  private onUpdate(params: unknown): void {
+    const p = params as { sessionId?: unknown; update?: SessionUpdate } | undefined;
+    const turn = this.turn;
+    if (!p || p.sessionId !== this.acpSessionId || !p.update || typeof p.update.sessionUpdate !== 'string') return;
+    if (!turn) return this.log.debug('session/update outside a turn', { sessionUpdate: p.update.sessionUpdate });
+    const content = p.update.content as { type?: string; text?: unknown } | undefined;
+    if (p.update.sessionUpdate === 'agent_message_chunk' && content?.type === 'text' && typeof content.text === 'string') turn.text += content.text;
+    try {
+      turn.onUpdate?.(p.update);
+    } catch (err) {
+      this.log.warn('onUpdate listener failed', { error: String(err) });
+    }
+  }
+
+  private onExit(info: ExitInfo): void {
+    if (this.closing || info.error) return;
+    const stderr = this.proc?.stderr(500);
+    this.exitError = new GatewayError('UPSTREAM_ERROR', `${this.name} ${describeExit(info)} unexpectedly${stderr ? `; stderr: ${stderr}` : ''}`, {
+      details: { agentId: this.opts.agent.id, exitCode: info.code, signal: info.signal },
+    });
+    this.log.warn('agent process exited', { code: info.code, signal: info.signal });
+    void this.close('exited'); // also reaps anything left in its process group
+  }
+
+  /** stdout may close a moment before the exit is reported: wait briefly so the error can name the exit code */
+  private async settleError(err: unknown, when: string): Promise<GatewayError> {
+    if (this.peer?.closed && this.proc && !this.proc.exit && !this.closing) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.proc.exited, new Promise((r) => (timer = setTimeout(r, 500)))]);
+      clearTimeout(timer);
+    }
+    return this.toError(err, when);
+  }
+
+  private toError(err: unknown, when: string): GatewayError {
+    if (this.exitError) return this.exitError;
+    if (err instanceof GatewayError) return err;
+    if (err instanceof RpcError) {
+      if (err.code === -32000) return new GatewayError('UPSTREAM_ERROR', `${this.name} requires authentication; log in with the agent's own CLI first (${err.message})`);
+      return new GatewayError('UPSTREAM_ERROR', `${this.name} failed ${when}: ${err.message} (JSON-RPC ${err.code})`, { details: { rpcCode: err.code } });
+    }
+    this.log.error('unexpected agent session error', { error: String(err) });
+    return new GatewayError('INTERNAL', `${this.name} failed ${when}`, { cause: err });
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Passive health per candidate, after Envoy's outlier detection:
+ * - eject after `consecutiveFailures` failures in a row, or when the failure ratio over a sliding window of
+ *   `windowMs` reaches `failureRatio` with at least `minRequests` requests in it;
+ * - ejection lasts `baseEjectionMs × (number of ejections)`, capped at `maxEjectionMs`; an upstream's
+ *   Retry-After (429/503) sets the cooldown instead;
+ * - when the time is up the candidate is half-open: exactly one request (the probe) may go; success returns
+ *   it to service, failure ejects it again for longer;
+ * - the ejection multiplier is forgotten after a quiet `maxEjectionMs` of good service.
+ * Never ejecting everything ("panic") is the router's decision: it sees all candidates of a model.
+ * Pure apart from the injected clock.
+ */
+export interface HealthConfig {
+  consecutiveFailures: number;
+  failureRatio: number;
+  windowMs: number;
+  minRequests: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+}
+
+export type HealthState = 'healthy' | 'ejected' | 'probing';
+
+export interface HealthSnapshot {
+  state: HealthState;
+  consecutiveFailures: number;
+  windowRequests: number;
+  windowFailures: number;
+  ejections: number;
+  /** ms since epoch; 0 when not ejected */
+  ejectedUntil: number;
+  lastError: string | null;
+  /** why it was last ejected */
+  reason: string | null;
+}
+
+interface Entry {
+  state: HealthState;
+  consecutive: number;
+  events: Array<{ t: number; ok: boolean }>;
+  ejections: number;
+  ejectedUntil: number;
+  lastEjectedAt: number;
+  probeInFlight: boolean;
+  lastError: string | null;
+  reason: string | null;
+}
+
+export type HealthListener = (id: string, from: HealthState, to: HealthState, why: string) => void;
+
+export class HealthTracker {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly cfg: HealthConfig,
+    private readonly now: () => number = Date.now,
+    private readonly onChange?: HealthListener,
+  ) {}
+
+  private entry(id: string): Entry {
+    let e = this.entries.get(id);
+    if (!e) {
+      e = { state: 'healthy', consecutive: 0, events: [], ejections: 0, ejectedUntil: 0, lastEjectedAt: 0, probeInFlight: false, lastError: null, reason: null };
+      this.entries.set(id, e);
+    }
+    return e;
+  }
+
+  private setState(id: string, e: Entry, to: HealthState, why: string): void {
+    const from = e.state;
+    e.state = to;
+    if (from !== to) this.onChange?.(id, from, to, why);
+  }
+
+  private prune(e: Entry, t: number): void {
+    const cutoff = t - this.cfg.windowMs;
+    let i = 0;
+    while (i < e.events.length && e.events[i]!.t < cutoff) i++;
+    if (i > 0) e.events.splice(0, i);
+  }
+
+  /** May this candidate take a request now? Half-open candidates take one probe at a time. */
+  eligible(id: string): boolean {
+    const e = this.entries.get(id);
+    if (!e || e.state === 'healthy') return true;
+    if (e.state === 'ejected') return this.now() >= e.ejectedUntil;
+    return !e.probeInFlight;
+  }
+
+  /** Call when a request is sent to the candidate: an ejected one past its cooldown becomes the probe. */
+  started(id: string): void {
+    const e = this.entries.get(id);
+    if (!e || e.state === 'healthy') return;
+    if (e.state === 'ejected' && this.now() >= e.ejectedUntil) this.setState(id, e, 'probing', 'cooldown over: sending a probe');
+    if (e.state === 'probing') e.probeInFlight = true;
+  }
+
+  succeeded(id: string): void {
+    const e = this.entry(id);
+    const t = this.now();
+    this.prune(e, t);
+    e.events.push({ t, ok: true });
+    e.consecutive = 0;
+    if (e.state !== 'healthy') {
+      e.probeInFlight = false;
+      e.ejectedUntil = 0;
+      e.events = [{ t, ok: true }];
+      this.setState(id, e, 'healthy', 'probe succeeded');
+    } else if (e.ejections > 0 && t - e.lastEjectedAt > this.cfg.maxEjectionMs) {
+      e.ejections = 0;
+    }
+  }
+
+  /** A failure that says something about the candidate (not the client's fault, not a cancel). */
+  failed(id: string, error: string, retryAfterSec?: number): void {
+    const e = this.entry(id);
+    const t = this.now();
+    this.prune(e, t);
+    e.events.push({ t, ok: false });
+    e.consecutive++;
+    e.lastError = error;
+    e.probeInFlight = false;
+    if (retryAfterSec !== undefined) return this.eject(id, e, t, Math.max(1, retryAfterSec) * 1000, `upstream asked to retry after ${retryAfterSec}s`);
+    if (e.state !== 'healthy') return this.eject(id, e, t, undefined, 'probe failed');
+    if (e.consecutive >= this.cfg.consecutiveFailures) return this.eject(id, e, t, undefined, `${e.consecutive} consecutive failures`);
+    const failures = e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0);
+    if (e.events.length >= this.cfg.minRequests && failures / e.events.length >= this.cfg.failureRatio) {
+      this.eject(id, e, t, undefined, `${failures}/${e.events.length} failed in the last ${this.cfg.windowMs} ms`);
+    }
+  }
+
+  private eject(id: string, e: Entry, t: number, cooldownMs: number | undefined, why: string): void {
+    e.ejections++;
+    e.lastEjectedAt = t;
+    e.ejectedUntil = t + (cooldownMs ?? Math.min(this.cfg.maxEjectionMs, this.cfg.baseEjectionMs * e.ejections));
+    e.reason = why;
+    this.setState(id, e, 'ejected', why);
+  }
+
+  state(id: string): HealthState {
+    return this.entries.get(id)?.state ?? 'healthy';
+  }
+
+  snapshot(id: string): HealthSnapshot {
+    const e = this.entries.get(id);
+    if (!e) return { state: 'healthy', consecutiveFailures: 0, windowRequests: 0, windowFailures: 0, ejections: 0, ejectedUntil: 0, lastError: null, reason: null };
+    this.prune(e, this.now());
+    return {
+      state: e.state,
+      consecutiveFailures: e.consecutive,
+      windowRequests: e.events.length,
+      windowFailures: e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0),
+      ejections: e.ejections,
+      ejectedUntil: e.state === 'healthy' ? 0 : e.ejectedUntil,
+      lastError: e.lastError,
+      reason: e.reason,
+    };
+  }
+
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
+}

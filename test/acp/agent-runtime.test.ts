@@ -1,0 +1,297 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AgentSession, closeAllAgentSessions, type AgentSessionOptions, type AgentSpec, type SessionUpdate } from '../../src/acp/runtimes/agent/agent-session.js';
+import { clearProbeCache, probeAgent } from '../../src/acp/runtimes/agent/probe.js';
+import { createLogger } from '../../src/util/log.js';
+import { GatewayError } from '../../src/wire/errors.js';
+
+const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
+const silent = createLogger({}, () => {});
+let root: string;
+let outside: string;
+const open: AgentSession[] = [];
+
+beforeAll(async () => {
+  const base = await realpath(await mkdtemp(path.join(tmpdir(), 'sy-acp-')));
+  root = path.join(base, 'workspaces');
+  outside = path.join(base, 'outside');
+  await mkdir(outside, { recursive: true });
+  await writeFile(path.join(outside, 'secret.txt'), 'do not read');
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+afterAll(() => rm(path.dirname(root), { recursive: true, force: true }));
+
+const fake = (over: Partial<AgentSpec> = {}): AgentSpec => ({ id: 'fake', command: process.execPath, args: [FAKE], permissions: 'allow', ...over });
+let n = 0;
+function session(agent: AgentSpec = fake(), opts: Partial<AgentSessionOptions> = {}): AgentSession {
+  const s = new AgentSession({ agent, workspaceRoot: root, sessionName: `s${++n}`, log: silent, stopGraceMs: 500, ...opts });
+  open.push(s);
+  return s;
+}
+async function started(agent?: AgentSpec, opts?: Partial<AgentSessionOptions>): Promise<AgentSession> {
+  const s = session(agent, opts);
+  await s.start();
+  return s;
+}
+
+/** Dead = gone, or a zombie nobody reaps (PID 1 in some containers does not). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+async function until(pred: () => boolean, ms = 3_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return pred();
+}
+
+describe('AgentSession: turns', () => {
+  it('initializes, opens a session in its workspace folder and streams a turn in order', async () => {
+    const s = session();
+    const info = await s.start();
+    expect(info).toMatchObject({ acpSessionId: 'fake-session-1', agentInfo: { name: 'fake-acp-agent', version: '1.0.0' } });
+    expect(path.dirname(info.cwd)).toBe(root);
+    const updates: SessionUpdate[] = [];
+    const res = await s.prompt('hello there agent', (u) => updates.push(u));
+    expect(res).toEqual({ stopReason: 'end_turn', text: 'echo: hello there agent' });
+    expect(updates.length).toBeGreaterThanOrEqual(3);
+    expect(updates.every((u) => u.sessionUpdate === 'agent_message_chunk')).toBe(true);
+    expect(updates.map((u) => (u.content as { text: string }).text).join('')).toBe(res.text);
+    expect((await s.prompt('cwd')).text).toBe(`cwd ${info.cwd} ${info.cwd}`);
+    expect(s.status).toBe('ready');
+  });
+
+  it('passes per-agent env on top of the gateway environment', async () => {
+    const s = await started(fake({ env: { OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' } }));
+    expect((await s.prompt('env OPENAI_BASE_URL')).text).toBe('env OPENAI_BASE_URL=http://127.0.0.1:1/v1');
+    expect((await s.prompt('env PATH')).text).toBe(`env PATH=${process.env.PATH}`);
+  });
+
+  it('forwards tool calls and plans as the agent sent them', async () => {
+    const s = await started();
+    const updates: SessionUpdate[] = [];
+    await s.prompt('tool', (u) => updates.push(u));
+    await s.prompt('plan', (u) => updates.push(u));
+    expect(updates.map((u) => u.sessionUpdate)).toEqual(['tool_call', 'tool_call_update', 'tool_call_update', 'agent_message_chunk', 'plan', 'agent_message_chunk']);
+    expect(updates[0]).toMatchObject({ toolCallId: 'call_1', title: 'Reading notes.md', kind: 'read', status: 'pending' });
+    expect(updates[2]).toMatchObject({ toolCallId: 'call_1', status: 'completed', content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }] });
+    expect((updates[4]?.entries as unknown[]).length).toBe(3);
+  });
+
+  it('refuses a second concurrent turn on the same session', async () => {
+    const s = await started();
+    const first = s.prompt('slow');
+    await expect(s.prompt('again')).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    s.cancel();
+    await expect(first).resolves.toMatchObject({ stopReason: 'cancelled' });
+  });
+});
+
+describe('AgentSession: permissions', () => {
+  it('allow picks allow_once, deny picks reject_once', async () => {
+    expect((await (await started(fake({ permissions: 'allow' }))).prompt('permission')).text).toBe('permission: opt-allow');
+    expect((await (await started(fake({ permissions: 'deny' }))).prompt('permission')).text).toBe('permission: opt-reject');
+  });
+
+  it('ask delegates to askPermission, and rejects without an answer', async () => {
+    const asked: unknown[] = [];
+    const s = await started(fake({ permissions: 'ask' }), { askPermission: async (req) => (asked.push(req), 'opt-always') });
+    expect((await s.prompt('permission')).text).toBe('permission: opt-always');
+    expect(asked[0]).toMatchObject({ sessionId: 'fake-session-1', toolCall: { title: 'Write config.json' }, options: [{ optionId: 'opt-allow' }, {}, {}, {}] });
+    expect((await (await started(fake({ permissions: 'ask' }))).prompt('permission')).text).toBe('permission: opt-reject');
+    const slow = await started(fake({ permissions: 'ask' }), { askPermission: () => new Promise(() => {}), askTimeoutMs: 200 });
+    expect((await slow.prompt('permission')).text).toBe('permission: opt-reject');
+    const bogus = await started(fake({ permissions: 'ask' }), { askPermission: async () => 'not-an-option' });
+    expect((await bogus.prompt('permission')).text).toBe('permission: opt-reject');
+  });
+
+  it('cancel answers a pending permission request with cancelled and ends the turn cancelled', async () => {
+    let signalled = false;
+    const s = await started(fake({ permissions: 'ask' }), {
+      askPermission: (_req, signal) => new Promise((resolve) => signal.addEventListener('abort', () => { signalled = true; resolve(undefined); })),
+    });
+    const turn = s.prompt('permission');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(s.cancel()).toBe(true);
+    await expect(turn).resolves.toMatchObject({ stopReason: 'cancelled' });
+    expect(signalled).toBe(true);
+  });
+});
+
+describe('AgentSession: fs and terminal confinement', () => {
+  it('reads and writes inside the workspace', async () => {
+    const s = await started();
+    expect((await s.prompt('write notes/a.txt hello world')).text).toBe('write ok');
+    expect(await readFile(path.join(s.cwd, 'notes', 'a.txt'), 'utf8')).toBe('hello world');
+    expect((await s.prompt('read notes/a.txt')).text).toBe('read ok: hello world');
+    await writeFile(path.join(s.cwd, 'lines.txt'), 'l1\nl2\nl3\nl4');
+    expect((await s.prompt('read lines.txt 2 2')).text).toBe('read ok: l2\nl3');
+    expect((await s.prompt('read missing.txt')).text).toMatch(/^read error: file not found/);
+  });
+
+  it('rejects traversal, absolute paths outside and symlink escapes', async () => {
+    const s = await started();
+    expect((await s.prompt('read ../../outside/secret.txt')).text).toMatch(/^read error: path ".*" is outside the session workspace$/);
+    expect((await s.prompt(`read ${path.join(outside, 'secret.txt')}`)).text).toMatch(/outside the session workspace/);
+    expect((await s.prompt('write ../escape.txt pwned')).text).toMatch(/^write error: .*outside the session workspace/);
+    await symlink(path.join(outside, 'secret.txt'), path.join(s.cwd, 'link.txt'));
+    await symlink(outside, path.join(s.cwd, 'linkdir'));
+    expect((await s.prompt('read link.txt')).text).toMatch(/^read error: .*outside the session workspace/);
+    expect((await s.prompt('write linkdir/new.txt pwned')).text).toMatch(/^write error: .*outside the session workspace/);
+    expect(await readFile(path.join(outside, 'secret.txt'), 'utf8')).toBe('do not read');
+  });
+
+  it('runs terminal commands in the workspace with the agent-supplied env', async () => {
+    const s = await started();
+    const res = await s.prompt(`terminal ${process.execPath} -e process.stdout.write(process.env.FAKE_TERM+":"+process.cwd())`);
+    expect(res.text).toBe(`terminal 0: yes:${s.cwd}`);
+    expect((await s.prompt('terminal /definitely/not/a/command')).text).toMatch(/^terminal error: could not start/);
+  });
+});
+
+describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
+  it('cancel → session/cancel → stopReason cancelled, and the session keeps working', async () => {
+    const s = await started();
+    const updates: SessionUpdate[] = [];
+    const turn = s.prompt('slow', (u) => updates.push(u));
+    await until(() => updates.length >= 2);
+    expect(s.cancel()).toBe(true);
+    expect(s.cancel()).toBe(false);
+    const res = await turn;
+    expect(res.stopReason).toBe('cancelled');
+    expect(res.text).toMatch(/^tick 0 tick 1 /);
+    expect(s.cancel()).toBe(false);
+    expect((await s.prompt('after')).text).toBe('echo: after');
+  });
+
+  it('a crash mid-turn fails the turn with the exit code and stderr; a new session still works', async () => {
+    const s = await started();
+    const err = (await s.prompt('crash').catch((e: unknown) => e)) as GatewayError;
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err.code).toBe('UPSTREAM_ERROR');
+    expect(err.message).toBe('agent "fake" exited with code 3 unexpectedly; stderr: fake agent: simulated crash');
+    expect(s.status).toBe('closed');
+    await expect(s.prompt('again')).rejects.toThrow('exited with code 3');
+    const next = await started();
+    expect((await next.prompt('still here?')).text).toBe('echo: still here?');
+  });
+
+  it('garbage on stdout fails the turn with a clear error naming the agent', async () => {
+    const s = await started();
+    const err = (await s.prompt('garbage').catch((e: unknown) => e)) as GatewayError;
+    expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(err.message).toBe('agent "fake" wrote non-JSON-RPC output on stdout (not JSON: "this is not json-rpc at all")');
+    await new Promise((r) => setTimeout(r, 500)); // let the agent finish the abandoned turn
+    expect((await s.prompt('recovered')).text).toBe('echo: recovered');
+  });
+
+  it('garbage before initialize fails start() and stops the agent', async () => {
+    const s = session(fake({ env: { FAKE_ACP_MODE: 'garbage-before-init' } }));
+    await expect(s.start()).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: expect.stringContaining('Welcome to FakeAgent!') });
+    expect(s.status).toBe('closed');
+    expect(await until(() => !alive(s.pid!))).toBe(true);
+  });
+
+  it('a hung turn times out, and the agent is stopped', async () => {
+    const s = await started(fake(), { turnTimeoutMs: 300 });
+    const pid = s.pid!;
+    await expect(s.prompt('hang')).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'agent "fake" did not finish the turn within 300 ms; the agent was stopped' });
+    expect(await until(() => !alive(pid))).toBe(true);
+    expect(s.status).toBe('closed');
+  });
+
+  it('close() ends the agent and the processes it started (no orphans)', async () => {
+    const s = await started();
+    const m = /^child (\d+)$/.exec((await s.prompt('spawn-child')).text);
+    const agentPid = s.pid!;
+    const childPid = Number(m?.[1]);
+    expect(alive(agentPid) && alive(childPid)).toBe(true);
+    await s.close();
+    expect(await until(() => !alive(agentPid) && !alive(childPid), 3_000)).toBe(true);
+    await expect(s.prompt('x')).rejects.toThrow('session is closed');
+  });
+
+  it('close() during a turn fails that turn clearly', async () => {
+    const s = await started();
+    const turn = s.prompt('slow').catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 150));
+    await s.close();
+    expect(await turn).toMatchObject({ code: 'CANCELLED', message: 'agent "fake" session was closed' });
+  });
+
+  it('closeAllAgentSessions() stops every live agent (gateway shutdown)', async () => {
+    const a = await started();
+    const b = await started();
+    await closeAllAgentSessions();
+    expect([a.status, b.status]).toEqual(['closed', 'closed']);
+    expect(alive(a.pid!) || alive(b.pid!)).toBe(false);
+  });
+
+  it('closes itself after the idle timeout', async () => {
+    const reasons: string[] = [];
+    const s = await started(fake(), { idleTimeoutMs: 300, onClose: (r) => reasons.push(r) });
+    await s.prompt('keep alive');
+    const pid = s.pid!;
+    expect(await until(() => reasons.length > 0, 3_000)).toBe(true); // onClose fires once the process is gone
+    expect(reasons).toEqual(['idle']);
+    expect(s.status).toBe('closed');
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('start failures are clear: missing command, wrong protocol, auth required, silence', async () => {
+    await expect(session(fake({ command: '/no/such/agent-binary' })).start()).rejects.toMatchObject({
+      code: 'UPSTREAM_ERROR', message: 'agent "fake": command "/no/such/agent-binary" could not be started (ENOENT)',
+    });
+    await expect(session(fake({ env: { FAKE_ACP_PROTOCOL: '2' } })).start()).rejects.toMatchObject({
+      code: 'UPSTREAM_BAD_RESPONSE', message: 'agent "fake" speaks ACP protocol version 2; Switchyard speaks 1',
+    });
+    await expect(session(fake({ env: { FAKE_ACP_MODE: 'auth-required' } })).start()).rejects.toThrow('agent "fake" requires authentication');
+    const silentAgent = session(fake({ env: { FAKE_ACP_MODE: 'silent' } }), { startTimeoutMs: 300 });
+    await expect(silentAgent.start()).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'agent "fake" did not answer initialize within 300 ms' });
+    expect(await until(() => !alive(silentAgent.pid!))).toBe(true);
+  });
+});
+
+describe('probeAgent', () => {
+  beforeAll(() => clearProbeCache());
+
+  it('is ok when the command answers initialize, and caches the result', async () => {
+    const r = await probeAgent(fake(), 5_000, { log: silent });
+    expect(r).toEqual({ ok: true, protocolVersion: 1, agentInfo: { name: 'fake-acp-agent', title: 'Fake ACP Agent', version: '1.0.0' } });
+    const t = Date.now();
+    expect(await probeAgent(fake(), 5_000, { log: silent })).toBe(r);
+    expect(Date.now() - t).toBeLessThan(50);
+  });
+
+  it('reports a command that is not found', async () => {
+    expect(await probeAgent(fake({ command: 'switchyard-no-such-agent' }), 1_000, { log: silent })).toEqual({ ok: false, reason: 'command "switchyard-no-such-agent" not found on PATH' });
+    expect(await probeAgent(fake({ command: './nope/agent' }), 1_000, { log: silent })).toEqual({ ok: false, reason: 'command "./nope/agent" not found' });
+  });
+
+  it('reports a command that does not speak ACP', async () => {
+    const chatty = await probeAgent(fake({ args: ['-e', 'console.log("Hello! I am not an ACP agent"); setInterval(() => {}, 1000)'] }), 2_000, { log: silent });
+    expect(chatty).toMatchObject({ ok: false, reason: expect.stringMatching(/did not answer ACP initialize: .*non-JSON-RPC output.*Hello! I am not/) });
+    const quiet = await probeAgent(fake({ args: ['-e', 'setInterval(() => {}, 1000)'] }), 300, { log: silent });
+    expect(quiet).toEqual({ ok: false, reason: 'agent "fake" did not answer ACP initialize: agent "fake" did not answer initialize within 300 ms' });
+    const quits = await probeAgent(fake({ args: ['-e', 'console.error("bad flag"); process.exit(2)'] }), 2_000, { log: silent });
+    expect(quits).toMatchObject({ ok: false, reason: 'agent "fake" exited with code 2 before answering initialize: bad flag' });
+  });
+});

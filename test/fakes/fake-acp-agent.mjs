@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// A fake ACP v1 agent speaking real NDJSON JSON-RPC 2.0 over stdio. No dependencies.
+// Behaviour per turn = the first word of the prompt text:
+//   (anything else)        echo: "echo: <text>" in several agent_message_chunk updates, stopReason end_turn
+//   tool                   tool_call (pending) → tool_call_update (in_progress) → tool_call_update (completed)
+//   plan                   a plan update with three entries
+//   permission             session/request_permission; replies "permission: <optionId|cancelled>"
+//   read <path>            fs/read_text_file; replies "read ok: <content>" or "read error: <message>"
+//   write <path> <text>    fs/write_text_file; replies "write ok" or "write error: <message>"
+//   terminal <cmd> [args]  terminal/create → wait_for_exit → output → release; replies "terminal <code>: <output>"
+//   slow                   a chunk every 100 ms for 20 s; honours session/cancel (stopReason "cancelled")
+//   crash                  one chunk, then process.exit(3)
+//   garbage                a non-JSON line on stdout, then a normal echo reply
+//   hang                   never answers
+//   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
+//   env <NAME>             replies with process.env[NAME]
+//   cwd                    replies with the session cwd and process.cwd()
+// Env: FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+const MODE = process.env.FAKE_ACP_MODE ?? '';
+let nextId = 1;
+const waiting = new Map(); // our outgoing request id → resolve
+const sessions = new Map(); // sessionId → { cwd, cancelled }
+let buf = '';
+
+const send = (msg) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...msg }) + '\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const request = (method, params) => new Promise((resolve) => {
+  const id = nextId++;
+  waiting.set(id, resolve);
+  send({ id, method, params });
+});
+const update = (sessionId, u) => send({ method: 'session/update', params: { sessionId, update: u } });
+const say = (sessionId, text) => update(sessionId, { sessionUpdate: 'agent_message_chunk', content: { type: 'text', text } });
+
+process.stdin.on('data', (chunk) => {
+  buf += chunk;
+  let nl;
+  while ((nl = buf.indexOf('\n')) !== -1) {
+    const line = buf.slice(0, nl);
+    buf = buf.slice(nl + 1);
+    if (line.trim()) void handle(JSON.parse(line));
+  }
+});
+process.stdin.on('end', () => process.exit(0));
+
+async function handle(msg) {
+  if (msg.method === undefined) {
+    waiting.get(msg.id)?.(msg);
+    waiting.delete(msg.id);
+    return;
+  }
+  if (msg.method === 'session/cancel') {
+    const s = sessions.get(msg.params.sessionId);
+    if (s) s.cancelled = true;
+    return;
+  }
+  if (msg.id === undefined) return;
+  try {
+    send({ id: msg.id, result: await answer(msg.method, msg.params) });
+  } catch (err) {
+    send({ id: msg.id, error: { code: err.code ?? -32603, message: err.message } });
+  }
+}
+
+async function answer(method, params) {
+  switch (method) {
+    case 'initialize':
+      if (MODE === 'garbage-before-init') process.stdout.write('Welcome to FakeAgent!\n');
+      if (MODE === 'silent') return new Promise(() => {});
+      return {
+        protocolVersion: Number(process.env.FAKE_ACP_PROTOCOL ?? 1),
+        agentCapabilities: { loadSession: false, promptCapabilities: { image: false, audio: false, embeddedContext: false } },
+        authMethods: [],
+        agentInfo: { name: 'fake-acp-agent', title: 'Fake ACP Agent', version: '1.0.0' },
+        clientSeen: { protocolVersion: params.protocolVersion, clientCapabilities: params.clientCapabilities, clientInfo: params.clientInfo },
+      };
+    case 'session/new': {
+      if (MODE === 'auth-required') throw Object.assign(new Error('Authentication required'), { code: -32000 });
+      const sessionId = `fake-session-${sessions.size + 1}`;
+      sessions.set(sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers });
+      return { sessionId };
+    }
+    case 'session/prompt':
+      return turn(params.sessionId, params.prompt.map((b) => (b.type === 'text' ? b.text : '')).join(''));
+    default:
+      throw Object.assign(new Error(`method not found: ${method}`), { code: -32601 });
+  }
+}
+
+async function turn(sessionId, text) {
+  const s = sessions.get(sessionId);
+  if (!s) throw Object.assign(new Error('unknown session'), { code: -32602 });
+  s.cancelled = false;
+  const [word = '', ...rest] = text.trim().split(/\s+/);
+  const abs = (p) => (path.isAbsolute(p) ? p : path.join(s.cwd, p));
+  const reply = (t) => {
+    say(sessionId, t);
+    return { stopReason: 'end_turn' };
+  };
+  switch (word) {
+    case 'tool':
+      update(sessionId, { sessionUpdate: 'tool_call', toolCallId: 'call_1', title: 'Reading notes.md', kind: 'read', status: 'pending', locations: [{ path: abs('notes.md') }] });
+      update(sessionId, { sessionUpdate: 'tool_call_update', toolCallId: 'call_1', status: 'in_progress' });
+      update(sessionId, { sessionUpdate: 'tool_call_update', toolCallId: 'call_1', status: 'completed', content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }] });
+      return reply('tool done');
+    case 'plan':
+      update(sessionId, { sessionUpdate: 'plan', entries: [
+        { content: 'look around', priority: 'high', status: 'completed' },
+        { content: 'make a change', priority: 'medium', status: 'in_progress' },
+        { content: 'run the tests', priority: 'low', status: 'pending' },
+      ] });
+      return reply('planned');
+    case 'permission': {
+      const res = await request('session/request_permission', {
+        sessionId,
+        toolCall: { toolCallId: 'call_perm', title: 'Write config.json', kind: 'edit', status: 'pending' },
+        options: [
+          { optionId: 'opt-allow', name: 'Allow once', kind: 'allow_once' },
+          { optionId: 'opt-always', name: 'Always allow', kind: 'allow_always' },
+          { optionId: 'opt-reject', name: 'Reject', kind: 'reject_once' },
+          { optionId: 'opt-never', name: 'Never', kind: 'reject_always' },
+        ],
+      });
+      if (res.error) return reply(`permission error: ${res.error.message}`);
+      const o = res.result.outcome;
+      if (o.outcome === 'cancelled') return s.cancelled ? { stopReason: 'cancelled' } : reply('permission: cancelled');
+      return reply(`permission: ${o.optionId}`);
+    }
+    case 'read': {
+      const res = await request('fs/read_text_file', { sessionId, path: abs(rest[0] ?? ''), ...(rest[1] ? { line: Number(rest[1]), limit: Number(rest[2] ?? 1) } : {}) });
+      return reply(res.error ? `read error: ${res.error.message}` : `read ok: ${res.result.content}`);
+    }
+    case 'write': {
+      const res = await request('fs/write_text_file', { sessionId, path: abs(rest[0] ?? ''), content: rest.slice(1).join(' ') });
+      return reply(res.error ? `write error: ${res.error.message}` : 'write ok');
+    }
+    case 'terminal': {
+      const created = await request('terminal/create', { sessionId, command: rest[0], args: rest.slice(1), env: [{ name: 'FAKE_TERM', value: 'yes' }], outputByteLimit: 4096 });
+      if (created.error) return reply(`terminal error: ${created.error.message}`);
+      const { terminalId } = created.result;
+      const exit = await request('terminal/wait_for_exit', { sessionId, terminalId });
+      const out = await request('terminal/output', { sessionId, terminalId });
+      await request('terminal/release', { sessionId, terminalId });
+      return reply(`terminal ${exit.result.exitCode}: ${out.result.output.trim()}`);
+    }
+    case 'slow':
+      for (let i = 0; i < 200; i++) {
+        if (s.cancelled) return { stopReason: 'cancelled' };
+        say(sessionId, `tick ${i} `);
+        await sleep(100);
+      }
+      return { stopReason: 'end_turn' };
+    case 'crash':
+      say(sessionId, 'about to crash');
+      process.stderr.write('fake agent: simulated crash\n');
+      setTimeout(() => process.exit(3), 20);
+      return new Promise(() => {});
+    case 'garbage':
+      process.stdout.write('this is not json-rpc at all\n');
+      await sleep(50);
+      break;
+    case 'hang':
+      return new Promise(() => {});
+    case 'spawn-child': {
+      const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
+      return reply(`child ${child.pid}`);
+    }
+    case 'env':
+      return reply(`env ${rest[0]}=${process.env[rest[0]] ?? ''}`);
+    case 'cwd':
+      return reply(`cwd ${s.cwd} ${process.cwd()}`);
+  }
+  const words = `echo: ${text}`.split(/(?<= )/);
+  for (const w of words) {
+    say(sessionId, w);
+    await sleep(5);
+  }
+  return { stopReason: 'end_turn' };
+}

@@ -1,0 +1,112 @@
+/** Outlier detection semantics with an injected clock (no sleeping). */
+import { describe, expect, it } from 'vitest';
+import { HealthTracker, type HealthConfig } from '../../src/router/health.js';
+
+const cfg: HealthConfig = { consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 6, baseEjectionMs: 1000, maxEjectionMs: 4000 };
+
+function tracker() {
+  let t = 1_000_000;
+  const changes: string[] = [];
+  const h = new HealthTracker(cfg, () => t, (id, from, to) => changes.push(`${id}:${from}->${to}`));
+  return { h, changes, advance: (ms: number) => (t += ms), now: () => t };
+}
+
+describe('HealthTracker', () => {
+  it('ejects after N consecutive failures, not before', () => {
+    const { h } = tracker();
+    h.failed('a', 'x');
+    h.failed('a', 'x');
+    expect(h.state('a')).toBe('healthy');
+    expect(h.eligible('a')).toBe(true);
+    h.failed('a', 'x');
+    expect(h.state('a')).toBe('ejected');
+    expect(h.eligible('a')).toBe(false);
+  });
+
+  it('a success resets the consecutive count', () => {
+    const { h } = tracker();
+    h.failed('a', 'x');
+    h.failed('a', 'x');
+    h.succeeded('a');
+    h.failed('a', 'x');
+    h.failed('a', 'x');
+    expect(h.state('a')).toBe('healthy');
+  });
+
+  it('ejects on the failure ratio over the window once minRequests is reached', () => {
+    const { h } = tracker();
+    for (let i = 0; i < 3; i++) {
+      h.succeeded('a');
+      h.failed('a', 'x');
+    }
+    expect(h.snapshot('a')).toMatchObject({ windowRequests: 6, windowFailures: 3 });
+    expect(h.state('a')).toBe('ejected');
+    expect(h.snapshot('a').reason).toMatch(/3\/6 failed/);
+  });
+
+  it('old events leave the sliding window', () => {
+    const { h, advance } = tracker();
+    h.failed('a', 'x');
+    h.failed('a', 'x');
+    h.succeeded('a');
+    advance(11_000);
+    for (let i = 0; i < 5; i++) h.succeeded('a');
+    h.failed('a', 'x');
+    expect(h.snapshot('a')).toMatchObject({ windowRequests: 6, windowFailures: 1 });
+    expect(h.state('a')).toBe('healthy');
+  });
+
+  it('half-open: one probe after the cooldown; success returns it to service', () => {
+    const { h, advance, changes } = tracker();
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    advance(999);
+    expect(h.eligible('a')).toBe(false);
+    advance(1);
+    expect(h.eligible('a')).toBe(true);
+    h.started('a');
+    expect(h.state('a')).toBe('probing');
+    expect(h.eligible('a')).toBe(false); // only one probe at a time
+    h.succeeded('a');
+    expect(h.state('a')).toBe('healthy');
+    expect(changes).toEqual(['a:healthy->ejected', 'a:ejected->probing', 'a:probing->healthy']);
+  });
+
+  it('a failed probe ejects again, for longer each time, up to the cap', () => {
+    const { h, advance, now } = tracker();
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    const durations: number[] = [h.snapshot('a').ejectedUntil - now()];
+    for (let k = 0; k < 5; k++) {
+      advance(h.snapshot('a').ejectedUntil - now());
+      h.started('a');
+      h.failed('a', 'still down');
+      durations.push(h.snapshot('a').ejectedUntil - now());
+    }
+    expect(durations).toEqual([1000, 2000, 3000, 4000, 4000, 4000]);
+  });
+
+  it('Retry-After drives the cooldown', () => {
+    const { h, now } = tracker();
+    h.failed('a', 'RATE_LIMITED', 7);
+    expect(h.state('a')).toBe('ejected');
+    expect(h.snapshot('a').ejectedUntil - now()).toBe(7000);
+  });
+
+  it('the ejection multiplier is forgotten after a long healthy spell', () => {
+    const { h, advance, now } = tracker();
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    advance(1000);
+    h.started('a');
+    h.succeeded('a');
+    advance(5000);
+    h.succeeded('a');
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    expect(h.snapshot('a').ejectedUntil - now()).toBe(1000);
+  });
+
+  it('candidates are independent', () => {
+    const { h } = tracker();
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    expect(h.state('b')).toBe('healthy');
+    expect(h.eligible('b')).toBe(true);
+  });
+});
