@@ -101,6 +101,14 @@ export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseR
   }
 }
 
+/**
+ * The WebSocket layer's own message limit: above the protocol limit, so that an oversized frame reaches the
+ * codec and gets PAYLOAD_TOO_LARGE + 4413; only a frame over twice the limit is cut by ws itself (1009).
+ */
+export function wsPayloadLimit(maxFrameBytes: number): number {
+  return maxFrameBytes * 2;
+}
+
 /** One frame → one text message. Fields set to `undefined` are left out (JSON.stringify). */
 export function encodeFrame(frame: BridgeFrame): string {
   return JSON.stringify(frame);

@@ -5,7 +5,7 @@
  * itself) and keeps the reason for `bridge list`.
  */
 import WebSocket from 'ws';
-import { encodeFrame, parseFrame } from './codec.js';
+import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
 import type { BridgeMesh } from './mesh.js';
@@ -53,7 +53,7 @@ export class Dialer {
     this.attempts++;
     const limits = this.mesh.limits;
     const ws = new WebSocket(this.target.url, {
-      maxPayload: limits.maxFrameBytes,
+      maxPayload: wsPayloadLimit(limits.maxFrameBytes),
       handshakeTimeout: limits.handshakeTimeoutMs,
       ...(this.target.ca ? { ca: this.target.ca } : {}),
     });

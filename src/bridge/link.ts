@@ -13,7 +13,7 @@ import type { Logger } from '../util/log.js';
 import { AsyncQueue } from '../util/async-queue.js';
 import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
-import { encodeFrame, parseFrame } from './codec.js';
+import { encodeFrame, hasLoop, parseFrame } from './codec.js';
 import { CLOSE, type BridgeErrorCode, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
 
@@ -247,7 +247,7 @@ export class BridgeLink {
       return fail('CHANNEL_NOT_SHARED', `channel "${f.targetChannel}" is not shared with this gateway`, false);
     }
     const hops: string[] = Array.isArray(f.hops) ? f.hops : [];
-    if (hops.includes(this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId})`, false);
+    if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
 
     const ac = new AbortController();
     this.serving.set(requestId, ac);

@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { CLOSE, type SharedChannel } from '../wire/bridge-frames.js';
 import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
+import { wsPayloadLimit } from './codec.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role } from './link.js';
 import { peerCandidate, peerCandidateId } from './peer-candidate.js';
@@ -59,7 +60,7 @@ export class BridgeMesh {
     this.router = o.router;
     this.logger = o.logger;
     this.limits = o.config.gateway.bridge.limits;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxFrameBytes, perMessageDeflate: false });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: wsPayloadLimit(this.limits.maxFrameBytes), perMessageDeflate: false });
   }
 
   start(): void {

@@ -211,6 +211,15 @@ describe('after the handshake', () => {
     p.ws.close();
   });
 
+  it('an oversized frame after the handshake → PAYLOAD_TOO_LARGE and close 4413', async () => {
+    const p = await authed('gw_big');
+    const closed = new Promise<number>((r) => p.ws.once('close', (code) => r(code)));
+    p.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 1, pad: 'x'.repeat(100 * 1024) }));
+    expect(await p.next((f) => f.type === 'bridge-error')).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    expect(await closed).toBe(4413);
+    await stillServes();
+  });
+
   it('forward missing fields → BAD_FRAME naming the field, with the requestId', async () => {
     const p = await authed('gw_missing');
     p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'm1', payload: { model: 'shared-model', messages: [] } }));
