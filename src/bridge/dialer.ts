@@ -16,6 +16,7 @@ export interface DialTarget {
   url: string;
   token: string;
   shareChannels: boolean | string[];
+  shareAgents?: boolean | string[] | undefined;
   autoReconnect: boolean;
   reconnectInterval: number;
   maxReconnectInterval: number;
@@ -66,6 +67,7 @@ export class Dialer {
     });
     ws.on('open', () => {
       const share = this.mesh.outboundShare(this.target.shareChannels);
+      const agents = this.mesh.outboundAgents(this.target.shareAgents ?? false);
       ws.send(
         encodeFrame({
           type: 'bridge-hello',
@@ -73,8 +75,9 @@ export class Dialer {
           gatewayName: this.mesh.gatewayName,
           version: PROTOCOL_VERSION,
           token: this.target.token,
-          capabilities: this.mesh.capabilities(share.length > 0),
+          capabilities: this.mesh.capabilities(share.length > 0 || agents.length > 0),
           sharedChannels: share,
+          sharedAgents: agents,
           minVersion: SUPPORTED_VERSIONS[0],
           maxVersion: SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1],
           nonce: newId('n', 12),
@@ -124,8 +127,11 @@ export class Dialer {
               loadBalance: f.capabilities?.loadBalance === true,
             },
             sharedChannels: Array.isArray(f.sharedChannels) ? f.sharedChannels : [],
+            sharedAgents: Array.isArray(f.sharedAgents) ? f.sharedAgents : [],
           },
           ourShare: new Set(share.map((c) => c.name)),
+          ourAgents: new Set(agents.map((a) => a.id)),
+          rpcHandler: () => this.mesh.rpcHandler,
           limits: { ...limits, heartbeatIntervalMs: f.policy?.heartbeatIntervalMs ?? limits.heartbeatIntervalMs },
           router: this.mesh.router,
           logger: this.mesh.logger.child({ peer: f.gatewayId }),

@@ -14,7 +14,7 @@ import { AsyncQueue } from '../util/async-queue.js';
 import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import { encodeFrame, hasLoop, parseFrame } from './codec.js';
-import { CLOSE, type BridgeErrorCode, type SharedChannel } from '../wire/bridge-frames.js';
+import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
 
 export type Role = 'initiator' | 'responder';
@@ -25,7 +25,27 @@ export interface PeerInfo {
   version: string;
   capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean };
   sharedChannels: SharedChannel[];
+  /** ACP runtimes (agents, gateway providers) the peer shares with us */
+  sharedAgents: SharedAgent[];
 }
+
+/** The outcome of an agent-task call: exactly one of result / error (a JSON-RPC error object). */
+export type RpcOutcome = { result: unknown } | { error: RpcErrorObject };
+
+/**
+ * Serves a peer's bridge-rpc on this gateway (the ACP layer provides it). It must resolve the routing in
+ * `params` and refuse (GatewayError CHANNEL_NOT_SHARED) any runtime not in `sharedAgents`: the serving side
+ * enforces the share list. `emit` relays session.update notifications in order.
+ */
+export type RpcServeHandler = (call: {
+  peer: PeerInfo;
+  method: string;
+  params: Record<string, unknown>;
+  sharedAgents: ReadonlySet<string>;
+  hops: string[];
+  signal: AbortSignal;
+  emit: (method: string, params: Record<string, unknown>) => void;
+}) => Promise<RpcOutcome>;
 
 export interface PeerLoad {
   channels: Record<string, { inflight: number; queued: number; maxConcurrent: number; latencyMsEwma: number; healthy: boolean }>;
@@ -41,11 +61,22 @@ export interface LinkOptions {
   peer: PeerInfo;
   /** names of our channels this peer may use (the serving-side whitelist) */
   ourShare: ReadonlySet<string>;
+  /** ids of our ACP runtimes this peer may run */
+  ourAgents: ReadonlySet<string>;
+  /** the ACP layer's handler for bridge-rpc; undefined = nothing served */
+  rpcHandler: () => RpcServeHandler | undefined;
   limits: BridgeLimits;
   router: Router;
   logger: Logger;
   onPeerChannels: (link: BridgeLink) => void;
   onClosed: (link: BridgeLink, code: number, reason: string) => void;
+}
+
+interface PendingRpc {
+  onEvent: (method: string, params: Record<string, unknown>) => void;
+  resolve: (o: RpcOutcome) => void;
+  reject: (e: unknown) => void;
+  cleanup: () => void;
 }
 
 interface Pending {
@@ -68,6 +99,7 @@ export class BridgeLink {
   lastError: string | undefined;
   private readonly ws: WebSocket;
   private readonly pending = new Map<string, Pending>();
+  private readonly pendingRpc = new Map<string, PendingRpc>();
   private readonly serving = new Map<string, AbortController>();
   private lastSeen = Date.now();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -94,7 +126,7 @@ export class BridgeLink {
   }
 
   get inflightOut(): number {
-    return this.pending.size;
+    return this.pending.size + this.pendingRpc.size;
   }
 
   get inflightIn(): number {
@@ -103,6 +135,10 @@ export class BridgeLink {
 
   get ourShare(): ReadonlySet<string> {
     return this.o.ourShare;
+  }
+
+  get ourAgents(): ReadonlySet<string> {
+    return this.o.ourAgents;
   }
 
   private send(frame: Record<string, unknown> | string): void {
@@ -146,6 +182,11 @@ export class BridgeLink {
     const err = new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} went away (${reason})`, { retryable: true });
     for (const p of this.pending.values()) this.failPending(p, err);
     this.pending.clear();
+    for (const p of this.pendingRpc.values()) {
+      p.cleanup();
+      p.reject(err);
+    }
+    this.pendingRpc.clear();
     for (const ac of this.serving.values()) ac.abort();
     this.serving.clear();
     this.o.onClosed(this, code, reason);
@@ -200,6 +241,26 @@ export class BridgeLink {
         }
         const p = this.takePending(f.requestId);
         if (p) this.failPending(p, fromBridgeError(f, this.name));
+        const r = this.pendingRpc.get(f.requestId);
+        if (r) {
+          this.pendingRpc.delete(f.requestId);
+          r.cleanup();
+          r.reject(fromBridgeError(f, this.name));
+        }
+        return;
+      }
+      case 'bridge-rpc':
+        void this.serveRpc(f);
+        return;
+      case 'bridge-rpc-event':
+        this.pendingRpc.get(f.requestId)?.onEvent(f.method, f.params);
+        return;
+      case 'bridge-rpc-result': {
+        const r = this.pendingRpc.get(f.requestId);
+        if (!r) return;
+        this.pendingRpc.delete(f.requestId);
+        r.cleanup();
+        r.resolve(f.error ? { error: f.error } : { result: f.result });
         return;
       }
       case 'bridge-cancel':
@@ -215,11 +276,11 @@ export class BridgeLink {
         this.load = { channels: f.channels ?? {}, inflight: f.inflight ?? 0 };
         return;
       case 'bridge-channels':
-        this.peer = { ...this.peer, sharedChannels: f.sharedChannels };
+        this.peer = { ...this.peer, sharedChannels: f.sharedChannels, ...(Array.isArray(f.sharedAgents) ? { sharedAgents: f.sharedAgents } : {}) };
         this.o.onPeerChannels(this);
         return;
       default:
-        // Valid frames this gateway does not act on yet (session transfer, rpc) are refused clearly.
+        // Valid frames this gateway does not act on yet (session transfer) are refused clearly.
         this.sendError('UNKNOWN_TYPE', `frame type ${f.type} is not supported by this gateway`, f.requestId ? { requestId: f.requestId } : {});
     }
   }
@@ -296,6 +357,61 @@ export class BridgeLink {
       this.serving.delete(requestId);
       this.sendLoad(false);
     }
+  }
+
+  // ---- agent tasks over the bridge ------------------------------------------------------------------------
+
+  private async serveRpc(f: Record<string, any>): Promise<void> {
+    const requestId: string = f.requestId;
+    const fail = (code: BridgeErrorCode, message: string, retryable: boolean) => this.sendError(code, message, { requestId, retryable });
+    if (this.serving.has(requestId)) return fail('BAD_FRAME', `requestId ${requestId} is already in flight on this link`, false);
+    if (this.serving.size >= this.o.limits.maxInflightPerPeer) return fail('OVERLOADED', `too many requests in flight from this peer (limit ${this.o.limits.maxInflightPerPeer})`, true);
+    const hops: string[] = Array.isArray(f.hops) ? f.hops : [];
+    if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
+    const handler = this.o.rpcHandler();
+    if (!handler || this.o.ourAgents.size === 0) return fail('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', false);
+    const ac = new AbortController();
+    this.serving.set(requestId, ac);
+    const idJson = JSON.stringify(requestId);
+    try {
+      const out = await handler({
+        peer: this.peer,
+        method: f.method,
+        params: f.params ?? {},
+        sharedAgents: this.o.ourAgents,
+        hops: [...hops, this.o.selfId],
+        signal: ac.signal,
+        emit: (method, params) => this.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`),
+      });
+      this.send({ type: 'bridge-rpc-result', requestId, ...out });
+    } catch (err) {
+      const e = toGatewayError(err);
+      const code: BridgeErrorCode = e.code === 'CHANNEL_NOT_SHARED' || e.code === 'FORBIDDEN' ? 'AGENT_NOT_SHARED' : toBridgeCode(e.code);
+      this.sendError(code, e.message, { requestId, retryable: e.retryable, gatewayCode: e.code });
+    } finally {
+      this.serving.delete(requestId);
+    }
+  }
+
+  /**
+   * Runs an /acp/rpc method on the peer. Notifications arrive through `onEvent` in order; the promise
+   * resolves with the peer's result or JSON-RPC error (passed through unchanged), and rejects only for link
+   * or policy failures (GatewayError). Aborting `signal` sends bridge-cancel.
+   */
+  rpc(method: string, params: Record<string, unknown>, o: { hops: string[]; signal?: AbortSignal | undefined; onEvent: (method: string, params: Record<string, unknown>) => void }): Promise<RpcOutcome> {
+    if (this.closed) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} is not connected`));
+    const requestId = newId('rpc', 8);
+    return new Promise<RpcOutcome>((resolve, reject) => {
+      const onAbort = () => {
+        if (!this.pendingRpc.delete(requestId)) return;
+        this.send({ type: 'bridge-cancel', requestId });
+        reject(new GatewayError('CANCELLED', 'request cancelled'));
+      };
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      const cleanup = () => o.signal?.removeEventListener('abort', onAbort);
+      this.pendingRpc.set(requestId, { onEvent: o.onEvent, resolve, reject, cleanup });
+      this.send({ type: 'bridge-rpc', requestId, method, params, hops: [...o.hops, this.o.selfId] });
+    });
   }
 
   // ---- load reports ------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
     done = true;
     clearTimeout(timer);
     const share = mesh.inboundShare();
+    const agents = mesh.inboundAgents();
     const link = new BridgeLink({
       ws,
       role: 'responder',
@@ -62,8 +63,11 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
           loadBalance: hello.capabilities?.loadBalance === true,
         },
         sharedChannels: Array.isArray(hello.sharedChannels) ? hello.sharedChannels : [],
+        sharedAgents: Array.isArray(hello.sharedAgents) ? hello.sharedAgents : [],
       },
       ourShare: new Set(share.map((c) => c.name)),
+      ourAgents: new Set(agents.map((a) => a.id)),
+      rpcHandler: () => mesh.rpcHandler,
       limits,
       router: mesh.router,
       logger: mesh.logger.child({ peer: hello.gatewayId }),
@@ -76,8 +80,9 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
         gatewayId: mesh.gatewayId,
         gatewayName: mesh.gatewayName,
         sharedChannels: share,
+        sharedAgents: agents,
         version: version ?? PROTOCOL_VERSION,
-        capabilities: mesh.capabilities(share.length > 0),
+        capabilities: mesh.capabilities(share.length > 0 || agents.length > 0),
         policy: { maxFrameBytes: limits.maxFrameBytes, heartbeatIntervalMs: limits.heartbeatIntervalMs },
       } as never),
     );

@@ -11,12 +11,12 @@ import type { Config, BridgeLimits } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
-import { CLOSE, type SharedChannel } from '../wire/bridge-frames.js';
+import { CLOSE, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
 import { wsPayloadLimit } from './codec.js';
 import { Dialer, type DialTarget } from './dialer.js';
-import type { BridgeLink, Role } from './link.js';
+import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
 import { peerCandidate, peerCandidateId } from './peer-candidate.js';
 
 export interface MeshOptions {
@@ -53,6 +53,8 @@ export class BridgeMesh {
   private readonly dialers = new Map<string, Dialer>();
   private readonly wss: WebSocketServer;
   private accepting = true;
+  /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
+  rpcHandler: RpcServeHandler | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.gatewayId = o.gatewayId;
@@ -94,6 +96,44 @@ export class BridgeMesh {
       if (ch) out.push({ name: ch.name, provider: ch.provider, models: [...ch.models] });
     }
     return out;
+  }
+
+  private describeAgents(ids: readonly string[]): SharedAgent[] {
+    const out: SharedAgent[] = [];
+    for (const id of ids) {
+      const a = this.o.config.acp.agents.find((x) => x.id === id);
+      if (a) out.push({ id: a.id, label: a.label, kind: 'agent' });
+      const g = this.o.config.acp.gateways.find((x) => x.id === id);
+      if (g) out.push({ id: g.id, label: g.label, kind: 'gateway' });
+    }
+    return out;
+  }
+
+  /** ACP runtimes inbound peers may run here: gateway.bridge.shareAgents. */
+  inboundAgents(): SharedAgent[] {
+    return this.o.config.acp.enabled ? this.describeAgents(this.o.config.gateway.bridge.shareAgents) : [];
+  }
+
+  /** Same rule as outboundShare, for ACP runtimes. */
+  outboundAgents(setting: boolean | string[]): SharedAgent[] {
+    const whitelist = this.o.config.gateway.bridge.shareAgents;
+    if (setting === false || !this.o.config.acp.enabled) return [];
+    if (setting === true) return this.describeAgents(whitelist);
+    return this.describeAgents(setting.filter((n) => whitelist.includes(n)));
+  }
+
+  /** Runtimes that connected peers share with us. */
+  peerAgents(): Array<{ peerId: string; peerName: string; agent: SharedAgent }> {
+    const out: Array<{ peerId: string; peerName: string; agent: SharedAgent }> = [];
+    for (const l of this.links.values()) for (const agent of l.peer.sharedAgents) out.push({ peerId: l.peer.id, peerName: l.name, agent });
+    return out;
+  }
+
+  /** Runs an /acp/rpc method on a peer (see BridgeLink.rpc). */
+  rpc(peerId: string, method: string, params: Record<string, unknown>, o: { hops?: string[]; signal?: AbortSignal; onEvent: (method: string, params: Record<string, unknown>) => void }): Promise<RpcOutcome> {
+    const link = this.links.get(peerId);
+    if (!link) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${peerId} is not connected`));
+    return link.rpc(method, params, { hops: o.hops ?? [], signal: o.signal, onEvent: o.onEvent });
   }
 
   /** What inbound peers may use: the whitelist. */

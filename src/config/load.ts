@@ -112,6 +112,17 @@ function semanticChecks(cfg: Config, problems: string[]): void {
   if (!isLoopbackHost(cfg.gateway.host) && cfg.gateway.auth.tokens.length === 0) {
     problems.push(`gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token (refusing to start open to the network)`);
   }
+  const runtimeIds = new Set([...cfg.acp.agents.map((a) => a.id), ...cfg.acp.gateways.map((g) => g.id)]);
+  cfg.gateway.bridge.shareAgents.forEach((n, i) => {
+    if (!runtimeIds.has(n)) problems.push(`gateway.bridge.shareAgents.${i}: no acp agent or gateway with id "${n}"`);
+  });
+  cfg.gateway.bridges.forEach((b, i) => {
+    if (Array.isArray(b.shareAgents)) {
+      b.shareAgents.forEach((n, j) => {
+        if (!cfg.gateway.bridge.shareAgents.includes(n)) problems.push(`gateway.bridges.${i}.shareAgents.${j}: "${n}" is not in gateway.bridge.shareAgents (the whitelist)`);
+      });
+    }
+  });
   const agentIds = new Set<string>();
   for (const [i, a] of cfg.acp.agents.entries()) {
     if (agentIds.has(a.id)) problems.push(`acp.agents.${i}.id: duplicate id "${a.id}"`);
