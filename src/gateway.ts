@@ -2,8 +2,8 @@
  * The composition root: config → providers → router → bridge mesh → HTTP server. Everything the CLI's
  * `gateway` command, the demo and the tests start goes through `startGateway`.
  */
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -16,6 +16,9 @@ import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
+import { createAcp } from './acp/index.js';
+import { openStore, persistedGatewayId } from './sessions/open-store.js';
+import type { SessionStore } from './sessions/store.js';
 
 export interface Gateway {
   readonly id: string;
@@ -23,6 +26,8 @@ export interface Gateway {
   readonly config: Config;
   readonly router: Router;
   readonly mesh: BridgeMesh;
+  /** durable sessions and small gateway state (SQLite by default, Redis for several instances) */
+  readonly store: SessionStore;
   readonly port: number;
   readonly host: string;
   /** http(s)://host:port */
@@ -36,24 +41,11 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-/** The gateway id: configured, else generated once and persisted next to the store. */
-function resolveGatewayId(cfg: Config, baseDir: string): string {
-  if (cfg.gateway.id) return cfg.gateway.id;
-  const dataDir = cfg.store.kind === 'sqlite' ? dirname(resolvePath(baseDir, cfg.store.path)) : resolvePath(baseDir, './data');
-  const file = join(dataDir, 'gateway-id');
-  if (existsSync(file)) {
-    const id = readFileSync(file, 'utf8').trim();
-    if (/^[A-Za-z0-9_.-]{1,64}$/.test(id)) return id;
-  }
-  const id = newId('gw', 8);
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, id + '\n', { mode: 0o600 });
-  return id;
-}
-
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
-  const id = resolveGatewayId(cfg, loaded.baseDir);
+  const store = await openConfiguredStore(cfg, loaded.baseDir);
+  // The gateway id: configured, else generated once and persisted in the store.
+  const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
   const r = cfg.gateway.routing;
   const router = new Router({
@@ -86,8 +78,9 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     ? { cert: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.cert), 'utf8'), key: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.key), 'utf8') }
     : undefined;
 
-  const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, logger: logger.child({ part: 'bridge' }) });
-  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, logger })];
+  const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes });
+  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
@@ -96,7 +89,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
     logger,
     routes,
-    upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head) },
+    upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
   });
   const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -111,6 +104,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     config: cfg,
     router,
     mesh,
+    store,
     port: addr.port,
     host: addr.address,
     url,
@@ -119,10 +113,19 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       closing ??= (async () => {
         await mesh.stopAccepting();
         await http.shutdown(cfg.gateway.shutdownGraceMs);
+        await acp.close();
         await mesh.close();
         await Promise.all(providers.map((p) => p.close()));
+        await store.close();
       })();
       return closing;
     },
   };
+}
+
+async function openConfiguredStore(cfg: Config, baseDir: string): Promise<SessionStore> {
+  if (cfg.store.kind === 'redis') return openStore({ kind: 'redis', url: cfg.store.url, prefix: cfg.store.prefix });
+  const path = resolvePath(baseDir, cfg.store.path);
+  mkdirSync(dirname(path), { recursive: true });
+  return openStore({ kind: 'sqlite', path });
 }

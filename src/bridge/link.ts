@@ -16,6 +16,7 @@ import type { BridgeLimits } from '../config/schema.js';
 import { encodeFrame, hasLoop, parseFrame } from './codec.js';
 import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
+import type { TransferCoordinator } from '../sessions/transfer.js';
 
 export type Role = 'initiator' | 'responder';
 
@@ -65,6 +66,8 @@ export interface LinkOptions {
   ourAgents: ReadonlySet<string>;
   /** the ACP layer's handler for bridge-rpc; undefined = nothing served */
   rpcHandler: () => RpcServeHandler | undefined;
+  /** session transfers (both directions); undefined = refused */
+  transfers: () => TransferCoordinator | undefined;
   limits: BridgeLimits;
   router: Router;
   logger: Logger;
@@ -100,6 +103,7 @@ export class BridgeLink {
   private readonly ws: WebSocket;
   private readonly pending = new Map<string, Pending>();
   private readonly pendingRpc = new Map<string, PendingRpc>();
+  private readonly pendingTransfers = new Map<string, { resolve: () => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
   private readonly serving = new Map<string, AbortController>();
   private lastSeen = Date.now();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -187,6 +191,11 @@ export class BridgeLink {
       p.reject(err);
     }
     this.pendingRpc.clear();
+    for (const t of this.pendingTransfers.values()) {
+      clearTimeout(t.timer);
+      t.reject(err);
+    }
+    this.pendingTransfers.clear();
     for (const ac of this.serving.values()) ac.abort();
     this.serving.clear();
     this.o.onClosed(this, code, reason);
@@ -247,6 +256,23 @@ export class BridgeLink {
           r.cleanup();
           r.reject(fromBridgeError(f, this.name));
         }
+        const t = this.pendingTransfers.get(f.requestId);
+        if (t) {
+          this.pendingTransfers.delete(f.requestId);
+          clearTimeout(t.timer);
+          t.reject(new GatewayError('FORBIDDEN', `peer ${this.name} refused the session (${f.code}): ${String(f.message).slice(0, 300)}`, { details: { reason: f.code } }));
+        }
+        return;
+      }
+      case 'bridge-session-transfer':
+        void this.serveTransfer(f);
+        return;
+      case 'bridge-session-transfer-ok': {
+        const t = this.pendingTransfers.get(f.transferId);
+        if (!t) return;
+        this.pendingTransfers.delete(f.transferId);
+        clearTimeout(t.timer);
+        t.resolve();
         return;
       }
       case 'bridge-rpc':
@@ -280,7 +306,6 @@ export class BridgeLink {
         this.o.onPeerChannels(this);
         return;
       default:
-        // Valid frames this gateway does not act on yet (session transfer) are refused clearly.
         this.sendError('UNKNOWN_TYPE', `frame type ${f.type} is not supported by this gateway`, f.requestId ? { requestId: f.requestId } : {});
     }
   }
@@ -368,6 +393,7 @@ export class BridgeLink {
     if (this.serving.size >= this.o.limits.maxInflightPerPeer) return fail('OVERLOADED', `too many requests in flight from this peer (limit ${this.o.limits.maxInflightPerPeer})`, true);
     const hops: string[] = Array.isArray(f.hops) ? f.hops : [];
     if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
+    if (typeof f.method === 'string' && f.method.startsWith('bridge.session.')) return this.serveSessionCall(requestId, f.method, f.params ?? {});
     const handler = this.o.rpcHandler();
     if (!handler || this.o.ourAgents.size === 0) return fail('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', false);
     const ac = new AbortController();
@@ -391,6 +417,48 @@ export class BridgeLink {
     } finally {
       this.serving.delete(requestId);
     }
+  }
+
+  // ---- session transfer --------------------------------------------------------------------------------
+
+  private async serveTransfer(f: Record<string, any>): Promise<void> {
+    const transferId: string = f.transferId;
+    const t = this.o.transfers();
+    try {
+      if (!t) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions', { details: { reason: 'TRANSFER_REJECTED' } });
+      const sessionId = await t.receive(this.peer.id, transferId, f.session);
+      this.send({ type: 'bridge-session-transfer-ok', transferId, sessionId });
+    } catch (err) {
+      const e = toGatewayError(err);
+      const reason = (e.details as { reason?: string } | undefined)?.reason;
+      const code: BridgeErrorCode = reason === 'NOT_OWNER' ? 'NOT_OWNER' : 'TRANSFER_REJECTED';
+      this.sendError(code, e.code === 'INTERNAL' ? 'could not store the session' : e.message, { requestId: transferId, retryable: false });
+    }
+  }
+
+  /** Internal calls between gateways about transfers (not /acp/rpc methods). */
+  private async serveSessionCall(requestId: string, method: string, params: Record<string, unknown>): Promise<void> {
+    const t = this.o.transfers();
+    const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
+    let out: RpcOutcome;
+    if (!t) out = { error: { code: -32601, message: 'this gateway has no session store' } };
+    else if (method === 'bridge.session.status') out = { result: await t.status(this.peer.id, sessionId) };
+    else if (method === 'bridge.session.commit') out = { result: { confirmed: await t.confirm(this.peer.id, sessionId, String(params.transferId ?? '')) } };
+    else out = { error: { code: -32601, message: `unknown method ${method}` } };
+    this.send({ type: 'bridge-rpc-result', requestId, ...out });
+  }
+
+  /** Offers a session; resolves on bridge-session-transfer-ok, rejects on a refusal, link loss or timeout. */
+  offerSession(transferId: string, session: Record<string, unknown>, timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} is not connected`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingTransfers.delete(transferId);
+        reject(new GatewayError('UPSTREAM_TIMEOUT', `peer ${this.name} did not acknowledge the session within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingTransfers.set(transferId, { resolve, reject, timer });
+      this.send({ type: 'bridge-session-transfer', transferId, session });
+    });
   }
 
   /**

@@ -18,9 +18,13 @@ import { wsPayloadLimit } from './codec.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
 import { peerCandidate, peerCandidateId } from './peer-candidate.js';
+import type { SessionStore } from '../sessions/store.js';
+import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
 
 export interface MeshOptions {
   config: Config;
+  /** sessions: transfers are served when a store is given */
+  store?: SessionStore | undefined;
   baseDir: string;
   gatewayId: string;
   router: Router;
@@ -55,6 +59,8 @@ export class BridgeMesh {
   private accepting = true;
   /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
   rpcHandler: RpcServeHandler | undefined;
+  /** session transfers in both directions (present when the gateway has a store) */
+  readonly transfers: TransferCoordinator | undefined;
 
   constructor(private readonly o: MeshOptions) {
     this.gatewayId = o.gatewayId;
@@ -62,6 +68,20 @@ export class BridgeMesh {
     this.router = o.router;
     this.logger = o.logger;
     this.limits = o.config.gateway.bridge.limits;
+    const transport: TransferTransport = {
+      peerAcceptsSessions: (peerId) => this.links.get(peerId)?.peer.capabilities.acceptSessions,
+      offer: (peerId, transferId, snapshot, timeoutMs) => {
+        const link = this.links.get(peerId);
+        if (!link) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`));
+        return link.offerSession(transferId, snapshot, timeoutMs);
+      },
+      call: async (peerId, method, params) => {
+        const out = await this.rpc(peerId, method, params, { onEvent: () => undefined });
+        if ('error' in out) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId}: ${out.error.message}`);
+        return out.result;
+      },
+    };
+    this.transfers = o.store ? new TransferCoordinator(o.store, o.gatewayId, o.config.gateway.bridge.acceptSessions, transport, o.logger.child({ part: 'transfer' })) : undefined;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: wsPayloadLimit(this.limits.maxFrameBytes), perMessageDeflate: false });
   }
 
@@ -173,6 +193,7 @@ export class BridgeMesh {
     this.links.set(link.peer.id, link);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     this.refreshCandidates(link);
+    void this.transfers?.reconcile(link.peer.id, link.since.getTime()).catch((err) => this.logger.warn('transfer reconcile failed', { peer: link.peer.id, err: String(err) }));
   }
 
   refreshCandidates(link: BridgeLink): void {
@@ -215,6 +236,11 @@ export class BridgeMesh {
     }
     const d = this.addDialer({ name, url: t.url, token: t.token, shareChannels: share, autoReconnect: true, reconnectInterval: 1000, maxReconnectInterval: 60_000, ca: t.ca });
     return this.rowOf(d);
+  }
+
+  /** A connected peer by gateway id or bridge/peer name. */
+  resolvePeer(nameOrId: string): BridgeLink | undefined {
+    return this.links.get(nameOrId) ?? [...this.links.values()].find((l) => l.name === nameOrId || l.peer.name === nameOrId);
   }
 
   /** Runtime `bridge disconnect <name|id>`: true when something was disconnected. */

@@ -6,6 +6,7 @@ import { registerGateway } from './gateway.js';
 import { registerConfig } from './config.js';
 import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
+import { registerSessions } from './sessions.js';
 import { VERSION } from '../http/routes/admin.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<void> {
   registerGateway(program);
   registerConfig(program);
   registerBridge(program);
+  registerSessions(program);
   registerDemo(program);
   try {
     await program.parseAsync(argv);

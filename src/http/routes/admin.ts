@@ -13,14 +13,38 @@ import { GatewayError } from '../../wire/errors.js';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import type { RouteHandler } from '../server.js';
+import type { SessionStore } from '../../sessions/store.js';
+import type { Session } from '../../sessions/model.js';
+import { transferMarker } from '../../sessions/transfer.js';
 
 export interface AdminDeps {
   config: Config;
   gatewayId: string;
   router: Router;
   mesh: BridgeMesh;
+  store: SessionStore;
   logger: Logger;
 }
+
+/** One line per session for lists (the full record comes from GET /admin/sessions/:id). */
+export function sessionSummary(s: Session) {
+  const last = s.history[s.history.length - 1];
+  const m = transferMarker(s);
+  return {
+    id: s.id,
+    kind: s.kind,
+    status: s.status,
+    owner: s.ownerGatewayId,
+    movedTo: s.movedTo ?? null,
+    transfer: m ? `${m.state} ${m.state === 'offering' ? 'to' : 'from'} ${m.peer}` : null,
+    target: s.target,
+    turns: s.history.length,
+    lastTurn: last ? { turnId: last.turnId, status: last.status } : null,
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  };
+}
+
+const SESSION_STATUSES = new Set(['active', 'running', 'closed', 'moved']);
 
 export const VERSION = '0.1.0';
 
@@ -81,6 +105,35 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       d.logger.info('bridge added at run time', { name: row.name, url: row.url });
       ok({ peer: row }, 201);
       return true;
+    }
+    if (path === '/admin/sessions' && method === 'GET') {
+      const q = new URL(req.url ?? '/', 'http://x').searchParams;
+      const status = q.get('status') ?? undefined;
+      if (status !== undefined && !SESSION_STATUSES.has(status)) throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
+      const list = await d.store.list(status ? { status: status as Session['status'] } : {});
+      ok({ sessions: list.map(sessionSummary) });
+      return true;
+    }
+    const sm = /^\/admin\/sessions\/([^/]+)(\/transfer)?$/.exec(path);
+    if (sm) {
+      const id = decodeURIComponent(sm[1]!);
+      if (!sm[2] && method === 'GET') {
+        const s = await d.store.get(id);
+        if (!s) throw new GatewayError('NOT_FOUND', `no session ${id}`);
+        ok({ session: s });
+        return true;
+      }
+      if (sm[2] && method === 'POST') {
+        const body = parseJsonBody(await readBody(req, 16 * 1024)) as Record<string, unknown>;
+        if (!body || typeof body !== 'object' || typeof body.to !== 'string' || body.to.length === 0) throw new GatewayError('INVALID_REQUEST', 'to: required, a peer name or gateway id', { param: 'to' });
+        if (body.whenRunning !== undefined && body.whenRunning !== 'wait' && body.whenRunning !== 'refuse') throw new GatewayError('INVALID_REQUEST', 'whenRunning: "wait" or "refuse"', { param: 'whenRunning' });
+        if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
+        const peer = d.mesh.resolvePeer(body.to);
+        if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
+        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning as 'wait' | 'refuse' | undefined });
+        ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
+        return true;
+      }
     }
     const m = /^\/admin\/bridges\/([^/]+)$/.exec(path);
     if (m && method === 'DELETE') {

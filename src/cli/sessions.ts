@@ -1,0 +1,103 @@
+/** `switchyard sessions list | show | transfer | drain` over the admin API. */
+import type { Command } from 'commander';
+import type { sessionSummary } from '../http/routes/admin.js';
+import { adminCall, CliError, type RemoteFlags } from './remote.js';
+import { ago, table } from './table.js';
+
+type Summary = ReturnType<typeof sessionSummary>;
+
+const remoteOptions = (c: Command) =>
+  c
+    .option('-c, --config <file>', 'find the gateway (host, port, admin token) from this config')
+    .option('--url <url>', 'gateway base URL (else $SWITCHYARD_URL, else the config)')
+    .option('--token <token>', 'admin token (else $SWITCHYARD_ADMIN_TOKEN, else the config)')
+    .option('--json', 'machine-readable output');
+
+const out = (s: string): void => {
+  process.stdout.write(s);
+};
+
+function render(list: Summary[]): string {
+  if (list.length === 0) return 'no sessions\n';
+  return table(
+    ['ID', 'KIND', 'STATUS', 'OWNER', 'TARGET', 'TURNS', 'UPDATED', 'NOTE'],
+    list.map((s) => [
+      s.id,
+      s.kind,
+      s.status,
+      s.status === 'moved' ? `→ ${s.movedTo}` : s.owner,
+      s.target.executionTarget === 'agent' ? `agent:${s.target.providerId}` : `gateway:${s.target.gatewayProviderId}`,
+      s.turns,
+      `${ago(s.updatedAt)} ago`,
+      s.transfer,
+    ]),
+  );
+}
+
+async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 'wait' | 'refuse'): Promise<{ to: { id: string; name: string } }> {
+  return adminCall(o, 'POST', `/admin/sessions/${encodeURIComponent(id)}/transfer`, { to, whenRunning });
+}
+
+export function registerSessions(program: Command): void {
+  const sessions = program.command('sessions').description('durable sessions: list, inspect, move to a peer, drain');
+
+  remoteOptions(sessions.command('list').description('sessions stored on this gateway').option('--status <s>', 'active | running | closed | moved')).action(async (o: RemoteFlags & { status?: string }) => {
+    const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`);
+    out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
+  });
+
+  remoteOptions(sessions.command('show').description('one session with its history').argument('<id>')).action(async (id: string, o: RemoteFlags) => {
+    const r = await adminCall<{ session: Record<string, any> }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`);
+    if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
+    const s = r.session;
+    out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
+    for (const t of s.history as Array<Record<string, any>>) {
+      out(`  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${t.error ? `  (${t.error})` : ''}\n`);
+    }
+  });
+
+  remoteOptions(
+    sessions
+      .command('transfer')
+      .description('move one session to a peer (it stays here if the peer refuses or the link drops)')
+      .argument('<id>')
+      .requiredOption('--to <peer>', 'peer name or gateway id')
+      .option('--no-wait', 'refuse instead of waiting when a turn is running'),
+  ).action(async (id: string, o: RemoteFlags & { to: string; wait: boolean }) => {
+    const r = await transferOne(o, id, o.to, o.wait ? 'wait' : 'refuse');
+    out(o.json ? JSON.stringify(r) + '\n' : `session ${id} moved to ${r.to.name} (${r.to.id})\n`);
+  });
+
+  remoteOptions(
+    sessions
+      .command('drain')
+      .description('move every open session to a peer, one progress line each, then a summary')
+      .requiredOption('--to <peer>', 'peer name or gateway id'),
+  ).action(async (o: RemoteFlags & { to: string }) => {
+    const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status');
+    const results: Array<{ id: string; ok: boolean; reason?: string }> = [];
+    const tried = new Set<string>();
+    // Two passes: sessions opened while the first pass ran are moved too.
+    for (let pass = 0; pass < 2; pass++) {
+      const { sessions: list } = await adminCall<{ sessions: Summary[] }>(o, 'GET', '/admin/sessions');
+      const open = list.filter((s) => s.owner === status.id && (s.status === 'active' || s.status === 'running') && !tried.has(s.id));
+      for (const s of open) {
+        tried.add(s.id);
+        try {
+          const r = await transferOne(o, s.id, o.to, 'wait');
+          results.push({ id: s.id, ok: true });
+          if (!o.json) out(`[${results.length}] ${s.id} → ${r.to.name}: moved\n`);
+        } catch (err) {
+          const reason = err instanceof CliError ? err.message : String(err);
+          results.push({ id: s.id, ok: false, reason });
+          if (!o.json) out(`[${results.length}] ${s.id}: stayed here (${reason})\n`);
+        }
+      }
+    }
+    const moved = results.filter((r) => r.ok).length;
+    const failed = results.length - moved;
+    if (o.json) out(JSON.stringify({ moved, failed, results }, null, 2) + '\n');
+    else out(`drained: ${moved} moved, ${failed} stayed${failed === 0 ? '; no open session left here: the gateway is ready to stop' : ''}\n`);
+    if (failed > 0) process.exitCode = 1;
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * Session transfer between gateways, with exactly one owner at all times (docs/sessions.md, "Transfer").
+ *
+ * Sender: the session must be owned here, idle (or we wait for its turn to end), and the peer must accept
+ * sessions. It is marked `metadata.transfer = { id, to, state: "offering" }` (no new turn starts while the
+ * marker is there), offered with bridge-session-transfer, and marked `moved` only after the peer's ok. Then
+ * the sender confirms (`bridge.session.commit`). Any failure before the ok clears the marker: the session
+ * stays here and the caller is told why.
+ *
+ * Receiver: validates the offer (accepts sessions, the offering peer is the session's owner, it never
+ * overwrites a session it owns), stores the record durably as PROVISIONAL (`metadata.transfer.state =
+ * "provisional"`), then answers ok. A provisional copy is not an owner: it becomes one when the sender
+ * confirms, or when asked about it (`ensureOwned`) and the sender's record says moved-to-us. If the sender's
+ * record says it still owns the session (the ok was lost: link drop, receiver crash before the ack), the copy
+ * is deleted. If the sender cannot be reached, nobody is guessed to be the owner: the error names it.
+ */
+import { GatewayError } from '../wire/errors.js';
+import { newId } from '../util/ids.js';
+import type { Logger } from '../util/log.js';
+import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
+import { mutateSession, TransferConflictError, type SessionStore } from './store.js';
+
+export interface TransferMarker {
+  id: string;
+  state: 'offering' | 'provisional';
+  /** offering: the receiver; provisional: the sender */
+  peer: string;
+  since: number;
+}
+
+export function transferMarker(s: Session): TransferMarker | undefined {
+  const t = s.metadata.transfer as TransferMarker | undefined;
+  return t && typeof t === 'object' && typeof t.id === 'string' ? t : undefined;
+}
+
+const withMarker = (s: Session, m: TransferMarker | undefined): Session => {
+  const { transfer: _old, ...rest } = s.metadata;
+  return { ...s, metadata: m ? { ...rest, transfer: m } : rest };
+};
+
+/** What the coordinator needs from the bridge (implemented by the mesh). */
+export interface TransferTransport {
+  /** undefined when the peer is not connected */
+  peerAcceptsSessions(peerId: string): boolean | undefined;
+  /** resolves on bridge-session-transfer-ok; rejects with a GatewayError on bridge-error, link loss or timeout */
+  offer(peerId: string, transferId: string, snapshot: Record<string, unknown>, timeoutMs: number): Promise<void>;
+  /** an internal bridge.* call on the peer */
+  call(peerId: string, method: string, params: Record<string, unknown>): Promise<unknown>;
+}
+
+export interface TransferOptions {
+  /** a turn is running: wait for it to end (default) or refuse */
+  whenRunning?: 'wait' | 'refuse';
+  timeoutMs?: number;
+}
+
+export class TransferCoordinator {
+  constructor(
+    private readonly store: SessionStore,
+    private readonly selfId: string,
+    private readonly acceptSessions: boolean,
+    private readonly transport: TransferTransport,
+    private readonly logger: Logger,
+  ) {}
+
+  // ---- sender --------------------------------------------------------------------------------------------
+
+  async transfer(sessionId: string, peerId: string, opts: TransferOptions = {}): Promise<Session> {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const until = Date.now() + timeoutMs;
+    let s = await this.owned(sessionId);
+    if (s.status === 'closed') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is closed; only open sessions are transferred`);
+    const accepts = this.transport.peerAcceptsSessions(peerId);
+    if (accepts === undefined) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`);
+    if (!accepts) throw new GatewayError('FORBIDDEN', `peer ${peerId} does not accept sessions (its gateway.bridge.acceptSessions is false)`, { details: { reason: 'TRANSFER_REJECTED' } });
+    while (runningTurn(s) || s.status === 'running') {
+      if (opts.whenRunning === 'refuse') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, { details: { reason: 'TURN_RUNNING' } });
+      if (Date.now() > until) throw new GatewayError('UPSTREAM_TIMEOUT', `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`);
+      await new Promise((r) => setTimeout(r, 100));
+      s = await this.owned(sessionId);
+    }
+    const transferId = newId('xfer', 10);
+    s = await mutateSession(this.store, sessionId, (cur) => {
+      if (transferMarker(cur)) throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is already being transferred`);
+      if (runningTurn(cur)) throw new GatewayError('INVALID_REQUEST', `session ${sessionId} started a turn; retry the transfer`);
+      return withMarker(cur, { id: transferId, state: 'offering', peer: peerId, since: Date.now() });
+    });
+    try {
+      const { metadata, ...rest } = withMarker(s, undefined);
+      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, Math.max(1000, until - Date.now()));
+    } catch (err) {
+      await this.clearOffering(sessionId, transferId);
+      const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', String(err));
+      throw new GatewayError(e.code, `session ${sessionId} stays on this gateway: ${e.message}`, { details: e.details, retryable: e.retryable });
+    }
+    const moved = await this.commitMoved(sessionId, transferId, peerId);
+    this.logger.info('session transferred', { sessionId, to: peerId, transferId });
+    return moved;
+  }
+
+  private async owned(sessionId: string): Promise<Session> {
+    const s = await this.store.get(sessionId);
+    if (!s) throw new GatewayError('NOT_FOUND', `no session ${sessionId}`);
+    if (s.status === 'moved') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} already moved to ${s.movedTo}`, { details: { owner: s.movedTo } });
+    if (s.ownerGatewayId !== this.selfId) throw new GatewayError('FORBIDDEN', `session ${sessionId} is owned by ${s.ownerGatewayId}, not this gateway`);
+    if (transferMarker(s)?.state === 'provisional') await this.ensureOwned(sessionId);
+    return (await this.store.get(sessionId))!;
+  }
+
+  private async clearOffering(sessionId: string, transferId: string): Promise<void> {
+    await mutateSession(this.store, sessionId, (cur) => (transferMarker(cur)?.id === transferId ? withMarker(cur, undefined) : cur)).catch(() => undefined);
+  }
+
+  /** After the ok: moved for good here, then tell the receiver (best effort: it can also ask). */
+  private async commitMoved(sessionId: string, transferId: string, peerId: string): Promise<Session> {
+    const moved = await mutateSession(this.store, sessionId, (cur) => markMoved(withMarker(cur, undefined), peerId));
+    await this.transport.call(peerId, 'bridge.session.commit', { sessionId, transferId }).catch((err) => {
+      this.logger.warn('transfer commit not delivered; the receiver will ask', { sessionId, peer: peerId, err: String(err) });
+    });
+    return moved;
+  }
+
+  // ---- receiver ------------------------------------------------------------------------------------------
+
+  /** A peer's offer. Resolves when the copy is durable (→ ok); throws a GatewayError (→ TRANSFER_REJECTED…). */
+  async receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
+    if (!this.acceptSessions) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', { details: { reason: 'TRANSFER_REJECTED' } });
+    const { owner, ...record } = snapshot;
+    if (owner !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });
+    const s = parseSession(record);
+    if (s.ownerGatewayId !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session owned by ${s.ownerGatewayId}`, { details: { reason: 'NOT_OWNER' } });
+    const adopted = withMarker(adoptTransferred(s, this.selfId), { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() });
+    try {
+      await this.store.importTransferred(transferId, adopted);
+      // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.
+      if (process.env.SWITCHYARD_FAILPOINT === 'transfer-receiver-crash-after-store') process.kill(process.pid, 'SIGKILL');
+    } catch (err) {
+      if (err instanceof TransferConflictError) throw new GatewayError('FORBIDDEN', `session ${s.id} is owned by this gateway; a peer cannot overwrite it`, { details: { reason: 'NOT_OWNER' } });
+      throw err;
+    }
+    return s.id;
+  }
+
+  /** bridge.session.commit from the sender: the provisional copy becomes ours. */
+  async confirm(fromPeer: string, sessionId: string, transferId: string): Promise<boolean> {
+    const s = await this.store.get(sessionId);
+    const m = s && transferMarker(s);
+    if (!s || !m || m.state !== 'provisional' || m.id !== transferId || m.peer !== fromPeer) return false;
+    await mutateSession(this.store, sessionId, (cur) => (transferMarker(cur)?.id === transferId ? withMarker(cur, undefined) : cur));
+    return true;
+  }
+
+  /** bridge.session.status from a peer: who owns `sessionId` according to this gateway's record? */
+  async status(askingPeer: string, sessionId: string): Promise<{ owner: 'me' | 'you' | 'unknown'; transferId?: string }> {
+    const s = await this.store.get(sessionId);
+    if (!s) return { owner: 'unknown' };
+    if (s.status === 'moved') return { owner: s.movedTo === askingPeer ? 'you' : 'unknown' };
+    const m = transferMarker(s);
+    if (m?.state === 'provisional') return { owner: 'unknown' };
+    // An offer still open to the asking peer: the ok never arrived. We own it.
+    return { owner: 'me', ...(m ? { transferId: m.id } : {}) };
+  }
+
+  /**
+   * Before serving a session: a provisional copy is resolved with its sender. Returns the record we own, or
+   * throws a GatewayError naming the owner.
+   */
+  async ensureOwned(sessionId: string): Promise<Session | undefined> {
+    const s = await this.store.get(sessionId);
+    const m = s && transferMarker(s);
+    if (!s || !m || m.state !== 'provisional') return s;
+    let answer: { owner?: string };
+    try {
+      answer = (await this.transport.call(m.peer, 'bridge.session.status', { sessionId })) as { owner?: string };
+    } catch {
+      throw new GatewayError('PEER_UNAVAILABLE', `session ${sessionId} is being transferred from ${m.peer}, which cannot be reached to confirm it; retry when it is back`, { details: { owner: m.peer } });
+    }
+    if (answer.owner === 'you') {
+      return mutateSession(this.store, sessionId, (cur) => withMarker(cur, undefined));
+    }
+    if (answer.owner === 'me') {
+      await this.store.delete(sessionId);
+      this.logger.info('dropped a provisional session copy: the transfer did not complete', { sessionId, owner: m.peer });
+      throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is owned by ${m.peer} (its transfer here did not complete)`, { details: { owner: m.peer } });
+    }
+    throw new GatewayError('PEER_UNAVAILABLE', `session ${sessionId}: ${m.peer} does not confirm the transfer`, { details: { owner: m.peer } });
+  }
+
+  /**
+   * When a link to `peerId` comes up: settle every transfer left half-way with it (either side crashed or the
+   * link dropped between the offer and the commit).
+   */
+  async reconcile(peerId: string, linkSince: number): Promise<void> {
+    for (const s of await this.store.list({ limit: 100_000 })) {
+      const m = transferMarker(s);
+      // markers from before this link existed only: an offer made on this link is still settling by itself
+      if (!m || m.peer !== peerId || m.since >= linkSince) continue;
+      try {
+        if (m.state === 'provisional') await this.ensureOwned(s.id).catch(() => undefined);
+        else {
+          const answer = (await this.transport.call(peerId, 'bridge.session.status', { sessionId: s.id })) as { owner?: string };
+          if (answer.owner === 'unknown' || answer.owner === 'me') {
+            // The peer holds nothing it owns for this id: the offer failed; we keep the session.
+            await this.clearOffering(s.id, m.id);
+          }
+        }
+      } catch (err) {
+        this.logger.warn('could not reconcile a transfer', { sessionId: s.id, peer: peerId, err: String(err) });
+      }
+    }
+  }
+}
