@@ -2,15 +2,9 @@
 import type { Command } from 'commander';
 import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
-import { adminCall, CliError, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, table } from './table.js';
 
-const remoteOptions = (c: Command) =>
-  c
-    .option('-c, --config <file>', 'find the gateway (host, port, admin token) from this config')
-    .option('--url <url>', 'gateway base URL (else $SWITCHYARD_URL, else the config)')
-    .option('--token <token>', 'admin token (else $SWITCHYARD_ADMIN_TOKEN, else the config)')
-    .option('--json', 'machine-readable output');
 
 const out = (s: string): void => {
   process.stdout.write(s);

@@ -6,6 +6,7 @@ import { registerGateway } from './gateway.js';
 import { registerConfig } from './config.js';
 import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
+import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
 import { VERSION } from '../http/routes/admin.js';
 
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
   registerBridge(program);
   registerSessions(program);
   registerDemo(program);
+  registerTask(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -2,6 +2,7 @@
  * How CLI commands find a running gateway: --url/--token flags, then SWITCHYARD_URL /
  * SWITCHYARD_ADMIN_TOKEN, then the config file (--config or the default lookup). Failures become one line.
  */
+import type { Command } from 'commander';
 import { request } from 'undici';
 import { loadConfig, ConfigError } from '../config/load.js';
 
@@ -13,6 +14,15 @@ export interface RemoteFlags {
 }
 
 export class CliError extends Error {}
+
+/** The flags every command that talks to a running gateway's admin API takes. */
+export function remoteOptions(c: Command): Command {
+  return c
+    .option('-c, --config <file>', 'find the gateway (host, port, admin token) from this config')
+    .option('--url <url>', 'gateway base URL (else $SWITCHYARD_URL, else the config)')
+    .option('--token <token>', 'admin token (else $SWITCHYARD_ADMIN_TOKEN, else the config)')
+    .option('--json', 'machine-readable output');
+}
 
 export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin'): { url: string; token: string | undefined } {
   const envToken = kind === 'admin' ? process.env.SWITCHYARD_ADMIN_TOKEN : process.env.SWITCHYARD_ACP_TOKEN;

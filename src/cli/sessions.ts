@@ -1,17 +1,11 @@
 /** `switchyard sessions list | show | transfer | drain` over the admin API. */
 import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
-import { adminCall, CliError, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, table } from './table.js';
 
 type Summary = ReturnType<typeof sessionSummary>;
 
-const remoteOptions = (c: Command) =>
-  c
-    .option('-c, --config <file>', 'find the gateway (host, port, admin token) from this config')
-    .option('--url <url>', 'gateway base URL (else $SWITCHYARD_URL, else the config)')
-    .option('--token <token>', 'admin token (else $SWITCHYARD_ADMIN_TOKEN, else the config)')
-    .option('--json', 'machine-readable output');
 
 const out = (s: string): void => {
   process.stdout.write(s);

@@ -130,7 +130,8 @@ export function statusError(status: number, message: string, label: string, retr
   const opts = { details: { upstreamStatus: status }, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) };
   if (status === 429) return new GatewayError('RATE_LIMITED', text, opts);
   if (status === 408 || status === 504) return new GatewayError('UPSTREAM_TIMEOUT', text, opts);
-  if (status === 503) return new GatewayError('UPSTREAM_ERROR', text, { ...opts, status: 503 });
+  // 529 is Anthropic's "overloaded": the same meaning as 503 for routing and for clients.
+  if (status === 503 || status === 529) return new GatewayError('UPSTREAM_ERROR', text, { ...opts, status: 503 });
   if (status >= 500) return new GatewayError('UPSTREAM_ERROR', text, opts);
   if (status === 400 || status === 422 || status === 413) return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
   // 401/403/404/other 4xx: a channel misconfiguration (key, model name); another channel may serve it.
