@@ -3,7 +3,7 @@
  * Switchyard requester can rebuild the exact error; the bridge `code` is the portable part of the protocol.
  */
 import { GatewayError, isErrorCode, type ErrorCode } from '../wire/errors.js';
-import type { BridgeErrorCode } from '../wire/bridge-frames.js';
+import { BRIDGE_ERROR_TABLE, isBridgeErrorCode, type BridgeErrorCode } from '../wire/bridge-frames.js';
 
 const TO_BRIDGE: Partial<Record<ErrorCode, BridgeErrorCode>> = {
   MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
@@ -12,7 +12,6 @@ const TO_BRIDGE: Partial<Record<ErrorCode, BridgeErrorCode>> = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   OVERLOADED: 'OVERLOADED',
   RATE_LIMITED: 'RATE_LIMITED',
-  NO_HEALTHY_CANDIDATE: 'OVERLOADED',
   SHUTTING_DOWN: 'OVERLOADED',
   UPSTREAM_ERROR: 'UPSTREAM_ERROR',
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_ERROR',
@@ -31,25 +30,15 @@ export function toBridgeCode(code: ErrorCode): BridgeErrorCode {
   return TO_BRIDGE[code] ?? 'INTERNAL';
 }
 
-const FROM_BRIDGE: Partial<Record<string, ErrorCode>> = {
-  CHANNEL_NOT_SHARED: 'CHANNEL_NOT_SHARED',
-  MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
-  UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
-  OVERLOADED: 'OVERLOADED',
-  RATE_LIMITED: 'RATE_LIMITED',
-  LOOP_DETECTED: 'LOOP_DETECTED',
-  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  CANCELLED: 'CANCELLED',
-  BAD_FRAME: 'BAD_FRAME',
-};
-
 /**
- * A peer's bridge-error for one of our forwards → GatewayError. Before anything streamed, everything but a
- * cancel or a client error is retryable on another candidate (the failure is specific to that peer).
+ * A peer's bridge-error for one of our forwards → GatewayError. The code comes from the peer's
+ * `gatewayCode` when it sent one, else from BRIDGE_ERROR_TABLE (one mapping for the whole project). Here
+ * `retryable` means "another candidate may serve it": everything but a cancel or the client's own fault,
+ * since a peer's CHANNEL_NOT_SHARED or MODEL_NOT_FOUND says only that THIS candidate cannot serve it.
  */
 export function fromBridgeError(f: { code?: unknown; message?: unknown; retryable?: unknown; started?: unknown; gatewayCode?: unknown; retryAfterMs?: unknown }, peerName: string): GatewayError {
   const bridgeCode = typeof f.code === 'string' ? f.code : 'INTERNAL';
-  let code: ErrorCode = isErrorCode(f.gatewayCode) ? f.gatewayCode : (FROM_BRIDGE[bridgeCode] ?? 'PEER_UNAVAILABLE');
+  let code: ErrorCode = isErrorCode(f.gatewayCode) ? f.gatewayCode : isBridgeErrorCode(bridgeCode) ? BRIDGE_ERROR_TABLE[bridgeCode].gatewayCode : 'PEER_UNAVAILABLE';
   if (code === 'INTERNAL' || code === 'NOT_FOUND') code = 'PEER_UNAVAILABLE';
   const clientFault = code === 'UPSTREAM_CLIENT_ERROR' || code === 'INVALID_REQUEST' || code === 'PAYLOAD_TOO_LARGE';
   const retryable = code !== 'CANCELLED' && !clientFault;

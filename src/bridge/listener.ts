@@ -6,7 +6,7 @@
 import type WebSocket from 'ws';
 import { tokenMatches } from '../util/secret.js';
 import { encodeFrame, negotiateVersion, parseFrame } from './codec.js';
-import { CLOSE, PROTOCOL_VERSION, SUPPORTED_VERSIONS, type BridgeErrorCode } from '../wire/bridge-frames.js';
+import { BRIDGE_ERROR_TABLE, CLOSE, PROTOCOL_VERSION, SUPPORTED_VERSIONS, type BridgeErrorCode } from '../wire/bridge-frames.js';
 import type { BridgeMesh } from './mesh.js';
 import { BridgeLink } from './link.js';
 
@@ -18,7 +18,7 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
     done = true;
     clearTimeout(timer);
     log.warn('bridge handshake refused', { code });
-    if (ws.readyState === 1) ws.send(encodeFrame({ type: 'bridge-error', code, message, retryable: false } as never));
+    if (ws.readyState === 1) ws.send(encodeFrame({ type: 'bridge-error', code, message, retryable: BRIDGE_ERROR_TABLE[code].retryable } as never));
     ws.close(close, code);
     setTimeout(() => ws.terminate(), 1000).unref();
   };

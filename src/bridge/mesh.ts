@@ -225,8 +225,8 @@ export class BridgeMesh {
     } catch {
       throw new GatewayError('INVALID_REQUEST', 'url: not a valid URL', { param: 'url' });
     }
-    const name = t.name ?? host;
-    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/.test(name)) throw new GatewayError('INVALID_REQUEST', 'name: letters, digits, . _ - : (max 64)', { param: 'name' });
+    const name = t.name ?? host.replace(/[^A-Za-z0-9._-]/g, '-');
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new GatewayError('INVALID_REQUEST', 'name: letters, digits, . _ - (max 64), as in config', { param: 'name' });
     if (this.dialers.has(name)) throw new GatewayError('INVALID_REQUEST', `a bridge named "${name}" already exists`, { param: 'name' });
     const share = t.share ?? true;
     if (Array.isArray(share)) {

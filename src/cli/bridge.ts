@@ -1,4 +1,5 @@
 /** `switchyard bridge list | connect | disconnect | channels` over the admin API. */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
@@ -44,10 +45,19 @@ export function registerBridge(program: Command): void {
       .requiredOption('--peer-url <url>', 'the peer bridge URL, e.g. wss://gpu-box:18789/bridge')
       .requiredOption('--peer-token <token>', "a token in the peer's gateway.bridge.allowedTokens")
       .option('--name <name>', 'name for this bridge (default: the host)')
-      .option('--share <channels>', 'comma-separated channels to share with the peer (default: the whitelist); "none" for none'),
-  ).action(async (o: RemoteFlags & { peerUrl: string; peerToken: string; name?: string; share?: string }) => {
+      .option('--share <channels>', 'comma-separated channels to share with the peer (default: the whitelist); "none" for none')
+      .option('--ca <file>', "trust this CA or the peer's self-signed certificate (PEM) for wss://"),
+  ).action(async (o: RemoteFlags & { peerUrl: string; peerToken: string; name?: string; share?: string; ca?: string }) => {
     const share = o.share === undefined ? undefined : o.share === 'none' ? false : o.share.split(',').map((s) => s.trim()).filter(Boolean);
-    const r = await adminCall<{ peer: PeerRow }>(o, 'POST', '/admin/bridges', { url: o.peerUrl, token: o.peerToken, name: o.name, share });
+    let ca: string | undefined;
+    if (o.ca) {
+      try {
+        ca = readFileSync(o.ca, 'utf8');
+      } catch (err) {
+        throw new CliError(`--ca: cannot read ${o.ca} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+    }
+    const r = await adminCall<{ peer: PeerRow }>(o, 'POST', '/admin/bridges', { url: o.peerUrl, token: o.peerToken, name: o.name, share, ca });
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });
 

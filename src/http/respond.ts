@@ -19,6 +19,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
   const headers: Record<string, string> = {};
   if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
   if (e.status === 413) headers.connection = 'close';
+  if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
   sendJson(res, e.status, e.toOpenAI(), headers);
 }
 

@@ -136,5 +136,5 @@ export class HttpServer {
 }
 
 function notAllowed(method: string, allowed: string): never {
-  throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`);
+  throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`, { details: { allow: allowed } });
 }

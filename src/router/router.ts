@@ -182,7 +182,8 @@ export class Router {
     const open = healthy.filter((x) => x.inflight < x.capacity);
     if (sessionId) {
       const a = this.affinity.get(sessionId);
-      const sticky = a && open.find((x) => x.candidate.id === a.id);
+      const fresh = a && Date.now() - a.at < (this.opts.affinityTtlMs ?? 30 * 60_000);
+      const sticky = fresh && open.find((x) => x.candidate.id === a.id);
       if (sticky) return { chosen: sticky, saturated: scored.length - open.length, panic };
     }
     const local = open.filter((x) => !x.candidate.peer || x.candidate.peer.loadBalance);
@@ -230,13 +231,15 @@ export class Router {
   }
 
   async chat(req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
-    const list = this.candidatesFor(req.model);
+    let list = this.candidatesFor(req.model);
     const failed = new Set<string>();
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (opts.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled');
       if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
+      // Re-read the table for every attempt: a peer that left since the last one must not be retried.
+      if (attempt > 1) list = this.byModel.get(req.model) ?? [];
       const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
@@ -269,44 +272,54 @@ export class Router {
 
   /** One attempt on one candidate, under the first-byte timeout. Resolves at the commit point. */
   private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
+    const g = this.firstByteGuard(c, opts);
+    const t = this.track(c);
+    try {
+      const out = await c.chat(req, { ...opts, signal: g.ac.signal });
+      if (!out.stream) {
+        g.stopTimer();
+        g.release();
+        t.done(true);
+        return { stream: false, completion: out.completion, candidate: c };
+      }
+      const it = out.chunks[Symbol.asyncIterator]();
+      const first = await it.next();
+      g.stopTimer();
+      return {
+        stream: true,
+        first: first.done ? undefined : first.value,
+        rest: first.done ? emptyIterator(t, g.release) : this.guard(it, c, g.ac, t, g.release),
+        candidate: c,
+      };
+    } catch (err) {
+      const e = g.error(err);
+      g.stopTimer();
+      g.release();
+      t.done(false, e);
+      throw e;
+    }
+  }
+
+  /**
+   * One attempt's abort controller, linked to the request's signal, and its first-byte timer (bounded by the
+   * request deadline). `error` turns whatever the attempt threw into UPSTREAM_TIMEOUT when the timer fired.
+   */
+  private firstByteGuard(c: Candidate, opts: RouteOptions) {
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    const release = () => opts.signal.removeEventListener('abort', onAbort);
     const budget = Math.max(1, Math.min(this.opts.firstByteTimeoutMs, opts.deadline - Date.now()));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       ac.abort();
     }, budget);
-    const t = this.track(c);
-    const fail = (err: unknown): never => {
-      clearTimeout(timer);
-      release();
-      const e = timedOut ? new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`) : toGatewayError(err);
-      t.done(false, e);
-      throw e;
+    return {
+      ac,
+      stopTimer: () => clearTimeout(timer),
+      release: () => opts.signal.removeEventListener('abort', onAbort),
+      error: (err: unknown) => (timedOut ? new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`) : toGatewayError(err)),
     };
-    try {
-      const out = await c.chat(req, { ...opts, signal: ac.signal });
-      if (!out.stream) {
-        clearTimeout(timer);
-        release();
-        t.done(true);
-        return { stream: false, completion: out.completion, candidate: c };
-      }
-      const it = out.chunks[Symbol.asyncIterator]();
-      const first = await it.next();
-      clearTimeout(timer);
-      return {
-        stream: true,
-        first: first.done ? undefined : first.value,
-        rest: first.done ? emptyIterator(t, release) : this.guard(it, c, ac, t, release),
-        candidate: c,
-      };
-    } catch (err) {
-      return fail(err);
-    }
   }
 
   /** Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way. */
@@ -321,8 +334,10 @@ export class Router {
         let timer: NodeJS.Timeout | undefined;
         const idle = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            ac.abort();
+            // Reject before aborting: an abort can fail the pending next() synchronously (a peer's queue)
+            // with CANCELLED, which would win the race, hide the timeout and spare the candidate's health.
             reject(new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`));
+            ac.abort();
           }, idleMs);
         });
         try {
@@ -348,10 +363,11 @@ export class Router {
   }
 
   async embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<{ response: EmbeddingsResponse; candidate: Candidate }> {
-    const list = this.candidatesFor(req.model);
+    let list = this.candidatesFor(req.model);
     const failed = new Set<string>();
     let lastError: GatewayError | undefined;
     for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
+      if (attempt > 1) list = this.byModel.get(req.model) ?? [];
       const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
@@ -359,17 +375,21 @@ export class Router {
         throw new GatewayError('OVERLOADED', `all candidates for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
       }
       const c = chosen.candidate;
+      const g = this.firstByteGuard(c, opts);
       const t = this.track(c);
       try {
-        const response = await c.embeddings(req, opts);
+        const response = await c.embeddings(req, { ...opts, signal: g.ac.signal });
         t.done(true);
         return { response, candidate: c };
       } catch (err) {
-        const e = toGatewayError(err);
+        const e = g.error(err);
         t.done(false, e);
-        if (e.code === 'CANCELLED' || !e.retryable) throw e;
+        if (opts.signal.aborted || e.code === 'CANCELLED' || !e.retryable) throw e;
         lastError = e;
         failed.add(c.id);
+      } finally {
+        g.stopTimer();
+        g.release();
       }
     }
     throw lastError!;
@@ -393,6 +413,8 @@ export class Router {
     const c = this.candidates.get(`local/${channel}`);
     if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
     if (!c.models.includes(req.model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${req.model}"`, { param: 'model' });
+    const s = this.score(c);
+    if (s.inflight >= s.capacity) throw new GatewayError('OVERLOADED', `channel "${channel}" is at its concurrency limit`, { retryAfterSec: 1 });
     const t = this.track(c);
     try {
       const r = await c.embeddings(req, opts);

@@ -18,7 +18,6 @@ export type ErrorCode =
   // capacity
   | 'OVERLOADED'
   | 'RATE_LIMITED'
-  | 'NO_HEALTHY_CANDIDATE'
   | 'SHUTTING_DOWN'
   // upstream
   | 'UPSTREAM_ERROR'
@@ -59,7 +58,6 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
-  NO_HEALTHY_CANDIDATE: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },

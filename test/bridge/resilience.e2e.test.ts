@@ -4,11 +4,11 @@
  * reason shown), three gateways in a ring, and TLS with a certificate made by the test.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
 import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'resilience-bridge-token-42';
@@ -158,6 +158,16 @@ describe('TLS', () => {
     const client = new OpenAI({ baseURL: `${trusting.url}/v1`, apiKey: 'x' });
     const r = await client.chat.completions.create({ model: 'secure-model', messages: [{ role: 'user', content: 'over tls' }] });
     expect(r.choices[0]!.message.content).toContain('over tls');
+
+    // the same at run time: `bridge connect --ca` trusts the certificate without a restart
+    const runtime = track(await startProcess({ gateway: { id: 'gw_tls_r' }, channels: [{ name: 'l', provider: 'mock', models: ['l1'] }] }));
+    const connect = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(process.execPath, [BIN, 'bridge', 'connect', '--url', runtime.url, '--peer-url', wsUrl(b.url), '--peer-token', TOKEN, '--name', 'tls', '--ca', join(dir, 'cert.pem')], (err, _o, stderr) =>
+        resolve({ code: err ? 1 : 0, stderr }),
+      ),
+    );
+    expect(connect).toEqual({ code: 0, stderr: '' });
+    await waitFor(async () => (await modelIds(runtime.url)).includes('secure-model'), 'secure-model via a runtime bridge with --ca');
 
     const untrusting = track(
       await startProcess({ gateway: { id: 'gw_tls_c', bridges: [{ name: 'no-ca', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] }, channels: [{ name: 'l', provider: 'mock', models: ['l1'] }] }),

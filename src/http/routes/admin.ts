@@ -46,6 +46,15 @@ export function sessionSummary(s: Session) {
 
 const SESSION_STATUSES = new Set(['active', 'running', 'closed', 'moved']);
 
+/** Which methods each admin path takes (for 405 + Allow). */
+const ADMIN_METHODS: Array<[RegExp, string]> = [
+  [/^\/admin\/(status|channels|bridges\/channels|sessions)$/, 'GET'],
+  [/^\/admin\/bridges$/, 'GET, POST'],
+  [/^\/admin\/bridges\/[^/]+$/, 'DELETE'],
+  [/^\/admin\/sessions\/[^/]+$/, 'GET'],
+  [/^\/admin\/sessions\/[^/]+\/transfer$/, 'POST'],
+];
+
 export const VERSION = '0.1.0';
 
 function authorize(req: IncomingMessage, cfg: Config): void {
@@ -101,7 +110,10 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       if (share !== undefined && typeof share !== 'boolean' && !(Array.isArray(share) && share.every((s) => typeof s === 'string'))) {
         throw new GatewayError('INVALID_REQUEST', 'share: true, false, or a list of channel names', { param: 'share' });
       }
-      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name as string | undefined, share: share as boolean | string[] | undefined });
+      if (body.ca !== undefined && (typeof body.ca !== 'string' || !body.ca.includes('-----BEGIN CERTIFICATE-----'))) {
+        throw new GatewayError('INVALID_REQUEST', 'ca: a PEM certificate (the CA or the peer\'s self-signed certificate)', { param: 'ca' });
+      }
+      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name as string | undefined, share: share as boolean | string[] | undefined, ca: body.ca as string | undefined });
       d.logger.info('bridge added at run time', { name: row.name, url: row.url });
       ok({ peer: row }, 201);
       return true;
@@ -142,6 +154,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       ok({ disconnected: target });
       return true;
     }
+    const allow = ADMIN_METHODS.find(([re]) => re.test(path))?.[1];
+    if (allow) throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed on ${path}; use ${allow}`, { details: { allow } });
     throw new GatewayError('NOT_FOUND', `no admin route ${method} ${path}`);
   };
 }

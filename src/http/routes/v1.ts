@@ -86,7 +86,10 @@ async function pipeStream(
     let chunk = routed.first;
     while (chunk !== undefined) {
       if (chunk.usage) usage = chunk.usage;
-      if ((!chunk.usage || clientWantsUsage) && !writeSseData(res, chunk.data)) {
+      // Usage was asked of the upstream for accounting; a client that did not ask sees neither the usage
+      // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
+      const data = clientWantsUsage || !chunk.data.endsWith(',"usage":null}') ? chunk.data : chunk.data.slice(0, -',"usage":null}'.length) + '}';
+      if ((!chunk.usage || clientWantsUsage) && !writeSseData(res, data)) {
         await Promise.race([once(res, 'drain'), once(res, 'close')]);
       }
       if (res.destroyed) break;

@@ -66,10 +66,9 @@ export function mockAnswer(req: ChatRequest, fixed?: string): { text: string | n
 
 function split(text: string, n: number): string[] {
   if (n <= 0) return text.match(/\S+\s*/g) ?? [text];
-  const size = Math.max(1, Math.ceil(text.length / n));
-  const out: string[] = [];
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
-  return out;
+  if (!text) return [];
+  const k = Math.min(n, text.length);
+  return Array.from({ length: k }, (_, i) => text.slice(Math.floor((i * text.length) / k), Math.floor(((i + 1) * text.length) / k)));
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>

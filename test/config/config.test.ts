@@ -1,0 +1,293 @@
+/**
+ * Config loading (../shared/spec/config.md): JSON5, ${VAR} substitution, one strict schema with every problem
+ * listed as `path: message`, built-in defaults, fail-closed checks — and `switchyard config check` as a real
+ * process (dist/ must be built: `npm test` builds it first).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sy-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function file(text: string): string {
+  const p = join(dir, `cfg-${++n}.json5`);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** the ConfigError's problem list (fails the test when nothing was thrown) */
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError, but the config was accepted');
+}
+
+const mockChannel = { name: 'demo', provider: 'mock', models: ['mock-1'] };
+
+describe('loading a config file', () => {
+  it('parses JSON5: comments, trailing commas, unquoted keys, single quotes', () => {
+    const p = file(`
+      // a comment
+      {
+        gateway: {
+          name: 'Office Gateway', /* block comment */
+          port: 18800,
+          routing: { retries: 1, },
+        },
+        channels: [
+          { name: "demo", provider: "mock", models: ["mock-1",], },
+        ],
+      }
+    `);
+    const { config, path, baseDir } = loadConfig(p, {});
+    expect(path).toBe(resolve(p));
+    expect(baseDir).toBe(dir);
+    expect(config.gateway.name).toBe('Office Gateway');
+    expect(config.gateway.port).toBe(18800);
+    expect(config.gateway.routing.retries).toBe(1);
+    expect(config.channels).toHaveLength(1);
+    expect(config.channels[0]).toMatchObject({ name: 'demo', provider: 'mock', models: ['mock-1'], priority: 0, weight: 1 });
+  });
+
+  it('substitutes ${VAR} in every string, including inside longer strings and arrays', () => {
+    const p = file(`{
+      gateway: { name: "gw-\${REGION}-1", auth: { tokens: ["\${GATEWAY_TOKEN}", "static"] } },
+      channels: [{ name: "oa", provider: "openai", apiKey: "\${OPENAI_API_KEY}", baseUrl: "http://\${UP_HOST}:8000/v1", models: ["gpt-4o-mini"] }],
+    }`);
+    const { config } = loadConfig(p, { REGION: 'eu', GATEWAY_TOKEN: 'tok-123', OPENAI_API_KEY: 'sk-abc', UP_HOST: '10.0.0.7' });
+    expect(config.gateway.name).toBe('gw-eu-1');
+    expect(config.gateway.auth.tokens).toEqual(['tok-123', 'static']);
+    expect(config.channels[0]!.apiKey).toBe('sk-abc');
+    expect(config.channels[0]!.baseUrl).toBe('http://10.0.0.7:8000/v1');
+  });
+
+  it('a missing variable is an error naming the key path AND the variable (every missing one listed)', () => {
+    const p = file(`{
+      gateway: { auth: { tokens: ["\${GATEWAY_TOKEN}"] } },
+      channels: [{ name: "oa", provider: "openai", apiKey: "\${OPENAI_API_KEY}", models: ["m"] }],
+    }`);
+    const problems = problemsOf(() => loadConfig(p, { GATEWAY_TOKEN: 't' }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^channels\.0\.apiKey: /);
+    expect(problems[0]).toContain('OPENAI_API_KEY');
+
+    const both = problemsOf(() => loadConfig(p, {}));
+    expect(both).toHaveLength(2);
+    expect(both.some((x) => x.startsWith('gateway.auth.tokens.0: ') && x.includes('GATEWAY_TOKEN'))).toBe(true);
+    expect(both.some((x) => x.startsWith('channels.0.apiKey: ') && x.includes('OPENAI_API_KEY'))).toBe(true);
+  });
+
+  it('the error message (what the CLI prints) carries the file and every problem', () => {
+    const p = file(`{ channels: [{ name: "oa", provider: "openai", apiKey: "\${NOPE_KEY}", models: ["m"] }] }`);
+    try {
+      loadConfig(p, {});
+      throw new Error('accepted');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain(p);
+      expect((err as Error).message).toContain('channels.0.apiKey');
+      expect((err as Error).message).toContain('NOPE_KEY');
+    }
+  });
+
+  it('$${VAR} is a literal ${VAR}, not substituted and not an error', () => {
+    const p = file(`{ gateway: { name: "price $\${HOME} and \${WHO}" }, channels: [{ name: "demo", provider: "mock", models: ["mock-1"] }] }`);
+    const { config } = loadConfig(p, { WHO: 'me', HOME: '/root' });
+    expect(config.gateway.name).toBe('price ${HOME} and me');
+    const literalOnly = file(`{ gateway: { name: "$\${UNSET_VAR}" } }`);
+    expect(loadConfig(literalOnly, {}).config.gateway.name).toBe('${UNSET_VAR}');
+  });
+
+  it('a file that is not JSON5 is one clear problem; an unreadable path is a problem too', () => {
+    const bad = problemsOf(() => loadConfig(file('{ gateway: { port: 1, }'), {}));
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatch(/JSON5/);
+    const missing = problemsOf(() => loadConfig(join(dir, 'does-not-exist.json5'), {}));
+    expect(missing[0]).toContain('does-not-exist.json5');
+  });
+
+  it('SWITCHYARD_CONFIG is used when --config is not given', () => {
+    const p = file(`{ gateway: { name: "from-env" }, channels: [${JSON.stringify(mockChannel)}] }`);
+    expect(loadConfig(undefined, { SWITCHYARD_CONFIG: p }).config.gateway.name).toBe('from-env');
+  });
+});
+
+describe('no config file → built-in defaults', () => {
+  it('127.0.0.1:18789 with one mock channel (and sqlite)', () => {
+    const cwd = process.cwd();
+    const empty = mkdtempSync(join(tmpdir(), 'sy-nocfg-'));
+    try {
+      process.chdir(empty);
+      const loaded = loadConfig(undefined, {});
+      expect(loaded.path).toBeUndefined();
+      expect(loaded.config.gateway.host).toBe('127.0.0.1');
+      expect(loaded.config.gateway.port).toBe(18789);
+      expect(loaded.config.channels).toHaveLength(1);
+      expect(loaded.config.channels[0]).toMatchObject({ provider: 'mock' });
+      expect(loaded.config.channels[0]!.models.length).toBeGreaterThan(0);
+      expect(loaded.config.store.kind).toBe('sqlite');
+      expect(loaded.config.gateway.auth.tokens).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('./switchyard.json5 in the working directory is picked up when present', () => {
+    const cwd = process.cwd();
+    const here = mkdtempSync(join(tmpdir(), 'sy-localcfg-'));
+    try {
+      writeFileSync(join(here, 'switchyard.json5'), `{ gateway: { name: "local-file" } }`);
+      process.chdir(here);
+      expect(loadConfig(undefined, {}).config.gateway.name).toBe('local-file');
+    } finally {
+      process.chdir(cwd);
+      rmSync(here, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the strict schema', () => {
+  it('an unknown key is an error naming its full path', () => {
+    expect(problemsOf(() => validateConfig({ gateway: { routing: { retriez: 3 } } }, 't', {}))).toEqual(['gateway.routing.retriez: unknown key']);
+    expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, colour: 'red' }] }, 't', {}))).toEqual(['channels.0.colour: unknown key']);
+    expect(problemsOf(() => validateConfig({ gatway: {} }, 't', {}))).toEqual(['gatway: unknown key']);
+  });
+
+  it('wrong types and bad values name the key path', () => {
+    const port = problemsOf(() => validateConfig({ gateway: { port: '18789' } }, 't', {}));
+    expect(port).toHaveLength(1);
+    expect(port[0]).toMatch(/^gateway\.port: \S/);
+    const range = problemsOf(() => validateConfig({ gateway: { port: 70000 } }, 't', {}));
+    expect(range[0]).toMatch(/^gateway\.port: \S/);
+    const provider = problemsOf(() => validateConfig({ channels: [{ name: 'x', provider: 'azure', models: ['m'] }] }, 't', {}));
+    expect(provider).toHaveLength(1);
+    expect(provider[0]).toMatch(/^channels\.0\.provider: /);
+    const models = problemsOf(() => validateConfig({ channels: [{ name: 'x', provider: 'mock', models: 'm' }] }, 't', {}));
+    expect(models[0]).toMatch(/^channels\.0\.models: /);
+    const strategy = problemsOf(() => validateConfig({ gateway: { routing: { strategy: 'round-robin' } } }, 't', {}));
+    expect(strategy[0]).toMatch(/^gateway\.routing\.strategy: /);
+  });
+
+  it('several problems are listed at once, each as `path: message`', () => {
+    const problems = problemsOf(() =>
+      validateConfig(
+        {
+          gateway: { port: 'x', routing: { retries: -1, colour: 1 }, shutdownGraceMs: 'soon' },
+          channels: [{ name: 'ok', provider: 'nope', models: [] }],
+        },
+        't',
+        {},
+      ),
+    );
+    const paths = problems.map((p) => p.slice(0, p.indexOf(': ')));
+    expect(paths).toEqual(expect.arrayContaining(['gateway.port', 'gateway.routing.retries', 'gateway.routing.colour', 'gateway.shutdownGraceMs', 'channels.0.provider', 'channels.0.models']));
+    expect(problems.length).toBeGreaterThanOrEqual(6);
+    for (const p of problems) expect(p).toMatch(/^[A-Za-z0-9_.]+: \S.*$/);
+  });
+
+  it('defaults are applied (routing, limits) so the config is complete', () => {
+    const c = validateConfig({ channels: [mockChannel] }, 't', {});
+    expect(c.gateway.routing).toMatchObject({ strategy: 'least-loaded', preferLocal: true, retries: 2 });
+    expect(c.gateway.maxBodyBytes).toBeGreaterThan(0);
+    expect(c.channels[0]).toMatchObject({ modelMap: {}, headers: {}, maxConcurrent: 64, weight: 1, priority: 0 });
+  });
+});
+
+describe('fail-closed semantic checks', () => {
+  it('a non-loopback host without auth tokens refuses and says why', () => {
+    for (const host of ['0.0.0.0', '192.168.1.20', '::']) {
+      const problems = problemsOf(() => validateConfig({ gateway: { host }, channels: [mockChannel] }, 't', {}));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^gateway\.auth\.tokens: /);
+      expect(problems[0]).toContain(host);
+      expect(problems[0]).toMatch(/loopback/);
+    }
+    expect(validateConfig({ gateway: { host: '0.0.0.0', auth: { tokens: ['t0k'] } }, channels: [mockChannel] }, 't', {}).gateway.host).toBe('0.0.0.0');
+    for (const host of ['127.0.0.1', 'localhost', '::1', '127.0.0.2']) expect(validateConfig({ gateway: { host } }, 't', {}).gateway.host).toBe(host);
+  });
+
+  it('inbound bridges enabled without allowedTokens refuses', () => {
+    const problems = problemsOf(() => validateConfig({ gateway: { bridge: { enabled: true } }, channels: [mockChannel] }, 't', {}));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^gateway\.bridge\.allowedTokens: /);
+    expect(validateConfig({ gateway: { bridge: { enabled: true, allowedTokens: ['b'] } } }, 't', {}).gateway.bridge.enabled).toBe(true);
+  });
+
+  it('shareChannels naming a missing channel refuses (whitelist and per-bridge list)', () => {
+    const problems = problemsOf(() => validateConfig({ gateway: { bridge: { shareChannels: ['demo', 'ghost'] } }, channels: [mockChannel] }, 't', {}));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^gateway\.bridge\.shareChannels\.1: /);
+    expect(problems[0]).toContain('ghost');
+    const perBridge = problemsOf(() =>
+      validateConfig(
+        { gateway: { bridge: { shareChannels: ['demo'] }, bridges: [{ name: 'dc', url: 'ws://127.0.0.1:1/bridge', token: 't', shareChannels: ['other'] }] }, channels: [mockChannel] },
+        't',
+        {},
+      ),
+    );
+    expect(perBridge[0]).toMatch(/^gateway\.bridges\.0\.shareChannels\.0: /);
+  });
+
+  it('duplicate channel names and modelMap keys that are not models are refused', () => {
+    const problems = problemsOf(() => validateConfig({ channels: [mockChannel, { ...mockChannel, modelMap: { nope: 'x' } }] }, 't', {}));
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^channels\.1\.name: /), expect.stringMatching(/^channels\.1\.modelMap\.nope: /)]));
+  });
+});
+
+describe('CLI: switchyard config check', () => {
+  const bin = resolve('bin/switchyard');
+  const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, SECRET_FROM_ENV: 'sk-should-not-print-4242' } });
+
+  it('exits 0 with a summary for a valid file (and never prints secrets)', () => {
+    const p = file(`{
+      gateway: { name: "Check Me", port: 18999, auth: { tokens: ["tok-visible-never"] } },
+      channels: [
+        { name: "oa", provider: "openai", apiKey: "\${SECRET_FROM_ENV}", models: ["gpt-4o-mini"] },
+        { name: "demo", provider: "mock", models: ["mock-1"] },
+      ],
+    }`);
+    const r = run('config', 'check', '--config', p);
+    expect(r.error).toBeUndefined();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(p);
+    expect(r.stdout).toContain('Check Me');
+    expect(r.stdout).toContain('18999');
+    expect(r.stdout).toMatch(/oa\b/);
+    expect(r.stdout).toMatch(/demo\b/);
+    expect(r.stdout + r.stderr).not.toContain('sk-should-not-print-4242');
+    expect(r.stdout + r.stderr).not.toContain('tok-visible-never');
+  });
+
+  it('exits 2 and prints every problem (path: message) for an invalid file', () => {
+    const p = file(`{
+      gateway: { port: "high", routing: { retriez: 1 } },
+      channels: [{ name: "x", provider: "azure", models: ["m"] }],
+    }`);
+    const r = run('config', 'check', '--config', p);
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/gateway\.port: \S/);
+    expect(r.stderr).toContain('gateway.routing.retriez: unknown key');
+    expect(r.stderr).toMatch(/channels\.0\.provider: \S/);
+    expect(r.stdout).not.toMatch(/^ok/m);
+  });
+
+  it('exits 2 naming key path and variable when a variable is missing', () => {
+    const p = file(`{ channels: [{ name: "oa", provider: "openai", apiKey: "\${SY_TEST_SURELY_UNSET_VAR}", models: ["m"] }] }`);
+    const r = run('config', 'check', '--config', p);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('channels.0.apiKey');
+    expect(r.stderr).toContain('SY_TEST_SURELY_UNSET_VAR');
+  });
+});
