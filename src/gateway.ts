@@ -90,6 +90,11 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
     routes,
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
+    // Ready = at least one model is routable (a local channel, or a peer's shared one).
+    ready: () => {
+      const models = router.modelNames().length;
+      return { ready: models > 0, detail: { models, peers: mesh.peers().length } };
+    },
   });
   const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

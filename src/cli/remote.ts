@@ -25,8 +25,10 @@ export function remoteOptions(c: Command): Command {
 }
 
 export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin'): { url: string; token: string | undefined } {
-  const envToken = kind === 'admin' ? process.env.SWITCHYARD_ADMIN_TOKEN : process.env.SWITCHYARD_ACP_TOKEN;
-  let url = flags.url ?? process.env.SWITCHYARD_URL;
+  // An empty variable counts as unset (shells and CI often export VAR= to clear it).
+  const env = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+  const envToken = env(kind === 'admin' ? process.env.SWITCHYARD_ADMIN_TOKEN : process.env.SWITCHYARD_ACP_TOKEN);
+  let url = flags.url ?? env(process.env.SWITCHYARD_URL);
   let token = flags.token ?? envToken;
   if (!url || token === undefined) {
     try {

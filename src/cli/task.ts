@@ -90,8 +90,11 @@ export function renderProviders(agents: ProviderEntry[], gateways: ProviderEntry
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-function describeTool(s: Record<string, unknown>): string {
-  const name = str(s.title) ?? str(s.kind) ?? str(s.toolCallId) ?? 'tool';
+function describeTool(s: Record<string, unknown>, titles: Map<string, string>): string {
+  const id = str(s.toolCallId);
+  const given = str(s.title) ?? str(s.kind);
+  if (id && given) titles.set(id, given);
+  const name = str(s.title) ?? (id ? titles.get(id) : undefined) ?? given ?? id ?? 'tool';
   const status = str(s.status);
   const update = s.sessionUpdate === 'tool_call_update';
   return `${oneLine(name)}${status ? (update ? ` → ${status}` : ` (${status})`) : ''}`;
@@ -109,6 +112,8 @@ function describePlan(s: Record<string, unknown>): string {
  */
 export class TurnPrinter {
   private midLine = false;
+  /** tool call names (title, else kind) by id: updates usually carry only the id */
+  private readonly toolTitles = new Map<string, string>();
   /** text deltas written so far (to know whether the final output still has to be shown) */
   shownText = 0;
 
@@ -149,7 +154,7 @@ export class TurnPrinter {
     if (u.type === 'delta' || u.event === 'delta') return this.text(str(u.delta) ?? str(u.text) ?? '');
     switch (u.event) {
       case 'tool_call':
-        return this.line(`[tool] ${describeTool({ title: u.text, ...s })}`);
+        return this.line(`[tool] ${describeTool({ title: u.text, ...s }, this.toolTitles)}`);
       case 'plan':
         return this.line(`[plan] ${describePlan(s)}`);
       case 'queued':
@@ -173,7 +178,7 @@ export class TurnPrinter {
   /** The final line; the turn's output too when no delta showed it. */
   result(r: TaskResult, sessionId: string): void {
     if (this.shownText === 0 && str(r.output)) this.text(r.output!);
-    const via = r.resolvedExecutionTarget === 'gateway' ? `gateway:${r.resolvedGatewayProviderId ?? ''}` : str(r.resolvedProviderId) ? `agent:${r.resolvedProviderId}` : undefined;
+    const via = r.resolvedExecutionTarget === 'gateway' ? (str(r.resolvedGatewayProviderId) ? `gateway:${r.resolvedGatewayProviderId}` : undefined) : str(r.resolvedProviderId) ? `agent:${r.resolvedProviderId}` : undefined;
     const fields = [`status=${r.status}`, `stopReason=${str(r.stopReason) ?? '-'}`, `session=${r.sessionId ?? sessionId}`];
     if (via) fields.push(`via=${via}`);
     if (str(r.resolvedModel)) fields.push(`model=${r.resolvedModel}`);
@@ -255,14 +260,15 @@ export function registerTask(program: Command): void {
     task
       .command('run')
       .description('start a session and run its first turn, streaming updates live')
-      .argument('<prompt>', 'the task')
+      .argument('<prompt...>', 'the task (several words are joined with spaces)')
       .option('--provider <id>', 'run on this agent (providerCatalog); default: the gateway’s routing (auto)')
       .option('--gateway <id>', 'run on this gateway provider (gatewayProviders)')
       .option('--model <model>', 'ask for this model')
       .option('--session <id>', 'session id (default: generated and printed); an existing one starts afresh')
       .option('--cwd <hint>', 'working-folder hint, relative, under the gateway’s acp.workspaceRoot')
       .option('--verbose', 'also show keepalives and agent chatter (thoughts, command lists)'),
-  ).action(async (prompt: string, o: TaskFlags & { provider?: string; gateway?: string; model?: string; session?: string; cwd?: string }) => {
+  ).action(async (words: string[], o: TaskFlags & { provider?: string; gateway?: string; model?: string; session?: string; cwd?: string }) => {
+    const prompt = words.join(' ');
     if (o.provider && o.gateway) throw new CliError('use --provider (an agent) or --gateway (a gateway provider), not both');
     if (prompt.trim() === '') throw new CliError('the prompt is empty');
     const sessionId = o.session ?? newSessionId();
@@ -281,10 +287,11 @@ export function registerTask(program: Command): void {
     task
       .command('message')
       .description('the next turn of an open session, streaming updates live')
-      .argument('<prompt>', 'the message')
+      .argument('<prompt...>', 'the message (several words are joined with spaces)')
       .requiredOption('--session <id>', 'the session to continue')
       .option('--verbose', 'also show keepalives and agent chatter'),
-  ).action(async (prompt: string, o: TaskFlags & { session: string }) => {
+  ).action(async (words: string[], o: TaskFlags & { session: string }) => {
+    const prompt = words.join(' ');
     if (prompt.trim() === '') throw new CliError('the prompt is empty');
     await runTurn(clientFor(o), o, 'message', { sessionId: o.session, taskPrompt: prompt });
   });

@@ -1,0 +1,219 @@
+/**
+ * The seed's app-side routing rules, exhaustively: normalisation to `…/acp/rpc`, refusal of provider-direct and
+ * gateway paths, and the managed-mode refusal of loopback / LAN / link-local hosts unless local use is allowed.
+ */
+import { describe, expect, it } from 'vitest';
+import { AcpBaseUrlError, isLocalHost, normaliseAcpBase } from './base-url.js';
+
+const managed = { allowLocal: false };
+const local = { allowLocal: true };
+const norm = (s: string, o = managed) => normaliseAcpBase(s, o).href;
+
+function refusal(s: string, o = managed): AcpBaseUrlError {
+  try {
+    normaliseAcpBase(s, o);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AcpBaseUrlError);
+    return err as AcpBaseUrlError;
+  }
+  throw new Error(`expected ${s} to be refused`);
+}
+
+describe('normaliseAcpBase: normalisation', () => {
+  it.each([
+    ['https://bridge.example.com', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/acp', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/acp/', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/acp/rpc', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/acp/rpc/', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com/acp/rpc///', 'https://bridge.example.com/acp/rpc'],
+    ['https://bridge.example.com//', 'https://bridge.example.com/acp/rpc'],
+    ['  https://bridge.example.com/acp  ', 'https://bridge.example.com/acp/rpc'],
+    ['http://bridge.example.com:8080', 'http://bridge.example.com:8080/acp/rpc'],
+    ['https://bridge.example.com:443/', 'https://bridge.example.com/acp/rpc'],
+    ['HTTPS://Bridge.Example.COM/acp', 'https://bridge.example.com/acp/rpc'],
+    // a gateway behind a path prefix keeps its prefix
+    ['https://example.com/switchyard', 'https://example.com/switchyard/acp/rpc'],
+    ['https://example.com/switchyard/acp', 'https://example.com/switchyard/acp/rpc'],
+    ['https://example.com/switchyard/acp/rpc/', 'https://example.com/switchyard/acp/rpc'],
+    // only a trailing /acp or /acp/rpc is stripped, and only once
+    ['https://example.com/acp/team', 'https://example.com/acp/team/acp/rpc'],
+    ['https://example.com/acprpc', 'https://example.com/acprpc/acp/rpc'],
+    ['https://example.com/my-acp', 'https://example.com/my-acp/acp/rpc'],
+    ['https://example.com/rpc', 'https://example.com/rpc/acp/rpc'],
+    ['https://example.com/acp/acp', 'https://example.com/acp/acp/rpc'],
+    // fragments are dropped
+    ['https://example.com/acp#frag', 'https://example.com/acp/rpc'],
+    // segments that merely contain the refused words are fine
+    ['https://example.com/my-gateway', 'https://example.com/my-gateway/acp/rpc'],
+    ['https://example.com/gateways', 'https://example.com/gateways/acp/rpc'],
+    ['https://example.com/acp-servers', 'https://example.com/acp-servers/acp/rpc'],
+    ['https://gateway.example.com', 'https://gateway.example.com/acp/rpc'],
+    ['https://acp-server.example.com', 'https://acp-server.example.com/acp/rpc'],
+  ])('%s → %s', (input, want) => {
+    expect(norm(input)).toBe(want);
+  });
+
+  it('returns a URL object that is idempotent under normalisation', () => {
+    const u = normaliseAcpBase('https://example.com/x/acp', managed);
+    expect(u).toBeInstanceOf(URL);
+    expect(u.pathname).toBe('/x/acp/rpc');
+    expect(normaliseAcpBase(u.href, managed).href).toBe(u.href);
+  });
+});
+
+describe('normaliseAcpBase: malformed bases', () => {
+  it.each([
+    ['', 'invalid-url'],
+    ['bridge.example.com', 'invalid-url'],
+    ['://x', 'invalid-url'],
+    ['https://', 'invalid-url'],
+    ['ws://bridge.example.com/acp', 'scheme'],
+    ['wss://bridge.example.com/acp', 'scheme'],
+    ['ftp://bridge.example.com', 'scheme'],
+    ['file:///tmp/acp', 'scheme'],
+    ['https://user:secret@bridge.example.com', 'credentials'],
+    ['https://token@bridge.example.com', 'credentials'],
+    ['https://bridge.example.com/acp?token=x', 'query'],
+  ])('%j is refused (%s)', (input, rule) => {
+    expect(refusal(input).rule).toBe(rule);
+  });
+
+  it('never echoes credentials in the message', () => {
+    const e = refusal('https://user:hunter2@bridge.example.com/acp');
+    expect(e.message).not.toContain('hunter2');
+    expect(e.message).toMatch(/credentials/);
+  });
+});
+
+describe('normaliseAcpBase: provider-direct and gateway paths are refused', () => {
+  it.each([
+    'https://bridge.example.com/acp-server/codex',
+    'https://bridge.example.com/acp-server/codex/acp/rpc',
+    'https://bridge.example.com/acp-server',
+    'https://bridge.example.com/acp-server/',
+    'https://bridge.example.com/prefix/acp-server/gemini/acp',
+    'https://bridge.example.com/ACP-SERVER/codex',
+    'https://bridge.example.com/acp%2Dserver/codex',
+    'https://bridge.example.com/x/../acp-server/codex',
+  ])('%s (acp-server)', (input) => {
+    const e = refusal(input);
+    expect(e.rule).toBe('direct-path');
+    expect(e.message).toMatch(/\/acp-server\/ are provider-direct routes/);
+    // refused in local mode too: the path rule does not depend on the host
+    expect(refusal(input, local).rule).toBe('direct-path');
+  });
+
+  it.each([
+    'https://bridge.example.com/gateway/openclaw',
+    'https://bridge.example.com/gateway/openclaw/acp/rpc',
+    'https://bridge.example.com/gateway',
+    'https://bridge.example.com/gateway/',
+    'https://bridge.example.com/gateway/acp',
+    'https://bridge.example.com/x/Gateway/openclaw',
+    'https://bridge.example.com/%67ateway/openclaw',
+  ])('%s (gateway)', (input) => {
+    const e = refusal(input);
+    expect(e.rule).toBe('direct-path');
+    expect(e.message).toMatch(/\/gateway\/ .* not ACP endpoints/);
+    expect(refusal(input, local).rule).toBe('direct-path');
+  });
+
+  it('the path rule wins over the host rule (the message names the path)', () => {
+    expect(refusal('http://127.0.0.1:18789/gateway/openclaw').rule).toBe('direct-path');
+  });
+});
+
+describe('normaliseAcpBase: managed mode refuses loopback / LAN hosts; local mode allows them', () => {
+  const localBases = [
+    'http://127.0.0.1:18789',
+    'http://127.0.0.1',
+    'http://127.1.2.3:8080/acp',
+    'http://127.1/acp',
+    'http://2130706433/',
+    'http://0x7f000001/',
+    'http://0.0.0.0:18789',
+    'http://localhost:18789',
+    'http://LOCALHOST:18789',
+    'http://localhost.:18789',
+    'http://app.localhost',
+    'http://[::1]:18789',
+    'http://[0:0:0:0:0:0:0:1]/',
+    'http://[::]/',
+    'http://[::ffff:127.0.0.1]:18789',
+    'http://[::ffff:192.168.1.9]/',
+    'http://10.0.0.5:18789',
+    'http://10.255.255.255',
+    'http://172.16.0.1',
+    'http://172.20.3.4',
+    'http://172.31.255.255',
+    'http://192.168.1.10:18789/acp/rpc',
+    'http://192.168.0.1',
+    'http://169.254.169.254',
+    'http://169.254.1.1',
+    'http://[fc00::1]',
+    'http://[fd12:3456:789a::1]:18789',
+    'http://[fe80::1]',
+    'http://[febf::1]',
+    'http://printer.local',
+    'http://my-mac.local.:18789',
+    'http://nas:8080',
+    'https://gpu-box/acp',
+  ];
+
+  it.each(localBases)('%s is refused in managed mode and allowed with allowLocal', (input) => {
+    const e = refusal(input);
+    expect(e.rule).toBe('local-address');
+    expect(e.message).toMatch(/loopback\/LAN address, which managed mode never calls; opt in to local use \(--local\)/);
+    expect(normaliseAcpBase(input, local).pathname).toMatch(/\/acp\/rpc$/);
+  });
+
+  const publicBases = [
+    'https://bridge.example.com',
+    'https://8.8.8.8',
+    'http://11.0.0.1',
+    'http://126.255.255.255',
+    'http://128.0.0.1',
+    'http://172.15.255.255',
+    'http://172.32.0.1',
+    'http://192.167.1.1',
+    'http://192.169.1.1',
+    'http://169.253.1.1',
+    'http://169.255.1.1',
+    'http://1.0.0.0',
+    'http://[2001:db8::1]',
+    'http://[2606:4700:4700::1111]',
+    'http://[fbff::1]',
+    'http://[fec0::1]',
+    'http://[::2]',
+    'http://[::ffff:8.8.8.8]',
+    'https://localhost.example.com',
+    'https://local.example.com',
+    'https://example.localdomain.com',
+  ];
+
+  it.each(publicBases)('%s is allowed in managed mode', (input) => {
+    expect(normaliseAcpBase(input, managed).pathname).toMatch(/\/acp\/rpc$/);
+  });
+});
+
+describe('isLocalHost', () => {
+  it.each([
+    ['127.0.0.1', true],
+    ['[::1]', true],
+    ['::1', true],
+    ['::ffff:10.1.2.3', true],
+    ['::ffff:a01:203', true],
+    ['fe80::1%eth0', true],
+    ['localhost', true],
+    ['foo.local', true],
+    ['', true],
+    ['example.com', false],
+    ['1.1.1.1', false],
+    ['::ffff:1.1.1.1', false],
+    ['2001:db8::ff', false],
+  ])('%s → %s', (h, want) => {
+    expect(isLocalHost(h)).toBe(want);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The `/acp/rpc` wire envelopes: JSON-RPC 2.0 plus the mirrors the xworkmate app reads
+ * (../shared/spec/acp-rpc.md, "Transport"). Pure: values in, values out; no I/O.
+ *
+ *   result        { jsonrpc:"2.0", id, result, type:"res", ok:true, payload: result }
+ *   error         { jsonrpc:"2.0", id, error:{ code, message, data:{ code, … } }, type:"res", ok:false }
+ *   notification  { jsonrpc:"2.0", method, params, type:"event", event: method, payload: params }
+ *
+ * `error.data.code` is a stable machine code (e.g. ROUTING_REQUIRED, SESSION_CONTINUATION_UNAVAILABLE, or a
+ * gateway ErrorCode such as MODEL_NOT_FOUND); clients branch on it, never on the message.
+ */
+import { ERROR_TABLE, GatewayError, toGatewayError } from '../wire/errors.js';
+
+export type RpcId = string | number;
+
+/** A validated request. `id` undefined = a notification: it runs, nothing is replied. */
+export interface RpcRequest {
+  id: RpcId | undefined;
+  method: string;
+  params: Record<string, unknown>;
+}
+
+/** JSON-RPC codes used on /acp/rpc. */
+export const RPC = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL: -32603,
+  SERVER_ERROR: -32000,
+  UNAUTHORIZED: -32001,
+  SESSION_CONTINUATION_UNAVAILABLE: -32002,
+  FORBIDDEN: -32003,
+  PROVIDER_DIRECT_PATH_DISABLED: -32004,
+} as const;
+
+/**
+ * An error destined for a JSON-RPC error envelope. `dataCode` becomes `error.data.code`; `httpStatus` is used
+ * only for transport-level errors (auth, origin, parse, body size), method-level errors always go out as 200.
+ */
+export class AcpRpcError extends Error {
+  constructor(
+    readonly rpcCode: number,
+    readonly dataCode: string,
+    message: string,
+    readonly data: Record<string, unknown> = {},
+    readonly httpStatus = 200,
+  ) {
+    super(message);
+    this.name = 'AcpRpcError';
+  }
+}
+
+/** -32602 naming the offending field (`data.field`). */
+export function invalidParams(field: string, message: string, dataCode = 'INVALID_PARAMS'): AcpRpcError {
+  return new AcpRpcError(RPC.INVALID_PARAMS, dataCode, message, { field });
+}
+
+/** The one place unknown throwables become AcpRpcErrors (GatewayError → ERROR_TABLE[code].rpc). */
+export function toRpcError(err: unknown): AcpRpcError {
+  if (err instanceof AcpRpcError) return err;
+  const e: GatewayError = toGatewayError(err);
+  const data: Record<string, unknown> = {};
+  if (e.param) data.field = e.param;
+  if (e.details) Object.assign(data, e.details);
+  if (e.retryable) data.retryable = true;
+  return new AcpRpcError(ERROR_TABLE[e.code].rpc, e.code, e.message, data, e.status);
+}
+
+export function resultEnvelope(id: RpcId | null, result: unknown): Record<string, unknown> {
+  return { jsonrpc: '2.0', id, result, type: 'res', ok: true, payload: result };
+}
+
+export function errorEnvelope(id: RpcId | null, err: unknown): Record<string, unknown> {
+  const e = toRpcError(err);
+  return { jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { ...e.data, code: e.dataCode } }, type: 'res', ok: false };
+}
+
+export function notificationEnvelope(method: string, params: Record<string, unknown>): Record<string, unknown> {
+  return { jsonrpc: '2.0', method, params, type: 'event', event: method, payload: params };
+}
+
+export type ParseOutcome = { ok: true; request: RpcRequest } | { ok: false; id: RpcId | null; error: AcpRpcError };
+
+const isId = (v: unknown): v is RpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+
+/**
+ * Validates one decoded JSON value as a JSON-RPC 2.0 request. Batches (arrays) are not supported.
+ * Failures carry the request's id when it was readable, so the error can still be correlated.
+ */
+export function parseRequest(value: unknown): ParseOutcome {
+  const bad = (id: RpcId | null, message: string, rpc: number = RPC.INVALID_REQUEST, dataCode = 'INVALID_REQUEST', field?: string): ParseOutcome => ({
+    ok: false,
+    id,
+    error: new AcpRpcError(rpc, dataCode, message, field ? { field } : {}, 400),
+  });
+  if (Array.isArray(value)) return bad(null, 'batch requests are not supported; send one JSON-RPC request object');
+  if (!value || typeof value !== 'object') return bad(null, 'request must be a JSON-RPC 2.0 object');
+  const o = value as Record<string, unknown>;
+  const hasId = Object.prototype.hasOwnProperty.call(o, 'id') && o.id !== undefined;
+  if (hasId && !isId(o.id)) return bad(null, 'id must be a string or a number', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'id');
+  const id = hasId ? (o.id as RpcId) : null;
+  if (o.jsonrpc !== '2.0') return bad(id, 'jsonrpc must be "2.0"', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'jsonrpc');
+  if (typeof o.method !== 'string' || o.method.length === 0) return bad(id, 'method is required (a non-empty string)', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'method');
+  let params: Record<string, unknown> = {};
+  if (o.params !== undefined && o.params !== null) {
+    if (typeof o.params !== 'object' || Array.isArray(o.params)) return bad(id, 'params must be an object', RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'params');
+    params = o.params as Record<string, unknown>;
+  }
+  return { ok: true, request: { id: hasId ? (o.id as RpcId) : undefined, method: o.method, params } };
+}

@@ -1,0 +1,175 @@
+/**
+ * `POST /acp/rpc`: JSON-RPC over HTTP, replying with one JSON envelope, or (Accept: text/event-stream) an SSE
+ * stream of notification envelopes, then the final envelope, then `data: [DONE]`. Also the CORS preflight,
+ * and the two paths that must never work: `/acp-server/*` (410) and `/gateway/openclaw` (not a route: 404).
+ *
+ * Order of checks: Origin (403) → OPTIONS preflight (204) → Bearer auth (401) → POST only (405) → body size
+ * (413) → JSON (400 -32700) → JSON-RPC shape (400 -32600). Method-level errors are HTTP 200.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouteHandler } from '../http/server.js';
+import { readBody } from '../http/respond.js';
+import type { Logger } from '../util/log.js';
+import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, type RpcId } from './envelope.js';
+import { checkAuth, checkOrigin } from './access.js';
+import type { Dispatch } from './methods.js';
+
+export const DEFAULT_KEEPALIVE_MS = 20_000;
+
+export interface AcpHttpOptions {
+  tokens: readonly string[];
+  allowedOrigins: readonly string[];
+  maxBodyBytes: number;
+  dispatch: Dispatch;
+  logger: Logger;
+  /** quiet SSE streams get `xworkmate.bridge.keepalive` this often */
+  keepaliveMs?: number;
+}
+
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-request-id';
+
+function corsHeaders(req: IncomingMessage): Record<string, string> {
+  const origin = req.headers.origin;
+  if (!origin) return {};
+  return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' };
+}
+
+function sendEnvelope(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function wantsSse(req: IncomingMessage): boolean {
+  const a = req.headers.accept;
+  return typeof a === 'string' && a.toLowerCase().includes('text/event-stream');
+}
+
+export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
+  const keepaliveMs = o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+
+  const fail = (res: ServerResponse, headers: Record<string, string>, id: RpcId | null, e: AcpRpcError) => {
+    const h = { ...headers };
+    if (e.httpStatus === 413) h.connection = 'close';
+    sendEnvelope(res, e.httpStatus, errorEnvelope(id, e), h);
+  };
+
+  return async (req, res, path, requestId) => {
+    const isRpc = path === '/acp/rpc';
+    const isDirect = path === '/acp-server' || path.startsWith('/acp-server/');
+    if (!isRpc && !isDirect) return false; // /gateway/openclaw included: not a route, the server answers 404
+
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    const originErr = checkOrigin(req, o.allowedOrigins);
+    if (originErr) {
+      if (req.method !== 'POST') req.resume();
+      fail(res, headers, null, originErr);
+      return true;
+    }
+    Object.assign(headers, corsHeaders(req));
+
+    if (isRpc && req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        ...headers,
+        'access-control-allow-methods': 'POST, OPTIONS',
+        'access-control-allow-headers': CORS_ALLOW_HEADERS,
+        'access-control-max-age': '600',
+        'content-length': '0',
+      });
+      res.end();
+      return true;
+    }
+
+    const authErr = checkAuth(req, o.tokens);
+    if (authErr) {
+      req.resume();
+      fail(res, headers, null, authErr);
+      return true;
+    }
+    if (isDirect) {
+      req.resume();
+      fail(res, headers, null, new AcpRpcError(RPC.PROVIDER_DIRECT_PATH_DISABLED, 'PROVIDER_DIRECT_PATH_DISABLED', 'direct provider paths (/acp-server/*) are disabled: send every task to /acp/rpc with routing params', {}, 410));
+      return true;
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      fail(res, { ...headers, allow: 'POST, OPTIONS' }, null, new AcpRpcError(RPC.INVALID_REQUEST, 'METHOD_NOT_ALLOWED', `HTTP method ${req.method ?? '?'} not allowed on /acp/rpc; use POST`, {}, 405));
+      return true;
+    }
+
+    let body: Buffer;
+    try {
+      body = await readBody(req, o.maxBodyBytes);
+    } catch (err) {
+      const tooBig = (err as { code?: string }).code === 'PAYLOAD_TOO_LARGE';
+      fail(res, headers, null, new AcpRpcError(RPC.INVALID_REQUEST, tooBig ? 'PAYLOAD_TOO_LARGE' : 'INVALID_REQUEST', (err as Error).message, {}, tooBig ? 413 : 400));
+      return true;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      fail(res, headers, null, new AcpRpcError(RPC.PARSE_ERROR, 'PARSE_ERROR', `request body is not valid JSON: ${(err as Error).message}`, {}, 400));
+      return true;
+    }
+    const parsed = parseRequest(value);
+    if (!parsed.ok) {
+      fail(res, headers, parsed.id, parsed.error);
+      return true;
+    }
+    const rpc = parsed.request;
+
+    if (rpc.id === undefined) {
+      // a notification: it runs (and keeps running), nothing is replied
+      void o.dispatch(rpc, { notify: () => undefined }).catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
+      res.writeHead(204, headers);
+      res.end();
+      return true;
+    }
+    const id = rpc.id;
+
+    if (!wantsSse(req)) {
+      let reply: Record<string, unknown>;
+      try {
+        reply = resultEnvelope(id, await o.dispatch(rpc, { notify: () => undefined }));
+      } catch (err) {
+        reply = errorEnvelope(id, err);
+      }
+      if (!res.destroyed) sendEnvelope(res, 200, reply, headers);
+      return true;
+    }
+
+    // SSE: the turn does not depend on this response; a client that goes away only stops the writes
+    res.socket?.setNoDelay(true);
+    res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    let open = true;
+    let lastWrite = Date.now();
+    res.once('close', () => {
+      open = false;
+    });
+    const write = (env: unknown) => {
+      if (!open || res.writableEnded) return;
+      lastWrite = Date.now();
+      res.write(`data: ${JSON.stringify(env)}\n\n`);
+    };
+    const timer = setInterval(() => {
+      if (Date.now() - lastWrite >= keepaliveMs - 5) write(notificationEnvelope('xworkmate.bridge.keepalive', { intervalMs: keepaliveMs }));
+    }, Math.max(10, Math.floor(keepaliveMs / 4)));
+    timer.unref();
+    let final: Record<string, unknown>;
+    try {
+      final = resultEnvelope(id, await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)) }));
+    } catch (err) {
+      final = errorEnvelope(id, err);
+    } finally {
+      clearInterval(timer);
+    }
+    write(final);
+    if (open && !res.writableEnded) res.end('data: [DONE]\n\n');
+    return true;
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * The `/acp/rpc` entry, assembled: availability probes → catalog, runtime factories per provider id, the turn
+ * runner on the session store, the method dispatch, and the HTTP (+SSE) and WebSocket transports.
+ *
+ * Runtimes: `acp.agents[]` → ACP stdio agents (runtimes/agent.ts); `acp.gateways[]` of kind `channels` → chats
+ * over the Router (runtimes/channels.ts); other kinds (`openclaw`) run only through a runtime the caller plugs in
+ * (`gatewayRuntimes`); without one they are reported `enabled:false` in the catalog, so routing answers
+ * GATEWAY_PROVIDER_UNAVAILABLE and nothing pretends to run.
+ */
+import { basename } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { resolvePath } from '../config/load.js';
+import type { RouteHandler, UpgradeHandler } from '../http/server.js';
+import type { Router } from '../router/router.js';
+import type { SessionStore } from '../sessions/store.js';
+import type { Logger } from '../util/log.js';
+import { GatewayError } from '../wire/errors.js';
+import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
+import { createDispatch } from './methods.js';
+import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './http.js';
+import { createAcpWs } from './ws.js';
+import { TurnRunner } from './turns.js';
+import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
+import { createChannelsRuntime } from './runtimes/channels.js';
+import { createAgentRuntime } from './runtimes/agent.js';
+import { probeAgent } from './runtimes/agent/probe.js';
+
+export interface AcpDeps {
+  config: Config;
+  baseDir: string;
+  router: Router;
+  store: SessionStore;
+  gatewayId: string;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** SSE keepalive interval; default 20 s (env SWITCHYARD_ACP_KEEPALIVE_MS overrides, for tests and tuning) */
+  keepaliveMs?: number;
+  /** replaces the built-in availability probes (tests) */
+  availability?: AvailabilitySource;
+  /**
+   * Gateway provider runtimes built by the caller, keyed by `acp.gateways[].id` (e.g. OpenClaw). A configured
+   * gateway provider without a built-in runtime and without an entry here is reported unavailable.
+   */
+  gatewayRuntimes?: ReadonlyMap<string, PluggedGatewayRuntime>;
+}
+
+export interface Acp {
+  route: RouteHandler;
+  upgrade: UpgradeHandler;
+  close(): Promise<void>;
+}
+
+export const OPENCLAW_NOT_IMPLEMENTED = 'the openclaw gateway runtime is not enabled in this build of Switchyard';
+
+export function createAcp(deps: AcpDeps): Acp {
+  const acp = deps.config.acp;
+  const log = deps.logger.child({ part: 'acp' });
+  const workspaceRoot = resolvePath(deps.baseDir, acp.workspaceRoot);
+
+  const factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
+  for (const a of acp.agents) {
+    factories.agent.set(a.id, (ctx) => createAgentRuntime({ agent: a, workspaceRoot, log }, ctx));
+  }
+  const plugged = deps.gatewayRuntimes ?? new Map<string, PluggedGatewayRuntime>();
+  for (const g of acp.gateways) {
+    const p = plugged.get(g.id);
+    if (p) {
+      factories.gateway.set(g.id, p.factory);
+      continue;
+    }
+    if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
+    factories.gateway.set(g.id, (ctx) =>
+      createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
+    );
+  }
+
+  const availability: AvailabilitySource = deps.availability ?? {
+    async agent(a): Promise<Availability> {
+      const r = await probeAgent(a, 10_000, { cwd: deps.baseDir, log });
+      // the client sees the reason: name the command, never the server's folder layout
+      return r.ok ? { enabled: true } : { enabled: false, reason: r.reason.split(a.command).join(basename(a.command)).split(deps.baseDir).join('.') };
+    },
+    async gateway(g): Promise<Availability> {
+      const p = plugged.get(g.id);
+      if (p) return p.probe();
+      if (!factories.gateway.has(g.id)) return { enabled: false, reason: OPENCLAW_NOT_IMPLEMENTED };
+      if (g.kind === 'channels' && !deps.router.modelNames().includes(g.model)) {
+        return { enabled: false, reason: `model "${g.model}" is not served by any channel of this gateway or its peers` };
+      }
+      return { enabled: true };
+    },
+  };
+
+  const runtimeFor = async (ctx: RuntimeContext): Promise<Runtime> => {
+    const t = ctx.target;
+    const f: RuntimeFactory | undefined = t.executionTarget === 'agent' ? factories.agent.get(t.providerId) : factories.gateway.get(t.gatewayProviderId);
+    if (!f) {
+      const what = t.executionTarget === 'agent' ? `agent provider "${t.providerId}"` : `gateway provider "${t.gatewayProviderId}"`;
+      throw new GatewayError('UNSUPPORTED', `${what} has no runtime on this gateway (not configured, or its kind is not implemented)`);
+    }
+    return f(ctx);
+  };
+
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor });
+  const dispatch = createDispatch({ acp, runner, catalog: () => buildCatalog(acp, availability) });
+  const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
+  const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
+  const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
+  const ws = createAcpWs({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxPayloadBytes: deps.maxBodyBytes, dispatch, logger: log });
+
+  if (acp.enabled && acp.tokens.length === 0) log.warn('/acp/rpc refuses every request: acp.tokens is empty');
+
+  return {
+    route: acp.enabled ? http : () => false,
+    upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+    async close() {
+      await ws.close();
+      await runner.shutdown();
+      await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
+    },
+  };
+}

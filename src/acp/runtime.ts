@@ -1,0 +1,77 @@
+/**
+ * The one interface every `/acp/rpc` runtime implements (agents over ACP stdio, `channels` gateways,
+ * later OpenClaw and peers). The turn runner (turns.ts) owns ordering, seq numbers, ids, persistence and
+ * results; a runtime only runs one turn at a time and reports what happens through `emit`.
+ */
+import type { ChatMessage } from '../wire/openai.js';
+import type { SessionTarget } from '../sessions/model.js';
+
+/** One update of a running turn; turns.ts adds sessionId/threadId/turnId/runId/seq before it goes out. */
+export interface UpdateEvent {
+  type: 'status' | 'delta' | 'step';
+  /** `delta` | `tool_call` | `plan` | `running` … (started/completed/failed/cancelled are the runner's) */
+  event: string;
+  /** text carried by this update (for deltas: the new text) */
+  text?: string;
+  delta?: string;
+  /** the runtime's own payload as it sent it (agents: the ACP `session/update` `update` object) */
+  structuredEvent?: unknown;
+}
+
+export interface TurnInput {
+  turnId: string;
+  /** the prompt of this turn */
+  text: string;
+  /** previous turns as chat messages (user/assistant), oldest first; runtimes with their own memory ignore it */
+  history: ChatMessage[];
+}
+
+export interface TurnOutput {
+  /** the final displayable text ('' = nothing displayable: the runner fails the turn) */
+  output: string;
+  /** ACP stop reasons: end_turn | max_tokens | max_turn_requests | refusal | cancelled */
+  stopReason: string;
+  /** chat messages this turn adds to the session history (defaults to user prompt + assistant output) */
+  messages?: ChatMessage[];
+  /** the model that actually answered, when the runtime knows it */
+  model?: string;
+}
+
+export interface Runtime {
+  /**
+   * Runs one turn. Aborting `signal` cancels it: the promise then resolves with stopReason "cancelled" (with the
+   * partial output) or rejects; either way the runner records the turn as cancelled. Failures reject with a
+   * GatewayError whose message is safe to show the client.
+   */
+  prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput>;
+  /** Ends the runtime session (agent process stopped). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface RuntimeContext {
+  sessionId: string;
+  threadId: string;
+  target: SessionTarget;
+  /** validated relative hint (no `..`, not absolute), resolved under acp.workspaceRoot by runtimes that use a folder */
+  workingDirectory: string | undefined;
+}
+
+/** Creates the runtime session of one ACP session; may throw (e.g. provider not startable). */
+export type RuntimeFactory = (ctx: RuntimeContext) => Runtime | Promise<Runtime>;
+
+/** Factories keyed by provider id, per execution target. A missing factory = the provider is unavailable. */
+export interface RuntimeFactories {
+  agent: Map<string, RuntimeFactory>;
+  gateway: Map<string, RuntimeFactory>;
+}
+
+/**
+ * A gateway provider runtime built outside this module (e.g. `OpenClawGateway` in runtimes/openclaw/), handed
+ * to createAcp by the composition root: its factory runs the sessions, its probe answers availability, and
+ * close() runs at shutdown.
+ */
+export interface PluggedGatewayRuntime {
+  factory: RuntimeFactory;
+  probe(): Promise<{ enabled: true } | { enabled: false; reason: string }>;
+  close(): Promise<void>;
+}

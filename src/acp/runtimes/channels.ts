@@ -1,0 +1,107 @@
+/**
+ * `kind: "channels"` gateway runtime: a turn is one streamed OpenAI chat over this gateway's Router (local
+ * channels and channels bridged from peers), sent with the session's history. Content deltas become
+ * `delta` updates as they arrive; finish_reason becomes the ACP stop reason; cancel aborts the router request.
+ */
+import { GatewayError, toGatewayError } from '../../wire/errors.js';
+import type { ChatCompletionChunk, ChatMessage, ChatRequest, FinishReason } from '../../wire/openai.js';
+import type { RoutedChat } from '../../router/router.js';
+import type { RouteOptions } from '../../router/candidate.js';
+import type { StreamChunk } from '../../providers/provider.js';
+import { newId } from '../../util/ids.js';
+import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
+
+/** The part of Router this runtime uses (tests pass a fake). */
+export interface ChatRouter {
+  chat(req: ChatRequest, opts: RouteOptions): Promise<RoutedChat>;
+}
+
+export interface ChannelsRuntimeOptions {
+  router: ChatRouter;
+  /** the gateway provider's configured model, unless the session asked for another */
+  model: string;
+  sessionId: string;
+  /** whole-turn deadline */
+  timeoutMs: number;
+}
+
+export function stopReasonOf(f: FinishReason | undefined): string {
+  switch (f) {
+    case 'length':
+      return 'max_tokens';
+    case 'content_filter':
+      return 'refusal';
+    default:
+      return 'end_turn';
+  }
+}
+
+export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
+  return {
+    async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
+      const userMsg: ChatMessage = { role: 'user', content: turn.text };
+      const req: ChatRequest = { model: o.model, messages: [...turn.history, userMsg], stream: true, stream_options: { include_usage: true } };
+      let output = '';
+      let finish: FinishReason | undefined;
+      const done = (): TurnOutput => ({
+        output,
+        stopReason: signal.aborted ? 'cancelled' : stopReasonOf(finish),
+        messages: [userMsg, { role: 'assistant', content: output }],
+        model: o.model,
+      });
+      const onChunk = (c: StreamChunk) => {
+        let parsed: ChatCompletionChunk;
+        try {
+          parsed = JSON.parse(c.data) as ChatCompletionChunk;
+        } catch {
+          throw new GatewayError('UPSTREAM_BAD_RESPONSE', 'channel stream carried a chunk that is not JSON');
+        }
+        for (const ch of parsed.choices ?? []) {
+          const d = ch.delta?.content;
+          if (typeof d === 'string' && d.length > 0) {
+            output += d;
+            emit({ type: 'delta', event: 'delta', delta: d, text: d });
+          }
+          if (ch.finish_reason) finish = ch.finish_reason;
+        }
+      };
+      let routed: RoutedChat;
+      try {
+        routed = await o.router.chat(req, { signal, requestId: newId('acp'), hops: [], deadline: Date.now() + o.timeoutMs, sessionId: o.sessionId });
+      } catch (err) {
+        if (signal.aborted) return done();
+        throw toGatewayError(err);
+      }
+      if (!routed.stream) {
+        // the router returns what the candidate gave; a non-stream answer to a stream request is still usable
+        const choice = routed.completion.choices[0];
+        const text = typeof choice?.message.content === 'string' ? choice.message.content : '';
+        if (text) {
+          output = text;
+          emit({ type: 'delta', event: 'delta', delta: text, text });
+        }
+        finish = choice?.finish_reason ?? undefined;
+        return done();
+      }
+      const rest = routed.rest;
+      try {
+        if (routed.first) onChunk(routed.first);
+        for (;;) {
+          if (signal.aborted) {
+            await rest.return?.();
+            return done();
+          }
+          const r = await rest.next();
+          if (r.done) break;
+          onChunk(r.value);
+        }
+      } catch (err) {
+        await rest.return?.().catch(() => undefined);
+        if (signal.aborted) return done();
+        throw toGatewayError(err);
+      }
+      return done();
+    },
+    close: async () => undefined,
+  };
+}

@@ -1,0 +1,478 @@
+/**
+ * The turn runner behind `session.start` / `session.message` / `session.cancel` / `session.close` /
+ * `xworkmate.tasks.get`. Owns, per session: the arrival-order queue (one turn at a time; different sessions run
+ * concurrently), the `seq` counter (strictly increasing over every `session.update` of the session), the
+ * runtime session, and the durable record in the SessionStore (turn appended when it starts, updated when it
+ * ends, with optimistic concurrency via mutateSession, and a store lease held while it runs).
+ *
+ * A turn never depends on the request that started it: updates go to a sink that may be gone (client
+ * disconnected) and the turn still runs to its end; its result stays readable through `task()`.
+ */
+import { GatewayError, toGatewayError } from '../wire/errors.js';
+import type { Logger } from '../util/log.js';
+import { newId } from '../util/ids.js';
+import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
+import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
+import { AcpRpcError, RPC } from './envelope.js';
+import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
+
+export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
+
+/** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
+export type UpdateSink = (params: Record<string, unknown>) => void;
+
+export interface TurnRunnerOptions {
+  store: SessionStore;
+  gatewayId: string;
+  logger: Logger;
+  /** builds the runtime session for a session's target; rejects with a GatewayError when it cannot */
+  runtimeFor(ctx: RuntimeContext): Promise<Runtime>;
+  /** store lease ttl while a turn runs (renewed every ttl/3); default 30 s */
+  leaseTtlMs?: number;
+  /** how long a turn waits for a lease held by another instance; default 30 s */
+  leaseWaitMs?: number;
+  /** finished task snapshots kept in memory for xworkmate.tasks.get; default 10 000 */
+  maxTasks?: number;
+}
+
+export interface StartInput {
+  sessionId: string;
+  threadId: string;
+  prompt: string;
+  workingDirectory: string | undefined;
+  target: SessionTarget;
+}
+
+export type TaskStatus = 'queued' | 'running' | TurnStatus;
+
+export interface TurnResult {
+  success: boolean;
+  status: TurnStatus;
+  sessionId: string;
+  threadId: string;
+  turnId: string;
+  runId: string;
+  output: string;
+  summary: string;
+  stopReason: string;
+  resolvedExecutionTarget: 'single-agent' | 'gateway';
+  resolvedProviderId: string;
+  resolvedGatewayProviderId: string;
+  resolvedModel: string;
+  error?: string;
+  errorCode?: string;
+}
+
+interface Task {
+  runId: string;
+  turnId: string;
+  sessionId: string;
+  threadId: string;
+  status: TaskStatus;
+  output: string;
+  updates: number;
+  startedAt: number;
+  endedAt?: number;
+  result?: TurnResult;
+}
+
+interface LiveSession {
+  id: string;
+  threadId: string;
+  target: SessionTarget;
+  workingDirectory: string | undefined;
+  seq: number;
+  /** resolves when every queued turn has ended */
+  tail: Promise<void>;
+  pending: number;
+  runtime: Promise<Runtime> | undefined;
+  current: { turnId: string; abort: AbortController } | undefined;
+  closed: boolean;
+}
+
+export function continuationUnavailable(sessionId: string, why: string): AcpRpcError {
+  return new AcpRpcError(RPC.SESSION_CONTINUATION_UNAVAILABLE, 'SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { sessionId });
+}
+
+export function summaryOf(output: string): string {
+  const s = output.trim().replace(/\s+/g, ' ');
+  return s.length > 280 ? s.slice(0, 279) + '…' : s;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class TurnRunner {
+  private readonly sessions = new Map<string, LiveSession>();
+  private readonly rehydrating = new Map<string, Promise<LiveSession>>();
+  private readonly starting = new Map<string, Promise<void>>();
+  private readonly tasks = new Map<string, Task>();
+  private readonly latestRun = new Map<string, string>();
+  private readonly holder: string;
+  private shuttingDown = false;
+
+  constructor(private readonly o: TurnRunnerOptions) {
+    this.holder = `${o.gatewayId}/${newId('acp', 6)}`;
+  }
+
+  /** session.start: (re)creates the session afresh (an existing one is closed first) and runs the first turn. */
+  async start(input: StartInput, sink: UpdateSink): Promise<TurnResult> {
+    this.assertOpen();
+    // concurrent starts of one sessionId replace the session one after the other, never side by side
+    const prev = this.starting.get(input.sessionId) ?? Promise.resolve();
+    const mine = prev.then(() => this.replace(input));
+    const settled = mine.then(() => undefined, () => undefined);
+    this.starting.set(input.sessionId, settled);
+    void settled.then(() => {
+      if (this.starting.get(input.sessionId) === settled) this.starting.delete(input.sessionId);
+    });
+    return this.enqueue(await mine, input.prompt, sink);
+  }
+
+  /** Closes the live session of that id (if any) and stores a fresh record; returns the new live session. */
+  private async replace(input: StartInput): Promise<LiveSession> {
+    const old = this.sessions.get(input.sessionId);
+    let seq = 0;
+    if (old) {
+      seq = old.seq;
+      await this.closeLive(old, 'restarted by session.start');
+      await old.tail;
+    }
+    const kind = input.target.executionTarget === 'agent' ? 'agent' : 'chat';
+    const metadata: Record<string, unknown> = { source: 'acp' };
+    if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
+    const fresh = newSession({ id: input.sessionId, kind, ownerGatewayId: this.o.gatewayId, target: input.target, threadId: input.threadId, metadata });
+    try {
+      await this.o.store.create({ ...fresh, metadata: { ...metadata, seq } });
+    } catch (err) {
+      if (!(err instanceof SessionExistsError)) throw err;
+      await mutateSession(this.o.store, input.sessionId, (cur) => {
+        seq = Math.max(seq, typeof cur.metadata.seq === 'number' ? cur.metadata.seq : 0);
+        return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
+      });
+    }
+    const live: LiveSession = {
+      id: input.sessionId,
+      threadId: input.threadId,
+      target: { ...input.target },
+      workingDirectory: input.workingDirectory,
+      seq,
+      tail: Promise.resolve(),
+      pending: 0,
+      runtime: undefined,
+      current: undefined,
+      closed: false,
+    };
+    this.sessions.set(live.id, live);
+    return live;
+  }
+
+  /** session.message: the next turn of an open session; never starts a new one. */
+  async message(sessionId: string, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+    this.assertOpen();
+    let live = this.sessions.get(sessionId);
+    if (!live || live.closed) live = await this.rehydrate(sessionId);
+    return this.enqueue(live, prompt, sink);
+  }
+
+  /** session.cancel: aborts the running turn (queued turns still run). */
+  cancel(sessionId: string): { accepted: true; cancelled: boolean } {
+    const cur = this.sessions.get(sessionId)?.current;
+    if (!cur || cur.abort.signal.aborted) return { accepted: true, cancelled: false };
+    cur.abort.abort();
+    return { accepted: true, cancelled: true };
+  }
+
+  /** session.close: ends the runtime session, cancels what is running or queued, marks the record closed. */
+  async close(sessionId: string): Promise<{ accepted: true; closed: boolean }> {
+    const live = this.sessions.get(sessionId);
+    let existed = !!live && !live.closed;
+    if (live) await this.closeLive(live, 'closed by session.close');
+    const rec = await this.o.store.get(sessionId);
+    if (rec && rec.status !== 'closed' && rec.status !== 'moved') {
+      existed = true;
+      await mutateSession(this.o.store, sessionId, (s) => (s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } })));
+    }
+    return { accepted: true, closed: existed };
+  }
+
+  /** xworkmate.tasks.get: by runId, else the latest turn of sessionId; memory first, then the store. */
+  async task(q: { runId?: string; sessionId?: string }): Promise<Record<string, unknown>> {
+    const runId = q.runId ?? (q.sessionId ? this.latestRun.get(q.sessionId) : undefined);
+    const t = runId ? this.tasks.get(runId) : undefined;
+    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t);
+    let rec: Session | undefined;
+    let turn: Turn | undefined;
+    if (q.sessionId) {
+      rec = await this.o.store.get(q.sessionId);
+      turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
+    } else if (q.runId) {
+      for (const s of await this.o.store.list({ limit: 1000 })) {
+        turn = s.history.find((x) => x.runId === q.runId);
+        if (turn) {
+          rec = s;
+          break;
+        }
+      }
+    }
+    if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
+    // a turn still marked running in the store but not running here was interrupted (crash or other instance)
+    return {
+      status: turn.status,
+      sessionId: rec.id,
+      threadId: rec.threadId,
+      turnId: turn.turnId,
+      runId: turn.runId,
+      output: turn.output,
+      progress: { updates: null, outputChars: turn.output.length },
+      ...(turn.error ? { error: turn.error } : {}),
+      sessionStatus: rec.status,
+    };
+  }
+
+  /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
+  async shutdown(waitMs = 5_000): Promise<void> {
+    this.shuttingDown = true;
+    const lives = [...this.sessions.values()];
+    await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
+    await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
+  }
+
+  // ---- internals ----
+
+  private assertOpen(): void {
+    if (this.shuttingDown) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+  }
+
+  private async closeLive(live: LiveSession, why: string, forget = true): Promise<void> {
+    live.closed = true;
+    live.current?.abort.abort(new GatewayError('CANCELLED', why));
+    const rt = live.runtime;
+    live.runtime = undefined;
+    if (forget && this.sessions.get(live.id) === live) this.sessions.delete(live.id);
+    if (rt) {
+      const r = await rt.catch(() => undefined);
+      await r?.close().catch((err: unknown) => this.o.logger.warn('runtime close failed', { sessionId: live.id, error: String(err) }));
+    }
+  }
+
+  private rehydrate(sessionId: string): Promise<LiveSession> {
+    let p = this.rehydrating.get(sessionId);
+    if (!p) {
+      p = (async () => {
+        const rec = await this.o.store.get(sessionId);
+        if (!rec) throw continuationUnavailable(sessionId, 'no such session');
+        if (rec.status === 'closed') throw continuationUnavailable(sessionId, 'the session is closed');
+        if (rec.status === 'moved') throw continuationUnavailable(sessionId, 'the session was moved to another gateway');
+        const again = this.sessions.get(sessionId);
+        if (again && !again.closed) return again;
+        // a turn still marked running was interrupted (this process restarted): record it as failed
+        const stale = rec.history.filter((t) => t.status === 'running');
+        const lease = stale.length > 0 ? await this.o.store.getLease(sessionId) : undefined;
+        // a live lease means another instance sharing the store is running that turn: leave it alone
+        if (stale.length > 0 && !(lease && lease.holderId !== this.holder && lease.expiresAt > Date.now())) {
+          await mutateSession(this.o.store, sessionId, (s) => {
+            let next = s;
+            for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the gateway restarted during the turn' });
+            return next === s ? undefined : next;
+          });
+        }
+        const wd = rec.metadata.workingDirectory;
+        const live: LiveSession = {
+          id: rec.id,
+          threadId: rec.threadId,
+          target: { ...rec.target },
+          workingDirectory: typeof wd === 'string' ? wd : undefined,
+          seq: typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0,
+          tail: Promise.resolve(),
+          pending: 0,
+          runtime: undefined,
+          current: undefined,
+          closed: false,
+        };
+        this.sessions.set(sessionId, live);
+        return live;
+      })().finally(() => this.rehydrating.delete(sessionId));
+      this.rehydrating.set(sessionId, p);
+    }
+    return p;
+  }
+
+  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+    const turn = newTurn(prompt, []);
+    const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
+    this.remember(task);
+    const emit = (fields: Record<string, unknown>) => {
+      task.updates++;
+      const params = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId, seq: ++live.seq, ...fields };
+      try {
+        sink(params);
+      } catch {
+        // the client is gone: the turn goes on
+      }
+    };
+    if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
+    live.pending++;
+    const run = live.tail.then(() => this.runTurn(live, turn, task, emit));
+    live.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run.finally(() => {
+      live.pending--;
+    });
+  }
+
+  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: (f: Record<string, unknown>) => void): Promise<TurnResult> {
+    const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
+      const r: TurnResult = {
+        success: status === 'completed',
+        status,
+        sessionId: live.id,
+        threadId: live.threadId,
+        turnId: turn.turnId,
+        runId: turn.runId,
+        output,
+        summary: summaryOf(output),
+        stopReason,
+        resolvedExecutionTarget: live.target.executionTarget === 'agent' ? 'single-agent' : 'gateway',
+        resolvedProviderId: live.target.providerId,
+        resolvedGatewayProviderId: live.target.gatewayProviderId,
+        resolvedModel: live.target.model || model || '',
+      };
+      if (err !== undefined) {
+        r.error = typeof err === 'string' ? err : err.message;
+        if (typeof err !== 'string') r.errorCode = err.code;
+      }
+      task.status = status;
+      task.output = output;
+      task.result = r;
+      task.endedAt = Date.now();
+      // no `text` here: clients that append every update's text would show the output twice
+      emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}) });
+      return r;
+    };
+
+    if (live.closed) return finish('cancelled', '', 'cancelled', 'the session was closed before this turn started');
+
+    const abort = new AbortController();
+    live.current = { turnId: turn.turnId, abort };
+    let renew: NodeJS.Timeout | undefined;
+    let leased = false;
+    let history: ReturnType<typeof chatMessages> = [];
+    try {
+      const ttl = this.o.leaseTtlMs ?? 30_000;
+      leased = await this.acquireLease(live.id, ttl, abort.signal);
+      renew = setInterval(() => void this.o.store.renewLease(live.id, this.holder, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
+      renew.unref();
+      const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(s, turn));
+      history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
+    } catch (err) {
+      live.current = undefined;
+      clearInterval(renew);
+      if (leased) await this.o.store.releaseLease(live.id, this.holder).catch(() => undefined);
+      if (abort.signal.aborted) return finish('cancelled', '', 'cancelled');
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: String((err as Error)?.stack ?? err) });
+      return finish('failed', '', 'error', e);
+    }
+
+    task.status = 'running';
+    emit({ type: 'status', event: 'started', status: 'running' });
+    let status: TurnStatus;
+    let output = '';
+    let stopReason = 'end_turn';
+    let error: GatewayError | string | undefined;
+    let out: TurnOutput | undefined;
+    try {
+      live.runtime ??= this.o.runtimeFor({ sessionId: live.id, threadId: live.threadId, target: live.target, workingDirectory: live.workingDirectory });
+      const rt = live.runtime;
+      const runtime = await rt.catch((err: unknown) => {
+        if (live.runtime === rt) live.runtime = undefined; // the next turn tries again
+        throw err;
+      });
+      if (!abort.signal.aborted) emit({ type: 'status', event: 'running', status: 'running' });
+      out = await runtime.prompt(
+        { turnId: turn.turnId, text: turn.prompt, history },
+        (u) => {
+          if (u.type === 'delta' && u.delta) task.output += u.delta;
+          emit({ ...u });
+        },
+        abort.signal,
+      );
+      output = out.output;
+      stopReason = out.stopReason;
+      if (abort.signal.aborted || stopReason === 'cancelled') {
+        status = 'cancelled';
+        stopReason = 'cancelled';
+      } else if (output.trim() === '') {
+        status = 'failed';
+        error = NO_OUTPUT_ERROR;
+      } else status = 'completed';
+    } catch (err) {
+      output = task.output;
+      if (abort.signal.aborted) {
+        status = 'cancelled';
+        stopReason = 'cancelled';
+      } else {
+        status = 'failed';
+        stopReason = 'error';
+        error = toGatewayError(err);
+        if (error.code === 'INTERNAL') this.o.logger.error('acp turn failed', { sessionId: live.id, error: String((err as Error)?.stack ?? err) });
+      }
+    } finally {
+      if (live.current?.turnId === turn.turnId) live.current = undefined;
+      clearInterval(renew);
+    }
+
+    const messages = status === 'completed' ? (out?.messages ?? [{ role: 'user' as const, content: turn.prompt }, { role: 'assistant' as const, content: output }]) : [];
+    const errText = error === undefined ? undefined : typeof error === 'string' ? error : error.message;
+    try {
+      await mutateSession(this.o.store, live.id, (s) => {
+        if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start
+        const next = updateTurn(s, turn.turnId, { status, output, messages, ...(errText ? { error: errText } : {}) });
+        return { ...next, metadata: { ...next.metadata, seq: Math.max(live.seq + 1, Number(s.metadata.seq) || 0) } };
+      });
+    } catch (err) {
+      this.o.logger.warn('acp turn result could not be stored', { sessionId: live.id, turnId: turn.turnId, error: String(err) });
+    }
+    if (leased) await this.o.store.releaseLease(live.id, this.holder).catch(() => undefined);
+    return finish(status, output, stopReason, error, out?.model);
+  }
+
+  private async acquireLease(id: string, ttl: number, signal: AbortSignal): Promise<boolean> {
+    const until = Date.now() + (this.o.leaseWaitMs ?? 30_000);
+    for (;;) {
+      if (await this.o.store.acquireLease(id, this.holder, ttl)) return true;
+      if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
+      if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${id} is busy on another gateway instance`, { retryAfterSec: 1 });
+      await sleep(100);
+    }
+  }
+
+  private remember(t: Task): void {
+    this.tasks.set(t.runId, t);
+    this.latestRun.set(t.sessionId, t.runId);
+    const max = this.o.maxTasks ?? 10_000;
+    if (this.tasks.size <= max) return;
+    for (const [k, v] of this.tasks) {
+      if (this.tasks.size <= max) break;
+      if (v.endedAt === undefined) continue;
+      this.tasks.delete(k);
+      if (this.latestRun.get(v.sessionId) === k) this.latestRun.delete(v.sessionId);
+    }
+  }
+}
+
+function snapshotOf(t: Task): Record<string, unknown> {
+  return {
+    status: t.status,
+    sessionId: t.sessionId,
+    threadId: t.threadId,
+    turnId: t.turnId,
+    runId: t.runId,
+    output: t.output,
+    progress: { updates: t.updates, outputChars: t.output.length },
+    ...(t.result ? { result: t.result } : {}),
+    ...(t.result?.error ? { error: t.result.error } : {}),
+  };
+}

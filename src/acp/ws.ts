@@ -1,0 +1,94 @@
+/**
+ * `GET /acp` WebSocket: the same JSON-RPC methods as POST /acp/rpc, one JSON envelope per text message.
+ * Origin and Bearer auth are checked at the upgrade (403 / 401, no socket). Requests on one socket run
+ * concurrently; each request's notifications (`session.update`) are pushed on the socket before its reply.
+ * A socket that closes does not stop the turns it started.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { UpgradeHandler } from '../http/server.js';
+import type { Logger } from '../util/log.js';
+import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
+import { checkAuth, checkOrigin } from './access.js';
+import type { Dispatch } from './methods.js';
+
+export interface AcpWsOptions {
+  tokens: readonly string[];
+  allowedOrigins: readonly string[];
+  /** max message size */
+  maxPayloadBytes: number;
+  dispatch: Dispatch;
+  logger: Logger;
+  /** ping interval for idle sockets; default 20 s */
+  pingIntervalMs?: number;
+}
+
+export interface AcpWs {
+  upgrade: UpgradeHandler;
+  close(): Promise<void>;
+}
+
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden' };
+
+function refuse(socket: Duplex, e: AcpRpcError): void {
+  const body = JSON.stringify(errorEnvelope(null, e));
+  socket.end(
+    `HTTP/1.1 ${e.httpStatus} ${STATUS_TEXT[e.httpStatus] ?? 'Error'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+export function createAcpWs(o: AcpWsOptions): AcpWs {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
+  const pingMs = o.pingIntervalMs ?? 20_000;
+
+  const serve = (ws: WebSocket) => {
+    let alive = true;
+    ws.on('pong', () => (alive = true));
+    const ping = setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      ws.ping();
+    }, pingMs);
+    ping.unref();
+    ws.on('close', () => clearInterval(ping));
+    ws.on('error', (err) => o.logger.debug('acp websocket error', { error: String(err) }));
+    const send = (env: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(env));
+    };
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return send(errorEnvelope(null, new AcpRpcError(RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'binary messages are not supported; send JSON text')));
+      let value: unknown;
+      try {
+        value = JSON.parse(data.toString());
+      } catch (err) {
+        return send(errorEnvelope(null, new AcpRpcError(RPC.PARSE_ERROR, 'PARSE_ERROR', `message is not valid JSON: ${(err as Error).message}`)));
+      }
+      const parsed = parseRequest(value);
+      if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));
+      const rpc = parsed.request;
+      const run = o.dispatch(rpc, { notify: (method, params) => send(notificationEnvelope(method, params)) });
+      if (rpc.id === undefined) {
+        void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: rpc.method, error: String(err) }));
+        return;
+      }
+      const id = rpc.id;
+      run.then(
+        (result) => send(resultEnvelope(id, result)),
+        (err: unknown) => send(errorEnvelope(id, err)),
+      );
+    });
+  };
+
+  return {
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+      const err = checkOrigin(req, o.allowedOrigins) ?? checkAuth(req, o.tokens);
+      if (err) return refuse(socket, err);
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws));
+    },
+    async close() {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
