@@ -79,7 +79,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes });
+  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
   const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,

@@ -26,6 +26,15 @@ export interface ProviderEntry {
   unavailableReason?: string;
 }
 
+/** A runtime a bridge peer shares with us (listed after our own; a local id always wins). */
+export interface PeerRuntime {
+  peerId: string;
+  peerName: string;
+  id: string;
+  label: string;
+  kind: 'agent' | 'gateway';
+}
+
 export interface Catalog {
   providerCatalog: ProviderEntry[];
   gatewayProviders: ProviderEntry[];
@@ -43,12 +52,13 @@ async function safe(p: Promise<Availability>): Promise<Availability> {
   }
 }
 
-/** Both lists in config order; probes run concurrently. */
-export async function buildCatalog(acp: AcpConfig, source: AvailabilitySource): Promise<Catalog> {
+/** Both lists in config order, then peers' shared runtimes (connected, so enabled); probes run concurrently. */
+export async function buildCatalog(acp: AcpConfig, source: AvailabilitySource, peers: PeerRuntime[] = []): Promise<Catalog> {
   const [agents, gateways] = await Promise.all([
     Promise.all(acp.agents.map(async (a) => entry(a.id, a.label, 'agent', await safe(source.agent(a))))),
     Promise.all(acp.gateways.map(async (g) => entry(g.id, g.label, 'gateway', await safe(source.gateway(g))))),
   ]);
+  for (const r of peers) (r.kind === 'agent' ? agents : gateways).push(entry(r.id, `${r.label} (via ${r.peerName})`, r.kind, { enabled: true }));
   return { providerCatalog: agents, gatewayProviders: gateways };
 }
 

@@ -3,9 +3,9 @@
  * runner on the session store, the method dispatch, and the HTTP (+SSE) and WebSocket transports.
  *
  * Runtimes: `acp.agents[]` → ACP stdio agents (runtimes/agent.ts); `acp.gateways[]` of kind `channels` → chats
- * over the Router (runtimes/channels.ts); other kinds (`openclaw`) run only through a runtime the caller plugs in
- * (`gatewayRuntimes`); without one they are reported `enabled:false` in the catalog, so routing answers
- * GATEWAY_PROVIDER_UNAVAILABLE and nothing pretends to run.
+ * over the Router (runtimes/channels.ts); kind `openclaw` → an operator client of that OpenClaw gateway
+ * (runtimes/openclaw/), whose availability is a cached connect probe. Peers' shared runtimes join the catalog
+ * and run on the peer (peers.ts).
  */
 import { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -24,6 +24,9 @@ import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, 
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent.js';
 import { probeAgent } from './runtimes/agent/probe.js';
+import { OpenClawGateway } from './runtimes/openclaw/runtime.js';
+import type { BridgeMesh } from '../bridge/mesh.js';
+import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
 
 export interface AcpDeps {
   config: Config;
@@ -42,6 +45,9 @@ export interface AcpDeps {
    * gateway provider without a built-in runtime and without an entry here is reported unavailable.
    */
   gatewayRuntimes?: ReadonlyMap<string, PluggedGatewayRuntime>;
+  /** the bridge: peers' shared runtimes join the catalog, sessions on peers are reached through it, and
+   *  peers' calls for the runtimes we share are served (mesh.rpcHandler is set here) */
+  mesh?: BridgeMesh;
 }
 
 export interface Acp {
@@ -50,7 +56,6 @@ export interface Acp {
   close(): Promise<void>;
 }
 
-export const OPENCLAW_NOT_IMPLEMENTED = 'the openclaw gateway runtime is not enabled in this build of Switchyard';
 
 export function createAcp(deps: AcpDeps): Acp {
   const acp = deps.config.acp;
@@ -61,7 +66,10 @@ export function createAcp(deps: AcpDeps): Acp {
   for (const a of acp.agents) {
     factories.agent.set(a.id, (ctx) => createAgentRuntime({ agent: a, workspaceRoot, log }, ctx));
   }
-  const plugged = deps.gatewayRuntimes ?? new Map<string, PluggedGatewayRuntime>();
+  const plugged = new Map<string, PluggedGatewayRuntime>(deps.gatewayRuntimes ?? []);
+  for (const g of acp.gateways) {
+    if (g.kind === 'openclaw' && !plugged.has(g.id)) plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
+  }
   for (const g of acp.gateways) {
     const p = plugged.get(g.id);
     if (p) {
@@ -83,7 +91,6 @@ export function createAcp(deps: AcpDeps): Acp {
     async gateway(g): Promise<Availability> {
       const p = plugged.get(g.id);
       if (p) return p.probe();
-      if (!factories.gateway.has(g.id)) return { enabled: false, reason: OPENCLAW_NOT_IMPLEMENTED };
       if (g.kind === 'channels' && !deps.router.modelNames().includes(g.model)) {
         return { enabled: false, reason: `model "${g.model}" is not served by any channel of this gateway or its peers` };
       }
@@ -102,7 +109,15 @@ export function createAcp(deps: AcpDeps): Acp {
   };
 
   const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor });
-  const dispatch = createDispatch({ acp, runner, catalog: () => buildCatalog(acp, availability) });
+  const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
+  const mesh = deps.mesh;
+  const dispatch = createDispatch({
+    acp,
+    runner,
+    catalog: () => buildCatalog(acp, availability, mesh ? peerRuntimes(mesh, localIds) : []),
+    remote: mesh ? remoteSessions(mesh, deps.store, localIds) : undefined,
+  });
+  if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, async (sessionId) => runner.cancel(sessionId));
   const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
   const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
   const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });

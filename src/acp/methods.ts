@@ -8,6 +8,29 @@ import { resolveRouting, type RoutingDecision } from './routing.js';
 import { capabilitiesResult, routingCatalogOf, type AcpConfig, type Catalog } from './capabilities.js';
 import type { TurnRunner } from './turns.js';
 import type { SessionTarget } from '../sessions/model.js';
+import { GatewayError } from '../wire/errors.js';
+
+/** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
+export interface RemoteSessions {
+  /** the peer running this target's runtime, when it is a peer-shared runtime */
+  peerFor(target: SessionTarget): string | undefined;
+  /** the peer that owns this session now, or undefined when it is ours (or unknown) */
+  ownerOf(sessionId: string): Promise<string | undefined>;
+  /** runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged */
+  call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void): Promise<unknown>;
+  /** records here that the session lives on the peer */
+  recordRemote(sessionId: string, peerId: string, target: SessionTarget, threadId: string): Promise<void>;
+}
+
+/** How a call that came over the bridge from a peer is served (peers.ts). */
+export interface DispatchOptions {
+  /** the peer that sent the call: recorded on sessions it starts */
+  origin?: string;
+  /** the serving side's share list: a target it does not allow is refused */
+  allowTarget?: (t: SessionTarget) => boolean;
+  /** never forward to another peer */
+  localOnly?: boolean;
+}
 
 export const VERSION: string = (() => {
   try {
@@ -26,6 +49,8 @@ export interface MethodDeps {
   runner: TurnRunner;
   /** the current catalog (availability cached by the caller) */
   catalog(): Promise<Catalog>;
+  /** sessions on bridge peers; absent = none */
+  remote?: RemoteSessions | undefined;
   maxPromptBytes?: number;
 }
 
@@ -34,7 +59,7 @@ export interface CallContext {
   notify(method: string, params: Record<string, unknown>): void;
 }
 
-export type Dispatch = (req: RpcRequest, ctx: CallContext) => Promise<unknown>;
+export type Dispatch = (req: RpcRequest, ctx: CallContext, opts?: DispatchOptions) => Promise<unknown>;
 
 function optString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string | undefined {
   const v = p[field];
@@ -115,9 +140,12 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   const maxPrompt = deps.maxPromptBytes ?? DEFAULT_MAX_PROMPT_BYTES;
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
 
-  return async (req, ctx) => {
+  return async (req, ctx, opts = {}) => {
     const p = req.params;
     const sink = (params: Record<string, unknown>) => ctx.notify('session.update', params);
+    const remote = opts.localOnly ? undefined : deps.remote;
+    /** where a session's continuation runs: a peer that owns it, or here */
+    const forwarded = async (sessionId: string): Promise<string | undefined> => (remote ? remote.ownerOf(sessionId) : undefined);
     switch (req.method) {
       case 'acp.capabilities':
         return capabilitiesResult(await deps.catalog());
@@ -130,18 +158,34 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         const wd = workingDirectory(p);
         const d = await route(p);
         if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
-        return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target: targetOf(d, deps.acp) }, sink);
+        const target = targetOf(d, deps.acp);
+        if (opts.allowTarget && !opts.allowTarget(target)) {
+          throw new GatewayError('CHANNEL_NOT_SHARED', `runtime "${target.providerId || target.gatewayProviderId}" is not shared with you`);
+        }
+        const peer = remote?.peerFor(target);
+        if (peer && remote) {
+          // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
+          await deps.runner.close(sessionId);
+          await remote.recordRemote(sessionId, peer, target, threadId);
+          return remote.call(peer, 'session.start', p, sink);
+        }
+        return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sink);
       }
       case 'session.message': {
         const sessionId = reqString(p, 'sessionId');
         const text = prompt(p, maxPrompt);
         workingDirectory(p); // validated; the session keeps the folder it started with
+        const owner = await forwarded(sessionId);
+        if (owner && remote) return remote.call(owner, 'session.message', p, sink);
         return deps.runner.message(sessionId, text, sink);
       }
       case 'session.cancel':
-        return deps.runner.cancel(reqString(p, 'sessionId'));
-      case 'session.close':
-        return deps.runner.close(reqString(p, 'sessionId'));
+      case 'session.close': {
+        const sessionId = reqString(p, 'sessionId');
+        const owner = await forwarded(sessionId);
+        if (owner && remote) return remote.call(owner, req.method, p, sink);
+        return req.method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId);
+      }
       case 'xworkmate.tasks.get': {
         const runId = optString(p, 'runId');
         const sessionId = optString(p, 'sessionId');

@@ -41,6 +41,8 @@ export interface StartInput {
   prompt: string;
   workingDirectory: string | undefined;
   target: SessionTarget;
+  /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
+  origin?: string | undefined;
 }
 
 export type TaskStatus = 'queued' | 'running' | TurnStatus;
@@ -140,6 +142,7 @@ export class TurnRunner {
     const kind = input.target.executionTarget === 'agent' ? 'agent' : 'chat';
     const metadata: Record<string, unknown> = { source: 'acp' };
     if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
+    if (input.origin) metadata.viaPeer = input.origin;
     const fresh = newSession({ id: input.sessionId, kind, ownerGatewayId: this.o.gatewayId, target: input.target, threadId: input.threadId, metadata });
     try {
       await this.o.store.create({ ...fresh, metadata: { ...metadata, seq } });

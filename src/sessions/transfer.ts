@@ -129,7 +129,9 @@ export class TransferCoordinator {
     if (owner !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });
     const s = parseSession(record);
     if (s.ownerGatewayId !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session owned by ${s.ownerGatewayId}`, { details: { reason: 'NOT_OWNER' } });
-    const adopted = withMarker(adoptTransferred(s, this.selfId), { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() });
+    const base = adoptTransferred(s, this.selfId);
+    // transferredFrom: the previous owner may keep reaching the session over the bridge (forwarding)
+    const adopted = withMarker({ ...base, metadata: { ...base.metadata, transferredFrom: fromPeer } }, { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() });
     try {
       await this.store.importTransferred(transferId, adopted);
       // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.

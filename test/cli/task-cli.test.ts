@@ -231,7 +231,8 @@ describe('switchyard task cancel / close / Ctrl-C', { timeout: 90_000 }, () => {
     const t0 = Date.now();
     p.proc.kill('SIGINT');
     const r = await p.done;
-    expect(Date.now() - t0).toBeLessThan(3000);
+    // "at once" = without waiting out the first Ctrl-C's 15 s cancel window (bound kept below it, with room for a loaded CI box)
+    expect(Date.now() - t0).toBeLessThan(10_000);
     expect(r.code).toBe(130);
     expect(r.stderr).toContain('switchyard: interrupted');
     const closed = await cli(['task', 'close', ...remote(), '--session', 'cli-sigint-2']);

@@ -1,0 +1,118 @@
+/**
+ * /acp/rpc across the bridge with real gateway processes: a runtime a peer shares appears in the catalog and
+ * its sessions run on the peer (updates relayed in order, continuation and close forwarded); the serving side
+ * refuses runtimes it does not share and sessions the peer did not start; a session transferred to a peer is
+ * still reachable through the old gateway, and an unreachable owner is named in the error.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { GatewayProcess } from '../../src/cli/processes.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+
+const BRIDGE = 'peers-bridge-token-31415';
+const ACP = 'peers-acp-token-27182';
+let a: GatewayProcess;
+let b: GatewayProcess;
+
+async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>, sse = false): Promise<{ result?: any; error?: any; updates: any[] }> {
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', ...(sse ? { accept: 'text/event-stream' } : {}) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const text = await res.text();
+  if (!sse) return { ...JSON.parse(text), updates: [] };
+  const msgs = text.split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]').map((b) => JSON.parse(b.slice(6)));
+  const final = msgs.find((m) => 'id' in m);
+  return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
+}
+
+const channelsProvider = (id: string) => ({ id, label: id, kind: 'channels', model: 'mock-1' });
+
+beforeAll(async () => {
+  b = await startProcess({
+    gateway: { id: 'gw_peer_b', name: 'datacenter', bridge: { enabled: true, allowedTokens: [BRIDGE], shareAgents: ['b-chat'], acceptSessions: true } },
+    channels: [{ name: 'm', provider: 'mock', models: ['mock-1'], options: { chunkDelayMs: 10 } }],
+    acp: { tokens: [ACP], gateways: [channelsProvider('b-chat'), channelsProvider('b-private'), channelsProvider('switchyard')] },
+  });
+  a = await startProcess({
+    gateway: { id: 'gw_peer_a', name: 'office', bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }] },
+    channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+    acp: { tokens: [ACP], gateways: [channelsProvider('switchyard')] },
+  });
+  await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers[0]?.state === 'open', 'A→B link');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  cleanupDirs();
+});
+
+describe('peer-shared runtimes', () => {
+  it('appear in A\'s catalog (only the shared one), enabled, with no address', async () => {
+    const r = await rpc(a, 'acp.capabilities', {});
+    const ids = r.result.gatewayProviders.map((g: any) => g.providerId);
+    expect(ids).toEqual(['switchyard', 'b-chat']);
+    expect(r.result.gatewayProviders[1]).toEqual({ providerId: 'b-chat', label: 'b-chat (via datacenter)', targets: ['gateway'], enabled: true });
+    expect(JSON.stringify(r.result)).not.toMatch(/127\.0\.0\.1|ws:\/\//);
+  });
+
+  it('a session on a shared runtime runs on the peer: updates relayed in order, continuation and close forwarded', async () => {
+    const start = await rpc(a, 'session.start', { sessionId: 'p1', taskPrompt: 'hello over there', routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'b-chat' } }, true);
+    expect(start.result).toMatchObject({ success: true, status: 'completed', resolvedGatewayProviderId: 'b-chat' });
+    expect(start.result.output).toContain('hello over there');
+    expect(start.updates.length).toBeGreaterThan(2);
+    const seqs = start.updates.map((u) => u.seq);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    for (const u of start.updates) expect(u).toMatchObject({ sessionId: 'p1', threadId: 'p1', turnId: expect.any(String) });
+
+    const msg = await rpc(a, 'session.message', { sessionId: 'p1', taskPrompt: 'second turn' });
+    expect(msg.result).toMatchObject({ success: true, status: 'completed' });
+    expect(msg.result.output).toContain('second turn');
+    const onB = (await adminGet(b.url, '/admin/sessions/p1')).session;
+    expect(onB.history.map((t: any) => t.prompt)).toEqual(['hello over there', 'second turn']);
+    expect(onB.metadata.viaPeer).toBe('gw_peer_a');
+    expect((await adminGet(a.url, '/admin/sessions/p1')).session).toMatchObject({ status: 'moved', movedTo: 'gw_peer_b' });
+
+    expect((await rpc(a, 'session.close', { sessionId: 'p1' })).result).toEqual({ accepted: true, closed: true });
+    expect((await adminGet(b.url, '/admin/sessions/p1')).session.status).toBe('closed');
+    const after = await rpc(a, 'session.message', { sessionId: 'p1', taskPrompt: 'again?' });
+    expect(after.error).toMatchObject({ code: -32002, data: { code: 'SESSION_CONTINUATION_UNAVAILABLE' } });
+  });
+
+  it('the serving side refuses an unshared runtime and sessions the peer did not start', async () => {
+    const ws = new WebSocket(wsUrl(b.url));
+    const frames: any[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'bridge-hello', gatewayId: 'gw_sneak', gatewayName: 'sneak', version: '1.0', token: BRIDGE, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+    await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
+    ws.send(JSON.stringify({ type: 'bridge-rpc', requestId: 'r1', method: 'session.start', params: { sessionId: 'x1', taskPrompt: 'hi', gatewayProviderId: 'b-private', requestedExecutionTarget: 'gateway' } }));
+    ws.send(JSON.stringify({ type: 'bridge-rpc', requestId: 'r2', method: 'session.message', params: { sessionId: 'p1', taskPrompt: 'not yours' } }));
+    const r1 = await waitFor(() => frames.find((f) => f.requestId === 'r1'), 'r1');
+    const r2 = await waitFor(() => frames.find((f) => f.requestId === 'r2'), 'r2');
+    ws.close();
+    expect(r1).toMatchObject({ type: 'bridge-error', code: 'AGENT_NOT_SHARED' });
+    expect(r2).toMatchObject({ type: 'bridge-error', code: 'AGENT_NOT_SHARED' });
+    expect((await adminGet(b.url, '/admin/sessions')).sessions.map((s: any) => s.id)).not.toContain('x1');
+  });
+});
+
+describe('forwarding after a transfer', () => {
+  it('a session moved to B is continued through A; with B down, A names the owner', async () => {
+    const start = await rpc(a, 'session.start', { sessionId: 'mv1', taskPrompt: 'first here', gatewayProviderId: 'switchyard', requestedExecutionTarget: 'gateway' });
+    expect(start.result).toMatchObject({ success: true });
+    const t = await fetch(`${a.url}/admin/sessions/mv1/transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'datacenter' }) });
+    expect(t.status).toBe(200);
+    const msg = await rpc(a, 'session.message', { sessionId: 'mv1', taskPrompt: 'continued via A' });
+    expect(msg.result).toMatchObject({ success: true, status: 'completed' });
+    const onB = (await adminGet(b.url, '/admin/sessions/mv1')).session;
+    expect(onB.ownerGatewayId).toBe('gw_peer_b');
+    expect(onB.history.map((x: any) => x.prompt)).toEqual(['first here', 'continued via A']);
+
+    await b.stop();
+    const down = await rpc(a, 'session.message', { sessionId: 'mv1', taskPrompt: 'anyone?' });
+    expect(down.error).toMatchObject({ code: -32002, data: { code: 'SESSION_OWNER_UNREACHABLE', owner: 'gw_peer_b' } });
+    expect(down.error.message).toMatch(/owned by gateway gw_peer_b/);
+  });
+});
