@@ -108,7 +108,8 @@ export function createAcp(deps: AcpDeps): Acp {
     return f(ctx);
   };
 
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor });
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs });
+  const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;
   const dispatch = createDispatch({
@@ -117,7 +118,7 @@ export function createAcp(deps: AcpDeps): Acp {
     catalog: () => buildCatalog(acp, availability, mesh ? peerRuntimes(mesh, localIds) : []),
     remote: mesh ? remoteSessions(mesh, deps.store, localIds) : undefined,
   });
-  if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, async (sessionId) => runner.cancel(sessionId));
+  if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
   const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
   const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
   const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
@@ -129,6 +130,7 @@ export function createAcp(deps: AcpDeps): Acp {
     route: acp.enabled ? http : () => false,
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     async close() {
+      await listening;
       await ws.close();
       await runner.shutdown();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));

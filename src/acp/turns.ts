@@ -21,6 +21,16 @@ export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
 /** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
 export type UpdateSink = (params: Record<string, unknown>) => void;
 
+/** store pub/sub channel for cross-instance cancels: `{ sessionId, holder }` (the lease holder that runs it) */
+const CANCEL_CHANNEL = 'acp.cancel';
+
+/** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
+function failInterrupted(s: Session): Session {
+  let next = s;
+  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
+  return next;
+}
+
 export interface TurnRunnerOptions {
   store: SessionStore;
   gatewayId: string;
@@ -110,6 +120,7 @@ export class TurnRunner {
   private readonly tasks = new Map<string, Task>();
   private readonly latestRun = new Map<string, string>();
   private readonly holder: string;
+  private unsubscribe: (() => Promise<void>) | undefined;
   private shuttingDown = false;
 
   constructor(private readonly o: TurnRunnerOptions) {
@@ -178,11 +189,33 @@ export class TurnRunner {
   }
 
   /** session.cancel: aborts the running turn (queued turns still run). */
-  cancel(sessionId: string): { accepted: true; cancelled: boolean } {
+  /**
+   * session.cancel. A turn running here is aborted. A turn running on another instance sharing the store (it
+   * holds the session's live lease) is reached through the store's pub/sub: that instance aborts it.
+   */
+  async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean }> {
+    if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true };
+    const lease = await this.o.store.getLease(sessionId);
+    if (lease && lease.holderId !== this.holder && lease.expiresAt > Date.now()) {
+      await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder: lease.holderId });
+      return { accepted: true, cancelled: true };
+    }
+    return { accepted: true, cancelled: false };
+  }
+
+  private cancelLocal(sessionId: string): boolean {
     const cur = this.sessions.get(sessionId)?.current;
-    if (!cur || cur.abort.signal.aborted) return { accepted: true, cancelled: false };
+    if (!cur || cur.abort.signal.aborted) return false;
     cur.abort.abort();
-    return { accepted: true, cancelled: true };
+    return true;
+  }
+
+  /** Listens for cancels addressed to this instance's turns by other instances (see cancel()). */
+  async listen(): Promise<void> {
+    this.unsubscribe = await this.o.store.subscribe(CANCEL_CHANNEL, (msg) => {
+      const m = msg as { sessionId?: unknown; holder?: unknown };
+      if (typeof m?.sessionId === 'string' && m.holder === this.holder) this.cancelLocal(m.sessionId);
+    });
   }
 
   /** session.close: ends the runtime session, cancels what is running or queued, marks the record closed. */
@@ -235,6 +268,7 @@ export class TurnRunner {
   /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
   async shutdown(waitMs = 5_000): Promise<void> {
     this.shuttingDown = true;
+    await this.unsubscribe?.().catch(() => undefined);
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
@@ -274,8 +308,7 @@ export class TurnRunner {
         // a live lease means another instance sharing the store is running that turn: leave it alone
         if (stale.length > 0 && !(lease && lease.holderId !== this.holder && lease.expiresAt > Date.now())) {
           await mutateSession(this.o.store, sessionId, (s) => {
-            let next = s;
-            for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the gateway restarted during the turn' });
+            const next = failInterrupted(s);
             return next === s ? undefined : next;
           });
         }
@@ -367,7 +400,10 @@ export class TurnRunner {
       leased = await this.acquireLease(live.id, ttl, abort.signal);
       renew = setInterval(() => void this.o.store.renewLease(live.id, this.holder, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
       renew.unref();
-      const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(s, turn));
+      // Holding the lease, no other instance runs a turn of this session: one still marked running was
+      // interrupted (its instance crashed). The turn starts now, not when it was queued.
+      turn.startedAt = Date.now();
+      const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(failInterrupted(s), turn));
       history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
     } catch (err) {
       live.current = undefined;

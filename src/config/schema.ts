@@ -127,6 +127,8 @@ export const configSchema = z.strictObject({
       tokens: z.array(z.string().min(1)).default([]),
       allowedOrigins: z.array(z.string().min(1)).default([]),
       workspaceRoot: z.string().min(1).default('./workspaces'),
+      /** a turn holds its session's lease this long, renewed while it runs; a crashed instance's lease expires after it */
+      turnLeaseMs: z.number().int().min(500).default(30_000),
       agents: z.array(agentSchema).default([]),
       gateways: z.array(gatewayProviderSchema).default([]),
     })
