@@ -125,6 +125,23 @@ describe('session transfer', () => {
     expect(await p.bStore.get('s-busy')).toBeUndefined();
   });
 
+  it('with a running turn, a transfer waits for the turn to end, then moves the session with that turn', async () => {
+    let s = await seed(p.aStore, 's-wait', p.a.id, 1);
+    s = await p.aStore.update(appendTurn(s, newTurn('finishing soon')), s.version);
+    const pending = cli(['sessions', 'transfer', 's-wait', '--to', 'datacenter', '--url', p.a.url]);
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await p.aStore.get('s-wait'))!.status).toBe('running'); // still here, still waiting
+    const cur = (await p.aStore.get('s-wait'))!;
+    await p.aStore.update(updateTurn(cur, cur.history[1]!.turnId, { status: 'completed', output: 'finished', endedAt: Date.now() }), cur.version);
+    const r = await pending;
+    expect(r.stdout).toBe(`session s-wait moved to datacenter (${p.b.id})\n`);
+    const onB = await waitFor(() => p.bStore.get('s-wait'), 'the session on B');
+    expect(onB.history.map((t) => [t.prompt, t.status, t.output])).toEqual([
+      ['question 0', 'completed', 'answer 0'],
+      ['finishing soon', 'completed', 'finished'],
+    ]);
+  });
+
   it('drain moves every open session with a progress line each and a summary', async () => {
     const ids = Array.from({ length: 12 }, (_, i) => `s-drain-${i}`);
     for (const id of ids) await seed(p.aStore, id, p.a.id, 1);
