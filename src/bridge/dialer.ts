@@ -139,7 +139,11 @@ export class Dialer {
           onPeerChannels: (l) => this.mesh.refreshCandidates(l),
           onClosed: (l, code, reason) => {
             this.mesh.linkClosed(l, code, reason);
-            if (this.link === l) this.link = undefined;
+            if (this.link === l) {
+              this.link = undefined;
+              // the socket may take a moment to finish closing (a frozen peer): never show it as open meanwhile
+              if (this.state === 'open') this.setState('backoff');
+            }
           },
         });
         this.link = link;

@@ -192,6 +192,8 @@ export class BridgeMesh {
     const old = this.links.get(link.peer.id);
     this.links.set(link.peer.id, link);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
+    // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
+    for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));
     this.refreshCandidates(link);
     void this.transfers?.reconcile(link.peer.id, link.since.getTime()).catch((err) => this.logger.warn('transfer reconcile failed', { peer: link.peer.id, err: String(err) }));
   }

@@ -235,7 +235,8 @@ async function runTurn(c: AcpClient, o: TaskFlags, method: 'start' | 'message', 
     printer.endLine();
     throw cliError(err, c);
   } finally {
-    process.off('SIGINT', onSigint);
+    // The handler stays until the command exits: a second Ctrl-C means "exit now" even when the turn has
+    // just settled (otherwise Node's default action would kill the process without the 130 exit code).
     if (giveUp) clearTimeout(giveUp);
   }
   if (o.json) out(JSON.stringify({ result: r }) + '\n');

@@ -3,7 +3,7 @@
  * - eject after `consecutiveFailures` failures in a row, or when the failure ratio over a sliding window of
  *   `windowMs` reaches `failureRatio` with at least `minRequests` requests in it;
  * - ejection lasts `baseEjectionMs × (number of ejections)`, capped at `maxEjectionMs`; an upstream's
- *   Retry-After (429/503) sets the cooldown instead;
+ *   Retry-After (429/503) sets the cooldown instead (capped the same way);
  * - when the time is up the candidate is half-open: exactly one request (the probe) may go; success returns
  *   it to service, failure ejects it again for longer;
  * - the ejection multiplier is forgotten after a quiet `maxEjectionMs` of good service.
@@ -87,6 +87,12 @@ export class HealthTracker {
     return !e.probeInFlight;
   }
 
+  /** Ejected, cooldown over, no probe sent yet: the next request should be its probe. */
+  probeDue(id: string): boolean {
+    const e = this.entries.get(id);
+    return !!e && e.state === 'ejected' && this.now() >= e.ejectedUntil;
+  }
+
   /** Call when a request is sent to the candidate: an ejected one past its cooldown becomes the probe. */
   started(id: string): void {
     const e = this.entries.get(id);
@@ -120,7 +126,8 @@ export class HealthTracker {
     e.consecutive++;
     e.lastError = error;
     e.probeInFlight = false;
-    if (retryAfterSec !== undefined) return this.eject(id, e, t, Math.max(1, retryAfterSec) * 1000, `upstream asked to retry after ${retryAfterSec}s`);
+    // Retry-After sets the cooldown, capped at maxEjectionMs: the probe then asks again.
+    if (retryAfterSec !== undefined) return this.eject(id, e, t, Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000), `upstream asked to retry after ${retryAfterSec}s`);
     if (e.state !== 'healthy') return this.eject(id, e, t, undefined, 'probe failed');
     if (e.consecutive >= this.cfg.consecutiveFailures) return this.eject(id, e, t, undefined, `${e.consecutive} consecutive failures`);
     const failures = e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0);

@@ -180,6 +180,10 @@ export class Router {
       }
     }
     const open = healthy.filter((x) => x.inflight < x.capacity);
+    // A candidate due for its half-open probe gets the next request, so recovery never waits on luck; if the
+    // probe fails before the first byte the request is retried elsewhere like any other failure.
+    const probe = panic ? undefined : open.find((x) => this.health.probeDue(x.candidate.id));
+    if (probe) return { chosen: probe, saturated: scored.length - open.length, panic };
     if (sessionId) {
       const a = this.affinity.get(sessionId);
       const fresh = a && Date.now() - a.at < (this.opts.affinityTtlMs ?? 30 * 60_000);

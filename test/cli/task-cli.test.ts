@@ -51,7 +51,7 @@ function live(args: string[], env: NodeJS.ProcessEnv = {}) {
       resolve({ code, signal, stdout, stderr });
     }),
   );
-  return { proc, chunks, stdout: () => stdout, done };
+  return { proc, chunks, stdout: () => stdout, stderr: () => stderr, done };
 }
 
 const remote = () => ['--url', gw.url, '--token', TOKEN, '--local'];
@@ -223,11 +223,15 @@ describe('switchyard task cancel / close / Ctrl-C', { timeout: 90_000 }, () => {
   });
 
   it('a second Ctrl-C exits at once (130) even if the turn does not end', async () => {
-    // the fake agent's "hang" turn ignores session/cancel
-    const p = live(['task', 'run', ...remote(), '--provider', 'fake', '--session', 'cli-sigint-2', 'hang']);
-    await waitFor(() => p.stdout().includes('[started]'), 'turn started', 10_000);
+    // The fake agent's "hang" turn ignores session/cancel. Wait until the turn runs INSIDE the agent (the
+    // "running" status, printed by --json): a cancel that arrives while the agent is still starting ends the
+    // turn at once, which is right, but is not what this test is about.
+    // So the session is warmed first (its agent process is up), then the hanging turn is sent to it.
+    expect((await cli(['task', 'run', ...remote(), '--provider', 'fake', '--session', 'cli-sigint-2', 'warm up'])).code).toBe(0);
+    const p = live(['task', 'message', ...remote(), '--json', '--session', 'cli-sigint-2', 'hang']);
+    await waitFor(() => p.stdout().includes('"event":"running"'), 'turn running in the agent', 15_000);
     p.proc.kill('SIGINT');
-    await waitFor(() => p.stdout().includes('[cancel]'), 'cancel notice', 5_000);
+    await waitFor(() => p.stderr().includes('[cancel]'), 'cancel notice', 5_000);
     const t0 = Date.now();
     p.proc.kill('SIGINT');
     const r = await p.done;

@@ -84,11 +84,17 @@ describe('HealthTracker', () => {
     expect(durations).toEqual([1000, 2000, 3000, 4000, 4000, 4000]);
   });
 
+  it('a Retry-After longer than maxEjectionMs is capped at it', () => {
+    const { h, now } = tracker();
+    h.failed('a', 'RATE_LIMITED', 3600);
+    expect(h.snapshot('a').ejectedUntil - now()).toBe(4000);
+  });
+
   it('Retry-After drives the cooldown', () => {
     const { h, now } = tracker();
-    h.failed('a', 'RATE_LIMITED', 7);
+    h.failed('a', 'RATE_LIMITED', 3);
     expect(h.state('a')).toBe('ejected');
-    expect(h.snapshot('a').ejectedUntil - now()).toBe(7000);
+    expect(h.snapshot('a').ejectedUntil - now()).toBe(3000);
   });
 
   it('the ejection multiplier is forgotten after a long healthy spell', () => {
@@ -108,5 +114,19 @@ describe('HealthTracker', () => {
     for (let i = 0; i < 3; i++) h.failed('a', 'x');
     expect(h.state('b')).toBe('healthy');
     expect(h.eligible('b')).toBe(true);
+  });
+});
+
+describe('probeDue', () => {
+  it('is true only for an ejected candidate whose cooldown is over, until the probe is sent', () => {
+    let t = 0;
+    const h = new HealthTracker(cfg, () => t);
+    expect(h.probeDue('a')).toBe(false);
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    expect(h.probeDue('a')).toBe(false);
+    t += 1000;
+    expect(h.probeDue('a')).toBe(true);
+    h.started('a');
+    expect(h.probeDue('a')).toBe(false);
   });
 });
