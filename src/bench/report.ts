@@ -1,0 +1,234 @@
+/**
+ * Benchmark figures, targets and output. Measurements come in raw (req/s, latencies, RSS); every figure is
+ * computed here from measurements of the same run, compared with the target from
+ * ../shared/spec/performance.md (information only: a miss never fails the run), printed as a table and
+ * written as JSON. A reference that was not measured gives no ratio — never a made-up one.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { table } from '../cli/table.js';
+
+/** One load run against one target. Absent fields were not measured in that run. */
+export interface Measurement {
+  rps?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  firstChunkP50Ms?: number;
+  firstChunkP99Ms?: number;
+  requests?: number;
+  errors?: number;
+  non2xx?: number;
+  rssMB?: number;
+  peakInflight?: number;
+  /** req/s of each interleaved round (the figure is their median) */
+  roundsRps?: number[];
+}
+
+/** Scenario keys of the JSON output (stable: CI checks them). */
+export const SCENARIOS = ['nonstream_50c', 'nonstream_1c', 'stream_50c', 'bridged_50c', 'bridged_1c', 'slow_streams'] as const;
+export type ScenarioKey = (typeof SCENARIOS)[number];
+
+/** measurements[scenario][target], targets: direct | switchyard | portkey | bridged | idle | … */
+export type Measurements = Partial<Record<ScenarioKey, Record<string, Measurement>>>;
+
+export interface ReferenceStatus {
+  available: boolean;
+  version?: string;
+  reason?: string;
+}
+
+export interface RunInfo {
+  date: string;
+  machine: { loadAvg1mStart: number; loadAvg1mEnd: number; cpus: number; cpuModel: string; memGB: number; kernel: string; node: string };
+  tool: string;
+  settings: { quick: boolean; durationSec: number; connections: number; warmupSec: number; streamChunks: number; slowStreams: number; slowChunkMs: number; pacedChunkMs: number; rounds: number };
+  portkey: ReferenceStatus;
+}
+
+export interface Row {
+  scenario: string;
+  figure: string;
+  switchyard: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  result: 'pass' | 'miss' | 'n/a' | '-';
+}
+
+export interface Figure {
+  key: string;
+  value: number | null;
+  target: string;
+  pass: boolean | null;
+  note?: string;
+}
+
+export interface BenchReport extends RunInfo {
+  version: 1;
+  scenarios: Record<string, { measurements: Record<string, Measurement>; figures: Figure[] }>;
+  rows: Row[];
+}
+
+export const TABLE_HEADERS = ['scenario', 'figure', 'Switchyard', 'reference', 'ratio', 'target', 'result'];
+
+const num = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const rps = (m: Measurement) => `${num(m.rps!)} req/s`;
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+const signedMs = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)} ms`;
+
+/** A measurement is usable when it has the field and at most 1% of its requests failed. */
+function invalid(m: Measurement | undefined, field: keyof Measurement): string | undefined {
+  if (!m || typeof m[field] !== 'number') return 'not measured';
+  const bad = (m.errors ?? 0) + (m.non2xx ?? 0);
+  if (m.requests !== undefined && bad > Math.max(0, m.requests * 0.01)) return `invalid: ${bad} failed of ${m.requests}`;
+  if (!(m[field]! > 0)) return 'invalid: zero';
+  return undefined;
+}
+
+interface Builder {
+  rows: Row[];
+  figures: Record<string, Figure[]>;
+}
+
+function add(b: Builder, scenario: ScenarioKey, row: Row, fig: Figure): void {
+  b.rows.push(row);
+  (b.figures[scenario] ??= []).push(fig);
+}
+
+/** ratio figure: value = a/b (higher is better), pass when ≥ min */
+function ratioRow(b: Builder, scenario: ScenarioKey, label: string, figure: string, sy: Measurement | undefined, ref: Measurement | undefined, refName: string, min: number | null, unavailable?: string): void {
+  const key = `${figure}`;
+  const target = min === null ? '(info)' : `≥ ${min}×`;
+  const why = unavailable ?? invalid(sy, 'rps') ?? invalid(ref, 'rps');
+  if (why) {
+    const syText = invalid(sy, 'rps') ? (invalid(sy, 'rps') as string) : rps(sy!);
+    add(b, scenario, { scenario: label, figure, switchyard: syText, reference: `${refName}: ${unavailable ?? invalid(ref, 'rps') ?? rps(ref!)}`, ratio: '-', target, result: 'n/a' }, { key, value: null, target, pass: null, note: why });
+    return;
+  }
+  const r = sy!.rps! / ref!.rps!;
+  const pass = min === null ? null : r >= min;
+  add(
+    b,
+    scenario,
+    { scenario: label, figure, switchyard: rps(sy!), reference: `${refName} ${rps(ref!)}`, ratio: `${r.toFixed(2)}×`, target, result: pass === null ? '-' : pass ? 'pass' : 'miss' },
+    { key, value: r, target, pass },
+  );
+}
+
+/** added-time figure: value = a − b in ms (lower is better), pass when ≤ max */
+function addedRow(b: Builder, scenario: ScenarioKey, label: string, figure: string, value: number | null, syText: string, refText: string, max: number | null, note?: string): void {
+  const target = max === null ? '(info)' : `≤ ${max} ms`;
+  if (value === null) {
+    add(b, scenario, { scenario: label, figure, switchyard: syText, reference: refText, ratio: '-', target, result: 'n/a' }, { key: figure, value: null, target, pass: null, note: note ?? 'not measured' });
+    return;
+  }
+  const pass = max === null ? null : value <= max;
+  add(b, scenario, { scenario: label, figure, switchyard: `${signedMs(value)} (${syText})`, reference: refText, ratio: '-', target, result: pass === null ? '-' : pass ? 'pass' : 'miss' }, { key: figure, value, target, pass });
+}
+
+export function buildReport(info: RunInfo, m: Measurements): BenchReport {
+  const b: Builder = { rows: [], figures: {} };
+  // the reason is printed once in the header; rows only say that Portkey is missing
+  const pk = info.portkey.available ? undefined : 'not available';
+  const pkName = 'Portkey';
+
+  // non-streaming, N connections
+  const ns = m.nonstream_50c ?? {};
+  const nsLabel = `non-streaming, ${info.settings.connections} conn`;
+  ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs Portkey', ns.switchyard, ns.portkey, pkName, 8, pk);
+  ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs Direct', ns.switchyard, ns.direct, 'Direct', 0.3);
+
+  // 1 connection: 1/rps − 1/rps_direct
+  const one = m.nonstream_1c ?? {};
+  const perReq = (x: Measurement | undefined, d: Measurement | undefined) => (invalid(x, 'rps') || invalid(d, 'rps') ? null : 1000 / x!.rps! - 1000 / d!.rps!);
+  const oneSy = perReq(one.switchyard, one.direct);
+  const onePk = pk ? null : perReq(one.portkey, one.direct);
+  addedRow(
+    b,
+    'nonstream_1c',
+    'non-streaming, 1 conn',
+    'added time per request over Direct',
+    oneSy,
+    one.switchyard?.rps ? rps(one.switchyard) : 'not measured',
+    `Direct ${one.direct?.rps ? rps(one.direct) : '-'}; ${pkName} ${pk ?? (onePk === null ? 'invalid' : signedMs(onePk))}`,
+    0.3,
+  );
+
+  // streaming
+  const st = m.stream_50c ?? {};
+  const stLabel = `streaming ${info.settings.streamChunks} chunks, ${info.settings.connections} conn`;
+  ratioRow(b, 'stream_50c', stLabel, 'req/s vs Portkey', st.switchyard, st.portkey, pkName, 8, pk);
+  ratioRow(b, 'stream_50c', stLabel, 'req/s vs Direct', st.switchyard, st.direct, 'Direct', null);
+  const fc = (x: Measurement | undefined) => (x && typeof x.firstChunkP50Ms === 'number' && x.firstChunkP50Ms > 0 ? x.firstChunkP50Ms : undefined);
+  const fcSy = fc(st.switchyard);
+  const fcD = fc(st.direct);
+  const fcPk = fc(st.portkey);
+  addedRow(
+    b,
+    'stream_50c',
+    stLabel,
+    'first-chunk p50 added over Direct',
+    fcSy !== undefined && fcD !== undefined ? fcSy - fcD : null,
+    fcSy !== undefined ? `p50 ${ms(fcSy)}` : 'not measured',
+    `Direct p50 ${fcD !== undefined ? ms(fcD) : '-'}; ${pkName} ${pk ?? (fcPk !== undefined && fcD !== undefined ? signedMs(fcPk - fcD) : 'invalid')}`,
+    1,
+  );
+
+  // bridged
+  const br = m.bridged_50c ?? {};
+  ratioRow(b, 'bridged_50c', `bridged A→B, ${info.settings.connections} conn`, 'req/s vs single gateway B', br.bridged, br.single, 'B alone', 0.5);
+  const b1 = m.bridged_1c ?? {};
+  const hop = invalid(b1.bridged, 'p50Ms') || invalid(b1.single, 'p50Ms') ? null : b1.bridged!.p50Ms! - b1.single!.p50Ms!;
+  addedRow(
+    b,
+    'bridged_1c',
+    'bridged A→B, 1 conn',
+    'added p50 latency of the extra hop',
+    hop,
+    b1.bridged?.p50Ms ? `p50 ${ms(b1.bridged.p50Ms)}` : 'not measured',
+    `B alone p50 ${b1.single?.p50Ms ? ms(b1.single.p50Ms) : '-'}`,
+    0.5,
+  );
+
+  // memory
+  const sl = m.slow_streams ?? {};
+  const slLabel = `${info.settings.slowStreams} slow streams`;
+  const memRow = (figure: string, x: Measurement | undefined, max: number, extra: string) => {
+    const target = `≤ ${max} MB`;
+    if (!x?.rssMB) {
+      add(b, 'slow_streams', { scenario: slLabel, figure, switchyard: 'not measured', reference: '-', ratio: '-', target, result: 'n/a' }, { key: figure, value: null, target, pass: null, note: 'not measured' });
+      return;
+    }
+    const pass = x.rssMB <= max;
+    add(b, 'slow_streams', { scenario: slLabel, figure, switchyard: `${x.rssMB.toFixed(1)} MB`, reference: extra, ratio: '-', target, result: pass ? 'pass' : 'miss' }, { key: figure, value: x.rssMB, target, pass });
+  };
+  const peak = sl.loaded?.peakInflight;
+  memRow('gateway RSS under load (peak)', sl.loaded, 250, peak !== undefined ? `${peak} streams open at peak${sl.loaded?.errors || sl.loaded?.non2xx ? `, ${(sl.loaded.errors ?? 0) + (sl.loaded.non2xx ?? 0)} failed` : ''}` : '-');
+  memRow('idle RSS', sl.idle, 80, 'fresh gateway, before load');
+
+  b.rows.push({ scenario: 'peer killed / frozen under load', figure: 'time to stop routing; failed requests', switchyard: 'measured by the fault suite', reference: '-', ratio: '-', target: '≤ 0.1 s / dead-peer timeout; 0 failed', result: '-' });
+  b.rows.push({ scenario: '/acp/rpc session.start', figure: 'added latency to first session.update', switchyard: 'not yet implemented', reference: '-', ratio: '-', target: '≤ 5 ms p50', result: '-' });
+
+  const scenarios: BenchReport['scenarios'] = {};
+  for (const k of SCENARIOS) scenarios[k] = { measurements: m[k] ?? {}, figures: b.figures[k] ?? [] };
+  return { version: 1, ...info, scenarios, rows: b.rows };
+}
+
+export function renderReport(r: BenchReport): string {
+  const s = r.settings;
+  const head = [
+    `Switchyard benchmark — ${r.date}`,
+    `machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memGB} GB RAM, Linux ${r.machine.kernel}, Node ${r.machine.node}`,
+    `machine load average (1 min): ${r.machine.loadAvg1mStart.toFixed(2)} at start, ${r.machine.loadAvg1mEnd.toFixed(2)} at end (other work on the machine skews absolute numbers)`,
+    `load: ${r.tool}; ${s.connections} connections; per target ${s.warmupSec} s warm-up then ${s.rounds} interleaved round(s) totalling ~${s.durationSec} s, median taken${s.quick ? ' (--quick: tiny load, figures are not meaningful)' : ''}`,
+    r.portkey.available ? `Portkey: @portkey-ai/gateway ${r.portkey.version}` : `Portkey: not available (${r.portkey.reason ?? 'unknown'})`,
+    'ratios are measured side by side in this run; "result" is information only',
+    '',
+  ];
+  return head.join('\n') + '\n' + table(TABLE_HEADERS, r.rows.map((x) => [x.scenario, x.figure, x.switchyard, x.reference, x.ratio, x.target, x.result]));
+}
+
+export function writeReportJson(file: string, r: BenchReport): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(r, null, 2) + '\n');
+}

@@ -1,0 +1,80 @@
+/**
+ * CI check of the benchmark harness: it runs end to end on a tiny load, prints its table and writes JSON
+ * with every scenario measured. Never a performance threshold (docs/benchmarks.md): numbers only need to
+ * exist and be positive.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ENTRY = fileURLToPath(new URL('../../dist/bench/run.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runBench(args: string[], timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    // SIGTERM first so the harness tears its gateways down; SIGKILL if that does not end it
+    const term = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), timeoutMs + 10_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+describe('npm run bench --quick', () => {
+  it('runs every scenario on a tiny load, prints the table and writes JSON', async () => {
+    expect(existsSync(ENTRY), 'dist/bench/run.js missing: run `npm run build` first').toBe(true);
+    const json = join(dir, 'results.json');
+    const r = await runBench(['--quick', '--no-portkey', '--json', json], 60_000);
+    expect(r.code, `exit ${r.code} ${r.signal ?? ''}\n${r.stderr.slice(-3000)}`).toBe(0);
+
+    expect(r.stdout).toMatch(/^scenario\s+figure\s+Switchyard\s+reference\s+ratio\s+target\s+result$/m);
+    expect(r.stdout).toContain('Portkey: not available (disabled by --no-portkey)');
+    expect(r.stdout).toContain('measured by the fault suite');
+
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    expect(report.version).toBe(1);
+    expect(report.portkey.available).toBe(false);
+    const s = report.scenarios;
+    expect(Object.keys(s).sort()).toEqual(['bridged_1c', 'bridged_50c', 'nonstream_1c', 'nonstream_50c', 'slow_streams', 'stream_50c']);
+    const positive: Array<[string, string, string]> = [
+      ['nonstream_50c', 'direct', 'rps'],
+      ['nonstream_50c', 'switchyard', 'rps'],
+      ['nonstream_50c', 'switchyard', 'p50Ms'],
+      ['nonstream_1c', 'direct', 'rps'],
+      ['nonstream_1c', 'switchyard', 'rps'],
+      ['stream_50c', 'direct', 'rps'],
+      ['stream_50c', 'switchyard', 'rps'],
+      ['stream_50c', 'direct', 'firstChunkP50Ms'],
+      ['stream_50c', 'switchyard', 'firstChunkP50Ms'],
+      ['bridged_50c', 'bridged', 'rps'],
+      ['bridged_50c', 'single', 'rps'],
+      ['bridged_1c', 'bridged', 'p50Ms'],
+      ['bridged_1c', 'single', 'p50Ms'],
+      ['slow_streams', 'idle', 'rssMB'],
+      ['slow_streams', 'loaded', 'rssMB'],
+    ];
+    for (const [scenario, target, field] of positive) {
+      const v = s[scenario].measurements[target]?.[field];
+      expect(typeof v === 'number' && v > 0, `${scenario}.${target}.${field} = ${v}`).toBe(true);
+    }
+    // no Portkey: its ratios are absent, never made up
+    const vsPortkey = s.nonstream_50c.figures.find((f: { key: string }) => f.key === 'req/s vs Portkey');
+    expect(vsPortkey.value).toBeNull();
+    const vsDirect = s.nonstream_50c.figures.find((f: { key: string }) => f.key === 'req/s vs Direct');
+    expect(vsDirect.value).toBeGreaterThan(0);
+  }, 90_000);
+});
