@@ -11,7 +11,7 @@ import type { ChatOutcome, StreamChunk } from '../providers/provider.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
 import { AsyncQueue } from '../util/async-queue.js';
-import { newId } from '../util/ids.js';
+import { newId, seqId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import { encodeFrame, hasLoop, parseFrame } from './codec.js';
 import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
@@ -468,7 +468,7 @@ export class BridgeLink {
    */
   rpc(method: string, params: Record<string, unknown>, o: { hops: string[]; signal?: AbortSignal | undefined; onEvent: (method: string, params: Record<string, unknown>) => void }): Promise<RpcOutcome> {
     if (this.closed) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} is not connected`));
-    const requestId = newId('rpc', 8);
+    const requestId = seqId('rpc');
     return new Promise<RpcOutcome>((resolve, reject) => {
       const onAbort = () => {
         if (!this.pendingRpc.delete(requestId)) return;
@@ -519,7 +519,7 @@ export class BridgeLink {
   forward(targetChannel: string, payload: ChatRequest | EmbeddingsRequest, kind: 'chat' | 'embeddings', o: { signal: AbortSignal; hops: string[]; deadline: number; sessionId?: string | undefined }): Promise<ChatOutcome | EmbeddingsResponse> {
     if (this.closed) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} is not connected`));
     if (o.signal.aborted) return Promise.reject(new GatewayError('CANCELLED', 'request cancelled'));
-    const requestId = newId('fwd', 8);
+    const requestId = seqId('fwd');
     const stream = kind === 'chat' && (payload as ChatRequest).stream === true;
     const onAbort = () => {
       const p = this.pending.get(requestId);

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import OpenAI from 'openai';
 import { spawnGateway, type GatewayProcess } from './processes.js';
 import { adminCall } from './remote.js';
 import { renderPeers } from './bridge.js';
@@ -77,6 +76,7 @@ export async function runDemo(): Promise<void> {
     say('\n$ switchyard bridge list   (on A)\n' + renderPeers(peers));
     if (!peers.some((p) => p.state === 'open')) throw new Error('the bridge did not come up within 10 s');
 
+    const { default: OpenAI } = await import('openai'); // loaded on demand: only the demo needs the SDK
     const client = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: env.DEMO_CLIENT_TOKEN });
     const models = await client.models.list();
     say(`\n▶ GET /v1/models on A: ${models.data.map((m) => m.id).join(', ')}\n`);

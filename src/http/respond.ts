@@ -1,7 +1,7 @@
 /** Small response helpers shared by every HTTP route. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { newId } from '../util/ids.js';
+import { seqId } from '../util/ids.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -28,7 +28,7 @@ const VALID_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 /** x-request-id: echoed when sane, generated otherwise. */
 export function requestIdOf(req: IncomingMessage): string {
   const h = req.headers['x-request-id'];
-  return typeof h === 'string' && VALID_ID.test(h) ? h : newId('req');
+  return typeof h === 'string' && VALID_ID.test(h) ? h : seqId('req');
 }
 
 /** Reads the body up to `limit` bytes; over the limit → PAYLOAD_TOO_LARGE (the rest is not read). */

@@ -333,31 +333,43 @@ export class Router {
       release();
       t.done(ok, err);
     };
+    // One timer and one rejection for the whole stream, re-armed per chunk: no allocation per chunk. It only
+    // counts while we wait on the upstream (armed), so a slow client never looks like an idle upstream.
+    let armed = false;
+    let rejectIdle: (e: GatewayError) => void = () => undefined;
+    const idle = new Promise<never>((_, reject) => (rejectIdle = reject));
+    idle.catch(() => undefined);
+    const timer = setTimeout(() => {
+      if (!armed) return;
+      // Decide first, then abort: an abort can fail the pending next() synchronously (a peer's queue) with
+      // CANCELLED, which must not hide the timeout or spare the candidate's health.
+      rejectIdle(new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`));
+      ac.abort();
+    }, idleMs);
+    timer.unref();
     return {
       next: async () => {
-        let timer: NodeJS.Timeout | undefined;
-        const idle = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            // Reject before aborting: an abort can fail the pending next() synchronously (a peer's queue)
-            // with CANCELLED, which would win the race, hide the timeout and spare the candidate's health.
-            reject(new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`));
-            ac.abort();
-          }, idleMs);
-        });
+        armed = true;
+        timer.refresh();
         try {
           const r = await Promise.race([it.next(), idle]);
-          if (r.done) finish(true);
+          if (r.done) {
+            clearTimeout(timer);
+            finish(true);
+          }
           return r;
         } catch (err) {
+          clearTimeout(timer);
           const e = toGatewayError(err);
           finish(false, e);
           void it.return?.().catch(() => undefined);
           throw e;
         } finally {
-          clearTimeout(timer);
+          armed = false;
         }
       },
       return: async () => {
+        clearTimeout(timer);
         ac.abort();
         finish(false, new GatewayError('CANCELLED', 'stream abandoned by the client'));
         await it.return?.().catch(() => undefined);

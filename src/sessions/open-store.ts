@@ -2,7 +2,7 @@
  * Builds the session store from the `store` config key: SQLite (default `./data/switchyard.db`) or Redis.
  * The only place that chooses an implementation; everything else depends on `SessionStore`.
  */
-import { DEFAULT_REDIS_PREFIX, RedisStore } from './redis-store.js';
+import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 import { DEFAULT_SQLITE_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { SessionStore } from './store.js';
 
@@ -11,7 +11,8 @@ export type StoreConfig =
   | { kind: 'redis'; url: string; prefix?: string };
 
 export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }): Promise<SessionStore> {
-  if (cfg.kind === 'redis') return RedisStore.open(cfg.url, cfg.prefix ?? DEFAULT_REDIS_PREFIX);
+  // loaded on demand: ioredis is not needed (nor held in memory) by a SQLite gateway
+  if (cfg.kind === 'redis') return (await import('./redis-store.js')).RedisStore.open(cfg.url, cfg.prefix ?? DEFAULT_REDIS_PREFIX);
   const opts: SqliteStoreOptions = { path: cfg.path ?? DEFAULT_SQLITE_PATH };
   if (cfg.synchronous) opts.synchronous = cfg.synchronous;
   return new SqliteStore(opts);

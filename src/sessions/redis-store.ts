@@ -26,7 +26,8 @@ import {
 } from './store.js';
 import { rootLogger } from '../util/log.js';
 
-export const DEFAULT_REDIS_PREFIX = 'switchyard:';
+import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
+export { DEFAULT_REDIS_PREFIX };
 const SCHEMA_VERSION = 1;
 
 // KEYS: session, index. ARGV: id, doc, status, score

@@ -5,6 +5,18 @@ export function newId(prefix: string, bytes = 12): string {
   return `${prefix}_${randomBytes(bytes).toString('hex')}`;
 }
 
+const PROCESS_TAG = randomBytes(5).toString('hex');
+let counter = 0;
+
+/**
+ * A cheap id that is unique, not unpredictable: a random per-process tag plus a counter (`req_9f3a1c2b4e_1k`).
+ * For request and forward ids on the hot path; use newId where an id must not be guessable.
+ */
+export function seqId(prefix: string): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${prefix}_${PROCESS_TAG}_${counter.toString(36)}`;
+}
+
 export function uuid(): string {
   return randomUUID();
 }

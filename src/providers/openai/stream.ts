@@ -20,9 +20,12 @@ export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: stri
   try {
     for await (const ev of parseSse(body)) {
       const data = ev.data;
+      // After [DONE] the body is read to its end rather than abandoned: breaking out would destroy the
+      // response (an AbortError with a stack, per stream) and could cost the keep-alive connection.
+      if (done) continue;
       if (data === '[DONE]') {
         done = true;
-        break;
+        continue;
       }
       let parsed: ParsedChunk;
       try {
