@@ -138,16 +138,19 @@ export function startMockUpstream(opts: MockUpstreamOptions, timeoutMs = 10_000)
         url: `http://127.0.0.1:${port}`,
         port,
         pid: child.pid!,
-        stop: async () => {
-          if (child.exitCode !== null || child.signalCode !== null) return;
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exited;
-          clearTimeout(t);
-        },
+        stop: () => stopChild(child, exited),
       });
     });
   });
+}
+
+/** SIGTERM a child process, SIGKILL it if it is still there after 3 s, and wait for it to exit. */
+export async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(t);
 }
 
 // Child side: `node mock-upstream.js --serve '<options json>'`; exits when the parent goes away.

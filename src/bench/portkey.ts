@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join, relative, resolve, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from './mock-upstream.js';
 
 export const PORTKEY_VERSION = '1.15.2';
 export const HONO_NODE_SERVER_PIN = '1.13.8';
@@ -145,12 +146,6 @@ export async function startPortkey(log: (s: string) => void): Promise<PortkeyPro
     pid: child.pid!,
     version: PORTKEY_VERSION,
     routeHeaders: (upstreamBaseUrl) => ({ 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upstreamBaseUrl }),
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child, exited),
   };
 }

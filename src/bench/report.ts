@@ -207,7 +207,7 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   memRow('idle RSS', sl.idle, 80, 'fresh gateway, before load');
 
   b.rows.push({ scenario: 'peer killed / frozen under load', figure: 'time to stop routing; failed requests', switchyard: 'measured by the fault suite', reference: '-', ratio: '-', target: '≤ 0.1 s / dead-peer timeout; 0 failed', result: '-' });
-  b.rows.push({ scenario: '/acp/rpc session.start', figure: 'added latency to first session.update', switchyard: 'not yet implemented', reference: '-', ratio: '-', target: '≤ 5 ms p50', result: '-' });
+  b.rows.push({ scenario: '/acp/rpc session.start', figure: 'added latency to first session.update', switchyard: 'not measured by the harness yet', reference: '-', ratio: '-', target: '≤ 5 ms p50', result: '-' });
 
   const scenarios: BenchReport['scenarios'] = {};
   for (const k of SCENARIOS) scenarios[k] = { measurements: m[k] ?? {}, figures: b.figures[k] ?? [] };

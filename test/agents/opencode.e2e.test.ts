@@ -20,7 +20,7 @@ import { homedir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort } from '../helpers/env.js';
 import { ensureOpencode, isolatedHomeEnv, type OpencodeInstall } from './opencode-setup.js';
 
 const ACP_TOKEN = 'acp-e2e-opencode-token';
@@ -41,16 +41,6 @@ let agentHome: string;
 const timings: Record<string, number> = {};
 
 /** A port that was free a moment ago (the agent's env must name the gateway's port before the gateway starts). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function gatewayConfig(port: number, bin: string, dir: string) {
   const baseURL = `http://127.0.0.1:${port}/v1`;

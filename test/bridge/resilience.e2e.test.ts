@@ -5,11 +5,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort } from '../helpers/env.js';
 
 const TOKEN = 'resilience-bridge-token-42';
 const running: GatewayProcess[] = [];
@@ -20,14 +19,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const peers = (url: string) => adminGet(url, '/admin/bridges').then((r) => r.peers as any[]);
 const modelIds = async (url: string) => ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);

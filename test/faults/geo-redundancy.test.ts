@@ -12,9 +12,8 @@
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { cleanupDirs, startProcess, tmpDir, waitFor, freePort } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';
@@ -35,14 +34,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

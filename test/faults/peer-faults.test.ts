@@ -12,9 +12,8 @@
  * reconnect 100 ms (backing off to 400 ms).
  */
 import { afterEach, afterAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:net';
 import type { GatewayProcess } from '../../src/cli/processes.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'peer-model';
@@ -50,14 +49,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

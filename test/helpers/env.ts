@@ -1,5 +1,6 @@
 /** Shared test helpers: temp dirs, config files, in-process and child-process gateways, bounded waits. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
@@ -74,4 +75,16 @@ export async function writeFileIn(dir: string, name: string, text: string): Prom
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
+}
+
+/** A port that was free a moment ago (for a gateway that must come back on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
