@@ -32,26 +32,44 @@ export interface SseEvent {
 /**
  * Server-sent events per the WHATWG rules that matter for LLM upstreams: `event:` and `data:` fields,
  * multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank line dispatches.
+ * One generator over the byte chunks (no inner line generator): this sits on every streamed chunk's path.
  */
 export async function* parseSse(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+  const decoder = new StringDecoder('utf8');
   let event: string | undefined;
   let data: string | undefined;
-  for await (const line of splitLines(source)) {
-    if (line.length === 0) {
-      if (data !== undefined) yield { event, data };
+  let rest = '';
+  const ready: SseEvent[] = [];
+  const line = (l: string): void => {
+    if (l.length === 0) {
+      if (data !== undefined) ready.push({ event, data });
       event = undefined;
       data = undefined;
-      continue;
+      return;
     }
-    const c0 = line.charCodeAt(0);
-    if (c0 === 58 /* : */) continue;
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (l.charCodeAt(0) === 58 /* : */) return;
+    const colon = l.indexOf(':');
+    const field = colon === -1 ? l : l.slice(0, colon);
+    let value = colon === -1 ? '' : l.slice(colon + 1);
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     if (field === 'data') data = data === undefined ? value : data + '\n' + value;
     else if (field === 'event') event = value;
+  };
+  for await (const part of source) {
+    const text = rest + (typeof part === 'string' ? part : decoder.write(part as Buffer));
+    let start = 0;
+    let nl = text.indexOf('\n', start);
+    while (nl !== -1) {
+      line(text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    rest = start === 0 ? text : text.slice(start);
+    while (ready.length > 0) yield ready.shift()!;
   }
+  rest += decoder.end();
+  if (rest.length > 0) line(rest.endsWith('\r') ? rest.slice(0, -1) : rest);
   // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
-  if (data !== undefined) yield { event, data };
+  if (data !== undefined) ready.push({ event, data });
+  while (ready.length > 0) yield ready.shift()!;
 }

@@ -1,0 +1,68 @@
+/** The upstream stream parsers, from raw bytes split at every awkward place. */
+import { describe, expect, it } from 'vitest';
+import { parseSse, splitLines, type SseEvent } from '../../src/util/lines.js';
+
+async function* pieces(text: string, size: number): AsyncGenerator<Uint8Array> {
+  const bytes = Buffer.from(text, 'utf8');
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+async function events(text: string, size: number): Promise<SseEvent[]> {
+  const out: SseEvent[] = [];
+  for await (const e of parseSse(pieces(text, size))) out.push(e);
+  return out;
+}
+
+const STREAM =
+  ': comment line\n' +
+  'event: message_start\r\n' +
+  'data: {"a":1}\r\n' +
+  '\r\n' +
+  'data: first line\n' +
+  'data:second line (no space)\n' +
+  'id: 7\n' +
+  '\n' +
+  'data: héllo wörld ✓\n\n' +
+  'event: ping\n\n' +
+  'data: [DONE]\n\n' +
+  'data: tail without blank line';
+
+const EXPECTED: SseEvent[] = [
+  { event: 'message_start', data: '{"a":1}' },
+  { event: undefined, data: 'first line\nsecond line (no space)' },
+  { event: undefined, data: 'héllo wörld ✓' },
+  { event: undefined, data: '[DONE]' },
+  { event: undefined, data: 'tail without blank line' },
+];
+
+describe('parseSse', () => {
+  for (const size of [1, 2, 3, 7, 64, 4096]) {
+    it(`parses events from ${size}-byte pieces (CRLF, comments, multi-line data, multi-byte UTF-8, no trailing blank)`, async () => {
+      expect(await events(STREAM, size)).toEqual(EXPECTED);
+    });
+  }
+
+  it('an event with only an event name and no data is not dispatched', async () => {
+    expect(await events('event: ping\n\nevent: x\ndata: y\n\n', 5)).toEqual([{ event: 'x', data: 'y' }]);
+  });
+
+  it('stops reading when the consumer stops (return)', async () => {
+    let pulled = 0;
+    async function* source(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 100; i++) {
+        pulled++;
+        yield Buffer.from(`data: ${i}\n\n`);
+      }
+    }
+    for await (const e of parseSse(source())) if (e.data === '2') break;
+    expect(pulled).toBeLessThan(10);
+  });
+});
+
+describe('splitLines', () => {
+  it('splits on \\n and \\r\\n across pieces, keeps a last line without newline, and multi-byte characters intact', async () => {
+    const out: string[] = [];
+    for await (const l of splitLines(pieces('{"x":"ä"}\r\n{"y":2}\n\n{"z":"✓"}', 1))) out.push(l);
+    expect(out).toEqual(['{"x":"ä"}', '{"y":2}', '', '{"z":"✓"}']);
+  });
+});
