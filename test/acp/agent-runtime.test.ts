@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { AgentSession, closeAllAgentSessions, type AgentSessionOptions, type Age
 import { clearProbeCache, probeAgent } from '../../src/acp/runtimes/agent/probe.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
+import { processAlive } from '../helpers/env.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const silent = createLogger({}, () => {});
@@ -40,20 +40,7 @@ async function started(agent?: AgentSpec, opts?: Partial<AgentSessionOptions>): 
   return s;
 }
 
-/** Dead = gone, or a zombie nobody reaps (PID 1 in some containers does not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 async function until(pred: () => boolean, ms = 3_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {

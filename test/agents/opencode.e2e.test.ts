@@ -20,7 +20,7 @@ import { homedir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort, processAlive } from '../helpers/env.js';
 import { ensureOpencode, isolatedHomeEnv, type OpencodeInstall } from './opencode-setup.js';
 
 const ACP_TOKEN = 'acp-e2e-opencode-token';
@@ -168,20 +168,7 @@ function logLines(): Json[] {
 }
 const mockServed = () => logLines().filter((l) => (l.msg === 'chat stream done' || l.msg === 'chat done') && l.channel === 'local/mock');
 
-/** Alive = exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 /** Live (non-zombie) members of process group `pgid`, from /proc. */
 function groupMembers(pgid: number): number[] {
