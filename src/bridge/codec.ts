@@ -20,6 +20,7 @@ import { BRIDGE_ERROR_TABLE, CHANNEL_NAME_PATTERN, GATEWAY_ID_PATTERN, MAX_HOPS,
 import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
 import type { ChannelLoad, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
+import { isObj } from '../util/is-object.js';
 
 export interface ParseOptions {
   /** byte limit for this frame: preAuthFrameBytes before the handshake, maxFrameBytes after */
@@ -182,7 +183,6 @@ function parseVersion(v: string | undefined): [number, number] | null {
 
 const cmp = (a: [number, number], b: [number, number]) => a[0] - b[0] || a[1] - b[1];
 
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // Field checks. `p` is the field's path for messages, e.g. `bridge-forward.targetChannel`.
 

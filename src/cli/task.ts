@@ -38,14 +38,8 @@ const remoteOptions = (c: Command) =>
 const out = (s: string): void => void process.stdout.write(s);
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 
-/** An empty variable counts as unset (scripts clear them with VAR=). */
-function unsetEmpty(...names: string[]): void {
-  for (const n of names) if (process.env[n] === '') delete process.env[n];
-}
-
 /** The client for these flags; the routing rules are enforced here, before anything is sent. */
 export function clientFor(o: TaskFlags): AcpClient {
-  unsetEmpty('SWITCHYARD_URL', 'SWITCHYARD_ACP_TOKEN');
   const explicit = o.url || process.env.SWITCHYARD_URL || undefined;
   const { url, token } = resolveRemote({ ...o, url: explicit }, 'acp');
   try {

@@ -4,6 +4,7 @@
  */
 import { GatewayError } from '../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest } from '../wire/openai.js';
+import { isObj } from '../util/is-object.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
@@ -11,7 +12,6 @@ function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function validateChat(body: unknown): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');

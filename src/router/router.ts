@@ -415,22 +415,24 @@ export class Router {
    * Serves a request addressed to one local channel (a bridge peer's forward). No retries here: the
    * requesting gateway does its own failover. Shares in-flight accounting and limits with local traffic.
    */
-  async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+  /** The local channel a peer's forward names, if it serves the model and has room. */
+  private servable(channel: string, model: string): Candidate {
     const c = this.candidates.get(`local/${channel}`);
     if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
-    if (!c.models.includes(req.model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${req.model}"`, { param: 'model' });
+    if (!c.models.includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${model}"`, { param: 'model' });
     const s = this.score(c);
     if (s.inflight >= s.capacity) throw new GatewayError('OVERLOADED', `channel "${channel}" is at its concurrency limit`, { retryAfterSec: 1 });
+    return c;
+  }
+
+  async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+    const c = this.servable(channel, req.model);
     const out = await this.attempt(c, req, opts);
     return { ...out, attempts: 1 } as RoutedChat;
   }
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse> {
-    const c = this.candidates.get(`local/${channel}`);
-    if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
-    if (!c.models.includes(req.model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${req.model}"`, { param: 'model' });
-    const s = this.score(c);
-    if (s.inflight >= s.capacity) throw new GatewayError('OVERLOADED', `channel "${channel}" is at its concurrency limit`, { retryAfterSec: 1 });
+    const c = this.servable(channel, req.model);
     const t = this.track(c);
     try {
       const r = await c.embeddings(req, opts);

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import { parseSse } from '../../util/lines.js';
 import { normaliseAcpBase } from './base-url.js';
+import { isObj } from '../../util/is-object.js';
 
 export type RpcId = string | number;
 
@@ -164,7 +165,6 @@ export interface TurnCallOptions extends Omit<CallOptions, 'stream'> {
 
 export const KEEPALIVE_METHOD = 'xworkmate.bridge.keepalive';
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export type Envelope =
   | { kind: 'notification'; notification: AcpNotification }

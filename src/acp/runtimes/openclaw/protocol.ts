@@ -11,6 +11,7 @@
  */
 import { createRequire } from 'node:module';
 import { GatewayError } from '../../../wire/errors.js';
+import { isObj } from '../../../util/is-object.js';
 
 /** Lowest / highest protocol this client can speak. v3 = cumulative `message` deltas only; v4 adds `deltaText`. */
 export const MIN_PROTOCOL = 3;
@@ -70,7 +71,6 @@ export interface EventFrame {
 }
 export type InboundFrame = ResponseFrame | EventFrame;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 const nonNegInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
