@@ -2,13 +2,13 @@
  * Method dispatch for /acp/rpc (HTTP, SSE and WebSocket share it): parameter validation (-32602 naming the
  * field), routing resolution, and the calls into the turn runner. Unknown methods → -32601 naming the method.
  */
-import { createRequire } from 'node:module';
 import { AcpRpcError, RPC, invalidParams, type RpcRequest } from './envelope.js';
 import { resolveRouting, type RoutingDecision } from './routing.js';
 import { capabilitiesResult, routingCatalogOf, type AcpConfig, type Catalog } from './capabilities.js';
 import type { TurnRunner } from './turns.js';
 import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
+import { VERSION } from '../version.js';
 
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
@@ -32,13 +32,6 @@ export interface DispatchOptions {
   localOnly?: boolean;
 }
 
-export const VERSION: string = (() => {
-  try {
-    return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
 const MAX_ID_CHARS = 256;

@@ -8,7 +8,7 @@ import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
 import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
-import { VERSION } from '../http/routes/admin.js';
+import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('switchyard')

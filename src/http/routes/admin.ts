@@ -16,6 +16,7 @@ import type { RouteHandler } from '../server.js';
 import type { SessionStore } from '../../sessions/store.js';
 import type { Session } from '../../sessions/model.js';
 import { transferMarker } from '../../sessions/transfer.js';
+import { VERSION } from '../../version.js';
 
 export interface AdminDeps {
   config: Config;
@@ -55,7 +56,6 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
   [/^\/admin\/sessions\/[^/]+\/transfer$/, 'POST'],
 ];
 
-export const VERSION = '0.1.0';
 
 function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;

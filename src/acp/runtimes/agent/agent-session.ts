@@ -5,22 +5,16 @@
  * ends the agent's whole process group. Failures surface as GatewayErrors naming the agent; nothing here
  * throws outside the returned promises.
  */
-import { createRequire } from 'node:module';
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
 import { JsonRpcStdioPeer, RpcError } from '../../jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
+import { VERSION } from '../../../version.js';
 
 export const ACP_PROTOCOL_VERSION = 1;
-export const CLIENT_VERSION: string = (() => {
-  try {
-    return (createRequire(import.meta.url)('../../../../package.json') as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
+export const CLIENT_VERSION: string = VERSION;
 
 /** The launch part of an `acp.agents[]` entry (structurally compatible with the config schema). */
 export interface AgentSpec {

@@ -9,9 +9,9 @@
  *   event { type:"event", event, payload?, seq?, stateVersion? }
  * The server opens with event `connect.challenge {nonce, ts}`; the client's first request must be `connect`.
  */
-import { createRequire } from 'node:module';
 import { GatewayError } from '../../../wire/errors.js';
 import { isObj } from '../../../util/is-object.js';
+import { VERSION } from '../../../version.js';
 
 /** Lowest / highest protocol this client can speak. v3 = cumulative `message` deltas only; v4 adds `deltaText`. */
 export const MIN_PROTOCOL = 3;
@@ -31,13 +31,7 @@ export const OPERATOR_ROLE = 'operator';
 /** The minimum a chat client needs: read (chat events, history) + write (chat.send / chat.abort). */
 export const OPERATOR_SCOPES: readonly string[] = ['operator.read', 'operator.write'];
 
-export const CLIENT_VERSION: string = (() => {
-  try {
-    return (createRequire(import.meta.url)('../../../../package.json') as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
+export const CLIENT_VERSION: string = VERSION;
 
 // ---------------------------------------------------------------------------------------------------------------
 // frames
