@@ -19,6 +19,8 @@ import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
+import { Observability } from './obs/index.js';
+import { metricsRoute } from './http/routes/metrics.js';
 
 export interface Gateway {
   readonly id: string;
@@ -33,6 +35,8 @@ export interface Gateway {
   /** http(s)://host:port */
   readonly url: string;
   readonly logger: Logger;
+  /** metrics, traces and the request-rate window (docs/operations.md) */
+  readonly obs: Observability;
   /** graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, close links and pools */
   close(): Promise<void>;
 }
@@ -80,7 +84,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
-  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
+  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
@@ -89,6 +94,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
     logger,
     routes,
+    observer: obs.meter,
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {
@@ -114,6 +120,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     host: addr.address,
     url,
     logger,
+    obs,
     close() {
       closing ??= (async () => {
         await mesh.stopAccepting();
@@ -122,6 +129,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
         await mesh.close();
         await Promise.all(providers.map((p) => p.close()));
         await store.close();
+        await obs.close();
       })();
       return closing;
     },

@@ -14,6 +14,7 @@ import { AsyncQueue } from '../util/async-queue.js';
 import { newId, seqId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import { encodeFrame, hasLoop, parseFrame } from './codec.js';
+import { LinkTraffic } from './link-traffic.js';
 import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
@@ -100,6 +101,7 @@ export class BridgeLink {
   peer: PeerInfo;
   load: PeerLoad = { channels: {}, inflight: 0 };
   lastError: string | undefined;
+  readonly traffic = new LinkTraffic();
   private readonly ws: WebSocket;
   private readonly pending = new Map<string, Pending>();
   private readonly pendingRpc = new Map<string, PendingRpc>();
@@ -147,7 +149,9 @@ export class BridgeLink {
 
   private send(frame: Record<string, unknown> | string): void {
     if (this.closed || this.ws.readyState !== 1) return;
-    this.ws.send(typeof frame === 'string' ? frame : encodeFrame(frame as never));
+    const text = typeof frame === 'string' ? frame : encodeFrame(frame as never);
+    this.traffic.sent(text.length);
+    this.ws.send(text);
   }
 
   private sendError(code: BridgeErrorCode, message: string, extra: Record<string, unknown> = {}): void {
@@ -211,6 +215,7 @@ export class BridgeLink {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastSeen = Date.now();
+    this.traffic.received(data.length);
     const parsed = parseFrame(data, { maxBytes: this.o.limits.maxFrameBytes, authenticated: true, isBinary });
     if (!parsed.ok) {
       const e = parsed.error;
@@ -297,6 +302,7 @@ export class BridgeLink {
         this.sendLoad(true);
         return;
       case 'bridge-pong':
+        this.traffic.pong(f.ts);
         return;
       case 'bridge-load':
         this.load = { channels: f.channels ?? {}, inflight: f.inflight ?? 0 };

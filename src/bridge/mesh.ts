@@ -57,6 +57,8 @@ export class BridgeMesh {
   private readonly dialers = new Map<string, Dialer>();
   private readonly wss: WebSocketServer;
   private accepting = true;
+  /** links established per peer name since start (metrics: reconnects) */
+  readonly linkOpens = new Map<string, number>();
   /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
   rpcHandler: RpcServeHandler | undefined;
   /** session transfers in both directions (present when the gateway has a store) */
@@ -191,6 +193,7 @@ export class BridgeMesh {
   register(link: BridgeLink): void {
     const old = this.links.get(link.peer.id);
     this.links.set(link.peer.id, link);
+    this.linkOpens.set(link.name, (this.linkOpens.get(link.name) ?? 0) + 1);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
     for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));

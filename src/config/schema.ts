@@ -67,6 +67,31 @@ const gatewayProviderSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
+/** Operations (docs/operations.md): metrics, traces, logs, shutdown. */
+const opsSchemas = {
+  /** GET /metrics: this bearer token, else the admin token (same rules as /admin) */
+  metrics: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
+  tracing: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces */
+      endpoint: z.string().regex(/^https?:\/\/.+/, 'must be an http:// or https:// URL').optional(),
+      headers: z.record(z.string(), z.string()).default({}),
+      serviceName: z.string().min(1).optional(),
+      sampleRatio: z.number().min(0).max(1).default(1),
+      exportIntervalMs: z.number().int().min(10).default(1_000),
+    })
+    .prefault({})
+    .refine((t) => !t.enabled || t.endpoint !== undefined, { message: 'endpoint: required when tracing is enabled', path: ['endpoint'] }),
+  log: z.strictObject({ level: z.enum(['error', 'warn', 'info', 'debug']).optional() }).prefault({}),
+  shutdown: z
+    .strictObject({
+      /** before closing, move every session this gateway owns to this peer (name or gateway id) */
+      drainSessionsTo: z.string().min(1).optional(),
+    })
+    .prefault({}),
+};
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -81,6 +106,7 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
       /** graceful shutdown: how long in-flight requests may finish */
       shutdownGraceMs: ms(10_000),
+      ...opsSchemas,
       bridges: z.array(outboundBridgeSchema).default([]),
       bridge: z
         .strictObject({

@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   logger: Logger;
   routes?: RouteHandler[];
   upgrades?: Record<string, UpgradeHandler>;
+  /** per-request metrics and server spans (src/obs); called once per request before dispatch */
+  observer?: { begin(req: IncomingMessage, res: ServerResponse, path: string): void } | undefined;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
 }
@@ -95,6 +97,7 @@ export class HttpServer {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
+    this.opts.observer?.begin(req, res, path);
 
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' }, { 'x-request-id': requestId });
     if (path === '/readyz') {

@@ -57,7 +57,7 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
 ];
 
 
-function authorize(req: IncomingMessage, cfg: Config): void {
+export function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;
   if (!token) {
     if (isLoopbackHost(cfg.gateway.host)) return;

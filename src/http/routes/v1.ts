@@ -8,6 +8,7 @@ import type { Logger } from '../../util/log.js';
 import { parseJsonBody, readBody, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
+import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
 
 export interface V1Context {
   router: Router;
@@ -55,15 +56,17 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   let routed: RoutedChat;
   try {
-    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: traceOf(res) });
   } catch (err) {
     abort.dispose();
     if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     throw err;
   }
   const headers = sourceHeaders(routed.candidate, requestId);
+  noteRouted(res, body.model, routed.candidate);
   if (!routed.stream) {
     abort.dispose();
+    noteUsage(res, routed.completion.usage, routed.completion);
     sendJson(res, 200, routed.completion, headers);
     ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
@@ -101,6 +104,7 @@ async function pipeStream(
       ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
       return;
     }
+    noteUsage(res, usage);
     endSseDone(res);
     ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
   } catch (err) {
@@ -118,6 +122,7 @@ export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res
   const abort = requestAbort(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
+    noteRouted(res, body.model, candidate);
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
     if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
