@@ -21,6 +21,8 @@ import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
 import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
+import { opsRoutes } from './http/routes/ops.js';
+import { applyReload, readForReload, type ReloadReport } from './config/reload.js';
 
 export interface Gateway {
   readonly id: string;
@@ -37,6 +39,8 @@ export interface Gateway {
   readonly logger: Logger;
   /** metrics, traces and the request-rate window (docs/operations.md) */
   readonly obs: Observability;
+  /** re-reads the config file and applies what can change live (src/config/reload.ts); throws ConfigError */
+  reload(): Promise<ReloadReport>;
   /** graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, close links and pools */
   close(): Promise<void>;
 }
@@ -62,7 +66,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     health: r.health,
     logger,
   });
-  const providers: ChannelProvider[] = [];
+  const providers = new Map<string, ChannelProvider>();
   for (const ch of cfg.channels) {
     const p = createProvider({
       name: ch.name,
@@ -74,7 +78,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       maxConcurrent: ch.maxConcurrent,
       options: ch.options,
     });
-    providers.push(p);
+    providers.set(ch.name, p);
     router.add(localCandidate(ch, p));
   }
 
@@ -85,7 +89,14 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
   const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
-  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<ReloadReport> => {
+    // One reload at a time; the file is read when its turn comes.
+    const run = reloading.then(() => applyReload({ live: cfg, path: loaded.path, router, mesh, providers, logger }, readForReload(loaded.path)));
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
@@ -121,13 +132,14 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     url,
     logger,
     obs,
+    reload,
     close() {
       closing ??= (async () => {
         await mesh.stopAccepting();
         await http.shutdown(cfg.gateway.shutdownGraceMs);
         await acp.close();
         await mesh.close();
-        await Promise.all(providers.map((p) => p.close()));
+        await Promise.all([...providers.values()].map((p) => p.close()));
         await store.close();
         await obs.close();
       })();

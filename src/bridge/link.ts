@@ -61,10 +61,10 @@ export interface LinkOptions {
   name: string;
   selfId: string;
   peer: PeerInfo;
-  /** names of our channels this peer may use (the serving-side whitelist) */
-  ourShare: ReadonlySet<string>;
+  /** names of our channels this peer may use (the serving-side whitelist; replaced by `reshare`) */
+  ourShare: Set<string>;
   /** ids of our ACP runtimes this peer may run */
-  ourAgents: ReadonlySet<string>;
+  ourAgents: Set<string>;
   /** the ACP layer's handler for bridge-rpc; undefined = nothing served */
   rpcHandler: () => RpcServeHandler | undefined;
   /** session transfers (both directions); undefined = refused */
@@ -145,6 +145,15 @@ export class BridgeLink {
 
   get ourAgents(): ReadonlySet<string> {
     return this.o.ourAgents;
+  }
+
+  /** Config reload: what this peer may use changes now (serving side) and the peer is told (bridge-channels). */
+  reshare(channels: SharedChannel[], agents: SharedAgent[]): void {
+    this.o.ourShare.clear();
+    for (const c of channels) this.o.ourShare.add(c.name);
+    this.o.ourAgents.clear();
+    for (const a of agents) this.o.ourAgents.add(a.id);
+    this.send({ type: 'bridge-channels', sharedChannels: channels, sharedAgents: agents });
   }
 
   private send(frame: Record<string, unknown> | string): void {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
-import type { Config, BridgeLimits } from '../config/schema.js';
+import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
@@ -88,9 +88,28 @@ export class BridgeMesh {
   }
 
   start(): void {
-    for (const b of this.o.config.gateway.bridges) {
-      this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+    for (const b of this.o.config.gateway.bridges) this.dial(b);
+  }
+
+  /** Dials one configured outbound bridge (startup and config reload). */
+  dial(b: OutboundBridgeConfig): void {
+    this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+  }
+
+  /**
+   * Config reload: recomputes what every connected peer may use from the live config, replaces the link's
+   * serving-side whitelist at once and announces it (bridge-channels). Returns the number of links.
+   */
+  reshare(): number {
+    let n = 0;
+    for (const l of this.links.values()) {
+      const d = l.role === 'initiator' ? [...this.dialers.values()].find((x) => x.link === l) : undefined;
+      const channels = l.role === 'initiator' ? (d ? this.outboundShare(d.target.shareChannels) : []) : this.inboundShare();
+      const agents = l.role === 'initiator' ? (d ? this.outboundAgents(d.target.shareAgents ?? false) : []) : this.inboundAgents();
+      l.reshare(channels, agents);
+      n++;
     }
+    return n;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { startGateway } from '../gateway.js';
 import { setLogLevel, type Level } from '../util/log.js';
 import { CliError } from './remote.js';
+import { reloadOnSignal } from './reload-signal.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -41,6 +42,7 @@ export function registerGateway(program: Command): void {
           process.exit(0);
         });
       };
+      process.on('SIGHUP', () => void reloadOnSignal(gw));
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });

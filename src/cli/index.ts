@@ -8,6 +8,7 @@ import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
 import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
+import { registerStatus } from './status.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<void> {
   registerConfig(program);
   registerBridge(program);
   registerSessions(program);
+  registerStatus(program);
   registerDemo(program);
   registerTask(program);
   try {

@@ -30,6 +30,8 @@ export class Observability implements RouterObserver {
   readonly tracer: GatewayTracer | undefined;
   readonly rates = new RateWindow();
   readonly meter: RequestMeter;
+  /** set when graceful stop began (shown on the status page and in `switchyard status`) */
+  draining = false;
 
   constructor(d: ObservabilityDeps) {
     this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });

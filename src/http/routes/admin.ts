@@ -160,7 +160,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
   };
 }
 
-function channelRows(d: AdminDeps) {
+export function channelRows(d: Pick<AdminDeps, "router">) {
   return d.router.all().map((c) => ({
     id: c.id,
     channel: c.channel,
