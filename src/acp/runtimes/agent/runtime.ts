@@ -4,9 +4,9 @@
  * `delta`, `tool_call`/`tool_call_update` → step `tool_call`, `plan` → step `plan`, anything else → step
  * `running`; each carries the ACP update unchanged as `structuredEvent`.
  */
-import { AgentSession, type AgentSpec, type SessionUpdate } from './agent/agent-session.js';
-import type { Logger } from '../../util/log.js';
-import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
+import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
+import type { Logger } from '../../../util/log.js';
+import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
 
 export interface AgentRuntimeOptions {
   agent: AgentSpec;
