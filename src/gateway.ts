@@ -22,6 +22,7 @@ import type { SessionStore } from './sessions/store.js';
 import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
+import { gracefulStop } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './config/reload.js';
 
 export interface Gateway {
@@ -135,10 +136,10 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     reload,
     close() {
       closing ??= (async () => {
-        await mesh.stopAccepting();
-        await http.shutdown(cfg.gateway.shutdownGraceMs);
-        await acp.close();
+        await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
         await mesh.close();
+        await http.shutdown(0);
+        await acp.close();
         await Promise.all([...providers.values()].map((p) => p.close()));
         await store.close();
         await obs.close();

@@ -50,6 +50,8 @@ export interface AcpCore {
   dispatch: Dispatch;
   /** the `acp` logger (transports log under it) */
   log: Logger;
+  /** graceful stop: refuses new turns, waits (bounded) for the running ones */
+  drain(graceMs: number): Promise<void>;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
   close(): Promise<void>;
 }
@@ -121,6 +123,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   return {
     dispatch,
     log,
+    drain: (graceMs) => runner.drain(graceMs),
     async close() {
       await listening;
       await runner.shutdown();

@@ -199,6 +199,12 @@ export class TurnRunner {
     return this.tasks.get(q);
   }
 
+  /** Graceful stop, first step: new turns are refused (SHUTTING_DOWN); resolves when the running turns ended, or after `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    await Promise.race([Promise.all([...this.sessions.values()].map((l) => l.tail)), sleep(graceMs)]);
+  }
+
   /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
   async shutdown(waitMs = 5_000): Promise<void> {
     this.shuttingDown = true;

@@ -148,11 +148,13 @@ export class BridgeLink {
   }
 
   /** Config reload: what this peer may use changes now (serving side) and the peer is told (bridge-channels). */
-  reshare(channels: SharedChannel[], agents: SharedAgent[]): void {
-    this.o.ourShare.clear();
-    for (const c of channels) this.o.ourShare.add(c.name);
-    this.o.ourAgents.clear();
-    for (const a of agents) this.o.ourAgents.add(a.id);
+  reshare(channels: SharedChannel[], agents: SharedAgent[], enforce = true): void {
+    if (enforce) {
+      this.o.ourShare.clear();
+      for (const c of channels) this.o.ourShare.add(c.name);
+      this.o.ourAgents.clear();
+      for (const a of agents) this.o.ourAgents.add(a.id);
+    }
     this.send({ type: 'bridge-channels', sharedChannels: channels, sharedAgents: agents });
   }
 

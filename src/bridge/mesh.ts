@@ -351,6 +351,21 @@ export class BridgeMesh {
     this.accepting = false;
   }
 
+  /**
+   * Graceful stop: no new inbound links, and every peer is told we share nothing (bridge-channels with
+   * empty lists), so it routes away now; forwards already sent or racing the announcement are still served.
+   */
+  drain(): void {
+    this.accepting = false;
+    for (const l of this.links.values()) l.reshare([], [], false);
+  }
+
+  /** no request in flight on any link, either way */
+  idle(): boolean {
+    for (const l of this.links.values()) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
+    return true;
+  }
+
   async close(): Promise<void> {
     for (const d of this.dialers.values()) d.stop();
     for (const l of this.links.values()) l.close(CLOSE.NORMAL, 'gateway shutting down');

@@ -122,6 +122,16 @@ export class HttpServer {
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
   }
 
+  /** Graceful stop, first step: /readyz says draining and new /v1 requests get 503 + Retry-After; the listener stays open. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** requests being served now (streams until they end) */
+  get inflightRequests(): number {
+    return this.inflight;
+  }
+
   /**
    * Graceful shutdown: readiness goes to 503 and new /v1 requests are refused, the listener stops
    * accepting, idle keep-alive sockets close, in-flight requests get `graceMs` to finish, the rest are cut.
