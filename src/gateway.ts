@@ -22,6 +22,7 @@ import type { SessionStore } from './sessions/store.js';
 import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
+import { uiRoutes } from './http/routes/ui.js';
 import { gracefulStop } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './config/reload.js';
 
@@ -97,7 +98,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     reloading = run.catch(() => undefined);
     return run;
   };
-  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }), uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
