@@ -1,7 +1,5 @@
 /** A channel a bridge peer shares with us, as a routing candidate: requests cross the link. */
-import type { ChatOutcome } from '../providers/provider.js';
 import type { Candidate } from '../router/candidate.js';
-import type { EmbeddingsResponse } from '../wire/openai.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
 import type { BridgeLink } from './link.js';
 
@@ -26,7 +24,7 @@ export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
       const l = link.load.channels[ch.name];
       return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0, healthy: l?.healthy ?? true };
     },
-    chat: (req, opts) => link.forward(ch.name, req, 'chat', opts) as Promise<ChatOutcome>,
-    embeddings: (req, opts) => link.forward(ch.name, req, 'embeddings', opts) as Promise<EmbeddingsResponse>,
+    chat: (req, opts) => link.forwardChat(ch.name, req, opts),
+    embeddings: (req, opts) => link.forwardEmbeddings(ch.name, req, opts),
   };
 }
