@@ -126,9 +126,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   SESSION_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32002, fromPeer: 'PEER_UNAVAILABLE' },
   NOT_OWNER: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002, fromPeer: 'PEER_UNAVAILABLE' },
   // /acp/rpc contract codes (docs/acp.md); `RPC_INVALID_REQUEST` is JSON-RPC's "Invalid Request" (-32600)
-  RPC_INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, data: 'INVALID_REQUEST', bridge: 'BAD_FRAME' },
+  RPC_INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, data: 'INVALID_REQUEST' },
   METHOD_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601 },
-  INVALID_PARAMS: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602, bridge: 'BAD_FRAME' },
+  INVALID_PARAMS: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   ROUTING_REQUIRED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   ROUTING_CONFLICT: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   SESSION_CONTINUATION_UNAVAILABLE: { status: 404, type: 'not_found_error', retryable: false, rpc: -32002 },
