@@ -63,11 +63,33 @@ export function isRetryForbiddenClose(code: number): boolean {
 
 // ------------------------------------------------------------------------------------------------ shared shapes
 
-/** One channel a gateway lets its peer use (seed: hello-ok.sharedChannels[]). */
+/**
+ * What a channel can do, as its provider declares it (src/providers/provider.ts). A flag that is absent on
+ * the wire is false.
+ */
+export interface ChannelCapabilities {
+  /** has an embeddings API */
+  embeddings: boolean;
+  /** takes `tools` and returns tool calls */
+  tools: boolean;
+  /** takes image content parts */
+  vision: boolean;
+  /** speaks the OpenAI Responses API natively */
+  nativeResponses: boolean;
+  /** answers are made by the gateway itself, not by a model (the built-in mock): listed as such */
+  synthetic: boolean;
+}
+
+/**
+ * One channel a gateway lets its peer use (seed: hello-ok.sharedChannels[]). `capabilities` is announced by
+ * this build; a peer that sends none (seed and older builds) gets the documented fallback
+ * (src/bridge/peer-candidate.ts `legacyCapabilities`).
+ */
 export interface SharedChannel {
   name: string;
   provider: string;
   models: string[];
+  capabilities?: ChannelCapabilities;
 }
 
 /** One ACP runtime a gateway lets its peer run (`gateway.bridge.shareAgents`). */
