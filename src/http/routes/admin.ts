@@ -166,7 +166,7 @@ export function channelRows(d: Pick<AdminDeps, "router">) {
     channel: c.channel,
     provider: c.provider,
     peer: c.peer?.name ?? null,
-    mock: c.mock,
+    mock: c.capabilities.synthetic,
     models: c.models,
     priority: c.priority,
     weight: c.weight,

@@ -42,7 +42,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
 
   return {
     kind: 'anthropic',
-    mock: false,
+    capabilities: { embeddings: false, tools: true, vision: true, nativeResponses: false, synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
       const body = toMessagesRequest(req, mapOpts);

@@ -28,7 +28,8 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
 
   return {
     kind: cfg.provider,
-    mock: false,
+    // the same implementation serves vLLM and other OpenAI-compatible servers: only OpenAI itself has /responses
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: cfg.provider === 'openai', synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const body = req.stream ? { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } } : req;
       const res = await client.request('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
