@@ -19,6 +19,10 @@ export interface ForwardOptions {
   /** absolute deadline, ms since epoch (sent as a relative budget: clocks differ) */
   deadline: number;
   sessionId?: string | undefined;
+  /** W3C traceparent of the hop span (tracing on), sent as the frame's `traceparent` */
+  trace?: string | undefined;
+  /** the request id where the request entered the mesh, sent as `originRequestId` */
+  requestId?: string | undefined;
 }
 
 /** Without a given deadline, a served forward may run this long. */
@@ -75,6 +79,8 @@ function launch(l: LinkContext, o: ForwardOptions, targetChannel: string, body: 
     hops: [...o.hops, l.selfId],
     deadlineMs: Math.max(1, o.deadline - Date.now()),
     ...(o.sessionId ? { sessionId: o.sessionId } : {}),
+    ...(o.trace ? { traceparent: o.trace } : {}),
+    ...(o.requestId ? { originRequestId: o.requestId } : {}),
   });
   return undefined;
 }
@@ -117,8 +123,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   let started = false;
   const opts = {
     signal: ac.signal,
-    requestId: `${l.peer.id}:${requestId}`,
+    requestId: f.originRequestId ?? `${l.peer.id}:${requestId}`,
     hops: [...hops, l.selfId],
+    trace: f.traceparent,
     deadline: Date.now() + (f.deadlineMs !== undefined && f.deadlineMs > 0 ? f.deadlineMs : DEFAULT_SERVE_BUDGET_MS),
     sessionId: f.sessionId,
   };
