@@ -17,7 +17,7 @@ import type { Logger } from '../util/log.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
-import { TurnRunner } from './turn-runner.js';
+import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent/runtime.js';
@@ -43,6 +43,8 @@ export interface AcpCoreDeps {
   /** the bridge: peers' shared runtimes join the catalog, sessions on peers are reached through it, and
    *  peers' calls for the runtimes we share are served (mesh.rpcHandler is set here) */
   mesh?: BridgeMesh;
+  /** metrics hook: each turn's end (TurnRunnerOptions.onTurnEnded) */
+  onTurnEnded?: TurnRunnerOptions['onTurnEnded'];
 }
 
 export interface AcpCore {
@@ -107,7 +109,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     return f(ctx);
   };
 
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs });
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, onTurnEnded: deps.onTurnEnded });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;

@@ -47,6 +47,8 @@ export interface TurnRunnerOptions {
   leaseWaitMs?: number;
   /** finished task snapshots kept in memory for xworkmate.tasks.get; default 10 000 */
   maxTasks?: number;
+  /** metrics hook (src/obs): each turn's end, by runtime (`agent:<id>` / `gateway:<id>`) and status */
+  onTurnEnded?: ((runtime: string, status: TurnStatus) => void) | undefined;
 }
 
 export interface StartInput {
@@ -311,6 +313,7 @@ export class TurnRunner {
       task.output = output;
       task.result = r;
       task.endedAt = Date.now();
+      this.o.onTurnEnded?.(live.target.executionTarget === 'agent' ? `agent:${live.target.providerId}` : `gateway:${live.target.gatewayProviderId}`, status);
       // no `text` here: clients that append every update's text would show the output twice
       emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}) });
       return r;

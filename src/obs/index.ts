@@ -39,6 +39,7 @@ export class Observability implements RouterObserver {
     this.tracer = tracingFromConfig({ enabled: t.enabled, endpoint: t.endpoint, headers: t.headers, serviceName: t.serviceName ?? 'switchyard', sampleRatio: t.sampleRatio, exportIntervalMs: t.exportIntervalMs }, { id: d.gatewayId, name: d.config.gateway.name });
     this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
     d.router.observer = this;
+    if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
   }
 
   // RouterObserver
