@@ -18,6 +18,9 @@ export function registerGateway(program: Command): void {
         setLogLevel(opts.logLevel as Level);
       }
       const loaded = loadConfig(opts.config);
+      // --log-level, else SWITCHYARD_LOG, else gateway.log.level
+      const configured = loaded.config.gateway.log.level;
+      if (!opts.logLevel && !process.env.SWITCHYARD_LOG && configured) setLogLevel(configured);
       let gw;
       try {
         gw = await startGateway(loaded);
