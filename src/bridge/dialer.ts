@@ -132,6 +132,7 @@ export class Dialer {
           ourShare: new Set(share.map((c) => c.name)),
           ourAgents: new Set(agents.map((a) => a.id)),
           rpcHandler: () => this.mesh.rpcHandler,
+          peerGate: () => this.mesh.peerGate,
           transfers: () => this.mesh.transfers,
           limits: { ...limits, heartbeatIntervalMs: f.policy?.heartbeatIntervalMs ?? limits.heartbeatIntervalMs },
           router: this.mesh.router,

@@ -17,6 +17,7 @@ import { encodeFrame, hasLoop, parseFrame } from './codec.js';
 import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
+import type { PeerGate } from '../keys/peer-gate.js';
 
 export type Role = 'initiator' | 'responder';
 
@@ -68,6 +69,8 @@ export interface LinkOptions {
   rpcHandler: () => RpcServeHandler | undefined;
   /** session transfers (both directions); undefined = refused */
   transfers: () => TransferCoordinator | undefined;
+  /** peerLimits + served-for usage for forwards we serve; undefined = no limits, no records */
+  peerGate?: () => PeerGate | undefined;
   limits: BridgeLimits;
   router: Router;
   logger: Logger;
@@ -334,11 +337,16 @@ export class BridgeLink {
     }
     const hops: string[] = Array.isArray(f.hops) ? f.hops : [];
     if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
+    // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
+    const gate = await this.o.peerGate?.()?.(this.peer.id, f.targetChannel, String(f.payload?.model ?? ''), f.stream === true);
+    if (gate && !gate.ok) return this.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
 
     const ac = new AbortController();
     this.serving.set(requestId, ac);
     this.sendLoad(false);
     let started = false;
+    let usage: Usage | undefined;
+    let served = false;
     const opts = {
       signal: ac.signal,
       requestId: `${this.peer.id}:${requestId}`,
@@ -349,17 +357,20 @@ export class BridgeLink {
     try {
       if (f.kind === 'embeddings') {
         const payload = await this.o.router.serveChannelEmbeddings(f.targetChannel, f.payload as EmbeddingsRequest, opts);
+        usage = payload.usage as Usage;
+        served = true;
         this.send({ type: 'bridge-response', requestId, payload });
         return;
       }
       const req = { ...(f.payload as ChatRequest), stream: f.stream === true };
       const routed = await this.o.router.serveChannel(f.targetChannel, req, opts);
       if (!routed.stream) {
+        usage = routed.completion.usage;
+        served = true;
         this.send({ type: 'bridge-response', requestId, payload: routed.completion });
         return;
       }
       const idJson = JSON.stringify(requestId);
-      let usage: Usage | undefined;
       let chunk = routed.first;
       while (chunk !== undefined) {
         started = true;
@@ -373,12 +384,14 @@ export class BridgeLink {
         const r = await routed.rest.next();
         chunk = r.done ? undefined : r.value;
       }
+      served = true;
       this.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
     } catch (err) {
       const e = toGatewayError(err);
       if (e.code !== 'CANCELLED') this.o.logger.warn('serving a peer request failed', { peer: this.peer.id, requestId, code: e.code });
       fail(toBridgeCode(e.code), e.message, e.retryable, started, e.code);
     } finally {
+      if (gate?.ok) gate.done(usage, served);
       this.serving.delete(requestId);
       this.sendLoad(false);
     }

@@ -68,6 +68,7 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
       ourShare: new Set(share.map((c) => c.name)),
       ourAgents: new Set(agents.map((a) => a.id)),
       rpcHandler: () => mesh.rpcHandler,
+      peerGate: () => mesh.peerGate,
       transfers: () => mesh.transfers,
       limits,
       router: mesh.router,
