@@ -1,8 +1,10 @@
 /**
  * The in-memory view of the virtual keys, indexed by secret hash: a request's key check is one SHA-256 and
  * one Map lookup. A hash not in the cache is looked up in the store once (a key created on another instance
- * a moment ago). Every `refreshMs` the store's change counter is read (one small query); when it moved, the
- * whole cache is reloaded. So a disable, enable or rotation on any instance reaches every other instance
+ * a moment ago); a hash the store does not know either is remembered as unknown until the next reload
+ * (a fresh secret cannot be in that set: nobody could have sent it before it was created). Every
+ * `refreshMs` the store's change counter is read (one small query); when it moved, the whole cache is
+ * reloaded. So a disable, enable or rotation on any instance reaches every other instance
  * within `refreshMs` plus one store round trip; on the instance that made it, at once. If the store cannot
  * be read, the last loaded keys stay in force (logged once) and refresh resumes when it answers.
  */
@@ -12,6 +14,8 @@ import type { KeyStore } from './store.js';
 
 export class KeyCache {
   private byHash = new Map<string, VirtualKey>();
+  /** secrets the store did not know, until the next reload: wrong keys cannot make every request a store call */
+  private unknown = new Set<string>();
   private version = -1;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
@@ -41,6 +45,7 @@ export class KeyCache {
         if (v !== this.version || force) {
           const all = await this.store.list();
           this.byHash = new Map(all.map((k) => [k.hash, k]));
+          this.unknown.clear();
           this.version = v;
         }
         if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
@@ -58,9 +63,10 @@ export class KeyCache {
   async lookup(hash: string): Promise<VirtualKey | undefined> {
     const hit = this.byHash.get(hash);
     if (hit) return hit;
-    if (this.failing) return undefined;
+    if (this.failing || this.unknown.has(hash)) return undefined;
     const k = await this.store.byHash(hash).catch(() => undefined);
     if (k) this.byHash.set(hash, k);
+    else if (this.unknown.size < 10_000) this.unknown.add(hash);
     return k;
   }
 

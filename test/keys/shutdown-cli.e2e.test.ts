@@ -67,7 +67,8 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
     gw = await startProcess(cfg, {}, dir);
   });
 
-  it('keys create | list | show | disable | enable | rotate, as text and --json', async () => {
+  // each command is a fresh node process (~1 s each on a loaded 2-core box)
+  it('keys create | list | show | disable | enable | rotate, as text and --json', { timeout: 90_000 }, async () => {
     const created = cli('keys', 'create', '--name', 'cli-app', '--owner', 'ops', '--models', 'gpt-*', '--rpm', '60', '--budget-tokens', '100000', '--budget-period', 'day', '--expires', '30d');
     expect(created.code, created.err).toBe(0);
     const secret = /\n {2}(sy-\S+)\n/.exec(created.out)?.[1];
@@ -99,7 +100,7 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
     expect(cli('keys', 'create', '--name', 'x', '--rpm', 'lots').err).toMatch(/--rpm: a whole number/);
   });
 
-  it('usage --by key | model | day, --key, --since, as a table and --json', async () => {
+  it('usage --by key | model | day, --key, --since, as a table and --json', { timeout: 90_000 }, async () => {
     const byKey = cli('usage', '--by', 'key');
     expect(byKey.code, byKey.err).toBe(0);
     expect(byKey.out.split('\n')[0]).toMatch(/^KEY\s+REQUESTS\s+INPUT\s+OUTPUT\s+CACHED\s+COST$/);
