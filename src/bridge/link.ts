@@ -17,7 +17,7 @@ import { encodeFrame, hasLoop, parseFrame } from './codec.js';
 import { CLOSE, type BridgeErrorCode, type RpcErrorObject, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { toBridgeCode, fromBridgeError } from './errors.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
-import type { PeerGate } from '../keys/peer-gate.js';
+import type { PeerAdmission, PeerGate } from '../keys/peer-gate.js';
 
 export type Role = 'initiator' | 'responder';
 
@@ -337,9 +337,6 @@ export class BridgeLink {
     }
     const hops: string[] = Array.isArray(f.hops) ? f.hops : [];
     if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
-    // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
-    const gate = await this.o.peerGate?.()?.(this.peer.id, f.targetChannel, String(f.payload?.model ?? ''), f.stream === true);
-    if (gate && !gate.ok) return this.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
 
     const ac = new AbortController();
     this.serving.set(requestId, ac);
@@ -347,6 +344,7 @@ export class BridgeLink {
     let started = false;
     let usage: Usage | undefined;
     let served = false;
+    let gate: PeerAdmission | undefined;
     const opts = {
       signal: ac.signal,
       requestId: `${this.peer.id}:${requestId}`,
@@ -355,6 +353,10 @@ export class BridgeLink {
       sessionId: typeof f.sessionId === 'string' ? f.sessionId : undefined,
     };
     try {
+      // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
+      gate = await this.o.peerGate?.()?.(this.peer.id, f.targetChannel, String(f.payload?.model ?? ''), f.stream === true);
+      if (gate && !gate.ok) return this.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
+      if (ac.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled'); // bridge-cancel during the check
       if (f.kind === 'embeddings') {
         const payload = await this.o.router.serveChannelEmbeddings(f.targetChannel, f.payload as EmbeddingsRequest, opts);
         usage = payload.usage as Usage;
