@@ -19,7 +19,7 @@ import type { Logger } from '../util/log.js';
 import { bearerToken, tokenMatches } from '../util/secret.js';
 import { GatewayError } from '../wire/errors.js';
 import type { Usage } from '../wire/openai.js';
-import { costOf, summarise, tokensOf, type Pricing, type UsageGroup, type UsageRecord } from '../usage/record.js';
+import { costOf, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
 import { UsageRecorder } from '../usage/recorder.js';
 import { KeyCache } from './key-cache.js';
 import type { BudgetCheck, Limiter } from './limiter.js';
@@ -264,4 +264,3 @@ function one(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v.trim() : undefined;
 }
 
-export type { UsageRecord };

@@ -11,6 +11,7 @@ import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.j
 import { channelOf, cleanupDirs, expectOpenAiError, startGw } from '../gateway/harness.js';
 import type { Gateway } from '../../src/gateway.js';
 import { admin, ask, chat, createKey } from './helpers.js';
+import { waitFor } from '../helpers/env.js';
 
 const STATIC = 'static-client-token-271828';
 let up: OpenAiFake;
@@ -81,10 +82,14 @@ describe('keys on /v1', () => {
     expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
     expect((await chat(gw.url, rotated.json.secret, ask('gpt-4o-mini'))).status).toBe(200);
 
-    const soon = await createKey(gw.url, { name: 'short-lived', expiresAt: Date.now() + 400 });
+    const expiresAt = Date.now() + 1000;
+    const soon = await createKey(gw.url, { name: 'short-lived', expiresAt });
     expect((await chat(gw.url, soon.secret, ask('gpt-4o-mini'))).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 450)); // the expiry time itself is the observable state
-    const expired = await chat(gw.url, soon.secret, ask('gpt-4o-mini'));
+    const expired = await waitFor(async () => {
+      const r = await chat(gw.url, soon.secret, ask('gpt-4o-mini'));
+      return r.status === 200 ? undefined : r;
+    }, 'the key to expire', 5000, 50);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
     expectOpenAiError(expired as any, 401, 'unauthorized');
     expect(expired.json.error.message).toMatch(/has expired/);
     expect((await admin(gw.url, 'GET', '/admin/keys/short-lived')).json.key.status).toBe('expired');
