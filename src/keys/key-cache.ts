@@ -37,27 +37,35 @@ export class KeyCache {
     return this.byHash.size;
   }
 
-  /** Reloads when the store's change counter moved (`force`: always). */
+  /**
+   * Reloads when the store's change counter moved. A timer tick while a reload runs is skipped; a forced
+   * reload (after a change made here) waits for the running one and then reads again, so it sees the change.
+   */
   refresh(force = false): Promise<void> {
-    this.refreshing ??= (async () => {
-      try {
-        const v = await this.store.version();
-        if (v !== this.version || force) {
-          const all = await this.store.list();
-          this.byHash = new Map(all.map((k) => [k.hash, k]));
-          this.unknown.clear();
-          this.version = v;
-        }
-        if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
-        this.failing = false;
-      } catch (err) {
-        if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
-        this.failing = true;
-      } finally {
-        this.refreshing = undefined;
+    if (this.refreshing && !force) return this.refreshing;
+    const p = (this.refreshing ?? Promise.resolve()).then(() => this.load(force));
+    this.refreshing = p;
+    void p.finally(() => {
+      if (this.refreshing === p) this.refreshing = undefined;
+    });
+    return p;
+  }
+
+  private async load(force: boolean): Promise<void> {
+    try {
+      const v = await this.store.version();
+      if (v !== this.version || force) {
+        const all = await this.store.list();
+        this.byHash = new Map(all.map((k) => [k.hash, k]));
+        this.unknown.clear();
+        this.version = v;
       }
-    })();
-    return this.refreshing;
+      if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
+      this.failing = true;
+    }
   }
 
   async lookup(hash: string): Promise<VirtualKey | undefined> {
