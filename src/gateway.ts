@@ -52,7 +52,10 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
-  const keys = await openKeys(cfg, loaded.baseDir, logger);
+  const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const r = cfg.gateway.routing;
   const router = new Router({
     strategy: r.strategy,
