@@ -19,6 +19,9 @@ import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
+import { openKeys } from './keys/open.js';
+import type { KeyService } from './keys/service.js';
+import { adminKeyRoutes } from './http/routes/admin-keys.js';
 
 export interface Gateway {
   readonly id: string;
@@ -28,6 +31,8 @@ export interface Gateway {
   readonly mesh: BridgeMesh;
   /** durable sessions and small gateway state (SQLite by default, Redis for several instances) */
   readonly store: SessionStore;
+  /** virtual keys, limits and usage accounting */
+  readonly keys: KeyService;
   readonly port: number;
   readonly host: string;
   /** http(s)://host:port */
@@ -47,6 +52,10 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
+  const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const r = cfg.gateway.routing;
   const router = new Router({
     strategy: r.strategy,
@@ -79,14 +88,16 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  mesh.peerGate = keys.peerGate;
   const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
-  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const routes: RouteHandler[] = [adminKeyRoutes({ config: cfg, keys }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
-    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
+    authenticate: (req) => keys.authenticateClient(req),
+    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
@@ -110,6 +121,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     router,
     mesh,
     store,
+    keys,
     port: addr.port,
     host: addr.address,
     url,
@@ -121,6 +133,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
         await acp.close();
         await mesh.close();
         await Promise.all(providers.map((p) => p.close()));
+        await keys.close(); // writes every pending usage record
         await store.close();
       })();
       return closing;

@@ -57,7 +57,8 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
 ];
 
 
-function authorize(req: IncomingMessage, cfg: Config): void {
+/** Admin bearer check (also used by admin-keys.ts). */
+export function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;
   if (!token) {
     if (isLoopbackHost(cfg.gateway.host)) return;
