@@ -25,6 +25,9 @@ import { opsRoutes } from './http/routes/ops.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { gracefulStop } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './config/reload.js';
+import { openKeys } from './keys/open.js';
+import type { KeyService } from './keys/service.js';
+import { adminKeyRoutes } from './http/routes/admin-keys.js';
 
 export interface Gateway {
   readonly id: string;
@@ -34,6 +37,8 @@ export interface Gateway {
   readonly mesh: BridgeMesh;
   /** durable sessions and small gateway state (SQLite by default, Redis for several instances) */
   readonly store: SessionStore;
+  /** virtual keys, limits and usage accounting */
+  readonly keys: KeyService;
   readonly port: number;
   readonly host: string;
   /** http(s)://host:port */
@@ -57,6 +62,10 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
+  const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const r = cfg.gateway.routing;
   const router = new Router({
     strategy: r.strategy,
@@ -89,6 +98,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  mesh.peerGate = keys.peerGate;
   const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
   const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status) });
   let reloading: Promise<unknown> = Promise.resolve();
@@ -98,13 +108,21 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     reloading = run.catch(() => undefined);
     return run;
   };
-  const routes: RouteHandler[] = [metricsRoute(() => cfg, obs.metrics), opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }), uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const routes: RouteHandler[] = [
+    metricsRoute(() => cfg, obs.metrics),
+    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }),
+    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }),
+    adminKeyRoutes({ config: cfg, keys }),
+    adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }),
+    acp.route,
+  ];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
-    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
+    authenticate: (req) => keys.authenticateClient(req),
+    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
     observer: obs.meter,
@@ -129,6 +147,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     router,
     mesh,
     store,
+    keys,
     port: addr.port,
     host: addr.address,
     url,
@@ -142,6 +161,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
         await http.shutdown(0);
         await acp.close();
         await Promise.all([...providers.values()].map((p) => p.close()));
+        await keys.close(); // writes every pending usage record
         await store.close();
         await obs.close();
       })();

@@ -19,6 +19,7 @@ import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
 import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candidate.js';
 import type { SessionStore } from '../sessions/store.js';
+import type { PeerGate } from '../keys/peer-gate.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
 
 export interface MeshOptions {
@@ -61,6 +62,8 @@ export class BridgeMesh {
   readonly linkOpens = new Map<string, number>();
   /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
   rpcHandler: RpcServeHandler | undefined;
+  /** set by the gateway: gateway.bridge.peerLimits on peers' forwards, and their usage (src/keys/peer-gate.ts) */
+  peerGate: PeerGate | undefined;
   /** session transfers in both directions (present when the gateway has a store) */
   readonly transfers: TransferCoordinator | undefined;
 

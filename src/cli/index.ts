@@ -9,6 +9,8 @@ import { registerDemo } from './demo.js';
 import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
 import { registerStatus } from './status.js';
+import { registerKeys } from './keys.js';
+import { registerUsage } from './usage.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -22,6 +24,8 @@ export async function main(argv: string[]): Promise<void> {
   registerBridge(program);
   registerSessions(program);
   registerStatus(program);
+  registerKeys(program);
+  registerUsage(program);
   registerDemo(program);
   registerTask(program);
   try {

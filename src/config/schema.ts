@@ -18,6 +18,22 @@ export const bridgeLimitsSchema = z.strictObject({
   deadPeerMisses: z.number().int().min(1).default(3),
 });
 
+/** Rate limits of a virtual key or a bridge peer (docs/keys.md). Absent = unlimited. */
+export const rateLimitsSchema = z.strictObject({
+  requestsPerMin: z.number().int().min(1).optional(),
+  tokensPerMin: z.number().int().min(1).optional(),
+  /** requests in flight at once */
+  concurrent: z.number().int().min(1).optional(),
+});
+
+/** Prices per million tokens, in any one currency (usage reports and cost budgets use it as is). */
+export const pricingSchema = z.strictObject({
+  input: z.number().min(0),
+  output: z.number().min(0),
+  /** cached input tokens; default: the input price */
+  cachedInput: z.number().min(0).optional(),
+});
+
 export const outboundBridgeSchema = z.strictObject({
   name,
   url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
@@ -45,6 +61,7 @@ export const channelSchema = z.strictObject({
   priority: z.number().int().min(0).default(0),
   /** provider-specific knobs, e.g. mock behaviour or anthropicVersion */
   options: z.record(z.string(), z.unknown()).default({}),
+  pricing: pricingSchema.optional(),
 });
 
 const agentSchema = z.strictObject({
@@ -100,7 +117,27 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(18789),
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
-      auth: z.strictObject({ tokens: z.array(z.string().min(1)).default([]) }).prefault({}),
+      auth: z
+        .strictObject({
+          tokens: z.array(z.string().min(1)).default([]),
+          /** require a virtual key (or a static token) even with no static token configured */
+          requireKey: z.boolean().default(false),
+        })
+        .prefault({}),
+      keys: z.strictObject({ refreshMs: z.number().int().min(50).default(1000) }).prefault({}),
+      limits: z
+        .strictObject({
+          /** the fraction of each limit one instance enforces alone while Redis is unreachable */
+          limitShare: z.number().gt(0).max(1).default(1),
+          redisTimeoutMs: z.number().int().min(1).default(250),
+        })
+        .prefault({}),
+      usage: z
+        .strictObject({
+          flushIntervalMs: z.number().int().min(10).default(1000),
+          maxBatch: z.number().int().min(1).default(500),
+        })
+        .prefault({}),
       admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
       /** max request body on /v1/* and /acp/rpc */
       maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
@@ -118,6 +155,8 @@ export const configSchema = z.strictObject({
           acceptSessions: z.boolean().default(false),
           loadBalance: z.boolean().default(false),
           limits: bridgeLimitsSchema.prefault({}),
+          /** what a peer may use of our shared channels: defaults, and per peer gateway id */
+          peerLimits: rateLimitsSchema.extend({ peers: z.record(z.string(), rateLimitsSchema).default({}) }).prefault({}),
         })
         .prefault({}),
       routing: z
@@ -171,3 +210,5 @@ export type Config = z.infer<typeof configSchema>;
 export type ChannelConfig = z.infer<typeof channelSchema>;
 export type OutboundBridgeConfig = z.infer<typeof outboundBridgeSchema>;
 export type BridgeLimits = z.infer<typeof bridgeLimitsSchema>;
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+export type PricingConfig = z.infer<typeof pricingSchema>;

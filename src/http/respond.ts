@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { seqId } from '../util/ids.js';
+import { LimitError } from '../keys/limit-error.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -20,6 +21,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
   if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
   if (e.status === 413) headers.connection = 'close';
   if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
+  if (e instanceof LimitError) Object.assign(headers, e.headers);
   sendJson(res, e.status, e.toOpenAI(), headers);
 }
 

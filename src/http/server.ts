@@ -12,6 +12,7 @@ import { bearerToken, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
+import type { Principal } from '../keys/service.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   tls?: { cert: string; key: string } | undefined;
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
+  /** the client check for /v1/* (virtual keys + static tokens, src/keys/service.ts); replaces `clientTokens` */
+  authenticate?: (req: IncomingMessage) => Promise<Principal>;
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
@@ -107,13 +110,11 @@ export class HttpServer {
     }
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
-      if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
-        throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
-      }
+      const principal = await this.authenticate(req);
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
-      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
-      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
-      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId) : notAllowed(method, 'GET');
+      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET');
       throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
     }
     for (const r of this.opts.routes ?? []) {
@@ -132,6 +133,14 @@ export class HttpServer {
     return this.inflight;
   }
 
+  private authenticate(req: IncomingMessage): Promise<Principal> {
+    if (this.opts.authenticate) return this.opts.authenticate(req);
+    if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
+      throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
+    }
+    return Promise.resolve(OPEN);
+  }
+
   /**
    * Graceful shutdown: readiness goes to 503 and new /v1 requests are refused, the listener stops
    * accepting, idle keep-alive sockets close, in-flight requests get `graceMs` to finish, the rest are cut.
@@ -147,6 +156,8 @@ export class HttpServer {
     await closed;
   }
 }
+
+const OPEN: Principal = { kind: 'open' };
 
 function notAllowed(method: string, allowed: string): never {
   throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`, { details: { allow: allowed } });

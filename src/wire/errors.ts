@@ -26,11 +26,13 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED'
   // capacity
   | 'OVERLOADED'
   | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
   | 'SHUTTING_DOWN'
   // upstream
   | 'UPSTREAM_ERROR'
@@ -101,10 +103,12 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601, bridge: 'CHANNEL_NOT_SHARED', fromPeer: 'PEER_UNAVAILABLE' },
   METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
+  MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.FRAME_TOO_LARGE, failover: false },
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
+  BUDGET_EXCEEDED: { status: 429, type: 'rate_limit_error', retryable: false, rpc: -32000 },
   SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000, bridge: 'OVERLOADED' },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },

@@ -57,6 +57,7 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
 ];
 
 
+/** Admin bearer check (also used by admin-keys.ts). */
 export function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;
   if (!token) {
