@@ -52,6 +52,8 @@ export interface AcpCore {
   dispatch: Dispatch;
   /** the `acp` logger (transports log under it) */
   log: Logger;
+  /** config reload: rebuilds the runtime table from the (already replaced) `acp.agents` / `acp.gateways` */
+  reconfigure(): void;
   /** graceful stop: refuses new turns, waits (bounded) for the running ones */
   drain(graceMs: number): Promise<void>;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
@@ -64,24 +66,46 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const workspaceRoot = resolvePath(deps.baseDir, acp.workspaceRoot);
 
   const factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
-  for (const a of acp.agents) {
-    factories.agent.set(a.id, (ctx) => createAgentRuntime({ agent: a, workspaceRoot, log }, ctx));
-  }
   const plugged = new Map<string, PluggedGatewayRuntime>(deps.gatewayRuntimes ?? []);
-  for (const g of acp.gateways) {
-    if (g.kind === 'openclaw' && !plugged.has(g.id)) plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
-  }
-  for (const g of acp.gateways) {
-    const p = plugged.get(g.id);
-    if (p) {
-      factories.gateway.set(g.id, p.factory);
-      continue;
+  /** built-in OpenClaw runtimes by id, with the config they were built from (a reload replaces changed ones) */
+  const builtIn = new Map<string, string>();
+  const localIds = new Set<string>();
+  // (Re)builds the runtime table from the live `acp` config; a config reload calls it again. Sessions already
+  // running keep their runtime; new sessions see the new table.
+  const build = (): void => {
+    factories.agent.clear();
+    factories.gateway.clear();
+    for (const a of acp.agents) {
+      factories.agent.set(a.id, (ctx) => createAgentRuntime({ agent: a, workspaceRoot, log }, ctx));
     }
-    if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
-    factories.gateway.set(g.id, (ctx) =>
-      createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
-    );
-  }
+    const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
+    for (const [id, was] of builtIn) {
+      if (wanted.get(id) === was) continue;
+      void plugged.get(id)?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
+      plugged.delete(id);
+      builtIn.delete(id);
+    }
+    for (const g of acp.gateways) {
+      if (g.kind === 'openclaw' && !plugged.has(g.id)) {
+        plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
+        builtIn.set(g.id, JSON.stringify(g));
+      }
+    }
+    for (const g of acp.gateways) {
+      const p = plugged.get(g.id);
+      if (p) {
+        factories.gateway.set(g.id, p.factory);
+        continue;
+      }
+      if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
+      factories.gateway.set(g.id, (ctx) =>
+        createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
+      );
+    }
+    localIds.clear();
+    for (const x of [...acp.agents, ...acp.gateways]) localIds.add(x.id);
+  };
+  build();
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
@@ -111,7 +135,6 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, onTurnEnded: deps.onTurnEnded });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
-  const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;
   const dispatch = createDispatch({
     acp,
@@ -126,6 +149,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     dispatch,
     log,
     drain: (graceMs) => runner.drain(graceMs),
+    reconfigure: build,
     async close() {
       await listening;
       await runner.shutdown();

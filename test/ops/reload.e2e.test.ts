@@ -26,11 +26,18 @@ const bConfig = (share: string[]) => ({
   ],
   store: { kind: 'sqlite', path: './data/b.db' },
 });
-const aConfig = (channels: object[], extra: Record<string, unknown> = {}) => ({
+const ACP = 'reload-acp-token-6b0f';
+const acpWith = (gateways: object[]) => ({ tokens: [ACP], gateways });
+const aConfig = (channels: object[], extra: Record<string, unknown> = {}, acp: object = acpWith([{ id: 'first', label: 'First', kind: 'channels', model: 'slow' }])) => ({
   gateway: { id: 'gw_ra', name: 'office', port: 0, admin: { token: ADMIN }, bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }], ...extra },
   channels,
+  acp,
   store: { kind: 'sqlite', path: './data/a.db' },
 });
+async function acpCall(url: string, method: string, params: object): Promise<any> {
+  const res = await fetch(`${url}/acp/rpc`, { method: 'POST', headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  return res.json();
+}
 const slow = { name: 'slow-ch', provider: 'mock', models: ['slow'], options: { chunkDelayMs: 60, chunks: 20 } };
 const fresh = { name: 'fresh-ch', provider: 'mock', models: ['fresh-model'], options: { reply: 'served by the new channel' } };
 
@@ -133,6 +140,23 @@ describe('config reload while streams run', () => {
     await waitFor(async () => !(await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama-a'), 'A dropped llama-a');
     await expect(client.chat.completions.create({ model: 'llama-a', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404 });
     expect((await client.chat.completions.create({ model: 'llama-b', messages: [{ role: 'user', content: 'x' }] })).choices[0]!.message.content).toBeTruthy();
+  });
+
+  it('adds and removes ACP gateway providers on reload', async () => {
+    const before = await acpCall(a.url, 'acp.capabilities', {});
+    expect(before.result.gatewayProviders.map((g: any) => g.providerId)).toEqual(['first']);
+    writeFileSync(a.configPath, JSON.stringify(aConfig([fresh], { routing: { retries: 4 } }, acpWith([{ id: 'second', label: 'Second', kind: 'channels', model: 'fresh-model' }]))));
+    const r = await post(a.url, '/admin/config/reload');
+    expect(r.status).toBe(200);
+    expect(r.body.applied).toContain('ACP agents and gateway providers updated');
+    expect(r.body.restartRequired).toEqual(['gateway.routing.retries']);
+    const after = await acpCall(a.url, 'acp.capabilities', {});
+    expect(after.result.gatewayProviders.map((g: any) => [g.providerId, g.enabled])).toEqual([['second', true]]);
+    const turn = await acpCall(a.url, 'session.start', { sessionId: 's-reload-acp', taskPrompt: 'hello', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'second' } });
+    expect(turn.result.output).toContain('served by the new channel');
+    // the removed provider is gone
+    const gone = await acpCall(a.url, 'session.start', { sessionId: 's-reload-acp-2', taskPrompt: 'hello', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'first' } });
+    expect(gone.result).toMatchObject({ success: false, unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE' });
   });
 
   it('adds and removes an outbound bridge on reload', async () => {

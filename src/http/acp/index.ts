@@ -18,6 +18,8 @@ export interface Acp {
   upgrade: UpgradeHandler;
   /** graceful stop: new turns refused, running ones finish (bounded) */
   drain(graceMs: number): Promise<void>;
+  /** config reload: the runtime table follows `acp.agents` / `acp.gateways` */
+  reconfigure(): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export function createAcp(deps: AcpDeps): Acp {
     route: acp.enabled ? http : () => false,
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     drain: (graceMs) => core.drain(graceMs),
+    reconfigure: () => core.reconfigure(),
     async close() {
       await ws.close();
       await core.close();
