@@ -12,6 +12,8 @@ import { bearerToken, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
+import type { ApiSurface } from './routes/api-surface.js';
+import { clientAllowed } from '../apis/common/client-token.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -26,6 +28,8 @@ export interface HttpServerOptions {
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
+  /** Anthropic Messages, OpenAI Responses, Gemini: checked before /v1/*, each with its own error format */
+  apis?: ApiSurface[];
   upgrades?: Record<string, UpgradeHandler>;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
@@ -102,6 +106,8 @@ export class HttpServer {
       const ready = r.ready && !this.draining;
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
     }
+    const api = this.opts.apis?.find((a) => a.owns(path));
+    if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
       if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
@@ -117,6 +123,22 @@ export class HttpServer {
       if (await r(req, res, path, requestId)) return;
     }
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+  }
+
+  /** An inbound API: its own auth headers, and every error in its own format. */
+  private async serveApi(api: ApiSurface, req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void> {
+    res.setHeader('x-request-id', requestId);
+    try {
+      if (!clientAllowed(req, query, api.queryKey === true, this.opts.clientTokens)) {
+        throw new GatewayError('UNAUTHORIZED', 'missing or invalid API key');
+      }
+      if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+      await api.handle(req, res, path, query, requestId);
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
+      api.sendError(res, e, requestId);
+    }
   }
 
   /**
