@@ -5,6 +5,8 @@ import type { SessionStore } from '../../sessions/store.js';
 import type { Logger } from '../../util/log.js';
 import type { ApiSurface } from './api-surface.js';
 import { anthropicApi, type LocalChannelLookup } from './messages.js';
+import { responsesApi } from './responses.js';
+import { ResponseStore } from '../../apis/responses/stored.js';
 
 export interface InboundApiDeps {
   config: Config;
@@ -16,5 +18,8 @@ export interface InboundApiDeps {
 
 export function inboundApis(d: InboundApiDeps): ApiSurface[] {
   const base = { router: d.router, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs };
-  return [anthropicApi({ ...base, localChannel: d.localChannel })];
+  return [
+    anthropicApi({ ...base, localChannel: d.localChannel }),
+    responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),
+  ];
 }
