@@ -6,6 +6,7 @@ import type { Logger } from '../../util/log.js';
 import type { ApiSurface } from './api-surface.js';
 import { anthropicApi, type LocalChannelLookup } from './messages.js';
 import { responsesApi } from './responses.js';
+import { geminiApi } from './gemini.js';
 import { ResponseStore } from '../../apis/responses/stored.js';
 
 export interface InboundApiDeps {
@@ -21,5 +22,6 @@ export function inboundApis(d: InboundApiDeps): ApiSurface[] {
   return [
     anthropicApi({ ...base, localChannel: d.localChannel }),
     responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),
+    geminiApi(base),
   ];
 }
