@@ -19,7 +19,10 @@ export const USAGE = { input: 21, output: 7 };
 const BRIDGE_TOKEN = 'apis-bridge-token-5d1e';
 const ADMIN = 'apis-admin-token-77c2';
 
-/** model names on A: <kind> text answers, <kind>-tools tool calls, <kind>-cut a stream cut after 2 chunks */
+/**
+ * model names on A: <kind> text answers, <kind>-tools tool calls, <kind>-cut a stream cut after 2 chunks;
+ * `peer-slow` is B's mock answering one word every 60 ms
+ */
 export const KINDS = ['openai', 'anthropic', 'ollama', 'peer'] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -47,8 +50,14 @@ export async function startMesh(extraA: Record<string, unknown> = {}, extraChann
   const peerTools = await start('peer-tools', 'openai', { toolCall: TOOL, usage: USAGE });
   const peerCut = await start('peer-cut', 'openai', { reply: REPLY, cutAfterChunks: 2 });
   const b = await startProcess({
-    gateway: { id: 'gw_apis_b', name: 'gpu-box', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['b-text', 'b-tools', 'b-cut'] } },
-    channels: [channelOf(peerText, 'b-text', ['peer']), channelOf(peerTools, 'b-tools', ['peer-tools']), channelOf(peerCut, 'b-cut', ['peer-cut'])],
+    gateway: { id: 'gw_apis_b', name: 'gpu-box', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['b-text', 'b-tools', 'b-cut', 'b-slow'] } },
+    channels: [
+      channelOf(peerText, 'b-text', ['peer']),
+      channelOf(peerTools, 'b-tools', ['peer-tools']),
+      channelOf(peerCut, 'b-cut', ['peer-cut']),
+      // one word every 60 ms: shows whether chunks cross the bridge one by one
+      { name: 'b-slow', provider: 'mock', models: ['peer-slow'], options: { chunkDelayMs: 60 } },
+    ],
   });
   const a = await startGw({
     gateway: { id: 'gw_apis_a', name: 'laptop', bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }], ...extraA },
