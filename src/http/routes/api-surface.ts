@@ -27,6 +27,7 @@ export function sendApiError(res: ServerResponse, e: GatewayError, body: unknown
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
   if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
   if (e.status === 413) headers.connection = 'close';
+  if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
   res.writeHead(status, headers);
   res.end(text);
 }

@@ -8,6 +8,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import type { ChannelProvider } from '../../providers/provider.js';
+import { PASS_HEADERS } from '../../providers/anthropic/native.js';
 import { anthropicToChat } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
@@ -23,8 +24,6 @@ export type LocalChannelLookup = (channel: string) => { provider: ChannelProvide
 export interface MessagesContext extends ApiContext {
   localChannel: LocalChannelLookup;
 }
-
-const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
 
 function passHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
