@@ -115,6 +115,9 @@ describe('Gemini API models, countTokens and errors', () => {
     const missing = await call(mesh.a, '/v1beta/models/nope:generateContent', { body: { contents: [{ parts: [{ text: 'x' }] }] } });
     expect(missing.status).toBe(404);
     expect(missing.json.error.status).toBe('NOT_FOUND');
+    const enc = await call(mesh.a, '/v1beta/models/%E0%A4%A:generateContent', { body: { contents: [{ parts: [{ text: 'x' }] }] } });
+    expect(enc.status).toBe(400);
+    expect(enc.json.error.status).toBe('INVALID_ARGUMENT');
     const get = await call(mesh.a, '/v1beta/models/openai:generateContent');
     expect(get.status).toBe(405);
     expect(get.json.error.code).toBe(405);

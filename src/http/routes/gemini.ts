@@ -33,7 +33,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
         sendJson(res, 200, { models: ctx.router.models().map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
         return;
       }
-      const rest = decodeURIComponent(path.slice(PREFIX.length + 1));
+      const rest = decodePath(path.slice(PREFIX.length + 1));
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
@@ -51,6 +51,14 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId);
     },
   };
+}
+
+function decodePath(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new GatewayError('INVALID_REQUEST', 'the model name in the path is not valid percent-encoding', { param: 'model' });
+  }
 }
 
 const notAllowed = (req: IncomingMessage, allow: string) => new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use ${allow}`, { details: { allow } });

@@ -31,7 +31,7 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
         const buf = await readBody(req, ctx.maxBodyBytes);
         return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId);
       }
-      const id = decodeURIComponent(path.slice('/v1/responses/'.length));
+      const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
       const found = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await ctx.stored.get(id) : undefined;
       if (!found) throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, { param: 'response_id' });
@@ -59,7 +59,8 @@ async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerRe
   const estimateIn = estimateTokens(bytes + historyBytes);
   const ex = await routeChat(ctx, req, res, chat, requestId);
   const headers = sourceHeaders(ex.routed.candidate, requestId);
-  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.join(',').slice(0, 512);
+  // names come from the client: only token characters go into a header
+  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.map((n) => n.replace(/[^\w.-]/g, '')).join(',').slice(0, 512);
   const shell = skeleton(newResponseId(), body, body.model);
 
   if (!ex.routed.stream) {
