@@ -26,8 +26,11 @@ const conversation = {
 /** SSE data payloads by the WHATWG rules (Google frames events with \r\n\r\n) */
 async function sseJson(text: string): Promise<any[]> {
   const out: any[] = [];
-  for await (const e of parseSse([text])) out.push(JSON.parse(e.data));
+  for await (const e of parseSse(once(text))) out.push(JSON.parse(e.data));
   return out;
+}
+async function* once(text: string): AsyncGenerator<string> {
+  yield text;
 }
 const textOf = (chunks: any[]) => chunks.map((c) => (c.candidates?.[0]?.content?.parts ?? []).map((p: any) => p.text ?? '').join('')).join('');
 

@@ -31,9 +31,12 @@ function* pieces(text: string, size = 37): Generator<Uint8Array> {
 async function* bytes(text: string): AsyncGenerator<Uint8Array> {
   yield* pieces(text);
 }
+async function* once(text: string): AsyncGenerator<string> {
+  yield text;
+}
 async function events(text: string): Promise<Array<{ event: string | undefined; data: any }>> {
   const out: Array<{ event: string | undefined; data: any }> = [];
-  for await (const e of parseSse([text])) out.push({ event: e.event, data: JSON.parse(e.data) });
+  for await (const e of parseSse(once(text))) out.push({ event: e.event, data: JSON.parse(e.data) });
   return out;
 }
 
