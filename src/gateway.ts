@@ -22,6 +22,7 @@ import type { SessionStore } from './sessions/store.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
+import { inboundApis } from './http/routes/apis.js';
 
 export interface Gateway {
   readonly id: string;
@@ -68,6 +69,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
   });
   const providers: ChannelProvider[] = [];
+  const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
     const p = createProvider({
       name: ch.name,
@@ -80,6 +82,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       options: ch.options,
     });
     providers.push(p);
+    byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));
   }
 
@@ -96,10 +99,11 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
-    authenticate: (req) => keys.authenticateClient(req),
+    authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
+    apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {

@@ -8,11 +8,12 @@ import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { bearerToken, tokenMatches } from '../util/secret.js';
+import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
 import type { Principal } from '../keys/service.js';
+import type { ApiSurface } from './routes/api-surface.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -25,10 +26,12 @@ export interface HttpServerOptions {
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
   /** the client check for /v1/* (virtual keys + static tokens, src/keys/service.ts); replaces `clientTokens` */
-  authenticate?: (req: IncomingMessage) => Promise<Principal>;
+  authenticate?: (req: IncomingMessage, query: string, allowQueryKey: boolean) => Promise<Principal>;
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
+  /** Anthropic Messages, OpenAI Responses, Gemini: checked before /v1/*, each with its own error format */
+  apis?: ApiSurface[];
   upgrades?: Record<string, UpgradeHandler>;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
@@ -105,6 +108,8 @@ export class HttpServer {
       const ready = r.ready && !this.draining;
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
     }
+    const api = this.opts.apis?.find((a) => a.owns(path));
+    if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
       const principal = await this.authenticate(req);
@@ -120,12 +125,27 @@ export class HttpServer {
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
   }
 
-  private authenticate(req: IncomingMessage): Promise<Principal> {
-    if (this.opts.authenticate) return this.opts.authenticate(req);
-    if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
+  /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
+  private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
+    if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
     }
     return Promise.resolve(OPEN);
+  }
+
+  /** An inbound API: its own auth headers, and every error in its own format. */
+  private async serveApi(api: ApiSurface, req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void> {
+    res.setHeader('x-request-id', requestId);
+    try {
+      const principal = await this.authenticate(req, query, api.queryKey === true);
+      if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+      await api.handle(req, res, path, query, requestId, principal);
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
+      api.sendError(res, e, requestId);
+    }
   }
 
   /**
