@@ -15,10 +15,15 @@ export type ErrorCode =
   | 'MODEL_NOT_FOUND'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'HOST_NOT_ALLOWED'
+  | 'ORIGIN_NOT_ALLOWED'
+  | 'REQUEST_TIMEOUT'
   // capacity
   | 'OVERLOADED'
   | 'RATE_LIMITED'
   | 'SHUTTING_DOWN'
+  | 'BODY_BUFFER_FULL'
   // upstream
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
@@ -56,9 +61,14 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error', retryable: false, rpc: -32600 },
+  HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
+  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
+  REQUEST_TIMEOUT: { status: 408, type: 'timeout_error', retryable: false, rpc: -32600 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
   SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
+  BODY_BUFFER_FULL: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },
   UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
