@@ -65,41 +65,63 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`));
   }
   const policy = policies.get(req);
+  const full = () =>
+    new GatewayError('BODY_BUFFER_FULL', `the gateway is holding its limit of ${policy!.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`, { retryAfterSec: 1 });
+  // a declared length is reserved up front (a body that cannot fit is refused before a byte is read);
+  // a chunked body is charged as it arrives
+  const reserved = policy && Number.isFinite(declared) ? declared : 0;
+  if (reserved > 0 && !policy!.budget.take(reserved)) {
+    req.pause();
+    return Promise.reject(full());
+  }
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    let charged = reserved;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err: GatewayError | undefined) => {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
       if (timer) clearTimeout(timer);
-      policy?.budget.give(size);
+      policy?.budget.give(charged);
       if (!err) return resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
       parts.length = 0;
-      req.resume(); // discard the rest: it costs no memory, and the client can read the answer
+      // Too large: discard the rest so the client can read the 413. Out of budget or out of time: stop reading
+      // (draining a flood of stalled or slow bodies is work and garbage), answer, and close the connection.
+      if (err.code === 'PAYLOAD_TOO_LARGE') req.resume();
+      else req.pause();
       reject(err);
     };
     const onData = (b: Buffer) => {
       if (size + b.length > limit) return finish(new GatewayError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`));
-      if (policy && !policy.budget.take(b.length)) {
-        return finish(
-          new GatewayError('BODY_BUFFER_FULL', `the gateway is holding its limit of ${policy.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`, { retryAfterSec: 1 }),
-        );
+      if (policy && size + b.length > charged) {
+        const more = size + b.length - charged;
+        if (!policy.budget.take(more)) return finish(full());
+        charged += more;
       }
       size += b.length;
       parts.push(b);
     };
     const onEnd = () => finish(undefined);
-    const onError = (err: Error) => {
+    // the client went away mid-body (error or close before end): release its bytes, nobody reads the answer
+    const onError = (err?: Error) => {
       req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
       if (timer) clearTimeout(timer);
-      policy?.budget.give(size);
-      reject(new GatewayError('INVALID_REQUEST', 'request body could not be read', { cause: err }));
+      policy?.budget.give(charged);
+      charged = 0;
+      parts.length = 0;
+      reject(new GatewayError('INVALID_REQUEST', 'request body could not be read', err ? { cause: err } : {}));
     };
+    const onClose = () => onError();
     req.on('data', onData);
     req.once('end', onEnd);
     req.once('error', onError);
+    req.once('close', onClose);
     if (policy) {
       const left = policy.deadline - Date.now();
       const expire = () => finish(new GatewayError('REQUEST_TIMEOUT', `request body not received within ${policy.timeoutMs} ms (gateway.bodyTimeoutMs)`));
