@@ -123,6 +123,23 @@ describe('an upstream echoing the channel key and the request headers', () => {
     expectClean('session store', stored);
   });
 
+  it('ACP: a completed turn whose answer repeats the key stores and returns it redacted', async () => {
+    const res = await fetch(`${b.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ACP_TOKEN}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-echo-2', taskPrompt: 'please-say-key', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } } }),
+    });
+    const text = await res.text();
+    expect(text).toContain('the key is [REDACTED]');
+    expectClean('ACP result (completed)', text);
+    const dataDir = join(b.dir, 'data');
+    const stored = await waitFor(() => {
+      const all = readdirSync(dataDir).map((f) => readFileSync(join(dataDir, f)).toString('latin1')).join('\n');
+      return all.includes('s-echo-2') && all.includes('the key is [REDACTED]') ? all : undefined;
+    }, 'the completed turn to be stored');
+    expectClean('session store (completed turn)', stored);
+  });
+
   it('bridge: the bridge-error B sends A carries no key, and A relays none', async () => {
     for (const kind of ['please-401', 'please-500']) {
       const r = await post(a.url, chatBody(kind));

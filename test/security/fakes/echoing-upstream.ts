@@ -4,6 +4,7 @@
  * - "please-401": 401 `Incorrect API key provided: <the bearer key it received>` (OpenAI's error shape)
  * - "please-500": 500 whose message is every request header it received, as JSON
  * - "please-stream-error": a 200 stream with one content chunk, then an in-band error event naming the key
+ * - "please-say-key": a normal completion whose content contains the key (a model that repeats its context)
  * Anything else: a normal completion.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -28,7 +29,7 @@ export async function startEchoingUpstream(): Promise<EchoingUpstream> {
   const server: Server = createServer(async (req, res) => {
     const raw = await bodyOf(req);
     const key = /^Bearer\s+(.*)$/i.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
-    const kind = /please-(401|500|stream-error)/.exec(raw)?.[0] ?? 'ok';
+    const kind = /please-(401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
     hits[kind] = (hits[kind] ?? 0) + 1;
     const json = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
@@ -49,12 +50,18 @@ export async function startEchoingUpstream(): Promise<EchoingUpstream> {
       setTimeout(() => res.end(`data: ${JSON.stringify({ error: { message: `stream aborted: key ${key} was revoked`, type: 'server_error' } })}\n\n`), 20);
       return;
     }
+    const content = kind === 'please-say-key' ? `the key is ${key}` : 'fine';
+    if (/"stream":\s*true/.test(raw)) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(chunk({ role: 'assistant', content }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n');
+      return;
+    }
     return json(200, {
       id: 'chatcmpl-ok',
       object: 'chat.completion',
       created: 1,
       model: 'echo-model',
-      choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }],
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
       usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
     });
   });
