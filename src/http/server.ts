@@ -50,7 +50,7 @@ export class HttpServer {
   private idleWaiters: Array<() => void> = [];
   private readonly guard: RequestGuard;
   private readonly body: typeof DEFAULT_BODY;
-  readonly bodyBudget: BodyBudget;
+  private readonly bodyBudget: BodyBudget;
 
   constructor(private readonly opts: HttpServerOptions) {
     this.guard = new RequestGuard({ host: opts.host, allowedHosts: opts.access?.allowedHosts ?? [], allowedOrigins: opts.access?.allowedOrigins ?? [] });
@@ -69,8 +69,10 @@ export class HttpServer {
     this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key, ...serverOpts }, handler) : createHttp(serverOpts, handler);
     this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // node's requestTimeout/headersTimeout end up here too: a slow sender is told so, not "bad request"
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy(err);
     });
   }

@@ -84,6 +84,35 @@ describe('request bodies are bounded in time and memory', () => {
     await stillServes(p);
   }, 30_000);
 
+  it('20 connections trickling their headers are cut too (node\'s request timeout, bodyTimeoutMs + 1 s): 408', async () => {
+    const TIMEOUT = 1000;
+    const p = await gateway({ bodyTimeoutMs: TIMEOUT });
+    const port = Number(new URL(p.url).port);
+    const started = Date.now();
+    const conns = Array.from({ length: 20 }, () => {
+      const sock = connect({ host: '127.0.0.1', port });
+      sockets.push(sock);
+      const c: Conn = { sock, closedAt: undefined, response: '' };
+      sock.on('data', (d) => (c.response += d.toString('latin1')));
+      sock.on('close', () => (c.closedAt = Date.now()));
+      sock.on('error', () => undefined);
+      sock.write('GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n');
+      return c;
+    });
+    const trickle = setInterval(() => {
+      for (const c of conns) if (c.closedAt === undefined && !c.sock.destroyed) c.sock.write('x-slow: 1\r\n');
+    }, 300);
+    try {
+      await waitFor(() => conns.every((c) => c.closedAt !== undefined), 'every header-trickling connection to be closed', 15_000);
+    } finally {
+      clearInterval(trickle);
+    }
+    const slowest = Math.max(...conns.map((c) => c.closedAt! - started));
+    expect(slowest).toBeLessThan(TIMEOUT + 1000 + 6000);
+    expect(conns.every((c) => c.response.startsWith('HTTP/1.1 408'))).toBe(true);
+    await stillServes(p);
+  }, 30_000);
+
   it("40 connections that sent 7.5 MB and stalled: RSS stays bounded (default cap), the overflow gets 503 body_buffer_full", async () => {
     // a long body timeout, so the stalled bodies are still held while RSS is measured
     const p = await gateway({ bodyTimeoutMs: 120_000 }); // the default maxBufferedBodyBytes
