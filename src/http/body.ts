@@ -3,6 +3,7 @@
  * - size: the caller's `limit` (`gateway.maxBodyBytes` on /v1 and /acp/rpc) → PAYLOAD_TOO_LARGE (413);
  * - time: the server's body deadline (`gateway.bodyTimeoutMs`, counted from when the request's headers were
  *   in) → REQUEST_TIMEOUT (408), the connection is closed;
+ * - type: on paths where the guard requires it, a body not sent as application/json → UNSUPPORTED_MEDIA_TYPE (415);
  * - memory: one byte budget shared by every body being received (`gateway.maxBufferedBodyBytes`); the request
  *   whose bytes would overflow it → BODY_BUFFER_FULL (503, Retry-After 1), its connection is closed.
  * Bytes are released from the budget as soon as the body is complete (or refused): what is bounded is what
@@ -13,6 +14,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../wire/errors.js';
+import { jsonContentTypeError } from './guard.js';
 
 export const DEFAULT_MAX_JSON_DEPTH = 64;
 
@@ -38,6 +40,8 @@ export class BodyBudget {
 }
 
 export interface BodyPolicy {
+  /** the body must be sent as application/json (the guard's verdict for this path) */
+  requireJson: boolean;
   /** epoch ms by which the whole body must have arrived */
   deadline: number;
   timeoutMs: number;
@@ -51,13 +55,6 @@ export function attachBodyPolicy(req: IncomingMessage, p: BodyPolicy): void {
   policies.set(req, p);
 }
 
-/** True when the request carries a body (a declared non-zero length, or chunked). */
-export function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  if (len !== undefined) return len !== '0';
-  return req.headers['transfer-encoding'] !== undefined;
-}
-
 /** Reads the body within the size limit, the server's deadline and the shared byte budget (see top). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
@@ -65,6 +62,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`));
   }
   const policy = policies.get(req);
+  if (policy?.requireJson) {
+    const bad = jsonContentTypeError(req);
+    if (bad) return Promise.reject(bad);
+  }
   const full = () =>
     new GatewayError('BODY_BUFFER_FULL', `the gateway is holding its limit of ${policy!.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`, { retryAfterSec: 1 });
   // a declared length is reserved up front (a body that cannot fit is refused before a byte is read);

@@ -104,7 +104,6 @@ export class HttpServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req);
-    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth });
     this.inflight++;
     res.once('close', () => {
       this.inflight--;
@@ -125,6 +124,7 @@ export class HttpServer {
     const method = req.method ?? 'GET';
 
     const pass = this.guard.check(req, path);
+    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
     if (pass.cors) {
       for (const [k, v] of Object.entries(pass.cors)) res.setHeader(k, v);
       if (pass.preflight) {

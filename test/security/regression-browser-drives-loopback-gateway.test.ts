@@ -127,6 +127,14 @@ describe('a loopback gateway without tokens is not a web page\'s tool', () => {
     expect(json.status).toBe(200);
   });
 
+  it('every route outside /acp is covered, including ones added later; a path nobody serves stays 404', async () => {
+    const body = '{}';
+    expect((await raw(gw, 'POST', '/v1/messages', { host: `127.0.0.1:${gw.port}`, origin: EVIL, 'content-type': 'text/plain' }, body)).status).toBe(403);
+    expect((await raw(gw, 'POST', '/api/chat', { host: `127.0.0.1:${gw.port}`, origin: EVIL, 'content-type': 'text/plain' }, body)).status).toBe(403);
+    expect((await raw(gw, 'POST', '/nothing-here', { host: `127.0.0.1:${gw.port}`, 'content-type': 'text/plain' }, body)).status).toBe(404);
+    expect((await raw(gw, 'POST', '/admin/sessions/x/transfer', { host: `127.0.0.1:${gw.port}`, 'content-type': 'text/plain' }, '{"to":"p"}')).status).toBe(415);
+  });
+
   it('SDK clients are untouched: no Origin, a proper Host, application/json', async () => {
     const client = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
     const r = await client.chat.completions.create({ model: 'mock-1', messages: [{ role: 'user', content: 'sdk' }] });
