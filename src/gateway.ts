@@ -14,6 +14,7 @@ import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
 import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
+import { registerConfigSecrets } from './util/redact.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
@@ -49,6 +50,7 @@ export interface StartOptions {
 
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
+  registerConfigSecrets(cfg);
   const store = await openConfiguredStore(cfg, loaded.baseDir);
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
@@ -104,6 +106,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
     routes,
     apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
+    access: { allowedHosts: cfg.gateway.allowedHosts, allowedOrigins: cfg.gateway.allowedOrigins },
+    body: { timeoutMs: cfg.gateway.bodyTimeoutMs, maxBufferedBytes: cfg.gateway.maxBufferedBodyBytes, maxJsonDepth: cfg.gateway.maxJsonDepth },
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {

@@ -2,6 +2,10 @@
  * The HTTP(S) server: node:http (see docs/operations.md for why not a framework), one dispatch table,
  * bearer auth per surface, request ids, WebSocket upgrades handed to their owners (/bridge, /acp), and a
  * graceful shutdown that stops accepting, lets in-flight requests finish up to a deadline, then closes.
+ *
+ * Every request passes one pipeline before its route: the guard (Host, Origin, content type: guard.ts) and
+ * the body policy (deadline, shared byte budget, JSON depth: body.ts), so routes added later inherit both.
+ * node's own `requestTimeout` is the backstop for bodies no route reads (a refused request's rest).
  */
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
@@ -11,6 +15,8 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
+import { RequestGuard, type GuardOptions } from './guard.js';
+import { BodyBudget, attachBodyPolicy } from './body.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
 import type { Principal } from '../keys/service.js';
 import type { ApiSurface } from './routes/api-surface.js';
@@ -35,23 +41,44 @@ export interface HttpServerOptions {
   upgrades?: Record<string, UpgradeHandler>;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
+  /** Host / Origin allowlists (`gateway.allowedHosts`, `gateway.allowedOrigins`); `host` is taken from above */
+  access?: Omit<GuardOptions, 'host'>;
+  /** request body bounds; defaults are the config defaults */
+  body?: { timeoutMs: number; maxBufferedBytes: number; maxJsonDepth: number };
 }
+
+const DEFAULT_BODY = { timeoutMs: 30_000, maxBufferedBytes: 32 * 1024 * 1024, maxJsonDepth: 64 };
 
 export class HttpServer {
   readonly server: Server;
   private inflight = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly guard: RequestGuard;
+  private readonly body: typeof DEFAULT_BODY;
+  private readonly bodyBudget: BodyBudget;
 
   constructor(private readonly opts: HttpServerOptions) {
+    this.guard = new RequestGuard({ host: opts.host, allowedHosts: opts.access?.allowedHosts ?? [], allowedOrigins: opts.access?.allowedOrigins ?? [] });
+    this.body = opts.body ?? DEFAULT_BODY;
+    this.bodyBudget = new BodyBudget(this.body.maxBufferedBytes);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
-    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttp(handler);
-    this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 66_000;
-    this.server.requestTimeout = 0; // streams may be long; the router's deadline bounds them
+    // requestTimeout covers receiving the request only (not the response: streams may be long, the router's
+    // deadline bounds them); a little above the body deadline so routes that read bodies answer first.
+    const requestTimeout = this.body.timeoutMs + 1000;
+    const serverOpts = {
+      requestTimeout,
+      headersTimeout: Math.min(66_000, requestTimeout),
+      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(this.body.timeoutMs / 4))),
+    };
+    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key, ...serverOpts }, handler) : createHttp(serverOpts, handler);
+    this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // node's requestTimeout/headersTimeout end up here too: a slow sender is told so, not "bad request"
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy(err);
     });
   }
@@ -102,6 +129,16 @@ export class HttpServer {
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
 
+    const pass = this.guard.check(req, path);
+    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
+    if (pass.cors) {
+      for (const [k, v] of Object.entries(pass.cors)) res.setHeader(k, v);
+      if (pass.preflight) {
+        res.writeHead(204, { 'x-request-id': requestId, 'content-length': '0' });
+        res.end();
+        return;
+      }
+    }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' }, { 'x-request-id': requestId });
     if (path === '/readyz') {
       const r = this.opts.ready?.() ?? { ready: true };
