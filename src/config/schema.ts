@@ -145,6 +145,9 @@ export const configSchema = z.strictObject({
           shareChannels: z.array(z.string().min(1)).default([]),
           shareAgents: z.array(z.string().min(1)).default([]),
           maxPeers: z.number().int().min(0).default(5),
+          /** sockets on /bridge that have not completed the handshake, in total and per remote address */
+          maxUnauthenticated: z.number().int().min(1).default(64),
+          maxUnauthenticatedPerIp: z.number().int().min(1).default(8),
           acceptSessions: z.boolean().default(false),
           loadBalance: z.boolean().default(false),
           limits: bridgeLimitsSchema.prefault({}),

@@ -137,6 +137,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   SELF_CONNECTION: { ...HANDSHAKE, retryable: false, close: C.NOT_ALLOWED },
   BAD_HELLO: { ...HANDSHAKE, retryable: false, close: C.BAD_FRAME },
   HANDSHAKE_TIMEOUT: { ...HANDSHAKE, retryable: true, close: C.HANDSHAKE_TIMEOUT },
+  GATEWAY_ID_BOUND: { ...HANDSHAKE, retryable: false, close: C.NOT_ALLOWED },
   AGENT_NOT_SHARED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
   UNKNOWN_TYPE: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'BAD_FRAME' },
   TRANSFER_REJECTED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
