@@ -12,8 +12,7 @@
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, tmpDir, waitFor, freePort } from '../helpers/env.js';
+import { cleanupDirs, startProcess, tmpDir, waitFor, freePort, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';

@@ -12,8 +12,7 @@
  * reconnect 100 ms (backing off to 400 ms).
  */
 import { afterEach, afterAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'peer-model';

@@ -8,8 +8,7 @@
  * consecutive failures for 800 ms × (number of ejections).
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultMode, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';

@@ -11,7 +11,7 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw, within } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw, within } from '../helpers/env.js';
 
 const MAX_BODY = 4096;
 const FIRST_BYTE_MS = 300;

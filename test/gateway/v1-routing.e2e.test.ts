@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from '../helpers/env.js';
 
 const CHAT = '/chat/completions';
 let c400: OpenAiFake, p0: OpenAiFake, p1: OpenAiFake, f500: OpenAiFake, fHang: OpenAiFake, good: OpenAiFake, bad1: OpenAiFake, bad2: OpenAiFake, cut: OpenAiFake, spare: OpenAiFake;

@@ -11,7 +11,7 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, contentOf, freshAgent, sdk, settle, sseData, startGw, within } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, contentOf, freshAgent, sdk, settle, sseData, startGw, within } from '../helpers/env.js';
 
 const IDLE_MS = 300;
 const REPLY = 'one two three four five six';

@@ -4,9 +4,8 @@
  * cancel sent to one instance reaches the turn running on the other; a crashed instance's lease expires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
-import { adminGet, cleanupDirs, startProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
 
 const ACP = 'cluster-acp-token-161803';
 let redis: RedisServer;

@@ -7,11 +7,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
 import { openStore } from '../../src/sessions/open-store.js';
 import { newSession, newTurn, appendTurn, updateTurn, type Session } from '../../src/sessions/model.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, BIN, type GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'transfer-bridge-token-99';
 const procs: GatewayProcess[] = [];

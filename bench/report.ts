@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { table } from '../cli/table.js';
+import { table } from '../dist/cli/table.js';
 
 /** One load run against one target. Absent fields were not measured in that run. */
 export interface Measurement {

@@ -18,7 +18,7 @@ export const PORTKEY_VERSION = '1.15.2';
 export const HONO_NODE_SERVER_PIN = '1.13.8';
 const INSTALL_TIMEOUT_MS = 240_000;
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /** `$SWITCHYARD_BENCH_SCRATCH`, else `$XDG_CACHE_HOME/switchyard-bench`, else `~/.cache/switchyard-bench`. */
 export function scratchDir(): string {
