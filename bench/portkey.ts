@@ -132,14 +132,14 @@ export async function startPortkey(log: (s: string) => void): Promise<PortkeyPro
   const port = await freePort();
   const child = spawn(process.execPath, [entry, `--port=${port}`, '--headless'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitListening(url, child, 20_000);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}${stderr ? `: ${stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`);
+    throw new Error(`${(err as Error).message}${stderr ? `: ${stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`, { cause: err });
   }
   return {
     url,

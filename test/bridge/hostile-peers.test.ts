@@ -51,7 +51,11 @@ async function authed(id: string): Promise<{ ws: WebSocket; frames: any[]; next:
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString());
     frames.push(f);
-    for (const w of [...waiters]) if (w.pred(f)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(f));
+    for (const w of [...waiters]) {
+      if (!w.pred(f)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(f);
+    }
   });
   await new Promise((r) => ws.once('open', r));
   const next = (pred: (f: any) => boolean, ms = 5000) =>

@@ -113,7 +113,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       if (body.ca !== undefined && (typeof body.ca !== 'string' || !body.ca.includes('-----BEGIN CERTIFICATE-----'))) {
         throw new GatewayError('INVALID_REQUEST', 'ca: a PEM certificate (the CA or the peer\'s self-signed certificate)', { param: 'ca' });
       }
-      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name as string | undefined, share: share as boolean | string[] | undefined, ca: body.ca as string | undefined });
+      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name, share, ca: body.ca });
       d.logger.info('bridge added at run time', { name: row.name, url: row.url });
       ok({ peer: row }, 201);
       return true;
@@ -142,7 +142,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
         const peer = d.mesh.resolvePeer(body.to);
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
-        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning as 'wait' | 'refuse' | undefined });
+        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning });
         ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
         return true;
       }
