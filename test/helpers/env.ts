@@ -81,6 +81,29 @@ export async function adminGet<T = any>(baseUrl: string, path: string, token?: s
   return (await res.json()) as T;
 }
 
+/**
+ * "The request is in flight", observed: waits until the gateway's /admin/channels shows at least `n` requests
+ * in flight on the channel named `channel` (loopback admin, no token unless given).
+ */
+export function waitForInflight(baseUrl: string, channel: string, n = 1, token?: string, timeoutMs = 10_000): Promise<true> {
+  return waitFor(
+    async () => ((await adminGet<{ channels: Array<{ channel: string; inflight: number }> }>(baseUrl, '/admin/channels', token)).channels.some((c) => c.channel === channel && c.inflight >= n) ? true : undefined),
+    `${n} request(s) in flight on channel ${channel}`,
+    timeoutMs,
+    20,
+  );
+}
+
+/** "The turn is running", observed: waits until session `sessionId` (read through a gateway's admin API) has a running turn. */
+export function waitForRunningTurn(baseUrl: string, sessionId: string, token?: string, timeoutMs = 10_000): Promise<{ turnId: string; prompt: string }> {
+  return waitFor(
+    async () => (await adminGet<{ session: { history: Array<{ turnId: string; prompt: string; status: string }> } }>(baseUrl, `/admin/sessions/${encodeURIComponent(sessionId)}`, token)).session.history.find((t) => t.status === 'running'),
+    `a running turn in session ${sessionId}`,
+    timeoutMs,
+    20,
+  );
+}
+
 export async function writeFileIn(dir: string, name: string, text: string): Promise<string> {
   const p = join(dir, name);
   writeFileSync(p, text);
