@@ -136,7 +136,8 @@ describe("fault suite: the seed's scenario 2 — geographic redundancy", () => {
     await waitFor(() => ue.completed >= eastBefore + 5, "east serving some of west's load", 10_000, 10);
     east.kill('SIGKILL');
     await waitFor(async () => (await channelRow(west.url, PEER_E_ON_W)) === undefined, "east's channel gone from west's table", 3000, 20);
-    await sleep(300);
+    const westServed = uw.completed;
+    await waitFor(() => uw.completed >= westServed + 5, "the load running on west's channel after east died", 10_000, 10);
     stop = true;
     await workers;
     const nonStreamFailed = load.filter((r) => r.status !== 200);
