@@ -1,5 +1,5 @@
 /**
- * The one-way arrows of docs/architecture.md, checked by `npm run lint:deps` (dependency-cruiser).
+ * The layers of the house style (arrows only point down), checked by `npm run lint:deps` (dependency-cruiser).
  * Layers, bottom to top (a layer may import only layers below it, and its own folder):
  *
  *   0 src/wire                 wire types and error codes: imports nothing from the project

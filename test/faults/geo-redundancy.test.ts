@@ -12,7 +12,7 @@
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, tmpDir, waitFor, freePort, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';
@@ -32,9 +32,6 @@ afterAll(async () => {
   await Promise.all(ups.map((u) => u.close()));
   cleanupDirs();
 });
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function config(id: string, name: string, port: number, channel: string, upstream: FaultUpstream, other: { name: string; port: number }) {
   return {

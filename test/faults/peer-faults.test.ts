@@ -12,7 +12,7 @@
  * reconnect 100 ms (backing off to 400 ms).
  */
 import { afterEach, afterAll, describe, expect, it } from 'vitest';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'peer-model';
@@ -47,9 +47,6 @@ afterAll(async () => {
   await teardown();
   cleanupDirs();
 });
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Pair {
   a: GatewayProcess;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/env.js';
+import { waitFor, sleep } from '../helpers/env.js';
 import Database from 'better-sqlite3';
 import { appendTurn, newSession, newTurn, markMoved, adoptTransferred, type Session } from '../../src/sessions/model.js';
 import { openStore, persistedGatewayId } from '../../src/sessions/open-store.js';
@@ -42,7 +42,6 @@ const backends: Backend[] = [
   },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
 function sample(id: string, owner = 'gw_a'): Session {
   const s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target, affinity: 'cand_1', metadata: { cwd: 'w1', n: [1, 2] } });
