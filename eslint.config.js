@@ -1,5 +1,5 @@
 // ESLint (flat config) with typescript-eslint, type-aware (recommendedTypeChecked). src/ is held to the house
-// rules: no `any` (no-explicit-any and the no-unsafe-* family are errors). Tests, fakes and bench/ poke at
+// rules: no `any` (no-explicit-any and the no-unsafe-* family are errors), no `as never`. Tests, fakes and bench/ poke at
 // untyped JSON on purpose, so there `any` and its unsafe uses are allowed; everything else still applies.
 // Formatting is Prettier's job (`npm run format:check`), so no stylistic rules here.
 import js from '@eslint/js';
@@ -26,6 +26,8 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
       ],
       '@typescript-eslint/no-explicit-any': 'error',
+      // `as never` silences the checker as thoroughly as `any` does (house style: neither in src/)
+      'no-restricted-syntax': ['error', { selector: 'TSAsExpression > TSNeverKeyword.typeAnnotation', message: 'no `as never`: type the value instead' }],
     },
   },
   {
@@ -44,6 +46,7 @@ export default tseslint.config(
       // rethrowing a stored `unknown` setup failure; `x = track(start())` kept for teardown
       '@typescript-eslint/only-throw-error': 'off',
       'no-useless-assignment': 'off',
+      'no-restricted-syntax': 'off',
     },
   },
 );
