@@ -30,7 +30,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
   res.end(text);
 }
 
-const VALID_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** x-request-id: echoed when sane, generated otherwise. */
 export function requestIdOf(req: IncomingMessage): string {

@@ -5,7 +5,7 @@
  * systemInstruction, generationConfig, countTokens, the model list, stream cuts and errors in Google's shape.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from '../gateway/harness.js';
+import { call } from '../helpers/env.js';
 import { parseSse } from '../../src/util/lines.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 

@@ -6,7 +6,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from '../gateway/harness.js';
+import { call } from '../helpers/env.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 
 let mesh: Mesh;

@@ -6,7 +6,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, sseData } from '../gateway/harness.js';
+import { call, sseData } from '../helpers/env.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 
 let mesh: Mesh;

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'bridge-token-preauth-0123456789';
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN } from '../../src/cli/processes.js';
+import { BIN } from '../helpers/env.js';
 import { adminGet, cleanupDirs, memoryLogger, startInProcess, waitFor, wsUrl } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { cleanupDirs, startGw } from '../gateway/harness.js';
+import { cleanupDirs, startGw } from '../helpers/env.js';
 import { waitFor } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 

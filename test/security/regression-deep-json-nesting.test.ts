@@ -4,7 +4,7 @@
  * now bounded when the body is parsed (`gateway.maxJsonDepth`, default 64): 400 naming the field.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelOf, cleanupDirs, expectOpenAiError, startGw } from '../gateway/harness.js';
+import { call, channelOf, cleanupDirs, expectOpenAiError, startGw } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { Gateway } from '../../src/gateway.js';
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, afterAll, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'body-limits-client-token';
 const procs: GatewayProcess[] = [];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 import { startEchoingUpstream, type EchoingUpstream } from './fakes/echoing-upstream.js';
 
 const KEY = 'sk-live-Zq8v3Kd0pXr7mW2nB5tY9cA1eF4gH6jL';

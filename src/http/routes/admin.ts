@@ -120,7 +120,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       // a token added at run time is a secret from now on, as is a credential in its URL
       secrets.register(body.token);
       secrets.registerUrl(body.url);
-      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name as string | undefined, share: share as boolean | string[] | undefined, ca: body.ca as string | undefined });
+      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name, share, ca: body.ca });
       const shown = safePeer(row);
       d.logger.info('bridge added at run time', { name: shown.name, url: shown.url });
       ok({ peer: shown }, 201);
@@ -150,7 +150,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
         const peer = d.mesh.resolvePeer(body.to);
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
-        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning as 'wait' | 'refuse' | undefined });
+        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning });
         ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
         return true;
       }
