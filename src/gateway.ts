@@ -14,6 +14,7 @@ import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
 import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
+import { registerConfigSecrets } from './util/redact.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
@@ -24,10 +25,11 @@ import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { gracefulStop } from './gateway-stop.js';
-import { applyReload, readForReload, type ReloadReport } from './config/reload.js';
+import { applyReload, readForReload, type ReloadReport } from './gateway-reload.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
+import { inboundApis } from './http/routes/apis.js';
 
 export interface Gateway {
   readonly id: string;
@@ -58,6 +60,7 @@ export interface StartOptions {
 
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
+  registerConfigSecrets(cfg);
   const store = await openConfiguredStore(cfg, loaded.baseDir);
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
@@ -78,6 +81,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
   });
   const providers = new Map<string, ChannelProvider>();
+  const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
     const p = createProvider({
       name: ch.name,
@@ -90,6 +94,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       options: ch.options,
     });
     providers.set(ch.name, p);
+    byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));
   }
 
@@ -121,11 +126,14 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
-    authenticate: (req) => keys.authenticateClient(req),
+    authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
     observer: obs.meter,
+    apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
+    access: { allowedHosts: cfg.gateway.allowedHosts, allowedOrigins: cfg.gateway.allowedOrigins },
+    body: { timeoutMs: cfg.gateway.bodyTimeoutMs, maxBufferedBytes: cfg.gateway.maxBufferedBodyBytes, maxJsonDepth: cfg.gateway.maxJsonDepth },
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {

@@ -4,8 +4,8 @@
  * asks the running gateway to re-read its file (POST /admin/config/reload).
  */
 import type { Command } from 'commander';
-import type { Overview } from '../obs/overview.js';
-import type { ReloadReport } from '../config/reload.js';
+import type { Overview } from '../http/overview.js';
+import type { ReloadReport } from '../gateway-reload.js';
 import { request } from 'undici';
 import { adminCall, CliError, remoteOptions, resolveRemote, type RemoteFlags } from './remote.js';
 import { ago, table } from './table.js';
@@ -31,7 +31,16 @@ export function renderStatus(o: Overview): string {
       ? '  (none)\n'
       : table(
           ['PEER', 'DIR', 'STATE', 'RTT', 'IN-FLIGHT', 'THEY SHARE', 'WE SHARE', 'LAST ERROR'],
-          o.peers.map((p) => [p.name, p.direction, p.state, p.rttMs === null ? '-' : `${p.rttMs}ms`, `${p.inflight.out} out/${p.inflight.in} in`, p.sharedWithUs.join(',') || '-', p.sharedByUs.join(',') || '-', p.lastError]),
+          o.peers.map((p) => [
+            p.name,
+            p.direction,
+            p.state,
+            p.rttMs === null ? '-' : `${p.rttMs}ms`,
+            `${p.inflight.out} out/${p.inflight.in} in`,
+            p.sharedWithUs.join(',') || '-',
+            p.sharedByUs.join(',') || '-',
+            p.lastError,
+          ]),
         ),
   );
   lines.push('CHANNELS');
@@ -40,26 +49,45 @@ export function renderStatus(o: Overview): string {
       ? '  (none)\n'
       : table(
           ['CHANNEL', 'VIA', 'PROVIDER', 'MODELS', 'LOAD', 'LATENCY', 'HEALTH'],
-          o.channels.map((c) => [c.channel, c.peer ?? 'local', c.provider + (c.mock ? ' (mock)' : ''), c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-', c.health.state + (c.health.reason ? ` (${c.health.reason})` : '')]),
+          o.channels.map((c) => [
+            c.channel,
+            c.peer ?? 'local',
+            c.provider + (c.mock ? ' (mock)' : ''),
+            c.models.join(','),
+            `${c.inflight}/${c.maxConcurrent}`,
+            c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-',
+            c.health.state + (c.health.reason ? ` (${c.health.reason})` : ''),
+          ]),
         ),
   );
   if (o.sessions.running.length > 0) {
     lines.push('RUNNING TURNS');
-    lines.push(table(['SESSION', 'TURN', 'STARTED'], o.sessions.running.map((t) => [t.id, t.turnId, t.startedAt ? ago(t.startedAt) + ' ago' : '-'])));
+    lines.push(
+      table(
+        ['SESSION', 'TURN', 'STARTED'],
+        o.sessions.running.map((t) => [t.id, t.turnId, t.startedAt ? ago(t.startedAt) + ' ago' : '-']),
+      ),
+    );
   }
   return lines.join('\n');
 }
 
 export function registerStatus(program: Command): void {
-  remoteOptions(program.command('status').description('one screen: version, uptime, request rate, peers, channels, health, sessions')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<Overview>(o, 'GET', '/admin/overview');
-    out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
-  });
+  remoteOptions(program.command('status').description('one screen: version, uptime, request rate, peers, channels, health, sessions')).action(
+    async (o: RemoteFlags) => {
+      const r = await adminCall<Overview>(o, 'GET', '/admin/overview');
+      out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
+    },
+  );
   const config = program.commands.find((c) => c.name() === 'config') ?? program.command('config').description('configuration tools');
-  remoteOptions(config.command('reload').description('make the running gateway re-read its config file (invalid: nothing changes, every problem listed)')).action(async (o: RemoteFlags) => {
+  remoteOptions(
+    config.command('reload').description('make the running gateway re-read its config file (invalid: nothing changes, every problem listed)'),
+  ).action(async (o: RemoteFlags) => {
     const r = await reloadCall(o);
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-    out(`reloaded\n${r.applied.length ? r.applied.map((a) => `  applied: ${a}`).join('\n') : '  nothing changed live'}\n${r.restartRequired.map((p) => `  needs a restart: ${p}`).join('\n')}${r.restartRequired.length ? '\n' : ''}`);
+    out(
+      `reloaded\n${r.applied.length ? r.applied.map((a) => `  applied: ${a}`).join('\n') : '  nothing changed live'}\n${r.restartRequired.map((p) => `  needs a restart: ${p}`).join('\n')}${r.restartRequired.length ? '\n' : ''}`,
+    );
   });
 }
 
@@ -68,7 +96,13 @@ async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
   const { url, token } = resolveRemote(o, 'admin');
   let res;
   try {
-    res = await request(`${url}/admin/config/reload`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: '{}', headersTimeout: 30_000, bodyTimeout: 30_000 });
+    res = await request(`${url}/admin/config/reload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: '{}',
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
   } catch (err) {
     throw new CliError(`cannot reach the gateway at ${url} (${(err as { code?: string }).code ?? (err as Error).message}); is it running?`);
   }

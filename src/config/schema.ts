@@ -55,6 +55,8 @@ export const channelSchema = z.strictObject({
   models: z.array(z.string().min(1)).min(1),
   modelMap: z.record(z.string(), z.string().min(1)).default({}),
   headers: z.record(z.string(), z.string()).default({}),
+  /** names of `headers` whose values are credentials: scrubbed from every error, log line and stored text */
+  secretHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(1).optional(),
   maxConcurrent: z.number().int().min(1).default(64),
   weight: z.number().min(0).default(1),
@@ -141,9 +143,26 @@ export const configSchema = z.strictObject({
       admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
       /** max request body on /v1/* and /acp/rpc */
       maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+      /** a request body must arrive completely within this long after its headers (slow senders are cut: 408) */
+      bodyTimeoutMs: z.number().int().min(100).default(30_000),
+      /** bytes of request bodies being received, summed over all requests; past it a request gets 503 */
+      maxBufferedBodyBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
+      /** JSON request bodies nested deeper than this are refused (400 naming the field) */
+      maxJsonDepth: z.number().int().min(8).max(1000).default(64),
+      /** Host names (besides IP literals, localhost and gateway.host) this gateway answers to: `name`, `.domain`, or `*` */
+      allowedHosts: z.array(z.string().min(1)).default([]),
+      /** browser origins allowed to call /v1 and /admin (exact, `http://host:*`, or `*`); none by default */
+      allowedOrigins: z.array(z.string().min(1)).default([]),
       /** graceful shutdown: how long in-flight requests may finish */
       shutdownGraceMs: ms(10_000),
       ...opsSchemas,
+      /** OpenAI Responses API (/v1/responses): stored responses for previous_response_id and GET /v1/responses/{id} */
+      responses: z
+        .strictObject({
+          /** how long a response created with `store` (default true) stays retrievable; 0 = never stored */
+          storeTtlMs: z.number().int().min(0).default(24 * 60 * 60_000),
+        })
+        .prefault({}),
       bridges: z.array(outboundBridgeSchema).default([]),
       bridge: z
         .strictObject({
@@ -152,6 +171,9 @@ export const configSchema = z.strictObject({
           shareChannels: z.array(z.string().min(1)).default([]),
           shareAgents: z.array(z.string().min(1)).default([]),
           maxPeers: z.number().int().min(0).default(5),
+          /** sockets on /bridge that have not completed the handshake, in total and per remote address */
+          maxUnauthenticated: z.number().int().min(1).default(64),
+          maxUnauthenticatedPerIp: z.number().int().min(1).default(8),
           acceptSessions: z.boolean().default(false),
           loadBalance: z.boolean().default(false),
           limits: bridgeLimitsSchema.prefault({}),

@@ -2,17 +2,24 @@
  * The HTTP(S) server: node:http (see docs/operations.md for why not a framework), one dispatch table,
  * bearer auth per surface, request ids, WebSocket upgrades handed to their owners (/bridge, /acp), and a
  * graceful shutdown that stops accepting, lets in-flight requests finish up to a deadline, then closes.
+ *
+ * Every request passes one pipeline before its route: the guard (Host, Origin, content type: guard.ts) and
+ * the body policy (deadline, shared byte budget, JSON depth: body.ts), so routes added later inherit both.
+ * node's own `requestTimeout` is the backstop for bodies no route reads (a refused request's rest).
  */
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { bearerToken, tokenMatches } from '../util/secret.js';
+import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
+import { RequestGuard, type GuardOptions } from './guard.js';
+import { BodyBudget, attachBodyPolicy } from './body.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
 import type { Principal } from '../keys/service.js';
+import type { ApiSurface } from './routes/api-surface.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -25,32 +32,55 @@ export interface HttpServerOptions {
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
   /** the client check for /v1/* (virtual keys + static tokens, src/keys/service.ts); replaces `clientTokens` */
-  authenticate?: (req: IncomingMessage) => Promise<Principal>;
+  authenticate?: (req: IncomingMessage, query: string, allowQueryKey: boolean) => Promise<Principal>;
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
+  /** Anthropic Messages, OpenAI Responses, Gemini: checked before /v1/*, each with its own error format */
+  apis?: ApiSurface[];
   upgrades?: Record<string, UpgradeHandler>;
   /** per-request metrics and server spans (src/obs); called once per request before dispatch */
   observer?: { begin(req: IncomingMessage, res: ServerResponse, path: string): void } | undefined;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
+  /** Host / Origin allowlists (`gateway.allowedHosts`, `gateway.allowedOrigins`); `host` is taken from above */
+  access?: Omit<GuardOptions, 'host'>;
+  /** request body bounds; defaults are the config defaults */
+  body?: { timeoutMs: number; maxBufferedBytes: number; maxJsonDepth: number };
 }
+
+const DEFAULT_BODY = { timeoutMs: 30_000, maxBufferedBytes: 32 * 1024 * 1024, maxJsonDepth: 64 };
 
 export class HttpServer {
   readonly server: Server;
   private inflight = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly guard: RequestGuard;
+  private readonly body: typeof DEFAULT_BODY;
+  private readonly bodyBudget: BodyBudget;
 
   constructor(private readonly opts: HttpServerOptions) {
+    this.guard = new RequestGuard({ host: opts.host, allowedHosts: opts.access?.allowedHosts ?? [], allowedOrigins: opts.access?.allowedOrigins ?? [] });
+    this.body = opts.body ?? DEFAULT_BODY;
+    this.bodyBudget = new BodyBudget(this.body.maxBufferedBytes);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
-    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttp(handler);
-    this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 66_000;
-    this.server.requestTimeout = 0; // streams may be long; the router's deadline bounds them
+    // requestTimeout covers receiving the request only (not the response: streams may be long, the router's
+    // deadline bounds them); a little above the body deadline so routes that read bodies answer first.
+    const requestTimeout = this.body.timeoutMs + 1000;
+    const serverOpts = {
+      requestTimeout,
+      headersTimeout: Math.min(66_000, requestTimeout),
+      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(this.body.timeoutMs / 4))),
+    };
+    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key, ...serverOpts }, handler) : createHttp(serverOpts, handler);
+    this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // node's requestTimeout/headersTimeout end up here too: a slow sender is told so, not "bad request"
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy(err);
     });
   }
@@ -102,12 +132,24 @@ export class HttpServer {
     const method = req.method ?? 'GET';
     this.opts.observer?.begin(req, res, path);
 
+    const pass = this.guard.check(req, path);
+    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
+    if (pass.cors) {
+      for (const [k, v] of Object.entries(pass.cors)) res.setHeader(k, v);
+      if (pass.preflight) {
+        res.writeHead(204, { 'x-request-id': requestId, 'content-length': '0' });
+        res.end();
+        return;
+      }
+    }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' }, { 'x-request-id': requestId });
     if (path === '/readyz') {
       const r = this.opts.ready?.() ?? { ready: true };
       const ready = r.ready && !this.draining;
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
     }
+    const api = this.opts.apis?.find((a) => a.owns(path));
+    if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
       const principal = await this.authenticate(req);
@@ -133,12 +175,27 @@ export class HttpServer {
     return this.inflight;
   }
 
-  private authenticate(req: IncomingMessage): Promise<Principal> {
-    if (this.opts.authenticate) return this.opts.authenticate(req);
-    if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
+  /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
+  private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
+    if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
     }
     return Promise.resolve(OPEN);
+  }
+
+  /** An inbound API: its own auth headers, and every error in its own format. */
+  private async serveApi(api: ApiSurface, req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void> {
+    res.setHeader('x-request-id', requestId);
+    try {
+      const principal = await this.authenticate(req, query, api.queryKey === true);
+      if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+      await api.handle(req, res, path, query, requestId, principal);
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
+      api.sendError(res, e, requestId);
+    }
   }
 
   /**

@@ -16,7 +16,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
-import { bearerToken, tokenMatches } from '../util/secret.js';
+import { clientCredential, tokenMatches } from '../util/secret.js';
 import { GatewayError } from '../wire/errors.js';
 import type { Usage } from '../wire/openai.js';
 import { costOf, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
@@ -92,9 +92,8 @@ export class KeyService {
 
   // ---- the request path ---------------------------------------------------------------------------------
 
-  async authenticateClient(req: IncomingMessage): Promise<Principal> {
-    const h = req.headers;
-    const secret = bearerToken(h.authorization) ?? one(h['x-api-key']) ?? one(h['x-goog-api-key']);
+  async authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    const secret = clientCredential(req.headers, query, allowQueryKey);
     if (secret === undefined) {
       if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key: send Authorization: Bearer <key>');
       return OPEN;
@@ -260,7 +259,4 @@ function budgetOf(k: VirtualKey): BudgetCheck | undefined {
   return { periodId: p.id, periodEnd: p.end, tokens: k.budget.tokens, cost: k.budget.cost };
 }
 
-function one(v: string | string[] | undefined): string | undefined {
-  return typeof v === 'string' && v.length > 0 ? v.trim() : undefined;
-}
 

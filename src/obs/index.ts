@@ -36,7 +36,17 @@ export class Observability implements RouterObserver {
   constructor(d: ObservabilityDeps) {
     this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });
     const t = d.config.gateway.tracing;
-    this.tracer = tracingFromConfig({ enabled: t.enabled, endpoint: t.endpoint, headers: t.headers, serviceName: t.serviceName ?? 'switchyard', sampleRatio: t.sampleRatio, exportIntervalMs: t.exportIntervalMs }, { id: d.gatewayId, name: d.config.gateway.name });
+    this.tracer = tracingFromConfig(
+      {
+        enabled: t.enabled,
+        endpoint: t.endpoint,
+        headers: t.headers,
+        serviceName: t.serviceName ?? 'switchyard',
+        sampleRatio: t.sampleRatio,
+        exportIntervalMs: t.exportIntervalMs,
+      },
+      { id: d.gatewayId, name: d.config.gateway.name },
+    );
     this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
     d.router.observer = this;
     if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
@@ -54,17 +64,23 @@ export class Observability implements RouterObserver {
   attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined {
     if (!this.tracer || !opts.trace) return undefined;
     const served = opts.hops.length > 0;
-    const h = this.tracer.child(`chat ${model}`, opts.trace, {
-      'gen_ai.operation.name': 'chat',
-      'gen_ai.request.model': model,
-      'gen_ai.provider.name': c.provider,
-      'switchyard.channel': c.channel,
-      ...(c.peer ? { 'switchyard.peer': c.peer.name, 'switchyard.peer.id': c.peer.id } : {}),
-      ...(served ? { 'switchyard.served_for': opts.hops[0]! } : {}),
-    }, served ? SpanKind.SERVER : SpanKind.CLIENT);
+    const h = this.tracer.child(
+      `chat ${model}`,
+      opts.trace,
+      {
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.request.model': model,
+        'gen_ai.provider.name': c.provider,
+        'switchyard.channel': c.channel,
+        ...(c.peer ? { 'switchyard.peer': c.peer.name, 'switchyard.peer.id': c.peer.id } : {}),
+        ...(served ? { 'switchyard.served_for': opts.hops[0]! } : {}),
+      },
+      served ? SpanKind.SERVER : SpanKind.CLIENT,
+    );
     return {
       traceparent: h.traceparent,
-      end: (ok: boolean, err?: GatewayError) => GatewayTracer.end(h.span, ok ? undefined : err ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: 'attempt failed' }),
+      end: (ok: boolean, err?: GatewayError) =>
+        GatewayTracer.end(h.span, ok ? undefined : err ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: 'attempt failed' }),
     };
   }
 

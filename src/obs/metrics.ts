@@ -64,16 +64,68 @@ export class GatewayMetrics {
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
-    this.requests = new Counter({ name: 'switchyard_requests_total', help: 'HTTP requests served, by route, model, channel, peer and status', labelNames: ['route', 'model', 'channel', 'peer', 'status'], registers: r });
-    this.duration = new Histogram({ name: 'switchyard_request_duration_seconds', help: 'request latency until the response ended (streams: until the last byte)', labelNames: ['route', 'model', 'channel', 'peer'], buckets: LATENCY_BUCKETS, registers: r });
-    this.ttft = new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'time from request to the first upstream byte (stream: first chunk; otherwise the full answer)', labelNames: ['model', 'channel', 'peer'], buckets: LATENCY_BUCKETS, registers: r });
-    this.tokens = new Counter({ name: 'switchyard_tokens_total', help: 'tokens from upstream usage reports, direction in (prompt) or out (completion)', labelNames: ['model', 'channel', 'peer', 'direction'], registers: r });
-    this.attemptFailures = new Counter({ name: 'switchyard_attempt_failures_total', help: 'routing attempts that failed, by candidate and error code', labelNames: ['channel', 'peer', 'reason'], registers: r });
-    this.failovers = new Counter({ name: 'switchyard_failovers_total', help: 'requests retried on another candidate after a failure, by the error code that caused it', labelNames: ['reason'], registers: r });
-    this.ejections = new Counter({ name: 'switchyard_health_ejections_total', help: 'candidates ejected by outlier detection', labelNames: ['candidate'], registers: r });
-    this.probes = new Counter({ name: 'switchyard_health_probes_total', help: 'half-open probes, by outcome (ok: back in service, failed: ejected again)', labelNames: ['candidate', 'outcome'], registers: r });
-    this.turns = new Counter({ name: 'switchyard_acp_turns_total', help: 'ACP turns finished, by runtime kind and outcome', labelNames: ['runtime', 'outcome'], registers: r });
-    this.transfers = new Counter({ name: 'switchyard_session_transfers_total', help: 'session transfers, by direction (out/in) and outcome', labelNames: ['direction', 'outcome'], registers: r });
+    this.requests = new Counter({
+      name: 'switchyard_requests_total',
+      help: 'HTTP requests served, by route, model, channel, peer and status',
+      labelNames: ['route', 'model', 'channel', 'peer', 'status'],
+      registers: r,
+    });
+    this.duration = new Histogram({
+      name: 'switchyard_request_duration_seconds',
+      help: 'request latency until the response ended (streams: until the last byte)',
+      labelNames: ['route', 'model', 'channel', 'peer'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.ttft = new Histogram({
+      name: 'switchyard_time_to_first_token_seconds',
+      help: 'time from request to the first upstream byte (stream: first chunk; otherwise the full answer)',
+      labelNames: ['model', 'channel', 'peer'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.tokens = new Counter({
+      name: 'switchyard_tokens_total',
+      help: 'tokens from upstream usage reports, direction in (prompt) or out (completion)',
+      labelNames: ['model', 'channel', 'peer', 'direction'],
+      registers: r,
+    });
+    this.attemptFailures = new Counter({
+      name: 'switchyard_attempt_failures_total',
+      help: 'routing attempts that failed, by candidate and error code',
+      labelNames: ['channel', 'peer', 'reason'],
+      registers: r,
+    });
+    this.failovers = new Counter({
+      name: 'switchyard_failovers_total',
+      help: 'requests retried on another candidate after a failure, by the error code that caused it',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.ejections = new Counter({
+      name: 'switchyard_health_ejections_total',
+      help: 'candidates ejected by outlier detection',
+      labelNames: ['candidate'],
+      registers: r,
+    });
+    this.probes = new Counter({
+      name: 'switchyard_health_probes_total',
+      help: 'half-open probes, by outcome (ok: back in service, failed: ejected again)',
+      labelNames: ['candidate', 'outcome'],
+      registers: r,
+    });
+    this.turns = new Counter({
+      name: 'switchyard_acp_turns_total',
+      help: 'ACP turns finished, by runtime kind and outcome',
+      labelNames: ['runtime', 'outcome'],
+      registers: r,
+    });
+    this.transfers = new Counter({
+      name: 'switchyard_session_transfers_total',
+      help: 'session transfers, by direction (out/in) and outcome',
+      labelNames: ['direction', 'outcome'],
+      registers: r,
+    });
     this.reqChildren = new Children((v) => this.requests.labels(...v));
     this.durChildren = new Children((v) => this.duration.labels(...v));
     this.ttftChildren = new Children((v) => this.ttft.labels(...v));
@@ -128,25 +180,80 @@ export class GatewayMetrics {
 
   private scrapeGauges(registers: Registry[]): void {
     const { router, mesh, store, startedAt } = this.src;
-    const self = this;
-    new Gauge({ name: 'switchyard_uptime_seconds', help: 'seconds since the gateway started', registers, collect() { this.set((Date.now() - startedAt) / 1000); } });
-    new Gauge({ name: 'switchyard_inflight_requests', help: 'HTTP requests being served now (streams count until they end)', registers, collect() { this.set(self.inflight); } });
+    const inflight = () => this.inflight;
+    const waiting = () => this.waiting;
+    new Gauge({
+      name: 'switchyard_uptime_seconds',
+      help: 'seconds since the gateway started',
+      registers,
+      collect() {
+        this.set((Date.now() - startedAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_inflight_requests',
+      help: 'HTTP requests being served now (streams count until they end)',
+      registers,
+      collect() {
+        this.set(inflight());
+      },
+    });
     new Gauge({
       name: 'switchyard_waiting_requests',
       help: 'model requests received and not yet answered by any upstream (routing, retrying, awaiting the first byte)',
       registers,
-      collect() { this.set(self.waiting); },
+      collect() {
+        this.set(waiting());
+      },
     });
     const perCandidate = (g: Gauge<'candidate' | 'channel' | 'peer'>, value: (id: string) => number) => {
       g.reset();
       for (const c of router.all()) g.set({ candidate: c.id, channel: c.channel, peer: c.peer?.name ?? '' }, value(c.id));
     };
-    new Gauge({ name: 'switchyard_candidate_inflight', help: 'requests in flight per routing candidate (local channel or peer channel)', labelNames: ['candidate', 'channel', 'peer'], registers, collect() { perCandidate(this, (id) => router.inflightOf(id)); } });
-    new Gauge({ name: 'switchyard_candidate_ejected', help: '1 when the candidate is ejected by outlier detection, else 0', labelNames: ['candidate', 'channel', 'peer'], registers, collect() { perCandidate(this, (id) => (router.health.state(id) === 'ejected' ? 1 : 0)); } });
-    new Gauge({ name: 'switchyard_candidate_latency_ewma_seconds', help: 'latency EWMA per candidate', labelNames: ['candidate', 'channel', 'peer'], registers, collect() { perCandidate(this, (id) => router.latencyOf(id) / 1000); } });
-    new Counter({ name: 'switchyard_health_panics_total', help: 'times every candidate of a model was ejected and all were used anyway', registers, collect() { this.reset(); this.inc(router.panics); } });
+    new Gauge({
+      name: 'switchyard_candidate_inflight',
+      help: 'requests in flight per routing candidate (local channel or peer channel)',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => router.inflightOf(id));
+      },
+    });
+    new Gauge({
+      name: 'switchyard_candidate_ejected',
+      help: '1 when the candidate is ejected by outlier detection, else 0',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => (router.health.state(id) === 'ejected' ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'switchyard_candidate_latency_ewma_seconds',
+      help: 'latency EWMA per candidate',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => router.latencyOf(id) / 1000);
+      },
+    });
+    new Counter({
+      name: 'switchyard_health_panics_total',
+      help: 'times every candidate of a model was ejected and all were used anyway',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(router.panics);
+      },
+    });
 
-    const linkSeries = (name: string, help: string, kind: 'gauge' | 'counter', value: (l: ReturnType<BridgeMesh['peers']>[number]) => number, labelNames: string[] = ['peer', 'direction']) => {
+    const linkSeries = (
+      name: string,
+      help: string,
+      kind: 'gauge' | 'counter',
+      value: (l: ReturnType<BridgeMesh['peers']>[number]) => number,
+      labelNames: string[] = ['peer', 'direction'],
+    ) => {
       const collect = function (this: Gauge<string> | Counter<string>) {
         this.reset();
         for (const l of mesh.peers()) {
@@ -161,7 +268,7 @@ export class GatewayMetrics {
     };
     linkSeries('switchyard_peer_rtt_seconds', 'last measured round-trip time of the bridge heartbeat', 'gauge', (l) => l.traffic.rttMs / 1000);
     linkSeries('switchyard_peer_inflight_out', 'our requests in flight on the link (forwards and rpc)', 'gauge', (l) => l.inflightOut);
-    linkSeries('switchyard_peer_inflight_in', 'the peer\'s requests we are serving on the link', 'gauge', (l) => l.inflightIn);
+    linkSeries('switchyard_peer_inflight_in', "the peer's requests we are serving on the link", 'gauge', (l) => l.inflightIn);
     linkSeries('switchyard_peer_shared_channels', 'channels the peer shares with us', 'gauge', (l) => l.peer.sharedChannels.length);
     linkSeries('switchyard_peer_frames_sent_total', 'bridge frames sent on the current link', 'counter', (l) => l.traffic.framesOut);
     linkSeries('switchyard_peer_frames_received_total', 'bridge frames received on the current link', 'counter', (l) => l.traffic.framesIn);

@@ -56,7 +56,11 @@ export class RequestMeter {
     if (waits) this.metrics.waiting++;
     if (this.tracer && route !== '/metrics' && route !== '/healthz' && route !== '/readyz' && route !== '/ui') {
       const tp = req.headers.traceparent;
-      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : undefined, { 'http.request.method': req.method ?? 'GET', 'http.route': route, 'url.path': path });
+      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : undefined, {
+        'http.request.method': req.method ?? 'GET',
+        'http.route': route,
+        'url.path': path,
+      });
     }
     res.once('close', () => {
       this.metrics.inflight--;
@@ -67,7 +71,10 @@ export class RequestMeter {
       if (m.span) {
         m.span.span.setAttribute('http.response.status_code', status);
         const failed = status >= 500 || !res.writableFinished;
-        GatewayTracer.end(m.span.span, failed ? { code: String(status), message: res.writableFinished ? `HTTP ${status}` : 'response cut before its end' } : undefined);
+        GatewayTracer.end(
+          m.span.span,
+          failed ? { code: String(status), message: res.writableFinished ? `HTTP ${status}` : 'response cut before its end' } : undefined,
+        );
       }
     });
   }
@@ -114,6 +121,10 @@ export function noteUsage(res: ServerResponse, usage: unknown, completion?: { ch
       m.span.span.setAttribute('gen_ai.usage.input_tokens', tin);
       m.span.span.setAttribute('gen_ai.usage.output_tokens', tout);
     }
-    if (completion) m.span.span.setAttribute('gen_ai.response.finish_reasons', completion.choices.map((c) => c.finish_reason ?? 'unknown'));
+    if (completion)
+      m.span.span.setAttribute(
+        'gen_ai.response.finish_reasons',
+        completion.choices.map((c) => c.finish_reason ?? 'unknown'),
+      );
   }
 }

@@ -60,7 +60,12 @@ export class GatewayTracer {
   constructor(cfg: TracingConfig, gateway: { id: string; name: string }) {
     const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers });
     this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': cfg.serviceName, 'service.version': VERSION, 'service.instance.id': gateway.id, 'switchyard.gateway.name': gateway.name }),
+      resource: resourceFromAttributes({
+        'service.name': cfg.serviceName,
+        'service.version': VERSION,
+        'service.instance.id': gateway.id,
+        'switchyard.gateway.name': gateway.name,
+      }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampleRatio) }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: cfg.exportIntervalMs })],
     });

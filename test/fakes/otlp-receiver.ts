@@ -66,7 +66,12 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       const text = Buffer.concat(chunks).toString('utf8');
       bodies.push(text);
       try {
-        const body = JSON.parse(text) as { resourceSpans?: Array<{ resource?: { attributes?: Array<{ key: string; value: AnyValue }> }; scopeSpans?: Array<{ spans?: Array<Record<string, any>> }> }> };
+        const body = JSON.parse(text) as {
+          resourceSpans?: Array<{
+            resource?: { attributes?: Array<{ key: string; value: AnyValue }> };
+            scopeSpans?: Array<{ spans?: Array<Record<string, any>> }>;
+          }>;
+        };
         for (const rs of body.resourceSpans ?? []) {
           const resource = attrs(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? []) {

@@ -5,7 +5,7 @@
  * instance enforces exactly its limitShare (the documented bound), saying so in its log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';

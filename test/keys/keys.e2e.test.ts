@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { channelOf, cleanupDirs, expectOpenAiError, startGw } from '../gateway/harness.js';
+import { channelOf, cleanupDirs, expectOpenAiError, startGw } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 import { admin, ask, chat, createKey } from './helpers.js';
 import { waitFor } from '../helpers/env.js';

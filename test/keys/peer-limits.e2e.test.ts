@@ -7,7 +7,7 @@
  * upstream reported, streamed and not, local and bridged (served-by on A, served-for on B).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 import { cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { admin, ask, chat } from './helpers.js';

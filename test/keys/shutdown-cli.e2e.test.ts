@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
+import { BIN, type GatewayProcess } from '../helpers/env.js';
 import { cleanupDirs, startProcess, tmpDir } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { ask, chat, createKey } from './helpers.js';

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { parseProm, sum, value, type Sample } from './prom-text.js';
 
@@ -25,7 +25,12 @@ async function scrape(gw: GatewayProcess, token = ADMIN): Promise<Sample[]> {
 
 beforeAll(async () => {
   b = await startProcess({
-    gateway: { id: 'gw_mb', name: 'datacenter', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu-llama'] } },
+    gateway: {
+      id: 'gw_mb',
+      name: 'datacenter',
+      admin: { token: ADMIN },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu-llama'] },
+    },
     channels: [{ name: 'gpu-llama', provider: 'mock', models: ['llama3'] }],
   });
   a = await startProcess({
@@ -69,7 +74,12 @@ describe('/metrics', () => {
       usage.local.out += r.usage!.completion_tokens;
     }
     for (let i = 0; i < 2; i++) {
-      const s = await client.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: `stream ${i} please` }], stream: true, stream_options: { include_usage: true } });
+      const s = await client.chat.completions.create({
+        model: 'llama3',
+        messages: [{ role: 'user', content: `stream ${i} please` }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       for await (const c of s) {
         if (c.usage) {
           usage.peer.in += c.usage.prompt_tokens;

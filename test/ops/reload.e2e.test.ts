@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import OpenAI from 'openai';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { runCli } from './cli-run.js';
 
@@ -19,7 +19,13 @@ let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess & { configPath: string };
 
 const bConfig = (share: string[]) => ({
-  gateway: { id: 'gw_rb', name: 'datacenter', port: 0, admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: share } },
+  gateway: {
+    id: 'gw_rb',
+    name: 'datacenter',
+    port: 0,
+    admin: { token: ADMIN },
+    bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: share },
+  },
   channels: [
     { name: 'gpu-a', provider: 'mock', models: ['llama-a'], options: { chunkDelayMs: 60, chunks: 20 } },
     { name: 'gpu-b', provider: 'mock', models: ['llama-b'] },
@@ -28,14 +34,29 @@ const bConfig = (share: string[]) => ({
 });
 const ACP = 'reload-acp-token-6b0f';
 const acpWith = (gateways: object[]) => ({ tokens: [ACP], gateways });
-const aConfig = (channels: object[], extra: Record<string, unknown> = {}, acp: object = acpWith([{ id: 'first', label: 'First', kind: 'channels', model: 'slow' }])) => ({
-  gateway: { id: 'gw_ra', name: 'office', port: 0, admin: { token: ADMIN }, bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }], ...extra },
+const aConfig = (
+  channels: object[],
+  extra: Record<string, unknown> = {},
+  acp: object = acpWith([{ id: 'first', label: 'First', kind: 'channels', model: 'slow' }]),
+) => ({
+  gateway: {
+    id: 'gw_ra',
+    name: 'office',
+    port: 0,
+    admin: { token: ADMIN },
+    bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+    ...extra,
+  },
   channels,
   acp,
   store: { kind: 'sqlite', path: './data/a.db' },
 });
 async function acpCall(url: string, method: string, params: object): Promise<any> {
-  const res = await fetch(`${url}/acp/rpc`, { method: 'POST', headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(`${url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   return res.json();
 }
 const slow = { name: 'slow-ch', provider: 'mock', models: ['slow'], options: { chunkDelayMs: 60, chunks: 20 } };
@@ -62,7 +83,10 @@ async function consume(s: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionCh
 beforeAll(async () => {
   b = await startProcess(bConfig(['gpu-a', 'gpu-b']));
   a = await startProcess({ ...aConfig([slow]), gateway: { ...aConfig([slow]).gateway } });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open' && p.sharedWithUs.length === 2), 'bridge A→B open with both shares');
+  await waitFor(
+    async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open' && p.sharedWithUs.length === 2),
+    'bridge A→B open with both shares',
+  );
 });
 
 afterAll(async () => {
@@ -118,20 +142,56 @@ describe('config reload while streams run', () => {
     const frames: any[] = [];
     raw.on('message', (d) => frames.push(JSON.parse(d.toString())));
     await new Promise((r) => raw.once('open', r));
-    raw.send(JSON.stringify({ type: 'bridge-hello', gatewayId: 'gw_raw', gatewayName: 'raw', version: '1.0', token: BRIDGE_TOKEN, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false }, sharedChannels: [] }));
+    raw.send(
+      JSON.stringify({
+        type: 'bridge-hello',
+        gatewayId: 'gw_raw',
+        gatewayName: 'raw',
+        version: '1.0',
+        token: BRIDGE_TOKEN,
+        capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+        sharedChannels: [],
+      }),
+    );
     await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'raw peer accepted');
 
     const client = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
-    const running = consume(await client.chat.completions.create({ model: 'llama-a', messages: [{ role: 'user', content: 'through the bridge' }], stream: true }));
+    const running = consume(
+      await client.chat.completions.create({ model: 'llama-a', messages: [{ role: 'user', content: 'through the bridge' }], stream: true }),
+    );
     writeFileSync(b.configPath, JSON.stringify(bConfig(['gpu-b'])));
     b.kill('SIGHUP');
     // the raw peer is told, and B refuses gpu-a from now on
-    await waitFor(() => frames.find((f) => f.type === 'bridge-channels' && f.sharedChannels.length === 1 && f.sharedChannels[0].name === 'gpu-b'), 'bridge-channels with gpu-b only');
-    raw.send(JSON.stringify({ type: 'bridge-forward', requestId: 'r1', targetChannel: 'gpu-a', kind: 'chat', stream: false, payload: { model: 'llama-a', messages: [{ role: 'user', content: 'x' }] } }));
+    await waitFor(
+      () => frames.find((f) => f.type === 'bridge-channels' && f.sharedChannels.length === 1 && f.sharedChannels[0].name === 'gpu-b'),
+      'bridge-channels with gpu-b only',
+    );
+    raw.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'r1',
+        targetChannel: 'gpu-a',
+        kind: 'chat',
+        stream: false,
+        payload: { model: 'llama-a', messages: [{ role: 'user', content: 'x' }] },
+      }),
+    );
     const refusal = await waitFor(() => frames.find((f) => f.type === 'bridge-error' && f.requestId === 'r1'), 'the refusal');
     expect(refusal.code).toBe('CHANNEL_NOT_SHARED');
-    raw.send(JSON.stringify({ type: 'bridge-forward', requestId: 'r2', targetChannel: 'gpu-b', kind: 'chat', stream: false, payload: { model: 'llama-b', messages: [{ role: 'user', content: 'x' }] } }));
-    const ok = await waitFor(() => frames.find((f) => f.requestId === 'r2' && (f.type === 'bridge-response' || f.type === 'bridge-error')), 'gpu-b still served');
+    raw.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'r2',
+        targetChannel: 'gpu-b',
+        kind: 'chat',
+        stream: false,
+        payload: { model: 'llama-b', messages: [{ role: 'user', content: 'x' }] },
+      }),
+    );
+    const ok = await waitFor(
+      () => frames.find((f) => f.requestId === 'r2' && (f.type === 'bridge-response' || f.type === 'bridge-error')),
+      'gpu-b still served',
+    );
     expect(ok.type).toBe('bridge-response');
     raw.close();
 
@@ -145,22 +205,36 @@ describe('config reload while streams run', () => {
   it('adds and removes ACP gateway providers on reload', async () => {
     const before = await acpCall(a.url, 'acp.capabilities', {});
     expect(before.result.gatewayProviders.map((g: any) => g.providerId)).toEqual(['first']);
-    writeFileSync(a.configPath, JSON.stringify(aConfig([fresh], { routing: { retries: 4 } }, acpWith([{ id: 'second', label: 'Second', kind: 'channels', model: 'fresh-model' }]))));
+    writeFileSync(
+      a.configPath,
+      JSON.stringify(aConfig([fresh], { routing: { retries: 4 } }, acpWith([{ id: 'second', label: 'Second', kind: 'channels', model: 'fresh-model' }]))),
+    );
     const r = await post(a.url, '/admin/config/reload');
     expect(r.status).toBe(200);
     expect(r.body.applied).toContain('ACP agents and gateway providers updated');
     expect(r.body.restartRequired).toEqual(['gateway.routing.retries']);
     const after = await acpCall(a.url, 'acp.capabilities', {});
     expect(after.result.gatewayProviders.map((g: any) => [g.providerId, g.enabled])).toEqual([['second', true]]);
-    const turn = await acpCall(a.url, 'session.start', { sessionId: 's-reload-acp', taskPrompt: 'hello', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'second' } });
+    const turn = await acpCall(a.url, 'session.start', {
+      sessionId: 's-reload-acp',
+      taskPrompt: 'hello',
+      routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'second' },
+    });
     expect(turn.result.output).toContain('served by the new channel');
     // the removed provider is gone
-    const gone = await acpCall(a.url, 'session.start', { sessionId: 's-reload-acp-2', taskPrompt: 'hello', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'first' } });
+    const gone = await acpCall(a.url, 'session.start', {
+      sessionId: 's-reload-acp-2',
+      taskPrompt: 'hello',
+      routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'first' },
+    });
     expect(gone.result).toMatchObject({ success: false, unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE' });
   });
 
   it('adds and removes an outbound bridge on reload', async () => {
-    writeFileSync(a.configPath, JSON.stringify({ ...aConfig([fresh], { routing: { retries: 4 } }), gateway: { ...aConfig([fresh]).gateway, routing: { retries: 4 }, bridges: [] } }));
+    writeFileSync(
+      a.configPath,
+      JSON.stringify({ ...aConfig([fresh], { routing: { retries: 4 } }), gateway: { ...aConfig([fresh]).gateway, routing: { retries: 4 }, bridges: [] } }),
+    );
     const r = await post(a.url, '/admin/config/reload');
     expect(r.body.applied).toContain('bridge datacenter disconnected');
     await waitFor(async () => !(await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama-b'), 'peer models gone');

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fakes/otlp-receiver.js';
 
@@ -24,11 +24,23 @@ beforeAll(async () => {
   otlp = await startOtlpReceiver();
   const tracing = { enabled: true, endpoint: otlp.url, exportIntervalMs: 100 };
   b = await startProcess({
-    gateway: { id: 'gw_tb', name: 'datacenter', admin: { token: ADMIN }, tracing: { ...tracing, serviceName: 'switchyard-b' }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu'] } },
+    gateway: {
+      id: 'gw_tb',
+      name: 'datacenter',
+      admin: { token: ADMIN },
+      tracing: { ...tracing, serviceName: 'switchyard-b' },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu'] },
+    },
     channels: [{ name: 'gpu', provider: 'mock', models: ['llama3'], options: { chunkDelayMs: 50, chunks: 12 } }],
   });
   a = await startProcess({
-    gateway: { id: 'gw_ta', name: 'office', admin: { token: ADMIN }, tracing: { ...tracing, serviceName: 'switchyard-a' }, bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }] },
+    gateway: {
+      id: 'gw_ta',
+      name: 'office',
+      admin: { token: ADMIN },
+      tracing: { ...tracing, serviceName: 'switchyard-a' },
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+    },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
   });
   // tracing off (the default): exports nothing
@@ -45,10 +57,15 @@ afterAll(async () => {
 const ofTrace = (traceId: string) => otlp.spans.filter((s) => s.traceId === traceId);
 
 describe('traces across the bridge', () => {
-  it('B\'s spans join A\'s trace; GenAI attributes; the server span ends with the stream', async () => {
+  it("B's spans join A's trace; GenAI attributes; the server span ends with the stream", async () => {
     const client = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
     const t0 = process.hrtime.bigint();
-    const stream = await client.chat.completions.create({ model: 'llama3', messages: [{ role: 'user', content: 'trace me across' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'llama3',
+      messages: [{ role: 'user', content: 'trace me across' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let firstAt = 0n;
     let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
     for await (const ch of stream) {
@@ -58,18 +75,38 @@ describe('traces across the bridge', () => {
     const lastAt = process.hrtime.bigint();
     expect(usage).toBeDefined();
 
-    const server = await waitFor(() => otlp.spans.find((s) => s.kind === SERVER && s.resource['service.name'] === 'switchyard-a' && s.name === 'POST /v1/chat/completions' && s.attributes['gen_ai.request.model'] === 'llama3'), 'A\'s server span');
-    const hop = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-a' && s.kind === CLIENT), 'A\'s hop span');
-    const onB = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-b'), 'B\'s span in A\'s trace');
+    const server = await waitFor(
+      () =>
+        otlp.spans.find(
+          (s) =>
+            s.kind === SERVER &&
+            s.resource['service.name'] === 'switchyard-a' &&
+            s.name === 'POST /v1/chat/completions' &&
+            s.attributes['gen_ai.request.model'] === 'llama3',
+        ),
+      "A's server span",
+    );
+    const hop = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-a' && s.kind === CLIENT), "A's hop span");
+    const onB = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-b'), "B's span in A's trace");
 
     expect(hop.parentSpanId).toBe(server.spanId);
     expect(hop.name).toBe('chat llama3');
-    expect(hop.attributes).toMatchObject({ 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': 'llama3', 'switchyard.channel': 'gpu', 'switchyard.peer': 'datacenter' });
+    expect(hop.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.request.model': 'llama3',
+      'switchyard.channel': 'gpu',
+      'switchyard.peer': 'datacenter',
+    });
     expect(onB.parentSpanId).toBe(hop.spanId);
     expect(onB.kind).toBe(SERVER);
     expect(onB.resource['service.instance.id']).toBe('gw_tb');
     expect(onB.attributes).toMatchObject({ 'gen_ai.request.model': 'llama3', 'switchyard.channel': 'gpu', 'switchyard.served_for': 'gw_ta' });
-    expect(server.attributes).toMatchObject({ 'gen_ai.usage.input_tokens': usage!.prompt_tokens, 'gen_ai.usage.output_tokens': usage!.completion_tokens, 'http.response.status_code': 200, 'switchyard.peer': 'datacenter' });
+    expect(server.attributes).toMatchObject({
+      'gen_ai.usage.input_tokens': usage!.prompt_tokens,
+      'gen_ai.usage.output_tokens': usage!.completion_tokens,
+      'http.response.status_code': 200,
+      'switchyard.peer': 'datacenter',
+    });
     // the server span covers the whole stream: it lasts at least from before the first chunk to the last
     const spanMs = Number(server.endNs - server.startNs) / 1e6;
     const streamMs = Number(lastAt - firstAt) / 1e6;
@@ -82,7 +119,7 @@ describe('traces across the bridge', () => {
     expect(otlp.bodies.join('\n')).not.toContain('trace me across');
   });
 
-  it('a caller\'s traceparent is the parent of the server span; non-streaming answers carry finish reasons', async () => {
+  it("a caller's traceparent is the parent of the server span; non-streaming answers carry finish reasons", async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const parent = '00f067aa0ba902b7';
     const res = await fetch(`${a.url}/v1/chat/completions`, {
@@ -91,7 +128,7 @@ describe('traces across the bridge', () => {
       body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(res.status).toBe(200);
-    const server = await waitFor(() => ofTrace(traceId).find((s) => s.kind === SERVER), 'the server span in the caller\'s trace');
+    const server = await waitFor(() => ofTrace(traceId).find((s) => s.kind === SERVER), "the server span in the caller's trace");
     expect(server.parentSpanId).toBe(parent);
     expect(server.attributes['gen_ai.response.finish_reasons']).toEqual(['stop']);
     const attempt = await waitFor(() => ofTrace(traceId).find((s: ReceivedSpan) => s.kind === CLIENT), 'the attempt span');

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 
 const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
@@ -34,15 +34,29 @@ function chromiumPath(): string {
 
 beforeAll(async () => {
   b = await startProcess({
-    gateway: { id: 'gw_ub', name: 'datacenter', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu-llama'] } },
+    gateway: {
+      id: 'gw_ub',
+      name: 'datacenter',
+      admin: { token: ADMIN },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu-llama'] },
+    },
     channels: [{ name: 'gpu-llama', provider: 'mock', models: ['llama3'] }],
   });
   a = await startProcess({
-    gateway: { id: 'gw_ua', name: 'office', admin: { token: ADMIN }, bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }] },
+    gateway: {
+      id: 'gw_ua',
+      name: 'office',
+      admin: { token: ADMIN },
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }],
+    },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
   });
   await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
-  browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -83,14 +97,18 @@ describe('status page /ui', () => {
     expect(await page.textContent('#title')).toBe('office');
     // traffic shows in the rate numbers and charts within a refresh or two
     for (let i = 0; i < 6; i++) {
-      const r = await fetch(`${a.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: i % 2 ? 'llama3' : 'mock-1', messages: [{ role: 'user', content: 'hi' }] }) });
+      const r = await fetch(`${a.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: i % 2 ? 'llama3' : 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
+      });
       expect(r.status).toBe(200);
     }
     await expect.poll(async () => Number(await page.textContent('#rps')), { timeout: 10_000 }).toBeGreaterThan(0);
     expect(await page.locator('#chart-req polyline').count()).toBe(1);
     // the token lives in sessionStorage only
-    expect(await page.evaluate(() => sessionStorage.getItem('switchyard-admin-token'))).toBe(ADMIN);
-    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await page.evaluate("sessionStorage.getItem('switchyard-admin-token')")).toBe(ADMIN);
+    expect(await page.evaluate('localStorage.length')).toBe(0);
     const before = join(shots, 'status-page-connected.png');
     await page.screenshot({ path: before, fullPage: true });
     console.log(`status page screenshot (peer connected): ${before}`);

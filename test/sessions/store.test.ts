@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor, sleep } from '../helpers/env.js';
 import Database from 'better-sqlite3';
 import { appendTurn, newSession, newTurn, markMoved, adoptTransferred, type Session } from '../../src/sessions/model.js';
 import { openStore, persistedGatewayId } from '../../src/sessions/open-store.js';
@@ -41,7 +42,6 @@ const backends: Backend[] = [
   },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
 function sample(id: string, owner = 'gw_a'): Session {
   const s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target, affinity: 'cand_1', metadata: { cwd: 'w1', n: [1, 2] } });
@@ -71,6 +71,20 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     open = backend.namespace();
     return instance();
   };
+
+  it('expiring documents: read back, replaced by a later put, gone after their ttl', async () => {
+    const store = await fresh();
+    expect(await store.getExpiring('resp_a')).toBeUndefined();
+    await store.putExpiring('resp_a', '{"v":1}', 60_000);
+    expect(await store.getExpiring('resp_a')).toBe('{"v":1}');
+    await store.putExpiring('resp_a', '{"v":2}', 60_000);
+    expect(await store.getExpiring('resp_a')).toBe('{"v":2}');
+    await store.putExpiring('resp_short', 'x', 30);
+    const until = Date.now() + 5_000;
+    while ((await store.getExpiring('resp_short')) !== undefined && Date.now() < until) await sleep(20);
+    expect(await store.getExpiring('resp_short')).toBeUndefined();
+    expect(await store.getExpiring('resp_a')).toBe('{"v":2}');
+  });
 
   it('creates and reads back every field, at version 1; unknown ids are undefined', async () => {
     const store = await fresh();
@@ -232,8 +246,10 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     const ttl = 1500;
     expect(await a.acquireLease('s1', 'inst_a', ttl)).toBe(true);
     expect(await b.acquireLease('s1', 'inst_b', ttl)).toBe(false);
+    const acquiredBy = Date.now();
     await a.close(); // the holder goes away without releasing
-    await sleep(ttl + 1000);
+    await waitFor(async () => (await b.getLease('s1')) === undefined, 'the lease to expire', ttl + 1000, 50);
+    expect(Date.now() - acquiredBy, 'not before its ttl').toBeGreaterThanOrEqual(ttl - 100);
     expect(await b.getLease('s1')).toBeUndefined();
     expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
     expect(await b.renewLease('s1', 'inst_a', 60_000)).toBe(false);
@@ -271,14 +287,14 @@ describe('SqliteStore specifics', () => {
   it('creates missing folders, uses WAL, applies versioned migrations once', async () => {
     const path = join(dir, 'nested', 'deeper', 'switchyard.db');
     const s1 = new SqliteStore({ path });
-    expect(s1.migrations()).toEqual([1, 2]);
+    expect(s1.migrations()).toEqual([1, 2, 3]);
     await s1.close();
     const s2 = new SqliteStore({ path });
-    expect(s2.migrations()).toEqual([1, 2]);
+    expect(s2.migrations()).toEqual([1, 2, 3]);
     await s2.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 2 });
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 3 });
     db.close();
   });
 

@@ -18,10 +18,15 @@ export function metricsRoute(getConfig: () => Config, metrics: GatewayMetrics): 
     const cfg = getConfig();
     const own = cfg.gateway.metrics.token;
     if (!(own && tokenMatches(bearerToken(req.headers.authorization), [own]))) {
-      if (own && !cfg.gateway.admin.token) throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid metrics token' : 'missing metrics token: send Authorization: Bearer <gateway.metrics.token>');
+      if (own && !cfg.gateway.admin.token)
+        throw new GatewayError(
+          'UNAUTHORIZED',
+          req.headers.authorization ? 'invalid metrics token' : 'missing metrics token: send Authorization: Bearer <gateway.metrics.token>',
+        );
       authorize(req, cfg);
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed on /metrics; use GET`, { details: { allow: 'GET' } });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed on /metrics; use GET`, { details: { allow: 'GET' } });
     const body = await metrics.text();
     res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);

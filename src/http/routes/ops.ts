@@ -5,12 +5,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../../config/load.js';
-import type { ReloadReport } from '../../config/reload.js';
 import { GatewayError } from '../../wire/errors.js';
-import { buildOverview, type OverviewDeps } from '../../obs/overview.js';
+import { buildOverview, type OverviewDeps } from '../overview.js';
 import { sendJson } from '../respond.js';
 import type { RouteHandler } from '../server.js';
 import { authorize } from './admin.js';
+
+/** The answer to a reload: what was applied live, and the key paths that differ but need a restart. */
+export interface ReloadReport {
+  applied: string[];
+  restartRequired: string[];
+}
 
 export interface OpsDeps extends OverviewDeps {
   reload(): Promise<ReloadReport>;
@@ -33,7 +38,9 @@ export function opsRoutes(d: OpsDeps): RouteHandler {
       sendJson(res, 200, await d.reload());
     } catch (err) {
       if (err instanceof ConfigError) {
-        throw new GatewayError('CONFIG_INVALID', `config not reloaded, the running config is unchanged: ${err.problems.length} problem(s)`, { details: { problems: err.problems } });
+        throw new GatewayError('CONFIG_INVALID', `config not reloaded, the running config is unchanged: ${err.problems.length} problem(s)`, {
+          details: { problems: err.problems },
+        });
       }
       throw err;
     }

@@ -6,13 +6,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
-import { buildOverview, type OverviewDeps } from '../../obs/overview.js';
+import { buildOverview, type OverviewDeps } from '../overview.js';
 import type { RouteHandler } from '../server.js';
 import { authorize } from './admin.js';
 import { PAGE_CSS, PAGE_HTML } from '../ui/page.js';
 import { APP_JS } from '../ui/app-script.js';
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const STATIC: Record<string, { type: string; body: string }> = {
   '/ui': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
   '/ui/': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
@@ -25,10 +26,17 @@ export function uiRoutes(d: OverviewDeps): RouteHandler {
     if (path !== '/ui' && !path.startsWith('/ui/')) return false;
     res.setHeader('x-request-id', requestId);
     const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'HEAD') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed on ${path}; use GET`, { details: { allow: 'GET' } });
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed on ${path}; use GET`, { details: { allow: 'GET' } });
     const file = STATIC[path];
     if (file) {
-      res.writeHead(200, { 'content-type': file.type, 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' });
+      res.writeHead(200, {
+        'content-type': file.type,
+        'content-security-policy': CSP,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-store',
+      });
       res.end(method === 'HEAD' ? undefined : file.body);
       return true;
     }

@@ -6,7 +6,7 @@ import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
-import { parseJsonBody, readBody, sendError, sendJson } from '../respond.js';
+import { readJson, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
 import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
@@ -56,7 +56,7 @@ function requestAbort(res: ServerResponse, timeoutMs: number) {
 }
 
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
-  const body = validateChat(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const body = validateChat(await readJson(req, ctx.maxBodyBytes));
   const ticket = await ctx.keys?.admit(principal, body.model);
   const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
   const abort = requestAbort(res, ctx.timeoutMs);
@@ -134,7 +134,7 @@ async function pipeStream(
 }
 
 export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
-  const body = validateEmbeddings(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const body = validateEmbeddings(await readJson(req, ctx.maxBodyBytes));
   const ticket = await ctx.keys?.admit(principal, body.model);
   const abort = requestAbort(res, ctx.timeoutMs);
   try {

@@ -8,9 +8,9 @@ import type { Config } from '../config/schema.js';
 import type { Router } from '../router/router.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
-import { channelRows } from '../http/routes/admin.js';
+import { channelRows } from './routes/admin.js';
 import { VERSION } from '../version.js';
-import type { Observability } from './index.js';
+import type { Observability } from '../obs/index.js';
 
 export interface OverviewDeps {
   config: Config;

@@ -5,20 +5,20 @@
  * from the OS — measures every scenario against its references side by side, prints the table and writes
  * JSON. Everything is torn down at the end, on error and on SIGINT/SIGTERM.
  *
- *   node dist/bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
+ *   node dist-bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { spawnGateway, type GatewayProcess } from '../cli/processes.js';
+import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.js';
 import { pickLoadTool, runStreamClient, type LoadResult, type LoadTarget, type LoadTool, type StreamClientResult } from './load.js';
 import { MOCK_MODELS, startMockUpstream, type MockUpstream } from './mock-upstream.js';
 import { portkeyInstalled, startPortkey, type PortkeyProcess } from './portkey.js';
 import { buildReport, renderReport, writeReportJson, type Measurement, type Measurements, type RunInfo } from './report.js';
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
+const USAGE = `usage: node dist-bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
   --quick          tiny load for CI (1 s runs, few connections; Portkey only if already installed)
   --duration S     seconds per measured run (default 10)
   --connections N  connections of the "50 connections" scenarios (default 50)

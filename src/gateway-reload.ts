@@ -15,14 +15,17 @@
  * The live Config object is shared by reference with the server, admin API, mesh and ACP layer, so
  * applying a section means replacing it in place (arrays spliced, objects assigned).
  */
-import type { Config, ChannelConfig, OutboundBridgeConfig } from './schema.js';
-import { ConfigError, loadConfig } from './load.js';
-import type { Router } from '../router/router.js';
-import type { BridgeMesh } from '../bridge/mesh.js';
-import type { ChannelProvider } from '../providers/provider.js';
-import { createProvider } from '../providers/registry.js';
-import { localCandidate } from '../router/local-candidate.js';
-import { setLogLevel, type Logger } from '../util/log.js';
+import type { Config, ChannelConfig, OutboundBridgeConfig } from './config/schema.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Router } from './router/router.js';
+import type { BridgeMesh } from './bridge/mesh.js';
+import type { ChannelProvider } from './providers/provider.js';
+import { createProvider } from './providers/registry.js';
+import { localCandidate } from './router/local-candidate.js';
+import { setLogLevel, type Logger } from './util/log.js';
+import type { ReloadReport } from './http/routes/ops.js';
+
+export type { ReloadReport };
 
 export interface ReloadTarget {
   /** the running config, mutated in place */
@@ -38,16 +41,24 @@ export interface ReloadTarget {
   acp?: { reconfigure(): void } | undefined;
 }
 
-export interface ReloadReport {
-  /** what was applied, one line per change */
-  applied: string[];
-  /** key paths that differ but only take effect after a restart */
-  restartRequired: string[];
-}
-
 /** Key paths (prefixes) applied live; any other difference needs a restart. */
-const LIVE = ['channels', 'gateway.bridges', 'gateway.auth.tokens', 'gateway.admin.token', 'gateway.metrics.token', 'gateway.log', 'gateway.shutdownGraceMs', 'gateway.shutdown',
-  'gateway.bridge.enabled', 'gateway.bridge.allowedTokens', 'gateway.bridge.shareChannels', 'gateway.bridge.shareAgents', 'gateway.bridge.maxPeers', 'acp.tokens', 'acp.allowedOrigins'];
+const LIVE = [
+  'channels',
+  'gateway.bridges',
+  'gateway.auth.tokens',
+  'gateway.admin.token',
+  'gateway.metrics.token',
+  'gateway.log',
+  'gateway.shutdownGraceMs',
+  'gateway.shutdown',
+  'gateway.bridge.enabled',
+  'gateway.bridge.allowedTokens',
+  'gateway.bridge.shareChannels',
+  'gateway.bridge.shareAgents',
+  'gateway.bridge.maxPeers',
+  'acp.tokens',
+  'acp.allowedOrigins',
+];
 const ACP_RUNTIMES = ['acp.agents', 'acp.gateways'];
 
 /** Leaf key paths whose values differ (arrays compared whole). */
@@ -157,7 +168,16 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadRep
   for (const [name, c] of after) {
     const old = before.get(name);
     if (old && JSON.stringify(old) === JSON.stringify(c)) continue;
-    const p = createProvider({ name: c.name, provider: c.provider, baseUrl: c.baseUrl, apiKey: c.apiKey, headers: c.headers, timeoutMs: c.timeoutMs, maxConcurrent: c.maxConcurrent, options: c.options });
+    const p = createProvider({
+      name: c.name,
+      provider: c.provider,
+      baseUrl: c.baseUrl,
+      apiKey: c.apiKey,
+      headers: c.headers,
+      timeoutMs: c.timeoutMs,
+      maxConcurrent: c.maxConcurrent,
+      options: c.options,
+    });
     const previous = t.providers.get(name);
     t.providers.set(name, p);
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.

@@ -1,0 +1,142 @@
+/**
+ * One routed chat exchange for an inbound API edge: the request's abort signal (client gone, or the
+ * whole-request deadline), the router call, and the pump that moves a stream's chunks to the client with
+ * backpressure. Each API supplies only its translator; the edge never buffers a whole response.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { GatewayError, toGatewayError } from '../../wire/errors.js';
+import type { ChatRequest, Usage } from '../../wire/openai.js';
+import type { Router, RoutedChat } from '../../router/router.js';
+import type { Candidate } from '../../router/candidate.js';
+import type { StreamChunk } from '../../providers/provider.js';
+import type { Logger } from '../../util/log.js';
+import type { KeyService, Principal } from '../../keys/service.js';
+import type { HeaderFormat } from '../../keys/limit-error.js';
+
+export interface ApiContext {
+  router: Router;
+  /** virtual keys, limits and usage (absent: no limits, no usage records) */
+  keys?: KeyService | undefined;
+  logger: Logger;
+  maxBodyBytes: number;
+  timeoutMs: number;
+}
+
+export interface Exchange {
+  routed: RoutedChat;
+  signal: AbortSignal;
+  /** the deadline fired (then any error is UPSTREAM_TIMEOUT) */
+  timedOut(): boolean;
+  /** the request's timers and listeners; idempotent */
+  dispose(): void;
+  /**
+   * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
+   * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying.
+   */
+  settle(usage: Usage | null | undefined, ok: boolean): Promise<void>;
+}
+
+/** Routes `chat` with the request's deadline and client-disconnect abort. */
+export async function routeChat(
+  ctx: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  chat: ChatRequest,
+  requestId: string,
+  principal: Principal,
+  format: HeaderFormat,
+): Promise<Exchange> {
+  const ticket = await ctx.keys?.admit(principal, chat.model, format);
+  const ac = new AbortController();
+  let timedOut = false;
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort();
+  };
+  res.once('close', onClose);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, ctx.timeoutMs);
+  const dispose = () => {
+    clearTimeout(timer);
+    res.off('close', onClose);
+  };
+  const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
+  try {
+    const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+    let settled = false;
+    const settle = async (usage: Usage | null | undefined, ok: boolean) => {
+      dispose();
+      if (settled) return;
+      settled = true;
+      const c = routed.candidate;
+      await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, usage, stream: routed.stream, ok });
+    };
+    return { routed, signal: ac.signal, timedOut: () => timedOut, dispose, settle };
+  } catch (err) {
+    dispose();
+    await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
+    if (timedOut) throw deadlineError(ctx);
+    throw err;
+  }
+}
+
+export const deadlineError = (ctx: ApiContext) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+
+export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
+  const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
+  if (c.peer) h['x-switchyard-peer'] = c.peer.name;
+  if (c.capabilities.synthetic) h['x-switchyard-mock'] = 'true';
+  return h;
+}
+
+/**
+ * Pumps a routed stream: `each(chunk)` returns the text to write for it (may be ''). Resolves 'done' on a
+ * normal end, 'gone' when the client left (the upstream is released), or rejects with the GatewayError
+ * that ended the stream abnormally (deadline → UPSTREAM_TIMEOUT). Writes wait for 'drain'.
+ */
+export async function pump(
+  ctx: ApiContext,
+  res: ServerResponse,
+  ex: Exchange,
+  each: (c: StreamChunk) => string,
+): Promise<'done' | 'gone'> {
+  const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
+  let usage: Usage | undefined;
+  try {
+    let chunk = routed.first;
+    while (chunk !== undefined) {
+      if (chunk.usage) usage = chunk.usage;
+      const text = each(chunk);
+      if (text && !res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (res.destroyed) break;
+      const r = await routed.rest.next();
+      chunk = r.done ? undefined : r.value;
+    }
+    if (res.destroyed) {
+      await routed.rest.return?.();
+      await ex.settle(usage, false);
+      return 'gone';
+    }
+    // settled before the caller writes the stream's end, so a budget spent by this stream refuses the next request
+    await ex.settle(usage, true);
+    return 'done';
+  } catch (err) {
+    await ex.settle(usage, false);
+    throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
+  } finally {
+    ex.dispose();
+  }
+}
+
+/** SSE response headers (Nagle off: each event goes out as it is written). */
+export function startSse(res: ServerResponse, headers: Record<string, string>): void {
+  res.socket?.setNoDelay(true);
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers });
+}
+
+/** A rough token estimate from a byte count (~4 bytes per token): used only where the upstream has not counted yet. */
+export function estimateTokens(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 4));
+}
