@@ -23,6 +23,7 @@ import type { ChannelProvider } from './providers/provider.js';
 import { createProvider } from './providers/registry.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
+import { registerConfigSecrets } from './util/redact.js';
 import type { ReloadReport } from './http/routes/ops.js';
 
 export type { ReloadReport };
@@ -86,6 +87,8 @@ export function readForReload(path: string | undefined): Config {
 
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
   const live = t.live;
+  // secrets first: a new token or key must be scrubbed from the first line that could mention it
+  registerConfigSecrets(next);
   const paths = changedPaths(live, next);
   const report: ReloadReport = { applied: [], restartRequired: [] };
   const acpLive = t.acp !== undefined;

@@ -8,6 +8,7 @@
  * (runtimes/openclaw/), whose availability is a cached connect probe. Peers' shared runtimes join the catalog
  * and run on the peer (peers.ts).
  */
+import { secrets } from '../util/redact.js';
 import { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
@@ -111,7 +112,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     async agent(a): Promise<Availability> {
       const r = await probeAgent(a, 10_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
-      return r.ok ? { enabled: true } : { enabled: false, reason: r.reason.split(a.command).join(basename(a.command)).split(deps.baseDir).join('.') };
+      // (and never a secret the agent printed while failing: its diagnostics often name its provider key)
+      return r.ok ? { enabled: true } : { enabled: false, reason: secrets.scrubError(r.reason.split(a.command).join(basename(a.command)).split(deps.baseDir).join('.')) };
     },
     async gateway(g): Promise<Availability> {
       const p = plugged.get(g.id);

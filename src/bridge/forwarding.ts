@@ -170,9 +170,10 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
   } catch (err) {
     const e = toGatewayError(err);
-    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId, code: e.code });
+    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId: opts.requestId, code: e.code });
     l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
   } finally {
+    if (served) l.logger.debug('served a peer request', { peer: l.peer.id, requestId: opts.requestId, channel: f.targetChannel });
     if (gate?.ok) gate.done(usage, served);
     l.serving.delete(requestId);
     l.loadChanged();
