@@ -105,7 +105,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
   const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status) });
+  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status), traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent) });
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.

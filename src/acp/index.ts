@@ -46,6 +46,8 @@ export interface AcpCoreDeps {
   mesh?: BridgeMesh;
   /** metrics hook: each turn's end (TurnRunnerOptions.onTurnEnded) */
   onTurnEnded?: TurnRunnerOptions['onTurnEnded'];
+  /** tracing hook: a span per turn (TurnRunnerOptions.traceTurn) */
+  traceTurn?: TurnRunnerOptions['traceTurn'];
 }
 
 export interface AcpCore {
@@ -135,7 +137,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     return f(ctx);
   };
 
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, onTurnEnded: deps.onTurnEnded });
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, onTurnEnded: deps.onTurnEnded, traceTurn: deps.traceTurn });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const mesh = deps.mesh;
   const dispatch = createDispatch({

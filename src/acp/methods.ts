@@ -50,6 +50,8 @@ export interface MethodDeps {
 export interface CallContext {
   /** pushes a notification to the caller's transport (dropped when it cannot carry them) */
   notify(method: string, params: Record<string, unknown>): void;
+  /** W3C traceparent of the transport's server span (tracing on): the turn's span becomes its child */
+  trace?: string | undefined;
 }
 
 /** One method call as the transports hand it over (a JSON-RPC request is one). */
@@ -163,7 +165,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         await remote.recordRemote(sessionId, peer, target, threadId);
         return remote.call(peer, 'session.start', p, sinkOf(ctx));
       }
-      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sinkOf(ctx));
+      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, trace: ctx.trace }, sinkOf(ctx));
     },
     'session.message': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
@@ -171,7 +173,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       workingDirectory(p); // validated; the session keeps the folder it started with
       const fwd = await ownerOf(sessionId, opts);
       if (fwd) return fwd.remote.call(fwd.owner, 'session.message', p, sinkOf(ctx));
-      return deps.runner.message(sessionId, text, sinkOf(ctx));
+      return deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace);
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),

@@ -50,6 +50,14 @@ export interface TurnRunnerOptions {
   maxTasks?: number;
   /** metrics hook (src/obs): each turn's end, by runtime (`agent:<id>` / `gateway:<id>`) and status */
   onTurnEnded?: ((runtime: string, status: TurnStatus) => void) | undefined;
+  /** tracing hook (src/obs): a span per turn under `parent`; undefined when tracing is off */
+  traceTurn?: ((runtime: string, sessionId: string, parent: string | undefined) => TurnSpan | undefined) | undefined;
+}
+
+/** A turn's span: its traceparent goes to the runtime; `end` is called once with the turn's status. */
+export interface TurnSpan {
+  readonly traceparent: string;
+  end(status: TurnStatus, error?: string): void;
 }
 
 export interface StartInput {
@@ -60,6 +68,8 @@ export interface StartInput {
   target: SessionTarget;
   /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
   origin?: string | undefined;
+  /** W3C traceparent of the request that started it (tracing on) */
+  trace?: string | undefined;
 }
 
 interface LiveSession {
@@ -116,7 +126,7 @@ export class TurnRunner {
     void settled.then(() => {
       if (this.starting.get(input.sessionId) === settled) this.starting.delete(input.sessionId);
     });
-    return this.enqueue(await mine, input.prompt, sink);
+    return this.enqueue(await mine, input.prompt, sink, input.trace);
   }
 
   /** Closes the live session of that id (if any) and stores a fresh record; returns the new live session. */
@@ -148,11 +158,11 @@ export class TurnRunner {
   }
 
   /** session.message: the next turn of an open session; never starts a new one. */
-  async message(sessionId: string, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
     this.assertOpen();
     let live = this.sessions.get(sessionId);
     if (!live || live.closed) live = await this.rehydrate(sessionId);
-    return this.enqueue(live, prompt, sink);
+    return this.enqueue(live, prompt, sink, trace);
   }
 
   /**
@@ -264,7 +274,7 @@ export class TurnRunner {
     return p;
   }
 
-  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
     const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
     this.tasks.add(task);
@@ -279,7 +289,7 @@ export class TurnRunner {
     };
     if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
     live.pending++;
-    const run = live.tail.then(() => this.runTurn(live, turn, task, emit));
+    const run = live.tail.then(() => this.runTurn(live, turn, task, emit, trace));
     live.tail = run.then(
       () => undefined,
       () => undefined,
@@ -289,7 +299,9 @@ export class TurnRunner {
     });
   }
 
-  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: (f: Record<string, unknown>) => void): Promise<TurnResult> {
+  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: (f: Record<string, unknown>) => void, trace?: string): Promise<TurnResult> {
+    const runtimeLabel = live.target.executionTarget === 'agent' ? `agent:${live.target.providerId}` : `gateway:${live.target.gatewayProviderId}`;
+    const span = this.o.traceTurn?.(runtimeLabel, live.id, trace);
     const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
       const r: TurnResult = {
         success: status === 'completed',
@@ -314,7 +326,8 @@ export class TurnRunner {
       task.output = output;
       task.result = r;
       task.endedAt = Date.now();
-      this.o.onTurnEnded?.(live.target.executionTarget === 'agent' ? `agent:${live.target.providerId}` : `gateway:${live.target.gatewayProviderId}`, status);
+      this.o.onTurnEnded?.(runtimeLabel, status);
+      span?.end(status, r.error);
       // no `text` here: clients that append every update's text would show the output twice
       emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}) });
       return r;
@@ -358,7 +371,7 @@ export class TurnRunner {
       });
       if (!abort.signal.aborted) emit({ type: 'status', event: 'running', status: 'running' });
       out = await runtime.prompt(
-        { turnId: turn.turnId, text: turn.prompt, history },
+        { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
           if (u.type === 'delta' && u.delta) task.output += u.delta;
           emit({ ...u });

@@ -13,6 +13,8 @@ import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fake
 
 const BRIDGE_TOKEN = 'trace-bridge-token-0b7e';
 const ADMIN = 'trace-admin-token-5f3d';
+const ACP = 'trace-acp-token-4e9a';
+const INTERNAL = 1;
 const SERVER = 2;
 const CLIENT = 3;
 let otlp: OtlpReceiver;
@@ -42,6 +44,7 @@ beforeAll(async () => {
       bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
     },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+    acp: { tokens: [ACP], gateways: [{ id: 'llamagw', label: 'Llama', kind: 'channels', model: 'llama3' }] },
   });
   // tracing off (the default): exports nothing
   c = await startProcess({ gateway: { id: 'gw_tc', name: 'quiet' }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] });
@@ -134,6 +137,25 @@ describe('traces across the bridge', () => {
     const attempt = await waitFor(() => ofTrace(traceId).find((s: ReceivedSpan) => s.kind === CLIENT), 'the attempt span');
     expect(attempt.attributes['switchyard.channel']).toBe('office-mock');
     expect(attempt.attributes['switchyard.peer']).toBeUndefined();
+  });
+
+  it('an ACP turn has its span under the /acp/rpc request, and its routed request (across the bridge) under it', async () => {
+    const res = await fetch(`${a.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-traced', taskPrompt: 'a traced turn', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'llamagw' } } }),
+    });
+    expect(((await res.json()) as { result: { success: boolean } }).result.success).toBe(true);
+    const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent gateway:llamagw'), 'the turn span');
+    expect(turn.kind).toBe(INTERNAL);
+    expect(turn.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_agent', 'switchyard.acp.session_id': 's-traced', 'switchyard.acp.turn_status': 'completed' });
+    const server = await waitFor(() => ofTrace(turn.traceId).find((s) => s.spanId === turn.parentSpanId), 'the /acp/rpc server span');
+    expect(server).toMatchObject({ kind: SERVER, name: 'POST /acp' });
+    const hop = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === turn.spanId && s.kind === CLIENT), 'the turn\'s routed request');
+    expect(hop.attributes['switchyard.peer']).toBe('datacenter');
+    const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), 'B\'s span under the turn');
+    expect(onB.resource['service.name']).toBe('switchyard-b');
+    expect(turn.endNs).toBeGreaterThanOrEqual(onB.endNs);
   });
 
   it('tracing is off by default: no tracer is built (the status snapshot says so)', async () => {
