@@ -11,6 +11,8 @@ import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
 import { invalidParams, optString, reqString } from './params.js';
+import { workingDirectory } from './working-directory.js';
+
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
   /** the peer running this target's runtime, when it is a peer-shared runtime */
@@ -35,7 +37,6 @@ export interface DispatchOptions {
 
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
-const MAX_WORKDIR_CHARS = 1024;
 
 export interface MethodDeps {
   acp: AcpConfig;
@@ -71,18 +72,6 @@ function prompt(p: Record<string, unknown>, maxBytes: number): string {
   const bytes = Buffer.byteLength(v, 'utf8');
   if (bytes > maxBytes) throw invalidParams('taskPrompt', `taskPrompt is ${bytes} bytes; the limit is ${maxBytes}`);
   return v;
-}
-
-/** A relative folder hint under acp.workspaceRoot: never absolute, never with a `..` segment. */
-export function workingDirectory(p: Record<string, unknown>): string | undefined {
-  const v = optString(p, 'workingDirectory', MAX_WORKDIR_CHARS);
-  if (v === undefined) return undefined;
-  if (v.includes('\0')) throw invalidParams('workingDirectory', 'workingDirectory contains a NUL byte');
-  if (v.startsWith('/') || v.startsWith('\\') || /^[A-Za-z]:/.test(v) || v.startsWith('~')) {
-    throw invalidParams('workingDirectory', 'workingDirectory must be a relative folder under the workspace root, not an absolute path');
-  }
-  if (v.split(/[\\/]+/).includes('..')) throw invalidParams('workingDirectory', 'workingDirectory must not contain ".."');
-  return v.trim();
 }
 
 function decisionFields(d: RoutingDecision, acp: AcpConfig): Record<string, unknown> {

@@ -16,6 +16,7 @@ import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
+import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
 
 export type { TurnResult } from './task-registry.js';
@@ -297,6 +298,10 @@ export class TurnRunner {
         resolvedGatewayProviderId: live.target.gatewayProviderId,
         resolvedModel: live.target.model || model || '',
       };
+      if (live.target.executionTarget === 'agent' || live.workingDirectory) {
+        r.remoteWorkingDirectory = remoteWorkingDirectory(live.workingDirectory, live.id);
+        r.remoteWorkspaceRefKind = REMOTE_WORKSPACE_REF_KIND;
+      }
       if (err !== undefined) {
         r.error = typeof err === 'string' ? err : err.message;
         if (typeof err !== 'string') r.errorCode = err.code;
