@@ -19,8 +19,11 @@ export interface RemoteSessions {
   peerFor(target: SessionTarget): string | undefined;
   /** the peer that owns this session now, or undefined when it is ours (or unknown) */
   ownerOf(sessionId: string): Promise<string | undefined>;
-  /** runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged */
-  call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void): Promise<unknown>;
+  /**
+   * Runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged.
+   * `hops`: the gateways the call already passed (a session moved A→B→C is reached by following the pointers).
+   */
+  call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void, hops?: string[]): Promise<unknown>;
   /** records here that the session lives on the peer */
   recordRemote(sessionId: string, peerId: string, target: SessionTarget, threadId: string): Promise<void>;
 }
@@ -31,8 +34,10 @@ export interface DispatchOptions {
   origin?: string;
   /** the serving side's share list: a target it does not allow is refused */
   allowTarget?: (t: SessionTarget) => boolean;
-  /** never forward to another peer */
+  /** never start a session on another peer's shared runtime (moved sessions are still followed to their owner) */
   localOnly?: boolean;
+  /** gateways this call already passed (bridge hop list), carried when a moved session is followed further */
+  hops?: string[];
 }
 
 
@@ -118,16 +123,20 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
   const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
   /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
-  const ownerOf = async (sessionId: string, opts: DispatchOptions): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
-    const remote = opts.localOnly ? undefined : deps.remote;
+  const ownerOf = async (sessionId: string): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
+    const remote = deps.remote;
     const owner = remote ? await remote.ownerOf(sessionId) : undefined;
     return remote && owner ? { remote, owner } : undefined;
   };
+  /** runs `method` where the session lives: on the peer that owns it now (following moves), or here */
+  const atOwner = async (method: string, sessionId: string, p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions, here: () => Promise<unknown>): Promise<unknown> => {
+    const fwd = await ownerOf(sessionId);
+    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
+    return here();
+  };
   const endSession = (method: 'session.cancel' | 'session.close'): Method => async (p, ctx, opts) => {
     const sessionId = reqString(p, 'sessionId');
-    const fwd = await ownerOf(sessionId, opts);
-    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx));
-    return method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId);
+    return atOwner(method, sessionId, p, ctx, opts, () => (method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId)));
   };
 
   const methods: Readonly<Record<string, Method>> = {
@@ -158,17 +167,17 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const sessionId = reqString(p, 'sessionId');
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
-      const fwd = await ownerOf(sessionId, opts);
-      if (fwd) return fwd.remote.call(fwd.owner, 'session.message', p, sinkOf(ctx));
-      return deps.runner.message(sessionId, text, sinkOf(ctx));
+      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx)));
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),
-    'xworkmate.tasks.get': async (p) => {
+    'xworkmate.tasks.get': async (p, ctx, opts) => {
       const runId = optString(p, 'runId');
       const sessionId = optString(p, 'sessionId');
       if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
-      return deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
+      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
+      // a session that lives elsewhere is asked there (a runId alone names no session: answered here)
+      return sessionId ? atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here) : here();
     },
     'xworkmate.routing.resolve': async (p) => {
       optString(p, 'sessionId');

@@ -395,7 +395,8 @@ export class BridgeLink {
     if (hasLoop(hops, this.o.selfId)) return fail('LOOP_DETECTED', `request already passed this gateway (${this.o.selfId}) or too many hops`, false);
     if (typeof f.method === 'string' && f.method.startsWith('bridge.session.')) return this.serveSessionCall(requestId, f.method, f.params ?? {});
     const handler = this.o.rpcHandler();
-    if (!handler || this.o.ourAgents.size === 0) return fail('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', false);
+    // the handler checks what is shared: a session transferred here is served whatever shareAgents says
+    if (!handler) return fail('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', false);
     const ac = new AbortController();
     this.serving.set(requestId, ac);
     const idJson = JSON.stringify(requestId);
