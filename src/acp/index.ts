@@ -18,6 +18,7 @@ import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
 import { TurnRunner } from './turn-runner.js';
+import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent/runtime.js';
@@ -105,7 +106,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     return f(ctx);
   };
 
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs });
+  const holderId = leaseHolderId(deps.gatewayId, deps.config.store);
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, ...(holderId ? { holderId } : {}) });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;

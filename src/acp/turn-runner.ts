@@ -42,6 +42,11 @@ export interface TurnRunnerOptions {
   logger: Logger;
   /** builds the runtime session for a session's target; rejects with a GatewayError when it cannot */
   runtimeFor(ctx: RuntimeContext): Promise<Runtime>;
+  /**
+   * This process's lease holder id. Stable across restarts where that is safe (see leaseHolderId), so a
+   * restarted gateway owns the leases of its previous life at once; default: unique per process.
+   */
+  holderId?: string;
   /** store lease ttl while a turn runs (renewed every ttl/3); default 30 s */
   leaseTtlMs?: number;
   /** how long a turn waits for a lease held by another instance; default 30 s */
@@ -99,7 +104,7 @@ export class TurnRunner {
   private shuttingDown = false;
 
   constructor(private readonly o: TurnRunnerOptions) {
-    this.holder = `${o.gatewayId}/${newId('acp', 6)}`;
+    this.holder = o.holderId ?? `${o.gatewayId}/${newId('acp', 6)}`;
     this.tasks = new TaskRegistry(o.store, o.maxTasks);
   }
 

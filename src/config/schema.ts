@@ -136,7 +136,13 @@ export const configSchema = z.strictObject({
   store: z
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/switchyard.db') }),
-      z.strictObject({ kind: z.literal('redis'), url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'), prefix: z.string().default('switchyard:') }),
+      z.strictObject({
+        kind: z.literal('redis'),
+        url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'),
+        prefix: z.string().default('switchyard:'),
+        /** this instance's stable name among those sharing the store: restarted with it, it owns its old leases at once */
+        instanceId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, _ . - (at most 128)').optional(),
+      }),
     ])
     .prefault({ kind: 'sqlite' }),
 });
