@@ -79,6 +79,8 @@ export function capabilitiesResult(c: Catalog): Record<string, unknown> {
     availableExecutionTargets,
     providerCatalog: c.providerCatalog,
     gatewayProviders: c.gatewayProviders,
+    /** addendum 2026-10 §5: agents' permission requests reach the app (xworkmate.permissions.*) */
+    permissionRelay: true,
     capabilities: {
       single_agent: singleAgent,
       multi_agent: false,

@@ -49,6 +49,8 @@ export interface AcpCoreDeps {
 export interface AcpCore {
   /** the method table every transport serves */
   dispatch: Dispatch;
+  /** resume: a session's updates after `afterSeq`, then its live ones, until the returned function is called */
+  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
@@ -107,7 +109,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   };
 
   const holderId = leaseHolderId(deps.gatewayId, deps.config.store);
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, ...(holderId ? { holderId } : {}) });
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, permissionTimeoutMs: acp.permissionTimeoutMs, ...(holderId ? { holderId } : {}) });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;
@@ -122,6 +124,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   return {
     dispatch,
+    follow: (sessionId, afterSeq, push) => runner.follow(sessionId, afterSeq, push),
     log,
     async close() {
       await listening;

@@ -69,6 +69,14 @@ export type Dispatch = (call: AcpCall, ctx: CallContext, opts?: DispatchOptions)
 /** A method of the table: params and context in, result out. */
 type Method = (p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions) => Promise<unknown>;
 
+/** A non-negative integer param (a `seq`), or undefined. */
+function optSeq(p: Record<string, unknown>, field: string): number | undefined {
+  const v = p[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidParams(field, `${field} must be a non-negative integer`);
+  return v;
+}
+
 function prompt(p: Record<string, unknown>, maxBytes: number): string {
   const v = p.taskPrompt;
   if (v === undefined || v === null) throw invalidParams('taskPrompt', 'taskPrompt is required (a non-empty string)');
@@ -175,9 +183,26 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const runId = optString(p, 'runId');
       const sessionId = optString(p, 'sessionId');
       if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
-      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
+      const afterSeq = optSeq(p, 'afterSeq');
+      if (afterSeq !== undefined && !sessionId) throw invalidParams('sessionId', 'afterSeq needs a sessionId');
+      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}), afterSeq });
       // a session that lives elsewhere is asked there (a runId alone names no session: answered here)
       return sessionId ? atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here) : here();
+    },
+    'xworkmate.permissions.respond': async (p, ctx, opts) => {
+      const sessionId = reqString(p, 'sessionId');
+      const requestId = reqString(p, 'requestId');
+      const optionId = optString(p, 'optionId');
+      const decision = optString(p, 'decision');
+      if (decision !== undefined && decision !== 'cancel') throw invalidParams('decision', 'decision must be "cancel"');
+      if ((optionId === undefined) === (decision === undefined)) throw invalidParams('optionId', 'send exactly one of optionId or decision:"cancel"');
+      const answer = optionId !== undefined ? { optionId } : { decision: 'cancel' as const };
+      return atOwner('xworkmate.permissions.respond', sessionId, p, ctx, opts, () => deps.runner.respondPermission(sessionId, requestId, answer));
+    },
+    'xworkmate.permissions.list': async (p, ctx, opts) => {
+      const sessionId = optString(p, 'sessionId');
+      if (sessionId === undefined) return deps.runner.listPermissions(undefined);
+      return atOwner('xworkmate.permissions.list', sessionId, p, ctx, opts, () => deps.runner.listPermissions(sessionId));
     },
     'xworkmate.routing.resolve': async (p) => {
       optString(p, 'sessionId');

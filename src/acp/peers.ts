@@ -107,7 +107,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
 
 /** Serves peers' bridge-rpc calls with this gateway's own dispatch, under the rules above. */
 /** Methods a peer may call on a session it started here or transferred here, whatever shareAgents says. */
-const SESSION_METHODS: ReadonlySet<string> = new Set(['session.message', 'session.cancel', 'session.close', 'xworkmate.tasks.get']);
+const SESSION_METHODS: ReadonlySet<string> = new Set(['session.message', 'session.cancel', 'session.close', 'xworkmate.tasks.get', 'xworkmate.permissions.respond', 'xworkmate.permissions.list']);
 
 export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: (sessionId: string) => Promise<unknown>): RpcServeHandler {
   return async ({ peer, method, params, sharedAgents, hops, signal, emit }) => {

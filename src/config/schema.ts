@@ -129,6 +129,8 @@ export const configSchema = z.strictObject({
       workspaceRoot: z.string().min(1).default('./workspaces'),
       /** a turn holds its session's lease this long, renewed while it runs; a crashed instance's lease expires after it */
       turnLeaseMs: z.number().int().min(500).default(30_000),
+      /** a permission prompt the app does not answer resolves as cancelled after this long */
+      permissionTimeoutMs: z.number().int().min(100).default(600_000),
       agents: z.array(agentSchema).default([]),
       gateways: z.array(gatewayProviderSchema).default([]),
     })

@@ -35,6 +35,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       workspaceRoot: o.workspaceRoot,
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
+      ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
