@@ -118,6 +118,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     runner,
     catalog: () => buildCatalog(acp, availability, mesh ? peerRuntimes(mesh, localIds) : []),
     remote: mesh ? remoteSessions(mesh, deps.store, localIds) : undefined,
+    servedModels: () => deps.router.modelNames(),
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
   if (acp.enabled && acp.tokens.length === 0) log.warn('/acp/rpc refuses every request: acp.tokens is empty');

@@ -12,6 +12,8 @@ import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
 import { invalidParams, optString, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
+import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
+import type { RoleBinding } from './turn-runner.js';
 
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
@@ -50,6 +52,8 @@ export interface MethodDeps {
   catalog(): Promise<Catalog>;
   /** sessions on bridge peers; absent = none */
   remote?: RemoteSessions | undefined;
+  /** model names the mesh serves now (role routing picks among them); default none */
+  servedModels?: () => readonly string[];
   maxPromptBytes?: number;
 }
 
@@ -111,6 +115,40 @@ function targetOf(d: Exclude<RoutingDecision, { kind: 'unavailable' }>, acp: Acp
   return { executionTarget: 'gateway', providerId: '', gatewayProviderId: d.gatewayProviderId, model: d.model || (g?.kind === 'channels' ? g.model : '') };
 }
 
+function targetFields(t: SessionTarget): Record<string, unknown> {
+  return { resolvedExecutionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway', resolvedProviderId: t.providerId, resolvedGatewayProviderId: t.gatewayProviderId, resolvedModel: t.model };
+}
+
+/** A role-routed turn the policy refused: a result, nothing runs (addendum §3). */
+function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, sessionId: string, threadId: string): Record<string, unknown> {
+  return {
+    success: false,
+    status: 'unavailable',
+    unavailable: true,
+    unavailableCode: d.unavailableCode,
+    unavailableMessage: d.message,
+    sessionId,
+    threadId,
+    output: '',
+    summary: d.message,
+    ...(d.selection ? { roleSelection: d.selection } : {}),
+  };
+}
+
+/** `task.rejected`: the sole event of a refused role turn (no turn ran, so no turnId and no seq). */
+function rejectedEvent(d: Extract<RoleDecision, { kind: 'rejected' }>, req: RoleRequest, sessionId: string, threadId: string): Record<string, unknown> {
+  return {
+    type: 'task',
+    event: 'task.rejected',
+    sessionId,
+    threadId,
+    turnId: '',
+    pending: false,
+    error: true,
+    task: { taskId: '', sessionId, threadId, phase: 'rejected', at: new Date().toISOString(), role: req.role ?? null, roleMode: req.roleMode, detail: { code: d.selection?.code ?? d.unavailableCode, message: d.message } },
+  };
+}
+
 function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>, sessionId: string, threadId: string, acp: AcpConfig): Record<string, unknown> {
   return {
     success: false,
@@ -129,6 +167,8 @@ function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>,
 export function createDispatch(deps: MethodDeps): Dispatch {
   const maxPrompt = deps.maxPromptBytes ?? DEFAULT_MAX_PROMPT_BYTES;
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
+  const roleDecision = async (req: RoleRequest, hasWorkspace: boolean, productMode: string | undefined): Promise<RoleDecision> =>
+    resolveRole(req, { policy: deps.acp.roles, catalog: routingCatalogOf(await deps.catalog()), servedModels: deps.servedModels?.() ?? [], hasWorkspace, productMode });
   const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
   /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
   const ownerOf = async (sessionId: string): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
@@ -148,16 +188,33 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   };
 
   const methods: Readonly<Record<string, Method>> = {
-    'acp.capabilities': async () => capabilitiesResult(await deps.catalog()),
+    'acp.capabilities': async () => {
+      const c = await deps.catalog();
+      return capabilitiesResult(c, roleCapabilities(deps.acp.roles, routingCatalogOf(c)));
+    },
     health: async () => ({ status: 'ok', version: VERSION }),
     'session.start': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       const threadId = optString(p, 'threadId') ?? sessionId;
       const text = prompt(p, maxPrompt);
       const wd = workingDirectory(p);
-      const d = await route(p);
-      if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
-      const target = targetOf(d, deps.acp);
+      const cap = productCapabilityOf(p);
+      const roleReq = roleRequestOf(p);
+      let target: SessionTarget;
+      let role: RoleBinding | undefined;
+      if (roleReq) {
+        const rd = await roleDecision(roleReq, wd !== undefined, cap?.mode);
+        if (rd.kind === 'rejected') {
+          ctx.notify('session.update', rejectedEvent(rd, roleReq, sessionId, threadId));
+          return roleUnavailableResult(rd, sessionId, threadId);
+        }
+        target = rd.target;
+        role = { resolvedRole: rd.role, roleMode: roleReq.roleMode, resolvedModelId: rd.selection.modelId ?? '', modelKey: rd.selection.modelKey ?? '', modelBindingVerified: rd.modelBindingVerified, policyVersion: rd.selection.policyVersion ?? '', roleSelection: rd.selection };
+      } else {
+        const d = await route(p);
+        if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
+        target = targetOf(d, deps.acp);
+      }
       if (opts.allowTarget && !opts.allowTarget(target)) {
         throw new GatewayError('CHANNEL_NOT_SHARED', `runtime "${target.providerId || target.gatewayProviderId}" is not shared with you`);
       }
@@ -169,12 +226,13 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         await remote.recordRemote(sessionId, peer, target, threadId);
         return remote.call(peer, 'session.start', p, sinkOf(ctx));
       }
-      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sinkOf(ctx));
+      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}) }, sinkOf(ctx));
     },
     'session.message': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
+      productCapabilityOf(p); // validated strictly; the session keeps its routing
       return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx)));
     },
     'session.cancel': endSession('session.cancel'),
@@ -206,11 +264,18 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     },
     'xworkmate.routing.resolve': async (p) => {
       optString(p, 'sessionId');
+      const cap = productCapabilityOf(p);
+      const roleReq = roleRequestOf(p);
+      if (roleReq) {
+        const rd = await roleDecision(roleReq, optString(p, 'workingDirectory', 1024) !== undefined, cap?.mode);
+        if (rd.kind === 'rejected') return { unavailable: true, unavailableCode: rd.unavailableCode, unavailableMessage: rd.message, roleSelection: rd.selection ?? null };
+        return { unavailable: false, ...targetFields(rd.target), resolvedRole: rd.role, resolvedModelId: rd.selection.modelId, modelBindingVerified: rd.modelBindingVerified, roleSelection: rd.selection };
+      }
       const d = await route(p);
       if (d.kind === 'unavailable') {
-        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp) };
+        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp), roleSelection: null };
       }
-      return { unavailable: false, ...decisionFields(d, deps.acp) };
+      return { unavailable: false, ...decisionFields(d, deps.acp), roleSelection: null };
     },
   };
 

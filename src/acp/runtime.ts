@@ -65,6 +65,8 @@ export interface RuntimeContext {
   workingDirectory: string | undefined;
   /** the permission relay of the running turn; agents whose `permissions` is `ask` use it */
   permissions?: PermissionRelay;
+  /** overrides the agent's `permissions` setting (role-routed turns always ask the app) */
+  permissionPolicy?: 'ask';
 }
 
 /** Creates the runtime session of one ACP session; may throw (e.g. provider not startable). */

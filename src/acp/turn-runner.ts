@@ -22,6 +22,7 @@ import { UpdateLog } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
+import type { RoleSelection } from './roles.js';
 
 export type { TurnResult } from './task-registry.js';
 
@@ -69,6 +70,19 @@ export interface StartInput {
   target: SessionTarget;
   /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
   origin?: string | undefined;
+  /** set when the policy picked the runtime (role routing): kept with the session */
+  role?: RoleBinding;
+}
+
+/** What role routing decided for a session (addendum §3), kept in its record as `metadata.role`. */
+export interface RoleBinding {
+  resolvedRole: string;
+  roleMode: 'auto' | 'manual';
+  modelKey: string;
+  resolvedModelId: string;
+  modelBindingVerified: boolean;
+  policyVersion: string;
+  roleSelection: RoleSelection;
 }
 
 interface LiveSession {
@@ -83,14 +97,17 @@ interface LiveSession {
   runtime: Promise<Runtime> | undefined;
   current: { turnId: string; abort: AbortController; emit: Emit } | undefined;
   closed: boolean;
+  role: RoleBinding | undefined;
 }
 
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
 type Emit = (fields: Record<string, unknown>) => Record<string, unknown>;
 
-function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number): LiveSession {
-  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false };
+function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number, role: RoleBinding | undefined): LiveSession {
+  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false, role };
 }
+
+const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
 
 export function continuationUnavailable(sessionId: string, why: string): GatewayError {
   return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
@@ -150,6 +167,7 @@ export class TurnRunner {
     const metadata: Record<string, unknown> = { source: 'acp' };
     if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
     if (input.origin) metadata.viaPeer = input.origin;
+    if (input.role) metadata.role = input.role;
     const fresh = newSession({ id: input.sessionId, kind, ownerGatewayId: this.o.gatewayId, target: input.target, threadId: input.threadId, metadata });
     try {
       await this.o.store.create({ ...fresh, metadata: { ...metadata, seq } });
@@ -160,7 +178,7 @@ export class TurnRunner {
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });
     }
-    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq);
+    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role);
     this.sessions.set(live.id, live);
     return live;
   }
@@ -251,8 +269,10 @@ export class TurnRunner {
     if (!q.sessionId) return snap;
     await this.taskEvents.settled(q.sessionId);
     const rec = await this.o.store.get(q.sessionId);
+    const role = rec ? roleOf(rec.metadata) : undefined;
     const out: Record<string, unknown> = {
       ...snap,
+      ...(role ? { resolvedRole: role.resolvedRole, roleSelection: role.roleSelection } : {}),
       taskEvents: Array.isArray(rec?.metadata.taskEvents) ? rec.metadata.taskEvents : [],
       pendingPermissions: (await this.permissions.list(q.sessionId)),
     };
@@ -315,7 +335,7 @@ export class TurnRunner {
           });
         }
         const wd = rec.metadata.workingDirectory;
-        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0);
+        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0, roleOf(rec.metadata));
         this.sessions.set(sessionId, live);
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);
@@ -380,6 +400,10 @@ export class TurnRunner {
         resolvedGatewayProviderId: live.target.gatewayProviderId,
         resolvedModel: live.target.model || model || '',
       };
+      if (live.role) {
+        const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = live.role;
+        Object.assign(r, { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection });
+      }
       if (live.target.executionTarget === 'agent' || live.workingDirectory) {
         r.remoteWorkingDirectory = remoteWorkingDirectory(live.workingDirectory, live.id);
         r.remoteWorkspaceRefKind = REMOTE_WORKSPACE_REF_KIND;
@@ -393,7 +417,7 @@ export class TurnRunner {
       task.result = r;
       task.endedAt = Date.now();
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {
-        taskEvent(status, status === 'cancelled' ? undefined : { status, code: r.errorCode ?? null, modelBindingVerified: false, ...(r.error ? { error: r.error } : {}) });
+        taskEvent(status, status === 'cancelled' ? undefined : { status, code: r.errorCode ?? null, modelBindingVerified: live.role?.modelBindingVerified ?? false, ...(r.error ? { error: r.error } : {}) });
       }
       // the final status stays the turn's last update; no `text` here: clients that append every update's
       // text would show the output twice
@@ -425,6 +449,7 @@ export class TurnRunner {
 
     task.status = 'running';
     emit({ type: 'status', event: 'started', status: 'running' });
+    if (live.role) taskEvent('selected', live.role.roleSelection);
     taskEvent('started');
     let status: TurnStatus;
     let output = '';
@@ -438,6 +463,8 @@ export class TurnRunner {
         target: live.target,
         workingDirectory: live.workingDirectory,
         permissions: (req, signal) => this.relayPermission(live, req, signal),
+        // role turns are never auto-approved (addendum §5)
+        ...(live.role ? { permissionPolicy: 'ask' as const } : {}),
       });
       const rt = live.runtime;
       const runtime = await rt.catch((err: unknown) => {
@@ -508,7 +535,9 @@ export class TurnRunner {
   /** What every task event says about the session's runtime. */
   private about(live: LiveSession): Record<string, unknown> {
     const t = live.target;
-    return { providerId: t.providerId || t.gatewayProviderId, executor: t.providerId || t.gatewayProviderId, executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway' };
+    const about: Record<string, unknown> = { providerId: t.providerId || t.gatewayProviderId, executor: t.providerId || t.gatewayProviderId, executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway' };
+    if (live.role) Object.assign(about, { role: live.role.resolvedRole, roleMode: live.role.roleMode, modelKey: live.role.modelKey, modelId: live.role.resolvedModelId, policyVersion: live.role.policyVersion });
+    return about;
   }
 
   /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */

@@ -31,7 +31,7 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
   const make = () =>
     new AgentSession({
-      agent: o.agent,
+      agent: ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent,
       workspaceRoot: o.workspaceRoot,
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
