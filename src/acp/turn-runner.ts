@@ -7,39 +7,37 @@
  * Task snapshots for `xworkmate.tasks.get` live in task-registry.ts.
  *
  * A turn never depends on the request that started it: updates go to a sink that may be gone (client
- * disconnected) and the turn still runs to its end; its result stays readable through `task()`.
+ * disconnected) and the turn still runs to its end; its result stays readable through `task()`. Every update
+ * also goes to the session's update log (update-log.ts, for resume) and task events to the record
+ * (task-events.ts); agents' permission requests go through the broker (permissions.ts).
+ *
+ * Over 400 lines on purpose: this is the one place that orders a session's turns, numbers its updates and holds
+ * its lease, and the three must change together; everything that can stand alone already does (lease,
+ * task-registry, update-log, task-events, permissions, live-session).
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
-import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
+import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
-import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
 import { UpdateLog } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
-import type { RoleSelection } from './roles.js';
+import { aboutOf, continuationUnavailable, failInterrupted, newLive, NO_OUTPUT_ERROR, resultOf, roleOf, type Emit, type LiveSession, type StartInput } from './live-session.js';
 
 export type { TurnResult } from './task-registry.js';
-
-export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
+export type { RoleBinding, StartInput } from './live-session.js';
+export { continuationUnavailable, NO_OUTPUT_ERROR, summaryOf } from './live-session.js';
 
 /** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
 export type UpdateSink = (params: Record<string, unknown>) => void;
 
 /** store pub/sub channel for cross-instance cancels: `{ sessionId, holder }` (the lease holder that runs it) */
 const CANCEL_CHANNEL = 'acp.cancel';
-
-/** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
-function failInterrupted(s: Session): Session {
-  let next = s;
-  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
-  return next;
-}
 
 export interface TurnRunnerOptions {
   store: SessionStore;
@@ -60,62 +58,6 @@ export interface TurnRunnerOptions {
   maxTasks?: number;
   /** a permission prompt nobody answers resolves as cancelled after this long; default 10 min */
   permissionTimeoutMs?: number;
-}
-
-export interface StartInput {
-  sessionId: string;
-  threadId: string;
-  prompt: string;
-  workingDirectory: string | undefined;
-  target: SessionTarget;
-  /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
-  origin?: string | undefined;
-  /** set when the policy picked the runtime (role routing): kept with the session */
-  role?: RoleBinding;
-}
-
-/** What role routing decided for a session (addendum §3), kept in its record as `metadata.role`. */
-export interface RoleBinding {
-  resolvedRole: string;
-  roleMode: 'auto' | 'manual';
-  modelKey: string;
-  resolvedModelId: string;
-  modelBindingVerified: boolean;
-  policyVersion: string;
-  roleSelection: RoleSelection;
-}
-
-interface LiveSession {
-  id: string;
-  threadId: string;
-  target: SessionTarget;
-  workingDirectory: string | undefined;
-  seq: number;
-  /** resolves when every queued turn has ended */
-  tail: Promise<void>;
-  pending: number;
-  runtime: Promise<Runtime> | undefined;
-  current: { turnId: string; abort: AbortController; emit: Emit } | undefined;
-  closed: boolean;
-  role: RoleBinding | undefined;
-}
-
-/** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
-type Emit = (fields: Record<string, unknown>) => Record<string, unknown>;
-
-function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number, role: RoleBinding | undefined): LiveSession {
-  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false, role };
-}
-
-const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
-
-export function continuationUnavailable(sessionId: string, why: string): GatewayError {
-  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
-}
-
-export function summaryOf(output: string): string {
-  const s = output.trim().replace(/\s+/g, ' ');
-  return s.length > 280 ? s.slice(0, 279) + '…' : s;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -340,7 +282,7 @@ export class TurnRunner {
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);
         for (const p of await this.permissions.resolveOrphans(sessionId, (h) => h !== alive)) {
-          this.outOfTurnEmit(live, p.turnId)(taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, this.about(live), { ...p, outcome: { outcome: 'cancelled' }, reason: 'gateway_restarted' }));
+          this.outOfTurnEmit(live, p.turnId)(taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), { ...p, outcome: { outcome: 'cancelled' }, reason: 'gateway_restarted' }));
         }
         return live;
       })().finally(() => this.rehydrating.delete(sessionId));
@@ -383,35 +325,9 @@ export class TurnRunner {
 
   private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit): Promise<TurnResult> {
     const ids = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId };
-    const taskEvent = (phase: TaskPhase, detail?: unknown) => emit(taskEventFields(phase, ids, this.about(live), detail));
+    const taskEvent = (phase: TaskPhase, detail?: unknown) => emit(taskEventFields(phase, ids, aboutOf(live), detail));
     const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
-      const r: TurnResult = {
-        success: status === 'completed',
-        status,
-        sessionId: live.id,
-        threadId: live.threadId,
-        turnId: turn.turnId,
-        runId: turn.runId,
-        output,
-        summary: summaryOf(output),
-        stopReason,
-        resolvedExecutionTarget: live.target.executionTarget === 'agent' ? 'single-agent' : 'gateway',
-        resolvedProviderId: live.target.providerId,
-        resolvedGatewayProviderId: live.target.gatewayProviderId,
-        resolvedModel: live.target.model || model || '',
-      };
-      if (live.role) {
-        const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = live.role;
-        Object.assign(r, { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection });
-      }
-      if (live.target.executionTarget === 'agent' || live.workingDirectory) {
-        r.remoteWorkingDirectory = remoteWorkingDirectory(live.workingDirectory, live.id);
-        r.remoteWorkspaceRefKind = REMOTE_WORKSPACE_REF_KIND;
-      }
-      if (err !== undefined) {
-        r.error = typeof err === 'string' ? err : err.message;
-        if (typeof err !== 'string') r.errorCode = err.code;
-      }
+      const r = resultOf(live, turn, status, output, stopReason, err, model);
       task.status = status;
       task.output = output;
       task.result = r;
@@ -527,18 +443,11 @@ export class TurnRunner {
     const ids = { sessionId: live.id, threadId: live.threadId, turnId: cur.turnId };
     const both = AbortSignal.any([signal, cur.abort.signal]);
     return this.permissions.ask(ids, req, both, {
-      requested: (p) => void cur.emit(taskEventFields('permission_requested', ids, this.about(live), p)),
-      resolved: (p, outcome, reason: ResolveReason) => void cur.emit(taskEventFields('permission_resolved', ids, this.about(live), { ...p, outcome, reason })),
+      requested: (p) => void cur.emit(taskEventFields('permission_requested', ids, aboutOf(live), p)),
+      resolved: (p, outcome, reason: ResolveReason) => void cur.emit(taskEventFields('permission_resolved', ids, aboutOf(live), { ...p, outcome, reason })),
     });
   }
 
-  /** What every task event says about the session's runtime. */
-  private about(live: LiveSession): Record<string, unknown> {
-    const t = live.target;
-    const about: Record<string, unknown> = { providerId: t.providerId || t.gatewayProviderId, executor: t.providerId || t.gatewayProviderId, executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway' };
-    if (live.role) Object.assign(about, { role: live.role.resolvedRole, roleMode: live.role.roleMode, modelKey: live.role.modelKey, modelId: live.role.resolvedModelId, policyVersion: live.role.policyVersion });
-    return about;
-  }
 
   /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
   private outOfTurnEmit(live: LiveSession, turnId: string): Emit {

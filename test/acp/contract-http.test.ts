@@ -356,7 +356,7 @@ describe('routing resolution end to end (session.start)', () => {
   });
   it('xworkmate.routing.resolve answers the decision without running anything', async () => {
     const r = await rpc('xworkmate.routing.resolve', { routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } });
-    expect(r.json.result).toEqual({ unavailable: false, resolvedExecutionTarget: 'gateway', resolvedProviderId: '', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1' });
+    expect(r.json.result).toEqual({ unavailable: false, resolvedExecutionTarget: 'gateway', resolvedProviderId: '', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1', roleSelection: null }); // roleSelection: addendum 2026-10 §5
     const a = await rpc('xworkmate.routing.resolve', { routing: { routingMode: 'auto' } });
     expect(a.json.result).toMatchObject({ unavailable: false, resolvedExecutionTarget: 'single-agent', resolvedProviderId: 'fake' });
     const u = await rpc('xworkmate.routing.resolve', { provider: 'codex' });
