@@ -133,6 +133,22 @@ describe('role routing', () => {
     expect((await rpc(a, 'xworkmate.routing.resolve', { routing: { routingMode: 'auto' } })).result.roleSelection).toBeNull();
   });
 
+  it("the addendum's example payload, as sent, over the WebSocket", async () => {
+    const sock = new (await import('ws')).default(`${a.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
+    await new Promise((r) => sock.once('open', r));
+    const reply = new Promise<Json>((resolve) => sock.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.id === 1) resolve(m);
+    }));
+    sock.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: {
+      sessionId: 'eng', taskPrompt: 'fix the test', workingDirectory: 'demo',
+      metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'code' } }, routing: { role: 'engineer', roleMode: 'auto' },
+    } }));
+    const m = await reply;
+    sock.close();
+    expect(m).toMatchObject({ type: 'res', ok: true, result: { success: true, resolvedRole: 'engineer', resolvedModelId: 'peer-model-1', remoteWorkingDirectory: 'demo' } });
+  });
+
   it('metadata.xworkmateProductCapability is validated strictly', async () => {
     for (const cap of [{ schemaVersion: 2, mode: 'code' }, { schemaVersion: 1, mode: 'play' }, { schemaVersion: 1, mode: 'code', extra: 1 }, { schemaVersion: 1, mode: 'code', model: 'other/x' }, 'v1']) {
       const r = await rpc(a, 'session.start', { ...app('role-cap', { role: 'engineer' }), metadata: { xworkmateProductCapability: cap } });

@@ -94,8 +94,10 @@ describe('a transferred session is continued through the old owner', () => {
     const onC = (await adminGet(c.url, '/admin/sessions/tr-none')).session;
     expect(onC).toMatchObject({ ownerGatewayId: 'gw_reach_c', status: 'active' });
     expect(onC.history.map((t: any) => t.prompt)).toEqual(['first on A', 'continued via A']);
-    // and it can still be read and closed from A
-    expect((await rpc(a, 'xworkmate.tasks.get', { sessionId: 'tr-none' })).result).toMatchObject({ status: 'completed', sessionId: 'tr-none' });
+    // and it can still be read and closed from A; its task events travelled with it (A's turn, then C's)
+    const task = (await rpc(a, 'xworkmate.tasks.get', { sessionId: 'tr-none' })).result;
+    expect(task).toMatchObject({ status: 'completed', sessionId: 'tr-none', pendingPermissions: [] });
+    expect(task.taskEvents.map((e: any) => e.event)).toEqual(['task.started', 'task.completed', 'task.started', 'task.completed']);
     expect((await rpc(a, 'session.close', { sessionId: 'tr-none' })).result).toEqual({ accepted: true, closed: true });
   });
 });
