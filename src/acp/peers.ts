@@ -117,7 +117,9 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
       const rec = sessionId ? await store.get(sessionId) : undefined;
       const mine = rec && (rec.metadata.viaPeer === peer.id || rec.metadata.transferredFrom === peer.id);
       if (!mine) throw new GatewayError('CHANNEL_NOT_SHARED', `session "${sessionId}" is not one you started or transferred here`);
-    } else if (method !== 'session.start') {
+    } else if (method === 'session.start') {
+      if (sharedAgents.size === 0) throw new GatewayError('CHANNEL_NOT_SHARED', 'this gateway shares no agent runtimes with you');
+    } else {
       return { error: toBridgeRpcError(new GatewayError('METHOD_NOT_FOUND', `method not available over the bridge: ${method}`)) };
     }
     // bridge-cancel (the requesting side gave up on the call) cancels the turn, as session.cancel would
