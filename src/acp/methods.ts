@@ -115,6 +115,15 @@ function targetOf(d: Exclude<RoutingDecision, { kind: 'unavailable' }>, acp: Acp
   return { executionTarget: 'gateway', providerId: '', gatewayProviderId: d.gatewayProviderId, model: d.model || (g?.kind === 'channels' ? g.model : '') };
 }
 
+/** session.start params that name `t` explicitly instead of a role (for a peer running a role-routed turn). */
+function explicitStart(p: Record<string, unknown>, t: SessionTarget): Record<string, unknown> {
+  const { routing: _r, provider: _p, model: _m, requestedExecutionTarget: _ret, executionTarget: _et, gatewayProviderId: _g, ...rest } = p;
+  const routing: Record<string, unknown> = { routingMode: 'explicit', explicitExecutionTarget: t.executionTarget, explicitModel: t.model };
+  if (t.executionTarget === 'agent') routing.explicitProviderId = t.providerId;
+  else routing.preferredGatewayProviderId = t.gatewayProviderId;
+  return { ...rest, routing };
+}
+
 function targetFields(t: SessionTarget): Record<string, unknown> {
   return { resolvedExecutionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway', resolvedProviderId: t.providerId, resolvedGatewayProviderId: t.gatewayProviderId, resolvedModel: t.model };
 }
@@ -224,7 +233,11 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
         await deps.runner.close(sessionId);
         await remote.recordRemote(sessionId, peer, target, threadId);
-        return remote.call(peer, 'session.start', p, sinkOf(ctx));
+        if (!role) return remote.call(peer, 'session.start', p, sinkOf(ctx));
+        // our policy chose the runtime and model: the peer runs exactly that (its own policy is not asked)
+        const out = await remote.call(peer, 'session.start', explicitStart(p, target), sinkOf(ctx));
+        const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = role;
+        return out && typeof out === 'object' ? { ...out, resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } : out;
       }
       return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}) }, sinkOf(ctx));
     },

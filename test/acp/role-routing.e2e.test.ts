@@ -41,17 +41,25 @@ const policy = {
       effort: { start: 'high', min: 'medium', max: 'max' },
     },
     { role: 'researcher', models: [{ key: 'local', model: 'local-1' }], executors: ['switchyard'], productModes: ['work'], enabled: false },
+    // an executor that is the peer's shared runtime: the turn runs on B, with the model A's policy chose
+    { role: 'architect', models: [{ key: 'm1', model: 'peer-model-1' }], executors: ['b-chat'], productModes: ['code'] },
   ],
 };
 
 beforeAll(async () => {
   b = await startProcess({
-    gateway: { id: 'gw_roles_b', name: 'gpu', bridge: { enabled: true, allowedTokens: [BRIDGE], shareChannels: ['peer'] } },
+    gateway: { id: 'gw_roles_b', name: 'gpu', bridge: { enabled: true, allowedTokens: [BRIDGE], shareChannels: ['peer'], shareAgents: ['b-chat'] } },
     channels: [{ name: 'peer', provider: 'mock', models: ['peer-model-1'], options: { reply: 'answered on B' } }],
-    acp: { tokens: [ACP], gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'peer-model-1' }] },
+    acp: {
+      tokens: [ACP],
+      gateways: [
+        { id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'peer-model-1' },
+        { id: 'b-chat', label: 'B chat', kind: 'channels', model: 'peer-model-1' },
+      ],
+    },
   });
   a = await startProcess({
-    gateway: { id: 'gw_roles_a', name: 'office', bridges: [{ name: 'gpu', url: wsUrl(b.url), token: BRIDGE, reconnectInterval: 100 }] },
+    gateway: { id: 'gw_roles_a', name: 'office', bridges: [{ name: 'gpu', url: wsUrl(b.url), token: BRIDGE, reconnectInterval: 100, shareAgents: false }] },
     channels: [{ name: 'local', provider: 'mock', models: ['local-1'], options: { reply: 'answered on A' } }],
     acp: { tokens: [ACP], roles: policy, gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'local-1' }] },
   });
@@ -79,7 +87,7 @@ describe('role routing', () => {
   it('capabilities describe the policy (A) or say it is not configured (B)', async () => {
     const ca = (await rpc(a, 'acp.capabilities', {})).result;
     expect(ca.permissionRelay).toBe(true);
-    expect(ca.roleRouting).toMatchObject({ configured: true, valid: true, enabled: true, policyVersion: 'p-3', budgetMode: 'gateway_quota', enabledRoles: ['engineer'], modes: ['auto', 'manual'] });
+    expect(ca.roleRouting).toMatchObject({ configured: true, valid: true, enabled: true, policyVersion: 'p-3', budgetMode: 'gateway_quota', enabledRoles: ['engineer', 'architect'], modes: ['auto', 'manual'] });
     expect(ca.roleRouting.roles[0]).toEqual({
       role: 'engineer', enabled: true, models: [{ key: 'ghost', displayName: 'Ghost' }, { key: 'm1', displayName: 'M One' }], executors: ['switchyard'],
       requiresWorkspace: false, requiresSpecialty: false, productModes: ['code'], effort: { start: 'high', min: 'medium', max: 'max' },
@@ -107,6 +115,13 @@ describe('role routing', () => {
     // the session keeps its binding: the next message runs on the same model
     const next = await rpc(a, 'session.message', { sessionId: 'role-1', taskPrompt: 'again' });
     expect(next.result).toMatchObject({ status: 'completed', output: 'answered on B', resolvedRole: 'engineer' });
+  });
+
+  it("an executor that is the peer's shared runtime: B runs it with the model A's policy chose (B has no policy)", async () => {
+    const r = await rpc(a, 'session.start', app('role-peer', { role: 'architect', roleMode: 'auto' }), true);
+    expect(r.error).toBeUndefined();
+    expect(r.result).toMatchObject({ success: true, status: 'completed', output: 'answered on B', resolvedGatewayProviderId: 'b-chat', resolvedModel: 'peer-model-1', resolvedRole: 'architect', roleSelection: { executor: 'b-chat' } });
+    expect((await adminGet(b.url, '/admin/sessions/role-peer')).session).toMatchObject({ status: 'active', target: { gatewayProviderId: 'b-chat', model: 'peer-model-1' }, metadata: { viaPeer: 'gw_roles_a' } });
   });
 
   it('manual with a known key runs; refusals are results with codes, nothing runs, never a fallback', async () => {
