@@ -120,6 +120,7 @@ export class TurnRunner {
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });
     }
+    if (!old) seq = await this.updates.lastSeq(input.sessionId, seq);
     const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role);
     this.sessions.set(live.id, live);
     return live;
@@ -278,6 +279,8 @@ export class TurnRunner {
         }
         const wd = rec.metadata.workingDirectory;
         const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0, roleOf(rec.metadata));
+        // a crashed process may have sent (and logged) updates past the stored seq: never number below them
+        live.seq = await this.updates.lastSeq(sessionId, live.seq);
         this.sessions.set(sessionId, live);
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);

@@ -76,6 +76,17 @@ export class UpdateLog {
     return (await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX))).map((e) => e.event);
   }
 
+  /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
+  async lastSeq(sessionId: string, from: number): Promise<number> {
+    let last = from;
+    for (;;) {
+      const page = await this.read(sessionId, last);
+      if (page.length === 0) return last;
+      last = Number(page[page.length - 1]?.seq) || last;
+      if (page.length < UPDATE_LOG_READ_MAX) return last;
+    }
+  }
+
   /**
    * Resume: pushes the session's updates after `afterSeq` from the log, then its live ones, each exactly once
    * and in seq order. Returns the function that stops following.

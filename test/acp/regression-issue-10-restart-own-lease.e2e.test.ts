@@ -50,6 +50,8 @@ async function killMidTurnThenMessage(store: Record<string, unknown>): Promise<v
 
   const second = await spawnGateway(first.configPath, { SWITCHYARD_LOG: 'info' });
   procs.push(second);
+  const logged = (await rpc(second, 'xworkmate.tasks.get', { sessionId, afterSeq: 0 })).result.updates as any[];
+  expect(logged.length).toBeGreaterThan(0); // the killed turn's updates reached the update log
   const t0 = Date.now();
   const msg = await rpc(second, 'session.message', { sessionId, taskPrompt: 'short one' });
   const elapsed = Date.now() - t0;
@@ -59,6 +61,12 @@ async function killMidTurnThenMessage(store: Record<string, unknown>): Promise<v
   const rec = (await adminGet(second.url, `/admin/sessions/${sessionId}`)).session;
   expect(rec.history.map((t: any) => t.status)).toEqual(['failed', 'completed']);
   expect(rec.history[0].error).toMatch(/interrupted/);
+  // the new turn numbers its updates above the killed turn's: the log keeps both, nothing overwritten
+  const all = (await rpc(second, 'xworkmate.tasks.get', { sessionId, afterSeq: 0 })).result.updates as any[];
+  expect(all.slice(0, logged.length)).toEqual(logged);
+  const last = logged.at(-1).seq as number;
+  expect(all.slice(logged.length).length).toBeGreaterThan(0);
+  for (const u of all.slice(logged.length)) expect(u.seq).toBeGreaterThan(last);
   await second.stop();
 }
 
