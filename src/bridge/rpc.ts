@@ -53,7 +53,8 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
   if (refusal) return l.sendError(refusal.code, refusal.message, { requestId });
   if (f.method.startsWith('bridge.session.')) return serveSessionCall(l, requestId, f.method, f.params);
   const handler = l.rpcHandler();
-  if (!handler || l.ourAgents.size === 0) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
+  // the handler checks what is shared: a session transferred here is served whatever shareAgents says
+  if (!handler) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
   const ac = new AbortController();
   l.serving.set(requestId, ac);
   const idJson = JSON.stringify(requestId);

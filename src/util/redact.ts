@@ -78,6 +78,32 @@ export class SecretScrubber {
     return this.re.test(text) ? text.replace(this.re, REDACTED) : text;
   }
 
+  /**
+   * `scrub` over every string inside a JSON-shaped value (an update, a result); returns the same object when
+   * nothing changed, so the common case allocates nothing. A secret split across two stream deltas is not
+   * seen by either: the stored turn output, scrubbed whole, is the complete record.
+   */
+  scrubValue<T>(v: T): T {
+    if (typeof v === 'string') return this.scrub(v) as T;
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      v.forEach((x, i) => {
+        const y = this.scrubValue(x);
+        if (y !== x) (out ??= [...v])[i] = y;
+      });
+      return (out ?? v) as T;
+    }
+    if (v !== null && typeof v === 'object') {
+      let out: Record<string, unknown> | undefined;
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        const y = this.scrubValue(x);
+        if (y !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = y;
+      }
+      return (out ?? v) as T;
+    }
+    return v;
+  }
+
   /** `scrub`, then generic credential shapes (header echoes, Bearer tokens, provider key shapes). */
   scrubError(text: string): string {
     return this.scrub(text)
