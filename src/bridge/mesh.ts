@@ -255,7 +255,7 @@ export class BridgeMesh implements MeshContext {
   /** Runtime `bridge connect`: dial a new peer without a restart. */
   connect(t: { url: string; token: string; name?: string | undefined; share?: boolean | string[] | undefined; ca?: string | undefined }): PeerRow {
     if (!/^wss?:\/\/.+/.test(t.url)) throw new GatewayError('INVALID_REQUEST', 'url: must be a ws:// or wss:// URL', { param: 'url' });
-    let host = 'peer';
+    let host: string;
     try {
       host = new URL(t.url).host;
     } catch {
