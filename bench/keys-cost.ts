@@ -18,14 +18,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { validateConfig } from '../src/config/load.js';
-import { KeyService } from '../src/keys/service.js';
-import { MemoryLimiter } from '../src/keys/memory-limiter.js';
-import { RedisLimiter } from '../src/keys/redis-limiter.js';
-import { SqliteKeyStore } from '../src/keys/sqlite-key-store.js';
-import type { Limiter } from '../src/keys/limiter.js';
-import { tokenMatches } from '../src/util/secret.js';
-import { createLogger } from '../src/util/log.js';
+import { validateConfig } from '../dist/config/load.js';
+import { KeyService } from '../dist/keys/service.js';
+import { MemoryLimiter } from '../dist/keys/memory-limiter.js';
+import { RedisLimiter } from '../dist/keys/redis-limiter.js';
+import { SqliteKeyStore } from '../dist/keys/sqlite-key-store.js';
+import type { Limiter } from '../dist/keys/limiter.js';
+import { tokenMatches } from '../dist/util/secret.js';
+import { createLogger } from '../dist/util/log.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
@@ -87,7 +87,7 @@ async function startRedis(dir: string): Promise<{ url: string; child?: ChildProc
   await new Promise<void>((resolve, reject) => {
     let log = '';
     child.once('error', reject);
-    child.stdout!.on('data', (b: Buffer) => {
+    child.stdout.on('data', (b: Buffer) => {
       log += b.toString();
       if (log.includes('Ready to accept connections')) resolve();
     });

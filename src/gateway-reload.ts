@@ -23,7 +23,7 @@ import type { ChannelProvider } from './providers/provider.js';
 import { createProvider } from './providers/registry.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
-import { registerConfigSecrets } from './util/redact.js';
+import { registerConfigSecrets } from './config/secrets.js';
 import type { ReloadReport } from './http/routes/ops.js';
 
 export type { ReloadReport };

@@ -11,6 +11,7 @@ import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
+import type { PermissionRelay } from '../../runtime.js';
 import { VERSION } from '../../../version.js';
 
 export const ACP_PROTOCOL_VERSION = 1;
@@ -74,6 +75,8 @@ export interface AgentSessionOptions {
   workingDirectory?: string;
   /** names the folder when there is no hint; usually the gateway's sessionId */
   sessionName: string;
+  /** the app's answer to `session/request_permission` when the agent's `permissions` is `ask` (runner's relay) */
+  relayPermission?: PermissionRelay;
   askPermission?: AskPermission;
   askTimeoutMs?: number;
   /** initialize + session/new */
@@ -139,6 +142,7 @@ export class AgentSession {
       this.client = createClientHandlers({
         agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask',
         turnCancelled: () => this.turn?.cancelled === true,
+        ...(this.opts.relayPermission ? { relayPermission: this.opts.relayPermission } : {}),
         ...(this.opts.askPermission ? { askPermission: this.opts.askPermission } : {}),
         ...(this.opts.askTimeoutMs ? { askTimeoutMs: this.opts.askTimeoutMs } : {}),
       });

@@ -31,10 +31,11 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
   const make = () =>
     new AgentSession({
-      agent: o.agent,
+      agent: ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent,
       workspaceRoot: o.workspaceRoot,
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
+      ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
