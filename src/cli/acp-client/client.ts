@@ -7,6 +7,9 @@
  *
  * Failures are typed: `AcpRpcError` = the server answered with a JSON-RPC error (branch on `dataCode`);
  * `AcpTransportError` = no usable answer (unreachable, timeout, aborted, not JSON-RPC, stream cut short).
+ *
+ * Just over 400 lines: it is the whole client of one endpoint (envelope reading, SSE, each method's call), and
+ * is published as one unit for apps to read.
  */
 import { randomBytes } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
