@@ -27,6 +27,7 @@ import {
   type EventFrame,
   type HelloOk,
 } from './protocol.js';
+import { wsText } from '../../../util/ws-text.js';
 
 /** What a connection reports to its owner. */
 export interface ConnectionOwner {
@@ -182,6 +183,7 @@ return new Promise<Connection>((resolve, reject) => {
       } catch {
         /* ignore */
       }
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a handshake outcome ({error, shape}) unpacked by this module's caller, never thrown on
       reject(shape ? { error, shape } : { error });
     };
     const timer = setTimeout(
@@ -192,11 +194,11 @@ return new Promise<Connection>((resolve, reject) => {
 
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (conn) {
-        if (!isBinary) conn.onFrame(data.toString());
+        if (!isBinary) conn.onFrame(wsText(data));
         return;
       }
       if (isBinary) return;
-      const text = data.toString();
+      const text = wsText(data);
       if (Buffer.byteLength(text) > PRE_AUTH_MAX_BYTES) return fail(bad('pre-auth frame larger than 64 KiB'));
       const f = parseInboundFrame(text);
       if (!f) return;
