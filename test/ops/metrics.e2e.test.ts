@@ -90,6 +90,14 @@ describe('/metrics', () => {
     await expect(client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404 });
     const flaky = await client.chat.completions.create({ model: 'flaky-model', messages: [{ role: 'user', content: 'try twice' }] });
     expect(flaky.choices[0]!.message.content).toBeTruthy();
+    // the Anthropic Messages edge counts the same way
+    const msg = await fetch(`${a.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'mock-1', max_tokens: 64, messages: [{ role: 'user', content: 'through messages' }] }),
+    });
+    expect(msg.status).toBe(200);
+    const msgUsage = ((await msg.json()) as { usage: { input_tokens: number; output_tokens: number } }).usage;
     expect(usage.local.in).toBeGreaterThan(0);
     expect(usage.peer.out).toBeGreaterThan(0);
 
@@ -100,12 +108,14 @@ describe('/metrics', () => {
     expect(value(m, 'switchyard_requests_total', { ...chat, model: '', channel: '', peer: '', status: '404' })).toBe(1);
     expect(value(m, 'switchyard_requests_total', { ...chat, model: 'flaky-model', channel: 'flaky', status: '200' })).toBe(1);
     expect(sum(m, 'switchyard_requests_total', chat)).toBe(7);
+    expect(value(m, 'switchyard_requests_total', { route: '/v1/messages', model: 'mock-1', channel: 'office-mock', peer: '', status: '200' })).toBe(1);
+    expect(value(m, 'switchyard_time_to_first_token_seconds_count', { model: 'mock-1', channel: 'office-mock', peer: '' })).toBe(4);
     // latency for every request, time to first token for every routed one
     expect(value(m, 'switchyard_request_duration_seconds_count', { ...chat, model: 'mock-1', channel: 'office-mock', peer: '' })).toBe(3);
     expect(value(m, 'switchyard_time_to_first_token_seconds_count', { model: 'llama3', channel: 'gpu-llama', peer: 'datacenter' })).toBe(2);
     // tokens from the upstream usage, equal to what the client was told
-    expect(value(m, 'switchyard_tokens_total', { model: 'mock-1', channel: 'office-mock', direction: 'in' })).toBe(usage.local.in);
-    expect(value(m, 'switchyard_tokens_total', { model: 'mock-1', channel: 'office-mock', direction: 'out' })).toBe(usage.local.out);
+    expect(value(m, 'switchyard_tokens_total', { model: 'mock-1', channel: 'office-mock', direction: 'in' })).toBe(usage.local.in + msgUsage.input_tokens);
+    expect(value(m, 'switchyard_tokens_total', { model: 'mock-1', channel: 'office-mock', direction: 'out' })).toBe(usage.local.out + msgUsage.output_tokens);
     expect(value(m, 'switchyard_tokens_total', { model: 'llama3', peer: 'datacenter', direction: 'in' })).toBe(usage.peer.in);
     expect(value(m, 'switchyard_tokens_total', { model: 'llama3', peer: 'datacenter', direction: 'out' })).toBe(usage.peer.out);
     // the flaky channel's first attempt failed and the request was retried
