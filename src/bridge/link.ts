@@ -156,6 +156,12 @@ export class BridgeLink implements LinkContext {
     this.teardown(code, reason);
   }
 
+  /** Resolves when the socket is closed (the closing handshake done, or the hard terminate after 1 s). */
+  socketClosed(): Promise<void> {
+    if (this.ws.readyState === 3) return Promise.resolve();
+    return new Promise((resolve) => this.ws.once('close', () => resolve()));
+  }
+
   private teardown(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;

@@ -401,8 +401,12 @@ export class BridgeMesh implements MeshContext {
   }
 
   async close(): Promise<void> {
+    const links = [...this.links.values()];
     for (const d of this.dialers.values()) d.stop();
-    for (const l of this.links.values()) l.close(CLOSE.NORMAL, 'gateway shutting down');
+    for (const l of links) l.close(CLOSE.NORMAL, 'gateway shutting down');
     this.wss.close();
+    // Let the close frames reach the peers (4000 + reason) before the process may exit; a frozen peer is
+    // terminated by the link after 1 s.
+    await Promise.race([Promise.all(links.map((l) => l.socketClosed())), new Promise((r) => setTimeout(r, 1500).unref())]);
   }
 }

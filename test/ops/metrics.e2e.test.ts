@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { parseProm, sum, value, type Sample } from './prom-text.js';
+import { runCli } from './cli-run.js';
 
 const BRIDGE_TOKEN = 'metrics-bridge-token-5d1e';
 const ADMIN = 'metrics-admin-token-9a7c';
@@ -129,6 +130,24 @@ describe('/metrics', () => {
     expect(value(m, 'switchyard_sessions', { status: 'running' })).toBe(0);
     // no request id or prompt text anywhere in the exposition
     expect(JSON.stringify(m)).not.toMatch(/hello number|stream 0 please|no-such-model|req_/);
+  });
+
+  it('switchyard status shows it on one screen: version, uptime, rate, peers, channels, health, sessions', async () => {
+    const r = await runCli(['status', '--url', a.url, '--token', ADMIN]);
+    expect(r.code).toBe(0);
+    const out = r.stdout;
+    expect(out).toMatch(/^office \(gw_ma\) {2}v\d+\.\d+\.\d+ {2}up \d+/);
+    expect(out).toMatch(/requests {2}\d+\.\d\/s {2}errors \d+\.\d\/s {2}in flight \d+ {2}waiting 0/);
+    expect(out).toMatch(/sessions {2}0 active, 0 running, 0 closed, 0 moved/);
+    expect(out).toMatch(/datacenter\s+outbound\s+open\s+\d+ms\s+0 out\/0 in\s+gpu-llama/);
+    expect(out).toMatch(/gpu-llama\s+datacenter\s+mock \(mock\)\s+llama3\s+0\/64/);
+    expect(out).toMatch(/office-mock\s+local\s+mock \(mock\)\s+mock-1/);
+    const json = JSON.parse((await runCli(['status', '--url', a.url, '--token', ADMIN, '--json'])).stdout) as { gateway: { id: string }; peers: unknown[] };
+    expect(json.gateway.id).toBe('gw_ma');
+    expect(json.peers).toHaveLength(1);
+    const bad = await runCli(['status', '--url', a.url, '--token', 'wrong-admin-token']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/admin token rejected/);
   });
 
   it('shows the link on both sides: state, frames and bytes each way, round-trip time, shared channels', async () => {

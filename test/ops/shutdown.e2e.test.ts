@@ -123,7 +123,14 @@ describe('graceful stop', () => {
     const code = await new Promise<number | null>((resolve) => (b.proc.exitCode !== null ? resolve(b.proc.exitCode) : b.proc.once('exit', (c) => resolve(c))));
     expect(code).toBe(0);
     // the link was closed with 4000 and a reason
-    await waitFor(() => /"msg":"bridge peer disconnected"[^\n]*"code":4000[^\n]*"reason":"gateway shutting down"/.test(a.logs()), 'A logged the 4000 close');
+    const closedWith4000 = () =>
+      a
+        .logs()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .some((l) => l.msg === 'bridge peer disconnected' && l.code === 4000 && l.reason === 'gateway shutting down');
+    await waitFor(closedWith4000, 'A logged the 4000 close');
     // the turn finished (not cancelled): read B's store after it exited
     const store = await openStore({ kind: 'sqlite', path: join(b.dir, 'data', 'switchyard.db') });
     try {
