@@ -19,6 +19,7 @@ import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
+import { ModelTokens } from './util/model-tokens.js';
 
 export interface Gateway {
   readonly id: string;
@@ -79,13 +80,17 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
+  // agents run with `llm` call this gateway back on its loopback address with a per-session token
+  const modelTokens = new ModelTokens();
+  let selfUrl = '';
+  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, modelTokens, modelApiUrl: () => selfUrl });
   const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
+    modelTokens,
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
     logger,
     routes,
@@ -99,6 +104,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
+  const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
+  selfUrl = `${http.scheme}://${loopback}:${addr.port}`;
   mesh.start();
   logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
 

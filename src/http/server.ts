@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { bearerToken, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
+import type { ModelTokens } from '../util/model-tokens.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
 
@@ -27,6 +28,8 @@ export interface HttpServerOptions {
   logger: Logger;
   routes?: RouteHandler[];
   upgrades?: Record<string, UpgradeHandler>;
+  /** per-session agent tokens: accepted by the model APIs only, each pinned to its session's model */
+  modelTokens?: ModelTokens;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
 }
@@ -104,7 +107,10 @@ export class HttpServer {
     }
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
-      if (this.opts.clientTokens.length > 0 && !tokenMatches(bearerToken(req.headers.authorization), this.opts.clientTokens)) {
+      const token = bearerToken(req.headers.authorization);
+      // a per-session agent token (util/model-tokens.ts) is accepted here and pins the request's model
+      const grant = this.opts.modelTokens?.authorize(req, token);
+      if (!grant && this.opts.clientTokens.length > 0 && !tokenMatches(token, this.opts.clientTokens)) {
         throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
       }
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });

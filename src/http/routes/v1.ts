@@ -5,6 +5,7 @@ import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { Logger } from '../../util/log.js';
+import { pinnedModel } from '../../util/model-tokens.js';
 import { parseJsonBody, readBody, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
@@ -50,6 +51,8 @@ function requestAbort(res: ServerResponse, timeoutMs: number) {
 
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
   const body = validateChat(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const pin = pinnedModel(req);
+  if (pin) body.model = pin;
   const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
   const abort = requestAbort(res, ctx.timeoutMs);
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
@@ -115,6 +118,8 @@ async function pipeStream(
 
 export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
   const body = validateEmbeddings(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+  const pin = pinnedModel(req);
+  if (pin) body.model = pin;
   const abort = requestAbort(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });

@@ -11,6 +11,7 @@ import { rootLogger, type Logger } from '../../../util/log.js';
 import { JsonRpcStdioPeer } from '../../jsonrpc-stdio.js';
 import { agentName, initializeAgent, type AgentInfo, type AgentSpec } from './agent-session.js';
 import { AgentProcess, describeExit } from './process.js';
+import { minimalEnv } from './launch.js';
 
 export type ProbeResult = { ok: true; agentInfo?: AgentInfo; protocolVersion: number } | { ok: false; reason: string };
 
@@ -66,21 +67,24 @@ async function runProbe(cfg: AgentSpec, timeoutMs: number, opts: ProbeOptions): 
   if (!(await findCommand(cfg.command, cfg.env?.PATH ?? process.env.PATH, cwd))) {
     return { ok: false, reason: `command "${cfg.command}" not found${cfg.command.includes('/') ? '' : ' on PATH'}` };
   }
-  const proc = new AgentProcess({ command: cfg.command, args: cfg.args ?? [], env: cfg.env ?? {}, cwd, stopGraceMs: 500 });
+  const log = opts.log ?? rootLogger;
+  const proc = new AgentProcess({ command: cfg.command, args: cfg.args ?? [], env: { ...minimalEnv(), ...cfg.env }, cwd, stopGraceMs: 500 });
   try {
     await proc.spawned;
-    const peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name, log: opts.log ?? rootLogger });
+    const peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name, log });
     void proc.exited.then((e) => peer.close(new GatewayError('UPSTREAM_ERROR', `${name} exited (code ${e.code ?? e.signal})`)));
     const init = await initializeAgent(peer, name, timeoutMs);
     return { ok: true, protocolVersion: init.protocolVersion, ...(init.agentInfo ? { agentInfo: init.agentInfo } : {}) };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const exit = proc.exit;
-    const stderr = proc.stderr(300);
+    // stderr goes to the log only (it may hold secrets or paths); the reason is shown to clients
+    const stderr = proc.stderr(2_000);
     let reason: string;
     if (e.code === 'ENOENT' || e.code === 'EACCES') reason = `command "${cfg.command}" could not be started (${e.code})`;
-    else if (exit && !exit.error) reason = `${name} ${describeExit(exit)} before answering initialize${stderr ? `: ${stderr}` : ''}`;
+    else if (exit && !exit.error) reason = `${name} ${describeExit(exit)} before answering initialize (its stderr is in the gateway log)`;
     else reason = `${name} did not answer ACP initialize: ${e.message}`;
+    log.warn('agent probe failed', { agent: cfg.id, reason, ...(stderr ? { stderr } : {}) });
     return { ok: false, reason };
   } finally {
     await proc.stop();
