@@ -16,7 +16,7 @@ import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
-import { createAcp } from './acp/index.js';
+import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
 import { ModelTokens } from './util/model-tokens.js';

@@ -4,7 +4,7 @@
  * command line, URL or any other network address.
  */
 import type { Config } from '../config/schema.js';
-import type { RoutingCatalog } from './routing.js';
+import type { RoutingCatalog } from './resolve-target.js';
 
 export type AcpConfig = Config['acp'];
 export type AgentConfig = AcpConfig['agents'][number];

@@ -1,6 +1,7 @@
 /**
- * The `/acp/rpc` entry, assembled: availability probes → catalog, runtime factories per provider id, the turn
- * runner on the session store, the method dispatch, and the HTTP (+SSE) and WebSocket transports.
+ * The ACP core, assembled: availability probes → catalog, runtime factories per provider id, the turn runner on
+ * the session store, and the transport-free method table (`dispatch`). The JSON-RPC transports that serve it on
+ * `/acp/rpc` and `/acp` are built in src/http/acp/; peers reach it over the bridge (peers.ts).
  *
  * Runtimes: `acp.agents[]` → ACP stdio agents (runtimes/agent.ts); `acp.gateways[]` of kind `channels` → chats
  * over the Router (runtimes/channels.ts); kind `openclaw` → an operator client of that OpenClaw gateway
@@ -11,19 +12,16 @@ import { mkdirSync } from 'node:fs';
 import path, { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
-import type { RouteHandler, UpgradeHandler } from '../http/server.js';
 import type { Router } from '../router/router.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
-import { createDispatch } from './methods.js';
-import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './http.js';
-import { createAcpWs } from './ws.js';
-import { TurnRunner } from './turns.js';
+import { createDispatch, type Dispatch } from './methods.js';
+import { TurnRunner } from './turn-runner.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
-import { createAgentRuntime } from './runtimes/agent.js';
+import { createAgentRuntime } from './runtimes/agent/runtime.js';
 import { probeAgent } from './runtimes/agent/probe.js';
 import { resolveAgent, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
@@ -32,16 +30,13 @@ import { OpenClawGateway } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
 
-export interface AcpDeps {
+export interface AcpCoreDeps {
   config: Config;
   baseDir: string;
   router: Router;
   store: SessionStore;
   gatewayId: string;
   logger: Logger;
-  maxBodyBytes: number;
-  /** SSE keepalive interval; default 20 s (env SWITCHYARD_ACP_KEEPALIVE_MS overrides, for tests and tuning) */
-  keepaliveMs?: number;
   /** replaces the built-in availability probes (tests) */
   availability?: AvailabilitySource;
   /**
@@ -58,14 +53,16 @@ export interface AcpDeps {
   modelApiUrl?: () => string;
 }
 
-export interface Acp {
-  route: RouteHandler;
-  upgrade: UpgradeHandler;
+export interface AcpCore {
+  /** the method table every transport serves */
+  dispatch: Dispatch;
+  /** the `acp` logger (transports log under it) */
+  log: Logger;
+  /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
   close(): Promise<void>;
 }
 
-
-export function createAcp(deps: AcpDeps): Acp {
+export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const acp = deps.config.acp;
   const log = deps.logger.child({ part: 'acp' });
   const workspaceRoot = resolvePath(deps.baseDir, acp.workspaceRoot);
@@ -145,19 +142,13 @@ export function createAcp(deps: AcpDeps): Acp {
     remote: mesh ? remoteSessions(mesh, deps.store, localIds) : undefined,
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
-  const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
-  const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
-  const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
-  const ws = createAcpWs({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxPayloadBytes: deps.maxBodyBytes, dispatch, logger: log });
-
   if (acp.enabled && acp.tokens.length === 0) log.warn('/acp/rpc refuses every request: acp.tokens is empty');
 
   return {
-    route: acp.enabled ? http : () => false,
-    upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+    dispatch,
+    log,
     async close() {
       await listening;
-      await ws.close();
       await runner.shutdown();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
     },

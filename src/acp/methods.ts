@@ -1,15 +1,16 @@
 /**
- * Method dispatch for /acp/rpc (HTTP, SSE and WebSocket share it): parameter validation (-32602 naming the
- * field), routing resolution, and the calls into the turn runner. Unknown methods → -32601 naming the method.
+ * The `/acp/rpc` methods as a transport-free table: each method takes its params and a call context and returns
+ * its result, or throws a GatewayError (INVALID_PARAMS naming the field, ROUTING_*, METHOD_NOT_FOUND, …).
+ * The JSON-RPC transports (src/http/acp/: HTTP, SSE, WebSocket) and the bridge (peers.ts) adapt it; nothing here
+ * knows of envelopes, sockets or HTTP.
  */
-import { AcpRpcError, RPC, invalidParams, type RpcRequest } from './envelope.js';
-import { resolveRouting, type RoutingDecision } from './routing.js';
+import { resolveRouting, type RoutingDecision } from './resolve-target.js';
 import { capabilitiesResult, routingCatalogOf, type AcpConfig, type Catalog } from './capabilities.js';
-import type { TurnRunner } from './turns.js';
+import type { TurnRunner } from './turn-runner.js';
 import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
-
+import { invalidParams, optString, reqString } from './params.js';
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
   /** the peer running this target's runtime, when it is a peer-shared runtime */
@@ -34,7 +35,6 @@ export interface DispatchOptions {
 
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
-const MAX_ID_CHARS = 256;
 const MAX_WORKDIR_CHARS = 1024;
 
 export interface MethodDeps {
@@ -52,21 +52,16 @@ export interface CallContext {
   notify(method: string, params: Record<string, unknown>): void;
 }
 
-export type Dispatch = (req: RpcRequest, ctx: CallContext, opts?: DispatchOptions) => Promise<unknown>;
-
-function optString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalidParams(field, `${field} must be a string`);
-  if (v.length > max) throw invalidParams(field, `${field} is longer than ${max} characters`);
-  return v.trim() === '' ? undefined : v;
+/** One method call as the transports hand it over (a JSON-RPC request is one). */
+export interface AcpCall {
+  method: string;
+  params: Record<string, unknown>;
 }
 
-function reqString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string {
-  const v = optString(p, field, max);
-  if (v === undefined) throw invalidParams(field, `${field} is required (a non-empty string)`);
-  return v;
-}
+export type Dispatch = (call: AcpCall, ctx: CallContext, opts?: DispatchOptions) => Promise<unknown>;
+
+/** A method of the table: params and context in, result out. */
+type Method = (p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions) => Promise<unknown>;
 
 function prompt(p: Record<string, unknown>, maxBytes: number): string {
   const v = p.taskPrompt;
@@ -132,69 +127,73 @@ function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>,
 export function createDispatch(deps: MethodDeps): Dispatch {
   const maxPrompt = deps.maxPromptBytes ?? DEFAULT_MAX_PROMPT_BYTES;
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
-
-  return async (req, ctx, opts = {}) => {
-    const p = req.params;
-    const sink = (params: Record<string, unknown>) => ctx.notify('session.update', params);
+  const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
+  /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
+  const ownerOf = async (sessionId: string, opts: DispatchOptions): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
     const remote = opts.localOnly ? undefined : deps.remote;
-    /** where a session's continuation runs: a peer that owns it, or here */
-    const forwarded = async (sessionId: string): Promise<string | undefined> => (remote ? remote.ownerOf(sessionId) : undefined);
-    switch (req.method) {
-      case 'acp.capabilities':
-        return capabilitiesResult(await deps.catalog());
-      case 'health':
-        return { status: 'ok', version: VERSION };
-      case 'session.start': {
-        const sessionId = reqString(p, 'sessionId');
-        const threadId = optString(p, 'threadId') ?? sessionId;
-        const text = prompt(p, maxPrompt);
-        const wd = workingDirectory(p);
-        const d = await route(p);
-        if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
-        const target = targetOf(d, deps.acp);
-        if (opts.allowTarget && !opts.allowTarget(target)) {
-          throw new GatewayError('CHANNEL_NOT_SHARED', `runtime "${target.providerId || target.gatewayProviderId}" is not shared with you`);
-        }
-        const peer = remote?.peerFor(target);
-        if (peer && remote) {
-          // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
-          await deps.runner.close(sessionId);
-          await remote.recordRemote(sessionId, peer, target, threadId);
-          return remote.call(peer, 'session.start', p, sink);
-        }
-        return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sink);
+    const owner = remote ? await remote.ownerOf(sessionId) : undefined;
+    return remote && owner ? { remote, owner } : undefined;
+  };
+  const endSession = (method: 'session.cancel' | 'session.close'): Method => async (p, ctx, opts) => {
+    const sessionId = reqString(p, 'sessionId');
+    const fwd = await ownerOf(sessionId, opts);
+    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx));
+    return method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId);
+  };
+
+  const methods: Readonly<Record<string, Method>> = {
+    'acp.capabilities': async () => capabilitiesResult(await deps.catalog()),
+    health: async () => ({ status: 'ok', version: VERSION }),
+    'session.start': async (p, ctx, opts) => {
+      const sessionId = reqString(p, 'sessionId');
+      const threadId = optString(p, 'threadId') ?? sessionId;
+      const text = prompt(p, maxPrompt);
+      const wd = workingDirectory(p);
+      const d = await route(p);
+      if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
+      const target = targetOf(d, deps.acp);
+      if (opts.allowTarget && !opts.allowTarget(target)) {
+        throw new GatewayError('CHANNEL_NOT_SHARED', `runtime "${target.providerId || target.gatewayProviderId}" is not shared with you`);
       }
-      case 'session.message': {
-        const sessionId = reqString(p, 'sessionId');
-        const text = prompt(p, maxPrompt);
-        workingDirectory(p); // validated; the session keeps the folder it started with
-        const owner = await forwarded(sessionId);
-        if (owner && remote) return remote.call(owner, 'session.message', p, sink);
-        return deps.runner.message(sessionId, text, sink);
+      const remote = opts.localOnly ? undefined : deps.remote;
+      const peer = remote?.peerFor(target);
+      if (peer && remote) {
+        // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
+        await deps.runner.close(sessionId);
+        await remote.recordRemote(sessionId, peer, target, threadId);
+        return remote.call(peer, 'session.start', p, sinkOf(ctx));
       }
-      case 'session.cancel':
-      case 'session.close': {
-        const sessionId = reqString(p, 'sessionId');
-        const owner = await forwarded(sessionId);
-        if (owner && remote) return remote.call(owner, req.method, p, sink);
-        return req.method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId);
+      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sinkOf(ctx));
+    },
+    'session.message': async (p, ctx, opts) => {
+      const sessionId = reqString(p, 'sessionId');
+      const text = prompt(p, maxPrompt);
+      workingDirectory(p); // validated; the session keeps the folder it started with
+      const fwd = await ownerOf(sessionId, opts);
+      if (fwd) return fwd.remote.call(fwd.owner, 'session.message', p, sinkOf(ctx));
+      return deps.runner.message(sessionId, text, sinkOf(ctx));
+    },
+    'session.cancel': endSession('session.cancel'),
+    'session.close': endSession('session.close'),
+    'xworkmate.tasks.get': async (p) => {
+      const runId = optString(p, 'runId');
+      const sessionId = optString(p, 'sessionId');
+      if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
+      return deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
+    },
+    'xworkmate.routing.resolve': async (p) => {
+      optString(p, 'sessionId');
+      const d = await route(p);
+      if (d.kind === 'unavailable') {
+        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp) };
       }
-      case 'xworkmate.tasks.get': {
-        const runId = optString(p, 'runId');
-        const sessionId = optString(p, 'sessionId');
-        if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
-        return deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
-      }
-      case 'xworkmate.routing.resolve': {
-        optString(p, 'sessionId');
-        const d = await route(p);
-        if (d.kind === 'unavailable') {
-          return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp) };
-        }
-        return { unavailable: false, ...decisionFields(d, deps.acp) };
-      }
-      default:
-        throw new AcpRpcError(RPC.METHOD_NOT_FOUND, 'METHOD_NOT_FOUND', `method not found: ${req.method}`, { method: req.method });
-    }
+      return { unavailable: false, ...decisionFields(d, deps.acp) };
+    },
+  };
+
+  return async (call, ctx, opts = {}) => {
+    const m = Object.prototype.hasOwnProperty.call(methods, call.method) ? methods[call.method] : undefined;
+    if (!m) throw new GatewayError('METHOD_NOT_FOUND', `method not found: ${call.method}`, { details: { method: call.method } });
+    return m(call.params, ctx, opts);
   };
 }

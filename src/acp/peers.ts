@@ -4,21 +4,50 @@
  * Requesting side (`RemoteSessions`): a session lives on a peer when it was started on a runtime the peer shares
  * with us, or when it was transferred there (its record here says `moved` to that peer). `session.message`,
  * `session.cancel` and `session.close` for such a session cross the bridge as bridge-rpc; its session.update
- * notifications are relayed in order; its result or JSON-RPC error comes back unchanged. An owner that cannot be
- * reached gives -32002 with data.code SESSION_OWNER_UNREACHABLE and data.owner naming it.
+ * notifications are relayed in order; its result or error comes back unchanged (same code, message and data). An
+ * owner that cannot be reached gives SESSION_OWNER_UNREACHABLE with details.owner naming it.
+ *
+ * Bridge-rpc carries errors as JSON-RPC-shaped objects `{ code, message, data: { code, … } }`: `code` from the
+ * error table, `data.code` the ErrorCode. Both directions map through GatewayError here.
  *
  * Serving side (`peerRpcHandler`): a peer may start sessions only on the runtimes we share with it
  * (gateway.bridge.shareAgents, checked here, on the serving side), and may continue, cancel or close only the
  * sessions it started here or transferred to us. Nothing it sends is forwarded again to another peer.
  */
-import { GatewayError } from '../wire/errors.js';
+import { ERROR_TABLE, GatewayError, isErrorCode, toGatewayError } from '../wire/errors.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { RpcServeHandler } from '../bridge/link.js';
 import type { SessionStore } from '../sessions/store.js';
 import { markMoved, newSession, type SessionTarget } from '../sessions/model.js';
-import { AcpRpcError, RPC, toRpcError, type RpcRequest } from './envelope.js';
 import type { Dispatch, RemoteSessions } from './methods.js';
 import type { PeerRuntime } from './capabilities.js';
+
+interface BridgeRpcError {
+  code: number;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+/** A throwable as the bridge-rpc error object the requesting peer turns back into the same GatewayError. */
+function toBridgeRpcError(err: unknown): BridgeRpcError {
+  const e = toGatewayError(err);
+  const data: Record<string, unknown> = {};
+  if (e.param) data.field = e.param;
+  if (e.details) Object.assign(data, e.details);
+  if (e.retryable) data.retryable = true;
+  return { code: ERROR_TABLE[e.code].rpc, message: e.message, data: { ...data, code: e.code } };
+}
+
+/** A peer's bridge-rpc error as a GatewayError (a code this version does not know → REMOTE_ERROR). */
+function fromBridgeRpcError(err: { message: string; data?: unknown }): GatewayError {
+  const { code, field, retryable, ...details } = (err.data && typeof err.data === 'object' ? err.data : {}) as Record<string, unknown>;
+  if (!isErrorCode(code) && code !== undefined) details.remoteCode = code;
+  return new GatewayError(isErrorCode(code) ? code : 'REMOTE_ERROR', err.message, {
+    ...(typeof field === 'string' ? { param: field } : {}),
+    retryable: retryable === true,
+    details,
+  });
+}
 
 /** Runtimes peers share with us, minus ids that are also local (a local runtime always wins). */
 export function peerRuntimes(mesh: BridgeMesh, localIds: ReadonlySet<string>): PeerRuntime[] {
@@ -34,7 +63,7 @@ export function peerRuntimes(mesh: BridgeMesh, localIds: ReadonlySet<string>): P
 
 export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: ReadonlySet<string>): RemoteSessions {
   const unreachable = (sessionId: string, owner: string) =>
-    new AcpRpcError(RPC.SESSION_CONTINUATION_UNAVAILABLE, 'SESSION_OWNER_UNREACHABLE', `session "${sessionId}" is owned by gateway ${owner}, which cannot be reached now; retry later`, { sessionId, owner });
+    new GatewayError('SESSION_OWNER_UNREACHABLE', `session "${sessionId}" is owned by gateway ${owner}, which cannot be reached now; retry later`, { details: { sessionId, owner } });
   return {
     peerFor(target: SessionTarget) {
       const id = target.executionTarget === 'agent' ? target.providerId : target.gatewayProviderId;
@@ -47,7 +76,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
             const owner = err instanceof GatewayError ? err.details?.owner : undefined;
             if (!owner) throw err;
             if (err.code === 'PEER_UNAVAILABLE') throw unreachable(sessionId, String(owner));
-            throw new AcpRpcError(RPC.SESSION_CONTINUATION_UNAVAILABLE, 'SESSION_NOT_OWNED_HERE', err.message, { sessionId, owner });
+            throw new GatewayError('SESSION_NOT_OWNED_HERE', err.message, { details: { sessionId, owner } });
           })
         : await store.get(sessionId);
       return settled?.status === 'moved' && settled.movedTo ? settled.movedTo : undefined;
@@ -60,10 +89,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
         if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE') throw unreachable(String(params.sessionId ?? ''), peerId);
         throw err;
       }
-      if ('error' in out) {
-        const data = (out.error.data ?? {}) as Record<string, unknown>;
-        throw new AcpRpcError(out.error.code, typeof data.code === 'string' ? data.code : 'REMOTE_ERROR', out.error.message, data);
-      }
+      if ('error' in out) throw fromBridgeRpcError(out.error);
       return out.result;
     },
     async recordRemote(sessionId, peerId, target, threadId) {
@@ -84,19 +110,17 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
       const mine = rec && rec.status !== 'moved' && (rec.metadata.viaPeer === peer.id || rec.metadata.transferredFrom === peer.id);
       if (!mine) throw new GatewayError('CHANNEL_NOT_SHARED', `session "${sessionId}" is not one you started or transferred here`);
     } else if (method !== 'session.start') {
-      return { error: { code: RPC.METHOD_NOT_FOUND, message: `method not available over the bridge: ${method}`, data: { code: 'METHOD_NOT_FOUND' } } };
+      return { error: toBridgeRpcError(new GatewayError('METHOD_NOT_FOUND', `method not available over the bridge: ${method}`)) };
     }
     // bridge-cancel (the requesting side gave up on the call) cancels the turn, as session.cancel would
     const onAbort = () => void cancel(sessionId).catch(() => undefined);
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const req: RpcRequest = { jsonrpc: '2.0', id: 'bridge', method, params } as RpcRequest;
-      const result = await dispatch(req, { notify: emit }, { origin: peer.id, allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId), localOnly: true });
+      const result = await dispatch({ method, params }, { notify: emit }, { origin: peer.id, allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId), localOnly: true });
       return { result };
     } catch (err) {
       if (err instanceof GatewayError && err.code === 'CHANNEL_NOT_SHARED') throw err;
-      const e = toRpcError(err);
-      return { error: { code: e.rpcCode, message: e.message, data: { ...e.data, code: e.dataCode } } };
+      return { error: toBridgeRpcError(err) };
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

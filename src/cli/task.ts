@@ -1,6 +1,6 @@
 /**
  * `switchyard task providers | run | message | cancel | close`: agent tasks through a gateway's `/acp/rpc`,
- * with the app's side of the seed's routing rules (src/acp/client/base-url.ts).
+ * with the app's side of the seed's routing rules (src/cli/acp-client/base-url.ts).
  *
  * Local vs managed: a base URL taken from the config file (or the built-in default) is this user's own
  * gateway, so local use is implied and a loopback/LAN address is fine. A base given explicitly (`--url` or
@@ -14,8 +14,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { AcpBaseUrlError } from '../acp/client/base-url.js';
-import { AcpClient, AcpRpcError, AcpTransportError, KEEPALIVE_METHOD, type AcpNotification, type ProviderEntry, type SessionParams, type SessionUpdate, type TaskResult } from '../acp/client/client.js';
+import { AcpBaseUrlError } from './acp-client/base-url.js';
+import { AcpClient, AcpRpcError, AcpTransportError, KEEPALIVE_METHOD, type AcpNotification, type ProviderEntry, type SessionParams, type SessionUpdate, type TaskResult } from './acp-client/client.js';
 import { CliError, resolveRemote, type RemoteFlags } from './remote.js';
 import { table } from './table.js';
 

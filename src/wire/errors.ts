@@ -31,6 +31,19 @@ export type ErrorCode =
   | 'PEER_UNAVAILABLE'
   | 'BAD_FRAME'
   | 'CANCELLED'
+  // /acp/rpc method level (JSON-RPC -32602 / -32601 / -32002)
+  | 'INVALID_PARAMS'
+  | 'ROUTING_REQUIRED'
+  | 'ROUTING_CONFLICT'
+  | 'METHOD_NOT_FOUND'
+  | 'SESSION_CONTINUATION_UNAVAILABLE'
+  | 'SESSION_OWNER_UNREACHABLE'
+  | 'SESSION_NOT_OWNED_HERE'
+  | 'REMOTE_ERROR'
+  // upstream connections (OpenClaw gateway)
+  | 'UPSTREAM_AUTH_FAILED'
+  | 'UPSTREAM_UNREACHABLE'
+  | 'UPSTREAM_CONNECTION_LOST'
   // config / generic
   | 'CONFIG_INVALID'
   | 'INTERNAL';
@@ -69,6 +82,17 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   PEER_UNAVAILABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   BAD_FRAME: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   CANCELLED: { status: 499, type: 'server_error', retryable: false, rpc: -32800 },
+  INVALID_PARAMS: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  ROUTING_REQUIRED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  ROUTING_CONFLICT: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  METHOD_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601 },
+  SESSION_CONTINUATION_UNAVAILABLE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
+  SESSION_OWNER_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: false, rpc: -32002 },
+  SESSION_NOT_OWNED_HERE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
+  REMOTE_ERROR: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
+  UPSTREAM_AUTH_FAILED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
+  UPSTREAM_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
+  UPSTREAM_CONNECTION_LOST: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   CONFIG_INVALID: { status: 500, type: 'server_error', retryable: false, rpc: -32603 },
   INTERNAL: { status: 500, type: 'server_error', retryable: false, rpc: -32603 },
 };

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JsonRpcStdioPeer, NdjsonLineBuffer, RpcError, classifyMessage } from '../../src/acp/jsonrpc-stdio.js';
+import { JsonRpcStdioPeer, NdjsonLineBuffer, RpcError, classifyMessage } from '../../src/acp/runtimes/agent/jsonrpc-stdio.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
 

@@ -274,7 +274,8 @@ describe('OpenClawClient against the fake gateway', () => {
     const c = new OpenClawClient({ url: f.url, token: TOKEN, log, backoff: { initialMs: 10, maxMs: 10 } });
     clients.push(c);
     const e1 = await rejection(c.chatSend('agent:main:t1', 'x'));
-    expect(e1.details).toMatchObject({ reason: 'auth_failed', openclawDetailCode: 'AUTH_TOKEN_MISMATCH' });
+    expect(e1.code).toBe('UPSTREAM_AUTH_FAILED');
+    expect(e1.details).toMatchObject({ openclawDetailCode: 'AUTH_TOKEN_MISMATCH' });
     expect(e1.retryable).toBe(false);
     expect(e1.message).toMatch(/token/i);
     expect(e1.message).toContain('[redacted]'); // the fake echoed the token; the client scrubbed it
@@ -282,7 +283,7 @@ describe('OpenClawClient against the fake gateway', () => {
     const t0 = Date.now();
     const e2 = await rejection(c.chatSend('agent:main:t1', 'y'));
     expect(Date.now() - t0).toBeLessThan(200);
-    expect(e2.details).toMatchObject({ reason: 'auth_failed' });
+    expect(e2.code).toBe('UPSTREAM_AUTH_FAILED');
     await new Promise((r) => setTimeout(r, 100));
     expect(f.connections).toBe(1);
     expect(f.connects).toHaveLength(1);
@@ -305,8 +306,8 @@ describe('OpenClawClient against the fake gateway', () => {
     const f = await fake({ script: () => (++n === 1 ? { chunks: ['a', 'b'], end: 'drop' } : { chunks: ['fine'] }) });
     const c = client(f);
     const e = await rejection(c.chatSend('agent:main:t1', 'x'));
-    expect(e.code).toBe('UPSTREAM_STREAM_ERROR');
-    expect(e.details).toMatchObject({ reason: 'connection_lost' });
+    expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
+    expect(e.message).toMatch(/connection to the OpenClaw gateway closed/);
     expect(e.retryable).toBe(true);
     noSecret(e, f);
     const r = await c.chatSend('agent:main:t1', 'y');
@@ -345,7 +346,8 @@ describe('OpenClawClient against the fake gateway', () => {
     f.ticking = false;
     const t0 = Date.now();
     const e = await rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 5000 }));
-    expect(e.details).toMatchObject({ reason: 'tick_timeout' });
+    expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
+    expect(e.message).toMatch(/2× tick interval/);
     expect(Date.now() - t0).toBeLessThan(1500);
     await until(() => f.clientCloses.some((x) => x.code === 4000));
     f.ticking = true;
@@ -362,11 +364,15 @@ describe('OpenClawClient against the fake gateway', () => {
     const c = new OpenClawClient({ url, token: TOKEN, log, maxBackoffWaitMs: 0 });
     clients.push(c);
     const e1 = await rejection(c.connect());
-    expect(e1.details).toMatchObject({ reason: 'connect_failed' });
+    expect(e1.code).toBe('UPSTREAM_UNREACHABLE');
+    expect(e1.retryAfterSec).toBeUndefined();
     expect(e1.message).toContain('ECONNREFUSED');
     expect(e1.message).not.toContain(new URL(url).host);
     const e2 = await rejection(c.chatSend('agent:main:t1', 'x'));
-    expect(e2.details).toMatchObject({ reason: 'backoff' });
+    // refused by the back-off, not a new attempt: it says when the next one is
+    expect(e2.code).toBe('UPSTREAM_UNREACHABLE');
+    expect(e2.retryAfterSec).toBeGreaterThan(0);
+    expect(e2.message).toMatch(/next connect attempt in/);
     expect(e2.retryable).toBe(true);
     expect(e2.retryAfterSec).toBeGreaterThanOrEqual(1);
     expect(c.connectAttempts).toBe(1);

@@ -7,7 +7,7 @@
  */
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
-import { JsonRpcStdioPeer, RpcError } from '../../jsonrpc-stdio.js';
+import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';

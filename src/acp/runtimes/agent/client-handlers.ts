@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
-import { RpcError, type RequestHandler } from '../../jsonrpc-stdio.js';
+import { RpcError, type RequestHandler } from './jsonrpc-stdio.js';
 import { minimalEnv } from './launch.js';
 import { killGroup } from './process.js';
 import { resolveInside } from './workspace.js';

@@ -8,7 +8,7 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
-import { JsonRpcStdioPeer } from '../../jsonrpc-stdio.js';
+import { JsonRpcStdioPeer } from './jsonrpc-stdio.js';
 import { agentName, initializeAgent, type AgentInfo, type AgentSpec } from './agent-session.js';
 import { AgentProcess, describeExit } from './process.js';
 import { minimalEnv } from './launch.js';

@@ -16,40 +16,23 @@
  *   is retried after its `retryAfterMs` within the connect budget. An authentication refusal is never retried
  *   automatically: requests fail at once with the same error until `authRetryAfterMs` has passed.
  * - The token is only ever written into the `connect` frame; server text that echoes it is scrubbed.
+ *
+ * Files: connection.ts (one socket: handshake, requests, watchdog), run.ts (one chat.send run), this file (the
+ * client: lazy connect, back-off, auth refusal memory, chatSend's resend-before-ack rule). Errors: an auth refusal
+ * is UPSTREAM_AUTH_FAILED (not retryable); a failed connect, and a request refused during a long back-off (with
+ * retryAfterSec), is UPSTREAM_UNREACHABLE; a loss mid-run is UPSTREAM_CONNECTION_LOST.
  */
 import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
 import { GatewayError, toGatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
-import {
-  CLOSE_TICK_TIMEOUT,
-  ChatTextAccumulator,
-  MAX_PROTOCOL,
-  MIN_PROTOCOL,
-  PRE_AUTH_MAX_BYTES,
-  buildConnectParams,
-  errorFromChatEvent,
-  errorFromShape,
-  isAuthFailure,
-  mapStopReason,
-  parseChallenge,
-  parseChatEvent,
-  parseChatSendAck,
-  parseHelloOk,
-  parseInboundFrame,
-  requestFrame,
-  safeUrl,
-  scrub,
-  type ChatEvent,
-  type ChatSendAck,
-  type ErrorShape,
-  type EventFrame,
-  type HelloOk,
-  type TextChange,
-} from './protocol.js';
+import { isAuthFailure, parseChatEvent, parseChatSendAck, safeUrl, scrub, type ChatSendAck, type EventFrame, type HelloOk } from './protocol.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../../util/backoff.js';
+import { openConnection, type Connection, type ConnectionOwner, type HandshakeFailure } from './connection.js';
+import { Run, type ChatResult, type ChatSendOptions } from './run.js';
 
 export { backoffDelay } from '../../../util/backoff.js';
+export { describeSocketError } from './connection.js';
+export type { ChatResult, ChatSendOptions } from './run.js';
 
 export interface OpenClawClientOptions {
   /** ws:// or wss:// URL of the OpenClaw Gateway (from config only) */
@@ -76,252 +59,6 @@ export interface OpenClawClientOptions {
   log?: Logger;
 }
 
-export interface ChatSendOptions {
-  /** each text change of the run (append a piece / replace the whole text) */
-  onDelta?: (change: TextChange, event: ChatEvent) => void;
-  /** every `chat` event of the run, parsed and raw, before it is acted on */
-  onEvent?: (event: ChatEvent, raw: unknown) => void;
-  /** the chat.send ack (`{ runId, status }`) */
-  onAck?: (ack: ChatSendAck) => void;
-  signal?: AbortSignal;
-  /** whole-run deadline; on expiry the run is aborted and the call rejects with UPSTREAM_TIMEOUT */
-  timeoutMs?: number;
-  /** defaults to a fresh UUID; the same key is reused if the send has to be retried on a new connection */
-  idempotencyKey?: string;
-}
-
-export interface ChatResult {
-  status: 'completed' | 'cancelled';
-  runId: string;
-  /** the full assistant text (for cancelled runs: what had arrived) */
-  text: string;
-  /** ACP stop reason: end_turn | max_tokens | refusal | cancelled */
-  stopReason: string;
-  /** the raw payload of the terminal `chat` event, when there was one */
-  terminal?: unknown;
-}
-
-interface Pending {
-  method: string;
-  resolve: (payload: unknown) => void;
-  reject: (err: GatewayError) => void;
-  timer: NodeJS.Timeout;
-}
-
-// Error messages reach /acp/rpc clients: they never name the gateway's address (it is in the logs only).
-const lostError = (what: string, detailsReason: string): GatewayError =>
-  new GatewayError('UPSTREAM_STREAM_ERROR', what, { retryable: true, details: { provider: 'openclaw', reason: detailsReason } });
-
-/** A socket error without host names or addresses: the errno code when there is one. */
-export function describeSocketError(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code) return code;
-  return err.message.replace(/\[[0-9a-fA-F:.]+\](:\d+)?/g, '<addr>').replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<addr>').replace(/\b[a-z]+s?:\/\/\S+/gi, '<url>');
-}
-
-const reasonOf = (err: unknown): string | undefined => (err instanceof GatewayError ? (err.details?.reason as string | undefined) : undefined);
-
-/** One authenticated socket. Created by OpenClawClient.handshake; dies once (close/error/watchdog). */
-class Connection {
-  readonly pending = new Map<string, Pending>();
-  readonly runs = new Set<Run>();
-  lastFrameAt = Date.now();
-  alive = true;
-  private watchdog: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly ws: WebSocket,
-    readonly hello: HelloOk,
-    private readonly owner: OpenClawClient,
-  ) {
-    const tick = hello.policy.tickIntervalMs;
-    this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > 2 * tick) {
-        this.kill(lostError(`no frame from the OpenClaw gateway for ${2 * tick} ms (2× tick interval): connection closed`, 'tick_timeout'), CLOSE_TICK_TIMEOUT, 'tick timeout');
-      }
-    }, Math.max(10, Math.floor(tick / 2)));
-    this.watchdog.unref();
-  }
-
-  get protocol(): number {
-    return this.hello.protocol;
-  }
-
-  request(method: string, params: unknown, timeoutMs: number): Promise<unknown> {
-    if (!this.alive) return Promise.reject(lostError('connection to the OpenClaw gateway is closed', 'connection_lost'));
-    const id = randomUUID();
-    const text = JSON.stringify(requestFrame(id, method, params));
-    const max = this.hello.policy.maxPayload;
-    if (max !== undefined && Buffer.byteLength(text) > max) {
-      return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `OpenClaw ${method} request is larger than the gateway's maxPayload (${max} bytes)`, { details: { provider: 'openclaw', method } }));
-    }
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.sendRaw(JSON.stringify({ type: 'cancel', id }));
-        reject(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, { details: { provider: 'openclaw', method, reason: 'request_timeout' } }));
-      }, timeoutMs);
-      this.pending.set(id, { method, resolve, reject, timer });
-      this.sendRaw(text);
-    });
-  }
-
-  private sendRaw(text: string): void {
-    try {
-      this.ws.send(text);
-    } catch {
-      /* the close handler fails whatever is pending */
-    }
-  }
-
-  onFrame(text: string): void {
-    this.lastFrameAt = Date.now();
-    const f = parseInboundFrame(text);
-    if (!f) return;
-    if (f.type === 'res') {
-      const p = this.pending.get(f.id);
-      if (!p) return;
-      this.pending.delete(f.id);
-      clearTimeout(p.timer);
-      if (f.ok) p.resolve(f.payload);
-      else p.reject(errorFromShape(p.method, f.error as ErrorShape, this.owner.secret));
-      return;
-    }
-    this.owner.onEvent(this, f);
-  }
-
-  /** Marks the connection dead, fails everything on it and closes the socket (idempotent). */
-  kill(err: GatewayError, code = 1000, reason = ''): void {
-    if (!this.alive) return;
-    this.alive = false;
-    if (this.watchdog) clearInterval(this.watchdog);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
-    for (const r of [...this.runs]) r.connectionLost(err);
-    this.runs.clear();
-    this.owner.connectionDied(this, err);
-    try {
-      if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
-    } catch {
-      /* ignore */
-    }
-    const ws = this.ws;
-    setTimeout(() => ws.terminate(), 1000).unref();
-  }
-}
-
-/** The client side of one chat.send run. */
-class Run {
-  runId: string | undefined;
-  conn: Connection | undefined;
-  acc: ChatTextAccumulator | undefined;
-  cancelRequested = false;
-  abortSent = false;
-  settled = false;
-  buffered: Array<{ ev: ChatEvent; raw: unknown }> = [];
-  readonly done: Promise<ChatResult>;
-  private resolveDone!: (r: ChatResult) => void;
-  private rejectDone!: (e: GatewayError) => void;
-
-  constructor(
-    readonly sessionKey: string,
-    readonly idempotencyKey: string,
-    readonly opts: ChatSendOptions,
-    private readonly secret: string,
-  ) {
-    this.done = new Promise<ChatResult>((res, rej) => {
-      this.resolveDone = res;
-      this.rejectDone = rej;
-    });
-    this.done.catch(() => undefined);
-  }
-
-  attach(conn: Connection): void {
-    this.conn = conn;
-    // the text so far survives a reconnect; a new connection may speak another version: keep the longer-lived text
-    const prev = this.acc;
-    this.acc = new ChatTextAccumulator(conn.protocol);
-    if (prev && prev.text) this.acc.apply({ runId: '-', sessionKey: '-', state: 'delta', message: prev.text });
-    conn.runs.add(this);
-  }
-
-  matches(runId: string): boolean {
-    return runId === this.runId || runId === this.idempotencyKey;
-  }
-
-  /** A `chat` event for this run's session key. */
-  event(ev: ChatEvent, raw: unknown): void {
-    if (this.settled) return;
-    if (this.runId === undefined && !this.matches(ev.runId)) {
-      // before the ack we do not know the run id yet: keep the session's events until we do
-      if (this.buffered.length < 10_000) this.buffered.push({ ev, raw });
-      return;
-    }
-    if (!this.matches(ev.runId)) return;
-    this.handle(ev, raw);
-  }
-
-  acked(runId: string): void {
-    this.runId = runId;
-    const b = this.buffered;
-    this.buffered = [];
-    for (const { ev, raw } of b) if (this.matches(ev.runId)) this.handle(ev, raw);
-  }
-
-  private handle(ev: ChatEvent, raw: unknown): void {
-    if (this.settled) return;
-    try {
-      this.opts.onEvent?.(ev, raw);
-      const change = this.acc?.apply(ev);
-      if (change) this.opts.onDelta?.(change, ev);
-    } catch (err) {
-      this.fail(toGatewayError(err));
-      return;
-    }
-    const runId = this.runId ?? ev.runId;
-    const text = this.acc?.text ?? '';
-    switch (ev.state) {
-      case 'final':
-        this.finish({ status: 'completed', runId, text, stopReason: mapStopReason(ev.stopReason), terminal: raw });
-        break;
-      case 'aborted':
-        this.finish({ status: 'cancelled', runId, text, stopReason: 'cancelled', terminal: raw });
-        break;
-      case 'error':
-        this.fail(errorFromChatEvent(ev, this.secret));
-        break;
-      default:
-        break;
-    }
-  }
-
-  connectionLost(err: GatewayError): void {
-    // before the ack the chat.send request itself fails and chatSend decides whether to resend
-    if (this.runId === undefined) return;
-    if (this.cancelRequested) this.cancelled();
-    else this.fail(err);
-  }
-
-  cancelled(): void {
-    this.finish({ status: 'cancelled', runId: this.runId ?? '', text: this.acc?.text ?? '', stopReason: 'cancelled' });
-  }
-
-  finish(r: ChatResult): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.resolveDone(r);
-  }
-
-  fail(e: GatewayError): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.rejectDone(e);
-  }
-}
-
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
@@ -334,7 +71,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-export class OpenClawClient {
+export class OpenClawClient implements ConnectionOwner {
   readonly logUrl: string;
   private readonly o: Required<Omit<OpenClawClientOptions, 'displayName' | 'instanceId' | 'backoff' | 'log'>> & Pick<OpenClawClientOptions, 'displayName' | 'instanceId'>;
   private readonly backoff: BackoffOptions;
@@ -432,7 +169,7 @@ export class OpenClawClient {
         setTimeout(() => {
           if (run.settled) return;
           if (run.runId !== undefined) this.sendAbort(run);
-          run.fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw run did not finish within ${opts.timeoutMs} ms (aborted)`, { details: { provider: 'openclaw', reason: 'run_timeout' } }));
+          run.fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw run did not finish within ${opts.timeoutMs} ms (aborted)`, { details: { provider: 'openclaw' } }));
         }, opts.timeoutMs),
       );
     }
@@ -440,15 +177,16 @@ export class OpenClawClient {
       const params = { sessionKey, message, idempotencyKey: run.idempotencyKey };
       let ack: ChatSendAck | undefined;
       for (let attempt = 1; ack === undefined; attempt++) {
-        let conn: Connection;
+        let conn: Connection | undefined;
         try {
-          conn = await Promise.race([this.ensureConnected(signal), run.done.then(() => undefined as never)]);
+          // run.done settles first when the run was cancelled or timed out while connecting
+          conn = await Promise.race([this.ensureConnected(signal), run.done.then(() => undefined)]);
         } catch (err) {
           if (run.settled) return await run.done;
           if (signal?.aborted) return { status: 'cancelled', runId: '', text: '', stopReason: 'cancelled' };
           throw err;
         }
-        if (run.settled) return await run.done;
+        if (run.settled || !conn) return await run.done;
         if (signal?.aborted) return { status: 'cancelled', runId: '', text: '', stopReason: 'cancelled' };
         run.attach(conn);
         try {
@@ -472,7 +210,7 @@ export class OpenClawClient {
         } catch (err) {
           if (run.settled) return await run.done;
           // lost before the ack: the server may or may not have the message; the same idempotency key makes a resend safe
-          if (reasonOf(err) === 'connection_lost' || reasonOf(err) === 'tick_timeout') {
+          if (err instanceof GatewayError && err.code === 'UPSTREAM_CONNECTION_LOST') {
             if (attempt < 2 && !signal?.aborted) {
               this.log.warn('openclaw connection lost before chat.send was acknowledged; resending with the same idempotency key');
               continue;
@@ -519,7 +257,7 @@ export class OpenClawClient {
   // -------------------------------------------------------------------------------------------------------------
   // connection management
 
-  /** @internal from Connection */
+  /** from Connection */
   onEvent(conn: Connection, f: EventFrame): void {
     if (f.event === 'chat') {
       const ev = parseChatEvent(f.payload);
@@ -539,10 +277,10 @@ export class OpenClawClient {
     // tick: liveness only (every frame refreshes the watchdog); agent/presence/health: not used
   }
 
-  /** @internal from Connection.kill */
+  /** from Connection.kill */
   connectionDied(conn: Connection, err: GatewayError): void {
     if (this.conn === conn) this.conn = undefined;
-    if (!this.closed) this.log.warn('openclaw connection lost', { reason: reasonOf(err), error: err.message });
+    if (!this.closed) this.log.warn('openclaw connection lost', { code: err.code, error: err.message });
   }
 
   private async ensureConnected(signal?: AbortSignal): Promise<Connection> {
@@ -555,10 +293,9 @@ export class OpenClawClient {
     if (!this.connecting) {
       const wait = this.nextAttemptAt - Date.now();
       if (wait > this.o.maxBackoffWaitMs) {
-        throw new GatewayError('UPSTREAM_ERROR', `OpenClaw gateway is unreachable${this.lastError ? ` (${this.lastError.message})` : ''}; next connect attempt in ${Math.ceil(wait / 1000)} s`, {
-          retryable: true,
+        throw new GatewayError('UPSTREAM_UNREACHABLE', `OpenClaw gateway is unreachable${this.lastError ? ` (${this.lastError.message})` : ''}; next connect attempt in ${Math.ceil(wait / 1000)} s`, {
           retryAfterSec: Math.ceil(wait / 1000),
-          details: { provider: 'openclaw', reason: 'backoff' },
+          details: { provider: 'openclaw' },
         });
       }
       this.connecting = this.connectLoop(Math.max(0, wait)).finally(() => {
@@ -581,7 +318,8 @@ export class OpenClawClient {
     for (;;) {
       if (this.closed) throw new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
       try {
-        const conn = await this.handshake();
+        this.connectAttempts++;
+        const conn = await openConnection(this.o, this);
         if (this.closed) {
           conn.kill(new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed'), 1000, 'client closing');
           throw new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
@@ -593,13 +331,12 @@ export class OpenClawClient {
         this.log.info('openclaw connected', { protocol: conn.protocol, tickIntervalMs: conn.hello.policy.tickIntervalMs, connId: conn.hello.server?.connId });
         return conn;
       } catch (e) {
-        const wrapped = e as { error?: unknown; shape?: ErrorShape };
+        const wrapped = e as Partial<HandshakeFailure> | undefined;
         const error = wrapped?.error instanceof GatewayError ? wrapped.error : toGatewayError(e);
         const shape = wrapped?.error instanceof GatewayError ? wrapped.shape : undefined;
         if (shape && isAuthFailure(shape)) {
-          const err = new GatewayError('UPSTREAM_ERROR', `OpenClaw gateway refused the configured token or identity: ${error.message}; not retrying automatically (check acp.gateways[].token)`, {
-            retryable: false,
-            details: { ...error.details, reason: 'auth_failed' },
+          const err = new GatewayError('UPSTREAM_AUTH_FAILED', `OpenClaw gateway refused the configured token or identity: ${error.message}; not retrying automatically (check acp.gateways[].token)`, {
+            details: { ...error.details },
           });
           this.authFailure = { error: err, until: Date.now() + this.o.authRetryAfterMs };
           this.log.error('openclaw authentication failed', { error: err.message });
@@ -618,84 +355,5 @@ export class OpenClawClient {
         throw error;
       }
     }
-  }
-
-  /** One socket: open → challenge → connect → hello-ok. Rejects with `{ error, shape? }`. */
-  private handshake(): Promise<Connection> {
-    this.connectAttempts++;
-    return new Promise<Connection>((resolve, reject) => {
-      const ws = new WebSocket(this.o.url, { handshakeTimeout: this.o.handshakeTimeoutMs, maxPayload: this.o.maxInboundBytes, perMessageDeflate: false });
-      let phase: 'challenge' | 'hello' | 'done' = 'challenge';
-      let connectId = '';
-      let conn: Connection | undefined;
-      const fail = (error: GatewayError, shape?: ErrorShape) => {
-        if (phase === 'done') return;
-        phase = 'done';
-        clearTimeout(timer);
-        ws.removeAllListeners('message');
-        ws.on('error', () => undefined);
-        try {
-          ws.terminate();
-        } catch {
-          /* ignore */
-        }
-        reject(shape ? { error, shape } : { error });
-      };
-      const timer = setTimeout(
-        () => fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw handshake did not complete within ${this.o.handshakeTimeoutMs} ms (${phase === 'challenge' ? 'no connect.challenge' : 'no hello-ok'})`, { details: { provider: 'openclaw', reason: 'handshake_timeout' } })),
-        this.o.handshakeTimeoutMs,
-      );
-      const bad = (msg: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `OpenClaw handshake: ${msg}`, { details: { provider: 'openclaw', reason: 'protocol' } });
-
-      ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-        if (conn) {
-          if (!isBinary) conn.onFrame(data.toString());
-          return;
-        }
-        if (isBinary) return;
-        const text = data.toString();
-        if (Buffer.byteLength(text) > PRE_AUTH_MAX_BYTES) return fail(bad('pre-auth frame larger than 64 KiB'));
-        const f = parseInboundFrame(text);
-        if (!f) return;
-        if (phase === 'challenge') {
-          if (f.type !== 'event' || f.event !== 'connect.challenge') return;
-          if (!parseChallenge(f.payload)) return fail(bad('connect.challenge without nonce/ts'));
-          connectId = randomUUID();
-          const frame = JSON.stringify(requestFrame(connectId, 'connect', buildConnectParams({ token: this.o.token, ...(this.o.displayName ? { displayName: this.o.displayName } : {}), ...(this.o.instanceId ? { instanceId: this.o.instanceId } : {}) })));
-          if (Buffer.byteLength(frame) > PRE_AUTH_MAX_BYTES) return fail(new GatewayError('CONFIG_INVALID', 'OpenClaw connect frame would exceed 64 KiB (token too long?)'));
-          phase = 'hello';
-          ws.send(frame);
-          return;
-        }
-        if (phase === 'hello' && f.type === 'res' && f.id === connectId) {
-          if (!f.ok) {
-            const shape = f.error as ErrorShape;
-            return fail(errorFromShape('connect', shape, this.o.token), shape);
-          }
-          const hello = parseHelloOk(f.payload);
-          if (!hello) return fail(bad('connect succeeded without a hello-ok payload'));
-          if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL) return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
-          phase = 'done';
-          clearTimeout(timer);
-          conn = new Connection(ws, hello, this);
-          ws.removeAllListeners('close');
-          ws.removeAllListeners('error');
-          ws.on('error', () => undefined);
-          ws.on('close', (code: number, reason: Buffer) => {
-            conn?.kill(lostError(`connection to the OpenClaw gateway closed (code ${code}${reason.length ? `: ${scrub(reason.toString(), this.o.token, 120)}` : ''})`, 'connection_lost'));
-          });
-          resolve(conn);
-        }
-      });
-      ws.on('error', (err: Error) => fail(new GatewayError('UPSTREAM_ERROR', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), this.o.token, 200)}`, { retryable: true, details: { provider: 'openclaw', reason: 'connect_failed' } })));
-      ws.on('close', (code: number) => {
-        // 1008 (policy violation) while waiting for hello-ok: refused without an error response
-        if (phase === 'hello' && code === 1008) {
-          const shape: ErrorShape = { code: 'UNAUTHORIZED', message: 'connection closed with 1008 (policy violation) during connect' };
-          return fail(errorFromShape('connect', shape, this.o.token), shape);
-        }
-        fail(new GatewayError('UPSTREAM_ERROR', `OpenClaw gateway closed the connection during the handshake (code ${code})`, { retryable: true, details: { provider: 'openclaw', reason: 'connect_failed', closeCode: code } }));
-      });
-    });
   }
 }

@@ -8,6 +8,9 @@
  *   res   { type:"res", id, ok, payload?, error?: ErrorShape }
  *   event { type:"event", event, payload?, seq?, stateVersion? }
  * The server opens with event `connect.challenge {nonce, ts}`; the client's first request must be `connect`.
+ *
+ * Over 400 lines on purpose: it is the one pure codec of a foreign protocol (types, parsers and error mapping
+ * that follow its schema files one to one); split, the mapping from its schema would be harder to check.
  */
 import { GatewayError } from '../../../wire/errors.js';
 import { isObj } from '../../../util/is-object.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AcpRpcError, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError } from './envelope.js';
-import { GatewayError } from '../wire/errors.js';
+import { GatewayError } from '../../wire/errors.js';
 
 describe('parseRequest', () => {
   it('accepts requests and notifications; params default to {}', () => {

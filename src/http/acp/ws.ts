@@ -7,11 +7,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { UpgradeHandler } from '../http/server.js';
-import type { Logger } from '../util/log.js';
+import type { UpgradeHandler } from '../server.js';
+import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
 import { checkAuth, checkOrigin } from './access.js';
-import type { Dispatch } from './methods.js';
+import type { Dispatch } from '../../acp/methods.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];

@@ -9,12 +9,12 @@
  * where the agent supports it. With `llm`, the session's private folder and model-API token (launch.ts) are
  * made once, shared by those processes, and removed/revoked at close.
  */
-import { AgentSession, type AgentSpec, type SessionUpdate } from './agent/agent-session.js';
-import type { Logger } from '../../util/log.js';
-import type { AgentConfig } from '../../config/schema.js';
-import { launchEnv, openLlmSession, type LlmContext, type LlmSession } from './agent/launch.js';
-import type { AgentProcessLimiter } from './agent/limits.js';
-import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
+import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
+import type { Logger } from '../../../util/log.js';
+import type { AgentConfig } from '../../../config/schema.js';
+import { launchEnv, openLlmSession, type LlmContext, type LlmSession } from './launch.js';
+import type { AgentProcessLimiter } from './limits.js';
+import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
 
 export interface AgentRuntimeOptions {
   /** the launch spec (launch.ts `resolveAgent`) */

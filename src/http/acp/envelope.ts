@@ -9,7 +9,7 @@
  * `error.data.code` is a stable machine code (e.g. ROUTING_REQUIRED, SESSION_CONTINUATION_UNAVAILABLE, or a
  * gateway ErrorCode such as MODEL_NOT_FOUND); clients branch on it, never on the message.
  */
-import { ERROR_TABLE, GatewayError, toGatewayError } from '../wire/errors.js';
+import { ERROR_TABLE, GatewayError, toGatewayError } from '../../wire/errors.js';
 
 export type RpcId = string | number;
 

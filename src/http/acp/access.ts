@@ -3,7 +3,7 @@
  * (`acp.tokens`, constant-time, fail closed). Shared by the HTTP route and the WebSocket upgrade.
  */
 import type { IncomingMessage } from 'node:http';
-import { bearerToken, tokenMatches } from '../util/secret.js';
+import { bearerToken, tokenMatches } from '../../util/secret.js';
 import { AcpRpcError, RPC } from './envelope.js';
 
 /**

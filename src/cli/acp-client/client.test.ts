@@ -12,7 +12,7 @@ import { AcpClient, AcpRpcError, AcpTransportError, readEnvelope, type AcpNotifi
 const TOKEN = 'client-test-token-7c1d';
 let server: Server;
 let base: string;
-const seen: Array<{ path: string; headers: IncomingMessage['headers']; body: any }> = [];
+const seen: Array<{ path: string; headers: IncomingMessage['headers']; body: { id?: unknown; method?: unknown; params?: unknown } }> = [];
 /** resolves the held final reply of method "held" */
 let release: (() => void) | undefined;
 

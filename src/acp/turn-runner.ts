@@ -3,7 +3,8 @@
  * `xworkmate.tasks.get`. Owns, per session: the arrival-order queue (one turn at a time; different sessions run
  * concurrently), the `seq` counter (strictly increasing over every `session.update` of the session), the
  * runtime session, and the durable record in the SessionStore (turn appended when it starts, updated when it
- * ends, with optimistic concurrency via mutateSession, and a store lease held while it runs).
+ * ends, with optimistic concurrency via mutateSession, and a store lease held while it runs: lease.ts).
+ * Task snapshots for `xworkmate.tasks.get` live in task-registry.ts.
  *
  * A turn never depends on the request that started it: updates go to a sink that may be gone (client
  * disconnected) and the turn still runs to its end; its result stays readable through `task()`.
@@ -13,8 +14,11 @@ import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
 import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
-import { AcpRpcError, RPC } from './envelope.js';
 import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
+import { otherHolder, SessionLease } from './lease.js';
+import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
+
+export type { TurnResult } from './task-registry.js';
 
 export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
 
@@ -55,39 +59,6 @@ export interface StartInput {
   origin?: string | undefined;
 }
 
-export type TaskStatus = 'queued' | 'running' | TurnStatus;
-
-export interface TurnResult {
-  success: boolean;
-  status: TurnStatus;
-  sessionId: string;
-  threadId: string;
-  turnId: string;
-  runId: string;
-  output: string;
-  summary: string;
-  stopReason: string;
-  resolvedExecutionTarget: 'single-agent' | 'gateway';
-  resolvedProviderId: string;
-  resolvedGatewayProviderId: string;
-  resolvedModel: string;
-  error?: string;
-  errorCode?: string;
-}
-
-interface Task {
-  runId: string;
-  turnId: string;
-  sessionId: string;
-  threadId: string;
-  status: TaskStatus;
-  output: string;
-  updates: number;
-  startedAt: number;
-  endedAt?: number;
-  result?: TurnResult;
-}
-
 interface LiveSession {
   id: string;
   threadId: string;
@@ -102,8 +73,12 @@ interface LiveSession {
   closed: boolean;
 }
 
-export function continuationUnavailable(sessionId: string, why: string): AcpRpcError {
-  return new AcpRpcError(RPC.SESSION_CONTINUATION_UNAVAILABLE, 'SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { sessionId });
+function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number): LiveSession {
+  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false };
+}
+
+export function continuationUnavailable(sessionId: string, why: string): GatewayError {
+  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
 }
 
 export function summaryOf(output: string): string {
@@ -117,14 +92,14 @@ export class TurnRunner {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly rehydrating = new Map<string, Promise<LiveSession>>();
   private readonly starting = new Map<string, Promise<void>>();
-  private readonly tasks = new Map<string, Task>();
-  private readonly latestRun = new Map<string, string>();
+  private readonly tasks: TaskRegistry;
   private readonly holder: string;
   private unsubscribe: (() => Promise<void>) | undefined;
   private shuttingDown = false;
 
   constructor(private readonly o: TurnRunnerOptions) {
     this.holder = `${o.gatewayId}/${newId('acp', 6)}`;
+    this.tasks = new TaskRegistry(o.store, o.maxTasks);
   }
 
   /** session.start: (re)creates the session afresh (an existing one is closed first) and runs the first turn. */
@@ -164,18 +139,7 @@ export class TurnRunner {
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });
     }
-    const live: LiveSession = {
-      id: input.sessionId,
-      threadId: input.threadId,
-      target: { ...input.target },
-      workingDirectory: input.workingDirectory,
-      seq,
-      tail: Promise.resolve(),
-      pending: 0,
-      runtime: undefined,
-      current: undefined,
-      closed: false,
-    };
+    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq);
     this.sessions.set(live.id, live);
     return live;
   }
@@ -188,16 +152,15 @@ export class TurnRunner {
     return this.enqueue(live, prompt, sink);
   }
 
-  /** session.cancel: aborts the running turn (queued turns still run). */
   /**
    * session.cancel. A turn running here is aborted. A turn running on another instance sharing the store (it
    * holds the session's live lease) is reached through the store's pub/sub: that instance aborts it.
    */
   async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean }> {
     if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true };
-    const lease = await this.o.store.getLease(sessionId);
-    if (lease && lease.holderId !== this.holder && lease.expiresAt > Date.now()) {
-      await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder: lease.holderId });
+    const holder = await otherHolder(this.o.store, sessionId, this.holder);
+    if (holder) {
+      await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder });
       return { accepted: true, cancelled: true };
     }
     return { accepted: true, cancelled: false };
@@ -232,37 +195,8 @@ export class TurnRunner {
   }
 
   /** xworkmate.tasks.get: by runId, else the latest turn of sessionId; memory first, then the store. */
-  async task(q: { runId?: string; sessionId?: string }): Promise<Record<string, unknown>> {
-    const runId = q.runId ?? (q.sessionId ? this.latestRun.get(q.sessionId) : undefined);
-    const t = runId ? this.tasks.get(runId) : undefined;
-    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t);
-    let rec: Session | undefined;
-    let turn: Turn | undefined;
-    if (q.sessionId) {
-      rec = await this.o.store.get(q.sessionId);
-      turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
-    } else if (q.runId) {
-      for (const s of await this.o.store.list({ limit: 1000 })) {
-        turn = s.history.find((x) => x.runId === q.runId);
-        if (turn) {
-          rec = s;
-          break;
-        }
-      }
-    }
-    if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
-    // a turn still marked running in the store but not running here was interrupted (crash or other instance)
-    return {
-      status: turn.status,
-      sessionId: rec.id,
-      threadId: rec.threadId,
-      turnId: turn.turnId,
-      runId: turn.runId,
-      output: turn.output,
-      progress: { updates: null, outputChars: turn.output.length },
-      ...(turn.error ? { error: turn.error } : {}),
-      sessionStatus: rec.status,
-    };
+  task(q: TaskQuery): Promise<Record<string, unknown>> {
+    return this.tasks.get(q);
   }
 
   /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
@@ -304,27 +238,15 @@ export class TurnRunner {
         if (again && !again.closed) return again;
         // a turn still marked running was interrupted (this process restarted): record it as failed
         const stale = rec.history.filter((t) => t.status === 'running');
-        const lease = stale.length > 0 ? await this.o.store.getLease(sessionId) : undefined;
         // a live lease means another instance sharing the store is running that turn: leave it alone
-        if (stale.length > 0 && !(lease && lease.holderId !== this.holder && lease.expiresAt > Date.now())) {
+        if (stale.length > 0 && !(await otherHolder(this.o.store, sessionId, this.holder))) {
           await mutateSession(this.o.store, sessionId, (s) => {
             const next = failInterrupted(s);
             return next === s ? undefined : next;
           });
         }
         const wd = rec.metadata.workingDirectory;
-        const live: LiveSession = {
-          id: rec.id,
-          threadId: rec.threadId,
-          target: { ...rec.target },
-          workingDirectory: typeof wd === 'string' ? wd : undefined,
-          seq: typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0,
-          tail: Promise.resolve(),
-          pending: 0,
-          runtime: undefined,
-          current: undefined,
-          closed: false,
-        };
+        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0);
         this.sessions.set(sessionId, live);
         return live;
       })().finally(() => this.rehydrating.delete(sessionId));
@@ -336,7 +258,7 @@ export class TurnRunner {
   private enqueue(live: LiveSession, prompt: string, sink: UpdateSink): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
     const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
-    this.remember(task);
+    this.tasks.add(task);
     const emit = (fields: Record<string, unknown>) => {
       task.updates++;
       const params = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId, seq: ++live.seq, ...fields };
@@ -392,14 +314,10 @@ export class TurnRunner {
 
     const abort = new AbortController();
     live.current = { turnId: turn.turnId, abort };
-    let renew: NodeJS.Timeout | undefined;
-    let leased = false;
+    let lease: SessionLease | undefined;
     let history: ReturnType<typeof chatMessages> = [];
     try {
-      const ttl = this.o.leaseTtlMs ?? 30_000;
-      leased = await this.acquireLease(live.id, ttl, abort.signal);
-      renew = setInterval(() => void this.o.store.renewLease(live.id, this.holder, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
-      renew.unref();
+      lease = await SessionLease.acquire(this.o.store, live.id, this.holder, abort.signal, { ttlMs: this.o.leaseTtlMs, waitMs: this.o.leaseWaitMs });
       // Holding the lease, no other instance runs a turn of this session: one still marked running was
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
       turn.startedAt = Date.now();
@@ -407,8 +325,7 @@ export class TurnRunner {
       history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
     } catch (err) {
       live.current = undefined;
-      clearInterval(renew);
-      if (leased) await this.o.store.releaseLease(live.id, this.holder).catch(() => undefined);
+      await lease?.release();
       if (abort.signal.aborted) return finish('cancelled', '', 'cancelled');
       const e = toGatewayError(err);
       if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: String((err as Error)?.stack ?? err) });
@@ -460,7 +377,7 @@ export class TurnRunner {
       }
     } finally {
       if (live.current?.turnId === turn.turnId) live.current = undefined;
-      clearInterval(renew);
+      lease.stopRenewing();
     }
 
     const messages = status === 'completed' ? (out?.messages ?? [{ role: 'user' as const, content: turn.prompt }, { role: 'assistant' as const, content: output }]) : [];
@@ -474,44 +391,7 @@ export class TurnRunner {
     } catch (err) {
       this.o.logger.warn('acp turn result could not be stored', { sessionId: live.id, turnId: turn.turnId, error: String(err) });
     }
-    if (leased) await this.o.store.releaseLease(live.id, this.holder).catch(() => undefined);
+    await lease.release();
     return finish(status, output, stopReason, error, out?.model);
   }
-
-  private async acquireLease(id: string, ttl: number, signal: AbortSignal): Promise<boolean> {
-    const until = Date.now() + (this.o.leaseWaitMs ?? 30_000);
-    for (;;) {
-      if (await this.o.store.acquireLease(id, this.holder, ttl)) return true;
-      if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
-      if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${id} is busy on another gateway instance`, { retryAfterSec: 1 });
-      await sleep(100);
-    }
-  }
-
-  private remember(t: Task): void {
-    this.tasks.set(t.runId, t);
-    this.latestRun.set(t.sessionId, t.runId);
-    const max = this.o.maxTasks ?? 10_000;
-    if (this.tasks.size <= max) return;
-    for (const [k, v] of this.tasks) {
-      if (this.tasks.size <= max) break;
-      if (v.endedAt === undefined) continue;
-      this.tasks.delete(k);
-      if (this.latestRun.get(v.sessionId) === k) this.latestRun.delete(v.sessionId);
-    }
-  }
-}
-
-function snapshotOf(t: Task): Record<string, unknown> {
-  return {
-    status: t.status,
-    sessionId: t.sessionId,
-    threadId: t.threadId,
-    turnId: t.turnId,
-    runId: t.runId,
-    output: t.output,
-    progress: { updates: t.updates, outputChars: t.output.length },
-    ...(t.result ? { result: t.result } : {}),
-    ...(t.result?.error ? { error: t.result.error } : {}),
-  };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { resolveRouting, type RoutingCatalog } from './routing.js';
-import { AcpRpcError } from './envelope.js';
+import { resolveRouting, type RoutingCatalog } from './resolve-target.js';
+import { GatewayError } from '../wire/errors.js';
+import { toRpcError, type AcpRpcError } from '../http/acp/envelope.js';
 
 const cat: RoutingCatalog = {
   agents: [
@@ -19,10 +20,11 @@ function rpcErr(fn: () => unknown): AcpRpcError {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(AcpRpcError);
-    return err as AcpRpcError;
+    // the core throws transport-free GatewayErrors; the assertions below are on what /acp/rpc sends for them
+    expect(err).toBeInstanceOf(GatewayError);
+    return toRpcError(err);
   }
-  throw new Error('expected an AcpRpcError');
+  throw new Error('expected a GatewayError');
 }
 
 describe('rule 1: fields, ROUTING_REQUIRED, ROUTING_CONFLICT', () => {

@@ -1,7 +1,7 @@
 /**
  * Routing resolution for `session.start` / `xworkmate.routing.resolve` (../shared/spec/acp-rpc.md, "Routing
- * resolution"). Pure: request params + the catalog in, a decision out; throws AcpRpcError (-32602) for
- * ROUTING_REQUIRED, ROUTING_CONFLICT and malformed routing fields.
+ * resolution"). Pure: request params + the catalog in, a decision out; throws GatewayError (INVALID_PARAMS,
+ * ROUTING_REQUIRED, ROUTING_CONFLICT; -32602 on /acp/rpc) for malformed or missing routing fields.
  *
  * Decisions beyond the spec's letter (documented in docs/acp.md):
  * - An empty string counts as absent, and the target value "auto" counts as "no target".
@@ -15,7 +15,8 @@
  * - "the first" provider = the first enabled one in config order; if none is enabled the first is reported
  *   unavailable.
  */
-import { AcpRpcError, RPC, invalidParams } from './envelope.js';
+import { GatewayError } from '../wire/errors.js';
+import { invalidParams } from './params.js';
 
 export interface CatalogEntry {
   providerId: string;
@@ -60,7 +61,7 @@ function target(o: Record<string, unknown>, key: string, field = key): Target | 
   throw invalidParams(field, `${field} must be "agent" (or "single-agent") or "gateway", got "${v}"`);
 }
 
-const conflict = (message: string, fields: string[]): AcpRpcError => new AcpRpcError(RPC.INVALID_PARAMS, 'ROUTING_CONFLICT', message, { fields });
+const conflict = (message: string, fields: string[]): GatewayError => new GatewayError('ROUTING_CONFLICT', message, { details: { fields } });
 
 /** The first defined value; ROUTING_CONFLICT if two defined values differ. */
 function agree<T>(pairs: Array<[string, T | undefined]>): T | undefined {
@@ -102,11 +103,10 @@ export function resolveRouting(params: Record<string, unknown>, catalog: Routing
   ]) ?? '';
 
   if (tgt === undefined && provider === undefined && !anyGateway && mode !== 'auto') {
-    throw new AcpRpcError(
-      RPC.INVALID_PARAMS,
+    throw new GatewayError(
       'ROUTING_REQUIRED',
       'routing required: name an execution target (routing.explicitExecutionTarget / requestedExecutionTarget), a provider, or a gateway provider, or set routing.routingMode to "auto"',
-      { fields: ['routing.explicitExecutionTarget', 'provider', 'routing.preferredGatewayProviderId'] },
+      { details: { fields: ['routing.explicitExecutionTarget', 'provider', 'routing.preferredGatewayProviderId'] } },
     );
   }
 

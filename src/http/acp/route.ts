@@ -7,12 +7,12 @@
  * (413) → JSON (400 -32700) → JSON-RPC shape (400 -32600). Method-level errors are HTTP 200.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RouteHandler } from '../http/server.js';
-import { readBody } from '../http/respond.js';
-import type { Logger } from '../util/log.js';
+import type { RouteHandler } from '../server.js';
+import { readBody } from '../respond.js';
+import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, type RpcId } from './envelope.js';
 import { checkAuth, checkOrigin } from './access.js';
-import type { Dispatch } from './methods.js';
+import type { Dispatch } from '../../acp/methods.js';
 
 export const DEFAULT_KEEPALIVE_MS = 20_000;
 

@@ -8,8 +8,8 @@
  * print a stray banner line are common and the next turn may well succeed.
  */
 import type { Readable, Writable } from 'node:stream';
-import { GatewayError } from '../wire/errors.js';
-import { rootLogger, type Logger } from '../util/log.js';
+import { GatewayError } from '../../../wire/errors.js';
+import { rootLogger, type Logger } from '../../../util/log.js';
 
 export type JsonRpcId = number | string;
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;

@@ -1,0 +1,63 @@
+/**
+ * The store lease a turn holds while it runs: one instance at a time runs a turn of a session, across every
+ * instance sharing the SessionStore. Acquired (waiting a bounded time for another holder), renewed every ttl/3
+ * while held, released when the turn's result is stored.
+ */
+import { GatewayError } from '../wire/errors.js';
+import type { SessionStore } from '../sessions/store.js';
+
+export interface LeaseOptions {
+  /** lease ttl (renewed every ttl/3); default 30 s */
+  ttlMs?: number;
+  /** how long to wait for a lease held by another instance; default 30 s */
+  waitMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The lease holder's id of another instance with a live lease on the session, if any. */
+export async function otherHolder(store: SessionStore, sessionId: string, holder: string): Promise<string | undefined> {
+  const lease = await store.getLease(sessionId);
+  return lease && lease.holderId !== holder && lease.expiresAt > Date.now() ? lease.holderId : undefined;
+}
+
+export class SessionLease {
+  private renew: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly store: SessionStore,
+    readonly sessionId: string,
+    private readonly holder: string,
+    ttlMs: number,
+  ) {
+    this.renew = setInterval(() => void store.renewLease(sessionId, holder, ttlMs).catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
+    this.renew.unref();
+  }
+
+  /**
+   * Takes the session's lease, polling while another instance holds it. Rejects with CANCELLED when `signal`
+   * aborts while waiting, OVERLOADED (retryable) when the wait runs out.
+   */
+  static async acquire(store: SessionStore, sessionId: string, holder: string, signal: AbortSignal, o: LeaseOptions = {}): Promise<SessionLease> {
+    const ttl = o.ttlMs ?? 30_000;
+    const until = Date.now() + (o.waitMs ?? 30_000);
+    for (;;) {
+      if (await store.acquireLease(sessionId, holder, ttl)) return new SessionLease(store, sessionId, holder, ttl);
+      if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
+      if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${sessionId} is busy on another gateway instance`, { retryAfterSec: 1 });
+      await sleep(100);
+    }
+  }
+
+  /** Stops renewing (the lease then lapses at its ttl unless released). */
+  stopRenewing(): void {
+    clearInterval(this.renew);
+    this.renew = undefined;
+  }
+
+  /** Stops renewing and gives the lease back; never throws. */
+  async release(): Promise<void> {
+    this.stopRenewing();
+    await this.store.releaseLease(this.sessionId, this.holder).catch(() => undefined);
+  }
+}

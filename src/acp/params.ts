@@ -1,0 +1,27 @@
+/**
+ * Parameter checks shared by the ACP method table and target resolution. Errors are GatewayErrors
+ * (INVALID_PARAMS with `param` naming the field); each transport maps them to its own envelope.
+ */
+import { GatewayError } from '../wire/errors.js';
+
+export const MAX_ID_CHARS = 256;
+
+/** INVALID_PARAMS naming the offending field (JSON-RPC: -32602, `data.field`). */
+export function invalidParams(field: string, message: string): GatewayError {
+  return new GatewayError('INVALID_PARAMS', message, { param: field });
+}
+
+/** An optional string param; blank counts as absent. */
+export function optString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string | undefined {
+  const v = p[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalidParams(field, `${field} must be a string`);
+  if (v.length > max) throw invalidParams(field, `${field} is longer than ${max} characters`);
+  return v.trim() === '' ? undefined : v;
+}
+
+export function reqString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string {
+  const v = optString(p, field, max);
+  if (v === undefined) throw invalidParams(field, `${field} is required (a non-empty string)`);
+  return v;
+}

@@ -1,0 +1,243 @@
+/**
+ * One authenticated socket to an OpenClaw Gateway: the handshake (open → `connect.challenge` → `connect` →
+ * `hello-ok`), requests correlated by id with a timeout each, and the tick watchdog (no frame for 2× the tick
+ * interval closes it with 4000). A connection dies once; whoever owns it (OpenClawClient) reconnects.
+ *
+ * Errors: a lost connection (closed, watchdog) is UPSTREAM_CONNECTION_LOST (retryable); a socket that cannot be
+ * opened or closes during the handshake is UPSTREAM_UNREACHABLE; a handshake or request without an answer in
+ * time is UPSTREAM_TIMEOUT; a malformed handshake is UPSTREAM_BAD_RESPONSE. Messages reach /acp/rpc clients:
+ * they never name the gateway's address, and server text that echoes the token is scrubbed.
+ */
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { GatewayError } from '../../../wire/errors.js';
+import {
+  CLOSE_TICK_TIMEOUT,
+  MAX_PROTOCOL,
+  MIN_PROTOCOL,
+  PRE_AUTH_MAX_BYTES,
+  buildConnectParams,
+  errorFromShape,
+  parseChallenge,
+  parseHelloOk,
+  parseInboundFrame,
+  requestFrame,
+  scrub,
+  type ErrorShape,
+  type EventFrame,
+  type HelloOk,
+} from './protocol.js';
+
+/** What a connection reports to its owner. */
+export interface ConnectionOwner {
+  /** the token, to scrub server text */
+  readonly secret: string;
+  onEvent(conn: Connection, f: EventFrame): void;
+  connectionDied(conn: Connection, err: GatewayError): void;
+}
+
+/** A run following its events on a connection: told when the connection dies. */
+export interface ConnectionRun {
+  connectionLost(err: GatewayError): void;
+}
+
+export interface HandshakeOptions {
+  url: string;
+  token: string;
+  displayName?: string | undefined;
+  instanceId?: string | undefined;
+  handshakeTimeoutMs: number;
+  maxInboundBytes: number;
+}
+
+/** Why a handshake failed: the error, and the server's error shape when it answered with one. */
+export interface HandshakeFailure {
+  error: GatewayError;
+  shape?: ErrorShape;
+}
+
+interface Pending {
+  method: string;
+  resolve: (payload: unknown) => void;
+  reject: (err: GatewayError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export const lostError = (what: string): GatewayError => new GatewayError('UPSTREAM_CONNECTION_LOST', what, { details: { provider: 'openclaw' } });
+
+/** A socket error without host names or addresses: the errno code when there is one. */
+export function describeSocketError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code) return code;
+  return err.message.replace(/\[[0-9a-fA-F:.]+\](:\d+)?/g, '<addr>').replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<addr>').replace(/\b[a-z]+s?:\/\/\S+/gi, '<url>');
+}
+
+/** One authenticated socket. Created by OpenClawClient.handshake; dies once (close/error/watchdog). */
+export class Connection {
+  readonly pending = new Map<string, Pending>();
+  readonly runs = new Set<ConnectionRun>();
+  lastFrameAt = Date.now();
+  alive = true;
+  private watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly hello: HelloOk,
+    private readonly owner: ConnectionOwner,
+  ) {
+    const tick = hello.policy.tickIntervalMs;
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastFrameAt > 2 * tick) {
+        this.kill(lostError(`no frame from the OpenClaw gateway for ${2 * tick} ms (2× tick interval): connection closed`), CLOSE_TICK_TIMEOUT, 'tick timeout');
+      }
+    }, Math.max(10, Math.floor(tick / 2)));
+    this.watchdog.unref();
+  }
+
+  get protocol(): number {
+    return this.hello.protocol;
+  }
+
+  request(method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.alive) return Promise.reject(lostError('connection to the OpenClaw gateway is closed'));
+    const id = randomUUID();
+    const text = JSON.stringify(requestFrame(id, method, params));
+    const max = this.hello.policy.maxPayload;
+    if (max !== undefined && Buffer.byteLength(text) > max) {
+      return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `OpenClaw ${method} request is larger than the gateway's maxPayload (${max} bytes)`, { details: { provider: 'openclaw', method } }));
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.sendRaw(JSON.stringify({ type: 'cancel', id }));
+        reject(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, { details: { provider: 'openclaw', method } }));
+      }, timeoutMs);
+      this.pending.set(id, { method, resolve, reject, timer });
+      this.sendRaw(text);
+    });
+  }
+
+  private sendRaw(text: string): void {
+    try {
+      this.ws.send(text);
+    } catch {
+      /* the close handler fails whatever is pending */
+    }
+  }
+
+  onFrame(text: string): void {
+    this.lastFrameAt = Date.now();
+    const f = parseInboundFrame(text);
+    if (!f) return;
+    if (f.type === 'res') {
+      const p = this.pending.get(f.id);
+      if (!p) return;
+      this.pending.delete(f.id);
+      clearTimeout(p.timer);
+      if (f.ok) p.resolve(f.payload);
+      else p.reject(errorFromShape(p.method, f.error as ErrorShape, this.owner.secret));
+      return;
+    }
+    this.owner.onEvent(this, f);
+  }
+
+  /** Marks the connection dead, fails everything on it and closes the socket (idempotent). */
+  kill(err: GatewayError, code = 1000, reason = ''): void {
+    if (!this.alive) return;
+    this.alive = false;
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    for (const r of [...this.runs]) r.connectionLost(err);
+    this.runs.clear();
+    this.owner.connectionDied(this, err);
+    try {
+      if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+    } catch {
+      /* ignore */
+    }
+    const ws = this.ws;
+    setTimeout(() => ws.terminate(), 1000).unref();
+  }
+}
+
+/** One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. */
+export function openConnection(o: HandshakeOptions, owner: ConnectionOwner): Promise<Connection> {
+return new Promise<Connection>((resolve, reject) => {
+    const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: o.maxInboundBytes, perMessageDeflate: false });
+    let phase: 'challenge' | 'hello' | 'done' = 'challenge';
+    let connectId = '';
+    let conn: Connection | undefined;
+    const fail = (error: GatewayError, shape?: ErrorShape) => {
+      if (phase === 'done') return;
+      phase = 'done';
+      clearTimeout(timer);
+      ws.removeAllListeners('message');
+      ws.on('error', () => undefined);
+      try {
+        ws.terminate();
+      } catch {
+        /* ignore */
+      }
+      reject(shape ? { error, shape } : { error });
+    };
+    const timer = setTimeout(
+      () => fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw handshake did not complete within ${o.handshakeTimeoutMs} ms (${phase === 'challenge' ? 'no connect.challenge' : 'no hello-ok'})`, { details: { provider: 'openclaw' } })),
+      o.handshakeTimeoutMs,
+    );
+    const bad = (msg: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `OpenClaw handshake: ${msg}`, { details: { provider: 'openclaw' } });
+
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (conn) {
+        if (!isBinary) conn.onFrame(data.toString());
+        return;
+      }
+      if (isBinary) return;
+      const text = data.toString();
+      if (Buffer.byteLength(text) > PRE_AUTH_MAX_BYTES) return fail(bad('pre-auth frame larger than 64 KiB'));
+      const f = parseInboundFrame(text);
+      if (!f) return;
+      if (phase === 'challenge') {
+        if (f.type !== 'event' || f.event !== 'connect.challenge') return;
+        if (!parseChallenge(f.payload)) return fail(bad('connect.challenge without nonce/ts'));
+        connectId = randomUUID();
+        const frame = JSON.stringify(requestFrame(connectId, 'connect', buildConnectParams({ token: o.token, ...(o.displayName ? { displayName: o.displayName } : {}), ...(o.instanceId ? { instanceId: o.instanceId } : {}) })));
+        if (Buffer.byteLength(frame) > PRE_AUTH_MAX_BYTES) return fail(new GatewayError('CONFIG_INVALID', 'OpenClaw connect frame would exceed 64 KiB (token too long?)'));
+        phase = 'hello';
+        ws.send(frame);
+        return;
+      }
+      if (phase === 'hello' && f.type === 'res' && f.id === connectId) {
+        if (!f.ok) {
+          const shape = f.error as ErrorShape;
+          return fail(errorFromShape('connect', shape, o.token), shape);
+        }
+        const hello = parseHelloOk(f.payload);
+        if (!hello) return fail(bad('connect succeeded without a hello-ok payload'));
+        if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL) return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
+        phase = 'done';
+        clearTimeout(timer);
+        conn = new Connection(ws, hello, owner);
+        ws.removeAllListeners('close');
+        ws.removeAllListeners('error');
+        ws.on('error', () => undefined);
+        ws.on('close', (code: number, reason: Buffer) => {
+          conn?.kill(lostError(`connection to the OpenClaw gateway closed (code ${code}${reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : ''})`));
+        });
+        resolve(conn);
+      }
+    });
+    ws.on('error', (err: Error) => fail(new GatewayError('UPSTREAM_UNREACHABLE', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), o.token, 200)}`, { details: { provider: 'openclaw' } })));
+    ws.on('close', (code: number) => {
+      // 1008 (policy violation) while waiting for hello-ok: refused without an error response
+      if (phase === 'hello' && code === 1008) {
+        const shape: ErrorShape = { code: 'UNAUTHORIZED', message: 'connection closed with 1008 (policy violation) during connect' };
+        return fail(errorFromShape('connect', shape, o.token), shape);
+      }
+      fail(new GatewayError('UPSTREAM_UNREACHABLE', `OpenClaw gateway closed the connection during the handshake (code ${code})`, { details: { provider: 'openclaw', closeCode: code } }));
+    });
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * What `xworkmate.tasks.get` reads: a bounded in-memory registry of task snapshots (one per turn, by runId, and
+ * the latest run per session), falling back to the turn records in the SessionStore for turns this process no
+ * longer holds (evicted, run before a restart, or run by another instance).
+ */
+import type { Session, Turn, TurnStatus } from '../sessions/model.js';
+import type { SessionStore } from '../sessions/store.js';
+
+export type TaskStatus = 'queued' | 'running' | TurnStatus;
+
+/** The result of one turn, as session.start / session.message return it. */
+export interface TurnResult {
+  success: boolean;
+  status: TurnStatus;
+  sessionId: string;
+  threadId: string;
+  turnId: string;
+  runId: string;
+  output: string;
+  summary: string;
+  stopReason: string;
+  resolvedExecutionTarget: 'single-agent' | 'gateway';
+  resolvedProviderId: string;
+  resolvedGatewayProviderId: string;
+  resolvedModel: string;
+  error?: string;
+  errorCode?: string;
+}
+
+/** The live snapshot of one turn; the runner mutates it as the turn progresses. */
+export interface Task {
+  runId: string;
+  turnId: string;
+  sessionId: string;
+  threadId: string;
+  status: TaskStatus;
+  output: string;
+  updates: number;
+  startedAt: number;
+  endedAt?: number;
+  result?: TurnResult;
+}
+
+export interface TaskQuery {
+  runId?: string;
+  sessionId?: string;
+}
+
+export class TaskRegistry {
+  private readonly tasks = new Map<string, Task>();
+  private readonly latestRun = new Map<string, string>();
+
+  /** `max`: finished snapshots kept in memory (running ones are never evicted); default 10 000 */
+  constructor(
+    private readonly store: SessionStore,
+    private readonly max = 10_000,
+  ) {}
+
+  add(t: Task): void {
+    this.tasks.set(t.runId, t);
+    this.latestRun.set(t.sessionId, t.runId);
+    if (this.tasks.size <= this.max) return;
+    for (const [k, v] of this.tasks) {
+      if (this.tasks.size <= this.max) break;
+      if (v.endedAt === undefined) continue;
+      this.tasks.delete(k);
+      if (this.latestRun.get(v.sessionId) === k) this.latestRun.delete(v.sessionId);
+    }
+  }
+
+  /** By runId, else the latest turn of sessionId; memory first, then the store. */
+  async get(q: TaskQuery): Promise<Record<string, unknown>> {
+    const runId = q.runId ?? (q.sessionId ? this.latestRun.get(q.sessionId) : undefined);
+    const t = runId ? this.tasks.get(runId) : undefined;
+    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t);
+    let rec: Session | undefined;
+    let turn: Turn | undefined;
+    if (q.sessionId) {
+      rec = await this.store.get(q.sessionId);
+      turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
+    } else if (q.runId) {
+      for (const s of await this.store.list({ limit: 1000 })) {
+        turn = s.history.find((x) => x.runId === q.runId);
+        if (turn) {
+          rec = s;
+          break;
+        }
+      }
+    }
+    if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
+    // a turn still marked running in the store but not running here was interrupted (crash or other instance)
+    return {
+      status: turn.status,
+      sessionId: rec.id,
+      threadId: rec.threadId,
+      turnId: turn.turnId,
+      runId: turn.runId,
+      output: turn.output,
+      progress: { updates: null, outputChars: turn.output.length },
+      ...(turn.error ? { error: turn.error } : {}),
+      sessionStatus: rec.status,
+    };
+  }
+}
+
+function snapshotOf(t: Task): Record<string, unknown> {
+  return {
+    status: t.status,
+    sessionId: t.sessionId,
+    threadId: t.threadId,
+    turnId: t.turnId,
+    runId: t.runId,
+    output: t.output,
+    progress: { updates: t.updates, outputChars: t.output.length },
+    ...(t.result ? { result: t.result } : {}),
+    ...(t.result?.error ? { error: t.result.error } : {}),
+  };
+}

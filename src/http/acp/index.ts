@@ -1,0 +1,39 @@
+/**
+ * The `/acp/rpc` (HTTP + SSE) and `/acp` (WebSocket) transports around the ACP core (src/acp/): JSON-RPC
+ * envelopes, Origin and Bearer checks, keepalives. The core's method table is served unchanged by both.
+ */
+import { createAcpCore, type AcpCoreDeps } from '../../acp/index.js';
+import type { RouteHandler, UpgradeHandler } from '../server.js';
+import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './route.js';
+import { createAcpWs } from './ws.js';
+
+export interface AcpDeps extends AcpCoreDeps {
+  maxBodyBytes: number;
+  /** SSE keepalive interval; default 20 s (env SWITCHYARD_ACP_KEEPALIVE_MS overrides, for tests and tuning) */
+  keepaliveMs?: number;
+}
+
+export interface Acp {
+  route: RouteHandler;
+  upgrade: UpgradeHandler;
+  close(): Promise<void>;
+}
+
+export function createAcp(deps: AcpDeps): Acp {
+  const acp = deps.config.acp;
+  const core = createAcpCore(deps);
+  const { dispatch, log } = core;
+  const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
+  const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
+  const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
+  const ws = createAcpWs({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxPayloadBytes: deps.maxBodyBytes, dispatch, logger: log });
+
+  return {
+    route: acp.enabled ? http : () => false,
+    upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+    async close() {
+      await ws.close();
+      await core.close();
+    },
+  };
+}
