@@ -20,6 +20,7 @@ import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
 import { ModelTokens } from './util/model-tokens.js';
+import { inboundApis } from './http/routes/apis.js';
 
 export interface Gateway {
   readonly id: string;
@@ -60,6 +61,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
   });
   const providers: ChannelProvider[] = [];
+  const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
     const p = createProvider({
       name: ch.name,
@@ -72,6 +74,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       options: ch.options,
     });
     providers.push(p);
+    byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));
   }
 
@@ -94,6 +97,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
     logger,
     routes,
+    apis: inboundApis({ config: cfg, router, store, logger, localChannel: (name) => byChannel.get(name) }),
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {

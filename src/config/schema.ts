@@ -94,6 +94,13 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
       /** graceful shutdown: how long in-flight requests may finish */
       shutdownGraceMs: ms(10_000),
+      /** OpenAI Responses API (/v1/responses): stored responses for previous_response_id and GET /v1/responses/{id} */
+      responses: z
+        .strictObject({
+          /** how long a response created with `store` (default true) stays retrievable; 0 = never stored */
+          storeTtlMs: z.number().int().min(0).default(24 * 60 * 60_000),
+        })
+        .prefault({}),
       bridges: z.array(outboundBridgeSchema).default([]),
       bridge: z
         .strictObject({

@@ -13,6 +13,8 @@ import type { Logger } from '../util/log.js';
 import type { ModelTokens } from '../util/model-tokens.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
+import type { ApiSurface } from './routes/api-surface.js';
+import { clientAllowed, clientToken } from '../apis/common/client-token.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -27,6 +29,8 @@ export interface HttpServerOptions {
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
+  /** Anthropic Messages, OpenAI Responses, Gemini: checked before /v1/*, each with its own error format */
+  apis?: ApiSurface[];
   upgrades?: Record<string, UpgradeHandler>;
   /** per-session agent tokens: accepted by the model APIs only, each pinned to its session's model */
   modelTokens?: ModelTokens;
@@ -105,6 +109,8 @@ export class HttpServer {
       const ready = r.ready && !this.draining;
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
     }
+    const api = this.opts.apis?.find((a) => a.owns(path));
+    if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
       const token = bearerToken(req.headers.authorization);
@@ -123,6 +129,24 @@ export class HttpServer {
       if (await r(req, res, path, requestId)) return;
     }
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+  }
+
+  /** An inbound API: its own auth headers, and every error in its own format. */
+  private async serveApi(api: ApiSurface, req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void> {
+    res.setHeader('x-request-id', requestId);
+    try {
+      // a per-session agent token (util/model-tokens.ts) is accepted here too and pins the request's model
+      const grant = this.opts.modelTokens?.authorize(req, clientToken(req, query, api.queryKey === true));
+      if (!grant && !clientAllowed(req, query, api.queryKey === true, this.opts.clientTokens)) {
+        throw new GatewayError('UNAUTHORIZED', 'missing or invalid API key');
+      }
+      if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
+      await api.handle(req, res, path, query, requestId);
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
+      api.sendError(res, e, requestId);
+    }
   }
 
   /**

@@ -19,6 +19,11 @@ export interface StreamChunk {
   data: string;
   /** set on the usage chunk (choices: []) */
   usage?: Usage;
+  /**
+   * Native pass-through only (src/wire/native.ts): the upstream's SSE event verbatim (`event: …\ndata: …\n\n`),
+   * for the edge of the same API to relay. `data` is then '' unless the event has a chat-form meaning.
+   */
+  raw?: string;
 }
 
 export type ChatOutcome =
@@ -41,6 +46,11 @@ export interface ChannelProvider {
   chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome>;
   /** absent when the provider has no embeddings API */
   embeddings?(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse>;
+  /**
+   * Anthropic `count_tokens` on the upstream (only providers whose upstream has such an endpoint). `body` is
+   * the client's Anthropic body with `model` already mapped; resolves with the upstream's JSON answer.
+   */
+  countTokens?(body: Record<string, unknown>, headers: Record<string, string>, opts: CallOptions): Promise<unknown>;
   /** release pooled connections */
   close(): Promise<void>;
 }

@@ -187,6 +187,14 @@ export class RedisStore implements SessionStore {
     }
   }
 
+  async putExpiring(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.k(`exp:${key}`), value, 'PX', Math.max(1, Math.trunc(ttlMs)));
+  }
+
+  async getExpiring(key: string): Promise<string | undefined> {
+    return (await this.redis.get(this.k(`exp:${key}`))) ?? undefined;
+  }
+
   async getMeta(key: string): Promise<string | undefined> {
     return (await this.redis.hget(this.k('meta'), key)) ?? undefined;
   }

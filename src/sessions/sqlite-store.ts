@@ -67,6 +67,12 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     name: 'leases',
     sql: `CREATE TABLE leases (session_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, expires_at INTEGER NOT NULL);`,
   },
+  {
+    version: 3,
+    name: 'expiring',
+    sql: `CREATE TABLE expiring (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE INDEX expiring_expires ON expiring (expires_at);`,
+  },
 ];
 
 interface Row {
@@ -231,6 +237,20 @@ export class SqliteStore implements SessionStore {
       this.db.prepare('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
       return { session: fromRow(row), duplicate: false };
     }).immediate();
+  }
+
+  private expiringPuts = 0;
+
+  async putExpiring(key: string, value: string, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    this.db.prepare('INSERT INTO expiring (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at').run(key, value, now + ttlMs);
+    // expired rows are pruned every 100 puts: no timer, and a read never returns one anyway
+    if (++this.expiringPuts % 100 === 0) this.db.prepare('DELETE FROM expiring WHERE expires_at <= ?').run(now);
+  }
+
+  async getExpiring(key: string): Promise<string | undefined> {
+    const r = this.db.prepare('SELECT value FROM expiring WHERE key = ? AND expires_at > ?').get(key, Date.now()) as { value: string } | undefined;
+    return r?.value;
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -85,6 +85,14 @@ export interface SessionStore {
   /** Resolves once the subscription is active: a publish issued after that reaches `handler`. */
   subscribe(channel: string, handler: MessageHandler): Promise<Unsubscribe>;
 
+  /**
+   * Small expiring documents beside the sessions (stored OpenAI Responses, `gateway.responses.storeTtlMs`):
+   * `value` is opaque text, gone after `ttlMs`. A later put of the same key replaces it and its expiry.
+   */
+  putExpiring(key: string, value: string, ttlMs: number): Promise<void>;
+  /** undefined when absent or expired */
+  getExpiring(key: string): Promise<string | undefined>;
+
   close(): Promise<void>;
 }
 

@@ -77,6 +77,12 @@ export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUp
     const fail = (status: number, type: string, message: string, extra: Record<string, string> = {}) => {
       res.writeHead(status, { 'content-type': 'application/json', ...extra }).end(errorBody(type, message));
     };
+    if (req.method === 'POST' && req.url === '/v1/messages/count_tokens') {
+      // the real endpoint answers { input_tokens } (docs.anthropic.com, "Count tokens in a message")
+      if (!req.headers['anthropic-version']) return fail(400, 'invalid_request_error', 'anthropic-version: header is required');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 1000 + JSON.stringify(body.messages ?? []).length }));
+      return;
+    }
     if (req.method !== 'POST' || req.url !== '/v1/messages') return fail(404, 'not_found_error', `Not found: ${req.url}`);
     if (scenario.failStatus) {
       const status = scenario.failStatus;

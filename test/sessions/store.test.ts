@@ -72,6 +72,20 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     return instance();
   };
 
+  it('expiring documents: read back, replaced by a later put, gone after their ttl', async () => {
+    const store = await fresh();
+    expect(await store.getExpiring('resp_a')).toBeUndefined();
+    await store.putExpiring('resp_a', '{"v":1}', 60_000);
+    expect(await store.getExpiring('resp_a')).toBe('{"v":1}');
+    await store.putExpiring('resp_a', '{"v":2}', 60_000);
+    expect(await store.getExpiring('resp_a')).toBe('{"v":2}');
+    await store.putExpiring('resp_short', 'x', 30);
+    const until = Date.now() + 5_000;
+    while ((await store.getExpiring('resp_short')) !== undefined && Date.now() < until) await sleep(20);
+    expect(await store.getExpiring('resp_short')).toBeUndefined();
+    expect(await store.getExpiring('resp_a')).toBe('{"v":2}');
+  });
+
   it('creates and reads back every field, at version 1; unknown ids are undefined', async () => {
     const store = await fresh();
     const s = sample('s1');
@@ -271,14 +285,14 @@ describe('SqliteStore specifics', () => {
   it('creates missing folders, uses WAL, applies versioned migrations once', async () => {
     const path = join(dir, 'nested', 'deeper', 'switchyard.db');
     const s1 = new SqliteStore({ path });
-    expect(s1.migrations()).toEqual([1, 2]);
+    expect(s1.migrations()).toEqual([1, 2, 3]);
     await s1.close();
     const s2 = new SqliteStore({ path });
-    expect(s2.migrations()).toEqual([1, 2]);
+    expect(s2.migrations()).toEqual([1, 2, 3]);
     await s2.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 2 });
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 3 });
     db.close();
   });
 

@@ -9,6 +9,10 @@
  *
  * Streams need no usage opt-in: Anthropic always reports usage (message_start + message_delta).
  * No embeddings: Anthropic has no embeddings API.
+ *
+ * A request that came in on the gateway's own /v1/messages carries its original body (src/wire/native.ts)
+ * and is passed through natively (./native.ts): cache_control, thinking blocks and beta headers untouched.
+ * `countTokens` calls the upstream's /v1/messages/count_tokens.
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatRequest } from '../../wire/openai.js';
@@ -18,6 +22,8 @@ import { toMessagesRequest, type RequestMapOptions } from './request.js';
 import { toChatCompletion } from './response.js';
 import { anthropicStream } from './stream.js';
 import { ANTHROPIC_VERSION, type MessagesResponse } from './wire.js';
+import { nativeRequestOf, withNative } from '../../wire/native.js';
+import { anthropicNativeStream, nativeHeaders } from './native.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 
@@ -44,6 +50,20 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
     kind: 'anthropic',
     mock: false,
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
+      const native = nativeRequestOf(req);
+      if (native?.api === 'anthropic-messages') {
+        const res = await client.request('/v1/messages', {
+          headers: { ...nativeHeaders(baseHeaders, native.headers), 'x-request-id': opts.requestId },
+          body: JSON.stringify({ ...native.body, model: req.model }),
+          signal: opts.signal,
+        });
+        await client.ensureOk(res);
+        if (native.body.stream !== true) {
+          const msg = await client.json<MessagesResponse>(res);
+          return { stream: false, completion: withNative(toChatCompletion(msg, cfg.name), msg) };
+        }
+        return { stream: true, chunks: anthropicNativeStream(res.body, cfg.name) };
+      }
       // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
       const body = toMessagesRequest(req, mapOpts);
       const res = await client.request('/v1/messages', {
@@ -57,6 +77,15 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
         return { stream: false, completion: toChatCompletion(msg, cfg.name) };
       }
       return { stream: true, chunks: anthropicStream(res.body, cfg.name) };
+    },
+    async countTokens(body, headers, opts): Promise<unknown> {
+      const res = await client.request('/v1/messages/count_tokens', {
+        headers: { ...nativeHeaders(baseHeaders, headers), 'x-request-id': opts.requestId },
+        body: JSON.stringify(body),
+        signal: opts.signal,
+      });
+      await client.ensureOk(res);
+      return client.json<unknown>(res);
     },
     close: () => client.close(),
   };

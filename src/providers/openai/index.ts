@@ -8,6 +8,8 @@ import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
 import { UpstreamClient } from '../upstream.js';
 import { openAiStream } from './stream.js';
+import { nativeRequestOf, withNative } from '../../wire/native.js';
+import { responseToCompletion, responsesNativeStream } from './responses-native.js';
 
 const DEFAULT_BASE: Record<string, string> = {
   openai: 'https://api.openai.com/v1',
@@ -25,11 +27,25 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
   if (cfg.apiKey) baseHeaders.authorization = `Bearer ${cfg.apiKey}`;
   const headers = (opts: CallOptions) => ({ ...baseHeaders, 'x-request-id': opts.requestId });
+  const responsesApi = cfg.options?.responsesApi;
+  if (responsesApi !== undefined && typeof responsesApi !== 'boolean') {
+    throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.responsesApi must be a boolean`, { param: 'options.responsesApi' });
+  }
 
   return {
     kind: cfg.provider,
     mock: false,
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
+      const native = responsesApi ? nativeRequestOf(req) : undefined;
+      if (native?.api === 'openai-responses') {
+        const res = await client.request('/responses', { headers: headers(opts), body: JSON.stringify({ ...native.body, model: req.model }), signal: opts.signal });
+        await client.ensureOk(res);
+        if (native.body.stream !== true) {
+          const r = await client.json<Parameters<typeof responseToCompletion>[0]>(res);
+          return { stream: false, completion: withNative(responseToCompletion(r, cfg.name), r) };
+        }
+        return { stream: true, chunks: responsesNativeStream(res.body, cfg.name) };
+      }
       const body = req.stream ? { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } } : req;
       const res = await client.request('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
       await client.ensureOk(res);

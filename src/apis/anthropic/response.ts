@@ -1,0 +1,73 @@
+/**
+ * Internal chat completion → Anthropic Message (non-streaming), plus the finish-reason and usage mappings the
+ * stream translator shares. Pure.
+ *
+ * Usage is never 0/0: the upstream's counts when it reported them; otherwise `estimate` (a byte-based input
+ * estimate) for input and at least 1 output token. Cache counts the upstream reported are carried over.
+ */
+import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
+
+export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
+
+export function toStopReason(f: FinishReason | string | undefined): AnthropicStopReason {
+  if (f === 'length') return 'max_tokens';
+  if (f === 'tool_calls' || f === 'function_call') return 'tool_use';
+  if (f === 'content_filter') return 'refusal';
+  return 'end_turn';
+}
+
+export interface AnthropicUsageOut {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens?: number;
+  cache_read_input_tokens?: number;
+}
+
+/** Chat usage → Anthropic usage; `input_tokens` excludes cached parts, as Anthropic counts them. */
+export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number, outFloor = 1): AnthropicUsageOut {
+  if (!u || (!u.prompt_tokens && !u.completion_tokens)) return { input_tokens: estimateIn, output_tokens: outFloor };
+  const read = u.cache_read_input_tokens ?? u.prompt_tokens_details?.cached_tokens ?? 0;
+  const write = u.cache_creation_input_tokens ?? 0;
+  const out: AnthropicUsageOut = { input_tokens: Math.max(0, u.prompt_tokens - read - write), output_tokens: u.completion_tokens };
+  if (read || write) {
+    out.cache_creation_input_tokens = write;
+    out.cache_read_input_tokens = read;
+  }
+  return out;
+}
+
+/** tool arguments are a JSON string in chat form and an object here; text that is not an object is wrapped */
+export function toolInput(args: string): Record<string, unknown> {
+  if (!args.trim()) return {};
+  try {
+    const v: unknown = JSON.parse(args);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
+  return { input: args };
+}
+
+export function messageId(id: string | undefined): string {
+  return id && id.startsWith('msg_') ? id : `msg_${id || Date.now().toString(36)}`;
+}
+
+export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn: number): Record<string, unknown> {
+  const choice = c.choices[0];
+  const m = choice?.message;
+  const content: Array<Record<string, unknown>> = [];
+  const reasoning = m?.reasoning_content ?? m?.reasoning;
+  if (typeof reasoning === 'string' && reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
+  if (typeof m?.content === 'string' && m.content) content.push({ type: 'text', text: m.content });
+  for (const tc of m?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: toolInput(tc.function.arguments) });
+  return {
+    id: messageId(c.id),
+    type: 'message',
+    role: 'assistant',
+    model,
+    content,
+    stop_reason: toStopReason(choice?.finish_reason ?? 'stop'),
+    stop_sequence: null,
+    usage: toAnthropicUsage(c.usage, estimateIn),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Internal chat chunks → Anthropic Messages SSE, chunk by chunk (state: the open content block only).
+ *
+ * Sequence written, as the real API does:
+ *   message_start (usage: input estimated from the request size, output 1; the upstream's real counts come in
+ *                  message_delta, because chat upstreams report usage only at the end)
+ *   per block: content_block_start, [ping after the first one], content_block_delta*, content_block_stop
+ *     reasoning_content / reasoning → `thinking` block, thinking_delta
+ *     content                       → `text` block, text_delta
+ *     tool_calls[i] with id/name    → `tool_use` block; its arguments → input_json_delta
+ *   message_delta (stop_reason, usage with the upstream's real counts), message_stop
+ * A new kind of content closes the open block; blocks are numbered from 0 in order of appearance.
+ * Arguments for a tool call whose block is already closed (interleaved parallel calls, which no chat
+ * upstream we know sends) go to that block's index.
+ * An abnormal end is `event: error` (./errors.ts) instead of message_delta/message_stop.
+ */
+import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
+import { messageId, toAnthropicUsage, toStopReason, type AnthropicStopReason } from './response.js';
+
+const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+export class AnthropicStreamWriter {
+  private open: 'text' | 'thinking' | 'tool_use' | undefined;
+  private index = -1;
+  private pinged = false;
+  private readonly toolBlock = new Map<number, number>();
+  private stop: AnthropicStopReason = 'end_turn';
+  private usage: Usage | undefined;
+
+  constructor(
+    private readonly model: string,
+    private readonly estimateIn: number,
+  ) {}
+
+  start(id: string | undefined): string {
+    const message = { id: messageId(id), type: 'message', role: 'assistant', model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: this.estimateIn, output_tokens: 1 } };
+    return ev('message_start', { message });
+  }
+
+  chunk(c: ChatCompletionChunk): string {
+    if (c.usage) this.usage = c.usage;
+    const choice = c.choices?.[0];
+    if (!choice) return '';
+    let out = '';
+    const d = choice.delta ?? {};
+    const reasoning = d.reasoning_content ?? d.reasoning;
+    if (typeof reasoning === 'string' && reasoning) {
+      out += this.ensure('thinking', { type: 'thinking', thinking: '', signature: '' });
+      out += ev('content_block_delta', { index: this.index, delta: { type: 'thinking_delta', thinking: reasoning } });
+    }
+    if (typeof d.content === 'string' && d.content) {
+      out += this.ensure('text', { type: 'text', text: '' });
+      out += ev('content_block_delta', { index: this.index, delta: { type: 'text_delta', text: d.content } });
+    }
+    for (const tc of d.tool_calls ?? []) {
+      let block = this.toolBlock.get(tc.index);
+      if (block === undefined) {
+        out += this.openBlock('tool_use', { type: 'tool_use', id: tc.id ?? `toolu_${this.index + 1}`, name: tc.function?.name ?? '', input: {} });
+        block = this.index;
+        this.toolBlock.set(tc.index, block);
+      }
+      const args = tc.function?.arguments;
+      if (args) out += ev('content_block_delta', { index: block, delta: { type: 'input_json_delta', partial_json: args } });
+    }
+    if (choice.finish_reason) this.stop = toStopReason(choice.finish_reason);
+    return out;
+  }
+
+  /** The normal end: closes the open block, reports stop reason and the upstream's usage. */
+  end(): string {
+    const u = toAnthropicUsage(this.usage, this.estimateIn);
+    return this.close() + ev('message_delta', { delta: { stop_reason: this.stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
+  }
+
+  private ensure(kind: 'text' | 'thinking', block: Record<string, unknown>): string {
+    return this.open === kind ? '' : this.openBlock(kind, block);
+  }
+
+  private openBlock(kind: 'text' | 'thinking' | 'tool_use', block: Record<string, unknown>): string {
+    let out = this.close();
+    this.index++;
+    this.open = kind;
+    out += ev('content_block_start', { index: this.index, content_block: block });
+    if (!this.pinged) {
+      this.pinged = true;
+      out += ev('ping', {});
+    }
+    return out;
+  }
+
+  private close(): string {
+    if (this.open === undefined) return '';
+    this.open = undefined;
+    return ev('content_block_stop', { index: this.index });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * One routed chat exchange for an inbound API edge: the request's abort signal (client gone, or the
+ * whole-request deadline), the router call, and the pump that moves a stream's chunks to the client with
+ * backpressure. Each API supplies only its translator; the edge never buffers a whole response.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { GatewayError, toGatewayError } from '../../wire/errors.js';
+import type { ChatRequest } from '../../wire/openai.js';
+import type { Router, RoutedChat } from '../../router/router.js';
+import type { Candidate } from '../../router/candidate.js';
+import type { StreamChunk } from '../../providers/provider.js';
+import type { Logger } from '../../util/log.js';
+import { pinnedModel } from '../../util/model-tokens.js';
+
+export interface ApiContext {
+  router: Router;
+  logger: Logger;
+  maxBodyBytes: number;
+  timeoutMs: number;
+}
+
+export interface Exchange {
+  routed: RoutedChat;
+  signal: AbortSignal;
+  /** the deadline fired (then any error is UPSTREAM_TIMEOUT) */
+  timedOut(): boolean;
+  dispose(): void;
+}
+
+/** Routes `chat` with the request's deadline and client-disconnect abort. */
+export async function routeChat(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, chat: ChatRequest, requestId: string): Promise<Exchange> {
+  const ac = new AbortController();
+  let timedOut = false;
+  const onClose = () => {
+    if (!res.writableFinished) ac.abort();
+  };
+  res.once('close', onClose);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, ctx.timeoutMs);
+  const dispose = () => {
+    clearTimeout(timer);
+    res.off('close', onClose);
+  };
+  const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
+  // an agent's per-session token runs every request on its session's model (util/model-tokens.ts)
+  const pin = pinnedModel(req);
+  if (pin) chat.model = pin;
+  try {
+    const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+    return { routed, signal: ac.signal, timedOut: () => timedOut, dispose };
+  } catch (err) {
+    dispose();
+    if (timedOut) throw deadlineError(ctx);
+    throw err;
+  }
+}
+
+export const deadlineError = (ctx: ApiContext) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+
+export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
+  const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
+  if (c.peer) h['x-switchyard-peer'] = c.peer.name;
+  if (c.mock) h['x-switchyard-mock'] = 'true';
+  return h;
+}
+
+/**
+ * Pumps a routed stream: `each(chunk)` returns the text to write for it (may be ''). Resolves 'done' on a
+ * normal end, 'gone' when the client left (the upstream is released), or rejects with the GatewayError
+ * that ended the stream abnormally (deadline → UPSTREAM_TIMEOUT). Writes wait for 'drain'.
+ */
+export async function pump(
+  ctx: ApiContext,
+  res: ServerResponse,
+  ex: Exchange,
+  each: (c: StreamChunk) => string,
+): Promise<'done' | 'gone'> {
+  const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
+  try {
+    let chunk = routed.first;
+    while (chunk !== undefined) {
+      const text = each(chunk);
+      if (text && !res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (res.destroyed) break;
+      const r = await routed.rest.next();
+      chunk = r.done ? undefined : r.value;
+    }
+    if (res.destroyed) {
+      await routed.rest.return?.();
+      return 'gone';
+    }
+    return 'done';
+  } catch (err) {
+    throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
+  } finally {
+    ex.dispose();
+  }
+}
+
+/** SSE response headers (Nagle off: each event goes out as it is written). */
+export function startSse(res: ServerResponse, headers: Record<string, string>): void {
+  res.socket?.setNoDelay(true);
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers });
+}
+
+/** A rough token estimate from a byte count (~4 bytes per token): used only where the upstream has not counted yet. */
+export function estimateTokens(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 4));
+}

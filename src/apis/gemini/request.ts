@@ -1,0 +1,168 @@
+/**
+ * Gemini `generateContent` request (what Gemini CLI and raw REST callers send) → the internal chat form.
+ * Pure; errors are INVALID_REQUEST / UNSUPPORTED naming the field.
+ *
+ * - systemInstruction parts → a leading system message; contents role `user` / `model` → user / assistant;
+ * - parts: text → text (parts with `thought: true` are the model's thinking: dropped), inlineData → a data:
+ *   image URL, functionCall → an assistant tool call, functionResponse → a `tool` message; fileData,
+ *   executableCode, codeExecutionResult → UNSUPPORTED; thoughtSignature is ignored;
+ * - call ids: Gemini's `id` when present; otherwise an id is made per call (`call_<turn>_<n>`) and each
+ *   functionResponse without an id answers the oldest open call of the same name, as the API pairs them;
+ * - tools[].functionDeclarations (parameters or parametersJsonSchema) → function tools; other tools
+ *   (googleSearch, codeExecution, urlContext…) run only on Google's servers and are dropped;
+ * - toolConfig.functionCallingConfig.mode AUTO / ANY / NONE → auto / required / none (ANY with a single
+ *   allowed name → that function);
+ * - generationConfig: temperature, topP, maxOutputTokens, stopSequences map 1:1; responseMimeType
+ *   application/json (+ responseSchema / responseJsonSchema) → response_format; candidateCount above 1 is
+ *   refused; topK, seed, thinkingConfig and the rest have no chat form and are dropped.
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
+import { isObj } from '../../util/is-object.js';
+
+function bad(param: string, what: string): never {
+  throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
+}
+
+export function geminiToChat(model: string, body: unknown, stream: boolean): ChatRequest {
+  if (!isObj(body)) bad('body', 'must be a JSON object');
+  if (!Array.isArray(body.contents) || body.contents.length === 0) bad('contents', 'required, a non-empty array');
+  const messages: ChatMessage[] = [];
+  const si = body.systemInstruction ?? body.system_instruction;
+  if (si !== undefined) {
+    if (!isObj(si) || !Array.isArray(si.parts)) bad('systemInstruction', 'must be { parts: [{ text }] }');
+    const text = si.parts.map((p: unknown) => (isObj(p) && typeof p.text === 'string' ? p.text : '')).join('\n');
+    if (text) messages.push({ role: 'system', content: text });
+  }
+  const open = new Map<string, string[]>(); // function name → ids of calls not answered yet
+  body.contents.forEach((c: unknown, i: number) => content(c, i, messages, open));
+
+  const out: ChatRequest = { model, messages };
+  if (stream) out.stream = true;
+  tools(body.tools, out);
+  toolConfig(body.toolConfig ?? body.tool_config, out);
+  generationConfig(body.generationConfig ?? body.generation_config, out);
+  return out;
+}
+
+function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, string[]>): void {
+  const at = `contents[${i}]`;
+  if (!isObj(c) || !Array.isArray(c.parts)) bad(at, 'must be { role, parts: [...] }');
+  const role = c.role ?? 'user';
+  if (role !== 'user' && role !== 'model' && role !== 'function') bad(`${at}.role`, 'must be "user" or "model"');
+  const parts: ContentPart[] = [];
+  const calls: ToolCall[] = [];
+  c.parts.forEach((p: unknown, j: number) => {
+    const q = `${at}.parts[${j}]`;
+    if (!isObj(p)) bad(q, 'must be an object');
+    if (typeof p.text === 'string') {
+      if (p.thought !== true && p.text) parts.push({ type: 'text', text: p.text });
+    } else if (isObj(p.inlineData ?? p.inline_data)) {
+      const d = (p.inlineData ?? p.inline_data) as Record<string, unknown>;
+      const mime = d.mimeType ?? d.mime_type;
+      if (typeof mime !== 'string' || typeof d.data !== 'string') bad(`${q}.inlineData`, 'needs mimeType and data');
+      parts.push({ type: 'image_url', image_url: { url: `data:${mime};base64,${d.data}` } });
+    } else if (isObj(p.functionCall ?? p.function_call)) {
+      const f = (p.functionCall ?? p.function_call) as Record<string, unknown>;
+      if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');
+      const id = typeof f.id === 'string' && f.id ? f.id : `call_${i}_${j}`;
+      const list = open.get(f.name) ?? [];
+      list.push(id);
+      open.set(f.name, list);
+      calls.push({ id, type: 'function', function: { name: f.name, arguments: JSON.stringify(f.args ?? {}) } });
+    } else if (isObj(p.functionResponse ?? p.function_response)) {
+      const f = (p.functionResponse ?? p.function_response) as Record<string, unknown>;
+      if (typeof f.name !== 'string') bad(`${q}.functionResponse.name`, 'required');
+      const list = open.get(f.name);
+      const id = typeof f.id === 'string' && f.id ? f.id : (list?.[0] ?? `call_${f.name}`);
+      if (list) {
+        const k = list.indexOf(id);
+        if (k !== -1) list.splice(k, 1);
+      }
+      out.push({ role: 'tool', tool_call_id: id, content: JSON.stringify(f.response ?? {}) });
+    } else if (p.thoughtSignature === undefined && p.thought_signature === undefined) {
+      throw new GatewayError('UNSUPPORTED', `${q}: this part type cannot be translated for this channel`, { param: q });
+    }
+  });
+  if (role === 'model') {
+    if (parts.some((p) => p.type !== 'text')) bad(`${at}.parts`, 'model turns take text and functionCall parts only');
+    const text = parts.map((p) => (p as { text: string }).text).join('');
+    if (text || calls.length) {
+      const msg: ChatMessage = { role: 'assistant', content: text || null };
+      if (calls.length) msg.tool_calls = calls;
+      out.push(msg);
+    }
+  } else if (parts.length) {
+    const textOnly = parts.every((p) => p.type === 'text');
+    out.push({ role: 'user', content: textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts });
+  }
+}
+
+function tools(t: unknown, out: ChatRequest): void {
+  if (t === undefined) return;
+  if (!Array.isArray(t)) bad('tools', 'must be an array');
+  const defs: ToolDefinition[] = [];
+  t.forEach((tool: unknown, i: number) => {
+    if (!isObj(tool)) bad(`tools[${i}]`, 'must be an object');
+    const decls = tool.functionDeclarations ?? tool.function_declarations;
+    if (decls === undefined) return; // googleSearch, codeExecution, …: Google-side tools
+    if (!Array.isArray(decls)) bad(`tools[${i}].functionDeclarations`, 'must be an array');
+    decls.forEach((d: unknown, j: number) => {
+      if (!isObj(d) || typeof d.name !== 'string') bad(`tools[${i}].functionDeclarations[${j}]`, 'needs a name');
+      const schema = d.parametersJsonSchema ?? d.parameters;
+      const fn: ToolDefinition['function'] = { name: d.name, parameters: isObj(schema) ? lowerTypes(schema) : { type: 'object', properties: {} } };
+      if (typeof d.description === 'string') fn.description = d.description;
+      defs.push({ type: 'function', function: fn });
+    });
+  });
+  if (defs.length) out.tools = defs;
+}
+
+/** Gemini's OpenAPI-subset schemas spell types in upper case (STRING, OBJECT); JSON Schema wants lower case. */
+function lowerTypes(s: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'type' && typeof v === 'string') o[k] = v.toLowerCase();
+    else if (k === 'properties' && isObj(v)) o[k] = Object.fromEntries(Object.entries(v).map(([pk, pv]) => [pk, isObj(pv) ? lowerTypes(pv) : pv]));
+    else if (k === 'items' && isObj(v)) o[k] = lowerTypes(v);
+    else o[k] = v;
+  }
+  return o;
+}
+
+function toolConfig(tc: unknown, out: ChatRequest): void {
+  if (!isObj(tc)) return;
+  const f = tc.functionCallingConfig ?? tc.function_calling_config;
+  if (!isObj(f) || !out.tools) return;
+  const allowed = f.allowedFunctionNames ?? f.allowed_function_names;
+  if (f.mode === 'NONE') out.tool_choice = 'none';
+  else if (f.mode === 'ANY') out.tool_choice = Array.isArray(allowed) && allowed.length === 1 && typeof allowed[0] === 'string' ? { type: 'function', function: { name: allowed[0] } } : 'required';
+  else if (f.mode === 'AUTO' || f.mode === 'VALIDATED' || f.mode === undefined) out.tool_choice = 'auto';
+  else bad('toolConfig.functionCallingConfig.mode', 'must be AUTO, ANY, NONE or VALIDATED');
+}
+
+function generationConfig(g: unknown, out: ChatRequest): void {
+  if (g === undefined) return;
+  if (!isObj(g)) bad('generationConfig', 'must be an object');
+  const num = (k: string) => {
+    const v = g[k];
+    if (v !== undefined && v !== null && typeof v !== 'number') bad(`generationConfig.${k}`, 'must be a number');
+    return v as number | undefined;
+  };
+  const temperature = num('temperature');
+  const topP = num('topP');
+  const max = num('maxOutputTokens');
+  const n = num('candidateCount');
+  if (temperature !== undefined) out.temperature = temperature;
+  if (topP !== undefined) out.top_p = topP;
+  if (max !== undefined) out.max_tokens = max;
+  if (n !== undefined && n > 1) throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
+  if (g.stopSequences !== undefined) {
+    if (!Array.isArray(g.stopSequences) || !g.stopSequences.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');
+    if (g.stopSequences.length) out.stop = g.stopSequences as string[];
+  }
+  if (g.responseMimeType === 'application/json') {
+    const schema = g.responseJsonSchema ?? g.responseSchema;
+    out.response_format = isObj(schema) ? { type: 'json_schema', json_schema: { name: 'response', schema: lowerTypes(schema) } } : { type: 'json_object' };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Internal chat completion → Gemini GenerateContentResponse, plus the pieces the stream writer shares.
+ * Pure. finish_reason stop / tool_calls → STOP, length → MAX_TOKENS, content_filter → SAFETY. Reasoning is a
+ * `thought: true` text part. usageMetadata is never 0/0: the prompt is estimated when the upstream gave no
+ * counts.
+ */
+import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+
+export function toFinishReason(f: FinishReason | undefined): string {
+  if (f === 'length') return 'MAX_TOKENS';
+  if (f === 'content_filter') return 'SAFETY';
+  return 'STOP';
+}
+
+export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number): Record<string, number> {
+  const known = u && (u.prompt_tokens || u.completion_tokens);
+  const prompt = known ? u.prompt_tokens : estimateIn;
+  const out = known ? u.completion_tokens : 1;
+  const m: Record<string, number> = { promptTokenCount: prompt, candidatesTokenCount: out, totalTokenCount: prompt + out };
+  const cached = u?.prompt_tokens_details?.cached_tokens;
+  if (cached) m.cachedContentTokenCount = cached;
+  const thoughts = (u?.completion_tokens_details as { reasoning_tokens?: number } | undefined)?.reasoning_tokens;
+  if (thoughts) m.thoughtsTokenCount = thoughts;
+  return m;
+}
+
+export function callPart(tc: Pick<ToolCall, 'id'> & { function: { name: string; arguments: string } }): Record<string, unknown> {
+  let args: unknown = {};
+  try {
+    args = tc.function.arguments.trim() ? JSON.parse(tc.function.arguments) : {};
+  } catch {
+    args = { input: tc.function.arguments };
+  }
+  return { functionCall: { id: tc.id, name: tc.function.name, args } };
+}
+
+export function toGeminiResponse(c: ChatCompletion, model: string, estimateIn: number): Record<string, unknown> {
+  const choice = c.choices[0];
+  const m = choice?.message;
+  const parts: Array<Record<string, unknown>> = [];
+  const reasoning = m?.reasoning_content ?? m?.reasoning;
+  if (typeof reasoning === 'string' && reasoning) parts.push({ text: reasoning, thought: true });
+  if (typeof m?.content === 'string' && m.content) parts.push({ text: m.content });
+  for (const tc of m?.tool_calls ?? []) parts.push(callPart(tc));
+  return {
+    candidates: [{ content: { role: 'model', parts }, finishReason: toFinishReason(choice?.finish_reason ?? 'stop'), index: 0 }],
+    usageMetadata: toUsageMetadata(c.usage, estimateIn),
+    modelVersion: model,
+    responseId: c.id,
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * OpenAI Responses request (the subset Codex and the openai SDK send; docs/apis.md lists it) → the internal
+ * chat form. Pure; errors are INVALID_REQUEST / UNSUPPORTED naming the field.
+ *
+ * - `instructions` → a leading system message; `input` as a string → one user message;
+ * - input items: `message` (role user / system / developer / assistant; content a string or input_text /
+ *   output_text / input_image parts) → chat messages (developer → system, which every upstream takes);
+ *   consecutive `function_call` items → one assistant message's tool_calls (joined to the assistant text
+ *   just before them); `function_call_output` → a `tool` message; `reasoning` items → kept in the stored
+ *   history and passed back natively, dropped in the chat form (chat upstreams take no reasoning input);
+ * - tools: `function` tools → chat function tools; other tool types (web_search, local_shell, custom, mcp…)
+ *   need OpenAI's own servers and are dropped (listed in `dropped`);
+ * - tool_choice, parallel_tool_calls, temperature, top_p, user map 1:1; max_output_tokens → max_tokens;
+ *   text.format json_schema / json_object → response_format; reasoning, include, store, prompt_cache_key,
+ *   metadata, truncation, service_tier have no chat form (store is the gateway's own, see the route).
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
+import { isObj } from '../../util/is-object.js';
+
+export type Item = Record<string, unknown>;
+
+function bad(param: string, what: string): never {
+  throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
+}
+
+/** The request's `input` as items (a string is one user message). */
+export function inputItems(input: unknown): Item[] {
+  if (typeof input === 'string') return [{ type: 'message', role: 'user', content: input }];
+  if (!Array.isArray(input)) bad('input', 'required, a string or an array of items');
+  input.forEach((it: unknown, i: number) => {
+    if (!isObj(it)) bad(`input[${i}]`, 'must be an object');
+  });
+  return input as Item[];
+}
+
+/** Checks the top-level fields the gateway relies on. */
+export function validateResponses(body: unknown): Record<string, unknown> & { model: string } {
+  if (!isObj(body)) bad('body', 'must be a JSON object');
+  if (typeof body.model !== 'string' || !body.model) bad('model', 'required, a non-empty string');
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
+  if (body.instructions !== undefined && body.instructions !== null && typeof body.instructions !== 'string') bad('instructions', 'must be a string');
+  if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string') bad('previous_response_id', 'must be a string');
+  if (body.tools !== undefined && !Array.isArray(body.tools)) bad('tools', 'must be an array');
+  for (const k of ['temperature', 'top_p', 'max_output_tokens'] as const) {
+    if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
+  }
+  return body as Record<string, unknown> & { model: string };
+}
+
+export interface ChatForm {
+  chat: ChatRequest;
+  /** names / types of tools that have no chat form */
+  dropped: string[];
+}
+
+export function responsesToChat(body: Record<string, unknown> & { model: string }, items: Item[]): ChatForm {
+  const messages: ChatMessage[] = [];
+  if (typeof body.instructions === 'string' && body.instructions) messages.push({ role: 'system', content: body.instructions });
+  items.forEach((it, i) => item(it, `input[${i}]`, messages));
+  if (messages.length === 0) bad('input', 'needs at least one message');
+
+  const chat: ChatRequest = { model: body.model, messages };
+  if (body.stream === true) chat.stream = true;
+  if (typeof body.temperature === 'number') chat.temperature = body.temperature;
+  if (typeof body.top_p === 'number') chat.top_p = body.top_p;
+  if (typeof body.max_output_tokens === 'number') chat.max_tokens = body.max_output_tokens;
+  if (typeof body.user === 'string') chat.user = body.user;
+  const dropped: string[] = [];
+  const tools: ToolDefinition[] = [];
+  ((body.tools as unknown[] | undefined) ?? []).forEach((t, i) => {
+    if (!isObj(t) || typeof t.type !== 'string') bad(`tools[${i}]`, 'must be an object with a "type"');
+    if (t.type !== 'function') return void dropped.push(String(t.name ?? t.type));
+    if (typeof t.name !== 'string') bad(`tools[${i}].name`, 'required for a function tool');
+    const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} } };
+    if (typeof t.description === 'string') fn.description = t.description;
+    if (typeof t.strict === 'boolean') fn.strict = t.strict;
+    tools.push({ type: 'function', function: fn });
+  });
+  if (tools.length) {
+    chat.tools = tools;
+    const tc = body.tool_choice;
+    if (tc === 'auto' || tc === 'none' || tc === 'required') chat.tool_choice = tc;
+    else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string') chat.tool_choice = { type: 'function', function: { name: tc.name } };
+    else if (tc !== undefined && tc !== null) bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
+    if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
+  }
+  const fmt = isObj(body.text) && isObj(body.text.format) ? body.text.format : undefined;
+  if (fmt?.type === 'json_schema') chat.response_format = { type: 'json_schema', json_schema: { name: fmt.name ?? 'output', schema: fmt.schema, ...(typeof fmt.strict === 'boolean' ? { strict: fmt.strict } : {}) } };
+  else if (fmt?.type === 'json_object') chat.response_format = { type: 'json_object' };
+  return { chat, dropped };
+}
+
+function item(it: Item, at: string, out: ChatMessage[]): void {
+  const type = it.type ?? (typeof it.role === 'string' ? 'message' : undefined);
+  switch (type) {
+    case 'message':
+      return message(it, at, out);
+    case 'function_call': {
+      if (typeof it.name !== 'string' || typeof it.call_id !== 'string') bad(at, 'a function_call needs name and call_id');
+      const call: ToolCall = { id: it.call_id, type: 'function', function: { name: it.name, arguments: typeof it.arguments === 'string' ? it.arguments : JSON.stringify(it.arguments ?? {}) } };
+      const last = out[out.length - 1];
+      if (last?.role === 'assistant') (last.tool_calls ??= []).push(call);
+      else out.push({ role: 'assistant', content: null, tool_calls: [call] });
+      return;
+    }
+    case 'function_call_output': {
+      if (typeof it.call_id !== 'string') bad(`${at}.call_id`, 'required, a string');
+      out.push({ role: 'tool', tool_call_id: it.call_id, content: outputText(it.output, `${at}.output`) });
+      return;
+    }
+    case 'reasoning':
+      return; // kept in history and native requests; chat upstreams take no reasoning input
+    default:
+      throw new GatewayError('UNSUPPORTED', `${at}.type: item type "${String(type)}" cannot be translated for this channel`, { param: `${at}.type` });
+  }
+}
+
+function message(it: Item, at: string, out: ChatMessage[]): void {
+  const role = it.role;
+  if (role !== 'user' && role !== 'assistant' && role !== 'system' && role !== 'developer') bad(`${at}.role`, 'must be user, assistant, system or developer');
+  const chatRole = role === 'developer' ? 'system' : role;
+  const c = it.content;
+  if (typeof c === 'string') return void out.push({ role: chatRole, content: c });
+  if (!Array.isArray(c)) bad(`${at}.content`, 'must be a string or an array of content parts');
+  const parts: ContentPart[] = [];
+  c.forEach((p: unknown, j: number) => {
+    const q = `${at}.content[${j}]`;
+    if (!isObj(p) || typeof p.type !== 'string') bad(q, 'must be an object with a string "type"');
+    if (p.type === 'input_text' || p.type === 'output_text' || p.type === 'text') {
+      if (typeof p.text !== 'string') bad(`${q}.text`, 'must be a string');
+      parts.push({ type: 'text', text: p.text });
+    } else if (p.type === 'input_image') {
+      if (typeof p.image_url !== 'string') bad(`${q}.image_url`, 'required (a URL or data: URL); file_id is not supported');
+      parts.push({ type: 'image_url', image_url: { url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) } });
+    } else if (p.type !== 'refusal') {
+      throw new GatewayError('UNSUPPORTED', `${q}.type: content type "${p.type}" cannot be translated for this channel`, { param: `${q}.type` });
+    }
+  });
+  const textOnly = parts.every((p) => p.type === 'text');
+  const content = textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts;
+  if (chatRole === 'system' || chatRole === 'assistant') {
+    if (!textOnly) bad(`${at}.content`, `${role} messages take text only`);
+  }
+  out.push({ role: chatRole, content });
+}
+
+function outputText(o: unknown, at: string): string {
+  if (typeof o === 'string') return o;
+  if (Array.isArray(o)) return o.map((p) => (isObj(p) && typeof p.text === 'string' ? p.text : '')).join('');
+  return bad(at, 'must be a string or an array of text parts');
+}

@@ -1,0 +1,93 @@
+/**
+ * Internal chat completion → OpenAI Response object (non-streaming), and the parts the stream writer shares:
+ * the response skeleton echoed from the request, usage, item ids, the error object. Pure apart from ids.
+ *
+ * Output items: a `reasoning` item when the upstream gave reasoning (content: reasoning_text), then one
+ * assistant `message` (output_text) when there is text, then one `function_call` per tool call. A `length`
+ * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), as the API does.
+ * Usage is never 0/0: without upstream counts, the input is estimated from the request size.
+ */
+import { randomBytes } from 'node:crypto';
+import type { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
+import { seqId } from '../../util/ids.js';
+import type { Item } from './request.js';
+
+/** Response ids are unguessable: GET /v1/responses/{id} returns the stored response to whoever names it. */
+export const newResponseId = () => `resp_${randomBytes(24).toString('hex')}`;
+export const itemId = (prefix: 'msg' | 'fc' | 'rs') => seqId(prefix);
+
+export interface ResponsesUsage {
+  input_tokens: number;
+  input_tokens_details: { cached_tokens: number };
+  output_tokens: number;
+  output_tokens_details: { reasoning_tokens: number };
+  total_tokens: number;
+}
+
+export function toResponsesUsage(u: Usage | null | undefined, estimateIn: number): ResponsesUsage {
+  const input = u && (u.prompt_tokens || u.completion_tokens) ? u.prompt_tokens : estimateIn;
+  const output = u && (u.prompt_tokens || u.completion_tokens) ? u.completion_tokens : 1;
+  const details = u?.completion_tokens_details as { reasoning_tokens?: number } | undefined;
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: u?.prompt_tokens_details?.cached_tokens ?? u?.cache_read_input_tokens ?? 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: details?.reasoning_tokens ?? 0 },
+    total_tokens: input + output,
+  };
+}
+
+/** The request fields a Response echoes, with status in_progress and no output yet. */
+export function skeleton(id: string, body: Record<string, unknown>, model: string): Record<string, unknown> {
+  return {
+    id,
+    object: 'response',
+    created_at: Math.floor(Date.now() / 1000),
+    status: 'in_progress',
+    error: null,
+    incomplete_details: null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    model,
+    output: [],
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: body.previous_response_id ?? null,
+    reasoning: body.reasoning ?? null,
+    store: body.store !== false,
+    temperature: body.temperature ?? null,
+    text: body.text ?? { format: { type: 'text' } },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: body.tools ?? [],
+    top_p: body.top_p ?? null,
+    truncation: body.truncation ?? 'disabled',
+    usage: null,
+    user: body.user ?? null,
+    metadata: body.metadata ?? {},
+  };
+}
+
+/** Completes a skeleton: status from the finish reason, output, usage. */
+export function finish(r: Record<string, unknown>, output: Item[], finishReason: FinishReason | undefined, usage: ResponsesUsage): Record<string, unknown> {
+  const incomplete = finishReason === 'length';
+  return { ...r, status: incomplete ? 'incomplete' : 'completed', incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null, output, usage };
+}
+
+export function failed(r: Record<string, unknown>, output: Item[], e: GatewayError): Record<string, unknown> {
+  return { ...r, status: 'failed', output, error: { code: e.code === 'RATE_LIMITED' ? 'rate_limit_exceeded' : e.code === 'UPSTREAM_ERROR' ? 'server_error' : e.code.toLowerCase(), message: e.message } };
+}
+
+export const reasoningItem = (id: string, text: string): Item => ({ type: 'reasoning', id, summary: [], content: [{ type: 'reasoning_text', text }] });
+export const messageItem = (id: string, text: string, status = 'completed'): Item => ({ type: 'message', id, status, role: 'assistant', content: text === '' && status !== 'completed' ? [] : [{ type: 'output_text', text, annotations: [] }] });
+export const callItem = (id: string, callId: string, name: string, args: string, status = 'completed'): Item => ({ type: 'function_call', id, call_id: callId, name, arguments: args, status });
+
+export function toResponse(c: ChatCompletion, r: Record<string, unknown>, estimateIn: number): Record<string, unknown> {
+  const choice = c.choices[0];
+  const m = choice?.message;
+  const output: Item[] = [];
+  const reasoning = m?.reasoning_content ?? m?.reasoning;
+  if (typeof reasoning === 'string' && reasoning) output.push(reasoningItem(itemId('rs'), reasoning));
+  if (typeof m?.content === 'string' && m.content) output.push(messageItem(itemId('msg'), m.content));
+  for (const tc of m?.tool_calls ?? []) output.push(callItem(itemId('fc'), tc.id, tc.function.name, tc.function.arguments));
+  return finish(r, output, choice?.finish_reason ?? 'stop', toResponsesUsage(c.usage, estimateIn));
+}

@@ -1,0 +1,134 @@
+/**
+ * Internal chat chunks → OpenAI Responses SSE, chunk by chunk. Every event is `event: <type>` plus
+ * `data: {"type": <type>, …, "sequence_number": n}`, n counting from 0.
+ *
+ *   response.created, response.in_progress                              (start)
+ *   reasoning text  → output_item.added {reasoning}, reasoning_text.delta*, reasoning_text.done, output_item.done
+ *   content         → output_item.added {message}, content_part.added {output_text}, output_text.delta*,
+ *                     output_text.done, content_part.done, output_item.done
+ *   tool_calls[i]   → output_item.added {function_call}, function_call_arguments.delta*,
+ *                     function_call_arguments.done, output_item.done
+ *   response.completed (or response.incomplete on a `length` finish) with the whole output and usage
+ *   response.failed with { error: { code, message } } on an abnormal end, never a completed
+ * A new kind of output closes the open item. The final event repeats the output, as the API defines it, so
+ * the writer keeps each item's text (what the client has been sent already), nothing more.
+ */
+import type { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
+import type { Item } from './request.js';
+import { callItem, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
+
+interface Open {
+  kind: 'message' | 'reasoning' | 'function_call';
+  index: number;
+  id: string;
+  text: string;
+  callId?: string;
+  name?: string;
+}
+
+export class ResponsesStreamWriter {
+  private seq = 0;
+  private readonly output: Item[] = [];
+  private open: Open | undefined;
+  private readonly calls = new Map<number, Open>();
+  private finishReason: FinishReason | undefined;
+  private usage: Usage | undefined;
+
+  constructor(
+    private readonly response: Record<string, unknown>,
+    private readonly estimateIn: number,
+  ) {}
+
+  private ev(type: string, data: Record<string, unknown>): string {
+    return `event: ${type}\ndata: ${JSON.stringify({ type, ...data, sequence_number: this.seq++ })}\n\n`;
+  }
+
+  start(): string {
+    return this.ev('response.created', { response: this.response }) + this.ev('response.in_progress', { response: this.response });
+  }
+
+  chunk(c: ChatCompletionChunk): string {
+    if (c.usage) this.usage = c.usage;
+    const choice = c.choices?.[0];
+    if (!choice) return '';
+    let out = '';
+    const d = choice.delta ?? {};
+    const reasoning = d.reasoning_content ?? d.reasoning;
+    if (typeof reasoning === 'string' && reasoning) {
+      if (this.open?.kind !== 'reasoning') out += this.openItem('reasoning', reasoningItem(itemId('rs'), ''));
+      const o = this.open!;
+      o.text += reasoning;
+      out += this.ev('response.reasoning_text.delta', { item_id: o.id, output_index: o.index, content_index: 0, delta: reasoning });
+    }
+    if (typeof d.content === 'string' && d.content) {
+      if (this.open?.kind !== 'message') {
+        out += this.openItem('message', messageItem(itemId('msg'), '', 'in_progress'));
+        out += this.ev('response.content_part.added', { item_id: this.open!.id, output_index: this.open!.index, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+      }
+      const o = this.open!;
+      o.text += d.content;
+      out += this.ev('response.output_text.delta', { item_id: o.id, output_index: o.index, content_index: 0, delta: d.content, logprobs: [] });
+    }
+    for (const tc of d.tool_calls ?? []) {
+      let o = this.calls.get(tc.index);
+      if (!o) {
+        const id = itemId('fc');
+        const callId = tc.id ?? id;
+        const name = tc.function?.name ?? '';
+        out += this.openItem('function_call', callItem(id, callId, name, '', 'in_progress'));
+        o = this.open!;
+        o.callId = callId;
+        o.name = name;
+        this.calls.set(tc.index, o);
+      }
+      const args = tc.function?.arguments;
+      if (args) {
+        o.text += args;
+        out += this.ev('response.function_call_arguments.delta', { item_id: o.id, output_index: o.index, delta: args });
+      }
+    }
+    if (choice.finish_reason) this.finishReason = choice.finish_reason;
+    return out;
+  }
+
+  /** Normal end: closes the open item; response.completed (or .incomplete) with output and usage. */
+  end(): { text: string; response: Record<string, unknown> } {
+    const text = this.close();
+    const response = finish(this.response, this.output, this.finishReason, toResponsesUsage(this.usage, this.estimateIn));
+    return { text: text + this.ev(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response }), response };
+  }
+
+  /** Abnormal end: response.failed carrying the error; the open item is left unfinished. */
+  fail(e: GatewayError): string {
+    return this.ev('response.failed', { response: failed(this.response, this.output, e) });
+  }
+
+  private openItem(kind: Open['kind'], item: Item): string {
+    const out = this.close();
+    this.open = { kind, index: this.output.length, id: String(item.id), text: '' };
+    return out + this.ev('response.output_item.added', { output_index: this.open.index, item });
+  }
+
+  private close(): string {
+    const o = this.open;
+    if (!o) return '';
+    this.open = undefined;
+    let out = '';
+    let item: Item;
+    if (o.kind === 'reasoning') {
+      out += this.ev('response.reasoning_text.done', { item_id: o.id, output_index: o.index, content_index: 0, text: o.text });
+      item = reasoningItem(o.id, o.text);
+    } else if (o.kind === 'message') {
+      const part = { type: 'output_text', text: o.text, annotations: [] };
+      out += this.ev('response.output_text.done', { item_id: o.id, output_index: o.index, content_index: 0, text: o.text, logprobs: [] });
+      out += this.ev('response.content_part.done', { item_id: o.id, output_index: o.index, content_index: 0, part });
+      item = messageItem(o.id, o.text);
+    } else {
+      out += this.ev('response.function_call_arguments.done', { item_id: o.id, output_index: o.index, arguments: o.text });
+      item = callItem(o.id, o.callId!, o.name!, o.text);
+    }
+    this.output.push(item);
+    return out + this.ev('response.output_item.done', { output_index: o.index, item });
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * An inbound model API other than OpenAI chat (Anthropic Messages, OpenAI Responses, Gemini): the paths it
+ * owns, its handler, and how it writes an error in its own format. The server checks the client token (any
+ * of the API's auth headers, src/apis/common/client-token.ts) before `handle`, and sends every error thrown
+ * before the response started through `sendError`, so a client never sees another API's error shape.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayError } from '../../wire/errors.js';
+
+export interface ApiSurface {
+  /** short name for logs: anthropic, responses, gemini */
+  readonly name: string;
+  owns(path: string): boolean;
+  /** Gemini only: the API also takes the key as `?key=` */
+  readonly queryKey?: boolean;
+  handle(req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void>;
+  sendError(res: ServerResponse, e: GatewayError, requestId: string): void;
+}
+
+/** JSON error with the table's status plus Retry-After where known: the shared part of every API's sendError. */
+export function sendApiError(res: ServerResponse, e: GatewayError, body: unknown, status = e.status): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
+  if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
+  if (e.status === 413) headers.connection = 'close';
+  res.writeHead(status, headers);
+  res.end(text);
+}

@@ -1,0 +1,27 @@
+/** The inbound model APIs besides OpenAI chat, built from config: what the gateway hands the HTTP server. */
+import type { Config } from '../../config/schema.js';
+import type { Router } from '../../router/router.js';
+import type { SessionStore } from '../../sessions/store.js';
+import type { Logger } from '../../util/log.js';
+import type { ApiSurface } from './api-surface.js';
+import { anthropicApi, type LocalChannelLookup } from './messages.js';
+import { responsesApi } from './responses.js';
+import { geminiApi } from './gemini.js';
+import { ResponseStore } from '../../apis/responses/stored.js';
+
+export interface InboundApiDeps {
+  config: Config;
+  router: Router;
+  store: SessionStore;
+  logger: Logger;
+  localChannel: LocalChannelLookup;
+}
+
+export function inboundApis(d: InboundApiDeps): ApiSurface[] {
+  const base = { router: d.router, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs };
+  return [
+    anthropicApi({ ...base, localChannel: d.localChannel }),
+    responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),
+    geminiApi(base),
+  ];
+}

@@ -1,0 +1,104 @@
+/**
+ * The Gemini API (v1beta): GET /v1beta/models[/{model}], POST /v1beta/models/{model}:generateContent,
+ * :streamGenerateContent (alt=sse: SSE; otherwise one JSON array, streamed element by element), and
+ * :countTokens (an estimate, header `x-switchyard-token-count: estimate`). Every channel kind, local or a
+ * peer's; translation (src/apis/gemini/) happens here, once. Errors in Google's JSON shape.
+ *
+ * Model names may contain ':' (e.g. Ollama's `qwen2.5:7b`): the method is what follows the last ':'.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletionChunk } from '../../wire/openai.js';
+import { geminiToChat } from '../../apis/gemini/request.js';
+import { toGeminiResponse } from '../../apis/gemini/response.js';
+import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
+import { geminiErrorBody } from '../../apis/gemini/errors.js';
+import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { isObj } from '../../util/is-object.js';
+import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { sendApiError, type ApiSurface } from './api-surface.js';
+import { pinnedModel } from '../../util/model-tokens.js';
+
+const PREFIX = '/v1beta/models';
+const METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens']);
+
+export function geminiApi(ctx: ApiContext): ApiSurface {
+  return {
+    name: 'gemini',
+    queryKey: true,
+    owns: (path) => path === PREFIX || path.startsWith(PREFIX + '/'),
+    sendError: (res, e) => sendApiError(res, e, geminiErrorBody(e)),
+    async handle(req, res, path, query, requestId) {
+      if (path === PREFIX) {
+        if (req.method !== 'GET') throw notAllowed(req, 'GET');
+        sendJson(res, 200, { models: ctx.router.models().map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
+        return;
+      }
+      const rest = decodeURIComponent(path.slice(PREFIX.length + 1));
+      const colon = rest.lastIndexOf(':');
+      const method = colon === -1 ? '' : rest.slice(colon + 1);
+      if (!METHODS.has(method)) {
+        if (req.method !== 'GET') throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
+        if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${rest}" is not served here`, { param: 'model' });
+        sendJson(res, 200, modelInfo(rest), { 'x-request-id': requestId });
+        return;
+      }
+      if (req.method !== 'POST') throw notAllowed(req, 'POST');
+      const model = pinnedModel(req) ?? rest.slice(0, colon);
+      const buf = await readBody(req, ctx.maxBodyBytes);
+      const body = parseJsonBody(buf);
+      if (method === 'countTokens') return countTokens(ctx, res, model, body, buf.length, requestId);
+      const sse = new URLSearchParams(query).get('alt') === 'sse';
+      return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId);
+    },
+  };
+}
+
+const notAllowed = (req: IncomingMessage, allow: string) => new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use ${allow}`, { details: { allow } });
+
+function modelInfo(id: string): Record<string, unknown> {
+  return { name: `models/${id}`, baseModelId: id, version: 'switchyard', displayName: id, description: `${id}, served through Switchyard`, supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens'] };
+}
+
+async function generate(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, model: string, body: unknown, bytes: number, stream: boolean, sse: boolean, requestId: string): Promise<void> {
+  const chat = geminiToChat(model, body, stream);
+  const estimateIn = estimateTokens(bytes);
+  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  if (!ex.routed.stream) {
+    ex.dispose();
+    sendJson(res, 200, toGeminiResponse(ex.routed.completion, model, estimateIn), headers);
+    return;
+  }
+  if (sse) startSse(res, headers);
+  else {
+    res.socket?.setNoDelay(true);
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  }
+  let n = 0;
+  const frame = (json: string) => (sse ? `data: ${json}\r\n\r\n` : `${n++ === 0 ? '[' : ',\r\n'}${json}`);
+  const w = new GeminiStreamWriter(model, estimateIn);
+  try {
+    const end = await pump(ctx, res, ex, (c) => {
+      let out = '';
+      for (const j of w.chunk(JSON.parse(c.data) as ChatCompletionChunk)) out += frame(j);
+      return out;
+    });
+    if (end === 'gone') {
+      ctx.logger.info('client went away mid-stream', { requestId, channel: ex.routed.candidate.id });
+      return;
+    }
+    res.end(frame(w.end()) + (sse ? '' : ']'));
+  } catch (err) {
+    const e = err as GatewayError;
+    if (!res.destroyed) res.end(frame(JSON.stringify(geminiErrorBody(e))) + (sse ? '' : ']'));
+    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'gemini', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+  }
+}
+
+/** countTokens has no chat-form counterpart on any channel: always an estimate from the request size. */
+function countTokens(ctx: ApiContext, res: ServerResponse, model: string, body: unknown, bytes: number, requestId: string): void {
+  if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
+  if (!ctx.router.modelNames().includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+  sendJson(res, 200, { totalTokens: estimateTokens(bytes) }, { 'x-request-id': requestId, 'x-switchyard-token-count': 'estimate' });
+}

@@ -1,0 +1,111 @@
+/**
+ * POST /v1/messages and POST /v1/messages/count_tokens: the Anthropic Messages API over every channel,
+ * local or a peer's. Translation (src/apis/anthropic/) happens here, once; a local `anthropic` channel gets
+ * the client's body natively instead (src/wire/native.ts) and its answer is relayed verbatim.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletionChunk } from '../../wire/openai.js';
+import { nativeBodyOf, withNative } from '../../wire/native.js';
+import type { ChannelProvider } from '../../providers/provider.js';
+import { anthropicToChat } from '../../apis/anthropic/request.js';
+import { toAnthropicMessage } from '../../apis/anthropic/response.js';
+import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
+import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
+import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { isObj } from '../../util/is-object.js';
+import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { sendApiError, type ApiSurface } from './api-surface.js';
+import { pinnedModel } from '../../util/model-tokens.js';
+
+/** A local channel's provider and model map, for calls that bypass chat routing (count_tokens). */
+export type LocalChannelLookup = (channel: string) => { provider: ChannelProvider; modelMap: Record<string, string> } | undefined;
+
+export interface MessagesContext extends ApiContext {
+  localChannel: LocalChannelLookup;
+}
+
+const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
+
+function passHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of PASS_HEADERS) {
+    const v = req.headers[k];
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+export function anthropicApi(ctx: MessagesContext): ApiSurface {
+  return {
+    name: 'anthropic',
+    owns: (path) => path === '/v1/messages' || path === '/v1/messages/count_tokens',
+    sendError: (res, e, requestId) => sendApiError(res, e, anthropicErrorBody(e, requestId)),
+    async handle(req, res, path, _query, requestId) {
+      if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
+      const buf = await readBody(req, ctx.maxBodyBytes);
+      const body = parseJsonBody(buf);
+      if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, buf.length, requestId);
+      return messages(ctx, req, res, body, buf.length, requestId);
+    },
+  };
+}
+
+async function messages(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string): Promise<void> {
+  const chat = anthropicToChat(body);
+  const raw = body as Record<string, unknown>;
+  withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req) });
+  const model = chat.model;
+  const estimateIn = estimateTokens(bytes);
+  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  if (!ex.routed.stream) {
+    ex.dispose();
+    const native = nativeBodyOf(ex.routed.completion);
+    sendJson(res, 200, native ?? toAnthropicMessage(ex.routed.completion, model, estimateIn), headers);
+    return;
+  }
+  startSse(res, headers);
+  const native = ex.routed.first?.raw !== undefined;
+  const w = new AnthropicStreamWriter(model, estimateIn);
+  let started = false;
+  try {
+    const end = await pump(ctx, res, ex, (c) => {
+      if (native) return c.raw ?? '';
+      const chunk = JSON.parse(c.data) as ChatCompletionChunk;
+      const head = started ? '' : ((started = true), w.start(chunk.id));
+      return head + w.chunk(chunk);
+    });
+    if (end === 'gone') {
+      ctx.logger.info('client went away mid-stream', { requestId, channel: ex.routed.candidate.id });
+      return;
+    }
+    res.end(native ? undefined : (started ? '' : w.start(undefined)) + w.end());
+  } catch (err) {
+    const e = err as GatewayError;
+    if (!res.destroyed) res.end((native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
+    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+  }
+}
+
+/**
+ * count_tokens: the upstream's own endpoint when a local `anthropic` channel serves the model (header
+ * `x-switchyard-token-count: upstream`), else an estimate from the request size (`estimate`).
+ */
+async function countTokens(ctx: MessagesContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string): Promise<void> {
+  if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
+  if (typeof body.model !== 'string' || !body.model) throw new GatewayError('INVALID_REQUEST', 'model: required, a non-empty string', { param: 'model' });
+  if (!Array.isArray(body.messages)) throw new GatewayError('INVALID_REQUEST', 'messages: required, an array', { param: 'messages' });
+  const model = pinnedModel(req) ?? body.model;
+  const candidates = ctx.router.all().filter((c) => c.models.includes(model));
+  if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+  for (const c of candidates) {
+    if (c.peer || c.provider !== 'anthropic') continue;
+    const local = ctx.localChannel(c.channel);
+    if (!local?.provider.countTokens) continue;
+    const out = await local.provider.countTokens({ ...body, model: local.modelMap[model] ?? model }, passHeaders(req), { signal: AbortSignal.timeout(ctx.timeoutMs), requestId });
+    sendJson(res, 200, out, { ...sourceHeaders(c, requestId), 'x-switchyard-token-count': 'upstream' });
+    return;
+  }
+  sendJson(res, 200, { input_tokens: estimateTokens(bytes) }, { 'x-request-id': requestId, 'x-switchyard-token-count': 'estimate' });
+}

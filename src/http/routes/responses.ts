@@ -1,0 +1,122 @@
+/**
+ * POST /v1/responses and GET /v1/responses/{id}: the OpenAI Responses API over every channel, local or a
+ * peer's. Translation (src/apis/responses/) happens here, once; an `openai` channel with
+ * `options.responsesApi` gets the client's body natively and its answer is relayed verbatim. Errors are
+ * OpenAI error JSON before a stream starts, `response.failed` after.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletionChunk } from '../../wire/openai.js';
+import { nativeBodyOf, withNative } from '../../wire/native.js';
+import { inputItems, responsesToChat, validateResponses, type Item } from '../../apis/responses/request.js';
+import { newResponseId, skeleton, toResponse } from '../../apis/responses/response.js';
+import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
+import type { ResponseStore } from '../../apis/responses/stored.js';
+import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { sendApiError, type ApiSurface } from './api-surface.js';
+
+export interface ResponsesContext extends ApiContext {
+  stored: ResponseStore;
+}
+
+export function responsesApi(ctx: ResponsesContext): ApiSurface {
+  return {
+    name: 'responses',
+    owns: (path) => path === '/v1/responses' || path.startsWith('/v1/responses/'),
+    sendError: (res, e) => sendApiError(res, e, e.toOpenAI()),
+    async handle(req, res, path, _query, requestId) {
+      if (path === '/v1/responses') {
+        if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
+        const buf = await readBody(req, ctx.maxBodyBytes);
+        return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId);
+      }
+      const id = decodeURIComponent(path.slice('/v1/responses/'.length));
+      if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
+      const found = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await ctx.stored.get(id) : undefined;
+      if (!found) throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, { param: 'response_id' });
+      sendJson(res, 200, found.response, { 'x-request-id': requestId });
+    },
+  };
+}
+
+async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerResponse, raw: unknown, bytes: number, requestId: string): Promise<void> {
+  const body = validateResponses(raw);
+  let history = inputItems(body.input);
+  let historyBytes = 0;
+  if (typeof body.previous_response_id === 'string') {
+    const prev = await ctx.stored.get(body.previous_response_id);
+    if (!prev) throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${body.previous_response_id}"`, { param: 'previous_response_id' });
+    history = [...prev.history, ...history];
+    historyBytes = JSON.stringify(prev.history).length;
+  }
+  const { chat, dropped } = responsesToChat(body, history);
+  // The gateway's store is the one previous_response_id refers to: a native upstream gets the whole history.
+  const nativeBody: Record<string, unknown> = { ...body, input: history };
+  delete nativeBody.previous_response_id;
+  withNative(chat, { api: 'openai-responses', body: nativeBody, headers: {} });
+  const store = body.store !== false;
+  const estimateIn = estimateTokens(bytes + historyBytes);
+  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.join(',').slice(0, 512);
+  const shell = skeleton(newResponseId(), body, body.model);
+
+  if (!ex.routed.stream) {
+    ex.dispose();
+    const native = nativeBodyOf(ex.routed.completion) as Record<string, unknown> | undefined;
+    const response = native ?? toResponse(ex.routed.completion, shell, estimateIn);
+    if (store) await keep(ctx, response, history, requestId);
+    sendJson(res, 200, response, headers);
+    return;
+  }
+
+  startSse(res, headers);
+  const native = ex.routed.first?.raw !== undefined;
+  const w = new ResponsesStreamWriter(shell, estimateIn);
+  let final: Record<string, unknown> | undefined;
+  try {
+    if (!native) res.write(w.start());
+    const end = await pump(ctx, res, ex, (c) => {
+      if (native) {
+        if (c.usage && c.raw) final = terminalResponse(c.raw);
+        return c.raw ?? '';
+      }
+      return w.chunk(JSON.parse(c.data) as ChatCompletionChunk);
+    });
+    if (end === 'gone') {
+      ctx.logger.info('client went away mid-stream', { requestId, channel: ex.routed.candidate.id });
+      return;
+    }
+    if (!native) {
+      const done = w.end();
+      final = done.response;
+      res.end(done.text);
+    } else res.end();
+    if (store && final) await keep(ctx, final, history, requestId);
+  } catch (err) {
+    const e = err as GatewayError;
+    if (!res.destroyed) res.end(w.fail(e));
+    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+  }
+}
+
+/** the `response` of a native terminal event (response.completed / .incomplete) */
+function terminalResponse(raw: string): Record<string, unknown> | undefined {
+  const at = raw.indexOf('\ndata: ');
+  try {
+    return (JSON.parse(raw.slice(at + 7)) as { response?: Record<string, unknown> }).response;
+  } catch {
+    return undefined;
+  }
+}
+
+async function keep(ctx: ResponsesContext, response: Record<string, unknown>, history: Item[], requestId: string): Promise<void> {
+  const output = Array.isArray(response.output) ? (response.output as Item[]) : [];
+  try {
+    await ctx.stored.put(response, [...history, ...output]);
+  } catch (err) {
+    // the answer is already the client's; a store failure only costs a later previous_response_id
+    ctx.logger.warn('could not store response', { requestId, err: String(err) });
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Native OpenAI Responses pass-through for an `openai` channel with `options.responsesApi: true` (its
+ * upstream serves POST {baseUrl}/responses): the client's Responses body goes up with only `model`
+ * replaced, and the answer comes back verbatim (src/wire/native.ts). A chat-form view is derived only for
+ * what the router and logs read: usage, and for a non-streaming answer the text and tool calls.
+ *
+ * Stream integrity: `response.failed`, `error` events and a body that ends without `response.completed` /
+ * `response.incomplete` throw, exactly like the chat path. Only those terminal events are JSON-parsed.
+ */
+import { GatewayError } from '../../wire/errors.js';
+import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
+import { parseSse } from '../../util/lines.js';
+import type { StreamChunk } from '../provider.js';
+import { mapTransportError } from '../upstream.js';
+
+interface ResponsesUsage {
+  input_tokens?: number;
+  output_tokens?: number;
+  total_tokens?: number;
+  input_tokens_details?: { cached_tokens?: number };
+}
+
+interface ResponseBody {
+  id?: string;
+  model?: string;
+  status?: string;
+  output?: Array<{ type?: string; content?: Array<{ type?: string; text?: string }>; call_id?: string; name?: string; arguments?: string }>;
+  usage?: ResponsesUsage | null;
+  error?: { message?: string } | null;
+}
+
+function toUsage(u: ResponsesUsage | null | undefined): Usage {
+  const p = u?.input_tokens ?? 0;
+  const c = u?.output_tokens ?? 0;
+  return { prompt_tokens: p, completion_tokens: c, total_tokens: u?.total_tokens ?? p + c, prompt_tokens_details: { cached_tokens: u?.input_tokens_details?.cached_tokens ?? 0 } };
+}
+
+/** The chat-form view of a Response (never sent to a client: the native body is). */
+export function responseToCompletion(r: ResponseBody, label: string): ChatCompletion {
+  if (!r || typeof r !== 'object' || !Array.isArray(r.output)) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
+  let text = '';
+  const calls: ToolCall[] = [];
+  for (const it of r.output) {
+    if (it.type === 'message') for (const p of it.content ?? []) if (p.type === 'output_text' && p.text) text += p.text;
+    if (it.type === 'function_call') calls.push({ id: it.call_id ?? '', type: 'function', function: { name: it.name ?? '', arguments: it.arguments ?? '' } });
+  }
+  const message: ChatCompletion['choices'][number]['message'] = { role: 'assistant', content: text || (calls.length ? null : '') };
+  if (calls.length) message.tool_calls = calls;
+  return {
+    id: r.id ?? '',
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: r.model ?? '',
+    choices: [{ index: 0, message, finish_reason: calls.length ? 'tool_calls' : r.status === 'incomplete' ? 'length' : 'stop' }],
+    usage: toUsage(r.usage),
+  };
+}
+
+export async function* responsesNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): AsyncGenerator<StreamChunk> {
+  try {
+    for await (const sse of parseSse(body)) {
+      const type = sse.event;
+      const raw = `event: ${type ?? 'message'}\ndata: ${sse.data}\n\n`;
+      if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
+        let ev: { response?: ResponseBody; message?: string };
+        try {
+          ev = JSON.parse(sse.data) as typeof ev;
+        } catch {
+          throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a stream event that is not JSON`);
+        }
+        if (type === 'response.failed' || type === 'error') {
+          const msg = String(ev.response?.error?.message ?? ev.message ?? type).replace(/\s+/g, ' ').slice(0, 300);
+          throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg}`);
+        }
+        const u = toUsage(ev.response?.usage);
+        const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
+        yield { data: JSON.stringify(c), usage: u, raw };
+        return;
+      }
+      yield { data: '', raw };
+    }
+  } catch (err) {
+    throw mapTransportError(err, label, true);
+  }
+  throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream stream ended without response.completed`);
+}

@@ -1,0 +1,82 @@
+/**
+ * An `openai` channel with `options.responsesApi: true`: /v1/responses passes through natively — the
+ * client's body (reasoning items with encrypted_content, include, store, text controls) reaches the
+ * upstream untouched apart from `model`, the recorded event sequence comes back verbatim, the gateway's
+ * store still answers previous_response_id (sent up as the whole history), and a cut is response.failed.
+ */
+import { readFileSync } from 'node:fs';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { call, cleanupDirs, startGw } from '../gateway/harness.js';
+import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
+
+let gw: Gateway;
+let up: ResponsesFake;
+let cut: ResponsesFake;
+let client: OpenAI;
+const FIXTURE = readFileSync(new URL('./fixtures/openai-responses-text.sse', import.meta.url), 'utf8');
+
+beforeAll(async () => {
+  up = await startResponsesUpstream();
+  cut = await startResponsesUpstream({ cutAfterEvents: 5 });
+  gw = await startGw({
+    channels: [
+      { name: 'oai-native', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-up', models: ['gpt-native'], modelMap: { 'gpt-native': 'gpt-4.1' }, options: { responsesApi: true } },
+      { name: 'oai-cut', provider: 'openai', baseUrl: cut.baseUrl, apiKey: 'sk-up', models: ['gpt-cut'], options: { responsesApi: true } },
+    ],
+  });
+  client = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
+});
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+  await cut?.close();
+  cleanupDirs();
+});
+
+describe('native Responses pass-through', () => {
+  it('the body reaches the upstream untouched but for the mapped model; the stream comes back verbatim', async () => {
+    const body = {
+      model: 'gpt-native',
+      instructions: 'You are Codex.',
+      input: [
+        { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'gAAAAB-opaque' },
+        { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] },
+      ],
+      tools: [{ type: 'custom', name: 'apply_patch', description: 'patch', format: { type: 'grammar', syntax: 'lark', definition: 'start: x' } }],
+      tool_choice: 'auto',
+      parallel_tool_calls: false,
+      reasoning: { effort: 'medium', summary: 'auto' },
+      store: false,
+      stream: true,
+      include: ['reasoning.encrypted_content'],
+      prompt_cache_key: 'conv-1',
+    };
+    const r = await call(gw, '/v1/responses', { body });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe(FIXTURE);
+    expect(up.lastRequest()).toEqual({ ...body, model: 'gpt-4.1' });
+    expect(up.lastHeaders()!.authorization).toBe('Bearer sk-up');
+  });
+
+  it('non-stream answers the upstream response; previous_response_id is answered from the gateway store', async () => {
+    const first = await client.responses.create({ model: 'gpt-native', input: 'My name is Ada.' });
+    expect(first.id).toBe('resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b');
+    expect(first.output_text).toBe('Hi there!');
+    expect((await client.responses.retrieve(first.id)).output_text).toBe('Hi there!');
+    await client.responses.create({ model: 'gpt-native', input: 'And now?', previous_response_id: first.id });
+    const sent = up.lastRequest()!;
+    expect(sent.previous_response_id).toBeUndefined();
+    expect(JSON.stringify(sent.input)).toContain('My name is Ada.');
+    expect(JSON.stringify(sent.input)).toContain('Hi there!');
+    expect(JSON.stringify(sent.input)).toContain('And now?');
+  });
+
+  it('an upstream cut mid-stream ends with response.failed', async () => {
+    const r = await call(gw, '/v1/responses', { body: { model: 'gpt-cut', input: 'x', stream: true } });
+    const types = [...r.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+    expect(types.at(-1)).toBe('response.failed');
+    expect(types).not.toContain('response.completed');
+  });
+});

@@ -1,0 +1,64 @@
+/**
+ * A fake OpenAI Responses API (POST /v1/responses) on 127.0.0.1:0 that replays a recorded stream
+ * (test/apis/fixtures/openai-responses-text.sse, from OpenAI's API reference) event by event, or answers
+ * the completed response as JSON when `stream` is not true. `cutAfterEvents` destroys the socket after that
+ * many events (no response.completed). For native pass-through tests of `options.responsesApi`.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const FIXTURE = fileURLToPath(new URL('../apis/fixtures/openai-responses-text.sse', import.meta.url));
+
+export interface ResponsesFake {
+  baseUrl: string;
+  lastRequest(): Record<string, unknown> | undefined;
+  lastHeaders(): IncomingMessage['headers'] | undefined;
+  close(): Promise<void>;
+}
+
+export async function startResponsesUpstream(opts: { cutAfterEvents?: number } = {}): Promise<ResponsesFake> {
+  const events = readFileSync(FIXTURE, 'utf8').split(/\n\n/).filter((e) => e.trim()).map((e) => e + '\n\n');
+  const completed = JSON.parse(events.at(-1)!.split('\ndata: ')[1]!).response;
+  let last: { body?: Record<string, unknown>; headers?: IncomingMessage['headers'] } = {};
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}') as Record<string, unknown>;
+      last = { body, headers: req.headers };
+      if (req.url !== '/v1/responses') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
+        return;
+      }
+      if (body.stream !== true) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...completed, model: body.model }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let n = 0;
+      for (const e of events) {
+        if (opts.cutAfterEvents !== undefined && n >= opts.cutAfterEvents) {
+          res.socket?.destroy();
+          return;
+        }
+        await new Promise<void>((r) => res.write(e, () => setImmediate(r)));
+        n++;
+      }
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    lastRequest: () => last.body,
+    lastHeaders: () => last.headers,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
