@@ -83,8 +83,10 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   /** the probe of an `llm` agent runs in a folder of its own as HOME, never the gateway user's */
   const probeSpec = (id: string) => {
     const spec = specs.get(id)!;
-    if (!acp.agents.find((a) => a.id === id)?.llm) return spec;
-    const home = path.join(homeRoot, `.probe-${id}`);
+    const a = acp.agents.find((x) => x.id === id);
+    if (!a?.llm) return spec;
+    // one folder per preset: entries of the same preset share one probe (same launch spec, same cache key)
+    const home = path.join(homeRoot, `.probe-${a.preset ?? a.id}`);
     mkdirSync(home, { recursive: true, mode: 0o700 });
     return { ...spec, env: { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'), XDG_CACHE_HOME: path.join(home, '.cache'), XDG_STATE_HOME: path.join(home, '.local', 'state'), ...spec.env } };
   };
@@ -107,7 +109,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
       const spec = probeSpec(a.id);
-      const r = await probeAgent(spec, 10_000, { cwd: deps.baseDir, log });
+      const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
       return r.ok ? { enabled: true } : { enabled: false, reason: r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.') };
     },

@@ -111,7 +111,8 @@ const gemini: AgentPreset = {
   command: 'gemini',
   args: ['--acp'],
   api: 'gemini',
-  quiet: { GEMINI_TELEMETRY_ENABLED: 'false' },
+  // no relaunch of itself in a second node process (that only raises the heap limit; it doubles the start time)
+  quiet: { GEMINI_TELEMETRY_ENABLED: 'false', GEMINI_CLI_NO_RELAUNCH: 'true' },
   llm: (w) => ({
     // GOOGLE_GEMINI_BASE_URL selects Gemini CLI's `gateway` auth type (the ACP auth method of that name) with
     // the key sent as x-goog-api-key; no `authenticate` call is needed

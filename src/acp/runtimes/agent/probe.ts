@@ -1,7 +1,9 @@
 /**
  * Availability probe for `acp.capabilities`: is the command there, and does it answer ACP `initialize`?
  * The probe process is stopped right after. Results are cached per launch spec for `cacheTtlMs` (concurrent
- * probes of the same spec share one run), so listing capabilities never spawns a process per request.
+ * probes of the same spec share one run), so listing capabilities never spawns a process per request. At most
+ * MAX_CONCURRENT_PROBES probe processes run at once (a catalog of heavy agents would otherwise start them all
+ * together and each would miss its initialize deadline); the deadline counts from a probe's own start.
  */
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
@@ -23,6 +25,20 @@ export interface ProbeOptions {
 
 export const DEFAULT_PROBE_TTL_MS = 60_000;
 const cache = new Map<string, { at: number; result: Promise<ProbeResult> }>();
+export const MAX_CONCURRENT_PROBES = 2;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_PROBES) await new Promise<void>((r) => waiting.push(r));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
 
 export function clearProbeCache(): void {
   cache.clear();
@@ -56,7 +72,7 @@ export function probeAgent(cfg: AgentSpec, timeoutMs = 10_000, opts: ProbeOption
   const ttl = opts.cacheTtlMs ?? DEFAULT_PROBE_TTL_MS;
   const hit = cache.get(key);
   if (hit && Date.now() - hit.at < ttl) return hit.result;
-  const result = runProbe(cfg, timeoutMs, opts);
+  const result = inSlot(() => runProbe(cfg, timeoutMs, opts));
   cache.set(key, { at: Date.now(), result });
   return result;
 }
