@@ -2,7 +2,6 @@ import { describe, it, expect } from 'vitest';
 import { encodeFrame, hasLoop, negotiateVersion, parseFrame, withHop, type ParseOptions } from './codec.js';
 import {
   BRIDGE_DEFAULT_LIMITS,
-  BRIDGE_ERROR_TABLE,
   BRIDGE_FRAME_TYPES,
   CLOSE_CODES,
   MAX_HOPS,
@@ -11,6 +10,7 @@ import {
   isRetryForbiddenClose,
   type BridgeFrameType,
 } from '../wire/bridge-frames.js';
+import { bridgeErrorSpec } from '../wire/errors.js';
 
 const POST: ParseOptions = { maxBytes: 1 << 20, authenticated: true };
 const PRE: ParseOptions = { maxBytes: 64 * 1024, authenticated: false };
@@ -274,14 +274,14 @@ describe('hops', () => {
 });
 
 describe('tables and constants', () => {
-  it('maps handshake codes to close codes and stops reconnects only where nothing will change', () => {
-    expect(BRIDGE_ERROR_TABLE.AUTH_FAILED).toMatchObject({ retryable: false, closeCode: 4401 });
-    expect(BRIDGE_ERROR_TABLE.VERSION_UNSUPPORTED).toMatchObject({ retryable: false, closeCode: 4505 });
-    expect(BRIDGE_ERROR_TABLE.MAX_PEERS).toMatchObject({ retryable: true, closeCode: 4429 });
-    expect(BRIDGE_ERROR_TABLE.DUPLICATE_PEER).toMatchObject({ retryable: true, closeCode: 4409 });
-    expect(BRIDGE_ERROR_TABLE.SELF_CONNECTION).toMatchObject({ retryable: false, closeCode: 4403 });
-    expect(BRIDGE_ERROR_TABLE.HANDSHAKE_TIMEOUT).toMatchObject({ retryable: true, closeCode: 4408 });
-    expect(BRIDGE_ERROR_TABLE.CHANNEL_NOT_SHARED).toEqual({ retryable: false, gatewayCode: 'CHANNEL_NOT_SHARED' });
+  it('maps handshake codes to close codes (through the error catalogue) and stops reconnects only where nothing will change', () => {
+    expect(bridgeErrorSpec('AUTH_FAILED')).toMatchObject({ retryable: false, closeCode: 4401 });
+    expect(bridgeErrorSpec('VERSION_UNSUPPORTED')).toMatchObject({ retryable: false, closeCode: 4505 });
+    expect(bridgeErrorSpec('MAX_PEERS')).toMatchObject({ retryable: true, closeCode: 4429 });
+    expect(bridgeErrorSpec('DUPLICATE_PEER')).toMatchObject({ retryable: true, closeCode: 4409 });
+    expect(bridgeErrorSpec('SELF_CONNECTION')).toMatchObject({ retryable: false, closeCode: 4403 });
+    expect(bridgeErrorSpec('HANDSHAKE_TIMEOUT')).toMatchObject({ retryable: true, closeCode: 4408 });
+    expect(bridgeErrorSpec('CHANNEL_NOT_SHARED')).toEqual({ retryable: false, gatewayCode: 'CHANNEL_NOT_SHARED' });
     expect([...RETRY_FORBIDDEN_CLOSE_CODES].sort()).toEqual([4401, 4403, 4505]);
     expect(isRetryForbiddenClose(CLOSE_CODES.HEARTBEAT_TIMEOUT)).toBe(false);
     expect(isRetryForbiddenClose(CLOSE_CODES.AUTH_FAILED)).toBe(true);

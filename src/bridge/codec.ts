@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines because it is one table: a field check per frame type of the protocol, kept together so the
+ * whole wire format reads in one place.)
+ *
  * The bridge frame codec: raw WebSocket message in, typed frame (or a typed error) out. Pure — no sockets, no
  * clocks, no I/O — so every rule is testable from raw strings (codec.test.ts). Parsed once with JSON.parse and
  * checked by hand: this runs for every streamed chunk.
@@ -16,10 +19,11 @@
  * opaque bodies `payload`, `chunk`, `usage`, `session`, `params`, `result`, `error.data`, passed through as sent.
  * Error messages name the field, never its value (a hello carries a token).
  */
-import { BRIDGE_ERROR_TABLE, CHANNEL_NAME_PATTERN, GATEWAY_ID_PATTERN, MAX_HOPS, MAX_ID_LENGTH, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
+import { CHANNEL_NAME_PATTERN, CLOSE_CODES, GATEWAY_ID_PATTERN, MAX_HOPS, MAX_ID_LENGTH, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
-import type { ChannelLoad, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
+import type { ChannelCapabilities, ChannelLoad, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 
 export interface ParseOptions {
@@ -52,7 +56,7 @@ class FieldError {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const CLOSE_BAD_FRAME = BRIDGE_ERROR_TABLE.BAD_FRAME.closeCode;
+const CLOSE_BAD_FRAME = CLOSE_CODES.BAD_FRAME;
 
 export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseResult {
   const pre = !opts.authenticated;
@@ -61,7 +65,7 @@ export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseR
     typeof raw === 'string'
       ? raw.length > opts.maxBytes || (raw.length * 3 > opts.maxBytes && Buffer.byteLength(raw, 'utf8') > opts.maxBytes)
       : raw.byteLength > opts.maxBytes;
-  if (tooBig) return fail('PAYLOAD_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`, BRIDGE_ERROR_TABLE.PAYLOAD_TOO_LARGE.closeCode);
+  if (tooBig) return fail('PAYLOAD_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`, CLOSE_CODES.FRAME_TOO_LARGE);
   if (opts.isBinary) return fail('BAD_FRAME', 'binary frames are not allowed; send JSON text', CLOSE_BAD_FRAME);
   let text: string;
   try {
@@ -234,8 +238,16 @@ function channels(v: unknown, p: string): SharedChannel[] {
     const q = `${p}[${i}]`;
     const o = obj(c, q);
     const models = arr(o.models, `${q}.models`, 4096).map((m, j) => str(m, `${q}.models[${j}]`, 256));
-    return { name: channelName(o.name, `${q}.name`), provider: str(o.provider, `${q}.provider`, 64), models };
+    const out: SharedChannel = { name: channelName(o.name, `${q}.name`), provider: str(o.provider, `${q}.provider`, 64), models };
+    if (o.capabilities !== undefined) out.capabilities = channelCaps(o.capabilities, `${q}.capabilities`);
+    return out;
   });
+}
+/** Known flags only; an absent flag is false, unknown ones (a newer peer's) are dropped. */
+function channelCaps(v: unknown, p: string): ChannelCapabilities {
+  const o = obj(v, p);
+  const flag = (k: keyof ChannelCapabilities) => optBool(o[k], `${p}.${k}`) === true;
+  return { embeddings: flag('embeddings'), tools: flag('tools'), vision: flag('vision'), nativeResponses: flag('nativeResponses'), synthetic: flag('synthetic') };
 }
 function agents(v: unknown, p: string): SharedAgent[] | undefined {
   if (v === undefined) return undefined;
@@ -259,6 +271,14 @@ function clean<T extends object>(src: T): T {
 }
 
 type Check = (o: Obj) => BridgeFrame;
+
+/**
+ * An opaque body (payload, chunk, usage) typed as what the protocol says it carries. Its inner shape is not
+ * checked here: the provider layer checks what it reads, and the hot path stays one JSON.parse.
+ */
+function opaque<T>(v: Obj): T {
+  return v as unknown as T;
+}
 
 const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
   'bridge-hello': (o) => {
@@ -312,33 +332,35 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
   'bridge-forward': (o) => {
     const t = 'bridge-forward';
     if (o.kind !== undefined && o.kind !== 'chat' && o.kind !== 'embeddings') throw new FieldError(`${t}.kind: must be "chat" or "embeddings"`);
-    return clean({
+    const payload = obj(o.payload, `${t}.payload`);
+    const common = {
       type: t,
       requestId: str(o.requestId, `${t}.requestId`),
       targetChannel: str(o.targetChannel, `${t}.targetChannel`),
-      payload: obj(o.payload, `${t}.payload`) as never,
       stream: optBool(o.stream, `${t}.stream`),
       deadlineMs: optCount(o.deadlineMs, `${t}.deadlineMs`),
       hops: hops(o.hops, `${t}.hops`),
       sessionId: optStr(o.sessionId, `${t}.sessionId`),
-      kind: o.kind as 'chat' | undefined,
-    });
+    } as const;
+    return o.kind === 'embeddings'
+      ? clean({ ...common, kind: 'embeddings', payload: opaque<EmbeddingsRequest>(payload) })
+      : clean({ ...common, kind: o.kind === 'chat' ? 'chat' : undefined, payload: opaque<ChatRequest>(payload) });
   },
   'bridge-response': (o) => ({
     type: 'bridge-response',
     requestId: str(o.requestId, 'bridge-response.requestId'),
-    payload: obj(o.payload, 'bridge-response.payload') as never,
+    payload: opaque<ChatCompletion | EmbeddingsResponse>(obj(o.payload, 'bridge-response.payload')),
   }),
   'bridge-stream': (o) => ({
     type: 'bridge-stream',
     requestId: str(o.requestId, 'bridge-stream.requestId'),
-    chunk: obj(o.chunk, 'bridge-stream.chunk') as never,
+    chunk: opaque<ChatCompletionChunk>(obj(o.chunk, 'bridge-stream.chunk')),
   }),
   'bridge-stream-end': (o) =>
     clean({
       type: 'bridge-stream-end',
       requestId: str(o.requestId, 'bridge-stream-end.requestId'),
-      usage: o.usage === undefined || o.usage === null ? undefined : (obj(o.usage, 'bridge-stream-end.usage') as never),
+      usage: o.usage === undefined || o.usage === null ? undefined : opaque<Usage>(obj(o.usage, 'bridge-stream-end.usage')),
     }),
   'bridge-cancel': (o) => ({ type: 'bridge-cancel', requestId: str(o.requestId, 'bridge-cancel.requestId') }),
   'bridge-ping': (o) => ({ type: 'bridge-ping', ts: num(o.ts, 'bridge-ping.ts') }),
@@ -370,9 +392,9 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
   'bridge-session-transfer': (o) => {
     const t = 'bridge-session-transfer';
     const session = obj(o.session, `${t}.session`);
-    str(session.id, `${t}.session.id`);
-    gwId(session.owner, `${t}.session.owner`);
-    return { type: t, transferId: str(o.transferId, `${t}.transferId`), session: session as never };
+    const id = str(session.id, `${t}.session.id`);
+    const owner = gwId(session.owner, `${t}.session.owner`);
+    return { type: t, transferId: str(o.transferId, `${t}.transferId`), session: { ...session, id, owner } };
   },
   'bridge-session-transfer-ok': (o) => ({
     type: 'bridge-session-transfer-ok',

@@ -1,6 +1,7 @@
 /**
  * Initiator side: dials one configured (or runtime-added) bridge, performs the handshake, and keeps the
- * link up: on loss it retries after `reconnectInterval`, doubling up to `maxReconnectInterval`, with jitter.
+ * link up: on loss it retries after `reconnectInterval`, doubling up to `maxReconnectInterval`, with jitter
+ * (the one schedule, src/util/backoff.ts).
  * It stops retrying on 4401 / 4403 / 4505 (a wrong token, a forbidden or version mismatch will not fix
  * itself) and keeps the reason for `bridge list`.
  */
@@ -9,7 +10,10 @@ import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
 import type { BridgeMesh } from './mesh.js';
-import { BridgeLink } from './link.js';
+import type { BridgeLink } from './link.js';
+import { decideHelloOk } from './handshake.js';
+import { openLink } from './open-link.js';
+import { backoffDelay, DEFAULT_BACKOFF } from '../util/backoff.js';
 
 export interface DialTarget {
   name: string;
@@ -81,7 +85,7 @@ export class Dialer {
           minVersion: SUPPORTED_VERSIONS[0],
           maxVersion: SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1],
           nonce: newId('n', 12),
-        } as never),
+        }),
       );
       ws.once('message', (data: Buffer, isBinary: boolean) => {
         clearTimeout(hsTimer);
@@ -91,59 +95,26 @@ export class Dialer {
           ws.close(CLOSE.BAD_FRAME, 'bad handshake reply');
           return;
         }
-        const f = parsed.frame as unknown as Record<string, any>;
-        if (f.type === 'bridge-error') {
-          this.lastError = `${f.code}: ${f.message}`;
-          return; // the responder closes with the matching code
-        }
-        if (f.type !== 'bridge-hello-ok') {
-          this.lastError = `unexpected ${f.type} during handshake`;
-          ws.close(CLOSE.BAD_FRAME, 'expected bridge-hello-ok');
-          return;
-        }
-        if (f.gatewayId === this.mesh.gatewayId) {
-          this.lastError = 'SELF_CONNECTION: the URL points at this gateway itself';
-          ws.close(CLOSE.NOT_ALLOWED, 'self connection');
-          return;
-        }
-        if (this.mesh.admission(f.gatewayId, 'initiator') === 'duplicate') {
-          this.lastError = `DUPLICATE_PEER: already linked to ${f.gatewayId} through its own bridge to us`;
-          ws.close(CLOSE.DUPLICATE_PEER, 'duplicate peer');
-          return;
+        const d = decideHelloOk(parsed.frame, { selfId: this.mesh.gatewayId, admission: (peerId) => this.mesh.admission(peerId, 'initiator') });
+        if (!d.ok) {
+          this.lastError = d.lastError;
+          if (d.close) ws.close(d.close.code, d.close.reason);
+          return; // without `close`: the responder closes with the matching code
         }
         opened = true;
-        const link = new BridgeLink({
+        const link = openLink(this.mesh, {
           ws,
           role: 'initiator',
           name: this.target.name,
-          selfId: this.mesh.gatewayId,
-          peer: {
-            id: f.gatewayId,
-            name: String(f.gatewayName || f.gatewayId),
-            version: typeof f.version === 'string' ? f.version : PROTOCOL_VERSION,
-            capabilities: {
-              shareChannels: f.capabilities?.shareChannels ?? (Array.isArray(f.sharedChannels) && f.sharedChannels.length > 0),
-              acceptSessions: f.capabilities?.acceptSessions === true,
-              loadBalance: f.capabilities?.loadBalance === true,
-            },
-            sharedChannels: Array.isArray(f.sharedChannels) ? f.sharedChannels : [],
-            sharedAgents: Array.isArray(f.sharedAgents) ? f.sharedAgents : [],
-          },
-          ourShare: new Set(share.map((c) => c.name)),
-          ourAgents: new Set(agents.map((a) => a.id)),
-          rpcHandler: () => this.mesh.rpcHandler,
-          transfers: () => this.mesh.transfers,
-          limits: { ...limits, heartbeatIntervalMs: f.policy?.heartbeatIntervalMs ?? limits.heartbeatIntervalMs },
-          router: this.mesh.router,
-          logger: this.mesh.logger.child({ peer: f.gatewayId }),
-          onPeerChannels: (l) => this.mesh.refreshCandidates(l),
-          onClosed: (l, code, reason) => {
-            this.mesh.linkClosed(l, code, reason);
-            if (this.link === l) {
-              this.link = undefined;
-              // the socket may take a moment to finish closing (a frozen peer): never show it as open meanwhile
-              if (this.state === 'open') this.setState('backoff');
-            }
+          peer: d.peer,
+          share,
+          agents,
+          limits: { ...limits, heartbeatIntervalMs: d.helloOk.policy.heartbeatIntervalMs },
+          onClosed: (l) => {
+            if (this.link !== l) return;
+            this.link = undefined;
+            // the socket may take a moment to finish closing (a frozen peer): never show it as open meanwhile
+            if (this.state === 'open') this.setState('backoff');
           },
         });
         this.link = link;
@@ -151,7 +122,7 @@ export class Dialer {
         this.attempts = 0;
         this.setState('open');
         this.mesh.register(link);
-        this.mesh.logger.info('bridge peer connected', { peer: f.gatewayId, name: this.target.name, direction: 'outbound' });
+        this.mesh.logger.info('bridge peer connected', { peer: d.peer.id, name: this.target.name, direction: 'outbound' });
       });
     });
     ws.on('close', (code, reason) => {
@@ -174,8 +145,7 @@ export class Dialer {
       this.setState('failed');
       return;
     }
-    const base = Math.min(this.target.maxReconnectInterval, this.target.reconnectInterval * 2 ** Math.max(0, this.attempts - 1));
-    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    const delay = backoffDelay(this.attempts, { initialMs: this.target.reconnectInterval, maxMs: this.target.maxReconnectInterval, jitter: DEFAULT_BACKOFF.jitter });
     this.setState('backoff');
     this.timer = setTimeout(() => this.dial(), delay);
     this.timer.unref();

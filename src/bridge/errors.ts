@@ -1,51 +1,28 @@
 /**
- * Gateway error codes ↔ bridge error codes. A bridge-error may carry `gatewayCode` (our internal code) so a
- * Switchyard requester can rebuild the exact error; the bridge `code` is the portable part of the protocol.
+ * Gateway errors ↔ bridge errors, both directions through the one catalogue (src/wire/errors.ts): a
+ * bridge-error may carry `gatewayCode` (the serving side's own code) so a Switchyard requester can rebuild the
+ * exact error; the bridge `code` is the portable part of the protocol.
  */
-import { GatewayError, isErrorCode, type ErrorCode } from '../wire/errors.js';
-import { BRIDGE_ERROR_TABLE, isBridgeErrorCode, type BridgeErrorCode } from '../wire/bridge-frames.js';
-
-const TO_BRIDGE: Partial<Record<ErrorCode, BridgeErrorCode>> = {
-  MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
-  NOT_FOUND: 'CHANNEL_NOT_SHARED',
-  CHANNEL_NOT_SHARED: 'CHANNEL_NOT_SHARED',
-  UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
-  OVERLOADED: 'OVERLOADED',
-  RATE_LIMITED: 'RATE_LIMITED',
-  SHUTTING_DOWN: 'OVERLOADED',
-  UPSTREAM_ERROR: 'UPSTREAM_ERROR',
-  UPSTREAM_BAD_RESPONSE: 'UPSTREAM_ERROR',
-  UPSTREAM_STREAM_ERROR: 'UPSTREAM_ERROR',
-  UPSTREAM_CLIENT_ERROR: 'UPSTREAM_ERROR',
-  PEER_UNAVAILABLE: 'UPSTREAM_ERROR',
-  LOOP_DETECTED: 'LOOP_DETECTED',
-  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  INVALID_REQUEST: 'BAD_FRAME',
-  INVALID_JSON: 'BAD_FRAME',
-  BAD_FRAME: 'BAD_FRAME',
-  CANCELLED: 'CANCELLED',
-};
+import { GatewayError, describeError, isErrorCode, type ErrorCode } from '../wire/errors.js';
+import type { BridgeErrorCode, BridgeErrorFrame } from '../wire/bridge-frames.js';
 
 export function toBridgeCode(code: ErrorCode): BridgeErrorCode {
-  return TO_BRIDGE[code] ?? 'INTERNAL';
+  return describeError(code).bridge;
 }
 
 /**
- * A peer's bridge-error for one of our forwards → GatewayError. The code comes from the peer's
- * `gatewayCode` when it sent one, else from BRIDGE_ERROR_TABLE (one mapping for the whole project). Here
- * `retryable` means "another candidate may serve it": everything but a cancel or the client's own fault,
- * since a peer's CHANNEL_NOT_SHARED or MODEL_NOT_FOUND says only that THIS candidate cannot serve it.
+ * A peer's bridge-error → GatewayError. The code is the catalogue's `fromPeer` of the peer's `gatewayCode`
+ * when it sent one, else of the bridge code. `retryable`:
+ * - 'forward': "another candidate may serve it" (the row's `failover`): a peer's CHANNEL_NOT_SHARED or
+ *   MODEL_NOT_FOUND says only that THIS candidate cannot serve it;
+ * - 'call' (agent tasks, transfers; no other candidate): what the peer said, which defaults to the row's.
  */
-export function fromBridgeError(f: { code?: unknown; message?: unknown; retryable?: unknown; started?: unknown; gatewayCode?: unknown; retryAfterMs?: unknown }, peerName: string): GatewayError {
-  const bridgeCode = typeof f.code === 'string' ? f.code : 'INTERNAL';
-  let code: ErrorCode = isErrorCode(f.gatewayCode) ? f.gatewayCode : isBridgeErrorCode(bridgeCode) ? BRIDGE_ERROR_TABLE[bridgeCode].gatewayCode : 'PEER_UNAVAILABLE';
-  if (code === 'INTERNAL' || code === 'NOT_FOUND') code = 'PEER_UNAVAILABLE';
-  const clientFault = code === 'UPSTREAM_CLIENT_ERROR' || code === 'INVALID_REQUEST' || code === 'PAYLOAD_TOO_LARGE';
-  const retryable = code !== 'CANCELLED' && !clientFault;
-  const msg = typeof f.message === 'string' ? f.message.slice(0, 500) : bridgeCode;
-  return new GatewayError(code, `via peer ${peerName}: ${msg}`, {
+export function fromBridgeError(f: BridgeErrorFrame, peerName: string, use: 'forward' | 'call'): GatewayError {
+  const code = describeError(isErrorCode(f.gatewayCode) ? f.gatewayCode : f.code).fromPeer;
+  const retryable = use === 'forward' ? describeError(code).failover : f.retryable;
+  return new GatewayError(code, `via peer ${peerName}: ${f.message.slice(0, 500)}`, {
     retryable,
-    details: { bridgeCode },
-    ...(typeof f.retryAfterMs === 'number' ? { retryAfterSec: Math.ceil(f.retryAfterMs / 1000) } : {}),
+    details: { bridgeCode: f.code },
+    ...(f.retryAfterMs !== undefined ? { retryAfterSec: Math.ceil(f.retryAfterMs / 1000) } : {}),
   });
 }

@@ -17,7 +17,7 @@ import { acceptInbound } from './listener.js';
 import { wsPayloadLimit } from './codec.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
-import { peerCandidate, peerCandidateId } from './peer-candidate.js';
+import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candidate.js';
 import type { SessionStore } from '../sessions/store.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
 
@@ -113,7 +113,10 @@ export class BridgeMesh {
     const out: SharedChannel[] = [];
     for (const n of names) {
       const ch = this.o.config.channels.find((c) => c.name === n);
-      if (ch) out.push({ name: ch.name, provider: ch.provider, models: [...ch.models] });
+      if (!ch) continue;
+      // the capabilities our provider declares (the local candidate carries them)
+      const capabilities = this.router.get(`local/${n}`)?.capabilities ?? legacyCapabilities(ch.provider);
+      out.push({ name: ch.name, provider: ch.provider, models: [...ch.models], capabilities: { ...capabilities } });
     }
     return out;
   }

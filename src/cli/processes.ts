@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { terminateAfterGrace } from '../util/terminate.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/switchyard', import.meta.url));
 
@@ -54,11 +55,7 @@ export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, ti
           kill: (s) => proc.kill(s),
           stop: async (graceMs = 5000) => {
             if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-            proc.kill('SIGTERM');
-            const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-            const code = await exited;
-            clearTimeout(t);
-            return code;
+            return terminateAfterGrace({ kill: (sig) => proc.kill(sig), exited, graceMs });
           },
         });
       }

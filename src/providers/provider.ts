@@ -13,6 +13,14 @@
  * - `opts.signal` aborts the upstream request (client disconnect, deadline, cancel).
  */
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+import type { ChannelCapabilities } from '../wire/bridge-frames.js';
+
+/**
+ * What a provider's channels can do. The core routes on these, never on the provider's name, and a gateway
+ * announces them to its bridge peers for the channels it shares (SharedChannel.capabilities).
+ * `embeddings` must be true exactly when `embeddings()` is implemented.
+ */
+export type ProviderCapabilities = ChannelCapabilities;
 
 export interface StreamChunk {
   /** one serialised chat.completion.chunk */
@@ -40,8 +48,7 @@ export interface CallOptions {
 export interface ChannelProvider {
   /** provider kind as configured (openai, vllm, anthropic, ollama, mock) */
   readonly kind: string;
-  /** true for the built-in mock: shown wherever the channel is listed */
-  readonly mock: boolean;
+  readonly capabilities: ProviderCapabilities;
   /** `req.model` is already the upstream model name (modelMap applied by the caller) */
   chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome>;
   /** absent when the provider has no embeddings API */

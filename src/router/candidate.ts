@@ -4,7 +4,7 @@
  * loadBalance).
  */
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
-import type { CallOptions, ChatOutcome } from '../providers/provider.js';
+import type { CallOptions, ChatOutcome, ProviderCapabilities as ChannelCapabilities } from '../providers/provider.js';
 
 export interface RouteOptions extends CallOptions {
   /** gateway ids this request already passed (bridge loop prevention); our own id is appended by the bridge */
@@ -40,13 +40,13 @@ export interface Candidate {
   readonly channel: string;
   /** provider kind of that channel */
   readonly provider: string;
-  readonly mock: boolean;
   readonly peer: PeerRef | undefined;
   /** public model names this candidate serves */
   readonly models: readonly string[];
   readonly priority: number;
   readonly weight: number;
-  readonly supportsEmbeddings: boolean;
+  /** what the channel can do: its provider's declaration (local) or the peer's announcement */
+  readonly capabilities: ChannelCapabilities;
   /** current load; for peers, from their bridge-load reports plus our own in-flight count */
   load(): CandidateLoad;
   /** `req.model` is the public model name; the candidate maps it */

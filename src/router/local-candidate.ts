@@ -10,12 +10,11 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     id: `local/${ch.name}`,
     channel: ch.name,
     provider: ch.provider,
-    mock: provider.mock,
     peer: undefined,
     models: ch.models,
     priority: ch.priority,
     weight: ch.weight,
-    supportsEmbeddings: typeof provider.embeddings === 'function',
+    capabilities: provider.capabilities,
     load: () => ({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 }),
     chat: (req, opts: RouteOptions) => {
       const model = upstreamModel(req.model);

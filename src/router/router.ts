@@ -123,8 +123,8 @@ export class Router {
         id,
         object: 'model',
         created: 0,
-        owned_by: list.every((c) => c.mock) ? 'switchyard-mock' : 'switchyard',
-        channels: list.map((c) => ({ channel: c.channel, provider: c.provider, ...(c.peer ? { peer: c.peer.name } : {}), ...(c.mock ? { mock: true } : {}) })),
+        owned_by: list.every((c) => c.capabilities.synthetic) ? 'switchyard-mock' : 'switchyard',
+        channels: list.map((c) => ({ channel: c.channel, provider: c.provider, ...(c.peer ? { peer: c.peer.name } : {}), ...(c.capabilities.synthetic ? { mock: true } : {}) })),
       });
     }
     return out;
@@ -163,7 +163,7 @@ export class Router {
    * is left, then the strategy.
    */
   private choose(model: string, list: Candidate[], failed: Set<string>, kind: 'chat' | 'embeddings', sessionId?: string): { chosen?: Scored; saturated: number; panic: boolean } {
-    const usable = list.filter((c) => kind === 'chat' || c.supportsEmbeddings);
+    const usable = list.filter((c) => kind === 'chat' || c.capabilities.embeddings);
     let fresh = usable.filter((c) => !failed.has(c.id));
     // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
     if (fresh.length === 0) fresh = usable;
@@ -387,7 +387,7 @@ export class Router {
       const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
-        if (!list.some((c) => c.supportsEmbeddings)) throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
+        if (!list.some((c) => c.capabilities.embeddings)) throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
         throw new GatewayError('OVERLOADED', `all candidates for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
       }
       const c = chosen.candidate;

@@ -5,10 +5,11 @@
  * description of every field is docs/bridge-protocol.md. Types only + constants: parsing lives in
  * src/bridge/codec.ts. Depends on nothing but other src/wire files.
  *
- * Bridge error codes are their own string set (they travel in `bridge-error.code`); `BRIDGE_ERROR_TABLE.gatewayCode`
- * maps each to the gateway-wide ErrorCode used on /v1/* and /acp/rpc.
+ * Bridge error codes are their own string set (they travel in `bridge-error.code`, src/wire/bridge-codes.ts);
+ * each is a row of the one error catalogue (src/wire/errors.ts), which also says how it shows on other surfaces.
  */
-import type { ErrorCode } from './errors.js';
+import { bridgeErrorSpec, type ErrorCode } from './errors.js';
+import { CLOSE_CODES, type BridgeErrorCode } from './bridge-codes.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from './openai.js';
 
 // ---------------------------------------------------------------------------------------------------- constants
@@ -47,32 +48,9 @@ export const GATEWAY_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Same rule as `channels[].name`; applies to shared channel names and bridge-load keys. */
 export const CHANNEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-// -------------------------------------------------------------------------------------------------- close codes
+// ------------------------------------------------------------------------------------------ close and error codes
 
-/** WebSocket close codes used on the bridge (all in the private 4000–4999 range). */
-export const CLOSE_CODES = {
-  /** orderly shutdown or disconnect; the peer may reconnect */
-  NORMAL: 4000,
-  /** no frame from the peer for deadPeerMisses heartbeat intervals */
-  HEARTBEAT_TIMEOUT: 4001,
-  /** unparsable/binary frame, or a bad frame before the handshake completed */
-  BAD_FRAME: 4400,
-  /** token not in gateway.bridge.allowedTokens */
-  AUTH_FAILED: 4401,
-  /** the peer may not connect at all (e.g. it is this gateway itself) */
-  NOT_ALLOWED: 4403,
-  /** no valid bridge-hello / bridge-hello-ok within handshakeTimeoutMs */
-  HANDSHAKE_TIMEOUT: 4408,
-  /** a link with this gatewayId already exists (or was replaced by a newer one) */
-  DUPLICATE_PEER: 4409,
-  /** a frame exceeded maxFrameBytes (preAuthFrameBytes before the handshake) */
-  FRAME_TOO_LARGE: 4413,
-  /** the responder already has maxPeers links */
-  MAX_PEERS: 4429,
-  /** no protocol version in common */
-  VERSION_UNSUPPORTED: 4505,
-} as const;
-export type BridgeCloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
+export { CLOSE_CODES, BRIDGE_ERROR_CODES, isBridgeErrorCode, type BridgeCloseCode, type BridgeErrorCode } from './bridge-codes.js';
 /** Short alias of CLOSE_CODES. */
 export const CLOSE = CLOSE_CODES;
 
@@ -83,63 +61,35 @@ export function isRetryForbiddenClose(code: number): boolean {
   return RETRY_FORBIDDEN_CLOSE_CODES.includes(code);
 }
 
-// -------------------------------------------------------------------------------------------------- error codes
-
-export type BridgeErrorCode =
-  // handshake: sent in bridge-error, then the link is closed with the table's closeCode
-  | 'AUTH_FAILED' | 'VERSION_UNSUPPORTED' | 'MAX_PEERS' | 'DUPLICATE_PEER' | 'SELF_CONNECTION' | 'BAD_HELLO' | 'HANDSHAKE_TIMEOUT'
-  // per request: carry requestId, the link stays up
-  | 'CHANNEL_NOT_SHARED' | 'AGENT_NOT_SHARED' | 'MODEL_NOT_FOUND' | 'UPSTREAM_ERROR' | 'UPSTREAM_TIMEOUT' | 'OVERLOADED'
-  | 'RATE_LIMITED' | 'LOOP_DETECTED' | 'PAYLOAD_TOO_LARGE' | 'BAD_FRAME' | 'UNKNOWN_TYPE' | 'CANCELLED'
-  // session transfer / ownership, and the catch-all
-  | 'TRANSFER_REJECTED' | 'SESSION_NOT_FOUND' | 'NOT_OWNER' | 'INTERNAL';
-
-export interface BridgeErrorSpec {
-  /** default `bridge-error.retryable`: whether another candidate (or a later attempt) may succeed */
-  retryable: boolean;
-  /** close code when this error ends the link (handshake codes always; BAD_FRAME only before the handshake) */
-  closeCode?: BridgeCloseCode;
-  /** the gateway-wide code a requester turns this into for its own client */
-  gatewayCode: ErrorCode;
-}
-
-export const BRIDGE_ERROR_TABLE: Readonly<Record<BridgeErrorCode, BridgeErrorSpec>> = {
-  AUTH_FAILED: { retryable: false, closeCode: CLOSE_CODES.AUTH_FAILED, gatewayCode: 'PEER_UNAVAILABLE' },
-  VERSION_UNSUPPORTED: { retryable: false, closeCode: CLOSE_CODES.VERSION_UNSUPPORTED, gatewayCode: 'PEER_UNAVAILABLE' },
-  MAX_PEERS: { retryable: true, closeCode: CLOSE_CODES.MAX_PEERS, gatewayCode: 'PEER_UNAVAILABLE' },
-  DUPLICATE_PEER: { retryable: true, closeCode: CLOSE_CODES.DUPLICATE_PEER, gatewayCode: 'PEER_UNAVAILABLE' },
-  SELF_CONNECTION: { retryable: false, closeCode: CLOSE_CODES.NOT_ALLOWED, gatewayCode: 'PEER_UNAVAILABLE' },
-  BAD_HELLO: { retryable: false, closeCode: CLOSE_CODES.BAD_FRAME, gatewayCode: 'PEER_UNAVAILABLE' },
-  HANDSHAKE_TIMEOUT: { retryable: true, closeCode: CLOSE_CODES.HANDSHAKE_TIMEOUT, gatewayCode: 'PEER_UNAVAILABLE' },
-  CHANNEL_NOT_SHARED: { retryable: false, gatewayCode: 'CHANNEL_NOT_SHARED' },
-  AGENT_NOT_SHARED: { retryable: false, gatewayCode: 'FORBIDDEN' },
-  MODEL_NOT_FOUND: { retryable: false, gatewayCode: 'MODEL_NOT_FOUND' },
-  UPSTREAM_ERROR: { retryable: true, gatewayCode: 'UPSTREAM_ERROR' },
-  UPSTREAM_TIMEOUT: { retryable: true, gatewayCode: 'UPSTREAM_TIMEOUT' },
-  OVERLOADED: { retryable: true, gatewayCode: 'OVERLOADED' },
-  RATE_LIMITED: { retryable: true, gatewayCode: 'RATE_LIMITED' },
-  LOOP_DETECTED: { retryable: false, gatewayCode: 'LOOP_DETECTED' },
-  PAYLOAD_TOO_LARGE: { retryable: false, closeCode: CLOSE_CODES.FRAME_TOO_LARGE, gatewayCode: 'PAYLOAD_TOO_LARGE' },
-  BAD_FRAME: { retryable: false, closeCode: CLOSE_CODES.BAD_FRAME, gatewayCode: 'BAD_FRAME' },
-  UNKNOWN_TYPE: { retryable: false, gatewayCode: 'BAD_FRAME' },
-  CANCELLED: { retryable: false, gatewayCode: 'CANCELLED' },
-  TRANSFER_REJECTED: { retryable: false, gatewayCode: 'FORBIDDEN' },
-  SESSION_NOT_FOUND: { retryable: false, gatewayCode: 'NOT_FOUND' },
-  NOT_OWNER: { retryable: false, gatewayCode: 'PEER_UNAVAILABLE' },
-  INTERNAL: { retryable: false, gatewayCode: 'INTERNAL' },
-};
-
-export function isBridgeErrorCode(v: unknown): v is BridgeErrorCode {
-  return typeof v === 'string' && Object.prototype.hasOwnProperty.call(BRIDGE_ERROR_TABLE, v);
-}
-
 // ------------------------------------------------------------------------------------------------ shared shapes
 
-/** One channel a gateway lets its peer use (seed: hello-ok.sharedChannels[]). */
+/**
+ * What a channel can do, as its provider declares it (src/providers/provider.ts). A flag that is absent on
+ * the wire is false.
+ */
+export interface ChannelCapabilities {
+  /** has an embeddings API */
+  embeddings: boolean;
+  /** takes `tools` and returns tool calls */
+  tools: boolean;
+  /** takes image content parts */
+  vision: boolean;
+  /** speaks the OpenAI Responses API natively */
+  nativeResponses: boolean;
+  /** answers are made by the gateway itself, not by a model (the built-in mock): listed as such */
+  synthetic: boolean;
+}
+
+/**
+ * One channel a gateway lets its peer use (seed: hello-ok.sharedChannels[]). `capabilities` is announced by
+ * this build; a peer that sends none (seed and older builds) gets the documented fallback
+ * (src/bridge/peer-candidate.ts `legacyCapabilities`).
+ */
 export interface SharedChannel {
   name: string;
   provider: string;
   models: string[];
+  capabilities?: ChannelCapabilities;
 }
 
 /** One ACP runtime a gateway lets its peer run (`gateway.bridge.shareAgents`). */
@@ -368,7 +318,7 @@ export const BRIDGE_FRAME_TYPES: readonly BridgeFrameType[] = [
   'bridge-hello', 'bridge-hello-ok', 'bridge-error', 'bridge-ping', 'bridge-pong', 'bridge-load', 'bridge-channels',
   'bridge-forward', 'bridge-response', 'bridge-stream', 'bridge-stream-end', 'bridge-cancel',
   'bridge-session-transfer', 'bridge-session-transfer-ok', 'bridge-rpc', 'bridge-rpc-event', 'bridge-rpc-result',
-]
+];
 
 /** A bridge-error with the table's default `retryable` (override via `extra.retryable`). */
 export function bridgeErrorFrame(
@@ -376,7 +326,7 @@ export function bridgeErrorFrame(
   message: string,
   extra: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>> = {},
 ): BridgeErrorFrame {
-  const frame: BridgeErrorFrame = { type: 'bridge-error', code, message, retryable: extra.retryable ?? BRIDGE_ERROR_TABLE[code].retryable };
+  const frame: BridgeErrorFrame = { type: 'bridge-error', code, message, retryable: extra.retryable ?? bridgeErrorSpec(code).retryable };
   if (extra.requestId !== undefined) frame.requestId = extra.requestId;
   if (extra.started !== undefined) frame.started = extra.started;
   if (extra.retryAfterMs !== undefined) frame.retryAfterMs = extra.retryAfterMs;

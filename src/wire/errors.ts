@@ -1,8 +1,21 @@
 /**
- * One error class for the whole gateway, and one table that maps each code to how it shows on every surface:
- * HTTP status + OpenAI error `type` on /v1/*, JSON-RPC code on /acp/rpc, `retryable` on the bridge.
- * Every code is documented in docs/errors.md. Nothing here depends on anything else in the project.
+ * The error catalogue: one error class for the whole gateway, and one table (ERROR_TABLE) with one row per
+ * code that says how the code shows on every surface — HTTP status and OpenAI `type` on /v1/* and /admin/*,
+ * JSON-RPC code and `error.data.code` on /acp/rpc, `bridge-error.code` and close code on the bridge, and
+ * `retryable`. No other table maps codes: every surface asks `describeError(code)`. Every code is documented
+ * in docs/errors.md (test/wire/errors-doc.test.ts checks both ways). Depends on nothing but bridge-codes.ts.
+ *
+ * Row format. `status`, `type`, `retryable` and `rpc` are required; every other column is optional with a
+ * default derived from the code, so a row written as `{ status, type, retryable, rpc }` is complete:
+ *   data      `error.data.code` on /acp/rpc                       default: the code itself
+ *   bridge    `bridge-error.code` when this error answers a peer  default: the code if it is a bridge code, else INTERNAL
+ *   close     bridge close code when this error ends a link       default: none (the link stays up)
+ *   fromPeer  the code a requester reports when a peer answers
+ *             with this code (bridge code or gatewayCode)          default: the code itself
+ *   failover  a peer's answer with this code for a forward lets
+ *             the router try another candidate                     default: true (it only says THIS candidate failed)
  */
+import { BRIDGE_ERROR_CODES, CLOSE_CODES, isBridgeErrorCode, type BridgeCloseCode, type BridgeErrorCode } from './bridge-codes.js';
 
 export type ErrorCode =
   // request problems (client side)
@@ -31,71 +44,146 @@ export type ErrorCode =
   | 'PEER_UNAVAILABLE'
   | 'BAD_FRAME'
   | 'CANCELLED'
-  // /acp/rpc method level (JSON-RPC -32602 / -32601 / -32002)
+  | BridgeErrorCode
+  // /acp/rpc (JSON-RPC envelope and agent-task contract, docs/acp.md)
+  | 'RPC_INVALID_REQUEST'
+  | 'METHOD_NOT_FOUND'
   | 'INVALID_PARAMS'
   | 'ROUTING_REQUIRED'
   | 'ROUTING_CONFLICT'
-  | 'METHOD_NOT_FOUND'
   | 'SESSION_CONTINUATION_UNAVAILABLE'
   | 'SESSION_OWNER_UNREACHABLE'
   | 'SESSION_NOT_OWNED_HERE'
   | 'REMOTE_ERROR'
+  | 'ORIGIN_NOT_ALLOWED'
   // upstream connections (OpenClaw gateway)
   | 'UPSTREAM_AUTH_FAILED'
   | 'UPSTREAM_UNREACHABLE'
   | 'UPSTREAM_CONNECTION_LOST'
+  | 'PROVIDER_DIRECT_PATH_DISABLED'
   // config / generic
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
+export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'server_error' | 'timeout_error' | 'upstream_error';
+
+/** One row of the catalogue (see the column list at the top of this file). */
 export interface ErrorSpec {
-  /** HTTP status on /v1/* and /admin/* */
+  /** HTTP status on /v1/* and /admin/* (and of transport-level /acp/rpc errors) */
   status: number;
   /** OpenAI error `type` field */
-  type: 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'server_error' | 'timeout_error' | 'upstream_error';
-  /** whether another candidate (or a later attempt) may succeed */
+  type: OpenAIErrorType;
+  /** whether another candidate (or a later attempt) may succeed; the default `bridge-error.retryable` */
   retryable: boolean;
   /** JSON-RPC error code on /acp/rpc */
   rpc: number;
+  /** `error.data.code` on /acp/rpc; default: the code */
+  data?: string;
+  /** `bridge-error.code` when this error answers a peer; default: the code if it is a bridge code, else INTERNAL */
+  bridge?: BridgeErrorCode;
+  /** close code when this error ends a bridge link; default: none */
+  close?: BridgeCloseCode;
+  /** the code a requester reports when a peer answers with this one; default: the code */
+  fromPeer?: ErrorCode;
+  /** a peer's answer with this code lets the router try another candidate; default: true */
+  failover?: boolean;
 }
 
+const C = CLOSE_CODES;
+/** a handshake refusal as seen by whoever would report it: the peer is not usable */
+const HANDSHAKE = { status: 502, type: 'upstream_error', rpc: -32000, fromPeer: 'PEER_UNAVAILABLE' } as const;
+
 export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
-  INVALID_JSON: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32700 },
-  INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  INVALID_JSON: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32700, data: 'PARSE_ERROR', bridge: 'BAD_FRAME' },
+  INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602, bridge: 'BAD_FRAME', failover: false },
   UNAUTHORIZED: { status: 401, type: 'authentication_error', retryable: false, rpc: -32001 },
   FORBIDDEN: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
-  NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601 },
+  NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601, bridge: 'CHANNEL_NOT_SHARED', fromPeer: 'PEER_UNAVAILABLE' },
   METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
-  PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600 },
+  PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.FRAME_TOO_LARGE, failover: false },
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
-  SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
+  SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000, bridge: 'OVERLOADED' },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },
-  UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
-  UPSTREAM_STREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
-  UPSTREAM_CLIENT_ERROR: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },
+  UPSTREAM_STREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },
+  UPSTREAM_CLIENT_ERROR: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602, bridge: 'UPSTREAM_ERROR', failover: false },
   CHANNEL_NOT_SHARED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   LOOP_DETECTED: { status: 508, type: 'server_error', retryable: false, rpc: -32000 },
-  PEER_UNAVAILABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
-  BAD_FRAME: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600 },
-  CANCELLED: { status: 499, type: 'server_error', retryable: false, rpc: -32800 },
+  PEER_UNAVAILABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },
+  BAD_FRAME: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.BAD_FRAME },
+  CANCELLED: { status: 499, type: 'server_error', retryable: false, rpc: -32800, failover: false },
+  // bridge-only codes (handshake, agent tasks, session transfer)
+  AUTH_FAILED: { ...HANDSHAKE, retryable: false, close: C.AUTH_FAILED },
+  VERSION_UNSUPPORTED: { ...HANDSHAKE, retryable: false, close: C.VERSION_UNSUPPORTED },
+  MAX_PEERS: { ...HANDSHAKE, retryable: true, close: C.MAX_PEERS },
+  DUPLICATE_PEER: { ...HANDSHAKE, retryable: true, close: C.DUPLICATE_PEER },
+  SELF_CONNECTION: { ...HANDSHAKE, retryable: false, close: C.NOT_ALLOWED },
+  BAD_HELLO: { ...HANDSHAKE, retryable: false, close: C.BAD_FRAME },
+  HANDSHAKE_TIMEOUT: { ...HANDSHAKE, retryable: true, close: C.HANDSHAKE_TIMEOUT },
+  AGENT_NOT_SHARED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
+  UNKNOWN_TYPE: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'BAD_FRAME' },
+  TRANSFER_REJECTED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
+  SESSION_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32002, fromPeer: 'PEER_UNAVAILABLE' },
+  NOT_OWNER: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002, fromPeer: 'PEER_UNAVAILABLE' },
+  // /acp/rpc contract codes (docs/acp.md); `RPC_INVALID_REQUEST` is JSON-RPC's "Invalid Request" (-32600)
+  RPC_INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, data: 'INVALID_REQUEST' },
+  METHOD_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601 },
   INVALID_PARAMS: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   ROUTING_REQUIRED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   ROUTING_CONFLICT: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
-  METHOD_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601 },
   SESSION_CONTINUATION_UNAVAILABLE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
-  SESSION_OWNER_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: false, rpc: -32002 },
+  SESSION_OWNER_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32002 },
   SESSION_NOT_OWNED_HERE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
   REMOTE_ERROR: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
+  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   UPSTREAM_AUTH_FAILED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   UPSTREAM_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_CONNECTION_LOST: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
+  PROVIDER_DIRECT_PATH_DISABLED: { status: 410, type: 'invalid_request_error', retryable: false, rpc: -32004 },
   CONFIG_INVALID: { status: 500, type: 'server_error', retryable: false, rpc: -32603 },
-  INTERNAL: { status: 500, type: 'server_error', retryable: false, rpc: -32603 },
+  INTERNAL: { status: 500, type: 'server_error', retryable: false, rpc: -32603, fromPeer: 'PEER_UNAVAILABLE' },
 };
+
+/** A row with every default filled in. */
+export interface ResolvedErrorSpec extends Required<Omit<ErrorSpec, 'close'>> {
+  code: ErrorCode;
+  close: BridgeCloseCode | undefined;
+}
+
+const RESOLVED = new Map<string, ResolvedErrorSpec>();
+for (const code of Object.keys(ERROR_TABLE) as ErrorCode[]) {
+  const r = ERROR_TABLE[code];
+  RESOLVED.set(code, {
+    code,
+    status: r.status,
+    type: r.type,
+    retryable: r.retryable,
+    rpc: r.rpc,
+    data: r.data ?? code,
+    bridge: r.bridge ?? (isBridgeErrorCode(code) ? code : 'INTERNAL'),
+    close: r.close,
+    fromPeer: r.fromPeer ?? code,
+    failover: r.failover ?? true,
+  });
+}
+
+/** How `code` shows on every surface (defaults applied). */
+export function describeError(code: ErrorCode): ResolvedErrorSpec {
+  return RESOLVED.get(code)!;
+}
+
+/** The catalogue row of a bridge code, as the bridge sees it: default `retryable`, close code, requester's code. */
+export function bridgeErrorSpec(code: BridgeErrorCode): { retryable: boolean; closeCode?: BridgeCloseCode; gatewayCode: ErrorCode } {
+  const r = describeError(code);
+  return r.close === undefined ? { retryable: r.retryable, gatewayCode: r.fromPeer } : { retryable: r.retryable, closeCode: r.close, gatewayCode: r.fromPeer };
+}
+
+/** Every bridge code is a catalogue row (checked at load: a new bridge code without a row fails every test). */
+for (const b of BRIDGE_ERROR_CODES) if (!RESOLVED.has(b)) throw new Error(`bridge code ${b} has no ERROR_TABLE row`);
 
 export function isErrorCode(v: unknown): v is ErrorCode {
   return typeof v === 'string' && Object.prototype.hasOwnProperty.call(ERROR_TABLE, v);
@@ -135,7 +223,7 @@ export class GatewayError extends Error {
     this.details = opts.details;
   }
 
-  get type(): ErrorSpec['type'] {
+  get type(): OpenAIErrorType {
     return ERROR_TABLE[this.code].type;
   }
 

@@ -196,7 +196,9 @@ describe('after the handshake', () => {
     const p = await authed('gw_look');
     const ok = p.frames.find((f) => f.type === 'bridge-hello-ok');
     expect(ok).toMatchObject({ gatewayId: 'gw_server', gatewayName: 'Server', version: '1.0', policy: { maxFrameBytes: 64 * 1024 } });
-    expect(ok.sharedChannels).toEqual([{ name: 'shared-mock', provider: 'mock', models: ['shared-model'] }]);
+    expect(ok.sharedChannels).toEqual([
+      { name: 'shared-mock', provider: 'mock', models: ['shared-model'], capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true } },
+    ]);
     p.ws.close();
   });
 

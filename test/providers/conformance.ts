@@ -217,6 +217,13 @@ export function runConformance(fx: ConformanceFixture): void {
       await up.aborted();
     });
 
+    it('declares the embeddings capability exactly when it has an embeddings API, and is not synthetic', async () => {
+      const { p } = await setup({});
+      expect(p.capabilities.embeddings).toBe(fx.supportsEmbeddings);
+      expect(typeof p.embeddings === 'function').toBe(fx.supportsEmbeddings);
+      expect(p.capabilities.synthetic).toBe(false);
+    });
+
     if (fx.supportsEmbeddings) {
       it('creates embeddings in the OpenAI shape', async () => {
         const { p } = await setup({});

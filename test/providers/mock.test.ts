@@ -30,9 +30,10 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
 const contentChunks = (chunks: Awaited<ReturnType<typeof collect>>['chunks']) => chunks.map((c) => c.choices[0]?.delta.content ?? '').filter((t) => t !== '');
 
 describe('mock provider', () => {
-  it('is flagged as a mock (kind and mock: true) and has embeddings', () => {
+  it('is flagged as a mock (kind and the synthetic capability) and has embeddings', () => {
     const p = mock();
-    expect(p.mock).toBe(true);
+    expect(p.capabilities.synthetic).toBe(true);
+    expect(p.capabilities.embeddings).toBe(true);
     expect(p.kind).toBe('mock');
     expect(p.embeddings).toBeTypeOf('function');
   });

@@ -8,12 +8,11 @@ function cand(id: string, over: Partial<Candidate> = {}): Candidate {
     id,
     channel: id,
     provider: 'mock',
-    mock: true,
     peer: undefined,
     models: ['m'],
     priority: 0,
     weight: 1,
-    supportsEmbeddings: true,
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true },
     load: () => ({ inflight: 0, maxConcurrent: 10, latencyMsEwma: 0 }),
     chat: async () => {
       throw new Error('unused');

@@ -9,7 +9,7 @@
  * `error.data.code` is a stable machine code (e.g. ROUTING_REQUIRED, SESSION_CONTINUATION_UNAVAILABLE, or a
  * gateway ErrorCode such as MODEL_NOT_FOUND); clients branch on it, never on the message.
  */
-import { ERROR_TABLE, GatewayError, toGatewayError } from '../../wire/errors.js';
+import { describeError, GatewayError, toGatewayError, type ErrorCode } from '../../wire/errors.js';
 
 export type RpcId = string | number;
 
@@ -20,18 +20,19 @@ export interface RpcRequest {
   params: Record<string, unknown>;
 }
 
-/** JSON-RPC codes used on /acp/rpc. */
+/** JSON-RPC codes used on /acp/rpc, as the error catalogue (src/wire/errors.ts) assigns them. */
+const rpcOf = (code: ErrorCode): number => describeError(code).rpc;
 export const RPC = {
-  PARSE_ERROR: -32700,
-  INVALID_REQUEST: -32600,
-  METHOD_NOT_FOUND: -32601,
-  INVALID_PARAMS: -32602,
-  INTERNAL: -32603,
-  SERVER_ERROR: -32000,
-  UNAUTHORIZED: -32001,
-  SESSION_CONTINUATION_UNAVAILABLE: -32002,
-  FORBIDDEN: -32003,
-  PROVIDER_DIRECT_PATH_DISABLED: -32004,
+  PARSE_ERROR: rpcOf('INVALID_JSON'),
+  INVALID_REQUEST: rpcOf('RPC_INVALID_REQUEST'),
+  METHOD_NOT_FOUND: rpcOf('METHOD_NOT_FOUND'),
+  INVALID_PARAMS: rpcOf('INVALID_PARAMS'),
+  INTERNAL: rpcOf('INTERNAL'),
+  SERVER_ERROR: rpcOf('UPSTREAM_ERROR'),
+  UNAUTHORIZED: rpcOf('UNAUTHORIZED'),
+  SESSION_CONTINUATION_UNAVAILABLE: rpcOf('SESSION_CONTINUATION_UNAVAILABLE'),
+  FORBIDDEN: rpcOf('FORBIDDEN'),
+  PROVIDER_DIRECT_PATH_DISABLED: rpcOf('PROVIDER_DIRECT_PATH_DISABLED'),
 } as const;
 
 /**
@@ -56,7 +57,10 @@ export function invalidParams(field: string, message: string, dataCode = 'INVALI
   return new AcpRpcError(RPC.INVALID_PARAMS, dataCode, message, { field });
 }
 
-/** The one place unknown throwables become AcpRpcErrors (GatewayError → ERROR_TABLE[code].rpc). */
+/**
+ * The one place unknown throwables become AcpRpcErrors: a GatewayError's code → the catalogue's JSON-RPC code
+ * and `data.code` (e.g. INVALID_JSON → -32700 PARSE_ERROR, the name JSON-RPC clients know).
+ */
 export function toRpcError(err: unknown): AcpRpcError {
   if (err instanceof AcpRpcError) return err;
   const e: GatewayError = toGatewayError(err);
@@ -64,7 +68,8 @@ export function toRpcError(err: unknown): AcpRpcError {
   if (e.param) data.field = e.param;
   if (e.details) Object.assign(data, e.details);
   if (e.retryable) data.retryable = true;
-  return new AcpRpcError(ERROR_TABLE[e.code].rpc, e.code, e.message, data, e.status);
+  const spec = describeError(e.code);
+  return new AcpRpcError(spec.rpc, spec.data, e.message, data, e.status);
 }
 
 export function resultEnvelope(id: RpcId | null, result: unknown): Record<string, unknown> {
@@ -89,22 +94,21 @@ const isId = (v: unknown): v is RpcId => typeof v === 'string' || (typeof v === 
  * Failures carry the request's id when it was readable, so the error can still be correlated.
  */
 export function parseRequest(value: unknown): ParseOutcome {
-  const bad = (id: RpcId | null, message: string, rpc: number = RPC.INVALID_REQUEST, dataCode = 'INVALID_REQUEST', field?: string): ParseOutcome => ({
-    ok: false,
-    id,
-    error: new AcpRpcError(rpc, dataCode, message, field ? { field } : {}, 400),
-  });
+  const bad = (id: RpcId | null, message: string, code: ErrorCode = 'RPC_INVALID_REQUEST', field?: string): ParseOutcome => {
+    const spec = describeError(code);
+    return { ok: false, id, error: new AcpRpcError(spec.rpc, spec.data, message, field ? { field } : {}, 400) };
+  };
   if (Array.isArray(value)) return bad(null, 'batch requests are not supported; send one JSON-RPC request object');
   if (!value || typeof value !== 'object') return bad(null, 'request must be a JSON-RPC 2.0 object');
   const o = value as Record<string, unknown>;
   const hasId = Object.prototype.hasOwnProperty.call(o, 'id') && o.id !== undefined;
-  if (hasId && !isId(o.id)) return bad(null, 'id must be a string or a number', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'id');
+  if (hasId && !isId(o.id)) return bad(null, 'id must be a string or a number', 'RPC_INVALID_REQUEST', 'id');
   const id = hasId ? (o.id as RpcId) : null;
-  if (o.jsonrpc !== '2.0') return bad(id, 'jsonrpc must be "2.0"', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'jsonrpc');
-  if (typeof o.method !== 'string' || o.method.length === 0) return bad(id, 'method is required (a non-empty string)', RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'method');
+  if (o.jsonrpc !== '2.0') return bad(id, 'jsonrpc must be "2.0"', 'RPC_INVALID_REQUEST', 'jsonrpc');
+  if (typeof o.method !== 'string' || o.method.length === 0) return bad(id, 'method is required (a non-empty string)', 'RPC_INVALID_REQUEST', 'method');
   let params: Record<string, unknown> = {};
   if (o.params !== undefined && o.params !== null) {
-    if (typeof o.params !== 'object' || Array.isArray(o.params)) return bad(id, 'params must be an object', RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'params');
+    if (typeof o.params !== 'object' || Array.isArray(o.params)) return bad(id, 'params must be an object', 'INVALID_PARAMS', 'params');
     params = o.params as Record<string, unknown>;
   }
   return { ok: true, request: { id: hasId ? (o.id as RpcId) : undefined, method: o.method, params } };

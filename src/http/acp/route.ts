@@ -10,7 +10,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '../server.js';
 import { readBody } from '../respond.js';
 import type { Logger } from '../../util/log.js';
-import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, type RpcId } from './envelope.js';
+import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
+import { GatewayError } from '../../wire/errors.js';
 import { checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 
@@ -113,7 +114,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     try {
       value = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      fail(res, headers, null, new AcpRpcError(RPC.PARSE_ERROR, 'PARSE_ERROR', `request body is not valid JSON: ${(err as Error).message}`, {}, 400));
+      fail(res, headers, null, toRpcError(new GatewayError('INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`)));
       return true;
     }
     const parsed = parseRequest(value);

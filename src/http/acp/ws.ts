@@ -10,6 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { UpgradeHandler } from '../server.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
+import { GatewayError } from '../../wire/errors.js';
 import { checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 
@@ -62,7 +63,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       try {
         value = JSON.parse(data.toString());
       } catch (err) {
-        return send(errorEnvelope(null, new AcpRpcError(RPC.PARSE_ERROR, 'PARSE_ERROR', `message is not valid JSON: ${(err as Error).message}`)));
+        return send(errorEnvelope(null, new GatewayError('INVALID_JSON', `message is not valid JSON: ${(err as Error).message}`)));
       }
       const parsed = parseRequest(value);
       if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));

@@ -166,7 +166,7 @@ function channelRows(d: AdminDeps) {
     channel: c.channel,
     provider: c.provider,
     peer: c.peer?.name ?? null,
-    mock: c.mock,
+    mock: c.capabilities.synthetic,
     models: c.models,
     priority: c.priority,
     weight: c.weight,

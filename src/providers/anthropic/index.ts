@@ -48,7 +48,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
 
   return {
     kind: 'anthropic',
-    mock: false,
+    capabilities: { embeddings: false, tools: true, vision: true, nativeResponses: false, synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = nativeRequestOf(req);
       if (native?.api === 'anthropic-messages') {

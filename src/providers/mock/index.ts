@@ -99,7 +99,7 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
 
   return {
     kind: 'mock',
-    mock: true,
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       await sleep(o.delayMs, opts.signal);
       maybeFail();

@@ -38,7 +38,7 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
 
   return {
     kind: 'ollama',
-    mock: false,
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       // mapping errors (bad tool arguments, remote images) surface before anything is sent
       const body = toOllamaChat(req, defaults);

@@ -34,7 +34,8 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
 
   return {
     kind: cfg.provider,
-    mock: false,
+    // the same implementation serves vLLM and other OpenAI-compatible servers: only OpenAI itself has /responses
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: cfg.provider === 'openai', synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = responsesApi ? nativeRequestOf(req) : undefined;
       if (native?.api === 'openai-responses') {

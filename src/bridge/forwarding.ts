@@ -1,0 +1,160 @@
+/**
+ * Forwarding over a link, both ways: `forwardChat` / `forwardEmbeddings` send a bridge-forward and settle
+ * it from the peer's bridge-response / bridge-stream / bridge-stream-end / bridge-error; `serveForward` runs
+ * a peer's forward on our router (only for channels we share with it) and streams the answer back.
+ */
+import { GatewayError, toGatewayError } from '../wire/errors.js';
+import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, BridgeStreamFrame } from '../wire/bridge-frames.js';
+import type { ChatOutcome, StreamChunk } from '../providers/provider.js';
+import { AsyncQueue } from '../util/async-queue.js';
+import { seqId } from '../util/ids.js';
+import { fromBridgeError, toBridgeCode } from './errors.js';
+import { refuseToServe } from './serve-guard.js';
+import { isForward, type LinkContext, type PendingForward } from './link-types.js';
+
+export interface ForwardOptions {
+  signal: AbortSignal;
+  hops: string[];
+  /** absolute deadline, ms since epoch (sent as a relative budget: clocks differ) */
+  deadline: number;
+  sessionId?: string | undefined;
+}
+
+/** Without a given deadline, a served forward may run this long. */
+const DEFAULT_SERVE_BUDGET_MS = 600_000;
+
+/**
+ * Sends a chat forward. For streams the outcome resolves at once with an iterable fed by bridge-stream frames;
+ * a bridge-error before the first chunk makes the first `next()` throw (so the router can still fail over),
+ * after it the stream throws (never a fake end).
+ */
+export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequest, o: ForwardOptions): Promise<ChatOutcome> {
+  const body = { kind: 'chat', payload: req } as const;
+  if (req.stream === true) {
+    const queue = new AsyncQueue<StreamChunk>();
+    const err = launch(l, o, targetChannel, body, true, { queue, resolve: () => undefined, fail: (e) => queue.fail(e) });
+    return err ? Promise.reject(err) : Promise.resolve({ stream: true, chunks: queue });
+  }
+  return new Promise((resolve, reject) => {
+    const err = launch(l, o, targetChannel, body, false, { queue: undefined, resolve: (v) => resolve({ stream: false, completion: asCompletion(v) }), fail: reject });
+    if (err) reject(err);
+  });
+}
+
+export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: EmbeddingsRequest, o: ForwardOptions): Promise<EmbeddingsResponse> {
+  return new Promise((resolve, reject) => {
+    const err = launch(l, o, targetChannel, { kind: 'embeddings', payload: req }, false, { queue: undefined, resolve: (v) => resolve(asEmbeddings(v)), fail: reject });
+    if (err) reject(err);
+  });
+}
+
+type Body = { kind: 'chat'; payload: ChatRequest } | { kind: 'embeddings'; payload: EmbeddingsRequest };
+
+/** Registers the pending entry (abort → bridge-cancel) and sends the frame; an error when it cannot start. */
+function launch(l: LinkContext, o: ForwardOptions, targetChannel: string, body: Body, stream: boolean, e: Pick<PendingForward, 'queue' | 'resolve' | 'fail'>): GatewayError | undefined {
+  if (!l.open) return new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`);
+  if (o.signal.aborted) return new GatewayError('CANCELLED', 'request cancelled');
+  const requestId = seqId('fwd');
+  const onAbort = () => {
+    const p = l.pending.take(requestId);
+    if (!p) return;
+    l.send({ type: 'bridge-cancel', requestId });
+    p.fail(new GatewayError('CANCELLED', 'request cancelled'));
+  };
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  if (e.queue) e.queue.onReturn = onAbort;
+  const entry: PendingForward = { kind: 'forward', ...e, refused: (f) => entry.fail(fromBridgeError(f, l.name, 'forward')) };
+  l.pending.add(requestId, entry, { cleanup: () => o.signal.removeEventListener('abort', onAbort) });
+  l.send({
+    type: 'bridge-forward',
+    requestId,
+    targetChannel,
+    ...body,
+    stream,
+    hops: [...o.hops, l.selfId],
+    deadlineMs: Math.max(1, o.deadline - Date.now()),
+    ...(o.sessionId ? { sessionId: o.sessionId } : {}),
+  });
+  return undefined;
+}
+
+// The peer's answers are opaque bodies (the codec checks only that they are objects); a requester reads
+// them as what it asked for.
+const asCompletion = (v: ChatCompletion | EmbeddingsResponse): ChatCompletion => v as ChatCompletion;
+const asEmbeddings = (v: ChatCompletion | EmbeddingsResponse): EmbeddingsResponse => v as EmbeddingsResponse;
+
+export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
+  const p = l.pending.takeIf(f.requestId, isForward);
+  if (p && !p.queue) p.resolve(f.payload);
+}
+
+export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
+  const p = l.pending.get(f.requestId);
+  if (!p || !isForward(p) || !p.queue) return;
+  const chunk = f.chunk;
+  const data = JSON.stringify(chunk);
+  p.queue.push(chunk.usage && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? { data, usage: chunk.usage } : { data });
+}
+
+export function onStreamEnd(l: LinkContext, f: BridgeStreamEndFrame): void {
+  l.pending.takeIf(f.requestId, isForward)?.queue?.end();
+}
+
+// ---- serving a peer's forward ----------------------------------------------------------------------------
+
+export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promise<void> {
+  const requestId = f.requestId;
+  const hops = f.hops ?? [];
+  const refusal = refuseToServe(l, requestId, hops, () =>
+    l.ourShare.has(f.targetChannel) ? undefined : { code: 'CHANNEL_NOT_SHARED', message: `channel "${f.targetChannel}" is not shared with this gateway` },
+  );
+  if (refusal) return l.sendError(refusal.code, refusal.message, { requestId, started: false });
+
+  const ac = new AbortController();
+  l.serving.set(requestId, ac);
+  l.loadChanged();
+  let started = false;
+  const opts = {
+    signal: ac.signal,
+    requestId: `${l.peer.id}:${requestId}`,
+    hops: [...hops, l.selfId],
+    deadline: Date.now() + (f.deadlineMs !== undefined && f.deadlineMs > 0 ? f.deadlineMs : DEFAULT_SERVE_BUDGET_MS),
+    sessionId: f.sessionId,
+  };
+  try {
+    if (f.kind === 'embeddings') {
+      const payload = await l.router.serveChannelEmbeddings(f.targetChannel, f.payload, opts);
+      l.send({ type: 'bridge-response', requestId, payload });
+      return;
+    }
+    const routed = await l.router.serveChannel(f.targetChannel, { ...f.payload, stream: f.stream === true }, opts);
+    if (!routed.stream) {
+      l.send({ type: 'bridge-response', requestId, payload: routed.completion });
+      return;
+    }
+    const idJson = JSON.stringify(requestId);
+    let usage: Usage | undefined;
+    let chunk = routed.first;
+    while (chunk !== undefined) {
+      started = true;
+      if (chunk.usage) usage = chunk.usage;
+      // The chunk is already JSON: splice it into the frame instead of parsing and re-serialising it.
+      l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`);
+      if (ac.signal.aborted) {
+        await routed.rest.return?.();
+        return;
+      }
+      const r = await routed.rest.next();
+      chunk = r.done ? undefined : r.value;
+    }
+    l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
+  } catch (err) {
+    const e = toGatewayError(err);
+    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId, code: e.code });
+    l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
+  } finally {
+    l.serving.delete(requestId);
+    l.loadChanged();
+  }
+}

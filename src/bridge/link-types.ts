@@ -1,0 +1,106 @@
+/**
+ * The shapes a bridge link is made of, shared by its parts: who the peer is (PeerInfo), what a call on the
+ * peer returns (RpcOutcome), what the ACP layer provides to serve calls (RpcServeHandler), and LinkContext —
+ * what forwarding.ts, rpc.ts, transfer.ts and heartbeat.ts may use of the link they work for.
+ */
+import type { BridgeLimits } from '../config/schema.js';
+import type { ChatCompletion, EmbeddingsResponse } from '../wire/openai.js';
+import type { StreamChunk } from '../providers/provider.js';
+import type { Router } from '../router/router.js';
+import type { TransferCoordinator } from '../sessions/transfer.js';
+import type { AsyncQueue } from '../util/async-queue.js';
+import type { Logger } from '../util/log.js';
+import type { PendingTable } from '../util/pending.js';
+import type { BridgeCapabilities, BridgeErrorCode, BridgeErrorFrame, BridgeFrame, ChannelLoad, RpcErrorObject, SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
+
+export type Role = 'initiator' | 'responder';
+
+export interface PeerInfo {
+  id: string;
+  name: string;
+  version: string;
+  capabilities: BridgeCapabilities;
+  sharedChannels: SharedChannel[];
+  /** ACP runtimes (agents, gateway providers) the peer shares with us */
+  sharedAgents: SharedAgent[];
+}
+
+/** The outcome of an agent-task call: exactly one of result / error (a JSON-RPC error object). */
+export type RpcOutcome = { result: unknown } | { error: RpcErrorObject };
+
+/**
+ * Serves a peer's bridge-rpc on this gateway (the ACP layer provides it). It must resolve the routing in
+ * `params` and refuse (GatewayError CHANNEL_NOT_SHARED) any runtime not in `sharedAgents`: the serving side
+ * enforces the share list. `emit` relays session.update notifications in order.
+ */
+export type RpcServeHandler = (call: {
+  peer: PeerInfo;
+  method: string;
+  params: Record<string, unknown>;
+  sharedAgents: ReadonlySet<string>;
+  hops: string[];
+  signal: AbortSignal;
+  emit: (method: string, params: Record<string, unknown>) => void;
+}) => Promise<RpcOutcome>;
+
+export interface PeerLoad {
+  channels: Record<string, ChannelLoad>;
+  inflight: number;
+}
+
+/**
+ * A request we sent on the link and still wait for. `fail` settles it with a local error (link loss, cancel,
+ * timeout); `refused` with the peer's bridge-error for it.
+ */
+interface PendingBase {
+  fail(err: Error): void;
+  refused(f: BridgeErrorFrame): void;
+}
+export interface PendingForward extends PendingBase {
+  kind: 'forward';
+  /** streams: fed by bridge-stream frames */
+  queue: AsyncQueue<StreamChunk> | undefined;
+  resolve(v: ChatCompletion | EmbeddingsResponse): void;
+}
+export interface PendingRpc extends PendingBase {
+  kind: 'rpc';
+  onEvent(method: string, params: Record<string, unknown>): void;
+  resolve(o: RpcOutcome): void;
+}
+export interface PendingTransfer extends PendingBase {
+  kind: 'transfer';
+  resolve(): void;
+}
+export type PendingRequest = PendingForward | PendingRpc | PendingTransfer;
+
+export const isForward = (p: PendingRequest): p is PendingForward => p.kind === 'forward';
+export const isRpc = (p: PendingRequest): p is PendingRpc => p.kind === 'rpc';
+export const isTransfer = (p: PendingRequest): p is PendingTransfer => p.kind === 'transfer';
+
+/** What a link's parts use of it. */
+export interface LinkContext {
+  /** config name of the outbound bridge, or the peer's announced name for inbound links */
+  readonly name: string;
+  readonly selfId: string;
+  readonly peer: PeerInfo;
+  readonly limits: BridgeLimits;
+  readonly router: Router;
+  readonly logger: Logger;
+  /** names of our channels this peer may use (the serving-side whitelist) */
+  readonly ourShare: ReadonlySet<string>;
+  /** ids of our ACP runtimes this peer may run */
+  readonly ourAgents: ReadonlySet<string>;
+  readonly open: boolean;
+  /** requests we sent (forwards, calls, transfer offers) */
+  readonly pending: PendingTable<PendingRequest>;
+  /** requests we serve, by requestId: bridge-cancel aborts them */
+  readonly serving: Map<string, AbortController>;
+  rpcHandler(): RpcServeHandler | undefined;
+  transfers(): TransferCoordinator | undefined;
+  /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised) */
+  send(frame: BridgeFrame | string): void;
+  /** a bridge-error; `retryable` defaults to the catalogue's */
+  sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
+  /** our served load changed: report it (throttled) */
+  loadChanged(): void;
+}

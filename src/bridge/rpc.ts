@@ -1,0 +1,91 @@
+/**
+ * Agent tasks over a link, both ways: `callPeer` runs an /acp/rpc method on the peer (notifications relayed
+ * in order, the outcome passed through), `serveRpc` runs a peer's call through the ACP layer's handler — only
+ * for runtimes we share with it — and the internal `bridge.session.*` calls about transfers.
+ */
+import { GatewayError, describeError, toGatewayError } from '../wire/errors.js';
+import type { BridgeRpcEventFrame, BridgeRpcFrame, BridgeRpcResultFrame } from '../wire/bridge-frames.js';
+import { seqId } from '../util/ids.js';
+import { fromBridgeError, toBridgeCode } from './errors.js';
+import { refuseToServe } from './serve-guard.js';
+import { isRpc, type LinkContext, type PendingRpc, type RpcOutcome } from './link-types.js';
+
+export interface CallOptions {
+  hops: string[];
+  signal?: AbortSignal | undefined;
+  onEvent: (method: string, params: Record<string, unknown>) => void;
+}
+
+/**
+ * Runs an /acp/rpc method on the peer. Notifications arrive through `onEvent` in order; the promise resolves
+ * with the peer's result or JSON-RPC error (passed through unchanged), and rejects only for link or policy
+ * failures (GatewayError, with the peer's `retryable`). Aborting `signal` sends bridge-cancel.
+ */
+export function callPeer(l: LinkContext, method: string, params: Record<string, unknown>, o: CallOptions): Promise<RpcOutcome> {
+  if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
+  const requestId = seqId('rpc');
+  return new Promise<RpcOutcome>((resolve, reject) => {
+    const onAbort = () => {
+      if (!l.pending.take(requestId)) return;
+      l.send({ type: 'bridge-cancel', requestId });
+      reject(new GatewayError('CANCELLED', 'request cancelled'));
+    };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const entry: PendingRpc = { kind: 'rpc', onEvent: o.onEvent, resolve, fail: reject, refused: (f) => reject(fromBridgeError(f, l.name, 'call')) };
+    l.pending.add(requestId, entry, { cleanup: () => o.signal?.removeEventListener('abort', onAbort) });
+    l.send({ type: 'bridge-rpc', requestId, method, params, hops: [...o.hops, l.selfId] });
+  });
+}
+
+export function onRpcEvent(l: LinkContext, f: BridgeRpcEventFrame): void {
+  const p = l.pending.get(f.requestId);
+  if (p && isRpc(p)) p.onEvent(f.method, f.params);
+}
+
+export function onRpcResult(l: LinkContext, f: BridgeRpcResultFrame): void {
+  l.pending.takeIf(f.requestId, isRpc)?.resolve(f.error ? { error: f.error } : { result: f.result });
+}
+
+export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void> {
+  const requestId = f.requestId;
+  const hops = f.hops ?? [];
+  const refusal = refuseToServe(l, requestId, hops);
+  if (refusal) return l.sendError(refusal.code, refusal.message, { requestId });
+  if (f.method.startsWith('bridge.session.')) return serveSessionCall(l, requestId, f.method, f.params);
+  const handler = l.rpcHandler();
+  if (!handler || l.ourAgents.size === 0) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
+  const ac = new AbortController();
+  l.serving.set(requestId, ac);
+  const idJson = JSON.stringify(requestId);
+  try {
+    const out = await handler({
+      peer: l.peer,
+      method: f.method,
+      params: f.params,
+      sharedAgents: l.ourAgents,
+      hops: [...hops, l.selfId],
+      signal: ac.signal,
+      emit: (method, params) => l.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`),
+    });
+    l.send({ type: 'bridge-rpc-result', requestId, ...out });
+  } catch (err) {
+    const e = toGatewayError(err);
+    // In an agent task, a refused runtime (the handler's CHANNEL_NOT_SHARED / FORBIDDEN) is AGENT_NOT_SHARED.
+    const code = e.code === 'CHANNEL_NOT_SHARED' || e.code === 'FORBIDDEN' ? 'AGENT_NOT_SHARED' : toBridgeCode(e.code);
+    l.sendError(code, e.message, { requestId, retryable: e.retryable, gatewayCode: e.code });
+  } finally {
+    l.serving.delete(requestId);
+  }
+}
+
+/** Internal calls between gateways about transfers (not /acp/rpc methods). */
+async function serveSessionCall(l: LinkContext, requestId: string, method: string, params: Record<string, unknown>): Promise<void> {
+  const t = l.transfers();
+  const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
+  let out: RpcOutcome;
+  if (!t) out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: 'this gateway has no session store' } };
+  else if (method === 'bridge.session.status') out = { result: await t.status(l.peer.id, sessionId) };
+  else if (method === 'bridge.session.commit') out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, String(params.transferId ?? '')) } };
+  else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
+  l.send({ type: 'bridge-rpc-result', requestId, ...out });
+}

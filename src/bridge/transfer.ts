@@ -1,0 +1,47 @@
+/**
+ * Session transfer over a link, both ways: `offerSession` sends bridge-session-transfer and waits for the
+ * peer's bridge-session-transfer-ok (or its refusal, link loss, timeout); `serveTransfer` hands a peer's
+ * offer to the TransferCoordinator (src/sessions/transfer.ts), which decides and stores.
+ */
+import { GatewayError, toGatewayError } from '../wire/errors.js';
+import type { BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
+import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
+
+/** Offers a session; resolves on bridge-session-transfer-ok, rejects on a refusal, link loss or timeout. */
+export function offerSession(l: LinkContext, transferId: string, session: Record<string, unknown>, timeoutMs: number): Promise<void> {
+  if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
+  const { id, owner } = session;
+  if (typeof id !== 'string' || typeof owner !== 'string') return Promise.reject(new GatewayError('INTERNAL', 'a session snapshot needs a string id and owner'));
+  const snapshot: BridgeSessionSnapshot = { ...session, id, owner };
+  return new Promise((resolve, reject) => {
+    const entry: PendingTransfer = {
+      kind: 'transfer',
+      resolve,
+      fail: reject,
+      refused: (f) =>
+        reject(new GatewayError('FORBIDDEN', `peer ${l.name} refused the session (${f.code}): ${f.message.slice(0, 300)}`, { details: { reason: f.code } })),
+    };
+    l.pending.add(transferId, entry, {
+      timeoutMs,
+      timeoutError: () => new GatewayError('UPSTREAM_TIMEOUT', `peer ${l.name} did not acknowledge the session within ${timeoutMs} ms`),
+    });
+    l.send({ type: 'bridge-session-transfer', transferId, session: snapshot });
+  });
+}
+
+export function onTransferOk(l: LinkContext, f: BridgeSessionTransferOkFrame): void {
+  l.pending.takeIf(f.transferId, isTransfer)?.resolve();
+}
+
+export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFrame): Promise<void> {
+  const t = l.transfers();
+  try {
+    if (!t) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions', { details: { reason: 'TRANSFER_REJECTED' } });
+    const sessionId = await t.receive(l.peer.id, f.transferId, f.session);
+    l.send({ type: 'bridge-session-transfer-ok', transferId: f.transferId, sessionId });
+  } catch (err) {
+    const e = toGatewayError(err);
+    const reason = e.details?.reason;
+    l.sendError(reason === 'NOT_OWNER' ? 'NOT_OWNER' : 'TRANSFER_REJECTED', e.code === 'INTERNAL' ? 'could not store the session' : e.message, { requestId: f.transferId, retryable: false });
+  }
+}
