@@ -63,7 +63,7 @@ export const deadlineError = (ctx: ApiContext) => new GatewayError('UPSTREAM_TIM
 export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
   if (c.peer) h['x-switchyard-peer'] = c.peer.name;
-  if (c.mock) h['x-switchyard-mock'] = 'true';
+  if (c.capabilities.synthetic) h['x-switchyard-mock'] = 'true';
   return h;
 }
 
