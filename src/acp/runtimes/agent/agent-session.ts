@@ -145,7 +145,10 @@ export class AgentSession implements LimitedSession {
     try {
       this.cwd = await resolveSessionFolder(this.opts.workspaceRoot, this.opts.workingDirectory, this.opts.sessionName);
       await this.opts.limiter?.acquire(this, this.name);
-      if (this.state !== 'starting') throw new GatewayError('CANCELLED', `${this.name} session was closed while starting`);
+      if (this.state !== 'starting') {
+        this.opts.limiter?.release(this); // close() ran while we waited for the slot: it could not give it back
+        throw new GatewayError('CANCELLED', `${this.name} session was closed while starting`);
+      }
       const env = { ...minimalEnv(), ...agent.env };
       const proc = (this.proc = new AgentProcess({ command: agent.command, args: agent.args ?? [], env, cwd: this.cwd, stopGraceMs: this.opts.stopGraceMs ?? 2_000 }));
       track(this);

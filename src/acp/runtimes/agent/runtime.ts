@@ -73,7 +73,10 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
       // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new one
       if (!session || session.status === 'closed') {
-        const s = (session = await make());
+        const made = await make();
+        // closed while the private folder was prepared: start nothing (close() already ran)
+        if (closed) return { output: '', stopReason: 'cancelled' };
+        const s = (session = made);
         started = s.start().then((r) => {
           lastAcpSessionId = s.acpSessionId;
           return r;
