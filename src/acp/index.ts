@@ -8,7 +8,6 @@
  * (runtimes/openclaw/), whose availability is a cached connect probe. Peers' shared runtimes join the catalog
  * and run on the peer (peers.ts).
  */
-import { mkdirSync } from 'node:fs';
 import path, { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
@@ -23,7 +22,7 @@ import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, 
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent/runtime.js';
 import { probeAgent } from './runtimes/agent/probe.js';
-import { resolveAgent, type LlmContext } from './runtimes/agent/launch.js';
+import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
 import type { ModelTokens } from '../util/model-tokens.js';
 import { OpenClawGateway } from './runtimes/openclaw/runtime.js';
@@ -80,15 +79,22 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
     });
   }
-  /** the probe of an `llm` agent runs in a folder of its own as HOME, never the gateway user's */
-  const probeSpec = (id: string) => {
+  /**
+   * The probe of an `llm` agent runs as a session would (same HOME layout, config files and switches, so it
+   * calls nowhere else either), in a folder per preset, with a token no API accepts: initialize needs no model.
+   */
+  const probeHomes = new Map<string, Promise<Record<string, string>>>();
+  const probeSpec = async (id: string) => {
     const spec = specs.get(id)!;
     const a = acp.agents.find((x) => x.id === id);
-    if (!a?.llm) return spec;
-    // one folder per preset: entries of the same preset share one probe (same launch spec, same cache key)
-    const home = path.join(homeRoot, `.probe-${a.preset ?? a.id}`);
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    return { ...spec, env: { HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local', 'share'), XDG_CACHE_HOME: path.join(home, '.cache'), XDG_STATE_HOME: path.join(home, '.local', 'state'), ...spec.env } };
+    if (!a?.llm || !a.preset) return spec;
+    let wired = probeHomes.get(a.preset); // written once per preset: probes of one preset share the folder
+    if (!wired) {
+      const home = path.join(homeRoot, `.probe-${a.preset}`);
+      wired = wireHome(a.preset, home, { gatewayUrl: deps.modelApiUrl?.() || 'http://127.0.0.1:9', token: 'sy-probe-no-access', model: 'probe' });
+      probeHomes.set(a.preset, wired);
+    }
+    return { ...spec, env: { ...spec.env, ...(await wired), ...a.env } };
   };
   const plugged = new Map<string, PluggedGatewayRuntime>(deps.gatewayRuntimes ?? []);
   for (const g of acp.gateways) {
@@ -108,7 +114,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
-      const spec = probeSpec(a.id);
+      const spec = await probeSpec(a.id);
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
       return r.ok ? { enabled: true } : { enabled: false, reason: r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.') };

@@ -16,10 +16,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AgentConfig } from '../../../config/schema.js';
+import type { AgentConfig, AgentPresetName } from '../../../config/schema.js';
 import type { ModelTokens } from '../../../util/model-tokens.js';
 import type { AgentSpec } from './agent-session.js';
-import { PRESETS, RELATIVE_DIR_VARS } from './presets.js';
+import { PRESETS, RELATIVE_DIR_VARS, type LlmWiring } from './presets.js';
 import { safeFolderName } from './workspace.js';
 
 const PASS_THROUGH = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TZ', 'TERM', 'LANG', 'LANGUAGE'];
@@ -65,29 +65,38 @@ export interface LlmSession {
   dispose(): Promise<void>;
 }
 
+/**
+ * Makes `home` the agent's HOME (and XDG folders), writes the preset's config files for `w` into it and returns
+ * the environment that goes with it. Used for a session's private folder and for the availability probe.
+ */
+export async function wireHome(preset: AgentPresetName, home: string, w: LlmWiring): Promise<Record<string, string>> {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const wired = PRESETS[preset].llm(w);
+  for (const [rel, content] of Object.entries(wired.files)) {
+    const file = path.join(home, rel);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, content, { mode: 0o600 });
+  }
+  const env: Record<string, string> = {
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, '.config'),
+    XDG_DATA_HOME: path.join(home, '.local', 'share'),
+    XDG_CACHE_HOME: path.join(home, '.cache'),
+    XDG_STATE_HOME: path.join(home, '.local', 'state'),
+  };
+  for (const [k, v] of Object.entries(wired.env)) env[k] = RELATIVE_DIR_VARS.has(k) ? path.join(home, v) : v;
+  return env;
+}
+
 /** Creates the private folder, mints the token, writes the preset's config files. */
 export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId: string): Promise<LlmSession> {
   if (!a.preset || !a.llm) throw new Error(`acp.agents "${a.id}": llm needs a preset`);
   const gatewayUrl = ctx.gatewayUrl();
   if (!gatewayUrl) throw new Error('the gateway URL is not known yet');
   const home = path.join(ctx.homeRoot, `${safeFolderName(sessionId).slice(0, 80)}-${randomBytes(4).toString('hex')}`);
-  await mkdir(home, { recursive: true, mode: 0o700 });
   const token = ctx.tokens.mint({ model: a.llm.model, sessionId, agentId: a.id });
   try {
-    const wired = PRESETS[a.preset].llm({ gatewayUrl, token, model: a.llm.model });
-    for (const [rel, content] of Object.entries(wired.files)) {
-      const file = path.join(home, rel);
-      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      await writeFile(file, content, { mode: 0o600 });
-    }
-    const env: Record<string, string> = {
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, '.config'),
-      XDG_DATA_HOME: path.join(home, '.local', 'share'),
-      XDG_CACHE_HOME: path.join(home, '.cache'),
-      XDG_STATE_HOME: path.join(home, '.local', 'state'),
-    };
-    for (const [k, v] of Object.entries(wired.env)) env[k] = RELATIVE_DIR_VARS.has(k) ? path.join(home, v) : v;
+    const env = await wireHome(a.preset, home, { gatewayUrl, token, model: a.llm.model });
     let disposed = false;
     return {
       home,

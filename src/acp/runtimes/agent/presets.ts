@@ -120,7 +120,7 @@ const gemini: AgentPreset = {
     files: {
       '.gemini/settings.json': JSON.stringify(
         {
-          general: { disableAutoUpdate: true, disableUpdateNag: true },
+          general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
           privacy: { usageStatisticsEnabled: false },
           telemetry: { enabled: false },
           model: { name: w.model },
@@ -161,6 +161,9 @@ const opencode: AgentPreset = {
       OPENCODE_DISABLE_DEFAULT_PLUGINS: 'true',
       OPENCODE_DISABLE_LSP_DOWNLOAD: 'true',
       OPENCODE_DISABLE_CLAUDE_CODE: 'true',
+      // OpenCode npm-installs @opencode-ai/plugin into its config folder (here: the fresh private HOME) at every
+      // start, in the background; offline, npm uses its cache or gives up at once instead of calling the registry
+      npm_config_offline: 'true',
     },
     files: {},
   }),
