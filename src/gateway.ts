@@ -14,12 +14,16 @@ import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
 import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
+import { registerConfigSecrets, secrets } from './util/redact.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
 import { ModelTokens } from './util/model-tokens.js';
+import { openKeys } from './keys/open.js';
+import type { KeyService } from './keys/service.js';
+import { adminKeyRoutes } from './http/routes/admin-keys.js';
 import { inboundApis } from './http/routes/apis.js';
 
 export interface Gateway {
@@ -30,6 +34,8 @@ export interface Gateway {
   readonly mesh: BridgeMesh;
   /** durable sessions and small gateway state (SQLite by default, Redis for several instances) */
   readonly store: SessionStore;
+  /** virtual keys, limits and usage accounting */
+  readonly keys: KeyService;
   readonly port: number;
   readonly host: string;
   /** http(s)://host:port */
@@ -45,10 +51,15 @@ export interface StartOptions {
 
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
+  registerConfigSecrets(cfg);
   const store = await openConfiguredStore(cfg, loaded.baseDir);
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
+  const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const r = cfg.gateway.routing;
   const router = new Router({
     strategy: r.strategy,
@@ -83,21 +94,25 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  mesh.peerGate = keys.peerGate;
   // agents run with `llm` call this gateway back on its loopback address with a per-session token
-  const modelTokens = new ModelTokens();
+  const modelTokens = new ModelTokens((token) => secrets.register(token), (token) => secrets.forget(token));
   let selfUrl = '';
   const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, modelTokens, modelApiUrl: () => selfUrl });
-  const routes: RouteHandler[] = [adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const routes: RouteHandler[] = [adminKeyRoutes({ config: cfg, keys }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
     modelTokens,
-    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs },
+    authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
+    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
-    apis: inboundApis({ config: cfg, router, store, logger, localChannel: (name) => byChannel.get(name) }),
+    apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
+    access: { allowedHosts: cfg.gateway.allowedHosts, allowedOrigins: cfg.gateway.allowedOrigins },
+    body: { timeoutMs: cfg.gateway.bodyTimeoutMs, maxBufferedBytes: cfg.gateway.maxBufferedBodyBytes, maxJsonDepth: cfg.gateway.maxJsonDepth },
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
     // Ready = at least one model is routable (a local channel, or a peer's shared one).
     ready: () => {
@@ -121,6 +136,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     router,
     mesh,
     store,
+    keys,
     port: addr.port,
     host: addr.address,
     url,
@@ -132,6 +148,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
         await acp.close();
         await mesh.close();
         await Promise.all(providers.map((p) => p.close()));
+        await keys.close(); // writes every pending usage record
         await store.close();
       })();
       return closing;

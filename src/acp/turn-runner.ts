@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
 import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
+import { secrets } from '../util/redact.js';
 import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
@@ -298,7 +299,7 @@ export class TurnRunner {
         resolvedModel: live.target.model || model || '',
       };
       if (err !== undefined) {
-        r.error = typeof err === 'string' ? err : err.message;
+        r.error = secrets.scrubError(typeof err === 'string' ? err : err.message);
         if (typeof err !== 'string') r.errorCode = err.code;
       }
       task.status = status;
@@ -380,8 +381,10 @@ export class TurnRunner {
       lease.stopRenewing();
     }
 
-    const messages = status === 'completed' ? (out?.messages ?? [{ role: 'user' as const, content: turn.prompt }, { role: 'assistant' as const, content: output }]) : [];
-    const errText = error === undefined ? undefined : typeof error === 'string' ? error : error.message;
+    // what is stored and returned holds no configured secret (util/redact.ts)
+    output = secrets.scrub(output);
+    const messages = status === 'completed' ? (out?.messages ?? [{ role: 'user' as const, content: turn.prompt }, { role: 'assistant' as const, content: output }]).map((m) => (typeof m.content === 'string' ? { ...m, content: secrets.scrub(m.content) } : m)) : [];
+    const errText = error === undefined ? undefined : secrets.scrubError(typeof error === 'string' ? error : error.message);
     try {
       await mutateSession(this.o.store, live.id, (s) => {
         if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start

@@ -12,6 +12,7 @@ import { seqId } from '../util/ids.js';
 import { fromBridgeError, toBridgeCode } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
+import type { PeerAdmission } from '../keys/peer-gate.js';
 
 export interface ForwardOptions {
   signal: AbortSignal;
@@ -115,6 +116,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   l.serving.set(requestId, ac);
   l.loadChanged();
   let started = false;
+  let usage: Usage | undefined;
+  let served = false;
+  let gate: PeerAdmission | undefined;
   const opts = {
     signal: ac.signal,
     requestId: `${l.peer.id}:${requestId}`,
@@ -123,18 +127,25 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     sessionId: f.sessionId,
   };
   try {
+    // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
+    gate = await l.peerGate()?.(l.peer.id, f.targetChannel, String(f.payload.model ?? ''), f.stream === true);
+    if (gate && !gate.ok) return l.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
+    if (ac.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled'); // bridge-cancel during the check
     if (f.kind === 'embeddings') {
       const payload = await l.router.serveChannelEmbeddings(f.targetChannel, f.payload, opts);
+      usage = payload.usage as Usage | undefined;
+      served = true;
       l.send({ type: 'bridge-response', requestId, payload });
       return;
     }
     const routed = await l.router.serveChannel(f.targetChannel, { ...f.payload, stream: f.stream === true }, opts);
     if (!routed.stream) {
+      usage = routed.completion.usage;
+      served = true;
       l.send({ type: 'bridge-response', requestId, payload: routed.completion });
       return;
     }
     const idJson = JSON.stringify(requestId);
-    let usage: Usage | undefined;
     let chunk = routed.first;
     while (chunk !== undefined) {
       started = true;
@@ -148,12 +159,14 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
       const r = await routed.rest.next();
       chunk = r.done ? undefined : r.value;
     }
+    served = true;
     l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
   } catch (err) {
     const e = toGatewayError(err);
     if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId, code: e.code });
     l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
   } finally {
+    if (gate?.ok) gate.done(usage, served);
     l.serving.delete(requestId);
     l.loadChanged();
   }

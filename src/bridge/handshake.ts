@@ -4,9 +4,10 @@
  * the decision out (send the refusal and close with its code, or open the link).
  *
  * Responder (a bridge-hello arrived), checked in order: hello type, token (constant time), version overlap,
- * self-connection, admission (duplicate peer, maxPeers). Initiator (the reply to our hello): a bridge-error
+ * self-connection, the gatewayId's token binding, admission (duplicate peer, maxPeers). Initiator (the reply to our hello): a bridge-error
  * (the responder closes), hello-ok, self-connection, duplicate peer.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { tokenMatches } from '../util/secret.js';
 import { negotiateVersion } from './codec.js';
 import { describeError } from '../wire/errors.js';
@@ -22,6 +23,8 @@ export interface ResponderContext {
   maxPeers: number;
   /** the mesh's rule for a newly authenticated peer (one link per peer, maxPeers) */
   admission: (peerId: string) => Admission;
+  /** SHA-256 of the token this gatewayId is bound to, if any (see `decideHello`) */
+  boundToken: (peerId: string) => Buffer | undefined;
 }
 
 /** A refusal: send bridge-error `code` with `message`, then close with `close`. */
@@ -31,7 +34,8 @@ export interface HelloRefusal {
   message: string;
   close: number;
 }
-export type HelloDecision = { ok: true; hello: BridgeHelloFrame; version: string; peer: PeerInfo } | HelloRefusal;
+/** `tokenDigest`: SHA-256 of the accepted token, to bind the gatewayId to (never the token itself). */
+export type HelloDecision = { ok: true; hello: BridgeHelloFrame; version: string; peer: PeerInfo; tokenDigest: Buffer } | HelloRefusal;
 
 function refuse(code: BridgeErrorCode, message: string): HelloRefusal {
   return { ok: false, code, message, close: describeError(code).close ?? CLOSE.BAD_FRAME };
@@ -49,10 +53,17 @@ export function decideHello(frame: BridgeFrame, ctx: ResponderContext): HelloDec
     );
   }
   if (hello.gatewayId === ctx.selfId) return refuse('SELF_CONNECTION', 'this gateway cannot bridge to itself');
+  // A gatewayId belongs to the token it first authenticated with: another token holder can neither replace
+  // that peer's link nor take its id over while it is away.
+  const tokenDigest = createHash('sha256').update(hello.token).digest();
+  const bound = ctx.boundToken(hello.gatewayId);
+  if (bound && !timingSafeEqual(bound, tokenDigest)) {
+    return refuse('GATEWAY_ID_BOUND', `gateway id ${hello.gatewayId} is bound to another bridge token on this gateway`);
+  }
   const admission = ctx.admission(hello.gatewayId);
   if (admission === 'duplicate') return refuse('DUPLICATE_PEER', `gateway ${hello.gatewayId} is already connected (kept the existing link)`);
   if (admission === 'full') return refuse('MAX_PEERS', `this gateway accepts at most ${ctx.maxPeers} peers`);
-  return { ok: true, hello, version, peer: peerInfo(hello, version) };
+  return { ok: true, hello, version, peer: peerInfo(hello, version), tokenDigest };
 }
 
 export interface InitiatorContext {

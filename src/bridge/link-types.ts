@@ -12,6 +12,7 @@ import type { AsyncQueue } from '../util/async-queue.js';
 import type { Logger } from '../util/log.js';
 import type { PendingTable } from '../util/pending.js';
 import type { BridgeCapabilities, BridgeErrorCode, BridgeErrorFrame, BridgeFrame, ChannelLoad, RpcErrorObject, SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
+import type { PeerGate } from '../keys/peer-gate.js';
 
 export type Role = 'initiator' | 'responder';
 
@@ -97,6 +98,8 @@ export interface LinkContext {
   readonly serving: Map<string, AbortController>;
   rpcHandler(): RpcServeHandler | undefined;
   transfers(): TransferCoordinator | undefined;
+  /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */
+  peerGate(): PeerGate | undefined;
   /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised) */
   send(frame: BridgeFrame | string): void;
   /** a bridge-error; `retryable` defaults to the catalogue's */

@@ -22,6 +22,7 @@ import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from '.
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';
 import { Heartbeat } from './heartbeat.js';
 import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
+import type { PeerGate } from '../keys/peer-gate.js';
 
 export type { PeerInfo, PeerLoad, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
 
@@ -40,6 +41,8 @@ export interface LinkOptions {
   rpcHandler: () => RpcServeHandler | undefined;
   /** session transfers (both directions); undefined = refused */
   transfers: () => TransferCoordinator | undefined;
+  /** peerLimits + served-for usage for forwards we serve; undefined = no limits, no records */
+  peerGate?: () => PeerGate | undefined;
   limits: BridgeLimits;
   router: Router;
   logger: Logger;
@@ -103,6 +106,9 @@ export class BridgeLink implements LinkContext {
   }
   transfers(): TransferCoordinator | undefined {
     return this.o.transfers();
+  }
+  peerGate(): PeerGate | undefined {
+    return this.o.peerGate?.();
   }
 
   send(frame: BridgeFrame | string): void {

@@ -4,13 +4,15 @@
  * bridge-hello-ok and an open link. The token is never logged or echoed.
  */
 import type WebSocket from 'ws';
-import { encodeFrame, parseFrame } from './codec.js';
+import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
+import { raiseMaxPayload } from './ws-limits.js';
 import { CLOSE, SUPPORTED_VERSIONS, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
 import type { BridgeMesh } from './mesh.js';
 import { decideHello } from './handshake.js';
 import { openLink } from './open-link.js';
 
-export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): void {
+/** `authenticated` is called once the peer passed the handshake (its pre-auth slot is given back). */
+export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string, authenticated: () => void): void {
   const { limits, allowedTokens, maxPeers } = mesh.responderSettings();
   const log = mesh.logger.child({ remote });
   let done = false;
@@ -36,11 +38,18 @@ export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string): 
       supportedVersions: SUPPORTED_VERSIONS,
       maxPeers,
       admission: (peerId) => mesh.admission(peerId, 'responder'),
+      boundToken: (peerId) => mesh.boundToken(peerId),
     });
     if (!d.ok) return refuse(d.code, d.message, d.close);
 
     done = true;
     clearTimeout(timer);
+    authenticated();
+    mesh.bindToken(d.peer.id, d.tokenDigest);
+    if (!raiseMaxPayload(ws, wsPayloadLimit(limits.maxFrameBytes))) {
+      // this ws version has no receiver limit to raise: frames over the pre-auth limit would be cut (1009)
+      log.error('cannot raise the WebSocket message limit after the handshake (ws internals changed)', { peer: d.peer.id });
+    }
     const share = mesh.inboundShare();
     const agents = mesh.inboundAgents();
     const link = openLink(mesh, { ws, role: 'responder', name: d.peer.name, peer: d.peer, share, agents, limits });

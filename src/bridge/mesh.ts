@@ -14,11 +14,13 @@ import type { Logger } from '../util/log.js';
 import { CLOSE, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
-import { wsPayloadLimit } from './codec.js';
+import { preAuthPayloadLimit } from './ws-limits.js';
+import { PreAuthSlots } from './pre-auth.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
 import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candidate.js';
 import type { SessionStore } from '../sessions/store.js';
+import type { PeerGate } from '../keys/peer-gate.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
 
 export interface MeshOptions {
@@ -57,8 +59,14 @@ export class BridgeMesh {
   private readonly dialers = new Map<string, Dialer>();
   private readonly wss: WebSocketServer;
   private accepting = true;
+  /** sockets on /bridge that have not authenticated yet */
+  private readonly preAuth = new PreAuthSlots(() => this.o.config.gateway.bridge);
+  /** inbound gatewayId → SHA-256 of the token it first authenticated with */
+  private readonly idTokens = new Map<string, Buffer>();
   /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
   rpcHandler: RpcServeHandler | undefined;
+  /** set by the gateway: gateway.bridge.peerLimits on peers' forwards, and their usage (src/keys/peer-gate.ts) */
+  peerGate: PeerGate | undefined;
   /** session transfers in both directions (present when the gateway has a store) */
   readonly transfers: TransferCoordinator | undefined;
 
@@ -82,7 +90,8 @@ export class BridgeMesh {
       },
     };
     this.transfers = o.store ? new TransferCoordinator(o.store, o.gatewayId, o.config.gateway.bridge.acceptSessions, transport, o.logger.child({ part: 'transfer' })) : undefined;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: wsPayloadLimit(this.limits.maxFrameBytes), perMessageDeflate: false });
+    // Every socket starts with the pre-auth limit; listener.ts raises it once the peer authenticated.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: preAuthPayloadLimit(this.limits.preAuthFrameBytes), perMessageDeflate: false });
   }
 
   start(): void {
@@ -96,7 +105,28 @@ export class BridgeMesh {
       socket.end(`HTTP/1.1 ${this.accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, req.socket.remoteAddress ?? 'unknown'));
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    const slot = this.preAuth.take(ip);
+    if ('status' in slot) {
+      const text = slot.status === 429 ? '429 Too Many Requests' : '503 Service Unavailable';
+      this.logger.warn('bridge upgrade refused: too many unauthenticated sockets', { remote: ip, status: slot.status });
+      socket.end(`HTTP/1.1 ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    socket.once('close', slot.release);
+    this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, ip, slot.release));
+  }
+
+  /**
+   * The gatewayId ↔ token rule (docs/bridge-protocol.md "Peer identity"): an inbound gatewayId is bound to
+   * the token (its SHA-256) of the first hello that was accepted with it, for as long as this gateway runs.
+   */
+  boundToken(peerId: string): Buffer | undefined {
+    return this.idTokens.get(peerId);
+  }
+
+  bindToken(peerId: string, digest: Buffer): void {
+    if (!this.idTokens.has(peerId)) this.idTokens.set(peerId, digest);
   }
 
   responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number } {

@@ -33,6 +33,7 @@ export function openLink(mesh: BridgeMesh, o: OpenLinkOptions): BridgeLink {
     ourAgents: new Set(o.agents.map((a) => a.id)),
     rpcHandler: () => mesh.rpcHandler,
     transfers: () => mesh.transfers,
+    peerGate: () => mesh.peerGate,
     limits: o.limits,
     router: mesh.router,
     logger: mesh.logger.child({ peer: o.peer.id }),

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { spawnGateway, type GatewayProcess } from './processes.js';
+import { spawnGateway, type GatewayProcess } from '../util/gateway-process.js';
 import { adminCall } from './remote.js';
 import { renderPeers } from './bridge.js';
 import type { PeerRow } from '../bridge/mesh.js';

@@ -8,6 +8,8 @@ import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
 import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
+import { registerKeys } from './keys.js';
+import { registerUsage } from './usage.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -20,6 +22,8 @@ export async function main(argv: string[]): Promise<void> {
   registerConfig(program);
   registerBridge(program);
   registerSessions(program);
+  registerKeys(program);
+  registerUsage(program);
   registerDemo(program);
   registerTask(program);
   try {

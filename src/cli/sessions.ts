@@ -1,6 +1,7 @@
 /** `switchyard sessions list | show | transfer | drain` over the admin API. */
 import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
+import type { Session } from '../sessions/model.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, table } from './table.js';
 
@@ -41,11 +42,11 @@ export function registerSessions(program: Command): void {
   });
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>')).action(async (id: string, o: RemoteFlags) => {
-    const r = await adminCall<{ session: Record<string, any> }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`);
+    const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`);
     if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
     const s = r.session;
     out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
-    for (const t of s.history as Array<Record<string, any>>) {
+    for (const t of s.history) {
       out(`  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${t.error ? `  (${t.error})` : ''}\n`);
     }
   });

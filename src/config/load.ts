@@ -109,8 +109,8 @@ function semanticChecks(cfg: Config, problems: string[]): void {
   if (cfg.gateway.bridge.enabled && cfg.gateway.bridge.allowedTokens.length === 0) {
     problems.push('gateway.bridge.allowedTokens: inbound bridges are enabled but no token is allowed (fail closed: add a token or set enabled:false)');
   }
-  if (!isLoopbackHost(cfg.gateway.host) && cfg.gateway.auth.tokens.length === 0) {
-    problems.push(`gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token (refusing to start open to the network)`);
+  if (!isLoopbackHost(cfg.gateway.host) && cfg.gateway.auth.tokens.length === 0 && !cfg.gateway.auth.requireKey) {
+    problems.push(`gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token or set gateway.auth.requireKey (refusing to start open to the network)`);
   }
   const runtimeIds = new Set([...cfg.acp.agents.map((a) => a.id), ...cfg.acp.gateways.map((g) => g.id)]);
   cfg.gateway.bridge.shareAgents.forEach((n, i) => {

@@ -18,6 +18,22 @@ export const bridgeLimitsSchema = z.strictObject({
   deadPeerMisses: z.number().int().min(1).default(3),
 });
 
+/** Rate limits of a virtual key or a bridge peer (docs/keys.md). Absent = unlimited. */
+export const rateLimitsSchema = z.strictObject({
+  requestsPerMin: z.number().int().min(1).optional(),
+  tokensPerMin: z.number().int().min(1).optional(),
+  /** requests in flight at once */
+  concurrent: z.number().int().min(1).optional(),
+});
+
+/** Prices per million tokens, in any one currency (usage reports and cost budgets use it as is). */
+export const pricingSchema = z.strictObject({
+  input: z.number().min(0),
+  output: z.number().min(0),
+  /** cached input tokens; default: the input price */
+  cachedInput: z.number().min(0).optional(),
+});
+
 export const outboundBridgeSchema = z.strictObject({
   name,
   url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
@@ -39,12 +55,15 @@ export const channelSchema = z.strictObject({
   models: z.array(z.string().min(1)).min(1),
   modelMap: z.record(z.string(), z.string().min(1)).default({}),
   headers: z.record(z.string(), z.string()).default({}),
+  /** names of `headers` whose values are credentials: scrubbed from every error, log line and stored text */
+  secretHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(1).optional(),
   maxConcurrent: z.number().int().min(1).default(64),
   weight: z.number().min(0).default(1),
   priority: z.number().int().min(0).default(0),
   /** provider-specific knobs, e.g. mock behaviour or anthropicVersion */
   options: z.record(z.string(), z.unknown()).default({}),
+  pricing: pricingSchema.optional(),
 });
 
 /** agents Switchyard knows how to launch and point at a model API (src/acp/runtimes/agent/presets.ts) */
@@ -88,10 +107,40 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(18789),
       tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
-      auth: z.strictObject({ tokens: z.array(z.string().min(1)).default([]) }).prefault({}),
+      auth: z
+        .strictObject({
+          tokens: z.array(z.string().min(1)).default([]),
+          /** require a virtual key (or a static token) even with no static token configured */
+          requireKey: z.boolean().default(false),
+        })
+        .prefault({}),
+      keys: z.strictObject({ refreshMs: z.number().int().min(50).default(1000) }).prefault({}),
+      limits: z
+        .strictObject({
+          /** the fraction of each limit one instance enforces alone while Redis is unreachable */
+          limitShare: z.number().gt(0).max(1).default(1),
+          redisTimeoutMs: z.number().int().min(1).default(250),
+        })
+        .prefault({}),
+      usage: z
+        .strictObject({
+          flushIntervalMs: z.number().int().min(10).default(1000),
+          maxBatch: z.number().int().min(1).default(500),
+        })
+        .prefault({}),
       admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
       /** max request body on /v1/* and /acp/rpc */
       maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+      /** a request body must arrive completely within this long after its headers (slow senders are cut: 408) */
+      bodyTimeoutMs: z.number().int().min(100).default(30_000),
+      /** bytes of request bodies being received, summed over all requests; past it a request gets 503 */
+      maxBufferedBodyBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
+      /** JSON request bodies nested deeper than this are refused (400 naming the field) */
+      maxJsonDepth: z.number().int().min(8).max(1000).default(64),
+      /** Host names (besides IP literals, localhost and gateway.host) this gateway answers to: `name`, `.domain`, or `*` */
+      allowedHosts: z.array(z.string().min(1)).default([]),
+      /** browser origins allowed to call /v1 and /admin (exact, `http://host:*`, or `*`); none by default */
+      allowedOrigins: z.array(z.string().min(1)).default([]),
       /** graceful shutdown: how long in-flight requests may finish */
       shutdownGraceMs: ms(10_000),
       /** OpenAI Responses API (/v1/responses): stored responses for previous_response_id and GET /v1/responses/{id} */
@@ -109,9 +158,14 @@ export const configSchema = z.strictObject({
           shareChannels: z.array(z.string().min(1)).default([]),
           shareAgents: z.array(z.string().min(1)).default([]),
           maxPeers: z.number().int().min(0).default(5),
+          /** sockets on /bridge that have not completed the handshake, in total and per remote address */
+          maxUnauthenticated: z.number().int().min(1).default(64),
+          maxUnauthenticatedPerIp: z.number().int().min(1).default(8),
           acceptSessions: z.boolean().default(false),
           loadBalance: z.boolean().default(false),
           limits: bridgeLimitsSchema.prefault({}),
+          /** what a peer may use of our shared channels: defaults, and per peer gateway id */
+          peerLimits: rateLimitsSchema.extend({ peers: z.record(z.string(), rateLimitsSchema).default({}) }).prefault({}),
         })
         .prefault({}),
       routing: z
@@ -173,3 +227,5 @@ export type OutboundBridgeConfig = z.infer<typeof outboundBridgeSchema>;
 export type BridgeLimits = z.infer<typeof bridgeLimitsSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
 export type AgentPresetName = (typeof AGENT_PRESETS)[number];
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+export type PricingConfig = z.infer<typeof pricingSchema>;

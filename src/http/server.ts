@@ -2,19 +2,25 @@
  * The HTTP(S) server: node:http (see docs/operations.md for why not a framework), one dispatch table,
  * bearer auth per surface, request ids, WebSocket upgrades handed to their owners (/bridge, /acp), and a
  * graceful shutdown that stops accepting, lets in-flight requests finish up to a deadline, then closes.
+ *
+ * Every request passes one pipeline before its route: the guard (Host, Origin, content type: guard.ts) and
+ * the body policy (deadline, shared byte budget, JSON depth: body.ts), so routes added later inherit both.
+ * node's own `requestTimeout` is the backstop for bodies no route reads (a refused request's rest).
  */
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { bearerToken, tokenMatches } from '../util/secret.js';
+import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import type { ModelTokens } from '../util/model-tokens.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
+import { RequestGuard, type GuardOptions } from './guard.js';
+import { BodyBudget, attachBodyPolicy } from './body.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
+import type { Principal } from '../keys/service.js';
 import type { ApiSurface } from './routes/api-surface.js';
-import { clientAllowed, clientToken } from '../apis/common/client-token.js';
 
 /** A route owned by another layer (admin API, /acp/rpc): returns false when the path is not its own. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => Promise<boolean> | boolean;
@@ -26,6 +32,8 @@ export interface HttpServerOptions {
   tls?: { cert: string; key: string } | undefined;
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
+  /** the client check for /v1/* (virtual keys + static tokens, src/keys/service.ts); replaces `clientTokens` */
+  authenticate?: (req: IncomingMessage, query: string, allowQueryKey: boolean) => Promise<Principal>;
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
@@ -36,23 +44,44 @@ export interface HttpServerOptions {
   modelTokens?: ModelTokens;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
+  /** Host / Origin allowlists (`gateway.allowedHosts`, `gateway.allowedOrigins`); `host` is taken from above */
+  access?: Omit<GuardOptions, 'host'>;
+  /** request body bounds; defaults are the config defaults */
+  body?: { timeoutMs: number; maxBufferedBytes: number; maxJsonDepth: number };
 }
+
+const DEFAULT_BODY = { timeoutMs: 30_000, maxBufferedBytes: 32 * 1024 * 1024, maxJsonDepth: 64 };
 
 export class HttpServer {
   readonly server: Server;
   private inflight = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly guard: RequestGuard;
+  private readonly body: typeof DEFAULT_BODY;
+  private readonly bodyBudget: BodyBudget;
 
   constructor(private readonly opts: HttpServerOptions) {
+    this.guard = new RequestGuard({ host: opts.host, allowedHosts: opts.access?.allowedHosts ?? [], allowedOrigins: opts.access?.allowedOrigins ?? [] });
+    this.body = opts.body ?? DEFAULT_BODY;
+    this.bodyBudget = new BodyBudget(this.body.maxBufferedBytes);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
-    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttp(handler);
-    this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 66_000;
-    this.server.requestTimeout = 0; // streams may be long; the router's deadline bounds them
+    // requestTimeout covers receiving the request only (not the response: streams may be long, the router's
+    // deadline bounds them); a little above the body deadline so routes that read bodies answer first.
+    const requestTimeout = this.body.timeoutMs + 1000;
+    const serverOpts = {
+      requestTimeout,
+      headersTimeout: Math.min(66_000, requestTimeout),
+      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(this.body.timeoutMs / 4))),
+    };
+    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key, ...serverOpts }, handler) : createHttp(serverOpts, handler);
+    this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // node's requestTimeout/headersTimeout end up here too: a slow sender is told so, not "bad request"
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy(err);
     });
   }
@@ -103,6 +132,16 @@ export class HttpServer {
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
 
+    const pass = this.guard.check(req, path);
+    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
+    if (pass.cors) {
+      for (const [k, v] of Object.entries(pass.cors)) res.setHeader(k, v);
+      if (pass.preflight) {
+        res.writeHead(204, { 'x-request-id': requestId, 'content-length': '0' });
+        res.end();
+        return;
+      }
+    }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' }, { 'x-request-id': requestId });
     if (path === '/readyz') {
       const r = this.opts.ready?.() ?? { ready: true };
@@ -113,16 +152,11 @@ export class HttpServer {
     if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
-      const token = bearerToken(req.headers.authorization);
-      // a per-session agent token (util/model-tokens.ts) is accepted here and pins the request's model
-      const grant = this.opts.modelTokens?.authorize(req, token);
-      if (!grant && this.opts.clientTokens.length > 0 && !tokenMatches(token, this.opts.clientTokens)) {
-        throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
-      }
+      const principal = await this.authenticate(req);
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
-      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
-      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId) : notAllowed(method, 'POST');
-      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId) : notAllowed(method, 'GET');
+      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET');
       throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
     }
     for (const r of this.opts.routes ?? []) {
@@ -131,17 +165,24 @@ export class HttpServer {
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
   }
 
+  /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
+  private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    // an agent's per-session token (util/model-tokens.ts): the model APIs accept it and pin the request's model
+    if (this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey))) return Promise.resolve(AGENT_SESSION);
+    if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
+    if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
+      throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
+    }
+    return Promise.resolve(OPEN);
+  }
+
   /** An inbound API: its own auth headers, and every error in its own format. */
   private async serveApi(api: ApiSurface, req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void> {
     res.setHeader('x-request-id', requestId);
     try {
-      // a per-session agent token (util/model-tokens.ts) is accepted here too and pins the request's model
-      const grant = this.opts.modelTokens?.authorize(req, clientToken(req, query, api.queryKey === true));
-      if (!grant && !clientAllowed(req, query, api.queryKey === true, this.opts.clientTokens)) {
-        throw new GatewayError('UNAUTHORIZED', 'missing or invalid API key');
-      }
+      const principal = await this.authenticate(req, query, api.queryKey === true);
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
-      await api.handle(req, res, path, query, requestId);
+      await api.handle(req, res, path, query, requestId, principal);
     } catch (err) {
       const e = toGatewayError(err);
       if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
@@ -164,6 +205,10 @@ export class HttpServer {
     await closed;
   }
 }
+
+const OPEN: Principal = { kind: 'open' };
+/** an agent session token: no key limits apply (the session's agent is the gateway's own) */
+const AGENT_SESSION: Principal = { kind: 'token' };
 
 function notAllowed(method: string, allowed: string): never {
   throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`, { details: { allow: allowed } });

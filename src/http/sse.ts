@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../wire/errors.js';
+import { secrets } from '../util/redact.js';
 
 export function startSse(res: ServerResponse, headers: Record<string, string>): void {
   res.socket?.setNoDelay(true);
@@ -26,6 +27,5 @@ export function endSseDone(res: ServerResponse): void {
 }
 
 export function endSseError(res: ServerResponse, err: GatewayError): void {
-  const body = err.toOpenAI();
-  res.end(`data: ${JSON.stringify(body)}\n\n`);
+  res.end(`data: ${secrets.scrubError(JSON.stringify(err.toOpenAI()))}\n\n`);
 }

@@ -5,6 +5,7 @@
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
+import { secrets } from '../util/redact.js';
 
 export interface UpstreamOptions {
   /** e.g. https://api.openai.com/v1 — paths are appended to its pathname */
@@ -99,7 +100,17 @@ export class UpstreamClient {
   }
 }
 
-/** Extracts a readable message from an upstream error body of any of the providers' shapes. */
+/**
+ * Upstream-provided text made safe to relay: secrets and credential shapes scrubbed (an upstream may echo
+ * the channel's key or the request headers), whitespace collapsed, cut to 300 characters. Every provider
+ * relays upstream text only through this.
+ */
+export function upstreamText(text: string): string {
+  const msg = secrets.scrubError(text.replace(/\s+/g, ' ').trim());
+  return msg.length > 300 ? msg.slice(0, 300) + '…' : msg;
+}
+
+/** Extracts a readable message from an upstream error body of any of the providers' shapes (scrubbed). */
 export function upstreamMessage(text: string): string {
   let msg = text;
   try {
@@ -111,8 +122,7 @@ export function upstreamMessage(text: string): string {
   } catch {
     /* not JSON: use the text */
   }
-  msg = msg.replace(/\s+/g, ' ').trim();
-  return msg.length > 300 ? msg.slice(0, 300) + '…' : msg;
+  return upstreamText(msg);
 }
 
 function retryAfter(h: string | string[] | undefined): number | undefined {

@@ -261,7 +261,7 @@ export class Router {
       try {
         const out = await this.attempt(c, req, opts);
         this.remember(opts.sessionId, c);
-        return { ...out, attempts: attempt } as RoutedChat;
+        return { ...out, attempts: attempt };
       } catch (err) {
         const e = toGatewayError(err);
         if (e.code === 'CANCELLED' || opts.signal.aborted) throw e;
@@ -428,7 +428,7 @@ export class Router {
   async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
     const c = this.servable(channel, req.model);
     const out = await this.attempt(c, req, opts);
-    return { ...out, attempts: 1 } as RoutedChat;
+    return { ...out, attempts: 1 };
   }
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse> {

@@ -192,7 +192,7 @@ const sessionSchema = z.strictObject({
 /** Validates an untrusted session record; throws INVALID_REQUEST naming the first bad key path. */
 export function parseSession(v: unknown): Session {
   const r = sessionSchema.safeParse(v);
-  if (r.success) return r.data as Session;
+  if (r.success) return r.data;
   const issue = r.error.issues[0];
   const path = issue ? issue.path.join('.') || '(root)' : '(root)';
   throw new GatewayError('INVALID_REQUEST', `invalid session record at ${path}: ${issue?.message ?? 'invalid'}`, { param: path });

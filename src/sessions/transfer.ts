@@ -73,9 +73,12 @@ export class TransferCoordinator {
     const accepts = this.transport.peerAcceptsSessions(peerId);
     if (accepts === undefined) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`);
     if (!accepts) throw new GatewayError('FORBIDDEN', `peer ${peerId} does not accept sessions (its gateway.bridge.acceptSessions is false)`, { details: { reason: 'TRANSFER_REJECTED' } });
+    let waiting = false;
     while (runningTurn(s) || s.status === 'running') {
       if (opts.whenRunning === 'refuse') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, { details: { reason: 'TURN_RUNNING' } });
       if (Date.now() > until) throw new GatewayError('UPSTREAM_TIMEOUT', `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`);
+      if (!waiting) this.logger.info('session transfer waits for the running turn to end', { sessionId, to: peerId });
+      waiting = true;
       await new Promise((r) => setTimeout(r, 100));
       s = await this.owned(sessionId);
     }

@@ -47,6 +47,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     if (this.items.length > 0) return Promise.resolve({ done: false, value: this.items.shift()! });
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- re-raises what fail() was given, unchanged
     if (this.failed) return Promise.reject(this.error);
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));

@@ -8,7 +8,7 @@ export async function* splitLines(source: AsyncIterable<Uint8Array | string>): A
   const decoder = new StringDecoder('utf8');
   let rest = '';
   for await (const part of source) {
-    const text = rest + (typeof part === 'string' ? part : decoder.write(part as Buffer));
+    const text = rest + (typeof part === 'string' ? part : decoder.write(part));
     let start = 0;
     let nl = text.indexOf('\n', start);
     while (nl !== -1) {
@@ -56,7 +56,7 @@ export async function* parseSse(source: AsyncIterable<Uint8Array | string>): Asy
     else if (field === 'event') event = value;
   };
   for await (const part of source) {
-    const text = rest + (typeof part === 'string' ? part : decoder.write(part as Buffer));
+    const text = rest + (typeof part === 'string' ? part : decoder.write(part));
     let start = 0;
     let nl = text.indexOf('\n', start);
     while (nl !== -1) {

@@ -1,7 +1,10 @@
 /**
  * Structured logs: one JSON object per line on stderr. Level from SWITCHYARD_LOG (error|warn|info|debug,
- * default info). Callers never pass secrets; `redactKeys` is a second line of defence for known field names.
+ * default info). Callers never pass secrets; `redactKeys` is a second line of defence for known field names,
+ * and every line goes through the secret scrubber (util/redact.ts: registered secrets and credential shapes).
  */
+import { secrets } from './redact.js';
+
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 const ORDER: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 const SECRET_KEYS = new Set(['token', 'apiKey', 'api_key', 'authorization', 'password', 'allowedTokens', 'tokens']);
@@ -39,7 +42,7 @@ export function createLogger(bindings: Record<string, unknown> = {}, sink: (line
   const write = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] > threshold) return;
     const rec = { t: new Date().toISOString(), level, msg, ...bindings, ...(fields ? redactKeys(fields) : {}) };
-    sink(JSON.stringify(rec) + '\n');
+    sink(secrets.scrubError(JSON.stringify(rec)) + '\n');
   };
   return {
     error: (m, f) => write('error', m, f),

@@ -12,7 +12,7 @@
  *   how much of a token matched) and, if known, remembers the grant for that request. `pinnedModel(req)` then
  *   gives the model every model name in that request must be replaced with: an agent on a session token runs
  *   on `llm.model`, whatever model it asks for.
- * - `onMint` lets the composition root register each token with the secret scrubber.
+ * - `onMint` / `onRevoke` let the composition root register each token with the secret scrubber while it lives.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -33,7 +33,10 @@ const grants = new WeakMap<IncomingMessage, ModelGrant>();
 export class ModelTokens {
   private readonly byDigest = new Map<string, ModelGrant>();
 
-  constructor(private readonly onMint?: (token: string) => void) {}
+  constructor(
+    private readonly onMint?: (token: string) => void,
+    private readonly onRevoke?: (token: string) => void,
+  ) {}
 
   mint(grant: ModelGrant): string {
     const token = MODEL_TOKEN_PREFIX + randomBytes(32).toString('base64url');
@@ -43,7 +46,7 @@ export class ModelTokens {
   }
 
   revoke(token: string): void {
-    this.byDigest.delete(digest(token));
+    if (this.byDigest.delete(digest(token))) this.onRevoke?.(token);
   }
 
   get size(): number {

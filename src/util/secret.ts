@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /**
  * Constant-time membership test for bearer tokens. Both sides are hashed first so that length differences
@@ -21,6 +22,23 @@ export function bearerToken(header: string | string[] | undefined): string | und
   if (typeof header !== 'string') return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1] : undefined;
+}
+
+/**
+ * The credential a client sent, in whichever header its API defines; first match wins:
+ * `Authorization: Bearer <t>` (OpenAI, and Anthropic/Gemini clients behind proxies), `x-api-key` (Anthropic),
+ * `x-goog-api-key` (Gemini), and `?key=` only where the caller allows it (Gemini's /v1beta: a token is never
+ * read from an OpenAI or Anthropic URL, where it would end up in access logs unasked).
+ */
+export function clientCredential(h: IncomingHttpHeaders, query: string, allowQueryKey: boolean): string | undefined {
+  const bearer = bearerToken(h.authorization);
+  if (bearer) return bearer;
+  const apiKey = h['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey) return apiKey;
+  const goog = h['x-goog-api-key'];
+  if (typeof goog === 'string' && goog) return goog;
+  if (allowQueryKey && query) return new URLSearchParams(query).get('key') ?? undefined;
+  return undefined;
 }
 
 /** Masks a secret for display: never more than the first 3 characters. */

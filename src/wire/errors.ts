@@ -26,12 +26,19 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'MODEL_NOT_FOUND'
+  | 'MODEL_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'HOST_NOT_ALLOWED'
+  | 'ORIGIN_NOT_ALLOWED'
+  | 'REQUEST_TIMEOUT'
   // capacity
   | 'OVERLOADED'
   | 'RATE_LIMITED'
+  | 'BUDGET_EXCEEDED'
   | 'SHUTTING_DOWN'
+  | 'BODY_BUFFER_FULL'
   // upstream
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
@@ -55,7 +62,6 @@ export type ErrorCode =
   | 'SESSION_OWNER_UNREACHABLE'
   | 'SESSION_NOT_OWNED_HERE'
   | 'REMOTE_ERROR'
-  | 'ORIGIN_NOT_ALLOWED'
   // upstream connections (OpenClaw gateway)
   | 'UPSTREAM_AUTH_FAILED'
   | 'UPSTREAM_UNREACHABLE'
@@ -101,11 +107,18 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601, bridge: 'CHANNEL_NOT_SHARED', fromPeer: 'PEER_UNAVAILABLE' },
   METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
+  MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.FRAME_TOO_LARGE, failover: false },
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error', retryable: false, rpc: -32600 },
+  HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
+  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
+  REQUEST_TIMEOUT: { status: 408, type: 'timeout_error', retryable: false, rpc: -32600 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
+  BUDGET_EXCEEDED: { status: 429, type: 'rate_limit_error', retryable: false, rpc: -32000 },
   SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000, bridge: 'OVERLOADED' },
+  BODY_BUFFER_FULL: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },
   UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },
@@ -124,6 +137,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   SELF_CONNECTION: { ...HANDSHAKE, retryable: false, close: C.NOT_ALLOWED },
   BAD_HELLO: { ...HANDSHAKE, retryable: false, close: C.BAD_FRAME },
   HANDSHAKE_TIMEOUT: { ...HANDSHAKE, retryable: true, close: C.HANDSHAKE_TIMEOUT },
+  GATEWAY_ID_BOUND: { ...HANDSHAKE, retryable: false, close: C.NOT_ALLOWED },
   AGENT_NOT_SHARED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
   UNKNOWN_TYPE: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'BAD_FRAME' },
   TRANSFER_REJECTED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'FORBIDDEN' },
@@ -139,7 +153,6 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   SESSION_OWNER_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32002 },
   SESSION_NOT_OWNED_HERE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
   REMOTE_ERROR: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
-  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   UPSTREAM_AUTH_FAILED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   UPSTREAM_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_CONNECTION_LOST: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },

@@ -112,11 +112,12 @@ describe('AgentSession: permissions', () => {
 
   it('cancel answers a pending permission request with cancelled and ends the turn cancelled', async () => {
     let signalled = false;
+    let asked = false;
     const s = await started(fake({ permissions: 'ask' }), {
-      askPermission: (_req, signal) => new Promise((resolve) => signal.addEventListener('abort', () => { signalled = true; resolve(undefined); })),
+      askPermission: (_req, signal) => ((asked = true), new Promise((resolve) => signal.addEventListener('abort', () => { signalled = true; resolve(undefined); }))),
     });
     const turn = s.prompt('permission');
-    await new Promise((r) => setTimeout(r, 200));
+    expect(await until(() => asked), 'the permission request is pending').toBe(true);
     expect(s.cancel()).toBe(true);
     await expect(turn).resolves.toMatchObject({ stopReason: 'cancelled' });
     expect(signalled).toBe(true);
@@ -221,8 +222,9 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
 
   it('close() during a turn fails that turn clearly', async () => {
     const s = await started();
-    const turn = s.prompt('slow').catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 150));
+    let updates = 0;
+    const turn = s.prompt('slow', () => void updates++).catch((e: unknown) => e);
+    expect(await until(() => updates > 0), 'the turn is streaming').toBe(true);
     await s.close();
     expect(await turn).toMatchObject({ code: 'CANCELLED', message: 'agent "fake" session was closed' });
   });

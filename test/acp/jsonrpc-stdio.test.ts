@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonRpcStdioPeer, NdjsonLineBuffer, RpcError, classifyMessage } from '../../src/acp/runtimes/agent/jsonrpc-stdio.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
@@ -106,9 +106,10 @@ describe('JsonRpcStdioPeer', () => {
   it('aborts a handler on $/cancel_request and answers -32800', async () => {
     setup();
     let aborted = false;
-    peer.onRequest('slow', (_p, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => { aborted = true; resolve('late'); })));
+    let running = false;
+    peer.onRequest('slow', (_p, ctx) => ((running = true), new Promise((resolve) => ctx.signal.addEventListener('abort', () => { aborted = true; resolve('late'); }))));
     agentWrites({ id: 3, method: 'slow', params: {} });
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(running, 'the slow handler is running').toBe(true));
     agentWrites({ method: '$/cancel_request', params: { id: 3 } });
     expect(await nextSent((m) => m.id === 3)).toMatchObject({ error: { code: -32800 } });
     expect(aborted).toBe(true);

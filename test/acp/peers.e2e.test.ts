@@ -6,8 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
 
 const BRIDGE = 'peers-bridge-token-31415';
 const ACP = 'peers-acp-token-27182';

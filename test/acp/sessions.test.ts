@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startInProcess, cleanupDirs, tmpDir, waitFor } from '../helpers/env.js';
+import { startInProcess, cleanupDirs, tmpDir, waitFor, waitForRunningTurn } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 
 const TOKEN = 'acp-sessions-token';
@@ -184,7 +184,7 @@ describe('ordering and concurrency', () => {
     const s = sid();
     await rpc('session.start', gatewayStart(s, 'warm up', 'slowgw'));
     const first = sse('session.message', { sessionId: s, taskPrompt: 'first message here' });
-    await new Promise((r) => setTimeout(r, 30));
+    await waitForRunningTurn(gw.url, s);
     const second = sse('session.message', { sessionId: s, taskPrompt: 'second message here' });
     const [A, B] = await Promise.all([first, second]);
     expect(A.result).toMatchObject({ status: 'completed', output: '[mock slow-1] You said: first message here' });

@@ -143,8 +143,8 @@ function runNpm(args: string[], cwd: string, timeoutMs: number): Promise<void> {
       out += b.toString();
       if (out.length > 64_000) out = out.slice(-32_000);
     };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);

@@ -17,7 +17,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort, processAlive } from '../helpers/env.js';

@@ -20,8 +20,7 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { channelOf } from '../gateway/harness.js';
-import { cleanupDirs, processAlive, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
+import { channelOf, cleanupDirs, processAlive, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
 import { agentPids, agentRouting, rpc } from './acp-rpc.js';
 import { agentsBinDir, ensureAgent, type AgentInstall, type AgentName } from './agents-setup.js';
 

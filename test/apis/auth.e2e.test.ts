@@ -6,7 +6,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { call, cleanupDirs, startGw } from '../gateway/harness.js';
+import { call, cleanupDirs, startGw } from '../helpers/env.js';
 
 const TOKEN = 'sy-client-token-4c1d9e';
 let gw: Gateway;

@@ -5,7 +5,7 @@
  * systemInstruction, generationConfig, countTokens, the model list, stream cuts and errors in Google's shape.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from '../gateway/harness.js';
+import { call } from '../helpers/env.js';
 import { parseSse } from '../../src/util/lines.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 
@@ -26,8 +26,11 @@ const conversation = {
 /** SSE data payloads by the WHATWG rules (Google frames events with \r\n\r\n) */
 async function sseJson(text: string): Promise<any[]> {
   const out: any[] = [];
-  for await (const e of parseSse([text])) out.push(JSON.parse(e.data));
+  for await (const e of parseSse(once(text))) out.push(JSON.parse(e.data));
   return out;
+}
+async function* once(text: string): AsyncGenerator<string> {
+  yield text;
 }
 const textOf = (chunks: any[]) => chunks.map((c) => (c.candidates?.[0]?.content?.parts ?? []).map((p: any) => p.text ?? '').join('')).join('');
 
@@ -115,6 +118,9 @@ describe('Gemini API models, countTokens and errors', () => {
     const missing = await call(mesh.a, '/v1beta/models/nope:generateContent', { body: { contents: [{ parts: [{ text: 'x' }] }] } });
     expect(missing.status).toBe(404);
     expect(missing.json.error.status).toBe('NOT_FOUND');
+    const enc = await call(mesh.a, '/v1beta/models/%E0%A4%A:generateContent', { body: { contents: [{ parts: [{ text: 'x' }] }] } });
+    expect(enc.status).toBe(400);
+    expect(enc.json.error.status).toBe('INVALID_ARGUMENT');
     const get = await call(mesh.a, '/v1beta/models/openai:generateContent');
     expect(get.status).toBe(405);
     expect(get.json.error.code).toBe(405);

@@ -4,14 +4,14 @@
  * models backed by openai fakes, and gateway A in this process serving the local ones and dialling B. Each
  * API suite drives A with its own client; every model name says where it is served.
  */
-import type { GatewayProcess } from '../../src/cli/processes.js';
+import type { GatewayProcess } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream } from '../fakes/openai-upstream.js';
 import type { FakeUpstream, Scenario } from '../providers/conformance.js';
 import { adminGet, cleanupDirs as cleanupEnvDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
-import { channelOf, cleanupDirs, startGw } from '../gateway/harness.js';
+import { channelOf, cleanupDirs, startGw } from '../helpers/env.js';
 
 export const REPLY = 'The quick brown fox jumps';
 export const TOOL = { id: 'call_7Qx9LmP2', name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' };

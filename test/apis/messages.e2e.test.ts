@@ -6,7 +6,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call } from '../gateway/harness.js';
+import { call } from '../helpers/env.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 
 let mesh: Mesh;
@@ -155,6 +155,32 @@ describe('/v1/messages native pass-through to an anthropic channel', () => {
     const est = await client.messages.countTokens({ model: 'openai', messages }).withResponse();
     expect(est.data.input_tokens).toBeGreaterThan(0);
     expect(est.response.headers.get('x-switchyard-token-count')).toBe('estimate');
+  });
+});
+
+describe('/v1/messages content and upstream refusals', () => {
+  it('an image block reaches an openai channel as an image part, with stop_sequences and tool_choice none', async () => {
+    const r = await call(mesh.a, '/v1/messages', {
+      body: {
+        model: 'openai',
+        max_tokens: 32,
+        stop_sequences: ['END'],
+        tools: [weatherTool],
+        tool_choice: { type: 'none' },
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }],
+      },
+    });
+    expect(r.status, r.text).toBe(200);
+    const sent = mesh.fakes.openai!.lastRequest() as any;
+    expect(sent.messages[0].content).toEqual([{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }]);
+    expect(sent.stop).toEqual(['END']);
+    expect(sent.tool_choice).toBe('none');
+  });
+
+  it('natively, the upstream judges the body: its 400 comes back as an Anthropic invalid_request_error', async () => {
+    const r = await call(mesh.a, '/v1/messages', { body: { model: 'anthropic', max_tokens: 16, not_a_field: true, messages: [{ role: 'user', content: 'x' }] } });
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('not_a_field: Extra inputs are not permitted') } });
   });
 });
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { call, cleanupDirs, startGw } from '../gateway/harness.js';
+import { call, cleanupDirs, startGw } from '../helpers/env.js';
 import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
 
 let gw: Gateway;

@@ -6,7 +6,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, sseData } from '../gateway/harness.js';
+import { call, sseData } from '../helpers/env.js';
 import { KINDS, REPLY, TOOL, USAGE, startMesh, type Mesh } from './mesh.js';
 
 let mesh: Mesh;
@@ -129,9 +129,9 @@ describe('/v1/responses store and errors', () => {
   });
 
   it('tools with no chat form are dropped and named in a header', async () => {
-    const r = await call(mesh.a, '/v1/responses', { body: { model: 'openai', input: 'x', tools: [...tools, { type: 'web_search' }] } });
+    const r = await call(mesh.a, '/v1/responses', { body: { model: 'openai', input: 'x', tools: [...tools, { type: 'web_search' }, { type: 'custom', name: 'apply\r\npatch' }] } });
     expect(r.status).toBe(200);
-    expect(r.headers.get('x-switchyard-dropped-tools')).toBe('web_search');
+    expect(r.headers.get('x-switchyard-dropped-tools')).toBe('web_search,applypatch');
     expect((mesh.fakes.openai!.lastRequest() as { tools: unknown[] }).tools).toHaveLength(1);
   });
 });

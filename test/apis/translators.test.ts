@@ -31,9 +31,12 @@ function* pieces(text: string, size = 37): Generator<Uint8Array> {
 async function* bytes(text: string): AsyncGenerator<Uint8Array> {
   yield* pieces(text);
 }
+async function* once(text: string): AsyncGenerator<string> {
+  yield text;
+}
 async function events(text: string): Promise<Array<{ event: string | undefined; data: any }>> {
   const out: Array<{ event: string | undefined; data: any }> = [];
-  for await (const e of parseSse([text])) out.push({ event: e.event, data: JSON.parse(e.data) });
+  for await (const e of parseSse(once(text))) out.push({ event: e.event, data: JSON.parse(e.data) });
   return out;
 }
 
@@ -312,5 +315,51 @@ describe('Gemini translator', () => {
     expect(Object.keys(last).filter((k) => k !== 'responseId').sort()).toEqual(Object.keys(recorded.at(-1)).sort());
     expect(Object.keys(last.candidates[0]).sort()).toEqual(Object.keys(recorded.at(-1).candidates[0]).sort());
     expect(Object.keys(last.usageMetadata).sort()).toEqual(Object.keys(recorded.at(-1).usageMetadata).sort());
+  });
+});
+
+describe('reasoning from the channel', () => {
+  // vLLM / DeepSeek / Ollama-through-the-gateway stream reasoning as `reasoning_content` deltas before the
+  // answer (vLLM docs, "Reasoning Outputs", streaming example)
+  const base = { id: 'chatcmpl-r1', object: 'chat.completion.chunk' as const, created: 0, model: 'qwq' };
+  const chunks: ChatCompletionChunk[] = [
+    { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { reasoning_content: 'The user greets.' }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { reasoning_content: ' Greet back.' }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: { content: 'Hello!' }, finish_reason: null }] },
+    { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+    { ...base, choices: [], usage: { prompt_tokens: 9, completion_tokens: 14, total_tokens: 23, completion_tokens_details: { reasoning_tokens: 10 } } },
+  ];
+
+  it('Anthropic: a thinking block with thinking_delta, then the text block', async () => {
+    const w = new AnthropicStreamWriter('qwq', 4);
+    let out = w.start('chatcmpl-r1');
+    for (const c of chunks) out += w.chunk(c);
+    out += w.end();
+    const ev = await events(out);
+    expect(ev.map((e) => e.event)).toEqual(['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(ev[1]!.data.content_block).toEqual({ type: 'thinking', thinking: '', signature: '' });
+    expect(ev[3]!.data.delta).toEqual({ type: 'thinking_delta', thinking: 'The user greets.' });
+    expect(ev[7]!.data.delta).toEqual({ type: 'text_delta', text: 'Hello!' });
+    expect(ev[9]!.data.usage).toEqual({ input_tokens: 9, output_tokens: 14 });
+  });
+
+  it('Responses: a reasoning item (reasoning_text) before the message; Gemini: thought parts', () => {
+    const w = new ResponsesStreamWriter(skeleton('resp_r', {}, 'qwq'), 4);
+    let out = w.start();
+    for (const c of chunks) out += w.chunk(c);
+    const end = w.end();
+    out += end.text;
+    expect(out).toContain('"type":"response.reasoning_text.delta","item_id":"rs_');
+    expect(end.response.output).toMatchObject([
+      { type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text: 'The user greets. Greet back.' }] },
+      { type: 'message', content: [{ type: 'output_text', text: 'Hello!' }] },
+    ]);
+    expect(end.response.usage).toMatchObject({ output_tokens_details: { reasoning_tokens: 10 } });
+
+    const g = new GeminiStreamWriter('qwq', 4);
+    const parts = chunks.flatMap((c) => g.chunk(c)).map((j) => JSON.parse(j).candidates[0].content.parts[0]);
+    expect(parts).toEqual([{ text: 'The user greets.', thought: true }, { text: ' Greet back.', thought: true }, { text: 'Hello!' }]);
+    expect(JSON.parse(g.end()).usageMetadata).toEqual({ promptTokenCount: 9, candidatesTokenCount: 14, totalTokenCount: 23, thoughtsTokenCount: 10 });
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const ENTRY = fileURLToPath(new URL('../../dist/bench/run.js', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../dist-bench/run.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'sy-bench-test-'));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +36,7 @@ function runBench(args: string[], timeoutMs: number): Promise<{ code: number | n
 
 describe('npm run bench --quick', () => {
   it('runs every scenario on a tiny load, prints the table and writes JSON', async () => {
-    expect(existsSync(ENTRY), 'dist/bench/run.js missing: run `npm run build` first').toBe(true);
+    expect(existsSync(ENTRY), 'dist-bench/run.js missing: run `npm run build` first').toBe(true);
     const json = join(dir, 'results.json');
     const r = await runBench(['--quick', '--no-portkey', '--json', json], 60_000);
     expect(r.code, `exit ${r.code} ${r.signal ?? ''}\n${r.stderr.slice(-3000)}`).toBe(0);

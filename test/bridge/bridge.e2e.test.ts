@@ -5,10 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import type { GatewayProcess } from '../../src/cli/processes.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
 
 const BRIDGE_TOKEN = 'e2e-bridge-token-7f3a9c';
 const ADMIN = 'e2e-admin-token-1b2c3d';

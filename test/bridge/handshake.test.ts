@@ -8,7 +8,9 @@ const hello = (over: Partial<BridgeHelloFrame> = {}): BridgeHelloFrame => ({
   type: 'bridge-hello', gatewayId: 'gw_peer', gatewayName: 'Peer', version: '1.0', token: 'tok', capabilities: caps,
   sharedChannels: [{ name: 'c', provider: 'mock', models: ['m'] }], ...over,
 });
-const ctx = (admission: Admission = 'ok') => ({ selfId: 'gw_self', allowedTokens: ['tok'], supportedVersions: ['1.0'], maxPeers: 3, admission: () => admission });
+const ctx = (admission: Admission = 'ok', bound?: Buffer) => ({
+  selfId: 'gw_self', allowedTokens: ['tok', 'tok-2'], supportedVersions: ['1.0'], maxPeers: 3, admission: () => admission, boundToken: () => bound,
+});
 
 describe('responder: decideHello', () => {
   it('accepts a good hello: negotiated version and the peer as announced', () => {
@@ -24,6 +26,14 @@ describe('responder: decideHello', () => {
     expect(decideHello(hello({ gatewayId: 'gw_self' }), ctx())).toMatchObject({ code: 'SELF_CONNECTION', close: 4403 });
     expect(decideHello(hello(), ctx('duplicate'))).toMatchObject({ code: 'DUPLICATE_PEER', close: 4409 });
     expect(decideHello(hello(), ctx('full'))).toMatchObject({ code: 'MAX_PEERS', close: 4429 });
+  });
+  it('a gatewayId bound to another token is refused (GATEWAY_ID_BOUND, close 4403), whatever the admission; the same token passes', () => {
+    const first = decideHello(hello(), ctx());
+    if (!first.ok) throw new Error('expected ok');
+    expect(first.tokenDigest).toHaveLength(32);
+    expect(decideHello(hello({ token: 'tok-2' }), ctx('replace', first.tokenDigest))).toMatchObject({ ok: false, code: 'GATEWAY_ID_BOUND', close: 4403 });
+    expect(decideHello(hello({ token: 'tok-2' }), ctx('ok', first.tokenDigest))).toMatchObject({ ok: false, code: 'GATEWAY_ID_BOUND' });
+    expect(decideHello(hello(), ctx('replace', first.tokenDigest))).toMatchObject({ ok: true });
   });
   it('never puts the token in a refusal', () => {
     const d = decideHello(hello({ token: 'secret-token-value' }), ctx());

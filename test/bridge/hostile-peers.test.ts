@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import OpenAI from 'openai';
 import type { Gateway } from '../../src/gateway.js';
-import { cleanupDirs, memoryLogger, startInProcess, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, memoryLogger, startInProcess, waitFor, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'bridge-secret-token-123456';
 let gw: Gateway;
@@ -51,7 +51,11 @@ async function authed(id: string): Promise<{ ws: WebSocket; frames: any[]; next:
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString());
     frames.push(f);
-    for (const w of [...waiters]) if (w.pred(f)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(f));
+    for (const w of [...waiters]) {
+      if (!w.pred(f)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(f);
+    }
   });
   await new Promise((r) => ws.once('open', r));
   const next = (pred: (f: any) => boolean, ms = 5000) =>
@@ -168,7 +172,9 @@ describe('bridge handshake refusals', () => {
     peers[0]!.ws.send(JSON.stringify({ type: 'bridge-ping', ts: 42 }));
     expect(await peers[0]!.next((f) => f.type === 'bridge-pong')).toMatchObject({ ts: 42 });
     for (const p of peers) p.ws.close();
-    await new Promise((r) => setTimeout(r, 200));
+    // the gateway noticed: none of the three is still listed as an open inbound link
+    const ids = new Set(['gw_p1', 'gw_p2', 'gw_p3']);
+    await waitFor(async () => !(await adminGet<{ peers: Array<{ id: string; state: string }> }>(gw.url, '/admin/bridges')).peers.some((p) => ids.has(p.id) && p.state === 'open'), 'the closed peers gone from /admin/bridges');
   });
 
   it('duplicate gateway id: the new authenticated link replaces the old one (old closed 4409)', async () => {

@@ -7,8 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort, BIN, type GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'resilience-bridge-token-42';
 const running: GatewayProcess[] = [];

@@ -5,8 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, wsUrl, BIN, type GatewayProcess } from '../helpers/env.js';
 
 const BRIDGE_TOKEN = 'cli-bridge-token-5e6f7a';
 const ADMIN = 'cli-admin-token-0a9b8c';

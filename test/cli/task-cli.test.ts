@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BIN } from '../../src/cli/processes.js';
 import { TurnPrinter, failureReason, renderProviders } from '../../src/cli/task.js';
-import { cleanupDirs, startProcess, waitFor, writeFileIn } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, writeFileIn, BIN } from '../helpers/env.js';
 
 const TOKEN = 'task-cli-acp-token-4b2e';
 const FAKE_AGENT = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));

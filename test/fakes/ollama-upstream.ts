@@ -73,15 +73,15 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
     let flushed: Promise<void> = Promise.resolve();
     const line = (o: unknown) => (flushed = new Promise<void>((r) => res.write(JSON.stringify(o) + '\n', () => r())));
     const msgLine = (content: string, extra: Record<string, unknown> = {}) => line({ model, created_at: stamp(), message: { role: 'assistant', content, ...extra }, done: false });
-    if (toolCalls) msgLine('', { tool_calls: toolCalls });
+    if (toolCalls) void msgLine('', { tool_calls: toolCalls });
     for (let i = 0; i < pieces.length; i++) {
       if (scenario.cutAfterChunks !== undefined && i === scenario.cutAfterChunks) {
         await flushed; // the lines sent so far reach the client, then the connection dies
         return cut();
       }
-      msgLine(pieces[i]!);
+      void msgLine(pieces[i]!);
       if (i === 0 && scenario.inbandError) {
-        line({ error: 'an error was encountered while running the model: unexpected EOF' });
+        void line({ error: 'an error was encountered while running the model: unexpected EOF' });
         return void res.end();
       }
       if (i === 0 && scenario.malformedChunk) {
@@ -90,13 +90,13 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
       }
       if (scenario.lineDelayMs) await sleep(scenario.lineDelayMs);
     }
-    line({ model, created_at: stamp(), message: { role: 'assistant', content: '' }, ...final });
+    void line({ model, created_at: stamp(), message: { role: 'assistant', content: '' }, ...final });
     res.end();
   }
 
   function embed(body: Record<string, unknown>, res: ServerResponse): void {
     const input = body.input;
-    const texts = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((s) => typeof s === 'string') ? (input as string[]) : undefined;
+    const texts = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((s) => typeof s === 'string') ? input : undefined;
     if (!texts) return json(res, 400, { error: 'invalid input type' });
     const model = typeof body.model === 'string' ? body.model : modelName;
     const count = texts.reduce((n, t) => n + words(t) + 1, 0);

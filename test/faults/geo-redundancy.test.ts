@@ -12,8 +12,7 @@
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, tmpDir, waitFor, freePort } from '../helpers/env.js';
+import { cleanupDirs, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';
@@ -33,9 +32,6 @@ afterAll(async () => {
   await Promise.all(ups.map((u) => u.close()));
   cleanupDirs();
 });
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function config(id: string, name: string, port: number, channel: string, upstream: FaultUpstream, other: { name: string; port: number }) {
   return {
@@ -137,7 +133,8 @@ describe("fault suite: the seed's scenario 2 — geographic redundancy", () => {
     await waitFor(() => ue.completed >= eastBefore + 5, "east serving some of west's load", 10_000, 10);
     east.kill('SIGKILL');
     await waitFor(async () => (await channelRow(west.url, PEER_E_ON_W)) === undefined, "east's channel gone from west's table", 3000, 20);
-    await sleep(300);
+    const westServed = uw.completed;
+    await waitFor(() => uw.completed >= westServed + 5, "the load running on west's channel after east died", 10_000, 10);
     stop = true;
     await workers;
     const nonStreamFailed = load.filter((r) => r.status !== 200);

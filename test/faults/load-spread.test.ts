@@ -6,8 +6,7 @@
  *   channel is ejected, without a client-visible error.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'spread-model';

@@ -8,8 +8,7 @@
  * consecutive failures for 800 ms × (number of ejections).
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, sleep, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultMode, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
@@ -42,8 +41,6 @@ async function setup(): Promise<{ gw: GatewayProcess; ua: FaultUpstream; ub: Fau
   procs.push(gw);
   return { gw, ua, ub };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Recovery: with ch-a's upstream healthy again, wait out the cooldown; the next request is the half-open

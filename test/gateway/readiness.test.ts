@@ -1,7 +1,8 @@
 /** /readyz readiness and method errors: ready only when a model is routable; 405 names the allowed methods. */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { cleanupDirs, startInProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { connect } from 'node:net';
+import { cleanupDirs, startInProcess, waitFor, waitForInflight, within, wsUrl } from '../helpers/env.js';
 
 const open: Gateway[] = [];
 afterAll(async () => {
@@ -28,8 +29,21 @@ describe('readiness', () => {
   it('draining during shutdown answers 503 draining', async () => {
     const g = await startInProcess({ channels: [{ name: 'slow', provider: 'mock', models: ['slow'], options: { delayMs: 600 } }] });
     const pending = fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'x' }] }) });
-    await new Promise((r) => setTimeout(r, 100));
+    await waitForInflight(g.url, 'slow');
+    // The listener closes at once and idle sockets are dropped (docs/operations.md), so only a client already
+    // on a connection sees the draining /readyz: this socket has begun its request (not idle) before close().
+    const probe = connect(Number(new URL(g.url).port), '127.0.0.1');
+    await new Promise<void>((resolve, reject) => probe.once('connect', resolve).once('error', reject));
+    let answer = '';
+    probe.on('data', (b: Buffer) => (answer += b.toString()));
+    const ended = new Promise<void>((resolve) => probe.once('close', () => resolve()));
+    probe.write('GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n');
     const closing = g.close();
+    probe.write('connection: close\r\n\r\n');
+    await within(ended, 3_000, 'the /readyz answer during the drain');
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 503 /);
+    expect(JSON.parse(body)).toMatchObject({ status: 'draining' });
     // the listener stops accepting at once; the in-flight request still finishes
     expect((await pending).status).toBe(200);
     await closing;

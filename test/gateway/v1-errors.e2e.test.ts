@@ -11,7 +11,7 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw, within } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw, waitForInflight, within } from '../helpers/env.js';
 
 const MAX_BODY = 4096;
 const FIRST_BYTE_MS = 300;
@@ -215,7 +215,7 @@ describe('capacity', () => {
   it('every candidate at maxConcurrent → 503 overloaded with Retry-After', async () => {
     // a slow stream holds the only slot for ~800 ms
     const first = call(gw, '/v1/chat/completions', { body: chatBody('busy', 'one', { stream: true }) });
-    await new Promise((r) => setTimeout(r, 200));
+    await waitForInflight(gw.url, 'mk-busy');
     const second = await call(gw, '/v1/chat/completions', { body: chatBody('busy', 'two') });
     expectOpenAiError(second, 503, 'overloaded');
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);

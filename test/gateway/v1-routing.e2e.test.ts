@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from '../helpers/env.js';
 
 const CHAT = '/chat/completions';
 let c400: OpenAiFake, p0: OpenAiFake, p1: OpenAiFake, f500: OpenAiFake, fHang: OpenAiFake, good: OpenAiFake, bad1: OpenAiFake, bad2: OpenAiFake, cut: OpenAiFake, spare: OpenAiFake;
@@ -125,7 +125,7 @@ describe('local routing', () => {
     expect(d1 + d2).toBe(3); // 1 + retries (2)
     expect(Math.min(d1, d2)).toBeGreaterThanOrEqual(1);
     // in arrival order, the first two attempts went to different channels
-    const attempts = [...bad1.requests.slice(b1!).map((r) => ({ order: r.order, c: 'bad1' })), ...bad2.requests.slice(b2!).map((r) => ({ order: r.order, c: 'bad2' }))].sort((a, b) => a.order - b.order);
+    const attempts = [...bad1.requests.slice(b1).map((r) => ({ order: r.order, c: 'bad1' })), ...bad2.requests.slice(b2).map((r) => ({ order: r.order, c: 'bad2' }))].sort((a, b) => a.order - b.order);
     expect(attempts).toHaveLength(3);
     expect(attempts[0]!.c).not.toBe(attempts[1]!.c);
   });

@@ -11,7 +11,7 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, contentOf, freshAgent, sdk, settle, sseData, startGw, within } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, contentOf, freshAgent, sdk, settle, sseData, startGw, waitFor, within } from '../helpers/env.js';
 
 const IDLE_MS = 300;
 const REPLY = 'one two three four five six';
@@ -162,7 +162,8 @@ describe('chunk-by-chunk relay and client disconnect', () => {
   it('client disconnect before the first byte aborts the upstream request (anthropic)', async () => {
     const ac = new AbortController();
     const pending = sdk(gw).chat.completions.create({ model: 'an-hang', messages: [{ role: 'user', content: 'go' }], stream: true }, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 200);
+    await waitFor(() => anHang.lastRequest() !== undefined, 'the request to reach the anthropic upstream');
+    ac.abort();
     const r = await settle(pending);
     expect(r.ok).toBe(false);
     await within(anHang.aborted(), 3_000, 'the anthropic upstream to see the client disconnect');
@@ -170,8 +171,10 @@ describe('chunk-by-chunk relay and client disconnect', () => {
 
   it('client disconnect during a non-stream request aborts the upstream request (openai)', async () => {
     const ac = new AbortController();
+    const received = oaHang.count('/chat/completions');
     const pending = sdk(gw).chat.completions.create({ model: 'oa-hang', messages: [{ role: 'user', content: 'go' }] }, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 200);
+    await waitFor(() => oaHang.count('/chat/completions') > received, 'the request to reach the openai upstream');
+    ac.abort();
     expect((await settle(pending)).ok).toBe(false);
     await within(oaHang.aborted(), 3_000, 'the openai upstream to see the client disconnect');
   });
@@ -227,7 +230,13 @@ describe('graceful shutdown', () => {
 
     let closed = false;
     const closing = gw.close().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 50));
+    // the drain has begun once a new connection to /readyz is refused or answered 503
+    await waitFor(async () => {
+      const probe = freshAgent();
+      const ready = await settle(call(gw, '/readyz', { dispatcher: probe }));
+      await probe.close();
+      return !ready.ok || ready.value.status === 503;
+    }, 'the gateway to start draining');
     const agent = freshAgent();
     const refused = await settle(call(gw, '/v1/chat/completions', { body: chatBody('slow'), dispatcher: agent }));
     if (refused.ok) expect(refused.value.status).toBe(503);
@@ -256,7 +265,7 @@ describe('graceful shutdown', () => {
         for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
       })(),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => text.length > 0, 'the stream to be running (first content at the client)');
     const t0 = Date.now();
     await within(gw.close(), 3_000, 'close() within the grace period plus a little');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);

@@ -11,7 +11,7 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { fakeVector, startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { openAiVector, startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw } from './harness.js';
+import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw } from '../helpers/env.js';
 
 const WEATHER_TOOL = { type: 'function' as const, function: { name: 'get_weather', description: 'current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
 const TOOL_ARGS = '{"city":"Paris","unit":"celsius"}';

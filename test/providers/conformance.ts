@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChannelProvider, ChatOutcome, ProviderChannelConfig, StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
+import { waitFor } from '../helpers/env.js';
 import type { ChatCompletionChunk, ChatRequest } from '../../src/wire/openai.js';
 
 /** What the fake upstream should do for the next requests. */
@@ -212,7 +213,8 @@ export function runConformance(fx: ConformanceFixture): void {
       const { up, p } = await setup({ hang: true });
       const { ac, opts } = ctl();
       const pending = p.chat(baseReq({ stream: true }), opts);
-      setTimeout(() => ac.abort(), 100);
+      await waitFor(() => up.lastPath() !== undefined, 'the request to reach the upstream');
+      ac.abort();
       await expectGatewayError(pending, ['CANCELLED']);
       await up.aborted();
     });

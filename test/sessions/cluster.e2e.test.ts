@@ -4,9 +4,8 @@
  * cancel sent to one instance reaches the turn running on the other; a crashed instance's lease expires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/cli/processes.js';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
-import { adminGet, cleanupDirs, startProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitForRunningTurn, type GatewayProcess } from '../helpers/env.js';
 
 const ACP = 'cluster-acp-token-161803';
 let redis: RedisServer;
@@ -47,7 +46,7 @@ const start = (gw: GatewayProcess, sessionId: string, prompt = 'go') => rpc(gw, 
 describe('two instances on one Redis', () => {
   it('a session started on one instance is continued on the other; turns never overlap', async () => {
     const first = start(g1, 'c1', 'first');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForRunningTurn(g1.url, 'c1');
     const second = rpc(g2, 'session.message', { sessionId: 'c1', taskPrompt: 'second' });
     const [a, b] = await Promise.all([first, second]);
     expect(a.result).toMatchObject({ success: true, status: 'completed' });
@@ -63,7 +62,7 @@ describe('two instances on one Redis', () => {
 
   it('a cancel sent to the other instance reaches the running turn', async () => {
     const running = start(g1, 'c2', 'long one');
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForRunningTurn(g1.url, 'c2');
     const cancel = await rpc(g2, 'session.cancel', { sessionId: 'c2' });
     expect(cancel.result).toEqual({ accepted: true, cancelled: true });
     const r = await running;
@@ -74,7 +73,7 @@ describe('two instances on one Redis', () => {
 
   it("a crashed instance's lease expires: the other instance continues the session", async () => {
     void start(g1, 'c3', 'interrupted').catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForRunningTurn(g1.url, 'c3');
     g1.kill('SIGKILL');
     const t0 = Date.now();
     const next = await rpc(g2, 'session.message', { sessionId: 'c3', taskPrompt: 'after the crash' });

@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, type StoreConfig } from '../../src/sessions/open-store.js';
-import type { Session } from '../../src/sessions/model.js';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -60,7 +59,7 @@ async function verify(cfg: StoreConfig, acked: Acked): Promise<void> {
   try {
     const all = new Map((await store.list()).map((s) => [s.id, s]));
     for (const [id, want] of acked) {
-      const s = all.get(id) as Session | undefined;
+      const s = all.get(id);
       expect(s, `acknowledged session ${id} is missing`).toBeDefined();
       if (!s) continue;
       expect(s.version, `${id}: acknowledged version ${want.version} lost`).toBeGreaterThanOrEqual(want.version);

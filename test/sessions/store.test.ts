@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor, sleep } from '../helpers/env.js';
 import Database from 'better-sqlite3';
 import { appendTurn, newSession, newTurn, markMoved, adoptTransferred, type Session } from '../../src/sessions/model.js';
 import { openStore, persistedGatewayId } from '../../src/sessions/open-store.js';
@@ -41,7 +42,6 @@ const backends: Backend[] = [
   },
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
 function sample(id: string, owner = 'gw_a'): Session {
   const s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target, affinity: 'cand_1', metadata: { cwd: 'w1', n: [1, 2] } });
@@ -246,8 +246,10 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     const ttl = 1500;
     expect(await a.acquireLease('s1', 'inst_a', ttl)).toBe(true);
     expect(await b.acquireLease('s1', 'inst_b', ttl)).toBe(false);
+    const acquiredBy = Date.now();
     await a.close(); // the holder goes away without releasing
-    await sleep(ttl + 1000);
+    await waitFor(async () => (await b.getLease('s1')) === undefined, 'the lease to expire', ttl + 1000, 50);
+    expect(Date.now() - acquiredBy, 'not before its ttl').toBeGreaterThanOrEqual(ttl - 100);
     expect(await b.getLease('s1')).toBeUndefined();
     expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
     expect(await b.renewLease('s1', 'inst_a', 60_000)).toBe(false);

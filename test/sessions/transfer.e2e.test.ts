@@ -7,11 +7,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { BIN, type GatewayProcess } from '../../src/cli/processes.js';
 import { openStore } from '../../src/sessions/open-store.js';
 import { newSession, newTurn, appendTurn, updateTurn, type Session } from '../../src/sessions/model.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, BIN, type GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'transfer-bridge-token-99';
 const procs: GatewayProcess[] = [];
@@ -116,8 +115,8 @@ describe('session transfer', () => {
   });
 
   it('a session with a running turn is refused with --no-wait and stays', async () => {
-    let s = await seed(p.aStore, 's-busy', p.a.id, 1);
-    s = await p.aStore.update(appendTurn(s, newTurn('still running')), s.version);
+    const s = await seed(p.aStore, 's-busy', p.a.id, 1);
+    await p.aStore.update(appendTurn(s, newTurn('still running')), s.version);
     const r = await cli(['sessions', 'transfer', 's-busy', '--to', 'datacenter', '--no-wait', '--url', p.a.url]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/has a turn running/);
@@ -126,10 +125,13 @@ describe('session transfer', () => {
   });
 
   it('with a running turn, a transfer waits for the turn to end, then moves the session with that turn', async () => {
-    let s = await seed(p.aStore, 's-wait', p.a.id, 1);
-    s = await p.aStore.update(appendTurn(s, newTurn('finishing soon')), s.version);
-    const pending = cli(['sessions', 'transfer', 's-wait', '--to', 'datacenter', '--url', p.a.url]);
-    await new Promise((r) => setTimeout(r, 700));
+    const s = await seed(p.aStore, 's-wait', p.a.id, 1);
+    await p.aStore.update(appendTurn(s, newTurn('finishing soon')), s.version);
+    let settled = false;
+    const pending = cli(['sessions', 'transfer', 's-wait', '--to', 'datacenter', '--url', p.a.url]).finally(() => (settled = true));
+    // the CLI reached A and A is waiting on this turn (fails if the CLI never connected or did not wait)
+    await waitFor(() => p.a.logs().split('\n').some((l) => l.includes('session transfer waits for the running turn') && l.includes('s-wait')), "A waiting for s-wait's turn");
+    expect(settled, 'the CLI is still waiting').toBe(false);
     expect((await p.aStore.get('s-wait'))!.status).toBe('running'); // still here, still waiting
     const cur = (await p.aStore.get('s-wait'))!;
     await p.aStore.update(updateTurn(cur, cur.history[1]!.turnId, { status: 'completed', output: 'finished', endedAt: Date.now() }), cur.version);

@@ -6,15 +6,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
-import type { ChatRequest } from '../../wire/openai.js';
+import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { StreamChunk } from '../../providers/provider.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
+import type { KeyService, Principal } from '../../keys/service.js';
+import type { HeaderFormat } from '../../keys/limit-error.js';
 
 export interface ApiContext {
   router: Router;
+  /** virtual keys, limits and usage (absent: no limits, no usage records) */
+  keys?: KeyService | undefined;
   logger: Logger;
   maxBodyBytes: number;
   timeoutMs: number;
@@ -25,11 +29,29 @@ export interface Exchange {
   signal: AbortSignal;
   /** the deadline fired (then any error is UPSTREAM_TIMEOUT) */
   timedOut(): boolean;
+  /** the request's timers and listeners; idempotent */
   dispose(): void;
+  /**
+   * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
+   * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying.
+   */
+  settle(usage: Usage | null | undefined, ok: boolean): Promise<void>;
 }
 
 /** Routes `chat` with the request's deadline and client-disconnect abort. */
-export async function routeChat(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, chat: ChatRequest, requestId: string): Promise<Exchange> {
+export async function routeChat(
+  ctx: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  chat: ChatRequest,
+  requestId: string,
+  principal: Principal,
+  format: HeaderFormat,
+): Promise<Exchange> {
+  // an agent's per-session token runs every request on its session's model (util/model-tokens.ts)
+  const pin = pinnedModel(req);
+  if (pin) chat.model = pin;
+  const ticket = await ctx.keys?.admit(principal, chat.model, format);
   const ac = new AbortController();
   let timedOut = false;
   const onClose = () => {
@@ -45,14 +67,20 @@ export async function routeChat(ctx: ApiContext, req: IncomingMessage, res: Serv
     res.off('close', onClose);
   };
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
-  // an agent's per-session token runs every request on its session's model (util/model-tokens.ts)
-  const pin = pinnedModel(req);
-  if (pin) chat.model = pin;
   try {
     const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
-    return { routed, signal: ac.signal, timedOut: () => timedOut, dispose };
+    let settled = false;
+    const settle = async (usage: Usage | null | undefined, ok: boolean) => {
+      dispose();
+      if (settled) return;
+      settled = true;
+      const c = routed.candidate;
+      await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, usage, stream: routed.stream, ok });
+    };
+    return { routed, signal: ac.signal, timedOut: () => timedOut, dispose, settle };
   } catch (err) {
     dispose();
+    await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
     if (timedOut) throw deadlineError(ctx);
     throw err;
   }
@@ -79,9 +107,11 @@ export async function pump(
   each: (c: StreamChunk) => string,
 ): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
+  let usage: Usage | undefined;
   try {
     let chunk = routed.first;
     while (chunk !== undefined) {
+      if (chunk.usage) usage = chunk.usage;
       const text = each(chunk);
       if (text && !res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       if (res.destroyed) break;
@@ -90,10 +120,14 @@ export async function pump(
     }
     if (res.destroyed) {
       await routed.rest.return?.();
+      await ex.settle(usage, false);
       return 'gone';
     }
+    // settled before the caller writes the stream's end, so a budget spent by this stream refuses the next request
+    await ex.settle(usage, true);
     return 'done';
   } catch (err) {
+    await ex.settle(usage, false);
     throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
   } finally {
     ex.dispose();

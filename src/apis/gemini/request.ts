@@ -29,8 +29,10 @@ export function geminiToChat(model: string, body: unknown, stream: boolean): Cha
   if (!Array.isArray(body.contents) || body.contents.length === 0) bad('contents', 'required, a non-empty array');
   const messages: ChatMessage[] = [];
   const si = body.systemInstruction ?? body.system_instruction;
-  if (si !== undefined) {
-    if (!isObj(si) || !Array.isArray(si.parts)) bad('systemInstruction', 'must be { parts: [{ text }] }');
+  if (typeof si === 'string') {
+    if (si) messages.push({ role: 'system', content: si });
+  } else if (si !== undefined) {
+    if (!isObj(si) || !Array.isArray(si.parts)) bad('systemInstruction', 'must be { parts: [{ text }] } or a string');
     const text = si.parts.map((p: unknown) => (isObj(p) && typeof p.text === 'string' ? p.text : '')).join('\n');
     if (text) messages.push({ role: 'system', content: text });
   }

@@ -1,7 +1,8 @@
 /**
  * /admin/* — the operator API the CLI uses. Bearer `gateway.admin.token`; with no admin token configured
  * it is open only when the gateway listens on loopback (same rule as /v1), otherwise every call is 403.
- * Errors use the same JSON shape as /v1. Nothing here ever returns a token.
+ * Errors use the same JSON shape as /v1. Nothing here ever returns a token: bridge URLs are shown with
+ * userinfo and query values redacted, and error texts (lastError) go through the secret scrubber.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../../config/schema.js';
@@ -11,7 +12,9 @@ import type { BridgeMesh } from '../../bridge/mesh.js';
 import type { Logger } from '../../util/log.js';
 import { GatewayError } from '../../wire/errors.js';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
-import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { readJson, sendJson } from '../respond.js';
+import { redactUrl, secrets } from '../../util/redact.js';
+import type { PeerRow } from '../../bridge/mesh.js';
 import type { RouteHandler } from '../server.js';
 import type { SessionStore } from '../../sessions/store.js';
 import type { Session } from '../../sessions/model.js';
@@ -57,7 +60,8 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
 ];
 
 
-function authorize(req: IncomingMessage, cfg: Config): void {
+/** Admin bearer check (also used by admin-keys.ts). */
+export function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;
   if (!token) {
     if (isLoopbackHost(cfg.gateway.host)) return;
@@ -82,7 +86,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         name: d.config.gateway.name,
         version: VERSION,
         channels: channelRows(d),
-        peers: d.mesh.list(),
+        peers: d.mesh.list().map(safePeer),
         models: d.router.modelNames(),
         panics: d.router.panics,
       });
@@ -93,7 +97,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       return true;
     }
     if (path === '/admin/bridges' && method === 'GET') {
-      ok({ peers: d.mesh.list() });
+      ok({ peers: d.mesh.list().map(safePeer) });
       return true;
     }
     if (path === '/admin/bridges/channels' && method === 'GET') {
@@ -101,7 +105,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       return true;
     }
     if (path === '/admin/bridges' && method === 'POST') {
-      const body = parseJsonBody(await readBody(req, 64 * 1024)) as Record<string, unknown>;
+      const body = await readJson(req, 64 * 1024) as Record<string, unknown>;
       if (!body || typeof body !== 'object') throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object');
       if (typeof body.url !== 'string') throw new GatewayError('INVALID_REQUEST', 'url: required string', { param: 'url' });
       if (typeof body.token !== 'string' || body.token.length === 0) throw new GatewayError('INVALID_REQUEST', 'token: required string', { param: 'token' });
@@ -113,9 +117,13 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       if (body.ca !== undefined && (typeof body.ca !== 'string' || !body.ca.includes('-----BEGIN CERTIFICATE-----'))) {
         throw new GatewayError('INVALID_REQUEST', 'ca: a PEM certificate (the CA or the peer\'s self-signed certificate)', { param: 'ca' });
       }
-      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name as string | undefined, share: share as boolean | string[] | undefined, ca: body.ca as string | undefined });
-      d.logger.info('bridge added at run time', { name: row.name, url: row.url });
-      ok({ peer: row }, 201);
+      // a token added at run time is a secret from now on, as is a credential in its URL
+      secrets.register(body.token);
+      secrets.registerUrl(body.url);
+      const row = d.mesh.connect({ url: body.url, token: body.token, name: body.name, share, ca: body.ca });
+      const shown = safePeer(row);
+      d.logger.info('bridge added at run time', { name: shown.name, url: shown.url });
+      ok({ peer: shown }, 201);
       return true;
     }
     if (path === '/admin/sessions' && method === 'GET') {
@@ -136,13 +144,13 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         return true;
       }
       if (sm[2] && method === 'POST') {
-        const body = parseJsonBody(await readBody(req, 16 * 1024)) as Record<string, unknown>;
+        const body = await readJson(req, 16 * 1024) as Record<string, unknown>;
         if (!body || typeof body !== 'object' || typeof body.to !== 'string' || body.to.length === 0) throw new GatewayError('INVALID_REQUEST', 'to: required, a peer name or gateway id', { param: 'to' });
         if (body.whenRunning !== undefined && body.whenRunning !== 'wait' && body.whenRunning !== 'refuse') throw new GatewayError('INVALID_REQUEST', 'whenRunning: "wait" or "refuse"', { param: 'whenRunning' });
         if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
         const peer = d.mesh.resolvePeer(body.to);
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
-        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning as 'wait' | 'refuse' | undefined });
+        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning });
         ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
         return true;
       }
@@ -160,6 +168,11 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
   };
 }
 
+/** A peer row fit to show: URL credentials and query values redacted, lastError scrubbed. */
+function safePeer(p: PeerRow): PeerRow {
+  return { ...p, url: redactUrl(p.url), lastError: p.lastError === null ? null : secrets.scrubError(p.lastError) };
+}
+
 function channelRows(d: AdminDeps) {
   return d.router.all().map((c) => ({
     id: c.id,
@@ -173,6 +186,10 @@ function channelRows(d: AdminDeps) {
     inflight: d.router.inflightOf(c.id),
     maxConcurrent: c.load().maxConcurrent,
     latencyMsEwma: Math.round(d.router.latencyOf(c.id)),
-    health: d.router.healthOf(c.id),
+    health: scrubHealth(d.router.healthOf(c.id)),
   }));
+}
+
+function scrubHealth<T extends { lastError: string | null }>(h: T): T {
+  return h.lastError === null ? h : { ...h, lastError: secrets.scrubError(h.lastError) };
 }

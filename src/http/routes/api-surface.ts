@@ -1,11 +1,13 @@
 /**
  * An inbound model API other than OpenAI chat (Anthropic Messages, OpenAI Responses, Gemini): the paths it
  * owns, its handler, and how it writes an error in its own format. The server checks the client token (any
- * of the API's auth headers, src/apis/common/client-token.ts) before `handle`, and sends every error thrown
+ * of the API's auth headers, src/keys/service.ts `authenticateClient`) before `handle`, and sends every error thrown
  * before the response started through `sendError`, so a client never sees another API's error shape.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayError } from '../../wire/errors.js';
+import { LimitError } from '../../keys/limit-error.js';
+import type { Principal } from '../../keys/service.js';
 
 export interface ApiSurface {
   /** short name for logs: anthropic, responses, gemini */
@@ -13,7 +15,8 @@ export interface ApiSurface {
   owns(path: string): boolean;
   /** Gemini only: the API also takes the key as `?key=` */
   readonly queryKey?: boolean;
-  handle(req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string): Promise<void>;
+  /** `principal`: who the server authenticated (virtual key, static token, or open); limits and usage follow it */
+  handle(req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string, principal: Principal): Promise<void>;
   sendError(res: ServerResponse, e: GatewayError, requestId: string): void;
 }
 
@@ -27,6 +30,8 @@ export function sendApiError(res: ServerResponse, e: GatewayError, body: unknown
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
   if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
   if (e.status === 413) headers.connection = 'close';
+  if (e instanceof LimitError) Object.assign(headers, e.headers);
+  if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
   res.writeHead(status, headers);
   res.end(text);
 }

@@ -8,6 +8,7 @@ import { anthropicApi, type LocalChannelLookup } from './messages.js';
 import { responsesApi } from './responses.js';
 import { geminiApi } from './gemini.js';
 import { ResponseStore } from '../../apis/responses/stored.js';
+import type { KeyService } from '../../keys/service.js';
 
 export interface InboundApiDeps {
   config: Config;
@@ -15,10 +16,11 @@ export interface InboundApiDeps {
   store: SessionStore;
   logger: Logger;
   localChannel: LocalChannelLookup;
+  keys?: KeyService | undefined;
 }
 
 export function inboundApis(d: InboundApiDeps): ApiSurface[] {
-  const base = { router: d.router, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs };
+  const base = { router: d.router, keys: d.keys, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs };
   return [
     anthropicApi({ ...base, localChannel: d.localChannel }),
     responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),

@@ -18,6 +18,7 @@ import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
+import type { Principal } from '../../keys/service.js';
 
 const PREFIX = '/v1beta/models';
 const METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens']);
@@ -28,13 +29,13 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
     queryKey: true,
     owns: (path) => path === PREFIX || path.startsWith(PREFIX + '/'),
     sendError: (res, e) => sendApiError(res, e, geminiErrorBody(e)),
-    async handle(req, res, path, query, requestId) {
+    async handle(req, res, path, query, requestId, principal) {
       if (path === PREFIX) {
         if (req.method !== 'GET') throw notAllowed(req, 'GET');
         sendJson(res, 200, { models: ctx.router.models().map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
         return;
       }
-      const rest = decodeURIComponent(path.slice(PREFIX.length + 1));
+      const rest = decodePath(path.slice(PREFIX.length + 1));
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
@@ -49,9 +50,17 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       const body = parseJsonBody(buf);
       if (method === 'countTokens') return countTokens(ctx, res, model, body, buf.length, requestId);
       const sse = new URLSearchParams(query).get('alt') === 'sse';
-      return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId);
+      return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId, principal);
     },
   };
+}
+
+function decodePath(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new GatewayError('INVALID_REQUEST', 'the model name in the path is not valid percent-encoding', { param: 'model' });
+  }
 }
 
 const notAllowed = (req: IncomingMessage, allow: string) => new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use ${allow}`, { details: { allow } });
@@ -60,13 +69,13 @@ function modelInfo(id: string): Record<string, unknown> {
   return { name: `models/${id}`, baseModelId: id, version: 'switchyard', displayName: id, description: `${id}, served through Switchyard`, supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens'] };
 }
 
-async function generate(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, model: string, body: unknown, bytes: number, stream: boolean, sse: boolean, requestId: string): Promise<void> {
+async function generate(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, model: string, body: unknown, bytes: number, stream: boolean, sse: boolean, requestId: string, principal: Principal): Promise<void> {
   const chat = geminiToChat(model, body, stream);
   const estimateIn = estimateTokens(bytes);
-  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    ex.dispose();
+    await ex.settle(ex.routed.completion.usage, true);
     sendJson(res, 200, toGeminiResponse(ex.routed.completion, model, estimateIn), headers);
     return;
   }

@@ -8,6 +8,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import type { ChannelProvider } from '../../providers/provider.js';
+import { PASS_HEADERS } from '../../providers/anthropic/native.js';
 import { anthropicToChat } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
@@ -17,6 +18,7 @@ import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
+import type { Principal } from '../../keys/service.js';
 
 /** A local channel's provider and model map, for calls that bypass chat routing (count_tokens). */
 export type LocalChannelLookup = (channel: string) => { provider: ChannelProvider; modelMap: Record<string, string> } | undefined;
@@ -24,8 +26,6 @@ export type LocalChannelLookup = (channel: string) => { provider: ChannelProvide
 export interface MessagesContext extends ApiContext {
   localChannel: LocalChannelLookup;
 }
-
-const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
 
 function passHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
@@ -41,26 +41,26 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
     name: 'anthropic',
     owns: (path) => path === '/v1/messages' || path === '/v1/messages/count_tokens',
     sendError: (res, e, requestId) => sendApiError(res, e, anthropicErrorBody(e, requestId)),
-    async handle(req, res, path, _query, requestId) {
+    async handle(req, res, path, _query, requestId, principal) {
       if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
       const buf = await readBody(req, ctx.maxBodyBytes);
       const body = parseJsonBody(buf);
       if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, buf.length, requestId);
-      return messages(ctx, req, res, body, buf.length, requestId);
+      return messages(ctx, req, res, body, buf.length, requestId, principal);
     },
   };
 }
 
-async function messages(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string): Promise<void> {
+async function messages(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string, principal: Principal): Promise<void> {
   const chat = anthropicToChat(body);
   const raw = body as Record<string, unknown>;
   withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req) });
   const model = chat.model;
   const estimateIn = estimateTokens(bytes);
-  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    ex.dispose();
+    await ex.settle(ex.routed.completion.usage, true);
     const native = nativeBodyOf(ex.routed.completion);
     sendJson(res, 200, native ?? toAnthropicMessage(ex.routed.completion, model, estimateIn), headers);
     return;

@@ -15,6 +15,7 @@ import type { ResponseStore } from '../../apis/responses/stored.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
+import type { Principal } from '../../keys/service.js';
 
 export interface ResponsesContext extends ApiContext {
   stored: ResponseStore;
@@ -25,13 +26,13 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
     name: 'responses',
     owns: (path) => path === '/v1/responses' || path.startsWith('/v1/responses/'),
     sendError: (res, e) => sendApiError(res, e, e.toOpenAI()),
-    async handle(req, res, path, _query, requestId) {
+    async handle(req, res, path, _query, requestId, principal) {
       if (path === '/v1/responses') {
         if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
         const buf = await readBody(req, ctx.maxBodyBytes);
-        return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId);
+        return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId, principal);
       }
-      const id = decodeURIComponent(path.slice('/v1/responses/'.length));
+      const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
       const found = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await ctx.stored.get(id) : undefined;
       if (!found) throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, { param: 'response_id' });
@@ -40,7 +41,7 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
   };
 }
 
-async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerResponse, raw: unknown, bytes: number, requestId: string): Promise<void> {
+async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerResponse, raw: unknown, bytes: number, requestId: string, principal: Principal): Promise<void> {
   const body = validateResponses(raw);
   let history = inputItems(body.input);
   let historyBytes = 0;
@@ -57,13 +58,14 @@ async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerRe
   withNative(chat, { api: 'openai-responses', body: nativeBody, headers: {} });
   const store = body.store !== false;
   const estimateIn = estimateTokens(bytes + historyBytes);
-  const ex = await routeChat(ctx, req, res, chat, requestId);
+  const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
-  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.join(',').slice(0, 512);
+  // names come from the client: only token characters go into a header
+  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.map((n) => n.replace(/[^\w.-]/g, '')).join(',').slice(0, 512);
   const shell = skeleton(newResponseId(), body, body.model);
 
   if (!ex.routed.stream) {
-    ex.dispose();
+    await ex.settle(ex.routed.completion.usage, true);
     const native = nativeBodyOf(ex.routed.completion) as Record<string, unknown> | undefined;
     const response = native ?? toResponse(ex.routed.completion, shell, estimateIn);
     if (store) await keep(ctx, response, history, requestId);

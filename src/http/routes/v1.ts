@@ -5,17 +5,23 @@ import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { Logger } from '../../util/log.js';
+import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
-import { parseJsonBody, readBody, sendError, sendJson } from '../respond.js';
+import { readJson, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
+import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 
 export interface V1Context {
   router: Router;
   logger: Logger;
   maxBodyBytes: number;
   timeoutMs: number;
+  /** virtual keys, limits and usage (absent: no limits, no usage records) */
+  keys?: KeyService | undefined;
 }
+
+const OPEN: Principal = { kind: 'open' };
 
 function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
@@ -49,10 +55,11 @@ function requestAbort(res: ServerResponse, timeoutMs: number) {
   };
 }
 
-export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-  const body = validateChat(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
+  const body = validateChat(await readJson(req, ctx.maxBodyBytes));
   const pin = pinnedModel(req);
   if (pin) body.model = pin;
+  const ticket = await ctx.keys?.admit(principal, body.model);
   const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
   const abort = requestAbort(res, ctx.timeoutMs);
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
@@ -61,17 +68,20 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
     routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
   } catch (err) {
     abort.dispose();
+    await ticket?.finish({ model: body.model, channel: '-', stream: body.stream === true, ok: false });
     if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     throw err;
   }
   const headers = sourceHeaders(routed.candidate, requestId);
   if (!routed.stream) {
     abort.dispose();
+    // settled before the answer goes out, so the client's next request already sees this one's spend
+    await ticket?.finish({ model: body.model, channel: routed.candidate.channel, peer: routed.candidate.peer, usage: routed.completion.usage, stream: false, ok: true });
     sendJson(res, 200, routed.completion, headers);
     ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
   }
-  await pipeStream(ctx, res, routed, headers, clientWantsUsage, abort, requestId);
+  await pipeStream(ctx, res, routed, headers, clientWantsUsage, abort, requestId, ticket, body.model);
 }
 
 async function pipeStream(
@@ -82,9 +92,12 @@ async function pipeStream(
   clientWantsUsage: boolean,
   abort: ReturnType<typeof requestAbort>,
   requestId: string,
+  ticket: Ticket | undefined,
+  model: string,
 ): Promise<void> {
   startSse(res, headers);
-  let usage: unknown;
+  let usage: Usage | undefined;
+  const finish = (ok: boolean) => ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, usage, stream: true, ok });
   try {
     let chunk = routed.first;
     while (chunk !== undefined) {
@@ -101,14 +114,17 @@ async function pipeStream(
     }
     if (res.destroyed) {
       await routed.rest.return?.();
+      await finish(false);
       ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
       return;
     }
+    await finish(true);
     endSseDone(res);
     ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
   } catch (err) {
     let e = toGatewayError(err);
     if (abort.state.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    await finish(false);
     if (!res.destroyed) endSseError(res, e);
     if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
   } finally {
@@ -116,15 +132,18 @@ async function pipeStream(
   }
 }
 
-export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
-  const body = validateEmbeddings(parseJsonBody(await readBody(req, ctx.maxBodyBytes)));
+export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
+  const body = validateEmbeddings(await readJson(req, ctx.maxBodyBytes));
   const pin = pinnedModel(req);
   if (pin) body.model = pin;
+  const ticket = await ctx.keys?.admit(principal, body.model);
   const abort = requestAbort(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
+    await ticket?.finish({ model: body.model, channel: candidate.channel, peer: candidate.peer, usage: response.usage as Usage, stream: false, ok: true });
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
+    await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });
     if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     throw err;
   } finally {
@@ -132,8 +151,11 @@ export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res
   }
 }
 
-export function handleModels(ctx: V1Context, res: ServerResponse, requestId: string): void {
-  sendJson(res, 200, { object: 'list', data: ctx.router.models() }, { 'x-request-id': requestId });
+export function handleModels(ctx: V1Context, res: ServerResponse, requestId: string, principal: Principal = OPEN): void {
+  const all = ctx.router.models();
+  // a key sees only the models it may use
+  const data = principal.kind === 'key' && ctx.keys ? all.filter((m) => ctx.keys!.allows(principal, m.id)) : all;
+  sendJson(res, 200, { object: 'list', data }, { 'x-request-id': requestId });
 }
 
 export { sendError };

@@ -23,7 +23,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import { parseSse } from '../../util/lines.js';
 import type { StreamChunk } from '../provider.js';
-import { mapTransportError } from '../upstream.js';
+import { mapTransportError, upstreamText } from '../upstream.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
@@ -124,7 +124,7 @@ export async function* anthropicStream(
 /** An in-band `error` event → GatewayError. Same error types as the HTTP error bodies. */
 export function streamError(ev: Partial<ErrorResponse>, label: string): GatewayError {
   const type = ev.error?.type ?? 'unknown_error';
-  const msg = String(ev.error?.message ?? 'error event').replace(/\s+/g, ' ').slice(0, 300);
+  const msg = upstreamText(String(ev.error?.message ?? 'error event'));
   const text = `channel ${label}: upstream reported ${type} mid-stream: ${msg}`;
   const details = { upstreamErrorType: type };
   if (type === 'rate_limit_error') return new GatewayError('RATE_LIMITED', text, { details });

@@ -27,7 +27,7 @@ interface MockOptions {
 }
 
 function readOptions(o: Record<string, unknown> = {}): MockOptions {
-  const num = (k: string, d: number) => (typeof o[k] === 'number' && Number.isFinite(o[k]) ? (o[k] as number) : d);
+  const num = (k: string, d: number) => (typeof o[k] === 'number' && Number.isFinite(o[k]) ? o[k] : d);
   return {
     delayMs: num('delayMs', 0),
     chunkDelayMs: num('chunkDelayMs', 0),

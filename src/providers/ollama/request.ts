@@ -143,7 +143,7 @@ export function toOllamaEmbed(req: EmbeddingsRequest, defaults: OllamaRequestDef
   const input = req.input;
   const ok = typeof input === 'string' || (Array.isArray(input) && input.every((s) => typeof s === 'string'));
   if (!ok) throw new GatewayError('UNSUPPORTED', 'ollama channels embed text only (a string or an array of strings)', { param: 'input' });
-  const body: OllamaEmbedRequest = { model: req.model, input: input as string | string[] };
+  const body: OllamaEmbedRequest = { model: req.model, input };
   if (typeof req.dimensions === 'number') body.dimensions = req.dimensions;
   if (defaults.keepAlive !== undefined) body.keep_alive = defaults.keepAlive;
   return body;

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, EmbeddingsRequest, EmbeddingsResponse, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
 import type { OllamaChatResponse, OllamaEmbedResponse, OllamaMetrics } from './wire.js';
+import { upstreamText } from '../upstream.js';
 
 export const newChatId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
 
@@ -55,7 +56,7 @@ export function toOpenAiToolCalls(calls: unknown, firstIndex: number, label: str
 export function fromOllamaChat(res: unknown, label: string, requestedModel: string): ChatCompletion {
   if (!res || typeof res !== 'object') throw bad(label, 'upstream reply is not a JSON object');
   const r = res as Partial<OllamaChatResponse> & { error?: unknown };
-  if (typeof r.error === 'string') throw new GatewayError('UPSTREAM_ERROR', `channel ${label}: upstream reported an error: ${r.error.slice(0, 300)}`);
+  if (typeof r.error === 'string') throw new GatewayError('UPSTREAM_ERROR', `channel ${label}: upstream reported an error: ${upstreamText(r.error)}`);
   const m = r.message;
   if (!m || typeof m !== 'object') throw bad(label, 'upstream reply has no message');
   if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') throw bad(label, 'upstream message content is not a string');

@@ -15,7 +15,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, ChunkToolCall, FinishReason, Usage } from '../../wire/openai.js';
 import { splitLines } from '../../util/lines.js';
 import type { StreamChunk } from '../provider.js';
-import { mapTransportError } from '../upstream.js';
+import { mapTransportError, upstreamText } from '../upstream.js';
 import { createdOf, finishReasonOf, newChatId, toOpenAiToolCalls, usageOf } from './response.js';
 import type { OllamaChatResponse } from './wire.js';
 
@@ -51,7 +51,7 @@ export async function* ollamaStream(body: AsyncIterable<Uint8Array | string>, la
       const o = parsed as Partial<OllamaChatResponse> & { error?: unknown };
       if (o.error !== undefined && o.error !== null) {
         const msg = typeof o.error === 'string' ? o.error : JSON.stringify(o.error);
-        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg.slice(0, 300)}`);
+        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${upstreamText(msg)}`);
       }
       if (created === undefined) created = createdOf(o.created_at);
       if (typeof o.model === 'string' && o.model) model = o.model;

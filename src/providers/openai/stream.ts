@@ -7,7 +7,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { Usage } from '../../wire/openai.js';
 import { parseSse } from '../../util/lines.js';
 import type { StreamChunk } from '../provider.js';
-import { mapTransportError } from '../upstream.js';
+import { mapTransportError, upstreamText } from '../upstream.js';
 
 interface ParsedChunk {
   choices?: unknown[];
@@ -36,7 +36,7 @@ export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: stri
       if (ev.event === 'error' || (parsed && parsed.error !== undefined && parsed.error !== null)) {
         const e = parsed?.error;
         const msg = typeof e === 'string' ? e : (e?.message ?? 'error event');
-        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg.slice(0, 300)}`);
+        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${upstreamText(String(msg))}`);
       }
       if (!parsed || typeof parsed !== 'object' || !Array.isArray(parsed.choices)) {
         throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);

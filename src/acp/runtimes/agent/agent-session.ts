@@ -11,7 +11,7 @@ import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
-import { minimalEnv } from './launch.js';
+import { minimalEnv } from './env.js';
 import type { AgentProcessLimiter, LimitedSession } from './limits.js';
 import { VERSION } from '../../../version.js';
 

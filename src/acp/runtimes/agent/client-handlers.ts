@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
 import { RpcError, type RequestHandler } from './jsonrpc-stdio.js';
-import { minimalEnv } from './launch.js';
+import { minimalEnv } from './env.js';
 import { killGroup } from './process.js';
 import { resolveInside } from './workspace.js';
 
@@ -177,7 +177,19 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
         child.once('spawn', resolve);
         child.once('error', (err) => reject(new RpcError(-32603, `could not start "${command}": ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
       });
-      const t: Terminal = { child, output: Buffer.alloc(0), truncated: false, limit, exitStatus: undefined, exited: undefined as never };
+      const t: Terminal = {
+        child,
+        output: Buffer.alloc(0),
+        truncated: false,
+        limit,
+        exitStatus: undefined,
+        // 'close' waits for the pipes to drain; a background grandchild holding them open must not block the exit
+        exited: new Promise((resolve) => {
+          const done = (code: number | null, signal: string | null): void => resolve((t.exitStatus ??= { exitCode: code, signal }));
+          child.once('close', done);
+          child.once('exit', (code, signal) => setTimeout(() => done(code, signal), 200).unref());
+        }),
+      };
       const onData = (chunk: Buffer): void => {
         const joined = Buffer.concat([t.output, chunk]);
         t.output = keepTail(joined, t.limit);
@@ -185,12 +197,6 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);
-      // 'close' waits for the pipes to drain; a background grandchild holding them open must not block the exit
-      t.exited = new Promise((resolve) => {
-        const done = (code: number | null, signal: string | null): void => resolve((t.exitStatus ??= { exitCode: code, signal }));
-        child.once('close', done);
-        child.once('exit', (code, signal) => setTimeout(() => done(code, signal), 200).unref());
-      });
       const terminalId = `term_${++terminalSeq}`;
       terminals.set(terminalId, t);
       return { terminalId };

@@ -176,7 +176,7 @@ export class JsonRpcStdioPeer {
         if (timer) clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
       };
-      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, cleanup });
+      this.pending.set(id, { method, resolve, reject, cleanup });
       this.send({ jsonrpc: '2.0', id, method, params });
     });
   }

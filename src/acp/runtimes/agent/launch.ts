@@ -22,15 +22,7 @@ import type { AgentSpec } from './agent-session.js';
 import { PRESETS, RELATIVE_DIR_VARS, type LlmWiring } from './presets.js';
 import { safeFolderName } from './workspace.js';
 
-const PASS_THROUGH = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TZ', 'TERM', 'LANG', 'LANGUAGE'];
-
-/** The part of `source` (default: the gateway's environment) every agent may see. */
-export function minimalEnv(source: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of PASS_THROUGH) if (typeof source[k] === 'string') env[k] = source[k];
-  for (const [k, v] of Object.entries(source)) if (k.startsWith('LC_') && typeof v === 'string') env[k] = v;
-  return env;
-}
+export { minimalEnv } from './env.js';
 
 /** An entry with the preset's launch defaults filled in and its quiet switches under the entry's own `env`. */
 export function resolveAgent(a: AgentConfig): AgentSpec {

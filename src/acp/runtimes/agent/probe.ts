@@ -13,7 +13,7 @@ import { rootLogger, type Logger } from '../../../util/log.js';
 import { JsonRpcStdioPeer } from './jsonrpc-stdio.js';
 import { agentName, initializeAgent, type AgentInfo, type AgentSpec } from './agent-session.js';
 import { AgentProcess, describeExit } from './process.js';
-import { minimalEnv } from './launch.js';
+import { minimalEnv } from './env.js';
 
 export type ProbeResult = { ok: true; agentInfo?: AgentInfo; protocolVersion: number } | { ok: false; reason: string };
 

@@ -64,7 +64,9 @@ export async function resolveInside(root: string, requested: string, param = 'pa
   if (requested.includes('\0')) reject(`${param} contains a NUL byte`, param);
   const realRoot = await realpath(root);
   const lexical = path.resolve(realRoot, requested);
-  const outside = (): never => reject(`${param} "${requested}" is outside the session workspace`, param);
+  // errors name the path as seen from the workspace root, never the server's absolute layout
+  const shown = isInside(realRoot, lexical) ? path.relative(realRoot, lexical) || '.' : isInside(path.resolve(root), lexical) ? path.relative(path.resolve(root), lexical) || '.' : requested;
+  const outside = (): never => reject(`${param} "${shown}" is outside the session workspace`, param);
   if (!isInside(realRoot, lexical) && !isInside(path.resolve(root), lexical)) outside();
 
   const tail: string[] = [];
@@ -80,7 +82,7 @@ export async function resolveInside(root: string, requested: string, param = 'pa
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       // exists but cannot be resolved → a dangling symlink
-      if (await lstat(cur).then((s) => s.isSymbolicLink(), () => false)) reject(`${param} "${requested}" goes through a dangling symlink`, param);
+      if (await lstat(cur).then((s) => s.isSymbolicLink(), () => false)) reject(`${param} "${shown}" goes through a dangling symlink`, param);
       const parent = path.dirname(cur);
       if (parent === cur) outside();
       tail.push(path.basename(cur));

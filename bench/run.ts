@@ -5,20 +5,22 @@
  * from the OS — measures every scenario against its references side by side, prints the table and writes
  * JSON. Everything is torn down at the end, on error and on SIGINT/SIGTERM.
  *
- *   node dist/bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
+ *   node dist-bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { spawnGateway, type GatewayProcess } from '../cli/processes.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.js';
 import { pickLoadTool, runStreamClient, type LoadResult, type LoadTarget, type LoadTool, type StreamClientResult } from './load.js';
 import { MOCK_MODELS, startMockUpstream, type MockUpstream } from './mock-upstream.js';
 import { portkeyInstalled, startPortkey, type PortkeyProcess } from './portkey.js';
 import { buildReport, renderReport, writeReportJson, type Measurement, type Measurements, type RunInfo } from './report.js';
 
-const USAGE = `usage: node dist/bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
+const USAGE = `usage: node dist-bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
   --quick          tiny load for CI (1 s runs, few connections; Portkey only if already installed)
   --duration S     seconds per measured run (default 10)
   --connections N  connections of the "50 connections" scenarios (default 50)
@@ -354,13 +356,46 @@ async function main(): Promise<void> {
       },
       portkey: portkeyStatus,
     };
-    const report = buildReport(info, m);
-    process.stdout.write('\n' + renderReport(report));
+    log('key check and limit, per request (in-process, bench/keys-cost.ts)\n');
+    const keyRows = await keyCostRows(s.quick);
+    const report = { ...buildReport(info, m), keyCost: keyRows };
+    process.stdout.write('\n' + renderReport(report) + renderKeyCost(keyRows));
     writeReportJson(s.jsonFile, report);
     process.stdout.write(`\nJSON: ${s.jsonFile}\n`);
   } finally {
     await cleanup();
   }
+}
+
+interface KeyCostRow {
+  row: string;
+  n: number;
+  usPerRequest: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/** The keys issue's row: what authenticating a request and admitting it past its limits costs (docs/keys.md). */
+function keyCostRows(quick: boolean): Promise<KeyCostRow[]> {
+  const script = fileURLToPath(new URL('./keys-cost.js', import.meta.url));
+  const args = [script, '--n', quick ? '2000' : '20000', '--redis-n', quick ? '200' : '2000'];
+  return new Promise((resolveRows) => {
+    execFile(process.execPath, args, { timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) process.stderr.write(`key-cost rows not measured: ${err.message.split('\n')[0]}\n`);
+      if (stderr) process.stderr.write(stderr);
+      const rows = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as KeyCostRow);
+      resolveRows(rows);
+    });
+  });
+}
+
+function renderKeyCost(rows: KeyCostRow[]): string {
+  if (rows.length === 0) return '\nkey check + limit: not measured\n';
+  const lines = rows.map((r) => `  ${r.row.padEnd(22)} ${r.p50Us.toFixed(1).padStart(8)} µs p50 ${r.p99Us.toFixed(1).padStart(8)} µs p99  (n=${r.n})`);
+  return `\nkey check + limit, added per request (in-process):\n${lines.join('\n')}\n`;
 }
 
 main().then(

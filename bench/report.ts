@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { table } from '../cli/table.js';
+import { table } from '../dist/cli/table.js';
 
 /** One load run against one target. Absent fields were not measured in that run. */
 export interface Measurement {
@@ -81,7 +81,7 @@ function invalid(m: Measurement | undefined, field: keyof Measurement): string |
   if (!m || typeof m[field] !== 'number') return 'not measured';
   const bad = (m.errors ?? 0) + (m.non2xx ?? 0);
   if (m.requests !== undefined && bad > Math.max(0, m.requests * 0.01)) return `invalid: ${bad} failed of ${m.requests}`;
-  if (!(m[field]! > 0)) return 'invalid: zero';
+  if (!(m[field] > 0)) return 'invalid: zero';
   return undefined;
 }
 

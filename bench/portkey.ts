@@ -18,7 +18,7 @@ export const PORTKEY_VERSION = '1.15.2';
 export const HONO_NODE_SERVER_PIN = '1.13.8';
 const INSTALL_TIMEOUT_MS = 240_000;
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /** `$SWITCHYARD_BENCH_SCRATCH`, else `$XDG_CACHE_HOME/switchyard-bench`, else `~/.cache/switchyard-bench`. */
 export function scratchDir(): string {
@@ -132,14 +132,14 @@ export async function startPortkey(log: (s: string) => void): Promise<PortkeyPro
   const port = await freePort();
   const child = spawn(process.execPath, [entry, `--port=${port}`, '--headless'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitListening(url, child, 20_000);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}${stderr ? `: ${stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`);
+    throw new Error(`${(err as Error).message}${stderr ? `: ${stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`, { cause: err });
   }
   return {
     url,

@@ -26,7 +26,7 @@ export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, ti
   });
   let stdout = '';
   let stderr = '';
-  proc.stderr!.on('data', (b: Buffer) => {
+  proc.stderr.on('data', (b: Buffer) => {
     stderr += b.toString();
     if (stderr.length > 1_000_000) stderr = stderr.slice(-500_000);
   });
@@ -41,7 +41,7 @@ export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, ti
       clearTimeout(timer);
       if (!listening) reject(new Error(`gateway exited with ${code} before listening\n${stdout}${stderr.slice(-2000)}`));
     });
-    proc.stdout!.on('data', (b: Buffer) => {
+    proc.stdout.on('data', (b: Buffer) => {
       stdout += b.toString();
       const m = /\((\S+)\) listening on (\S+)/.exec(stdout);
       if (m && !listening) {

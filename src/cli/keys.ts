@@ -1,0 +1,137 @@
+/** `switchyard keys create | list | show | disable | enable | rotate` over the admin API. */
+import type { Command } from 'commander';
+import type { KeySummary } from '../keys/model.js';
+import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
+import { table } from './table.js';
+
+const out = (s: string): void => {
+  process.stdout.write(s);
+};
+
+function limitsText(k: KeySummary): string {
+  const l = k.limits;
+  const parts = [l.requestsPerMin && `${l.requestsPerMin} req/min`, l.tokensPerMin && `${l.tokensPerMin} tok/min`, l.concurrent && `${l.concurrent} at once`].filter(Boolean);
+  return parts.join(', ');
+}
+
+function budgetText(k: KeySummary): string {
+  const b = k.budget;
+  if (!b) return '';
+  return [b.tokens !== undefined && `${b.tokens} tokens`, b.cost !== undefined && `${b.cost} cost`].filter(Boolean).join(' + ') + `/${b.period}`;
+}
+
+function render(list: KeySummary[]): string {
+  if (list.length === 0) return 'no keys\n';
+  return table(
+    ['ID', 'NAME', 'OWNER', 'KEY', 'STATUS', 'MODELS', 'LIMITS', 'BUDGET', 'EXPIRES'],
+    list.map((k) => [k.id, k.name, k.owner, k.hint, k.status, k.models.join(','), limitsText(k), budgetText(k), k.expiresAt]),
+  );
+}
+
+const int = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag}: a whole number ≥ 1`);
+  return n;
+};
+
+/** `30d`, `12h`, `90m`, or an ISO date → ISO date */
+function expiry(v: string): string {
+  const rel = /^(\d+)([mhd])$/.exec(v);
+  if (rel) return new Date(Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd']).toISOString();
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new CliError('--expires: an ISO date or a duration such as 30d, 12h');
+  return new Date(t).toISOString();
+}
+
+interface CreateFlags extends RemoteFlags {
+  name: string;
+  owner?: string;
+  models?: string;
+  expires?: string;
+  rpm?: number;
+  tpm?: number;
+  concurrent?: number;
+  budgetTokens?: number;
+  budgetCost?: string;
+  budgetPeriod: 'day' | 'month';
+}
+
+function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
+  if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+  out(`${verb} key ${r.key.name} (${r.key.id})\n\n  ${r.secret}\n\nThis secret is shown once: store it now. Clients send it as Authorization: Bearer <secret>.\n`);
+}
+
+export function registerKeys(program: Command): void {
+  const keys = program.command('keys').description('virtual keys: per-app or per-user secrets with model lists, limits and budgets');
+
+  remoteOptions(
+    keys
+      .command('create')
+      .description('create a key; its secret is printed once')
+      .requiredOption('--name <name>', 'unique name')
+      .option('--owner <label>', 'who holds it (an app, a person, a team)')
+      .option('--models <globs>', 'comma-separated model globs it may use (default *)')
+      .option('--expires <when>', 'ISO date or duration (30d, 12h)')
+      .option('--rpm <n>', 'requests per minute', int('--rpm'))
+      .option('--tpm <n>', 'tokens per minute', int('--tpm'))
+      .option('--concurrent <n>', 'requests in flight at once', int('--concurrent'))
+      .option('--budget-tokens <n>', 'tokens per budget period', int('--budget-tokens'))
+      .option('--budget-cost <amount>', 'cost per budget period (in the channels\' pricing unit)')
+      .option('--budget-period <p>', 'day | month', 'month'),
+  ).action(async (o: CreateFlags) => {
+    if (o.budgetPeriod !== 'day' && o.budgetPeriod !== 'month') throw new CliError('--budget-period: day or month');
+    const cost = o.budgetCost === undefined ? undefined : Number(o.budgetCost);
+    if (cost !== undefined && !(cost > 0)) throw new CliError('--budget-cost: a positive number');
+    const body = {
+      name: o.name,
+      ...(o.owner ? { owner: o.owner } : {}),
+      ...(o.models ? { models: o.models.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(o.expires ? { expiresAt: expiry(o.expires) } : {}),
+      limits: { requestsPerMin: o.rpm, tokensPerMin: o.tpm, concurrent: o.concurrent },
+      ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
+    };
+    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body), 'created');
+  });
+
+  remoteOptions(keys.command('list').description('every key (never the secrets)')).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys');
+    out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
+  });
+
+  remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name')).action(async (id: string, o: RemoteFlags) => {
+    const r = await adminCall<{ key: KeySummary & { spent: { period: string; tokens: number; cost: number } | null } }>(o, 'GET', `/admin/keys/${encodeURIComponent(id)}`);
+    if (o.json) return out(JSON.stringify(r.key, null, 2) + '\n');
+    const k = r.key;
+    const rows: Array<[string, string]> = [
+      ['id', k.id],
+      ['name', k.name],
+      ['owner', k.owner],
+      ['key', k.hint],
+      ['status', k.status],
+      ['models', k.models.join(', ')],
+      ['limits', limitsText(k) || 'none'],
+      ['budget', budgetText(k) || 'none'],
+      ['spent', k.spent ? `${k.spent.tokens} tokens, ${Number(k.spent.cost.toFixed(6))} cost in ${k.spent.period}` : '-'],
+      ['expires', k.expiresAt ?? 'never'],
+      ['created', k.createdAt],
+      ['rotated', k.rotatedAt ?? '-'],
+    ];
+    out(rows.map(([a, b]) => `${a.padEnd(8)} ${b}`).join('\n') + '\n');
+  });
+
+  for (const [verb, done] of [
+    ['disable', 'disabled'],
+    ['enable', 'enabled'],
+  ] as const) {
+    remoteOptions(keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name')).action(async (id: string, o: RemoteFlags) => {
+      const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`);
+      out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
+    });
+  }
+
+  remoteOptions(keys.command('rotate').description('new secret for a key (same id, limits and usage); the old one stops working').argument('<key>', 'id or name')).action(
+    async (id: string, o: RemoteFlags) => {
+      showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`), 'rotated');
+    },
+  );
+}

@@ -1,0 +1,181 @@
+/**
+ * Reading request bodies, bounded three ways for every route that reads one through `readBody`:
+ * - size: the caller's `limit` (`gateway.maxBodyBytes` on /v1 and /acp/rpc) → PAYLOAD_TOO_LARGE (413);
+ * - time: the server's body deadline (`gateway.bodyTimeoutMs`, counted from when the request's headers were
+ *   in) → REQUEST_TIMEOUT (408), the connection is closed;
+ * - type: on paths where the guard requires it, a body not sent as application/json → UNSUPPORTED_MEDIA_TYPE (415);
+ * - memory: one byte budget shared by every body being received (`gateway.maxBufferedBodyBytes`); the request
+ *   whose bytes would overflow it → BODY_BUFFER_FULL (503, Retry-After 1), its connection is closed.
+ * Bytes are released from the budget as soon as the body is complete (or refused): what is bounded is what
+ * slow or stalled senders can make the gateway hold, not the parsed requests being served.
+ *
+ * The server attaches the policy to each request (`attachBodyPolicy`); a request without one (a test that
+ * calls a route directly) gets the size limit only.
+ */
+import type { IncomingMessage } from 'node:http';
+import { GatewayError } from '../wire/errors.js';
+import { jsonContentTypeError } from './guard.js';
+
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
+/** The gateway-wide count of buffered body bytes. */
+export class BodyBudget {
+  private used = 0;
+  constructor(readonly capBytes: number) {}
+
+  /** Reserves n bytes; false (nothing reserved) when that would pass the cap. */
+  take(n: number): boolean {
+    if (this.used + n > this.capBytes) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+}
+
+export interface BodyPolicy {
+  /** the body must be sent as application/json (the guard's verdict for this path) */
+  requireJson: boolean;
+  /** epoch ms by which the whole body must have arrived */
+  deadline: number;
+  timeoutMs: number;
+  budget: BodyBudget;
+  maxJsonDepth: number;
+}
+
+const policies = new WeakMap<IncomingMessage, BodyPolicy>();
+
+export function attachBodyPolicy(req: IncomingMessage, p: BodyPolicy): void {
+  policies.set(req, p);
+}
+
+/** Reads the body within the size limit, the server's deadline and the shared byte budget (see top). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`));
+  }
+  const policy = policies.get(req);
+  if (policy?.requireJson) {
+    const bad = jsonContentTypeError(req);
+    if (bad) return Promise.reject(bad);
+  }
+  const full = () =>
+    new GatewayError('BODY_BUFFER_FULL', `the gateway is holding its limit of ${policy!.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`, { retryAfterSec: 1 });
+  // a declared length is reserved up front (a body that cannot fit is refused before a byte is read);
+  // a chunked body is charged as it arrives
+  const reserved = policy && Number.isFinite(declared) ? declared : 0;
+  if (reserved > 0 && !policy!.budget.take(reserved)) {
+    req.pause();
+    return Promise.reject(full());
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let charged = reserved;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err: GatewayError | undefined) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (timer) clearTimeout(timer);
+      policy?.budget.give(charged);
+      if (!err) return resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+      parts.length = 0;
+      // Too large: discard the rest so the client can read the 413. Out of budget or out of time: stop reading
+      // (draining a flood of stalled or slow bodies is work and garbage), answer, and close the connection.
+      if (err.code === 'PAYLOAD_TOO_LARGE') req.resume();
+      else req.pause();
+      reject(err);
+    };
+    const onData = (b: Buffer) => {
+      if (size + b.length > limit) return finish(new GatewayError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`));
+      if (policy && size + b.length > charged) {
+        const more = size + b.length - charged;
+        if (!policy.budget.take(more)) return finish(full());
+        charged += more;
+      }
+      size += b.length;
+      parts.push(b);
+    };
+    const onEnd = () => finish(undefined);
+    // the client went away mid-body (error or close before end): release its bytes, nobody reads the answer
+    const onError = (err?: Error) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (timer) clearTimeout(timer);
+      policy?.budget.give(charged);
+      charged = 0;
+      parts.length = 0;
+      reject(new GatewayError('INVALID_REQUEST', 'request body could not be read', err ? { cause: err } : {}));
+    };
+    const onClose = () => onError();
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+    if (policy) {
+      const left = policy.deadline - Date.now();
+      const expire = () => finish(new GatewayError('REQUEST_TIMEOUT', `request body not received within ${policy.timeoutMs} ms (gateway.bodyTimeoutMs)`));
+      if (left <= 0) expire();
+      else timer = setTimeout(expire, left);
+    }
+  });
+}
+
+/**
+ * Parses a JSON body. Nesting deeper than `maxDepth` is INVALID_REQUEST naming the field (deep nesting in a
+ * pass-through field would otherwise overflow the stack when the request is serialised for the upstream).
+ */
+export function parseJsonBody(buf: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): unknown {
+  if (buf.length === 0) throw new GatewayError('INVALID_JSON', 'request body is empty; expected a JSON object');
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new GatewayError('INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const path = tooDeep(value, maxDepth, 0);
+  if (path) {
+    const param = fieldPath(path.slice(0, 6));
+    throw new GatewayError('INVALID_REQUEST', `${param}${path.length > 6 ? '…' : ''}: JSON nested deeper than ${maxDepth} levels`, { param });
+  }
+  return value;
+}
+
+/** `readBody` then `parseJsonBody` with the server's depth limit for this request. */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  return parseJsonBody(await readBody(req, limit), policies.get(req)?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
+}
+
+/** The path (keys and indices) to the first value deeper than `max`, or undefined. Recursion stops at `max`. */
+function tooDeep(v: unknown, max: number, depth: number): Array<string | number> | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  if (depth >= max) return [];
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = tooDeep(v[i], max, depth + 1);
+      if (p) return [i, ...p];
+    }
+    return undefined;
+  }
+  for (const k in v) {
+    const p = tooDeep((v as Record<string, unknown>)[k], max, depth + 1);
+    if (p) return [k, ...p];
+  }
+  return undefined;
+}
+
+function fieldPath(p: Array<string | number>): string {
+  if (p.length === 0) return 'body';
+  return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+}

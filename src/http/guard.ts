@@ -1,0 +1,110 @@
+/**
+ * The request guard: what every HTTP request passes before any route sees it, so that a web page in the
+ * operator's browser cannot drive the gateway (docs/operations.md, "Security model"):
+ *
+ * 1. Host (every path but /healthz and /readyz): the name must be one this gateway serves, else
+ *    HOST_NOT_ALLOWED (403). Served names: IP literals, `localhost`, the configured `gateway.host`, and
+ *    `gateway.allowedHosts` (exact names, `.example.com` for a domain and its subdomains, `*` for any).
+ *    DNS rebinding needs a name the attacker controls, so names are checked and ports are not (ports
+ *    change behind port maps and proxies). No Host header (HTTP/1.0) is not a browser: allowed.
+ * 2. Origin (every path but /acp*, /healthz, /readyz: /v1/*, /admin/* and any route added later): a request
+ *    with an Origin header comes from a browser page; it is refused (ORIGIN_NOT_ALLOWED, 403) unless the
+ *    origin is in `gateway.allowedOrigins` (same matching as `acp.allowedOrigins`: exact, `http://host:*`,
+ *    or `*`). Allowed origins get CORS headers and preflights. /acp* keeps its own Origin check
+ *    (`acp.allowedOrigins`) in its route, and always requires a token.
+ * 3. Content type (the same paths): a body read by a route must have been sent as `application/json` (or
+ *    `application/*+json`), else UNSUPPORTED_MEDIA_TYPE (415): a page can send text/plain without a CORS
+ *    preflight, never application/json. The guard decides (`requireJson`); `readBody` enforces it when a
+ *    route reads the body, so a path no route serves is still a plain 404.
+ * CLI, SDKs and peers send no Origin and a proper Host, so none of this touches them.
+ */
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import { GatewayError } from '../wire/errors.js';
+import { originAllowed } from './acp/access.js';
+
+export interface GuardOptions {
+  /** the bind host (`gateway.host`) */
+  host: string;
+  allowedHosts: readonly string[];
+  allowedOrigins: readonly string[];
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-request-id, x-session-id';
+
+/** The verdict for a request that may go on: CORS headers to add, whether it was a preflight, whether its body must be JSON. */
+export interface GuardPass {
+  cors: Record<string, string> | undefined;
+  preflight: boolean;
+  requireJson: boolean;
+}
+
+const OPEN: GuardPass = { cors: undefined, preflight: false, requireJson: false };
+const JSON_ONLY: GuardPass = { cors: undefined, preflight: false, requireJson: true };
+
+export class RequestGuard {
+  private readonly names: Set<string>;
+  private readonly suffixes: string[];
+  private readonly anyHost: boolean;
+
+  constructor(private readonly o: GuardOptions) {
+    const all = [...o.allowedHosts.map((h) => h.trim().toLowerCase()), o.host.toLowerCase(), 'localhost'];
+    this.anyHost = all.includes('*');
+    this.names = new Set(all.filter((h) => !h.startsWith('.')).map(stripBrackets));
+    this.suffixes = all.filter((h) => h.startsWith('.'));
+  }
+
+  /** Throws the refusal; returns what the server adds for an allowed browser origin. */
+  check(req: IncomingMessage, path: string): GuardPass {
+    if (path === '/healthz' || path === '/readyz') return OPEN;
+    const host = req.headers.host;
+    if (host !== undefined && !this.hostAllowed(host)) {
+      throw new GatewayError('HOST_NOT_ALLOWED', `host "${host.slice(0, 100)}" is not served by this gateway; add it to gateway.allowedHosts if it is yours`);
+    }
+    if (path.startsWith('/acp')) return OPEN; // its own Origin allowlist, and never without a token
+    let cors: Record<string, string> | undefined;
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== '') {
+      if (!originAllowed(origin, this.o.allowedOrigins)) {
+        throw new GatewayError('ORIGIN_NOT_ALLOWED', `origin ${origin.slice(0, 100)} is not allowed (gateway.allowedOrigins): browser pages may not call this gateway`);
+      }
+      cors = { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' };
+      if (req.method === 'OPTIONS') {
+        return {
+          cors: { ...cors, 'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS', 'access-control-allow-headers': CORS_ALLOW_HEADERS, 'access-control-max-age': '600' },
+          preflight: true,
+          requireJson: true,
+        };
+      }
+    }
+    return cors ? { cors, preflight: false, requireJson: true } : JSON_ONLY;
+  }
+
+  private hostAllowed(header: string): boolean {
+    if (this.anyHost) return true;
+    const name = hostName(header.trim().toLowerCase());
+    if (isIP(name) !== 0) return true;
+    if (this.names.has(name)) return true;
+    return this.suffixes.some((s) => name.endsWith(s) || name === s.slice(1));
+  }
+}
+
+/** undefined when the request's content type is JSON; else the 415 (called by `readBody` when the guard required JSON). */
+export function jsonContentTypeError(req: IncomingMessage): GatewayError | undefined {
+  const type = req.headers['content-type'];
+  if (type !== undefined && JSON_TYPE.test(type)) return undefined;
+  return new GatewayError('UNSUPPORTED_MEDIA_TYPE', `content-type ${type === undefined ? '(none)' : `"${type.slice(0, 100)}"`} is not accepted: send the body as application/json`, { param: 'content-type' });
+}
+
+/** `name:port`, `[v6]:port`, `[v6]` → the name without brackets or port. */
+function hostName(h: string): string {
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end === -1 ? h : h.slice(1, end);
+  }
+  const colon = h.lastIndexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}
+
+const stripBrackets = (h: string) => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);

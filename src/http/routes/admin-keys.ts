@@ -1,0 +1,86 @@
+/**
+ * /admin/keys and /admin/usage — virtual keys and usage reports over the admin API (same bearer rule and
+ * error shape as admin.ts). A secret appears only in the answers to create and rotate, never again.
+ *
+ *   POST /admin/keys                 {name, owner?, models?, expiresAt?, limits?, budget?} → 201 {key, secret}
+ *   GET  /admin/keys                 → {keys}
+ *   GET  /admin/keys/:idOrName       → {key}  (with this period's budget spend)
+ *   POST /admin/keys/:idOrName/disable | /enable | /rotate → {key} (rotate: {key, secret})
+ *   GET  /admin/usage?key=&by=model|key|peer|day|channel&since=<ISO date | epoch ms | 24h | 7d>
+ *                                    → {by, since, rows, total}
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '../../config/schema.js';
+import type { KeyService } from '../../keys/service.js';
+import { keySummary } from '../../keys/model.js';
+import type { UsageGroup } from '../../usage/record.js';
+import { GatewayError } from '../../wire/errors.js';
+import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import type { RouteHandler } from '../server.js';
+import { authorize } from './admin.js';
+
+const GROUPS = new Set<UsageGroup>(['model', 'key', 'peer', 'day', 'channel']);
+
+/** `24h`, `7d`, `30m`, an ISO date, or epoch ms → epoch ms. */
+export function parseSince(v: string, now = Date.now()): number {
+  const rel = /^(\d+)([mhd])$/.exec(v);
+  if (rel) return now - Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
+  if (/^\d+$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new GatewayError('INVALID_REQUEST', 'since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m', { param: 'since' });
+  return t;
+}
+
+export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHandler {
+  return async (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => {
+    if (path !== '/admin/keys' && !path.startsWith('/admin/keys/') && path !== '/admin/usage') return false;
+    res.setHeader('x-request-id', requestId);
+    authorize(req, d.config);
+    const method = req.method ?? 'GET';
+    const ok = (body: unknown, status = 200) => sendJson(res, status, body);
+
+    if (path === '/admin/usage') {
+      if (method !== 'GET') throw notAllowed(method, path, 'GET');
+      const q = new URL(req.url ?? '/', 'http://x').searchParams;
+      const by = (q.get('by') ?? 'model') as UsageGroup;
+      if (!GROUPS.has(by)) throw new GatewayError('INVALID_REQUEST', 'by: one of model, key, peer, day, channel', { param: 'by' });
+      const since = q.get('since') ? parseSince(q.get('since')!) : undefined;
+      const r = await d.keys.usage({ by, since, key: q.get('key') ?? undefined });
+      ok({ by, since: since === undefined ? null : new Date(since).toISOString(), ...r });
+      return true;
+    }
+    if (path === '/admin/keys') {
+      if (method === 'GET') {
+        ok({ keys: (await d.keys.list()).map((k) => keySummary(k)) });
+        return true;
+      }
+      if (method === 'POST') {
+        const body = parseJsonBody(await readBody(req, 64 * 1024));
+        const { key, secret } = await d.keys.create(body);
+        ok({ key: keySummary(key), secret }, 201);
+        return true;
+      }
+      throw notAllowed(method, path, 'GET, POST');
+    }
+    const m = /^\/admin\/keys\/([^/]+)(?:\/(disable|enable|rotate))?$/.exec(path);
+    if (!m) throw new GatewayError('NOT_FOUND', `no admin route ${method} ${path}`);
+    const id = decodeURIComponent(m[1]!);
+    if (!m[2]) {
+      if (method !== 'GET') throw notAllowed(method, path, 'GET');
+      ok({ key: await d.keys.describe(id) });
+      return true;
+    }
+    if (method !== 'POST') throw notAllowed(method, path, 'POST');
+    if (m[2] === 'rotate') {
+      const { key, secret } = await d.keys.rotate(id);
+      ok({ key: keySummary(key), secret });
+      return true;
+    }
+    ok({ key: keySummary(await d.keys.setDisabled(id, m[2] === 'disable')) });
+    return true;
+  };
+}
+
+function notAllowed(method: string, path: string, allow: string): GatewayError {
+  return new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed on ${path}; use ${allow}`, { details: { allow } });
+}

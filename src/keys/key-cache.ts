@@ -1,0 +1,84 @@
+/**
+ * The in-memory view of the virtual keys, indexed by secret hash: a request's key check is one SHA-256 and
+ * one Map lookup. A hash not in the cache is looked up in the store once (a key created on another instance
+ * a moment ago); a hash the store does not know either is remembered as unknown until the next reload
+ * (a fresh secret cannot be in that set: nobody could have sent it before it was created). Every
+ * `refreshMs` the store's change counter is read (one small query); when it moved, the whole cache is
+ * reloaded. So a disable, enable or rotation on any instance reaches every other instance
+ * within `refreshMs` plus one store round trip; on the instance that made it, at once. If the store cannot
+ * be read, the last loaded keys stay in force (logged once) and refresh resumes when it answers.
+ */
+import type { Logger } from '../util/log.js';
+import type { VirtualKey } from './model.js';
+import type { KeyStore } from './store.js';
+
+export class KeyCache {
+  private byHash = new Map<string, VirtualKey>();
+  /** secrets the store did not know, until the next reload: wrong keys cannot make every request a store call */
+  private unknown = new Set<string>();
+  private version = -1;
+  private timer: NodeJS.Timeout | undefined;
+  private failing = false;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly refreshMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+  }
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  /**
+   * Reloads when the store's change counter moved. A timer tick while a reload runs is skipped; a forced
+   * reload (after a change made here) waits for the running one and then reads again, so it sees the change.
+   */
+  refresh(force = false): Promise<void> {
+    if (this.refreshing && !force) return this.refreshing;
+    const p = (this.refreshing ?? Promise.resolve()).then(() => this.load(force));
+    this.refreshing = p;
+    void p.finally(() => {
+      if (this.refreshing === p) this.refreshing = undefined;
+    });
+    return p;
+  }
+
+  private async load(force: boolean): Promise<void> {
+    try {
+      const v = await this.store.version();
+      if (v !== this.version || force) {
+        const all = await this.store.list();
+        this.byHash = new Map(all.map((k) => [k.hash, k]));
+        this.unknown.clear();
+        this.version = v;
+      }
+      if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
+      this.failing = true;
+    }
+  }
+
+  async lookup(hash: string): Promise<VirtualKey | undefined> {
+    const hit = this.byHash.get(hash);
+    if (hit) return hit;
+    if (this.failing || this.unknown.has(hash)) return undefined;
+    const k = await this.store.byHash(hash).catch(() => undefined);
+    if (k) this.byHash.set(hash, k);
+    else if (this.unknown.size < 10_000) this.unknown.add(hash);
+    return k;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

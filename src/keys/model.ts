@@ -1,0 +1,125 @@
+/**
+ * Virtual keys: what a key is, how its secret looks and is hashed, and how its model globs match.
+ *
+ * A secret is `sy-` + 43 base64url characters (32 random bytes). It is shown once (create, rotate) and stored
+ * only as its SHA-256. A plain hash is enough here: the secret is 256 random bits, so there is nothing to
+ * brute-force or look up in a dictionary, and a slow KDF (bcrypt, scrypt) would put milliseconds of CPU on
+ * every request. The hash is also the lookup index, so checking a key never compares secrets byte by byte.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+export const KEY_SECRET_PREFIX = 'sy-';
+
+import { rateLimitsSchema as limitsSchema, type RateLimits } from '../config/schema.js';
+
+/** Limits enforced per key (and, with the same shape, per bridge peer). Absent = unlimited. */
+export type Limits = RateLimits;
+
+/** Spend cap per calendar period (UTC). Either or both of tokens and cost; cost is in the pricing's unit. */
+export const budgetSchema = z
+  .strictObject({
+    period: z.enum(['day', 'month']),
+    tokens: z.number().int().min(1).optional(),
+    cost: z.number().positive().optional(),
+  })
+  .refine((b) => b.tokens !== undefined || b.cost !== undefined, 'set tokens, cost or both');
+export type Budget = z.infer<typeof budgetSchema>;
+
+export interface VirtualKey {
+  /** public id, `key_<hex>`: safe to log and show */
+  id: string;
+  /** unique among keys */
+  name: string;
+  /** free-form label of who holds it (an app, a person, a team) */
+  owner: string;
+  /** SHA-256 (hex) of the secret; never shown */
+  hash: string;
+  /** the secret's first characters (`sy-AbC…`), to recognise it in a list */
+  hint: string;
+  /** model globs (`*` any run, `?` one character); `["*"]` = every model */
+  models: string[];
+  /** epoch ms; absent = never */
+  expiresAt?: number | undefined;
+  limits: Limits;
+  budget?: Budget | undefined;
+  disabled: boolean;
+  createdAt: number;
+  updatedAt: number;
+  rotatedAt?: number | undefined;
+}
+
+/** What the admin API accepts to create a key. */
+export const createKeySchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits, . _ @ - (max 64), starting with a letter or digit'),
+  owner: z.string().min(1).max(128).default('-'),
+  models: z.array(z.string().min(1).max(200)).min(1).default(['*']),
+  /** epoch ms or ISO date */
+  expiresAt: z.union([z.number().int().positive(), z.string().datetime({ offset: true })]).optional(),
+  limits: limitsSchema.default({}),
+  budget: budgetSchema.optional(),
+});
+export type CreateKeyInput = z.input<typeof createKeySchema>;
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export function newSecret(): string {
+  return KEY_SECRET_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function hintOf(secret: string): string {
+  return `${secret.slice(0, 7)}…`;
+}
+
+export function newKeyId(): string {
+  return `key_${randomBytes(8).toString('hex')}`;
+}
+
+const globCache = new Map<string, RegExp>();
+
+function globRe(glob: string): RegExp {
+  let re = globCache.get(glob);
+  if (!re) {
+    const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    re = new RegExp(`^${body}$`);
+    if (globCache.size < 10_000) globCache.set(glob, re);
+  }
+  return re;
+}
+
+export function modelAllowed(k: Pick<VirtualKey, 'models'>, model: string): boolean {
+  for (const g of k.models) if (g === '*' || g === model || globRe(g).test(model)) return true;
+  return false;
+}
+
+/** A key as lists and `show` print it: everything but the hash. */
+export function keySummary(k: VirtualKey, now = Date.now()) {
+  return {
+    id: k.id,
+    name: k.name,
+    owner: k.owner,
+    hint: k.hint,
+    models: k.models,
+    status: k.disabled ? 'disabled' : k.expiresAt !== undefined && k.expiresAt <= now ? 'expired' : 'active',
+    expiresAt: k.expiresAt !== undefined ? new Date(k.expiresAt).toISOString() : null,
+    limits: k.limits,
+    budget: k.budget ?? null,
+    createdAt: new Date(k.createdAt).toISOString(),
+    updatedAt: new Date(k.updatedAt).toISOString(),
+    rotatedAt: k.rotatedAt !== undefined ? new Date(k.rotatedAt).toISOString() : null,
+  };
+}
+export type KeySummary = ReturnType<typeof keySummary>;
+
+/** Start of the budget period that contains `now` (UTC), and its end. */
+export function periodOf(period: Budget['period'], now = Date.now()): { id: string; start: number; end: number } {
+  const d = new Date(now);
+  if (period === 'day') {
+    const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    return { id: new Date(start).toISOString().slice(0, 10), start, end: start + 86_400_000 };
+  }
+  const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  return { id: new Date(start).toISOString().slice(0, 7), start, end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
+}

@@ -1,0 +1,134 @@
+/**
+ * Keys and usage in Redis (ioredis), shared by every instance on the same prefix. Keys: `keys` hash
+ * (id → JSON record), `keys:hash` hash (secret hash → id), `keys:name` hash (name → id), `keys:version`
+ * counter, `usage` stream (one entry per request; the entry id is Redis's time when it was written, `ts`
+ * the completion time, which is never later, so a range read from `since` finds every record). Every key change is one Lua script.
+ */
+import { Redis } from 'ioredis';
+import { GatewayError } from '../wire/errors.js';
+import type { UsageRecord } from '../usage/record.js';
+import type { VirtualKey } from './model.js';
+import type { KeyStore, UsageQuery } from './store.js';
+import { keyExists } from './sqlite-key-store.js';
+
+// KEYS: keys, byHash, byName, version. ARGV: id, hash, name, doc
+const CREATE = `if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+redis.call('INCR', KEYS[4])
+return 1`;
+
+// KEYS: keys, byHash, byName, version. ARGV: id, hash, name, doc
+const UPDATE = `local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local o = cjson.decode(old)
+if o.hash ~= ARGV[2] then redis.call('HDEL', KEYS[2], o.hash) end
+if o.name ~= ARGV[3] then redis.call('HDEL', KEYS[3], o.name) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+redis.call('INCR', KEYS[4])
+return 1`;
+
+export class RedisKeyStore implements KeyStore {
+  readonly kind = 'redis' as const;
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  static async open(url: string, prefix: string): Promise<RedisKeyStore> {
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
+    redis.on('error', () => undefined); // the session store on the same server logs connection errors
+    await redis.connect();
+    return new RedisKeyStore(redis, prefix);
+  }
+
+  private k(s: string): string {
+    return this.prefix + s;
+  }
+
+  private keys(): string[] {
+    return [this.k('keys'), this.k('keys:hash'), this.k('keys:name'), this.k('keys:version')];
+  }
+
+  async create(k: VirtualKey): Promise<void> {
+    const ok = await this.redis.eval(CREATE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
+    if (ok !== 1) throw keyExists(k.name);
+  }
+
+  async update(k: VirtualKey): Promise<void> {
+    const ok = await this.redis.eval(UPDATE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
+    if (ok !== 1) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
+  }
+
+  async get(id: string): Promise<VirtualKey | undefined> {
+    const doc = await this.redis.hget(this.k('keys'), id);
+    return doc ? (JSON.parse(doc) as VirtualKey) : undefined;
+  }
+
+  async byHash(hash: string): Promise<VirtualKey | undefined> {
+    const id = await this.redis.hget(this.k('keys:hash'), hash);
+    const k = id ? await this.get(id) : undefined;
+    return k?.hash === hash ? k : undefined;
+  }
+
+  async list(): Promise<VirtualKey[]> {
+    const all = await this.redis.hvals(this.k('keys'));
+    return all.map((d) => JSON.parse(d) as VirtualKey).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async version(): Promise<number> {
+    return Number((await this.redis.get(this.k('keys:version'))) ?? 0);
+  }
+
+  async appendUsage(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const r of records) {
+      pipe.xadd(this.k('usage'), '*', 'ts', r.ts, 'key', r.key, 'model', r.model, 'channel', r.channel, 'peer', r.peer, 'direction', r.direction,
+        'in', r.inputTokens, 'out', r.outputTokens, 'cached', r.cachedTokens, 'cost', r.cost, 'stream', r.stream ? 1 : 0);
+    }
+    for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+  }
+
+  async queryUsage(q: UsageQuery): Promise<UsageRecord[]> {
+    const out: UsageRecord[] = [];
+    let start = `${q.since ?? 0}-0`;
+    for (;;) {
+      const page = await this.redis.xrange(this.k('usage'), start, '+', 'COUNT', 5000);
+      for (const [id, flat] of page) {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
+        const ts = Number(f.ts ?? id.split('-')[0]);
+        if ((q.key && f.key !== q.key) || ts < (q.since ?? 0)) continue;
+        out.push({
+          ts,
+          key: f.key ?? '-',
+          model: f.model ?? '',
+          channel: f.channel ?? '',
+          peer: f.peer ?? '-',
+          direction: (f.direction ?? 'local') as UsageRecord['direction'],
+          inputTokens: Number(f.in ?? 0),
+          outputTokens: Number(f.out ?? 0),
+          cachedTokens: Number(f.cached ?? 0),
+          cost: Number(f.cost ?? 0),
+          stream: f.stream === '1',
+        });
+      }
+      if (page.length < 5000) return out;
+      start = `(${page[page.length - 1]![0]}`;
+    }
+  }
+
+  /** Redis keeps budget spend in the limiter's own counters; nothing to seed. */
+  async spendSince(): Promise<Map<string, { tokens: number; cost: number }>> {
+    return new Map();
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

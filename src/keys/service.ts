@@ -1,0 +1,262 @@
+/**
+ * Keys, limits and usage for the whole gateway, behind three calls the transports make:
+ *
+ * - `authenticateClient(req) → Principal` — every inbound API surface (`/v1/*`, `/v1/messages`,
+ *   `/v1/responses`, `/v1beta`) calls it first. It reads `Authorization: Bearer`, `x-api-key` or
+ *   `x-goog-api-key`, accepts a virtual key (`sy-…`) or a static `gateway.auth.tokens` entry, and throws
+ *   UNAUTHORIZED (401) for a missing, wrong, disabled or expired key. With no static token and
+ *   `auth.requireKey` false the surface is open (loopback only): anything else is let through as `open`,
+ *   but a `sy-…` secret is still checked, so a key's limits apply when one is sent.
+ * - `admit(principal, model, format) → Ticket` — after the body is parsed: MODEL_NOT_ALLOWED (403) for a
+ *   model outside the key's globs, RATE_LIMITED / BUDGET_EXCEEDED (429 + Retry-After + rate-limit headers in
+ *   `format`) when over a limit. `ticket.finish(...)` exactly once when the request ended: it settles the
+ *   limits (awaited, so the next request sees the spend) and queues the usage record.
+ * - `peerGate(peerId, channel, model)` — the bridge's serving side, for a peer's forward (see peer-gate.ts).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../util/log.js';
+import { clientCredential, tokenMatches } from '../util/secret.js';
+import { GatewayError } from '../wire/errors.js';
+import type { Usage } from '../wire/openai.js';
+import { costOf, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
+import { UsageRecorder } from '../usage/recorder.js';
+import { KeyCache } from './key-cache.js';
+import type { BudgetCheck, Limiter } from './limiter.js';
+import { refusal, type HeaderFormat } from './limit-error.js';
+import { MemoryLimiter } from './memory-limiter.js';
+import { createKeySchema, hashSecret, hintOf, KEY_SECRET_PREFIX, keySummary, modelAllowed, newKeyId, newSecret, periodOf, type VirtualKey } from './model.js';
+import type { KeyStore } from './store.js';
+import { makePeerGate, type PeerGate } from './peer-gate.js';
+
+export type Principal = { kind: 'open' } | { kind: 'token' } | { kind: 'key'; key: VirtualKey };
+
+export interface Finish {
+  /** the public model name the client asked for */
+  model: string;
+  channel: string;
+  /** set when a bridge peer served it */
+  peer?: { id: string } | undefined;
+  usage?: Usage | null | undefined;
+  stream: boolean;
+  /** false when the request failed; a failure with no usage is not recorded */
+  ok: boolean;
+}
+
+export interface Ticket {
+  finish(f: Finish): Promise<void>;
+}
+
+export interface KeyServiceOptions {
+  config: Config;
+  store: KeyStore;
+  limiter: Limiter;
+  logger: Logger;
+}
+
+export class KeyService {
+  readonly cache: KeyCache;
+  readonly recorder: UsageRecorder;
+  readonly peerGate: PeerGate;
+  private readonly staticTokens: string[];
+  private readonly requireAuth: boolean;
+  private readonly pricing = new Map<string, Pricing>();
+  private readonly leaseMs: number;
+
+  constructor(private readonly o: KeyServiceOptions) {
+    const g = o.config.gateway;
+    this.staticTokens = g.auth.tokens;
+    this.requireAuth = g.auth.tokens.length > 0 || g.auth.requireKey;
+    for (const c of o.config.channels) if (c.pricing) this.pricing.set(c.name, c.pricing);
+    this.leaseMs = g.routing.timeoutMs + 5000;
+    this.cache = new KeyCache(o.store, g.keys.refreshMs, o.logger);
+    this.recorder = new UsageRecorder(o.store, { flushIntervalMs: g.usage.flushIntervalMs, maxBatch: g.usage.maxBatch, logger: o.logger });
+    this.peerGate = makePeerGate({ limits: g.bridge.peerLimits, limiter: o.limiter, leaseMs: this.leaseMs, record: (r) => this.recorder.record(r), costOf: (ch, u) => costOf(this.pricing.get(ch), tokensOf(u)) });
+  }
+
+  get limiter(): Limiter {
+    return this.o.limiter;
+  }
+
+  async start(): Promise<void> {
+    await this.cache.start();
+    if (this.o.limiter instanceof MemoryLimiter) {
+      // A single-process limiter starts from what the recorded usage says was spent this day / month.
+      const now = Date.now();
+      for (const period of ['day', 'month'] as const) {
+        const p = periodOf(period, now);
+        for (const [key, s] of await this.o.store.spendSince(p.start)) this.o.limiter.seedBudget(`key:${key}`, p.id, s.tokens, s.cost);
+      }
+    }
+  }
+
+  // ---- the request path ---------------------------------------------------------------------------------
+
+  async authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    const secret = clientCredential(req.headers, query, allowQueryKey);
+    if (secret === undefined) {
+      if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key: send Authorization: Bearer <key>');
+      return OPEN;
+    }
+    if (secret.startsWith(KEY_SECRET_PREFIX)) {
+      const k = await this.cache.lookup(hashSecret(secret));
+      if (k) {
+        if (k.disabled) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} is disabled`);
+        if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} has expired`);
+        return { kind: 'key', key: k };
+      }
+    }
+    if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
+    if (!this.requireAuth && !secret.startsWith(KEY_SECRET_PREFIX)) return OPEN;
+    throw new GatewayError('UNAUTHORIZED', 'invalid API key');
+  }
+
+  /** Whether `p` may use `model` (for filtering model lists). */
+  allows(p: Principal, model: string): boolean {
+    return p.kind !== 'key' || modelAllowed(p.key, model);
+  }
+
+  async admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Promise<Ticket> {
+    if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
+    const k = p.key;
+    if (!modelAllowed(k, model)) {
+      throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${model}"`, { param: 'model', details: { allowed: k.models } });
+    }
+    const l = k.limits;
+    const budget = budgetOf(k);
+    if (l.requestsPerMin === undefined && l.tokensPerMin === undefined && l.concurrent === undefined && !budget) return new RequestTicket(this, k.id, undefined, undefined);
+    const scope = `key:${k.id}`;
+    const a = await this.o.limiter.admit({ scope, limits: l, budget, leaseMs: this.leaseMs });
+    if (!a.ok) throw refusal(`API key "${k.name}"`, a.reason, a.retryAfterMs, a.state, format);
+    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget);
+  }
+
+  /** @internal RequestTicket.finish */
+  async settle(keyId: string, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> {
+    const t = tokensOf(f.usage);
+    const cost = f.peer ? 0 : costOf(this.pricing.get(f.channel), t);
+    if (held) await this.o.limiter.settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.key.limits });
+    if (!f.ok && !f.usage) return;
+    this.recorder.record({
+      ts: Date.now(),
+      key: keyId,
+      model: f.model,
+      channel: f.channel,
+      peer: f.peer?.id ?? '-',
+      direction: f.peer ? 'served-by' : 'local',
+      inputTokens: t.input,
+      outputTokens: t.output,
+      cachedTokens: t.cached,
+      cost,
+      stream: f.stream,
+    });
+  }
+
+  // ---- administration -----------------------------------------------------------------------------------
+
+  async create(input: unknown): Promise<{ key: VirtualKey; secret: string }> {
+    const parsed = createKeySchema.safeParse(input);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      const path = i.path.join('.');
+      throw new GatewayError('INVALID_REQUEST', `${path || 'body'}: ${i.message}`, { param: path || undefined });
+    }
+    const v = parsed.data;
+    const secret = newSecret();
+    const now = Date.now();
+    const expiresAt = v.expiresAt === undefined ? undefined : typeof v.expiresAt === 'number' ? v.expiresAt : Date.parse(v.expiresAt);
+    const key: VirtualKey = { id: newKeyId(), name: v.name, owner: v.owner, hash: hashSecret(secret), hint: hintOf(secret), models: v.models, expiresAt, limits: v.limits, budget: v.budget, disabled: false, createdAt: now, updatedAt: now };
+    await this.o.store.create(key);
+    await this.cache.refresh(true);
+    this.o.logger.info('key created', { keyId: key.id, name: key.name, owner: key.owner });
+    return { key, secret };
+  }
+
+  async list(): Promise<VirtualKey[]> {
+    return this.o.store.list();
+  }
+
+  /** By id or by name; NOT_FOUND otherwise. */
+  async find(idOrName: string): Promise<VirtualKey> {
+    const k = (await this.o.store.get(idOrName)) ?? (await this.o.store.list()).find((x) => x.name === idOrName);
+    if (!k) throw new GatewayError('NOT_FOUND', `no key with id or name "${idOrName}"`);
+    return k;
+  }
+
+  async setDisabled(idOrName: string, disabled: boolean): Promise<VirtualKey> {
+    const k = { ...(await this.find(idOrName)), disabled, updatedAt: Date.now() };
+    await this.o.store.update(k);
+    await this.cache.refresh(true);
+    this.o.logger.info(disabled ? 'key disabled' : 'key enabled', { keyId: k.id, name: k.name });
+    return k;
+  }
+
+  /** New secret, same id, limits and usage; the old secret stops working (see KeyCache for the bound). */
+  async rotate(idOrName: string): Promise<{ key: VirtualKey; secret: string }> {
+    const secret = newSecret();
+    const now = Date.now();
+    const k = { ...(await this.find(idOrName)), hash: hashSecret(secret), hint: hintOf(secret), rotatedAt: now, updatedAt: now };
+    await this.o.store.update(k);
+    await this.cache.refresh(true);
+    this.o.logger.info('key rotated', { keyId: k.id, name: k.name });
+    return { key: k, secret };
+  }
+
+  /** `keys show`: the record plus its budget spend this period. */
+  async describe(idOrName: string) {
+    const k = await this.find(idOrName);
+    const b = budgetOf(k);
+    const spent = b ? await this.o.limiter.spent(`key:${k.id}`, b.periodId) : undefined;
+    return { ...keySummary(k), spent: spent && b ? { period: b.periodId, ...spent } : null };
+  }
+
+  async usage(q: { since?: number | undefined; key?: string | undefined; by: UsageGroup }) {
+    await this.recorder.flush(); // what this instance still holds is part of the answer
+    const keyId = q.key ? (await this.find(q.key)).id : undefined;
+    const records = await this.o.store.queryUsage({ since: q.since, key: keyId });
+    const names = new Map((await this.o.store.list()).map((k) => [k.id, k.name]));
+    const named = q.by === 'key' ? records.map((r) => ({ ...r, key: names.get(r.key) ?? r.key })) : records;
+    return summarise(named, q.by);
+  }
+
+  /** Stops the refresh timer and writes every pending usage record (graceful stop). */
+  async close(): Promise<void> {
+    this.cache.stop();
+    await this.recorder.close();
+    await this.o.limiter.close();
+    await this.o.store.close();
+  }
+}
+
+const OPEN: Principal = { kind: 'open' };
+const TOKEN: Principal = { kind: 'token' };
+
+interface Held {
+  scope: string;
+  lease: string;
+  key: VirtualKey;
+}
+
+class RequestTicket implements Ticket {
+  private done = false;
+  constructor(
+    private readonly svc: KeyService,
+    private readonly keyId: string,
+    private readonly held: Held | undefined,
+    private readonly budget: BudgetCheck | undefined,
+  ) {}
+
+  finish(f: Finish): Promise<void> {
+    if (this.done) return Promise.resolve();
+    this.done = true;
+    return this.svc.settle(this.keyId, this.held, this.budget, f);
+  }
+}
+
+function budgetOf(k: VirtualKey): BudgetCheck | undefined {
+  if (!k.budget) return undefined;
+  const p = periodOf(k.budget.period);
+  return { periodId: p.id, periodEnd: p.end, tokens: k.budget.tokens, cost: k.budget.cost };
+}
+
+

@@ -1,0 +1,151 @@
+/**
+ * Keys and usage in SQLite (better-sqlite3), in the gateway's store file beside the sessions, with their
+ * own tables and their own migration list (`keys_schema_migrations`), so neither store's migrations touch
+ * the other's. Durability is the session store's: WAL, synchronous=NORMAL.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { GatewayError } from '../wire/errors.js';
+import type { UsageRecord } from '../usage/record.js';
+import type { VirtualKey } from './model.js';
+import type { KeyStore, UsageQuery } from './store.js';
+
+/** Versioned, append-only: never edit a released migration, add a new one. */
+const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE virtual_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL CHECK (json_valid(doc)));
+      CREATE TABLE keys_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+      INSERT INTO keys_meta (k, v) VALUES ('version', 0);
+      CREATE TABLE usage_records (
+        ts INTEGER NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, channel TEXT NOT NULL, peer TEXT NOT NULL,
+        direction TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+        cached_tokens INTEGER NOT NULL, cost REAL NOT NULL, stream INTEGER NOT NULL
+      );
+      CREATE INDEX usage_ts ON usage_records (ts);
+      CREATE INDEX usage_key_ts ON usage_records (key_id, ts);`,
+  },
+];
+
+interface UsageRow {
+  ts: number; key_id: string; model: string; channel: string; peer: string; direction: string;
+  input_tokens: number; output_tokens: number; cached_tokens: number; cost: number; stream: number;
+}
+
+export class SqliteKeyStore implements KeyStore {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    const file = resolve(path);
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate(file);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private migrate(file: string): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS keys_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    this.db.transaction(() => {
+      const applied = new Set((this.db.prepare('SELECT version FROM keys_schema_migrations').all() as { version: number }[]).map((r) => r.version));
+      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+      if (Math.max(0, ...applied) > known) throw new Error(`${file}: key tables have schema version ${Math.max(...applied)}, newer than this Switchyard (${known})`);
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO keys_schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
+      }
+    }).immediate();
+  }
+
+  private bump(): void {
+    this.db.prepare("UPDATE keys_meta SET v = v + 1 WHERE k = 'version'").run();
+  }
+
+  async create(k: VirtualKey): Promise<void> {
+    this.db.transaction(() => {
+      const r = this.db.prepare('INSERT INTO virtual_keys (id, name, hash, doc) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(k.id, k.name, k.hash, JSON.stringify(k));
+      if (r.changes === 0) throw keyExists(k.name);
+      this.bump();
+    })();
+  }
+
+  async update(k: VirtualKey): Promise<void> {
+    this.db.transaction(() => {
+      const r = this.db.prepare('UPDATE virtual_keys SET name = ?, hash = ?, doc = ? WHERE id = ?').run(k.name, k.hash, JSON.stringify(k), k.id);
+      if (r.changes === 0) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
+      this.bump();
+    })();
+  }
+
+  async get(id: string): Promise<VirtualKey | undefined> {
+    const r = this.db.prepare('SELECT doc FROM virtual_keys WHERE id = ?').get(id) as { doc: string } | undefined;
+    return r ? (JSON.parse(r.doc) as VirtualKey) : undefined;
+  }
+
+  async byHash(hash: string): Promise<VirtualKey | undefined> {
+    const r = this.db.prepare('SELECT doc FROM virtual_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
+    return r ? (JSON.parse(r.doc) as VirtualKey) : undefined;
+  }
+
+  async list(): Promise<VirtualKey[]> {
+    return (this.db.prepare('SELECT doc FROM virtual_keys ORDER BY name').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as VirtualKey);
+  }
+
+  async version(): Promise<number> {
+    return (this.db.prepare("SELECT v FROM keys_meta WHERE k = 'version'").get() as { v: number }).v;
+  }
+
+  async appendUsage(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const ins = this.db.prepare(
+      'INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const r of records) ins.run(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
+    })();
+  }
+
+  async queryUsage(q: UsageQuery): Promise<UsageRecord[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM usage_records WHERE ts >= ? ${q.key ? 'AND key_id = ?' : ''} ORDER BY ts`)
+      .all(...(q.key ? [q.since ?? 0, q.key] : [q.since ?? 0])) as UsageRow[];
+    return rows.map((r) => ({
+      ts: r.ts,
+      key: r.key_id,
+      model: r.model,
+      channel: r.channel,
+      peer: r.peer,
+      direction: r.direction as UsageRecord['direction'],
+      inputTokens: r.input_tokens,
+      outputTokens: r.output_tokens,
+      cachedTokens: r.cached_tokens,
+      cost: r.cost,
+      stream: r.stream === 1,
+    }));
+  }
+
+  async spendSince(since: number): Promise<Map<string, { tokens: number; cost: number }>> {
+    const rows = this.db
+      .prepare("SELECT key_id, SUM(input_tokens + output_tokens) AS t, SUM(cost) AS c FROM usage_records WHERE ts >= ? AND key_id LIKE 'key\\_%' ESCAPE '\\' GROUP BY key_id")
+      .all(since) as { key_id: string; t: number; c: number }[];
+    return new Map(rows.map((r) => [r.key_id, { tokens: r.t, cost: r.c }]));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+export function keyExists(name: string): GatewayError {
+  return new GatewayError('INVALID_REQUEST', `a key named "${name}" already exists`, { status: 409, param: 'name', details: { reason: 'KEY_EXISTS' } });
+}

@@ -1,0 +1,34 @@
+/**
+ * Where keys and usage records live: SQLite (the default, same file as sessions, own tables and own
+ * migration list) or Redis (shared by several instances). Kept apart from the session store on purpose:
+ * the two evolve independently.
+ *
+ * `version()` is a counter bumped by every key change; instances poll it (`gateway.keys.refreshMs`) and
+ * reload their key cache when it moved, which bounds how long a disable/rotate takes to reach them.
+ */
+import type { VirtualKey } from './model.js';
+import type { UsageRecord } from '../usage/record.js';
+
+export interface UsageQuery {
+  /** epoch ms, inclusive */
+  since?: number | undefined;
+  key?: string | undefined;
+}
+
+export interface KeyStore {
+  readonly kind: 'sqlite' | 'redis';
+  /** Throws KEY_EXISTS (409) when the name is taken. */
+  create(k: VirtualKey): Promise<void>;
+  /** Replaces the record (same id); the hash index follows a rotation. */
+  update(k: VirtualKey): Promise<void>;
+  get(id: string): Promise<VirtualKey | undefined>;
+  byHash(hash: string): Promise<VirtualKey | undefined>;
+  list(): Promise<VirtualKey[]>;
+  version(): Promise<number>;
+
+  appendUsage(records: readonly UsageRecord[]): Promise<void>;
+  queryUsage(q: UsageQuery): Promise<UsageRecord[]>;
+  /** tokens and cost per key since `since` (budget seeding at startup) */
+  spendSince(since: number): Promise<Map<string, { tokens: number; cost: number }>>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,79 @@
+/**
+ * One usage record per completed request, and how records are summed for `switchyard usage`.
+ * `peer` + `direction` say where it ran: `local` (our channel, for our client), `served-by` (a peer's
+ * channel served our client: peer = that peer), `served-for` (our channel served a peer's forward: peer =
+ * the requesting peer).
+ */
+import type { Usage } from '../wire/openai.js';
+
+export type UsageDirection = 'local' | 'served-by' | 'served-for';
+
+export interface UsageRecord {
+  /** epoch ms when the request completed */
+  ts: number;
+  /** virtual key id; `-` for a static token or an open gateway; `peer` for served-for */
+  key: string;
+  model: string;
+  channel: string;
+  /** peer gateway id, or `-` */
+  peer: string;
+  direction: UsageDirection;
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+  /** from channels[].pricing of the serving channel; 0 when no price is configured (or served by a peer) */
+  cost: number;
+  stream: boolean;
+}
+
+export interface Pricing {
+  /** per million tokens */
+  input: number;
+  output: number;
+  /** per million cached input tokens; default: the input price */
+  cachedInput?: number | undefined;
+}
+
+/** Tokens from an upstream's usage object (OpenAI shape; Anthropic's cache reads count as cached). */
+export function tokensOf(u: Usage | undefined | null): { input: number; output: number; cached: number } {
+  if (!u) return { input: 0, output: 0, cached: 0 };
+  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+  return { input: n(u.prompt_tokens), output: n(u.completion_tokens), cached: n(u.prompt_tokens_details?.cached_tokens) || n(u.cache_read_input_tokens) };
+}
+
+/** Cost in the pricing's currency: cached input tokens (part of input) at the cached price. */
+export function costOf(p: Pricing | undefined, t: { input: number; output: number; cached: number }): number {
+  if (!p) return 0;
+  const cached = Math.min(t.cached, t.input);
+  return ((t.input - cached) * p.input + cached * (p.cachedInput ?? p.input) + t.output * p.output) / 1_000_000;
+}
+
+export type UsageGroup = 'model' | 'key' | 'peer' | 'day' | 'channel';
+
+export interface UsageRow {
+  group: string;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+  cost: number;
+}
+
+export function summarise(records: Iterable<UsageRecord>, by: UsageGroup): { rows: UsageRow[]; total: UsageRow } {
+  const map = new Map<string, UsageRow>();
+  const total: UsageRow = { group: 'total', requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0 };
+  for (const r of records) {
+    const g = by === 'day' ? new Date(r.ts).toISOString().slice(0, 10) : by === 'peer' ? (r.peer === '-' ? '-' : `${r.direction} ${r.peer}`) : r[by];
+    let row = map.get(g);
+    if (!row) map.set(g, (row = { group: g, requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0 }));
+    for (const x of [row, total]) {
+      x.requests++;
+      x.inputTokens += r.inputTokens;
+      x.outputTokens += r.outputTokens;
+      x.cachedTokens += r.cachedTokens;
+      x.cost += r.cost;
+    }
+  }
+  const rows = [...map.values()].sort((a, b) => (by === 'day' ? a.group.localeCompare(b.group) : b.requests - a.requests || a.group.localeCompare(b.group)));
+  return { rows, total };
+}

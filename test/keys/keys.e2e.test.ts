@@ -1,0 +1,198 @@
+/**
+ * Virtual keys on /v1 (in-process gateway, SQLite store, official openai SDK): create/show/disable/enable/
+ * rotate over the admin API; wrong, disabled, expired and rotated keys; model globs (403 vs 404); requests per
+ * minute, concurrency, tokens per minute; a budget crossed mid-stream; the static tokens still working.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import { channelOf, cleanupDirs, expectOpenAiError, startGw } from '../helpers/env.js';
+import type { Gateway } from '../../src/gateway.js';
+import { admin, ask, chat, createKey } from './helpers.js';
+import { waitFor } from '../helpers/env.js';
+
+const STATIC = 'static-client-token-271828';
+let up: OpenAiFake;
+let gw: Gateway & { logs: string[] };
+
+beforeAll(async () => {
+  up = await startOpenAiUpstream({ reply: 'one two three four five six' });
+  gw = await startGw({
+    gateway: { auth: { tokens: [STATIC] }, keys: { refreshMs: 100 } },
+    channels: [
+      channelOf(up, 'oa', ['gpt-4o-mini', 'gpt-4o', 'o3'], { pricing: { input: 2, output: 8 } }),
+      { name: 'mock', provider: 'mock', models: ['mock-1'], options: { chunkDelayMs: 20 } },
+    ],
+  });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+  cleanupDirs();
+});
+
+const sdkWith = (secret: string) => new OpenAI({ apiKey: secret, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 15_000 });
+
+describe('keys on /v1', () => {
+  it('a created key works through the official SDK; its secret is shown once and stored only hashed', async () => {
+    const r = await admin(gw.url, 'POST', '/admin/keys', { name: 'app-one', owner: 'team-a' });
+    expect(r.status).toBe(201);
+    const secret: string = r.json.secret;
+    expect(secret).toMatch(/^sy-[A-Za-z0-9_-]{43}$/);
+    const out = await sdkWith(secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    expect(out.choices[0]!.message.content).toBe('one two three four five six');
+    // never again: not in list, not in show, not in the database file, not in the logs
+    const list = await admin(gw.url, 'GET', '/admin/keys');
+    const show = await admin(gw.url, 'GET', `/admin/keys/app-one`);
+    expect(JSON.stringify(list.json)).not.toContain(secret);
+    expect(JSON.stringify(show.json)).not.toContain(secret);
+    expect(show.json.key).toMatchObject({ name: 'app-one', owner: 'team-a', status: 'active', models: ['*'], hint: secret.slice(0, 7) + '…' });
+    const db = readFileSync(join((gw.config.store as { path: string }).path));
+    expect(db.includes(Buffer.from(secret))).toBe(false);
+    await gw.keys.recorder.flush();
+    expect(gw.logs.join('')).not.toContain(secret);
+    // the static token keeps working beside the keys
+    expect((await chat(gw.url, STATIC, ask('gpt-4o-mini'))).status).toBe(200);
+  });
+
+  it('wrong, missing, disabled, expired and rotated keys get 401; enable and the new secret work', async () => {
+    const wrong = await chat(gw.url, 'sy-' + 'x'.repeat(43), ask('gpt-4o-mini'));
+    expectOpenAiError({ ...wrong, json: wrong.json } as any, 401, 'unauthorized');
+    expect(wrong.json.error.message).toBe('invalid API key');
+    expectOpenAiError((await chat(gw.url, undefined, ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
+    expectOpenAiError((await chat(gw.url, 'not-a-token', ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
+
+    const k = await createKey(gw.url, { name: 'lifecycle' });
+    expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    expect((await admin(gw.url, 'POST', `/admin/keys/${k.id}/disable`)).json.key.status).toBe('disabled');
+    const disabled = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(disabled as any, 401, 'unauthorized');
+    expect(disabled.json.error.message).toMatch(/is disabled/);
+    expect(disabled.text).not.toContain(k.secret);
+    await admin(gw.url, 'POST', `/admin/keys/lifecycle/enable`);
+    expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
+
+    const rotated = await admin(gw.url, 'POST', `/admin/keys/${k.id}/rotate`);
+    expect(rotated.status).toBe(200);
+    expect(rotated.json.key.id).toBe(k.id);
+    expect(rotated.json.secret).not.toBe(k.secret);
+    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
+    expect((await chat(gw.url, rotated.json.secret, ask('gpt-4o-mini'))).status).toBe(200);
+
+    const expiresAt = Date.now() + 1000;
+    const soon = await createKey(gw.url, { name: 'short-lived', expiresAt });
+    expect((await chat(gw.url, soon.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    const expired = await waitFor(async () => {
+      const r = await chat(gw.url, soon.secret, ask('gpt-4o-mini'));
+      return r.status === 200 ? undefined : r;
+    }, 'the key to expire', 5000, 50);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
+    expectOpenAiError(expired as any, 401, 'unauthorized');
+    expect(expired.json.error.message).toMatch(/has expired/);
+    expect((await admin(gw.url, 'GET', '/admin/keys/short-lived')).json.key.status).toBe('expired');
+  });
+
+  it('the key is accepted as x-api-key too (the header Anthropic clients send)', async () => {
+    const k = await createKey(gw.url, { name: 'x-api-key-user' });
+    expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'), 'x-api-key')).status).toBe(200);
+  });
+
+  it('a model outside the key\'s globs is 403 model_not_allowed; a model nobody serves stays 404; /v1/models is filtered', async () => {
+    const k = await createKey(gw.url, { name: 'minis-only', models: ['gpt-4o-mini', 'mock-*'] });
+    const denied = await chat(gw.url, k.secret, ask('gpt-4o'));
+    expectOpenAiError(denied as any, 403, 'model_not_allowed', 'model');
+    expect(denied.json.error.type).toBe('permission_error');
+    expectOpenAiError((await chat(gw.url, k.secret, ask('mock-2'))) as any, 404, 'model_not_found', 'model');
+    expect((await chat(gw.url, k.secret, ask('mock-1'))).status).toBe(200);
+    const models = await sdkWith(k.secret).models.list();
+    expect(models.data.map((m) => m.id).sort()).toEqual(['gpt-4o-mini', 'mock-1']);
+  });
+
+  it('5 requests per minute: the 6th gets 429 with Retry-After and x-ratelimit-* headers, as the SDK\'s RateLimitError', async () => {
+    const k = await createKey(gw.url, { name: 'five-rpm', limits: { requestsPerMin: 5 } });
+    for (let i = 0; i < 5; i++) expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    const sixth = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(sixth as any, 429, 'rate_limited');
+    expect(sixth.json.error.type).toBe('rate_limit_error');
+    const retryAfter = Number(sixth.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(11);
+    expect(retryAfter).toBeLessThanOrEqual(12);
+    expect(sixth.headers.get('x-ratelimit-limit-requests')).toBe('5');
+    expect(sixth.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    expect(sixth.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+s$|^1m\d+s$/);
+    const err = await sdkWith(k.secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    // other keys are not affected
+    expect((await chat(gw.url, STATIC, ask('gpt-4o-mini'))).status).toBe(200);
+  });
+
+  it('concurrent: 1 — a second request while the first streams is refused; after it ended, allowed', async () => {
+    const k = await createKey(gw.url, { name: 'one-at-a-time', limits: { concurrent: 1 } });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(ask('mock-1', { stream: true, messages: [{ role: 'user', content: 'a long enough prompt to take a while to stream back' }] })),
+    });
+    expect(res.status).toBe(200);
+    const second = await chat(gw.url, k.secret, ask('mock-1'));
+    expectOpenAiError(second as any, 429, 'rate_limited');
+    expect(second.json.error.details).toEqual({ reason: 'concurrent' });
+    expect(second.headers.get('retry-after')).toBe('1');
+    await res.text();
+    expect((await chat(gw.url, k.secret, ask('mock-1'))).status).toBe(200);
+  });
+
+  it('tokens per minute: admitted while the bucket is not empty; the answer that empties it makes the next wait', async () => {
+    up.enqueue({ reply: 'big', usage: { input: 60, output: 50 } });
+    const k = await createKey(gw.url, { name: 'tpm-100', limits: { tokensPerMin: 100 } });
+    expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    const next = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(next as any, 429, 'rate_limited');
+    expect(next.json.error.details).toEqual({ reason: 'tokens' });
+    expect(next.headers.get('x-ratelimit-limit-tokens')).toBe('100');
+    expect(next.headers.get('x-ratelimit-remaining-tokens')).toBe('0');
+    expect(Number(next.headers.get('retry-after'))).toBeGreaterThanOrEqual(6); // 10 tokens over + 1 → ≥ 6.6 s
+  });
+
+  it('a budget exhausted mid-stream finishes that stream, and the next request is refused until the period ends', async () => {
+    const k = await createKey(gw.url, { name: 'small-budget', budget: { period: 'day', tokens: 20 } });
+    up.enqueue({ reply: 'a b c d e f g h i j k l m n o p q r s t', usage: { input: 12, output: 20 } });
+    const stream = await sdkWith(k.secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('a b c d e f g h i j k l m n o p q r s t');
+    const next = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(next as any, 429, 'budget_exceeded');
+    const secsToMidnight = Math.ceil((Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000);
+    expect(Math.abs(Number(next.headers.get('retry-after')) - secsToMidnight)).toBeLessThanOrEqual(2);
+    const shown = await admin(gw.url, 'GET', '/admin/keys/small-budget');
+    expect(shown.json.key.spent).toMatchObject({ tokens: 32 });
+  });
+
+  it('a cost budget uses channels[].pricing (per million tokens)', async () => {
+    // 2 per million input, 8 per million output: 100k in + 100k out = 0.2 + 0.8 = 1.0
+    const k = await createKey(gw.url, { name: 'cost-budget', budget: { period: 'month', cost: 1 } });
+    up.enqueue({ usage: { input: 100_000, output: 100_000 } });
+    expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))) as any, 429, 'budget_exceeded');
+    const shown = await admin(gw.url, 'GET', '/admin/keys/cost-budget');
+    expect(shown.json.key.spent.cost).toBeCloseTo(1.0, 9);
+  });
+
+  it('bad admin input gets a clear 400/404/405/409 and never crashes', async () => {
+    expect((await admin(gw.url, 'POST', '/admin/keys', { name: '' })).status).toBe(400);
+    const bad = await admin(gw.url, 'POST', '/admin/keys', { name: 'ok-name', limits: { requestsPerMin: 0 } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/^limits\.requestsPerMin: /);
+    expect((await admin(gw.url, 'POST', '/admin/keys', { name: 'x', budget: { period: 'week', tokens: 1 } })).status).toBe(400);
+    expect((await admin(gw.url, 'POST', '/admin/keys', { name: 'app-one' })).status).toBe(409);
+    expect((await admin(gw.url, 'GET', '/admin/keys/nope')).status).toBe(404);
+    expect((await admin(gw.url, 'POST', '/admin/keys/nope/disable')).status).toBe(404);
+    expect((await admin(gw.url, 'GET', '/admin/keys/app-one/rotate')).status).toBe(405);
+    expect((await admin(gw.url, 'GET', '/admin/usage?by=colour')).status).toBe(400);
+    expect((await admin(gw.url, 'GET', '/admin/usage?since=yesterday-ish')).status).toBe(400);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * The key store contract, run against both implementations (SQLite file, real redis-server): create with a
+ * unique name, lookup by hash, rotation moves the hash index, the change counter moves on every change,
+ * usage append/query by time and key. Plus the usage arithmetic (tokens, cached tokens, cost).
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteKeyStore } from '../../src/keys/sqlite-key-store.js';
+import { RedisKeyStore } from '../../src/keys/redis-key-store.js';
+import type { KeyStore } from '../../src/keys/store.js';
+import { hashSecret, hintOf, modelAllowed, newSecret, type VirtualKey } from '../../src/keys/model.js';
+import { costOf, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
+import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
+import { cleanupDirs, tmpDir } from '../helpers/env.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+  cleanupDirs();
+});
+
+function key(name: string, secret = newSecret()): VirtualKey {
+  return { id: `key_${name}`, name, owner: 'o', hash: hashSecret(secret), hint: hintOf(secret), models: ['*'], limits: {}, disabled: false, createdAt: 1, updatedAt: 1 };
+}
+
+const rec = (ts: number, k: string, extra: Partial<UsageRecord> = {}): UsageRecord => ({
+  ts, key: k, model: 'm', channel: 'c', peer: '-', direction: 'local', inputTokens: 10, outputTokens: 2, cachedTokens: 1, cost: 0.5, stream: false, ...extra,
+});
+
+for (const [name, open] of [
+  ['sqlite', async (): Promise<KeyStore> => new SqliteKeyStore(join(tmpDir(), 'data', 'switchyard.db'))],
+  ['redis', async (): Promise<KeyStore> => RedisKeyStore.open(redis.url, `ks${Math.random().toString(36).slice(2, 8)}:`)],
+] as const) {
+  describe(`key store: ${name}`, () => {
+    it('create, unique names, byHash, rotation and the change counter', async () => {
+      const s = await open();
+      const v0 = await s.version();
+      const secret = newSecret();
+      const k = key('alpha', secret);
+      await s.create(k);
+      expect(await s.version()).toBe(v0 + 1);
+      expect(await s.byHash(hashSecret(secret))).toEqual(k);
+      await expect(s.create({ ...key('alpha'), id: 'key_other' })).rejects.toMatchObject({ status: 409, details: { reason: 'KEY_EXISTS' } });
+      const next = newSecret();
+      await s.update({ ...k, hash: hashSecret(next), disabled: true });
+      expect(await s.version()).toBe(v0 + 2);
+      expect(await s.byHash(hashSecret(secret))).toBeUndefined();
+      expect((await s.byHash(hashSecret(next)))?.disabled).toBe(true);
+      await expect(s.update(key('ghost'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await s.create(key('beta'));
+      expect((await s.list()).map((x) => x.name)).toEqual(['alpha', 'beta']);
+      await s.close();
+    });
+
+    it('usage: append in batches, query by since and key', async () => {
+      const s = await open();
+      const t = Date.now();
+      await s.appendUsage([rec(t - 5000, 'key_a'), rec(t - 10, 'key_b', { stream: true, direction: 'served-by', peer: 'gw_x' })]);
+      await s.appendUsage([rec(t, 'key_a', { cost: 0.25 })]);
+      expect((await s.queryUsage({})).length).toBe(3);
+      expect((await s.queryUsage({ since: t - 100 })).map((r) => r.key).sort()).toEqual(['key_a', 'key_b']);
+      const b = await s.queryUsage({ key: 'key_b' });
+      expect(b).toEqual([rec(t - 10, 'key_b', { stream: true, direction: 'served-by', peer: 'gw_x' })]);
+      await s.close();
+    });
+  });
+}
+
+describe('usage arithmetic', () => {
+  it('tokens from OpenAI and Anthropic-style usage; cached input at the cached price', () => {
+    expect(tokensOf({ prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 40 } })).toEqual({ input: 100, output: 20, cached: 40 });
+    expect(tokensOf({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10, cache_read_input_tokens: 5 })).toEqual({ input: 7, output: 3, cached: 5 });
+    expect(tokensOf(undefined)).toEqual({ input: 0, output: 0, cached: 0 });
+    // (60 × 2 + 40 × 0.5 + 20 × 8) / 1e6
+    expect(costOf({ input: 2, output: 8, cachedInput: 0.5 }, { input: 100, output: 20, cached: 40 })).toBeCloseTo(300 / 1e6, 15);
+    expect(costOf(undefined, { input: 100, output: 20, cached: 0 })).toBe(0);
+  });
+
+  it('summaries by peer and day', () => {
+    const day = Date.UTC(2026, 10, 29, 12);
+    const s = summarise([rec(day, 'a'), rec(day, 'b', { peer: 'gw_b', direction: 'served-by' }), rec(day + 86_400_000, 'a')], 'peer');
+    expect(s.rows.map((r) => [r.group, r.requests])).toEqual([['-', 2], ['served-by gw_b', 1]]);
+    expect(s.total).toMatchObject({ requests: 3, inputTokens: 30, outputTokens: 6, cachedTokens: 3, cost: 1.5 });
+    expect(summarise([rec(day + 86_400_000, 'a'), rec(day, 'a')], 'day').rows.map((r) => r.group)).toEqual(['2026-11-29', '2026-11-30']);
+  });
+
+  it('model globs', () => {
+    expect(modelAllowed({ models: ['gpt-4o*', 'claude-?-haiku'] }, 'gpt-4o-mini')).toBe(true);
+    expect(modelAllowed({ models: ['gpt-4o*', 'claude-?-haiku'] }, 'claude-3-haiku')).toBe(true);
+    expect(modelAllowed({ models: ['gpt-4o*'] }, 'gpt-4')).toBe(false);
+    expect(modelAllowed({ models: ['a.b'] }, 'axb')).toBe(false);
+  });
+});

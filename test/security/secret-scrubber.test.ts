@@ -1,0 +1,82 @@
+/** The one scrubber (src/util/redact.ts), from strings: what it replaces, and what it leaves alone. */
+import { describe, expect, it } from 'vitest';
+import { REDACTED, SecretScrubber, redactUrl, registerConfigSecrets } from '../../src/util/redact.js';
+import { validateConfig } from '../../src/config/load.js';
+
+describe('SecretScrubber', () => {
+  it('replaces every registered secret, its JSON-escaped and URL-encoded forms; longest first', () => {
+    const s = new SecretScrubber();
+    s.register('abc"def/ghi');
+    s.register('tok-123456');
+    s.register('tok-123456-longer');
+    expect(s.scrub('a tok-123456-longer b tok-123456 c')).toBe(`a ${REDACTED} b ${REDACTED} c`);
+    expect(s.scrub(JSON.stringify({ k: 'abc"def/ghi' }))).toBe(`{"k":"${REDACTED}"}`);
+    expect(s.scrub(`?t=${encodeURIComponent('abc"def/ghi')}`)).toBe(`?t=${REDACTED}`);
+  });
+
+  it('ignores secrets too short to be real, and leaves text without secrets untouched', () => {
+    const s = new SecretScrubber();
+    s.register('abc');
+    s.register('');
+    s.register(undefined);
+    expect(s.scrub('abc abc')).toBe('abc abc');
+    s.register('real-secret-value');
+    const plain = 'nothing to see: max_tokens: 100, tokens: 5';
+    expect(s.scrub(plain)).toBe(plain);
+    expect(s.scrubError(plain)).toBe(plain);
+  });
+
+  it('registerUrl takes userinfo and token-like query values, not ordinary ones', () => {
+    const s = new SecretScrubber();
+    s.registerUrl('wss://alice:p%40ssw0rd-long@peer.example:443/bridge?token=qtok-abcdef&region=eu-west-1&api_key=kkkkkkkk');
+    const text = 'p@ssw0rd-long p%40ssw0rd-long qtok-abcdef kkkkkkkk eu-west-1';
+    expect(s.scrub(text)).toBe(`${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} eu-west-1`);
+  });
+
+  it('scrubError also removes credential shapes nobody configured', () => {
+    const s = new SecretScrubber();
+    const echoed = [
+      'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig',
+      '"x-api-key":"ak-unconfigured-999999"',
+      'api_key=zzzzzzzzzzzz&model=m',
+      'Incorrect API key provided: sk-proj-AbCdEfGhIjKlMnOpQrStUv',
+      'password: hunter2-long',
+    ].join(' | ');
+    const out = s.scrubError(echoed);
+    for (const leaked of ['eyJhbGciOiJIUzI1NiJ9', 'ak-unconfigured-999999', 'zzzzzzzzzzzz', 'sk-proj-AbCdEfGhIjKlMnOpQrStUv', 'hunter2-long']) expect(out).not.toContain(leaked);
+    expect(out).toContain('Authorization: Bearer [REDACTED]');
+    expect(out).toContain('model=m');
+    // already-redacted text is left as it is
+    expect(s.scrubError('token: [redacted]')).toBe('token: [redacted]');
+  });
+
+  it('registerConfigSecrets covers every secret key of the config', () => {
+    const cfg = validateConfig(
+      {
+        gateway: {
+          auth: { tokens: ['client-token-1'] },
+          admin: { token: 'admin-token-1' },
+          bridge: { enabled: true, allowedTokens: ['inbound-bridge-1'] },
+          bridges: [{ name: 'p', url: 'ws://u:userpass-1@127.0.0.1:1/bridge?token=query-token-1', token: 'outbound-bridge-1' }],
+        },
+        channels: [{ name: 'c', provider: 'openai', baseUrl: 'http://127.0.0.1:1/v1?key=url-key-0001', apiKey: 'channel-key-1', models: ['m'], headers: { 'x-org': 'org-visible', 'x-custom': 'marked-secret-1' }, secretHeaders: ['x-custom'] }],
+        acp: { tokens: ['acp-token-1'], gateways: [{ id: 'oc', label: 'OC', kind: 'openclaw', url: 'ws://127.0.0.1:1/?auth=oc-query-1', token: 'openclaw-token-1' }] },
+      },
+      'test',
+      {},
+    );
+    const s = new SecretScrubber();
+    registerConfigSecrets(cfg, s);
+    const all = ['client-token-1', 'admin-token-1', 'inbound-bridge-1', 'userpass-1', 'query-token-1', 'outbound-bridge-1', 'url-key-0001', 'channel-key-1', 'marked-secret-1', 'acp-token-1', 'oc-query-1', 'openclaw-token-1'];
+    expect(s.scrub(all.join(' '))).toBe(all.map(() => REDACTED).join(' '));
+    expect(s.scrub('org-visible')).toBe('org-visible');
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides userinfo and every query value, keeps the rest', () => {
+    expect(redactUrl('wss://u:p@peer.example:8443/bridge?token=abc&x=1#frag')).toBe(`wss://${REDACTED}@peer.example:8443/bridge?token=${REDACTED}&x=${REDACTED}`);
+    expect(redactUrl('ws://127.0.0.1:9/bridge')).toBe('ws://127.0.0.1:9/bridge');
+    expect(redactUrl(null)).toBeNull();
+  });
+});
