@@ -9,7 +9,8 @@
  *    points at this gateway; the per-session token works on the model API only, every model name on it is
  *    pinned to `llm.model`, and it dies (and the private folder goes) when the session closes.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess } from '../helpers/env.js';
@@ -50,6 +51,11 @@ afterAll(async () => {
 });
 
 const call = (method: string, params: Record<string, unknown>) => rpc(gw.url, ACP, method, params, 30_000);
+/** The agent's value of `name`, through a file in its session folder: replies carry it scrubbed. */
+async function agentEnv(sessionId: string, agent: string, name: string): Promise<string> {
+  expect((await turn(sessionId, agent, `envfile ${name}`, false)).output).toBe('written');
+  return readFileSync(path.join(gw.dir, 'workspaces', sessionId, `.env-${name}`), 'utf8');
+}
 const turn = async (sessionId: string, agent: string, taskPrompt: string, first: boolean) =>
   (await call(first ? 'session.start' : 'session.message', { sessionId, taskPrompt, ...(first ? { routing: agentRouting(agent) } : {}) })).result;
 
@@ -77,8 +83,10 @@ describe('agent environment', () => {
 
   it('an agent printing its environment on stderr and dying: the client and the store get a short reason, the log the stderr', async () => {
     expect(await turn('leak-1', 'hermes', 'hello', true)).toMatchObject({ success: true });
-    const token = (await turn('leak-1', 'hermes', 'env OPENAI_API_KEY', false)).output.replace('env OPENAI_API_KEY=', '');
+    const token = await agentEnv('leak-1', 'hermes', 'OPENAI_API_KEY');
     expect(token).toMatch(/^sy-agent-/);
+    // a reply that carries the token has it scrubbed (the token is registered with the secret scrubber)
+    expect((await turn('leak-1', 'hermes', 'env OPENAI_API_KEY', false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
 
     const r = await turn('leak-1', 'hermes', 'leak', false);
     expect(r).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_ERROR' });
@@ -88,8 +96,13 @@ describe('agent environment', () => {
       expect(text).not.toContain('fake agent environment');
       expect(text).not.toContain(token);
     }
-    // the log has it (the model-API token in it is the one secret the agent had)
-    expect(gw.logs()).toContain('fake agent environment');
+    // the log has it, scrubbed: the model-API token in it (the one secret the agent had) is not there
+    const leaked = gw.logs().split('\n').filter((l) => l.includes('fake agent environment'));
+    expect(leaked.length).toBeGreaterThanOrEqual(1);
+    for (const l of leaked) {
+      expect(l).not.toContain(token);
+      expect(l).toContain('[REDACTED]');
+    }
   });
 });
 
@@ -105,9 +118,10 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     const llm = await turn(sessionId, 'hermes', 'llm hi there', false);
     expect(llm.output).toBe('llm 200 mock-1: [mock mock-1] You said: hi there');
 
-    const token = (await turn(sessionId, 'hermes', 'env OPENAI_API_KEY', false)).output.replace('env OPENAI_API_KEY=', '');
-    const home = (await turn(sessionId, 'hermes', 'env HOME', false)).output.replace('env HOME=', '');
-    expect(statSync(home).mode & 0o777).toBe(0o700);
+    const token = await agentEnv(sessionId, 'hermes', 'OPENAI_API_KEY');
+    const home = await agentEnv(sessionId, 'hermes', 'HOME');
+    expect(home.startsWith(path.join(gw.dir, 'agent-homes') + path.sep)).toBe(true);
+    expect((await turn(sessionId, 'hermes', 'home-mode', false)).output).toBe('home-mode 700');
     const auth = { authorization: `Bearer ${token}` };
     expect((await fetch(`${gw.url}/v1/models`, { headers: auth })).status).toBe(200);
     // …and nothing else does

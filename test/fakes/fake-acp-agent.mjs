@@ -16,6 +16,9 @@
 //   env <NAME>             replies with process.env[NAME]
 //   cwd                    replies with the session cwd and process.cwd()
 //   printenv               replies with its whole environment as JSON
+//   envfile <NAME>         writes process.env[NAME] to <session cwd>/.env-<NAME> (for values the gateway scrubs
+//                          from replies, e.g. its per-session token) and replies "written"
+//   home-mode              replies with the octal mode of $HOME
 //   leak                   prints its whole environment on stderr, then exits with code 3
 //   history                replies "history: <earlier prompts of this session, joined by |>"
 //   llm <text>             calls $OPENAI_BASE_URL/chat/completions with $OPENAI_API_KEY (as Hermes does), asking for
@@ -25,7 +28,7 @@
 // FAKE_ACP_LOAD=1 (announce loadSession; sessions are kept in <cwd>/.fake-acp-sessions.json, so a new process
 // can session/load what an earlier one stored, and replays the earlier prompts as user_message_chunk updates).
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const MODE = process.env.FAKE_ACP_MODE ?? '';
@@ -210,6 +213,11 @@ async function turn(sessionId, text) {
       return reply(`cwd ${s.cwd} ${process.cwd()}`);
     case 'printenv':
       return reply(JSON.stringify(process.env));
+    case 'envfile':
+      writeFileSync(path.join(s.cwd, `.env-${rest[0]}`), process.env[rest[0]] ?? '');
+      return reply('written');
+    case 'home-mode':
+      return reply(`home-mode ${(statSync(process.env.HOME ?? '/').mode & 0o777).toString(8)}`);
     case 'leak':
       process.stderr.write(`fake agent environment: ${JSON.stringify(process.env)}\n`);
       setTimeout(() => process.exit(3), 20);
