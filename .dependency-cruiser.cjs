@@ -6,10 +6,14 @@
  *   1 src/util, src/version.ts helpers with no project knowledge
  *   2 src/config               the config schema and loader
  *   3 src/providers            one adapter per upstream kind
- *   4 src/router, src/sessions the core: routing/health, the session store (neither imports the other)
- *   5 src/bridge, src/acp      gateway-to-gateway links; the ACP core (may use the bridge mesh to reach
- *                              peers; the bridge never imports ACP). Neither knows HTTP: transports live in
- *                              src/http (src/http/acp/ for the JSON-RPC transports).
+ *   4 src/router, src/sessions the core: routing/health, the session store (neither imports the other);
+ *     src/keys, src/usage      virtual keys and their limits, usage records (keys uses usage; neither knows
+ *                              HTTP, the bridge or ACP)
+ *   5 src/bridge, src/acp,     gateway-to-gateway links; the ACP core (may use the bridge mesh to reach
+ *     src/apis                 peers; the bridge never imports ACP); the inbound API translators (Messages,
+ *                              Responses, Gemini) and their exchange helper (uses the router and keys).
+ *                              None knows HTTP: transports live in src/http (src/http/acp/ for the JSON-RPC
+ *                              transports).
  *   6 src/http                 HTTP server, /v1, admin, transports
  *   7 src/gateway.ts           composition root: builds every part and wires them together
  *   8 src/cli                  the command line (and its ACP client library, src/cli/acp-client/)
@@ -22,18 +26,18 @@ const layers = [
   ['^src/util/', '^src/version\\.ts$'],
   ['^src/config/'],
   ['^src/providers/'],
-  ['^src/router/', '^src/sessions/'],
-  ['^src/bridge/', '^src/acp/'],
+  ['^src/router/', '^src/sessions/', '^src/keys/', '^src/usage/'],
+  ['^src/bridge/', '^src/acp/', '^src/apis/'],
   ['^src/http/'],
   ['^src/gateway\\.ts$'],
   ['^src/cli/'],
 ];
-const names = ['wire', 'util', 'config', 'providers', 'router/sessions', 'bridge/acp', 'http', 'gateway', 'cli'];
+const names = ['wire', 'util', 'config', 'providers', 'router/sessions/keys/usage', 'bridge/acp/apis', 'http', 'gateway', 'cli'];
 const TEST = '\\.test\\.ts$';
 const either = (patterns) => `(${patterns.join('|')})`;
 
 const layerRules = layers.slice(0, -1).map((from, i) => ({
-  name: `layer-${names[i].replace('/', '-')}-looks-down`,
+  name: `layer-${names[i].replaceAll('/', '-')}-looks-down`,
   comment: `${names[i]} may not import a layer above it (${names.slice(i + 1).join(', ')})`,
   severity: 'error',
   from: { path: either(from), pathNot: TEST },

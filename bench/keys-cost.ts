@@ -87,7 +87,7 @@ async function startRedis(dir: string): Promise<{ url: string; child?: ChildProc
   await new Promise<void>((resolve, reject) => {
     let log = '';
     child.once('error', reject);
-    child.stdout!.on('data', (b: Buffer) => {
+    child.stdout.on('data', (b: Buffer) => {
       log += b.toString();
       if (log.includes('Ready to accept connections')) resolve();
     });

@@ -68,7 +68,7 @@ export function routingCatalogOf(c: Catalog): RoutingCatalog {
 }
 
 /** The `acp.capabilities` result: top-level fields plus the `capabilities.*` mirrors. */
-export function capabilitiesResult(c: Catalog): Record<string, unknown> {
+export function capabilitiesResult(c: Catalog, roleRouting: Record<string, unknown> = { configured: false }): Record<string, unknown> {
   const availableExecutionTargets: string[] = [];
   if (c.providerCatalog.length > 0) availableExecutionTargets.push('agent');
   if (c.gatewayProviders.length > 0) availableExecutionTargets.push('gateway');
@@ -79,6 +79,10 @@ export function capabilitiesResult(c: Catalog): Record<string, unknown> {
     availableExecutionTargets,
     providerCatalog: c.providerCatalog,
     gatewayProviders: c.gatewayProviders,
+    /** addendum 2026-10 §5: agents' permission requests reach the app (xworkmate.permissions.*) */
+    permissionRelay: true,
+    /** addendum 2026-10 §2: the role policy as served (no URLs, no tokens) */
+    roleRouting,
     capabilities: {
       single_agent: singleAgent,
       multi_agent: false,

@@ -18,6 +18,7 @@ import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
 import { TurnRunner } from './turn-runner.js';
+import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent/runtime.js';
@@ -55,6 +56,8 @@ export interface AcpCoreDeps {
 export interface AcpCore {
   /** the method table every transport serves */
   dispatch: Dispatch;
+  /** resume: a session's updates after `afterSeq`, then its live ones, until the returned function is called */
+  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
@@ -139,7 +142,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     return f(ctx);
   };
 
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs });
+  const holderId = leaseHolderId(deps.gatewayId, deps.config.store);
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, permissionTimeoutMs: acp.permissionTimeoutMs, ...(holderId ? { holderId } : {}) });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;
@@ -148,12 +152,14 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     runner,
     catalog: () => buildCatalog(acp, availability, mesh ? peerRuntimes(mesh, localIds) : []),
     remote: mesh ? remoteSessions(mesh, deps.store, localIds) : undefined,
+    servedModels: () => deps.router.modelNames(),
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
   if (acp.enabled && acp.tokens.length === 0) log.warn('/acp/rpc refuses every request: acp.tokens is empty');
 
   return {
     dispatch,
+    follow: (sessionId, afterSeq, push) => runner.follow(sessionId, afterSeq, push),
     log,
     async close() {
       await listening;

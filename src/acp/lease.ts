@@ -13,6 +13,18 @@ export interface LeaseOptions {
   waitMs?: number;
 }
 
+/**
+ * The lease holder id of this process. A SQLite store serves one gateway process, so every lease in it that
+ * names this gateway is this process's (or its dead previous life's): a fixed id lets the restarted process take
+ * them over at once instead of waiting out their ttl. Instances sharing a Redis store are told apart by
+ * `store.instanceId` when it is set (stable across restarts, so a restarted instance owns its old leases);
+ * without it, each process gets a fresh id and a dead one's leases expire after their ttl.
+ */
+export function leaseHolderId(gatewayId: string, store: { kind: 'sqlite' } | { kind: 'redis'; instanceId?: string | undefined }): string | undefined {
+  if (store.kind === 'sqlite') return `${gatewayId}/sqlite`;
+  return store.instanceId ? `${gatewayId}/${store.instanceId}` : undefined;
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The lease holder's id of another instance with a live lease on the session, if any. */

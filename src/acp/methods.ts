@@ -11,14 +11,21 @@ import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
 import { invalidParams, optString, reqString } from './params.js';
+import { workingDirectory } from './working-directory.js';
+import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
+import type { RoleBinding } from './turn-runner.js';
+
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
   /** the peer running this target's runtime, when it is a peer-shared runtime */
   peerFor(target: SessionTarget): string | undefined;
   /** the peer that owns this session now, or undefined when it is ours (or unknown) */
   ownerOf(sessionId: string): Promise<string | undefined>;
-  /** runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged */
-  call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void): Promise<unknown>;
+  /**
+   * Runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged.
+   * `hops`: the gateways the call already passed (a session moved A→B→C is reached by following the pointers).
+   */
+  call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void, hops?: string[]): Promise<unknown>;
   /** records here that the session lives on the peer */
   recordRemote(sessionId: string, peerId: string, target: SessionTarget, threadId: string): Promise<void>;
 }
@@ -29,13 +36,14 @@ export interface DispatchOptions {
   origin?: string;
   /** the serving side's share list: a target it does not allow is refused */
   allowTarget?: (t: SessionTarget) => boolean;
-  /** never forward to another peer */
+  /** never start a session on another peer's shared runtime (moved sessions are still followed to their owner) */
   localOnly?: boolean;
+  /** gateways this call already passed (bridge hop list), carried when a moved session is followed further */
+  hops?: string[];
 }
 
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
-const MAX_WORKDIR_CHARS = 1024;
 
 export interface MethodDeps {
   acp: AcpConfig;
@@ -44,6 +52,8 @@ export interface MethodDeps {
   catalog(): Promise<Catalog>;
   /** sessions on bridge peers; absent = none */
   remote?: RemoteSessions | undefined;
+  /** model names the mesh serves now (role routing picks among them); default none */
+  servedModels?: () => readonly string[];
   maxPromptBytes?: number;
 }
 
@@ -63,6 +73,14 @@ export type Dispatch = (call: AcpCall, ctx: CallContext, opts?: DispatchOptions)
 /** A method of the table: params and context in, result out. */
 type Method = (p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions) => Promise<unknown>;
 
+/** A non-negative integer param (a `seq`), or undefined. */
+function optSeq(p: Record<string, unknown>, field: string): number | undefined {
+  const v = p[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidParams(field, `${field} must be a non-negative integer`);
+  return v;
+}
+
 function prompt(p: Record<string, unknown>, maxBytes: number): string {
   const v = p.taskPrompt;
   if (v === undefined || v === null) throw invalidParams('taskPrompt', 'taskPrompt is required (a non-empty string)');
@@ -71,18 +89,6 @@ function prompt(p: Record<string, unknown>, maxBytes: number): string {
   const bytes = Buffer.byteLength(v, 'utf8');
   if (bytes > maxBytes) throw invalidParams('taskPrompt', `taskPrompt is ${bytes} bytes; the limit is ${maxBytes}`);
   return v;
-}
-
-/** A relative folder hint under acp.workspaceRoot: never absolute, never with a `..` segment. */
-export function workingDirectory(p: Record<string, unknown>): string | undefined {
-  const v = optString(p, 'workingDirectory', MAX_WORKDIR_CHARS);
-  if (v === undefined) return undefined;
-  if (v.includes('\0')) throw invalidParams('workingDirectory', 'workingDirectory contains a NUL byte');
-  if (v.startsWith('/') || v.startsWith('\\') || /^[A-Za-z]:/.test(v) || v.startsWith('~')) {
-    throw invalidParams('workingDirectory', 'workingDirectory must be a relative folder under the workspace root, not an absolute path');
-  }
-  if (v.split(/[\\/]+/).includes('..')) throw invalidParams('workingDirectory', 'workingDirectory must not contain ".."');
-  return v.trim();
 }
 
 function decisionFields(d: RoutingDecision, acp: AcpConfig): Record<string, unknown> {
@@ -109,6 +115,49 @@ function targetOf(d: Exclude<RoutingDecision, { kind: 'unavailable' }>, acp: Acp
   return { executionTarget: 'gateway', providerId: '', gatewayProviderId: d.gatewayProviderId, model: d.model || (g?.kind === 'channels' ? g.model : '') };
 }
 
+/** session.start params that name `t` explicitly instead of a role (for a peer running a role-routed turn). */
+function explicitStart(p: Record<string, unknown>, t: SessionTarget): Record<string, unknown> {
+  const { routing: _r, provider: _p, model: _m, requestedExecutionTarget: _ret, executionTarget: _et, gatewayProviderId: _g, ...rest } = p;
+  const routing: Record<string, unknown> = { routingMode: 'explicit', explicitExecutionTarget: t.executionTarget, explicitModel: t.model };
+  if (t.executionTarget === 'agent') routing.explicitProviderId = t.providerId;
+  else routing.preferredGatewayProviderId = t.gatewayProviderId;
+  return { ...rest, routing };
+}
+
+function targetFields(t: SessionTarget): Record<string, unknown> {
+  return { resolvedExecutionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway', resolvedProviderId: t.providerId, resolvedGatewayProviderId: t.gatewayProviderId, resolvedModel: t.model };
+}
+
+/** A role-routed turn the policy refused: a result, nothing runs (addendum §3). */
+function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, sessionId: string, threadId: string): Record<string, unknown> {
+  return {
+    success: false,
+    status: 'unavailable',
+    unavailable: true,
+    unavailableCode: d.unavailableCode,
+    unavailableMessage: d.message,
+    sessionId,
+    threadId,
+    output: '',
+    summary: d.message,
+    ...(d.selection ? { roleSelection: d.selection } : {}),
+  };
+}
+
+/** `task.rejected`: the sole event of a refused role turn (no turn ran, so no turnId and no seq). */
+function rejectedEvent(d: Extract<RoleDecision, { kind: 'rejected' }>, req: RoleRequest, sessionId: string, threadId: string): Record<string, unknown> {
+  return {
+    type: 'task',
+    event: 'task.rejected',
+    sessionId,
+    threadId,
+    turnId: '',
+    pending: false,
+    error: true,
+    task: { taskId: '', sessionId, threadId, phase: 'rejected', at: new Date().toISOString(), role: req.role ?? null, roleMode: req.roleMode, detail: { code: d.selection?.code ?? d.unavailableCode, message: d.message } },
+  };
+}
+
 function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>, sessionId: string, threadId: string, acp: AcpConfig): Record<string, unknown> {
   return {
     success: false,
@@ -127,31 +176,54 @@ function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>,
 export function createDispatch(deps: MethodDeps): Dispatch {
   const maxPrompt = deps.maxPromptBytes ?? DEFAULT_MAX_PROMPT_BYTES;
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
+  const roleDecision = async (req: RoleRequest, hasWorkspace: boolean, productMode: string | undefined): Promise<RoleDecision> =>
+    resolveRole(req, { policy: deps.acp.roles, catalog: routingCatalogOf(await deps.catalog()), servedModels: deps.servedModels?.() ?? [], hasWorkspace, productMode });
   const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
   /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
-  const ownerOf = async (sessionId: string, opts: DispatchOptions): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
-    const remote = opts.localOnly ? undefined : deps.remote;
+  const ownerOf = async (sessionId: string): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
+    const remote = deps.remote;
     const owner = remote ? await remote.ownerOf(sessionId) : undefined;
     return remote && owner ? { remote, owner } : undefined;
   };
+  /** runs `method` where the session lives: on the peer that owns it now (following moves), or here */
+  const atOwner = async (method: string, sessionId: string, p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions, here: () => Promise<unknown>): Promise<unknown> => {
+    const fwd = await ownerOf(sessionId);
+    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
+    return here();
+  };
   const endSession = (method: 'session.cancel' | 'session.close'): Method => async (p, ctx, opts) => {
     const sessionId = reqString(p, 'sessionId');
-    const fwd = await ownerOf(sessionId, opts);
-    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx));
-    return method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId);
+    return atOwner(method, sessionId, p, ctx, opts, () => (method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId)));
   };
 
   const methods: Readonly<Record<string, Method>> = {
-    'acp.capabilities': async () => capabilitiesResult(await deps.catalog()),
+    'acp.capabilities': async () => {
+      const c = await deps.catalog();
+      return capabilitiesResult(c, roleCapabilities(deps.acp.roles, routingCatalogOf(c)));
+    },
     health: async () => ({ status: 'ok', version: VERSION }),
     'session.start': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       const threadId = optString(p, 'threadId') ?? sessionId;
       const text = prompt(p, maxPrompt);
       const wd = workingDirectory(p);
-      const d = await route(p);
-      if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
-      const target = targetOf(d, deps.acp);
+      const cap = productCapabilityOf(p);
+      const roleReq = roleRequestOf(p);
+      let target: SessionTarget;
+      let role: RoleBinding | undefined;
+      if (roleReq) {
+        const rd = await roleDecision(roleReq, wd !== undefined, cap?.mode);
+        if (rd.kind === 'rejected') {
+          ctx.notify('session.update', rejectedEvent(rd, roleReq, sessionId, threadId));
+          return roleUnavailableResult(rd, sessionId, threadId);
+        }
+        target = rd.target;
+        role = { resolvedRole: rd.role, roleMode: roleReq.roleMode, resolvedModelId: rd.selection.modelId ?? '', modelKey: rd.selection.modelKey ?? '', modelBindingVerified: rd.modelBindingVerified, policyVersion: rd.selection.policyVersion ?? '', roleSelection: rd.selection };
+      } else {
+        const d = await route(p);
+        if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
+        target = targetOf(d, deps.acp);
+      }
       if (opts.allowTarget && !opts.allowTarget(target)) {
         throw new GatewayError('CHANNEL_NOT_SHARED', `runtime "${target.providerId || target.gatewayProviderId}" is not shared with you`);
       }
@@ -161,33 +233,62 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
         await deps.runner.close(sessionId);
         await remote.recordRemote(sessionId, peer, target, threadId);
-        return remote.call(peer, 'session.start', p, sinkOf(ctx));
+        if (!role) return remote.call(peer, 'session.start', p, sinkOf(ctx));
+        // our policy chose the runtime and model: the peer runs exactly that (its own policy is not asked)
+        const out = await remote.call(peer, 'session.start', explicitStart(p, target), sinkOf(ctx));
+        const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = role;
+        return out && typeof out === 'object' ? { ...out, resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } : out;
       }
-      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin }, sinkOf(ctx));
+      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}) }, sinkOf(ctx));
     },
     'session.message': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
-      const fwd = await ownerOf(sessionId, opts);
-      if (fwd) return fwd.remote.call(fwd.owner, 'session.message', p, sinkOf(ctx));
-      return deps.runner.message(sessionId, text, sinkOf(ctx));
+      productCapabilityOf(p); // validated strictly; the session keeps its routing
+      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx)));
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),
-    'xworkmate.tasks.get': async (p) => {
+    'xworkmate.tasks.get': async (p, ctx, opts) => {
       const runId = optString(p, 'runId');
       const sessionId = optString(p, 'sessionId');
       if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
-      return deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}) });
+      const afterSeq = optSeq(p, 'afterSeq');
+      if (afterSeq !== undefined && !sessionId) throw invalidParams('sessionId', 'afterSeq needs a sessionId');
+      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}), afterSeq });
+      // a session that lives elsewhere is asked there (a runId alone names no session: answered here)
+      return sessionId ? atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here) : here();
+    },
+    'xworkmate.permissions.respond': async (p, ctx, opts) => {
+      const sessionId = reqString(p, 'sessionId');
+      const requestId = reqString(p, 'requestId');
+      const optionId = optString(p, 'optionId');
+      const decision = optString(p, 'decision');
+      if (decision !== undefined && decision !== 'cancel') throw invalidParams('decision', 'decision must be "cancel"');
+      if ((optionId === undefined) === (decision === undefined)) throw invalidParams('optionId', 'send exactly one of optionId or decision:"cancel"');
+      const answer = optionId !== undefined ? { optionId } : { decision: 'cancel' as const };
+      return atOwner('xworkmate.permissions.respond', sessionId, p, ctx, opts, () => deps.runner.respondPermission(sessionId, requestId, answer));
+    },
+    'xworkmate.permissions.list': async (p, ctx, opts) => {
+      const sessionId = optString(p, 'sessionId');
+      if (sessionId === undefined) return deps.runner.listPermissions(undefined);
+      return atOwner('xworkmate.permissions.list', sessionId, p, ctx, opts, () => deps.runner.listPermissions(sessionId));
     },
     'xworkmate.routing.resolve': async (p) => {
       optString(p, 'sessionId');
+      const cap = productCapabilityOf(p);
+      const roleReq = roleRequestOf(p);
+      if (roleReq) {
+        const rd = await roleDecision(roleReq, optString(p, 'workingDirectory', 1024) !== undefined, cap?.mode);
+        if (rd.kind === 'rejected') return { unavailable: true, unavailableCode: rd.unavailableCode, unavailableMessage: rd.message, roleSelection: rd.selection ?? null };
+        return { unavailable: false, ...targetFields(rd.target), resolvedRole: rd.role, resolvedModelId: rd.selection.modelId, modelBindingVerified: rd.modelBindingVerified, roleSelection: rd.selection };
+      }
       const d = await route(p);
       if (d.kind === 'unavailable') {
-        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp) };
+        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp), roleSelection: null };
       }
-      return { unavailable: false, ...decisionFields(d, deps.acp) };
+      return { unavailable: false, ...decisionFields(d, deps.acp), roleSelection: null };
     },
   };
 

@@ -11,8 +11,10 @@
  * error table, `data.code` the ErrorCode. Both directions map through GatewayError here.
  *
  * Serving side (`peerRpcHandler`): a peer may start sessions only on the runtimes we share with it
- * (gateway.bridge.shareAgents, checked here, on the serving side), and may continue, cancel or close only the
- * sessions it started here or transferred to us. Nothing it sends is forwarded again to another peer.
+ * (gateway.bridge.shareAgents, checked here, on the serving side), and may continue, cancel, close or read only
+ * the sessions it started here or transferred to us, whatever we share. A session that moved on from here
+ * (A→B→C) is followed to its owner with the bridge hop list (loops and more than 8 hops are refused there); a
+ * peer's session.start is never sent on to another peer.
  */
 import { ERROR_TABLE, GatewayError, isErrorCode, toGatewayError } from '../wire/errors.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
@@ -81,12 +83,14 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
         : await store.get(sessionId);
       return settled?.status === 'moved' && settled.movedTo ? settled.movedTo : undefined;
     },
-    async call(peerId, method, params, notify) {
+    async call(peerId, method, params, notify, hops) {
       let out;
       try {
-        out = await mesh.rpc(peerId, method, params, { onEvent: (m, p) => m === 'session.update' && notify(p) });
+        out = await mesh.rpc(peerId, method, params, { ...(hops ? { hops } : {}), onEvent: (m, p) => m === 'session.update' && notify(p) });
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE') throw unreachable(String(params.sessionId ?? ''), peerId);
+        // a refusal from the peer: `retryable` as the error table says (the bridge marks it "try another candidate")
+        if (err instanceof GatewayError) throw new GatewayError(err.code, err.message, { details: err.details, ...(err.retryAfterSec !== undefined ? { retryAfterSec: err.retryAfterSec } : {}) });
         throw err;
       }
       if ('error' in out) throw fromBridgeRpcError(out.error);
@@ -102,21 +106,32 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
 }
 
 /** Serves peers' bridge-rpc calls with this gateway's own dispatch, under the rules above. */
+/** Methods a peer may call on a session it started here or transferred here, whatever shareAgents says. */
+const SESSION_METHODS: ReadonlySet<string> = new Set(['session.message', 'session.cancel', 'session.close', 'xworkmate.tasks.get', 'xworkmate.permissions.respond', 'xworkmate.permissions.list']);
+
 export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: (sessionId: string) => Promise<unknown>): RpcServeHandler {
-  return async ({ peer, method, params, sharedAgents, signal, emit }) => {
+  return async ({ peer, method, params, sharedAgents, hops, signal, emit }) => {
     const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
-    if (method === 'session.message' || method === 'session.cancel' || method === 'session.close') {
+    if (SESSION_METHODS.has(method)) {
+      // also when it moved on from here (A→B→C): the call follows it, with the hop list guarding against loops
       const rec = sessionId ? await store.get(sessionId) : undefined;
-      const mine = rec && rec.status !== 'moved' && (rec.metadata.viaPeer === peer.id || rec.metadata.transferredFrom === peer.id);
+      const mine = rec && (rec.metadata.viaPeer === peer.id || rec.metadata.transferredFrom === peer.id);
       if (!mine) throw new GatewayError('CHANNEL_NOT_SHARED', `session "${sessionId}" is not one you started or transferred here`);
-    } else if (method !== 'session.start') {
+    } else if (method === 'session.start') {
+      if (sharedAgents.size === 0) throw new GatewayError('CHANNEL_NOT_SHARED', 'this gateway shares no agent runtimes with you');
+    } else {
       return { error: toBridgeRpcError(new GatewayError('METHOD_NOT_FOUND', `method not available over the bridge: ${method}`)) };
     }
     // bridge-cancel (the requesting side gave up on the call) cancels the turn, as session.cancel would
     const onAbort = () => void cancel(sessionId).catch(() => undefined);
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const result = await dispatch({ method, params }, { notify: emit }, { origin: peer.id, allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId), localOnly: true });
+      const result = await dispatch(
+        { method, params },
+        { notify: emit },
+        // hops ends with this gateway; the link appends it again when the call goes on
+        { origin: peer.id, allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId), localOnly: true, hops: hops.slice(0, -1) },
+      );
       return { result };
     } catch (err) {
       if (err instanceof GatewayError && err.code === 'CHANNEL_NOT_SHARED') throw err;

@@ -48,12 +48,25 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+/** An agent's permission request, as the relay sees it (ACP RequestPermissionRequest without its sessionId). */
+export interface PermissionRequest {
+  toolCall: Record<string, unknown>;
+  options: Array<{ optionId: string; name: string; kind: string }>;
+}
+export type PermissionOutcome = { outcome: 'selected'; optionId: string } | { outcome: 'cancelled' };
+/** Asks the app (permissions.ts); resolves with its answer, or cancelled (also when `signal` aborts). */
+export type PermissionRelay = (req: PermissionRequest, signal: AbortSignal) => Promise<PermissionOutcome>;
+
 export interface RuntimeContext {
   sessionId: string;
   threadId: string;
   target: SessionTarget;
-  /** validated relative hint (no `..`, not absolute), resolved under acp.workspaceRoot by runtimes that use a folder */
+  /** validated relative folder (see working-directory.ts), resolved under acp.workspaceRoot by runtimes that use one */
   workingDirectory: string | undefined;
+  /** the permission relay of the running turn; agents whose `permissions` is `ask` use it */
+  permissions?: PermissionRelay;
+  /** overrides the agent's `permissions` setting (role-routed turns always ask the app) */
+  permissionPolicy?: 'ask';
 }
 
 /** Creates the runtime session of one ACP session; may throw (e.g. provider not startable). */

@@ -23,6 +23,9 @@ export interface TurnResult {
   resolvedProviderId: string;
   resolvedGatewayProviderId: string;
   resolvedModel: string;
+  /** the session's folder relative to acp.workspaceRoot (agent sessions, or when a workingDirectory was given) */
+  remoteWorkingDirectory?: string;
+  remoteWorkspaceRefKind?: string;
   error?: string;
   errorCode?: string;
 }

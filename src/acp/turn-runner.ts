@@ -7,21 +7,32 @@
  * Task snapshots for `xworkmate.tasks.get` live in task-registry.ts.
  *
  * A turn never depends on the request that started it: updates go to a sink that may be gone (client
- * disconnected) and the turn still runs to its end; its result stays readable through `task()`.
+ * disconnected) and the turn still runs to its end; its result stays readable through `task()`. Every update
+ * also goes to the session's update log (update-log.ts, for resume) and task events to the record
+ * (task-events.ts); agents' permission requests go through the broker (permissions.ts).
+ *
+ * Over 400 lines on purpose: this is the one place that orders a session's turns, numbers its updates and holds
+ * its lease, and the three must change together; everything that can stand alone already does (lease,
+ * task-registry, update-log, task-events, permissions, live-session).
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
-import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
+import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
 import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
+import { UpdateLog } from './update-log.js';
+import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
+import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
+import type { PermissionOutcome, PermissionRequest } from './runtime.js';
+import { aboutOf, continuationUnavailable, failInterrupted, newLive, NO_OUTPUT_ERROR, resultOf, roleOf, type Emit, type LiveSession, type StartInput } from './live-session.js';
 
 export type { TurnResult } from './task-registry.js';
-
-export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
+export type { RoleBinding, StartInput } from './live-session.js';
+export { continuationUnavailable, NO_OUTPUT_ERROR, summaryOf } from './live-session.js';
 
 /** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
 export type UpdateSink = (params: Record<string, unknown>) => void;
@@ -29,62 +40,25 @@ export type UpdateSink = (params: Record<string, unknown>) => void;
 /** store pub/sub channel for cross-instance cancels: `{ sessionId, holder }` (the lease holder that runs it) */
 const CANCEL_CHANNEL = 'acp.cancel';
 
-/** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
-function failInterrupted(s: Session): Session {
-  let next = s;
-  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
-  return next;
-}
-
 export interface TurnRunnerOptions {
   store: SessionStore;
   gatewayId: string;
   logger: Logger;
   /** builds the runtime session for a session's target; rejects with a GatewayError when it cannot */
   runtimeFor(ctx: RuntimeContext): Promise<Runtime>;
+  /**
+   * This process's lease holder id. Stable across restarts where that is safe (see leaseHolderId), so a
+   * restarted gateway owns the leases of its previous life at once; default: unique per process.
+   */
+  holderId?: string;
   /** store lease ttl while a turn runs (renewed every ttl/3); default 30 s */
   leaseTtlMs?: number;
   /** how long a turn waits for a lease held by another instance; default 30 s */
   leaseWaitMs?: number;
   /** finished task snapshots kept in memory for xworkmate.tasks.get; default 10 000 */
   maxTasks?: number;
-}
-
-export interface StartInput {
-  sessionId: string;
-  threadId: string;
-  prompt: string;
-  workingDirectory: string | undefined;
-  target: SessionTarget;
-  /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
-  origin?: string | undefined;
-}
-
-interface LiveSession {
-  id: string;
-  threadId: string;
-  target: SessionTarget;
-  workingDirectory: string | undefined;
-  seq: number;
-  /** resolves when every queued turn has ended */
-  tail: Promise<void>;
-  pending: number;
-  runtime: Promise<Runtime> | undefined;
-  current: { turnId: string; abort: AbortController } | undefined;
-  closed: boolean;
-}
-
-function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number): LiveSession {
-  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false };
-}
-
-export function continuationUnavailable(sessionId: string, why: string): GatewayError {
-  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
-}
-
-export function summaryOf(output: string): string {
-  const s = output.trim().replace(/\s+/g, ' ');
-  return s.length > 280 ? s.slice(0, 279) + '…' : s;
+  /** a permission prompt nobody answers resolves as cancelled after this long; default 10 min */
+  permissionTimeoutMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -94,13 +68,19 @@ export class TurnRunner {
   private readonly rehydrating = new Map<string, Promise<LiveSession>>();
   private readonly starting = new Map<string, Promise<void>>();
   private readonly tasks: TaskRegistry;
+  private readonly updates: UpdateLog;
+  private readonly taskEvents: TaskEventStore;
+  private readonly permissions: PermissionBroker;
   private readonly holder: string;
   private unsubscribe: (() => Promise<void>) | undefined;
   private shuttingDown = false;
 
   constructor(private readonly o: TurnRunnerOptions) {
-    this.holder = `${o.gatewayId}/${newId('acp', 6)}`;
+    this.holder = o.holderId ?? `${o.gatewayId}/${newId('acp', 6)}`;
     this.tasks = new TaskRegistry(o.store, o.maxTasks);
+    this.updates = new UpdateLog(o.store, o.logger);
+    this.taskEvents = new TaskEventStore(o.store, o.logger);
+    this.permissions = new PermissionBroker({ store: o.store, holder: this.holder, timeoutMs: o.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS, logger: o.logger });
   }
 
   /** session.start: (re)creates the session afresh (an existing one is closed first) and runs the first turn. */
@@ -130,6 +110,7 @@ export class TurnRunner {
     const metadata: Record<string, unknown> = { source: 'acp' };
     if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
     if (input.origin) metadata.viaPeer = input.origin;
+    if (input.role) metadata.role = input.role;
     const fresh = newSession({ id: input.sessionId, kind, ownerGatewayId: this.o.gatewayId, target: input.target, threadId: input.threadId, metadata });
     try {
       await this.o.store.create({ ...fresh, metadata: { ...metadata, seq } });
@@ -140,7 +121,8 @@ export class TurnRunner {
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });
     }
-    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq);
+    if (!old) seq = await this.updates.lastSeq(input.sessionId, seq);
+    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role);
     this.sessions.set(live.id, live);
     return live;
   }
@@ -157,14 +139,15 @@ export class TurnRunner {
    * session.cancel. A turn running here is aborted. A turn running on another instance sharing the store (it
    * holds the session's live lease) is reached through the store's pub/sub: that instance aborts it.
    */
-  async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean }> {
-    if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true };
+  async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean; runCancelled: boolean }> {
+    this.permissions.cancelSession(sessionId);
+    if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true, runCancelled: true };
     const holder = await otherHolder(this.o.store, sessionId, this.holder);
     if (holder) {
       await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder });
-      return { accepted: true, cancelled: true };
+      return { accepted: true, cancelled: true, runCancelled: true };
     }
-    return { accepted: true, cancelled: false };
+    return { accepted: true, cancelled: false, runCancelled: false };
   }
 
   private cancelLocal(sessionId: string): boolean {
@@ -178,12 +161,38 @@ export class TurnRunner {
   async listen(): Promise<void> {
     this.unsubscribe = await this.o.store.subscribe(CANCEL_CHANNEL, (msg) => {
       const m = msg as { sessionId?: unknown; holder?: unknown };
-      if (typeof m?.sessionId === 'string' && m.holder === this.holder) this.cancelLocal(m.sessionId);
+      if (typeof m?.sessionId === 'string' && m.holder === this.holder) {
+        this.permissions.cancelSession(m.sessionId);
+        this.cancelLocal(m.sessionId);
+      }
     });
+    await this.permissions.listen();
+    // prompts our previous life left pending (its agents are gone): resolved now, not when the session is next used
+    for (const s of await this.o.store.list({ owner: this.o.gatewayId, limit: 10_000 })) {
+      const pending = s.metadata.pendingPermissions;
+      if (s.status === 'moved' || s.status === 'closed' || !Array.isArray(pending) || pending.length === 0) continue;
+      await this.rehydrate(s.id).catch((err: unknown) => this.o.logger.warn('pending permissions of a previous run could not be resolved', { sessionId: s.id, error: String(err) }));
+    }
+  }
+
+  /** `xworkmate.permissions.respond` */
+  respondPermission(sessionId: string, requestId: string, answer: Answer): Promise<{ accepted: true; requestId: string }> {
+    return this.permissions.respond(sessionId, requestId, answer);
+  }
+
+  /** `xworkmate.permissions.list` */
+  async listPermissions(sessionId: string | undefined): Promise<{ items: PermissionPrompt[] }> {
+    return { items: await this.permissions.list(sessionId) };
+  }
+
+  /** Resume: the session's updates after `afterSeq` from the log, then its live ones (see UpdateLog.follow). */
+  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void> {
+    return this.updates.follow(sessionId, afterSeq, push);
   }
 
   /** session.close: ends the runtime session, cancels what is running or queued, marks the record closed. */
   async close(sessionId: string): Promise<{ accepted: true; closed: boolean }> {
+    this.permissions.cancelSession(sessionId);
     const live = this.sessions.get(sessionId);
     let existed = !!live && !live.closed;
     if (live) await this.closeLive(live, 'closed by session.close');
@@ -195,18 +204,41 @@ export class TurnRunner {
     return { accepted: true, closed: existed };
   }
 
-  /** xworkmate.tasks.get: by runId, else the latest turn of sessionId; memory first, then the store. */
-  task(q: TaskQuery): Promise<Record<string, unknown>> {
-    return this.tasks.get(q);
+  /**
+   * xworkmate.tasks.get: by runId, else the latest turn of sessionId; memory first, then the store. With a
+   * sessionId also its `taskEvents` and `pendingPermissions`, and with `afterSeq` the `updates` after it (resume).
+   */
+  async task(q: TaskQuery & { afterSeq?: number | undefined }): Promise<Record<string, unknown>> {
+    const snap = await this.tasks.get(q);
+    if (!q.sessionId) return snap;
+    await this.taskEvents.settled(q.sessionId);
+    const rec = await this.o.store.get(q.sessionId);
+    const role = rec ? roleOf(rec.metadata) : undefined;
+    const out: Record<string, unknown> = {
+      ...snap,
+      ...(role ? { resolvedRole: role.resolvedRole, roleSelection: role.roleSelection } : {}),
+      taskEvents: Array.isArray(rec?.metadata.taskEvents) ? rec.metadata.taskEvents : [],
+      pendingPermissions: (await this.permissions.list(q.sessionId)),
+    };
+    if (q.afterSeq !== undefined) {
+      const updates = await this.updates.read(q.sessionId, q.afterSeq);
+      out.updates = updates;
+      const live = this.sessions.get(q.sessionId);
+      const last = updates.length > 0 ? Number(updates[updates.length - 1]?.seq) : q.afterSeq;
+      out.lastSeq = Math.max(last, live?.seq ?? 0, typeof rec?.metadata.seq === 'number' ? rec.metadata.seq : 0);
+    }
+    return out;
   }
 
   /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
   async shutdown(waitMs = 5_000): Promise<void> {
     this.shuttingDown = true;
     await this.unsubscribe?.().catch(() => undefined);
+    await this.permissions.close();
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
+    await this.updates.flushAll();
   }
 
   // ---- internals ----
@@ -247,8 +279,15 @@ export class TurnRunner {
           });
         }
         const wd = rec.metadata.workingDirectory;
-        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0);
+        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0, roleOf(rec.metadata));
+        // a crashed process may have sent (and logged) updates past the stored seq: never number below them
+        live.seq = await this.updates.lastSeq(sessionId, live.seq);
         this.sessions.set(sessionId, live);
+        // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
+        const alive = await otherHolder(this.o.store, sessionId, this.holder);
+        for (const p of await this.permissions.resolveOrphans(sessionId, (h) => h !== alive)) {
+          this.outOfTurnEmit(live, p.turnId)(taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), { ...p, outcome: { outcome: 'cancelled' }, reason: 'gateway_restarted' }));
+        }
         return live;
       })().finally(() => this.rehydrating.delete(sessionId));
       this.rehydrating.set(sessionId, p);
@@ -260,18 +299,25 @@ export class TurnRunner {
     const turn = newTurn(prompt, []);
     const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
     this.tasks.add(task);
-    const emit = (fields: Record<string, unknown>) => {
+    const emit: Emit = (fields) => {
       task.updates++;
-      const params = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId, seq: ++live.seq, ...fields };
+      const params = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId, seq: ++live.seq, ...secrets.scrubValue(fields) };
+      this.updates.push(live.id, params);
+      if (fields.type === 'task') this.taskEvents.record(live.id, params);
       try {
         sink(params);
       } catch {
         // the client is gone: the turn goes on
       }
+      return params;
     };
     if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
     live.pending++;
-    const run = live.tail.then(() => this.runTurn(live, turn, task, emit));
+    // the result goes out after every update of the turn is in the store (a resume never misses one)
+    const run = live.tail.then(() => this.runTurn(live, turn, task, emit)).then(async (r) => {
+      await this.updates.flush(live.id);
+      return r;
+    });
     live.tail = run.then(
       () => undefined,
       () => undefined,
@@ -281,32 +327,20 @@ export class TurnRunner {
     });
   }
 
-  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: (f: Record<string, unknown>) => void): Promise<TurnResult> {
+  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit): Promise<TurnResult> {
+    const ids = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId };
+    const taskEvent = (phase: TaskPhase, detail?: unknown) => emit(taskEventFields(phase, ids, aboutOf(live), detail));
     const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
-      const r: TurnResult = {
-        success: status === 'completed',
-        status,
-        sessionId: live.id,
-        threadId: live.threadId,
-        turnId: turn.turnId,
-        runId: turn.runId,
-        output,
-        summary: summaryOf(output),
-        stopReason,
-        resolvedExecutionTarget: live.target.executionTarget === 'agent' ? 'single-agent' : 'gateway',
-        resolvedProviderId: live.target.providerId,
-        resolvedGatewayProviderId: live.target.gatewayProviderId,
-        resolvedModel: live.target.model || model || '',
-      };
-      if (err !== undefined) {
-        r.error = secrets.scrubError(typeof err === 'string' ? err : err.message);
-        if (typeof err !== 'string') r.errorCode = err.code;
-      }
+      const r = resultOf(live, turn, status, output, stopReason, err, model);
       task.status = status;
       task.output = output;
       task.result = r;
       task.endedAt = Date.now();
-      // no `text` here: clients that append every update's text would show the output twice
+      if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+        taskEvent(status, status === 'cancelled' ? undefined : { status, code: r.errorCode ?? null, modelBindingVerified: live.role?.modelBindingVerified ?? false, ...(r.error ? { error: r.error } : {}) });
+      }
+      // the final status stays the turn's last update; no `text` here: clients that append every update's
+      // text would show the output twice
       emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}) });
       return r;
     };
@@ -314,7 +348,7 @@ export class TurnRunner {
     if (live.closed) return finish('cancelled', '', 'cancelled', 'the session was closed before this turn started');
 
     const abort = new AbortController();
-    live.current = { turnId: turn.turnId, abort };
+    live.current = { turnId: turn.turnId, abort, emit };
     let lease: SessionLease | undefined;
     let history: ReturnType<typeof chatMessages> = [];
     try {
@@ -335,13 +369,23 @@ export class TurnRunner {
 
     task.status = 'running';
     emit({ type: 'status', event: 'started', status: 'running' });
+    if (live.role) taskEvent('selected', live.role.roleSelection);
+    taskEvent('started');
     let status: TurnStatus;
     let output = '';
     let stopReason = 'end_turn';
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
     try {
-      live.runtime ??= this.o.runtimeFor({ sessionId: live.id, threadId: live.threadId, target: live.target, workingDirectory: live.workingDirectory });
+      live.runtime ??= this.o.runtimeFor({
+        sessionId: live.id,
+        threadId: live.threadId,
+        target: live.target,
+        workingDirectory: live.workingDirectory,
+        permissions: (req, signal) => this.relayPermission(live, req, signal),
+        // role turns are never auto-approved (addendum §5)
+        ...(live.role ? { permissionPolicy: 'ask' as const } : {}),
+      });
       const rt = live.runtime;
       const runtime = await rt.catch((err: unknown) => {
         if (live.runtime === rt) live.runtime = undefined; // the next turn tries again
@@ -396,5 +440,29 @@ export class TurnRunner {
     }
     await lease.release();
     return finish(status, output, stopReason, error, out?.model);
+  }
+
+  /** The agent asks: a prompt for the app, tied to the turn running now (none running: cancelled). */
+  private relayPermission(live: LiveSession, req: PermissionRequest, signal: AbortSignal): Promise<PermissionOutcome> {
+    const cur = live.current;
+    if (!cur || cur.abort.signal.aborted) return Promise.resolve({ outcome: 'cancelled' });
+    const ids = { sessionId: live.id, threadId: live.threadId, turnId: cur.turnId };
+    const both = AbortSignal.any([signal, cur.abort.signal]);
+    return this.permissions.ask(ids, req, both, {
+      requested: (p) => void cur.emit(taskEventFields('permission_requested', ids, aboutOf(live), p)),
+      resolved: (p, outcome, reason: ResolveReason) => void cur.emit(taskEventFields('permission_resolved', ids, aboutOf(live), { ...p, outcome, reason })),
+    });
+  }
+
+
+  /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
+  private outOfTurnEmit(live: LiveSession, turnId: string): Emit {
+    return (fields) => {
+      const params = { sessionId: live.id, threadId: live.threadId, turnId, seq: ++live.seq, ...secrets.scrubValue(fields) };
+      this.updates.push(live.id, params);
+      if (fields.type === 'task') this.taskEvents.record(live.id, params);
+      void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(() => undefined);
+      return params;
+    };
   }
 }

@@ -50,9 +50,17 @@ export type ParseResult = { ok: true; frame: BridgeFrame } | { ok: false; error:
 
 type Obj = Record<string, unknown>;
 
-/** Thrown by the field checks below; not an Error, so no stack is captured on the bad-frame path. */
-class FieldError {
-  constructor(readonly message: string) {}
+/**
+ * Thrown by the field checks below and caught in parseFrame (it never leaves this file). No stack is
+ * captured: a peer's bad frames should not cost a stack walk each.
+ */
+class FieldError extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

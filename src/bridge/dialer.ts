@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
-import type { BridgeMesh } from './mesh.js';
+import type { MeshContext } from './mesh-context.js';
 import type { BridgeLink } from './link.js';
 import { decideHelloOk } from './handshake.js';
 import { openLink } from './open-link.js';
@@ -40,7 +40,7 @@ export class Dialer {
 
   constructor(
     readonly target: DialTarget,
-    private readonly mesh: BridgeMesh,
+    private readonly mesh: MeshContext,
   ) {}
 
   start(): void {

@@ -7,12 +7,12 @@ import type WebSocket from 'ws';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { raiseMaxPayload } from './ws-limits.js';
 import { CLOSE, SUPPORTED_VERSIONS, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
-import type { BridgeMesh } from './mesh.js';
+import type { MeshContext } from './mesh-context.js';
 import { decideHello } from './handshake.js';
 import { openLink } from './open-link.js';
 
 /** `authenticated` is called once the peer passed the handshake (its pre-auth slot is given back). */
-export function acceptInbound(ws: WebSocket, mesh: BridgeMesh, remote: string, authenticated: () => void): void {
+export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, authenticated: () => void): void {
   const { limits, allowedTokens, maxPeers } = mesh.responderSettings();
   const log = mesh.logger.child({ remote });
   let done = false;

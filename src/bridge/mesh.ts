@@ -18,6 +18,7 @@ import { preAuthPayloadLimit } from './ws-limits.js';
 import { PreAuthSlots } from './pre-auth.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
+import type { Admission, MeshCapabilities, MeshContext } from './mesh-context.js';
 import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candidate.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { PeerGate } from '../keys/peer-gate.js';
@@ -49,7 +50,7 @@ export interface PeerRow {
   health: Record<string, string>;
 }
 
-export class BridgeMesh {
+export class BridgeMesh implements MeshContext {
   readonly gatewayId: string;
   readonly gatewayName: string;
   readonly router: Router;
@@ -134,7 +135,7 @@ export class BridgeMesh {
     return { limits: this.limits, allowedTokens: b.allowedTokens, maxPeers: b.maxPeers };
   }
 
-  capabilities(sharing: boolean): { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } {
+  capabilities(sharing: boolean): MeshCapabilities {
     const b = this.o.config.gateway.bridge;
     return { shareChannels: sharing, acceptSessions: b.acceptSessions, loadBalance: b.loadBalance };
   }
@@ -207,7 +208,7 @@ export class BridgeMesh {
    * same direction replaces the old one (the peer restarted); with links in both directions, the one dialled
    * by the smaller gateway id wins, so two gateways configured to bridge both ways settle on one link.
    */
-  admission(peerId: string, role: Role): 'ok' | 'replace' | 'duplicate' | 'full' {
+  admission(peerId: string, role: Role): Admission {
     const existing = this.links.get(peerId);
     if (existing) {
       if (existing.role === role) return 'replace';
@@ -254,7 +255,7 @@ export class BridgeMesh {
   /** Runtime `bridge connect`: dial a new peer without a restart. */
   connect(t: { url: string; token: string; name?: string | undefined; share?: boolean | string[] | undefined; ca?: string | undefined }): PeerRow {
     if (!/^wss?:\/\/.+/.test(t.url)) throw new GatewayError('INVALID_REQUEST', 'url: must be a ws:// or wss:// URL', { param: 'url' });
-    let host = 'peer';
+    let host: string;
     try {
       host = new URL(t.url).host;
     } catch {

@@ -5,7 +5,7 @@
 import type WebSocket from 'ws';
 import type { BridgeLimits } from '../config/schema.js';
 import type { SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
-import type { BridgeMesh } from './mesh.js';
+import type { MeshContext } from './mesh-context.js';
 import { BridgeLink } from './link.js';
 import type { PeerInfo, Role } from './link-types.js';
 
@@ -22,7 +22,7 @@ export interface OpenLinkOptions {
   onClosed?: (link: BridgeLink) => void;
 }
 
-export function openLink(mesh: BridgeMesh, o: OpenLinkOptions): BridgeLink {
+export function openLink(mesh: MeshContext, o: OpenLinkOptions): BridgeLink {
   return new BridgeLink({
     ws: o.ws,
     role: o.role,

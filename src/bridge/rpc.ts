@@ -53,7 +53,8 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
   if (refusal) return l.sendError(refusal.code, refusal.message, { requestId });
   if (f.method.startsWith('bridge.session.')) return serveSessionCall(l, requestId, f.method, f.params);
   const handler = l.rpcHandler();
-  if (!handler || l.ourAgents.size === 0) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
+  // the handler checks what is shared: a session transferred here is served whatever shareAgents says
+  if (!handler) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
   const ac = new AbortController();
   l.serving.set(requestId, ac);
   const idJson = JSON.stringify(requestId);
@@ -85,7 +86,7 @@ async function serveSessionCall(l: LinkContext, requestId: string, method: strin
   let out: RpcOutcome;
   if (!t) out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: 'this gateway has no session store' } };
   else if (method === 'bridge.session.status') out = { result: await t.status(l.peer.id, sessionId) };
-  else if (method === 'bridge.session.commit') out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, String(params.transferId ?? '')) } };
+  else if (method === 'bridge.session.commit') out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
   else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
   l.send({ type: 'bridge-rpc-result', requestId, ...out });
 }

@@ -21,7 +21,7 @@ export function registerUsage(program: Command): void {
     const q = new URLSearchParams({ by: o.by });
     if (o.key) q.set('key', o.key);
     if (o.since) q.set('since', o.since);
-    const r = await adminCall<{ by: string; since: string | null; rows: UsageRow[]; total: UsageRow }>(o, 'GET', `/admin/usage?${q}`);
+    const r = await adminCall<{ by: string; since: string | null; rows: UsageRow[]; total: UsageRow }>(o, 'GET', `/admin/usage?${q.toString()}`);
     if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     if (r.rows.length === 0) return void process.stdout.write(`no usage${r.since ? ` since ${r.since}` : ''}\n`);
     const line = (x: UsageRow) => [x.group, x.requests, x.inputTokens, x.outputTokens, x.cachedTokens, cost(x.cost)];

@@ -99,6 +99,31 @@ const gatewayProviderSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
+const effortLevel = z.enum(['low', 'medium', 'high', 'max']);
+/** `acp.roles`: which models (any model the mesh serves) and executors (ACP runtime ids) each role may use. */
+const rolePolicySchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  policyVersion: z.string().min(1).max(64).default('1'),
+  /** only `gateway_quota` dispatches (the gateway's own limits are the budget); anything else refuses role turns */
+  budgetMode: z.enum(['gateway_quota', 'none']).default('gateway_quota'),
+  roles: z
+    .array(
+      z.strictObject({
+        role: z.enum(['chat', 'worker', 'engineer', 'architect', 'researcher', 'specialist']),
+        enabled: z.boolean().default(true),
+        /** in order of preference; `key` is what the app sends as roleModel, `model` a model name the mesh serves */
+        models: z.array(z.strictObject({ key: z.string().regex(/^[A-Za-z0-9_.:/-]{1,128}$/), model: z.string().min(1).max(256), displayName: z.string().min(1).max(128).optional() })).min(1),
+        /** ids from acp.agents / acp.gateways, in order of preference */
+        executors: z.array(z.string().min(1)).min(1),
+        productModes: z.array(z.enum(['work', 'code'])).default([]),
+        requiresWorkspace: z.boolean().default(false),
+        requiresSpecialty: z.boolean().default(false),
+        effort: z.strictObject({ start: effortLevel, min: effortLevel, max: effortLevel }).optional(),
+      }),
+    )
+    .default([]),
+});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -197,12 +222,16 @@ export const configSchema = z.strictObject({
   channels: z.array(channelSchema).default([]),
   acp: z
     .strictObject({
+      /** role routing policy (addendum 2026-10 §1–3); absent = role-routed turns are refused ROLE_POLICY_UNCONFIGURED */
+      roles: rolePolicySchema.optional(),
       enabled: z.boolean().default(true),
       tokens: z.array(z.string().min(1)).default([]),
       allowedOrigins: z.array(z.string().min(1)).default([]),
       workspaceRoot: z.string().min(1).default('./workspaces'),
       /** a turn holds its session's lease this long, renewed while it runs; a crashed instance's lease expires after it */
       turnLeaseMs: z.number().int().min(500).default(30_000),
+      /** a permission prompt the app does not answer resolves as cancelled after this long */
+      permissionTimeoutMs: z.number().int().min(100).default(600_000),
       agents: z.array(agentSchema).default([]),
       /** live agent processes at most (all sessions together); past it an idle one that can be reloaded is stopped, else session starts are refused */
       maxAgentProcesses: z.number().int().min(1).default(16),
@@ -216,12 +245,19 @@ export const configSchema = z.strictObject({
   store: z
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/switchyard.db') }),
-      z.strictObject({ kind: z.literal('redis'), url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'), prefix: z.string().default('switchyard:') }),
+      z.strictObject({
+        kind: z.literal('redis'),
+        url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'),
+        prefix: z.string().default('switchyard:'),
+        /** this instance's stable name among those sharing the store: restarted with it, it owns its old leases at once */
+        instanceId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, _ . - (at most 128)').optional(),
+      }),
     ])
     .prefault({ kind: 'sqlite' }),
 });
 
 export type Config = z.infer<typeof configSchema>;
+export type RolePolicyConfig = z.infer<typeof rolePolicySchema>;
 export type ChannelConfig = z.infer<typeof channelSchema>;
 export type OutboundBridgeConfig = z.infer<typeof outboundBridgeSchema>;
 export type BridgeLimits = z.infer<typeof bridgeLimitsSchema>;

@@ -19,6 +19,7 @@ import {
   VersionConflictError,
   type ImportResult,
   type LeaseInfo,
+  type SessionEvent,
   type ListOptions,
   type MessageHandler,
   type SessionStore,
@@ -167,7 +168,7 @@ export class RedisStore implements SessionStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const res = await this.redis.multi().del(this.k(`session:${id}`)).zrem(this.k('sessions'), id).del(this.k(`lease:${id}`)).exec();
+    const res = await this.redis.multi().del(this.k(`session:${id}`)).zrem(this.k('sessions'), id).del(this.k(`lease:${id}`)).del(this.k(`events:${id}`)).exec();
     return res?.[0]?.[1] === 1;
   }
 
@@ -193,6 +194,23 @@ export class RedisStore implements SessionStore {
 
   async getExpiring(key: string): Promise<string | undefined> {
     return (await this.redis.get(this.k(`exp:${key}`))) ?? undefined;
+  }
+
+  /** `events:<id>`: a sorted set scored by seq; members are `<seq> <json>` so equal payloads stay distinct. */
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void> {
+    if (events.length === 0) return;
+    const key = this.k(`events:${sessionId}`);
+    const args: Array<string | number> = [];
+    for (const e of events) args.push(e.seq, `${e.seq} ${JSON.stringify(e.event)}`);
+    await this.redis.multi().zadd(key, ...args).zremrangebyrank(key, 0, -Math.max(1, Math.trunc(keep)) - 1).exec();
+  }
+
+  async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
+    const members = await this.redis.zrangebyscore(this.k(`events:${sessionId}`), `(${afterSeq}`, '+inf', 'LIMIT', 0, Math.max(0, Math.trunc(limit)));
+    return members.map((m) => {
+      const sp = m.indexOf(' ');
+      return { seq: Number(m.slice(0, sp)), event: JSON.parse(m.slice(sp + 1)) as Record<string, unknown> };
+    });
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -20,6 +20,7 @@ import {
   VersionConflictError,
   type ImportResult,
   type LeaseInfo,
+  type SessionEvent,
   type ListOptions,
   type MessageHandler,
   type SessionStore,
@@ -72,6 +73,11 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     name: 'expiring',
     sql: `CREATE TABLE expiring (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);
       CREATE INDEX expiring_expires ON expiring (expires_at);`,
+  },
+  {
+    version: 4,
+    name: 'session-events',
+    sql: `CREATE TABLE session_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;`,
   },
 ];
 
@@ -218,6 +224,7 @@ export class SqliteStore implements SessionStore {
   async delete(id: string): Promise<boolean> {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM leases WHERE session_id = ?').run(id);
+      this.db.prepare('DELETE FROM session_events WHERE session_id = ?').run(id);
       return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes === 1;
     })();
   }
@@ -294,6 +301,23 @@ export class SqliteStore implements SessionStore {
       | { holder_id: string; expires_at: number }
       | undefined;
     return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
+  }
+
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void> {
+    if (events.length === 0) return;
+    const ins = this.db.prepare('INSERT OR REPLACE INTO session_events (session_id, seq, event) VALUES (?, ?, ?)');
+    const trim = this.db.prepare(
+      'DELETE FROM session_events WHERE session_id = ? AND seq <= (SELECT seq FROM session_events WHERE session_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+    );
+    this.db.transaction(() => {
+      for (const e of events) ins.run(sessionId, e.seq, JSON.stringify(e.event));
+      trim.run(sessionId, sessionId, Math.max(0, Math.trunc(keep)));
+    })();
+  }
+
+  async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
+    const rows = this.db.prepare('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(sessionId, afterSeq, Math.max(0, Math.trunc(limit))) as Array<{ seq: number; event: string }>;
+    return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> }));
   }
 
   async publish(channel: string, msg: unknown): Promise<void> {

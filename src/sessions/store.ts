@@ -27,6 +27,12 @@ export interface LeaseInfo {
   expiresAt: number;
 }
 
+/** One entry of a session's update log (the `session.update` params the client was sent, by `seq`). */
+export interface SessionEvent {
+  seq: number;
+  event: Record<string, unknown>;
+}
+
 export type MessageHandler = (msg: unknown) => void;
 /** Stops the subscription; resolves once no more messages will be delivered to that handler. */
 export type Unsubscribe = () => Promise<void>;
@@ -74,6 +80,15 @@ export interface SessionStore {
   /** false if `holderId` does not hold it: nobody can release another holder's lease. */
   releaseLease(sessionId: string, holderId: string): Promise<boolean>;
   getLease(sessionId: string): Promise<LeaseInfo | undefined>;
+
+  /**
+   * A session's update log, so that a client that lost its stream can read what it missed
+   * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase)
+   * and keeps only the newest `keep` of the session; `readEvents` returns entries with seq > `afterSeq`, oldest
+   * first, at most `limit`. `delete(id)` drops the log too. The log does not travel with a transfer.
+   */
+  appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void>;
+  readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
 
   /**
    * Fire-and-forget messages between instances (e.g. "cancel the turn of session X"). Redis: every instance

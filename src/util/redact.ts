@@ -14,17 +14,17 @@
  * - Secrets shorter than MIN_SECRET_LENGTH characters are not registered: scrubbing them would mangle
  *   ordinary text, and no real credential is that short.
  *
+ * Which secrets a config holds is the config's knowledge: src/config/secrets.ts registers them here.
+ *
  * The registry is process-wide (`secrets`): a process that runs several gateways (the tests) scrubs each
  * one's secrets everywhere, which is only stricter. Cost: one regex pass per scrubbed string; the hot path
  * (successful requests) scrubs nothing.
  */
-import type { Config } from '../config/schema.js';
-
 export const REDACTED = '[REDACTED]';
 export const MIN_SECRET_LENGTH = 6;
 
-/** Query parameter names whose values are credentials (case-insensitive, substring). */
-const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session/i;
+/** Query parameter (and header) names whose values are credentials (case-insensitive, substring). */
+export const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session/i;
 
 /** `name: value`, `"name": "value"`, `name=value` for credential-carrying names; group 3 keeps a scheme word. */
 const NAMED_CREDENTIAL =
@@ -88,6 +88,32 @@ export class SecretScrubber {
     return this.re.test(text) ? text.replace(this.re, REDACTED) : text;
   }
 
+  /**
+   * `scrub` over every string inside a JSON-shaped value (an update, a result); returns the same object when
+   * nothing changed, so the common case allocates nothing. A secret split across two stream deltas is not
+   * seen by either: the stored turn output, scrubbed whole, is the complete record.
+   */
+  scrubValue<T>(v: T): T {
+    if (typeof v === 'string') return this.scrub(v) as T;
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      v.forEach((x, i) => {
+        const y = this.scrubValue(x);
+        if (y !== x) (out ??= [...v])[i] = y;
+      });
+      return (out ?? v) as T;
+    }
+    if (v !== null && typeof v === 'object') {
+      let out: Record<string, unknown> | undefined;
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        const y = this.scrubValue(x);
+        if (y !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = y;
+      }
+      return (out ?? v) as T;
+    }
+    return v;
+  }
+
   /** `scrub`, then generic credential shapes (header echoes, Bearer tokens, provider key shapes). */
   scrubError(text: string): string {
     return this.scrub(text)
@@ -114,36 +140,6 @@ function decodeSafe(s: string): string {
 
 /** The process-wide registry every boundary uses. */
 export const secrets = new SecretScrubber();
-
-/**
- * Registers every secret a config holds: channel `apiKey`s, channel header values marked secret (every
- * header in `secretHeaders`, plus any header whose name looks like a credential), credentials in channel
- * and bridge URLs, outbound bridge tokens, `gateway.bridge.allowedTokens`, `gateway.auth.tokens`, the admin
- * token, `acp.tokens`, and OpenClaw gateway tokens and URLs. Called once at gateway start.
- */
-export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secrets): void {
-  const g = cfg.gateway;
-  for (const t of g.auth.tokens) into.register(t);
-  into.register(g.admin.token);
-  for (const t of g.bridge.allowedTokens) into.register(t);
-  for (const b of g.bridges) {
-    into.register(b.token);
-    into.registerUrl(b.url);
-  }
-  for (const c of cfg.channels) {
-    into.register(c.apiKey);
-    into.registerUrl(c.baseUrl);
-    const marked = new Set(c.secretHeaders.map((h) => h.toLowerCase()));
-    for (const [k, v] of Object.entries(c.headers)) if (marked.has(k.toLowerCase()) || SECRET_PARAM.test(k)) into.register(v);
-  }
-  for (const t of cfg.acp.tokens) into.register(t);
-  for (const gw of cfg.acp.gateways) {
-    if (gw.kind !== 'openclaw') continue;
-    into.register(gw.token);
-    into.registerUrl(gw.url);
-  }
-  if (cfg.store.kind === 'redis') into.registerUrl(cfg.store.url);
-}
 
 /**
  * A URL safe to show (admin API, CLI, logs): userinfo replaced, every query value replaced, fragment dropped.

@@ -356,7 +356,7 @@ describe('routing resolution end to end (session.start)', () => {
   });
   it('xworkmate.routing.resolve answers the decision without running anything', async () => {
     const r = await rpc('xworkmate.routing.resolve', { routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } });
-    expect(r.json.result).toEqual({ unavailable: false, resolvedExecutionTarget: 'gateway', resolvedProviderId: '', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1' });
+    expect(r.json.result).toEqual({ unavailable: false, resolvedExecutionTarget: 'gateway', resolvedProviderId: '', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1', roleSelection: null }); // roleSelection: addendum 2026-10 §5
     const a = await rpc('xworkmate.routing.resolve', { routing: { routingMode: 'auto' } });
     expect(a.json.result).toMatchObject({ unavailable: false, resolvedExecutionTarget: 'single-agent', resolvedProviderId: 'fake' });
     const u = await rpc('xworkmate.routing.resolve', { provider: 'codex' });
@@ -400,13 +400,20 @@ describe('parameter validation (-32602 naming the field)', () => {
     await field({ sessionId: 'v1', taskPrompt: 'y'.repeat(1024 * 1024 + 1) }, 'taskPrompt');
     await field({ sessionId: 'v1', taskPrompt: '' }, 'taskPrompt', 'session.message');
   });
-  it('workingDirectory: absolute paths and ".." are rejected; a relative folder is fine', async () => {
-    for (const wd of ['/etc', '/tmp/x', '../outside', 'a/../../b', 'a/..', '..', 'C:\\Windows', '\\\\server\\share', '~/x', 'a\\..\\..\\b']) {
+  it('workingDirectory: ".." and NUL are rejected; a relative folder is fine; absolute client paths are mapped, never used raw', async () => {
+    // issue 12: an absolute path is the app's own folder: it maps under acp.workspaceRoot instead of being refused
+    for (const wd of ['../outside', 'a/../../b', 'a/..', '..', 'a\\..\\..\\b', '/Users/me/../../etc', 'C:\\Users\\..\\..\\Windows', 'a\u0000b']) {
       await field({ sessionId: 'v2', taskPrompt: 'p', workingDirectory: wd }, 'workingDirectory');
     }
     await field({ sessionId: 'v2', taskPrompt: 'p', workingDirectory: 7 }, 'workingDirectory');
     const ok = await start({ sessionId: sid(), taskPrompt: 'p', workingDirectory: 'projects/app' });
     expect(ok.json.result.status).toBe('completed');
+    expect(ok.json.result).toMatchObject({ remoteWorkingDirectory: 'projects/app', remoteWorkspaceRefKind: 'remotePath' });
+    for (const wd of ['/etc', '/tmp/x', 'C:\\Windows', '\\\\server\\share', '~/x']) {
+      const r = await start({ sessionId: sid(), taskPrompt: 'p', workingDirectory: wd });
+      expect(r.json.result.status).toBe('completed');
+      expect(r.json.result.remoteWorkingDirectory).toMatch(/^clients\/[A-Za-z0-9_.-]+-[0-9a-f]{12}$/);
+    }
   });
   it('routing fields with wrong types', async () => {
     await field({ sessionId: 'v3', taskPrompt: 'p', routing: [] }, 'routing');

@@ -103,7 +103,7 @@ function checkUpdateIds(list: Json[], sessionId: string, threadId = sessionId) {
     expect(Number.isInteger(u.seq)).toBe(true);
     expect(u.seq).toBeGreaterThan(last);
     last = u.seq;
-    expect(['status', 'delta', 'step']).toContain(u.type);
+    expect(['status', 'delta', 'step', 'task']).toContain(u.type); // task: addendum 2026-10 §4 task events
     expect(typeof u.event).toBe('string');
   }
 }

@@ -83,7 +83,7 @@ describe('session.cancel', () => {
     const s = sid();
     const pending = sse('session.start', gatewayStart(s, 'one two three four five six seven eight nine ten', 'slowgw'));
     await running(s);
-    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: true });
+    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: true, runCancelled: true });
     const { result, updates } = await pending;
     expect(result).toMatchObject({ success: false, status: 'cancelled', stopReason: 'cancelled', sessionId: s });
     expect(result.output.length).toBeGreaterThan(0);
@@ -100,14 +100,14 @@ describe('session.cancel', () => {
   it('nothing running → {accepted:true, cancelled:false}', async () => {
     const s = sid();
     await rpc('session.start', gatewayStart(s, 'quick'));
-    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: false });
-    expect(await rpc('session.cancel', { sessionId: 'never-was' })).toEqual({ accepted: true, cancelled: false });
+    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: false, runCancelled: false });
+    expect(await rpc('session.cancel', { sessionId: 'never-was' })).toEqual({ accepted: true, cancelled: false, runCancelled: false });
   });
   it('an agent turn is cancelled through ACP session/cancel', async () => {
     const s = sid();
     const pending = rpc('session.start', { sessionId: s, taskPrompt: 'slow', executionTarget: 'agent', provider: 'fake' });
     await running(s);
-    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: true });
+    expect(await rpc('session.cancel', { sessionId: s })).toEqual({ accepted: true, cancelled: true, runCancelled: true });
     expect(await pending).toMatchObject({ status: 'cancelled', stopReason: 'cancelled', resolvedProviderId: 'fake', resolvedExecutionTarget: 'single-agent' });
     expect(await rpc('session.close', { sessionId: s })).toEqual({ accepted: true, closed: true });
   });

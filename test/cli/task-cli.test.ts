@@ -207,7 +207,7 @@ describe('switchyard task cancel / close / Ctrl-C', { timeout: 90_000 }, () => {
     expect(r.stdout).not.toContain('word199');
     expect(r.stderr).toBe('switchyard: task cancelled\n');
     const again = await cli(['task', 'cancel', ...remote(), '--session', 'cli-cancel-1', '--json']);
-    expect(JSON.parse(again.stdout)).toEqual({ accepted: true, cancelled: false });
+    expect(JSON.parse(again.stdout)).toEqual({ accepted: true, cancelled: false, runCancelled: false });
   });
 
   it('Ctrl-C sends session.cancel once and waits for the cancelled result', async () => {

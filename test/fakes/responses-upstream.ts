@@ -25,7 +25,8 @@ export async function startResponsesUpstream(opts: { cutAfterEvents?: number } =
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', async () => {
+    // the handler is async (it paces the stream); a throw fails the test run as an unhandled rejection
+    req.on('end', () => void (async () => {
       const body = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}') as Record<string, unknown>;
       last = { body, headers: req.headers };
       if (req.url !== '/v1/responses') {
@@ -47,7 +48,7 @@ export async function startResponsesUpstream(opts: { cutAfterEvents?: number } =
         n++;
       }
       res.end();
-    });
+    })());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;

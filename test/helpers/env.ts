@@ -16,7 +16,7 @@ import { expect } from 'vitest';
 import { spawnGateway, type GatewayProcess } from '../../src/util/gateway-process.js';
 import type { FakeUpstream } from '../providers/conformance.js';
 
-export { BIN, type GatewayProcess } from '../../src/util/gateway-process.js';
+export { BIN, spawnGateway, type GatewayProcess } from '../../src/util/gateway-process.js';
 
 const dirs: string[] = [];
 

@@ -60,16 +60,16 @@ describe('keys on /v1', () => {
 
   it('wrong, missing, disabled, expired and rotated keys get 401; enable and the new secret work', async () => {
     const wrong = await chat(gw.url, 'sy-' + 'x'.repeat(43), ask('gpt-4o-mini'));
-    expectOpenAiError({ ...wrong, json: wrong.json } as any, 401, 'unauthorized');
+    expectOpenAiError({ ...wrong, json: wrong.json }, 401, 'unauthorized');
     expect(wrong.json.error.message).toBe('invalid API key');
-    expectOpenAiError((await chat(gw.url, undefined, ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
-    expectOpenAiError((await chat(gw.url, 'not-a-token', ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
+    expectOpenAiError((await chat(gw.url, undefined, ask('gpt-4o-mini'))), 401, 'unauthorized');
+    expectOpenAiError((await chat(gw.url, 'not-a-token', ask('gpt-4o-mini'))), 401, 'unauthorized');
 
     const k = await createKey(gw.url, { name: 'lifecycle' });
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
     expect((await admin(gw.url, 'POST', `/admin/keys/${k.id}/disable`)).json.key.status).toBe('disabled');
     const disabled = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
-    expectOpenAiError(disabled as any, 401, 'unauthorized');
+    expectOpenAiError(disabled, 401, 'unauthorized');
     expect(disabled.json.error.message).toMatch(/is disabled/);
     expect(disabled.text).not.toContain(k.secret);
     await admin(gw.url, 'POST', `/admin/keys/lifecycle/enable`);
@@ -79,7 +79,7 @@ describe('keys on /v1', () => {
     expect(rotated.status).toBe(200);
     expect(rotated.json.key.id).toBe(k.id);
     expect(rotated.json.secret).not.toBe(k.secret);
-    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))) as any, 401, 'unauthorized');
+    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))), 401, 'unauthorized');
     expect((await chat(gw.url, rotated.json.secret, ask('gpt-4o-mini'))).status).toBe(200);
 
     const expiresAt = Date.now() + 1000;
@@ -90,7 +90,7 @@ describe('keys on /v1', () => {
       return r.status === 200 ? undefined : r;
     }, 'the key to expire', 5000, 50);
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
-    expectOpenAiError(expired as any, 401, 'unauthorized');
+    expectOpenAiError(expired, 401, 'unauthorized');
     expect(expired.json.error.message).toMatch(/has expired/);
     expect((await admin(gw.url, 'GET', '/admin/keys/short-lived')).json.key.status).toBe('expired');
   });
@@ -103,9 +103,9 @@ describe('keys on /v1', () => {
   it('a model outside the key\'s globs is 403 model_not_allowed; a model nobody serves stays 404; /v1/models is filtered', async () => {
     const k = await createKey(gw.url, { name: 'minis-only', models: ['gpt-4o-mini', 'mock-*'] });
     const denied = await chat(gw.url, k.secret, ask('gpt-4o'));
-    expectOpenAiError(denied as any, 403, 'model_not_allowed', 'model');
+    expectOpenAiError(denied, 403, 'model_not_allowed', 'model');
     expect(denied.json.error.type).toBe('permission_error');
-    expectOpenAiError((await chat(gw.url, k.secret, ask('mock-2'))) as any, 404, 'model_not_found', 'model');
+    expectOpenAiError((await chat(gw.url, k.secret, ask('mock-2'))), 404, 'model_not_found', 'model');
     expect((await chat(gw.url, k.secret, ask('mock-1'))).status).toBe(200);
     const models = await sdkWith(k.secret).models.list();
     expect(models.data.map((m) => m.id).sort()).toEqual(['gpt-4o-mini', 'mock-1']);
@@ -115,7 +115,7 @@ describe('keys on /v1', () => {
     const k = await createKey(gw.url, { name: 'five-rpm', limits: { requestsPerMin: 5 } });
     for (let i = 0; i < 5; i++) expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
     const sixth = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
-    expectOpenAiError(sixth as any, 429, 'rate_limited');
+    expectOpenAiError(sixth, 429, 'rate_limited');
     expect(sixth.json.error.type).toBe('rate_limit_error');
     const retryAfter = Number(sixth.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(11);
@@ -138,7 +138,7 @@ describe('keys on /v1', () => {
     });
     expect(res.status).toBe(200);
     const second = await chat(gw.url, k.secret, ask('mock-1'));
-    expectOpenAiError(second as any, 429, 'rate_limited');
+    expectOpenAiError(second, 429, 'rate_limited');
     expect(second.json.error.details).toEqual({ reason: 'concurrent' });
     expect(second.headers.get('retry-after')).toBe('1');
     await res.text();
@@ -150,7 +150,7 @@ describe('keys on /v1', () => {
     const k = await createKey(gw.url, { name: 'tpm-100', limits: { tokensPerMin: 100 } });
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
     const next = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
-    expectOpenAiError(next as any, 429, 'rate_limited');
+    expectOpenAiError(next, 429, 'rate_limited');
     expect(next.json.error.details).toEqual({ reason: 'tokens' });
     expect(next.headers.get('x-ratelimit-limit-tokens')).toBe('100');
     expect(next.headers.get('x-ratelimit-remaining-tokens')).toBe('0');
@@ -165,7 +165,7 @@ describe('keys on /v1', () => {
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('a b c d e f g h i j k l m n o p q r s t');
     const next = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
-    expectOpenAiError(next as any, 429, 'budget_exceeded');
+    expectOpenAiError(next, 429, 'budget_exceeded');
     const secsToMidnight = Math.ceil((Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1) - Date.now()) / 1000);
     expect(Math.abs(Number(next.headers.get('retry-after')) - secsToMidnight)).toBeLessThanOrEqual(2);
     const shown = await admin(gw.url, 'GET', '/admin/keys/small-budget');
@@ -177,7 +177,7 @@ describe('keys on /v1', () => {
     const k = await createKey(gw.url, { name: 'cost-budget', budget: { period: 'month', cost: 1 } });
     up.enqueue({ usage: { input: 100_000, output: 100_000 } });
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
-    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))) as any, 429, 'budget_exceeded');
+    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))), 429, 'budget_exceeded');
     const shown = await admin(gw.url, 'GET', '/admin/keys/cost-budget');
     expect(shown.json.key.spent.cost).toBeCloseTo(1.0, 9);
   });

@@ -7,14 +7,14 @@ export async function redisOnPort(port: number, dir: string): Promise<{ stop(): 
   await new Promise<void>((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`redis-server not ready on ${port}:\n${log}`)), 20_000);
-    child.stdout!.on('data', (b: Buffer) => {
+    child.stdout.on('data', (b: Buffer) => {
       log += b.toString();
       if (log.includes('Ready to accept connections')) {
         clearTimeout(timer);
         resolve();
       }
     });
-    child.stderr!.resume();
+    child.stderr.resume();
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`redis-server exited (${code}):\n${log}`));

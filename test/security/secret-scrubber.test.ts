@@ -1,6 +1,7 @@
 /** The one scrubber (src/util/redact.ts), from strings: what it replaces, and what it leaves alone. */
 import { describe, expect, it } from 'vitest';
-import { REDACTED, SecretScrubber, redactUrl, registerConfigSecrets } from '../../src/util/redact.js';
+import { REDACTED, SecretScrubber, redactUrl } from '../../src/util/redact.js';
+import { registerConfigSecrets } from '../../src/config/secrets.js';
 import { validateConfig } from '../../src/config/load.js';
 
 describe('SecretScrubber', () => {

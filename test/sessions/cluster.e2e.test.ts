@@ -64,11 +64,11 @@ describe('two instances on one Redis', () => {
     const running = start(g1, 'c2', 'long one');
     await waitForRunningTurn(g1.url, 'c2');
     const cancel = await rpc(g2, 'session.cancel', { sessionId: 'c2' });
-    expect(cancel.result).toEqual({ accepted: true, cancelled: true });
+    expect(cancel.result).toEqual({ accepted: true, cancelled: true, runCancelled: true });
     const r = await running;
     expect(r.result).toMatchObject({ status: 'cancelled' });
     // nothing running anywhere: a second cancel says so
-    expect((await rpc(g2, 'session.cancel', { sessionId: 'c2' })).result).toEqual({ accepted: true, cancelled: false });
+    expect((await rpc(g2, 'session.cancel', { sessionId: 'c2' })).result).toEqual({ accepted: true, cancelled: false, runCancelled: false });
   });
 
   it("a crashed instance's lease expires: the other instance continues the session", async () => {

@@ -49,7 +49,7 @@ export function anthropicToChat(body: unknown): ChatRequest {
   }
   if (body.stop_sequences !== undefined) {
     if (!Array.isArray(body.stop_sequences) || !body.stop_sequences.every((s) => typeof s === 'string')) bad('stop_sequences', 'must be an array of strings');
-    if (body.stop_sequences.length) out.stop = body.stop_sequences as string[];
+    if (body.stop_sequences.length) out.stop = body.stop_sequences;
   }
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) bad('tools', 'must be an array');
@@ -159,7 +159,7 @@ function image(b: Record<string, unknown>, at: string): ContentPart {
 
 function tool(t: unknown, at: string): ToolDefinition {
   if (!isObj(t) || typeof t.name !== 'string') bad(at, 'must be { name, input_schema, … }');
-  if (t.type !== undefined && t.type !== 'custom') unsupported(`${at}.type`, `server tool "${String(t.type)}" runs only on Anthropic's own API`);
+  if (t.type !== undefined && t.type !== 'custom') unsupported(`${at}.type`, `server tool ${JSON.stringify(t.type)} runs only on Anthropic's own API`);
   const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.input_schema) ? t.input_schema : { type: 'object', properties: {} } };
   if (typeof t.description === 'string') fn.description = t.description;
   return { type: 'function', function: fn };

@@ -5,11 +5,12 @@
  * Usage is never 0/0: the upstream's counts when it reported them; otherwise `estimate` (a byte-based input
  * estimate) for input and at least 1 output token. Cache counts the upstream reported are carried over.
  */
-import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
+import type { ChatCompletion, Usage } from '../../wire/openai.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
-export function toStopReason(f: FinishReason | string | undefined): AnthropicStopReason {
+/** `f`: a FinishReason, or whatever an upstream sent (unknown reasons end the turn) */
+export function toStopReason(f: string | undefined): AnthropicStopReason {
   if (f === 'length') return 'max_tokens';
   if (f === 'tool_calls' || f === 'function_call') return 'tool_use';
   if (f === 'content_filter') return 'refusal';

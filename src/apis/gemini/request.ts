@@ -161,7 +161,7 @@ function generationConfig(g: unknown, out: ChatRequest): void {
   if (n !== undefined && n > 1) throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
   if (g.stopSequences !== undefined) {
     if (!Array.isArray(g.stopSequences) || !g.stopSequences.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');
-    if (g.stopSequences.length) out.stop = g.stopSequences as string[];
+    if (g.stopSequences.length) out.stop = g.stopSequences;
   }
   if (g.responseMimeType === 'application/json') {
     const schema = g.responseJsonSchema ?? g.responseSchema;

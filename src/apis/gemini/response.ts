@@ -25,7 +25,7 @@ export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number)
 }
 
 export function callPart(tc: Pick<ToolCall, 'id'> & { function: { name: string; arguments: string } }): Record<string, unknown> {
-  let args: unknown = {};
+  let args: unknown;
   try {
     args = tc.function.arguments.trim() ? JSON.parse(tc.function.arguments) : {};
   } catch {

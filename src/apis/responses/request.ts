@@ -70,7 +70,7 @@ export function responsesToChat(body: Record<string, unknown> & { model: string 
   const tools: ToolDefinition[] = [];
   ((body.tools as unknown[] | undefined) ?? []).forEach((t, i) => {
     if (!isObj(t) || typeof t.type !== 'string') bad(`tools[${i}]`, 'must be an object with a "type"');
-    if (t.type !== 'function') return void dropped.push(String(t.name ?? t.type));
+    if (t.type !== 'function') return void dropped.push(typeof t.name === 'string' ? t.name : t.type);
     if (typeof t.name !== 'string') bad(`tools[${i}].name`, 'required for a function tool');
     const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} } };
     if (typeof t.description === 'string') fn.description = t.description;
@@ -112,7 +112,7 @@ function item(it: Item, at: string, out: ChatMessage[]): void {
     case 'reasoning':
       return; // kept in history and native requests; chat upstreams take no reasoning input
     default:
-      throw new GatewayError('UNSUPPORTED', `${at}.type: item type "${String(type)}" cannot be translated for this channel`, { param: `${at}.type` });
+      throw new GatewayError('UNSUPPORTED', `${at}.type: item type ${JSON.stringify(type)} cannot be translated for this channel`, { param: `${at}.type` });
   }
 }
 

@@ -3,6 +3,10 @@
  * Origin and Bearer auth are checked at the upgrade (403 / 401, no socket). Requests on one socket run
  * concurrently; each request's notifications (`session.update`) are pushed on the socket before its reply.
  * A socket that closes does not stop the turns it started.
+ *
+ * Resume after a disconnect: `GET /acp?sessionId=<id>&afterSeq=<n>` pushes that session's `session.update`s with
+ * seq > n from its update log, then its live ones as they happen, each once and in order, for as long as the
+ * socket is open (`afterSeq` defaults to 0). A malformed resume parameter refuses the upgrade with 400.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,6 +17,7 @@ import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, re
 import { GatewayError } from '../../wire/errors.js';
 import { checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
+import type { AcpCore } from '../../acp/index.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -20,6 +25,8 @@ export interface AcpWsOptions {
   /** max message size */
   maxPayloadBytes: number;
   dispatch: Dispatch;
+  /** resume (the `sessionId` / `afterSeq` query parameters) */
+  follow?: AcpCore['follow'];
   logger: Logger;
   /** ping interval for idle sockets; default 20 s */
   pingIntervalMs?: number;
@@ -30,7 +37,19 @@ export interface AcpWs {
   close(): Promise<void>;
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden' };
+
+/** The resume parameters of the upgrade URL; undefined = none; an AcpRpcError = malformed. */
+function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number } | AcpRpcError | undefined {
+  const q = new URL(req.url ?? '/', 'http://x').searchParams;
+  const sessionId = q.get('sessionId');
+  const after = q.get('afterSeq');
+  if (sessionId === null && after === null) return undefined;
+  if (!sessionId || sessionId.length > 256) return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'resume needs sessionId (1–256 chars)', { field: 'sessionId' }, 400);
+  const afterSeq = after === null ? 0 : Number(after);
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'afterSeq must be a non-negative integer', { field: 'afterSeq' }, 400);
+  return { sessionId, afterSeq };
+}
 
 function refuse(socket: Duplex, e: AcpRpcError): void {
   const body = JSON.stringify(errorEnvelope(null, e));
@@ -43,7 +62,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
   const pingMs = o.pingIntervalMs ?? 20_000;
 
-  const serve = (ws: WebSocket) => {
+  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined) => {
     let alive = true;
     ws.on('pong', () => (alive = true));
     const ping = setInterval(() => {
@@ -57,6 +76,18 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
     const send = (env: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(env));
     };
+    if (resume && o.follow) {
+      let stop: (() => void) | undefined;
+      let closed = false;
+      ws.on('close', () => {
+        closed = true;
+        stop?.();
+      });
+      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params))).then(
+        (s) => (closed ? s() : (stop = s)),
+        (err: unknown) => o.logger.warn('acp resume failed', { sessionId: resume.sessionId, error: String(err) }),
+      );
+    }
     ws.on('message', (data, isBinary) => {
       if (isBinary) return send(errorEnvelope(null, new AcpRpcError(RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'binary messages are not supported; send JSON text')));
       let value: unknown;
@@ -85,7 +116,9 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
       const err = checkOrigin(req, o.allowedOrigins) ?? checkAuth(req, o.tokens);
       if (err) return refuse(socket, err);
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws));
+      const resume = resumeOf(req);
+      if (resume instanceof AcpRpcError) return refuse(socket, resume);
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume));
     },
     async close() {
       for (const c of wss.clients) c.terminate();

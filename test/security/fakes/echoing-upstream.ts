@@ -26,7 +26,7 @@ async function bodyOf(req: IncomingMessage): Promise<string> {
 
 export async function startEchoingUpstream(): Promise<EchoingUpstream> {
   const hits: Record<string, number> = {};
-  const server: Server = createServer(async (req, res) => {
+  const server: Server = createServer((req, res) => void (async () => {
     const raw = await bodyOf(req);
     const key = /^Bearer\s+(.*)$/i.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
     const kind = /please-(401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
@@ -64,7 +64,7 @@ export async function startEchoingUpstream(): Promise<EchoingUpstream> {
       choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
       usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
     });
-  });
+  })());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -13,6 +13,7 @@ import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.
 import { resolveSessionFolder } from './workspace.js';
 import { minimalEnv } from './env.js';
 import type { AgentProcessLimiter, LimitedSession } from './limits.js';
+import type { PermissionRelay } from '../../runtime.js';
 import { VERSION } from '../../../version.js';
 
 export const ACP_PROTOCOL_VERSION = 1;
@@ -76,6 +77,8 @@ export interface AgentSessionOptions {
   workingDirectory?: string;
   /** names the folder when there is no hint; usually the gateway's sessionId */
   sessionName: string;
+  /** the app's answer to `session/request_permission` when the agent's `permissions` is `ask` (runner's relay) */
+  relayPermission?: PermissionRelay;
   askPermission?: AskPermission;
   askTimeoutMs?: number;
   /** initialize + session/new */
@@ -160,6 +163,7 @@ export class AgentSession implements LimitedSession {
       this.client = createClientHandlers({
         agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask', env,
         turnCancelled: () => this.turn?.cancelled === true,
+        ...(this.opts.relayPermission ? { relayPermission: this.opts.relayPermission } : {}),
         ...(this.opts.askPermission ? { askPermission: this.opts.askPermission } : {}),
         ...(this.opts.askTimeoutMs ? { askTimeoutMs: this.opts.askTimeoutMs } : {}),
       });

@@ -10,6 +10,7 @@ import { GatewayError } from '../../../wire/errors.js';
 import { RpcError, type RequestHandler } from './jsonrpc-stdio.js';
 import { minimalEnv } from './env.js';
 import { killGroup } from './process.js';
+import type { PermissionRelay } from '../../runtime.js';
 import { resolveInside } from './workspace.js';
 
 export type PermissionPolicy = 'allow' | 'deny' | 'ask';
@@ -28,6 +29,8 @@ export interface ClientHandlerOptions {
   permissions: PermissionPolicy;
   /** the agent's own environment: terminals start with it (plus the request's `env`), never the gateway's */
   env?: Record<string, string>;
+  /** `permissions: "ask"`: the app is asked through the relay (permissions.ts) first; the local hook only without one */
+  relayPermission?: PermissionRelay;
   askPermission?: AskPermission;
   /** how long `askPermission` may take before the request is rejected */
   askTimeoutMs?: number;
@@ -115,6 +118,21 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
     };
     if (opts.turnCancelled?.()) return { outcome: 'cancelled' };
     if (opts.permissions === 'allow') return pick(ALLOW);
+    if (opts.permissions === 'ask' && opts.relayPermission) {
+      const toolCall = req.toolCall && typeof req.toolCall === 'object' && !Array.isArray(req.toolCall) ? req.toolCall : {};
+      const offered = options.filter((o) => o && typeof o.optionId === 'string' && o.optionId !== '');
+      const ac = new AbortController();
+      pendingAsks.add(ac);
+      const onOuterAbort = (): void => ac.abort();
+      signal.addEventListener('abort', onOuterAbort, { once: true });
+      try {
+        const out = await opts.relayPermission({ toolCall, options: offered }, ac.signal);
+        return out.outcome === 'selected' && offered.some((o) => o.optionId === out.optionId) ? out : { outcome: 'cancelled' };
+      } finally {
+        signal.removeEventListener('abort', onOuterAbort);
+        pendingAsks.delete(ac);
+      }
+    }
     if (opts.permissions === 'deny' || !opts.askPermission) return pick(REJECT);
     const ac = new AbortController();
     pendingAsks.add(ac);
@@ -177,19 +195,8 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
         child.once('spawn', resolve);
         child.once('error', (err) => reject(new RpcError(-32603, `could not start "${command}": ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
       });
-      const t: Terminal = {
-        child,
-        output: Buffer.alloc(0),
-        truncated: false,
-        limit,
-        exitStatus: undefined,
-        // 'close' waits for the pipes to drain; a background grandchild holding them open must not block the exit
-        exited: new Promise((resolve) => {
-          const done = (code: number | null, signal: string | null): void => resolve((t.exitStatus ??= { exitCode: code, signal }));
-          child.once('close', done);
-          child.once('exit', (code, signal) => setTimeout(() => done(code, signal), 200).unref());
-        }),
-      };
+      let settleExit!: (s: { exitCode: number | null; signal: string | null }) => void;
+      const t: Terminal = { child, output: Buffer.alloc(0), truncated: false, limit, exitStatus: undefined, exited: new Promise((resolve) => (settleExit = resolve)) };
       const onData = (chunk: Buffer): void => {
         const joined = Buffer.concat([t.output, chunk]);
         t.output = keepTail(joined, t.limit);
@@ -197,6 +204,10 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);
+      // 'close' waits for the pipes to drain; a background grandchild holding them open must not block the exit
+      const done = (code: number | null, signal: string | null): void => settleExit((t.exitStatus ??= { exitCode: code, signal }));
+      child.once('close', done);
+      child.once('exit', (code, signal) => setTimeout(() => done(code, signal), 200).unref());
       const terminalId = `term_${++terminalSeq}`;
       terminals.set(terminalId, t);
       return { terminalId };

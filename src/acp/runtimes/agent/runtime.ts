@@ -46,7 +46,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   let llm: Promise<LlmSession> | undefined;
   let lastAcpSessionId: string | undefined;
   const make = async (): Promise<AgentSession> => {
-    let agent = o.agent;
+    let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
     if (o.config?.llm && o.llm) {
       const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId));
       const l = await pending.catch((err: unknown) => {
@@ -60,6 +60,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       workspaceRoot: o.workspaceRoot,
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
+      ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       ...(o.limiter ? { limiter: o.limiter } : {}),
       ...(lastAcpSessionId ? { resumeSessionId: lastAcpSessionId } : {}),

@@ -7,6 +7,7 @@
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
+import { safeFolderName } from '../../working-directory.js';
 
 function reject(message: string, param?: string): never {
   throw new GatewayError('INVALID_REQUEST', message, param ? { param } : {});
@@ -18,11 +19,7 @@ export function isInside(root: string, p: string): boolean {
   return rel === '' || (!rel.startsWith('..' + path.sep) && rel !== '..' && !path.isAbsolute(rel));
 }
 
-/** Turns a session id (or any label) into one safe folder name. */
-export function safeFolderName(label: string): string {
-  const s = label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^\.+/, '_').slice(0, 100);
-  return s.length > 0 ? s : 'session';
-}
+export { safeFolderName };
 
 /**
  * The session's folder: `hint` (a `workingDirectory` from the client) resolved under `workspaceRoot`, or

@@ -1,0 +1,117 @@
+/**
+ * What the turn runner keeps per open session in memory (LiveSession), what starts one (StartInput, with the
+ * role binding when role routing picked its runtime), and the pure pieces of a turn's outcome: the result a
+ * client gets and what every task event says about the session's runtime.
+ */
+import { GatewayError } from '../wire/errors.js';
+import { updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
+import type { Runtime } from './runtime.js';
+import type { RoleSelection } from './roles.js';
+import type { TurnResult } from './task-registry.js';
+import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
+import { secrets } from '../util/redact.js';
+
+export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
+
+/** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
+export function failInterrupted(s: Session): Session {
+  let next = s;
+  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
+  return next;
+}
+
+export interface StartInput {
+  sessionId: string;
+  threadId: string;
+  prompt: string;
+  workingDirectory: string | undefined;
+  target: SessionTarget;
+  /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
+  origin?: string | undefined;
+  /** set when the policy picked the runtime (role routing): kept with the session */
+  role?: RoleBinding;
+}
+
+/** What role routing decided for a session (addendum §3), kept in its record as `metadata.role`. */
+export interface RoleBinding {
+  resolvedRole: string;
+  roleMode: 'auto' | 'manual';
+  modelKey: string;
+  resolvedModelId: string;
+  modelBindingVerified: boolean;
+  policyVersion: string;
+  roleSelection: RoleSelection;
+}
+
+export interface LiveSession {
+  id: string;
+  threadId: string;
+  target: SessionTarget;
+  workingDirectory: string | undefined;
+  seq: number;
+  /** resolves when every queued turn has ended */
+  tail: Promise<void>;
+  pending: number;
+  runtime: Promise<Runtime> | undefined;
+  current: { turnId: string; abort: AbortController; emit: Emit } | undefined;
+  closed: boolean;
+  role: RoleBinding | undefined;
+}
+
+/** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
+export type Emit = (fields: Record<string, unknown>) => Record<string, unknown>;
+
+export function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number, role: RoleBinding | undefined): LiveSession {
+  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false, role };
+}
+
+export const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
+
+export function continuationUnavailable(sessionId: string, why: string): GatewayError {
+  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
+}
+
+export function summaryOf(output: string): string {
+  const s = output.trim().replace(/\s+/g, ' ');
+  return s.length > 280 ? s.slice(0, 279) + '…' : s;
+}
+
+/** The result of a turn, as session.start / session.message return it. */
+export function resultOf(live: LiveSession, turn: Turn, status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult {
+  const r: TurnResult = {
+    success: status === 'completed',
+    status,
+    sessionId: live.id,
+    threadId: live.threadId,
+    turnId: turn.turnId,
+    runId: turn.runId,
+    output,
+    summary: summaryOf(output),
+    stopReason,
+    resolvedExecutionTarget: live.target.executionTarget === 'agent' ? 'single-agent' : 'gateway',
+    resolvedProviderId: live.target.providerId,
+    resolvedGatewayProviderId: live.target.gatewayProviderId,
+    resolvedModel: live.target.model || model || '',
+  };
+  if (live.role) {
+    const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = live.role;
+    Object.assign(r, { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection });
+  }
+  if (live.target.executionTarget === 'agent' || live.workingDirectory) {
+    r.remoteWorkingDirectory = remoteWorkingDirectory(live.workingDirectory, live.id);
+    r.remoteWorkspaceRefKind = REMOTE_WORKSPACE_REF_KIND;
+  }
+  if (err !== undefined) {
+    r.error = secrets.scrubError(typeof err === 'string' ? err : err.message);
+    if (typeof err !== 'string') r.errorCode = err.code;
+  }
+  return r;
+}
+
+/** What every task event says about the session's runtime (and its role binding). */
+export function aboutOf(live: LiveSession): Record<string, unknown> {
+  const t = live.target;
+  const about: Record<string, unknown> = { providerId: t.providerId || t.gatewayProviderId, executor: t.providerId || t.gatewayProviderId, executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway' };
+  if (live.role) Object.assign(about, { role: live.role.resolvedRole, roleMode: live.role.roleMode, modelKey: live.role.modelKey, modelId: live.role.resolvedModelId, policyVersion: live.role.policyVersion });
+  return about;
+}

@@ -1,0 +1,194 @@
+/**
+ * The permission relay (addendum 2026-10 §5, issue 12 item 4). An ACP agent's `session/request_permission`
+ * becomes a prompt the app answers: a `task.permission_requested` update, an entry in
+ * `xworkmate.permissions.list`, answered with `xworkmate.permissions.respond`.
+ *
+ * - A prompt is `{ requestId:"perm-<32 hex>", sessionId, turnId, createdAt, toolCall, options }`; it is kept
+ *   in the session record (`metadata.pendingPermissions`, with the holder that asked) while pending, so it is
+ *   listed from any instance, survives a restart and travels with a transfer.
+ * - Resolved by: an offered option (reason `user`), `decision:"cancel"` (`user`), `session.cancel` or the turn
+ *   ending otherwise (`run_cancelled`), no answer within `acp.permissionTimeoutMs` (`timeout`, default 10 min), or
+ *   the agent going away (`run_cancelled`). An option the agent did not offer is refused
+ *   (PERMISSION_OPTION_NOT_OFFERED) and the prompt stays pending. Each resolution is a
+ *   `task.permission_resolved` update carrying the prompt, `outcome` and `reason`.
+ * - After a restart the agent process is gone: prompts its previous life left pending are resolved as cancelled
+ *   with reason `gateway_restarted`, recorded as a task event.
+ * - An answer that reaches an instance other than the one running the turn (Redis) is passed on over the
+ *   store's pub/sub.
+ */
+import { randomBytes } from 'node:crypto';
+import { GatewayError } from '../wire/errors.js';
+import { mutateSession, type SessionStore } from '../sessions/store.js';
+import type { Session } from '../sessions/model.js';
+import type { Logger } from '../util/log.js';
+import type { PermissionOutcome, PermissionRequest } from './runtime.js';
+
+export const DEFAULT_PERMISSION_TIMEOUT_MS = 10 * 60_000;
+const CHANNEL = 'acp.permission';
+const DECIDED_KEEP = 1000;
+
+export interface PermissionPrompt {
+  requestId: string;
+  sessionId: string;
+  turnId: string;
+  createdAt: string;
+  toolCall: Record<string, unknown>;
+  options: Array<{ optionId: string; name: string; kind: string }>;
+}
+
+export type ResolveReason = 'user' | 'run_cancelled' | 'timeout' | 'gateway_restarted';
+export type Answer = { optionId: string } | { decision: 'cancel' };
+
+/** What the broker tells the runner: a prompt was raised, or resolved (to become task events). */
+export interface PermissionEvents {
+  requested(p: PermissionPrompt): void;
+  resolved(p: PermissionPrompt, outcome: PermissionOutcome, reason: ResolveReason): void;
+}
+
+interface Pending {
+  prompt: PermissionPrompt;
+  settle(outcome: PermissionOutcome, reason: ResolveReason): void;
+}
+
+type Stored = PermissionPrompt & { holder: string };
+
+const storedOf = (s: Session | undefined): Stored[] => (Array.isArray(s?.metadata.pendingPermissions) ? (s.metadata.pendingPermissions as Stored[]) : []);
+const publicOf = ({ holder: _h, ...p }: Stored): PermissionPrompt => p;
+const err = (code: 'PERMISSION_REQUEST_NOT_FOUND' | 'PERMISSION_SESSION_MISMATCH' | 'PERMISSION_OPTION_NOT_OFFERED' | 'PERMISSION_ALREADY_DECIDED', details: Record<string, unknown>) =>
+  new GatewayError(code, code, { details });
+
+export class PermissionBroker {
+  private readonly pending = new Map<string, Pending>();
+  private readonly decided = new Set<string>();
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly o: { store: SessionStore; holder: string; timeoutMs: number; logger: Logger },
+  ) {}
+
+  /** Listens for answers other instances pass on to prompts raised here. */
+  async listen(): Promise<void> {
+    this.unsubscribe = await this.o.store.subscribe(CHANNEL, (msg) => {
+      const m = msg as { holder?: unknown; requestId?: unknown; sessionId?: unknown; answer?: unknown };
+      if (m?.holder !== this.o.holder || typeof m.requestId !== 'string' || typeof m.sessionId !== 'string') return;
+      try {
+        this.answerLocal(m.sessionId, m.requestId, m.answer as Answer);
+      } catch {
+        // validated by the instance that took the answer; a late one is dropped
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.unsubscribe?.().catch(() => undefined);
+    for (const p of [...this.pending.values()]) p.settle({ outcome: 'cancelled' }, 'run_cancelled');
+  }
+
+  /**
+   * Raises a prompt for the agent's request and resolves with the app's answer (or cancelled). `signal` aborts
+   * it as `run_cancelled` (turn cancelled, agent gone).
+   */
+  async ask(ids: { sessionId: string; turnId: string }, req: PermissionRequest, signal: AbortSignal, events: PermissionEvents): Promise<PermissionOutcome> {
+    const prompt: PermissionPrompt = {
+      requestId: `perm-${randomBytes(16).toString('hex')}`,
+      sessionId: ids.sessionId,
+      turnId: ids.turnId,
+      createdAt: new Date().toISOString(),
+      toolCall: req.toolCall,
+      options: req.options.map((x) => ({ optionId: x.optionId, name: x.name, kind: x.kind })),
+    };
+    if (signal.aborted) return { outcome: 'cancelled' };
+    await this.store(ids.sessionId, (list) => [...list, { ...prompt, holder: this.o.holder }]);
+    return new Promise<PermissionOutcome>((resolve) => {
+      const onAbort = () => settle({ outcome: 'cancelled' }, 'run_cancelled');
+      const timer = setTimeout(() => settle({ outcome: 'cancelled' }, 'timeout'), this.o.timeoutMs);
+      timer.unref?.();
+      const settle = (outcome: PermissionOutcome, reason: ResolveReason) => {
+        if (!this.pending.delete(prompt.requestId)) return;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.remember(prompt.requestId);
+        void this.store(ids.sessionId, (list) => list.filter((x) => x.requestId !== prompt.requestId));
+        events.resolved(prompt, outcome, reason);
+        resolve(outcome);
+      };
+      this.pending.set(prompt.requestId, { prompt, settle });
+      signal.addEventListener('abort', onAbort, { once: true });
+      events.requested(prompt);
+    });
+  }
+
+  /** `xworkmate.permissions.respond`. */
+  async respond(sessionId: string, requestId: string, answer: Answer): Promise<{ accepted: true; requestId: string }> {
+    if (this.pending.has(requestId)) {
+      this.answerLocal(sessionId, requestId, answer);
+      return { accepted: true, requestId };
+    }
+    if (this.decided.has(requestId)) throw err('PERMISSION_ALREADY_DECIDED', { requestId });
+    // raised by another instance sharing the store: check it there, pass the answer on
+    const rec = await this.o.store.get(sessionId);
+    const stored = storedOf(rec).find((x) => x.requestId === requestId);
+    if (!stored) throw err('PERMISSION_REQUEST_NOT_FOUND', { requestId, sessionId });
+    check(stored, sessionId, answer);
+    await this.o.store.publish(CHANNEL, { holder: stored.holder, requestId, sessionId, answer });
+    return { accepted: true, requestId };
+  }
+
+  /** `xworkmate.permissions.list`: the session's pending prompts (from the store), or every one raised here. */
+  async list(sessionId: string | undefined): Promise<PermissionPrompt[]> {
+    if (sessionId === undefined) return [...this.pending.values()].map((p) => p.prompt);
+    return storedOf(await this.o.store.get(sessionId)).map(publicOf);
+  }
+
+  /** session.cancel / close: every prompt of the session pending here resolves as cancelled. */
+  cancelSession(sessionId: string): number {
+    let n = 0;
+    for (const p of [...this.pending.values()]) {
+      if (p.prompt.sessionId !== sessionId) continue;
+      p.settle({ outcome: 'cancelled' }, 'run_cancelled');
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Prompts a dead process left in the record (its agent is gone): resolved as cancelled, reason
+   * `gateway_restarted`. `dead(holder)` says whose prompts to resolve. Returns the resolved prompts.
+   */
+  async resolveOrphans(sessionId: string, dead: (holder: string) => boolean): Promise<PermissionPrompt[]> {
+    let orphans: Stored[] = [];
+    await mutateSession(this.o.store, sessionId, (s) => {
+      const list = storedOf(s);
+      orphans = list.filter((x) => dead(x.holder) && !this.pending.has(x.requestId));
+      if (orphans.length === 0) return undefined;
+      return { ...s, metadata: { ...s.metadata, pendingPermissions: list.filter((x) => !orphans.includes(x)) } };
+    }).catch(() => undefined);
+    for (const o of orphans) this.remember(o.requestId);
+    return orphans.map(publicOf);
+  }
+
+  private answerLocal(sessionId: string, requestId: string, answer: Answer): void {
+    const p = this.pending.get(requestId);
+    if (!p) throw err(this.decided.has(requestId) ? 'PERMISSION_ALREADY_DECIDED' : 'PERMISSION_REQUEST_NOT_FOUND', { requestId });
+    check(p.prompt, sessionId, answer);
+    p.settle('optionId' in answer ? { outcome: 'selected', optionId: answer.optionId } : { outcome: 'cancelled' }, 'user');
+  }
+
+  private async store(sessionId: string, change: (list: Stored[]) => Stored[]): Promise<void> {
+    await mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: change(storedOf(s)) } })).catch((e: unknown) =>
+      this.o.logger.warn('pending permission could not be stored', { sessionId, error: String(e) }),
+    );
+  }
+
+  private remember(requestId: string): void {
+    this.decided.add(requestId);
+    if (this.decided.size > DECIDED_KEEP) this.decided.delete(this.decided.values().next().value as string);
+  }
+}
+
+function check(p: PermissionPrompt, sessionId: string, answer: Answer): void {
+  if (p.sessionId !== sessionId) throw err('PERMISSION_SESSION_MISMATCH', { requestId: p.requestId, sessionId });
+  if ('optionId' in answer && !p.options.some((o) => o.optionId === answer.optionId)) {
+    throw err('PERMISSION_OPTION_NOT_OFFERED', { requestId: p.requestId, optionId: answer.optionId, offered: p.options.map((o) => o.optionId) });
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Task events (addendum 2026-10 §4): a `session.update` with `type:"task"` and `event:"task.<phase>"` for every
+ * phase of a turn, and the last TASK_EVENTS_KEEP of them per session kept in the session record
+ * (`metadata.taskEvents`, so they survive a restart and travel with a transfer), returned by
+ * `xworkmate.tasks.get`.
+ *
+ *   { type:"task", event:"task.started", sessionId, threadId, turnId, runId, seq, pending, error,
+ *     task: { taskId, sessionId, threadId, phase, at, providerId, executor, [role fields], [detail] } }
+ *
+ * `pending` is false on completed/failed/cancelled/rejected; `error` is true on failed/rejected.
+ */
+import { mutateSession, type SessionStore } from '../sessions/store.js';
+import type { Logger } from '../util/log.js';
+
+export const TASK_EVENTS_KEEP = 100;
+
+export type TaskPhase = 'selected' | 'started' | 'permission_requested' | 'permission_resolved' | 'completed' | 'failed' | 'cancelled' | 'rejected';
+
+const FINAL: ReadonlySet<TaskPhase> = new Set(['completed', 'failed', 'cancelled', 'rejected']);
+
+/** The fields of a task event before the runner adds sessionId/threadId/turnId/runId/seq. */
+export function taskEventFields(
+  phase: TaskPhase,
+  ids: { sessionId: string; threadId: string; turnId: string },
+  about: Record<string, unknown>,
+  detail?: unknown,
+): Record<string, unknown> {
+  return {
+    type: 'task',
+    event: `task.${phase}`,
+    pending: !FINAL.has(phase),
+    error: phase === 'failed' || phase === 'rejected',
+    task: { taskId: ids.turnId, sessionId: ids.sessionId, threadId: ids.threadId, phase, at: new Date().toISOString(), ...about, ...(detail !== undefined ? { detail } : {}) },
+  };
+}
+
+/** Keeps each session's last task events in its record; writes of one session are ordered. */
+export class TaskEventStore {
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly log: Logger,
+  ) {}
+
+  record(sessionId: string, params: Record<string, unknown>): void {
+    const prev = this.chains.get(sessionId) ?? Promise.resolve();
+    const next = prev
+      .then(async () => {
+        await mutateSession(this.store, sessionId, (s) => {
+          const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
+          return { ...s, metadata: { ...s.metadata, taskEvents: [...list, params].slice(-TASK_EVENTS_KEEP) } };
+        });
+      })
+      .catch((err: unknown) => this.log.warn('task event could not be stored', { sessionId, error: String(err) }));
+    this.chains.set(sessionId, next);
+    void next.then(() => {
+      if (this.chains.get(sessionId) === next) this.chains.delete(sessionId);
+    });
+  }
+
+  /** Resolves once every event recorded so far for the session is in the store. */
+  settled(sessionId: string): Promise<void> {
+    return this.chains.get(sessionId) ?? Promise.resolve();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Every `session.update` of a session, kept so that a client that lost its stream gets what it missed and
+ * nothing twice (issue 12 item 7): `xworkmate.tasks.get` with `afterSeq`, and the WebSocket resume.
+ *
+ * Updates are buffered per session and written to the store's event log in batches (at most every
+ * FLUSH_MS, and before a turn's result is returned), keeping the newest KEEP per session. Readers flush first,
+ * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
+ * updates of a session pushed as they happen.
+ */
+import type { SessionEvent, SessionStore } from '../sessions/store.js';
+import type { Logger } from '../util/log.js';
+
+/** updates kept per session in the store */
+export const UPDATE_LOG_KEEP = 1000;
+/** at most this many updates per read */
+export const UPDATE_LOG_READ_MAX = 1000;
+const FLUSH_MS = 25;
+
+type Follower = (params: Record<string, unknown>) => void;
+
+export class UpdateLog {
+  private readonly pending = new Map<string, SessionEvent[]>();
+  private readonly writing = new Map<string, Promise<void>>();
+  private readonly followers = new Map<string, Set<Follower>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** Records one update (params carry `seq`) and pushes it to the session's followers. */
+  push(sessionId: string, params: Record<string, unknown>): void {
+    const seq = typeof params.seq === 'number' ? params.seq : undefined;
+    if (seq === undefined) return;
+    let list = this.pending.get(sessionId);
+    if (!list) this.pending.set(sessionId, (list = []));
+    list.push({ seq, event: params });
+    for (const f of this.followers.get(sessionId) ?? []) {
+      try {
+        f(params);
+      } catch {
+        // a follower that fails does not stop the turn
+      }
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flushAll();
+    }, FLUSH_MS);
+    this.timer.unref?.();
+  }
+
+  /** Writes what is buffered for the session; resolves when everything pushed so far is in the store. */
+  flush(sessionId: string): Promise<void> {
+    const batch = this.pending.get(sessionId);
+    this.pending.delete(sessionId);
+    const prev = this.writing.get(sessionId) ?? Promise.resolve();
+    if (!batch || batch.length === 0) return prev;
+    const next = prev
+      .then(() => this.store.appendEvents(sessionId, batch, UPDATE_LOG_KEEP))
+      .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) }));
+    this.writing.set(sessionId, next);
+    void next.then(() => {
+      if (this.writing.get(sessionId) === next) this.writing.delete(sessionId);
+    });
+    return next;
+  }
+
+  async flushAll(): Promise<void> {
+    await Promise.all([...new Set([...this.pending.keys(), ...this.writing.keys()])].map((id) => this.flush(id)));
+  }
+
+  /** Updates of the session with seq > afterSeq, oldest first (flushes first). */
+  async read(sessionId: string, afterSeq: number, limit = UPDATE_LOG_READ_MAX): Promise<Array<Record<string, unknown>>> {
+    await this.flush(sessionId);
+    return (await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX))).map((e) => e.event);
+  }
+
+  /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
+  async lastSeq(sessionId: string, from: number): Promise<number> {
+    let last = from;
+    for (;;) {
+      const page = await this.read(sessionId, last);
+      if (page.length === 0) return last;
+      last = Number(page[page.length - 1]?.seq) || last;
+      if (page.length < UPDATE_LOG_READ_MAX) return last;
+    }
+  }
+
+  /**
+   * Resume: pushes the session's updates after `afterSeq` from the log, then its live ones, each exactly once
+   * and in seq order. Returns the function that stops following.
+   */
+  async follow(sessionId: string, afterSeq: number, push: Follower): Promise<() => void> {
+    let last = afterSeq;
+    let replaying = true;
+    const held: Array<Record<string, unknown>> = [];
+    const deliver = (p: Record<string, unknown>) => {
+      const seq = typeof p.seq === 'number' ? p.seq : 0;
+      if (seq <= last) return;
+      last = seq;
+      push(p);
+    };
+    const live: Follower = (p) => (replaying ? held.push(p) : deliver(p));
+    let set = this.followers.get(sessionId);
+    if (!set) this.followers.set(sessionId, (set = new Set()));
+    set.add(live);
+    for (;;) {
+      const page = await this.read(sessionId, last);
+      for (const p of page) deliver(p);
+      if (page.length < UPDATE_LOG_READ_MAX) break;
+    }
+    for (const p of held) deliver(p);
+    replaying = false;
+    return () => {
+      set.delete(live);
+      if (set.size === 0 && this.followers.get(sessionId) === set) this.followers.delete(sessionId);
+    };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * MeshContext: what the handshake sides (listener.ts, dialer.ts) and open-link.ts may use of the mesh they
+ * work for. BridgeMesh implements it; these files depend on this interface only, so nothing in the bridge
+ * imports mesh.ts back (mesh.ts builds dialers and accepts inbound sockets: it is the one above them).
+ */
+import type { BridgeLimits } from '../config/schema.js';
+import type { PeerGate } from '../keys/peer-gate.js';
+import type { Router } from '../router/router.js';
+import type { TransferCoordinator } from '../sessions/transfer.js';
+import type { Logger } from '../util/log.js';
+import type { SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
+import type { BridgeLink } from './link.js';
+import type { Role, RpcServeHandler } from './link-types.js';
+
+export type Admission = 'ok' | 'replace' | 'duplicate' | 'full';
+
+export interface MeshCapabilities {
+  shareChannels: boolean;
+  acceptSessions: boolean;
+  loadBalance: boolean;
+}
+
+export interface MeshContext {
+  readonly gatewayId: string;
+  readonly gatewayName: string;
+  readonly router: Router;
+  readonly logger: Logger;
+  /** gateway.bridge.limits (the dialer's frame and handshake limits) */
+  readonly limits: BridgeLimits;
+  /** read on every peer call, so they are looked up through the context, not copied into the link */
+  readonly rpcHandler: RpcServeHandler | undefined;
+  readonly peerGate: PeerGate | undefined;
+  readonly transfers: TransferCoordinator | undefined;
+
+  /** what the responder side checks a hello against */
+  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number };
+  capabilities(sharing: boolean): MeshCapabilities;
+  /** whether a link to `peerId` in this role may open now (maxPeers, one link per peer) */
+  admission(peerId: string, role: Role): Admission;
+  /** the gatewayId ↔ token binding (docs/bridge-protocol.md "Peer identity") */
+  boundToken(peerId: string): Buffer | undefined;
+  bindToken(peerId: string, digest: Buffer): void;
+  inboundShare(): SharedChannel[];
+  inboundAgents(): SharedAgent[];
+  outboundShare(setting: boolean | string[]): SharedChannel[];
+  outboundAgents(setting: boolean | string[]): SharedAgent[];
+  /** adds an opened link to the mesh (its candidates enter the routing table) */
+  register(link: BridgeLink): void;
+  refreshCandidates(link: BridgeLink): void;
+  linkClosed(link: BridgeLink, code: number, reason: string): void;
+}

@@ -1,0 +1,36 @@
+/**
+ * The secrets a config holds, registered with the one scrubber (src/util/redact.ts) at gateway start. It
+ * lives beside the schema it walks: util knows nothing of the config (layers look down).
+ */
+import type { Config } from './schema.js';
+import { SECRET_PARAM, secrets, type SecretScrubber } from '../util/redact.js';
+
+/**
+ * Registers every secret a config holds: channel `apiKey`s, channel header values marked secret (every
+ * header in `secretHeaders`, plus any header whose name looks like a credential), credentials in channel
+ * and bridge URLs, outbound bridge tokens, `gateway.bridge.allowedTokens`, `gateway.auth.tokens`, the admin
+ * token, `acp.tokens`, and OpenClaw gateway tokens and URLs. Called once at gateway start.
+ */
+export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secrets): void {
+  const g = cfg.gateway;
+  for (const t of g.auth.tokens) into.register(t);
+  into.register(g.admin.token);
+  for (const t of g.bridge.allowedTokens) into.register(t);
+  for (const b of g.bridges) {
+    into.register(b.token);
+    into.registerUrl(b.url);
+  }
+  for (const c of cfg.channels) {
+    into.register(c.apiKey);
+    into.registerUrl(c.baseUrl);
+    const marked = new Set(c.secretHeaders.map((h) => h.toLowerCase()));
+    for (const [k, v] of Object.entries(c.headers)) if (marked.has(k.toLowerCase()) || SECRET_PARAM.test(k)) into.register(v);
+  }
+  for (const t of cfg.acp.tokens) into.register(t);
+  for (const gw of cfg.acp.gateways) {
+    if (gw.kind !== 'openclaw') continue;
+    into.register(gw.token);
+    into.registerUrl(gw.url);
+  }
+  if (cfg.store.kind === 'redis') into.registerUrl(cfg.store.url);
+}

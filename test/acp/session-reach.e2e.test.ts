@@ -1,0 +1,136 @@
+/**
+ * Issue 12 items 2 and 3, with real gateway processes: a session transferred to a peer is continued through the
+ * old owner whether or not that peer shares any agent runtime; a session moved twice (A→B→C) is reachable from
+ * A and from B, `xworkmate.tasks.get` asks the owner, and an owner that is gone is named in the error.
+ *
+ *   A ──dials──▶ B (shareAgents: ["b-chat"])      A ──dials──▶ C (shareAgents: [])      B ──dials──▶ C
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+
+const BRIDGE = 'reach-bridge-token-1618';
+const ACP = 'reach-acp-token-1414';
+let a: GatewayProcess;
+let b: GatewayProcess;
+let c: GatewayProcess;
+
+async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>): Promise<{ result?: any; error?: any }> {
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  return (await res.json()) as { result?: any; error?: any };
+}
+
+async function transfer(gw: GatewayProcess, sessionId: string, to: string): Promise<void> {
+  const r = await fetch(`${gw.url}/admin/sessions/${sessionId}/transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to }) });
+  expect(r.status, await r.clone().text()).toBe(200);
+}
+
+const channels = (id: string) => ({ id, label: id, kind: 'channels', model: 'mock-1' });
+const mock = [{ name: 'm', provider: 'mock', models: ['mock-1'] }];
+const open = async (gw: GatewayProcess, n: number, what: string) =>
+  waitFor(async () => (await adminGet(gw.url, '/admin/bridges')).peers.filter((p: any) => p.state === 'open').length >= n, what);
+
+beforeAll(async () => {
+  c = await startProcess({
+    gateway: { id: 'gw_reach_c', name: 'cold', bridge: { enabled: true, allowedTokens: [BRIDGE], shareAgents: [], acceptSessions: true } },
+    channels: mock,
+    acp: { tokens: [ACP], gateways: [channels('switchyard')] },
+  });
+  b = await startProcess({
+    gateway: {
+      id: 'gw_reach_b',
+      name: 'datacenter',
+      bridge: { enabled: true, allowedTokens: [BRIDGE], shareAgents: ['b-chat'], acceptSessions: true },
+      bridges: [{ name: 'cold', url: wsUrl(c.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }],
+    },
+    channels: mock,
+    acp: { tokens: [ACP], gateways: [channels('switchyard'), channels('b-chat')] },
+  });
+  a = await startProcess({
+    gateway: {
+      id: 'gw_reach_a',
+      name: 'office',
+      bridges: [
+        { name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 },
+        { name: 'cold', url: wsUrl(c.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 },
+      ],
+    },
+    channels: mock,
+    acp: { tokens: [ACP], gateways: [channels('switchyard')] },
+  });
+  await open(a, 2, 'A→B and A→C links');
+  await open(b, 2, 'B↔A and B→C links');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
+  cleanupDirs();
+});
+
+const start = (gw: GatewayProcess, sessionId: string, prompt: string) =>
+  rpc(gw, 'session.start', { sessionId, taskPrompt: prompt, requestedExecutionTarget: 'gateway', gatewayProviderId: 'switchyard' });
+
+describe('a transferred session is continued through the old owner', () => {
+  it('to a peer that shares agent runtimes (B)', async () => {
+    expect((await start(a, 'tr-shared', 'first on A')).result).toMatchObject({ success: true });
+    await transfer(a, 'tr-shared', 'datacenter');
+    const msg = await rpc(a, 'session.message', { sessionId: 'tr-shared', taskPrompt: 'continued via A' });
+    expect(msg.error).toBeUndefined();
+    expect(msg.result).toMatchObject({ success: true, status: 'completed' });
+    expect((await adminGet(b.url, '/admin/sessions/tr-shared')).session.history.map((t: any) => t.prompt)).toEqual(['first on A', 'continued via A']);
+  });
+
+  it('to a peer that shares no agent runtime at all (C): served all the same', async () => {
+    expect((await start(a, 'tr-none', 'first on A')).result).toMatchObject({ success: true });
+    await transfer(a, 'tr-none', 'cold');
+    const msg = await rpc(a, 'session.message', { sessionId: 'tr-none', taskPrompt: 'continued via A' });
+    expect(msg.error).toBeUndefined();
+    expect(msg.result).toMatchObject({ success: true, status: 'completed' });
+    expect(msg.result.output).toContain('continued via A');
+    const onC = (await adminGet(c.url, '/admin/sessions/tr-none')).session;
+    expect(onC).toMatchObject({ ownerGatewayId: 'gw_reach_c', status: 'active' });
+    expect(onC.history.map((t: any) => t.prompt)).toEqual(['first on A', 'continued via A']);
+    // and it can still be read and closed from A; its task events travelled with it (A's turn, then C's)
+    const task = (await rpc(a, 'xworkmate.tasks.get', { sessionId: 'tr-none' })).result;
+    expect(task).toMatchObject({ status: 'completed', sessionId: 'tr-none', pendingPermissions: [] });
+    expect(task.taskEvents.map((e: any) => e.event)).toEqual(['task.started', 'task.completed', 'task.started', 'task.completed']);
+    expect((await rpc(a, 'session.close', { sessionId: 'tr-none' })).result).toEqual({ accepted: true, closed: true });
+  });
+});
+
+describe('a session moved twice (A→B→C)', () => {
+  it('is reachable from A and from B; tasks.get asks the owner; a gone owner is named, never a new session', async () => {
+    expect((await start(a, 'twice', 'born on A')).result).toMatchObject({ success: true });
+    await transfer(a, 'twice', 'datacenter');
+    await transfer(b, 'twice', 'cold');
+    expect((await adminGet(b.url, '/admin/sessions/twice')).session).toMatchObject({ status: 'moved', movedTo: 'gw_reach_c' });
+
+    const fromA = await rpc(a, 'session.message', { sessionId: 'twice', taskPrompt: 'hello from A' });
+    expect(fromA.error).toBeUndefined();
+    expect(fromA.result).toMatchObject({ success: true, status: 'completed' });
+    expect(fromA.result.output).toContain('hello from A');
+    const fromB = await rpc(b, 'session.message', { sessionId: 'twice', taskPrompt: 'hello from B' });
+    expect(fromB.result).toMatchObject({ success: true, status: 'completed' });
+    const onC = (await adminGet(c.url, '/admin/sessions/twice')).session;
+    expect(onC.history.map((t: any) => t.prompt)).toEqual(['born on A', 'hello from A', 'hello from B']);
+
+    const task = await rpc(a, 'xworkmate.tasks.get', { sessionId: 'twice' });
+    expect(task.result).toMatchObject({ sessionId: 'twice', status: 'completed', runId: fromB.result.runId });
+    expect(task.result.output).toContain('hello from B');
+
+    await c.stop();
+    for (const gw of [a, b]) {
+      const down = await rpc(gw, 'session.message', { sessionId: 'twice', taskPrompt: 'anyone?' });
+      expect(down.error).toMatchObject({ code: -32002, data: { code: 'SESSION_OWNER_UNREACHABLE', owner: 'gw_reach_c' } });
+      const t = await rpc(gw, 'xworkmate.tasks.get', { sessionId: 'twice' });
+      expect(t.error).toMatchObject({ code: -32002, data: { code: 'SESSION_OWNER_UNREACHABLE', owner: 'gw_reach_c' } });
+    }
+    // nothing was started in C's place
+    expect((await adminGet(a.url, '/admin/sessions/twice')).session).toMatchObject({ status: 'moved', movedTo: 'gw_reach_b' });
+    expect((await adminGet(b.url, '/admin/sessions/twice')).session).toMatchObject({ status: 'moved', movedTo: 'gw_reach_c' });
+  });
+});
