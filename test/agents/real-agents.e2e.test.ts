@@ -13,6 +13,9 @@
  * the turn's output carries the upstream's reply, that upstream recorded a chat request whose body holds this
  * turn's nonce, asked for exactly `llm.model` (whatever model the agent itself wanted), and the other
  * upstream saw nothing of it. No network beyond loopback is needed (telemetry and update checks are off).
+ * Each agent is also left idle past `acp.agentIdleTimeoutMs` (3 s here): its process is stopped, and the next
+ * message of the session starts a new one that `session/load`s the conversation the first one stored (see
+ * RELOADS for the one agent that cannot).
  *
  * If an agent cannot be installed or does not run, its test FAILS (it is never skipped).
  */
@@ -21,7 +24,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { channelOf, cleanupDirs, processAlive, startProcess, tmpDir, waitFor, wsUrl } from '../helpers/env.js';
-import { agentPids, agentRouting, rpc } from './acp-rpc.js';
+import { agentPids, agentRouting, jsonLines, rpc } from './acp-rpc.js';
 import { agentsBinDir, ensureAgent, type AgentInstall, type AgentName } from './agents-setup.js';
 
 const AGENTS: AgentName[] = ['codex', 'claude', 'gemini', 'opencode'];
@@ -31,6 +34,12 @@ const BRIDGE = 'bridge-real-agents-token-3d7a';
 const LOCAL_REPLY = 'Local channel here: the answer is 42.';
 const PEER_REPLY = 'Peer channel here: the answer is 43.';
 const TURN_MS = 150_000;
+/**
+ * Whether the new process gets the conversation back with `session/load`. Gemini CLI 0.61.0 announces
+ * loadSession but answers a restarted process's `session/load` with "No previous sessions found for this
+ * project." (JSON-RPC -32603): the gateway then starts a new agent session (logged) and the turn still runs.
+ */
+const RELOADS: Record<AgentName, boolean> = { codex: true, claude: true, gemini: false, opencode: true };
 type Gw = Awaited<ReturnType<typeof startProcess>>;
 type Json = any;
 
@@ -60,7 +69,7 @@ beforeAll(async () => {
       {
         gateway: { id: 'gw_agents_a', name: 'laptop', auth: { tokens: [V1] }, bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 200 }] },
         channels: [channelOf(local, 'local-ch', ['local-model'])],
-        acp: { tokens: [ACP], workspaceRoot: path.join(dir, 'workspaces'), agentHomeRoot: path.join(dir, 'agent-homes'), agents },
+        acp: { tokens: [ACP], workspaceRoot: path.join(dir, 'workspaces'), agentHomeRoot: path.join(dir, 'agent-homes'), agentIdleTimeoutMs: 3_000, agents },
       },
       { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, SWITCHYARD_LOG: 'debug' },
       dir,
@@ -87,10 +96,13 @@ afterAll(async () => {
 /** requests an upstream received whose body mentions `nonce` */
 const sawNonce = (up: OpenAiFake, nonce: string) => up.requests.filter((r) => JSON.stringify(r.body ?? {}).includes(nonce));
 
-async function turnOn(agent: AgentName, where: 'local' | 'peer'): Promise<{ sessionId: string; result: Json }> {
-  const sessionId = `${agent}-${where}-${Date.now().toString(36)}`;
+async function turnOn(agent: AgentName, where: 'local' | 'peer', existing?: string): Promise<{ sessionId: string; result: Json }> {
+  const sessionId = existing ?? `${agent}-${where}-${Date.now().toString(36)}`;
   const nonce = `n${Math.random().toString(36).slice(2, 10)}`;
-  const res = await rpc(a!.url, ACP, 'session.start', { sessionId, taskPrompt: `Reply with one short sentence. Nonce ${nonce}.`, routing: agentRouting(`${agent}-${where}`) }, TURN_MS);
+  const taskPrompt = `Reply with one short sentence. Nonce ${nonce}.`;
+  const res = existing
+    ? await rpc(a!.url, ACP, 'session.message', { sessionId, taskPrompt }, TURN_MS)
+    : await rpc(a!.url, ACP, 'session.start', { sessionId, taskPrompt, routing: agentRouting(`${agent}-${where}`) }, TURN_MS);
   const result = res.result ?? res.error;
   expect(result, `${agent} on ${where}: ${JSON.stringify(result)}\n${a!.logs().slice(-4000)}`).toMatchObject({ success: true, status: 'completed', resolvedProviderId: `${agent}-${where}` });
   const [served, other, reply, model] = where === 'local' ? [local, peer, LOCAL_REPLY, 'local-model'] : [peer, local, PEER_REPLY, 'peer-model'];
@@ -114,8 +126,17 @@ describe('real agents launched from preset + llm.model, on a local channel and o
       const { sessionId } = await turnOn(agent, 'local');
       await turnOn(agent, 'peer');
 
+      // idle past the timeout: the process is stopped; the next message loads the session into a new one
+      const [first] = agentPids(a!.logs(), sessionId);
+      await waitFor(() => jsonLines(a!.logs()).some((l) => l.msg === 'agent session closed' && l.session === sessionId && l.reason === 'idle'), `${agent} to be stopped when idle`, 20_000);
+      expect(processAlive(first!)).toBe(false);
+      await turnOn(agent, 'local', sessionId);
+      const starts = jsonLines(a!.logs()).filter((l) => l.msg === 'agent session started' && l.session === sessionId);
+      expect(starts).toHaveLength(2);
+      expect(starts[1]).toMatchObject({ loaded: RELOADS[agent] });
+
       // session.close stops the agent (and revokes its token: see agent-env.e2e.test.ts)
-      const [pid] = agentPids(a!.logs(), sessionId);
+      const pid = starts[1].pid as number;
       expect((await rpc(a!.url, ACP, 'session.close', { sessionId })).result).toMatchObject({ closed: true });
       await waitFor(() => !processAlive(pid!), `${agent} (pid ${pid}) to exit after session.close`, 15_000);
     }, 6 * 60_000);

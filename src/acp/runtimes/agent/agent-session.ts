@@ -182,7 +182,7 @@ export class AgentSession implements LimitedSession {
           this.loaded = true;
         } catch (err) {
           if (peer.closed) throw err;
-          this.log.warn('session/load failed; starting a new agent session', { error: String(err) });
+          this.log.warn('session/load failed; starting a new agent session', { error: String(err), ...(err instanceof RpcError && err.data !== undefined ? { data: err.data } : {}) });
         }
       }
       if (!this.loaded) {
