@@ -72,19 +72,23 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   let closed = false;
   return {
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
-      // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new one
-      if (!session || session.status === 'closed') {
-        const made = await make();
-        // closed while the private folder was prepared: start nothing (close() already ran)
-        if (closed) return { output: '', stopReason: 'cancelled' };
-        const s = (session = made);
-        started = s.start().then((r) => {
-          lastAcpSessionId = s.acpSessionId;
-          return r;
-        });
+      // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
+      // one; a process evicted for another session in the moment between its start and this turn gets one retry
+      for (let attempt = 0; ; attempt++) {
+        if (!session || session.status === 'closed') {
+          const made = await make();
+          // closed while the private folder was prepared: start nothing (close() already ran)
+          if (closed) return { output: '', stopReason: 'cancelled' };
+          const s = (session = made);
+          started = s.start().then((r) => {
+            lastAcpSessionId = s.acpSessionId;
+            return r;
+          });
+        }
+        await started;
+        if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
+        if (session.status !== 'closed' || attempt > 0) break;
       }
-      await started;
-      if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
       const s = session;
       const onAbort = () => s.cancel();
       signal.addEventListener('abort', onAbort, { once: true });
