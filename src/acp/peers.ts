@@ -74,10 +74,10 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
     async ownerOf(sessionId) {
       // a provisional copy from a transfer is settled with its sender first (throws naming the owner)
       const settled = mesh.transfers
-        ? await mesh.transfers.ensureOwned(sessionId).catch((err) => {
+        ? await mesh.transfers.ensureOwned(sessionId).catch((err: unknown) => {
             const owner = err instanceof GatewayError ? err.details?.owner : undefined;
-            if (!owner) throw err;
-            if (err.code === 'PEER_UNAVAILABLE') throw unreachable(sessionId, String(owner));
+            if (!(err instanceof GatewayError) || typeof owner !== 'string' || !owner) throw err;
+            if (err.code === 'PEER_UNAVAILABLE') throw unreachable(sessionId, owner);
             throw new GatewayError('SESSION_NOT_OWNED_HERE', err.message, { details: { sessionId, owner } });
           })
         : await store.get(sessionId);
@@ -88,7 +88,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
       try {
         out = await mesh.rpc(peerId, method, params, { ...(hops ? { hops } : {}), onEvent: (m, p) => m === 'session.update' && notify(p) });
       } catch (err) {
-        if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE') throw unreachable(String(params.sessionId ?? ''), peerId);
+        if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE') throw unreachable(typeof params.sessionId === 'string' ? params.sessionId : '', peerId);
         // a refusal from the peer: `retryable` as the error table says (the bridge marks it "try another candidate")
         if (err instanceof GatewayError) throw new GatewayError(err.code, err.message, { details: err.details, ...(err.retryAfterSec !== undefined ? { retryAfterSec: err.retryAfterSec } : {}) });
         throw err;

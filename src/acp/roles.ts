@@ -173,7 +173,7 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
   let roleName = req.role;
   if (roleName === undefined) {
     if (req.roleMode === 'manual' || enabledRoles.length !== 1) return reject('role_required', 'name a role (routing.role)', enabledRoles.map((r) => `send routing.role "${r}"`));
-    roleName = enabledRoles[0] as string;
+    roleName = enabledRoles[0]!;
     base.role = roleName;
     base.reasons.push('the only enabled role');
   }

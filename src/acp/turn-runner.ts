@@ -350,7 +350,7 @@ export class TurnRunner {
     const abort = new AbortController();
     live.current = { turnId: turn.turnId, abort, emit };
     let lease: SessionLease | undefined;
-    let history: ReturnType<typeof chatMessages> = [];
+    let history: ReturnType<typeof chatMessages>;
     try {
       lease = await SessionLease.acquire(this.o.store, live.id, this.holder, abort.signal, { ttlMs: this.o.leaseTtlMs, waitMs: this.o.leaseWaitMs });
       // Holding the lease, no other instance runs a turn of this session: one still marked running was
@@ -373,7 +373,7 @@ export class TurnRunner {
     taskEvent('started');
     let status: TurnStatus;
     let output = '';
-    let stopReason = 'end_turn';
+    let stopReason: string;
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
     try {

@@ -94,6 +94,29 @@ describe('parseFrame: every frame type', () => {
   });
 });
 
+describe('SharedChannel.pricing', () => {
+  const hello = (pricing: string) =>
+    parseFrame(`{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[{"name":"a","provider":"p","models":["m"],"pricing":${pricing}}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1}}`, PRE_INIT);
+  it('is read with its numbers; cachedInput is optional; other keys are dropped', () => {
+    const h = hello('{"input":2.5,"output":10,"cachedInput":1,"currency":"EUR"}');
+    expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.sharedChannels[0]!.pricing).toEqual({ input: 2.5, output: 10, cachedInput: 1 });
+    const g = hello('{"input":0,"output":0}');
+    expect(g.ok && g.frame.type === 'bridge-hello-ok' && g.frame.sharedChannels[0]!.pricing).toEqual({ input: 0, output: 0 });
+  });
+  it('refuses negative, missing or non-numeric prices, naming the field', () => {
+    for (const [p, why] of [
+      ['{"input":-1,"output":1}', 'sharedChannels[0].pricing.input: must be ≥ 0'],
+      ['{"input":1}', 'sharedChannels[0].pricing.output: required number'],
+      ['{"input":1,"output":"2"}', 'sharedChannels[0].pricing.output: must be a finite number'],
+      ['[1,2]', 'sharedChannels[0].pricing'],
+    ] as const) {
+      const r = hello(p);
+      expect(r.ok, p).toBe(false);
+      expect(!r.ok && r.error.message, p).toContain(why);
+    }
+  });
+});
+
 describe('parseFrame: field validation', () => {
   const bad: Array<[string, string, ParseOptions?]> = [
     ['{"type":"bridge-forward","requestId":"r","payload":{}}', 'bridge-forward.targetChannel: required string'],

@@ -21,7 +21,7 @@
  */
 import { CHANNEL_NAME_PATTERN, CLOSE_CODES, GATEWAY_ID_PATTERN, MAX_HOPS, MAX_ID_LENGTH, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
-import type { ChannelCapabilities, ChannelLoad, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
+import type { ChannelCapabilities, ChannelLoad, ChannelPricing, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
@@ -248,6 +248,7 @@ function channels(v: unknown, p: string): SharedChannel[] {
     const models = arr(o.models, `${q}.models`, 4096).map((m, j) => str(m, `${q}.models[${j}]`, 256));
     const out: SharedChannel = { name: channelName(o.name, `${q}.name`), provider: str(o.provider, `${q}.provider`, 64), models };
     if (o.capabilities !== undefined) out.capabilities = channelCaps(o.capabilities, `${q}.capabilities`);
+    if (o.pricing !== undefined) out.pricing = pricing(o.pricing, `${q}.pricing`);
     return out;
   });
 }
@@ -256,6 +257,17 @@ function channelCaps(v: unknown, p: string): ChannelCapabilities {
   const o = obj(v, p);
   const flag = (k: keyof ChannelCapabilities) => optBool(o[k], `${p}.${k}`) === true;
   return { embeddings: flag('embeddings'), tools: flag('tools'), vision: flag('vision'), nativeResponses: flag('nativeResponses'), synthetic: flag('synthetic') };
+}
+function pricing(v: unknown, p: string): ChannelPricing {
+  const o = obj(v, p);
+  const price = (k: keyof ChannelPricing) => {
+    const n = num(o[k], `${p}.${k}`);
+    if (n < 0) throw new FieldError(`${p}.${k}: must be ≥ 0`);
+    return n;
+  };
+  const out: ChannelPricing = { input: price('input'), output: price('output') };
+  if (o.cachedInput !== undefined) out.cachedInput = price('cachedInput');
+  return out;
 }
 function agents(v: unknown, p: string): SharedAgent[] | undefined {
   if (v === undefined) return undefined;

@@ -147,7 +147,7 @@ export class BridgeMesh implements MeshContext {
       if (!ch) continue;
       // the capabilities our provider declares (the local candidate carries them)
       const capabilities = this.router.get(`local/${n}`)?.capabilities ?? legacyCapabilities(ch.provider);
-      out.push({ name: ch.name, provider: ch.provider, models: [...ch.models], capabilities: { ...capabilities } });
+      out.push({ name: ch.name, provider: ch.provider, models: [...ch.models], capabilities: { ...capabilities }, ...(ch.pricing ? { pricing: { ...ch.pricing } } : {}) });
     }
     return out;
   }

@@ -28,6 +28,7 @@ export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
     priority: 0,
     weight: 1,
     capabilities: ch.capabilities ?? legacyCapabilities(ch.provider),
+    pricing: ch.pricing,
     load: () => {
       const l = link.load.channels[ch.name];
       return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0, healthy: l?.healthy ?? true };

@@ -37,6 +37,8 @@ export interface Finish {
   channel: string;
   /** set when a bridge peer served it */
   peer?: { id: string } | undefined;
+  /** the serving candidate's prices (a peer's come from its announcement); default: `channels[].pricing` */
+  pricing?: Pricing | undefined;
   usage?: Usage | null | undefined;
   stream: boolean;
   /** false when the request failed; a failure with no usage is not recorded */
@@ -134,7 +136,7 @@ export class KeyService {
   /** @internal RequestTicket.finish */
   async settle(keyId: string, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> {
     const t = tokensOf(f.usage);
-    const cost = f.peer ? 0 : costOf(this.pricing.get(f.channel), t);
+    const cost = costOf(f.pricing ?? (f.peer ? undefined : this.pricing.get(f.channel)), t);
     if (held) await this.o.limiter.settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.key.limits });
     if (!f.ok && !f.usage) return;
     this.recorder.record({

@@ -5,6 +5,7 @@
  */
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import type { CallOptions, ChatOutcome, ProviderCapabilities as ChannelCapabilities } from '../providers/provider.js';
+import type { ChannelPricing } from '../wire/bridge-frames.js';
 
 export interface RouteOptions extends CallOptions {
   /** gateway ids this request already passed (bridge loop prevention); our own id is appended by the bridge */
@@ -47,6 +48,8 @@ export interface Candidate {
   readonly weight: number;
   /** what the channel can do: its provider's declaration (local) or the peer's announcement */
   readonly capabilities: ChannelCapabilities;
+  /** prices per million tokens: `channels[].pricing` (local) or the peer's announcement; none = cost 0 */
+  readonly pricing?: ChannelPricing | undefined;
   /** current load; for peers, from their bridge-load reports plus our own in-flight count */
   load(): CandidateLoad;
   /** `req.model` is the public model name; the candidate maps it */

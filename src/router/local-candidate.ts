@@ -15,6 +15,7 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     priority: ch.priority,
     weight: ch.weight,
     capabilities: provider.capabilities,
+    pricing: ch.pricing,
     load: () => ({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 }),
     chat: (req, opts: RouteOptions) => {
       const model = upstreamModel(req.model);

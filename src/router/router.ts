@@ -5,6 +5,9 @@
  * `retries`, the whole-request deadline and the first-byte timeout. For streams the first chunk is awaited
  * before the outcome is returned: that chunk is the commit point. After it, an upstream failure ends the
  * stream with an error (the caller's job), never a fake success.
+ *
+ * Over 400 lines on purpose: selection, the retry loop and the first-byte commit point are one algorithm, and
+ * splitting it would scatter the one invariant (no failover after the first byte) over several files.
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';

@@ -96,10 +96,11 @@ export class SecretScrubber {
   scrubValue<T>(v: T): T {
     if (typeof v === 'string') return this.scrub(v) as T;
     if (Array.isArray(v)) {
+      const arr = v as unknown[];
       let out: unknown[] | undefined;
-      v.forEach((x, i) => {
+      arr.forEach((x, i) => {
         const y = this.scrubValue(x);
-        if (y !== x) (out ??= [...v])[i] = y;
+        if (y !== x) (out ??= [...arr])[i] = y;
       });
       return (out ?? v) as T;
     }

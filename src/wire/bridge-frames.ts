@@ -90,6 +90,16 @@ export interface SharedChannel {
   provider: string;
   models: string[];
   capabilities?: ChannelCapabilities;
+  /** the channel's `channels[].pricing`, so the requesting gateway can price (and budget) what it sends here */
+  pricing?: ChannelPricing;
+}
+
+/** Prices per million tokens, in the operators' one currency (docs/keys.md). */
+export interface ChannelPricing {
+  input: number;
+  output: number;
+  /** per million cached input tokens; default: the input price */
+  cachedInput?: number;
 }
 
 /** One ACP runtime a gateway lets its peer run (`gateway.bridge.shareAgents`). */

@@ -68,6 +68,8 @@ describe('peerLimits', () => {
         expect.objectContaining({ group: '-', requests: 1, inputTokens: 30, outputTokens: 3 }),
       ]),
     );
+    // B announced oa-b's pricing with the share, so A prices the bridged requests with B's table
+    expect(byPeerA.rows.find((r: { group: string }) => r.group === 'served-by gw_b').cost).toBeCloseTo(4e-5, 12);
     const byPeerB = await waitFor(async () => {
       const r = (await admin(b.url, 'GET', '/admin/usage?by=peer')).json;
       return r.total.requests === 2 ? r : undefined;

@@ -75,7 +75,7 @@ export async function routeChat(
       if (settled) return;
       settled = true;
       const c = routed.candidate;
-      await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, usage, stream: routed.stream, ok });
+      await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };
     return { routed, signal: ac.signal, timedOut: () => timedOut, dispose, settle };
   } catch (err) {

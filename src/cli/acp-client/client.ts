@@ -7,6 +7,9 @@
  *
  * Failures are typed: `AcpRpcError` = the server answered with a JSON-RPC error (branch on `dataCode`);
  * `AcpTransportError` = no usable answer (unreachable, timeout, aborted, not JSON-RPC, stream cut short).
+ *
+ * Just over 400 lines: it is the whole client of one endpoint (envelope reading, SSE, each method's call), and
+ * is published as one unit for apps to read.
  */
 import { randomBytes } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
@@ -186,7 +189,7 @@ export function readEnvelope(v: unknown, httpStatus = 200): Envelope {
   }
   if (!hasResponse && !('payload' in v)) return { kind: 'invalid', why: 'neither a result, an error nor a notification' };
   if (v.error !== undefined && v.error !== null) {
-    const e = isObj(v.error) ? v.error : { message: String(v.error) };
+    const e = isObj(v.error) ? v.error : { message: typeof v.error === 'string' ? v.error : JSON.stringify(v.error) };
     const code = typeof e.code === 'number' ? e.code : -32603;
     const message = typeof e.message === 'string' && e.message ? e.message : 'request failed';
     return { kind: 'error', id: v.id, error: new AcpRpcError(code, message, isObj(e.data) ? e.data : undefined, httpStatus) };
@@ -200,7 +203,7 @@ export function readEnvelope(v: unknown, httpStatus = 200): Envelope {
 /** Errors thrown by a caller's onNotification: passed through as they are, never relabelled as transport errors. */
 const callbackErrors = new WeakSet<object>();
 
-const sameId = (got: unknown, want: RpcId): boolean => got === undefined || got === null || String(got) === String(want);
+const sameId = (got: unknown, want: RpcId): boolean => got === undefined || got === null || ((typeof got === 'string' || typeof got === 'number') && String(got) === String(want));
 
 export class AcpClient {
   /** the one endpoint every call goes to: `…/acp/rpc` */

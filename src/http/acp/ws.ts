@@ -18,6 +18,7 @@ import { GatewayError } from '../../wire/errors.js';
 import { checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
+import { wsText } from '../../util/ws-text.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -92,7 +93,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       if (isBinary) return send(errorEnvelope(null, new AcpRpcError(RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'binary messages are not supported; send JSON text')));
       let value: unknown;
       try {
-        value = JSON.parse(data.toString());
+        value = JSON.parse(wsText(data));
       } catch (err) {
         return send(errorEnvelope(null, new GatewayError('INVALID_JSON', `message is not valid JSON: ${(err as Error).message}`)));
       }

@@ -76,7 +76,7 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   if (!routed.stream) {
     abort.dispose();
     // settled before the answer goes out, so the client's next request already sees this one's spend
-    await ticket?.finish({ model: body.model, channel: routed.candidate.channel, peer: routed.candidate.peer, usage: routed.completion.usage, stream: false, ok: true });
+    await ticket?.finish({ model: body.model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage: routed.completion.usage, stream: false, ok: true });
     sendJson(res, 200, routed.completion, headers);
     ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
@@ -97,7 +97,7 @@ async function pipeStream(
 ): Promise<void> {
   startSse(res, headers);
   let usage: Usage | undefined;
-  const finish = (ok: boolean) => ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, usage, stream: true, ok });
+  const finish = (ok: boolean) => ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage, stream: true, ok });
   try {
     let chunk = routed.first;
     while (chunk !== undefined) {
@@ -140,7 +140,7 @@ export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res
   const abort = requestAbort(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
-    await ticket?.finish({ model: body.model, channel: candidate.channel, peer: candidate.peer, usage: response.usage as Usage, stream: false, ok: true });
+    await ticket?.finish({ model: body.model, channel: candidate.channel, peer: candidate.peer, pricing: candidate.pricing, usage: response.usage as Usage, stream: false, ok: true });
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
     await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });

@@ -1,0 +1,113 @@
+/**
+ * Virtual keys on the agent-facing inbound APIs (/v1/messages, /v1/responses, /v1beta): each authenticates
+ * with its own header, is admitted through the key's models and limits (a refusal in that API's own error
+ * format, with Retry-After), and records usage that matches the upstream's counts exactly.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import { channelOf, cleanupDirs, startGw } from '../helpers/env.js';
+import type { Gateway } from '../../src/gateway.js';
+import { admin, createKey } from './helpers.js';
+
+const STATIC = 'static-client-token-314159';
+let up: OpenAiFake;
+let gw: Gateway & { logs: string[] };
+
+beforeAll(async () => {
+  up = await startOpenAiUpstream({ reply: 'alpha beta gamma' });
+  gw = await startGw({
+    gateway: { auth: { tokens: [STATIC] }, keys: { refreshMs: 100 } },
+    channels: [channelOf(up, 'oa', ['gpt-4o-mini', 'gpt-4o'], { pricing: { input: 1, output: 2 } })],
+  });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+  cleanupDirs();
+});
+
+const anthropic = (secret: string) => new Anthropic({ apiKey: secret, baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
+const openai = (secret: string) => new OpenAI({ apiKey: secret, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 15_000 });
+const gemini = (secret: string, model: string, how: 'header' | 'query') =>
+  fetch(`${gw.url}/v1beta/models/${model}:generateContent${how === 'query' ? `?key=${secret}` : ''}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(how === 'header' ? { 'x-goog-api-key': secret } : {}) },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+  });
+
+describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
+  it('each API takes the key in its own header and records usage equal to the upstream counts', async () => {
+    const k = await createKey(gw.url, { name: 'agent-apis', models: ['gpt-4o-mini'] });
+    up.enqueue({ usage: { input: 11, output: 5 } }, { usage: { input: 13, output: 7 } }, { usage: { input: 17, output: 3 } });
+
+    const m = await anthropic(k.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    expect(m.usage).toMatchObject({ input_tokens: 11, output_tokens: 5 });
+
+    const stream = await openai(k.secret).responses.create({ model: 'gpt-4o-mini', input: 'hi', stream: true });
+    let completedUsage: unknown;
+    for await (const e of stream) if (e.type === 'response.completed') completedUsage = e.response.usage;
+    expect(completedUsage).toMatchObject({ input_tokens: 13, output_tokens: 7 });
+
+    const g = await gemini(k.secret, 'gpt-4o-mini', 'query');
+    expect(g.status, await g.clone().text()).toBe(200);
+    expect(((await g.json()) as { usageMetadata: unknown }).usageMetadata).toMatchObject({ promptTokenCount: 17, candidatesTokenCount: 3 });
+
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.status).toBe(200);
+    // cost: (11+13+17) input at 1 per million + (5+7+3) output at 2 per million
+    expect(u.json.total).toMatchObject({ requests: 3, inputTokens: 41, outputTokens: 15 });
+    expect(u.json.total.cost).toBeCloseTo((41 * 1 + 15 * 2) / 1e6, 12);
+  });
+
+  it('a model the key may not use is refused in the caller format (403), before any upstream call', async () => {
+    const k = await createKey(gw.url, { name: 'mini-only', models: ['gpt-4o-mini'] });
+    const before = up.requests.length;
+    const err = await anthropic(k.secret)
+      .messages.create({ model: 'gpt-4o', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.PermissionDeniedError);
+    expect((err as InstanceType<typeof Anthropic.PermissionDeniedError>).error).toMatchObject({ type: 'error', error: { type: 'permission_error' } });
+
+    const g = await gemini(k.secret, 'gpt-4o', 'header');
+    expect(g.status).toBe(403);
+    expect(await g.json()).toMatchObject({ error: { code: 403, status: 'PERMISSION_DENIED' } });
+    expect(up.requests.length).toBe(before);
+  });
+
+  it('requests per minute hold across the APIs: the third request is a 429 in that API format with Retry-After', async () => {
+    const k = await createKey(gw.url, { name: 'rpm-2', limits: { requestsPerMin: 2 } });
+    await anthropic(k.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'one' }] });
+    await openai(k.secret).responses.create({ model: 'gpt-4o-mini', input: 'two' });
+
+    const raw = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': k.secret, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'three' }] }),
+    });
+    expect(raw.status).toBe(429);
+    expect(Number(raw.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(raw.headers.get('anthropic-ratelimit-requests-limit')).toBe('2');
+    expect(await raw.json()).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
+
+    const g = await gemini(k.secret, 'gpt-4o-mini', 'header');
+    expect(g.status).toBe(429);
+    expect(await g.json()).toMatchObject({ error: { code: 429, status: 'RESOURCE_EXHAUSTED' } });
+  });
+
+  it('wrong and disabled keys get a 401 in each format; the static token still works', async () => {
+    const k = await createKey(gw.url, { name: 'to-disable' });
+    await admin(gw.url, 'POST', `/admin/keys/${k.id}/disable`);
+    const err = await anthropic(k.secret)
+      .messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+    const g = await gemini('sy-' + 'z'.repeat(43), 'gpt-4o-mini', 'header');
+    expect(g.status).toBe(401);
+    expect(await g.json()).toMatchObject({ error: { code: 401, status: 'UNAUTHENTICATED' } });
+    const ok = await openai(STATIC).responses.create({ model: 'gpt-4o-mini', input: 'hi' });
+    expect(ok.status).toBe('completed');
+  });
+});
