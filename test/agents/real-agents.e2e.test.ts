@@ -136,9 +136,9 @@ describe('real agents launched from preset + llm.model, on a local channel and o
       expect(starts[1]).toMatchObject({ loaded: RELOADS[agent] });
 
       // session.close stops the agent (and revokes its token: see agent-env.e2e.test.ts)
-      const pid = starts[1].pid as number;
+      const pid: number = starts[1].pid;
       expect((await rpc(a!.url, ACP, 'session.close', { sessionId })).result).toMatchObject({ closed: true });
-      await waitFor(() => !processAlive(pid!), `${agent} (pid ${pid}) to exit after session.close`, 15_000);
+      await waitFor(() => !processAlive(pid), `${agent} (pid ${pid}) to exit after session.close`, 15_000);
     }, 6 * 60_000);
   }
 });
