@@ -14,12 +14,14 @@ import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
 import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
+import { secrets } from './util/redact.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
+import { ModelTokens } from './util/model-tokens.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
@@ -94,13 +96,17 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh });
+  // agents run with `llm` call this gateway back on its loopback address with a per-session token
+  const modelTokens = new ModelTokens((token) => secrets.register(token), (token) => secrets.forget(token));
+  let selfUrl = '';
+  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, modelTokens, modelApiUrl: () => selfUrl });
   const routes: RouteHandler[] = [adminKeyRoutes({ config: cfg, keys }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
+    modelTokens,
     authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
@@ -118,6 +124,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
+  const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
+  selfUrl = `${http.scheme}://${loopback}:${addr.port}`;
   mesh.start();
   logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
 
