@@ -24,7 +24,10 @@
 //   llm <text>             calls $OPENAI_BASE_URL/chat/completions with $OPENAI_API_KEY (as Hermes does), asking for
 //                          model "fake-agent-own-model"; replies "llm <status> <model>: <content or error message>"
 //   llm-config             replies with $HERMES_HOME/config.yaml
-// Env: FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
+//   model                  replies "model: <the session's current model option value>"
+// Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
+// first current; session/set_config_option sets it), FAKE_ACP_MODEL_STICKY=1 (set_config_option answers but
+// keeps the old value), FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
 // FAKE_ACP_LOAD=1 (announce loadSession; sessions are kept in <cwd>/.fake-acp-sessions.json, so a new process
 // can session/load what an earlier one stored, and replays the earlier prompts as user_message_chunk updates).
 import { spawn } from 'node:child_process';
@@ -37,6 +40,9 @@ const waiting = new Map(); // our outgoing request id → resolve
 const sessions = new Map(); // sessionId → { cwd, cancelled }
 let buf = '';
 const LOAD = process.env.FAKE_ACP_LOAD === '1';
+const MODELS = (process.env.FAKE_ACP_MODELS ?? '').split(',').filter(Boolean);
+const configOptions = (s) =>
+  MODELS.length === 0 ? undefined : [{ id: 'model', name: 'Model', category: 'model', type: 'select', currentValue: s.model, options: MODELS.map((m) => ({ value: m, name: m })) }];
 const stateFile = (cwd) => path.join(cwd, '.fake-acp-sessions.json');
 const readState = (cwd) => {
   try {
@@ -107,9 +113,16 @@ async function answer(method, params) {
     case 'session/new': {
       if (MODE === 'auth-required') throw Object.assign(new Error('Authentication required'), { code: -32000 });
       const sessionId = LOAD ? `fake-session-${process.pid}-${sessions.size + 1}` : `fake-session-${sessions.size + 1}`;
-      sessions.set(sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers, prompts: [] });
+      sessions.set(sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers, prompts: [], model: MODELS[0] });
       saveSession(sessionId, sessions.get(sessionId));
-      return { sessionId };
+      return { sessionId, ...(MODELS.length ? { configOptions: configOptions(sessions.get(sessionId)) } : {}) };
+    }
+    case 'session/set_config_option': {
+      const s = sessions.get(params.sessionId);
+      if (!s) throw Object.assign(new Error('unknown session'), { code: -32602 });
+      if (params.configId !== 'model' || !MODELS.includes(params.value)) throw Object.assign(new Error(`invalid value for ${params.configId}`), { code: -32602 });
+      if (process.env.FAKE_ACP_MODEL_STICKY !== '1') s.model = params.value;
+      return { configOptions: configOptions(s) };
     }
     case 'session/load': {
       if (!LOAD) throw Object.assign(new Error('method not found: session/load'), { code: -32601 });
@@ -222,6 +235,8 @@ async function turn(sessionId, text) {
       process.stderr.write(`fake agent environment: ${JSON.stringify(process.env)}\n`);
       setTimeout(() => process.exit(3), 20);
       return new Promise(() => {});
+    case 'model':
+      return reply(`model: ${s.model ?? 'none'}`);
     case 'history':
       return reply(`history: ${earlier.join('|')}`);
     case 'llm': {

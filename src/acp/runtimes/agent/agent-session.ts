@@ -15,6 +15,7 @@ import { minimalEnv } from './env.js';
 import type { AgentProcessLimiter, LimitedSession } from './limits.js';
 import type { PermissionRelay } from '../../runtime.js';
 import { VERSION } from '../../../version.js';
+import { bindModel, readConfigOptions, type ConfigOption } from './model-binding.js';
 
 export const ACP_PROTOCOL_VERSION = 1;
 export const CLIENT_VERSION: string = VERSION;
@@ -114,6 +115,10 @@ export class AgentSession implements LimitedSession {
   private readonly name: string;
   private readonly log: Logger;
   acpSessionId = '';
+  /** the session config options the agent announced (session/new, session/load, set_config_option) */
+  private configOptions: ConfigOption[] = [];
+  /** the model this session is bound to (role routing), once the agent read it back */
+  private boundModel: string | undefined;
   cwd = '';
   agentInfo: AgentInfo | undefined;
   /** the agent announced `loadSession` in initialize */
@@ -177,7 +182,8 @@ export class AgentSession implements LimitedSession {
       if (resume && this.reloadable) {
         // the conversation an earlier process of this session kept (its updates replay outside any turn: ignored)
         try {
-          await peer.request('session/load', { sessionId: resume, cwd: this.cwd, mcpServers: [] }, { timeoutMs });
+          const loaded = await peer.request('session/load', { sessionId: resume, cwd: this.cwd, mcpServers: [] }, { timeoutMs });
+          this.configOptions = readConfigOptions(loaded);
           this.acpSessionId = resume;
           this.loaded = true;
         } catch (err) {
@@ -189,6 +195,7 @@ export class AgentSession implements LimitedSession {
         const res = await peer.request<{ sessionId?: unknown }>('session/new', { cwd: this.cwd, mcpServers: [] }, { timeoutMs });
         if (typeof res?.sessionId !== 'string' || res.sessionId === '') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
         this.acpSessionId = res.sessionId;
+        this.configOptions = readConfigOptions(res);
       }
       this.state = 'ready';
       this.lastUsed = Date.now();
@@ -200,6 +207,22 @@ export class AgentSession implements LimitedSession {
       await this.close('start-failed');
       throw e;
     }
+  }
+
+  /**
+   * Binds the session to `model` through the agent's model config option (model-binding.ts): resolves once the
+   * agent reads it back; throws MODEL_NOT_ADVERTISED / MODEL_BINDING_UNVERIFIED otherwise. Idempotent.
+   */
+  async bindModel(model: string): Promise<void> {
+    if (this.boundModel === model) return;
+    const peer = this.peer;
+    if (this.state !== 'ready' || !peer) throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is not ready`);
+    await bindModel(this.name, this.configOptions, model, async (configId, value) => {
+      const res = await peer.request('session/set_config_option', { sessionId: this.acpSessionId, configId, value }, { timeoutMs: this.opts.startTimeoutMs ?? 30_000 });
+      this.configOptions = readConfigOptions(res);
+      return res;
+    });
+    this.boundModel = model;
   }
 
   /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */

@@ -81,14 +81,16 @@ export async function wireHome(preset: AgentPresetName, home: string, w: LlmWiri
 }
 
 /** Creates the private folder, mints the token, writes the preset's config files. */
-export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId: string): Promise<LlmSession> {
+export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId: string, modelOverride?: string): Promise<LlmSession> {
   if (!a.preset || !a.llm) throw new Error(`acp.agents "${a.id}": llm needs a preset`);
   const gatewayUrl = ctx.gatewayUrl();
   if (!gatewayUrl) throw new Error('the gateway URL is not known yet');
   const home = path.join(ctx.homeRoot, `${safeFolderName(sessionId).slice(0, 80)}-${randomBytes(4).toString('hex')}`);
-  const token = ctx.tokens.mint({ model: a.llm.model, sessionId, agentId: a.id });
+  // role routing may choose another model than `llm.model`: the token pins the agent to that one
+  const model = modelOverride ?? a.llm.model;
+  const token = ctx.tokens.mint({ model, sessionId, agentId: a.id });
   try {
-    const env = await wireHome(a.preset, home, { gatewayUrl, token, model: a.llm.model });
+    const env = await wireHome(a.preset, home, { gatewayUrl, token, model });
     let disposed = false;
     return {
       home,

@@ -48,7 +48,8 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   const make = async (): Promise<AgentSession> => {
     let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
     if (o.config?.llm && o.llm) {
-      const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId));
+      // role routing chose the model: the session token pins the agent's every model request to it
+      const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel));
       const l = await pending.catch((err: unknown) => {
         if (llm === pending) llm = undefined; // the next turn tries again
         throw err;
@@ -90,11 +91,19 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
         if (session.status !== 'closed' || attempt > 0) break;
       }
       const s = session;
+      // role routing: bound by the gateway's own pin (llm), else through the agent's model option
+      const pinned = ctx.bindModel !== undefined && o.config?.llm !== undefined && o.llm !== undefined;
+      if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
       const onAbort = () => s.cancel();
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         const r = await s.prompt(turn.text, (u) => emit(mapAgentUpdate(u)));
-        return { output: r.text, stopReason: r.stopReason, messages: [{ role: 'user', content: turn.text }, { role: 'assistant', content: r.text }] };
+        return {
+          output: r.text,
+          stopReason: r.stopReason,
+          messages: [{ role: 'user', content: turn.text }, { role: 'assistant', content: r.text }],
+          ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
+        };
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
