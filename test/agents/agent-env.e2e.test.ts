@@ -31,7 +31,7 @@ beforeAll(async () => {
       gateway: { auth: { tokens: [V1] }, admin: { token: ADMIN } },
       channels: [
         { name: 'paid', provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: '${SY_AGENTS_TEST_CHANNEL_KEY}', models: ['paid-model'] },
-        { name: 'mock', provider: 'mock', models: ['mock-1'] },
+        { name: 'mock', provider: 'mock', models: ['mock-1', 'mock-2'] },
       ],
       acp: {
         tokens: [ACP],
@@ -39,6 +39,8 @@ beforeAll(async () => {
           { id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow', env: { AGENT_OWN: 'visible-to-the-agent' } },
           { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
         ],
+        // role routing may pick another model than llm.model: the session token is pinned to the role's model
+        roles: { roles: [{ role: 'engineer', models: [{ key: 'two', model: 'mock-2' }], executors: ['hermes'] }] },
       },
     },
     { SY_AGENTS_TEST_CHANNEL_KEY: CHANNEL_KEY, OPENAI_API_KEY: GATEWAY_OPENAI_KEY, LC_ALL: 'C.UTF-8' },
@@ -137,5 +139,14 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     });
     expect(after.status).toBe(401);
     expect(existsSync(home)).toBe(false);
+  });
+});
+
+describe('preset + llm under role routing', () => {
+  it("the session token pins the agent to the role's model, so the binding is verified by the gateway itself", async () => {
+    const r = await call('session.start', { sessionId: 'role-llm-1', taskPrompt: 'llm hi', workingDirectory: 'role-llm', routing: { role: 'engineer', roleMode: 'auto' } });
+    expect(r.result).toMatchObject({ success: true, resolvedRole: 'engineer', resolvedModelId: 'mock-2', modelBindingVerified: true });
+    // the fake asked for its own model; the gateway served the role's model, not llm.model (mock-1)
+    expect(r.result.output).toBe('llm 200 mock-2: [mock mock-2] You said: hi');
   });
 });
