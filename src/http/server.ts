@@ -168,7 +168,8 @@ export class HttpServer {
   /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
   private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
     // an agent's per-session token (util/model-tokens.ts): the model APIs accept it and pin the request's model
-    if (this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey))) return Promise.resolve(AGENT_SESSION);
+    const grant = this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey));
+    if (grant) return Promise.resolve({ kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId });
     if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
     if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
@@ -207,8 +208,6 @@ export class HttpServer {
 }
 
 const OPEN: Principal = { kind: 'open' };
-/** an agent session token: no key limits apply (the session's agent is the gateway's own) */
-const AGENT_SESSION: Principal = { kind: 'token' };
 
 function notAllowed(method: string, allowed: string): never {
   throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`, { details: { allow: allowed } });

@@ -119,6 +119,9 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     // the fake asks for its own model; the token pins it to llm.model (mock-1), and /v1 accepts the token
     const llm = await turn(sessionId, 'hermes', 'llm hi there', false);
     expect(llm.output).toBe('llm 200 mock-1: [mock mock-1] You said: hi there');
+    // the agent's model traffic is accounted to it (usage by key: agent:<id>)
+    const usage = (await (await fetch(`${gw.url}/admin/usage?by=key`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { rows: Array<{ group: string; requests: number; inputTokens: number }> };
+    expect(usage.rows.find((r) => r.group === 'agent:hermes')).toMatchObject({ requests: 1 });
 
     const token = await agentEnv(sessionId, 'hermes', 'OPENAI_API_KEY');
     const home = await agentEnv(sessionId, 'hermes', 'HOME');
