@@ -14,9 +14,10 @@
  *                              Responses, Gemini) and their exchange helper (uses the router and keys).
  *                              None knows HTTP: transports live in src/http (src/http/acp/ for the JSON-RPC
  *                              transports).
- *   6 src/http                 HTTP server, /v1, admin, transports
- *   7 src/gateway.ts           composition root: builds every part and wires them together
- *   8 src/cli                  the command line (and its ACP client library, src/cli/acp-client/)
+ *   6 src/obs                  metrics, traces, rate window: observe the core through its hook interfaces
+ *   7 src/http                 HTTP server, /v1, admin, transports, /metrics, /ui
+ *   8 src/gateway*.ts          composition root (gateway.ts) and its lifecycle: reload, graceful stop
+ *   9 src/cli                  the command line (and its ACP client library, src/cli/acp-client/)
  *
  * Tests (`*.test.ts` beside the code) may import across layers; the product never imports tests or bench/.
  * bench/ is a consumer of the built gateway (dist/), never of src/.
@@ -28,11 +29,12 @@ const layers = [
   ['^src/providers/'],
   ['^src/router/', '^src/sessions/', '^src/keys/', '^src/usage/'],
   ['^src/bridge/', '^src/acp/', '^src/apis/'],
+  ['^src/obs/'],
   ['^src/http/'],
-  ['^src/gateway\\.ts$'],
+  ['^src/gateway[a-z-]*\\.ts$'],
   ['^src/cli/'],
 ];
-const names = ['wire', 'util', 'config', 'providers', 'router/sessions/keys/usage', 'bridge/acp/apis', 'http', 'gateway', 'cli'];
+const names = ['wire', 'util', 'config', 'providers', 'router/sessions/keys/usage', 'bridge/acp/apis', 'obs', 'http', 'gateway', 'cli'];
 const TEST = '\\.test\\.ts$';
 const either = (patterns) => `(${patterns.join('|')})`;
 

@@ -22,6 +22,12 @@ import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
 import { ModelTokens } from './util/model-tokens.js';
+import { Observability } from './obs/index.js';
+import { metricsRoute } from './http/routes/metrics.js';
+import { opsRoutes } from './http/routes/ops.js';
+import { uiRoutes } from './http/routes/ui.js';
+import { gracefulStop } from './gateway-stop.js';
+import { applyReload, readForReload, type ReloadReport } from './gateway-reload.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
@@ -42,6 +48,10 @@ export interface Gateway {
   /** http(s)://host:port */
   readonly url: string;
   readonly logger: Logger;
+  /** metrics, traces and the request-rate window (docs/operations.md) */
+  readonly obs: Observability;
+  /** re-reads the config file and applies what can change live (src/config/reload.ts); throws ConfigError */
+  reload(): Promise<ReloadReport>;
   /** graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, close links and pools */
   close(): Promise<void>;
 }
@@ -72,7 +82,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     health: r.health,
     logger,
   });
-  const providers: ChannelProvider[] = [];
+  const providers = new Map<string, ChannelProvider>();
   const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
     const p = createProvider({
@@ -85,7 +95,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       maxConcurrent: ch.maxConcurrent,
       options: ch.options,
     });
-    providers.push(p);
+    providers.set(ch.name, p);
     byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));
   }
@@ -99,8 +109,36 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   // agents run with `llm` call this gateway back on its loopback address with a per-session token
   const modelTokens = new ModelTokens((token) => secrets.register(token), (token) => secrets.forget(token));
   let selfUrl = '';
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, modelTokens, modelApiUrl: () => selfUrl });
-  const routes: RouteHandler[] = [adminKeyRoutes({ config: cfg, keys }), adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }), acp.route];
+  const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
+  const acp = createAcp({
+    config: cfg,
+    baseDir: loaded.baseDir,
+    router,
+    store,
+    gatewayId: id,
+    logger,
+    maxBodyBytes: cfg.gateway.maxBodyBytes,
+    mesh,
+    modelTokens,
+    modelApiUrl: () => selfUrl,
+    onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
+    traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
+  });
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<ReloadReport> => {
+    // One reload at a time; the file is read when its turn comes.
+    const run = reloading.then(() => applyReload({ live: cfg, path: loaded.path, router, mesh, providers, logger, acp }, readForReload(loaded.path)));
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+  const routes: RouteHandler[] = [
+    metricsRoute(() => cfg, obs.metrics),
+    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }),
+    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }),
+    adminKeyRoutes({ config: cfg, keys }),
+    adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }),
+    acp.route,
+  ];
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
@@ -111,6 +149,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
     routes,
+    observer: obs.meter,
     apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
     access: { allowedHosts: cfg.gateway.allowedHosts, allowedOrigins: cfg.gateway.allowedOrigins },
     body: { timeoutMs: cfg.gateway.bodyTimeoutMs, maxBufferedBytes: cfg.gateway.maxBufferedBodyBytes, maxJsonDepth: cfg.gateway.maxJsonDepth },
@@ -142,15 +181,18 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     host: addr.address,
     url,
     logger,
+    obs,
+    reload,
     close() {
       closing ??= (async () => {
-        await mesh.stopAccepting();
-        await http.shutdown(cfg.gateway.shutdownGraceMs);
-        await acp.close();
+        await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
         await mesh.close();
-        await Promise.all(providers.map((p) => p.close()));
+        await http.shutdown(0);
+        await acp.close();
+        await Promise.all([...providers.values()].map((p) => p.close()));
         await keys.close(); // writes every pending usage record
         await store.close();
+        await obs.close();
       })();
       return closing;
     },

@@ -9,6 +9,7 @@
  * and run on the peer (peers.ts).
  */
 import path, { basename } from 'node:path';
+import { secrets } from '../util/redact.js';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
@@ -17,7 +18,7 @@ import type { Logger } from '../util/log.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
-import { TurnRunner } from './turn-runner.js';
+import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
@@ -51,6 +52,10 @@ export interface AcpCoreDeps {
   modelTokens?: ModelTokens;
   /** this gateway's base URL as an agent on this host reaches it; known once the server listens */
   modelApiUrl?: () => string;
+  /** metrics hook: each turn's end (TurnRunnerOptions.onTurnEnded) */
+  onTurnEnded?: TurnRunnerOptions['onTurnEnded'];
+  /** tracing hook: a span per turn (TurnRunnerOptions.traceTurn) */
+  traceTurn?: TurnRunnerOptions['traceTurn'];
 }
 
 export interface AcpCore {
@@ -60,6 +65,10 @@ export interface AcpCore {
   follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
+  /** config reload: rebuilds the runtime table from the (already replaced) `acp.agents` / `acp.gateways` */
+  reconfigure(): void;
+  /** graceful stop: refuses new turns, waits (bounded) for the running ones */
+  drain(graceMs: number): Promise<void>;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
   close(): Promise<void>;
 }
@@ -74,14 +83,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const homeRoot = resolvePath(deps.baseDir, acp.agentHomeRoot);
   const llm: LlmContext | undefined =
     deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
-  const specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
-  for (const a of acp.agents) {
-    const agent = specs.get(a.id)!;
-    factories.agent.set(a.id, (ctx) => {
-      if (a.llm && !llm) throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
-      return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
-    });
-  }
+  /** launch specs by agent id (preset defaults applied), rebuilt by `build` on a reload */
+  let specs = new Map<string, ReturnType<typeof resolveAgent>>();
   /**
    * The probe of an `llm` agent runs as a session would (same HOME layout, config files and switches, so it
    * calls nowhere else either), in a folder per preset, with a token no API accepts: initialize needs no model.
@@ -100,27 +103,58 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     return { ...spec, env: { ...spec.env, ...(await wired), ...a.env } };
   };
   const plugged = new Map<string, PluggedGatewayRuntime>(deps.gatewayRuntimes ?? []);
-  for (const g of acp.gateways) {
-    if (g.kind === 'openclaw' && !plugged.has(g.id)) plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
-  }
-  for (const g of acp.gateways) {
-    const p = plugged.get(g.id);
-    if (p) {
-      factories.gateway.set(g.id, p.factory);
-      continue;
+  /** built-in OpenClaw runtimes by id, with the config they were built from (a reload replaces changed ones) */
+  const builtIn = new Map<string, string>();
+  const localIds = new Set<string>();
+  // (Re)builds the runtime table from the live `acp` config; a config reload calls it again. Sessions already
+  // running keep their runtime; new sessions see the new table.
+  const build = (): void => {
+    factories.agent.clear();
+    factories.gateway.clear();
+    specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
+    for (const a of acp.agents) {
+      const agent = specs.get(a.id)!;
+      factories.agent.set(a.id, (ctx) => {
+        if (a.llm && !llm) throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
+        return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
+      });
     }
-    if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
-    factories.gateway.set(g.id, (ctx) =>
-      createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
-    );
-  }
+    const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
+    for (const [id, was] of builtIn) {
+      if (wanted.get(id) === was) continue;
+      void plugged.get(id)?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
+      plugged.delete(id);
+      builtIn.delete(id);
+    }
+    for (const g of acp.gateways) {
+      if (g.kind === 'openclaw' && !plugged.has(g.id)) {
+        plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
+        builtIn.set(g.id, JSON.stringify(g));
+      }
+    }
+    for (const g of acp.gateways) {
+      const p = plugged.get(g.id);
+      if (p) {
+        factories.gateway.set(g.id, p.factory);
+        continue;
+      }
+      if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
+      factories.gateway.set(g.id, (ctx) =>
+        createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
+      );
+    }
+    localIds.clear();
+    for (const x of [...acp.agents, ...acp.gateways]) localIds.add(x.id);
+  };
+  build();
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
       const spec = await probeSpec(a.id);
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
-      return r.ok ? { enabled: true } : { enabled: false, reason: r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.') };
+      // (and never a secret the agent printed while failing: its diagnostics often name its provider key)
+      return r.ok ? { enabled: true } : { enabled: false, reason: secrets.scrubError(r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.')) };
     },
     async gateway(g): Promise<Availability> {
       const p = plugged.get(g.id);
@@ -143,9 +177,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   };
 
   const holderId = leaseHolderId(deps.gatewayId, deps.config.store);
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, permissionTimeoutMs: acp.permissionTimeoutMs, ...(holderId ? { holderId } : {}) });
+  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, permissionTimeoutMs: acp.permissionTimeoutMs, ...(holderId ? { holderId } : {}), onTurnEnded: deps.onTurnEnded, traceTurn: deps.traceTurn });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
-  const localIds = new Set([...acp.agents.map((a) => a.id), ...acp.gateways.map((g) => g.id)]);
   const mesh = deps.mesh;
   const dispatch = createDispatch({
     acp,
@@ -161,6 +194,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     dispatch,
     follow: (sessionId, afterSeq, push) => runner.follow(sessionId, afterSeq, push),
     log,
+    drain: (graceMs) => runner.drain(graceMs),
+    reconfigure: build,
     async close() {
       await listening;
       await runner.shutdown();

@@ -30,6 +30,8 @@ export interface StartInput {
   origin?: string | undefined;
   /** set when the policy picked the runtime (role routing): kept with the session */
   role?: RoleBinding;
+  /** W3C traceparent of the request that started it (tracing on) */
+  trace?: string | undefined;
 }
 
 /** What role routing decided for a session (addendum §3), kept in its record as `metadata.role`. */

@@ -60,6 +60,8 @@ export interface MethodDeps {
 export interface CallContext {
   /** pushes a notification to the caller's transport (dropped when it cannot carry them) */
   notify(method: string, params: Record<string, unknown>): void;
+  /** W3C traceparent of the transport's server span (tracing on): the turn's span becomes its child */
+  trace?: string | undefined;
 }
 
 /** One method call as the transports hand it over (a JSON-RPC request is one). */
@@ -239,14 +241,14 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = role;
         return out && typeof out === 'object' ? { ...out, resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } : out;
       }
-      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}) }, sinkOf(ctx));
+      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}), trace: ctx.trace }, sinkOf(ctx));
     },
     'session.message': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
       productCapabilityOf(p); // validated strictly; the session keeps its routing
-      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx)));
+      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace));
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),

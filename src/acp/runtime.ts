@@ -24,6 +24,8 @@ export interface TurnInput {
   text: string;
   /** previous turns as chat messages (user/assistant), oldest first; runtimes with their own memory ignore it */
   history: ChatMessage[];
+  /** W3C traceparent of the turn's span (tracing on): a runtime that routes requests passes it on */
+  trace?: string | undefined;
 }
 
 export interface TurnOutput {

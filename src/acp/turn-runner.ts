@@ -40,6 +40,12 @@ export type UpdateSink = (params: Record<string, unknown>) => void;
 /** store pub/sub channel for cross-instance cancels: `{ sessionId, holder }` (the lease holder that runs it) */
 const CANCEL_CHANNEL = 'acp.cancel';
 
+/** A turn's span: its traceparent goes to the runtime; `end` is called once with the turn's status. */
+export interface TurnSpan {
+  readonly traceparent: string;
+  end(status: TurnStatus, error?: string): void;
+}
+
 export interface TurnRunnerOptions {
   store: SessionStore;
   gatewayId: string;
@@ -59,6 +65,10 @@ export interface TurnRunnerOptions {
   maxTasks?: number;
   /** a permission prompt nobody answers resolves as cancelled after this long; default 10 min */
   permissionTimeoutMs?: number;
+  /** metrics hook (src/obs): each turn's end, by runtime (`agent:<id>` / `gateway:<id>`) and status */
+  onTurnEnded?: ((runtime: string, status: TurnStatus) => void) | undefined;
+  /** tracing hook (src/obs): a span per turn under `parent`; undefined when tracing is off */
+  traceTurn?: ((runtime: string, sessionId: string, parent: string | undefined) => TurnSpan | undefined) | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -94,7 +104,7 @@ export class TurnRunner {
     void settled.then(() => {
       if (this.starting.get(input.sessionId) === settled) this.starting.delete(input.sessionId);
     });
-    return this.enqueue(await mine, input.prompt, sink);
+    return this.enqueue(await mine, input.prompt, sink, input.trace);
   }
 
   /** Closes the live session of that id (if any) and stores a fresh record; returns the new live session. */
@@ -128,11 +138,11 @@ export class TurnRunner {
   }
 
   /** session.message: the next turn of an open session; never starts a new one. */
-  async message(sessionId: string, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
     this.assertOpen();
     let live = this.sessions.get(sessionId);
     if (!live || live.closed) live = await this.rehydrate(sessionId);
-    return this.enqueue(live, prompt, sink);
+    return this.enqueue(live, prompt, sink, trace);
   }
 
   /**
@@ -230,6 +240,12 @@ export class TurnRunner {
     return out;
   }
 
+  /** Graceful stop, first step: new turns are refused (SHUTTING_DOWN); resolves when the running turns ended, or after `graceMs`. */
+  async drain(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    await Promise.race([Promise.all([...this.sessions.values()].map((l) => l.tail)), sleep(graceMs)]);
+  }
+
   /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
   async shutdown(waitMs = 5_000): Promise<void> {
     this.shuttingDown = true;
@@ -295,7 +311,7 @@ export class TurnRunner {
     return p;
   }
 
-  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink): Promise<TurnResult> {
+  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
     const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
     this.tasks.add(task);
@@ -314,7 +330,7 @@ export class TurnRunner {
     if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
     live.pending++;
     // the result goes out after every update of the turn is in the store (a resume never misses one)
-    const run = live.tail.then(() => this.runTurn(live, turn, task, emit)).then(async (r) => {
+    const run = live.tail.then(() => this.runTurn(live, turn, task, emit, trace)).then(async (r) => {
       await this.updates.flush(live.id);
       return r;
     });
@@ -327,7 +343,9 @@ export class TurnRunner {
     });
   }
 
-  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit): Promise<TurnResult> {
+  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit, trace?: string): Promise<TurnResult> {
+    const runtimeLabel = live.target.executionTarget === 'agent' ? `agent:${live.target.providerId}` : `gateway:${live.target.gatewayProviderId}`;
+    const span = this.o.traceTurn?.(runtimeLabel, live.id, trace);
     const ids = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId };
     const taskEvent = (phase: TaskPhase, detail?: unknown) => emit(taskEventFields(phase, ids, aboutOf(live), detail));
     const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
@@ -336,6 +354,8 @@ export class TurnRunner {
       task.output = output;
       task.result = r;
       task.endedAt = Date.now();
+      this.o.onTurnEnded?.(runtimeLabel, status);
+      span?.end(status, r.error);
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {
         taskEvent(status, status === 'cancelled' ? undefined : { status, code: r.errorCode ?? null, modelBindingVerified: live.role?.modelBindingVerified ?? false, ...(r.error ? { error: r.error } : {}) });
       }
@@ -393,7 +413,7 @@ export class TurnRunner {
       });
       if (!abort.signal.aborted) emit({ type: 'status', event: 'running', status: 'running' });
       out = await runtime.prompt(
-        { turnId: turn.turnId, text: turn.prompt, history },
+        { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
           if (u.type === 'delta' && u.delta) task.output += u.delta;
           emit({ ...u });

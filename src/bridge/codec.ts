@@ -196,6 +196,10 @@ function parseVersion(v: string | undefined): [number, number] | null {
 const cmp = (a: [number, number], b: [number, number]) => a[0] - b[0] || a[1] - b[1];
 
 
+/** Tolerated, not enforced: a bad value in these optional extension fields is dropped (see bridge-frames.ts). */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const ORIGIN_REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
 // Field checks. `p` is the field's path for messages, e.g. `bridge-forward.targetChannel`.
 
 function str(v: unknown, p: string, max = MAX_ID_LENGTH): string {
@@ -361,6 +365,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
       deadlineMs: optCount(o.deadlineMs, `${t}.deadlineMs`),
       hops: hops(o.hops, `${t}.hops`),
       sessionId: optStr(o.sessionId, `${t}.sessionId`),
+      traceparent: typeof o.traceparent === 'string' && TRACEPARENT.test(o.traceparent) ? o.traceparent : undefined,
+      originRequestId: typeof o.originRequestId === 'string' && ORIGIN_REQUEST_ID.test(o.originRequestId) ? o.originRequestId : undefined,
     } as const;
     return o.kind === 'embeddings'
       ? clean({ ...common, kind: 'embeddings', payload: opaque<EmbeddingsRequest>(payload) })

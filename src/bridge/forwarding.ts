@@ -20,6 +20,10 @@ export interface ForwardOptions {
   /** absolute deadline, ms since epoch (sent as a relative budget: clocks differ) */
   deadline: number;
   sessionId?: string | undefined;
+  /** W3C traceparent of the hop span (tracing on), sent as the frame's `traceparent` */
+  trace?: string | undefined;
+  /** the request id where the request entered the mesh, sent as `originRequestId` */
+  requestId?: string | undefined;
 }
 
 /** Without a given deadline, a served forward may run this long. */
@@ -76,6 +80,8 @@ function launch(l: LinkContext, o: ForwardOptions, targetChannel: string, body: 
     hops: [...o.hops, l.selfId],
     deadlineMs: Math.max(1, o.deadline - Date.now()),
     ...(o.sessionId ? { sessionId: o.sessionId } : {}),
+    ...(o.trace ? { traceparent: o.trace } : {}),
+    ...(o.requestId ? { originRequestId: o.requestId } : {}),
   });
   return undefined;
 }
@@ -121,8 +127,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   let gate: PeerAdmission | undefined;
   const opts = {
     signal: ac.signal,
-    requestId: `${l.peer.id}:${requestId}`,
+    requestId: f.originRequestId ?? `${l.peer.id}:${requestId}`,
     hops: [...hops, l.selfId],
+    trace: f.traceparent,
     deadline: Date.now() + (f.deadlineMs !== undefined && f.deadlineMs > 0 ? f.deadlineMs : DEFAULT_SERVE_BUDGET_MS),
     sessionId: f.sessionId,
   };
@@ -163,9 +170,10 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
   } catch (err) {
     const e = toGatewayError(err);
-    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId, code: e.code });
+    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId: opts.requestId, code: e.code });
     l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
   } finally {
+    if (served) l.logger.debug('served a peer request', { peer: l.peer.id, requestId: opts.requestId, channel: f.targetChannel });
     if (gate?.ok) gate.done(usage, served);
     l.serving.delete(requestId);
     l.loadChanged();

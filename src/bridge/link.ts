@@ -16,11 +16,12 @@ import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
 import { encodeFrame, parseFrame } from './codec.js';
-import { bridgeErrorFrame, type BridgeErrorCode, type BridgeErrorFrame, type BridgeFrame, type SharedChannel } from '../wire/bridge-frames.js';
+import { bridgeErrorFrame, type BridgeErrorCode, type BridgeErrorFrame, type BridgeFrame, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { forwardChat, forwardEmbeddings, onResponse, onStream, onStreamEnd, serveForward, type ForwardOptions } from './forwarding.js';
 import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from './rpc.js';
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';
 import { Heartbeat } from './heartbeat.js';
+import { LinkTraffic } from './link-traffic.js';
 import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 
@@ -33,10 +34,10 @@ export interface LinkOptions {
   name: string;
   selfId: string;
   peer: PeerInfo;
-  /** names of our channels this peer may use (the serving-side whitelist) */
-  ourShare: ReadonlySet<string>;
+  /** names of our channels this peer may use (the serving-side whitelist; replaced by `reshare`) */
+  ourShare: Set<string>;
   /** ids of our ACP runtimes this peer may run */
-  ourAgents: ReadonlySet<string>;
+  ourAgents: Set<string>;
   /** the ACP layer's handler for bridge-rpc; undefined = nothing served */
   rpcHandler: () => RpcServeHandler | undefined;
   /** session transfers (both directions); undefined = refused */
@@ -58,6 +59,8 @@ export class BridgeLink implements LinkContext {
   peer: PeerInfo;
   load: PeerLoad = { channels: {}, inflight: 0 };
   lastError: string | undefined;
+  /** frames, bytes and round-trip time (metrics, status page) */
+  readonly traffic = new LinkTraffic();
   /** for the link's parts (LinkContext), not for callers */
   readonly pending = new PendingTable<PendingRequest>();
   readonly serving = new Map<string, AbortController>();
@@ -113,7 +116,9 @@ export class BridgeLink implements LinkContext {
 
   send(frame: BridgeFrame | string): void {
     if (this.closed || this.ws.readyState !== 1) return;
-    this.ws.send(typeof frame === 'string' ? frame : encodeFrame(frame));
+    const text = typeof frame === 'string' ? frame : encodeFrame(frame);
+    this.traffic.sent(text.length);
+    this.ws.send(text);
   }
 
   sendError(code: BridgeErrorCode, message: string, extra: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>> = {}): void {
@@ -165,6 +170,7 @@ export class BridgeLink implements LinkContext {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.heartbeat.seen();
+    this.traffic.received(data.length);
     const parsed = parseFrame(data, { maxBytes: this.o.limits.maxFrameBytes, authenticated: true, isBinary });
     if (!parsed.ok) {
       const e = parsed.error;
@@ -205,6 +211,7 @@ export class BridgeLink implements LinkContext {
         this.heartbeat.sendLoad(true);
         return;
       case 'bridge-pong':
+        this.traffic.pong(f.ts);
         return;
       case 'bridge-load':
         this.load = { channels: f.channels, inflight: f.inflight };
@@ -259,5 +266,19 @@ export class BridgeLink implements LinkContext {
   /** Our shared list changed (config reload, health): tell the peer. */
   announceChannels(sharedChannels: SharedChannel[]): void {
     this.send({ type: 'bridge-channels', sharedChannels });
+  }
+
+  /**
+   * Config reload and graceful stop: what this peer may use. With `enforce` the serving-side whitelist is
+   * replaced at once; without it (draining) only the peer is told, so requests racing the news are served.
+   */
+  reshare(channels: SharedChannel[], agents: SharedAgent[], enforce = true): void {
+    if (enforce) {
+      this.o.ourShare.clear();
+      for (const c of channels) this.o.ourShare.add(c.name);
+      this.o.ourAgents.clear();
+      for (const a of agents) this.o.ourAgents.add(a.id);
+    }
+    this.send({ type: 'bridge-channels', sharedChannels: channels, sharedAgents: agents });
   }
 }

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
-import type { Config, BridgeLimits } from '../config/schema.js';
+import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
@@ -60,6 +60,8 @@ export class BridgeMesh implements MeshContext {
   private readonly dialers = new Map<string, Dialer>();
   private readonly wss: WebSocketServer;
   private accepting = true;
+  /** links established per peer name since start (metrics: reconnects) */
+  readonly linkOpens = new Map<string, number>();
   /** sockets on /bridge that have not authenticated yet */
   private readonly preAuth = new PreAuthSlots(() => this.o.config.gateway.bridge);
   /** inbound gatewayId → SHA-256 of the token it first authenticated with */
@@ -96,9 +98,28 @@ export class BridgeMesh implements MeshContext {
   }
 
   start(): void {
-    for (const b of this.o.config.gateway.bridges) {
-      this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+    for (const b of this.o.config.gateway.bridges) this.dial(b);
+  }
+
+  /** Dials one configured outbound bridge (startup and config reload). */
+  dial(b: OutboundBridgeConfig): void {
+    this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+  }
+
+  /**
+   * Config reload: recomputes what every connected peer may use from the live config, replaces the link's
+   * serving-side whitelist at once and announces it (bridge-channels). Returns the number of links.
+   */
+  reshare(): number {
+    let n = 0;
+    for (const l of this.links.values()) {
+      const d = l.role === 'initiator' ? [...this.dialers.values()].find((x) => x.link === l) : undefined;
+      const channels = l.role === 'initiator' ? (d ? this.outboundShare(d.target.shareChannels) : []) : this.inboundShare();
+      const agents = l.role === 'initiator' ? (d ? this.outboundAgents(d.target.shareAgents ?? false) : []) : this.inboundAgents();
+      l.reshare(channels, agents);
+      n++;
     }
+    return n;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -225,6 +246,7 @@ export class BridgeMesh implements MeshContext {
   register(link: BridgeLink): void {
     const old = this.links.get(link.peer.id);
     this.links.set(link.peer.id, link);
+    this.linkOpens.set(link.name, (this.linkOpens.get(link.name) ?? 0) + 1);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
     for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));
@@ -361,6 +383,21 @@ export class BridgeMesh implements MeshContext {
 
   async stopAccepting(): Promise<void> {
     this.accepting = false;
+  }
+
+  /**
+   * Graceful stop: no new inbound links, and every peer is told we share nothing (bridge-channels with
+   * empty lists), so it routes away now; forwards already sent or racing the announcement are still served.
+   */
+  drain(): void {
+    this.accepting = false;
+    for (const l of this.links.values()) l.reshare([], [], false);
+  }
+
+  /** no request in flight on any link, either way */
+  idle(): boolean {
+    for (const l of this.links.values()) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
+    return true;
   }
 
   async close(): Promise<void> {

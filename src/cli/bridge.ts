@@ -84,12 +84,7 @@ export function registerBridge(program: Command): void {
       h.state === 'healthy' ? 'healthy' : `${h.state}${h.ejectedUntil > Date.now() ? ` ${Math.ceil((h.ejectedUntil - Date.now()) / 1000)}s` : ''}${h.reason ? ` (${h.reason})` : ''}`;
     out(table(['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY', 'HEALTH'], r.channels.map((c) => [c.channel, c.provider + (c.mock ? ' (mock)' : ''), c.peer ?? 'local', c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-', health(c.health)])));
   });
-
-  remoteOptions(program.command('status').description('gateway id, version, channels and peers')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ id: string; name: string; version: string; models: string[]; peers: PeerRow[] }>(o, 'GET', '/admin/status');
-    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-    out(`${r.name} (${r.id}) v${r.version}\nmodels: ${r.models.join(', ') || '(none)'}\n\n${renderPeers(r.peers)}`);
-  });
+  // `switchyard status` lives in status.ts (one screen of everything).
 }
 
 export { CliError };

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { startGateway } from '../gateway.js';
 import { setLogLevel, type Level } from '../util/log.js';
 import { CliError } from './remote.js';
+import { reloadOnSignal } from './reload-signal.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -17,6 +18,9 @@ export function registerGateway(program: Command): void {
         setLogLevel(opts.logLevel as Level);
       }
       const loaded = loadConfig(opts.config);
+      // --log-level, else SWITCHYARD_LOG, else gateway.log.level
+      const configured = loaded.config.gateway.log.level;
+      if (!opts.logLevel && !process.env.SWITCHYARD_LOG && configured) setLogLevel(configured);
       let gw;
       try {
         gw = await startGateway(loaded);
@@ -41,6 +45,7 @@ export function registerGateway(program: Command): void {
           process.exit(0);
         });
       };
+      process.on('SIGHUP', () => void reloadOnSignal(gw));
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });

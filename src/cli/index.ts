@@ -8,6 +8,7 @@ import { registerBridge } from './bridge.js';
 import { registerDemo } from './demo.js';
 import { registerTask } from './task.js';
 import { registerSessions } from './sessions.js';
+import { registerStatus } from './status.js';
 import { registerKeys } from './keys.js';
 import { registerUsage } from './usage.js';
 import { VERSION } from '../version.js';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<void> {
   registerConfig(program);
   registerBridge(program);
   registerSessions(program);
+  registerStatus(program);
   registerKeys(program);
   registerUsage(program);
   registerDemo(program);

@@ -99,6 +99,31 @@ const gatewayProviderSchema = z.discriminatedUnion('kind', [
   }),
 ]);
 
+/** Operations (docs/operations.md): metrics, traces, logs, shutdown. */
+const opsSchemas = {
+  /** GET /metrics: this bearer token, else the admin token (same rules as /admin) */
+  metrics: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
+  tracing: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces */
+      endpoint: z.string().regex(/^https?:\/\/.+/, 'must be an http:// or https:// URL').optional(),
+      headers: z.record(z.string(), z.string()).default({}),
+      serviceName: z.string().min(1).optional(),
+      sampleRatio: z.number().min(0).max(1).default(1),
+      exportIntervalMs: z.number().int().min(10).default(1_000),
+    })
+    .prefault({})
+    .refine((t) => !t.enabled || t.endpoint !== undefined, { message: 'endpoint: required when tracing is enabled', path: ['endpoint'] }),
+  log: z.strictObject({ level: z.enum(['error', 'warn', 'info', 'debug']).optional() }).prefault({}),
+  shutdown: z
+    .strictObject({
+      /** before closing, move every session this gateway owns to this peer (name or gateway id) */
+      drainSessionsTo: z.string().min(1).optional(),
+    })
+    .prefault({}),
+};
+
 const effortLevel = z.enum(['low', 'medium', 'high', 'max']);
 /** `acp.roles`: which models (any model the mesh serves) and executors (ACP runtime ids) each role may use. */
 const rolePolicySchema = z.strictObject({
@@ -168,6 +193,7 @@ export const configSchema = z.strictObject({
       allowedOrigins: z.array(z.string().min(1)).default([]),
       /** graceful shutdown: how long in-flight requests may finish */
       shutdownGraceMs: ms(10_000),
+      ...opsSchemas,
       /** OpenAI Responses API (/v1/responses): stored responses for previous_response_id and GET /v1/responses/{id} */
       responses: z
         .strictObject({

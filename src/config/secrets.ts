@@ -33,4 +33,9 @@ export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secret
     into.registerUrl(gw.url);
   }
   if (cfg.store.kind === 'redis') into.registerUrl(cfg.store.url);
+  into.register(g.metrics.token);
+  for (const v of Object.values(g.tracing.headers)) into.register(v);
+  into.registerUrl(g.tracing.endpoint);
+  // an agent's environment often carries its own provider key
+  for (const a of cfg.acp.agents) for (const [k, v] of Object.entries(a.env)) if (SECRET_PARAM.test(k)) into.register(v);
 }

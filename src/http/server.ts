@@ -42,6 +42,8 @@ export interface HttpServerOptions {
   upgrades?: Record<string, UpgradeHandler>;
   /** per-session agent tokens: accepted by the model APIs only, each pinned to its session's model */
   modelTokens?: ModelTokens;
+  /** per-request metrics and server spans (src/obs); called once per request before dispatch */
+  observer?: { begin(req: IncomingMessage, res: ServerResponse, path: string): void } | undefined;
   /** extra readiness checks for /readyz */
   ready?: () => { ready: boolean; detail?: Record<string, unknown> };
   /** Host / Origin allowlists (`gateway.allowedHosts`, `gateway.allowedOrigins`); `host` is taken from above */
@@ -131,6 +133,7 @@ export class HttpServer {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
+    this.opts.observer?.begin(req, res, path);
 
     const pass = this.guard.check(req, path);
     attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
@@ -163,6 +166,16 @@ export class HttpServer {
       if (await r(req, res, path, requestId)) return;
     }
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+  }
+
+  /** Graceful stop, first step: /readyz says draining and new /v1 requests get 503 + Retry-After; the listener stays open. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** requests being served now (streams until they end) */
+  get inflightRequests(): number {
+    return this.inflight;
   }
 
   /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */

@@ -14,6 +14,8 @@ export interface RouteOptions extends CallOptions {
   deadline: number;
   /** conversation affinity key (X-Session-Id) */
   sessionId?: string | undefined;
+  /** W3C traceparent of the span this call runs under (tracing on only); a peer hop sends it in the frame */
+  trace?: string | undefined;
 }
 
 export interface PeerRef {

@@ -15,7 +15,23 @@ import type { StreamChunk } from '../providers/provider.js';
 import type { Logger } from '../util/log.js';
 import type { Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type Strategy } from './select.js';
-import { HealthTracker, type HealthConfig, type HealthSnapshot } from './health.js';
+import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState } from './health.js';
+
+/**
+ * Hooks for metrics and traces (src/obs), set by the composition root; unset = no cost. `attemptStarted`
+ * returns the attempt's span: its `traceparent` is what the candidate passes on (a peer hop puts it in the
+ * bridge frame) and `end` is called once, when the attempt's answer or stream ends.
+ */
+export interface RouterObserver {
+  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void;
+  healthChanged(candidateId: string, from: HealthState, to: HealthState): void;
+  attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined;
+}
+
+export interface AttemptSpan {
+  readonly traceparent: string;
+  end(ok: boolean, err?: GatewayError): void;
+}
 
 export interface RouterOptions {
   strategy: Strategy;
@@ -57,11 +73,13 @@ export class Router {
   readonly health: HealthTracker;
   /** times every candidate of a model was ejected and the router used them all anyway */
   panics = 0;
+  observer: RouterObserver | undefined;
 
   constructor(private readonly opts: RouterOptions) {
-    this.health = new HealthTracker(opts.health, opts.now, (id, from, to, why) =>
-      opts.logger[to === 'ejected' ? 'warn' : 'info']('candidate health changed', { candidate: id, from, to, why }),
-    );
+    this.health = new HealthTracker(opts.health, opts.now, (id, from, to, why) => {
+      opts.logger[to === 'ejected' ? 'warn' : 'info']('candidate health changed', { candidate: id, from, to, why });
+      this.observer?.healthChanged(id, from, to);
+    });
   }
 
   healthOf(id: string): HealthSnapshot {
@@ -213,7 +231,7 @@ export class Router {
     }
   }
 
-  private track(c: Candidate): { done: (ok: boolean, err?: unknown) => void } {
+  private track(c: Candidate, span?: AttemptSpan): { done: (ok: boolean, err?: unknown) => void } {
     const s = this.stats.get(c.id) ?? { inflight: 0, latencyMsEwma: 0 };
     this.stats.set(c.id, s);
     s.inflight++;
@@ -225,6 +243,7 @@ export class Router {
         if (ended) return;
         ended = true;
         s.inflight--;
+        span?.end(ok, err === undefined ? undefined : toGatewayError(err));
         if (ok) {
           const ms = performance.now() - started;
           s.latencyMsEwma = s.latencyMsEwma === 0 ? ms : s.latencyMsEwma + EWMA_ALPHA * (ms - s.latencyMsEwma);
@@ -271,6 +290,7 @@ export class Router {
         this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
         lastError = e;
         failed.add(c.id);
+        this.observer?.attemptFailed(c.channel, c.peer?.name, e.code, e.retryable && attempt < maxAttempts);
         if (!e.retryable) throw e;
       }
     }
@@ -280,9 +300,10 @@ export class Router {
   /** One attempt on one candidate, under the first-byte timeout. Resolves at the commit point. */
   private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
     const g = this.firstByteGuard(c, opts);
-    const t = this.track(c);
+    const span = this.observer?.attemptStarted(c, req.model, opts);
+    const t = this.track(c, span);
     try {
-      const out = await c.chat(req, { ...opts, signal: g.ac.signal });
+      const out = await c.chat(req, { ...opts, signal: g.ac.signal, trace: span?.traceparent ?? opts.trace });
       if (!out.stream) {
         g.stopTimer();
         g.release();

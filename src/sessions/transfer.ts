@@ -14,7 +14,7 @@
  * record says it still owns the session (the ok was lost: link drop, receiver crash before the ack), the copy
  * is deleted. If the sender cannot be reached, nobody is guessed to be the owner: the error names it.
  */
-import { GatewayError } from '../wire/errors.js';
+import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
@@ -63,9 +63,27 @@ export class TransferCoordinator {
     private readonly logger: Logger,
   ) {}
 
+  /** metrics hook (src/obs): every transfer's outcome, `moved`/`accepted` or the error code */
+  onOutcome: ((direction: 'out' | 'in', outcome: string) => void) | undefined;
+
+  private observed<T>(direction: 'out' | 'in', ok: string, run: Promise<T>): Promise<T> {
+    if (!this.onOutcome) return run;
+    return run.then(
+      (v) => (this.onOutcome?.(direction, ok), v),
+      (err: unknown) => {
+        this.onOutcome?.(direction, toGatewayError(err).code);
+        throw err;
+      },
+    );
+  }
+
   // ---- sender --------------------------------------------------------------------------------------------
 
-  async transfer(sessionId: string, peerId: string, opts: TransferOptions = {}): Promise<Session> {
+  transfer(sessionId: string, peerId: string, opts: TransferOptions = {}): Promise<Session> {
+    return this.observed('out', 'moved', this.move(sessionId, peerId, opts));
+  }
+
+  private async move(sessionId: string, peerId: string, opts: TransferOptions): Promise<Session> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const until = Date.now() + timeoutMs;
     let s = await this.owned(sessionId);
@@ -126,7 +144,11 @@ export class TransferCoordinator {
   // ---- receiver ------------------------------------------------------------------------------------------
 
   /** A peer's offer. Resolves when the copy is durable (→ ok); throws a GatewayError (→ TRANSFER_REJECTED…). */
-  async receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
+  receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
+    return this.observed('in', 'accepted', this.accept(fromPeer, transferId, snapshot));
+  }
+
+  private async accept(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
     if (!this.acceptSessions) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', { details: { reason: 'TRANSFER_REJECTED' } });
     const { owner, ...record } = snapshot;
     if (owner !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });

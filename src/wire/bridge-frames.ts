@@ -210,6 +210,17 @@ interface ForwardCommon {
   hops?: string[];
   /** session affinity */
   sessionId?: string;
+  /**
+   * Switchyard extension: W3C trace context of the sender's hop span (`00-<trace>-<span>-<flags>`), so the
+   * serving gateway's spans join the sender's trace. Sent only when the sender traces; a malformed value is
+   * ignored (the serving side then starts its own trace), never an error.
+   */
+  traceparent?: string;
+  /**
+   * Switchyard extension: the request id the request got where it entered the mesh, so every gateway it
+   * crosses logs the same id. Letters, digits, `_ . : -`, at most 128; anything else is ignored.
+   */
+  originRequestId?: string;
 }
 export type BridgeForwardFrame =
   | (ForwardCommon & { kind?: 'chat'; payload: ChatRequest })

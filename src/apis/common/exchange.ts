@@ -22,6 +22,15 @@ export interface ApiContext {
   logger: Logger;
   maxBodyBytes: number;
   timeoutMs: number;
+  /** per-request metrics and traces (src/obs via src/http): absent = nothing observed */
+  meter?: ExchangeMeter | undefined;
+}
+
+/** What an exchange tells the observer: the request's trace parent, the routed candidate, the usage. */
+export interface ExchangeMeter {
+  trace(res: ServerResponse): string | undefined;
+  routed(res: ServerResponse, model: string, c: Candidate): void;
+  usage(res: ServerResponse, usage: unknown): void;
 }
 
 export interface Exchange {
@@ -68,12 +77,14 @@ export async function routeChat(
   };
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   try {
-    const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+    const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: ctx.meter?.trace(res) });
+    ctx.meter?.routed(res, chat.model, routed.candidate);
     let settled = false;
     const settle = async (usage: Usage | null | undefined, ok: boolean) => {
       dispose();
       if (settled) return;
       settled = true;
+      if (ok) ctx.meter?.usage(res, usage);
       const c = routed.candidate;
       await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };

@@ -16,6 +16,10 @@ export interface AcpDeps extends AcpCoreDeps {
 export interface Acp {
   route: RouteHandler;
   upgrade: UpgradeHandler;
+  /** graceful stop: new turns refused, running ones finish (bounded) */
+  drain(graceMs: number): Promise<void>;
+  /** config reload: the runtime table follows `acp.agents` / `acp.gateways` */
+  reconfigure(): void;
   close(): Promise<void>;
 }
 
@@ -31,6 +35,8 @@ export function createAcp(deps: AcpDeps): Acp {
   return {
     route: acp.enabled ? http : () => false,
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+    drain: (graceMs) => core.drain(graceMs),
+    reconfigure: () => core.reconfigure(),
     async close() {
       await ws.close();
       await core.close();

@@ -14,6 +14,7 @@ import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, re
 import { GatewayError } from '../../wire/errors.js';
 import { checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
+import { traceOf } from '../../obs/request-meter.js';
 
 export const DEFAULT_KEEPALIVE_MS = 20_000;
 
@@ -126,7 +127,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
 
     if (rpc.id === undefined) {
       // a notification: it runs (and keeps running), nothing is replied
-      void o.dispatch(rpc, { notify: () => undefined }).catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
+      void o.dispatch(rpc, { notify: () => undefined, trace: traceOf(res) }).catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
       res.writeHead(204, headers);
       res.end();
       return true;
@@ -136,7 +137,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     if (!wantsSse(req)) {
       let reply: Record<string, unknown>;
       try {
-        reply = resultEnvelope(id, await o.dispatch(rpc, { notify: () => undefined }));
+        reply = resultEnvelope(id, await o.dispatch(rpc, { notify: () => undefined, trace: traceOf(res) }));
       } catch (err) {
         reply = errorEnvelope(id, err);
       }
@@ -163,7 +164,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     timer.unref();
     let final: Record<string, unknown>;
     try {
-      final = resultEnvelope(id, await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)) }));
+      final = resultEnvelope(id, await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)), trace: traceOf(res) }));
     } catch (err) {
       final = errorEnvelope(id, err);
     } finally {

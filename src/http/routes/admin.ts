@@ -173,7 +173,7 @@ function safePeer(p: PeerRow): PeerRow {
   return { ...p, url: redactUrl(p.url), lastError: p.lastError === null ? null : secrets.scrubError(p.lastError) };
 }
 
-function channelRows(d: AdminDeps) {
+export function channelRows(d: Pick<AdminDeps, "router">) {
   return d.router.all().map((c) => ({
     id: c.id,
     channel: c.channel,

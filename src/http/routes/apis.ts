@@ -1,4 +1,6 @@
 /** The inbound model APIs besides OpenAI chat, built from config: what the gateway hands the HTTP server. */
+import type { ServerResponse } from 'node:http';
+import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
 import type { Config } from '../../config/schema.js';
 import type { Router } from '../../router/router.js';
 import type { SessionStore } from '../../sessions/store.js';
@@ -20,7 +22,8 @@ export interface InboundApiDeps {
 }
 
 export function inboundApis(d: InboundApiDeps): ApiSurface[] {
-  const base = { router: d.router, keys: d.keys, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs };
+  const meter = { trace: traceOf, routed: noteRouted, usage: (res: ServerResponse, usage: unknown) => noteUsage(res, usage) };
+  const base = { router: d.router, keys: d.keys, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs, meter };
   return [
     anthropicApi({ ...base, localChannel: d.localChannel }),
     responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),

@@ -10,6 +10,7 @@ import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
+import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 
 export interface V1Context {
@@ -65,7 +66,7 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   let routed: RoutedChat;
   try {
-    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId });
+    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: traceOf(res) });
   } catch (err) {
     abort.dispose();
     await ticket?.finish({ model: body.model, channel: '-', stream: body.stream === true, ok: false });
@@ -73,8 +74,10 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
     throw err;
   }
   const headers = sourceHeaders(routed.candidate, requestId);
+  noteRouted(res, body.model, routed.candidate);
   if (!routed.stream) {
     abort.dispose();
+    noteUsage(res, routed.completion.usage, routed.completion);
     // settled before the answer goes out, so the client's next request already sees this one's spend
     await ticket?.finish({ model: body.model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage: routed.completion.usage, stream: false, ok: true });
     sendJson(res, 200, routed.completion, headers);
@@ -118,6 +121,7 @@ async function pipeStream(
       ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
       return;
     }
+    noteUsage(res, usage);
     await finish(true);
     endSseDone(res);
     ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
@@ -140,6 +144,7 @@ export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res
   const abort = requestAbort(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
+    noteRouted(res, body.model, candidate);
     await ticket?.finish({ model: body.model, channel: candidate.channel, peer: candidate.peer, pricing: candidate.pricing, usage: response.usage as Usage, stream: false, ok: true });
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {

@@ -1,0 +1,28 @@
+/**
+ * Counters of one bridge link, read by the metrics scrape and the status page: frames and bytes each way
+ * (bytes = the frame's encoded length as sent or received, before WebSocket framing) and the heartbeat's
+ * last round-trip time. Plain numbers: counting is an addition per frame.
+ */
+export class LinkTraffic {
+  framesIn = 0;
+  framesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** last bridge-ping → bridge-pong round trip, ms; 0 until the first pong */
+  rttMs = 0;
+
+  sent(bytes: number): void {
+    this.framesOut++;
+    this.bytesOut += bytes;
+  }
+
+  received(bytes: number): void {
+    this.framesIn++;
+    this.bytesIn += bytes;
+  }
+
+  /** a pong echoing the ping's `ts` (ms since epoch, our clock) */
+  pong(ts: unknown): void {
+    if (typeof ts === 'number' && Number.isFinite(ts)) this.rttMs = Math.max(0, Date.now() - ts);
+  }
+}

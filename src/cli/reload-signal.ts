@@ -1,0 +1,15 @@
+/** SIGHUP = `switchyard config reload`: the outcome goes to stdout (applied) or stderr (refused, every problem). */
+import { ConfigError } from '../config/load.js';
+import type { Gateway } from '../gateway.js';
+
+export async function reloadOnSignal(gw: Gateway): Promise<void> {
+  try {
+    const r = await gw.reload();
+    process.stdout.write(
+      `switchyard: SIGHUP: config reloaded (${r.applied.length ? r.applied.join('; ') : 'nothing changed live'})${r.restartRequired.length ? `; needs a restart: ${r.restartRequired.join(', ')}` : ''}\n`,
+    );
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error)?.message ?? String(err)];
+    process.stderr.write(`switchyard: SIGHUP: config not reloaded, the running config is unchanged:\n  ${problems.join('\n  ')}\n`);
+  }
+}

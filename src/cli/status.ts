@@ -1,0 +1,114 @@
+/**
+ * `switchyard status`: one screen — version, uptime, request rate, peers, channels with health, models,
+ * sessions — from GET /admin/overview. `--json` prints the snapshot as is. `switchyard config reload`
+ * asks the running gateway to re-read its file (POST /admin/config/reload).
+ */
+import type { Command } from 'commander';
+import type { Overview } from '../http/overview.js';
+import type { ReloadReport } from '../gateway-reload.js';
+import { request } from 'undici';
+import { adminCall, CliError, remoteOptions, resolveRemote, type RemoteFlags } from './remote.js';
+import { ago, table } from './table.js';
+
+const out = (s: string) => void process.stdout.write(s);
+
+function duration(sec: number): string {
+  return ago(new Date(Date.now() - sec * 1000).toISOString());
+}
+
+export function renderStatus(o: Overview): string {
+  const g = o.gateway;
+  const r = o.requests;
+  const lines: string[] = [];
+  lines.push(`${g.name} (${g.id})  v${g.version}  up ${duration(g.uptimeSec)}${g.draining ? '  DRAINING' : ''}${g.tracing ? '  tracing on' : ''}`);
+  lines.push(`requests  ${r.requestsPerSec.toFixed(1)}/s  errors ${r.errorsPerSec.toFixed(1)}/s  in flight ${r.inflight}  waiting ${r.waiting}   (last 10 s)`);
+  const s = o.sessions.byStatus;
+  lines.push(`sessions  ${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`);
+  lines.push('');
+  lines.push('PEERS');
+  lines.push(
+    o.peers.length === 0
+      ? '  (none)\n'
+      : table(
+          ['PEER', 'DIR', 'STATE', 'RTT', 'IN-FLIGHT', 'THEY SHARE', 'WE SHARE', 'LAST ERROR'],
+          o.peers.map((p) => [
+            p.name,
+            p.direction,
+            p.state,
+            p.rttMs === null ? '-' : `${p.rttMs}ms`,
+            `${p.inflight.out} out/${p.inflight.in} in`,
+            p.sharedWithUs.join(',') || '-',
+            p.sharedByUs.join(',') || '-',
+            p.lastError,
+          ]),
+        ),
+  );
+  lines.push('CHANNELS');
+  lines.push(
+    o.channels.length === 0
+      ? '  (none)\n'
+      : table(
+          ['CHANNEL', 'VIA', 'PROVIDER', 'MODELS', 'LOAD', 'LATENCY', 'HEALTH'],
+          o.channels.map((c) => [
+            c.channel,
+            c.peer ?? 'local',
+            c.provider + (c.mock ? ' (mock)' : ''),
+            c.models.join(','),
+            `${c.inflight}/${c.maxConcurrent}`,
+            c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-',
+            c.health.state + (c.health.reason ? ` (${c.health.reason})` : ''),
+          ]),
+        ),
+  );
+  if (o.sessions.running.length > 0) {
+    lines.push('RUNNING TURNS');
+    lines.push(
+      table(
+        ['SESSION', 'TURN', 'STARTED'],
+        o.sessions.running.map((t) => [t.id, t.turnId, t.startedAt ? ago(t.startedAt) + ' ago' : '-']),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function registerStatus(program: Command): void {
+  remoteOptions(program.command('status').description('one screen: version, uptime, request rate, peers, channels, health, sessions')).action(
+    async (o: RemoteFlags) => {
+      const r = await adminCall<Overview>(o, 'GET', '/admin/overview');
+      out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
+    },
+  );
+  const config = program.commands.find((c) => c.name() === 'config') ?? program.command('config').description('configuration tools');
+  remoteOptions(
+    config.command('reload').description('make the running gateway re-read its config file (invalid: nothing changes, every problem listed)'),
+  ).action(async (o: RemoteFlags) => {
+    const r = await reloadCall(o);
+    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+    out(
+      `reloaded\n${r.applied.length ? r.applied.map((a) => `  applied: ${a}`).join('\n') : '  nothing changed live'}\n${r.restartRequired.map((p) => `  needs a restart: ${p}`).join('\n')}${r.restartRequired.length ? '\n' : ''}`,
+    );
+  });
+}
+
+/** POST /admin/config/reload; a refused file becomes a CliError listing every problem. */
+async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
+  const { url, token } = resolveRemote(o, 'admin');
+  let res;
+  try {
+    res = await request(`${url}/admin/config/reload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: '{}',
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach the gateway at ${url} (${(err as { code?: string }).code ?? (err as Error).message}); is it running?`);
+  }
+  const body = (await res.body.json().catch(() => undefined)) as { error?: { message?: string; details?: { problems?: string[] } } } | ReloadReport | undefined;
+  if (res.statusCode === 200 && body && 'applied' in body) return body;
+  const e = body && 'error' in body ? body.error : undefined;
+  const problems = e?.details?.problems ?? [];
+  throw new CliError(`${e?.message ?? `HTTP ${res.statusCode}`}${problems.map((p) => `\n  ${p}`).join('')}`);
+}

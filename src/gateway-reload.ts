@@ -1,0 +1,217 @@
+/**
+ * Hot reload (`switchyard config reload`, POST /admin/config/reload, SIGHUP): the new file is validated as
+ * a whole; if it is invalid nothing changes and every problem is returned. If it is valid the differences
+ * are applied to the running gateway without dropping in-flight requests or streams:
+ * - channels added, removed and changed (a removed or replaced channel leaves the routing table at once,
+ *   and its upstream pool is closed only after its in-flight requests ended); unchanged channels keep their
+ *   health state and statistics;
+ * - outbound bridges connected, disconnected, re-dialled when changed;
+ * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
+ * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings;
+ * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it.
+ * Everything else that differs (listen address, TLS files, store, routing, tracing, limits…) is reported
+ * as needing a restart, never silently ignored.
+ *
+ * The live Config object is shared by reference with the server, admin API, mesh and ACP layer, so
+ * applying a section means replacing it in place (arrays spliced, objects assigned).
+ */
+import type { Config, ChannelConfig, OutboundBridgeConfig } from './config/schema.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Router } from './router/router.js';
+import type { BridgeMesh } from './bridge/mesh.js';
+import type { ChannelProvider } from './providers/provider.js';
+import { createProvider } from './providers/registry.js';
+import { localCandidate } from './router/local-candidate.js';
+import { setLogLevel, type Logger } from './util/log.js';
+import { registerConfigSecrets } from './config/secrets.js';
+import type { ReloadReport } from './http/routes/ops.js';
+
+export type { ReloadReport };
+
+export interface ReloadTarget {
+  /** the running config, mutated in place */
+  live: Config;
+  /** the file the gateway was started from (undefined: built-in defaults, nothing to reload) */
+  path: string | undefined;
+  router: Router;
+  mesh: BridgeMesh;
+  /** the local channels' providers, by channel name */
+  providers: Map<string, ChannelProvider>;
+  logger: Logger;
+  /** the ACP layer's runtime table, rebuilt from `live.acp` (absent: agent changes need a restart) */
+  acp?: { reconfigure(): void } | undefined;
+}
+
+/** Key paths (prefixes) applied live; any other difference needs a restart. */
+const LIVE = [
+  'channels',
+  'gateway.bridges',
+  'gateway.auth.tokens',
+  'gateway.admin.token',
+  'gateway.metrics.token',
+  'gateway.log',
+  'gateway.shutdownGraceMs',
+  'gateway.shutdown',
+  'gateway.bridge.enabled',
+  'gateway.bridge.allowedTokens',
+  'gateway.bridge.shareChannels',
+  'gateway.bridge.shareAgents',
+  'gateway.bridge.maxPeers',
+  'acp.tokens',
+  'acp.allowedOrigins',
+];
+const ACP_RUNTIMES = ['acp.agents', 'acp.gateways'];
+
+/** Leaf key paths whose values differ (arrays compared whole). */
+export function changedPaths(a: unknown, b: unknown, path = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObj(a) && isObj(b)) {
+    const out: string[] = [];
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) out.push(...changedPaths(a[k], b[k], path ? `${path}.${k}` : k));
+    return out;
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+}
+
+const under = (p: string, prefixes: string[]) => prefixes.some((x) => p === x || p.startsWith(`${x}.`));
+
+function replaceArray<T>(target: T[], next: readonly T[]): void {
+  target.splice(0, target.length, ...next);
+}
+
+/** Reads and validates the file; throws ConfigError (every problem) when it is invalid, changing nothing. */
+export function readForReload(path: string | undefined): Config {
+  if (!path) throw new ConfigError(['the gateway runs on built-in defaults (no config file): there is nothing to reload'], 'reload');
+  return loadConfig(path).config;
+}
+
+export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
+  const live = t.live;
+  // secrets first: a new token or key must be scrubbed from the first line that could mention it
+  registerConfigSecrets(next);
+  const paths = changedPaths(live, next);
+  const report: ReloadReport = { applied: [], restartRequired: [] };
+  const acpLive = t.acp !== undefined;
+  for (const p of paths) if (!under(p, LIVE) && !(acpLive && under(p, ACP_RUNTIMES))) report.restartRequired.push(p);
+
+  // Channels first, so share lists announced below describe the new set.
+  const retired = applyChannels(t, next.channels, report);
+  replaceArray(live.channels, next.channels);
+
+  // Tokens and small settings, in place (their holders keep references to these arrays/objects).
+  const g = live.gateway;
+  const n = next.gateway;
+  const note = (p: string, what: string) => paths.some((x) => under(x, [p])) && report.applied.push(what);
+  replaceArray(g.auth.tokens, n.auth.tokens);
+  note('gateway.auth.tokens', 'gateway.auth.tokens replaced');
+  g.admin.token = n.admin.token;
+  note('gateway.admin.token', 'gateway.admin.token replaced');
+  g.metrics.token = n.metrics.token;
+  note('gateway.metrics.token', 'gateway.metrics.token replaced');
+  g.shutdownGraceMs = n.shutdownGraceMs;
+  g.shutdown.drainSessionsTo = n.shutdown.drainSessionsTo;
+  note('gateway.shutdown', 'gateway.shutdown updated');
+  note('gateway.shutdownGraceMs', `gateway.shutdownGraceMs = ${n.shutdownGraceMs}`);
+  if (n.log.level !== g.log.level) {
+    g.log.level = n.log.level;
+    setLogLevel(n.log.level ?? 'info');
+    report.applied.push(`log level ${n.log.level ?? 'info'}`);
+  }
+  replaceArray(live.acp.tokens, next.acp.tokens);
+  note('acp.tokens', 'acp.tokens replaced');
+  replaceArray(live.acp.allowedOrigins, next.acp.allowedOrigins);
+  note('acp.allowedOrigins', 'acp.allowedOrigins replaced');
+
+  // Inbound bridge settings: read live by the mesh (upgrade, admission, shares).
+  const b = g.bridge;
+  b.enabled = n.bridge.enabled;
+  b.maxPeers = n.bridge.maxPeers;
+  replaceArray(b.allowedTokens, n.bridge.allowedTokens);
+  replaceArray(b.shareChannels, n.bridge.shareChannels);
+  replaceArray(b.shareAgents, n.bridge.shareAgents);
+  for (const k of ['enabled', 'maxPeers', 'allowedTokens', 'shareChannels', 'shareAgents']) note(`gateway.bridge.${k}`, `gateway.bridge.${k} updated`);
+
+  if (acpLive && paths.some((p) => under(p, ACP_RUNTIMES))) {
+    replaceArray(live.acp.agents, next.acp.agents);
+    replaceArray(live.acp.gateways, next.acp.gateways);
+    t.acp!.reconfigure();
+    report.applied.push('ACP agents and gateway providers updated');
+  }
+
+  applyBridges(t, next.gateway.bridges, report);
+  replaceArray(g.bridges, next.gateway.bridges);
+  // Every link gets its (possibly) new share list: enforced on our side now, announced to the peer.
+  const announced = t.mesh.reshare();
+  if (announced > 0 && paths.some((p) => under(p, ['channels', 'gateway.bridge.shareChannels', 'gateway.bridge.shareAgents', 'gateway.bridges']))) {
+    report.applied.push(`share lists re-sent to ${announced} peer(s)`);
+  }
+  t.logger.info('config reloaded', { applied: report.applied, restartRequired: report.restartRequired });
+  void retired;
+  return report;
+}
+
+/**
+ * Adds, replaces and removes local channels. A removed or replaced channel's provider is closed once its
+ * in-flight requests ended (bounded by the routing deadline); the returned promise settles then.
+ */
+function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadReport): Promise<void> {
+  const before = new Map(t.live.channels.map((c) => [c.name, c]));
+  const after = new Map(next.map((c) => [c.name, c]));
+  const retiring: Array<Promise<void>> = [];
+  const retire = (name: string, p: ChannelProvider | undefined) => {
+    if (p) retiring.push(closeWhenIdle(t, `local/${name}`, p));
+  };
+  for (const [name] of before) {
+    if (after.has(name)) continue;
+    t.router.remove(`local/${name}`);
+    retire(name, t.providers.get(name));
+    t.providers.delete(name);
+    report.applied.push(`channel ${name} removed`);
+  }
+  for (const [name, c] of after) {
+    const old = before.get(name);
+    if (old && JSON.stringify(old) === JSON.stringify(c)) continue;
+    const p = createProvider({
+      name: c.name,
+      provider: c.provider,
+      baseUrl: c.baseUrl,
+      apiKey: c.apiKey,
+      headers: c.headers,
+      timeoutMs: c.timeoutMs,
+      maxConcurrent: c.maxConcurrent,
+      options: c.options,
+    });
+    const previous = t.providers.get(name);
+    t.providers.set(name, p);
+    // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.
+    if (old) t.router.health.forget(`local/${name}`);
+    t.router.add(localCandidate(c, p));
+    retire(name, previous);
+    report.applied.push(`channel ${name} ${old ? 'changed' : 'added'}`);
+  }
+  return Promise.all(retiring).then(() => undefined);
+}
+
+async function closeWhenIdle(t: ReloadTarget, candidateId: string, p: ChannelProvider): Promise<void> {
+  const until = Date.now() + t.live.gateway.routing.timeoutMs;
+  // In-flight requests hold the old provider; its pool closes after they end (or at the request deadline).
+  while (t.router.inflightOf(candidateId) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50).unref());
+  await p.close().catch(() => undefined);
+}
+
+function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], report: ReloadReport): void {
+  const before = new Map(t.live.gateway.bridges.map((b) => [b.name, b]));
+  const after = new Map(next.map((b) => [b.name, b]));
+  for (const [name] of before) {
+    if (after.has(name)) continue;
+    t.mesh.disconnect(name);
+    report.applied.push(`bridge ${name} disconnected`);
+  }
+  for (const [name, b] of after) {
+    const old = before.get(name);
+    if (old && JSON.stringify(old) === JSON.stringify(b)) continue;
+    if (old) t.mesh.disconnect(name);
+    t.mesh.dial(b);
+    report.applied.push(`bridge ${name} ${old ? 're-dialled (changed)' : 'connecting'}`);
+  }
+}

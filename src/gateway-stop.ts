@@ -1,0 +1,68 @@
+/**
+ * Graceful stop (SIGTERM/SIGINT, `Gateway.close`), in this order so nothing in flight is cut:
+ * 1. drain: /readyz says draining, new /v1 requests get 503 SHUTTING_DOWN with Retry-After, new ACP turns
+ *    are refused, new bridge links are refused; the listener stays open so clients get that answer;
+ * 2. peers are told we share nothing (bridge-channels) and route away at once;
+ * 3. with `gateway.shutdown.drainSessionsTo`, every open session this gateway owns moves to that peer
+ *    (running turns are waited for, like `switchyard sessions drain`);
+ * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
+ *    `gateway.shutdownGraceMs` from the start;
+ * 5. links close with 4000 "gateway shutting down", then the listener closes (whatever is left is cut).
+ */
+import type { Config } from './config/schema.js';
+import type { BridgeMesh } from './bridge/mesh.js';
+import type { HttpServer } from './http/server.js';
+import type { SessionStore } from './sessions/store.js';
+import type { Logger } from './util/log.js';
+
+export interface StopParts {
+  config: Config;
+  gatewayId: string;
+  http: HttpServer;
+  mesh: BridgeMesh;
+  acp: { drain(graceMs: number): Promise<void> };
+  store: SessionStore;
+  logger: Logger;
+  onDraining(): void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+
+export async function gracefulStop(p: StopParts): Promise<void> {
+  const graceMs = p.config.gateway.shutdownGraceMs;
+  const deadline = Date.now() + graceMs;
+  const left = () => Math.max(0, deadline - Date.now());
+  p.onDraining();
+  p.http.drain();
+  p.mesh.drain();
+  const turns = p.acp.drain(left());
+  p.logger.info('graceful stop: draining', { graceMs, inflight: p.http.inflightRequests });
+  const target = p.config.gateway.shutdown.drainSessionsTo;
+  if (target) await drainSessions(p, target, left);
+  while (left() > 0 && (p.http.inflightRequests > 0 || !p.mesh.idle())) await sleep(25);
+  await Promise.race([turns, sleep(left())]);
+  const cut = p.http.inflightRequests;
+  if (cut > 0) p.logger.warn('graceful stop: grace period over, cutting requests still in flight', { inflight: cut });
+}
+
+async function drainSessions(p: StopParts, target: string, left: () => number): Promise<void> {
+  const peer = p.mesh.resolvePeer(target);
+  if (!peer || !p.mesh.transfers) {
+    p.logger.warn('graceful stop: cannot drain sessions, peer not connected', { drainSessionsTo: target });
+    return;
+  }
+  let moved = 0;
+  let stayed = 0;
+  for (const s of await p.store.list()) {
+    if (s.ownerGatewayId !== p.gatewayId || (s.status !== 'active' && s.status !== 'running')) continue;
+    if (left() <= 0) break;
+    try {
+      await p.mesh.transfers.transfer(s.id, peer.peer.id, { whenRunning: 'wait', timeoutMs: left() });
+      moved++;
+    } catch (err) {
+      stayed++;
+      p.logger.warn('graceful stop: session stayed here', { sessionId: s.id, error: String((err as Error)?.message ?? err) });
+    }
+  }
+  p.logger.info('graceful stop: sessions drained', { to: target, moved, stayed });
+}

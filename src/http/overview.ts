@@ -1,0 +1,77 @@
+/**
+ * One JSON snapshot of the gateway for `switchyard status` and the status page: identity and uptime, the
+ * request and error rate of the last minute, peers and links (state, RTT, in-flight, traffic, shares),
+ * channels local and shared with health and load, models and where they are served, sessions by status and
+ * the turns running now. Built from state the gateway already keeps; no secret and no URL credentials.
+ */
+import type { Config } from '../config/schema.js';
+import type { Router } from '../router/router.js';
+import type { BridgeMesh } from '../bridge/mesh.js';
+import type { SessionStore } from '../sessions/store.js';
+import { channelRows } from './routes/admin.js';
+import { VERSION } from '../version.js';
+import type { Observability } from '../obs/index.js';
+
+export interface OverviewDeps {
+  config: Config;
+  gatewayId: string;
+  router: Router;
+  mesh: BridgeMesh;
+  store?: SessionStore | undefined;
+  obs: Observability;
+}
+
+const MAX_RUNNING = 50;
+
+/** Strips userinfo and query from a URL before it is shown. */
+function safeUrl(url: string | null): string | null {
+  if (!url) return url;
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+export async function buildOverview(d: OverviewDeps) {
+  const links = new Map(d.mesh.peers().map((l) => [l.peer.id, l]));
+  const peers = d.mesh.list().map((row) => {
+    const l = row.id ? links.get(row.id) : undefined;
+    return {
+      ...row,
+      url: safeUrl(row.url),
+      rttMs: l ? l.traffic.rttMs : null,
+      traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
+    };
+  });
+  const sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
+  const running: Array<{ id: string; target: unknown; turnId: string | null; startedAt: string | null }> = [];
+  if (d.store) {
+    for (const s of await d.store.list()) {
+      sessions[s.status] = (sessions[s.status] ?? 0) + 1;
+      if (s.status === 'running' && running.length < MAX_RUNNING) {
+        const t = [...s.history].reverse().find((x) => x.status === 'running');
+        running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
+      }
+    }
+  }
+  const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);
+  return {
+    gateway: {
+      id: d.gatewayId,
+      name: d.config.gateway.name,
+      version: VERSION,
+      uptimeSec: Math.round((Date.now() - d.obs.startedAt) / 1000),
+      draining: d.obs.draining,
+      tracing: d.obs.tracer !== undefined,
+    },
+    requests: { inflight: d.obs.metrics.inflight, waiting: d.obs.metrics.waiting, requestsPerSec, errorsPerSec, series: d.obs.rates.series() },
+    peers,
+    channels: channelRows(d),
+    models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
+    sessions: { byStatus: sessions, running },
+  };
+}
+
+export type Overview = Awaited<ReturnType<typeof buildOverview>>;

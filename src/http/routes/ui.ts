@@ -1,0 +1,70 @@
+/**
+ * The status page: GET /ui (page), /ui/app.js, /ui/app.css — static, no data, no auth, strict CSP — and
+ * GET /ui/events, an SSE stream of /admin/overview snapshots (admin token, same rules as /admin), one every
+ * `interval` ms (?interval=, 200–10000, default 1000). The stream ends when the gateway starts draining,
+ * so it never holds a graceful stop.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../wire/errors.js';
+import { buildOverview, type OverviewDeps } from '../overview.js';
+import type { RouteHandler } from '../server.js';
+import { authorize } from './admin.js';
+import { PAGE_CSS, PAGE_HTML } from '../ui/page.js';
+import { APP_JS } from '../ui/app-script.js';
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const STATIC: Record<string, { type: string; body: string }> = {
+  '/ui': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
+  '/ui/': { type: 'text/html; charset=utf-8', body: PAGE_HTML },
+  '/ui/app.js': { type: 'text/javascript; charset=utf-8', body: APP_JS },
+  '/ui/app.css': { type: 'text/css; charset=utf-8', body: PAGE_CSS },
+};
+
+export function uiRoutes(d: OverviewDeps): RouteHandler {
+  return async (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => {
+    if (path !== '/ui' && !path.startsWith('/ui/')) return false;
+    res.setHeader('x-request-id', requestId);
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed on ${path}; use GET`, { details: { allow: 'GET' } });
+    const file = STATIC[path];
+    if (file) {
+      res.writeHead(200, {
+        'content-type': file.type,
+        'content-security-policy': CSP,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-store',
+      });
+      res.end(method === 'HEAD' ? undefined : file.body);
+      return true;
+    }
+    if (path !== '/ui/events') throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
+    authorize(req, d.config);
+    const q = new URL(req.url ?? '/', 'http://x').searchParams.get('interval');
+    const interval = Math.min(10_000, Math.max(200, Number(q) || 1000));
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    await streamSnapshots(d, res, interval);
+    return true;
+  };
+}
+
+async function streamSnapshots(d: OverviewDeps, res: ServerResponse, interval: number): Promise<void> {
+  let open = true;
+  let wake: () => void = () => undefined;
+  res.once('close', () => {
+    open = false;
+    wake();
+  });
+  while (open && !d.obs.draining) {
+    const snap = await buildOverview(d);
+    if (!open) break;
+    res.write(`data: ${JSON.stringify(snap)}\n\n`);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, interval);
+      wake = () => (clearTimeout(t), resolve());
+    });
+  }
+  if (!res.destroyed) res.end();
+}

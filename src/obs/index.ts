@@ -1,0 +1,103 @@
+/**
+ * Observability for one gateway: the Prometheus metrics, the tracer (when enabled), the one-minute rate
+ * window, the HTTP request meter, and the router's observer that feeds them. Built once by the composition
+ * root; the rest of the code sees only the thin hook interfaces (RouterObserver, RequestMeter, noteRouted).
+ */
+import { SpanKind } from '@opentelemetry/api';
+import type { Config } from '../config/schema.js';
+import type { Router, RouterObserver, AttemptSpan } from '../router/router.js';
+import type { Candidate, RouteOptions } from '../router/candidate.js';
+import type { HealthState } from '../router/health.js';
+import type { BridgeMesh } from '../bridge/mesh.js';
+import type { SessionStore } from '../sessions/store.js';
+import type { GatewayError } from '../wire/errors.js';
+import { GatewayMetrics } from './metrics.js';
+import { GatewayTracer, tracingFromConfig } from './tracing.js';
+import { RateWindow } from './rate-window.js';
+import { RequestMeter } from './request-meter.js';
+
+export interface ObservabilityDeps {
+  config: Config;
+  gatewayId: string;
+  router: Router;
+  mesh: BridgeMesh;
+  store?: SessionStore | undefined;
+}
+
+export class Observability implements RouterObserver {
+  readonly startedAt = Date.now();
+  readonly metrics: GatewayMetrics;
+  readonly tracer: GatewayTracer | undefined;
+  readonly rates = new RateWindow();
+  readonly meter: RequestMeter;
+  /** set when graceful stop began (shown on the status page and in `switchyard status`) */
+  draining = false;
+
+  constructor(d: ObservabilityDeps) {
+    this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });
+    const t = d.config.gateway.tracing;
+    this.tracer = tracingFromConfig(
+      {
+        enabled: t.enabled,
+        endpoint: t.endpoint,
+        headers: t.headers,
+        serviceName: t.serviceName ?? 'switchyard',
+        sampleRatio: t.sampleRatio,
+        exportIntervalMs: t.exportIntervalMs,
+      },
+      { id: d.gatewayId, name: d.config.gateway.name },
+    );
+    this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
+    d.router.observer = this;
+    if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
+  }
+
+  // RouterObserver
+  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void {
+    this.metrics.attemptFailed(channel, peer, code, willRetry);
+  }
+
+  healthChanged(candidateId: string, from: HealthState, to: HealthState): void {
+    this.metrics.healthChanged(candidateId, from, to);
+  }
+
+  attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined {
+    if (!this.tracer || !opts.trace) return undefined;
+    const served = opts.hops.length > 0;
+    const h = this.tracer.child(
+      `chat ${model}`,
+      opts.trace,
+      {
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.request.model': model,
+        'gen_ai.provider.name': c.provider,
+        'switchyard.channel': c.channel,
+        ...(c.peer ? { 'switchyard.peer': c.peer.name, 'switchyard.peer.id': c.peer.id } : {}),
+        ...(served ? { 'switchyard.served_for': opts.hops[0]! } : {}),
+      },
+      served ? SpanKind.SERVER : SpanKind.CLIENT,
+    );
+    return {
+      traceparent: h.traceparent,
+      end: (ok: boolean, err?: GatewayError) =>
+        GatewayTracer.end(h.span, ok ? undefined : err ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: 'attempt failed' }),
+    };
+  }
+
+  /** A span per ACP turn (`invoke_agent <runtime>`), child of the request that started it. */
+  turnSpan(runtime: string, sessionId: string, parent: string | undefined): { traceparent: string; end(status: string, error?: string): void } | undefined {
+    if (!this.tracer) return undefined;
+    const h = this.tracer.child(`invoke_agent ${runtime}`, parent, { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': runtime, 'switchyard.acp.session_id': sessionId }, SpanKind.INTERNAL);
+    return {
+      traceparent: h.traceparent,
+      end: (status: string, error?: string) => {
+        h.span.setAttribute('switchyard.acp.turn_status', status);
+        GatewayTracer.end(h.span, status === 'completed' || status === 'cancelled' ? undefined : { code: status, message: error ?? status });
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.tracer?.close();
+  }
+}

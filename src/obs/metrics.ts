@@ -1,0 +1,312 @@
+/**
+ * Prometheus metrics for one gateway (prom-client, one Registry per gateway so several gateways in one
+ * process never share series). Every series is listed in docs/operations.md.
+ *
+ * Two kinds of series:
+ * - counters and histograms fed by thin hooks on the hot path (request meter, router observer, link and
+ *   turn hooks). Their children are cached per label set, so a request costs a Map lookup, not a label hash;
+ * - gauges read at scrape time from the state the gateway already keeps (router table, health, links,
+ *   store), so they cost nothing between scrapes.
+ *
+ * Label values are bounded: route names from a fixed list, model/channel/peer names from config (ours or a
+ * peer's announcement), error codes from the error table. Never a request id or user text.
+ */
+import { Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
+import type { Router } from '../router/router.js';
+import type { BridgeMesh } from '../bridge/mesh.js';
+import type { SessionStore } from '../sessions/store.js';
+import type { HealthState } from '../router/health.js';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export interface MetricsSources {
+  router: Router;
+  mesh: BridgeMesh;
+  store?: SessionStore | undefined;
+  /** the process started serving (for uptime) */
+  startedAt: number;
+}
+
+type ReqLabels = 'route' | 'model' | 'channel' | 'peer' | 'status';
+
+/** A small cache of prom-client children keyed by a joined label string. */
+class Children<T> {
+  private readonly map = new Map<string, T>();
+  constructor(private readonly make: (values: string[]) => T) {}
+  get(key: string, values: () => string[]): T {
+    let c = this.map.get(key);
+    if (c === undefined) {
+      c = this.make(values());
+      this.map.set(key, c);
+    }
+    return c;
+  }
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<ReqLabels>;
+  private readonly duration: Histogram<'route' | 'model' | 'channel' | 'peer'>;
+  private readonly ttft: Histogram<'model' | 'channel' | 'peer'>;
+  private readonly tokens: Counter<'model' | 'channel' | 'peer' | 'direction'>;
+  private readonly attemptFailures: Counter<'channel' | 'peer' | 'reason'>;
+  private readonly failovers: Counter<'reason'>;
+  private readonly ejections: Counter<'candidate'>;
+  private readonly probes: Counter<'candidate' | 'outcome'>;
+  private readonly turns: Counter<'runtime' | 'outcome'>;
+  private readonly transfers: Counter<'direction' | 'outcome'>;
+  private readonly reqChildren: Children<{ inc(): void }>;
+  private readonly durChildren: Children<{ observe(v: number): void }>;
+  private readonly ttftChildren: Children<{ observe(v: number): void }>;
+  /** requests being served now, and those of them still waiting for an upstream's first byte */
+  inflight = 0;
+  waiting = 0;
+
+  constructor(private readonly src: MetricsSources) {
+    const r = [this.registry];
+    this.requests = new Counter({
+      name: 'switchyard_requests_total',
+      help: 'HTTP requests served, by route, model, channel, peer and status',
+      labelNames: ['route', 'model', 'channel', 'peer', 'status'],
+      registers: r,
+    });
+    this.duration = new Histogram({
+      name: 'switchyard_request_duration_seconds',
+      help: 'request latency until the response ended (streams: until the last byte)',
+      labelNames: ['route', 'model', 'channel', 'peer'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.ttft = new Histogram({
+      name: 'switchyard_time_to_first_token_seconds',
+      help: 'time from request to the first upstream byte (stream: first chunk; otherwise the full answer)',
+      labelNames: ['model', 'channel', 'peer'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.tokens = new Counter({
+      name: 'switchyard_tokens_total',
+      help: 'tokens from upstream usage reports, direction in (prompt) or out (completion)',
+      labelNames: ['model', 'channel', 'peer', 'direction'],
+      registers: r,
+    });
+    this.attemptFailures = new Counter({
+      name: 'switchyard_attempt_failures_total',
+      help: 'routing attempts that failed, by candidate and error code',
+      labelNames: ['channel', 'peer', 'reason'],
+      registers: r,
+    });
+    this.failovers = new Counter({
+      name: 'switchyard_failovers_total',
+      help: 'requests retried on another candidate after a failure, by the error code that caused it',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.ejections = new Counter({
+      name: 'switchyard_health_ejections_total',
+      help: 'candidates ejected by outlier detection',
+      labelNames: ['candidate'],
+      registers: r,
+    });
+    this.probes = new Counter({
+      name: 'switchyard_health_probes_total',
+      help: 'half-open probes, by outcome (ok: back in service, failed: ejected again)',
+      labelNames: ['candidate', 'outcome'],
+      registers: r,
+    });
+    this.turns = new Counter({
+      name: 'switchyard_acp_turns_total',
+      help: 'ACP turns finished, by runtime kind and outcome',
+      labelNames: ['runtime', 'outcome'],
+      registers: r,
+    });
+    this.transfers = new Counter({
+      name: 'switchyard_session_transfers_total',
+      help: 'session transfers, by direction (out/in) and outcome',
+      labelNames: ['direction', 'outcome'],
+      registers: r,
+    });
+    this.reqChildren = new Children((v) => this.requests.labels(...v));
+    this.durChildren = new Children((v) => this.duration.labels(...v));
+    this.ttftChildren = new Children((v) => this.ttft.labels(...v));
+    this.scrapeGauges(r);
+  }
+
+  // ---- hot-path hooks -------------------------------------------------------------------------------------
+
+  requestEnded(route: string, model: string, channel: string, peer: string, status: number, seconds: number): void {
+    const k = `${route}\u0000${model}\u0000${channel}\u0000${peer}`;
+    this.reqChildren.get(`${k}\u0000${status}`, () => [route, model, channel, peer, String(status)]).inc();
+    this.durChildren.get(k, () => [route, model, channel, peer]).observe(seconds);
+  }
+
+  firstByte(model: string, channel: string, peer: string, seconds: number): void {
+    this.ttftChildren.get(`${model}\u0000${channel}\u0000${peer}`, () => [model, channel, peer]).observe(seconds);
+  }
+
+  usage(model: string, channel: string, peer: string, tokensIn: number, tokensOut: number): void {
+    if (tokensIn > 0) this.tokens.inc({ model, channel, peer, direction: 'in' }, tokensIn);
+    if (tokensOut > 0) this.tokens.inc({ model, channel, peer, direction: 'out' }, tokensOut);
+  }
+
+  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void {
+    this.attemptFailures.inc({ channel, peer: peer ?? '', reason: code });
+    if (willRetry) this.failovers.inc({ reason: code });
+  }
+
+  healthChanged(candidateId: string, from: HealthState, to: HealthState): void {
+    if (to === 'ejected') this.ejections.inc({ candidate: candidateId });
+    if (from === 'probing') this.probes.inc({ candidate: candidateId, outcome: to === 'healthy' ? 'ok' : 'failed' });
+  }
+
+  turnEnded(runtime: string, outcome: string): void {
+    this.turns.inc({ runtime, outcome });
+  }
+
+  transferEnded(direction: 'out' | 'in', outcome: string): void {
+    this.transfers.inc({ direction, outcome });
+  }
+
+  /** The exposition text (Prometheus text format 0.0.4). */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  // ---- read at scrape time --------------------------------------------------------------------------------
+
+  private scrapeGauges(registers: Registry[]): void {
+    const { router, mesh, store, startedAt } = this.src;
+    const inflight = () => this.inflight;
+    const waiting = () => this.waiting;
+    new Gauge({
+      name: 'switchyard_uptime_seconds',
+      help: 'seconds since the gateway started',
+      registers,
+      collect() {
+        this.set((Date.now() - startedAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_inflight_requests',
+      help: 'HTTP requests being served now (streams count until they end)',
+      registers,
+      collect() {
+        this.set(inflight());
+      },
+    });
+    new Gauge({
+      name: 'switchyard_waiting_requests',
+      help: 'model requests received and not yet answered by any upstream (routing, retrying, awaiting the first byte)',
+      registers,
+      collect() {
+        this.set(waiting());
+      },
+    });
+    const perCandidate = (g: Gauge<'candidate' | 'channel' | 'peer'>, value: (id: string) => number) => {
+      g.reset();
+      for (const c of router.all()) g.set({ candidate: c.id, channel: c.channel, peer: c.peer?.name ?? '' }, value(c.id));
+    };
+    new Gauge({
+      name: 'switchyard_candidate_inflight',
+      help: 'requests in flight per routing candidate (local channel or peer channel)',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => router.inflightOf(id));
+      },
+    });
+    new Gauge({
+      name: 'switchyard_candidate_ejected',
+      help: '1 when the candidate is ejected by outlier detection, else 0',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => (router.health.state(id) === 'ejected' ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'switchyard_candidate_latency_ewma_seconds',
+      help: 'latency EWMA per candidate',
+      labelNames: ['candidate', 'channel', 'peer'],
+      registers,
+      collect() {
+        perCandidate(this, (id) => router.latencyOf(id) / 1000);
+      },
+    });
+    new Counter({
+      name: 'switchyard_health_panics_total',
+      help: 'times every candidate of a model was ejected and all were used anyway',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(router.panics);
+      },
+    });
+
+    const linkSeries = (
+      name: string,
+      help: string,
+      kind: 'gauge' | 'counter',
+      value: (l: ReturnType<BridgeMesh['peers']>[number]) => number,
+      labelNames: string[] = ['peer', 'direction'],
+    ) => {
+      const collect = function (this: Gauge<string> | Counter<string>) {
+        this.reset();
+        for (const l of mesh.peers()) {
+          const labels: LabelValues<string> = { peer: l.name, direction: l.role === 'initiator' ? 'outbound' : 'inbound' };
+          const v = value(l);
+          if (this instanceof Gauge) this.set(labels, v);
+          else if (v > 0) this.inc(labels, v);
+        }
+      };
+      if (kind === 'gauge') new Gauge({ name, help, labelNames, registers, collect });
+      else new Counter({ name, help, labelNames, registers, collect });
+    };
+    linkSeries('switchyard_peer_rtt_seconds', 'last measured round-trip time of the bridge heartbeat', 'gauge', (l) => l.traffic.rttMs / 1000);
+    linkSeries('switchyard_peer_inflight_out', 'our requests in flight on the link (forwards and rpc)', 'gauge', (l) => l.inflightOut);
+    linkSeries('switchyard_peer_inflight_in', "the peer's requests we are serving on the link", 'gauge', (l) => l.inflightIn);
+    linkSeries('switchyard_peer_shared_channels', 'channels the peer shares with us', 'gauge', (l) => l.peer.sharedChannels.length);
+    linkSeries('switchyard_peer_frames_sent_total', 'bridge frames sent on the current link', 'counter', (l) => l.traffic.framesOut);
+    linkSeries('switchyard_peer_frames_received_total', 'bridge frames received on the current link', 'counter', (l) => l.traffic.framesIn);
+    linkSeries('switchyard_peer_bytes_sent_total', 'bridge frame bytes sent on the current link', 'counter', (l) => l.traffic.bytesOut);
+    linkSeries('switchyard_peer_bytes_received_total', 'bridge frame bytes received on the current link', 'counter', (l) => l.traffic.bytesIn);
+    new Gauge({
+      name: 'switchyard_peer_up',
+      help: 'per configured or connected peer: 1 when its link is open, else 0; state names the dialer state',
+      labelNames: ['peer', 'direction', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const row of mesh.list()) this.set({ peer: row.name, direction: row.direction, state: row.state }, row.state === 'open' ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'switchyard_peer_connects_total',
+      help: 'links established per peer since start (a reconnect adds one)',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [peer, n] of mesh.linkOpens) this.inc({ peer }, n);
+      },
+    });
+    if (store) {
+      new Gauge({
+        name: 'switchyard_sessions',
+        help: 'durable sessions by status (read from the store at scrape time)',
+        labelNames: ['status'],
+        registers,
+        async collect() {
+          const counts: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
+          for (const s of await store.list()) counts[s.status] = (counts[s.status] ?? 0) + 1;
+          this.reset();
+          for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
+        },
+      });
+    }
+  }
+}

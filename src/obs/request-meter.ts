@@ -1,0 +1,130 @@
+/**
+ * Per-request observation for the HTTP server: one small record per request, stored on the response under
+ * a symbol, filled by thin hooks in the routes (`noteRouted`, `noteUsage`) and read once when the response
+ * closes (metrics, the server span). A route that never calls the hooks still gets counted by route and
+ * status. With tracing off there is no span and no traceparent work.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Candidate } from '../router/candidate.js';
+import type { GatewayMetrics } from './metrics.js';
+import { GatewayTracer, type SpanHandle } from './tracing.js';
+import type { RateWindow } from './rate-window.js';
+
+const METER = Symbol('switchyard.meter');
+
+interface Meter {
+  t0: number;
+  route: string;
+  model: string;
+  channel: string;
+  peer: string;
+  routed: boolean;
+  span: SpanHandle | undefined;
+  metrics: GatewayMetrics;
+}
+
+type Metered = ServerResponse & { [METER]?: Meter };
+
+/** Routes that go to an upstream (counted as waiting until their first byte). */
+const MODEL_ROUTES = new Set(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/responses', '/v1beta']);
+
+/** A bounded route label: known paths as they are, everything else by family. */
+export function routeLabel(path: string): string {
+  if (path.startsWith('/v1/')) return MODEL_ROUTES.has(path) || path === '/v1/models' ? path : '/v1/other';
+  if (path.startsWith('/v1beta/')) return '/v1beta';
+  if (path.startsWith('/admin/')) return '/admin';
+  if (path === '/acp/rpc' || path.startsWith('/acp')) return '/acp';
+  if (path === '/ui' || path.startsWith('/ui/')) return '/ui';
+  if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path;
+  return 'other';
+}
+
+export class RequestMeter {
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    private readonly rates: RateWindow,
+    private readonly tracer: GatewayTracer | undefined,
+  ) {}
+
+  /** Called by the HTTP server for every request, before dispatch. */
+  begin(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const route = routeLabel(path);
+    const m: Meter = { t0: performance.now(), route, model: '', channel: '', peer: '', routed: false, span: undefined, metrics: this.metrics };
+    (res as Metered)[METER] = m;
+    this.metrics.inflight++;
+    const waits = MODEL_ROUTES.has(route);
+    if (waits) this.metrics.waiting++;
+    if (this.tracer && route !== '/metrics' && route !== '/healthz' && route !== '/readyz' && route !== '/ui') {
+      const tp = req.headers.traceparent;
+      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : undefined, {
+        'http.request.method': req.method ?? 'GET',
+        'http.route': route,
+        'url.path': path,
+      });
+    }
+    res.once('close', () => {
+      this.metrics.inflight--;
+      if (waits && !m.routed) this.metrics.waiting--;
+      const status = res.statusCode;
+      this.metrics.requestEnded(m.route, m.model, m.channel, m.peer, status, (performance.now() - m.t0) / 1000);
+      if (waits) this.rates.record(status >= 500 || !res.writableFinished);
+      if (m.span) {
+        m.span.span.setAttribute('http.response.status_code', status);
+        const failed = status >= 500 || !res.writableFinished;
+        GatewayTracer.end(
+          m.span.span,
+          failed ? { code: String(status), message: res.writableFinished ? `HTTP ${status}` : 'response cut before its end' } : undefined,
+        );
+      }
+    });
+  }
+}
+
+/** The request's traceparent for child spans (undefined when tracing is off). */
+export function traceOf(res: ServerResponse): string | undefined {
+  return (res as Metered)[METER]?.span?.traceparent;
+}
+
+/**
+ * A model request reached its commit point on `c`: the model/channel/peer labels become known and the
+ * time to first byte is observed. `model` must be a routed (configured) model name, never raw user input.
+ */
+export function noteRouted(res: ServerResponse, model: string, c: Candidate): void {
+  const m = (res as Metered)[METER];
+  if (!m) return;
+  const metrics = m.metrics;
+  m.model = model;
+  m.channel = c.channel;
+  m.peer = c.peer?.name ?? '';
+  if (!m.routed) {
+    m.routed = true;
+    metrics.waiting--;
+  }
+  metrics.firstByte(model, m.channel, m.peer, (performance.now() - m.t0) / 1000);
+  if (m.span) {
+    m.span.span.setAttribute('gen_ai.request.model', model);
+    m.span.span.setAttribute('switchyard.channel', c.channel);
+    if (c.peer) m.span.span.setAttribute('switchyard.peer', c.peer.name);
+  }
+}
+
+/** Upstream usage (OpenAI shape) and, for a non-streaming answer, its finish reasons (span only). */
+export function noteUsage(res: ServerResponse, usage: unknown, completion?: { choices: ReadonlyArray<{ finish_reason?: string | null }> }): void {
+  const m = (res as Metered)[METER];
+  if (!m || !m.routed) return;
+  const u = typeof usage === 'object' && usage !== null ? (usage as { prompt_tokens?: unknown; completion_tokens?: unknown }) : undefined;
+  const tin = typeof u?.prompt_tokens === 'number' ? u.prompt_tokens : 0;
+  const tout = typeof u?.completion_tokens === 'number' ? u.completion_tokens : 0;
+  m.metrics.usage(m.model, m.channel, m.peer, tin, tout);
+  if (m.span) {
+    if (u) {
+      m.span.span.setAttribute('gen_ai.usage.input_tokens', tin);
+      m.span.span.setAttribute('gen_ai.usage.output_tokens', tout);
+    }
+    if (completion)
+      m.span.span.setAttribute(
+        'gen_ai.response.finish_reasons',
+        completion.choices.map((c) => c.finish_reason ?? 'unknown'),
+      );
+  }
+}

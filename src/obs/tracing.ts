@@ -1,0 +1,107 @@
+/**
+ * OpenTelemetry traces, off by default (`gateway.tracing.enabled`), exported with OTLP/HTTP (JSON) to
+ * `gateway.tracing.endpoint` by a batch processor. One tracer provider per gateway, never registered
+ * globally, so several gateways in one process (tests, the demo) keep their own resource and exporter.
+ *
+ * Context travels explicitly as a W3C `traceparent` string (RouteOptions.trace, the bridge-forward frame's
+ * `traceparent` field, the ACP turn): no async-hooks context manager, so a disabled tracer costs one
+ * `undefined` check per hook and nothing else.
+ *
+ * Spans (GenAI semantic conventions where they apply):
+ * - server span per HTTP request (`POST /v1/chat/completions`), ended when the response ends (a stream's
+ *   last byte, not its headers), with `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
+ *   `gen_ai.usage.output_tokens`, `gen_ai.response.finish_reasons` (non-streaming answers);
+ * - client span per routing attempt (`chat <model>`), `switchyard.channel`, `switchyard.peer` when the
+ *   attempt is a peer hop; its traceparent goes into the bridge frame, so the peer's spans are its children;
+ * - on the serving peer, the attempt on its local channel is a child of the requester's hop span.
+ */
+import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT, type Span, type Tracer, type Attributes } from '@opentelemetry/api';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { VERSION } from '../version.js';
+
+export interface TracingConfig {
+  enabled: boolean;
+  /** OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces */
+  endpoint?: string | undefined;
+  headers: Record<string, string>;
+  serviceName: string;
+  sampleRatio: number;
+  /** batch export delay */
+  exportIntervalMs: number;
+}
+
+/** A started span and the traceparent its children use. */
+export interface SpanHandle {
+  readonly span: Span;
+  readonly traceparent: string;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+export function traceparentOf(span: Span): string {
+  const c = span.spanContext();
+  return `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/** The parent context for a W3C traceparent; undefined when absent or malformed (then the span is a root). */
+function parentFrom(traceparent: string | undefined) {
+  if (!traceparent) return ROOT_CONTEXT;
+  const m = TRACEPARENT.exec(traceparent);
+  if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return ROOT_CONTEXT;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true });
+}
+
+export class GatewayTracer {
+  private readonly provider: BasicTracerProvider;
+  private readonly tracer: Tracer;
+
+  constructor(cfg: TracingConfig, gateway: { id: string; name: string }) {
+    const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers });
+    this.provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({
+        'service.name': cfg.serviceName,
+        'service.version': VERSION,
+        'service.instance.id': gateway.id,
+        'switchyard.gateway.name': gateway.name,
+      }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampleRatio) }),
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: cfg.exportIntervalMs })],
+    });
+    this.tracer = this.provider.getTracer('switchyard', VERSION);
+  }
+
+  /** A server span for an inbound request; `parent` is the caller's traceparent header, if any. */
+  server(name: string, parent: string | undefined, attributes: Attributes): SpanHandle {
+    const span = this.tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parentFrom(parent));
+    return { span, traceparent: traceparentOf(span) };
+  }
+
+  /** A client/internal span under `parent` (a traceparent from this or another gateway). */
+  child(name: string, parent: string | undefined, attributes: Attributes, kind: SpanKind = SpanKind.CLIENT): SpanHandle {
+    const span = this.tracer.startSpan(name, { kind, attributes }, parentFrom(parent));
+    return { span, traceparent: traceparentOf(span) };
+  }
+
+  /** Ends a span with an error status when `error` is given (message only; never request content). */
+  static end(span: Span, error?: { code: string; message: string }): void {
+    if (error) {
+      span.setAttribute('error.type', error.code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message.slice(0, 200) });
+    }
+    span.end();
+  }
+
+  async flush(): Promise<void> {
+    await this.provider.forceFlush();
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown().catch(() => undefined);
+  }
+}
+
+export function tracingFromConfig(cfg: TracingConfig, gateway: { id: string; name: string }): GatewayTracer | undefined {
+  return cfg.enabled && cfg.endpoint ? new GatewayTracer(cfg, gateway) : undefined;
+}

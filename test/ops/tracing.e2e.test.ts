@@ -1,0 +1,165 @@
+/**
+ * OpenTelemetry across the bridge, with real processes and a local OTLP receiver: a streamed request enters
+ * A and is served by B's channel over the bridge. A's server span, A's hop span and B's span share one trace
+ * (B's parent is A's hop span, carried in the bridge frame), GenAI attributes are set, and the server span
+ * ends when the stream ends, not at the headers. A caller's traceparent is honoured. With tracing off (the
+ * default) no tracer exists.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fakes/otlp-receiver.js';
+
+const BRIDGE_TOKEN = 'trace-bridge-token-0b7e';
+const ADMIN = 'trace-admin-token-5f3d';
+const ACP = 'trace-acp-token-4e9a';
+const INTERNAL = 1;
+const SERVER = 2;
+const CLIENT = 3;
+let otlp: OtlpReceiver;
+let a: GatewayProcess;
+let b: GatewayProcess;
+let c: GatewayProcess;
+
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+  const tracing = { enabled: true, endpoint: otlp.url, exportIntervalMs: 100 };
+  b = await startProcess({
+    gateway: {
+      id: 'gw_tb',
+      name: 'datacenter',
+      admin: { token: ADMIN },
+      tracing: { ...tracing, serviceName: 'switchyard-b' },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu'] },
+    },
+    channels: [{ name: 'gpu', provider: 'mock', models: ['llama3'], options: { chunkDelayMs: 50, chunks: 12 } }],
+  });
+  a = await startProcess({
+    gateway: {
+      id: 'gw_ta',
+      name: 'office',
+      admin: { token: ADMIN },
+      tracing: { ...tracing, serviceName: 'switchyard-a' },
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+    },
+    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+    acp: { tokens: [ACP], gateways: [{ id: 'llamagw', label: 'Llama', kind: 'channels', model: 'llama3' }] },
+  });
+  // tracing off (the default): exports nothing
+  c = await startProcess({ gateway: { id: 'gw_tc', name: 'quiet' }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] });
+  await waitFor(async () => (await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama3'), 'A sees llama3');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
+  await otlp?.close();
+  cleanupDirs();
+});
+
+const ofTrace = (traceId: string) => otlp.spans.filter((s) => s.traceId === traceId);
+
+describe('traces across the bridge', () => {
+  it("B's spans join A's trace; GenAI attributes; the server span ends with the stream", async () => {
+    const client = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
+    const t0 = process.hrtime.bigint();
+    const stream = await client.chat.completions.create({
+      model: 'llama3',
+      messages: [{ role: 'user', content: 'trace me across' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let firstAt = 0n;
+    let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+    for await (const ch of stream) {
+      if (!firstAt) firstAt = process.hrtime.bigint();
+      if (ch.usage) usage = ch.usage;
+    }
+    const lastAt = process.hrtime.bigint();
+    expect(usage).toBeDefined();
+
+    const server = await waitFor(
+      () =>
+        otlp.spans.find(
+          (s) =>
+            s.kind === SERVER &&
+            s.resource['service.name'] === 'switchyard-a' &&
+            s.name === 'POST /v1/chat/completions' &&
+            s.attributes['gen_ai.request.model'] === 'llama3',
+        ),
+      "A's server span",
+    );
+    const hop = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-a' && s.kind === CLIENT), "A's hop span");
+    const onB = await waitFor(() => ofTrace(server.traceId).find((s) => s.resource['service.name'] === 'switchyard-b'), "B's span in A's trace");
+
+    expect(hop.parentSpanId).toBe(server.spanId);
+    expect(hop.name).toBe('chat llama3');
+    expect(hop.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.request.model': 'llama3',
+      'switchyard.channel': 'gpu',
+      'switchyard.peer': 'datacenter',
+    });
+    expect(onB.parentSpanId).toBe(hop.spanId);
+    expect(onB.kind).toBe(SERVER);
+    expect(onB.resource['service.instance.id']).toBe('gw_tb');
+    expect(onB.attributes).toMatchObject({ 'gen_ai.request.model': 'llama3', 'switchyard.channel': 'gpu', 'switchyard.served_for': 'gw_ta' });
+    expect(server.attributes).toMatchObject({
+      'gen_ai.usage.input_tokens': usage!.prompt_tokens,
+      'gen_ai.usage.output_tokens': usage!.completion_tokens,
+      'http.response.status_code': 200,
+      'switchyard.peer': 'datacenter',
+    });
+    // the server span covers the whole stream: it lasts at least from before the first chunk to the last
+    const spanMs = Number(server.endNs - server.startNs) / 1e6;
+    const streamMs = Number(lastAt - firstAt) / 1e6;
+    expect(streamMs).toBeGreaterThan(300);
+    expect(spanMs).toBeGreaterThanOrEqual(streamMs - 5);
+    expect(spanMs).toBeLessThanOrEqual(Number(process.hrtime.bigint() - t0) / 1e6);
+    // B's span ends with its stream too, inside A's hop span
+    expect(onB.endNs - onB.startNs).toBeGreaterThan(300_000_000n);
+    // no prompt text is exported
+    expect(otlp.bodies.join('\n')).not.toContain('trace me across');
+  });
+
+  it("a caller's traceparent is the parent of the server span; non-streaming answers carry finish reasons", async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const parent = '00f067aa0ba902b7';
+    const res = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${parent}-01` },
+      body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    const server = await waitFor(() => ofTrace(traceId).find((s) => s.kind === SERVER), "the server span in the caller's trace");
+    expect(server.parentSpanId).toBe(parent);
+    expect(server.attributes['gen_ai.response.finish_reasons']).toEqual(['stop']);
+    const attempt = await waitFor(() => ofTrace(traceId).find((s: ReceivedSpan) => s.kind === CLIENT), 'the attempt span');
+    expect(attempt.attributes['switchyard.channel']).toBe('office-mock');
+    expect(attempt.attributes['switchyard.peer']).toBeUndefined();
+  });
+
+  it('an ACP turn has its span under the /acp/rpc request, and its routed request (across the bridge) under it', async () => {
+    const res = await fetch(`${a.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-traced', taskPrompt: 'a traced turn', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'llamagw' } } }),
+    });
+    expect(((await res.json()) as { result: { success: boolean } }).result.success).toBe(true);
+    const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent gateway:llamagw'), 'the turn span');
+    expect(turn.kind).toBe(INTERNAL);
+    expect(turn.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_agent', 'switchyard.acp.session_id': 's-traced', 'switchyard.acp.turn_status': 'completed' });
+    const server = await waitFor(() => ofTrace(turn.traceId).find((s) => s.spanId === turn.parentSpanId), 'the /acp/rpc server span');
+    expect(server).toMatchObject({ kind: SERVER, name: 'POST /acp' });
+    const hop = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === turn.spanId && s.kind === CLIENT), 'the turn\'s routed request');
+    expect(hop.attributes['switchyard.peer']).toBe('datacenter');
+    const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), 'B\'s span under the turn');
+    expect(onB.resource['service.name']).toBe('switchyard-b');
+    expect(turn.endNs).toBeGreaterThanOrEqual(onB.endNs);
+  });
+
+  it('tracing is off by default: no tracer is built (the status snapshot says so)', async () => {
+    expect((await adminGet(c.url, '/admin/overview')).gateway.tracing).toBe(false);
+    expect((await adminGet(a.url, '/admin/overview', ADMIN)).gateway.tracing).toBe(true);
+  });
+});

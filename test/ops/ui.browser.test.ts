@@ -1,0 +1,137 @@
+/**
+ * The status page in headless Chromium (playwright-core driving the system `chromium`; CI installs it) with
+ * a real two-gateway setup: sign in with the admin token (kept in sessionStorage only), the page shows the
+ * peer, its link and its shared channel; when the peer goes away the page updates by itself. Screenshots
+ * are saved under the test's temp folder and their paths printed. No request leaves the gateway's origin.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+
+const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
+const ADMIN = 'ui-admin-token-2e8f';
+let a: GatewayProcess;
+let b: GatewayProcess;
+let browser: Browser;
+
+function chromiumPath(): string {
+  const fromEnv = process.env.SWITCHYARD_CHROMIUM;
+  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
+    try {
+      return execFileSync('which', [name], { encoding: 'utf8' }).trim();
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error('no Chromium found: install the Debian package `chromium` (.ci/run does) or set SWITCHYARD_CHROMIUM');
+}
+
+beforeAll(async () => {
+  b = await startProcess({
+    gateway: {
+      id: 'gw_ub',
+      name: 'datacenter',
+      admin: { token: ADMIN },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu-llama'] },
+    },
+    channels: [{ name: 'gpu-llama', provider: 'mock', models: ['llama3'] }],
+  });
+  a = await startProcess({
+    gateway: {
+      id: 'gw_ua',
+      name: 'office',
+      admin: { token: ADMIN },
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }],
+    },
+    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+  });
+  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
+  browser = await chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all([a?.stop(), b?.stop()]);
+  cleanupDirs();
+});
+
+describe('status page /ui', () => {
+  it('signs in, shows the peer and its channel, and updates when the peer disconnects', async () => {
+    // kept after the run: the screenshots are the test's artifacts
+    const shots = mkdtempSync(join(tmpdir(), 'sy-ui-shots-'));
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(a.url)) foreign.push(r.url());
+    });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+
+    await page.goto(`${a.url}/ui`);
+    await page.locator('#login').waitFor({ state: 'visible' });
+    // a wrong token is refused with the gateway's message
+    await page.fill('#token', 'not-the-admin-token');
+    await page.click('#login-form button');
+    await expect.poll(() => page.textContent('#login-error')).toMatch(/invalid admin token/);
+    await page.fill('#token', ADMIN);
+    await page.click('#login-form button');
+
+    const peerRow = page.locator('#peers tr[data-peer="datacenter"]');
+    await peerRow.waitFor();
+    expect(await peerRow.getAttribute('data-state')).toBe('open');
+    await page.locator('#channels tr[data-channel="gpu-llama"][data-via="datacenter"]').waitFor();
+    await page.locator('#channels tr[data-channel="office-mock"][data-via="local"]').waitFor();
+    await page.locator('#mesh [data-peer-node="datacenter"][data-state="open"]').waitFor();
+    expect(await page.textContent('#mesh')).toContain('shares gpu-llama');
+    expect(await page.textContent('#models')).toMatch(/llama3\s*gpu-llama @ datacenter/);
+    expect(await page.textContent('#title')).toBe('office');
+    // traffic shows in the rate numbers and charts within a refresh or two
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(`${a.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: i % 2 ? 'llama3' : 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      expect(r.status).toBe(200);
+    }
+    await expect.poll(async () => Number(await page.textContent('#rps')), { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(await page.locator('#chart-req polyline').count()).toBe(1);
+    // the token lives in sessionStorage only
+    expect(await page.evaluate("sessionStorage.getItem('switchyard-admin-token')")).toBe(ADMIN);
+    expect(await page.evaluate('localStorage.length')).toBe(0);
+    const before = join(shots, 'status-page-connected.png');
+    await page.screenshot({ path: before, fullPage: true });
+    console.log(`status page screenshot (peer connected): ${before}`);
+
+    // the peer goes away: the page follows by itself (no reload)
+    await b.stop();
+    await expect.poll(async () => peerRow.getAttribute('data-state'), { timeout: 15_000 }).not.toBe('open');
+    await page.locator('#channels tr[data-channel="gpu-llama"]').waitFor({ state: 'detached', timeout: 15_000 });
+    await page.locator('#mesh [data-peer-node="datacenter"]:not([data-state="open"])').waitFor();
+    const after = join(shots, 'status-page-peer-down.png');
+    await page.screenshot({ path: after, fullPage: true });
+    console.log(`status page screenshot (peer down): ${after}`);
+
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it('the page itself carries no data and a strict CSP; the event stream needs the admin token', async () => {
+    const page = await fetch(`${a.url}/ui`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await page.text()).not.toContain('datacenter');
+    expect((await fetch(`${a.url}/ui/events`)).status).toBe(401);
+  });
+});
