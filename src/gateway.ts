@@ -14,12 +14,14 @@ import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
 import { createLogger, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
+import { secrets } from './util/redact.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { BridgeMesh } from './bridge/mesh.js';
 import { createAcp } from './http/acp/index.js';
 import { openStore, persistedGatewayId } from './sessions/open-store.js';
 import type { SessionStore } from './sessions/store.js';
+import { ModelTokens } from './util/model-tokens.js';
 import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
@@ -104,8 +106,24 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
+  // agents run with `llm` call this gateway back on its loopback address with a per-session token
+  const modelTokens = new ModelTokens((token) => secrets.register(token), (token) => secrets.forget(token));
+  let selfUrl = '';
   const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
-  const acp = createAcp({ config: cfg, baseDir: loaded.baseDir, router, store, gatewayId: id, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, mesh, onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status), traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent) });
+  const acp = createAcp({
+    config: cfg,
+    baseDir: loaded.baseDir,
+    router,
+    store,
+    gatewayId: id,
+    logger,
+    maxBodyBytes: cfg.gateway.maxBodyBytes,
+    mesh,
+    modelTokens,
+    modelApiUrl: () => selfUrl,
+    onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
+    traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
+  });
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
@@ -126,6 +144,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     port: cfg.gateway.port,
     tls,
     clientTokens: cfg.gateway.auth.tokens,
+    modelTokens,
     authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
     v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
     logger,
@@ -144,6 +163,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
+  const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
+  selfUrl = `${http.scheme}://${loopback}:${addr.port}`;
   mesh.start();
   logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
 

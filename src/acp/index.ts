@@ -8,8 +8,8 @@
  * (runtimes/openclaw/), whose availability is a cached connect probe. Peers' shared runtimes join the catalog
  * and run on the peer (peers.ts).
  */
+import path, { basename } from 'node:path';
 import { secrets } from '../util/redact.js';
-import { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
@@ -24,6 +24,9 @@ import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, 
 import { createChannelsRuntime } from './runtimes/channels.js';
 import { createAgentRuntime } from './runtimes/agent/runtime.js';
 import { probeAgent } from './runtimes/agent/probe.js';
+import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
+import { AgentProcessLimiter } from './runtimes/agent/limits.js';
+import type { ModelTokens } from '../util/model-tokens.js';
 import { OpenClawGateway } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
@@ -45,6 +48,10 @@ export interface AcpCoreDeps {
   /** the bridge: peers' shared runtimes join the catalog, sessions on peers are reached through it, and
    *  peers' calls for the runtimes we share are served (mesh.rpcHandler is set here) */
   mesh?: BridgeMesh;
+  /** per-session model-API tokens for agents run with `llm` (the HTTP server's model APIs accept them) */
+  modelTokens?: ModelTokens;
+  /** this gateway's base URL as an agent on this host reaches it; known once the server listens */
+  modelApiUrl?: () => string;
   /** metrics hook: each turn's end (TurnRunnerOptions.onTurnEnded) */
   onTurnEnded?: TurnRunnerOptions['onTurnEnded'];
   /** tracing hook: a span per turn (TurnRunnerOptions.traceTurn) */
@@ -72,6 +79,29 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const workspaceRoot = resolvePath(deps.baseDir, acp.workspaceRoot);
 
   const factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
+  const limiter = new AgentProcessLimiter(acp.maxAgentProcesses);
+  const homeRoot = resolvePath(deps.baseDir, acp.agentHomeRoot);
+  const llm: LlmContext | undefined =
+    deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
+  /** launch specs by agent id (preset defaults applied), rebuilt by `build` on a reload */
+  let specs = new Map<string, ReturnType<typeof resolveAgent>>();
+  /**
+   * The probe of an `llm` agent runs as a session would (same HOME layout, config files and switches, so it
+   * calls nowhere else either), in a folder per preset, with a token no API accepts: initialize needs no model.
+   */
+  const probeHomes = new Map<string, Promise<Record<string, string>>>();
+  const probeSpec = async (id: string) => {
+    const spec = specs.get(id)!;
+    const a = acp.agents.find((x) => x.id === id);
+    if (!a?.llm || !a.preset) return spec;
+    let wired = probeHomes.get(a.preset); // written once per preset: probes of one preset share the folder
+    if (!wired) {
+      const home = path.join(homeRoot, `.probe-${a.preset}`);
+      wired = wireHome(a.preset, home, { gatewayUrl: deps.modelApiUrl?.() || 'http://127.0.0.1:9', token: 'sy-probe-no-access', model: 'probe' });
+      probeHomes.set(a.preset, wired);
+    }
+    return { ...spec, env: { ...spec.env, ...(await wired), ...a.env } };
+  };
   const plugged = new Map<string, PluggedGatewayRuntime>(deps.gatewayRuntimes ?? []);
   /** built-in OpenClaw runtimes by id, with the config they were built from (a reload replaces changed ones) */
   const builtIn = new Map<string, string>();
@@ -81,8 +111,13 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const build = (): void => {
     factories.agent.clear();
     factories.gateway.clear();
+    specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
     for (const a of acp.agents) {
-      factories.agent.set(a.id, (ctx) => createAgentRuntime({ agent: a, workspaceRoot, log }, ctx));
+      const agent = specs.get(a.id)!;
+      factories.agent.set(a.id, (ctx) => {
+        if (a.llm && !llm) throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
+        return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
+      });
     }
     const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
     for (const [id, was] of builtIn) {
@@ -115,10 +150,11 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
-      const r = await probeAgent(a, 10_000, { cwd: deps.baseDir, log });
+      const spec = await probeSpec(a.id);
+      const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
       // (and never a secret the agent printed while failing: its diagnostics often name its provider key)
-      return r.ok ? { enabled: true } : { enabled: false, reason: secrets.scrubError(r.reason.split(a.command).join(basename(a.command)).split(deps.baseDir).join('.')) };
+      return r.ok ? { enabled: true } : { enabled: false, reason: secrets.scrubError(r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.')) };
     },
     async gateway(g): Promise<Availability> {
       const p = plugged.get(g.id);

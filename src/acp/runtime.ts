@@ -37,6 +37,8 @@ export interface TurnOutput {
   messages?: ChatMessage[];
   /** the model that actually answered, when the runtime knows it */
   model?: string;
+  /** with `RuntimeContext.bindModel`: the executor was bound to that model and it was read back */
+  modelBindingVerified?: boolean;
 }
 
 export interface Runtime {
@@ -69,6 +71,12 @@ export interface RuntimeContext {
   permissions?: PermissionRelay;
   /** overrides the agent's `permissions` setting (role-routed turns always ask the app) */
   permissionPolicy?: 'ask';
+  /**
+   * Role routing: the model the policy chose. A runtime that can bind its executor to a model does so and
+   * reports `modelBindingVerified` on each TurnOutput, or fails the turn with MODEL_NOT_ADVERTISED /
+   * MODEL_BINDING_UNVERIFIED (addendum 2026-10 §3).
+   */
+  bindModel?: string;
 }
 
 /** Creates the runtime session of one ACP session; may throw (e.g. provider not startable). */

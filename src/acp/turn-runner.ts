@@ -403,8 +403,8 @@ export class TurnRunner {
         target: live.target,
         workingDirectory: live.workingDirectory,
         permissions: (req, signal) => this.relayPermission(live, req, signal),
-        // role turns are never auto-approved (addendum §5)
-        ...(live.role ? { permissionPolicy: 'ask' as const } : {}),
+        // role turns are never auto-approved (addendum §5), and run on the model the policy chose (§3)
+        ...(live.role ? { permissionPolicy: 'ask' as const, bindModel: live.role.resolvedModelId } : {}),
       });
       const rt = live.runtime;
       const runtime = await rt.catch((err: unknown) => {
@@ -422,6 +422,7 @@ export class TurnRunner {
       );
       output = out.output;
       stopReason = out.stopReason;
+      if (live.role && out.modelBindingVerified !== undefined) live.role.modelBindingVerified = out.modelBindingVerified;
       if (abort.signal.aborted || stopReason === 'cancelled') {
         status = 'cancelled';
         stopReason = 'cancelled';
@@ -453,7 +454,8 @@ export class TurnRunner {
       await mutateSession(this.o.store, live.id, (s) => {
         if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start
         const next = updateTurn(s, turn.turnId, { status, output, messages, ...(errText ? { error: errText } : {}) });
-        return { ...next, metadata: { ...next.metadata, seq: Math.max(live.seq + 1, Number(s.metadata.seq) || 0) } };
+        // the role binding travels with the record: a verified model binding (§3) is read back after a restart too
+        return { ...next, metadata: { ...next.metadata, seq: Math.max(live.seq + 1, Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) } };
       });
     } catch (err) {
       this.o.logger.warn('acp turn result could not be stored', { sessionId: live.id, turnId: turn.turnId, error: String(err) });

@@ -100,7 +100,33 @@ export async function runDemo(): Promise<void> {
       if (chunk.usage) usage = chunk.usage;
     }
     say(`\n  ${chunks} chunks streamed; served by: ${via(response.headers)}; usage ${JSON.stringify(usage)}\n`);
-    say('\n✔ demo complete: A answered llama3 with B\'s channel over the bridge, streaming chunk by chunk.\n');
+
+    // What Claude Code sends: Anthropic's Messages API, translated once at A, served by B's channel.
+    say('\n▶ Anthropic Messages API on A (POST /v1/messages, streaming), model llama3 — translated at A, served by B:\n  ');
+    const msg = await fetch(`${a.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': env.DEMO_CLIENT_TOKEN, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'llama3', max_tokens: 256, stream: true, messages: [{ role: 'user', content: 'Hello in Anthropic format' }] }),
+    });
+    if (!msg.ok || !msg.body) throw new Error(`/v1/messages answered ${msg.status}: ${await msg.text()}`);
+    const events = new Map<string, number>();
+    let buffered = '';
+    for await (const bytes of msg.body) {
+      buffered += Buffer.from(bytes).toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n\n')) !== -1) {
+        const block = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 2);
+        const event = /^event: (.+)$/m.exec(block)?.[1];
+        const data = /^data: (.+)$/m.exec(block)?.[1];
+        if (!event || !data) continue;
+        events.set(event, (events.get(event) ?? 0) + 1);
+        const parsed = JSON.parse(data) as { delta?: { type?: string; text?: string } };
+        if (parsed.delta?.type === 'text_delta' && parsed.delta.text) say(parsed.delta.text);
+      }
+    }
+    say(`\n  events: ${[...events].map(([e, n]) => `${e}×${n}`).join(', ')}; served by: ${via(msg.headers)}\n`);
+    say('\n✔ demo complete: A answered llama3 with B\'s channel over the bridge, streaming chunk by chunk, in OpenAI and Anthropic format.\n');
   } finally {
     await Promise.all(procs.reverse().map((p) => p.stop()));
     rmSync(dir, { recursive: true, force: true });

@@ -66,14 +66,27 @@ export const channelSchema = z.strictObject({
   pricing: pricingSchema.optional(),
 });
 
-const agentSchema = z.strictObject({
-  id: name,
-  label: z.string().min(1),
-  command: z.string().min(1),
-  args: z.array(z.string()).default([]),
-  env: z.record(z.string(), z.string()).default({}),
-  permissions: z.enum(['allow', 'deny', 'ask']).default('ask'),
-});
+/** agents Switchyard knows how to launch and point at a model API (src/acp/runtimes/agent/presets.ts) */
+export const AGENT_PRESETS = ['codex', 'claude', 'gemini', 'opencode', 'hermes'] as const;
+
+const agentSchema = z
+  .strictObject({
+    id: name,
+    label: z.string().min(1),
+    /** launch defaults and model-API wiring of a known agent; `command` / `args` override its launch */
+    preset: z.enum(AGENT_PRESETS).optional(),
+    command: z.string().min(1).optional(),
+    args: z.array(z.string()).optional(),
+    /** added to the agent's minimal environment (PATH, HOME, locale); the gateway's own environment is not passed */
+    env: z.record(z.string(), z.string()).default({}),
+    /** run the agent on this gateway's model API, every request pinned to `model` (needs `preset`) */
+    llm: z.strictObject({ model: z.string().min(1) }).optional(),
+    permissions: z.enum(['allow', 'deny', 'ask']).default('ask'),
+  })
+  .superRefine((a, ctx) => {
+    if (!a.command && !a.preset) ctx.addIssue({ code: 'custom', path: ['command'], message: 'required unless `preset` is set' });
+    if (a.llm && !a.preset) ctx.addIssue({ code: 'custom', path: ['llm'], message: 'needs `preset`: the gateway must know how to point the agent at a model API' });
+  });
 
 const gatewayProviderSchema = z.discriminatedUnion('kind', [
   z.strictObject({ id: name, label: z.string().min(1), kind: z.literal('channels'), model: z.string().min(1) }),
@@ -246,6 +259,12 @@ export const configSchema = z.strictObject({
       /** a permission prompt the app does not answer resolves as cancelled after this long */
       permissionTimeoutMs: z.number().int().min(100).default(600_000),
       agents: z.array(agentSchema).default([]),
+      /** live agent processes at most (all sessions together); past it an idle one that can be reloaded is stopped, else session starts are refused */
+      maxAgentProcesses: z.number().int().min(1).default(16),
+      /** an agent process idle this long is stopped (its session stays; the next turn starts a new process); 0 = never */
+      agentIdleTimeoutMs: ms(10 * 60_000),
+      /** private folders of agents run with `llm` (generated config, the agent's HOME), one per session, removed at close */
+      agentHomeRoot: z.string().min(1).default('./agent-homes'),
       gateways: z.array(gatewayProviderSchema).default([]),
     })
     .prefault({}),
@@ -268,5 +287,7 @@ export type RolePolicyConfig = z.infer<typeof rolePolicySchema>;
 export type ChannelConfig = z.infer<typeof channelSchema>;
 export type OutboundBridgeConfig = z.infer<typeof outboundBridgeSchema>;
 export type BridgeLimits = z.infer<typeof bridgeLimitsSchema>;
+export type AgentConfig = z.infer<typeof agentSchema>;
+export type AgentPresetName = (typeof AGENT_PRESETS)[number];
 export type RateLimits = z.infer<typeof rateLimitsSchema>;
 export type PricingConfig = z.infer<typeof pricingSchema>;

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
+import type { ModelTokens } from '../util/model-tokens.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { BodyBudget, attachBodyPolicy } from './body.js';
@@ -39,6 +40,8 @@ export interface HttpServerOptions {
   /** Anthropic Messages, OpenAI Responses, Gemini: checked before /v1/*, each with its own error format */
   apis?: ApiSurface[];
   upgrades?: Record<string, UpgradeHandler>;
+  /** per-session agent tokens: accepted by the model APIs only, each pinned to its session's model */
+  modelTokens?: ModelTokens;
   /** per-request metrics and server spans (src/obs); called once per request before dispatch */
   observer?: { begin(req: IncomingMessage, res: ServerResponse, path: string): void } | undefined;
   /** extra readiness checks for /readyz */
@@ -177,6 +180,9 @@ export class HttpServer {
 
   /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
   private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+    // an agent's per-session token (util/model-tokens.ts): the model APIs accept it and pin the request's model
+    const grant = this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey));
+    if (grant) return Promise.resolve({ kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId });
     if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
     if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');

@@ -29,7 +29,11 @@ import { createKeySchema, hashSecret, hintOf, KEY_SECRET_PREFIX, keySummary, mod
 import type { KeyStore } from './store.js';
 import { makePeerGate, type PeerGate } from './peer-gate.js';
 
-export type Principal = { kind: 'open' } | { kind: 'token' } | { kind: 'key'; key: VirtualKey };
+/**
+ * Who a request is: an open gateway, a static token, a virtual key, or an ACP agent's per-session model token
+ * (its model traffic is recorded as `agent:<agentId>`, so `usage --by key` shows what each agent consumed).
+ */
+export type Principal = { kind: 'open' } | { kind: 'token' } | { kind: 'key'; key: VirtualKey } | { kind: 'agent'; agentId: string; sessionId: string };
 
 export interface Finish {
   /** the public model name the client asked for */
@@ -119,6 +123,7 @@ export class KeyService {
   }
 
   async admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Promise<Ticket> {
+    if (p.kind === 'agent') return new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined);
     if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
     const k = p.key;
     if (!modelAllowed(k, model)) {

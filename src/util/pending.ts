@@ -80,6 +80,11 @@ export class PendingTable<T extends Settleable> {
     return [...this.slots.values()].map((s) => s.entry)[Symbol.iterator]();
   }
 
+  /** Fails every entry now with `err`; the table stays open for later requests. */
+  failAll(err: Error): void {
+    for (const id of [...this.slots.keys()]) this.take(id)?.fail(err);
+  }
+
   /** Fails every entry with `err`; later `add`s fail at once. Idempotent. */
   close(err: Error): void {
     if (this.closedWith) return;

@@ -50,6 +50,16 @@ export class SecretScrubber {
     }
   }
 
+  /**
+   * Removes a secret registered at run time that has stopped being one (a revoked per-session agent token,
+   * useless from then on), so the registry does not grow with every session a gateway ever ran.
+   */
+  forget(secret: string): void {
+    for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) {
+      if (this.known.delete(form)) this.dirty = true;
+    }
+  }
+
   /** Registers the credentials a URL carries: userinfo (user and password) and token-like query values. */
   registerUrl(url: string | undefined): void {
     if (!url) return;

@@ -67,6 +67,9 @@ export type ErrorCode =
   | 'PERMISSION_SESSION_MISMATCH'
   | 'PERMISSION_OPTION_NOT_OFFERED'
   | 'PERMISSION_ALREADY_DECIDED'
+  // role routing: binding an agent to the chosen model (addendum 2026-10 §3)
+  | 'MODEL_NOT_ADVERTISED'
+  | 'MODEL_BINDING_UNVERIFIED'
   // upstream connections (OpenClaw gateway)
   | 'UPSTREAM_AUTH_FAILED'
   | 'UPSTREAM_UNREACHABLE'
@@ -162,6 +165,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   PERMISSION_SESSION_MISMATCH: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   PERMISSION_OPTION_NOT_OFFERED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   PERMISSION_ALREADY_DECIDED: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  MODEL_NOT_ADVERTISED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
+  MODEL_BINDING_UNVERIFIED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   UPSTREAM_AUTH_FAILED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   UPSTREAM_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_CONNECTION_LOST: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },

@@ -170,12 +170,15 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
     expect((await s.prompt('after')).text).toBe('echo: after');
   });
 
-  it('a crash mid-turn fails the turn with the exit code and stderr; a new session still works', async () => {
-    const s = await started();
+  it('a crash mid-turn fails the turn with the exit code (its stderr only in the log); a new session still works', async () => {
+    const lines: string[] = [];
+    const s = await started(undefined, { log: createLogger({}, (l) => lines.push(l)) });
     const err = (await s.prompt('crash').catch((e: unknown) => e)) as GatewayError;
     expect(err).toBeInstanceOf(GatewayError);
     expect(err.code).toBe('UPSTREAM_ERROR');
-    expect(err.message).toBe('agent "fake" exited with code 3 unexpectedly; stderr: fake agent: simulated crash');
+    // the client gets the exit, never the agent's stderr (issue 10: it may print secrets); the log keeps it
+    expect(err.message).toBe('agent "fake" exited with code 3 unexpectedly (its stderr is in the gateway log)');
+    expect(lines.some((l) => l.includes('agent process exited') && l.includes('fake agent: simulated crash'))).toBe(true);
     expect(s.status).toBe('closed');
     await expect(s.prompt('again')).rejects.toThrow('exited with code 3');
     const next = await started();
@@ -280,7 +283,10 @@ describe('probeAgent', () => {
     expect(chatty).toMatchObject({ ok: false, reason: expect.stringMatching(/did not answer ACP initialize: .*non-JSON-RPC output.*Hello! I am not/) });
     const quiet = await probeAgent(fake({ args: ['-e', 'setInterval(() => {}, 1000)'] }), 300, { log: silent });
     expect(quiet).toEqual({ ok: false, reason: 'agent "fake" did not answer ACP initialize: agent "fake" did not answer initialize within 300 ms' });
-    const quits = await probeAgent(fake({ args: ['-e', 'console.error("bad flag"); process.exit(2)'] }), 2_000, { log: silent });
-    expect(quits).toMatchObject({ ok: false, reason: 'agent "fake" exited with code 2 before answering initialize: bad flag' });
+    const lines: string[] = [];
+    const quits = await probeAgent(fake({ args: ['-e', 'console.error("bad flag"); process.exit(2)'] }), 2_000, { log: createLogger({}, (l) => lines.push(l)) });
+    // the reason is shown to clients: the exit, not the stderr (which goes to the log)
+    expect(quits).toMatchObject({ ok: false, reason: 'agent "fake" exited with code 2 before answering initialize (its stderr is in the gateway log)' });
+    expect(lines.some((l) => l.includes('agent probe failed') && l.includes('bad flag'))).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * End to end with a REAL agent: `opencode acp` (npm `opencode-ai`, pinned in ./opencode-setup.ts and installed
+ * End to end with a REAL agent: `opencode acp` (npm `opencode-ai`, pinned in ./agents-setup.ts and installed
  * into a cache folder outside the repo) is started by a real gateway process through `/acp/rpc`, and uses that
  * same gateway's `/v1` (a mock channel serving `mock-1`) as its only model provider.
  *
@@ -20,7 +20,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort, processAlive } from '../helpers/env.js';
-import { ensureOpencode, isolatedHomeEnv, type OpencodeInstall } from './opencode-setup.js';
+import { ensureAgent, isolatedHomeEnv, type AgentInstall } from './agents-setup.js';
 
 const ACP_TOKEN = 'acp-e2e-opencode-token';
 const V1_TOKEN = 'v1-e2e-opencode-token';
@@ -34,7 +34,7 @@ type Gw = Awaited<ReturnType<typeof startProcess>>;
 const REAL_HOME_DIRS = ['.config/opencode', '.local/share/opencode', '.cache/opencode', '.local/state/opencode'].map((p) => path.join(homedir(), p));
 const absentBefore = REAL_HOME_DIRS.filter((p) => !existsSync(p));
 
-let oc: OpencodeInstall;
+let oc: AgentInstall;
 let gw: Gw | undefined;
 let agentHome: string;
 const timings: Record<string, number> = {};
@@ -204,7 +204,7 @@ let setupError: unknown;
 beforeAll(async () => {
   try {
     // Install (or reuse) the pinned opencode; throws if it cannot be installed or does not run.
-    oc = await ensureOpencode({ timeoutMs: 5 * 60_000 });
+    oc = await ensureAgent('opencode', { timeoutMs: 5 * 60_000 });
     timings.setupMs = oc.ms;
     agentHome = path.join(realpathSync(tmpDir('sy-opencode-home-')), 'home');
     mkdirSync(agentHome, { recursive: true });

@@ -15,8 +15,23 @@
 //   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
 //   env <NAME>             replies with process.env[NAME]
 //   cwd                    replies with the session cwd and process.cwd()
-// Env: FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required.
+//   printenv               replies with its whole environment as JSON
+//   envfile <NAME>         writes process.env[NAME] to <session cwd>/.env-<NAME> (for values the gateway scrubs
+//                          from replies, e.g. its per-session token) and replies "written"
+//   home-mode              replies with the octal mode of $HOME
+//   leak                   prints its whole environment on stderr, then exits with code 3
+//   history                replies "history: <earlier prompts of this session, joined by |>"
+//   llm <text>             calls $OPENAI_BASE_URL/chat/completions with $OPENAI_API_KEY (as Hermes does), asking for
+//                          model "fake-agent-own-model"; replies "llm <status> <model>: <content or error message>"
+//   llm-config             replies with $HERMES_HOME/config.yaml
+//   model                  replies "model: <the session's current model option value>"
+// Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
+// first current; session/set_config_option sets it), FAKE_ACP_MODEL_STICKY=1 (set_config_option answers but
+// keeps the old value), FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
+// FAKE_ACP_LOAD=1 (announce loadSession; sessions are kept in <cwd>/.fake-acp-sessions.json, so a new process
+// can session/load what an earlier one stored, and replays the earlier prompts as user_message_chunk updates).
 import { spawn } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const MODE = process.env.FAKE_ACP_MODE ?? '';
@@ -24,6 +39,24 @@ let nextId = 1;
 const waiting = new Map(); // our outgoing request id → resolve
 const sessions = new Map(); // sessionId → { cwd, cancelled }
 let buf = '';
+const LOAD = process.env.FAKE_ACP_LOAD === '1';
+const MODELS = (process.env.FAKE_ACP_MODELS ?? '').split(',').filter(Boolean);
+const configOptions = (s) =>
+  MODELS.length === 0 ? undefined : [{ id: 'model', name: 'Model', category: 'model', type: 'select', currentValue: s.model, options: MODELS.map((m) => ({ value: m, name: m })) }];
+const stateFile = (cwd) => path.join(cwd, '.fake-acp-sessions.json');
+const readState = (cwd) => {
+  try {
+    return JSON.parse(readFileSync(stateFile(cwd), 'utf8'));
+  } catch {
+    return {};
+  }
+};
+const saveSession = (sessionId, s) => {
+  if (!LOAD) return;
+  const all = readState(s.cwd);
+  all[sessionId] = { prompts: s.prompts };
+  writeFileSync(stateFile(s.cwd), JSON.stringify(all));
+};
 
 const send = (msg) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...msg }) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -72,16 +105,32 @@ async function answer(method, params) {
       if (MODE === 'silent') return new Promise(() => {});
       return {
         protocolVersion: Number(process.env.FAKE_ACP_PROTOCOL ?? 1),
-        agentCapabilities: { loadSession: false, promptCapabilities: { image: false, audio: false, embeddedContext: false } },
+        agentCapabilities: { loadSession: LOAD, promptCapabilities: { image: false, audio: false, embeddedContext: false } },
         authMethods: [],
         agentInfo: { name: 'fake-acp-agent', title: 'Fake ACP Agent', version: '1.0.0' },
         clientSeen: { protocolVersion: params.protocolVersion, clientCapabilities: params.clientCapabilities, clientInfo: params.clientInfo },
       };
     case 'session/new': {
       if (MODE === 'auth-required') throw Object.assign(new Error('Authentication required'), { code: -32000 });
-      const sessionId = `fake-session-${sessions.size + 1}`;
-      sessions.set(sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers });
-      return { sessionId };
+      const sessionId = LOAD ? `fake-session-${process.pid}-${sessions.size + 1}` : `fake-session-${sessions.size + 1}`;
+      sessions.set(sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers, prompts: [], model: MODELS[0] });
+      saveSession(sessionId, sessions.get(sessionId));
+      return { sessionId, ...(MODELS.length ? { configOptions: configOptions(sessions.get(sessionId)) } : {}) };
+    }
+    case 'session/set_config_option': {
+      const s = sessions.get(params.sessionId);
+      if (!s) throw Object.assign(new Error('unknown session'), { code: -32602 });
+      if (params.configId !== 'model' || !MODELS.includes(params.value)) throw Object.assign(new Error(`invalid value for ${params.configId}`), { code: -32602 });
+      if (process.env.FAKE_ACP_MODEL_STICKY !== '1') s.model = params.value;
+      return { configOptions: configOptions(s) };
+    }
+    case 'session/load': {
+      if (!LOAD) throw Object.assign(new Error('method not found: session/load'), { code: -32601 });
+      const saved = readState(params.cwd)[params.sessionId];
+      if (!saved) throw Object.assign(new Error(`Session not found: ${params.sessionId}`), { code: -32002 });
+      sessions.set(params.sessionId, { cwd: params.cwd, cancelled: false, mcpServers: params.mcpServers, prompts: saved.prompts });
+      for (const p of saved.prompts) update(params.sessionId, { sessionUpdate: 'user_message_chunk', content: { type: 'text', text: p } });
+      return {};
     }
     case 'session/prompt':
       return turn(params.sessionId, params.prompt.map((b) => (b.type === 'text' ? b.text : '')).join(''));
@@ -94,6 +143,9 @@ async function turn(sessionId, text) {
   const s = sessions.get(sessionId);
   if (!s) throw Object.assign(new Error('unknown session'), { code: -32602 });
   s.cancelled = false;
+  const earlier = s.prompts.slice();
+  s.prompts.push(text);
+  saveSession(sessionId, s);
   const [word = '', ...rest] = text.trim().split(/\s+/);
   const abs = (p) => (path.isAbsolute(p) ? p : path.join(s.cwd, p));
   const reply = (t) => {
@@ -172,6 +224,40 @@ async function turn(sessionId, text) {
       return reply(`env ${rest[0]}=${process.env[rest[0]] ?? ''}`);
     case 'cwd':
       return reply(`cwd ${s.cwd} ${process.cwd()}`);
+    case 'printenv':
+      return reply(JSON.stringify(process.env));
+    case 'envfile':
+      writeFileSync(path.join(s.cwd, `.env-${rest[0]}`), process.env[rest[0]] ?? '');
+      return reply('written');
+    case 'home-mode':
+      return reply(`home-mode ${(statSync(process.env.HOME ?? '/').mode & 0o777).toString(8)}`);
+    case 'leak':
+      process.stderr.write(`fake agent environment: ${JSON.stringify(process.env)}\n`);
+      setTimeout(() => process.exit(3), 20);
+      return new Promise(() => {});
+    case 'model':
+      return reply(`model: ${s.model ?? 'none'}`);
+    case 'history':
+      return reply(`history: ${earlier.join('|')}`);
+    case 'llm': {
+      try {
+        const res = await fetch(`${process.env.OPENAI_BASE_URL}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.OPENAI_API_KEY}` },
+          body: JSON.stringify({ model: 'fake-agent-own-model', messages: [{ role: 'user', content: rest.join(' ') }] }),
+        });
+        const body = await res.json();
+        return reply(`llm ${res.status} ${body.model ?? '-'}: ${body.choices?.[0]?.message?.content ?? body.error?.message}`);
+      } catch (err) {
+        return reply(`llm failed: ${err.message}`);
+      }
+    }
+    case 'llm-config':
+      try {
+        return reply(readFileSync(path.join(process.env.HERMES_HOME ?? '', 'config.yaml'), 'utf8'));
+      } catch (err) {
+        return reply(`llm-config failed: ${err.message}`);
+      }
   }
   const words = `echo: ${text}`.split(/(?<= )/);
   for (const w of words) {

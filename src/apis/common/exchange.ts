@@ -11,6 +11,7 @@ import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { StreamChunk } from '../../providers/provider.js';
 import type { Logger } from '../../util/log.js';
+import { pinnedModel } from '../../util/model-tokens.js';
 import type { KeyService, Principal } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
 
@@ -56,6 +57,9 @@ export async function routeChat(
   principal: Principal,
   format: HeaderFormat,
 ): Promise<Exchange> {
+  // an agent's per-session token runs every request on its session's model (util/model-tokens.ts)
+  const pin = pinnedModel(req);
+  if (pin) chat.model = pin;
   const ticket = await ctx.keys?.admit(principal, chat.model, format);
   const ac = new AbortController();
   let timedOut = false;

@@ -17,6 +17,7 @@ import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiConte
 import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
+import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 
 const PREFIX = '/v1beta/models';
@@ -44,7 +45,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
         return;
       }
       if (req.method !== 'POST') throw notAllowed(req, 'POST');
-      const model = rest.slice(0, colon);
+      const model = pinnedModel(req) ?? rest.slice(0, colon);
       const buf = await readBody(req, ctx.maxBodyBytes);
       const body = parseJsonBody(buf);
       if (method === 'countTokens') return countTokens(ctx, res, model, body, buf.length, requestId);

@@ -17,6 +17,7 @@ import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiConte
 import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
+import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 
 /** A local channel's provider and model map, for calls that bypass chat routing (count_tokens). */
@@ -95,7 +96,7 @@ async function countTokens(ctx: MessagesContext, req: IncomingMessage, res: Serv
   if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
   if (typeof body.model !== 'string' || !body.model) throw new GatewayError('INVALID_REQUEST', 'model: required, a non-empty string', { param: 'model' });
   if (!Array.isArray(body.messages)) throw new GatewayError('INVALID_REQUEST', 'messages: required, an array', { param: 'messages' });
-  const model = body.model;
+  const model = pinnedModel(req) ?? body.model;
   const candidates = ctx.router.all().filter((c) => c.models.includes(model));
   if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
   for (const c of candidates) {

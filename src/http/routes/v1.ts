@@ -6,6 +6,7 @@ import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import type { Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
+import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
@@ -57,6 +58,8 @@ function requestAbort(res: ServerResponse, timeoutMs: number) {
 
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
   const body = validateChat(await readJson(req, ctx.maxBodyBytes));
+  const pin = pinnedModel(req);
+  if (pin) body.model = pin;
   const ticket = await ctx.keys?.admit(principal, body.model);
   const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
   const abort = requestAbort(res, ctx.timeoutMs);
@@ -135,6 +138,8 @@ async function pipeStream(
 
 export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
   const body = validateEmbeddings(await readJson(req, ctx.maxBodyBytes));
+  const pin = pinnedModel(req);
+  if (pin) body.model = pin;
   const ticket = await ctx.keys?.admit(principal, body.model);
   const abort = requestAbort(res, ctx.timeoutMs);
   try {

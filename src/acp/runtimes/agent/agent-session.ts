@@ -11,8 +11,11 @@ import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
+import { minimalEnv } from './env.js';
+import type { AgentProcessLimiter, LimitedSession } from './limits.js';
 import type { PermissionRelay } from '../../runtime.js';
 import { VERSION } from '../../../version.js';
+import { bindModel, readConfigOptions, type ConfigOption } from './model-binding.js';
 
 export const ACP_PROTOCOL_VERSION = 1;
 export const CLIENT_VERSION: string = VERSION;
@@ -87,6 +90,10 @@ export interface AgentSessionOptions {
   cancelGraceMs?: number;
   /** close after this long without a turn; 0 = never */
   idleTimeoutMs?: number;
+  /** the gateway's cap on live agent processes: a slot is taken before the spawn, given back at close */
+  limiter?: AgentProcessLimiter;
+  /** the ACP sessionId an earlier process of this session had: `session/load` it if the agent can */
+  resumeSessionId?: string;
   stopGraceMs?: number;
   /** called once when the session ends, with why: closed | idle | exited | timeout | start-failed */
   onClose?: (reason: string) => void;
@@ -96,7 +103,7 @@ export interface AgentSessionOptions {
 type State = 'new' | 'starting' | 'ready' | 'busy' | 'closed';
 interface Turn { onUpdate: ((u: SessionUpdate) => void) | undefined; text: string; cancelled: boolean }
 
-export class AgentSession {
+export class AgentSession implements LimitedSession {
   private state: State = 'new';
   private proc: AgentProcess | undefined;
   private peer: JsonRpcStdioPeer | undefined;
@@ -108,8 +115,17 @@ export class AgentSession {
   private readonly name: string;
   private readonly log: Logger;
   acpSessionId = '';
+  /** the session config options the agent announced (session/new, session/load, set_config_option) */
+  private configOptions: ConfigOption[] = [];
+  /** the model this session is bound to (role routing), once the agent read it back */
+  private boundModel: string | undefined;
   cwd = '';
   agentInfo: AgentInfo | undefined;
+  /** the agent announced `loadSession` in initialize */
+  reloadable = false;
+  /** the session was restored with `session/load` rather than created */
+  loaded = false;
+  lastUsed = Date.now();
 
   constructor(private readonly opts: AgentSessionOptions) {
     this.name = agentName(opts.agent);
@@ -118,6 +134,10 @@ export class AgentSession {
 
   get status(): State {
     return this.state;
+  }
+
+  get idle(): boolean {
+    return this.state === 'ready';
   }
 
   /** The agent's pid (the process-group id of everything it starts), once started. */
@@ -132,7 +152,13 @@ export class AgentSession {
     const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
     try {
       this.cwd = await resolveSessionFolder(this.opts.workspaceRoot, this.opts.workingDirectory, this.opts.sessionName);
-      const proc = (this.proc = new AgentProcess({ command: agent.command, args: agent.args ?? [], env: agent.env ?? {}, cwd: this.cwd, stopGraceMs: this.opts.stopGraceMs ?? 2_000 }));
+      await this.opts.limiter?.acquire(this, this.name);
+      if (this.state !== 'starting') {
+        this.opts.limiter?.release(this); // close() ran while we waited for the slot: it could not give it back
+        throw new GatewayError('CANCELLED', `${this.name} session was closed while starting`);
+      }
+      const env = { ...minimalEnv(), ...agent.env };
+      const proc = (this.proc = new AgentProcess({ command: agent.command, args: agent.args ?? [], env, cwd: this.cwd, stopGraceMs: this.opts.stopGraceMs ?? 2_000 }));
       track(this);
       void proc.exited.then((info) => this.onExit(info));
       await proc.spawned.catch((err: NodeJS.ErrnoException) => {
@@ -140,7 +166,7 @@ export class AgentSession {
       });
       const peer = (this.peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name: this.name, log: this.log }));
       this.client = createClientHandlers({
-        agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask',
+        agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask', env,
         turnCancelled: () => this.turn?.cancelled === true,
         ...(this.opts.relayPermission ? { relayPermission: this.opts.relayPermission } : {}),
         ...(this.opts.askPermission ? { askPermission: this.opts.askPermission } : {}),
@@ -151,18 +177,52 @@ export class AgentSession {
 
       const init = await initializeAgent(peer, this.name, timeoutMs);
       this.agentInfo = init.agentInfo;
-      const res = await peer.request<{ sessionId?: unknown }>('session/new', { cwd: this.cwd, mcpServers: [] }, { timeoutMs });
-      if (typeof res?.sessionId !== 'string' || res.sessionId === '') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
-      this.acpSessionId = res.sessionId;
+      this.reloadable = init.agentCapabilities?.loadSession === true;
+      const resume = this.opts.resumeSessionId;
+      if (resume && this.reloadable) {
+        // the conversation an earlier process of this session kept (its updates replay outside any turn: ignored)
+        try {
+          const loaded = await peer.request('session/load', { sessionId: resume, cwd: this.cwd, mcpServers: [] }, { timeoutMs });
+          this.configOptions = readConfigOptions(loaded);
+          this.acpSessionId = resume;
+          this.loaded = true;
+        } catch (err) {
+          if (peer.closed) throw err;
+          this.log.warn('session/load failed; starting a new agent session', { error: String(err), ...(err instanceof RpcError && err.data !== undefined ? { data: err.data } : {}) });
+        }
+      }
+      if (!this.loaded) {
+        const res = await peer.request<{ sessionId?: unknown }>('session/new', { cwd: this.cwd, mcpServers: [] }, { timeoutMs });
+        if (typeof res?.sessionId !== 'string' || res.sessionId === '') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
+        this.acpSessionId = res.sessionId;
+        this.configOptions = readConfigOptions(res);
+      }
       this.state = 'ready';
+      this.lastUsed = Date.now();
       this.armIdle();
-      this.log.info('agent session started', { pid: proc.pid, agentInfo: init.agentInfo });
+      this.log.info('agent session started', { pid: proc.pid, agentInfo: init.agentInfo, loaded: this.loaded });
       return { acpSessionId: this.acpSessionId, cwd: this.cwd, ...(init.agentInfo ? { agentInfo: init.agentInfo } : {}) };
     } catch (err) {
       const e = await this.settleError(err, 'while starting');
       await this.close('start-failed');
       throw e;
     }
+  }
+
+  /**
+   * Binds the session to `model` through the agent's model config option (model-binding.ts): resolves once the
+   * agent reads it back; throws MODEL_NOT_ADVERTISED / MODEL_BINDING_UNVERIFIED otherwise. Idempotent.
+   */
+  async bindModel(model: string): Promise<void> {
+    if (this.boundModel === model) return;
+    const peer = this.peer;
+    if (this.state !== 'ready' || !peer) throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is not ready`);
+    await bindModel(this.name, this.configOptions, model, async (configId, value) => {
+      const res = await peer.request('session/set_config_option', { sessionId: this.acpSessionId, configId, value }, { timeoutMs: this.opts.startTimeoutMs ?? 30_000 });
+      this.configOptions = readConfigOptions(res);
+      return res;
+    });
+    this.boundModel = model;
   }
 
   /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */
@@ -195,6 +255,7 @@ export class AgentSession {
       throw e;
     } finally {
       this.turn = undefined;
+      this.lastUsed = Date.now();
       if (this.state === 'busy') {
         this.state = 'ready';
         this.armIdle();
@@ -226,6 +287,7 @@ export class AgentSession {
       this.peer?.close(this.exitError ?? new GatewayError('CANCELLED', `${this.name} session was closed${reason === 'closed' ? '' : ` (${reason})`}`));
       this.client?.dispose();
       await this.proc?.stop();
+      this.opts.limiter?.release(this);
       live.delete(this);
       this.log.info('agent session closed', { reason });
       try {
@@ -259,11 +321,12 @@ export class AgentSession {
 
   private onExit(info: ExitInfo): void {
     if (this.closing || info.error) return;
-    const stderr = this.proc?.stderr(500);
-    this.exitError = new GatewayError('UPSTREAM_ERROR', `${this.name} ${describeExit(info)} unexpectedly${stderr ? `; stderr: ${stderr}` : ''}`, {
+    // the agent's stderr stays in the log (scrubbed there): it may hold secrets and paths; the client gets the exit
+    const stderr = this.proc?.stderr(2_000);
+    this.exitError = new GatewayError('UPSTREAM_ERROR', `${this.name} ${describeExit(info)} unexpectedly (its stderr is in the gateway log)`, {
       details: { agentId: this.opts.agent.id, exitCode: info.code, signal: info.signal },
     });
-    this.log.warn('agent process exited', { code: info.code, signal: info.signal });
+    this.log.warn('agent process exited', { code: info.code, signal: info.signal, ...(stderr ? { stderr } : {}) });
     void this.close('exited'); // also reaps anything left in its process group
   }
 

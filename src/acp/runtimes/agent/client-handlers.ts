@@ -8,6 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
 import { RpcError, type RequestHandler } from './jsonrpc-stdio.js';
+import { minimalEnv } from './env.js';
 import { killGroup } from './process.js';
 import type { PermissionRelay } from '../../runtime.js';
 import { resolveInside } from './workspace.js';
@@ -26,6 +27,8 @@ export interface ClientHandlerOptions {
   /** real path of the session folder: the confinement root */
   workspace: string;
   permissions: PermissionPolicy;
+  /** the agent's own environment: terminals start with it (plus the request's `env`), never the gateway's */
+  env?: Record<string, string>;
   /** `permissions: "ask"`: the app is asked through the relay (permissions.ts) first; the local hook only without one */
   relayPermission?: PermissionRelay;
   askPermission?: AskPermission;
@@ -187,7 +190,7 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
         if (typeof e?.name === 'string' && typeof e.value === 'string') env[e.name] = e.value;
       }
       const limit = Math.min(optInt(p, 'outputByteLimit') ?? maxOut, maxOut);
-      const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(command, args, { cwd, env: { ...(opts.env ?? minimalEnv()), ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', (err) => reject(new RpcError(-32603, `could not start "${command}": ${(err as NodeJS.ErrnoException).code ?? err.message}`)));

@@ -10,6 +10,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
+import { PendingTable } from '../../../util/pending.js';
 
 export type JsonRpcId = number | string;
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
@@ -118,13 +119,13 @@ export interface JsonRpcStdioPeerOptions {
 interface Pending {
   method: string;
   resolve(v: unknown): void;
-  reject(e: Error): void;
-  cleanup(): void;
+  fail(e: Error): void;
 }
 
 export class JsonRpcStdioPeer {
   private nextId = 1;
-  private readonly pending = new Map<JsonRpcId, Pending>();
+  /** our requests, by String(id) (util/pending.ts: settled exactly once, by answer, timeout, abort or close) */
+  private readonly pending = new PendingTable<Pending>();
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly notificationHandlers = new Map<string, NotificationHandler>();
   private readonly incoming = new Map<JsonRpcId, AbortController>();
@@ -167,16 +168,16 @@ export class JsonRpcStdioPeer {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs ?? 0;
-      const timer = timeoutMs > 0
-        ? setTimeout(() => this.abandon(id, new GatewayError('UPSTREAM_TIMEOUT', `${this.opts.name} did not answer ${method} within ${timeoutMs} ms`)), timeoutMs)
-        : undefined;
       const onAbort = (): void => this.abandon(id, new GatewayError('CANCELLED', `${method} to ${this.opts.name} was cancelled`));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-      };
-      this.pending.set(id, { method, resolve, reject, cleanup });
+      this.pending.add(String(id), { method, resolve, fail: reject }, {
+        timeoutMs,
+        timeoutError: () => {
+          this.notify('$/cancel_request', { id }); // we give up on it: tell the agent
+          return new GatewayError('UPSTREAM_TIMEOUT', `${this.opts.name} did not answer ${method} within ${timeoutMs} ms`);
+        },
+        cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
+      });
       this.send({ jsonrpc: '2.0', id, method, params });
     });
   }
@@ -191,26 +192,15 @@ export class JsonRpcStdioPeer {
     this.closeError = reason;
     for (const ac of this.incoming.values()) ac.abort();
     this.incoming.clear();
-    this.failPending(reason);
-  }
-
-  private failPending(reason: Error): void {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) {
-      p.cleanup();
-      p.reject(reason);
-    }
+    this.pending.close(reason);
   }
 
   /** Our side gives up on a request: tell the agent (`$/cancel_request`) and reject locally. */
   private abandon(id: JsonRpcId, err: Error): void {
-    const p = this.pending.get(id);
+    const p = this.pending.take(String(id));
     if (!p) return;
-    this.pending.delete(id);
-    p.cleanup();
     this.notify('$/cancel_request', { id });
-    p.reject(err);
+    p.fail(err);
   }
 
   private send(msg: object): void {
@@ -226,7 +216,7 @@ export class JsonRpcStdioPeer {
     const sample = line.length > GARBAGE_SAMPLE_CHARS ? line.slice(0, GARBAGE_SAMPLE_CHARS) + '…' : line;
     this.log.warn('non-JSON-RPC output on stdout', { reason, sample, count: this.garbageLines });
     const detail = sample ? `${reason}: ${JSON.stringify(sample)}` : reason;
-    this.failPending(new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.opts.name} wrote non-JSON-RPC output on stdout (${detail})`, {
+    this.pending.failAll(new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.opts.name} wrote non-JSON-RPC output on stdout (${detail})`, {
       details: { garbageLines: this.garbageLines },
     }));
   }
@@ -237,11 +227,9 @@ export class JsonRpcStdioPeer {
       case 'garbage':
         return this.garbage(msg.reason, line);
       case 'response': {
-        const p = this.pending.get(msg.id);
+        const p = this.pending.take(String(msg.id));
         if (!p) return this.log.debug('response for an unknown or abandoned id', { id: msg.id });
-        this.pending.delete(msg.id);
-        p.cleanup();
-        if (msg.error) p.reject(new RpcError(msg.error.code, msg.error.message, msg.error.data));
+        if (msg.error) p.fail(new RpcError(msg.error.code, msg.error.message, msg.error.data));
         else p.resolve(msg.result);
         return;
       }

@@ -1,7 +1,9 @@
 /**
  * Availability probe for `acp.capabilities`: is the command there, and does it answer ACP `initialize`?
  * The probe process is stopped right after. Results are cached per launch spec for `cacheTtlMs` (concurrent
- * probes of the same spec share one run), so listing capabilities never spawns a process per request.
+ * probes of the same spec share one run), so listing capabilities never spawns a process per request. At most
+ * MAX_CONCURRENT_PROBES probe processes run at once (a catalog of heavy agents would otherwise start them all
+ * together and each would miss its initialize deadline); the deadline counts from a probe's own start.
  */
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { rootLogger, type Logger } from '../../../util/log.js';
 import { JsonRpcStdioPeer } from './jsonrpc-stdio.js';
 import { agentName, initializeAgent, type AgentInfo, type AgentSpec } from './agent-session.js';
 import { AgentProcess, describeExit } from './process.js';
+import { minimalEnv } from './env.js';
 
 export type ProbeResult = { ok: true; agentInfo?: AgentInfo; protocolVersion: number } | { ok: false; reason: string };
 
@@ -22,6 +25,20 @@ export interface ProbeOptions {
 
 export const DEFAULT_PROBE_TTL_MS = 60_000;
 const cache = new Map<string, { at: number; result: Promise<ProbeResult> }>();
+export const MAX_CONCURRENT_PROBES = 2;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function inSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_PROBES) await new Promise<void>((r) => waiting.push(r));
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
 
 export function clearProbeCache(): void {
   cache.clear();
@@ -55,7 +72,7 @@ export function probeAgent(cfg: AgentSpec, timeoutMs = 10_000, opts: ProbeOption
   const ttl = opts.cacheTtlMs ?? DEFAULT_PROBE_TTL_MS;
   const hit = cache.get(key);
   if (hit && Date.now() - hit.at < ttl) return hit.result;
-  const result = runProbe(cfg, timeoutMs, opts);
+  const result = inSlot(() => runProbe(cfg, timeoutMs, opts));
   cache.set(key, { at: Date.now(), result });
   return result;
 }
@@ -66,21 +83,24 @@ async function runProbe(cfg: AgentSpec, timeoutMs: number, opts: ProbeOptions): 
   if (!(await findCommand(cfg.command, cfg.env?.PATH ?? process.env.PATH, cwd))) {
     return { ok: false, reason: `command "${cfg.command}" not found${cfg.command.includes('/') ? '' : ' on PATH'}` };
   }
-  const proc = new AgentProcess({ command: cfg.command, args: cfg.args ?? [], env: cfg.env ?? {}, cwd, stopGraceMs: 500 });
+  const log = opts.log ?? rootLogger;
+  const proc = new AgentProcess({ command: cfg.command, args: cfg.args ?? [], env: { ...minimalEnv(), ...cfg.env }, cwd, stopGraceMs: 500 });
   try {
     await proc.spawned;
-    const peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name, log: opts.log ?? rootLogger });
+    const peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name, log });
     void proc.exited.then((e) => peer.close(new GatewayError('UPSTREAM_ERROR', `${name} exited (code ${e.code ?? e.signal})`)));
     const init = await initializeAgent(peer, name, timeoutMs);
     return { ok: true, protocolVersion: init.protocolVersion, ...(init.agentInfo ? { agentInfo: init.agentInfo } : {}) };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const exit = proc.exit;
-    const stderr = proc.stderr(300);
+    // stderr goes to the log only (it may hold secrets or paths); the reason is shown to clients
+    const stderr = proc.stderr(2_000);
     let reason: string;
     if (e.code === 'ENOENT' || e.code === 'EACCES') reason = `command "${cfg.command}" could not be started (${e.code})`;
-    else if (exit && !exit.error) reason = `${name} ${describeExit(exit)} before answering initialize${stderr ? `: ${stderr}` : ''}`;
+    else if (exit && !exit.error) reason = `${name} ${describeExit(exit)} before answering initialize (its stderr is in the gateway log)`;
     else reason = `${name} did not answer ACP initialize: ${e.message}`;
+    log.warn('agent probe failed', { agent: cfg.id, reason, ...(stderr ? { stderr } : {}) });
     return { ok: false, reason };
   } finally {
     await proc.stop();

@@ -16,7 +16,7 @@ export interface ExitInfo {
 export interface AgentProcessOptions {
   command: string;
   args?: string[];
-  /** merged over process.env */
+  /** the agent's whole environment (see launch.ts `minimalEnv`); the gateway's own is never passed on */
   env?: Record<string, string>;
   cwd: string;
   /** SIGTERM → SIGKILL grace on stop() */
@@ -52,7 +52,7 @@ export class AgentProcess {
     const max = opts.stderrBytes ?? DEFAULT_STDERR_BYTES;
     this.child = spawn(opts.command, opts.args ?? [], {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
+      env: opts.env ?? {},
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -3,15 +3,29 @@
  * to the Runtime interface. ACP `session/update`s become `session.update`s: `agent_message_chunk` text →
  * `delta`, `tool_call`/`tool_call_update` → step `tool_call`, `plan` → step `plan`, anything else → step
  * `running`; each carries the ACP update unchanged as `structuredEvent`.
+ *
+ * One runtime = one ACP session of the gateway; it may outlive several agent processes (idle timeout, eviction
+ * at the process cap, crash): the next turn starts a new one, which `session/load`s the previous agent session
+ * where the agent supports it. With `llm`, the session's private folder and model-API token (launch.ts) are
+ * made once, shared by those processes, and removed/revoked at close.
  */
 import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
 import type { Logger } from '../../../util/log.js';
+import type { AgentConfig } from '../../../config/schema.js';
+import { launchEnv, openLlmSession, type LlmContext, type LlmSession } from './launch.js';
+import type { AgentProcessLimiter } from './limits.js';
 import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
 
 export interface AgentRuntimeOptions {
+  /** the launch spec (launch.ts `resolveAgent`) */
   agent: AgentSpec;
+  /** the config entry, for `llm` */
+  config?: AgentConfig;
+  /** required for entries with `llm` */
+  llm?: LlmContext;
   workspaceRoot: string;
   idleTimeoutMs?: number;
+  limiter?: AgentProcessLimiter;
   log?: Logger;
 }
 
@@ -29,34 +43,67 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
 }
 
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
-  const make = () =>
-    new AgentSession({
-      agent: ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent,
+  let llm: Promise<LlmSession> | undefined;
+  let lastAcpSessionId: string | undefined;
+  const make = async (): Promise<AgentSession> => {
+    let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
+    if (o.config?.llm && o.llm) {
+      // role routing chose the model: the session token pins the agent's every model request to it
+      const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel));
+      const l = await pending.catch((err: unknown) => {
+        if (llm === pending) llm = undefined; // the next turn tries again
+        throw err;
+      });
+      agent = { ...agent, env: launchEnv(agent, o.config, l) };
+    }
+    return new AgentSession({
+      agent,
       workspaceRoot: o.workspaceRoot,
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
       ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
+      ...(o.limiter ? { limiter: o.limiter } : {}),
+      ...(lastAcpSessionId ? { resumeSessionId: lastAcpSessionId } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
+  };
   let session: AgentSession | undefined;
   let started: Promise<unknown> | undefined;
   let closed = false;
   return {
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
-      // the agent process may have ended between turns (idle timeout, crash): the next turn starts a new one
-      if (!session || session.status === 'closed') {
-        session = make();
-        started = session.start();
+      // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
+      // one; a process evicted for another session in the moment between its start and this turn gets one retry
+      for (let attempt = 0; ; attempt++) {
+        if (!session || session.status === 'closed') {
+          const made = await make();
+          // closed while the private folder was prepared: start nothing (close() already ran)
+          if (closed) return { output: '', stopReason: 'cancelled' };
+          const s = (session = made);
+          started = s.start().then((r) => {
+            lastAcpSessionId = s.acpSessionId;
+            return r;
+          });
+        }
+        await started;
+        if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
+        if (session.status !== 'closed' || attempt > 0) break;
       }
-      await started;
-      if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
       const s = session;
+      // role routing: bound by the gateway's own pin (llm), else through the agent's model option
+      const pinned = ctx.bindModel !== undefined && o.config?.llm !== undefined && o.llm !== undefined;
+      if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
       const onAbort = () => s.cancel();
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         const r = await s.prompt(turn.text, (u) => emit(mapAgentUpdate(u)));
-        return { output: r.text, stopReason: r.stopReason, messages: [{ role: 'user', content: turn.text }, { role: 'assistant', content: r.text }] };
+        return {
+          output: r.text,
+          stopReason: r.stopReason,
+          messages: [{ role: 'user', content: turn.text }, { role: 'assistant', content: r.text }],
+          ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
+        };
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
@@ -64,6 +111,8 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     close: async () => {
       closed = true;
       await session?.close();
+      const l = await llm?.catch(() => undefined);
+      await l?.dispose();
     },
   };
 }

@@ -28,6 +28,7 @@ import {
   type HelloOk,
 } from './protocol.js';
 import { wsText } from '../../../util/ws-text.js';
+import { PendingTable } from '../../../util/pending.js';
 
 /** What a connection reports to its owner. */
 export interface ConnectionOwner {
@@ -59,9 +60,8 @@ export interface HandshakeFailure {
 
 interface Pending {
   method: string;
-  resolve: (payload: unknown) => void;
-  reject: (err: GatewayError) => void;
-  timer: NodeJS.Timeout;
+  resolve(v: unknown): void;
+  fail(e: Error): void;
 }
 
 export const lostError = (what: string): GatewayError => new GatewayError('UPSTREAM_CONNECTION_LOST', what, { details: { provider: 'openclaw' } });
@@ -75,7 +75,8 @@ export function describeSocketError(err: Error): string {
 
 /** One authenticated socket. Created by OpenClawClient.handshake; dies once (close/error/watchdog). */
 export class Connection {
-  readonly pending = new Map<string, Pending>();
+  /** our requests (util/pending.ts: settled once, by the response, the timeout or the connection dying) */
+  readonly pending = new PendingTable<Pending>();
   readonly runs = new Set<ConnectionRun>();
   lastFrameAt = Date.now();
   alive = true;
@@ -108,12 +109,13 @@ export class Connection {
       return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `OpenClaw ${method} request is larger than the gateway's maxPayload (${max} bytes)`, { details: { provider: 'openclaw', method } }));
     }
     return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.sendRaw(JSON.stringify({ type: 'cancel', id }));
-        reject(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, { details: { provider: 'openclaw', method } }));
-      }, timeoutMs);
-      this.pending.set(id, { method, resolve, reject, timer });
+      this.pending.add(id, { method, resolve, fail: reject }, {
+        timeoutMs,
+        timeoutError: () => {
+          this.sendRaw(JSON.stringify({ type: 'cancel', id }));
+          return new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, { details: { provider: 'openclaw', method } });
+        },
+      });
       this.sendRaw(text);
     });
   }
@@ -131,12 +133,10 @@ export class Connection {
     const f = parseInboundFrame(text);
     if (!f) return;
     if (f.type === 'res') {
-      const p = this.pending.get(f.id);
+      const p = this.pending.take(f.id);
       if (!p) return;
-      this.pending.delete(f.id);
-      clearTimeout(p.timer);
       if (f.ok) p.resolve(f.payload);
-      else p.reject(errorFromShape(p.method, f.error as ErrorShape, this.owner.secret));
+      else p.fail(errorFromShape(p.method, f.error as ErrorShape, this.owner.secret));
       return;
     }
     this.owner.onEvent(this, f);
@@ -147,11 +147,7 @@ export class Connection {
     if (!this.alive) return;
     this.alive = false;
     if (this.watchdog) clearInterval(this.watchdog);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
+    this.pending.close(err);
     for (const r of [...this.runs]) r.connectionLost(err);
     this.runs.clear();
     this.owner.connectionDied(this, err);

@@ -1,0 +1,155 @@
+/**
+ * Issue 10 items 6 and 7, and issue 11 item 6 (llm wiring) on a real gateway process whose environment holds
+ * secrets (a channel key referenced as `${VAR}`, an OPENAI_API_KEY of its own), with the fake ACP agent:
+ *  - an agent printing its environment (and a terminal it opens) sees PATH, HOME, locale and its own `env`,
+ *    never the gateway's secrets;
+ *  - an agent printing its environment on stderr and dying: the client and the store get a short reason, the
+ *    log keeps the stderr;
+ *  - `preset: "hermes"` + `llm` (the fake stands in for Hermes, which is Python-only): the generated config
+ *    points at this gateway; the per-session token works on the model API only, every model name on it is
+ *    pinned to `llm.model`, and it dies (and the private folder goes) when the session closes.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupDirs, startProcess } from '../helpers/env.js';
+import { agentRouting, rpc } from './acp-rpc.js';
+
+const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
+const ACP = 'acp-env-token-8c1d2e';
+const V1 = 'v1-env-token-51aa0b';
+const ADMIN = 'admin-env-token-c3e9f0';
+const CHANNEL_KEY = 'sk-channel-secret-0f3b9e77a1c4d2';
+const GATEWAY_OPENAI_KEY = 'sk-gateway-own-openai-4e1f0a9b2c';
+type Gw = Awaited<ReturnType<typeof startProcess>>;
+let gw: Gw;
+
+beforeAll(async () => {
+  gw = await startProcess(
+    {
+      gateway: { auth: { tokens: [V1] }, admin: { token: ADMIN } },
+      channels: [
+        { name: 'paid', provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: '${SY_AGENTS_TEST_CHANNEL_KEY}', models: ['paid-model'] },
+        { name: 'mock', provider: 'mock', models: ['mock-1', 'mock-2'] },
+      ],
+      acp: {
+        tokens: [ACP],
+        agents: [
+          { id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow', env: { AGENT_OWN: 'visible-to-the-agent' } },
+          { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
+        ],
+        // role routing may pick another model than llm.model: the session token is pinned to the role's model
+        roles: { roles: [{ role: 'engineer', models: [{ key: 'two', model: 'mock-2' }], executors: ['hermes'] }] },
+      },
+    },
+    { SY_AGENTS_TEST_CHANNEL_KEY: CHANNEL_KEY, OPENAI_API_KEY: GATEWAY_OPENAI_KEY, LC_ALL: 'C.UTF-8' },
+  );
+}, 30_000);
+
+afterAll(async () => {
+  await gw?.stop(10_000);
+  cleanupDirs();
+});
+
+const call = (method: string, params: Record<string, unknown>) => rpc(gw.url, ACP, method, params, 30_000);
+/** The agent's value of `name`, through a file in its session folder: replies carry it scrubbed. */
+async function agentEnv(sessionId: string, agent: string, name: string): Promise<string> {
+  expect((await turn(sessionId, agent, `envfile ${name}`, false)).output).toBe('written');
+  return readFileSync(path.join(gw.dir, 'workspaces', sessionId, `.env-${name}`), 'utf8');
+}
+const turn = async (sessionId: string, agent: string, taskPrompt: string, first: boolean) =>
+  (await call(first ? 'session.start' : 'session.message', { sessionId, taskPrompt, ...(first ? { routing: agentRouting(agent) } : {}) })).result;
+
+const ALLOWED = /^(PATH|HOME|USER|LOGNAME|SHELL|TMPDIR|TZ|TERM|LANG|LANGUAGE|LC_[A-Z_]+|AGENT_OWN)$/;
+
+describe('agent environment', () => {
+  it('an agent printing its environment sees PATH, HOME, locale and its own env, never the gateway’s secrets', async () => {
+    const r = await turn('env-1', 'fake', 'printenv', true);
+    expect(r).toMatchObject({ success: true });
+    const env = JSON.parse(r.output) as Record<string, string>;
+    expect(env.PATH).toBe(process.env.PATH);
+    expect(env.LC_ALL).toBe('C.UTF-8');
+    expect(env.AGENT_OWN).toBe('visible-to-the-agent');
+    expect(Object.keys(env).filter((k) => !ALLOWED.test(k))).toEqual([]);
+    for (const secret of [CHANNEL_KEY, GATEWAY_OPENAI_KEY, V1, ACP, ADMIN]) expect(r.output).not.toContain(secret);
+
+    // a terminal the agent opens starts from the agent's environment, not the gateway's
+    const t = await turn('env-1', 'fake', 'terminal env', false);
+    expect(t).toMatchObject({ success: true });
+    expect(t.output).toMatch(/^terminal 0: /);
+    expect(t.output).toContain('FAKE_TERM=yes');
+    expect(t.output).toContain('AGENT_OWN=visible-to-the-agent');
+    for (const secret of [CHANNEL_KEY, GATEWAY_OPENAI_KEY, 'SY_AGENTS_TEST_CHANNEL_KEY']) expect(t.output).not.toContain(secret);
+  });
+
+  it('an agent printing its environment on stderr and dying: the client and the store get a short reason, the log the stderr', async () => {
+    expect(await turn('leak-1', 'hermes', 'hello', true)).toMatchObject({ success: true });
+    const token = await agentEnv('leak-1', 'hermes', 'OPENAI_API_KEY');
+    expect(token).toMatch(/^sy-agent-/);
+    // a reply that carries the token has it scrubbed (the token is registered with the secret scrubber)
+    expect((await turn('leak-1', 'hermes', 'env OPENAI_API_KEY', false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
+
+    const r = await turn('leak-1', 'hermes', 'leak', false);
+    expect(r).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_ERROR' });
+    expect(r.error).toBe('agent "hermes" exited with code 3 unexpectedly (its stderr is in the gateway log)');
+    const task = (await call('xworkmate.tasks.get', { sessionId: 'leak-1' })).result;
+    for (const text of [JSON.stringify(r), JSON.stringify(task)]) {
+      expect(text).not.toContain('fake agent environment');
+      expect(text).not.toContain(token);
+    }
+    // the log has it, scrubbed: the model-API token in it (the one secret the agent had) is not there
+    const leaked = gw.logs().split('\n').filter((l) => l.includes('fake agent environment'));
+    expect(leaked.length).toBeGreaterThanOrEqual(1);
+    for (const l of leaked) {
+      expect(l).not.toContain(token);
+      expect(l).toContain('[REDACTED]');
+    }
+  });
+});
+
+describe('preset + llm: the gateway points the agent at its own model API', () => {
+  it('writes the preset config, mints a token the model API alone accepts, pins the model, and revokes it at close', async () => {
+    const sessionId = 'llm-1';
+    const cfg = await turn(sessionId, 'hermes', 'llm-config', true);
+    expect(cfg).toMatchObject({ success: true });
+    expect(cfg.output).toContain(`base_url: "${gw.url}/v1"`);
+    expect(cfg.output).toContain('default: "mock-1"');
+
+    // the fake asks for its own model; the token pins it to llm.model (mock-1), and /v1 accepts the token
+    const llm = await turn(sessionId, 'hermes', 'llm hi there', false);
+    expect(llm.output).toBe('llm 200 mock-1: [mock mock-1] You said: hi there');
+    // the agent's model traffic is accounted to it (usage by key: agent:<id>)
+    const usage = (await (await fetch(`${gw.url}/admin/usage?by=key`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { rows: Array<{ group: string; requests: number; inputTokens: number }> };
+    expect(usage.rows.find((r) => r.group === 'agent:hermes')).toMatchObject({ requests: 1 });
+
+    const token = await agentEnv(sessionId, 'hermes', 'OPENAI_API_KEY');
+    const home = await agentEnv(sessionId, 'hermes', 'HOME');
+    expect(home.startsWith(path.join(gw.dir, 'agent-homes') + path.sep)).toBe(true);
+    expect((await turn(sessionId, 'hermes', 'home-mode', false)).output).toBe('home-mode 700');
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await fetch(`${gw.url}/v1/models`, { headers: auth })).status).toBe(200);
+    // …and nothing else does
+    expect((await fetch(`${gw.url}/admin/status`, { headers: auth })).status).toBe(401);
+    const acp = await fetch(`${gw.url}/acp/rpc`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'acp.capabilities', params: {} }) });
+    expect(acp.status).toBe(401);
+
+    expect((await call('session.close', { sessionId })).result).toMatchObject({ closed: true });
+    const after = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'still there?' }] }),
+    });
+    expect(after.status).toBe(401);
+    expect(existsSync(home)).toBe(false);
+  });
+});
+
+describe('preset + llm under role routing', () => {
+  it("the session token pins the agent to the role's model, so the binding is verified by the gateway itself", async () => {
+    const r = await call('session.start', { sessionId: 'role-llm-1', taskPrompt: 'llm hi', workingDirectory: 'role-llm', routing: { role: 'engineer', roleMode: 'auto' } });
+    expect(r.result).toMatchObject({ success: true, resolvedRole: 'engineer', resolvedModelId: 'mock-2', modelBindingVerified: true });
+    // the fake asked for its own model; the gateway served the role's model, not llm.model (mock-1)
+    expect(r.result.output).toBe('llm 200 mock-2: [mock mock-2] You said: hi');
+  });
+});
