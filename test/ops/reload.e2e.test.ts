@@ -203,6 +203,9 @@ describe('config reload while streams run', () => {
   });
 
   it('adds and removes ACP gateway providers on reload', async () => {
+    const freshRow = async () => ((await adminGet(a.url, '/admin/channels', ADMIN)).channels as Array<{ id: string; health: { windowRequests: number }; latencyMsEwma: number }>).find((c) => c.id === 'local/fresh-ch')!;
+    const kept = await freshRow();
+    expect(kept.health.windowRequests).toBeGreaterThanOrEqual(1);
     const before = await acpCall(a.url, 'acp.capabilities', {});
     expect(before.result.gatewayProviders.map((g: any) => g.providerId)).toEqual(['first']);
     writeFileSync(
@@ -213,6 +216,10 @@ describe('config reload while streams run', () => {
     expect(r.status).toBe(200);
     expect(r.body.applied).toContain('ACP agents and gateway providers updated');
     expect(r.body.restartRequired).toEqual(['gateway.routing.retries']);
+    // an unchanged channel keeps its health record and statistics across the reload
+    const same = await freshRow();
+    expect(same.health.windowRequests).toBe(kept.health.windowRequests);
+    expect(same.latencyMsEwma).toBe(kept.latencyMsEwma);
     const after = await acpCall(a.url, 'acp.capabilities', {});
     expect(after.result.gatewayProviders.map((g: any) => [g.providerId, g.enabled])).toEqual([['second', true]]);
     const turn = await acpCall(a.url, 'session.start', {
