@@ -56,12 +56,20 @@ async function measure(row: string, n: number, once: () => Promise<unknown> | un
 }
 
 async function service(dir: string, limiter: Limiter): Promise<{ svc: KeyService; free: string; limited: string }> {
-  const config = validateConfig({ gateway: { usage: { flushIntervalMs: 1000, maxBatch: 5000 } }, channels: [{ name: 'c', provider: 'mock', models: ['m'], pricing: { input: 1, output: 2 } }] }, 'bench');
+  const config = validateConfig(
+    {
+      gateway: { usage: { flushIntervalMs: 1000, maxBatch: 5000 } },
+      channels: [{ name: 'c', provider: 'mock', models: ['m'], pricing: { input: 1, output: 2 } }],
+    },
+    'bench',
+  );
   const svc = new KeyService({ config, store: new SqliteKeyStore(join(dir, `keys-${limiter.kind}.db`)), limiter, logger });
   await svc.start();
   const free = (await svc.create({ name: 'free' })).secret;
   const big = 1_000_000_000;
-  const limited = (await svc.create({ name: 'limited', limits: { requestsPerMin: big, tokensPerMin: big, concurrent: 1000 }, budget: { period: 'month', tokens: big } })).secret;
+  const limited = (
+    await svc.create({ name: 'limited', limits: { requestsPerMin: big, tokensPerMin: big, concurrent: 1000 }, budget: { period: 'month', tokens: big } })
+  ).secret;
   return { svc, free, limited };
 }
 
@@ -83,7 +91,9 @@ async function freePort(): Promise<number> {
 async function startRedis(dir: string): Promise<{ url: string; child?: ChildProcess }> {
   if (process.env.SWITCHYARD_BENCH_REDIS) return { url: process.env.SWITCHYARD_BENCH_REDIS };
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   await new Promise<void>((resolve, reject) => {
     let log = '';
     child.once('error', reject);

@@ -114,8 +114,23 @@ function autocannonTool(script: string): LoadTool {
       const args = [script, '-c', String(connections), '-d', String(secs), '-m', 'POST', '-b', target.body, ...headerArgs, '-j', target.url];
       const out = await run(process.execPath, args, (secs + 30) * 1000);
       if (out.code !== 0) throw new Error(`autocannon failed (exit ${out.code}): ${out.stderr.slice(-500)}`);
-      const j = JSON.parse(out.stdout) as { duration: number; requests: { total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number };
-      return { requests: j.requests.total, durationSec: j.duration, rps: j.requests.total / j.duration, p50Ms: j.latency.p50, p99Ms: j.latency.p99, errors: j.errors + j.timeouts, non2xx: j.non2xx };
+      const j = JSON.parse(out.stdout) as {
+        duration: number;
+        requests: { total: number };
+        latency: { p50: number; p99: number };
+        errors: number;
+        timeouts: number;
+        non2xx: number;
+      };
+      return {
+        requests: j.requests.total,
+        durationSec: j.duration,
+        rps: j.requests.total / j.duration,
+        p50Ms: j.latency.p50,
+        p99Ms: j.latency.p99,
+        errors: j.errors + j.timeouts,
+        non2xx: j.non2xx,
+      };
     },
   };
 }
@@ -196,7 +211,12 @@ const LAST_CHUNK = '\r\n0\r\n\r\n';
  */
 export async function runStreamClient(o: StreamClientOptions): Promise<StreamClientResult> {
   const url = new URL(o.target.url);
-  const headerLines = Object.entries({ host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(o.target.body)), ...o.target.headers })
+  const headerLines = Object.entries({
+    host: url.host,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(o.target.body)),
+    ...o.target.headers,
+  })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   const request = Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\n${headerLines}\r\n${o.target.body}`);
@@ -280,10 +300,13 @@ export async function runStreamClient(o: StreamClientOptions): Promise<StreamCli
   const batch = o.rampBatch ?? o.connections;
   const all: Array<Promise<void>> = [];
   const sampler = o.onSample ? setInterval(() => o.onSample!(inflight), o.sampleEveryMs ?? 100) : undefined;
-  const hardStop = setTimeout(() => {
-    stopping = true;
-    for (const s of sockets) s.destroy();
-  }, o.durationSec * 1000 + 30_000);
+  const hardStop = setTimeout(
+    () => {
+      stopping = true;
+      for (const s of sockets) s.destroy();
+    },
+    o.durationSec * 1000 + 30_000,
+  );
   try {
     for (let i = 0; i < o.connections; i += batch) {
       for (let j = i; j < Math.min(o.connections, i + batch); j++) all.push(openOne());

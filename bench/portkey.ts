@@ -39,7 +39,10 @@ function installedVersion(dir: string, pkg: string): string | undefined {
 function npmInstall(dir: string): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    const child = spawn(npm, ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--omit=dev', '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(npm, ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--omit=dev', '--loglevel=error'], {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
     const timer = setTimeout(() => child.kill('SIGKILL'), INSTALL_TIMEOUT_MS);
@@ -50,7 +53,10 @@ function npmInstall(dir: string): Promise<void> {
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) return resolvePromise();
-      const lines = stderr.split('\n').map((l) => l.replace(/^npm (error|ERR!)\s*/i, '').trim()).filter((l) => l && !/^npm warn/i.test(l));
+      const lines = stderr
+        .split('\n')
+        .map((l) => l.replace(/^npm (error|ERR!)\s*/i, '').trim())
+        .filter((l) => l && !/^npm warn/i.test(l));
       const why = lines.find((l) => /request to .* failed|^code E|ENOTFOUND|ECONNREFUSED|ETIMEDOUT|E404|EACCES/.test(l)) ?? lines[0] ?? 'no output';
       reject(new Error(signal ? `npm install timed out after ${INSTALL_TIMEOUT_MS / 1000} s` : `npm install failed (exit ${code}): ${why}`));
     });
@@ -68,7 +74,7 @@ export async function ensureScratchPackage(pkg: string, version: string, log: (s
   const file = join(dir, 'package.json');
   const manifest: { dependencies?: Record<string, string>; overrides?: Record<string, string> } = existsSync(file)
     ? (JSON.parse(readFileSync(file, 'utf8')) as { dependencies?: Record<string, string>; overrides?: Record<string, string> })
-    : { name: 'switchyard-bench-scratch', private: true, description: 'benchmark references for Switchyard; safe to delete' } as Record<string, unknown>;
+    : ({ name: 'switchyard-bench-scratch', private: true, description: 'benchmark references for Switchyard; safe to delete' } as Record<string, unknown>);
   manifest.dependencies = { ...(manifest.dependencies ?? {}), [pkg]: version };
   manifest.overrides = { ...(manifest.overrides ?? {}), '@hono/node-server': HONO_NODE_SERVER_PIN };
   writeFileSync(file, JSON.stringify(manifest, null, 2) + '\n');

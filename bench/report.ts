@@ -41,7 +41,17 @@ export interface RunInfo {
   date: string;
   machine: { loadAvg1mStart: number; loadAvg1mEnd: number; cpus: number; cpuModel: string; memGB: number; kernel: string; node: string };
   tool: string;
-  settings: { quick: boolean; durationSec: number; connections: number; warmupSec: number; streamChunks: number; slowStreams: number; slowChunkMs: number; pacedChunkMs: number; rounds: number };
+  settings: {
+    quick: boolean;
+    durationSec: number;
+    connections: number;
+    warmupSec: number;
+    streamChunks: number;
+    slowStreams: number;
+    slowChunkMs: number;
+    pacedChunkMs: number;
+    rounds: number;
+  };
   portkey: ReferenceStatus;
 }
 
@@ -96,13 +106,36 @@ function add(b: Builder, scenario: ScenarioKey, row: Row, fig: Figure): void {
 }
 
 /** ratio figure: value = a/b (higher is better), pass when ≥ min */
-function ratioRow(b: Builder, scenario: ScenarioKey, label: string, figure: string, sy: Measurement | undefined, ref: Measurement | undefined, refName: string, min: number | null, unavailable?: string): void {
+function ratioRow(
+  b: Builder,
+  scenario: ScenarioKey,
+  label: string,
+  figure: string,
+  sy: Measurement | undefined,
+  ref: Measurement | undefined,
+  refName: string,
+  min: number | null,
+  unavailable?: string,
+): void {
   const key = `${figure}`;
   const target = min === null ? '(info)' : `≥ ${min}×`;
   const why = unavailable ?? invalid(sy, 'rps') ?? invalid(ref, 'rps');
   if (why) {
     const syText = invalid(sy, 'rps') ? (invalid(sy, 'rps') as string) : rps(sy!);
-    add(b, scenario, { scenario: label, figure, switchyard: syText, reference: `${refName}: ${unavailable ?? invalid(ref, 'rps') ?? rps(ref!)}`, ratio: '-', target, result: 'n/a' }, { key, value: null, target, pass: null, note: why });
+    add(
+      b,
+      scenario,
+      {
+        scenario: label,
+        figure,
+        switchyard: syText,
+        reference: `${refName}: ${unavailable ?? invalid(ref, 'rps') ?? rps(ref!)}`,
+        ratio: '-',
+        target,
+        result: 'n/a',
+      },
+      { key, value: null, target, pass: null, note: why },
+    );
     return;
   }
   const r = sy!.rps! / ref!.rps!;
@@ -110,20 +143,56 @@ function ratioRow(b: Builder, scenario: ScenarioKey, label: string, figure: stri
   add(
     b,
     scenario,
-    { scenario: label, figure, switchyard: rps(sy!), reference: `${refName} ${rps(ref!)}`, ratio: `${r.toFixed(2)}×`, target, result: pass === null ? '-' : pass ? 'pass' : 'miss' },
+    {
+      scenario: label,
+      figure,
+      switchyard: rps(sy!),
+      reference: `${refName} ${rps(ref!)}`,
+      ratio: `${r.toFixed(2)}×`,
+      target,
+      result: pass === null ? '-' : pass ? 'pass' : 'miss',
+    },
     { key, value: r, target, pass },
   );
 }
 
 /** added-time figure: value = a − b in ms (lower is better), pass when ≤ max */
-function addedRow(b: Builder, scenario: ScenarioKey, label: string, figure: string, value: number | null, syText: string, refText: string, max: number | null, note?: string): void {
+function addedRow(
+  b: Builder,
+  scenario: ScenarioKey,
+  label: string,
+  figure: string,
+  value: number | null,
+  syText: string,
+  refText: string,
+  max: number | null,
+  note?: string,
+): void {
   const target = max === null ? '(info)' : `≤ ${max} ms`;
   if (value === null) {
-    add(b, scenario, { scenario: label, figure, switchyard: syText, reference: refText, ratio: '-', target, result: 'n/a' }, { key: figure, value: null, target, pass: null, note: note ?? 'not measured' });
+    add(
+      b,
+      scenario,
+      { scenario: label, figure, switchyard: syText, reference: refText, ratio: '-', target, result: 'n/a' },
+      { key: figure, value: null, target, pass: null, note: note ?? 'not measured' },
+    );
     return;
   }
   const pass = max === null ? null : value <= max;
-  add(b, scenario, { scenario: label, figure, switchyard: `${signedMs(value)} (${syText})`, reference: refText, ratio: '-', target, result: pass === null ? '-' : pass ? 'pass' : 'miss' }, { key: figure, value, target, pass });
+  add(
+    b,
+    scenario,
+    {
+      scenario: label,
+      figure,
+      switchyard: `${signedMs(value)} (${syText})`,
+      reference: refText,
+      ratio: '-',
+      target,
+      result: pass === null ? '-' : pass ? 'pass' : 'miss',
+    },
+    { key: figure, value, target, pass },
+  );
 }
 
 export function buildReport(info: RunInfo, m: Measurements): BenchReport {
@@ -196,18 +265,51 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   const memRow = (figure: string, x: Measurement | undefined, max: number, extra: string) => {
     const target = `≤ ${max} MB`;
     if (!x?.rssMB) {
-      add(b, 'slow_streams', { scenario: slLabel, figure, switchyard: 'not measured', reference: '-', ratio: '-', target, result: 'n/a' }, { key: figure, value: null, target, pass: null, note: 'not measured' });
+      add(
+        b,
+        'slow_streams',
+        { scenario: slLabel, figure, switchyard: 'not measured', reference: '-', ratio: '-', target, result: 'n/a' },
+        { key: figure, value: null, target, pass: null, note: 'not measured' },
+      );
       return;
     }
     const pass = x.rssMB <= max;
-    add(b, 'slow_streams', { scenario: slLabel, figure, switchyard: `${x.rssMB.toFixed(1)} MB`, reference: extra, ratio: '-', target, result: pass ? 'pass' : 'miss' }, { key: figure, value: x.rssMB, target, pass });
+    add(
+      b,
+      'slow_streams',
+      { scenario: slLabel, figure, switchyard: `${x.rssMB.toFixed(1)} MB`, reference: extra, ratio: '-', target, result: pass ? 'pass' : 'miss' },
+      { key: figure, value: x.rssMB, target, pass },
+    );
   };
   const peak = sl.loaded?.peakInflight;
-  memRow('gateway RSS under load (peak)', sl.loaded, 250, peak !== undefined ? `${peak} streams open at peak${sl.loaded?.errors || sl.loaded?.non2xx ? `, ${(sl.loaded.errors ?? 0) + (sl.loaded.non2xx ?? 0)} failed` : ''}` : '-');
+  memRow(
+    'gateway RSS under load (peak)',
+    sl.loaded,
+    250,
+    peak !== undefined
+      ? `${peak} streams open at peak${sl.loaded?.errors || sl.loaded?.non2xx ? `, ${(sl.loaded.errors ?? 0) + (sl.loaded.non2xx ?? 0)} failed` : ''}`
+      : '-',
+  );
   memRow('idle RSS', sl.idle, 80, 'fresh gateway, before load');
 
-  b.rows.push({ scenario: 'peer killed / frozen under load', figure: 'time to stop routing; failed requests', switchyard: 'measured by the fault suite', reference: '-', ratio: '-', target: '≤ 0.1 s / dead-peer timeout; 0 failed', result: '-' });
-  b.rows.push({ scenario: '/acp/rpc session.start', figure: 'added latency to first session.update', switchyard: 'not measured by the harness yet', reference: '-', ratio: '-', target: '≤ 5 ms p50', result: '-' });
+  b.rows.push({
+    scenario: 'peer killed / frozen under load',
+    figure: 'time to stop routing; failed requests',
+    switchyard: 'measured by the fault suite',
+    reference: '-',
+    ratio: '-',
+    target: '≤ 0.1 s / dead-peer timeout; 0 failed',
+    result: '-',
+  });
+  b.rows.push({
+    scenario: '/acp/rpc session.start',
+    figure: 'added latency to first session.update',
+    switchyard: 'not measured by the harness yet',
+    reference: '-',
+    ratio: '-',
+    target: '≤ 5 ms p50',
+    result: '-',
+  });
 
   const scenarios: BenchReport['scenarios'] = {};
   for (const k of SCENARIOS) scenarios[k] = { measurements: m[k] ?? {}, figures: b.figures[k] ?? [] };
@@ -225,7 +327,14 @@ export function renderReport(r: BenchReport): string {
     'ratios are measured side by side in this run; "result" is information only',
     '',
   ];
-  return head.join('\n') + '\n' + table(TABLE_HEADERS, r.rows.map((x) => [x.scenario, x.figure, x.switchyard, x.reference, x.ratio, x.target, x.result]));
+  return (
+    head.join('\n') +
+    '\n' +
+    table(
+      TABLE_HEADERS,
+      r.rows.map((x) => [x.scenario, x.figure, x.switchyard, x.reference, x.ratio, x.target, x.result]),
+    )
+  );
 }
 
 export function writeReportJson(file: string, r: BenchReport): void {

@@ -128,13 +128,19 @@ function mockChannel(mock: MockUpstream, maxConcurrent: number) {
 
 /** One real request through a target before loading it: the path must work, or the numbers mean nothing. */
 async function sanity(t: LoadTarget, stream: boolean, chunks: number, expectHeader?: string): Promise<void> {
-  const res = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: t.body, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...t.headers },
+    body: t.body,
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${t.url} answered ${res.status}: ${text.slice(0, 200)}`);
   if (expectHeader && !res.headers.get(expectHeader)) throw new Error(`${t.url}: response lacks ${expectHeader}`);
   if (stream) {
     const events = text.split('\n\n').filter((e) => e.startsWith('data: {'));
-    if (events.length < chunks || !text.includes('data: [DONE]')) throw new Error(`${t.url}: stream had ${events.length} chunks${text.includes('[DONE]') ? '' : ' and no [DONE]'}`);
+    if (events.length < chunks || !text.includes('data: [DONE]'))
+      throw new Error(`${t.url}: stream had ${events.length} chunks${text.includes('[DONE]') ? '' : ' and no [DONE]'}`);
   } else if (!(JSON.parse(text) as { choices?: unknown[] }).choices?.length) {
     throw new Error(`${t.url}: reply has no choices`);
   }
@@ -197,9 +203,11 @@ async function main(): Promise<void> {
     log(`gateway B: ${b.url} (pid ${b.proc.proc.pid}); gateway A: ${a.url} (pid ${a.proc.proc.pid}), bridged to B\n`);
     const until = Date.now() + 15_000;
     for (;;) {
-      const models = await fetch(`${a.url}/v1/models`).then((r) => r.json() as Promise<{ data: Array<{ id: string }> }>).catch(() => undefined);
+      const models = await fetch(`${a.url}/v1/models`)
+        .then((r) => r.json() as Promise<{ data: Array<{ id: string }> }>)
+        .catch(() => undefined);
       if (models?.data.some((m) => m.id === MOCK_MODELS.fast)) break;
-      if (Date.now() > until) throw new Error('gateway A did not see B\'s shared channel within 15 s');
+      if (Date.now() > until) throw new Error("gateway A did not see B's shared channel within 15 s");
       await new Promise((r) => setTimeout(r, 100));
     }
 
@@ -267,8 +275,18 @@ async function main(): Promise<void> {
       const out: Record<string, Measurement> = {};
       for (const [k, rs] of runs) {
         const sum = (f: (x: LoadResult) => number) => rs.reduce((acc, x) => acc + f(x), 0);
-        const mm: Measurement = { rps: median(rs.map((x) => x.rps)), p50Ms: median(rs.map((x) => x.p50Ms)), p99Ms: median(rs.map((x) => x.p99Ms)), requests: sum((x) => x.requests), errors: sum((x) => x.errors), non2xx: sum((x) => x.non2xx), roundsRps: rs.map((x) => Math.round(x.rps)) };
-        log(`  ${k}: ${mm.rps!.toFixed(0)} req/s (rounds ${mm.roundsRps!.join(', ')}), p50 ${mm.p50Ms!.toFixed(2)} ms, p99 ${mm.p99Ms!.toFixed(2)} ms${mm.errors || mm.non2xx ? `, ${mm.errors} errors, ${mm.non2xx} non-2xx` : ''}\n`);
+        const mm: Measurement = {
+          rps: median(rs.map((x) => x.rps)),
+          p50Ms: median(rs.map((x) => x.p50Ms)),
+          p99Ms: median(rs.map((x) => x.p99Ms)),
+          requests: sum((x) => x.requests),
+          errors: sum((x) => x.errors),
+          non2xx: sum((x) => x.non2xx),
+          roundsRps: rs.map((x) => Math.round(x.rps)),
+        };
+        log(
+          `  ${k}: ${mm.rps!.toFixed(0)} req/s (rounds ${mm.roundsRps!.join(', ')}), p50 ${mm.p50Ms!.toFixed(2)} ms, p99 ${mm.p99Ms!.toFixed(2)} ms${mm.errors || mm.non2xx ? `, ${mm.errors} errors, ${mm.non2xx} non-2xx` : ''}\n`,
+        );
         out[k] = mm;
       }
       return out;
@@ -296,13 +314,18 @@ async function main(): Promise<void> {
       const p50 = median(rs.map((x) => x.firstChunkP50Ms));
       const p99 = median(rs.map((x) => x.firstChunkP99Ms));
       const bad = rs.reduce((acc, x) => acc + x.errors + x.non2xx, 0);
-      log(`  ${k}: first chunk p50 ${p50.toFixed(2)} ms (rounds ${rs.map((x) => x.firstChunkP50Ms.toFixed(2)).join(', ')}), p99 ${p99.toFixed(2)} ms, ${rs.reduce((acc, x) => acc + x.streams, 0)} streams${bad ? `, ${bad} failed` : ''}\n`);
+      log(
+        `  ${k}: first chunk p50 ${p50.toFixed(2)} ms (rounds ${rs.map((x) => x.firstChunkP50Ms.toFixed(2)).join(', ')}), p99 ${p99.toFixed(2)} ms, ${rs.reduce((acc, x) => acc + x.streams, 0)} streams${bad ? `, ${bad} failed` : ''}\n`,
+      );
       Object.assign(m.stream_50c[k]!, { firstChunkP50Ms: p50, firstChunkP99Ms: p99 });
       if (bad) m.stream_50c[k]!.errors = (m.stream_50c[k]!.errors ?? 0) + bad;
     }
 
     log(`bridged A → B → mock vs B alone, ${s.connections} connections\n`);
-    const bridgePair: Array<[string, LoadTarget]> = [['single', plain.switchyard!], ['bridged', plain.bridged!]];
+    const bridgePair: Array<[string, LoadTarget]> = [
+      ['single', plain.switchyard!],
+      ['bridged', plain.bridged!],
+    ];
     m.bridged_50c = await sideBySide(bridgePair, s.connections);
     log('bridged A → B → mock vs B alone, 1 connection\n');
     m.bridged_1c = await sideBySide(bridgePair, 1);
@@ -333,7 +356,9 @@ async function main(): Promise<void> {
         if (r !== undefined && r > peakRss) peakRss = r;
       },
     });
-    log(`  idle ${idle?.toFixed(1)} MB, peak ${peakRss.toFixed(1)} MB, ${slow.peakInflight} streams open at peak, ${slow.streams} completed${slow.errors || slow.non2xx ? `, ${slow.errors} errors, ${slow.non2xx} non-2xx` : ''}\n`);
+    log(
+      `  idle ${idle?.toFixed(1)} MB, peak ${peakRss.toFixed(1)} MB, ${slow.peakInflight} streams open at peak, ${slow.streams} completed${slow.errors || slow.non2xx ? `, ${slow.errors} errors, ${slow.non2xx} non-2xx` : ''}\n`,
+    );
     m.slow_streams = {
       idle: idle !== undefined ? { rssMB: idle } : {},
       loaded: { ...fromStreams(slow), ...(peakRss > 0 ? { rssMB: peakRss } : {}), requests: slow.streams },
@@ -341,7 +366,15 @@ async function main(): Promise<void> {
 
     const info: RunInfo = {
       date: new Date().toISOString(),
-      machine: { loadAvg1mStart, loadAvg1mEnd: loadavg()[0]!, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?', memGB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
+      machine: {
+        loadAvg1mStart,
+        loadAvg1mEnd: loadavg()[0]!,
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? '?',
+        memGB: Math.round(totalmem() / 2 ** 30),
+        kernel: release(),
+        node: process.version,
+      },
       tool: tool.name,
       settings: {
         quick: s.quick,

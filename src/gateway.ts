@@ -101,13 +101,19 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   }
 
   const tls = cfg.gateway.tls
-    ? { cert: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.cert), 'utf8'), key: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.key), 'utf8') }
+    ? {
+        cert: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.cert), 'utf8'),
+        key: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.key), 'utf8'),
+      }
     : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
   // agents run with `llm` call this gateway back on its loopback address with a per-session token
-  const modelTokens = new ModelTokens((token) => secrets.register(token), (token) => secrets.forget(token));
+  const modelTokens = new ModelTokens(
+    (token) => secrets.register(token),
+    (token) => secrets.forget(token),
+  );
   let selfUrl = '';
   const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
   const acp = createAcp({

@@ -41,7 +41,9 @@ export interface Catalog {
 }
 
 function entry(id: string, label: string, target: 'agent' | 'gateway', a: Availability): ProviderEntry {
-  return a.enabled ? { providerId: id, label, targets: [target], enabled: true } : { providerId: id, label, targets: [target], enabled: false, unavailableReason: a.reason };
+  return a.enabled
+    ? { providerId: id, label, targets: [target], enabled: true }
+    : { providerId: id, label, targets: [target], enabled: false, unavailableReason: a.reason };
 }
 
 async function safe(p: Promise<Availability>): Promise<Availability> {
@@ -63,7 +65,11 @@ export async function buildCatalog(acp: AcpConfig, source: AvailabilitySource, p
 }
 
 export function routingCatalogOf(c: Catalog): RoutingCatalog {
-  const strip = (e: ProviderEntry) => ({ providerId: e.providerId, enabled: e.enabled, ...(e.unavailableReason ? { unavailableReason: e.unavailableReason } : {}) });
+  const strip = (e: ProviderEntry) => ({
+    providerId: e.providerId,
+    enabled: e.enabled,
+    ...(e.unavailableReason ? { unavailableReason: e.unavailableReason } : {}),
+  });
   return { agents: c.providerCatalog.map(strip), gateways: c.gatewayProviders.map(strip) };
 }
 

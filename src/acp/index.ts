@@ -81,8 +81,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
   const limiter = new AgentProcessLimiter(acp.maxAgentProcesses);
   const homeRoot = resolvePath(deps.baseDir, acp.agentHomeRoot);
-  const llm: LlmContext | undefined =
-    deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
+  const llm: LlmContext | undefined = deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
   /** launch specs by agent id (preset defaults applied), rebuilt by `build` on a reload */
   let specs = new Map<string, ReturnType<typeof resolveAgent>>();
   /**
@@ -115,14 +114,18 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     for (const a of acp.agents) {
       const agent = specs.get(a.id)!;
       factories.agent.set(a.id, (ctx) => {
-        if (a.llm && !llm) throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
+        if (a.llm && !llm)
+          throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
         return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
       });
     }
     const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
     for (const [id, was] of builtIn) {
       if (wanted.get(id) === was) continue;
-      void plugged.get(id)?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
+      void plugged
+        .get(id)
+        ?.close()
+        .catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
       plugged.delete(id);
       builtIn.delete(id);
     }
@@ -140,7 +143,12 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       }
       if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
       factories.gateway.set(g.id, (ctx) =>
-        createChannelsRuntime({ router: deps.router, model: ctx.target.model || g.model, sessionId: ctx.sessionId, timeoutMs: deps.config.gateway.routing.timeoutMs }),
+        createChannelsRuntime({
+          router: deps.router,
+          model: ctx.target.model || g.model,
+          sessionId: ctx.sessionId,
+          timeoutMs: deps.config.gateway.routing.timeoutMs,
+        }),
       );
     }
     localIds.clear();
@@ -154,7 +162,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
       // (and never a secret the agent printed while failing: its diagnostics often name its provider key)
-      return r.ok ? { enabled: true } : { enabled: false, reason: secrets.scrubError(r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.')) };
+      return r.ok
+        ? { enabled: true }
+        : { enabled: false, reason: secrets.scrubError(r.reason.split(spec.command).join(basename(spec.command)).split(deps.baseDir).join('.')) };
     },
     async gateway(g): Promise<Availability> {
       const p = plugged.get(g.id);
@@ -177,7 +187,17 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   };
 
   const holderId = leaseHolderId(deps.gatewayId, deps.config.store);
-  const runner = new TurnRunner({ store: deps.store, gatewayId: deps.gatewayId, logger: log, runtimeFor, leaseTtlMs: acp.turnLeaseMs, permissionTimeoutMs: acp.permissionTimeoutMs, ...(holderId ? { holderId } : {}), onTurnEnded: deps.onTurnEnded, traceTurn: deps.traceTurn });
+  const runner = new TurnRunner({
+    store: deps.store,
+    gatewayId: deps.gatewayId,
+    logger: log,
+    runtimeFor,
+    leaseTtlMs: acp.turnLeaseMs,
+    permissionTimeoutMs: acp.permissionTimeoutMs,
+    ...(holderId ? { holderId } : {}),
+    onTurnEnded: deps.onTurnEnded,
+    traceTurn: deps.traceTurn,
+  });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
   const mesh = deps.mesh;
   const dispatch = createDispatch({

@@ -16,7 +16,9 @@ export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
 /** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
 export function failInterrupted(s: Session): Session {
   let next = s;
-  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
+  for (const t of s.history)
+    if (t.status === 'running')
+      next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
   return next;
 }
 
@@ -63,14 +65,35 @@ export interface LiveSession {
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
 export type Emit = (fields: Record<string, unknown>) => Record<string, unknown>;
 
-export function newLive(id: string, threadId: string, target: SessionTarget, workingDirectory: string | undefined, seq: number, role: RoleBinding | undefined): LiveSession {
-  return { id, threadId, target: { ...target }, workingDirectory, seq, tail: Promise.resolve(), pending: 0, runtime: undefined, current: undefined, closed: false, role };
+export function newLive(
+  id: string,
+  threadId: string,
+  target: SessionTarget,
+  workingDirectory: string | undefined,
+  seq: number,
+  role: RoleBinding | undefined,
+): LiveSession {
+  return {
+    id,
+    threadId,
+    target: { ...target },
+    workingDirectory,
+    seq,
+    tail: Promise.resolve(),
+    pending: 0,
+    runtime: undefined,
+    current: undefined,
+    closed: false,
+    role,
+  };
 }
 
 export const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
 
 export function continuationUnavailable(sessionId: string, why: string): GatewayError {
-  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, { details: { sessionId } });
+  return new GatewayError('SESSION_CONTINUATION_UNAVAILABLE', `session "${sessionId}" cannot be continued: ${why}; start it with session.start`, {
+    details: { sessionId },
+  });
 }
 
 export function summaryOf(output: string): string {
@@ -79,7 +102,15 @@ export function summaryOf(output: string): string {
 }
 
 /** The result of a turn, as session.start / session.message return it. */
-export function resultOf(live: LiveSession, turn: Turn, status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult {
+export function resultOf(
+  live: LiveSession,
+  turn: Turn,
+  status: TurnStatus,
+  output: string,
+  stopReason: string,
+  err?: GatewayError | string,
+  model?: string,
+): TurnResult {
   const r: TurnResult = {
     success: status === 'completed',
     status,
@@ -113,7 +144,18 @@ export function resultOf(live: LiveSession, turn: Turn, status: TurnStatus, outp
 /** What every task event says about the session's runtime (and its role binding). */
 export function aboutOf(live: LiveSession): Record<string, unknown> {
   const t = live.target;
-  const about: Record<string, unknown> = { providerId: t.providerId || t.gatewayProviderId, executor: t.providerId || t.gatewayProviderId, executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway' };
-  if (live.role) Object.assign(about, { role: live.role.resolvedRole, roleMode: live.role.roleMode, modelKey: live.role.modelKey, modelId: live.role.resolvedModelId, policyVersion: live.role.policyVersion });
+  const about: Record<string, unknown> = {
+    providerId: t.providerId || t.gatewayProviderId,
+    executor: t.providerId || t.gatewayProviderId,
+    executionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway',
+  };
+  if (live.role)
+    Object.assign(about, {
+      role: live.role.resolvedRole,
+      roleMode: live.role.roleMode,
+      modelKey: live.role.modelKey,
+      modelId: live.role.resolvedModelId,
+      policyVersion: live.role.policyVersion,
+    });
   return about;
 }

@@ -42,7 +42,6 @@ export interface DispatchOptions {
   hops?: string[];
 }
 
-
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
 
 export interface MethodDeps {
@@ -127,7 +126,12 @@ function explicitStart(p: Record<string, unknown>, t: SessionTarget): Record<str
 }
 
 function targetFields(t: SessionTarget): Record<string, unknown> {
-  return { resolvedExecutionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway', resolvedProviderId: t.providerId, resolvedGatewayProviderId: t.gatewayProviderId, resolvedModel: t.model };
+  return {
+    resolvedExecutionTarget: t.executionTarget === 'agent' ? 'single-agent' : 'gateway',
+    resolvedProviderId: t.providerId,
+    resolvedGatewayProviderId: t.gatewayProviderId,
+    resolvedModel: t.model,
+  };
 }
 
 /** A role-routed turn the policy refused: a result, nothing runs (addendum §3). */
@@ -156,7 +160,16 @@ function rejectedEvent(d: Extract<RoleDecision, { kind: 'rejected' }>, req: Role
     turnId: '',
     pending: false,
     error: true,
-    task: { taskId: '', sessionId, threadId, phase: 'rejected', at: new Date().toISOString(), role: req.role ?? null, roleMode: req.roleMode, detail: { code: d.selection?.code ?? d.unavailableCode, message: d.message } },
+    task: {
+      taskId: '',
+      sessionId,
+      threadId,
+      phase: 'rejected',
+      at: new Date().toISOString(),
+      role: req.role ?? null,
+      roleMode: req.roleMode,
+      detail: { code: d.selection?.code ?? d.unavailableCode, message: d.message },
+    },
   };
 }
 
@@ -179,7 +192,13 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   const maxPrompt = deps.maxPromptBytes ?? DEFAULT_MAX_PROMPT_BYTES;
   const route = async (p: Record<string, unknown>) => resolveRouting(p, routingCatalogOf(await deps.catalog()));
   const roleDecision = async (req: RoleRequest, hasWorkspace: boolean, productMode: string | undefined): Promise<RoleDecision> =>
-    resolveRole(req, { policy: deps.acp.roles, catalog: routingCatalogOf(await deps.catalog()), servedModels: deps.servedModels?.() ?? [], hasWorkspace, productMode });
+    resolveRole(req, {
+      policy: deps.acp.roles,
+      catalog: routingCatalogOf(await deps.catalog()),
+      servedModels: deps.servedModels?.() ?? [],
+      hasWorkspace,
+      productMode,
+    });
   const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
   /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
   const ownerOf = async (sessionId: string): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
@@ -188,15 +207,24 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     return remote && owner ? { remote, owner } : undefined;
   };
   /** runs `method` where the session lives: on the peer that owns it now (following moves), or here */
-  const atOwner = async (method: string, sessionId: string, p: Record<string, unknown>, ctx: CallContext, opts: DispatchOptions, here: () => Promise<unknown>): Promise<unknown> => {
+  const atOwner = async (
+    method: string,
+    sessionId: string,
+    p: Record<string, unknown>,
+    ctx: CallContext,
+    opts: DispatchOptions,
+    here: () => Promise<unknown>,
+  ): Promise<unknown> => {
     const fwd = await ownerOf(sessionId);
     if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
     return here();
   };
-  const endSession = (method: 'session.cancel' | 'session.close'): Method => async (p, ctx, opts) => {
-    const sessionId = reqString(p, 'sessionId');
-    return atOwner(method, sessionId, p, ctx, opts, () => (method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId)));
-  };
+  const endSession =
+    (method: 'session.cancel' | 'session.close'): Method =>
+    async (p, ctx, opts) => {
+      const sessionId = reqString(p, 'sessionId');
+      return atOwner(method, sessionId, p, ctx, opts, () => (method === 'session.cancel' ? deps.runner.cancel(sessionId) : deps.runner.close(sessionId)));
+    };
 
   const methods: Readonly<Record<string, Method>> = {
     'acp.capabilities': async () => {
@@ -220,7 +248,15 @@ export function createDispatch(deps: MethodDeps): Dispatch {
           return roleUnavailableResult(rd, sessionId, threadId);
         }
         target = rd.target;
-        role = { resolvedRole: rd.role, roleMode: roleReq.roleMode, resolvedModelId: rd.selection.modelId ?? '', modelKey: rd.selection.modelKey ?? '', modelBindingVerified: rd.modelBindingVerified, policyVersion: rd.selection.policyVersion ?? '', roleSelection: rd.selection };
+        role = {
+          resolvedRole: rd.role,
+          roleMode: roleReq.roleMode,
+          resolvedModelId: rd.selection.modelId ?? '',
+          modelKey: rd.selection.modelKey ?? '',
+          modelBindingVerified: rd.modelBindingVerified,
+          policyVersion: rd.selection.policyVersion ?? '',
+          roleSelection: rd.selection,
+        };
       } else {
         const d = await route(p);
         if (d.kind === 'unavailable') return unavailableResult(d, sessionId, threadId, deps.acp);
@@ -241,7 +277,10 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         const { resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } = role;
         return out && typeof out === 'object' ? { ...out, resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } : out;
       }
-      return deps.runner.start({ sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}), trace: ctx.trace }, sinkOf(ctx));
+      return deps.runner.start(
+        { sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}), trace: ctx.trace },
+        sinkOf(ctx),
+      );
     },
     'session.message': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
@@ -283,12 +322,26 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const roleReq = roleRequestOf(p);
       if (roleReq) {
         const rd = await roleDecision(roleReq, optString(p, 'workingDirectory', 1024) !== undefined, cap?.mode);
-        if (rd.kind === 'rejected') return { unavailable: true, unavailableCode: rd.unavailableCode, unavailableMessage: rd.message, roleSelection: rd.selection ?? null };
-        return { unavailable: false, ...targetFields(rd.target), resolvedRole: rd.role, resolvedModelId: rd.selection.modelId, modelBindingVerified: rd.modelBindingVerified, roleSelection: rd.selection };
+        if (rd.kind === 'rejected')
+          return { unavailable: true, unavailableCode: rd.unavailableCode, unavailableMessage: rd.message, roleSelection: rd.selection ?? null };
+        return {
+          unavailable: false,
+          ...targetFields(rd.target),
+          resolvedRole: rd.role,
+          resolvedModelId: rd.selection.modelId,
+          modelBindingVerified: rd.modelBindingVerified,
+          roleSelection: rd.selection,
+        };
       }
       const d = await route(p);
       if (d.kind === 'unavailable') {
-        return { unavailable: true, unavailableCode: d.unavailableCode, unavailableMessage: d.unavailableMessage, ...decisionFields(d, deps.acp), roleSelection: null };
+        return {
+          unavailable: true,
+          unavailableCode: d.unavailableCode,
+          unavailableMessage: d.unavailableMessage,
+          ...decisionFields(d, deps.acp),
+          roleSelection: null,
+        };
       }
       return { unavailable: false, ...decisionFields(d, deps.acp), roleSelection: null };
     },

@@ -9,7 +9,11 @@ import { toRpcError } from '../http/acp/envelope.js';
 
 /** A mesh whose bridge-rpc fails the way a peer's bridge-error does (fromBridgeError marks it "try elsewhere"). */
 function refusingMesh(frame: { code: string; gatewayCode?: string; message: string }): BridgeMesh {
-  const mesh = { peerAgents: () => [], transfers: undefined, rpc: async () => Promise.reject(fromBridgeError(frame as BridgeErrorFrame, 'datacenter', 'call')) };
+  const mesh = {
+    peerAgents: () => [],
+    transfers: undefined,
+    rpc: async () => Promise.reject(fromBridgeError(frame as BridgeErrorFrame, 'datacenter', 'call')),
+  };
   return mesh as unknown as BridgeMesh;
 }
 const noStore = {} as unknown as SessionStore;
@@ -17,7 +21,12 @@ const noStore = {} as unknown as SessionStore;
 describe('errors of a forwarded /acp/rpc call', () => {
   it('a refusal reaches the client with retryable as the error table says (regression: AGENT_NOT_SHARED came back retryable)', async () => {
     const remote = remoteSessions(refusingMesh({ code: 'AGENT_NOT_SHARED', gatewayCode: 'CHANNEL_NOT_SHARED', message: 'not yours' }), noStore, new Set());
-    const err = await remote.call('gw_b', 'session.message', { sessionId: 's1' }, () => undefined).then(() => undefined, (e: unknown) => e);
+    const err = await remote
+      .call('gw_b', 'session.message', { sessionId: 's1' }, () => undefined)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).code).toBe('CHANNEL_NOT_SHARED');
     expect((err as GatewayError).retryable).toBe(false);
@@ -26,7 +35,12 @@ describe('errors of a forwarded /acp/rpc call', () => {
 
   it('a retryable one stays retryable', async () => {
     const remote = remoteSessions(refusingMesh({ code: 'UPSTREAM_TIMEOUT', message: 'slow' }), noStore, new Set());
-    const err = await remote.call('gw_b', 'session.message', { sessionId: 's1' }, () => undefined).then(() => undefined, (e: unknown) => e);
+    const err = await remote
+      .call('gw_b', 'session.message', { sessionId: 's1' }, () => undefined)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect((err as GatewayError).code).toBe('UPSTREAM_TIMEOUT');
     expect(toRpcError(err).data.retryable).toBe(true);
   });

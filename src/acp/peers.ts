@@ -65,7 +65,9 @@ export function peerRuntimes(mesh: BridgeMesh, localIds: ReadonlySet<string>): P
 
 export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: ReadonlySet<string>): RemoteSessions {
   const unreachable = (sessionId: string, owner: string) =>
-    new GatewayError('SESSION_OWNER_UNREACHABLE', `session "${sessionId}" is owned by gateway ${owner}, which cannot be reached now; retry later`, { details: { sessionId, owner } });
+    new GatewayError('SESSION_OWNER_UNREACHABLE', `session "${sessionId}" is owned by gateway ${owner}, which cannot be reached now; retry later`, {
+      details: { sessionId, owner },
+    });
   return {
     peerFor(target: SessionTarget) {
       const id = target.executionTarget === 'agent' ? target.providerId : target.gatewayProviderId;
@@ -88,16 +90,31 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
       try {
         out = await mesh.rpc(peerId, method, params, { ...(hops ? { hops } : {}), onEvent: (m, p) => m === 'session.update' && notify(p) });
       } catch (err) {
-        if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE') throw unreachable(typeof params.sessionId === 'string' ? params.sessionId : '', peerId);
+        if (err instanceof GatewayError && err.code === 'PEER_UNAVAILABLE')
+          throw unreachable(typeof params.sessionId === 'string' ? params.sessionId : '', peerId);
         // a refusal from the peer: `retryable` as the error table says (the bridge marks it "try another candidate")
-        if (err instanceof GatewayError) throw new GatewayError(err.code, err.message, { details: err.details, ...(err.retryAfterSec !== undefined ? { retryAfterSec: err.retryAfterSec } : {}) });
+        if (err instanceof GatewayError)
+          throw new GatewayError(err.code, err.message, {
+            details: err.details,
+            ...(err.retryAfterSec !== undefined ? { retryAfterSec: err.retryAfterSec } : {}),
+          });
         throw err;
       }
       if ('error' in out) throw fromBridgeRpcError(out.error);
       return out.result;
     },
     async recordRemote(sessionId, peerId, target, threadId) {
-      const pointer = markMoved(newSession({ id: sessionId, kind: target.executionTarget === 'agent' ? 'agent' : 'chat', ownerGatewayId: peerId, target, threadId, metadata: { source: 'acp', runsOnPeer: true } }), peerId);
+      const pointer = markMoved(
+        newSession({
+          id: sessionId,
+          kind: target.executionTarget === 'agent' ? 'agent' : 'chat',
+          ownerGatewayId: peerId,
+          target,
+          threadId,
+          metadata: { source: 'acp', runsOnPeer: true },
+        }),
+        peerId,
+      );
       const cur = await store.get(sessionId);
       if (!cur) await store.create(pointer);
       else await store.update({ ...pointer, version: cur.version }, cur.version);
@@ -107,7 +124,14 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
 
 /** Serves peers' bridge-rpc calls with this gateway's own dispatch, under the rules above. */
 /** Methods a peer may call on a session it started here or transferred here, whatever shareAgents says. */
-const SESSION_METHODS: ReadonlySet<string> = new Set(['session.message', 'session.cancel', 'session.close', 'xworkmate.tasks.get', 'xworkmate.permissions.respond', 'xworkmate.permissions.list']);
+const SESSION_METHODS: ReadonlySet<string> = new Set([
+  'session.message',
+  'session.cancel',
+  'session.close',
+  'xworkmate.tasks.get',
+  'xworkmate.permissions.respond',
+  'xworkmate.permissions.list',
+]);
 
 export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: (sessionId: string) => Promise<unknown>): RpcServeHandler {
   return async ({ peer, method, params, sharedAgents, hops, signal, emit }) => {
@@ -130,7 +154,12 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
         { method, params },
         { notify: emit },
         // hops ends with this gateway; the link appends it again when the call goes on
-        { origin: peer.id, allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId), localOnly: true, hops: hops.slice(0, -1) },
+        {
+          origin: peer.id,
+          allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId),
+          localOnly: true,
+          hops: hops.slice(0, -1),
+        },
       );
       return { result };
     } catch (err) {

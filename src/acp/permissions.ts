@@ -54,17 +54,17 @@ type Stored = PermissionPrompt & { holder: string };
 
 const storedOf = (s: Session | undefined): Stored[] => (Array.isArray(s?.metadata.pendingPermissions) ? (s.metadata.pendingPermissions as Stored[]) : []);
 const publicOf = ({ holder: _h, ...p }: Stored): PermissionPrompt => p;
-const err = (code: 'PERMISSION_REQUEST_NOT_FOUND' | 'PERMISSION_SESSION_MISMATCH' | 'PERMISSION_OPTION_NOT_OFFERED' | 'PERMISSION_ALREADY_DECIDED', details: Record<string, unknown>) =>
-  new GatewayError(code, code, { details });
+const err = (
+  code: 'PERMISSION_REQUEST_NOT_FOUND' | 'PERMISSION_SESSION_MISMATCH' | 'PERMISSION_OPTION_NOT_OFFERED' | 'PERMISSION_ALREADY_DECIDED',
+  details: Record<string, unknown>,
+) => new GatewayError(code, code, { details });
 
 export class PermissionBroker {
   private readonly pending = new Map<string, Pending>();
   private readonly decided = new Set<string>();
   private unsubscribe: (() => Promise<void>) | undefined;
 
-  constructor(
-    private readonly o: { store: SessionStore; holder: string; timeoutMs: number; logger: Logger },
-  ) {}
+  constructor(private readonly o: { store: SessionStore; holder: string; timeoutMs: number; logger: Logger }) {}
 
   /** Listens for answers other instances pass on to prompts raised here. */
   async listen(): Promise<void> {

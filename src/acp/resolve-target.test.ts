@@ -39,7 +39,9 @@ describe('rule 1: fields, ROUTING_REQUIRED, ROUTING_CONFLICT', () => {
     expect(resolveRouting({ routing: { explicitExecutionTarget: 'gateway' } }, cat)).toMatchObject({ kind: 'gateway' });
     expect(resolveRouting({ requestedExecutionTarget: 'gateway' }, cat)).toMatchObject({ kind: 'gateway' });
     expect(resolveRouting({ executionTarget: 'gateway' }, cat)).toMatchObject({ kind: 'gateway' });
-    expect(resolveRouting({ executionTarget: 'agent', requestedExecutionTarget: 'single-agent', routing: { explicitExecutionTarget: 'singleAgent' } }, cat)).toMatchObject({ kind: 'agent' });
+    expect(
+      resolveRouting({ executionTarget: 'agent', requestedExecutionTarget: 'single-agent', routing: { explicitExecutionTarget: 'singleAgent' } }, cat),
+    ).toMatchObject({ kind: 'agent' });
   });
   it('contradicting targets → ROUTING_CONFLICT naming both fields', () => {
     const e = rpcErr(() => resolveRouting({ requestedExecutionTarget: 'agent', routing: { explicitExecutionTarget: 'gateway' } }, cat));
@@ -55,14 +57,23 @@ describe('rule 1: fields, ROUTING_REQUIRED, ROUTING_CONFLICT', () => {
   });
   it('model vs explicitModel contradiction → ROUTING_CONFLICT; one of them is the model', () => {
     expect(rpcErr(() => resolveRouting({ executionTarget: 'gateway', model: 'a', routing: { explicitModel: 'b' } }, cat)).dataCode).toBe('ROUTING_CONFLICT');
-    expect(resolveRouting({ executionTarget: 'gateway', routing: { explicitModel: 'b' } }, cat)).toEqual({ kind: 'gateway', gatewayProviderId: 'switchyard', model: 'b' });
+    expect(resolveRouting({ executionTarget: 'gateway', routing: { explicitModel: 'b' } }, cat)).toEqual({
+      kind: 'gateway',
+      gatewayProviderId: 'switchyard',
+      model: 'b',
+    });
     expect(resolveRouting({ executionTarget: 'gateway', model: 'a' }, cat)).toEqual({ kind: 'gateway', gatewayProviderId: 'switchyard', model: 'a' });
   });
   it('gateway fields that disagree → ROUTING_CONFLICT on the gateway path', () => {
-    expect(rpcErr(() => resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'openclaw', routing: { preferredGatewayProviderId: 'switchyard' } }, cat)).dataCode).toBe('ROUTING_CONFLICT');
+    expect(
+      rpcErr(() => resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'openclaw', routing: { preferredGatewayProviderId: 'switchyard' } }, cat))
+        .dataCode,
+    ).toBe('ROUTING_CONFLICT');
   });
   it('provider naming another gateway than the named gateway → ROUTING_CONFLICT', () => {
-    expect(rpcErr(() => resolveRouting({ executionTarget: 'gateway', provider: 'openclaw', gatewayProviderId: 'switchyard' }, cat)).dataCode).toBe('ROUTING_CONFLICT');
+    expect(rpcErr(() => resolveRouting({ executionTarget: 'gateway', provider: 'openclaw', gatewayProviderId: 'switchyard' }, cat)).dataCode).toBe(
+      'ROUTING_CONFLICT',
+    );
   });
   it('bad values are -32602 naming the field', () => {
     expect(rpcErr(() => resolveRouting({ executionTarget: 'multi-agent' }, cat)).data.field).toBe('executionTarget');
@@ -76,7 +87,11 @@ describe('rule 1: fields, ROUTING_REQUIRED, ROUTING_CONFLICT', () => {
 describe('rule 2: agent path', () => {
   it('the named provider', () => {
     expect(resolveRouting({ executionTarget: 'agent', provider: 'gemini' }, cat)).toEqual({ kind: 'agent', providerId: 'gemini', model: '' });
-    expect(resolveRouting({ routing: { explicitExecutionTarget: 'agent', explicitProviderId: 'opencode', explicitModel: 'm' } }, cat)).toEqual({ kind: 'agent', providerId: 'opencode', model: 'm' });
+    expect(resolveRouting({ routing: { explicitExecutionTarget: 'agent', explicitProviderId: 'opencode', explicitModel: 'm' } }, cat)).toEqual({
+      kind: 'agent',
+      providerId: 'opencode',
+      model: 'm',
+    });
   });
   it('a provider without a target selects the agent path', () => {
     expect(resolveRouting({ provider: 'gemini' }, cat)).toMatchObject({ kind: 'agent', providerId: 'gemini' });
@@ -89,7 +104,12 @@ describe('rule 2: agent path', () => {
     expect(resolveRouting({ routing: { explicitExecutionTarget: 'single-agent' } }, cat)).toMatchObject({ kind: 'agent' });
   });
   it('unknown named provider → unavailable PROVIDER_UNAVAILABLE (a result, not an error)', () => {
-    expect(resolveRouting({ executionTarget: 'agent', provider: 'hermes' }, cat)).toMatchObject({ kind: 'unavailable', target: 'agent', providerId: 'hermes', unavailableCode: 'PROVIDER_UNAVAILABLE' });
+    expect(resolveRouting({ executionTarget: 'agent', provider: 'hermes' }, cat)).toMatchObject({
+      kind: 'unavailable',
+      target: 'agent',
+      providerId: 'hermes',
+      unavailableCode: 'PROVIDER_UNAVAILABLE',
+    });
   });
   it('disabled named provider → unavailable with its reason; never mapped to another agent', () => {
     const d = resolveRouting({ executionTarget: 'agent', provider: 'codex' }, cat);
@@ -98,24 +118,45 @@ describe('rule 2: agent path', () => {
   });
   it('no enabled agent at all → unavailable', () => {
     expect(resolveRouting({ executionTarget: 'agent' }, noAgents)).toMatchObject({ kind: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE' });
-    expect(resolveRouting({ executionTarget: 'agent' }, { agents: [], gateways: [] })).toMatchObject({ kind: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE', providerId: '' });
+    expect(resolveRouting({ executionTarget: 'agent' }, { agents: [], gateways: [] })).toMatchObject({
+      kind: 'unavailable',
+      unavailableCode: 'PROVIDER_UNAVAILABLE',
+      providerId: '',
+    });
   });
   it('preferredGatewayProviderId (and gatewayProviderId) are ignored on the agent path, even unknown or conflicting', () => {
-    expect(resolveRouting({ routing: { explicitExecutionTarget: 'agent', explicitProviderId: 'gemini', preferredGatewayProviderId: 'openclaw' } }, cat)).toEqual({ kind: 'agent', providerId: 'gemini', model: '' });
-    expect(resolveRouting({ provider: 'gemini', gatewayProviderId: 'nope', routing: { preferredGatewayProviderId: 'switchyard' } }, cat)).toMatchObject({ kind: 'agent', providerId: 'gemini' });
+    expect(
+      resolveRouting({ routing: { explicitExecutionTarget: 'agent', explicitProviderId: 'gemini', preferredGatewayProviderId: 'openclaw' } }, cat),
+    ).toEqual({ kind: 'agent', providerId: 'gemini', model: '' });
+    expect(resolveRouting({ provider: 'gemini', gatewayProviderId: 'nope', routing: { preferredGatewayProviderId: 'switchyard' } }, cat)).toMatchObject({
+      kind: 'agent',
+      providerId: 'gemini',
+    });
   });
 });
 
 describe('rule 3: gateway path', () => {
   it('the named gateway provider (either field)', () => {
-    expect(resolveRouting({ routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } }, cat)).toEqual({ kind: 'gateway', gatewayProviderId: 'switchyard', model: '' });
-    expect(resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'switchyard' }, cat)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
+    expect(resolveRouting({ routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } }, cat)).toEqual({
+      kind: 'gateway',
+      gatewayProviderId: 'switchyard',
+      model: '',
+    });
+    expect(resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'switchyard' }, cat)).toMatchObject({
+      kind: 'gateway',
+      gatewayProviderId: 'switchyard',
+    });
   });
   it('no gateway named → the first enabled', () => {
     expect(resolveRouting({ executionTarget: 'gateway' }, cat)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
   });
   it('unknown gateway → unavailable GATEWAY_PROVIDER_UNAVAILABLE, never silently mapped to another', () => {
-    expect(resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'other' }, cat)).toMatchObject({ kind: 'unavailable', target: 'gateway', gatewayProviderId: 'other', unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE' });
+    expect(resolveRouting({ executionTarget: 'gateway', gatewayProviderId: 'other' }, cat)).toMatchObject({
+      kind: 'unavailable',
+      target: 'gateway',
+      gatewayProviderId: 'other',
+      unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE',
+    });
   });
   it('disabled gateway → unavailable with its reason', () => {
     const d = resolveRouting({ routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'openclaw' } }, cat);
@@ -123,7 +164,11 @@ describe('rule 3: gateway path', () => {
     expect(d.kind === 'unavailable' && d.unavailableMessage).toContain('not implemented');
   });
   it('no gateways configured → unavailable', () => {
-    expect(resolveRouting({ executionTarget: 'gateway' }, { agents: cat.agents, gateways: [] })).toMatchObject({ kind: 'unavailable', unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE', gatewayProviderId: '' });
+    expect(resolveRouting({ executionTarget: 'gateway' }, { agents: cat.agents, gateways: [] })).toMatchObject({
+      kind: 'unavailable',
+      unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE',
+      gatewayProviderId: '',
+    });
   });
   it('a gateway alone (explicit mode, no target) selects the gateway path', () => {
     expect(resolveRouting({ gatewayProviderId: 'switchyard' }, cat)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
@@ -131,7 +176,10 @@ describe('rule 3: gateway path', () => {
   });
   it('provider naming a gateway provider: the gateway path', () => {
     expect(resolveRouting({ provider: 'switchyard' }, cat)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
-    expect(resolveRouting({ executionTarget: 'gateway', provider: 'switchyard', gatewayProviderId: 'switchyard' }, cat)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
+    expect(resolveRouting({ executionTarget: 'gateway', provider: 'switchyard', gatewayProviderId: 'switchyard' }, cat)).toMatchObject({
+      kind: 'gateway',
+      gatewayProviderId: 'switchyard',
+    });
   });
 });
 
@@ -139,12 +187,15 @@ describe('rule 4: auto mode', () => {
   it('auto without a target → agent if any agent is enabled', () => {
     expect(resolveRouting({ routing: { routingMode: 'auto' } }, cat)).toMatchObject({ kind: 'agent', providerId: 'opencode' });
   });
-  it('auto with the app\'s always-sent preferredGatewayProviderId still prefers an enabled agent', () => {
+  it("auto with the app's always-sent preferredGatewayProviderId still prefers an enabled agent", () => {
     expect(resolveRouting({ routing: { routingMode: 'auto', preferredGatewayProviderId: 'switchyard' } }, cat)).toMatchObject({ kind: 'agent' });
   });
   it('auto without enabled agents → gateway (the preferred one if named)', () => {
     expect(resolveRouting({ routing: { routingMode: 'auto' } }, noAgents)).toMatchObject({ kind: 'gateway', gatewayProviderId: 'switchyard' });
-    expect(resolveRouting({ routing: { routingMode: 'auto', preferredGatewayProviderId: 'openclaw' } }, noAgents)).toMatchObject({ kind: 'unavailable', gatewayProviderId: 'openclaw' });
+    expect(resolveRouting({ routing: { routingMode: 'auto', preferredGatewayProviderId: 'openclaw' } }, noAgents)).toMatchObject({
+      kind: 'unavailable',
+      gatewayProviderId: 'openclaw',
+    });
   });
   it('auto with an explicit target or provider follows them', () => {
     expect(resolveRouting({ routing: { routingMode: 'auto', explicitExecutionTarget: 'gateway' } }, cat)).toMatchObject({ kind: 'gateway' });
@@ -152,6 +203,9 @@ describe('rule 4: auto mode', () => {
     expect(resolveRouting({ routing: { routingMode: 'auto', explicitExecutionTarget: 'auto' } }, cat)).toMatchObject({ kind: 'agent' });
   });
   it('auto with nothing configured → unavailable, not an error', () => {
-    expect(resolveRouting({ routing: { routingMode: 'auto' } }, { agents: [], gateways: [] })).toMatchObject({ kind: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE' });
+    expect(resolveRouting({ routing: { routingMode: 'auto' } }, { agents: [], gateways: [] })).toMatchObject({
+      kind: 'unavailable',
+      unavailableCode: 'PROVIDER_UNAVAILABLE',
+    });
   });
 });

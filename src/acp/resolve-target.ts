@@ -81,7 +81,8 @@ export function resolveRouting(params: Record<string, unknown>, catalog: Routing
   }
   const r = (rawRouting ?? {}) as Record<string, unknown>;
   const mode = str(r, 'routingMode', 'routing.routingMode');
-  if (mode !== undefined && mode !== 'auto' && mode !== 'explicit') throw invalidParams('routing.routingMode', `routing.routingMode must be "auto" or "explicit", got "${mode}"`);
+  if (mode !== undefined && mode !== 'auto' && mode !== 'explicit')
+    throw invalidParams('routing.routingMode', `routing.routingMode must be "auto" or "explicit", got "${mode}"`);
 
   const tgt = agree<Target>([
     ['routing.explicitExecutionTarget', target(r, 'explicitExecutionTarget', 'routing.explicitExecutionTarget')],
@@ -97,10 +98,11 @@ export function resolveRouting(params: Record<string, unknown>, catalog: Routing
     ['gatewayProviderId', str(params, 'gatewayProviderId')],
   ];
   const anyGateway = gatewayFields.some(([, v]) => v !== undefined);
-  const model = agree<string>([
-    ['routing.explicitModel', str(r, 'explicitModel', 'routing.explicitModel')],
-    ['model', str(params, 'model')],
-  ]) ?? '';
+  const model =
+    agree<string>([
+      ['routing.explicitModel', str(r, 'explicitModel', 'routing.explicitModel')],
+      ['model', str(params, 'model')],
+    ]) ?? '';
 
   if (tgt === undefined && provider === undefined && !anyGateway && mode !== 'auto') {
     throw new GatewayError(
@@ -124,14 +126,24 @@ export function resolveRouting(params: Record<string, unknown>, catalog: Routing
   let gateway = agree<string>(gatewayFields);
   if (provider !== undefined) {
     if (gateway === undefined) gateway = provider;
-    else if (provider !== gateway) throw conflict(`routing conflict: provider=${JSON.stringify(provider)} but the gateway provider is ${JSON.stringify(gateway)}`, ['provider', 'routing.preferredGatewayProviderId']);
+    else if (provider !== gateway)
+      throw conflict(`routing conflict: provider=${JSON.stringify(provider)} but the gateway provider is ${JSON.stringify(gateway)}`, [
+        'provider',
+        'routing.preferredGatewayProviderId',
+      ]);
   }
   return resolveGateway(gateway, model, catalog);
 }
 
 function resolveAgent(named: string | undefined, model: string, catalog: RoutingCatalog): RoutingDecision {
   const unavailable = (providerId: string, message: string): RoutingDecision => ({
-    kind: 'unavailable', target: 'agent', providerId, gatewayProviderId: '', model, unavailableCode: 'PROVIDER_UNAVAILABLE', unavailableMessage: message,
+    kind: 'unavailable',
+    target: 'agent',
+    providerId,
+    gatewayProviderId: '',
+    model,
+    unavailableCode: 'PROVIDER_UNAVAILABLE',
+    unavailableMessage: message,
   });
   if (named !== undefined) {
     const e = catalog.agents.find((a) => a.providerId === named);
@@ -148,7 +160,13 @@ function resolveAgent(named: string | undefined, model: string, catalog: Routing
 
 function resolveGateway(named: string | undefined, model: string, catalog: RoutingCatalog): RoutingDecision {
   const unavailable = (id: string, message: string): RoutingDecision => ({
-    kind: 'unavailable', target: 'gateway', providerId: '', gatewayProviderId: id, model, unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE', unavailableMessage: message,
+    kind: 'unavailable',
+    target: 'gateway',
+    providerId: '',
+    gatewayProviderId: id,
+    model,
+    unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE',
+    unavailableMessage: message,
   });
   if (named !== undefined) {
     const e = catalog.gateways.find((g) => g.providerId === named);

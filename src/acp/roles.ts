@@ -53,7 +53,12 @@ export interface RoleSelection {
 
 export type RoleDecision =
   | { kind: 'selected'; target: SessionTarget; role: string; selection: RoleSelection; modelBindingVerified: boolean }
-  | { kind: 'rejected'; unavailableCode: 'ROLE_POLICY_UNCONFIGURED' | 'ROLE_POLICY_INVALID' | 'ROLE_SELECTION_REJECTED'; message: string; selection: RoleSelection | undefined };
+  | {
+      kind: 'rejected';
+      unavailableCode: 'ROLE_POLICY_UNCONFIGURED' | 'ROLE_POLICY_INVALID' | 'ROLE_SELECTION_REJECTED';
+      message: string;
+      selection: RoleSelection | undefined;
+    };
 
 const routingOf = (p: Record<string, unknown>): Record<string, unknown> =>
   p.routing && typeof p.routing === 'object' && !Array.isArray(p.routing) ? (p.routing as Record<string, unknown>) : {};
@@ -73,7 +78,13 @@ export function roleRequestOf(p: Record<string, unknown>): RoleRequest | undefin
   const role = field(r, 'role')?.toLowerCase();
   const mode = field(r, 'roleMode');
   if (role === undefined && mode === undefined) return undefined;
-  return { role, roleMode: mode === 'manual' ? 'manual' : 'auto', roleModel: field(r, 'roleModel'), specialty: field(r, 'specialty'), dataClass: field(r, 'dataClass') ?? 'unclassified' };
+  return {
+    role,
+    roleMode: mode === 'manual' ? 'manual' : 'auto',
+    roleModel: field(r, 'roleModel'),
+    specialty: field(r, 'specialty'),
+    dataClass: field(r, 'dataClass') ?? 'unclassified',
+  };
 }
 
 /**
@@ -119,7 +130,8 @@ export function roleCapabilities(policy: RolePolicyConfig | undefined, catalog: 
   const st = policyStatus(policy, catalog);
   if (!st.configured || !policy) return { configured: false };
   if (!st.valid) return { configured: true, valid: false, error: st.error };
-  const order = (a: { role: string }, b: { role: string }) => ROLE_NAMES.indexOf(a.role as (typeof ROLE_NAMES)[number]) - ROLE_NAMES.indexOf(b.role as (typeof ROLE_NAMES)[number]);
+  const order = (a: { role: string }, b: { role: string }) =>
+    ROLE_NAMES.indexOf(a.role as (typeof ROLE_NAMES)[number]) - ROLE_NAMES.indexOf(b.role as (typeof ROLE_NAMES)[number]);
   const roles = [...policy.roles].sort(order);
   return {
     configured: true,
@@ -156,12 +168,29 @@ export interface RoleEnv {
 export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
   const policy = env.policy;
   const st = policyStatus(policy, env.catalog);
-  if (!st.configured || !policy) return { kind: 'rejected', unavailableCode: 'ROLE_POLICY_UNCONFIGURED', message: 'role routing is not configured on this gateway (acp.roles)', selection: undefined };
+  if (!st.configured || !policy)
+    return {
+      kind: 'rejected',
+      unavailableCode: 'ROLE_POLICY_UNCONFIGURED',
+      message: 'role routing is not configured on this gateway (acp.roles)',
+      selection: undefined,
+    };
   if (!st.valid) return { kind: 'rejected', unavailableCode: 'ROLE_POLICY_INVALID', message: `the role policy is invalid: ${st.error}`, selection: undefined };
   const enabledRoles = policy.roles.filter((r) => r.enabled).map((r) => r.role);
   const base: RoleSelection = {
-    selected: false, code: '', message: '', policyVersion: policy.policyVersion, role: req.role ?? null, roleMode: req.roleMode,
-    tools: [], estimatedTokens: null, effort: null, reasons: [], excluded: [], enabledRoles, nextSteps: [],
+    selected: false,
+    code: '',
+    message: '',
+    policyVersion: policy.policyVersion,
+    role: req.role ?? null,
+    roleMode: req.roleMode,
+    tools: [],
+    estimatedTokens: null,
+    effort: null,
+    reasons: [],
+    excluded: [],
+    enabledRoles,
+    nextSteps: [],
   };
   const reject = (code: string, message: string, nextSteps: string[] = []): RoleDecision => ({
     kind: 'rejected',
@@ -172,7 +201,12 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
   if (!policy.enabled) return reject('policy_disabled', 'role routing is disabled by the policy');
   let roleName = req.role;
   if (roleName === undefined) {
-    if (req.roleMode === 'manual' || enabledRoles.length !== 1) return reject('role_required', 'name a role (routing.role)', enabledRoles.map((r) => `send routing.role "${r}"`));
+    if (req.roleMode === 'manual' || enabledRoles.length !== 1)
+      return reject(
+        'role_required',
+        'name a role (routing.role)',
+        enabledRoles.map((r) => `send routing.role "${r}"`),
+      );
     roleName = enabledRoles[0]!;
     base.role = roleName;
     base.reasons.push('the only enabled role');
@@ -190,7 +224,12 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
   let models = role.models;
   if (req.roleMode === 'manual') {
     const m = role.models.find((x) => x.key === req.roleModel);
-    if (!m) return reject('model_unknown', `role "${roleName}" has no model "${req.roleModel ?? ''}"`, role.models.map((x) => `send routing.roleModel "${x.key}"`));
+    if (!m)
+      return reject(
+        'model_unknown',
+        `role "${roleName}" has no model "${req.roleModel ?? ''}"`,
+        role.models.map((x) => `send routing.roleModel "${x.key}"`),
+      );
     models = [m];
   }
   const effort = role.effort ? { level: role.effort.start, start: role.effort.start, min: role.effort.min, max: role.effort.max, adjustments: [] } : null;
@@ -208,7 +247,10 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
         continue;
       }
       const kind = agent ? 'agent' : 'gateway';
-      const target: SessionTarget = kind === 'agent' ? { executionTarget: 'agent', providerId: executor, gatewayProviderId: '', model: m.model } : { executionTarget: 'gateway', providerId: '', gatewayProviderId: executor, model: m.model };
+      const target: SessionTarget =
+        kind === 'agent'
+          ? { executionTarget: 'agent', providerId: executor, gatewayProviderId: '', model: m.model }
+          : { executionTarget: 'gateway', providerId: '', gatewayProviderId: executor, model: m.model };
       // a `channels` gateway sends exactly this model to the router; an agent's model option is not bound (yet)
       const verified = kind === 'gateway';
       return {
@@ -235,5 +277,8 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
       };
     }
   }
-  return reject('no_eligible_candidate', `no executor × model of role "${roleName}" is available (${base.excluded.map((x) => `${x.executor}/${x.model}: ${x.code}`).join(', ')})`);
+  return reject(
+    'no_eligible_candidate',
+    `no executor × model of role "${roleName}" is available (${base.excluded.map((x) => `${x.executor}/${x.model}: ${x.code}`).join(', ')})`,
+  );
 }

@@ -30,7 +30,15 @@ export function taskEventFields(
     event: `task.${phase}`,
     pending: !FINAL.has(phase),
     error: phase === 'failed' || phase === 'rejected',
-    task: { taskId: ids.turnId, sessionId: ids.sessionId, threadId: ids.threadId, phase, at: new Date().toISOString(), ...about, ...(detail !== undefined ? { detail } : {}) },
+    task: {
+      taskId: ids.turnId,
+      sessionId: ids.sessionId,
+      threadId: ids.threadId,
+      phase,
+      at: new Date().toISOString(),
+      ...about,
+      ...(detail !== undefined ? { detail } : {}),
+    },
   };
 }
 

@@ -28,7 +28,18 @@ import { UpdateLog } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
-import { aboutOf, continuationUnavailable, failInterrupted, newLive, NO_OUTPUT_ERROR, resultOf, roleOf, type Emit, type LiveSession, type StartInput } from './live-session.js';
+import {
+  aboutOf,
+  continuationUnavailable,
+  failInterrupted,
+  newLive,
+  NO_OUTPUT_ERROR,
+  resultOf,
+  roleOf,
+  type Emit,
+  type LiveSession,
+  type StartInput,
+} from './live-session.js';
 
 export type { TurnResult } from './task-registry.js';
 export type { RoleBinding, StartInput } from './live-session.js';
@@ -90,7 +101,12 @@ export class TurnRunner {
     this.tasks = new TaskRegistry(o.store, o.maxTasks);
     this.updates = new UpdateLog(o.store, o.logger);
     this.taskEvents = new TaskEventStore(o.store, o.logger);
-    this.permissions = new PermissionBroker({ store: o.store, holder: this.holder, timeoutMs: o.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS, logger: o.logger });
+    this.permissions = new PermissionBroker({
+      store: o.store,
+      holder: this.holder,
+      timeoutMs: o.permissionTimeoutMs ?? DEFAULT_PERMISSION_TIMEOUT_MS,
+      logger: o.logger,
+    });
   }
 
   /** session.start: (re)creates the session afresh (an existing one is closed first) and runs the first turn. */
@@ -99,7 +115,10 @@ export class TurnRunner {
     // concurrent starts of one sessionId replace the session one after the other, never side by side
     const prev = this.starting.get(input.sessionId) ?? Promise.resolve();
     const mine = prev.then(() => this.replace(input));
-    const settled = mine.then(() => undefined, () => undefined);
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
     this.starting.set(input.sessionId, settled);
     void settled.then(() => {
       if (this.starting.get(input.sessionId) === settled) this.starting.delete(input.sessionId);
@@ -181,7 +200,9 @@ export class TurnRunner {
     for (const s of await this.o.store.list({ owner: this.o.gatewayId, limit: 10_000 })) {
       const pending = s.metadata.pendingPermissions;
       if (s.status === 'moved' || s.status === 'closed' || !Array.isArray(pending) || pending.length === 0) continue;
-      await this.rehydrate(s.id).catch((err: unknown) => this.o.logger.warn('pending permissions of a previous run could not be resolved', { sessionId: s.id, error: String(err) }));
+      await this.rehydrate(s.id).catch((err: unknown) =>
+        this.o.logger.warn('pending permissions of a previous run could not be resolved', { sessionId: s.id, error: String(err) }),
+      );
     }
   }
 
@@ -209,7 +230,9 @@ export class TurnRunner {
     const rec = await this.o.store.get(sessionId);
     if (rec && rec.status !== 'closed' && rec.status !== 'moved') {
       existed = true;
-      await mutateSession(this.o.store, sessionId, (s) => (s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } })));
+      await mutateSession(this.o.store, sessionId, (s) =>
+        s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } }),
+      );
     }
     return { accepted: true, closed: existed };
   }
@@ -228,7 +251,7 @@ export class TurnRunner {
       ...snap,
       ...(role ? { resolvedRole: role.resolvedRole, roleSelection: role.roleSelection } : {}),
       taskEvents: Array.isArray(rec?.metadata.taskEvents) ? rec.metadata.taskEvents : [],
-      pendingPermissions: (await this.permissions.list(q.sessionId)),
+      pendingPermissions: await this.permissions.list(q.sessionId),
     };
     if (q.afterSeq !== undefined) {
       const updates = await this.updates.read(q.sessionId, q.afterSeq);
@@ -295,14 +318,30 @@ export class TurnRunner {
           });
         }
         const wd = rec.metadata.workingDirectory;
-        const live = newLive(rec.id, rec.threadId, rec.target, typeof wd === 'string' ? wd : undefined, typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0, roleOf(rec.metadata));
+        const live = newLive(
+          rec.id,
+          rec.threadId,
+          rec.target,
+          typeof wd === 'string' ? wd : undefined,
+          typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0,
+          roleOf(rec.metadata),
+        );
         // a crashed process may have sent (and logged) updates past the stored seq: never number below them
         live.seq = await this.updates.lastSeq(sessionId, live.seq);
         this.sessions.set(sessionId, live);
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);
         for (const p of await this.permissions.resolveOrphans(sessionId, (h) => h !== alive)) {
-          this.outOfTurnEmit(live, p.turnId)(taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), { ...p, outcome: { outcome: 'cancelled' }, reason: 'gateway_restarted' }));
+          this.outOfTurnEmit(
+            live,
+            p.turnId,
+          )(
+            taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), {
+              ...p,
+              outcome: { outcome: 'cancelled' },
+              reason: 'gateway_restarted',
+            }),
+          );
         }
         return live;
       })().finally(() => this.rehydrating.delete(sessionId));
@@ -313,7 +352,16 @@ export class TurnRunner {
 
   private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
-    const task: Task = { runId: turn.runId, turnId: turn.turnId, sessionId: live.id, threadId: live.threadId, status: 'queued', output: '', updates: 0, startedAt: Date.now() };
+    const task: Task = {
+      runId: turn.runId,
+      turnId: turn.turnId,
+      sessionId: live.id,
+      threadId: live.threadId,
+      status: 'queued',
+      output: '',
+      updates: 0,
+      startedAt: Date.now(),
+    };
     this.tasks.add(task);
     const emit: Emit = (fields) => {
       task.updates++;
@@ -330,10 +378,12 @@ export class TurnRunner {
     if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
     live.pending++;
     // the result goes out after every update of the turn is in the store (a resume never misses one)
-    const run = live.tail.then(() => this.runTurn(live, turn, task, emit, trace)).then(async (r) => {
-      await this.updates.flush(live.id);
-      return r;
-    });
+    const run = live.tail
+      .then(() => this.runTurn(live, turn, task, emit, trace))
+      .then(async (r) => {
+        await this.updates.flush(live.id);
+        return r;
+      });
     live.tail = run.then(
       () => undefined,
       () => undefined,
@@ -357,7 +407,12 @@ export class TurnRunner {
       this.o.onTurnEnded?.(runtimeLabel, status);
       span?.end(status, r.error);
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {
-        taskEvent(status, status === 'cancelled' ? undefined : { status, code: r.errorCode ?? null, modelBindingVerified: live.role?.modelBindingVerified ?? false, ...(r.error ? { error: r.error } : {}) });
+        taskEvent(
+          status,
+          status === 'cancelled'
+            ? undefined
+            : { status, code: r.errorCode ?? null, modelBindingVerified: live.role?.modelBindingVerified ?? false, ...(r.error ? { error: r.error } : {}) },
+        );
       }
       // the final status stays the turn's last update; no `text` here: clients that append every update's
       // text would show the output twice
@@ -448,7 +503,15 @@ export class TurnRunner {
 
     // what is stored and returned holds no configured secret (util/redact.ts)
     output = secrets.scrub(output);
-    const messages = status === 'completed' ? (out?.messages ?? [{ role: 'user' as const, content: turn.prompt }, { role: 'assistant' as const, content: output }]).map((m) => (typeof m.content === 'string' ? { ...m, content: secrets.scrub(m.content) } : m)) : [];
+    const messages =
+      status === 'completed'
+        ? (
+            out?.messages ?? [
+              { role: 'user' as const, content: turn.prompt },
+              { role: 'assistant' as const, content: output },
+            ]
+          ).map((m) => (typeof m.content === 'string' ? { ...m, content: secrets.scrub(m.content) } : m))
+        : [];
     const errText = error === undefined ? undefined : secrets.scrubError(typeof error === 'string' ? error : error.message);
     try {
       await mutateSession(this.o.store, live.id, (s) => {
@@ -476,14 +539,15 @@ export class TurnRunner {
     });
   }
 
-
   /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
   private outOfTurnEmit(live: LiveSession, turnId: string): Emit {
     return (fields) => {
       const params = { sessionId: live.id, threadId: live.threadId, turnId, seq: ++live.seq, ...secrets.scrubValue(fields) };
       this.updates.push(live.id, params);
       if (fields.type === 'task') this.taskEvents.record(live.id, params);
-      void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(() => undefined);
+      void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(
+        () => undefined,
+      );
       return params;
     };
   }

@@ -20,7 +20,10 @@ export const REMOTE_WORKSPACE_REF_KIND = 'remotePath';
 
 /** A session id or path segment as one safe folder name. */
 export function safeFolderName(label: string): string {
-  const s = label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^\.+/, '_').slice(0, 100);
+  const s = label
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .replace(/^\.+/, '_')
+    .slice(0, 100);
   return s.length > 0 ? s : 'session';
 }
 

@@ -23,17 +23,23 @@ const caps = '{"shareChannels":true,"acceptSessions":true,"loadBalance":false}';
 const VALID: Record<BridgeFrameType, string> = {
   'bridge-hello': `{"type":"bridge-hello","gatewayId":"gw_abc123","gatewayName":"Office Gateway","version":"1.0","token":"s3cret-token","capabilities":${caps},"sharedChannels":[{"name":"openai","provider":"openai","models":["gpt-4o-mini"]}],"sharedAgents":[{"id":"codex","label":"Codex","kind":"agent"}],"minVersion":"1.0","maxVersion":"1.0","nonce":"n-1"}`,
   'bridge-hello-ok': `{"type":"bridge-hello-ok","gatewayId":"gw_def456","gatewayName":"Datacenter Gateway","sharedChannels":[${ch}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":16777216,"heartbeatIntervalMs":5000},"sharedAgents":[{"id":"switchyard","label":"Switchyard","kind":"gateway"}]}`,
-  'bridge-error': '{"type":"bridge-error","requestId":"req_1","code":"UPSTREAM_ERROR","message":"upstream 500","retryable":true,"started":true,"retryAfterMs":1000,"gatewayCode":"UPSTREAM_STREAM_ERROR"}',
-  'bridge-forward': '{"type":"bridge-forward","requestId":"req_789","targetChannel":"local-llama","payload":{"model":"llama3","messages":[{"role":"user","content":"Hello"}],"x_extra":1},"stream":true,"deadlineMs":60000,"hops":["gw_abc123"],"sessionId":"s1","kind":"chat"}',
-  'bridge-response': '{"type":"bridge-response","requestId":"req_789","payload":{"model":"llama3","choices":[{"message":{"role":"assistant","content":"Hi there!"}}]}}',
-  'bridge-stream': '{"type":"bridge-stream","requestId":"req_789","chunk":{"id":"c1","object":"chat.completion.chunk","created":1,"model":"llama3","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}}',
+  'bridge-error':
+    '{"type":"bridge-error","requestId":"req_1","code":"UPSTREAM_ERROR","message":"upstream 500","retryable":true,"started":true,"retryAfterMs":1000,"gatewayCode":"UPSTREAM_STREAM_ERROR"}',
+  'bridge-forward':
+    '{"type":"bridge-forward","requestId":"req_789","targetChannel":"local-llama","payload":{"model":"llama3","messages":[{"role":"user","content":"Hello"}],"x_extra":1},"stream":true,"deadlineMs":60000,"hops":["gw_abc123"],"sessionId":"s1","kind":"chat"}',
+  'bridge-response':
+    '{"type":"bridge-response","requestId":"req_789","payload":{"model":"llama3","choices":[{"message":{"role":"assistant","content":"Hi there!"}}]}}',
+  'bridge-stream':
+    '{"type":"bridge-stream","requestId":"req_789","chunk":{"id":"c1","object":"chat.completion.chunk","created":1,"model":"llama3","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}}',
   'bridge-stream-end': '{"type":"bridge-stream-end","requestId":"req_789","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
   'bridge-cancel': '{"type":"bridge-cancel","requestId":"req_789"}',
   'bridge-ping': '{"type":"bridge-ping","ts":1700000000000}',
   'bridge-pong': '{"type":"bridge-pong","ts":1700000000000}',
-  'bridge-load': '{"type":"bridge-load","channels":{"local-llama":{"inflight":2,"queued":0,"maxConcurrent":64,"latencyMsEwma":812.5,"healthy":true}},"inflight":3}',
+  'bridge-load':
+    '{"type":"bridge-load","channels":{"local-llama":{"inflight":2,"queued":0,"maxConcurrent":64,"latencyMsEwma":812.5,"healthy":true}},"inflight":3}',
   'bridge-channels': `{"type":"bridge-channels","sharedChannels":[${ch}],"sharedAgents":[]}`,
-  'bridge-session-transfer': '{"type":"bridge-session-transfer","transferId":"tr_1","session":{"id":"s1","owner":"gw_abc123","record":{"model":"llama3"},"history":[{"role":"user","content":"hi"}],"affinity":null}}',
+  'bridge-session-transfer':
+    '{"type":"bridge-session-transfer","transferId":"tr_1","session":{"id":"s1","owner":"gw_abc123","record":{"model":"llama3"},"history":[{"role":"user","content":"hi"}],"affinity":null}}',
   'bridge-session-transfer-ok': '{"type":"bridge-session-transfer-ok","transferId":"tr_1","sessionId":"s1"}',
   'bridge-rpc': '{"type":"bridge-rpc","requestId":"rpc_1","method":"session.start","params":{"sessionId":"s1","taskPrompt":"hi"},"hops":["gw_abc123"]}',
   'bridge-rpc-event': '{"type":"bridge-rpc-event","requestId":"rpc_1","method":"session.update","params":{"sessionId":"s1","seq":1,"type":"delta","text":"h"}}',
@@ -80,7 +86,14 @@ describe('parseFrame: every frame type', () => {
 
   it('accepts the seed minimum: hello without the extension fields, forward without options', () => {
     const hello = parseFrame(`{"type":"bridge-hello","gatewayId":"gw_a","gatewayName":"A","version":"1.0","token":"t","capabilities":${caps}}`, PRE);
-    expect(hello.ok && hello.frame).toEqual({ type: 'bridge-hello', gatewayId: 'gw_a', gatewayName: 'A', version: '1.0', token: 't', capabilities: JSON.parse(caps) });
+    expect(hello.ok && hello.frame).toEqual({
+      type: 'bridge-hello',
+      gatewayId: 'gw_a',
+      gatewayName: 'A',
+      version: '1.0',
+      token: 't',
+      capabilities: JSON.parse(caps),
+    });
     const fwd = parseFrame('{"type":"bridge-forward","requestId":"r","targetChannel":"c","payload":{}}', POST);
     expect(fwd.ok && fwd.frame).toEqual({ type: 'bridge-forward', requestId: 'r', targetChannel: 'c', payload: {} });
   });
@@ -88,7 +101,10 @@ describe('parseFrame: every frame type', () => {
   it('drops unknown optional fields but passes opaque bodies through untouched', () => {
     const r = parseFrame('{"type":"bridge-forward","requestId":"r","targetChannel":"c","payload":{"model":"m","zz":[1]},"future":true}', POST);
     expect(r.ok && r.frame).toEqual({ type: 'bridge-forward', requestId: 'r', targetChannel: 'c', payload: { model: 'm', zz: [1] } });
-    const h = parseFrame(`{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[{"name":"a","provider":"p","models":[],"extra":1}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1,"x":2}}`, PRE_INIT);
+    const h = parseFrame(
+      `{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[{"name":"a","provider":"p","models":[],"extra":1}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1,"x":2}}`,
+      PRE_INIT,
+    );
     expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.sharedChannels).toEqual([{ name: 'a', provider: 'p', models: [] }]);
     expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.policy).toEqual({ maxFrameBytes: 1, heartbeatIntervalMs: 1 });
   });
@@ -96,7 +112,10 @@ describe('parseFrame: every frame type', () => {
 
 describe('SharedChannel.pricing', () => {
   const hello = (pricing: string) =>
-    parseFrame(`{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[{"name":"a","provider":"p","models":["m"],"pricing":${pricing}}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1}}`, PRE_INIT);
+    parseFrame(
+      `{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[{"name":"a","provider":"p","models":["m"],"pricing":${pricing}}],"version":"1.0","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1}}`,
+      PRE_INIT,
+    );
   it('is read with its numbers; cachedInput is optional; other keys are dropped', () => {
     const h = hello('{"input":2.5,"output":10,"cachedInput":1,"currency":"EUR"}');
     expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.sharedChannels[0]!.pricing).toEqual({ input: 2.5, output: 10, cachedInput: 1 });
@@ -138,13 +157,25 @@ describe('parseFrame: field validation', () => {
     ['{"type":"bridge-error","code":"OVERLOADED","message":"m"}', 'bridge-error.retryable: required boolean'],
     ['{"type":"bridge-error","message":"m","retryable":false}', 'bridge-error.code: required string'],
     ['{"type":"bridge-error","code":"INTERNAL","retryable":false}', 'bridge-error.message: required string'],
-    ['{"type":"bridge-load","channels":{"a":{"inflight":1,"queued":0,"maxConcurrent":1,"latencyMsEwma":1}},"inflight":1}', 'bridge-load.channels.a.healthy: required boolean'],
-    ['{"type":"bridge-load","channels":{"a":{"inflight":1.5,"queued":0,"maxConcurrent":1,"latencyMsEwma":1,"healthy":true}},"inflight":1}', 'bridge-load.channels.a.inflight: must be a non-negative integer'],
+    [
+      '{"type":"bridge-load","channels":{"a":{"inflight":1,"queued":0,"maxConcurrent":1,"latencyMsEwma":1}},"inflight":1}',
+      'bridge-load.channels.a.healthy: required boolean',
+    ],
+    [
+      '{"type":"bridge-load","channels":{"a":{"inflight":1.5,"queued":0,"maxConcurrent":1,"latencyMsEwma":1,"healthy":true}},"inflight":1}',
+      'bridge-load.channels.a.inflight: must be a non-negative integer',
+    ],
     ['{"type":"bridge-load","channels":{},"inflight":null}', 'bridge-load.inflight: must be a non-negative integer'],
     ['{"type":"bridge-load","channels":{"__proto__":{}},"inflight":0}', 'bridge-load.channels key: must match'],
-    ['{"type":"bridge-channels","sharedChannels":[{"name":"a","provider":"p","models":["m",3]}]}', 'bridge-channels.sharedChannels[0].models[1]: must be a string'],
+    [
+      '{"type":"bridge-channels","sharedChannels":[{"name":"a","provider":"p","models":["m",3]}]}',
+      'bridge-channels.sharedChannels[0].models[1]: must be a string',
+    ],
     ['{"type":"bridge-channels","sharedChannels":[{"name":"a","provider":"p"}]}', 'bridge-channels.sharedChannels[0].models: required array'],
-    ['{"type":"bridge-channels","sharedChannels":[],"sharedAgents":[{"id":"a","label":"A","kind":"robot"}]}', 'bridge-channels.sharedAgents[0].kind: must be "agent" or "gateway"'],
+    [
+      '{"type":"bridge-channels","sharedChannels":[],"sharedAgents":[{"id":"a","label":"A","kind":"robot"}]}',
+      'bridge-channels.sharedAgents[0].kind: must be "agent" or "gateway"',
+    ],
     ['{"type":"bridge-session-transfer","transferId":"t","session":{"owner":"gw_a"}}', 'bridge-session-transfer.session.id: required string'],
     ['{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s"}}', 'bridge-session-transfer.session.owner: required string'],
     ['{"type":"bridge-session-transfer-ok","transferId":"t"}', 'bridge-session-transfer-ok.sessionId: required string'],
@@ -180,8 +211,15 @@ describe('parseFrame: field validation', () => {
   it('accepts rpc results that are null or errors with data', () => {
     const a = parseFrame('{"type":"bridge-rpc-result","requestId":"r","result":null}', POST);
     expect(a.ok && a.frame).toEqual({ type: 'bridge-rpc-result', requestId: 'r', result: null });
-    const b = parseFrame('{"type":"bridge-rpc-result","requestId":"r","error":{"code":-32002,"message":"gone","data":{"code":"SESSION_CONTINUATION_UNAVAILABLE"}}}', POST);
-    expect(b.ok && b.frame).toEqual({ type: 'bridge-rpc-result', requestId: 'r', error: { code: -32002, message: 'gone', data: { code: 'SESSION_CONTINUATION_UNAVAILABLE' } } });
+    const b = parseFrame(
+      '{"type":"bridge-rpc-result","requestId":"r","error":{"code":-32002,"message":"gone","data":{"code":"SESSION_CONTINUATION_UNAVAILABLE"}}}',
+      POST,
+    );
+    expect(b.ok && b.frame).toEqual({
+      type: 'bridge-rpc-result',
+      requestId: 'r',
+      error: { code: -32002, message: 'gone', data: { code: 'SESSION_CONTINUATION_UNAVAILABLE' } },
+    });
   });
 
   it('parses an embeddings forward', () => {
@@ -229,7 +267,11 @@ describe('parseFrame: size, binary, garbage', () => {
 
 describe('parseFrame: handshake gate', () => {
   it('answers an unknown type after auth with UNKNOWN_TYPE and no close', () => {
-    expect(err('{"type":"bridge-teleport","requestId":"r1"}')).toEqual({ code: 'UNKNOWN_TYPE', message: 'unknown frame type "bridge-teleport"', requestId: 'r1' });
+    expect(err('{"type":"bridge-teleport","requestId":"r1"}')).toEqual({
+      code: 'UNKNOWN_TYPE',
+      message: 'unknown frame type "bridge-teleport"',
+      requestId: 'r1',
+    });
   });
 
   it('refuses anything but bridge-hello before auth with BAD_HELLO / 4400', () => {
@@ -285,8 +327,18 @@ describe('hops', () => {
     expect(hasLoop([], 'gw_a')).toBe(false);
     expect(hasLoop(['gw_b', 'gw_c'], 'gw_a')).toBe(false);
     expect(hasLoop(['gw_b', 'gw_a'], 'gw_a')).toBe(true);
-    expect(hasLoop(Array.from({ length: MAX_HOPS }, (_, i) => `gw_${i}`), 'gw_a')).toBe(true);
-    expect(hasLoop(Array.from({ length: MAX_HOPS - 1 }, (_, i) => `gw_${i}`), 'gw_a')).toBe(false);
+    expect(
+      hasLoop(
+        Array.from({ length: MAX_HOPS }, (_, i) => `gw_${i}`),
+        'gw_a',
+      ),
+    ).toBe(true);
+    expect(
+      hasLoop(
+        Array.from({ length: MAX_HOPS - 1 }, (_, i) => `gw_${i}`),
+        'gw_a',
+      ),
+    ).toBe(false);
   });
   it('appends this gateway for the next leg without mutating the input', () => {
     const hops = ['gw_b'];
@@ -310,7 +362,14 @@ describe('tables and constants', () => {
     expect(isRetryForbiddenClose(CLOSE_CODES.AUTH_FAILED)).toBe(true);
   });
   it('has the documented default limits', () => {
-    expect(BRIDGE_DEFAULT_LIMITS).toEqual({ handshakeTimeoutMs: 10_000, maxFrameBytes: 16_777_216, preAuthFrameBytes: 65_536, maxInflightPerPeer: 256, heartbeatIntervalMs: 5_000, deadPeerMisses: 3 });
+    expect(BRIDGE_DEFAULT_LIMITS).toEqual({
+      handshakeTimeoutMs: 10_000,
+      maxFrameBytes: 16_777_216,
+      preAuthFrameBytes: 65_536,
+      maxInflightPerPeer: 256,
+      heartbeatIntervalMs: 5_000,
+      deadPeerMisses: 3,
+    });
   });
   it('builds bridge-error frames with the default retryable, which parse back', () => {
     const f = bridgeErrorFrame('OVERLOADED', 'busy', { requestId: 'r', retryAfterMs: 500 });

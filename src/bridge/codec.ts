@@ -195,7 +195,6 @@ function parseVersion(v: string | undefined): [number, number] | null {
 
 const cmp = (a: [number, number], b: [number, number]) => a[0] - b[0] || a[1] - b[1];
 
-
 /** Tolerated, not enforced: a bad value in these optional extension fields is dropped (see bridge-frames.ts). */
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const ORIGIN_REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -260,7 +259,13 @@ function channels(v: unknown, p: string): SharedChannel[] {
 function channelCaps(v: unknown, p: string): ChannelCapabilities {
   const o = obj(v, p);
   const flag = (k: keyof ChannelCapabilities) => optBool(o[k], `${p}.${k}`) === true;
-  return { embeddings: flag('embeddings'), tools: flag('tools'), vision: flag('vision'), nativeResponses: flag('nativeResponses'), synthetic: flag('synthetic') };
+  return {
+    embeddings: flag('embeddings'),
+    tools: flag('tools'),
+    vision: flag('vision'),
+    nativeResponses: flag('nativeResponses'),
+    synthetic: flag('synthetic'),
+  };
 }
 function pricing(v: unknown, p: string): ChannelPricing {
   const o = obj(v, p);

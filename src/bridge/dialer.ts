@@ -145,7 +145,11 @@ export class Dialer {
       this.setState('failed');
       return;
     }
-    const delay = backoffDelay(this.attempts, { initialMs: this.target.reconnectInterval, maxMs: this.target.maxReconnectInterval, jitter: DEFAULT_BACKOFF.jitter });
+    const delay = backoffDelay(this.attempts, {
+      initialMs: this.target.reconnectInterval,
+      maxMs: this.target.maxReconnectInterval,
+      jitter: DEFAULT_BACKOFF.jitter,
+    });
     this.setState('backoff');
     this.timer = setTimeout(() => this.dial(), delay);
     this.timer.unref();

@@ -42,14 +42,22 @@ export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequ
     return err ? Promise.reject(err) : Promise.resolve({ stream: true, chunks: queue });
   }
   return new Promise((resolve, reject) => {
-    const err = launch(l, o, targetChannel, body, false, { queue: undefined, resolve: (v) => resolve({ stream: false, completion: asCompletion(v) }), fail: reject });
+    const err = launch(l, o, targetChannel, body, false, {
+      queue: undefined,
+      resolve: (v) => resolve({ stream: false, completion: asCompletion(v) }),
+      fail: reject,
+    });
     if (err) reject(err);
   });
 }
 
 export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: EmbeddingsRequest, o: ForwardOptions): Promise<EmbeddingsResponse> {
   return new Promise((resolve, reject) => {
-    const err = launch(l, o, targetChannel, { kind: 'embeddings', payload: req }, false, { queue: undefined, resolve: (v) => resolve(asEmbeddings(v)), fail: reject });
+    const err = launch(l, o, targetChannel, { kind: 'embeddings', payload: req }, false, {
+      queue: undefined,
+      resolve: (v) => resolve(asEmbeddings(v)),
+      fail: reject,
+    });
     if (err) reject(err);
   });
 }
@@ -57,7 +65,14 @@ export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: Em
 type Body = { kind: 'chat'; payload: ChatRequest } | { kind: 'embeddings'; payload: EmbeddingsRequest };
 
 /** Registers the pending entry (abort → bridge-cancel) and sends the frame; an error when it cannot start. */
-function launch(l: LinkContext, o: ForwardOptions, targetChannel: string, body: Body, stream: boolean, e: Pick<PendingForward, 'queue' | 'resolve' | 'fail'>): GatewayError | undefined {
+function launch(
+  l: LinkContext,
+  o: ForwardOptions,
+  targetChannel: string,
+  body: Body,
+  stream: boolean,
+  e: Pick<PendingForward, 'queue' | 'resolve' | 'fail'>,
+): GatewayError | undefined {
   if (!l.open) return new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`);
   if (o.signal.aborted) return new GatewayError('CANCELLED', 'request cancelled');
   const requestId = seqId('fwd');
@@ -136,7 +151,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   try {
     // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
     gate = await l.peerGate()?.(l.peer.id, f.targetChannel, String(f.payload.model ?? ''), f.stream === true);
-    if (gate && !gate.ok) return l.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
+    if (gate && !gate.ok)
+      return l.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
     if (ac.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled'); // bridge-cancel during the check
     if (f.kind === 'embeddings') {
       const payload = await l.router.serveChannelEmbeddings(f.targetChannel, f.payload, opts);

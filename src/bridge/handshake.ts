@@ -73,12 +73,12 @@ export interface InitiatorContext {
 
 /** `lastError` is what `bridge list` shows; `close` is absent when the responder closes (it sent bridge-error). */
 export type HelloOkDecision =
-  | { ok: true; helloOk: BridgeHelloOkFrame; peer: PeerInfo }
-  | { ok: false; lastError: string; close?: { code: number; reason: string } };
+  { ok: true; helloOk: BridgeHelloOkFrame; peer: PeerInfo } | { ok: false; lastError: string; close?: { code: number; reason: string } };
 
 export function decideHelloOk(frame: BridgeFrame, ctx: InitiatorContext): HelloOkDecision {
   if (frame.type === 'bridge-error') return { ok: false, lastError: `${frame.code}: ${frame.message}` };
-  if (frame.type !== 'bridge-hello-ok') return { ok: false, lastError: `unexpected ${frame.type} during handshake`, close: { code: CLOSE.BAD_FRAME, reason: 'expected bridge-hello-ok' } };
+  if (frame.type !== 'bridge-hello-ok')
+    return { ok: false, lastError: `unexpected ${frame.type} during handshake`, close: { code: CLOSE.BAD_FRAME, reason: 'expected bridge-hello-ok' } };
   if (frame.gatewayId === ctx.selfId) {
     return { ok: false, lastError: 'SELF_CONNECTION: the URL points at this gateway itself', close: { code: CLOSE.NOT_ALLOWED, reason: 'self connection' } };
   }

@@ -60,7 +60,13 @@ export class Heartbeat {
       if (!c) continue;
       const n = router.inflightOf(c.id);
       inflight += n;
-      channels[name] = { inflight: n, queued: 0, maxConcurrent: c.load().maxConcurrent, latencyMsEwma: Math.round(router.latencyOf(c.id)), healthy: router.health.eligible(c.id) };
+      channels[name] = {
+        inflight: n,
+        queued: 0,
+        maxConcurrent: c.load().maxConcurrent,
+        latencyMsEwma: Math.round(router.latencyOf(c.id)),
+        healthy: router.health.eligible(c.id),
+      };
     }
     this.l.send({ type: 'bridge-load', channels, inflight });
   }

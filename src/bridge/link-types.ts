@@ -11,7 +11,16 @@ import type { TransferCoordinator } from '../sessions/transfer.js';
 import type { AsyncQueue } from '../util/async-queue.js';
 import type { Logger } from '../util/log.js';
 import type { PendingTable } from '../util/pending.js';
-import type { BridgeCapabilities, BridgeErrorCode, BridgeErrorFrame, BridgeFrame, ChannelLoad, RpcErrorObject, SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
+import type {
+  BridgeCapabilities,
+  BridgeErrorCode,
+  BridgeErrorFrame,
+  BridgeFrame,
+  ChannelLoad,
+  RpcErrorObject,
+  SharedAgent,
+  SharedChannel,
+} from '../wire/bridge-frames.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 
 export type Role = 'initiator' | 'responder';

@@ -16,7 +16,14 @@ import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
 import { encodeFrame, parseFrame } from './codec.js';
-import { bridgeErrorFrame, type BridgeErrorCode, type BridgeErrorFrame, type BridgeFrame, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
+import {
+  bridgeErrorFrame,
+  type BridgeErrorCode,
+  type BridgeErrorFrame,
+  type BridgeFrame,
+  type SharedAgent,
+  type SharedChannel,
+} from '../wire/bridge-frames.js';
 import { forwardChat, forwardEmbeddings, onResponse, onStream, onStreamEnd, serveForward, type ForwardOptions } from './forwarding.js';
 import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from './rpc.js';
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';

@@ -24,7 +24,10 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
     ws.close(close, code);
     setTimeout(() => ws.terminate(), 1000).unref();
   };
-  const timer = setTimeout(() => refuse('HANDSHAKE_TIMEOUT', `no bridge-hello within ${limits.handshakeTimeoutMs} ms`, CLOSE.HANDSHAKE_TIMEOUT), limits.handshakeTimeoutMs);
+  const timer = setTimeout(
+    () => refuse('HANDSHAKE_TIMEOUT', `no bridge-hello within ${limits.handshakeTimeoutMs} ms`, CLOSE.HANDSHAKE_TIMEOUT),
+    limits.handshakeTimeoutMs,
+  );
   timer.unref();
   ws.on('error', () => undefined);
 

@@ -92,7 +92,9 @@ export class BridgeMesh implements MeshContext {
         return out.result;
       },
     };
-    this.transfers = o.store ? new TransferCoordinator(o.store, o.gatewayId, o.config.gateway.bridge.acceptSessions, transport, o.logger.child({ part: 'transfer' })) : undefined;
+    this.transfers = o.store
+      ? new TransferCoordinator(o.store, o.gatewayId, o.config.gateway.bridge.acceptSessions, transport, o.logger.child({ part: 'transfer' }))
+      : undefined;
     // Every socket starts with the pre-auth limit; listener.ts raises it once the peer authenticated.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: preAuthPayloadLimit(this.limits.preAuthFrameBytes), perMessageDeflate: false });
   }
@@ -168,7 +170,13 @@ export class BridgeMesh implements MeshContext {
       if (!ch) continue;
       // the capabilities our provider declares (the local candidate carries them)
       const capabilities = this.router.get(`local/${n}`)?.capabilities ?? legacyCapabilities(ch.provider);
-      out.push({ name: ch.name, provider: ch.provider, models: [...ch.models], capabilities: { ...capabilities }, ...(ch.pricing ? { pricing: { ...ch.pricing } } : {}) });
+      out.push({
+        name: ch.name,
+        provider: ch.provider,
+        models: [...ch.models],
+        capabilities: { ...capabilities },
+        ...(ch.pricing ? { pricing: { ...ch.pricing } } : {}),
+      });
     }
     return out;
   }
@@ -205,7 +213,12 @@ export class BridgeMesh implements MeshContext {
   }
 
   /** Runs an /acp/rpc method on a peer (see BridgeLink.rpc). */
-  rpc(peerId: string, method: string, params: Record<string, unknown>, o: { hops?: string[]; signal?: AbortSignal; onEvent: (method: string, params: Record<string, unknown>) => void }): Promise<RpcOutcome> {
+  rpc(
+    peerId: string,
+    method: string,
+    params: Record<string, unknown>,
+    o: { hops?: string[]; signal?: AbortSignal; onEvent: (method: string, params: Record<string, unknown>) => void },
+  ): Promise<RpcOutcome> {
     const link = this.links.get(peerId);
     if (!link) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${peerId} is not connected`));
     return link.rpc(method, params, { hops: o.hops ?? [], signal: o.signal, onEvent: o.onEvent });
@@ -251,7 +264,9 @@ export class BridgeMesh implements MeshContext {
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
     for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));
     this.refreshCandidates(link);
-    void this.transfers?.reconcile(link.peer.id, link.since.getTime()).catch((err) => this.logger.warn('transfer reconcile failed', { peer: link.peer.id, err: String(err) }));
+    void this.transfers
+      ?.reconcile(link.peer.id, link.since.getTime())
+      .catch((err) => this.logger.warn('transfer reconcile failed', { peer: link.peer.id, err: String(err) }));
   }
 
   refreshCandidates(link: BridgeLink): void {
@@ -284,7 +299,8 @@ export class BridgeMesh implements MeshContext {
       throw new GatewayError('INVALID_REQUEST', 'url: not a valid URL', { param: 'url' });
     }
     const name = t.name ?? host.replace(/[^A-Za-z0-9._-]/g, '-');
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new GatewayError('INVALID_REQUEST', 'name: letters, digits, . _ - (max 64), as in config', { param: 'name' });
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
+      throw new GatewayError('INVALID_REQUEST', 'name: letters, digits, . _ - (max 64), as in config', { param: 'name' });
     if (this.dialers.has(name)) throw new GatewayError('INVALID_REQUEST', `a bridge named "${name}" already exists`, { param: 'name' });
     const share = t.share ?? true;
     if (Array.isArray(share)) {
@@ -292,7 +308,16 @@ export class BridgeMesh implements MeshContext {
       const outside = share.filter((n) => !wl.includes(n));
       if (outside.length) throw new GatewayError('INVALID_REQUEST', `share: not in gateway.bridge.shareChannels: ${outside.join(', ')}`, { param: 'share' });
     }
-    const d = this.addDialer({ name, url: t.url, token: t.token, shareChannels: share, autoReconnect: true, reconnectInterval: 1000, maxReconnectInterval: 60_000, ca: t.ca });
+    const d = this.addDialer({
+      name,
+      url: t.url,
+      token: t.token,
+      shareChannels: share,
+      autoReconnect: true,
+      reconnectInterval: 1000,
+      maxReconnectInterval: 60_000,
+      ca: t.ca,
+    });
     return this.rowOf(d);
   }
 

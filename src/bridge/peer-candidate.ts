@@ -31,7 +31,12 @@ export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
     pricing: ch.pricing,
     load: () => {
       const l = link.load.channels[ch.name];
-      return { inflight: l?.inflight ?? 0, maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY, latencyMsEwma: l?.latencyMsEwma ?? 0, healthy: l?.healthy ?? true };
+      return {
+        inflight: l?.inflight ?? 0,
+        maxConcurrent: l?.maxConcurrent ?? DEFAULT_PEER_CAPACITY,
+        latencyMsEwma: l?.latencyMsEwma ?? 0,
+        healthy: l?.healthy ?? true,
+      };
     },
     chat: (req, opts) => link.forwardChat(ch.name, req, opts),
     embeddings: (req, opts) => link.forwardEmbeddings(ch.name, req, opts),

@@ -66,7 +66,8 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
       sharedAgents: l.ourAgents,
       hops: [...hops, l.selfId],
       signal: ac.signal,
-      emit: (method, params) => l.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`),
+      emit: (method, params) =>
+        l.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`),
     });
     l.send({ type: 'bridge-rpc-result', requestId, ...out });
   } catch (err) {
@@ -86,7 +87,8 @@ async function serveSessionCall(l: LinkContext, requestId: string, method: strin
   let out: RpcOutcome;
   if (!t) out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: 'this gateway has no session store' } };
   else if (method === 'bridge.session.status') out = { result: await t.status(l.peer.id, sessionId) };
-  else if (method === 'bridge.session.commit') out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
+  else if (method === 'bridge.session.commit')
+    out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
   else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
   l.send({ type: 'bridge-rpc-result', requestId, ...out });
 }

@@ -11,7 +11,8 @@ import { isTransfer, type LinkContext, type PendingTransfer } from './link-types
 export function offerSession(l: LinkContext, transferId: string, session: Record<string, unknown>, timeoutMs: number): Promise<void> {
   if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
   const { id, owner } = session;
-  if (typeof id !== 'string' || typeof owner !== 'string') return Promise.reject(new GatewayError('INTERNAL', 'a session snapshot needs a string id and owner'));
+  if (typeof id !== 'string' || typeof owner !== 'string')
+    return Promise.reject(new GatewayError('INTERNAL', 'a session snapshot needs a string id and owner'));
   const snapshot: BridgeSessionSnapshot = { ...session, id, owner };
   return new Promise((resolve, reject) => {
     const entry: PendingTransfer = {
@@ -42,6 +43,9 @@ export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFram
   } catch (err) {
     const e = toGatewayError(err);
     const reason = e.details?.reason;
-    l.sendError(reason === 'NOT_OWNER' ? 'NOT_OWNER' : 'TRANSFER_REJECTED', e.code === 'INTERNAL' ? 'could not store the session' : e.message, { requestId: f.transferId, retryable: false });
+    l.sendError(reason === 'NOT_OWNER' ? 'NOT_OWNER' : 'TRANSFER_REJECTED', e.code === 'INTERNAL' ? 'could not store the session' : e.message, {
+      requestId: f.transferId,
+      retryable: false,
+    });
   }
 }

@@ -6,7 +6,6 @@ import type { SharedChannel } from '../wire/bridge-frames.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, table } from './table.js';
 
-
 const out = (s: string): void => {
   process.stdout.write(s);
 };
@@ -24,7 +23,14 @@ export function renderPeers(peers: PeerRow[]): string {
       p.sharedWithUs.join(',') || '-',
       p.sharedByUs.join(',') || '-',
       `${p.inflight.out}→ ${p.inflight.in}←`,
-      Object.values(p.health).every((h) => h === 'healthy') ? (p.state === 'open' ? 'ok' : '-') : Object.entries(p.health).filter(([, h]) => h !== 'healthy').map(([c, h]) => `${c}:${h}`).join(','),
+      Object.values(p.health).every((h) => h === 'healthy')
+        ? p.state === 'open'
+          ? 'ok'
+          : '-'
+        : Object.entries(p.health)
+            .filter(([, h]) => h !== 'healthy')
+            .map(([c, h]) => `${c}:${h}`)
+            .join(','),
       p.lastError,
     ]),
   );
@@ -33,10 +39,12 @@ export function renderPeers(peers: PeerRow[]): string {
 export function registerBridge(program: Command): void {
   const bridge = program.command('bridge').description('gateway-to-gateway bridges');
 
-  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, shared channels, in-flight, last error')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges');
-    out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
-  });
+  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, shared channels, in-flight, last error')).action(
+    async (o: RemoteFlags) => {
+      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges');
+      out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
+    },
+  );
 
   remoteOptions(
     bridge
@@ -48,7 +56,15 @@ export function registerBridge(program: Command): void {
       .option('--share <channels>', 'comma-separated channels to share with the peer (default: the whitelist); "none" for none')
       .option('--ca <file>', "trust this CA or the peer's self-signed certificate (PEM) for wss://"),
   ).action(async (o: RemoteFlags & { peerUrl: string; peerToken: string; name?: string; share?: string; ca?: string }) => {
-    const share = o.share === undefined ? undefined : o.share === 'none' ? false : o.share.split(',').map((s) => s.trim()).filter(Boolean);
+    const share =
+      o.share === undefined
+        ? undefined
+        : o.share === 'none'
+          ? false
+          : o.share
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean);
     let ca: string | undefined;
     if (o.ca) {
       try {
@@ -61,13 +77,19 @@ export function registerBridge(program: Command): void {
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });
 
-  remoteOptions(bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>')).action(async (target: string, o: RemoteFlags) => {
-    const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`);
-    out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
-  });
+  remoteOptions(bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>')).action(
+    async (target: string, o: RemoteFlags) => {
+      const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`);
+      out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
+    },
+  );
 
   remoteOptions(bridge.command('channels').description('what every peer shares with us, and what we share with it')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ peers: Array<{ peer: string; id: string; direction: string; theyShare: SharedChannel[]; weShare: SharedChannel[] }> }>(o, 'GET', '/admin/bridges/channels');
+    const r = await adminCall<{ peers: Array<{ peer: string; id: string; direction: string; theyShare: SharedChannel[]; weShare: SharedChannel[] }> }>(
+      o,
+      'GET',
+      '/admin/bridges/channels',
+    );
     if (o.json) return out(JSON.stringify(r.peers, null, 2) + '\n');
     const rows: Array<Array<string>> = [];
     for (const p of r.peers) {
@@ -77,12 +99,42 @@ export function registerBridge(program: Command): void {
     out(rows.length ? table(['PEER', 'ID', 'WAY', 'CHANNEL', 'PROVIDER', 'MODELS'], rows) : 'no channels shared either way\n');
   });
 
-  remoteOptions(program.command('channels').description('channels known to the gateway').command('list').description('local and peer channels with load')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ channels: Array<{ id: string; channel: string; provider: string; peer: string | null; mock: boolean; models: string[]; inflight: number; maxConcurrent: number; latencyMsEwma: number; health: { state: string; ejectedUntil: number; reason: string | null } }> }>(o, 'GET', '/admin/channels');
+  remoteOptions(
+    program.command('channels').description('channels known to the gateway').command('list').description('local and peer channels with load'),
+  ).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{
+      channels: Array<{
+        id: string;
+        channel: string;
+        provider: string;
+        peer: string | null;
+        mock: boolean;
+        models: string[];
+        inflight: number;
+        maxConcurrent: number;
+        latencyMsEwma: number;
+        health: { state: string; ejectedUntil: number; reason: string | null };
+      }>;
+    }>(o, 'GET', '/admin/channels');
     if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
     const health = (h: { state: string; ejectedUntil: number; reason: string | null }) =>
-      h.state === 'healthy' ? 'healthy' : `${h.state}${h.ejectedUntil > Date.now() ? ` ${Math.ceil((h.ejectedUntil - Date.now()) / 1000)}s` : ''}${h.reason ? ` (${h.reason})` : ''}`;
-    out(table(['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY', 'HEALTH'], r.channels.map((c) => [c.channel, c.provider + (c.mock ? ' (mock)' : ''), c.peer ?? 'local', c.models.join(','), `${c.inflight}/${c.maxConcurrent}`, c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-', health(c.health)])));
+      h.state === 'healthy'
+        ? 'healthy'
+        : `${h.state}${h.ejectedUntil > Date.now() ? ` ${Math.ceil((h.ejectedUntil - Date.now()) / 1000)}s` : ''}${h.reason ? ` (${h.reason})` : ''}`;
+    out(
+      table(
+        ['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY', 'HEALTH'],
+        r.channels.map((c) => [
+          c.channel,
+          c.provider + (c.mock ? ' (mock)' : ''),
+          c.peer ?? 'local',
+          c.models.join(','),
+          `${c.inflight}/${c.maxConcurrent}`,
+          c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-',
+          health(c.health),
+        ]),
+      ),
+    );
   });
   // `switchyard status` lives in status.ts (one screen of everything).
 }

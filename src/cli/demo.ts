@@ -81,13 +81,18 @@ export async function runDemo(): Promise<void> {
     const models = await client.models.list();
     say(`\n▶ GET /v1/models on A: ${models.data.map((m) => m.id).join(', ')}\n`);
 
-    say('\n▶ non-streaming chat on A, model mock-1 (A\'s own channel):\n');
+    say("\n▶ non-streaming chat on A, model mock-1 (A's own channel):\n");
     const local = await client.chat.completions.create({ model: 'mock-1', messages: [{ role: 'user', content: 'Hello from the office' }] }).withResponse();
     say(`  answer: ${local.data.choices[0]?.message.content}\n  served by: ${via(local.response.headers)}; usage ${JSON.stringify(local.data.usage)}\n`);
 
     say('\n▶ streaming chat on A, model llama3 (only B has it: the request crosses the bridge):\n  ');
     const { data: stream, response } = await client.chat.completions
-      .create({ model: 'llama3', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Explain the bridge in one line' }] })
+      .create({
+        model: 'llama3',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'Explain the bridge in one line' }],
+      })
       .withResponse();
     let chunks = 0;
     let usage: unknown;
@@ -126,7 +131,7 @@ export async function runDemo(): Promise<void> {
       }
     }
     say(`\n  events: ${[...events].map(([e, n]) => `${e}×${n}`).join(', ')}; served by: ${via(msg.headers)}\n`);
-    say('\n✔ demo complete: A answered llama3 with B\'s channel over the bridge, streaming chunk by chunk, in OpenAI and Anthropic format.\n');
+    say("\n✔ demo complete: A answered llama3 with B's channel over the bridge, streaming chunk by chunk, in OpenAI and Anthropic format.\n");
   } finally {
     await Promise.all(procs.reverse().map((p) => p.stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -141,8 +146,5 @@ function via(h: Headers): string {
 }
 
 export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .description('start two bridged gateways and send real requests through them with the openai SDK')
-    .action(runDemo);
+  program.command('demo').description('start two bridged gateways and send real requests through them with the openai SDK').action(runDemo);
 }

@@ -31,7 +31,9 @@ export function registerGateway(program: Command): void {
         if (e.code === 'ENOENT') throw new CliError(`file not found: ${e.path ?? e.message}`);
         throw err;
       }
-      process.stdout.write(`switchyard gateway "${gw.name}" (${gw.id}) listening on ${gw.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`);
+      process.stdout.write(
+        `switchyard gateway "${gw.name}" (${gw.id}) listening on ${gw.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`,
+      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {

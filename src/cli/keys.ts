@@ -10,7 +10,11 @@ const out = (s: string): void => {
 
 function limitsText(k: KeySummary): string {
   const l = k.limits;
-  const parts = [l.requestsPerMin && `${l.requestsPerMin} req/min`, l.tokensPerMin && `${l.tokensPerMin} tok/min`, l.concurrent && `${l.concurrent} at once`].filter(Boolean);
+  const parts = [
+    l.requestsPerMin && `${l.requestsPerMin} req/min`,
+    l.tokensPerMin && `${l.tokensPerMin} tok/min`,
+    l.concurrent && `${l.concurrent} at once`,
+  ].filter(Boolean);
   return parts.join(', ');
 }
 
@@ -58,7 +62,9 @@ interface CreateFlags extends RemoteFlags {
 
 function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
   if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-  out(`${verb} key ${r.key.name} (${r.key.id})\n\n  ${r.secret}\n\nThis secret is shown once: store it now. Clients send it as Authorization: Bearer <secret>.\n`);
+  out(
+    `${verb} key ${r.key.name} (${r.key.id})\n\n  ${r.secret}\n\nThis secret is shown once: store it now. Clients send it as Authorization: Bearer <secret>.\n`,
+  );
 }
 
 export function registerKeys(program: Command): void {
@@ -76,7 +82,7 @@ export function registerKeys(program: Command): void {
       .option('--tpm <n>', 'tokens per minute', int('--tpm'))
       .option('--concurrent <n>', 'requests in flight at once', int('--concurrent'))
       .option('--budget-tokens <n>', 'tokens per budget period', int('--budget-tokens'))
-      .option('--budget-cost <amount>', 'cost per budget period (in the channels\' pricing unit)')
+      .option('--budget-cost <amount>', "cost per budget period (in the channels' pricing unit)")
       .option('--budget-period <p>', 'day | month', 'month'),
   ).action(async (o: CreateFlags) => {
     if (o.budgetPeriod !== 'day' && o.budgetPeriod !== 'month') throw new CliError('--budget-period: day or month');
@@ -85,7 +91,14 @@ export function registerKeys(program: Command): void {
     const body = {
       name: o.name,
       ...(o.owner ? { owner: o.owner } : {}),
-      ...(o.models ? { models: o.models.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(o.models
+        ? {
+            models: o.models
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean),
+          }
+        : {}),
       ...(o.expires ? { expiresAt: expiry(o.expires) } : {}),
       limits: { requestsPerMin: o.rpm, tokensPerMin: o.tpm, concurrent: o.concurrent },
       ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
@@ -98,40 +111,48 @@ export function registerKeys(program: Command): void {
     out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
   });
 
-  remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name')).action(async (id: string, o: RemoteFlags) => {
-    const r = await adminCall<{ key: KeySummary & { spent: { period: string; tokens: number; cost: number } | null } }>(o, 'GET', `/admin/keys/${encodeURIComponent(id)}`);
-    if (o.json) return out(JSON.stringify(r.key, null, 2) + '\n');
-    const k = r.key;
-    const rows: Array<[string, string]> = [
-      ['id', k.id],
-      ['name', k.name],
-      ['owner', k.owner],
-      ['key', k.hint],
-      ['status', k.status],
-      ['models', k.models.join(', ')],
-      ['limits', limitsText(k) || 'none'],
-      ['budget', budgetText(k) || 'none'],
-      ['spent', k.spent ? `${k.spent.tokens} tokens, ${Number(k.spent.cost.toFixed(6))} cost in ${k.spent.period}` : '-'],
-      ['expires', k.expiresAt ?? 'never'],
-      ['created', k.createdAt],
-      ['rotated', k.rotatedAt ?? '-'],
-    ];
-    out(rows.map(([a, b]) => `${a.padEnd(8)} ${b}`).join('\n') + '\n');
-  });
+  remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name')).action(
+    async (id: string, o: RemoteFlags) => {
+      const r = await adminCall<{ key: KeySummary & { spent: { period: string; tokens: number; cost: number } | null } }>(
+        o,
+        'GET',
+        `/admin/keys/${encodeURIComponent(id)}`,
+      );
+      if (o.json) return out(JSON.stringify(r.key, null, 2) + '\n');
+      const k = r.key;
+      const rows: Array<[string, string]> = [
+        ['id', k.id],
+        ['name', k.name],
+        ['owner', k.owner],
+        ['key', k.hint],
+        ['status', k.status],
+        ['models', k.models.join(', ')],
+        ['limits', limitsText(k) || 'none'],
+        ['budget', budgetText(k) || 'none'],
+        ['spent', k.spent ? `${k.spent.tokens} tokens, ${Number(k.spent.cost.toFixed(6))} cost in ${k.spent.period}` : '-'],
+        ['expires', k.expiresAt ?? 'never'],
+        ['created', k.createdAt],
+        ['rotated', k.rotatedAt ?? '-'],
+      ];
+      out(rows.map(([a, b]) => `${a.padEnd(8)} ${b}`).join('\n') + '\n');
+    },
+  );
 
   for (const [verb, done] of [
     ['disable', 'disabled'],
     ['enable', 'enabled'],
   ] as const) {
-    remoteOptions(keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name')).action(async (id: string, o: RemoteFlags) => {
-      const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`);
-      out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
-    });
+    remoteOptions(keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name')).action(
+      async (id: string, o: RemoteFlags) => {
+        const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`);
+        out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
+      },
+    );
   }
 
-  remoteOptions(keys.command('rotate').description('new secret for a key (same id, limits and usage); the old one stops working').argument('<key>', 'id or name')).action(
-    async (id: string, o: RemoteFlags) => {
-      showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`), 'rotated');
-    },
-  );
+  remoteOptions(
+    keys.command('rotate').description('new secret for a key (same id, limits and usage); the old one stops working').argument('<key>', 'id or name'),
+  ).action(async (id: string, o: RemoteFlags) => {
+    showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`), 'rotated');
+  });
 }

@@ -7,7 +7,6 @@ import { ago, table } from './table.js';
 
 type Summary = ReturnType<typeof sessionSummary>;
 
-
 const out = (s: string): void => {
   process.stdout.write(s);
 };
@@ -36,10 +35,12 @@ async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('durable sessions: list, inspect, move to a peer, drain');
 
-  remoteOptions(sessions.command('list').description('sessions stored on this gateway').option('--status <s>', 'active | running | closed | moved')).action(async (o: RemoteFlags & { status?: string }) => {
-    const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`);
-    out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
-  });
+  remoteOptions(sessions.command('list').description('sessions stored on this gateway').option('--status <s>', 'active | running | closed | moved')).action(
+    async (o: RemoteFlags & { status?: string }) => {
+      const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`);
+      out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
+    },
+  );
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>')).action(async (id: string, o: RemoteFlags) => {
     const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`);
@@ -47,7 +48,9 @@ export function registerSessions(program: Command): void {
     const s = r.session;
     out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
     for (const t of s.history) {
-      out(`  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${t.error ? `  (${t.error})` : ''}\n`);
+      out(
+        `  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${t.error ? `  (${t.error})` : ''}\n`,
+      );
     }
   });
 

@@ -15,7 +15,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { AcpBaseUrlError } from './acp-client/base-url.js';
-import { AcpClient, AcpRpcError, AcpTransportError, KEEPALIVE_METHOD, type AcpNotification, type ProviderEntry, type SessionParams, type SessionUpdate, type TaskResult } from './acp-client/client.js';
+import {
+  AcpClient,
+  AcpRpcError,
+  AcpTransportError,
+  KEEPALIVE_METHOD,
+  type AcpNotification,
+  type ProviderEntry,
+  type SessionParams,
+  type SessionUpdate,
+  type TaskResult,
+} from './acp-client/client.js';
 import { CliError, resolveRemote, type RemoteFlags } from './remote.js';
 import { table } from './table.js';
 
@@ -53,12 +63,17 @@ export function clientFor(o: TaskFlags): AcpClient {
 /** Client errors as one CLI line (no stack). */
 export function cliError(err: unknown, client: AcpClient): unknown {
   if (err instanceof AcpRpcError) {
-    if (err.httpStatus === 401) return new CliError(`ACP token rejected by ${client.endpoint.origin}: ${oneLine(err.message)} (use --token, $SWITCHYARD_ACP_TOKEN or acp.tokens in the config)`);
+    if (err.httpStatus === 401)
+      return new CliError(
+        `ACP token rejected by ${client.endpoint.origin}: ${oneLine(err.message)} (use --token, $SWITCHYARD_ACP_TOKEN or acp.tokens in the config)`,
+      );
     return new CliError(`${oneLine(err.message)}${err.dataCode ? ` (${err.dataCode})` : ''}`);
   }
   if (err instanceof AcpTransportError) {
-    if (err.reason === 'unreachable') return new CliError(`cannot reach the gateway at ${client.endpoint.origin} (${err.causeCode ?? err.message}); is it running?`);
-    if (err.reason === 'http' && err.httpStatus === 404) return new CliError(`${client.endpoint.href} answered HTTP 404; is /acp/rpc enabled on this gateway (acp.enabled)?`);
+    if (err.reason === 'unreachable')
+      return new CliError(`cannot reach the gateway at ${client.endpoint.origin} (${err.causeCode ?? err.message}); is it running?`);
+    if (err.reason === 'http' && err.httpStatus === 404)
+      return new CliError(`${client.endpoint.href} answered HTTP 404; is /acp/rpc enabled on this gateway (acp.enabled)?`);
     return new CliError(oneLine(err.message));
   }
   return err;
@@ -78,7 +93,13 @@ export function renderProviders(agents: ProviderEntry[], gateways: ProviderEntry
   if (rows.length === 0) return 'no providers (acp.agents and acp.gateways are empty)\n';
   return table(
     ['ID', 'LABEL', 'TARGET', 'ENABLED', 'UNAVAILABLE REASON'],
-    rows.map(({ p, kind }) => [p.providerId, p.label, (p.targets ?? []).join(',') || kind, p.enabled ? 'yes' : 'no', p.enabled ? '' : oneLine(p.unavailableReason ?? 'unavailable')]),
+    rows.map(({ p, kind }) => [
+      p.providerId,
+      p.label,
+      (p.targets ?? []).join(',') || kind,
+      p.enabled ? 'yes' : 'no',
+      p.enabled ? '' : oneLine(p.unavailableReason ?? 'unavailable'),
+    ]),
   );
 }
 
@@ -172,7 +193,14 @@ export class TurnPrinter {
   /** The final line; the turn's output too when no delta showed it. */
   result(r: TaskResult, sessionId: string): void {
     if (this.shownText === 0 && str(r.output)) this.text(r.output!);
-    const via = r.resolvedExecutionTarget === 'gateway' ? (str(r.resolvedGatewayProviderId) ? `gateway:${r.resolvedGatewayProviderId}` : undefined) : str(r.resolvedProviderId) ? `agent:${r.resolvedProviderId}` : undefined;
+    const via =
+      r.resolvedExecutionTarget === 'gateway'
+        ? str(r.resolvedGatewayProviderId)
+          ? `gateway:${r.resolvedGatewayProviderId}`
+          : undefined
+        : str(r.resolvedProviderId)
+          ? `agent:${r.resolvedProviderId}`
+          : undefined;
     const fields = [`status=${r.status}`, `stopReason=${str(r.stopReason) ?? '-'}`, `session=${r.sessionId ?? sessionId}`];
     if (via) fields.push(`via=${via}`);
     if (str(r.resolvedModel)) fields.push(`model=${r.resolvedModel}`);
@@ -182,7 +210,8 @@ export class TurnPrinter {
 
 /** Why a turn did not complete, for stderr (one line). */
 export function failureReason(r: TaskResult): string {
-  if (r.status === 'unavailable') return `task unavailable: ${[str(r.unavailableCode), str(r.unavailableMessage) ?? str(r.summary)].filter(Boolean).join(': ') || 'unavailable'}`;
+  if (r.status === 'unavailable')
+    return `task unavailable: ${[str(r.unavailableCode), str(r.unavailableMessage) ?? str(r.summary)].filter(Boolean).join(': ') || 'unavailable'}`;
   if (r.status === 'cancelled') return `task cancelled${str(r.error) ? `: ${oneLine(r.error!)}` : ''}`;
   return `task ${r.status}: ${oneLine(str(r.error) ?? str(r.summary) ?? 'no reason given')}`;
 }
@@ -243,13 +272,19 @@ const newSessionId = () => `task-${randomBytes(6).toString('hex')}`;
 export function registerTask(program: Command): void {
   const task = program.command('task').description('agent tasks through the gateway’s /acp/rpc');
 
-  remoteOptions(task.command('providers').description('agents and gateway providers (acp.capabilities): id, label, target, availability')).action(async (o: TaskFlags) => {
-    const caps = await withClient(o, (c) => c.capabilities());
-    const agents = caps.providerCatalog ?? [];
-    const gateways = caps.gatewayProviders ?? [];
-    if (o.json) return out(JSON.stringify({ providerCatalog: agents, gatewayProviders: gateways, availableExecutionTargets: caps.availableExecutionTargets ?? [] }, null, 2) + '\n');
-    out(renderProviders(agents, gateways));
-  });
+  remoteOptions(task.command('providers').description('agents and gateway providers (acp.capabilities): id, label, target, availability')).action(
+    async (o: TaskFlags) => {
+      const caps = await withClient(o, (c) => c.capabilities());
+      const agents = caps.providerCatalog ?? [];
+      const gateways = caps.gatewayProviders ?? [];
+      if (o.json)
+        return out(
+          JSON.stringify({ providerCatalog: agents, gatewayProviders: gateways, availableExecutionTargets: caps.availableExecutionTargets ?? [] }, null, 2) +
+            '\n',
+        );
+      out(renderProviders(agents, gateways));
+    },
+  );
 
   remoteOptions(
     task
@@ -268,8 +303,18 @@ export function registerTask(program: Command): void {
     if (prompt.trim() === '') throw new CliError('the prompt is empty');
     const sessionId = o.session ?? newSessionId();
     const params: SessionParams = { sessionId, taskPrompt: prompt };
-    if (o.provider) Object.assign(params, { provider: o.provider, requestedExecutionTarget: 'agent', routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: o.provider } });
-    else if (o.gateway) Object.assign(params, { gatewayProviderId: o.gateway, requestedExecutionTarget: 'gateway', routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: o.gateway } });
+    if (o.provider)
+      Object.assign(params, {
+        provider: o.provider,
+        requestedExecutionTarget: 'agent',
+        routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: o.provider },
+      });
+    else if (o.gateway)
+      Object.assign(params, {
+        gatewayProviderId: o.gateway,
+        requestedExecutionTarget: 'gateway',
+        routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: o.gateway },
+      });
     else params.routing = { routingMode: 'auto' };
     if (o.model) params.model = o.model;
     if (o.cwd) params.workingDirectory = o.cwd;
@@ -291,12 +336,22 @@ export function registerTask(program: Command): void {
     await runTurn(clientFor(o), o, 'message', { sessionId: o.session, taskPrompt: prompt });
   });
 
-  remoteOptions(task.command('cancel').description('cancel the running turn of a session').requiredOption('--session <id>', 'the session')).action(async (o: TaskFlags & { session: string }) => {
-    const r = await withClient(o, (c) => c.cancel(o.session));
-    out(o.json ? JSON.stringify(r) + '\n' : r.cancelled ? `cancel sent to session ${o.session}; its running turn ends as cancelled\n` : `session ${o.session} had no running turn\n`);
-  });
+  remoteOptions(task.command('cancel').description('cancel the running turn of a session').requiredOption('--session <id>', 'the session')).action(
+    async (o: TaskFlags & { session: string }) => {
+      const r = await withClient(o, (c) => c.cancel(o.session));
+      out(
+        o.json
+          ? JSON.stringify(r) + '\n'
+          : r.cancelled
+            ? `cancel sent to session ${o.session}; its running turn ends as cancelled\n`
+            : `session ${o.session} had no running turn\n`,
+      );
+    },
+  );
 
-  remoteOptions(task.command('close').description('end a session (its agent process stops); it cannot be continued').requiredOption('--session <id>', 'the session')).action(async (o: TaskFlags & { session: string }) => {
+  remoteOptions(
+    task.command('close').description('end a session (its agent process stops); it cannot be continued').requiredOption('--session <id>', 'the session'),
+  ).action(async (o: TaskFlags & { session: string }) => {
     const r = await withClient(o, (c) => c.close(o.session));
     out(o.json ? JSON.stringify(r) + '\n' : r.closed ? `session ${o.session} closed\n` : `session ${o.session} was not open\n`);
   });

@@ -102,7 +102,8 @@ function semanticChecks(cfg: Config, problems: string[]): void {
     bridgeNames.add(b.name);
     if (Array.isArray(b.shareChannels)) {
       b.shareChannels.forEach((n, j) => {
-        if (!cfg.gateway.bridge.shareChannels.includes(n)) problems.push(`gateway.bridges.${i}.shareChannels.${j}: "${n}" is not in gateway.bridge.shareChannels (the whitelist)`);
+        if (!cfg.gateway.bridge.shareChannels.includes(n))
+          problems.push(`gateway.bridges.${i}.shareChannels.${j}: "${n}" is not in gateway.bridge.shareChannels (the whitelist)`);
       });
     }
   });
@@ -110,7 +111,9 @@ function semanticChecks(cfg: Config, problems: string[]): void {
     problems.push('gateway.bridge.allowedTokens: inbound bridges are enabled but no token is allowed (fail closed: add a token or set enabled:false)');
   }
   if (!isLoopbackHost(cfg.gateway.host) && cfg.gateway.auth.tokens.length === 0 && !cfg.gateway.auth.requireKey) {
-    problems.push(`gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token or set gateway.auth.requireKey (refusing to start open to the network)`);
+    problems.push(
+      `gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token or set gateway.auth.requireKey (refusing to start open to the network)`,
+    );
   }
   const runtimeIds = new Set([...cfg.acp.agents.map((a) => a.id), ...cfg.acp.gateways.map((g) => g.id)]);
   cfg.gateway.bridge.shareAgents.forEach((n, i) => {
@@ -119,7 +122,8 @@ function semanticChecks(cfg: Config, problems: string[]): void {
   cfg.gateway.bridges.forEach((b, i) => {
     if (Array.isArray(b.shareAgents)) {
       b.shareAgents.forEach((n, j) => {
-        if (!cfg.gateway.bridge.shareAgents.includes(n)) problems.push(`gateway.bridges.${i}.shareAgents.${j}: "${n}" is not in gateway.bridge.shareAgents (the whitelist)`);
+        if (!cfg.gateway.bridge.shareAgents.includes(n))
+          problems.push(`gateway.bridges.${i}.shareAgents.${j}: "${n}" is not in gateway.bridge.shareAgents (the whitelist)`);
       });
     }
   });

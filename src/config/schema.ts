@@ -11,8 +11,16 @@ const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
 
 export const bridgeLimitsSchema = z.strictObject({
   handshakeTimeoutMs: ms(10_000),
-  maxFrameBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
-  preAuthFrameBytes: z.number().int().min(256).default(64 * 1024),
+  maxFrameBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(16 * 1024 * 1024),
+  preAuthFrameBytes: z
+    .number()
+    .int()
+    .min(256)
+    .default(64 * 1024),
   maxInflightPerPeer: z.number().int().min(1).default(256),
   heartbeatIntervalMs: z.number().int().min(50).default(5_000),
   deadPeerMisses: z.number().int().min(1).default(3),
@@ -85,7 +93,8 @@ const agentSchema = z
   })
   .superRefine((a, ctx) => {
     if (!a.command && !a.preset) ctx.addIssue({ code: 'custom', path: ['command'], message: 'required unless `preset` is set' });
-    if (a.llm && !a.preset) ctx.addIssue({ code: 'custom', path: ['llm'], message: 'needs `preset`: the gateway must know how to point the agent at a model API' });
+    if (a.llm && !a.preset)
+      ctx.addIssue({ code: 'custom', path: ['llm'], message: 'needs `preset`: the gateway must know how to point the agent at a model API' });
   });
 
 const gatewayProviderSchema = z.discriminatedUnion('kind', [
@@ -107,7 +116,10 @@ const opsSchemas = {
     .strictObject({
       enabled: z.boolean().default(false),
       /** OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces */
-      endpoint: z.string().regex(/^https?:\/\/.+/, 'must be an http:// or https:// URL').optional(),
+      endpoint: z
+        .string()
+        .regex(/^https?:\/\/.+/, 'must be an http:// or https:// URL')
+        .optional(),
       headers: z.record(z.string(), z.string()).default({}),
       serviceName: z.string().min(1).optional(),
       sampleRatio: z.number().min(0).max(1).default(1),
@@ -137,7 +149,15 @@ const rolePolicySchema = z.strictObject({
         role: z.enum(['chat', 'worker', 'engineer', 'architect', 'researcher', 'specialist']),
         enabled: z.boolean().default(true),
         /** in order of preference; `key` is what the app sends as roleModel, `model` a model name the mesh serves */
-        models: z.array(z.strictObject({ key: z.string().regex(/^[A-Za-z0-9_.:/-]{1,128}$/), model: z.string().min(1).max(256), displayName: z.string().min(1).max(128).optional() })).min(1),
+        models: z
+          .array(
+            z.strictObject({
+              key: z.string().regex(/^[A-Za-z0-9_.:/-]{1,128}$/),
+              model: z.string().min(1).max(256),
+              displayName: z.string().min(1).max(128).optional(),
+            }),
+          )
+          .min(1),
         /** ids from acp.agents / acp.gateways, in order of preference */
         executors: z.array(z.string().min(1)).min(1),
         productModes: z.array(z.enum(['work', 'code'])).default([]),
@@ -152,7 +172,10 @@ const rolePolicySchema = z.strictObject({
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
-      id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)').optional(),
+      id: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (max 64)')
+        .optional(),
       name: z.string().min(1).max(128).default('Switchyard Gateway'),
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(18789),
@@ -180,11 +203,19 @@ export const configSchema = z.strictObject({
         .prefault({}),
       admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),
       /** max request body on /v1/* and /acp/rpc */
-      maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(8 * 1024 * 1024),
       /** a request body must arrive completely within this long after its headers (slow senders are cut: 408) */
       bodyTimeoutMs: z.number().int().min(100).default(30_000),
       /** bytes of request bodies being received, summed over all requests; past it a request gets 503 */
-      maxBufferedBodyBytes: z.number().int().min(64 * 1024).default(32 * 1024 * 1024),
+      maxBufferedBodyBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(32 * 1024 * 1024),
       /** JSON request bodies nested deeper than this are refused (400 naming the field) */
       maxJsonDepth: z.number().int().min(8).max(1000).default(64),
       /** Host names (besides IP literals, localhost and gateway.host) this gateway answers to: `name`, `.domain`, or `*` */
@@ -198,7 +229,11 @@ export const configSchema = z.strictObject({
       responses: z
         .strictObject({
           /** how long a response created with `store` (default true) stays retrievable; 0 = never stored */
-          storeTtlMs: z.number().int().min(0).default(24 * 60 * 60_000),
+          storeTtlMs: z
+            .number()
+            .int()
+            .min(0)
+            .default(24 * 60 * 60_000),
         })
         .prefault({}),
       bridges: z.array(outboundBridgeSchema).default([]),
@@ -229,7 +264,11 @@ export const configSchema = z.strictObject({
           /** max silence between stream chunks before the stream is ended with an error */
           streamIdleTimeoutMs: z.number().int().min(1).default(60_000),
           /** how long an X-Session-Id keeps routing to the same candidate after its last request */
-          affinityTtlMs: z.number().int().min(0).default(30 * 60_000),
+          affinityTtlMs: z
+            .number()
+            .int()
+            .min(0)
+            .default(30 * 60_000),
           /** passive health (outlier detection), per candidate */
           health: z
             .strictObject({
@@ -276,7 +315,10 @@ export const configSchema = z.strictObject({
         url: z.string().regex(/^rediss?:\/\/.+/, 'must be a redis:// URL'),
         prefix: z.string().default('switchyard:'),
         /** this instance's stable name among those sharing the store: restarted with it, it owns its old leases at once */
-        instanceId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, _ . - (at most 128)').optional(),
+        instanceId: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, _ . - (at most 128)')
+          .optional(),
       }),
     ])
     .prefault({ kind: 'sqlite' }),

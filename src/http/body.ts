@@ -67,7 +67,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     if (bad) return Promise.reject(bad);
   }
   const full = () =>
-    new GatewayError('BODY_BUFFER_FULL', `the gateway is holding its limit of ${policy!.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`, { retryAfterSec: 1 });
+    new GatewayError(
+      'BODY_BUFFER_FULL',
+      `the gateway is holding its limit of ${policy!.budget.capBytes} bytes of request bodies being received (gateway.maxBufferedBodyBytes); retry shortly`,
+      { retryAfterSec: 1 },
+    );
   // a declared length is reserved up front (a body that cannot fit is refused before a byte is read);
   // a chunked body is charged as it arrives
   const reserved = policy && Number.isFinite(declared) ? declared : 0;

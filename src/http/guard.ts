@@ -67,12 +67,20 @@ export class RequestGuard {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== '') {
       if (!originAllowed(origin, this.o.allowedOrigins)) {
-        throw new GatewayError('ORIGIN_NOT_ALLOWED', `origin ${origin.slice(0, 100)} is not allowed (gateway.allowedOrigins): browser pages may not call this gateway`);
+        throw new GatewayError(
+          'ORIGIN_NOT_ALLOWED',
+          `origin ${origin.slice(0, 100)} is not allowed (gateway.allowedOrigins): browser pages may not call this gateway`,
+        );
       }
       cors = { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' };
       if (req.method === 'OPTIONS') {
         return {
-          cors: { ...cors, 'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS', 'access-control-allow-headers': CORS_ALLOW_HEADERS, 'access-control-max-age': '600' },
+          cors: {
+            ...cors,
+            'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+            'access-control-allow-headers': CORS_ALLOW_HEADERS,
+            'access-control-max-age': '600',
+          },
           preflight: true,
           requireJson: true,
         };
@@ -94,7 +102,11 @@ export class RequestGuard {
 export function jsonContentTypeError(req: IncomingMessage): GatewayError | undefined {
   const type = req.headers['content-type'];
   if (type !== undefined && JSON_TYPE.test(type)) return undefined;
-  return new GatewayError('UNSUPPORTED_MEDIA_TYPE', `content-type ${type === undefined ? '(none)' : `"${type.slice(0, 100)}"`} is not accepted: send the body as application/json`, { param: 'content-type' });
+  return new GatewayError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `content-type ${type === undefined ? '(none)' : `"${type.slice(0, 100)}"`} is not accepted: send the body as application/json`,
+    { param: 'content-type' },
+  );
 }
 
 /** `name:port`, `[v6]:port`, `[v6]` → the name without brackets or port. */

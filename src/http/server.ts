@@ -136,7 +136,13 @@ export class HttpServer {
     this.opts.observer?.begin(req, res, path);
 
     const pass = this.guard.check(req, path);
-    attachBodyPolicy(req, { deadline: Date.now() + this.body.timeoutMs, timeoutMs: this.body.timeoutMs, budget: this.bodyBudget, maxJsonDepth: this.body.maxJsonDepth, requireJson: pass.requireJson });
+    attachBodyPolicy(req, {
+      deadline: Date.now() + this.body.timeoutMs,
+      timeoutMs: this.body.timeoutMs,
+      budget: this.bodyBudget,
+      maxJsonDepth: this.body.maxJsonDepth,
+      requireJson: pass.requireJson,
+    });
     if (pass.cors) {
       for (const [k, v] of Object.entries(pass.cors)) res.setHeader(k, v);
       if (pass.preflight) {
@@ -149,7 +155,12 @@ export class HttpServer {
     if (path === '/readyz') {
       const r = this.opts.ready?.() ?? { ready: true };
       const ready = r.ready && !this.draining;
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) }, { 'x-request-id': requestId });
+      return sendJson(
+        res,
+        ready ? 200 : 503,
+        { status: ready ? 'ready' : this.draining ? 'draining' : 'not_ready', ...(r.detail ?? {}) },
+        { 'x-request-id': requestId },
+      );
     }
     const api = this.opts.apis?.find((a) => a.owns(path));
     if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);

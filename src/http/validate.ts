@@ -12,7 +12,6 @@ function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
 }
 
-
 export function validateChat(body: unknown): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
@@ -22,10 +21,12 @@ export function validateChat(body: unknown): ChatRequest {
     if (!isObj(m)) bad(p, 'must be an object');
     if (typeof m.role !== 'string' || !ROLES.has(m.role)) bad(`${p}.role`, `must be one of ${[...ROLES].join(', ')}`);
     const c = m.content;
-    if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c)) bad(`${p}.content`, 'must be a string, an array of content parts, or null');
-    if (Array.isArray(c)) c.forEach((part: unknown, j: number) => {
-      if (!isObj(part) || typeof part.type !== 'string') bad(`${p}.content[${j}]`, 'must be an object with a string "type"');
-    });
+    if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c))
+      bad(`${p}.content`, 'must be a string, an array of content parts, or null');
+    if (Array.isArray(c))
+      c.forEach((part: unknown, j: number) => {
+        if (!isObj(part) || typeof part.type !== 'string') bad(`${p}.content[${j}]`, 'must be an object with a string "type"');
+      });
     if ((c === undefined || c === null) && m.role !== 'assistant') bad(`${p}.content`, 'required for this role');
     if (m.role === 'tool' && typeof m.tool_call_id !== 'string') bad(`${p}.tool_call_id`, 'required for role "tool"');
     if (m.tool_calls !== undefined) {
@@ -42,7 +43,8 @@ export function validateChat(body: unknown): ChatRequest {
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) bad('tools', 'must be an array');
     body.tools.forEach((t: unknown, i: number) => {
-      if (!isObj(t) || t.type !== 'function' || !isObj(t.function) || typeof t.function.name !== 'string') bad(`tools[${i}]`, 'must be { type: "function", function: { name, … } }');
+      if (!isObj(t) || t.type !== 'function' || !isObj(t.function) || typeof t.function.name !== 'string')
+        bad(`tools[${i}]`, 'must be { type: "function", function: { name, … } }');
     });
   }
   for (const k of ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'presence_penalty', 'frequency_penalty', 'seed'] as const) {
@@ -58,7 +60,9 @@ export function validateEmbeddings(body: unknown): EmbeddingsRequest {
   const input = body.input;
   const ok =
     typeof input === 'string' ||
-    (Array.isArray(input) && input.length > 0 && (input.every((x) => typeof x === 'string') || input.every((x) => typeof x === 'number') || input.every((x) => Array.isArray(x))));
+    (Array.isArray(input) &&
+      input.length > 0 &&
+      (input.every((x) => typeof x === 'string') || input.every((x) => typeof x === 'number') || input.every((x) => Array.isArray(x))));
   if (!ok) bad('input', 'required: a string, a non-empty array of strings, or token arrays');
   return body as unknown as EmbeddingsRequest;
 }

@@ -63,7 +63,8 @@ export class KeyCache {
       if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
+      if (!this.failing)
+        this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
       this.failing = true;
     }
   }

@@ -15,7 +15,13 @@ export type HeaderFormat = 'openai' | 'anthropic';
 
 export class LimitError extends GatewayError {
   readonly headers: Record<string, string>;
-  constructor(code: 'RATE_LIMITED' | 'BUDGET_EXCEEDED', message: string, retryAfterMs: number, headers: Record<string, string>, details: Record<string, unknown>) {
+  constructor(
+    code: 'RATE_LIMITED' | 'BUDGET_EXCEEDED',
+    message: string,
+    retryAfterMs: number,
+    headers: Record<string, string>,
+    details: Record<string, unknown>,
+  ) {
     super(code, message, { retryAfterSec: Math.max(1, Math.ceil(retryAfterMs / 1000)), details });
     this.name = 'LimitError';
     this.headers = headers;

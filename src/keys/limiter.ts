@@ -40,9 +40,7 @@ export interface LimitState {
   tokens?: { limit: number; remaining: number; resetMs: number } | undefined;
 }
 
-export type Admission =
-  | { ok: true; lease: string; state: LimitState }
-  | { ok: false; reason: RefusalReason; retryAfterMs: number; state: LimitState };
+export type Admission = { ok: true; lease: string; state: LimitState } | { ok: false; reason: RefusalReason; retryAfterMs: number; state: LimitState };
 
 export interface Settlement {
   tokens: number;

@@ -20,7 +20,13 @@ export async function openKeys(cfg: Config, baseDir: string, logger: Logger): Pr
     // loaded on demand, like the Redis session store
     const [{ RedisKeyStore }, { RedisLimiter }] = await Promise.all([import('./redis-key-store.js'), import('./redis-limiter.js')]);
     store = await RedisKeyStore.open(cfg.store.url, cfg.store.prefix);
-    limiter = await RedisLimiter.open({ url: cfg.store.url, prefix: cfg.store.prefix, share: cfg.gateway.limits.limitShare, timeoutMs: cfg.gateway.limits.redisTimeoutMs, logger: log });
+    limiter = await RedisLimiter.open({
+      url: cfg.store.url,
+      prefix: cfg.store.prefix,
+      share: cfg.gateway.limits.limitShare,
+      timeoutMs: cfg.gateway.limits.redisTimeoutMs,
+      logger: log,
+    });
   } else {
     store = new SqliteKeyStore(resolvePath(baseDir, cfg.store.path));
     limiter = new MemoryLimiter();

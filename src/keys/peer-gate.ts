@@ -11,9 +11,7 @@ import type { RateLimits } from '../config/schema.js';
 import { tokensOf, type UsageRecord } from '../usage/record.js';
 import { limitMetrics, type Limiter } from './limiter.js';
 
-export type PeerAdmission =
-  | { ok: true; done: (usage: Usage | undefined, ok: boolean) => void }
-  | { ok: false; retryAfterMs: number; message: string };
+export type PeerAdmission = { ok: true; done: (usage: Usage | undefined, ok: boolean) => void } | { ok: false; retryAfterMs: number; message: string };
 
 export type PeerGate = (peerId: string, channel: string, model: string, stream: boolean) => Promise<PeerAdmission>;
 
@@ -37,7 +35,11 @@ export function makePeerGate(o: PeerGateOptions): PeerGate {
       const a = await o.limiter.admit({ scope, limits, leaseMs: o.leaseMs });
       if (!a.ok) {
         limitMetrics.refused[a.reason]++;
-        return { ok: false, retryAfterMs: a.retryAfterMs, message: `peer ${peerId} is over this gateway's peerLimits (${a.reason}); retry in ${Math.ceil(a.retryAfterMs / 1000)} s` };
+        return {
+          ok: false,
+          retryAfterMs: a.retryAfterMs,
+          message: `peer ${peerId} is over this gateway's peerLimits (${a.reason}); retry in ${Math.ceil(a.retryAfterMs / 1000)} s`,
+        };
       }
       lease = a.lease;
     }
@@ -51,7 +53,19 @@ export function makePeerGate(o: PeerGateOptions): PeerGate {
         const cost = o.costOf(channel, usage);
         if (lease !== undefined) void o.limiter.settle(scope, lease, { tokens: t.input + t.output, cost, limits });
         if (!ok && !usage) return;
-        o.record({ ts: Date.now(), key: 'peer', model, channel, peer: peerId, direction: 'served-for', inputTokens: t.input, outputTokens: t.output, cachedTokens: t.cached, cost, stream });
+        o.record({
+          ts: Date.now(),
+          key: 'peer',
+          model,
+          channel,
+          peer: peerId,
+          direction: 'served-for',
+          inputTokens: t.input,
+          outputTokens: t.output,
+          cachedTokens: t.cached,
+          cost,
+          stream,
+        });
       },
     };
   };

@@ -88,8 +88,32 @@ export class RedisKeyStore implements KeyStore {
     if (records.length === 0) return;
     const pipe = this.redis.pipeline();
     for (const r of records) {
-      pipe.xadd(this.k('usage'), '*', 'ts', r.ts, 'key', r.key, 'model', r.model, 'channel', r.channel, 'peer', r.peer, 'direction', r.direction,
-        'in', r.inputTokens, 'out', r.outputTokens, 'cached', r.cachedTokens, 'cost', r.cost, 'stream', r.stream ? 1 : 0);
+      pipe.xadd(
+        this.k('usage'),
+        '*',
+        'ts',
+        r.ts,
+        'key',
+        r.key,
+        'model',
+        r.model,
+        'channel',
+        r.channel,
+        'peer',
+        r.peer,
+        'direction',
+        r.direction,
+        'in',
+        r.inputTokens,
+        'out',
+        r.outputTokens,
+        'cached',
+        r.cachedTokens,
+        'cost',
+        r.cost,
+        'stream',
+        r.stream ? 1 : 0,
+      );
     }
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }

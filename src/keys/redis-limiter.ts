@@ -12,7 +12,17 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import { MemoryLimiter } from './memory-limiter.js';
-import { limitMetrics, MINUTE_MS, type Admission, type AdmitRequest, type BudgetCheck, type Limiter, type LimitState, type RefusalReason, type Settlement } from './limiter.js';
+import {
+  limitMetrics,
+  MINUTE_MS,
+  type Admission,
+  type AdmitRequest,
+  type BudgetCheck,
+  type Limiter,
+  type LimitState,
+  type RefusalReason,
+  type Settlement,
+} from './limiter.js';
 import type { Limits } from './model.js';
 
 // KEYS: req, tok, conc, budget. ARGV: rpm, tpm, conc, leaseId, leaseMs, budgetTokens, budgetCost, periodEnd
@@ -100,7 +110,13 @@ export class RedisLimiter implements Limiter {
   static async open(o: RedisLimiterOptions): Promise<RedisLimiter> {
     // No offline queue and no per-command retries: a command fails at once while disconnected, so a request
     // never waits on a reconnect. ioredis keeps reconnecting in the background.
-    const redis = new Redis(o.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: o.timeoutMs, connectTimeout: 5000 });
+    const redis = new Redis(o.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: o.timeoutMs,
+      connectTimeout: 5000,
+    });
     redis.on('error', () => undefined); // counted and logged per transition below
     const l = new RedisLimiter(redis, o);
     await redis.connect().catch((err: Error) => l.degrade(err));
@@ -122,7 +138,10 @@ export class RedisLimiter implements Limiter {
     this.isDegraded = true;
     limitMetrics.degraded = 1;
     limitMetrics.degradedTransitions++;
-    this.o.logger.warn('limits: Redis unreachable, each instance now enforces its local share', { share: this.o.share, err: String((err as Error)?.message ?? err) });
+    this.o.logger.warn('limits: Redis unreachable, each instance now enforces its local share', {
+      share: this.o.share,
+      err: String((err as Error)?.message ?? err),
+    });
   }
 
   private recover(): void {
@@ -193,7 +212,18 @@ export class RedisLimiter implements Limiter {
     if (lease.startsWith('m')) return this.local.settle(scope, lease, { ...s, limits: this.shareOf(s.limits) });
     const expireAt = s.budget ? s.budget.periodEnd + 86_400_000 : 0;
     try {
-      await this.redis.eval(SETTLE, 3, this.k(scope, 'c'), this.k(scope, 't'), this.k(scope, `b:${s.budget?.periodId ?? '-'}`), lease, s.limits.tokensPerMin ?? 0, s.tokens, s.cost, expireAt);
+      await this.redis.eval(
+        SETTLE,
+        3,
+        this.k(scope, 'c'),
+        this.k(scope, 't'),
+        this.k(scope, `b:${s.budget?.periodId ?? '-'}`),
+        lease,
+        s.limits.tokensPerMin ?? 0,
+        s.tokens,
+        s.cost,
+        expireAt,
+      );
     } catch (err) {
       // The lease expires by itself; the spend is kept locally so the local share counts it.
       this.degrade(err);

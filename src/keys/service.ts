@@ -77,7 +77,13 @@ export class KeyService {
     this.leaseMs = g.routing.timeoutMs + 5000;
     this.cache = new KeyCache(o.store, g.keys.refreshMs, o.logger);
     this.recorder = new UsageRecorder(o.store, { flushIntervalMs: g.usage.flushIntervalMs, maxBatch: g.usage.maxBatch, logger: o.logger });
-    this.peerGate = makePeerGate({ limits: g.bridge.peerLimits, limiter: o.limiter, leaseMs: this.leaseMs, record: (r) => this.recorder.record(r), costOf: (ch, u) => costOf(this.pricing.get(ch), tokensOf(u)) });
+    this.peerGate = makePeerGate({
+      limits: g.bridge.peerLimits,
+      limiter: o.limiter,
+      leaseMs: this.leaseMs,
+      record: (r) => this.recorder.record(r),
+      costOf: (ch, u) => costOf(this.pricing.get(ch), tokensOf(u)),
+    });
   }
 
   get limiter(): Limiter {
@@ -131,7 +137,8 @@ export class KeyService {
     }
     const l = k.limits;
     const budget = budgetOf(k);
-    if (l.requestsPerMin === undefined && l.tokensPerMin === undefined && l.concurrent === undefined && !budget) return new RequestTicket(this, k.id, undefined, undefined);
+    if (l.requestsPerMin === undefined && l.tokensPerMin === undefined && l.concurrent === undefined && !budget)
+      return new RequestTicket(this, k.id, undefined, undefined);
     const scope = `key:${k.id}`;
     const a = await this.o.limiter.admit({ scope, limits: l, budget, leaseMs: this.leaseMs });
     if (!a.ok) throw refusal(`API key "${k.name}"`, a.reason, a.retryAfterMs, a.state, format);
@@ -172,7 +179,20 @@ export class KeyService {
     const secret = newSecret();
     const now = Date.now();
     const expiresAt = v.expiresAt === undefined ? undefined : typeof v.expiresAt === 'number' ? v.expiresAt : Date.parse(v.expiresAt);
-    const key: VirtualKey = { id: newKeyId(), name: v.name, owner: v.owner, hash: hashSecret(secret), hint: hintOf(secret), models: v.models, expiresAt, limits: v.limits, budget: v.budget, disabled: false, createdAt: now, updatedAt: now };
+    const key: VirtualKey = {
+      id: newKeyId(),
+      name: v.name,
+      owner: v.owner,
+      hash: hashSecret(secret),
+      hint: hintOf(secret),
+      models: v.models,
+      expiresAt,
+      limits: v.limits,
+      budget: v.budget,
+      disabled: false,
+      createdAt: now,
+      updatedAt: now,
+    };
     await this.o.store.create(key);
     await this.cache.refresh(true);
     this.o.logger.info('key created', { keyId: key.id, name: key.name, owner: key.owner });
@@ -265,5 +285,3 @@ function budgetOf(k: VirtualKey): BudgetCheck | undefined {
   const p = periodOf(k.budget.period);
   return { periodId: p.id, periodEnd: p.end, tokens: k.budget.tokens, cost: k.budget.cost };
 }
-
-

@@ -30,8 +30,17 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
 ];
 
 interface UsageRow {
-  ts: number; key_id: string; model: string; channel: string; peer: string; direction: string;
-  input_tokens: number; output_tokens: number; cached_tokens: number; cost: number; stream: number;
+  ts: number;
+  key_id: string;
+  model: string;
+  channel: string;
+  peer: string;
+  direction: string;
+  input_tokens: number;
+  output_tokens: number;
+  cached_tokens: number;
+  cost: number;
+  stream: number;
 }
 
 export class SqliteKeyStore implements KeyStore {
@@ -55,16 +64,19 @@ export class SqliteKeyStore implements KeyStore {
 
   private migrate(file: string): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS keys_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    this.db.transaction(() => {
-      const applied = new Set((this.db.prepare('SELECT version FROM keys_schema_migrations').all() as { version: number }[]).map((r) => r.version));
-      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-      if (Math.max(0, ...applied) > known) throw new Error(`${file}: key tables have schema version ${Math.max(...applied)}, newer than this Switchyard (${known})`);
-      for (const m of MIGRATIONS) {
-        if (applied.has(m.version)) continue;
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO keys_schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const applied = new Set((this.db.prepare('SELECT version FROM keys_schema_migrations').all() as { version: number }[]).map((r) => r.version));
+        const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+        if (Math.max(0, ...applied) > known)
+          throw new Error(`${file}: key tables have schema version ${Math.max(...applied)}, newer than this Switchyard (${known})`);
+        for (const m of MIGRATIONS) {
+          if (applied.has(m.version)) continue;
+          this.db.exec(m.sql);
+          this.db.prepare('INSERT INTO keys_schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, Date.now());
+        }
+      })
+      .immediate();
   }
 
   private bump(): void {
@@ -73,7 +85,9 @@ export class SqliteKeyStore implements KeyStore {
 
   async create(k: VirtualKey): Promise<void> {
     this.db.transaction(() => {
-      const r = this.db.prepare('INSERT INTO virtual_keys (id, name, hash, doc) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(k.id, k.name, k.hash, JSON.stringify(k));
+      const r = this.db
+        .prepare('INSERT INTO virtual_keys (id, name, hash, doc) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(k.id, k.name, k.hash, JSON.stringify(k));
       if (r.changes === 0) throw keyExists(k.name);
       this.bump();
     })();
@@ -111,7 +125,8 @@ export class SqliteKeyStore implements KeyStore {
       'INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.db.transaction(() => {
-      for (const r of records) ins.run(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
+      for (const r of records)
+        ins.run(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
     })();
   }
 
@@ -136,7 +151,9 @@ export class SqliteKeyStore implements KeyStore {
 
   async spendSince(since: number): Promise<Map<string, { tokens: number; cost: number }>> {
     const rows = this.db
-      .prepare("SELECT key_id, SUM(input_tokens + output_tokens) AS t, SUM(cost) AS c FROM usage_records WHERE ts >= ? AND key_id LIKE 'key\\_%' ESCAPE '\\' GROUP BY key_id")
+      .prepare(
+        "SELECT key_id, SUM(input_tokens + output_tokens) AS t, SUM(cost) AS c FROM usage_records WHERE ts >= ? AND key_id LIKE 'key\\_%' ESCAPE '\\' GROUP BY key_id",
+      )
       .all(since) as { key_id: string; t: number; c: number }[];
     return new Map(rows.map((r) => [r.key_id, { tokens: r.t, cost: r.c }]));
   }

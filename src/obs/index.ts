@@ -87,7 +87,12 @@ export class Observability implements RouterObserver {
   /** A span per ACP turn (`invoke_agent <runtime>`), child of the request that started it. */
   turnSpan(runtime: string, sessionId: string, parent: string | undefined): { traceparent: string; end(status: string, error?: string): void } | undefined {
     if (!this.tracer) return undefined;
-    const h = this.tracer.child(`invoke_agent ${runtime}`, parent, { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': runtime, 'switchyard.acp.session_id': sessionId }, SpanKind.INTERNAL);
+    const h = this.tracer.child(
+      `invoke_agent ${runtime}`,
+      parent,
+      { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': runtime, 'switchyard.acp.session_id': sessionId },
+      SpanKind.INTERNAL,
+    );
     return {
       traceparent: h.traceparent,
       end: (status: string, error?: string) => {

@@ -34,9 +34,7 @@ export interface StreamChunk {
   raw?: string;
 }
 
-export type ChatOutcome =
-  | { stream: false; completion: ChatCompletion }
-  | { stream: true; chunks: AsyncIterable<StreamChunk> };
+export type ChatOutcome = { stream: false; completion: ChatCompletion } | { stream: true; chunks: AsyncIterable<StreamChunk> };
 
 export interface CallOptions {
   /** aborts the upstream request */

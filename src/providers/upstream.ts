@@ -52,7 +52,10 @@ export class UpstreamClient {
    * Sends a request. Resolves with the response for any status; use `ensureOk` to turn error statuses into
    * GatewayErrors (with the upstream's own message, truncated).
    */
-  async request(path: string, init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal }): Promise<UpstreamResponse> {
+  async request(
+    path: string,
+    init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal },
+  ): Promise<UpstreamResponse> {
     try {
       const res = await this.pool.request({
         path: this.basePath + path,
@@ -143,7 +146,8 @@ export function statusError(status: number, message: string, label: string, retr
   // 529 is Anthropic's "overloaded": the same meaning as 503 for routing and for clients.
   if (status === 503 || status === 529) return new GatewayError('UPSTREAM_ERROR', text, { ...opts, status: 503 });
   if (status >= 500) return new GatewayError('UPSTREAM_ERROR', text, opts);
-  if (status === 400 || status === 422 || status === 413) return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
+  if (status === 400 || status === 422 || status === 413)
+    return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
   // 401/403/404/other 4xx: a channel misconfiguration (key, model name); another channel may serve it.
   return new GatewayError('UPSTREAM_ERROR', text, opts);
 }

@@ -60,7 +60,17 @@ export class HealthTracker {
   private entry(id: string): Entry {
     let e = this.entries.get(id);
     if (!e) {
-      e = { state: 'healthy', consecutive: 0, events: [], ejections: 0, ejectedUntil: 0, lastEjectedAt: 0, probeInFlight: false, lastError: null, reason: null };
+      e = {
+        state: 'healthy',
+        consecutive: 0,
+        events: [],
+        ejections: 0,
+        ejectedUntil: 0,
+        lastEjectedAt: 0,
+        probeInFlight: false,
+        lastError: null,
+        reason: null,
+      };
       this.entries.set(id, e);
     }
     return e;
@@ -127,7 +137,8 @@ export class HealthTracker {
     e.lastError = error;
     e.probeInFlight = false;
     // Retry-After sets the cooldown, capped at maxEjectionMs: the probe then asks again.
-    if (retryAfterSec !== undefined) return this.eject(id, e, t, Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000), `upstream asked to retry after ${retryAfterSec}s`);
+    if (retryAfterSec !== undefined)
+      return this.eject(id, e, t, Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000), `upstream asked to retry after ${retryAfterSec}s`);
     if (e.state !== 'healthy') return this.eject(id, e, t, undefined, 'probe failed');
     if (e.consecutive >= this.cfg.consecutiveFailures) return this.eject(id, e, t, undefined, `${e.consecutive} consecutive failures`);
     const failures = e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0);
@@ -150,7 +161,8 @@ export class HealthTracker {
 
   snapshot(id: string): HealthSnapshot {
     const e = this.entries.get(id);
-    if (!e) return { state: 'healthy', consecutiveFailures: 0, windowRequests: 0, windowFailures: 0, ejections: 0, ejectedUntil: 0, lastError: null, reason: null };
+    if (!e)
+      return { state: 'healthy', consecutiveFailures: 0, windowRequests: 0, windowFailures: 0, ejections: 0, ejectedUntil: 0, lastError: null, reason: null };
     this.prune(e, this.now());
     return {
       state: e.state,

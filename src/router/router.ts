@@ -145,7 +145,12 @@ export class Router {
         object: 'model',
         created: 0,
         owned_by: list.every((c) => c.capabilities.synthetic) ? 'switchyard-mock' : 'switchyard',
-        channels: list.map((c) => ({ channel: c.channel, provider: c.provider, ...(c.peer ? { peer: c.peer.name } : {}), ...(c.capabilities.synthetic ? { mock: true } : {}) })),
+        channels: list.map((c) => ({
+          channel: c.channel,
+          provider: c.provider,
+          ...(c.peer ? { peer: c.peer.name } : {}),
+          ...(c.capabilities.synthetic ? { mock: true } : {}),
+        })),
       });
     }
     return out;
@@ -183,7 +188,13 @@ export class Router {
    * saturated, session affinity, then peers that did not announce loadBalance only when no local candidate
    * is left, then the strategy.
    */
-  private choose(model: string, list: Candidate[], failed: Set<string>, kind: 'chat' | 'embeddings', sessionId?: string): { chosen?: Scored; saturated: number; panic: boolean } {
+  private choose(
+    model: string,
+    list: Candidate[],
+    failed: Set<string>,
+    kind: 'chat' | 'embeddings',
+    sessionId?: string,
+  ): { chosen?: Scored; saturated: number; panic: boolean } {
     const usable = list.filter((c) => kind === 'chat' || c.capabilities.embeddings);
     let fresh = usable.filter((c) => !failed.has(c.id));
     // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
@@ -251,7 +262,8 @@ export class Router {
           return;
         }
         const e = err === undefined ? undefined : toGatewayError(err);
-        if (e && countsAgainst(e)) this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined);
+        if (e && countsAgainst(e))
+          this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined);
       },
     };
   }
@@ -298,7 +310,11 @@ export class Router {
   }
 
   /** One attempt on one candidate, under the first-byte timeout. Resolves at the commit point. */
-  private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
+  private async attempt(
+    c: Candidate,
+    req: ChatRequest,
+    opts: RouteOptions,
+  ): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
     const g = this.firstByteGuard(c, opts);
     const span = this.observer?.attemptStarted(c, req.model, opts);
     const t = this.track(c, span);
@@ -351,7 +367,13 @@ export class Router {
   }
 
   /** Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way. */
-  private guard(it: AsyncIterator<StreamChunk>, c: Candidate, ac: AbortController, t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): AsyncIterator<StreamChunk> {
+  private guard(
+    it: AsyncIterator<StreamChunk>,
+    c: Candidate,
+    ac: AbortController,
+    t: { done: (ok: boolean, err?: unknown) => void },
+    release: () => void,
+  ): AsyncIterator<StreamChunk> {
     const idleMs = this.opts.streamIdleTimeoutMs;
     const finish = (ok: boolean, err?: unknown) => {
       release();
@@ -411,7 +433,8 @@ export class Router {
       const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
-        if (!list.some((c) => c.capabilities.embeddings)) throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
+        if (!list.some((c) => c.capabilities.embeddings))
+          throw new GatewayError('UNSUPPORTED', `no channel serving "${req.model}" supports embeddings`, { param: 'model' });
         throw new GatewayError('OVERLOADED', `all candidates for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
       }
       const c = chosen.candidate;

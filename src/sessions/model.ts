@@ -106,7 +106,10 @@ export function appendTurn(s: Session, turn: Turn, now: number = Date.now()): Se
   }
   const busy = turn.status === 'running' ? runningTurn(s) : undefined;
   if (busy) {
-    throw new GatewayError('INVALID_REQUEST', `session ${s.id} already has turn ${busy.turnId} running`, { status: 409, details: { sessionId: s.id, turnId: busy.turnId } });
+    throw new GatewayError('INVALID_REQUEST', `session ${s.id} already has turn ${busy.turnId} running`, {
+      status: 409,
+      details: { sessionId: s.id, turnId: busy.turnId },
+    });
   }
   const status = turn.status === 'running' ? 'running' : s.status;
   return { ...s, status, history: [...s.history, turn], updatedAt: now };
@@ -149,7 +152,9 @@ export function markMoved(s: Session, toGatewayId: string, now: number = Date.no
  * marked running on the sender cannot be resumed here, so it is recorded as failed.
  */
 export function adoptTransferred(s: Session, selfGatewayId: string, now: number = Date.now()): Session {
-  const history = s.history.map((t) => (t.status === 'running' ? { ...t, status: 'failed' as const, error: 'interrupted by session transfer', endedAt: now } : t));
+  const history = s.history.map((t) =>
+    t.status === 'running' ? { ...t, status: 'failed' as const, error: 'interrupted by session transfer', endedAt: now } : t,
+  );
   const { movedTo: _movedTo, ...rest } = s;
   return { ...rest, ownerGatewayId: selfGatewayId, status: s.status === 'closed' ? 'closed' : 'active', history, updatedAt: now };
 }

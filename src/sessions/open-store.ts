@@ -6,9 +6,7 @@ import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 import { DEFAULT_SQLITE_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { SessionStore } from './store.js';
 
-export type StoreConfig =
-  | { kind: 'sqlite'; path?: string; synchronous?: SqliteStoreOptions['synchronous'] }
-  | { kind: 'redis'; url: string; prefix?: string };
+export type StoreConfig = { kind: 'sqlite'; path?: string; synchronous?: SqliteStoreOptions['synchronous'] } | { kind: 'redis'; url: string; prefix?: string };
 
 export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }): Promise<SessionStore> {
   // loaded on demand: ioredis is not needed (nor held in memory) by a SQLite gateway

@@ -168,7 +168,13 @@ export class RedisStore implements SessionStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const res = await this.redis.multi().del(this.k(`session:${id}`)).zrem(this.k('sessions'), id).del(this.k(`lease:${id}`)).del(this.k(`events:${id}`)).exec();
+    const res = await this.redis
+      .multi()
+      .del(this.k(`session:${id}`))
+      .zrem(this.k('sessions'), id)
+      .del(this.k(`lease:${id}`))
+      .del(this.k(`events:${id}`))
+      .exec();
     return res?.[0]?.[1] === 1;
   }
 
@@ -202,7 +208,11 @@ export class RedisStore implements SessionStore {
     const key = this.k(`events:${sessionId}`);
     const args: Array<string | number> = [];
     for (const e of events) args.push(e.seq, `${e.seq} ${JSON.stringify(e.event)}`);
-    await this.redis.multi().zadd(key, ...args).zremrangebyrank(key, 0, -Math.max(1, Math.trunc(keep)) - 1).exec();
+    await this.redis
+      .multi()
+      .zadd(key, ...args)
+      .zremrangebyrank(key, 0, -Math.max(1, Math.trunc(keep)) - 1)
+      .exec();
   }
 
   async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {

@@ -82,9 +82,19 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
 ];
 
 interface Row {
-  id: string; kind: string; owner_gateway_id: string; status: string; moved_to: string | null; target: string;
-  thread_id: string; history: string; affinity: string | null; metadata: string;
-  created_at: number; updated_at: number; version: number;
+  id: string;
+  kind: string;
+  owner_gateway_id: string;
+  status: string;
+  moved_to: string | null;
+  target: string;
+  thread_id: string;
+  history: string;
+  affinity: string | null;
+  metadata: string;
+  created_at: number;
+  updated_at: number;
+  version: number;
 }
 
 const COLS = 'id, kind, owner_gateway_id, status, moved_to, target, thread_id, history, affinity, metadata, created_at, updated_at, version';
@@ -163,17 +173,19 @@ export class SqliteStore implements SessionStore {
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     // IMMEDIATE: two processes opening a fresh file at once apply each migration exactly once.
-    this.db.transaction(() => {
-      const applied = new Set(this.migrations());
-      const newest = Math.max(0, ...applied);
-      const known = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
-      if (newest > known) throw new Error(`${this.path} has schema version ${newest}, newer than this Switchyard (${known}): upgrade Switchyard`);
-      for (const m of MIGRATIONS) {
-        if (applied.has(m.version)) continue;
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const applied = new Set(this.migrations());
+        const newest = Math.max(0, ...applied);
+        const known = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+        if (newest > known) throw new Error(`${this.path} has schema version ${newest}, newer than this Switchyard (${known}): upgrade Switchyard`);
+        for (const m of MIGRATIONS) {
+          if (applied.has(m.version)) continue;
+          this.db.exec(m.sql);
+          this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        }
+      })
+      .immediate();
   }
 
   private getSync(id: string): Session | undefined {
@@ -230,27 +242,33 @@ export class SqliteStore implements SessionStore {
   }
 
   async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
-    return this.db.transaction((): ImportResult => {
-      const seen = this.db.prepare('SELECT session_id FROM transfers WHERE transfer_id = ?').get(transferId) as { session_id: string } | undefined;
-      if (seen) {
-        const stored = seen.session_id === session.id ? this.getSync(session.id) : undefined;
-        if (!stored) throw new TransferConflictError(session.id, `transfer ${transferId} was already used for another session`);
-        return { session: stored, duplicate: true };
-      }
-      const existing = this.getSync(session.id);
-      if (existing && existing.status !== 'moved') throw new TransferConflictError(session.id, `it exists here with status ${existing.status}`);
-      const row = toRow(session, Math.max(session.version, existing?.version ?? 0) + 1, Date.now());
-      this.db.prepare(`INSERT OR REPLACE INTO sessions (${COLS}) VALUES (${PARAMS})`).run(row);
-      this.db.prepare('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
-      return { session: fromRow(row), duplicate: false };
-    }).immediate();
+    return this.db
+      .transaction((): ImportResult => {
+        const seen = this.db.prepare('SELECT session_id FROM transfers WHERE transfer_id = ?').get(transferId) as { session_id: string } | undefined;
+        if (seen) {
+          const stored = seen.session_id === session.id ? this.getSync(session.id) : undefined;
+          if (!stored) throw new TransferConflictError(session.id, `transfer ${transferId} was already used for another session`);
+          return { session: stored, duplicate: true };
+        }
+        const existing = this.getSync(session.id);
+        if (existing && existing.status !== 'moved') throw new TransferConflictError(session.id, `it exists here with status ${existing.status}`);
+        const row = toRow(session, Math.max(session.version, existing?.version ?? 0) + 1, Date.now());
+        this.db.prepare(`INSERT OR REPLACE INTO sessions (${COLS}) VALUES (${PARAMS})`).run(row);
+        this.db.prepare('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
+        return { session: fromRow(row), duplicate: false };
+      })
+      .immediate();
   }
 
   private expiringPuts = 0;
 
   async putExpiring(key: string, value: string, ttlMs: number): Promise<void> {
     const now = Date.now();
-    this.db.prepare('INSERT INTO expiring (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at').run(key, value, now + ttlMs);
+    this.db
+      .prepare(
+        'INSERT INTO expiring (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at',
+      )
+      .run(key, value, now + ttlMs);
     // expired rows are pruned every 100 puts: no timer, and a read never returns one anyway
     if (++this.expiringPuts % 100 === 0) this.db.prepare('DELETE FROM expiring WHERE expires_at <= ?').run(now);
   }
@@ -287,7 +305,9 @@ export class SqliteStore implements SessionStore {
 
   async renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const r = this.db.prepare('UPDATE leases SET expires_at = ? WHERE session_id = ? AND holder_id = ? AND expires_at > ?').run(now + ttlMs, sessionId, holderId, now);
+    const r = this.db
+      .prepare('UPDATE leases SET expires_at = ? WHERE session_id = ? AND holder_id = ? AND expires_at > ?')
+      .run(now + ttlMs, sessionId, holderId, now);
     return r.changes === 1;
   }
 
@@ -298,8 +318,7 @@ export class SqliteStore implements SessionStore {
 
   async getLease(sessionId: string): Promise<LeaseInfo | undefined> {
     const r = this.db.prepare('SELECT holder_id, expires_at FROM leases WHERE session_id = ? AND expires_at > ?').get(sessionId, Date.now()) as
-      | { holder_id: string; expires_at: number }
-      | undefined;
+      { holder_id: string; expires_at: number } | undefined;
     return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
   }
 
@@ -316,7 +335,9 @@ export class SqliteStore implements SessionStore {
   }
 
   async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
-    const rows = this.db.prepare('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(sessionId, afterSeq, Math.max(0, Math.trunc(limit))) as Array<{ seq: number; event: string }>;
+    const rows = this.db
+      .prepare('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(sessionId, afterSeq, Math.max(0, Math.trunc(limit))) as Array<{ seq: number; event: string }>;
     return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> }));
   }
 

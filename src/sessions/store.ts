@@ -161,12 +161,7 @@ export class TransferConflictError extends SessionStoreError {
  * Read-modify-write with retry on VersionConflictError: `change` gets the current record and returns the next
  * one (or undefined to write nothing). Returns the stored record.
  */
-export async function mutateSession(
-  store: SessionStore,
-  id: string,
-  change: (current: Session) => Session | undefined,
-  maxAttempts = 20,
-): Promise<Session> {
+export async function mutateSession(store: SessionStore, id: string, change: (current: Session) => Session | undefined, maxAttempts = 20): Promise<Session> {
   for (let attempt = 1; ; attempt++) {
     const cur = await store.get(id);
     if (!cur) throw new SessionNotFoundError(id);

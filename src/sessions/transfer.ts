@@ -90,11 +90,18 @@ export class TransferCoordinator {
     if (s.status === 'closed') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is closed; only open sessions are transferred`);
     const accepts = this.transport.peerAcceptsSessions(peerId);
     if (accepts === undefined) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`);
-    if (!accepts) throw new GatewayError('FORBIDDEN', `peer ${peerId} does not accept sessions (its gateway.bridge.acceptSessions is false)`, { details: { reason: 'TRANSFER_REJECTED' } });
+    if (!accepts)
+      throw new GatewayError('FORBIDDEN', `peer ${peerId} does not accept sessions (its gateway.bridge.acceptSessions is false)`, {
+        details: { reason: 'TRANSFER_REJECTED' },
+      });
     let waiting = false;
     while (runningTurn(s) || s.status === 'running') {
-      if (opts.whenRunning === 'refuse') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, { details: { reason: 'TURN_RUNNING' } });
-      if (Date.now() > until) throw new GatewayError('UPSTREAM_TIMEOUT', `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`);
+      if (opts.whenRunning === 'refuse')
+        throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
+          details: { reason: 'TURN_RUNNING' },
+        });
+      if (Date.now() > until)
+        throw new GatewayError('UPSTREAM_TIMEOUT', `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`);
       if (!waiting) this.logger.info('session transfer waits for the running turn to end', { sessionId, to: peerId });
       waiting = true;
       await new Promise((r) => setTimeout(r, 100));
@@ -122,7 +129,8 @@ export class TransferCoordinator {
   private async owned(sessionId: string): Promise<Session> {
     const s = await this.store.get(sessionId);
     if (!s) throw new GatewayError('NOT_FOUND', `no session ${sessionId}`);
-    if (s.status === 'moved') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} already moved to ${s.movedTo}`, { details: { owner: s.movedTo } });
+    if (s.status === 'moved')
+      throw new GatewayError('INVALID_REQUEST', `session ${sessionId} already moved to ${s.movedTo}`, { details: { owner: s.movedTo } });
     if (s.ownerGatewayId !== this.selfId) throw new GatewayError('FORBIDDEN', `session ${sessionId} is owned by ${s.ownerGatewayId}, not this gateway`);
     if (transferMarker(s)?.state === 'provisional') await this.ensureOwned(sessionId);
     return (await this.store.get(sessionId))!;
@@ -149,20 +157,29 @@ export class TransferCoordinator {
   }
 
   private async accept(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
-    if (!this.acceptSessions) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', { details: { reason: 'TRANSFER_REJECTED' } });
+    if (!this.acceptSessions)
+      throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', {
+        details: { reason: 'TRANSFER_REJECTED' },
+      });
     const { owner, ...record } = snapshot;
-    if (owner !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });
+    if (owner !== fromPeer)
+      throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });
     const s = parseSession(record);
-    if (s.ownerGatewayId !== fromPeer) throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session owned by ${s.ownerGatewayId}`, { details: { reason: 'NOT_OWNER' } });
+    if (s.ownerGatewayId !== fromPeer)
+      throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session owned by ${s.ownerGatewayId}`, { details: { reason: 'NOT_OWNER' } });
     const base = adoptTransferred(s, this.selfId);
     // transferredFrom: the previous owner may keep reaching the session over the bridge (forwarding)
-    const adopted = withMarker({ ...base, metadata: { ...base.metadata, transferredFrom: fromPeer } }, { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() });
+    const adopted = withMarker(
+      { ...base, metadata: { ...base.metadata, transferredFrom: fromPeer } },
+      { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() },
+    );
     try {
       await this.store.importTransferred(transferId, adopted);
       // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.
       if (process.env.SWITCHYARD_FAILPOINT === 'transfer-receiver-crash-after-store') process.kill(process.pid, 'SIGKILL');
     } catch (err) {
-      if (err instanceof TransferConflictError) throw new GatewayError('FORBIDDEN', `session ${s.id} is owned by this gateway; a peer cannot overwrite it`, { details: { reason: 'NOT_OWNER' } });
+      if (err instanceof TransferConflictError)
+        throw new GatewayError('FORBIDDEN', `session ${s.id} is owned by this gateway; a peer cannot overwrite it`, { details: { reason: 'NOT_OWNER' } });
       throw err;
     }
     return s.id;
@@ -200,7 +217,11 @@ export class TransferCoordinator {
     try {
       answer = (await this.transport.call(m.peer, 'bridge.session.status', { sessionId })) as { owner?: string };
     } catch {
-      throw new GatewayError('PEER_UNAVAILABLE', `session ${sessionId} is being transferred from ${m.peer}, which cannot be reached to confirm it; retry when it is back`, { details: { owner: m.peer } });
+      throw new GatewayError(
+        'PEER_UNAVAILABLE',
+        `session ${sessionId} is being transferred from ${m.peer}, which cannot be reached to confirm it; retry when it is back`,
+        { details: { owner: m.peer } },
+      );
     }
     if (answer.owner === 'you') {
       return mutateSession(this.store, sessionId, (cur) => withMarker(cur, undefined));
@@ -208,7 +229,9 @@ export class TransferCoordinator {
     if (answer.owner === 'me') {
       await this.store.delete(sessionId);
       this.logger.info('dropped a provisional session copy: the transfer did not complete', { sessionId, owner: m.peer });
-      throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is owned by ${m.peer} (its transfer here did not complete)`, { details: { owner: m.peer } });
+      throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is owned by ${m.peer} (its transfer here did not complete)`, {
+        details: { owner: m.peer },
+      });
     }
     throw new GatewayError('PEER_UNAVAILABLE', `session ${sessionId}: ${m.peer} does not confirm the transfer`, { details: { owner: m.peer } });
   }

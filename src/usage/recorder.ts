@@ -70,7 +70,11 @@ export class UsageRecorder {
       .catch((err: unknown) => {
         usageMetrics.writeErrors++;
         this.pending = batch.concat(this.pending);
-        if (!this.failing) this.o.logger.warn('usage records could not be written; kept for the next attempt', { pending: this.pending.length, err: String((err as Error)?.message ?? err) });
+        if (!this.failing)
+          this.o.logger.warn('usage records could not be written; kept for the next attempt', {
+            pending: this.pending.length,
+            err: String((err as Error)?.message ?? err),
+          });
         this.failing = true;
         if (!this.closed && !this.timer) {
           this.timer = setTimeout(() => {

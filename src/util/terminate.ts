@@ -26,7 +26,13 @@ export async function terminateAfterGrace<T>(o: TerminateOptions<T>): Promise<T>
   const grace = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, o.graceMs);
   });
-  await Promise.race([o.exited.then(() => undefined, () => undefined), grace]);
+  await Promise.race([
+    o.exited.then(
+      () => undefined,
+      () => undefined,
+    ),
+    grace,
+  ]);
   clearTimeout(timer);
   if (!gone || o.sigkill === 'always') o.kill('SIGKILL');
   return o.exited;

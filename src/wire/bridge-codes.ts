@@ -32,13 +32,32 @@ export type BridgeCloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
 /** Every `bridge-error.code` of protocol v1. Each is a row of ERROR_TABLE (src/wire/errors.ts). */
 export const BRIDGE_ERROR_CODES = [
   // handshake: sent in bridge-error, then the link is closed with the row's close code
-  'AUTH_FAILED', 'VERSION_UNSUPPORTED', 'MAX_PEERS', 'DUPLICATE_PEER', 'SELF_CONNECTION', 'BAD_HELLO', 'HANDSHAKE_TIMEOUT',
+  'AUTH_FAILED',
+  'VERSION_UNSUPPORTED',
+  'MAX_PEERS',
+  'DUPLICATE_PEER',
+  'SELF_CONNECTION',
+  'BAD_HELLO',
+  'HANDSHAKE_TIMEOUT',
   'GATEWAY_ID_BOUND',
   // per request: carry requestId, the link stays up
-  'CHANNEL_NOT_SHARED', 'AGENT_NOT_SHARED', 'MODEL_NOT_FOUND', 'UPSTREAM_ERROR', 'UPSTREAM_TIMEOUT', 'OVERLOADED',
-  'RATE_LIMITED', 'LOOP_DETECTED', 'PAYLOAD_TOO_LARGE', 'BAD_FRAME', 'UNKNOWN_TYPE', 'CANCELLED',
+  'CHANNEL_NOT_SHARED',
+  'AGENT_NOT_SHARED',
+  'MODEL_NOT_FOUND',
+  'UPSTREAM_ERROR',
+  'UPSTREAM_TIMEOUT',
+  'OVERLOADED',
+  'RATE_LIMITED',
+  'LOOP_DETECTED',
+  'PAYLOAD_TOO_LARGE',
+  'BAD_FRAME',
+  'UNKNOWN_TYPE',
+  'CANCELLED',
   // session transfer / ownership, and the catch-all
-  'TRANSFER_REJECTED', 'SESSION_NOT_FOUND', 'NOT_OWNER', 'INTERNAL',
+  'TRANSFER_REJECTED',
+  'SESSION_NOT_FOUND',
+  'NOT_OWNER',
+  'INTERNAL',
 ] as const;
 export type BridgeErrorCode = (typeof BRIDGE_ERROR_CODES)[number];
 

@@ -223,8 +223,7 @@ interface ForwardCommon {
   originRequestId?: string;
 }
 export type BridgeForwardFrame =
-  | (ForwardCommon & { kind?: 'chat'; payload: ChatRequest })
-  | (ForwardCommon & { kind: 'embeddings'; payload: EmbeddingsRequest });
+  (ForwardCommon & { kind?: 'chat'; payload: ChatRequest }) | (ForwardCommon & { kind: 'embeddings'; payload: EmbeddingsRequest });
 
 export interface BridgeResponseFrame {
   type: 'bridge-response';
@@ -336,9 +335,23 @@ export type BridgeFrameType = BridgeFrame['type'];
 export type FrameOf<T extends BridgeFrameType> = Extract<BridgeFrame, { type: T }>;
 
 export const BRIDGE_FRAME_TYPES: readonly BridgeFrameType[] = [
-  'bridge-hello', 'bridge-hello-ok', 'bridge-error', 'bridge-ping', 'bridge-pong', 'bridge-load', 'bridge-channels',
-  'bridge-forward', 'bridge-response', 'bridge-stream', 'bridge-stream-end', 'bridge-cancel',
-  'bridge-session-transfer', 'bridge-session-transfer-ok', 'bridge-rpc', 'bridge-rpc-event', 'bridge-rpc-result',
+  'bridge-hello',
+  'bridge-hello-ok',
+  'bridge-error',
+  'bridge-ping',
+  'bridge-pong',
+  'bridge-load',
+  'bridge-channels',
+  'bridge-forward',
+  'bridge-response',
+  'bridge-stream',
+  'bridge-stream-end',
+  'bridge-cancel',
+  'bridge-session-transfer',
+  'bridge-session-transfer-ok',
+  'bridge-rpc',
+  'bridge-rpc-event',
+  'bridge-rpc-result',
 ];
 
 /** A bridge-error with the table's default `retryable` (override via `extra.retryable`). */

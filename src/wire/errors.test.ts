@@ -22,7 +22,12 @@ function table(heading: string): string[][] {
   const rows: string[][] = [];
   for (const l of lines.slice(start + 2)) {
     if (!l.startsWith('|')) break;
-    rows.push(l.slice(1, -1).split(' | ').map((c) => c.trim()));
+    rows.push(
+      l
+        .slice(1, -1)
+        .split(' | ')
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
@@ -63,7 +68,11 @@ describe('docs/errors.md matches the error catalogue', () => {
       const data = codesIn(codeCell!)[0]!;
       const rows = ALL.map(describeError).filter((r) => r.data === data);
       expect(rows.length, `data.code ${data} is documented but no catalogue row sends it`).toBeGreaterThan(0);
-      if (rpc !== 'as sent') expect(rows.map((r) => r.rpc), data).toContain(Number(rpc));
+      if (rpc !== 'as sent')
+        expect(
+          rows.map((r) => r.rpc),
+          data,
+        ).toContain(Number(rpc));
     }
   });
 
@@ -78,7 +87,7 @@ describe('docs/errors.md matches the error catalogue', () => {
     }
   });
 
-  it('the gateway → bridge code table is the catalogue\'s `bridge` column', () => {
+  it("the gateway → bridge code table is the catalogue's `bridge` column", () => {
     let listed = 0;
     for (const [from, to] of toBridge) {
       if (from === 'anything else') {

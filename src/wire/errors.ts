@@ -79,7 +79,15 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
-export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'server_error' | 'timeout_error' | 'upstream_error';
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error'
+  | 'timeout_error'
+  | 'upstream_error';
 
 /** One row of the catalogue (see the column list at the top of this file). */
 export interface ErrorSpec {

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentSession, closeAllAgentSessions, type AgentSessionOptions, type AgentSpec, type SessionUpdate } from '../../src/acp/runtimes/agent/agent-session.js';
+import {
+  AgentSession,
+  closeAllAgentSessions,
+  type AgentSessionOptions,
+  type AgentSpec,
+  type SessionUpdate,
+} from '../../src/acp/runtimes/agent/agent-session.js';
 import { clearProbeCache, probeAgent } from '../../src/acp/runtimes/agent/probe.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
@@ -77,9 +83,20 @@ describe('AgentSession: turns', () => {
     const updates: SessionUpdate[] = [];
     await s.prompt('tool', (u) => updates.push(u));
     await s.prompt('plan', (u) => updates.push(u));
-    expect(updates.map((u) => u.sessionUpdate)).toEqual(['tool_call', 'tool_call_update', 'tool_call_update', 'agent_message_chunk', 'plan', 'agent_message_chunk']);
+    expect(updates.map((u) => u.sessionUpdate)).toEqual([
+      'tool_call',
+      'tool_call_update',
+      'tool_call_update',
+      'agent_message_chunk',
+      'plan',
+      'agent_message_chunk',
+    ]);
     expect(updates[0]).toMatchObject({ toolCallId: 'call_1', title: 'Reading notes.md', kind: 'read', status: 'pending' });
-    expect(updates[2]).toMatchObject({ toolCallId: 'call_1', status: 'completed', content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }] });
+    expect(updates[2]).toMatchObject({
+      toolCallId: 'call_1',
+      status: 'completed',
+      content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }],
+    });
     expect((updates[4]?.entries as unknown[]).length).toBe(3);
   });
 
@@ -114,7 +131,15 @@ describe('AgentSession: permissions', () => {
     let signalled = false;
     let asked = false;
     const s = await started(fake({ permissions: 'ask' }), {
-      askPermission: (_req, signal) => ((asked = true), new Promise((resolve) => signal.addEventListener('abort', () => { signalled = true; resolve(undefined); }))),
+      askPermission: (_req, signal) => (
+        (asked = true),
+        new Promise((resolve) =>
+          signal.addEventListener('abort', () => {
+            signalled = true;
+            resolve(undefined);
+          }),
+        )
+      ),
     });
     const turn = s.prompt('permission');
     expect(await until(() => asked), 'the permission request is pending').toBe(true);
@@ -204,7 +229,10 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
   it('a hung turn times out, and the agent is stopped', async () => {
     const s = await started(fake(), { turnTimeoutMs: 300 });
     const pid = s.pid!;
-    await expect(s.prompt('hang')).rejects.toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'agent "fake" did not finish the turn within 300 ms; the agent was stopped' });
+    await expect(s.prompt('hang')).rejects.toMatchObject({
+      code: 'UPSTREAM_TIMEOUT',
+      message: 'agent "fake" did not finish the turn within 300 ms; the agent was stopped',
+    });
     expect(await until(() => !alive(pid))).toBe(true);
     expect(s.status).toBe('closed');
   });
@@ -250,10 +278,12 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
 
   it('start failures are clear: missing command, wrong protocol, auth required, silence', async () => {
     await expect(session(fake({ command: '/no/such/agent-binary' })).start()).rejects.toMatchObject({
-      code: 'UPSTREAM_ERROR', message: 'agent "fake": command "/no/such/agent-binary" could not be started (ENOENT)',
+      code: 'UPSTREAM_ERROR',
+      message: 'agent "fake": command "/no/such/agent-binary" could not be started (ENOENT)',
     });
     await expect(session(fake({ env: { FAKE_ACP_PROTOCOL: '2' } })).start()).rejects.toMatchObject({
-      code: 'UPSTREAM_BAD_RESPONSE', message: 'agent "fake" speaks ACP protocol version 2; Switchyard speaks 1',
+      code: 'UPSTREAM_BAD_RESPONSE',
+      message: 'agent "fake" speaks ACP protocol version 2; Switchyard speaks 1',
     });
     await expect(session(fake({ env: { FAKE_ACP_MODE: 'auth-required' } })).start()).rejects.toThrow('agent "fake" requires authentication');
     const silentAgent = session(fake({ env: { FAKE_ACP_MODE: 'silent' } }), { startTimeoutMs: 300 });
@@ -274,7 +304,10 @@ describe('probeAgent', () => {
   });
 
   it('reports a command that is not found', async () => {
-    expect(await probeAgent(fake({ command: 'switchyard-no-such-agent' }), 1_000, { log: silent })).toEqual({ ok: false, reason: 'command "switchyard-no-such-agent" not found on PATH' });
+    expect(await probeAgent(fake({ command: 'switchyard-no-such-agent' }), 1_000, { log: silent })).toEqual({
+      ok: false,
+      reason: 'command "switchyard-no-such-agent" not found on PATH',
+    });
     expect(await probeAgent(fake({ command: './nope/agent' }), 1_000, { log: silent })).toEqual({ ok: false, reason: 'command "./nope/agent" not found' });
   });
 
@@ -284,7 +317,9 @@ describe('probeAgent', () => {
     const quiet = await probeAgent(fake({ args: ['-e', 'setInterval(() => {}, 1000)'] }), 300, { log: silent });
     expect(quiet).toEqual({ ok: false, reason: 'agent "fake" did not answer ACP initialize: agent "fake" did not answer initialize within 300 ms' });
     const lines: string[] = [];
-    const quits = await probeAgent(fake({ args: ['-e', 'console.error("bad flag"); process.exit(2)'] }), 2_000, { log: createLogger({}, (l) => lines.push(l)) });
+    const quits = await probeAgent(fake({ args: ['-e', 'console.error("bad flag"); process.exit(2)'] }), 2_000, {
+      log: createLogger({}, (l) => lines.push(l)),
+    });
     // the reason is shown to clients: the exit, not the stderr (which goes to the log)
     expect(quits).toMatchObject({ ok: false, reason: 'agent "fake" exited with code 2 before answering initialize (its stderr is in the gateway log)' });
     expect(lines.some((l) => l.includes('agent probe failed') && l.includes('bad flag'))).toBe(true);

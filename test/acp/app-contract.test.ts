@@ -54,7 +54,10 @@ async function sse(method: string, params: Record<string, unknown>): Promise<{ f
     body: JSON.stringify({ jsonrpc: '2.0', id: `req-${++n}`, method, params }),
   });
   const text = await res.text();
-  const msgs = text.split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]').map((b) => JSON.parse(b.slice(6)));
+  const msgs = text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
+    .map((b) => JSON.parse(b.slice(6)));
   return { final: msgs.find((m) => 'id' in m), updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
 }
 async function ws(method: string, params: Record<string, unknown>): Promise<{ final: Json; updates: Json[] }> {
@@ -82,7 +85,13 @@ const appStart = (sessionId: string, taskPrompt: string, workingDirectory: strin
   workingDirectory,
   provider: 'fake',
   requestedExecutionTarget: 'agent',
-  routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake', preferredGatewayProviderId: 'switchyard', explicitModel: '' },
+  routing: {
+    routingMode: 'explicit',
+    explicitExecutionTarget: 'agent',
+    explicitProviderId: 'fake',
+    preferredGatewayProviderId: 'switchyard',
+    explicitModel: '',
+  },
   metadata: { source: 'xworkmate-app', xworkmateProductCapability: { schemaVersion: 1, mode: 'code' } },
 });
 
@@ -118,14 +127,26 @@ describe('working directories from the app (absolute client paths)', () => {
   });
 
   it('gateway paths accept the app path too and echo the mapped folder', async () => {
-    const r = await http('session.start', { sessionId: 'wd-gw', taskPrompt: 'hello', workingDirectory: '/Users/me/project', requestedExecutionTarget: 'gateway', gatewayProviderId: 'switchyard' });
+    const r = await http('session.start', {
+      sessionId: 'wd-gw',
+      taskPrompt: 'hello',
+      workingDirectory: '/Users/me/project',
+      requestedExecutionTarget: 'gateway',
+      gatewayProviderId: 'switchyard',
+    });
     expect(r.result).toMatchObject({ status: 'completed', remoteWorkspaceRefKind: 'remotePath' });
     expect(r.result.remoteWorkingDirectory).toMatch(/^clients\/project-[0-9a-f]{12}$/);
   });
 });
 
 const LONG = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
-const gwStart = (sessionId: string) => ({ sessionId, taskPrompt: LONG, requestedExecutionTarget: 'gateway', gatewayProviderId: 'slowgw', routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'slowgw' } });
+const gwStart = (sessionId: string) => ({
+  sessionId,
+  taskPrompt: LONG,
+  requestedExecutionTarget: 'gateway',
+  gatewayProviderId: 'slowgw',
+  routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'slowgw' },
+});
 const until = async <T>(fn: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> => {
   const end = Date.now() + ms;
   for (;;) {
@@ -181,7 +202,10 @@ describe('resume after a disconnect (issue 12 item 7)', () => {
     expect(all.at(-1)).toMatchObject({ type: 'status', event: 'completed' });
     expect(missed.result.lastSeq).toBe(all.at(-1).seq);
     // the text the client shows: what it had plus what it missed = the whole output
-    const text = all.filter((u) => u.type === 'delta').map((u) => u.delta).join('');
+    const text = all
+      .filter((u) => u.type === 'delta')
+      .map((u) => u.delta)
+      .join('');
     expect(text).toBe(done.output);
     // nothing after the last one
     expect((await http('xworkmate.tasks.get', { sessionId, afterSeq: all.at(-1).seq })).result.updates).toEqual([]);
@@ -232,7 +256,14 @@ describe('task events (issue 12 item 5)', () => {
     expect(r.final.result.status).toBe('completed');
     const tasks = r.updates.filter((u) => u.type === 'task');
     expect(tasks.map((u) => u.event)).toEqual(['task.started', 'task.completed']);
-    expect(tasks[0]).toMatchObject({ sessionId: 'te-1', threadId: 'te-1', turnId: r.final.result.turnId, pending: true, error: false, task: { taskId: r.final.result.turnId, phase: 'started', providerId: 'fake' } });
+    expect(tasks[0]).toMatchObject({
+      sessionId: 'te-1',
+      threadId: 'te-1',
+      turnId: r.final.result.turnId,
+      pending: true,
+      error: false,
+      task: { taskId: r.final.result.turnId, phase: 'started', providerId: 'fake' },
+    });
     expect(tasks[1]).toMatchObject({ pending: false, error: false, task: { phase: 'completed', detail: { status: 'completed' } } });
     expect(Date.parse(tasks[1].task.at)).toBeGreaterThan(0);
     // the final status is still the last update

@@ -64,7 +64,8 @@ async function post(body: unknown, headers: Record<string, string> = {}, raw = f
   return { status: res.status, json, text, headers: res.headers };
 }
 let n = 0;
-const rpc = (method: string, params?: unknown, headers?: Record<string, string>) => post({ jsonrpc: '2.0', id: ++n, method, ...(params !== undefined ? { params } : {}) }, headers);
+const rpc = (method: string, params?: unknown, headers?: Record<string, string>) =>
+  post({ jsonrpc: '2.0', id: ++n, method, ...(params !== undefined ? { params } : {}) }, headers);
 const sid = () => `s-${Math.random().toString(36).slice(2, 10)}`;
 
 function expectError(json: Json, code: number, dataCode: string) {
@@ -97,7 +98,11 @@ describe('auth (Bearer, acp.tokens, fail closed)', () => {
   it('empty acp.tokens refuses everything with a message saying to configure acp.tokens', async () => {
     const open = await startInProcess({ channels: config.channels, acp: { gateways: [config.acp.gateways[0]] } });
     try {
-      const res = await fetch(`${open.url}/acp/rpc`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer anything' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' }) });
+      const res = await fetch(`${open.url}/acp/rpc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer anything' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'health' }),
+      });
       expect(res.status).toBe(401);
       const j = (await res.json()) as Json;
       expectError(j, -32001, 'UNAUTHORIZED');
@@ -132,7 +137,10 @@ describe('origins and CORS', () => {
     expect(r.headers.get('access-control-allow-origin')).toBeNull();
   });
   it('preflight: 204 with the allowlist, no token needed; disallowed origin → 403', async () => {
-    const ok = await fetch(url, { method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+    const ok = await fetch(url, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    });
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
     expect(ok.headers.get('access-control-allow-methods')).toContain('POST');
@@ -196,7 +204,15 @@ describe('transport errors', () => {
     expect(r.json.id).toBe('m1');
   });
   it('malformed JSON-RPC: wrong version, batch, non-object, bad id, params array', async () => {
-    for (const body of [{ id: 1, method: 'health' }, { jsonrpc: '1.0', id: 1, method: 'health' }, [{ jsonrpc: '2.0', id: 1, method: 'health' }], 'health', 17, { jsonrpc: '2.0', id: { x: 1 }, method: 'health' }, { jsonrpc: '2.0', id: 1, method: 5 }]) {
+    for (const body of [
+      { id: 1, method: 'health' },
+      { jsonrpc: '1.0', id: 1, method: 'health' },
+      [{ jsonrpc: '2.0', id: 1, method: 'health' }],
+      'health',
+      17,
+      { jsonrpc: '2.0', id: { x: 1 }, method: 'health' },
+      { jsonrpc: '2.0', id: 1, method: 5 },
+    ]) {
       const r = await post(body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.json.error.code).toBe(-32600);
@@ -215,14 +231,22 @@ describe('transport errors', () => {
     const anon = await fetch(`${gw.url}/acp-server/codex/acp/rpc`, { method: 'POST', body: '{}' });
     expect(anon.status).toBe(401);
     for (const p of ['/acp-server', '/acp-server/codex', '/acp-server/gemini/acp/rpc']) {
-      const res = await fetch(gw.url + p, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{"jsonrpc":"2.0","id":1,"method":"health"}' });
+      const res = await fetch(gw.url + p, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: '{"jsonrpc":"2.0","id":1,"method":"health"}',
+      });
       expect(res.status, p).toBe(410);
       expectError(await res.json(), -32004, 'PROVIDER_DIRECT_PATH_DISABLED');
     }
   });
   it('/gateway/openclaw is not a route → 404', async () => {
     for (const method of ['GET', 'POST']) {
-      const res = await fetch(`${gw.url}/gateway/openclaw`, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(method === 'POST' ? { body: '{"jsonrpc":"2.0","id":1,"method":"session.start"}' } : {}) });
+      const res = await fetch(`${gw.url}/gateway/openclaw`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}` },
+        ...(method === 'POST' ? { body: '{"jsonrpc":"2.0","id":1,"method":"session.start"}' } : {}),
+      });
       expect(res.status).toBe(404);
       await res.text();
     }
@@ -263,7 +287,11 @@ describe('acp.capabilities', () => {
   it('a gateway with only gateways: availableExecutionTargets = ["gateway"]', async () => {
     const g = await startInProcess({ channels: config.channels, acp: { tokens: [TOKEN], gateways: [config.acp.gateways[0]] } });
     try {
-      const res = await fetch(`${g.url}/acp/rpc`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'acp.capabilities' }) });
+      const res = await fetch(`${g.url}/acp/rpc`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'acp.capabilities' }),
+      });
       const c = ((await res.json()) as Json).result;
       expect(c.availableExecutionTargets).toEqual(['gateway']);
       expect(c.providerCatalog).toEqual([]);
@@ -277,7 +305,11 @@ describe('acp.capabilities', () => {
 describe('routing resolution end to end (session.start)', () => {
   it('explicit gateway target: runs over the router, resolved fields, output', async () => {
     const s = sid();
-    const r = await rpc('session.start', { sessionId: s, taskPrompt: 'hello there', routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } });
+    const r = await rpc('session.start', {
+      sessionId: s,
+      taskPrompt: 'hello there',
+      routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' },
+    });
     expect(r.status).toBe(200);
     expect(r.json.result).toMatchObject({
       success: true,
@@ -301,9 +333,18 @@ describe('routing resolution end to end (session.start)', () => {
     expect(r.json.result.threadId).toBe('thread-9');
   });
   it('requestedExecutionTarget / executionTarget / gatewayProviderId / provider=<gateway id> all reach the gateway', async () => {
-    for (const params of [{ requestedExecutionTarget: 'gateway' }, { executionTarget: 'gateway', gatewayProviderId: 'switchyard' }, { gatewayProviderId: 'switchyard' }, { provider: 'switchyard' }]) {
+    for (const params of [
+      { requestedExecutionTarget: 'gateway' },
+      { executionTarget: 'gateway', gatewayProviderId: 'switchyard' },
+      { gatewayProviderId: 'switchyard' },
+      { provider: 'switchyard' },
+    ]) {
       const r = await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', ...params });
-      expect(r.json.result, JSON.stringify(params)).toMatchObject({ status: 'completed', resolvedExecutionTarget: 'gateway', resolvedGatewayProviderId: 'switchyard' });
+      expect(r.json.result, JSON.stringify(params)).toMatchObject({
+        status: 'completed',
+        resolvedExecutionTarget: 'gateway',
+        resolvedGatewayProviderId: 'switchyard',
+      });
     }
   });
   it('explicit model on a channels gateway is used (and resolvedModel says so)', async () => {
@@ -312,8 +353,19 @@ describe('routing resolution end to end (session.start)', () => {
   });
   it('agent target with the named provider; preferredGatewayProviderId is ignored', async () => {
     const s = sid();
-    const r = await rpc('session.start', { sessionId: s, taskPrompt: 'hi agent', routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake', preferredGatewayProviderId: 'openclaw' } });
-    expect(r.json.result).toMatchObject({ success: true, status: 'completed', resolvedExecutionTarget: 'single-agent', resolvedProviderId: 'fake', resolvedGatewayProviderId: '', stopReason: 'end_turn' });
+    const r = await rpc('session.start', {
+      sessionId: s,
+      taskPrompt: 'hi agent',
+      routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake', preferredGatewayProviderId: 'openclaw' },
+    });
+    expect(r.json.result).toMatchObject({
+      success: true,
+      status: 'completed',
+      resolvedExecutionTarget: 'single-agent',
+      resolvedProviderId: 'fake',
+      resolvedGatewayProviderId: '',
+      stopReason: 'end_turn',
+    });
     expect(r.json.result.output).toContain('echo: hi agent');
     await rpc('session.close', { sessionId: s });
   });
@@ -334,16 +386,36 @@ describe('routing resolution end to end (session.start)', () => {
     const r = await rpc('session.start', { sessionId: s, taskPrompt: 'p', executionTarget: 'agent', provider: 'codex' });
     expect(r.status).toBe(200);
     expect(r.json.ok).toBe(true);
-    expect(r.json.result).toMatchObject({ success: false, status: 'unavailable', unavailable: true, unavailableCode: 'PROVIDER_UNAVAILABLE', resolvedProviderId: 'codex' });
+    expect(r.json.result).toMatchObject({
+      success: false,
+      status: 'unavailable',
+      unavailable: true,
+      unavailableCode: 'PROVIDER_UNAVAILABLE',
+      resolvedProviderId: 'codex',
+    });
     expect(r.json.result.unavailableMessage).toContain('codex');
     expect(await gw.store.get(s)).toBeUndefined();
     expectError((await rpc('session.message', { sessionId: s, taskPrompt: 'again' })).json, -32002, 'SESSION_CONTINUATION_UNAVAILABLE');
   });
   it('unknown agent → PROVIDER_UNAVAILABLE; unknown, unimplemented and model-less gateways → GATEWAY_PROVIDER_UNAVAILABLE', async () => {
-    expect((await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', provider: 'hermes' })).json.result).toMatchObject({ status: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE' });
+    expect((await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', provider: 'hermes' })).json.result).toMatchObject({
+      status: 'unavailable',
+      unavailableCode: 'PROVIDER_UNAVAILABLE',
+    });
     for (const g of ['nope', 'openclaw', 'nomodel']) {
-      const r = await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: g } });
-      expect(r.json.result, g).toMatchObject({ success: false, status: 'unavailable', unavailable: true, unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE', resolvedGatewayProviderId: g, resolvedExecutionTarget: 'gateway' });
+      const r = await rpc('session.start', {
+        sessionId: sid(),
+        taskPrompt: 'p',
+        routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: g },
+      });
+      expect(r.json.result, g).toMatchObject({
+        success: false,
+        status: 'unavailable',
+        unavailable: true,
+        unavailableCode: 'GATEWAY_PROVIDER_UNAVAILABLE',
+        resolvedGatewayProviderId: g,
+        resolvedExecutionTarget: 'gateway',
+      });
     }
   });
   it('ROUTING_REQUIRED and ROUTING_CONFLICT are -32602 errors', async () => {
@@ -356,7 +428,14 @@ describe('routing resolution end to end (session.start)', () => {
   });
   it('xworkmate.routing.resolve answers the decision without running anything', async () => {
     const r = await rpc('xworkmate.routing.resolve', { routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } });
-    expect(r.json.result).toEqual({ unavailable: false, resolvedExecutionTarget: 'gateway', resolvedProviderId: '', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1', roleSelection: null }); // roleSelection: addendum 2026-10 §5
+    expect(r.json.result).toEqual({
+      unavailable: false,
+      resolvedExecutionTarget: 'gateway',
+      resolvedProviderId: '',
+      resolvedGatewayProviderId: 'switchyard',
+      resolvedModel: 'mock-1',
+      roleSelection: null,
+    }); // roleSelection: addendum 2026-10 §5
     const a = await rpc('xworkmate.routing.resolve', { routing: { routingMode: 'auto' } });
     expect(a.json.result).toMatchObject({ unavailable: false, resolvedExecutionTarget: 'single-agent', resolvedProviderId: 'fake' });
     const u = await rpc('xworkmate.routing.resolve', { provider: 'codex' });

@@ -86,7 +86,11 @@ async function sse(body: unknown, stopAfter?: (e: SseEvent) => boolean): Promise
 }
 
 async function rpc(method: string, params: unknown): Promise<Json> {
-  const res = await fetch(`${gw.url}/acp/rpc`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   return ((await res.json()) as Json).result;
 }
 
@@ -111,12 +115,23 @@ function checkUpdateIds(list: Json[], sessionId: string, threadId = sessionId) {
 describe('SSE on POST /acp/rpc', () => {
   it('notifications first, then the final envelope, then [DONE]; every update carries the ids and an increasing seq', async () => {
     const s = sid();
-    const { status, contentType, events } = await sse({ jsonrpc: '2.0', id: 'sse-1', method: 'session.start', params: { sessionId: s, threadId: 't-1', taskPrompt: 'stream me please', executionTarget: 'gateway' } });
+    const { status, contentType, events } = await sse({
+      jsonrpc: '2.0',
+      id: 'sse-1',
+      method: 'session.start',
+      params: { sessionId: s, threadId: 't-1', taskPrompt: 'stream me please', executionTarget: 'gateway' },
+    });
     expect(status).toBe(200);
     expect(contentType).toContain('text/event-stream');
     expect(events.at(-1)!.data).toBe('[DONE]');
     const final = events.at(-2)!.data;
-    expect(final).toMatchObject({ jsonrpc: '2.0', id: 'sse-1', type: 'res', ok: true, result: { status: 'completed', output: '[mock mock-1] You said: stream me please' } });
+    expect(final).toMatchObject({
+      jsonrpc: '2.0',
+      id: 'sse-1',
+      type: 'res',
+      ok: true,
+      result: { status: 'completed', output: '[mock mock-1] You said: stream me please' },
+    });
     expect(final.payload).toEqual(final.result);
     const notes = events.slice(0, -2).map((e) => e.data);
     for (const n of notes) {
@@ -140,7 +155,9 @@ describe('SSE on POST /acp/rpc', () => {
 
   it('seq keeps increasing across turns of the same session', async () => {
     const s = sid();
-    const a = updates((await sse({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: s, taskPrompt: 'one', executionTarget: 'gateway' } })).events);
+    const a = updates(
+      (await sse({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: s, taskPrompt: 'one', executionTarget: 'gateway' } })).events,
+    );
     const b = updates((await sse({ jsonrpc: '2.0', id: 2, method: 'session.message', params: { sessionId: s, taskPrompt: 'two' } })).events);
     checkUpdateIds([...a, ...b], s);
     expect(new Set(b.map((u) => u.turnId)).size).toBe(1);
@@ -155,16 +172,30 @@ describe('SSE on POST /acp/rpc', () => {
   });
 
   it('a quiet stream gets xworkmate.bridge.keepalive notifications', async () => {
-    const { events } = await sse({ jsonrpc: '2.0', id: 3, method: 'session.start', params: { sessionId: sid(), taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId: 'quietgw' } });
+    const { events } = await sse({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'session.start',
+      params: { sessionId: sid(), taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId: 'quietgw' },
+    });
     const keep = events.filter((e) => e.data !== '[DONE]' && e.data.method === 'xworkmate.bridge.keepalive');
     expect(keep.length).toBeGreaterThanOrEqual(2);
-    for (const k of keep) expect(k.data).toMatchObject({ type: 'event', event: 'xworkmate.bridge.keepalive', params: { intervalMs: 200 }, payload: { intervalMs: 200 } });
+    for (const k of keep)
+      expect(k.data).toMatchObject({ type: 'event', event: 'xworkmate.bridge.keepalive', params: { intervalMs: 200 }, payload: { intervalMs: 200 } });
     expect(events.at(-2)!.data.result.status).toBe('completed');
   });
 
   it('a client that disconnects does not kill the task: it completes and is readable with xworkmate.tasks.get', async () => {
     const s = sid();
-    const { events } = await sse({ jsonrpc: '2.0', id: 4, method: 'session.start', params: { sessionId: s, taskPrompt: 'one two three four five six seven eight', executionTarget: 'gateway', gatewayProviderId: 'slowgw' } }, (e) => e.data !== '[DONE]' && e.data.params?.type === 'delta');
+    const { events } = await sse(
+      {
+        jsonrpc: '2.0',
+        id: 4,
+        method: 'session.start',
+        params: { sessionId: s, taskPrompt: 'one two three four five six seven eight', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
+      },
+      (e) => e.data !== '[DONE]' && e.data.params?.type === 'delta',
+    );
     const runId = updates(events)[0].runId;
     expect(typeof runId).toBe('string');
     const mid = await rpc('xworkmate.tasks.get', { runId });
@@ -210,7 +241,14 @@ describe('WebSocket at /acp', () => {
     const ws = await connect();
     const { msgs, reply } = collector(ws);
     const s = sid();
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'slow', method: 'session.start', params: { sessionId: s, taskPrompt: 'a b c d e f g h', executionTarget: 'gateway', gatewayProviderId: 'slowgw' } }));
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'slow',
+        method: 'session.start',
+        params: { sessionId: s, taskPrompt: 'a b c d e f g h', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
+      }),
+    );
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'health' }));
     const health = await reply(7);
     expect(health.m).toMatchObject({ jsonrpc: '2.0', id: 7, type: 'res', ok: true, result: { status: 'ok' } });
@@ -219,7 +257,10 @@ describe('WebSocket at /acp', () => {
     expect(slow.m.result).toMatchObject({ status: 'completed', output: '[mock slow-1] You said: a b c d e f g h' });
     const ups = msgs.filter((x) => x.m.method === 'session.update').map((x) => x.m);
     for (const u of ups) expect(u).toMatchObject({ type: 'event', event: 'session.update' });
-    checkUpdateIds(ups.map((u) => u.params), s);
+    checkUpdateIds(
+      ups.map((u) => u.params),
+      s,
+    );
     expect(ups.some((u) => u.params.type === 'delta')).toBe(true);
     ws.close();
   });
@@ -228,7 +269,18 @@ describe('WebSocket at /acp', () => {
     const ws = await connect();
     const { msgs, reply } = collector(ws);
     const [a, b] = [sid(), sid()];
-    for (const [id, s] of [[1, a], [2, b]] as const) ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'session.start', params: { sessionId: s, taskPrompt: 'x y z w v u', executionTarget: 'gateway', gatewayProviderId: 'slowgw' } }));
+    for (const [id, s] of [
+      [1, a],
+      [2, b],
+    ] as const)
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'session.start',
+          params: { sessionId: s, taskPrompt: 'x y z w v u', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
+        }),
+      );
     await reply(1);
     await reply(2);
     const span = (s: string) => {
@@ -263,7 +315,14 @@ describe('WebSocket at /acp', () => {
     const ws = await connect();
     const { msgs } = collector(ws);
     const s = sid();
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: s, taskPrompt: 'keep going without me', executionTarget: 'gateway', gatewayProviderId: 'slowgw' } }));
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: { sessionId: s, taskPrompt: 'keep going without me', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
+      }),
+    );
     await waitFor(() => msgs.find((x) => x.m.params?.type === 'delta'), 'first delta');
     ws.terminate();
     const done = await waitFor(async () => {

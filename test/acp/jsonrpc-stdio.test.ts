@@ -8,10 +8,19 @@ const silent = createLogger({}, () => {});
 
 describe('classifyMessage', () => {
   it('tells requests, notifications and responses apart', () => {
-    expect(classifyMessage('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"a":1}}')).toEqual({ kind: 'request', id: 1, method: 'initialize', params: { a: 1 } });
+    expect(classifyMessage('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"a":1}}')).toEqual({
+      kind: 'request',
+      id: 1,
+      method: 'initialize',
+      params: { a: 1 },
+    });
     expect(classifyMessage('{"jsonrpc":"2.0","method":"session/update","params":{}}')).toEqual({ kind: 'notification', method: 'session/update', params: {} });
     expect(classifyMessage('{"jsonrpc":"2.0","id":"x","result":null}')).toEqual({ kind: 'response', id: 'x', result: null });
-    expect(classifyMessage('{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"nope"}}')).toMatchObject({ kind: 'response', id: 2, error: { code: -32601, message: 'nope' } });
+    expect(classifyMessage('{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"nope"}}')).toMatchObject({
+      kind: 'response',
+      id: 2,
+      error: { code: -32601, message: 'nope' },
+    });
   });
 
   it('calls everything else garbage, with a reason', () => {
@@ -61,7 +70,10 @@ describe('JsonRpcStdioPeer', () => {
     for (let i = 0; i < 100; i++) {
       const m = sent.find(pred);
       if (m) return m;
-      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 20); });
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 20);
+      });
     }
     throw new Error('message never sent');
   }
@@ -84,13 +96,17 @@ describe('JsonRpcStdioPeer', () => {
     expect(err).toMatchObject({ code: -32602, message: 'bad a', data: { why: 1 } });
   });
 
-  it('routes notifications and answers the agent\'s requests through handlers', async () => {
+  it("routes notifications and answers the agent's requests through handlers", async () => {
     setup();
     const seen: unknown[] = [];
     peer.onNotification('session/update', (p) => seen.push(p));
     peer.onRequest('fs/read_text_file', async (p) => ({ content: `read ${(p as { path: string }).path}` }));
-    peer.onRequest('boom', () => { throw new Error('secret internals'); });
-    peer.onRequest('refuse', () => { throw new RpcError(-32602, 'path is outside the workspace'); });
+    peer.onRequest('boom', () => {
+      throw new Error('secret internals');
+    });
+    peer.onRequest('refuse', () => {
+      throw new RpcError(-32602, 'path is outside the workspace');
+    });
     agentWrites({ method: 'session/update', params: { n: 1 } });
     agentWrites({ id: 7, method: 'fs/read_text_file', params: { path: '/w/a' } });
     agentWrites({ id: 8, method: 'nope', params: {} });
@@ -107,7 +123,18 @@ describe('JsonRpcStdioPeer', () => {
     setup();
     let aborted = false;
     let running = false;
-    peer.onRequest('slow', (_p, ctx) => ((running = true), new Promise((resolve) => ctx.signal.addEventListener('abort', () => { aborted = true; resolve('late'); }))));
+    peer.onRequest(
+      'slow',
+      (_p, ctx) => (
+        (running = true),
+        new Promise((resolve) =>
+          ctx.signal.addEventListener('abort', () => {
+            aborted = true;
+            resolve('late');
+          }),
+        )
+      ),
+    );
     agentWrites({ id: 3, method: 'slow', params: {} });
     await vi.waitFor(() => expect(running, 'the slow handler is running').toBe(true));
     agentWrites({ method: '$/cancel_request', params: { id: 3 } });

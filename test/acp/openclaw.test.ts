@@ -93,7 +93,16 @@ describe('openclaw protocol helpers', () => {
 
   it('reads message text from the shapes OpenClaw uses', () => {
     expect(messageText('plain')).toBe('plain');
-    expect(messageText({ role: 'assistant', content: [{ type: 'thinking', thinking: 'x' }, { type: 'text', text: 'a' }, { type: 'text', text: 'b' }] })).toBe('ab');
+    expect(
+      messageText({
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: 'x' },
+          { type: 'text', text: 'a' },
+          { type: 'text', text: 'b' },
+        ],
+      }),
+    ).toBe('ab');
     expect(messageText({ content: 'c' })).toBe('c');
     expect(messageText({ text: 't' })).toBe('t');
     expect(messageText(42)).toBeUndefined();
@@ -502,10 +511,19 @@ describe('OpenClaw runtime', () => {
     const gw = new OpenClawGateway({ id: 'openclaw', label: 'OpenClaw', kind: 'openclaw', url: f.url, token: TOKEN }, { log });
     try {
       expect(await gw.probe()).toEqual({ enabled: true });
-      const ctx = (sessionId: string) => ({ sessionId, threadId: sessionId, target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'openclaw', model: '' }, workingDirectory: undefined }) as any;
+      const ctx = (sessionId: string) =>
+        ({
+          sessionId,
+          threadId: sessionId,
+          target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'openclaw', model: '' },
+          workingDirectory: undefined,
+        }) as any;
       const a = await gw.factory(ctx('a'));
       const b = await gw.factory(ctx('b'));
-      const [ra, rb] = await Promise.all([a.prompt(turn('one'), () => undefined, new AbortController().signal), b.prompt(turn('two'), () => undefined, new AbortController().signal)]);
+      const [ra, rb] = await Promise.all([
+        a.prompt(turn('one'), () => undefined, new AbortController().signal),
+        b.prompt(turn('two'), () => undefined, new AbortController().signal),
+      ]);
       expect([ra.output, rb.output]).toEqual(['Echo: one', 'Echo: two']);
       await a.close(); // a session's close leaves the shared connection up
       expect(gw.client.connected).toBe(true);

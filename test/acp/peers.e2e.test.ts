@@ -21,7 +21,10 @@ async function rpc(gw: GatewayProcess, method: string, params: Record<string, un
   });
   const text = await res.text();
   if (!sse) return { ...JSON.parse(text), updates: [] };
-  const msgs = text.split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]').map((b) => JSON.parse(b.slice(6)));
+  const msgs = text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
+    .map((b) => JSON.parse(b.slice(6)));
   const final = msgs.find((m) => 'id' in m);
   return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
 }
@@ -35,7 +38,11 @@ beforeAll(async () => {
     acp: { tokens: [ACP], gateways: [channelsProvider('b-chat'), channelsProvider('b-private'), channelsProvider('switchyard')] },
   });
   a = await startProcess({
-    gateway: { id: 'gw_peer_a', name: 'office', bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }] },
+    gateway: {
+      id: 'gw_peer_a',
+      name: 'office',
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }],
+    },
     channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
     acp: { tokens: [ACP], gateways: [channelsProvider('switchyard')] },
   });
@@ -48,7 +55,7 @@ afterAll(async () => {
 });
 
 describe('peer-shared runtimes', () => {
-  it('appear in A\'s catalog (only the shared one), enabled, with no address', async () => {
+  it("appear in A's catalog (only the shared one), enabled, with no address", async () => {
     const r = await rpc(a, 'acp.capabilities', {});
     const ids = r.result.gatewayProviders.map((g: any) => g.providerId);
     expect(ids).toEqual(['switchyard', 'b-chat']);
@@ -57,7 +64,16 @@ describe('peer-shared runtimes', () => {
   });
 
   it('a session on a shared runtime runs on the peer: updates relayed in order, continuation and close forwarded', async () => {
-    const start = await rpc(a, 'session.start', { sessionId: 'p1', taskPrompt: 'hello over there', routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'b-chat' } }, true);
+    const start = await rpc(
+      a,
+      'session.start',
+      {
+        sessionId: 'p1',
+        taskPrompt: 'hello over there',
+        routing: { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'b-chat' },
+      },
+      true,
+    );
     expect(start.result).toMatchObject({ success: true, status: 'completed', resolvedGatewayProviderId: 'b-chat' });
     expect(start.result.output).toContain('hello over there');
     expect(start.updates.length).toBeGreaterThan(2);
@@ -84,9 +100,25 @@ describe('peer-shared runtimes', () => {
     const frames: any[] = [];
     ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
     await new Promise((r) => ws.once('open', r));
-    ws.send(JSON.stringify({ type: 'bridge-hello', gatewayId: 'gw_sneak', gatewayName: 'sneak', version: '1.0', token: BRIDGE, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+    ws.send(
+      JSON.stringify({
+        type: 'bridge-hello',
+        gatewayId: 'gw_sneak',
+        gatewayName: 'sneak',
+        version: '1.0',
+        token: BRIDGE,
+        capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+      }),
+    );
     await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
-    ws.send(JSON.stringify({ type: 'bridge-rpc', requestId: 'r1', method: 'session.start', params: { sessionId: 'x1', taskPrompt: 'hi', gatewayProviderId: 'b-private', requestedExecutionTarget: 'gateway' } }));
+    ws.send(
+      JSON.stringify({
+        type: 'bridge-rpc',
+        requestId: 'r1',
+        method: 'session.start',
+        params: { sessionId: 'x1', taskPrompt: 'hi', gatewayProviderId: 'b-private', requestedExecutionTarget: 'gateway' },
+      }),
+    );
     ws.send(JSON.stringify({ type: 'bridge-rpc', requestId: 'r2', method: 'session.message', params: { sessionId: 'p1', taskPrompt: 'not yours' } }));
     const r1 = await waitFor(() => frames.find((f) => f.requestId === 'r1'), 'r1');
     const r2 = await waitFor(() => frames.find((f) => f.requestId === 'r2'), 'r2');
@@ -99,9 +131,18 @@ describe('peer-shared runtimes', () => {
 
 describe('forwarding after a transfer', () => {
   it('a session moved to B is continued through A; with B down, A names the owner', async () => {
-    const start = await rpc(a, 'session.start', { sessionId: 'mv1', taskPrompt: 'first here', gatewayProviderId: 'switchyard', requestedExecutionTarget: 'gateway' });
+    const start = await rpc(a, 'session.start', {
+      sessionId: 'mv1',
+      taskPrompt: 'first here',
+      gatewayProviderId: 'switchyard',
+      requestedExecutionTarget: 'gateway',
+    });
     expect(start.result).toMatchObject({ success: true });
-    const t = await fetch(`${a.url}/admin/sessions/mv1/transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to: 'datacenter' }) });
+    const t = await fetch(`${a.url}/admin/sessions/mv1/transfer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'datacenter' }),
+    });
     expect(t.status).toBe(200);
     const msg = await rpc(a, 'session.message', { sessionId: 'mv1', taskPrompt: 'continued via A' });
     expect(msg.result).toMatchObject({ success: true, status: 'completed' });

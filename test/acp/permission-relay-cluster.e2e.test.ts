@@ -43,14 +43,23 @@ afterAll(async () => {
 describe('permission relay on two instances', () => {
   it('raised on instance 1, listed and answered on instance 2', async () => {
     const turn = rpc(g1, 'session.start', { sessionId: 'pc-1', taskPrompt: 'permission', provider: 'fake', requestedExecutionTarget: 'agent' });
-    const prompt = await waitFor(async () => (await rpc(g2, 'xworkmate.permissions.list', { sessionId: 'pc-1' })).result?.items?.[0], 'the prompt, seen from instance 2');
+    const prompt = await waitFor(
+      async () => (await rpc(g2, 'xworkmate.permissions.list', { sessionId: 'pc-1' })).result?.items?.[0],
+      'the prompt, seen from instance 2',
+    );
     const bogus = await rpc(g2, 'xworkmate.permissions.respond', { sessionId: 'pc-1', requestId: prompt.requestId, optionId: 'opt-nope' });
     expect(bogus.error).toMatchObject({ code: -32602, data: { code: 'PERMISSION_OPTION_NOT_OFFERED' } });
-    expect((await rpc(g2, 'xworkmate.permissions.respond', { sessionId: 'pc-1', requestId: prompt.requestId, optionId: 'opt-always' })).result).toEqual({ accepted: true, requestId: prompt.requestId });
+    expect((await rpc(g2, 'xworkmate.permissions.respond', { sessionId: 'pc-1', requestId: prompt.requestId, optionId: 'opt-always' })).result).toEqual({
+      accepted: true,
+      requestId: prompt.requestId,
+    });
     const r = await turn;
     expect(r.result).toMatchObject({ status: 'completed', output: 'permission: opt-always' });
     const t = (await rpc(g2, 'xworkmate.tasks.get', { sessionId: 'pc-1' })).result;
     expect(t.pendingPermissions).toEqual([]);
-    expect(t.taskEvents.find((e: any) => e.event === 'task.permission_resolved').task.detail).toMatchObject({ outcome: { outcome: 'selected', optionId: 'opt-always' }, reason: 'user' });
+    expect(t.taskEvents.find((e: any) => e.event === 'task.permission_resolved').task.detail).toMatchObject({
+      outcome: { outcome: 'selected', optionId: 'opt-always' },
+      reason: 'user',
+    });
   });
 });

@@ -45,11 +45,19 @@ function permissionTurn(url: string, sessionId: string): Promise<{ final: Json; 
   return fetch(`${url}/acp/rpc`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: `t-${sessionId}`, method: 'session.start', params: { sessionId, taskPrompt: 'permission please', provider: 'fake', requestedExecutionTarget: 'agent' } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: `t-${sessionId}`,
+      method: 'session.start',
+      params: { sessionId, taskPrompt: 'permission please', provider: 'fake', requestedExecutionTarget: 'agent' },
+    }),
   })
     .then((r) => r.text())
     .then((text) => {
-      const msgs = text.split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]').map((b) => JSON.parse(b.slice(6)));
+      const msgs = text
+        .split('\n\n')
+        .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
+        .map((b) => JSON.parse(b.slice(6)));
       return { final: msgs.find((m) => 'id' in m), updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
     });
 }
@@ -75,7 +83,9 @@ describe('permission relay', () => {
     expect(p.holder).toBeUndefined();
     // tasks.get shows it too
     expect((await call(gw.url, 'xworkmate.tasks.get', { sessionId: 'p-allow' })).result.pendingPermissions).toEqual([p]);
-    expect(await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-allow', requestId: p.requestId, optionId: 'opt-allow' })).toMatchObject({ result: { accepted: true, requestId: p.requestId } });
+    expect(await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-allow', requestId: p.requestId, optionId: 'opt-allow' })).toMatchObject({
+      result: { accepted: true, requestId: p.requestId },
+    });
     const { final, updates } = await turn;
     expect(final.result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
     expect(phases(updates)).toEqual(['started', 'permission_requested', 'permission_resolved', 'completed']);
@@ -85,7 +95,11 @@ describe('permission relay', () => {
     expect(after.pendingPermissions).toEqual([]);
     expect(after.taskEvents.map((e: Json) => e.task.phase)).toEqual(['started', 'permission_requested', 'permission_resolved', 'completed']);
     // a second answer: already decided
-    expect((await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-allow', requestId: p.requestId, optionId: 'opt-allow' })).error).toMatchObject({ code: -32602, message: 'PERMISSION_ALREADY_DECIDED', data: { code: 'PERMISSION_ALREADY_DECIDED' } });
+    expect((await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-allow', requestId: p.requestId, optionId: 'opt-allow' })).error).toMatchObject({
+      code: -32602,
+      message: 'PERMISSION_ALREADY_DECIDED',
+      data: { code: 'PERMISSION_ALREADY_DECIDED' },
+    });
   });
 
   it('reject, answered over the WebSocket', async () => {
@@ -94,7 +108,14 @@ describe('permission relay', () => {
     const sock = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${TOKEN}` } });
     await new Promise((r) => sock.once('open', r));
     const reply = new Promise<Json>((r) => sock.once('message', (d) => r(JSON.parse(d.toString()))));
-    sock.send(JSON.stringify({ jsonrpc: '2.0', id: 'ws-r', method: 'xworkmate.permissions.respond', params: { sessionId: 'p-reject', requestId: p.requestId, optionId: 'opt-reject' } }));
+    sock.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'ws-r',
+        method: 'xworkmate.permissions.respond',
+        params: { sessionId: 'p-reject', requestId: p.requestId, optionId: 'opt-reject' },
+      }),
+    );
     expect(await reply).toMatchObject({ id: 'ws-r', result: { accepted: true } });
     sock.close();
     const { final } = await turn;
@@ -108,9 +129,18 @@ describe('permission relay', () => {
     expect(bogus.error).toMatchObject({ code: -32602, message: 'PERMISSION_OPTION_NOT_OFFERED', data: { code: 'PERMISSION_OPTION_NOT_OFFERED' } });
     const mismatch = await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-other', requestId: p.requestId, optionId: 'opt-allow' });
     expect(mismatch.error).toMatchObject({ code: -32602, data: { code: 'PERMISSION_SESSION_MISMATCH' } });
-    const unknown = await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-bogus', requestId: 'perm-00000000000000000000000000000000', optionId: 'opt-allow' });
+    const unknown = await call(gw.url, 'xworkmate.permissions.respond', {
+      sessionId: 'p-bogus',
+      requestId: 'perm-00000000000000000000000000000000',
+      optionId: 'opt-allow',
+    });
     expect(unknown.error).toMatchObject({ code: -32602, data: { code: 'PERMISSION_REQUEST_NOT_FOUND' } });
-    const both = await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-bogus', requestId: p.requestId, optionId: 'opt-allow', decision: 'cancel' });
+    const both = await call(gw.url, 'xworkmate.permissions.respond', {
+      sessionId: 'p-bogus',
+      requestId: p.requestId,
+      optionId: 'opt-allow',
+      decision: 'cancel',
+    });
     expect(both.error).toMatchObject({ code: -32602, data: { code: 'INVALID_PARAMS' } });
     expect((await call(gw.url, 'xworkmate.permissions.list', { sessionId: 'p-bogus' })).result.items).toEqual([p]);
     await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-bogus', requestId: p.requestId, decision: 'cancel' });

@@ -47,7 +47,12 @@ async function start(sessionId: string, role: string, taskPrompt: string): Promi
   const res = await fetch(`${gw.url}/acp/rpc`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId, taskPrompt, workingDirectory: 'demo', routing: { role, roleMode: 'auto' } } }),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'session.start',
+      params: { sessionId, taskPrompt, workingDirectory: 'demo', routing: { role, roleMode: 'auto' } },
+    }),
   });
   const body = (await res.json()) as { result?: Json; error?: Json };
   expect(body.error, JSON.stringify(body.error)).toBeUndefined();

@@ -13,7 +13,12 @@ let a: GatewayProcess;
 let b: GatewayProcess;
 
 type Json = any;
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>, sse = false): Promise<{ result?: Json; error?: Json; updates: Json[] }> {
+async function rpc(
+  gw: GatewayProcess,
+  method: string,
+  params: Record<string, unknown>,
+  sse = false,
+): Promise<{ result?: Json; error?: Json; updates: Json[] }> {
   const res = await fetch(`${gw.url}/acp/rpc`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', ...(sse ? { accept: 'text/event-stream' } : {}) },
@@ -21,7 +26,10 @@ async function rpc(gw: GatewayProcess, method: string, params: Record<string, un
   });
   const text = await res.text();
   if (!sse) return { ...JSON.parse(text), updates: [] };
-  const msgs = text.split('\n\n').filter((x) => x.startsWith('data: ') && x !== 'data: [DONE]').map((x) => JSON.parse(x.slice(6)));
+  const msgs = text
+    .split('\n\n')
+    .filter((x) => x.startsWith('data: ') && x !== 'data: [DONE]')
+    .map((x) => JSON.parse(x.slice(6)));
   const final = msgs.find((m) => 'id' in m);
   return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
 }
@@ -64,7 +72,10 @@ beforeAll(async () => {
     acp: { tokens: [ACP], roles: policy, gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'local-1' }] },
   });
   await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers[0]?.state === 'open', 'A→B link');
-  await waitFor(async () => (((await (await fetch(`${a.url}/v1/models`)).json()) as { data: Json[] }).data).some((m) => m.id === 'peer-model-1'), "B's model known to A");
+  await waitFor(
+    async () => ((await (await fetch(`${a.url}/v1/models`)).json()) as { data: Json[] }).data.some((m) => m.id === 'peer-model-1'),
+    "B's model known to A",
+  );
 });
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
@@ -87,25 +98,57 @@ describe('role routing', () => {
   it('capabilities describe the policy (A) or say it is not configured (B)', async () => {
     const ca = (await rpc(a, 'acp.capabilities', {})).result;
     expect(ca.permissionRelay).toBe(true);
-    expect(ca.roleRouting).toMatchObject({ configured: true, valid: true, enabled: true, policyVersion: 'p-3', budgetMode: 'gateway_quota', enabledRoles: ['engineer', 'architect'], modes: ['auto', 'manual'] });
+    expect(ca.roleRouting).toMatchObject({
+      configured: true,
+      valid: true,
+      enabled: true,
+      policyVersion: 'p-3',
+      budgetMode: 'gateway_quota',
+      enabledRoles: ['engineer', 'architect'],
+      modes: ['auto', 'manual'],
+    });
     expect(ca.roleRouting.roles[0]).toEqual({
-      role: 'engineer', enabled: true, models: [{ key: 'ghost', displayName: 'Ghost' }, { key: 'm1', displayName: 'M One' }], executors: ['switchyard'],
-      requiresWorkspace: false, requiresSpecialty: false, productModes: ['code'], effort: { start: 'high', min: 'medium', max: 'max' },
+      role: 'engineer',
+      enabled: true,
+      models: [
+        { key: 'ghost', displayName: 'Ghost' },
+        { key: 'm1', displayName: 'M One' },
+      ],
+      executors: ['switchyard'],
+      requiresWorkspace: false,
+      requiresSpecialty: false,
+      productModes: ['code'],
+      effort: { start: 'high', min: 'medium', max: 'max' },
     });
     expect(JSON.stringify(ca)).not.toMatch(/ws:\/\/|127\.0\.0\.1|roles-/);
     expect((await rpc(b, 'acp.capabilities', {})).result.roleRouting).toEqual({ configured: false });
   });
 
-  it('auto: the policy picks the peer\'s model; the turn is served by B; selection, task events and tasks.get say so', async () => {
+  it("auto: the policy picks the peer's model; the turn is served by B; selection, task events and tasks.get say so", async () => {
     const r = await rpc(a, 'session.start', app('role-1', { role: 'Engineer ', roleMode: 'auto' }), true);
     expect(r.error).toBeUndefined();
     expect(r.result).toMatchObject({
-      success: true, status: 'completed', output: 'answered on B',
-      resolvedExecutionTarget: 'gateway', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'peer-model-1',
-      resolvedRole: 'engineer', resolvedModelId: 'peer-model-1', modelBindingVerified: true,
+      success: true,
+      status: 'completed',
+      output: 'answered on B',
+      resolvedExecutionTarget: 'gateway',
+      resolvedGatewayProviderId: 'switchyard',
+      resolvedModel: 'peer-model-1',
+      resolvedRole: 'engineer',
+      resolvedModelId: 'peer-model-1',
+      modelBindingVerified: true,
     });
     const sel = r.result.roleSelection;
-    expect(sel).toMatchObject({ selected: true, role: 'engineer', roleMode: 'auto', executor: 'switchyard', modelKey: 'm1', modelId: 'peer-model-1', policyVersion: 'p-3', effort: { level: 'high' } });
+    expect(sel).toMatchObject({
+      selected: true,
+      role: 'engineer',
+      roleMode: 'auto',
+      executor: 'switchyard',
+      modelKey: 'm1',
+      modelId: 'peer-model-1',
+      policyVersion: 'p-3',
+      effort: { level: 'high' },
+    });
     expect(sel.excluded).toEqual([{ model: 'ghost', executor: 'switchyard', code: 'catalog_stale', detail: expect.stringContaining('not-served-1') }]);
     const phases = r.updates.filter((u) => u.type === 'task').map((u) => u.task.phase);
     expect(phases).toEqual(['selected', 'started', 'completed']);
@@ -120,12 +163,27 @@ describe('role routing', () => {
   it("an executor that is the peer's shared runtime: B runs it with the model A's policy chose (B has no policy)", async () => {
     const r = await rpc(a, 'session.start', app('role-peer', { role: 'architect', roleMode: 'auto' }), true);
     expect(r.error).toBeUndefined();
-    expect(r.result).toMatchObject({ success: true, status: 'completed', output: 'answered on B', resolvedGatewayProviderId: 'b-chat', resolvedModel: 'peer-model-1', resolvedRole: 'architect', roleSelection: { executor: 'b-chat' } });
-    expect((await adminGet(b.url, '/admin/sessions/role-peer')).session).toMatchObject({ status: 'active', target: { gatewayProviderId: 'b-chat', model: 'peer-model-1' }, metadata: { viaPeer: 'gw_roles_a' } });
+    expect(r.result).toMatchObject({
+      success: true,
+      status: 'completed',
+      output: 'answered on B',
+      resolvedGatewayProviderId: 'b-chat',
+      resolvedModel: 'peer-model-1',
+      resolvedRole: 'architect',
+      roleSelection: { executor: 'b-chat' },
+    });
+    expect((await adminGet(b.url, '/admin/sessions/role-peer')).session).toMatchObject({
+      status: 'active',
+      target: { gatewayProviderId: 'b-chat', model: 'peer-model-1' },
+      metadata: { viaPeer: 'gw_roles_a' },
+    });
   });
 
   it('manual with a known key runs; refusals are results with codes, nothing runs, never a fallback', async () => {
-    expect((await rpc(a, 'session.start', app('role-2', { role: 'engineer', roleMode: 'manual', roleModel: 'm1' }))).result).toMatchObject({ status: 'completed', resolvedModel: 'peer-model-1' });
+    expect((await rpc(a, 'session.start', app('role-2', { role: 'engineer', roleMode: 'manual', roleModel: 'm1' }))).result).toMatchObject({
+      status: 'completed',
+      resolvedModel: 'peer-model-1',
+    });
     const cases: Array<[Record<string, unknown>, string, string]> = [
       [{ role: 'engineer', roleMode: 'manual', roleModel: 'nope' }, 'code', 'model_unknown'],
       [{ role: 'engineer', roleMode: 'manual', roleModel: 'ghost' }, 'code', 'no_eligible_candidate'],
@@ -135,7 +193,13 @@ describe('role routing', () => {
     ];
     for (const [routing, mode, code] of cases) {
       const r = await rpc(a, 'session.start', app(`role-x-${code}`, routing, mode), true);
-      expect(r.result).toMatchObject({ success: false, status: 'unavailable', unavailable: true, unavailableCode: 'ROLE_SELECTION_REJECTED', roleSelection: { selected: false, code } });
+      expect(r.result).toMatchObject({
+        success: false,
+        status: 'unavailable',
+        unavailable: true,
+        unavailableCode: 'ROLE_SELECTION_REJECTED',
+        roleSelection: { selected: false, code },
+      });
       expect(r.result.unavailableMessage).toMatch(new RegExp(`^${code}: `));
       expect(r.updates.map((u) => u.event)).toEqual(['task.rejected']);
       expect((await adminGet(a.url, `/admin/sessions/role-x-${code}`).catch(() => ({ session: undefined }))).session).toBeUndefined();
@@ -151,25 +215,50 @@ describe('role routing', () => {
   it("the addendum's example payload, as sent, over the WebSocket", async () => {
     const sock = new (await import('ws')).default(`${a.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
     await new Promise((r) => sock.once('open', r));
-    const reply = new Promise<Json>((resolve) => sock.on('message', (d) => {
-      const m = JSON.parse(d.toString());
-      if (m.id === 1) resolve(m);
-    }));
-    sock.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: {
-      sessionId: 'eng', taskPrompt: 'fix the test', workingDirectory: 'demo',
-      metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'code' } }, routing: { role: 'engineer', roleMode: 'auto' },
-    } }));
+    const reply = new Promise<Json>((resolve) =>
+      sock.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.id === 1) resolve(m);
+      }),
+    );
+    sock.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: {
+          sessionId: 'eng',
+          taskPrompt: 'fix the test',
+          workingDirectory: 'demo',
+          metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'code' } },
+          routing: { role: 'engineer', roleMode: 'auto' },
+        },
+      }),
+    );
     const m = await reply;
     sock.close();
-    expect(m).toMatchObject({ type: 'res', ok: true, result: { success: true, resolvedRole: 'engineer', resolvedModelId: 'peer-model-1', remoteWorkingDirectory: 'demo' } });
+    expect(m).toMatchObject({
+      type: 'res',
+      ok: true,
+      result: { success: true, resolvedRole: 'engineer', resolvedModelId: 'peer-model-1', remoteWorkingDirectory: 'demo' },
+    });
   });
 
   it('metadata.xworkmateProductCapability is validated strictly', async () => {
-    for (const cap of [{ schemaVersion: 2, mode: 'code' }, { schemaVersion: 1, mode: 'play' }, { schemaVersion: 1, mode: 'code', extra: 1 }, { schemaVersion: 1, mode: 'code', model: 'other/x' }, 'v1']) {
+    for (const cap of [
+      { schemaVersion: 2, mode: 'code' },
+      { schemaVersion: 1, mode: 'play' },
+      { schemaVersion: 1, mode: 'code', extra: 1 },
+      { schemaVersion: 1, mode: 'code', model: 'other/x' },
+      'v1',
+    ]) {
       const r = await rpc(a, 'session.start', { ...app('role-cap', { role: 'engineer' }), metadata: { xworkmateProductCapability: cap } });
       expect(r.error).toMatchObject({ code: -32602, message: 'invalid xworkmateProductCapability v1 contract', data: { code: 'INVALID_PARAMS' } });
     }
-    const ok = await rpc(a, 'session.start', { ...app('role-cap', { role: 'engineer' }), metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'code', model: 'xworkmate/m-1' } } });
+    const ok = await rpc(a, 'session.start', {
+      ...app('role-cap', { role: 'engineer' }),
+      metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'code', model: 'xworkmate/m-1' } },
+    });
     expect(ok.result.status).toBe('completed');
   });
 });

@@ -25,7 +25,11 @@ async function rpc(gw: GatewayProcess, method: string, params: Record<string, un
 }
 
 async function transfer(gw: GatewayProcess, sessionId: string, to: string): Promise<void> {
-  const r = await fetch(`${gw.url}/admin/sessions/${sessionId}/transfer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ to }) });
+  const r = await fetch(`${gw.url}/admin/sessions/${sessionId}/transfer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ to }),
+  });
   expect(r.status, await r.clone().text()).toBe(200);
 }
 

@@ -38,7 +38,11 @@ afterAll(async () => {
 });
 
 async function call(g: Gateway, method: string, params: unknown): Promise<Json> {
-  const res = await fetch(`${g.url}/acp/rpc`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(`${g.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   expect(res.status).toBe(200);
   return res.json();
 }
@@ -50,7 +54,11 @@ const rpc = async (method: string, params: unknown): Promise<Json> => {
 
 /** SSE call returning the session.update params with arrival times, and the final result. */
 async function sse(method: string, params: unknown): Promise<{ updates: Array<Json & { at: number }>; result: Json }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, { method: 'POST', headers: { accept: 'text/event-stream', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { accept: 'text/event-stream', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   const updates: Array<Json & { at: number }> = [];
   let result: Json;
   const dec = new TextDecoder();
@@ -71,7 +79,11 @@ async function sse(method: string, params: unknown): Promise<{ updates: Array<Js
 }
 
 const sid = () => `s-${Math.random().toString(36).slice(2, 10)}`;
-const gatewayStart = (sessionId: string, taskPrompt: string, gatewayProviderId = 'switchyard') => ({ sessionId, taskPrompt, routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: gatewayProviderId } });
+const gatewayStart = (sessionId: string, taskPrompt: string, gatewayProviderId = 'switchyard') => ({
+  sessionId,
+  taskPrompt,
+  routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: gatewayProviderId },
+});
 const running = (sessionId: string) =>
   waitFor(async () => {
     const t = await rpc('xworkmate.tasks.get', { sessionId });
@@ -203,7 +215,10 @@ describe('ordering and concurrency', () => {
   it('two sessions run concurrently (their turns overlap in time)', async () => {
     const [a, b] = [sid(), sid()];
     const t0 = Date.now();
-    const [A, B] = await Promise.all([sse('session.start', gatewayStart(a, 'p q r s t u v', 'slowgw')), sse('session.start', gatewayStart(b, 'p q r s t u v', 'slowgw'))]);
+    const [A, B] = await Promise.all([
+      sse('session.start', gatewayStart(a, 'p q r s t u v', 'slowgw')),
+      sse('session.start', gatewayStart(b, 'p q r s t u v', 'slowgw')),
+    ]);
     const span = (x: typeof A) => ({ start: x.updates.find((u) => u.event === 'started')!.at, end: x.updates.find((u) => u.event === 'completed')!.at });
     const sa = span(A);
     const sb = span(B);
@@ -216,7 +231,9 @@ describe('ordering and concurrency', () => {
   it('a flood of 50 concurrent sessions all complete', async () => {
     const ids = Array.from({ length: 50 }, (_, i) => `flood-${i}-${sid()}`);
     const results = await Promise.all(ids.map((s, i) => rpc('session.start', gatewayStart(s, `flood prompt ${i}`))));
-    results.forEach((r, i) => expect(r).toMatchObject({ success: true, status: 'completed', sessionId: ids[i], output: `[mock mock-1] You said: flood prompt ${i}` }));
+    results.forEach((r, i) =>
+      expect(r).toMatchObject({ success: true, status: 'completed', sessionId: ids[i], output: `[mock mock-1] You said: flood prompt ${i}` }),
+    );
     expect(new Set(results.map((r) => r.runId)).size).toBe(50);
   });
 });
@@ -231,7 +248,8 @@ describe('agent sessions', () => {
     expect(steps[0]).toMatchObject({ event: 'tool_call', structuredEvent: { sessionUpdate: 'tool_call' } });
     const plan = await sse('session.message', { sessionId: s, taskPrompt: 'plan' });
     expect(plan.updates.find((u) => u.event === 'plan')).toMatchObject({ type: 'step', structuredEvent: { sessionUpdate: 'plan' } });
-    for (const u of [...tool.updates, ...plan.updates]) expect(u).toMatchObject({ sessionId: s, threadId: s, turnId: expect.any(String), seq: expect.any(Number) });
+    for (const u of [...tool.updates, ...plan.updates])
+      expect(u).toMatchObject({ sessionId: s, threadId: s, turnId: expect.any(String), seq: expect.any(Number) });
     await rpc('session.close', { sessionId: s });
   });
   it('an agent that crashes fails the turn with a clear error, and the gateway stays up', async () => {
@@ -266,7 +284,13 @@ describe('durability', () => {
     const g2 = await startInProcess(cfg);
     try {
       const r3 = await call(g2, 'session.message', { sessionId: s, taskPrompt: 'which words?' });
-      expect(r3.result).toMatchObject({ success: true, status: 'completed', output: '[mock mock-1] You said: which words?', resolvedGatewayProviderId: 'switchyard', resolvedModel: 'mock-1' });
+      expect(r3.result).toMatchObject({
+        success: true,
+        status: 'completed',
+        output: '[mock mock-1] You said: which words?',
+        resolvedGatewayProviderId: 'switchyard',
+        resolvedModel: 'mock-1',
+      });
       const rec = (await g2.store.get(s))!;
       expect(rec.history.map((t) => t.prompt)).toEqual(['remember the word zebra', 'and the word yak', 'which words?']);
       expect(rec.history.flatMap((t) => t.messages).map((m) => [m.role, m.content])).toEqual([

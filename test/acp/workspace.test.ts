@@ -48,7 +48,11 @@ describe('resolveSessionFolder', () => {
   });
 
   it('rejects traversal, absolute paths outside, NUL bytes and symlinked escapes', async () => {
-    await expect(resolveSessionFolder(root, '../secret', 's')).rejects.toMatchObject({ code: 'INVALID_REQUEST', param: 'workingDirectory', message: expect.stringContaining('".."') });
+    await expect(resolveSessionFolder(root, '../secret', 's')).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+      param: 'workingDirectory',
+      message: expect.stringContaining('".."'),
+    });
     await expect(resolveSessionFolder(root, 'a/../../secret', 's')).rejects.toThrow('must not contain ".."');
     await expect(resolveSessionFolder(root, outside, 's')).rejects.toThrow('is outside the workspace root');
     await expect(resolveSessionFolder(root, '/etc', 's')).rejects.toThrow('is outside the workspace root');
@@ -111,7 +115,10 @@ describe('client handlers, called directly', () => {
     const c = createClientHandlers({ agentName: 'agent "t"', workspace: ws, permissions: 'allow', maxTerminals: 1 });
     await expect(c.handlers['fs/read_text_file']!(null, ctx)).rejects.toMatchObject({ code: -32602, message: 'params must be an object' });
     await expect(c.handlers['fs/write_text_file']!({ path: path.join(ws, 'x'), content: 5 }, ctx)).rejects.toThrow('content must be a string');
-    await expect(c.handlers['terminal/create']!({ command: 'true', cwd: outside }, ctx)).rejects.toMatchObject({ code: -32602, message: expect.stringContaining('cwd') });
+    await expect(c.handlers['terminal/create']!({ command: 'true', cwd: outside }, ctx)).rejects.toMatchObject({
+      code: -32602,
+      message: expect.stringContaining('cwd'),
+    });
     const t = (await c.handlers['terminal/create']!({ command: 'sleep', args: ['5'] }, ctx)) as { terminalId: string };
     await expect(c.handlers['terminal/create']!({ command: 'true' }, ctx)).rejects.toThrow('too many terminals');
     await c.handlers['terminal/kill']!(t, ctx);

@@ -99,7 +99,10 @@ describe('agent environment', () => {
       expect(text).not.toContain(token);
     }
     // the log has it, scrubbed: the model-API token in it (the one secret the agent had) is not there
-    const leaked = gw.logs().split('\n').filter((l) => l.includes('fake agent environment'));
+    const leaked = gw
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('fake agent environment'));
     expect(leaked.length).toBeGreaterThanOrEqual(1);
     for (const l of leaked) {
       expect(l).not.toContain(token);
@@ -120,7 +123,9 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     const llm = await turn(sessionId, 'hermes', 'llm hi there', false);
     expect(llm.output).toBe('llm 200 mock-1: [mock mock-1] You said: hi there');
     // the agent's model traffic is accounted to it (usage by key: agent:<id>)
-    const usage = (await (await fetch(`${gw.url}/admin/usage?by=key`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { rows: Array<{ group: string; requests: number; inputTokens: number }> };
+    const usage = (await (await fetch(`${gw.url}/admin/usage?by=key`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as {
+      rows: Array<{ group: string; requests: number; inputTokens: number }>;
+    };
     expect(usage.rows.find((r) => r.group === 'agent:hermes')).toMatchObject({ requests: 1 });
 
     const token = await agentEnv(sessionId, 'hermes', 'OPENAI_API_KEY');
@@ -131,7 +136,11 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     expect((await fetch(`${gw.url}/v1/models`, { headers: auth })).status).toBe(200);
     // …and nothing else does
     expect((await fetch(`${gw.url}/admin/status`, { headers: auth })).status).toBe(401);
-    const acp = await fetch(`${gw.url}/acp/rpc`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'acp.capabilities', params: {} }) });
+    const acp = await fetch(`${gw.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'acp.capabilities', params: {} }),
+    });
     expect(acp.status).toBe(401);
 
     expect((await call('session.close', { sessionId })).result).toMatchObject({ closed: true });
@@ -147,7 +156,12 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
 
 describe('preset + llm under role routing', () => {
   it("the session token pins the agent to the role's model, so the binding is verified by the gateway itself", async () => {
-    const r = await call('session.start', { sessionId: 'role-llm-1', taskPrompt: 'llm hi', workingDirectory: 'role-llm', routing: { role: 'engineer', roleMode: 'auto' } });
+    const r = await call('session.start', {
+      sessionId: 'role-llm-1',
+      taskPrompt: 'llm hi',
+      workingDirectory: 'role-llm',
+      routing: { role: 'engineer', roleMode: 'auto' },
+    });
     expect(r.result).toMatchObject({ success: true, resolvedRole: 'engineer', resolvedModelId: 'mock-2', modelBindingVerified: true });
     // the fake asked for its own model; the gateway served the role's model, not llm.model (mock-1)
     expect(r.result.output).toBe('llm 200 mock-2: [mock mock-2] You said: hi');

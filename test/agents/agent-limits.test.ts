@@ -40,7 +40,8 @@ async function start(acp: Record<string, unknown>) {
     logger,
   );
   const call = (method: string, params: Record<string, unknown>) => rpc(gw!.url, TOKEN, method, params, 30_000);
-  const startSession = (sessionId: string, agent: string, taskPrompt = 'hello') => call('session.start', { sessionId, taskPrompt, routing: agentRouting(agent) });
+  const startSession = (sessionId: string, agent: string, taskPrompt = 'hello') =>
+    call('session.start', { sessionId, taskPrompt, routing: agentRouting(agent) });
   return { lines, call, startSession };
 }
 
@@ -53,7 +54,9 @@ describe('agent process limits', () => {
 
     const third = (await startSession('cap-3', 'fake')).result;
     expect(third).toMatchObject({ success: false, status: 'failed', errorCode: 'OVERLOADED' });
-    expect(third.error).toBe('agent "fake" was not started: 2 agent processes are running, the limit (acp.maxAgentProcesses) is 2; close a session or retry later');
+    expect(third.error).toBe(
+      'agent "fake" was not started: 2 agent processes are running, the limit (acp.maxAgentProcesses) is 2; close a session or retry later',
+    );
     expect(agentPids(lines)).toHaveLength(2); // no third process was spawned
     for (const pid of pids) expect(processAlive(pid)).toBe(true);
 

@@ -130,7 +130,8 @@ async function findWorking(name: AgentName, dir: string, deadline: number): Prom
 }
 
 /** npm's own per-script config that must not leak into the nested install (e.g. `npm test` exports prefix=/usr). */
-const NPM_ENV_DROP = /^npm_config_(prefix|local_prefix|global|global_prefix|location|omit|include|dry_run|save|save_.*|package_lock|package_lock_only|workspace|workspaces|include_workspace_root|ignore_scripts)$/i;
+const NPM_ENV_DROP =
+  /^npm_config_(prefix|local_prefix|global|global_prefix|location|omit|include|dry_run|save|save_.*|package_lock|package_lock_only|workspace|workspaces|include_workspace_root|ignore_scripts)$/i;
 
 function runNpm(args: string[], cwd: string, timeoutMs: number): Promise<void> {
   const env: NodeJS.ProcessEnv = {};
@@ -153,7 +154,12 @@ function runNpm(args: string[], cwd: string, timeoutMs: number): Promise<void> {
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve();
-      else reject(new Error(`"${npm} ${args.join(' ')}" ${signal === 'SIGKILL' ? `was stopped after ${timeoutMs} ms` : `failed (${signal ?? `exit code ${code}`})`}\n${out.trim().slice(-3_000)}`));
+      else
+        reject(
+          new Error(
+            `"${npm} ${args.join(' ')}" ${signal === 'SIGKILL' ? `was stopped after ${timeoutMs} ms` : `failed (${signal ?? `exit code ${code}`})`}\n${out.trim().slice(-3_000)}`,
+          ),
+        );
     });
   });
 }
@@ -167,7 +173,8 @@ export async function ensureAgent(name: AgentName, opts: { timeoutMs?: number } 
   const started = Date.now();
   const deadline = started + (opts.timeoutMs ?? 5 * 60_000);
   const dir = agentCacheDir(name);
-  const fail = (what: string, details: string[] = []) => new Error(`${pkg}@${version} setup failed: ${what}${details.length ? `\n  ${details.join('\n  ')}` : ''}`);
+  const fail = (what: string, details: string[] = []) =>
+    new Error(`${pkg}@${version} setup failed: ${what}${details.length ? `\n  ${details.join('\n  ')}` : ''}`);
 
   if (existsSync(dir)) {
     const cached = await findWorking(name, dir, deadline);
@@ -177,7 +184,18 @@ export async function ensureAgent(name: AgentName, opts: { timeoutMs?: number } 
   const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   await mkdir(tmp, { recursive: true });
   try {
-    const args = ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--ignore-scripts', '--include=optional', '--prefix', tmp, `${pkg}@${version}`];
+    const args = [
+      'install',
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+      '--include=optional',
+      '--prefix',
+      tmp,
+      `${pkg}@${version}`,
+    ];
     try {
       await runNpm(args, tmp, Math.max(1_000, deadline - Date.now()));
     } catch (err) {

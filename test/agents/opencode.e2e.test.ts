@@ -220,95 +220,101 @@ afterAll(async () => {
   const code = await gw?.stop(10_000);
   if (gw && code !== 0) console.error(`gateway exited with ${code}\n${gw.logs().slice(-4000)}`);
   cleanupDirs();
-  console.info(`opencode e2e: opencode ${oc?.version ?? '?'} (${oc?.installed ? 'installed now' : 'cached'}, ${oc?.bin ?? '-'}); timings ${JSON.stringify(timings)}`);
+  console.info(
+    `opencode e2e: opencode ${oc?.version ?? '?'} (${oc?.installed ? 'installed now' : 'cached'}, ${oc?.bin ?? '-'}); timings ${JSON.stringify(timings)}`,
+  );
 }, 30_000);
 
 describe('opencode acp through /acp/rpc, with this gateway as its model backend', () => {
-  it('completes turns started through /acp/rpc on the mock channel, and session.close ends the opencode process', async () => {
-    if (setupError) throw setupError;
-    try {
-      // The catalog entry is enabled: the probe started opencode and it answered ACP initialize (protocol 1).
-      let t = Date.now();
-      const caps = await rpc('acp.capabilities', {}, 'caps');
-      timings.probeMs = Date.now() - t;
-      const entry = caps.result.providerCatalog.find((p: Json) => p.providerId === 'opencode');
-      expect(entry, `opencode is not available: ${entry?.unavailableReason}`).toMatchObject({ label: 'OpenCode', targets: ['agent'], enabled: true });
+  it(
+    'completes turns started through /acp/rpc on the mock channel, and session.close ends the opencode process',
+    async () => {
+      if (setupError) throw setupError;
+      try {
+        // The catalog entry is enabled: the probe started opencode and it answered ACP initialize (protocol 1).
+        let t = Date.now();
+        const caps = await rpc('acp.capabilities', {}, 'caps');
+        timings.probeMs = Date.now() - t;
+        const entry = caps.result.providerCatalog.find((p: Json) => p.providerId === 'opencode');
+        expect(entry, `opencode is not available: ${entry?.unavailableReason}`).toMatchObject({ label: 'OpenCode', targets: ['agent'], enabled: true });
 
-      const sessionId = `oc-e2e-${Date.now().toString(36)}`;
-      const nonce = Math.random().toString(36).slice(2, 10);
-      const prompt = `Hello opencode, nonce ${nonce}`;
+        const sessionId = `oc-e2e-${Date.now().toString(36)}`;
+        const nonce = Math.random().toString(36).slice(2, 10);
+        const prompt = `Hello opencode, nonce ${nonce}`;
 
-      // Turn 1: session.start over SSE (starts the opencode process for this session).
-      t = Date.now();
-      const first = await rpcSse(
-        'session.start',
-        { sessionId, taskPrompt: prompt, routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'opencode' } },
-        1,
-      );
-      timings.firstTurnMs = Date.now() - t;
-      expect(first.done).toBe(true);
-      expect(first.final?.error).toBeUndefined();
-      const r1 = first.final.result;
-      expect(r1).toMatchObject({
-        success: true,
-        status: 'completed',
-        sessionId,
-        threadId: sessionId,
-        stopReason: 'end_turn',
-        resolvedExecutionTarget: 'single-agent',
-        resolvedProviderId: 'opencode',
-      });
-      expect(r1.output).toContain(`[mock ${MODEL}] You said: ${prompt}`);
-      expectUpdates(first.updates, r1, sessionId);
+        // Turn 1: session.start over SSE (starts the opencode process for this session).
+        t = Date.now();
+        const first = await rpcSse(
+          'session.start',
+          { sessionId, taskPrompt: prompt, routing: { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'opencode' } },
+          1,
+        );
+        timings.firstTurnMs = Date.now() - t;
+        expect(first.done).toBe(true);
+        expect(first.final?.error).toBeUndefined();
+        const r1 = first.final.result;
+        expect(r1).toMatchObject({
+          success: true,
+          status: 'completed',
+          sessionId,
+          threadId: sessionId,
+          stopReason: 'end_turn',
+          resolvedExecutionTarget: 'single-agent',
+          resolvedProviderId: 'opencode',
+        });
+        expect(r1.output).toContain(`[mock ${MODEL}] You said: ${prompt}`);
+        expectUpdates(first.updates, r1, sessionId);
 
-      // The gateway's mock channel served opencode's /v1 requests (title + the turn itself).
-      const afterFirst = await waitFor(() => (mockServed().length >= 1 ? mockServed() : undefined), 'the mock channel to log served /v1 requests', 5_000);
-      const routed = logLines().filter((l) => l.msg === 'route' && l.model === MODEL);
-      expect(routed.length).toBeGreaterThanOrEqual(1);
-      expect(routed.every((l) => l.chosen === 'local/mock')).toBe(true);
-      const channels = await adminGet<{ channels: Json[] }>(gw!.url, '/admin/channels');
-      expect(channels.channels).toEqual([expect.objectContaining({ channel: 'mock', provider: 'mock', mock: true, inflight: 0, models: [MODEL] })]);
+        // The gateway's mock channel served opencode's /v1 requests (title + the turn itself).
+        const afterFirst = await waitFor(() => (mockServed().length >= 1 ? mockServed() : undefined), 'the mock channel to log served /v1 requests', 5_000);
+        const routed = logLines().filter((l) => l.msg === 'route' && l.model === MODEL);
+        expect(routed.length).toBeGreaterThanOrEqual(1);
+        expect(routed.every((l) => l.chosen === 'local/mock')).toBe(true);
+        const channels = await adminGet<{ channels: Json[] }>(gw!.url, '/admin/channels');
+        expect(channels.channels).toEqual([expect.objectContaining({ channel: 'mock', provider: 'mock', mock: true, inflight: 0, models: [MODEL] })]);
 
-      // The opencode process of this session (pid = its process group).
-      const started = logLines().filter((l) => l.msg === 'agent session started' && l.session === sessionId);
-      expect(started).toHaveLength(1);
-      expect(started[0].agentInfo).toMatchObject({ name: 'OpenCode', version: oc.version });
-      const pid = started[0].pid as number;
-      expect(alive(pid)).toBe(true);
+        // The opencode process of this session (pid = its process group).
+        const started = logLines().filter((l) => l.msg === 'agent session started' && l.session === sessionId);
+        expect(started).toHaveLength(1);
+        expect(started[0].agentInfo).toMatchObject({ name: 'OpenCode', version: oc.version });
+        const pid = started[0].pid as number;
+        expect(alive(pid)).toBe(true);
 
-      // Turn 2: session.message continues the same opencode session; seq keeps increasing.
-      const prompt2 = `Second turn ${nonce}`;
-      t = Date.now();
-      const second = await rpcSse('session.message', { sessionId, taskPrompt: prompt2 }, 2);
-      timings.secondTurnMs = Date.now() - t;
-      const r2 = second.final.result;
-      expect(r2).toMatchObject({ success: true, status: 'completed', sessionId, resolvedProviderId: 'opencode' });
-      expect(r2.output).toContain(`[mock ${MODEL}] You said: ${prompt2}`);
-      expect(r2.turnId).not.toBe(r1.turnId);
-      expectUpdates(second.updates, r2, sessionId);
-      expect(second.updates[0].seq).toBeGreaterThan(first.updates.at(-1).seq);
-      expect(mockServed().length).toBeGreaterThan(afterFirst.length);
-      expect(logLines().filter((l) => l.msg === 'agent session started' && l.session === sessionId)).toHaveLength(1); // same process
+        // Turn 2: session.message continues the same opencode session; seq keeps increasing.
+        const prompt2 = `Second turn ${nonce}`;
+        t = Date.now();
+        const second = await rpcSse('session.message', { sessionId, taskPrompt: prompt2 }, 2);
+        timings.secondTurnMs = Date.now() - t;
+        const r2 = second.final.result;
+        expect(r2).toMatchObject({ success: true, status: 'completed', sessionId, resolvedProviderId: 'opencode' });
+        expect(r2.output).toContain(`[mock ${MODEL}] You said: ${prompt2}`);
+        expect(r2.turnId).not.toBe(r1.turnId);
+        expectUpdates(second.updates, r2, sessionId);
+        expect(second.updates[0].seq).toBeGreaterThan(first.updates.at(-1).seq);
+        expect(mockServed().length).toBeGreaterThan(afterFirst.length);
+        expect(logLines().filter((l) => l.msg === 'agent session started' && l.session === sessionId)).toHaveLength(1); // same process
 
-      // session.close ends the opencode process and everything in its process group.
-      t = Date.now();
-      const closed = await rpc('session.close', { sessionId }, 3);
-      expect(closed.result).toMatchObject({ accepted: true, closed: true });
-      await waitFor(() => !alive(pid) && groupMembers(pid).length === 0, `opencode (pid ${pid}) and its process group to end after session.close`, 10_000);
-      timings.closeMs = Date.now() - t;
-      await waitFor(() => logLines().some((l) => l.msg === 'agent session closed' && l.session === sessionId), 'the "agent session closed" log line', 5_000);
+        // session.close ends the opencode process and everything in its process group.
+        t = Date.now();
+        const closed = await rpc('session.close', { sessionId }, 3);
+        expect(closed.result).toMatchObject({ accepted: true, closed: true });
+        await waitFor(() => !alive(pid) && groupMembers(pid).length === 0, `opencode (pid ${pid}) and its process group to end after session.close`, 10_000);
+        timings.closeMs = Date.now() - t;
+        await waitFor(() => logLines().some((l) => l.msg === 'agent session closed' && l.session === sessionId), 'the "agent session closed" log line', 5_000);
 
-      // A closed session does not continue.
-      const after = await rpc('session.message', { sessionId, taskPrompt: 'again' }, 4);
-      expect(after.error?.data?.code).toBe('SESSION_CONTINUATION_UNAVAILABLE');
+        // A closed session does not continue.
+        const after = await rpc('session.message', { sessionId, taskPrompt: 'again' }, 4);
+        expect(after.error?.data?.code).toBe('SESSION_CONTINUATION_UNAVAILABLE');
 
-      // OpenCode kept its files in the temp HOME, never in the real one.
-      expect(existsSync(path.join(agentHome, '.local', 'share', 'opencode'))).toBe(true);
-      for (const p of absentBefore) expect(existsSync(p), `${p} must not be created`).toBe(false);
-    } catch (err) {
-      // the gateway log (with the agent's stderr tail in errors) makes a CI failure diagnosable
-      console.error(`gateway log tail:\n${gw?.logs().slice(-6000)}`);
-      throw err;
-    }
-  }, 4 * 60_000);
+        // OpenCode kept its files in the temp HOME, never in the real one.
+        expect(existsSync(path.join(agentHome, '.local', 'share', 'opencode'))).toBe(true);
+        for (const p of absentBefore) expect(existsSync(p), `${p} must not be created`).toBe(false);
+      } catch (err) {
+        // the gateway log (with the agent's stderr tail in errors) makes a CI failure diagnosable
+        console.error(`gateway log tail:\n${gw?.logs().slice(-6000)}`);
+        throw err;
+      }
+    },
+    4 * 60_000,
+  );
 });

@@ -24,7 +24,9 @@ describe('acp.agents[] with preset and llm', () => {
 
   it('refuses an entry without command or preset, and llm without preset, naming the key', () => {
     expect(() => validateConfig({ acp: { agents: [{ id: 'x', label: 'X' }] } }, 't')).toThrow(/acp\.agents\.0\.command: required unless `preset` is set/);
-    expect(() => validateConfig({ acp: { agents: [{ id: 'x', label: 'X', command: 'x', llm: { model: 'm' } }] } }, 't')).toThrow(/acp\.agents\.0\.llm: needs `preset`/);
+    expect(() => validateConfig({ acp: { agents: [{ id: 'x', label: 'X', command: 'x', llm: { model: 'm' } }] } }, 't')).toThrow(
+      /acp\.agents\.0\.llm: needs `preset`/,
+    );
     expect(() => validateConfig({ acp: { agents: [{ id: 'x', label: 'X', preset: 'cursor' }] } }, 't')).toThrow(/acp\.agents\.0\.preset/);
   });
 
@@ -37,9 +39,16 @@ describe('acp.agents[] with preset and llm', () => {
     expect(codex.files['.codex/config.toml']).toContain('model = "qwen2.5-7b"');
     expect(PRESETS.claude.llm(w).env).toMatchObject({ ANTHROPIC_BASE_URL: w.gatewayUrl, ANTHROPIC_AUTH_TOKEN: w.token, ANTHROPIC_MODEL: w.model });
     expect(PRESETS.gemini.llm(w).env).toMatchObject({ GOOGLE_GEMINI_BASE_URL: w.gatewayUrl, GEMINI_API_KEY: w.token });
-    expect(JSON.parse(PRESETS.gemini.llm(w).files['.gemini/settings.json']!)).toMatchObject({ telemetry: { enabled: false }, privacy: { usageStatisticsEnabled: false } });
+    expect(JSON.parse(PRESETS.gemini.llm(w).files['.gemini/settings.json']!)).toMatchObject({
+      telemetry: { enabled: false },
+      privacy: { usageStatisticsEnabled: false },
+    });
     const oc = JSON.parse(PRESETS.opencode.llm(w).env.OPENCODE_CONFIG_CONTENT!);
-    expect(oc).toMatchObject({ model: 'switchyard/qwen2.5-7b', enabled_providers: ['switchyard'], provider: { switchyard: { options: { baseURL: 'http://127.0.0.1:18789/v1' } } } });
+    expect(oc).toMatchObject({
+      model: 'switchyard/qwen2.5-7b',
+      enabled_providers: ['switchyard'],
+      provider: { switchyard: { options: { baseURL: 'http://127.0.0.1:18789/v1' } } },
+    });
     expect(PRESETS.hermes.llm(w).files['.hermes/config.yaml']).toContain('base_url: "http://127.0.0.1:18789/v1"');
     // a model name that needs quoting stays one TOML / YAML string
     expect(PRESETS.codex.llm({ ...w, model: 'a"b' }).files['.codex/config.toml']).toContain('model = "a\\"b"');
@@ -48,7 +57,15 @@ describe('acp.agents[] with preset and llm', () => {
 
 describe('minimalEnv', () => {
   it('keeps PATH, HOME, locale and the like, and nothing else of the gateway’s environment', () => {
-    const env = minimalEnv({ PATH: '/bin', HOME: '/home/gw', LANG: 'C.UTF-8', LC_TIME: 'de_DE', OPENAI_API_KEY: 'sk-x', SWITCHYARD_ADMIN_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's' });
+    const env = minimalEnv({
+      PATH: '/bin',
+      HOME: '/home/gw',
+      LANG: 'C.UTF-8',
+      LC_TIME: 'de_DE',
+      OPENAI_API_KEY: 'sk-x',
+      SWITCHYARD_ADMIN_TOKEN: 't',
+      AWS_SECRET_ACCESS_KEY: 's',
+    });
     expect(env).toEqual({ PATH: '/bin', HOME: '/home/gw', LANG: 'C.UTF-8', LC_TIME: 'de_DE' });
   });
 });

@@ -67,18 +67,27 @@ beforeAll(async () => {
     ]);
     a = await startProcess(
       {
-        gateway: { id: 'gw_agents_a', name: 'laptop', auth: { tokens: [V1] }, bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 200 }] },
+        gateway: {
+          id: 'gw_agents_a',
+          name: 'laptop',
+          auth: { tokens: [V1] },
+          bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 200 }],
+        },
         channels: [channelOf(local, 'local-ch', ['local-model'])],
         acp: { tokens: [ACP], workspaceRoot: path.join(dir, 'workspaces'), agentHomeRoot: path.join(dir, 'agent-homes'), agentIdleTimeoutMs: 3_000, agents },
       },
       { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, SWITCHYARD_LOG: 'debug' },
       dir,
     );
-    await waitFor(async () => {
-      const res = await fetch(`${a!.url}/v1/models`, { headers: { authorization: `Bearer ${V1}` } });
-      const ids = ((await res.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
-      return ids.includes('peer-model');
-    }, 'gateway A to see peer-model through the bridge', 20_000);
+    await waitFor(
+      async () => {
+        const res = await fetch(`${a!.url}/v1/models`, { headers: { authorization: `Bearer ${V1}` } });
+        const ids = ((await res.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
+        return ids.includes('peer-model');
+      },
+      'gateway A to see peer-model through the bridge',
+      20_000,
+    );
   } catch (err) {
     setupError = err; // rethrown by every test: reported as FAILED, never skipped
   }
@@ -104,7 +113,11 @@ async function turnOn(agent: AgentName, where: 'local' | 'peer', existing?: stri
     ? await rpc(a!.url, ACP, 'session.message', { sessionId, taskPrompt }, TURN_MS)
     : await rpc(a!.url, ACP, 'session.start', { sessionId, taskPrompt, routing: agentRouting(`${agent}-${where}`) }, TURN_MS);
   const result = res.result ?? res.error;
-  expect(result, `${agent} on ${where}: ${JSON.stringify(result)}\n${a!.logs().slice(-4000)}`).toMatchObject({ success: true, status: 'completed', resolvedProviderId: `${agent}-${where}` });
+  expect(result, `${agent} on ${where}: ${JSON.stringify(result)}\n${a!.logs().slice(-4000)}`).toMatchObject({
+    success: true,
+    status: 'completed',
+    resolvedProviderId: `${agent}-${where}`,
+  });
   const [served, other, reply, model] = where === 'local' ? [local, peer, LOCAL_REPLY, 'local-model'] : [peer, local, PEER_REPLY, 'peer-model'];
   expect(result.output).toContain(reply);
   const seen = sawNonce(served, nonce);
@@ -116,29 +129,37 @@ async function turnOn(agent: AgentName, where: 'local' | 'peer', existing?: stri
 
 describe('real agents launched from preset + llm.model, on a local channel and on a bridged peer’s', () => {
   for (const agent of AGENTS) {
-    it(`${agent}`, async () => {
-      if (setupError) throw setupError;
-      const caps = (await rpc(a!.url, ACP, 'acp.capabilities', {}, 60_000)).result;
-      for (const where of ['local', 'peer']) {
-        const entry = caps.providerCatalog.find((p: Json) => p.providerId === `${agent}-${where}`);
-        expect(entry, `${agent}-${where}: ${entry?.unavailableReason}`).toMatchObject({ enabled: true });
-      }
-      const { sessionId } = await turnOn(agent, 'local');
-      await turnOn(agent, 'peer');
+    it(
+      `${agent}`,
+      async () => {
+        if (setupError) throw setupError;
+        const caps = (await rpc(a!.url, ACP, 'acp.capabilities', {}, 60_000)).result;
+        for (const where of ['local', 'peer']) {
+          const entry = caps.providerCatalog.find((p: Json) => p.providerId === `${agent}-${where}`);
+          expect(entry, `${agent}-${where}: ${entry?.unavailableReason}`).toMatchObject({ enabled: true });
+        }
+        const { sessionId } = await turnOn(agent, 'local');
+        await turnOn(agent, 'peer');
 
-      // idle past the timeout: the process is stopped; the next message loads the session into a new one
-      const [first] = agentPids(a!.logs(), sessionId);
-      await waitFor(() => jsonLines(a!.logs()).some((l) => l.msg === 'agent session closed' && l.session === sessionId && l.reason === 'idle'), `${agent} to be stopped when idle`, 20_000);
-      expect(processAlive(first!)).toBe(false);
-      await turnOn(agent, 'local', sessionId);
-      const starts = jsonLines(a!.logs()).filter((l) => l.msg === 'agent session started' && l.session === sessionId);
-      expect(starts).toHaveLength(2);
-      expect(starts[1]).toMatchObject({ loaded: RELOADS[agent] });
+        // idle past the timeout: the process is stopped; the next message loads the session into a new one
+        const [first] = agentPids(a!.logs(), sessionId);
+        await waitFor(
+          () => jsonLines(a!.logs()).some((l) => l.msg === 'agent session closed' && l.session === sessionId && l.reason === 'idle'),
+          `${agent} to be stopped when idle`,
+          20_000,
+        );
+        expect(processAlive(first!)).toBe(false);
+        await turnOn(agent, 'local', sessionId);
+        const starts = jsonLines(a!.logs()).filter((l) => l.msg === 'agent session started' && l.session === sessionId);
+        expect(starts).toHaveLength(2);
+        expect(starts[1]).toMatchObject({ loaded: RELOADS[agent] });
 
-      // session.close stops the agent (and revokes its token: see agent-env.e2e.test.ts)
-      const pid: number = starts[1].pid;
-      expect((await rpc(a!.url, ACP, 'session.close', { sessionId })).result).toMatchObject({ closed: true });
-      await waitFor(() => !processAlive(pid), `${agent} (pid ${pid}) to exit after session.close`, 15_000);
-    }, 6 * 60_000);
+        // session.close stops the agent (and revokes its token: see agent-env.e2e.test.ts)
+        const pid: number = starts[1].pid;
+        expect((await rpc(a!.url, ACP, 'session.close', { sessionId })).result).toMatchObject({ closed: true });
+        await waitFor(() => !processAlive(pid), `${agent} (pid ${pid}) to exit after session.close`, 15_000);
+      },
+      6 * 60_000,
+    );
   }
 });

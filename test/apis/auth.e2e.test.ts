@@ -31,7 +31,9 @@ describe('inbound API auth', () => {
     expect(bad.json).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
     expect(bad.text).not.toContain(TOKEN);
     expect((await call(gw, `/v1/messages?key=${TOKEN}`, { body: msg })).status).toBe(401);
-    await expect(new Anthropic({ apiKey: 'nope', baseURL: gw.url, maxRetries: 0 }).messages.create({ ...msg, messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+    await expect(
+      new Anthropic({ apiKey: 'nope', baseURL: gw.url, maxRetries: 0 }).messages.create({ ...msg, messages: [{ role: 'user', content: 'hi' }] }),
+    ).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
   });
 
   it('/v1/responses: Bearer; otherwise 401 in OpenAI shape', async () => {

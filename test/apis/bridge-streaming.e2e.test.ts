@@ -39,7 +39,11 @@ function expectSpread(times: number[]): void {
 
 describe('streams from a bridged peer arrive chunk by chunk in every format', () => {
   it('Anthropic Messages', async () => {
-    const r = await arrivals('/v1/messages', { model: 'peer-slow', max_tokens: 64, stream: true, messages: [{ role: 'user', content: PROMPT }] }, /"type":"text_delta"/g);
+    const r = await arrivals(
+      '/v1/messages',
+      { model: 'peer-slow', max_tokens: 64, stream: true, messages: [{ role: 'user', content: PROMPT }] },
+      /"type":"text_delta"/g,
+    );
     expectSpread(r.times);
     expect(r.text).toContain('event: message_stop');
   });

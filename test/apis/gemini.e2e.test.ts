@@ -13,7 +13,13 @@ let mesh: Mesh;
 beforeAll(async () => void (mesh = await startMesh()), 60_000);
 afterAll(async () => mesh?.close());
 
-const tools = [{ functionDeclarations: [{ name: TOOL.name, description: 'Weather for a city', parameters: { type: 'OBJECT', properties: { city: { type: 'STRING' } }, required: ['city'] } }] }];
+const tools = [
+  {
+    functionDeclarations: [
+      { name: TOOL.name, description: 'Weather for a city', parameters: { type: 'OBJECT', properties: { city: { type: 'STRING' } }, required: ['city'] } },
+    ],
+  },
+];
 const conversation = {
   systemInstruction: { parts: [{ text: 'Be brief.' }] },
   contents: [

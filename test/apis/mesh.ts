@@ -50,7 +50,12 @@ export async function startMesh(extraA: Record<string, unknown> = {}, extraChann
   const peerTools = await start('peer-tools', 'openai', { toolCall: TOOL, usage: USAGE });
   const peerCut = await start('peer-cut', 'openai', { reply: REPLY, cutAfterChunks: 2 });
   const b = await startProcess({
-    gateway: { id: 'gw_apis_b', name: 'gpu-box', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['b-text', 'b-tools', 'b-cut', 'b-slow'] } },
+    gateway: {
+      id: 'gw_apis_b',
+      name: 'gpu-box',
+      admin: { token: ADMIN },
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['b-text', 'b-tools', 'b-cut', 'b-slow'] },
+    },
     channels: [
       channelOf(peerText, 'b-text', ['peer']),
       channelOf(peerTools, 'b-tools', ['peer-tools']),
@@ -60,10 +65,15 @@ export async function startMesh(extraA: Record<string, unknown> = {}, extraChann
     ],
   });
   const a = await startGw({
-    gateway: { id: 'gw_apis_a', name: 'laptop', bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }], ...extraA },
+    gateway: {
+      id: 'gw_apis_a',
+      name: 'laptop',
+      bridges: [{ name: 'gpu-box', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+      ...extraA,
+    },
     channels: [...channels, ...extraChannels],
   });
-  await waitFor(() => a.router.modelNames().includes('peer-cut') && a.router.modelNames().includes('peer-tools'), 'A sees B\'s shared models', 15_000);
+  await waitFor(() => a.router.modelNames().includes('peer-cut') && a.router.modelNames().includes('peer-tools'), "A sees B's shared models", 15_000);
   return {
     a,
     b,

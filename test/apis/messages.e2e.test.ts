@@ -18,7 +18,11 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => mesh?.close());
 
-const weatherTool = { name: TOOL.name, description: 'Weather for a city', input_schema: { type: 'object' as const, properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] } };
+const weatherTool = {
+  name: TOOL.name,
+  description: 'Weather for a city',
+  input_schema: { type: 'object' as const, properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] },
+};
 
 /** the event types of a raw SSE body, in order */
 function eventTypes(text: string): string[] {
@@ -49,7 +53,9 @@ describe.each(KINDS)('/v1/messages over %s', (kind) => {
   });
 
   it('stream: the exact Anthropic event sequence, text chunk by chunk, real usage in message_delta', async () => {
-    const r = await call(mesh.a, '/v1/messages', { body: { model: kind, max_tokens: 64, stream: true, system: 'Be brief.', messages: [{ role: 'user', content: 'Tell me about foxes' }] } });
+    const r = await call(mesh.a, '/v1/messages', {
+      body: { model: kind, max_tokens: 64, stream: true, system: 'Be brief.', messages: [{ role: 'user', content: 'Tell me about foxes' }] },
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const types = eventTypes(r.text);
@@ -78,16 +84,26 @@ describe.each(KINDS)('/v1/messages over %s', (kind) => {
 
   it('tools: tool_use back (stream and non-stream), tool_choice, then a tool_result turn reaches the upstream', async () => {
     const model = `${kind}-tools`;
-    const msg = await client.messages.create({ model, max_tokens: 128, tools: [weatherTool], tool_choice: { type: 'auto' }, messages: [{ role: 'user', content: 'Weather in Paris?' }] });
+    const msg = await client.messages.create({
+      model,
+      max_tokens: 128,
+      tools: [weatherTool],
+      tool_choice: { type: 'auto' },
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+    });
     expect(msg.stop_reason).toBe('tool_use');
     const use = msg.content.find((b) => b.type === 'tool_use');
     // Ollama's API has no call ids: the gateway makes one up
     const id = kind === 'ollama' ? expect.stringMatching(/.+/) : TOOL.id;
     expect(use).toMatchObject({ type: 'tool_use', id, name: TOOL.name, input: JSON.parse(TOOL.arguments) });
 
-    const raw = await call(mesh.a, '/v1/messages', { body: { model, max_tokens: 64, stream: true, tools: [weatherTool], messages: [{ role: 'user', content: 'Weather in Paris?' }] } });
+    const raw = await call(mesh.a, '/v1/messages', {
+      body: { model, max_tokens: 64, stream: true, tools: [weatherTool], messages: [{ role: 'user', content: 'Weather in Paris?' }] },
+    });
     expect(raw.text).toContain('"type":"input_json_delta"');
-    const streamed = await client.messages.stream({ model, max_tokens: 128, tools: [weatherTool], messages: [{ role: 'user', content: 'Weather in Paris?' }] }).finalMessage();
+    const streamed = await client.messages
+      .stream({ model, max_tokens: 128, tools: [weatherTool], messages: [{ role: 'user', content: 'Weather in Paris?' }] })
+      .finalMessage();
     expect(streamed.stop_reason).toBe('tool_use');
     expect(streamed.content.find((b) => b.type === 'tool_use')).toMatchObject({ id, name: TOOL.name, input: JSON.parse(TOOL.arguments) });
 
@@ -115,7 +131,9 @@ describe.each(KINDS)('/v1/messages over %s', (kind) => {
     expect(types).not.toContain('message_stop');
     const err = JSON.parse(/^event: error\ndata: (.+)$/m.exec(r.text)![1]!);
     expect(err).toMatchObject({ type: 'error', error: { type: expect.any(String), message: expect.any(String) } });
-    await expect(client.messages.stream({ model: `${kind}-cut`, max_tokens: 64, messages: [{ role: 'user', content: 'go' }] }).finalMessage()).rejects.toThrow();
+    await expect(
+      client.messages.stream({ model: `${kind}-cut`, max_tokens: 64, messages: [{ role: 'user', content: 'go' }] }).finalMessage(),
+    ).rejects.toThrow();
   });
 });
 
@@ -128,7 +146,13 @@ describe('/v1/messages native pass-through to an anthropic channel', () => {
       thinking: { type: 'enabled', budget_tokens: 256 },
       messages: [
         { role: 'user', content: 'Hi' },
-        { role: 'assistant', content: [{ type: 'thinking', thinking: 'greet back', signature: 'sig-Xyz==' }, { type: 'text', text: 'Hello.' }] },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'greet back', signature: 'sig-Xyz==' },
+            { type: 'text', text: 'Hello.' },
+          ],
+        },
         { role: 'user', content: [{ type: 'text', text: 'Foxes?', cache_control: { type: 'ephemeral' } }] },
       ],
     };
@@ -167,20 +191,36 @@ describe('/v1/messages content and upstream refusals', () => {
         stop_sequences: ['END'],
         tools: [weatherTool],
         tool_choice: { type: 'none' },
-        messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }],
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is this?' },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+            ],
+          },
+        ],
       },
     });
     expect(r.status, r.text).toBe(200);
     const sent = mesh.fakes.openai!.lastRequest() as any;
-    expect(sent.messages[0].content).toEqual([{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }]);
+    expect(sent.messages[0].content).toEqual([
+      { type: 'text', text: 'What is this?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+    ]);
     expect(sent.stop).toEqual(['END']);
     expect(sent.tool_choice).toBe('none');
   });
 
   it('natively, the upstream judges the body: its 400 comes back as an Anthropic invalid_request_error', async () => {
-    const r = await call(mesh.a, '/v1/messages', { body: { model: 'anthropic', max_tokens: 16, not_a_field: true, messages: [{ role: 'user', content: 'x' }] } });
+    const r = await call(mesh.a, '/v1/messages', {
+      body: { model: 'anthropic', max_tokens: 16, not_a_field: true, messages: [{ role: 'user', content: 'x' }] },
+    });
     expect(r.status).toBe(400);
-    expect(r.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringContaining('not_a_field: Extra inputs are not permitted') } });
+    expect(r.json).toMatchObject({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: expect.stringContaining('not_a_field: Extra inputs are not permitted') },
+    });
   });
 });
 
@@ -192,11 +232,15 @@ describe('/v1/messages errors in Anthropic shape', () => {
     const bad = await call(mesh.a, '/v1/messages', { body: '{"model":' });
     expect(bad.status).toBe(400);
     expect(bad.json.type).toBe('error');
-    await expect(client.messages.create({ model: 'openai', max_tokens: 10, messages: [{ role: 'system' as 'user', content: 'x' }] })).rejects.toBeInstanceOf(Anthropic.BadRequestError);
+    await expect(client.messages.create({ model: 'openai', max_tokens: 10, messages: [{ role: 'system' as 'user', content: 'x' }] })).rejects.toBeInstanceOf(
+      Anthropic.BadRequestError,
+    );
   });
 
   it('unknown model: 404 not_found_error (the SDK raises NotFoundError)', async () => {
-    await expect(client.messages.create({ model: 'nope', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(Anthropic.NotFoundError);
+    await expect(client.messages.create({ model: 'nope', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(
+      Anthropic.NotFoundError,
+    );
   });
 
   it('wrong method: 405 in Anthropic shape', async () => {

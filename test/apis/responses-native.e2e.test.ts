@@ -22,7 +22,15 @@ beforeAll(async () => {
   cut = await startResponsesUpstream({ cutAfterEvents: 5 });
   gw = await startGw({
     channels: [
-      { name: 'oai-native', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-up', models: ['gpt-native'], modelMap: { 'gpt-native': 'gpt-4.1' }, options: { responsesApi: true } },
+      {
+        name: 'oai-native',
+        provider: 'openai',
+        baseUrl: up.baseUrl,
+        apiKey: 'sk-up',
+        models: ['gpt-native'],
+        modelMap: { 'gpt-native': 'gpt-4.1' },
+        options: { responsesApi: true },
+      },
       { name: 'oai-cut', provider: 'openai', baseUrl: cut.baseUrl, apiKey: 'sk-up', models: ['gpt-cut'], options: { responsesApi: true } },
     ],
   });

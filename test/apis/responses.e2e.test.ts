@@ -19,7 +19,13 @@ beforeAll(async () => {
 afterAll(async () => mesh?.close());
 
 const tools: OpenAI.Responses.Tool[] = [
-  { type: 'function', name: TOOL.name, description: 'Weather for a city', strict: false, parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+  {
+    type: 'function',
+    name: TOOL.name,
+    description: 'Weather for a city',
+    strict: false,
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
 ];
 
 function eventTypes(text: string): string[] {
@@ -38,7 +44,9 @@ describe.each(KINDS)('/v1/responses over %s', (kind) => {
   });
 
   it('stream: the Responses event sequence, text chunk by chunk, usage in response.completed', async () => {
-    const raw = await call(mesh.a, '/v1/responses', { body: { model: kind, input: [{ role: 'user', content: [{ type: 'input_text', text: 'foxes?' }] }], stream: true } });
+    const raw = await call(mesh.a, '/v1/responses', {
+      body: { model: kind, input: [{ role: 'user', content: [{ type: 'input_text', text: 'foxes?' }] }], stream: true },
+    });
     const types = eventTypes(raw.text);
     expect(types.slice(0, 4)).toEqual(['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added']);
     expect(types.filter((t) => t === 'response.output_text.delta').length).toBeGreaterThan(1);
@@ -129,7 +137,9 @@ describe('/v1/responses store and errors', () => {
   });
 
   it('tools with no chat form are dropped and named in a header', async () => {
-    const r = await call(mesh.a, '/v1/responses', { body: { model: 'openai', input: 'x', tools: [...tools, { type: 'web_search' }, { type: 'custom', name: 'apply\r\npatch' }] } });
+    const r = await call(mesh.a, '/v1/responses', {
+      body: { model: 'openai', input: 'x', tools: [...tools, { type: 'web_search' }, { type: 'custom', name: 'apply\r\npatch' }] },
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('x-switchyard-dropped-tools')).toBe('web_search,applypatch');
     expect((mesh.fakes.openai!.lastRequest() as { tools: unknown[] }).tools).toHaveLength(1);

@@ -22,7 +22,11 @@ import { GeminiStreamWriter } from '../../src/apis/gemini/stream.js';
 import { parseSse } from '../../src/util/lines.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
-const chatChunks = (): ChatCompletionChunk[] => fixture('openai-chat-tool.chunks.jsonl').trim().split('\n').map((l) => JSON.parse(l));
+const chatChunks = (): ChatCompletionChunk[] =>
+  fixture('openai-chat-tool.chunks.jsonl')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 /** the recorded bytes cut at awkward places, as a socket may deliver them */
 function* pieces(text: string, size = 37): Generator<Uint8Array> {
   const b = Buffer.from(text);
@@ -47,12 +51,24 @@ describe('Anthropic Messages translator', () => {
       model: 'claude-sonnet-4-5',
       max_tokens: 1024,
       system: [{ type: 'text', text: 'You are a weather bot.', cache_control: { type: 'ephemeral' } }],
-      tools: [{ name: 'get_weather', description: 'Get the current weather in a given location', input_schema: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] } }],
+      tools: [
+        {
+          name: 'get_weather',
+          description: 'Get the current weather in a given location',
+          input_schema: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] },
+        },
+      ],
       tool_choice: { type: 'any', disable_parallel_tool_use: true },
       stop_sequences: ['###'],
       temperature: 0.5,
       messages: [
-        { role: 'user', content: [{ type: 'text', text: 'What is the weather like in San Francisco?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is the weather like in San Francisco?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          ],
+        },
         {
           role: 'assistant',
           content: [
@@ -61,7 +77,13 @@ describe('Anthropic Messages translator', () => {
             { type: 'tool_use', id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', input: { location: 'San Francisco, CA' } },
           ],
         },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01A09q90qw90lq917835lq9', content: '15 degrees' }, { type: 'text', text: 'Thanks!' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_01A09q90qw90lq917835lq9', content: '15 degrees' },
+            { type: 'text', text: 'Thanks!' },
+          ],
+        },
       ],
     });
     expect(chat).toEqual({
@@ -71,11 +93,32 @@ describe('Anthropic Messages translator', () => {
       stop: ['###'],
       parallel_tool_calls: false,
       tool_choice: 'required',
-      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a given location', parameters: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] } } }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'Get the current weather in a given location',
+            parameters: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] },
+          },
+        },
+      ],
       messages: [
         { role: 'system', content: 'You are a weather bot.' },
-        { role: 'user', content: [{ type: 'text', text: 'What is the weather like in San Francisco?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
-        { role: 'assistant', content: '<thinking>I need to use get_weather</thinking>', tool_calls: [{ id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA"}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is the weather like in San Francisco?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: '<thinking>I need to use get_weather</thinking>',
+          tool_calls: [
+            { id: 'toolu_01A09q90qw90lq917835lq9', type: 'function', function: { name: 'get_weather', arguments: '{"location":"San Francisco, CA"}' } },
+          ],
+        },
         { role: 'tool', tool_call_id: 'toolu_01A09q90qw90lq917835lq9', content: '15 degrees' },
         { role: 'user', content: 'Thanks!' },
       ],
@@ -127,9 +170,28 @@ describe('Anthropic Messages translator', () => {
     for (const c of rest) out += w.chunk(c);
     out += w.end();
     expect(out).toContain('"message":{"id":"msg_chatcmpl-AQ5z2x"');
-    const ev = out.split('\n\n').filter(Boolean).map((b) => b.split('\n')[0]!.slice(7));
-    expect(ev).toEqual(['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
-    expect(out).toContain('event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"input_tokens":82,"output_tokens":27}}\n\n');
+    const ev = out
+      .split('\n\n')
+      .filter(Boolean)
+      .map((b) => b.split('\n')[0]!.slice(7));
+    expect(ev).toEqual([
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
+    expect(out).toContain(
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"input_tokens":82,"output_tokens":27}}\n\n',
+    );
   });
 
   it('native pass-through relays a recorded stream byte for byte, usage on the last chunk', async () => {
@@ -147,9 +209,11 @@ describe('Anthropic Messages translator', () => {
   it('native pass-through: a stream that ends without message_stop throws', async () => {
     const rec = fixture('anthropic-messages-tool.sse');
     const cut = rec.slice(0, rec.indexOf('event: message_delta'));
-    await expect((async () => {
-      for await (const _ of anthropicNativeStream(bytes(cut), 'rec')) void _;
-    })()).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
+    await expect(
+      (async () => {
+        for await (const _ of anthropicNativeStream(bytes(cut), 'rec')) void _;
+      })(),
+    ).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
   });
 });
 
@@ -168,7 +232,13 @@ describe('OpenAI Responses translator', () => {
         { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Two files.' }] },
       ],
       tools: [
-        { type: 'function', name: 'shell', description: 'Runs a shell command', strict: false, parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] } },
+        {
+          type: 'function',
+          name: 'shell',
+          description: 'Runs a shell command',
+          strict: false,
+          parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] },
+        },
         { type: 'local_shell' },
         { type: 'web_search' },
       ],
@@ -189,7 +259,17 @@ describe('OpenAI Responses translator', () => {
       max_tokens: 2048,
       tool_choice: 'auto',
       parallel_tool_calls: false,
-      tools: [{ type: 'function', function: { name: 'shell', description: 'Runs a shell command', strict: false, parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] } } }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'shell',
+            description: 'Runs a shell command',
+            strict: false,
+            parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] },
+          },
+        },
+      ],
       messages: [
         { role: 'system', content: 'You are Codex, a coding agent.' },
         { role: 'system', content: '<permissions>workspace-write</permissions>' },
@@ -228,20 +308,43 @@ describe('OpenAI Responses translator', () => {
       'event: response.output_item.done',
       'event: response.completed',
     ]);
-    expect(blocks[2]).toBe('event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":0,"item":{"type":"message","id":"msg_X","status":"in_progress","role":"assistant","content":[]},"sequence_number":2}');
-    expect(blocks[4]).toBe('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_X","output_index":0,"content_index":0,"delta":"Let me","logprobs":[],"sequence_number":4}');
-    expect(blocks[9]).toBe('event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":1,"item":{"type":"function_call","id":"fc_X","call_id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","name":"get_weather","arguments":"","status":"in_progress"},"sequence_number":9}');
-    expect(blocks[13]).toBe('event: response.function_call_arguments.done\ndata: {"type":"response.function_call_arguments.done","item_id":"fc_X","output_index":1,"arguments":"{\\"location\\":\\"Paris, France\\"}","sequence_number":13}');
+    expect(blocks[2]).toBe(
+      'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":0,"item":{"type":"message","id":"msg_X","status":"in_progress","role":"assistant","content":[]},"sequence_number":2}',
+    );
+    expect(blocks[4]).toBe(
+      'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_X","output_index":0,"content_index":0,"delta":"Let me","logprobs":[],"sequence_number":4}',
+    );
+    expect(blocks[9]).toBe(
+      'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":1,"item":{"type":"function_call","id":"fc_X","call_id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","name":"get_weather","arguments":"","status":"in_progress"},"sequence_number":9}',
+    );
+    expect(blocks[13]).toBe(
+      'event: response.function_call_arguments.done\ndata: {"type":"response.function_call_arguments.done","item_id":"fc_X","output_index":1,"arguments":"{\\"location\\":\\"Paris, France\\"}","sequence_number":13}',
+    );
     expect(end.response).toMatchObject({
       status: 'completed',
       output: [
         { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Let me check.' }] },
-        { type: 'function_call', call_id: 'call_DdmO9pD3xa9XTPNJ32zg2hcA', name: 'get_weather', arguments: '{"location":"Paris, France"}', status: 'completed' },
+        {
+          type: 'function_call',
+          call_id: 'call_DdmO9pD3xa9XTPNJ32zg2hcA',
+          name: 'get_weather',
+          arguments: '{"location":"Paris, France"}',
+          status: 'completed',
+        },
       ],
-      usage: { input_tokens: 82, output_tokens: 27, total_tokens: 109, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } },
+      usage: {
+        input_tokens: 82,
+        output_tokens: 27,
+        total_tokens: 109,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens_details: { reasoning_tokens: 0 },
+      },
     });
     // the recorded Responses stream has the same envelope: type, sequence_number from 0, response in created/completed
-    const recorded = fixture('openai-responses-text.sse').split('\n\n').filter(Boolean).map((b) => JSON.parse(b.split('\ndata: ')[1]!));
+    const recorded = fixture('openai-responses-text.sse')
+      .split('\n\n')
+      .filter(Boolean)
+      .map((b) => JSON.parse(b.split('\ndata: ')[1]!));
     const ours = blocks.map((b) => JSON.parse(b.split('\ndata: ')[1]!));
     expect(Object.keys(ours[0].response).sort()).toEqual(Object.keys(recorded[0].response).sort());
     expect(Object.keys(ours[3]).sort()).toEqual(Object.keys(recorded[3]).sort());
@@ -259,9 +362,11 @@ describe('OpenAI Responses translator', () => {
     expect(raw).toBe(rec);
     expect(usage).toMatchObject({ prompt_tokens: 37, completion_tokens: 11 });
     const cut = rec.slice(0, rec.indexOf('event: response.completed'));
-    await expect((async () => {
-      for await (const _ of responsesNativeStream(bytes(cut), 'rec')) void _;
-    })()).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
+    await expect(
+      (async () => {
+        for await (const _ of responsesNativeStream(bytes(cut), 'rec')) void _;
+      })(),
+    ).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
   });
 });
 
@@ -272,11 +377,31 @@ describe('Gemini translator', () => {
       {
         systemInstruction: { parts: [{ text: 'You are a helpful assistant.' }] },
         contents: [
-          { role: 'user', parts: [{ text: 'What is in this picture, and the weather in Boston?' }, { inlineData: { mimeType: 'image/jpeg', data: '/9j/4AAQ' } }] },
-          { role: 'model', parts: [{ text: 'thinking…', thought: true }, { functionCall: { name: 'get_weather', args: { location: 'Boston, MA' } }, thoughtSignature: 'CiQB' }] },
+          {
+            role: 'user',
+            parts: [{ text: 'What is in this picture, and the weather in Boston?' }, { inlineData: { mimeType: 'image/jpeg', data: '/9j/4AAQ' } }],
+          },
+          {
+            role: 'model',
+            parts: [
+              { text: 'thinking…', thought: true },
+              { functionCall: { name: 'get_weather', args: { location: 'Boston, MA' } }, thoughtSignature: 'CiQB' },
+            ],
+          },
           { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { temperature: 21 } } }] },
         ],
-        tools: [{ functionDeclarations: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'OBJECT', properties: { location: { type: 'STRING' } }, required: ['location'] } }] }, { googleSearch: {} }],
+        tools: [
+          {
+            functionDeclarations: [
+              {
+                name: 'get_weather',
+                description: 'Weather',
+                parameters: { type: 'OBJECT', properties: { location: { type: 'STRING' } }, required: ['location'] },
+              },
+            ],
+          },
+          { googleSearch: {} },
+        ],
         toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['get_weather'] } },
         generationConfig: { temperature: 0.1, topP: 0.9, topK: 40, maxOutputTokens: 500, stopSequences: ['END'], thinkingConfig: { thinkingBudget: 0 } },
       },
@@ -289,12 +414,31 @@ describe('Gemini translator', () => {
       top_p: 0.9,
       max_tokens: 500,
       stop: ['END'],
-      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] } } }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'Weather',
+            parameters: { type: 'object', properties: { location: { type: 'string' } }, required: ['location'] },
+          },
+        },
+      ],
       tool_choice: { type: 'function', function: { name: 'get_weather' } },
       messages: [
         { role: 'system', content: 'You are a helpful assistant.' },
-        { role: 'user', content: [{ type: 'text', text: 'What is in this picture, and the weather in Boston?' }, { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,/9j/4AAQ' } }] },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1_1', type: 'function', function: { name: 'get_weather', arguments: '{"location":"Boston, MA"}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is in this picture, and the weather in Boston?' },
+            { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,/9j/4AAQ' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1_1', type: 'function', function: { name: 'get_weather', arguments: '{"location":"Boston, MA"}' } }],
+        },
         { role: 'tool', tool_call_id: 'call_1_1', content: '{"temperature":21}' },
       ],
     });
@@ -312,7 +456,11 @@ describe('Gemini translator', () => {
     ]);
     const recorded = (await events(fixture('gemini-stream.sse'))).map((e) => e.data);
     const last = JSON.parse(out.at(-1)!);
-    expect(Object.keys(last).filter((k) => k !== 'responseId').sort()).toEqual(Object.keys(recorded.at(-1)).sort());
+    expect(
+      Object.keys(last)
+        .filter((k) => k !== 'responseId')
+        .sort(),
+    ).toEqual(Object.keys(recorded.at(-1)).sort());
     expect(Object.keys(last.candidates[0]).sort()).toEqual(Object.keys(recorded.at(-1).candidates[0]).sort());
     expect(Object.keys(last.usageMetadata).sort()).toEqual(Object.keys(recorded.at(-1).usageMetadata).sort());
   });
@@ -337,7 +485,19 @@ describe('reasoning from the channel', () => {
     for (const c of chunks) out += w.chunk(c);
     out += w.end();
     const ev = await events(out);
-    expect(ev.map((e) => e.event)).toEqual(['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(ev.map((e) => e.event)).toEqual([
+      'message_start',
+      'content_block_start',
+      'ping',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
     expect(ev[1]!.data.content_block).toEqual({ type: 'thinking', thinking: '', signature: '' });
     expect(ev[3]!.data.delta).toEqual({ type: 'thinking_delta', thinking: 'The user greets.' });
     expect(ev[7]!.data.delta).toEqual({ type: 'text_delta', text: 'Hello!' });

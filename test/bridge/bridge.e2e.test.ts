@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 describe('scenario 1: share a GPU box model through the bridge', () => {
-  it('A lists B\'s shared models with the peer name, and not B\'s private ones', async () => {
+  it("A lists B's shared models with the peer name, and not B's private ones", async () => {
     const res = await fetch(`${a.url}/v1/models`);
     const body = (await res.json()) as { data: Array<{ id: string; channels: Array<{ channel: string; peer?: string }> }> };
     const llama = body.data.find((m) => m.id === 'llama3');
@@ -101,7 +101,11 @@ describe('scenario 1: share a GPU box model through the bridge', () => {
   });
 
   it('B refuses what it does not share even if A asks for it by hand: not routable on A', async () => {
-    const res = await fetch(`${a.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'b-only', messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'b-only', messages: [{ role: 'user', content: 'x' }] }),
+    });
     expect(res.status).toBe(404);
   });
 
@@ -122,7 +126,14 @@ describe('scenario 1: share a GPU box model through the bridge', () => {
   it('bridge list on A shows the peer with what it shares, and never the token', async () => {
     const { peers } = await adminGet(a.url, '/admin/bridges', ADMIN);
     expect(peers).toHaveLength(1);
-    expect(peers[0]).toMatchObject({ name: 'datacenter', id: 'gw_b', direction: 'outbound', state: 'open', sharedWithUs: ['gpu-llama', 'slow-claude'], sharedByUs: [] });
+    expect(peers[0]).toMatchObject({
+      name: 'datacenter',
+      id: 'gw_b',
+      direction: 'outbound',
+      state: 'open',
+      sharedWithUs: ['gpu-llama', 'slow-claude'],
+      sharedByUs: [],
+    });
     expect(JSON.stringify(peers)).not.toContain(BRIDGE_TOKEN);
     const bPeers = (await adminGet(b.url, '/admin/bridges', ADMIN)).peers;
     expect(bPeers[0]).toMatchObject({ id: 'gw_a', direction: 'inbound', state: 'open' });

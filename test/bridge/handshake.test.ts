@@ -5,17 +5,32 @@ import type { BridgeFrame, BridgeHelloFrame, BridgeHelloOkFrame } from '../../sr
 
 const caps = { shareChannels: true, acceptSessions: false, loadBalance: true };
 const hello = (over: Partial<BridgeHelloFrame> = {}): BridgeHelloFrame => ({
-  type: 'bridge-hello', gatewayId: 'gw_peer', gatewayName: 'Peer', version: '1.0', token: 'tok', capabilities: caps,
-  sharedChannels: [{ name: 'c', provider: 'mock', models: ['m'] }], ...over,
+  type: 'bridge-hello',
+  gatewayId: 'gw_peer',
+  gatewayName: 'Peer',
+  version: '1.0',
+  token: 'tok',
+  capabilities: caps,
+  sharedChannels: [{ name: 'c', provider: 'mock', models: ['m'] }],
+  ...over,
 });
 const ctx = (admission: Admission = 'ok', bound?: Buffer) => ({
-  selfId: 'gw_self', allowedTokens: ['tok', 'tok-2'], supportedVersions: ['1.0'], maxPeers: 3, admission: () => admission, boundToken: () => bound,
+  selfId: 'gw_self',
+  allowedTokens: ['tok', 'tok-2'],
+  supportedVersions: ['1.0'],
+  maxPeers: 3,
+  admission: () => admission,
+  boundToken: () => bound,
 });
 
 describe('responder: decideHello', () => {
   it('accepts a good hello: negotiated version and the peer as announced', () => {
     const d = decideHello(hello(), ctx());
-    expect(d).toMatchObject({ ok: true, version: '1.0', peer: { id: 'gw_peer', name: 'Peer', capabilities: caps, sharedChannels: [{ name: 'c' }], sharedAgents: [] } });
+    expect(d).toMatchObject({
+      ok: true,
+      version: '1.0',
+      peer: { id: 'gw_peer', name: 'Peer', capabilities: caps, sharedChannels: [{ name: 'c' }], sharedAgents: [] },
+    });
   });
   it('refuses in order, each with its code and close code from the catalogue', () => {
     const other: BridgeFrame = { type: 'bridge-ping', ts: 1 };
@@ -43,14 +58,24 @@ describe('responder: decideHello', () => {
 
 describe('initiator: decideHelloOk', () => {
   const ok = (over: Partial<BridgeHelloOkFrame> = {}): BridgeHelloOkFrame => ({
-    type: 'bridge-hello-ok', gatewayId: 'gw_peer', gatewayName: 'Peer', sharedChannels: [], version: '1.0', capabilities: caps, policy: { maxFrameBytes: 1024, heartbeatIntervalMs: 500 }, ...over,
+    type: 'bridge-hello-ok',
+    gatewayId: 'gw_peer',
+    gatewayName: 'Peer',
+    sharedChannels: [],
+    version: '1.0',
+    capabilities: caps,
+    policy: { maxFrameBytes: 1024, heartbeatIntervalMs: 500 },
+    ...over,
   });
   const ictx = (admission: Admission = 'ok') => ({ selfId: 'gw_self', admission: () => admission });
   it('opens on hello-ok, the peer described by the same rule as the responder uses', () => {
     expect(decideHelloOk(ok(), ictx())).toMatchObject({ ok: true, peer: { id: 'gw_peer', name: 'Peer', version: '1.0', capabilities: caps } });
   });
   it('a bridge-error: keep its reason, let the responder close', () => {
-    expect(decideHelloOk({ type: 'bridge-error', code: 'AUTH_FAILED', message: 'bridge token rejected', retryable: false }, ictx())).toEqual({ ok: false, lastError: 'AUTH_FAILED: bridge token rejected' });
+    expect(decideHelloOk({ type: 'bridge-error', code: 'AUTH_FAILED', message: 'bridge token rejected', retryable: false }, ictx())).toEqual({
+      ok: false,
+      lastError: 'AUTH_FAILED: bridge token rejected',
+    });
   });
   it('closes itself on self-connection and on a duplicate', () => {
     expect(decideHelloOk(ok({ gatewayId: 'gw_self' }), ictx())).toMatchObject({ ok: false, close: { code: 4403 } });

@@ -174,7 +174,11 @@ describe('bridge handshake refusals', () => {
     for (const p of peers) p.ws.close();
     // the gateway noticed: none of the three is still listed as an open inbound link
     const ids = new Set(['gw_p1', 'gw_p2', 'gw_p3']);
-    await waitFor(async () => !(await adminGet<{ peers: Array<{ id: string; state: string }> }>(gw.url, '/admin/bridges')).peers.some((p) => ids.has(p.id) && p.state === 'open'), 'the closed peers gone from /admin/bridges');
+    await waitFor(
+      async () =>
+        !(await adminGet<{ peers: Array<{ id: string; state: string }> }>(gw.url, '/admin/bridges')).peers.some((p) => ids.has(p.id) && p.state === 'open'),
+      'the closed peers gone from /admin/bridges',
+    );
   });
 
   it('duplicate gateway id: the new authenticated link replaces the old one (old closed 4409)', async () => {
@@ -203,7 +207,12 @@ describe('after the handshake', () => {
     const ok = p.frames.find((f) => f.type === 'bridge-hello-ok');
     expect(ok).toMatchObject({ gatewayId: 'gw_server', gatewayName: 'Server', version: '1.0', policy: { maxFrameBytes: 64 * 1024 } });
     expect(ok.sharedChannels).toEqual([
-      { name: 'shared-mock', provider: 'mock', models: ['shared-model'], capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true } },
+      {
+        name: 'shared-mock',
+        provider: 'mock',
+        models: ['shared-model'],
+        capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true },
+      },
     ]);
     p.ws.close();
   });
@@ -239,28 +248,61 @@ describe('after the handshake', () => {
 
   it('forward to an existing but unshared channel → CHANNEL_NOT_SHARED', async () => {
     const p = await authed('gw_sneaky');
-    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'x1', targetChannel: 'private-mock', payload: { model: 'private-model', messages: [{ role: 'user', content: 'hi' }] } }));
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'x1',
+        targetChannel: 'private-mock',
+        payload: { model: 'private-model', messages: [{ role: 'user', content: 'hi' }] },
+      }),
+    );
     expect(await p.next((f) => f.requestId === 'x1')).toMatchObject({ type: 'bridge-error', code: 'CHANNEL_NOT_SHARED', retryable: false });
     p.ws.close();
   });
 
   it('a shared channel answers a forward (non-stream and stream)', async () => {
     const p = await authed('gw_good');
-    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'g1', targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hello bridge' }] } }));
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'g1',
+        targetChannel: 'shared-mock',
+        payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hello bridge' }] },
+      }),
+    );
     const res = await p.next((f) => f.requestId === 'g1');
     expect(res.type).toBe('bridge-response');
     expect(res.payload.choices[0].message.content).toContain('hello bridge');
-    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'g2', stream: true, targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'stream it' }] } }));
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'g2',
+        stream: true,
+        targetChannel: 'shared-mock',
+        payload: { model: 'shared-model', messages: [{ role: 'user', content: 'stream it' }] },
+      }),
+    );
     const end = await p.next((f) => f.requestId === 'g2' && (f.type === 'bridge-stream-end' || f.type === 'bridge-error'));
     expect(end.type).toBe('bridge-stream-end');
-    const text = p.frames.filter((f) => f.type === 'bridge-stream' && f.requestId === 'g2').map((f) => f.chunk.choices[0]?.delta?.content ?? '').join('');
+    const text = p.frames
+      .filter((f) => f.type === 'bridge-stream' && f.requestId === 'g2')
+      .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
+      .join('');
     expect(text).toContain('stream it');
     p.ws.close();
   });
 
   it('a forward whose hops contain this gateway → LOOP_DETECTED', async () => {
     const p = await authed('gw_loop');
-    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'l1', targetChannel: 'shared-mock', hops: ['gw_a', 'gw_server', 'gw_loop'], payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }] } }));
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'l1',
+        targetChannel: 'shared-mock',
+        hops: ['gw_a', 'gw_server', 'gw_loop'],
+        payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }] },
+      }),
+    );
     expect(await p.next((f) => f.requestId === 'l1')).toMatchObject({ type: 'bridge-error', code: 'LOOP_DETECTED' });
     p.ws.close();
   });
@@ -269,7 +311,14 @@ describe('after the handshake', () => {
     const p = await authed('gw_flood');
     const n = 10;
     for (let i = 0; i < n; i++) {
-      p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: `f${i}`, targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: `n${i}` }] } }));
+      p.ws.send(
+        JSON.stringify({
+          type: 'bridge-forward',
+          requestId: `f${i}`,
+          targetChannel: 'shared-mock',
+          payload: { model: 'shared-model', messages: [{ role: 'user', content: `n${i}` }] },
+        }),
+      );
     }
     const results = await Promise.all(Array.from({ length: n }, (_, i) => p.next((f) => f.requestId === `f${i}`)));
     const served = results.filter((f) => f.type === 'bridge-response').length;
@@ -282,7 +331,14 @@ describe('after the handshake', () => {
 
   it('bridge-cancel aborts a request being served', async () => {
     const p = await authed('gw_cancel');
-    p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId: 'c1', targetChannel: 'shared-mock', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'slow' }] } }));
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'c1',
+        targetChannel: 'shared-mock',
+        payload: { model: 'shared-model', messages: [{ role: 'user', content: 'slow' }] },
+      }),
+    );
     p.ws.send(JSON.stringify({ type: 'bridge-cancel', requestId: 'c1' }));
     const r = await p.next((f) => f.requestId === 'c1');
     expect(r).toMatchObject({ type: 'bridge-error', code: 'CANCELLED' });

@@ -9,9 +9,19 @@ const fakeLink = { peer: { id: 'gw_p', capabilities: { loadBalance: false } }, n
 
 describe('channel capabilities over the bridge', () => {
   it('an announced capability wins over the provider name, both ways', () => {
-    const anthropicWithEmbeddings = peerCandidate(fakeLink, { name: 'a', provider: 'anthropic', models: ['m'], capabilities: { embeddings: true, tools: true, vision: false, nativeResponses: false, synthetic: false } });
+    const anthropicWithEmbeddings = peerCandidate(fakeLink, {
+      name: 'a',
+      provider: 'anthropic',
+      models: ['m'],
+      capabilities: { embeddings: true, tools: true, vision: false, nativeResponses: false, synthetic: false },
+    });
     expect(anthropicWithEmbeddings.capabilities.embeddings).toBe(true);
-    const openaiWithout = peerCandidate(fakeLink, { name: 'o', provider: 'openai', models: ['m'], capabilities: { embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false } });
+    const openaiWithout = peerCandidate(fakeLink, {
+      name: 'o',
+      provider: 'openai',
+      models: ['m'],
+      capabilities: { embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false },
+    });
     expect(openaiWithout.capabilities).toEqual({ embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false });
   });
 
@@ -24,9 +34,25 @@ describe('channel capabilities over the bridge', () => {
 
   it('the codec keeps known flags, treats absent ones as false, drops unknown ones, and refuses a non-boolean', () => {
     const frame = (caps: string) =>
-      parseFrame(`{"type":"bridge-channels","sharedChannels":[{"name":"c","provider":"x","models":["m"],"capabilities":${caps}}]}`, { maxBytes: 1 << 20, authenticated: true });
+      parseFrame(`{"type":"bridge-channels","sharedChannels":[{"name":"c","provider":"x","models":["m"],"capabilities":${caps}}]}`, {
+        maxBytes: 1 << 20,
+        authenticated: true,
+      });
     const ok = frame('{"embeddings":true,"futureFlag":true}');
-    expect(ok).toEqual({ ok: true, frame: { type: 'bridge-channels', sharedChannels: [{ name: 'c', provider: 'x', models: ['m'], capabilities: { embeddings: true, tools: false, vision: false, nativeResponses: false, synthetic: false } }] } });
+    expect(ok).toEqual({
+      ok: true,
+      frame: {
+        type: 'bridge-channels',
+        sharedChannels: [
+          {
+            name: 'c',
+            provider: 'x',
+            models: ['m'],
+            capabilities: { embeddings: true, tools: false, vision: false, nativeResponses: false, synthetic: false },
+          },
+        ],
+      },
+    });
     const bad = frame('{"embeddings":"yes"}');
     expect(bad).toMatchObject({ ok: false, error: { code: 'BAD_FRAME' } });
     expect(bad.ok === false && bad.error.message).toContain('sharedChannels[0].capabilities.embeddings');

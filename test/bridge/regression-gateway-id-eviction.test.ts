@@ -32,15 +32,21 @@ async function peer(id: string, token: string) {
   });
   ws.send(
     JSON.stringify({
-      type: 'bridge-hello', gatewayId: id, gatewayName: id, version: '1.0', token,
-      capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false }, sharedChannels: [],
+      type: 'bridge-hello',
+      gatewayId: id,
+      gatewayName: id,
+      version: '1.0',
+      token,
+      capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+      sharedChannels: [],
     }),
   );
   const first = await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok' || f.type === 'bridge-error'), 'a handshake reply', 5000);
   return { ws, frames, first, closeCode: () => close };
 }
 
-const peerIds = async () => ((await (await fetch(`${gw.url}/admin/bridges`)).json()) as { peers: Array<{ id: string; state: string }> }).peers.map((b) => `${b.id}:${b.state}`);
+const peerIds = async () =>
+  ((await (await fetch(`${gw.url}/admin/bridges`)).json()) as { peers: Array<{ id: string; state: string }> }).peers.map((b) => `${b.id}:${b.state}`);
 
 beforeAll(async () => {
   gw = await startInProcess({

@@ -173,8 +173,13 @@ describe('unauthenticated bridge sockets cost (almost) nothing', () => {
           ws.on('open', () =>
             ws.send(
               JSON.stringify({
-                type: 'bridge-hello', gatewayId: 'gw_real', gatewayName: 'real', version: '1.0', token: TOKEN,
-                capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false }, sharedChannels: [],
+                type: 'bridge-hello',
+                gatewayId: 'gw_real',
+                gatewayName: 'real',
+                version: '1.0',
+                token: TOKEN,
+                capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+                sharedChannels: [],
               }),
             ),
           );

@@ -18,7 +18,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-
 const peers = (url: string) => adminGet(url, '/admin/bridges').then((r) => r.peers as any[]);
 const modelIds = async (url: string) => ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);
 
@@ -33,14 +32,22 @@ describe('peer killed and restarted', () => {
     let b = track(await startProcess(bCfg, {}, dir));
     const a = track(
       await startProcess({
-        gateway: { id: 'gw_ra', name: 'laptop', bridges: [{ name: 'gpu', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100, maxReconnectInterval: 400 }] },
+        gateway: {
+          id: 'gw_ra',
+          name: 'laptop',
+          bridges: [{ name: 'gpu', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100, maxReconnectInterval: 400 }],
+        },
         channels: [{ name: 'local', provider: 'mock', models: ['mock-1'] }],
       }),
     );
     await waitFor(async () => (await modelIds(a.url)).includes('llama3'), 'llama3 on A');
 
     const client = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: 'x', maxRetries: 0 });
-    const stream = await client.chat.completions.create({ model: 'llama3', stream: true, messages: [{ role: 'user', content: 'a long answer with many many words in it please' }] });
+    const stream = await client.chat.completions.create({
+      model: 'llama3',
+      stream: true,
+      messages: [{ role: 'user', content: 'a long answer with many many words in it please' }],
+    });
     let received = '';
     let failure: unknown;
     try {
@@ -57,7 +64,11 @@ describe('peer killed and restarted', () => {
 
     // its channels leave A's table at once
     await waitFor(async () => !(await modelIds(a.url)).includes('llama3'), 'llama3 gone from A', 3000);
-    const res = await fetch(`${a.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'llama3', messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'llama3', messages: [{ role: 'user', content: 'x' }] }),
+    });
     expect(res.status).toBe(404);
 
     b = track(await startProcess(bCfg, {}, dir));
@@ -71,7 +82,12 @@ describe('peer killed and restarted', () => {
 
 describe('auth failure', () => {
   it('a wrong token stops retrying and says why; the responder saw exactly one attempt', async () => {
-    const b = track(await startProcess({ gateway: { id: 'gw_auth_b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['m'] } }, channels: [{ name: 'm', provider: 'mock', models: ['m1'] }] }));
+    const b = track(
+      await startProcess({
+        gateway: { id: 'gw_auth_b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['m'] } },
+        channels: [{ name: 'm', provider: 'mock', models: ['m1'] }],
+      }),
+    );
     const a = track(
       await startProcess({
         gateway: { id: 'gw_auth_a', bridges: [{ name: 'b', url: wsUrl(b.url), token: 'not-the-right-token', reconnectInterval: 50 }] },
@@ -82,14 +98,17 @@ describe('auth failure', () => {
     expect(row.lastError).toMatch(/AUTH_FAILED/);
     await new Promise((r) => setTimeout(r, 1000));
     expect((await peers(a.url))[0].state).toBe('failed');
-    const refusals = b.logs().split('\n').filter((l) => l.includes('bridge handshake refused'));
+    const refusals = b
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('bridge handshake refused'));
     expect(refusals).toHaveLength(1);
     expect(a.logs() + b.logs()).not.toContain('not-the-right-token');
   });
 });
 
 describe('three gateways in a ring (A→B→C→A)', () => {
-  it('each reaches the others\' models, and unknown models fail fast instead of looping', async () => {
+  it("each reaches the others' models, and unknown models fail fast instead of looping", async () => {
     const mk = (id: string, model: string, dial?: { name: string; url: string }) =>
       startProcess({
         gateway: {
@@ -104,7 +123,11 @@ describe('three gateways in a ring (A→B→C→A)', () => {
     const b = track(await mk('gw_b3', 'model-b', { name: 'to-c', url: wsUrl(c.url) }));
     const a = track(await mk('gw_a3', 'model-a', { name: 'to-b', url: wsUrl(b.url) }));
     // C dials A at run time through the CLI-facing admin API
-    const add = await fetch(`${c.url}/admin/bridges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: wsUrl(a.url), token: TOKEN, name: 'to-a' }) });
+    const add = await fetch(`${c.url}/admin/bridges`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: wsUrl(a.url), token: TOKEN, name: 'to-a' }),
+    });
     expect(add.status).toBe(201);
     for (const g of [a, b, c]) {
       await waitFor(async () => {
@@ -118,7 +141,11 @@ describe('three gateways in a ring (A→B→C→A)', () => {
       expect(r.choices[0]!.message.content).toContain(`to ${m}`);
     }
     const started = Date.now();
-    const res = await fetch(`${a.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'model-z', messages: [{ role: 'user', content: 'x' }] }) });
+    const res = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'model-z', messages: [{ role: 'user', content: 'x' }] }),
+    });
     expect(res.status).toBe(404);
     expect(Date.now() - started).toBeLessThan(2000);
   });
@@ -127,10 +154,37 @@ describe('three gateways in a ring (A→B→C→A)', () => {
 describe('TLS', () => {
   it('wss with a trusted self-signed cert works; an untrusted one is refused with a clear error', async () => {
     const dir = tmpDir();
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     const b = track(
       await startProcess(
-        { gateway: { id: 'gw_tls_b', tls: { cert: './cert.pem', key: './key.pem' }, bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['secure'] } }, channels: [{ name: 'secure', provider: 'mock', models: ['secure-model'] }] },
+        {
+          gateway: {
+            id: 'gw_tls_b',
+            tls: { cert: './cert.pem', key: './key.pem' },
+            bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['secure'] },
+          },
+          channels: [{ name: 'secure', provider: 'mock', models: ['secure-model'] }],
+        },
         {},
         dir,
       ),
@@ -138,7 +192,10 @@ describe('TLS', () => {
     expect(b.url).toMatch(/^https:/);
     const trusting = track(
       await startProcess(
-        { gateway: { id: 'gw_tls_a', bridges: [{ name: 'secure-peer', url: wsUrl(b.url), token: TOKEN, ca: './cert.pem' }] }, channels: [{ name: 'l', provider: 'mock', models: ['l1'] }] },
+        {
+          gateway: { id: 'gw_tls_a', bridges: [{ name: 'secure-peer', url: wsUrl(b.url), token: TOKEN, ca: './cert.pem' }] },
+          channels: [{ name: 'l', provider: 'mock', models: ['l1'] }],
+        },
         {},
         dir,
       ),
@@ -152,15 +209,20 @@ describe('TLS', () => {
     // the same at run time: `bridge connect --ca` trusts the certificate without a restart
     const runtime = track(await startProcess({ gateway: { id: 'gw_tls_r' }, channels: [{ name: 'l', provider: 'mock', models: ['l1'] }] }));
     const connect = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(process.execPath, [BIN, 'bridge', 'connect', '--url', runtime.url, '--peer-url', wsUrl(b.url), '--peer-token', TOKEN, '--name', 'tls', '--ca', join(dir, 'cert.pem')], (err, _o, stderr) =>
-        resolve({ code: err ? 1 : 0, stderr }),
+      execFile(
+        process.execPath,
+        [BIN, 'bridge', 'connect', '--url', runtime.url, '--peer-url', wsUrl(b.url), '--peer-token', TOKEN, '--name', 'tls', '--ca', join(dir, 'cert.pem')],
+        (err, _o, stderr) => resolve({ code: err ? 1 : 0, stderr }),
       ),
     );
     expect(connect).toEqual({ code: 0, stderr: '' });
     await waitFor(async () => (await modelIds(runtime.url)).includes('secure-model'), 'secure-model via a runtime bridge with --ca');
 
     const untrusting = track(
-      await startProcess({ gateway: { id: 'gw_tls_c', bridges: [{ name: 'no-ca', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] }, channels: [{ name: 'l', provider: 'mock', models: ['l1'] }] }),
+      await startProcess({
+        gateway: { id: 'gw_tls_c', bridges: [{ name: 'no-ca', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
+        channels: [{ name: 'l', provider: 'mock', models: ['l1'] }],
+      }),
     );
     const row = await waitFor(async () => (await peers(untrusting.url)).find((p) => p.lastError), 'a TLS error on the untrusting gateway');
     expect(row.lastError).toMatch(/TLS: the peer's certificate is not trusted/);

@@ -56,7 +56,12 @@ describe('bridge-rpc', () => {
 
   it('relays events in order, then the result', async () => {
     const events: any[] = [];
-    const out = await a.mesh.rpc('gw_rpc_b', 'session.start', { sessionId: 's1', provider: 'codex', taskPrompt: 'hi' }, { onEvent: (m, p) => events.push({ m, ...p }) });
+    const out = await a.mesh.rpc(
+      'gw_rpc_b',
+      'session.start',
+      { sessionId: 's1', provider: 'codex', taskPrompt: 'hi' },
+      { onEvent: (m, p) => events.push({ m, ...p }) },
+    );
     expect(events.map((e) => [e.m, e.seq])).toEqual([
       ['session.update', 1],
       ['session.update', 2],
@@ -71,7 +76,9 @@ describe('bridge-rpc', () => {
   });
 
   it('the serving side refuses a runtime it does not share (AGENT_NOT_SHARED), even one it has', async () => {
-    const err = await a.mesh.rpc('gw_rpc_b', 'session.start', { sessionId: 's2', provider: 'gemini', taskPrompt: 'x' }, { onEvent: () => undefined }).catch((e) => e);
+    const err = await a.mesh
+      .rpc('gw_rpc_b', 'session.start', { sessionId: 's2', provider: 'gemini', taskPrompt: 'x' }, { onEvent: () => undefined })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(GatewayError);
     expect(err.details).toMatchObject({ bridgeCode: 'AGENT_NOT_SHARED' });
     expect(err.message).toMatch(/not shared/);
@@ -80,7 +87,12 @@ describe('bridge-rpc', () => {
   it('aborting the call sends bridge-cancel and the serving side sees it', async () => {
     const ac = new AbortController();
     const events: unknown[] = [];
-    const pending = a.mesh.rpc('gw_rpc_b', 'session.start', { sessionId: 's3', provider: 'codex', taskPrompt: 'slow' }, { onEvent: (_m, p) => events.push(p), signal: ac.signal });
+    const pending = a.mesh.rpc(
+      'gw_rpc_b',
+      'session.start',
+      { sessionId: 's3', provider: 'codex', taskPrompt: 'slow' },
+      { onEvent: (_m, p) => events.push(p), signal: ac.signal },
+    );
     await waitFor(() => events.length === 3, 'events before cancel');
     ac.abort();
     await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });

@@ -14,9 +14,14 @@ let b: GatewayProcess;
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '', ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -55,7 +60,16 @@ describe('switchyard bridge', () => {
       const rows = JSON.parse(r.stdout) as any[];
       return rows[0]?.state === 'open' ? rows : undefined;
     }, 'bridge open via CLI');
-    expect(json[0]).toMatchObject({ name: 'gpu', id: 'gw_cli_b', direction: 'outbound', state: 'open', sharedWithUs: ['gpu-llama'], sharedByUs: ['laptop-mock'], inflight: { out: 0, in: 0 }, lastError: null });
+    expect(json[0]).toMatchObject({
+      name: 'gpu',
+      id: 'gw_cli_b',
+      direction: 'outbound',
+      state: 'open',
+      sharedWithUs: ['gpu-llama'],
+      sharedByUs: ['laptop-mock'],
+      inflight: { out: 0, in: 0 },
+      lastError: null,
+    });
 
     const table = await cli(['bridge', 'list', ...asA()]);
     const [header, row] = table.stdout.trim().split('\n');

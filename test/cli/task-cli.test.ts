@@ -263,7 +263,10 @@ describe('switchyard task: base URL rules and remote errors', { timeout: 90_000 
   it.each([
     ['/acp-server/codex', /refusing ACP base http:\/\/127\.0\.0\.1:\d+\/acp-server\/codex\/acp\/rpc: paths under \/acp-server\/ are provider-direct routes/],
     ['/acp-server', /paths under \/acp-server\/ are provider-direct routes/],
-    ['/gateway/openclaw', /refusing ACP base http:\/\/127\.0\.0\.1:\d+\/gateway\/openclaw\/acp\/rpc: paths under \/gateway\/ \(e\.g\. \/gateway\/openclaw\) are not ACP endpoints/],
+    [
+      '/gateway/openclaw',
+      /refusing ACP base http:\/\/127\.0\.0\.1:\d+\/gateway\/openclaw\/acp\/rpc: paths under \/gateway\/ \(e\.g\. \/gateway\/openclaw\) are not ACP endpoints/,
+    ],
     ['/gateway', /paths under \/gateway\//],
   ])('a %s base is refused, even with --local', async (path, msg) => {
     const r = await cli(['task', 'providers', '--url', gw.url + path, '--token', TOKEN, '--local']);
@@ -277,7 +280,9 @@ describe('switchyard task: base URL rules and remote errors', { timeout: 90_000 
     const r = await cli(['task', 'run', '--url', gw.url, '--token', TOKEN, '--session', 'cli-managed', 'hi']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^switchyard: refusing ACP base http:\/\/127\.0\.0\.1:\d+\/acp\/rpc: 127\.0\.0\.1 is a loopback\/LAN address, which managed mode never calls; opt in to local use \(--local\)/);
+    expect(r.stderr).toMatch(
+      /^switchyard: refusing ACP base http:\/\/127\.0\.0\.1:\d+\/acp\/rpc: 127\.0\.0\.1 is a loopback\/LAN address, which managed mode never calls; opt in to local use \(--local\)/,
+    );
     expect(lines(r.stderr)).toHaveLength(1);
     // nothing ran: the session does not exist on the gateway
     const m = await cli(['task', 'message', ...remote(), '--session', 'cli-managed', 'hi']);
@@ -298,7 +303,11 @@ describe('switchyard task: base URL rules and remote errors', { timeout: 90_000 
 
   it('a base from the config file implies local use (host, port and ACP token from the config)', async () => {
     const port = new URL(gw.url).port;
-    const cfg = await writeFileIn(gw.dir, 'task-cli-client.json5', JSON.stringify({ gateway: { host: '127.0.0.1', port: Number(port) }, acp: { tokens: [TOKEN] } }));
+    const cfg = await writeFileIn(
+      gw.dir,
+      'task-cli-client.json5',
+      JSON.stringify({ gateway: { host: '127.0.0.1', port: Number(port) }, acp: { tokens: [TOKEN] } }),
+    );
     const r = await cli(['task', 'providers', '--config', cfg]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -308,7 +317,9 @@ describe('switchyard task: base URL rules and remote errors', { timeout: 90_000 
   it('a wrong ACP token is one line naming where to set it, exit 1, no stack', async () => {
     const r = await cli(['task', 'providers', '--url', gw.url, '--token', 'wrong-token', '--local']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^switchyard: ACP token rejected by http:\/\/127\.0\.0\.1:\d+: .+ \(use --token, \$SWITCHYARD_ACP_TOKEN or acp\.tokens in the config\)\n$/);
+    expect(r.stderr).toMatch(
+      /^switchyard: ACP token rejected by http:\/\/127\.0\.0\.1:\d+: .+ \(use --token, \$SWITCHYARD_ACP_TOKEN or acp\.tokens in the config\)\n$/,
+    );
     expect(r.stderr).not.toMatch(STACK);
     expect(r.stderr).not.toContain('wrong-token');
   });
@@ -346,7 +357,11 @@ describe('TurnPrinter (rendering, in process)', () => {
     const ns = [
       { method: 'xworkmate.bridge.keepalive', params: { intervalMs: 20000 } },
       upd(1, { type: 'status', event: 'running' }),
-      upd(2, { type: 'step', event: 'running', structuredEvent: { sessionUpdate: 'agent_thought_chunk', content: { type: 'text', text: 'hmm\nlet me think' } } }),
+      upd(2, {
+        type: 'step',
+        event: 'running',
+        structuredEvent: { sessionUpdate: 'agent_thought_chunk', content: { type: 'text', text: 'hmm\nlet me think' } },
+      }),
       upd(3, { type: 'status', event: 'completed', text: 'the whole output' }),
     ];
     expect(render(false, ...ns).text()).toBe('');
@@ -355,13 +370,28 @@ describe('TurnPrinter (rendering, in process)', () => {
 
   it('the final line; the output is shown when no delta carried it', () => {
     const { p, text } = render(false);
-    p.result({ success: true, status: 'completed', output: 'all at once', stopReason: 'end_turn', resolvedExecutionTarget: 'single-agent', resolvedProviderId: 'codex', resolvedModel: '' }, 's');
+    p.result(
+      {
+        success: true,
+        status: 'completed',
+        output: 'all at once',
+        stopReason: 'end_turn',
+        resolvedExecutionTarget: 'single-agent',
+        resolvedProviderId: 'codex',
+        resolvedModel: '',
+      },
+      's',
+    );
     expect(text()).toBe('all at once\n[done] status=completed stopReason=end_turn session=s via=agent:codex\n');
   });
 
   it('failure reasons are one line', () => {
-    expect(failureReason({ success: false, status: 'failed', error: 'provider returned no\ndisplayable output' })).toBe('task failed: provider returned no displayable output');
-    expect(failureReason({ success: false, status: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE', unavailableMessage: 'agent "x" is not configured' })).toBe('task unavailable: PROVIDER_UNAVAILABLE: agent "x" is not configured');
+    expect(failureReason({ success: false, status: 'failed', error: 'provider returned no\ndisplayable output' })).toBe(
+      'task failed: provider returned no displayable output',
+    );
+    expect(
+      failureReason({ success: false, status: 'unavailable', unavailableCode: 'PROVIDER_UNAVAILABLE', unavailableMessage: 'agent "x" is not configured' }),
+    ).toBe('task unavailable: PROVIDER_UNAVAILABLE: agent "x" is not configured');
     expect(failureReason({ success: false, status: 'cancelled' })).toBe('task cancelled');
   });
 

@@ -190,7 +190,16 @@ describe('the strict schema', () => {
       ),
     );
     const paths = problems.map((p) => p.slice(0, p.indexOf(': ')));
-    expect(paths).toEqual(expect.arrayContaining(['gateway.port', 'gateway.routing.retries', 'gateway.routing.colour', 'gateway.shutdownGraceMs', 'channels.0.provider', 'channels.0.models']));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'gateway.port',
+        'gateway.routing.retries',
+        'gateway.routing.colour',
+        'gateway.shutdownGraceMs',
+        'channels.0.provider',
+        'channels.0.models',
+      ]),
+    );
     expect(problems.length).toBeGreaterThanOrEqual(6);
     for (const p of problems) expect(p).toMatch(/^[A-Za-z0-9_.]+: \S.*$/);
   });
@@ -230,7 +239,10 @@ describe('fail-closed semantic checks', () => {
     expect(problems[0]).toContain('ghost');
     const perBridge = problemsOf(() =>
       validateConfig(
-        { gateway: { bridge: { shareChannels: ['demo'] }, bridges: [{ name: 'dc', url: 'ws://127.0.0.1:1/bridge', token: 't', shareChannels: ['other'] }] }, channels: [mockChannel] },
+        {
+          gateway: { bridge: { shareChannels: ['demo'] }, bridges: [{ name: 'dc', url: 'ws://127.0.0.1:1/bridge', token: 't', shareChannels: ['other'] }] },
+          channels: [mockChannel],
+        },
         't',
         {},
       ),
@@ -246,7 +258,8 @@ describe('fail-closed semantic checks', () => {
 
 describe('CLI: switchyard config check', () => {
   const bin = resolve('bin/switchyard');
-  const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, SECRET_FROM_ENV: 'sk-should-not-print-4242' } });
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, SECRET_FROM_ENV: 'sk-should-not-print-4242' } });
 
   it('exits 0 with a summary for a valid file (and never prints secrets)', () => {
     const p = file(`{

@@ -10,11 +10,32 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { FakeUpstream, Scenario } from '../providers/conformance.js';
 
-const REQUEST_FIELDS = new Set(['model', 'messages', 'max_tokens', 'system', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'tools', 'tool_choice', 'metadata', 'stream', 'thinking', 'service_tier']);
+const REQUEST_FIELDS = new Set([
+  'model',
+  'messages',
+  'max_tokens',
+  'system',
+  'temperature',
+  'top_p',
+  'top_k',
+  'stop_sequences',
+  'tools',
+  'tool_choice',
+  'metadata',
+  'stream',
+  'thinking',
+  'service_tier',
+]);
 
 const ERROR_TYPES: Record<number, string> = {
-  400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
-  413: 'request_too_large', 429: 'rate_limit_error', 500: 'api_error', 529: 'overloaded_error',
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  529: 'overloaded_error',
 };
 
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
@@ -129,11 +150,16 @@ export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUp
         res.end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
         return false;
       }
-      if (deltas === 1 && scenario.malformedChunk) await send('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n');
+      if (deltas === 1 && scenario.malformedChunk)
+        await send('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_del\n\n');
       return true;
     };
 
-    await send(sse('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }));
+    await send(
+      sse('message_start', {
+        message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+      }),
+    );
     let index = 0;
     if (reply) {
       await send(sse('content_block_start', { index, content_block: { type: 'text', text: '' } }));

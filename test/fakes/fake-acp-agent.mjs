@@ -42,7 +42,9 @@ let buf = '';
 const LOAD = process.env.FAKE_ACP_LOAD === '1';
 const MODELS = (process.env.FAKE_ACP_MODELS ?? '').split(',').filter(Boolean);
 const configOptions = (s) =>
-  MODELS.length === 0 ? undefined : [{ id: 'model', name: 'Model', category: 'model', type: 'select', currentValue: s.model, options: MODELS.map((m) => ({ value: m, name: m })) }];
+  MODELS.length === 0
+    ? undefined
+    : [{ id: 'model', name: 'Model', category: 'model', type: 'select', currentValue: s.model, options: MODELS.map((m) => ({ value: m, name: m })) }];
 const stateFile = (cwd) => path.join(cwd, '.fake-acp-sessions.json');
 const readState = (cwd) => {
   try {
@@ -60,11 +62,12 @@ const saveSession = (sessionId, s) => {
 
 const send = (msg) => process.stdout.write(JSON.stringify({ jsonrpc: '2.0', ...msg }) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const request = (method, params) => new Promise((resolve) => {
-  const id = nextId++;
-  waiting.set(id, resolve);
-  send({ id, method, params });
-});
+const request = (method, params) =>
+  new Promise((resolve) => {
+    const id = nextId++;
+    waiting.set(id, resolve);
+    send({ id, method, params });
+  });
 const update = (sessionId, u) => send({ method: 'session/update', params: { sessionId, update: u } });
 const say = (sessionId, text) => update(sessionId, { sessionUpdate: 'agent_message_chunk', content: { type: 'text', text } });
 
@@ -120,7 +123,8 @@ async function answer(method, params) {
     case 'session/set_config_option': {
       const s = sessions.get(params.sessionId);
       if (!s) throw Object.assign(new Error('unknown session'), { code: -32602 });
-      if (params.configId !== 'model' || !MODELS.includes(params.value)) throw Object.assign(new Error(`invalid value for ${params.configId}`), { code: -32602 });
+      if (params.configId !== 'model' || !MODELS.includes(params.value))
+        throw Object.assign(new Error(`invalid value for ${params.configId}`), { code: -32602 });
       if (process.env.FAKE_ACP_MODEL_STICKY !== '1') s.model = params.value;
       return { configOptions: configOptions(s) };
     }
@@ -154,16 +158,31 @@ async function turn(sessionId, text) {
   };
   switch (word) {
     case 'tool':
-      update(sessionId, { sessionUpdate: 'tool_call', toolCallId: 'call_1', title: 'Reading notes.md', kind: 'read', status: 'pending', locations: [{ path: abs('notes.md') }] });
+      update(sessionId, {
+        sessionUpdate: 'tool_call',
+        toolCallId: 'call_1',
+        title: 'Reading notes.md',
+        kind: 'read',
+        status: 'pending',
+        locations: [{ path: abs('notes.md') }],
+      });
       update(sessionId, { sessionUpdate: 'tool_call_update', toolCallId: 'call_1', status: 'in_progress' });
-      update(sessionId, { sessionUpdate: 'tool_call_update', toolCallId: 'call_1', status: 'completed', content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }] });
+      update(sessionId, {
+        sessionUpdate: 'tool_call_update',
+        toolCallId: 'call_1',
+        status: 'completed',
+        content: [{ type: 'content', content: { type: 'text', text: 'read 3 lines' } }],
+      });
       return reply('tool done');
     case 'plan':
-      update(sessionId, { sessionUpdate: 'plan', entries: [
-        { content: 'look around', priority: 'high', status: 'completed' },
-        { content: 'make a change', priority: 'medium', status: 'in_progress' },
-        { content: 'run the tests', priority: 'low', status: 'pending' },
-      ] });
+      update(sessionId, {
+        sessionUpdate: 'plan',
+        entries: [
+          { content: 'look around', priority: 'high', status: 'completed' },
+          { content: 'make a change', priority: 'medium', status: 'in_progress' },
+          { content: 'run the tests', priority: 'low', status: 'pending' },
+        ],
+      });
       return reply('planned');
     case 'permission': {
       const res = await request('session/request_permission', {
@@ -182,7 +201,11 @@ async function turn(sessionId, text) {
       return reply(`permission: ${o.optionId}`);
     }
     case 'read': {
-      const res = await request('fs/read_text_file', { sessionId, path: abs(rest[0] ?? ''), ...(rest[1] ? { line: Number(rest[1]), limit: Number(rest[2] ?? 1) } : {}) });
+      const res = await request('fs/read_text_file', {
+        sessionId,
+        path: abs(rest[0] ?? ''),
+        ...(rest[1] ? { line: Number(rest[1]), limit: Number(rest[2] ?? 1) } : {}),
+      });
       return reply(res.error ? `read error: ${res.error.message}` : `read ok: ${res.result.content}`);
     }
     case 'write': {
@@ -190,7 +213,13 @@ async function turn(sessionId, text) {
       return reply(res.error ? `write error: ${res.error.message}` : 'write ok');
     }
     case 'terminal': {
-      const created = await request('terminal/create', { sessionId, command: rest[0], args: rest.slice(1), env: [{ name: 'FAKE_TERM', value: 'yes' }], outputByteLimit: 4096 });
+      const created = await request('terminal/create', {
+        sessionId,
+        command: rest[0],
+        args: rest.slice(1),
+        env: [{ name: 'FAKE_TERM', value: 'yes' }],
+        outputByteLimit: 4096,
+      });
       if (created.error) return reply(`terminal error: ${created.error.message}`);
       const { terminalId } = created.result;
       const exit = await request('terminal/wait_for_exit', { sessionId, terminalId });

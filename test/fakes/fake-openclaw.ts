@@ -75,13 +75,58 @@ interface ActiveRun {
   timers: NodeJS.Timeout[];
 }
 
-const CLIENT_IDS = new Set(['cli', 'gateway-client', 'webchat', 'webchat-ui', 'openclaw-control-ui', 'openclaw-tui', 'openclaw-macos', 'openclaw-ios', 'openclaw-android', 'node-host', 'test']);
+const CLIENT_IDS = new Set([
+  'cli',
+  'gateway-client',
+  'webchat',
+  'webchat-ui',
+  'openclaw-control-ui',
+  'openclaw-tui',
+  'openclaw-macos',
+  'openclaw-ios',
+  'openclaw-android',
+  'node-host',
+  'test',
+]);
 const CLIENT_MODES = new Set(['webchat', 'cli', 'ui', 'backend', 'node', 'worker', 'probe', 'test']);
-const OPERATOR_SCOPES = new Set(['operator.read', 'operator.write', 'operator.admin', 'operator.approvals', 'operator.pairing', 'operator.talk', 'operator.talk.secrets']);
-const CONNECT_KEYS = new Set(['minProtocol', 'maxProtocol', 'client', 'caps', 'commands', 'permissions', 'pathEnv', 'role', 'scopes', 'device', 'auth', 'locale', 'userAgent']);
+const OPERATOR_SCOPES = new Set([
+  'operator.read',
+  'operator.write',
+  'operator.admin',
+  'operator.approvals',
+  'operator.pairing',
+  'operator.talk',
+  'operator.talk.secrets',
+]);
+const CONNECT_KEYS = new Set([
+  'minProtocol',
+  'maxProtocol',
+  'client',
+  'caps',
+  'commands',
+  'permissions',
+  'pathEnv',
+  'role',
+  'scopes',
+  'device',
+  'auth',
+  'locale',
+  'userAgent',
+]);
 const CLIENT_KEYS = new Set(['id', 'displayName', 'version', 'platform', 'deviceFamily', 'modelIdentifier', 'mode', 'instanceId']);
 const AUTH_KEYS = new Set(['token', 'bootstrapToken', 'deviceToken', 'password', 'approvalRuntimeToken', 'agentRuntimeIdentityToken']);
-const CHAT_SEND_KEYS = new Set(['sessionKey', 'agentId', 'sessionId', 'message', 'thinking', 'fastMode', 'deliver', 'attachments', 'timeoutMs', 'idempotencyKey']);
+const CHAT_SEND_KEYS = new Set([
+  'sessionKey',
+  'agentId',
+  'sessionId',
+  'message',
+  'thinking',
+  'fastMode',
+  'deliver',
+  'attachments',
+  'timeoutMs',
+  'idempotencyKey',
+]);
 const CHAT_ABORT_KEYS = new Set(['sessionKey', 'agentId', 'runId']);
 const PRE_AUTH_MAX = 64 * 1024;
 
@@ -234,7 +279,8 @@ export class FakeOpenClaw {
     }
     const cl = p.client;
     if (typeof cl !== 'object' || cl === null || unknownKeys(cl, CLIENT_KEYS).length) return invalid('invalid connect params: client');
-    if (!CLIENT_IDS.has(cl.id) || !CLIENT_MODES.has(cl.mode) || !nonEmpty(cl.version) || !nonEmpty(cl.platform)) return invalid('invalid connect params: client');
+    if (!CLIENT_IDS.has(cl.id) || !CLIENT_MODES.has(cl.mode) || !nonEmpty(cl.version) || !nonEmpty(cl.platform))
+      return invalid('invalid connect params: client');
     if (p.role !== undefined && p.role !== 'operator') return invalid('this fake only accepts operators');
     const scopes: unknown[] = Array.isArray(p.scopes) ? p.scopes : [];
     if (scopes.some((s) => typeof s !== 'string' || !OPERATOR_SCOPES.has(s))) return invalid('invalid connect params: scopes');
@@ -243,7 +289,12 @@ export class FakeOpenClaw {
     if (typeof auth !== 'object' || unknownKeys(auth, AUTH_KEYS).length) return invalid('invalid connect params: auth');
     if (this.unavailableConnects > 0) {
       this.unavailableConnects--;
-      return this.refuse(c, id, { code: 'UNAVAILABLE', message: 'gateway is starting', details: { reason: 'startup-sidecars' }, retryable: true, retryAfterMs: this.retryAfterMs }, 1013);
+      return this.refuse(
+        c,
+        id,
+        { code: 'UNAVAILABLE', message: 'gateway is starting', details: { reason: 'startup-sidecars' }, retryable: true, retryAfterMs: this.retryAfterMs },
+        1013,
+      );
     }
     if (auth.token !== this.token) {
       const message = this.echoTokenInErrors ? `unauthorized: gateway token mismatch (got ${String(auth.token)})` : 'unauthorized: gateway token mismatch';
@@ -273,7 +324,12 @@ export class FakeOpenClaw {
     if (this.unanswered.has(f.method)) return;
     const p = f.params ?? {};
     const invalid = (message: string) => this.res(c, f.id, false, { code: 'INVALID_REQUEST', message });
-    const forbidden = (scope: string) => this.res(c, f.id, false, { code: 'FORBIDDEN', message: `missing scope: ${scope}`, details: { code: 'MISSING_SCOPE', missingScope: scope, requiredScopes: [scope] } });
+    const forbidden = (scope: string) =>
+      this.res(c, f.id, false, {
+        code: 'FORBIDDEN',
+        message: `missing scope: ${scope}`,
+        details: { code: 'MISSING_SCOPE', missingScope: scope, requiredScopes: [scope] },
+      });
     switch (f.method) {
       case 'chat.send': {
         if (this.dropOnChatSend > 0) {
@@ -348,7 +404,15 @@ export class FakeOpenClaw {
         return;
       }
       this.stopRun(r);
-      if (end === 'error') this.broadcast({ runId, sessionKey, seq: r.seq++, state: 'error', errorMessage: s.error?.errorMessage ?? 'model failed', errorKind: s.error?.errorKind ?? 'unknown' });
+      if (end === 'error')
+        this.broadcast({
+          runId,
+          sessionKey,
+          seq: r.seq++,
+          state: 'error',
+          errorMessage: s.error?.errorMessage ?? 'model failed',
+          errorKind: s.error?.errorKind ?? 'unknown',
+        });
       else this.broadcast({ runId, sessionKey, seq: r.seq++, state: 'final', message: assistant(r.text), stopReason: s.stopReason ?? 'stop' });
     });
     let at = 0;

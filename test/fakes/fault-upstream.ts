@@ -141,9 +141,24 @@ export class FaultUpstream {
     if (mode === 'stall' && !(stream && o.faultAfterChunks > 0)) return; // never answer; the socket stays open
     if (o.responseDelayMs > 0) await sleep(o.responseDelayMs);
     if (res.destroyed) return;
-    if (mode === 'fail500') return json(res, 500, { error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } });
+    if (mode === 'fail500')
+      return json(res, 500, {
+        error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null },
+      });
     if (mode === 'fail429') {
-      return json(res, 429, { error: { message: 'Rate limit reached for requests per min (RPM). Please try again later.', type: 'requests', param: null, code: 'rate_limit_exceeded' } }, { 'retry-after': String(o.retryAfterSec) });
+      return json(
+        res,
+        429,
+        {
+          error: {
+            message: 'Rate limit reached for requests per min (RPM). Please try again later.',
+            type: 'requests',
+            param: null,
+            code: 'rate_limit_exceeded',
+          },
+        },
+        { 'retry-after': String(o.retryAfterSec) },
+      );
     }
     if (mode === 'cutMidStream' && o.faultAfterChunks === 0) return void res.destroy();
 
@@ -180,7 +195,9 @@ export class FaultUpstream {
     const pieces = [chunk({ role: 'assistant', content: '' }, null)];
     for (let i = 0; i < o.chunks; i++) pieces.push(chunk({ content: i === 0 ? content : ` #${i}` }, null));
     pieces.push(chunk({}, 'stop'));
-    pieces.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 0, model, choices: [], usage: { prompt_tokens: 5, completion_tokens: o.chunks, total_tokens: 5 + o.chunks } })}\n\n`);
+    pieces.push(
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 0, model, choices: [], usage: { prompt_tokens: 5, completion_tokens: o.chunks, total_tokens: 5 + o.chunks } })}\n\n`,
+    );
     const faulty = mode !== 'ok';
     for (let i = 0; i < pieces.length; i++) {
       if (faulty && i === o.faultAfterChunks) return this.fault(mode, res);
@@ -202,7 +219,9 @@ export class FaultUpstream {
       case 'malformedChunk':
         return void res.end('data: {"id": "chatcmpl-broken", "choices": [{"delta": {"content": "x"\n\n');
       case 'inbandError':
-        return void res.end(`data: ${JSON.stringify({ error: { message: 'upstream model crashed mid-stream', type: 'server_error', param: null, code: null } })}\n\n`);
+        return void res.end(
+          `data: ${JSON.stringify({ error: { message: 'upstream model crashed mid-stream', type: 'server_error', param: null, code: null } })}\n\n`,
+        );
       default:
         return void res.destroy();
     }
@@ -250,8 +269,23 @@ export interface ChatResult {
 }
 
 /** One chat completion through a gateway, with raw SSE for streams. Never throws for HTTP or stream errors. */
-export async function chat(baseUrl: string, o: { model: string; stream?: boolean; sessionId?: string; text?: string; timeoutMs?: number }): Promise<ChatResult> {
-  const out: ChatResult = { status: 0, requestId: null, channel: null, peer: null, body: undefined, raw: '', events: [], contentChunks: 0, done: false, errorEvent: null, transportError: null };
+export async function chat(
+  baseUrl: string,
+  o: { model: string; stream?: boolean; sessionId?: string; text?: string; timeoutMs?: number },
+): Promise<ChatResult> {
+  const out: ChatResult = {
+    status: 0,
+    requestId: null,
+    channel: null,
+    peer: null,
+    body: undefined,
+    raw: '',
+    events: [],
+    contentChunks: 0,
+    done: false,
+    errorEvent: null,
+    transportError: null,
+  };
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (o.sessionId) headers['x-session-id'] = o.sessionId;
   try {
@@ -327,7 +361,14 @@ export interface ChannelRow {
   channel: string;
   peer: string | null;
   inflight: number;
-  health: { state: 'healthy' | 'ejected' | 'probing'; ejections: number; ejectedUntil: number; reason: string | null; lastError: string | null; consecutiveFailures: number };
+  health: {
+    state: 'healthy' | 'ejected' | 'probing';
+    ejections: number;
+    ejectedUntil: number;
+    reason: string | null;
+    lastError: string | null;
+    consecutiveFailures: number;
+  };
 }
 
 export async function channelRows(baseUrl: string): Promise<ChannelRow[]> {

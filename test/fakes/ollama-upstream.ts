@@ -72,7 +72,8 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     let flushed: Promise<void> = Promise.resolve();
     const line = (o: unknown) => (flushed = new Promise<void>((r) => res.write(JSON.stringify(o) + '\n', () => r())));
-    const msgLine = (content: string, extra: Record<string, unknown> = {}) => line({ model, created_at: stamp(), message: { role: 'assistant', content, ...extra }, done: false });
+    const msgLine = (content: string, extra: Record<string, unknown> = {}) =>
+      line({ model, created_at: stamp(), message: { role: 'assistant', content, ...extra }, done: false });
     if (toolCalls) void msgLine('', { tool_calls: toolCalls });
     for (let i = 0; i < pieces.length; i++) {
       if (scenario.cutAfterChunks !== undefined && i === scenario.cutAfterChunks) {
@@ -137,7 +138,10 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
       if (path !== '/api/tags') lastRequest = body;
       if (scenario.hang) return;
       if (scenario.failStatus) {
-        const msg = scenario.failStatus === 429 ? 'server busy, please try again. maximum pending requests exceeded' : 'llama runner process has terminated: exit status 2';
+        const msg =
+          scenario.failStatus === 429
+            ? 'server busy, please try again. maximum pending requests exceeded'
+            : 'llama runner process has terminated: exit status 2';
         return json(res, scenario.failStatus, { error: msg }, scenario.retryAfter ? { 'retry-after': scenario.retryAfter } : {});
       }
       if (scenario.garbage) {

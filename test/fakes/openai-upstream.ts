@@ -83,12 +83,23 @@ function errorFor(status: number): { message: string; type: string; param: strin
     case 400:
       return { message: "Invalid value for 'temperature': expected a decimal.", type: 'invalid_request_error', param: 'temperature', code: 'invalid_value' };
     case 401:
-      return { message: 'Incorrect API key provided: sk-fake. You can find your API key at https://platform.openai.com/account/api-keys.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' };
+      return {
+        message: 'Incorrect API key provided: sk-fake. You can find your API key at https://platform.openai.com/account/api-keys.',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'invalid_api_key',
+      };
     case 404:
-      return { message: 'The model `gpt-unknown` does not exist or you do not have access to it.', type: 'invalid_request_error', param: null, code: 'model_not_found' };
+      return {
+        message: 'The model `gpt-unknown` does not exist or you do not have access to it.',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'model_not_found',
+      };
     case 429:
       return {
-        message: 'Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.',
+        message:
+          'Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.',
         type: 'requests',
         param: null,
         code: 'rate_limit_exceeded',
@@ -105,19 +116,35 @@ function invalidChat(body: Record<string, unknown>): { message: string; param: s
   if (typeof body.model !== 'string' || !body.model) return { message: 'you must provide a model parameter', param: null, code: null };
   const msgs = body.messages;
   if (!Array.isArray(msgs)) return { message: "Missing required parameter: 'messages'.", param: 'messages', code: 'missing_required_parameter' };
-  if (msgs.length === 0) return { message: "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", param: 'messages', code: 'empty_array' };
+  if (msgs.length === 0)
+    return {
+      message: "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+      param: 'messages',
+      code: 'empty_array',
+    };
   if (body.stream_options != null && body.stream !== true) {
     return { message: "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: 'stream_options', code: null };
   }
   for (let i = 0; i < msgs.length; i++) {
     const m = msgs[i] as { role?: unknown; tool_call_id?: unknown };
     if (!['system', 'developer', 'user', 'assistant', 'tool', 'function'].includes(String(m.role))) {
-      return { message: `Invalid value: '${String(m.role)}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.`, param: `messages[${i}].role`, code: 'invalid_value' };
+      return {
+        message: `Invalid value: '${String(m.role)}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.`,
+        param: `messages[${i}].role`,
+        code: 'invalid_value',
+      };
     }
     if (m.role === 'tool') {
-      const prev = msgs.slice(0, i).reverse().find((p) => (p as { role?: unknown }).role !== 'tool') as { tool_calls?: unknown } | undefined;
+      const prev = msgs
+        .slice(0, i)
+        .reverse()
+        .find((p) => (p as { role?: unknown }).role !== 'tool') as { tool_calls?: unknown } | undefined;
       if (!prev || !Array.isArray(prev.tool_calls)) {
-        return { message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", param: `messages.[${i}].role`, code: null };
+        return {
+          message: "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+          param: `messages.[${i}].role`,
+          code: null,
+        };
       }
     }
   }
@@ -156,7 +183,8 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': `req_fake_${seq}`, 'openai-processing-ms': '12', ...extra });
     res.end(JSON.stringify(body));
   };
-  const fail = (res: ServerResponse, status: number, error: ReturnType<typeof errorFor>, extra: Record<string, string> = {}) => json(res, status, { error }, extra);
+  const fail = (res: ServerResponse, status: number, error: ReturnType<typeof errorFor>, extra: Record<string, string> = {}) =>
+    json(res, status, { error }, extra);
 
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -189,7 +217,15 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     });
   });
 
-  async function answer(req: IncomingMessage, res: ServerResponse, path: string, text: string, body: Record<string, unknown> | undefined, s: OpenAiScenario, cut: () => void): Promise<void> {
+  async function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    text: string,
+    body: Record<string, unknown> | undefined,
+    s: OpenAiScenario,
+    cut: () => void,
+  ): Promise<void> {
     if (s.hang) return;
     if (s.delayMs) await sleep(s.delayMs);
     if (res.destroyed) return;
@@ -197,7 +233,8 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       const auth = req.headers.authorization;
       if (!auth) {
         return fail(res, 401, {
-          message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+          message:
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
           type: 'invalid_request_error',
           param: null,
           code: null,
@@ -237,9 +274,20 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
   function embeddings(res: ServerResponse, body: Record<string, unknown>): void {
     const input = body.input;
     const inputs: unknown[] | undefined =
-      typeof input === 'string' ? [input] : Array.isArray(input) && input.length > 0 ? (input.every((x) => typeof x === 'number') ? [input] : input) : undefined;
+      typeof input === 'string'
+        ? [input]
+        : Array.isArray(input) && input.length > 0
+          ? input.every((x) => typeof x === 'number')
+            ? [input]
+            : input
+          : undefined;
     if (!inputs || typeof body.model !== 'string') {
-      return fail(res, 400, { message: "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", type: 'invalid_request_error', param: null, code: null });
+      return fail(res, 400, {
+        message: "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+        type: 'invalid_request_error',
+        param: null,
+        code: null,
+      });
     }
     const dims = typeof body.dimensions === 'number' ? body.dimensions : 8;
     const tokens = inputs.reduce<number>((n, x) => n + (typeof x === 'string' ? pieces(x).length : Array.isArray(x) ? x.length : 1), 0);
@@ -308,13 +356,20 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       }
       if (s.stallAfterChunks !== undefined && sent >= s.stallAfterChunks) return false; // silent, never ends
       if (sent === 1 && s.inbandError) {
-        await send(`data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } })}\n\n`);
+        await send(
+          `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } })}\n\n`,
+        );
         res.end();
         return false;
       }
       if (sent === 1 && s.malformedChunk) {
         // a chunk cut off inside a string, then the stream carries on as if nothing happened
-        if (!(await send(`data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":"${model}","choices":[{"index":0,"delta":{"content":"tw\n\n`))) return false;
+        if (
+          !(await send(
+            `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":"${model}","choices":[{"index":0,"delta":{"content":"tw\n\n`,
+          ))
+        )
+          return false;
       }
       return true;
     };

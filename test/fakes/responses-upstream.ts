@@ -19,36 +19,45 @@ export interface ResponsesFake {
 }
 
 export async function startResponsesUpstream(opts: { cutAfterEvents?: number } = {}): Promise<ResponsesFake> {
-  const events = readFileSync(FIXTURE, 'utf8').split(/\n\n/).filter((e) => e.trim()).map((e) => e + '\n\n');
+  const events = readFileSync(FIXTURE, 'utf8')
+    .split(/\n\n/)
+    .filter((e) => e.trim())
+    .map((e) => e + '\n\n');
   const completed = JSON.parse(events.at(-1)!.split('\ndata: ')[1]!).response;
   let last: { body?: Record<string, unknown>; headers?: IncomingMessage['headers'] } = {};
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     // the handler is async (it paces the stream); a throw fails the test run as an unhandled rejection
-    req.on('end', () => void (async () => {
-      const body = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}') as Record<string, unknown>;
-      last = { body, headers: req.headers };
-      if (req.url !== '/v1/responses') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
-        return;
-      }
-      if (body.stream !== true) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...completed, model: body.model }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      let n = 0;
-      for (const e of events) {
-        if (opts.cutAfterEvents !== undefined && n >= opts.cutAfterEvents) {
-          res.socket?.destroy();
-          return;
-        }
-        await new Promise<void>((r) => res.write(e, () => setImmediate(r)));
-        n++;
-      }
-      res.end();
-    })());
+    req.on(
+      'end',
+      () =>
+        void (async () => {
+          const body = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}') as Record<string, unknown>;
+          last = { body, headers: req.headers };
+          if (req.url !== '/v1/responses') {
+            res
+              .writeHead(404, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ error: { message: 'Not found', type: 'invalid_request_error', param: null, code: null } }));
+            return;
+          }
+          if (body.stream !== true) {
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...completed, model: body.model }));
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          let n = 0;
+          for (const e of events) {
+            if (opts.cutAfterEvents !== undefined && n >= opts.cutAfterEvents) {
+              res.socket?.destroy();
+              return;
+            }
+            await new Promise<void>((r) => res.write(e, () => setImmediate(r)));
+            n++;
+          }
+          res.end();
+        })(),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;

@@ -30,7 +30,13 @@ async function setup(id: string, delayMs: number): Promise<{ gw: GatewayProcess;
       gateway: {
         id,
         // generous first-byte timeout: this file is about spreading, not timeouts, on a shared 2-core box
-        routing: { retries: 2, timeoutMs: 30_000, firstByteTimeoutMs: 10_000, streamIdleTimeoutMs: 10_000, health: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 4000 } },
+        routing: {
+          retries: 2,
+          timeoutMs: 30_000,
+          firstByteTimeoutMs: 10_000,
+          streamIdleTimeoutMs: 10_000,
+          health: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 4000 },
+        },
       },
       channels: [
         { name: 'ch-a', provider: 'vllm', baseUrl: ua.baseUrl, models: [MODEL] },
@@ -85,8 +91,12 @@ describe('fault suite: load sharing', () => {
     // session-less traffic under concurrency (at equal load the faster channel wins ties, so sequential
     // requests might never try ch-a); bounded to 10 rounds
     const noSession = [];
-    for (let i = 0; i < 10 && (await channelRow(gw.url, 'local/ch-a'))?.health.state !== 'ejected'; i++) noSession.push(...(await runConcurrent(8, 8, () => chat(gw.url, { model: MODEL }))));
-    expect(noSession.filter((r) => r.status !== 200), summarize(noSession)).toHaveLength(0);
+    for (let i = 0; i < 10 && (await channelRow(gw.url, 'local/ch-a'))?.health.state !== 'ejected'; i++)
+      noSession.push(...(await runConcurrent(8, 8, () => chat(gw.url, { model: MODEL }))));
+    expect(
+      noSession.filter((r) => r.status !== 200),
+      summarize(noSession),
+    ).toHaveLength(0);
     await waitFor(async () => (await channelRow(gw.url, 'local/ch-a'))?.health.state === 'ejected', 'ch-a ejected', 2000);
     const aBefore = ua.received;
     for (let i = 0; i < 5; i++) {
@@ -97,6 +107,8 @@ describe('fault suite: load sharing', () => {
       expect(rb.channel).toBe('ch-b');
     }
     expect(ua.received, 'no request of the moved session reached the ejected channel').toBe(aBefore);
-    console.log(`[affinity] ${sA}→ch-a and ${sB}→ch-b sticky for 10 rounds; after ch-a's ejection ${sA} moved to ch-b with 0 failures (ch-b served ${ub.completed} in all)`);
+    console.log(
+      `[affinity] ${sA}→ch-a and ${sB}→ch-b sticky for 10 rounds; after ch-a's ejection ${sA} moved to ch-b with 0 failures (ch-b served ${ub.completed} in all)`,
+    );
   });
 });

@@ -197,12 +197,17 @@ describe('fault suite: bridge peer faults under load', () => {
     expectOnlyStartedPeerStreamsFailed(t, 'SIGKILL');
     expect(t.streamErrors.length).toBeLessThanOrEqual(10);
     const afterKill = await runConcurrent(20, 5, (i) => chat(p.a.url, { model: MODEL, stream: i % 2 === 0 }));
-    expect(afterKill.every((r) => r.status === 200 && r.channel === 'ch-a' && !r.peer), summarize(afterKill)).toBe(true);
+    expect(
+      afterKill.every((r) => r.status === 200 && r.channel === 'ch-a' && !r.peer),
+      summarize(afterKill),
+    ).toBe(true);
     expect(afterKill.filter((r) => r.events.length > 0).every((r) => streamVerdict(r) === 'completed')).toBe(true);
 
     await restartB(p);
     const rounds = await expectTrafficReturnsToB(p);
-    console.log(`[peer SIGKILL] ${t.total} requests under load (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; traffic back on B after ${rounds} round(s)`);
+    console.log(
+      `[peer SIGKILL] ${t.total} requests under load (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; traffic back on B after ${rounds} round(s)`,
+    );
   });
 
   it('peer SIGSTOP under load (half-open socket): dead-peer timeout removes it, zero non-stream failures; SIGCONT brings it back', async () => {
@@ -228,15 +233,24 @@ describe('fault suite: bridge peer faults under load', () => {
     expectOnlyStartedPeerStreamsFailed(t, 'SIGSTOP');
     expect(t.streamErrors.length).toBeLessThanOrEqual(10);
     // (the dialer's row may read "open" for up to 1 s after the dead-peer close: see docs/routing.md)
-    await waitFor(async () => (await adminGet(p.a.url, '/admin/bridges')).peers.find((x: any) => x.name === 'b')?.state !== 'open', 'the link to the frozen peer not open in /admin/bridges', 3000);
+    await waitFor(
+      async () => (await adminGet(p.a.url, '/admin/bridges')).peers.find((x: any) => x.name === 'b')?.state !== 'open',
+      'the link to the frozen peer not open in /admin/bridges',
+      3000,
+    );
     expect(p.a.logs()).toContain('peer silent: closing link');
     const during = await runConcurrent(10, 5, () => chat(p.a.url, { model: MODEL }));
-    expect(during.every((r) => r.status === 200 && r.channel === 'ch-a'), summarize(during)).toBe(true);
+    expect(
+      during.every((r) => r.status === 200 && r.channel === 'ch-a'),
+      summarize(during),
+    ).toBe(true);
 
     p.b.kill('SIGCONT');
     stopped.delete(p.b);
     const rounds = await expectTrafficReturnsToB(p);
-    console.log(`[peer SIGSTOP] ${t.total} requests under load (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; B left A's table ${removedAfter} ms after the freeze; back after SIGCONT in ${rounds} round(s)`);
+    console.log(
+      `[peer SIGSTOP] ${t.total} requests under load (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; B left A's table ${removedAfter} ms after the freeze; back after SIGCONT in ${rounds} round(s)`,
+    );
   });
 
   it('bridge link flapping: operator disconnect/reconnect cycles under load — zero non-stream failures, link and traffic come back', async () => {
@@ -256,7 +270,11 @@ describe('fault suite: bridge peer faults under load', () => {
       await waitFor(async () => (await channelRow(p.a.url, PEER_CAND)) === undefined, "B's channel gone after disconnect", 3000, 20);
       const servedOnA = p.ua.completed;
       await waitFor(() => p.ua.completed >= servedOnA + 2, 'the load running on ch-a while the link is down', 8000, 10);
-      const add = await fetch(`${p.a.url}/admin/bridges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'b', url: wsUrl(p.bUrl), token: TOKEN }) });
+      const add = await fetch(`${p.a.url}/admin/bridges`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'b', url: wsUrl(p.bUrl), token: TOKEN }),
+      });
       expect(add.status, await add.clone().text()).toBe(201);
       await waitFor(async () => (await channelRow(p.a.url, PEER_CAND)) !== undefined, "B's channel back after reconnect", 5000, 20);
     }
@@ -265,7 +283,9 @@ describe('fault suite: bridge peer faults under load', () => {
     expectOnlyStartedPeerStreamsFailed(t, 'flapping (operator)');
     expect(t.streamErrors.length, 'at most the streams in flight at each of the 4 drops').toBeLessThanOrEqual(8 * 4);
     const rounds = await expectTrafficReturnsToB(p);
-    console.log(`[flapping: disconnect/connect ×4] ${t.total} requests (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; traffic on B after ${rounds} round(s)`);
+    console.log(
+      `[flapping: disconnect/connect ×4] ${t.total} requests (${t.viaPeer} via B): ${t.streamErrors.length} started streams failed with an error event, 0 non-stream failures, 0 fake [DONE]; traffic on B after ${rounds} round(s)`,
+    );
   });
 
   it('bridge link flapping: freezes shorter than the dead-peer timeout keep the link; longer ones drop and restore it', async () => {
@@ -292,7 +312,11 @@ describe('fault suite: bridge peer faults under load', () => {
     const short = tally(await load);
     const all = [...short.nonStreamFailed, ...short.streamErrors, ...short.fakeSuccess, ...short.other];
     expect(all, `short freezes: ${summarize(all)}`).toHaveLength(0);
-    const silent = (g: GatewayProcess) => g.logs().split('\n').filter((l) => l.includes('peer silent') || l.includes('bridge peer disconnected'));
+    const silent = (g: GatewayProcess) =>
+      g
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('peer silent') || l.includes('bridge peer disconnected'));
     expect(silent(p.a), 'A closed the link during a short freeze').toEqual([]);
     expect(silent(p.b), 'B closed the link after a short freeze').toEqual([]);
     const row = (await adminGet(p.a.url, '/admin/bridges')).peers.find((x: any) => x.name === 'b');
@@ -316,9 +340,14 @@ describe('fault suite: bridge peer faults under load', () => {
     const long = tally(await load);
     expectOnlyStartedPeerStreamsFailed(long, 'long freezes');
     expect(long.streamErrors.length, 'at most the streams in flight at each of the 2 freezes').toBeLessThanOrEqual(6 * 2);
-    const closes = p.a.logs().split('\n').filter((l) => l.includes('peer silent: closing link')).length;
+    const closes = p.a
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('peer silent: closing link')).length;
     expect(closes, 'one dead-peer close per long freeze').toBe(2);
     const rounds = await expectTrafficReturnsToB(p);
-    console.log(`[flapping: freezes] short 3×100 ms: ${short.total} requests, 0 failed, link kept; long 2× (held until dropped): ${long.total} requests (${long.viaPeer} via B), ${long.streamErrors.length} started streams failed with an error event, 0 non-stream failures, ${closes} dead-peer closes; traffic on B after ${rounds} round(s)`);
+    console.log(
+      `[flapping: freezes] short 3×100 ms: ${short.total} requests, 0 failed, link kept; long 2× (held until dropped): ${long.total} requests (${long.viaPeer} via B), ${long.streamErrors.length} started streams failed with an error event, 0 non-stream failures, ${closes} dead-peer closes; traffic on B after ${rounds} round(s)`,
+    );
   });
 });

@@ -9,7 +9,17 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess, waitFor, sleep, type GatewayProcess } from '../helpers/env.js';
-import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultMode, type FaultUpstream } from '../fakes/fault-upstream.js';
+import {
+  chat,
+  channelRow,
+  runConcurrent,
+  startFaultUpstream,
+  streamVerdict,
+  summarize,
+  type ChatResult,
+  type FaultMode,
+  type FaultUpstream,
+} from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
 const A = 'local/ch-a';
@@ -79,7 +89,10 @@ describe('fault suite: upstream faults on one of two local channels', () => {
     const rs = await runConcurrent(30, 3, (i) => chat(gw.url, { model: MODEL, stream: i % 2 === 0 }));
     const failed = rs.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed'));
     expect(failed, summarize(rs)).toHaveLength(0);
-    expect(rs.every((r) => r.channel === 'ch-b'), summarize(rs)).toBe(true);
+    expect(
+      rs.every((r) => r.channel === 'ch-b'),
+      summarize(rs),
+    ).toBe(true);
     expect(ub.completed).toBe(30);
     expect(ua.byMode.fail500, 'the burst reached ch-a').toBeGreaterThanOrEqual(1);
     expect(ua.byMode.fail500, 'ch-a should be ejected after 3 consecutive failures, not keep taking traffic').toBeLessThanOrEqual(8);
@@ -115,14 +128,19 @@ describe('fault suite: upstream faults on one of two local channels', () => {
       await sleep(20);
     }
     expect(checked, 'the first 429 reached ch-a').toBe(true);
-    expect(results.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed')), summarize(results)).toHaveLength(0);
+    expect(
+      results.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed')),
+      summarize(results),
+    ).toHaveLength(0);
     const a429 = ua.arrivals.filter((x) => x.mode === 'fail429');
     expect(a429.length, 'one 429, then one probe after the cooldown').toBeGreaterThanOrEqual(1);
     expect(a429.length).toBeLessThanOrEqual(2);
     if (a429.length === 2) expect(a429[1]!.at - a429[0]!.at, 'a request reached ch-a during its Retry-After cooldown').toBeGreaterThanOrEqual(950);
     expect(ub.completed).toBe(results.length);
     expect(ua.repeatedRequestIds()).toEqual([]);
-    console.log(`[429] ${results.length} requests, 0 failed; ch-a got ${a429.length} (429s, 2nd = probe after ${a429.length === 2 ? a429[1]!.at - a429[0]!.at : '-'} ms)`);
+    console.log(
+      `[429] ${results.length} requests, 0 failed; ch-a got ${a429.length} (429s, 2nd = probe after ${a429.length === 2 ? a429[1]!.at - a429[0]!.at : '-'} ms)`,
+    );
     await expectRecovery(gw, ua);
   });
 
@@ -133,7 +151,10 @@ describe('fault suite: upstream faults on one of two local channels', () => {
     ua.setMode('stall', { faultAfterChunks: 0 });
     const rs: ChatResult[] = [];
     for (let i = 0; i < 8; i++) rs.push(await chat(gw.url, { model: MODEL, stream: i % 2 === 1 }));
-    expect(rs.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed')), summarize(rs)).toHaveLength(0);
+    expect(
+      rs.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed')),
+      summarize(rs),
+    ).toHaveLength(0);
     expect(rs.every((r) => r.channel === 'ch-b')).toBe(true);
     expect(ub.completed).toBe(8);
     expect(ua.byMode.stall).toBeGreaterThanOrEqual(1);
@@ -200,7 +221,9 @@ describe('fault suite: upstream faults on one of two local channels', () => {
       expect(again?.health.ejections, 'the probe was sent to ch-a, failed, and the ejection count grew').toBe(2);
       expect(again?.health.reason).toBe('probe failed');
       expect(again!.health.ejectedUntil - probeAt, 'second ejection lasts 2 × base (1600 ms)').toBeGreaterThanOrEqual(1590);
-      console.log(`[${s.mode}] ${rs.length + 1} streams: ${onA.length} failed with an error event (all had started), 0 fake [DONE], ${onB.length + 1} completed on ch-b; probe before first byte retried`);
+      console.log(
+        `[${s.mode}] ${rs.length + 1} streams: ${onA.length} failed with an error event (all had started), 0 fake [DONE], ${onB.length + 1} completed on ch-b; probe before first byte retried`,
+      );
       await expectRecovery(gw, ua);
     });
   }

@@ -12,14 +12,21 @@ afterAll(async () => {
 
 describe('readiness', () => {
   it('a gateway with no channel is not ready until a peer shares one', async () => {
-    const b = await startInProcess({ gateway: { id: 'gw_ready_b', bridge: { enabled: true, allowedTokens: ['ready-token-1234'], shareChannels: ['m'] } }, channels: [{ name: 'm', provider: 'mock', models: ['m1'] }] });
+    const b = await startInProcess({
+      gateway: { id: 'gw_ready_b', bridge: { enabled: true, allowedTokens: ['ready-token-1234'], shareChannels: ['m'] } },
+      channels: [{ name: 'm', provider: 'mock', models: ['m1'] }],
+    });
     open.push(b);
     const a = await startInProcess({ gateway: { id: 'gw_ready_a' }, channels: [] });
     open.push(a);
     const before = await fetch(`${a.url}/readyz`);
     expect(before.status).toBe(503);
     expect(await before.json()).toEqual({ status: 'not_ready', models: 0, peers: 0 });
-    const add = await fetch(`${a.url}/admin/bridges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: wsUrl(b.url), token: 'ready-token-1234', name: 'b' }) });
+    const add = await fetch(`${a.url}/admin/bridges`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: wsUrl(b.url), token: 'ready-token-1234', name: 'b' }),
+    });
     expect(add.status).toBe(201);
     await waitFor(async () => (await fetch(`${a.url}/readyz`)).status === 200, 'A ready through its peer');
     expect(await (await fetch(`${a.url}/readyz`)).json()).toEqual({ status: 'ready', models: 1, peers: 1 });
@@ -28,7 +35,11 @@ describe('readiness', () => {
 
   it('draining during shutdown answers 503 draining', async () => {
     const g = await startInProcess({ channels: [{ name: 'slow', provider: 'mock', models: ['slow'], options: { delayMs: 600 } }] });
-    const pending = fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'x' }] }) });
+    const pending = fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'x' }] }),
+    });
     await waitForInflight(g.url, 'slow');
     // The listener closes at once and idle sockets are dropped (docs/operations.md), so only a client already
     // on a connection sees the draining /readyz: this socket has begun its request (not idle) before close().

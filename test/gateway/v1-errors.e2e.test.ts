@@ -81,7 +81,17 @@ describe('bad input', () => {
     ['empty messages', { model: 'mock-1', messages: [] }, 'messages'],
     ['a message with a bad role', { model: 'mock-1', messages: [{ role: 'wizard', content: 'x' }] }, 'messages[0].role'],
     ['content of the wrong type', { model: 'mock-1', messages: [{ role: 'user', content: 7 }] }, 'messages[0].content'],
-    ['a tool message without tool_call_id', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }, { role: 'tool', content: 'r' }] }, 'messages[1].tool_call_id'],
+    [
+      'a tool message without tool_call_id',
+      {
+        model: 'mock-1',
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'tool', content: 'r' },
+        ],
+      },
+      'messages[1].tool_call_id',
+    ],
     ['stream not a boolean', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }], stream: 'yes' }, 'stream'],
     ['temperature not a number', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }], temperature: 'hot' }, 'temperature'],
     ['max_tokens not a number', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }], max_tokens: '100' }, 'max_tokens'],
@@ -108,7 +118,9 @@ describe('bad input', () => {
     expectOpenAiError(r, 404, 'model_not_found', 'model');
     expect(r.json.error.message).toContain('gpt-99-ultra');
     for (const m of ['mock-1', 'mock-2', 'm-500', 'claude-hang', 'llama-500']) expect(r.json.error.message).toContain(m);
-    const e = await sdk(gw).chat.completions.create({ model: 'gpt-99-ultra', messages: [{ role: 'user', content: 'x' }], stream: true }).catch((x: unknown) => x);
+    const e = await sdk(gw)
+      .chat.completions.create({ model: 'gpt-99-ultra', messages: [{ role: 'user', content: 'x' }], stream: true })
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
@@ -119,13 +131,17 @@ describe('bad input', () => {
 
   it('body over gateway.maxBodyBytes → 413 (chunked, no content-length)', async () => {
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
-        let t = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (t += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
-        res.on('error', reject);
-      });
+      const req = request(
+        `${gw.url}/v1/chat/completions`,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } },
+        (res) => {
+          let t = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (t += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       const piece = 'y'.repeat(1024);
       req.write(`{"model":"mock-1","messages":[{"role":"user","content":"`);
@@ -157,7 +173,9 @@ describe('upstream faults', () => {
     const s = await chat(chatBody('m-500', 'x', { stream: true }));
     expectOpenAiError(s, 502, 'upstream_error');
     expectOpenAiError(await chat(chatBody('llama-500')), 502, 'upstream_error');
-    const e = await sdk(gw).chat.completions.create({ model: 'm-500', messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x);
+    const e = await sdk(gw)
+      .chat.completions.create({ model: 'm-500', messages: [{ role: 'user', content: 'x' }] })
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(OpenAI.InternalServerError);
     expect((e as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
   });
@@ -197,14 +215,20 @@ describe('upstream faults', () => {
     const s = await chat(chatBody('m-429', 'x', { stream: true }));
     expect(s.status).toBe(429);
     expect(s.headers.get('retry-after')).toBe('7');
-    const e = await sdk(gw).chat.completions.create({ model: 'm-429', messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x);
+    const e = await sdk(gw)
+      .chat.completions.create({ model: 'm-429', messages: [{ role: 'user', content: 'x' }] })
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(OpenAI.RateLimitError);
     expect((e as InstanceType<typeof OpenAI.RateLimitError>).headers.get('retry-after')).toBe('7');
   });
 
   it('embeddings: an upstream hanging → 504 after firstByteTimeoutMs, upstream aborted', async () => {
     const t0 = Date.now();
-    const r = await within(call(gw, '/v1/embeddings', { body: { model: 'emb-hang', input: 'x' } }), FIRST_BYTE_MS + 3_000, 'the embeddings request to time out');
+    const r = await within(
+      call(gw, '/v1/embeddings', { body: { model: 'emb-hang', input: 'x' } }),
+      FIRST_BYTE_MS + 3_000,
+      'the embeddings request to time out',
+    );
     expectOpenAiError(r, 504, 'upstream_timeout');
     expect(Date.now() - t0).toBeLessThan(FIRST_BYTE_MS + 2_000);
     await within(hangEmb.aborted(), 2_000, 'the hanging embeddings request to be aborted');

@@ -9,7 +9,16 @@ import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.j
 import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from '../helpers/env.js';
 
 const CHAT = '/chat/completions';
-let c400: OpenAiFake, p0: OpenAiFake, p1: OpenAiFake, f500: OpenAiFake, fHang: OpenAiFake, good: OpenAiFake, bad1: OpenAiFake, bad2: OpenAiFake, cut: OpenAiFake, spare: OpenAiFake;
+let c400: OpenAiFake,
+  p0: OpenAiFake,
+  p1: OpenAiFake,
+  f500: OpenAiFake,
+  fHang: OpenAiFake,
+  good: OpenAiFake,
+  bad1: OpenAiFake,
+  bad2: OpenAiFake,
+  cut: OpenAiFake,
+  spare: OpenAiFake;
 let channels: Array<Record<string, unknown>>;
 const fakes: OpenAiFake[] = [];
 const gateways: Gateway[] = [];
@@ -67,7 +76,9 @@ describe('local routing', () => {
     const gw = await fresh(2);
     const [a0, a1] = counts(p0, p1);
     for (let i = 0; i < 4; i++) {
-      const { data, response } = await sdk(gw).chat.completions.create({ model: 'prio', messages: [{ role: 'user', content: `q${i}` }] }).withResponse();
+      const { data, response } = await sdk(gw)
+        .chat.completions.create({ model: 'prio', messages: [{ role: 'user', content: `q${i}` }] })
+        .withResponse();
       expect(data.choices[0]!.message.content).toBe('from p0');
       expect(response.headers.get('x-switchyard-channel')).toBe('p0');
     }
@@ -77,7 +88,9 @@ describe('local routing', () => {
   it('a failing first channel (500) is retried on the other: success, and only ONE attempt hit the failing one', async () => {
     const gw = await fresh(2);
     const [f0, g0] = counts(f500, good);
-    const { data, response } = await sdk(gw).chat.completions.create({ model: 'failover', messages: [{ role: 'user', content: 'x' }] }).withResponse();
+    const { data, response } = await sdk(gw)
+      .chat.completions.create({ model: 'failover', messages: [{ role: 'user', content: 'x' }] })
+      .withResponse();
     expect(data.choices[0]!.message.content).toBe('from good');
     expect(response.headers.get('x-switchyard-channel')).toBe('good');
     expect(counts(f500, good)).toEqual([f0! + 1, g0! + 1]);
@@ -125,7 +138,10 @@ describe('local routing', () => {
     expect(d1 + d2).toBe(3); // 1 + retries (2)
     expect(Math.min(d1, d2)).toBeGreaterThanOrEqual(1);
     // in arrival order, the first two attempts went to different channels
-    const attempts = [...bad1.requests.slice(b1).map((r) => ({ order: r.order, c: 'bad1' })), ...bad2.requests.slice(b2).map((r) => ({ order: r.order, c: 'bad2' }))].sort((a, b) => a.order - b.order);
+    const attempts = [
+      ...bad1.requests.slice(b1).map((r) => ({ order: r.order, c: 'bad1' })),
+      ...bad2.requests.slice(b2).map((r) => ({ order: r.order, c: 'bad2' })),
+    ].sort((a, b) => a.order - b.order);
     expect(attempts).toHaveLength(3);
     expect(attempts[0]!.c).not.toBe(attempts[1]!.c);
   });

@@ -148,7 +148,10 @@ describe('chunk-by-chunk relay and client disconnect', () => {
 
   it('client disconnect mid-stream aborts the upstream request', async () => {
     const ac = new AbortController();
-    const stream = await sdk(gw).chat.completions.create({ model: 'slow-abort', messages: [{ role: 'user', content: 'go' }], stream: true }, { signal: ac.signal });
+    const stream = await sdk(gw).chat.completions.create(
+      { model: 'slow-abort', messages: [{ role: 'user', content: 'go' }], stream: true },
+      { signal: ac.signal },
+    );
     let got = '';
     for await (const c of stream) {
       got += c.choices[0]?.delta.content ?? '';
@@ -181,7 +184,12 @@ describe('chunk-by-chunk relay and client disconnect', () => {
 
   it('a raw client closing its socket mid-stream does not disturb the gateway', async () => {
     const ac = new AbortController();
-    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody('mk-slow', 'go', { stream: true })), signal: ac.signal });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody('mk-slow', 'go', { stream: true })),
+      signal: ac.signal,
+    });
     const reader = res.body!.getReader();
     const first = await reader.read();
     expect(new TextDecoder().decode(first.value)).toContain('chat.completion.chunk');
@@ -217,7 +225,11 @@ describe('graceful shutdown', () => {
   it('close() lets an in-flight stream finish and refuses new requests', async () => {
     const up = track(await startOpenAiUpstream({ reply: 'slow and steady wins', chunkDelayMs: 200 }));
     const gw = await startGw({ gateway: { shutdownGraceMs: 5_000 }, channels: [channelOf(up, 'oa', ['slow'])] });
-    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody('slow', 'go', { stream: true })) });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chatBody('slow', 'go', { stream: true })),
+    });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();

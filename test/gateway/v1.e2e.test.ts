@@ -13,7 +13,14 @@ import { openAiVector, startOpenAiUpstream, type OpenAiFake } from '../fakes/ope
 import type { FakeUpstream } from '../providers/conformance.js';
 import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw } from '../helpers/env.js';
 
-const WEATHER_TOOL = { type: 'function' as const, function: { name: 'get_weather', description: 'current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
+const WEATHER_TOOL = {
+  type: 'function' as const,
+  function: {
+    name: 'get_weather',
+    description: 'current weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
 const TOOL_ARGS = '{"city":"Paris","unit":"celsius"}';
 
 let gw: Gateway;
@@ -62,9 +69,21 @@ const messages = [
 
 /** one row per provider kind: the model to ask, the channel that must answer, what it says and counts */
 const KINDS = [
-  { kind: 'openai', model: 'gpt-4o-mini', channel: 'oa', reply: 'Hello from the OpenAI fake.', usage: { prompt_tokens: 12, completion_tokens: 6, total_tokens: 18 } },
+  {
+    kind: 'openai',
+    model: 'gpt-4o-mini',
+    channel: 'oa',
+    reply: 'Hello from the OpenAI fake.',
+    usage: { prompt_tokens: 12, completion_tokens: 6, total_tokens: 18 },
+  },
   { kind: 'vllm', model: 'qwen2.5-7b', channel: 'vl', reply: 'Hello from the vLLM fake.', usage: { prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 } },
-  { kind: 'anthropic', model: 'claude-sonnet-4-5', channel: 'an', reply: 'Hello from the Anthropic fake.', usage: { prompt_tokens: 14, completion_tokens: 5, total_tokens: 19 } },
+  {
+    kind: 'anthropic',
+    model: 'claude-sonnet-4-5',
+    channel: 'an',
+    reply: 'Hello from the Anthropic fake.',
+    usage: { prompt_tokens: 14, completion_tokens: 5, total_tokens: 19 },
+  },
   { kind: 'ollama', model: 'llama3', channel: 'ol', reply: 'Hello from the Ollama fake.', usage: { prompt_tokens: 8, completion_tokens: 5, total_tokens: 13 } },
   { kind: 'mock', model: 'mock-1', channel: 'mk', reply: undefined, usage: undefined },
 ] as const;
@@ -87,7 +106,9 @@ describe.each(KINDS)('chat through a $kind channel (openai SDK)', ({ model, chan
   });
 
   it('stream: chunks carry the text, finish_reason stop, and the usage chunk the client asked for', async () => {
-    const { data: stream, response } = await client.chat.completions.create({ model, messages, stream: true, stream_options: { include_usage: true } }).withResponse();
+    const { data: stream, response } = await client.chat.completions
+      .create({ model, messages, stream: true, stream_options: { include_usage: true } })
+      .withResponse();
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(response.headers.get('x-switchyard-channel')).toBe(channel);
     const chunks = [];
@@ -146,7 +167,11 @@ describe.each(TOOL_KINDS)('tool calls through a $kind channel (openai SDK)', ({ 
 describe('tool results go back upstream', () => {
   const turn = [
     { role: 'user' as const, content: 'Weather in Oslo?' },
-    { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_77', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+    {
+      role: 'assistant' as const,
+      content: null,
+      tool_calls: [{ id: 'call_77', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+    },
     { role: 'tool' as const, tool_call_id: 'call_77', content: 'sunny, 21C' },
   ];
 
@@ -190,7 +215,13 @@ describe('request ids, pass-through and model mapping', () => {
   });
 
   it('unknown request fields reach an OpenAI-compatible upstream untouched', async () => {
-    const body = chatBody('gpt-4o-mini', 'hi', { temperature: 0.2, top_k: 40, vendor_extension: { nested: [1, { deep: true }] }, logit_bias: { '1734': -100 }, user: 'u-1' });
+    const body = chatBody('gpt-4o-mini', 'hi', {
+      temperature: 0.2,
+      top_k: 40,
+      vendor_extension: { nested: [1, { deep: true }] },
+      logit_bias: { '1734': -100 },
+      user: 'u-1',
+    });
     const r = await call(gw, '/v1/chat/completions', { body });
     expect(r.status).toBe(200);
     expect(oa.lastRequest()).toEqual(body);
@@ -223,22 +254,25 @@ describe('usage chunk for streams', () => {
     for (const c of chunks) expect(Object.keys(c)).not.toContain('usage');
   });
 
-  it.each(['gpt-4o-mini', 'qwen2.5-7b', 'claude-sonnet-4-5', 'llama3', 'mock-1'])('not asked (%s): the gateway still asks upstream, but strips the chunk', async (model) => {
-    const before = oa.count('/chat/completions') + vl.count('/chat/completions');
-    const stream = await client.chat.completions.create({ model, messages, stream: true });
-    const chunks = [];
-    for await (const c of stream) chunks.push(c);
-    expect(chunks.length).toBeGreaterThan(2);
-    expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
-    expect(chunks.every((c) => !c.usage)).toBe(true);
-    expect(chunks.some((c) => c.choices[0]!.finish_reason === 'stop')).toBe(true);
-    if (model === 'gpt-4o-mini' || model === 'qwen2.5-7b') {
-      const up = model === 'gpt-4o-mini' ? oa : vl;
-      expect(oa.count('/chat/completions') + vl.count('/chat/completions')).toBe(before + 1);
-      expect(up.lastRequest()!.stream).toBe(true);
-      expect(up.lastRequest()!.stream_options).toEqual({ include_usage: true });
-    }
-  });
+  it.each(['gpt-4o-mini', 'qwen2.5-7b', 'claude-sonnet-4-5', 'llama3', 'mock-1'])(
+    'not asked (%s): the gateway still asks upstream, but strips the chunk',
+    async (model) => {
+      const before = oa.count('/chat/completions') + vl.count('/chat/completions');
+      const stream = await client.chat.completions.create({ model, messages, stream: true });
+      const chunks = [];
+      for await (const c of stream) chunks.push(c);
+      expect(chunks.length).toBeGreaterThan(2);
+      expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
+      expect(chunks.every((c) => !c.usage)).toBe(true);
+      expect(chunks.some((c) => c.choices[0]!.finish_reason === 'stop')).toBe(true);
+      if (model === 'gpt-4o-mini' || model === 'qwen2.5-7b') {
+        const up = model === 'gpt-4o-mini' ? oa : vl;
+        expect(oa.count('/chat/completions') + vl.count('/chat/completions')).toBe(before + 1);
+        expect(up.lastRequest()!.stream).toBe(true);
+        expect(up.lastRequest()!.stream_options).toEqual({ include_usage: true });
+      }
+    },
+  );
 });
 
 describe('GET /v1/models', () => {
@@ -247,11 +281,30 @@ describe('GET /v1/models', () => {
     expect(r.status).toBe(200);
     expect(r.json.object).toBe('list');
     const byId = new Map<string, any>(r.json.data.map((m: any) => [m.id, m]));
-    const expected = ['gpt-4o-mini', 'shared-model', 'text-embedding-3-small', 'gpt-public', 'qwen2.5-7b', 'bge-m3', 'claude-sonnet-4-5', 'llama3', 'nomic-embed-text', 'gpt-tools', 'claude-tools', 'llama-tools', 'mock-1'];
+    const expected = [
+      'gpt-4o-mini',
+      'shared-model',
+      'text-embedding-3-small',
+      'gpt-public',
+      'qwen2.5-7b',
+      'bge-m3',
+      'claude-sonnet-4-5',
+      'llama3',
+      'nomic-embed-text',
+      'gpt-tools',
+      'claude-tools',
+      'llama-tools',
+      'mock-1',
+    ];
     expect([...byId.keys()].sort()).toEqual([...expected].sort());
     for (const m of byId.values()) expect(m).toMatchObject({ object: 'model', owned_by: expect.any(String) });
     expect(byId.get('shared-model').channels).toHaveLength(2);
-    expect(byId.get('shared-model').channels).toEqual(expect.arrayContaining([{ channel: 'oa', provider: 'openai' }, { channel: 'mk', provider: 'mock', mock: true }]));
+    expect(byId.get('shared-model').channels).toEqual(
+      expect.arrayContaining([
+        { channel: 'oa', provider: 'openai' },
+        { channel: 'mk', provider: 'mock', mock: true },
+      ]),
+    );
     expect(byId.get('mock-1').channels).toEqual([{ channel: 'mk', provider: 'mock', mock: true }]);
     expect(byId.get('claude-sonnet-4-5').channels).toEqual([{ channel: 'an', provider: 'anthropic' }]);
     expect(byId.get('qwen2.5-7b').channels).toEqual([{ channel: 'vl', provider: 'vllm' }]);
@@ -331,15 +384,25 @@ describe('client auth (gateway.auth.tokens)', () => {
     expectOpenAiError(missing, 401, 'unauthorized', null);
     expect(missing.json.error.type).toBe('authentication_error');
     expectOpenAiError(await call(secured, '/v1/models'), 401, 'unauthorized');
-    expectOpenAiError(await call(secured, '/v1/chat/completions', { body: chatBody('mock-1'), headers: { authorization: 'Bearer tok-wrong' } }), 401, 'unauthorized');
-    expectOpenAiError(await call(secured, '/v1/chat/completions', { body: chatBody('mock-1'), headers: { authorization: 'tok-alpha-1' } }), 401, 'unauthorized');
+    expectOpenAiError(
+      await call(secured, '/v1/chat/completions', { body: chatBody('mock-1'), headers: { authorization: 'Bearer tok-wrong' } }),
+      401,
+      'unauthorized',
+    );
+    expectOpenAiError(
+      await call(secured, '/v1/chat/completions', { body: chatBody('mock-1'), headers: { authorization: 'tok-alpha-1' } }),
+      401,
+      'unauthorized',
+    );
     const ok = await call(secured, '/v1/chat/completions', { body: chatBody('mock-1'), headers: { authorization: 'Bearer tok-beta-2' } });
     expect(ok.status).toBe(200);
     expect(ok.json.object).toBe('chat.completion');
   });
 
   it('through the SDK: wrong key → AuthenticationError, right key streams', async () => {
-    const bad = await sdk(secured, 'tok-nope').chat.completions.create({ model: 'mock-1', messages }).catch((x: unknown) => x);
+    const bad = await sdk(secured, 'tok-nope')
+      .chat.completions.create({ model: 'mock-1', messages })
+      .catch((x: unknown) => x);
     expect(bad).toBeInstanceOf(OpenAI.AuthenticationError);
     const chunks = [];
     for await (const c of await sdk(secured, 'tok-alpha-1').chat.completions.create({ model: 'mock-1', messages, stream: true })) chunks.push(c);

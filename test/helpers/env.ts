@@ -47,7 +47,11 @@ export async function startInProcess(raw: Record<string, any>, logger?: Logger):
 }
 
 /** Writes a JSON config file and starts a real gateway process on it. */
-export async function startProcess(raw: Record<string, any>, env: NodeJS.ProcessEnv = {}, dir = tmpDir()): Promise<GatewayProcess & { dir: string; configPath: string }> {
+export async function startProcess(
+  raw: Record<string, any>,
+  env: NodeJS.ProcessEnv = {},
+  dir = tmpDir(),
+): Promise<GatewayProcess & { dir: string; configPath: string }> {
   const cfg = structuredClone(raw);
   cfg.gateway ??= {};
   cfg.gateway.port ??= 0;
@@ -87,7 +91,12 @@ export async function adminGet<T = any>(baseUrl: string, path: string, token?: s
  */
 export function waitForInflight(baseUrl: string, channel: string, n = 1, token?: string, timeoutMs = 10_000): Promise<true> {
   return waitFor(
-    async () => ((await adminGet<{ channels: Array<{ channel: string; inflight: number }> }>(baseUrl, '/admin/channels', token)).channels.some((c) => c.channel === channel && c.inflight >= n) ? true : undefined),
+    async () =>
+      (await adminGet<{ channels: Array<{ channel: string; inflight: number }> }>(baseUrl, '/admin/channels', token)).channels.some(
+        (c) => c.channel === channel && c.inflight >= n,
+      )
+        ? true
+        : undefined,
     `${n} request(s) in flight on channel ${channel}`,
     timeoutMs,
     20,
@@ -97,7 +106,14 @@ export function waitForInflight(baseUrl: string, channel: string, n = 1, token?:
 /** "The turn is running", observed: waits until session `sessionId` (read through a gateway's admin API) has a running turn. */
 export function waitForRunningTurn(baseUrl: string, sessionId: string, token?: string, timeoutMs = 10_000): Promise<{ turnId: string; prompt: string }> {
   return waitFor(
-    async () => (await adminGet<{ session: { history: Array<{ turnId: string; prompt: string; status: string }> } }>(baseUrl, `/admin/sessions/${encodeURIComponent(sessionId)}`, token)).session.history.find((t) => t.status === 'running'),
+    async () =>
+      (
+        await adminGet<{ session: { history: Array<{ turnId: string; prompt: string; status: string }> } }>(
+          baseUrl,
+          `/admin/sessions/${encodeURIComponent(sessionId)}`,
+          token,
+        )
+      ).session.history.find((t) => t.status === 'running'),
     `a running turn in session ${sessionId}`,
     timeoutMs,
     20,
@@ -138,7 +154,11 @@ export function processAlive(pid: number): boolean {
 }
 
 /** Starts a gateway in this process (port 0, store in a temp dir, logs kept in memory). */
-export async function startGw(raw: { gateway?: Record<string, unknown>; channels: Array<Record<string, unknown>>; [k: string]: unknown }): Promise<Gateway & { logs: string[] }> {
+export async function startGw(raw: {
+  gateway?: Record<string, unknown>;
+  channels: Array<Record<string, unknown>>;
+  [k: string]: unknown;
+}): Promise<Gateway & { logs: string[] }> {
   const dir = tmpDir('sy-v1-');
   const cfg = { ...raw, gateway: { port: 0, ...(raw.gateway ?? {}) }, store: { kind: 'sqlite', path: join(dir, 'data', 'switchyard.db') } };
   const logs: string[] = [];
@@ -165,7 +185,11 @@ export interface RawResponse {
 }
 
 /** POST (or any method) with a raw body; returns status, headers, text and parsed JSON (when it is JSON). */
-export async function call(gw: Gateway, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string>; dispatcher?: Agent } = {}): Promise<RawResponse> {
+export async function call(
+  gw: Gateway,
+  path: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string>; dispatcher?: Agent } = {},
+): Promise<RawResponse> {
   const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
   const res = await fetch(gw.url + path, {
     method: init.method ?? (body === undefined ? 'GET' : 'POST'),

@@ -73,7 +73,12 @@ describe('keys and limits across two instances on one Redis', () => {
 
   it('usage from both instances is one report that matches what the upstream reported', async () => {
     const k = await createKey(g1.url, { name: 'counted' });
-    const sizes = [[11, 7], [3, 29], [100, 1], [42, 42]] as const;
+    const sizes = [
+      [11, 7],
+      [3, 29],
+      [100, 1],
+      [42, 42],
+    ] as const;
     up.enqueue(...sizes.map(([input, output]) => ({ usage: { input, output } })));
     for (const [i] of sizes.entries()) {
       const stream = i % 2 === 1;
@@ -103,7 +108,14 @@ describe('keys and limits across two instances on one Redis', () => {
     // 2 admitted through Redis before it died + 3 per instance after: within limit + R × floor(limit × share) = 6 + 6
     expect(passed).toEqual({ g1: 3, g2: 3 });
     for (const g of [g1, g2]) {
-      const warned = await waitFor(() => g.logs().split('\n').filter((l) => l.includes('Redis unreachable')), 'the degraded log line');
+      const warned = await waitFor(
+        () =>
+          g
+            .logs()
+            .split('\n')
+            .filter((l) => l.includes('Redis unreachable')),
+        'the degraded log line',
+      );
       expect(warned.length).toBe(1);
       expect(warned[0]).toContain('"share":0.5');
     }

@@ -67,7 +67,10 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
     const before = up.requests.length;
     const err = await anthropic(k.secret)
       .messages.create({ model: 'gpt-4o', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(Anthropic.PermissionDeniedError);
     expect((err as InstanceType<typeof Anthropic.PermissionDeniedError>).error).toMatchObject({ type: 'error', error: { type: 'permission_error' } });
 
@@ -102,7 +105,10 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
     await admin(gw.url, 'POST', `/admin/keys/${k.id}/disable`);
     const err = await anthropic(k.secret)
       .messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
     const g = await gemini('sy-' + 'z'.repeat(43), 'gpt-4o-mini', 'header');
     expect(g.status).toBe(401);

@@ -62,8 +62,8 @@ describe('keys on /v1', () => {
     const wrong = await chat(gw.url, 'sy-' + 'x'.repeat(43), ask('gpt-4o-mini'));
     expectOpenAiError({ ...wrong, json: wrong.json }, 401, 'unauthorized');
     expect(wrong.json.error.message).toBe('invalid API key');
-    expectOpenAiError((await chat(gw.url, undefined, ask('gpt-4o-mini'))), 401, 'unauthorized');
-    expectOpenAiError((await chat(gw.url, 'not-a-token', ask('gpt-4o-mini'))), 401, 'unauthorized');
+    expectOpenAiError(await chat(gw.url, undefined, ask('gpt-4o-mini')), 401, 'unauthorized');
+    expectOpenAiError(await chat(gw.url, 'not-a-token', ask('gpt-4o-mini')), 401, 'unauthorized');
 
     const k = await createKey(gw.url, { name: 'lifecycle' });
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
@@ -79,16 +79,21 @@ describe('keys on /v1', () => {
     expect(rotated.status).toBe(200);
     expect(rotated.json.key.id).toBe(k.id);
     expect(rotated.json.secret).not.toBe(k.secret);
-    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))), 401, 'unauthorized');
+    expectOpenAiError(await chat(gw.url, k.secret, ask('gpt-4o-mini')), 401, 'unauthorized');
     expect((await chat(gw.url, rotated.json.secret, ask('gpt-4o-mini'))).status).toBe(200);
 
     const expiresAt = Date.now() + 1000;
     const soon = await createKey(gw.url, { name: 'short-lived', expiresAt });
     expect((await chat(gw.url, soon.secret, ask('gpt-4o-mini'))).status).toBe(200);
-    const expired = await waitFor(async () => {
-      const r = await chat(gw.url, soon.secret, ask('gpt-4o-mini'));
-      return r.status === 200 ? undefined : r;
-    }, 'the key to expire', 5000, 50);
+    const expired = await waitFor(
+      async () => {
+        const r = await chat(gw.url, soon.secret, ask('gpt-4o-mini'));
+        return r.status === 200 ? undefined : r;
+      },
+      'the key to expire',
+      5000,
+      50,
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
     expectOpenAiError(expired, 401, 'unauthorized');
     expect(expired.json.error.message).toMatch(/has expired/);
@@ -100,18 +105,18 @@ describe('keys on /v1', () => {
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'), 'x-api-key')).status).toBe(200);
   });
 
-  it('a model outside the key\'s globs is 403 model_not_allowed; a model nobody serves stays 404; /v1/models is filtered', async () => {
+  it("a model outside the key's globs is 403 model_not_allowed; a model nobody serves stays 404; /v1/models is filtered", async () => {
     const k = await createKey(gw.url, { name: 'minis-only', models: ['gpt-4o-mini', 'mock-*'] });
     const denied = await chat(gw.url, k.secret, ask('gpt-4o'));
     expectOpenAiError(denied, 403, 'model_not_allowed', 'model');
     expect(denied.json.error.type).toBe('permission_error');
-    expectOpenAiError((await chat(gw.url, k.secret, ask('mock-2'))), 404, 'model_not_found', 'model');
+    expectOpenAiError(await chat(gw.url, k.secret, ask('mock-2')), 404, 'model_not_found', 'model');
     expect((await chat(gw.url, k.secret, ask('mock-1'))).status).toBe(200);
     const models = await sdkWith(k.secret).models.list();
     expect(models.data.map((m) => m.id).sort()).toEqual(['gpt-4o-mini', 'mock-1']);
   });
 
-  it('5 requests per minute: the 6th gets 429 with Retry-After and x-ratelimit-* headers, as the SDK\'s RateLimitError', async () => {
+  it("5 requests per minute: the 6th gets 429 with Retry-After and x-ratelimit-* headers, as the SDK's RateLimitError", async () => {
     const k = await createKey(gw.url, { name: 'five-rpm', limits: { requestsPerMin: 5 } });
     for (let i = 0; i < 5; i++) expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
     const sixth = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
@@ -123,7 +128,9 @@ describe('keys on /v1', () => {
     expect(sixth.headers.get('x-ratelimit-limit-requests')).toBe('5');
     expect(sixth.headers.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(sixth.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+s$|^1m\d+s$/);
-    const err = await sdkWith(k.secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    const err = await sdkWith(k.secret)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     // other keys are not affected
     expect((await chat(gw.url, STATIC, ask('gpt-4o-mini'))).status).toBe(200);
@@ -177,7 +184,7 @@ describe('keys on /v1', () => {
     const k = await createKey(gw.url, { name: 'cost-budget', budget: { period: 'month', cost: 1 } });
     up.enqueue({ usage: { input: 100_000, output: 100_000 } });
     expect((await chat(gw.url, k.secret, ask('gpt-4o-mini'))).status).toBe(200);
-    expectOpenAiError((await chat(gw.url, k.secret, ask('gpt-4o-mini'))), 429, 'budget_exceeded');
+    expectOpenAiError(await chat(gw.url, k.secret, ask('gpt-4o-mini')), 429, 'budget_exceeded');
     const shown = await admin(gw.url, 'GET', '/admin/keys/cost-budget');
     expect(shown.json.key.spent.cost).toBeCloseTo(1.0, 9);
   });

@@ -21,16 +21,36 @@ let b: GatewayProcess;
 beforeAll(async () => {
   upA = await startOpenAiUpstream({ reply: 'from A', usage: { input: 30, output: 3 } });
   upB = await startOpenAiUpstream({ reply: 'from B', usage: { input: 10, output: 5 } });
-  const ch = (up: OpenAiFake, name: string, extra: Record<string, unknown> = {}) => ({ name, provider: 'openai', baseUrl: up.channel.baseUrl, apiKey: up.channel.apiKey, models: ['m'], ...extra });
+  const ch = (up: OpenAiFake, name: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    provider: 'openai',
+    baseUrl: up.channel.baseUrl,
+    apiKey: up.channel.apiKey,
+    models: ['m'],
+    ...extra,
+  });
   b = await startProcess({
-    gateway: { id: 'gw_b', usage: { flushIntervalMs: 50 }, bridge: { enabled: true, loadBalance: true, allowedTokens: [BRIDGE], shareChannels: ['oa-b'], peerLimits: { concurrent: 50, peers: { gw_a: { requestsPerMin: 2 } } } } },
+    gateway: {
+      id: 'gw_b',
+      usage: { flushIntervalMs: 50 },
+      bridge: {
+        enabled: true,
+        loadBalance: true,
+        allowedTokens: [BRIDGE],
+        shareChannels: ['oa-b'],
+        peerLimits: { concurrent: 50, peers: { gw_a: { requestsPerMin: 2 } } },
+      },
+    },
     channels: [ch(upB, 'oa-b', { pricing: { input: 1, output: 2 } })],
   });
   a = await startProcess({
     gateway: { id: 'gw_a', usage: { flushIntervalMs: 50 }, bridges: [{ name: 'b', url: wsUrl(b.url), token: BRIDGE }] },
     channels: [ch(upA, 'oa-a', { priority: 1 })],
   });
-  await waitFor(async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')), 'A sees B\'s shared channel');
+  await waitFor(
+    async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')),
+    "A sees B's shared channel",
+  );
 });
 
 afterAll(async () => {
@@ -40,7 +60,7 @@ afterAll(async () => {
 });
 
 describe('peerLimits', () => {
-  it('B refuses A\'s third forward with RATE_LIMITED; A fails over to its own channel with no client error', async () => {
+  it("B refuses A's third forward with RATE_LIMITED; A fails over to its own channel with no client error", async () => {
     const served: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await chat(a.url, undefined, ask('m', i === 1 ? { stream: true } : {}));
@@ -52,7 +72,10 @@ describe('peerLimits', () => {
     expect(upB.count('/chat/completions')).toBe(2);
     expect(upA.count('/chat/completions')).toBe(1);
     // the failover happened because B refused (not because A skipped B)
-    const failed = a.logs().split('\n').find((l) => l.includes('attempt failed') && l.includes('RATE_LIMITED'));
+    const failed = a
+      .logs()
+      .split('\n')
+      .find((l) => l.includes('attempt failed') && l.includes('RATE_LIMITED'));
     expect(failed).toBeDefined();
     expect(failed).toContain('peerLimits');
   });
@@ -61,7 +84,7 @@ describe('peerLimits', () => {
     const byPeerA = await waitFor(async () => {
       const r = (await admin(a.url, 'GET', '/admin/usage?by=peer')).json;
       return r.total.requests === 3 ? r : undefined;
-    }, 'A\'s usage records');
+    }, "A's usage records");
     expect(byPeerA.rows).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ group: 'served-by gw_b', requests: 2, inputTokens: 20, outputTokens: 10 }),
@@ -73,7 +96,7 @@ describe('peerLimits', () => {
     const byPeerB = await waitFor(async () => {
       const r = (await admin(b.url, 'GET', '/admin/usage?by=peer')).json;
       return r.total.requests === 2 ? r : undefined;
-    }, 'B\'s usage records');
+    }, "B's usage records");
     // priced on the serving side: (10 × 1 + 5 × 2) / 1e6 per request
     expect(byPeerB.rows).toEqual([expect.objectContaining({ group: 'served-for gw_a', requests: 2, inputTokens: 20, outputTokens: 10 })]);
     expect(byPeerB.total.cost).toBeCloseTo(4e-5, 12);

@@ -23,7 +23,9 @@ beforeAll(async () => {
   dir = tmpDir();
   cfg = {
     gateway: { admin: { token: ADMIN }, usage: { flushIntervalMs: 60_000, maxBatch: 10_000 } },
-    channels: [{ name: 'oa', provider: 'openai', baseUrl: up.channel.baseUrl, apiKey: up.channel.apiKey, models: ['gpt-4o-mini'], pricing: { input: 3, output: 15 } }],
+    channels: [
+      { name: 'oa', provider: 'openai', baseUrl: up.channel.baseUrl, apiKey: up.channel.apiKey, models: ['gpt-4o-mini'], pricing: { input: 3, output: 15 } },
+    ],
   };
   gw = await startProcess(cfg, {}, dir);
 });
@@ -42,7 +44,11 @@ const cli = (...args: string[]) => {
 const usageRows = () => {
   const db = new Database(join(dir, 'data', 'switchyard.db'), { readonly: true });
   try {
-    return db.prepare('SELECT COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o FROM usage_records').get() as { n: number; i: number | null; o: number | null };
+    return db.prepare('SELECT COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o FROM usage_records').get() as {
+      n: number;
+      i: number | null;
+      o: number | null;
+    };
   } finally {
     db.close();
   }
@@ -69,7 +75,24 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
 
   // each command is a fresh node process (~1 s each on a loaded 2-core box)
   it('keys create | list | show | disable | enable | rotate, as text and --json', { timeout: 90_000 }, async () => {
-    const created = cli('keys', 'create', '--name', 'cli-app', '--owner', 'ops', '--models', 'gpt-*', '--rpm', '60', '--budget-tokens', '100000', '--budget-period', 'day', '--expires', '30d');
+    const created = cli(
+      'keys',
+      'create',
+      '--name',
+      'cli-app',
+      '--owner',
+      'ops',
+      '--models',
+      'gpt-*',
+      '--rpm',
+      '60',
+      '--budget-tokens',
+      '100000',
+      '--budget-period',
+      'day',
+      '--expires',
+      '30d',
+    );
     expect(created.code, created.err).toBe(0);
     const secret = /\n {2}(sy-\S+)\n/.exec(created.out)?.[1];
     expect(secret).toMatch(/^sy-/);

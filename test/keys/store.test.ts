@@ -23,11 +23,33 @@ afterAll(async () => {
 });
 
 function key(name: string, secret = newSecret()): VirtualKey {
-  return { id: `key_${name}`, name, owner: 'o', hash: hashSecret(secret), hint: hintOf(secret), models: ['*'], limits: {}, disabled: false, createdAt: 1, updatedAt: 1 };
+  return {
+    id: `key_${name}`,
+    name,
+    owner: 'o',
+    hash: hashSecret(secret),
+    hint: hintOf(secret),
+    models: ['*'],
+    limits: {},
+    disabled: false,
+    createdAt: 1,
+    updatedAt: 1,
+  };
 }
 
 const rec = (ts: number, k: string, extra: Partial<UsageRecord> = {}): UsageRecord => ({
-  ts, key: k, model: 'm', channel: 'c', peer: '-', direction: 'local', inputTokens: 10, outputTokens: 2, cachedTokens: 1, cost: 0.5, stream: false, ...extra,
+  ts,
+  key: k,
+  model: 'm',
+  channel: 'c',
+  peer: '-',
+  direction: 'local',
+  inputTokens: 10,
+  outputTokens: 2,
+  cachedTokens: 1,
+  cost: 0.5,
+  stream: false,
+  ...extra,
 });
 
 for (const [name, open] of [
@@ -71,7 +93,11 @@ for (const [name, open] of [
 
 describe('usage arithmetic', () => {
   it('tokens from OpenAI and Anthropic-style usage; cached input at the cached price', () => {
-    expect(tokensOf({ prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 40 } })).toEqual({ input: 100, output: 20, cached: 40 });
+    expect(tokensOf({ prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 40 } })).toEqual({
+      input: 100,
+      output: 20,
+      cached: 40,
+    });
     expect(tokensOf({ prompt_tokens: 7, completion_tokens: 3, total_tokens: 10, cache_read_input_tokens: 5 })).toEqual({ input: 7, output: 3, cached: 5 });
     expect(tokensOf(undefined)).toEqual({ input: 0, output: 0, cached: 0 });
     // (60 × 2 + 40 × 0.5 + 20 × 8) / 1e6
@@ -82,7 +108,10 @@ describe('usage arithmetic', () => {
   it('summaries by peer and day', () => {
     const day = Date.UTC(2026, 10, 29, 12);
     const s = summarise([rec(day, 'a'), rec(day, 'b', { peer: 'gw_b', direction: 'served-by' }), rec(day + 86_400_000, 'a')], 'peer');
-    expect(s.rows.map((r) => [r.group, r.requests])).toEqual([['-', 2], ['served-by gw_b', 1]]);
+    expect(s.rows.map((r) => [r.group, r.requests])).toEqual([
+      ['-', 2],
+      ['served-by gw_b', 1],
+    ]);
     expect(s.total).toMatchObject({ requests: 3, inputTokens: 30, outputTokens: 6, cachedTokens: 3, cost: 1.5 });
     expect(summarise([rec(day + 86_400_000, 'a'), rec(day, 'a')], 'day').rows.map((r) => r.group)).toEqual(['2026-11-29', '2026-11-30']);
   });

@@ -203,7 +203,10 @@ describe('config reload while streams run', () => {
   });
 
   it('adds and removes ACP gateway providers on reload', async () => {
-    const freshRow = async () => ((await adminGet(a.url, '/admin/channels', ADMIN)).channels as Array<{ id: string; health: { windowRequests: number }; latencyMsEwma: number }>).find((c) => c.id === 'local/fresh-ch')!;
+    const freshRow = async () =>
+      ((await adminGet(a.url, '/admin/channels', ADMIN)).channels as Array<{ id: string; health: { windowRequests: number }; latencyMsEwma: number }>).find(
+        (c) => c.id === 'local/fresh-ch',
+      )!;
     const kept = await freshRow();
     expect(kept.health.windowRequests).toBeGreaterThanOrEqual(1);
     const before = await acpCall(a.url, 'acp.capabilities', {});

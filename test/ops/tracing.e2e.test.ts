@@ -143,17 +143,26 @@ describe('traces across the bridge', () => {
     const res = await fetch(`${a.url}/acp/rpc`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-traced', taskPrompt: 'a traced turn', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'llamagw' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: { sessionId: 's-traced', taskPrompt: 'a traced turn', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'llamagw' } },
+      }),
     });
     expect(((await res.json()) as { result: { success: boolean } }).result.success).toBe(true);
     const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent gateway:llamagw'), 'the turn span');
     expect(turn.kind).toBe(INTERNAL);
-    expect(turn.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_agent', 'switchyard.acp.session_id': 's-traced', 'switchyard.acp.turn_status': 'completed' });
+    expect(turn.attributes).toMatchObject({
+      'gen_ai.operation.name': 'invoke_agent',
+      'switchyard.acp.session_id': 's-traced',
+      'switchyard.acp.turn_status': 'completed',
+    });
     const server = await waitFor(() => ofTrace(turn.traceId).find((s) => s.spanId === turn.parentSpanId), 'the /acp/rpc server span');
     expect(server).toMatchObject({ kind: SERVER, name: 'POST /acp' });
-    const hop = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === turn.spanId && s.kind === CLIENT), 'the turn\'s routed request');
+    const hop = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === turn.spanId && s.kind === CLIENT), "the turn's routed request");
     expect(hop.attributes['switchyard.peer']).toBe('datacenter');
-    const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), 'B\'s span under the turn');
+    const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), "B's span under the turn");
     expect(onB.resource['service.name']).toBe('switchyard-b');
     expect(turn.endNs).toBeGreaterThanOrEqual(onB.endNs);
   });

@@ -17,7 +17,10 @@ const opts = () => ({ signal: new AbortController().signal, requestId: 'req_a1' 
 const req = (over: Partial<ChatRequest>): ChatRequest => ({ model: 'claude-x', messages: [{ role: 'user', content: 'hi' }], ...over });
 
 async function gwError(p: Promise<unknown>): Promise<GatewayError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GatewayError);
   return err as GatewayError;
 }
@@ -39,7 +42,11 @@ describe('anthropic provider against the fake upstream', () => {
   });
 
   it('streams text then a tool call: tool_calls index counts tool_use blocks from 0', async () => {
-    const up = await startAnthropicUpstream({ reply: 'Let me look.', toolCall: { id: 'toolu_1', name: 'find', arguments: '{"q":"x"}' }, usage: { input: 3, output: 9 } });
+    const up = await startAnthropicUpstream({
+      reply: 'Let me look.',
+      toolCall: { id: 'toolu_1', name: 'find', arguments: '{"q":"x"}' },
+      usage: { input: 3, output: 9 },
+    });
     const p = createAnthropicProvider(up.channel);
     open.push(up, p);
     const { chunks, raw } = await collect(await p.chat(req({ stream: true }), opts()));
@@ -62,7 +69,9 @@ describe('anthropic provider against the fake upstream', () => {
     const up = await startAnthropicUpstream({ reply: 'ok' });
     const p = createAnthropicProvider(up.channel);
     open.push(up, p);
-    const bad = req({ messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] });
+    const bad = req({
+      messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }],
+    });
     const e = await gwError(p.chat(bad, opts()));
     expect([e.code, e.param]).toEqual(['INVALID_REQUEST', 'messages[0].tool_calls[0].function.arguments']);
     expect(up.lastRequest()).toBeUndefined();
@@ -71,74 +80,154 @@ describe('anthropic provider against the fake upstream', () => {
 
 describe('request mapping', () => {
   it('hoists system/developer into `system` and merges consecutive same-role turns', () => {
-    const out = toMessagesRequest(req({
-      messages: [
-        { role: 'system', content: 'A' },
-        { role: 'user', content: 'one' },
-        { role: 'developer', content: [{ type: 'text', text: 'B' }] },
-        { role: 'user', content: [{ type: 'text', text: 'two' }] },
-        { role: 'assistant', content: 'x' },
-        { role: 'assistant', content: '' },
-        { role: 'assistant', content: 'y' },
-      ],
-    }));
+    const out = toMessagesRequest(
+      req({
+        messages: [
+          { role: 'system', content: 'A' },
+          { role: 'user', content: 'one' },
+          { role: 'developer', content: [{ type: 'text', text: 'B' }] },
+          { role: 'user', content: [{ type: 'text', text: 'two' }] },
+          { role: 'assistant', content: 'x' },
+          { role: 'assistant', content: '' },
+          { role: 'assistant', content: 'y' },
+        ],
+      }),
+    );
     expect(out.system).toBe('A\n\nB');
     expect(out.messages).toEqual([
-      { role: 'user', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }] },
-      { role: 'assistant', content: [{ type: 'text', text: 'x' }, { type: 'text', text: 'y' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'one' },
+          { type: 'text', text: 'two' },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'x' },
+          { type: 'text', text: 'y' },
+        ],
+      },
     ]);
   });
 
   it('maps tool_calls to tool_use and merges tool results (first) into one user turn', () => {
-    const out = toMessagesRequest(req({
-      messages: [
-        { role: 'user', content: 'go' },
-        { role: 'assistant', content: 'sure', tool_calls: [
-          { id: 't1', type: 'function', function: { name: 'a', arguments: '{"k":1}' } },
-          { id: 't2', type: 'function', function: { name: 'b', arguments: '' } },
-        ] },
-        { role: 'tool', tool_call_id: 't1', content: 'r1' },
-        { role: 'tool', tool_call_id: 't2', content: [{ type: 'text', text: 'r2' }] },
-        { role: 'user', content: 'and?' },
+    const out = toMessagesRequest(
+      req({
+        messages: [
+          { role: 'user', content: 'go' },
+          {
+            role: 'assistant',
+            content: 'sure',
+            tool_calls: [
+              { id: 't1', type: 'function', function: { name: 'a', arguments: '{"k":1}' } },
+              { id: 't2', type: 'function', function: { name: 'b', arguments: '' } },
+            ],
+          },
+          { role: 'tool', tool_call_id: 't1', content: 'r1' },
+          { role: 'tool', tool_call_id: 't2', content: [{ type: 'text', text: 'r2' }] },
+          { role: 'user', content: 'and?' },
+        ],
+      }),
+    );
+    expect(out.messages[1]).toEqual({
+      role: 'assistant',
+      content: [
+        { type: 'text', text: 'sure' },
+        { type: 'tool_use', id: 't1', name: 'a', input: { k: 1 } },
+        { type: 'tool_use', id: 't2', name: 'b', input: {} },
       ],
-    }));
-    expect(out.messages[1]).toEqual({ role: 'assistant', content: [
-      { type: 'text', text: 'sure' },
-      { type: 'tool_use', id: 't1', name: 'a', input: { k: 1 } },
-      { type: 'tool_use', id: 't2', name: 'b', input: {} },
-    ] });
-    expect(out.messages[2]).toEqual({ role: 'user', content: [
-      { type: 'tool_result', tool_use_id: 't1', content: 'r1' },
-      { type: 'tool_result', tool_use_id: 't2', content: 'r2' },
-      { type: 'text', text: 'and?' },
-    ] });
-    const late = toMessagesRequest(req({ messages: [{ role: 'user', content: 'note' }, { role: 'tool', tool_call_id: 't9', content: 'r9' }] }));
-    expect(late.messages).toEqual([{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't9', content: 'r9' }, { type: 'text', text: 'note' }] }]);
-    expect(() => toMessagesRequest(req({ messages: [{ role: 'assistant', tool_calls: [{ id: 'z', type: 'function', function: { name: 'f', arguments: '[1]' } }] }] }))).toThrow(/must be a JSON object/);
+    });
+    expect(out.messages[2]).toEqual({
+      role: 'user',
+      content: [
+        { type: 'tool_result', tool_use_id: 't1', content: 'r1' },
+        { type: 'tool_result', tool_use_id: 't2', content: 'r2' },
+        { type: 'text', text: 'and?' },
+      ],
+    });
+    const late = toMessagesRequest(
+      req({
+        messages: [
+          { role: 'user', content: 'note' },
+          { role: 'tool', tool_call_id: 't9', content: 'r9' },
+        ],
+      }),
+    );
+    expect(late.messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 't9', content: 'r9' },
+          { type: 'text', text: 'note' },
+        ],
+      },
+    ]);
+    expect(() =>
+      toMessagesRequest(req({ messages: [{ role: 'assistant', tool_calls: [{ id: 'z', type: 'function', function: { name: 'f', arguments: '[1]' } }] }] })),
+    ).toThrow(/must be a JSON object/);
   });
 
   it('maps images: data URL → base64 source, https → url source, anything else rejected', () => {
-    const img = (url: string) => req({ messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url } }] }] });
+    const img = (url: string) =>
+      req({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'see' },
+              { type: 'image_url', image_url: { url } },
+            ],
+          },
+        ],
+      });
     expect(toMessagesRequest(img('data:image/png;base64,iVBORw0K')).messages[0]!.content).toEqual([
       { type: 'text', text: 'see' },
       { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0K' } },
     ]);
-    expect((toMessagesRequest(img('https://x.test/a.jpg')).messages[0]!.content as unknown[])[1]).toEqual({ type: 'image', source: { type: 'url', url: 'https://x.test/a.jpg' } });
+    expect((toMessagesRequest(img('https://x.test/a.jpg')).messages[0]!.content as unknown[])[1]).toEqual({
+      type: 'image',
+      source: { type: 'url', url: 'https://x.test/a.jpg' },
+    });
     expect(() => toMessagesRequest(img('ftp://x/a.png'))).toThrow(GatewayError);
   });
 
   it('maps tools, tool_choice, limits and sampling; drops unknown fields', () => {
     const tools: ChatRequest['tools'] = [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object' } } }];
-    const choice = (tool_choice: ChatRequest['tool_choice'], extra: Partial<ChatRequest> = {}) => toMessagesRequest(req({ tools, tool_choice, ...extra })).tool_choice;
+    const choice = (tool_choice: ChatRequest['tool_choice'], extra: Partial<ChatRequest> = {}) =>
+      toMessagesRequest(req({ tools, tool_choice, ...extra })).tool_choice;
     expect(choice('auto')).toEqual({ type: 'auto' });
     expect(choice('none')).toEqual({ type: 'none' });
     expect(choice('required')).toEqual({ type: 'any' });
-    expect(choice({ type: 'function', function: { name: 'f' } }, { parallel_tool_calls: false })).toEqual({ type: 'tool', name: 'f', disable_parallel_tool_use: true });
-    const out = toMessagesRequest(req({ tools, max_tokens: 10, max_completion_tokens: 20, temperature: 0.5, top_p: 0.9, stop: 'END', stream: true, seed: 1, logprobs: true, response_format: { type: 'text' } }));
+    expect(choice({ type: 'function', function: { name: 'f' } }, { parallel_tool_calls: false })).toEqual({
+      type: 'tool',
+      name: 'f',
+      disable_parallel_tool_use: true,
+    });
+    const out = toMessagesRequest(
+      req({
+        tools,
+        max_tokens: 10,
+        max_completion_tokens: 20,
+        temperature: 0.5,
+        top_p: 0.9,
+        stop: 'END',
+        stream: true,
+        seed: 1,
+        logprobs: true,
+        response_format: { type: 'text' },
+      }),
+    );
     expect(out).toEqual({
-      model: 'claude-x', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+      model: 'claude-x',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }],
       tools: [{ name: 'f', description: 'd', input_schema: { type: 'object' } }],
-      max_tokens: 20, temperature: 0.5, top_p: 0.9, stop_sequences: ['END'], stream: true,
+      max_tokens: 20,
+      temperature: 0.5,
+      top_p: 0.9,
+      stop_sequences: ['END'],
+      stream: true,
     });
     expect(toMessagesRequest(req({})).max_tokens).toBe(4096);
     expect(toMessagesRequest(req({}), { defaultMaxTokens: 77 }).max_tokens).toBe(77);
@@ -147,39 +236,85 @@ describe('request mapping', () => {
 
 describe('response mapping', () => {
   const msg = (over: Partial<MessagesResponse>): MessagesResponse => ({
-    id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'hi' }],
-    stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 1, output_tokens: 1 }, ...over,
+    id: 'msg_1',
+    type: 'message',
+    role: 'assistant',
+    model: 'claude-x',
+    content: [{ type: 'text', text: 'hi' }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { input_tokens: 1, output_tokens: 1 },
+    ...over,
   });
 
   it.each<[StopReason, string]>([
-    ['end_turn', 'stop'], ['stop_sequence', 'stop'], ['pause_turn', 'stop'], ['max_tokens', 'length'],
-    ['model_context_window_exceeded', 'length'], ['tool_use', 'tool_calls'], ['refusal', 'content_filter'],
+    ['end_turn', 'stop'],
+    ['stop_sequence', 'stop'],
+    ['pause_turn', 'stop'],
+    ['max_tokens', 'length'],
+    ['model_context_window_exceeded', 'length'],
+    ['tool_use', 'tool_calls'],
+    ['refusal', 'content_filter'],
   ])('stop_reason %s → finish_reason %s', (stop, finish) => {
     expect(toChatCompletion(msg({ stop_reason: stop }), 'c').choices[0]!.finish_reason).toBe(finish);
   });
 
   it('joins text, maps tool_use and counts cached input in prompt_tokens', () => {
-    const out = toChatCompletion(msg({
-      content: [{ type: 'thinking', thinking: 'hmm', signature: 's' }, { type: 'text', text: 'a' }, { type: 'tool_use', id: 'tu', name: 'f', input: { x: [1] } }, { type: 'text', text: 'b' }],
-      usage: { input_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 40, output_tokens: 7 },
-    }), 'c');
-    expect(out.choices[0]!.message).toEqual({ role: 'assistant', content: 'ab', reasoning_content: 'hmm', tool_calls: [{ id: 'tu', type: 'function', function: { name: 'f', arguments: '{"x":[1]}' } }] });
-    expect(out.usage).toEqual({ prompt_tokens: 145, completion_tokens: 7, total_tokens: 152, prompt_tokens_details: { cached_tokens: 40 }, cache_creation_input_tokens: 100, cache_read_input_tokens: 40 });
+    const out = toChatCompletion(
+      msg({
+        content: [
+          { type: 'thinking', thinking: 'hmm', signature: 's' },
+          { type: 'text', text: 'a' },
+          { type: 'tool_use', id: 'tu', name: 'f', input: { x: [1] } },
+          { type: 'text', text: 'b' },
+        ],
+        usage: { input_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 40, output_tokens: 7 },
+      }),
+      'c',
+    );
+    expect(out.choices[0]!.message).toEqual({
+      role: 'assistant',
+      content: 'ab',
+      reasoning_content: 'hmm',
+      tool_calls: [{ id: 'tu', type: 'function', function: { name: 'f', arguments: '{"x":[1]}' } }],
+    });
+    expect(out.usage).toEqual({
+      prompt_tokens: 145,
+      completion_tokens: 7,
+      total_tokens: 152,
+      prompt_tokens_details: { cached_tokens: 40 },
+      cache_creation_input_tokens: 100,
+      cache_read_input_tokens: 40,
+    });
     expect(() => toChatCompletion({ type: 'message' } as unknown as MessagesResponse, 'c')).toThrow(/no content array/);
   });
 });
 
 /** Recorded-shape Messages stream: text block, then a tool_use block (Anthropic index 1). */
 const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
-const HEAD = ev('message_start', { message: { id: 'msg_01S', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 30, output_tokens: 1 } } })
-  + ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) + ev('ping', {})
-  + ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Checking ' } })
-  + ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'now.' } });
-const TAIL = ev('content_block_stop', { index: 0 })
-  + ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_9', name: 'wx', input: {} } })
-  + ['', '{"city": ', '"Os', 'lo"}'].map((p) => ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: p } })).join('')
-  + ev('content_block_stop', { index: 1 })
-  + ev('message_delta', { delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 25 } });
+const HEAD =
+  ev('message_start', {
+    message: {
+      id: 'msg_01S',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-x',
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 30, output_tokens: 1 },
+    },
+  }) +
+  ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) +
+  ev('ping', {}) +
+  ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Checking ' } }) +
+  ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'now.' } });
+const TAIL =
+  ev('content_block_stop', { index: 0 }) +
+  ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_9', name: 'wx', input: {} } }) +
+  ['', '{"city": ', '"Os', 'lo"}'].map((p) => ev('content_block_delta', { index: 1, delta: { type: 'input_json_delta', partial_json: p } })).join('') +
+  ev('content_block_stop', { index: 1 }) +
+  ev('message_delta', { delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 25 } });
 const FULL = HEAD + TAIL + ev('message_stop', {});
 
 /** the text as a byte source, cut every `size` bytes (splits events, lines and JSON) */
@@ -190,7 +325,12 @@ async function* bytes(text: string, size = 7, fail?: Error): AsyncGenerator<Uint
 }
 const run = async (text: string, fail?: Error) => {
   const raw: StreamChunk[] = [];
-  const err = await (async () => { for await (const c of anthropicStream(bytes(text, 7, fail), 'c', 1)) raw.push(c); })().then(() => undefined, (e: unknown) => e as GatewayError);
+  const err = await (async () => {
+    for await (const c of anthropicStream(bytes(text, 7, fail), 'c', 1)) raw.push(c);
+  })().then(
+    () => undefined,
+    (e: unknown) => e as GatewayError,
+  );
   return { raw, chunks: raw.map((c) => JSON.parse(c.data) as ChatCompletionChunk), err };
 };
 
@@ -202,18 +342,32 @@ describe('stream translation', () => {
     expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
     expect(chunks.slice(1, 3).map((c) => c.choices[0]!.delta.content)).toEqual(['Checking ', 'now.']);
     expect(chunks[3]!.choices[0]!.delta.tool_calls).toEqual([{ index: 0, id: 'toolu_9', type: 'function', function: { name: 'wx', arguments: '' } }]);
-    const args = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((t) => t.function?.arguments ?? '').join('');
+    const args = chunks
+      .flatMap((c) => c.choices[0]?.delta.tool_calls ?? [])
+      .map((t) => t.function?.arguments ?? '')
+      .join('');
     expect(JSON.parse(args)).toEqual({ city: 'Oslo' });
     expect(chunks.at(-2)!.choices[0]).toMatchObject({ delta: {}, finish_reason: 'tool_calls' });
     expect(chunks.at(-1)!.choices).toEqual([]);
-    expect(raw.at(-1)!.usage).toEqual({ prompt_tokens: 42, completion_tokens: 25, total_tokens: 67, prompt_tokens_details: { cached_tokens: 30 }, cache_creation_input_tokens: 0, cache_read_input_tokens: 30 });
+    expect(raw.at(-1)!.usage).toEqual({
+      prompt_tokens: 42,
+      completion_tokens: 25,
+      total_tokens: 67,
+      prompt_tokens_details: { cached_tokens: 30 },
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 30,
+    });
     expect(raw.filter((c) => c.usage)).toHaveLength(1);
   });
 
   it('yields each chunk as its event arrives (no buffering to the end)', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const src = (async function* () { yield HEAD; await gate; yield TAIL + ev('message_stop', {}); })();
+    const src = (async function* () {
+      yield HEAD;
+      await gate;
+      yield TAIL + ev('message_stop', {});
+    })();
     const it = anthropicStream(src, 'c')[Symbol.asyncIterator]();
     expect((await it.next()).value).toBeDefined(); // role
     expect(JSON.parse((await it.next()).value!.data).choices[0].delta.content).toBe('Checking ');
@@ -224,16 +378,21 @@ describe('stream translation', () => {
   });
 
   it('maps thinking_delta to reasoning_content and ignores signature_delta', async () => {
-    const text = HEAD.split('event: content_block_start')[0]! + ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '' } })
-      + ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: 'Let me think' } })
-      + ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: 'EqQB' } }) + ev('message_stop', {});
+    const text =
+      HEAD.split('event: content_block_start')[0]! +
+      ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '' } }) +
+      ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: 'Let me think' } }) +
+      ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: 'EqQB' } }) +
+      ev('message_stop', {});
     const { chunks, err } = await run(text);
     expect(err).toBeUndefined();
     expect(chunks.map((c) => c.choices[0]?.delta)).toEqual([{ role: 'assistant', content: '' }, { reasoning_content: 'Let me think' }, undefined]);
   });
 
   it.each([
-    ['overloaded_error', 'UPSTREAM_ERROR'], ['rate_limit_error', 'RATE_LIMITED'], ['api_error', 'UPSTREAM_STREAM_ERROR'],
+    ['overloaded_error', 'UPSTREAM_ERROR'],
+    ['rate_limit_error', 'RATE_LIMITED'],
+    ['api_error', 'UPSTREAM_STREAM_ERROR'],
   ])('an error event (%s) throws %s after the chunks already relayed', async (type, code) => {
     const { chunks, err } = await run(HEAD + ev('error', { error: { type, message: 'boom' } }));
     expect(chunks.map((c) => c.choices[0]?.delta.content).join('')).toBe('Checking now.');

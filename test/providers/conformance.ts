@@ -135,7 +135,9 @@ export function runConformance(fx: ConformanceFixture): void {
     it('maps a tool call (non-streaming) with its arguments', async () => {
       const { p } = await setup({ toolCall: { id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' } });
       const req = baseReq({
-        tools: [{ type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+        tools: [
+          { type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+        ],
       });
       const out = await p.chat(req, ctl().opts);
       if (out.stream) throw new Error('expected json');
@@ -147,7 +149,10 @@ export function runConformance(fx: ConformanceFixture): void {
 
     it('streams a tool call: name first, arguments reassemble to the JSON sent', async () => {
       const { p } = await setup({ toolCall: { id: 'call_2', name: 'lookup', arguments: '{"q":"a b c","n":3}' } });
-      const out = await p.chat(baseReq({ stream: true, tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }] }), ctl().opts);
+      const out = await p.chat(
+        baseReq({ stream: true, tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }] }),
+        ctl().opts,
+      );
       const { chunks } = await collect(out);
       const calls = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
       expect(calls.find((c) => c.function?.name)?.function?.name).toBe('lookup');
@@ -162,7 +167,11 @@ export function runConformance(fx: ConformanceFixture): void {
         baseReq({
           messages: [
             { role: 'user', content: 'weather?' },
-            { role: 'assistant', content: null, tool_calls: [{ id: 'call_9', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+            {
+              role: 'assistant',
+              content: null,
+              tool_calls: [{ id: 'call_9', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }],
+            },
             { role: 'tool', tool_call_id: 'call_9', content: 'sunny, 21C' },
           ],
         }),

@@ -191,7 +191,11 @@ describe('mock provider', () => {
       tools,
       messages: [
         { role: 'user', content: 'weather in Oslo' },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"input":"weather in Oslo"}' } }] },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"input":"weather in Oslo"}' } }],
+        },
         { role: 'tool', tool_call_id: 'call_1', content: 'sunny, 21C' },
       ],
     };

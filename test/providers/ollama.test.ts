@@ -13,17 +13,19 @@ import { collect, runConformance, type FakeUpstream } from './conformance.js';
 runConformance({ name: 'ollama', create: createOllamaProvider, start: startOllamaUpstream, supportsEmbeddings: true });
 
 /** Recorded shape of a real `ollama` 0.6-era /api/chat stream (llama3.2), with a multi-byte character. */
-const TEXT_STREAM = [
-  '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.641643123Z","message":{"role":"assistant","content":"Bonjour"},"done":false}',
-  '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.661643Z","message":{"role":"assistant","content":" café"},"done":false}',
-  '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.681643Z","message":{"role":"assistant","content":" ☕!"},"done":false}',
-  '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.701643Z","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":885095291,"load_duration":3753500,"prompt_eval_count":26,"prompt_eval_duration":328493000,"eval_count":3,"eval_duration":552222000}',
-].join('\n') + '\n';
+const TEXT_STREAM =
+  [
+    '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.641643123Z","message":{"role":"assistant","content":"Bonjour"},"done":false}',
+    '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.661643Z","message":{"role":"assistant","content":" café"},"done":false}',
+    '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.681643Z","message":{"role":"assistant","content":" ☕!"},"done":false}',
+    '{"model":"llama3.2","created_at":"2025-05-27T22:54:55.701643Z","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":885095291,"load_duration":3753500,"prompt_eval_count":26,"prompt_eval_duration":328493000,"eval_count":3,"eval_duration":552222000}',
+  ].join('\n') + '\n';
 
-const TOOL_STREAM = [
-  '{"model":"qwen3","created_at":"2025-05-27T22:54:57.641643Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_current_weather","arguments":{"format":"celsius","location":"Paris, FR"}}}]},"done":false}',
-  '{"model":"qwen3","created_at":"2025-05-27T22:54:57.741643Z","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":3000000000,"load_duration":1000000,"prompt_eval_count":122,"prompt_eval_duration":328493000,"eval_count":33,"eval_duration":552222000}',
-].join('\n') + '\n';
+const TOOL_STREAM =
+  [
+    '{"model":"qwen3","created_at":"2025-05-27T22:54:57.641643Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_current_weather","arguments":{"format":"celsius","location":"Paris, FR"}}}]},"done":false}',
+    '{"model":"qwen3","created_at":"2025-05-27T22:54:57.741643Z","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"total_duration":3000000000,"load_duration":1000000,"prompt_eval_count":122,"prompt_eval_duration":328493000,"eval_count":33,"eval_duration":552222000}',
+  ].join('\n') + '\n';
 
 /** Feeds a raw fixture in small byte slices, so lines and UTF-8 characters straddle reads. */
 async function* bytes(raw: string, size = 7, fail?: Error): AsyncGenerator<Uint8Array> {
@@ -60,7 +62,14 @@ describe('ollama request mapping', () => {
       model: 'llava',
       messages: [
         { role: 'developer', content: 'be terse' },
-        { role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG_B64}` } }, { type: 'text', text: 'and the weather?' }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'what is this?' },
+            { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG_B64}` } },
+            { type: 'text', text: 'and the weather?' },
+          ],
+        },
         {
           role: 'assistant',
           content: null,
@@ -92,7 +101,16 @@ describe('ollama request mapping', () => {
 
   it('maps sampling options, stop, seed, json mode and structured output', () => {
     const base: ChatRequest = { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true };
-    const a = toOllamaChat({ ...base, temperature: 0.2, top_p: 0.9, max_tokens: 50, max_completion_tokens: 64, stop: '\n\n', seed: 7, response_format: { type: 'json_object' } });
+    const a = toOllamaChat({
+      ...base,
+      temperature: 0.2,
+      top_p: 0.9,
+      max_tokens: 50,
+      max_completion_tokens: 64,
+      stop: '\n\n',
+      seed: 7,
+      response_format: { type: 'json_object' },
+    });
     expect(a).toMatchObject({ stream: true, format: 'json', options: { temperature: 0.2, top_p: 0.9, num_predict: 64, stop: ['\n\n'], seed: 7 } });
     expect(toOllamaChat({ ...base, max_tokens: 50, stop: ['a', 'b'] }).options).toEqual({ num_predict: 50, stop: ['a', 'b'] });
     const schema = { type: 'object', properties: { age: { type: 'integer' } } };
@@ -119,11 +137,19 @@ describe('ollama request mapping', () => {
 
   it('rejects what Ollama cannot take, naming the field', () => {
     const badArgs = gwError(() =>
-      toOllamaChat({ model: 'm', messages: [{ role: 'user', content: 'x' }, { role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"a":' } }] }] }),
+      toOllamaChat({
+        model: 'm',
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{"a":' } }] },
+        ],
+      }),
     );
     expect(badArgs.code).toBe('INVALID_REQUEST');
     expect(badArgs.param).toBe('messages[1].tool_calls[0].function.arguments');
-    const remote = gwError(() => toOllamaChat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }));
+    const remote = gwError(() =>
+      toOllamaChat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }),
+    );
     expect(remote.code).toBe('UNSUPPORTED');
     expect(remote.param).toBe('messages[0].content[0].image_url.url');
     expect(gwError(() => toOllamaEmbed({ model: 'e', input: [[1, 2]] })).param).toBe('input');
@@ -133,11 +159,24 @@ describe('ollama request mapping', () => {
 describe('ollama response mapping', () => {
   it('maps text, usage, created and done_reason length', () => {
     const c = fromOllamaChat(
-      { model: 'llama3.2', created_at: '2024-12-06T00:46:58.265747Z', message: { role: 'assistant', content: 'Hi!' }, done: true, done_reason: 'length', prompt_eval_count: 34, eval_count: 12 },
+      {
+        model: 'llama3.2',
+        created_at: '2024-12-06T00:46:58.265747Z',
+        message: { role: 'assistant', content: 'Hi!' },
+        done: true,
+        done_reason: 'length',
+        prompt_eval_count: 34,
+        eval_count: 12,
+      },
       'ch',
       'asked',
     );
-    expect(c).toMatchObject({ object: 'chat.completion', model: 'llama3.2', created: 1733446018, usage: { prompt_tokens: 34, completion_tokens: 12, total_tokens: 46 } });
+    expect(c).toMatchObject({
+      object: 'chat.completion',
+      model: 'llama3.2',
+      created: 1733446018,
+      usage: { prompt_tokens: 34, completion_tokens: 12, total_tokens: 46 },
+    });
     expect(c.choices[0]).toMatchObject({ message: { role: 'assistant', content: 'Hi!' }, finish_reason: 'length' });
   });
 
@@ -146,7 +185,11 @@ describe('ollama response mapping', () => {
       {
         model: 'm',
         created_at: '2024-07-22T20:33:28.123648Z',
-        message: { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: { x: 1 } } }, { id: 'srv_9', function: { name: 'g', arguments: { y: 'z' } } }] },
+        message: {
+          role: 'assistant',
+          content: '',
+          tool_calls: [{ function: { name: 'f', arguments: { x: 1 } } }, { id: 'srv_9', function: { name: 'g', arguments: { y: 'z' } } }],
+        },
         done: true,
         done_reason: 'stop',
       },
@@ -165,11 +208,21 @@ describe('ollama response mapping', () => {
 
   it('rejects a reply without a message, and maps embeddings (float and base64)', () => {
     expect(gwError(() => fromOllamaChat({ model: 'm', done: true }, 'ch', 'm')).code).toBe('UPSTREAM_BAD_RESPONSE');
-    const up = { model: 'e', embeddings: [[0.5, -0.25], [1, 0]], prompt_eval_count: 6 };
+    const up = {
+      model: 'e',
+      embeddings: [
+        [0.5, -0.25],
+        [1, 0],
+      ],
+      prompt_eval_count: 6,
+    };
     expect(fromOllamaEmbed(up, { model: 'e', input: ['a', 'b'] }, 'ch')).toEqual({
       object: 'list',
       model: 'e',
-      data: [{ object: 'embedding', index: 0, embedding: [0.5, -0.25] }, { object: 'embedding', index: 1, embedding: [1, 0] }],
+      data: [
+        { object: 'embedding', index: 0, embedding: [0.5, -0.25] },
+        { object: 'embedding', index: 1, embedding: [1, 0] },
+      ],
       usage: { prompt_tokens: 6, total_tokens: 6 },
     });
     const b64 = fromOllamaEmbed(up, { model: 'e', input: ['a', 'b'], encoding_format: 'base64' }, 'ch').data[0]!.embedding as string;
@@ -257,7 +310,10 @@ describe('ollama provider against the fake server', () => {
 
   it('rejects a request it cannot map before sending anything', async () => {
     const { up, p } = await setup({});
-    const bad: ChatRequest = { model: 'm', messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'nope' } }] }] };
+    const bad: ChatRequest = {
+      model: 'm',
+      messages: [{ role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: 'nope' } }] }],
+    };
     await expect(p.chat(bad, opts())).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     expect(up.lastRequest()).toBeUndefined();
   });
@@ -311,6 +367,10 @@ describe('the fake speaks real Ollama (driven by the official ollama client)', (
     await expect(failing.client.chat({ model: 'm', messages: [] })).rejects.toMatchObject({ status_code: 500, error: expect.stringContaining('llama runner') });
     const inband = await start({ reply: 'a b c', inbandError: true });
     const it = await inband.client.chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true });
-    await expect((async () => { for await (const _ of it) void _; })()).rejects.toThrow(/unexpected EOF/);
+    await expect(
+      (async () => {
+        for await (const _ of it) void _;
+      })(),
+    ).rejects.toThrow(/unexpected EOF/);
   });
 });

@@ -7,7 +7,12 @@ import { openAiVector, startOpenAiUpstream, type OpenAiFake, type OpenAiFakeOpti
 import { collect, runConformance } from './conformance.js';
 
 runConformance({ name: 'openai', create: createOpenAiProvider, start: (s) => startOpenAiUpstream(s), supportsEmbeddings: true });
-runConformance({ name: 'vllm (openai-compatible, no key)', create: createOpenAiProvider, start: (s) => startOpenAiUpstream(s, { provider: 'vllm' }), supportsEmbeddings: true });
+runConformance({
+  name: 'vllm (openai-compatible, no key)',
+  create: createOpenAiProvider,
+  start: (s) => startOpenAiUpstream(s, { provider: 'vllm' }),
+  supportsEmbeddings: true,
+});
 
 const opts = () => ({ signal: new AbortController().signal, requestId: 'req_oa_1' });
 const req = (over: Partial<ChatRequest> = {}): ChatRequest => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...over });
@@ -17,7 +22,11 @@ describe('openai provider against the fake upstream', () => {
   afterEach(async () => {
     while (open.length) await open.pop()!.close();
   });
-  const setup = async (s: OpenAiScenario, fake: OpenAiFakeOptions = {}, over: Record<string, unknown> = {}): Promise<{ up: OpenAiFake; p: ChannelProvider }> => {
+  const setup = async (
+    s: OpenAiScenario,
+    fake: OpenAiFakeOptions = {},
+    over: Record<string, unknown> = {},
+  ): Promise<{ up: OpenAiFake; p: ChannelProvider }> => {
     const up = await startOpenAiUpstream(s, fake);
     const p = createOpenAiProvider({ ...up.channel, ...over });
     open.push(up, p);
@@ -28,7 +37,12 @@ describe('openai provider against the fake upstream', () => {
     const { up, p } = await setup({ reply: 'ok' }, {}, { headers: { 'x-team': 'blue' } });
     await p.chat(req(), opts());
     expect(up.lastPath()).toBe('/v1/chat/completions');
-    expect(up.lastHeaders()).toMatchObject({ authorization: 'Bearer sk-fake-openai', 'x-team': 'blue', 'x-request-id': 'req_oa_1', 'content-type': 'application/json' });
+    expect(up.lastHeaders()).toMatchObject({
+      authorization: 'Bearer sk-fake-openai',
+      'x-team': 'blue',
+      'x-request-id': 'req_oa_1',
+      'content-type': 'application/json',
+    });
   });
 
   it('vllm: no apiKey configured → no Authorization header is sent', async () => {
@@ -97,7 +111,7 @@ describe('openai provider against the fake upstream', () => {
     expect(at[3]! - at[0]!).toBeGreaterThanOrEqual(300);
   });
 
-  it('maps an upstream 401 (bad key) to UPSTREAM_ERROR (a channel problem, not the client\'s), with the upstream message', async () => {
+  it("maps an upstream 401 (bad key) to UPSTREAM_ERROR (a channel problem, not the client's), with the upstream message", async () => {
     const { p } = await setup({ reply: 'x' }, {}, { apiKey: 'sk-wrong' });
     const err = await p.chat(req(), opts()).then(
       () => undefined,
@@ -156,7 +170,8 @@ describe('the fake speaks real OpenAI (driven by the official openai SDK)', () =
     expect(plain.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 4, total_tokens: 14 });
 
     const chunks = [];
-    for await (const c of await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+    for await (const c of await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true, stream_options: { include_usage: true } }))
+      chunks.push(c);
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('All good here.');
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
     expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
@@ -174,7 +189,9 @@ describe('the fake speaks real OpenAI (driven by the official openai SDK)', () =
     const plain = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages, tools });
     const streamed = await sdk.chat.completions.stream({ model: 'gpt-4o-mini', messages, tools }).finalChatCompletion();
     expect(plain.choices[0]!.finish_reason).toBe('tool_calls');
-    expect(plain.choices[0]!.message.tool_calls).toEqual([{ id: 'call_Ab12', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' } }]);
+    expect(plain.choices[0]!.message.tool_calls).toEqual([
+      { id: 'call_Ab12', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris","unit":"c"}' } },
+    ]);
     expect(streamed.choices[0]!.finish_reason).toBe('tool_calls');
     expect(streamed.choices[0]!.message.tool_calls).toEqual(plain.choices[0]!.message.tool_calls);
   });
@@ -220,7 +237,12 @@ describe('the fake speaks real OpenAI (driven by the official openai SDK)', () =
 
   it('rejects what the real API rejects: stream_options without stream, tool message without tool_calls', async () => {
     const { sdk } = await start({ reply: 'x' });
-    await expect(sdk.chat.completions.create({ model: 'm', messages, stream_options: { include_usage: true } })).rejects.toMatchObject({ status: 400, param: 'stream_options' });
-    await expect(sdk.chat.completions.create({ model: 'm', messages: [{ role: 'tool', tool_call_id: 'c1', content: 'r' }] })).rejects.toMatchObject({ status: 400 });
+    await expect(sdk.chat.completions.create({ model: 'm', messages, stream_options: { include_usage: true } })).rejects.toMatchObject({
+      status: 400,
+      param: 'stream_options',
+    });
+    await expect(sdk.chat.completions.create({ model: 'm', messages: [{ role: 'tool', tool_call_id: 'c1', content: 'r' }] })).rejects.toMatchObject({
+      status: 400,
+    });
   });
 });

@@ -7,7 +7,11 @@ const cfg: HealthConfig = { consecutiveFailures: 3, failureRatio: 0.5, windowMs:
 function tracker() {
   let t = 1_000_000;
   const changes: string[] = [];
-  const h = new HealthTracker(cfg, () => t, (id, from, to) => changes.push(`${id}:${from}->${to}`));
+  const h = new HealthTracker(
+    cfg,
+    () => t,
+    (id, from, to) => changes.push(`${id}:${from}->${to}`),
+  );
   return { h, changes, advance: (ms: number) => (t += ms), now: () => t };
 }
 

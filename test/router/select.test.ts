@@ -27,7 +27,7 @@ const sc = (c: Candidate, inflight = 0, capacity = 10, latency = 0): Scored => (
 
 function seeded(seed = 42) {
   let s = seed;
-  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 }
 
 describe('pick', () => {
@@ -59,7 +59,8 @@ describe('pick', () => {
   it('least-loaded prefers lower utilisation (in-flight ÷ capacity), not raw in-flight', () => {
     const busySmall = sc(cand('small'), 4, 5);
     const busyBig = sc(cand('big'), 6, 100);
-    for (let i = 0; i < 50; i++) expect(pick([busySmall, busyBig], { strategy: 'least-loaded', preferLocal: false, random: seeded(i) })!.candidate.id).toBe('big');
+    for (let i = 0; i < 50; i++)
+      expect(pick([busySmall, busyBig], { strategy: 'least-loaded', preferLocal: false, random: seeded(i) })!.candidate.id).toBe('big');
   });
 
   it('least-loaded breaks ties by latency EWMA, and preferLocal beats a peer at equal load', () => {

@@ -20,9 +20,14 @@ const log = memoryLogger();
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -31,9 +36,15 @@ function expectNoToken(surface: string, text: string): void {
 }
 
 beforeAll(async () => {
-  b = await startInProcess({ gateway: { id: 'gw_url_b', bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['m'] } }, channels: [{ name: 'm', provider: 'mock', models: ['m-1'] }] });
+  b = await startInProcess({
+    gateway: { id: 'gw_url_b', bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['m'] } },
+    channels: [{ name: 'm', provider: 'mock', models: ['m-1'] }],
+  });
   const url = wsUrl(b.url).replace('ws://', `ws://peer:${USER_PASS}@`) + `?token=${QUERY_TOKEN}&region=eu`;
-  a = await startInProcess({ gateway: { id: 'gw_url_a', bridges: [{ name: 'to-b', url, token: BRIDGE_TOKEN, reconnectInterval: 100 }] }, channels: [] }, log.logger);
+  a = await startInProcess(
+    { gateway: { id: 'gw_url_a', bridges: [{ name: 'to-b', url, token: BRIDGE_TOKEN, reconnectInterval: 100 }] }, channels: [] },
+    log.logger,
+  );
   await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers.some((p: { state: string }) => p.state === 'open'), 'the bridge to open');
 });
 afterAll(async () => {
@@ -55,7 +66,11 @@ describe('bridge URLs on admin and CLI outputs', () => {
 
   it('a bridge added at run time: the POST answer, the list and the log line are redacted', async () => {
     const url = `ws://127.0.0.1:9/bridge?access_token=${RUNTIME_QUERY}`;
-    const res = await fetch(`${a.url}/admin/bridges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url, token: 'runtime-bridge-token-9', name: 'later' }) });
+    const res = await fetch(`${a.url}/admin/bridges`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url, token: 'runtime-bridge-token-9', name: 'later' }),
+    });
     const text = await res.text();
     expect(res.status).toBe(201);
     expect(JSON.parse(text).peer.url).toBe('ws://127.0.0.1:9/bridge?access_token=[REDACTED]');

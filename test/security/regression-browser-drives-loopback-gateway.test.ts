@@ -22,19 +22,29 @@ interface Raw {
 /** One request with exactly these headers (node:http lets us set Host). */
 function raw(gw: Gateway, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Raw> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: gw.port, method, path, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += String(c)));
-      res.on('end', () => {
-        let json: any;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
-      });
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: gw.port,
+        method,
+        path,
+        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += String(c)));
+        res.on('end', () => {
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -58,7 +68,10 @@ const targets: Server[] = [];
 
 beforeAll(async () => {
   gw = await startGw({ channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }] });
-  open = await startGw({ gateway: { allowedOrigins: ['http://app.example'], allowedHosts: ['gw.internal'] }, channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }] });
+  open = await startGw({
+    gateway: { allowedOrigins: ['http://app.example'], allowedHosts: ['gw.internal'] },
+    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
+  });
 });
 afterAll(async () => {
   await Promise.all([gw?.close(), open?.close()]);
@@ -66,7 +79,7 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-describe('a loopback gateway without tokens is not a web page\'s tool', () => {
+describe("a loopback gateway without tokens is not a web page's tool", () => {
   it('Origin evil + text/plain POST /admin/bridges is refused and nothing is dialled', async () => {
     const evil = await dialTarget();
     const control = await dialTarget();
@@ -83,9 +96,15 @@ describe('a loopback gateway without tokens is not a web page\'s tool', () => {
     expect(r3.status).toBe(415);
     expect(r3.json.error.code).toBe('unsupported_media_type');
     // the operator's own call (no Origin, JSON) dials; once it has, the refused ones provably did not
-    const ok = await raw(gw, 'POST', '/admin/bridges', { host: `127.0.0.1:${gw.port}`, 'content-type': 'application/json' }, JSON.stringify({ url: `ws://127.0.0.1:${control.port}/bridge`, token: 'operator-token', name: 'control' }));
+    const ok = await raw(
+      gw,
+      'POST',
+      '/admin/bridges',
+      { host: `127.0.0.1:${gw.port}`, 'content-type': 'application/json' },
+      JSON.stringify({ url: `ws://127.0.0.1:${control.port}/bridge`, token: 'operator-token', name: 'control' }),
+    );
     expect(ok.status).toBe(201);
-    await waitFor(() => control.dials() > 0, 'the operator\'s bridge to dial');
+    await waitFor(() => control.dials() > 0, "the operator's bridge to dial");
     expect(evil.dials()).toBe(0);
     const names = gw.mesh.list().map((p) => p.name);
     expect(names).toContain('control');
@@ -132,7 +151,9 @@ describe('a loopback gateway without tokens is not a web page\'s tool', () => {
     expect((await raw(gw, 'POST', '/v1/messages', { host: `127.0.0.1:${gw.port}`, origin: EVIL, 'content-type': 'text/plain' }, body)).status).toBe(403);
     expect((await raw(gw, 'POST', '/api/chat', { host: `127.0.0.1:${gw.port}`, origin: EVIL, 'content-type': 'text/plain' }, body)).status).toBe(403);
     expect((await raw(gw, 'POST', '/nothing-here', { host: `127.0.0.1:${gw.port}`, 'content-type': 'text/plain' }, body)).status).toBe(404);
-    expect((await raw(gw, 'POST', '/admin/sessions/x/transfer', { host: `127.0.0.1:${gw.port}`, 'content-type': 'text/plain' }, '{"to":"p"}')).status).toBe(415);
+    expect((await raw(gw, 'POST', '/admin/sessions/x/transfer', { host: `127.0.0.1:${gw.port}`, 'content-type': 'text/plain' }, '{"to":"p"}')).status).toBe(
+      415,
+    );
   });
 
   it('SDK clients are untouched: no Origin, a proper Host, application/json', async () => {
@@ -142,16 +163,29 @@ describe('a loopback gateway without tokens is not a web page\'s tool', () => {
   });
 
   it('an allowed origin gets CORS and its preflight; an allowed host name is served', async () => {
-    const pre = await raw(open, 'OPTIONS', '/v1/chat/completions', { host: `127.0.0.1:${open.port}`, origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' });
+    const pre = await raw(open, 'OPTIONS', '/v1/chat/completions', {
+      host: `127.0.0.1:${open.port}`,
+      origin: 'http://app.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type, authorization',
+    });
     expect(pre.status).toBe(204);
     expect(pre.headers['access-control-allow-origin']).toBe('http://app.example');
     expect(String(pre.headers['access-control-allow-headers'])).toContain('content-type');
     const body = JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] });
-    const post = await raw(open, 'POST', '/v1/chat/completions', { host: `127.0.0.1:${open.port}`, origin: 'http://app.example', 'content-type': 'application/json' }, body);
+    const post = await raw(
+      open,
+      'POST',
+      '/v1/chat/completions',
+      { host: `127.0.0.1:${open.port}`, origin: 'http://app.example', 'content-type': 'application/json' },
+      body,
+    );
     expect(post.status).toBe(200);
     expect(post.headers['access-control-allow-origin']).toBe('http://app.example');
     expect((await raw(open, 'GET', '/admin/status', { host: `gw.internal:${open.port}` })).status).toBe(200);
     expect((await raw(open, 'GET', '/admin/status', { host: `gw.internal.evil.example:${open.port}` })).status).toBe(403);
-    expect((await raw(open, 'POST', '/v1/chat/completions', { host: `127.0.0.1:${open.port}`, origin: EVIL, 'content-type': 'application/json' }, body)).status).toBe(403);
+    expect(
+      (await raw(open, 'POST', '/v1/chat/completions', { host: `127.0.0.1:${open.port}`, origin: EVIL, 'content-type': 'application/json' }, body)).status,
+    ).toBe(403);
   });
 });

@@ -44,7 +44,13 @@ async function rpc(method: string, params: Record<string, unknown>): Promise<str
 
 describe('refused symlinks are named relative to the workspace', () => {
   it('an agent reading through a symlink that leaves the workspace: the error names "link.txt", not the absolute path', async () => {
-    const text = await rpc('session.start', { sessionId: 's-link-1', taskPrompt: 'read link.txt', executionTarget: 'agent', provider: 'fake', workingDirectory: 'proj' });
+    const text = await rpc('session.start', {
+      sessionId: 's-link-1',
+      taskPrompt: 'read link.txt',
+      executionTarget: 'agent',
+      provider: 'fake',
+      workingDirectory: 'proj',
+    });
     expect(text).toContain('read error: path \\"link.txt\\" is outside the session workspace');
     expect(text).not.toContain(root);
     expect(text).not.toContain('do not read');
@@ -52,7 +58,13 @@ describe('refused symlinks are named relative to the workspace', () => {
   });
 
   it('a symlinked workingDirectory is refused naming "link-out"', async () => {
-    const text = await rpc('session.start', { sessionId: 's-link-2', taskPrompt: 'hello', executionTarget: 'agent', provider: 'fake', workingDirectory: 'link-out' });
+    const text = await rpc('session.start', {
+      sessionId: 's-link-2',
+      taskPrompt: 'hello',
+      executionTarget: 'agent',
+      provider: 'fake',
+      workingDirectory: 'link-out',
+    });
     expect(text).toContain('workingDirectory \\"link-out\\" is outside the session workspace');
     expect(text).not.toContain(root);
   });

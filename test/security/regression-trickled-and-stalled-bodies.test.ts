@@ -84,7 +84,7 @@ describe('request bodies are bounded in time and memory', () => {
     await stillServes(p);
   }, 30_000);
 
-  it('20 connections trickling their headers are cut too (node\'s request timeout, bodyTimeoutMs + 1 s): 408', async () => {
+  it("20 connections trickling their headers are cut too (node's request timeout, bodyTimeoutMs + 1 s): 408", async () => {
     const TIMEOUT = 1000;
     const p = await gateway({ bodyTimeoutMs: TIMEOUT });
     const port = Number(new URL(p.url).port);
@@ -113,7 +113,7 @@ describe('request bodies are bounded in time and memory', () => {
     await stillServes(p);
   }, 30_000);
 
-  it("40 connections that sent 7.5 MB and stalled: RSS stays bounded (default cap), the overflow gets 503 body_buffer_full", async () => {
+  it('40 connections that sent 7.5 MB and stalled: RSS stays bounded (default cap), the overflow gets 503 body_buffer_full', async () => {
     // a long body timeout, so the stalled bodies are still held while RSS is measured
     const p = await gateway({ bodyTimeoutMs: 120_000 }); // the default maxBufferedBodyBytes
     const port = Number(new URL(p.url).port);

@@ -40,7 +40,15 @@ beforeAll(async () => {
     {
       gateway: { id: 'gw_sec_b', routing: ROUTING, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['echo'] } },
       channels: [
-        { name: 'echo', provider: 'openai', baseUrl: up.baseUrl, apiKey: KEY, models: ['echo-model'], headers: { 'x-tenant-secret': HEADER_SECRET }, secretHeaders: ['x-tenant-secret'] },
+        {
+          name: 'echo',
+          provider: 'openai',
+          baseUrl: up.baseUrl,
+          apiKey: KEY,
+          models: ['echo-model'],
+          headers: { 'x-tenant-secret': HEADER_SECRET },
+          secretHeaders: ['x-tenant-secret'],
+        },
       ],
       acp: { tokens: [ACP_TOKEN], gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'echo-model' }] },
     },
@@ -48,11 +56,24 @@ beforeAll(async () => {
     tmpDir(),
   );
   a = await startProcess(
-    { gateway: { id: 'gw_sec_a', routing: ROUTING, bridges: [{ name: 'b', url: `${wsUrl(b.url)}?token=${QUERY_TOKEN}`, token: BRIDGE_TOKEN, reconnectInterval: 100 }] }, channels: [] },
+    {
+      gateway: {
+        id: 'gw_sec_a',
+        routing: ROUTING,
+        bridges: [{ name: 'b', url: `${wsUrl(b.url)}?token=${QUERY_TOKEN}`, token: BRIDGE_TOKEN, reconnectInterval: 100 }],
+      },
+      channels: [],
+    },
     {},
     tmpDir(),
   );
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers.some((p: { state: string; sharedWithUs: string[] }) => p.state === 'open' && p.sharedWithUs.includes('echo')), 'A to see B\'s channel');
+  await waitFor(
+    async () =>
+      (await adminGet(a.url, '/admin/bridges')).peers.some(
+        (p: { state: string; sharedWithUs: string[] }) => p.state === 'open' && p.sharedWithUs.includes('echo'),
+      ),
+    "A to see B's channel",
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -109,7 +130,12 @@ describe('an upstream echoing the channel key and the request headers', () => {
     const res = await fetch(`${b.url}/acp/rpc`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ACP_TOKEN}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-echo-1', taskPrompt: 'please-401', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: { sessionId: 's-echo-1', taskPrompt: 'please-401', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } },
+      }),
     });
     const text = await res.text();
     expect(text).toContain('Incorrect API key provided');
@@ -117,7 +143,9 @@ describe('an upstream echoing the channel key and the request headers', () => {
     // the store file (and its WAL) hold the failed turn, scrubbed
     const dataDir = join(b.dir, 'data');
     const stored = await waitFor(() => {
-      const all = readdirSync(dataDir).map((f) => readFileSync(join(dataDir, f)).toString('latin1')).join('\n');
+      const all = readdirSync(dataDir)
+        .map((f) => readFileSync(join(dataDir, f)).toString('latin1'))
+        .join('\n');
       return all.includes('s-echo-1') && all.includes('Incorrect API key provided') ? all : undefined;
     }, 'the failed turn to be stored');
     expectClean('session store', stored);
@@ -127,14 +155,25 @@ describe('an upstream echoing the channel key and the request headers', () => {
     const res = await fetch(`${b.url}/acp/rpc`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ACP_TOKEN}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: 's-echo-2', taskPrompt: 'please-say-key', routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' } } }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: {
+          sessionId: 's-echo-2',
+          taskPrompt: 'please-say-key',
+          routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'switchyard' },
+        },
+      }),
     });
     const text = await res.text();
     expect(text).toContain('the key is [REDACTED]');
     expectClean('ACP result (completed)', text);
     const dataDir = join(b.dir, 'data');
     const stored = await waitFor(() => {
-      const all = readdirSync(dataDir).map((f) => readFileSync(join(dataDir, f)).toString('latin1')).join('\n');
+      const all = readdirSync(dataDir)
+        .map((f) => readFileSync(join(dataDir, f)).toString('latin1'))
+        .join('\n');
       return all.includes('s-echo-2') && all.includes('the key is [REDACTED]') ? all : undefined;
     }, 'the completed turn to be stored');
     expectClean('session store (completed turn)', stored);

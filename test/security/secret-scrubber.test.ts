@@ -44,7 +44,8 @@ describe('SecretScrubber', () => {
       'password: hunter2-long',
     ].join(' | ');
     const out = s.scrubError(echoed);
-    for (const leaked of ['eyJhbGciOiJIUzI1NiJ9', 'ak-unconfigured-999999', 'zzzzzzzzzzzz', 'sk-proj-AbCdEfGhIjKlMnOpQrStUv', 'hunter2-long']) expect(out).not.toContain(leaked);
+    for (const leaked of ['eyJhbGciOiJIUzI1NiJ9', 'ak-unconfigured-999999', 'zzzzzzzzzzzz', 'sk-proj-AbCdEfGhIjKlMnOpQrStUv', 'hunter2-long'])
+      expect(out).not.toContain(leaked);
     expect(out).toContain('Authorization: Bearer [REDACTED]');
     expect(out).toContain('model=m');
     // already-redacted text is left as it is
@@ -60,15 +61,41 @@ describe('SecretScrubber', () => {
           bridge: { enabled: true, allowedTokens: ['inbound-bridge-1'] },
           bridges: [{ name: 'p', url: 'ws://u:userpass-1@127.0.0.1:1/bridge?token=query-token-1', token: 'outbound-bridge-1' }],
         },
-        channels: [{ name: 'c', provider: 'openai', baseUrl: 'http://127.0.0.1:1/v1?key=url-key-0001', apiKey: 'channel-key-1', models: ['m'], headers: { 'x-org': 'org-visible', 'x-custom': 'marked-secret-1' }, secretHeaders: ['x-custom'] }],
-        acp: { tokens: ['acp-token-1'], gateways: [{ id: 'oc', label: 'OC', kind: 'openclaw', url: 'ws://127.0.0.1:1/?auth=oc-query-1', token: 'openclaw-token-1' }] },
+        channels: [
+          {
+            name: 'c',
+            provider: 'openai',
+            baseUrl: 'http://127.0.0.1:1/v1?key=url-key-0001',
+            apiKey: 'channel-key-1',
+            models: ['m'],
+            headers: { 'x-org': 'org-visible', 'x-custom': 'marked-secret-1' },
+            secretHeaders: ['x-custom'],
+          },
+        ],
+        acp: {
+          tokens: ['acp-token-1'],
+          gateways: [{ id: 'oc', label: 'OC', kind: 'openclaw', url: 'ws://127.0.0.1:1/?auth=oc-query-1', token: 'openclaw-token-1' }],
+        },
       },
       'test',
       {},
     );
     const s = new SecretScrubber();
     registerConfigSecrets(cfg, s);
-    const all = ['client-token-1', 'admin-token-1', 'inbound-bridge-1', 'userpass-1', 'query-token-1', 'outbound-bridge-1', 'url-key-0001', 'channel-key-1', 'marked-secret-1', 'acp-token-1', 'oc-query-1', 'openclaw-token-1'];
+    const all = [
+      'client-token-1',
+      'admin-token-1',
+      'inbound-bridge-1',
+      'userpass-1',
+      'query-token-1',
+      'outbound-bridge-1',
+      'url-key-0001',
+      'channel-key-1',
+      'marked-secret-1',
+      'acp-token-1',
+      'oc-query-1',
+      'openclaw-token-1',
+    ];
     expect(s.scrub(all.join(' '))).toBe(all.map(() => REDACTED).join(' '));
     expect(s.scrub('org-visible')).toBe('org-visible');
   });
@@ -76,7 +103,9 @@ describe('SecretScrubber', () => {
 
 describe('redactUrl', () => {
   it('hides userinfo and every query value, keeps the rest', () => {
-    expect(redactUrl('wss://u:p@peer.example:8443/bridge?token=abc&x=1#frag')).toBe(`wss://${REDACTED}@peer.example:8443/bridge?token=${REDACTED}&x=${REDACTED}`);
+    expect(redactUrl('wss://u:p@peer.example:8443/bridge?token=abc&x=1#frag')).toBe(
+      `wss://${REDACTED}@peer.example:8443/bridge?token=${REDACTED}&x=${REDACTED}`,
+    );
     expect(redactUrl('ws://127.0.0.1:9/bridge')).toBe('ws://127.0.0.1:9/bridge');
     expect(redactUrl(null)).toBeNull();
   });

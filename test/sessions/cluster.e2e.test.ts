@@ -24,7 +24,17 @@ async function rpc(gw: GatewayProcess, method: string, params: Record<string, un
 const cfg = () => ({
   gateway: { id: 'gw_cluster' },
   // ~2 s per turn: 20 words, 100 ms apart
-  channels: [{ name: 'slow', provider: 'mock', models: ['mock-1'], options: { chunkDelayMs: 100, reply: 'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty' } }],
+  channels: [
+    {
+      name: 'slow',
+      provider: 'mock',
+      models: ['mock-1'],
+      options: {
+        chunkDelayMs: 100,
+        reply: 'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty',
+      },
+    },
+  ],
   acp: { tokens: [ACP], turnLeaseMs: 1500, gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'mock-1' }] },
   store: { kind: 'redis', url: redis.url },
 });
@@ -41,7 +51,8 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const start = (gw: GatewayProcess, sessionId: string, prompt = 'go') => rpc(gw, 'session.start', { sessionId, taskPrompt: prompt, gatewayProviderId: 'switchyard', requestedExecutionTarget: 'gateway' });
+const start = (gw: GatewayProcess, sessionId: string, prompt = 'go') =>
+  rpc(gw, 'session.start', { sessionId, taskPrompt: prompt, gatewayProviderId: 'switchyard', requestedExecutionTarget: 'gateway' });
 
 describe('two instances on one Redis', () => {
   it('a session started on one instance is continued on the other; turns never overlap', async () => {

@@ -26,9 +26,13 @@ type Acked = Map<string, { version: number; turns: number }>;
 /** Runs the writer until it has acknowledged `killAfter` writes, then SIGKILLs it mid-stride. */
 function runAndKill(cfg: StoreConfig, tag: string, killAfter: number, acked: Acked): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', join(fixtures, 'ts-register.mjs'), join(fixtures, 'crash-writer.mjs'), JSON.stringify(cfg), tag, String(LOOPS)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', join(fixtures, 'ts-register.mjs'), join(fixtures, 'crash-writer.mjs'), JSON.stringify(cfg), tag, String(LOOPS)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let count = 0;
     let buf = '';
     let stderr = '';
@@ -67,7 +71,10 @@ async function verify(cfg: StoreConfig, acked: Acked): Promise<void> {
       expect(s.version).toBe(s.history.length + 1); // one turn per update: no partial or torn write
       s.history.forEach((t, i) => {
         expect(t.prompt).toBe(`${id}/${i + 1}`);
-        expect(t.messages).toEqual([{ role: 'user', content: t.prompt }, { role: 'assistant', content: `re ${t.prompt}` }]);
+        expect(t.messages).toEqual([
+          { role: 'user', content: t.prompt },
+          { role: 'assistant', content: `re ${t.prompt}` },
+        ]);
       });
     }
   } finally {

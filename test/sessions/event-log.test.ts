@@ -41,7 +41,14 @@ describe.each(backends)('session event log: $name', (b) => {
     await store.appendEvents('s1', [6, 7, 8].map(ev), 4);
     expect((await store.readEvents('s1', 0, 100)).map((e) => e.seq)).toEqual([5, 6, 7, 8]);
     // equal payloads at different seqs stay distinct entries
-    await store.appendEvents('same', [{ seq: 1, event: { x: 1 } }, { seq: 2, event: { x: 1 } }], 10);
+    await store.appendEvents(
+      'same',
+      [
+        { seq: 1, event: { x: 1 } },
+        { seq: 2, event: { x: 1 } },
+      ],
+      10,
+    );
     expect((await store.readEvents('same', 0, 10)).map((e) => e.seq)).toEqual([1, 2]);
 
     await store.delete('s1');

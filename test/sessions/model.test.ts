@@ -18,7 +18,19 @@ const fresh = () => newSession({ id: 's1', kind: 'chat', ownerGatewayId: 'gw_a',
 
 describe('session model', () => {
   it('a new session is active, version 1, thread = id, empty history', () => {
-    expect(fresh()).toEqual({ id: 's1', kind: 'chat', ownerGatewayId: 'gw_a', status: 'active', target, threadId: 's1', history: [], metadata: {}, createdAt: 1000, updatedAt: 1000, version: 1 });
+    expect(fresh()).toEqual({
+      id: 's1',
+      kind: 'chat',
+      ownerGatewayId: 'gw_a',
+      status: 'active',
+      target,
+      threadId: 's1',
+      history: [],
+      metadata: {},
+      createdAt: 1000,
+      updatedAt: 1000,
+      version: 1,
+    });
   });
 
   it('a running turn makes the session running; finishing it makes it active again, with endedAt', () => {
@@ -26,7 +38,12 @@ describe('session model', () => {
     const running = appendTurn(fresh(), t, 2000);
     expect(running.status).toBe('running');
     expect(runningTurn(running)?.turnId).toBe(t.turnId);
-    const done = updateTurn(running, t.turnId, { status: 'completed', output: 'hello', messages: [...t.messages, { role: 'assistant', content: 'hello' }] }, 3000);
+    const done = updateTurn(
+      running,
+      t.turnId,
+      { status: 'completed', output: 'hello', messages: [...t.messages, { role: 'assistant', content: 'hello' }] },
+      3000,
+    );
     expect(done.status).toBe('active');
     expect(done.history[0]).toMatchObject({ status: 'completed', output: 'hello', endedAt: 3000 });
     expect(chatMessages(done).map((m) => m.role)).toEqual(['user', 'assistant']);

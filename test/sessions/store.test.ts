@@ -11,7 +11,14 @@ import { waitFor, sleep } from '../helpers/env.js';
 import Database from 'better-sqlite3';
 import { appendTurn, newSession, newTurn, markMoved, adoptTransferred, type Session } from '../../src/sessions/model.js';
 import { openStore, persistedGatewayId } from '../../src/sessions/open-store.js';
-import { mutateSession, SessionExistsError, SessionNotFoundError, TransferConflictError, VersionConflictError, type SessionStore } from '../../src/sessions/store.js';
+import {
+  mutateSession,
+  SessionExistsError,
+  SessionNotFoundError,
+  TransferConflictError,
+  VersionConflictError,
+  type SessionStore,
+} from '../../src/sessions/store.js';
 import { SqliteStore } from '../../src/sessions/sqlite-store.js';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
 
@@ -32,20 +39,34 @@ const backends: Backend[] = [
     name: 'sqlite',
     setup: async () => void (tmp = mkdtempSync(join(tmpdir(), 'switchyard-store-'))),
     teardown: async () => rmSync(tmp, { recursive: true, force: true }),
-    namespace: (path = join(tmp, `n${++seq}`, 'switchyard.db')) => () => openStore({ kind: 'sqlite', path }),
+    namespace:
+      (path = join(tmp, `n${++seq}`, 'switchyard.db')) =>
+      () =>
+        openStore({ kind: 'sqlite', path }),
   },
   {
     name: 'redis',
     setup: async () => void (redis = await startRedis()),
     teardown: async () => redis?.stop(),
-    namespace: (prefix = `t${++seq}:`) => () => openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix }),
+    namespace:
+      (prefix = `t${++seq}:`) =>
+      () =>
+        openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix }),
   },
 ];
 
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
 function sample(id: string, owner = 'gw_a'): Session {
   const s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target, affinity: 'cand_1', metadata: { cwd: 'w1', n: [1, 2] } });
-  return appendTurn(s, { ...newTurn('hello', [{ role: 'user', content: 'hello' }, { role: 'assistant', content: 'hi' }]), status: 'completed', output: 'hi', endedAt: s.createdAt });
+  return appendTurn(s, {
+    ...newTurn('hello', [
+      { role: 'user', content: 'hello' },
+      { role: 'assistant', content: 'hi' },
+    ]),
+    status: 'completed',
+    output: 'hi',
+    endedAt: s.createdAt,
+  });
 }
 /** resolves with the next message delivered to a fresh subscription on `channel` */
 async function nextMessage(store: SessionStore, channel: string): Promise<{ msg: Promise<unknown>; off: () => Promise<void> }> {
@@ -145,7 +166,11 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
 
   it('lists most recently updated first, filtered by status and owner, with a limit; delete removes', async () => {
     const store = await fresh();
-    for (const [id, owner] of [['a', 'gw_1'], ['b', 'gw_2'], ['c', 'gw_1']] as const) {
+    for (const [id, owner] of [
+      ['a', 'gw_1'],
+      ['b', 'gw_2'],
+      ['c', 'gw_1'],
+    ] as const) {
       await store.create(sample(id, owner));
       await sleep(5);
     }

@@ -19,8 +19,11 @@ const track = <T extends GatewayProcess>(p: T) => (procs.push(p), p);
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -32,7 +35,12 @@ async function storeAt(dir: string): Promise<SessionStore> {
 }
 
 async function seed(store: SessionStore, id: string, owner: string, turns = 2): Promise<Session> {
-  let s = newSession({ id, kind: 'chat', ownerGatewayId: owner, target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' } });
+  let s = newSession({
+    id,
+    kind: 'chat',
+    ownerGatewayId: owner,
+    target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' },
+  });
   for (let i = 0; i < turns; i++) {
     const t = newTurn(`question ${i}`, [{ role: 'user', content: `question ${i}` }]);
     s = updateTurn(appendTurn(s, t), t.turnId, { status: 'completed', output: `answer ${i}`, endedAt: Date.now() });
@@ -52,7 +60,12 @@ async function pair(opts: { acceptSessions?: boolean; bEnv?: NodeJS.ProcessEnv; 
   const bDir = tmpDir();
   const limits = opts.heartbeat ? { heartbeatIntervalMs: opts.heartbeat, deadPeerMisses: 3 } : {};
   const bCfg = {
-    gateway: { id: `gw_b_${Math.random().toString(36).slice(2, 7)}`, name: 'datacenter', port: 0, bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: opts.acceptSessions ?? true, limits } },
+    gateway: {
+      id: `gw_b_${Math.random().toString(36).slice(2, 7)}`,
+      name: 'datacenter',
+      port: 0,
+      bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: opts.acceptSessions ?? true, limits },
+    },
     channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
   };
   const b = track(await startProcess(bCfg, opts.bEnv ?? {}, bDir));
@@ -60,7 +73,15 @@ async function pair(opts: { acceptSessions?: boolean; bEnv?: NodeJS.ProcessEnv; 
   const aDir = tmpDir();
   const a = track(
     await startProcess(
-      { gateway: { id: `gw_a_${Math.random().toString(36).slice(2, 7)}`, name: 'office', bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100, maxReconnectInterval: 300 }], bridge: { limits } }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] },
+      {
+        gateway: {
+          id: `gw_a_${Math.random().toString(36).slice(2, 7)}`,
+          name: 'office',
+          bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100, maxReconnectInterval: 300 }],
+          bridge: { limits },
+        },
+        channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+      },
       {},
       aDir,
     ),
@@ -111,7 +132,9 @@ describe('session transfer', () => {
   it('unknown session ids get a clear one-line error', async () => {
     expect((await cli(['sessions', 'show', 'nope', '--url', p.a.url])).stderr).toBe('switchyard: no session nope\n');
     expect((await cli(['sessions', 'transfer', 'nope', '--to', 'datacenter', '--url', p.a.url])).stderr).toBe('switchyard: no session nope\n');
-    expect((await cli(['sessions', 'transfer', 's-x', '--to', 'nobody', '--url', p.a.url])).stderr).toBe('switchyard: no connected peer named or with id "nobody"\n');
+    expect((await cli(['sessions', 'transfer', 's-x', '--to', 'nobody', '--url', p.a.url])).stderr).toBe(
+      'switchyard: no connected peer named or with id "nobody"\n',
+    );
   });
 
   it('a session with a running turn is refused with --no-wait and stays', async () => {
@@ -130,7 +153,14 @@ describe('session transfer', () => {
     let settled = false;
     const pending = cli(['sessions', 'transfer', 's-wait', '--to', 'datacenter', '--url', p.a.url]).finally(() => (settled = true));
     // the CLI reached A and A is waiting on this turn (fails if the CLI never connected or did not wait)
-    await waitFor(() => p.a.logs().split('\n').some((l) => l.includes('session transfer waits for the running turn') && l.includes('s-wait')), "A waiting for s-wait's turn");
+    await waitFor(
+      () =>
+        p.a
+          .logs()
+          .split('\n')
+          .some((l) => l.includes('session transfer waits for the running turn') && l.includes('s-wait')),
+      "A waiting for s-wait's turn",
+    );
     expect(settled, 'the CLI is still waiting').toBe(false);
     expect((await p.aStore.get('s-wait'))!.status).toBe('running'); // still here, still waiting
     const cur = (await p.aStore.get('s-wait'))!;
@@ -149,7 +179,10 @@ describe('session transfer', () => {
     for (const id of ids) await seed(p.aStore, id, p.a.id, 1);
     // the busy one from the previous test finishes its turn so drain can move it too
     const busy = (await p.aStore.get('s-busy'))!;
-    await p.aStore.update(updateTurn(busy, busy.history[busy.history.length - 1]!.turnId, { status: 'completed', output: 'done', endedAt: Date.now() }), busy.version);
+    await p.aStore.update(
+      updateTurn(busy, busy.history[busy.history.length - 1]!.turnId, { status: 'completed', output: 'done', endedAt: Date.now() }),
+      busy.version,
+    );
     const r = await cli(['sessions', 'drain', '--to', 'datacenter', '--url', p.a.url]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -175,9 +208,24 @@ describe('refusals and hostile offers', () => {
 
   it('hand-crafted offers: not accepting, not the owner, overwriting, malformed', async () => {
     const dirNo = tmpDir();
-    const no = track(await startProcess({ gateway: { id: 'gw_noaccept', bridge: { enabled: true, allowedTokens: [TOKEN] } }, channels: [{ name: 'm', provider: 'mock', models: ['m'] }] }, {}, dirNo));
+    const no = track(
+      await startProcess(
+        { gateway: { id: 'gw_noaccept', bridge: { enabled: true, allowedTokens: [TOKEN] } }, channels: [{ name: 'm', provider: 'mock', models: ['m'] }] },
+        {},
+        dirNo,
+      ),
+    );
     const dirYes = tmpDir();
-    const yes = track(await startProcess({ gateway: { id: 'gw_accept', bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: true } }, channels: [{ name: 'm', provider: 'mock', models: ['m'] }] }, {}, dirYes));
+    const yes = track(
+      await startProcess(
+        {
+          gateway: { id: 'gw_accept', bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: true } },
+          channels: [{ name: 'm', provider: 'mock', models: ['m'] }],
+        },
+        {},
+        dirYes,
+      ),
+    );
     const yesStore = await storeAt(dirYes);
     await seed(yesStore, 's-mine', 'gw_accept');
 
@@ -186,18 +234,42 @@ describe('refusals and hostile offers', () => {
       const frames: any[] = [];
       ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
       await new Promise((r) => ws.once('open', r));
-      ws.send(JSON.stringify({ type: 'bridge-hello', gatewayId: 'gw_hostile', gatewayName: 'h', version: '1.0', token: TOKEN, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+      ws.send(
+        JSON.stringify({
+          type: 'bridge-hello',
+          gatewayId: 'gw_hostile',
+          gatewayName: 'h',
+          version: '1.0',
+          token: TOKEN,
+          capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+        }),
+      );
       await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
       ws.send(JSON.stringify(frame));
-      const reply = await waitFor(() => frames.find((f) => f.type === 'bridge-session-transfer-ok' || (f.type === 'bridge-error' && f.requestId)), 'transfer reply');
+      const reply = await waitFor(
+        () => frames.find((f) => f.type === 'bridge-session-transfer-ok' || (f.type === 'bridge-error' && f.requestId)),
+        'transfer reply',
+      );
       ws.close();
       return reply;
     }
-    const good = (id: string, owner: string) => ({ ...newSession({ id, kind: 'chat', ownerGatewayId: owner, target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'x', model: 'm' } }), owner });
+    const good = (id: string, owner: string) => ({
+      ...newSession({ id, kind: 'chat', ownerGatewayId: owner, target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'x', model: 'm' } }),
+      owner,
+    });
 
-    expect(await offer(no.url, { type: 'bridge-session-transfer', transferId: 't1', session: good('s1', 'gw_hostile') })).toMatchObject({ code: 'TRANSFER_REJECTED', requestId: 't1' });
-    expect(await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't2', session: good('s2', 'gw_somebody_else') })).toMatchObject({ code: 'NOT_OWNER', requestId: 't2' });
-    expect(await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't3', session: good('s-mine', 'gw_hostile') })).toMatchObject({ code: 'NOT_OWNER', requestId: 't3' });
+    expect(await offer(no.url, { type: 'bridge-session-transfer', transferId: 't1', session: good('s1', 'gw_hostile') })).toMatchObject({
+      code: 'TRANSFER_REJECTED',
+      requestId: 't1',
+    });
+    expect(await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't2', session: good('s2', 'gw_somebody_else') })).toMatchObject({
+      code: 'NOT_OWNER',
+      requestId: 't2',
+    });
+    expect(await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't3', session: good('s-mine', 'gw_hostile') })).toMatchObject({
+      code: 'NOT_OWNER',
+      requestId: 't3',
+    });
     const bad = await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't4', session: { id: 's4', owner: 'gw_hostile', kind: 'banana' } });
     expect(bad).toMatchObject({ code: 'TRANSFER_REJECTED', requestId: 't4' });
     expect(bad.message).toMatch(/invalid session record/);
@@ -236,10 +308,14 @@ describe('failures mid-transfer never leave two owners', () => {
     p.b.kill('SIGCONT');
     await waitFor(async () => (await adminGet(p.a.url, '/admin/bridges')).peers[0]?.state === 'open', 'link back', 15_000);
     // whatever B did with the buffered offer, it must not end up owning the session
-    await waitFor(async () => {
-      const copy = await p.bStore.get('s-frozen');
-      return copy === undefined;
-    }, 'no copy left on B', 15_000);
+    await waitFor(
+      async () => {
+        const copy = await p.bStore.get('s-frozen');
+        return copy === undefined;
+      },
+      'no copy left on B',
+      15_000,
+    );
     expect(await p.aStore.get('s-frozen')).toMatchObject({ status: 'active', ownerGatewayId: p.a.id });
   });
 });

@@ -5,7 +5,15 @@ import type { StreamChunk } from '../../providers/provider.js';
 import type { UpdateEvent } from '../runtime.js';
 
 const chunk = (content: string | undefined, finish: string | null = null) =>
-  ({ data: JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }] }) }) as StreamChunk;
+  ({
+    data: JSON.stringify({
+      id: 'c',
+      object: 'chat.completion.chunk',
+      created: 0,
+      model: 'm',
+      choices: [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }],
+    }),
+  }) as StreamChunk;
 
 function fakeRouter(chunks: StreamChunk[], seen: ChatRequest[], delayMs = 0): ChatRouter {
   return {
@@ -36,7 +44,12 @@ function fakeRouter(chunks: StreamChunk[], seen: ChatRequest[], delayMs = 0): Ch
 describe('channels runtime', () => {
   it('sends the session history plus the new prompt, streams deltas, maps finish_reason', async () => {
     const seen: ChatRequest[] = [];
-    const rt = createChannelsRuntime({ router: fakeRouter([chunk(''), chunk('Hel'), chunk('lo'), chunk(undefined, 'length')], seen), model: 'm', sessionId: 's', timeoutMs: 10_000 });
+    const rt = createChannelsRuntime({
+      router: fakeRouter([chunk(''), chunk('Hel'), chunk('lo'), chunk(undefined, 'length')], seen),
+      model: 'm',
+      sessionId: 's',
+      timeoutMs: 10_000,
+    });
     const ups: UpdateEvent[] = [];
     const history = [
       { role: 'user' as const, content: 'zebra' },
@@ -50,11 +63,23 @@ describe('channels runtime', () => {
       { type: 'delta', event: 'delta', delta: 'Hel', text: 'Hel' },
       { type: 'delta', event: 'delta', delta: 'lo', text: 'lo' },
     ]);
-    expect(out).toMatchObject({ output: 'Hello', stopReason: 'max_tokens', messages: [{ role: 'user', content: 'which word?' }, { role: 'assistant', content: 'Hello' }] });
+    expect(out).toMatchObject({
+      output: 'Hello',
+      stopReason: 'max_tokens',
+      messages: [
+        { role: 'user', content: 'which word?' },
+        { role: 'assistant', content: 'Hello' },
+      ],
+    });
   });
   it('abort ends the turn with stopReason cancelled and the partial output', async () => {
     const ac = new AbortController();
-    const rt = createChannelsRuntime({ router: fakeRouter([chunk('a'), chunk('b'), chunk('c'), chunk('d'), chunk(undefined, 'stop')], [], 30), model: 'm', sessionId: 's', timeoutMs: 10_000 });
+    const rt = createChannelsRuntime({
+      router: fakeRouter([chunk('a'), chunk('b'), chunk('c'), chunk('d'), chunk(undefined, 'stop')], [], 30),
+      model: 'm',
+      sessionId: 's',
+      timeoutMs: 10_000,
+    });
     // abort once the first delta has reached the caller: mid-stream, whatever the machine's speed
     const p = rt.prompt({ turnId: 't', text: 'x', history: [] }, () => ac.abort(), ac.signal);
     const out = await p;

@@ -67,7 +67,14 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
       };
       let routed: RoutedChat;
       try {
-        routed = await o.router.chat(req, { signal, requestId: newId('acp'), hops: [], deadline: Date.now() + o.timeoutMs, sessionId: o.sessionId, trace: turn.trace });
+        routed = await o.router.chat(req, {
+          signal,
+          requestId: newId('acp'),
+          hops: [],
+          deadline: Date.now() + o.timeoutMs,
+          sessionId: o.sessionId,
+          trace: turn.trace,
+        });
       } catch (err) {
         if (signal.aborted) return done();
         throw toGatewayError(err);

@@ -33,7 +33,16 @@ export class AnthropicStreamWriter {
   ) {}
 
   start(id: string | undefined): string {
-    const message = { id: messageId(id), type: 'message', role: 'assistant', model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: this.estimateIn, output_tokens: 1 } };
+    const message = {
+      id: messageId(id),
+      type: 'message',
+      role: 'assistant',
+      model: this.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { input_tokens: this.estimateIn, output_tokens: 1 },
+    };
     return ev('message_start', { message });
   }
 

@@ -77,7 +77,14 @@ export async function routeChat(
   };
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   try {
-    const routed = await ctx.router.chat(chat, { signal: ac.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: ctx.meter?.trace(res) });
+    const routed = await ctx.router.chat(chat, {
+      signal: ac.signal,
+      requestId,
+      hops: [],
+      deadline: Date.now() + ctx.timeoutMs,
+      sessionId,
+      trace: ctx.meter?.trace(res),
+    });
     ctx.meter?.routed(res, chat.model, routed.candidate);
     let settled = false;
     const settle = async (usage: Usage | null | undefined, ok: boolean) => {
@@ -111,12 +118,7 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
  * normal end, 'gone' when the client left (the upstream is released), or rejects with the GatewayError
  * that ended the stream abnormally (deadline → UPSTREAM_TIMEOUT). Writes wait for 'drain'.
  */
-export async function pump(
-  ctx: ApiContext,
-  res: ServerResponse,
-  ex: Exchange,
-  each: (c: StreamChunk) => string,
-): Promise<'done' | 'gone'> {
+export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
   try {
@@ -148,7 +150,13 @@ export async function pump(
 /** SSE response headers (Nagle off: each event goes out as it is written). */
 export function startSse(res: ServerResponse, headers: Record<string, string>): void {
   res.socket?.setNoDelay(true);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    ...headers,
+  });
 }
 
 /** A rough token estimate from a byte count (~4 bytes per token): used only where the upstream has not counted yet. */

@@ -138,7 +138,9 @@ function toolConfig(tc: unknown, out: ChatRequest): void {
   if (!isObj(f) || !out.tools) return;
   const allowed = f.allowedFunctionNames ?? f.allowed_function_names;
   if (f.mode === 'NONE') out.tool_choice = 'none';
-  else if (f.mode === 'ANY') out.tool_choice = Array.isArray(allowed) && allowed.length === 1 && typeof allowed[0] === 'string' ? { type: 'function', function: { name: allowed[0] } } : 'required';
+  else if (f.mode === 'ANY')
+    out.tool_choice =
+      Array.isArray(allowed) && allowed.length === 1 && typeof allowed[0] === 'string' ? { type: 'function', function: { name: allowed[0] } } : 'required';
   else if (f.mode === 'AUTO' || f.mode === 'VALIDATED' || f.mode === undefined) out.tool_choice = 'auto';
   else bad('toolConfig.functionCallingConfig.mode', 'must be AUTO, ANY, NONE or VALIDATED');
 }
@@ -158,9 +160,11 @@ function generationConfig(g: unknown, out: ChatRequest): void {
   if (temperature !== undefined) out.temperature = temperature;
   if (topP !== undefined) out.top_p = topP;
   if (max !== undefined) out.max_tokens = max;
-  if (n !== undefined && n > 1) throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
+  if (n !== undefined && n > 1)
+    throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
   if (g.stopSequences !== undefined) {
-    if (!Array.isArray(g.stopSequences) || !g.stopSequences.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');
+    if (!Array.isArray(g.stopSequences) || !g.stopSequences.every((s) => typeof s === 'string'))
+      bad('generationConfig.stopSequences', 'must be an array of strings');
     if (g.stopSequences.length) out.stop = g.stopSequences;
   }
   if (g.responseMimeType === 'application/json') {

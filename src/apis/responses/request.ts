@@ -40,7 +40,8 @@ export function validateResponses(body: unknown): Record<string, unknown> & { mo
   if (typeof body.model !== 'string' || !body.model) bad('model', 'required, a non-empty string');
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
   if (body.instructions !== undefined && body.instructions !== null && typeof body.instructions !== 'string') bad('instructions', 'must be a string');
-  if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string') bad('previous_response_id', 'must be a string');
+  if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string')
+    bad('previous_response_id', 'must be a string');
   if (body.tools !== undefined && !Array.isArray(body.tools)) bad('tools', 'must be an array');
   for (const k of ['temperature', 'top_p', 'max_output_tokens'] as const) {
     if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
@@ -86,7 +87,11 @@ export function responsesToChat(body: Record<string, unknown> & { model: string 
     if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
   }
   const fmt = isObj(body.text) && isObj(body.text.format) ? body.text.format : undefined;
-  if (fmt?.type === 'json_schema') chat.response_format = { type: 'json_schema', json_schema: { name: fmt.name ?? 'output', schema: fmt.schema, ...(typeof fmt.strict === 'boolean' ? { strict: fmt.strict } : {}) } };
+  if (fmt?.type === 'json_schema')
+    chat.response_format = {
+      type: 'json_schema',
+      json_schema: { name: fmt.name ?? 'output', schema: fmt.schema, ...(typeof fmt.strict === 'boolean' ? { strict: fmt.strict } : {}) },
+    };
   else if (fmt?.type === 'json_object') chat.response_format = { type: 'json_object' };
   return { chat, dropped };
 }
@@ -98,7 +103,11 @@ function item(it: Item, at: string, out: ChatMessage[]): void {
       return message(it, at, out);
     case 'function_call': {
       if (typeof it.name !== 'string' || typeof it.call_id !== 'string') bad(at, 'a function_call needs name and call_id');
-      const call: ToolCall = { id: it.call_id, type: 'function', function: { name: it.name, arguments: typeof it.arguments === 'string' ? it.arguments : JSON.stringify(it.arguments ?? {}) } };
+      const call: ToolCall = {
+        id: it.call_id,
+        type: 'function',
+        function: { name: it.name, arguments: typeof it.arguments === 'string' ? it.arguments : JSON.stringify(it.arguments ?? {}) },
+      };
       const last = out[out.length - 1];
       if (last?.role === 'assistant') (last.tool_calls ??= []).push(call);
       else out.push({ role: 'assistant', content: null, tool_calls: [call] });

@@ -74,12 +74,33 @@ export function finish(r: Record<string, unknown>, output: Item[], finishReason:
 }
 
 export function failed(r: Record<string, unknown>, output: Item[], e: GatewayError): Record<string, unknown> {
-  return { ...r, status: 'failed', output, error: { code: e.code === 'RATE_LIMITED' ? 'rate_limit_exceeded' : e.code === 'UPSTREAM_ERROR' ? 'server_error' : e.code.toLowerCase(), message: e.message } };
+  return {
+    ...r,
+    status: 'failed',
+    output,
+    error: {
+      code: e.code === 'RATE_LIMITED' ? 'rate_limit_exceeded' : e.code === 'UPSTREAM_ERROR' ? 'server_error' : e.code.toLowerCase(),
+      message: e.message,
+    },
+  };
 }
 
 export const reasoningItem = (id: string, text: string): Item => ({ type: 'reasoning', id, summary: [], content: [{ type: 'reasoning_text', text }] });
-export const messageItem = (id: string, text: string, status = 'completed'): Item => ({ type: 'message', id, status, role: 'assistant', content: text === '' && status !== 'completed' ? [] : [{ type: 'output_text', text, annotations: [] }] });
-export const callItem = (id: string, callId: string, name: string, args: string, status = 'completed'): Item => ({ type: 'function_call', id, call_id: callId, name, arguments: args, status });
+export const messageItem = (id: string, text: string, status = 'completed'): Item => ({
+  type: 'message',
+  id,
+  status,
+  role: 'assistant',
+  content: text === '' && status !== 'completed' ? [] : [{ type: 'output_text', text, annotations: [] }],
+});
+export const callItem = (id: string, callId: string, name: string, args: string, status = 'completed'): Item => ({
+  type: 'function_call',
+  id,
+  call_id: callId,
+  name,
+  arguments: args,
+  status,
+});
 
 export function toResponse(c: ChatCompletion, r: Record<string, unknown>, estimateIn: number): Record<string, unknown> {
   const choice = c.choices[0];

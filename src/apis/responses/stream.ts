@@ -64,7 +64,12 @@ export class ResponsesStreamWriter {
     if (typeof d.content === 'string' && d.content) {
       if (this.open?.kind !== 'message') {
         out += this.openItem('message', messageItem(itemId('msg'), '', 'in_progress'));
-        out += this.ev('response.content_part.added', { item_id: this.open!.id, output_index: this.open!.index, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+        out += this.ev('response.content_part.added', {
+          item_id: this.open!.id,
+          output_index: this.open!.index,
+          content_index: 0,
+          part: { type: 'output_text', text: '', annotations: [] },
+        });
       }
       const o = this.open!;
       o.text += d.content;

@@ -65,7 +65,10 @@ export function normaliseAcpBase(input: string, opts: NormaliseOptions): URL {
     throw new AcpBaseUrlError('invalid-url', `invalid ACP base URL ${JSON.stringify(raw)}: expected http(s)://host[:port][/prefix]`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new AcpBaseUrlError('scheme', `invalid ACP base URL ${shown(u)}: must be http:// or https:// (the WebSocket endpoint /acp is derived, not configured)`);
+    throw new AcpBaseUrlError(
+      'scheme',
+      `invalid ACP base URL ${shown(u)}: must be http:// or https:// (the WebSocket endpoint /acp is derived, not configured)`,
+    );
   }
   if (u.username || u.password) {
     throw new AcpBaseUrlError('credentials', `invalid ACP base URL ${shown(u)}: credentials do not belong in the URL; pass the ACP token separately`);

@@ -17,7 +17,13 @@ const seen: Array<{ path: string; headers: IncomingMessage['headers']; body: { i
 let release: (() => void) | undefined;
 
 const res_ = (id: unknown, result: unknown) => ({ jsonrpc: '2.0', id, result, type: 'res', ok: true, payload: result });
-const err_ = (id: unknown, code: number, message: string, data: Record<string, unknown>) => ({ jsonrpc: '2.0', id, error: { code, message, data }, type: 'res', ok: false });
+const err_ = (id: unknown, code: number, message: string, data: Record<string, unknown>) => ({
+  jsonrpc: '2.0',
+  id,
+  error: { code, message, data },
+  type: 'res',
+  ok: false,
+});
 const note = (method: string, params: Record<string, unknown>) => ({ jsonrpc: '2.0', method, params, type: 'event', event: method, payload: params });
 const upd = (seq: number, extra: Record<string, unknown>) => note('session.update', { sessionId: 's1', threadId: 's1', turnId: 't1', seq, ...extra });
 
@@ -45,14 +51,29 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const result = { success: true, status: 'completed', sessionId: params.sessionId, output: 'hello world', stopReason: 'end_turn' };
   switch (method) {
     case 'acp.capabilities':
-      return json(res, 200, res_(id, { singleAgent: false, multiAgent: false, availableExecutionTargets: ['gateway'], providerCatalog: [], gatewayProviders: [{ providerId: 'switchyard', label: 'Switchyard', targets: ['gateway'], enabled: true }] }));
+      return json(
+        res,
+        200,
+        res_(id, {
+          singleAgent: false,
+          multiAgent: false,
+          availableExecutionTargets: ['gateway'],
+          providerCatalog: [],
+          gatewayProviders: [{ providerId: 'switchyard', label: 'Switchyard', targets: ['gateway'], enabled: true }],
+        }),
+      );
     case 'session.start':
       if (!stream) return json(res, 200, res_(id, result));
       return sse(res, [
         upd(1, { type: 'status', event: 'started' }),
         note('xworkmate.bridge.keepalive', { intervalMs: 20000 }),
         upd(2, { type: 'delta', event: 'delta', delta: 'hello ', text: 'hello ' }),
-        upd(3, { type: 'step', event: 'tool_call', text: 'read', structuredEvent: { sessionUpdate: 'tool_call', toolCallId: 'c1', title: 'read', status: 'pending' } }),
+        upd(3, {
+          type: 'step',
+          event: 'tool_call',
+          text: 'read',
+          structuredEvent: { sessionUpdate: 'tool_call', toolCallId: 'c1', title: 'read', status: 'pending' },
+        }),
         upd(4, { type: 'delta', event: 'delta', delta: 'world', text: 'world' }),
         res_(id, result),
       ]);
@@ -76,9 +97,17 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       return json(res, 200, { jsonrpc: '2.0', id, type: 'res', ok: false, payload: { why: 'x' } });
     case 'event-only':
       // notifications carried only as `event` + `payload`
-      return sse(res, [{ jsonrpc: '2.0', type: 'event', event: 'session.update', payload: { sessionId: 's1', threadId: 's1', turnId: 't1', seq: 1, type: 'delta', event: 'delta', delta: 'x' } }, res_(id, 'ok')]);
+      return sse(res, [
+        {
+          jsonrpc: '2.0',
+          type: 'event',
+          event: 'session.update',
+          payload: { sessionId: 's1', threadId: 's1', turnId: 't1', seq: 1, type: 'delta', event: 'delta', delta: 'x' },
+        },
+        res_(id, 'ok'),
+      ]);
     case 'cut':
-      return sse(res, [upd(1, { type: 'status', event: 'started' })], false), void res.end();
+      return (sse(res, [upd(1, { type: 'status', event: 'started' })], false), void res.end());
     case 'no-done':
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(`data: ${JSON.stringify(res_(id, 'fine'))}\n\n`);
@@ -89,7 +118,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       res.write(`data: ${JSON.stringify(res_(id, 'settled'))}\n\n`);
       return;
     case 'garbage-sse':
-      return sse(res, ['not-an-envelope']), undefined;
+      return (sse(res, ['not-an-envelope']), undefined);
     case 'bad-json-sse':
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       return void res.end('data: {nope\n\n');
@@ -188,7 +217,12 @@ describe('AcpClient: plain calls', () => {
   it('a JSON-RPC error becomes AcpRpcError with code, message, data and dataCode', async () => {
     const e = await rejection(client().message({ sessionId: 'gone', taskPrompt: 'x' }, { stream: false }));
     expect(e).toBeInstanceOf(AcpRpcError);
-    expect(e).toMatchObject({ code: -32002, message: 'session "gone" cannot be continued', data: { code: 'SESSION_CONTINUATION_UNAVAILABLE' }, httpStatus: 200 });
+    expect(e).toMatchObject({
+      code: -32002,
+      message: 'session "gone" cannot be continued',
+      data: { code: 'SESSION_CONTINUATION_UNAVAILABLE' },
+      httpStatus: 200,
+    });
     expect((e as AcpRpcError).dataCode).toBe('SESSION_CONTINUATION_UNAVAILABLE');
     const nf = await rejection(client().call('nope'));
     expect(nf).toMatchObject({ code: -32601, dataCode: 'METHOD_NOT_FOUND' });
@@ -314,11 +348,14 @@ describe('AcpClient: streamed calls (SSE)', () => {
   it("an error thrown by the caller's onNotification reaches the caller unchanged", async () => {
     const mine = new Error('mine');
     const e = await rejection(
-      client().start({ sessionId: 's1', taskPrompt: 'x' }, {
-        onUpdate: () => {
-          throw mine;
+      client().start(
+        { sessionId: 's1', taskPrompt: 'x' },
+        {
+          onUpdate: () => {
+            throw mine;
+          },
         },
-      }),
+      ),
     );
     expect(e).toBe(mine);
   });

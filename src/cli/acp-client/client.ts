@@ -168,7 +168,6 @@ export interface TurnCallOptions extends Omit<CallOptions, 'stream'> {
 
 export const KEEPALIVE_METHOD = 'xworkmate.bridge.keepalive';
 
-
 export type Envelope =
   | { kind: 'notification'; notification: AcpNotification }
   | { kind: 'result'; id: unknown; result: unknown }
@@ -195,7 +194,11 @@ export function readEnvelope(v: unknown, httpStatus = 200): Envelope {
     return { kind: 'error', id: v.id, error: new AcpRpcError(code, message, isObj(e.data) ? e.data : undefined, httpStatus) };
   }
   if (v.ok === false) {
-    return { kind: 'error', id: v.id, error: new AcpRpcError(-32603, 'request failed (ok:false without an error)', isObj(v.payload) ? v.payload : undefined, httpStatus) };
+    return {
+      kind: 'error',
+      id: v.id,
+      error: new AcpRpcError(-32603, 'request failed (ok:false without an error)', isObj(v.payload) ? v.payload : undefined, httpStatus),
+    };
   }
   return { kind: 'result', id: v.id, result: 'result' in v ? v.result : v.payload };
 }
@@ -203,7 +206,8 @@ export function readEnvelope(v: unknown, httpStatus = 200): Envelope {
 /** Errors thrown by a caller's onNotification: passed through as they are, never relabelled as transport errors. */
 const callbackErrors = new WeakSet<object>();
 
-const sameId = (got: unknown, want: RpcId): boolean => got === undefined || got === null || ((typeof got === 'string' || typeof got === 'number') && String(got) === String(want));
+const sameId = (got: unknown, want: RpcId): boolean =>
+  got === undefined || got === null || ((typeof got === 'string' || typeof got === 'number') && String(got) === String(want));
 
 export class AcpClient {
   /** the one endpoint every call goes to: `…/acp/rpc` */
@@ -257,7 +261,12 @@ export class AcpClient {
         throw new AcpTransportError('timeout', `${method}: ${this.endpoint.origin} did not answer within ${this.connectTimeoutMs} ms`, undefined, code);
       }
       if (code === 'UND_ERR_BODY_TIMEOUT') {
-        throw new AcpTransportError('timeout', `${method}: the reply stream from ${this.endpoint.origin} was silent for ${stream ? this.idleTimeoutMs : deadline} ms`, undefined, code);
+        throw new AcpTransportError(
+          'timeout',
+          `${method}: the reply stream from ${this.endpoint.origin} was silent for ${stream ? this.idleTimeoutMs : deadline} ms`,
+          undefined,
+          code,
+        );
       }
       throw new AcpTransportError('unreachable', `cannot reach ${this.endpoint.href} (${code ?? (err as Error)?.message ?? String(err)})`, undefined, code);
     };
@@ -317,15 +326,21 @@ export class AcpClient {
   private settle(json: unknown, id: RpcId, method: string, status: number): unknown {
     const env = readEnvelope(json, status);
     if (env.kind === 'error') {
-      if (!sameId(env.id, id)) throw new AcpTransportError('bad-response', `${method}: reply carries id ${JSON.stringify(env.id)}, expected ${JSON.stringify(id)}`, status);
+      if (!sameId(env.id, id))
+        throw new AcpTransportError('bad-response', `${method}: reply carries id ${JSON.stringify(env.id)}, expected ${JSON.stringify(id)}`, status);
       throw env.error;
     }
     if (env.kind === 'result' && status < 400) {
-      if (!sameId(env.id, id)) throw new AcpTransportError('bad-response', `${method}: reply carries id ${JSON.stringify(env.id)}, expected ${JSON.stringify(id)}`, status);
+      if (!sameId(env.id, id))
+        throw new AcpTransportError('bad-response', `${method}: reply carries id ${JSON.stringify(env.id)}, expected ${JSON.stringify(id)}`, status);
       return env.result;
     }
     if (status >= 400) throw new AcpTransportError('http', `${method}: HTTP ${status} from ${this.endpoint.href}`, status);
-    throw new AcpTransportError('bad-response', `${method}: the reply is not a JSON-RPC response (${env.kind === 'invalid' ? env.why : 'a notification'})`, status);
+    throw new AcpTransportError(
+      'bad-response',
+      `${method}: the reply is not a JSON-RPC response (${env.kind === 'invalid' ? env.why : 'a notification'})`,
+      status,
+    );
   }
 
   private async readStream(res: Dispatcher.ResponseData, id: RpcId, method: string, opts: CallOptions): Promise<unknown> {
@@ -350,7 +365,8 @@ export class AcpClient {
         }
         continue;
       }
-      if (env.kind === 'invalid') throw new AcpTransportError('bad-response', `${method}: the event stream carried a message that is not JSON-RPC (${env.why})`, res.statusCode);
+      if (env.kind === 'invalid')
+        throw new AcpTransportError('bad-response', `${method}: the event stream carried a message that is not JSON-RPC (${env.why})`, res.statusCode);
       // the final envelope settles the call; `[DONE]` is not waited for (leaving the loop ends the body)
       return this.settle(json, id, method, res.statusCode);
     }

@@ -43,9 +43,21 @@ export function checkOrigin(req: IncomingMessage, allowed: readonly string[]): A
 /** undefined = authorised; else the 401 error. Empty `acp.tokens` refuses everything. */
 export function checkAuth(req: IncomingMessage, tokens: readonly string[]): AcpRpcError | undefined {
   if (tokens.length === 0) {
-    return new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', '/acp/rpc is disabled until acp.tokens is configured: add at least one token to acp.tokens in the gateway config', {}, 401);
+    return new AcpRpcError(
+      RPC.UNAUTHORIZED,
+      'UNAUTHORIZED',
+      '/acp/rpc is disabled until acp.tokens is configured: add at least one token to acp.tokens in the gateway config',
+      {},
+      401,
+    );
   }
   const header = req.headers.authorization;
   if (tokenMatches(bearerToken(header), tokens)) return undefined;
-  return new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', header ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <token>', {}, 401);
+  return new AcpRpcError(
+    RPC.UNAUTHORIZED,
+    'UNAUTHORIZED',
+    header ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <token>',
+    {},
+    401,
+  );
 }

@@ -36,9 +36,20 @@ describe('envelopes', () => {
   it('result, error and notification carry their mirrors', () => {
     expect(resultEnvelope(1, { a: 1 })).toEqual({ jsonrpc: '2.0', id: 1, result: { a: 1 }, type: 'res', ok: true, payload: { a: 1 } });
     expect(errorEnvelope('x', new AcpRpcError(-32002, 'SESSION_CONTINUATION_UNAVAILABLE', 'gone', { sessionId: 's' }))).toEqual({
-      jsonrpc: '2.0', id: 'x', error: { code: -32002, message: 'gone', data: { sessionId: 's', code: 'SESSION_CONTINUATION_UNAVAILABLE' } }, type: 'res', ok: false,
+      jsonrpc: '2.0',
+      id: 'x',
+      error: { code: -32002, message: 'gone', data: { sessionId: 's', code: 'SESSION_CONTINUATION_UNAVAILABLE' } },
+      type: 'res',
+      ok: false,
     });
-    expect(notificationEnvelope('session.update', { seq: 1 })).toEqual({ jsonrpc: '2.0', method: 'session.update', params: { seq: 1 }, type: 'event', event: 'session.update', payload: { seq: 1 } });
+    expect(notificationEnvelope('session.update', { seq: 1 })).toEqual({
+      jsonrpc: '2.0',
+      method: 'session.update',
+      params: { seq: 1 },
+      type: 'event',
+      event: 'session.update',
+      payload: { seq: 1 },
+    });
   });
   it('GatewayErrors map through ERROR_TABLE; unknown throwables become INTERNAL without leaking', () => {
     const e = toRpcError(new GatewayError('MODEL_NOT_FOUND', 'no model', { param: 'model' }));

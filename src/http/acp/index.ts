@@ -30,7 +30,14 @@ export function createAcp(deps: AcpDeps): Acp {
   const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
   const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
   const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
-  const ws = createAcpWs({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxPayloadBytes: deps.maxBodyBytes, dispatch, follow: (sessionId, afterSeq, push) => core.follow(sessionId, afterSeq, push), logger: log });
+  const ws = createAcpWs({
+    tokens: acp.tokens,
+    allowedOrigins: acp.allowedOrigins,
+    maxPayloadBytes: deps.maxBodyBytes,
+    dispatch,
+    follow: (sessionId, afterSeq, push) => core.follow(sessionId, afterSeq, push),
+    logger: log,
+  });
 
   return {
     route: acp.enabled ? http : () => false,

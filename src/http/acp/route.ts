@@ -94,12 +94,28 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     }
     if (isDirect) {
       req.resume();
-      fail(res, headers, null, new AcpRpcError(RPC.PROVIDER_DIRECT_PATH_DISABLED, 'PROVIDER_DIRECT_PATH_DISABLED', 'direct provider paths (/acp-server/*) are disabled: send every task to /acp/rpc with routing params', {}, 410));
+      fail(
+        res,
+        headers,
+        null,
+        new AcpRpcError(
+          RPC.PROVIDER_DIRECT_PATH_DISABLED,
+          'PROVIDER_DIRECT_PATH_DISABLED',
+          'direct provider paths (/acp-server/*) are disabled: send every task to /acp/rpc with routing params',
+          {},
+          410,
+        ),
+      );
       return true;
     }
     if (req.method !== 'POST') {
       req.resume();
-      fail(res, { ...headers, allow: 'POST, OPTIONS' }, null, new AcpRpcError(RPC.INVALID_REQUEST, 'METHOD_NOT_ALLOWED', `HTTP method ${req.method ?? '?'} not allowed on /acp/rpc; use POST`, {}, 405));
+      fail(
+        res,
+        { ...headers, allow: 'POST, OPTIONS' },
+        null,
+        new AcpRpcError(RPC.INVALID_REQUEST, 'METHOD_NOT_ALLOWED', `HTTP method ${req.method ?? '?'} not allowed on /acp/rpc; use POST`, {}, 405),
+      );
       return true;
     }
 
@@ -108,7 +124,12 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       body = await readBody(req, o.maxBodyBytes);
     } catch (err) {
       const tooBig = (err as { code?: string }).code === 'PAYLOAD_TOO_LARGE';
-      fail(res, headers, null, new AcpRpcError(RPC.INVALID_REQUEST, tooBig ? 'PAYLOAD_TOO_LARGE' : 'INVALID_REQUEST', (err as Error).message, {}, tooBig ? 413 : 400));
+      fail(
+        res,
+        headers,
+        null,
+        new AcpRpcError(RPC.INVALID_REQUEST, tooBig ? 'PAYLOAD_TOO_LARGE' : 'INVALID_REQUEST', (err as Error).message, {}, tooBig ? 413 : 400),
+      );
       return true;
     }
     let value: unknown;
@@ -127,7 +148,9 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
 
     if (rpc.id === undefined) {
       // a notification: it runs (and keeps running), nothing is replied
-      void o.dispatch(rpc, { notify: () => undefined, trace: traceOf(res) }).catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
+      void o
+        .dispatch(rpc, { notify: () => undefined, trace: traceOf(res) })
+        .catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
       res.writeHead(204, headers);
       res.end();
       return true;
@@ -147,7 +170,13 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
 
     // SSE: the turn does not depend on this response; a client that goes away only stops the writes
     res.socket?.setNoDelay(true);
-    res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     let open = true;
     let lastWrite = Date.now();
     res.once('close', () => {
@@ -158,9 +187,12 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       lastWrite = Date.now();
       res.write(`data: ${JSON.stringify(env)}\n\n`);
     };
-    const timer = setInterval(() => {
-      if (Date.now() - lastWrite >= keepaliveMs - 5) write(notificationEnvelope('xworkmate.bridge.keepalive', { intervalMs: keepaliveMs }));
-    }, Math.max(10, Math.floor(keepaliveMs / 4)));
+    const timer = setInterval(
+      () => {
+        if (Date.now() - lastWrite >= keepaliveMs - 5) write(notificationEnvelope('xworkmate.bridge.keepalive', { intervalMs: keepaliveMs }));
+      },
+      Math.max(10, Math.floor(keepaliveMs / 4)),
+    );
     timer.unref();
     let final: Record<string, unknown>;
     try {

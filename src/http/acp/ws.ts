@@ -46,9 +46,11 @@ function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number }
   const sessionId = q.get('sessionId');
   const after = q.get('afterSeq');
   if (sessionId === null && after === null) return undefined;
-  if (!sessionId || sessionId.length > 256) return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'resume needs sessionId (1–256 chars)', { field: 'sessionId' }, 400);
+  if (!sessionId || sessionId.length > 256)
+    return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'resume needs sessionId (1–256 chars)', { field: 'sessionId' }, 400);
   const afterSeq = after === null ? 0 : Number(after);
-  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'afterSeq must be a non-negative integer', { field: 'afterSeq' }, 400);
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
+    return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'afterSeq must be a non-negative integer', { field: 'afterSeq' }, 400);
   return { sessionId, afterSeq };
 }
 
@@ -90,7 +92,8 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       );
     }
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return send(errorEnvelope(null, new AcpRpcError(RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'binary messages are not supported; send JSON text')));
+      if (isBinary)
+        return send(errorEnvelope(null, new AcpRpcError(RPC.INVALID_REQUEST, 'INVALID_REQUEST', 'binary messages are not supported; send JSON text')));
       let value: unknown;
       try {
         value = JSON.parse(wsText(data));

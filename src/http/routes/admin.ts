@@ -59,7 +59,6 @@ const ADMIN_METHODS: Array<[RegExp, string]> = [
   [/^\/admin\/sessions\/[^/]+\/transfer$/, 'POST'],
 ];
 
-
 /** Admin bearer check (also used by admin-keys.ts). */
 export function authorize(req: IncomingMessage, cfg: Config): void {
   const token = cfg.gateway.admin.token;
@@ -105,7 +104,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       return true;
     }
     if (path === '/admin/bridges' && method === 'POST') {
-      const body = await readJson(req, 64 * 1024) as Record<string, unknown>;
+      const body = (await readJson(req, 64 * 1024)) as Record<string, unknown>;
       if (!body || typeof body !== 'object') throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object');
       if (typeof body.url !== 'string') throw new GatewayError('INVALID_REQUEST', 'url: required string', { param: 'url' });
       if (typeof body.token !== 'string' || body.token.length === 0) throw new GatewayError('INVALID_REQUEST', 'token: required string', { param: 'token' });
@@ -115,7 +114,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         throw new GatewayError('INVALID_REQUEST', 'share: true, false, or a list of channel names', { param: 'share' });
       }
       if (body.ca !== undefined && (typeof body.ca !== 'string' || !body.ca.includes('-----BEGIN CERTIFICATE-----'))) {
-        throw new GatewayError('INVALID_REQUEST', 'ca: a PEM certificate (the CA or the peer\'s self-signed certificate)', { param: 'ca' });
+        throw new GatewayError('INVALID_REQUEST', "ca: a PEM certificate (the CA or the peer's self-signed certificate)", { param: 'ca' });
       }
       // a token added at run time is a secret from now on, as is a credential in its URL
       secrets.register(body.token);
@@ -129,7 +128,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
     if (path === '/admin/sessions' && method === 'GET') {
       const q = new URL(req.url ?? '/', 'http://x').searchParams;
       const status = q.get('status') ?? undefined;
-      if (status !== undefined && !SESSION_STATUSES.has(status)) throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
+      if (status !== undefined && !SESSION_STATUSES.has(status))
+        throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
       const list = await d.store.list(status ? { status: status as Session['status'] } : {});
       ok({ sessions: list.map(sessionSummary) });
       return true;
@@ -144,9 +144,11 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         return true;
       }
       if (sm[2] && method === 'POST') {
-        const body = await readJson(req, 16 * 1024) as Record<string, unknown>;
-        if (!body || typeof body !== 'object' || typeof body.to !== 'string' || body.to.length === 0) throw new GatewayError('INVALID_REQUEST', 'to: required, a peer name or gateway id', { param: 'to' });
-        if (body.whenRunning !== undefined && body.whenRunning !== 'wait' && body.whenRunning !== 'refuse') throw new GatewayError('INVALID_REQUEST', 'whenRunning: "wait" or "refuse"', { param: 'whenRunning' });
+        const body = (await readJson(req, 16 * 1024)) as Record<string, unknown>;
+        if (!body || typeof body !== 'object' || typeof body.to !== 'string' || body.to.length === 0)
+          throw new GatewayError('INVALID_REQUEST', 'to: required, a peer name or gateway id', { param: 'to' });
+        if (body.whenRunning !== undefined && body.whenRunning !== 'wait' && body.whenRunning !== 'refuse')
+          throw new GatewayError('INVALID_REQUEST', 'whenRunning: "wait" or "refuse"', { param: 'whenRunning' });
         if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
         const peer = d.mesh.resolvePeer(body.to);
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
@@ -173,7 +175,7 @@ function safePeer(p: PeerRow): PeerRow {
   return { ...p, url: redactUrl(p.url), lastError: p.lastError === null ? null : secrets.scrubError(p.lastError) };
 }
 
-export function channelRows(d: Pick<AdminDeps, "router">) {
+export function channelRows(d: Pick<AdminDeps, 'router'>) {
   return d.router.all().map((c) => ({
     id: c.id,
     channel: c.channel,

@@ -23,7 +23,14 @@ export interface InboundApiDeps {
 
 export function inboundApis(d: InboundApiDeps): ApiSurface[] {
   const meter = { trace: traceOf, routed: noteRouted, usage: (res: ServerResponse, usage: unknown) => noteUsage(res, usage) };
-  const base = { router: d.router, keys: d.keys, logger: d.logger, maxBodyBytes: d.config.gateway.maxBodyBytes, timeoutMs: d.config.gateway.routing.timeoutMs, meter };
+  const base = {
+    router: d.router,
+    keys: d.keys,
+    logger: d.logger,
+    maxBodyBytes: d.config.gateway.maxBodyBytes,
+    timeoutMs: d.config.gateway.routing.timeoutMs,
+    meter,
+  };
   return [
     anthropicApi({ ...base, localChannel: d.localChannel }),
     responsesApi({ ...base, stored: new ResponseStore(d.store, d.config.gateway.responses.storeTtlMs) }),

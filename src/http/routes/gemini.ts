@@ -39,7 +39,8 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
-        if (req.method !== 'GET') throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
+        if (req.method !== 'GET')
+          throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
         if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${rest}" is not served here`, { param: 'model' });
         sendJson(res, 200, modelInfo(rest), { 'x-request-id': requestId });
         return;
@@ -63,13 +64,32 @@ function decodePath(p: string): string {
   }
 }
 
-const notAllowed = (req: IncomingMessage, allow: string) => new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use ${allow}`, { details: { allow } });
+const notAllowed = (req: IncomingMessage, allow: string) =>
+  new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use ${allow}`, { details: { allow } });
 
 function modelInfo(id: string): Record<string, unknown> {
-  return { name: `models/${id}`, baseModelId: id, version: 'switchyard', displayName: id, description: `${id}, served through Switchyard`, supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens'] };
+  return {
+    name: `models/${id}`,
+    baseModelId: id,
+    version: 'switchyard',
+    displayName: id,
+    description: `${id}, served through Switchyard`,
+    supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens'],
+  };
 }
 
-async function generate(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, model: string, body: unknown, bytes: number, stream: boolean, sse: boolean, requestId: string, principal: Principal): Promise<void> {
+async function generate(
+  ctx: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  model: string,
+  body: unknown,
+  bytes: number,
+  stream: boolean,
+  sse: boolean,
+  requestId: string,
+  principal: Principal,
+): Promise<void> {
   const chat = geminiToChat(model, body, stream);
   const estimateIn = estimateTokens(bytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
@@ -101,7 +121,8 @@ async function generate(ctx: ApiContext, req: IncomingMessage, res: ServerRespon
   } catch (err) {
     const e = err as GatewayError;
     if (!res.destroyed) res.end(frame(JSON.stringify(geminiErrorBody(e))) + (sse ? '' : ']'));
-    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'gemini', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+    if (e.code !== 'CANCELLED')
+      ctx.logger.warn('stream ended with an error', { requestId, api: 'gemini', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }
 }
 

@@ -42,7 +42,8 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
     owns: (path) => path === '/v1/messages' || path === '/v1/messages/count_tokens',
     sendError: (res, e, requestId) => sendApiError(res, e, anthropicErrorBody(e, requestId)),
     async handle(req, res, path, _query, requestId, principal) {
-      if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
+      if (req.method !== 'POST')
+        throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
       const buf = await readBody(req, ctx.maxBodyBytes);
       const body = parseJsonBody(buf);
       if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, buf.length, requestId);
@@ -51,7 +52,15 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
   };
 }
 
-async function messages(ctx: ApiContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string, principal: Principal): Promise<void> {
+async function messages(
+  ctx: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  bytes: number,
+  requestId: string,
+  principal: Principal,
+): Promise<void> {
   const chat = anthropicToChat(body);
   const raw = body as Record<string, unknown>;
   withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req) });
@@ -84,7 +93,8 @@ async function messages(ctx: ApiContext, req: IncomingMessage, res: ServerRespon
   } catch (err) {
     const e = err as GatewayError;
     if (!res.destroyed) res.end((native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
-    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+    if (e.code !== 'CANCELLED')
+      ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }
 }
 
@@ -103,7 +113,10 @@ async function countTokens(ctx: MessagesContext, req: IncomingMessage, res: Serv
     if (c.peer || c.provider !== 'anthropic') continue;
     const local = ctx.localChannel(c.channel);
     if (!local?.provider.countTokens) continue;
-    const out = await local.provider.countTokens({ ...body, model: local.modelMap[model] ?? model }, passHeaders(req), { signal: AbortSignal.timeout(ctx.timeoutMs), requestId });
+    const out = await local.provider.countTokens({ ...body, model: local.modelMap[model] ?? model }, passHeaders(req), {
+      signal: AbortSignal.timeout(ctx.timeoutMs),
+      requestId,
+    });
     sendJson(res, 200, out, { ...sourceHeaders(c, requestId), 'x-switchyard-token-count': 'upstream' });
     return;
   }

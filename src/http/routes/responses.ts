@@ -28,26 +28,39 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
     sendError: (res, e) => sendApiError(res, e, e.toOpenAI()),
     async handle(req, res, path, _query, requestId, principal) {
       if (path === '/v1/responses') {
-        if (req.method !== 'POST') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
+        if (req.method !== 'POST')
+          throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
         const buf = await readBody(req, ctx.maxBodyBytes);
         return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId, principal);
       }
       const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
       const found = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await ctx.stored.get(id) : undefined;
-      if (!found) throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, { param: 'response_id' });
+      if (!found)
+        throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, {
+          param: 'response_id',
+        });
       sendJson(res, 200, found.response, { 'x-request-id': requestId });
     },
   };
 }
 
-async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerResponse, raw: unknown, bytes: number, requestId: string, principal: Principal): Promise<void> {
+async function create(
+  ctx: ResponsesContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  raw: unknown,
+  bytes: number,
+  requestId: string,
+  principal: Principal,
+): Promise<void> {
   const body = validateResponses(raw);
   let history = inputItems(body.input);
   let historyBytes = 0;
   if (typeof body.previous_response_id === 'string') {
     const prev = await ctx.stored.get(body.previous_response_id);
-    if (!prev) throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${body.previous_response_id}"`, { param: 'previous_response_id' });
+    if (!prev)
+      throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${body.previous_response_id}"`, { param: 'previous_response_id' });
     history = [...prev.history, ...history];
     historyBytes = JSON.stringify(prev.history).length;
   }
@@ -61,7 +74,11 @@ async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerRe
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   // names come from the client: only token characters go into a header
-  if (dropped.length) headers['x-switchyard-dropped-tools'] = dropped.map((n) => n.replace(/[^\w.-]/g, '')).join(',').slice(0, 512);
+  if (dropped.length)
+    headers['x-switchyard-dropped-tools'] = dropped
+      .map((n) => n.replace(/[^\w.-]/g, ''))
+      .join(',')
+      .slice(0, 512);
   const shell = skeleton(newResponseId(), body, body.model);
 
   if (!ex.routed.stream) {
@@ -99,7 +116,8 @@ async function create(ctx: ResponsesContext, req: IncomingMessage, res: ServerRe
   } catch (err) {
     const e = err as GatewayError;
     if (!res.destroyed) res.end(w.fail(e));
-    if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
+    if (e.code !== 'CANCELLED')
+      ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }
 }
 

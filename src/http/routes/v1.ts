@@ -79,7 +79,15 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
     abort.dispose();
     noteUsage(res, routed.completion.usage, routed.completion);
     // settled before the answer goes out, so the client's next request already sees this one's spend
-    await ticket?.finish({ model: body.model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage: routed.completion.usage, stream: false, ok: true });
+    await ticket?.finish({
+      model: body.model,
+      channel: routed.candidate.channel,
+      peer: routed.candidate.peer,
+      pricing: routed.candidate.pricing,
+      usage: routed.completion.usage,
+      stream: false,
+      ok: true,
+    });
     sendJson(res, 200, routed.completion, headers);
     ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
@@ -100,7 +108,8 @@ async function pipeStream(
 ): Promise<void> {
   startSse(res, headers);
   let usage: Usage | undefined;
-  const finish = (ok: boolean) => ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage, stream: true, ok });
+  const finish = (ok: boolean) =>
+    ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage, stream: true, ok });
   try {
     let chunk = routed.first;
     while (chunk !== undefined) {
@@ -136,7 +145,13 @@ async function pipeStream(
   }
 }
 
-export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
+export async function handleEmbeddings(
+  ctx: V1Context,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  principal: Principal = OPEN,
+): Promise<void> {
   const body = validateEmbeddings(await readJson(req, ctx.maxBodyBytes));
   const pin = pinnedModel(req);
   if (pin) body.model = pin;
@@ -145,7 +160,15 @@ export async function handleEmbeddings(ctx: V1Context, req: IncomingMessage, res
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
     noteRouted(res, body.model, candidate);
-    await ticket?.finish({ model: body.model, channel: candidate.channel, peer: candidate.peer, pricing: candidate.pricing, usage: response.usage as Usage, stream: false, ok: true });
+    await ticket?.finish({
+      model: body.model,
+      channel: candidate.channel,
+      peer: candidate.peer,
+      pricing: candidate.pricing,
+      usage: response.usage as Usage,
+      stream: false,
+      ok: true,
+    });
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
     await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });

@@ -42,7 +42,13 @@ export async function* anthropicStream(
   const toolIndex = new Map<number, number>(); // Anthropic block index → OpenAI tool_calls index
 
   const chunk = (delta: Delta, finish: FinishReason = null): StreamChunk => {
-    const c: ChatCompletionChunk = { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] };
+    const c: ChatCompletionChunk = {
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    };
     return { data: JSON.stringify(c) };
   };
   const bad = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);

@@ -72,9 +72,7 @@ export interface ToolParam {
 
 /** OpenAI auto/none/required/named ↔ auto/none/any/tool. */
 export type ToolChoiceParam =
-  | { type: 'auto' | 'any'; disable_parallel_tool_use?: boolean }
-  | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean }
-  | { type: 'none' };
+  { type: 'auto' | 'any'; disable_parallel_tool_use?: boolean } | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean } | { type: 'none' };
 
 export interface MessagesRequest {
   model: string;

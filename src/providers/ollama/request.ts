@@ -93,7 +93,8 @@ function toolsFor(req: ChatRequest): OllamaTool[] | undefined {
   if (!req.tools?.length || req.tool_choice === 'none') return undefined;
   const named = typeof req.tool_choice === 'object' ? req.tool_choice.function.name : undefined;
   const picked = named ? req.tools.filter((t) => t.function.name === named) : req.tools;
-  if (named && picked.length === 0) throw new GatewayError('INVALID_REQUEST', `tool_choice names a tool that is not in tools: ${named}`, { param: 'tool_choice' });
+  if (named && picked.length === 0)
+    throw new GatewayError('INVALID_REQUEST', `tool_choice names a tool that is not in tools: ${named}`, { param: 'tool_choice' });
   return picked.map((t: ToolDefinition): OllamaTool => {
     const { name, description, parameters } = t.function;
     return { type: 'function', function: { name, ...(description !== undefined ? { description } : {}), ...(parameters ? { parameters } : {}) } };
@@ -121,7 +122,8 @@ function formatFor(req: ChatRequest): OllamaChatRequest['format'] {
   const rf = req.response_format as { type?: string; json_schema?: { schema?: Record<string, unknown> } } | undefined | null;
   if (rf?.type === 'json_object') return 'json';
   if (rf?.type === 'json_schema') {
-    if (!rf.json_schema?.schema) throw new GatewayError('INVALID_REQUEST', 'response_format json_schema needs a schema', { param: 'response_format.json_schema.schema' });
+    if (!rf.json_schema?.schema)
+      throw new GatewayError('INVALID_REQUEST', 'response_format json_schema needs a schema', { param: 'response_format.json_schema.schema' });
     return rf.json_schema.schema;
   }
   return undefined;

@@ -39,7 +39,11 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = responsesApi ? nativeRequestOf(req) : undefined;
       if (native?.api === 'openai-responses') {
-        const res = await client.request('/responses', { headers: headers(opts), body: JSON.stringify({ ...native.body, model: req.model }), signal: opts.signal });
+        const res = await client.request('/responses', {
+          headers: headers(opts),
+          body: JSON.stringify({ ...native.body, model: req.model }),
+          signal: opts.signal,
+        });
         await client.ensureOk(res);
         if (native.body.stream !== true) {
           const r = await client.json<Parameters<typeof responseToCompletion>[0]>(res);

@@ -32,12 +32,18 @@ interface ResponseBody {
 function toUsage(u: ResponsesUsage | null | undefined): Usage {
   const p = u?.input_tokens ?? 0;
   const c = u?.output_tokens ?? 0;
-  return { prompt_tokens: p, completion_tokens: c, total_tokens: u?.total_tokens ?? p + c, prompt_tokens_details: { cached_tokens: u?.input_tokens_details?.cached_tokens ?? 0 } };
+  return {
+    prompt_tokens: p,
+    completion_tokens: c,
+    total_tokens: u?.total_tokens ?? p + c,
+    prompt_tokens_details: { cached_tokens: u?.input_tokens_details?.cached_tokens ?? 0 },
+  };
 }
 
 /** The chat-form view of a Response (never sent to a client: the native body is). */
 export function responseToCompletion(r: ResponseBody, label: string): ChatCompletion {
-  if (!r || typeof r !== 'object' || !Array.isArray(r.output)) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
+  if (!r || typeof r !== 'object' || !Array.isArray(r.output))
+    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
   let text = '';
   const calls: ToolCall[] = [];
   for (const it of r.output) {
@@ -69,7 +75,9 @@ export async function* responsesNativeStream(body: AsyncIterable<Uint8Array | st
           throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a stream event that is not JSON`);
         }
         if (type === 'response.failed' || type === 'error') {
-          const msg = String(ev.response?.error?.message ?? ev.message ?? type).replace(/\s+/g, ' ').slice(0, 300);
+          const msg = String(ev.response?.error?.message ?? ev.message ?? type)
+            .replace(/\s+/g, ' ')
+            .slice(0, 300);
           throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg}`);
         }
         const u = toUsage(ev.response?.usage);

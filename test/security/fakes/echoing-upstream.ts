@@ -26,45 +26,55 @@ async function bodyOf(req: IncomingMessage): Promise<string> {
 
 export async function startEchoingUpstream(): Promise<EchoingUpstream> {
   const hits: Record<string, number> = {};
-  const server: Server = createServer((req, res) => void (async () => {
-    const raw = await bodyOf(req);
-    const key = /^Bearer\s+(.*)$/i.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
-    const kind = /please-(401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
-    hits[kind] = (hits[kind] ?? 0) + 1;
-    const json = (status: number, body: unknown) => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    if (kind === 'please-401') {
-      return json(401, { error: { message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
-    }
-    if (kind === 'please-500') {
-      return json(500, { error: { message: `internal error; request headers were ${JSON.stringify(req.headers)}`, type: 'server_error' } });
-    }
-    const chunk = (delta: Record<string, unknown>, finish: string | null) =>
-      `data: ${JSON.stringify({ id: 'chatcmpl-echo', object: 'chat.completion.chunk', created: 1, model: 'echo-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
-    if (kind === 'please-stream-error') {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(chunk({ role: 'assistant', content: 'partial ' }, null));
-      setTimeout(() => res.end(`data: ${JSON.stringify({ error: { message: `stream aborted: key ${key} was revoked`, type: 'server_error' } })}\n\n`), 20);
-      return;
-    }
-    const content = kind === 'please-say-key' ? `the key is ${key}` : 'fine';
-    if (/"stream":\s*true/.test(raw)) {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.end(chunk({ role: 'assistant', content }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n');
-      return;
-    }
-    return json(200, {
-      id: 'chatcmpl-ok',
-      object: 'chat.completion',
-      created: 1,
-      model: 'echo-model',
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-    });
-  })());
+  const server: Server = createServer(
+    (req, res) =>
+      void (async () => {
+        const raw = await bodyOf(req);
+        const key = /^Bearer\s+(.*)$/i.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
+        const kind = /please-(401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
+        hits[kind] = (hits[kind] ?? 0) + 1;
+        const json = (status: number, body: unknown) => {
+          const text = JSON.stringify(body);
+          res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        };
+        if (kind === 'please-401') {
+          return json(401, {
+            error: {
+              message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+              type: 'invalid_request_error',
+              param: null,
+              code: 'invalid_api_key',
+            },
+          });
+        }
+        if (kind === 'please-500') {
+          return json(500, { error: { message: `internal error; request headers were ${JSON.stringify(req.headers)}`, type: 'server_error' } });
+        }
+        const chunk = (delta: Record<string, unknown>, finish: string | null) =>
+          `data: ${JSON.stringify({ id: 'chatcmpl-echo', object: 'chat.completion.chunk', created: 1, model: 'echo-model', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+        if (kind === 'please-stream-error') {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(chunk({ role: 'assistant', content: 'partial ' }, null));
+          setTimeout(() => res.end(`data: ${JSON.stringify({ error: { message: `stream aborted: key ${key} was revoked`, type: 'server_error' } })}\n\n`), 20);
+          return;
+        }
+        const content = kind === 'please-say-key' ? `the key is ${key}` : 'fine';
+        if (/"stream":\s*true/.test(raw)) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(chunk({ role: 'assistant', content }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n');
+          return;
+        }
+        return json(200, {
+          id: 'chatcmpl-ok',
+          object: 'chat.completion',
+          created: 1,
+          model: 'echo-model',
+          choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        });
+      })(),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {

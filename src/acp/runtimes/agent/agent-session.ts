@@ -29,12 +29,27 @@ export interface AgentSpec {
   env?: Record<string, string>;
   permissions?: PermissionPolicy;
 }
-export interface AgentInfo { name: string; title?: string; version?: string }
-export interface InitializeResult { protocolVersion: number; agentCapabilities?: Record<string, unknown>; authMethods?: unknown[]; agentInfo?: AgentInfo }
+export interface AgentInfo {
+  name: string;
+  title?: string;
+  version?: string;
+}
+export interface InitializeResult {
+  protocolVersion: number;
+  agentCapabilities?: Record<string, unknown>;
+  authMethods?: unknown[];
+  agentInfo?: AgentInfo;
+}
 export type StopReason = 'end_turn' | 'max_tokens' | 'max_turn_requests' | 'refusal' | 'cancelled';
 /** The `update` of a `session/update` notification, as the agent sent it; `sessionUpdate` is the discriminator. */
-export interface SessionUpdate { sessionUpdate: string; [field: string]: unknown }
-export interface TurnResult { stopReason: StopReason; text: string }
+export interface SessionUpdate {
+  sessionUpdate: string;
+  [field: string]: unknown;
+}
+export interface TurnResult {
+  stopReason: StopReason;
+  text: string;
+}
 
 export const DEFAULT_TURN_TIMEOUT_MS = 30 * 60_000;
 
@@ -59,11 +74,15 @@ export const agentName = (spec: Pick<AgentSpec, 'id'>): string => `agent "${spec
 
 /** `initialize` + version check, shared with the probe. */
 export async function initializeAgent(peer: JsonRpcStdioPeer, name: string, timeoutMs: number): Promise<InitializeResult> {
-  const res = await peer.request<InitializeResult>('initialize', {
-    protocolVersion: ACP_PROTOCOL_VERSION,
-    clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: true },
-    clientInfo: { name: 'switchyard', title: 'Switchyard', version: CLIENT_VERSION },
-  }, { timeoutMs });
+  const res = await peer.request<InitializeResult>(
+    'initialize',
+    {
+      protocolVersion: ACP_PROTOCOL_VERSION,
+      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: true },
+      clientInfo: { name: 'switchyard', title: 'Switchyard', version: CLIENT_VERSION },
+    },
+    { timeoutMs },
+  );
   if (!res || typeof res.protocolVersion !== 'number') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${name} answered initialize without a protocolVersion`);
   if (res.protocolVersion !== ACP_PROTOCOL_VERSION) {
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${name} speaks ACP protocol version ${res.protocolVersion}; Switchyard speaks ${ACP_PROTOCOL_VERSION}`);
@@ -101,7 +120,11 @@ export interface AgentSessionOptions {
 }
 
 type State = 'new' | 'starting' | 'ready' | 'busy' | 'closed';
-interface Turn { onUpdate: ((u: SessionUpdate) => void) | undefined; text: string; cancelled: boolean }
+interface Turn {
+  onUpdate: ((u: SessionUpdate) => void) | undefined;
+  text: string;
+  cancelled: boolean;
+}
 
 export class AgentSession implements LimitedSession {
   private state: State = 'new';
@@ -158,7 +181,13 @@ export class AgentSession implements LimitedSession {
         throw new GatewayError('CANCELLED', `${this.name} session was closed while starting`);
       }
       const env = { ...minimalEnv(), ...agent.env };
-      const proc = (this.proc = new AgentProcess({ command: agent.command, args: agent.args ?? [], env, cwd: this.cwd, stopGraceMs: this.opts.stopGraceMs ?? 2_000 }));
+      const proc = (this.proc = new AgentProcess({
+        command: agent.command,
+        args: agent.args ?? [],
+        env,
+        cwd: this.cwd,
+        stopGraceMs: this.opts.stopGraceMs ?? 2_000,
+      }));
       track(this);
       void proc.exited.then((info) => this.onExit(info));
       await proc.spawned.catch((err: NodeJS.ErrnoException) => {
@@ -166,7 +195,10 @@ export class AgentSession implements LimitedSession {
       });
       const peer = (this.peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name: this.name, log: this.log }));
       this.client = createClientHandlers({
-        agentName: this.name, workspace: this.cwd, permissions: agent.permissions ?? 'ask', env,
+        agentName: this.name,
+        workspace: this.cwd,
+        permissions: agent.permissions ?? 'ask',
+        env,
         turnCancelled: () => this.turn?.cancelled === true,
         ...(this.opts.relayPermission ? { relayPermission: this.opts.relayPermission } : {}),
         ...(this.opts.askPermission ? { askPermission: this.opts.askPermission } : {}),
@@ -188,12 +220,16 @@ export class AgentSession implements LimitedSession {
           this.loaded = true;
         } catch (err) {
           if (peer.closed) throw err;
-          this.log.warn('session/load failed; starting a new agent session', { error: String(err), ...(err instanceof RpcError && err.data !== undefined ? { data: err.data } : {}) });
+          this.log.warn('session/load failed; starting a new agent session', {
+            error: String(err),
+            ...(err instanceof RpcError && err.data !== undefined ? { data: err.data } : {}),
+          });
         }
       }
       if (!this.loaded) {
         const res = await peer.request<{ sessionId?: unknown }>('session/new', { cwd: this.cwd, mcpServers: [] }, { timeoutMs });
-        if (typeof res?.sessionId !== 'string' || res.sessionId === '') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
+        if (typeof res?.sessionId !== 'string' || res.sessionId === '')
+          throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/new without a sessionId`);
         this.acpSessionId = res.sessionId;
         this.configOptions = readConfigOptions(res);
       }
@@ -218,7 +254,11 @@ export class AgentSession implements LimitedSession {
     const peer = this.peer;
     if (this.state !== 'ready' || !peer) throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is not ready`);
     await bindModel(this.name, this.configOptions, model, async (configId, value) => {
-      const res = await peer.request('session/set_config_option', { sessionId: this.acpSessionId, configId, value }, { timeoutMs: this.opts.startTimeoutMs ?? 30_000 });
+      const res = await peer.request(
+        'session/set_config_option',
+        { sessionId: this.acpSessionId, configId, value },
+        { timeoutMs: this.opts.startTimeoutMs ?? 30_000 },
+      );
       this.configOptions = readConfigOptions(res);
       return res;
     });
@@ -228,16 +268,21 @@ export class AgentSession implements LimitedSession {
   /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */
   async prompt(text: string, onUpdate?: (update: SessionUpdate) => void): Promise<TurnResult> {
     if (this.state === 'busy') throw new GatewayError('INVALID_REQUEST', `${this.name} is already running a turn in this session`);
-    if (this.state !== 'ready' || !this.peer) throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is ${this.state === 'closed' ? 'closed' : 'not started'}`);
+    if (this.state !== 'ready' || !this.peer)
+      throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is ${this.state === 'closed' ? 'closed' : 'not started'}`);
     clearTimeout(this.idleTimer);
     this.state = 'busy';
     const turn: Turn = (this.turn = { onUpdate, text: '', cancelled: false });
     const turnTimeoutMs = this.opts.turnTimeoutMs ?? DEFAULT_TURN_TIMEOUT_MS;
     try {
-      const res = await this.peer.request<{ stopReason?: StopReason }>('session/prompt', {
-        sessionId: this.acpSessionId,
-        prompt: [{ type: 'text', text }],
-      }, { timeoutMs: turnTimeoutMs });
+      const res = await this.peer.request<{ stopReason?: StopReason }>(
+        'session/prompt',
+        {
+          sessionId: this.acpSessionId,
+          prompt: [{ type: 'text', text }],
+        },
+        { timeoutMs: turnTimeoutMs },
+      );
       // cancel wins even if the agent raced it with another stop reason
       if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
       if (typeof res?.stopReason !== 'string') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/prompt without a stopReason`);
@@ -344,7 +389,8 @@ export class AgentSession implements LimitedSession {
     if (this.exitError) return this.exitError;
     if (err instanceof GatewayError) return err;
     if (err instanceof RpcError) {
-      if (err.code === -32000) return new GatewayError('UPSTREAM_ERROR', `${this.name} requires authentication; log in with the agent's own CLI first (${err.message})`);
+      if (err.code === -32000)
+        return new GatewayError('UPSTREAM_ERROR', `${this.name} requires authentication; log in with the agent's own CLI first (${err.message})`);
       return new GatewayError('UPSTREAM_ERROR', `${this.name} failed ${when}: ${err.message} (JSON-RPC ${err.code})`, { details: { rpcCode: err.code } });
     }
     this.log.error('unexpected agent session error', { error: String(err) });

@@ -15,8 +15,16 @@ import { resolveInside } from './workspace.js';
 
 export type PermissionPolicy = 'allow' | 'deny' | 'ask';
 export type PermissionOptionKind = 'allow_once' | 'allow_always' | 'reject_once' | 'reject_always';
-export interface PermissionOption { optionId: string; name: string; kind: PermissionOptionKind }
-export interface PermissionRequest { sessionId: string; toolCall: Record<string, unknown>; options: PermissionOption[] }
+export interface PermissionOption {
+  optionId: string;
+  name: string;
+  kind: PermissionOptionKind;
+}
+export interface PermissionRequest {
+  sessionId: string;
+  toolCall: Record<string, unknown>;
+  options: PermissionOption[];
+}
 export type PermissionOutcome = { outcome: 'selected'; optionId: string } | { outcome: 'cancelled' };
 /** Asks a human (or policy engine). Resolve with an `optionId` from `req.options`, or undefined to refuse. */
 export type AskPermission = (req: PermissionRequest, signal: AbortSignal) => Promise<string | undefined>;
@@ -196,7 +204,14 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
         child.once('error', (err) => reject(new RpcError(-32603, `could not start "${command}": ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
       });
       let settleExit!: (s: { exitCode: number | null; signal: string | null }) => void;
-      const t: Terminal = { child, output: Buffer.alloc(0), truncated: false, limit, exitStatus: undefined, exited: new Promise((resolve) => (settleExit = resolve)) };
+      const t: Terminal = {
+        child,
+        output: Buffer.alloc(0),
+        truncated: false,
+        limit,
+        exitStatus: undefined,
+        exited: new Promise((resolve) => (settleExit = resolve)),
+      };
       const onData = (chunk: Buffer): void => {
         const joined = Buffer.concat([t.output, chunk]);
         t.output = keepTail(joined, t.limit);
@@ -220,7 +235,9 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
 
     'terminal/wait_for_exit': async (params, ctx) => {
       const [t] = terminal(params);
-      const aborted = new Promise<never>((_, reject) => ctx.signal.addEventListener('abort', () => reject(new RpcError(-32800, 'request cancelled')), { once: true }));
+      const aborted = new Promise<never>((_, reject) =>
+        ctx.signal.addEventListener('abort', () => reject(new RpcError(-32800, 'request cancelled')), { once: true }),
+      );
       return Promise.race([t.exited, aborted]);
     },
 

@@ -18,7 +18,11 @@ const GARBAGE_SAMPLE_CHARS = 120;
 
 /** An error to answer an incoming request with, or the error a remote peer answered ours with. */
 export class RpcError extends Error {
-  constructor(readonly code: number, message: string, readonly data?: unknown) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
     super(message);
     this.name = 'RpcError';
   }
@@ -133,7 +137,11 @@ export class JsonRpcStdioPeer {
   private closeError: Error | undefined;
   garbageLines = 0;
 
-  constructor(private readonly input: Readable, private readonly output: Writable, private readonly opts: JsonRpcStdioPeerOptions) {
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    private readonly opts: JsonRpcStdioPeerOptions,
+  ) {
     this.log = (opts.log ?? rootLogger).child({ peer: opts.name });
     const lines = new NdjsonLineBuffer(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
     input.on('data', (chunk: Buffer | string) => {
@@ -170,14 +178,18 @@ export class JsonRpcStdioPeer {
       const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs ?? 0;
       const onAbort = (): void => this.abandon(id, new GatewayError('CANCELLED', `${method} to ${this.opts.name} was cancelled`));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      this.pending.add(String(id), { method, resolve, fail: reject }, {
-        timeoutMs,
-        timeoutError: () => {
-          this.notify('$/cancel_request', { id }); // we give up on it: tell the agent
-          return new GatewayError('UPSTREAM_TIMEOUT', `${this.opts.name} did not answer ${method} within ${timeoutMs} ms`);
+      this.pending.add(
+        String(id),
+        { method, resolve, fail: reject },
+        {
+          timeoutMs,
+          timeoutError: () => {
+            this.notify('$/cancel_request', { id }); // we give up on it: tell the agent
+            return new GatewayError('UPSTREAM_TIMEOUT', `${this.opts.name} did not answer ${method} within ${timeoutMs} ms`);
+          },
+          cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
         },
-        cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
-      });
+      );
       this.send({ jsonrpc: '2.0', id, method, params });
     });
   }
@@ -216,9 +228,11 @@ export class JsonRpcStdioPeer {
     const sample = line.length > GARBAGE_SAMPLE_CHARS ? line.slice(0, GARBAGE_SAMPLE_CHARS) + '…' : line;
     this.log.warn('non-JSON-RPC output on stdout', { reason, sample, count: this.garbageLines });
     const detail = sample ? `${reason}: ${JSON.stringify(sample)}` : reason;
-    this.pending.failAll(new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.opts.name} wrote non-JSON-RPC output on stdout (${detail})`, {
-      details: { garbageLines: this.garbageLines },
-    }));
+    this.pending.failAll(
+      new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.opts.name} wrote non-JSON-RPC output on stdout (${detail})`, {
+        details: { garbageLines: this.garbageLines },
+      }),
+    );
   }
 
   private dispatch(msg: RpcMessage, line: string): void {

@@ -55,11 +55,17 @@ export async function bindModel(agentName: string, options: readonly ConfigOptio
   const opt = modelOption(options);
   if (!opt) throw new GatewayError('MODEL_NOT_ADVERTISED', `${agentName} offers no model option, so it cannot be bound to "${model}"`, { details: { model } });
   if (!opt.values.includes(model)) {
-    throw new GatewayError('MODEL_NOT_ADVERTISED', `${agentName} does not offer model "${model}" (its model option lists ${opt.values.length} value(s))`, { details: { model, offered: opt.values.slice(0, 50) } });
+    throw new GatewayError('MODEL_NOT_ADVERTISED', `${agentName} does not offer model "${model}" (its model option lists ${opt.values.length} value(s))`, {
+      details: { model, offered: opt.values.slice(0, 50) },
+    });
   }
   if (opt.currentValue === model) return;
   const after = modelOption(readConfigOptions(await set(opt.id, model)));
   if (after?.currentValue !== model) {
-    throw new GatewayError('MODEL_BINDING_UNVERIFIED', `${agentName} was asked for model "${model}" but reports ${after ? JSON.stringify(after.currentValue) : 'no model option'}`, { details: { model } });
+    throw new GatewayError(
+      'MODEL_BINDING_UNVERIFIED',
+      `${agentName} was asked for model "${model}" but reports ${after ? JSON.stringify(after.currentValue) : 'no model option'}`,
+      { details: { model } },
+    );
   }
 }

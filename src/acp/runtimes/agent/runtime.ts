@@ -101,7 +101,10 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
         return {
           output: r.text,
           stopReason: r.stopReason,
-          messages: [{ role: 'user', content: turn.text }, { role: 'assistant', content: r.text }],
+          messages: [
+            { role: 'user', content: turn.text },
+            { role: 'assistant', content: r.text },
+          ],
           ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
         };
       } finally {

@@ -36,7 +36,11 @@ export async function resolveSessionFolder(workspaceRoot: string, hint: string |
   if (h === '') rel = safeFolderName(fallbackName);
   else if (path.isAbsolute(h)) {
     const abs = path.resolve(h);
-    const base = isInside(realRoot, abs) ? realRoot : isInside(root, abs) ? root : reject(`workingDirectory "${h}" is outside the workspace root`, 'workingDirectory');
+    const base = isInside(realRoot, abs)
+      ? realRoot
+      : isInside(root, abs)
+        ? root
+        : reject(`workingDirectory "${h}" is outside the workspace root`, 'workingDirectory');
     rel = path.relative(base, abs);
   } else {
     if (h.split(/[\\/]+/).includes('..')) reject(`workingDirectory "${h}" must not contain ".."`, 'workingDirectory');
@@ -62,7 +66,11 @@ export async function resolveInside(root: string, requested: string, param = 'pa
   const realRoot = await realpath(root);
   const lexical = path.resolve(realRoot, requested);
   // errors name the path as seen from the workspace root, never the server's absolute layout
-  const shown = isInside(realRoot, lexical) ? path.relative(realRoot, lexical) || '.' : isInside(path.resolve(root), lexical) ? path.relative(path.resolve(root), lexical) || '.' : requested;
+  const shown = isInside(realRoot, lexical)
+    ? path.relative(realRoot, lexical) || '.'
+    : isInside(path.resolve(root), lexical)
+      ? path.relative(path.resolve(root), lexical) || '.'
+      : requested;
   const outside = (): never => reject(`${param} "${shown}" is outside the session workspace`, param);
   if (!isInside(realRoot, lexical) && !isInside(path.resolve(root), lexical)) outside();
 
@@ -79,7 +87,13 @@ export async function resolveInside(root: string, requested: string, param = 'pa
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
       // exists but cannot be resolved → a dangling symlink
-      if (await lstat(cur).then((s) => s.isSymbolicLink(), () => false)) reject(`${param} "${shown}" goes through a dangling symlink`, param);
+      if (
+        await lstat(cur).then(
+          (s) => s.isSymbolicLink(),
+          () => false,
+        )
+      )
+        reject(`${param} "${shown}" goes through a dangling symlink`, param);
       const parent = path.dirname(cur);
       if (parent === cur) outside();
       tail.push(path.basename(cur));

@@ -73,7 +73,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export class OpenClawClient implements ConnectionOwner {
   readonly logUrl: string;
-  private readonly o: Required<Omit<OpenClawClientOptions, 'displayName' | 'instanceId' | 'backoff' | 'log'>> & Pick<OpenClawClientOptions, 'displayName' | 'instanceId'>;
+  private readonly o: Required<Omit<OpenClawClientOptions, 'displayName' | 'instanceId' | 'backoff' | 'log'>> &
+    Pick<OpenClawClientOptions, 'displayName' | 'instanceId'>;
   private readonly backoff: BackoffOptions;
   private readonly log: Logger;
   private conn: Connection | undefined;
@@ -150,7 +151,8 @@ export class OpenClawClient implements ConnectionOwner {
    */
   async chatSend(sessionKey: string, message: string, opts: ChatSendOptions = {}): Promise<ChatResult> {
     const key = sessionKey.toLowerCase();
-    if (this.runs.has(key)) throw new GatewayError('INVALID_REQUEST', 'a run is already active on this OpenClaw session', { details: { provider: 'openclaw' } });
+    if (this.runs.has(key))
+      throw new GatewayError('INVALID_REQUEST', 'a run is already active on this OpenClaw session', { details: { provider: 'openclaw' } });
     const signal = opts.signal;
     const run = new Run(sessionKey, opts.idempotencyKey ?? randomUUID(), opts, this.o.token);
     if (signal?.aborted) return { status: 'cancelled', runId: '', text: '', stopReason: 'cancelled' };
@@ -169,7 +171,9 @@ export class OpenClawClient implements ConnectionOwner {
         setTimeout(() => {
           if (run.settled) return;
           if (run.runId !== undefined) this.sendAbort(run);
-          run.fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw run did not finish within ${opts.timeoutMs} ms (aborted)`, { details: { provider: 'openclaw' } }));
+          run.fail(
+            new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw run did not finish within ${opts.timeoutMs} ms (aborted)`, { details: { provider: 'openclaw' } }),
+          );
         }, opts.timeoutMs),
       );
     }
@@ -293,10 +297,14 @@ export class OpenClawClient implements ConnectionOwner {
     if (!this.connecting) {
       const wait = this.nextAttemptAt - Date.now();
       if (wait > this.o.maxBackoffWaitMs) {
-        throw new GatewayError('UPSTREAM_UNREACHABLE', `OpenClaw gateway is unreachable${this.lastError ? ` (${this.lastError.message})` : ''}; next connect attempt in ${Math.ceil(wait / 1000)} s`, {
-          retryAfterSec: Math.ceil(wait / 1000),
-          details: { provider: 'openclaw' },
-        });
+        throw new GatewayError(
+          'UPSTREAM_UNREACHABLE',
+          `OpenClaw gateway is unreachable${this.lastError ? ` (${this.lastError.message})` : ''}; next connect attempt in ${Math.ceil(wait / 1000)} s`,
+          {
+            retryAfterSec: Math.ceil(wait / 1000),
+            details: { provider: 'openclaw' },
+          },
+        );
       }
       this.connecting = this.connectLoop(Math.max(0, wait)).finally(() => {
         this.connecting = undefined;
@@ -335,9 +343,13 @@ export class OpenClawClient implements ConnectionOwner {
         const error = wrapped?.error instanceof GatewayError ? wrapped.error : toGatewayError(e);
         const shape = wrapped?.error instanceof GatewayError ? wrapped.shape : undefined;
         if (shape && isAuthFailure(shape)) {
-          const err = new GatewayError('UPSTREAM_AUTH_FAILED', `OpenClaw gateway refused the configured token or identity: ${error.message}; not retrying automatically (check acp.gateways[].token)`, {
-            details: { ...error.details },
-          });
+          const err = new GatewayError(
+            'UPSTREAM_AUTH_FAILED',
+            `OpenClaw gateway refused the configured token or identity: ${error.message}; not retrying automatically (check acp.gateways[].token)`,
+            {
+              details: { ...error.details },
+            },
+          );
           this.authFailure = { error: err, until: Date.now() + this.o.authRetryAfterMs };
           this.log.error('openclaw authentication failed', { error: err.message });
           throw err;

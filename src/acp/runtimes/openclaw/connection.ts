@@ -70,7 +70,10 @@ export const lostError = (what: string): GatewayError => new GatewayError('UPSTR
 export function describeSocketError(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code) return code;
-  return err.message.replace(/\[[0-9a-fA-F:.]+\](:\d+)?/g, '<addr>').replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<addr>').replace(/\b[a-z]+s?:\/\/\S+/gi, '<url>');
+  return err.message
+    .replace(/\[[0-9a-fA-F:.]+\](:\d+)?/g, '<addr>')
+    .replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<addr>')
+    .replace(/\b[a-z]+s?:\/\/\S+/gi, '<url>');
 }
 
 /** One authenticated socket. Created by OpenClawClient.handshake; dies once (close/error/watchdog). */
@@ -88,11 +91,18 @@ export class Connection {
     private readonly owner: ConnectionOwner,
   ) {
     const tick = hello.policy.tickIntervalMs;
-    this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > 2 * tick) {
-        this.kill(lostError(`no frame from the OpenClaw gateway for ${2 * tick} ms (2× tick interval): connection closed`), CLOSE_TICK_TIMEOUT, 'tick timeout');
-      }
-    }, Math.max(10, Math.floor(tick / 2)));
+    this.watchdog = setInterval(
+      () => {
+        if (Date.now() - this.lastFrameAt > 2 * tick) {
+          this.kill(
+            lostError(`no frame from the OpenClaw gateway for ${2 * tick} ms (2× tick interval): connection closed`),
+            CLOSE_TICK_TIMEOUT,
+            'tick timeout',
+          );
+        }
+      },
+      Math.max(10, Math.floor(tick / 2)),
+    );
     this.watchdog.unref();
   }
 
@@ -106,16 +116,26 @@ export class Connection {
     const text = JSON.stringify(requestFrame(id, method, params));
     const max = this.hello.policy.maxPayload;
     if (max !== undefined && Buffer.byteLength(text) > max) {
-      return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `OpenClaw ${method} request is larger than the gateway's maxPayload (${max} bytes)`, { details: { provider: 'openclaw', method } }));
+      return Promise.reject(
+        new GatewayError('PAYLOAD_TOO_LARGE', `OpenClaw ${method} request is larger than the gateway's maxPayload (${max} bytes)`, {
+          details: { provider: 'openclaw', method },
+        }),
+      );
     }
     return new Promise<unknown>((resolve, reject) => {
-      this.pending.add(id, { method, resolve, fail: reject }, {
-        timeoutMs,
-        timeoutError: () => {
-          this.sendRaw(JSON.stringify({ type: 'cancel', id }));
-          return new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, { details: { provider: 'openclaw', method } });
+      this.pending.add(
+        id,
+        { method, resolve, fail: reject },
+        {
+          timeoutMs,
+          timeoutError: () => {
+            this.sendRaw(JSON.stringify({ type: 'cancel', id }));
+            return new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw ${method} got no response within ${timeoutMs} ms`, {
+              details: { provider: 'openclaw', method },
+            });
+          },
         },
-      });
+      );
       this.sendRaw(text);
     });
   }
@@ -163,7 +183,7 @@ export class Connection {
 
 /** One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. */
 export function openConnection(o: HandshakeOptions, owner: ConnectionOwner): Promise<Connection> {
-return new Promise<Connection>((resolve, reject) => {
+  return new Promise<Connection>((resolve, reject) => {
     const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: o.maxInboundBytes, perMessageDeflate: false });
     let phase: 'challenge' | 'hello' | 'done' = 'challenge';
     let connectId = '';
@@ -183,7 +203,14 @@ return new Promise<Connection>((resolve, reject) => {
       reject(shape ? { error, shape } : { error });
     };
     const timer = setTimeout(
-      () => fail(new GatewayError('UPSTREAM_TIMEOUT', `OpenClaw handshake did not complete within ${o.handshakeTimeoutMs} ms (${phase === 'challenge' ? 'no connect.challenge' : 'no hello-ok'})`, { details: { provider: 'openclaw' } })),
+      () =>
+        fail(
+          new GatewayError(
+            'UPSTREAM_TIMEOUT',
+            `OpenClaw handshake did not complete within ${o.handshakeTimeoutMs} ms (${phase === 'challenge' ? 'no connect.challenge' : 'no hello-ok'})`,
+            { details: { provider: 'openclaw' } },
+          ),
+        ),
       o.handshakeTimeoutMs,
     );
     const bad = (msg: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `OpenClaw handshake: ${msg}`, { details: { provider: 'openclaw' } });
@@ -202,8 +229,19 @@ return new Promise<Connection>((resolve, reject) => {
         if (f.type !== 'event' || f.event !== 'connect.challenge') return;
         if (!parseChallenge(f.payload)) return fail(bad('connect.challenge without nonce/ts'));
         connectId = randomUUID();
-        const frame = JSON.stringify(requestFrame(connectId, 'connect', buildConnectParams({ token: o.token, ...(o.displayName ? { displayName: o.displayName } : {}), ...(o.instanceId ? { instanceId: o.instanceId } : {}) })));
-        if (Buffer.byteLength(frame) > PRE_AUTH_MAX_BYTES) return fail(new GatewayError('CONFIG_INVALID', 'OpenClaw connect frame would exceed 64 KiB (token too long?)'));
+        const frame = JSON.stringify(
+          requestFrame(
+            connectId,
+            'connect',
+            buildConnectParams({
+              token: o.token,
+              ...(o.displayName ? { displayName: o.displayName } : {}),
+              ...(o.instanceId ? { instanceId: o.instanceId } : {}),
+            }),
+          ),
+        );
+        if (Buffer.byteLength(frame) > PRE_AUTH_MAX_BYTES)
+          return fail(new GatewayError('CONFIG_INVALID', 'OpenClaw connect frame would exceed 64 KiB (token too long?)'));
         phase = 'hello';
         ws.send(frame);
         return;
@@ -215,7 +253,8 @@ return new Promise<Connection>((resolve, reject) => {
         }
         const hello = parseHelloOk(f.payload);
         if (!hello) return fail(bad('connect succeeded without a hello-ok payload'));
-        if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL) return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
+        if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL)
+          return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
         phase = 'done';
         clearTimeout(timer);
         conn = new Connection(ws, hello, owner);
@@ -223,19 +262,31 @@ return new Promise<Connection>((resolve, reject) => {
         ws.removeAllListeners('error');
         ws.on('error', () => undefined);
         ws.on('close', (code: number, reason: Buffer) => {
-          conn?.kill(lostError(`connection to the OpenClaw gateway closed (code ${code}${reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : ''})`));
+          conn?.kill(
+            lostError(`connection to the OpenClaw gateway closed (code ${code}${reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : ''})`),
+          );
         });
         resolve(conn);
       }
     });
-    ws.on('error', (err: Error) => fail(new GatewayError('UPSTREAM_UNREACHABLE', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), o.token, 200)}`, { details: { provider: 'openclaw' } })));
+    ws.on('error', (err: Error) =>
+      fail(
+        new GatewayError('UPSTREAM_UNREACHABLE', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), o.token, 200)}`, {
+          details: { provider: 'openclaw' },
+        }),
+      ),
+    );
     ws.on('close', (code: number) => {
       // 1008 (policy violation) while waiting for hello-ok: refused without an error response
       if (phase === 'hello' && code === 1008) {
         const shape: ErrorShape = { code: 'UNAUTHORIZED', message: 'connection closed with 1008 (policy violation) during connect' };
         return fail(errorFromShape('connect', shape, o.token), shape);
       }
-      fail(new GatewayError('UPSTREAM_UNREACHABLE', `OpenClaw gateway closed the connection during the handshake (code ${code})`, { details: { provider: 'openclaw', closeCode: code } }));
+      fail(
+        new GatewayError('UPSTREAM_UNREACHABLE', `OpenClaw gateway closed the connection during the handshake (code ${code})`, {
+          details: { provider: 'openclaw', closeCode: code },
+        }),
+      );
     });
   });
 }

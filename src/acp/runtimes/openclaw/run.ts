@@ -140,4 +140,3 @@ export class Run implements ConnectionRun {
     this.rejectDone(e);
   }
 }
-

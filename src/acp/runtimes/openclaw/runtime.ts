@@ -64,7 +64,11 @@ export function createOpenClawRuntime(o: OpenClawRuntimeOptions): Runtime {
             else emit({ type: 'step', event: 'running', text: change.text, structuredEvent: ev });
           },
         });
-        return { output: r.text, stopReason: r.status === 'cancelled' ? 'cancelled' : r.stopReason, messages: [userMsg, { role: 'assistant', content: r.text }] };
+        return {
+          output: r.text,
+          stopReason: r.status === 'cancelled' ? 'cancelled' : r.stopReason,
+          messages: [userMsg, { role: 'assistant', content: r.text }],
+        };
       } catch (err) {
         throw toGatewayError(err);
       } finally {
