@@ -84,13 +84,16 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     let size = 0;
     let charged = reserved;
     let timer: NodeJS.Timeout | undefined;
-    const finish = (err: GatewayError | undefined) => {
+    const detach = () => {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
       if (timer) clearTimeout(timer);
       policy?.budget.give(charged);
+    };
+    const finish = (err: GatewayError | undefined) => {
+      detach();
       if (!err) return resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
       parts.length = 0;
       // Too large: discard the rest so the client can read the 413. Out of budget or out of time: stop reading
@@ -112,12 +115,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     const onEnd = () => finish(undefined);
     // the client went away mid-body (error or close before end): release its bytes, nobody reads the answer
     const onError = (err?: Error) => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      if (timer) clearTimeout(timer);
-      policy?.budget.give(charged);
+      detach();
       charged = 0;
       parts.length = 0;
       reject(new GatewayError('INVALID_REQUEST', 'request body could not be read', err ? { cause: err } : {}));

@@ -7,16 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 
-export function startSse(res: ServerResponse, headers: Record<string, string>): void {
-  res.socket?.setNoDelay(true);
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    ...headers,
-  });
-}
+export { startSse } from '../util/sse-start.js';
 
 export function writeSseData(res: ServerResponse, data: string): boolean {
   return res.write(`data: ${data}\n\n`);

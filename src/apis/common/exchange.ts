@@ -147,17 +147,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
   }
 }
 
-/** SSE response headers (Nagle off: each event goes out as it is written). */
-export function startSse(res: ServerResponse, headers: Record<string, string>): void {
-  res.socket?.setNoDelay(true);
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    ...headers,
-  });
-}
+export { startSse } from '../../util/sse-start.js';
 
 /** A rough token estimate from a byte count (~4 bytes per token): used only where the upstream has not counted yet. */
 export function estimateTokens(bytes: number): number {
