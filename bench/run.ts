@@ -6,6 +6,9 @@
  * JSON. Everything is torn down at the end, on error and on SIGINT/SIGTERM.
  *
  *   node dist-bench/run.js [--quick] [--duration S] [--connections N] [--json FILE] [--no-portkey]
+ *
+ * Over 400 lines: one script that runs the scenarios in order against processes it owns; the load tool, the
+ * mock upstream, Portkey and the report are already their own modules.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';

@@ -2,6 +2,9 @@
  * The mesh: every bridge link of this gateway (inbound and outbound), their dialers, admission rules
  * (maxPeers, one link per peer), and the bridge between links and the routing table: a peer's shared
  * channels become candidates when its link opens and leave the table the moment it closes.
+ *
+ * Over 400 lines: it is the one owner of the set of links, and admission, resharing on reload, drain and close
+ * all change that set; the per-link parts already live in their own files (link.ts and its parts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
