@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import { terminateAfterGrace } from '../../../util/terminate.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -105,11 +106,7 @@ export class AgentProcess {
     this.stopping ??= (async () => {
       const pid = this.child.pid;
       if (pid === undefined) return this.exited;
-      killGroup(pid, 'SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-      clearTimeout(timer);
-      killGroup(pid, 'SIGKILL');
+      await terminateAfterGrace({ kill: (signal) => killGroup(pid, signal), exited: this.exited, graceMs, sigkill: 'always' });
       this.child.stdout.destroy();
       this.child.stderr.destroy();
       this.child.stdin.destroy();
