@@ -154,6 +154,11 @@ export function parseJsonBody(buf: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): u
   return value;
 }
 
+/** The JSON depth limit the server set for this request (`gateway.maxJsonDepth`). */
+export function jsonDepthFor(req: IncomingMessage): number {
+  return policies.get(req)?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+}
+
 /** `readBody` then `parseJsonBody` with the server's depth limit for this request. */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   return parseJsonBody(await readBody(req, limit), policies.get(req)?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);

@@ -71,4 +71,20 @@ describe('deeply nested JSON bodies', () => {
     expectOpenAiError(r, 400, 'invalid_request');
     expect(r.json.error.message).toContain('deeper than 16 levels');
   });
+
+  it('the inbound APIs use the configured limit too, and answer in their own format', async () => {
+    const body = `{"model":"gpt-x","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"metadata":{"extra":${'['.repeat(20)}${']'.repeat(20)}}}`;
+    const m = await call(strict, '/v1/messages', { body, headers: { 'x-api-key': 'unused' } });
+    expect(m.status).toBe(400);
+    expect(m.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+    expect(m.json.error.message).toContain('nested deeper than 16 levels');
+    const g = await call(strict, '/v1beta/models/gpt-x:generateContent', {
+      body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"x":${'['.repeat(20)}${']'.repeat(20)}}`,
+    });
+    expect(g.status).toBe(400);
+    expect(g.json).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT' } });
+    const r = await call(strict, '/v1/responses', { body: `{"model":"gpt-x","input":"hi","metadata":${'['.repeat(20)}${']'.repeat(20)}}` });
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toContain('nested deeper than 16 levels');
+  });
 });

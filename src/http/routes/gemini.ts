@@ -16,6 +16,7 @@ import { geminiErrorBody } from '../../apis/gemini/errors.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { jsonDepthFor } from '../body.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
@@ -48,7 +49,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       if (req.method !== 'POST') throw notAllowed(req, 'POST');
       const model = pinnedModel(req) ?? rest.slice(0, colon);
       const buf = await readBody(req, ctx.maxBodyBytes);
-      const body = parseJsonBody(buf);
+      const body = parseJsonBody(buf, jsonDepthFor(req));
       if (method === 'countTokens') return countTokens(ctx, res, model, body, buf.length, requestId);
       const sse = new URLSearchParams(query).get('alt') === 'sse';
       return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId, principal);

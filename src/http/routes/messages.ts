@@ -16,6 +16,7 @@ import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/er
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { jsonDepthFor } from '../body.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
@@ -45,7 +46,7 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
       if (req.method !== 'POST')
         throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
       const buf = await readBody(req, ctx.maxBodyBytes);
-      const body = parseJsonBody(buf);
+      const body = parseJsonBody(buf, jsonDepthFor(req));
       if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, buf.length, requestId);
       return messages(ctx, req, res, body, buf.length, requestId, principal);
     },

@@ -14,6 +14,7 @@ import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { jsonDepthFor } from '../body.js';
 import { sendApiError, type ApiSurface } from './api-surface.js';
 import type { Principal } from '../../keys/service.js';
 
@@ -31,7 +32,7 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
         if (req.method !== 'POST')
           throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
         const buf = await readBody(req, ctx.maxBodyBytes);
-        return create(ctx, req, res, parseJsonBody(buf), buf.length, requestId, principal);
+        return create(ctx, req, res, parseJsonBody(buf, jsonDepthFor(req)), buf.length, requestId, principal);
       }
       const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
