@@ -7,9 +7,17 @@ import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRat
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { VERSION } from '../version.js';
-import type { TracingConfig } from './tracing.js';
 
-export function createTracerProvider(cfg: TracingConfig, gateway: { id: string; name: string }): BasicTracerProvider {
+/** The part of tracing.ts's TracingConfig the SDK needs (restated here: tracing.ts imports this module). */
+export interface TracerProviderConfig {
+  endpoint?: string | undefined;
+  headers: Record<string, string>;
+  serviceName: string;
+  sampleRatio: number;
+  exportIntervalMs: number;
+}
+
+export function createTracerProvider(cfg: TracerProviderConfig, gateway: { id: string; name: string }): BasicTracerProvider {
   const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers });
   return new BasicTracerProvider({
     resource: resourceFromAttributes({
