@@ -22,13 +22,21 @@ export interface Measurement {
   peakInflight?: number;
   /** req/s of each interleaved round (the figure is their median) */
   roundsRps?: number[];
+  /** /acp/rpc row (acp-latency.ts): gateway's part, p50 over sessions */
+  addedP50Ms?: number;
+  /** /acp/rpc row: the agent's own part (session/prompt received → first update written), p50 */
+  agentOwnP50Ms?: number;
+  /** /acp/rpc row: agent process start → its `initialize` received, p50 (part of addedP50Ms) */
+  agentBootP50Ms?: number;
+  /** /acp/rpc row: session.start → first session.update of any kind, p50 */
+  firstAnyUpdateP50Ms?: number;
 }
 
 /** Scenario keys of the JSON output (stable: CI checks them). */
-export const SCENARIOS = ['nonstream_50c', 'nonstream_1c', 'stream_50c', 'bridged_50c', 'bridged_1c', 'slow_streams'] as const;
+export const SCENARIOS = ['nonstream_50c', 'nonstream_1c', 'stream_50c', 'bridged_50c', 'bridged_1c', 'slow_streams', 'acp_rpc'] as const;
 export type ScenarioKey = (typeof SCENARIOS)[number];
 
-/** measurements[scenario][target], targets: direct | switchyard | portkey | bridged | idle | … */
+/** measurements[scenario][target], targets: direct | bare | switchyard | portkey | bridged | idle | start | message | … */
 export type Measurements = Partial<Record<ScenarioKey, Record<string, Measurement>>>;
 
 export interface ReferenceStatus {
@@ -51,6 +59,7 @@ export interface RunInfo {
     slowChunkMs: number;
     pacedChunkMs: number;
     rounds: number;
+    acpSessions: number;
   };
   portkey: ReferenceStatus;
 }
@@ -59,6 +68,8 @@ export interface Row {
   scenario: string;
   figure: string;
   switchyard: string;
+  /** the bare pass-through's own figure in this scenario (bench/bare-proxy.ts), '-' where it has none */
+  bare: string;
   reference: string;
   ratio: string;
   target: string;
@@ -79,7 +90,7 @@ export interface BenchReport extends RunInfo {
   rows: Row[];
 }
 
-export const TABLE_HEADERS = ['scenario', 'figure', 'Switchyard', 'reference', 'ratio', 'target', 'result'];
+export const TABLE_HEADERS = ['scenario', 'figure', 'Switchyard', 'bare pass-through', 'reference', 'ratio', 'target', 'result'];
 
 const num = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const rps = (m: Measurement) => `${num(m.rps!)} req/s`;
@@ -100,8 +111,8 @@ interface Builder {
   figures: Record<string, Figure[]>;
 }
 
-function add(b: Builder, scenario: ScenarioKey, row: Row, fig: Figure): void {
-  b.rows.push(row);
+function add(b: Builder, scenario: ScenarioKey, row: Omit<Row, 'bare'>, fig: Figure): void {
+  b.rows.push({ ...row, bare: '-' });
   (b.figures[scenario] ??= []).push(fig);
 }
 
@@ -195,6 +206,11 @@ function addedRow(
   );
 }
 
+/** Sets the bare pass-through's figure on the row just added. */
+function bare(b: Builder, text: string): void {
+  b.rows[b.rows.length - 1]!.bare = text;
+}
+
 export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   const b: Builder = { rows: [], figures: {} };
   // the reason is printed once in the header; rows only say that Portkey is missing
@@ -204,14 +220,34 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   // non-streaming, N connections
   const ns = m.nonstream_50c ?? {};
   const nsLabel = `non-streaming, ${info.settings.connections} conn`;
-  ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs Portkey', ns.switchyard, ns.portkey, pkName, 8, pk);
+  const bareRps = (x: Measurement | undefined, d: Measurement | undefined) =>
+    invalid(x, 'rps') ? (invalid(x, 'rps') as string) : `${rps(x!)}${invalid(d, 'rps') ? '' : ` (${(x!.rps! / d!.rps!).toFixed(2)}× Direct)`}`;
+  const nsBare = bareRps(ns.bare, ns.direct);
+  ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs bare pass-through', ns.switchyard, ns.bare, 'bare', 0.6);
+  bare(b, nsBare);
+  ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs Portkey', ns.switchyard, ns.portkey, pkName, 12, pk);
+  bare(b, nsBare);
   ratioRow(b, 'nonstream_50c', nsLabel, 'req/s vs Direct', ns.switchyard, ns.direct, 'Direct', 0.3);
+  bare(b, nsBare);
 
   // 1 connection: 1/rps − 1/rps_direct
   const one = m.nonstream_1c ?? {};
   const perReq = (x: Measurement | undefined, d: Measurement | undefined) => (invalid(x, 'rps') || invalid(d, 'rps') ? null : 1000 / x!.rps! - 1000 / d!.rps!);
   const oneSy = perReq(one.switchyard, one.direct);
   const onePk = pk ? null : perReq(one.portkey, one.direct);
+  const oneBare = perReq(one.bare, one.direct);
+  const oneBareText = oneBare === null ? 'not measured' : `${signedMs(oneBare)} over Direct (${rps(one.bare!)})`;
+  addedRow(
+    b,
+    'nonstream_1c',
+    'non-streaming, 1 conn',
+    'added time per request over bare',
+    perReq(one.switchyard, one.bare),
+    one.switchyard?.rps ? rps(one.switchyard) : 'not measured',
+    `bare ${one.bare?.rps ? rps(one.bare) : '-'}`,
+    0.05,
+  );
+  bare(b, oneBareText);
   addedRow(
     b,
     'nonstream_1c',
@@ -222,16 +258,23 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     `Direct ${one.direct?.rps ? rps(one.direct) : '-'}; ${pkName} ${pk ?? (onePk === null ? 'invalid' : signedMs(onePk))}`,
     0.3,
   );
+  bare(b, oneBareText);
 
   // streaming
   const st = m.stream_50c ?? {};
   const stLabel = `streaming ${info.settings.streamChunks} chunks, ${info.settings.connections} conn`;
-  ratioRow(b, 'stream_50c', stLabel, 'req/s vs Portkey', st.switchyard, st.portkey, pkName, 8, pk);
+  const stBare = bareRps(st.bare, st.direct);
+  ratioRow(b, 'stream_50c', stLabel, 'req/s vs bare pass-through', st.switchyard, st.bare, 'bare', 0.6);
+  bare(b, stBare);
+  ratioRow(b, 'stream_50c', stLabel, 'req/s vs Portkey', st.switchyard, st.portkey, pkName, 12, pk);
+  bare(b, stBare);
   ratioRow(b, 'stream_50c', stLabel, 'req/s vs Direct', st.switchyard, st.direct, 'Direct', null);
+  bare(b, stBare);
   const fc = (x: Measurement | undefined) => (x && typeof x.firstChunkP50Ms === 'number' && x.firstChunkP50Ms > 0 ? x.firstChunkP50Ms : undefined);
   const fcSy = fc(st.switchyard);
   const fcD = fc(st.direct);
   const fcPk = fc(st.portkey);
+  const fcBare = fc(st.bare);
   addedRow(
     b,
     'stream_50c',
@@ -242,10 +285,11 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     `Direct p50 ${fcD !== undefined ? ms(fcD) : '-'}; ${pkName} ${pk ?? (fcPk !== undefined && fcD !== undefined ? signedMs(fcPk - fcD) : 'invalid')}`,
     1,
   );
+  bare(b, fcBare !== undefined && fcD !== undefined ? `${signedMs(fcBare - fcD)} (p50 ${ms(fcBare)})` : 'not measured');
 
   // bridged
   const br = m.bridged_50c ?? {};
-  ratioRow(b, 'bridged_50c', `bridged A→B, ${info.settings.connections} conn`, 'req/s vs single gateway B', br.bridged, br.single, 'B alone', 0.5);
+  ratioRow(b, 'bridged_50c', `bridged A→B, ${info.settings.connections} conn`, 'req/s vs single gateway B', br.bridged, br.single, 'B alone', 0.9);
   const b1 = m.bridged_1c ?? {};
   const hop = invalid(b1.bridged, 'p50Ms') || invalid(b1.single, 'p50Ms') ? null : b1.bridged!.p50Ms! - b1.single!.p50Ms!;
   addedRow(
@@ -285,29 +329,52 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   memRow(
     'gateway RSS under load (peak)',
     sl.loaded,
-    250,
+    200,
     peak !== undefined
       ? `${peak} streams open at peak${sl.loaded?.errors || sl.loaded?.non2xx ? `, ${(sl.loaded.errors ?? 0) + (sl.loaded.non2xx ?? 0)} failed` : ''}`
       : '-',
   );
-  memRow('idle RSS', sl.idle, 80, 'fresh gateway, before load');
+  memRow('idle RSS', sl.idle, 70, 'fresh gateway, before load');
+
+  // /acp/rpc: session.start → first agent update, the gateway's part (acp-latency.ts)
+  const acp = m.acp_rpc ?? {};
+  const acpLabel = `/acp/rpc, ${acp.start?.requests ?? info.settings.acpSessions} sessions`;
+  const st0 = acp.start;
+  const acpBad = !st0 || typeof st0.addedP50Ms !== 'number' || !st0.requests ? 'not measured' : st0.errors ? `invalid: ${st0.errors} failed` : undefined;
+  addedRow(
+    b,
+    'acp_rpc',
+    acpLabel,
+    'session.start → first update, added over the agent',
+    acpBad ? null : st0!.addedP50Ms!,
+    acpBad ?? `total p50 ${ms(st0!.p50Ms!)}`,
+    acpBad
+      ? '-'
+      : `agent's own p50 ${ms(st0!.agentOwnP50Ms!)}; of the added, agent process start ${ms(st0!.agentBootP50Ms!)}; first update of any kind ${ms(st0!.firstAnyUpdateP50Ms!)}`,
+    5,
+    acpBad,
+  );
+  const msg = acp.message;
+  addedRow(
+    b,
+    'acp_rpc',
+    acpLabel,
+    'session.message (agent running) → first update, added',
+    acpBad || typeof msg?.addedP50Ms !== 'number' ? null : msg.addedP50Ms,
+    'p50',
+    'no process start in it',
+    null,
+    acpBad,
+  );
 
   b.rows.push({
     scenario: 'peer killed / frozen under load',
     figure: 'time to stop routing; failed requests',
     switchyard: 'measured by the fault suite',
+    bare: '-',
     reference: '-',
     ratio: '-',
     target: '≤ 0.1 s / dead-peer timeout; 0 failed',
-    result: '-',
-  });
-  b.rows.push({
-    scenario: '/acp/rpc session.start',
-    figure: 'added latency to first session.update',
-    switchyard: 'not measured by the harness yet',
-    reference: '-',
-    ratio: '-',
-    target: '≤ 5 ms p50',
     result: '-',
   });
 
@@ -324,6 +391,8 @@ export function renderReport(r: BenchReport): string {
     `machine load average (1 min): ${r.machine.loadAvg1mStart.toFixed(2)} at start, ${r.machine.loadAvg1mEnd.toFixed(2)} at end (other work on the machine skews absolute numbers)`,
     `load: ${r.tool}; ${s.connections} connections; per target ${s.warmupSec} s warm-up then ${s.rounds} interleaved round(s) totalling ~${s.durationSec} s, median taken${s.quick ? ' (--quick: tiny load, figures are not meaningful)' : ''}`,
     r.portkey.available ? `Portkey: @portkey-ai/gateway ${r.portkey.version}` : `Portkey: not available (${r.portkey.reason ?? 'unknown'})`,
+    "bare pass-through: node:http in, undici Pool out, no features (bench/bare-proxy.ts), same mock, same run: Node's floor",
+    'targets: issue 15 where it sets one, else ../shared/spec/performance.md',
     'ratios are measured side by side in this run; "result" is information only',
     '',
   ];
@@ -332,7 +401,7 @@ export function renderReport(r: BenchReport): string {
     '\n' +
     table(
       TABLE_HEADERS,
-      r.rows.map((x) => [x.scenario, x.figure, x.switchyard, x.reference, x.ratio, x.target, x.result]),
+      r.rows.map((x) => [x.scenario, x.figure, x.switchyard, x.bare, x.reference, x.ratio, x.target, x.result]),
     )
   );
 }

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the benchmark harness (docs/benchmarks.md, ../shared/spec/performance.md). Starts the
- * mock upstream (child process), gateway B (one gateway; also the bridge target), gateway A (bridged to B),
- * optionally Portkey, then a fresh gateway for the memory run — all real processes on 127.0.0.1 with ports
+ * mock upstream (child process), the bare pass-through (Node's floor, child process), gateway B (one gateway;
+ * also the bridge target), gateway A (bridged to B), optionally Portkey, a gateway with the trivial ACP agent
+ * for the /acp/rpc row, then a fresh gateway for the memory run — all real processes on 127.0.0.1 with ports
  * from the OS — measures every scenario against its references side by side, prints the table and writes
  * JSON. Everything is torn down at the end, on error and on SIGINT/SIGTERM.
  *
@@ -20,6 +21,8 @@ import { fileURLToPath } from 'node:url';
 import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.js';
 import { pickLoadTool, runStreamClient, type LoadResult, type LoadTarget, type LoadTool, type StreamClientResult } from './load.js';
 import { MOCK_MODELS, startMockUpstream, type MockUpstream } from './mock-upstream.js';
+import { startBareProxy } from './bare-proxy.js';
+import { measureAcpLatency } from './acp-latency.js';
 import { portkeyInstalled, startPortkey, type PortkeyProcess } from './portkey.js';
 import { buildReport, renderReport, writeReportJson, type Measurement, type Measurements, type RunInfo } from './report.js';
 
@@ -44,6 +47,8 @@ interface Settings {
   slowChunkMs: number;
   /** interleaved rounds per side-by-side measurement */
   rounds: number;
+  /** sequential sessions of the /acp/rpc row */
+  acpSessions: number;
 }
 
 function parseSettings(argv: string[]): Settings {
@@ -83,6 +88,7 @@ function parseSettings(argv: string[]): Settings {
     slowStreams: quick ? 100 : 1000,
     slowChunkMs: quick ? 50 : 250,
     rounds: quick ? 1 : 3,
+    acpSessions: quick ? 5 : 30,
   };
 }
 
@@ -178,6 +184,9 @@ async function main(): Promise<void> {
     const mock = await startMockUpstream({ chunks: s.streamChunks, pacedChunkMs: s.pacedChunkMs, slowChunkMs: s.slowChunkMs });
     cleanups.push(() => mock.stop());
     log(`mock upstream: ${mock.url} (pid ${mock.pid})\n`);
+    const bareProxy = await startBareProxy(mock.url);
+    cleanups.push(() => bareProxy.stop());
+    log(`bare pass-through: ${bareProxy.url} (pid ${bareProxy.pid})\n`);
 
     const bridgeToken = randomBytes(16).toString('hex');
     const capacity = Math.max(1024, s.slowStreams + 64, s.connections * 2);
@@ -234,10 +243,11 @@ async function main(): Promise<void> {
       const auth = { authorization: 'Bearer bench-key' };
       return {
         direct: { url: `${mock.url}/v1/chat/completions`, headers: auth, body },
+        bare: { url: `${bareProxy.url}/v1/chat/completions`, headers: auth, body },
         switchyard: { url: `${b.url}/v1/chat/completions`, headers: auth, body },
         bridged: { url: `${a.url}/v1/chat/completions`, headers: auth, body },
         ...(portkey ? { portkey: { url: `${portkey.url}/v1/chat/completions`, headers: { ...auth, ...portkey.routeHeaders(`${mock.url}/v1`) }, body } } : {}),
-      } as Record<'direct' | 'switchyard' | 'bridged' | 'portkey', LoadTarget | undefined>;
+      } as Record<'direct' | 'bare' | 'switchyard' | 'bridged' | 'portkey', LoadTarget | undefined>;
     };
     const plain = mkTargets(MOCK_MODELS.fast, false);
     const streaming = mkTargets(MOCK_MODELS.fast, true);
@@ -294,7 +304,8 @@ async function main(): Promise<void> {
       }
       return out;
     };
-    const three = (ts: typeof plain) => (['direct', 'switchyard', 'portkey'] as const).filter((k) => ts[k]).map((k) => [k, ts[k]!] as [string, LoadTarget]);
+    const three = (ts: typeof plain) =>
+      (['direct', 'bare', 'switchyard', 'portkey'] as const).filter((k) => ts[k]).map((k) => [k, ts[k]!] as [string, LoadTarget]);
 
     log(`non-streaming, ${s.connections} connections\n`);
     m.nonstream_50c = await sideBySide(three(plain), s.connections);
@@ -333,10 +344,49 @@ async function main(): Promise<void> {
     log('bridged A → B → mock vs B alone, 1 connection\n');
     m.bridged_1c = await sideBySide(bridgePair, 1);
 
+    // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was.
+    log(`/acp/rpc: ${s.acpSessions} sequential sessions, session.start → first agent update\n`);
+    const acpToken = randomBytes(16).toString('hex');
+    const g = await gateway(dir, 'gateway-acp', {
+      gateway: { id: 'gw_bench_acp', name: 'bench-acp', port: 0 },
+      channels: [],
+      store: { kind: 'sqlite', path: './acp-data/switchyard.db' },
+      acp: {
+        tokens: [acpToken],
+        workspaceRoot: './acp-work',
+        agents: [
+          {
+            id: 'bench-agent',
+            label: 'Bench agent',
+            command: process.execPath,
+            args: [fileURLToPath(new URL('./acp-agent.js', import.meta.url))],
+            permissions: 'deny',
+          },
+        ],
+      },
+    });
+    const acpRun = await measureAcpLatency(g.url, acpToken, 'bench-agent', s.acpSessions).finally(() => g.proc.stop());
+    log(
+      `  session.start: added p50 ${acpRun.startAddedP50Ms.toFixed(2)} ms (total ${acpRun.startTotalP50Ms.toFixed(2)}, agent's own ${acpRun.agentOwnP50Ms.toFixed(3)}, agent process start ${acpRun.agentBootP50Ms.toFixed(2)}); session.message added p50 ${acpRun.messageAddedP50Ms.toFixed(2)} ms; ${acpRun.sessions} sessions${acpRun.failed ? `, ${acpRun.failed} failed` : ''}\n`,
+    );
+    m.acp_rpc = {
+      start: {
+        addedP50Ms: acpRun.startAddedP50Ms,
+        p50Ms: acpRun.startTotalP50Ms,
+        agentOwnP50Ms: acpRun.agentOwnP50Ms,
+        agentBootP50Ms: acpRun.agentBootP50Ms,
+        firstAnyUpdateP50Ms: acpRun.firstAnyUpdateP50Ms,
+        requests: acpRun.sessions,
+        errors: acpRun.failed,
+      },
+      message: { addedP50Ms: acpRun.messageAddedP50Ms, requests: acpRun.sessions },
+    };
+
     // Memory: a fresh gateway, so the figure is not inflated by the runs above.
     log(`memory: fresh gateway, ${s.slowStreams} concurrent streams, mock chunks ${s.slowChunkMs} ms apart\n`);
     await portkey?.stop();
     await a.proc.stop();
+    await bareProxy.stop();
     const c = await gateway(dir, 'gateway-mem', {
       gateway: { id: 'gw_bench_mem', name: 'bench-mem', port: 0 },
       channels: [mockChannel(mock, capacity)],
@@ -389,6 +439,7 @@ async function main(): Promise<void> {
         slowChunkMs: s.slowChunkMs,
         pacedChunkMs: s.pacedChunkMs,
         rounds: s.rounds,
+        acpSessions: s.acpSessions,
       },
       portkey: portkeyStatus,
     };

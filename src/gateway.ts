@@ -115,7 +115,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     (token) => secrets.forget(token),
   );
   let selfUrl = '';
-  const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store });
+  const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store, tracer: await Observability.tracerFor(cfg, id) });
   const acp = createAcp({
     config: cfg,
     baseDir: loaded.baseDir,

@@ -7,6 +7,9 @@
  * over the Router (runtimes/channels.ts); kind `openclaw` → an operator client of that OpenClaw gateway
  * (runtimes/openclaw/), whose availability is a cached connect probe. Peers' shared runtimes join the catalog
  * and run on the peer (peers.ts).
+ *
+ * The agent runtime, its probe and the OpenClaw client are imported (`import()`) on first use, so a gateway
+ * whose config names no agent and no OpenClaw gateway never loads them (idle RSS, docs/benchmarks.md).
  */
 import path, { basename } from 'node:path';
 import { secrets } from '../util/redact.js';
@@ -22,12 +25,10 @@ import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
-import { createAgentRuntime } from './runtimes/agent/runtime.js';
-import { probeAgent } from './runtimes/agent/probe.js';
 import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
 import type { ModelTokens } from '../util/model-tokens.js';
-import { OpenClawGateway } from './runtimes/openclaw/runtime.js';
+import type { OpenClawGatewayConfig, OpenClawGatewayOptions } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
 
@@ -116,7 +117,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       factories.agent.set(a.id, (ctx) => {
         if (a.llm && !llm)
           throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
-        return createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx);
+        return import('./runtimes/agent/runtime.js').then(({ createAgentRuntime }) =>
+          createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx),
+        );
       });
     }
     const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
@@ -131,7 +134,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     }
     for (const g of acp.gateways) {
       if (g.kind === 'openclaw' && !plugged.has(g.id)) {
-        plugged.set(g.id, new OpenClawGateway({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
+        plugged.set(g.id, lazyOpenClaw({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
         builtIn.set(g.id, JSON.stringify(g));
       }
     }
@@ -159,6 +162,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
       const spec = await probeSpec(a.id);
+      const { probeAgent } = await import('./runtimes/agent/probe.js');
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
       // the client sees the reason: name the command, never the server's folder layout
       // (and never a secret the agent printed while failing: its diagnostics often name its provider key)
@@ -220,6 +224,20 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       await listening;
       await runner.shutdown();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
+    },
+  };
+}
+
+/** An OpenClaw gateway runtime whose client module is imported on first use (a probe, a session or close). */
+function lazyOpenClaw(config: OpenClawGatewayConfig, opts: OpenClawGatewayOptions): PluggedGatewayRuntime {
+  let made: ReturnType<typeof make> | undefined;
+  const make = () => import('./runtimes/openclaw/runtime.js').then(({ OpenClawGateway }) => new OpenClawGateway(config, opts));
+  const gw = () => (made ??= make());
+  return {
+    factory: async (ctx) => (await gw()).factory(ctx),
+    probe: async () => (await gw()).probe(),
+    close: async () => {
+      if (made) await (await made).close();
     },
   };
 }

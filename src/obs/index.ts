@@ -22,6 +22,8 @@ export interface ObservabilityDeps {
   router: Router;
   mesh: BridgeMesh;
   store?: SessionStore | undefined;
+  /** from `Observability.tracerFor` (async: it loads the OpenTelemetry SDK only when tracing is enabled) */
+  tracer: GatewayTracer | undefined;
 }
 
 export class Observability implements RouterObserver {
@@ -35,8 +37,16 @@ export class Observability implements RouterObserver {
 
   constructor(d: ObservabilityDeps) {
     this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });
-    const t = d.config.gateway.tracing;
-    this.tracer = tracingFromConfig(
+    this.tracer = d.tracer;
+    this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
+    d.router.observer = this;
+    if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
+  }
+
+  /** The tracer `gateway.tracing` asks for; undefined (and the SDK never imported) when tracing is off. */
+  static tracerFor(config: Config, gatewayId: string): Promise<GatewayTracer | undefined> {
+    const t = config.gateway.tracing;
+    return tracingFromConfig(
       {
         enabled: t.enabled,
         endpoint: t.endpoint,
@@ -45,11 +55,8 @@ export class Observability implements RouterObserver {
         sampleRatio: t.sampleRatio,
         exportIntervalMs: t.exportIntervalMs,
       },
-      { id: d.gatewayId, name: d.config.gateway.name },
+      { id: gatewayId, name: config.gateway.name },
     );
-    this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
-    d.router.observer = this;
-    if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
   }
 
   // RouterObserver

@@ -14,11 +14,12 @@
  * - client span per routing attempt (`chat <model>`), `switchyard.channel`, `switchyard.peer` when the
  *   attempt is a peer hop; its traceparent goes into the bridge frame, so the peer's spans are its children;
  * - on the serving peer, the attempt on its local channel is a child of the requester's hop span.
+ *
+ * The SDK and the OTLP exporter (~18 MB of RSS) live in otel-sdk.ts and are imported only when tracing is
+ * enabled (`tracingFromConfig`); this file needs only the light `@opentelemetry/api`.
  */
 import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT, type Span, type Tracer, type Attributes } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { VERSION } from '../version.js';
 
 export interface TracingConfig {
@@ -54,22 +55,11 @@ function parentFrom(traceparent: string | undefined) {
 }
 
 export class GatewayTracer {
-  private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
 
-  constructor(cfg: TracingConfig, gateway: { id: string; name: string }) {
-    const exporter = new OTLPTraceExporter({ url: cfg.endpoint, headers: cfg.headers });
-    this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({
-        'service.name': cfg.serviceName,
-        'service.version': VERSION,
-        'service.instance.id': gateway.id,
-        'switchyard.gateway.name': gateway.name,
-      }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(cfg.sampleRatio) }),
-      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: cfg.exportIntervalMs })],
-    });
-    this.tracer = this.provider.getTracer('switchyard', VERSION);
+  /** Built by `tracingFromConfig`, which loads the SDK that made `provider`. */
+  constructor(private readonly provider: BasicTracerProvider) {
+    this.tracer = provider.getTracer('switchyard', VERSION);
   }
 
   /** A server span for an inbound request; `parent` is the caller's traceparent header, if any. */
@@ -102,6 +92,9 @@ export class GatewayTracer {
   }
 }
 
-export function tracingFromConfig(cfg: TracingConfig, gateway: { id: string; name: string }): GatewayTracer | undefined {
-  return cfg.enabled && cfg.endpoint ? new GatewayTracer(cfg, gateway) : undefined;
+/** The gateway's tracer, or undefined when tracing is off; the OpenTelemetry SDK is loaded only in the first case. */
+export async function tracingFromConfig(cfg: TracingConfig, gateway: { id: string; name: string }): Promise<GatewayTracer | undefined> {
+  if (!cfg.enabled || !cfg.endpoint) return undefined;
+  const { createTracerProvider } = await import('./otel-sdk.js');
+  return new GatewayTracer(createTracerProvider(cfg, gateway));
 }

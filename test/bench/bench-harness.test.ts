@@ -41,19 +41,51 @@ describe('npm run bench --quick', () => {
     const r = await runBench(['--quick', '--no-portkey', '--json', json], 60_000);
     expect(r.code, `exit ${r.code} ${r.signal ?? ''}\n${r.stderr.slice(-3000)}`).toBe(0);
 
-    expect(r.stdout).toMatch(/^scenario\s+figure\s+Switchyard\s+reference\s+ratio\s+target\s+result$/m);
+    expect(r.stdout).toMatch(/^scenario\s+figure\s+Switchyard\s+bare pass-through\s+reference\s+ratio\s+target\s+result$/m);
     expect(r.stdout).toContain('Portkey: not available (disabled by --no-portkey)');
     expect(r.stdout).toContain('measured by the fault suite');
+    // issue 15's target table: every row is printed, with the bare pass-through's figure beside it
+    const line = (scenario: RegExp, figure: string) => r.stdout.split('\n').find((l) => scenario.test(l) && l.includes(figure));
+    for (const [scenario, figure] of [
+      [/^non-streaming, \d+ conn /, 'req/s vs bare pass-through'],
+      [/^non-streaming, \d+ conn /, 'req/s vs Portkey'],
+      [/^non-streaming, 1 conn /, 'added time per request over bare'],
+      [/^streaming 20 chunks, \d+ conn /, 'req/s vs bare pass-through'],
+      [/^streaming 20 chunks, \d+ conn /, 'req/s vs Portkey'],
+      [/^streaming 20 chunks, \d+ conn /, 'first-chunk p50 added over Direct'],
+      [/^bridged A→B, \d+ conn /, 'req/s vs single gateway B'],
+      [/^\d+ slow streams /, 'gateway RSS under load (peak)'],
+      [/^\d+ slow streams /, 'idle RSS'],
+      [/^\/acp\/rpc, \d+ sessions /, 'session.start → first update, added over the agent'],
+    ] as Array<[RegExp, string]>) {
+      expect(line(scenario, figure), `row "${scenario.source}" / "${figure}" missing from\n${r.stdout}`).toBeDefined();
+    }
+    // measured rows carry a number and the target: bare's own req/s beside the ratio, the ACP figure in ms
+    expect(line(/^non-streaming, \d+ conn /, 'req/s vs bare pass-through')).toMatch(
+      /[\d,]+ req\/s\s+[\d,]+ req\/s \([\d.]+× Direct\)\s+bare [\d,]+ req\/s\s+[\d.]+×\s+≥ 0\.6×/,
+    );
+    expect(line(/^streaming 20 chunks, \d+ conn /, 'req/s vs bare pass-through')).toMatch(/[\d.]+×\s+≥ 0\.6×/);
+    expect(line(/^non-streaming, 1 conn /, 'added time per request over bare')).toMatch(/[+−][\d.]+ ms .*≤ 0\.05 ms/);
+    expect(line(/^\/acp\/rpc, \d+ sessions /, 'session.start → first update')).toMatch(
+      /\+[\d.]+ ms \(total p50 [\d.]+ ms\).*agent's own p50 [\d.]+ ms.*≤ 5 ms\s+(pass|miss)$/,
+    );
 
     const report = JSON.parse(readFileSync(json, 'utf8'));
     expect(report.version).toBe(1);
     expect(report.portkey.available).toBe(false);
     const s = report.scenarios;
-    expect(Object.keys(s).sort()).toEqual(['bridged_1c', 'bridged_50c', 'nonstream_1c', 'nonstream_50c', 'slow_streams', 'stream_50c']);
+    expect(Object.keys(s).sort()).toEqual(['acp_rpc', 'bridged_1c', 'bridged_50c', 'nonstream_1c', 'nonstream_50c', 'slow_streams', 'stream_50c']);
     const positive: Array<[string, string, string]> = [
       ['nonstream_50c', 'direct', 'rps'],
       ['nonstream_50c', 'switchyard', 'rps'],
       ['nonstream_50c', 'switchyard', 'p50Ms'],
+      ['nonstream_50c', 'bare', 'rps'],
+      ['nonstream_1c', 'bare', 'rps'],
+      ['stream_50c', 'bare', 'rps'],
+      ['stream_50c', 'bare', 'firstChunkP50Ms'],
+      ['acp_rpc', 'start', 'addedP50Ms'],
+      ['acp_rpc', 'start', 'agentOwnP50Ms'],
+      ['acp_rpc', 'message', 'addedP50Ms'],
       ['nonstream_1c', 'direct', 'rps'],
       ['nonstream_1c', 'switchyard', 'rps'],
       ['stream_50c', 'direct', 'rps'],
@@ -76,5 +108,9 @@ describe('npm run bench --quick', () => {
     expect(vsPortkey.value).toBeNull();
     const vsDirect = s.nonstream_50c.figures.find((f: { key: string }) => f.key === 'req/s vs Direct');
     expect(vsDirect.value).toBeGreaterThan(0);
+    const vsBare = s.stream_50c.figures.find((f: { key: string }) => f.key === 'req/s vs bare pass-through');
+    expect(vsBare.value).toBeGreaterThan(0);
+    expect(s.acp_rpc.measurements.start.errors).toBe(0);
+    expect(report.rows.every((row: { bare?: unknown }) => typeof row.bare === 'string')).toBe(true);
   }, 90_000);
 });

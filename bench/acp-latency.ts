@@ -1,0 +1,143 @@
+/**
+ * The `/acp/rpc` row of the benchmark: session.start → the first `session.update` carrying the agent's
+ * output, with the trivial agent of acp-agent.ts, over N sequential sessions (SSE on POST /acp/rpc).
+ *
+ * Per session: `total` = client wrote session.start → client read the update; the agent's own part is
+ * `update − prompt` from its timing record (session/prompt received → its first update written); the
+ * gateway's part (the figure) is `total − agent's own`. Every session.start spawns a fresh agent process, so
+ * the gateway's part includes that process's start (`initialize − start` of the record; reported apart).
+ * A `session.message` on the now-warm session is measured the same way (no process start in it), then the
+ * session is closed (its agent process stopped) before the next one starts.
+ */
+import { Agent, request } from 'node:http';
+import { percentile } from './load.js';
+
+export interface AcpLatencyResult {
+  sessions: number;
+  failed: number;
+  /** p50 over sessions, ms */
+  startAddedP50Ms: number;
+  startTotalP50Ms: number;
+  agentOwnP50Ms: number;
+  /** agent process start → its `initialize` received (the process-spawn share of startAddedP50Ms) */
+  agentBootP50Ms: number;
+  /** session.start → first update of any kind (the gateway's own status update) */
+  firstAnyUpdateP50Ms: number;
+  /** session.message on a live session → first agent update, minus the agent's own part */
+  messageAddedP50Ms: number;
+}
+
+interface AgentRecord {
+  bench: 'acp-agent';
+  start: number;
+  initialize: number;
+  prompt: number;
+  update: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+/** POSTs one JSON-RPC call with Accept: text/event-stream; resolves when the stream ends. */
+function call(
+  base: string,
+  token: string,
+  agent: Agent,
+  method: string,
+  params: object,
+): Promise<{ t0: number; firstAny?: number; firstAgent?: number; record?: AgentRecord; ok: boolean }> {
+  const url = new URL('/acp/rpc', base);
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
+  return new Promise((resolve, reject) => {
+    const out: { t0: number; firstAny?: number; firstAgent?: number; record?: AgentRecord; ok: boolean } = { t0: 0, ok: false };
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          authorization: `Bearer ${token}`,
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (s: string) => {
+          const at = now();
+          buf += s;
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) !== -1) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            if (!line.startsWith('data: {')) continue;
+            const msg = JSON.parse(line.slice(6)) as { method?: string; params?: { delta?: string }; result?: { success?: boolean } };
+            if (msg.method === 'session.update') {
+              out.firstAny ??= at;
+              if (out.firstAgent === undefined && msg.params?.delta?.includes('"acp-agent"')) {
+                out.firstAgent = at;
+                out.record = JSON.parse(msg.params.delta) as AgentRecord;
+              }
+            } else if (msg.result) out.ok = msg.result.success !== false;
+          }
+        });
+        res.on('end', () => resolve(out));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method}: no answer within 30 s`)));
+    out.t0 = now();
+    req.end(body);
+  });
+}
+
+export async function measureAcpLatency(base: string, token: string, providerId: string, sessions: number): Promise<AcpLatencyResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const added: number[] = [];
+  const total: number[] = [];
+  const own: number[] = [];
+  const boot: number[] = [];
+  const any: number[] = [];
+  const msgAdded: number[] = [];
+  let failed = 0;
+  const routing = { requestedExecutionTarget: 'agent', provider: providerId };
+  try {
+    for (let i = 0; i < sessions; i++) {
+      const sessionId = `bench-acp-${process.pid}-${i}`;
+      const s = await call(base, token, agent, 'session.start', { sessionId, taskPrompt: 'go', ...routing });
+      if (!s.ok || s.firstAgent === undefined || !s.record) {
+        failed++;
+        continue;
+      }
+      const r = s.record;
+      total.push(s.firstAgent - s.t0);
+      own.push(r.update - r.prompt);
+      added.push(s.firstAgent - s.t0 - (r.update - r.prompt));
+      boot.push(r.initialize - r.start);
+      if (s.firstAny !== undefined) any.push(s.firstAny - s.t0);
+      const m = await call(base, token, agent, 'session.message', { sessionId, taskPrompt: 'again', ...routing });
+      if (m.ok && m.firstAgent !== undefined && m.record) msgAdded.push(m.firstAgent - m.t0 - (m.record.update - m.record.prompt));
+      else failed++;
+      await call(base, token, agent, 'session.close', { sessionId });
+    }
+  } finally {
+    agent.destroy();
+  }
+  const p50 = (xs: number[]) =>
+    percentile(
+      [...xs].sort((a, b) => a - b),
+      50,
+    );
+  return {
+    sessions: added.length,
+    failed,
+    startAddedP50Ms: p50(added),
+    startTotalP50Ms: p50(total),
+    agentOwnP50Ms: p50(own),
+    agentBootP50Ms: p50(boot),
+    firstAnyUpdateP50Ms: p50(any),
+    messageAddedP50Ms: p50(msgAdded),
+  };
+}
