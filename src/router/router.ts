@@ -53,7 +53,7 @@ interface Stats {
 }
 
 export type RoutedChat =
-  | { stream: false; completion: ChatCompletion; candidate: Candidate; attempts: number }
+  | { stream: false; completion: ChatCompletion; raw?: string | undefined; candidate: Candidate; attempts: number }
   | { stream: true; first: StreamChunk | undefined; rest: AsyncIterator<StreamChunk>; candidate: Candidate; attempts: number };
 
 const EWMA_ALPHA = 0.2;
@@ -326,7 +326,7 @@ export class Router {
         g.stopTimer();
         g.release();
         t.done(true);
-        return { stream: false, completion: out.completion, candidate: c };
+        return { stream: false, completion: out.completion, raw: out.raw, candidate: c };
       }
       const it = out.chunks[Symbol.asyncIterator]();
       const first = await it.next();

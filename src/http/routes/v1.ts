@@ -7,7 +7,7 @@ import type { Candidate } from '../../router/candidate.js';
 import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
-import { readJson, sendError, sendJson } from '../respond.js';
+import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
 import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
@@ -88,7 +88,9 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
       stream: false,
       ok: true,
     });
-    sendJson(res, 200, routed.completion, headers);
+    // an OpenAI-compatible upstream's body goes out as received; a translated completion is serialised
+    if (routed.raw !== undefined) sendJsonText(res, 200, routed.raw, headers);
+    else sendJson(res, 200, routed.completion, headers);
     if (logEnabled('debug'))
       ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
