@@ -34,7 +34,12 @@ export interface StreamChunk {
   raw?: string;
 }
 
-export type ChatOutcome = { stream: false; completion: ChatCompletion } | { stream: true; chunks: AsyncIterable<StreamChunk> };
+/**
+ * `raw`, when set, is the upstream's JSON body exactly as received and says the same as `completion` (an
+ * OpenAI-compatible upstream, nothing translated): the OpenAI edge relays these bytes instead of serialising
+ * `completion` again. Any adapter that changes or builds the completion leaves it unset.
+ */
+export type ChatOutcome = { stream: false; completion: ChatCompletion; raw?: string | undefined } | { stream: true; chunks: AsyncIterable<StreamChunk> };
 
 export interface CallOptions {
   /** aborts the upstream request */

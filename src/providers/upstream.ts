@@ -72,6 +72,11 @@ export class UpstreamClient {
 
   /** Reads a whole (small) JSON body; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
   async json<T>(res: UpstreamResponse): Promise<T> {
+    return (await this.jsonText<T>(res)).value;
+  }
+
+  /** `json`, plus the body's text as received (for relaying it without serialising it again). */
+  async jsonText<T>(res: UpstreamResponse): Promise<{ value: T; text: string }> {
     let text: string;
     try {
       text = await res.body.text();
@@ -79,7 +84,7 @@ export class UpstreamClient {
       throw mapTransportError(err, this.label, false);
     }
     try {
-      return JSON.parse(text) as T;
+      return { value: JSON.parse(text) as T, text };
     } catch {
       throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream returned a body that is not JSON`);
     }

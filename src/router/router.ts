@@ -12,7 +12,7 @@
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
 import type { StreamChunk } from '../providers/provider.js';
-import type { Logger } from '../util/log.js';
+import { enabled as logEnabled, type Logger } from '../util/log.js';
 import type { Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type Strategy } from './select.js';
 import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState } from './health.js';
@@ -53,7 +53,7 @@ interface Stats {
 }
 
 export type RoutedChat =
-  | { stream: false; completion: ChatCompletion; candidate: Candidate; attempts: number }
+  | { stream: false; completion: ChatCompletion; raw?: string | undefined; candidate: Candidate; attempts: number }
   | { stream: true; first: StreamChunk | undefined; rest: AsyncIterator<StreamChunk>; candidate: Candidate; attempts: number };
 
 const EWMA_ALPHA = 0.2;
@@ -284,14 +284,16 @@ export class Router {
         throw new GatewayError('OVERLOADED', `all ${saturated} candidate(s) for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
       }
       const c = chosen.candidate;
-      this.opts.logger.debug('route', {
-        requestId: opts.requestId,
-        model: req.model,
-        attempt,
-        candidates: list.map((x) => ({ id: x.id, inflight: this.inflightOf(x.id), health: this.health.state(x.id), failed: failed.has(x.id) })),
-        chosen: c.id,
-        why: `${panic ? 'PANIC (all ejected), ' : ''}${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
-      });
+      // the debug line's fields cost a map over the candidates: build them only when debug is on
+      if (logEnabled('debug'))
+        this.opts.logger.debug('route', {
+          requestId: opts.requestId,
+          model: req.model,
+          attempt,
+          candidates: list.map((x) => ({ id: x.id, inflight: this.inflightOf(x.id), health: this.health.state(x.id), failed: failed.has(x.id) })),
+          chosen: c.id,
+          why: `${panic ? 'PANIC (all ejected), ' : ''}${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
+        });
       try {
         const out = await this.attempt(c, req, opts);
         this.remember(opts.sessionId, c);
@@ -324,7 +326,7 @@ export class Router {
         g.stopTimer();
         g.release();
         t.done(true);
-        return { stream: false, completion: out.completion, candidate: c };
+        return { stream: false, completion: out.completion, raw: out.raw, candidate: c };
       }
       const it = out.chunks[Symbol.asyncIterator]();
       const first = await it.next();

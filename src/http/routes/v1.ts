@@ -4,10 +4,10 @@ import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
-import type { Logger } from '../../util/log.js';
+import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
-import { readJson, sendError, sendJson } from '../respond.js';
+import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
 import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
@@ -88,8 +88,11 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
       stream: false,
       ok: true,
     });
-    sendJson(res, 200, routed.completion, headers);
-    ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
+    // an OpenAI-compatible upstream's body goes out as received; a translated completion is serialised
+    if (routed.raw !== undefined) sendJsonText(res, 200, routed.raw, headers);
+    else sendJson(res, 200, routed.completion, headers);
+    if (logEnabled('debug'))
+      ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
   }
   await pipeStream(ctx, res, routed, headers, clientWantsUsage, abort, requestId, ticket, body.model);
@@ -133,7 +136,7 @@ async function pipeStream(
     noteUsage(res, usage);
     await finish(true);
     endSseDone(res);
-    ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
+    if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
   } catch (err) {
     let e = toGatewayError(err);
     if (abort.state.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);

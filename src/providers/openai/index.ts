@@ -55,11 +55,12 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       const res = await client.request('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
       await client.ensureOk(res);
       if (!req.stream) {
-        const completion = await client.json<ChatCompletion>(res);
+        // still parsed (validation, usage, the other edges' translation); the OpenAI edge relays `raw`
+        const { value: completion, text } = await client.jsonText<ChatCompletion>(res);
         if (!completion || typeof completion !== 'object' || !Array.isArray(completion.choices)) {
           throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${cfg.name}: upstream reply has no choices`);
         }
-        return { stream: false, completion };
+        return { stream: false, completion, raw: text };
       }
       return { stream: true, chunks: openAiStream(res.body, cfg.name) };
     },

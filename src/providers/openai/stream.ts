@@ -1,6 +1,7 @@
 /**
  * OpenAI SSE → StreamChunks. Chunks are relayed as the upstream sent them (the original JSON text, never
- * re-serialised); each is parsed once only to validate it and to spot the usage chunk and in-band errors.
+ * re-serialised). The usual content chunk is only scanned (see `plainChunk`); a chunk the scan cannot vouch
+ * for is parsed, to validate it and to read the usage chunk and in-band errors.
  * The stream must end with `data: [DONE]`: anything else is an abnormal end and throws.
  */
 import { GatewayError } from '../../wire/errors.js';
@@ -15,6 +16,22 @@ interface ParsedChunk {
   error?: { message?: string; type?: string; code?: string } | string;
 }
 
+/**
+ * The scan that spares the parse: a compact object (`{…}`) with a non-empty `choices` array and neither an
+ * `"error"` nor a `"usage":{` key anywhere. A quote inside a JSON string is escaped (`\"error\"`), so chat
+ * content cannot fake those keys; what the scan cannot vouch for (other spacing, `choices: []`, the usage
+ * chunk, a cut or malformed chunk such as `{not json`) goes through JSON.parse exactly as before.
+ */
+function plainChunk(data: string): boolean {
+  return (
+    data.charCodeAt(0) === 123 /* { */ &&
+    data.charCodeAt(data.length - 1) === 125 /* } */ &&
+    data.includes('"choices":[{') &&
+    !data.includes('"error"') &&
+    !data.includes('"usage":{')
+  );
+}
+
 export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: string): AsyncGenerator<StreamChunk> {
   let done = false;
   try {
@@ -25,6 +42,10 @@ export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: stri
       if (done) continue;
       if (data === '[DONE]') {
         done = true;
+        continue;
+      }
+      if (ev.event === undefined && plainChunk(data)) {
+        yield { data };
         continue;
       }
       let parsed: ParsedChunk;
