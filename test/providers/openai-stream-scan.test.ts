@@ -1,7 +1,8 @@
 /**
- * The OpenAI relay's scan (`plainChunk` in src/providers/openai/stream.ts): content chunks go through
- * unparsed and byte-identical, while everything the gateway must see — in-band errors, the usage chunk,
- * malformed or choice-less chunks, `event: error` — is still caught, whatever the chat content says.
+ * The OpenAI relay (src/providers/openai/stream.ts): content chunks go through byte-identical (never
+ * re-serialised), while everything the gateway must see — in-band errors, the usage chunk, malformed or
+ * choice-less chunks, `event: error` — is caught, whatever the chat content says. A malformed chunk shaped like
+ * a content chunk is caught too: that is why every chunk is still parsed once (no scan-only fast path).
  */
 import { describe, expect, it } from 'vitest';
 import { openAiStream } from '../../src/providers/openai/stream.js';
@@ -63,5 +64,12 @@ describe('openAiStream scan', () => {
     const spaced = '{"choices": [{"index": 0, "delta": {"content": "x"}}]}';
     expect((await run(`data: ${spaced}\n\n${DONE}`)).map((c) => c.data)).toEqual([spaced]);
     expect(await failsWith(`data: {"choices": [{"index": 0}], "error": "boom"}\n\n${DONE}`)).toBe('UPSTREAM_STREAM_ERROR');
+  });
+
+  it('a malformed chunk shaped like a content chunk ends the stream with an error, never relayed', async () => {
+    const ok = content('fine');
+    for (const bad of ['{"choices":[{"delta": oops}]}', '{"choices":[{"delta":{"content":"a"}}],}', '{"choices":[{"delta":{"content":"a"}}]}}']) {
+      expect(await failsWith(`data: ${ok}\n\ndata: ${bad}\n\ndata: [DONE]\n\n`), bad).toBe('UPSTREAM_BAD_RESPONSE');
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * OpenAI SSE → StreamChunks. Chunks are relayed as the upstream sent them (the original JSON text, never
- * re-serialised). The usual content chunk is only scanned (see `plainChunk`); a chunk the scan cannot vouch
- * for is parsed, to validate it and to read the usage chunk and in-band errors.
+ * re-serialised). Every chunk is still parsed once, to validate it and to read the usage chunk and in-band
+ * errors: a scan that skips the parse would relay a malformed chunk that merely looks like a content chunk
+ * (docs/benchmarks.md, "Hot-path changes"), and stream integrity comes first.
  * The stream must end with `data: [DONE]`: anything else is an abnormal end and throws.
  */
 import { GatewayError } from '../../wire/errors.js';
@@ -16,22 +17,6 @@ interface ParsedChunk {
   error?: { message?: string; type?: string; code?: string } | string;
 }
 
-/**
- * The scan that spares the parse: a compact object (`{…}`) with a non-empty `choices` array and neither an
- * `"error"` nor a `"usage":{` key anywhere. A quote inside a JSON string is escaped (`\"error\"`), so chat
- * content cannot fake those keys; what the scan cannot vouch for (other spacing, `choices: []`, the usage
- * chunk, a cut or malformed chunk such as `{not json`) goes through JSON.parse exactly as before.
- */
-function plainChunk(data: string): boolean {
-  return (
-    data.charCodeAt(0) === 123 /* { */ &&
-    data.charCodeAt(data.length - 1) === 125 /* } */ &&
-    data.includes('"choices":[{') &&
-    !data.includes('"error"') &&
-    !data.includes('"usage":{')
-  );
-}
-
 export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: string): AsyncGenerator<StreamChunk> {
   let done = false;
   try {
@@ -42,10 +27,6 @@ export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: stri
       if (done) continue;
       if (data === '[DONE]') {
         done = true;
-        continue;
-      }
-      if (ev.event === undefined && plainChunk(data)) {
-        yield { data };
         continue;
       }
       let parsed: ParsedChunk;
