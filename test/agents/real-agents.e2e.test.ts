@@ -36,10 +36,12 @@ const PEER_REPLY = 'Peer channel here: the answer is 43.';
 const TURN_MS = 150_000;
 /**
  * Whether the new process gets the conversation back with `session/load`. Gemini CLI 0.61.0 announces
- * loadSession but answers a restarted process's `session/load` with "No previous sessions found for this
- * project." (JSON-RPC -32603): the gateway then starts a new agent session (logged) and the turn still runs.
+ * loadSession, but a restarted process answers `session/load` either with the session or — when the earlier
+ * process had not written it before it was stopped — "No previous sessions found for this project." (JSON-RPC
+ * -32603). Both happen here, so for Gemini the gateway's contract is checked either way: loaded, or the load
+ * failure logged and a new agent session started (the turn runs in both cases).
  */
-const RELOADS: Record<AgentName, boolean> = { codex: true, claude: true, gemini: false, opencode: true };
+const RELOADS: Record<AgentName, boolean | 'either'> = { codex: true, claude: true, gemini: 'either', opencode: true };
 type Gw = Awaited<ReturnType<typeof startProcess>>;
 type Json = any;
 
@@ -152,7 +154,13 @@ describe('real agents launched from preset + llm.model, on a local channel and o
         await turnOn(agent, 'local', sessionId);
         const starts = jsonLines(a!.logs()).filter((l) => l.msg === 'agent session started' && l.session === sessionId);
         expect(starts).toHaveLength(2);
-        expect(starts[1]).toMatchObject({ loaded: RELOADS[agent] });
+        const reloads = RELOADS[agent];
+        if (reloads !== 'either') expect(starts[1]).toMatchObject({ loaded: reloads });
+        else if (starts[1].loaded !== true) {
+          expect(starts[1]).toMatchObject({ loaded: false });
+          const failed = jsonLines(a!.logs()).filter((l) => l.msg === 'session/load failed; starting a new agent session' && l.session === sessionId);
+          expect(failed, 'a failed session/load is logged before the new agent session').toHaveLength(1);
+        }
 
         // session.close stops the agent (and revokes its token: see agent-env.e2e.test.ts)
         const pid: number = starts[1].pid;
