@@ -112,5 +112,10 @@ describe('npm run bench --quick', () => {
     expect(vsBare.value).toBeGreaterThan(0);
     expect(s.acp_rpc.measurements.start.errors).toBe(0);
     expect(report.rows.every((row: { bare?: unknown }) => typeof row.bare === 'string')).toBe(true);
+    // the keys issue's row: what a key check and its limits add per request (bench/keys-cost.ts)
+    expect(r.stdout).toContain('key check + limit, added per request (in-process):');
+    expect(r.stdout).toMatch(/^\s+key\+limits\/memory\s+[\d.]+ µs p50\s+[\d.]+ µs p99/m);
+    const memoryRow = report.keyCost.find((k: { row: string }) => k.row === 'key+limits/memory');
+    expect(memoryRow.p50Us).toBeGreaterThan(0);
   }, 90_000);
 });
