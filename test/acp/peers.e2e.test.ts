@@ -6,28 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess, acpRpc } from '../helpers/env.js';
 
 const BRIDGE = 'peers-bridge-token-31415';
 const ACP = 'peers-acp-token-27182';
 let a: GatewayProcess;
 let b: GatewayProcess;
 
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>, sse = false): Promise<{ result?: any; error?: any; updates: any[] }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', ...(sse ? { accept: 'text/event-stream' } : {}) },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  const text = await res.text();
-  if (!sse) return { ...JSON.parse(text), updates: [] };
-  const msgs = text
-    .split('\n\n')
-    .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
-    .map((b) => JSON.parse(b.slice(6)));
-  const final = msgs.find((m) => 'id' in m);
-  return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>, sse = false) => acpRpc(gw.url, ACP, method, params, sse);
 
 const channelsProvider = (id: string) => ({ id, label: id, kind: 'channels', model: 'mock-1' });
 

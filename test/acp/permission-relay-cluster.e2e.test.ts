@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import type { GatewayProcess } from '../helpers/env.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, acpRpc } from '../helpers/env.js';
 
 const ACP = 'perm-cluster-token-4';
 const FAKE_AGENT = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -15,14 +15,7 @@ let redis: RedisServer;
 let g1: GatewayProcess;
 let g2: GatewayProcess;
 
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>): Promise<any> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return res.json();
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
 
 const cfg = () => ({
   gateway: { id: 'gw_perm_cluster' },

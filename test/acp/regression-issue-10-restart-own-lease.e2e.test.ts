@@ -5,7 +5,7 @@
  * `store.instanceId`. Real processes, a real redis-server.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnGateway, type GatewayProcess } from '../helpers/env.js';
+import { spawnGateway, type GatewayProcess, acpRpc } from '../helpers/env.js';
 import { adminGet, cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 
@@ -20,14 +20,7 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>): Promise<{ result?: any; error?: any }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return (await res.json()) as { result?: any; error?: any };
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
 
 async function killMidTurnThenMessage(store: Record<string, unknown>): Promise<void> {
   const cfg = {

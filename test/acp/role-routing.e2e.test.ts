@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, acpRpc } from '../helpers/env.js';
 
 const BRIDGE = 'roles-bridge-token-2';
 const ACP = 'roles-acp-token-3';
@@ -13,26 +13,7 @@ let a: GatewayProcess;
 let b: GatewayProcess;
 
 type Json = any;
-async function rpc(
-  gw: GatewayProcess,
-  method: string,
-  params: Record<string, unknown>,
-  sse = false,
-): Promise<{ result?: Json; error?: Json; updates: Json[] }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', ...(sse ? { accept: 'text/event-stream' } : {}) },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  const text = await res.text();
-  if (!sse) return { ...JSON.parse(text), updates: [] };
-  const msgs = text
-    .split('\n\n')
-    .filter((x) => x.startsWith('data: ') && x !== 'data: [DONE]')
-    .map((x) => JSON.parse(x.slice(6)));
-  const final = msgs.find((m) => 'id' in m);
-  return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>, sse = false) => acpRpc(gw.url, ACP, method, params, sse);
 
 const policy = {
   policyVersion: 'p-3',

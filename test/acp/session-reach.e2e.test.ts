@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, acpRpc } from '../helpers/env.js';
 
 const BRIDGE = 'reach-bridge-token-1618';
 const ACP = 'reach-acp-token-1414';
@@ -15,14 +15,7 @@ let a: GatewayProcess;
 let b: GatewayProcess;
 let c: GatewayProcess;
 
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>): Promise<{ result?: any; error?: any }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return (await res.json()) as { result?: any; error?: any };
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
 
 async function transfer(gw: GatewayProcess, sessionId: string, to: string): Promise<void> {
   const r = await fetch(`${gw.url}/admin/sessions/${sessionId}/transfer`, {

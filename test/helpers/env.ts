@@ -264,3 +264,27 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const freshAgent = () => new Agent({ keepAliveTimeout: 1, pipelining: 0 });
 
 export const chatBody = (model: string, content = 'hello', extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content }], ...extra });
+
+/** The answer of one `/acp/rpc` call: its result or error, and (with `sse`) the session.update params streamed first. */
+export interface AcpAnswer {
+  result?: any;
+  error?: any;
+  updates: any[];
+}
+
+/** One JSON-RPC call to a gateway's `/acp/rpc` with `token`; `sse` asks for the streamed form and collects the updates. */
+export async function acpRpc(baseUrl: string, token: string, method: string, params: Record<string, unknown>, sse = false): Promise<AcpAnswer> {
+  const res = await fetch(`${baseUrl}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(sse ? { accept: 'text/event-stream' } : {}) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const text = await res.text();
+  if (!sse) return { ...(JSON.parse(text) as Omit<AcpAnswer, 'updates'>), updates: [] };
+  const msgs = text
+    .split('\n\n')
+    .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
+    .map((b) => JSON.parse(b.slice(6)) as Record<string, any>);
+  const final = msgs.find((m) => 'id' in m);
+  return { result: final?.result, error: final?.error, updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
+}

@@ -5,21 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
-import { adminGet, cleanupDirs, startProcess, waitForRunningTurn, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitForRunningTurn, type GatewayProcess, acpRpc } from '../helpers/env.js';
 
 const ACP = 'cluster-acp-token-161803';
 let redis: RedisServer;
 let g1: GatewayProcess;
 let g2: GatewayProcess;
 
-async function rpc(gw: GatewayProcess, method: string, params: Record<string, unknown>): Promise<any> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  return res.json();
-}
+const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
 
 const cfg = () => ({
   gateway: { id: 'gw_cluster' },
