@@ -1,6 +1,6 @@
 /** Small response helpers shared by every HTTP route. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { toGatewayError } from '../wire/errors.js';
+import { toGatewayError, type GatewayError } from '../wire/errors.js';
 import { seqId } from '../util/ids.js';
 import { LimitError } from '../keys/limit-error.js';
 import { secrets } from '../util/redact.js';
@@ -18,6 +18,15 @@ export function sendJsonText(res: ServerResponse, status: number, text: string, 
 /** OpenAI-style error JSON with the status from the error table; Retry-After when known. */
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = toGatewayError(err);
+  sendErrorBody(res, e, e.toOpenAI());
+}
+
+/**
+ * The one exit for error bodies, whatever the surface's format (`body`: OpenAI's, Anthropic's, Google's…):
+ * the catalogue's status, the headers the error calls for, and the body scrubbed of every known secret and
+ * credential shape. A response already started cannot take an error: its socket is destroyed.
+ */
+export function sendErrorBody(res: ServerResponse, e: GatewayError, body: unknown, status = e.status): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -28,9 +37,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
   if (e.status === 413 || e.code === 'REQUEST_TIMEOUT' || e.code === 'BODY_BUFFER_FULL') headers.connection = 'close';
   if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
   if (e instanceof LimitError) Object.assign(headers, e.headers);
-  // the one exit for error bodies: scrubbed of every known secret and credential shape
-  const text = secrets.scrubError(JSON.stringify(e.toOpenAI()));
-  res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  const text = secrets.scrubError(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 

@@ -6,7 +6,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayError } from '../../wire/errors.js';
-import { LimitError } from '../../keys/limit-error.js';
 import type { Principal } from '../../keys/service.js';
 
 export interface ApiSurface {
@@ -18,20 +17,4 @@ export interface ApiSurface {
   /** `principal`: who the server authenticated (virtual key, static token, or open); limits and usage follow it */
   handle(req: IncomingMessage, res: ServerResponse, path: string, query: string, requestId: string, principal: Principal): Promise<void>;
   sendError(res: ServerResponse, e: GatewayError, requestId: string): void;
-}
-
-/** JSON error with the table's status plus Retry-After where known: the shared part of every API's sendError. */
-export function sendApiError(res: ServerResponse, e: GatewayError, body: unknown, status = e.status): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const text = JSON.stringify(body);
-  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
-  if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
-  if (e.status === 413) headers.connection = 'close';
-  if (e instanceof LimitError) Object.assign(headers, e.headers);
-  if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
-  res.writeHead(status, headers);
-  res.end(text);
 }

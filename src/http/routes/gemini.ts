@@ -15,9 +15,9 @@ import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
-import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
 import { jsonDepthFor } from '../body.js';
-import { sendApiError, type ApiSurface } from './api-surface.js';
+import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 
@@ -29,7 +29,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
     name: 'gemini',
     queryKey: true,
     owns: (path) => path === PREFIX || path.startsWith(PREFIX + '/'),
-    sendError: (res, e) => sendApiError(res, e, geminiErrorBody(e)),
+    sendError: (res, e) => sendErrorBody(res, e, geminiErrorBody(e)),
     async handle(req, res, path, query, requestId, principal) {
       if (path === PREFIX) {
         if (req.method !== 'GET') throw notAllowed(req, 'GET');

@@ -15,9 +15,9 @@ import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
 import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
-import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
 import { jsonDepthFor } from '../body.js';
-import { sendApiError, type ApiSurface } from './api-surface.js';
+import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 
@@ -41,7 +41,7 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
   return {
     name: 'anthropic',
     owns: (path) => path === '/v1/messages' || path === '/v1/messages/count_tokens',
-    sendError: (res, e, requestId) => sendApiError(res, e, anthropicErrorBody(e, requestId)),
+    sendError: (res, e, requestId) => sendErrorBody(res, e, anthropicErrorBody(e, requestId)),
     async handle(req, res, path, _query, requestId, principal) {
       if (req.method !== 'POST')
         throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });

@@ -13,9 +13,9 @@ import { newResponseId, skeleton, toResponse } from '../../apis/responses/respon
 import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
 import { jsonDepthFor } from '../body.js';
-import { sendApiError, type ApiSurface } from './api-surface.js';
+import type { ApiSurface } from './api-surface.js';
 import type { Principal } from '../../keys/service.js';
 
 export interface ResponsesContext extends ApiContext {
@@ -26,7 +26,7 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
   return {
     name: 'responses',
     owns: (path) => path === '/v1/responses' || path.startsWith('/v1/responses/'),
-    sendError: (res, e) => sendApiError(res, e, e.toOpenAI()),
+    sendError: (res, e) => sendErrorBody(res, e, e.toOpenAI()),
     async handle(req, res, path, _query, requestId, principal) {
       if (path === '/v1/responses') {
         if (req.method !== 'POST')
