@@ -165,7 +165,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (!routed.stream) {
       usage = routed.completion.usage;
       served = true;
-      l.send({ type: 'bridge-response', requestId, payload: routed.completion });
+      // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not re-serialised
+      if (routed.raw !== undefined) l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${routed.raw}}`);
+      else l.send({ type: 'bridge-response', requestId, payload: routed.completion });
       return;
     }
     const idJson = JSON.stringify(requestId);

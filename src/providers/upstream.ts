@@ -3,7 +3,9 @@
  * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
  * gateway error codes; upstream error statuses mapped in one place.
  */
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool, errors as undiciErrors } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { dispatchRequest, type UpstreamBody } from './upstream-body.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 
@@ -24,8 +26,8 @@ export interface UpstreamOptions {
 
 export interface UpstreamResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  headers: IncomingHttpHeaders;
+  body: UpstreamBody;
 }
 
 export class UpstreamClient {
@@ -57,14 +59,11 @@ export class UpstreamClient {
     init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal },
   ): Promise<UpstreamResponse> {
     try {
-      const res = await this.pool.request({
-        path: this.basePath + path,
-        method: init.method ?? 'POST',
-        headers: init.headers,
-        body: init.body ?? null,
-        signal: init.signal,
-      });
-      return { status: res.statusCode, headers: res.headers, body: res.body };
+      return await dispatchRequest(
+        this.pool,
+        { path: this.basePath + path, method: init.method ?? 'POST', headers: init.headers, body: init.body ?? null },
+        init.signal,
+      );
     } catch (err) {
       throw mapTransportError(err, this.label, false);
     }

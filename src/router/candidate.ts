@@ -6,8 +6,17 @@
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import type { CallOptions, ChatOutcome, ProviderCapabilities as ChannelCapabilities } from '../providers/provider.js';
 import type { ChannelPricing } from '../wire/bridge-frames.js';
+import type { RequestCancel } from './cancel.js';
 
-export interface RouteOptions extends CallOptions {
+/** What a caller gives the router for one request. */
+export interface RouteOptions extends Omit<CallOptions, 'signal'> {
+  /**
+   * How the request is cancelled (client gone, deadline): a signal the router links into each attempt, or a
+   * RequestCancel (cheaper: no controller or listener of its own). At least one should be given; neither means
+   * the request can only end by itself or by the router's own timeouts.
+   */
+  signal?: AbortSignal | undefined;
+  cancel?: RequestCancel | undefined;
   /** gateway ids this request already passed (bridge loop prevention); our own id is appended by the bridge */
   hops: string[];
   /** absolute deadline, ms since epoch */
@@ -16,6 +25,11 @@ export interface RouteOptions extends CallOptions {
   sessionId?: string | undefined;
   /** W3C traceparent of the span this call runs under (tracing on only); a peer hop sends it in the frame */
   trace?: string | undefined;
+}
+
+/** What a candidate receives for one attempt: the route options with the attempt's own signal. */
+export interface AttemptOptions extends Omit<RouteOptions, 'signal' | 'cancel'> {
+  signal: AbortSignal;
 }
 
 export interface PeerRef {
@@ -55,6 +69,6 @@ export interface Candidate {
   /** current load; for peers, from their bridge-load reports plus our own in-flight count */
   load(): CandidateLoad;
   /** `req.model` is the public model name; the candidate maps it */
-  chat(req: ChatRequest, opts: RouteOptions): Promise<ChatOutcome>;
-  embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse>;
+  chat(req: ChatRequest, opts: AttemptOptions): Promise<ChatOutcome>;
+  embeddings(req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse>;
 }

@@ -2,7 +2,7 @@
 import { GatewayError } from '../wire/errors.js';
 import type { ChannelConfig } from '../config/schema.js';
 import type { ChannelProvider } from '../providers/provider.js';
-import type { Candidate, RouteOptions } from './candidate.js';
+import type { AttemptOptions, Candidate } from './candidate.js';
 
 export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Candidate {
   const upstreamModel = (m: string) => ch.modelMap[m] ?? m;
@@ -17,11 +17,11 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     capabilities: provider.capabilities,
     pricing: ch.pricing,
     load: () => ({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 }),
-    chat: (req, opts: RouteOptions) => {
+    chat: (req, opts: AttemptOptions) => {
       const model = upstreamModel(req.model);
       return provider.chat(model === req.model ? req : { ...req, model }, opts);
     },
-    embeddings: (req, opts: RouteOptions) => {
+    embeddings: (req, opts: AttemptOptions) => {
       if (!provider.embeddings) throw new GatewayError('UNSUPPORTED', `channel ${ch.name} (${ch.provider}) has no embeddings API`, { param: 'model' });
       const model = upstreamModel(req.model);
       return provider.embeddings(model === req.model ? req : { ...req, model }, opts);

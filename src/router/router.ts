@@ -13,7 +13,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
 import type { StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
-import type { Candidate, RouteOptions } from './candidate.js';
+import type { AttemptOptions, Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type Strategy } from './select.js';
 import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState } from './health.js';
 
@@ -274,7 +274,7 @@ export class Router {
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      if (opts.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled');
+      if (isCancelled(opts)) throw new GatewayError('CANCELLED', 'request cancelled');
       if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
       if (attempt > 1) list = this.byModel.get(req.model) ?? [];
@@ -300,7 +300,7 @@ export class Router {
         return { ...out, attempts: attempt };
       } catch (err) {
         const e = toGatewayError(err);
-        if (e.code === 'CANCELLED' || opts.signal.aborted) throw e;
+        if (e.code === 'CANCELLED' || isCancelled(opts)) throw e;
         this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
         lastError = e;
         failed.add(c.id);
@@ -321,7 +321,7 @@ export class Router {
     const span = this.observer?.attemptStarted(c, req.model, opts);
     const t = this.track(c, span);
     try {
-      const out = await c.chat(req, { ...opts, signal: g.ac.signal, trace: span?.traceparent ?? opts.trace });
+      const out = await c.chat(req, attemptOptions(opts, g.ac.signal, span?.traceparent ?? opts.trace));
       if (!out.stream) {
         g.stopTimer();
         g.release();
@@ -347,13 +347,20 @@ export class Router {
   }
 
   /**
-   * One attempt's abort controller, linked to the request's signal, and its first-byte timer (bounded by the
-   * request deadline). `error` turns whatever the attempt threw into UPSTREAM_TIMEOUT when the timer fired.
+   * One attempt's abort controller, tied to the request's cancellation (its RequestCancel, or its signal through
+   * a listener), and its first-byte timer (bounded by the request deadline). `error` turns whatever the attempt
+   * threw into UPSTREAM_TIMEOUT when the timer fired.
    */
   private firstByteGuard(c: Candidate, opts: RouteOptions) {
     const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    opts.signal.addEventListener('abort', onAbort, { once: true });
+    const { cancel, signal } = opts;
+    let onAbort: (() => void) | undefined;
+    if (cancel) cancel.attach(ac);
+    else if (signal) {
+      onAbort = () => ac.abort();
+      if (signal.aborted) ac.abort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
     const budget = Math.max(1, Math.min(this.opts.firstByteTimeoutMs, opts.deadline - Date.now()));
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -363,12 +370,23 @@ export class Router {
     return {
       ac,
       stopTimer: () => clearTimeout(timer),
-      release: () => opts.signal.removeEventListener('abort', onAbort),
+      release: () => {
+        if (cancel) cancel.detach(ac);
+        else if (onAbort) signal!.removeEventListener('abort', onAbort);
+      },
       error: (err: unknown) => (timedOut ? new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: no first byte within ${budget} ms`) : toGatewayError(err)),
     };
   }
 
-  /** Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way. */
+  /**
+   * Wraps the rest of a stream: idle timeout between chunks, and bookkeeping when it ends in any way.
+   * One timer for the whole stream, re-armed per chunk (`refresh`, no allocation per chunk), and no race per
+   * chunk: when it fires it marks the stream timed out, then aborts the attempt, and whatever the pending
+   * `next()` then throws (a CANCELLED from the abort, often synchronously from a peer's queue) is reported as
+   * the timeout, so the abort never hides the timeout or spares the candidate's health. It only counts while
+   * we wait on the upstream (armed), so a slow client never looks like an idle upstream. It relies on the
+   * provider contract (providers/provider.ts): an aborted attempt's pending `next()` settles.
+   */
   private guard(
     it: AsyncIterator<StreamChunk>,
     c: Candidate,
@@ -381,40 +399,45 @@ export class Router {
       release();
       t.done(ok, err);
     };
-    // One timer and one rejection for the whole stream, re-armed per chunk: no allocation per chunk. It only
-    // counts while we wait on the upstream (armed), so a slow client never looks like an idle upstream.
     let armed = false;
-    let rejectIdle: (e: GatewayError) => void = () => undefined;
-    const idle = new Promise<never>((_, reject) => (rejectIdle = reject));
-    idle.catch(() => undefined);
+    let idleTimedOut = false;
     const timer = setTimeout(() => {
       if (!armed) return;
-      // Decide first, then abort: an abort can fail the pending next() synchronously (a peer's queue) with
-      // CANCELLED, which must not hide the timeout or spare the candidate's health.
-      rejectIdle(new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`));
+      idleTimedOut = true;
       ac.abort();
     }, idleMs);
     timer.unref();
+    const fail = (err: unknown): never => {
+      clearTimeout(timer);
+      const e = idleTimedOut ? new GatewayError('UPSTREAM_TIMEOUT', `${describe(c)}: stream idle for ${idleMs} ms`) : toGatewayError(err);
+      finish(false, e);
+      void it.return?.().catch(() => undefined);
+      throw e;
+    };
+    const settle = (r: IteratorResult<StreamChunk>): IteratorResult<StreamChunk> => {
+      armed = false;
+      if (idleTimedOut) return fail(undefined);
+      if (r.done) {
+        clearTimeout(timer);
+        finish(true);
+      }
+      return r;
+    };
+    const failed = (err: unknown): never => {
+      armed = false;
+      return fail(err);
+    };
     return {
-      next: async () => {
+      next: () => {
         armed = true;
         timer.refresh();
+        let p: Promise<IteratorResult<StreamChunk>>;
         try {
-          const r = await Promise.race([it.next(), idle]);
-          if (r.done) {
-            clearTimeout(timer);
-            finish(true);
-          }
-          return r;
+          p = it.next();
         } catch (err) {
-          clearTimeout(timer);
-          const e = toGatewayError(err);
-          finish(false, e);
-          void it.return?.().catch(() => undefined);
-          throw e;
-        } finally {
-          armed = false;
+          p = Promise.reject(toGatewayError(err));
         }
+        return p.then(settle, failed);
       },
       return: async () => {
         clearTimeout(timer);
@@ -443,13 +466,13 @@ export class Router {
       const g = this.firstByteGuard(c, opts);
       const t = this.track(c);
       try {
-        const response = await c.embeddings(req, { ...opts, signal: g.ac.signal });
+        const response = await c.embeddings(req, attemptOptions(opts, g.ac.signal, opts.trace));
         t.done(true);
         return { response, candidate: c };
       } catch (err) {
         const e = g.error(err);
         t.done(false, e);
-        if (opts.signal.aborted || e.code === 'CANCELLED' || !e.retryable) throw e;
+        if (isCancelled(opts) || e.code === 'CANCELLED' || !e.retryable) throw e;
         lastError = e;
         failed.add(c.id);
       } finally {
@@ -480,7 +503,7 @@ export class Router {
     return { ...out, attempts: 1 };
   }
 
-  async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: RouteOptions): Promise<EmbeddingsResponse> {
+  async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse> {
     const c = this.servable(channel, req.model);
     const t = this.track(c);
     try {
@@ -493,6 +516,15 @@ export class Router {
       throw e;
     }
   }
+}
+
+function isCancelled(opts: RouteOptions): boolean {
+  return opts.cancel?.cancelled === true || opts.signal?.aborted === true;
+}
+
+/** The options one attempt's candidate gets: the request's, with the attempt's signal and trace parent. */
+function attemptOptions(opts: RouteOptions, signal: AbortSignal, trace: string | undefined): AttemptOptions {
+  return { requestId: opts.requestId, hops: opts.hops, deadline: opts.deadline, sessionId: opts.sessionId, trace, signal };
 }
 
 function describe(c: Candidate): string {

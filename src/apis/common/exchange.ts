@@ -1,5 +1,5 @@
 /**
- * One routed chat exchange for an inbound API edge: the request's abort signal (client gone, or the
+ * One routed chat exchange for an inbound API edge: the request's cancellation (client gone, or the
  * whole-request deadline), the router call, and the pump that moves a stream's chunks to the client with
  * backpressure. Each API supplies only its translator; the edge never buffers a whole response.
  */
@@ -9,6 +9,7 @@ import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
+import { cancelOnClose } from '../../router/cancel.js';
 import type { StreamChunk } from '../../providers/provider.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -35,7 +36,6 @@ export interface ExchangeMeter {
 
 export interface Exchange {
   routed: RoutedChat;
-  signal: AbortSignal;
   /** the deadline fired (then any error is UPSTREAM_TIMEOUT) */
   timedOut(): boolean;
   /** the request's timers and listeners; idempotent */
@@ -61,24 +61,11 @@ export async function routeChat(
   const pin = pinnedModel(req);
   if (pin) chat.model = pin;
   const ticket = await ctx.keys?.admit(principal, chat.model, format);
-  const ac = new AbortController();
-  let timedOut = false;
-  const onClose = () => {
-    if (!res.writableFinished) ac.abort();
-  };
-  res.once('close', onClose);
-  const timer = setTimeout(() => {
-    timedOut = true;
-    ac.abort();
-  }, ctx.timeoutMs);
-  const dispose = () => {
-    clearTimeout(timer);
-    res.off('close', onClose);
-  };
+  const { cancel, dispose } = cancelOnClose(res, ctx.timeoutMs);
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   try {
     const routed = await ctx.router.chat(chat, {
-      signal: ac.signal,
+      cancel,
       requestId,
       hops: [],
       deadline: Date.now() + ctx.timeoutMs,
@@ -95,11 +82,11 @@ export async function routeChat(
       const c = routed.candidate;
       await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };
-    return { routed, signal: ac.signal, timedOut: () => timedOut, dispose, settle };
+    return { routed, timedOut: () => cancel.timedOut, dispose, settle };
   } catch (err) {
     dispose();
     await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
-    if (timedOut) throw deadlineError(ctx);
+    if (cancel.timedOut) throw deadlineError(ctx);
     throw err;
   }
 }

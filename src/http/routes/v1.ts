@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
+import { cancelOnClose } from '../../router/cancel.js';
 import type { Candidate } from '../../router/candidate.js';
 import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
@@ -31,46 +32,21 @@ function sourceHeaders(c: Candidate, requestId: string): Record<string, string> 
   return h;
 }
 
-/**
- * An AbortController for one request: aborted when the client goes away before the response finished, or
- * when the whole-request deadline passes (then `timedOut` is true).
- */
-function requestAbort(res: ServerResponse, timeoutMs: number) {
-  const ac = new AbortController();
-  const state = { timedOut: false };
-  const onClose = () => {
-    if (!res.writableFinished) ac.abort();
-  };
-  res.once('close', onClose);
-  const timer = setTimeout(() => {
-    state.timedOut = true;
-    ac.abort();
-  }, timeoutMs);
-  return {
-    signal: ac.signal,
-    state,
-    dispose: () => {
-      clearTimeout(timer);
-      res.off('close', onClose);
-    },
-  };
-}
-
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
   const body = validateChat(await readJson(req, ctx.maxBodyBytes));
   const pin = pinnedModel(req);
   if (pin) body.model = pin;
   const ticket = await ctx.keys?.admit(principal, body.model);
   const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
-  const abort = requestAbort(res, ctx.timeoutMs);
+  const abort = cancelOnClose(res, ctx.timeoutMs);
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   let routed: RoutedChat;
   try {
-    routed = await ctx.router.chat(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: traceOf(res) });
+    routed = await ctx.router.chat(body, { cancel: abort.cancel, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: traceOf(res) });
   } catch (err) {
     abort.dispose();
     await ticket?.finish({ model: body.model, channel: '-', stream: body.stream === true, ok: false });
-    if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     throw err;
   }
   const headers = sourceHeaders(routed.candidate, requestId);
@@ -104,7 +80,7 @@ async function pipeStream(
   routed: Extract<RoutedChat, { stream: true }>,
   headers: Record<string, string>,
   clientWantsUsage: boolean,
-  abort: ReturnType<typeof requestAbort>,
+  abort: ReturnType<typeof cancelOnClose>,
   requestId: string,
   ticket: Ticket | undefined,
   model: string,
@@ -139,7 +115,7 @@ async function pipeStream(
     if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
   } catch (err) {
     let e = toGatewayError(err);
-    if (abort.state.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     await finish(false);
     if (!res.destroyed) endSseError(res, e);
     if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
@@ -159,9 +135,9 @@ export async function handleEmbeddings(
   const pin = pinnedModel(req);
   if (pin) body.model = pin;
   const ticket = await ctx.keys?.admit(principal, body.model);
-  const abort = requestAbort(res, ctx.timeoutMs);
+  const abort = cancelOnClose(res, ctx.timeoutMs);
   try {
-    const { response, candidate } = await ctx.router.embeddings(body, { signal: abort.signal, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
+    const { response, candidate } = await ctx.router.embeddings(body, { cancel: abort.cancel, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
     noteRouted(res, body.model, candidate);
     await ticket?.finish({
       model: body.model,
@@ -175,7 +151,7 @@ export async function handleEmbeddings(
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
     await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });
-    if (abort.state.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
     throw err;
   } finally {
     abort.dispose();
