@@ -181,6 +181,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
         await routed.rest.return?.();
         return;
       }
+      // a chunk the stream already holds needs no promise (ChunkStream.takeReady)
+      chunk = routed.rest.takeReady?.();
+      if (chunk !== undefined) continue;
       const r = await routed.rest.next();
       chunk = r.done ? undefined : r.value;
     }

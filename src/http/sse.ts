@@ -1,9 +1,10 @@
 /**
- * SSE writer for /v1 streams. Each chunk is written as it arrives (`data: …\n\n`), headers are sent with
- * the first chunk, Nagle is off for the socket. Writes are corked until the end of the current tick: the
- * events one upstream read carried (often several) leave in one syscall instead of one each, and no event
- * waits for later I/O. A normal end writes `data: [DONE]`; an abnormal end writes
- * an OpenAI-style error event and closes WITHOUT [DONE], so clients can tell.
+ * SSE writer for /v1 streams. Chunks are written as they arrive (`data: …\n\n`); the edge joins the events
+ * one upstream read carried (often several, a fast upstream's whole answer) into one write
+ * (ChunkStream.takeReady). Headers are sent with the first chunk, Nagle is off for the socket. Writes are
+ * corked until the end of the current tick, so what is written in one tick leaves in one syscall and nothing
+ * waits for later I/O. A normal end writes `data: [DONE]`; an abnormal end writes an OpenAI-style error
+ * event and closes WITHOUT [DONE], so clients can tell.
  */
 import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../wire/errors.js';
@@ -16,12 +17,18 @@ function uncork(res: ServerResponse): void {
   if (!res.writableEnded) res.uncork();
 }
 
-export function writeSseData(res: ServerResponse, data: string): boolean {
+/** One SSE event carrying `data` (a single line: chunks are JSON without raw newlines). */
+export function sseEvent(data: string): string {
+  return `data: ${data}\n\n`;
+}
+
+/** Writes events (`sseEvent` text, one or several); false when the client's buffer is full (wait for 'drain'). */
+export function writeSse(res: ServerResponse, events: string): boolean {
   if (res.writableCorked === 0) {
     res.cork();
     process.nextTick(uncork, res);
   }
-  return res.write(`data: ${data}\n\n`);
+  return res.write(events);
 }
 
 export function endSseDone(res: ServerResponse): void {

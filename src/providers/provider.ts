@@ -35,6 +35,17 @@ export interface StreamChunk {
 }
 
 /**
+ * A stream of chunks as the router and the edges read it. `takeReady`, when a stream has it, hands over without
+ * a promise a chunk the stream already holds (parsed from an upstream read already received), or undefined
+ * when the next chunk must be awaited with `next()`; it never ends or fails the stream (`next()` does). An
+ * upstream read often carries many events (a fast upstream's whole answer can come in one read): an edge that
+ * drains them with `takeReady` writes them to its client in one write and skips a promise per chunk.
+ */
+export interface ChunkStream extends AsyncIterator<StreamChunk> {
+  takeReady?(): StreamChunk | undefined;
+}
+
+/**
  * `raw`, when set, is the upstream's JSON body exactly as received and says the same as `completion` (an
  * OpenAI-compatible upstream, nothing translated): the OpenAI edge relays these bytes instead of serialising
  * `completion` again. Any adapter that changes or builds the completion leaves it unset.

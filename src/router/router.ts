@@ -11,7 +11,7 @@
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
-import type { StreamChunk } from '../providers/provider.js';
+import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
 import type { AttemptOptions, Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type Strategy } from './select.js';
@@ -54,7 +54,7 @@ interface Stats {
 
 export type RoutedChat =
   | { stream: false; completion: ChatCompletion; raw?: string | undefined; candidate: Candidate; attempts: number }
-  | { stream: true; first: StreamChunk | undefined; rest: AsyncIterator<StreamChunk>; candidate: Candidate; attempts: number };
+  | { stream: true; first: StreamChunk | undefined; rest: ChunkStream; candidate: Candidate; attempts: number };
 
 const EWMA_ALPHA = 0.2;
 const AFFINITY_MAX = 10_000;
@@ -328,7 +328,7 @@ export class Router {
         t.done(true);
         return { stream: false, completion: out.completion, raw: out.raw, candidate: c };
       }
-      const it = out.chunks[Symbol.asyncIterator]();
+      const it: ChunkStream = out.chunks[Symbol.asyncIterator]();
       const first = await it.next();
       g.stopTimer();
       return {
@@ -387,13 +387,7 @@ export class Router {
    * we wait on the upstream (armed), so a slow client never looks like an idle upstream. It relies on the
    * provider contract (providers/provider.ts): an aborted attempt's pending `next()` settles.
    */
-  private guard(
-    it: AsyncIterator<StreamChunk>,
-    c: Candidate,
-    ac: AbortController,
-    t: { done: (ok: boolean, err?: unknown) => void },
-    release: () => void,
-  ): AsyncIterator<StreamChunk> {
+  private guard(it: ChunkStream, c: Candidate, ac: AbortController, t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): ChunkStream {
     const idleMs = this.opts.streamIdleTimeoutMs;
     const finish = (ok: boolean, err?: unknown) => {
       release();
@@ -427,7 +421,10 @@ export class Router {
       armed = false;
       return fail(err);
     };
+    // a chunk the upstream already delivered involves no waiting: no timer work, and nothing to settle
+    const takeReady = it.takeReady ? () => (idleTimedOut ? undefined : it.takeReady!()) : undefined;
     return {
+      takeReady,
       next: () => {
         armed = true;
         timer.refresh();
@@ -531,7 +528,7 @@ function describe(c: Candidate): string {
   return c.peer ? `peer ${c.peer.name} channel ${c.channel}` : `channel ${c.channel}`;
 }
 
-function emptyIterator(t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): AsyncIterator<StreamChunk> {
+function emptyIterator(t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): ChunkStream {
   release();
   t.done(true);
   return { next: async () => ({ done: true, value: undefined }) };

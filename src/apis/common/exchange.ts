@@ -109,13 +109,19 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
   try {
+    const rest = routed.rest;
     let chunk = routed.first;
     while (chunk !== undefined) {
-      if (chunk.usage) usage = chunk.usage;
-      const text = each(chunk);
+      // the chunks the stream already holds (the rest of the same upstream read) are translated and written at once
+      let text = '';
+      do {
+        if (chunk.usage) usage = chunk.usage;
+        text += each(chunk);
+        chunk = rest.takeReady?.();
+      } while (chunk !== undefined);
       if (text && !res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       if (res.destroyed) break;
-      const r = await routed.rest.next();
+      const r = await rest.next();
       chunk = r.done ? undefined : r.value;
     }
     if (res.destroyed) {

@@ -9,7 +9,7 @@ import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
-import { endSseDone, endSseError, startSse, writeSseData } from '../sse.js';
+import { endSseDone, endSseError, sseEvent, startSse, writeSse } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
 import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
@@ -89,18 +89,23 @@ async function pipeStream(
   let usage: Usage | undefined;
   const finish = (ok: boolean) =>
     ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage, stream: true, ok });
+  const rest = routed.rest;
   try {
     let chunk = routed.first;
     while (chunk !== undefined) {
-      if (chunk.usage) usage = chunk.usage;
-      // Usage was asked of the upstream for accounting; a client that did not ask sees neither the usage
-      // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
-      const data = clientWantsUsage || !chunk.data.endsWith(',"usage":null}') ? chunk.data : chunk.data.slice(0, -',"usage":null}'.length) + '}';
-      if ((!chunk.usage || clientWantsUsage) && !writeSseData(res, data)) {
-        await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      }
+      // every chunk the stream already holds (the rest of the same upstream read) leaves in one write
+      let text = '';
+      do {
+        if (chunk.usage) usage = chunk.usage;
+        // Usage was asked of the upstream for accounting; a client that did not ask sees neither the usage
+        // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
+        if (clientWantsUsage) text += sseEvent(chunk.data);
+        else if (!chunk.usage) text += sseEvent(chunk.data.endsWith(',"usage":null}') ? chunk.data.slice(0, -',"usage":null}'.length) + '}' : chunk.data);
+        chunk = rest.takeReady?.();
+      } while (chunk !== undefined);
+      if (text !== '' && !writeSse(res, text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       if (res.destroyed) break;
-      const r = await routed.rest.next();
+      const r = await rest.next();
       chunk = r.done ? undefined : r.value;
     }
     if (res.destroyed) {
