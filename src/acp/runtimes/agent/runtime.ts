@@ -8,12 +8,17 @@
  * at the process cap, crash): the next turn starts a new one, which `session/load`s the previous agent session
  * where the agent supports it. With `llm`, the session's private folder and model-API token (launch.ts) are
  * made once, shared by those processes, and removed/revoked at close.
+ *
+ * Warm spares (warm-pool.ts): a process is taken from the agent's pool instead of spawned when one is ready —
+ * with `llm`, only for the session's first process and only when the session's model is the one the spare's
+ * token pins (the spare's folder and token become the session's); without, for any process of the session.
  */
 import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
 import type { Logger } from '../../../util/log.js';
 import type { AgentConfig } from '../../../config/schema.js';
 import { launchEnv, openLlmSession, type LlmContext, type LlmSession } from './launch.js';
 import type { AgentProcessLimiter } from './limits.js';
+import type { WarmPool } from './warm-pool.js';
 import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
 
 export interface AgentRuntimeOptions {
@@ -26,6 +31,8 @@ export interface AgentRuntimeOptions {
   workspaceRoot: string;
   idleTimeoutMs?: number;
   limiter?: AgentProcessLimiter;
+  /** this agent's warm spares (`acp.agents[].warm`) */
+  warm?: WarmPool;
   log?: Logger;
 }
 
@@ -47,6 +54,10 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   let lastAcpSessionId: string | undefined;
   const make = async (): Promise<AgentSession> => {
     let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
+    const withLlm = o.config?.llm !== undefined && o.llm !== undefined;
+    // an llm session's later processes share its first one's folder: only the first can be a spare
+    const booted = withLlm && llm ? undefined : o.warm?.take(ctx.sessionId, ctx.bindModel);
+    if (booted?.llm) llm = Promise.resolve(booted.llm);
     if (o.config?.llm && o.llm) {
       // role routing chose the model: the session token pins the agent's every model request to it
       const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel));
@@ -64,6 +75,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       ...(o.limiter ? { limiter: o.limiter } : {}),
+      ...(booted ? { booted } : {}),
       ...(lastAcpSessionId ? { resumeSessionId: lastAcpSessionId } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
@@ -78,8 +90,11 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       for (let attempt = 0; ; attempt++) {
         if (!session || session.status === 'closed') {
           const made = await make();
-          // closed while the private folder was prepared: start nothing (close() already ran)
-          if (closed) return { output: '', stopReason: 'cancelled' };
+          // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
+          if (closed) {
+            await made.close();
+            return { output: '', stopReason: 'cancelled' };
+          }
           const s = (session = made);
           started = s.start().then((r) => {
             lastAcpSessionId = s.acpSessionId;
