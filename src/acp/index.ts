@@ -129,7 +129,16 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
           (a.warm > 0 && warm ? warm : Promise.resolve(undefined)).then((w) => {
             const pool = w?.pool(a.id);
             return createAgentRuntime(
-              { agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, ...(pool ? { warm: pool } : {}), log },
+              {
+                agent,
+                config: a,
+                ...(a.llm ? { llm } : {}),
+                workspaceRoot,
+                idleTimeoutMs: acp.agentIdleTimeoutMs,
+                limiter,
+                ...(pool ? { warm: pool } : {}),
+                log,
+              },
               ctx,
             );
           }),
@@ -175,6 +184,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
+      // a ready warm spare of this entry just did what the probe checks (started, answered initialize): no probe
+      // process, which would otherwise sit in a session.start's path once per probe TTL
+      if (a.warm > 0 && (await warm)?.pool(a.id)?.hasReady) return { enabled: true };
       const spec = await probeSpec(a.id);
       const { probeAgent } = await import('./runtimes/agent/probe.js');
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });

@@ -77,7 +77,7 @@ describe('warm agent processes', () => {
     expect(Object.keys(env).filter((k) => !ALLOWED.test(k))).toEqual([]);
     expect(env.HOME).toBe(process.env.HOME); // without llm, as for a cold start
 
-    const replacement = (await waitFor(() => readyPids('fake')[1], 'a replacement spare', 15_000)) as number;
+    const replacement = await waitFor<number | undefined>(() => readyPids('fake')[1], 'a replacement spare', 15_000);
     expect(replacement).not.toBe(spare);
     expect(processAlive(replacement)).toBe(true);
 
@@ -133,7 +133,7 @@ describe('warm agent processes', () => {
     writeFileSync(g.configPath, JSON.stringify({ ...cfg, store: { kind: 'sqlite', path: './data/switchyard.db' }, gateway: { port: 0 } }));
     g.kill('SIGHUP');
     await waitFor(() => !processAlive(fakeSpare!), 'the changed entry’s spare to stop', 15_000);
-    const next = (await waitFor(() => readyPids('fake')[1], 'a spare of the new entry', 15_000)) as number;
+    const next = await waitFor<number | undefined>(() => readyPids('fake')[1], 'a spare of the new entry', 15_000);
     expect(environ(next).WARM_GEN).toBe('2');
     expect(processAlive(otherSpare!)).toBe(true);
     expect(readyPids('other')).toEqual([otherSpare]);
@@ -161,7 +161,7 @@ describe('warm agent processes', () => {
     // the session runs on the spare, on the spare's token, pinned to llm.model
     expect(await startSession('l-1', 'hermes', 'llm hi')).toMatchObject({ success: true, output: 'llm 200 mock-1: [mock mock-1] You said: hi' });
     expect(agentPids(g.logs(), 'l-1')).toEqual([spare]);
-    const next = (await waitFor(() => readyPids('hermes')[1], 'a replacement spare', 15_000)) as number;
+    const next = await waitFor<number | undefined>(() => readyPids('hermes')[1], 'a replacement spare', 15_000);
     const nextEnv = environ(next);
     expect(nextEnv.OPENAI_API_KEY).not.toBe(token);
     expect(nextEnv.HOME).not.toBe(env.HOME);
@@ -183,7 +183,7 @@ describe('warm agent processes', () => {
   it('a spare that dies while idle is replaced; a command that exits at once is retried with a back-off, not in a loop', async () => {
     const runs = path.join(tmpDir(), 'runs.txt');
     const t0 = Date.now();
-    const g = await start({
+    await start({
       maxAgentProcesses: 4,
       agents: [
         fake('fake', { warm: 1 }),
@@ -192,7 +192,7 @@ describe('warm agent processes', () => {
     });
     const [spare] = await waitFor(() => (readyPids('fake').length === 1 ? readyPids('fake') : undefined), 'the spare', 15_000);
     process.kill(spare!, 'SIGKILL');
-    const next = (await waitFor(() => readyPids('fake')[1], 'a replacement of the dead spare', 15_000)) as number;
+    const next = await waitFor<number | undefined>(() => readyPids('fake')[1], 'a replacement of the dead spare', 15_000);
     expect(next).not.toBe(spare);
     expect(logged('warm agent process exited while waiting').filter((l) => l.agent === 'fake')).toHaveLength(1);
 

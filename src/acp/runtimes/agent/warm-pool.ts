@@ -8,7 +8,10 @@
  *   eviction, never while a session waits for one). Spares are the first stopped when a session needs a slot
  *   at the cap; a pool short of slots refills when a slot is given back.
  * - take() hands a ready spare (process, peer, slot; with `llm` its private folder and token, relabelled with
- *   the session id) to a session and starts a replacement in the background. The session owns it from then on:
+ *   the session id) to a session; its replacement starts in the background once the session's first update is
+ *   out (a spawn blocks the event loop for a moment: not in the path the spare saves). With none ready but one still
+ *   booting, the session waits for that one (already part-way through its start, it is never slower than a
+ *   fresh spawn); each booting spare is claimed by one session at most. None at all: the session spawns cold. The session owns it from then on:
  *   it is stopped at session close like any session's process; its token dies with the session.
  * - Isolation: a spare starts in a private folder of its own (mode 0700, under acp.agentHomeRoot): with `llm`,
  *   the folder and token a session would get (minted for `llm.model`: a session whose role routing chose
@@ -38,6 +41,8 @@ import { safeFolderName } from './workspace.js';
 
 export const WARM_BACKOFF_FIRST_MS = 1_000;
 export const WARM_BACKOFF_MAX_MS = 60_000;
+/** a taken spare's replacement starts when its session's first update is out, or after this long */
+const REPLENISH_AFTER_MS = 2_000;
 /** a spare that lived this long before dying was not a broken command: the back-off starts over */
 const HEALTHY_AFTER_MS = 30_000;
 
@@ -58,6 +63,8 @@ export interface WarmPoolOptions {
 export interface TakenSpare extends BootedAgent {
   /** with `llm`: the private folder and token, owned by the session from now on */
   readonly llm?: LlmSession;
+  /** starts the replacement (the taker calls it once its first update is out); idempotent */
+  readonly replenish: () => void;
 }
 
 export interface WarmPoolStatus {
@@ -84,6 +91,10 @@ class Spare implements LimitedSession {
   readonly reloadable = true; // stopping a spare loses nothing
   readonly lastUsed = 0; // least recently used of all: the first evicted
   taken = false;
+  /** a session waits for this booting spare */
+  claimed = false;
+  /** resolves when boot() is over, booted or not */
+  settled: Promise<void> = Promise.resolve();
   closing: Promise<void> | undefined;
 
   constructor(private readonly pool: WarmPool) {}
@@ -118,6 +129,11 @@ export class WarmPool {
     this.unsubscribe = o.limiter?.onFree(() => this.fill()) ?? (() => {});
   }
 
+  /** a spare is ready: the entry's command runs and answers `initialize` (what the availability probe checks) */
+  get hasReady(): boolean {
+    return this.ready.some((s) => !s.claimed && !s.proc?.exit);
+  }
+
   status(): WarmPoolStatus {
     const ready = this.ready.length;
     return { agentId: this.o.config.id, size: this.size, ready, booting: this.spares.size - ready, ...this.counts };
@@ -130,7 +146,7 @@ export class WarmPool {
       const s = new Spare(this);
       if (this.o.limiter && !this.o.limiter.tryAcquire(s)) return; // refilled when a slot is given back
       this.spares.add(s);
-      void this.boot(s);
+      s.settled = this.boot(s);
     }
   }
 
@@ -138,20 +154,38 @@ export class WarmPool {
    * A ready spare for session `sessionId`, or undefined (none ready, or with `llm` the session's `model` is not
    * the one spares' tokens are minted for). A replacement starts in the background.
    */
-  take(sessionId: string, model?: string): TakenSpare | undefined {
+  async take(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
     const pinned = this.o.config.llm?.model;
     if (this.closed || (pinned !== undefined && model !== undefined && model !== pinned)) return undefined;
-    let s: Spare | undefined;
-    while ((s = this.ready.shift()) && (s.proc?.exit || s.peer?.closed)) void s.close('exited');
-    if (!s?.booted) return void this.fill();
+    let s = this.ready.find((x) => !x.claimed && !x.proc?.exit && !x.peer?.closed);
+    if (!s) {
+      const booting = [...this.spares].find((x) => !x.claimed && !x.booted && !x.closing);
+      if (!booting) return void this.fill();
+      booting.claimed = true;
+      await booting.settled;
+      if (!booting.booted || booting.closing || booting.proc?.exit || booting.peer?.closed) return undefined;
+      s = booting;
+    }
+    const booted = s.booted;
+    if (!booted) return undefined;
+    const i = this.ready.indexOf(s);
+    if (i >= 0) this.ready.splice(i, 1);
     s.taken = true;
     this.spares.delete(s);
     this.failures = 0;
     this.counts.taken++;
     s.llm?.relabel(sessionId);
     this.o.log.info('warm agent process taken', { agent: this.o.config.id, session: sessionId, pid: s.proc?.pid });
-    this.fill();
-    return s.booted;
+    // the replacement waits for the taker's first update (replenish), at most REPLENISH_AFTER_MS
+    let done = false;
+    const replenish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.fill();
+    };
+    const timer = setTimeout(replenish, REPLENISH_AFTER_MS).unref();
+    return { ...booted, replenish };
   }
 
   /** Stops every untaken spare; nothing is started afterwards. */
@@ -192,11 +226,17 @@ export class WarmPool {
       const init: InitializeResult = await Promise.race([initializeAgent(peer, name, this.o.startTimeoutMs ?? 30_000), died]);
       if (s.closing) return;
       const llm = s.llm;
-      s.booted = { proc, peer, init, env: s.env, slot: s, released: () => s.released(), ...(llm ? { llm } : {}) };
+      s.booted = { proc, peer, init, env: s.env, slot: s, released: () => s.released(), replenish: () => this.fill(), ...(llm ? { llm } : {}) };
       this.ready.push(s);
       void proc.exited.then((info) => {
         if (s.taken || s.closing) return;
-        log.warn('warm agent process exited while waiting', { agent: config.id, pid: proc.pid, code: info.code, signal: info.signal, stderr: proc.stderr(2_000) });
+        log.warn('warm agent process exited while waiting', {
+          agent: config.id,
+          pid: proc.pid,
+          code: info.code,
+          signal: info.signal,
+          stderr: proc.stderr(2_000),
+        });
         this.failed(Date.now() - s.born >= HEALTHY_AFTER_MS);
         void s.close('exited');
       });
