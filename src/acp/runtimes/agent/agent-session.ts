@@ -3,7 +3,11 @@
  * folder → `initialize` → `session/new`; prompt() runs one `session/prompt` turn and streams its
  * `session/update`s; cancel() sends `session/cancel`; close() (also on idle timeout, turn timeout or crash)
  * ends the agent's whole process group. Failures surface as GatewayErrors naming the agent; nothing here
- * throws outside the returned promises.
+ * throws outside the returned promises. Given a warm spare (`booted`, warm-pool.ts), start() adopts its process,
+ * already past `initialize`, and only opens the ACP session.
+ *
+ * Over 400 lines: one state machine (start, turn, cancel, close, exit) over shared private state; split, each
+ * part would need the others' fields.
  */
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';

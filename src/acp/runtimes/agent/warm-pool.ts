@@ -243,10 +243,10 @@ export class WarmPool {
       log.info('warm agent process ready', { agent: config.id, pid: proc.pid });
     } catch (err) {
       if (s.closing || this.closed) return void (await s.close('shutdown'));
-      const stderr = s.proc?.stderr(2_000);
-      log.warn('warm agent process failed to start', { agent: config.id, error: String(err), ...(stderr ? { stderr } : {}) });
       // the model-API URL is known once the server listens: not the command's fault, try again soon
       const early = config.llm !== undefined && this.o.llm !== undefined && !this.o.llm.gatewayUrl();
+      const stderr = s.proc?.stderr(2_000);
+      if (!early) log.warn('warm agent process failed to start', { agent: config.id, error: String(err), ...(stderr ? { stderr } : {}) });
       this.failed(false, early ? 100 : undefined);
       await s.close('start-failed');
     }
