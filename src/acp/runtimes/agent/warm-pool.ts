@@ -285,11 +285,13 @@ export class WarmPool {
 /** The warm pools of a gateway's `acp.agents`, rebuilt by a config reload. */
 export class WarmPools {
   private readonly pools = new Map<string, { key: string; pool: WarmPool }>();
+  private closed = false;
 
   constructor(private readonly o: Omit<WarmPoolOptions, 'config' | 'spec'>) {}
 
   /** Keeps the pools whose entry is unchanged; replaces changed ones, stops removed ones, starts new ones. */
   configure(agents: readonly AgentConfig[], specs: ReadonlyMap<string, AgentSpec>): void {
+    if (this.closed) return; // a reload racing the gateway's stop starts nothing
     const wanted = new Set<string>();
     for (const a of agents) {
       const spec = specs.get(a.id);
@@ -319,6 +321,7 @@ export class WarmPools {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const all = [...this.pools.values()].map((p) => p.pool);
     this.pools.clear();
     await Promise.all(all.map((p) => this.stop(p)));
