@@ -180,6 +180,28 @@ describe('warm agent processes', () => {
     await waitFor(() => !existsSync(nextEnv.HOME!), 'the unused spare’s folder to go', 10_000);
   }, 90_000);
 
+  it('llm under role routing: a session whose role chose another model takes no spare (its token would pin the wrong model)', async () => {
+    const g = await start({
+      maxAgentProcesses: 4,
+      agents: [fake('hermes', { preset: 'hermes', llm: { model: 'mock-1' }, warm: 1 })],
+      roles: { roles: [{ role: 'engineer', models: [{ key: 'two', model: 'mock-2' }], executors: ['hermes'] }] },
+    });
+    const [spare] = await waitFor(() => (readyPids('hermes').length === 1 ? readyPids('hermes') : undefined), 'the spare', 15_000);
+    const r = (
+      await call('session.start', { sessionId: 'role-1', taskPrompt: 'llm hi', workingDirectory: 'role-1', routing: { role: 'engineer', roleMode: 'auto' } })
+    ).result;
+    expect(r).toMatchObject({ success: true, resolvedModelId: 'mock-2', modelBindingVerified: true });
+    expect(r.output).toBe('llm 200 mock-2: [mock mock-2] You said: hi');
+    const [pid] = agentPids(g.logs(), 'role-1');
+    expect(pid).not.toBe(spare);
+    expect(logged('agent session started').find((l) => l.session === 'role-1')).toMatchObject({ warm: false });
+    expect(processAlive(spare!)).toBe(true); // still waiting for a session on llm.model
+
+    // a session on llm.model takes it
+    expect(await startSession('plain-1', 'hermes', 'llm hi')).toMatchObject({ output: 'llm 200 mock-1: [mock mock-1] You said: hi' });
+    expect(agentPids(g.logs(), 'plain-1')).toEqual([spare]);
+  }, 90_000);
+
   it('a spare that dies while idle is replaced; a command that exits at once is retried with a back-off, not in a loop', async () => {
     const runs = path.join(tmpDir(), 'runs.txt');
     const t0 = Date.now();
