@@ -103,6 +103,8 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
         // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
         if (closed) {
           await made.close();
+          // a spare's folder and token, taken while close() ran, are this session's to dispose (idempotent)
+          await (await llm?.catch(() => undefined))?.dispose();
           return { output: '', stopReason: 'cancelled' };
         }
         const s = (session = made);
