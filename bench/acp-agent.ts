@@ -7,8 +7,13 @@
  * (`performance.timeOrigin + performance.now()`, comparable across processes on one machine):
  * `{ bench: 'acp-agent', start, initialize, prompt, update }` — process start, `initialize` received,
  * `session/prompt` received, first update written. `update − prompt` is the agent's own latency.
+ * With `BENCH_ACP_READY_FILE` set, each process appends its pid there once it answered `initialize`.
  */
+import { appendFileSync } from 'node:fs';
+
 const now = () => performance.timeOrigin + performance.now();
+/** the harness waits on this file (one line per agent past `initialize`) for the gateway's warm process */
+const READY_FILE = process.env.BENCH_ACP_READY_FILE;
 const start = performance.timeOrigin;
 let initializeAt = 0;
 let buf = '';
@@ -26,10 +31,12 @@ function handle(msg: Msg): void {
   switch (msg.method) {
     case 'initialize':
       initializeAt = now();
-      return send({
+      send({
         id: msg.id,
         result: { protocolVersion: 1, agentCapabilities: { loadSession: false }, authMethods: [], agentInfo: { name: 'bench-agent', version: '1' } },
       });
+      if (READY_FILE) appendFileSync(READY_FILE, `${process.pid}\n`);
+      return;
     case 'session/new':
       return send({ id: msg.id, result: { sessionId: `bench-${process.pid}` } });
     case 'session/prompt': {

@@ -4,8 +4,11 @@
  *
  * Per session: `total` = client wrote session.start → client read the update; the agent's own part is
  * `update − prompt` from its timing record (session/prompt received → its first update written); the
- * gateway's part (the figure) is `total − agent's own`. Every session.start spawns a fresh agent process, so
- * the gateway's part includes that process's start (`initialize − start` of the record; reported apart).
+ * gateway's part (the figure) is `total − agent's own`. The bench gateway keeps one warm agent process
+ * (`acp.agents[].warm: 1`): a session.start that takes it has no process start in its path; one that finds
+ * none ready spawns a fresh process, whose start (`initialize − start` of the record, reported apart) is then
+ * part of the gateway's figure. A session took a warm process when its agent had received `initialize` before
+ * the client wrote session.start (`warmStarts`).
  * A `session.message` on the now-warm session is measured the same way (no process start in it), then the
  * session is closed (its agent process stopped) before the next one starts.
  */
@@ -19,8 +22,10 @@ export interface AcpLatencyResult {
   startAddedP50Ms: number;
   startTotalP50Ms: number;
   agentOwnP50Ms: number;
-  /** agent process start → its `initialize` received (the process-spawn share of startAddedP50Ms) */
+  /** agent process start → its `initialize` received (in startAddedP50Ms only for sessions without a warm process) */
   agentBootP50Ms: number;
+  /** sessions whose agent process was started and initialized before their session.start (a warm spare) */
+  warmStarts: number;
   /** session.start → first update of any kind (the gateway's own status update) */
   firstAnyUpdateP50Ms: number;
   /** session.message on a live session → first agent update, minus the agent's own part */
@@ -93,7 +98,22 @@ function call(
   });
 }
 
-export async function measureAcpLatency(base: string, token: string, providerId: string, sessions: number): Promise<AcpLatencyResult> {
+export interface AcpLatencyOptions {
+  /**
+   * Awaited before session `i`'s session.start and before its session.message, e.g. until the gateway's warm
+   * agent process (or the one replacing the spare it took) is ready: calls a few ms apart would otherwise
+   * measure how fast processes spawn (and compete with that spawn), not one call's latency.
+   */
+  settle?: (i: number, call: 'start' | 'message') => Promise<void>;
+}
+
+export async function measureAcpLatency(
+  base: string,
+  token: string,
+  providerId: string,
+  sessions: number,
+  opts: AcpLatencyOptions = {},
+): Promise<AcpLatencyResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const added: number[] = [];
   const total: number[] = [];
@@ -102,10 +122,12 @@ export async function measureAcpLatency(base: string, token: string, providerId:
   const any: number[] = [];
   const msgAdded: number[] = [];
   let failed = 0;
+  let warmStarts = 0;
   const routing = { requestedExecutionTarget: 'agent', provider: providerId };
   try {
     for (let i = 0; i < sessions; i++) {
       const sessionId = `bench-acp-${process.pid}-${i}`;
+      await opts.settle?.(i, 'start');
       const s = await call(base, token, agent, 'session.start', { sessionId, taskPrompt: 'go', ...routing });
       if (!s.ok || s.firstAgent === undefined || !s.record) {
         failed++;
@@ -116,7 +138,9 @@ export async function measureAcpLatency(base: string, token: string, providerId:
       own.push(r.update - r.prompt);
       added.push(s.firstAgent - s.t0 - (r.update - r.prompt));
       boot.push(r.initialize - r.start);
+      if (r.initialize < s.t0) warmStarts++;
       if (s.firstAny !== undefined) any.push(s.firstAny - s.t0);
+      await opts.settle?.(i, 'message');
       const m = await call(base, token, agent, 'session.message', { sessionId, taskPrompt: 'again', ...routing });
       if (m.ok && m.firstAgent !== undefined && m.record) msgAdded.push(m.firstAgent - m.t0 - (m.record.update - m.record.prompt));
       else failed++;
@@ -137,6 +161,7 @@ export async function measureAcpLatency(base: string, token: string, providerId:
     startTotalP50Ms: p50(total),
     agentOwnP50Ms: p50(own),
     agentBootP50Ms: p50(boot),
+    warmStarts,
     firstAnyUpdateP50Ms: p50(any),
     messageAddedP50Ms: p50(msgAdded),
   };

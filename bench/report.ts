@@ -26,8 +26,10 @@ export interface Measurement {
   addedP50Ms?: number;
   /** /acp/rpc row: the agent's own part (session/prompt received → first update written), p50 */
   agentOwnP50Ms?: number;
-  /** /acp/rpc row: agent process start → its `initialize` received, p50 (part of addedP50Ms) */
+  /** /acp/rpc row: agent process start → its `initialize` received, p50 (part of addedP50Ms when not warm) */
   agentBootP50Ms?: number;
+  /** /acp/rpc row: sessions that took a warm agent process (no process start in their path) */
+  warmStarts?: number;
   /** /acp/rpc row: session.start → first session.update of any kind, p50 */
   firstAnyUpdateP50Ms?: number;
 }
@@ -353,7 +355,7 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     acpBad ?? `total p50 ${ms(st0!.p50Ms!)}`,
     acpBad
       ? '-'
-      : `agent's own p50 ${ms(st0!.agentOwnP50Ms!)}; of the added, agent process start ${ms(st0!.agentBootP50Ms!)}; first update of any kind ${ms(st0!.firstAnyUpdateP50Ms!)}`,
+      : `agent's own p50 ${ms(st0!.agentOwnP50Ms!)}; agent process start ${ms(st0!.agentBootP50Ms!)}, ${st0!.warmStarts ?? 0}/${st0!.requests} sessions on a warm process; first update of any kind ${ms(st0!.firstAnyUpdateP50Ms!)}`,
     5,
     acpBad,
   );

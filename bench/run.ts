@@ -117,6 +117,19 @@ interface Gw {
   url: string;
 }
 
+/** Resolves once `file` has `n` lines, or after `timeoutMs` (the session then measures what it finds). */
+async function waitForLines(file: string, n: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const lines = () => {
+    try {
+      return readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
+  while (lines() < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+}
+
 async function gateway(dir: string, name: string, cfg: Record<string, unknown>): Promise<Gw> {
   const file = join(dir, `${name}.json5`);
   writeFileSync(file, JSON.stringify(cfg, null, 2));
@@ -344,9 +357,11 @@ async function main(): Promise<void> {
     log('bridged A → B → mock vs B alone, 1 connection\n');
     m.bridged_1c = await sideBySide(bridgePair, 1);
 
-    // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was.
+    // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was; one
+    // warm agent process (acp.agents[].warm), so a session.start finds its agent started and initialized.
     log(`/acp/rpc: ${s.acpSessions} sequential sessions, session.start → first agent update\n`);
     const acpToken = randomBytes(16).toString('hex');
+    const readyFile = join(dir, 'acp-agents-ready.txt');
     const g = await gateway(dir, 'gateway-acp', {
       gateway: { id: 'gw_bench_acp', name: 'bench-acp', port: 0 },
       channels: [],
@@ -361,13 +376,18 @@ async function main(): Promise<void> {
             command: process.execPath,
             args: [fileURLToPath(new URL('./acp-agent.js', import.meta.url))],
             permissions: 'deny',
+            env: { BENCH_ACP_READY_FILE: readyFile },
+            warm: 1,
           },
         ],
       },
     });
-    const acpRun = await measureAcpLatency(g.url, acpToken, 'bench-agent', s.acpSessions).finally(() => g.proc.stop());
+    // before session i's start, i spares were taken: i + 1 agents past initialize means a spare is ready; before
+    // its message, i + 2 means the spare it took was replaced (no agent process starting during the call)
+    const settle = (i: number, call: 'start' | 'message') => waitForLines(readyFile, call === 'start' ? i + 1 : i + 2, 5_000);
+    const acpRun = await measureAcpLatency(g.url, acpToken, 'bench-agent', s.acpSessions, { settle }).finally(() => g.proc.stop());
     log(
-      `  session.start: added p50 ${acpRun.startAddedP50Ms.toFixed(2)} ms (total ${acpRun.startTotalP50Ms.toFixed(2)}, agent's own ${acpRun.agentOwnP50Ms.toFixed(3)}, agent process start ${acpRun.agentBootP50Ms.toFixed(2)}); session.message added p50 ${acpRun.messageAddedP50Ms.toFixed(2)} ms; ${acpRun.sessions} sessions${acpRun.failed ? `, ${acpRun.failed} failed` : ''}\n`,
+      `  session.start: added p50 ${acpRun.startAddedP50Ms.toFixed(2)} ms (total ${acpRun.startTotalP50Ms.toFixed(2)}, agent's own ${acpRun.agentOwnP50Ms.toFixed(3)}, agent process start ${acpRun.agentBootP50Ms.toFixed(2)}, ${acpRun.warmStarts}/${acpRun.sessions} on a warm process); session.message added p50 ${acpRun.messageAddedP50Ms.toFixed(2)} ms; ${acpRun.sessions} sessions${acpRun.failed ? `, ${acpRun.failed} failed` : ''}\n`,
     );
     m.acp_rpc = {
       start: {
@@ -375,6 +395,7 @@ async function main(): Promise<void> {
         p50Ms: acpRun.startTotalP50Ms,
         agentOwnP50Ms: acpRun.agentOwnP50Ms,
         agentBootP50Ms: acpRun.agentBootP50Ms,
+        warmStarts: acpRun.warmStarts,
         firstAnyUpdateP50Ms: acpRun.firstAnyUpdateP50Ms,
         requests: acpRun.sessions,
         errors: acpRun.failed,

@@ -28,6 +28,7 @@ import { createChannelsRuntime } from './runtimes/channels.js';
 import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
 import type { ModelTokens } from '../util/model-tokens.js';
+import type { WarmPools } from './runtimes/agent/warm-pool.js';
 import type { OpenClawGatewayConfig, OpenClawGatewayOptions } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
@@ -106,19 +107,41 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   /** built-in OpenClaw runtimes by id, with the config they were built from (a reload replaces changed ones) */
   const builtIn = new Map<string, string>();
   const localIds = new Set<string>();
+  /** warm agent processes (`acp.agents[].warm`), loaded only when an entry asks for them */
+  let warm: Promise<WarmPools> | undefined;
   // (Re)builds the runtime table from the live `acp` config; a config reload calls it again. Sessions already
   // running keep their runtime; new sessions see the new table.
   const build = (): void => {
     factories.agent.clear();
     factories.gateway.clear();
     specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
+    if (warm || acp.agents.some((a) => a.warm > 0)) {
+      const [agents, built] = [acp.agents, specs];
+      warm ??= import('./runtimes/agent/warm-pool.js').then(({ WarmPools }) => new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log }));
+      void warm.then((w) => w.configure(agents, built));
+    }
     for (const a of acp.agents) {
       const agent = specs.get(a.id)!;
       factories.agent.set(a.id, (ctx) => {
         if (a.llm && !llm)
           throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
         return import('./runtimes/agent/runtime.js').then(({ createAgentRuntime }) =>
-          createAgentRuntime({ agent, config: a, ...(a.llm ? { llm } : {}), workspaceRoot, idleTimeoutMs: acp.agentIdleTimeoutMs, limiter, log }, ctx),
+          (a.warm > 0 && warm ? warm : Promise.resolve(undefined)).then((w) => {
+            const pool = w?.pool(a.id);
+            return createAgentRuntime(
+              {
+                agent,
+                config: a,
+                ...(a.llm ? { llm } : {}),
+                workspaceRoot,
+                idleTimeoutMs: acp.agentIdleTimeoutMs,
+                limiter,
+                ...(pool ? { warm: pool } : {}),
+                log,
+              },
+              ctx,
+            );
+          }),
         );
       });
     }
@@ -161,6 +184,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
+      // a ready warm spare of this entry just did what the probe checks (started, answered initialize): no probe
+      // process, which would otherwise sit in a session.start's path once per probe TTL
+      if (a.warm > 0 && (await warm)?.pool(a.id)?.hasReady) return { enabled: true };
       const spec = await probeSpec(a.id);
       const { probeAgent } = await import('./runtimes/agent/probe.js');
       const r = await probeAgent(spec, 20_000, { cwd: deps.baseDir, log });
@@ -223,6 +249,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     async close() {
       await listening;
       await runner.shutdown();
+      await (await warm)?.close();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
     },
   };

@@ -90,6 +90,8 @@ const agentSchema = z
     /** run the agent on this gateway's model API, every request pinned to `model` (needs `preset`) */
     llm: z.strictObject({ model: z.string().min(1) }).optional(),
     permissions: z.enum(['allow', 'deny', 'ask']).default('ask'),
+    /** agent processes kept started and initialized for the next sessions (runtimes/agent/warm-pool.ts); 0 = none */
+    warm: z.number().int().min(0).max(8).default(0),
   })
   .superRefine((a, ctx) => {
     if (!a.command && !a.preset) ctx.addIssue({ code: 'custom', path: ['command'], message: 'required unless `preset` is set' });

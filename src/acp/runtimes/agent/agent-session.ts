@@ -3,13 +3,17 @@
  * folder → `initialize` → `session/new`; prompt() runs one `session/prompt` turn and streams its
  * `session/update`s; cancel() sends `session/cancel`; close() (also on idle timeout, turn timeout or crash)
  * ends the agent's whole process group. Failures surface as GatewayErrors naming the agent; nothing here
- * throws outside the returned promises.
+ * throws outside the returned promises. Given a warm spare (`booted`, warm-pool.ts), start() adopts its process,
+ * already past `initialize`, and only opens the ACP session.
+ *
+ * Over 400 lines: one state machine (start, turn, cancel, close, exit) over shared private state; split, each
+ * part would need the others' fields.
  */
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
 import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
-import { AgentProcess, describeExit, killGroup, type ExitInfo } from './process.js';
+import { AgentProcess, describeExit, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
 import { minimalEnv } from './env.js';
 import type { AgentProcessLimiter, LimitedSession } from './limits.js';
@@ -53,17 +57,9 @@ export interface TurnResult {
 
 export const DEFAULT_TURN_TIMEOUT_MS = 30 * 60_000;
 
-/** Every session with a live process: the last-resort exit hook SIGKILLs their groups so none outlive us. */
+/** Every session with a live process (for closeAllAgentSessions; process.ts SIGKILLs leftovers at exit). */
 const live = new Set<AgentSession>();
-let exitHookInstalled = false;
-function track(s: AgentSession): void {
-  live.add(s);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const x of live) killGroup(x.pid, 'SIGKILL');
-  });
-}
+const track = (s: AgentSession): void => void live.add(s);
 
 /** Graceful shutdown: close every agent session (SIGTERM, grace, SIGKILL for each process group). */
 export async function closeAllAgentSessions(): Promise<void> {
@@ -90,6 +86,22 @@ export async function initializeAgent(peer: JsonRpcStdioPeer, name: string, time
   return res;
 }
 
+/**
+ * An agent process spawned and past `initialize` before its session existed (a warm spare, warm-pool.ts). A
+ * session given one skips the spawn and `initialize`: its start is `session/new` (or `session/load`) only.
+ */
+export interface BootedAgent {
+  readonly proc: AgentProcess;
+  readonly peer: JsonRpcStdioPeer;
+  readonly init: InitializeResult;
+  /** the environment it was started with (terminals it opens start from it) */
+  readonly env: Record<string, string>;
+  /** the limiter slot it holds: handed over to the session */
+  readonly slot: LimitedSession;
+  /** called once the session's process is gone: removes what the spare made for itself (its start folder) */
+  released(): Promise<void>;
+}
+
 export interface AgentSessionOptions {
   agent: AgentSpec;
   workspaceRoot: string;
@@ -111,6 +123,8 @@ export interface AgentSessionOptions {
   idleTimeoutMs?: number;
   /** the gateway's cap on live agent processes: a slot is taken before the spawn, given back at close */
   limiter?: AgentProcessLimiter;
+  /** a warm spare to use instead of spawning (its process is the session's from now on, and stopped at close) */
+  booted?: BootedAgent;
   /** the ACP sessionId an earlier process of this session had: `session/load` it if the agent can */
   resumeSessionId?: string;
   stopGraceMs?: number;
@@ -171,29 +185,47 @@ export class AgentSession implements LimitedSession {
   async start(): Promise<{ acpSessionId: string; cwd: string; agentInfo?: AgentInfo }> {
     if (this.state !== 'new') throw new GatewayError('INTERNAL', `${this.name} session already started`);
     this.state = 'starting';
-    const { agent } = this.opts;
+    const { agent, booted } = this.opts;
     const timeoutMs = this.opts.startTimeoutMs ?? 30_000;
+    let hasSlot = false;
+    if (booted) {
+      // taken over at once, so close() stops it (and gives the slot back) whatever happens next
+      this.proc = booted.proc;
+      this.peer = booted.peer;
+      hasSlot = this.opts.limiter?.replace(booted.slot, this) ?? true;
+      track(this);
+      void booted.proc.exited.then((info) => this.onExit(info));
+    }
     try {
       this.cwd = await resolveSessionFolder(this.opts.workspaceRoot, this.opts.workingDirectory, this.opts.sessionName);
-      await this.opts.limiter?.acquire(this, this.name);
+      if (!hasSlot) await this.opts.limiter?.acquire(this, this.name);
       if (this.state !== 'starting') {
         this.opts.limiter?.release(this); // close() ran while we waited for the slot: it could not give it back
         throw new GatewayError('CANCELLED', `${this.name} session was closed while starting`);
       }
-      const env = { ...minimalEnv(), ...agent.env };
-      const proc = (this.proc = new AgentProcess({
-        command: agent.command,
-        args: agent.args ?? [],
-        env,
-        cwd: this.cwd,
-        stopGraceMs: this.opts.stopGraceMs ?? 2_000,
-      }));
-      track(this);
-      void proc.exited.then((info) => this.onExit(info));
-      await proc.spawned.catch((err: NodeJS.ErrnoException) => {
-        throw new GatewayError('UPSTREAM_ERROR', `${this.name}: command "${agent.command}" could not be started (${err.code ?? err.message})`);
-      });
-      const peer = (this.peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name: this.name, log: this.log }));
+      let env: Record<string, string>;
+      let peer: JsonRpcStdioPeer;
+      let init: InitializeResult | undefined;
+      if (booted) {
+        env = booted.env;
+        peer = booted.peer;
+        init = booted.init;
+      } else {
+        env = { ...minimalEnv(), ...agent.env };
+        const proc = (this.proc = new AgentProcess({
+          command: agent.command,
+          args: agent.args ?? [],
+          env,
+          cwd: this.cwd,
+          stopGraceMs: this.opts.stopGraceMs ?? 2_000,
+        }));
+        track(this);
+        void proc.exited.then((info) => this.onExit(info));
+        await proc.spawned.catch((err: NodeJS.ErrnoException) => {
+          throw new GatewayError('UPSTREAM_ERROR', `${this.name}: command "${agent.command}" could not be started (${err.code ?? err.message})`);
+        });
+        peer = this.peer = new JsonRpcStdioPeer(proc.stdout, proc.stdin, { name: this.name, log: this.log });
+      }
       this.client = createClientHandlers({
         agentName: this.name,
         workspace: this.cwd,
@@ -207,7 +239,7 @@ export class AgentSession implements LimitedSession {
       for (const [method, h] of Object.entries(this.client.handlers)) peer.onRequest(method, h);
       peer.onNotification('session/update', (p) => this.onUpdate(p));
 
-      const init = await initializeAgent(peer, this.name, timeoutMs);
+      init ??= await initializeAgent(peer, this.name, timeoutMs);
       this.agentInfo = init.agentInfo;
       this.reloadable = init.agentCapabilities?.loadSession === true;
       const resume = this.opts.resumeSessionId;
@@ -236,7 +268,7 @@ export class AgentSession implements LimitedSession {
       this.state = 'ready';
       this.lastUsed = Date.now();
       this.armIdle();
-      this.log.info('agent session started', { pid: proc.pid, agentInfo: init.agentInfo, loaded: this.loaded });
+      this.log.info('agent session started', { pid: this.proc?.pid, agentInfo: init.agentInfo, loaded: this.loaded, warm: booted !== undefined });
       return { acpSessionId: this.acpSessionId, cwd: this.cwd, ...(init.agentInfo ? { agentInfo: init.agentInfo } : {}) };
     } catch (err) {
       const e = await this.settleError(err, 'while starting');
@@ -327,11 +359,18 @@ export class AgentSession implements LimitedSession {
   /** Ends the agent's process group (children included). Idempotent. */
   close(reason = 'closed'): Promise<void> {
     this.closing ??= (async () => {
+      const { booted } = this.opts;
+      if (booted && !this.proc) {
+        // closed before start(): the taken spare is still ours to stop
+        this.proc = booted.proc;
+        this.opts.limiter?.replace(booted.slot, this);
+      }
       this.state = 'closed';
       clearTimeout(this.idleTimer);
       this.peer?.close(this.exitError ?? new GatewayError('CANCELLED', `${this.name} session was closed${reason === 'closed' ? '' : ` (${reason})`}`));
       this.client?.dispose();
       await this.proc?.stop();
+      await this.opts.booted?.released().catch((err: unknown) => this.log.warn('warm spare cleanup failed', { error: String(err) }));
       this.opts.limiter?.release(this);
       live.delete(this);
       this.log.info('agent session closed', { reason });

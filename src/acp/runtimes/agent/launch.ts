@@ -54,6 +54,8 @@ export interface LlmSession {
   home: string;
   /** env to lay over the resolved spec's env (the entry's own `env` still wins: see `launchEnv`) */
   env: Record<string, string>;
+  /** names the ACP session the token belongs to (a warm spare's token is minted before its session exists) */
+  relabel(sessionId: string): void;
   dispose(): Promise<void>;
 }
 
@@ -95,6 +97,10 @@ export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId:
     return {
       home,
       env,
+      relabel(sessionId) {
+        const grant = ctx.tokens.lookup(token); // the registry's own record: its sessionId names the principal
+        if (grant) grant.sessionId = sessionId;
+      },
       async dispose() {
         if (disposed) return;
         disposed = true;

@@ -39,6 +39,19 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
   }
 }
 
+/** Every agent process still running: the last-resort exit hook SIGKILLs their groups so none outlive us. */
+const running = new Set<AgentProcess>();
+let exitHookInstalled = false;
+function track(p: AgentProcess): void {
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const x of running) killGroup(x.pid, 'SIGKILL');
+  });
+}
+
 export class AgentProcess {
   readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
   /** resolves once when the leader exits (or failed to spawn); never rejects */
@@ -73,6 +86,7 @@ export class AgentProcess {
       this.child.once('error', reject);
     });
     this.spawned.catch(() => {});
+    track(this);
   }
 
   get pid(): number | undefined {

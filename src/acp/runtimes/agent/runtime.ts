@@ -8,12 +8,17 @@
  * at the process cap, crash): the next turn starts a new one, which `session/load`s the previous agent session
  * where the agent supports it. With `llm`, the session's private folder and model-API token (launch.ts) are
  * made once, shared by those processes, and removed/revoked at close.
+ *
+ * Warm spares (warm-pool.ts): a process is taken from the agent's pool instead of spawned when one is ready —
+ * with `llm`, only for the session's first process and only when the session's model is the one the spare's
+ * token pins (the spare's folder and token become the session's); without, for any process of the session.
  */
 import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
 import type { Logger } from '../../../util/log.js';
 import type { AgentConfig } from '../../../config/schema.js';
 import { launchEnv, openLlmSession, type LlmContext, type LlmSession } from './launch.js';
 import type { AgentProcessLimiter } from './limits.js';
+import type { WarmPool } from './warm-pool.js';
 import type { Runtime, RuntimeContext, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
 
 export interface AgentRuntimeOptions {
@@ -26,6 +31,8 @@ export interface AgentRuntimeOptions {
   workspaceRoot: string;
   idleTimeoutMs?: number;
   limiter?: AgentProcessLimiter;
+  /** this agent's warm spares (`acp.agents[].warm`) */
+  warm?: WarmPool;
   log?: Logger;
 }
 
@@ -44,9 +51,24 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
 
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
   let llm: Promise<LlmSession> | undefined;
+  /**
+   * Starts the taken spare's replacement. Called once this session's first update went out (or its turn ended):
+   * a spawn blocks the event loop for a moment, which must not fall into the path the spare was taken to spare.
+   */
+  let replenish: (() => void) | undefined;
+  const refill = () => {
+    const r = replenish;
+    replenish = undefined;
+    r?.();
+  };
   let lastAcpSessionId: string | undefined;
   const make = async (): Promise<AgentSession> => {
     let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
+    const withLlm = o.config?.llm !== undefined && o.llm !== undefined;
+    // an llm session's later processes share its first one's folder: only the first can be a spare
+    const booted = withLlm && llm ? undefined : await o.warm?.take(ctx.sessionId, ctx.bindModel);
+    if (booted?.llm) llm = Promise.resolve(booted.llm);
+    if (booted) replenish = booted.replenish;
     if (o.config?.llm && o.llm) {
       // role routing chose the model: the session token pins the agent's every model request to it
       const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel));
@@ -64,6 +86,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
       ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
       ...(o.limiter ? { limiter: o.limiter } : {}),
+      ...(booted ? { booted } : {}),
       ...(lastAcpSessionId ? { resumeSessionId: lastAcpSessionId } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
@@ -71,48 +94,64 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   let session: AgentSession | undefined;
   let started: Promise<unknown> | undefined;
   let closed = false;
+  const run = async (turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> => {
+    // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
+    // one; a process evicted for another session in the moment between its start and this turn gets one retry
+    for (let attempt = 0; ; attempt++) {
+      if (!session || session.status === 'closed') {
+        const made = await make();
+        // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
+        if (closed) {
+          await made.close();
+          // a spare's folder and token, taken while close() ran, are this session's to dispose (idempotent)
+          await (await llm?.catch(() => undefined))?.dispose();
+          return { output: '', stopReason: 'cancelled' };
+        }
+        const s = (session = made);
+        started = s.start().then((r) => {
+          lastAcpSessionId = s.acpSessionId;
+          return r;
+        });
+      }
+      await started;
+      if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
+      if (session.status !== 'closed' || attempt > 0) break;
+    }
+    const s = session;
+    // role routing: bound by the gateway's own pin (llm), else through the agent's model option
+    const pinned = ctx.bindModel !== undefined && o.config?.llm !== undefined && o.llm !== undefined;
+    if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
+    const onAbort = () => s.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await s.prompt(turn.text, (u) => {
+        emit(mapAgentUpdate(u));
+        if (replenish) refill();
+      });
+      return {
+        output: r.text,
+        stopReason: r.stopReason,
+        messages: [
+          { role: 'user', content: turn.text },
+          { role: 'assistant', content: r.text },
+        ],
+        ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
+      };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  };
   return {
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
-      // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
-      // one; a process evicted for another session in the moment between its start and this turn gets one retry
-      for (let attempt = 0; ; attempt++) {
-        if (!session || session.status === 'closed') {
-          const made = await make();
-          // closed while the private folder was prepared: start nothing (close() already ran)
-          if (closed) return { output: '', stopReason: 'cancelled' };
-          const s = (session = made);
-          started = s.start().then((r) => {
-            lastAcpSessionId = s.acpSessionId;
-            return r;
-          });
-        }
-        await started;
-        if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
-        if (session.status !== 'closed' || attempt > 0) break;
-      }
-      const s = session;
-      // role routing: bound by the gateway's own pin (llm), else through the agent's model option
-      const pinned = ctx.bindModel !== undefined && o.config?.llm !== undefined && o.llm !== undefined;
-      if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
-      const onAbort = () => s.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
       try {
-        const r = await s.prompt(turn.text, (u) => emit(mapAgentUpdate(u)));
-        return {
-          output: r.text,
-          stopReason: r.stopReason,
-          messages: [
-            { role: 'user', content: turn.text },
-            { role: 'assistant', content: r.text },
-          ],
-          ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
-        };
+        return await run(turn, emit, signal);
       } finally {
-        signal.removeEventListener('abort', onAbort);
+        refill();
       }
     },
     close: async () => {
       closed = true;
+      refill();
       await session?.close();
       const l = await llm?.catch(() => undefined);
       await l?.dispose();
