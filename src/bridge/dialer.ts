@@ -5,7 +5,8 @@
  * It stops retrying on 4401 / 4403 / 4505 (a wrong token, a forbidden or version mismatch will not fix
  * itself) and keeps the reason for `bridge list`.
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
+import { withWs, type WsModule } from '../util/lazy-ws.js';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
@@ -53,6 +54,18 @@ export class Dialer {
   }
 
   private dial(): void {
+    if (this.state === 'stopped') return;
+    // ws is loaded at the first dial (src/util/lazy-ws.ts); synchronous from then on
+    withWs(
+      (m) => this.dialWith(m.WebSocket),
+      (err) => {
+        this.lastError = `cannot load ws: ${String(err)}`;
+        this.setState('failed');
+      },
+    );
+  }
+
+  private dialWith(WebSocket: WsModule['WebSocket']): void {
     if (this.state === 'stopped') return;
     this.setState('connecting');
     this.attempts++;

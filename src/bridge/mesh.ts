@@ -9,7 +9,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFileSync } from 'node:fs';
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
+import { withWs } from '../util/lazy-ws.js';
 import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
@@ -61,7 +62,8 @@ export class BridgeMesh implements MeshContext {
   readonly limits: BridgeLimits;
   private readonly links = new Map<string, BridgeLink>();
   private readonly dialers = new Map<string, Dialer>();
-  private readonly wss: WebSocketServer;
+  /** created at the first upgrade on /bridge (ws is loaded then: src/util/lazy-ws.ts) */
+  private wss: WebSocketServer | undefined;
   private accepting = true;
   /** links established per peer name since start (metrics: reconnects) */
   readonly linkOpens = new Map<string, number>();
@@ -98,8 +100,6 @@ export class BridgeMesh implements MeshContext {
     this.transfers = o.store
       ? new TransferCoordinator(o.store, o.gatewayId, o.config.gateway.bridge.acceptSessions, transport, o.logger.child({ part: 'transfer' }))
       : undefined;
-    // Every socket starts with the pre-auth limit; listener.ts raises it once the peer authenticated.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: preAuthPayloadLimit(this.limits.preAuthFrameBytes), perMessageDeflate: false });
   }
 
   start(): void {
@@ -141,7 +141,18 @@ export class BridgeMesh implements MeshContext {
       return;
     }
     socket.once('close', slot.release);
-    this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, ip, slot.release));
+    withWs(
+      ({ WebSocketServer }) => {
+        if (!this.accepting) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        // Every socket starts with the pre-auth limit; listener.ts raises it once the peer authenticated.
+        this.wss ??= new WebSocketServer({ noServer: true, maxPayload: preAuthPayloadLimit(this.limits.preAuthFrameBytes), perMessageDeflate: false });
+        this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, ip, slot.release));
+      },
+      (err) => {
+        this.logger.error('bridge upgrade failed: cannot load ws', { error: String(err) });
+        socket.destroy();
+      },
+    );
   }
 
   /**
@@ -432,7 +443,7 @@ export class BridgeMesh implements MeshContext {
     const links = [...this.links.values()];
     for (const d of this.dialers.values()) d.stop();
     for (const l of links) l.close(CLOSE.NORMAL, 'gateway shutting down');
-    this.wss.close();
+    this.wss?.close();
     // Let the close frames reach the peers (4000 + reason) before the process may exit; a frozen peer is
     // terminated by the link after 1 s.
     await Promise.race([Promise.all(links.map((l) => l.socketClosed())), new Promise((r) => setTimeout(r, 1500).unref())]);

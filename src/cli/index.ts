@@ -1,17 +1,43 @@
-/** The CLI: one command group per file, all calling the same functions the server and tests use. */
+/**
+ * The CLI: one command group per file, all calling the same functions the server and tests use.
+ *
+ * `switchyard gateway` is the long-lived process, so it imports only its own command module; every other
+ * invocation (and `--help`, `help <cmd>`, an unknown command) registers them all, for help and suggestions.
+ * Command modules are imported here, not statically, so the gateway's idle RSS does not carry the client
+ * commands (docs/benchmarks.md, "Idle memory").
+ */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './remote.js';
-import { registerGateway } from './gateway.js';
-import { registerConfig } from './config.js';
-import { registerBridge } from './bridge.js';
-import { registerDemo } from './demo.js';
-import { registerTask } from './task.js';
-import { registerSessions } from './sessions.js';
-import { registerStatus } from './status.js';
-import { registerKeys } from './keys.js';
-import { registerUsage } from './usage.js';
 import { VERSION } from '../version.js';
+
+type Register = (program: Command) => void;
+
+async function allCommands(): Promise<Register[]> {
+  const [gateway, config, bridge, sessions, status, keys, usage, demo, task] = await Promise.all([
+    import('./gateway.js'),
+    import('./config.js'),
+    import('./bridge.js'),
+    import('./sessions.js'),
+    import('./status.js'),
+    import('./keys.js'),
+    import('./usage.js'),
+    import('./demo.js'),
+    import('./task.js'),
+  ]);
+  // order matters: status.ts adds `config reload` to the group config.ts created
+  return [
+    gateway.registerGateway,
+    config.registerConfig,
+    bridge.registerBridge,
+    sessions.registerSessions,
+    status.registerStatus,
+    keys.registerKeys,
+    usage.registerUsage,
+    demo.registerDemo,
+    task.registerTask,
+  ];
+}
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('switchyard')
@@ -19,15 +45,8 @@ export async function main(argv: string[]): Promise<void> {
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError();
-  registerGateway(program);
-  registerConfig(program);
-  registerBridge(program);
-  registerSessions(program);
-  registerStatus(program);
-  registerKeys(program);
-  registerUsage(program);
-  registerDemo(program);
-  registerTask(program);
+  const commands = argv[2] === 'gateway' ? [(await import('./gateway.js')).registerGateway] : await allCommands();
+  for (const register of commands) register(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

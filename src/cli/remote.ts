@@ -3,7 +3,6 @@
  * SWITCHYARD_ADMIN_TOKEN, then the config file (--config or the default lookup). Failures become one line.
  */
 import type { Command } from 'commander';
-import { request } from 'undici';
 import { loadConfig, ConfigError } from '../config/load.js';
 
 export interface RemoteFlags {
@@ -47,6 +46,8 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
 /** Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line. */
 export async function adminCall<T>(flags: RemoteFlags, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const { url, token } = resolveRemote(flags, 'admin');
+  // undici at the first admin call, so `switchyard gateway` (which imports CliError from here) does not load it
+  const { request } = await import('undici');
   let res;
   try {
     res = await request(url + path, {

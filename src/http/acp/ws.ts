@@ -10,7 +10,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { withWs } from '../../util/lazy-ws.js';
 import type { UpgradeHandler } from '../server.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
@@ -62,7 +63,8 @@ function refuse(socket: Duplex, e: AcpRpcError): void {
 }
 
 export function createAcpWs(o: AcpWsOptions): AcpWs {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
+  // created at the first upgrade: ws is loaded then (src/util/lazy-ws.ts)
+  let wss: WebSocketServer | undefined;
   const pingMs = o.pingIntervalMs ?? 20_000;
 
   const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined) => {
@@ -122,11 +124,22 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       if (err) return refuse(socket, err);
       const resume = resumeOf(req);
       if (resume instanceof AcpRpcError) return refuse(socket, resume);
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume));
+      withWs(
+        ({ WebSocketServer }) => {
+          wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
+          wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume));
+        },
+        (e) => {
+          o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
+          socket.destroy();
+        },
+      );
     },
     async close() {
-      for (const c of wss.clients) c.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
+      const s = wss;
+      if (!s) return;
+      for (const c of s.clients) c.terminate();
+      await new Promise<void>((r) => s.close(() => r()));
     },
   };
 }
