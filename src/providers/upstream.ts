@@ -3,11 +3,19 @@
  * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
  * gateway error codes; upstream error statuses mapped in one place.
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dispatchRequest, type UpstreamBody } from './upstream-body.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
+
+// The root of undici loads all of it (fetch, WebSocket, caches, mocks…: ~9 MiB of a gateway's idle RSS, measured
+// in docs/benchmarks.md); the gateway uses the Pool and the error classes. undici (pinned) has no exports map,
+// so these are its own modules, the same instances its root would give (instanceof holds).
+const requireCjs = createRequire(import.meta.url);
+const Pool = requireCjs('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+const undiciErrors = requireCjs('undici/lib/core/errors.js') as typeof UndiciErrors;
 
 export interface UpstreamOptions {
   /** e.g. https://api.openai.com/v1 — paths are appended to its pathname */
@@ -31,7 +39,7 @@ export interface UpstreamResponse {
 }
 
 export class UpstreamClient {
-  private readonly pool: Pool;
+  private readonly pool: UndiciPool;
   private readonly basePath: string;
   readonly label: string;
 
