@@ -74,7 +74,7 @@ export function scanJson(text: string, out: JsonScan): boolean {
   let depth = 0;
   let member = M_NONE;
   let memberStart = 0;
-  let c = 0;
+  let c: number;
 
   // Each turn parses one value starting at i (whitespace already skipped), then closes what it can.
   for (;;) {
@@ -296,7 +296,7 @@ function record(text: string, member: number, s: number, e: number, out: JsonSca
     out.choicesArray = c === 91;
     if (c === 91) {
       let j = s + 1;
-      let d = 0;
+      let d: number;
       while ((d = text.charCodeAt(j)) === 32 || d === 10 || d === 13 || d === 9) j++;
       out.choicesEmpty = d === 93;
     } else {

@@ -271,7 +271,14 @@ function generator(r: () => number): () => string {
     const members = Array.from({ length: n }, () => {
       const key = pick(['choices', 'usage', 'error', 'id', 'object', 'model', '__proto__', 'choice', 'usages']);
       const k = r() < 0.25 ? escapeKey(key) : key;
-      const v = key === 'choices' && r() < 0.6 ? (r() < 0.3 ? '[' + ws() + ']' : '[' + value(depth + 1) + ']') : key === 'usage' && r() < 0.5 ? object(depth + 1) : value(depth + 1);
+      const v =
+        key === 'choices' && r() < 0.6
+          ? r() < 0.3
+            ? '[' + ws() + ']'
+            : '[' + value(depth + 1) + ']'
+          : key === 'usage' && r() < 0.5
+            ? object(depth + 1)
+            : value(depth + 1);
       return '"' + k + '"' + ws() + ':' + ws() + v;
     });
     return '{' + ws() + members.join(ws() + ',' + ws()) + ws() + '}';
