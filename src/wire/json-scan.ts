@@ -59,6 +59,11 @@ const M_ERROR = 3;
 
 /** Scans `text` into `out` and returns `out.valid`. */
 export function scanJson(text: string, out: JsonScan): boolean {
+  reset(out);
+  return run(text, out, 0, 0, M_NONE, 0, false);
+}
+
+function reset(out: JsonScan): void {
   out.valid = false;
   out.object = false;
   out.choicesArray = false;
@@ -68,16 +73,21 @@ export function scanJson(text: string, out: JsonScan): boolean {
   out.usageEnd = -1;
   out.error = false;
   out.usageValue = undefined;
+}
 
+/**
+ * The scan proper, from a state: `i` where a value (or whitespace before it) starts, `depth` open containers
+ * whose kinds are in `stack`, the top-level member whose value is being read (if any), and the findings so far
+ * in `out`. With `learn`, every such state is also written to the checkpoint table (StreamJsonScan).
+ */
+function run(text: string, out: JsonScan, i: number, depth: number, member: number, memberStart: number, learn: boolean): boolean {
+  special = -1;
   const n = text.length;
-  let i = 0;
-  let depth = 0;
-  let member = M_NONE;
-  let memberStart = 0;
   let c: number;
 
   // Each turn parses one value starting at i (whitespace already skipped), then closes what it can.
   for (;;) {
+    if (learn) checkpoint(i, depth, member, memberStart, out);
     while (i < n && ((c = text.charCodeAt(i)) === 32 || c === 10 || c === 13 || c === 9)) i++;
     if (i >= n) return false;
     c = text.charCodeAt(i);
@@ -109,13 +119,13 @@ export function scanJson(text: string, out: JsonScan): boolean {
       i = number(text, i);
       if (i < 0) return false;
     } else if (c === 116 /* t */) {
-      if (!text.startsWith('true', i)) return false;
+      if (text.charCodeAt(i + 1) !== 114 || text.charCodeAt(i + 2) !== 117 || text.charCodeAt(i + 3) !== 101) return false;
       i += 4;
     } else if (c === 102 /* f */) {
-      if (!text.startsWith('false', i)) return false;
+      if (text.charCodeAt(i + 1) !== 97 || text.charCodeAt(i + 2) !== 108 || text.charCodeAt(i + 3) !== 115 || text.charCodeAt(i + 4) !== 101) return false;
       i += 5;
     } else if (c === 110 /* n */) {
-      if (!text.startsWith('null', i)) return false;
+      if (text.charCodeAt(i + 1) !== 117 || text.charCodeAt(i + 2) !== 108 || text.charCodeAt(i + 3) !== 108) return false;
       i += 4;
     } else {
       return false;
@@ -184,10 +194,10 @@ function key(text: string, i: number, depth: number, out: JsonScan): number {
 /** Which reported member the raw key text [s, e) names (escapes decoded), or M_NONE. */
 function memberOf(text: string, s: number, e: number): number {
   const len = e - s;
-  if (len === 7 && text.startsWith('choices', s)) return M_CHOICES;
+  if (len === 7 && equalsAt(text, s, 'choices')) return M_CHOICES;
   if (len === 5) {
-    if (text.startsWith('usage', s)) return M_USAGE;
-    if (text.startsWith('error', s)) return M_ERROR;
+    if (equalsAt(text, s, 'usage')) return M_USAGE;
+    if (equalsAt(text, s, 'error')) return M_ERROR;
     return M_NONE;
   }
   // An escaped spelling is longer than the plain one; only then is decoding worth it.
@@ -198,6 +208,12 @@ function memberOf(text: string, s: number, e: number): number {
     if (escapedEquals(text, s, e, 'error')) return M_ERROR;
   }
   return M_NONE;
+}
+
+/** text.startsWith(word, s) for a short word, without the builtin's per-call cost. */
+function equalsAt(text: string, s: number, word: string): boolean {
+  for (let k = 0; k < word.length; k++) if (text.charCodeAt(s + k) !== word.charCodeAt(k)) return false;
+  return true;
 }
 
 /** Whether the (already validated) escaped string body [s, e) decodes to `want`. */
@@ -231,8 +247,38 @@ function parseInt4(text: string, i: number): number {
   return (hex(text.charCodeAt(i)) << 12) | (hex(text.charCodeAt(i + 1)) << 8) | (hex(text.charCodeAt(i + 2)) << 4) | hex(text.charCodeAt(i + 3));
 }
 
-/** Scans a string body from i (just after the opening quote); returns the index after the closing quote, or -1. */
+/**
+ * A run of characters that are neither backslashes nor control characters: the only characters a string body
+ * needs a second look at. Sticky, so `lastIndex` after a test is where the run ends (V8 runs a negated class
+ * loop like this several times faster than a search for the class).
+ */
+const PLAIN_RUN = /[^\u0000-\u001f\\]*/y;
+/**
+ * Where the next backslash or control character is, at or after the last place it was looked for
+ * (text.length when there is none); -1 before the first string of a scan. Module-level like the stack.
+ */
+let special = -1;
+
+/**
+ * Scans a string body from i (just after the opening quote); returns the index after the closing quote, or -1.
+ * Most string bodies have neither escapes nor control characters: then the closing quote is the next `"`,
+ * found by indexOf, and the body is not walked character by character. The next special position is looked
+ * up by one native regex match and reused until the scan passes it.
+ */
 function string(text: string, i: number): number {
+  if (special < i) {
+    PLAIN_RUN.lastIndex = i;
+    PLAIN_RUN.test(text);
+    special = PLAIN_RUN.lastIndex;
+  }
+  const q = text.indexOf('"', i);
+  if (q === -1) return -1;
+  if (q < special) return q + 1;
+  return walkString(text, i);
+}
+
+/** string(), character by character: for bodies with escapes or control characters. */
+function walkString(text: string, i: number): number {
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
@@ -317,8 +363,10 @@ function fallback(text: string, out: JsonScan): boolean {
   try {
     v = JSON.parse(text);
   } catch {
+    out.valid = false;
     return false;
   }
+  reset(out);
   out.valid = true;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return true;
   const o = v as { choices?: unknown; usage?: unknown; error?: unknown };
@@ -330,4 +378,137 @@ function fallback(text: string, out: JsonScan): boolean {
   out.usageValue = out.usage === 'object' ? u : undefined;
   out.error = o.error !== undefined && o.error !== null;
   return true;
+}
+
+// ---- prefix checkpoints, for a stream of similar chunks ----------------------------------------------------
+
+/**
+ * Per-stream scanner. Chunks of one stream repeat a long prefix (`{"id":"chatcmpl-…","object":…,"model":…,
+ * "choices":[{"index":0,"delta":{"content":` is about 250 of a 340-character OpenAI chunk). The scan is a
+ * deterministic left-to-right automaton, so two texts with the same prefix are in the same state after it:
+ * having validated one chunk in full, the scanner keeps the state at a value start inside the prefix it shared
+ * with the chunk before, and the prefix text up to and including that value's first character. A later chunk
+ * that begins with that prefix (one native compare) resumes from the saved state; the rest of it is scanned as
+ * usual, so every character of every chunk is still checked. Anything else is scanned in full. The saved state
+ * is all the scan carries: position, open containers, the top-level member being read, findings so far.
+ */
+export class StreamJsonScan extends JsonScan {
+  /** the validated prefix, through the first character of the checkpoint's value; '' when there is none */
+  private prefix = '';
+  private prev = '';
+  /** full scans still to do (each may pick a better checkpoint), before trusting the prefix */
+  private learning = 3;
+  private cpPos = 0;
+  private cpDepth = 0;
+  /** open containers at the checkpoint: bit d set when depth d is an object */
+  private cpStack = 0;
+  private cpMember = M_NONE;
+  private cpMemberStart = 0;
+  private cpFlags = 0;
+  private cpUsageStart = -1;
+  private cpUsageEnd = -1;
+
+  /** Scans `text` (a whole chunk), filling the findings; returns `valid`. */
+  scan(text: string): boolean {
+    if (this.learning === 0) {
+      // lastIndexOf(p, 0) tests position 0 only; it is V8's fast native compare (startsWith walks characters).
+      if (this.prefix.length > 0 && text.lastIndexOf(this.prefix, 0) === 0) {
+        this.prev = text;
+        return this.resume(text);
+      }
+      this.learning = 2; // the shape moved (say, `created` ticked): learn from the next chunks again
+    }
+    reset(this);
+    cpCount = 0;
+    const ok = run(text, this, 0, 0, M_NONE, 0, true);
+    if (ok) {
+      if (this.prev.length > 0) this.choose(text);
+      this.prev = text;
+      this.learning--;
+    }
+    return ok;
+  }
+
+  private resume(text: string): boolean {
+    const f = this.cpFlags;
+    this.valid = false;
+    this.object = (f & F_OBJECT) !== 0;
+    this.choicesArray = (f & F_CHOICES_ARRAY) !== 0;
+    this.choicesEmpty = (f & F_CHOICES_EMPTY) !== 0;
+    this.error = (f & F_ERROR) !== 0;
+    this.usage = USAGE_KINDS[(f >> 4) & 3]!;
+    this.usageStart = this.cpUsageStart;
+    this.usageEnd = this.cpUsageEnd;
+    this.usageValue = undefined;
+    for (let d = 0; d < this.cpDepth; d++) stack[d] = (this.cpStack >> d) & 1 ? OBJ : ARR;
+    return run(text, this, this.cpPos, this.cpDepth, this.cpMember, this.cpMemberStart, false);
+  }
+
+  /**
+   * Picks the last checkpoint of this (valid, fully scanned) text whose prefix, through the first character of
+   * its value, the previous chunk shares. Prefixes only grow with the checkpoint, so a binary search over the
+   * checkpoints with native compares finds it (a few short-lived slices, on learning scans only).
+   */
+  private choose(text: string): void {
+    const prev = this.prev;
+    let lo = 0;
+    let hi = cpCount - 1;
+    let k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const end = cps[mid * CP_FIELDS]! + 1;
+      if (end <= prev.length && end <= text.length && prev.lastIndexOf(text.slice(0, end), 0) === 0) {
+        k = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (k < 0 || cps[k * CP_FIELDS]! === 0) {
+      this.prefix = '';
+      return;
+    }
+    const b = k * CP_FIELDS;
+    this.cpPos = cps[b]!;
+    this.cpDepth = cps[b + 1]!;
+    this.cpStack = cps[b + 2]!;
+    this.cpMember = cps[b + 3]!;
+    this.cpMemberStart = cps[b + 4]!;
+    this.cpFlags = cps[b + 5]!;
+    this.cpUsageStart = cps[b + 6]!;
+    this.cpUsageEnd = cps[b + 7]!;
+    this.prefix = text.slice(0, this.cpPos + 1);
+  }
+}
+
+const F_OBJECT = 1;
+const F_CHOICES_ARRAY = 2;
+const F_CHOICES_EMPTY = 4;
+const F_ERROR = 8;
+const USAGE_KINDS: readonly UsageKind[] = ['absent', 'null', 'object', 'other'];
+
+/** Checkpoints of the current learning scan: CP_FIELDS int32s each (module-level scratch, like the stack). */
+const CP_MAX = 256;
+const CP_FIELDS = 8;
+const cps = new Int32Array(CP_MAX * CP_FIELDS);
+let cpCount = 0;
+
+function checkpoint(i: number, depth: number, member: number, memberStart: number, out: JsonScan): void {
+  if (cpCount === CP_MAX || depth > 30) return;
+  let mask = 0;
+  for (let d = 0; d < depth; d++) if (stack[d] === OBJ) mask |= 1 << d;
+  const b = cpCount++ * CP_FIELDS;
+  cps[b] = i;
+  cps[b + 1] = depth;
+  cps[b + 2] = mask;
+  cps[b + 3] = member;
+  cps[b + 4] = memberStart;
+  cps[b + 5] =
+    (out.object ? F_OBJECT : 0) |
+    (out.choicesArray ? F_CHOICES_ARRAY : 0) |
+    (out.choicesEmpty ? F_CHOICES_EMPTY : 0) |
+    (out.error ? F_ERROR : 0) |
+    (USAGE_KINDS.indexOf(out.usage) << 4);
+  cps[b + 6] = out.usageStart;
+  cps[b + 7] = out.usageEnd;
 }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { JsonScan, MAX_DEPTH, scanJson } from '../../src/wire/json-scan.js';
+import { JsonScan, MAX_DEPTH, scanJson, StreamJsonScan } from '../../src/wire/json-scan.js';
 
 interface Findings {
   valid: boolean;
@@ -59,6 +59,20 @@ function scanned(text: string): Findings {
 }
 
 const agrees = (text: string): boolean => JSON.stringify(scanned(text)) === JSON.stringify(truth(text));
+
+/** The same findings through a per-stream scanner (prefix checkpoints): `s` keeps its state across calls. */
+function streamed(s: StreamJsonScan, text: string): Findings {
+  if (!s.scan(text)) return { valid: s.valid };
+  return {
+    valid: true,
+    object: s.object,
+    choicesArray: s.choicesArray,
+    choicesEmpty: s.choicesEmpty,
+    usage: s.usage,
+    usageValue: s.usageOf(text),
+    error: s.error,
+  };
+}
 
 const deep = (d: number, inner = '1') => '['.repeat(d) + inner + ']'.repeat(d);
 const deepObj = (d: number) => '{"a":'.repeat(d) + '1' + '}'.repeat(d);
@@ -338,6 +352,100 @@ describe('scanJson: seeded fuzz against JSON.parse', () => {
       // Neither side of the fuzz is vacuous: plenty of inputs are valid and plenty are not.
       expect(valid).toBeGreaterThan(total * 0.2);
       expect(valid).toBeLessThan(total * 0.8);
+    });
+  }
+});
+
+describe('StreamJsonScan: prefix checkpoints across the chunks of a stream', () => {
+  it('the recorded stream, chunk after chunk, then every chunk with every single character changed at its prefix end', () => {
+    const chunks = recordedChunks().slice(0, 10);
+    const s = new StreamJsonScan();
+    for (let round = 0; round < 3; round++) for (const c of chunks) expect(streamed(s, c), c).toEqual(truth(c));
+    // Once the checkpoint is learnt, a chunk equal up to any position and broken right after it is still caught.
+    const base = chunks[3]!;
+    const trained = (): StreamJsonScan => {
+      const t = new StreamJsonScan();
+      for (const c of chunks.slice(1, 5)) t.scan(c);
+      return t;
+    };
+    const failures: string[] = [];
+    for (let at = 0; at < base.length; at++) {
+      for (const ch of ['', ' ', '}', '"', '\\', '\n', '1', ',', 'x']) {
+        for (const text of [base.slice(0, at) + ch + base.slice(at + 1), base.slice(0, at) + ch + base.slice(at)]) {
+          if (JSON.stringify(streamed(trained(), text)) !== JSON.stringify(truth(text)) && failures.length < 5) failures.push(text);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('whitespace where the checkpointed value started, and members seen before the checkpoint, are kept exact', () => {
+    const s = new StreamJsonScan();
+    const seq = [
+      '{"id":1,"choices":[1]}',
+      '{"id":1,"choices":[2]}',
+      '{"id":1,"choices":[3]}',
+      '{"id":1,"choices":[4]}',
+      '{"id":1,"choices": [5]}',
+      '{"id":1,"choices":\n[]}',
+    ];
+    for (const text of seq) expect(streamed(s, text), text).toEqual(truth(text));
+    const before = [
+      '{"error":1,"usage":{"a":1},"choices":[],"x":1}',
+      '{"error":1,"usage":{"a":1},"choices":[],"x":2}',
+      '{"error":1,"usage":{"a":1},"choices":[],"x":3}',
+    ];
+    const after = [
+      '{"error":1,"usage":{"a":1},"choices":[],"x":4}',
+      '{"error":1,"usage":{"a":1},"choices":[],"x":5,"error":null,"usage":{"b":2}}',
+      '{"error":1,"usage":{"a":1},"choices":[],"x":6,"choices":[1]}',
+    ];
+    const t = new StreamJsonScan();
+    for (const text of [...before, ...after]) expect(streamed(t, text), text).toEqual(truth(text));
+  });
+
+  for (const seed of [11, 12, 13]) {
+    it(`agrees with JSON.parse on 300 streams of similar, mutated chunks (seed ${seed})`, () => {
+      const r = rng(seed);
+      const gen = generator(r);
+      const recorded = recordedChunks();
+      const failures: unknown[] = [];
+      let total = 0;
+      let valid = 0;
+      for (let stream = 0; stream < 300; stream++) {
+        const s = new StreamJsonScan();
+        // A stream: a shared head (recorded or generated), then tails that vary, some chunks mutated anywhere.
+        const heads = [
+          '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":17',
+          '{"a":[{"b":{"choices":',
+          '{"error":{"m":1},"usage":{"total_tokens":1},"choices":[],"x":',
+        ];
+        const head = heads[Math.floor(r() * heads.length)]!;
+        const length = 5 + Math.floor(r() * 25);
+        for (let k = 0; k < length; k++) {
+          let text: string;
+          const kind = r();
+          if (kind < 0.3) text = recorded[Math.floor(r() * recorded.length)]!;
+          else if (kind < 0.6)
+            text = head + (r() < 0.5 ? '' : String(Math.floor(r() * 3))) + ',"choices":[{"delta":{"content":' + gen() + '}}],"usage":' + gen() + '}';
+          else if (kind < 0.8)
+            text = head.startsWith('{"a"')
+              ? head + gen() + '}}]}'
+              : head.endsWith(':')
+                ? head + gen() + (r() < 0.5 ? '}' : ',' + gen().slice(1))
+                : head + ',"choices":' + gen() + '}';
+          else text = gen();
+          if (r() < 0.35) text = mutate(text, r);
+          total++;
+          const want = truth(text);
+          if (want.valid) valid++;
+          const got = streamed(s, text);
+          if (JSON.stringify(got) !== JSON.stringify(want) && failures.length < 5) failures.push({ stream, k, text, got, want });
+        }
+      }
+      expect(failures).toEqual([]);
+      expect(valid).toBeGreaterThan(total * 0.2);
+      expect(valid).toBeLessThan(total * 0.9);
     });
   }
 });

@@ -9,7 +9,7 @@
  * between the body and the router: SSE framing (SseParser) and the scan run synchronously inside it.
  */
 import { GatewayError } from '../../wire/errors.js';
-import { JsonScan, scanJson } from '../../wire/json-scan.js';
+import { StreamJsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import { SseParser } from '../../util/lines.js';
 import type { StreamChunk } from '../provider.js';
@@ -21,7 +21,7 @@ interface ErrorChunk {
 
 export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: string): AsyncGenerator<StreamChunk> {
   const sse = new SseParser();
-  const scan = new JsonScan();
+  const scan = new StreamJsonScan();
   let done = false;
   try {
     for await (const part of body) {
@@ -47,8 +47,8 @@ export async function* openAiStream(body: AsyncIterable<Uint8Array>, label: stri
 }
 
 /** One event's chunk, or the error it stands for. */
-function relay(data: string, event: string | undefined, scan: JsonScan, label: string): StreamChunk {
-  if (!scanJson(data, scan)) {
+function relay(data: string, event: string | undefined, scan: StreamJsonScan, label: string): StreamChunk {
+  if (!scan.scan(data)) {
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a malformed stream chunk`);
   }
   if (event === 'error' || scan.error) {
