@@ -252,6 +252,7 @@ function parseInt4(text: string, i: number): number {
  * needs a second look at. Sticky, so `lastIndex` after a test is where the run ends (V8 runs a negated class
  * loop like this several times faster than a search for the class).
  */
+// eslint-disable-next-line no-control-regex -- JSON strings must not hold raw control characters: this finds them
 const PLAIN_RUN = /[^\u0000-\u001f\\]*/y;
 /**
  * Where the next backslash or control character is, at or after the last place it was looked for
