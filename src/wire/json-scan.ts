@@ -1,9 +1,9 @@
 /**
- * A validating JSON scanner for the streamed-chunk hot path: one charCodeAt pass that accepts exactly what
+ * A validating JSON scanner for the streamed-chunk hot path: one pass that accepts exactly what
  * JSON.parse accepts (RFC 8259 / ECMA-404: objects, arrays, strings with every escape incl. \uXXXX and lone
  * surrogates, the exact number grammar, true/false/null, the four whitespace characters, nothing after the
  * value) and records, for the top-level object only, the members the gateway acts on. It builds no objects and
- * no strings, so an ordinary content chunk costs a pass over its text and nothing for the collector.
+ * no strings, so an ordinary content chunk costs one pass over its text and nothing for the collector.
  *
  * Contract (test/wire/json-scan.test.ts checks it against JSON.parse on a table and a seeded fuzz):
  * - `valid` is true iff JSON.parse(text) would succeed.
@@ -11,7 +11,13 @@
  *   JSON.parse would see them, i.e. the LAST occurrence of a repeated key wins, and keys are compared after
  *   unescaping (`"\u0063hoices"` is `choices`), without allocating.
  * - Nesting deeper than MAX_DEPTH is handed to JSON.parse (V8's is iterative, so it agrees at any depth); the
- *   scanner's own stack stays bounded. That is the only path that allocates, and no real chunk takes it.
+ *   scanner's own stack stays bounded. That path allocates; no real chunk takes it.
+ * - String bodies without escapes or control characters are skipped natively (indexOf, a sticky regex), not
+ *   walked; StreamJsonScan (at the end) resumes after a prefix the stream's chunks share. Its learning scans
+ *   (a stream's first chunks, and after the shape changes) allocate a few short slices; resumed scans do not.
+ *
+ * Over 400 lines on purpose: one automaton, and the per-stream checkpoints resume it from saved state, so they
+ * share its private stack and entry point rather than export them.
  */
 
 /** How deep the scanner follows containers itself before handing the text to JSON.parse. */
