@@ -404,6 +404,13 @@ describe('StreamJsonScan: prefix checkpoints across the chunks of a stream', () 
     for (const text of [...before, ...after]) expect(streamed(t, text), text).toEqual(truth(text));
   });
 
+  it('chunks nested past MAX_DEPTH after the checkpoint still go to JSON.parse, and agree', () => {
+    const s = new StreamJsonScan();
+    const texts = [1, 2, 3, 4, 5].map((k) => `{"id":1,"x":${deep(MAX_DEPTH + 10, String(k))},"choices":[${k}],"usage":${k === 4 ? '{"t":4}' : 'null'}}`);
+    texts.push(`{"id":1,"x":${deep(MAX_DEPTH + 10).slice(0, -1)},"choices":[]}`);
+    for (const text of texts) expect(streamed(s, text), text.slice(-40)).toEqual(truth(text));
+  });
+
   for (const seed of [11, 12, 13]) {
     it(`agrees with JSON.parse on 300 streams of similar, mutated chunks (seed ${seed})`, () => {
       const r = rng(seed);
