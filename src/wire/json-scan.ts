@@ -405,6 +405,8 @@ export class StreamJsonScan extends JsonScan {
   private prev = '';
   /** full scans still to do (each may pick a better checkpoint), before trusting the prefix */
   private learning = 3;
+  /** plain scans left before learning again, when learning found no shared prefix */
+  private plain = PLAIN_SCANS;
   private cpPos = 0;
   private cpDepth = 0;
   /** open containers at the checkpoint: bit d set when depth d is an object */
@@ -423,7 +425,15 @@ export class StreamJsonScan extends JsonScan {
         this.prev = text;
         return this.resume(text);
       }
+      if (this.prefix.length === 0 && this.plain > 0) {
+        // Chunks that share no prefix: scan plainly for a while rather than pay for learning on every one.
+        this.plain--;
+        this.prev = text;
+        reset(this);
+        return run(text, this, 0, 0, M_NONE, 0, false);
+      }
       this.learning = 2; // the shape moved (say, `created` ticked): learn from the next chunks again
+      this.plain = PLAIN_SCANS;
     }
     reset(this);
     cpCount = 0;
@@ -488,6 +498,8 @@ export class StreamJsonScan extends JsonScan {
   }
 }
 
+/** How many chunks are scanned plainly after learning found no prefix, before learning is tried again. */
+const PLAIN_SCANS = 16;
 const F_OBJECT = 1;
 const F_CHOICES_ARRAY = 2;
 const F_CHOICES_EMPTY = 4;
