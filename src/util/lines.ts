@@ -32,44 +32,79 @@ export interface SseEvent {
 /**
  * Server-sent events per the WHATWG rules that matter for LLM upstreams: `event:` and `data:` fields,
  * multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank line dispatches.
- * One generator over the byte chunks (no inner line generator): this sits on every streamed chunk's path.
+ * Synchronous and incremental, so a relay can run it inside its own loop over the body (no generator per
+ * layer on every streamed chunk's path). Each push() or end() refills `names`/`datas`[0, count) with the events
+ * it completed; they are valid until the next call. The arrays are reused: no object per event.
  */
-export async function* parseSse(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
-  const decoder = new StringDecoder('utf8');
-  let event: string | undefined;
-  let data: string | undefined;
-  let rest = '';
-  const ready: SseEvent[] = [];
-  const line = (l: string): void => {
-    if (l.length === 0) {
-      if (data !== undefined) ready.push({ event, data });
-      event = undefined;
-      data = undefined;
-      return;
-    }
-    if (l.charCodeAt(0) === 58 /* : */) return;
-    const colon = l.indexOf(':');
-    const field = colon === -1 ? l : l.slice(0, colon);
-    let value = colon === -1 ? '' : l.slice(colon + 1);
-    if (value.charCodeAt(0) === 32) value = value.slice(1);
-    if (field === 'data') data = data === undefined ? value : data + '\n' + value;
-    else if (field === 'event') event = value;
-  };
-  for await (const part of source) {
-    const text = rest + (typeof part === 'string' ? part : decoder.write(part));
+export class SseParser {
+  /** the `event:` field of each completed event (undefined when it had none) */
+  readonly names: (string | undefined)[] = [];
+  /** the data of each completed event */
+  readonly datas: string[] = [];
+  /** how many events the last push()/end() completed */
+  count = 0;
+  private readonly decoder = new StringDecoder('utf8');
+  private rest = '';
+  private event: string | undefined = undefined;
+  private data: string | undefined = undefined;
+
+  /** Feeds the next piece of the body. */
+  push(part: Uint8Array | string): void {
+    this.count = 0;
+    const text = this.rest + (typeof part === 'string' ? part : this.decoder.write(part));
     let start = 0;
     let nl = text.indexOf('\n', start);
     while (nl !== -1) {
-      line(text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
+      this.line(text, start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
       start = nl + 1;
       nl = text.indexOf('\n', start);
     }
-    rest = start === 0 ? text : text.slice(start);
-    while (ready.length > 0) yield ready.shift()!;
+    this.rest = start === 0 ? text : text.slice(start);
   }
-  rest += decoder.end();
-  if (rest.length > 0) line(rest.endsWith('\r') ? rest.slice(0, -1) : rest);
-  // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
-  if (data !== undefined) ready.push({ event, data });
-  while (ready.length > 0) yield ready.shift()!;
+
+  /** The body ended: a last line without its newline counts, and an event without its blank line is dispatched. */
+  end(): void {
+    this.count = 0;
+    const text = this.rest + this.decoder.end();
+    this.rest = '';
+    if (text.length > 0) this.line(text, 0, text.charCodeAt(text.length - 1) === 13 ? text.length - 1 : text.length);
+    // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
+    if (this.data !== undefined) this.dispatch();
+  }
+
+  /** One line: text[s, e). Field names are compared in place; only values are sliced out. */
+  private line(text: string, s: number, e: number): void {
+    if (s === e) {
+      if (this.data !== undefined) this.dispatch();
+      this.event = undefined;
+      return;
+    }
+    let v: number;
+    if (text.startsWith('data', s) && (s + 4 === e || text.charCodeAt(s + 4) === 58)) v = s + 5;
+    else if (text.startsWith('event', s) && (s + 5 === e || text.charCodeAt(s + 5) === 58)) v = s + 6;
+    else return; // a comment (`:` first) or a field we do not use
+    if (v < e && text.charCodeAt(v) === 32) v++;
+    const value = v < e ? text.slice(v, e) : '';
+    if (text.charCodeAt(s) === 100 /* d */) this.data = this.data === undefined ? value : this.data + '\n' + value;
+    else this.event = value;
+  }
+
+  private dispatch(): void {
+    this.names[this.count] = this.event;
+    this.datas[this.count] = this.data!;
+    this.count++;
+    this.event = undefined;
+    this.data = undefined;
+  }
+}
+
+/** parseSse as an async generator of events, for callers that are not on a per-chunk hot path. */
+export async function* parseSse(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
+  const p = new SseParser();
+  for await (const part of source) {
+    p.push(part);
+    for (let i = 0; i < p.count; i++) yield { event: p.names[i], data: p.datas[i]! };
+  }
+  p.end();
+  for (let i = 0; i < p.count; i++) yield { event: p.names[i], data: p.datas[i]! };
 }

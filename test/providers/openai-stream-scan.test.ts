@@ -2,7 +2,8 @@
  * The OpenAI relay (src/providers/openai/stream.ts): content chunks go through byte-identical (never
  * re-serialised), while everything the gateway must see — in-band errors, the usage chunk, malformed or
  * choice-less chunks, `event: error` — is caught, whatever the chat content says. A malformed chunk shaped like
- * a content chunk is caught too: that is why every chunk is still parsed once (no scan-only fast path).
+ * a content chunk is caught too: every chunk is validated in full (the scanner in src/wire/json-scan.ts accepts
+ * exactly what JSON.parse accepts; a shape-only scan that skipped validation was taken back out for this).
  */
 import { describe, expect, it } from 'vitest';
 import { openAiStream } from '../../src/providers/openai/stream.js';
@@ -70,6 +71,94 @@ describe('openAiStream scan', () => {
     const ok = content('fine');
     for (const bad of ['{"choices":[{"delta": oops}]}', '{"choices":[{"delta":{"content":"a"}}],}', '{"choices":[{"delta":{"content":"a"}}]}}']) {
       expect(await failsWith(`data: ${ok}\n\ndata: ${bad}\n\ndata: [DONE]\n\n`), bad).toBe('UPSTREAM_BAD_RESPONSE');
+    }
+  });
+
+  it('reads the members however they are spelled: escaped keys, repeated keys (the last wins, as in JSON.parse)', async () => {
+    const escapedUsage = '{"\\u0063hoices":[],"us\\u0061ge":{"total_tokens":4}}';
+    expect(await run(`data: ${escapedUsage}\n\n${DONE}`)).toEqual([{ data: escapedUsage, usage: { total_tokens: 4 } }]);
+    const repeated = '{"choices":[],"usage":{"total_tokens":1},"usage":{"total_tokens":2}}';
+    expect(await run(`data: ${repeated}\n\n${DONE}`)).toEqual([{ data: repeated, usage: { total_tokens: 2 } }]);
+    expect(await failsWith(`data: {"choices":[],"\\u0065rror":{"message":"boom"}}\n\n${DONE}`)).toBe('UPSTREAM_STREAM_ERROR');
+    expect(await failsWith(`data: {"choices":[{}],"choices":"gone"}\n\n${DONE}`)).toBe('UPSTREAM_BAD_RESPONSE');
+    expect((await run(`data: {"choices":[],"error":{"message":"x"},"error":null}\n\n${DONE}`)).length).toBe(1);
+  });
+
+  it('a usage chunk with spaces, and a usage that is not an object, are told apart', async () => {
+    const spaced = '{ "choices" : [ ] , "usage" : { "total_tokens" : 9 } }';
+    expect(await run(`data: ${spaced}\n\n${DONE}`)).toEqual([{ data: spaced, usage: { total_tokens: 9 } }]);
+    const nullUsage = '{"choices":[],"usage":null}';
+    expect(await run(`data: ${nullUsage}\n\n${DONE}`)).toEqual([{ data: nullUsage }]);
+  });
+
+  it('the in-band error message is the scrubbed upstream text', async () => {
+    const err = await run(`data: {"error":{"message":"quota   exceeded\\nfor key"}}\n\n${DONE}`).then(
+      () => undefined,
+      (e: unknown) => e as GatewayError,
+    );
+    expect(err?.code).toBe('UPSTREAM_STREAM_ERROR');
+    expect(err?.message).toContain('quota exceeded for key');
+  });
+
+  it('a malformed error event is a bad response; an error event with no error member says "error event"', async () => {
+    expect(await failsWith(`event: error\ndata: {oops\n\n${DONE}`)).toBe('UPSTREAM_BAD_RESPONSE');
+    const err = await run(`event: error\ndata: [1]\n\n${DONE}`).then(
+      () => undefined,
+      (e: unknown) => e as GatewayError,
+    );
+    expect(err?.code).toBe('UPSTREAM_STREAM_ERROR');
+    expect(err?.message).toContain('error event');
+  });
+
+  it('JSON that is valid but not an object is a chunk without choices', async () => {
+    for (const v of ['[]', '"choices"', '1', 'null', '[{"choices":[]}]']) expect(await failsWith(`data: ${v}\n\n${DONE}`), v).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('every malformed variant of a content chunk is caught, in whatever spelling (trailing garbage, bad number, bad escape)', async () => {
+    const bad = [
+      '{"choices":[{"delta":{"content":"a"}}]} x',
+      '{"choices":[{"index":01}]}',
+      '{"choices":[{"index":1.}]}',
+      '{"choices":[{"delta":{"content":"\\x41"}}]}',
+      '{"choices":[{"delta":{"content":"\\u12"}}]}',
+      '{"choices":[{"delta":{"content":"tab\there"}}]}',
+      '{"choices":[{"delta":{"content":"a"}}]',
+      '\uFEFF{"choices":[]}',
+      '',
+    ];
+    for (const b of bad) expect(await failsWith(`data: ${content('ok')}\n\ndata: ${b}\n\n${DONE}`), b).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('deeply nested chunks are validated too (past the scanner depth, JSON.parse decides)', async () => {
+    const deep = `{"choices":[${'['.repeat(300)}${']'.repeat(300)}],"usage":null}`;
+    expect((await run(`data: ${deep}\n\n${DONE}`)).map((c) => c.data)).toEqual([deep]);
+    const deepUsage = `{"choices":[],"usage":{"x":${'['.repeat(300)}${']'.repeat(300)},"total_tokens":2}}`;
+    expect((await run(`data: ${deepUsage}\n\n${DONE}`))[0]!.usage).toMatchObject({ total_tokens: 2 });
+    expect(await failsWith(`data: {"choices":[${'['.repeat(300)}${']'.repeat(299)}]}\n\n${DONE}`)).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('events after [DONE] are read but ignored, even errors and garbage; a body without [DONE] fails', async () => {
+    expect((await run(`data: ${content('a')}\n\n${DONE}event: error\ndata: {oops\n\ndata: {"error":"x"}\n\n`)).length).toBe(1);
+    expect(await failsWith(`data: ${content('a')}\n\n`)).toBe('UPSTREAM_STREAM_ERROR');
+    // The last event counts even without its blank line.
+    expect((await run(`data: ${content('a')}\n\ndata: [DONE]`)).length).toBe(1);
+  });
+
+  it('many events in one network read, and one event split over many reads, give the same chunks', async () => {
+    const sse =
+      [content('a'), content('b\\n"c"'), '{"choices":[],"usage":{"total_tokens":3}}'].map((d) => `data: ${d}\r\n\r\n`).join('') + 'data: [DONE]\r\n\r\n';
+    async function* bytes(size: number): AsyncGenerator<Uint8Array> {
+      const b = Buffer.from(sse);
+      for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+    }
+    const whole: StreamChunk[] = [];
+    for await (const c of openAiStream(bytes(1 << 20), 'scan')) whole.push(c);
+    expect(whole).toHaveLength(3);
+    expect(whole[2]!.usage).toEqual({ total_tokens: 3 });
+    for (const size of [1, 2, 5, 13]) {
+      const out: StreamChunk[] = [];
+      for await (const c of openAiStream(bytes(size), 'scan')) out.push(c);
+      expect(out, `${size}-byte reads`).toEqual(whole);
     }
   });
 });

@@ -1,6 +1,6 @@
 /** The upstream stream parsers, from raw bytes split at every awkward place. */
 import { describe, expect, it } from 'vitest';
-import { parseSse, splitLines, type SseEvent } from '../../src/util/lines.js';
+import { parseSse, SseParser, splitLines, type SseEvent } from '../../src/util/lines.js';
 
 async function* pieces(text: string, size: number): AsyncGenerator<Uint8Array> {
   const bytes = Buffer.from(text, 'utf8');
@@ -56,6 +56,61 @@ describe('parseSse', () => {
     }
     for await (const e of parseSse(source())) if (e.data === '2') break;
     expect(pulled).toBeLessThan(10);
+  });
+});
+
+describe('SseParser (the synchronous parser under parseSse)', () => {
+  const drain = (p: SseParser, out: SseEvent[]) => {
+    for (let i = 0; i < p.count; i++) out.push({ event: p.names[i], data: p.datas[i]! });
+  };
+
+  it('completes events per push, reusing its arrays, and dispatches the tail at end()', () => {
+    const p = new SseParser();
+    const out: SseEvent[] = [];
+    p.push('data: a\n\ndata: b\n');
+    expect(p.count).toBe(1);
+    drain(p, out);
+    p.push('\nevent: x\ndata: c\n\ndata: d');
+    expect(p.count).toBe(2);
+    drain(p, out);
+    p.end();
+    drain(p, out);
+    expect(out).toEqual([
+      { event: undefined, data: 'a' },
+      { event: undefined, data: 'b' },
+      { event: 'x', data: 'c' },
+      { event: undefined, data: 'd' },
+    ]);
+    p.push('');
+    expect(p.count).toBe(0);
+  });
+
+  it('field names are matched whole: `data` and `event` with or without a value, nothing else', () => {
+    const p = new SseParser();
+    const out: SseEvent[] = [];
+    p.push('data\n\ndata:\n\ndatax: no\nevent\ndata: y\n\nevents: no\neventx\ndata:  two spaces\n\n');
+    drain(p, out);
+    expect(out).toEqual([
+      { event: undefined, data: '' },
+      { event: undefined, data: '' },
+      { event: '', data: 'y' },
+      { event: undefined, data: ' two spaces' },
+    ]);
+  });
+
+  it('a UTF-8 character split across pushes, and a CR-only last line', () => {
+    const p = new SseParser();
+    const out: SseEvent[] = [];
+    const b = Buffer.from('data: ✓\n\ndata: z\r');
+    p.push(b.subarray(0, 7));
+    p.push(b.subarray(7));
+    drain(p, out);
+    p.end();
+    drain(p, out);
+    expect(out).toEqual([
+      { event: undefined, data: '✓' },
+      { event: undefined, data: 'z' },
+    ]);
   });
 });
 
