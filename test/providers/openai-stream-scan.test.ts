@@ -162,3 +162,47 @@ describe('openAiStream scan', () => {
     }
   });
 });
+
+describe('openAiStream as a ChunkStream (takeReady)', () => {
+  async function* reads(parts: string[]): AsyncGenerator<Uint8Array> {
+    for (const p of parts) yield Buffer.from(p);
+  }
+
+  /** Drains the way the edges do: takeReady until empty, then next(); records which read each chunk came in. */
+  async function drain(parts: string[]): Promise<{ batches: string[][]; error?: string }> {
+    const s = openAiStream(reads(parts), 'ready');
+    const batches: string[][] = [];
+    try {
+      for (;;) {
+        const r = await s.next();
+        if (r.done) return { batches };
+        const batch = [r.value.data];
+        for (let c = s.takeReady?.(); c !== undefined; c = s.takeReady?.()) batch.push(c.data);
+        batches.push(batch);
+      }
+    } catch (err) {
+      return { batches, error: (err as GatewayError).code };
+    }
+  }
+
+  it('hands over the chunks of one read together, and an event split across reads once complete', async () => {
+    const [a, b, c] = [content('a'), content('b'), content('c')];
+    const split = `data: ${c}\n\n${DONE}`;
+    const { batches, error } = await drain([`data: ${a}\n\ndata: ${b}\n\n${split.slice(0, 20)}`, split.slice(20)]);
+    expect(error).toBeUndefined();
+    expect(batches).toEqual([[a, b], [c]]);
+  });
+
+  it('a failing event in a read ends the stream after the chunks before it, never after the ones behind it', async () => {
+    const [a, b] = [content('a'), content('b')];
+    const { batches, error } = await drain([`data: ${a}\n\ndata: ${a.slice(0, -1)}\n\ndata: ${b}\n\n${DONE}`]);
+    expect(batches).toEqual([[a]]);
+    expect(error).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
+  it('nothing after [DONE] in the same read is handed over, and a stream without it fails after its chunks', async () => {
+    const [a, b] = [content('a'), content('b')];
+    expect(await drain([`data: ${a}\n\n${DONE}data: ${b}\n\n`])).toEqual({ batches: [[a]] });
+    expect(await drain([`data: ${a}\n\ndata: ${b}\n\n`])).toEqual({ batches: [[a, b]], error: 'UPSTREAM_STREAM_ERROR' });
+  });
+});
