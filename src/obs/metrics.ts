@@ -3,19 +3,21 @@
  * process never share series). Every series is listed in docs/operations.md.
  *
  * Two kinds of series:
- * - counters and histograms fed by thin hooks on the hot path (request meter, router observer, link and
- *   turn hooks). Their children are cached per label set, so a request costs a Map lookup, not a label hash;
+ * - counters and histograms fed by thin hooks (request meter, router observer, link and turn hooks). The four
+ *   per-request series (requests, durations, time to first token, tokens) are plain cells (hot-metrics.ts):
+ *   a request costs a Map lookup and a few additions, not prom-client's label validation and hash per call;
  * - gauges read at scrape time from the state the gateway already keeps (router table, health, links,
  *   store), so they cost nothing between scrapes.
  *
  * Label values are bounded: route names from a fixed list, model/channel/peer names from config (ours or a
  * peer's announcement), error codes from the error table. Never a request id or user text.
  */
-import { Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
+import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
 import type { Router } from '../router/router.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { HealthState } from '../router/health.js';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
@@ -27,69 +29,50 @@ export interface MetricsSources {
   startedAt: number;
 }
 
-type ReqLabels = 'route' | 'model' | 'channel' | 'peer' | 'status';
-
-/** A small cache of prom-client children keyed by a joined label string. */
-class Children<T> {
-  private readonly map = new Map<string, T>();
-  constructor(private readonly make: (values: string[]) => T) {}
-  get(key: string, values: () => string[]): T {
-    let c = this.map.get(key);
-    if (c === undefined) {
-      c = this.make(values());
-      this.map.set(key, c);
-    }
-    return c;
-  }
-}
-
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<ReqLabels>;
-  private readonly duration: Histogram<'route' | 'model' | 'channel' | 'peer'>;
-  private readonly ttft: Histogram<'model' | 'channel' | 'peer'>;
-  private readonly tokens: Counter<'model' | 'channel' | 'peer' | 'direction'>;
+  private readonly requests: HotCounter;
+  private readonly duration: HotHistogram;
+  private readonly ttft: HotHistogram;
+  private readonly tokens: HotCounter;
   private readonly attemptFailures: Counter<'channel' | 'peer' | 'reason'>;
   private readonly failovers: Counter<'reason'>;
   private readonly ejections: Counter<'candidate'>;
   private readonly probes: Counter<'candidate' | 'outcome'>;
   private readonly turns: Counter<'runtime' | 'outcome'>;
   private readonly transfers: Counter<'direction' | 'outcome'>;
-  private readonly reqChildren: Children<{ inc(): void }>;
-  private readonly durChildren: Children<{ observe(v: number): void }>;
-  private readonly ttftChildren: Children<{ observe(v: number): void }>;
   /** requests being served now, and those of them still waiting for an upstream's first byte */
   inflight = 0;
   waiting = 0;
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
-    this.requests = new Counter({
-      name: 'switchyard_requests_total',
-      help: 'HTTP requests served, by route, model, channel, peer and status',
-      labelNames: ['route', 'model', 'channel', 'peer', 'status'],
-      registers: r,
-    });
-    this.duration = new Histogram({
-      name: 'switchyard_request_duration_seconds',
-      help: 'request latency until the response ended (streams: until the last byte)',
-      labelNames: ['route', 'model', 'channel', 'peer'],
-      buckets: LATENCY_BUCKETS,
-      registers: r,
-    });
-    this.ttft = new Histogram({
-      name: 'switchyard_time_to_first_token_seconds',
-      help: 'time from request to the first upstream byte (stream: first chunk; otherwise the full answer)',
-      labelNames: ['model', 'channel', 'peer'],
-      buckets: LATENCY_BUCKETS,
-      registers: r,
-    });
-    this.tokens = new Counter({
-      name: 'switchyard_tokens_total',
-      help: 'tokens from upstream usage reports, direction in (prompt) or out (completion)',
-      labelNames: ['model', 'channel', 'peer', 'direction'],
-      registers: r,
-    });
+    // the per-request series: plain cells on the hot path, prom-client's exposition (hot-metrics.ts)
+    this.requests = new HotCounter('switchyard_requests_total', 'HTTP requests served, by route, model, channel, peer and status', [
+      'route',
+      'model',
+      'channel',
+      'peer',
+      'status',
+    ]).register(this.registry);
+    this.duration = new HotHistogram(
+      'switchyard_request_duration_seconds',
+      'request latency until the response ended (streams: until the last byte)',
+      ['route', 'model', 'channel', 'peer'],
+      LATENCY_BUCKETS,
+    ).register(this.registry);
+    this.ttft = new HotHistogram(
+      'switchyard_time_to_first_token_seconds',
+      'time from request to the first upstream byte (stream: first chunk; otherwise the full answer)',
+      ['model', 'channel', 'peer'],
+      LATENCY_BUCKETS,
+    ).register(this.registry);
+    this.tokens = new HotCounter('switchyard_tokens_total', 'tokens from upstream usage reports, direction in (prompt) or out (completion)', [
+      'model',
+      'channel',
+      'peer',
+      'direction',
+    ]).register(this.registry);
     this.attemptFailures = new Counter({
       name: 'switchyard_attempt_failures_total',
       help: 'routing attempts that failed, by candidate and error code',
@@ -126,9 +109,6 @@ export class GatewayMetrics {
       labelNames: ['direction', 'outcome'],
       registers: r,
     });
-    this.reqChildren = new Children((v) => this.requests.labels(...v));
-    this.durChildren = new Children((v) => this.duration.labels(...v));
-    this.ttftChildren = new Children((v) => this.ttft.labels(...v));
     this.scrapeGauges(r);
   }
 
@@ -136,17 +116,24 @@ export class GatewayMetrics {
 
   requestEnded(route: string, model: string, channel: string, peer: string, status: number, seconds: number): void {
     const k = `${route}\u0000${model}\u0000${channel}\u0000${peer}`;
-    this.reqChildren.get(`${k}\u0000${status}`, () => [route, model, channel, peer, String(status)]).inc();
-    this.durChildren.get(k, () => [route, model, channel, peer]).observe(seconds);
+    this.requests.cell(`${k}\u0000${status}`, () => [route, model, channel, peer, String(status)]).value++;
+    this.duration.observe(
+      this.duration.cell(k, () => [route, model, channel, peer]),
+      seconds,
+    );
   }
 
   firstByte(model: string, channel: string, peer: string, seconds: number): void {
-    this.ttftChildren.get(`${model}\u0000${channel}\u0000${peer}`, () => [model, channel, peer]).observe(seconds);
+    this.ttft.observe(
+      this.ttft.cell(`${model}\u0000${channel}\u0000${peer}`, () => [model, channel, peer]),
+      seconds,
+    );
   }
 
   usage(model: string, channel: string, peer: string, tokensIn: number, tokensOut: number): void {
-    if (tokensIn > 0) this.tokens.inc({ model, channel, peer, direction: 'in' }, tokensIn);
-    if (tokensOut > 0) this.tokens.inc({ model, channel, peer, direction: 'out' }, tokensOut);
+    const k = `${model}\u0000${channel}\u0000${peer}`;
+    if (tokensIn > 0) this.tokens.cell(`${k}\u0000in`, () => [model, channel, peer, 'in']).value += tokensIn;
+    if (tokensOut > 0) this.tokens.cell(`${k}\u0000out`, () => [model, channel, peer, 'out']).value += tokensOut;
   }
 
   attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void {

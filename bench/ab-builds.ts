@@ -1,0 +1,126 @@
+/**
+ * Back-to-back comparison of builds of the gateway: what one change bought, read the way
+ * docs/benchmarks.md ("Hot-path changes and what each bought") records it.
+ *
+ *   node dist-bench/ab-builds.js <checkout> [<checkout> …] [--mode ns|st|both] [--rounds 3] [--duration 4] [--connections 50]
+ *
+ * Each <checkout> is a built checkout of this repository (its `bin/switchyard` runs its `dist/`), e.g. a
+ * `git worktree` of the commit before a change. One mock upstream and one bare pass-through serve every build;
+ * each build runs as its own gateway (the bench's channel config, `SWITCHYARD_LOG=warn`). Per mode, after a 2 s
+ * warm-up of each target, the rounds alternate bare → build 1 → build 2 … so that the neighbours' load hits all
+ * of them alike. Besides req/s (wrk, like the harness) it reports each process's own CPU time per request
+ * (utime + stime from /proc/<pid>/stat over the round ÷ requests served): on a shared machine that moves much
+ * less with the neighbours' load than req/s does. Linux only (it reads /proc); needs wrk on PATH.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startBareProxy } from './bare-proxy.js';
+import { pickLoadTool, type LoadTarget } from './load.js';
+import { startMockUpstream, MOCK_MODELS } from './mock-upstream.js';
+
+interface Args {
+  checkouts: string[];
+  modes: boolean[];
+  rounds: number;
+  duration: number;
+  connections: number;
+}
+
+function parse(argv: string[]): Args {
+  const a: Args = { checkouts: [], modes: [false, true], rounds: 3, duration: 4, connections: 50 };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]!;
+    const next = () => argv[++i] ?? '';
+    if (v === '--mode') a.modes = { ns: [false], st: [true], both: [false, true] }[next()] ?? a.modes;
+    else if (v === '--rounds') a.rounds = Number(next());
+    else if (v === '--duration') a.duration = Number(next());
+    else if (v === '--connections') a.connections = Number(next());
+    else a.checkouts.push(resolve(v));
+  }
+  if (a.checkouts.length === 0) throw new Error('usage: ab-builds <checkout> [<checkout> …] [--mode ns|st|both] [--rounds N] [--duration S]');
+  return a;
+}
+
+/** utime + stime of a process in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+async function startGateway(checkout: string, dir: string, i: number, upstream: string): Promise<{ url: string; proc: ChildProcess }> {
+  const cfg = {
+    gateway: { id: `gw_ab_${i}`, name: `ab-${i}`, port: 0 },
+    channels: [{ name: 'mock', provider: 'openai', baseUrl: `${upstream}/v1`, apiKey: 'bench-key', models: [MOCK_MODELS.fast], maxConcurrent: 1024 }],
+    store: { kind: 'sqlite', path: join(dir, `ab-${i}.db`) },
+  };
+  const file = join(dir, `ab-${i}.json5`);
+  writeFileSync(file, JSON.stringify(cfg));
+  const proc = spawn(process.execPath, [join(checkout, 'bin/switchyard'), 'gateway', '--config', file], {
+    env: { ...process.env, SWITCHYARD_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /https?:\/\/127\.0\.0\.1:\d+/.exec(out);
+      if (m) ok(m[0]);
+    });
+    proc.once('exit', (code) => fail(new Error(`${checkout}: gateway exited with ${code} before listening`)));
+  });
+  return { url, proc };
+}
+
+async function main(): Promise<void> {
+  const a = parse(process.argv.slice(2));
+  const tool = await pickLoadTool((s) => process.stderr.write(s), false);
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-ab-'));
+  const mock = await startMockUpstream({ chunks: 20, pacedChunkMs: 20, slowChunkMs: 250 });
+  const bare = await startBareProxy(mock.url);
+  const gws: Array<{ name: string; url: string; pid: number; proc: ChildProcess }> = [];
+  try {
+    for (const [i, c] of a.checkouts.entries()) {
+      const g = await startGateway(c, dir, i, mock.url);
+      gws.push({ name: c, url: g.url, pid: g.proc.pid!, proc: g.proc });
+    }
+    const targets = [{ name: 'bare pass-through', url: bare.url, pid: bare.pid }, ...gws];
+    for (const stream of a.modes) {
+      const body = JSON.stringify({
+        model: MOCK_MODELS.fast,
+        messages: [{ role: 'user', content: 'Reply with a short sentence for the benchmark.' }],
+        ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
+      });
+      const load = (url: string): LoadTarget => ({ url: `${url}/v1/chat/completions`, headers: { authorization: 'Bearer bench-key' }, body });
+      for (const t of targets) await tool.run(load(t.url), a.connections, 2);
+      const rows = new Map<string, string[]>();
+      for (let r = 0; r < a.rounds; r++) {
+        for (const t of targets) {
+          const c0 = cpuMs(t.pid);
+          const res = await tool.run(load(t.url), a.connections, a.duration);
+          const us = ((cpuMs(t.pid) - c0) * 1000) / Math.max(1, res.requests);
+          const bad = res.errors + res.non2xx > 0 ? ` (${res.errors + res.non2xx} failed)` : '';
+          rows.set(t.name, [...(rows.get(t.name) ?? []), `${Math.round(res.rps)} req/s ${Math.round(us)} µs${bad}`]);
+        }
+      }
+      process.stdout.write(
+        `${stream ? 'streaming 20 chunks' : 'non-streaming'}, ${a.connections} connections: req/s and the process's CPU per request, per round\n`,
+      );
+      for (const [name, cells] of rows) process.stdout.write(`  ${name.padEnd(40)} ${cells.join(' | ')}\n`);
+    }
+  } finally {
+    for (const g of gws) {
+      g.proc.kill('SIGTERM');
+      await new Promise((r) => (g.proc.exitCode === null ? g.proc.once('exit', r) : r(undefined)));
+    }
+    await bare.stop();
+    await mock.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  process.exit(1);
+});
