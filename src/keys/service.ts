@@ -50,7 +50,8 @@ export interface Finish {
 }
 
 export interface Ticket {
-  finish(f: Finish): Promise<void>;
+  /** settles the request's limits and records its usage; a promise only when a limiter must be told */
+  finish(f: Finish): Promise<void> | void;
 }
 
 export interface KeyServiceOptions {
@@ -128,9 +129,14 @@ export class KeyService {
     return p.kind !== 'key' || modelAllowed(p.key, model);
   }
 
-  async admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Promise<Ticket> {
+  /** A ticket at once when nothing is limited (no promise on the hot path); the limiter's verdict otherwise. */
+  admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Ticket | Promise<Ticket> {
     if (p.kind === 'agent') return new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined);
     if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
+    return this.admitKey(p, model, format);
+  }
+
+  private async admitKey(p: Extract<Principal, { kind: 'key' }>, model: string, format: HeaderFormat): Promise<Ticket> {
     const k = p.key;
     if (!modelAllowed(k, model)) {
       throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${model}"`, { param: 'model', details: { allowed: k.models } });
@@ -145,11 +151,17 @@ export class KeyService {
     return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget);
   }
 
-  /** @internal RequestTicket.finish */
-  async settle(keyId: string, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> {
+  /** @internal RequestTicket.finish: synchronous unless a limiter lease is held */
+  settle(keyId: string, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> | void {
     const t = tokensOf(f.usage);
     const cost = costOf(f.pricing ?? (f.peer ? undefined : this.pricing.get(f.channel)), t);
-    if (held) await this.o.limiter.settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.key.limits });
+    if (!held) return this.recordUsage(keyId, f, t, cost);
+    return this.o.limiter
+      .settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.key.limits })
+      .then(() => this.recordUsage(keyId, f, t, cost));
+  }
+
+  private recordUsage(keyId: string, f: Finish, t: ReturnType<typeof tokensOf>, cost: number): void {
     if (!f.ok && !f.usage) return;
     this.recorder.record({
       ts: Date.now(),
@@ -273,8 +285,8 @@ class RequestTicket implements Ticket {
     private readonly budget: BudgetCheck | undefined,
   ) {}
 
-  finish(f: Finish): Promise<void> {
-    if (this.done) return Promise.resolve();
+  finish(f: Finish): Promise<void> | void {
+    if (this.done) return;
     this.done = true;
     return this.svc.settle(this.keyId, this.held, this.budget, f);
   }
