@@ -129,7 +129,7 @@ export class KeyService {
     return p.kind !== 'key' || modelAllowed(p.key, model);
   }
 
-  /** A ticket at once when nothing is limited (no promise on the hot path); the limiter's verdict otherwise. */
+  /** A ticket at once for a request without a virtual key (no promise on the hot path); a key's checks otherwise. */
   admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Ticket | Promise<Ticket> {
     if (p.kind === 'agent') return new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined);
     if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
