@@ -6,6 +6,7 @@
  * estimate) for input and at least 1 output token. Cache counts the upstream reported are carried over.
  */
 import type { ChatCompletion, Usage } from '../../wire/openai.js';
+import { reasoningText } from '../common/reasoning.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
@@ -57,8 +58,8 @@ export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn:
   const choice = c.choices[0];
   const m = choice?.message;
   const content: Array<Record<string, unknown>> = [];
-  const reasoning = m?.reasoning_content ?? m?.reasoning;
-  if (typeof reasoning === 'string' && reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
+  const reasoning = reasoningText(m);
+  if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (typeof m?.content === 'string' && m.content) content.push({ type: 'text', text: m.content });
   for (const tc of m?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: toolInput(tc.function.arguments) });
   return {

@@ -16,6 +16,7 @@
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
 import { messageId, toAnthropicUsage, toStopReason, type AnthropicStopReason } from './response.js';
+import { reasoningText } from '../common/reasoning.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
@@ -52,8 +53,8 @@ export class AnthropicStreamWriter {
     if (!choice) return '';
     let out = '';
     const d = choice.delta ?? {};
-    const reasoning = d.reasoning_content ?? d.reasoning;
-    if (typeof reasoning === 'string' && reasoning) {
+    const reasoning = reasoningText(d);
+    if (reasoning) {
       out += this.ensure('thinking', { type: 'thinking', thinking: '', signature: '' });
       out += ev('content_block_delta', { index: this.index, delta: { type: 'thinking_delta', thinking: reasoning } });
     }

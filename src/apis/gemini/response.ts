@@ -5,6 +5,7 @@
  * counts.
  */
 import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import { reasoningText } from '../common/reasoning.js';
 
 export function toFinishReason(f: FinishReason | undefined): string {
   if (f === 'length') return 'MAX_TOKENS';
@@ -38,8 +39,8 @@ export function toGeminiResponse(c: ChatCompletion, model: string, estimateIn: n
   const choice = c.choices[0];
   const m = choice?.message;
   const parts: Array<Record<string, unknown>> = [];
-  const reasoning = m?.reasoning_content ?? m?.reasoning;
-  if (typeof reasoning === 'string' && reasoning) parts.push({ text: reasoning, thought: true });
+  const reasoning = reasoningText(m);
+  if (reasoning) parts.push({ text: reasoning, thought: true });
   if (typeof m?.content === 'string' && m.content) parts.push({ text: m.content });
   for (const tc of m?.tool_calls ?? []) parts.push(callPart(tc));
   return {

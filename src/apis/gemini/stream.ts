@@ -7,6 +7,7 @@
  */
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
 import { callPart, toFinishReason, toUsageMetadata } from './response.js';
+import { reasoningText } from '../common/reasoning.js';
 
 export class GeminiStreamWriter {
   private readonly calls = new Map<number, { id: string; name: string; args: string }>();
@@ -27,8 +28,8 @@ export class GeminiStreamWriter {
     if (!choice) return [];
     const d = choice.delta ?? {};
     const parts: Array<Record<string, unknown>> = [];
-    const reasoning = d.reasoning_content ?? d.reasoning;
-    if (typeof reasoning === 'string' && reasoning) parts.push({ text: reasoning, thought: true });
+    const reasoning = reasoningText(d);
+    if (reasoning) parts.push({ text: reasoning, thought: true });
     if (typeof d.content === 'string' && d.content) parts.push({ text: d.content });
     for (const tc of d.tool_calls ?? []) {
       let call = this.calls.get(tc.index);

@@ -12,6 +12,7 @@ import type { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
 import { seqId } from '../../util/ids.js';
 import type { Item } from './request.js';
+import { reasoningText } from '../common/reasoning.js';
 
 /** Response ids are unguessable: GET /v1/responses/{id} returns the stored response to whoever names it. */
 export const newResponseId = () => `resp_${randomBytes(24).toString('hex')}`;
@@ -106,8 +107,8 @@ export function toResponse(c: ChatCompletion, r: Record<string, unknown>, estima
   const choice = c.choices[0];
   const m = choice?.message;
   const output: Item[] = [];
-  const reasoning = m?.reasoning_content ?? m?.reasoning;
-  if (typeof reasoning === 'string' && reasoning) output.push(reasoningItem(itemId('rs'), reasoning));
+  const reasoning = reasoningText(m);
+  if (reasoning) output.push(reasoningItem(itemId('rs'), reasoning));
   if (typeof m?.content === 'string' && m.content) output.push(messageItem(itemId('msg'), m.content));
   for (const tc of m?.tool_calls ?? []) output.push(callItem(itemId('fc'), tc.id, tc.function.name, tc.function.arguments));
   return finish(r, output, choice?.finish_reason ?? 'stop', toResponsesUsage(c.usage, estimateIn));

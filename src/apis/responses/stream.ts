@@ -17,6 +17,7 @@ import type { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
 import type { Item } from './request.js';
 import { callItem, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
+import { reasoningText } from '../common/reasoning.js';
 
 interface Open {
   kind: 'message' | 'reasoning' | 'function_call';
@@ -54,8 +55,8 @@ export class ResponsesStreamWriter {
     if (!choice) return '';
     let out = '';
     const d = choice.delta ?? {};
-    const reasoning = d.reasoning_content ?? d.reasoning;
-    if (typeof reasoning === 'string' && reasoning) {
+    const reasoning = reasoningText(d);
+    if (reasoning) {
       if (this.open?.kind !== 'reasoning') out += this.openItem('reasoning', reasoningItem(itemId('rs'), ''));
       const o = this.open!;
       o.text += reasoning;
