@@ -186,7 +186,7 @@ export interface RawResponse {
 
 /** POST (or any method) with a raw body; returns status, headers, text and parsed JSON (when it is JSON). */
 export async function call(
-  gw: Gateway,
+  gw: Pick<Gateway, 'url'>,
   path: string,
   init: { method?: string; body?: unknown; headers?: Record<string, string>; dispatcher?: Agent } = {},
 ): Promise<RawResponse> {

@@ -1,5 +1,6 @@
 /** Shared by the key tests: admin calls, a chat call that returns status + headers, key creation. */
 import { expect } from 'vitest';
+import { call, type RawResponse } from '../helpers/env.js';
 
 export async function admin<T = any>(url: string, method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<{ status: number; json: T }> {
   const res = await fetch(url + path, {
@@ -16,25 +17,12 @@ export async function createKey(url: string, body: Record<string, unknown>, toke
   return { id: r.json.key.id, secret: r.json.secret };
 }
 
-export interface ChatResult {
-  status: number;
-  headers: Headers;
-  json: any;
-  text: string;
-}
+export type ChatResult = RawResponse;
 
-export async function chat(url: string, secret: string | undefined, body: Record<string, unknown>, headerName = 'authorization'): Promise<ChatResult> {
-  const h: Record<string, string> = { 'content-type': 'application/json' };
-  if (secret !== undefined) h[headerName] = headerName === 'authorization' ? `Bearer ${secret}` : secret;
-  const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: h, body: JSON.stringify(body) });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, json, text };
+export function chat(url: string, secret: string | undefined, body: Record<string, unknown>, headerName = 'authorization'): Promise<ChatResult> {
+  const headers: Record<string, string> = {};
+  if (secret !== undefined) headers[headerName] = headerName === 'authorization' ? `Bearer ${secret}` : secret;
+  return call({ url }, '/v1/chat/completions', { body, headers });
 }
 
 export const ask = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
