@@ -12,13 +12,13 @@
  * (utime + stime from /proc/<pid>/stat over the round ÷ requests served): on a shared machine that moves much
  * less with the neighbours' load than req/s does. Linux only (it reads /proc); needs wrk on PATH.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startBareProxy } from './bare-proxy.js';
 import { pickLoadTool, type LoadTarget } from './load.js';
 import { startMockUpstream, MOCK_MODELS } from './mock-upstream.js';
+import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.js';
 
 interface Args {
   checkouts: string[];
@@ -49,7 +49,7 @@ function cpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-async function startGateway(checkout: string, dir: string, i: number, upstream: string): Promise<{ url: string; proc: ChildProcess }> {
+async function startGateway(checkout: string, dir: string, i: number, upstream: string): Promise<GatewayProcess> {
   const cfg = {
     gateway: { id: `gw_ab_${i}`, name: `ab-${i}`, port: 0 },
     channels: [{ name: 'mock', provider: 'openai', baseUrl: `${upstream}/v1`, apiKey: 'bench-key', models: [MOCK_MODELS.fast], maxConcurrent: 1024 }],
@@ -57,20 +57,7 @@ async function startGateway(checkout: string, dir: string, i: number, upstream: 
   };
   const file = join(dir, `ab-${i}.json5`);
   writeFileSync(file, JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [join(checkout, 'bin/switchyard'), 'gateway', '--config', file], {
-    env: { ...process.env, SWITCHYARD_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((ok, fail) => {
-    let out = '';
-    proc.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /https?:\/\/127\.0\.0\.1:\d+/.exec(out);
-      if (m) ok(m[0]);
-    });
-    proc.once('exit', (code) => fail(new Error(`${checkout}: gateway exited with ${code} before listening`)));
-  });
-  return { url, proc };
+  return spawnGateway(file, { SWITCHYARD_LOG: 'warn' }, 15_000, join(checkout, 'bin/switchyard'));
 }
 
 async function main(): Promise<void> {
@@ -79,11 +66,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-ab-'));
   const mock = await startMockUpstream({ chunks: 20, pacedChunkMs: 20, slowChunkMs: 250 });
   const bare = await startBareProxy(mock.url);
-  const gws: Array<{ name: string; url: string; pid: number; proc: ChildProcess }> = [];
+  const gws: Array<{ name: string; url: string; pid: number; gw: GatewayProcess }> = [];
   try {
     for (const [i, c] of a.checkouts.entries()) {
       const g = await startGateway(c, dir, i, mock.url);
-      gws.push({ name: c, url: g.url, pid: g.proc.pid!, proc: g.proc });
+      gws.push({ name: c, url: g.url, pid: g.proc.pid!, gw: g });
     }
     const targets = [{ name: 'bare pass-through', url: bare.url, pid: bare.pid }, ...gws];
     for (const stream of a.modes) {
@@ -110,10 +97,7 @@ async function main(): Promise<void> {
       for (const [name, cells] of rows) process.stdout.write(`  ${name.padEnd(40)} ${cells.join(' | ')}\n`);
     }
   } finally {
-    for (const g of gws) {
-      g.proc.kill('SIGTERM');
-      await new Promise((r) => (g.proc.exitCode === null ? g.proc.once('exit', r) : r(undefined)));
-    }
+    for (const g of gws) await g.gw.stop();
     await bare.stop();
     await mock.stop();
     rmSync(dir, { recursive: true, force: true });

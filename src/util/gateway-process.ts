@@ -19,8 +19,9 @@ export interface GatewayProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
-export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000): Promise<GatewayProcess> {
-  const proc = spawn(process.execPath, [BIN, 'gateway', '--config', configPath], {
+/** `bin`: another checkout's `bin/switchyard` (the bench compares builds); default this one's. */
+export function spawnGateway(configPath: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 15_000, bin = BIN): Promise<GatewayProcess> {
+  const proc = spawn(process.execPath, [bin, 'gateway', '--config', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
