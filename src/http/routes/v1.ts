@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import type { Candidate } from '../../router/candidate.js';
+import { sourceHeaders } from '../../apis/common/exchange.js';
 import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -24,13 +24,6 @@ export interface V1Context {
 }
 
 const OPEN: Principal = { kind: 'open' };
-
-function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
-  const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
-  if (c.peer) h['x-switchyard-peer'] = c.peer.name;
-  if (c.capabilities.synthetic) h['x-switchyard-mock'] = 'true';
-  return h;
-}
 
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
   const body = validateChat(await readJson(req, ctx.maxBodyBytes));
