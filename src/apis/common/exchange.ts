@@ -91,7 +91,7 @@ export async function routeChat(
   }
 }
 
-export const deadlineError = (ctx: ApiContext) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+export const deadlineError = (ctx: { timeoutMs: number }) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
 
 export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };

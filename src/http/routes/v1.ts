@@ -1,10 +1,10 @@
 /** /v1/chat/completions, /v1/embeddings, /v1/models. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { GatewayError, toGatewayError } from '../../wire/errors.js';
+import { toGatewayError } from '../../wire/errors.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import { sourceHeaders } from '../../apis/common/exchange.js';
+import { deadlineError, sourceHeaders } from '../../apis/common/exchange.js';
 import { enabled as logEnabled, type Logger } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -39,7 +39,7 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   } catch (err) {
     abort.dispose();
     await ticket?.finish({ model: body.model, channel: '-', stream: body.stream === true, ok: false });
-    if (abort.cancel.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) throw deadlineError(ctx);
     throw err;
   }
   const headers = sourceHeaders(routed.candidate, requestId);
@@ -113,7 +113,7 @@ async function pipeStream(
     if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
   } catch (err) {
     let e = toGatewayError(err);
-    if (abort.cancel.timedOut) e = new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) e = deadlineError(ctx);
     await finish(false);
     if (!res.destroyed) endSseError(res, e);
     if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
@@ -149,7 +149,7 @@ export async function handleEmbeddings(
     sendJson(res, 200, response, sourceHeaders(candidate, requestId));
   } catch (err) {
     await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });
-    if (abort.cancel.timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+    if (abort.cancel.timedOut) throw deadlineError(ctx);
     throw err;
   } finally {
     abort.dispose();
