@@ -220,10 +220,12 @@ describe('warm agent processes', () => {
 
     // broken: started at once, again after 1 s, again after 2 more: three runs take at least 3 s
     const count = () => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter(Boolean).length : 0);
-    await waitFor(() => count() >= 3, 'three runs of the broken command', 20_000);
+    // the command writes its run before it exits, and the gateway logs the failure after the exit: wait for both
+    const failures = () => logged('warm agent process failed to start').filter((l) => l.agent === 'broken').length;
+    await waitFor(() => count() >= 3 && failures() >= 3, 'three runs of the broken command, each logged', 20_000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(3_000);
     expect(count()).toBe(3);
-    expect(logged('warm agent process failed to start').filter((l) => l.agent === 'broken').length).toBeGreaterThanOrEqual(3);
+    expect(failures()).toBe(3);
 
     // a session on it is refused as it always was (the availability probe runs the command too)
     const r = await startSession('b-1', 'broken');
