@@ -31,7 +31,7 @@ import { applyReload, readForReload, type ReloadReport } from './gateway-reload.
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
-import { inboundApis } from './http/routes/apis.js';
+import { exchangeMeter, inboundApis } from './http/routes/apis.js';
 
 export interface Gateway {
   readonly id: string;
@@ -152,7 +152,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     clientTokens: cfg.gateway.auth.tokens,
     modelTokens,
     authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),
-    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys },
+    v1: { router, logger, maxBodyBytes: cfg.gateway.maxBodyBytes, timeoutMs: r.timeoutMs, keys, meter: exchangeMeter },
     logger,
     routes,
     observer: obs.meter,

@@ -14,3 +14,21 @@ export function startSse(res: ServerResponse, headers: Record<string, string>): 
     ...headers,
   });
 }
+
+// after end() the socket may already serve the next request: only uncork a response still open
+function uncork(res: ServerResponse): void {
+  if (!res.writableEnded) res.uncork();
+}
+
+/**
+ * Writes to a streaming response, corked until the end of the current tick: what is written in one tick (the
+ * events of one upstream read, then the end) leaves in one syscall, and nothing waits for later I/O. False
+ * when the client's buffer is full (wait for 'drain').
+ */
+export function writeSse(res: ServerResponse, text: string): boolean {
+  if (res.writableCorked === 0) {
+    res.cork();
+    process.nextTick(uncork, res);
+  }
+  return res.write(text);
+}

@@ -139,6 +139,28 @@ describe('traces across the bridge', () => {
     expect(attempt.attributes['switchyard.peer']).toBeUndefined();
   });
 
+  it('the other chat edges share the exchange: an Anthropic answer carries finish reasons too; embeddings carry their input tokens', async () => {
+    const post = async (path: string, traceId: string, body: unknown) => {
+      const res = await fetch(`${a.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Record<string, unknown>;
+    };
+    const msgTrace = '5bf92f3577b34da6a3ce929d0e0e4737';
+    await post('/v1/messages', msgTrace, { model: 'mock-1', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] });
+    const msg = await waitFor(() => ofTrace(msgTrace).find((s) => s.kind === SERVER), 'the Anthropic edge’s server span');
+    expect(msg.attributes['gen_ai.response.finish_reasons']).toEqual(['stop']);
+
+    const embTrace = '6bf92f3577b34da6a3ce929d0e0e4738';
+    const emb = (await post('/v1/embeddings', embTrace, { model: 'mock-1', input: 'embed me' })) as { usage: { prompt_tokens: number } };
+    const span = await waitFor(() => ofTrace(embTrace).find((s) => s.kind === SERVER), 'the embeddings server span');
+    expect(emb.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(span.attributes).toMatchObject({ 'gen_ai.request.model': 'mock-1', 'gen_ai.usage.input_tokens': emb.usage.prompt_tokens, 'gen_ai.usage.output_tokens': 0 });
+  });
+
   it('an ACP turn has its span under the /acp/rpc request, and its routed request (across the bridge) under it', async () => {
     const res = await fetch(`${a.url}/acp/rpc`, {
       method: 'POST',

@@ -6,13 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
-import type { ChatRequest, Usage } from '../../wire/openai.js';
+import type { ChatCompletion, ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import { cancelOnClose } from '../../router/cancel.js';
 import type { StreamChunk } from '../../providers/provider.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
+import { writeSse } from '../../util/sse-start.js';
 import type { KeyService, Principal } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
 
@@ -31,7 +32,8 @@ export interface ApiContext {
 export interface ExchangeMeter {
   trace(res: ServerResponse): string | undefined;
   routed(res: ServerResponse, model: string, c: Candidate): void;
-  usage(res: ServerResponse, usage: unknown): void;
+  /** `completion`: a non-streaming answer, for its finish reasons */
+  usage(res: ServerResponse, usage: unknown, completion?: ChatCompletion): void;
 }
 
 export interface Exchange {
@@ -42,9 +44,10 @@ export interface Exchange {
   dispose(): void;
   /**
    * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
-   * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying.
+   * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying,
+   * with its `completion`.
    */
-  settle(usage: Usage | null | undefined, ok: boolean): Promise<void>;
+  settle(usage: Usage | null | undefined, ok: boolean, completion?: ChatCompletion): Promise<void>;
 }
 
 /** Routes `chat` with the request's deadline and client-disconnect abort. */
@@ -74,11 +77,11 @@ export async function routeChat(
     });
     ctx.meter?.routed(res, chat.model, routed.candidate);
     let settled = false;
-    const settle = async (usage: Usage | null | undefined, ok: boolean) => {
+    const settle = async (usage: Usage | null | undefined, ok: boolean, completion?: ChatCompletion) => {
       dispose();
       if (settled) return;
       settled = true;
-      if (ok) ctx.meter?.usage(res, usage);
+      if (ok) ctx.meter?.usage(res, usage, completion);
       const c = routed.candidate;
       await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };
@@ -119,7 +122,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);
-      if (text && !res.write(text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (text && !writeSse(res, text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       if (res.destroyed) break;
       const r = await rest.next();
       chunk = r.done ? undefined : r.value;

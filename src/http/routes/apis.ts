@@ -1,5 +1,4 @@
 /** The inbound model APIs besides OpenAI chat, built from config: what the gateway hands the HTTP server. */
-import type { ServerResponse } from 'node:http';
 import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
 import type { Config } from '../../config/schema.js';
 import type { Router } from '../../router/router.js';
@@ -11,6 +10,10 @@ import { responsesApi } from './responses.js';
 import { geminiApi } from './gemini.js';
 import { ResponseStore } from '../../apis/responses/stored.js';
 import type { KeyService } from '../../keys/service.js';
+import type { ExchangeMeter } from '../../apis/common/exchange.js';
+
+/** The request meter (src/obs) as every chat edge's exchange sees it, /v1 included. */
+export const exchangeMeter: ExchangeMeter = { trace: traceOf, routed: noteRouted, usage: noteUsage };
 
 export interface InboundApiDeps {
   config: Config;
@@ -22,14 +25,13 @@ export interface InboundApiDeps {
 }
 
 export function inboundApis(d: InboundApiDeps): ApiSurface[] {
-  const meter = { trace: traceOf, routed: noteRouted, usage: (res: ServerResponse, usage: unknown) => noteUsage(res, usage) };
   const base = {
     router: d.router,
     keys: d.keys,
     logger: d.logger,
     maxBodyBytes: d.config.gateway.maxBodyBytes,
     timeoutMs: d.config.gateway.routing.timeoutMs,
-    meter,
+    meter: exchangeMeter,
   };
   return [
     anthropicApi({ ...base, localChannel: d.localChannel }),

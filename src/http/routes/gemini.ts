@@ -96,7 +96,7 @@ async function generate(
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true);
+    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
     sendJson(res, 200, toGeminiResponse(ex.routed.completion, model, estimateIn), headers);
     return;
   }

@@ -70,7 +70,7 @@ async function messages(
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true);
+    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
     const native = nativeBodyOf(ex.routed.completion);
     sendJson(res, 200, native ?? toAnthropicMessage(ex.routed.completion, model, estimateIn), headers);
     return;

@@ -83,7 +83,7 @@ async function create(
   const shell = skeleton(newResponseId(), body, body.model);
 
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true);
+    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
     const native = nativeBodyOf(ex.routed.completion) as Record<string, unknown> | undefined;
     const response = native ?? toResponse(ex.routed.completion, shell, estimateIn);
     if (store) await keep(ctx, response, history, requestId);

@@ -1,62 +1,34 @@
 /** /v1/chat/completions, /v1/embeddings, /v1/models. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
-import { toGatewayError } from '../../wire/errors.js';
-import type { Router, RoutedChat } from '../../router/router.js';
+import type { GatewayError } from '../../wire/errors.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import { deadlineError, sourceHeaders } from '../../apis/common/exchange.js';
-import { enabled as logEnabled, type Logger } from '../../util/log.js';
+import { deadlineError, pump, routeChat, sourceHeaders, type ApiContext } from '../../apis/common/exchange.js';
+import { enabled as logEnabled } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
-import { endSseDone, endSseError, sseEvent, startSse, writeSse } from '../sse.js';
+import { endSseDone, endSseError, sseEvent, startSse } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../validate.js';
-import { noteRouted, noteUsage, traceOf } from '../../obs/request-meter.js';
-import type { KeyService, Principal, Ticket } from '../../keys/service.js';
+import type { Principal } from '../../keys/service.js';
 
-export interface V1Context {
-  router: Router;
-  logger: Logger;
-  maxBodyBytes: number;
-  timeoutMs: number;
-  /** virtual keys, limits and usage (absent: no limits, no usage records) */
-  keys?: KeyService | undefined;
-}
+/** The /v1 routes' context: the inbound APIs' (router, keys, body and deadline bounds, the request meter). */
+export type V1Context = ApiContext;
 
 const OPEN: Principal = { kind: 'open' };
 
+/**
+ * /v1/chat/completions: the exchange every chat edge shares (src/apis/common/exchange.ts) with the OpenAI
+ * shape on both sides, so nothing is translated: a non-streaming reply goes out as the upstream sent it (when
+ * it is OpenAI-compatible), a stream's chunks as their JSON text.
+ */
 export async function handleChat(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): Promise<void> {
   const body = validateChat(await readJson(req, ctx.maxBodyBytes));
-  const pin = pinnedModel(req);
-  if (pin) body.model = pin;
-  const ticket = await ctx.keys?.admit(principal, body.model);
-  const clientWantsUsage = body.stream === true && body.stream_options?.include_usage === true;
-  const abort = cancelOnClose(res, ctx.timeoutMs);
-  const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
-  let routed: RoutedChat;
-  try {
-    routed = await ctx.router.chat(body, { cancel: abort.cancel, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs, sessionId, trace: traceOf(res) });
-  } catch (err) {
-    abort.dispose();
-    await ticket?.finish({ model: body.model, channel: '-', stream: body.stream === true, ok: false });
-    if (abort.cancel.timedOut) throw deadlineError(ctx);
-    throw err;
-  }
+  const ex = await routeChat(ctx, req, res, body, requestId, principal, 'openai');
+  const routed = ex.routed;
   const headers = sourceHeaders(routed.candidate, requestId);
-  noteRouted(res, body.model, routed.candidate);
   if (!routed.stream) {
-    abort.dispose();
-    noteUsage(res, routed.completion.usage, routed.completion);
     // settled before the answer goes out, so the client's next request already sees this one's spend
-    await ticket?.finish({
-      model: body.model,
-      channel: routed.candidate.channel,
-      peer: routed.candidate.peer,
-      pricing: routed.candidate.pricing,
-      usage: routed.completion.usage,
-      stream: false,
-      ok: true,
-    });
+    await ex.settle(routed.completion.usage, true, routed.completion);
     // an OpenAI-compatible upstream's body goes out as received; a translated completion is serialised
     if (routed.raw !== undefined) sendJsonText(res, 200, routed.raw, headers);
     else sendJson(res, 200, routed.completion, headers);
@@ -64,63 +36,30 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
       ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
     return;
   }
-  await pipeStream(ctx, res, routed, headers, clientWantsUsage, abort, requestId, ticket, body.model);
-}
-
-async function pipeStream(
-  ctx: V1Context,
-  res: ServerResponse,
-  routed: Extract<RoutedChat, { stream: true }>,
-  headers: Record<string, string>,
-  clientWantsUsage: boolean,
-  abort: ReturnType<typeof cancelOnClose>,
-  requestId: string,
-  ticket: Ticket | undefined,
-  model: string,
-): Promise<void> {
+  // Usage is always asked of the upstream, for accounting; a client that did not ask sees neither the usage
+  // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
+  const clientWantsUsage = body.stream_options?.include_usage === true;
   startSse(res, headers);
-  let usage: Usage | undefined;
-  const finish = (ok: boolean) =>
-    ticket?.finish({ model, channel: routed.candidate.channel, peer: routed.candidate.peer, pricing: routed.candidate.pricing, usage, stream: true, ok });
-  const rest = routed.rest;
   try {
-    let chunk = routed.first;
-    while (chunk !== undefined) {
-      // every chunk the stream already holds (the rest of the same upstream read) leaves in one write
-      let text = '';
-      do {
-        if (chunk.usage) usage = chunk.usage;
-        // Usage was asked of the upstream for accounting; a client that did not ask sees neither the usage
-        // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
-        if (clientWantsUsage) text += sseEvent(chunk.data);
-        else if (!chunk.usage) text += sseEvent(chunk.data.endsWith(',"usage":null}') ? chunk.data.slice(0, -',"usage":null}'.length) + '}' : chunk.data);
-        chunk = rest.takeReady?.();
-      } while (chunk !== undefined);
-      if (text !== '' && !writeSse(res, text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      if (res.destroyed) break;
-      const r = await rest.next();
-      chunk = r.done ? undefined : r.value;
-    }
-    if (res.destroyed) {
-      await routed.rest.return?.();
-      await finish(false);
+    const end = await pump(ctx, res, ex, (chunk) => {
+      if (clientWantsUsage) return sseEvent(chunk.data);
+      if (chunk.usage) return '';
+      return sseEvent(chunk.data.endsWith(USAGE_NULL) ? chunk.data.slice(0, -USAGE_NULL.length) + '}' : chunk.data);
+    });
+    if (end === 'gone') {
       ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
       return;
     }
-    noteUsage(res, usage);
-    await finish(true);
     endSseDone(res);
-    if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts, usage });
+    if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts });
   } catch (err) {
-    let e = toGatewayError(err);
-    if (abort.cancel.timedOut) e = deadlineError(ctx);
-    await finish(false);
+    const e = err as GatewayError;
     if (!res.destroyed) endSseError(res, e);
     if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
-  } finally {
-    abort.dispose();
   }
 }
+
+const USAGE_NULL = ',"usage":null}';
 
 export async function handleEmbeddings(
   ctx: V1Context,
@@ -136,7 +75,8 @@ export async function handleEmbeddings(
   const abort = cancelOnClose(res, ctx.timeoutMs);
   try {
     const { response, candidate } = await ctx.router.embeddings(body, { cancel: abort.cancel, requestId, hops: [], deadline: Date.now() + ctx.timeoutMs });
-    noteRouted(res, body.model, candidate);
+    ctx.meter?.routed(res, body.model, candidate);
+    ctx.meter?.usage(res, response.usage);
     await ticket?.finish({
       model: body.model,
       channel: candidate.channel,
