@@ -3,6 +3,7 @@
  * it from the peer's bridge-response / bridge-stream / bridge-stream-end / bridge-error; `serveForward` runs
  * a peer's forward on our router (only for channels we share with it) and streams the answer back.
  */
+import type { CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, BridgeStreamFrame } from '../wire/bridge-frames.js';
@@ -15,7 +16,7 @@ import { isForward, type LinkContext, type PendingForward } from './link-types.j
 import type { PeerAdmission } from '../keys/peer-gate.js';
 
 export interface ForwardOptions {
-  signal: AbortSignal;
+  signal: CancelSignal;
   hops: string[];
   /** absolute deadline, ms since epoch (sent as a relative budget: clocks differ) */
   deadline: number;

@@ -12,6 +12,7 @@
  *   upstream error event) = the iterator throws a GatewayError. Never a silent return.
  * - `opts.signal` aborts the upstream request (client disconnect, deadline, cancel).
  */
+import type { CancelSignal } from '../util/abort.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { ChannelCapabilities } from '../wire/bridge-frames.js';
 
@@ -54,7 +55,7 @@ export type ChatOutcome = { stream: false; completion: ChatCompletion; raw?: str
 
 export interface CallOptions {
   /** aborts the upstream request */
-  signal: AbortSignal;
+  signal: CancelSignal;
   /** gateway request id, forwarded upstream as x-request-id where the provider allows it */
   requestId: string;
 }

@@ -11,6 +11,7 @@
  * the body's pending or next read. Leaving the body early (`return()`, a `break` out of `for await`) aborts
  * the request, as destroying the `Readable` did.
  */
+import type { CancelSignal } from '../util/abort.js';
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -45,7 +46,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   private collecting = false;
 
   constructor(
-    private readonly signal: AbortSignal | undefined,
+    private readonly signal: CancelSignal | undefined,
     private readonly onStart: (r: DispatchedResponse) => void,
     private readonly onFail: (e: Error) => void,
   ) {
@@ -169,7 +170,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   }
 }
 
-function abortReason(signal: AbortSignal): Error {
+function abortReason(signal: CancelSignal): Error {
   const r: unknown = signal.reason;
   if (r instanceof Error) return r;
   const e = new Error('This operation was aborted');
@@ -178,7 +179,7 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 /** Sends one request on `dispatcher`; resolves at the response's headers (see the top of this file). */
-export function dispatchRequest(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal | undefined): Promise<DispatchedResponse> {
+export function dispatchRequest(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal | undefined): Promise<DispatchedResponse> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortReason(signal));

@@ -3,6 +3,7 @@
  * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
  * gateway error codes; upstream error statuses mapped in one place.
  */
+import type { CancelSignal } from '../util/abort.js';
 import { createRequire } from 'node:module';
 import type { Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -64,7 +65,7 @@ export class UpstreamClient {
    */
   async request(
     path: string,
-    init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal },
+    init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: CancelSignal },
   ): Promise<UpstreamResponse> {
     try {
       return await dispatchRequest(

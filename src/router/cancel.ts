@@ -1,21 +1,22 @@
 /**
- * The cancellation of one routed request, with no AbortController of its own. The router makes one controller
- * per attempt anyway (undici needs a signal, and a first-byte timeout must abort that attempt alone so the next
- * one can start), and registers it here; the client going away or the request's deadline aborts the current
- * attempt and any later one. Against a request-wide controller linked into each attempt's, this saves a
- * controller and an event listener pair per request on the hot path (docs/benchmarks.md).
+ * The cancellation of one routed request, with no abort of its own. The router makes one `Abort` per attempt
+ * anyway (a first-byte timeout must abort that attempt alone so the next one can start), and registers it
+ * here; the client going away or the request's deadline aborts the current attempt and any later one. Against
+ * a request-wide abort linked into each attempt's, this saves an object and a listener pair per request on
+ * the hot path (docs/benchmarks.md).
  *
  * Callers that already hold an AbortSignal (bridge serving, ACP chat tasks) pass `RouteOptions.signal`
  * instead; the router links it into each attempt the old way.
  */
 import type { ServerResponse } from 'node:http';
+import type { Abort } from '../util/abort.js';
 
 export class RequestCancel {
   /** the client went away or the deadline passed: no attempt may run any more */
   cancelled = false;
   /** it was the deadline (then any error is UPSTREAM_TIMEOUT) */
   timedOut = false;
-  private current: AbortController | undefined;
+  private current: Abort | undefined;
 
   cancel(): void {
     if (this.cancelled) return;
@@ -29,13 +30,13 @@ export class RequestCancel {
   }
 
   /** @internal router: the controller of the attempt now running (aborted at once when already cancelled) */
-  attach(ac: AbortController): void {
+  attach(ac: Abort): void {
     this.current = ac;
     if (this.cancelled) ac.abort();
   }
 
   /** @internal router: that attempt ended */
-  detach(ac: AbortController): void {
+  detach(ac: Abort): void {
     if (this.current === ac) this.current = undefined;
   }
 }

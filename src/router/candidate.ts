@@ -3,6 +3,7 @@
  * us. The router treats both the same; only `peer` tells them apart (for display, preferLocal and
  * loadBalance).
  */
+import type { CancelSignal } from '../util/abort.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import type { CallOptions, ChatOutcome, ProviderCapabilities as ChannelCapabilities } from '../providers/provider.js';
 import type { ChannelPricing } from '../wire/bridge-frames.js';
@@ -29,7 +30,7 @@ export interface RouteOptions extends Omit<CallOptions, 'signal'> {
 
 /** What a candidate receives for one attempt: the route options with the attempt's own signal. */
 export interface AttemptOptions extends Omit<RouteOptions, 'signal' | 'cancel'> {
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 export interface PeerRef {

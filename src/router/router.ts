@@ -9,6 +9,7 @@
  * Over 400 lines on purpose: selection, the retry loop and the first-byte commit point are one algorithm, and
  * splitting it would scatter the one invariant (no failover after the first byte) over several files.
  */
+import { Abort, type CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
@@ -347,12 +348,12 @@ export class Router {
   }
 
   /**
-   * One attempt's abort controller, tied to the request's cancellation (its RequestCancel, or its signal through
+   * One attempt's abort (a light `Abort`, not an AbortController: src/util/abort.ts), tied to the request's cancellation (its RequestCancel, or its signal through
    * a listener), and its first-byte timer (bounded by the request deadline). `error` turns whatever the attempt
    * threw into UPSTREAM_TIMEOUT when the timer fired.
    */
   private firstByteGuard(c: Candidate, opts: RouteOptions) {
-    const ac = new AbortController();
+    const ac = new Abort();
     const { cancel, signal } = opts;
     let onAbort: (() => void) | undefined;
     if (cancel) cancel.attach(ac);
@@ -387,7 +388,7 @@ export class Router {
    * we wait on the upstream (armed), so a slow client never looks like an idle upstream. It relies on the
    * provider contract (providers/provider.ts): an aborted attempt's pending `next()` settles.
    */
-  private guard(it: ChunkStream, c: Candidate, ac: AbortController, t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): ChunkStream {
+  private guard(it: ChunkStream, c: Candidate, ac: Abort, t: { done: (ok: boolean, err?: unknown) => void }, release: () => void): ChunkStream {
     const idleMs = this.opts.streamIdleTimeoutMs;
     const finish = (ok: boolean, err?: unknown) => {
       release();
@@ -520,7 +521,7 @@ function isCancelled(opts: RouteOptions): boolean {
 }
 
 /** The options one attempt's candidate gets: the request's, with the attempt's signal and trace parent. */
-function attemptOptions(opts: RouteOptions, signal: AbortSignal, trace: string | undefined): AttemptOptions {
+function attemptOptions(opts: RouteOptions, signal: CancelSignal, trace: string | undefined): AttemptOptions {
   return { requestId: opts.requestId, hops: opts.hops, deadline: opts.deadline, sessionId: opts.sessionId, trace, signal };
 }
 

@@ -158,7 +158,11 @@ describe('traces across the bridge', () => {
     const emb = (await post('/v1/embeddings', embTrace, { model: 'mock-1', input: 'embed me' })) as { usage: { prompt_tokens: number } };
     const span = await waitFor(() => ofTrace(embTrace).find((s) => s.kind === SERVER), 'the embeddings server span');
     expect(emb.usage.prompt_tokens).toBeGreaterThan(0);
-    expect(span.attributes).toMatchObject({ 'gen_ai.request.model': 'mock-1', 'gen_ai.usage.input_tokens': emb.usage.prompt_tokens, 'gen_ai.usage.output_tokens': 0 });
+    expect(span.attributes).toMatchObject({
+      'gen_ai.request.model': 'mock-1',
+      'gen_ai.usage.input_tokens': emb.usage.prompt_tokens,
+      'gen_ai.usage.output_tokens': 0,
+    });
   });
 
   it('an ACP turn has its span under the /acp/rpc request, and its routed request (across the bridge) under it', async () => {

@@ -8,6 +8,7 @@
  * (the first N requests fail), failStatus (429|500|503|…, default 500), failMidStream (streams are cut
  * after half their chunks), embeddingDims (default 8).
  */
+import type { CancelSignal } from '../../util/abort.js';
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatMessage, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../../wire/openai.js';
@@ -71,7 +72,7 @@ function split(text: string, n: number): string[] {
   return Array.from({ length: k }, (_, i) => text.slice(Math.floor((i * text.length) / k), Math.floor(((i + 1) * text.length) / k)));
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
+const sleep = (ms: number, signal: CancelSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal.aborted) return reject(new GatewayError('CANCELLED', 'request cancelled'));
     if (ms <= 0) return resolve();
