@@ -132,6 +132,20 @@ describe('/metrics', () => {
     expect(JSON.stringify(m)).not.toMatch(/hello number|stream 0 please|no-such-model|req_/);
   });
 
+  it('embeddings count their prompt tokens as input, and no output', async () => {
+    const client = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
+    const labels = { model: 'mock-1', channel: 'office-mock', peer: '' };
+    const before = await scrape(a);
+    const emb = await client.embeddings.create({ model: 'mock-1', input: 'embed these few words' });
+    expect(emb.usage.prompt_tokens).toBeGreaterThan(0);
+    const after = await scrape(a);
+    const delta = (direction: string) =>
+      (value(after, 'switchyard_tokens_total', { ...labels, direction }) ?? 0) - (value(before, 'switchyard_tokens_total', { ...labels, direction }) ?? 0);
+    expect(delta('in')).toBe(emb.usage.prompt_tokens);
+    expect(delta('out')).toBe(0);
+    expect(value(after, 'switchyard_requests_total', { route: '/v1/embeddings', ...labels, status: '200' })).toBe(1);
+  });
+
   it('switchyard status shows it on one screen: version, uptime, rate, peers, channels, health, sessions', async () => {
     const r = await runCli(['status', '--url', a.url, '--token', ADMIN]);
     expect(r.code).toBe(0);
