@@ -139,8 +139,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   };
   const routes: RouteHandler[] = [
     metricsRoute(() => cfg, obs.metrics),
-    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }),
-    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }),
+    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools, reload }),
+    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools }),
     adminKeyRoutes({ config: cfg, keys }),
     adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }),
     acp.route,
