@@ -130,6 +130,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
+  obs.metrics.warmPools = acp.warmPools;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.

@@ -5,8 +5,9 @@
  *  - the session claims the booting spare and waits for it; released, the spare serves the session (its pid,
  *    `warm: true`), and no other process is started for it;
  *  - a claimed spare that dies before `initialize` leaves the session to start its own process (`warm: false`);
- *  - `GET /admin/overview` → `warmPools` (and `switchyard status`) show booting → claimed → taken → ready, the
- *    warm/cold counters and the failure; gateway stop leaves no process and no start folder.
+ *  - `GET /admin/overview` → `warmPools` (and `switchyard status`, and the `switchyard_acp_warm_*` series on
+ *    /metrics) show booting → claimed → taken → ready, the warm/cold counters and the failure; gateway stop
+ *    leaves no process and no start folder.
  * Processes other than spares (the availability probe, a session's own process) are released as soon as they
  * are seen; a spare is told apart by its start folder (`/proc/<pid>/cwd` = agent-homes/warm-<agent>-…).
  */
@@ -16,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminGet, cleanupDirs, processAlive, startProcess, tmpDir, waitFor } from '../helpers/env.js';
 import { runCli } from '../ops/cli-run.js';
+import { parseProm } from '../ops/prom-text.js';
 import { agentPids, agentRouting, jsonLines, rpc } from './acp-rpc.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -89,8 +91,27 @@ async function start() {
       what,
       15_000,
     );
-  return { g, held, release, isSpare, heldSpare, pool, poolWhen };
+  /** the pool's series on GET /metrics (loopback, no token), keyed by name plus the `state`/`start` label */
+  const scrape = async () => {
+    const text = await (await fetch(`${g.url}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const x of parseProm(text))
+      if (x.name.startsWith('switchyard_acp_warm_') && x.labels.agent === 'fake')
+        out[[x.name, x.labels.state ?? x.labels.start].filter(Boolean).join(':')] = x.value;
+    return out;
+  };
+  return { g, held, release, isSpare, heldSpare, pool, poolWhen, scrape };
 }
+
+const series = (o: { ready: number; booting: number; warm: number; cold: number; failures: number }) => ({
+  'switchyard_acp_warm_spares:ready': o.ready,
+  'switchyard_acp_warm_spares:booting': o.booting,
+  switchyard_acp_warm_target: 1,
+  'switchyard_acp_warm_starts_total:warm': o.warm,
+  'switchyard_acp_warm_starts_total:cold': o.cold,
+  switchyard_acp_warm_failures_total: o.failures,
+  switchyard_acp_warm_backoff_seconds: 0,
+});
 
 const call = (method: string, params: Record<string, unknown>) => rpc(gw!.url, ACP, method, params, 30_000);
 const startSession = async (sessionId: string, taskPrompt = 'hello') =>
@@ -99,7 +120,7 @@ const logged = (msg: string) => jsonLines(gw!.logs()).filter((l) => l.msg === ms
 
 describe('a session arriving while the warm spare is still booting', () => {
   it('claims the booting spare, waits for it and runs on it; the view shows booting → claimed → taken → ready', async () => {
-    const { g, held, release, isSpare, heldSpare, pool, poolWhen } = await start();
+    const { g, held, release, isSpare, heldSpare, pool, poolWhen, scrape } = await start();
     const spare = await heldSpare();
     expect(await pool()).toEqual({
       agentId: 'fake',
@@ -121,6 +142,7 @@ describe('a session arriving while the warm spare is still booting', () => {
     expect(agentPids(g.logs(), 'b-1')).toEqual([]);
     expect(held().filter(isSpare)).toEqual([spare]);
     expect(await pool()).toMatchObject({ ready: 0, booting: 1, claimed: 1, spawned: 1, taken: 0, cold: 0 });
+    expect(await scrape()).toEqual(series({ ready: 0, booting: 1, warm: 0, cold: 0, failures: 0 }));
 
     release(spare);
     expect(await pending).toMatchObject({ success: true, output: 'echo: hello' });
@@ -134,6 +156,7 @@ describe('a session arriving while the warm spare is still booting', () => {
     expect(await pool()).toMatchObject({ ready: 0, booting: 1, claimed: 0, spawned: 2, taken: 1, cold: 0, failed: 0 });
     release(next);
     expect(await poolWhen((p) => p.ready === 1, 'the replacement to be ready')).toMatchObject({ booting: 0, claimed: 0, taken: 1, cold: 0 });
+    expect(await scrape()).toEqual(series({ ready: 1, booting: 0, warm: 1, cold: 0, failures: 0 }));
 
     // the same view on one screen
     const cli = await runCli(['status', '--url', g.url]);
@@ -158,7 +181,7 @@ describe('a session arriving while the warm spare is still booting', () => {
   }, 90_000);
 
   it('a claimed spare that dies before initialize: the session starts its own process; the view counts it cold and failed', async () => {
-    const { g, held, release, heldSpare, pool, poolWhen } = await start();
+    const { g, held, release, heldSpare, pool, poolWhen, scrape } = await start();
     const spare = await heldSpare();
     const startDir = readlinkSync(`/proc/${spare}/cwd`);
 
@@ -178,6 +201,12 @@ describe('a session arriving while the warm spare is still booting', () => {
     await waitFor(() => !existsSync(startDir), 'the dead spare’s start folder to go', 10_000);
     expect(processAlive(spare)).toBe(false);
     expect(await pool()).toMatchObject({ claimed: 0, taken: 0, cold: 1, failed: 1, consecutiveFailures: 1 });
+    const after = await scrape();
+    expect(after).toMatchObject({
+      'switchyard_acp_warm_starts_total:warm': 0,
+      'switchyard_acp_warm_starts_total:cold': 1,
+      switchyard_acp_warm_failures_total: 1,
+    });
 
     // after the back-off the pool boots another spare; the failure streak stays until a spare is taken
     const next = await heldSpare();

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminGet, cleanupDirs, processAlive, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { parseProm } from '../ops/prom-text.js';
 import { agentPids, agentRouting, jsonLines, rpc } from './acp-rpc.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -235,6 +236,11 @@ describe('warm agent processes', () => {
     const third = Date.parse(logged('warm agent process failed to start').filter((l) => l.agent === 'broken')[2].t as string);
     expect(Date.parse(broken.retryAt as string) - third).toBeGreaterThanOrEqual(4_000 - 50);
     expect(Date.parse(broken.retryAt as string) - third).toBeLessThan(4_000 + 1_000);
+    const backoff = parseProm(await (await fetch(`${gw!.url}/metrics`)).text()).find(
+      (x) => x.name === 'switchyard_acp_warm_backoff_seconds' && x.labels.agent === 'broken',
+    )!.value;
+    expect(backoff).toBeGreaterThan(0);
+    expect(backoff).toBeLessThanOrEqual(4);
     // the killed spare was replaced and is ready; its failure is counted until a spare is taken
     expect(pools.find((p) => p.agentId === 'fake')).toMatchObject({
       target: 1,
