@@ -80,7 +80,8 @@ export interface WarmPoolStatus {
   /** spares started and not yet past `initialize`; `claimed` of them have a session waiting for them */
   booting: number;
   claimed: number;
-  /** failures since the last spare that was taken or had lived 30 s (each doubles the back-off) */
+  /** failures in a row, each doubling the back-off: reset when a spare is taken; a spare that had lived 30 s
+   *  before dying counts as the first */
   consecutiveFailures: number;
   /** when a back-off is running: the time the pool starts its next spare (ISO), else null */
   retryAt: string | null;
@@ -180,7 +181,8 @@ export class WarmPool {
 
   /**
    * A ready spare for session `sessionId`, or undefined (none ready, or with `llm` the session's `model` is not
-   * the one spares' tokens are minted for). A replacement starts in the background.
+   * the one spares' tokens are minted for). A replacement starts in the background. Every call counts, in
+   * status(), as `taken` or `cold`.
    */
   async take(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
     const taken = await this.claim(sessionId, model);
