@@ -130,6 +130,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
+  obs.metrics.warmPools = acp.warmPools;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
@@ -139,8 +140,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   };
   const routes: RouteHandler[] = [
     metricsRoute(() => cfg, obs.metrics),
-    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, reload }),
-    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs }),
+    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools, reload }),
+    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools }),
     adminKeyRoutes({ config: cfg, keys }),
     adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }),
     acp.route,

@@ -28,7 +28,7 @@ import { createChannelsRuntime } from './runtimes/channels.js';
 import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
 import type { ModelTokens } from '../util/model-tokens.js';
-import type { WarmPools } from './runtimes/agent/warm-pool.js';
+import type { WarmPools, WarmPoolStatus } from './runtimes/agent/warm-pool.js';
 import type { OpenClawGatewayConfig, OpenClawGatewayOptions } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import { peerRpcHandler, peerRuntimes, remoteSessions } from './peers.js';
@@ -73,6 +73,8 @@ export interface AcpCore {
   drain(graceMs: number): Promise<void>;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
   close(): Promise<void>;
+  /** the warm pools (`acp.agents[].warm`), one row per entry that has one; empty when none was ever asked for */
+  warmPools(): WarmPoolStatus[];
 }
 
 export function createAcpCore(deps: AcpCoreDeps): AcpCore {
@@ -109,6 +111,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const localIds = new Set<string>();
   /** warm agent processes (`acp.agents[].warm`), loaded only when an entry asks for them */
   let warm: Promise<WarmPools> | undefined;
+  /** the same, once its module is loaded (the status view reads it synchronously) */
+  let warmLoaded: WarmPools | undefined;
   // (Re)builds the runtime table from the live `acp` config; a config reload calls it again. Sessions already
   // running keep their runtime; new sessions see the new table.
   const build = (): void => {
@@ -117,7 +121,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
     if (warm || acp.agents.some((a) => a.warm > 0)) {
       const [agents, built] = [acp.agents, specs];
-      warm ??= import('./runtimes/agent/warm-pool.js').then(({ WarmPools }) => new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log }));
+      warm ??= import('./runtimes/agent/warm-pool.js').then(
+        ({ WarmPools }) => (warmLoaded = new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log })),
+      );
       void warm.then((w) => w.configure(agents, built));
     }
     for (const a of acp.agents) {
@@ -246,6 +252,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     log,
     drain: (graceMs) => runner.drain(graceMs),
     reconfigure: build,
+    warmPools: () => warmLoaded?.status() ?? [],
     async close() {
       await listening;
       await runner.shutdown();

@@ -1,7 +1,7 @@
 /**
  * `switchyard status`: one screen — version, uptime, request rate, peers, channels with health, models,
- * sessions — from GET /admin/overview. `--json` prints the snapshot as is. `switchyard config reload`
- * asks the running gateway to re-read its file (POST /admin/config/reload).
+ * sessions, warm agent pools — from GET /admin/overview. `--json` prints the snapshot as is.
+ * `switchyard config reload` asks the running gateway to re-read its file (POST /admin/config/reload).
  */
 import type { Command } from 'commander';
 import type { Overview } from '../http/overview.js';
@@ -60,6 +60,23 @@ export function renderStatus(o: Overview): string {
           ]),
         ),
   );
+  // older gateways send no warmPools
+  if (o.warmPools?.length) {
+    lines.push('WARM AGENTS');
+    lines.push(
+      table(
+        ['AGENT', 'READY', 'BOOTING', 'SESSIONS WARM/COLD', 'FAILED', 'BACK-OFF'],
+        o.warmPools.map((w) => [
+          w.agentId,
+          `${w.ready}/${w.target}`,
+          w.booting + (w.claimed ? ` (${w.claimed} claimed)` : ''),
+          `${w.taken}/${w.cold}`,
+          `${w.failed}` + (w.consecutiveFailures ? ` (${w.consecutiveFailures} in a row)` : ''),
+          w.retryAt ? `retry in ${Math.max(0, Math.ceil((Date.parse(w.retryAt) - Date.now()) / 1000))}s` : null,
+        ]),
+      ),
+    );
+  }
   if (o.sessions.running.length > 0) {
     lines.push('RUNNING TURNS');
     lines.push(

@@ -2,7 +2,8 @@
  * One JSON snapshot of the gateway for `switchyard status` and the status page: identity and uptime, the
  * request and error rate of the last minute, peers and links (state, RTT, in-flight, traffic, shares),
  * channels local and shared with health and load, models and where they are served, sessions by status and
- * the turns running now. Built from state the gateway already keeps; no secret and no URL credentials.
+ * the turns running now, the ACP warm agent pools (spares ready and booting, back-off, warm vs. cold starts).
+ * Built from state the gateway already keeps; no secret and no URL credentials.
  */
 import type { Config } from '../config/schema.js';
 import type { Router } from '../router/router.js';
@@ -11,6 +12,7 @@ import type { SessionStore } from '../sessions/store.js';
 import { channelRows } from './routes/admin.js';
 import { VERSION } from '../version.js';
 import type { Observability } from '../obs/index.js';
+import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
 
 export interface OverviewDeps {
   config: Config;
@@ -19,6 +21,8 @@ export interface OverviewDeps {
   mesh: BridgeMesh;
   store?: SessionStore | undefined;
   obs: Observability;
+  /** the ACP warm agent pools (src/acp/runtimes/agent/warm-pool.ts); none when absent */
+  warmPools?: () => WarmPoolStatus[];
 }
 
 const MAX_RUNNING = 50;
@@ -71,6 +75,7 @@ export async function buildOverview(d: OverviewDeps) {
     channels: channelRows(d),
     models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
     sessions: { byStatus: sessions, running },
+    warmPools: d.warmPools?.() ?? [],
   };
 }
 

@@ -10,7 +10,8 @@
  *   store), so they cost nothing between scrapes.
  *
  * Label values are bounded: route names from a fixed list, model/channel/peer names from config (ours or a
- * peer's announcement), error codes from the error table. Never a request id or user text.
+ * peer's announcement), agent ids from `acp.agents`, error codes from the error table. Never a request id or
+ * user text.
  */
 import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
 import type { Router } from '../router/router.js';
@@ -18,6 +19,7 @@ import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { HealthState } from '../router/health.js';
 import { HotCounter, HotHistogram } from './hot-metrics.js';
+import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
@@ -44,6 +46,8 @@ export class GatewayMetrics {
   /** requests being served now, and those of them still waiting for an upstream's first byte */
   inflight = 0;
   waiting = 0;
+  /** the ACP warm agent pools, read at scrape time (set by the composition root once the ACP core exists) */
+  warmPools: () => readonly WarmPoolStatus[] = () => [];
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
@@ -281,6 +285,7 @@ export class GatewayMetrics {
         for (const [peer, n] of mesh.linkOpens) this.inc({ peer }, n);
       },
     });
+    this.warmGauges(registers);
     if (store) {
       new Gauge({
         name: 'switchyard_sessions',
@@ -295,5 +300,70 @@ export class GatewayMetrics {
         },
       });
     }
+  }
+
+  /** The warm agent pools (`acp.agents[].warm`): one label set per configured agent id, none without pools. */
+  private warmGauges(registers: Registry[]): void {
+    const pools = () => this.warmPools();
+    const perPool = function (this: Gauge<'agent'> | Counter<'agent'>, value: (w: WarmPoolStatus) => number) {
+      this.reset();
+      for (const w of pools()) {
+        if (this instanceof Gauge) this.set({ agent: w.agentId }, value(w));
+        else this.inc({ agent: w.agentId }, value(w));
+      }
+    };
+    new Gauge({
+      name: 'switchyard_acp_warm_spares',
+      help: 'warm agent processes not yet taken, by agent and state (booting: not yet past initialize)',
+      labelNames: ['agent', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of pools()) {
+          this.set({ agent: w.agentId, state: 'ready' }, w.ready);
+          this.set({ agent: w.agentId, state: 'booting' }, w.booting);
+        }
+      },
+    });
+    new Gauge({
+      name: 'switchyard_acp_warm_target',
+      help: 'warm agent processes each pool keeps (acp.agents[].warm)',
+      labelNames: ['agent'],
+      registers,
+      collect() {
+        perPool.call(this, (w) => w.target);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_acp_warm_backoff_seconds',
+      help: 'seconds until a pool starts its next spare after failures (0: no back-off running)',
+      labelNames: ['agent'],
+      registers,
+      collect() {
+        perPool.call(this, (w) => (w.retryAt ? Math.max(0, Date.parse(w.retryAt) - Date.now()) / 1000 : 0));
+      },
+    });
+    new Counter({
+      name: 'switchyard_acp_warm_starts_total',
+      help: 'agent processes sessions of a pooled agent got: taken from the pool (warm) or started themselves (cold)',
+      labelNames: ['agent', 'start'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of pools()) {
+          this.inc({ agent: w.agentId, start: 'warm' }, w.taken);
+          this.inc({ agent: w.agentId, start: 'cold' }, w.cold);
+        }
+      },
+    });
+    new Counter({
+      name: 'switchyard_acp_warm_failures_total',
+      help: 'warm agent processes that failed to start or died while waiting',
+      labelNames: ['agent'],
+      registers,
+      collect() {
+        perPool.call(this, (w) => w.failed);
+      },
+    });
   }
 }

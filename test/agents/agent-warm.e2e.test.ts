@@ -6,13 +6,16 @@
  *    revoked when the spare stops);
  *  - spares count against acp.maxAgentProcesses and are the first stopped when a session needs a slot;
  *  - reload replacing an entry and gateway stop leave no process behind (checked in /proc);
- *  - a spare that dies while idle is replaced; a command that exits at once is retried with a back-off.
+ *  - a spare that dies while idle is replaced; a command that exits at once is retried with a back-off (shown in
+ *    GET /admin/overview → warmPools).
+ * A session arriving while the spare still boots: agent-warm-booting.e2e.test.ts.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, processAlive, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { adminGet, cleanupDirs, processAlive, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { parseProm } from '../ops/prom-text.js';
 import { agentPids, agentRouting, jsonLines, rpc } from './acp-rpc.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -226,6 +229,28 @@ describe('warm agent processes', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(3_000);
     expect(count()).toBe(3);
     expect(failures()).toBe(3);
+    // the operator's view (GET /admin/overview → warmPools): three failures in a row, the fourth run 4 s after the third
+    const pools = (await adminGet<{ warmPools: Array<Record<string, unknown>> }>(gw!.url, '/admin/overview')).warmPools;
+    const broken = pools.find((p) => p.agentId === 'broken')!;
+    expect(broken).toMatchObject({ target: 1, ready: 0, booting: 0, claimed: 0, consecutiveFailures: 3, spawned: 3, taken: 0, cold: 0, failed: 3 });
+    const third = Date.parse(logged('warm agent process failed to start').filter((l) => l.agent === 'broken')[2].t as string);
+    expect(Date.parse(broken.retryAt as string) - third).toBeGreaterThanOrEqual(4_000 - 50);
+    expect(Date.parse(broken.retryAt as string) - third).toBeLessThan(4_000 + 1_000);
+    const backoff = parseProm(await (await fetch(`${gw!.url}/metrics`)).text()).find(
+      (x) => x.name === 'switchyard_acp_warm_backoff_seconds' && x.labels.agent === 'broken',
+    )!.value;
+    expect(backoff).toBeGreaterThan(0);
+    expect(backoff).toBeLessThanOrEqual(4);
+    // the killed spare was replaced and is ready; its failure is counted until a spare is taken
+    expect(pools.find((p) => p.agentId === 'fake')).toMatchObject({
+      target: 1,
+      ready: 1,
+      booting: 0,
+      consecutiveFailures: 1,
+      retryAt: null,
+      failed: 1,
+      taken: 0,
+    });
 
     // a session on it is refused as it always was (the availability probe runs the command too)
     const r = await startSession('b-1', 'broken');

@@ -28,10 +28,12 @@
 // Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
 // first current; session/set_config_option sets it), FAKE_ACP_MODEL_STICKY=1 (set_config_option answers but
 // keeps the old value), FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
+// FAKE_ACP_INIT_HOLD=<dir> (hold the answer to initialize: write <dir>/held-<pid> holding process.cwd(), then answer
+// once <dir>/release-<pid> exists, so a test decides when each process finishes starting),
 // FAKE_ACP_LOAD=1 (announce loadSession; sessions are kept in <cwd>/.fake-acp-sessions.json, so a new process
 // can session/load what an earlier one stored, and replays the earlier prompts as user_message_chunk updates).
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const MODE = process.env.FAKE_ACP_MODE ?? '';
@@ -104,6 +106,11 @@ async function handle(msg) {
 async function answer(method, params) {
   switch (method) {
     case 'initialize':
+      if (process.env.FAKE_ACP_INIT_HOLD) {
+        const dir = process.env.FAKE_ACP_INIT_HOLD;
+        writeFileSync(path.join(dir, `held-${process.pid}`), process.cwd());
+        while (!existsSync(path.join(dir, `release-${process.pid}`))) await sleep(20);
+      }
       if (MODE === 'garbage-before-init') process.stdout.write('Welcome to FakeAgent!\n');
       if (MODE === 'silent') return new Promise(() => {});
       return {

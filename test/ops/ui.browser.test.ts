@@ -1,18 +1,21 @@
 /**
  * The status page in headless Chromium (playwright-core driving the system `chromium`; CI installs it) with
  * a real two-gateway setup: sign in with the admin token (kept in sessionStorage only), the page shows the
- * peer, its link and its shared channel; when the peer goes away the page updates by itself. Screenshots
- * are saved under the test's temp folder and their paths printed. No request leaves the gateway's origin.
+ * peer, its link and its shared channel, and the warm agent pool; when the peer goes away the page updates by
+ * itself. Screenshots are saved under the test's temp folder and their paths printed. No request leaves the
+ * gateway's origin.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 
+const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
 const ADMIN = 'ui-admin-token-2e8f';
 let a: GatewayProcess;
@@ -50,6 +53,11 @@ beforeAll(async () => {
       bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }],
     },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+    // one warm agent process: the page's Warm agents card
+    acp: {
+      tokens: ['ui-acp-token-4b7d'],
+      agents: [{ id: 'fake', label: 'fake', command: process.execPath, args: [FAKE], permissions: 'allow', warm: 1 }],
+    },
   });
   await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
   browser = await chromium.launch({
@@ -95,6 +103,10 @@ describe('status page /ui', () => {
     expect(await page.textContent('#mesh')).toContain('shares gpu-llama');
     expect(await page.textContent('#models')).toMatch(/llama3\s*gpu-llama @ datacenter/);
     expect(await page.textContent('#title')).toBe('office');
+    // the warm agent pool: its spare reaches ready within a refresh or two
+    const warmRow = page.locator('#warm tr[data-agent="fake"][data-ready="1"]');
+    await warmRow.waitFor({ timeout: 15_000 });
+    expect((await warmRow.locator('td').allTextContents()).slice(0, 5)).toEqual(['fake', '1/1', '0', '0/0', '0']);
     // traffic shows in the rate numbers and charts within a refresh or two
     for (let i = 0; i < 6; i++) {
       const r = await fetch(`${a.url}/v1/chat/completions`, {

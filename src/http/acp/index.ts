@@ -2,7 +2,7 @@
  * The `/acp/rpc` (HTTP + SSE) and `/acp` (WebSocket) transports around the ACP core (src/acp/): JSON-RPC
  * envelopes, Origin and Bearer checks, keepalives. The core's method table is served unchanged by both.
  */
-import { createAcpCore, type AcpCoreDeps } from '../../acp/index.js';
+import { createAcpCore, type AcpCore, type AcpCoreDeps } from '../../acp/index.js';
 import type { RouteHandler, UpgradeHandler } from '../server.js';
 import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './route.js';
 import { createAcpWs } from './ws.js';
@@ -20,6 +20,8 @@ export interface Acp {
   drain(graceMs: number): Promise<void>;
   /** config reload: the runtime table follows `acp.agents` / `acp.gateways` */
   reconfigure(): void;
+  /** the warm agent pools, for the operator's views (overview, `switchyard status`) */
+  warmPools: AcpCore['warmPools'];
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export function createAcp(deps: AcpDeps): Acp {
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     drain: (graceMs) => core.drain(graceMs),
     reconfigure: () => core.reconfigure(),
+    warmPools: () => core.warmPools(),
     async close() {
       await ws.close();
       await core.close();

@@ -95,6 +95,12 @@ export const APP_JS = `
     var b = o.sessions.byStatus;
     $('session-counts').textContent = (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
     fillTable('turns', o.sessions.running.map(function (t) { return [t.id, t.turnId || '-', t.startedAt || '-']; }));
+    var warm = o.warmPools || [];
+    $('warm-card').hidden = warm.length === 0;
+    fillTable('warm', warm.map(function (w) {
+      return [w.agentId, w.ready + '/' + w.target, w.booting + (w.claimed ? ' (' + w.claimed + ' claimed)' : ''), w.taken + '/' + w.cold,
+        { text: w.failed + (w.consecutiveFailures ? ' (' + w.consecutiveFailures + ' in a row)' : ''), cls: w.retryAt ? 'state-backoff' : '' }, w.retryAt || '-'];
+    }), function (i) { return { 'data-agent': warm[i].agentId, 'data-ready': String(warm[i].ready), 'data-booting': String(warm[i].booting) }; });
   }
 
   var ctrl = null;

@@ -50,6 +50,7 @@ export const PAGE_HTML = `<!doctype html>
       <div class="card grow"><h2>Models</h2><table id="models"><thead><tr><th>model</th><th>served by</th></tr></thead><tbody></tbody></table></div>
       <div class="card grow"><h2>Sessions</h2><p id="session-counts"></p><table id="turns"><thead><tr><th>session</th><th>turn</th><th>started</th></tr></thead><tbody></tbody></table></div>
     </section>
+    <section id="warm-card" class="card" hidden><h2>Warm agents</h2><table id="warm"><thead><tr><th>agent</th><th>ready</th><th>booting</th><th>sessions warm/cold</th><th>failed</th><th>back-off until</th></tr></thead><tbody></tbody></table></section>
   </div>
 </main>
 </body>

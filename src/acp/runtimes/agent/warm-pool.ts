@@ -67,14 +67,31 @@ export interface TakenSpare extends BootedAgent {
   readonly replenish: () => void;
 }
 
+/**
+ * One pool as an operator sees it (`GET /admin/overview` → `warmPools`, `switchyard status`). Counters run since
+ * the pool was made: gateway start, or the reload that last changed the entry.
+ */
 export interface WarmPoolStatus {
   agentId: string;
-  size: number;
+  /** `warm` of the entry: the spares the pool keeps */
+  target: number;
+  /** spares past `initialize`, waiting to be taken */
   ready: number;
+  /** spares started and not yet past `initialize`; `claimed` of them have a session waiting for them */
   booting: number;
-  /** processes spawned for spares, taken by sessions, failed to start or died while waiting */
+  claimed: number;
+  /** failures in a row, each doubling the back-off: reset when a spare is taken; a spare that had lived 30 s
+   *  before dying counts as the first */
+  consecutiveFailures: number;
+  /** when a back-off is running: the time the pool starts its next spare (ISO), else null */
+  retryAt: string | null;
+  /** processes spawned for spares */
   spawned: number;
+  /** agent processes sessions took from the pool, and those they started themselves (none to take, or with
+   *  `llm` the session's model is not the one spares are minted for) */
   taken: number;
+  cold: number;
+  /** spares that failed to start or died while waiting */
   failed: number;
 }
 
@@ -120,9 +137,10 @@ export class WarmPool {
   private readonly ready: Spare[] = [];
   private failures = 0;
   private retry: NodeJS.Timeout | undefined;
+  private retryAt = 0;
   private closed = false;
   private readonly unsubscribe: () => void;
-  private readonly counts = { spawned: 0, taken: 0, failed: 0 };
+  private readonly counts = { spawned: 0, taken: 0, cold: 0, failed: 0 };
 
   constructor(private readonly o: WarmPoolOptions) {
     this.size = o.config.warm;
@@ -136,7 +154,18 @@ export class WarmPool {
 
   status(): WarmPoolStatus {
     const ready = this.ready.length;
-    return { agentId: this.o.config.id, size: this.size, ready, booting: this.spares.size - ready, ...this.counts };
+    let claimed = 0;
+    for (const s of this.spares) if (s.claimed && !s.booted) claimed++;
+    return {
+      agentId: this.o.config.id,
+      target: this.size,
+      ready,
+      booting: this.spares.size - ready,
+      claimed,
+      consecutiveFailures: this.failures,
+      retryAt: this.retry ? new Date(this.retryAt).toISOString() : null,
+      ...this.counts,
+    };
   }
 
   /** Starts spares up to `size`, as far as free slots allow; a no-op during a back-off. */
@@ -152,9 +181,16 @@ export class WarmPool {
 
   /**
    * A ready spare for session `sessionId`, or undefined (none ready, or with `llm` the session's `model` is not
-   * the one spares' tokens are minted for). A replacement starts in the background.
+   * the one spares' tokens are minted for). A replacement starts in the background. Every call counts, in
+   * status(), as `taken` or `cold`.
    */
   async take(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
+    const taken = await this.claim(sessionId, model);
+    if (!taken) this.counts.cold++;
+    return taken;
+  }
+
+  private async claim(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
     const pinned = this.o.config.llm?.model;
     if (this.closed || (pinned !== undefined && model !== undefined && model !== pinned)) return undefined;
     let s = this.ready.find((x) => !x.claimed && !x.proc?.exit && !x.peer?.closed);
@@ -261,6 +297,7 @@ export class WarmPool {
       this.failures++;
     }
     clearTimeout(this.retry);
+    this.retryAt = Date.now() + delayMs;
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.fill();
