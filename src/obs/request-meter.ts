@@ -112,7 +112,11 @@ export function noteRouted(res: ServerResponse, model: string, c: Candidate): vo
  * Upstream usage (OpenAI shape) and, for a non-streaming answer, its finish reasons (span only). `reply.completion`
  * is read only when there is a span: for a relayed upstream body (src/providers/chat-reply.ts) that read parses it.
  */
-export function noteUsage(res: ServerResponse, usage: unknown, reply?: { readonly completion: { choices: ReadonlyArray<{ finish_reason?: string | null }> } }): void {
+export function noteUsage(
+  res: ServerResponse,
+  usage: unknown,
+  reply?: { readonly completion: { choices: ReadonlyArray<{ finish_reason?: string | null }> } },
+): void {
   const m = (res as Metered)[METER];
   if (!m || !m.routed) return;
   const u = typeof usage === 'object' && usage !== null ? (usage as { prompt_tokens?: unknown; completion_tokens?: unknown }) : undefined;

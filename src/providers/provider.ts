@@ -13,7 +13,7 @@
  * - `opts.signal` aborts the upstream request (client disconnect, deadline, cancel).
  */
 import type { CancelSignal } from '../util/abort.js';
-import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { ChannelCapabilities } from '../wire/bridge-frames.js';
 import type { ChatReply } from './chat-reply.js';
 

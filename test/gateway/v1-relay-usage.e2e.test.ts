@@ -36,7 +36,7 @@ const BODIES: Record<string, string> = {
   'usage-array': answer('usage-array', [3, 4]),
   'no-json': '<html>502 from a proxy</html>',
   'no-choices': '{"id":"x","object":"chat.completion","usage":{"prompt_tokens":1}}',
-  'trailing': answer('trailing', { prompt_tokens: 1, completion_tokens: 1 }) + '\n{"again":1}',
+  trailing: answer('trailing', { prompt_tokens: 1, completion_tokens: 1 }) + '\n{"again":1}',
 };
 
 let upstream: Server;
