@@ -81,6 +81,8 @@ describe('ChatReply.relayed', () => {
       return { error: (err as Error).message };
     }
   }
+  const answerWith = (content: string) =>
+    JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 1 } });
   const deep = '['.repeat(MAX_DEPTH + 5) + ']'.repeat(MAX_DEPTH + 5);
   const table: Array<[string, string]> = [
     ['plain', BODY],
@@ -111,6 +113,13 @@ describe('ChatReply.relayed', () => {
     ['invalid escape', '{"choices":[],"x":"\\q"}'],
     ['control character in a string', '{"choices":[],"x":"a\nb"}'],
     ['leading zero', '{"choices":[],"x":01}'],
+    // string bodies with escapes: the plain runs between them are skipped natively (walkString)
+    ['long content with escapes', answerWith('line one\nline "two"\t\\ \u00e9\ud83d\ude00 '.repeat(200) + '\n')],
+    ['a control character after an escape', '{"choices":[],"x":"ab\\ncd\u0001ef"}'],
+    ['unterminated after an escape', '{"choices":[],"x":"ab\\ncd'],
+    ['only an escaped quote before the end', '{"choices":[],"x":"ab\\"}'],
+    ['a later string after an escaped one', '{"choices":[],"x":"a\\nb","usage":{"prompt_tokens":5,"k":"\\"q\\""}}'],
+    ['a bad escape after a long plain run', `{"choices":[],"x":"${'p'.repeat(500)}\\n${'p'.repeat(500)}\\x"}`],
   ];
   it.each(table)('%s: accepted or refused exactly as before, with the same message and usage', (_name, text) => {
     expect(now(text)).toEqual(former(text));
