@@ -14,6 +14,7 @@ import { fromBridgeError, toBridgeCode } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
 import type { PeerAdmission } from '../keys/peer-gate.js';
+import { ChatReply } from '../providers/chat-reply.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -45,7 +46,7 @@ export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequ
   return new Promise((resolve, reject) => {
     const err = launch(l, o, targetChannel, body, false, {
       queue: undefined,
-      resolve: (v) => resolve({ stream: false, completion: asCompletion(v) }),
+      resolve: (v) => resolve(ChatReply.of(asCompletion(v))),
       fail: reject,
     });
     if (err) reject(err);
@@ -164,11 +165,12 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     }
     const routed = await l.router.serveChannel(f.targetChannel, { ...f.payload, stream: f.stream === true }, opts);
     if (!routed.stream) {
-      usage = routed.completion.usage;
+      const reply = routed.reply;
+      usage = reply.usage;
       served = true;
-      // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not re-serialised
-      if (routed.raw !== undefined) l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${routed.raw}}`);
-      else l.send({ type: 'bridge-response', requestId, payload: routed.completion });
+      // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or re-serialised
+      if (reply.raw !== undefined) l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${reply.raw}}`);
+      else l.send({ type: 'bridge-response', requestId, payload: reply.completion });
       return;
     }
     const idJson = JSON.stringify(requestId);

@@ -108,8 +108,15 @@ export function noteRouted(res: ServerResponse, model: string, c: Candidate): vo
   }
 }
 
-/** Upstream usage (OpenAI shape) and, for a non-streaming answer, its finish reasons (span only). */
-export function noteUsage(res: ServerResponse, usage: unknown, completion?: { choices: ReadonlyArray<{ finish_reason?: string | null }> }): void {
+/**
+ * Upstream usage (OpenAI shape) and, for a non-streaming answer, its finish reasons (span only). `reply.completion`
+ * is read only when there is a span: for a relayed upstream body (src/providers/chat-reply.ts) that read parses it.
+ */
+export function noteUsage(
+  res: ServerResponse,
+  usage: unknown,
+  reply?: { readonly completion: { choices: ReadonlyArray<{ finish_reason?: string | null }> } },
+): void {
   const m = (res as Metered)[METER];
   if (!m || !m.routed) return;
   const u = typeof usage === 'object' && usage !== null ? (usage as { prompt_tokens?: unknown; completion_tokens?: unknown }) : undefined;
@@ -121,10 +128,10 @@ export function noteUsage(res: ServerResponse, usage: unknown, completion?: { ch
       m.span.span.setAttribute('gen_ai.usage.input_tokens', tin);
       m.span.span.setAttribute('gen_ai.usage.output_tokens', tout);
     }
-    if (completion)
+    if (reply)
       m.span.span.setAttribute(
         'gen_ai.response.finish_reasons',
-        completion.choices.map((c) => c.finish_reason ?? 'unknown'),
+        reply.completion.choices.map((c) => c.finish_reason ?? 'unknown'),
       );
   }
 }

@@ -13,8 +13,9 @@
  * - `opts.signal` aborts the upstream request (client disconnect, deadline, cancel).
  */
 import type { CancelSignal } from '../util/abort.js';
-import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { ChannelCapabilities } from '../wire/bridge-frames.js';
+import type { ChatReply } from './chat-reply.js';
 
 /**
  * What a provider's channels can do. The core routes on these, never on the provider's name, and a gateway
@@ -47,11 +48,10 @@ export interface ChunkStream extends AsyncIterator<StreamChunk> {
 }
 
 /**
- * `raw`, when set, is the upstream's JSON body exactly as received and says the same as `completion` (an
- * OpenAI-compatible upstream, nothing translated): the OpenAI edge relays these bytes instead of serialising
- * `completion` again. Any adapter that changes or builds the completion leaves it unset.
+ * A non-streaming answer is a ChatReply (src/providers/chat-reply.ts): its usage, the upstream's bytes when
+ * they can be relayed as received (`raw`), and the completion object, parsed only when something reads it.
  */
-export type ChatOutcome = { stream: false; completion: ChatCompletion; raw?: string | undefined } | { stream: true; chunks: AsyncIterable<StreamChunk> };
+export type ChatOutcome = ChatReply | { stream: true; chunks: AsyncIterable<StreamChunk> };
 
 export interface CallOptions {
   /** aborts the upstream request */

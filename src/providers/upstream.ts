@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { dispatchRequest, type UpstreamBody } from './upstream-body.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
+import { notJson } from './chat-reply.js';
 
 // The root of undici loads all of it (fetch, WebSocket, caches, mocks…: ~9 MiB of a gateway's idle RSS, measured
 // in docs/benchmarks.md); the gateway uses the Pool and the error classes. undici (pinned) has no exports map,
@@ -80,21 +81,20 @@ export class UpstreamClient {
 
   /** Reads a whole (small) JSON body; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
   async json<T>(res: UpstreamResponse): Promise<T> {
-    return (await this.jsonText<T>(res)).value;
+    const text = await this.text(res);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw notJson(this.label);
+    }
   }
 
-  /** `json`, plus the body's text as received (for relaying it without serialising it again). */
-  async jsonText<T>(res: UpstreamResponse): Promise<{ value: T; text: string }> {
-    let text: string;
+  /** Reads a whole (small) body as text, as received (for relaying it without parsing it). */
+  async text(res: UpstreamResponse): Promise<string> {
     try {
-      text = await res.body.text();
+      return await res.body.text();
     } catch (err) {
       throw mapTransportError(err, this.label, false);
-    }
-    try {
-      return { value: JSON.parse(text) as T, text };
-    } catch {
-      throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream returned a body that is not JSON`);
     }
   }
 

@@ -11,7 +11,8 @@
  */
 import { Abort, type CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
+import type { ChatReply } from '../providers/chat-reply.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
 import type { AttemptOptions, Candidate, RouteOptions } from './candidate.js';
@@ -54,7 +55,7 @@ interface Stats {
 }
 
 export type RoutedChat =
-  | { stream: false; completion: ChatCompletion; raw?: string | undefined; candidate: Candidate; attempts: number }
+  | { stream: false; reply: ChatReply; candidate: Candidate; attempts: number }
   | { stream: true; first: StreamChunk | undefined; rest: ChunkStream; candidate: Candidate; attempts: number };
 
 const EWMA_ALPHA = 0.2;
@@ -327,7 +328,7 @@ export class Router {
         g.stopTimer();
         g.release();
         t.done(true);
-        return { stream: false, completion: out.completion, raw: out.raw, candidate: c };
+        return { stream: false, reply: out, candidate: c };
       }
       const it: ChunkStream = out.chunks[Symbol.asyncIterator]();
       const first = await it.next();

@@ -281,11 +281,17 @@ function string(text: string, i: number): number {
   const q = text.indexOf('"', i);
   if (q === -1) return -1;
   if (q < special) return q + 1;
-  return walkString(text, i);
+  // [i, special) is plain and the closing quote is not before `special`: walk on from there
+  return walkString(text, special, q);
 }
 
-/** string(), character by character: for bodies with escapes or control characters. */
-function walkString(text: string, i: number): number {
+/**
+ * string() from i, a backslash or control character, for bodies with escapes or control characters: each
+ * escape is checked character by character, and the plain runs between them are skipped natively (PLAIN_RUN,
+ * and indexOf for the closing quote, looked up again only once the scan has passed `q`, the next `"` known),
+ * so a long text with a newline every line costs a native call per escape rather than a step per character.
+ */
+function walkString(text: string, i: number, q: number): number {
   const n = text.length;
   while (i < n) {
     const c = text.charCodeAt(i);
@@ -305,7 +311,16 @@ function walkString(text: string, i: number): number {
       i += 2;
       continue;
     }
-    i++;
+    // a plain run from i: it ends at the next backslash or control character (or the end of the text)
+    PLAIN_RUN.lastIndex = i;
+    PLAIN_RUN.test(text);
+    const end = PLAIN_RUN.lastIndex;
+    if (q < i) {
+      q = text.indexOf('"', i);
+      if (q === -1) return -1;
+    }
+    if (q < end) return q + 1;
+    i = end;
   }
   return -1;
 }

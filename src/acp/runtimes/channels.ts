@@ -81,7 +81,7 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
       }
       if (!routed.stream) {
         // the router returns what the candidate gave; a non-stream answer to a stream request is still usable
-        const choice = routed.completion.choices[0];
+        const choice = routed.reply.completion.choices[0];
         const text = typeof choice?.message.content === 'string' ? choice.message.content : '';
         if (text) {
           output = text;

@@ -6,11 +6,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, ChatRequest, Usage } from '../../wire/openai.js';
+import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import { cancelOnClose } from '../../router/cancel.js';
 import type { StreamChunk } from '../../providers/provider.js';
+import type { ChatReply } from '../../providers/chat-reply.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { writeSse } from '../../util/sse-start.js';
@@ -32,8 +33,11 @@ export interface ApiContext {
 export interface ExchangeMeter {
   trace(res: ServerResponse): string | undefined;
   routed(res: ServerResponse, model: string, c: Candidate): void;
-  /** `completion`: a non-streaming answer, for its finish reasons */
-  usage(res: ServerResponse, usage: unknown, completion?: ChatCompletion): void;
+  /**
+   * `reply`: a non-streaming answer, for its finish reasons; the meter reads `reply.completion` (which may parse
+   * a relayed body) only when it records them, i.e. when the request has a span
+   */
+  usage(res: ServerResponse, usage: unknown, reply?: ChatReply): void;
 }
 
 export interface Exchange {
@@ -45,9 +49,9 @@ export interface Exchange {
   /**
    * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
    * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying,
-   * with its `completion`.
+   * with its `reply`.
    */
-  settle(usage: Usage | null | undefined, ok: boolean, completion?: ChatCompletion): Promise<void>;
+  settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply): Promise<void>;
 }
 
 /** Routes `chat` with the request's deadline and client-disconnect abort. */
@@ -77,11 +81,11 @@ export async function routeChat(
     });
     ctx.meter?.routed(res, chat.model, routed.candidate);
     let settled = false;
-    const settle = async (usage: Usage | null | undefined, ok: boolean, completion?: ChatCompletion) => {
+    const settle = async (usage: Usage | null | undefined, ok: boolean, reply?: ChatReply) => {
       dispose();
       if (settled) return;
       settled = true;
-      if (ok) ctx.meter?.usage(res, usage, completion);
+      if (ok) ctx.meter?.usage(res, usage, reply);
       const c = routed.candidate;
       await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };

@@ -96,8 +96,9 @@ async function generate(
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
-    sendJson(res, 200, toGeminiResponse(ex.routed.completion, model, estimateIn), headers);
+    const reply = ex.routed.reply;
+    await ex.settle(reply.usage, true, reply);
+    sendJson(res, 200, toGeminiResponse(reply.completion, model, estimateIn), headers);
     return;
   }
   if (sse) startSse(res, headers);

@@ -70,9 +70,10 @@ async function messages(
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');
   const headers = sourceHeaders(ex.routed.candidate, requestId);
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
-    const native = nativeBodyOf(ex.routed.completion);
-    sendJson(res, 200, native ?? toAnthropicMessage(ex.routed.completion, model, estimateIn), headers);
+    const reply = ex.routed.reply;
+    await ex.settle(reply.usage, true, reply);
+    const native = nativeBodyOf(reply.completion);
+    sendJson(res, 200, native ?? toAnthropicMessage(reply.completion, model, estimateIn), headers);
     return;
   }
   startSse(res, headers);

@@ -83,9 +83,10 @@ async function create(
   const shell = skeleton(newResponseId(), body, body.model);
 
   if (!ex.routed.stream) {
-    await ex.settle(ex.routed.completion.usage, true, ex.routed.completion);
-    const native = nativeBodyOf(ex.routed.completion) as Record<string, unknown> | undefined;
-    const response = native ?? toResponse(ex.routed.completion, shell, estimateIn);
+    const reply = ex.routed.reply;
+    await ex.settle(reply.usage, true, reply);
+    const native = nativeBodyOf(reply.completion) as Record<string, unknown> | undefined;
+    const response = native ?? toResponse(reply.completion, shell, estimateIn);
     if (store) await keep(ctx, response, history, requestId);
     sendJson(res, 200, response, headers);
     return;

@@ -28,12 +28,14 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   const headers = sourceHeaders(routed.candidate, requestId);
   if (!routed.stream) {
     // settled before the answer goes out, so the client's next request already sees this one's spend
-    await ex.settle(routed.completion.usage, true, routed.completion);
-    // an OpenAI-compatible upstream's body goes out as received; a translated completion is serialised
-    if (routed.raw !== undefined) sendJsonText(res, 200, routed.raw, headers);
-    else sendJson(res, 200, routed.completion, headers);
+    // (the reply's usage was read by a scan; the meter parses the body only when a span wants finish reasons)
+    const reply = routed.reply;
+    await ex.settle(reply.usage, true, reply);
+    // an OpenAI-compatible upstream's body goes out as received, never parsed here; a translated completion is serialised
+    if (reply.raw !== undefined) sendJsonText(res, 200, reply.raw, headers);
+    else sendJson(res, 200, reply.completion, headers);
     if (logEnabled('debug'))
-      ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: routed.completion.usage });
+      ctx.logger.debug('chat done', { requestId, model: body.model, channel: routed.candidate.id, attempts: routed.attempts, usage: reply.usage });
     return;
   }
   // Usage is always asked of the upstream, for accounting; a client that did not ask sees neither the usage

@@ -24,6 +24,7 @@ import { anthropicStream } from './stream.js';
 import { ANTHROPIC_VERSION, type MessagesResponse } from './wire.js';
 import { nativeRequestOf, withNative } from '../../wire/native.js';
 import { anthropicNativeStream, nativeHeaders } from './native.js';
+import { ChatReply } from '../chat-reply.js';
 
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 
@@ -60,7 +61,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
         await client.ensureOk(res);
         if (native.body.stream !== true) {
           const msg = await client.json<MessagesResponse>(res);
-          return { stream: false, completion: withNative(toChatCompletion(msg, cfg.name), msg) };
+          return ChatReply.of(withNative(toChatCompletion(msg, cfg.name), msg));
         }
         return { stream: true, chunks: anthropicNativeStream(res.body, cfg.name) };
       }
@@ -74,7 +75,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
       await client.ensureOk(res);
       if (!body.stream) {
         const msg = await client.json<MessagesResponse>(res);
-        return { stream: false, completion: toChatCompletion(msg, cfg.name) };
+        return ChatReply.of(toChatCompletion(msg, cfg.name));
       }
       return { stream: true, chunks: anthropicStream(res.body, cfg.name) };
     },

@@ -14,6 +14,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatMessage, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig, StreamChunk } from '../provider.js';
 import { statusError } from '../upstream.js';
+import { ChatReply } from '../chat-reply.js';
 
 interface MockOptions {
   delayMs: number;
@@ -121,7 +122,7 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
           choices: [{ index: 0, message: { role: 'assistant', content: answer.text, ...(toolCalls ? { tool_calls: toolCalls } : {}) }, finish_reason: finish }],
           usage,
         };
-        return { stream: false, completion };
+        return ChatReply.of(completion);
       }
       const chunk = (delta: Record<string, unknown>, finish_reason: string | null) =>
         JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, choices: [{ index: 0, delta, finish_reason }] });

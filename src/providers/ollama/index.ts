@@ -13,6 +13,7 @@ import { UpstreamClient } from '../upstream.js';
 import { toOllamaChat, toOllamaEmbed, type OllamaRequestDefaults } from './request.js';
 import { fromOllamaChat, fromOllamaEmbed } from './response.js';
 import { ollamaStream } from './stream.js';
+import { ChatReply } from '../chat-reply.js';
 
 export const OLLAMA_DEFAULT_BASE_URL = 'http://127.0.0.1:11434';
 
@@ -45,7 +46,7 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
       const accept = body.stream ? 'application/x-ndjson' : 'application/json';
       const res = await client.request('/api/chat', { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal });
       await client.ensureOk(res);
-      if (!body.stream) return { stream: false, completion: fromOllamaChat(await client.json<unknown>(res), cfg.name, req.model) };
+      if (!body.stream) return ChatReply.of(fromOllamaChat(await client.json<unknown>(res), cfg.name, req.model));
       return { stream: true, chunks: ollamaStream(res.body, cfg.name, req.model) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {

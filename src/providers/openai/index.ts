@@ -4,9 +4,10 @@
  * the caller) and, for streams, `stream_options.include_usage` (always asked for, so usage is never lost).
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../../wire/openai.js';
+import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
 import { UpstreamClient } from '../upstream.js';
+import { ChatReply } from '../chat-reply.js';
 import { openAiStream } from './stream.js';
 import { nativeRequestOf, withNative } from '../../wire/native.js';
 import { responseToCompletion, responsesNativeStream } from './responses-native.js';
@@ -47,7 +48,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
         await client.ensureOk(res);
         if (native.body.stream !== true) {
           const r = await client.json<Parameters<typeof responseToCompletion>[0]>(res);
-          return { stream: false, completion: withNative(responseToCompletion(r, cfg.name), r) };
+          return ChatReply.of(withNative(responseToCompletion(r, cfg.name), r));
         }
         return { stream: true, chunks: responsesNativeStream(res.body, cfg.name) };
       }
@@ -55,12 +56,8 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       const res = await client.request('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
       await client.ensureOk(res);
       if (!req.stream) {
-        // still parsed (validation, usage, the other edges' translation); the OpenAI edge relays `raw`
-        const { value: completion, text } = await client.jsonText<ChatCompletion>(res);
-        if (!completion || typeof completion !== 'object' || !Array.isArray(completion.choices)) {
-          throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${cfg.name}: upstream reply has no choices`);
-        }
-        return { stream: false, completion, raw: text };
+        // scanned, not parsed: the OpenAI edge and the bridge relay the bytes; an edge that translates parses them
+        return ChatReply.relayed(await client.text(res), cfg.name);
       }
       return { stream: true, chunks: openAiStream(res.body, cfg.name) };
     },
