@@ -26,6 +26,9 @@ export const bridgeLimitsSchema = z.strictObject({
   deadPeerMisses: z.number().int().min(1).default(3),
 });
 
+/** The shortest usage retention: a month budget (keys) is seeded at startup from the whole month's records. */
+export const MIN_RETENTION_DAYS = 32;
+
 /** Rate limits of a virtual key or a bridge peer (docs/keys.md). Absent = unlimited. */
 export const rateLimitsSchema = z.strictObject({
   requestsPerMin: z.number().int().min(1).optional(),
@@ -201,6 +204,15 @@ export const configSchema = z.strictObject({
         .strictObject({
           flushIntervalMs: z.number().int().min(10).default(1000),
           maxBatch: z.number().int().min(1).default(500),
+          /** usage records older than this many days are deleted (hourly); 0 keeps them all */
+          retentionDays: z
+            .number()
+            .int()
+            .min(0)
+            .default(0)
+            .refine((d) => d === 0 || d >= MIN_RETENTION_DAYS, {
+              message: `must be 0 (keep every record) or at least ${MIN_RETENTION_DAYS}: a month's budget is seeded from that month's records`,
+            }),
         })
         .prefault({}),
       admin: z.strictObject({ token: z.string().min(1).optional() }).prefault({}),

@@ -31,6 +31,9 @@ redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 1`;
 
+/** stream entries trimmed per command when pruning (docs/keys.md, retention) */
+const PRUNE_SLICE = 5000;
+
 export class RedisKeyStore implements KeyStore {
   readonly kind = 'redis' as const;
 
@@ -150,6 +153,22 @@ export class RedisKeyStore implements KeyStore {
   /** Redis keeps budget spend in the limiter's own counters; nothing to seed. */
   async spendSince(): Promise<Map<string, { tokens: number; cost: number }>> {
     return new Map();
+  }
+
+  /**
+   * By entry id, which is Redis's clock when the record was written (within a flush interval of its `ts`):
+   * approximate trims of whole stream nodes, PRUNE_SLICE entries at most each, then one exact trim of the rest.
+   */
+  async pruneUsage(before: number): Promise<number> {
+    const key = this.k('usage');
+    const min = `${Math.max(0, Math.floor(before))}-0`;
+    let total = 0;
+    for (;;) {
+      const n = await this.redis.xtrim(key, 'MINID', '~', min, 'LIMIT', PRUNE_SLICE);
+      total += n;
+      if (n === 0) break;
+    }
+    return total + (await this.redis.xtrim(key, 'MINID', min));
   }
 
   async close(): Promise<void> {

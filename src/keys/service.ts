@@ -61,6 +61,10 @@ export interface KeyServiceOptions {
   logger: Logger;
 }
 
+const DAY_MS = 86_400_000;
+/** how often usage retention runs (the first run is at startup) */
+const PRUNE_EVERY_MS = 3_600_000;
+
 export class KeyService {
   readonly cache: KeyCache;
   readonly recorder: UsageRecorder;
@@ -69,6 +73,8 @@ export class KeyService {
   private readonly requireAuth: boolean;
   private readonly pricing = new Map<string, Pricing>();
   private readonly leaseMs: number;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<void> | undefined;
 
   constructor(private readonly o: KeyServiceOptions) {
     const g = o.config.gateway;
@@ -93,6 +99,13 @@ export class KeyService {
 
   async start(): Promise<void> {
     await this.cache.start();
+    const days = this.o.config.gateway.usage.retentionDays;
+    if (days > 0) {
+      // once now, in the background (a long backlog must not hold up startup), then every hour
+      void this.pruneUsage(days);
+      this.pruneTimer = setInterval(() => void this.pruneUsage(days), PRUNE_EVERY_MS);
+      this.pruneTimer.unref();
+    }
     if (this.o.limiter instanceof MemoryLimiter) {
       // A single-process limiter starts from what the recorded usage says was spent this day / month.
       const now = Date.now();
@@ -258,8 +271,28 @@ export class KeyService {
     return summarise(named, q.by);
   }
 
-  /** Stops the refresh timer and writes every pending usage record (graceful stop). */
+  /** Deletes usage records older than `days` days (`gateway.usage.retentionDays`); one run at a time. */
+  private pruneUsage(days: number): Promise<void> {
+    if (this.pruning) return this.pruning;
+    const before = Date.now() - days * DAY_MS;
+    this.pruning = this.o.store
+      .pruneUsage(before)
+      .then(
+        (deleted) => {
+          if (deleted > 0) this.o.logger.info('usage records pruned', { deleted, before: new Date(before).toISOString(), retentionDays: days });
+        },
+        (err: unknown) => this.o.logger.warn('usage records could not be pruned; retrying within the hour', { err: String((err as Error)?.message ?? err) }),
+      )
+      .finally(() => {
+        this.pruning = undefined;
+      });
+    return this.pruning;
+  }
+
+  /** Stops the refresh and retention timers (waiting for a retention run) and writes every pending usage record (graceful stop). */
   async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    await this.pruning;
     this.cache.stop();
     await this.recorder.close();
     await this.o.limiter.close();

@@ -12,6 +12,9 @@ import type { VirtualKey } from './model.js';
 import type { KeyStore, UsageQuery } from './store.js';
 
 /** Versioned, append-only: never edit a released migration, add a new one. */
+/** usage rows deleted per statement when pruning (docs/keys.md, retention) */
+const PRUNE_SLICE = 5000;
+
 const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
     version: 1,
@@ -156,6 +159,20 @@ export class SqliteKeyStore implements KeyStore {
       )
       .all(since) as { key_id: string; t: number; c: number }[];
     return new Map(rows.map((r) => [r.key_id, { tokens: r.t, cost: r.c }]));
+  }
+
+  async pruneUsage(before: number): Promise<number> {
+    // by rowid through the ts index, PRUNE_SLICE rows per statement, yielding between slices (each is one
+    // short synchronous write; a year's backlog must not stall requests)
+    const del = this.db.prepare('DELETE FROM usage_records WHERE rowid IN (SELECT rowid FROM usage_records WHERE ts < ? LIMIT ?)');
+    let total = 0;
+    for (;;) {
+      if (!this.db.open) return total;
+      const n = del.run(before, PRUNE_SLICE).changes;
+      total += n;
+      if (n < PRUNE_SLICE) return total;
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   async close(): Promise<void> {

@@ -30,5 +30,10 @@ export interface KeyStore {
   queryUsage(q: UsageQuery): Promise<UsageRecord[]>;
   /** tokens and cost per key since `since` (budget seeding at startup) */
   spendSince(since: number): Promise<Map<string, { tokens: number; cost: number }>>;
+  /**
+   * Deletes the usage records written before `before` (ms since epoch) and returns how many. Works in slices so
+   * a large backlog never holds the event loop (SQLite) or the server (Redis) for long.
+   */
+  pruneUsage(before: number): Promise<number>;
   close(): Promise<void>;
 }

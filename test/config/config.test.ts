@@ -178,6 +178,17 @@ describe('the strict schema', () => {
     expect(strategy[0]).toMatch(/^gateway\.routing\.strategy: /);
   });
 
+  it('usage retention: 0 keeps every record (the default); otherwise at least a month and some, so month budgets stay seedable', () => {
+    expect(validateConfig({ channels: [mockChannel] }, 't', {}).gateway.usage.retentionDays).toBe(0);
+    expect(validateConfig({ gateway: { usage: { retentionDays: 32 } }, channels: [mockChannel] }, 't', {}).gateway.usage.retentionDays).toBe(32);
+    expect(problemsOf(() => validateConfig({ gateway: { usage: { retentionDays: 7 } }, channels: [mockChannel] }, 't', {}))).toEqual([
+      "gateway.usage.retentionDays: must be 0 (keep every record) or at least 32: a month's budget is seeded from that month's records",
+    ]);
+    expect(problemsOf(() => validateConfig({ gateway: { usage: { retentionDays: -1 } }, channels: [mockChannel] }, 't', {}))[0]).toMatch(
+      /^gateway\.usage\.retentionDays: /,
+    );
+  });
+
   it('several problems are listed at once, each as `path: message`', () => {
     const problems = problemsOf(() =>
       validateConfig(

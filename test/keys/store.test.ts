@@ -11,7 +11,7 @@ import type { KeyStore } from '../../src/keys/store.js';
 import { hashSecret, hintOf, modelAllowed, newSecret, type VirtualKey } from '../../src/keys/model.js';
 import { costOf, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, tmpDir } from '../helpers/env.js';
+import { cleanupDirs, tmpDir, waitFor } from '../helpers/env.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -86,6 +86,24 @@ for (const [name, open] of [
       expect((await s.queryUsage({ since: t - 100 })).map((r) => r.key).sort()).toEqual(['key_a', 'key_b']);
       const b = await s.queryUsage({ key: 'key_b' });
       expect(b).toEqual([rec(t - 10, 'key_b', { stream: true, direction: 'served-by', peer: 'gw_x' })]);
+      await s.close();
+    });
+
+    it('usage retention: prune deletes exactly the records written before a time, across several slices', async () => {
+      const s = await open();
+      // more than two slices of old records (5,000 per slice), written (and stamped) before `cut`
+      const old = Array.from({ length: 12_345 }, (_, i) => rec(Date.now() - 1000 + (i % 500), i % 2 ? 'key_a' : 'key_b'));
+      for (let i = 0; i < old.length; i += 2000) await s.appendUsage(old.slice(i, i + 2000));
+      await waitFor(() => Date.now() > Math.max(...old.map((r) => r.ts)) + 2 && Date.now(), 'the clock to pass the old records');
+      const cut = Date.now();
+      await waitFor(() => Date.now() > cut + 2, 'the clock to pass the cut');
+      const t = Date.now();
+      const kept = [rec(t, 'key_a'), rec(t, 'key_b', { cost: 0.25 })];
+      await s.appendUsage(kept);
+      expect(await s.pruneUsage(cut - 60_000)).toBe(0); // nothing that old
+      expect(await s.pruneUsage(cut)).toBe(old.length);
+      expect(await s.queryUsage({})).toEqual(kept);
+      expect(await s.pruneUsage(cut)).toBe(0); // idempotent
       await s.close();
     });
   });
