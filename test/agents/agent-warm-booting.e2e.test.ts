@@ -19,6 +19,7 @@ import { adminGet, cleanupDirs, processAlive, startProcess, tmpDir, waitFor } fr
 import { runCli } from '../ops/cli-run.js';
 import { parseProm } from '../ops/prom-text.js';
 import { agentPids, agentRouting, jsonLines, rpc } from './acp-rpc.js';
+import type { WarmPoolStatus } from '../../src/acp/runtimes/agent/warm-pool.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-warm-booting-token-8c1f0b';
@@ -33,19 +34,8 @@ afterEach(async () => {
   cleanupDirs();
 });
 
-interface PoolView {
-  agentId: string;
-  target: number;
-  ready: number;
-  booting: number;
-  claimed: number;
-  consecutiveFailures: number;
-  retryAt: string | null;
-  spawned: number;
-  taken: number;
-  cold: number;
-  failed: number;
-}
+/** one row of `/admin/overview` → `warmPools` */
+type PoolView = WarmPoolStatus;
 
 /** A gateway whose `fake` agent keeps one spare, every process of it held at `initialize` until released. */
 async function start() {
