@@ -23,7 +23,7 @@ import { costOf, summarise, tokensOf, type Pricing, type UsageGroup } from '../u
 import { UsageRecorder } from '../usage/recorder.js';
 import { KeyCache } from './key-cache.js';
 import type { BudgetCheck, Limiter } from './limiter.js';
-import { refusal, type HeaderFormat } from './limit-error.js';
+import { rateLimitHeaders, refusal, type HeaderFormat } from './limit-error.js';
 import { MemoryLimiter } from './memory-limiter.js';
 import { createKeySchema, hashSecret, hintOf, KEY_SECRET_PREFIX, keySummary, modelAllowed, newKeyId, newSecret, periodOf, type VirtualKey } from './model.js';
 import type { KeyStore } from './store.js';
@@ -52,6 +52,12 @@ export interface Finish {
 export interface Ticket {
   /** settles the request's limits and records its usage; a promise only when a limiter must be told */
   finish(f: Finish): Promise<void> | void;
+  /**
+   * The key's rate-limit headers for the answer, in the admitting edge's format (`x-ratelimit-*`,
+   * `anthropic-ratelimit-*`), as they stand after this request was admitted; absent when the key has no
+   * per-minute limit (and for requests without a key).
+   */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface KeyServiceOptions {
@@ -161,7 +167,8 @@ export class KeyService {
     const scope = `key:${k.id}`;
     const a = await this.o.limiter.admit({ scope, limits: l, budget, leaseMs: this.leaseMs });
     if (!a.ok) throw refusal(`API key "${k.name}"`, a.reason, a.retryAfterMs, a.state, format);
-    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget);
+    const headers = rateLimitHeaders(a.state, format);
+    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget, a.state.requests || a.state.tokens ? headers : undefined);
   }
 
   /** @internal RequestTicket.finish: synchronous unless a limiter lease is held */
@@ -316,6 +323,7 @@ class RequestTicket implements Ticket {
     private readonly keyId: string,
     private readonly held: Held | undefined,
     private readonly budget: BudgetCheck | undefined,
+    readonly headers?: Readonly<Record<string, string>>,
   ) {}
 
   finish(f: Finish): Promise<void> | void {

@@ -82,8 +82,12 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
 
   it('requests per minute hold across the APIs: the third request is a 429 in that API format with Retry-After', async () => {
     const k = await createKey(gw.url, { name: 'rpm-2', limits: { requestsPerMin: 2 } });
-    await anthropic(k.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'one' }] });
-    await openai(k.secret).responses.create({ model: 'gpt-4o-mini', input: 'two' });
+    const { response: first } = await anthropic(k.secret)
+      .messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'one' }] })
+      .withResponse();
+    const firstHeaders = first.headers;
+    const { response: second } = await openai(k.secret).responses.create({ model: 'gpt-4o-mini', input: 'two' }).withResponse();
+    const secondHeaders = second.headers;
 
     const raw = await fetch(`${gw.url}/v1/messages`, {
       method: 'POST',
@@ -92,6 +96,12 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
     });
     expect(raw.status).toBe(429);
     expect(Number(raw.headers.get('retry-after'))).toBeGreaterThan(0);
+    // the admitted requests carried the same state in their own formats
+    expect(firstHeaders.get('anthropic-ratelimit-requests-limit')).toBe('2');
+    expect(firstHeaders.get('anthropic-ratelimit-requests-remaining')).toBe('1');
+    expect(Date.parse(firstHeaders.get('anthropic-ratelimit-requests-reset') ?? '')).toBeGreaterThan(Date.now() - 60_000);
+    expect(firstHeaders.get('x-ratelimit-limit-requests')).toBeNull();
+    expect(secondHeaders.get('x-ratelimit-remaining-requests')).toBe('0');
     expect(raw.headers.get('anthropic-ratelimit-requests-limit')).toBe('2');
     expect(await raw.json()).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } });
 

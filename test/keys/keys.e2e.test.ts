@@ -136,6 +136,42 @@ describe('keys on /v1', () => {
     expect((await chat(gw.url, STATIC, ask('gpt-4o-mini'))).status).toBe(200);
   });
 
+  it('successful answers carry the x-ratelimit-* headers of a limited key (plain, streamed, embeddings); an unlimited key gets none', async () => {
+    const k = await createKey(gw.url, { name: 'ten-rpm-headers', limits: { requestsPerMin: 10, tokensPerMin: 100_000 } });
+    const first = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-ratelimit-limit-requests')).toBe('10');
+    expect(first.headers.get('x-ratelimit-remaining-requests')).toBe('9');
+    expect(first.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+(ms|s)$/);
+    expect(first.headers.get('x-ratelimit-limit-tokens')).toBe('100000');
+    expect(Number(first.headers.get('x-ratelimit-remaining-tokens'))).toBeGreaterThan(0);
+    // streamed: the headers arrive with the stream's head
+    const streamed = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(ask('mock-1', { stream: true })),
+    });
+    expect(streamed.status).toBe(200);
+    expect(streamed.headers.get('x-ratelimit-remaining-requests')).toBe('8');
+    await streamed.text();
+    const emb = await fetch(`${gw.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock-1', input: 'x' }),
+    });
+    expect(emb.status).toBe(200);
+    expect(emb.headers.get('x-ratelimit-remaining-requests')).toBe('7');
+    // the OpenAI SDK reads them from a successful answer
+    const { response } = await sdkWith(k.secret)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('6');
+    const plain = await createKey(gw.url, { name: 'no-limits-headers' });
+    const free = await chat(gw.url, plain.secret, ask('gpt-4o-mini'));
+    expect(free.status).toBe(200);
+    expect([...free.headers.keys()].filter((h) => h.startsWith('x-ratelimit'))).toEqual([]);
+  });
+
   it('concurrent: 1 — a second request while the first streams is refused; after it ended, allowed', async () => {
     const k = await createKey(gw.url, { name: 'one-at-a-time', limits: { concurrent: 1 } });
     const res = await fetch(`${gw.url}/v1/chat/completions`, {

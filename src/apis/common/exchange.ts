@@ -15,7 +15,7 @@ import type { ChatReply } from '../../providers/chat-reply.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { writeSse } from '../../util/sse-start.js';
-import type { KeyService, Principal } from '../../keys/service.js';
+import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
 
 export interface ApiContext {
@@ -42,6 +42,8 @@ export interface ExchangeMeter {
 
 export interface Exchange {
   routed: RoutedChat;
+  /** the answer's headers: the request id, where it was served (`sourceHeaders`) and the key's rate-limit state */
+  headers: Record<string, string>;
   /** the deadline fired (then any error is UPSTREAM_TIMEOUT) */
   timedOut(): boolean;
   /** the request's timers and listeners; idempotent */
@@ -89,7 +91,7 @@ export async function routeChat(
       const c = routed.candidate;
       await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
     };
-    return { routed, timedOut: () => cancel.timedOut, dispose, settle };
+    return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle };
   } catch (err) {
     dispose();
     await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
@@ -99,6 +101,12 @@ export async function routeChat(
 }
 
 export const deadlineError = (ctx: { timeoutMs: number }) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
+
+/** `sourceHeaders` plus the key's rate-limit headers (`Ticket.headers`): what a routed answer carries. */
+export function answerHeaders(c: Candidate, requestId: string, ticket: Ticket | undefined): Record<string, string> {
+  const h = sourceHeaders(c, requestId);
+  return ticket?.headers ? Object.assign(h, ticket.headers) : h;
+}
 
 export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };

@@ -13,7 +13,7 @@ import { geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
-import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
 import { jsonDepthFor } from '../body.js';
@@ -94,7 +94,7 @@ async function generate(
   const chat = geminiToChat(model, body, stream);
   const estimateIn = estimateTokens(bytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
-  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  const headers = ex.headers;
   if (!ex.routed.stream) {
     const reply = ex.routed.reply;
     await ex.settle(reply.usage, true, reply);

@@ -68,7 +68,7 @@ async function messages(
   const model = chat.model;
   const estimateIn = estimateTokens(bytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');
-  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  const headers = ex.headers;
   if (!ex.routed.stream) {
     const reply = ex.routed.reply;
     await ex.settle(reply.usage, true, reply);

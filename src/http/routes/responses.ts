@@ -12,7 +12,7 @@ import { inputItems, responsesToChat, validateResponses, type Item } from '../..
 import { newResponseId, skeleton, toResponse } from '../../apis/responses/response.js';
 import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
-import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
 import { jsonDepthFor } from '../body.js';
 import type { ApiSurface } from './api-surface.js';
@@ -73,7 +73,7 @@ async function create(
   const store = body.store !== false;
   const estimateIn = estimateTokens(bytes + historyBytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');
-  const headers = sourceHeaders(ex.routed.candidate, requestId);
+  const headers = ex.headers;
   // names come from the client: only token characters go into a header
   if (dropped.length)
     headers['x-switchyard-dropped-tools'] = dropped

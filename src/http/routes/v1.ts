@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayError } from '../../wire/errors.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import { deadlineError, pump, routeChat, sourceHeaders, type ApiContext } from '../../apis/common/exchange.js';
+import { answerHeaders, deadlineError, pump, routeChat, type ApiContext } from '../../apis/common/exchange.js';
 import { enabled as logEnabled } from '../../util/log.js';
 import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -25,7 +25,7 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   const body = validateChat(await readJson(req, ctx.maxBodyBytes));
   const ex = await routeChat(ctx, req, res, body, requestId, principal, 'openai');
   const routed = ex.routed;
-  const headers = sourceHeaders(routed.candidate, requestId);
+  const headers = ex.headers;
   if (!routed.stream) {
     // settled before the answer goes out, so the client's next request already sees this one's spend
     // (the reply's usage was read by a scan; the meter parses the body only when a span wants finish reasons)
@@ -88,7 +88,7 @@ export async function handleEmbeddings(
       stream: false,
       ok: true,
     });
-    sendJson(res, 200, response, sourceHeaders(candidate, requestId));
+    sendJson(res, 200, response, answerHeaders(candidate, requestId, ticket));
   } catch (err) {
     await ticket?.finish({ model: body.model, channel: '-', stream: false, ok: false });
     if (abort.cancel.timedOut) throw deadlineError(ctx);
