@@ -11,9 +11,9 @@
  * the body's pending or next read. Leaving the body early (`return()`, a `break` out of `for await`) aborts
  * the request, as destroying the `Readable` did.
  */
-import type { CancelSignal } from '../util/abort.js';
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { CancelSignal } from '../util/abort.js';
 
 /** The response body: read it once, as an async iterable of the network's reads or whole with `text()`. */
 export interface UpstreamBody extends AsyncIterable<Buffer> {

@@ -3,7 +3,6 @@
  * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
  * gateway error codes; upstream error statuses mapped in one place.
  */
-import type { CancelSignal } from '../util/abort.js';
 import { createRequire } from 'node:module';
 import type { Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -11,6 +10,7 @@ import { dispatchRequest, type UpstreamBody } from './upstream-body.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 import { notJson } from './chat-reply.js';
+import type { CancelSignal } from '../util/abort.js';
 
 // The root of undici loads all of it (fetch, WebSocket, caches, mocks…: ~9 MiB of a gateway's idle RSS, measured
 // in docs/benchmarks.md); the gateway uses the Pool and the error classes. undici (pinned) has no exports map,

@@ -8,13 +8,13 @@
  * (the first N requests fail), failStatus (429|500|503|…, default 500), failMidStream (streams are cut
  * after half their chunks), embeddingDims (default 8).
  */
-import type { CancelSignal } from '../../util/abort.js';
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatMessage, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig, StreamChunk } from '../provider.js';
 import { statusError } from '../upstream.js';
 import { ChatReply } from '../chat-reply.js';
+import type { CancelSignal } from '../../util/abort.js';
 
 interface MockOptions {
   delayMs: number;
