@@ -161,7 +161,13 @@ export function jsonDepthFor(req: IncomingMessage): number {
 
 /** `readBody` then `parseJsonBody` with the server's depth limit for this request. */
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  return parseJsonBody(await readBody(req, limit), policies.get(req)?.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH);
+  return parseJsonBody(await readBody(req, limit), jsonDepthFor(req));
+}
+
+/** `readJson`, plus the body's size in bytes (the inbound APIs estimate tokens from it). */
+export async function readJsonSized(req: IncomingMessage, limit: number): Promise<{ body: unknown; bytes: number }> {
+  const buf = await readBody(req, limit);
+  return { body: parseJsonBody(buf, jsonDepthFor(req)), bytes: buf.length };
 }
 
 /** The path (keys and indices) to the first value deeper than `max`, or undefined. Recursion stops at `max`. */

@@ -51,4 +51,4 @@ export function requestIdOf(req: IncomingMessage): string {
 }
 
 // Body reading lives in body.ts; re-exported for the routes that import it from here.
-export { parseJsonBody, readBody, readJson } from './body.js';
+export { parseJsonBody, readBody, readJson, readJsonSized } from './body.js';

@@ -304,13 +304,16 @@ export class GatewayMetrics {
 
   /** The warm agent pools (`acp.agents[].warm`): one label set per configured agent id, none without pools. */
   private warmGauges(registers: Registry[]): void {
+    // each series: per pool, one sample per row (extra labels, the value read from the pool's status)
+    type Row = [labels: Record<string, string>, value: (w: WarmPoolStatus) => number];
     const pools = () => this.warmPools();
-    const perPool = function (this: Gauge<'agent'> | Counter<'agent'>, value: (w: WarmPoolStatus) => number) {
-      this.reset();
-      for (const w of pools()) {
-        if (this instanceof Gauge) this.set({ agent: w.agentId }, value(w));
-        else this.inc({ agent: w.agentId }, value(w));
-      }
+    const fill = (m: Gauge<string> | Counter<string>, rows: Row[]) => {
+      m.reset();
+      for (const w of pools())
+        for (const [labels, value] of rows) {
+          if (m instanceof Gauge) m.set({ agent: w.agentId, ...labels }, value(w));
+          else m.inc({ agent: w.agentId, ...labels }, value(w));
+        }
     };
     new Gauge({
       name: 'switchyard_acp_warm_spares',
@@ -318,11 +321,10 @@ export class GatewayMetrics {
       labelNames: ['agent', 'state'],
       registers,
       collect() {
-        this.reset();
-        for (const w of pools()) {
-          this.set({ agent: w.agentId, state: 'ready' }, w.ready);
-          this.set({ agent: w.agentId, state: 'booting' }, w.booting);
-        }
+        fill(this, [
+          [{ state: 'ready' }, (w) => w.ready],
+          [{ state: 'booting' }, (w) => w.booting],
+        ]);
       },
     });
     new Gauge({
@@ -331,7 +333,7 @@ export class GatewayMetrics {
       labelNames: ['agent'],
       registers,
       collect() {
-        perPool.call(this, (w) => w.target);
+        fill(this, [[{}, (w) => w.target]]);
       },
     });
     new Gauge({
@@ -340,7 +342,7 @@ export class GatewayMetrics {
       labelNames: ['agent'],
       registers,
       collect() {
-        perPool.call(this, (w) => (w.retryAt ? Math.max(0, Date.parse(w.retryAt) - Date.now()) / 1000 : 0));
+        fill(this, [[{}, (w) => (w.retryAt ? Math.max(0, Date.parse(w.retryAt) - Date.now()) / 1000 : 0)]]);
       },
     });
     new Counter({
@@ -349,11 +351,10 @@ export class GatewayMetrics {
       labelNames: ['agent', 'start'],
       registers,
       collect() {
-        this.reset();
-        for (const w of pools()) {
-          this.inc({ agent: w.agentId, start: 'warm' }, w.taken);
-          this.inc({ agent: w.agentId, start: 'cold' }, w.cold);
-        }
+        fill(this, [
+          [{ start: 'warm' }, (w) => w.taken],
+          [{ start: 'cold' }, (w) => w.cold],
+        ]);
       },
     });
     new Counter({
@@ -362,7 +363,7 @@ export class GatewayMetrics {
       labelNames: ['agent'],
       registers,
       collect() {
-        perPool.call(this, (w) => w.failed);
+        fill(this, [[{}, (w) => w.failed]]);
       },
     });
   }

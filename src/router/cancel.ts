@@ -29,7 +29,7 @@ export class RequestCancel {
     this.cancel();
   }
 
-  /** @internal router: the controller of the attempt now running (aborted at once when already cancelled) */
+  /** @internal router: the abort of the attempt now running (aborted at once when already cancelled) */
   attach(ac: Abort): void {
     this.current = ac;
     if (this.cancelled) ac.abort();

@@ -349,9 +349,9 @@ export class Router {
   }
 
   /**
-   * One attempt's abort (a light `Abort`, not an AbortController: src/util/abort.ts), tied to the request's cancellation (its RequestCancel, or its signal through
-   * a listener), and its first-byte timer (bounded by the request deadline). `error` turns whatever the attempt
-   * threw into UPSTREAM_TIMEOUT when the timer fired.
+   * One attempt's abort (a light `Abort`, src/util/abort.ts), tied to the request's cancellation (its
+   * RequestCancel, or its signal through a listener), and its first-byte timer (bounded by the request
+   * deadline). `error` turns whatever the attempt threw into UPSTREAM_TIMEOUT when the timer fired.
    */
   private firstByteGuard(c: Candidate, opts: RouteOptions) {
     const ac = new Abort();

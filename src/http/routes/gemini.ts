@@ -15,8 +15,7 @@ import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
 import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
-import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
-import { jsonDepthFor } from '../body.js';
+import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
@@ -48,11 +47,10 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       }
       if (req.method !== 'POST') throw notAllowed(req, 'POST');
       const model = pinnedModel(req) ?? rest.slice(0, colon);
-      const buf = await readBody(req, ctx.maxBodyBytes);
-      const body = parseJsonBody(buf, jsonDepthFor(req));
-      if (method === 'countTokens') return countTokens(ctx, res, model, body, buf.length, requestId);
+      const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);
+      if (method === 'countTokens') return countTokens(ctx, res, model, body, bytes, requestId);
       const sse = new URLSearchParams(query).get('alt') === 'sse';
-      return generate(ctx, req, res, model, body, buf.length, method === 'streamGenerateContent', sse, requestId, principal);
+      return generate(ctx, req, res, model, body, bytes, method === 'streamGenerateContent', sse, requestId, principal);
     },
   };
 }

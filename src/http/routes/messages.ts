@@ -15,8 +15,7 @@ import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
 import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
 import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
-import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
-import { jsonDepthFor } from '../body.js';
+import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
@@ -45,10 +44,9 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
     async handle(req, res, path, _query, requestId, principal) {
       if (req.method !== 'POST')
         throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
-      const buf = await readBody(req, ctx.maxBodyBytes);
-      const body = parseJsonBody(buf, jsonDepthFor(req));
-      if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, buf.length, requestId);
-      return messages(ctx, req, res, body, buf.length, requestId, principal);
+      const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);
+      if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, bytes, requestId);
+      return messages(ctx, req, res, body, bytes, requestId, principal);
     },
   };
 }

@@ -13,8 +13,7 @@ import { newResponseId, skeleton, toResponse } from '../../apis/responses/respon
 import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
 import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { parseJsonBody, readBody, sendErrorBody, sendJson } from '../respond.js';
-import { jsonDepthFor } from '../body.js';
+import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import type { Principal } from '../../keys/service.js';
 
@@ -31,8 +30,8 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
       if (path === '/v1/responses') {
         if (req.method !== 'POST')
           throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
-        const buf = await readBody(req, ctx.maxBodyBytes);
-        return create(ctx, req, res, parseJsonBody(buf, jsonDepthFor(req)), buf.length, requestId, principal);
+        const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);
+        return create(ctx, req, res, body, bytes, requestId, principal);
       }
       const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
