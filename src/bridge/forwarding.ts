@@ -168,7 +168,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
       const reply = routed.reply;
       usage = reply.usage;
       served = true;
-      // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or re-serialised
+      // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or
+      // re-serialised
       if (reply.raw !== undefined) l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${reply.raw}}`);
       else l.send({ type: 'bridge-response', requestId, payload: reply.completion });
       return;

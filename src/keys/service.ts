@@ -167,8 +167,8 @@ export class KeyService {
     const scope = `key:${k.id}`;
     const a = await this.o.limiter.admit({ scope, limits: l, budget, leaseMs: this.leaseMs });
     if (!a.ok) throw refusal(`API key "${k.name}"`, a.reason, a.retryAfterMs, a.state, format);
-    const headers = rateLimitHeaders(a.state, format);
-    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget, a.state.requests || a.state.tokens ? headers : undefined);
+    const headers = a.state.requests || a.state.tokens ? rateLimitHeaders(a.state, format) : undefined;
+    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget, headers);
   }
 
   /** @internal RequestTicket.finish: synchronous unless a limiter lease is held */
@@ -296,7 +296,10 @@ export class KeyService {
     return this.pruning;
   }
 
-  /** Stops the refresh and retention timers (waiting for a retention run) and writes every pending usage record (graceful stop). */
+  /**
+   * Stops the refresh and retention timers (waiting for a running retention pass) and writes every pending
+   * usage record (graceful stop).
+   */
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await this.pruning;

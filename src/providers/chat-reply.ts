@@ -16,6 +16,7 @@
 import { GatewayError } from '../wire/errors.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
+import { isObj } from '../util/is-object.js';
 
 /** One scan at a time (scanJson is synchronous), so one scratch record serves every relayed reply. */
 const scan = new JsonScan();
@@ -36,8 +37,7 @@ export class ChatReply {
 
   /** An answer the adapter built or translated (serialised by the edge that sends it). */
   static of(completion: ChatCompletion): ChatReply {
-    const u: unknown = completion.usage;
-    return new ChatReply(undefined, typeof u === 'object' && u !== null && !Array.isArray(u) ? completion.usage : undefined, completion);
+    return new ChatReply(undefined, isObj(completion.usage) ? completion.usage : undefined, completion);
   }
 
   /**

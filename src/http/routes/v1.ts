@@ -31,7 +31,8 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
     // (the reply's usage was read by a scan; the meter parses the body only when a span wants finish reasons)
     const reply = routed.reply;
     await ex.settle(reply.usage, true, reply);
-    // an OpenAI-compatible upstream's body goes out as received, never parsed here; a translated completion is serialised
+    // an OpenAI-compatible upstream's body goes out as received, never parsed here; a translated completion is
+    // serialised
     if (reply.raw !== undefined) sendJsonText(res, 200, reply.raw, headers);
     else sendJson(res, 200, reply.completion, headers);
     if (logEnabled('debug'))

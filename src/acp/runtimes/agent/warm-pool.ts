@@ -9,10 +9,11 @@
  *   at the cap; a pool short of slots refills when a slot is given back.
  * - take() hands a ready spare (process, peer, slot; with `llm` its private folder and token, relabelled with
  *   the session id) to a session; its replacement starts in the background once the session's first update is
- *   out (a spawn blocks the event loop for a moment: not in the path the spare saves). With none ready but one still
- *   booting, the session waits for that one (already part-way through its start, it is never slower than a
- *   fresh spawn); each booting spare is claimed by one session at most. None at all: the session spawns cold. The session owns it from then on:
- *   it is stopped at session close like any session's process; its token dies with the session.
+ *   out (a spawn blocks the event loop for a moment: not in the path the spare saves). With none ready but one
+ *   still booting, the session waits for that one (already part-way through its start, it is never slower than
+ *   a fresh spawn); each booting spare is claimed by one session at most. None at all: the session spawns cold.
+ *   The session owns it from then on: it is stopped at session close like any session's process; its token
+ *   dies with the session.
  * - Isolation: a spare starts in a private folder of its own (mode 0700, under acp.agentHomeRoot): with `llm`,
  *   the folder and token a session would get (minted for `llm.model`: a session whose role routing chose
  *   another model takes no spare); without, an empty `warm-<agent>-<random>` folder removed when the process
