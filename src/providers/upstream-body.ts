@@ -20,6 +20,11 @@ export interface UpstreamBody extends AsyncIterable<Buffer> {
   text(): Promise<string>;
 }
 
+/** A body's reader (its async iterator), which may also hand over reads already received without a promise. */
+export interface BodyReads extends AsyncIterator<Uint8Array> {
+  takeQueued?(): Uint8Array | undefined;
+}
+
 export interface DispatchedResponse {
   status: number;
   headers: IncomingHttpHeaders;
@@ -115,16 +120,19 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   }
 
   next(): Promise<IteratorResult<Buffer>> {
-    if (this.queue.length > 0) {
-      const value = this.queue.shift()!;
-      this.queued -= value.length;
-      const c = this.controller;
-      if (c?.paused && this.queued < HIGH_WATER / 2) c.resume();
-      return Promise.resolve({ done: false, value });
-    }
+    if (this.queue.length > 0) return Promise.resolve({ done: false, value: this.shift() });
     if (this.failure) return Promise.reject(this.failure);
     if (this.ended) return Promise.resolve(DONE);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  /**
+   * A read already received, handed over without a promise, or undefined when none is queued (the end and a
+   * failure are left to `next()`). One network read often holds many of the upstream's writes (each its own
+   * chunk of a chunked body, delivered here one by one): a reader drains them with this and parses them at once.
+   */
+  takeQueued(): Buffer | undefined {
+    return this.queue.length > 0 ? this.shift() : undefined;
   }
 
   return(): Promise<IteratorResult<Buffer>> {
@@ -161,6 +169,14 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   }
 
   // ---- internals --------------------------------------------------------------------------------------------
+
+  private shift(): Buffer {
+    const value = this.queue.shift()!;
+    this.queued -= value.length;
+    const c = this.controller;
+    if (c?.paused && this.queued < HIGH_WATER / 2) c.resume();
+    return value;
+  }
 
   unlisten(): void {
     if (this.onAbort) {

@@ -15,6 +15,7 @@ import type { Usage } from '../../wire/openai.js';
 import { SseParser } from '../../util/lines.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { mapTransportError, upstreamText } from '../upstream.js';
+import type { BodyReads } from '../upstream-body.js';
 
 interface ErrorChunk {
   error?: { message?: string; type?: string; code?: string } | string;
@@ -37,7 +38,7 @@ class OpenAiChunks implements ChunkStream, AsyncIterable<StreamChunk> {
   private over = false;
   /** the failure that ends the stream once the chunks before it are taken */
   private failure: GatewayError | undefined;
-  private readonly reads: AsyncIterator<Uint8Array>;
+  private readonly reads: BodyReads;
 
   constructor(
     body: AsyncIterable<Uint8Array>,
@@ -87,6 +88,16 @@ class OpenAiChunks implements ChunkStream, AsyncIterable<StreamChunk> {
       // response (an AbortError with a stack, per stream) and could cost the keep-alive connection.
       this.sse.push(r.value);
       this.take();
+      // the reads already received (one network read carries many of the upstream's writes) are parsed now,
+      // so the edge takes their chunks in one go: no promise and no write per upstream write
+      const reads = this.reads;
+      if (reads.takeQueued) {
+        let b: Uint8Array | undefined;
+        while (!this.failure && (b = reads.takeQueued()) !== undefined) {
+          this.sse.push(b);
+          this.take();
+        }
+      }
     }
   }
 
