@@ -45,6 +45,15 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     return this.ended || this.failed;
   }
 
+  /**
+   * A value already pushed, without a promise, or undefined when none waits (the end and a failure are left to
+   * `next()`): the frames of one socket read arrive together, and a consumer that drains them with this takes
+   * them in one go (ChunkStream.takeReady).
+   */
+  takeReady(): T | undefined {
+    return this.items.length > 0 ? this.items.shift() : undefined;
+  }
+
   next(): Promise<IteratorResult<T>> {
     if (this.items.length > 0) return Promise.resolve({ done: false, value: this.items.shift()! });
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- re-raises what fail() was given, unchanged
