@@ -21,7 +21,7 @@ export interface UpstreamBody extends AsyncIterable<Buffer> {
 }
 
 /** A body's reader (its async iterator), which may also hand over reads already received without a promise. */
-export interface BodyReads extends AsyncIterator<Uint8Array> {
+export interface BodyReads extends AsyncIterator<Uint8Array | string> {
   takeQueued?(): Uint8Array | undefined;
 }
 

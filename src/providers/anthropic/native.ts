@@ -10,9 +10,8 @@
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
-import { parseSse } from '../../util/lines.js';
-import type { StreamChunk } from '../provider.js';
-import { mapTransportError } from '../upstream.js';
+import type { ChunkStream, StreamChunk } from '../provider.js';
+import { sseChunks, type SseTranslator } from '../sse-chunks.js';
 import { mergeUsage, toOpenAiUsage } from './response.js';
 import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
@@ -20,48 +19,57 @@ import type { AnthropicUsage, ErrorResponse } from './wire.js';
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
 
-export async function* anthropicNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): AsyncGenerator<StreamChunk> {
-  let usage: AnthropicUsage = {};
-  let started = false;
-  const bad = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
-  try {
-    for await (const sse of parseSse(body)) {
-      const type = sse.event;
-      const raw = `event: ${type ?? 'message'}\ndata: ${sse.data}\n\n`;
-      if (type === 'error') {
-        let ev: Partial<ErrorResponse> = {};
-        try {
-          ev = JSON.parse(sse.data) as ErrorResponse;
-        } catch {
-          /* the event type is what matters */
-        }
-        throw streamError(ev, label);
+class AnthropicPassThrough implements SseTranslator {
+  private usage: AnthropicUsage = {};
+  private started = false;
+
+  constructor(private readonly label: string) {}
+
+  event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
+    const raw = `event: ${type ?? 'message'}\ndata: ${data}\n\n`;
+    if (type === 'error') {
+      let ev: Partial<ErrorResponse> = {};
+      try {
+        ev = JSON.parse(data) as ErrorResponse;
+      } catch {
+        /* the event type is what matters */
       }
-      if (type === 'message_start' || type === 'message_delta') {
-        let ev: { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };
-        try {
-          ev = JSON.parse(sse.data) as typeof ev;
-        } catch {
-          throw bad('upstream sent a stream event that is not JSON');
-        }
-        usage = mergeUsage(usage, type === 'message_start' ? ev.message?.usage : ev.usage);
-        started = true;
-        yield { data: '', raw };
-        continue;
-      }
-      if (!started && type !== 'ping') throw bad(`upstream sent ${type} before message_start`);
-      if (type === 'message_stop') {
-        const u = toOpenAiUsage(usage);
-        const c: ChatCompletionChunk = { id: '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
-        yield { data: JSON.stringify(c), usage: u, raw };
-        return;
-      }
-      yield { data: '', raw };
+      throw streamError(ev, this.label);
     }
-  } catch (err) {
-    throw mapTransportError(err, label, true);
+    if (type === 'message_start' || type === 'message_delta') {
+      let ev: { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };
+      try {
+        ev = JSON.parse(data) as typeof ev;
+      } catch {
+        throw this.bad('upstream sent a stream event that is not JSON');
+      }
+      this.usage = mergeUsage(this.usage, type === 'message_start' ? ev.message?.usage : ev.usage);
+      this.started = true;
+      out.push({ data: '', raw });
+      return false;
+    }
+    if (!this.started && type !== 'ping') throw this.bad(`upstream sent ${type} before message_start`);
+    if (type === 'message_stop') {
+      const u = toOpenAiUsage(this.usage);
+      const c: ChatCompletionChunk = { id: '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
+      out.push({ data: JSON.stringify(c), usage: u, raw });
+      return true;
+    }
+    out.push({ data: '', raw });
+    return false;
   }
-  throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream stream ended without message_stop`);
+
+  unterminated(): GatewayError {
+    return new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream stream ended without message_stop`);
+  }
+
+  private bad(what: string): GatewayError {
+    return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: ${what}`);
+  }
+}
+
+export function anthropicNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
+  return sseChunks(body, new AnthropicPassThrough(label), label);
 }
 
 /** The client's pass-through headers over the channel's base headers (auth stays the channel's). */

@@ -1,7 +1,7 @@
 /**
  * Anthropic Messages SSE → OpenAI `chat.completion.chunk`s, translated event by event as they arrive
- * (nothing is buffered beyond the current SSE event). Bytes in, StreamChunks out: testable from a recorded
- * SSE text.
+ * (nothing is buffered beyond the reads already received; the shared SSE reader, src/providers/sse-chunks.ts,
+ * translates those at once). Bytes in, StreamChunks out: testable from a recorded SSE text.
  *
  * Mapping:
  *   message_start        → role chunk (`{role: "assistant", content: ""}`); id, model and input usage kept
@@ -21,110 +21,123 @@
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
-import { parseSse } from '../../util/lines.js';
-import type { StreamChunk } from '../provider.js';
-import { mapTransportError, upstreamText } from '../upstream.js';
+import type { ChunkStream, StreamChunk } from '../provider.js';
+import { sseChunks, type SseTranslator } from '../sse-chunks.js';
+import { upstreamText } from '../upstream.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
 
-export async function* anthropicStream(
-  body: AsyncIterable<Uint8Array | string>,
-  label: string,
-  created = Math.floor(Date.now() / 1000),
-): AsyncGenerator<StreamChunk> {
-  let id = '';
-  let model = '';
-  let started = false;
-  let finished = false;
-  let usage: AnthropicUsage = {};
-  const toolIndex = new Map<number, number>(); // Anthropic block index → OpenAI tool_calls index
+/** The translation's state for one stream: the message's id, model and usage so far, and the tool indexes. */
+class AnthropicTranslation implements SseTranslator {
+  private id = '';
+  private model = '';
+  private started = false;
+  private finished = false;
+  private usage: AnthropicUsage = {};
+  /** Anthropic block index → OpenAI tool_calls index */
+  private readonly toolIndex = new Map<number, number>();
 
-  const chunk = (delta: Delta, finish: FinishReason = null): StreamChunk => {
+  constructor(
+    private readonly label: string,
+    private readonly created: number,
+  ) {}
+
+  event(data: string, name: string | undefined, out: StreamChunk[]): boolean {
+    let ev: StreamEvent;
+    try {
+      ev = JSON.parse(data) as StreamEvent;
+    } catch {
+      throw this.bad('upstream sent a stream event that is not JSON');
+    }
+    if (!ev || typeof ev !== 'object') throw this.bad('upstream sent a stream event that is not an object');
+    const type = typeof ev.type === 'string' ? ev.type : name;
+    if (type === 'error') throw streamError(ev as ErrorResponse, this.label);
+    if (type === 'message_start') {
+      const m = (ev as Extract<StreamEvent, { type: 'message_start' }>).message;
+      if (!m || typeof m !== 'object') throw this.bad('message_start without a message');
+      this.id = m.id;
+      this.model = m.model;
+      this.usage = mergeUsage({}, m.usage);
+      this.started = true;
+      out.push(this.chunk({ role: 'assistant', content: '' }));
+      return false;
+    }
+    if (!this.started && (type === 'message_delta' || type === 'message_stop' || type?.startsWith('content_block'))) {
+      throw this.bad(`upstream sent ${type} before message_start`);
+    }
+
+    switch (ev.type) {
+      case 'content_block_start': {
+        const b = ev.content_block;
+        if (b?.type === 'tool_use') {
+          const t = b as { id: string; name: string };
+          const index = this.toolIndex.size;
+          this.toolIndex.set(ev.index, index);
+          out.push(this.chunk({ tool_calls: [{ index, id: t.id, type: 'function', function: { name: t.name, arguments: '' } }] }));
+        }
+        return false;
+      }
+      case 'content_block_delta': {
+        const d = ev.delta;
+        if (d?.type === 'text_delta') {
+          if (d.text) out.push(this.chunk({ content: d.text }));
+        } else if (d?.type === 'input_json_delta') {
+          const index = this.toolIndex.get(ev.index);
+          if (index === undefined) throw this.bad(`input_json_delta for block ${ev.index}, which is not a tool_use block`);
+          if (d.partial_json) out.push(this.chunk({ tool_calls: [{ index, function: { arguments: d.partial_json } }] }));
+        } else if (d?.type === 'thinking_delta') {
+          if (d.thinking) out.push(this.chunk({ reasoning_content: d.thinking }));
+        }
+        return false;
+      }
+      case 'message_delta': {
+        this.usage = mergeUsage(this.usage, ev.usage);
+        const finish = toFinishReason(ev.delta?.stop_reason);
+        if (finish && !this.finished) {
+          this.finished = true;
+          out.push(this.chunk({}, finish));
+        }
+        return false;
+      }
+      case 'message_stop': {
+        const u = toOpenAiUsage(this.usage);
+        const c: ChatCompletionChunk = { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: u };
+        out.push({ data: JSON.stringify(c), usage: u });
+        return true;
+      }
+      default:
+        return false; // ping, content_block_stop and event types added later carry nothing to translate
+    }
+  }
+
+  unterminated(): GatewayError {
+    return new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream stream ended without message_stop`);
+  }
+
+  private chunk(delta: Delta, finish: FinishReason = null): StreamChunk {
     const c: ChatCompletionChunk = {
-      id,
+      id: this.id,
       object: 'chat.completion.chunk',
-      created,
-      model,
+      created: this.created,
+      model: this.model,
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
     };
     return { data: JSON.stringify(c) };
-  };
-  const bad = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
-
-  try {
-    for await (const sse of parseSse(body)) {
-      let ev: StreamEvent;
-      try {
-        ev = JSON.parse(sse.data) as StreamEvent;
-      } catch {
-        throw bad('upstream sent a stream event that is not JSON');
-      }
-      if (!ev || typeof ev !== 'object') throw bad('upstream sent a stream event that is not an object');
-      const type = typeof ev.type === 'string' ? ev.type : sse.event;
-      if (type === 'error') throw streamError(ev as ErrorResponse, label);
-      if (type === 'message_start') {
-        const m = (ev as Extract<StreamEvent, { type: 'message_start' }>).message;
-        if (!m || typeof m !== 'object') throw bad('message_start without a message');
-        id = m.id;
-        model = m.model;
-        usage = mergeUsage({}, m.usage);
-        started = true;
-        yield chunk({ role: 'assistant', content: '' });
-        continue;
-      }
-      if (!started && (type === 'message_delta' || type === 'message_stop' || type?.startsWith('content_block'))) {
-        throw bad(`upstream sent ${type} before message_start`);
-      }
-
-      switch (ev.type) {
-        case 'content_block_start': {
-          const b = ev.content_block;
-          if (b?.type === 'tool_use') {
-            const t = b as { id: string; name: string };
-            const index = toolIndex.size;
-            toolIndex.set(ev.index, index);
-            yield chunk({ tool_calls: [{ index, id: t.id, type: 'function', function: { name: t.name, arguments: '' } }] });
-          }
-          break;
-        }
-        case 'content_block_delta': {
-          const d = ev.delta;
-          if (d?.type === 'text_delta') {
-            if (d.text) yield chunk({ content: d.text });
-          } else if (d?.type === 'input_json_delta') {
-            const index = toolIndex.get(ev.index);
-            if (index === undefined) throw bad(`input_json_delta for block ${ev.index}, which is not a tool_use block`);
-            if (d.partial_json) yield chunk({ tool_calls: [{ index, function: { arguments: d.partial_json } }] });
-          } else if (d?.type === 'thinking_delta') {
-            if (d.thinking) yield chunk({ reasoning_content: d.thinking });
-          }
-          break;
-        }
-        case 'message_delta': {
-          usage = mergeUsage(usage, ev.usage);
-          const finish = toFinishReason(ev.delta?.stop_reason);
-          if (finish && !finished) {
-            finished = true;
-            yield chunk({}, finish);
-          }
-          break;
-        }
-        case 'message_stop': {
-          const u = toOpenAiUsage(usage);
-          const c: ChatCompletionChunk = { id, object: 'chat.completion.chunk', created, model, choices: [], usage: u };
-          yield { data: JSON.stringify(c), usage: u };
-          return;
-        }
-        default:
-          break; // ping, content_block_stop and event types added later carry nothing to translate
-      }
-    }
-  } catch (err) {
-    throw mapTransportError(err, label, true);
   }
-  throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream stream ended without message_stop`);
+
+  private bad(what: string): GatewayError {
+    return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: ${what}`);
+  }
+}
+
+export function anthropicStream(
+  body: AsyncIterable<Uint8Array | string>,
+  label: string,
+  created = Math.floor(Date.now() / 1000),
+): ChunkStream & AsyncIterable<StreamChunk> {
+  return sseChunks(body, new AnthropicTranslation(label, created), label);
 }
 
 /** An in-band `error` event → GatewayError. Same error types as the HTTP error bodies. */

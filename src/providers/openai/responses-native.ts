@@ -9,9 +9,8 @@
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
-import { parseSse } from '../../util/lines.js';
-import type { StreamChunk } from '../provider.js';
-import { mapTransportError } from '../upstream.js';
+import type { ChunkStream, StreamChunk } from '../provider.js';
+import { sseChunks, type SseTranslator } from '../sse-chunks.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -62,33 +61,38 @@ export function responseToCompletion(r: ResponseBody, label: string): ChatComple
   };
 }
 
-export async function* responsesNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): AsyncGenerator<StreamChunk> {
-  try {
-    for await (const sse of parseSse(body)) {
-      const type = sse.event;
-      const raw = `event: ${type ?? 'message'}\ndata: ${sse.data}\n\n`;
-      if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
-        let ev: { response?: ResponseBody; message?: string };
-        try {
-          ev = JSON.parse(sse.data) as typeof ev;
-        } catch {
-          throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a stream event that is not JSON`);
-        }
-        if (type === 'response.failed' || type === 'error') {
-          const msg = String(ev.response?.error?.message ?? ev.message ?? type)
-            .replace(/\s+/g, ' ')
-            .slice(0, 300);
-          throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg}`);
-        }
-        const u = toUsage(ev.response?.usage);
-        const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
-        yield { data: JSON.stringify(c), usage: u, raw };
-        return;
+class ResponsesPassThrough implements SseTranslator {
+  constructor(private readonly label: string) {}
+
+  event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
+    const raw = `event: ${type ?? 'message'}\ndata: ${data}\n\n`;
+    if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
+      let ev: { response?: ResponseBody; message?: string };
+      try {
+        ev = JSON.parse(data) as typeof ev;
+      } catch {
+        throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a stream event that is not JSON`);
       }
-      yield { data: '', raw };
+      if (type === 'response.failed' || type === 'error') {
+        const msg = String(ev.response?.error?.message ?? ev.message ?? type)
+          .replace(/\s+/g, ' ')
+          .slice(0, 300);
+        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
+      }
+      const u = toUsage(ev.response?.usage);
+      const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
+      out.push({ data: JSON.stringify(c), usage: u, raw });
+      return true;
     }
-  } catch (err) {
-    throw mapTransportError(err, label, true);
+    out.push({ data: '', raw });
+    return false;
   }
-  throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream stream ended without response.completed`);
+
+  unterminated(): GatewayError {
+    return new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream stream ended without response.completed`);
+  }
+}
+
+export function responsesNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
+  return sseChunks(body, new ResponsesPassThrough(label), label);
 }

@@ -1,0 +1,146 @@
+/**
+ * An upstream's SSE body as a ChunkStream: the one reader behind every SSE provider stream (the OpenAI relay,
+ * the Anthropic translation, and the native Messages and Responses pass-throughs). Each provider supplies only
+ * an `SseTranslator`: what one event becomes, and which event ends the stream.
+ *
+ * Why a class and not an async generator per provider: undici hands each chunk of a chunked body over on its
+ * own, and an upstream writes each event as its own chunk, so a generator ran a promise chain, and the edge a
+ * write, per event. Here every read already received is framed (SseParser) and translated at once,
+ * synchronously, into a queue the edge drains with `takeReady`; `next()` awaits only when nothing is queued.
+ * docs/benchmarks.md has what this bought.
+ *
+ * Stream integrity (src/providers/provider.ts):
+ * - An event the translator rejects ends the stream after the chunks before it, even those of the same read,
+ *   and never hands over a chunk behind it.
+ * - A body that ends before the terminal event is an abnormal end (`unterminated()`); a transport failure is
+ *   mapped as mid-stream (`mapTransportError`).
+ * - After the terminal event nothing more is translated. The stream ends there for its reader, and the rest of
+ *   the body is read to its end in the background rather than abandoned: abandoning it would abort the request
+ *   (an AbortError per stream) and cost the keep-alive connection. A body that then fails changes nothing.
+ */
+import { GatewayError } from '../wire/errors.js';
+import { SseParser } from '../util/lines.js';
+import type { ChunkStream, StreamChunk } from './provider.js';
+import { mapTransportError } from './upstream.js';
+import type { BodyReads } from './upstream-body.js';
+
+export interface SseTranslator {
+  /**
+   * One event (`name`: its `event:` field) → the chunks it stands for, pushed to `out` (none is fine). Returns
+   * true for the event that ends the stream normally. Throws the GatewayError of an event that ends it
+   * abnormally (an in-band error, a malformed event).
+   */
+  event(data: string, name: string | undefined, out: StreamChunk[]): boolean;
+  /** The error for a body that ended before the terminal event. */
+  unterminated(): GatewayError;
+}
+
+class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
+  private readonly sse = new SseParser();
+  private readonly ready: StreamChunk[] = [];
+  private head = 0;
+  /** the terminal event was translated */
+  private ended = false;
+  /** nothing more comes: the stream ended, failed (once its failure was thrown) or was left */
+  private over = false;
+  /** the failure that ends the stream once the chunks before it are taken */
+  private failure: GatewayError | undefined;
+  private readonly reads: BodyReads;
+
+  constructor(
+    body: AsyncIterable<Uint8Array | string>,
+    private readonly translator: SseTranslator,
+    private readonly label: string,
+  ) {
+    this.reads = body[Symbol.asyncIterator]() as BodyReads;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  takeReady(): StreamChunk | undefined {
+    return this.head < this.ready.length ? this.ready[this.head++] : undefined;
+  }
+
+  async next(): Promise<IteratorResult<StreamChunk>> {
+    for (;;) {
+      const c = this.takeReady();
+      if (c !== undefined) return { done: false, value: c };
+      if (this.failure) {
+        const f = this.failure;
+        this.failure = undefined;
+        this.over = true;
+        void this.reads.return?.().catch(() => undefined);
+        throw f;
+      }
+      if (this.over) return { done: true, value: undefined };
+      this.ready.length = 0;
+      this.head = 0;
+      let r: IteratorResult<Uint8Array | string>;
+      try {
+        r = await this.reads.next();
+      } catch (err) {
+        this.over = true;
+        throw mapTransportError(err, this.label, true);
+      }
+      if (r.done) {
+        this.sse.end();
+        this.take();
+        if (!this.ended && !this.failure) this.failure = this.translator.unterminated();
+        if (!this.failure) this.over = true;
+        continue;
+      }
+      this.sse.push(r.value);
+      this.take();
+      // the reads already received (one network read carries many of the upstream's writes) are translated now,
+      // so the edge takes their chunks in one go: no promise and no client write per upstream write
+      const reads = this.reads;
+      if (reads.takeQueued) {
+        let b: Uint8Array | undefined;
+        while (!this.ended && !this.failure && (b = reads.takeQueued()) !== undefined) {
+          this.sse.push(b);
+          this.take();
+        }
+      }
+      if (this.ended) {
+        this.over = true;
+        void drain(reads);
+      }
+    }
+  }
+
+  async return(): Promise<IteratorResult<StreamChunk>> {
+    this.over = true;
+    this.ready.length = 0;
+    this.head = 0;
+    await this.reads.return?.();
+    return { done: true, value: undefined };
+  }
+
+  /** The events the last push/end completed → ready chunks, up to the terminal event or the first failing one. */
+  private take(): void {
+    const sse = this.sse;
+    for (let i = 0; i < sse.count && !this.ended && !this.failure; i++) {
+      try {
+        this.ended = this.translator.event(sse.datas[i]!, sse.names[i], this.ready);
+      } catch (err) {
+        this.failure = mapTransportError(err, this.label, true);
+      }
+    }
+  }
+}
+
+/** Reads what is left of a body after its stream's terminal event; a failure there changes nothing. */
+async function drain(reads: BodyReads): Promise<void> {
+  try {
+    while (!(await reads.next()).done);
+  } catch {
+    /* the answer was already complete */
+  }
+}
+
+/** `body` (an upstream's SSE response body) as a ChunkStream, each event translated by `translator`. */
+export function sseChunks(body: AsyncIterable<Uint8Array | string>, translator: SseTranslator, label: string): ChunkStream & AsyncIterable<StreamChunk> {
+  return new SseChunks(body, translator, label);
+}

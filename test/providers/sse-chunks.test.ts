@@ -1,0 +1,100 @@
+/**
+ * The shared SSE reader (src/providers/sse-chunks.ts) behind the OpenAI relay, the Anthropic translation and
+ * the native pass-throughs: reads already received are translated at once (one batch for the edge), the
+ * stream ends at its terminal event without waiting for the body, and the body is still read to its end.
+ */
+import { describe, expect, it } from 'vitest';
+import { anthropicStream } from '../../src/providers/anthropic/stream.js';
+import { sseChunks, type SseTranslator } from '../../src/providers/sse-chunks.js';
+import type { ChunkStream, StreamChunk } from '../../src/providers/provider.js';
+import { GatewayError } from '../../src/wire/errors.js';
+
+/** A body whose reads all arrived before the reader asked (the first by `next()`, the rest by `takeQueued`). */
+function queued(parts: string[]): AsyncIterable<Uint8Array> {
+  const q = parts.map((p) => Buffer.from(p));
+  const reader = {
+    takeQueued: () => q.shift(),
+    next: () => Promise.resolve(q.length > 0 ? { done: false as const, value: q.shift()! } : { done: true as const, value: undefined }),
+    [Symbol.asyncIterator]() {
+      return reader;
+    },
+  };
+  return reader;
+}
+
+/** Drains as the edges do (takeReady until empty, then next()): the batches, and the error that ended it. */
+async function batches(s: ChunkStream): Promise<{ batches: StreamChunk[][]; error?: GatewayError }> {
+  const out: StreamChunk[][] = [];
+  try {
+    for (;;) {
+      const r = await s.next();
+      if (r.done) return { batches: out };
+      const batch = [r.value];
+      for (let c = s.takeReady?.(); c !== undefined; c = s.takeReady?.()) batch.push(c);
+      out.push(batch);
+    }
+  } catch (err) {
+    return { batches: out, error: err as GatewayError };
+  }
+}
+
+const ev = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+const START = ev('message_start', { message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3 } } });
+const text = (t: string) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: t } });
+const STOP = ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } }) + ev('message_stop', {});
+
+/** Each line's `data:` event names the translator sees; `end` is terminal, `bad` throws a plain Error. */
+const echo: SseTranslator = {
+  event(data, _name, out) {
+    if (data === 'end') return true;
+    if (data === 'bad') throw new Error('a bug in a translator');
+    out.push({ data });
+    return false;
+  },
+  unterminated: () => new GatewayError('UPSTREAM_STREAM_ERROR', 'ended without end'),
+};
+
+describe('sseChunks', () => {
+  it('Anthropic: the events of every queued read are translated at once, one batch for the edge', async () => {
+    const { batches: b, error } = await batches(anthropicStream(queued([START, text('Hel'), text('lo'), STOP]), 'an', 1));
+    expect(error).toBeUndefined();
+    expect(b).toHaveLength(1);
+    const chunks = b[0]!.map((c) => JSON.parse(c.data) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null }> });
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? c.choices[0]?.finish_reason ?? 'usage')).toEqual(['', 'Hel', 'lo', 'stop', 'usage']);
+    expect(b[0]!.at(-1)!.usage).toMatchObject({ prompt_tokens: 3, completion_tokens: 2 });
+  });
+
+  it('ends at the terminal event without waiting for the body, then reads the body to its end', async () => {
+    let finishBody!: () => void;
+    const bodyMayEnd = new Promise<void>((r) => (finishBody = r));
+    let bodyRead!: () => void;
+    const bodyReadToEnd = new Promise<void>((r) => (bodyRead = r));
+    const body = (async function* () {
+      yield 'data: a\n\ndata: end\n\n';
+      await bodyMayEnd; // an upstream that keeps the body open after its last event
+      yield 'data: after\n\n';
+      bodyRead();
+    })();
+    const s = sseChunks(body, echo, 'held');
+    expect(await batches(s)).toEqual({ batches: [[{ data: 'a' }]] });
+    finishBody();
+    await bodyReadToEnd; // the rest was read (not abandoned), and nothing of it was handed over
+    expect(s.takeReady()).toBeUndefined();
+    expect(await s.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it('an error a translator throws ends the stream mid-stream after the chunks before it; the stream then reports done', async () => {
+    const s = sseChunks(queued(['data: a\n\n', 'data: bad\n\ndata: c\n\n', 'data: end\n\n']), echo, 'x');
+    const { batches: b, error } = await batches(s);
+    expect(b).toEqual([[{ data: 'a' }]]);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect(error!.code).toBe('UPSTREAM_STREAM_ERROR');
+    expect(await s.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it('a body that ends before the terminal event fails with the translator’s error, after every chunk', async () => {
+    const { batches: b, error } = await batches(sseChunks(queued(['data: a\n\n', 'data: b\n\n']), echo, 'x'));
+    expect(b).toEqual([[{ data: 'a' }, { data: 'b' }]]);
+    expect(error?.message).toBe('ended without end');
+  });
+});
