@@ -5,23 +5,55 @@
 import { StringDecoder } from 'node:string_decoder';
 
 export async function* splitLines(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
+  const p = new LineParser();
   for await (const part of source) {
-    const text = rest + (typeof part === 'string' ? part : decoder.write(part));
+    p.push(part);
+    for (let i = 0; i < p.count; i++) yield p.datas[i]!;
+  }
+  p.end();
+  for (let i = 0; i < p.count; i++) yield p.datas[i]!;
+}
+
+/**
+ * An incremental framer: each push() or end() refills `datas` (and `names`) [0, count) with the frames it
+ * completed, valid until the next call. SseParser frames SSE events, LineParser NDJSON lines; the upstream
+ * stream reader (src/providers/stream-reader.ts) runs either.
+ */
+export interface Framer {
+  readonly names: (string | undefined)[];
+  readonly datas: string[];
+  readonly count: number;
+  push(part: Uint8Array | string): void;
+  end(): void;
+}
+
+/** Lines (\n or \r\n; a last line without its newline counts at the end) as a Framer; `names` stays empty. */
+export class LineParser implements Framer {
+  readonly names: (string | undefined)[] = [];
+  readonly datas: string[] = [];
+  count = 0;
+  private readonly decoder = new StringDecoder('utf8');
+  private rest = '';
+
+  push(part: Uint8Array | string): void {
+    this.count = 0;
+    const text = this.rest + (typeof part === 'string' ? part : this.decoder.write(part));
     let start = 0;
     let nl = text.indexOf('\n', start);
     while (nl !== -1) {
-      let end = nl;
-      if (end > start && text.charCodeAt(end - 1) === 13) end--;
-      yield text.slice(start, end);
+      this.datas[this.count++] = text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
       start = nl + 1;
       nl = text.indexOf('\n', start);
     }
-    rest = start === 0 ? text : text.slice(start);
+    this.rest = start === 0 ? text : text.slice(start);
   }
-  rest += decoder.end();
-  if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+
+  end(): void {
+    this.count = 0;
+    const text = this.rest + this.decoder.end();
+    this.rest = '';
+    if (text.length > 0) this.datas[this.count++] = text.endsWith('\r') ? text.slice(0, -1) : text;
+  }
 }
 
 export interface SseEvent {
@@ -36,7 +68,7 @@ export interface SseEvent {
  * layer on every streamed chunk's path). Each push() or end() refills `names`/`datas`[0, count) with the events
  * it completed; they are valid until the next call. The arrays are reused: no object per event.
  */
-export class SseParser {
+export class SseParser implements Framer {
   /** the `event:` field of each completed event (undefined when it had none) */
   readonly names: (string | undefined)[] = [];
   /** the data of each completed event */

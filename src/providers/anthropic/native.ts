@@ -11,7 +11,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
-import { sseChunks, type SseTranslator } from '../sse-chunks.js';
+import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { mergeUsage, toOpenAiUsage } from './response.js';
 import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
@@ -19,7 +19,7 @@ import type { AnthropicUsage, ErrorResponse } from './wire.js';
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
 
-class AnthropicPassThrough implements SseTranslator {
+class AnthropicPassThrough implements StreamTranslator {
   private usage: AnthropicUsage = {};
   private started = false;
 
@@ -69,7 +69,7 @@ class AnthropicPassThrough implements SseTranslator {
 }
 
 export function anthropicNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseChunks(body, new AnthropicPassThrough(label), label);
+  return sseStream(body, new AnthropicPassThrough(label), label);
 }
 
 /** The client's pass-through headers over the channel's base headers (auth stays the channel's). */

@@ -1,6 +1,6 @@
 /**
  * Anthropic Messages SSE → OpenAI `chat.completion.chunk`s, translated event by event as they arrive
- * (nothing is buffered beyond the reads already received; the shared SSE reader, src/providers/sse-chunks.ts,
+ * (nothing is buffered beyond the reads already received; the shared SSE reader, src/providers/stream-reader.ts,
  * translates those at once). Bytes in, StreamChunks out: testable from a recorded SSE text.
  *
  * Mapping:
@@ -22,7 +22,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
-import { sseChunks, type SseTranslator } from '../sse-chunks.js';
+import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { upstreamText } from '../upstream.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
@@ -30,7 +30,7 @@ import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
 
 /** The translation's state for one stream: the message's id, model and usage so far, and the tool indexes. */
-class AnthropicTranslation implements SseTranslator {
+class AnthropicTranslation implements StreamTranslator {
   private id = '';
   private model = '';
   private started = false;
@@ -137,7 +137,7 @@ export function anthropicStream(
   label: string,
   created = Math.floor(Date.now() / 1000),
 ): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseChunks(body, new AnthropicTranslation(label, created), label);
+  return sseStream(body, new AnthropicTranslation(label, created), label);
 }
 
 /** An in-band `error` event → GatewayError. Same error types as the HTTP error bodies. */

@@ -10,7 +10,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
-import { sseChunks, type SseTranslator } from '../sse-chunks.js';
+import { sseStream, type StreamTranslator } from '../stream-reader.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -61,7 +61,7 @@ export function responseToCompletion(r: ResponseBody, label: string): ChatComple
   };
 }
 
-class ResponsesPassThrough implements SseTranslator {
+class ResponsesPassThrough implements StreamTranslator {
   constructor(private readonly label: string) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
@@ -94,5 +94,5 @@ class ResponsesPassThrough implements SseTranslator {
 }
 
 export function responsesNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseChunks(body, new ResponsesPassThrough(label), label);
+  return sseStream(body, new ResponsesPassThrough(label), label);
 }

@@ -6,21 +6,21 @@
  * malformed chunk that merely looks like a content chunk is caught like any other (docs/benchmarks.md,
  * "Hot-path changes"): stream integrity comes first.
  * The stream must end with `data: [DONE]`: anything else is an abnormal end and throws. The body is read by
- * the shared SSE reader (src/providers/sse-chunks.ts): every read already received is framed and scanned at
+ * the shared SSE reader (src/providers/stream-reader.ts): every read already received is framed and scanned at
  * once, synchronously, and the edge takes the chunks without a promise each.
  */
 import { GatewayError } from '../../wire/errors.js';
 import { StreamJsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
-import { sseChunks, type SseTranslator } from '../sse-chunks.js';
+import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { upstreamText } from '../upstream.js';
 
 interface ErrorChunk {
   error?: { message?: string; type?: string; code?: string } | string;
 }
 
-class OpenAiRelay implements SseTranslator {
+class OpenAiRelay implements StreamTranslator {
   private readonly scan = new StreamJsonScan();
 
   constructor(private readonly label: string) {}
@@ -37,7 +37,7 @@ class OpenAiRelay implements SseTranslator {
 }
 
 export function openAiStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseChunks(body, new OpenAiRelay(label), label);
+  return sseStream(body, new OpenAiRelay(label), label);
 }
 
 /** One event's chunk, or the error it stands for. */

@@ -1,11 +1,12 @@
 /**
- * The shared SSE reader (src/providers/sse-chunks.ts) behind the OpenAI relay, the Anthropic translation and
+ * The shared SSE reader (src/providers/stream-reader.ts) behind the OpenAI relay, the Anthropic translation and
  * the native pass-throughs: reads already received are translated at once (one batch for the edge), the
  * stream ends at its terminal event without waiting for the body, and the body is still read to its end.
  */
 import { describe, expect, it } from 'vitest';
 import { anthropicStream } from '../../src/providers/anthropic/stream.js';
-import { sseChunks, type SseTranslator } from '../../src/providers/sse-chunks.js';
+import { ollamaStream } from '../../src/providers/ollama/stream.js';
+import { sseStream, type StreamTranslator } from '../../src/providers/stream-reader.js';
 import type { ChunkStream, StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 
@@ -44,7 +45,7 @@ const text = (t: string) => ev('content_block_delta', { index: 0, delta: { type:
 const STOP = ev('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } }) + ev('message_stop', {});
 
 /** Each line's `data:` event names the translator sees; `end` is terminal, `bad` throws a plain Error. */
-const echo: SseTranslator = {
+const echo: StreamTranslator = {
   event(data, _name, out) {
     if (data === 'end') return true;
     if (data === 'bad') throw new Error('a bug in a translator');
@@ -54,7 +55,7 @@ const echo: SseTranslator = {
   unterminated: () => new GatewayError('UPSTREAM_STREAM_ERROR', 'ended without end'),
 };
 
-describe('sseChunks', () => {
+describe('the upstream stream reader', () => {
   it('Anthropic: the events of every queued read are translated at once, one batch for the edge', async () => {
     const { batches: b, error } = await batches(anthropicStream(queued([START, text('Hel'), text('lo'), STOP]), 'an', 1));
     expect(error).toBeUndefined();
@@ -62,6 +63,18 @@ describe('sseChunks', () => {
     const chunks = b[0]!.map((c) => JSON.parse(c.data) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null }> });
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? c.choices[0]?.finish_reason ?? 'usage')).toEqual(['', 'Hel', 'lo', 'stop', 'usage']);
     expect(b[0]!.at(-1)!.usage).toMatchObject({ prompt_tokens: 3, completion_tokens: 2 });
+  });
+
+  it('Ollama (NDJSON): the lines of every queued read, one split across two, are translated at once', async () => {
+    const line = (o: object) => JSON.stringify({ model: 'llama3', created_at: '2026-11-29T00:00:00Z', ...o }) + '\n';
+    const last = line({ message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', prompt_eval_count: 4, eval_count: 2 });
+    const reads = [line({ message: { role: 'assistant', content: 'Hel' }, done: false }), line({ message: { role: 'assistant', content: 'lo' }, done: false })];
+    const { batches: b, error } = await batches(ollamaStream(queued([...reads, last.slice(0, 10), last.slice(10)]), 'ol', 'llama3'));
+    expect(error).toBeUndefined();
+    expect(b).toHaveLength(1);
+    const chunks = b[0]!.map((c) => JSON.parse(c.data) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null }> });
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? c.choices[0]?.finish_reason ?? 'usage')).toEqual(['Hel', 'lo', 'stop', 'usage']);
+    expect(b[0]!.at(-1)!.usage).toMatchObject({ prompt_tokens: 4, completion_tokens: 2 });
   });
 
   it('ends at the terminal event without waiting for the body, then reads the body to its end', async () => {
@@ -75,7 +88,7 @@ describe('sseChunks', () => {
       yield 'data: after\n\n';
       bodyRead();
     })();
-    const s = sseChunks(body, echo, 'held');
+    const s = sseStream(body, echo, 'held');
     expect(await batches(s)).toEqual({ batches: [[{ data: 'a' }]] });
     finishBody();
     await bodyReadToEnd; // the rest was read (not abandoned), and nothing of it was handed over
@@ -84,7 +97,7 @@ describe('sseChunks', () => {
   });
 
   it('an error a translator throws ends the stream mid-stream after the chunks before it; the stream then reports done', async () => {
-    const s = sseChunks(queued(['data: a\n\n', 'data: bad\n\ndata: c\n\n', 'data: end\n\n']), echo, 'x');
+    const s = sseStream(queued(['data: a\n\n', 'data: bad\n\ndata: c\n\n', 'data: end\n\n']), echo, 'x');
     const { batches: b, error } = await batches(s);
     expect(b).toEqual([[{ data: 'a' }]]);
     expect(error).toBeInstanceOf(GatewayError);
@@ -93,7 +106,7 @@ describe('sseChunks', () => {
   });
 
   it('a body that ends before the terminal event fails with the translator’s error, after every chunk', async () => {
-    const { batches: b, error } = await batches(sseChunks(queued(['data: a\n\n', 'data: b\n\n']), echo, 'x'));
+    const { batches: b, error } = await batches(sseStream(queued(['data: a\n\n', 'data: b\n\n']), echo, 'x'));
     expect(b).toEqual([[{ data: 'a' }, { data: 'b' }]]);
     expect(error?.message).toBe('ended without end');
   });

@@ -1,13 +1,14 @@
 /**
- * An upstream's SSE body as a ChunkStream: the one reader behind every SSE provider stream (the OpenAI relay,
- * the Anthropic translation, and the native Messages and Responses pass-throughs). Each provider supplies only
- * an `SseTranslator`: what one event becomes, and which event ends the stream.
+ * An upstream's streamed body as a ChunkStream: the one reader behind every provider stream (the OpenAI relay,
+ * the Anthropic translation, the native Messages and Responses pass-throughs over SSE, and Ollama's NDJSON).
+ * Each provider supplies only a `StreamTranslator`: what one event (an SSE event, or an NDJSON line) becomes,
+ * and which one ends the stream.
  *
  * Why a class and not an async generator per provider: undici hands each chunk of a chunked body over on its
  * own, and an upstream writes each event as its own chunk, so a generator ran a promise chain, and the edge a
- * write, per event. Here every read already received is framed (SseParser) and translated at once,
- * synchronously, into a queue the edge drains with `takeReady`; `next()` awaits only when nothing is queued.
- * docs/benchmarks.md has what this bought.
+ * write, per event. Here every read already received is framed (SseParser / LineParser, src/util/lines.ts) and
+ * translated at once, synchronously, into a queue the edge drains with `takeReady`; `next()` awaits only when
+ * nothing is queued. docs/benchmarks.md has what this bought.
  *
  * Stream integrity (src/providers/provider.ts):
  * - An event the translator rejects ends the stream after the chunks before it, even those of the same read,
@@ -19,14 +20,14 @@
  *   (an AbortError per stream) and cost the keep-alive connection. A body that then fails changes nothing.
  */
 import { GatewayError } from '../wire/errors.js';
-import { SseParser } from '../util/lines.js';
+import { LineParser, SseParser, type Framer } from '../util/lines.js';
 import type { ChunkStream, StreamChunk } from './provider.js';
 import { mapTransportError } from './upstream.js';
 import type { BodyReads } from './upstream-body.js';
 
-export interface SseTranslator {
+export interface StreamTranslator {
   /**
-   * One event (`name`: its `event:` field) → the chunks it stands for, pushed to `out` (none is fine). Returns
+   * One event (`name`: its SSE `event:` field; undefined for a line) → the chunks it stands for, pushed to `out` (none is fine). Returns
    * true for the event that ends the stream normally. Throws the GatewayError of an event that ends it
    * abnormally (an in-band error, a malformed event).
    */
@@ -35,8 +36,7 @@ export interface SseTranslator {
   unterminated(): GatewayError;
 }
 
-class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
-  private readonly sse = new SseParser();
+class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
   private readonly ready: StreamChunk[] = [];
   private head = 0;
   /** the terminal event was translated */
@@ -49,7 +49,8 @@ class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
 
   constructor(
     body: AsyncIterable<Uint8Array | string>,
-    private readonly translator: SseTranslator,
+    private readonly frames: Framer,
+    private readonly translator: StreamTranslator,
     private readonly label: string,
   ) {
     this.reads = body[Symbol.asyncIterator]() as BodyReads;
@@ -85,13 +86,13 @@ class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
         throw mapTransportError(err, this.label, true);
       }
       if (r.done) {
-        this.sse.end();
+        this.frames.end();
         this.take();
         if (!this.ended && !this.failure) this.failure = this.translator.unterminated();
         if (!this.failure) this.over = true;
         continue;
       }
-      this.sse.push(r.value);
+      this.frames.push(r.value);
       this.take();
       // the reads already received (one network read carries many of the upstream's writes) are translated now,
       // so the edge takes their chunks in one go: no promise and no client write per upstream write
@@ -99,7 +100,7 @@ class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
       if (reads.takeQueued) {
         let b: Uint8Array | undefined;
         while (!this.ended && !this.failure && (b = reads.takeQueued()) !== undefined) {
-          this.sse.push(b);
+          this.frames.push(b);
           this.take();
         }
       }
@@ -120,10 +121,10 @@ class SseChunks implements ChunkStream, AsyncIterable<StreamChunk> {
 
   /** The events the last push/end completed → ready chunks, up to the terminal event or the first failing one. */
   private take(): void {
-    const sse = this.sse;
-    for (let i = 0; i < sse.count && !this.ended && !this.failure; i++) {
+    const f = this.frames;
+    for (let i = 0; i < f.count && !this.ended && !this.failure; i++) {
       try {
-        this.ended = this.translator.event(sse.datas[i]!, sse.names[i], this.ready);
+        this.ended = this.translator.event(f.datas[i]!, f.names[i], this.ready);
       } catch (err) {
         this.failure = mapTransportError(err, this.label, true);
       }
@@ -141,6 +142,11 @@ async function drain(reads: BodyReads): Promise<void> {
 }
 
 /** `body` (an upstream's SSE response body) as a ChunkStream, each event translated by `translator`. */
-export function sseChunks(body: AsyncIterable<Uint8Array | string>, translator: SseTranslator, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return new SseChunks(body, translator, label);
+export function sseStream(body: AsyncIterable<Uint8Array | string>, translator: StreamTranslator, label: string): ChunkStream & AsyncIterable<StreamChunk> {
+  return new TranslatedStream(body, new SseParser(), translator, label);
+}
+
+/** `body` (an upstream's NDJSON response body) as a ChunkStream, each line translated by `translator`. */
+export function ndjsonStream(body: AsyncIterable<Uint8Array | string>, translator: StreamTranslator, label: string): ChunkStream & AsyncIterable<StreamChunk> {
+  return new TranslatedStream(body, new LineParser(), translator, label);
 }
