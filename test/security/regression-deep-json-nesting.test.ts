@@ -70,6 +70,10 @@ describe('deeply nested JSON bodies', () => {
     const r = await call(strict, '/v1/chat/completions', { body: nestedChat('extra', 20) });
     expectOpenAiError(r, 400, 'invalid_request');
     expect(r.json.error.message).toContain('deeper than 16 levels');
+    // the key admin route reads with the configured limit as well (it used the default of 64)
+    const key = await call(strict, '/admin/keys', { body: `{"name":"deep","meta":${nestedObject(20)}}` });
+    expectOpenAiError(key, 400, 'invalid_request');
+    expect(key.json.error.message).toContain('deeper than 16 levels');
   });
 
   it('the inbound APIs use the configured limit too, and answer in their own format', async () => {

@@ -15,7 +15,7 @@ import type { KeyService } from '../../keys/service.js';
 import { keySummary } from '../../keys/model.js';
 import type { UsageGroup } from '../../usage/record.js';
 import { GatewayError } from '../../wire/errors.js';
-import { parseJsonBody, readBody, sendJson } from '../respond.js';
+import { readJson, sendJson } from '../respond.js';
 import type { RouteHandler } from '../server.js';
 import { authorize } from './admin.js';
 
@@ -55,7 +55,7 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHa
         return true;
       }
       if (method === 'POST') {
-        const body = parseJsonBody(await readBody(req, 64 * 1024));
+        const body = await readJson(req, 64 * 1024);
         const { key, secret } = await d.keys.create(body);
         ok({ key: keySummary(key), secret }, 201);
         return true;
