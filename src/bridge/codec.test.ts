@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { encodeFrame, hasLoop, negotiateVersion, parseFrame, withHop, type ParseOptions } from './codec.js';
+import { encodeFrame, hasLoop, negotiateVersion, parseFrame, splitResponseFrame, withHop, type ParseOptions } from './codec.js';
 import {
   BRIDGE_DEFAULT_LIMITS,
   BRIDGE_FRAME_TYPES,
@@ -375,5 +375,31 @@ describe('tables and constants', () => {
     const f = bridgeErrorFrame('OVERLOADED', 'busy', { requestId: 'r', retryAfterMs: 500 });
     expect(f).toEqual({ type: 'bridge-error', code: 'OVERLOADED', message: 'busy', retryable: true, requestId: 'r', retryAfterMs: 500 });
     expect(parseFrame(encodeFrame(f), POST)).toEqual({ ok: true, frame: f });
+  });
+});
+
+describe('splitResponseFrame: a relayed answer, split without parsing', () => {
+  const payload = '{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"a \\"b\\" }"}}]}';
+
+  it('splits the layout a serving gateway sends (the frame parses to the same id and payload)', () => {
+    const text = `{"type":"bridge-response","requestId":"fwd_1a_2","payload":${payload}}`;
+    expect(splitResponseFrame(text)).toEqual({ requestId: 'fwd_1a_2', payload });
+    const parsed = parseFrame(text, { maxBytes: 1 << 20, authenticated: true });
+    expect(parsed.ok && parsed.frame.type === 'bridge-response' && [parsed.frame.requestId, parsed.frame.payload]).toEqual(['fwd_1a_2', JSON.parse(payload)]);
+    // encodeFrame writes the same layout, so answers a peer built (not relayed) split too
+    expect(splitResponseFrame(encodeFrame({ type: 'bridge-response', requestId: 'r', payload: JSON.parse(payload) }))).toEqual({ requestId: 'r', payload });
+  });
+
+  it.each([
+    ['another frame type', `{"type":"bridge-stream","requestId":"r","chunk":${payload}}`],
+    ['another key order', `{"requestId":"r","type":"bridge-response","payload":${payload}}`],
+    ['whitespace in the envelope', `{"type": "bridge-response","requestId":"r","payload":${payload}}`],
+    ['an escaped id', `{"type":"bridge-response","requestId":"r\\u0041","payload":${payload}}`],
+    ['an empty id', `{"type":"bridge-response","requestId":"","payload":${payload}}`],
+    ['an over-long id', `{"type":"bridge-response","requestId":"${'x'.repeat(300)}","payload":${payload}}`],
+    ['a field after the id', `{"type":"bridge-response","requestId":"r","extra":1,"payload":${payload}}`],
+    ['trailing text', `{"type":"bridge-response","requestId":"r","payload":${payload}} `],
+  ])('leaves %s to the parser', (_what, text) => {
+    expect(splitResponseFrame(text)).toBeUndefined();
   });
 });

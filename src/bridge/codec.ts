@@ -66,6 +66,36 @@ class FieldError extends Error {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const CLOSE_BAD_FRAME = CLOSE_CODES.BAD_FRAME;
 
+const RESPONSE_HEAD = '{"type":"bridge-response","requestId":"';
+const PAYLOAD_KEY = '","payload":';
+
+/**
+ * A bridge-response frame laid out exactly as a gateway sends one that relays an upstream's body
+ * (`{"type":"bridge-response","requestId":"…","payload":…}`, see serveForward), split without parsing: the
+ * request id and the payload's text. Undefined for any other text, which is parsed as usual. Nothing is
+ * validated here: the caller validates the payload (and parses the frame after all if it is not valid JSON),
+ * and `text` must have passed the same size, binary and UTF-8 checks as parseFrame's.
+ */
+export function splitResponseFrame(text: string): { requestId: string; payload: string } | undefined {
+  if (!text.startsWith(RESPONSE_HEAD) || text.charCodeAt(text.length - 1) !== 125 /* } */) return undefined;
+  const idEnd = text.indexOf('"', RESPONSE_HEAD.length);
+  if (idEnd === -1 || idEnd - RESPONSE_HEAD.length > MAX_ID_LENGTH || !text.startsWith(PAYLOAD_KEY, idEnd)) return undefined;
+  const requestId = text.slice(RESPONSE_HEAD.length, idEnd);
+  // an escape in the id would need JSON's decoding: leave such a frame to the parser
+  if (requestId.length === 0 || requestId.includes('\\')) return undefined;
+  return { requestId, payload: text.slice(idEnd + PAYLOAD_KEY.length, -1) };
+}
+
+/** Decodes a frame's bytes as parseFrame does (size, binary, strict UTF-8); undefined when parseFrame would refuse them. */
+export function frameText(raw: Uint8Array, opts: Pick<ParseOptions, 'maxBytes' | 'isBinary'>): string | undefined {
+  if (opts.isBinary || raw.byteLength > opts.maxBytes) return undefined;
+  try {
+    return utf8.decode(raw);
+  } catch {
+    return undefined;
+  }
+}
+
 export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseResult {
   const pre = !opts.authenticated;
   // A UTF-16 code unit is at least 1 and at most 3 UTF-8 bytes: measure only when in doubt.

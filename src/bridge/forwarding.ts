@@ -47,6 +47,17 @@ export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequ
     const err = launch(l, o, targetChannel, body, false, {
       queue: undefined,
       resolve: (v) => resolve(ChatReply.of(asCompletion(v))),
+      // the peer relayed its upstream's body: relay it on, validated by a scan (as from an upstream), not parsed
+      relay: (payload) => {
+        let reply: ChatReply;
+        try {
+          reply = ChatReply.relayed(payload, `${l.name}/${targetChannel}`);
+        } catch {
+          return false; // not a chat answer as text: the frame is parsed and checked as any other
+        }
+        resolve(reply);
+        return true;
+      },
       fail: reject,
     });
     if (err) reject(err);
@@ -73,7 +84,7 @@ function launch(
   targetChannel: string,
   body: Body,
   stream: boolean,
-  e: Pick<PendingForward, 'queue' | 'resolve' | 'fail'>,
+  e: Pick<PendingForward, 'queue' | 'resolve' | 'relay' | 'fail'>,
 ): GatewayError | undefined {
   if (!l.open) return new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`);
   if (o.signal.aborted) return new GatewayError('CANCELLED', 'request cancelled');
@@ -107,6 +118,18 @@ function launch(
 // them as what it asked for.
 const asCompletion = (v: ChatCompletion | EmbeddingsResponse): ChatCompletion => v as ChatCompletion;
 const asEmbeddings = (v: ChatCompletion | EmbeddingsResponse): EmbeddingsResponse => v as EmbeddingsResponse;
+
+/**
+ * A bridge-response split without parsing (`splitResponseFrame`): settles a non-streaming chat forward with the
+ * payload's text. False when nothing here takes it (another kind of request, an unknown id, a payload that is
+ * not a chat answer): the frame is then parsed and handled like any other.
+ */
+export function onRelayedResponse(l: LinkContext, requestId: string, payload: string): boolean {
+  const p = l.pending.get(requestId);
+  if (!p || !isForward(p) || !p.relay?.(payload)) return false;
+  l.pending.take(requestId);
+  return true;
+}
 
 export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
   const p = l.pending.takeIf(f.requestId, isForward);

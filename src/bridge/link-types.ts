@@ -71,6 +71,12 @@ export interface PendingForward extends PendingBase {
   /** streams: fed by bridge-stream frames */
   queue: AsyncQueue<StreamChunk> | undefined;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
+  /**
+   * A non-streaming chat forward: takes the answer's payload as the peer sent it, still text, when the frame
+   * could be split without parsing it (`splitResponseFrame`); false when the text is not a chat answer to
+   * relay (then the frame is parsed and `resolve` gets the object)
+   */
+  relay?(payload: string): boolean;
 }
 export interface PendingRpc extends PendingBase {
   kind: 'rpc';

@@ -15,7 +15,7 @@ import { PendingTable } from '../util/pending.js';
 import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
-import { encodeFrame, parseFrame } from './codec.js';
+import { encodeFrame, frameText, parseFrame, splitResponseFrame } from './codec.js';
 import {
   bridgeErrorFrame,
   type BridgeErrorCode,
@@ -24,7 +24,7 @@ import {
   type SharedAgent,
   type SharedChannel,
 } from '../wire/bridge-frames.js';
-import { forwardChat, forwardEmbeddings, onResponse, onStream, onStreamEnd, serveForward, type ForwardOptions } from './forwarding.js';
+import { forwardChat, forwardEmbeddings, onRelayedResponse, onResponse, onStream, onStreamEnd, serveForward, type ForwardOptions } from './forwarding.js';
 import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from './rpc.js';
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';
 import { Heartbeat } from './heartbeat.js';
@@ -184,7 +184,14 @@ export class BridgeLink implements LinkContext {
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.heartbeat.seen();
     this.traffic.received(data.length);
-    const parsed = parseFrame(data, { maxBytes: this.o.limits.maxFrameBytes, authenticated: true, isBinary });
+    const maxBytes = this.o.limits.maxFrameBytes;
+    // a relayed chat answer (the common non-streaming frame) settles its request as text, without a parse
+    const text = frameText(data, { maxBytes, isBinary });
+    if (text !== undefined) {
+      const split = splitResponseFrame(text);
+      if (split && onRelayedResponse(this, split.requestId, split.payload)) return;
+    }
+    const parsed = parseFrame(text ?? data, { maxBytes, authenticated: true, isBinary });
     if (!parsed.ok) {
       const e = parsed.error;
       this.sendError(e.code, e.message, e.requestId ? { requestId: e.requestId } : {});

@@ -1,0 +1,93 @@
+/**
+ * A non-streaming answer that B relays from its OpenAI-compatible upstream crosses the bridge and leaves A as
+ * the upstream's bytes: A splits the bridge-response frame without parsing it (`splitResponseFrame`) and relays
+ * the payload, validated by a scan, like an upstream's body. Both gateways run in this process, so every
+ * JSON.parse either makes of the answer is counted. The answer's usage still reaches A's usage records.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+
+const TOKEN = 'relay-bridge-token-31415';
+const ADMIN = 'relay-admin-token-27182';
+// indented on purpose: an answer parsed and serialised again on the way would lose the layout
+const BODY = JSON.stringify(
+  {
+    id: 'chatcmpl-relay',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'relay-model',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'relayed through two gateways' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 13, completion_tokens: 5, total_tokens: 18 },
+  },
+  null,
+  1,
+);
+
+let upstream: Server;
+let a: Gateway & { logs: string[] };
+let b: Gateway & { logs: string[] };
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(BODY);
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const port = (upstream.address() as AddressInfo).port;
+  b = await startGw({
+    gateway: { id: 'gw_relay_b', name: 'relay-b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['up'] } },
+    channels: [{ name: 'up', provider: 'openai', baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-up', models: ['relay-model'] }],
+  });
+  a = await startGw({
+    gateway: { id: 'gw_relay_a', name: 'relay-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
+    channels: [],
+  });
+  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: { state: string }) => p.state === 'open'), 'bridge A→B open');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.close(), b?.close()]);
+  await new Promise<void>((resolve) => upstream?.close(() => resolve()));
+  cleanupDirs();
+});
+
+describe("a peer's relayed answer", () => {
+  it('leaves A byte for byte as B received it, with no JSON.parse of it on either gateway, and its usage recorded on A', async () => {
+    const real = JSON.parse.bind(JSON);
+    let parsedAnswer = 0;
+    vi.spyOn(JSON, 'parse').mockImplementation((s: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
+      if (typeof s === 'string' && s.includes('relayed through two gateways')) parsedAnswer++;
+      return real(s, reviver);
+    });
+    let status: number;
+    let text: string;
+    let peer: string | null;
+    try {
+      const res = await fetch(`${a.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'relay-model', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      status = res.status;
+      peer = res.headers.get('x-switchyard-peer');
+      text = await res.text();
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(status).toBe(200);
+    expect(peer).toBe('b');
+    expect(text).toBe(BODY);
+    expect(parsedAnswer).toBe(0);
+    const u = await waitFor(async () => {
+      const r = await adminGet(a.url, '/admin/usage?by=model', ADMIN);
+      return r.total?.requests >= 1 ? r : undefined;
+    }, 'usage recorded on A');
+    expect(u.total).toMatchObject({ inputTokens: 13, outputTokens: 5 });
+  });
+});
