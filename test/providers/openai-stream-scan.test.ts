@@ -5,13 +5,10 @@
  * a content chunk is caught too: every chunk is validated in full (the scanner in src/wire/json-scan.ts accepts
  * exactly what JSON.parse accepts; a shape-only scan that skipped validation was taken back out for this).
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openAiStream } from '../../src/providers/openai/stream.js';
 import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
-import { UpstreamClient } from '../../src/providers/upstream.js';
 
 async function* body(text: string): AsyncGenerator<Uint8Array> {
   yield Buffer.from(text);
@@ -207,74 +204,5 @@ describe('openAiStream as a ChunkStream (takeReady)', () => {
     const [a, b] = [content('a'), content('b')];
     expect(await drain([`data: ${a}\n\n${DONE}data: ${b}\n\n`])).toEqual({ batches: [[a]] });
     expect(await drain([`data: ${a}\n\ndata: ${b}\n\n`])).toEqual({ batches: [[a, b]], error: 'UPSTREAM_STREAM_ERROR' });
-  });
-});
-
-describe('openAiStream over reads already received (BodyReads.takeQueued)', () => {
-  /** A body whose reads all arrived before the reader asked: `next()` hands over the first, `takeQueued` the rest. */
-  function queued(parts: string[]): AsyncIterable<Uint8Array> {
-    const q = parts.map((p) => Buffer.from(p));
-    const reader = {
-      takeQueued: () => q.shift(),
-      next: () => Promise.resolve(q.length > 0 ? { done: false as const, value: q.shift()! } : { done: true as const, value: undefined }),
-      [Symbol.asyncIterator]() {
-        return reader;
-      },
-    };
-    return reader;
-  }
-
-  async function batches(body: AsyncIterable<Uint8Array>): Promise<{ batches: string[][]; error?: string }> {
-    const s = openAiStream(body, 'queued');
-    const out: string[][] = [];
-    try {
-      for (;;) {
-        const r = await s.next();
-        if (r.done) return { batches: out };
-        const batch = [r.value.data];
-        for (let c = s.takeReady?.(); c !== undefined; c = s.takeReady?.()) batch.push(c.data);
-        out.push(batch);
-      }
-    } catch (err) {
-      return { batches: out, error: (err as GatewayError).code };
-    }
-  }
-
-  it('parses every queued read at once: one batch for many upstream writes, events split across them included', async () => {
-    const [a, b, c] = [content('a'), content('b'), content('c')];
-    const third = `data: ${c}\n\n`;
-    expect(await batches(queued([`data: ${a}\n\n`, `data: ${b}\n\n`, third.slice(0, 9), third.slice(9), DONE]))).toEqual({ batches: [[a, b, c]] });
-  });
-
-  it('a failing event in a queued read ends the stream after the chunks before it, and nothing behind it is parsed', async () => {
-    const [a, b] = [content('a'), content('b')];
-    expect(await batches(queued([`data: ${a}\n\n`, `data: ${a.slice(0, -1)}\n\n`, `data: ${b}\n\n`, DONE]))).toEqual({
-      batches: [[a]],
-      error: 'UPSTREAM_BAD_RESPONSE',
-    });
-    // and a body that ends without [DONE] still fails, after every queued chunk
-    expect(await batches(queued([`data: ${a}\n\n`, `data: ${b}\n\n`]))).toEqual({ batches: [[a, b]], error: 'UPSTREAM_STREAM_ERROR' });
-  });
-
-  it('over a real socket: an upstream that writes each event on its own hands the gateway one batch per network read', async () => {
-    const events = Array.from({ length: 20 }, (_, i) => content(`w${i}`));
-    const server = createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      // corked: the 21 writes (each its own chunk of the chunked body) leave in one segment, so they arrive in one read
-      res.cork();
-      for (const e of events) res.write(`data: ${e}\n\n`);
-      res.write(DONE);
-      res.end();
-      res.uncork();
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'socket' });
-    try {
-      const res = await client.request('/stream', { headers: {}, body: '{}', signal: new AbortController().signal });
-      expect(await batches(res.body)).toEqual({ batches: [events] });
-    } finally {
-      await client.close();
-      await new Promise((r) => server.close(r));
-    }
   });
 });

@@ -3,8 +3,12 @@
  * the native pass-throughs: reads already received are translated at once (one batch for the edge), the
  * stream ends at its terminal event without waiting for the body, and the body is still read to its end.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { anthropicStream } from '../../src/providers/anthropic/stream.js';
+import { openAiStream } from '../../src/providers/openai/stream.js';
+import { UpstreamClient } from '../../src/providers/upstream.js';
 import { ollamaStream } from '../../src/providers/ollama/stream.js';
 import { sseStream, type StreamTranslator } from '../../src/providers/stream-reader.js';
 import type { ChunkStream, StreamChunk } from '../../src/providers/provider.js';
@@ -55,7 +59,55 @@ const echo: StreamTranslator = {
   unterminated: () => new GatewayError('UPSTREAM_STREAM_ERROR', 'ended without end'),
 };
 
+const content = (text: string) => `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}}}]}`;
+const DONE = 'data: [DONE]\n\n';
+const datas = (r: { batches: StreamChunk[][]; error?: GatewayError }) => ({ batches: r.batches.map((b) => b.map((c) => c.data)), error: r.error?.code });
+
 describe('the upstream stream reader', () => {
+  it('OpenAI: every queued read is parsed at once, one batch for many upstream writes, an event split across two included', async () => {
+    const [a, b, c] = [content('a'), content('b'), content('c')];
+    const third = `data: ${c}\n\n`;
+    expect(datas(await batches(openAiStream(queued([`data: ${a}\n\n`, `data: ${b}\n\n`, third.slice(0, 9), third.slice(9), DONE]), 'oa')))).toEqual({
+      batches: [[a, b, c]],
+      error: undefined,
+    });
+  });
+
+  it('OpenAI: a failing event in a queued read ends the stream after the chunks before it, none behind it handed over', async () => {
+    const [a, b] = [content('a'), content('b')];
+    expect(datas(await batches(openAiStream(queued([`data: ${a}\n\n`, `data: ${a.slice(0, -1)}\n\n`, `data: ${b}\n\n`, DONE]), 'oa')))).toEqual({
+      batches: [[a]],
+      error: 'UPSTREAM_BAD_RESPONSE',
+    });
+    // and a body that ends without [DONE] still fails, after every queued chunk
+    expect(datas(await batches(openAiStream(queued([`data: ${a}\n\n`, `data: ${b}\n\n`]), 'oa')))).toEqual({
+      batches: [[a, b]],
+      error: 'UPSTREAM_STREAM_ERROR',
+    });
+  });
+
+  it('over a real socket: an upstream that writes each event on its own hands the gateway one batch per network read', async () => {
+    const events = Array.from({ length: 20 }, (_, i) => content(`w${i}`));
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // corked: the 21 writes (each its own chunk of the chunked body) leave in one segment, so they arrive in one read
+      res.cork();
+      for (const e of events) res.write(`data: ${e}\n\n`);
+      res.write(DONE);
+      res.end();
+      res.uncork();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'socket' });
+    try {
+      const res = await client.request('/stream', { headers: {}, body: '{}', signal: new AbortController().signal });
+      expect(datas(await batches(openAiStream(res.body, 'socket')))).toEqual({ batches: [events], error: undefined });
+    } finally {
+      await client.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('Anthropic: the events of every queued read are translated at once, one batch for the edge', async () => {
     const { batches: b, error } = await batches(anthropicStream(queued([START, text('Hel'), text('lo'), STOP]), 'an', 1));
     expect(error).toBeUndefined();
