@@ -7,11 +7,10 @@
  * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
  * updates of a session pushed as they happen.
  */
-import type { SessionEvent, SessionStore } from '../sessions/store.js';
+import { UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 
-/** updates kept per session in the store */
-export const UPDATE_LOG_KEEP = 1000;
+export { UPDATE_LOG_KEEP };
 /** at most this many updates per read */
 export const UPDATE_LOG_READ_MAX = 1000;
 const FLUSH_MS = 25;

@@ -178,6 +178,23 @@ describe('parseFrame: field validation', () => {
     ],
     ['{"type":"bridge-session-transfer","transferId":"t","session":{"owner":"gw_a"}}', 'bridge-session-transfer.session.id: required string'],
     ['{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s"}}', 'bridge-session-transfer.session.owner: required string'],
+    ['{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":{}}', 'bridge-session-transfer.events: must be an array'],
+    [
+      '{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":[{"seq":2,"event":{}},{"seq":2,"event":{}}]}',
+      'bridge-session-transfer.events[1].seq: must be greater than the entry before it',
+    ],
+    [
+      '{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":[{"seq":1.5,"event":{}}]}',
+      'bridge-session-transfer.events[0].seq: must be a non-negative integer',
+    ],
+    [
+      '{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":[{"seq":1,"event":"x"}]}',
+      'bridge-session-transfer.events[0].event: must be an object',
+    ],
+    [
+      `{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":[${Array.from({ length: 1001 }, (_, i) => `{"seq":${i + 1},"event":{}}`).join(',')}]}`,
+      'bridge-session-transfer.events: at most 1000 items',
+    ],
     ['{"type":"bridge-session-transfer-ok","transferId":"t"}', 'bridge-session-transfer-ok.sessionId: required string'],
     ['{"type":"bridge-rpc","requestId":"r","method":"session.start"}', 'bridge-rpc.params: required object'],
     ['{"type":"bridge-rpc","requestId":"r","params":{}}', 'bridge-rpc.method: required string'],
@@ -375,6 +392,25 @@ describe('tables and constants', () => {
     const f = bridgeErrorFrame('OVERLOADED', 'busy', { requestId: 'r', retryAfterMs: 500 });
     expect(f).toEqual({ type: 'bridge-error', code: 'OVERLOADED', message: 'busy', retryable: true, requestId: 'r', retryAfterMs: 500 });
     expect(parseFrame(encodeFrame(f), POST)).toEqual({ ok: true, frame: f });
+  });
+});
+
+describe('bridge-session-transfer: the update log', () => {
+  it('carries the entries as sent, and a frame without them (an older sender) has none', () => {
+    const events = [
+      { seq: 3, event: { sessionId: 's', seq: 3, type: 'delta' } },
+      { seq: 7, event: { sessionId: 's', seq: 7, type: 'done' } },
+    ];
+    const withLog = parseFrame(JSON.stringify({ type: 'bridge-session-transfer', transferId: 't', session: { id: 's', owner: 'gw_a' }, events }), {
+      maxBytes: 1 << 20,
+      authenticated: true,
+    });
+    expect(withLog.ok && withLog.frame.type === 'bridge-session-transfer' && withLog.frame.events).toEqual(events);
+    const without = parseFrame('{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"}}', {
+      maxBytes: 1 << 20,
+      authenticated: true,
+    });
+    expect(without.ok && without.frame.type === 'bridge-session-transfer' && 'events' in without.frame).toBe(false);
   });
 });
 

@@ -19,9 +19,26 @@
  * opaque bodies `payload`, `chunk`, `usage`, `session`, `params`, `result`, `error.data`, passed through as sent.
  * Error messages name the field, never its value (a hello carries a token).
  */
-import { CHANNEL_NAME_PATTERN, CLOSE_CODES, GATEWAY_ID_PATTERN, MAX_HOPS, MAX_ID_LENGTH, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
+import {
+  CHANNEL_NAME_PATTERN,
+  CLOSE_CODES,
+  GATEWAY_ID_PATTERN,
+  MAX_HOPS,
+  MAX_ID_LENGTH,
+  MAX_TRANSFER_EVENTS,
+  SUPPORTED_VERSIONS,
+} from '../wire/bridge-frames.js';
 import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
-import type { ChannelCapabilities, ChannelLoad, ChannelPricing, SharedAgent, SharedChannel, VersionRange } from '../wire/bridge-frames.js';
+import type {
+  BridgeSessionEvent,
+  BridgeSessionTransferFrame,
+  ChannelCapabilities,
+  ChannelLoad,
+  ChannelPricing,
+  SharedAgent,
+  SharedChannel,
+  VersionRange,
+} from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
@@ -271,6 +288,19 @@ function arr(v: unknown, p: string, maxItems: number): unknown[] {
   if (v.length > maxItems) throw new FieldError(`${p}: at most ${maxItems} items`);
   return v;
 }
+/** Update-log entries: `{ seq, event }`, seq a positive integer increasing from one entry to the next. */
+function sessionEvents(v: unknown, p: string): BridgeSessionEvent[] {
+  let last = 0;
+  return arr(v, p, MAX_TRANSFER_EVENTS).map((e, i) => {
+    const q = `${p}[${i}]`;
+    const o = obj(e, q);
+    const seq = count(o.seq, `${q}.seq`);
+    if (seq <= last) throw new FieldError(`${q}.seq: must be greater than the entry before it`);
+    last = seq;
+    return { seq, event: obj(o.event, `${q}.event`) };
+  });
+}
+
 function hops(v: unknown, p: string): string[] | undefined {
   return v === undefined ? undefined : arr(v, p, 32).map((h, i) => gwId(h, `${p}[${i}]`));
 }
@@ -455,7 +485,9 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
     const session = obj(o.session, `${t}.session`);
     const id = str(session.id, `${t}.session.id`);
     const owner = gwId(session.owner, `${t}.session.owner`);
-    return { type: t, transferId: str(o.transferId, `${t}.transferId`), session: { ...session, id, owner } };
+    const frame: BridgeSessionTransferFrame = { type: t, transferId: str(o.transferId, `${t}.transferId`), session: { ...session, id, owner } };
+    if (o.events !== undefined) frame.events = sessionEvents(o.events, `${t}.events`);
+    return frame;
   },
   'bridge-session-transfer-ok': (o) => ({
     type: 'bridge-session-transfer-ok',

@@ -21,6 +21,7 @@ import {
   type BridgeErrorCode,
   type BridgeErrorFrame,
   type BridgeFrame,
+  type BridgeSessionEvent,
   type SharedAgent,
   type SharedChannel,
 } from '../wire/bridge-frames.js';
@@ -279,8 +280,8 @@ export class BridgeLink implements LinkContext {
   }
 
   /** Offers a session; resolves on bridge-session-transfer-ok, rejects on a refusal, link loss or timeout. */
-  offerSession(transferId: string, session: Record<string, unknown>, timeoutMs: number): Promise<void> {
-    return offerSession(this, transferId, session, timeoutMs);
+  offerSession(transferId: string, session: Record<string, unknown>, events: readonly BridgeSessionEvent[], timeoutMs: number): Promise<void> {
+    return offerSession(this, transferId, session, events, timeoutMs);
   }
 
   /** Our shared list changed (config reload, health): tell the peer. */

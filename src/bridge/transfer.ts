@@ -4,11 +4,25 @@
  * offer to the TransferCoordinator (src/sessions/transfer.ts), which decides and stores.
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import type { BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
+import { MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
+import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
 
-/** Offers a session; resolves on bridge-session-transfer-ok, rejects on a refusal, link loss or timeout. */
-export function offerSession(l: LinkContext, transferId: string, session: Record<string, unknown>, timeoutMs: number): Promise<void> {
+/** The update-log entries an offer carries at most, in bytes of JSON: well under any peer's frame limit. */
+const MAX_EVENT_BYTES = 1024 * 1024;
+
+/**
+ * Offers a session with the newest entries of its update log (`events`, oldest first; those that fit in
+ * MAX_EVENT_BYTES and a quarter of this link's frame limit); resolves on bridge-session-transfer-ok, rejects on a
+ * refusal, link loss or timeout.
+ */
+export function offerSession(
+  l: LinkContext,
+  transferId: string,
+  session: Record<string, unknown>,
+  events: readonly BridgeSessionEvent[],
+  timeoutMs: number,
+): Promise<void> {
   if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
   const { id, owner } = session;
   if (typeof id !== 'string' || typeof owner !== 'string')
@@ -26,8 +40,22 @@ export function offerSession(l: LinkContext, transferId: string, session: Record
       timeoutMs,
       timeoutError: () => new GatewayError('UPSTREAM_TIMEOUT', `peer ${l.name} did not acknowledge the session within ${timeoutMs} ms`),
     });
-    l.send({ type: 'bridge-session-transfer', transferId, session: snapshot });
+    const carried = newestThatFit(events, Math.min(MAX_EVENT_BYTES, Math.floor(l.limits.maxFrameBytes / 4)));
+    l.send({ type: 'bridge-session-transfer', transferId, session: snapshot, ...(carried.length > 0 ? { events: carried } : {}) });
   });
+}
+
+/** The newest entries (at most MAX_TRANSFER_EVENTS) whose JSON fits in `budget` bytes, oldest first. */
+function newestThatFit(events: readonly BridgeSessionEvent[], budget: number): BridgeSessionEvent[] {
+  let used = 0;
+  let from = events.length;
+  while (from > 0 && events.length - from < MAX_TRANSFER_EVENTS) {
+    const size = Buffer.byteLength(JSON.stringify(events[from - 1])) + 1;
+    if (used + size > budget) break;
+    used += size;
+    from--;
+  }
+  return events.slice(from);
 }
 
 export function onTransferOk(l: LinkContext, f: BridgeSessionTransferOkFrame): void {
@@ -38,7 +66,7 @@ export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFram
   const t = l.transfers();
   try {
     if (!t) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions', { details: { reason: 'TRANSFER_REJECTED' } });
-    const sessionId = await t.receive(l.peer.id, f.transferId, f.session);
+    const sessionId = await t.receive(l.peer.id, f.transferId, f.session, f.events ?? []);
     l.send({ type: 'bridge-session-transfer-ok', transferId: f.transferId, sessionId });
   } catch (err) {
     const e = toGatewayError(err);

@@ -27,6 +27,9 @@ export interface LeaseInfo {
   expiresAt: number;
 }
 
+/** updates kept per session in the store's update log (a transfer carries at most these) */
+export const UPDATE_LOG_KEEP = 1000;
+
 /** One entry of a session's update log (the `session.update` params the client was sent, by `seq`). */
 export interface SessionEvent {
   seq: number;
@@ -85,7 +88,7 @@ export interface SessionStore {
    * A session's update log, so that a client that lost its stream can read what it missed
    * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase)
    * and keeps only the newest `keep` of the session; `readEvents` returns entries with seq > `afterSeq`, oldest
-   * first, at most `limit`. `delete(id)` drops the log too. The log does not travel with a transfer.
+   * first, at most `limit`. `delete(id)` drops the log too. A transfer carries the log's newest entries (sessions/transfer.ts).
    */
   appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void>;
   readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;

@@ -18,7 +18,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
-import { mutateSession, TransferConflictError, type SessionStore } from './store.js';
+import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
   id: string;
@@ -42,8 +42,11 @@ const withMarker = (s: Session, m: TransferMarker | undefined): Session => {
 export interface TransferTransport {
   /** undefined when the peer is not connected */
   peerAcceptsSessions(peerId: string): boolean | undefined;
-  /** resolves on bridge-session-transfer-ok; rejects with a GatewayError on bridge-error, link loss or timeout */
-  offer(peerId: string, transferId: string, snapshot: Record<string, unknown>, timeoutMs: number): Promise<void>;
+  /**
+   * Offers the session with its update log (`events`, oldest first; the transport may carry only the newest);
+   * resolves on bridge-session-transfer-ok; rejects with a GatewayError on bridge-error, link loss or timeout
+   */
+  offer(peerId: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[], timeoutMs: number): Promise<void>;
   /** an internal bridge.* call on the peer */
   call(peerId: string, method: string, params: Record<string, unknown>): Promise<unknown>;
 }
@@ -115,7 +118,9 @@ export class TransferCoordinator {
     });
     try {
       const { metadata, ...rest } = withMarker(s, undefined);
-      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, Math.max(1000, until - Date.now()));
+      // the update log as stored (a turn's updates are written before its result returns, and none runs now)
+      const events = await this.store.readEvents(sessionId, 0, UPDATE_LOG_KEEP);
+      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);
       const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', String(err));
@@ -152,11 +157,11 @@ export class TransferCoordinator {
   // ---- receiver ------------------------------------------------------------------------------------------
 
   /** A peer's offer. Resolves when the copy is durable (→ ok); throws a GatewayError (→ TRANSFER_REJECTED…). */
-  receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
-    return this.observed('in', 'accepted', this.accept(fromPeer, transferId, snapshot));
+  receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[] = []): Promise<string> {
+    return this.observed('in', 'accepted', this.accept(fromPeer, transferId, snapshot, events));
   }
 
-  private async accept(fromPeer: string, transferId: string, snapshot: Record<string, unknown>): Promise<string> {
+  private async accept(fromPeer: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[]): Promise<string> {
     if (!this.acceptSessions)
       throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', {
         details: { reason: 'TRANSFER_REJECTED' },
@@ -175,6 +180,7 @@ export class TransferCoordinator {
     );
     try {
       await this.store.importTransferred(transferId, adopted);
+      await this.importEvents(s.id, events);
       // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.
       if (process.env.SWITCHYARD_FAILPOINT === 'transfer-receiver-crash-after-store') process.kill(process.pid, 'SIGKILL');
     } catch (err) {
@@ -183,6 +189,23 @@ export class TransferCoordinator {
       throw err;
     }
     return s.id;
+  }
+
+  /**
+   * The sender's update log, stored before the ok: a client reading what it missed (`afterSeq`) gets it here.
+   * Only entries above what this gateway already logged for the session (it may have run it before) are added.
+   */
+  private async importEvents(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    let last = 0;
+    for (;;) {
+      const page = await this.store.readEvents(sessionId, last, UPDATE_LOG_KEEP);
+      if (page.length === 0) break;
+      last = page[page.length - 1]!.seq;
+      if (page.length < UPDATE_LOG_KEEP) break;
+    }
+    const fresh = events.filter((e) => e.seq > last);
+    if (fresh.length > 0) await this.store.appendEvents(sessionId, fresh, UPDATE_LOG_KEEP);
   }
 
   /** bridge.session.commit from the sender: the provisional copy becomes ours. */

@@ -275,10 +275,21 @@ export interface BridgeChannelsFrame {
   sharedAgents?: SharedAgent[];
 }
 
+/** One entry of a session's update log: a `session.update`'s params, by `seq` (sessions/store.ts SessionEvent). */
+export interface BridgeSessionEvent {
+  seq: number;
+  event: Record<string, unknown>;
+}
+
+/** At most this many update-log entries travel with a session (the log keeps 1,000 per session). */
+export const MAX_TRANSFER_EVENTS = 1000;
+
 export interface BridgeSessionTransferFrame {
   type: 'bridge-session-transfer';
   transferId: string;
   session: BridgeSessionSnapshot;
+  /** the newest entries of the session's update log, oldest first (absent: none, or an older sender) */
+  events?: BridgeSessionEvent[];
 }
 
 export interface BridgeSessionTransferOkFrame {

@@ -123,6 +123,29 @@ describe('session transfer', () => {
     expect(JSON.parse(list.stdout).find((s: any) => s.id === 's-move')).toMatchObject({ status: 'moved', movedTo: p.b.id });
   });
 
+  it("carries the session's update log: the receiver's store holds it, readable from any seq on (what tasks.get and the resume read)", async () => {
+    await seed(p.aStore, 's-log', p.a.id, 1);
+    const log = Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, event: { sessionId: 's-log', seq: i + 1, type: 'delta', text: `part ${i + 1}` } }));
+    await p.aStore.appendEvents('s-log', log, 1000);
+    const r = await cli(['sessions', 'transfer', 's-log', '--to', 'datacenter', '--url', p.a.url]);
+    expect(r.stderr).toBe('');
+    expect(await p.bStore.readEvents('s-log', 0, 1000)).toEqual(log);
+    expect(await p.bStore.readEvents('s-log', 38, 1000)).toEqual(log.slice(38));
+  });
+
+  it('a log too large for one frame travels as its newest entries, in order', async () => {
+    await seed(p.aStore, 's-biglog', p.a.id, 1);
+    // 1,000 entries of ~2 KiB: about twice what an offer carries (1 MiB of entries)
+    const log = Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, event: { sessionId: 's-biglog', seq: i + 1, type: 'delta', text: 'x'.repeat(2000) } }));
+    await p.aStore.appendEvents('s-biglog', log, 1000);
+    const r = await cli(['sessions', 'transfer', 's-biglog', '--to', 'datacenter', '--url', p.a.url]);
+    expect(r.stderr).toBe('');
+    const onB = await p.bStore.readEvents('s-biglog', 0, 1000);
+    expect(onB.length).toBeGreaterThan(300);
+    expect(onB.length).toBeLessThan(1000);
+    expect(onB).toEqual(log.slice(log.length - onB.length));
+  });
+
   it('a second transfer of a moved session is refused, naming the owner', async () => {
     const r = await cli(['sessions', 'transfer', 's-move', '--to', 'datacenter', '--url', p.a.url]);
     expect(r.code).toBe(1);
