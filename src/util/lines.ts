@@ -27,18 +27,58 @@ export interface Framer {
   end(): void;
 }
 
-/**
- * What both framers share: the UTF-8 decoding across pushes (a character split between reads is kept) and the
- * split into lines (\n or \r\n; at the end, a last line without its newline counts). A subclass says what a
- * line is (`line`) and what the end completes (`finish`).
- */
-abstract class LineFramer implements Framer {
+/** Lines (\n or \r\n; a last line without its newline counts at the end) as a Framer; `names` stays empty. */
+export class LineParser implements Framer {
   readonly names: (string | undefined)[] = [];
   readonly datas: string[] = [];
-  /** how many frames the last push()/end() completed */
   count = 0;
   private readonly decoder = new StringDecoder('utf8');
   private rest = '';
+
+  push(part: Uint8Array | string): void {
+    this.count = 0;
+    const text = this.rest + (typeof part === 'string' ? part : this.decoder.write(part));
+    let start = 0;
+    let nl = text.indexOf('\n', start);
+    while (nl !== -1) {
+      this.datas[this.count++] = text.slice(start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    this.rest = start === 0 ? text : text.slice(start);
+  }
+
+  end(): void {
+    this.count = 0;
+    const text = this.rest + this.decoder.end();
+    this.rest = '';
+    if (text.length > 0) this.datas[this.count++] = text.endsWith('\r') ? text.slice(0, -1) : text;
+  }
+}
+
+export interface SseEvent {
+  event: string | undefined;
+  data: string;
+}
+
+/**
+ * Server-sent events per the WHATWG rules that matter for LLM upstreams: `event:` and `data:` fields,
+ * multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank line dispatches.
+ * Synchronous and incremental, so a relay can run it inside its own loop over the body (no generator per
+ * layer on every streamed chunk's path). Each push() or end() refills `names`/`datas`[0, count) with the events
+ * it completed; they are valid until the next call. The arrays are reused: no object per event.
+ */
+export class SseParser implements Framer {
+  /** the `event:` field of each completed event (undefined when it had none) */
+  readonly names: (string | undefined)[] = [];
+  /** the data of each completed event */
+  readonly datas: string[] = [];
+  /** how many events the last push()/end() completed */
+  count = 0;
+  private readonly decoder = new StringDecoder('utf8');
+  private rest = '';
+  private event: string | undefined = undefined;
+  private data: string | undefined = undefined;
 
   /** Feeds the next piece of the body. */
   push(part: Uint8Array | string): void {
@@ -54,53 +94,18 @@ abstract class LineFramer implements Framer {
     this.rest = start === 0 ? text : text.slice(start);
   }
 
-  /** The body ended: a last line without its newline counts. */
+  /** The body ended: a last line without its newline counts, and an event without its blank line is dispatched. */
   end(): void {
     this.count = 0;
     const text = this.rest + this.decoder.end();
     this.rest = '';
     if (text.length > 0) this.line(text, 0, text.charCodeAt(text.length - 1) === 13 ? text.length - 1 : text.length);
-    this.finish();
-  }
-
-  /** One line: text[s, e). */
-  protected abstract line(text: string, s: number, e: number): void;
-
-  /** After the end's last line. */
-  protected finish(): void {}
-}
-
-/** NDJSON: every line is a frame (blank ones included; the reader's translator skips them); `names` stays empty. */
-export class LineParser extends LineFramer {
-  protected line(text: string, s: number, e: number): void {
-    this.datas[this.count++] = text.slice(s, e);
-  }
-}
-
-export interface SseEvent {
-  event: string | undefined;
-  data: string;
-}
-
-/**
- * Server-sent events per the WHATWG rules that matter for LLM upstreams: `event:` and `data:` fields,
- * multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank line dispatches.
- * Synchronous and incremental, so a relay can run it inside its own loop over the body (no generator per
- * layer on every streamed chunk's path). Each push() or end() refills `names` (the `event:` field of each, or
- * undefined) and `datas` [0, count) with the events it completed; they are valid until the next call. The arrays
- * are reused: no object per event.
- */
-export class SseParser extends LineFramer {
-  private event: string | undefined = undefined;
-  private data: string | undefined = undefined;
-
-  // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
-  protected override finish(): void {
+    // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
     if (this.data !== undefined) this.dispatch();
   }
 
   /** One line: text[s, e). Field names are compared in place; only values are sliced out. */
-  protected line(text: string, s: number, e: number): void {
+  private line(text: string, s: number, e: number): void {
     if (s === e) {
       if (this.data !== undefined) this.dispatch();
       this.event = undefined;
