@@ -27,9 +27,9 @@ import type { BodyReads } from './upstream-body.js';
 
 export interface StreamTranslator {
   /**
-   * One event (`name`: its SSE `event:` field; undefined for a line) → the chunks it stands for, pushed to `out` (none is fine). Returns
-   * true for the event that ends the stream normally. Throws the GatewayError of an event that ends it
-   * abnormally (an in-band error, a malformed event).
+   * One event (`name`: its SSE `event:` field; undefined for a line) → the chunks it stands for, pushed to
+   * `out` (none is fine). Returns true for the event that ends the stream normally. Throws the GatewayError of
+   * an event that ends it abnormally (an in-band error, a malformed event).
    */
   event(data: string, name: string | undefined, out: StreamChunk[]): boolean;
   /** The error for a body that ended before the terminal event. */
