@@ -7,10 +7,9 @@
  * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
  * updates of a session pushed as they happen.
  */
-import { UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
+import { lastLoggedSeq, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 
-export { UPDATE_LOG_KEEP };
 /** at most this many updates per read */
 export const UPDATE_LOG_READ_MAX = 1000;
 const FLUSH_MS = 25;
@@ -77,13 +76,8 @@ export class UpdateLog {
 
   /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
   async lastSeq(sessionId: string, from: number): Promise<number> {
-    let last = from;
-    for (;;) {
-      const page = await this.read(sessionId, last);
-      if (page.length === 0) return last;
-      last = Number(page[page.length - 1]?.seq) || last;
-      if (page.length < UPDATE_LOG_READ_MAX) return last;
-    }
+    await this.flush(sessionId);
+    return lastLoggedSeq(this.store, sessionId, from);
   }
 
   /**

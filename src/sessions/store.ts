@@ -160,6 +160,17 @@ export class TransferConflictError extends SessionStoreError {
   }
 }
 
+/** The highest seq in the session's update log above `after`, or `after` when there is none (read page by page). */
+export async function lastLoggedSeq(store: SessionStore, sessionId: string, after = 0): Promise<number> {
+  let last = after;
+  for (;;) {
+    const page = await store.readEvents(sessionId, last, UPDATE_LOG_KEEP);
+    if (page.length === 0) return last;
+    last = page[page.length - 1]!.seq;
+    if (page.length < UPDATE_LOG_KEEP) return last;
+  }
+}
+
 /**
  * Read-modify-write with retry on VersionConflictError: `change` gets the current record and returns the next
  * one (or undefined to write nothing). Returns the stored record.

@@ -18,7 +18,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
-import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
+import { lastLoggedSeq, mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
   id: string;
@@ -197,13 +197,7 @@ export class TransferCoordinator {
    */
   private async importEvents(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
     if (events.length === 0) return;
-    let last = 0;
-    for (;;) {
-      const page = await this.store.readEvents(sessionId, last, UPDATE_LOG_KEEP);
-      if (page.length === 0) break;
-      last = page[page.length - 1]!.seq;
-      if (page.length < UPDATE_LOG_KEEP) break;
-    }
+    const last = await lastLoggedSeq(this.store, sessionId);
     const fresh = events.filter((e) => e.seq > last);
     if (fresh.length > 0) await this.store.appendEvents(sessionId, fresh, UPDATE_LOG_KEEP);
   }
