@@ -4,11 +4,10 @@
  * the payload, validated by a scan, like an upstream's body. Both gateways run in this process, so every
  * JSON.parse either makes of the answer is counted. The answer's usage still reaches A's usage records.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const TOKEN = 'relay-bridge-token-31415';
 const ADMIN = 'relay-admin-token-27182';
@@ -26,23 +25,15 @@ const BODY = JSON.stringify(
   1,
 );
 
-let upstream: Server;
+let upstream: FixedReplyUpstream;
 let a: Gateway & { logs: string[] };
 let b: Gateway & { logs: string[] };
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(BODY);
-    });
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const port = (upstream.address() as AddressInfo).port;
+  upstream = await startFixedReplyUpstream(() => BODY);
   b = await startGw({
     gateway: { id: 'gw_relay_b', name: 'relay-b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['up'] } },
-    channels: [{ name: 'up', provider: 'openai', baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-up', models: ['relay-model'] }],
+    channels: [{ name: 'up', provider: 'openai', baseUrl: upstream.baseUrl, apiKey: 'sk-up', models: ['relay-model'] }],
   });
   a = await startGw({
     gateway: { id: 'gw_relay_a', name: 'relay-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
@@ -53,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);
-  await new Promise<void>((resolve) => upstream?.close(() => resolve()));
+  await upstream?.close();
   cleanupDirs();
 });
 

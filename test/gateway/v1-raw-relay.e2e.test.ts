@@ -3,11 +3,10 @@
  * second serialisation), with a correct content-length, while a translated answer (Anthropic) is still
  * serialised by the gateway. A real upstream server whose JSON is pretty-printed makes the difference visible.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
 import { call, channelOf, cleanupDirs, sdk, startGw } from '../helpers/env.js';
 
@@ -25,24 +24,16 @@ const PRETTY = JSON.stringify(
   2,
 );
 
-let upstream: Server;
+let upstream: FixedReplyUpstream;
 let an: FakeUpstream & { close(): Promise<void> };
 let gw: Gateway | undefined;
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(PRETTY);
-    });
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const port = (upstream.address() as AddressInfo).port;
+  upstream = await startFixedReplyUpstream(() => PRETTY);
   an = await startAnthropicUpstream({ reply: 'translated', usage: { input: 3, output: 1 } });
   gw = await startGw({
     channels: [
-      { name: 'pretty', provider: 'openai', baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-upstream', models: ['pretty-model'] },
+      { name: 'pretty', provider: 'openai', baseUrl: upstream.baseUrl, apiKey: 'sk-upstream', models: ['pretty-model'] },
       channelOf(an, 'an', ['claude-model']),
     ],
   });
@@ -51,7 +42,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await an?.close();
-  await new Promise<void>((resolve) => upstream?.close(() => resolve()));
+  await upstream?.close();
   cleanupDirs();
 });
 

@@ -4,12 +4,11 @@
  * metrics. The gateway runs in this process, so every JSON.parse it makes of the upstream's body is counted.
  * Bad bodies keep their errors; a usage that is not an object is no usage, as before.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { cleanupDirs, expectOpenAiError, call, startGw } from '../helpers/env.js';
 import { admin, createKey } from '../keys/helpers.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 import { parseProm, value } from '../ops/prom-text.js';
 
 const STATIC = 'static-relay-token-2718';
@@ -39,31 +38,21 @@ const BODIES: Record<string, string> = {
   trailing: answer('trailing', { prompt_tokens: 1, completion_tokens: 1 }) + '\n{"again":1}',
 };
 
-let upstream: Server;
+let upstream: FixedReplyUpstream;
 let gw: Gateway & { logs: string[] };
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (text += c));
-    req.on('end', () => {
-      const model = (JSON.parse(text) as { model: string }).model;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(BODIES[model] ?? '{}');
-    });
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  const port = (upstream.address() as AddressInfo).port;
+  // what the upstream answers depends on the model it was asked for
+  upstream = await startFixedReplyUpstream((text) => BODIES[(JSON.parse(text) as { model: string }).model] ?? '{}');
   gw = await startGw({
     gateway: { auth: { tokens: [STATIC] }, keys: { refreshMs: 100 }, metrics: { token: SCRAPE } },
-    channels: [{ name: 'relay', provider: 'openai', baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-up', models: Object.keys(BODIES) }],
+    channels: [{ name: 'relay', provider: 'openai', baseUrl: upstream.baseUrl, apiKey: 'sk-up', models: Object.keys(BODIES) }],
   });
 });
 
 afterAll(async () => {
   await gw?.close();
-  await new Promise<void>((resolve) => upstream?.close(() => resolve()));
+  await upstream?.close();
   cleanupDirs();
 });
 

@@ -4,13 +4,12 @@
  * The scan must accept and refuse exactly what the former parse-then-check did, with the same messages: a
  * table of edge bodies is run through both, and the openai provider is driven against a real server.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ChatReply } from '../../src/providers/chat-reply.js';
 import { createOpenAiProvider } from '../../src/providers/openai/index.js';
 import type { ChatCompletion } from '../../src/wire/openai.js';
 import { MAX_DEPTH } from '../../src/wire/json-scan.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const BODY = JSON.stringify({
   id: 'chatcmpl-lazy-1',
@@ -128,24 +127,15 @@ describe('ChatReply.relayed', () => {
 
 describe('the openai provider against a real server', () => {
   let body = BODY;
-  let server: Server;
-  let baseUrl: string;
+  let server: FixedReplyUpstream;
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(body);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    server = await startFixedReplyUpstream(() => body);
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
   });
   const ask = async () => {
-    const p = createOpenAiProvider({ name: 'c1', provider: 'openai', baseUrl, apiKey: 'sk-x' });
+    const p = createOpenAiProvider({ name: 'c1', provider: 'openai', baseUrl: server.baseUrl, apiKey: 'sk-x' });
     try {
       return await p.chat({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { signal: new AbortController().signal, requestId: 'req_1' });
     } finally {
