@@ -31,7 +31,7 @@ afterEach(async () => {
 
 const fake = (id: string, extra: Record<string, unknown> = {}) => ({ id, label: id, command: process.execPath, args: [FAKE], permissions: 'allow', ...extra });
 
-function config(acp: Record<string, unknown>) {
+function config(acp: Record<string, unknown>): { channels: Array<Record<string, unknown>>; acp: Record<string, unknown> } {
   return { channels: [{ name: 'mock', provider: 'mock', models: ['mock-1', 'mock-2'] }], acp: { tokens: [ACP], agentIdleTimeoutMs: 0, ...acp } };
 }
 

@@ -21,7 +21,7 @@ async function* pieces(bytes: Buffer, size: number): AsyncGenerator<Uint8Array> 
 }
 const SPLITS = [Number.MAX_SAFE_INTEGER, 1, 7];
 
-type Translate = (body: AsyncIterable<Uint8Array>) => AsyncGenerator<StreamChunk>;
+type Translate = (body: AsyncIterable<Uint8Array>) => AsyncIterable<StreamChunk>;
 
 async function collect(translate: Translate, bytes: Buffer, size: number): Promise<StreamChunk[]> {
   const out: StreamChunk[] = [];

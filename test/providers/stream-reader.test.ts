@@ -144,7 +144,7 @@ describe('the upstream stream reader', () => {
     expect(await batches(s)).toEqual({ batches: [[{ data: 'a' }]] });
     finishBody();
     await bodyReadToEnd; // the rest was read (not abandoned), and nothing of it was handed over
-    expect(s.takeReady()).toBeUndefined();
+    expect(s.takeReady?.()).toBeUndefined();
     expect(await s.next()).toEqual({ done: true, value: undefined });
   });
 

@@ -29,7 +29,7 @@ function fakeRouter(chunks: StreamChunk[], seen: ChatRequest[], delayMs = 0): Ch
         rest: {
           async next() {
             if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-            if (opts.signal.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+            if (opts.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
             return i < list.length ? { done: false, value: list[i++]! } : { done: true, value: undefined };
           },
           async return() {
