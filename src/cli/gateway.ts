@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { startGateway } from '../gateway.js';
 import { setLogLevel, type Level } from '../util/log.js';
+import { releaseYoungGeneration } from '../util/young-generation.js';
 import { CliError } from './remote.js';
 import { reloadOnSignal } from './reload-signal.js';
 
@@ -31,6 +32,7 @@ export function registerGateway(program: Command): void {
         if (e.code === 'ENOENT') throw new CliError(`file not found: ${e.path ?? e.message}`);
         throw err;
       }
+      releaseYoungGeneration();
       process.stdout.write(
         `switchyard gateway "${gw.name}" (${gw.id}) listening on ${gw.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`,
       );
