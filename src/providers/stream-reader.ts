@@ -17,7 +17,9 @@
  *   mapped as mid-stream (`mapTransportError`).
  * - After the terminal event nothing more is translated. The stream ends there for its reader, and the rest of
  *   the body is read to its end in the background rather than abandoned: abandoning it would abort the request
- *   (an AbortError per stream) and cost the keep-alive connection. A body that then fails changes nothing.
+ *   (an AbortError per stream) and cost the keep-alive connection. A body that then fails changes nothing. A
+ *   body still open `DRAIN_AFTER_END_MS` after its terminal event is abandoned then: the answer is whole, and
+ *   an upstream that never ends its body would otherwise hold a pooled connection for the channel's timeout.
  */
 import { GatewayError } from '../wire/errors.js';
 import { LineParser, SseParser, type Framer } from '../util/lines.js';
@@ -132,12 +134,24 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
   }
 }
 
-/** Reads what is left of a body after its stream's terminal event; a failure there changes nothing. */
+/** How long the rest of a body may take after its stream's terminal event before its connection is dropped. */
+export const DRAIN_AFTER_END_MS = 2_000;
+
+/**
+ * Reads what is left of a body after its stream's terminal event; a failure there changes nothing. Usually the
+ * body's end came with the terminal event (no timer then); one still open after `DRAIN_AFTER_END_MS` is
+ * abandoned, which aborts its request and closes the connection.
+ */
 async function drain(reads: BodyReads): Promise<void> {
+  if (reads.takeQueued) while (reads.takeQueued() !== undefined);
+  if (reads.complete === true) return;
+  const timer = setTimeout(() => void reads.return?.(), DRAIN_AFTER_END_MS);
   try {
     while (!(await reads.next()).done);
   } catch {
     /* the answer was already complete */
+  } finally {
+    clearTimeout(timer);
   }
 }
 

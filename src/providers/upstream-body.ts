@@ -23,6 +23,8 @@ export interface UpstreamBody extends AsyncIterable<Buffer> {
 /** A body's reader (its async iterator), which may also hand over reads already received without a promise. */
 export interface BodyReads extends AsyncIterator<Uint8Array | string> {
   takeQueued?(): Uint8Array | undefined;
+  /** true once the body ended and every read was taken (`next()` would report done); absent: unknown */
+  readonly complete?: boolean;
 }
 
 export interface DispatchedResponse {
@@ -135,11 +137,21 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
     return this.queue.length > 0 ? this.shift() : undefined;
   }
 
+  get complete(): boolean {
+    return this.ended && this.queue.length === 0;
+  }
+
   return(): Promise<IteratorResult<Buffer>> {
     if (!this.ended && !this.failure) {
       this.failure = new Error('upstream body abandoned');
       this.unlisten();
       this.controller?.abort(this.failure);
+      // a read still waiting settles now, whatever undici does with the abort
+      const w = this.waiter;
+      if (w) {
+        this.waiter = undefined;
+        w.reject(this.failure);
+      }
     }
     this.queue.length = 0;
     this.queued = 0;

@@ -4,13 +4,13 @@
  * stream ends at its terminal event without waiting for the body, and the body is still read to its end.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import type { AddressInfo, Socket } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import { anthropicStream } from '../../src/providers/anthropic/stream.js';
 import { openAiStream } from '../../src/providers/openai/stream.js';
 import { UpstreamClient } from '../../src/providers/upstream.js';
 import { ollamaStream } from '../../src/providers/ollama/stream.js';
-import { sseStream, type StreamTranslator } from '../../src/providers/stream-reader.js';
+import { DRAIN_AFTER_END_MS, sseStream, type StreamTranslator } from '../../src/providers/stream-reader.js';
 import type { ChunkStream, StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 
@@ -104,6 +104,45 @@ describe('the upstream stream reader', () => {
       expect(datas(await batches(openAiStream(res.body, 'socket')))).toEqual({ batches: [events], error: undefined });
     } finally {
       await client.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('over a real socket: a body left open after its terminal event is dropped after DRAIN_AFTER_END_MS; one that ends keeps its connection', async () => {
+    const closed: Socket[] = [];
+    const servedBy = new Map<string, Socket[]>();
+    const server = createServer((req, res) => {
+      servedBy.set(req.url!, [...(servedBy.get(req.url!) ?? []), req.socket]);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${content('x')}\n\n`);
+      res.write(DONE);
+      if (req.url === '/ends') res.end();
+      // '/held': an upstream that never ends its body after [DONE]
+    });
+    server.keepAliveTimeout = 60_000; // no idle connection closes during the test: every close is the drain's
+    server.on('connection', (sock: Socket) => sock.once('close', () => closed.push(sock)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'socket', bodyTimeoutMs: 60_000 });
+    const read = async (path: string) => {
+      const res = await client.request(path, { headers: {}, body: '{}', signal: new AbortController().signal });
+      return datas(await batches(openAiStream(res.body, 'socket')));
+    };
+    try {
+      const one = { batches: [[content('x')]], error: undefined };
+      expect(await read('/ends')).toEqual(one);
+      const started = Date.now();
+      expect(await read('/held')).toEqual(one); // the reader is done at [DONE], not at the body's end
+      await vi.waitFor(() => expect(closed).toHaveLength(1), { timeout: DRAIN_AFTER_END_MS + 3000, interval: 50 });
+      // the held body's connection, dropped by the drain bound long before the channel's body timeout (60 s)
+      expect(closed[0]).toBe(servedBy.get('/held')![0]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(DRAIN_AFTER_END_MS - 100);
+      // the connection whose body ended is still open, and the pool serves the next request on it
+      expect(servedBy.get('/ends')![0]!.destroyed).toBe(false);
+      expect(await read('/ends')).toEqual(one);
+      expect(servedBy.get('/ends')![1]).toBe(servedBy.get('/ends')![0]);
+    } finally {
+      await client.close();
+      server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
   });
