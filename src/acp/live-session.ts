@@ -30,6 +30,8 @@ export interface StartInput {
   target: SessionTarget;
   /** the bridge peer that started this session here, if any (it may continue it over the bridge) */
   origin?: string | undefined;
+  /** who started it (CallContext.caller), kept as `metadata.caller`: `xworkmate.permissions.list` filters by it */
+  caller?: string | undefined;
   /** set when the policy picked the runtime (role routing): kept with the session */
   role?: RoleBinding;
   /** W3C traceparent of the request that started it (tracing on) */

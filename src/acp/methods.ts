@@ -61,7 +61,12 @@ export interface CallContext {
   notify(method: string, params: Record<string, unknown>): void;
   /** W3C traceparent of the transport's server span (tracing on): the turn's span becomes its child */
   trace?: string | undefined;
+  /** who the call speaks for (`token:…`, src/http/acp/access.ts callerOf); a bridge peer's calls are `peer:<id>` */
+  caller?: string | undefined;
 }
+
+/** The caller a session started by this call records, and `xworkmate.permissions.list` filters by. */
+const callerOfCall = (ctx: CallContext, opts: DispatchOptions): string | undefined => ctx.caller ?? (opts.origin ? `peer:${opts.origin}` : undefined);
 
 /** One method call as the transports hand it over (a JSON-RPC request is one). */
 export interface AcpCall {
@@ -278,7 +283,17 @@ export function createDispatch(deps: MethodDeps): Dispatch {
         return out && typeof out === 'object' ? { ...out, resolvedRole, resolvedModelId, modelBindingVerified, roleSelection } : out;
       }
       return deps.runner.start(
-        { sessionId, threadId, prompt: text, workingDirectory: wd, target, origin: opts.origin, ...(role ? { role } : {}), trace: ctx.trace },
+        {
+          sessionId,
+          threadId,
+          prompt: text,
+          workingDirectory: wd,
+          target,
+          origin: opts.origin,
+          caller: callerOfCall(ctx, opts),
+          ...(role ? { role } : {}),
+          trace: ctx.trace,
+        },
         sinkOf(ctx),
       );
     },
@@ -313,7 +328,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     },
     'xworkmate.permissions.list': async (p, ctx, opts) => {
       const sessionId = optString(p, 'sessionId');
-      if (sessionId === undefined) return deps.runner.listPermissions(undefined);
+      if (sessionId === undefined) return deps.runner.listPermissions(undefined, callerOfCall(ctx, opts));
       return atOwner('xworkmate.permissions.list', sessionId, p, ctx, opts, () => deps.runner.listPermissions(sessionId));
     },
     'xworkmate.routing.resolve': async (p) => {

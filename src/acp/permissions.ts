@@ -135,9 +135,20 @@ export class PermissionBroker {
   }
 
   /** `xworkmate.permissions.list`: the session's pending prompts (from the store), or every one raised here. */
-  async list(sessionId: string | undefined): Promise<PermissionPrompt[]> {
-    if (sessionId === undefined) return [...this.pending.values()].map((p) => p.prompt);
-    return storedOf(await this.o.store.get(sessionId)).map(publicOf);
+  /**
+   * A session's prompts (from its record, whichever instance holds them); without `sessionId`, the prompts
+   * pending on this process of the sessions `caller` started (their record's `metadata.caller`; a session
+   * started with no caller is listed only to a call with none).
+   */
+  async list(sessionId: string | undefined, caller?: string): Promise<PermissionPrompt[]> {
+    if (sessionId !== undefined) return storedOf(await this.o.store.get(sessionId)).map(publicOf);
+    const prompts = [...this.pending.values()].map((p) => p.prompt);
+    const mine = new Map<string, boolean>();
+    for (const id of new Set(prompts.map((p) => p.sessionId))) {
+      const rec = await this.o.store.get(id);
+      mine.set(id, rec !== undefined && rec.metadata.caller === caller);
+    }
+    return prompts.filter((p) => mine.get(p.sessionId) === true);
   }
 
   /** session.cancel / close: every prompt of the session pending here resolves as cancelled. */

@@ -139,6 +139,7 @@ export class TurnRunner {
     const metadata: Record<string, unknown> = { source: 'acp' };
     if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
     if (input.origin) metadata.viaPeer = input.origin;
+    if (input.caller) metadata.caller = input.caller;
     if (input.role) metadata.role = input.role;
     const fresh = newSession({ id: input.sessionId, kind, ownerGatewayId: this.o.gatewayId, target: input.target, threadId: input.threadId, metadata });
     try {
@@ -212,8 +213,9 @@ export class TurnRunner {
   }
 
   /** `xworkmate.permissions.list` */
-  async listPermissions(sessionId: string | undefined): Promise<{ items: PermissionPrompt[] }> {
-    return { items: await this.permissions.list(sessionId) };
+  /** One session's pending prompts; without a session, those pending here of the sessions `caller` started. */
+  async listPermissions(sessionId: string | undefined, caller?: string): Promise<{ items: PermissionPrompt[] }> {
+    return { items: await this.permissions.list(sessionId, caller) };
   }
 
   /** Resume: the session's updates after `afterSeq` from the log, then its live ones (see UpdateLog.follow). */

@@ -12,9 +12,11 @@ import { cleanupDirs, startInProcess, startProcess } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 
 const TOKEN = 'perm-relay-token-7';
+/** a second app (its own token): permissions.list without a sessionId lists each token's own prompts */
+const TOKEN2 = 'perm-relay-token-other-app';
 const FAKE_AGENT = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const acpConfig = (permissionTimeoutMs?: number) => ({
-  tokens: [TOKEN],
+  tokens: [TOKEN, TOKEN2],
   ...(permissionTimeoutMs ? { permissionTimeoutMs } : {}),
   // no `permissions`: the default "ask" relays to the app
   agents: [{ id: 'fake', label: 'Fake Agent', command: process.execPath, args: [FAKE_AGENT] }],
@@ -32,19 +34,19 @@ afterAll(async () => {
 });
 
 let n = 0;
-async function call(url: string, method: string, params: Record<string, unknown>): Promise<Json> {
+async function call(url: string, method: string, params: Record<string, unknown>, token = TOKEN): Promise<Json> {
   const res = await fetch(`${url}/acp/rpc`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ jsonrpc: '2.0', id: ++n, method, params }),
   });
   return res.json();
 }
 /** Starts a "permission" turn over SSE; resolves with the final envelope and every update. */
-function permissionTurn(url: string, sessionId: string): Promise<{ final: Json; updates: Json[] }> {
+function permissionTurn(url: string, sessionId: string, token = TOKEN): Promise<{ final: Json; updates: Json[] }> {
   return fetch(`${url}/acp/rpc`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: `t-${sessionId}`,
@@ -100,6 +102,36 @@ describe('permission relay', () => {
       message: 'PERMISSION_ALREADY_DECIDED',
       data: { code: 'PERMISSION_ALREADY_DECIDED' },
     });
+  });
+
+  it('permissions.list without a sessionId lists the prompts of the calling token’s sessions only (HTTP and WebSocket); any token may answer by id', async () => {
+    const mineTurn = permissionTurn(gw.url, 'p-mine');
+    const theirsTurn = permissionTurn(gw.url, 'p-theirs', TOKEN2);
+    const mine = await pendingPrompt(gw.url, 'p-mine');
+    const theirs = await pendingPrompt(gw.url, 'p-theirs');
+    const listed = async (token: string) => ((await call(gw.url, 'xworkmate.permissions.list', {}, token)).result.items as Json[]).map((p) => p.requestId);
+    expect(await listed(TOKEN)).toContain(mine.requestId);
+    expect(await listed(TOKEN)).not.toContain(theirs.requestId);
+    expect(await listed(TOKEN2)).toEqual([theirs.requestId]);
+    // the WebSocket's caller is the token of its upgrade
+    const sock = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${TOKEN2}` } });
+    await new Promise((r) => sock.once('open', r));
+    const reply = new Promise<Json>((r) => sock.once('message', (d) => r(JSON.parse(d.toString()))));
+    sock.send(JSON.stringify({ jsonrpc: '2.0', id: 'ws-list', method: 'xworkmate.permissions.list', params: {} }));
+    expect((await reply).result.items).toEqual([theirs]);
+    sock.close();
+    // with the session named, its prompts are listed to any token (the session's record, as before)
+    expect((await call(gw.url, 'xworkmate.permissions.list', { sessionId: 'p-mine' }, TOKEN2)).result.items).toEqual([mine]);
+    // and any connection may answer a prompt by its id (addendum §5): here each app answers the other's
+    expect(
+      (await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-mine', requestId: mine.requestId, optionId: 'opt-allow' }, TOKEN2)).result,
+    ).toMatchObject({ accepted: true });
+    expect(
+      (await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-theirs', requestId: theirs.requestId, optionId: 'opt-reject' })).result,
+    ).toMatchObject({ accepted: true });
+    expect((await mineTurn).final.result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
+    expect((await theirsTurn).final.result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
+    expect(await listed(TOKEN2)).toEqual([]);
   });
 
   it('reject, answered over the WebSocket', async () => {

@@ -3,6 +3,7 @@
  * (`acp.tokens`, constant-time, fail closed). Shared by the HTTP route and the WebSocket upgrade.
  */
 import type { IncomingMessage } from 'node:http';
+import { createHash } from 'node:crypto';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import { AcpRpcError, RPC } from './envelope.js';
 
@@ -60,4 +61,15 @@ export function checkAuth(req: IncomingMessage, tokens: readonly string[]): AcpR
     {},
     401,
   );
+}
+
+/**
+ * Who an authorised request speaks for: the `acp.tokens` entry it used, as `token:` and the first 16 hex
+ * digits of the token's SHA-256 (the same on every instance sharing the config; never the token itself).
+ * Sessions record it (`metadata.caller`); `xworkmate.permissions.list` without a `sessionId` lists the
+ * prompts of the caller's sessions only. Call it after `checkAuth` passed.
+ */
+export function callerOf(req: IncomingMessage): string | undefined {
+  const t = bearerToken(req.headers.authorization);
+  return t === undefined ? undefined : `token:${createHash('sha256').update(t).digest('hex').slice(0, 16)}`;
 }

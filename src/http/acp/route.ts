@@ -12,7 +12,7 @@ import { readBody } from '../respond.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
-import { checkAuth, checkOrigin } from './access.js';
+import { callerOf, checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
 
@@ -92,6 +92,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       fail(res, headers, null, authErr);
       return true;
     }
+    const caller = callerOf(req);
     if (isDirect) {
       req.resume();
       fail(
@@ -149,7 +150,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     if (rpc.id === undefined) {
       // a notification: it runs (and keeps running), nothing is replied
       void o
-        .dispatch(rpc, { notify: () => undefined, trace: traceOf(res) })
+        .dispatch(rpc, { notify: () => undefined, trace: traceOf(res), caller })
         .catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
       res.writeHead(204, headers);
       res.end();
@@ -160,7 +161,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     if (!wantsSse(req)) {
       let reply: Record<string, unknown>;
       try {
-        reply = resultEnvelope(id, await o.dispatch(rpc, { notify: () => undefined, trace: traceOf(res) }));
+        reply = resultEnvelope(id, await o.dispatch(rpc, { notify: () => undefined, trace: traceOf(res), caller }));
       } catch (err) {
         reply = errorEnvelope(id, err);
       }
@@ -196,7 +197,10 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     timer.unref();
     let final: Record<string, unknown>;
     try {
-      final = resultEnvelope(id, await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)), trace: traceOf(res) }));
+      final = resultEnvelope(
+        id,
+        await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)), trace: traceOf(res), caller }),
+      );
     } catch (err) {
       final = errorEnvelope(id, err);
     } finally {

@@ -16,7 +16,7 @@ import type { UpgradeHandler } from '../server.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
-import { checkAuth, checkOrigin } from './access.js';
+import { callerOf, checkAuth, checkOrigin } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
@@ -67,7 +67,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
   let wss: WebSocketServer | undefined;
   const pingMs = o.pingIntervalMs ?? 20_000;
 
-  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined) => {
+  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined, caller: string | undefined) => {
     let alive = true;
     ws.on('pong', () => (alive = true));
     const ping = setInterval(() => {
@@ -105,7 +105,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       const parsed = parseRequest(value);
       if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));
       const rpc = parsed.request;
-      const run = o.dispatch(rpc, { notify: (method, params) => send(notificationEnvelope(method, params)) });
+      const run = o.dispatch(rpc, { notify: (method, params) => send(notificationEnvelope(method, params)), caller });
       if (rpc.id === undefined) {
         void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: rpc.method, error: String(err) }));
         return;
@@ -127,7 +127,8 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       withWs(
         ({ WebSocketServer }) => {
           wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
-          wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume));
+          const caller = callerOf(req);
+          wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, caller));
         },
         (e) => {
           o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
