@@ -134,11 +134,10 @@ export class PermissionBroker {
     return { accepted: true, requestId };
   }
 
-  /** `xworkmate.permissions.list`: the session's pending prompts (from the store), or every one raised here. */
   /**
-   * A session's prompts (from its record, whichever instance holds them); without `sessionId`, the prompts
-   * pending on this process of the sessions `caller` started (their record's `metadata.caller`; a session
-   * started with no caller is listed only to a call with none).
+   * `xworkmate.permissions.list`: a session's prompts (from its record, whichever instance holds them); without
+   * `sessionId`, the prompts pending on this process of the sessions `caller` started (their record's
+   * `metadata.caller`; a session started with no caller is listed only to a call with none).
    */
   async list(sessionId: string | undefined, caller?: string): Promise<PermissionPrompt[]> {
     if (sessionId !== undefined) return storedOf(await this.o.store.get(sessionId)).map(publicOf);
