@@ -115,7 +115,16 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     (token) => secrets.forget(token),
   );
   let selfUrl = '';
-  const obs = new Observability({ config: cfg, gatewayId: id, router, mesh, store, tracer: await Observability.tracerFor(cfg, id) });
+  const obs = new Observability({
+    config: cfg,
+    gatewayId: id,
+    router,
+    mesh,
+    store,
+    tracer: await Observability.tracerFor(cfg, id),
+    // an agent's model requests (its session token) join the trace of the turn that is running
+    parentOf: (req) => modelTokens.traceParent(req),
+  });
   const acp = createAcp({
     config: cfg,
     baseDir: loaded.baseDir,

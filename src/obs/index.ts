@@ -3,6 +3,7 @@
  * window, the HTTP request meter, and the router's observer that feeds them. Built once by the composition
  * root; the rest of the code sees only the thin hook interfaces (RouterObserver, RequestMeter, noteRouted).
  */
+import type { IncomingMessage } from 'node:http';
 import { SpanKind } from '@opentelemetry/api';
 import type { Config } from '../config/schema.js';
 import type { Router, RouterObserver, AttemptSpan } from '../router/router.js';
@@ -24,6 +25,8 @@ export interface ObservabilityDeps {
   store?: SessionStore | undefined;
   /** from `Observability.tracerFor` (async: it loads the OpenTelemetry SDK only when tracing is enabled) */
   tracer: GatewayTracer | undefined;
+  /** the trace parent of a request with no `traceparent` header (an ACP agent's model request: its turn) */
+  parentOf?: ((req: IncomingMessage) => string | undefined) | undefined;
 }
 
 export class Observability implements RouterObserver {
@@ -38,7 +41,7 @@ export class Observability implements RouterObserver {
   constructor(d: ObservabilityDeps) {
     this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });
     this.tracer = d.tracer;
-    this.meter = new RequestMeter(this.metrics, this.rates, this.tracer);
+    this.meter = new RequestMeter(this.metrics, this.rates, this.tracer, d.parentOf);
     d.router.observer = this;
     if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
   }

@@ -44,6 +44,8 @@ export class RequestMeter {
     private readonly metrics: GatewayMetrics,
     private readonly rates: RateWindow,
     private readonly tracer: GatewayTracer | undefined,
+    /** a parent for a request that sent no `traceparent` (an ACP agent's model request: its turn's span) */
+    private readonly parentOf?: (req: IncomingMessage) => string | undefined,
   ) {}
 
   /** Called by the HTTP server for every request, before dispatch. */
@@ -56,7 +58,7 @@ export class RequestMeter {
     if (waits) this.metrics.waiting++;
     if (this.tracer && route !== '/metrics' && route !== '/healthz' && route !== '/readyz' && route !== '/ui') {
       const tp = req.headers.traceparent;
-      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : undefined, {
+      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : this.parentOf?.(req), {
         'http.request.method': req.method ?? 'GET',
         'http.route': route,
         'url.path': path,

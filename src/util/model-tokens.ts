@@ -13,9 +13,13 @@
  *   gives the model every model name in that request must be replaced with: an agent on a session token runs
  *   on `llm.model`, whatever model it asks for.
  * - `onMint` / `onRevoke` let the composition root register each token with the secret scrubber while it lives.
+ * - `grant.trace` is the traceparent of the session's turn now running (tracing on; the agent runtime sets and
+ *   clears it around each prompt). `traceParent(req)` gives it for a request presenting the token, so the
+ *   agent's model requests are children of its turn's span (src/obs/request-meter.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { clientCredential } from './secret.js';
 
 export interface ModelGrant {
   /** every request on this token runs on this model */
@@ -23,6 +27,8 @@ export interface ModelGrant {
   /** the ACP session the token belongs to (logs) */
   sessionId: string;
   agentId: string;
+  /** the traceparent of the session's turn now running, while one runs (tracing on) */
+  trace?: string | undefined;
 }
 
 export const MODEL_TOKEN_PREFIX = 'sy-agent-';
@@ -56,6 +62,11 @@ export class ModelTokens {
   lookup(token: string | undefined): ModelGrant | undefined {
     if (!token || !token.startsWith(MODEL_TOKEN_PREFIX)) return undefined;
     return this.byDigest.get(digest(token));
+  }
+
+  /** The traceparent of the running turn of the session whose token `req` presents (any header a model API reads). */
+  traceParent(req: IncomingMessage): string | undefined {
+    return this.lookup(clientCredential(req.headers, '', false))?.trace;
   }
 
   /** Checks `token`; when it is a live session token, remembers its grant for `req` and returns it. */

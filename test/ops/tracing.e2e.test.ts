@@ -6,11 +6,13 @@
  * default) no tracer exists.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fakes/otlp-receiver.js';
 
+const FAKE_AGENT = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE_TOKEN = 'trace-bridge-token-0b7e';
 const ADMIN = 'trace-admin-token-5f3d';
 const ACP = 'trace-acp-token-4e9a';
@@ -44,7 +46,22 @@ beforeAll(async () => {
       bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
     },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-    acp: { tokens: [ACP], gateways: [{ id: 'llamagw', label: 'Llama', kind: 'channels', model: 'llama3' }] },
+    acp: {
+      tokens: [ACP],
+      gateways: [{ id: 'llamagw', label: 'Llama', kind: 'channels', model: 'llama3' }],
+      // the fake stands in for Hermes: with `llm` it calls A's model API with its session token, on llama3 (B's)
+      agents: [
+        {
+          id: 'hermes',
+          label: 'Hermes (fake)',
+          preset: 'hermes',
+          command: process.execPath,
+          args: [FAKE_AGENT],
+          llm: { model: 'llama3' },
+          permissions: 'allow',
+        },
+      ],
+    },
   });
   // tracing off (the default): exports nothing
   c = await startProcess({ gateway: { id: 'gw_tc', name: 'quiet' }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] });
@@ -191,6 +208,35 @@ describe('traces across the bridge', () => {
     const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), "B's span under the turn");
     expect(onB.resource['service.name']).toBe('switchyard-b');
     expect(turn.endNs).toBeGreaterThanOrEqual(onB.endNs);
+  });
+
+  it("an agent's model requests (its session token, through the mesh) are children of its turn's span", async () => {
+    const res = await fetch(`${a.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'session.start',
+        params: { sessionId: 's-agent-traced', taskPrompt: 'llm traced hello', provider: 'hermes', requestedExecutionTarget: 'agent' },
+      }),
+    });
+    const out = (await res.json()) as { result: { success: boolean; output: string } };
+    expect(out.result.success).toBe(true);
+    expect(out.result.output).toMatch(/^llm 200 llama3: /); // the agent's request was served (by B's channel)
+    const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent agent:hermes'), 'the agent turn span');
+    // the agent's own request into A's model API: a server span under the turn, though the agent sent no traceparent
+    const request = await waitFor(
+      () => ofTrace(turn.traceId).find((s) => s.parentSpanId === turn.spanId && s.kind === SERVER),
+      "the agent's model request under the turn",
+    );
+    expect(request.name).toBe('POST /v1/chat/completions');
+    expect(request.attributes).toMatchObject({ 'gen_ai.request.model': 'llama3', 'switchyard.peer': 'datacenter' });
+    const hop = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === request.spanId && s.kind === CLIENT), 'its hop to B');
+    const onB = await waitFor(() => ofTrace(turn.traceId).find((s) => s.parentSpanId === hop.spanId), "B's span");
+    expect(onB.resource['service.name']).toBe('switchyard-b');
+    // the request ran inside the turn
+    expect(turn.endNs).toBeGreaterThanOrEqual(request.endNs);
   });
 
   it('tracing is off by default: no tracer is built (the status snapshot says so)', async () => {

@@ -56,6 +56,8 @@ export interface LlmSession {
   env: Record<string, string>;
   /** names the ACP session the token belongs to (a warm spare's token is minted before its session exists) */
   relabel(sessionId: string): void;
+  /** the traceparent of the turn now running (undefined between turns): the token's requests become its children */
+  trace(traceparent: string | undefined): void;
   dispose(): Promise<void>;
 }
 
@@ -100,6 +102,10 @@ export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId:
       relabel(sessionId) {
         const grant = ctx.tokens.lookup(token); // the registry's own record: its sessionId names the principal
         if (grant) grant.sessionId = sessionId;
+      },
+      trace(traceparent) {
+        const grant = ctx.tokens.lookup(token);
+        if (grant) grant.trace = traceparent;
       },
       async dispose() {
         if (disposed) return;

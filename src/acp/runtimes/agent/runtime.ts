@@ -123,6 +123,9 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
     const onAbort = () => s.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
+    // the agent's model requests during this turn are children of the turn's span (tracing on)
+    const wired = turn.trace !== undefined && llm ? await llm.catch(() => undefined) : undefined;
+    wired?.trace(turn.trace);
     try {
       const r = await s.prompt(turn.text, (u) => {
         emit(mapAgentUpdate(u));
@@ -139,6 +142,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       };
     } finally {
       signal.removeEventListener('abort', onAbort);
+      wired?.trace(undefined);
     }
   };
   return {
