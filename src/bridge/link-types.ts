@@ -117,6 +117,8 @@ export interface LinkContext {
   peerGate(): PeerGate | undefined;
   /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised) */
   send(frame: BridgeFrame | string): void;
+  /** the frames sent in the rest of this tick go out in one socket write */
+  corkTick(): void;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
   /** our served load changed: report it (throttled) */

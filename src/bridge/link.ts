@@ -5,6 +5,7 @@
  * by type to its part: forwarding.ts, rpc.ts, transfer.ts, heartbeat.ts. The handshake is handshake.ts
  * (pure) driven by listener.ts (responder) and dialer.ts (initiator); open-link.ts builds links for both.
  */
+import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { GatewayError } from '../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
@@ -127,6 +128,19 @@ export class BridgeLink implements LinkContext {
     const text = typeof frame === 'string' ? frame : encodeFrame(frame);
     this.traffic.sent(text.length);
     this.ws.send(text);
+  }
+
+  /**
+   * Holds this tick's frames in the socket's buffer and writes them together at its end (one syscall for the
+   * frames of a batch, e.g. a served stream's chunks of one upstream read, instead of one per frame). `ws` writes
+   * each frame corked itself; corking is counted, so the outer cork holds them all. Reaches for `ws`'s socket
+   * (`_socket`, an internal field of the pinned `ws` 8): absent, frames go out one by one as before.
+   */
+  corkTick(): void {
+    const s = (this.ws as unknown as { _socket?: Duplex })._socket;
+    if (!s || s.writableCorked > 0 || this.closed) return;
+    s.cork();
+    process.nextTick(uncorkSocket, s);
   }
 
   sendError(code: BridgeErrorCode, message: string, extra: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>> = {}): void {
@@ -302,4 +316,8 @@ export class BridgeLink implements LinkContext {
     }
     this.send({ type: 'bridge-channels', sharedChannels: channels, sharedAgents: agents });
   }
+}
+
+function uncorkSocket(s: Duplex): void {
+  if (!s.destroyed) s.uncork();
 }

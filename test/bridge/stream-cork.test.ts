@@ -1,0 +1,99 @@
+/**
+ * A stream B serves for a peer: the chunks of one upstream read leave B in one socket write (`Link.corkTick`),
+ * not one write per bridge-stream frame. The upstream writes its whole answer in one corked write, so it reaches
+ * B as one read (or, at worst, a few); B's bridge socket is watched for the writes it makes while A relays the
+ * stream, and A's client still gets every chunk, in order, then [DONE].
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+
+const TOKEN = 'cork-bridge-token-16180';
+const ADMIN = 'cork-admin-token-14142';
+const CHUNKS = 20;
+const chunk = (i: number) =>
+  JSON.stringify({
+    id: 'c1',
+    object: 'chat.completion.chunk',
+    model: 'cork-model',
+    choices: [{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }],
+  });
+const usage = JSON.stringify({
+  id: 'c1',
+  object: 'chat.completion.chunk',
+  model: 'cork-model',
+  choices: [],
+  usage: { prompt_tokens: 3, completion_tokens: CHUNKS, total_tokens: 3 + CHUNKS },
+});
+
+let upstream: Server;
+let a: Gateway & { logs: string[] };
+let b: Gateway & { logs: string[] };
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.cork(); // one segment: B gets the whole answer in one read
+    for (let i = 0; i < CHUNKS; i++) res.write(`data: ${chunk(i)}\n\n`);
+    res.write(`data: ${usage}\n\ndata: [DONE]\n\n`);
+    res.end();
+    res.uncork();
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const baseUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
+  b = await startGw({
+    gateway: { id: 'gw_cork_b', name: 'cork-b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['up'] } },
+    channels: [{ name: 'up', provider: 'openai', baseUrl, apiKey: 'sk-up', models: ['cork-model'] }],
+  });
+  a = await startGw({
+    gateway: { id: 'gw_cork_a', name: 'cork-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
+    channels: [],
+  });
+  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: { state: string }) => p.state === 'open'), 'bridge A→B open');
+});
+
+afterAll(async () => {
+  await Promise.all([a?.close(), b?.close()]);
+  await new Promise((r) => upstream?.close(r));
+  cleanupDirs();
+});
+
+describe('a stream served to a peer', () => {
+  it("leaves B in a few socket writes, not one per chunk, and reaches A's client whole", async () => {
+    const links = b.mesh.peers();
+    expect(links).toHaveLength(1);
+    const sock = (links[0] as unknown as { ws: { _socket: Socket } }).ws._socket;
+    let writes = 0;
+    const writev = sock._writev!.bind(sock);
+    const write = sock._write.bind(sock);
+    sock._writev = (chunks, cb) => {
+      writes++;
+      writev(chunks, cb);
+    };
+    sock._write = (c, enc, cb) => {
+      writes++;
+      write(c, enc, cb);
+    };
+    try {
+      const res = await fetch(`${a.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'cork-model', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: '));
+      expect(events.at(-1)).toBe('data: [DONE]');
+      const content = events
+        .slice(0, -1)
+        .map((e) => (JSON.parse(e.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '');
+      expect(content.join('')).toBe(Array.from({ length: CHUNKS }, (_, i) => `w${i} `).join(''));
+    } finally {
+      delete (sock as Partial<Socket>)._writev;
+      delete (sock as Partial<Socket>)._write;
+    }
+    // 22 frames (20 chunks, the usage chunk, the stream's end): one write per upstream read, and the end
+    expect(writes).toBeGreaterThan(0);
+    expect(writes).toBeLessThanOrEqual(4);
+  });
+});
