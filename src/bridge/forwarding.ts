@@ -199,8 +199,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     }
     const idJson = JSON.stringify(requestId);
     let chunk = routed.first;
-    // the chunks of one upstream read (takeReady) leave in one socket write
-    if (chunk !== undefined) l.corkTick();
+    // the chunks of one upstream read (takeReady) are sent in one tick, so they leave in one socket write
     while (chunk !== undefined) {
       started = true;
       if (chunk.usage) usage = chunk.usage;
@@ -215,7 +214,6 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
       if (chunk !== undefined) continue;
       const r = await routed.rest.next();
       chunk = r.done ? undefined : r.value;
-      if (chunk !== undefined) l.corkTick();
     }
     served = true;
     l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });

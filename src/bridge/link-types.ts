@@ -115,10 +115,9 @@ export interface LinkContext {
   transfers(): TransferCoordinator | undefined;
   /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */
   peerGate(): PeerGate | undefined;
-  /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised) */
+  /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised); the frames of one
+   * tick leave in one socket write */
   send(frame: BridgeFrame | string): void;
-  /** the frames sent in the rest of this tick go out in one socket write */
-  corkTick(): void;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
   /** our served load changed: report it (throttled) */

@@ -127,16 +127,17 @@ export class BridgeLink implements LinkContext {
     if (this.closed || this.ws.readyState !== 1) return;
     const text = typeof frame === 'string' ? frame : encodeFrame(frame);
     this.traffic.sent(text.length);
+    this.corkTick();
     this.ws.send(text);
   }
 
   /**
-   * Holds this tick's frames in the socket's buffer and writes them together at its end (one syscall for the
-   * frames of a batch, e.g. a served stream's chunks of one upstream read, instead of one per frame). `ws` writes
-   * each frame corked itself; corking is counted, so the outer cork holds them all. Reaches for `ws`'s socket
-   * (`_socket`, an internal field of the pinned `ws` 8): absent, frames go out one by one as before.
+   * Every frame sent in one tick leaves in one socket write at its end: a served stream's chunks of one upstream
+   * read, the updates of a peer's agent read at once, the forwards of requests that arrived together. `ws` writes
+   * each frame corked itself; corking is counted, so this outer cork holds them all. It reaches for `ws`'s
+   * socket (`_socket`, an internal field of the pinned `ws` 8): absent, frames go out one by one as before.
    */
-  corkTick(): void {
+  private corkTick(): void {
     const s = (this.ws as unknown as { _socket?: Duplex })._socket;
     if (!s || s.writableCorked > 0 || this.closed) return;
     s.cork();
