@@ -212,8 +212,7 @@ export class TurnRunner {
     return this.permissions.respond(sessionId, requestId, answer);
   }
 
-  /** `xworkmate.permissions.list` */
-  /** One session's pending prompts; without a session, those pending here of the sessions `caller` started. */
+  /** `xworkmate.permissions.list`: one session's pending prompts; without one, those pending here of the sessions `caller` started. */
   async listPermissions(sessionId: string | undefined, caller?: string): Promise<{ items: PermissionPrompt[] }> {
     return { items: await this.permissions.list(sessionId, caller) };
   }

@@ -115,8 +115,10 @@ export interface LinkContext {
   transfers(): TransferCoordinator | undefined;
   /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */
   peerGate(): PeerGate | undefined;
-  /** a frame, or an already-serialised one (stream chunks are spliced, never re-serialised); the frames of one
-   * tick leave in one socket write */
+  /**
+   * A frame, or an already-serialised one (stream chunks are spliced, never re-serialised). The frames sent in
+   * one tick leave in one socket write.
+   */
   send(frame: BridgeFrame | string): void;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;

@@ -1,5 +1,6 @@
 /**
- * Keeps V8's young generation at its initial size while a gateway starts, then lets it grow as before.
+ * Keeps V8's young generation at its initial size while a gateway starts, then lets load grow it to V8's maximum
+ * in one step.
  *
  * Startup is one burst of allocation that mostly survives (modules, the config schema, the routing table).
  * V8 reads that survival as "this program needs a big young generation" and doubles the semi-spaces, to
@@ -12,7 +13,7 @@
  * it from its initial 1 MiB to V8's maximum (16 MiB semi-spaces) in one step. Back at V8's default (2) it
  * grew by doubling from 1 MiB under the load, and meanwhile the small young generation promoted request
  * state to the old generation: the 1,000-slow-streams peak rose by ~20 MB (measured: 184–193 MB against
- * 160–175 without the hold; with 16, 163–185). Under steady load the size is V8's maximum either way, as
+ * 160–175 without the hold; with 16, 162–187). Under steady load the size is V8's maximum either way, as
  * before. A fixed `--max-semi-space-size` would also keep idle small, but for good (15–20 % more CPU per
  * request, measured).
  */

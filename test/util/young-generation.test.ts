@@ -1,7 +1,7 @@
 /**
  * The startup hold on V8's young generation (src/util/young-generation.ts), in a child process so the test
  * runner's own heap is untouched: while held, a burst of surviving allocations leaves the young generation at
- * its initial size; once released, the same burst grows it as V8 always did. Runs the built module (dist/),
+ * its initial size; once released, the same burst grows it (to V8's maximum). Runs the built module (dist/),
  * the one `bin/switchyard gateway` loads before anything else.
  */
 import { execFileSync } from 'node:child_process';
@@ -31,7 +31,7 @@ describe('young generation hold', () => {
     expect(r.kept).toBe(600_000);
     // held: at most one step above V8's initial size (the burst retains ~25 MB)
     expect(r.held).toBeLessThanOrEqual(2 * r.initial!);
-    // released: the same burst grows it again, as without the hold
+    // released: the same burst grows it again (to V8's maximum, 2 × 16 MiB)
     expect(r.released).toBeGreaterThanOrEqual(8 * r.held!);
   });
 });
