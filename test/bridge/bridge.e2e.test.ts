@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
 
 const BRIDGE_TOKEN = 'e2e-bridge-token-7f3a9c';
 const ADMIN = 'e2e-admin-token-1b2c3d';
@@ -39,7 +39,7 @@ beforeAll(async () => {
     },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
   });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
+  await waitForBridgeOpen(a.url, ADMIN);
 });
 
 afterAll(async () => {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startGw, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const TOKEN = 'relay-bridge-token-31415';
@@ -39,7 +39,7 @@ beforeAll(async () => {
     gateway: { id: 'gw_relay_a', name: 'relay-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
     channels: [],
   });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: { state: string }) => p.state === 'open'), 'bridge A→B open');
+  await waitForBridgeOpen(a.url, ADMIN);
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, startGw, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'cork-bridge-token-16180';
 const ADMIN = 'cork-admin-token-14142';
@@ -51,7 +51,7 @@ beforeAll(async () => {
     gateway: { id: 'gw_cork_a', name: 'cork-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
     channels: [],
   });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: { state: string }) => p.state === 'open'), 'bridge A→B open');
+  await waitForBridgeOpen(a.url, ADMIN);
 });
 
 afterAll(async () => {

@@ -79,6 +79,14 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeout
 
 export const wsUrl = (httpUrl: string) => httpUrl.replace(/^http/, 'ws') + '/bridge';
 
+/** Waits until the gateway at `baseUrl` has a bridge link open (`/admin/bridges`, with its admin `token` if it has one). */
+export function waitForBridgeOpen(baseUrl: string, token?: string): Promise<{ state: string }> {
+  return waitFor(
+    async () => (await adminGet<{ peers: Array<{ state: string }> }>(baseUrl, '/admin/bridges', token)).peers.find((p) => p.state === 'open'),
+    'bridge A→B open',
+  );
+}
+
 export async function adminGet<T = any>(baseUrl: string, path: string, token?: string): Promise<T> {
   const res = await fetch(baseUrl + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);

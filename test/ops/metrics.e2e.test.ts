@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { parseProm, sum, value, type Sample } from './prom-text.js';
 import { runCli } from './cli-run.js';
 
@@ -48,7 +48,7 @@ beforeAll(async () => {
       { name: 'flaky', provider: 'mock', models: ['flaky-model'], options: { failFirst: 1, failStatus: 500 } },
     ],
   });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
+  await waitForBridgeOpen(a.url, ADMIN);
 });
 
 afterAll(async () => {

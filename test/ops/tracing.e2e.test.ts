@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { acpRpc, adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../fakes/otlp-receiver.js';
 
 const FAKE_AGENT = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -75,17 +75,6 @@ afterAll(async () => {
 });
 
 const ofTrace = (traceId: string) => otlp.spans.filter((s) => s.traceId === traceId);
-
-let rpcId = 0;
-/** `session.start` on A's /acp/rpc; resolves with the result. */
-async function sessionStart(params: Record<string, unknown>): Promise<{ success: boolean; output: string }> {
-  const res = await fetch(`${a.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: ++rpcId, method: 'session.start', params }),
-  });
-  return ((await res.json()) as { result: { success: boolean; output: string } }).result;
-}
 
 describe('traces across the bridge', () => {
   it("B's spans join A's trace; GenAI attributes; the server span ends with the stream", async () => {
@@ -194,12 +183,12 @@ describe('traces across the bridge', () => {
   });
 
   it('an ACP turn has its span under the /acp/rpc request, and its routed request (across the bridge) under it', async () => {
-    const started = await sessionStart({
+    const started = await acpRpc(a.url, ACP, 'session.start', {
       sessionId: 's-traced',
       taskPrompt: 'a traced turn',
       routing: { explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'llamagw' },
     });
-    expect(started.success).toBe(true);
+    expect(started.result.success).toBe(true);
     const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent gateway:llamagw'), 'the turn span');
     expect(turn.kind).toBe(INTERNAL);
     expect(turn.attributes).toMatchObject({
@@ -217,9 +206,14 @@ describe('traces across the bridge', () => {
   });
 
   it("an agent's model requests (its session token, through the mesh) are children of its turn's span", async () => {
-    const out = await sessionStart({ sessionId: 's-agent-traced', taskPrompt: 'llm traced hello', provider: 'hermes', requestedExecutionTarget: 'agent' });
-    expect(out.success).toBe(true);
-    expect(out.output).toMatch(/^llm 200 llama3: /); // the agent's request was served (by B's channel)
+    const out = await acpRpc(a.url, ACP, 'session.start', {
+      sessionId: 's-agent-traced',
+      taskPrompt: 'llm traced hello',
+      provider: 'hermes',
+      requestedExecutionTarget: 'agent',
+    });
+    expect(out.result.success).toBe(true);
+    expect(out.result.output).toMatch(/^llm 200 llama3: /); // the agent's request was served (by B's channel)
     const turn = await waitFor(() => otlp.spans.find((s) => s.name === 'invoke_agent agent:hermes'), 'the agent turn span');
     // the agent's own request into A's model API: a server span under the turn, though the agent sent no traceparent
     const request = await waitFor(

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
@@ -59,7 +59,7 @@ beforeAll(async () => {
       agents: [{ id: 'fake', label: 'fake', command: process.execPath, args: [FAKE], permissions: 'allow', warm: 1 }],
     },
   });
-  await waitFor(async () => (await adminGet(a.url, '/admin/bridges', ADMIN)).peers.find((p: any) => p.state === 'open'), 'bridge A→B open');
+  await waitForBridgeOpen(a.url, ADMIN);
   browser = await chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
