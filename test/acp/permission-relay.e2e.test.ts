@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { spawnGateway, type GatewayProcess } from '../helpers/env.js';
-import { cleanupDirs, startInProcess, startProcess } from '../helpers/env.js';
+import { acpRpc, cleanupDirs, startInProcess, startProcess } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 
 const TOKEN = 'perm-relay-token-7';
@@ -33,36 +33,11 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-let n = 0;
-async function call(url: string, method: string, params: Record<string, unknown>, token = TOKEN): Promise<Json> {
-  const res = await fetch(`${url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: ++n, method, params }),
-  });
-  return res.json();
-}
-/** Starts a "permission" turn over SSE; resolves with the final envelope and every update. */
-function permissionTurn(url: string, sessionId: string, token = TOKEN): Promise<{ final: Json; updates: Json[] }> {
-  return fetch(`${url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: `t-${sessionId}`,
-      method: 'session.start',
-      params: { sessionId, taskPrompt: 'permission please', provider: 'fake', requestedExecutionTarget: 'agent' },
-    }),
-  })
-    .then((r) => r.text())
-    .then((text) => {
-      const msgs = text
-        .split('\n\n')
-        .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
-        .map((b) => JSON.parse(b.slice(6)));
-      return { final: msgs.find((m) => 'id' in m), updates: msgs.filter((m) => m.method === 'session.update').map((m) => m.params) };
-    });
-}
+/** One /acp/rpc call (test/helpers/env.ts acpRpc), with the first app's token unless another is given. */
+const call = (url: string, method: string, params: Record<string, unknown>, token = TOKEN) => acpRpc(url, token, method, params);
+/** Starts a "permission" turn over SSE; resolves with its result and every update. */
+const permissionTurn = (url: string, sessionId: string, token = TOKEN) =>
+  acpRpc(url, token, 'session.start', { sessionId, taskPrompt: 'permission please', provider: 'fake', requestedExecutionTarget: 'agent' }, true);
 async function pendingPrompt(url: string, sessionId: string): Promise<Json> {
   const end = Date.now() + 15_000;
   for (;;) {
@@ -88,8 +63,8 @@ describe('permission relay', () => {
     expect(await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-allow', requestId: p.requestId, optionId: 'opt-allow' })).toMatchObject({
       result: { accepted: true, requestId: p.requestId },
     });
-    const { final, updates } = await turn;
-    expect(final.result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
+    const { result, updates } = await turn;
+    expect(result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
     expect(phases(updates)).toEqual(['started', 'permission_requested', 'permission_resolved', 'completed']);
     expect(updates.find((u) => u.event === 'task.permission_requested').task.detail).toEqual(p);
     expect(resolvedOf(updates).task.detail).toMatchObject({ requestId: p.requestId, outcome: { outcome: 'selected', optionId: 'opt-allow' }, reason: 'user' });
@@ -129,8 +104,8 @@ describe('permission relay', () => {
     expect(
       (await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-theirs', requestId: theirs.requestId, optionId: 'opt-reject' })).result,
     ).toMatchObject({ accepted: true });
-    expect((await mineTurn).final.result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
-    expect((await theirsTurn).final.result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
+    expect((await mineTurn).result).toMatchObject({ status: 'completed', output: 'permission: opt-allow' });
+    expect((await theirsTurn).result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
     expect(await listed(TOKEN2)).toEqual([]);
   });
 
@@ -150,8 +125,8 @@ describe('permission relay', () => {
     );
     expect(await reply).toMatchObject({ id: 'ws-r', result: { accepted: true } });
     sock.close();
-    const { final } = await turn;
-    expect(final.result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
+    const { result } = await turn;
+    expect(result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
   });
 
   it('an option the agent did not offer is refused and the prompt stays pending; wrong session and unknown ids are refused', async () => {
@@ -176,16 +151,16 @@ describe('permission relay', () => {
     expect(both.error).toMatchObject({ code: -32602, data: { code: 'INVALID_PARAMS' } });
     expect((await call(gw.url, 'xworkmate.permissions.list', { sessionId: 'p-bogus' })).result.items).toEqual([p]);
     await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-bogus', requestId: p.requestId, decision: 'cancel' });
-    const { final, updates } = await turn;
-    expect(final.result.output).toBe('permission: cancelled');
+    const { result, updates } = await turn;
+    expect(result.output).toBe('permission: cancelled');
     expect(resolvedOf(updates).task.detail).toMatchObject({ outcome: { outcome: 'cancelled' }, reason: 'user' });
   });
 
   it('unanswered: resolved as cancelled after acp.permissionTimeoutMs', async () => {
     const turn = permissionTurn(quick.url, 'p-timeout');
     await pendingPrompt(quick.url, 'p-timeout');
-    const { final, updates } = await turn;
-    expect(final.result).toMatchObject({ status: 'completed', output: 'permission: cancelled' });
+    const { result, updates } = await turn;
+    expect(result).toMatchObject({ status: 'completed', output: 'permission: cancelled' });
     expect(resolvedOf(updates).task.detail).toMatchObject({ outcome: { outcome: 'cancelled' }, reason: 'timeout' });
     expect((await call(quick.url, 'xworkmate.permissions.list', { sessionId: 'p-timeout' })).result.items).toEqual([]);
   });
@@ -194,8 +169,8 @@ describe('permission relay', () => {
     const turn = permissionTurn(gw.url, 'p-cancel');
     await pendingPrompt(gw.url, 'p-cancel');
     expect((await call(gw.url, 'session.cancel', { sessionId: 'p-cancel' })).result).toEqual({ accepted: true, cancelled: true, runCancelled: true });
-    const { final, updates } = await turn;
-    expect(final.result.status).toBe('cancelled');
+    const { result, updates } = await turn;
+    expect(result.status).toBe('cancelled');
     expect(resolvedOf(updates).task.detail).toMatchObject({ outcome: { outcome: 'cancelled' }, reason: 'run_cancelled' });
     expect((await call(gw.url, 'xworkmate.permissions.list', { sessionId: 'p-cancel' })).result.items).toEqual([]);
   });
