@@ -135,6 +135,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     maxBodyBytes: cfg.gateway.maxBodyBytes,
     mesh,
     modelTokens,
+    keys,
     modelApiUrl: () => selfUrl,
     onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),

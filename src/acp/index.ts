@@ -28,6 +28,7 @@ import { createChannelsRuntime } from './runtimes/channels.js';
 import { resolveAgent, wireHome, type LlmContext } from './runtimes/agent/launch.js';
 import { AgentProcessLimiter } from './runtimes/agent/limits.js';
 import type { ModelTokens } from '../util/model-tokens.js';
+import type { KeyService } from '../keys/service.js';
 import type { WarmPools, WarmPoolStatus } from './runtimes/agent/warm-pool.js';
 import type { OpenClawGatewayConfig, OpenClawGatewayOptions } from './runtimes/openclaw/runtime.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
@@ -58,6 +59,11 @@ export interface AcpCoreDeps {
   onTurnEnded?: TurnRunnerOptions['onTurnEnded'];
   /** tracing hook: a span per turn (TurnRunnerOptions.traceTurn) */
   traceTurn?: TurnRunnerOptions['traceTurn'];
+  /**
+   * Virtual keys: the transports accept keys created with `acp: true`, and a gateway chat task's model request
+   * is admitted and recorded like an agent's (the session's key, else `agent:<runtime id>`).
+   */
+  keys?: KeyService;
 }
 
 export interface AcpCore {
@@ -180,6 +186,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
           model: ctx.target.model || g.model,
           sessionId: ctx.sessionId,
           timeoutMs: deps.config.gateway.routing.timeoutMs,
+          ...(deps.keys
+            ? { admit: (model: string) => deps.keys!.admit({ kind: 'agent', agentId: g.id, sessionId: ctx.sessionId, keyId: ctx.keyId }, model) }
+            : {}),
         }),
       );
     }
@@ -244,7 +253,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     servedModels: () => deps.router.modelNames(),
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
-  if (acp.enabled && acp.tokens.length === 0) log.warn('/acp/rpc refuses every request: acp.tokens is empty');
+  if (acp.enabled && acp.tokens.length === 0)
+    log.warn('/acp/rpc refuses every request but those with a virtual key created with acp: true: acp.tokens is empty');
 
   return {
     dispatch,

@@ -62,6 +62,8 @@ export interface LiveSession {
   current: { turnId: string; abort: AbortController; emit: Emit } | undefined;
   closed: boolean;
   role: RoleBinding | undefined;
+  /** who started it (`metadata.caller`): a `key:<id>` caller's key pays for the session's model traffic */
+  caller: string | undefined;
 }
 
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
@@ -74,6 +76,7 @@ export function newLive(
   workingDirectory: string | undefined,
   seq: number,
   role: RoleBinding | undefined,
+  caller: string | undefined,
 ): LiveSession {
   return {
     id,
@@ -87,8 +90,12 @@ export function newLive(
     current: undefined,
     closed: false,
     role,
+    caller,
   };
 }
+
+/** The virtual key a session's caller names (`key:<id>`, src/http/acp/access.ts), if it is one. */
+export const keyIdOf = (caller: string | undefined): string | undefined => (caller?.startsWith('key:') ? caller.slice(4) : undefined);
 
 export const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
 

@@ -61,7 +61,7 @@ export interface CallContext {
   notify(method: string, params: Record<string, unknown>): void;
   /** W3C traceparent of the transport's server span (tracing on): the turn's span becomes its child */
   trace?: string | undefined;
-  /** who the call speaks for (`token:…`, src/http/acp/access.ts callerOf); a bridge peer's calls are `peer:<id>` */
+  /** who the call speaks for (`key:<id>` / `token:…`, src/http/acp/access.ts authorize); a bridge peer's calls are `peer:<id>` */
   caller?: string | undefined;
 }
 

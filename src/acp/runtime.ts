@@ -77,6 +77,11 @@ export interface RuntimeContext {
    * MODEL_BINDING_UNVERIFIED (addendum 2026-10 §3).
    */
   bindModel?: string;
+  /**
+   * The virtual key that started the session (its caller is `key:<id>`): the model traffic the runtime causes
+   * (an agent's requests on its session token, a gateway chat task's) is that key's, under its limits and budget.
+   */
+  keyId?: string | undefined;
 }
 
 /** Creates the runtime session of one ACP session; may throw (e.g. provider not startable). */

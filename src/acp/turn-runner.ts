@@ -32,6 +32,7 @@ import {
   aboutOf,
   continuationUnavailable,
   failInterrupted,
+  keyIdOf,
   newLive,
   NO_OUTPUT_ERROR,
   resultOf,
@@ -152,7 +153,7 @@ export class TurnRunner {
       });
     }
     if (!old) seq = await this.updates.lastSeq(input.sessionId, seq);
-    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role);
+    const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role, input.caller);
     this.sessions.set(live.id, live);
     return live;
   }
@@ -326,6 +327,7 @@ export class TurnRunner {
           typeof wd === 'string' ? wd : undefined,
           typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0,
           roleOf(rec.metadata),
+          typeof rec.metadata.caller === 'string' ? rec.metadata.caller : undefined,
         );
         // a crashed process may have sent (and logged) updates past the stored seq: never number below them
         live.seq = await this.updates.lastSeq(sessionId, live.seq);
@@ -461,6 +463,7 @@ export class TurnRunner {
         permissions: (req, signal) => this.relayPermission(live, req, signal),
         // role turns are never auto-approved (addendum §5), and run on the model the policy chose (§3)
         ...(live.role ? { permissionPolicy: 'ask' as const, bindModel: live.role.resolvedModelId } : {}),
+        keyId: keyIdOf(live.caller),
       });
       const rt = live.runtime;
       const runtime = await rt.catch((err: unknown) => {

@@ -58,6 +58,7 @@ interface CreateFlags extends RemoteFlags {
   budgetTokens?: number;
   budgetCost?: string;
   budgetPeriod: 'day' | 'month';
+  acp?: boolean;
 }
 
 function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
@@ -83,7 +84,8 @@ export function registerKeys(program: Command): void {
       .option('--concurrent <n>', 'requests in flight at once', int('--concurrent'))
       .option('--budget-tokens <n>', 'tokens per budget period', int('--budget-tokens'))
       .option('--budget-cost <amount>', "cost per budget period (in the channels' pricing unit)")
-      .option('--budget-period <p>', 'day | month', 'month'),
+      .option('--budget-period <p>', 'day | month', 'month')
+      .option('--acp', "may also start agent tasks on /acp/rpc and /acp; their sessions' model traffic is billed to the key"),
   ).action(async (o: CreateFlags) => {
     if (o.budgetPeriod !== 'day' && o.budgetPeriod !== 'month') throw new CliError('--budget-period: day or month');
     const cost = o.budgetCost === undefined ? undefined : Number(o.budgetCost);
@@ -102,6 +104,7 @@ export function registerKeys(program: Command): void {
       ...(o.expires ? { expiresAt: expiry(o.expires) } : {}),
       limits: { requestsPerMin: o.rpm, tokensPerMin: o.tpm, concurrent: o.concurrent },
       ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
+      ...(o.acp ? { acp: true } : {}),
     };
     showSecret(o, await adminCall(o, 'POST', '/admin/keys', body), 'created');
   });
@@ -129,6 +132,7 @@ export function registerKeys(program: Command): void {
         ['models', k.models.join(', ')],
         ['limits', limitsText(k) || 'none'],
         ['budget', budgetText(k) || 'none'],
+        ['acp', k.acp ? 'yes: may start agent tasks' : 'no'],
         ['spent', k.spent ? `${k.spent.tokens} tokens, ${Number(k.spent.cost.toFixed(6))} cost in ${k.spent.period}` : '-'],
         ['expires', k.expiresAt ?? 'never'],
         ['created', k.createdAt],

@@ -193,7 +193,7 @@ export class HttpServer {
   private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
     // an agent's per-session token (util/model-tokens.ts): the model APIs accept it and pin the request's model
     const grant = this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey));
-    if (grant) return Promise.resolve({ kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId });
+    if (grant) return Promise.resolve({ kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, keyId: grant.keyId });
     if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
     if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');

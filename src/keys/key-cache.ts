@@ -14,6 +14,7 @@ import type { KeyStore } from './store.js';
 
 export class KeyCache {
   private byHash = new Map<string, VirtualKey>();
+  private byId = new Map<string, VirtualKey>();
   /** secrets the store did not know, until the next reload: wrong keys cannot make every request a store call */
   private unknown = new Set<string>();
   private version = -1;
@@ -57,6 +58,7 @@ export class KeyCache {
       if (v !== this.version || force) {
         const all = await this.store.list();
         this.byHash = new Map(all.map((k) => [k.hash, k]));
+        this.byId = new Map(all.map((k) => [k.id, k]));
         this.unknown.clear();
         this.version = v;
       }
@@ -74,9 +76,19 @@ export class KeyCache {
     if (hit) return hit;
     if (this.failing || this.unknown.has(hash)) return undefined;
     const k = await this.store.byHash(hash).catch(() => undefined);
-    if (k) this.byHash.set(hash, k);
-    else if (this.unknown.size < 10_000) this.unknown.add(hash);
+    if (k) {
+      this.byHash.set(hash, k);
+      this.byId.set(k.id, k);
+    } else if (this.unknown.size < 10_000) this.unknown.add(hash);
     return k;
+  }
+
+  /**
+   * A key by its id, as last loaded (no store call): how an agent session's model requests find the key that
+   * started the session. A key rotated since is found under its id with its new hash; a deleted one is not.
+   */
+  get(id: string): VirtualKey | undefined {
+    return this.byId.get(id);
   }
 
   stop(): void {

@@ -43,6 +43,11 @@ export interface VirtualKey {
   expiresAt?: number | undefined;
   limits: Limits;
   budget?: Budget | undefined;
+  /**
+   * may call `/acp/rpc` and `/acp` (agent tasks); the model traffic of the sessions it starts is billed to it,
+   * under its models, limits and budget. Absent = false: a key made for the model APIs cannot run agents.
+   */
+  acp?: boolean | undefined;
   disabled: boolean;
   createdAt: number;
   updatedAt: number;
@@ -58,6 +63,7 @@ export const createKeySchema = z.strictObject({
   expiresAt: z.union([z.number().int().positive(), z.string().datetime({ offset: true })]).optional(),
   limits: limitsSchema.default({}),
   budget: budgetSchema.optional(),
+  acp: z.boolean().default(false),
 });
 export type CreateKeyInput = z.input<typeof createKeySchema>;
 
@@ -109,6 +115,7 @@ export function keySummary(k: VirtualKey, now = Date.now()) {
     expiresAt: k.expiresAt !== undefined ? new Date(k.expiresAt).toISOString() : null,
     limits: k.limits,
     budget: k.budget ?? null,
+    acp: k.acp === true,
     createdAt: new Date(k.createdAt).toISOString(),
     updatedAt: new Date(k.updatedAt).toISOString(),
     rotatedAt: k.rotatedAt !== undefined ? new Date(k.rotatedAt).toISOString() : null,

@@ -31,9 +31,15 @@ import { makePeerGate, type PeerGate } from './peer-gate.js';
 
 /**
  * Who a request is: an open gateway, a static token, a virtual key, or an ACP agent's per-session model token
- * (its model traffic is recorded as `agent:<agentId>`, so `usage --by key` shows what each agent consumed).
+ * (its model traffic is recorded as `agent:<agentId>`, so `usage --by key` shows what each agent consumed;
+ * or, for a session a key started, as that key's, under its models, limits and budget).
  */
-export type Principal = { kind: 'open' } | { kind: 'token' } | { kind: 'key'; key: VirtualKey } | { kind: 'agent'; agentId: string; sessionId: string };
+export type Principal =
+  | { kind: 'open' }
+  | { kind: 'token' }
+  | { kind: 'key'; key: VirtualKey }
+  /** `keyId`: the session was started on /acp/rpc with that key, which its model traffic is billed to */
+  | { kind: 'agent'; agentId: string; sessionId: string; keyId?: string | undefined };
 
 export interface Finish {
   /** the public model name the client asked for */
@@ -132,11 +138,7 @@ export class KeyService {
     }
     if (secret.startsWith(KEY_SECRET_PREFIX)) {
       const k = await this.cache.lookup(hashSecret(secret));
-      if (k) {
-        if (k.disabled) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} is disabled`);
-        if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} has expired`);
-        return { kind: 'key', key: k };
-      }
+      if (k) return { kind: 'key', key: usable(k) };
     }
     if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
     if (!this.requireAuth && !secret.startsWith(KEY_SECRET_PREFIX)) return OPEN;
@@ -150,13 +152,42 @@ export class KeyService {
 
   /** A ticket at once for a request without a virtual key (no promise on the hot path); a key's checks otherwise. */
   admit(p: Principal, model: string, format: HeaderFormat = 'openai'): Ticket | Promise<Ticket> {
-    if (p.kind === 'agent') return new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined);
+    if (p.kind === 'agent')
+      return p.keyId === undefined
+        ? new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined)
+        : this.admitSessionKey(p.agentId, p.keyId, model, format);
     if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
-    return this.admitKey(p, model, format);
+    return this.admitKey(p.key, model, format);
   }
 
-  private async admitKey(p: Extract<Principal, { kind: 'key' }>, model: string, format: HeaderFormat): Promise<Ticket> {
-    const k = p.key;
+  /**
+   * A model request of a session a key started (an agent's on its session token, a gateway chat task's): that
+   * key's checks, as the key stands now (disabled or expired since: refused too). A key this gateway's store
+   * does not hold (the session moved here from a gateway with another key store) leaves the traffic to the
+   * runtime's account, as for a session a peer runs here.
+   */
+  private async admitSessionKey(agentId: string, keyId: string, model: string, format: HeaderFormat): Promise<Ticket> {
+    // not loaded yet (created on another instance a moment ago): the store; a store failure fails the request
+    const k = this.cache.get(keyId) ?? (await this.o.store.get(keyId));
+    if (!k) return new RequestTicket(this, `agent:${agentId}`, undefined, undefined);
+    return this.admitKey(usable(k), model, format);
+  }
+
+  /**
+   * `/acp/rpc` and `/acp` with a virtual key: the key, when `secret` is one this gateway knows and it may start
+   * agent tasks; undefined for a secret that is no key (the caller then checks `acp.tokens`). Throws
+   * UNAUTHORIZED for a disabled or expired key, FORBIDDEN for a key created without `acp`.
+   */
+  async acpKey(secret: string): Promise<VirtualKey | undefined> {
+    if (!secret.startsWith(KEY_SECRET_PREFIX)) return undefined;
+    const k = await this.cache.lookup(hashSecret(secret));
+    if (!k) return undefined;
+    usable(k);
+    if (k.acp !== true) throw new GatewayError('FORBIDDEN', `API key ${k.hint} may not start agent tasks: create a key with acp: true (keys create --acp)`);
+    return k;
+  }
+
+  private async admitKey(k: VirtualKey, model: string, format: HeaderFormat): Promise<Ticket> {
     if (!modelAllowed(k, model)) {
       throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${model}"`, { param: 'model', details: { allowed: k.models } });
     }
@@ -221,6 +252,7 @@ export class KeyService {
       expiresAt,
       limits: v.limits,
       budget: v.budget,
+      ...(v.acp ? { acp: true } : {}),
       disabled: false,
       createdAt: now,
       updatedAt: now,
@@ -334,6 +366,13 @@ class RequestTicket implements Ticket {
     this.done = true;
     return this.svc.settle(this.keyId, this.held, this.budget, f);
   }
+}
+
+/** `k` when it may be used now; else UNAUTHORIZED (disabled, expired). */
+function usable(k: VirtualKey): VirtualKey {
+  if (k.disabled) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} is disabled`);
+  if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} has expired`);
+  return k;
 }
 
 function budgetOf(k: VirtualKey): BudgetCheck | undefined {

@@ -27,6 +27,8 @@ export interface ModelGrant {
   /** the ACP session the token belongs to (logs) */
   sessionId: string;
   agentId: string;
+  /** the virtual key that started the session on /acp/rpc: the agent's model traffic is that key's (src/keys) */
+  keyId?: string | undefined;
   /** the traceparent of the session's turn now running, while one runs (tracing on) */
   trace?: string | undefined;
 }

@@ -92,6 +92,7 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
       'day',
       '--expires',
       '30d',
+      '--acp',
     );
     expect(created.code, created.err).toBe(0);
     const secret = /\n {2}(sy-\S+)\n/.exec(created.out)?.[1];
@@ -105,10 +106,17 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
     expect(list.out).toMatch(/cli-app\s+ops\s+sy-\S+…\s+active\s+gpt-\*\s+60 req\/min\s+100000 tokens\/day/);
     expect(list.out).not.toContain(secret);
     const json = JSON.parse(cli('keys', 'list', '--json').out);
-    expect(json.find((k: any) => k.name === 'cli-app')).toMatchObject({ owner: 'ops', models: ['gpt-*'], limits: { requestsPerMin: 60 }, status: 'active' });
+    expect(json.find((k: any) => k.name === 'cli-app')).toMatchObject({
+      owner: 'ops',
+      models: ['gpt-*'],
+      limits: { requestsPerMin: 60 },
+      status: 'active',
+      acp: true,
+    });
 
     const show = cli('keys', 'show', 'cli-app');
     expect(show.out).toMatch(/spent\s+\d+ tokens, [\d.]+ cost in \d{4}-\d\d-\d\d/);
+    expect(show.out).toMatch(/\nacp\s+yes: may start agent tasks\n/);
     expect(cli('keys', 'disable', 'cli-app').out).toMatch(/^key cli-app \(key_[0-9a-f]+\) disabled\n$/);
     expect((await chat(gw.url, secret, ask('gpt-4o-mini'))).status).toBe(401);
     expect(cli('keys', 'enable', 'cli-app').code).toBe(0);

@@ -1,10 +1,11 @@
 /**
- * Who may call /acp/rpc and /acp: the Origin allowlist (`acp.allowedOrigins`) and Bearer auth
- * (`acp.tokens`, constant-time, fail closed). Shared by the HTTP route and the WebSocket upgrade.
+ * Who may call /acp/rpc and /acp: the Origin allowlist (`acp.allowedOrigins`) and Bearer auth (virtual keys
+ * with `acp`, then `acp.tokens`, constant-time, fail closed). Shared by the HTTP route and the WebSocket upgrade.
  */
 import type { IncomingMessage } from 'node:http';
 import { createHash } from 'node:crypto';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
+import { toGatewayError } from '../../wire/errors.js';
 import { AcpRpcError, RPC } from './envelope.js';
 
 /**
@@ -41,19 +42,52 @@ export function checkOrigin(req: IncomingMessage, allowed: readonly string[]): A
   return new AcpRpcError(RPC.FORBIDDEN, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed (acp.allowedOrigins)`, {}, 403);
 }
 
-/** undefined = authorised; else the 401 error. Empty `acp.tokens` refuses everything. */
-export function checkAuth(req: IncomingMessage, tokens: readonly string[]): AcpRpcError | undefined {
+/**
+ * The virtual keys, as `/acp/rpc` consults them (src/keys/service.ts `acpKey`): the key a secret names when it
+ * may start agent tasks, undefined when the secret is no key; throws UNAUTHORIZED (disabled, expired) or
+ * FORBIDDEN (a key created without `acp`).
+ */
+export interface AcpKeys {
+  acpKey(secret: string): Promise<{ id: string } | undefined>;
+}
+
+/** Who an authorised call speaks for (see `authorize`), or the error that refuses it. */
+export type Access = { caller: string } | AcpRpcError;
+
+/**
+ * Bearer auth for /acp/rpc and /acp: a virtual key created with `acp: true` (caller `key:<id>`), else an
+ * `acp.tokens` entry, compared in constant time (caller `token:` and the first 16 hex digits of the token's
+ * SHA-256: the same on every instance sharing the config, never the token itself). Sessions record the caller
+ * (`metadata.caller`); `xworkmate.permissions.list` without a `sessionId` lists the prompts of the caller's
+ * sessions only, and a key's sessions' model traffic is billed to the key. No key and an empty `acp.tokens`
+ * refuse everything (fail closed).
+ */
+export async function authorize(req: IncomingMessage, tokens: readonly string[], keys: AcpKeys | undefined): Promise<Access> {
+  const header = req.headers.authorization;
+  const secret = bearerToken(header);
+  if (secret !== undefined && keys) {
+    try {
+      const key = await keys.acpKey(secret);
+      if (key) return { caller: `key:${key.id}` };
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === 'FORBIDDEN') return new AcpRpcError(RPC.FORBIDDEN, 'FORBIDDEN', e.message, {}, 403);
+      if (e.code === 'UNAUTHORIZED') return new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', e.message, {}, 401);
+      throw err;
+    }
+  }
   if (tokens.length === 0) {
     return new AcpRpcError(
       RPC.UNAUTHORIZED,
       'UNAUTHORIZED',
-      '/acp/rpc is disabled until acp.tokens is configured: add at least one token to acp.tokens in the gateway config',
+      keys
+        ? '/acp/rpc accepts only virtual keys created with acp: true until acp.tokens is configured: send such a key, or add a token to acp.tokens in the gateway config'
+        : '/acp/rpc is disabled until acp.tokens is configured: add at least one token to acp.tokens in the gateway config',
       {},
       401,
     );
   }
-  const header = req.headers.authorization;
-  if (tokenMatches(bearerToken(header), tokens)) return undefined;
+  if (secret !== undefined && tokenMatches(secret, tokens)) return { caller: `token:${createHash('sha256').update(secret).digest('hex').slice(0, 16)}` };
   return new AcpRpcError(
     RPC.UNAUTHORIZED,
     'UNAUTHORIZED',
@@ -61,15 +95,4 @@ export function checkAuth(req: IncomingMessage, tokens: readonly string[]): AcpR
     {},
     401,
   );
-}
-
-/**
- * Who an authorised request speaks for: the `acp.tokens` entry it used, as `token:` and the first 16 hex
- * digits of the token's SHA-256 (the same on every instance sharing the config; never the token itself).
- * Sessions record it (`metadata.caller`); `xworkmate.permissions.list` without a `sessionId` lists the
- * prompts of the caller's sessions only. Call it after `checkAuth` passed.
- */
-export function callerOf(req: IncomingMessage): string | undefined {
-  const t = bearerToken(req.headers.authorization);
-  return t === undefined ? undefined : `token:${createHash('sha256').update(t).digest('hex').slice(0, 16)}`;
 }

@@ -31,9 +31,18 @@ export function createAcp(deps: AcpDeps): Acp {
   const { dispatch, log } = core;
   const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
   const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
-  const http = acpHttpRoute({ tokens: acp.tokens, allowedOrigins: acp.allowedOrigins, maxBodyBytes: deps.maxBodyBytes, dispatch, logger: log, keepaliveMs });
+  const http = acpHttpRoute({
+    tokens: acp.tokens,
+    keys: deps.keys,
+    allowedOrigins: acp.allowedOrigins,
+    maxBodyBytes: deps.maxBodyBytes,
+    dispatch,
+    logger: log,
+    keepaliveMs,
+  });
   const ws = createAcpWs({
     tokens: acp.tokens,
+    keys: deps.keys,
     allowedOrigins: acp.allowedOrigins,
     maxPayloadBytes: deps.maxBodyBytes,
     dispatch,

@@ -12,7 +12,7 @@ import { readBody } from '../respond.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
-import { callerOf, checkAuth, checkOrigin } from './access.js';
+import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
 
@@ -20,6 +20,8 @@ export const DEFAULT_KEEPALIVE_MS = 20_000;
 
 export interface AcpHttpOptions {
   tokens: readonly string[];
+  /** virtual keys created with `acp: true` are accepted too (absent: `tokens` only) */
+  keys?: AcpKeys | undefined;
   allowedOrigins: readonly string[];
   maxBodyBytes: number;
   dispatch: Dispatch;
@@ -86,13 +88,13 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       return true;
     }
 
-    const authErr = checkAuth(req, o.tokens);
-    if (authErr) {
+    const access = await authorize(req, o.tokens, o.keys);
+    if (access instanceof AcpRpcError) {
       req.resume();
-      fail(res, headers, null, authErr);
+      fail(res, headers, null, access);
       return true;
     }
-    const caller = callerOf(req);
+    const caller = access.caller;
     if (isDirect) {
       req.resume();
       fail(

@@ -16,13 +16,15 @@ import type { UpgradeHandler } from '../server.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
-import { callerOf, checkAuth, checkOrigin } from './access.js';
+import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
+  /** virtual keys created with `acp: true` are accepted too (absent: `tokens` only) */
+  keys?: AcpKeys | undefined;
   allowedOrigins: readonly string[];
   /** max message size */
   maxPayloadBytes: number;
@@ -120,18 +122,27 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
 
   return {
     upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
-      const err = checkOrigin(req, o.allowedOrigins) ?? checkAuth(req, o.tokens);
-      if (err) return refuse(socket, err);
-      const resume = resumeOf(req);
-      if (resume instanceof AcpRpcError) return refuse(socket, resume);
-      withWs(
-        ({ WebSocketServer }) => {
-          wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
-          const caller = callerOf(req);
-          wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, caller));
+      const originErr = checkOrigin(req, o.allowedOrigins);
+      if (originErr) return refuse(socket, originErr);
+      authorize(req, o.tokens, o.keys).then(
+        (access) => {
+          if (access instanceof AcpRpcError) return refuse(socket, access);
+          if (socket.destroyed) return; // the client left while its key was looked up
+          const resume = resumeOf(req);
+          if (resume instanceof AcpRpcError) return refuse(socket, resume);
+          withWs(
+            ({ WebSocketServer }) => {
+              wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
+              wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, access.caller));
+            },
+            (e) => {
+              o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
+              socket.destroy();
+            },
+          );
         },
-        (e) => {
-          o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
+        (err: unknown) => {
+          o.logger.error('acp upgrade failed: the key check failed', { error: String(err) });
           socket.destroy();
         },
       );

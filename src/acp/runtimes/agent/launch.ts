@@ -54,8 +54,11 @@ export interface LlmSession {
   home: string;
   /** env to lay over the resolved spec's env (the entry's own `env` still wins: see `launchEnv`) */
   env: Record<string, string>;
-  /** names the ACP session the token belongs to (a warm spare's token is minted before its session exists) */
-  relabel(sessionId: string): void;
+  /**
+   * names the ACP session the token belongs to, and the virtual key that started it (a warm spare's token is
+   * minted before its session exists)
+   */
+  relabel(sessionId: string, keyId: string | undefined): void;
   /** the traceparent of the turn now running (undefined between turns): the token's requests become its children */
   trace(traceparent: string | undefined): void;
   dispose(): Promise<void>;
@@ -85,23 +88,26 @@ export async function wireHome(preset: AgentPresetName, home: string, w: LlmWiri
 }
 
 /** Creates the private folder, mints the token, writes the preset's config files. */
-export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId: string, modelOverride?: string): Promise<LlmSession> {
+export async function openLlmSession(a: AgentConfig, ctx: LlmContext, sessionId: string, modelOverride?: string, keyId?: string): Promise<LlmSession> {
   if (!a.preset || !a.llm) throw new Error(`acp.agents "${a.id}": llm needs a preset`);
   const gatewayUrl = ctx.gatewayUrl();
   if (!gatewayUrl) throw new Error('the gateway URL is not known yet');
   const home = path.join(ctx.homeRoot, `${safeFolderName(sessionId).slice(0, 80)}-${randomBytes(4).toString('hex')}`);
   // role routing may choose another model than `llm.model`: the token pins the agent to that one
   const model = modelOverride ?? a.llm.model;
-  const token = ctx.tokens.mint({ model, sessionId, agentId: a.id });
+  const token = ctx.tokens.mint({ model, sessionId, agentId: a.id, keyId });
   try {
     const env = await wireHome(a.preset, home, { gatewayUrl, token, model });
     let disposed = false;
     return {
       home,
       env,
-      relabel(sessionId) {
-        const grant = ctx.tokens.lookup(token); // the registry's own record: its sessionId names the principal
-        if (grant) grant.sessionId = sessionId;
+      relabel(sessionId, keyId) {
+        const grant = ctx.tokens.lookup(token); // the registry's own record: its sessionId (and key) name the principal
+        if (grant) {
+          grant.sessionId = sessionId;
+          grant.keyId = keyId;
+        }
       },
       trace(traceparent) {
         const grant = ctx.tokens.lookup(token);

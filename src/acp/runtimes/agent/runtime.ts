@@ -66,12 +66,12 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     let agent = ctx.permissionPolicy ? { ...o.agent, permissions: ctx.permissionPolicy } : o.agent;
     const withLlm = o.config?.llm !== undefined && o.llm !== undefined;
     // an llm session's later processes share its first one's folder: only the first can be a spare
-    const booted = withLlm && llm ? undefined : await o.warm?.take(ctx.sessionId, ctx.bindModel);
+    const booted = withLlm && llm ? undefined : await o.warm?.take(ctx.sessionId, ctx.bindModel, ctx.keyId);
     if (booted?.llm) llm = Promise.resolve(booted.llm);
     if (booted) replenish = booted.replenish;
     if (o.config?.llm && o.llm) {
       // role routing chose the model: the session token pins the agent's every model request to it
-      const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel));
+      const pending = (llm ??= openLlmSession(o.config, o.llm, ctx.sessionId, ctx.bindModel, ctx.keyId));
       const l = await pending.catch((err: unknown) => {
         if (llm === pending) llm = undefined; // the next turn tries again
         throw err;

@@ -8,7 +8,7 @@
  *   eviction, never while a session waits for one). Spares are the first stopped when a session needs a slot
  *   at the cap; a pool short of slots refills when a slot is given back.
  * - take() hands a ready spare (process, peer, slot; with `llm` its private folder and token, relabelled with
- *   the session id) to a session; its replacement starts in the background once the session's first update is
+ *   the session id and the virtual key that started it, which the token's traffic is then billed to) to a session; its replacement starts in the background once the session's first update is
  *   out (a spawn blocks the event loop for a moment: not in the path the spare saves). With none ready but one
  *   still booting, the session waits for that one (already part-way through its start, it is never slower than
  *   a fresh spawn); each booting spare is claimed by one session at most. None at all: the session spawns cold.
@@ -185,13 +185,13 @@ export class WarmPool {
    * the one spares' tokens are minted for). A replacement starts in the background. Every call counts, in
    * status(), as `taken` or `cold`.
    */
-  async take(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
-    const taken = await this.claim(sessionId, model);
+  async take(sessionId: string, model?: string, keyId?: string): Promise<TakenSpare | undefined> {
+    const taken = await this.claim(sessionId, model, keyId);
     if (!taken) this.counts.cold++;
     return taken;
   }
 
-  private async claim(sessionId: string, model?: string): Promise<TakenSpare | undefined> {
+  private async claim(sessionId: string, model?: string, keyId?: string): Promise<TakenSpare | undefined> {
     const pinned = this.o.config.llm?.model;
     if (this.closed || (pinned !== undefined && model !== undefined && model !== pinned)) return undefined;
     let s = this.ready.find((x) => !x.claimed && !x.proc?.exit && !x.peer?.closed);
@@ -211,7 +211,7 @@ export class WarmPool {
     this.spares.delete(s);
     this.failures = 0;
     this.counts.taken++;
-    s.llm?.relabel(sessionId);
+    s.llm?.relabel(sessionId, keyId);
     this.o.log.info('warm agent process taken', { agent: this.o.config.id, session: sessionId, pid: s.proc?.pid });
     // the replacement waits for the taker's first update (replenish), at most REPLENISH_AFTER_MS
     let done = false;
