@@ -3,6 +3,7 @@
  * docs/benchmarks.md ("Hot-path changes and what each bought") records it.
  *
  *   node dist-bench/ab-builds.js <checkout> [<checkout> …] [--mode ns|st|both] [--rounds 3] [--duration 4] [--connections 50]
+ *                                [--steps 1,2,3,4,5]
  *
  * Each <checkout> is a built checkout of this repository (its `bin/switchyard` runs its `dist/`), e.g. a
  * `git worktree` of the commit before a change. One mock upstream and one bare pass-through serve every build;
@@ -11,6 +12,10 @@
  * of them alike. Besides req/s (wrk, like the harness) it reports each process's own CPU time per request
  * (utime + stime from /proc/<pid>/stat over the round ÷ requests served): on a shared machine that moves much
  * less with the neighbours' load than req/s does. Linux only (it reads /proc); needs wrk on PATH.
+ *
+ * `--steps` adds, after the bare pass-through, the same pass-through with a gateway's essential per-request
+ * work added step by step (bench/bare-proxy.ts lists the steps), each its own process: what that work costs,
+ * read against the floor and against the builds.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,10 +31,11 @@ interface Args {
   rounds: number;
   duration: number;
   connections: number;
+  steps: number[];
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { checkouts: [], modes: [false, true], rounds: 3, duration: 4, connections: 50 };
+  const a: Args = { checkouts: [], modes: [false, true], rounds: 3, duration: 4, connections: 50, steps: [] };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i]!;
     const next = () => argv[++i] ?? '';
@@ -37,6 +43,7 @@ function parse(argv: string[]): Args {
     else if (v === '--rounds') a.rounds = Number(next());
     else if (v === '--duration') a.duration = Number(next());
     else if (v === '--connections') a.connections = Number(next());
+    else if (v === '--steps') a.steps = next().split(',').map(Number);
     else a.checkouts.push(resolve(v));
   }
   if (a.checkouts.length === 0) throw new Error('usage: ab-builds <checkout> [<checkout> …] [--mode ns|st|both] [--rounds N] [--duration S]');
@@ -66,13 +73,18 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-ab-'));
   const mock = await startMockUpstream({ chunks: 20, pacedChunkMs: 20, slowChunkMs: 250 });
   const bare = await startBareProxy(mock.url);
+  const steps = await Promise.all(a.steps.map((s) => startBareProxy(mock.url, 10_000, s)));
   const gws: Array<{ name: string; url: string; pid: number; gw: GatewayProcess }> = [];
   try {
     for (const [i, c] of a.checkouts.entries()) {
       const g = await startGateway(c, dir, i, mock.url);
       gws.push({ name: c, url: g.url, pid: g.proc.pid!, gw: g });
     }
-    const targets = [{ name: 'bare pass-through', url: bare.url, pid: bare.pid }, ...gws];
+    const targets = [
+      { name: 'bare pass-through', url: bare.url, pid: bare.pid },
+      ...steps.map((s, i) => ({ name: `bare + steps 1–${a.steps[i]}`, url: s.url, pid: s.pid })),
+      ...gws,
+    ];
     for (const stream of a.modes) {
       const body = JSON.stringify({
         model: MOCK_MODELS.fast,
@@ -99,6 +111,7 @@ async function main(): Promise<void> {
   } finally {
     for (const g of gws) await g.gw.stop();
     await bare.stop();
+    for (const s of steps) await s.stop();
     await mock.stop();
     rmSync(dir, { recursive: true, force: true });
   }
