@@ -70,7 +70,7 @@ export interface AcpCore {
   /** the method table every transport serves */
   dispatch: Dispatch;
   /** resume: a session's updates after `afterSeq`, then its live ones, until the returned function is called */
-  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void>;
+  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
   /** config reload: rebuilds the runtime table from the (already replaced) `acp.agents` / `acp.gateways` */
@@ -258,7 +258,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   return {
     dispatch,
-    follow: (sessionId, afterSeq, push) => runner.follow(sessionId, afterSeq, push),
+    follow: (sessionId, afterSeq, push, caller) => runner.follow(sessionId, afterSeq, push, caller),
     log,
     drain: (graceMs) => runner.drain(graceMs),
     reconfigure: build,

@@ -27,7 +27,7 @@ export interface RemoteSessions {
    */
   call(peerId: string, method: string, params: Record<string, unknown>, notify: (params: Record<string, unknown>) => void, hops?: string[]): Promise<unknown>;
   /** records here that the session lives on the peer */
-  recordRemote(sessionId: string, peerId: string, target: SessionTarget, threadId: string): Promise<void>;
+  recordRemote(sessionId: string, peerId: string, target: SessionTarget, threadId: string, caller: string | undefined): Promise<void>;
 }
 
 /** How a call that came over the bridge from a peer is served (peers.ts). */
@@ -220,6 +220,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     opts: DispatchOptions,
     here: () => Promise<unknown>,
   ): Promise<unknown> => {
+    await deps.runner.assertReach(sessionId, ctx.caller);
     const fwd = await ownerOf(sessionId);
     if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
     return here();
@@ -239,6 +240,8 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     health: async () => ({ status: 'ok', version: VERSION }),
     'session.start': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
+      // a key may not restart (and so take over) a session another caller started
+      await deps.runner.assertReach(sessionId, ctx.caller);
       const threadId = optString(p, 'threadId') ?? sessionId;
       const text = prompt(p, maxPrompt);
       const wd = workingDirectory(p);
@@ -275,7 +278,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       if (peer && remote) {
         // the runtime is a peer's: the session lives there from now on; this gateway keeps a pointer
         await deps.runner.close(sessionId);
-        await remote.recordRemote(sessionId, peer, target, threadId);
+        await remote.recordRemote(sessionId, peer, target, threadId, callerOfCall(ctx, opts));
         if (!role) return remote.call(peer, 'session.start', p, sinkOf(ctx));
         // our policy chose the runtime and model: the peer runs exactly that (its own policy is not asked)
         const out = await remote.call(peer, 'session.start', explicitStart(p, target), sinkOf(ctx));

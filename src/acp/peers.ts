@@ -103,7 +103,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
       if ('error' in out) throw fromBridgeRpcError(out.error);
       return out.result;
     },
-    async recordRemote(sessionId, peerId, target, threadId) {
+    async recordRemote(sessionId, peerId, target, threadId, caller) {
       const pointer = markMoved(
         newSession({
           id: sessionId,
@@ -111,7 +111,7 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
           ownerGatewayId: peerId,
           target,
           threadId,
-          metadata: { source: 'acp', runsOnPeer: true },
+          metadata: { source: 'acp', runsOnPeer: true, ...(caller ? { caller } : {}) },
         }),
         peerId,
       );

@@ -218,9 +218,27 @@ export class TurnRunner {
     return { items: await this.permissions.list(sessionId, caller) };
   }
 
-  /** Resume: the session's updates after `afterSeq` from the log, then its live ones (see UpdateLog.follow). */
-  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void): Promise<() => void> {
+  /**
+   * Resume: the session's updates after `afterSeq` from the log, then its live ones (see UpdateLog.follow).
+   * A key's caller may follow only the sessions it started (see `assertReach`).
+   */
+  async follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string): Promise<() => void> {
+    await this.assertReach(sessionId, caller);
     return this.updates.follow(sessionId, afterSeq, push);
+  }
+
+  /**
+   * A virtual key's calls reach only the sessions that key started (their record's, or pointer's,
+   * `metadata.caller`); `acp.tokens` callers and bridge peers reach every session, and a session nobody has
+   * recorded yet may be started by anyone. FORBIDDEN otherwise.
+   */
+  async assertReach(sessionId: string, caller: string | undefined): Promise<void> {
+    if (!caller?.startsWith('key:')) return;
+    const rec = await this.o.store.get(sessionId);
+    if (!rec || rec.metadata.caller === caller) return;
+    throw new GatewayError('FORBIDDEN', `session "${sessionId}" was started by another caller: a virtual key reaches only the sessions it started`, {
+      details: { sessionId },
+    });
   }
 
   /** session.close: ends the runtime session, cancels what is running or queued, marks the record closed. */

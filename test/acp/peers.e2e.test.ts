@@ -113,6 +113,29 @@ describe('peer-shared runtimes', () => {
     expect(r2).toMatchObject({ type: 'bridge-error', code: 'AGENT_NOT_SHARED' });
     expect((await adminGet(b.url, '/admin/sessions')).sessions.map((s: any) => s.id)).not.toContain('x1');
   });
+
+  it("a virtual key's session on a peer's runtime stays the key's: it continues it, another key is refused", async () => {
+    const createKey = async (name: string) => {
+      const res = await fetch(`${a.url}/admin/keys`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, acp: true }),
+      });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { secret: string }).secret;
+    };
+    const mine = await createKey('peer-app');
+    const other = await createKey('peer-other');
+    const routing = { routingMode: 'explicit', explicitExecutionTarget: 'gateway', preferredGatewayProviderId: 'b-chat' };
+    expect((await acpRpc(a.url, mine, 'session.start', { sessionId: 'pk1', taskPrompt: 'first', routing })).result).toMatchObject({ success: true });
+    // A keeps a pointer to the peer's session; it records the key, so the key's next call reaches the peer
+    expect((await adminGet(a.url, '/admin/sessions/pk1')).session).toMatchObject({ status: 'moved', metadata: { caller: expect.stringMatching(/^key:key_/) } });
+    const next = await acpRpc(a.url, mine, 'session.message', { sessionId: 'pk1', taskPrompt: 'second' });
+    expect(next.result).toMatchObject({ success: true });
+    expect(next.result.output).toContain('second');
+    const refused = await acpRpc(a.url, other, 'session.message', { sessionId: 'pk1', taskPrompt: 'not yours' });
+    expect(refused.error).toMatchObject({ data: { code: 'FORBIDDEN' } });
+  });
 });
 
 describe('forwarding after a transfer', () => {

@@ -197,6 +197,53 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     await expect(Promise.resolve(gw.keys.admit({ ...principal, keyId: k.id }, 'gpt-4o-mini'))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
   });
 
+  it('a key reaches only the sessions it started, on every method and the WebSocket resume; acp.tokens reach every session', async () => {
+    const a = await createKey(gw.url, { name: 'tenant-a', acp: true });
+    const b = await createKey(gw.url, { name: 'tenant-b', acp: true });
+    up.enqueue(used(1, 1));
+    expect((await start(a.secret, 'iso-1', 'hello', chatTask)).result).toMatchObject({ success: true, output: 'from the upstream' });
+
+    const refused = async (method: string, params: Record<string, unknown>) => {
+      const r = await rpc(gw.url, b.secret, method, { sessionId: 'iso-1', ...params });
+      expect(r.error, `${method}: ${JSON.stringify(r)}`).toMatchObject({ code: -32003, data: { code: 'FORBIDDEN', sessionId: 'iso-1' } });
+      expect(JSON.stringify(r)).not.toContain('from the upstream');
+    };
+    await refused('session.message', { taskPrompt: 'mine now' });
+    await refused('session.start', { taskPrompt: 'take it over', routing: chatTask });
+    await refused('xworkmate.tasks.get', {});
+    await refused('xworkmate.tasks.get', { afterSeq: 0 });
+    await refused('xworkmate.permissions.list', {});
+    await refused('xworkmate.permissions.respond', { requestId: 'perm-x', decision: 'cancel' });
+    await refused('session.cancel', {});
+    await refused('session.close', {});
+
+    // the session is untouched: its key continues it, and an acp.tokens token (the operator's) reaches it too
+    up.enqueue(used(1, 1));
+    expect((await message(a.secret, 'iso-1', 'still mine')).result).toMatchObject({ success: true });
+    expect((await rpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId: 'iso-1' })).result).toMatchObject({ sessionId: 'iso-1', status: 'completed' });
+    // a key starts sessions of its own as before
+    up.enqueue(used(1, 1));
+    expect((await start(b.secret, 'iso-2', 'hello', chatTask)).result).toMatchObject({ success: true });
+
+    // the WebSocket resume: the other key is told FORBIDDEN and the socket closes with 1008; the owner gets the log
+    const resume = (secret: string) =>
+      new Promise<{ messages: any[]; code: number }>((resolve, reject) => {
+        const messages: any[] = [];
+        const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp?sessionId=iso-1&afterSeq=0`, { headers: { authorization: `Bearer ${secret}` } });
+        ws.on('message', (d) => {
+          messages.push(JSON.parse(String(d)));
+          if (messages.some((m) => m.method === 'session.update')) ws.close();
+        });
+        ws.once('close', (code) => resolve({ messages, code }));
+        ws.once('error', reject);
+      });
+    const other = await resume(b.secret);
+    expect(other.code).toBe(1008);
+    expect(other.messages).toEqual([expect.objectContaining({ error: expect.objectContaining({ data: expect.objectContaining({ code: 'FORBIDDEN' }) }) })]);
+    const owner = await resume(a.secret);
+    expect(owner.messages.some((m) => m.method === 'session.update' && m.params.sessionId === 'iso-1')).toBe(true);
+  });
+
   it("a warm spare taken by a key's session bills that key", async () => {
     await waitFor(() => gw.logs.some((l) => l.includes('warm agent process ready') && l.includes('hermes-warm')), 'the warm spare', 20_000);
     const k = await createKey(gw.url, { name: 'warm-app', acp: true });

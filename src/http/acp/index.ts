@@ -46,7 +46,7 @@ export function createAcp(deps: AcpDeps): Acp {
     allowedOrigins: acp.allowedOrigins,
     maxPayloadBytes: deps.maxBodyBytes,
     dispatch,
-    follow: (sessionId, afterSeq, push) => core.follow(sessionId, afterSeq, push),
+    follow: (sessionId, afterSeq, push, caller) => core.follow(sessionId, afterSeq, push, caller),
     logger: log,
   });
 

@@ -90,9 +90,17 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
         closed = true;
         stop?.();
       });
-      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params))).then(
+      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params)), caller).then(
         (s) => (closed ? s() : (stop = s)),
-        (err: unknown) => o.logger.warn('acp resume failed', { sessionId: resume.sessionId, error: String(err) }),
+        (err: unknown) => {
+          // a key resuming a session another caller started: told so, and the socket closes (policy violation)
+          if (err instanceof GatewayError && err.code === 'FORBIDDEN') {
+            send(errorEnvelope(null, err));
+            ws.close(1008, 'session not reachable with this key');
+            return;
+          }
+          o.logger.warn('acp resume failed', { sessionId: resume.sessionId, error: String(err) });
+        },
       );
     }
     ws.on('message', (data, isBinary) => {
