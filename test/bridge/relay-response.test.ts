@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { adminGet, cleanupDirs, startGw, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startBridgedPair, waitFor } from '../helpers/env.js';
 import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const TOKEN = 'relay-bridge-token-31415';
@@ -31,15 +31,11 @@ let b: Gateway & { logs: string[] };
 
 beforeAll(async () => {
   upstream = await startFixedReplyUpstream(() => BODY);
-  b = await startGw({
-    gateway: { id: 'gw_relay_b', name: 'relay-b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['up'] } },
-    channels: [{ name: 'up', provider: 'openai', baseUrl: upstream.baseUrl, apiKey: 'sk-up', models: ['relay-model'] }],
-  });
-  a = await startGw({
-    gateway: { id: 'gw_relay_a', name: 'relay-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
-    channels: [],
-  });
-  await waitForBridgeOpen(a.url, ADMIN);
+  ({ a, b } = await startBridgedPair(
+    'relay',
+    { provider: 'openai', baseUrl: upstream.baseUrl, apiKey: 'sk-up', models: ['relay-model'] },
+    { token: TOKEN, admin: ADMIN },
+  ));
 });
 
 afterAll(async () => {

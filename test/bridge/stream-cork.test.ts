@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { cleanupDirs, startGw, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, startBridgedPair } from '../helpers/env.js';
 
 const TOKEN = 'cork-bridge-token-16180';
 const ADMIN = 'cork-admin-token-14142';
@@ -43,15 +43,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const baseUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`;
-  b = await startGw({
-    gateway: { id: 'gw_cork_b', name: 'cork-b', bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['up'] } },
-    channels: [{ name: 'up', provider: 'openai', baseUrl, apiKey: 'sk-up', models: ['cork-model'] }],
-  });
-  a = await startGw({
-    gateway: { id: 'gw_cork_a', name: 'cork-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
-    channels: [],
-  });
-  await waitForBridgeOpen(a.url, ADMIN);
+  ({ a, b } = await startBridgedPair('cork', { provider: 'openai', baseUrl, apiKey: 'sk-up', models: ['cork-model'] }, { token: TOKEN, admin: ADMIN }));
 });
 
 afterAll(async () => {

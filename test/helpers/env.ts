@@ -161,6 +161,33 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Two gateways in this process: B shares its one channel (`channel`, named `up`) with A over a bridge dialled
+ * with `token`; A's admin API takes `admin`. Resolves once the link is open. Ids and names are `gw_<prefix>_a`,
+ * `<prefix>-a` (and b).
+ */
+export async function startBridgedPair(
+  prefix: string,
+  channel: Record<string, unknown>,
+  o: { token: string; admin: string },
+): Promise<{ a: Gateway & { logs: string[] }; b: Gateway & { logs: string[] } }> {
+  const b = await startGw({
+    gateway: { id: `gw_${prefix}_b`, name: `${prefix}-b`, bridge: { enabled: true, allowedTokens: [o.token], shareChannels: ['up'] } },
+    channels: [{ ...channel, name: 'up' }],
+  });
+  const a = await startGw({
+    gateway: {
+      id: `gw_${prefix}_a`,
+      name: `${prefix}-a`,
+      admin: { token: o.admin },
+      bridges: [{ name: 'b', url: wsUrl(b.url), token: o.token, reconnectInterval: 100 }],
+    },
+    channels: [],
+  });
+  await waitForBridgeOpen(a.url, o.admin);
+  return { a, b };
+}
+
 /** Starts a gateway in this process (port 0, store in a temp dir, logs kept in memory). */
 export async function startGw(raw: {
   gateway?: Record<string, unknown>;
