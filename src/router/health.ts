@@ -9,6 +9,11 @@
  * - the ejection multiplier is forgotten after a quiet `maxEjectionMs` of good service.
  * Never ejecting everything ("panic") is the router's decision: it sees all candidates of a model.
  * Pure apart from the injected clock.
+ *
+ * The window is counted in `WINDOW_BUCKETS` time slots (`RollingWindow`): a request costs two increments, not
+ * an object kept for `windowMs` (at 8,000 req/s and the default 30 s that was 240,000 objects per candidate,
+ * each promoted to the old generation), and a candidate's memory is fixed whatever its load. The price is
+ * resolution: an event leaves the window within one slot (`windowMs / 20`) of its age reaching `windowMs`.
  */
 export interface HealthConfig {
   consecutiveFailures: number;
@@ -37,7 +42,7 @@ export interface HealthSnapshot {
 interface Entry {
   state: HealthState;
   consecutive: number;
-  events: Array<{ t: number; ok: boolean }>;
+  window: RollingWindow;
   ejections: number;
   ejectedUntil: number;
   lastEjectedAt: number;
@@ -63,7 +68,7 @@ export class HealthTracker {
       e = {
         state: 'healthy',
         consecutive: 0,
-        events: [],
+        window: new RollingWindow(this.cfg.windowMs),
         ejections: 0,
         ejectedUntil: 0,
         lastEjectedAt: 0,
@@ -80,13 +85,6 @@ export class HealthTracker {
     const from = e.state;
     e.state = to;
     if (from !== to) this.onChange?.(id, from, to, why);
-  }
-
-  private prune(e: Entry, t: number): void {
-    const cutoff = t - this.cfg.windowMs;
-    let i = 0;
-    while (i < e.events.length && e.events[i]!.t < cutoff) i++;
-    if (i > 0) e.events.splice(0, i);
   }
 
   /** May this candidate take a request now? Half-open candidates take one probe at a time. */
@@ -114,25 +112,25 @@ export class HealthTracker {
   succeeded(id: string): void {
     const e = this.entry(id);
     const t = this.now();
-    this.prune(e, t);
-    e.events.push({ t, ok: true });
     e.consecutive = 0;
     if (e.state !== 'healthy') {
+      // back in service with a clean window: the failures that ejected it are not held against it again
+      e.window.clear();
+      e.window.add(t, true);
       e.probeInFlight = false;
       e.ejectedUntil = 0;
-      e.events = [{ t, ok: true }];
       this.setState(id, e, 'healthy', 'probe succeeded');
-    } else if (e.ejections > 0 && t - e.lastEjectedAt > this.cfg.maxEjectionMs) {
-      e.ejections = 0;
+      return;
     }
+    e.window.add(t, true);
+    if (e.ejections > 0 && t - e.lastEjectedAt > this.cfg.maxEjectionMs) e.ejections = 0;
   }
 
   /** A failure that says something about the candidate (not the client's fault, not a cancel). */
   failed(id: string, error: string, retryAfterSec?: number): void {
     const e = this.entry(id);
     const t = this.now();
-    this.prune(e, t);
-    e.events.push({ t, ok: false });
+    e.window.add(t, false);
     e.consecutive++;
     e.lastError = error;
     e.probeInFlight = false;
@@ -141,9 +139,10 @@ export class HealthTracker {
       return this.eject(id, e, t, Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000), `upstream asked to retry after ${retryAfterSec}s`);
     if (e.state !== 'healthy') return this.eject(id, e, t, undefined, 'probe failed');
     if (e.consecutive >= this.cfg.consecutiveFailures) return this.eject(id, e, t, undefined, `${e.consecutive} consecutive failures`);
-    const failures = e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0);
-    if (e.events.length >= this.cfg.minRequests && failures / e.events.length >= this.cfg.failureRatio) {
-      this.eject(id, e, t, undefined, `${failures}/${e.events.length} failed in the last ${this.cfg.windowMs} ms`);
+    const requests = e.window.requests(t);
+    const failures = e.window.failures(t);
+    if (requests >= this.cfg.minRequests && failures / requests >= this.cfg.failureRatio) {
+      this.eject(id, e, t, undefined, `${failures}/${requests} failed in the last ${this.cfg.windowMs} ms`);
     }
   }
 
@@ -163,12 +162,12 @@ export class HealthTracker {
     const e = this.entries.get(id);
     if (!e)
       return { state: 'healthy', consecutiveFailures: 0, windowRequests: 0, windowFailures: 0, ejections: 0, ejectedUntil: 0, lastError: null, reason: null };
-    this.prune(e, this.now());
+    const t = this.now();
     return {
       state: e.state,
       consecutiveFailures: e.consecutive,
-      windowRequests: e.events.length,
-      windowFailures: e.events.reduce((n, x) => n + (x.ok ? 0 : 1), 0),
+      windowRequests: e.window.requests(t),
+      windowFailures: e.window.failures(t),
       ejections: e.ejections,
       ejectedUntil: e.state === 'healthy' ? 0 : e.ejectedUntil,
       lastError: e.lastError,
@@ -178,5 +177,62 @@ export class HealthTracker {
 
   forget(id: string): void {
     this.entries.delete(id);
+  }
+}
+
+export const WINDOW_BUCKETS = 20;
+
+/**
+ * Requests and failures over the last `windowMs`, kept as counts in `WINDOW_BUCKETS` slots of `windowMs / 20`
+ * each (a ring: a slot is reused, and zeroed, when its time comes round again). Recording is O(1) and
+ * allocates nothing; reading sums the slots that are still in the window. Written here rather than taken from
+ * a circuit-breaker library (opossum's rolling stats, for one) because those bring their own breaker state
+ * machine and event emitters; this is the counting part only, ~30 lines.
+ */
+export class RollingWindow {
+  private readonly slotMs: number;
+  /** the slot number (time ÷ slotMs) each slot holds counts for; -Infinity = none */
+  private readonly epochs = new Float64Array(WINDOW_BUCKETS).fill(-Infinity);
+  private readonly oks = new Uint32Array(WINDOW_BUCKETS);
+  private readonly fails = new Uint32Array(WINDOW_BUCKETS);
+
+  constructor(windowMs: number) {
+    this.slotMs = Math.max(1, Math.ceil(windowMs / WINDOW_BUCKETS));
+  }
+
+  add(t: number, ok: boolean): void {
+    const n = Math.floor(t / this.slotMs);
+    const i = n % WINDOW_BUCKETS;
+    if (this.epochs[i] !== n) {
+      this.epochs[i] = n;
+      this.oks[i] = 0;
+      this.fails[i] = 0;
+    }
+    if (ok) this.oks[i]!++;
+    else this.fails[i]!++;
+  }
+
+  requests(t: number): number {
+    return this.sum(t, true);
+  }
+
+  failures(t: number): number {
+    return this.sum(t, false);
+  }
+
+  clear(): void {
+    this.epochs.fill(-Infinity);
+    this.oks.fill(0);
+    this.fails.fill(0);
+  }
+
+  private sum(t: number, all: boolean): number {
+    const n = Math.floor(t / this.slotMs);
+    let total = 0;
+    for (let i = 0; i < WINDOW_BUCKETS; i++) {
+      const e = this.epochs[i]!;
+      if (e > n - WINDOW_BUCKETS && e <= n) total += this.fails[i]! + (all ? this.oks[i]! : 0);
+    }
+    return total;
   }
 }

@@ -2,10 +2,12 @@
 import { GatewayError } from '../wire/errors.js';
 import type { ChannelConfig } from '../config/schema.js';
 import type { ChannelProvider } from '../providers/provider.js';
-import type { AttemptOptions, Candidate } from './candidate.js';
+import type { AttemptOptions, Candidate, CandidateLoad } from './candidate.js';
 
 export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Candidate {
   const upstreamModel = (m: string) => ch.modelMap[m] ?? m;
+  // a local channel's load never changes (the router counts its in-flight requests): one object, read per request
+  const load: CandidateLoad = Object.freeze({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 });
   return {
     id: `local/${ch.name}`,
     channel: ch.name,
@@ -16,7 +18,7 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     weight: ch.weight,
     capabilities: provider.capabilities,
     pricing: ch.pricing,
-    load: () => ({ inflight: 0, maxConcurrent: ch.maxConcurrent, latencyMsEwma: 0 }),
+    load: () => load,
     chat: (req, opts: AttemptOptions) => {
       const model = upstreamModel(req.model);
       return provider.chat(model === req.model ? req : { ...req, model }, opts);

@@ -16,7 +16,7 @@ import type { ChatReply } from '../providers/chat-reply.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
 import type { AttemptOptions, Candidate, RouteOptions } from './candidate.js';
-import { pick, type Scored, type Strategy } from './select.js';
+import { pick, type Scored, type SelectOptions, type Strategy } from './select.js';
 import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState } from './health.js';
 
 /**
@@ -77,7 +77,10 @@ export class Router {
   panics = 0;
   observer: RouterObserver | undefined;
 
+  private readonly selectOptions: SelectOptions;
+
   constructor(private readonly opts: RouterOptions) {
+    this.selectOptions = { strategy: opts.strategy, preferLocal: opts.preferLocal, random: opts.random };
     this.health = new HealthTracker(opts.health, opts.now, (id, from, to, why) => {
       opts.logger[to === 'ejected' ? 'warn' : 'info']('candidate health changed', { candidate: id, from, to, why });
       this.observer?.healthChanged(id, from, to);
@@ -177,11 +180,17 @@ export class Router {
   private score(c: Candidate): Scored {
     const s = this.stats.get(c.id)!;
     const l = c.load();
-    return { candidate: c, inflight: Math.max(s.inflight, l.inflight), capacity: l.maxConcurrent, latencyMsEwma: s.latencyMsEwma || l.latencyMsEwma };
+    return {
+      candidate: c,
+      inflight: Math.max(s.inflight, l.inflight),
+      capacity: l.maxConcurrent,
+      latencyMsEwma: s.latencyMsEwma || l.latencyMsEwma,
+      healthy: l.healthy,
+    };
   }
 
   private eligible(s: Scored): boolean {
-    return this.health.eligible(s.candidate.id) && s.candidate.load().healthy !== false;
+    return this.health.eligible(s.candidate.id) && s.healthy !== false;
   }
 
   /**
@@ -197,12 +206,14 @@ export class Router {
     kind: 'chat' | 'embeddings',
     sessionId?: string,
   ): { chosen?: Scored; saturated: number; panic: boolean } {
-    const usable = list.filter((c) => kind === 'chat' || c.capabilities.embeddings);
-    let fresh = usable.filter((c) => !failed.has(c.id));
+    // `keep` returns its input when nothing is filtered out: the usual request (nothing failed, everyone healthy
+    // and open, one tier) allocates the scored list and nothing else here
+    const usable = kind === 'chat' ? list : keep(list, (c) => c.capabilities.embeddings);
+    let fresh = failed.size === 0 ? usable : keep(usable, (c) => !failed.has(c.id));
     // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
     if (fresh.length === 0) fresh = usable;
     const scored = fresh.map((c) => this.score(c));
-    let healthy = scored.filter((x) => this.eligible(x));
+    let healthy = keep(scored, (x) => this.eligible(x));
     let panic = false;
     if (healthy.length === 0 && scored.length > 0) {
       const everyoneEjected = usable.every((c) => !this.eligible(this.score(c)));
@@ -213,7 +224,7 @@ export class Router {
         healthy = scored;
       }
     }
-    const open = healthy.filter((x) => x.inflight < x.capacity);
+    const open = keep(healthy, (x) => x.inflight < x.capacity);
     // A candidate due for its half-open probe gets the next request, so recovery never waits on luck; if the
     // probe fails before the first byte the request is retried elsewhere like any other failure.
     const probe = panic ? undefined : open.find((x) => this.health.probeDue(x.candidate.id));
@@ -224,9 +235,9 @@ export class Router {
       const sticky = fresh && open.find((x) => x.candidate.id === a.id);
       if (sticky) return { chosen: sticky, saturated: scored.length - open.length, panic };
     }
-    const local = open.filter((x) => !x.candidate.peer || x.candidate.peer.loadBalance);
+    const local = keep(open, (x) => !x.candidate.peer || x.candidate.peer.loadBalance);
     const pool = local.some((x) => !x.candidate.peer) ? local : open;
-    const chosen = pick(pool, { strategy: this.opts.strategy, preferLocal: this.opts.preferLocal, random: this.opts.random });
+    const chosen = pick(pool, this.selectOptions);
     return { chosen, saturated: healthy.length - open.length, panic };
   }
 
@@ -297,9 +308,9 @@ export class Router {
           why: `${panic ? 'PANIC (all ejected), ' : ''}${this.opts.strategy}, tier ${c.priority}, utilisation ${(chosen.inflight / chosen.capacity).toFixed(2)}`,
         });
       try {
-        const out = await this.attempt(c, req, opts);
+        const out = await this.attempt(c, req, opts, attempt);
         this.remember(opts.sessionId, c);
-        return { ...out, attempts: attempt };
+        return out;
       } catch (err) {
         const e = toGatewayError(err);
         if (e.code === 'CANCELLED' || isCancelled(opts)) throw e;
@@ -314,11 +325,7 @@ export class Router {
   }
 
   /** One attempt on one candidate, under the first-byte timeout. Resolves at the commit point. */
-  private async attempt(
-    c: Candidate,
-    req: ChatRequest,
-    opts: RouteOptions,
-  ): Promise<Omit<Extract<RoutedChat, { stream: true }>, 'attempts'> | Omit<Extract<RoutedChat, { stream: false }>, 'attempts'>> {
+  private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions, attempts: number): Promise<RoutedChat> {
     const g = this.firstByteGuard(c, opts);
     const span = this.observer?.attemptStarted(c, req.model, opts);
     const t = this.track(c, span);
@@ -328,7 +335,7 @@ export class Router {
         g.stopTimer();
         g.release();
         t.done(true);
-        return { stream: false, reply: out, candidate: c };
+        return { stream: false, reply: out, candidate: c, attempts };
       }
       const it: ChunkStream = out.chunks[Symbol.asyncIterator]();
       const first = await it.next();
@@ -338,6 +345,7 @@ export class Router {
         first: first.done ? undefined : first.value,
         rest: first.done ? emptyIterator(t, g.release) : this.guard(it, c, g.ac, t, g.release),
         candidate: c,
+        attempts,
       };
     } catch (err) {
       const e = g.error(err);
@@ -497,9 +505,7 @@ export class Router {
   }
 
   async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
-    const c = this.servable(channel, req.model);
-    const out = await this.attempt(c, req, opts);
-    return { ...out, attempts: 1 };
+    return this.attempt(this.servable(channel, req.model), req, opts, 1);
   }
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse> {
@@ -515,6 +521,12 @@ export class Router {
       throw e;
     }
   }
+}
+
+/** `list` itself when every element passes `pred`, else a filtered copy: no allocation in the usual case. */
+function keep<T>(list: T[], pred: (x: T) => boolean): T[] {
+  for (let i = 0; i < list.length; i++) if (!pred(list[i]!)) return list.filter(pred);
+  return list;
 }
 
 function isCancelled(opts: RouteOptions): boolean {

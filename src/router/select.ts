@@ -16,6 +16,8 @@ export interface Scored {
   inflight: number;
   capacity: number;
   latencyMsEwma: number;
+  /** the candidate's own word on its health (a peer's announcement); absent = no opinion */
+  healthy?: boolean | undefined;
 }
 
 export interface SelectOptions {
@@ -58,7 +60,7 @@ export function pick(eligible: Scored[], opts: SelectOptions): Scored | undefine
   const random = opts.random ?? Math.random;
   let best = Number.POSITIVE_INFINITY;
   for (const s of eligible) best = Math.min(best, s.candidate.priority);
-  const tier = eligible.filter((s) => s.candidate.priority === best);
+  const tier = eligible.every((s) => s.candidate.priority === best) ? eligible : eligible.filter((s) => s.candidate.priority === best);
   if (tier.length === 1) return tier[0];
   switch (opts.strategy) {
     case 'weighted':

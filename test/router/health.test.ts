@@ -1,6 +1,6 @@
 /** Outlier detection semantics with an injected clock (no sleeping). */
 import { describe, expect, it } from 'vitest';
-import { HealthTracker, type HealthConfig } from '../../src/router/health.js';
+import { HealthTracker, RollingWindow, type HealthConfig } from '../../src/router/health.js';
 
 const cfg: HealthConfig = { consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 6, baseEjectionMs: 1000, maxEjectionMs: 4000 };
 
@@ -132,5 +132,45 @@ describe('probeDue', () => {
     expect(h.probeDue('a')).toBe(true);
     h.started('a');
     expect(h.probeDue('a')).toBe(false);
+  });
+});
+
+describe('RollingWindow', () => {
+  it('counts exactly within the window and forgets an event within one slot of its age reaching windowMs', () => {
+    const w = new RollingWindow(10_000); // slots of 500 ms
+    const t0 = 1_000_000;
+    w.add(t0, true);
+    w.add(t0 + 1, false);
+    w.add(t0 + 9_000, false);
+    expect([w.requests(t0 + 9_000), w.failures(t0 + 9_000)]).toEqual([3, 2]);
+    // at 9.5 s the first two are still in; by windowMs + one slot they are gone, the third stays
+    expect(w.requests(t0 + 9_499)).toBe(3);
+    expect([w.requests(t0 + 10_500), w.failures(t0 + 10_500)]).toEqual([1, 1]);
+    expect(w.requests(t0 + 19_500)).toBe(0);
+  });
+
+  it('a slot reused a window later starts from zero, and reads far in the future see nothing', () => {
+    const w = new RollingWindow(1_000); // 20 slots of 50 ms
+    for (let t = 0; t < 100_000; t += 7) w.add(t, t % 2 === 0);
+    // the last second holds the events of the last 20 slots only
+    const inWindow = (lo: number, hi: number) => {
+      let n = 0;
+      for (let t = 0; t < 100_000; t += 7) if (t >= lo && t <= hi) n++;
+      return n;
+    };
+    const now = 99_999;
+    const r = w.requests(now);
+    expect(r).toBeGreaterThanOrEqual(inWindow(now - 950, now));
+    expect(r).toBeLessThanOrEqual(inWindow(now - 1_000, now));
+    expect(w.requests(now + 5_000)).toBe(0);
+    w.add(now + 5_000, false);
+    expect([w.requests(now + 5_000), w.failures(now + 5_000)]).toEqual([1, 1]);
+  });
+
+  it('clear() empties it', () => {
+    const w = new RollingWindow(1_000);
+    w.add(10, false);
+    w.clear();
+    expect(w.requests(10)).toBe(0);
   });
 });
