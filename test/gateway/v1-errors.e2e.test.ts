@@ -4,6 +4,7 @@
  * succeeds). Single candidate per model and `retries: 0`, so each fault surfaces as it is.
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
@@ -150,6 +151,38 @@ describe('bad input', () => {
     });
     expect(status).toBe(413);
     expect(JSON.parse(text)).toMatchObject({ error: { code: 'payload_too_large', type: 'invalid_request_error' } });
+  });
+
+  it('a body that arrived whole with its headers (one socket write) is read whole and held to the same limits', async () => {
+    // one write holds the request line, the headers and the whole body, so the server has all of it before the
+    // route reads it: with content-length that is the read that needs no listeners (src/http/body.ts `received`)
+    const raw = (json: string, framing: 'length' | 'chunked') =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect(Number(new URL(gw.url).port), '127.0.0.1');
+        let out = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => (out += d));
+        s.on('end', () => resolve(out));
+        s.on('error', reject);
+        const n = Buffer.byteLength(json);
+        const head = 'POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nconnection: close\r\n';
+        s.write(
+          framing === 'length'
+            ? `${head}content-length: ${n}\r\n\r\n${json}`
+            : `${head}transfer-encoding: chunked\r\n\r\n${n.toString(16)}\r\n${json}\r\n0\r\n\r\n`,
+        );
+      });
+    const bodyOf = (r: string) => JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    // multi-byte text: the body is bytes until it is whole, then decoded once
+    const ok = await raw(JSON.stringify(chatBody('mock-1', 'héllo wörld ✓ '.repeat(100))), 'length');
+    expect(ok).toMatch(/^HTTP\/1\.1 200 /);
+    expect(bodyOf(ok)).toMatchObject({ object: 'chat.completion', model: 'mock-1' });
+    const bad = await raw('{"model":"mock-1","messages":[', 'length');
+    expect(bad).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(bad)).toMatchObject({ error: { code: 'invalid_json' } });
+    const over = await raw(JSON.stringify(chatBody('mock-1', 'z'.repeat(MAX_BODY * 2))), 'chunked');
+    expect(over).toMatch(/^HTTP\/1\.1 413 /);
+    expect(bodyOf(over)).toMatchObject({ error: { code: 'payload_too_large' } });
   });
 
   it('unknown route → 404; wrong method → 405', async () => {
