@@ -33,7 +33,7 @@ export interface HttpServerOptions {
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
   /** the client check for /v1/* (virtual keys + static tokens, src/keys/service.ts); replaces `clientTokens` */
-  authenticate?: (req: IncomingMessage, query: string, allowQueryKey: boolean) => Promise<Principal>;
+  authenticate?: (req: IncomingMessage, query: string, allowQueryKey: boolean) => Principal | Promise<Principal>;
   v1: V1Context;
   logger: Logger;
   routes?: RouteHandler[];
@@ -163,13 +163,17 @@ export class HttpServer {
       );
     }
     const api = this.opts.apis?.find((a) => a.owns(path));
-    if (api) return this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
+    if (api) return await this.serveApi(api, req, res, path, q === -1 ? '' : url.slice(q + 1), requestId);
     if (path.startsWith('/v1/')) {
       res.setHeader('x-request-id', requestId);
-      const principal = await this.authenticate(req);
+      const auth = this.authenticate(req);
+      const principal = auth instanceof Promise ? await auth : auth;
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
-      if (path === '/v1/chat/completions') return method === 'POST' ? handleChat(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
-      if (path === '/v1/embeddings') return method === 'POST' ? handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      // awaited rather than returned: an async function resolved with a promise takes two more microtasks
+      if (path === '/v1/chat/completions')
+        return method === 'POST' ? await handleChat(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
+      if (path === '/v1/embeddings')
+        return method === 'POST' ? await handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
       if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET');
       throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
     }
@@ -190,15 +194,15 @@ export class HttpServer {
   }
 
   /** The one client check of every inbound surface: virtual keys + static tokens (src/keys/service.ts). */
-  private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+  private authenticate(req: IncomingMessage, query = '', allowQueryKey = false): Principal | Promise<Principal> {
     // an agent's per-session token (util/model-tokens.ts): the model APIs accept it and pin the request's model
     const grant = this.opts.modelTokens?.authorize(req, clientCredential(req.headers, query, allowQueryKey));
-    if (grant) return Promise.resolve({ kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, keyId: grant.keyId });
+    if (grant) return { kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, keyId: grant.keyId };
     if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
     if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
       throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
     }
-    return Promise.resolve(OPEN);
+    return OPEN;
   }
 
   /** An inbound API: its own auth headers, and every error in its own format. */

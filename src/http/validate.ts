@@ -8,6 +8,11 @@ import { isObj } from '../util/is-object.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
+const NUMERIC = ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'presence_penalty', 'frequency_penalty', 'seed'] as const;
+
+/** a message's field name, built only when it is reported */
+const msg = (i: number): string => `messages[${i}]`;
+
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
 }
@@ -16,28 +21,29 @@ export function validateChat(body: unknown): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
   if (!Array.isArray(body.messages) || body.messages.length === 0) bad('messages', 'required, a non-empty array');
-  body.messages.forEach((m: unknown, i: number) => {
-    const p = `messages[${i}]`;
-    if (!isObj(m)) bad(p, 'must be an object');
-    if (typeof m.role !== 'string' || !ROLES.has(m.role)) bad(`${p}.role`, `must be one of ${[...ROLES].join(', ')}`);
+  const messages: unknown[] = body.messages;
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i];
+    if (!isObj(m)) bad(msg(i), 'must be an object');
+    if (typeof m.role !== 'string' || !ROLES.has(m.role)) bad(`${msg(i)}.role`, `must be one of ${[...ROLES].join(', ')}`);
     const c = m.content;
     if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c))
-      bad(`${p}.content`, 'must be a string, an array of content parts, or null');
+      bad(`${msg(i)}.content`, 'must be a string, an array of content parts, or null');
     if (Array.isArray(c))
       c.forEach((part: unknown, j: number) => {
-        if (!isObj(part) || typeof part.type !== 'string') bad(`${p}.content[${j}]`, 'must be an object with a string "type"');
+        if (!isObj(part) || typeof part.type !== 'string') bad(`${msg(i)}.content[${j}]`, 'must be an object with a string "type"');
       });
-    if ((c === undefined || c === null) && m.role !== 'assistant') bad(`${p}.content`, 'required for this role');
-    if (m.role === 'tool' && typeof m.tool_call_id !== 'string') bad(`${p}.tool_call_id`, 'required for role "tool"');
+    if ((c === undefined || c === null) && m.role !== 'assistant') bad(`${msg(i)}.content`, 'required for this role');
+    if (m.role === 'tool' && typeof m.tool_call_id !== 'string') bad(`${msg(i)}.tool_call_id`, 'required for role "tool"');
     if (m.tool_calls !== undefined) {
-      if (!Array.isArray(m.tool_calls)) bad(`${p}.tool_calls`, 'must be an array');
+      if (!Array.isArray(m.tool_calls)) bad(`${msg(i)}.tool_calls`, 'must be an array');
       m.tool_calls.forEach((tc: unknown, j: number) => {
-        const q = `${p}.tool_calls[${j}]`;
+        const q = `${msg(i)}.tool_calls[${j}]`;
         if (!isObj(tc) || typeof tc.id !== 'string' || !isObj(tc.function) || typeof tc.function.name !== 'string') bad(q, 'needs id and function.name');
         if (typeof tc.function.arguments !== 'string') bad(`${q}.function.arguments`, 'must be a JSON string');
       });
     }
-  });
+  }
   if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
   if (body.stream_options !== undefined && body.stream_options !== null && !isObj(body.stream_options)) bad('stream_options', 'must be an object');
   if (body.tools !== undefined) {
@@ -47,7 +53,7 @@ export function validateChat(body: unknown): ChatRequest {
         bad(`tools[${i}]`, 'must be { type: "function", function: { name, … } }');
     });
   }
-  for (const k of ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'presence_penalty', 'frequency_penalty', 'seed'] as const) {
+  for (const k of NUMERIC) {
     if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
   }
   if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) bad('n', 'streaming supports only n = 1');

@@ -130,18 +130,23 @@ export class KeyService {
 
   // ---- the request path ---------------------------------------------------------------------------------
 
-  async authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Promise<Principal> {
+  /** The caller's principal: at once for a static token or an open surface, after the key store for a `sy-` key. */
+  authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Principal | Promise<Principal> {
     const secret = clientCredential(req.headers, query, allowQueryKey);
     if (secret === undefined) {
       if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key: send Authorization: Bearer <key>');
       return OPEN;
     }
-    if (secret.startsWith(KEY_SECRET_PREFIX)) {
-      const k = await this.cache.lookup(hashSecret(secret));
-      if (k) return { kind: 'key', key: usable(k) };
-    }
+    if (secret.startsWith(KEY_SECRET_PREFIX)) return this.keyPrincipal(secret);
     if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
-    if (!this.requireAuth && !secret.startsWith(KEY_SECRET_PREFIX)) return OPEN;
+    if (!this.requireAuth) return OPEN;
+    throw new GatewayError('UNAUTHORIZED', 'invalid API key');
+  }
+
+  private async keyPrincipal(secret: string): Promise<Principal> {
+    const k = await this.cache.lookup(hashSecret(secret));
+    if (k) return { kind: 'key', key: usable(k) };
+    if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
     throw new GatewayError('UNAUTHORIZED', 'invalid API key');
   }
 

@@ -69,7 +69,9 @@ export async function routeChat(
   // an agent's per-session token runs every request on its session's model (util/model-tokens.ts)
   const pin = pinnedModel(req);
   if (pin) chat.model = pin;
-  const ticket = await ctx.keys?.admit(principal, chat.model, format);
+  // a request without a virtual key is admitted at once: no await (no microtask) for it
+  const admitted = ctx.keys?.admit(principal, chat.model, format);
+  const ticket = admitted instanceof Promise ? await admitted : admitted;
   const { cancel, dispose } = cancelOnClose(res, ctx.timeoutMs);
   const sessionId = typeof req.headers['x-session-id'] === 'string' ? req.headers['x-session-id'] : undefined;
   try {
@@ -89,7 +91,8 @@ export async function routeChat(
       settled = true;
       if (ok) ctx.meter?.usage(res, usage, reply);
       const c = routed.candidate;
-      await ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
+      const finished = ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
+      if (finished) await finished;
     };
     return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle };
   } catch (err) {
