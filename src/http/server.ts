@@ -116,7 +116,8 @@ export class HttpServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req);
     this.inflight++;
-    res.once('close', () => {
+    // 'close' is emitted once per response: `on` spares the wrapper `once` allocates
+    res.on('close', () => {
       this.inflight--;
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
     });

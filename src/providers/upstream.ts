@@ -66,7 +66,8 @@ export class UpstreamClient {
    */
   async request(
     path: string,
-    init: { method?: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: CancelSignal },
+    /** `headers`: an object, or undici's flat list of names and values */
+    init: { method?: 'GET' | 'POST'; headers: Record<string, string> | string[]; body?: string; signal: CancelSignal },
   ): Promise<UpstreamResponse> {
     try {
       return await dispatchRequest(

@@ -50,7 +50,8 @@ export function cancelOnClose(res: ServerResponse, timeoutMs: number): { cancel:
   const onClose = () => {
     if (!res.writableFinished) cancel.cancel();
   };
-  res.once('close', onClose);
+  // 'close' comes once, and dispose() removes the listener: `on` spares the wrapper `once` allocates
+  res.on('close', onClose);
   const timer = setTimeout(() => cancel.timeout(), timeoutMs);
   return {
     cancel,
