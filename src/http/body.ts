@@ -7,7 +7,8 @@
  * - memory: one byte budget shared by every body being received (`gateway.maxBufferedBodyBytes`); the request
  *   whose bytes would overflow it → BODY_BUFFER_FULL (503, Retry-After 1), its connection is closed.
  * Bytes are released from the budget as soon as the body is complete (or refused): what is bounded is what
- * slow or stalled senders can make the gateway hold, not the parsed requests being served.
+ * slow or stalled senders can make the gateway hold, not the parsed requests being served. A body that is
+ * already whole when the route reads it (the usual small request) is taken at once and never charged.
  *
  * The server attaches the policy to each request (`attachBodyPolicy`); a request without one (a test that
  * calls a route directly) gets the size limit only.
