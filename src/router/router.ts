@@ -505,7 +505,8 @@ export class Router {
   }
 
   async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
-    return this.attempt(this.servable(channel, req.model), req, opts, 1);
+    // awaited rather than returned: an async function resolved with a promise takes two more microtasks
+    return await this.attempt(this.servable(channel, req.model), req, opts, 1);
   }
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse> {
