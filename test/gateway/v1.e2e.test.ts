@@ -214,6 +214,25 @@ describe('request ids, pass-through and model mapping', () => {
     expect(errored.headers.get('x-request-id')).toBe('bad-req-1');
   });
 
+  it('every inbound API names the request id on its answers and on its errors (refused before and after the body)', async () => {
+    const cases: Array<{ path: string; ok: unknown }> = [
+      { path: '/v1/messages', ok: { model: 'mock-1', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] } },
+      { path: '/v1/responses', ok: { model: 'mock-1', input: 'hi' } },
+      { path: '/v1beta/models/mock-1:generateContent', ok: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } },
+      { path: '/v1/embeddings', ok: { model: 'mock-1', input: 'hi' } },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const ok = await call(gw, c.path, { body: c.ok, headers: { 'x-request-id': `api-ok-${i}` } });
+      expect(ok.status, c.path).toBe(200);
+      expect(ok.headers.get('x-request-id'), c.path).toBe(`api-ok-${i}`);
+      const bad = await call(gw, c.path, { body: '{', headers: { 'x-request-id': `api-bad-${i}` } });
+      expect(bad.status, c.path).toBe(400);
+      expect(bad.headers.get('x-request-id'), c.path).toBe(`api-bad-${i}`);
+      const unknown = await call(gw, c.path, { body: { ...(c.ok as object), model: 'no-such-model' }, headers: { 'x-request-id': `api-404-${i}` } });
+      expect(unknown.headers.get('x-request-id'), c.path).toBe(`api-404-${i}`);
+    }
+  });
+
   it('unknown request fields reach an OpenAI-compatible upstream untouched', async () => {
     const body = chatBody('gpt-4o-mini', 'hi', {
       temperature: 0.2,
