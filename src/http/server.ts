@@ -168,7 +168,7 @@ export class HttpServer {
     if (path.startsWith('/v1/')) {
       // no res.setHeader here: every /v1 answer names its request id in writeHead, and an error thrown on the way
       // gets it in handle()'s catch. A header set before writeHead sends Node's writeHead down its slow path (each
-      // of the answer's headers through setHeader's validation again), ~1 µs per request.
+      // of the answer's headers through setHeader's validation again; docs/benchmarks.md, seventh pass).
       const auth = this.authenticate(req);
       const principal = auth instanceof Promise ? await auth : auth;
       if (this.draining) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
