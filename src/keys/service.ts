@@ -144,8 +144,8 @@ export class KeyService {
   }
 
   private async keyPrincipal(secret: string): Promise<Principal> {
-    const k = await this.cache.lookup(hashSecret(secret));
-    if (k) return { kind: 'key', key: usable(k) };
+    const k = await this.knownKey(secret);
+    if (k) return { kind: 'key', key: k };
     if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
     throw new GatewayError('UNAUTHORIZED', 'invalid API key');
   }
@@ -185,11 +185,16 @@ export class KeyService {
    */
   async acpKey(secret: string): Promise<VirtualKey | undefined> {
     if (!secret.startsWith(KEY_SECRET_PREFIX)) return undefined;
-    const k = await this.cache.lookup(hashSecret(secret));
+    const k = await this.knownKey(secret);
     if (!k) return undefined;
-    usable(k);
     if (k.acp !== true) throw new GatewayError('FORBIDDEN', `API key ${k.hint} may not start agent tasks: create a key with acp: true (keys create --acp)`);
     return k;
+  }
+
+  /** The key a `sy-` secret names, if this gateway knows it; throws UNAUTHORIZED when it is disabled or expired. */
+  private async knownKey(secret: string): Promise<VirtualKey | undefined> {
+    const k = await this.cache.lookup(hashSecret(secret));
+    return k === undefined ? undefined : usable(k);
   }
 
   private async admitKey(k: VirtualKey, model: string, format: HeaderFormat): Promise<Ticket> {

@@ -6,14 +6,13 @@
  * request on the model APIs is (src/keys/service.ts).
  */
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
-import type { ChatCompletionChunk, ChatMessage, ChatRequest, FinishReason } from '../../wire/openai.js';
+import type { ChatCompletionChunk, ChatMessage, ChatRequest, FinishReason, Usage } from '../../wire/openai.js';
 import type { RoutedChat } from '../../router/router.js';
 import type { RouteOptions } from '../../router/candidate.js';
 import type { StreamChunk } from '../../providers/provider.js';
 import { newId } from '../../util/ids.js';
 import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
 import type { Ticket } from '../../keys/service.js';
-import type { Usage } from '../../wire/openai.js';
 
 /** The part of Router this runtime uses (tests pass a fake). */
 export interface ChatRouter {
