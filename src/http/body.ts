@@ -57,25 +57,34 @@ export function attachBodyPolicy(req: IncomingMessage, p: BodyPolicy): void {
 }
 
 /** Reads the body within the size limit, the server's deadline and the shared byte budget (see top). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`));
+    throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`);
   }
   const policy = policies.get(req);
   if (policy?.requireJson) {
     const bad = jsonContentTypeError(req);
-    if (bad) return Promise.reject(bad);
+    if (bad) throw bad;
   }
-  const whole = received(req, declared);
-  if (whole !== undefined) {
-    // nothing left to wait for, so no listeners, no deadline timer and nothing held against the byte budget
-    // (which bounds bodies still being received); the size limit applies all the same
-    if (whole.length > limit) {
-      return Promise.reject(new GatewayError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`));
-    }
-    return Promise.resolve(whole);
+  let whole = received(req, declared);
+  if (whole === undefined) {
+    // A route runs inside the HTTP parser's callback for the request's headers, before the parser has handed
+    // over the body bytes that came in the same network read; it hands them over before it returns, and a
+    // microtask runs only after that. So look once more then, and wait with listeners only for what is really
+    // still to come (docs/benchmarks.md, "Eighth pass").
+    await Promise.resolve();
+    whole = received(req, declared);
   }
+  if (whole === undefined) return await receive(req, limit, declared, policy);
+  // nothing left to wait for, so no listeners, no deadline timer and nothing held against the byte budget
+  // (which bounds bodies still being received); the size limit applies all the same
+  if (whole.length > limit) throw new GatewayError('PAYLOAD_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`);
+  return whole;
+}
+
+/** The listeners' path: a body still (partly) to come, within the size limit, the deadline and the budget. */
+function receive(req: IncomingMessage, limit: number, declared: number, policy: BodyPolicy | undefined): Promise<Buffer> {
   const full = () =>
     new GatewayError(
       'BODY_BUFFER_FULL',
@@ -147,9 +156,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /**
  * The whole body when Node already holds all of it and nobody has read from it yet; undefined when some of it
  * is still to come (or it was read elsewhere: the listeners' path then handles it). A small request usually
- * arrives in the same network read as its headers, so by the time a route asks its bytes are buffered: all of
- * them when the buffered length is the declared `content-length` (the parser frames the body by it, so no
- * more can follow), even before the parser has reported the message complete.
+ * arrives in the same network read as its headers, so once the parser is through that read its bytes are
+ * buffered: all of them when the buffered length is the declared `content-length` (the parser frames the body
+ * by it, so no more can follow), even before the parser has reported the message complete.
  */
 function received(req: IncomingMessage, declared: number): Buffer | undefined {
   if (req.readableFlowing === true || req.readableDidRead || req.readableEnded) return undefined;

@@ -1,13 +1,16 @@
 /**
  * readBody on a body Node already holds whole (src/http/body.ts `received`): a real server and a raw socket.
  * The route reads only once the parser has the whole chunked message (the read that needs no listeners), and the
- * size limit, the bytes and their order must be what the listeners' path gives.
+ * size limit, the bytes and their order must be what the listeners' path gives. Then as the gateway's routes
+ * call it: at once, inside the parser's callback for the headers, before the parser has handed over the body
+ * of the same read. A body that came with its headers is still taken whole (never held against the byte
+ * budget), and one still to come still goes through the budget.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readBody } from '../../src/http/body.js';
+import { attachBodyPolicy, BodyBudget, readBody } from '../../src/http/body.js';
 import { GatewayError } from '../../src/wire/errors.js';
 
 const LIMIT = 1024;
@@ -76,5 +79,60 @@ describe('readBody of a body already received whole', () => {
   it('an empty body is empty', async () => {
     const r = await send('', 1);
     expect(r).toEqual({ complete: true, body: '' });
+  });
+});
+
+describe('readBody called at once, from the request handler (as the routes call it)', () => {
+  let at: Server;
+  let atPort: number;
+
+  beforeAll(async () => {
+    // a byte budget of 1: any body that is charged to it is refused, so the answer says which path read it
+    at = createServer((req, res) => {
+      attachBodyPolicy(req, { requireJson: false, deadline: Date.now() + 10_000, timeoutMs: 10_000, budget: new BodyBudget(1), maxJsonDepth: 64 });
+      readBody(req, LIMIT).then(
+        (b) => answer(res, { body: b.toString('utf8') }),
+        (err: GatewayError) => answer(res, { code: err.code }),
+      );
+    });
+    await new Promise<void>((r) => at.listen(0, '127.0.0.1', r));
+    atPort = (at.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => at.close(() => r()));
+  });
+
+  function answer(res: import('node:http').ServerResponse, r: { body?: string; code?: string }): void {
+    const text = JSON.stringify(r);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' }).end(text);
+  }
+
+  /** Writes `raw` in one socket write and resolves with the answer's JSON. */
+  function rawCall(raw: string): Promise<{ body?: string; code?: string }> {
+    return new Promise((resolve, reject) => {
+      const s = connect(atPort, '127.0.0.1');
+      let out = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (out += d));
+      s.on('end', () => resolve(JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4)) as { body?: string; code?: string }));
+      s.on('error', reject);
+      s.write(raw);
+    });
+  }
+
+  it('a body sent with its headers and content-length in one write is read whole, and not charged to the budget', async () => {
+    const text = '{"q":"' + 'héllo ✓ '.repeat(20) + '"}';
+    const n = Buffer.byteLength(text);
+    expect(await rawCall(`POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${n}\r\n\r\n${text}`)).toEqual({ body: text });
+  });
+
+  it('a body still to come goes through the budget (here: refused at once, BODY_BUFFER_FULL)', async () => {
+    expect(await rawCall('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 20\r\n\r\n')).toEqual({ code: 'BODY_BUFFER_FULL' });
+    // chunked: charged as it arrives. Node reports a chunked message complete only after the read that carried
+    // its end (even when that is the read that carried its headers), so a chunked body takes this path too.
+    expect(await rawCall('POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n')).toEqual({
+      code: 'BODY_BUFFER_FULL',
+    });
   });
 });
