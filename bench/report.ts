@@ -15,6 +15,8 @@ export interface Measurement {
   p99Ms?: number;
   firstChunkP50Ms?: number;
   firstChunkP99Ms?: number;
+  /** first-chunk p50 with the streams' starts spread over one stream's length (no burst of arrivals) */
+  firstChunkSpreadP50Ms?: number;
   requests?: number;
   errors?: number;
   non2xx?: number;
@@ -291,6 +293,21 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     1,
   );
   bare(b, fcBare !== undefined && fcD !== undefined ? `${signedMs(fcBare - fcD)} (p50 ${ms(fcBare)})` : 'not measured');
+  // information beside the target's row: the same streams, their starts spread (bench/run.ts says why)
+  const fs = (x: Measurement | undefined) =>
+    x && typeof x.firstChunkSpreadP50Ms === 'number' && x.firstChunkSpreadP50Ms > 0 ? x.firstChunkSpreadP50Ms : undefined;
+  const [fsSy, fsD, fsBare, fsPk] = [fs(st.switchyard), fs(st.direct), fs(st.bare), fs(st.portkey)];
+  addedRow(
+    b,
+    'stream_50c',
+    stLabel,
+    'first-chunk p50 added, starts spread',
+    fsSy !== undefined && fsD !== undefined ? fsSy - fsD : null,
+    fsSy !== undefined ? `p50 ${ms(fsSy)}` : 'not measured',
+    `Direct p50 ${fsD !== undefined ? ms(fsD) : '-'}; ${pkName} ${pk ?? (fsPk !== undefined && fsD !== undefined ? signedMs(fsPk - fsD) : 'invalid')}`,
+    null,
+  );
+  bare(b, fsBare !== undefined && fsD !== undefined ? `${signedMs(fsBare - fsD)} (p50 ${ms(fsBare)})` : 'not measured');
 
   // bridged
   const br = m.bridged_50c ?? {};
