@@ -113,6 +113,54 @@ describe('request bodies are bounded in time and memory', () => {
     await stillServes(p);
   }, 30_000);
 
+  it('with the budget held by a stalled body, a request whose body came with its headers is still served; one whose body is still to come gets 503', async () => {
+    const CAP = 64 * 1024; // the smallest gateway.maxBufferedBodyBytes
+    const p = await gateway({ maxBufferedBodyBytes: CAP, bodyTimeoutMs: 60_000 });
+    const port = Number(new URL(p.url).port);
+    // declares the whole budget and sends one byte of it. `Expect: 100-continue`: node answers "100 Continue" just
+    // before it hands the request to the gateway, which reserves the declared length before it returns to the
+    // event loop, so once the client reads the 100 the budget is held
+    const holder = connect({ host: '127.0.0.1', port });
+    sockets.push(holder);
+    let held = '';
+    holder.on('data', (d) => (held += d.toString('latin1')));
+    holder.on('error', () => undefined);
+    holder.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${CAP}\r\nexpect: 100-continue\r\n\r\n{`,
+    );
+    await waitFor(() => held.startsWith('HTTP/1.1 100 Continue'), 'the holder to get 100 Continue', 10_000, 10);
+
+    /** One request in one socket write, or its headers only; resolves with the response's first bytes. */
+    const once = (body: string | undefined) =>
+      new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port });
+        sockets.push(s);
+        let out = '';
+        s.on('data', (d) => {
+          out += d.toString('latin1');
+          if (out.includes('\r\n\r\n{')) resolve(out);
+        });
+        s.on('close', () => resolve(out));
+        s.on('error', () => undefined);
+        const json = body ?? JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'x' }] });
+        s.write(
+          `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\n` +
+            `content-length: ${Buffer.byteLength(json)}\r\n\r\n${body === undefined ? '' : json}`,
+        );
+      });
+    const whole = JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'came with its headers' }] });
+    expect(await once(whole)).toMatch(/^HTTP\/1\.1 200 /);
+    const pending = await once(undefined);
+    expect(pending).toMatch(/^HTTP\/1\.1 503 /);
+    expect(pending).toContain('body_buffer_full');
+    // still held: the whole body was served beside the holder, not because the holder had let go
+    expect(await once(whole)).toMatch(/^HTTP\/1\.1 200 /);
+    expect(held).not.toContain(' 503 ');
+    holder.destroy();
+    await waitFor(() => stillServes(p).then(() => true), 'the budget to be released', 10_000, 100);
+  }, 30_000);
+
   it('40 connections that sent 7.5 MB and stalled: RSS stays bounded (default cap), the overflow gets 503 body_buffer_full', async () => {
     // a long body timeout, so the stalled bodies are still held while RSS is measured
     const p = await gateway({ bodyTimeoutMs: 120_000 }); // the default maxBufferedBodyBytes
