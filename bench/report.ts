@@ -277,37 +277,25 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   bare(b, barePk(st.bare, st.portkey, stBare));
   ratioRow(b, 'stream_50c', stLabel, 'req/s vs Direct', st.switchyard, st.direct, 'Direct', null);
   bare(b, stBare);
-  const fc = (x: Measurement | undefined) => (x && typeof x.firstChunkP50Ms === 'number' && x.firstChunkP50Ms > 0 ? x.firstChunkP50Ms : undefined);
-  const fcSy = fc(st.switchyard);
-  const fcD = fc(st.direct);
-  const fcPk = fc(st.portkey);
-  const fcBare = fc(st.bare);
-  addedRow(
-    b,
-    'stream_50c',
-    stLabel,
-    'first-chunk p50 added over Direct',
-    fcSy !== undefined && fcD !== undefined ? fcSy - fcD : null,
-    fcSy !== undefined ? `p50 ${ms(fcSy)}` : 'not measured',
-    `Direct p50 ${fcD !== undefined ? ms(fcD) : '-'}; ${pkName} ${pk ?? (fcPk !== undefined && fcD !== undefined ? signedMs(fcPk - fcD) : 'invalid')}`,
-    1,
-  );
-  bare(b, fcBare !== undefined && fcD !== undefined ? `${signedMs(fcBare - fcD)} (p50 ${ms(fcBare)})` : 'not measured');
-  // information beside the target's row: the same streams, their starts spread (bench/run.ts says why)
-  const fs = (x: Measurement | undefined) =>
-    x && typeof x.firstChunkSpreadP50Ms === 'number' && x.firstChunkSpreadP50Ms > 0 ? x.firstChunkSpreadP50Ms : undefined;
-  const [fsSy, fsD, fsBare, fsPk] = [fs(st.switchyard), fs(st.direct), fs(st.bare), fs(st.portkey)];
-  addedRow(
-    b,
-    'stream_50c',
-    stLabel,
-    'first-chunk p50 added, starts spread',
-    fsSy !== undefined && fsD !== undefined ? fsSy - fsD : null,
-    fsSy !== undefined ? `p50 ${ms(fsSy)}` : 'not measured',
-    `Direct p50 ${fsD !== undefined ? ms(fsD) : '-'}; ${pkName} ${pk ?? (fsPk !== undefined && fsD !== undefined ? signedMs(fsPk - fsD) : 'invalid')}`,
-    null,
-  );
-  bare(b, fsBare !== undefined && fsD !== undefined ? `${signedMs(fsBare - fsD)} (p50 ${ms(fsBare)})` : 'not measured');
+  // first chunk over Direct: the target's row (streams started at once), then the same streams with their starts
+  // spread, as information (bench/run.ts says why)
+  const firstChunkRow = (field: 'firstChunkP50Ms' | 'firstChunkSpreadP50Ms', figure: string, max: number | null) => {
+    const fc = (x: Measurement | undefined) => (x && typeof x[field] === 'number' && x[field] > 0 ? x[field] : undefined);
+    const [sy, d, bareFc, pkFc] = [fc(st.switchyard), fc(st.direct), fc(st.bare), fc(st.portkey)];
+    addedRow(
+      b,
+      'stream_50c',
+      stLabel,
+      figure,
+      sy !== undefined && d !== undefined ? sy - d : null,
+      sy !== undefined ? `p50 ${ms(sy)}` : 'not measured',
+      `Direct p50 ${d !== undefined ? ms(d) : '-'}; ${pkName} ${pk ?? (pkFc !== undefined && d !== undefined ? signedMs(pkFc - d) : 'invalid')}`,
+      max,
+    );
+    bare(b, bareFc !== undefined && d !== undefined ? `${signedMs(bareFc - d)} (p50 ${ms(bareFc)})` : 'not measured');
+  };
+  firstChunkRow('firstChunkP50Ms', 'first-chunk p50 added over Direct', 1);
+  firstChunkRow('firstChunkSpreadP50Ms', 'first-chunk p50 added, starts spread', null);
 
   // bridged
   const br = m.bridged_50c ?? {};
