@@ -138,15 +138,19 @@ export class KeyService {
       return OPEN;
     }
     if (secret.startsWith(KEY_SECRET_PREFIX)) return this.keyPrincipal(secret);
-    if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
-    if (!this.requireAuth) return OPEN;
-    throw new GatewayError('UNAUTHORIZED', 'invalid API key');
+    return this.tokenPrincipal(secret, !this.requireAuth);
   }
 
   private async keyPrincipal(secret: string): Promise<Principal> {
     const k = await this.knownKey(secret);
-    if (k) return { kind: 'key', key: k };
+    // a `sy-` secret no key has may still be a static token; it never falls back to an open surface
+    return k ? { kind: 'key', key: k } : this.tokenPrincipal(secret, false);
+  }
+
+  /** A static token's principal; else OPEN when the surface may be used without one, else UNAUTHORIZED. */
+  private tokenPrincipal(secret: string, open: boolean): Principal {
     if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
+    if (open) return OPEN;
     throw new GatewayError('UNAUTHORIZED', 'invalid API key');
   }
 

@@ -239,3 +239,24 @@ describe('keys on /v1', () => {
     expect((await admin(gw.url, 'GET', '/admin/usage?since=yesterday-ish')).status).toBe(400);
   });
 });
+
+describe('a sy- secret that names no key', () => {
+  it('is still a static token when one matches; on an open gateway it is 401, never the open surface', async () => {
+    const shaped = 'sy-' + 'S'.repeat(43); // a static token that happens to look like a key's secret
+    const withToken = await startGw({ gateway: { auth: { tokens: [shaped] } }, channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }] });
+    const open = await startGw({ channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }] });
+    try {
+      expect((await chat(withToken.url, shaped, ask('mock-1'))).status).toBe(200);
+      expectOpenAiError(await chat(withToken.url, 'sy-' + 'T'.repeat(43), ask('mock-1')), 401, 'unauthorized');
+      // open: no credential and any other credential are served, an unknown key's secret is refused
+      expect((await chat(open.url, undefined, ask('mock-1'))).status).toBe(200);
+      expect((await chat(open.url, 'any-token', ask('mock-1'))).status).toBe(200);
+      const unknown = await chat(open.url, 'sy-' + 'U'.repeat(43), ask('mock-1'));
+      expectOpenAiError(unknown, 401, 'unauthorized');
+      expect(unknown.json.error.message).toBe('invalid API key');
+    } finally {
+      await withToken.close();
+      await open.close();
+    }
+  });
+});
