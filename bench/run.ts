@@ -325,52 +325,42 @@ async function main(): Promise<void> {
     log('non-streaming, 1 connection\n');
     m.nonstream_1c = await sideBySide(three(plain), 1);
     log(`streaming (${s.streamChunks} chunks), ${s.connections} connections\n`);
-    m.stream_50c = await sideBySide(three(streaming), s.connections);
+    const stream50 = (m.stream_50c = await sideBySide(three(streaming), s.connections));
 
     log(`first-chunk latency: ${s.connections} concurrent streams, mock chunks ${s.pacedChunkMs} ms apart (below saturation)\n`);
     const fcTargets = three(paced);
-    const fc = new Map<string, StreamClientResult[]>(fcTargets.map(([k]) => [k, []]));
     if (s.warmupSec > 0) for (const [, t] of fcTargets) await runStreamClient({ target: t, connections: s.connections, durationSec: s.warmupSec });
-    for (let r = 0; r < s.rounds; r++) {
-      for (let i = 0; i < fcTargets.length; i++) {
-        const [k, t] = fcTargets[(i + r) % fcTargets.length]!;
-        fc.get(k)!.push(await runStreamClient({ target: t, connections: s.connections, durationSec: segmentSec }));
+    // interleaved rounds of the first-chunk client over the targets (`ramp`: how the connections start); logs each
+    // target's figures, counts its failures into the streaming row, and gives its medians
+    const firstChunks = async (ramp: { rampBatch?: number; rampEveryMs?: number }) => {
+      const runs = new Map<string, StreamClientResult[]>(fcTargets.map(([k]) => [k, []]));
+      for (let r = 0; r < s.rounds; r++) {
+        for (let i = 0; i < fcTargets.length; i++) {
+          const [k, t] = fcTargets[(i + r) % fcTargets.length]!;
+          runs.get(k)!.push(await runStreamClient({ target: t, connections: s.connections, durationSec: segmentSec, ...ramp }));
+        }
       }
-    }
-    for (const [k, rs] of fc) {
-      const p50 = median(rs.map((x) => x.firstChunkP50Ms));
-      const p99 = median(rs.map((x) => x.firstChunkP99Ms));
-      const bad = rs.reduce((acc, x) => acc + x.errors + x.non2xx, 0);
-      log(
-        `  ${k}: first chunk p50 ${p50.toFixed(2)} ms (rounds ${rs.map((x) => x.firstChunkP50Ms.toFixed(2)).join(', ')}), p99 ${p99.toFixed(2)} ms, ${rs.reduce((acc, x) => acc + x.streams, 0)} streams${bad ? `, ${bad} failed` : ''}\n`,
-      );
-      Object.assign(m.stream_50c[k]!, { firstChunkP50Ms: p50, firstChunkP99Ms: p99 });
-      if (bad) m.stream_50c[k]!.errors = (m.stream_50c[k]!.errors ?? 0) + bad;
-    }
+      const out = new Map<string, { p50: number; p99: number }>();
+      for (const [k, rs] of runs) {
+        const p50 = median(rs.map((x) => x.firstChunkP50Ms));
+        const p99 = median(rs.map((x) => x.firstChunkP99Ms));
+        const bad = rs.reduce((acc, x) => acc + x.errors + x.non2xx, 0);
+        log(
+          `  ${k}: first chunk p50 ${p50.toFixed(2)} ms (rounds ${rs.map((x) => x.firstChunkP50Ms.toFixed(2)).join(', ')}), p99 ${p99.toFixed(2)} ms, ${rs.reduce((acc, x) => acc + x.streams, 0)} streams${bad ? `, ${bad} failed` : ''}\n`,
+        );
+        if (bad) stream50[k]!.errors = (stream50[k]!.errors ?? 0) + bad;
+        out.set(k, { p50, p99 });
+      }
+      return out;
+    };
+    for (const [k, r] of await firstChunks({})) Object.assign(stream50[k]!, { firstChunkP50Ms: r.p50, firstChunkP99Ms: r.p99 });
     // The same streams with their starts spread over one stream's length: the figure above opens its connections
     // at once, and as every stream lasts as long, their requests keep arriving together (each p50 then includes
     // waiting behind part of a burst); spread, a stream's first chunk waits for no other request's dispatch.
     const streamMs = (s.streamChunks - 1) * s.pacedChunkMs;
     const spreadEveryMs = Math.max(1, Math.round(streamMs / s.connections));
     log(`first-chunk latency, the ${s.connections} streams' starts spread ${spreadEveryMs} ms apart (one stream's length)\n`);
-    const spread = new Map<string, StreamClientResult[]>(fcTargets.map(([k]) => [k, []]));
-    for (let r = 0; r < s.rounds; r++) {
-      for (let i = 0; i < fcTargets.length; i++) {
-        const [k, t] = fcTargets[(i + r) % fcTargets.length]!;
-        spread
-          .get(k)!
-          .push(await runStreamClient({ target: t, connections: s.connections, durationSec: segmentSec, rampBatch: 1, rampEveryMs: spreadEveryMs }));
-      }
-    }
-    for (const [k, rs] of spread) {
-      const p50 = median(rs.map((x) => x.firstChunkP50Ms));
-      const bad = rs.reduce((acc, x) => acc + x.errors + x.non2xx, 0);
-      log(
-        `  ${k}: first chunk p50 ${p50.toFixed(2)} ms (rounds ${rs.map((x) => x.firstChunkP50Ms.toFixed(2)).join(', ')}), ${rs.reduce((acc, x) => acc + x.streams, 0)} streams${bad ? `, ${bad} failed` : ''}\n`,
-      );
-      m.stream_50c[k]!.firstChunkSpreadP50Ms = p50;
-      if (bad) m.stream_50c[k]!.errors = (m.stream_50c[k]!.errors ?? 0) + bad;
-    }
+    for (const [k, r] of await firstChunks({ rampBatch: 1, rampEveryMs: spreadEveryMs })) stream50[k]!.firstChunkSpreadP50Ms = r.p50;
 
     log(`bridged A → B → mock vs B alone, ${s.connections} connections\n`);
     const bridgePair: Array<[string, LoadTarget]> = [
