@@ -7,8 +7,9 @@
  * - memory: one byte budget shared by every body being received (`gateway.maxBufferedBodyBytes`); the request
  *   whose bytes would overflow it → BODY_BUFFER_FULL (503, Retry-After 1), its connection is closed.
  * Bytes are released from the budget as soon as the body is complete (or refused): what is bounded is what
- * slow or stalled senders can make the gateway hold, not the parsed requests being served. A body that is
- * already whole when the route reads it (the usual small request) is taken at once and never charged.
+ * slow or stalled senders can make the gateway hold, not the parsed requests being served. A body with a
+ * `content-length` that came in the same network read as its headers (the usual small request) is taken whole
+ * and never charged; a chunked one is charged as it arrives (`received` says why).
  *
  * The server attaches the policy to each request (`attachBodyPolicy`); a request without one (a test that
  * calls a route directly) gets the size limit only.
@@ -158,7 +159,8 @@ function receive(req: IncomingMessage, limit: number, declared: number, policy: 
  * is still to come (or it was read elsewhere: the listeners' path then handles it). A small request usually
  * arrives in the same network read as its headers, so once the parser is through that read its bytes are
  * buffered: all of them when the buffered length is the declared `content-length` (the parser frames the body
- * by it, so no more can follow), even before the parser has reported the message complete.
+ * by it, so no more can follow), even before the parser has reported the message complete. A chunked body
+ * has no declared length, and Node reports it complete only after the read that carried its end.
  */
 function received(req: IncomingMessage, declared: number): Buffer | undefined {
   if (req.readableFlowing === true || req.readableDidRead || req.readableEnded) return undefined;
