@@ -6,19 +6,23 @@
  * each network read is one Buffer, handed to a waiting `next()` directly or queued; reading pauses the socket
  * when HIGH_WATER bytes wait unread and resumes when they are taken (the backpressure `Readable` gave).
  *
- * Contract kept from `request`: the promise resolves at the response's headers (any status) and rejects with
- * undici's error (timeouts, socket errors) or the signal's reason before them; after them, a failure rejects
- * the body's pending or next read. Leaving the body early (`return()`, a `break` out of `for await`) aborts
+ * One promise per exchange, settled by the handler itself (`dispatchRequest`):
+ * - a 2xx answer resolves it: at the headers with the body to read (`want: 'body'`), or at the body's end with
+ *   its text (`want: 'text'`, the whole body collected as it arrives, no promise per read);
+ * - any other status rejects it, once its body (the upstream's message) is read, with `errors.status(…)`;
+ * - a failure before that (timeouts, socket errors, the signal) rejects it with `errors.transport(err)`; after a
+ *   2xx body was handed over, a failure rejects the body's pending or next read instead, unmapped (the stream
+ *   readers map it as mid-stream).
+ * So a provider's call is one `await`, where `request` + a status check + reading the text took five promises
+ * (docs/benchmarks.md, "Ninth pass"). Leaving the body early (`return()`, a `break` out of `for await`) aborts
  * the request, as destroying the `Readable` did.
  */
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CancelSignal } from '../util/abort.js';
 
-/** The response body: read it once, as an async iterable of the network's reads or whole with `text()`. */
-export interface UpstreamBody extends AsyncIterable<Buffer> {
-  text(): Promise<string>;
-}
+/** The response body: read it once, as an async iterable of the network's reads. */
+export type UpstreamBody = AsyncIterable<Buffer>;
 
 /** A body's reader (its async iterator), which may also hand over reads already received without a promise. */
 export interface BodyReads extends AsyncIterator<Uint8Array | string> {
@@ -33,30 +37,47 @@ export interface DispatchedResponse {
   body: UpstreamBody;
 }
 
+/** How an exchange's failures become the caller's errors; built once per client, not per request. */
+export interface ExchangeErrors {
+  /** a transport failure (or the signal's reason) before the answer was handed over */
+  transport(err: unknown): Error;
+  /** a non-2xx answer; `text` is its body ('' when the body failed too) */
+  status(status: number, headers: IncomingHttpHeaders, text: string): Error;
+}
+
+/** What the exchange's promise resolves with: the 2xx response at its headers, or its body's text at its end. */
+export type Want = 'body' | 'text';
+
 const HIGH_WATER = 64 * 1024;
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined };
 
 type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void };
 
-class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterator<Buffer> {
+class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, AsyncIterator<Buffer> {
   private controller: Dispatcher.DispatchController | undefined;
   private readonly queue: Buffer[] = [];
   private queued = 0;
   private ended = false;
   private failure: Error | undefined;
   private waiter: Waiter | undefined;
-  /** the response's headers were handed over: failures from then on go to the body's reader */
-  private responded = false;
   private onAbort: (() => void) | undefined;
   private iterating = false;
-  /** `text()` is reading: every read is queued until the end */
+  /** the whole body is being read (`want: 'text'`, or an error status's message): every read is queued until the end */
   private collecting = false;
+  /** the exchange's promise is still to settle */
+  private settle: { resolve: (v: DispatchedResponse | string) => void; reject: (e: Error) => void; want: Want; errors: ExchangeErrors } | undefined;
+  /** a non-2xx status whose body is being read for the rejection */
+  private errorStatus = 0;
+  private errorHeaders: IncomingHttpHeaders | undefined;
 
   constructor(
     private readonly signal: CancelSignal | undefined,
-    private readonly onStart: (r: DispatchedResponse) => void,
-    private readonly onFail: (e: Error) => void,
+    resolve: (v: DispatchedResponse | string) => void,
+    reject: (e: Error) => void,
+    want: Want,
+    errors: ExchangeErrors,
   ) {
+    this.settle = { resolve, reject, want, errors };
     if (signal) {
       this.onAbort = () => this.controller?.abort(abortReason(signal));
       signal.addEventListener('abort', this.onAbort, { once: true });
@@ -72,8 +93,21 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx: informational, the real answer follows
-    this.responded = true;
-    this.onStart({ status: statusCode, headers, body: this });
+    const s = this.settle!;
+    if (statusCode >= 300) {
+      // the upstream's message is in the body: read it whole, then reject (onResponseEnd / onResponseError)
+      this.errorStatus = statusCode;
+      this.errorHeaders = headers;
+      this.collecting = true;
+      return;
+    }
+    if (s.want === 'text') {
+      this.collecting = true;
+      return;
+    }
+    // handed over: failures from now on go to the body's reader
+    this.settle = undefined;
+    s.resolve({ status: statusCode, headers, body: this });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -91,6 +125,14 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
   onResponseEnd(): void {
     this.ended = true;
     this.unlisten();
+    const s = this.settle;
+    if (s) {
+      this.settle = undefined;
+      const text = this.drain();
+      if (this.errorStatus !== 0) s.reject(s.errors.status(this.errorStatus, this.errorHeaders!, text));
+      else s.resolve(text);
+      return;
+    }
     const w = this.waiter;
     if (w) {
       this.waiter = undefined;
@@ -102,8 +144,13 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
     this.unlisten();
     if (this.ended) return;
     this.failure = err;
-    if (!this.responded) {
-      this.onFail(err);
+    const s = this.settle;
+    if (s) {
+      this.settle = undefined;
+      this.queue.length = 0;
+      this.queued = 0;
+      // an error status whose body failed too: the status is what matters
+      s.reject(this.errorStatus !== 0 ? s.errors.status(this.errorStatus, this.errorHeaders!, '') : s.errors.transport(err));
       return;
     }
     const w = this.waiter;
@@ -158,20 +205,7 @@ class Exchange implements Dispatcher.DispatchHandler, UpstreamBody, AsyncIterato
     return Promise.resolve(DONE);
   }
 
-  /** The whole body as UTF-8 text: collected as the reads arrive, with no promise per read. */
-  text(): Promise<string> {
-    if (this.iterating) return Promise.reject(new Error('upstream body already read'));
-    this.iterating = true;
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.ended) return Promise.resolve(this.drain());
-    return new Promise((resolve, reject) => {
-      // the reads keep queueing (never paused: a whole body is wanted); the end resolves with all of them
-      this.waiter = { resolve: () => resolve(this.drain()), reject };
-      this.collecting = true;
-      this.controller?.resume();
-    });
-  }
-
+  /** Everything queued, as UTF-8 text (the body collected whole). */
   private drain(): string {
     const q = this.queue;
     const text = (q.length === 1 ? q[0]! : Buffer.concat(q, this.queued)).toString('utf8');
@@ -206,19 +240,42 @@ function abortReason(signal: CancelSignal): Error {
   return e;
 }
 
-/** Sends one request on `dispatcher`; resolves at the response's headers (see the top of this file). */
-export function dispatchRequest(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: CancelSignal | undefined): Promise<DispatchedResponse> {
+/**
+ * Sends one request on `dispatcher`: resolves with a 2xx response at its headers (`want: 'body'`) or with its
+ * body's text (`want: 'text'`); rejects with `errors`' mapping otherwise (see the top of this file).
+ */
+export function dispatchRequest(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: CancelSignal | undefined,
+  want: 'body',
+  errors: ExchangeErrors,
+): Promise<DispatchedResponse>;
+export function dispatchRequest(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: CancelSignal | undefined,
+  want: 'text',
+  errors: ExchangeErrors,
+): Promise<string>;
+export function dispatchRequest(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: CancelSignal | undefined,
+  want: Want,
+  errors: ExchangeErrors,
+): Promise<DispatchedResponse | string> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
-      reject(abortReason(signal));
+      reject(errors.transport(abortReason(signal)));
       return;
     }
-    const ex = new Exchange(signal, resolve, reject);
+    const ex = new Exchange(signal, resolve, reject, want, errors);
     try {
       dispatcher.dispatch(opts, ex);
     } catch (err) {
       ex.unlisten();
-      reject(err instanceof Error ? err : new Error(String(err)));
+      reject(errors.transport(err));
     }
   });
 }

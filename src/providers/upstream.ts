@@ -1,12 +1,13 @@
 /**
  * The upstream HTTP client shared by every HTTP provider: one undici Pool per channel with keep-alive,
  * sized to the channel's concurrency; aborts through the caller's signal; undici's timeouts mapped to
- * gateway error codes; upstream error statuses mapped in one place.
+ * gateway error codes; upstream error statuses mapped in one place. A call is one promise: it resolves only
+ * with a 2xx answer (src/providers/upstream-body.ts).
  */
 import { createRequire } from 'node:module';
-import type { Pool as UndiciPool, errors as UndiciErrors } from 'undici';
+import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { dispatchRequest, type UpstreamBody } from './upstream-body.js';
+import { dispatchRequest, type ExchangeErrors, type UpstreamBody } from './upstream-body.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 import { notJson } from './chat-reply.js';
@@ -40,15 +41,30 @@ export interface UpstreamResponse {
   body: UpstreamBody;
 }
 
+export interface UpstreamInit {
+  method?: 'GET' | 'POST';
+  /** an object, or undici's flat list of names and values */
+  headers: Record<string, string> | string[];
+  body?: string;
+  signal: CancelSignal;
+}
+
 export class UpstreamClient {
   private readonly pool: UndiciPool;
   private readonly basePath: string;
   readonly label: string;
+  /** the exchange's failures as GatewayErrors, for every request of this client */
+  private readonly errors: ExchangeErrors;
 
   constructor(opts: UpstreamOptions) {
     const url = new URL(opts.baseUrl);
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.label = opts.label;
+    const label = opts.label;
+    this.errors = {
+      transport: (err) => mapTransportError(err, label, false),
+      status: (status, headers, text) => statusError(status, upstreamMessage(text), label, retryAfter(headers['retry-after'])),
+    };
     this.pool = new Pool(url.origin, {
       connections: opts.connections ?? 128,
       pipelining: 1,
@@ -61,28 +77,22 @@ export class UpstreamClient {
   }
 
   /**
-   * Sends a request. Resolves with the response for any status; use `ensureOk` to turn error statuses into
-   * GatewayErrors (with the upstream's own message, truncated).
+   * Sends a request and resolves with its 2xx response at the headers, the body still to read (a stream).
+   * Any other status rejects with its GatewayError (`statusError`, with the upstream's own message, scrubbed
+   * and truncated); a transport failure with `mapTransportError`'s.
    */
-  async request(
-    path: string,
-    /** `headers`: an object, or undici's flat list of names and values */
-    init: { method?: 'GET' | 'POST'; headers: Record<string, string> | string[]; body?: string; signal: CancelSignal },
-  ): Promise<UpstreamResponse> {
-    try {
-      return await dispatchRequest(
-        this.pool,
-        { path: this.basePath + path, method: init.method ?? 'POST', headers: init.headers, body: init.body ?? null },
-        init.signal,
-      );
-    } catch (err) {
-      throw mapTransportError(err, this.label, false);
-    }
+  send(path: string, init: UpstreamInit): Promise<UpstreamResponse> {
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'body', this.errors);
   }
 
-  /** Reads a whole (small) JSON body; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
-  async json<T>(res: UpstreamResponse): Promise<T> {
-    const text = await this.text(res);
+  /** As `send`, resolving with the whole (small) 2xx body as text, as received (for relaying it unparsed). */
+  sendText(path: string, init: UpstreamInit): Promise<string> {
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.errors);
+  }
+
+  /** As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
+  async sendJson<T>(path: string, init: UpstreamInit): Promise<T> {
+    const text = await this.sendText(path, init);
     try {
       return JSON.parse(text) as T;
     } catch {
@@ -90,25 +100,8 @@ export class UpstreamClient {
     }
   }
 
-  /** Reads a whole (small) body as text, as received (for relaying it without parsing it). */
-  async text(res: UpstreamResponse): Promise<string> {
-    try {
-      return await res.body.text();
-    } catch (err) {
-      throw mapTransportError(err, this.label, false);
-    }
-  }
-
-  /** Throws the mapped GatewayError when the status is not 2xx; drains the body either way on error. */
-  async ensureOk(res: UpstreamResponse): Promise<void> {
-    if (res.status >= 200 && res.status < 300) return;
-    let text = '';
-    try {
-      text = await res.body.text();
-    } catch {
-      /* the status is what matters */
-    }
-    throw statusError(res.status, upstreamMessage(text), this.label, retryAfter(res.headers['retry-after']));
+  private options(path: string, init: UpstreamInit): Dispatcher.DispatchOptions {
+    return { path: this.basePath + path, method: init.method ?? 'POST', headers: init.headers, body: init.body ?? null };
   }
 
   /** Called at shutdown, after in-flight requests had their grace period: whatever is left is cut. */

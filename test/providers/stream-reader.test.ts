@@ -100,7 +100,7 @@ describe('the upstream stream reader', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'socket' });
     try {
-      const res = await client.request('/stream', { headers: {}, body: '{}', signal: new AbortController().signal });
+      const res = await client.send('/stream', { headers: {}, body: '{}', signal: new AbortController().signal });
       expect(datas(await batches(openAiStream(res.body, 'socket')))).toEqual({ batches: [events], error: undefined });
     } finally {
       await client.close();
@@ -124,7 +124,7 @@ describe('the upstream stream reader', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'socket', bodyTimeoutMs: 60_000 });
     const read = async (path: string) => {
-      const res = await client.request(path, { headers: {}, body: '{}', signal: new AbortController().signal });
+      const res = await client.send(path, { headers: {}, body: '{}', signal: new AbortController().signal });
       return datas(await batches(openAiStream(res.body, 'socket')));
     };
     try {

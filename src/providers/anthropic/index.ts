@@ -53,40 +53,29 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = nativeRequestOf(req);
       if (native?.api === 'anthropic-messages') {
-        const res = await client.request('/v1/messages', {
+        const init = {
           headers: { ...nativeHeaders(baseHeaders, native.headers), 'x-request-id': opts.requestId },
           body: JSON.stringify({ ...native.body, model: req.model }),
           signal: opts.signal,
-        });
-        await client.ensureOk(res);
+        };
         if (native.body.stream !== true) {
-          const msg = await client.json<MessagesResponse>(res);
+          const msg = await client.sendJson<MessagesResponse>('/v1/messages', init);
           return ChatReply.of(withNative(toChatCompletion(msg, cfg.name), msg));
         }
-        return { stream: true, chunks: anthropicNativeStream(res.body, cfg.name) };
+        return { stream: true, chunks: anthropicNativeStream((await client.send('/v1/messages', init)).body, cfg.name) };
       }
       // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
       const body = toMessagesRequest(req, mapOpts);
-      const res = await client.request('/v1/messages', {
-        headers: { ...baseHeaders, 'x-request-id': opts.requestId },
-        body: JSON.stringify(body),
-        signal: opts.signal,
-      });
-      await client.ensureOk(res);
-      if (!body.stream) {
-        const msg = await client.json<MessagesResponse>(res);
-        return ChatReply.of(toChatCompletion(msg, cfg.name));
-      }
-      return { stream: true, chunks: anthropicStream(res.body, cfg.name) };
+      const init = { headers: { ...baseHeaders, 'x-request-id': opts.requestId }, body: JSON.stringify(body), signal: opts.signal };
+      if (!body.stream) return ChatReply.of(toChatCompletion(await client.sendJson<MessagesResponse>('/v1/messages', init), cfg.name));
+      return { stream: true, chunks: anthropicStream((await client.send('/v1/messages', init)).body, cfg.name) };
     },
     async countTokens(body, headers, opts): Promise<unknown> {
-      const res = await client.request('/v1/messages/count_tokens', {
+      return client.sendJson<unknown>('/v1/messages/count_tokens', {
         headers: { ...nativeHeaders(baseHeaders, headers), 'x-request-id': opts.requestId },
         body: JSON.stringify(body),
         signal: opts.signal,
       });
-      await client.ensureOk(res);
-      return client.json<unknown>(res);
     },
     close: () => client.close(),
   };

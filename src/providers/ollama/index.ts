@@ -44,16 +44,14 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
       // mapping errors (bad tool arguments, remote images) surface before anything is sent
       const body = toOllamaChat(req, defaults);
       const accept = body.stream ? 'application/x-ndjson' : 'application/json';
-      const res = await client.request('/api/chat', { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal });
-      await client.ensureOk(res);
-      if (!body.stream) return ChatReply.of(fromOllamaChat(await client.json<unknown>(res), cfg.name, req.model));
-      return { stream: true, chunks: ollamaStream(res.body, cfg.name, req.model) };
+      const init = { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal };
+      if (!body.stream) return ChatReply.of(fromOllamaChat(await client.sendJson<unknown>('/api/chat', init), cfg.name, req.model));
+      return { stream: true, chunks: ollamaStream((await client.send('/api/chat', init)).body, cfg.name, req.model) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       const body = toOllamaEmbed(req, defaults);
-      const res = await client.request('/api/embed', { headers: headers(opts, 'application/json'), body: JSON.stringify(body), signal: opts.signal });
-      await client.ensureOk(res);
-      return fromOllamaEmbed(await client.json<unknown>(res), req, cfg.name);
+      const out = await client.sendJson<unknown>('/api/embed', { headers: headers(opts, 'application/json'), body: JSON.stringify(body), signal: opts.signal });
+      return fromOllamaEmbed(out, req, cfg.name);
     },
     close: () => client.close(),
   };

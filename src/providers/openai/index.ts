@@ -45,31 +45,24 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = responsesApi ? nativeRequestOf(req) : undefined;
       if (native?.api === 'openai-responses') {
-        const res = await client.request('/responses', {
-          headers: headers(opts),
-          body: JSON.stringify({ ...native.body, model: req.model }),
-          signal: opts.signal,
-        });
-        await client.ensureOk(res);
+        const init = { headers: headers(opts), body: JSON.stringify({ ...native.body, model: req.model }), signal: opts.signal };
         if (native.body.stream !== true) {
-          const r = await client.json<Parameters<typeof responseToCompletion>[0]>(res);
+          const r = await client.sendJson<Parameters<typeof responseToCompletion>[0]>('/responses', init);
           return ChatReply.of(withNative(responseToCompletion(r, cfg.name), r));
         }
-        return { stream: true, chunks: responsesNativeStream(res.body, cfg.name) };
+        return { stream: true, chunks: responsesNativeStream((await client.send('/responses', init)).body, cfg.name) };
       }
-      const body = req.stream ? { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } } : req;
-      const res = await client.request('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
-      await client.ensureOk(res);
       if (!req.stream) {
+        const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };
         // scanned, not parsed: the OpenAI edge and the bridge relay the bytes; an edge that translates parses them
-        return ChatReply.relayed(await client.text(res), cfg.name);
+        return ChatReply.relayed(await client.sendText('/chat/completions', init), cfg.name);
       }
+      const body = { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } };
+      const res = await client.send('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
       return { stream: true, chunks: openAiStream(res.body, cfg.name) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
-      const res = await client.request('/embeddings', { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal });
-      await client.ensureOk(res);
-      const out = await client.json<EmbeddingsResponse>(res);
+      const out = await client.sendJson<EmbeddingsResponse>('/embeddings', { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal });
       if (!out || !Array.isArray(out.data)) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${cfg.name}: embeddings reply has no data`);
       return out;
     },

@@ -1,0 +1,150 @@
+/**
+ * The upstream client's contract (src/providers/upstream.ts, src/providers/upstream-body.ts), over a real
+ * socket: a call is one promise that resolves only with a 2xx answer (at its headers for `send`, at its body's
+ * end for `sendText` / `sendJson`); any other status rejects with the mapped GatewayError once the upstream's
+ * message is read; a transport failure rejects with its own mapping, whether before the headers or while a
+ * whole body is read.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UpstreamClient } from '../../src/providers/upstream.js';
+import { GatewayError } from '../../src/wire/errors.js';
+
+/** Each path is one upstream behaviour. `/held` answers its headers and a first read, then waits for `release`. */
+let releaseHeld: (() => void) | undefined;
+let requests = 0;
+const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+  '/split': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"choices":[');
+    setImmediate(() => {
+      res.write('{"index":0}');
+      setImmediate(() => res.end('],"usage":{"prompt_tokens":1}}'));
+    });
+  },
+  '/not-json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('not json'),
+  '/limited': (_req, res) =>
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' }).end(JSON.stringify({ error: { message: 'slow   down\nplease' } })),
+  '/plain-500': (_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('database on fire'),
+  // an error status whose body breaks: the status is what the caller hears
+  '/error-cut': (_req, res) => {
+    res.writeHead(502, { 'content-type': 'application/json', 'content-length': '100' });
+    res.write('{"error":');
+    setImmediate(() => res.socket?.destroy());
+  },
+  // a 2xx whose body breaks before its end: a transport failure
+  '/ok-cut': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+    res.write('{"choices":');
+    setImmediate(() => res.socket?.destroy());
+  },
+  '/hints': (_req, res) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
+  },
+  '/held': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: first\n\n');
+    releaseHeld = () => res.end('data: last\n\n');
+  },
+};
+
+let server: Server;
+let client: UpstreamClient;
+const init = (signal = new AbortController().signal) => ({ headers: { 'content-type': 'application/json' }, body: '{}', signal });
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests++;
+    routes[req.url ?? '']!(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'chan' });
+});
+
+afterAll(async () => {
+  await client.close();
+  await new Promise((r) => server.close(r));
+});
+
+async function rejection(p: Promise<unknown>): Promise<GatewayError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(GatewayError);
+  return err as GatewayError;
+}
+
+describe('UpstreamClient: one promise per call, settled by the status', () => {
+  it('sendText resolves with the whole 2xx body however many reads it took; sendJson parses it', async () => {
+    expect(await client.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
+    expect(await client.sendJson('/split', init())).toEqual({ choices: [{ index: 0 }], usage: { prompt_tokens: 1 } });
+  });
+
+  it('sendJson: a 2xx body that is not JSON is UPSTREAM_BAD_RESPONSE', async () => {
+    const e = await rejection(client.sendJson('/not-json', init()));
+    expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(e.message).toBe('channel chan: upstream returned a body that is not JSON');
+  });
+
+  it('a non-2xx status rejects every kind of call with its mapped error, the upstream message read from the body', async () => {
+    for (const call of [() => client.send('/limited', init()), () => client.sendText('/limited', init()), () => client.sendJson('/limited', init())]) {
+      const e = await rejection(call());
+      expect(e.code).toBe('RATE_LIMITED');
+      expect(e.retryAfterSec).toBe(7);
+      expect(e.details).toEqual({ upstreamStatus: 429 });
+      expect(e.message).toBe('channel chan: upstream answered 429: slow down please');
+    }
+    const plain = await rejection(client.send('/plain-500', init()));
+    expect(plain.code).toBe('UPSTREAM_ERROR');
+    expect(plain.message).toBe('channel chan: upstream answered 500: database on fire');
+  });
+
+  it('an error status whose body breaks is still that status (no message), not a transport failure', async () => {
+    const e = await rejection(client.sendText('/error-cut', init()));
+    expect(e.code).toBe('UPSTREAM_ERROR');
+    expect(e.details).toEqual({ upstreamStatus: 502 });
+    expect(e.message).toBe('channel chan: upstream answered 502');
+  });
+
+  it('a 2xx body that breaks before its end rejects sendText as a transport failure', async () => {
+    const e = await rejection(client.sendText('/ok-cut', init()));
+    expect(e.code).toBe('UPSTREAM_ERROR');
+    expect(e.message).toBe('channel chan: upstream closed the connection');
+  });
+
+  it('an informational 1xx before the answer is skipped', async () => {
+    expect(await client.sendText('/hints', init())).toBe('{"choices":[]}');
+  });
+
+  it('send resolves at the headers, the body still arriving; its reads follow as they come', async () => {
+    releaseHeld = undefined;
+    const res = await client.send('/held', init());
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    const reads = res.body[Symbol.asyncIterator]();
+    expect(String((await reads.next()).value)).toBe('data: first\n\n');
+    expect(releaseHeld).toBeTypeOf('function'); // the upstream has not ended its body: send did not wait for it
+    releaseHeld!();
+    let rest = '';
+    for (let r = await reads.next(); !r.done; r = await reads.next()) rest += String(r.value);
+    expect(rest).toBe('data: last\n\n');
+  });
+
+  it('a signal aborted before the call sends nothing and rejects CANCELLED; one aborted while a body is collected rejects CANCELLED', async () => {
+    const before = requests;
+    const gone = new AbortController();
+    gone.abort();
+    expect((await rejection(client.sendText('/split', init(gone.signal)))).code).toBe('CANCELLED');
+    expect(requests).toBe(before);
+
+    releaseHeld = undefined;
+    const ac = new AbortController();
+    const pending = client.sendText('/held', init(ac.signal));
+    await expect.poll(() => releaseHeld).toBeTypeOf('function'); // the upstream answered its headers and a first read
+    ac.abort();
+    expect((await rejection(pending)).code).toBe('CANCELLED');
+  });
+});
