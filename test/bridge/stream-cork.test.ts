@@ -1,8 +1,11 @@
 /**
- * A stream B serves for a peer: the chunks of one upstream read leave B in one socket write (`Link.corkTick`),
- * not one write per bridge-stream frame. The upstream writes its whole answer in one corked write, so it reaches
- * B as one read (or, at worst, a few); B's bridge socket is watched for the writes it makes while A relays the
- * stream, and A's client still gets every chunk, in order, then [DONE].
+ * Frames sent in one turn of the event loop leave in one socket write (`Link.corkTurn`):
+ * - A stream B serves for a peer: the chunks of one upstream read leave B in one write, not one per
+ *   bridge-stream frame. The upstream writes its whole answer in one corked write, so it reaches B as one read
+ *   (or, at worst, a few); B's bridge socket is watched for the writes it makes while A relays the stream, and
+ *   A's client still gets every chunk, in order, then [DONE].
+ * - Frames sent from different ticks of the same turn (as the forwards of requests that arrived together are:
+ *   each is sent from its own request's callback) share one write too.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -52,22 +55,64 @@ afterAll(async () => {
   cleanupDirs();
 });
 
+/** Counts the writes a link's socket makes until `stop()`. */
+function watchWrites(link: unknown): { count: () => number; stop: () => void } {
+  const sock = (link as { ws: { _socket: Socket } }).ws._socket;
+  let writes = 0;
+  const writev = sock._writev!.bind(sock);
+  const write = sock._write.bind(sock);
+  sock._writev = (chunks, cb) => {
+    writes++;
+    writev(chunks, cb);
+  };
+  sock._write = (c, enc, cb) => {
+    writes++;
+    write(c, enc, cb);
+  };
+  return {
+    count: () => writes,
+    stop: () => {
+      delete (sock as Partial<Socket>)._writev;
+      delete (sock as Partial<Socket>)._write;
+    },
+  };
+}
+
+describe('frames sent in one turn of the event loop', () => {
+  it('leave in one socket write, even when each was sent from its own tick', async () => {
+    const link = a.mesh.peers()[0]!;
+    const w = watchWrites(link);
+    try {
+      const sent = new Promise<void>((resolve) => {
+        // ten frames, each from a different tick of this turn: a nextTick chain and a promise chain interleaved
+        let n = 0;
+        const ping = () => link.send({ type: 'bridge-ping', ts: Date.now() });
+        const viaTick = () => {
+          ping();
+          if (++n < 5) process.nextTick(viaTick);
+        };
+        process.nextTick(viaTick);
+        void Promise.resolve()
+          .then(ping)
+          .then(ping)
+          .then(ping)
+          .then(ping)
+          .then(ping)
+          .then(() => setImmediate(resolve));
+      });
+      await sent;
+      expect(w.count()).toBe(1);
+    } finally {
+      w.stop();
+    }
+  });
+});
+
 describe('a stream served to a peer', () => {
   it("leaves B in a few socket writes, not one per chunk, and reaches A's client whole", async () => {
     const links = b.mesh.peers();
     expect(links).toHaveLength(1);
-    const sock = (links[0] as unknown as { ws: { _socket: Socket } }).ws._socket;
-    let writes = 0;
-    const writev = sock._writev!.bind(sock);
-    const write = sock._write.bind(sock);
-    sock._writev = (chunks, cb) => {
-      writes++;
-      writev(chunks, cb);
-    };
-    sock._write = (c, enc, cb) => {
-      writes++;
-      write(c, enc, cb);
-    };
+    const w = watchWrites(links[0]);
     try {
       const res = await fetch(`${a.url}/v1/chat/completions`, {
         method: 'POST',
@@ -81,11 +126,10 @@ describe('a stream served to a peer', () => {
         .map((e) => (JSON.parse(e.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '');
       expect(content.join('')).toBe(Array.from({ length: CHUNKS }, (_, i) => `w${i} `).join(''));
     } finally {
-      delete (sock as Partial<Socket>)._writev;
-      delete (sock as Partial<Socket>)._write;
+      w.stop();
     }
     // 22 frames (20 chunks, the usage chunk, the stream's end): one write per upstream read, and the end
-    expect(writes).toBeGreaterThan(0);
-    expect(writes).toBeLessThanOrEqual(4);
+    expect(w.count()).toBeGreaterThan(0);
+    expect(w.count()).toBeLessThanOrEqual(4);
   });
 });
