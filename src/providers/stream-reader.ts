@@ -108,7 +108,9 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
       }
       if (this.ended) {
         this.over = true;
-        void drain(reads);
+        // usually the body's end came with the terminal event: nothing left to read, no promise for it
+        if (reads.takeQueued) while (reads.takeQueued() !== undefined);
+        if (reads.complete !== true) void drain(reads);
       }
     }
   }
@@ -138,13 +140,10 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
 export const DRAIN_AFTER_END_MS = 2_000;
 
 /**
- * Reads what is left of a body after its stream's terminal event; a failure there changes nothing. Usually the
- * body's end came with the terminal event (no timer then); one still open after `DRAIN_AFTER_END_MS` is
- * abandoned, which aborts its request and closes the connection.
+ * Reads what is left of a body still open after its stream's terminal event; a failure there changes nothing.
+ * One still open after `DRAIN_AFTER_END_MS` is abandoned, which aborts its request and closes the connection.
  */
 async function drain(reads: BodyReads): Promise<void> {
-  if (reads.takeQueued) while (reads.takeQueued() !== undefined);
-  if (reads.complete === true) return;
   const timer = setTimeout(() => void reads.return?.(), DRAIN_AFTER_END_MS);
   try {
     while (!(await reads.next()).done);
