@@ -3,7 +3,7 @@
  * it from the peer's bridge-response / bridge-stream / bridge-stream-end / bridge-error; `serveForward` runs
  * a peer's forward on our router (only for channels we share with it) and streams the answer back.
  */
-import type { CancelSignal } from '../util/abort.js';
+import { Abort, type CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, BridgeStreamFrame } from '../wire/bridge-frames.js';
@@ -158,7 +158,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   );
   if (refusal) return l.sendError(refusal.code, refusal.message, { requestId, started: false });
 
-  const ac = new AbortController();
+  // a light Abort, not an AbortController: bridge-cancel or the link's end fires it at most once, and the router
+  // links it into the attempt without EventTarget listeners (src/util/abort.ts; docs/benchmarks.md, ninth pass)
+  const ac = new Abort();
   l.serving.set(requestId, ac);
   l.loadChanged();
   let started = false;

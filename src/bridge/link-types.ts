@@ -110,7 +110,7 @@ export interface LinkContext {
   /** requests we sent (forwards, calls, transfer offers) */
   readonly pending: PendingTable<PendingRequest>;
   /** requests we serve, by requestId: bridge-cancel aborts them */
-  readonly serving: Map<string, AbortController>;
+  readonly serving: Map<string, { abort(): void }>;
   rpcHandler(): RpcServeHandler | undefined;
   transfers(): TransferCoordinator | undefined;
   /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */

@@ -72,7 +72,7 @@ export class BridgeLink implements LinkContext {
   readonly traffic = new LinkTraffic();
   /** for the link's parts (LinkContext), not for callers */
   readonly pending = new PendingTable<PendingRequest>();
-  readonly serving = new Map<string, AbortController>();
+  readonly serving = new Map<string, { abort(): void }>();
   private readonly ws: WebSocket;
   private readonly heartbeat: Heartbeat;
   private closed = false;

@@ -12,11 +12,12 @@ import type { RequestCancel } from './cancel.js';
 /** What a caller gives the router for one request. */
 export interface RouteOptions extends Omit<CallOptions, 'signal'> {
   /**
-   * How the request is cancelled (client gone, deadline): a signal the router links into each attempt, or a
-   * RequestCancel (cheaper: no controller or listener of its own). At least one should be given; neither means
-   * the request can only end by itself or by the router's own timeouts.
+   * How the request is cancelled (client gone, deadline): a signal the router links into each attempt (an
+   * AbortSignal, or a light `Abort`: src/util/abort.ts), or a RequestCancel (cheaper: no listener of its own).
+   * At least one should be given; neither means the request can only end by itself or by the router's own
+   * timeouts.
    */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
   cancel?: RequestCancel | undefined;
   /** gateway ids this request already passed (bridge loop prevention); our own id is appended by the bridge */
   hops: string[];
