@@ -96,6 +96,12 @@ describe('parseFrame: every frame type', () => {
     });
     const fwd = parseFrame('{"type":"bridge-forward","requestId":"r","targetChannel":"c","payload":{}}', POST);
     expect(fwd.ok && fwd.frame).toEqual({ type: 'bridge-forward', requestId: 'r', targetChannel: 'c', payload: {} });
+    // absent optional fields are absent, not present as undefined (toEqual would not tell them apart)
+    expect(fwd.ok && Object.keys(fwd.frame)).toEqual(['type', 'requestId', 'targetChannel', 'payload']);
+    const full = parseFrame(VALID['bridge-forward'].replace(/}$/, ',"traceparent":"bad","originRequestId":"o-1"}'), POST);
+    expect(full.ok && Object.keys(full.frame).sort()).toEqual(
+      ['deadlineMs', 'hops', 'kind', 'originRequestId', 'payload', 'requestId', 'sessionId', 'stream', 'targetChannel', 'type'].sort(),
+    );
   });
 
   it('drops unknown optional fields but passes opaque bodies through untouched', () => {

@@ -30,6 +30,7 @@ import {
 } from '../wire/bridge-frames.js';
 import { isBridgeErrorCode, type BridgeErrorCode, type BridgeFrame, type BridgeFrameType } from '../wire/bridge-frames.js';
 import type {
+  BridgeForwardFrame,
   BridgeSessionEvent,
   BridgeSessionTransferFrame,
   ChannelCapabilities,
@@ -422,20 +423,23 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
     const t = 'bridge-forward';
     if (o.kind !== undefined && o.kind !== 'chat' && o.kind !== 'embeddings') throw new FieldError(`${t}.kind: must be "chat" or "embeddings"`);
     const payload = obj(o.payload, `${t}.payload`);
-    const common = {
-      type: t,
-      requestId: str(o.requestId, `${t}.requestId`),
-      targetChannel: str(o.targetChannel, `${t}.targetChannel`),
-      stream: optBool(o.stream, `${t}.stream`),
-      deadlineMs: optCount(o.deadlineMs, `${t}.deadlineMs`),
-      hops: hops(o.hops, `${t}.hops`),
-      sessionId: optStr(o.sessionId, `${t}.sessionId`),
-      traceparent: typeof o.traceparent === 'string' && TRACEPARENT.test(o.traceparent) ? o.traceparent : undefined,
-      originRequestId: typeof o.originRequestId === 'string' && ORIGIN_REQUEST_ID.test(o.originRequestId) ? o.originRequestId : undefined,
-    } as const;
-    return o.kind === 'embeddings'
-      ? clean({ ...common, kind: 'embeddings', payload: opaque<EmbeddingsRequest>(payload) })
-      : clean({ ...common, kind: o.kind === 'chat' ? 'chat' : undefined, payload: opaque<ChatRequest>(payload) });
+    const requestId = str(o.requestId, `${t}.requestId`);
+    const targetChannel = str(o.targetChannel, `${t}.targetChannel`);
+    const stream = optBool(o.stream, `${t}.stream`);
+    const deadlineMs = optCount(o.deadlineMs, `${t}.deadlineMs`);
+    const hopList = hops(o.hops, `${t}.hops`);
+    const sessionId = optStr(o.sessionId, `${t}.sessionId`);
+    // Every forward served reads this frame: its optional fields are set only when present, never set and then
+    // deleted (`clean`), which would leave it a dictionary-mode object.
+    const f: Obj = { type: t, requestId, targetChannel, payload };
+    if (o.kind !== undefined) f.kind = o.kind;
+    if (stream !== undefined) f.stream = stream;
+    if (deadlineMs !== undefined) f.deadlineMs = deadlineMs;
+    if (hopList !== undefined) f.hops = hopList;
+    if (sessionId !== undefined) f.sessionId = sessionId;
+    if (typeof o.traceparent === 'string' && TRACEPARENT.test(o.traceparent)) f.traceparent = o.traceparent;
+    if (typeof o.originRequestId === 'string' && ORIGIN_REQUEST_ID.test(o.originRequestId)) f.originRequestId = o.originRequestId;
+    return opaque<BridgeForwardFrame>(f);
   },
   'bridge-response': (o) => ({
     type: 'bridge-response',

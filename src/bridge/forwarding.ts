@@ -99,7 +99,8 @@ function launch(
   if (e.queue) e.queue.onReturn = onAbort;
   const entry: PendingForward = { kind: 'forward', ...e, refused: (f) => entry.fail(fromBridgeError(f, l.name, 'forward')) };
   l.pending.add(requestId, entry, { cleanup: () => o.signal.removeEventListener('abort', onAbort) });
-  l.send({
+  // the optional fields are assigned, not spread from conditional objects (a spread of a literal per field)
+  const frame: BridgeForwardFrame = {
     type: 'bridge-forward',
     requestId,
     targetChannel,
@@ -107,10 +108,11 @@ function launch(
     stream,
     hops: [...o.hops, l.selfId],
     deadlineMs: Math.max(1, o.deadline - Date.now()),
-    ...(o.sessionId ? { sessionId: o.sessionId } : {}),
-    ...(o.trace ? { traceparent: o.trace } : {}),
-    ...(o.requestId ? { originRequestId: o.requestId } : {}),
-  });
+  };
+  if (o.sessionId) frame.sessionId = o.sessionId;
+  if (o.trace) frame.traceparent = o.trace;
+  if (o.requestId) frame.originRequestId = o.requestId;
+  l.send(frame);
   return undefined;
 }
 
