@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { encodeFrame, hasLoop, negotiateVersion, parseFrame, splitResponseFrame, withHop, type ParseOptions } from './codec.js';
+import { encodeFrame, hasLoop, negotiateVersion, parseFrame, splitRelayFrame, withHop, type ParseOptions } from './codec.js';
 import {
   BRIDGE_DEFAULT_LIMITS,
   BRIDGE_FRAME_TYPES,
@@ -420,28 +420,40 @@ describe('bridge-session-transfer: the update log', () => {
   });
 });
 
-describe('splitResponseFrame: a relayed answer, split without parsing', () => {
+describe('splitRelayFrame: a relayed answer or chunk, split without parsing', () => {
   const payload = '{"id":"c1","choices":[{"index":0,"message":{"role":"assistant","content":"a \\"b\\" }"}}]}';
 
-  it('splits the layout a serving gateway sends (the frame parses to the same id and payload)', () => {
+  it('splits the layouts a serving gateway sends (each frame parses to the same id and body)', () => {
     const text = `{"type":"bridge-response","requestId":"fwd_1a_2","payload":${payload}}`;
-    expect(splitResponseFrame(text)).toEqual({ requestId: 'fwd_1a_2', payload });
+    expect(splitRelayFrame(text)).toEqual({ type: 'bridge-response', requestId: 'fwd_1a_2', body: payload });
     const parsed = parseFrame(text, { maxBytes: 1 << 20, authenticated: true });
     expect(parsed.ok && parsed.frame.type === 'bridge-response' && [parsed.frame.requestId, parsed.frame.payload]).toEqual(['fwd_1a_2', JSON.parse(payload)]);
     // encodeFrame writes the same layout, so answers a peer built (not relayed) split too
-    expect(splitResponseFrame(encodeFrame({ type: 'bridge-response', requestId: 'r', payload: JSON.parse(payload) }))).toEqual({ requestId: 'r', payload });
+    expect(splitRelayFrame(encodeFrame({ type: 'bridge-response', requestId: 'r', payload: JSON.parse(payload) }))).toEqual({
+      type: 'bridge-response',
+      requestId: 'r',
+      body: payload,
+    });
+    const chunk = `{"type":"bridge-stream","requestId":"fwd_3","chunk":${payload}}`;
+    expect(splitRelayFrame(chunk)).toEqual({ type: 'bridge-stream', requestId: 'fwd_3', body: payload });
+    const parsedChunk = parseFrame(chunk, { maxBytes: 1 << 20, authenticated: true });
+    expect(parsedChunk.ok && parsedChunk.frame.type === 'bridge-stream' && [parsedChunk.frame.requestId, parsedChunk.frame.chunk]).toEqual([
+      'fwd_3',
+      JSON.parse(payload),
+    ]);
   });
 
   it.each([
-    ['another frame type', `{"type":"bridge-stream","requestId":"r","chunk":${payload}}`],
+    ['another frame type', `{"type":"bridge-stream-end","requestId":"r","usage":${payload}}`],
+    ["a body under the other frame's key", `{"type":"bridge-stream","requestId":"r","payload":${payload}}`],
     ['another key order', `{"requestId":"r","type":"bridge-response","payload":${payload}}`],
     ['whitespace in the envelope', `{"type": "bridge-response","requestId":"r","payload":${payload}}`],
-    ['an escaped id', `{"type":"bridge-response","requestId":"r\\u0041","payload":${payload}}`],
+    ['an escaped id', `{"type":"bridge-stream","requestId":"r\\u0041","chunk":${payload}}`],
     ['an empty id', `{"type":"bridge-response","requestId":"","payload":${payload}}`],
-    ['an over-long id', `{"type":"bridge-response","requestId":"${'x'.repeat(300)}","payload":${payload}}`],
+    ['an over-long id', `{"type":"bridge-stream","requestId":"${'x'.repeat(300)}","chunk":${payload}}`],
     ['a field after the id', `{"type":"bridge-response","requestId":"r","extra":1,"payload":${payload}}`],
-    ['trailing text', `{"type":"bridge-response","requestId":"r","payload":${payload}} `],
+    ['trailing text', `{"type":"bridge-stream","requestId":"r","chunk":${payload}} `],
   ])('leaves %s to the parser', (_what, text) => {
-    expect(splitResponseFrame(text)).toBeUndefined();
+    expect(splitRelayFrame(text)).toBeUndefined();
   });
 });

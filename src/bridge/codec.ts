@@ -41,7 +41,7 @@ import type {
   VersionRange,
 } from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
+import type { ChatCompletion, ChatCompletionChunk, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 
 export interface ParseOptions {
@@ -62,6 +62,8 @@ export interface FrameError {
   closeCode?: number;
   /** the request the bad frame belonged to, when readable: answer it with bridge-error */
   requestId?: string;
+  /** the bad frame's type, when it is one of the protocol's (after the handshake) */
+  type?: BridgeFrameType;
 }
 
 export type ParseResult = { ok: true; frame: BridgeFrame } | { ok: false; error: FrameError };
@@ -86,22 +88,32 @@ const CLOSE_BAD_FRAME = CLOSE_CODES.BAD_FRAME;
 
 const RESPONSE_HEAD = '{"type":"bridge-response","requestId":"';
 const PAYLOAD_KEY = '","payload":';
+const STREAM_HEAD = '{"type":"bridge-stream","requestId":"';
+const CHUNK_KEY = '","chunk":';
 
 /**
- * A bridge-response frame laid out exactly as a gateway sends one that relays an upstream's body
- * (`{"type":"bridge-response","requestId":"…","payload":…}`, see serveForward), split without parsing: the
- * request id and the payload's text. Undefined for any other text, which is parsed as usual. Nothing is
- * validated here: the caller validates the payload (and parses the frame after all if it is not valid JSON),
- * and `text` must have passed the same size, binary and UTF-8 checks as parseFrame's.
+ * A frame whose body is already JSON text on the sending side, laid out exactly as a gateway sends it, split
+ * without parsing: the request id and the body's text.
+ * - `bridge-response` relaying an upstream's answer: `{"type":"bridge-response","requestId":"…","payload":…}`;
+ * - `bridge-stream` relaying one upstream chunk: `{"type":"bridge-stream","requestId":"…","chunk":…}`
+ * (both in serveForward). Undefined for any other text, which is parsed as usual. Nothing is validated here:
+ * the caller validates the body (and parses the frame after all if it is not a JSON object), and `text` must
+ * have passed the same size, binary and UTF-8 checks as parseFrame's.
  */
-export function splitResponseFrame(text: string): { requestId: string; payload: string } | undefined {
-  if (!text.startsWith(RESPONSE_HEAD) || text.charCodeAt(text.length - 1) !== 125 /* } */) return undefined;
-  const idEnd = text.indexOf('"', RESPONSE_HEAD.length);
-  if (idEnd === -1 || idEnd - RESPONSE_HEAD.length > MAX_ID_LENGTH || !text.startsWith(PAYLOAD_KEY, idEnd)) return undefined;
-  const requestId = text.slice(RESPONSE_HEAD.length, idEnd);
+export function splitRelayFrame(text: string): { type: 'bridge-response' | 'bridge-stream'; requestId: string; body: string } | undefined {
+  if (text.charCodeAt(text.length - 1) !== 125 /* } */) return undefined;
+  if (text.startsWith(STREAM_HEAD)) return split(text, 'bridge-stream', STREAM_HEAD.length, CHUNK_KEY);
+  if (text.startsWith(RESPONSE_HEAD)) return split(text, 'bridge-response', RESPONSE_HEAD.length, PAYLOAD_KEY);
+  return undefined;
+}
+
+function split<T extends 'bridge-response' | 'bridge-stream'>(text: string, type: T, idStart: number, bodyKey: string) {
+  const idEnd = text.indexOf('"', idStart);
+  if (idEnd === -1 || idEnd - idStart > MAX_ID_LENGTH || !text.startsWith(bodyKey, idEnd)) return undefined;
+  const requestId = text.slice(idStart, idEnd);
   // an escape in the id would need JSON's decoding: leave such a frame to the parser
   if (requestId.length === 0 || requestId.includes('\\')) return undefined;
-  return { requestId, payload: text.slice(idEnd + PAYLOAD_KEY.length, -1) };
+  return { type, requestId, body: text.slice(idEnd + bodyKey.length, -1) };
 }
 
 /** Decodes a frame's bytes as parseFrame does (size, binary, strict UTF-8); undefined when parseFrame would refuse them. */
@@ -158,7 +170,7 @@ export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseR
   try {
     return { ok: true, frame: check(value) };
   } catch (e) {
-    return fail('BAD_FRAME', messageOf(e), undefined, requestId);
+    return fail('BAD_FRAME', messageOf(e), undefined, requestId, type as BridgeFrameType);
   }
 }
 
@@ -220,10 +232,11 @@ export function withHop(hops: readonly string[] | undefined, selfId: string): st
 
 // ------------------------------------------------------------------------------------------------- internals
 
-function fail(code: BridgeErrorCode, message: string, closeCode?: number, requestId?: string): ParseResult {
+function fail(code: BridgeErrorCode, message: string, closeCode?: number, requestId?: string, type?: BridgeFrameType): ParseResult {
   const error: FrameError = { code, message };
   if (closeCode !== undefined) error.closeCode = closeCode;
   if (requestId !== undefined) error.requestId = requestId;
+  if (type !== undefined) error.type = type;
   return { ok: false, error };
 }
 

@@ -15,6 +15,8 @@ import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
 import type { PeerAdmission } from '../keys/peer-gate.js';
 import { ChatReply } from '../providers/chat-reply.js';
+import { JsonScan, scanJson } from '../wire/json-scan.js';
+import { isObj } from '../util/is-object.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -122,7 +124,7 @@ const asCompletion = (v: ChatCompletion | EmbeddingsResponse): ChatCompletion =>
 const asEmbeddings = (v: ChatCompletion | EmbeddingsResponse): EmbeddingsResponse => v as EmbeddingsResponse;
 
 /**
- * A bridge-response split without parsing (`splitResponseFrame`): settles a non-streaming chat forward with the
+ * A bridge-response split without parsing (`splitRelayFrame`): settles a non-streaming chat forward with the
  * payload's text. False when nothing here takes it (another kind of request, an unknown id, a payload that is
  * not a chat answer): the frame is then parsed and handled like any other.
  */
@@ -130,6 +132,24 @@ export function onRelayedResponse(l: LinkContext, requestId: string, payload: st
   const p = l.pending.get(requestId);
   if (!p || !isForward(p) || !p.relay?.(payload)) return false;
   l.pending.take(requestId);
+  return true;
+}
+
+/** One scan at a time (synchronous), so one scratch record serves every relayed chunk. */
+const chunkScan = new JsonScan();
+
+/**
+ * A bridge-stream split without parsing (`splitRelayFrame`): the chunk's text goes to the stream as the peer
+ * relayed it, validated by a scan (exactly JSON.parse's grammar) instead of parsed and serialised again; its
+ * usage is read from its own slice. False when nothing here takes it (an unknown id, a chunk that is not a JSON
+ * object): the frame is then parsed, and the codec answers a bad one as before.
+ */
+export function onRelayedChunk(l: LinkContext, requestId: string, chunk: string): boolean {
+  const p = l.pending.get(requestId);
+  if (!p || !isForward(p) || !p.queue) return false;
+  const s = chunkScan;
+  if (!scanJson(chunk, s) || !s.object) return false;
+  p.queue.push(s.usage === 'object' && s.choicesArray && s.choicesEmpty ? { data: chunk, usage: s.usageOf(chunk) as Usage } : { data: chunk });
   return true;
 }
 
@@ -141,9 +161,10 @@ export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
 export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
   const p = l.pending.get(f.requestId);
   if (!p || !isForward(p) || !p.queue) return;
+  // a frame another sender laid out otherwise (the usual one is split: onRelayedChunk); the same usage rule
   const chunk = f.chunk;
   const data = JSON.stringify(chunk);
-  p.queue.push(chunk.usage && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? { data, usage: chunk.usage } : { data });
+  p.queue.push(isObj(chunk.usage) && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? { data, usage: chunk.usage } : { data });
 }
 
 export function onStreamEnd(l: LinkContext, f: BridgeStreamEndFrame): void {

@@ -73,7 +73,7 @@ export interface PendingForward extends PendingBase {
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
   /**
    * A non-streaming chat forward: takes the answer's payload as the peer sent it, still text, when the frame
-   * could be split without parsing it (`splitResponseFrame`); false when the text is not a chat answer to
+   * could be split without parsing it (`splitRelayFrame`); false when the text is not a chat answer to
    * relay (then the frame is parsed and `resolve` gets the object)
    */
   relay?(payload: string): boolean;

@@ -16,17 +16,28 @@ import { PendingTable } from '../util/pending.js';
 import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
-import { encodeFrame, frameText, parseFrame, splitResponseFrame } from './codec.js';
+import { encodeFrame, frameText, parseFrame, splitRelayFrame } from './codec.js';
 import {
   bridgeErrorFrame,
   type BridgeErrorCode,
   type BridgeErrorFrame,
   type BridgeFrame,
+  type BridgeFrameType,
   type BridgeSessionEvent,
   type SharedAgent,
   type SharedChannel,
 } from '../wire/bridge-frames.js';
-import { forwardChat, forwardEmbeddings, onRelayedResponse, onResponse, onStream, onStreamEnd, serveForward, type ForwardOptions } from './forwarding.js';
+import {
+  forwardChat,
+  forwardEmbeddings,
+  onRelayedChunk,
+  onRelayedResponse,
+  onResponse,
+  onStream,
+  onStreamEnd,
+  serveForward,
+  type ForwardOptions,
+} from './forwarding.js';
 import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from './rpc.js';
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';
 import { Heartbeat } from './heartbeat.js';
@@ -205,17 +216,19 @@ export class BridgeLink implements LinkContext {
     this.heartbeat.seen();
     this.traffic.received(data.length);
     const maxBytes = this.o.limits.maxFrameBytes;
-    // a relayed chat answer (the common non-streaming frame) settles its request as text, without a parse
+    // a relayed chat answer or stream chunk (the common frames of a forward) is taken as text, without a parse
     const text = frameText(data, { maxBytes, isBinary });
     if (text !== undefined) {
-      const split = splitResponseFrame(text);
-      if (split && onRelayedResponse(this, split.requestId, split.payload)) return;
+      const split = splitRelayFrame(text);
+      if (split && (split.type === 'bridge-stream' ? onRelayedChunk(this, split.requestId, split.body) : onRelayedResponse(this, split.requestId, split.body)))
+        return;
     }
     const parsed = parseFrame(text ?? data, { maxBytes, authenticated: true, isBinary });
     if (!parsed.ok) {
       const e = parsed.error;
       this.sendError(e.code, e.message, e.requestId ? { requestId: e.requestId } : {});
       if (e.closeCode) this.close(e.closeCode, e.code);
+      else if (e.type !== undefined && e.requestId !== undefined && ANSWER_TYPES.has(e.type)) this.failAnswered(e.requestId, e.type, e.message);
       return;
     }
     const f = parsed.frame;
@@ -273,6 +286,17 @@ export class BridgeLink implements LinkContext {
     }
   }
 
+  /**
+   * A malformed answer to a request of ours (a bad chunk, response, result…): the request fails now, as a bad
+   * upstream answer, rather than waiting for its timeout, and the peer is told to stop serving it.
+   */
+  private failAnswered(requestId: string, type: BridgeFrameType, problem: string): void {
+    const p = this.pending.take(requestId);
+    if (!p) return;
+    this.send({ type: 'bridge-cancel', requestId });
+    p.fail(new GatewayError('UPSTREAM_BAD_RESPONSE', `bridge peer ${this.name} sent a malformed ${type} frame (${problem})`));
+  }
+
   private onError(f: BridgeErrorFrame): void {
     if (f.requestId === undefined) {
       this.lastError = `${f.code}: ${f.message}`;
@@ -322,6 +346,17 @@ export class BridgeLink implements LinkContext {
     this.send({ type: 'bridge-channels', sharedChannels: channels, sharedAgents: agents });
   }
 }
+
+/** The frames that answer a request we sent: a bad one fails that request (`failAnswered`). */
+const ANSWER_TYPES: ReadonlySet<BridgeFrameType> = new Set<BridgeFrameType>([
+  'bridge-response',
+  'bridge-stream',
+  'bridge-stream-end',
+  'bridge-error',
+  'bridge-session-transfer-ok',
+  'bridge-rpc-event',
+  'bridge-rpc-result',
+]);
 
 function uncorkSocket(s: Duplex): void {
   if (!s.destroyed) s.uncork();

@@ -1,6 +1,6 @@
 /**
  * A non-streaming answer that B relays from its OpenAI-compatible upstream crosses the bridge and leaves A as
- * the upstream's bytes: A splits the bridge-response frame without parsing it (`splitResponseFrame`) and relays
+ * the upstream's bytes: A splits the bridge-response frame without parsing it (`splitRelayFrame`) and relays
  * the payload, validated by a scan, like an upstream's body. Both gateways run in this process, so every
  * JSON.parse either makes of the answer is counted. The answer's usage still reaches A's usage records.
  */
