@@ -46,6 +46,9 @@ interface UsageRow {
   stream: number;
 }
 
+/** Rows per INSERT statement in `appendUsage` (11 parameters each: far under SQLite's 32,766). */
+const USAGE_ROWS_PER_INSERT = 50;
+
 export class SqliteKeyStore implements KeyStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
@@ -122,15 +125,38 @@ export class SqliteKeyStore implements KeyStore {
     return (this.db.prepare("SELECT v FROM keys_meta WHERE k = 'version'").get() as { v: number }).v;
   }
 
+  /**
+   * One transaction per batch, up to USAGE_ROWS_PER_INSERT rows per INSERT: one statement call binds them all,
+   * where a call per row cost ~20 % more per record (a record per request on the event loop; docs/benchmarks.md,
+   * ninth pass). The statements are prepared once per row count.
+   */
   async appendUsage(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const ins = this.db.prepare(
-      'INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
     this.db.transaction(() => {
-      for (const r of records)
-        ins.run(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
+      for (let i = 0; i < records.length; i += USAGE_ROWS_PER_INSERT) {
+        const n = Math.min(USAGE_ROWS_PER_INSERT, records.length - i);
+        const args: Array<string | number> = [];
+        for (let j = i; j < i + n; j++) {
+          const r = records[j]!;
+          args.push(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
+        }
+        this.usageInsert(n).run(args);
+      }
     })();
+  }
+
+  private readonly usageInserts = new Map<number, Database.Statement>();
+
+  private usageInsert(rows: number): Database.Statement {
+    let st = this.usageInserts.get(rows);
+    if (!st) {
+      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
+      st = this.db.prepare(
+        `INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream) VALUES ${values}`,
+      );
+      this.usageInserts.set(rows, st);
+    }
+    return st;
   }
 
   async queryUsage(q: UsageQuery): Promise<UsageRecord[]> {

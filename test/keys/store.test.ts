@@ -89,6 +89,28 @@ for (const [name, open] of [
       await s.close();
     });
 
+    it('usage: a batch larger than one INSERT statement keeps every record, each field in its place', async () => {
+      const s = await open();
+      const t = Date.now();
+      // 123 = two full statements of rows and a remainder (SQLite: 50 rows per INSERT); every field differs by row
+      const batch = Array.from({ length: 123 }, (_, i) =>
+        rec(t + i, `key_${i % 7}`, {
+          model: `model-${i}`,
+          channel: `chan-${i % 5}`,
+          peer: i % 3 ? '-' : `gw_${i}`,
+          direction: i % 2 ? 'local' : 'served-by',
+          inputTokens: i * 3,
+          outputTokens: i * 2 + 1,
+          cachedTokens: i % 4,
+          cost: i / 8,
+          stream: i % 2 === 0,
+        }),
+      );
+      await s.appendUsage(batch);
+      expect(await s.queryUsage({})).toEqual(batch);
+      await s.close();
+    });
+
     it('usage retention: prune deletes exactly the records written before a time, across several slices', async () => {
       const s = await open();
       // more than two slices of old records (5,000 per slice), written (and stamped) before `cut`
