@@ -16,6 +16,7 @@ import { isForward, type LinkContext, type PendingForward } from './link-types.j
 import type { PeerAdmission } from '../keys/peer-gate.js';
 import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
+import { scannedChunk } from '../providers/openai/stream.js';
 import { isObj } from '../util/is-object.js';
 
 export interface ForwardOptions {
@@ -149,7 +150,7 @@ export function onRelayedChunk(l: LinkContext, requestId: string, chunk: string)
   if (!p || !isForward(p) || !p.queue) return false;
   const s = chunkScan;
   if (!scanJson(chunk, s) || !s.object) return false;
-  p.queue.push(s.usage === 'object' && s.choicesArray && s.choicesEmpty ? { data: chunk, usage: s.usageOf(chunk) as Usage } : { data: chunk });
+  p.queue.push(scannedChunk(chunk, s));
   return true;
 }
 

@@ -10,7 +10,7 @@
  * once, synchronously, and the edge takes the chunks without a promise each.
  */
 import { GatewayError } from '../../wire/errors.js';
-import { StreamJsonScan } from '../../wire/json-scan.js';
+import { StreamJsonScan, type JsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
@@ -54,6 +54,14 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
   if (!scan.choicesArray) {
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);
   }
-  if (scan.choicesEmpty && scan.usage === 'object') return { data, usage: scan.usageOf(data) as Usage };
-  return { data };
+  return scannedChunk(data, scan);
+}
+
+/**
+ * A chunk already validated by `scan` as the StreamChunk it stands for: the usage chunk (`choices: []` and a
+ * `usage` object) carries its usage, read from its own slice. The one rule for the upstream relay above and for
+ * a chunk a bridge peer relayed (src/bridge/forwarding.ts).
+ */
+export function scannedChunk(data: string, scan: JsonScan): StreamChunk {
+  return scan.choicesArray && scan.choicesEmpty && scan.usage === 'object' ? { data, usage: scan.usageOf(data) as Usage } : { data };
 }
