@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { cleanupDirs, startBridgedPair } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startBridgedPair, waitFor } from '../helpers/env.js';
 
 const TOKEN = 'cork-bridge-token-16180';
 const ADMIN = 'cork-admin-token-14142';
@@ -131,5 +131,11 @@ describe('a stream served to a peer', () => {
     // 22 frames (20 chunks, the usage chunk, the stream's end): one write per upstream read, and the end
     expect(w.count()).toBeGreaterThan(0);
     expect(w.count()).toBeLessThanOrEqual(4);
+    // A took the relayed usage chunk as text (splitRelayFrame) and still read its usage for its own records
+    const u = await waitFor(async () => {
+      const r = await adminGet(a.url, '/admin/usage?by=model', ADMIN);
+      return r.total?.requests >= 1 ? r : undefined;
+    }, 'usage recorded on A');
+    expect(u.total).toMatchObject({ requests: 1, inputTokens: 3, outputTokens: CHUNKS });
   });
 });
