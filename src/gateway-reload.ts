@@ -171,16 +171,7 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadRep
   for (const [name, c] of after) {
     const old = before.get(name);
     if (old && JSON.stringify(old) === JSON.stringify(c)) continue;
-    const p = createProvider({
-      name: c.name,
-      provider: c.provider,
-      baseUrl: c.baseUrl,
-      apiKey: c.apiKey,
-      headers: c.headers,
-      timeoutMs: c.timeoutMs,
-      maxConcurrent: c.maxConcurrent,
-      options: c.options,
-    });
+    const p = createProvider(c);
     const previous = t.providers.get(name);
     t.providers.set(name, p);
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.

@@ -85,16 +85,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const providers = new Map<string, ChannelProvider>();
   const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
-    const p = createProvider({
-      name: ch.name,
-      provider: ch.provider,
-      baseUrl: ch.baseUrl,
-      apiKey: ch.apiKey,
-      headers: ch.headers,
-      timeoutMs: ch.timeoutMs,
-      maxConcurrent: ch.maxConcurrent,
-      options: ch.options,
-    });
+    const p = createProvider(ch);
     providers.set(ch.name, p);
     byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));

@@ -29,6 +29,12 @@ export const bridgeLimitsSchema = z.strictObject({
 /** The shortest usage retention: a month budget (keys) is seeded at startup from the whole month's records. */
 export const MIN_RETENTION_DAYS = 32;
 
+/**
+ * `channels[].maxResponseBytes`' default: above the largest legitimate answer, a full embeddings batch (2,048
+ * inputs of 3,072 dimensions as JSON, ~126 MB).
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
+
 /** Rate limits of a virtual key or a bridge peer (docs/keys.md). Absent = unlimited. */
 export const rateLimitsSchema = z.strictObject({
   requestsPerMin: z.number().int().min(1).optional(),
@@ -69,6 +75,8 @@ export const channelSchema = z.strictObject({
   /** names of `headers` whose values are credentials: scrubbed from every error, log line and stored text */
   secretHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(1).optional(),
+  /** the most of one upstream answer held at once: a whole non-streaming body, or one event of a stream */
+  maxResponseBytes: z.number().int().min(1024).default(DEFAULT_MAX_RESPONSE_BYTES),
   maxConcurrent: z.number().int().min(1).default(64),
   weight: z.number().min(0).default(1),
   priority: z.number().int().min(0).default(0),

@@ -86,6 +86,8 @@ export interface ProviderChannelConfig {
   headers?: Record<string, string> | undefined;
   timeoutMs?: number | undefined;
   maxConcurrent?: number | undefined;
+  /** the most of one upstream answer held at once (a whole body, or one stream event); default 128 MiB */
+  maxResponseBytes?: number | undefined;
   /** provider-specific knobs (e.g. mock behaviour, anthropic version) */
   options?: Record<string, unknown> | undefined;
 }

@@ -20,12 +20,16 @@
  *   (an AbortError per stream) and cost the keep-alive connection. A body that then fails changes nothing. A
  *   body still open `DRAIN_AFTER_END_MS` after its terminal event is abandoned then: the answer is whole, and
  *   an upstream that never ends its body would otherwise hold a pooled connection for the channel's timeout.
+ * - One event is bounded: an event (or line) still unfinished past the body's `maxEventChars` (the channel's
+ *   `maxResponseBytes`, as decoded characters) ends the stream with UPSTREAM_BAD_RESPONSE after the chunks
+ *   before it, so an upstream that never ends an event cannot grow the gateway's memory without bound.
  */
 import { GatewayError } from '../wire/errors.js';
 import { LineParser, SseParser, type Framer } from '../util/lines.js';
 import type { ChunkStream, StreamChunk } from './provider.js';
-import { mapTransportError } from './upstream.js';
+import { mapTransportError, tooLarge } from './upstream.js';
 import type { BodyReads } from './upstream-body.js';
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 
 export interface StreamTranslator {
   /**
@@ -48,6 +52,8 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
   /** the failure that ends the stream once the chunks before it are taken */
   private failure: GatewayError | undefined;
   private readonly reads: BodyReads;
+  /** the longest unfinished event the framer may hold */
+  private readonly maxEvent: number;
 
   constructor(
     body: AsyncIterable<Uint8Array | string>,
@@ -56,6 +62,7 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
     private readonly label: string,
   ) {
     this.reads = body[Symbol.asyncIterator]() as BodyReads;
+    this.maxEvent = this.reads.maxEventChars ?? DEFAULT_MAX_RESPONSE_BYTES;
   }
 
   [Symbol.asyncIterator](): this {
@@ -94,17 +101,13 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
         if (!this.failure) this.over = true;
         continue;
       }
-      this.frames.push(r.value);
-      this.take();
+      this.push(r.value);
       // the reads already received (one network read carries many of the upstream's writes) are translated now,
       // so the edge takes their chunks in one go: no promise and no client write per upstream write
       const reads = this.reads;
       if (reads.takeQueued) {
         let b: Uint8Array | undefined;
-        while (!this.ended && !this.failure && (b = reads.takeQueued()) !== undefined) {
-          this.frames.push(b);
-          this.take();
-        }
+        while (!this.ended && !this.failure && (b = reads.takeQueued()) !== undefined) this.push(b);
       }
       if (this.ended) {
         this.over = true;
@@ -121,6 +124,14 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
     this.head = 0;
     await this.reads.return?.();
     return { done: true, value: undefined };
+  }
+
+  /** One read framed and translated; an event left unfinished past `maxEvent` fails the stream. */
+  private push(part: Uint8Array | string): void {
+    const f = this.frames;
+    f.push(part);
+    this.take();
+    if (f.pending > this.maxEvent && !this.ended && !this.failure) this.failure = tooLarge(this.label, 'stream event', this.maxEvent);
   }
 
   /** The events the last push/end completed → ready chunks, up to the terminal event or the first failing one. */

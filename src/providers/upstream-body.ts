@@ -9,13 +9,18 @@
  * One promise per exchange, settled by the handler itself (`dispatchRequest`):
  * - a 2xx answer resolves it: at the headers with the body to read (`want: 'body'`), or at the body's end with
  *   its text (`want: 'text'`, the whole body collected as it arrives, no promise per read);
- * - any other status rejects it, once its body (the upstream's message) is read, with `errors.status(…)`;
- * - a failure before that (timeouts, socket errors, the signal) rejects it with `errors.transport(err)`; after a
+ * - any other status rejects it, once its body (the upstream's message) is read, with `rules.status(…)`;
+ * - a failure before that (timeouts, socket errors, the signal) rejects it with `rules.transport(err)`; after a
  *   2xx body was handed over, a failure rejects the body's pending or next read instead, unmapped (the stream
  *   readers map it as mid-stream).
  * So a provider's call is one `await`, where `request` + a status check + reading the text took five promises
  * (docs/benchmarks.md, "Ninth pass"). Leaving the body early (`return()`, a `break` out of `for await`) aborts
  * the request, as destroying the `Readable` did.
+ *
+ * What is collected whole is bounded: a 2xx body read as text by the client's `maxBodyBytes` (the channel's
+ * `maxResponseBytes`; over it the request is aborted and the promise rejects with `tooLarge()`), an error
+ * status's message by ERROR_BODY_MAX (over it the request is aborted and the status rejects with what came). A
+ * streamed body is bounded per event by its reader (`maxEventChars`, src/providers/stream-reader.ts).
  */
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -29,6 +34,8 @@ export interface BodyReads extends AsyncIterator<Uint8Array | string> {
   takeQueued?(): Uint8Array | undefined;
   /** true once the body ended and every read was taken (`next()` would report done); absent: unknown */
   readonly complete?: boolean;
+  /** the longest event a stream reader may hold unfinished (decoded characters); absent: the reader's default */
+  readonly maxEventChars?: number;
 }
 
 export interface DispatchedResponse {
@@ -37,8 +44,12 @@ export interface DispatchedResponse {
   body: UpstreamBody;
 }
 
-/** How an exchange's failures become the caller's errors; built once per client, not per request. */
-export interface ExchangeErrors {
+/** How an exchange's failures become the caller's errors, and its bounds; built once per client, not per request. */
+export interface ExchangeRules {
+  /** the most of a 2xx body collected whole (`want: 'text'`), and of one event of a streamed one */
+  readonly maxBodyBytes: number;
+  /** a 2xx body over `maxBodyBytes` */
+  tooLarge(): Error;
   /** a transport failure (or the signal's reason) before the answer was handed over */
   transport(err: unknown): Error;
   /** a non-2xx answer; `text` is its body ('' when the body failed too) */
@@ -49,6 +60,8 @@ export interface ExchangeErrors {
 export type Want = 'body' | 'text';
 
 const HIGH_WATER = 64 * 1024;
+/** the most of an error status's body read for its message (the message relayed is cut to 300 characters) */
+export const ERROR_BODY_MAX = 64 * 1024;
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined };
 
 type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void };
@@ -65,7 +78,9 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
   /** the whole body is being read (`want: 'text'`, or an error status's message): every read is queued until the end */
   private collecting = false;
   /** the exchange's promise is still to settle */
-  private settle: { resolve: (v: DispatchedResponse | string) => void; reject: (e: Error) => void; want: Want; errors: ExchangeErrors } | undefined;
+  private settle: { resolve: (v: DispatchedResponse | string) => void; reject: (e: Error) => void; want: Want } | undefined;
+  /** what may be collected: `maxBodyBytes` for a 2xx body, ERROR_BODY_MAX for an error status's */
+  private limit = 0;
   /** a non-2xx status whose body is being read for the rejection */
   private errorStatus = 0;
   private errorHeaders: IncomingHttpHeaders | undefined;
@@ -75,9 +90,9 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     resolve: (v: DispatchedResponse | string) => void,
     reject: (e: Error) => void,
     want: Want,
-    errors: ExchangeErrors,
+    private readonly rules: ExchangeRules,
   ) {
-    this.settle = { resolve, reject, want, errors };
+    this.settle = { resolve, reject, want };
     if (signal) {
       this.onAbort = () => this.controller?.abort(abortReason(signal));
       signal.addEventListener('abort', this.onAbort, { once: true });
@@ -99,10 +114,12 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
       this.errorStatus = statusCode;
       this.errorHeaders = headers;
       this.collecting = true;
+      this.limit = ERROR_BODY_MAX;
       return;
     }
     if (s.want === 'text') {
       this.collecting = true;
+      this.limit = this.rules.maxBodyBytes;
       return;
     }
     // handed over: failures from now on go to the body's reader
@@ -119,7 +136,29 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     }
     this.queue.push(chunk);
     this.queued += chunk.length;
-    if (this.queued >= HIGH_WATER && !this.collecting && !controller.paused) controller.pause();
+    if (this.collecting) {
+      if (this.queued > this.limit) this.overLimit(controller);
+    } else if (this.queued >= HIGH_WATER && !controller.paused) controller.pause();
+  }
+
+  /** A body collected whole went over its bound: settle now and abort the rest (its connection is closed). */
+  private overLimit(controller: Dispatcher.DispatchController): void {
+    const s = this.settle!;
+    this.settle = undefined;
+    this.collecting = false;
+    let err: Error;
+    if (this.errorStatus !== 0) {
+      // the message is at the start: what came is enough
+      err = this.rules.status(this.errorStatus, this.errorHeaders!, this.drain());
+    } else {
+      this.queue.length = 0;
+      this.queued = 0;
+      err = this.rules.tooLarge();
+    }
+    this.failure = err;
+    this.unlisten();
+    s.reject(err);
+    controller.abort(err);
   }
 
   onResponseEnd(): void {
@@ -129,7 +168,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     if (s) {
       this.settle = undefined;
       const text = this.drain();
-      if (this.errorStatus !== 0) s.reject(s.errors.status(this.errorStatus, this.errorHeaders!, text));
+      if (this.errorStatus !== 0) s.reject(this.rules.status(this.errorStatus, this.errorHeaders!, text));
       else s.resolve(text);
       return;
     }
@@ -150,7 +189,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
       this.queue.length = 0;
       this.queued = 0;
       // an error status whose body failed too: the status is what matters
-      s.reject(this.errorStatus !== 0 ? s.errors.status(this.errorStatus, this.errorHeaders!, '') : s.errors.transport(err));
+      s.reject(this.errorStatus !== 0 ? this.rules.status(this.errorStatus, this.errorHeaders!, '') : this.rules.transport(err));
       return;
     }
     const w = this.waiter;
@@ -186,6 +225,10 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
 
   get complete(): boolean {
     return this.ended && this.queue.length === 0;
+  }
+
+  get maxEventChars(): number {
+    return this.rules.maxBodyBytes;
   }
 
   return(): Promise<IteratorResult<Buffer>> {
@@ -242,40 +285,40 @@ function abortReason(signal: CancelSignal): Error {
 
 /**
  * Sends one request on `dispatcher`: resolves with a 2xx response at its headers (`want: 'body'`) or with its
- * body's text (`want: 'text'`); rejects with `errors`' mapping otherwise (see the top of this file).
+ * body's text (`want: 'text'`); rejects with `rules`' mapping otherwise (see the top of this file).
  */
 export function dispatchRequest(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   want: 'body',
-  errors: ExchangeErrors,
+  rules: ExchangeRules,
 ): Promise<DispatchedResponse>;
 export function dispatchRequest(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   want: 'text',
-  errors: ExchangeErrors,
+  rules: ExchangeRules,
 ): Promise<string>;
 export function dispatchRequest(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   want: Want,
-  errors: ExchangeErrors,
+  rules: ExchangeRules,
 ): Promise<DispatchedResponse | string> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
-      reject(errors.transport(abortReason(signal)));
+      reject(rules.transport(abortReason(signal)));
       return;
     }
-    const ex = new Exchange(signal, resolve, reject, want, errors);
+    const ex = new Exchange(signal, resolve, reject, want, rules);
     try {
       dispatcher.dispatch(opts, ex);
     } catch (err) {
       ex.unlisten();
-      reject(errors.transport(err));
+      reject(rules.transport(err));
     }
   });
 }

@@ -7,7 +7,8 @@
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { dispatchRequest, type ExchangeErrors, type UpstreamBody } from './upstream-body.js';
+import { dispatchRequest, type ExchangeRules, type UpstreamBody } from './upstream-body.js';
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 import { notJson } from './chat-reply.js';
@@ -33,6 +34,8 @@ export interface UpstreamOptions {
   label: string;
   /** trust this CA for https upstreams (PEM) */
   ca?: string | undefined;
+  /** the most of one answer held at once: a whole non-streaming body, or one event of a stream; default 128 MiB */
+  maxResponseBytes?: number | undefined;
 }
 
 export interface UpstreamResponse {
@@ -53,15 +56,18 @@ export class UpstreamClient {
   private readonly pool: UndiciPool;
   private readonly basePath: string;
   readonly label: string;
-  /** the exchange's failures as GatewayErrors, for every request of this client */
-  private readonly errors: ExchangeErrors;
+  /** the exchange's failures as GatewayErrors, and its bounds, for every request of this client */
+  private readonly errors: ExchangeRules;
 
   constructor(opts: UpstreamOptions) {
     const url = new URL(opts.baseUrl);
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.label = opts.label;
     const label = opts.label;
+    const maxBodyBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.errors = {
+      maxBodyBytes,
+      tooLarge: () => tooLarge(label, 'answer', maxBodyBytes),
       transport: (err) => mapTransportError(err, label, false),
       status: (status, headers, text) => statusError(status, upstreamMessage(text), label, retryAfter(headers['retry-after'])),
     };
@@ -157,6 +163,13 @@ export function statusError(status: number, message: string, label: string, retr
     return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
   // 401/403/404/other 4xx: a channel misconfiguration (key, model name); another channel may serve it.
   return new GatewayError('UPSTREAM_ERROR', text, opts);
+}
+
+/** An upstream answer (a non-streaming body) or one event of its stream over the channel's `maxResponseBytes`. */
+export function tooLarge(label: string, what: 'answer' | 'stream event', max: number): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream ${what} exceeds maxResponseBytes (${max})`, {
+    details: { maxResponseBytes: max },
+  });
 }
 
 /**

@@ -23,6 +23,8 @@ export interface Framer {
   readonly names: (string | undefined)[];
   readonly datas: string[];
   readonly count: number;
+  /** characters of the frame still unfinished (held until its end arrives) */
+  readonly pending: number;
   push(part: Uint8Array | string): void;
   end(): void;
 }
@@ -38,6 +40,10 @@ export class LineParser implements Framer {
   count = 0;
   private readonly decoder = new StringDecoder('utf8');
   private rest = '';
+
+  get pending(): number {
+    return this.rest.length;
+  }
 
   push(part: Uint8Array | string): void {
     this.count = 0;
@@ -83,6 +89,11 @@ export class SseParser implements Framer {
   private rest = '';
   private event: string | undefined = undefined;
   private data: string | undefined = undefined;
+
+  /** the unfinished line, and the data lines of the event not yet dispatched */
+  get pending(): number {
+    return this.rest.length + (this.data === undefined ? 0 : this.data.length);
+  }
 
   /** Feeds the next piece of the body. */
   push(part: Uint8Array | string): void {

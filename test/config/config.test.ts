@@ -219,7 +219,16 @@ describe('the strict schema', () => {
     const c = validateConfig({ channels: [mockChannel] }, 't', {});
     expect(c.gateway.routing).toMatchObject({ strategy: 'least-loaded', preferLocal: true, retries: 2 });
     expect(c.gateway.maxBodyBytes).toBeGreaterThan(0);
-    expect(c.channels[0]).toMatchObject({ modelMap: {}, headers: {}, maxConcurrent: 64, weight: 1, priority: 0 });
+    expect(c.channels[0]).toMatchObject({ modelMap: {}, headers: {}, maxConcurrent: 64, weight: 1, priority: 0, maxResponseBytes: 128 * 1024 * 1024 });
+  });
+
+  it('channels[].maxResponseBytes: at least 1024, an integer', () => {
+    for (const bad of [1023, 0, 2048.5, '1MiB']) {
+      expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, maxResponseBytes: bad }] }, 't', {}))).toEqual([
+        expect.stringMatching(/^channels\.0\.maxResponseBytes: /),
+      ]);
+    }
+    expect(validateConfig({ channels: [{ ...mockChannel, maxResponseBytes: 1024 }] }, 't', {}).channels[0]!.maxResponseBytes).toBe(1024);
   });
 });
 

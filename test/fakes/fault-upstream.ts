@@ -24,9 +24,9 @@
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FaultMode = 'ok' | 'fail500' | 'fail429' | 'stall' | 'cutMidStream' | 'malformedChunk' | 'inbandError';
+export type FaultMode = 'ok' | 'fail500' | 'fail429' | 'stall' | 'cutMidStream' | 'malformedChunk' | 'inbandError' | 'endless';
 
-export const FAULT_MODES: readonly FaultMode[] = ['ok', 'fail500', 'fail429', 'stall', 'cutMidStream', 'malformedChunk', 'inbandError'];
+export const FAULT_MODES: readonly FaultMode[] = ['ok', 'fail500', 'fail429', 'stall', 'cutMidStream', 'malformedChunk', 'inbandError', 'endless'];
 
 export interface FaultOptions {
   /** content chunks in an `ok` stream; default 3 */
@@ -176,6 +176,10 @@ export class FaultUpstream {
         return void res.end('{"id": "broken", "choices": [');
       }
       if (mode === 'inbandError') return json(res, 200, { error: { message: 'upstream model crashed', type: 'server_error', param: null, code: null } });
+      if (mode === 'endless') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return this.endless(res, `{"id":"${id}","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"`);
+      }
       const completion = {
         id,
         object: 'chat.completion',
@@ -210,6 +214,25 @@ export class FaultUpstream {
     this.completed++;
   }
 
+  /**
+   * `endless`: `prefix`, then text that never ends (no closing quote, no newline), written as fast as the reader
+   * takes it, until the reader closes the connection.
+   */
+  private endless(res: ServerResponse, prefix: string): void {
+    const piece = 'x'.repeat(16 * 1024);
+    let written = prefix.length;
+    res.write(prefix);
+    res.once('close', () => endlessWritten.push(written));
+    const pump = (): void => {
+      while (!res.destroyed && res.write(piece)) written += piece.length;
+      if (!res.destroyed) {
+        written += piece.length;
+        res.once('drain', pump);
+      }
+    };
+    pump();
+  }
+
   private fault(mode: FaultMode, res: ServerResponse): void {
     switch (mode) {
       case 'stall':
@@ -222,11 +245,16 @@ export class FaultUpstream {
         return void res.end(
           `data: ${JSON.stringify({ error: { message: 'upstream model crashed mid-stream', type: 'server_error', param: null, code: null } })}\n\n`,
         );
+      case 'endless':
+        return this.endless(res, 'data: {"id":"chatcmpl-endless","choices":[{"index":0,"delta":{"content":"');
       default:
         return void res.destroy();
     }
   }
 }
+
+/** How much an `endless` answer wrote before the reader let go of it, per request (bytes). */
+export const endlessWritten: number[] = [];
 
 function zeroModes(): Record<FaultMode, number> {
   return Object.fromEntries(FAULT_MODES.map((m) => [m, 0])) as Record<FaultMode, number>;

@@ -19,6 +19,7 @@ import {
   type ChatResult,
   type FaultMode,
   type FaultUpstream,
+  endlessWritten,
 } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
@@ -44,7 +45,8 @@ async function setup(): Promise<{ gw: GatewayProcess; ua: FaultUpstream; ub: Fau
       routing: { retries: 2, timeoutMs: 15_000, firstByteTimeoutMs: 500, streamIdleTimeoutMs: 500, health: HEALTH },
     },
     channels: [
-      { name: 'ch-a', provider: 'vllm', baseUrl: ua.baseUrl, models: [MODEL] },
+      // 1 MiB: an `endless` answer is cut there (channels[].maxResponseBytes); every other answer is far smaller
+      { name: 'ch-a', provider: 'vllm', baseUrl: ua.baseUrl, models: [MODEL], maxResponseBytes: 1_048_576 },
       { name: 'ch-b', provider: 'vllm', baseUrl: ub.baseUrl, models: [MODEL] },
     ],
   });
@@ -167,10 +169,37 @@ describe('fault suite: upstream faults on one of two local channels', () => {
     await expectRecovery(gw, ua);
   });
 
+  it('endless answer: past maxResponseBytes it is cut (not held until a timeout) and fails over with zero client failures', async () => {
+    // Expect: ch-a answers 200 and a body that never ends. The gateway holds at most ch-a's maxResponseBytes
+    // (1 MiB) of it, then aborts it with UPSTREAM_BAD_RESPONSE and retries on ch-b; no client sees an error.
+    // A stream whose first event never ends is cut the same way before its first chunk, and retried too.
+    const { gw, ua, ub } = await setup();
+    ua.setMode('endless', { faultAfterChunks: 0 });
+    endlessWritten.length = 0;
+    const rs: ChatResult[] = [];
+    for (let i = 0; i < 6; i++) rs.push(await chat(gw.url, { model: MODEL, stream: i % 2 === 1 }));
+    expect(
+      rs.filter((r) => r.status !== 200 || (r.events.length > 0 && streamVerdict(r) !== 'completed')),
+      summarize(rs),
+    ).toHaveLength(0);
+    expect(rs.every((r) => r.channel === 'ch-b')).toBe(true);
+    expect(ub.completed).toBe(6);
+    expect(ua.byMode.endless).toBeGreaterThanOrEqual(1);
+    const row = await channelRow(gw.url, A);
+    expect(row?.health.lastError).toMatch(/UPSTREAM_BAD_RESPONSE.*upstream (answer|stream event) exceeds maxResponseBytes \(1048576\)/);
+    // the gateway let go of each endless answer: what the upstream wrote is the 1 MiB it held plus what the two
+    // sockets' buffers took, not an unbounded amount
+    await waitFor(() => endlessWritten.length === ua.byMode.endless, 'every endless answer closed by the gateway', 5000);
+    for (const w of endlessWritten) expect(w).toBeLessThan(32 * 1024 * 1024);
+    console.log(`[endless] 6 requests, 0 failed; ch-a cut ${ua.byMode.endless} endless answer(s) after ${endlessWritten.join(', ')} bytes written`);
+    await expectRecovery(gw, ua);
+  });
+
   const midStream: Array<{ mode: FaultMode; what: string; code: RegExp }> = [
     { mode: 'cutMidStream', what: 'stream cut mid-way (socket destroyed)', code: /upstream_stream_error|upstream_error/ },
     { mode: 'malformedChunk', what: 'malformed SSE JSON', code: /upstream_bad_response/ },
     { mode: 'inbandError', what: 'in-band error chunk', code: /upstream_stream_error/ },
+    { mode: 'endless', what: 'an event that never ends (past maxResponseBytes)', code: /upstream_bad_response/ },
     { mode: 'stall', what: 'stream goes silent (stream idle timeout)', code: /upstream_timeout/ },
   ];
 

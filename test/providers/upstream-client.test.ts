@@ -9,11 +9,33 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UpstreamClient } from '../../src/providers/upstream.js';
+import { ERROR_BODY_MAX } from '../../src/providers/upstream-body.js';
+import { openAiStream } from '../../src/providers/openai/stream.js';
+import { ollamaStream } from '../../src/providers/ollama/stream.js';
+import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 
 /** Each path is one upstream behaviour. `/held` answers its headers and a first read, then waits for `release`. */
 let releaseHeld: (() => void) | undefined;
 let requests = 0;
+/** bytes each endless answer wrote before the client closed it */
+const endlessWritten: number[] = [];
+
+/** `prefix`, then `piece` again and again as fast as the client reads, until it closes the connection. */
+function endless(res: ServerResponse, status: number, type: string, prefix: string, piece: string): void {
+  res.writeHead(status, { 'content-type': type });
+  let written = prefix.length;
+  res.write(prefix);
+  res.once('close', () => endlessWritten.push(written));
+  const pump = (): void => {
+    while (!res.destroyed && res.write(piece)) written += piece.length;
+    if (!res.destroyed) {
+      written += piece.length;
+      res.once('drain', pump);
+    }
+  };
+  pump();
+}
 const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
   '/split': (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -43,6 +65,22 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
   },
+  '/big': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"data":"${'x'.repeat(10_000)}"}`),
+  '/endless-ok': (_req, res) => endless(res, 200, 'application/json', '{"data":"', 'x'.repeat(4096)),
+  '/endless-error': (_req, res) => endless(res, 500, 'application/json', '{"error":{"message":"overloaded"},"pad":"', 'x'.repeat(4096)),
+  // an SSE event whose one line never ends, one made of data lines that never meet their blank line, an NDJSON line
+  '/endless-sse-line': (_req, res) =>
+    endless(res, 200, 'text/event-stream', 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: {"choices":"', 'x'.repeat(1024)),
+  '/endless-sse-lines': (_req, res) =>
+    endless(res, 200, 'text/event-stream', 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n', 'data: xxxxxxxxxxxxxxxxxxxxxxxx\n'),
+  '/endless-ndjson': (_req, res) =>
+    endless(
+      res,
+      200,
+      'application/x-ndjson',
+      '{"model":"m","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"hi"},"done":false}\n{"model":"',
+      'x'.repeat(1024),
+    ),
   '/held': (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write('data: first\n\n');
@@ -52,6 +90,8 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
 
 let server: Server;
 let client: UpstreamClient;
+/** the same upstream with a 4 KiB maxResponseBytes */
+let small: UpstreamClient;
 const init = (signal = new AbortController().signal) => ({ headers: { 'content-type': 'application/json' }, body: '{}', signal });
 
 beforeAll(async () => {
@@ -60,11 +100,14 @@ beforeAll(async () => {
     routes[req.url ?? '']!(req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  client = new UpstreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, label: 'chan' });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  client = new UpstreamClient({ baseUrl, label: 'chan' });
+  small = new UpstreamClient({ baseUrl, label: 'chan', maxResponseBytes: 4096 });
 });
 
 afterAll(async () => {
   await client.close();
+  await small.close();
   await new Promise((r) => server.close(r));
 });
 
@@ -146,5 +189,53 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     await expect.poll(() => releaseHeld).toBeTypeOf('function'); // the upstream answered its headers and a first read
     ac.abort();
     expect((await rejection(pending)).code).toBe('CANCELLED');
+  });
+});
+
+describe('UpstreamClient: what is held of an answer is bounded', () => {
+  it('a 2xx body over maxResponseBytes rejects UPSTREAM_BAD_RESPONSE; an endless one is cut there; the client goes on', async () => {
+    expect(await client.sendText('/big', init())).toHaveLength(10_011); // the default bound is far above it
+    for (const path of ['/big', '/endless-ok']) {
+      const e = await rejection(small.sendText(path, init()));
+      expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(e.message).toBe('channel chan: upstream answer exceeds maxResponseBytes (4096)');
+      expect(e.details).toEqual({ maxResponseBytes: 4096 });
+    }
+    expect(await small.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
+  });
+
+  it("an error status's endless body: the status rejects once ERROR_BODY_MAX is read, with the message at its start", async () => {
+    endlessWritten.length = 0;
+    for (const c of [client, small]) {
+      const e = await rejection(c.sendText('/endless-error', init()));
+      expect(e.code).toBe('UPSTREAM_ERROR');
+      expect(e.details).toEqual({ upstreamStatus: 500 });
+      // the body was cut, so it is not JSON: its start is the message, cut to 300 characters
+      expect(e.message).toMatch(/^channel chan: upstream answered 500: \{"error":\{"message":"overloaded"\},"pad":"x+…$/);
+    }
+    await expect.poll(() => endlessWritten.length).toBe(2);
+    // what was read, plus what the sockets' buffers took
+    for (const w of endlessWritten) expect(w).toBeLessThan(ERROR_BODY_MAX + 16 * 1024 * 1024);
+  });
+
+  it('a stream event or line that never ends fails the stream after the chunks before it', async () => {
+    const cases: Array<[string, (body: AsyncIterable<Buffer>) => AsyncIterable<StreamChunk>]> = [
+      ['/endless-sse-line', (b) => openAiStream(b, 'chan')],
+      ['/endless-sse-lines', (b) => openAiStream(b, 'chan')],
+      ['/endless-ndjson', (b) => ollamaStream(b, 'chan', 'm')],
+    ];
+    for (const [path, read] of cases) {
+      const chunks: StreamChunk[] = [];
+      let failure: unknown;
+      try {
+        for await (const c of read((await small.send(path, init())).body)) chunks.push(c);
+      } catch (err) {
+        failure = err;
+      }
+      expect(chunks.length, path).toBeGreaterThanOrEqual(1); // the event before the endless one was relayed
+      expect(failure, path).toBeInstanceOf(GatewayError);
+      expect((failure as GatewayError).code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect((failure as GatewayError).message).toBe('channel chan: upstream stream event exceeds maxResponseBytes (4096)');
+    }
   });
 });

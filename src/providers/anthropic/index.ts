@@ -38,6 +38,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
     connections: cfg.maxConcurrent ?? 128,
     headersTimeoutMs: cfg.timeoutMs,
     bodyTimeoutMs: cfg.timeoutMs,
+    maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
   });
   const baseHeaders: Record<string, string> = {

@@ -31,6 +31,7 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
     connections: cfg.maxConcurrent ?? 128,
     headersTimeoutMs: cfg.timeoutMs,
     bodyTimeoutMs: cfg.timeoutMs,
+    maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
   });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };

@@ -23,6 +23,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
     connections: cfg.maxConcurrent,
     headersTimeoutMs: cfg.timeoutMs,
     bodyTimeoutMs: cfg.timeoutMs,
+    maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
   });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
