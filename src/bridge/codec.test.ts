@@ -312,6 +312,20 @@ describe('parseFrame: handshake gate', () => {
     expect(err(VALID['bridge-hello'].replace('"token":"s3cret-token",', ''), PRE).message).toBe('bridge-hello.token: required string');
   });
 
+  it("takes the initiator's optional maxFrameBytes in bridge-hello (absent: an older peer), refusing one that is not a count", () => {
+    const withLimit = VALID['bridge-hello'].replace('"nonce":"n-1"', '"nonce":"n-1","maxFrameBytes":8192');
+    const h = parseFrame(withLimit, PRE);
+    expect(h.ok && h.frame.type === 'bridge-hello' && h.frame.maxFrameBytes).toBe(8192);
+    const old = parseFrame(VALID['bridge-hello'], PRE);
+    expect(old.ok && old.frame.type === 'bridge-hello' && 'maxFrameBytes' in old.frame).toBe(false);
+    for (const bad of ['-1', '"8192"', '1.5']) {
+      expect(err(withLimit.replace('8192', bad), PRE)).toMatchObject({
+        code: 'BAD_HELLO',
+        message: 'bridge-hello.maxFrameBytes: must be a non-negative integer',
+      });
+    }
+  });
+
   it('lets the initiator read bridge-hello-ok or bridge-error before auth, and nothing else', () => {
     expect(parseFrame(VALID['bridge-hello-ok'], PRE_INIT).ok).toBe(true);
     expect(parseFrame('{"type":"bridge-error","code":"AUTH_FAILED","message":"bridge token rejected","retryable":false}', PRE_INIT).ok).toBe(true);

@@ -126,13 +126,14 @@ export function frameText(raw: Uint8Array, opts: Pick<ParseOptions, 'maxBytes' |
   }
 }
 
+/** Whether `text` is over `maxBytes` as UTF-8. A UTF-16 code unit is 1 to 3 UTF-8 bytes: measured only when in doubt. */
+export function textOverBytes(text: string, maxBytes: number): boolean {
+  return text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text, 'utf8') > maxBytes);
+}
+
 export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseResult {
   const pre = !opts.authenticated;
-  // A UTF-16 code unit is at least 1 and at most 3 UTF-8 bytes: measure only when in doubt.
-  const tooBig =
-    typeof raw === 'string'
-      ? raw.length > opts.maxBytes || (raw.length * 3 > opts.maxBytes && Buffer.byteLength(raw, 'utf8') > opts.maxBytes)
-      : raw.byteLength > opts.maxBytes;
+  const tooBig = typeof raw === 'string' ? textOverBytes(raw, opts.maxBytes) : raw.byteLength > opts.maxBytes;
   if (tooBig) return fail('PAYLOAD_TOO_LARGE', `frame exceeds ${opts.maxBytes} bytes`, CLOSE_CODES.FRAME_TOO_LARGE);
   if (opts.isBinary) return fail('BAD_FRAME', 'binary frames are not allowed; send JSON text', CLOSE_BAD_FRAME);
   let text: string;
@@ -398,6 +399,7 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
       minVersion: optStr(o.minVersion, `${t}.minVersion`, 32),
       maxVersion: optStr(o.maxVersion, `${t}.maxVersion`, 32),
       nonce: optStr(o.nonce, `${t}.nonce`, 256),
+      maxFrameBytes: optCount(o.maxFrameBytes, `${t}.maxFrameBytes`),
     });
   },
   'bridge-hello-ok': (o) => {

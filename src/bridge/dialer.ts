@@ -98,6 +98,7 @@ export class Dialer {
           minVersion: SUPPORTED_VERSIONS[0],
           maxVersion: SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1],
           nonce: newId('n', 12),
+          maxFrameBytes: limits.maxFrameBytes,
         }),
       );
       ws.once('message', (data: Buffer, isBinary: boolean) => {
@@ -123,6 +124,7 @@ export class Dialer {
           share,
           agents,
           limits: { ...limits, heartbeatIntervalMs: d.helloOk.policy.heartbeatIntervalMs },
+          peerMaxFrameBytes: d.helloOk.policy.maxFrameBytes,
           onClosed: (l) => {
             if (this.link !== l) return;
             this.link = undefined;

@@ -115,8 +115,26 @@ function launch(
   if (o.sessionId) frame.sessionId = o.sessionId;
   if (o.trace) frame.traceparent = o.trace;
   if (o.requestId) frame.originRequestId = o.requestId;
-  l.send(frame);
-  return undefined;
+  if (l.send(frame)) return undefined;
+  // larger than the peer takes in one frame: this candidate cannot serve it, another may
+  l.pending.take(requestId);
+  return new GatewayError('PAYLOAD_TOO_LARGE', `the request is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
+    retryable: true,
+  });
+}
+
+/**
+ * An answer we serve that is larger than the peer takes in one frame: the peer gets PAYLOAD_TOO_LARGE for this
+ * request (as the protocol says) and, for a Switchyard requester, UPSTREAM_BAD_RESPONSE as the gateway code:
+ * its router may try another candidate if nothing was relayed yet. The link stays up.
+ */
+function answerTooLarge(l: LinkContext, requestId: string, started: boolean): void {
+  l.sendError('PAYLOAD_TOO_LARGE', `the answer is larger than this link takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
+    requestId,
+    retryable: true,
+    started,
+    gatewayCode: 'UPSTREAM_BAD_RESPONSE',
+  });
 }
 
 // The peer's answers are opaque bodies (the codec checks only that they are objects); a requester reads
@@ -208,29 +226,35 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (f.kind === 'embeddings') {
       const payload = await l.router.serveChannelEmbeddings(f.targetChannel, f.payload, opts);
       usage = payload.usage as Usage | undefined;
-      served = true;
-      l.send({ type: 'bridge-response', requestId, payload });
+      if (l.send({ type: 'bridge-response', requestId, payload })) served = true;
+      else answerTooLarge(l, requestId, false);
       return;
     }
     const routed = await l.router.serveChannel(f.targetChannel, { ...f.payload, stream: f.stream === true }, opts);
     if (!routed.stream) {
       const reply = routed.reply;
       usage = reply.usage;
-      served = true;
       // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or
       // re-serialised
-      if (reply.raw !== undefined) l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${reply.raw}}`);
-      else l.send({ type: 'bridge-response', requestId, payload: reply.completion });
+      const sent =
+        reply.raw !== undefined
+          ? l.send(`{"type":"bridge-response","requestId":${JSON.stringify(requestId)},"payload":${reply.raw}}`)
+          : l.send({ type: 'bridge-response', requestId, payload: reply.completion });
+      if (sent) served = true;
+      else answerTooLarge(l, requestId, false);
       return;
     }
     const idJson = JSON.stringify(requestId);
     let chunk = routed.first;
     // the chunks of one upstream read (takeReady) are sent in one tick, so they leave in one socket write
     while (chunk !== undefined) {
-      started = true;
       if (chunk.usage) usage = chunk.usage;
       // The chunk is already JSON: splice it into the frame instead of parsing and re-serialising it.
-      l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`);
+      if (!l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`)) {
+        await routed.rest.return?.();
+        return answerTooLarge(l, requestId, started);
+      }
+      started = true;
       if (ac.signal.aborted) {
         await routed.rest.return?.();
         return;

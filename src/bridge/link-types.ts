@@ -100,6 +100,8 @@ export interface LinkContext {
   readonly selfId: string;
   readonly peer: PeerInfo;
   readonly limits: BridgeLimits;
+  /** the largest frame the peer takes (bytes) */
+  readonly peerMaxFrameBytes: number;
   readonly router: Router;
   readonly logger: Logger;
   /** names of our channels this peer may use (the serving-side whitelist) */
@@ -117,9 +119,10 @@ export interface LinkContext {
   peerGate(): PeerGate | undefined;
   /**
    * A frame, or an already-serialised one (stream chunks are spliced, never re-serialised). The frames sent in
-   * one tick leave in one socket write.
+   * one tick leave in one socket write. False, and nothing sent, for a frame over `peerMaxFrameBytes`: the
+   * caller fails the one request it belongs to (the peer would close the link on it). A closed link drops it.
    */
-  send(frame: BridgeFrame | string): void;
+  send(frame: BridgeFrame | string): boolean;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
   /** our served load changed: report it (throttled) */

@@ -16,7 +16,7 @@ import { PendingTable } from '../util/pending.js';
 import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
-import { encodeFrame, frameText, parseFrame, splitRelayFrame } from './codec.js';
+import { encodeFrame, frameText, parseFrame, splitRelayFrame, textOverBytes } from './codec.js';
 import {
   bridgeErrorFrame,
   type BridgeErrorCode,
@@ -65,6 +65,11 @@ export interface LinkOptions {
   /** peerLimits + served-for usage for forwards we serve; undefined = no limits, no records */
   peerGate?: () => PeerGate | undefined;
   limits: BridgeLimits;
+  /**
+   * the largest frame the peer takes: its `policy.maxFrameBytes` from bridge-hello-ok when we dialed, its
+   * bridge-hello's `maxFrameBytes` when it dialed (ours when an older peer sent none)
+   */
+  peerMaxFrameBytes: number;
   router: Router;
   logger: Logger;
   onPeerChannels: (link: BridgeLink) => void;
@@ -112,6 +117,9 @@ export class BridgeLink implements LinkContext {
   get limits(): BridgeLimits {
     return this.o.limits;
   }
+  get peerMaxFrameBytes(): number {
+    return this.o.peerMaxFrameBytes;
+  }
   get router(): Router {
     return this.o.router;
   }
@@ -134,12 +142,19 @@ export class BridgeLink implements LinkContext {
     return this.o.peerGate?.();
   }
 
-  send(frame: BridgeFrame | string): void {
-    if (this.closed || this.ws.readyState !== 1) return;
+  send(frame: BridgeFrame | string): boolean {
+    if (this.closed || this.ws.readyState !== 1) return true;
     const text = typeof frame === 'string' ? frame : encodeFrame(frame);
+    // the peer would close the link on it (PAYLOAD_TOO_LARGE, 4413), failing every request on it: the caller
+    // fails only the request the frame belongs to
+    if (textOverBytes(text, this.o.peerMaxFrameBytes)) {
+      this.o.logger.warn('frame larger than the peer takes: not sent', { peer: this.peer.id, chars: text.length, maxFrameBytes: this.o.peerMaxFrameBytes });
+      return false;
+    }
     this.traffic.sent(text.length);
     this.corkTurn();
     this.ws.send(text);
+    return true;
   }
 
   /**

@@ -55,7 +55,16 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
     }
     const share = mesh.inboundShare();
     const agents = mesh.inboundAgents();
-    const link = openLink(mesh, { ws, role: 'responder', name: d.peer.name, peer: d.peer, share, agents, limits });
+    const link = openLink(mesh, {
+      ws,
+      role: 'responder',
+      name: d.peer.name,
+      peer: d.peer,
+      share,
+      agents,
+      limits,
+      peerMaxFrameBytes: d.hello.maxFrameBytes ?? limits.maxFrameBytes,
+    });
     ws.send(
       encodeFrame({
         type: 'bridge-hello-ok',

@@ -18,6 +18,8 @@ export interface OpenLinkOptions {
   share: readonly SharedChannel[];
   agents: readonly SharedAgent[];
   limits: BridgeLimits;
+  /** the largest frame the peer takes (LinkOptions.peerMaxFrameBytes) */
+  peerMaxFrameBytes: number;
   /** after the mesh has dropped the link */
   onClosed?: (link: BridgeLink) => void;
 }
@@ -35,6 +37,7 @@ export function openLink(mesh: MeshContext, o: OpenLinkOptions): BridgeLink {
     transfers: () => mesh.transfers,
     peerGate: () => mesh.peerGate,
     limits: o.limits,
+    peerMaxFrameBytes: o.peerMaxFrameBytes,
     router: mesh.router,
     logger: mesh.logger.child({ peer: o.peer.id }),
     onPeerChannels: (l) => mesh.refreshCandidates(l),

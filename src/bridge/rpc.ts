@@ -58,6 +58,13 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
   const ac = new AbortController();
   l.serving.set(requestId, ac);
   const idJson = JSON.stringify(requestId);
+  // an event or result larger than the peer takes in one frame is not sent (the peer would close the link): the
+  // call ends with PAYLOAD_TOO_LARGE instead, its run cancelled, so the peer's client is never left waiting
+  let tooLarge = false;
+  const overflow = (): void => {
+    tooLarge = true;
+    ac.abort();
+  };
   try {
     const out = await handler({
       peer: l.peer,
@@ -66,11 +73,15 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
       sharedAgents: l.ourAgents,
       hops: [...hops, l.selfId],
       signal: ac.signal,
-      emit: (method, params) =>
-        l.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`),
+      emit: (method, params) => {
+        if (tooLarge) return;
+        if (!l.send(`{"type":"bridge-rpc-event","requestId":${idJson},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`)) overflow();
+      },
     });
-    l.send({ type: 'bridge-rpc-result', requestId, ...out });
+    if (!tooLarge && !l.send({ type: 'bridge-rpc-result', requestId, ...out })) overflow();
+    if (tooLarge) rpcTooLarge(l, requestId);
   } catch (err) {
+    if (tooLarge) return rpcTooLarge(l, requestId);
     const e = toGatewayError(err);
     // In an agent task, a refused runtime (the handler's CHANNEL_NOT_SHARED / FORBIDDEN) is AGENT_NOT_SHARED.
     const code = e.code === 'CHANNEL_NOT_SHARED' || e.code === 'FORBIDDEN' ? 'AGENT_NOT_SHARED' : toBridgeCode(e.code);
@@ -78,6 +89,14 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
   } finally {
     l.serving.delete(requestId);
   }
+}
+
+function rpcTooLarge(l: LinkContext, requestId: string): void {
+  l.sendError('PAYLOAD_TOO_LARGE', `an update or the result is larger than this link takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
+    requestId,
+    retryable: false,
+    gatewayCode: 'UPSTREAM_BAD_RESPONSE',
+  });
 }
 
 /** Internal calls between gateways about transfers (not /acp/rpc methods). */

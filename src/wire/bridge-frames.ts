@@ -169,6 +169,11 @@ export interface BridgeHelloFrame {
   maxVersion?: string;
   /** random per connection attempt; lets logs tell attempts apart */
   nonce?: string;
+  /**
+   * the largest frame the initiator takes after the handshake (its `maxFrameBytes`), as the responder's
+   * `policy.maxFrameBytes` tells it the other way; absent (an older peer): the responder assumes its own
+   */
+  maxFrameBytes?: number;
 }
 
 /** Responder → initiator: handshake accepted; `version` is the negotiated one. */
