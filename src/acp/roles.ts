@@ -8,8 +8,9 @@
  * (policy_disabled) → role (role_required / role_unknown / role_not_enabled) → product mode
  * (role_not_allowed_for_mode) → specialty (specialty_required) → workspace (workspace_unauthorized) → budget
  * (budget_unconfigured) → manual model (model_unknown) → candidates: executors in role order × models in
- * preference order (manual: its key); the first whose executor is available and whose model the mesh serves wins
- * (no_eligible_candidate when none; the others land in `excluded`). No fallback after dispatch. The refusals are
+ * preference order (manual: its key); the first whose executor is available, whose model the mesh serves and
+ * whose `dataClasses` hold the request's `dataClass` wins (no_eligible_candidate when none; the others land in
+ * `excluded`: executor_unavailable, catalog_stale, egress_not_allowed). No fallback after dispatch. The refusals are
  * results (`unavailable`), never errors; nothing runs.
  */
 import type { RolePolicyConfig } from '../config/schema.js';
@@ -244,6 +245,15 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
       }
       if (!env.servedModels.includes(m.model)) {
         base.excluded.push({ model: m.key, executor, code: 'catalog_stale', detail: `model "${m.model}" is not served by this gateway or its peers` });
+        continue;
+      }
+      if (!m.dataClasses.includes(req.dataClass)) {
+        base.excluded.push({
+          model: m.key,
+          executor,
+          code: 'egress_not_allowed',
+          detail: `data class "${req.dataClass}" may not be sent to model "${m.model}"`,
+        });
         continue;
       }
       const kind = agent ? 'agent' : 'gateway';

@@ -168,6 +168,8 @@ const rolePolicySchema = z.strictObject({
               key: z.string().regex(/^[A-Za-z0-9_.:/-]{1,128}$/),
               model: z.string().min(1).max(256),
               displayName: z.string().min(1).max(128).optional(),
+              /** the `routing.dataClass` values that may be sent to this model (egress); others exclude it */
+              dataClasses: z.array(z.string().min(1).max(256)).min(1).default(['unclassified']),
             }),
           )
           .min(1),

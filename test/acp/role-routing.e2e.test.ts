@@ -23,7 +23,8 @@ const policy = {
       // the first model is served nowhere: excluded (catalog_stale); the second only by the peer B
       models: [
         { key: 'ghost', model: 'not-served-1', displayName: 'Ghost' },
-        { key: 'm1', model: 'peer-model-1', displayName: 'M One' },
+        // may receive unclassified and internal data (routing.dataClass), nothing else
+        { key: 'm1', model: 'peer-model-1', displayName: 'M One', dataClasses: ['unclassified', 'internal'] },
       ],
       executors: ['switchyard'],
       productModes: ['code'],
@@ -185,6 +186,28 @@ describe('role routing', () => {
       expect(r.updates.map((u) => u.event)).toEqual(['task.rejected']);
       expect((await adminGet(a.url, `/admin/sessions/role-x-${code}`).catch(() => ({ session: undefined }))).session).toBeUndefined();
     }
+    // routing.dataClass: a class the model may receive runs; any other excludes it (egress_not_allowed), and with
+    // no other candidate the turn is refused; a class that is not a string is a bad param
+    expect((await rpc(a, 'session.start', app('role-dc-ok', { role: 'engineer', dataClass: ' internal ' }))).result).toMatchObject({
+      status: 'completed',
+      resolvedModelId: 'peer-model-1',
+    });
+    const secret = await rpc(a, 'session.start', app('role-dc-secret', { role: 'engineer', dataClass: 'secret' }), true);
+    expect(secret.result).toMatchObject({
+      status: 'unavailable',
+      unavailableCode: 'ROLE_SELECTION_REJECTED',
+      roleSelection: { selected: false, code: 'no_eligible_candidate' },
+    });
+    expect(secret.result.roleSelection.excluded).toEqual([
+      { model: 'ghost', executor: 'switchyard', code: 'catalog_stale', detail: expect.stringContaining('not-served-1') },
+      { model: 'm1', executor: 'switchyard', code: 'egress_not_allowed', detail: 'data class "secret" may not be sent to model "peer-model-1"' },
+    ]);
+    expect(secret.updates.map((u) => u.event)).toEqual(['task.rejected']);
+    expect((await rpc(a, 'session.start', app('role-dc-bad', { role: 'engineer', dataClass: 7 }))).error).toMatchObject({
+      code: -32602,
+      data: { code: 'INVALID_PARAMS' },
+      message: expect.stringContaining('routing.dataClass must be a string'),
+    });
     const none = await rpc(b, 'session.start', app('role-b', { role: 'engineer', roleMode: 'auto' }));
     expect(none.result).toMatchObject({ status: 'unavailable', unavailableCode: 'ROLE_POLICY_UNCONFIGURED' });
     expect(none.result.roleSelection).toBeUndefined();
