@@ -23,6 +23,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { writeEndless } from './endless-body.js';
 
 export type FaultMode = 'ok' | 'fail500' | 'fail429' | 'stall' | 'cutMidStream' | 'malformedChunk' | 'inbandError' | 'endless';
 
@@ -214,23 +215,9 @@ export class FaultUpstream {
     this.completed++;
   }
 
-  /**
-   * `endless`: `prefix`, then text that never ends (no closing quote, no newline), written as fast as the reader
-   * takes it, until the reader closes the connection.
-   */
+  /** `endless`: `prefix`, then text that never ends (no closing quote, no newline), until the reader lets go. */
   private endless(res: ServerResponse, prefix: string): void {
-    const piece = 'x'.repeat(16 * 1024);
-    let written = prefix.length;
-    res.write(prefix);
-    res.once('close', () => endlessWritten.push(written));
-    const pump = (): void => {
-      while (!res.destroyed && res.write(piece)) written += piece.length;
-      if (!res.destroyed) {
-        written += piece.length;
-        res.once('drain', pump);
-      }
-    };
-    pump();
+    void writeEndless(res, prefix, 'x'.repeat(16 * 1024)).then((written) => endlessWritten.push(written));
   }
 
   private fault(mode: FaultMode, res: ServerResponse): void {

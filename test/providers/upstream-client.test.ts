@@ -14,6 +14,7 @@ import { openAiStream } from '../../src/providers/openai/stream.js';
 import { ollamaStream } from '../../src/providers/ollama/stream.js';
 import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
+import { writeEndless } from '../fakes/endless-body.js';
 
 /** Each path is one upstream behaviour. `/held` answers its headers and a first read, then waits for `release`. */
 let releaseHeld: (() => void) | undefined;
@@ -21,20 +22,9 @@ let requests = 0;
 /** bytes each endless answer wrote before the client closed it */
 const endlessWritten: number[] = [];
 
-/** `prefix`, then `piece` again and again as fast as the client reads, until it closes the connection. */
 function endless(res: ServerResponse, status: number, type: string, prefix: string, piece: string): void {
   res.writeHead(status, { 'content-type': type });
-  let written = prefix.length;
-  res.write(prefix);
-  res.once('close', () => endlessWritten.push(written));
-  const pump = (): void => {
-    while (!res.destroyed && res.write(piece)) written += piece.length;
-    if (!res.destroyed) {
-      written += piece.length;
-      res.once('drain', pump);
-    }
-  };
-  pump();
+  void writeEndless(res, prefix, piece).then((written) => endlessWritten.push(written));
 }
 const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
   '/split': (_req, res) => {
