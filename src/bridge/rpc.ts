@@ -33,7 +33,9 @@ export function callPeer(l: LinkContext, method: string, params: Record<string, 
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const entry: PendingRpc = { kind: 'rpc', onEvent: o.onEvent, resolve, fail: reject, refused: (f) => reject(fromBridgeError(f, l.name, 'call')) };
     l.pending.add(requestId, entry, { cleanup: () => o.signal?.removeEventListener('abort', onAbort) });
-    l.send({ type: 'bridge-rpc', requestId, method, params, hops: [...o.hops, l.selfId] });
+    if (!l.send({ type: 'bridge-rpc', requestId, method, params, hops: [...o.hops, l.selfId] }) && l.pending.take(requestId)) {
+      reject(new GatewayError('PAYLOAD_TOO_LARGE', `the call is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`));
+    }
   });
 }
 
@@ -109,5 +111,5 @@ async function serveSessionCall(l: LinkContext, requestId: string, method: strin
   else if (method === 'bridge.session.commit')
     out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
   else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
-  l.send({ type: 'bridge-rpc-result', requestId, ...out });
+  if (!l.send({ type: 'bridge-rpc-result', requestId, ...out })) rpcTooLarge(l, requestId);
 }

@@ -13,7 +13,7 @@ const MAX_EVENT_BYTES = 1024 * 1024;
 
 /**
  * Offers a session with the newest entries of its update log (`events`, oldest first; those that fit in
- * MAX_EVENT_BYTES and a quarter of this link's frame limit); resolves on bridge-session-transfer-ok, rejects on a
+ * MAX_EVENT_BYTES and a quarter of the frame limit the peer takes); resolves on bridge-session-transfer-ok, rejects on a
  * refusal, link loss or timeout.
  */
 export function offerSession(
@@ -40,8 +40,13 @@ export function offerSession(
       timeoutMs,
       timeoutError: () => new GatewayError('UPSTREAM_TIMEOUT', `peer ${l.name} did not acknowledge the session within ${timeoutMs} ms`),
     });
-    const carried = newestThatFit(events, Math.min(MAX_EVENT_BYTES, Math.floor(l.limits.maxFrameBytes / 4)));
-    l.send({ type: 'bridge-session-transfer', transferId, session: snapshot, ...(carried.length > 0 ? { events: carried } : {}) });
+    const carried = newestThatFit(events, Math.min(MAX_EVENT_BYTES, Math.floor(l.peerMaxFrameBytes / 4)));
+    if (
+      !l.send({ type: 'bridge-session-transfer', transferId, session: snapshot, ...(carried.length > 0 ? { events: carried } : {}) }) &&
+      l.pending.take(transferId)
+    ) {
+      reject(new GatewayError('PAYLOAD_TOO_LARGE', `the session is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`));
+    }
   });
 }
 

@@ -174,4 +174,19 @@ describe('a frame larger than the peer takes', () => {
     expect(ok).toEqual({ result: { success: true, status: 'completed', output: 'done' } });
     await linkStillUp();
   });
+
+  it("an agent-task call or a session offer over B's limit is not sent: it fails at once with PAYLOAD_TOO_LARGE; the link stays", async () => {
+    const call = await a.mesh
+      .rpc('gw_fl_b', 'session.start', { sessionId: 's-huge', provider: 'codex', taskPrompt: 'p'.repeat(B_MAX) }, { onEvent: () => undefined })
+      .catch((e: unknown) => e);
+    expect(call).toBeInstanceOf(GatewayError);
+    expect(call).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: `the call is larger than bridge peer b takes in one frame (${B_MAX} bytes)` });
+    const offer = await a.mesh
+      .resolvePeer('b')!
+      .offerSession('tr-huge', { id: 's-huge', owner: 'gw_fl_a', metadata: { note: 'n'.repeat(B_MAX) } }, [], 10_000)
+      .catch((e: unknown) => e);
+    expect(offer).toBeInstanceOf(GatewayError);
+    expect(offer).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: `the session is larger than bridge peer b takes in one frame (${B_MAX} bytes)` });
+    await linkStillUp();
+  });
 });
