@@ -99,7 +99,17 @@ export const TABLE_HEADERS = ['scenario', 'figure', 'Switchyard', 'bare pass-thr
 const num = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const rps = (m: Measurement) => `${num(m.rps!)} req/s`;
 const ms = (n: number) => `${n.toFixed(2)} ms`;
-const signedMs = (n: number) => `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(2)} ms`;
+
+/**
+ * `value` with `digits` decimals, or more (up to 4) when it misses its `target` and those would print it equal to
+ * the target: 0.596 against ≥ 0.6 prints 0.596, not a missed 0.60 (a pass printed equal to its target is fine).
+ */
+export function againstTarget(value: number, digits: number, target: number | null, misses: boolean): string {
+  let d = digits;
+  while (misses && target !== null && d < 4 && Number(value.toFixed(d)) === target) d++;
+  return value.toFixed(d);
+}
+const signedMs = (n: number, max: number | null = null) => `${n >= 0 ? '+' : '−'}${againstTarget(Math.abs(n), 2, max, max !== null && n > max)} ms`;
 
 /** A measurement is usable when it has the field and at most 1% of its requests failed. */
 function invalid(m: Measurement | undefined, field: keyof Measurement): string | undefined {
@@ -163,7 +173,7 @@ function ratioRow(
       figure,
       switchyard: rps(sy!),
       reference: `${refName} ${rps(ref!)}`,
-      ratio: `${r.toFixed(2)}×`,
+      ratio: `${againstTarget(r, 2, min, pass === false)}×`,
       target,
       result: pass === null ? '-' : pass ? 'pass' : 'miss',
     },
@@ -200,7 +210,7 @@ function addedRow(
     {
       scenario: label,
       figure,
-      switchyard: `${signedMs(value)} (${syText})`,
+      switchyard: `${signedMs(value, max)} (${syText})`,
       reference: refText,
       ratio: '-',
       target,
@@ -331,7 +341,15 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     add(
       b,
       'slow_streams',
-      { scenario: slLabel, figure, switchyard: `${x.rssMB.toFixed(1)} MB`, reference: extra, ratio: '-', target, result: pass ? 'pass' : 'miss' },
+      {
+        scenario: slLabel,
+        figure,
+        switchyard: `${againstTarget(x.rssMB, 1, max, !pass)} MB`,
+        reference: extra,
+        ratio: '-',
+        target,
+        result: pass ? 'pass' : 'miss',
+      },
       { key: figure, value: x.rssMB, target, pass },
     );
   };
