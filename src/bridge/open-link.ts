@@ -3,7 +3,7 @@
  * parts (router, ACP handler, transfers, candidate refresh) plus what the handshake settled.
  */
 import type WebSocket from 'ws';
-import type { BridgeLimits } from '../config/schema.js';
+import { MIN_FRAME_BYTES, type BridgeLimits } from '../config/schema.js';
 import type { SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
 import type { MeshContext } from './mesh-context.js';
 import { BridgeLink } from './link.js';
@@ -37,7 +37,8 @@ export function openLink(mesh: MeshContext, o: OpenLinkOptions): BridgeLink {
     transfers: () => mesh.transfers,
     peerGate: () => mesh.peerGate,
     limits: o.limits,
-    peerMaxFrameBytes: o.peerMaxFrameBytes,
+    // a peer announcing less than any gateway can be configured with would have every frame refused, heartbeats too
+    peerMaxFrameBytes: Math.max(MIN_FRAME_BYTES, o.peerMaxFrameBytes),
     router: mesh.router,
     logger: mesh.logger.child({ peer: o.peer.id }),
     onPeerChannels: (l) => mesh.refreshCandidates(l),

@@ -9,12 +9,15 @@ const ms = (def: number) => z.number().int().min(0).default(def);
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (max 64), starting with a letter or digit');
 const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
 
+/** the least `maxFrameBytes` a gateway can be configured with; a peer announcing less is taken at this */
+export const MIN_FRAME_BYTES = 1024;
+
 export const bridgeLimitsSchema = z.strictObject({
   handshakeTimeoutMs: ms(10_000),
   maxFrameBytes: z
     .number()
     .int()
-    .min(1024)
+    .min(MIN_FRAME_BYTES)
     .default(16 * 1024 * 1024),
   preAuthFrameBytes: z
     .number()

@@ -8,9 +8,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import type { Gateway } from '../../src/gateway.js';
 import { GatewayError } from '../../src/wire/errors.js';
-import { adminGet, cleanupDirs, startGw, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startGw, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'frame-limit-bridge-token-9876';
 const ADMIN = 'frame-limit-admin-token-5432';
@@ -188,5 +189,67 @@ describe('a frame larger than the peer takes', () => {
     expect(offer).toBeInstanceOf(GatewayError);
     expect(offer).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: `the session is larger than bridge peer b takes in one frame (${B_MAX} bytes)` });
     await linkStillUp();
+  });
+});
+
+describe('a peer that announces a frame limit below any gateway’s', () => {
+  it('is taken at 1024 bytes (the least maxFrameBytes there is): small frames still go, so the link works', async () => {
+    // a raw peer: its bridge-hello-ok announces maxFrameBytes 1; it answers each forward with a small response
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const forwards: string[] = [];
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const f = JSON.parse(String(data)) as { type: string; requestId?: string };
+        if (f.type === 'bridge-hello') {
+          ws.send(
+            JSON.stringify({
+              type: 'bridge-hello-ok',
+              gatewayId: 'gw_tiny_b',
+              gatewayName: 'tiny-b',
+              version: '1.0',
+              capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
+              sharedChannels: [{ name: 'up', provider: 'openai', models: ['tiny-model'] }],
+              policy: { maxFrameBytes: 1, heartbeatIntervalMs: 60_000 },
+            }),
+          );
+        } else if (f.type === 'bridge-forward') {
+          forwards.push(f.requestId!);
+          const payload = {
+            id: 't1',
+            object: 'chat.completion',
+            created: 1,
+            model: 'tiny-model',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'tiny' }, finish_reason: 'stop' }],
+          };
+          ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
+        }
+      });
+    });
+    await new Promise((r) => wss.once('listening', r));
+    const c = await startGw({
+      gateway: {
+        id: 'gw_tiny_a',
+        admin: { token: ADMIN },
+        bridges: [
+          { name: 'tiny', url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bridge`, token: 'tiny-bridge-token-1234', reconnectInterval: 100 },
+        ],
+      },
+      channels: [],
+    });
+    try {
+      await waitForBridgeOpen(c.url, ADMIN);
+      const res = await fetch(`${c.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny-model', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe('tiny');
+      expect(forwards).toHaveLength(1);
+    } finally {
+      await c.close();
+      for (const cl of wss.clients) cl.terminate();
+      await new Promise((r) => wss.close(r));
+    }
   });
 });
