@@ -11,6 +11,7 @@ import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
 import type { MeshContext } from './mesh-context.js';
+import { HEARTBEAT_BOUNDS_MS } from '../config/schema.js';
 import type { BridgeLink } from './link.js';
 import { decideHelloOk } from './handshake.js';
 import { openLink } from './open-link.js';
@@ -123,7 +124,9 @@ export class Dialer {
           peer: d.peer,
           share,
           agents,
-          limits: { ...limits, heartbeatIntervalMs: d.helloOk.policy.heartbeatIntervalMs },
+          // the responder's policy sets the link's heartbeat, within bounds: 0 would ping in a busy loop, a huge value
+          // overflows the timer (Node then fires it every millisecond) or turns dead-peer detection off
+          limits: { ...limits, heartbeatIntervalMs: clampHeartbeat(d.helloOk.policy.heartbeatIntervalMs) },
           peerMaxFrameBytes: d.helloOk.policy.maxFrameBytes,
           onClosed: (l) => {
             if (this.link !== l) return;
@@ -186,4 +189,8 @@ function describeDialError(err: Error & { code?: string }): string {
   if (code === 'ECONNREFUSED') return 'connection refused (is the peer gateway running?)';
   if (code === 'ENOTFOUND') return 'peer host not found';
   return err.message.replace(/token=[^&\s]+/g, 'token=***');
+}
+
+function clampHeartbeat(ms: number): number {
+  return Math.min(HEARTBEAT_BOUNDS_MS.max, Math.max(HEARTBEAT_BOUNDS_MS.min, ms));
 }

@@ -11,6 +11,8 @@ const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
 
 /** the least `maxFrameBytes` a gateway can be configured with; a peer announcing less is taken at this */
 export const MIN_FRAME_BYTES = 1024;
+/** the heartbeat interval a responder's policy may set for a link, whatever it announces (docs/bridge-protocol.md) */
+export const HEARTBEAT_BOUNDS_MS = { min: 50, max: 600_000 } as const;
 
 export const bridgeLimitsSchema = z.strictObject({
   handshakeTimeoutMs: ms(10_000),
@@ -25,7 +27,7 @@ export const bridgeLimitsSchema = z.strictObject({
     .min(256)
     .default(64 * 1024),
   maxInflightPerPeer: z.number().int().min(1).default(256),
-  heartbeatIntervalMs: z.number().int().min(50).default(5_000),
+  heartbeatIntervalMs: z.number().int().min(HEARTBEAT_BOUNDS_MS.min).max(HEARTBEAT_BOUNDS_MS.max).default(5_000),
   deadPeerMisses: z.number().int().min(1).default(3),
 });
 

@@ -4,6 +4,8 @@
  * up. The limits differ on purpose: A takes 8 KiB frames, B 64 KiB, and each learns the other's in the
  * handshake (B from A's bridge-hello, A from B's bridge-hello-ok). So B refuses to send A an answer over 8 KiB,
  * which it could only know from A's hello, and A refuses to forward B a request over 64 KiB.
+ * Last, a raw responder announces policies no gateway could be configured with (a heartbeat of 0 or 2^40 ms, a
+ * frame limit of 1 byte): the initiator takes them within the bounds a gateway's own config has.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -192,52 +194,84 @@ describe('a frame larger than the peer takes', () => {
   });
 });
 
-describe('a peer that announces a frame limit below any gateway’s', () => {
-  it('is taken at 1024 bytes (the least maxFrameBytes there is): small frames still go, so the link works', async () => {
-    // a raw peer: its bridge-hello-ok announces maxFrameBytes 1; it answers each forward with a small response
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+/** A raw responder whose bridge-hello-ok announces `policy`; it answers pings and each forward with a small response. */
+async function rawPeer(policy: { maxFrameBytes: number; heartbeatIntervalMs: number }, forwards: string[]): Promise<WebSocketServer> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      const f = JSON.parse(String(data)) as { type: string; requestId?: string; ts?: number };
+      if (f.type === 'bridge-hello') {
+        ws.send(
+          JSON.stringify({
+            type: 'bridge-hello-ok',
+            gatewayId: 'gw_raw_b',
+            gatewayName: 'raw-b',
+            version: '1.0',
+            capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
+            sharedChannels: [{ name: 'up', provider: 'openai', models: ['tiny-model'] }],
+            policy,
+          }),
+        );
+      } else if (f.type === 'bridge-ping') {
+        ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
+      } else if (f.type === 'bridge-forward') {
+        forwards.push(f.requestId!);
+        const payload = {
+          id: 't1',
+          object: 'chat.completion',
+          created: 1,
+          model: 'tiny-model',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'tiny' }, finish_reason: 'stop' }],
+        };
+        ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
+      }
+    });
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return wss;
+}
+
+async function dial(wss: WebSocketServer, id: string): Promise<Gateway & { logs: string[] }> {
+  const c = await startGw({
+    gateway: {
+      id,
+      admin: { token: ADMIN },
+      bridges: [{ name: 'raw', url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bridge`, token: 'raw-bridge-token-1234', reconnectInterval: 100 }],
+    },
+    channels: [],
+  });
+  await waitForBridgeOpen(c.url, ADMIN);
+  return c;
+}
+
+async function stopRaw(wss: WebSocketServer): Promise<void> {
+  for (const cl of wss.clients) cl.terminate();
+  await new Promise((r) => wss.close(r));
+}
+
+describe('what a peer announces in its policy is taken within bounds', () => {
+  it('a heartbeat of 0 or of 2^40 ms becomes 50 ms or 10 min (not a busy loop, not an overflowed timer)', async () => {
+    for (const [announced, used] of [
+      [0, 50],
+      [2 ** 40, 600_000],
+    ] as const) {
+      const wss = await rawPeer({ maxFrameBytes: 1 << 20, heartbeatIntervalMs: announced }, []);
+      const c = await dial(wss, 'gw_hb_a');
+      try {
+        expect(c.mesh.resolvePeer('raw')!.limits.heartbeatIntervalMs).toBe(used);
+      } finally {
+        await c.close();
+        await stopRaw(wss);
+      }
+    }
+  });
+
+  it('a frame limit below any gateway’s is taken at 1024 bytes: small frames still go, so the link works', async () => {
     const forwards: string[] = [];
-    wss.on('connection', (ws) => {
-      ws.on('message', (data) => {
-        const f = JSON.parse(String(data)) as { type: string; requestId?: string };
-        if (f.type === 'bridge-hello') {
-          ws.send(
-            JSON.stringify({
-              type: 'bridge-hello-ok',
-              gatewayId: 'gw_tiny_b',
-              gatewayName: 'tiny-b',
-              version: '1.0',
-              capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
-              sharedChannels: [{ name: 'up', provider: 'openai', models: ['tiny-model'] }],
-              policy: { maxFrameBytes: 1, heartbeatIntervalMs: 60_000 },
-            }),
-          );
-        } else if (f.type === 'bridge-forward') {
-          forwards.push(f.requestId!);
-          const payload = {
-            id: 't1',
-            object: 'chat.completion',
-            created: 1,
-            model: 'tiny-model',
-            choices: [{ index: 0, message: { role: 'assistant', content: 'tiny' }, finish_reason: 'stop' }],
-          };
-          ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
-        }
-      });
-    });
-    await new Promise((r) => wss.once('listening', r));
-    const c = await startGw({
-      gateway: {
-        id: 'gw_tiny_a',
-        admin: { token: ADMIN },
-        bridges: [
-          { name: 'tiny', url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bridge`, token: 'tiny-bridge-token-1234', reconnectInterval: 100 },
-        ],
-      },
-      channels: [],
-    });
+    const wss = await rawPeer({ maxFrameBytes: 1, heartbeatIntervalMs: 60_000 }, forwards);
+    const c = await dial(wss, 'gw_tiny_a');
     try {
-      await waitForBridgeOpen(c.url, ADMIN);
+      expect(c.mesh.resolvePeer('raw')!.peerMaxFrameBytes).toBe(1024);
       const res = await fetch(`${c.url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -248,8 +282,7 @@ describe('a peer that announces a frame limit below any gateway’s', () => {
       expect(forwards).toHaveLength(1);
     } finally {
       await c.close();
-      for (const cl of wss.clients) cl.terminate();
-      await new Promise((r) => wss.close(r));
+      await stopRaw(wss);
     }
   });
 });

@@ -222,6 +222,14 @@ describe('the strict schema', () => {
     expect(c.channels[0]).toMatchObject({ modelMap: {}, headers: {}, maxConcurrent: 64, weight: 1, priority: 0, maxResponseBytes: 128 * 1024 * 1024 });
   });
 
+  it('gateway.bridge.limits.heartbeatIntervalMs: 50 ms to 10 min (what a peer announces is taken within the same bounds)', () => {
+    for (const bad of [49, 600_001]) {
+      expect(problemsOf(() => validateConfig({ gateway: { bridge: { limits: { heartbeatIntervalMs: bad } } }, channels: [mockChannel] }, 't', {}))).toEqual([
+        expect.stringMatching(/^gateway\.bridge\.limits\.heartbeatIntervalMs: /),
+      ]);
+    }
+  });
+
   it('channels[].maxResponseBytes: at least 1024, an integer', () => {
     for (const bad of [1023, 0, 2048.5, '1MiB']) {
       expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, maxResponseBytes: bad }] }, 't', {}))).toEqual([
