@@ -23,6 +23,11 @@ export const MAX_PROTOCOL = 4;
 export const PRE_AUTH_MAX_BYTES = 64 * 1024;
 /** Ticks are assumed this often until hello-ok says otherwise (OpenClaw's own clients assume 30 s pre-hello). */
 export const DEFAULT_TICK_INTERVAL_MS = 30_000;
+/**
+ * The longest tick interval taken from hello-ok: the watchdog runs every half tick, and a timer over 2^31-1 ms
+ * overflows (Node then fires it every millisecond); past 10 min liveness would hardly be watched anyway.
+ */
+export const MAX_TICK_INTERVAL_MS = 600_000;
 /** Close code OpenClaw clients use when they give up on a silent connection (2× tick without a frame). */
 export const CLOSE_TICK_TIMEOUT = 4000;
 
@@ -193,7 +198,8 @@ export function parseHelloOk(payload: unknown): HelloOk | undefined {
   if (!isObj(payload) || payload.type !== 'hello-ok' || !nonNegInt(payload.protocol)) return undefined;
   const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const policy = isObj(payload.policy) ? payload.policy : {};
-  const tick = typeof policy.tickIntervalMs === 'number' && policy.tickIntervalMs > 0 ? policy.tickIntervalMs : DEFAULT_TICK_INTERVAL_MS;
+  const tick =
+    typeof policy.tickIntervalMs === 'number' && policy.tickIntervalMs > 0 ? Math.min(policy.tickIntervalMs, MAX_TICK_INTERVAL_MS) : DEFAULT_TICK_INTERVAL_MS;
   const h: HelloOk = { type: 'hello-ok', protocol: payload.protocol, policy: { tickIntervalMs: tick } };
   if (nonNegInt(policy.maxPayload) && policy.maxPayload > 0) h.policy.maxPayload = policy.maxPayload;
   if (nonNegInt(policy.maxBufferedBytes) && policy.maxBufferedBytes > 0) h.policy.maxBufferedBytes = policy.maxBufferedBytes;
