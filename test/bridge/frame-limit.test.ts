@@ -258,7 +258,10 @@ describe('what a peer announces in its policy is taken within bounds', () => {
       const wss = await rawPeer({ maxFrameBytes: 1 << 20, heartbeatIntervalMs: announced }, []);
       const c = await dial(wss, 'gw_hb_a');
       try {
-        expect(c.mesh.resolvePeer('raw')!.limits.heartbeatIntervalMs).toBe(used);
+        // read from the open link; at 50 ms a stalled test process may see it closed for silence and dialled again,
+        // and the new link takes the same bounded interval
+        const interval = await waitFor(() => c.mesh.resolvePeer('raw')?.limits.heartbeatIntervalMs, 'the link to the raw peer');
+        expect(interval).toBe(used);
       } finally {
         await c.close();
         await stopRaw(wss);
