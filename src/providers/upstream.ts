@@ -6,8 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
-import type { IncomingHttpHeaders } from 'node:http';
-import { dispatchRequest, type ExchangeRules, type UpstreamBody } from './upstream-body.js';
+import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './upstream-body.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
@@ -38,11 +37,8 @@ export interface UpstreamOptions {
   maxResponseBytes?: number | undefined;
 }
 
-export interface UpstreamResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: UpstreamBody;
-}
+/** A 2xx response at its headers, its body still to read. */
+export type UpstreamResponse = DispatchedResponse;
 
 export interface UpstreamInit {
   method?: 'GET' | 'POST';
@@ -57,7 +53,7 @@ export class UpstreamClient {
   private readonly basePath: string;
   readonly label: string;
   /** the exchange's failures as GatewayErrors, and its bounds, for every request of this client */
-  private readonly errors: ExchangeRules;
+  private readonly rules: ExchangeRules;
 
   constructor(opts: UpstreamOptions) {
     const url = new URL(opts.baseUrl);
@@ -65,7 +61,7 @@ export class UpstreamClient {
     this.label = opts.label;
     const label = opts.label;
     const maxBodyBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.errors = {
+    this.rules = {
       maxBodyBytes,
       tooLarge: () => tooLarge(label, 'answer', maxBodyBytes),
       transport: (err) => mapTransportError(err, label, false),
@@ -88,12 +84,12 @@ export class UpstreamClient {
    * and truncated); a transport failure with `mapTransportError`'s.
    */
   send(path: string, init: UpstreamInit): Promise<UpstreamResponse> {
-    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'body', this.errors);
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'body', this.rules);
   }
 
   /** As `send`, resolving with the whole (small) 2xx body as text, as received (for relaying it unparsed). */
   sendText(path: string, init: UpstreamInit): Promise<string> {
-    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.errors);
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules);
   }
 
   /** As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
