@@ -5,6 +5,7 @@
  */
 import { GatewayError, describeError, isErrorCode, type ErrorCode } from '../wire/errors.js';
 import type { BridgeErrorCode, BridgeErrorFrame } from '../wire/bridge-frames.js';
+import type { LinkContext } from './link-types.js';
 
 export function toBridgeCode(code: ErrorCode): BridgeErrorCode {
   return describeError(code).bridge;
@@ -24,5 +25,28 @@ export function fromBridgeError(f: BridgeErrorFrame, peerName: string, use: 'for
     retryable,
     details: { bridgeCode: f.code },
     ...(f.retryAfterMs !== undefined ? { retryAfterSec: Math.ceil(f.retryAfterMs / 1000) } : {}),
+  });
+}
+
+/**
+ * A frame of ours that `LinkContext.send` refused, larger than the peer takes in one frame: the error its request
+ * (a forward, an agent-task call, a session offer) fails with here. Another candidate may take a forward.
+ */
+export function tooLargeToSend(l: Pick<LinkContext, 'name' | 'peerMaxFrameBytes'>, what: 'request' | 'call' | 'session', retryable = false): GatewayError {
+  return new GatewayError('PAYLOAD_TOO_LARGE', `the ${what} is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
+    retryable,
+  });
+}
+
+/**
+ * An answer we serve that `LinkContext.send` refused: the peer gets PAYLOAD_TOO_LARGE for that request (the
+ * protocol's code for a reply too large to send) and, for a Switchyard requester, UPSTREAM_BAD_RESPONSE as the
+ * gateway code. The link stays up.
+ */
+export function sendAnswerTooLarge(l: LinkContext, requestId: string, what: string, extra: { retryable: boolean; started?: boolean }): void {
+  l.sendError('PAYLOAD_TOO_LARGE', `${what} is larger than this link takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
+    requestId,
+    ...extra,
+    gatewayCode: 'UPSTREAM_BAD_RESPONSE',
   });
 }

@@ -10,7 +10,7 @@ import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, Bri
 import type { ChatOutcome, StreamChunk } from '../providers/provider.js';
 import { AsyncQueue } from '../util/async-queue.js';
 import { seqId } from '../util/ids.js';
-import { fromBridgeError, toBridgeCode } from './errors.js';
+import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
 import type { PeerAdmission } from '../keys/peer-gate.js';
@@ -118,23 +118,12 @@ function launch(
   if (l.send(frame)) return undefined;
   // larger than the peer takes in one frame: this candidate cannot serve it, another may
   l.pending.take(requestId);
-  return new GatewayError('PAYLOAD_TOO_LARGE', `the request is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
-    retryable: true,
-  });
+  return tooLargeToSend(l, 'request', true);
 }
 
-/**
- * An answer we serve that is larger than the peer takes in one frame: the peer gets PAYLOAD_TOO_LARGE for this
- * request (as the protocol says) and, for a Switchyard requester, UPSTREAM_BAD_RESPONSE as the gateway code:
- * its router may try another candidate if nothing was relayed yet. The link stays up.
- */
+/** An answer too large for the link: the requester's router may try another candidate if nothing was relayed yet. */
 function answerTooLarge(l: LinkContext, requestId: string, started: boolean): void {
-  l.sendError('PAYLOAD_TOO_LARGE', `the answer is larger than this link takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
-    requestId,
-    retryable: true,
-    started,
-    gatewayCode: 'UPSTREAM_BAD_RESPONSE',
-  });
+  sendAnswerTooLarge(l, requestId, 'the answer', { retryable: true, started });
 }
 
 // The peer's answers are opaque bodies (the codec checks only that they are objects); a requester reads

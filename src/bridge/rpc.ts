@@ -6,7 +6,7 @@
 import { GatewayError, describeError, toGatewayError } from '../wire/errors.js';
 import type { BridgeRpcEventFrame, BridgeRpcFrame, BridgeRpcResultFrame } from '../wire/bridge-frames.js';
 import { seqId } from '../util/ids.js';
-import { fromBridgeError, toBridgeCode } from './errors.js';
+import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isRpc, type LinkContext, type PendingRpc, type RpcOutcome } from './link-types.js';
 
@@ -34,7 +34,7 @@ export function callPeer(l: LinkContext, method: string, params: Record<string, 
     const entry: PendingRpc = { kind: 'rpc', onEvent: o.onEvent, resolve, fail: reject, refused: (f) => reject(fromBridgeError(f, l.name, 'call')) };
     l.pending.add(requestId, entry, { cleanup: () => o.signal?.removeEventListener('abort', onAbort) });
     if (!l.send({ type: 'bridge-rpc', requestId, method, params, hops: [...o.hops, l.selfId] }) && l.pending.take(requestId)) {
-      reject(new GatewayError('PAYLOAD_TOO_LARGE', `the call is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`));
+      reject(tooLargeToSend(l, 'call'));
     }
   });
 }
@@ -94,11 +94,7 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
 }
 
 function rpcTooLarge(l: LinkContext, requestId: string): void {
-  l.sendError('PAYLOAD_TOO_LARGE', `an update or the result is larger than this link takes in one frame (${l.peerMaxFrameBytes} bytes)`, {
-    requestId,
-    retryable: false,
-    gatewayCode: 'UPSTREAM_BAD_RESPONSE',
-  });
+  sendAnswerTooLarge(l, requestId, 'an update or the result', { retryable: false });
 }
 
 /** Internal calls between gateways about transfers (not /acp/rpc methods). */

@@ -7,6 +7,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
+import { tooLargeToSend } from './errors.js';
 
 /** The update-log entries an offer carries at most, in bytes of JSON: well under any peer's frame limit. */
 const MAX_EVENT_BYTES = 1024 * 1024;
@@ -45,7 +46,7 @@ export function offerSession(
       !l.send({ type: 'bridge-session-transfer', transferId, session: snapshot, ...(carried.length > 0 ? { events: carried } : {}) }) &&
       l.pending.take(transferId)
     ) {
-      reject(new GatewayError('PAYLOAD_TOO_LARGE', `the session is larger than bridge peer ${l.name} takes in one frame (${l.peerMaxFrameBytes} bytes)`));
+      reject(tooLargeToSend(l, 'session'));
     }
   });
 }
