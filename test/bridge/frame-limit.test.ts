@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { Gateway } from '../../src/gateway.js';
-import { GatewayError } from '../../src/wire/errors.js';
+import { gatewayErrorOf } from '../helpers/gateway-error.js';
 import { adminGet, cleanupDirs, startGw, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'frame-limit-bridge-token-9876';
@@ -162,13 +162,12 @@ describe('a frame larger than the peer takes', () => {
     for (const prompt of ['big-update', 'big-result']) {
       const events: Array<Record<string, unknown>> = [];
       const abortedBefore = rpcAborted;
-      const err = await a.mesh
-        .rpc('gw_fl_b', 'session.start', { sessionId: `s-${prompt}`, provider: 'codex', taskPrompt: prompt }, { onEvent: (_m, p) => events.push(p) })
-        .catch((e: unknown) => e);
-      expect(err, prompt).toBeInstanceOf(GatewayError);
-      expect((err as GatewayError).code).toBe('UPSTREAM_BAD_RESPONSE');
-      expect((err as GatewayError).details).toMatchObject({ bridgeCode: 'PAYLOAD_TOO_LARGE' });
-      expect((err as GatewayError).message).toContain(`an update or the result is larger than this link takes in one frame (${A_MAX} bytes)`);
+      const err = await gatewayErrorOf(
+        a.mesh.rpc('gw_fl_b', 'session.start', { sessionId: `s-${prompt}`, provider: 'codex', taskPrompt: prompt }, { onEvent: (_m, p) => events.push(p) }),
+      );
+      expect(err.code, prompt).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(err.details).toMatchObject({ bridgeCode: 'PAYLOAD_TOO_LARGE' });
+      expect(err.message).toContain(`an update or the result is larger than this link takes in one frame (${A_MAX} bytes)`);
       // the updates before the large one were relayed; none after it
       expect(events.map((e) => e.seq)).toEqual(prompt === 'big-update' ? [1] : [1, 3]);
       expect(rpcAborted, 'the run was cancelled').toBe(abortedBefore + 1);
@@ -179,16 +178,13 @@ describe('a frame larger than the peer takes', () => {
   });
 
   it("an agent-task call or a session offer over B's limit is not sent: it fails at once with PAYLOAD_TOO_LARGE; the link stays", async () => {
-    const call = await a.mesh
-      .rpc('gw_fl_b', 'session.start', { sessionId: 's-huge', provider: 'codex', taskPrompt: 'p'.repeat(B_MAX) }, { onEvent: () => undefined })
-      .catch((e: unknown) => e);
-    expect(call).toBeInstanceOf(GatewayError);
+    const call = await gatewayErrorOf(
+      a.mesh.rpc('gw_fl_b', 'session.start', { sessionId: 's-huge', provider: 'codex', taskPrompt: 'p'.repeat(B_MAX) }, { onEvent: () => undefined }),
+    );
     expect(call).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: `the call is larger than bridge peer b takes in one frame (${B_MAX} bytes)` });
-    const offer = await a.mesh
-      .resolvePeer('b')!
-      .offerSession('tr-huge', { id: 's-huge', owner: 'gw_fl_a', metadata: { note: 'n'.repeat(B_MAX) } }, [], 10_000)
-      .catch((e: unknown) => e);
-    expect(offer).toBeInstanceOf(GatewayError);
+    const offer = await gatewayErrorOf(
+      a.mesh.resolvePeer('b')!.offerSession('tr-huge', { id: 's-huge', owner: 'gw_fl_a', metadata: { note: 'n'.repeat(B_MAX) } }, [], 10_000),
+    );
     expect(offer).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: `the session is larger than bridge peer b takes in one frame (${B_MAX} bytes)` });
     await linkStillUp();
   });

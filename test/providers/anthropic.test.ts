@@ -10,20 +10,12 @@ import { GatewayError } from '../../src/wire/errors.js';
 import type { ChatCompletionChunk, ChatRequest } from '../../src/wire/openai.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { collect, runConformance } from './conformance.js';
+import { gatewayErrorOf } from '../helpers/gateway-error.js';
 
 runConformance({ name: 'anthropic', create: createAnthropicProvider, start: startAnthropicUpstream, supportsEmbeddings: false, reportsCacheUsage: true });
 
 const opts = () => ({ signal: new AbortController().signal, requestId: 'req_a1' });
 const req = (over: Partial<ChatRequest>): ChatRequest => ({ model: 'claude-x', messages: [{ role: 'user', content: 'hi' }], ...over });
-
-async function gwError(p: Promise<unknown>): Promise<GatewayError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return err as GatewayError;
-}
 
 describe('anthropic provider against the fake upstream', () => {
   const open: Array<{ close(): Promise<void> }> = [];
@@ -72,7 +64,7 @@ describe('anthropic provider against the fake upstream', () => {
     const bad = req({
       messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }],
     });
-    const e = await gwError(p.chat(bad, opts()));
+    const e = await gatewayErrorOf(p.chat(bad, opts()));
     expect([e.code, e.param]).toEqual(['INVALID_REQUEST', 'messages[0].tool_calls[0].function.arguments']);
     expect(up.lastRequest()).toBeUndefined();
   });

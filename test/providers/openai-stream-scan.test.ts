@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { openAiStream } from '../../src/providers/openai/stream.js';
 import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
+import { gatewayErrorOf } from '../helpers/gateway-error.js';
 
 async function* body(text: string): AsyncGenerator<Uint8Array> {
   yield Buffer.from(text);
@@ -21,12 +22,7 @@ async function run(sse: string): Promise<StreamChunk[]> {
 }
 
 async function failsWith(sse: string): Promise<string> {
-  const err = await run(sse).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return (err as GatewayError).code;
+  return (await gatewayErrorOf(run(sse))).code;
 }
 
 const content = (text: string) => `{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}}}]}`;

@@ -12,6 +12,7 @@ import { openAiStream } from '../../src/providers/openai/stream.js';
 import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 import type { ChatCompletionChunk } from '../../src/wire/openai.js';
+import { gatewayErrorOf } from '../helpers/gateway-error.js';
 
 const fixture = (name: string): Buffer => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -44,14 +45,7 @@ async function replay(
   return { raw, chunks: raw.map((c) => JSON.parse(c.data) as ChatCompletionChunk) };
 }
 
-async function failure(translate: Translate, bytes: Buffer): Promise<GatewayError> {
-  const err = await collect(translate, bytes, 7).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return err as GatewayError;
-}
+const failure = (translate: Translate, bytes: Buffer): Promise<GatewayError> => gatewayErrorOf(collect(translate, bytes, 7));
 
 const text = (chunks: ChatCompletionChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
 const finishes = (chunks: ChatCompletionChunk[]) => chunks.map((c) => c.choices[0]?.finish_reason).filter((f) => f);

@@ -15,6 +15,7 @@ import { ollamaStream } from '../../src/providers/ollama/stream.js';
 import type { StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 import { writeEndless } from '../fakes/endless-body.js';
+import { gatewayErrorOf } from '../helpers/gateway-error.js';
 
 /** Each path is one upstream behaviour. `/held` answers its headers and a first read, then waits for `release`. */
 let releaseHeld: (() => void) | undefined;
@@ -101,15 +102,6 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GatewayError);
-  return err as GatewayError;
-}
-
 describe('UpstreamClient: one promise per call, settled by the status', () => {
   it('sendText resolves with the whole 2xx body however many reads it took; sendJson parses it', async () => {
     expect(await client.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
@@ -117,33 +109,33 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
   });
 
   it('sendJson: a 2xx body that is not JSON is UPSTREAM_BAD_RESPONSE', async () => {
-    const e = await rejection(client.sendJson('/not-json', init()));
+    const e = await gatewayErrorOf(client.sendJson('/not-json', init()));
     expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
     expect(e.message).toBe('channel chan: upstream returned a body that is not JSON');
   });
 
   it('a non-2xx status rejects every kind of call with its mapped error, the upstream message read from the body', async () => {
     for (const call of [() => client.send('/limited', init()), () => client.sendText('/limited', init()), () => client.sendJson('/limited', init())]) {
-      const e = await rejection(call());
+      const e = await gatewayErrorOf(call());
       expect(e.code).toBe('RATE_LIMITED');
       expect(e.retryAfterSec).toBe(7);
       expect(e.details).toEqual({ upstreamStatus: 429 });
       expect(e.message).toBe('channel chan: upstream answered 429: slow down please');
     }
-    const plain = await rejection(client.send('/plain-500', init()));
+    const plain = await gatewayErrorOf(client.send('/plain-500', init()));
     expect(plain.code).toBe('UPSTREAM_ERROR');
     expect(plain.message).toBe('channel chan: upstream answered 500: database on fire');
   });
 
   it('an error status whose body breaks is still that status (no message), not a transport failure', async () => {
-    const e = await rejection(client.sendText('/error-cut', init()));
+    const e = await gatewayErrorOf(client.sendText('/error-cut', init()));
     expect(e.code).toBe('UPSTREAM_ERROR');
     expect(e.details).toEqual({ upstreamStatus: 502 });
     expect(e.message).toBe('channel chan: upstream answered 502');
   });
 
   it('a 2xx body that breaks before its end rejects sendText as a transport failure', async () => {
-    const e = await rejection(client.sendText('/ok-cut', init()));
+    const e = await gatewayErrorOf(client.sendText('/ok-cut', init()));
     expect(e.code).toBe('UPSTREAM_ERROR');
     expect(e.message).toBe('channel chan: upstream closed the connection');
   });
@@ -170,7 +162,7 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     const before = requests;
     const gone = new AbortController();
     gone.abort();
-    expect((await rejection(client.sendText('/split', init(gone.signal)))).code).toBe('CANCELLED');
+    expect((await gatewayErrorOf(client.sendText('/split', init(gone.signal)))).code).toBe('CANCELLED');
     expect(requests).toBe(before);
 
     releaseHeld = undefined;
@@ -178,7 +170,7 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     const pending = client.sendText('/held', init(ac.signal));
     await expect.poll(() => releaseHeld).toBeTypeOf('function'); // the upstream answered its headers and a first read
     ac.abort();
-    expect((await rejection(pending)).code).toBe('CANCELLED');
+    expect((await gatewayErrorOf(pending)).code).toBe('CANCELLED');
   });
 });
 
@@ -186,7 +178,7 @@ describe('UpstreamClient: what is held of an answer is bounded', () => {
   it('a 2xx body over maxResponseBytes rejects UPSTREAM_BAD_RESPONSE; an endless one is cut there; the client goes on', async () => {
     expect(await client.sendText('/big', init())).toHaveLength(10_011); // the default bound is far above it
     for (const path of ['/big', '/endless-ok']) {
-      const e = await rejection(small.sendText(path, init()));
+      const e = await gatewayErrorOf(small.sendText(path, init()));
       expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
       expect(e.message).toBe('channel chan: upstream answer exceeds maxResponseBytes (4096)');
       expect(e.details).toEqual({ maxResponseBytes: 4096 });
@@ -197,7 +189,7 @@ describe('UpstreamClient: what is held of an answer is bounded', () => {
   it("an error status's endless body: the status rejects once ERROR_BODY_MAX is read, with the message at its start", async () => {
     endlessWritten.length = 0;
     for (const c of [client, small]) {
-      const e = await rejection(c.sendText('/endless-error', init()));
+      const e = await gatewayErrorOf(c.sendText('/endless-error', init()));
       expect(e.code).toBe('UPSTREAM_ERROR');
       expect(e.details).toEqual({ upstreamStatus: 500 });
       // the body was cut, so it is not JSON: its start is the message, cut to 300 characters
