@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { startRawBridgePeer, type RawPeer } from '../fakes/raw-bridge-peer.js';
 import type { Gateway } from '../../src/gateway.js';
 import { gatewayErrorOf } from '../helpers/gateway-error.js';
 import { adminGet, cleanupDirs, startGw, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
@@ -190,27 +190,16 @@ describe('a frame larger than the peer takes', () => {
   });
 });
 
-/** A raw responder whose bridge-hello-ok announces `policy`; it answers pings and each forward with a small response. */
-async function rawPeer(policy: { maxFrameBytes: number; heartbeatIntervalMs: number }, forwards: string[]): Promise<WebSocketServer> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data) => {
-      const f = JSON.parse(String(data)) as { type: string; requestId?: string; ts?: number };
-      if (f.type === 'bridge-hello') {
-        ws.send(
-          JSON.stringify({
-            type: 'bridge-hello-ok',
-            gatewayId: 'gw_raw_b',
-            gatewayName: 'raw-b',
-            version: '1.0',
-            capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
-            sharedChannels: [{ name: 'up', provider: 'openai', models: ['tiny-model'] }],
-            policy,
-          }),
-        );
-      } else if (f.type === 'bridge-ping') {
-        ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
-      } else if (f.type === 'bridge-forward') {
+/** A raw responder announcing `policy`; it answers pings, and each forward with a small response. */
+function rawPeer(policy: { maxFrameBytes: number; heartbeatIntervalMs: number }, forwards: string[]): Promise<RawPeer> {
+  return startRawBridgePeer({
+    gatewayId: 'gw_raw_b',
+    gatewayName: 'raw-b',
+    models: ['tiny-model'],
+    policy,
+    onFrame: (ws, f) => {
+      if (f.type === 'bridge-ping') ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
+      else if (f.type === 'bridge-forward') {
         forwards.push(f.requestId!);
         const payload = {
           id: 't1',
@@ -221,28 +210,17 @@ async function rawPeer(policy: { maxFrameBytes: number; heartbeatIntervalMs: num
         };
         ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
       }
-    });
+    },
   });
-  await new Promise((r) => wss.once('listening', r));
-  return wss;
 }
 
-async function dial(wss: WebSocketServer, id: string): Promise<Gateway & { logs: string[] }> {
+async function dial(peer: RawPeer, id: string): Promise<Gateway & { logs: string[] }> {
   const c = await startGw({
-    gateway: {
-      id,
-      admin: { token: ADMIN },
-      bridges: [{ name: 'raw', url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bridge`, token: 'raw-bridge-token-1234', reconnectInterval: 100 }],
-    },
+    gateway: { id, admin: { token: ADMIN }, bridges: [{ name: 'raw', url: peer.url, token: 'raw-bridge-token-1234', reconnectInterval: 100 }] },
     channels: [],
   });
   await waitForBridgeOpen(c.url, ADMIN);
   return c;
-}
-
-async function stopRaw(wss: WebSocketServer): Promise<void> {
-  for (const cl of wss.clients) cl.terminate();
-  await new Promise((r) => wss.close(r));
 }
 
 describe('what a peer announces in its policy is taken within bounds', () => {
@@ -251,8 +229,8 @@ describe('what a peer announces in its policy is taken within bounds', () => {
       [0, 50],
       [2 ** 40, 600_000],
     ] as const) {
-      const wss = await rawPeer({ maxFrameBytes: 1 << 20, heartbeatIntervalMs: announced }, []);
-      const c = await dial(wss, 'gw_hb_a');
+      const peer = await rawPeer({ maxFrameBytes: 1 << 20, heartbeatIntervalMs: announced }, []);
+      const c = await dial(peer, 'gw_hb_a');
       try {
         // read from the open link; at 50 ms a stalled test process may see it closed for silence and dialled again,
         // and the new link takes the same bounded interval
@@ -260,15 +238,15 @@ describe('what a peer announces in its policy is taken within bounds', () => {
         expect(interval).toBe(used);
       } finally {
         await c.close();
-        await stopRaw(wss);
+        await peer.close();
       }
     }
   });
 
   it('a frame limit below any gateway’s is taken at 1024 bytes: small frames still go, so the link works', async () => {
     const forwards: string[] = [];
-    const wss = await rawPeer({ maxFrameBytes: 1, heartbeatIntervalMs: 60_000 }, forwards);
-    const c = await dial(wss, 'gw_tiny_a');
+    const peer = await rawPeer({ maxFrameBytes: 1, heartbeatIntervalMs: 60_000 }, forwards);
+    const c = await dial(peer, 'gw_tiny_a');
     try {
       expect(c.mesh.resolvePeer('raw')!.peerMaxFrameBytes).toBe(1024);
       const res = await fetch(`${c.url}/v1/chat/completions`, {
@@ -281,7 +259,7 @@ describe('what a peer announces in its policy is taken within bounds', () => {
       expect(forwards).toHaveLength(1);
     } finally {
       await c.close();
-      await stopRaw(wss);
+      await peer.close();
     }
   });
 });

@@ -4,24 +4,23 @@
  * instead of leaving it to its timeout; the peer is told why (bridge-error) and to stop serving it
  * (bridge-cancel). Well-formed chunks a peer relays reach the client as the peer sent them.
  */
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { Gateway } from '../../src/gateway.js';
+import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
 import { call, cleanupDirs, sseData, startGw, waitFor, waitForBridgeOpen, within } from '../helpers/env.js';
 
 const ADMIN = 'malformed-admin-token-16180';
-type Frame = Record<string, unknown> & { type: string; requestId?: string };
 
 // a chunk laid out as an upstream might (spaces after the colons): relayed, not re-serialised, it keeps them
 const GOOD_CHUNK = '{"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "first"}, "finish_reason": null}]}';
 
-let wss: WebSocketServer;
+let peer: RawPeer;
 let a: Gateway & { logs: string[] };
-const received: Frame[] = [];
+const received: RawFrame[] = [];
 
 /** What the fake peer answers a forward with, by the prompt's text. */
-function answer(ws: WebSocket, f: Frame): void {
+function answer(ws: WebSocket, f: RawFrame): void {
   const id = JSON.stringify(f.requestId);
   const payload = f.payload as { messages: Array<{ content: string }> };
   const prompt = payload.messages[0]!.content;
@@ -37,35 +36,21 @@ function answer(ws: WebSocket, f: Frame): void {
 }
 
 beforeAll(async () => {
-  wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data) => {
-      const f = JSON.parse(String(data)) as Frame;
-      if (f.type === 'bridge-hello') {
-        ws.send(
-          JSON.stringify({
-            type: 'bridge-hello-ok',
-            gatewayId: 'gw_malformed_b',
-            gatewayName: 'malformed-b',
-            version: '1.0',
-            capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
-            sharedChannels: [{ name: 'up', provider: 'openai', models: ['mal-model'] }],
-            policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
-          }),
-        );
-        return;
-      }
+  peer = await startRawBridgePeer({
+    gatewayId: 'gw_malformed_b',
+    gatewayName: 'malformed-b',
+    models: ['mal-model'],
+    policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
+    onFrame: (ws, f) => {
       received.push(f);
       if (f.type === 'bridge-forward') answer(ws, f);
-    });
+    },
   });
-  await new Promise((r) => wss.once('listening', r));
-  const port = (wss.address() as AddressInfo).port;
   a = await startGw({
     gateway: {
       id: 'gw_malformed_a',
       admin: { token: ADMIN },
-      bridges: [{ name: 'b', url: `ws://127.0.0.1:${port}/bridge`, token: 'malformed-bridge-token-27182', reconnectInterval: 100 }],
+      bridges: [{ name: 'b', url: peer.url, token: 'malformed-bridge-token-27182', reconnectInterval: 100 }],
     },
     channels: [],
   });
@@ -74,8 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await a?.close();
-  for (const c of wss?.clients ?? []) c.terminate();
-  await new Promise((r) => wss?.close(r));
+  await peer?.close();
   cleanupDirs();
 });
 

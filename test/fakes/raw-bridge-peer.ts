@@ -1,0 +1,55 @@
+/**
+ * A bridge responder that is not a gateway: a raw WebSocket server that answers `bridge-hello` with the
+ * `bridge-hello-ok` it is given (sharing one channel, `up`, and announcing `policy`) and hands every later frame
+ * to `onFrame`. For tests of what a gateway does with what no gateway would send: malformed answers, policies
+ * out of bounds.
+ */
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+export type RawFrame = Record<string, unknown> & { type: string; requestId?: string };
+
+export interface RawPeerOptions {
+  gatewayId: string;
+  gatewayName: string;
+  /** the models of the one channel (`up`, provider openai) it shares */
+  models: string[];
+  policy: { maxFrameBytes: number; heartbeatIntervalMs: number };
+  /** every frame after the hello */
+  onFrame: (ws: WebSocket, f: RawFrame) => void;
+}
+
+export interface RawPeer {
+  /** ws://127.0.0.1:PORT/bridge, a `gateway.bridges[].url` */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      const f = JSON.parse(String(data)) as RawFrame;
+      if (f.type !== 'bridge-hello') return o.onFrame(ws, f);
+      ws.send(
+        JSON.stringify({
+          type: 'bridge-hello-ok',
+          gatewayId: o.gatewayId,
+          gatewayName: o.gatewayName,
+          version: '1.0',
+          capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
+          sharedChannels: [{ name: 'up', provider: 'openai', models: o.models }],
+          policy: o.policy,
+        }),
+      );
+    });
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/bridge`,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    },
+  };
+}
