@@ -15,7 +15,7 @@
  * its lease, and the three must change together; everything that can stand alone already does (lease,
  * task-registry, update-log, task-events, permissions, live-session).
  */
-import { GatewayError, toGatewayError } from '../wire/errors.js';
+import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
 import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
 import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
@@ -459,7 +459,7 @@ export class TurnRunner {
       await lease?.release();
       if (abort.signal.aborted) return finish('cancelled', '', 'cancelled');
       const e = toGatewayError(err);
-      if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: String((err as Error)?.stack ?? err) });
+      if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: stackOf(err) });
       return finish('failed', '', 'error', e);
     }
 
@@ -516,7 +516,7 @@ export class TurnRunner {
         status = 'failed';
         stopReason = 'error';
         error = toGatewayError(err);
-        if (error.code === 'INTERNAL') this.o.logger.error('acp turn failed', { sessionId: live.id, error: String((err as Error)?.stack ?? err) });
+        if (error.code === 'INTERNAL') this.o.logger.error('acp turn failed', { sessionId: live.id, error: stackOf(err) });
       }
     } finally {
       if (live.current?.turnId === turn.turnId) live.current = undefined;

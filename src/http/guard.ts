@@ -120,3 +120,12 @@ function hostName(h: string): string {
 }
 
 const stripBrackets = (h: string) => (h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h);
+
+/** A path segment, percent-decoded; bad percent-encoding is the client's mistake (400 naming `param`), not a 500. */
+export function decodeSegment(raw: string, param: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new GatewayError('INVALID_REQUEST', `${param}: the path is not valid percent-encoding`, { param });
+  }
+}

@@ -11,7 +11,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { GatewayError, toGatewayError } from '../wire/errors.js';
+import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import type { ModelTokens } from '../util/model-tokens.js';
@@ -123,7 +123,7 @@ export class HttpServer {
     });
     this.dispatch(req, res, requestId).catch((err) => {
       const e = toGatewayError(err);
-      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, err: String((err as Error)?.stack ?? err) });
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, err: stackOf(err) });
       if (!res.headersSent) res.setHeader('x-request-id', requestId);
       sendError(res, e);
     });
@@ -203,7 +203,7 @@ export class HttpServer {
     if (grant) return { kind: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, keyId: grant.keyId };
     if (this.opts.authenticate) return this.opts.authenticate(req, query, allowQueryKey);
     if (this.opts.clientTokens.length > 0 && !tokenMatches(clientCredential(req.headers, query, allowQueryKey), this.opts.clientTokens)) {
-      throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key: send Authorization: Bearer <token>');
+      throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid API key' : 'missing API key (send Authorization: Bearer <key>)');
     }
     return OPEN;
   }
@@ -217,7 +217,7 @@ export class HttpServer {
       await api.handle(req, res, path, query, requestId, principal);
     } catch (err) {
       const e = toGatewayError(err);
-      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: String((err as Error)?.stack ?? err) });
+      if (e.code === 'INTERNAL') this.opts.logger.error('unhandled error', { requestId, api: api.name, err: stackOf(err) });
       if (!res.headersSent) res.setHeader('x-request-id', requestId);
       api.sendError(res, e, requestId);
     }

@@ -134,7 +134,7 @@ export class KeyService {
   authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Principal | Promise<Principal> {
     const secret = clientCredential(req.headers, query, allowQueryKey);
     if (secret === undefined) {
-      if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key: send Authorization: Bearer <key>');
+      if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key (send Authorization: Bearer <key>)');
       return OPEN;
     }
     if (secret.startsWith(KEY_SECRET_PREFIX)) return this.keyPrincipal(secret);

@@ -26,10 +26,13 @@ export const MIN_SECRET_LENGTH = 6;
 /** Query parameter (and header) names whose values are credentials (case-insensitive, substring). */
 export const SECRET_PARAM = /token|key|secret|pass|auth|sig|credential|session/i;
 
-/** `name: value`, `"name": "value"`, `name=value` for credential-carrying names; group 3 keeps a scheme word. */
+/**
+ * `name: value`, `"name": "value"`, `name=value` for credential-carrying names; group 3 keeps a scheme word. A
+ * value starting `[` (already redacted) or `<` (a placeholder in a message of ours, `Bearer <token>`) is left.
+ */
 const NAMED_CREDENTIAL =
-  /\b(authorization|proxy-authorization|x-api-key|api[_-]?key|x-goog-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|client[_-]?secret|token|secret|password|passwd)(\\?["']?\s*[:=]\s*\\?["']?)(?:(Bearer|Basic|Token)\s+)?(?!\[)([^\s"'\\,;&}\]]{4,})/gi;
-const BEARER = /\b(Bearer|Basic)\s+(?!\[)[A-Za-z0-9._~+/=-]{8,}/g;
+  /\b(authorization|proxy-authorization|x-api-key|api[_-]?key|x-goog-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|client[_-]?secret|token|secret|password|passwd)(\\?["']?\s*[:=]\s*\\?["']?)(?:(Bearer|Basic|Token)\s+)?(?![[<]|(?:Bearer|Basic|Token)\b)([^\s"'\\,;&}\]]{4,})/gi;
+const BEARER = /\b(Bearer|Basic)\s+(?![[<])[A-Za-z0-9._~+/=-]{8,}/g;
 const KEY_SHAPE = /\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g;
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ERROR_TABLE, describeError, isErrorCode, type ErrorCode } from './errors.js';
+import { ERROR_TABLE, describeError, isErrorCode, stackOf, toGatewayError, type ErrorCode } from './errors.js';
 import { BRIDGE_ERROR_CODES, isBridgeErrorCode } from './bridge-codes.js';
 
 const doc = readFileSync(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
@@ -115,5 +115,23 @@ describe('one code per failure across surfaces', () => {
   });
   it('AGENT_NOT_SHARED is not retryable, and a requester reports it as FORBIDDEN', () => {
     expect(describeError('AGENT_NOT_SHARED')).toMatchObject({ retryable: false, fromPeer: 'FORBIDDEN' });
+  });
+});
+
+describe('stackOf', () => {
+  it('logs what was thrown under the wrapper toGatewayError puts around it, and survives odd throwables', () => {
+    let thrown: unknown;
+    try {
+      thrown = (undefined as unknown as { function: { name: string } }).function.name;
+    } catch (e) {
+      thrown = e;
+    }
+    const text = stackOf(toGatewayError(thrown));
+    expect(text).toMatch(/^GatewayError/);
+    expect(text).toContain('\ncaused by: TypeError: Cannot read properties of undefined');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(stackOf(toGatewayError(cyclic))).toContain('caused by: object');
+    expect(stackOf('plain')).toBe('plain');
   });
 });

@@ -118,17 +118,17 @@ const HANDSHAKE = { status: 502, type: 'upstream_error', rpc: -32000, fromPeer: 
 export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   INVALID_JSON: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32700, data: 'PARSE_ERROR', bridge: 'BAD_FRAME' },
   INVALID_REQUEST: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602, bridge: 'BAD_FRAME', failover: false },
-  UNAUTHORIZED: { status: 401, type: 'authentication_error', retryable: false, rpc: -32001 },
+  UNAUTHORIZED: { status: 401, type: 'authentication_error', retryable: false, rpc: -32001, fromPeer: 'PEER_UNAVAILABLE' },
   FORBIDDEN: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601, bridge: 'CHANNEL_NOT_SHARED', fromPeer: 'PEER_UNAVAILABLE' },
-  METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600 },
+  METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'PEER_UNAVAILABLE' },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
   MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.FRAME_TOO_LARGE, failover: false },
   UNSUPPORTED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error', retryable: false, rpc: -32600 },
-  HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
-  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'PEER_UNAVAILABLE' },
+  HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'PEER_UNAVAILABLE' },
+  ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'PEER_UNAVAILABLE' },
   REQUEST_TIMEOUT: { status: 408, type: 'timeout_error', retryable: false, rpc: -32600 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
@@ -179,7 +179,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   UPSTREAM_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_CONNECTION_LOST: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   PROVIDER_DIRECT_PATH_DISABLED: { status: 410, type: 'invalid_request_error', retryable: false, rpc: -32004 },
-  CONFIG_INVALID: { status: 500, type: 'server_error', retryable: false, rpc: -32603 },
+  CONFIG_INVALID: { status: 500, type: 'server_error', retryable: false, rpc: -32603, fromPeer: 'PEER_UNAVAILABLE' },
   INTERNAL: { status: 500, type: 'server_error', retryable: false, rpc: -32603, fromPeer: 'PEER_UNAVAILABLE' },
 };
 
@@ -282,4 +282,31 @@ export function toGatewayError(err: unknown): GatewayError {
     return new GatewayError('CANCELLED', 'request cancelled', { cause: err });
   }
   return new GatewayError('INTERNAL', 'internal error', { cause: err });
+}
+
+/**
+ * What to log for an internal error: its stack and those of its causes (`toGatewayError` wraps what was
+ * thrown; the stack that explains it is the cause's). Never sent to a client.
+ */
+export function stackOf(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 5; i++) {
+    if (!(e instanceof Error)) {
+      parts.push(describeThrown(e));
+      break;
+    }
+    parts.push(e.stack ?? `${e.name}: ${e.message}`);
+    e = e.cause;
+  }
+  return parts.join('\ncaused by: ');
+}
+
+/** Something thrown that is not an Error, as text (JSON.stringify may itself throw: a cycle, a BigInt). */
+function describeThrown(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v) ?? typeof v;
+  } catch {
+    return typeof v;
+  }
 }

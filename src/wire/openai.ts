@@ -36,7 +36,26 @@ export interface ToolDefinition {
   function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean };
 }
 
-export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+export type ToolChoice = 'none' | 'auto' | 'required' | NamedToolChoice | OtherToolChoice;
+/** one named function must be called */
+export interface NamedToolChoice {
+  type: 'function';
+  function: { name: string };
+}
+/**
+ * A form newer than this gateway's translators (OpenAI's `allowed_tools`, `custom`…): passed as is to an
+ * OpenAI-compatible upstream, refused (UNSUPPORTED) by a channel that must translate it.
+ */
+export interface OtherToolChoice {
+  type: string;
+  function?: undefined;
+  [k: string]: unknown;
+}
+
+/** The tool a `tool_choice` names, if it names one. */
+export function namedTool(c: ToolChoice | undefined): string | undefined {
+  return typeof c === 'object' && c.function ? c.function.name : undefined;
+}
 
 export interface ChatRequest {
   model: string;

@@ -130,5 +130,9 @@ describe('Gemini API models, countTokens and errors', () => {
     const get = await call(mesh.a, '/v1beta/models/openai:generateContent');
     expect(get.status).toBe(405);
     expect(get.json.error.code).toBe(405);
+    // a client's mistake the table has no Google name for is still the client's: never INTERNAL
+    const plain = await call(mesh.a, '/v1beta/models/openai:generateContent', { body: '{}', headers: { 'content-type': 'text/plain' } });
+    expect(plain.status).toBe(415);
+    expect(plain.json.error.status).toBe('INVALID_ARGUMENT');
   });
 });

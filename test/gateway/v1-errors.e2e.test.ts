@@ -65,6 +65,12 @@ afterEach(async () => {
 
 const chat = (body: unknown, headers: Record<string, string> = {}) => call(gw, '/v1/chat/completions', { body, headers });
 
+const withTool = {
+  model: 'mock-1',
+  messages: [{ role: 'user', content: 'x' }],
+  tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }],
+};
+
 describe('bad input', () => {
   it('invalid JSON → 400 invalid_json', async () => {
     const r = await chat('{"model": "mock-1", "messages": [');
@@ -99,11 +105,41 @@ describe('bad input', () => {
     ['a malformed tool', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] }, 'tools[0]'],
     ['n > 1 with streaming', { model: 'mock-1', messages: [{ role: 'user', content: 'x' }], stream: true, n: 2 }, 'n'],
     ['a JSON array body', [{ model: 'mock-1' }], 'body'],
+    ['tool_choice not one of the three words', { ...withTool, tool_choice: 'bogus' }, 'tool_choice'],
+    ['tool_choice an empty object', { ...withTool, tool_choice: {} }, 'tool_choice'],
+    ['tool_choice an array', { ...withTool, tool_choice: ['auto'] }, 'tool_choice'],
+    ['tool_choice a function without a name', { ...withTool, tool_choice: { type: 'function' } }, 'tool_choice.function.name'],
+    // JSON.parse reads 1e999 as Infinity
+    ['temperature that is not finite', '{"model":"mock-1","messages":[{"role":"user","content":"x"}],"temperature":1e999}', 'temperature'],
+    ['max_tokens that is not finite', '{"model":"mock-1","messages":[{"role":"user","content":"x"}],"max_tokens":-1e999}', 'max_tokens'],
   ])('%s → 400 naming the field', async (_what, body, param) => {
     const r = await chat(body);
     expectOpenAiError(r, 400, 'invalid_request', param);
     expect(r.json.error.type).toBe('invalid_request_error');
     expect(r.json.error.message).toContain(param);
+  });
+
+  it('tool_choice: null is taken as absent; a form newer than the translators is refused where it must be translated', async () => {
+    const absent = await chat({ ...withTool, tool_choice: null });
+    expect(absent.status).toBe(200);
+    expect(absent.json.choices[0].message.tool_calls[0].function.name).toBe('lookup');
+    const newer = { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [{ type: 'function', name: 'lookup' }] } };
+    expect((await chat({ ...withTool, tool_choice: newer })).status).toBe(200); // the mock: as auto
+    for (const model of ['claude-garbage', 'llama-500']) {
+      const r = await chat({ ...withTool, model, tool_choice: newer });
+      expectOpenAiError(r, 400, 'unsupported', 'tool_choice');
+      expect(r.json.error.message).toBe('tool_choice type "allowed_tools" is not supported by this channel');
+    }
+  });
+
+  it('embeddings: token arrays must hold integers; a flat token array is one input', async () => {
+    const emb = (input: unknown) => call(gw, '/v1/embeddings', { body: { model: 'mock-1', input } });
+    for (const input of [[[{}]], [[null]], [[]], [1.5, 2]]) expectOpenAiError(await emb(input), 400, 'invalid_request', 'input');
+    const one = await emb([1, 2, 3, 4]);
+    expect(one.status).toBe(200);
+    expect(one.json.data).toHaveLength(1);
+    expect(one.json.usage.prompt_tokens).toBe(4);
+    expect((await emb([[1, 2], [3]])).json.data).toHaveLength(2);
   });
 
   it('the SDK sees a BadRequestError with param', async () => {

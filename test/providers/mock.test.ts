@@ -226,6 +226,16 @@ describe('mock provider', () => {
     expect(dflt.data[0]!.embedding).toHaveLength(8);
   });
 
+  it("embeddings: a flat token array is one input; more than 2048 inputs are refused (OpenAI's limit), not answered", async () => {
+    const one = await mock().embeddings!({ model: 'e', input: [1, 2, 3, 4] }, opts());
+    expect(one.data).toHaveLength(1);
+    expect(one.usage.prompt_tokens).toBe(4);
+    expect((await mock().embeddings!({ model: 'e', input: Array.from({ length: 2048 }, () => 'w') }, opts())).data).toHaveLength(2048);
+    const r = await settle(mock().embeddings!({ model: 'e', input: Array.from({ length: 2049 }, () => 'w') }, opts()));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error).toMatchObject({ code: 'INVALID_REQUEST', param: 'input' });
+  });
+
   it('embeddings honour the injected failures too', async () => {
     const r = await settle(mock({ failFirst: 1 }).embeddings!({ model: 'e', input: 'x' }, opts()));
     expect(r.ok).toBe(false);

@@ -34,6 +34,18 @@ describe('SecretScrubber', () => {
     expect(s.scrub(text)).toBe(`${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} eu-west-1`);
   });
 
+  it("leaves the placeholders of the gateway's own help texts readable", () => {
+    const s = new SecretScrubber();
+    for (const help of [
+      'missing admin token (send Authorization: Bearer <admin token>)',
+      'missing API key (send Authorization: Bearer <key>)',
+      'missing metrics token (send Authorization: Bearer <gateway.metrics.token>)',
+      'missing bearer token (send Authorization: Bearer <token>)',
+    ])
+      expect(s.scrubError(help)).toBe(help);
+    expect(s.scrubError('Authorization: Bearer sy-realvalue123456')).toBe(`Authorization: Bearer ${REDACTED}`);
+  });
+
   it('scrubError also removes credential shapes nobody configured', () => {
     const s = new SecretScrubber();
     const echoed = [

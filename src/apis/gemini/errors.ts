@@ -11,7 +11,10 @@ const STATUS: Record<number, string> = {
   403: 'PERMISSION_DENIED',
   404: 'NOT_FOUND',
   405: 'INVALID_ARGUMENT',
+  408: 'DEADLINE_EXCEEDED',
+  409: 'ABORTED',
   413: 'INVALID_ARGUMENT',
+  415: 'INVALID_ARGUMENT',
   429: 'RESOURCE_EXHAUSTED',
   499: 'CANCELLED',
   502: 'UNAVAILABLE',
@@ -24,7 +27,8 @@ export function geminiErrorBody(e: GatewayError): { error: { code: number; messa
     error: {
       code: e.status,
       message: e.message,
-      status: STATUS[e.status] ?? 'INTERNAL',
+      // a client error the table does not name is still the client's, never INTERNAL
+      status: STATUS[e.status] ?? (e.status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL'),
       details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: e.code, domain: 'switchyard', metadata: e.param ? { param: e.param } : {} }],
     },
   };

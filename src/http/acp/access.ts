@@ -91,7 +91,7 @@ export async function authorize(req: IncomingMessage, tokens: readonly string[],
   return new AcpRpcError(
     RPC.UNAUTHORIZED,
     'UNAUTHORIZED',
-    header ? 'invalid bearer token' : 'missing bearer token: send Authorization: Bearer <token>',
+    header ? 'invalid bearer token' : 'missing bearer token (send Authorization: Bearer <token>)',
     {},
     401,
   );

@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../../config/schema.js';
+import { decodeSegment } from '../guard.js';
 import type { KeyService } from '../../keys/service.js';
 import { keySummary } from '../../keys/model.js';
 import type { UsageGroup } from '../../usage/record.js';
@@ -24,10 +25,10 @@ const GROUPS = new Set<UsageGroup>(['model', 'key', 'peer', 'day', 'channel']);
 /** `24h`, `7d`, `30m`, an ISO date, or epoch ms → epoch ms. */
 export function parseSince(v: string, now = Date.now()): number {
   const rel = /^(\d+)([mhd])$/.exec(v);
-  if (rel) return now - Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
-  if (/^\d+$/.test(v)) return Number(v);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new GatewayError('INVALID_REQUEST', 'since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m', { param: 'since' });
+  const t = rel ? now - Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'] : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  // a time a Date can hold (±8.64e15 ms): a duration too long for it is as wrong as a bad date
+  if (Number.isNaN(new Date(t).getTime()))
+    throw new GatewayError('INVALID_REQUEST', 'since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m', { param: 'since' });
   return t;
 }
 
@@ -64,7 +65,7 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHa
     }
     const m = /^\/admin\/keys\/([^/]+)(?:\/(disable|enable|rotate))?$/.exec(path);
     if (!m) throw new GatewayError('NOT_FOUND', `no admin route ${method} ${path}`);
-    const id = decodeURIComponent(m[1]!);
+    const id = decodeSegment(m[1]!, 'key');
     if (!m[2]) {
       if (method !== 'GET') throw notAllowed(method, path, 'GET');
       ok({ key: await d.keys.describe(id) });

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../../config/schema.js';
+import { decodeSegment } from '../guard.js';
 import { isLoopbackHost } from '../../config/load.js';
 import type { Router } from '../../router/router.js';
 import type { BridgeMesh } from '../../bridge/mesh.js';
@@ -67,7 +68,10 @@ export function authorize(req: IncomingMessage, cfg: Config): void {
     throw new GatewayError('FORBIDDEN', 'admin API disabled: set gateway.admin.token to use it on a non-loopback bind');
   }
   if (!tokenMatches(bearerToken(req.headers.authorization), [token])) {
-    throw new GatewayError('UNAUTHORIZED', req.headers.authorization ? 'invalid admin token' : 'missing admin token: send Authorization: Bearer <admin token>');
+    throw new GatewayError(
+      'UNAUTHORIZED',
+      req.headers.authorization ? 'invalid admin token' : 'missing admin token (send Authorization: Bearer <admin token>)',
+    );
   }
 }
 
@@ -107,7 +111,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       const body = (await readJson(req, 64 * 1024)) as Record<string, unknown>;
       if (!body || typeof body !== 'object') throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object');
       if (typeof body.url !== 'string') throw new GatewayError('INVALID_REQUEST', 'url: required string', { param: 'url' });
-      if (typeof body.token !== 'string' || body.token.length === 0) throw new GatewayError('INVALID_REQUEST', 'token: required string', { param: 'token' });
+      if (typeof body.token !== 'string' || body.token.length === 0)
+        throw new GatewayError('INVALID_REQUEST', 'the bridge token is required, a string', { param: 'token' });
       if (body.name !== undefined && typeof body.name !== 'string') throw new GatewayError('INVALID_REQUEST', 'name: must be a string', { param: 'name' });
       const share = body.share;
       if (share !== undefined && typeof share !== 'boolean' && !(Array.isArray(share) && share.every((s) => typeof s === 'string'))) {
@@ -136,7 +141,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
     }
     const sm = /^\/admin\/sessions\/([^/]+)(\/transfer)?$/.exec(path);
     if (sm) {
-      const id = decodeURIComponent(sm[1]!);
+      const id = decodeSegment(sm[1]!, 'session');
       if (!sm[2] && method === 'GET') {
         const s = await d.store.get(id);
         if (!s) throw new GatewayError('NOT_FOUND', `no session ${id}`);
@@ -159,7 +164,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
     }
     const m = /^\/admin\/bridges\/([^/]+)$/.exec(path);
     if (m && method === 'DELETE') {
-      const target = decodeURIComponent(m[1]!);
+      const target = decodeSegment(m[1]!, 'bridge');
       if (!d.mesh.disconnect(target)) throw new GatewayError('NOT_FOUND', `no bridge named or with id "${target}"`);
       ok({ disconnected: target });
       return true;

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { decodeSegment } from '../guard.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
@@ -35,7 +36,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
         sendJson(res, 200, { models: ctx.router.models().map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
         return;
       }
-      const rest = decodePath(path.slice(PREFIX.length + 1));
+      const rest = decodeSegment(path.slice(PREFIX.length + 1), 'model');
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
@@ -53,14 +54,6 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       return generate(ctx, req, res, model, body, bytes, method === 'streamGenerateContent', sse, requestId, principal);
     },
   };
-}
-
-function decodePath(p: string): string {
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    throw new GatewayError('INVALID_REQUEST', 'the model name in the path is not valid percent-encoding', { param: 'model' });
-  }
 }
 
 const notAllowed = (req: IncomingMessage, allow: string) =>

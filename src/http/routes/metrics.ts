@@ -21,7 +21,7 @@ export function metricsRoute(getConfig: () => Config, metrics: GatewayMetrics): 
       if (own && !cfg.gateway.admin.token)
         throw new GatewayError(
           'UNAUTHORIZED',
-          req.headers.authorization ? 'invalid metrics token' : 'missing metrics token: send Authorization: Bearer <gateway.metrics.token>',
+          req.headers.authorization ? 'invalid metrics token' : 'missing metrics token (send Authorization: Bearer <gateway.metrics.token>)',
         );
       authorize(req, cfg);
     }

@@ -8,7 +8,7 @@ import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, sseEvent, startSse } from '../sse.js';
-import { validateChat, validateEmbeddings } from '../validate.js';
+import { validateChat, validateEmbeddings } from '../../router/validate.js';
 import type { Principal } from '../../keys/service.js';
 
 /** The /v1 routes' context: the inbound APIs' (router, keys, body and deadline bounds, the request meter). */

@@ -149,5 +149,6 @@ function toToolChoice(c: ToolChoice | undefined, noParallel: boolean): ToolChoic
   if (c === 'none') return { type: 'none' };
   if (c === 'auto') return { type: 'auto', ...extra };
   if (c === 'required') return { type: 'any', ...extra };
+  if (!c.function) throw new GatewayError('UNSUPPORTED', `tool_choice type "${c.type}" is not supported by this channel`, { param: 'tool_choice' });
   return { type: 'tool', name: c.function.name, ...extra };
 }

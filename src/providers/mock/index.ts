@@ -10,7 +10,15 @@
  */
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, ChatMessage, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../../wire/openai.js';
+import {
+  namedTool,
+  type ChatCompletion,
+  type ChatMessage,
+  type ChatRequest,
+  type EmbeddingsRequest,
+  type EmbeddingsResponse,
+  type Usage,
+} from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig, StreamChunk } from '../provider.js';
 import { statusError } from '../upstream.js';
 import { ChatReply } from '../chat-reply.js';
@@ -49,6 +57,9 @@ export function textOf(content: ChatMessage['content']): string {
   return content.map((p) => (p.type === 'text' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join('');
 }
 
+/** What one embeddings request may hold, as OpenAI documents it; a mock answering more would only stall the loop. */
+const MAX_EMBEDDING_INPUTS = 2048;
+
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
 
 /** What the mock says: a pure function of the request. */
@@ -59,7 +70,7 @@ export function mockAnswer(req: ChatRequest, fixed?: string): { text: string | n
   const lastUser = [...req.messages].reverse().find((m) => m.role === 'user');
   const prompt = textOf(lastUser?.content).trim();
   if (wantsTool) {
-    const named = typeof req.tool_choice === 'object' ? req.tool_choice.function.name : undefined;
+    const named = namedTool(req.tool_choice);
     const tool = req.tools!.find((t) => t.function.name === named) ?? req.tools![0]!;
     return { text: null, toolCall: { name: tool.function.name, arguments: JSON.stringify({ input: prompt }) } };
   }
@@ -149,7 +160,11 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       await sleep(o.delayMs, opts.signal);
       maybeFail();
-      const inputs = Array.isArray(req.input) ? req.input : [req.input];
+      // a string or one token array is one input (as OpenAI reads them), an array of either is several
+      const one = !Array.isArray(req.input) || req.input.every((x) => typeof x === 'number');
+      const inputs: Array<string | number[]> = one ? [req.input as string | number[]] : (req.input as Array<string | number[]>);
+      if (inputs.length > MAX_EMBEDDING_INPUTS)
+        throw new GatewayError('INVALID_REQUEST', `input: at most ${MAX_EMBEDDING_INPUTS} inputs per request (OpenAI's limit)`, { param: 'input' });
       const data = inputs.map((inp, index) => {
         const h = createHash('sha256').update(JSON.stringify(inp)).digest();
         const vector = Array.from({ length: o.embeddingDims }, (_, i) => (h[i % h.length]! - 128) / 128);
@@ -157,7 +172,7 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
         const embedding = req.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
         return { object: 'embedding' as const, index, embedding };
       });
-      const tokens = inputs.reduce<number>((n, i) => n + (typeof i === 'string' ? words(i) : Array.isArray(i) ? i.length : 1), 0);
+      const tokens = inputs.reduce<number>((n, i) => n + (typeof i === 'string' ? words(i) : i.length), 0);
       return { object: 'list', data, model: req.model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
     },
     close: async () => undefined,

@@ -1,5 +1,6 @@
 /**
- * Validation of /v1 request bodies: only what the gateway needs to route and translate safely. Unknown
+ * Validation of chat and embeddings request bodies (a /v1 request, a bridge peer's forward): only what the
+ * gateway needs to route and translate safely. Unknown
  * fields pass through to OpenAI-compatible upstreams untouched. Every error names the field (`param`).
  */
 import { GatewayError } from '../wire/errors.js';
@@ -7,6 +8,8 @@ import type { ChatRequest, EmbeddingsRequest } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+const TOOL_CHOICES = new Set(['none', 'auto', 'required']);
 
 const NUMERIC = ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'n', 'presence_penalty', 'frequency_penalty', 'seed'] as const;
 
@@ -53,8 +56,18 @@ export function validateChat(body: unknown): ChatRequest {
         bad(`tools[${i}]`, 'must be { type: "function", function: { name, … } }');
     });
   }
+  const tc = body.tool_choice;
+  if (tc === null)
+    delete body.tool_choice; // as if absent, as OpenAI takes it
+  else if (tc !== undefined) {
+    if (typeof tc === 'string' ? !TOOL_CHOICES.has(tc) : !isObj(tc) || typeof tc.type !== 'string')
+      bad('tool_choice', 'must be "none", "auto", "required" or { type: "function", function: { name } }');
+    if (isObj(tc) && (tc.type === 'function' || tc.function !== undefined) && (!isObj(tc.function) || typeof tc.function.name !== 'string'))
+      bad('tool_choice.function.name', 'required, a string');
+  }
+  // JSON.parse reads 1e999 as Infinity, which no upstream takes (serialised again, it is null)
   for (const k of NUMERIC) {
-    if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
+    if (body[k] !== undefined && body[k] !== null && (typeof body[k] !== 'number' || !Number.isFinite(body[k]))) bad(k, 'must be a finite number');
   }
   if (body.n !== undefined && body.n !== null && body.n !== 1 && body.stream === true) bad('n', 'streaming supports only n = 1');
   return body as unknown as ChatRequest;
@@ -68,7 +81,10 @@ export function validateEmbeddings(body: unknown): EmbeddingsRequest {
     typeof input === 'string' ||
     (Array.isArray(input) &&
       input.length > 0 &&
-      (input.every((x) => typeof x === 'string') || input.every((x) => typeof x === 'number') || input.every((x) => Array.isArray(x))));
+      (input.every((x) => typeof x === 'string') || isTokens(input) || input.every((x) => Array.isArray(x) && x.length > 0 && isTokens(x))));
   if (!ok) bad('input', 'required: a string, a non-empty array of strings, or token arrays');
   return body as unknown as EmbeddingsRequest;
 }
+
+/** A token array: integers (token ids). */
+const isTokens = (a: unknown[]): boolean => a.every((x) => Number.isInteger(x));
