@@ -4,6 +4,7 @@ import {
   BRIDGE_DEFAULT_LIMITS,
   BRIDGE_FRAME_TYPES,
   CLOSE_CODES,
+  MAX_FRAME_DEPTH,
   MAX_HOPS,
   RETRY_FORBIDDEN_CLOSE_CODES,
   bridgeErrorFrame,
@@ -272,6 +273,21 @@ describe('parseFrame: size, binary, garbage', () => {
   it('rejects binary frames with BAD_FRAME / 4400 even after auth', () => {
     expect(err(Buffer.from(VALID['bridge-ping']), { ...POST, isBinary: true })).toMatchObject({ code: 'BAD_FRAME', closeCode: 4400 });
     expect(err(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), POST)).toMatchObject({ code: 'BAD_FRAME', closeCode: 4400, message: 'frame is not UTF-8 text' });
+  });
+
+  it('refuses a frame nested deeper than MAX_FRAME_DEPTH (BAD_FRAME, its requestId and type kept), takes one at the limit', () => {
+    const nest = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+    // the frame object and `chunk` are two levels: the chunk's member holds the rest
+    const frame = (levels: number) => `{"type":"bridge-stream","requestId":"r-deep","chunk":{"x":${nest(levels)}}}`;
+    expect(parseFrame(frame(MAX_FRAME_DEPTH - 2), POST).ok).toBe(true);
+    expect(err(frame(MAX_FRAME_DEPTH - 1), POST)).toEqual({
+      code: 'BAD_FRAME',
+      message: `frame nests deeper than ${MAX_FRAME_DEPTH} levels`,
+      requestId: 'r-deep',
+      type: 'bridge-stream',
+    });
+    expect(err(frame(100_000), POST).code).toBe('BAD_FRAME');
+    expect(err(`{"type":"bridge-hello","x":${nest(5_000)}}`, PRE)).toMatchObject({ code: 'BAD_FRAME', closeCode: 4400 });
   });
 
   it('parses a text frame delivered as a UTF-8 Buffer', () => {

@@ -9,7 +9,8 @@
  * Error policy (the link layer sends `bridge-error` built from the error, then closes iff `closeCode` is set):
  * - over `maxBytes` → PAYLOAD_TOO_LARGE, close 4413 (always);
  * - binary frame (`isBinary`, or bytes that are not UTF-8) → BAD_FRAME, close 4400 (always);
- * - not JSON / not an object / no string `type` → BAD_FRAME; close 4400 before auth, no close after;
+ * - not JSON / not an object / no string `type` / nested deeper than MAX_FRAME_DEPTH → BAD_FRAME; close 4400
+ *   before auth, no close after;
  * - before auth only the handshake frame of the caller's role is accepted (responder: bridge-hello; initiator:
  *   bridge-hello-ok or bridge-error); anything else, or an invalid handshake frame → BAD_HELLO, close 4400;
  * - after auth: an unknown `type` → UNKNOWN_TYPE, an invalid known frame → BAD_FRAME, neither closes;
@@ -23,6 +24,7 @@ import {
   CHANNEL_NAME_PATTERN,
   CLOSE_CODES,
   GATEWAY_ID_PATTERN,
+  MAX_FRAME_DEPTH,
   MAX_HOPS,
   MAX_ID_LENGTH,
   MAX_TRANSFER_EVENTS,
@@ -43,6 +45,7 @@ import type {
 import { isErrorCode } from '../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
+import { pathDeeperThan } from '../wire/json-depth.js';
 
 export interface ParseOptions {
   /** byte limit for this frame: preAuthFrameBytes before the handshake, maxFrameBytes after */
@@ -156,6 +159,9 @@ export function parseFrame(raw: string | Uint8Array, opts: ParseOptions): ParseR
   const rid = value.requestId;
   const requestId = typeof rid === 'string' && rid.length > 0 && rid.length <= MAX_ID_LENGTH ? rid : undefined;
   const check = Object.prototype.hasOwnProperty.call(CHECKS, type) ? CHECKS[type as BridgeFrameType] : undefined;
+  // parsed at any depth (JSON.parse is iterative), but nothing recursive may walk it past this
+  if (pathDeeperThan(value, MAX_FRAME_DEPTH))
+    return fail('BAD_FRAME', `frame nests deeper than ${MAX_FRAME_DEPTH} levels`, closeIfPre, requestId, check ? (type as BridgeFrameType) : undefined);
 
   if (pre) {
     const allowed = opts.role === 'initiator' ? type === 'bridge-hello-ok' || type === 'bridge-error' : type === 'bridge-hello';

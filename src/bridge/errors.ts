@@ -21,11 +21,22 @@ export function toBridgeCode(code: ErrorCode): BridgeErrorCode {
 export function fromBridgeError(f: BridgeErrorFrame, peerName: string, use: 'forward' | 'call'): GatewayError {
   const code = describeError(isErrorCode(f.gatewayCode) ? f.gatewayCode : f.code).fromPeer;
   const retryable = use === 'forward' ? describeError(code).failover : f.retryable;
-  return new GatewayError(code, `via peer ${peerName}: ${f.message.slice(0, 500)}`, {
+  return new GatewayError(code, `via peer ${peerName}: ${peerText(f.message)}`, {
     retryable,
     details: { bridgeCode: f.code },
-    ...(f.retryAfterMs !== undefined ? { retryAfterSec: Math.ceil(f.retryAfterMs / 1000) } : {}),
+    ...(f.retryAfterMs !== undefined ? { retryAfterSec: Math.ceil(Math.min(f.retryAfterMs, MAX_PEER_RETRY_AFTER_MS) / 1000) } : {}),
   });
+}
+
+/** A peer's Retry-After is passed on up to a day: a larger one is a peer's mistake, not a wait to tell a client. */
+export const MAX_PEER_RETRY_AFTER_MS = 86_400_000;
+
+/** How much of a peer's error message is kept (in an error we raise, a log line, a link's last error). */
+const PEER_TEXT_MAX = 500;
+
+/** A peer's free text, cut to PEER_TEXT_MAX characters. */
+export function peerText(message: string): string {
+  return message.length > PEER_TEXT_MAX ? `${message.slice(0, PEER_TEXT_MAX)}…` : message;
 }
 
 /**

@@ -4,7 +4,8 @@
  * a peer's forward on our router (only for channels we share with it) and streams the answer back.
  */
 import { Abort, type CancelSignal } from '../util/abort.js';
-import { GatewayError, toGatewayError } from '../wire/errors.js';
+import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
+import { validateChat, validateEmbeddings } from '../router/validate.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, BridgeStreamFrame } from '../wire/bridge-frames.js';
 import type { ChatOutcome, StreamChunk } from '../providers/provider.js';
@@ -16,8 +17,7 @@ import { isForward, type LinkContext, type PendingForward } from './link-types.j
 import type { PeerAdmission } from '../keys/peer-gate.js';
 import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
-import { scannedChunk } from '../providers/openai/stream.js';
-import { isObj } from '../util/is-object.js';
+import { checkedChunk } from '../providers/openai/stream.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -49,12 +49,16 @@ export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequ
   return new Promise((resolve, reject) => {
     const err = launch(l, o, targetChannel, body, false, {
       queue: undefined,
-      resolve: (v) => resolve(ChatReply.of(asCompletion(v))),
+      // an answer another sender laid out otherwise (the usual one is relayed as text, below): the same rule
+      resolve: (v) =>
+        Array.isArray((v as Partial<ChatCompletion>).choices)
+          ? resolve(ChatReply.of(v as ChatCompletion))
+          : reject(new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label(l, targetChannel)}: upstream reply has no choices`)),
       // the peer relayed its upstream's body: relay it on, validated by a scan (as from an upstream), not parsed
       relay: (payload) => {
         let reply: ChatReply;
         try {
-          reply = ChatReply.relayed(payload, `${l.name}/${targetChannel}`);
+          reply = ChatReply.relayed(payload, label(l, targetChannel));
         } catch {
           return false; // not a chat answer as text: the frame is parsed and checked as any other
         }
@@ -71,7 +75,10 @@ export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: Em
   return new Promise((resolve, reject) => {
     const err = launch(l, o, targetChannel, { kind: 'embeddings', payload: req }, false, {
       queue: undefined,
-      resolve: (v) => resolve(asEmbeddings(v)),
+      resolve: (v) =>
+        Array.isArray((v as Partial<EmbeddingsResponse>).data)
+          ? resolve(v as EmbeddingsResponse)
+          : reject(new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label(l, targetChannel)}: embeddings reply has no data`)),
       fail: reject,
     });
     if (err) reject(err);
@@ -79,6 +86,9 @@ export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: Em
 }
 
 type Body = { kind: 'chat'; payload: ChatRequest } | { kind: 'embeddings'; payload: EmbeddingsRequest };
+
+/** How a peer's channel is named in the errors its answers raise. */
+const label = (l: LinkContext, targetChannel: string): string => `${l.name}/${targetChannel}`;
 
 /** Registers the pending entry (abort → bridge-cancel) and sends the frame; an error when it cannot start. */
 function launch(
@@ -100,7 +110,7 @@ function launch(
   };
   o.signal.addEventListener('abort', onAbort, { once: true });
   if (e.queue) e.queue.onReturn = onAbort;
-  const entry: PendingForward = { kind: 'forward', ...e, refused: (f) => entry.fail(fromBridgeError(f, l.name, 'forward')) };
+  const entry: PendingForward = { kind: 'forward', label: label(l, targetChannel), ...e, refused: (f) => entry.fail(fromBridgeError(f, l.name, 'forward')) };
   l.pending.add(requestId, entry, { cleanup: () => o.signal.removeEventListener('abort', onAbort) });
   // the optional fields are assigned, not spread from conditional objects (a spread of a literal per field)
   const frame: BridgeForwardFrame = {
@@ -125,11 +135,6 @@ function launch(
 function answerTooLarge(l: LinkContext, requestId: string, started: boolean): void {
   sendAnswerTooLarge(l, requestId, 'the answer', { retryable: true, started });
 }
-
-// The peer's answers are opaque bodies (the codec checks only that they are objects); a requester reads
-// them as what it asked for.
-const asCompletion = (v: ChatCompletion | EmbeddingsResponse): ChatCompletion => v as ChatCompletion;
-const asEmbeddings = (v: ChatCompletion | EmbeddingsResponse): EmbeddingsResponse => v as EmbeddingsResponse;
 
 /**
  * A bridge-response split without parsing (`splitRelayFrame`): settles a non-streaming chat forward with the
@@ -157,8 +162,24 @@ export function onRelayedChunk(l: LinkContext, requestId: string, chunk: string)
   if (!p || !isForward(p) || !p.queue) return false;
   const s = chunkScan;
   if (!scanJson(chunk, s) || !s.object) return false;
-  p.queue.push(scannedChunk(chunk, s));
+  pushChunk(l, requestId, p, chunk, s);
   return true;
+}
+
+/**
+ * A peer's chunk, held to the rules an upstream's chunks are (checkedChunk: an in-band error, no `choices`):
+ * a bad one fails the request (the stream ends with the error, never as content) and the peer is told to stop.
+ */
+function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: string, s: JsonScan): void {
+  let chunk: StreamChunk;
+  try {
+    chunk = checkedChunk(data, s, p.label);
+  } catch (err) {
+    l.pending.take(requestId);
+    l.send({ type: 'bridge-cancel', requestId });
+    return p.fail(toGatewayError(err));
+  }
+  p.queue!.push(chunk);
 }
 
 export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
@@ -169,10 +190,11 @@ export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
 export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
   const p = l.pending.get(f.requestId);
   if (!p || !isForward(p) || !p.queue) return;
-  // a frame another sender laid out otherwise (the usual one is split: onRelayedChunk); the same usage rule
-  const chunk = f.chunk;
-  const data = JSON.stringify(chunk);
-  p.queue.push(isObj(chunk.usage) && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? { data, usage: chunk.usage } : { data });
+  // a frame another sender laid out otherwise (the usual one is split: onRelayedChunk): serialised (the codec
+  // bounds its depth) and scanned, then the same rules
+  const data = JSON.stringify(f.chunk);
+  scanJson(data, chunkScan);
+  pushChunk(l, f.requestId, p, data, chunkScan);
 }
 
 export function onStreamEnd(l: LinkContext, f: BridgeStreamEndFrame): void {
@@ -208,18 +230,20 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   };
   try {
     // peerLimits (src/keys/peer-gate.ts): a refusal makes the requesting gateway fail over to another candidate
-    gate = await l.peerGate()?.(l.peer.id, f.targetChannel, String(f.payload.model ?? ''), f.stream === true);
+    // held to the rules a /v1 request is held to at the edge: a peer's body is input like any other
+    const payload = f.kind === 'embeddings' ? validateEmbeddings(f.payload) : validateChat({ ...f.payload, stream: f.stream === true });
+    gate = await l.peerGate()?.(l.peer.id, f.targetChannel, payload.model, f.stream === true);
     if (gate && !gate.ok)
       return l.sendError('RATE_LIMITED', gate.message, { requestId, retryable: true, retryAfterMs: gate.retryAfterMs, gatewayCode: 'RATE_LIMITED' });
     if (ac.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled'); // bridge-cancel during the check
     if (f.kind === 'embeddings') {
-      const payload = await l.router.serveChannelEmbeddings(f.targetChannel, f.payload, opts);
-      usage = payload.usage as Usage | undefined;
-      if (l.send({ type: 'bridge-response', requestId, payload })) served = true;
+      const answer = await l.router.serveChannelEmbeddings(f.targetChannel, payload as EmbeddingsRequest, opts);
+      usage = answer.usage as Usage | undefined;
+      if (l.send({ type: 'bridge-response', requestId, payload: answer })) served = true;
       else answerTooLarge(l, requestId, false);
       return;
     }
-    const routed = await l.router.serveChannel(f.targetChannel, { ...f.payload, stream: f.stream === true }, opts);
+    const routed = await l.router.serveChannel(f.targetChannel, payload as ChatRequest, opts);
     if (!routed.stream) {
       const reply = routed.reply;
       usage = reply.usage;
@@ -258,10 +282,11 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     l.send({ type: 'bridge-stream-end', requestId, ...(usage ? { usage } : {}) });
   } catch (err) {
     const e = toGatewayError(err);
-    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { peer: l.peer.id, requestId: opts.requestId, code: e.code });
+    if (e.code === 'INTERNAL') l.logger.error('unhandled error', { requestId: opts.requestId, err: stackOf(err) });
+    if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { requestId: opts.requestId, code: e.code });
     l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
   } finally {
-    if (served) l.logger.debug('served a peer request', { peer: l.peer.id, requestId: opts.requestId, channel: f.targetChannel });
+    if (served) l.logger.debug('served a peer request', { requestId: opts.requestId, channel: f.targetChannel });
     if (gate?.ok) gate.done(usage, served);
     l.serving.delete(requestId);
     l.loadChanged();

@@ -68,6 +68,8 @@ interface PendingBase {
 }
 export interface PendingForward extends PendingBase {
   kind: 'forward';
+  /** `peer/channel`, for the errors a bad answer raises */
+  label: string;
   /** streams: fed by bridge-stream frames */
   queue: AsyncQueue<StreamChunk> | undefined;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;

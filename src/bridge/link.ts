@@ -7,7 +7,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
-import { GatewayError } from '../wire/errors.js';
+import { GatewayError, stackOf } from '../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import type { ChatOutcome } from '../providers/provider.js';
 import type { Router } from '../router/router.js';
@@ -17,6 +17,7 @@ import { newId } from '../util/ids.js';
 import type { BridgeLimits } from '../config/schema.js';
 import type { TransferCoordinator } from '../sessions/transfer.js';
 import { encodeFrame, frameText, parseFrame, splitRelayFrame, textOverBytes } from './codec.js';
+import { peerText } from './errors.js';
 import {
   bridgeErrorFrame,
   type BridgeErrorCode,
@@ -148,7 +149,7 @@ export class BridgeLink implements LinkContext {
     // the peer would close the link on it (PAYLOAD_TOO_LARGE, 4413), failing every request on it: the caller
     // fails only the request the frame belongs to
     if (textOverBytes(text, this.o.peerMaxFrameBytes)) {
-      this.o.logger.warn('frame larger than the peer takes: not sent', { peer: this.peer.id, chars: text.length, maxFrameBytes: this.o.peerMaxFrameBytes });
+      this.o.logger.warn('frame larger than the peer takes: not sent', { chars: text.length, maxFrameBytes: this.o.peerMaxFrameBytes });
       return false;
     }
     this.traffic.sent(text.length);
@@ -233,10 +234,13 @@ export class BridgeLink implements LinkContext {
     const maxBytes = this.o.limits.maxFrameBytes;
     // a relayed chat answer or stream chunk (the common frames of a forward) is taken as text, without a parse
     const text = frameText(data, { maxBytes, isBinary });
-    if (text !== undefined) {
-      const split = splitRelayFrame(text);
+    let split: ReturnType<typeof splitRelayFrame>;
+    try {
+      split = text === undefined ? undefined : splitRelayFrame(text);
       if (split && (split.type === 'bridge-stream' ? onRelayedChunk(this, split.requestId, split.body) : onRelayedResponse(this, split.requestId, split.body)))
         return;
+    } catch (err) {
+      return this.handlerFailed(split?.type ?? 'bridge-stream', split?.requestId, err);
     }
     const parsed = parseFrame(text ?? data, { maxBytes, authenticated: true, isBinary });
     if (!parsed.ok) {
@@ -247,9 +251,30 @@ export class BridgeLink implements LinkContext {
       return;
     }
     const f = parsed.frame;
+    try {
+      this.dispatch(f);
+    } catch (err) {
+      this.handlerFailed(f.type, 'requestId' in f ? f.requestId : undefined, err);
+    }
+  }
+
+  /**
+   * A frame's handler threw (a bug of ours, or a peer's frame that no check foresaw): the link and the
+   * process go on. Only the request the frame belongs to fails: an answer of the peer's fails our request, a
+   * request of the peer's is answered INTERNAL. The stack is logged as for an HTTP request's internal error.
+   */
+  private handlerFailed(type: BridgeFrameType, requestId: string | undefined, err: unknown): void {
+    this.o.logger.error('unhandled error', { frame: type, requestId, err: stackOf(err) });
+    if (requestId === undefined) return;
+    if (ANSWER_TYPES.has(type)) return this.failAnswered(requestId, type, 'the gateway could not handle it');
+    this.serving.get(requestId)?.abort();
+    this.sendError('INTERNAL', 'internal error', { requestId });
+  }
+
+  private dispatch(f: BridgeFrame): void {
     switch (f.type) {
       case 'bridge-forward':
-        void serveForward(this, f);
+        serveForward(this, f).catch((err: unknown) => this.handlerFailed(f.type, f.requestId, err));
         return;
       case 'bridge-response':
         return onResponse(this, f);
@@ -260,12 +285,12 @@ export class BridgeLink implements LinkContext {
       case 'bridge-error':
         return this.onError(f);
       case 'bridge-session-transfer':
-        void serveTransfer(this, f);
+        serveTransfer(this, f).catch((err: unknown) => this.handlerFailed(f.type, f.transferId, err));
         return;
       case 'bridge-session-transfer-ok':
         return onTransferOk(this, f);
       case 'bridge-rpc':
-        void serveRpc(this, f);
+        serveRpc(this, f).catch((err: unknown) => this.handlerFailed(f.type, f.requestId, err));
         return;
       case 'bridge-rpc-event':
         return onRpcEvent(this, f);
@@ -296,7 +321,7 @@ export class BridgeLink implements LinkContext {
       default: {
         // every frame type is handled above: a new one in BridgeFrame fails to compile here
         const unhandled: never = f;
-        this.o.logger.warn('unhandled bridge frame', { peer: this.peer.id, frame: String(unhandled) });
+        this.o.logger.warn('unhandled bridge frame', { frame: String(unhandled) });
       }
     }
   }
@@ -314,8 +339,9 @@ export class BridgeLink implements LinkContext {
 
   private onError(f: BridgeErrorFrame): void {
     if (f.requestId === undefined) {
-      this.lastError = `${f.code}: ${f.message}`;
-      this.o.logger.warn('peer reported an error', { peer: this.peer.id, code: f.code, message: f.message });
+      const message = peerText(f.message);
+      this.lastError = `${f.code}: ${message}`;
+      this.o.logger.warn('peer reported an error', { code: f.code, message });
       return;
     }
     this.pending.take(f.requestId)?.refused(f);

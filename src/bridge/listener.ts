@@ -7,7 +7,7 @@ import type WebSocket from 'ws';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { raiseMaxPayload } from './ws-limits.js';
 import { CLOSE, SUPPORTED_VERSIONS, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
-import type { MeshContext } from './mesh-context.js';
+import { MAX_IDS_PER_TOKEN, type MeshContext } from './mesh-context.js';
 import { decideHello } from './handshake.js';
 import { openLink } from './open-link.js';
 
@@ -44,11 +44,12 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
       boundToken: (peerId) => mesh.boundToken(peerId),
     });
     if (!d.ok) return refuse(d.code, d.message, d.close);
+    if (!mesh.bindToken(d.peer.id, d.tokenDigest))
+      return refuse('GATEWAY_ID_BOUND', `this bridge token has bound ${MAX_IDS_PER_TOKEN} gateway ids already; no new one is taken`, CLOSE.NOT_ALLOWED);
 
     done = true;
     clearTimeout(timer);
     authenticated();
-    mesh.bindToken(d.peer.id, d.tokenDigest);
     if (!raiseMaxPayload(ws, wsPayloadLimit(limits.maxFrameBytes))) {
       // this ws version has no receiver limit to raise: frames over the pre-auth limit would be cut (1009)
       log.error('cannot raise the WebSocket message limit after the handshake (ws internals changed)', { peer: d.peer.id });

@@ -39,7 +39,7 @@ export interface MeshContext {
   admission(peerId: string, role: Role): Admission;
   /** the gatewayId ↔ token binding (docs/bridge-protocol.md "Peer identity") */
   boundToken(peerId: string): Buffer | undefined;
-  bindToken(peerId: string, digest: Buffer): void;
+  bindToken(peerId: string, digest: Buffer): boolean;
   inboundShare(): SharedChannel[];
   inboundAgents(): SharedAgent[];
   outboundShare(setting: boolean | string[]): SharedChannel[];
@@ -49,3 +49,9 @@ export interface MeshContext {
   refreshCandidates(link: BridgeLink): void;
   linkClosed(link: BridgeLink, code: number, reason: string): void;
 }
+
+/**
+ * How many gateway ids one bridge token may bind (mesh.bindToken): far above a fleet sharing a token, and a
+ * bound on the table an authenticated peer could otherwise grow by announcing a new id at every hello.
+ */
+export const MAX_IDS_PER_TOKEN = 1024;

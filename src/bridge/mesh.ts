@@ -22,11 +22,15 @@ import { preAuthPayloadLimit } from './ws-limits.js';
 import { PreAuthSlots } from './pre-auth.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
-import type { Admission, MeshCapabilities, MeshContext } from './mesh-context.js';
+import { MAX_IDS_PER_TOKEN, type Admission, type MeshCapabilities, type MeshContext } from './mesh-context.js';
 import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candidate.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
+
+/** `linkOpens` counts this many peer names apart; the links of any further name are counted under OTHER_PEERS. */
+const LINK_OPENS_NAMES = 256;
+const OTHER_PEERS = '(other)';
 
 export interface MeshOptions {
   config: Config;
@@ -71,6 +75,8 @@ export class BridgeMesh implements MeshContext {
   private readonly preAuth = new PreAuthSlots(() => this.o.config.gateway.bridge);
   /** inbound gatewayId → SHA-256 of the token it first authenticated with */
   private readonly idTokens = new Map<string, Buffer>();
+  /** token digest (hex) → how many ids it has bound */
+  private readonly idsPerToken = new Map<string, number>();
   /** set by the ACP layer: serves peers' bridge-rpc calls for the runtimes we share */
   rpcHandler: RpcServeHandler | undefined;
   /** set by the gateway: gateway.bridge.peerLimits on peers' forwards, and their usage (src/keys/peer-gate.ts) */
@@ -163,8 +169,18 @@ export class BridgeMesh implements MeshContext {
     return this.idTokens.get(peerId);
   }
 
-  bindToken(peerId: string, digest: Buffer): void {
-    if (!this.idTokens.has(peerId)) this.idTokens.set(peerId, digest);
+  /**
+   * Binds `peerId` to the token at its first accepted hello. One token may bind at most MAX_IDS_PER_TOKEN
+   * ids (the table is bounded by the configured tokens, not by what their holders announce): past that, false,
+   * and the hello is refused like a bound id's.
+   */
+  bindToken(peerId: string, digest: Buffer): boolean {
+    if (this.idTokens.has(peerId)) return true;
+    const n = this.idsPerToken.get(digest.toString('hex')) ?? 0;
+    if (n >= MAX_IDS_PER_TOKEN) return false;
+    this.idsPerToken.set(digest.toString('hex'), n + 1);
+    this.idTokens.set(peerId, digest);
+    return true;
   }
 
   responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number } {
@@ -273,7 +289,9 @@ export class BridgeMesh implements MeshContext {
   register(link: BridgeLink): void {
     const old = this.links.get(link.peer.id);
     this.links.set(link.peer.id, link);
-    this.linkOpens.set(link.name, (this.linkOpens.get(link.name) ?? 0) + 1);
+    // an inbound peer chooses its name: past LINK_OPENS_NAMES names, new ones are counted together
+    const label = this.linkOpens.has(link.name) || this.linkOpens.size < LINK_OPENS_NAMES ? link.name : OTHER_PEERS;
+    this.linkOpens.set(label, (this.linkOpens.get(label) ?? 0) + 1);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
     for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));
@@ -285,8 +303,10 @@ export class BridgeMesh implements MeshContext {
 
   refreshCandidates(link: BridgeLink): void {
     if (this.links.get(link.peer.id) !== link) return;
-    this.router.removeWhere((c) => c.peer?.id === link.peer.id);
-    for (const ch of link.peer.sharedChannels) this.router.add(peerCandidate(link, ch));
+    this.router.replaceWhere(
+      (c) => c.peer?.id === link.peer.id,
+      link.peer.sharedChannels.map((ch) => peerCandidate(link, ch)),
+    );
   }
 
   linkClosed(link: BridgeLink, code: number, reason: string): void {
@@ -335,9 +355,21 @@ export class BridgeMesh implements MeshContext {
     return this.rowOf(d);
   }
 
-  /** A connected peer by gateway id or bridge/peer name. */
+  /**
+   * A connected peer by gateway id or bridge/peer name. A configured (or `bridge connect`ed) bridge's name is
+   * its own: an inbound peer announcing the same `gatewayName` never stands in for it, connected or not. Any
+   * other name must be unambiguous: a name two connected peers share is refused, so that a session is never
+   * sent to a peer that merely chose another's name.
+   */
   resolvePeer(nameOrId: string): BridgeLink | undefined {
-    return this.links.get(nameOrId) ?? [...this.links.values()].find((l) => l.name === nameOrId || l.peer.name === nameOrId);
+    const byId = this.links.get(nameOrId);
+    if (byId) return byId;
+    const dialer = this.dialers.get(nameOrId);
+    if (dialer) return dialer.link && this.links.get(dialer.link.peer.id) === dialer.link ? dialer.link : undefined;
+    const named = [...this.links.values()].filter((l) => l.name === nameOrId || l.peer.name === nameOrId);
+    if (named.length > 1)
+      throw new GatewayError('INVALID_REQUEST', `${named.length} connected peers are named "${nameOrId}": name one by its gateway id`, { param: 'to' });
+    return named[0];
   }
 
   /** Runtime `bridge disconnect <name|id>`: true when something was disconnected. */
@@ -368,7 +400,7 @@ export class BridgeMesh implements MeshContext {
       sharedWithUs: l ? l.peer.sharedChannels.map((c) => c.name) : [],
       sharedByUs: l ? [...l.ourShare] : this.outboundShare(d.target.shareChannels).map((c) => c.name),
       inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
-      lastError: d.lastError ?? null,
+      lastError: l?.lastError ?? d.lastError ?? null,
       capabilities: l?.peer.capabilities ?? null,
       health: l ? this.healthOf(l) : {},
     };

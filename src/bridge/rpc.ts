@@ -86,8 +86,10 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
     if (tooLarge) return rpcTooLarge(l, requestId);
     const e = toGatewayError(err);
     // In an agent task, a refused runtime (the handler's CHANNEL_NOT_SHARED / FORBIDDEN) is AGENT_NOT_SHARED.
-    const code = e.code === 'CHANNEL_NOT_SHARED' || e.code === 'FORBIDDEN' ? 'AGENT_NOT_SHARED' : toBridgeCode(e.code);
-    l.sendError(code, e.message, { requestId, retryable: e.retryable, gatewayCode: e.code });
+    // The gateway code says the same: a Switchyard requester reads it first (FORBIDDEN, the row's fromPeer).
+    const refused = e.code === 'CHANNEL_NOT_SHARED' || e.code === 'FORBIDDEN';
+    const code = refused ? 'AGENT_NOT_SHARED' : toBridgeCode(e.code);
+    l.sendError(code, e.message, { requestId, retryable: e.retryable, gatewayCode: refused ? 'AGENT_NOT_SHARED' : e.code });
   } finally {
     l.serving.delete(requestId);
   }

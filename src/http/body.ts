@@ -16,6 +16,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../wire/errors.js';
+import { pathDeeperThan } from '../wire/json-depth.js';
 import { jsonContentTypeError } from './guard.js';
 
 export const DEFAULT_MAX_JSON_DEPTH = 64;
@@ -183,7 +184,7 @@ export function parseJsonBody(buf: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): u
   } catch (err) {
     throw new GatewayError('INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`);
   }
-  const path = tooDeep(value, maxDepth, 0);
+  const path = pathDeeperThan(value, maxDepth);
   if (path) {
     const param = fieldPath(path.slice(0, 6));
     throw new GatewayError('INVALID_REQUEST', `${param}${path.length > 6 ? '…' : ''}: JSON nested deeper than ${maxDepth} levels`, { param });
@@ -205,24 +206,6 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
 export async function readJsonSized(req: IncomingMessage, limit: number): Promise<{ body: unknown; bytes: number }> {
   const buf = await readBody(req, limit);
   return { body: parseJsonBody(buf, jsonDepthFor(req)), bytes: buf.length };
-}
-
-/** The path (keys and indices) to the first value deeper than `max`, or undefined. Recursion stops at `max`. */
-function tooDeep(v: unknown, max: number, depth: number): Array<string | number> | undefined {
-  if (v === null || typeof v !== 'object') return undefined;
-  if (depth >= max) return [];
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = tooDeep(v[i], max, depth + 1);
-      if (p) return [i, ...p];
-    }
-    return undefined;
-  }
-  for (const k in v) {
-    const p = tooDeep((v as Record<string, unknown>)[k], max, depth + 1);
-    if (p) return [k, ...p];
-  }
-  return undefined;
 }
 
 function fieldPath(p: Array<string | number>): string {

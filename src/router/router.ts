@@ -98,14 +98,36 @@ export class Router {
   }
 
   remove(id: string): void {
-    if (this.candidates.delete(id)) this.reindex();
+    if (this.candidates.delete(id)) this.dropped([id]);
   }
 
-  /** removes every candidate whose id starts with prefix (a peer leaving) */
+  /** removes every candidate `pred` matches (a peer leaving) */
   removeWhere(pred: (c: Candidate) => boolean): void {
-    let changed = false;
-    for (const [id, c] of this.candidates) if (pred(c)) changed = this.candidates.delete(id) || changed;
-    if (changed) this.reindex();
+    this.replaceWhere(pred, []);
+  }
+
+  /**
+   * Replaces every candidate `pred` matches with `next` (a peer's new channel list), re-indexing once. A
+   * candidate that stays keeps its stats; what is gone takes its stats and health with it, so a peer
+   * announcing ever new channel names cannot grow the tables.
+   */
+  replaceWhere(pred: (c: Candidate) => boolean, next: Candidate[]): void {
+    const gone: string[] = [];
+    for (const [id, c] of this.candidates) if (pred(c) && this.candidates.delete(id)) gone.push(id);
+    for (const c of next) {
+      this.candidates.set(c.id, c);
+      if (!this.stats.has(c.id)) this.stats.set(c.id, { inflight: 0, latencyMsEwma: 0 });
+    }
+    if (gone.length > 0 || next.length > 0) this.dropped(gone.filter((id) => !this.candidates.has(id)));
+  }
+
+  /** Re-indexes after a change; `ids` left the table for good (a request still in flight keeps its own stats object). */
+  private dropped(ids: string[]): void {
+    for (const id of ids) {
+      this.stats.delete(id);
+      this.health.forget(id);
+    }
+    this.reindex();
   }
 
   /** called whenever the table changes */

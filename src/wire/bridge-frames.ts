@@ -383,3 +383,10 @@ export function bridgeErrorFrame(
   if (extra.gatewayCode !== undefined) frame.gatewayCode = extra.gatewayCode;
   return frame;
 }
+
+/**
+ * A frame may nest this deep, envelope included: above any body a gateway's HTTP edge takes
+ * (`gateway.maxJsonDepth` is at most 1000), far below what would exhaust the stack of the code that walks or
+ * serialises a frame's parts again (JSON.stringify is recursive). Deeper → BAD_FRAME.
+ */
+export const MAX_FRAME_DEPTH = 1024;

@@ -9,6 +9,7 @@ import type { Gateway } from '../../src/gateway.js';
 import { adminGet, cleanupDirs, memoryLogger, startInProcess, waitFor, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'bridge-secret-token-123456';
+const ADMIN = 'hostile-admin-token-31415';
 let gw: Gateway;
 const mem = memoryLogger();
 
@@ -44,7 +45,10 @@ const hello = (over: Record<string, unknown> = {}) => ({
 });
 
 /** An authenticated raw peer. */
-async function authed(id: string): Promise<{ ws: WebSocket; frames: any[]; next: (pred: (f: any) => boolean, ms?: number) => Promise<any> }> {
+async function authed(
+  id: string,
+  over: Record<string, unknown> = {},
+): Promise<{ ws: WebSocket; frames: any[]; next: (pred: (f: any) => boolean, ms?: number) => Promise<any> }> {
   const ws = new WebSocket(wsUrl(gw.url));
   const frames: any[] = [];
   const waiters: Array<{ pred: (f: any) => boolean; resolve: (f: any) => void }> = [];
@@ -65,7 +69,7 @@ async function authed(id: string): Promise<{ ws: WebSocket; frames: any[]; next:
       const t = setTimeout(() => reject(new Error(`no matching frame within ${ms} ms; got ${JSON.stringify(frames.map((f) => f.type))}`)), ms);
       waiters.push({ pred, resolve: (f) => (clearTimeout(t), resolve(f)) });
     });
-  ws.send(JSON.stringify(hello({ gatewayId: id })));
+  ws.send(JSON.stringify(hello({ gatewayId: id, ...over })));
   const ok = await next((f) => f.type === 'bridge-hello-ok' || f.type === 'bridge-error');
   expect(ok.type).toBe('bridge-hello-ok');
   return { ws, frames, next };
@@ -77,6 +81,9 @@ beforeAll(async () => {
       gateway: {
         id: 'gw_server',
         name: 'Server',
+        admin: { token: ADMIN },
+        // a configured bridge that never connects (nothing listens there): its name is its own
+        bridges: [{ name: 'tob', url: 'ws://127.0.0.1:9/bridge', token: 'tob-bridge-token-0123456789', reconnectInterval: 60_000 }],
         bridge: {
           enabled: true,
           allowedTokens: [TOKEN],
@@ -176,7 +183,9 @@ describe('bridge handshake refusals', () => {
     const ids = new Set(['gw_p1', 'gw_p2', 'gw_p3']);
     await waitFor(
       async () =>
-        !(await adminGet<{ peers: Array<{ id: string; state: string }> }>(gw.url, '/admin/bridges')).peers.some((p) => ids.has(p.id) && p.state === 'open'),
+        !(await adminGet<{ peers: Array<{ id: string; state: string }> }>(gw.url, '/admin/bridges', ADMIN)).peers.some(
+          (p) => ids.has(p.id) && p.state === 'open',
+        ),
       'the closed peers gone from /admin/bridges',
     );
   });
@@ -344,6 +353,135 @@ describe('after the handshake', () => {
     expect(r).toMatchObject({ type: 'bridge-error', code: 'CANCELLED' });
     p.ws.close();
   });
+
+  it('a forward whose body /v1 would refuse is refused the same way (BAD_FRAME, gateway code INVALID_REQUEST), never served', async () => {
+    const p = await authed('gw_badbody');
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ['b1', { kind: 'chat', payload: { model: 'shared-model', messages: 'x' } }, 'messages'],
+      ['b2', { kind: 'embeddings', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }] } }, 'input'],
+      ['b3', { kind: 'chat', payload: { messages: [{ role: 'user', content: 'hi' }] } }, 'model'],
+      ['b4', { kind: 'chat', payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }], tool_choice: {} } }, 'tool_choice'],
+    ];
+    for (const [requestId, body] of cases) p.ws.send(JSON.stringify({ type: 'bridge-forward', requestId, targetChannel: 'shared-mock', ...body }));
+    for (const [requestId, , param] of cases) {
+      const e = await p.next((f) => f.requestId === requestId);
+      expect(e).toMatchObject({ type: 'bridge-error', code: 'BAD_FRAME', gatewayCode: 'INVALID_REQUEST', retryable: false });
+      expect(e.message).toMatch(new RegExp(`^${param}`));
+    }
+    await stillServes();
+    p.ws.close();
+  });
+
+  it('a frame nested deeper than 1024 levels → BAD_FRAME with its requestId; the link stays open', async () => {
+    const p = await authed('gw_deep');
+    const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+    p.ws.send(`{"type":"bridge-forward","requestId":"d1","targetChannel":"shared-mock","payload":{"model":"shared-model","messages":${deep}}}`);
+    expect(await p.next((f) => f.requestId === 'd1')).toMatchObject({
+      type: 'bridge-error',
+      code: 'BAD_FRAME',
+      message: 'frame nests deeper than 1024 levels',
+    });
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 'd2',
+        targetChannel: 'shared-mock',
+        payload: { model: 'shared-model', messages: [{ role: 'user', content: 'after the deep one' }] },
+      }),
+    );
+    expect(await p.next((f) => f.requestId === 'd2')).toMatchObject({ type: 'bridge-response' });
+    p.ws.close();
+  });
+
+  it('a peer announcing ever new channel names does not grow the routing tables', async () => {
+    const p = await authed('gw_churn');
+    const stats = (gw.router as unknown as { stats: Map<string, unknown> }).stats;
+    const before = stats.size;
+    for (let round = 0; round < 50; round++) {
+      const sharedChannels = Array.from({ length: 20 }, (_, i) => ({ name: `c${round}-${i}`, provider: 'mock', models: [`m${round}-${i}`] }));
+      p.ws.send(JSON.stringify({ type: 'bridge-channels', sharedChannels }));
+    }
+    await waitFor(() => gw.router.models().some((m) => m.id === 'm49-19'), 'the last announcement', 5_000, 10);
+    expect(stats.size).toBe(before + 20);
+    p.ws.close();
+    await waitFor(() => stats.size === before, 'the tables back to their size once the peer left', 5_000, 10);
+  });
+
+  it("an inbound peer cannot take a configured bridge's name, and a name two peers share is refused", async () => {
+    const transferTo = (to: string) =>
+      fetch(`${gw.url}/admin/sessions/sess-x/transfer`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ to }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error: { code: string; message: string } } }));
+    // room under maxPeers (3): the links of the tests above are closed by then
+    const inboundOpen = async () =>
+      (await adminGet<{ peers: Array<{ direction: string; state: string }> }>(gw.url, '/admin/bridges', ADMIN)).peers.filter(
+        (p) => p.direction === 'inbound' && p.state === 'open',
+      ).length;
+    await waitFor(async () => (await inboundOpen()) === 0, 'no inbound link left open');
+    const spoof = await authed('gw_spoof', { gatewayName: 'tob' });
+    const r = await transferTo('tob');
+    expect(r.status).toBe(404);
+    expect(r.body.error.message).toBe('no connected peer named or with id "tob"');
+    spoof.ws.close();
+    const twin1 = await authed('gw_twin_1', { gatewayName: 'twin' });
+    const twin2 = await authed('gw_twin_2', { gatewayName: 'twin' });
+    const both = await transferTo('twin');
+    expect(both.status).toBe(400);
+    expect(both.body.error.message).toBe('2 connected peers are named "twin": name one by its gateway id');
+    twin1.ws.close();
+    twin2.ws.close();
+  });
+
+  it('/admin: bad percent-encoding in a path and a since no date can hold are 400s, not internal errors', async () => {
+    const get = (path: string, method = 'GET') =>
+      fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}` } }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as { error: { code: string; param: string | null } },
+      }));
+    for (const [path, method, param] of [
+      ['/admin/sessions/%ff', 'GET', 'session'],
+      ['/admin/bridges/%ff', 'DELETE', 'bridge'],
+      ['/admin/keys/%ff', 'GET', 'key'],
+    ] as const) {
+      const r = await get(path, method);
+      expect(r.status, path).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'invalid_request', param });
+    }
+    for (const since of ['999999999999h', '99999999999999999999']) {
+      const r = await get(`/admin/usage?since=${since}`);
+      expect(r.status, since).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'invalid_request', param: 'since' });
+    }
+  });
+
+  it('one bridge token binds at most 1024 gateway ids; past that a new id is refused (GATEWAY_ID_BOUND, 4403)', async () => {
+    // ids bound by the tests above count too: fill the rest of this token's share
+    const helloOnce = async (id: string) => {
+      const ws = new WebSocket(wsUrl(gw.url));
+      await new Promise((r) => ws.once('open', r));
+      const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+      const first = new Promise<any>((r) => ws.once('message', (d) => r(JSON.parse(d.toString()))));
+      ws.send(JSON.stringify(hello({ gatewayId: id })));
+      return { ws, frame: await first, closed };
+    };
+    let refused: { frame: any; code: number } | undefined;
+    for (let i = 0; i < 1100 && !refused; i++) {
+      const r = await helloOnce(`gw_many_${i}`);
+      if (r.frame.type === 'bridge-error') refused = { frame: r.frame, code: await r.closed };
+      else {
+        expect(r.frame).toMatchObject({ type: 'bridge-hello-ok' });
+        r.ws.close();
+        await r.closed;
+      }
+    }
+    expect(refused?.frame).toMatchObject({ code: 'GATEWAY_ID_BOUND' });
+    expect(refused?.code).toBe(4403);
+    // an id bound before still connects
+    const again = await authed('gw_many_0');
+    again.ws.close();
+  }, 60_000);
 
   it('never logs a bridge token', () => {
     expect(mem.lines.join('\n')).not.toContain(TOKEN);

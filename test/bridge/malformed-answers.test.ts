@@ -18,6 +18,7 @@ const GOOD_CHUNK = '{"id": "c1", "object": "chat.completion.chunk", "choices": [
 let peer: RawPeer;
 let a: Gateway & { logs: string[] };
 const received: RawFrame[] = [];
+const peerSockets = new Set<WebSocket>();
 
 /** What the fake peer answers a forward with, by the prompt's text. */
 function answer(ws: WebSocket, f: RawFrame): void {
@@ -29,6 +30,33 @@ function answer(ws: WebSocket, f: RawFrame): void {
     ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":[1]}`);
   } else if (prompt === 'bad response') {
     ws.send(`{"type":"bridge-response","requestId":${id},"payload":"not an object"}`);
+  } else if (prompt === 'deep chunk') {
+    // laid out otherwise than a gateway's relay (a space after the type), so it is parsed: 20,000 levels
+    ws.send(`{"type": "bridge-stream","requestId":${id},"chunk":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`);
+  } else if (prompt === 'chunk without choices') {
+    ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":{"choices":"zz"}}`);
+  } else if (prompt === 'chunk without choices, parsed') {
+    ws.send(`{"type": "bridge-stream","requestId":${id},"chunk":{"id":"c2"}}`);
+  } else if (prompt === 'error chunk') {
+    ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":{"error":{"message":"quota gone"}}}`);
+  } else if (prompt === 'response without choices') {
+    ws.send(`{"type":"bridge-response","requestId":${id},"payload":{"id":"x","object":"chat.completion"}}`);
+  } else if (prompt === 'peer says unauthorized') {
+    ws.send(
+      JSON.stringify({ type: 'bridge-error', requestId: f.requestId, code: 'AUTH_FAILED', gatewayCode: 'UNAUTHORIZED', message: 'no', retryable: false }),
+    );
+  } else if (prompt === 'peer says wait forever') {
+    ws.send(
+      JSON.stringify({
+        type: 'bridge-error',
+        requestId: f.requestId,
+        code: 'RATE_LIMITED',
+        gatewayCode: 'RATE_LIMITED',
+        message: 'later',
+        retryable: true,
+        retryAfterMs: Number.MAX_SAFE_INTEGER,
+      }),
+    );
   } else if (prompt === 'good stream') {
     ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${GOOD_CHUNK}}`);
     ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
@@ -42,6 +70,7 @@ beforeAll(async () => {
     models: ['mal-model'],
     policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
     onFrame: (ws, f) => {
+      peerSockets.add(ws);
       received.push(f);
       if (f.type === 'bridge-forward') answer(ws, f);
     },
@@ -105,4 +134,60 @@ describe('a peer that answers with malformed frames', () => {
     expect(r.status).toBe(200);
     expect(sseData(r.text)).toEqual([GOOD_CHUNK, '[DONE]']);
   });
+
+  it('a frame nested past the protocol limit fails its request (the gateway never walks it), the peer hears BAD_FRAME', async () => {
+    // before a first chunk: the request fails as a whole (502), as any stream that fails before its first byte
+    const r = await ask('deep chunk', true);
+    expect(r.status).toBe(502);
+    expect(r.json.error).toMatchObject({
+      code: 'upstream_bad_response',
+      message: 'bridge peer b sent a malformed bridge-stream frame (frame nests deeper than 1024 levels)',
+    });
+    const fwd = forwardFor('deep chunk');
+    await waitFor(() => about(fwd).includes('bridge-cancel'), 'bridge-cancel', 5_000, 20);
+    expect(received.find((f) => f.type === 'bridge-error' && f.requestId === fwd)).toMatchObject({ code: 'BAD_FRAME' });
+  });
+
+  it.each([
+    ['chunk without choices', 'channel b/up: upstream sent a chunk without choices'],
+    ['chunk without choices, parsed', 'channel b/up: upstream sent a chunk without choices'],
+    ['error chunk', 'channel b/up: upstream reported an error mid-stream: quota gone'],
+  ])('a chunk an upstream could not send either (%s) fails the request, never reaches the client as content', async (prompt, message) => {
+    const r = await ask(prompt, true);
+    expect(r.status).toBe(502);
+    expect(r.json.error.message).toBe(message);
+    await waitFor(() => about(forwardFor(prompt)).includes('bridge-cancel'), 'bridge-cancel', 5_000, 20);
+  });
+
+  it('an answer without choices is a bad answer (502), not a 200', async () => {
+    const r = await ask('response without choices', false);
+    expect(r.status).toBe(502);
+    expect(r.json.error).toMatchObject({ code: 'upstream_bad_response', message: 'channel b/up: upstream reply has no choices' });
+  });
+
+  it("a peer's refusal never speaks for the client's own credentials or sets an unbounded Retry-After", async () => {
+    const denied = await ask('peer says unauthorized', false);
+    expect(denied.status).toBe(502);
+    expect(denied.json.error.code).toBe('peer_unavailable');
+    const later = await ask('peer says wait forever', false);
+    expect(later.status).toBe(429);
+    expect(later.headers.get('retry-after')).toBe('86400');
+  });
+
+  it("a peer's link-level error is kept and logged cut to 500 characters", async () => {
+    const ws = [...peerSockets][0]!;
+    ws.send(JSON.stringify({ type: 'bridge-error', code: 'INTERNAL', message: 'L'.repeat(500_000), retryable: false }));
+    const row = async () =>
+      ((await call(a, '/admin/bridges', { headers: { authorization: `Bearer ${ADMIN}` } })).json as { peers: Array<{ lastError: string | null }> }).peers[0]!;
+    await waitFor(async () => (await row()).lastError?.startsWith('INTERNAL: L') === true, 'lastError', 5_000, 20);
+    expect((await row()).lastError).toBe(`INTERNAL: ${'L'.repeat(500)}…`);
+    const line = a.logs.find((l) => l.includes('peer reported an error'))!;
+    expect(line.length).toBeLessThan(2_000);
+  });
 });
+
+/** The request id of the forward that carried `prompt`. */
+function forwardFor(prompt: string): string {
+  return received.find((f) => f.type === 'bridge-forward' && (f.payload as { messages: Array<{ content: string }> }).messages[0]!.content === prompt)!
+    .requestId!;
+}

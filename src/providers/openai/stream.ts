@@ -45,7 +45,16 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
   if (!scan.scan(data)) {
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a malformed stream chunk`);
   }
-  if (event === 'error' || scan.error) {
+  return checkedChunk(data, scan, label, event === 'error');
+}
+
+/**
+ * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error ends the stream with it, a
+ * chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks (above) and a bridge
+ * peer's (src/bridge/forwarding.ts).
+ */
+export function checkedChunk(data: string, scan: JsonScan, label: string, errorEvent = false): StreamChunk {
+  if (errorEvent || scan.error) {
     const parsed = JSON.parse(data) as ErrorChunk | null;
     const e = scan.object ? parsed?.error : undefined;
     const msg = typeof e === 'string' ? e : (e?.message ?? 'error event');
