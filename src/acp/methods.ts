@@ -317,7 +317,11 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       if (afterSeq !== undefined && !sessionId) throw invalidParams('sessionId', 'afterSeq needs a sessionId');
       const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}), afterSeq });
       // a session that lives elsewhere is asked there (a runId alone names no session: answered here)
-      return sessionId ? atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here) : here();
+      if (sessionId) return atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here);
+      const snap = await here();
+      // the run's session must be one the caller may reach, as when it is named
+      if (typeof snap.sessionId === 'string') await deps.runner.assertReach(snap.sessionId, ctx.caller);
+      return snap;
     },
     'xworkmate.permissions.respond': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');

@@ -6,6 +6,9 @@ import { GatewayError } from '../wire/errors.js';
 
 export const MAX_ID_CHARS = 256;
 
+/** With the u flag a surrogate pair is one code point: only an unpaired half is Cs. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** INVALID_PARAMS naming the offending field (JSON-RPC: -32602, `data.field`). */
 export function invalidParams(field: string, message: string): GatewayError {
   return new GatewayError('INVALID_PARAMS', message, { param: field });
@@ -17,6 +20,8 @@ export function optString(p: Record<string, unknown>, field: string, max = MAX_I
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw invalidParams(field, `${field} must be a string`);
   if (v.length > max) throw invalidParams(field, `${field} is longer than ${max} characters`);
+  // a lone UTF-16 surrogate cannot be stored as UTF-8: the session would be stored under another id
+  if (LONE_SURROGATE.test(v)) throw invalidParams(field, `${field} is not well-formed Unicode (a lone surrogate)`);
   return v.trim() === '' ? undefined : v;
 }
 

@@ -1,7 +1,8 @@
 /**
  * What `xworkmate.tasks.get` reads: a bounded in-memory registry of task snapshots (one per turn, by runId, and
  * the latest run per session), falling back to the turn records in the SessionStore for turns this process no
- * longer holds (evicted, run before a restart, or run by another instance).
+ * longer holds (evicted, run before a restart, or run by another instance): by the session, or by a runId
+ * through a small expiring index (RUN_INDEX_TTL_MS).
  */
 import type { Session, Turn, TurnStatus } from '../sessions/model.js';
 import type { SessionStore } from '../sessions/store.js';
@@ -49,6 +50,14 @@ export interface TaskQuery {
   sessionId?: string;
 }
 
+/**
+ * How long a runId alone finds its turn in the store (`xworkmate.tasks.get { runId }` after a restart or on
+ * another instance): an index entry runId → sessionId written when the turn is queued. With its sessionId a
+ * turn is found for as long as the session is kept.
+ */
+export const RUN_INDEX_TTL_MS = 7 * 24 * 3_600_000;
+const runKey = (runId: string): string => `acp-run:${runId}`;
+
 export class TaskRegistry {
   private readonly tasks = new Map<string, Task>();
   private readonly latestRun = new Map<string, string>();
@@ -62,6 +71,8 @@ export class TaskRegistry {
   add(t: Task): void {
     this.tasks.set(t.runId, t);
     this.latestRun.set(t.sessionId, t.runId);
+    // best effort: a run the index missed is still found with its sessionId
+    this.store.putExpiring(runKey(t.runId), t.sessionId, RUN_INDEX_TTL_MS).catch(() => undefined);
     if (this.tasks.size <= this.max) return;
     for (const [k, v] of this.tasks) {
       if (this.tasks.size <= this.max) break;
@@ -82,13 +93,10 @@ export class TaskRegistry {
       rec = await this.store.get(q.sessionId);
       turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
     } else if (q.runId) {
-      for (const s of await this.store.list({ limit: 1000 })) {
-        turn = s.history.find((x) => x.runId === q.runId);
-        if (turn) {
-          rec = s;
-          break;
-        }
-      }
+      // one lookup, never a scan of the stored sessions (their size is the clients' to choose)
+      const sessionId = await this.store.getExpiring(runKey(q.runId));
+      rec = sessionId ? await this.store.get(sessionId) : undefined;
+      turn = rec?.history.find((x) => x.runId === q.runId);
     }
     if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
     // a turn still marked running in the store but not running here was interrupted (crash or other instance)

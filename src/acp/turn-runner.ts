@@ -89,6 +89,8 @@ export class TurnRunner {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly rehydrating = new Map<string, Promise<LiveSession>>();
   private readonly starting = new Map<string, Promise<void>>();
+  /** sessions being closed (close()): a revival waits for the close, then finds the record closed */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly tasks: TaskRegistry;
   private readonly updates: UpdateLog;
   private readonly taskEvents: TaskEventStore;
@@ -113,8 +115,9 @@ export class TurnRunner {
   /** session.start: (re)creates the session afresh (an existing one is closed first) and runs the first turn. */
   async start(input: StartInput, sink: UpdateSink): Promise<TurnResult> {
     this.assertOpen();
-    // concurrent starts of one sessionId replace the session one after the other, never side by side
-    const prev = this.starting.get(input.sessionId) ?? Promise.resolve();
+    // concurrent starts of one sessionId replace the session one after the other, never side by side, and
+    // after a close already under way (which would otherwise close the record this start makes)
+    const prev = Promise.all([this.starting.get(input.sessionId), this.closing.get(input.sessionId)]);
     const mine = prev.then(() => this.replace(input));
     const settled = mine.then(
       () => undefined,
@@ -199,9 +202,14 @@ export class TurnRunner {
     });
     await this.permissions.listen();
     // prompts our previous life left pending (its agents are gone): resolved now, not when the session is next used
-    for (const s of await this.o.store.list({ owner: this.o.gatewayId, limit: 10_000 })) {
+    // only sessions still open can hold prompts: closed ones (kept without limit) are not read
+    const open = [
+      ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'active', limit: 10_000 })),
+      ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'running', limit: 10_000 })),
+    ];
+    for (const s of open) {
       const pending = s.metadata.pendingPermissions;
-      if (s.status === 'moved' || s.status === 'closed' || !Array.isArray(pending) || pending.length === 0) continue;
+      if (!Array.isArray(pending) || pending.length === 0) continue;
       await this.rehydrate(s.id).catch((err: unknown) =>
         this.o.logger.warn('pending permissions of a previous run could not be resolved', { sessionId: s.id, error: String(err) }),
       );
@@ -243,7 +251,25 @@ export class TurnRunner {
 
   /** session.close: ends the runtime session, cancels what is running or queued, marks the record closed. */
   async close(sessionId: string): Promise<{ accepted: true; closed: boolean }> {
+    // while it runs, a session.message must not revive the session from its still-open record (rehydrate
+    // waits for it): the revived session's agent would outlive the close
+    const done = this.closeNow(sessionId);
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.closing.set(sessionId, settled);
+    void settled.then(() => {
+      if (this.closing.get(sessionId) === settled) this.closing.delete(sessionId);
+    });
+    return done;
+  }
+
+  private async closeNow(sessionId: string): Promise<{ accepted: true; closed: boolean }> {
     this.permissions.cancelSession(sessionId);
+    // one being started or revived right now is closed once it is live
+    await this.starting.get(sessionId);
+    await this.rehydrating.get(sessionId)?.catch(() => undefined);
     const live = this.sessions.get(sessionId);
     let existed = !!live && !live.closed;
     if (live) await this.closeLive(live, 'closed by session.close');
@@ -322,6 +348,7 @@ export class TurnRunner {
     let p = this.rehydrating.get(sessionId);
     if (!p) {
       p = (async () => {
+        await this.closing.get(sessionId);
         const rec = await this.o.store.get(sessionId);
         if (!rec) throw continuationUnavailable(sessionId, 'no such session');
         if (rec.status === 'closed') throw continuationUnavailable(sessionId, 'the session is closed');
@@ -473,6 +500,8 @@ export class TurnRunner {
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
     try {
+      // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
+      if (live.closed) throw new GatewayError('CANCELLED', 'the session was closed');
       live.runtime ??= this.o.runtimeFor({
         sessionId: live.id,
         threadId: live.threadId,

@@ -16,6 +16,8 @@ import path from 'node:path';
 import { invalidParams, optString } from './params.js';
 
 const MAX_WORKDIR_CHARS = 1024;
+/** NAME_MAX of Linux filesystems (ext4, xfs, btrfs): one folder name, in bytes */
+const MAX_SEGMENT_BYTES = 255;
 export const REMOTE_WORKSPACE_REF_KIND = 'remotePath';
 
 /** A session id or path segment as one safe folder name. */
@@ -45,6 +47,9 @@ export function workingDirectory(p: Record<string, unknown>): string | undefined
   const t = v.trim();
   if (t.split(/[\\/]+/).includes('..')) throw invalidParams('workingDirectory', 'workingDirectory must not contain ".."');
   if (isAbsoluteClientPath(t)) return mapClientPath(t.replace(/[\\/]+$/, '') || t);
+  // a folder name the filesystem cannot hold is the client's mistake, not the agent's failure to start
+  if (t.split(/[\\/]+/).some((seg) => Buffer.byteLength(seg) > MAX_SEGMENT_BYTES))
+    throw invalidParams('workingDirectory', `workingDirectory has a folder name longer than ${MAX_SEGMENT_BYTES} bytes`);
   const rel = path.posix.normalize(t.replace(/\\/g, '/')).replace(/\/+$/, '');
   return rel === '.' || rel === '' ? undefined : rel;
 }

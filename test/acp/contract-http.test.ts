@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { connect } from 'node:net';
 import { startInProcess, cleanupDirs, waitFor } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 
@@ -226,6 +227,75 @@ describe('transport errors', () => {
     const r = await post(big, {}, true);
     expect(r.status).toBe(413);
     expectError(r.json, -32600, 'PAYLOAD_TOO_LARGE');
+  });
+  it('a body nested past gateway.maxJsonDepth → 400 -32602 naming the path, as on every JSON body', async () => {
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"health","params":{"x":${'['.repeat(100)}${']'.repeat(100)}}}`;
+    const r = await post(deep, {}, true);
+    expect(r.status).toBe(400);
+    expectError(r.json, -32602, 'INVALID_REQUEST');
+    expect(r.json.error.message).toMatch(/^params\.x.*nested deeper than 64 levels/);
+  });
+  it('a body that stops arriving → 408 REQUEST_TIMEOUT (not 400), and the connection is closed', async () => {
+    const slow = await startInProcess({ ...config, gateway: { ...config.gateway, bodyTimeoutMs: 300 } });
+    try {
+      const { port } = new URL(slow.url);
+      const raw = await new Promise<string>((resolve, reject) => {
+        const sock = connect(Number(port), '127.0.0.1', () =>
+          sock.write(
+            `POST /acp/rpc HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 100\r\n\r\n{"jsonrpc"`,
+          ),
+        );
+        let text = '';
+        sock.on('data', (d) => (text += d.toString()));
+        sock.on('close', () => resolve(text));
+        sock.on('error', reject);
+      });
+      expect(raw).toMatch(/^HTTP\/1\.1 408 /);
+      expect(raw.toLowerCase()).toContain('connection: close');
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      expectError(body, -32600, 'REQUEST_TIMEOUT');
+    } finally {
+      await slow.close();
+    }
+  });
+  it('ids that cannot be stored as they are (a lone surrogate) and folder names no filesystem holds → -32602', async () => {
+    const lone = await post({ jsonrpc: '2.0', id: 1, method: 'session.start', params: { sessionId: '\ud800', taskPrompt: 'hi', provider: 'switchyard' } });
+    expectError(lone.json, -32602, 'INVALID_PARAMS');
+    expect(lone.json.error.data.field).toBe('sessionId');
+    const long = await post({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'session.start',
+      params: { sessionId: 'long-folder', taskPrompt: 'hi', provider: 'fake', workingDirectory: `projects/${'w'.repeat(300)}` },
+    });
+    expectError(long.json, -32602, 'INVALID_PARAMS');
+    expect(long.json.error.data.field).toBe('workingDirectory');
+  });
+  it('tasks.get by runId alone is one indexed lookup, never a scan of the stored sessions', async () => {
+    const started = await post({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'session.start',
+      params: { sessionId: 'by-run', taskPrompt: 'index me', provider: 'switchyard' },
+    });
+    const runId = started.json.result.runId as string;
+    const store = gw.store as unknown as { list: (...a: unknown[]) => Promise<unknown[]> };
+    const list = store.list.bind(store);
+    let scans = 0;
+    store.list = (...a: unknown[]) => {
+      scans++;
+      return list(...a);
+    };
+    try {
+      const miss = await post({ jsonrpc: '2.0', id: 2, method: 'xworkmate.tasks.get', params: { runId: 'run_never_was' } });
+      expect(miss.json.result).toMatchObject({ status: 'not_found', runId: 'run_never_was' });
+      // a known run is answered (here from memory; after a restart through the index: test/acp/sessions.test.ts)
+      const hit = await post({ jsonrpc: '2.0', id: 3, method: 'xworkmate.tasks.get', params: { runId } });
+      expect(hit.json.result).toMatchObject({ runId, sessionId: 'by-run', status: 'completed' });
+      expect(scans).toBe(0);
+    } finally {
+      store.list = list;
+    }
   });
   it('/acp-server/* → 401 without auth, 410 -32004 PROVIDER_DIRECT_PATH_DISABLED with it', async () => {
     const anon = await fetch(`${gw.url}/acp-server/codex/acp/rpc`, { method: 'POST', body: '{}' });

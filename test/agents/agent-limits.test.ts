@@ -104,4 +104,24 @@ describe('agent process limits', () => {
     expect(acp.agentIdleTimeoutMs).toBeGreaterThan(0);
     expect(acp.maxAgentProcesses).toBeGreaterThan(0);
   });
+
+  it('close, message and a restart racing on one session leave no agent process behind a closed record', async () => {
+    const { lines, call, startSession } = await start({ maxAgentProcesses: 2, agentIdleTimeoutMs: 0 });
+    for (let round = 0; round < 6; round++) {
+      const id = `race-${round}`;
+      expect((await startSession(id, 'fake')).result).toMatchObject({ success: true });
+      // all at once, as a client retrying over several connections would
+      await Promise.all([
+        call('session.close', { sessionId: id }),
+        call('session.message', { sessionId: id, taskPrompt: 'late' }),
+        startSession(id, 'fake', 'again'),
+        call('session.message', { sessionId: id, taskPrompt: 'later' }),
+      ]);
+      await call('session.close', { sessionId: id });
+      // every process of this session is gone once it is closed
+      await waitFor(() => agentPids(lines, id).every((pid) => !processAlive(pid)), `no agent of ${id} left`, 10_000);
+    }
+    // the slots all came back: a fresh session starts
+    expect((await startSession('after-the-races', 'fake')).result).toMatchObject({ success: true, output: 'echo: hello' });
+  }, 120_000);
 });

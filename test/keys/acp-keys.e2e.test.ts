@@ -201,7 +201,8 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     const a = await createKey(gw.url, { name: 'tenant-a', acp: true });
     const b = await createKey(gw.url, { name: 'tenant-b', acp: true });
     up.enqueue(used(1, 1));
-    expect((await start(a.secret, 'iso-1', 'hello', chatTask)).result).toMatchObject({ success: true, output: 'from the upstream' });
+    const first = (await start(a.secret, 'iso-1', 'hello', chatTask)).result;
+    expect(first).toMatchObject({ success: true, output: 'from the upstream' });
 
     const refused = async (method: string, params: Record<string, unknown>) => {
       const r = await rpc(gw.url, b.secret, method, { sessionId: 'iso-1', ...params });
@@ -216,6 +217,11 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     await refused('xworkmate.permissions.respond', { requestId: 'perm-x', decision: 'cancel' });
     await refused('session.cancel', {});
     await refused('session.close', {});
+    // a runId alone names the session too
+    const byRun = await rpc(gw.url, b.secret, 'xworkmate.tasks.get', { runId: first.runId });
+    expect(byRun.error).toMatchObject({ code: -32003, data: { code: 'FORBIDDEN', sessionId: 'iso-1' } });
+    expect(JSON.stringify(byRun)).not.toContain('from the upstream');
+    expect((await rpc(gw.url, a.secret, 'xworkmate.tasks.get', { runId: first.runId })).result).toMatchObject({ sessionId: 'iso-1' });
 
     // the session is untouched: its key continues it, and an acp.tokens token (the operator's) reaches it too
     up.enqueue(used(1, 1));

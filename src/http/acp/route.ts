@@ -9,9 +9,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '../server.js';
 import { readBody } from '../respond.js';
+import { jsonDepthFor, parseJsonBody } from '../body.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
-import { GatewayError } from '../../wire/errors.js';
+import { toGatewayError } from '../../wire/errors.js';
 import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
@@ -126,20 +127,20 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     try {
       body = await readBody(req, o.maxBodyBytes);
     } catch (err) {
-      const tooBig = (err as { code?: string }).code === 'PAYLOAD_TOO_LARGE';
-      fail(
-        res,
-        headers,
-        null,
-        new AcpRpcError(RPC.INVALID_REQUEST, tooBig ? 'PAYLOAD_TOO_LARGE' : 'INVALID_REQUEST', (err as Error).message, {}, tooBig ? 413 : 400),
-      );
+      // each as on /v1 (the table's status and code: 413, 408, 503 buffer full with Retry-After); the body was
+      // not read to its end, so the connection cannot carry another request
+      const e = toGatewayError(err);
+      const h: Record<string, string> = { ...headers, connection: 'close' };
+      if (e.retryAfterSec !== undefined) h['retry-after'] = String(Math.ceil(e.retryAfterSec));
+      sendEnvelope(res, e.status, errorEnvelope(null, e), h);
       return true;
     }
     let value: unknown;
     try {
-      value = JSON.parse(body.toString('utf8'));
+      // gateway.maxJsonDepth holds here as on every JSON body
+      value = parseJsonBody(body, jsonDepthFor(req));
     } catch (err) {
-      fail(res, headers, null, toRpcError(new GatewayError('INVALID_JSON', `request body is not valid JSON: ${(err as Error).message}`)));
+      fail(res, headers, null, toRpcError(err));
       return true;
     }
     const parsed = parseRequest(value);
