@@ -49,15 +49,14 @@ export async function buildOverview(d: OverviewDeps) {
       traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
     };
   });
-  const sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
+  let sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
   const running: Array<{ id: string; target: unknown; turnId: string | null; startedAt: string | null }> = [];
   if (d.store) {
-    for (const s of await d.store.list()) {
-      sessions[s.status] = (sessions[s.status] ?? 0) + 1;
-      if (s.status === 'running' && running.length < MAX_RUNNING) {
-        const t = [...s.history].reverse().find((x) => x.status === 'running');
-        running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
-      }
+    // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
+    sessions = await d.store.countByStatus();
+    for (const s of await d.store.list({ status: 'running', limit: MAX_RUNNING })) {
+      const t = [...s.history].reverse().find((x) => x.status === 'running');
+      running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
     }
   }
   const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);

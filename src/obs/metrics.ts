@@ -293,8 +293,7 @@ export class GatewayMetrics {
         labelNames: ['status'],
         registers,
         async collect() {
-          const counts: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
-          for (const s of await store.list()) counts[s.status] = (counts[s.status] ?? 0) + 1;
+          const counts = await store.countByStatus();
           this.reset();
           for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
         },

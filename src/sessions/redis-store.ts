@@ -11,7 +11,7 @@
  * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off.
  */
 import { Redis } from 'ioredis';
-import type { Session } from './model.js';
+import type { Session, SessionStatus } from './model.js';
 import {
   SessionExistsError,
   SessionNotFoundError,
@@ -149,7 +149,8 @@ export class RedisStore implements SessionStore {
   }
 
   async list(opts: ListOptions = {}): Promise<Session[]> {
-    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
+    // a status filter reads each record's small status field first, and whole records only for matches
+    const ids = opts.status ? await this.idsWithStatus(opts.status) : await this.redis.zrevrange(this.k('sessions'), 0, -1);
     const out: Session[] = [];
     const limit = opts.limit ?? Infinity;
     for (let i = 0; i < ids.length && out.length < limit; i += 100) {
@@ -162,6 +163,35 @@ export class RedisStore implements SessionStore {
         const s = RedisStore.decode(v, doc);
         if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
         if (out.length < limit) out.push(s);
+      }
+    }
+    return out;
+  }
+
+  async countByStatus(): Promise<Record<SessionStatus, number>> {
+    const out: Record<SessionStatus, number> = { active: 0, running: 0, closed: 0, moved: 0 };
+    for (const st of await this.statuses(await this.redis.zrevrange(this.k('sessions'), 0, -1))) {
+      if (st === 'active' || st === 'running' || st === 'closed' || st === 'moved') out[st] += 1;
+    }
+    return out;
+  }
+
+  /** The ids (most recently updated first) whose status field is `status`. */
+  private async idsWithStatus(status: SessionStatus): Promise<string[]> {
+    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
+    const st = await this.statuses(ids);
+    return ids.filter((_, i) => st[i] === status);
+  }
+
+  /** Each id's `st` field (null when deleted meanwhile), 500 per round trip. */
+  private async statuses(ids: string[]): Promise<Array<string | null>> {
+    const out: Array<string | null> = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const pipe = this.redis.pipeline();
+      for (const id of ids.slice(i, i + 500)) pipe.hget(this.k(`session:${id}`), 'st');
+      for (const [err, res] of (await pipe.exec()) ?? []) {
+        if (err) throw err;
+        out.push(res as string | null);
       }
     }
     return out;

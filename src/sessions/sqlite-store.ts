@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Session } from './model.js';
+import type { Session, SessionStatus } from './model.js';
 import {
   SessionExistsError,
   SessionNotFoundError,
@@ -231,6 +231,13 @@ export class SqliteStore implements SessionStore {
     }
     const sql = `SELECT ${COLS} FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
     return (this.db.prepare(sql).all(args) as Row[]).map(fromRow);
+  }
+
+  async countByStatus(): Promise<Record<SessionStatus, number>> {
+    const out: Record<SessionStatus, number> = { active: 0, running: 0, closed: 0, moved: 0 };
+    for (const r of this.db.prepare('SELECT status, COUNT(*) AS n FROM sessions GROUP BY status').all() as Array<{ status: SessionStatus; n: number }>)
+      out[r.status] = r.n;
+    return out;
   }
 
   async delete(id: string): Promise<boolean> {

@@ -55,6 +55,11 @@ export interface SessionStore {
   update(session: Session, expectedVersion: number): Promise<Session>;
   /** Most recently updated first. */
   list(opts?: ListOptions): Promise<Session[]>;
+  /**
+   * How many sessions are in each status, without reading the records (the metrics scrape and the status page
+   * ask at every poll; a store's records grow with what clients send).
+   */
+  countByStatus(): Promise<Record<SessionStatus, number>>;
   /** true if it existed. Also drops its lease. */
   delete(id: string): Promise<boolean>;
 

@@ -181,10 +181,13 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     expect((await store.list({ status: 'active' })).map((s) => s.id)).toEqual(['c', 'b']);
     expect((await store.list({ status: 'moved', owner: 'gw_1' })).map((s) => s.movedTo)).toEqual(['gw_9']);
     expect((await store.list({ limit: 2 })).map((s) => s.id)).toEqual(['a', 'c']);
+    expect((await store.list({ status: 'active', limit: 1 })).map((s) => s.id)).toEqual(['c']);
+    expect(await store.countByStatus()).toEqual({ active: 2, running: 0, closed: 0, moved: 1 });
     expect(await store.delete('c')).toBe(true);
     expect(await store.delete('c')).toBe(false);
     expect(await store.get('c')).toBeUndefined();
     expect((await store.list()).map((s) => s.id)).toEqual(['a', 'b']);
+    expect(await store.countByStatus()).toEqual({ active: 1, running: 0, closed: 0, moved: 1 });
   });
 
   it('keeps everything across close and reopen', async () => {
