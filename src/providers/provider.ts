@@ -15,6 +15,7 @@
 import type { CancelSignal } from '../util/abort.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { ChannelCapabilities } from '../wire/bridge-frames.js';
+import type { NativeApi } from '../wire/native.js';
 import type { ChatReply } from './chat-reply.js';
 
 /**
@@ -63,6 +64,8 @@ export interface CallOptions {
 export interface ChannelProvider {
   /** provider kind as configured (openai, vllm, anthropic, ollama, mock) */
   readonly kind: string;
+  /** the client API it takes natively (src/wire/native.ts), if any: a local channel's own, never a peer's */
+  readonly nativeApi?: NativeApi | undefined;
   readonly capabilities: ProviderCapabilities;
   /** `req.model` is already the upstream model name (modelMap applied by the caller) */
   chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome>;

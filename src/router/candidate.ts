@@ -7,6 +7,7 @@ import type { CancelSignal } from '../util/abort.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import type { CallOptions, ChatOutcome, ProviderCapabilities as ChannelCapabilities } from '../providers/provider.js';
 import type { ChannelPricing } from '../wire/bridge-frames.js';
+import type { NativeApi } from '../wire/native.js';
 import type { RequestCancel } from './cancel.js';
 
 /** What a caller gives the router for one request. */
@@ -66,6 +67,8 @@ export interface Candidate {
   readonly weight: number;
   /** what the channel can do: its provider's declaration (local) or the peer's announcement */
   readonly capabilities: ChannelCapabilities;
+  /** the client API a local channel takes natively (native pass-through never crosses the bridge) */
+  readonly nativeApi?: NativeApi | undefined;
   /** prices per million tokens: `channels[].pricing` (local) or the peer's announcement; none = cost 0 */
   readonly pricing?: ChannelPricing | undefined;
   /** current load; for peers, from their bridge-load reports plus our own in-flight count */

@@ -17,6 +17,7 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     priority: ch.priority,
     weight: ch.weight,
     capabilities: provider.capabilities,
+    nativeApi: provider.nativeApi,
     pricing: ch.pricing,
     load: () => load,
     chat: (req, opts: AttemptOptions) => {

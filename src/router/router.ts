@@ -12,6 +12,7 @@
 import { Abort, type CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
+import { nativeRequestOf } from '../wire/native.js';
 import type { ChatReply } from '../providers/chat-reply.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
@@ -304,7 +305,10 @@ export class Router {
   }
 
   async chat(req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+    // a request whose body the chat form could not hold whole may go only where it goes natively
+    const onlyNative = nativeRequestOf(req)?.untranslatable !== undefined;
     let list = this.candidatesFor(req.model);
+    if (onlyNative) list = nativeOnly(req, list);
     const failed = new Set<string>();
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
@@ -312,7 +316,7 @@ export class Router {
       if (isCancelled(opts)) throw new GatewayError('CANCELLED', 'request cancelled');
       if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
-      if (attempt > 1) list = this.byModel.get(req.model) ?? [];
+      if (attempt > 1) list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
       const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId);
       if (!chosen) {
         if (lastError) throw lastError;
@@ -569,4 +573,15 @@ function emptyIterator(t: { done: (ok: boolean, err?: unknown) => void }, releas
   release();
   t.done(true);
   return { next: async () => ({ done: true, value: undefined }) };
+}
+
+/**
+ * The candidates that take the request's client API natively (src/wire/native.ts), for a request the chat
+ * form could not hold whole; none: the translator's refusal (UNSUPPORTED, naming the part).
+ */
+function nativeOnly(req: ChatRequest, list: Candidate[]): Candidate[] {
+  const native = nativeRequestOf(req)!;
+  const out = list.filter((c) => c.peer === undefined && c.nativeApi === native.api);
+  if (out.length === 0) throw native.untranslatable!;
+  return out;
 }

@@ -17,6 +17,12 @@ export type NativeApi = 'anthropic-messages' | 'openai-responses';
 
 export interface NativeRequest {
   api: NativeApi;
+  /**
+   * Set when a part of the client's body has no place in the chat form (an Anthropic server tool or
+   * `document` block, a Responses item type): the chat form leaves it out, so only a candidate that takes
+   * `api` natively may serve the request, and without one the request fails with this error (UNSUPPORTED).
+   */
+  untranslatable?: Error;
   /** the client's body, as parsed; the provider replaces only `model` (the channel's upstream name) */
   body: Record<string, unknown>;
   /** client headers the upstream API defines (anthropic-version, anthropic-beta); never auth headers */

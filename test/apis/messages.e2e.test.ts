@@ -165,6 +165,34 @@ describe('/v1/messages native pass-through to an anthropic channel', () => {
     expect(r.json).toMatchObject({ id: 'msg_01FakeXk3TJj8q5sZbq9vA2', content: [{ type: 'text', text: REPLY }] });
   });
 
+  it('server tools and document blocks go natively, untouched; where the model has no anthropic channel they are refused', async () => {
+    const body = {
+      model: 'anthropic',
+      max_tokens: 256,
+      tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 2 }, weatherTool],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The fox report.' } },
+            { type: 'text', text: 'Summarise, and search if needed.' },
+          ],
+        },
+      ],
+    };
+    const r = await call(mesh.a, '/v1/messages', { body });
+    expect(r.status, r.text).toBe(200);
+    expect(mesh.fakes.anthropic!.lastRequest()).toEqual(body);
+    for (const model of ['openai', 'peer']) {
+      const refused = await call(mesh.a, '/v1/messages', { body: { ...body, model } });
+      expect(refused.status, model).toBe(400);
+      expect(refused.json.error).toMatchObject({
+        type: 'invalid_request_error',
+        message: expect.stringMatching(/^messages\.0\.content\.0\.type: content block type "document"/),
+      });
+    }
+  });
+
   it('a stream is relayed event by event, verbatim', async () => {
     const r = await call(mesh.a, '/v1/messages', { body: { model: 'anthropic', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'x' }] } });
     expect(r.text).toContain('"id":"msg_01FakeXk3TJj8q5sZbq9vA2"');

@@ -32,6 +32,9 @@ beforeAll(async () => {
         options: { responsesApi: true },
       },
       { name: 'oai-cut', provider: 'openai', baseUrl: cut.baseUrl, apiKey: 'sk-up', models: ['gpt-cut'], options: { responsesApi: true } },
+      // one model on a native channel and a translating one (the mock, preferred by priority); one on the mock only
+      { name: 'oai-both', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-up', models: ['gpt-both'], priority: 1, options: { responsesApi: true } },
+      { name: 'mock-both', provider: 'mock', models: ['gpt-both', 'mock-only'], priority: 0 },
     ],
   });
   client = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
@@ -86,5 +89,25 @@ describe('native Responses pass-through', () => {
     const types = [...r.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
     expect(types.at(-1)).toBe('response.failed');
     expect(types).not.toContain('response.completed');
+  });
+
+  it('an item the chat form has no place for goes only to a native channel, whole; with none it is refused', async () => {
+    const input = [
+      { type: 'computer_call', id: 'cu_1', call_id: 'call_1', action: { type: 'screenshot' }, status: 'completed' },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'what now?' }] },
+    ];
+    // the mock has the better priority, but cannot take the item: the native channel serves it, untouched
+    for (let i = 0; i < 3; i++) {
+      const r = await call(gw, '/v1/responses', { body: { model: 'gpt-both', input } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-switchyard-channel')).toBe('oai-both');
+      expect(up.lastRequest()).toMatchObject({ input });
+    }
+    // a request the chat form holds whole still follows priority
+    const plain = await call(gw, '/v1/responses', { body: { model: 'gpt-both', input: 'hello' } });
+    expect(plain.headers.get('x-switchyard-channel')).toBe('mock-both');
+    const refused = await call(gw, '/v1/responses', { body: { model: 'mock-only', input } });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error).toMatchObject({ code: 'unsupported', param: 'input[0].type' });
   });
 });

@@ -17,17 +17,25 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
+import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
 
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
 }
 
-function unsupported(param: string, what: string): never {
-  throw new GatewayError('UNSUPPORTED', `${param}: ${what}`, { param });
+/** A part the chat form has no place for: refused, or left out (src/apis/common/untranslatable.ts). */
+const skip = (param: string, what: string): void => untranslatable(param, `${param}: ${what}`);
+
+/**
+ * Validates the body enough to route it natively, and returns its chat form. With `untranslatable`, a part
+ * the chat form has no place for (a server tool, a `document` block) is left out instead of refused, and the
+ * first such refusal is kept there: the request may then go only to a channel that takes it natively.
+ */
+export function anthropicToChat(body: unknown, leftOut?: Untranslatable): ChatRequest {
+  return leniently(leftOut, () => translate(body));
 }
 
-/** Validates the body enough to route it natively, and returns its chat form. */
-export function anthropicToChat(body: unknown): ChatRequest {
+function translate(body: unknown): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
   if (!Number.isInteger(body.max_tokens) || (body.max_tokens as number) < 1) bad('max_tokens', 'required, a positive integer');
@@ -53,7 +61,8 @@ export function anthropicToChat(body: unknown): ChatRequest {
   }
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) bad('tools', 'must be an array');
-    if (body.tools.length) out.tools = body.tools.map((t: unknown, i: number) => tool(t, `tools.${i}`));
+    const tools = body.tools.map((t: unknown, i: number) => tool(t, `tools.${i}`)).filter((t): t is ToolDefinition => t !== undefined);
+    if (tools.length) out.tools = tools;
   }
   if (body.tool_choice !== undefined) toolChoice(body.tool_choice, out);
   if (isObj(body.metadata) && typeof body.metadata.user_id === 'string') out.user = body.metadata.user_id;
@@ -110,7 +119,7 @@ function turn(m: unknown, at: string, out: ChatMessage[]): void {
       case 'redacted_thinking':
         break;
       default:
-        unsupported(`${p}.type`, `content block type "${b.type}" cannot be translated for this channel`);
+        skip(`${p}.type`, `content block type "${b.type}" cannot be translated for this channel`);
     }
   });
   if (trailing.length) out.push({ role: 'user', content: trailing });
@@ -140,7 +149,8 @@ function toolResultText(c: unknown, at: string, images: ContentPart[], isError: 
           images.push(image(b, `${at}.${k}`));
           return '';
         }
-        return unsupported(`${at}.${k}.type`, `block type "${String(b.type)}" cannot be translated inside a tool_result`);
+        skip(`${at}.${k}.type`, `block type "${String(b.type)}" cannot be translated inside a tool_result`);
+        return '';
       })
       .filter((t) => t !== '')
       .join('\n');
@@ -157,9 +167,12 @@ function image(b: Record<string, unknown>, at: string): ContentPart {
   return bad(`${at}.source`, 'must be { type: "base64", media_type, data } or { type: "url", url }');
 }
 
-function tool(t: unknown, at: string): ToolDefinition {
+function tool(t: unknown, at: string): ToolDefinition | undefined {
   if (!isObj(t) || typeof t.name !== 'string') bad(at, 'must be { name, input_schema, … }');
-  if (t.type !== undefined && t.type !== 'custom') unsupported(`${at}.type`, `server tool ${JSON.stringify(t.type)} runs only on Anthropic's own API`);
+  if (t.type !== undefined && t.type !== 'custom') {
+    skip(`${at}.type`, `server tool ${JSON.stringify(t.type)} runs only on Anthropic's own API`);
+    return undefined;
+  }
   const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.input_schema) ? t.input_schema : { type: 'object', properties: {} } };
   if (typeof t.description === 'string') fn.description = t.description;
   return { type: 'function', function: fn };

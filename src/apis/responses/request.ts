@@ -17,6 +17,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
+import { leftOut as anyLeftOut, leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
 
 export type Item = Record<string, unknown>;
 
@@ -55,11 +56,20 @@ export interface ChatForm {
   dropped: string[];
 }
 
-export function responsesToChat(body: Record<string, unknown> & { model: string }, items: Item[]): ChatForm {
+/**
+ * The request's chat form. With `leftOut`, an item or part the chat form has no place for is left out instead
+ * of refused, and the first such refusal kept there (src/apis/common/untranslatable.ts).
+ */
+export function responsesToChat(body: Record<string, unknown> & { model: string }, items: Item[], leftOut?: Untranslatable): ChatForm {
+  return leniently(leftOut, () => translate(body, items));
+}
+
+function translate(body: Record<string, unknown> & { model: string }, items: Item[]): ChatForm {
   const messages: ChatMessage[] = [];
   if (typeof body.instructions === 'string' && body.instructions) messages.push({ role: 'system', content: body.instructions });
   items.forEach((it, i) => item(it, `input[${i}]`, messages));
-  if (messages.length === 0) bad('input', 'needs at least one message');
+  // nothing left but what only a native channel takes: the request goes there whole
+  if (messages.length === 0 && !anyLeftOut()) bad('input', 'needs at least one message');
 
   const chat: ChatRequest = { model: body.model, messages };
   if (body.stream === true) chat.stream = true;
@@ -121,7 +131,7 @@ function item(it: Item, at: string, out: ChatMessage[]): void {
     case 'reasoning':
       return; // kept in history and native requests; chat upstreams take no reasoning input
     default:
-      throw new GatewayError('UNSUPPORTED', `${at}.type: item type ${JSON.stringify(type)} cannot be translated for this channel`, { param: `${at}.type` });
+      untranslatable(`${at}.type`, `${at}.type: item type ${JSON.stringify(type)} cannot be translated for this channel`);
   }
 }
 
@@ -143,7 +153,7 @@ function message(it: Item, at: string, out: ChatMessage[]): void {
       if (typeof p.image_url !== 'string') bad(`${q}.image_url`, 'required (a URL or data: URL); file_id is not supported');
       parts.push({ type: 'image_url', image_url: { url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) } });
     } else if (p.type !== 'refusal') {
-      throw new GatewayError('UNSUPPORTED', `${q}.type: content type "${p.type}" cannot be translated for this channel`, { param: `${q}.type` });
+      untranslatable(`${q}.type`, `${q}.type: content type "${p.type}" cannot be translated for this channel`);
     }
   });
   const textOnly = parts.every((p) => p.type === 'text');

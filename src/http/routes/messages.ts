@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import type { ChannelProvider } from '../../providers/provider.js';
@@ -60,9 +61,11 @@ async function messages(
   requestId: string,
   principal: Principal,
 ): Promise<void> {
-  const chat = anthropicToChat(body);
+  // a part the chat form has no place for is left out of it: the request may then go only natively
+  const leftOut: Untranslatable = {};
+  const chat = anthropicToChat(body, leftOut);
   const raw = body as Record<string, unknown>;
-  withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req) });
+  withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req), ...(leftOut.first ? { untranslatable: leftOut.first } : {}) });
   const model = chat.model;
   const estimateIn = estimateTokens(bytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import { inputItems, responsesToChat, validateResponses, type Item } from '../../apis/responses/request.js';
@@ -64,11 +65,13 @@ async function create(
     history = [...prev.history, ...history];
     historyBytes = JSON.stringify(prev.history).length;
   }
-  const { chat, dropped } = responsesToChat(body, history);
+  // an item the chat form has no place for is left out of it: the request may then go only natively
+  const leftOut: Untranslatable = {};
+  const { chat, dropped } = responsesToChat(body, history, leftOut);
   // The gateway's store is the one previous_response_id refers to: a native upstream gets the whole history.
   const nativeBody: Record<string, unknown> = { ...body, input: history };
   delete nativeBody.previous_response_id;
-  withNative(chat, { api: 'openai-responses', body: nativeBody, headers: {} });
+  withNative(chat, { api: 'openai-responses', body: nativeBody, headers: {}, ...(leftOut.first ? { untranslatable: leftOut.first } : {}) });
   const store = body.store !== false;
   const estimateIn = estimateTokens(bytes + historyBytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'openai');

@@ -50,6 +50,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
 
   return {
     kind: 'anthropic',
+    nativeApi: 'anthropic-messages',
     capabilities: { embeddings: false, tools: true, vision: true, nativeResponses: false, synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = nativeRequestOf(req);

@@ -41,6 +41,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
 
   return {
     kind: cfg.provider,
+    nativeApi: responsesApi ? 'openai-responses' : undefined,
     // the same implementation serves vLLM and other OpenAI-compatible servers: only OpenAI itself has /responses
     capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: cfg.provider === 'openai', synthetic: false },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
