@@ -250,6 +250,27 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     expect(owner.messages.some((m) => m.method === 'session.update' && m.params.sessionId === 'iso-1')).toBe(true);
   });
 
+  it("a key's agent sessions work in folders of their own: no workingDirectory reaches another key's files", async () => {
+    const a = await createKey(gw.url, { name: 'folders-a', acp: true });
+    const b = await createKey(gw.url, { name: 'folders-b', acp: true });
+    // read and write are the fake agent's own file operations: no model request is made
+    expect((await start(a.secret, 'fold-a', 'write secret.txt topsecret-a')).result).toMatchObject({ success: true, output: 'write ok' });
+    // B names A's session folder, and the folder A's absolute client paths map to: its own, empty ones
+    for (const [i, workingDirectory] of ['fold-a', 'clients', '.'].entries()) {
+      const r = await rpc(
+        gw.url,
+        b.secret,
+        'session.start',
+        { sessionId: `fold-b-${i}`, taskPrompt: 'read secret.txt', routing: agentRouting('hermes'), workingDirectory },
+        30_000,
+      );
+      expect(r.result.output, workingDirectory).toMatch(/^read error: /);
+      expect(JSON.stringify(r)).not.toContain('topsecret-a');
+    }
+    // A's own next turn still finds it
+    expect((await message(a.secret, 'fold-a', 'read secret.txt')).result.output).toBe('read ok: topsecret-a');
+  });
+
   it("a warm spare taken by a key's session bills that key", async () => {
     await waitFor(() => gw.logs.some((l) => l.includes('warm agent process ready') && l.includes('hermes-warm')), 'the warm spare', 20_000);
     const k = await createKey(gw.url, { name: 'warm-app', acp: true });

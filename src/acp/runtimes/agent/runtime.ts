@@ -13,6 +13,8 @@
  * with `llm`, only for the session's first process and only when the session's model is the one the spare's
  * token pins (the spare's folder and token become the session's); without, for any process of the session.
  */
+import path from 'node:path';
+import { safeFolderName } from '../../working-directory.js';
 import { AgentSession, type AgentSpec, type SessionUpdate } from './agent-session.js';
 import type { Logger } from '../../../util/log.js';
 import type { AgentConfig } from '../../../config/schema.js';
@@ -80,7 +82,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     }
     return new AgentSession({
       agent,
-      workspaceRoot: o.workspaceRoot,
+      workspaceRoot: workspaceRootFor(o.workspaceRoot, ctx.keyId),
       ...(ctx.workingDirectory ? { workingDirectory: ctx.workingDirectory } : {}),
       sessionName: ctx.sessionId,
       ...(ctx.permissions ? { relayPermission: ctx.permissions } : {}),
@@ -161,4 +163,13 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       await l?.dispose();
     },
   };
+}
+
+/**
+ * Where a session's folder is resolved: a virtual key's sessions under `keys/<key id>/` of the root, so that no
+ * folder name a key can give (its sessions' ids, another client's path) reaches another key's files; the
+ * operator's `acp.tokens` sessions under the root itself.
+ */
+export function workspaceRootFor(root: string, keyId: string | undefined): string {
+  return keyId === undefined ? root : path.join(root, 'keys', safeFolderName(keyId));
 }
