@@ -18,6 +18,7 @@ import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
+import { startRetention } from '../util/retention.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
@@ -244,6 +245,17 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     traceTurn: deps.traceTurn,
   });
   const listening = runner.listen().catch((err) => log.warn('cross-instance cancel unavailable', { error: String(err) }));
+  // closed and moved-away sessions (records, update logs) are kept until this says otherwise
+  const retention =
+    acp.endedSessionRetentionDays > 0
+      ? startRetention({
+          days: acp.endedSessionRetentionDays,
+          what: 'ended sessions',
+          setting: 'endedSessionRetentionDays',
+          logger: log,
+          deleteBefore: (before) => deps.store.deleteEndedBefore(before),
+        })
+      : undefined;
   const mesh = deps.mesh;
   const dispatch = createDispatch({
     acp,
@@ -265,6 +277,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     warmPools: () => warmLoaded?.status() ?? [],
     async close() {
       await listening;
+      await retention?.stop();
       await runner.shutdown();
       await (await warm)?.close();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));

@@ -326,6 +326,8 @@ export const configSchema = z.strictObject({
       turnLeaseMs: z.number().int().min(500).default(30_000),
       /** a permission prompt the app does not answer resolves as cancelled after this long */
       permissionTimeoutMs: z.number().int().min(100).default(600_000),
+      /** closed and moved-away sessions whose last update is older than this many days are deleted (at startup, then hourly); 0 keeps them */
+      endedSessionRetentionDays: z.number().int().min(0).default(0),
       agents: z.array(agentSchema).default([]),
       /** live agent processes at most (all sessions together); past it an idle one that can be reloaded is stopped, else session starts are refused */
       maxAgentProcesses: z.number().int().min(1).default(16),

@@ -16,6 +16,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../util/log.js';
+import { startRetention, type RetentionJob } from '../util/retention.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import { GatewayError } from '../wire/errors.js';
 import type { Usage } from '../wire/openai.js';
@@ -73,10 +74,6 @@ export interface KeyServiceOptions {
   logger: Logger;
 }
 
-const DAY_MS = 86_400_000;
-/** how often usage retention runs (the first run is at startup) */
-const PRUNE_EVERY_MS = 3_600_000;
-
 export class KeyService {
   readonly cache: KeyCache;
   readonly recorder: UsageRecorder;
@@ -85,8 +82,7 @@ export class KeyService {
   private readonly requireAuth: boolean;
   private readonly pricing = new Map<string, Pricing>();
   private readonly leaseMs: number;
-  private pruneTimer: NodeJS.Timeout | undefined;
-  private pruning: Promise<void> | undefined;
+  private retention: RetentionJob | undefined;
 
   constructor(private readonly o: KeyServiceOptions) {
     const g = o.config.gateway;
@@ -112,12 +108,14 @@ export class KeyService {
   async start(): Promise<void> {
     await this.cache.start();
     const days = this.o.config.gateway.usage.retentionDays;
-    if (days > 0) {
-      // once now, in the background (a long backlog must not hold up startup), then every hour
-      void this.pruneUsage(days);
-      this.pruneTimer = setInterval(() => void this.pruneUsage(days), PRUNE_EVERY_MS);
-      this.pruneTimer.unref();
-    }
+    if (days > 0)
+      this.retention = startRetention({
+        days,
+        what: 'usage records',
+        setting: 'retentionDays',
+        logger: this.o.logger,
+        deleteBefore: (before) => this.o.store.pruneUsage(before),
+      });
     if (this.o.limiter instanceof MemoryLimiter) {
       // A single-process limiter starts from what the recorded usage says was spent this day / month.
       const now = Date.now();
@@ -324,31 +322,12 @@ export class KeyService {
     return summarise(named, q.by);
   }
 
-  /** Deletes usage records older than `days` days (`gateway.usage.retentionDays`); one run at a time. */
-  private pruneUsage(days: number): Promise<void> {
-    if (this.pruning) return this.pruning;
-    const before = Date.now() - days * DAY_MS;
-    this.pruning = this.o.store
-      .pruneUsage(before)
-      .then(
-        (deleted) => {
-          if (deleted > 0) this.o.logger.info('usage records pruned', { deleted, before: new Date(before).toISOString(), retentionDays: days });
-        },
-        (err: unknown) => this.o.logger.warn('usage records could not be pruned; retrying within the hour', { err: String((err as Error)?.message ?? err) }),
-      )
-      .finally(() => {
-        this.pruning = undefined;
-      });
-    return this.pruning;
-  }
-
   /**
    * Stops the refresh and retention timers (waiting for a running retention pass) and writes every pending
    * usage record (graceful stop).
    */
   async close(): Promise<void> {
-    clearInterval(this.pruneTimer);
-    await this.pruning;
+    await this.retention?.stop();
     this.cache.stop();
     await this.recorder.close();
     await this.o.limiter.close();

@@ -37,6 +37,15 @@ redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1`;
 
+// KEYS: session, index, lease, events. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
+const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
+if st ~= 'closed' and st ~= 'moved' then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`;
+
 // KEYS: session, index. ARGV: id, doc, status, score, expectedVersion
 const UPDATE = `local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return -1 end
@@ -166,6 +175,21 @@ export class RedisStore implements SessionStore {
       }
     }
     return out;
+  }
+
+  async deleteEndedBefore(before: number): Promise<number> {
+    // the index is scored by the last update: only what is older is read, its small status field first
+    const ids = await this.redis.zrangebyscore(this.k('sessions'), '-inf', `(${before}`);
+    const st = await this.statuses(ids);
+    let deleted = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (st[i] !== 'closed' && st[i] !== 'moved') continue;
+      const id = ids[i]!;
+      // checked again where it is deleted: a session restarted since the read is kept
+      const keys = [this.k(`session:${id}`), this.k('sessions'), this.k(`lease:${id}`), this.k(`events:${id}`)];
+      if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) deleted++;
+    }
+    return deleted;
   }
 
   async countByStatus(): Promise<Record<SessionStatus, number>> {

@@ -233,6 +233,23 @@ export class SqliteStore implements SessionStore {
     return (this.db.prepare(sql).all(args) as Row[]).map(fromRow);
   }
 
+  async deleteEndedBefore(before: number): Promise<number> {
+    const pick = this.db.prepare(`SELECT id FROM sessions WHERE status IN ('closed', 'moved') AND updated_at < ? LIMIT 500`);
+    let deleted = 0;
+    // in batches, one transaction each: the database is not held for one long write
+    for (;;) {
+      const ids = (pick.all(before) as Array<{ id: string }>).map((r) => r.id);
+      if (ids.length === 0) return deleted;
+      this.db.transaction(() => {
+        for (const id of ids) {
+          this.db.prepare('DELETE FROM leases WHERE session_id = ?').run(id);
+          this.db.prepare('DELETE FROM session_events WHERE session_id = ?').run(id);
+          deleted += this.db.prepare("DELETE FROM sessions WHERE id = ? AND status IN ('closed', 'moved') AND updated_at < ?").run(id, before).changes;
+        }
+      })();
+    }
+  }
+
   async countByStatus(): Promise<Record<SessionStatus, number>> {
     const out: Record<SessionStatus, number> = { active: 0, running: 0, closed: 0, moved: 0 };
     for (const r of this.db.prepare('SELECT status, COUNT(*) AS n FROM sessions GROUP BY status').all() as Array<{ status: SessionStatus; n: number }>)

@@ -62,6 +62,12 @@ export interface SessionStore {
   countByStatus(): Promise<Record<SessionStatus, number>>;
   /** true if it existed. Also drops its lease. */
   delete(id: string): Promise<boolean>;
+  /**
+   * Deletes the sessions that ended (`closed`, or `moved` away: a tombstone) before `before` (ms since epoch,
+   * by their last update), with their leases and update logs: `acp.endedSessionRetentionDays`. Returns how many.
+   * Active and running sessions are never touched.
+   */
+  deleteEndedBefore(before: number): Promise<number>;
 
   /**
    * The receiving side of a transfer: stores the (already adopted, see `adoptTransferred`) record durably.

@@ -180,6 +180,11 @@ describe('the strict schema', () => {
 
   it('usage retention: 0 keeps every record (the default); otherwise at least a month and some, so month budgets stay seedable', () => {
     expect(validateConfig({ channels: [mockChannel] }, 't', {}).gateway.usage.retentionDays).toBe(0);
+    expect(validateConfig({ channels: [mockChannel] }, 't', {}).acp.endedSessionRetentionDays).toBe(0);
+    expect(validateConfig({ acp: { endedSessionRetentionDays: 7 }, channels: [mockChannel] }, 't', {}).acp.endedSessionRetentionDays).toBe(7);
+    expect(problemsOf(() => validateConfig({ acp: { endedSessionRetentionDays: 1.5 }, channels: [mockChannel] }, 't', {}))[0]).toMatch(
+      /^acp\.endedSessionRetentionDays: /,
+    );
     expect(validateConfig({ gateway: { usage: { retentionDays: 32 } }, channels: [mockChannel] }, 't', {}).gateway.usage.retentionDays).toBe(32);
     expect(problemsOf(() => validateConfig({ gateway: { usage: { retentionDays: 7 } }, channels: [mockChannel] }, 't', {}))).toEqual([
       "gateway.usage.retentionDays: must be 0 (keep every record) or at least 32: a month's budget is seeded from that month's records",

@@ -190,6 +190,25 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     expect(await store.countByStatus()).toEqual({ active: 1, running: 0, closed: 0, moved: 1 });
   });
 
+  it('deleteEndedBefore deletes closed and moved sessions last updated before the cut, with their logs and leases; nothing else', async () => {
+    const store = await fresh();
+    const DAY = 86_400_000;
+    const old = Date.now() - 10 * DAY;
+    const at = (s: Session, status: Session['status'], updatedAt: number): Session => ({ ...s, status, updatedAt });
+    await store.create(at(sample('old-closed'), 'closed', old));
+    await store.create(at({ ...sample('old-moved'), movedTo: 'gw_9' }, 'moved', old));
+    await store.create(at(sample('old-active'), 'active', old));
+    await store.create(at(sample('old-running'), 'running', old));
+    await store.create(at(sample('new-closed'), 'closed', Date.now()));
+    await store.appendEvents('old-closed', [{ seq: 1, event: { type: 'x' } }], 100);
+    expect(await store.acquireLease('old-closed', 'h1', 60_000)).toBe(true);
+    expect(await store.deleteEndedBefore(Date.now() - DAY)).toBe(2);
+    expect((await store.list()).map((x) => x.id).sort()).toEqual(['new-closed', 'old-active', 'old-running']);
+    expect(await store.readEvents('old-closed', 0, 10)).toEqual([]);
+    expect(await store.getLease('old-closed')).toBeUndefined();
+    expect(await store.deleteEndedBefore(Date.now() - DAY)).toBe(0);
+  });
+
   it('keeps everything across close and reopen', async () => {
     const first = await fresh();
     const s = await first.create(sample('s1'));

@@ -1,0 +1,54 @@
+/**
+ * A retention job: deletes what is older than `days` days, once at start (in the background: a long backlog
+ * must not hold up startup) and then every hour, one run at a time, logging what it deleted. Serves usage
+ * records (`gateway.usage.retentionDays`, src/keys/service.ts) and ended sessions
+ * (`acp.endedSessionRetentionDays`, src/acp/turn-runner.ts).
+ */
+import type { Logger } from './log.js';
+
+const EVERY_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+export interface RetentionJob {
+  /** waits for a run under way, then runs no more */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the job; `deleteBefore(ms)` deletes what is older than ms since epoch and says how many. `what`
+ * names it in the log (`usage records`, `ended sessions`); `setting` is the config key of `days`.
+ */
+export function startRetention(o: {
+  days: number;
+  what: string;
+  setting: string;
+  logger: Logger;
+  deleteBefore: (before: number) => Promise<number>;
+}): RetentionJob {
+  let running: Promise<void> | undefined;
+  const run = (): Promise<void> => {
+    if (running) return running;
+    const before = Date.now() - o.days * DAY_MS;
+    running = o
+      .deleteBefore(before)
+      .then(
+        (deleted) => {
+          if (deleted > 0) o.logger.info(`${o.what} pruned`, { deleted, before: new Date(before).toISOString(), [o.setting]: o.days });
+        },
+        (err: unknown) => o.logger.warn(`${o.what} could not be pruned; retrying within the hour`, { err: String((err as Error)?.message ?? err) }),
+      )
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+  void run();
+  const timer = setInterval(() => void run(), EVERY_MS);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
