@@ -268,6 +268,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
         return answerTooLarge(l, requestId, started);
       }
       started = true;
+      // a peer slower than the upstream: the next chunk is read once it has taken what was sent
+      const slow = l.backpressure();
+      if (slow) await slow;
       if (ac.signal.aborted) {
         await routed.rest.return?.();
         return;

@@ -125,6 +125,12 @@ export interface LinkContext {
    * caller fails the one request it belongs to (the peer would close the link on it). A closed link drops it.
    */
   send(frame: BridgeFrame | string): boolean;
+  /**
+   * Flow control for a stream we serve: undefined while the peer reads what it is sent, else a promise that
+   * settles once the socket has written its backlog out (or the link ended). The serving loop waits on it
+   * before it reads the upstream's next chunk, so a slow peer slows the upstream, not our memory.
+   */
+  backpressure(): Promise<void> | undefined;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
   /** our served load changed: report it (throttled) */

@@ -19,6 +19,7 @@ import type { TransferCoordinator } from '../sessions/transfer.js';
 import { encodeFrame, frameText, parseFrame, splitRelayFrame, textOverBytes } from './codec.js';
 import { peerText } from './errors.js';
 import {
+  CLOSE,
   bridgeErrorFrame,
   type BridgeErrorCode,
   type BridgeErrorFrame,
@@ -145,6 +146,13 @@ export class BridgeLink implements LinkContext {
 
   send(frame: BridgeFrame | string): boolean {
     if (this.closed || this.ws.readyState !== 1) return true;
+    // a peer that does not read what it is sent would hold it all in our memory: past the backlog cap the link
+    // ends (its requests fail, and it may reconnect)
+    if (this.ws.bufferedAmount > this.maxBacklog) {
+      this.o.logger.warn('bridge peer is not reading: closing the link', { backlogBytes: this.ws.bufferedAmount });
+      this.close(CLOSE.BACKLOG_FULL, 'the peer did not read what it was sent');
+      return true;
+    }
     const text = typeof frame === 'string' ? frame : encodeFrame(frame);
     // the peer would close the link on it (PAYLOAD_TOO_LARGE, 4413), failing every request on it: the caller
     // fails only the request the frame belongs to
@@ -156,6 +164,31 @@ export class BridgeLink implements LinkContext {
     this.corkTurn();
     this.ws.send(text);
     return true;
+  }
+
+  /** bytes sent that the peer has not taken yet (ws's queue and the socket's) */
+  get backlog(): number {
+    return this.closed ? 0 : this.ws.bufferedAmount;
+  }
+
+  backpressure(): Promise<void> | undefined {
+    if (this.ws.bufferedAmount <= BACKLOG_HIGH_WATER || this.closed) return undefined;
+    const s = (this.ws as unknown as { _socket?: Duplex })._socket;
+    if (!s) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        s.off('drain', done);
+        s.off('close', done);
+        resolve();
+      };
+      s.on('drain', done);
+      s.on('close', done);
+    });
+  }
+
+  /** What may wait unwritten for the peer before the link is ended: a few of the largest frames it takes. */
+  private get maxBacklog(): number {
+    return Math.max(MAX_BACKLOG_BYTES, 4 * this.o.peerMaxFrameBytes);
   }
 
   /**
@@ -398,6 +431,11 @@ const ANSWER_TYPES: ReadonlySet<BridgeFrameType> = new Set<BridgeFrameType>([
   'bridge-rpc-event',
   'bridge-rpc-result',
 ]);
+
+/** A stream we serve waits for the socket to drain past this much unwritten (link.backpressure). */
+const BACKLOG_HIGH_WATER = 1024 * 1024;
+/** Past this much unwritten (or 4 of the peer's largest frames), the peer is not reading: the link ends. */
+const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 function uncorkSocket(s: Duplex): void {
   if (!s.destroyed) s.uncork();

@@ -52,6 +52,8 @@ export interface PeerRow {
   sharedWithUs: string[];
   sharedByUs: string[];
   inflight: { out: number; in: number };
+  /** bytes sent to the peer that it has not read yet (its link's send backlog; see flow control) */
+  backlogBytes: number;
   lastError: string | null;
   capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } | null;
   /** health of each channel the peer shares with us, as this gateway sees it */
@@ -400,6 +402,7 @@ export class BridgeMesh implements MeshContext {
       sharedWithUs: l ? l.peer.sharedChannels.map((c) => c.name) : [],
       sharedByUs: l ? [...l.ourShare] : this.outboundShare(d.target.shareChannels).map((c) => c.name),
       inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
+      backlogBytes: l?.backlog ?? 0,
       lastError: l?.lastError ?? d.lastError ?? null,
       capabilities: l?.peer.capabilities ?? null,
       health: l ? this.healthOf(l) : {},
@@ -429,6 +432,7 @@ export class BridgeMesh implements MeshContext {
         sharedWithUs: l.peer.sharedChannels.map((c) => c.name),
         sharedByUs: [...l.ourShare],
         inflight: { out: l.inflightOut, in: l.inflightIn },
+        backlogBytes: l.backlog,
         lastError: l.lastError ?? null,
         capabilities: l.peer.capabilities,
         health: this.healthOf(l),

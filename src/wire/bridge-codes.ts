@@ -10,6 +10,8 @@ export const CLOSE_CODES = {
   NORMAL: 4000,
   /** no frame from the peer for deadPeerMisses heartbeat intervals */
   HEARTBEAT_TIMEOUT: 4001,
+  /** the peer did not read what it was sent: more than the backlog cap waited unwritten; the peer may reconnect */
+  BACKLOG_FULL: 4002,
   /** unparsable/binary frame, or a bad frame before the handshake completed */
   BAD_FRAME: 4400,
   /** token not in gateway.bridge.allowedTokens */

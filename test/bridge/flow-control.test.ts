@@ -1,0 +1,124 @@
+/**
+ * Flow control on a link, from the serving side: a peer that reads slower than the upstream streams slows the
+ * upstream (the gateway holds about 1 MiB for it, not the whole stream), and a peer that stops reading
+ * altogether is disconnected (4002) once more than the backlog cap waits for it, instead of growing the
+ * gateway's memory by every answer it asks for. The peer is a raw `ws` client whose socket is paused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Socket } from 'node:net';
+import type { Gateway } from '../../src/gateway.js';
+import { adminGet, cleanupDirs, memoryLogger, startInProcess, waitFor, wsUrl } from '../helpers/env.js';
+
+const TOKEN = 'flow-control-bridge-token-5521';
+const ADMIN = 'flow-control-admin-token-5521';
+const WORD = 'w'.repeat(256 * 1024);
+let gw: Gateway;
+const mem = memoryLogger();
+
+beforeAll(async () => {
+  gw = await startInProcess(
+    {
+      gateway: {
+        id: 'gw_flow',
+        admin: { token: ADMIN },
+        bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['long', 'big'], limits: { maxFrameBytes: 2 * 1024 * 1024 } },
+      },
+      channels: [
+        // a 10 MiB stream of 40 chunks, as fast as the gateway takes them
+        { name: 'long', provider: 'mock', models: ['long-1'], options: { reply: Array.from({ length: 40 }, () => WORD).join(' ') } },
+        // a 1 MiB answer
+        { name: 'big', provider: 'mock', models: ['big-1'], options: { reply: 'b'.repeat(1024 * 1024) } },
+      ],
+    },
+    mem.logger,
+  );
+});
+afterAll(async () => {
+  await gw?.close();
+  cleanupDirs();
+});
+
+/** An authenticated raw peer, and its socket (paused to stop reading). */
+async function peer(id: string): Promise<{ ws: WebSocket; socket: Socket; frames: any[]; closed: Promise<number> }> {
+  const ws = new WebSocket(wsUrl(gw.url), { maxPayload: 64 * 1024 * 1024 });
+  const frames: any[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+  await new Promise((r) => ws.once('open', r));
+  ws.send(
+    JSON.stringify({
+      type: 'bridge-hello',
+      gatewayId: id,
+      gatewayName: id,
+      version: '1.0',
+      token: TOKEN,
+      capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+      sharedChannels: [],
+    }),
+  );
+  await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
+  return { ws, socket: (ws as unknown as { _socket: Socket })._socket, frames, closed };
+}
+
+/** The peer's send backlog as /admin/bridges shows it; undefined once the peer is no longer listed. */
+async function backlogOf(id: string): Promise<number | undefined> {
+  const row = (await adminGet<{ peers: Array<{ id: string; backlogBytes: number }> }>(gw.url, '/admin/bridges', ADMIN)).peers.find((p) => p.id === id);
+  if (!row) return undefined;
+  expect(row.backlogBytes).toBeTypeOf('number');
+  return row.backlogBytes;
+}
+
+describe('flow control on a link we serve', () => {
+  it('a peer that reads slowly slows the stream: the gateway holds about a megabyte for it, and the stream arrives whole', async () => {
+    const p = await peer('gw_slow_reader');
+    p.socket.pause();
+    p.ws.send(
+      JSON.stringify({
+        type: 'bridge-forward',
+        requestId: 's1',
+        targetChannel: 'long',
+        stream: true,
+        payload: { model: 'long-1', messages: [{ role: 'user', content: 'go' }] },
+      }),
+    );
+    await waitFor(async () => ((await backlogOf('gw_slow_reader')) ?? 0) > 1024 * 1024, 'the stream to back up');
+    // while the peer does not read, the backlog stays near the high-water mark (the stream is 10 MiB)
+    let peak = 0;
+    for (let i = 0; i < 10; i++) {
+      peak = Math.max(peak, (await backlogOf('gw_slow_reader')) ?? 0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(peak).toBeLessThan(3 * 1024 * 1024);
+    p.socket.resume();
+    await waitFor(() => p.frames.find((f) => f.requestId === 's1' && f.type === 'bridge-stream-end'), 'the end of the stream', 20_000);
+    const text = p.frames
+      .filter((f) => f.requestId === 's1' && f.type === 'bridge-stream')
+      .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
+      .join('');
+    expect(text.length).toBe(40 * WORD.length + 39);
+    p.ws.close();
+  }, 30_000);
+
+  it('a peer that stops reading is disconnected (4002) once 64 MiB wait for it, and what waited is dropped', async () => {
+    const p = await peer('gw_no_reader');
+    p.socket.pause();
+    for (let i = 0; i < 90; i++)
+      p.ws.send(
+        JSON.stringify({
+          type: 'bridge-forward',
+          requestId: `b${i}`,
+          targetChannel: 'big',
+          payload: { model: 'big-1', messages: [{ role: 'user', content: 'x' }] },
+        }),
+      );
+    // the gateway gives up on the link (a frozen peer is not waited for: the socket is then cut)
+    await waitFor(async () => (await backlogOf('gw_no_reader')) === undefined, 'the link to be gone', 20_000);
+    const lines = mem.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const notReading = lines.find((l) => l.msg === 'bridge peer is not reading: closing the link');
+    expect(Number(notReading?.backlogBytes)).toBeGreaterThan(64 * 1024 * 1024);
+    expect(lines.find((l) => l.msg === 'bridge peer disconnected' && l.peer === 'gw_no_reader')).toMatchObject({ code: 4002 });
+    p.socket.resume();
+    await p.closed;
+  }, 40_000);
+});
