@@ -73,12 +73,16 @@ export function registerSessions(program: Command): void {
       .requiredOption('--to <peer>', 'peer name or gateway id'),
   ).action(async (o: RemoteFlags & { to: string }) => {
     const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status');
+    // a peer that is not connected is said at once, not only when there is a session to move
+    const { peers } = await adminCall<{ peers: Array<{ id: string | null; name: string; state: string }> }>(o, 'GET', '/admin/bridges');
+    if (!peers.some((p) => p.state === 'open' && (p.id === o.to || p.name === o.to))) throw new CliError(`no connected peer named or with id "${o.to}"`);
     const results: Array<{ id: string; ok: boolean; reason?: string }> = [];
     const tried = new Set<string>();
-    // Two passes: sessions opened while the first pass ran are moved too.
+    // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed.
     for (let pass = 0; pass < 2; pass++) {
-      const { sessions: list } = await adminCall<{ sessions: Summary[] }>(o, 'GET', '/admin/sessions');
-      const open = list.filter((s) => s.owner === status.id && (s.status === 'active' || s.status === 'running') && !tried.has(s.id));
+      const list: Summary[] = [];
+      for (const st of ['active', 'running']) list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`)).sessions);
+      const open = list.filter((s) => s.owner === status.id && !tried.has(s.id));
       for (const s of open) {
         tried.add(s.id);
         try {

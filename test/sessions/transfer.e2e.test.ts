@@ -216,6 +216,12 @@ describe('session transfer', () => {
       expect((await p.bStore.get(id))!.ownerGatewayId).toBe(p.b.id);
     }
   });
+
+  it('drain to a peer that is not connected says so and fails, even with nothing to move', async () => {
+    const r = await cli(['sessions', 'drain', '--to', 'nobody-here', '--url', p.a.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('switchyard: no connected peer named or with id "nobody-here"');
+  });
 });
 
 describe('refusals and hostile offers', () => {
