@@ -40,6 +40,8 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
       url ??= 'http://127.0.0.1:18789';
     }
   }
+  // a gateway is reached over HTTP(S): anything else is a mistake to name, not a gateway that is down
+  if (!/^https?:\/\/[^/]/i.test(url)) throw new CliError("--url must be a gateway's http:// or https:// URL");
   return { url: url.replace(/\/+$/, ''), token };
 }
 

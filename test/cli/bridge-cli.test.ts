@@ -119,6 +119,14 @@ describe('switchyard bridge', () => {
     expect(r.stderr).toMatch(/cannot reach the gateway at http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\); is it running\?/);
   });
 
+  it('a --url that is not http(s) is named as the mistake, not as a gateway that is down', async () => {
+    for (const url of ['ftp://127.0.0.1:9', 'ws://user:secret-pass@127.0.0.1:9', '127.0.0.1:9']) {
+      const r = await cli(['bridge', 'list', '--url', url, '--token', ADMIN]);
+      expect(r.code, url).toBe(1);
+      expect(r.stderr).toBe("switchyard: --url must be a gateway's http:// or https:// URL\n");
+    }
+  });
+
   it('flags win over environment, environment over config', async () => {
     const r = await cli(['bridge', 'list', '--json'], { SWITCHYARD_URL: a.url, SWITCHYARD_ADMIN_TOKEN: ADMIN });
     expect(r.code).toBe(0);
