@@ -7,7 +7,7 @@
  * the body policy (deadline, shared byte budget, JSON depth: body.ts), so routes added later inherit both.
  * node's own `requestTimeout` is the backstop for bodies no route reads (a refused request's rest).
  */
-import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -81,10 +81,8 @@ export class HttpServer {
     this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // node's requestTimeout/headersTimeout end up here too: a slow sender is told so, not "bad request"
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
-      else socket.destroy(err);
+      if (!socket.writable) return socket.destroy(err);
+      socket.end(clientErrorResponse(err.code));
     });
   }
 
@@ -243,4 +241,22 @@ const OPEN: Principal = { kind: 'open' };
 
 function notAllowed(method: string, allowed: string): never {
   throw new GatewayError('METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${allowed}`, { details: { allow: allowed } });
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before any route saw it (a malformed request line or
+ * header, a bad chunk size, Content-Length with Transfer-Encoding, headers over Node's limit) or that timed
+ * out (requestTimeout / headersTimeout): the catalogue's status and an OpenAI-style error body like every other
+ * refusal, then the connection is closed. The parser's detail names no client data (Node's error codes only).
+ */
+export function clientErrorResponse(parserCode: string | undefined): string {
+  const e =
+    parserCode === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new GatewayError('REQUEST_TIMEOUT', 'the request did not arrive in time')
+      : parserCode === 'HPE_HEADER_OVERFLOW'
+        ? new GatewayError('HEADERS_TOO_LARGE', 'the request headers are larger than this gateway takes')
+        : new GatewayError('INVALID_REQUEST', `malformed HTTP request (${parserCode ?? 'parse error'})`);
+  const body = JSON.stringify(e.toOpenAI());
+  const reason = STATUS_CODES[e.status] ?? 'Error';
+  return `HTTP/1.1 ${e.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }

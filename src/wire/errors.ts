@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'HOST_NOT_ALLOWED'
   | 'ORIGIN_NOT_ALLOWED'
   | 'REQUEST_TIMEOUT'
+  | 'HEADERS_TOO_LARGE'
   // capacity
   | 'OVERLOADED'
   | 'RATE_LIMITED'
@@ -130,6 +131,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'PEER_UNAVAILABLE' },
   ORIGIN_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003, fromPeer: 'PEER_UNAVAILABLE' },
   REQUEST_TIMEOUT: { status: 408, type: 'timeout_error', retryable: false, rpc: -32600 },
+  HEADERS_TOO_LARGE: { status: 431, type: 'invalid_request_error', retryable: false, rpc: -32600 },
   OVERLOADED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', retryable: true, rpc: -32000 },
   BUDGET_EXCEEDED: { status: 429, type: 'rate_limit_error', retryable: false, rpc: -32000 },

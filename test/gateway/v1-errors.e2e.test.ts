@@ -142,6 +142,30 @@ describe('bad input', () => {
     expect((await emb([[1, 2], [3]])).json.data).toHaveLength(2);
   });
 
+  it('requests the HTTP parser refuses get a JSON error too (400 / 431), and the connection is closed', async () => {
+    const { port } = new URL(gw.url);
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = connect(Number(port), '127.0.0.1', () => sock.write(text));
+        let out = '';
+        sock.on('data', (d) => (out += d.toString()));
+        sock.on('close', () => resolve(out));
+        sock.on('error', reject);
+      });
+    const cases: Array<[string, number, string]> = [
+      ['GET /v1/models HTTP/1.1 extra\r\nhost: x\r\n\r\n', 400, 'invalid_request'],
+      ['POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'invalid_request'],
+      [`GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+    ];
+    for (const [text, status, code] of cases) {
+      const res = await raw(text);
+      expect(res, text.slice(0, 40)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(res.toLowerCase()).toContain('connection: close');
+      expect(res.toLowerCase()).toContain('content-type: application/json');
+      expect(JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { code } });
+    }
+  });
+
   it('the SDK sees a BadRequestError with param', async () => {
     const e = await sdk(gw)
       .chat.completions.create({ model: 'mock-1', messages: [{ role: 'user', content: 'x' }], temperature: 'hot' as unknown as number })
