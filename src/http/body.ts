@@ -65,7 +65,11 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
     throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`);
   }
   const policy = policies.get(req);
-  if (policy?.requireJson) {
+  // a request that says it has no body and names no type is a missing body (invalid_json), not a wrong type:
+  // there is nothing a page could smuggle in it
+  const noBody = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || declared === 0);
+  const declaredEmpty = noBody && req.headers['content-type'] === undefined;
+  if (policy?.requireJson && !declaredEmpty) {
     const bad = jsonContentTypeError(req);
     if (bad) throw bad;
   }

@@ -78,6 +78,10 @@ describe('bad input', () => {
     expect(r.json.error.type).toBe('invalid_request_error');
     expectOpenAiError(await chat(''), 400, 'invalid_json');
     expectOpenAiError(await chat('not json at all'), 400, 'invalid_json');
+    // no body and no type: a missing body, not a wrong type
+    const bare = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST' });
+    expect(bare.status).toBe(400);
+    expect(((await bare.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
   });
 
   it.each([
