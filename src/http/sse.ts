@@ -7,12 +7,13 @@
 import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
+import { sseFrame } from '../util/lines.js';
 
 export { startSse } from '../util/sse-start.js';
 
-/** One SSE event carrying `data` (a single line: chunks are JSON without raw newlines). */
+/** One SSE event carrying `data` (over several `data:` lines when it holds newlines: sseFrame). */
 export function sseEvent(data: string): string {
-  return `data: ${data}\n\n`;
+  return sseFrame(data);
 }
 
 export function endSseDone(res: ServerResponse): void {

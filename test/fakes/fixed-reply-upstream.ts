@@ -12,13 +12,14 @@ export interface FixedReplyUpstream {
   close(): Promise<void>;
 }
 
-export async function startFixedReplyUpstream(answer: (requestBody: string) => string): Promise<FixedReplyUpstream> {
+/** `contentType`: what the answer is sent as (`text/event-stream` for a raw SSE body, written as given). */
+export async function startFixedReplyUpstream(answer: (requestBody: string) => string, contentType = 'application/json'): Promise<FixedReplyUpstream> {
   const server = createServer((req, res) => {
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (text += c));
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
+      res.writeHead(200, { 'content-type': contentType });
       res.end(answer(text));
     });
   });

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
 import { seqId } from '../../util/ids.js';
+import { secrets } from '../../util/redact.js';
 import type { Item } from './request.js';
 import { reasoningText } from '../common/reasoning.js';
 
@@ -81,7 +82,8 @@ export function failed(r: Record<string, unknown>, output: Item[], e: GatewayErr
     output,
     error: {
       code: e.code === 'RATE_LIMITED' ? 'rate_limit_exceeded' : e.code === 'UPSTREAM_ERROR' ? 'server_error' : e.code.toLowerCase(),
-      message: e.message,
+      // the one place this format's error leaves the gateway: scrubbed as every error body is (http/respond.ts)
+      message: secrets.scrubError(e.message),
     },
   };
 }

@@ -15,6 +15,7 @@ import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { mergeUsage, toOpenAiUsage } from './response.js';
 import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
+import { sseFrame } from '../../util/lines.js';
 
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
@@ -26,7 +27,7 @@ class AnthropicPassThrough implements StreamTranslator {
   constructor(private readonly label: string) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
-    const raw = `event: ${type ?? 'message'}\ndata: ${data}\n\n`;
+    const raw = sseFrame(data, type ?? 'message');
     if (type === 'error') {
       let ev: Partial<ErrorResponse> = {};
       try {

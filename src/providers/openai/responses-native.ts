@@ -11,6 +11,8 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
+import { sseFrame } from '../../util/lines.js';
+import { upstreamText } from '../upstream.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -65,7 +67,7 @@ class ResponsesPassThrough implements StreamTranslator {
   constructor(private readonly label: string) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
-    const raw = `event: ${type ?? 'message'}\ndata: ${data}\n\n`;
+    const raw = sseFrame(data, type ?? 'message');
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
       let ev: { response?: ResponseBody; message?: string };
       try {
@@ -74,9 +76,8 @@ class ResponsesPassThrough implements StreamTranslator {
         throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a stream event that is not JSON`);
       }
       if (type === 'response.failed' || type === 'error') {
-        const msg = String(ev.response?.error?.message ?? ev.message ?? type)
-          .replace(/\s+/g, ' ')
-          .slice(0, 300);
+        // scrubbed of every configured secret (an upstream may echo the key it was sent), as every provider's
+        const msg = upstreamText(String(ev.response?.error?.message ?? ev.message ?? type));
         throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
       }
       const u = toUsage(ev.response?.usage);
