@@ -123,8 +123,10 @@ export function noteUsage(
   const m = (res as Metered)[METER];
   if (!m || !m.routed) return;
   const u = typeof usage === 'object' && usage !== null ? (usage as { prompt_tokens?: unknown; completion_tokens?: unknown }) : undefined;
-  const tin = typeof u?.prompt_tokens === 'number' ? u.prompt_tokens : 0;
-  const tout = typeof u?.completion_tokens === 'number' ? u.completion_tokens : 0;
+  // counters only grow: an upstream's count that is not a finite number ≥ 0 counts as none (a 1e308 would make
+  // the counter +Inf for good, a negative one would take it down)
+  const tin = tokenCount(u?.prompt_tokens);
+  const tout = tokenCount(u?.completion_tokens);
   m.metrics.usage(m.model, m.channel, m.peer, tin, tout);
   if (m.span) {
     if (u) {
@@ -137,4 +139,9 @@ export function noteUsage(
         reply.completion.choices.map((c) => c.finish_reason ?? 'unknown'),
       );
   }
+}
+
+/** An upstream's token count, if it is one: a safe integer ≥ 0; else 0. */
+function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0;
 }

@@ -137,14 +137,20 @@ export function upstreamMessage(text: string): string {
   return upstreamText(msg);
 }
 
+/**
+ * An upstream's Retry-After (RFC 9110: delay-seconds, or an HTTP date) in whole seconds, at most a day; anything
+ * else (`0x10`, `1e23`, a negative number) is no Retry-After at all. It is passed on to clients as sent here.
+ */
 function retryAfter(h: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(h) ? h[0] : h;
+  const v = (Array.isArray(h) ? h[0] : h)?.trim();
   if (!v) return undefined;
-  const n = Number(v);
-  if (Number.isFinite(n) && n >= 0) return n;
-  const d = Date.parse(v);
-  return Number.isNaN(d) ? undefined : Math.max(0, Math.ceil((d - Date.now()) / 1000));
+  if (/^\d+$/.test(v)) return Math.min(Number(v), MAX_RETRY_AFTER_SEC);
+  // an HTTP date names its day and month (`Wed, 21 Oct 2026 07:28:00 GMT`): Date.parse would take '-5' too
+  const d = /[A-Za-z]{3}/.test(v) ? Date.parse(v) : NaN;
+  return Number.isNaN(d) ? undefined : Math.min(MAX_RETRY_AFTER_SEC, Math.max(0, Math.ceil((d - Date.now()) / 1000)));
 }
+
+const MAX_RETRY_AFTER_SEC = 86_400;
 
 /** Upstream HTTP status → gateway error. Auth failures upstream are the gateway's problem (502), not the client's. */
 export function statusError(status: number, message: string, label: string, retryAfterSec?: number): GatewayError {

@@ -10,12 +10,14 @@ import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { parseProm, sum, value, type Sample } from './prom-text.js';
 import { runCli } from './cli-run.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const BRIDGE_TOKEN = 'metrics-bridge-token-5d1e';
 const ADMIN = 'metrics-admin-token-9a7c';
 const SCRAPE = 'metrics-scrape-token-2b4f';
 let a: GatewayProcess;
 let b: GatewayProcess;
+let odd: FixedReplyUpstream;
 
 async function scrape(gw: GatewayProcess, token = ADMIN): Promise<Sample[]> {
   const res = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
@@ -34,6 +36,16 @@ beforeAll(async () => {
     },
     channels: [{ name: 'gpu-llama', provider: 'mock', models: ['llama3'] }],
   });
+  // an upstream whose usage counts are no counts: 1e308 and a negative number
+  odd = await startFixedReplyUpstream(() =>
+    JSON.stringify({
+      id: 'c1',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+    }).replace(/}$/, ',"usage":{"prompt_tokens":1e308,"completion_tokens":-5,"total_tokens":3}}'),
+  );
   a = await startProcess({
     gateway: {
       id: 'gw_ma',
@@ -46,13 +58,14 @@ beforeAll(async () => {
     channels: [
       { name: 'office-mock', provider: 'mock', models: ['mock-1'] },
       { name: 'flaky', provider: 'mock', models: ['flaky-model'], options: { failFirst: 1, failStatus: 500 } },
+      { name: 'odd-usage', provider: 'openai', baseUrl: odd.baseUrl, apiKey: 'sk-odd-usage-key', models: ['odd-1'] },
     ],
   });
   await waitForBridgeOpen(a.url, ADMIN);
 });
 
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
+  await Promise.all([a?.stop(), b?.stop(), odd?.close()]);
   cleanupDirs();
 });
 
@@ -183,5 +196,18 @@ describe('/metrics', () => {
     // B served the two forwards without an HTTP request: its request counter has only the scrapes
     expect(sum(mb, 'switchyard_requests_total', { route: '/v1/chat/completions' })).toBe(0);
     expect(value(mb, 'switchyard_uptime_seconds')).toBeGreaterThan(0);
+  });
+  it("an upstream's usage that is not a count (1e308, negative) never reaches the counters", async () => {
+    const r = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'odd-1', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(r.status).toBe(200);
+    const m = await scrape(a, SCRAPE);
+    for (const direction of ['in', 'out']) {
+      const v = value(m, 'switchyard_tokens_total', { model: 'odd-1', channel: 'odd-usage', direction }) ?? 0;
+      expect(v, direction).toBe(0);
+    }
   });
 });

@@ -37,6 +37,8 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     });
   },
   '/not-json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('not json'),
+  // Retry-After as the upstream sent it, from the path: /retry-after/<value>
+  '/retry-after': (req, res) => res.writeHead(429, { 'retry-after': decodeURIComponent(req.url!.split('/').pop()!) }).end('{"error":{"message":"later"}}'),
   '/limited': (_req, res) =>
     res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' }).end(JSON.stringify({ error: { message: 'slow   down\nplease' } })),
   '/plain-500': (_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end('database on fire'),
@@ -88,7 +90,8 @@ const init = (signal = new AbortController().signal) => ({ headers: { 'content-t
 beforeAll(async () => {
   server = createServer((req, res) => {
     requests++;
-    routes[req.url ?? '']!(req, res);
+    const url = req.url ?? '';
+    routes[url.startsWith('/retry-after/') ? '/retry-after' : url]!(req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -125,6 +128,14 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     const plain = await gatewayErrorOf(client.send('/plain-500', init()));
     expect(plain.code).toBe('UPSTREAM_ERROR');
     expect(plain.message).toBe('channel chan: upstream answered 500: database on fire');
+  });
+
+  it("an upstream's Retry-After is taken as delay-seconds or an HTTP date, at most a day; anything else is none", async () => {
+    const after = async (v: string) => (await gatewayErrorOf(client.send(`/retry-after/${encodeURIComponent(v)}`, init()))).retryAfterSec;
+    expect(await after('12')).toBe(12);
+    expect(await after('99999999999999999999999')).toBe(86_400);
+    expect(await after(new Date(Date.now() + 30_000).toUTCString())).toBeGreaterThanOrEqual(28);
+    for (const odd of ['0x10', '1e3', '-5', '1.5', 'soon']) expect(await after(odd), odd).toBeUndefined();
   });
 
   it('an error status whose body breaks is still that status (no message), not a transport failure', async () => {
