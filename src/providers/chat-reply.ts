@@ -15,6 +15,7 @@
  */
 import { GatewayError } from '../wire/errors.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
+import { MAX_VALUE_DEPTH } from '../wire/json-depth.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 
@@ -46,7 +47,7 @@ export class ChatReply {
    * object with a `choices` array (`label`: the channel, for the message).
    */
   static relayed(text: string, label: string): ChatReply {
-    if (!scanJson(text, scan)) throw notJson(label);
+    if (!scanJson(text, scan)) throw scan.tooDeep ? tooDeep(label) : notJson(label);
     if (!scan.object || !scan.choicesArray) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no choices`);
     return new ChatReply(text, scan.usageOf(text) as Usage | undefined, text);
   }
@@ -59,6 +60,11 @@ export class ChatReply {
     this.value = parsed;
     return parsed;
   }
+}
+
+/** The error for an upstream body nested past MAX_VALUE_DEPTH (shared with UpstreamClient.sendJson). */
+export function tooDeep(label: string): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream returned JSON nested deeper than ${MAX_VALUE_DEPTH} levels`);
 }
 
 /** The error for an upstream body that is not JSON (shared with UpstreamClient.json). */

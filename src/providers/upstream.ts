@@ -10,7 +10,8 @@ import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 import { GatewayError, type ErrorCode } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
-import { notJson } from './chat-reply.js';
+import { notJson, tooDeep } from './chat-reply.js';
+import { MAX_VALUE_DEPTH, pathDeeperThan } from '../wire/json-depth.js';
 import type { CancelSignal } from '../util/abort.js';
 
 // The root of undici loads all of it (fetch, WebSocket, caches, mocks…: ~9 MiB of a gateway's idle RSS, measured
@@ -95,11 +96,15 @@ export class UpstreamClient {
   /** As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
   async sendJson<T>(path: string, init: UpstreamInit): Promise<T> {
     const text = await this.sendText(path, init);
+    let value: unknown;
     try {
-      return JSON.parse(text) as T;
+      value = JSON.parse(text);
     } catch {
       throw notJson(this.label);
     }
+    // parsed at any depth, but the gateway serialises parts of an answer again (its own replies, translations)
+    if (pathDeeperThan(value, MAX_VALUE_DEPTH)) throw tooDeep(this.label);
+    return value as T;
   }
 
   private options(path: string, init: UpstreamInit): Dispatcher.DispatchOptions {

@@ -10,6 +10,7 @@
  */
 import { bridgeErrorSpec, type ErrorCode } from './errors.js';
 import { CLOSE_CODES, type BridgeErrorCode } from './bridge-codes.js';
+import { MAX_VALUE_DEPTH } from './json-depth.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from './openai.js';
 
 // ---------------------------------------------------------------------------------------------------- constants
@@ -389,4 +390,4 @@ export function bridgeErrorFrame(
  * (`gateway.maxJsonDepth` is at most 1000), far below what would exhaust the stack of the code that walks or
  * serialises a frame's parts again (JSON.stringify is recursive). Deeper → BAD_FRAME.
  */
-export const MAX_FRAME_DEPTH = 1024;
+export const MAX_FRAME_DEPTH = MAX_VALUE_DEPTH;

@@ -5,6 +5,13 @@
  * bodies (`gateway.maxJsonDepth`, src/http/body.ts) and the bridge's frames (src/bridge/codec.ts).
  */
 
+/**
+ * How deep a value from outside that the gateway may serialise again can nest: an upstream's answer (src/providers),
+ * a bridge frame (MAX_FRAME_DEPTH). Above any body a client may send (`gateway.maxJsonDepth` ≤ 1000), far below
+ * what exhausts the stack of JSON.stringify.
+ */
+export const MAX_VALUE_DEPTH = 1024;
+
 /** The path (keys and indices) to the first value nested deeper than `max`, or undefined. */
 export function pathDeeperThan(v: unknown, max: number): Array<string | number> | undefined {
   return walk(v, max, 0);

@@ -6,7 +6,8 @@
  * no strings, so an ordinary content chunk costs one pass over its text and nothing for the collector.
  *
  * Contract (test/wire/json-scan.test.ts checks it against JSON.parse on a table and a seeded fuzz):
- * - `valid` is true iff JSON.parse(text) would succeed.
+ * - `valid` is true iff JSON.parse(text) would succeed and the value nests at most MAX_VALUE_DEPTH
+ *   (src/wire/json-depth.ts) deep: past that (`tooDeep`) the gateway would serialise parts of it again.
  * - The member fields describe `JSON.parse(text)` when that is a plain object: `choices`, `usage`, `error` as
  *   JSON.parse would see them, i.e. the LAST occurrence of a repeated key wins, and keys are compared after
  *   unescaping (`"\u0063hoices"` is `choices`), without allocating.
@@ -20,6 +21,8 @@
  * share its private stack and entry point rather than export them.
  */
 
+import { MAX_VALUE_DEPTH, pathDeeperThan } from './json-depth.js';
+
 /** How deep the scanner follows containers itself before handing the text to JSON.parse. */
 export const MAX_DEPTH = 128;
 
@@ -27,8 +30,10 @@ export type UsageKind = 'absent' | 'null' | 'object' | 'other';
 
 /** One scan's findings. Reuse one instance per stream: scanJson overwrites every field. */
 export class JsonScan {
-  /** JSON.parse(text) would succeed */
+  /** JSON.parse(text) would succeed, and the value nests at most MAX_VALUE_DEPTH deep */
   valid = false;
+  /** not valid only for nesting past MAX_VALUE_DEPTH */
+  tooDeep = false;
   /** the value is an object (not an array, string, number, literal) */
   object = false;
   /** top-level `choices` exists and is an array */
@@ -79,6 +84,7 @@ function reset(out: JsonScan): void {
   out.usageEnd = -1;
   out.error = false;
   out.usageValue = undefined;
+  out.tooDeep = false;
 }
 
 /**
@@ -379,7 +385,10 @@ function record(text: string, member: number, s: number, e: number, out: JsonSca
   }
 }
 
-/** Too deep for the scanner's stack: JSON.parse decides, and the findings come from its object. */
+/**
+ * Too deep for the scanner's stack: JSON.parse decides, and the findings come from its object. A value nested
+ * past MAX_VALUE_DEPTH is refused (`tooDeep`): the gateway would serialise its parts again on some paths.
+ */
 function fallback(text: string, out: JsonScan): boolean {
   let v: unknown;
   try {
@@ -389,6 +398,11 @@ function fallback(text: string, out: JsonScan): boolean {
     return false;
   }
   reset(out);
+  if (pathDeeperThan(v, MAX_VALUE_DEPTH)) {
+    out.valid = false;
+    out.tooDeep = true;
+    return false;
+  }
   out.valid = true;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return true;
   const o = v as { choices?: unknown; usage?: unknown; error?: unknown };

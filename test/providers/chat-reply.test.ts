@@ -50,6 +50,13 @@ describe('ChatReply.relayed', () => {
     expect(parses.count()).toBe(1);
   });
 
+  it('a body nested past 1024 levels is refused by name, one at the limit is relayed', () => {
+    const nest = (n: number) => `{"choices":[],"x":${'['.repeat(n)}${']'.repeat(n)}}`;
+    expect(ChatReply.relayed(nest(1023), 'c1').raw).toBe(nest(1023));
+    expect(() => ChatReply.relayed(nest(1024), 'c1')).toThrow('channel c1: upstream returned JSON nested deeper than 1024 levels');
+    expect(() => ChatReply.relayed(nest(100_000), 'c1')).toThrow('nested deeper than 1024 levels');
+  });
+
   it('an answer built by an adapter is wrapped as it is: no raw, the same object, its usage', () => {
     const c = JSON.parse(BODY) as ChatCompletion;
     const r = ChatReply.of(c);

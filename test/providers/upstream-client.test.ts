@@ -37,6 +37,7 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     });
   },
   '/not-json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('not json'),
+  '/deep': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"choices":${'['.repeat(100_000)}${']'.repeat(100_000)}}`),
   // Retry-After as the upstream sent it, from the path: /retry-after/<value>
   '/retry-after': (req, res) => res.writeHead(429, { 'retry-after': decodeURIComponent(req.url!.split('/').pop()!) }).end('{"error":{"message":"later"}}'),
   '/limited': (_req, res) =>
@@ -109,6 +110,12 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
   it('sendText resolves with the whole 2xx body however many reads it took; sendJson parses it', async () => {
     expect(await client.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
     expect(await client.sendJson('/split', init())).toEqual({ choices: [{ index: 0 }], usage: { prompt_tokens: 1 } });
+  });
+
+  it('sendJson: a 2xx body nested past 1024 levels is UPSTREAM_BAD_RESPONSE (the gateway would serialise it again)', async () => {
+    const e = await gatewayErrorOf(client.sendJson('/deep', init()));
+    expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(e.message).toBe('channel chan: upstream returned JSON nested deeper than 1024 levels');
   });
 
   it('sendJson: a 2xx body that is not JSON is UPSTREAM_BAD_RESPONSE', async () => {

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { JsonScan, MAX_DEPTH, scanJson, StreamJsonScan } from '../../src/wire/json-scan.js';
+import { MAX_VALUE_DEPTH, pathDeeperThan } from '../../src/wire/json-depth.js';
 
 interface Findings {
   valid: boolean;
@@ -26,6 +27,8 @@ function truth(text: string): Findings {
   } catch {
     return { valid: false };
   }
+  // the scanner's one rule beyond the grammar: nothing the gateway would serialise again past MAX_VALUE_DEPTH
+  if (pathDeeperThan(v, MAX_VALUE_DEPTH)) return { valid: false };
   if (v === null || typeof v !== 'object' || Array.isArray(v)) {
     return { valid: true, object: false, choicesArray: false, choicesEmpty: false, usage: 'absent', usageValue: undefined, error: false };
   }
@@ -164,7 +167,9 @@ const TABLE: [string, boolean][] = [
   [']', false],
   [deep(MAX_DEPTH), true],
   [deep(MAX_DEPTH + 1), true],
-  [deep(5000), true],
+  [deep(MAX_VALUE_DEPTH), true],
+  [deep(MAX_VALUE_DEPTH + 1), false],
+  [deep(5000), false],
   [deep(5000).slice(0, -1), false],
   [deepObj(MAX_DEPTH + 3), true],
   ['{"choices":' + deep(MAX_DEPTH + 2) + ',"usage":{"a":' + deep(MAX_DEPTH) + '}}', true],
@@ -198,7 +203,7 @@ describe('scanJson: the grammar', () => {
   it('the table agrees with JSON.parse, case by case', () => {
     for (const [text, ok] of TABLE) {
       const label = JSON.stringify(text.length > 60 ? text.slice(0, 60) + '…' : text);
-      expect(truth(text).valid, `JSON.parse on ${label}`).toBe(ok);
+      expect(truth(text).valid, `JSON.parse (and the depth rule) on ${label}`).toBe(ok);
       expect(scanned(text), label).toEqual(truth(text));
     }
   });
