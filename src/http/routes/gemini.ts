@@ -8,8 +8,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import { decodeSegment } from '../guard.js';
-import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
@@ -89,7 +89,7 @@ async function generate(
   if (!ex.routed.stream) {
     const reply = ex.routed.reply;
     await ex.settle(reply.usage, true, reply);
-    sendJson(res, 200, toGeminiResponse(reply.completion, model, estimateIn), headers);
+    sendJson(res, 200, toGeminiResponse(checkedCompletion(reply.completion), model, estimateIn), headers);
     return;
   }
   if (sse) startSse(res, headers);
@@ -103,7 +103,7 @@ async function generate(
   try {
     const end = await pump(ctx, res, ex, (c) => {
       let out = '';
-      for (const j of w.chunk(JSON.parse(c.data) as ChatCompletionChunk)) out += frame(j);
+      for (const j of w.chunk(parsedChunk(c.data))) out += frame(j);
       return out;
     });
     if (end === 'gone') {

@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import type { Untranslatable } from '../../apis/common/untranslatable.js';
-import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import type { ChannelProvider } from '../../providers/provider.js';
 import { PASS_HEADERS } from '../../providers/anthropic/native.js';
@@ -74,7 +74,7 @@ async function messages(
     const reply = ex.routed.reply;
     await ex.settle(reply.usage, true, reply);
     const native = nativeBodyOf(reply.completion);
-    sendJson(res, 200, native ?? toAnthropicMessage(reply.completion, model, estimateIn), headers);
+    sendJson(res, 200, native ?? toAnthropicMessage(checkedCompletion(reply.completion), model, estimateIn), headers);
     return;
   }
   startSse(res, headers);
@@ -84,7 +84,7 @@ async function messages(
   try {
     const end = await pump(ctx, res, ex, (c) => {
       if (native) return c.raw ?? '';
-      const chunk = JSON.parse(c.data) as ChatCompletionChunk;
+      const chunk = parsedChunk(c.data);
       const head = started ? '' : ((started = true), w.start(chunk.id));
       return head + w.chunk(chunk);
     });

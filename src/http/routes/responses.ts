@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import type { Untranslatable } from '../../apis/common/untranslatable.js';
-import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import { inputItems, responsesToChat, validateResponses, type Item } from '../../apis/responses/request.js';
 import { newResponseId, skeleton, toResponse } from '../../apis/responses/response.js';
@@ -88,7 +88,7 @@ async function create(
     const reply = ex.routed.reply;
     await ex.settle(reply.usage, true, reply);
     const native = nativeBodyOf(reply.completion) as Record<string, unknown> | undefined;
-    const response = native ?? toResponse(reply.completion, shell, estimateIn);
+    const response = native ?? toResponse(checkedCompletion(reply.completion), shell, estimateIn);
     if (store) await keep(ctx, response, history, requestId);
     sendJson(res, 200, response, headers);
     return;
@@ -105,7 +105,7 @@ async function create(
         if (c.usage && c.raw) final = terminalResponse(c.raw);
         return c.raw ?? '';
       }
-      return w.chunk(JSON.parse(c.data) as ChatCompletionChunk);
+      return w.chunk(parsedChunk(c.data));
     });
     if (end === 'gone') {
       ctx.logger.info('client went away mid-stream', { requestId, channel: ex.routed.candidate.id });

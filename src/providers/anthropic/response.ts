@@ -9,6 +9,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
 import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
+import { isObj } from '../../util/is-object.js';
 
 const FINISH: Record<StopReason, FinishReason> = {
   end_turn: 'stop',
@@ -64,12 +65,19 @@ export function toChatCompletion(msg: MessagesResponse, label: string, created =
   let text = '';
   let reasoning = '';
   const toolCalls: ToolCall[] = [];
-  for (const b of msg.content) {
-    if (b.type === 'text') text += (b as { text: string }).text;
-    else if (b.type === 'thinking') reasoning += (b as { thinking: string }).thinking;
-    else if (b.type === 'tool_use') {
-      const t = b as { id: string; name: string; input: unknown };
-      toolCalls.push({ id: t.id, type: 'function', function: { name: t.name, arguments: JSON.stringify(t.input ?? {}) } });
+  const malformed = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has ${what}`);
+  for (const b of msg.content as unknown[]) {
+    // each block is read by its declared type: one that is not what its type says is a bad answer, not text
+    if (!isObj(b)) throw malformed('a content block that is not an object');
+    if (b.type === 'text') {
+      if (typeof b.text !== 'string') throw malformed('a text block whose text is not a string');
+      text += b.text;
+    } else if (b.type === 'thinking') {
+      if (typeof b.thinking !== 'string') throw malformed('a thinking block whose thinking is not a string');
+      reasoning += b.thinking;
+    } else if (b.type === 'tool_use') {
+      if (typeof b.id !== 'string' || typeof b.name !== 'string' || b.name === '') throw malformed('a tool_use block without its id and name');
+      toolCalls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } });
     }
     // redacted_thinking, server-tool and unknown blocks have no OpenAI form
   }

@@ -72,7 +72,8 @@ class AnthropicTranslation implements StreamTranslator {
       case 'content_block_start': {
         const b = ev.content_block;
         if (b?.type === 'tool_use') {
-          const t = b as { id: string; name: string };
+          const t = b as { id?: unknown; name?: unknown };
+          if (typeof t.id !== 'string' || typeof t.name !== 'string' || t.name === '') throw this.bad('upstream sent a tool_use block without its id and name');
           const index = this.toolIndex.size;
           this.toolIndex.set(ev.index, index);
           out.push(this.chunk({ tool_calls: [{ index, id: t.id, type: 'function', function: { name: t.name, arguments: '' } }] }));
@@ -82,6 +83,7 @@ class AnthropicTranslation implements StreamTranslator {
       case 'content_block_delta': {
         const d = ev.delta;
         if (d?.type === 'text_delta') {
+          if (d.text !== undefined && typeof d.text !== 'string') throw this.bad('upstream sent a text_delta whose text is not a string');
           if (d.text) out.push(this.chunk({ content: d.text }));
         } else if (d?.type === 'input_json_delta') {
           const index = this.toolIndex.get(ev.index);

@@ -59,6 +59,10 @@ class OllamaTranslation implements StreamTranslator {
     }
 
     const delta: Delta = {};
+    // as the non-streaming answer: content that is not a string is a bad answer, not an empty one
+    if (m?.content !== undefined && m.content !== null && typeof m.content !== 'string') {
+      throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream stream line has content that is not a string`);
+    }
     if (typeof m?.content === 'string' && m.content !== '') delta.content = m.content;
     if (typeof m?.thinking === 'string' && m.thinking !== '') delta.reasoning_content = m.thinking;
     const calls = toOpenAiToolCalls(m?.tool_calls, this.toolCount, label);
