@@ -18,6 +18,7 @@ import type { PeerAdmission } from '../keys/peer-gate.js';
 import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
+import { checkedEmbeddings } from '../providers/embeddings-shape.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -75,10 +76,13 @@ export function forwardEmbeddings(l: LinkContext, targetChannel: string, req: Em
   return new Promise((resolve, reject) => {
     const err = launch(l, o, targetChannel, { kind: 'embeddings', payload: req }, false, {
       queue: undefined,
-      resolve: (v) =>
-        Array.isArray((v as Partial<EmbeddingsResponse>).data)
-          ? resolve(v as EmbeddingsResponse)
-          : reject(new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label(l, targetChannel)}: embeddings reply has no data`)),
+      resolve: (v) => {
+        try {
+          resolve(checkedEmbeddings(v, req, label(l, targetChannel)));
+        } catch (e) {
+          reject(toGatewayError(e));
+        }
+      },
       fail: reject,
     });
     if (err) reject(err);

@@ -11,6 +11,7 @@ import { ChatReply } from '../chat-reply.js';
 import { openAiStream } from './stream.js';
 import { nativeRequestOf, withNative } from '../../wire/native.js';
 import { responseToCompletion, responsesNativeStream } from './responses-native.js';
+import { checkedEmbeddings } from '../embeddings-shape.js';
 
 const DEFAULT_BASE: Record<string, string> = {
   openai: 'https://api.openai.com/v1',
@@ -64,9 +65,8 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       return { stream: true, chunks: openAiStream(res.body, cfg.name) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
-      const out = await client.sendJson<EmbeddingsResponse>('/embeddings', { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal });
-      if (!out || !Array.isArray(out.data)) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${cfg.name}: embeddings reply has no data`);
-      return out;
+      const out = await client.sendJson<unknown>('/embeddings', { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal });
+      return checkedEmbeddings(out, req, cfg.name);
     },
     close: () => client.close(),
   };
