@@ -138,8 +138,14 @@ class TranslatedStream implements ChunkStream, AsyncIterable<StreamChunk> {
   private take(): void {
     const f = this.frames;
     for (let i = 0; i < f.count && !this.ended && !this.failure; i++) {
+      const data = f.datas[i]!;
+      // an event completed within one read is held to the same bound as one left unfinished across reads
+      if (data.length > this.maxEvent) {
+        this.failure = tooLarge(this.label, 'stream event', this.maxEvent);
+        break;
+      }
       try {
-        this.ended = this.translator.event(f.datas[i]!, f.names[i], this.ready);
+        this.ended = this.translator.event(data, f.names[i], this.ready);
       } catch (err) {
         this.failure = mapTransportError(err, this.label, true);
       }

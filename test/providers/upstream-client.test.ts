@@ -38,6 +38,13 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
   },
   '/not-json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('not json'),
   '/deep': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"choices":${'['.repeat(100_000)}${']'.repeat(100_000)}}`),
+  // an event over the 4 KiB bound that arrives whole, in one write, after one within it
+  '/big-sse-event': (_req, res) =>
+    res
+      .writeHead(200, { 'content-type': 'text/event-stream' })
+      .end(
+        `data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: {"choices":[{"index":0,"delta":{"content":"${'x'.repeat(4200)}"}}]}\n\ndata: [DONE]\n\n`,
+      ),
   // Retry-After as the upstream sent it, from the path: /retry-after/<value>
   '/retry-after': (req, res) => res.writeHead(429, { 'retry-after': decodeURIComponent(req.url!.split('/').pop()!) }).end('{"error":{"message":"later"}}'),
   '/limited': (_req, res) =>
@@ -218,11 +225,12 @@ describe('UpstreamClient: what is held of an answer is bounded', () => {
     for (const w of endlessWritten) expect(w).toBeLessThan(ERROR_BODY_MAX + 16 * 1024 * 1024);
   });
 
-  it('a stream event or line that never ends fails the stream after the chunks before it', async () => {
+  it('a stream event or line over the bound (never ending, or whole in one read) fails the stream after the chunks before it', async () => {
     const cases: Array<[string, (body: AsyncIterable<Buffer>) => AsyncIterable<StreamChunk>]> = [
       ['/endless-sse-line', (b) => openAiStream(b, 'chan')],
       ['/endless-sse-lines', (b) => openAiStream(b, 'chan')],
       ['/endless-ndjson', (b) => ollamaStream(b, 'chan', 'm')],
+      ['/big-sse-event', (b) => openAiStream(b, 'chan')],
     ];
     for (const [path, read] of cases) {
       const chunks: StreamChunk[] = [];
