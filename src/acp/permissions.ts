@@ -59,7 +59,16 @@ const err = (
   details: Record<string, unknown>,
 ) => new GatewayError(code, code, { details });
 
+/** Prompts one session may hold open at once; an agent asking for more gets `cancelled`. */
+export const MAX_OPEN_PROMPTS = 16;
+/** A prompt (tool call, options) larger than this, as JSON, is not relayed: `cancelled`. */
+export const MAX_PROMPT_CHARS = 64 * 1024;
+
 export class PermissionBroker {
+  /** prompts open (or being stored) per session: MAX_OPEN_PROMPTS */
+  private readonly openBySession = new Map<string, number>();
+  /** the last write of each session's stored prompts (store): the next one follows it */
+  private readonly writes = new Map<string, Promise<void>>();
   private readonly pending = new Map<string, Pending>();
   private readonly decided = new Set<string>();
   private unsubscribe: (() => Promise<void>) | undefined;
@@ -98,23 +107,53 @@ export class PermissionBroker {
       options: req.options.map((x) => ({ optionId: x.optionId, name: x.name, kind: x.kind })),
     };
     if (signal.aborted) return { outcome: 'cancelled' };
-    await this.store(ids.sessionId, (list) => [...list, { ...prompt, holder: this.o.holder }]);
+    // an agent's prompts are bounded: in number per session (each one is stored and shown to the app) and in
+    // size; past either the agent is answered `cancelled` at once, and the app is not asked
+    // counted before the first await: requests arriving together each see the ones before them
+    const open = this.openBySession.get(ids.sessionId) ?? 0;
+    if (open >= MAX_OPEN_PROMPTS || JSON.stringify(prompt).length > MAX_PROMPT_CHARS) {
+      this.o.logger.warn('agent permission request refused: too many open, or too large', { sessionId: ids.sessionId, open });
+      return { outcome: 'cancelled' };
+    }
+    this.openBySession.set(ids.sessionId, open + 1);
+    const release = () => {
+      const n = (this.openBySession.get(ids.sessionId) ?? 1) - 1;
+      if (n > 0) this.openBySession.set(ids.sessionId, n);
+      else this.openBySession.delete(ids.sessionId);
+    };
+    try {
+      await this.store(ids.sessionId, (list) => [...list, { ...prompt, holder: this.o.holder }]);
+    } catch (err) {
+      release();
+      throw err;
+    }
     return new Promise<PermissionOutcome>((resolve) => {
       const onAbort = () => settle({ outcome: 'cancelled' }, 'run_cancelled');
       const timer = setTimeout(() => settle({ outcome: 'cancelled' }, 'timeout'), this.o.timeoutMs);
       timer.unref?.();
       const settle = (outcome: PermissionOutcome, reason: ResolveReason) => {
         if (!this.pending.delete(prompt.requestId)) return;
+        release();
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.remember(prompt.requestId);
         void this.store(ids.sessionId, (list) => list.filter((x) => x.requestId !== prompt.requestId));
-        events.resolved(prompt, outcome, reason);
+        // a failing listener (it runs from a timer too) must neither keep the agent waiting nor end the process
+        try {
+          events.resolved(prompt, outcome, reason);
+        } catch (err) {
+          this.o.logger.warn('permission_resolved could not be sent', { sessionId: ids.sessionId, error: String(err) });
+        }
         resolve(outcome);
       };
       this.pending.set(prompt.requestId, { prompt, settle });
       signal.addEventListener('abort', onAbort, { once: true });
-      events.requested(prompt);
+      try {
+        events.requested(prompt);
+      } catch (err) {
+        this.o.logger.warn('permission_requested could not be sent: the prompt is cancelled', { sessionId: ids.sessionId, error: String(err) });
+        settle({ outcome: 'cancelled' }, 'run_cancelled');
+      }
     });
   }
 
@@ -184,10 +223,22 @@ export class PermissionBroker {
     p.settle('optionId' in answer ? { outcome: 'selected', optionId: answer.optionId } : { outcome: 'cancelled' }, 'user');
   }
 
-  private async store(sessionId: string, change: (list: Stored[]) => Stored[]): Promise<void> {
-    await mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: change(storedOf(s)) } })).catch((e: unknown) =>
-      this.o.logger.warn('pending permission could not be stored', { sessionId, error: String(e) }),
-    );
+  /**
+   * Applies `change` to the session's stored prompts. The broker's writes to one session go one after the
+   * other: prompts raised together would otherwise race each other's compare-and-set until one gave up.
+   */
+  private store(sessionId: string, change: (list: Stored[]) => Stored[]): Promise<void> {
+    const write = (): Promise<void> =>
+      mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: change(storedOf(s)) } })).then(
+        () => undefined,
+        (e: unknown) => this.o.logger.warn('pending permission could not be stored', { sessionId, error: String(e) }),
+      );
+    const next = (this.writes.get(sessionId) ?? Promise.resolve()).then(write);
+    this.writes.set(sessionId, next);
+    void next.then(() => {
+      if (this.writes.get(sessionId) === next) this.writes.delete(sessionId);
+    });
+    return next;
   }
 
   private remember(requestId: string): void {

@@ -103,3 +103,9 @@ export interface PluggedGatewayRuntime {
   probe(): Promise<{ enabled: true } | { enabled: false; reason: string }>;
   close(): Promise<void>;
 }
+
+/**
+ * The most output one turn may produce (characters of its deltas): the turn runner fails a turn past it
+ * (UPSTREAM_BAD_RESPONSE) and stops its runtime; a runtime keeps no more than this of a turn's text.
+ */
+export const MAX_TURN_OUTPUT_CHARS = 16 * 1024 * 1024;

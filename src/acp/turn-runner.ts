@@ -21,7 +21,7 @@ import { newId } from '../util/ids.js';
 import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
-import type { Runtime, RuntimeContext, TurnOutput } from './runtime.js';
+import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
 import { UpdateLog } from './update-log.js';
@@ -499,6 +499,7 @@ export class TurnRunner {
     let stopReason: string;
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
+    let overflow: GatewayError | undefined;
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
       if (live.closed) throw new GatewayError('CANCELLED', 'the session was closed');
@@ -521,11 +522,22 @@ export class TurnRunner {
       out = await runtime.prompt(
         { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
-          if (u.type === 'delta' && u.delta) task.output += u.delta;
+          if (overflow) return;
+          if (u.type === 'delta' && u.delta) {
+            // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in
+            // memory, stored, and sent whole in the result)
+            if (task.output.length + u.delta.length > MAX_TURN_OUTPUT_CHARS) {
+              overflow = new GatewayError('UPSTREAM_BAD_RESPONSE', `the turn's output passed ${MAX_TURN_OUTPUT_CHARS} characters: the turn was stopped`);
+              abort.abort(overflow);
+              return;
+            }
+            task.output += u.delta;
+          }
           emit({ ...u });
         },
         abort.signal,
       );
+      if (overflow) throw overflow;
       output = out.output;
       stopReason = out.stopReason;
       if (live.role && out.modelBindingVerified !== undefined) live.role.modelBindingVerified = out.modelBindingVerified;
@@ -538,7 +550,11 @@ export class TurnRunner {
       } else status = 'completed';
     } catch (err) {
       output = task.output;
-      if (abort.signal.aborted) {
+      if (overflow) {
+        status = 'failed';
+        stopReason = 'error';
+        error = overflow;
+      } else if (abort.signal.aborted) {
         status = 'cancelled';
         stopReason = 'cancelled';
       } else {
@@ -550,6 +566,9 @@ export class TurnRunner {
     } finally {
       if (live.current?.turnId === turn.turnId) live.current = undefined;
       lease.stopRenewing();
+      // a prompt belongs to its turn: one the agent left open when the turn ended is denied now, so an answer
+      // that comes later never reaches the agent outside a turn
+      this.permissions.cancelSession(live.id);
     }
 
     // what is stored and returned holds no configured secret (util/redact.ts)

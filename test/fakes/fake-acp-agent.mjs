@@ -25,6 +25,12 @@
 //                          model "fake-agent-own-model"; replies "llm <status> <model>: <content or error message>"
 //   llm-config             replies with $HERMES_HOME/config.yaml
 //   model                  replies "model: <the session's current model option value>"
+// Hostile turns (an agent the gateway must survive):
+//   bigout <n>             n agent_message_chunk updates of 1 MiB each, then end_turn (unless cancelled first)
+//   deepperm <levels>      session/request_permission whose toolCall nests <levels> deep; replies with the outcome
+//   permflood <n>          n session/request_permission at once; replies "cancelled <k> of <n>" once all are answered
+//   permleave              session/request_permission without waiting for it, then end_turn at once; the answer,
+//                          when it comes, is written to <session cwd>/.permleave
 // Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
 // first current; session/set_config_option sets it), FAKE_ACP_MODEL_STICKY=1 (set_config_option answers but
 // keeps the old value), FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
@@ -191,6 +197,46 @@ async function turn(sessionId, text) {
         ],
       });
       return reply('planned');
+    case 'bigout': {
+      const mib = 'm'.repeat(1024 * 1024);
+      for (let i = 0; i < Number(rest[0] ?? 1) && !s.cancelled; i++) {
+        say(sessionId, mib);
+        await sleep(1);
+      }
+      return s.cancelled ? { stopReason: 'cancelled' } : { stopReason: 'end_turn' };
+    }
+    case 'deepperm': {
+      const n = Number(rest[0] ?? 5000);
+      // written as text: JSON.stringify of the value itself would overflow this process's stack too
+      const id = nextId++;
+      const answered = new Promise((resolve) => waiting.set(id, resolve));
+      const toolCall = `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
+      process.stdout.write(
+        `{"jsonrpc":"2.0","id":${id},"method":"session/request_permission","params":{"sessionId":${JSON.stringify(sessionId)},"toolCall":${toolCall},"options":[{"optionId":"a","name":"A","kind":"allow_once"}]}}\n`,
+      );
+      const res = await answered;
+      return reply(res.error ? `deepperm error: ${res.error.code}` : `deepperm: ${res.result.outcome.outcome}`);
+    }
+    case 'permflood': {
+      const n = Number(rest[0] ?? 100);
+      const asks = Array.from({ length: n }, (_, i) =>
+        request('session/request_permission', {
+          sessionId,
+          toolCall: { toolCallId: `flood_${i}`, title: `flood ${i}`, kind: 'edit', status: 'pending' },
+          options: [{ optionId: 'a', name: 'A', kind: 'allow_once' }],
+        }),
+      );
+      const outcomes = await Promise.all(asks);
+      return reply(`cancelled ${outcomes.filter((r) => r.result?.outcome?.outcome === 'cancelled').length} of ${n}`);
+    }
+    case 'permleave': {
+      void request('session/request_permission', {
+        sessionId,
+        toolCall: { toolCallId: 'call_leave', title: 'Left behind', kind: 'edit', status: 'pending' },
+        options: [{ optionId: 'a', name: 'A', kind: 'allow_once' }],
+      }).then((res) => writeFileSync(path.join(s.cwd, '.permleave'), JSON.stringify(res.result?.outcome ?? res.error)));
+      return reply('left a prompt open');
+    }
     case 'permission': {
       const res = await request('session/request_permission', {
         sessionId,

@@ -12,7 +12,7 @@ import { readBody } from '../respond.js';
 import { jsonDepthFor, parseJsonBody } from '../body.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
-import { toGatewayError } from '../../wire/errors.js';
+import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
@@ -44,7 +44,15 @@ function sendEnvelope(res: ServerResponse, status: number, body: unknown, header
     res.destroy();
     return;
   }
-  const text = JSON.stringify(body);
+  let text: string;
+  try {
+    text = JSON.stringify(body);
+  } catch {
+    // a result no string can hold: the caller still gets an envelope for its id, never a bare 500
+    const id = (body as { id?: RpcId | null }).id ?? null;
+    text = JSON.stringify(errorEnvelope(id, new GatewayError('INTERNAL', 'the result could not be serialised')));
+    status = 500;
+  }
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

@@ -17,7 +17,7 @@ import { AgentProcess, describeExit, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
 import { minimalEnv } from './env.js';
 import type { AgentProcessLimiter, LimitedSession } from './limits.js';
-import type { PermissionRelay } from '../../runtime.js';
+import { MAX_TURN_OUTPUT_CHARS, type PermissionRelay } from '../../runtime.js';
 import { VERSION } from '../../../version.js';
 import { bindModel, readConfigOptions, type ConfigOption } from './model-binding.js';
 
@@ -395,7 +395,14 @@ export class AgentSession implements LimitedSession {
     if (!p || p.sessionId !== this.acpSessionId || !p.update || typeof p.update.sessionUpdate !== 'string') return;
     if (!turn) return this.log.debug('session/update outside a turn', { sessionUpdate: p.update.sessionUpdate });
     const content = p.update.content as { type?: string; text?: unknown } | undefined;
-    if (p.update.sessionUpdate === 'agent_message_chunk' && content?.type === 'text' && typeof content.text === 'string') turn.text += content.text;
+    // bounded as the turn runner bounds the turn (it stops the turn past it): what comes after is not kept
+    if (
+      p.update.sessionUpdate === 'agent_message_chunk' &&
+      content?.type === 'text' &&
+      typeof content.text === 'string' &&
+      turn.text.length < MAX_TURN_OUTPUT_CHARS
+    )
+      turn.text += content.text;
     try {
       turn.onUpdate?.(p.update);
     } catch (err) {

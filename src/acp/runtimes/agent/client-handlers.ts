@@ -4,7 +4,8 @@
  * Wire shapes follow the ACP v1 schema (ReadTextFileRequest, CreateTerminalRequest, RequestPermissionRequest…).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
 import { RpcError, type RequestHandler } from './jsonrpc-stdio.js';
@@ -168,10 +169,15 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
       const file = await inside(str(p, 'path'), 'path');
       const line = optInt(p, 'line');
       const limit = optInt(p, 'limit');
-      const st = await stat(file).catch(() => undefined);
-      if (!st?.isFile()) throw new RpcError(-32002, `file not found: ${p.path as string}`);
-      if (st.size > (opts.maxReadBytes ?? 8 * 1024 * 1024)) throw new RpcError(-32602, `file too large to read: ${p.path as string} (${st.size} bytes)`);
-      const content = await readFile(file, 'utf8');
+      const fh = await openRegular(file, constants.O_RDONLY, p.path as string, true);
+      let content: string;
+      try {
+        const size = (await fh.stat()).size;
+        if (size > (opts.maxReadBytes ?? 8 * 1024 * 1024)) throw new RpcError(-32602, `file too large to read: ${p.path as string} (${size} bytes)`);
+        content = await fh.readFile('utf8');
+      } finally {
+        await fh.close();
+      }
       if (line === undefined && limit === undefined) return { content };
       const lines = content.split('\n');
       const from = Math.max(1, line ?? 1) - 1;
@@ -183,7 +189,12 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
       const file = await inside(str(p, 'path'), 'path');
       if (typeof p.content !== 'string') throw new RpcError(-32602, 'content must be a string');
       await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, p.content, 'utf8');
+      const fh = await openRegular(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, p.path as string, false);
+      try {
+        await fh.writeFile(p.content, 'utf8');
+      } finally {
+        await fh.close();
+      }
       return {};
     },
 
@@ -243,13 +254,13 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
 
     'terminal/kill': async (params) => {
       const [t] = terminal(params);
-      if (!t.exitStatus) killGroup(t.child.pid, 'SIGKILL');
+      killGroup(t.child.pid, 'SIGKILL');
       return {};
     },
 
     'terminal/release': async (params) => {
       const [t, id] = terminal(params);
-      if (!t.exitStatus) killGroup(t.child.pid, 'SIGKILL');
+      killGroup(t.child.pid, 'SIGKILL');
       terminals.delete(id);
       return {};
     },
@@ -260,9 +271,33 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
     cancelPendingPermissions: () => {
       for (const ac of pendingAsks) ac.abort('cancelled');
     },
+    // the group, not only its leader: a command that exited may have left children in it (`sleep 99 &`)
     dispose: () => {
-      for (const t of terminals.values()) if (!t.exitStatus) killGroup(t.child.pid, 'SIGKILL');
+      for (const t of terminals.values()) killGroup(t.child.pid, 'SIGKILL');
       terminals.clear();
     },
   };
+}
+
+/**
+ * Opens a regular file an agent named (already resolved inside its workspace) without ever waiting on what is
+ * not one: O_NONBLOCK (a FIFO with no reader fails at once instead of holding one of libuv's four threads
+ * for good, and with it every later fs call of the gateway), O_NOFOLLOW (a symlink put in the last component
+ * after the path was resolved is not followed), then fstat on the opened file: not a regular file, refused.
+ * `missingIsNotFound`: a read of an absent file is -32002 (ACP's "not found"), as before.
+ */
+async function openRegular(file: string, flags: number, shown: string, missingIsNotFound: boolean): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, flags | constants.O_NONBLOCK | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && missingIsNotFound) throw new RpcError(-32002, `file not found: ${shown}`);
+    throw new RpcError(-32602, `cannot open ${shown}: ${code === 'ENXIO' || code === 'ELOOP' ? 'not a regular file' : (code ?? 'error')}`);
+  }
+  if (!(await fh.stat()).isFile()) {
+    await fh.close();
+    throw new RpcError(missingIsNotFound ? -32002 : -32602, `not a regular file: ${shown}`);
+  }
+  return fh;
 }

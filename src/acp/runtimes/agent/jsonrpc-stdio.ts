@@ -11,6 +11,8 @@ import type { Readable, Writable } from 'node:stream';
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
 import { PendingTable } from '../../../util/pending.js';
+import { MAX_VALUE_DEPTH, pathDeeperThan } from '../../../wire/json-depth.js';
+import { upstreamText } from '../../../providers/upstream.js';
 
 export type JsonRpcId = number | string;
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
@@ -45,6 +47,9 @@ export function classifyMessage(line: string): RpcMessage {
     return { kind: 'garbage', reason: 'not JSON' };
   }
   if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return { kind: 'garbage', reason: 'not a JSON object' };
+  // parsed at any depth, but what an agent sends is stored, scrubbed and serialised again: none of that may
+  // recurse past the bound every value from outside is held to
+  if (pathDeeperThan(msg, MAX_VALUE_DEPTH)) return { kind: 'garbage', reason: `nested deeper than ${MAX_VALUE_DEPTH} levels` };
   const m = msg as Record<string, unknown>;
   if (m.jsonrpc !== '2.0') return { kind: 'garbage', reason: 'missing jsonrpc:"2.0"' };
   if (typeof m.method === 'string') {
@@ -55,8 +60,10 @@ export function classifyMessage(line: string): RpcMessage {
   if (!isId(m.id)) return { kind: 'garbage', reason: 'neither a request nor a response' };
   if ('error' in m) {
     const e = m.error as { code?: unknown; message?: unknown; data?: unknown } | null;
-    if (!e || typeof e.code !== 'number' || typeof e.message !== 'string') return { kind: 'garbage', reason: 'malformed error object' };
-    return { kind: 'response', id: m.id, error: { code: e.code, message: e.message, data: e.data } };
+    if (!e || typeof e.code !== 'number' || !Number.isInteger(e.code) || typeof e.message !== 'string')
+      return { kind: 'garbage', reason: 'malformed error object' };
+    // an agent's error text ends up in results, the capabilities answer and the log: bounded (and scrubbed) here
+    return { kind: 'response', id: m.id, error: { code: e.code, message: upstreamText(e.message), data: e.data } };
   }
   if (!('result' in m)) return { kind: 'garbage', reason: 'response without result or error' };
   return { kind: 'response', id: m.id, result: m.result };
