@@ -110,6 +110,16 @@ describe('client handlers, called directly', () => {
     expect(await allow.handlers['session/request_permission']!({ ...allowOnly, options: [] }, ctx)).toEqual({ outcome: { outcome: 'cancelled' } });
   });
 
+  it('an option without a string optionId is never selected: allow picks the first well-formed one, or cancels', async () => {
+    const ws = await resolveSessionFolder(root, 'handlers-opts', 'h');
+    const allow = createClientHandlers({ agentName: 'agent "t"', workspace: ws, permissions: 'allow' });
+    const ask = (options: unknown[]) => allow.handlers['session/request_permission']!({ sessionId: 's', toolCall: {}, options }, ctx);
+    expect(await ask([{ name: 'no id', kind: 'allow_once' }])).toEqual({ outcome: { outcome: 'cancelled' } });
+    expect(await ask([{ optionId: { evil: 1 }, kind: 'allow_once' }, null, { optionId: 'ok', kind: 'allow_always' }])).toEqual({
+      outcome: { outcome: 'selected', optionId: 'ok' },
+    });
+  });
+
   it('validates params and confines terminal cwd', async () => {
     const ws = await resolveSessionFolder(root, 'handlers2', 'h');
     const c = createClientHandlers({ agentName: 'agent "t"', workspace: ws, permissions: 'allow', maxTerminals: 1 });

@@ -120,7 +120,8 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
 
   const decide = async (params: unknown, signal: AbortSignal): Promise<PermissionOutcome> => {
     const req = obj(params) as unknown as PermissionRequest;
-    const options = Array.isArray(req.options) ? req.options : [];
+    // only options that can be selected: an answer always names one the agent offered, as a string
+    const options = (Array.isArray(req.options) ? req.options : []).filter((o) => isOption(o));
     const pick = (kinds: PermissionOptionKind[]): PermissionOutcome => {
       const o = options.find((x) => kinds.includes(x?.kind));
       return o ? { outcome: 'selected', optionId: o.optionId } : { outcome: 'cancelled' };
@@ -129,7 +130,7 @@ export function createClientHandlers(opts: ClientHandlerOptions): ClientSide {
     if (opts.permissions === 'allow') return pick(ALLOW);
     if (opts.permissions === 'ask' && opts.relayPermission) {
       const toolCall = req.toolCall && typeof req.toolCall === 'object' && !Array.isArray(req.toolCall) ? req.toolCall : {};
-      const offered = options.filter((o) => o && typeof o.optionId === 'string' && o.optionId !== '');
+      const offered = options;
       const ac = new AbortController();
       pendingAsks.add(ac);
       const onOuterAbort = (): void => ac.abort();
@@ -300,4 +301,9 @@ async function openRegular(file: string, flags: number, shown: string, missingIs
     throw new RpcError(missingIsNotFound ? -32002 : -32602, `not a regular file: ${shown}`);
   }
   return fh;
+}
+
+/** A permission option the agent can be answered with: an object with a non-empty string `optionId`. */
+function isOption(o: unknown): o is PermissionRequest['options'][number] {
+  return typeof o === 'object' && o !== null && typeof (o as { optionId?: unknown }).optionId === 'string' && (o as { optionId: string }).optionId !== '';
 }
