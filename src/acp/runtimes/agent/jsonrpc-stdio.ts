@@ -233,7 +233,8 @@ export class JsonRpcStdioPeer {
   private garbage(reason: string, line: string): void {
     this.garbageLines++;
     const sample = line.length > GARBAGE_SAMPLE_CHARS ? line.slice(0, GARBAGE_SAMPLE_CHARS) + '…' : line;
-    this.log.warn('non-JSON-RPC output on stdout', { reason, sample, count: this.garbageLines });
+    // the first few, then one in a hundred: an agent writing binary to stdout must not flood the log
+    if (this.garbageLines <= 5 || this.garbageLines % 100 === 0) this.log.warn('non-JSON-RPC output on stdout', { reason, sample, count: this.garbageLines });
     const detail = sample ? `${reason}: ${JSON.stringify(sample)}` : reason;
     this.pending.failAll(
       new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.opts.name} wrote non-JSON-RPC output on stdout (${detail})`, {

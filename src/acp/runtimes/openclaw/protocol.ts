@@ -28,6 +28,8 @@ export const DEFAULT_TICK_INTERVAL_MS = 30_000;
  * overflows (Node then fires it every millisecond); past 10 min liveness would hardly be watched anyway.
  */
 export const MAX_TICK_INTERVAL_MS = 600_000;
+/** The shortest: below it the watchdog would fail every run between two frames (0.001 gave a 0.002 ms limit). */
+export const MIN_TICK_INTERVAL_MS = 50;
 /** Close code OpenClaw clients use when they give up on a silent connection (2× tick without a frame). */
 export const CLOSE_TICK_TIMEOUT = 4000;
 
@@ -199,7 +201,9 @@ export function parseHelloOk(payload: unknown): HelloOk | undefined {
   const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const policy = isObj(payload.policy) ? payload.policy : {};
   const tick =
-    typeof policy.tickIntervalMs === 'number' && policy.tickIntervalMs > 0 ? Math.min(policy.tickIntervalMs, MAX_TICK_INTERVAL_MS) : DEFAULT_TICK_INTERVAL_MS;
+    typeof policy.tickIntervalMs === 'number' && policy.tickIntervalMs > 0
+      ? Math.min(Math.max(policy.tickIntervalMs, MIN_TICK_INTERVAL_MS), MAX_TICK_INTERVAL_MS)
+      : DEFAULT_TICK_INTERVAL_MS;
   const h: HelloOk = { type: 'hello-ok', protocol: payload.protocol, policy: { tickIntervalMs: tick } };
   if (nonNegInt(policy.maxPayload) && policy.maxPayload > 0) h.policy.maxPayload = policy.maxPayload;
   if (nonNegInt(policy.maxBufferedBytes) && policy.maxBufferedBytes > 0) h.policy.maxBufferedBytes = policy.maxBufferedBytes;
