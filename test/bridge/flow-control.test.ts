@@ -4,6 +4,7 @@
  * altogether is disconnected (4002) once more than the backlog cap waits for it, instead of growing the
  * gateway's memory by every answer it asks for. The peer is a raw `ws` client whose socket is paused.
  */
+import { helloFrame } from '../fakes/raw-bridge-peer.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Socket } from 'node:net';
@@ -46,17 +47,7 @@ async function peer(id: string): Promise<{ ws: WebSocket; socket: Socket; frames
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
   await new Promise((r) => ws.once('open', r));
-  ws.send(
-    JSON.stringify({
-      type: 'bridge-hello',
-      gatewayId: id,
-      gatewayName: id,
-      version: '1.0',
-      token: TOKEN,
-      capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
-      sharedChannels: [],
-    }),
-  );
+  ws.send(helloFrame(id, TOKEN));
   await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
   return { ws, socket: (ws as unknown as { _socket: Socket })._socket, frames, closed };
 }

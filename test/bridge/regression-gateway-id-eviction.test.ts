@@ -4,6 +4,7 @@
  * with: a hello with that id and another token is refused (GATEWAY_ID_BOUND, close 4403) and the first
  * link stays; the same token may still replace its own link (a restarted peer).
  */
+import { helloFrame } from '../fakes/raw-bridge-peer.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Gateway } from '../../src/gateway.js';
@@ -30,17 +31,7 @@ async function peer(id: string, token: string) {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  ws.send(
-    JSON.stringify({
-      type: 'bridge-hello',
-      gatewayId: id,
-      gatewayName: id,
-      version: '1.0',
-      token,
-      capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
-      sharedChannels: [],
-    }),
-  );
+  ws.send(helloFrame(id, token));
   const first = await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok' || f.type === 'bridge-error'), 'a handshake reply', 5000);
   return { ws, frames, first, closeCode: () => close };
 }

@@ -53,3 +53,16 @@ export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
     },
   };
 }
+
+/** The `bridge-hello` a raw initiator sends: `gatewayId` and `gatewayName` both `id`, sharing nothing. */
+export function helloFrame(id: string, token: string): string {
+  return JSON.stringify({
+    type: 'bridge-hello',
+    gatewayId: id,
+    gatewayName: id,
+    version: '1.0',
+    token,
+    capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
+    sharedChannels: [],
+  });
+}

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteKeyStore } from '../../src/keys/sqlite-key-store.js';
 import type { UsageRecord } from '../../src/usage/record.js';
-import { cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { call, chatBody, cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
 
 const DAY = 86_400_000;
 afterAll(() => cleanupDirs());
@@ -66,12 +66,7 @@ describe('usage retention', () => {
     const { dir, db } = await seeded();
     const g = await startProcess({ gateway: { id: 'gw_keep' }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] }, {}, dir);
     // the gateway is up and has served a request (its store open and in use) before it stops
-    const r = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(r.status).toBe(200);
+    expect((await call(g, '/v1/chat/completions', { body: chatBody('mock-1', 'hi') })).status).toBe(200);
     await g.stop();
     expect(g.logs()).not.toContain('usage records pruned');
     const s = new SqliteKeyStore(db);

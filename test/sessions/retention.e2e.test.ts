@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/sessions/sqlite-store.js';
 import { newSession, type Session } from '../../src/sessions/model.js';
-import { cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { call, chatBody, cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
 
 const DAY = 86_400_000;
 afterAll(() => cleanupDirs());
@@ -56,12 +56,7 @@ describe('ended-session retention', () => {
   it('off by default: the same store keeps every session', async () => {
     const { dir, db } = await seeded();
     const g = await startProcess(config({}), {}, dir);
-    const r = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(r.status).toBe(200);
+    expect((await call(g, '/v1/chat/completions', { body: chatBody('mock-1', 'hi') })).status).toBe(200);
     await g.stop();
     expect(g.logs()).not.toContain('ended sessions pruned');
     const s = new SqliteStore({ path: db });
