@@ -154,6 +154,8 @@ export class PermissionBroker {
         this.o.logger.warn('permission_requested could not be sent: the prompt is cancelled', { sessionId: ids.sessionId, error: String(err) });
         settle({ outcome: 'cancelled' }, 'run_cancelled');
       }
+      // aborted while the prompt was being stored (its turn ended meanwhile): the abort event has passed
+      if (signal.aborted) settle({ outcome: 'cancelled' }, 'run_cancelled');
     });
   }
 

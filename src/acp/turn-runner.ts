@@ -267,9 +267,12 @@ export class TurnRunner {
 
   private async closeNow(sessionId: string): Promise<{ accepted: true; closed: boolean }> {
     this.permissions.cancelSession(sessionId);
-    // one being started or revived right now is closed once it is live
-    await this.starting.get(sessionId);
-    await this.rehydrating.get(sessionId)?.catch(() => undefined);
+    // one being started or revived right now is closed once it is live. Both are read now, before any await:
+    // a revival that begins later waits for this close (rehydrate), and waiting for it here would deadlock
+    const starting = this.starting.get(sessionId);
+    const reviving = this.rehydrating.get(sessionId);
+    await starting;
+    await reviving?.catch(() => undefined);
     const live = this.sessions.get(sessionId);
     let existed = !!live && !live.closed;
     if (live) await this.closeLive(live, 'closed by session.close');
@@ -566,9 +569,9 @@ export class TurnRunner {
     } finally {
       if (live.current?.turnId === turn.turnId) live.current = undefined;
       lease.stopRenewing();
-      // a prompt belongs to its turn: one the agent left open when the turn ended is denied now, so an answer
-      // that comes later never reaches the agent outside a turn
-      this.permissions.cancelSession(live.id);
+      // a prompt belongs to its turn: one the agent left open when the turn ended (or raises while it ends) is
+      // denied through the turn's signal, so an answer that comes later never reaches the agent outside a turn
+      if (!abort.signal.aborted) abort.abort(new GatewayError('CANCELLED', 'the turn ended'));
     }
 
     // what is stored and returned holds no configured secret (util/redact.ts)
