@@ -549,6 +549,7 @@ export class TurnRunner {
         stopReason = 'cancelled';
       } else if (output.trim() === '') {
         status = 'failed';
+        stopReason = 'error'; // as every failure (docs/acp.md)
         error = NO_OUTPUT_ERROR;
       } else status = 'completed';
     } catch (err) {

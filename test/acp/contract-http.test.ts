@@ -517,7 +517,13 @@ describe('routing resolution end to end (session.start)', () => {
 describe('turn failures are results, never fake success', () => {
   it('a runtime that produced no text → failed, "provider returned no displayable output"', async () => {
     const r = await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', executionTarget: 'gateway', gatewayProviderId: 'emptygw' });
-    expect(r.json.result).toMatchObject({ success: false, status: 'failed', error: 'provider returned no displayable output', output: '' });
+    expect(r.json.result).toMatchObject({
+      success: false,
+      status: 'failed',
+      stopReason: 'error',
+      error: 'provider returned no displayable output',
+      output: '',
+    });
   });
   it('an upstream error → failed with the error and its code', async () => {
     const r = await rpc('session.start', { sessionId: sid(), taskPrompt: 'p', executionTarget: 'gateway', gatewayProviderId: 'brokengw' });

@@ -101,4 +101,9 @@ describe('a hostile agent', () => {
     await waitFor(() => !processAlive(pid), 'the background sleep to be gone');
     await call('session.close', { sessionId: 'term-1' });
   }, 60_000);
+
+  it('a stop reason ACP does not define reaches the app as end_turn, one it does as it is', async () => {
+    expect((await start('stop-1', 'allow', 'stopreason pwned<script>')).result).toMatchObject({ success: true, stopReason: 'end_turn', output: 'stopped' });
+    expect((await call('session.message', { sessionId: 'stop-1', taskPrompt: 'stopreason max_tokens' })).result).toMatchObject({ stopReason: 'max_tokens' });
+  }, 60_000);
 });

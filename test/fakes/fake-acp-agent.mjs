@@ -29,6 +29,7 @@
 //   bigout <n>             n agent_message_chunk updates of 1 MiB each, then end_turn (unless cancelled first)
 //   deepperm <levels>      session/request_permission whose toolCall nests <levels> deep; replies with the outcome
 //   permflood <n>          n session/request_permission at once; replies "cancelled <k> of <n>" once all are answered
+//   stopreason <value>     replies "stopped" and ends the turn with stopReason <value>
 //   permleave              session/request_permission without waiting for it, then end_turn at once; the answer,
 //                          when it comes, is written to <session cwd>/.permleave
 // Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
@@ -229,6 +230,9 @@ async function turn(sessionId, text) {
       const outcomes = await Promise.all(asks);
       return reply(`cancelled ${outcomes.filter((r) => r.result?.outcome?.outcome === 'cancelled').length} of ${n}`);
     }
+    case 'stopreason':
+      say(sessionId, 'stopped');
+      return { stopReason: rest[0] ?? '' };
     case 'permleave': {
       void request('session/request_permission', {
         sessionId,

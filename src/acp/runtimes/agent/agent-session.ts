@@ -45,6 +45,7 @@ export interface InitializeResult {
   agentInfo?: AgentInfo;
 }
 export type StopReason = 'end_turn' | 'max_tokens' | 'max_turn_requests' | 'refusal' | 'cancelled';
+const STOP_REASONS: ReadonlySet<string> = new Set<StopReason>(['end_turn', 'max_tokens', 'max_turn_requests', 'refusal', 'cancelled']);
 /** The `update` of a `session/update` notification, as the agent sent it; `sessionUpdate` is the discriminator. */
 export interface SessionUpdate {
   sessionUpdate: string;
@@ -318,6 +319,11 @@ export class AgentSession implements LimitedSession {
       // cancel wins even if the agent raced it with another stop reason
       if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
       if (typeof res?.stopReason !== 'string') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/prompt without a stopReason`);
+      // a stop reason ACP v1 does not define is not passed to the app (which knows those five): the turn ended
+      if (!STOP_REASONS.has(res.stopReason)) {
+        this.log.warn('agent sent an unknown stopReason: taken as end_turn', { stopReason: res.stopReason.slice(0, 64) });
+        return { stopReason: 'end_turn', text: turn.text };
+      }
       return { stopReason: res.stopReason, text: turn.text };
     } catch (err) {
       if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
