@@ -106,12 +106,7 @@ function launch(
   if (!l.open) return new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`);
   if (o.signal.aborted) return new GatewayError('CANCELLED', 'request cancelled');
   const requestId = seqId('fwd');
-  const onAbort = () => {
-    const p = l.pending.take(requestId);
-    if (!p) return;
-    l.send({ type: 'bridge-cancel', requestId });
-    p.fail(new GatewayError('CANCELLED', 'request cancelled'));
-  };
+  const onAbort = () => l.abandon(requestId, new GatewayError('CANCELLED', 'request cancelled'));
   o.signal.addEventListener('abort', onAbort, { once: true });
   if (e.queue) e.queue.onReturn = onAbort;
   const entry: PendingForward = { kind: 'forward', label: label(l, targetChannel), ...e, refused: (f) => entry.fail(fromBridgeError(f, l.name, 'forward')) };
@@ -179,9 +174,7 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
   try {
     chunk = checkedChunk(data, s, p.label);
   } catch (err) {
-    l.pending.take(requestId);
-    l.send({ type: 'bridge-cancel', requestId });
-    return p.fail(toGatewayError(err));
+    return l.abandon(requestId, toGatewayError(err));
   }
   p.queue!.push(chunk);
 }

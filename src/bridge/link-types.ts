@@ -126,6 +126,11 @@ export interface LinkContext {
    */
   send(frame: BridgeFrame | string): boolean;
   /**
+   * Gives up on a request of ours that is still pending: it fails with `err`, and the peer is told to stop
+   * serving it (bridge-cancel). Nothing when it is no longer pending.
+   */
+  abandon(requestId: string, err: Error): void;
+  /**
    * Flow control for a stream we serve: undefined while the peer reads what it is sent, else a promise that
    * settles once the socket has written its backlog out (or the link ended). The serving loop waits on it
    * before it reads the upstream's next chunk, so a slow peer slows the upstream, not our memory.

@@ -173,7 +173,7 @@ export class BridgeLink implements LinkContext {
 
   backpressure(): Promise<void> | undefined {
     if (this.ws.bufferedAmount <= BACKLOG_HIGH_WATER || this.closed) return undefined;
-    const s = (this.ws as unknown as { _socket?: Duplex })._socket;
+    const s = this.socket;
     if (!s) return undefined;
     return new Promise((resolve) => {
       const done = (): void => {
@@ -184,6 +184,11 @@ export class BridgeLink implements LinkContext {
       s.on('drain', done);
       s.on('close', done);
     });
+  }
+
+  /** `ws`'s socket (`_socket`, an internal field of the pinned `ws` 8): corking and flow control reach for it. */
+  private get socket(): Duplex | undefined {
+    return (this.ws as unknown as { _socket?: Duplex })._socket;
   }
 
   /** What may wait unwritten for the peer before the link is ended: a few of the largest frames it takes. */
@@ -202,7 +207,7 @@ export class BridgeLink implements LinkContext {
    * (`_socket`, an internal field of the pinned `ws` 8): absent, frames go out one by one.
    */
   private corkTurn(): void {
-    const s = (this.ws as unknown as { _socket?: Duplex })._socket;
+    const s = this.socket;
     if (!s || s.writableCorked > 0 || this.closed) return;
     s.cork();
     setImmediate(uncorkSocket, s);
@@ -364,10 +369,14 @@ export class BridgeLink implements LinkContext {
    * upstream answer, rather than waiting for its timeout, and the peer is told to stop serving it.
    */
   private failAnswered(requestId: string, type: BridgeFrameType, problem: string): void {
+    this.abandon(requestId, new GatewayError('UPSTREAM_BAD_RESPONSE', `bridge peer ${this.name} sent a malformed ${type} frame (${problem})`));
+  }
+
+  abandon(requestId: string, err: Error): void {
     const p = this.pending.take(requestId);
     if (!p) return;
     this.send({ type: 'bridge-cancel', requestId });
-    p.fail(new GatewayError('UPSTREAM_BAD_RESPONSE', `bridge peer ${this.name} sent a malformed ${type} frame (${problem})`));
+    p.fail(err);
   }
 
   private onError(f: BridgeErrorFrame): void {

@@ -178,9 +178,10 @@ export class BridgeMesh implements MeshContext {
    */
   bindToken(peerId: string, digest: Buffer): boolean {
     if (this.idTokens.has(peerId)) return true;
-    const n = this.idsPerToken.get(digest.toString('hex')) ?? 0;
+    const token = digest.toString('hex');
+    const n = this.idsPerToken.get(token) ?? 0;
     if (n >= MAX_IDS_PER_TOKEN) return false;
-    this.idsPerToken.set(digest.toString('hex'), n + 1);
+    this.idsPerToken.set(token, n + 1);
     this.idTokens.set(peerId, digest);
     return true;
   }

@@ -25,11 +25,7 @@ export function callPeer(l: LinkContext, method: string, params: Record<string, 
   if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
   const requestId = seqId('rpc');
   return new Promise<RpcOutcome>((resolve, reject) => {
-    const onAbort = () => {
-      if (!l.pending.take(requestId)) return;
-      l.send({ type: 'bridge-cancel', requestId });
-      reject(new GatewayError('CANCELLED', 'request cancelled'));
-    };
+    const onAbort = () => l.abandon(requestId, new GatewayError('CANCELLED', 'request cancelled'));
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const entry: PendingRpc = { kind: 'rpc', onEvent: o.onEvent, resolve, fail: reject, refused: (f) => reject(fromBridgeError(f, l.name, 'call')) };
     l.pending.add(requestId, entry, { cleanup: () => o.signal?.removeEventListener('abort', onAbort) });
