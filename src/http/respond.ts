@@ -31,15 +31,20 @@ export function sendErrorBody(res: ServerResponse, e: GatewayError, body: unknow
     res.destroy();
     return;
   }
+  const text = secrets.scrubError(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...errorHeaders(e) });
+  res.end(text);
+}
+
+/** The headers an error calls for, whatever the surface's body format (`/v1`, the inbound APIs, `/acp/rpc`). */
+export function errorHeaders(e: GatewayError): Record<string, string> {
   const headers: Record<string, string> = {};
   if (e.retryAfterSec !== undefined) headers['retry-after'] = String(Math.ceil(e.retryAfterSec));
   // the body was not read to its end: the connection cannot carry another request
   if (e.status === 413 || e.code === 'REQUEST_TIMEOUT' || e.code === 'BODY_BUFFER_FULL') headers.connection = 'close';
   if (e.status === 405 && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
   if (e instanceof LimitError) Object.assign(headers, e.headers);
-  const text = secrets.scrubError(JSON.stringify(body));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  return headers;
 }
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;

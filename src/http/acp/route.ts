@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteHandler } from '../server.js';
-import { readBody } from '../respond.js';
+import { errorHeaders, readBody } from '../respond.js';
 import { jsonDepthFor, parseJsonBody } from '../body.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
@@ -138,9 +138,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       // each as on /v1 (the table's status and code: 413, 408, 503 buffer full with Retry-After); the body was
       // not read to its end, so the connection cannot carry another request
       const e = toGatewayError(err);
-      const h: Record<string, string> = { ...headers, connection: 'close' };
-      if (e.retryAfterSec !== undefined) h['retry-after'] = String(Math.ceil(e.retryAfterSec));
-      sendEnvelope(res, e.status, errorEnvelope(null, e), h);
+      sendEnvelope(res, e.status, errorEnvelope(null, e), { ...headers, ...errorHeaders(e), connection: 'close' });
       return true;
     }
     let value: unknown;
