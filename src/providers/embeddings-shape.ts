@@ -7,9 +7,14 @@ import { GatewayError } from '../wire/errors.js';
 import type { EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 
-/** How many embeddings `input` asks for: a string or one token array is one input, an array of either several. */
+/** The inputs `input` holds, as OpenAI reads them: a string or one token array is one input, an array of either several. */
+export function inputsOf(input: EmbeddingsRequest['input']): Array<string | number[]> {
+  return !Array.isArray(input) || input.every((x) => typeof x === 'number') ? [input] : input;
+}
+
+/** How many embeddings `input` asks for (inputsOf). */
 export function inputCount(input: EmbeddingsRequest['input']): number {
-  return !Array.isArray(input) || input.every((x) => typeof x === 'number') ? 1 : input.length;
+  return inputsOf(input).length;
 }
 
 export function checkedEmbeddings(out: unknown, req: EmbeddingsRequest, label: string): EmbeddingsResponse {

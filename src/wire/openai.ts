@@ -3,6 +3,7 @@
  * it, the bridge carries it, and /v1/* speaks it. Unknown fields are allowed everywhere (index signatures) so
  * that pass-through upstreams receive what the client sent, untouched.
  */
+import { GatewayError } from './errors.js';
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function';
 
@@ -50,6 +51,16 @@ export interface OtherToolChoice {
   type: string;
   function?: undefined;
   [k: string]: unknown;
+}
+
+/**
+ * For a channel that must translate `tool_choice` (Anthropic, Ollama): the forms this gateway knows, or
+ * UNSUPPORTED naming a newer one (OtherToolChoice).
+ */
+export function translatableToolChoice(c: ToolChoice | undefined): Exclude<ToolChoice, OtherToolChoice> | undefined {
+  if (typeof c === 'object' && !c.function)
+    throw new GatewayError('UNSUPPORTED', `tool_choice type "${c.type}" is not supported by this channel`, { param: 'tool_choice' });
+  return c;
 }
 
 /** The tool a `tool_choice` names, if it names one. */

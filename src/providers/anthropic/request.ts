@@ -10,7 +10,7 @@
  *   object or an image URL is neither a base64 data URL nor http(s).
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatMessage, ChatRequest, ContentPart, ToolChoice, ToolDefinition } from '../../wire/openai.js';
+import { translatableToolChoice, type ChatMessage, type ChatRequest, type ContentPart, type ToolChoice, type ToolDefinition } from '../../wire/openai.js';
 import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock, ToolChoiceParam, ToolParam } from './wire.js';
 
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -143,12 +143,12 @@ function toTool(t: ToolDefinition): ToolParam {
   return out;
 }
 
-function toToolChoice(c: ToolChoice | undefined, noParallel: boolean): ToolChoiceParam | undefined {
+function toToolChoice(choice: ToolChoice | undefined, noParallel: boolean): ToolChoiceParam | undefined {
+  const c = translatableToolChoice(choice);
   const extra = noParallel ? { disable_parallel_tool_use: true } : {};
   if (c === undefined) return noParallel ? { type: 'auto', ...extra } : undefined;
   if (c === 'none') return { type: 'none' };
   if (c === 'auto') return { type: 'auto', ...extra };
   if (c === 'required') return { type: 'any', ...extra };
-  if (!c.function) throw new GatewayError('UNSUPPORTED', `tool_choice type "${c.type}" is not supported by this channel`, { param: 'tool_choice' });
   return { type: 'tool', name: c.function.name, ...extra };
 }

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
+import { inputsOf } from '../embeddings-shape.js';
 import {
   namedTool,
   type ChatCompletion,
@@ -160,9 +161,7 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       await sleep(o.delayMs, opts.signal);
       maybeFail();
-      // a string or one token array is one input (as OpenAI reads them), an array of either is several
-      const one = !Array.isArray(req.input) || req.input.every((x) => typeof x === 'number');
-      const inputs: Array<string | number[]> = one ? [req.input as string | number[]] : (req.input as Array<string | number[]>);
+      const inputs = inputsOf(req.input);
       if (inputs.length > MAX_EMBEDDING_INPUTS)
         throw new GatewayError('INVALID_REQUEST', `input: at most ${MAX_EMBEDDING_INPUTS} inputs per request (OpenAI's limit)`, { param: 'input' });
       const data = inputs.map((inp, index) => {

@@ -5,7 +5,7 @@
  * embedding inputs.
  */
 import { GatewayError } from '../../wire/errors.js';
-import { namedTool, type ChatMessage, type ChatRequest, type EmbeddingsRequest, type ToolDefinition } from '../../wire/openai.js';
+import { namedTool, translatableToolChoice, type ChatMessage, type ChatRequest, type EmbeddingsRequest, type ToolDefinition } from '../../wire/openai.js';
 import type { OllamaChatRequest, OllamaEmbedRequest, OllamaMessage, OllamaOptions, OllamaTool, OllamaToolCall } from './wire.js';
 
 /** Channel-level knobs (channel.options) that have no OpenAI request field. */
@@ -91,9 +91,7 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
 /** tool_choice has no Ollama equivalent: "none" withholds the tools, a named function offers only that one. */
 function toolsFor(req: ChatRequest): OllamaTool[] | undefined {
   if (!req.tools?.length || req.tool_choice === 'none') return undefined;
-  if (typeof req.tool_choice === 'object' && !req.tool_choice.function)
-    throw new GatewayError('UNSUPPORTED', `tool_choice type "${req.tool_choice.type}" is not supported by this channel`, { param: 'tool_choice' });
-  const named = namedTool(req.tool_choice);
+  const named = namedTool(translatableToolChoice(req.tool_choice));
   const picked = named ? req.tools.filter((t) => t.function.name === named) : req.tools;
   if (named && picked.length === 0)
     throw new GatewayError('INVALID_REQUEST', `tool_choice names a tool that is not in tools: ${named}`, { param: 'tool_choice' });
