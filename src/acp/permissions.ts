@@ -16,6 +16,7 @@
  * - An answer that reaches an instance other than the one running the turn (Redis) is passed on over the
  *   store's pub/sub.
  */
+import { PerKeyQueue } from '../util/per-key-queue.js';
 import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../wire/errors.js';
 import { mutateSession, type SessionStore } from '../sessions/store.js';
@@ -68,7 +69,7 @@ export class PermissionBroker {
   /** prompts open (or being stored) per session: MAX_OPEN_PROMPTS */
   private readonly openBySession = new Map<string, number>();
   /** the last write of each session's stored prompts (store): the next one follows it */
-  private readonly writes = new Map<string, Promise<void>>();
+  private readonly writes = new PerKeyQueue();
   private readonly pending = new Map<string, Pending>();
   private readonly decided = new Set<string>();
   private unsubscribe: (() => Promise<void>) | undefined;
@@ -230,17 +231,12 @@ export class PermissionBroker {
    * other: prompts raised together would otherwise race each other's compare-and-set until one gave up.
    */
   private store(sessionId: string, change: (list: Stored[]) => Stored[]): Promise<void> {
-    const write = (): Promise<void> =>
+    return this.writes.run(sessionId, () =>
       mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: change(storedOf(s)) } })).then(
         () => undefined,
         (e: unknown) => this.o.logger.warn('pending permission could not be stored', { sessionId, error: String(e) }),
-      );
-    const next = (this.writes.get(sessionId) ?? Promise.resolve()).then(write);
-    this.writes.set(sessionId, next);
-    void next.then(() => {
-      if (this.writes.get(sessionId) === next) this.writes.delete(sessionId);
-    });
-    return next;
+      ),
+    );
   }
 
   private remember(requestId: string): void {

@@ -9,6 +9,7 @@
  *
  * `pending` is false on completed/failed/cancelled/rejected; `error` is true on failed/rejected.
  */
+import { PerKeyQueue } from '../util/per-key-queue.js';
 import { mutateSession, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 
@@ -44,7 +45,7 @@ export function taskEventFields(
 
 /** Keeps each session's last task events in its record; writes of one session are ordered. */
 export class TaskEventStore {
-  private readonly chains = new Map<string, Promise<void>>();
+  private readonly chains = new PerKeyQueue();
 
   constructor(
     private readonly store: SessionStore,
@@ -52,23 +53,19 @@ export class TaskEventStore {
   ) {}
 
   record(sessionId: string, params: Record<string, unknown>): void {
-    const prev = this.chains.get(sessionId) ?? Promise.resolve();
-    const next = prev
-      .then(async () => {
-        await mutateSession(this.store, sessionId, (s) => {
-          const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
-          return { ...s, metadata: { ...s.metadata, taskEvents: [...list, params].slice(-TASK_EVENTS_KEEP) } };
-        });
-      })
-      .catch((err: unknown) => this.log.warn('task event could not be stored', { sessionId, error: String(err) }));
-    this.chains.set(sessionId, next);
-    void next.then(() => {
-      if (this.chains.get(sessionId) === next) this.chains.delete(sessionId);
-    });
+    void this.chains.run(sessionId, () =>
+      mutateSession(this.store, sessionId, (s) => {
+        const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
+        return { ...s, metadata: { ...s.metadata, taskEvents: [...list, params].slice(-TASK_EVENTS_KEEP) } };
+      }).then(
+        () => undefined,
+        (err: unknown) => this.log.warn('task event could not be stored', { sessionId, error: String(err) }),
+      ),
+    );
   }
 
   /** Resolves once every event recorded so far for the session is in the store. */
   settled(sessionId: string): Promise<void> {
-    return this.chains.get(sessionId) ?? Promise.resolve();
+    return this.chains.idle(sessionId);
   }
 }

@@ -7,6 +7,7 @@
  * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
  * updates of a session pushed as they happen.
  */
+import { PerKeyQueue } from '../util/per-key-queue.js';
 import { lastLoggedSeq, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 
@@ -18,7 +19,7 @@ type Follower = (params: Record<string, unknown>) => void;
 
 export class UpdateLog {
   private readonly pending = new Map<string, SessionEvent[]>();
-  private readonly writing = new Map<string, Promise<void>>();
+  private readonly writing = new PerKeyQueue();
   private readonly followers = new Map<string, Set<Follower>>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -52,16 +53,12 @@ export class UpdateLog {
   flush(sessionId: string): Promise<void> {
     const batch = this.pending.get(sessionId);
     this.pending.delete(sessionId);
-    const prev = this.writing.get(sessionId) ?? Promise.resolve();
-    if (!batch || batch.length === 0) return prev;
-    const next = prev
-      .then(() => this.store.appendEvents(sessionId, batch, UPDATE_LOG_KEEP))
-      .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) }));
-    this.writing.set(sessionId, next);
-    void next.then(() => {
-      if (this.writing.get(sessionId) === next) this.writing.delete(sessionId);
-    });
-    return next;
+    if (!batch || batch.length === 0) return this.writing.idle(sessionId);
+    return this.writing.run(sessionId, () =>
+      this.store
+        .appendEvents(sessionId, batch, UPDATE_LOG_KEEP)
+        .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) })),
+    );
   }
 
   async flushAll(): Promise<void> {

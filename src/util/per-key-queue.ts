@@ -1,0 +1,32 @@
+/**
+ * Tasks run one after the other per key (a session's record writes, its update-log batches, its stored
+ * prompts), so that writers of one key never race each other; keys run side by side. A key's chain is
+ * forgotten once it is idle, so the map holds only keys with work queued.
+ */
+export class PerKeyQueue {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  /** Runs `task` after every task queued before it for `key` has ended (however it ended); settles as it does. */
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+
+  /** Resolves once every task queued so far for `key` has ended. */
+  idle(key: string): Promise<void> {
+    return this.tails.get(key) ?? Promise.resolve();
+  }
+
+  /** The keys with work queued. */
+  keys(): IterableIterator<string> {
+    return this.tails.keys();
+  }
+}
