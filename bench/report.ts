@@ -310,6 +310,12 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   // bridged
   const br = m.bridged_50c ?? {};
   ratioRow(b, 'bridged_50c', `bridged A→B, ${info.settings.connections} conn`, 'req/s vs single gateway B', br.bridged, br.single, 'B alone', 0.9);
+  // the bare column of the bridged rows: the same extra hop at Node's floor, a bare pass-through in front of another
+  bare(
+    b,
+    (invalid(br.bareHop, 'rps') ?? invalid(br.bare, 'rps')) ??
+      `two chained ÷ one: ${(br.bareHop!.rps! / br.bare!.rps!).toFixed(2)}× (${rps(br.bareHop!)} vs ${rps(br.bare!)})`,
+  );
   const b1 = m.bridged_1c ?? {};
   const hop = invalid(b1.bridged, 'p50Ms') || invalid(b1.single, 'p50Ms') ? null : b1.bridged!.p50Ms! - b1.single!.p50Ms!;
   addedRow(
@@ -321,6 +327,11 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
     b1.bridged?.p50Ms ? `p50 ${ms(b1.bridged.p50Ms)}` : 'not measured',
     `B alone p50 ${b1.single?.p50Ms ? ms(b1.single.p50Ms) : '-'}`,
     0.5,
+  );
+  bare(
+    b,
+    (invalid(b1.bareHop, 'p50Ms') ?? invalid(b1.bare, 'p50Ms')) ??
+      `two chained − one: ${signedMs(b1.bareHop!.p50Ms! - b1.bare!.p50Ms!)} (p50 ${ms(b1.bareHop!.p50Ms!)})`,
   );
 
   // memory

@@ -200,6 +200,11 @@ async function main(): Promise<void> {
     const bareProxy = await startBareProxy(mock.url);
     cleanups.push(() => bareProxy.stop());
     log(`bare pass-through: ${bareProxy.url} (pid ${bareProxy.pid})\n`);
+    // Node's floor for an extra hop: a second bare pass-through in front of the first, read against the first
+    // alone in the bridged rows (what any extra Node process on the path costs on this machine)
+    const bareHop = await startBareProxy(bareProxy.url);
+    cleanups.push(() => bareHop.stop());
+    log(`bare pass-through in front of it (the bridged rows' floor): ${bareHop.url} (pid ${bareHop.pid})\n`);
 
     const bridgeToken = randomBytes(16).toString('hex');
     const capacity = Math.max(1024, s.slowStreams + 64, s.connections * 2);
@@ -362,13 +367,15 @@ async function main(): Promise<void> {
     log(`first-chunk latency, the ${s.connections} streams' starts spread ${spreadEveryMs} ms apart (one stream's length)\n`);
     for (const [k, r] of await firstChunks({ rampBatch: 1, rampEveryMs: spreadEveryMs })) stream50[k]!.firstChunkSpreadP50Ms = r.p50;
 
-    log(`bridged A → B → mock vs B alone, ${s.connections} connections\n`);
+    log(`bridged A → B → mock vs B alone, and bare → bare → mock vs bare alone, ${s.connections} connections\n`);
     const bridgePair: Array<[string, LoadTarget]> = [
       ['single', plain.switchyard!],
       ['bridged', plain.bridged!],
+      ['bare', plain.bare!],
+      ['bareHop', { ...plain.bare!, url: `${bareHop.url}/v1/chat/completions` }],
     ];
     m.bridged_50c = await sideBySide(bridgePair, s.connections);
-    log('bridged A → B → mock vs B alone, 1 connection\n');
+    log('bridged A → B → mock vs B alone, and bare → bare → mock vs bare alone, 1 connection\n');
     m.bridged_1c = await sideBySide(bridgePair, 1);
 
     // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was; one
@@ -421,6 +428,7 @@ async function main(): Promise<void> {
     log(`memory: fresh gateway, ${s.slowStreams} concurrent streams, mock chunks ${s.slowChunkMs} ms apart\n`);
     await portkey?.stop();
     await a.proc.stop();
+    await bareHop.stop();
     await bareProxy.stop();
     const c = await gateway(dir, 'gateway-mem', {
       gateway: { id: 'gw_bench_mem', name: 'bench-mem', port: 0 },

@@ -67,6 +67,9 @@ describe('npm run bench --quick', () => {
     );
     expect(line(/^streaming 20 chunks, \d+ conn /, 'req/s vs bare pass-through')).toMatch(/[\d.]+×\s+≥ 0\.6×/);
     expect(line(/^non-streaming, 1 conn /, 'added time per request over bare')).toMatch(/[+−][\d.]+ ms .*≤ 0\.05 ms/);
+    // the bridged rows' bare column: the same extra hop at Node's floor (a bare pass-through in front of another)
+    expect(line(/^bridged A→B, \d+ conn /, 'req/s vs single gateway B')).toMatch(/two chained ÷ one: [\d.]+× \([\d,]+ req\/s vs [\d,]+ req\/s\)\s+B alone/);
+    expect(line(/^bridged A→B, 1 conn /, 'added p50 latency of the extra hop')).toMatch(/two chained − one: [+−][\d.]+ ms \(p50 [\d.]+ ms\)\s+B alone/);
     expect(line(/^\/acp\/rpc, \d+ sessions /, 'session.start → first update')).toMatch(
       /\+[\d.]+ ms \(total p50 [\d.]+ ms\).*agent's own p50 [\d.]+ ms.*≤ 5 ms\s+(pass|miss)$/,
     );
@@ -100,6 +103,10 @@ describe('npm run bench --quick', () => {
       ['bridged_50c', 'single', 'rps'],
       ['bridged_1c', 'bridged', 'p50Ms'],
       ['bridged_1c', 'single', 'p50Ms'],
+      ['bridged_50c', 'bare', 'rps'],
+      ['bridged_50c', 'bareHop', 'rps'],
+      ['bridged_1c', 'bare', 'p50Ms'],
+      ['bridged_1c', 'bareHop', 'p50Ms'],
       ['slow_streams', 'idle', 'rssMB'],
       ['slow_streams', 'loaded', 'rssMB'],
     ];
