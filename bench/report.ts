@@ -313,7 +313,8 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   // the bare column of the bridged rows: the same extra hop at Node's floor, a bare pass-through in front of another
   bare(
     b,
-    (invalid(br.bareHop, 'rps') ?? invalid(br.bare, 'rps')) ??
+    invalid(br.bareHop, 'rps') ??
+      invalid(br.bare, 'rps') ??
       `two chained ÷ one: ${(br.bareHop!.rps! / br.bare!.rps!).toFixed(2)}× (${rps(br.bareHop!)} vs ${rps(br.bare!)})`,
   );
   const b1 = m.bridged_1c ?? {};
@@ -330,7 +331,8 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
   );
   bare(
     b,
-    (invalid(b1.bareHop, 'p50Ms') ?? invalid(b1.bare, 'p50Ms')) ??
+    invalid(b1.bareHop, 'p50Ms') ??
+      invalid(b1.bare, 'p50Ms') ??
       `two chained − one: ${signedMs(b1.bareHop!.p50Ms! - b1.bare!.p50Ms!)} (p50 ${ms(b1.bareHop!.p50Ms!)})`,
   );
 
