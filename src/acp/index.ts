@@ -22,6 +22,7 @@ import { startRetention } from '../util/retention.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
+import { createSessionApi, type SessionApi } from './session-api.js';
 import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
@@ -70,6 +71,8 @@ export interface AcpCoreDeps {
 export interface AcpCore {
   /** the method table every transport serves */
   dispatch: Dispatch;
+  /** the task-session REST surface (addendum §6) over the method table */
+  sessions: SessionApi;
   /** resume: a session's updates after `afterSeq`, then its live ones, until the returned function is called */
   follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
@@ -270,6 +273,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   return {
     dispatch,
+    sessions: createSessionApi({ dispatch, store: deps.store, assertReach: (sessionId, caller) => runner.assertReach(sessionId, caller) }),
     follow: (sessionId, afterSeq, push, caller) => runner.follow(sessionId, afterSeq, push, caller),
     log,
     drain: (graceMs) => runner.drain(graceMs),

@@ -13,7 +13,7 @@ import { VERSION } from '../version.js';
 import { invalidParams, optString, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
-import type { RoleBinding } from './turn-runner.js';
+import type { QueuedNotice, RoleBinding } from './turn-runner.js';
 
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
@@ -63,6 +63,8 @@ export interface CallContext {
   trace?: string | undefined;
   /** who the call speaks for (`key:<id>` / `token:…`, src/http/acp/access.ts authorize); a bridge peer's calls are `peer:<id>` */
   caller?: string | undefined;
+  /** `session.message` from the REST messages route: the turn's first update is a `queued` one carrying this (turn-runner.ts) */
+  queued?: QueuedNotice | undefined;
 }
 
 /** The caller a session started by this call records, and `xworkmate.permissions.list` filters by. */
@@ -163,6 +165,7 @@ function rejectedEvent(d: Extract<RoleDecision, { kind: 'rejected' }>, req: Role
     sessionId,
     threadId,
     turnId: '',
+    at: new Date().toISOString(),
     pending: false,
     error: true,
     task: {
@@ -305,7 +308,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
       productCapabilityOf(p); // validated strictly; the session keeps its routing
-      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace));
+      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, ctx.queued));
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),

@@ -46,6 +46,14 @@ export type { TurnResult } from './task-registry.js';
 export type { RoleBinding, StartInput } from './live-session.js';
 export { continuationUnavailable, NO_OUTPUT_ERROR, summaryOf } from './live-session.js';
 
+/**
+ * A turn queued by the REST messages route (session-api.ts): its first update is a `queued` status carrying the
+ * client's id even when the session is idle, so the route can answer with it at once.
+ */
+export interface QueuedNotice {
+  clientRequestId: string;
+}
+
 /** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
 export type UpdateSink = (params: Record<string, unknown>) => void;
 
@@ -162,11 +170,11 @@ export class TurnRunner {
   }
 
   /** session.message: the next turn of an open session; never starts a new one. */
-  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
+  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
     this.assertOpen();
     let live = this.sessions.get(sessionId);
     if (!live || live.closed) live = await this.rehydrate(sessionId);
-    return this.enqueue(live, prompt, sink, trace);
+    return this.enqueue(live, prompt, sink, trace, queued);
   }
 
   /**
@@ -401,7 +409,7 @@ export class TurnRunner {
     return p;
   }
 
-  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string): Promise<TurnResult> {
+  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
     const task: Task = {
       runId: turn.runId,
@@ -416,7 +424,15 @@ export class TurnRunner {
     this.tasks.add(task);
     const emit: Emit = (fields) => {
       task.updates++;
-      const params = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId, seq: ++live.seq, ...secrets.scrubValue(fields) };
+      const params = {
+        sessionId: live.id,
+        threadId: live.threadId,
+        turnId: turn.turnId,
+        runId: turn.runId,
+        seq: ++live.seq,
+        ...secrets.scrubValue(fields),
+        at: new Date().toISOString(),
+      };
       this.updates.push(live.id, params);
       if (fields.type === 'task') this.taskEvents.record(live.id, params);
       try {
@@ -426,7 +442,7 @@ export class TurnRunner {
       }
       return params;
     };
-    if (live.pending > 0) emit({ type: 'status', event: 'queued', status: 'queued' });
+    if (live.pending > 0 || queued) emit({ type: 'status', event: 'queued', status: 'queued', ...(queued ? { clientRequestId: queued.clientRequestId } : {}) });
     live.pending++;
     // the result goes out after every update of the turn is in the store (a resume never misses one)
     const run = live.tail
@@ -616,7 +632,7 @@ export class TurnRunner {
   /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
   private outOfTurnEmit(live: LiveSession, turnId: string): Emit {
     return (fields) => {
-      const params = { sessionId: live.id, threadId: live.threadId, turnId, seq: ++live.seq, ...secrets.scrubValue(fields) };
+      const params = { sessionId: live.id, threadId: live.threadId, turnId, seq: ++live.seq, ...secrets.scrubValue(fields), at: new Date().toISOString() };
       this.updates.push(live.id, params);
       if (fields.type === 'task') this.taskEvents.record(live.id, params);
       void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(

@@ -7,7 +7,7 @@
  *    `gateway.allowedHosts` (exact names, `.example.com` for a domain and its subdomains, `*` for any).
  *    DNS rebinding needs a name the attacker controls, so names are checked and ports are not (ports
  *    change behind port maps and proxies). No Host header (HTTP/1.0) is not a browser: allowed.
- * 2. Origin (every path but /acp*, /healthz, /readyz: /v1/*, /admin/* and any route added later): a request
+ * 2. Origin (every path but /acp*, /api/v1/sessions/*, /healthz, /readyz: /v1/*, /admin/* and any route added later): a request
  *    with an Origin header comes from a browser page; it is refused (ORIGIN_NOT_ALLOWED, 403) unless the
  *    origin is in `gateway.allowedOrigins` (same matching as `acp.allowedOrigins`: exact, `http://host:*`,
  *    or `*`). Allowed origins get CORS headers and preflights. /acp* keeps its own Origin check
@@ -62,7 +62,9 @@ export class RequestGuard {
     if (host !== undefined && !this.hostAllowed(host)) {
       throw new GatewayError('HOST_NOT_ALLOWED', `host "${host.slice(0, 100)}" is not served by this gateway; add it to gateway.allowedHosts if it is yours`);
     }
-    if (path.startsWith('/acp')) return OPEN; // its own Origin allowlist, and never without a token
+    // its own Origin allowlist (acp.allowedOrigins), and never without a token: /acp*, and the task-session REST
+    // routes beside it (src/http/acp/sessions-route.ts, which requires JSON bodies itself)
+    if (path.startsWith('/acp') || path.startsWith('/api/v1/sessions/')) return OPEN;
     let cors: Record<string, string> | undefined;
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== '') {

@@ -1,11 +1,13 @@
 /**
  * The `/acp/rpc` (HTTP + SSE) and `/acp` (WebSocket) transports around the ACP core (src/acp/): JSON-RPC
- * envelopes, Origin and Bearer checks, keepalives. The core's method table is served unchanged by both.
+ * envelopes, Origin and Bearer checks, keepalives. The core's method table is served unchanged by both. Also
+ * the task-session REST routes under `/api/v1/sessions/` (sessions-route.ts), with the same access rules.
  */
 import { createAcpCore, type AcpCore, type AcpCoreDeps } from '../../acp/index.js';
 import type { RouteHandler, UpgradeHandler } from '../server.js';
 import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './route.js';
 import { createAcpWs } from './ws.js';
+import { SESSIONS_PREFIX, sessionsRoute } from './sessions-route.js';
 
 export interface AcpDeps extends AcpCoreDeps {
   maxBodyBytes: number;
@@ -50,8 +52,18 @@ export function createAcp(deps: AcpDeps): Acp {
     logger: log,
   });
 
+  const sessions = sessionsRoute({
+    tokens: acp.tokens,
+    keys: deps.keys,
+    allowedOrigins: acp.allowedOrigins,
+    maxBodyBytes: deps.maxBodyBytes,
+    sessions: core.sessions,
+  });
+  const route: RouteHandler = (req, res, path, requestId) =>
+    path.startsWith(SESSIONS_PREFIX) ? sessions(req, res, path, requestId) : http(req, res, path, requestId);
+
   return {
-    route: acp.enabled ? http : () => false,
+    route: acp.enabled ? route : () => false,
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     drain: (graceMs) => core.drain(graceMs),
     reconfigure: () => core.reconfigure(),

@@ -1,0 +1,106 @@
+/**
+ * The task-session REST routes (addendum 2026-10 §6), beside `/acp/rpc` and with its access rules (Origin from
+ * `acp.allowedOrigins`, then Bearer: `acp.tokens` or a virtual key created with `acp: true`):
+ *
+ *   GET  /api/v1/sessions/{id}/events?after_seq=N&limit=L  → 200 { events: [{ seq, type, payload, createdAt }], lastEventSeq }
+ *   POST /api/v1/sessions/{id}/messages { clientRequestId, text } → 201 { event, run }; 200 with the original when the id repeats
+ *
+ * Errors are the gateway's JSON error body (`{ error: { message, type, code } }`, docs/errors.md). Other paths
+ * under `/api/v1/sessions/` are 404, other methods 405. The logic is src/acp/session-api.ts.
+ */
+import type { RouteHandler } from '../server.js';
+import { readBody, sendError, sendJson } from '../respond.js';
+import { jsonDepthFor, parseJsonBody } from '../body.js';
+import { decodeSegment, jsonContentTypeError } from '../guard.js';
+import { GatewayError } from '../../wire/errors.js';
+import { reqString } from '../../acp/params.js';
+import { EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, messageBody, type SessionApi } from '../../acp/session-api.js';
+import { authorize, checkOrigin, type AcpKeys } from './access.js';
+import { traceOf } from '../../obs/request-meter.js';
+
+export const SESSIONS_PREFIX = '/api/v1/sessions/';
+
+export interface SessionsRouteOptions {
+  tokens: readonly string[];
+  keys?: AcpKeys | undefined;
+  allowedOrigins: readonly string[];
+  maxBodyBytes: number;
+  sessions: SessionApi;
+}
+
+/** A query parameter that must be an integer in [min, max]; `def` when absent. */
+function intParam(query: URLSearchParams, name: string, def: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return def;
+  const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new GatewayError('INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}`, { param: name });
+  }
+  return n;
+}
+
+export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
+  return async (req, res, path, requestId) => {
+    if (!path.startsWith(SESSIONS_PREFIX)) return false;
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    const origin = req.headers.origin;
+    const refuse = (err: unknown) => {
+      req.resume();
+      if (!res.headersSent) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      sendError(res, err);
+      return true;
+    };
+    const originErr = checkOrigin(req, o.allowedOrigins);
+    if (originErr) return refuse(new GatewayError('ORIGIN_NOT_ALLOWED', originErr.message));
+    if (origin) Object.assign(headers, { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' });
+
+    const parts = path.slice(SESSIONS_PREFIX.length).split('/');
+    const action = parts.length === 2 && parts[0] !== '' ? parts[1] : undefined;
+    const method = action === 'events' ? 'GET' : action === 'messages' ? 'POST' : undefined;
+    if (!method)
+      return refuse(
+        new GatewayError(
+          'NOT_FOUND',
+          `no route ${path}: the session routes are ${SESSIONS_PREFIX}{id}/events (GET) and ${SESSIONS_PREFIX}{id}/messages (POST)`,
+        ),
+      );
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, {
+        ...headers,
+        'access-control-allow-methods': `${method}, OPTIONS`,
+        'access-control-allow-headers': 'authorization, content-type, accept, x-request-id',
+        'access-control-max-age': '600',
+        'content-length': '0',
+      });
+      res.end();
+      return true;
+    }
+
+    const access = await authorize(req, o.tokens, o.keys);
+    if (!('caller' in access)) return refuse(new GatewayError(access.httpStatus === 403 ? 'FORBIDDEN' : 'UNAUTHORIZED', access.message));
+    if (req.method !== method) {
+      return refuse(
+        new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use ${method}`, { details: { allow: `${method}, OPTIONS` } }),
+      );
+    }
+    try {
+      const sessionId = reqString({ sessionId: decodeSegment(parts[0]!, 'sessionId') }, 'sessionId');
+      const caller = access.caller;
+      if (method === 'GET') {
+        const query = new URLSearchParams(req.url?.split('?')[1] ?? '');
+        const afterSeq = intParam(query, 'after_seq', 0, 0, Number.MAX_SAFE_INTEGER);
+        const limit = intParam(query, 'limit', EVENTS_LIMIT_DEFAULT, 1, EVENTS_LIMIT_MAX);
+        sendJson(res, 200, await o.sessions.events(sessionId, afterSeq, limit, caller), { ...headers, 'cache-control': 'no-store' });
+        return true;
+      }
+      const bad = jsonContentTypeError(req);
+      if (bad) return refuse(bad);
+      const body = messageBody(parseJsonBody(await readBody(req, o.maxBodyBytes), jsonDepthFor(req)));
+      const out = await o.sessions.postMessage(sessionId, body, caller, traceOf(res));
+      sendJson(res, out.created ? 201 : 200, { event: out.event, run: out.run }, { ...headers, 'cache-control': 'no-store' });
+    } catch (err) {
+      return refuse(err);
+    }
+    return true;
+  };
+}
