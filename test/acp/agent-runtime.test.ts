@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,16 @@ async function started(agent?: AgentSpec, opts?: Partial<AgentSessionOptions>): 
 }
 
 const alive = processAlive;
+/** waits until `n` agents are held at initialize (FAKE_ACP_INIT_HOLD); their pids */
+async function waitHeld(held: () => Promise<number[]>, n: number): Promise<number[]> {
+  for (let i = 0; i < 400; i++) {
+    const pids = await held();
+    if (pids.length >= n) return pids;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${n} agents were not held at initialize within 10 s`);
+}
+
 async function until(pred: () => boolean, ms = 3_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -301,6 +311,39 @@ describe('probeAgent', () => {
     const t = Date.now();
     expect(await probeAgent(fake(), 5_000, { log: silent })).toBe(r);
     expect(Date.now() - t).toBeLessThan(50);
+  });
+
+  it('past its TTL serves the last answer at once while one new probe runs: an agent slow to initialize is never waited for again', async () => {
+    const hold = await mkdtemp(path.join(tmpdir(), 'sy-probe-hold-'));
+    const held = async () => (await readdir(hold)).filter((f) => f.startsWith('held-')).map((f) => Number(f.slice(5)));
+    const spec = fake({ env: { FAKE_ACP_INIT_HOLD: hold } });
+    try {
+      const first = probeAgent(spec, 10_000, { log: silent, cacheTtlMs: 0 });
+      const [pid1] = await waitHeld(held, 1);
+      await writeFile(path.join(hold, `release-${pid1}`), '');
+      const r1 = await first;
+      expect(r1).toMatchObject({ ok: true });
+      // past the TTL (0): the last answer, while a new probe starts and is held at initialize
+      expect(await probeAgent(spec, 10_000, { log: silent, cacheTtlMs: 0 })).toBe(r1);
+      const pids = await waitHeld(held, 2);
+      const pid2 = pids.find((p) => p !== pid1)!;
+      expect(processAlive(pid2)).toBe(true); // the answer above did not wait for it
+      // while that probe runs, callers get the last answer and no other probe starts
+      expect(await probeAgent(spec, 10_000, { log: silent, cacheTtlMs: 0 })).toBe(r1);
+      expect(await held()).toHaveLength(2);
+      // once it answers, its result is the cached one
+      await writeFile(path.join(hold, `release-${pid2}`), '');
+      let next: unknown = r1;
+      for (let i = 0; i < 200 && next === r1; i++) {
+        next = await probeAgent(spec, 10_000, { log: silent, cacheTtlMs: 60_000 });
+        if (next === r1) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(next).not.toBe(r1);
+      expect(next).toMatchObject({ ok: true });
+      expect(await held()).toHaveLength(2);
+    } finally {
+      await rm(hold, { recursive: true, force: true });
+    }
   });
 
   it('reports a command that is not found', async () => {

@@ -1,7 +1,8 @@
 /**
  * Availability probe for `acp.capabilities`: is the command there, and does it answer ACP `initialize`?
  * The probe process is stopped right after. Results are cached per launch spec for `cacheTtlMs` (concurrent
- * probes of the same spec share one run), so listing capabilities never spawns a process per request. At most
+ * probes of the same spec share one run), so listing capabilities never spawns a process per request; past the
+ * TTL the last answer is served while one new probe runs (only a spec's first probe is waited for). At most
  * MAX_CONCURRENT_PROBES probe processes run at once (a catalog of heavy agents would otherwise start them all
  * together and each would miss its initialize deadline); the deadline counts from a probe's own start.
  */
@@ -24,7 +25,15 @@ export interface ProbeOptions {
 }
 
 export const DEFAULT_PROBE_TTL_MS = 60_000;
-const cache = new Map<string, { at: number; result: Promise<ProbeResult> }>();
+interface CacheEntry {
+  /** when `result` was asked for (a first probe) or came (a refresh) */
+  at: number;
+  result: Promise<ProbeResult>;
+  /** the settled answer, served past the TTL while `refreshing` */
+  last?: ProbeResult;
+  refreshing?: boolean;
+}
+const cache = new Map<string, CacheEntry>();
 export const MAX_CONCURRENT_PROBES = 2;
 let running = 0;
 const waiting: Array<() => void> = [];
@@ -72,9 +81,19 @@ export function probeAgent(cfg: AgentSpec, timeoutMs = 10_000, opts: ProbeOption
   const ttl = opts.cacheTtlMs ?? DEFAULT_PROBE_TTL_MS;
   const hit = cache.get(key);
   if (hit && Date.now() - hit.at < ttl) return hit.result;
-  const result = inSlot(() => runProbe(cfg, timeoutMs, opts));
-  cache.set(key, { at: Date.now(), result });
-  return result;
+  // Past the TTL, the last answer stands while a new probe runs: an agent that hangs at initialize would otherwise
+  // put its whole probe deadline into every session.start's path (the catalog waits for every probe) once per TTL
+  if (hit?.last) {
+    if (!hit.refreshing) {
+      hit.refreshing = true;
+      void inSlot(() => runProbe(cfg, timeoutMs, opts)).then((r) => cache.set(key, { at: Date.now(), result: Promise.resolve(r), last: r }));
+    }
+    return Promise.resolve(hit.last);
+  }
+  const entry: CacheEntry = { at: Date.now(), result: inSlot(() => runProbe(cfg, timeoutMs, opts)) };
+  cache.set(key, entry);
+  void entry.result.then((r) => (entry.last = r));
+  return entry.result;
 }
 
 async function runProbe(cfg: AgentSpec, timeoutMs: number, opts: ProbeOptions): Promise<ProbeResult> {
