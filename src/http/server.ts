@@ -175,7 +175,9 @@ export class HttpServer {
         return method === 'POST' ? await handleChat(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
       if (path === '/v1/embeddings')
         return method === 'POST' ? await handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
-      if (path === '/v1/models') return method === 'GET' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET');
+      // HEAD as GET: Node sends the headers (content-length included) and no body
+      if (path === '/v1/models')
+        return method === 'GET' || method === 'HEAD' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET, HEAD');
       throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
     }
     for (const r of this.opts.routes ?? []) {

@@ -256,7 +256,17 @@ describe('bad input', () => {
     const get = await call(gw, '/v1/chat/completions');
     expectOpenAiError(get, 405, 'method_not_allowed');
     expect(get.json.error.message).toContain('POST');
-    expectOpenAiError(await call(gw, '/v1/models', { method: 'DELETE' }), 405, 'method_not_allowed');
+    const del = await call(gw, '/v1/models', { method: 'DELETE' });
+    expectOpenAiError(del, 405, 'method_not_allowed');
+    expect(del.headers.get('allow')).toBe('GET, HEAD');
+    // HEAD is GET without the body: same status and length
+    const head = await fetch(`${gw.url}/v1/models`, { method: 'HEAD' });
+    const got = await fetch(`${gw.url}/v1/models`);
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('application/json');
+    expect(head.headers.get('content-length')).toBe(got.headers.get('content-length'));
+    expect(await head.text()).toBe('');
+    expect((await got.json()).object).toBe('list');
     expectOpenAiError(await call(gw, '/v1/embeddings', { method: 'GET' }), 405, 'method_not_allowed');
   });
 });
