@@ -11,6 +11,10 @@
  * - `scrubError(text)`: `scrub`, plus generic credential shapes an upstream may echo although they were
  *   never configured here: header echoes (`Authorization: …`, `x-api-key: …`, `"api_key": "…"`, `token=…`),
  *   `Bearer <token>`, and provider key shapes (`sk-…`, `sk-ant-…`). Used on error text and log lines.
+ *   Also pieces of a registered secret: a token-like run of text (`[A-Za-z0-9._~+/=-]`, 16 characters or
+ *   more) that shares PIECE_LENGTH consecutive characters with a secret of PIECE_MIN_SECRET characters or more,
+ *   or with its base64 form (at any of the three byte offsets, as inside `Basic` credentials), is replaced
+ *   whole: an upstream that echoes the end of a key, or the key base64-encoded, shows none of it.
  * - Secrets shorter than MIN_SECRET_LENGTH characters are not registered: scrubbing them would mangle
  *   ordinary text, and no real credential is that short.
  *
@@ -37,14 +41,70 @@ const KEY_SHAPE = /\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** pieces of a secret this long are recognised by scrubError (a key's tail, its base64 form) */
+export const PIECE_LENGTH = 16;
+/** only secrets at least this long give pieces: a shorter one's pieces would be too close to ordinary text */
+export const PIECE_MIN_SECRET = 20;
+/** the characters of a token-like run (a key, base64, a URL-safe token): A–Z a–z 0–9 . _ ~ + / = - */
+const RUN_CHAR = new Uint8Array(128);
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/=-') RUN_CHAR[ch.charCodeAt(0)] = 1;
+
+const HASH_BASE = 0x01000193;
+/** HASH_BASE ** (PIECE_LENGTH - 1), in 32-bit arithmetic: the weight of a window's first character */
+const HASH_TOP = Array.from({ length: PIECE_LENGTH - 1 }).reduce<number>((acc) => Math.imul(acc, HASH_BASE), 1);
+
+/** A polynomial hash of the PIECE_LENGTH characters of `s` from `at` (32-bit), rolled along a run by holdsPiece. */
+function pieceHash(s: string, at: number): number {
+  let h = 0;
+  for (let i = at; i < at + PIECE_LENGTH; i++) h = (Math.imul(h, HASH_BASE) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+/** Adds `by` to a key's count; a count that reaches 0 is removed. */
+function count<K>(m: Map<K, number>, k: K, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n > 0) m.set(k, n);
+  else m.delete(k);
+}
+
+/**
+ * The PIECE_LENGTH-character pieces of a secret (none when it is shorter than PIECE_MIN_SECRET), taken from the
+ * forms its bytes take in text: itself, and base64 at each byte offset.
+ */
+function piecesOf(secret: string): Set<string> {
+  const out = new Set<string>();
+  if (secret.length < PIECE_MIN_SECRET) return out;
+  const sources = [secret];
+  for (let k = 0; k < 3; k++) {
+    const b64 = Buffer.from('\0'.repeat(k) + secret).toString('base64');
+    // the characters that depend on the secret's bytes only: past the pad's, before the last partial group
+    sources.push(b64.slice(Math.ceil((k * 4) / 3), b64.length - 4));
+  }
+  for (const src of sources) for (let i = 0; i + PIECE_LENGTH <= src.length; i++) out.add(src.slice(i, i + PIECE_LENGTH));
+  return out;
+}
+
 export class SecretScrubber {
   private readonly known = new Set<string>();
+  /** registered secrets as given (pieces are taken from these) */
+  private readonly raw = new Set<string>();
   private re: RegExp | undefined;
+  /** every PIECE_LENGTH-character piece of the secrets long enough to have pieces, with how many secrets give it */
+  private readonly pieces = new Map<string, number>();
+  /** pieceHash of each piece, with how many pieces have it */
+  private readonly pieceHashes = new Map<number, number>();
   private dirty = false;
 
   /** Adds a secret (and its encoded forms). Safe to call repeatedly; short or empty values are ignored. */
   register(secret: string | undefined | null): void {
     if (!secret || secret.length < MIN_SECRET_LENGTH) return;
+    if (!this.raw.has(secret)) {
+      this.raw.add(secret);
+      for (const p of piecesOf(secret)) {
+        count(this.pieces, p, 1);
+        count(this.pieceHashes, pieceHash(p, 0), 1);
+      }
+    }
     for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) {
       if (!this.known.has(form)) {
         this.known.add(form);
@@ -58,6 +118,12 @@ export class SecretScrubber {
    * useless from then on), so the registry does not grow with every session a gateway ever ran.
    */
   forget(secret: string): void {
+    if (this.raw.delete(secret)) {
+      for (const p of piecesOf(secret)) {
+        count(this.pieces, p, -1);
+        count(this.pieceHashes, pieceHash(p, 0), -1);
+      }
+    }
     for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)]) {
       if (this.known.delete(form)) this.dirty = true;
     }
@@ -118,12 +184,48 @@ export class SecretScrubber {
     return v;
   }
 
-  /** `scrub`, then generic credential shapes (header echoes, Bearer tokens, provider key shapes). */
+  /** `scrub`, then pieces of secrets, then generic credential shapes (header echoes, Bearer tokens, provider key shapes). */
   scrubError(text: string): string {
-    return this.scrub(text)
+    let out = this.scrub(text);
+    if (this.pieces.size > 0) out = this.redactPieces(out);
+    return out
       .replace(NAMED_CREDENTIAL, (_m, name: string, sep: string, scheme: string | undefined) => `${name}${sep}${scheme ? `${scheme} ` : ''}${REDACTED}`)
       .replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`)
       .replace(KEY_SHAPE, REDACTED);
+  }
+
+  /**
+   * Whether a token-like run shares PIECE_LENGTH consecutive characters with a secret (or its base64 form): a
+   * rolling hash over the run's windows, a string compared only where a hash matches (log lines are scrubbed
+   * here too, and most of their runs are ids and paths).
+   */
+  private holdsPiece(text: string, from: number, to: number): boolean {
+    let h = pieceHash(text, from);
+    for (let i = from; ; i++) {
+      if (this.pieceHashes.has(h) && this.pieces.has(text.slice(i, i + PIECE_LENGTH))) return true;
+      if (i + PIECE_LENGTH >= to) return false;
+      h = (Math.imul(h - Math.imul(text.charCodeAt(i), HASH_TOP), HASH_BASE) + text.charCodeAt(i + PIECE_LENGTH)) | 0;
+    }
+  }
+
+  /** Each token-like run of at least PIECE_LENGTH characters that holds a piece of a secret → `[REDACTED]`. */
+  private redactPieces(text: string): string {
+    let out = '';
+    let last = 0;
+    let start = -1;
+    for (let i = 0; i <= text.length; i++) {
+      const c = i < text.length ? text.charCodeAt(i) : 0;
+      if (c < 128 && RUN_CHAR[c] === 1) {
+        if (start < 0) start = i;
+        continue;
+      }
+      if (start >= 0 && i - start >= PIECE_LENGTH && this.holdsPiece(text, start, i)) {
+        out += text.slice(last, start) + REDACTED;
+        last = i;
+      }
+      start = -1;
+    }
+    return last === 0 ? text : out + text.slice(last);
   }
 
   private rebuild(): void {

@@ -91,6 +91,14 @@ describe('an upstream echoing the channel key and the request headers', () => {
     expectClean('client JSON (401)', text);
   });
 
+  it('client JSON: pieces of the key (its tail, its base64 form inside Basic credentials) are scrubbed too (the logs: below)', async () => {
+    const r = await post(b.url, chatBody('please-401-piece'));
+    const text = await r.text();
+    expect(r.status).toBe(502);
+    expect(text).toContain('Incorrect API key provided: [REDACTED] (sent as Basic [REDACTED])');
+    for (const piece of [KEY.slice(-22), KEY.slice(-16), Buffer.from(`api:${KEY}`).toString('base64').slice(8, 40)]) expect(text).not.toContain(piece);
+  });
+
   it('client JSON: a 500 echoing every request header shows none of the credentials', async () => {
     const r = await post(b.url, chatBody('please-500'));
     const text = await r.text();
@@ -201,6 +209,9 @@ describe('an upstream echoing the channel key and the request headers', () => {
     expect(b.logs()).toContain('Incorrect API key provided');
     expectClean("B's log", b.logs());
     expectClean("A's log", a.logs());
+    // the pieces the please-401-piece upstream echoed were logged scrubbed too
+    expect(b.logs()).toContain('(sent as Basic [REDACTED])');
+    for (const piece of [KEY.slice(-16), Buffer.from(`api:${KEY}`).toString('base64').slice(8, 40)]) expect(b.logs()).not.toContain(piece);
     expect(up.hits['please-401']).toBeGreaterThanOrEqual(4);
   });
 });

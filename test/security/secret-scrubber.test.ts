@@ -64,6 +64,37 @@ describe('SecretScrubber', () => {
     expect(s.scrubError('token: [redacted]')).toBe('token: [redacted]');
   });
 
+  it('scrubError also removes pieces of a long secret: its tail, its head, its base64 form at any offset; scrub leaves them', () => {
+    const s = new SecretScrubber();
+    const key = 'sk-proj-Zq8v3Kd0pXr7mW2nB5tY9cA1eF4gH6jLmN0pQ2rS4tU6';
+    s.register(key);
+    const echoes = [
+      `Incorrect API key provided: ...${key.slice(-22)}.`,
+      `key starts ${key.slice(0, 16)} and`,
+      `Basic ${Buffer.from(`api:${key}`).toString('base64')}`,
+      `x-auth ${Buffer.from(key).toString('base64')}`,
+      `(${Buffer.from(`ab:${key}`).toString('base64')})`,
+    ];
+    for (const e of echoes) {
+      const out = s.scrubError(e);
+      expect(out, e).toContain(REDACTED);
+      for (let i = 0; i + 16 <= key.length; i++) expect(out, e).not.toContain(key.slice(i, i + 16));
+    }
+    expect(s.scrubError(`Incorrect API key provided: ...${key.slice(-22)}.`)).toBe('Incorrect API key provided: [REDACTED]'); // the run holds the dots
+    // 15 characters in common is not a piece; ordinary ids and paths are left alone
+    const near = `id ${key.slice(-15)}XYZ /v1/chat/completions req_01JB2X3Y4Z5A6B7C8D9E0F`;
+    expect(s.scrubError(near)).toBe(near);
+    // user data (scrub) is touched only by whole secrets
+    expect(s.scrub(`tail ${key.slice(-22)}`)).toBe(`tail ${key.slice(-22)}`);
+    // a secret under 20 characters gives no pieces (they would be too close to ordinary text)
+    const t = new SecretScrubber();
+    t.register('short-token-123456');
+    expect(t.scrubError('xx short-token-1234 yy')).toBe('xx short-token-1234 yy');
+    // a forgotten secret's pieces go with it
+    s.forget(key);
+    expect(s.scrubError(`...${key.slice(-22)}`)).toBe(`...${key.slice(-22)}`);
+  });
+
   it('registerConfigSecrets covers every secret key of the config', () => {
     const cfg = validateConfig(
       {

@@ -5,6 +5,7 @@
  * - "please-500": 500 whose message is every request header it received, as JSON
  * - "please-stream-error": a 200 stream with one content chunk, then an in-band error event naming the key
  * - "please-say-key": a normal completion whose content contains the key (a model that repeats its context)
+ * - "please-401-piece": 401 naming only pieces of the key: its last 22 characters, and `api:<key>` base64-encoded
  * Anything else: a normal completion.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -31,7 +32,7 @@ export async function startEchoingUpstream(): Promise<EchoingUpstream> {
       void (async () => {
         const raw = await bodyOf(req);
         const key = /^Bearer\s+(.*)$/i.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
-        const kind = /please-(401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
+        const kind = /please-(401-piece|401|500|stream-error|say-key)/.exec(raw)?.[0] ?? 'ok';
         hits[kind] = (hits[kind] ?? 0) + 1;
         const json = (status: number, body: unknown) => {
           const text = JSON.stringify(body);
@@ -47,6 +48,10 @@ export async function startEchoingUpstream(): Promise<EchoingUpstream> {
               code: 'invalid_api_key',
             },
           });
+        }
+        if (kind === 'please-401-piece') {
+          const basic = Buffer.from(`api:${key}`).toString('base64');
+          return json(401, { error: { message: `Incorrect API key provided: ...${key.slice(-22)} (sent as Basic ${basic})`, type: 'invalid_request_error' } });
         }
         if (kind === 'please-500') {
           return json(500, { error: { message: `internal error; request headers were ${JSON.stringify(req.headers)}`, type: 'server_error' } });
