@@ -268,8 +268,12 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     servedModels: () => deps.router.modelNames(),
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
+  // a warning when agents or gateway runtimes are configured (someone means to use /acp/rpc); a gateway that
+  // only serves models runs this way by default, so there it is an info line
   if (acp.enabled && acp.tokens.length === 0)
-    log.warn('/acp/rpc refuses every request but those with a virtual key created with acp: true: acp.tokens is empty');
+    log[acp.agents.length + acp.gateways.length > 0 ? 'warn' : 'info'](
+      '/acp/rpc refuses every request but those with a virtual key created with acp: true: acp.tokens is empty',
+    );
 
   return {
     dispatch,

@@ -11,9 +11,12 @@
  * `Bearer …`, `sk-…`). Field names that always hold a secret (`token`, `apiKey`, …) are blanked before
  * serialising, so a caller's mistake never even reaches the scrubber as a value.
  *
- * Cost: a level check is a number compare; below the threshold nothing is built.
+ * Cost: a level check is a number compare; below the threshold nothing is built. pino itself is loaded (it is
+ * CommonJS: synchronously) when the first line passes the threshold, and each logger's pino instance is made
+ * then: a gateway at `warn` with nothing to say never loads it (idle RSS, docs/benchmarks.md).
  */
-import { pino, type DestinationStream, type Logger as Pino } from 'pino';
+import { createRequire } from 'node:module';
+import type { DestinationStream, Logger as Pino } from 'pino';
 import { secrets } from './redact.js';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
@@ -54,33 +57,46 @@ function scrubbingDestination(sink: (line: string) => void): DestinationStream {
   return { write: (line: string) => sink(secrets.scrubError(line)) };
 }
 
-function wrap(p: Pino): Logger {
+/** pino, loaded (synchronously: it is CommonJS) at the first line a logger writes */
+let pinoModule: typeof import('pino') | undefined;
+const loadPino = () => (pinoModule ??= createRequire(import.meta.url)('pino') as typeof import('pino'));
+
+/** A logger whose pino instance (`make`) is built at its first line; children are built from it then. */
+function lazy(make: () => Pino): Logger {
+  let p: Pino | undefined;
+  const get = () => (p ??= make());
   const write = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] > threshold) return;
-    if (fields) p[level](redactKeys(fields), msg);
-    else p[level](msg);
+    const l = get();
+    if (fields) l[level](redactKeys(fields), msg);
+    else l[level](msg);
   };
   return {
     error: (m, f) => write('error', m, f),
     warn: (m, f) => write('warn', m, f),
     info: (m, f) => write('info', m, f),
     debug: (m, f) => write('debug', m, f),
-    child: (b) => wrap(p.child(redactKeys(b))),
+    child: (b) => {
+      const bindings = redactKeys(b);
+      return lazy(() => get().child(bindings));
+    },
   };
 }
 
 export function createLogger(bindings: Record<string, unknown> = {}, sink: (line: string) => void = (l) => void process.stderr.write(l)): Logger {
-  const root = pino(
-    {
-      level: 'debug', // the threshold above decides; pino's own level stays open so one setLogLevel covers every child
-      base: null,
-      messageKey: 'msg',
-      timestamp: () => `,"t":"${new Date().toISOString()}"`,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    scrubbingDestination(sink),
-  );
-  return wrap(Object.keys(bindings).length ? root.child(bindings) : root);
+  return lazy(() => {
+    const root = loadPino().pino(
+      {
+        level: 'debug', // the threshold above decides; pino's own level stays open so one setLogLevel covers every child
+        base: null,
+        messageKey: 'msg',
+        timestamp: () => `,"t":"${new Date().toISOString()}"`,
+        formatters: { level: (label) => ({ level: label }) },
+      },
+      scrubbingDestination(sink),
+    );
+    return Object.keys(bindings).length ? root.child(bindings) : root;
+  });
 }
 
 export const rootLogger = createLogger();
