@@ -225,8 +225,32 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
     const err = (await s.prompt('garbage').catch((e: unknown) => e)) as GatewayError;
     expect(err.code).toBe('UPSTREAM_BAD_RESPONSE');
     expect(err.message).toBe('agent "fake" wrote non-JSON-RPC output on stdout (not JSON: "this is not json-rpc at all")');
-    await new Promise((r) => setTimeout(r, 500)); // let the agent finish the abandoned turn
+    // at once: the next turn waits for the agent to end the one given up on (its echo is not this turn's)
     expect((await s.prompt('recovered')).text).toBe('echo: recovered');
+  });
+
+  it('a turn given up on (garbage) that the agent keeps running: the next turn waits for its end and gets none of its output', async () => {
+    const s = await started();
+    const pid = s.pid;
+    await expect(s.prompt('garbage-stale')).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE' });
+    const seen: string[] = [];
+    // a long echo (5 ms a word): sent at once, it would overlap the agent's late chunks (20 ms apart)
+    const next = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    const r = await s.prompt(next, (u) => seen.push(JSON.stringify(u)));
+    expect(r).toEqual({ stopReason: 'end_turn', text: `echo: ${next}` });
+    expect(seen.join('')).not.toContain('stale');
+    expect(s.pid).toBe(pid); // the agent ended it when told: the same process goes on
+  });
+
+  it('one that the agent never ends: past the cancel grace the agent is stopped, and nothing of it reaches the next turn', async () => {
+    const s = await started(fake(), { cancelGraceMs: 300 });
+    const pid = s.pid!;
+    await expect(s.prompt('garbage-deaf')).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE' });
+    const seen: string[] = [];
+    await expect(s.prompt('next please', (u) => seen.push(JSON.stringify(u)))).rejects.toMatchObject({ code: 'UPSTREAM_ERROR' });
+    expect(seen).toEqual([]);
+    expect(s.status).toBe('closed');
+    expect(await until(() => !alive(pid))).toBe(true);
   });
 
   it('garbage before initialize fails start() and stops the agent', async () => {

@@ -12,6 +12,8 @@
 //   crash                  one chunk, then process.exit(3)
 //   garbage                a non-JSON line on stdout, then a normal echo reply
 //   hang                   never answers
+//   garbage-stale          a non-JSON line, then ten chunks "stale <i>" 20 ms apart, then it ends the turn
+//   garbage-deaf           a non-JSON line, then a chunk "stale <i>" every 50 ms for good (ignores session/cancel)
 //   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
 //   env <NAME>             replies with process.env[NAME]
 //   cwd                    replies with the session cwd and process.cwd()
@@ -300,6 +302,22 @@ async function turn(sessionId, text) {
       process.stdout.write('this is not json-rpc at all\n');
       await sleep(50);
       break;
+    case 'garbage-stale':
+      // keeps working after the gateway gave the turn up: ten more chunks 20 ms apart, then it ends (cancelled
+      // if it was told to)
+      process.stdout.write('this is not json-rpc at all\n');
+      for (let i = 0; i < 10; i++) {
+        await sleep(20);
+        say(sessionId, `stale ${i} `);
+      }
+      return { stopReason: s.cancelled ? 'cancelled' : 'end_turn' };
+    case 'garbage-deaf':
+      // the same, but never stops on its own: a chunk every 50 ms, session/cancel ignored
+      process.stdout.write('this is not json-rpc at all\n');
+      for (let i = 0; ; i++) {
+        await sleep(50);
+        say(sessionId, `stale ${i} `);
+      }
     case 'hang':
       return new Promise(() => {});
     case 'spawn-child': {

@@ -11,7 +11,7 @@
  */
 import { GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
-import { JsonRpcStdioPeer, RpcError } from './jsonrpc-stdio.js';
+import { JsonRpcStdioPeer, RpcError, type JsonRpcId } from './jsonrpc-stdio.js';
 import { createClientHandlers, type AskPermission, type ClientSide, type PermissionPolicy } from './client-handlers.js';
 import { AgentProcess, describeExit, type ExitInfo } from './process.js';
 import { resolveSessionFolder } from './workspace.js';
@@ -135,6 +135,14 @@ export interface AgentSessionOptions {
 }
 
 type State = 'new' | 'starting' | 'ready' | 'busy' | 'closed';
+/** a turn given up on while the agent may still run it (AgentSession.awaitAbandoned) */
+interface Abandoned {
+  /** a stray answer arrived (the turn is over if it is the abandoned prompt's) */
+  answered(id: JsonRpcId): void;
+  /** the session closed: nothing more will come */
+  release(): void;
+  ended: Promise<void>;
+}
 interface Turn {
   onUpdate: ((u: SessionUpdate) => void) | undefined;
   text: string;
@@ -147,6 +155,8 @@ export class AgentSession implements LimitedSession {
   private peer: JsonRpcStdioPeer | undefined;
   private client: ClientSide | undefined;
   private turn: Turn | undefined;
+  /** a turn given up on while the agent may still run it (awaitAbandoned) */
+  private abandoned: Abandoned | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private exitError: GatewayError | undefined;
@@ -239,6 +249,7 @@ export class AgentSession implements LimitedSession {
       });
       for (const [method, h] of Object.entries(this.client.handlers)) peer.onRequest(method, h);
       peer.onNotification('session/update', (p) => this.onUpdate(p));
+      peer.onStrayAnswer((id) => this.abandoned?.answered(id));
 
       init ??= await initializeAgent(peer, this.name, timeoutMs);
       this.agentInfo = init.agentInfo;
@@ -300,6 +311,8 @@ export class AgentSession implements LimitedSession {
 
   /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */
   async prompt(text: string, onUpdate?: (update: SessionUpdate) => void): Promise<TurnResult> {
+    // a turn given up on while the agent still ran it: its late updates must not become this turn's
+    if (this.abandoned) await this.abandoned.ended;
     if (this.state === 'busy') throw new GatewayError('INVALID_REQUEST', `${this.name} is already running a turn in this session`);
     if (this.state !== 'ready' || !this.peer)
       throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is ${this.state === 'closed' ? 'closed' : 'not started'}`);
@@ -307,6 +320,8 @@ export class AgentSession implements LimitedSession {
     this.state = 'busy';
     const turn: Turn = (this.turn = { onUpdate, text: '', cancelled: false });
     const turnTimeoutMs = this.opts.turnTimeoutMs ?? DEFAULT_TURN_TIMEOUT_MS;
+    let promptId: JsonRpcId | undefined;
+    let answered = false;
     try {
       const res = await this.peer.request<{ stopReason?: StopReason }>(
         'session/prompt',
@@ -314,8 +329,9 @@ export class AgentSession implements LimitedSession {
           sessionId: this.acpSessionId,
           prompt: [{ type: 'text', text }],
         },
-        { timeoutMs: turnTimeoutMs },
+        { timeoutMs: turnTimeoutMs, onId: (id) => (promptId = id) },
       );
+      answered = true;
       // cancel wins even if the agent raced it with another stop reason
       if (turn.cancelled) return { stopReason: 'cancelled', text: turn.text };
       if (typeof res?.stopReason !== 'string') throw new GatewayError('UPSTREAM_BAD_RESPONSE', `${this.name} answered session/prompt without a stopReason`);
@@ -334,7 +350,13 @@ export class AgentSession implements LimitedSession {
         void this.close('timeout');
         throw new GatewayError('UPSTREAM_TIMEOUT', msg, { details: { agentId: this.opts.agent.id } });
       }
-      if (this.state === 'busy') this.peer?.notify('session/cancel', { sessionId: this.acpSessionId });
+      if (this.state === 'busy') {
+        // the request failed here (garbage on stdout) while the agent may still run the turn: it is told to stop,
+        // and the next turn waits for its answer to this prompt (or, past the grace, for its process to stop)
+        this.peer?.notify('session/cancel', { sessionId: this.acpSessionId });
+        // (an answer, even an error or a malformed one, means that turn is over)
+        if (promptId !== undefined && !answered && !(err instanceof RpcError)) this.abandoned = this.awaitAbandoned(promptId);
+      }
       throw e;
     } finally {
       this.turn = undefined;
@@ -344,6 +366,28 @@ export class AgentSession implements LimitedSession {
         this.armIdle();
       }
     }
+  }
+
+  /**
+   * A turn given up on here while the agent may still run it: `ended` resolves when the agent answers that
+   * session/prompt (its updates are over), or after the cancel grace, with the agent stopped (the next turn
+   * then starts a new process).
+   */
+  private awaitAbandoned(promptId: JsonRpcId): Abandoned {
+    let done!: () => void;
+    const ended = new Promise<void>((resolve) => (done = resolve));
+    const timer = setTimeout(() => {
+      this.log.warn('agent did not end a turn given up on; stopping it');
+      void this.close('abandoned-turn').then(finish);
+    }, this.opts.cancelGraceMs ?? 10_000);
+    timer.unref();
+    const finish = () => {
+      clearTimeout(timer);
+      if (this.abandoned === entry) this.abandoned = undefined;
+      done();
+    };
+    const entry: Abandoned = { answered: (id) => id === promptId && finish(), release: finish, ended };
+    return entry;
   }
 
   /** ACP `session/cancel`: the running turn resolves with stopReason "cancelled". Returns whether one was running. */
@@ -373,6 +417,7 @@ export class AgentSession implements LimitedSession {
       }
       this.state = 'closed';
       clearTimeout(this.idleTimer);
+      this.abandoned?.release(); // no process, no late updates: the next turn starts a new one
       this.peer?.close(this.exitError ?? new GatewayError('CANCELLED', `${this.name} session was closed${reason === 'closed' ? '' : ` (${reason})`}`));
       this.client?.dispose();
       await this.proc?.stop();

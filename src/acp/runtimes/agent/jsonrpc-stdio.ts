@@ -142,6 +142,8 @@ export class JsonRpcStdioPeer {
   private readonly incoming = new Map<JsonRpcId, AbortController>();
   private readonly log: Logger;
   private closeError: Error | undefined;
+  /** told of an answer to a request no longer pending (failed by garbage, abandoned, timed out): see onStrayAnswer */
+  private strayAnswer: ((id: JsonRpcId) => void) | undefined;
   garbageLines = 0;
 
   constructor(
@@ -177,10 +179,17 @@ export class JsonRpcStdioPeer {
     this.notificationHandlers.set(method, handler);
   }
 
-  request<T = unknown>(method: string, params: unknown, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+  /** `handler` hears of each answer that arrives for a request no longer pending (it already failed here). */
+  onStrayAnswer(handler: (id: JsonRpcId) => void): void {
+    this.strayAnswer = handler;
+  }
+
+  /** `opts.onId`: told the request's id as it is sent (to recognise a stray answer to it later) */
+  request<T = unknown>(method: string, params: unknown, opts: { timeoutMs?: number; signal?: AbortSignal; onId?: (id: JsonRpcId) => void } = {}): Promise<T> {
     if (this.closeError) return Promise.reject(this.closeError);
     if (opts.signal?.aborted) return Promise.reject(new GatewayError('CANCELLED', `${method} to ${this.opts.name} was cancelled`));
     const id = this.nextId++;
+    opts.onId?.(id);
     return new Promise<T>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.opts.requestTimeoutMs ?? 0;
       const onAbort = (): void => this.abandon(id, new GatewayError('CANCELLED', `${method} to ${this.opts.name} was cancelled`));
@@ -250,7 +259,10 @@ export class JsonRpcStdioPeer {
         return this.garbage(msg.reason, line);
       case 'response': {
         const p = this.pending.take(String(msg.id));
-        if (!p) return this.log.debug('response for an unknown or abandoned id', { id: msg.id });
+        if (!p) {
+          this.log.debug('response for an unknown or abandoned id', { id: msg.id });
+          return this.strayAnswer?.(msg.id);
+        }
         if (msg.error) p.fail(new RpcError(msg.error.code, msg.error.message, msg.error.data));
         else p.resolve(msg.result);
         return;
