@@ -11,6 +11,7 @@ import {
   type SessionUpdate,
 } from '../../src/acp/runtimes/agent/agent-session.js';
 import { clearProbeCache, probeAgent } from '../../src/acp/runtimes/agent/probe.js';
+import { createAgentRuntime } from '../../src/acp/runtimes/agent/runtime.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
 import { processAlive } from '../helpers/env.js';
@@ -251,6 +252,29 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
     expect(seen).toEqual([]);
     expect(s.status).toBe('closed');
     expect(await until(() => !alive(pid))).toBe(true);
+  });
+
+  it('behind the runtime, the turn after one the agent never ends runs on a new process, without the old output', async () => {
+    const rt = createAgentRuntime(
+      { agent: fake(), workspaceRoot: root, cancelGraceMs: 300, log: silent },
+      {
+        sessionId: `rt${++n}`,
+        threadId: 't',
+        target: { executionTarget: 'agent', providerId: 'fake', gatewayProviderId: '', model: '' },
+        workingDirectory: undefined,
+      },
+    );
+    try {
+      const turn = (text: string, seen: string[] = []) =>
+        rt.prompt({ turnId: `turn-${text}`, text, history: [] }, (u) => seen.push(JSON.stringify(u)), new AbortController().signal);
+      await expect(turn('garbage-deaf')).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE' });
+      const seen: string[] = [];
+      const r = await turn('after the deaf one', seen);
+      expect(r).toMatchObject({ output: 'echo: after the deaf one', stopReason: 'end_turn' });
+      expect(seen.join('')).not.toContain('stale');
+    } finally {
+      await rt.close();
+    }
   });
 
   it('garbage before initialize fails start() and stops the agent', async () => {

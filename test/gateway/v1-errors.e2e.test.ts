@@ -266,7 +266,7 @@ describe('bad input', () => {
     expect(head.headers.get('content-type')).toBe('application/json');
     expect(head.headers.get('content-length')).toBe(got.headers.get('content-length'));
     expect(await head.text()).toBe('');
-    expect((await got.json()).object).toBe('list');
+    expect(((await got.json()) as { object: string }).object).toBe('list');
     expectOpenAiError(await call(gw, '/v1/embeddings', { method: 'GET' }), 405, 'method_not_allowed');
   });
 });

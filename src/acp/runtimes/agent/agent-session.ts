@@ -309,10 +309,15 @@ export class AgentSession implements LimitedSession {
     this.boundModel = model;
   }
 
+  /** Resolves once no turn given up on is still ending (see awaitAbandoned); the session may be closed then. */
+  async settled(): Promise<void> {
+    if (this.abandoned) await this.abandoned.ended;
+  }
+
   /** Runs one turn. Updates reach `onUpdate` in the order the agent sent them, before this resolves. */
   async prompt(text: string, onUpdate?: (update: SessionUpdate) => void): Promise<TurnResult> {
     // a turn given up on while the agent still ran it: its late updates must not become this turn's
-    if (this.abandoned) await this.abandoned.ended;
+    await this.settled();
     if (this.state === 'busy') throw new GatewayError('INVALID_REQUEST', `${this.name} is already running a turn in this session`);
     if (this.state !== 'ready' || !this.peer)
       throw this.exitError ?? new GatewayError('UPSTREAM_ERROR', `${this.name} session is ${this.state === 'closed' ? 'closed' : 'not started'}`);

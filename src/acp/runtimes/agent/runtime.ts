@@ -35,6 +35,8 @@ export interface AgentRuntimeOptions {
   limiter?: AgentProcessLimiter;
   /** this agent's warm spares (`acp.agents[].warm`) */
   warm?: WarmPool;
+  /** how long an agent has to end a turn it was told to stop (AgentSession; default 10 s) */
+  cancelGraceMs?: number;
   log?: Logger;
 }
 
@@ -90,6 +92,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       ...(o.limiter ? { limiter: o.limiter } : {}),
       ...(booted ? { booted } : {}),
       ...(lastAcpSessionId ? { resumeSessionId: lastAcpSessionId } : {}),
+      ...(o.cancelGraceMs !== undefined ? { cancelGraceMs: o.cancelGraceMs } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
   };
@@ -100,6 +103,8 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
     // one; a process evicted for another session in the moment between its start and this turn gets one retry
     for (let attempt = 0; ; attempt++) {
+      // a turn given up on may still be ending; an agent that does not end it is stopped (a new process follows)
+      await session?.settled();
       if (!session || session.status === 'closed') {
         const made = await make();
         // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
