@@ -255,8 +255,9 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
   });
 
   it('behind the runtime, the turn after one the agent never ends runs on a new process, without the old output', async () => {
+    const lines: string[] = [];
     const rt = createAgentRuntime(
-      { agent: fake(), workspaceRoot: root, cancelGraceMs: 300, log: silent },
+      { agent: fake(), workspaceRoot: root, cancelGraceMs: 300, log: createLogger({}, (l) => lines.push(l)) },
       {
         sessionId: `rt${++n}`,
         threadId: 't',
@@ -268,10 +269,18 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
       const turn = (text: string, seen: string[] = []) =>
         rt.prompt({ turnId: `turn-${text}`, text, history: [] }, (u) => seen.push(JSON.stringify(u)), new AbortController().signal);
       await expect(turn('garbage-deaf')).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE' });
+      // a turn cancelled while it waits for that one to end is over at once, and starts nothing
+      const ac = new AbortController();
+      const waiting = rt.prompt({ turnId: 'turn-cancelled', text: 'never sent', history: [] }, () => undefined, ac.signal);
+      ac.abort();
+      expect(await waiting).toEqual({ output: '', stopReason: 'cancelled' });
+      const stopping = () => lines.some((l) => l.includes('agent did not end a turn given up on'));
+      expect(stopping()).toBe(false); // it did not wait out the grace
       const seen: string[] = [];
       const r = await turn('after the deaf one', seen);
       expect(r).toMatchObject({ output: 'echo: after the deaf one', stopReason: 'end_turn' });
       expect(seen.join('')).not.toContain('stale');
+      expect(stopping()).toBe(true); // this one waited, and the deaf agent was stopped
     } finally {
       await rt.close();
     }

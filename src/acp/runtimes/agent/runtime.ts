@@ -53,6 +53,14 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
   return { type: 'step', event: 'running', structuredEvent: u };
 }
 
+/** `session.settled()`, or sooner when `signal` aborts */
+function settledOrAborted(session: AgentSession, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+  return Promise.race([session.settled(), aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
+
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
   let llm: Promise<LlmSession> | undefined;
   /**
@@ -103,8 +111,10 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
     // one; a process evicted for another session in the moment between its start and this turn gets one retry
     for (let attempt = 0; ; attempt++) {
-      // a turn given up on may still be ending; an agent that does not end it is stopped (a new process follows)
-      await session?.settled();
+      // a turn given up on may still be ending; an agent that does not end it is stopped (a new process follows).
+      // A cancel of this turn ends the wait
+      if (session) await settledOrAborted(session, signal);
+      if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
       if (!session || session.status === 'closed') {
         const made = await make();
         // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
