@@ -28,7 +28,12 @@ beforeAll(async () => {
     acp: { tokens: [ACP], gateways: [channels] },
   });
   a = await startProcess({
-    gateway: { id: 'gw_rest_a', name: 'front', bridges: [{ name: 'remote', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }] },
+    gateway: {
+      id: 'gw_rest_a',
+      name: 'front',
+      maxBodyBytes: 2 * 1024 * 1024,
+      bridges: [{ name: 'remote', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }],
+    },
     channels: mock,
     acp: { tokens: [ACP], gateways: [channels], allowedOrigins: [ORIGIN] },
   });
@@ -209,6 +214,10 @@ describe('GET /api/v1/sessions/{id}/events', () => {
     expectError(await post('rest-6', { clientRequestId: 'ok-blank', text: '   ' }), 400, 'INVALID_PARAMS', 'text');
     expectError(await post('rest-6', { clientRequestId: 'ok-big', text: 'x'.repeat(1024 * 1024 + 1) }), 400, 'INVALID_PARAMS', 'text');
     expectError(await post('rest-6', ['not', 'an', 'object']), 400, 'INVALID_REQUEST');
+    // a body over gateway.maxBodyBytes (2 MiB here): 413, and the connection is not kept
+    const big = await post('rest-6', { clientRequestId: 'too-big', text: 'x'.repeat(3 * 1024 * 1024) });
+    expectError(big, 413, 'PAYLOAD_TOO_LARGE');
+    expect(big.headers.get('connection')).toBe('close');
     expectError(await post('rest-6', undefined, { rawBody: '{"clientRequestId":' }), 400, 'INVALID_JSON');
     expectError(await post('rest-6', undefined, { rawBody: 'x=1', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     expectError(await api('/api/v1/sessions/%E0%A4%A/events'), 400, 'INVALID_REQUEST', 'sessionId');
