@@ -94,6 +94,8 @@ export class BridgeLink implements LinkContext {
   private readonly ws: WebSocket;
   private readonly heartbeat: Heartbeat;
   private closed = false;
+  /** the one wait for the socket to drain, shared by every stream held back (backpressure) */
+  private drained: Promise<void> | undefined;
 
   constructor(private readonly o: LinkOptions) {
     this.ws = o.ws;
@@ -175,15 +177,18 @@ export class BridgeLink implements LinkContext {
     if (this.ws.bufferedAmount <= BACKLOG_HIGH_WATER || this.closed) return undefined;
     const s = this.socket;
     if (!s) return undefined;
-    return new Promise((resolve) => {
+    // every stream held back for this peer waits on the same drain: one listener pair on the socket, however
+    // many streams (one pair per stream passed Node's listener limit with a dozen, and cost as many wake-ups)
+    return (this.drained ??= new Promise((resolve) => {
       const done = (): void => {
         s.off('drain', done);
         s.off('close', done);
+        this.drained = undefined;
         resolve();
       };
       s.on('drain', done);
       s.on('close', done);
-    });
+    }));
   }
 
   /** `ws`'s socket (`_socket`, an internal field of the pinned `ws` 8): corking and flow control reach for it. */

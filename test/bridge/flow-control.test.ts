@@ -23,13 +23,15 @@ beforeAll(async () => {
       gateway: {
         id: 'gw_flow',
         admin: { token: ADMIN },
-        bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['long', 'big'], limits: { maxFrameBytes: 2 * 1024 * 1024 } },
+        bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['long', 'big', 'mid'], limits: { maxFrameBytes: 2 * 1024 * 1024 } },
       },
       channels: [
         // a 10 MiB stream of 40 chunks, as fast as the gateway takes them
         { name: 'long', provider: 'mock', models: ['long-1'], options: { reply: Array.from({ length: 40 }, () => WORD).join(' ') } },
         // a 1 MiB answer
         { name: 'big', provider: 'mock', models: ['big-1'], options: { reply: 'b'.repeat(1024 * 1024) } },
+        // a 1 MiB stream of 16 chunks
+        { name: 'mid', provider: 'mock', models: ['mid-1'], options: { reply: Array.from({ length: 16 }, () => 'm'.repeat(64 * 1024)).join(' ') } },
       ],
     },
     mem.logger,
@@ -89,6 +91,40 @@ describe('flow control on a link we serve', () => {
       .join('');
     expect(text.length).toBe(40 * WORD.length + 39);
     p.ws.close();
+  }, 30_000);
+
+  it('twelve streams held back for one slow peer wait on its socket together: no listener per stream (no MaxListeners warning)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void (w.name === 'MaxListenersExceededWarning' && warnings.push(w.message));
+    process.on('warning', onWarning);
+    try {
+      const p = await peer('gw_many_waiters');
+      p.socket.pause();
+      for (let i = 0; i < 12; i++)
+        p.ws.send(
+          JSON.stringify({
+            type: 'bridge-forward',
+            requestId: `m${i}`,
+            targetChannel: 'mid',
+            stream: true,
+            payload: { model: 'mid-1', messages: [{ role: 'user', content: 'go' }] },
+          }),
+        );
+      await waitFor(async () => ((await backlogOf('gw_many_waiters')) ?? 0) > 1024 * 1024, 'the streams to back up');
+      p.socket.resume();
+      await waitFor(() => p.frames.filter((f) => f.type === 'bridge-stream-end').length === 12, 'the end of all twelve streams', 20_000);
+      for (let i = 0; i < 12; i++) {
+        const text = p.frames
+          .filter((f) => f.requestId === `m${i}` && f.type === 'bridge-stream')
+          .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
+          .join('');
+        expect(text.length, `stream m${i}`).toBe(16 * 64 * 1024 + 15);
+      }
+      expect(warnings).toEqual([]);
+      p.ws.close();
+    } finally {
+      process.off('warning', onWarning);
+    }
   }, 30_000);
 
   it('a peer that stops reading is disconnected (4002) once 64 MiB wait for it, and what waited is dropped', async () => {

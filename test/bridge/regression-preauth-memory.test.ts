@@ -85,7 +85,9 @@ async function sendHugeFirstFrame(size: number): Promise<{ closeCode: number; se
   // bytes 10..13: mask key 0
   const chunk = Buffer.alloc(MiB, 0x61);
   let sent = 0;
-  const write = (b: Buffer) => new Promise<void>((resolve) => (socket.write(b, () => resolve()) ? undefined : socket.once('drain', () => resolve())));
+  // one write at a time, each awaited until the socket took it (its callback also runs when the socket is gone):
+  // a 'drain' listener per write piled up on the socket while the server held its reads back
+  const write = (b: Buffer) => new Promise<void>((resolve) => void socket.write(b, () => resolve()));
   await write(header);
   while (sent < size && !gone) {
     await Promise.race([write(chunk), ended]);
