@@ -62,19 +62,28 @@ async function backlogOf(id: string): Promise<number | undefined> {
   return row.backlogBytes;
 }
 
+/** A `bridge-forward` for `channel`'s model (`<channel>-1`). */
+const forward = (requestId: string, channel: string, stream: boolean) =>
+  JSON.stringify({
+    type: 'bridge-forward',
+    requestId,
+    targetChannel: channel,
+    ...(stream ? { stream: true } : {}),
+    payload: { model: `${channel}-1`, messages: [{ role: 'user', content: 'go' }] },
+  });
+
+/** The text a stream of `requestId` carried, from the frames the peer received. */
+const streamText = (frames: any[], requestId: string) =>
+  frames
+    .filter((f) => f.requestId === requestId && f.type === 'bridge-stream')
+    .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
+    .join('');
+
 describe('flow control on a link we serve', () => {
   it('a peer that reads slowly slows the stream: the gateway holds about a megabyte for it, and the stream arrives whole', async () => {
     const p = await peer('gw_slow_reader');
     p.socket.pause();
-    p.ws.send(
-      JSON.stringify({
-        type: 'bridge-forward',
-        requestId: 's1',
-        targetChannel: 'long',
-        stream: true,
-        payload: { model: 'long-1', messages: [{ role: 'user', content: 'go' }] },
-      }),
-    );
+    p.ws.send(forward('s1', 'long', true));
     await waitFor(async () => ((await backlogOf('gw_slow_reader')) ?? 0) > 1024 * 1024, 'the stream to back up');
     // while the peer does not read, the backlog stays near the high-water mark (the stream is 10 MiB)
     let peak = 0;
@@ -85,11 +94,7 @@ describe('flow control on a link we serve', () => {
     expect(peak).toBeLessThan(3 * 1024 * 1024);
     p.socket.resume();
     await waitFor(() => p.frames.find((f) => f.requestId === 's1' && f.type === 'bridge-stream-end'), 'the end of the stream', 20_000);
-    const text = p.frames
-      .filter((f) => f.requestId === 's1' && f.type === 'bridge-stream')
-      .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
-      .join('');
-    expect(text.length).toBe(40 * WORD.length + 39);
+    expect(streamText(p.frames, 's1').length).toBe(40 * WORD.length + 39);
     p.ws.close();
   }, 30_000);
 
@@ -100,26 +105,11 @@ describe('flow control on a link we serve', () => {
     try {
       const p = await peer('gw_many_waiters');
       p.socket.pause();
-      for (let i = 0; i < 12; i++)
-        p.ws.send(
-          JSON.stringify({
-            type: 'bridge-forward',
-            requestId: `m${i}`,
-            targetChannel: 'mid',
-            stream: true,
-            payload: { model: 'mid-1', messages: [{ role: 'user', content: 'go' }] },
-          }),
-        );
+      for (let i = 0; i < 12; i++) p.ws.send(forward(`m${i}`, 'mid', true));
       await waitFor(async () => ((await backlogOf('gw_many_waiters')) ?? 0) > 1024 * 1024, 'the streams to back up');
       p.socket.resume();
       await waitFor(() => p.frames.filter((f) => f.type === 'bridge-stream-end').length === 12, 'the end of all twelve streams', 20_000);
-      for (let i = 0; i < 12; i++) {
-        const text = p.frames
-          .filter((f) => f.requestId === `m${i}` && f.type === 'bridge-stream')
-          .map((f) => f.chunk.choices[0]?.delta?.content ?? '')
-          .join('');
-        expect(text.length, `stream m${i}`).toBe(16 * 64 * 1024 + 15);
-      }
+      for (let i = 0; i < 12; i++) expect(streamText(p.frames, `m${i}`).length, `stream m${i}`).toBe(16 * 64 * 1024 + 15);
       expect(warnings).toEqual([]);
       p.ws.close();
     } finally {
@@ -130,15 +120,7 @@ describe('flow control on a link we serve', () => {
   it('a peer that stops reading is disconnected (4002) once 64 MiB wait for it, and what waited is dropped', async () => {
     const p = await peer('gw_no_reader');
     p.socket.pause();
-    for (let i = 0; i < 90; i++)
-      p.ws.send(
-        JSON.stringify({
-          type: 'bridge-forward',
-          requestId: `b${i}`,
-          targetChannel: 'big',
-          payload: { model: 'big-1', messages: [{ role: 'user', content: 'x' }] },
-        }),
-      );
+    for (let i = 0; i < 90; i++) p.ws.send(forward(`b${i}`, 'big', false));
     // the gateway gives up on the link (a frozen peer is not waited for: the socket is then cut)
     await waitFor(async () => (await backlogOf('gw_no_reader')) === undefined, 'the link to be gone', 20_000);
     const lines = mem.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
