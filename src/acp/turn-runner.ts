@@ -21,6 +21,7 @@ import { newId } from '../util/ids.js';
 import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
+import { holdUntilSettled } from '../util/per-key-queue.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
@@ -127,14 +128,7 @@ export class TurnRunner {
     // after a close already under way (which would otherwise close the record this start makes)
     const prev = Promise.all([this.starting.get(input.sessionId), this.closing.get(input.sessionId)]);
     const mine = prev.then(() => this.replace(input));
-    const settled = mine.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.starting.set(input.sessionId, settled);
-    void settled.then(() => {
-      if (this.starting.get(input.sessionId) === settled) this.starting.delete(input.sessionId);
-    });
+    holdUntilSettled(this.starting, input.sessionId, mine);
     return this.enqueue(await mine, input.prompt, sink, input.trace);
   }
 
@@ -262,14 +256,7 @@ export class TurnRunner {
     // while it runs, a session.message must not revive the session from its still-open record (rehydrate
     // waits for it): the revived session's agent would outlive the close
     const done = this.closeNow(sessionId);
-    const settled = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.closing.set(sessionId, settled);
-    void settled.then(() => {
-      if (this.closing.get(sessionId) === settled) this.closing.delete(sessionId);
-    });
+    holdUntilSettled(this.closing, sessionId, done);
     return done;
   }
 

@@ -9,14 +9,7 @@ export class PerKeyQueue {
   /** Runs `task` after every task queued before it for `key` has ended (however it ended); settles as it does. */
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const result = (this.tails.get(key) ?? Promise.resolve()).then(task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
+    holdUntilSettled(this.tails, key, result);
     return result;
   }
 
@@ -29,4 +22,20 @@ export class PerKeyQueue {
   keys(): IterableIterator<string> {
     return this.tails.keys();
   }
+}
+
+/**
+ * Keeps `work`, settled either way, in `map` under `key` until it settles (unless `key` was given to later work
+ * by then): what others may wait for without inheriting its outcome. The queue above keeps its tails this way;
+ * so do the turn runner's starts and closes, which wait for each other but are not one queue.
+ */
+export function holdUntilSettled(map: Map<string, Promise<void>>, key: string, work: Promise<unknown>): void {
+  const settled = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  map.set(key, settled);
+  void settled.then(() => {
+    if (map.get(key) === settled) map.delete(key);
+  });
 }
