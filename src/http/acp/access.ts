@@ -1,8 +1,9 @@
 /**
- * Who may call /acp/rpc and /acp: the Origin allowlist (`acp.allowedOrigins`) and Bearer auth (virtual keys
- * with `acp`, then `acp.tokens`, constant-time, fail closed). Shared by the HTTP route and the WebSocket upgrade.
+ * Who may call /acp/rpc and /acp: the Origin allowlist (`acp.allowedOrigins`, with its CORS answers) and Bearer
+ * auth (virtual keys with `acp`, then `acp.tokens`, constant-time, fail closed). Shared by the HTTP route, the
+ * task-session REST routes and the WebSocket upgrade.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import { toGatewayError } from '../../wire/errors.js';
@@ -32,6 +33,27 @@ export function originAllowed(origin: string, allowed: readonly string[]): boole
     if (a === o || a === u.origin) return true;
   }
   return false;
+}
+
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-request-id';
+
+/** The CORS headers of an answer to an allowed browser origin (none without an Origin header). */
+export function corsHeaders(req: IncomingMessage): Record<string, string> {
+  const origin = req.headers.origin;
+  if (!origin) return {};
+  return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' };
+}
+
+/** Answers a CORS preflight (204) for a route that takes `methods`; `headers` carry the request id and CORS. */
+export function sendPreflight(res: ServerResponse, headers: Record<string, string>, methods: string): void {
+  res.writeHead(204, {
+    ...headers,
+    'access-control-allow-methods': methods,
+    'access-control-allow-headers': CORS_ALLOW_HEADERS,
+    'access-control-max-age': '600',
+    'content-length': '0',
+  });
+  res.end();
 }
 
 /** undefined = no Origin header (non-browser clients are allowed) or an allowed one; else the 403 error. */

@@ -13,7 +13,7 @@ import { jsonDepthFor, parseJsonBody } from '../body.js';
 import type { Logger } from '../../util/log.js';
 import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
-import { authorize, checkOrigin, type AcpKeys } from './access.js';
+import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
 
@@ -29,14 +29,6 @@ export interface AcpHttpOptions {
   logger: Logger;
   /** quiet SSE streams get `xworkmate.bridge.keepalive` this often */
   keepaliveMs?: number;
-}
-
-const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-request-id';
-
-function corsHeaders(req: IncomingMessage): Record<string, string> {
-  const origin = req.headers.origin;
-  if (!origin) return {};
-  return { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' };
 }
 
 function sendEnvelope(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
@@ -86,14 +78,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     Object.assign(headers, corsHeaders(req));
 
     if (isRpc && req.method === 'OPTIONS') {
-      res.writeHead(204, {
-        ...headers,
-        'access-control-allow-methods': 'POST, OPTIONS',
-        'access-control-allow-headers': CORS_ALLOW_HEADERS,
-        'access-control-max-age': '600',
-        'content-length': '0',
-      });
-      res.end();
+      sendPreflight(res, headers, 'POST, OPTIONS');
       return true;
     }
 

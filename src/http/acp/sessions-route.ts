@@ -15,7 +15,7 @@ import { decodeSegment, jsonContentTypeError } from '../guard.js';
 import { GatewayError } from '../../wire/errors.js';
 import { reqString } from '../../acp/params.js';
 import { EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, messageBody, type SessionApi } from '../../acp/session-api.js';
-import { authorize, checkOrigin, type AcpKeys } from './access.js';
+import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import { traceOf } from '../../obs/request-meter.js';
 
 export const SESSIONS_PREFIX = '/api/v1/sessions/';
@@ -43,7 +43,6 @@ export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
   return async (req, res, path, requestId) => {
     if (!path.startsWith(SESSIONS_PREFIX)) return false;
     const headers: Record<string, string> = { 'x-request-id': requestId };
-    const origin = req.headers.origin;
     const refuse = (err: unknown) => {
       req.resume();
       if (!res.headersSent) for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
@@ -52,7 +51,7 @@ export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
     };
     const originErr = checkOrigin(req, o.allowedOrigins);
     if (originErr) return refuse(new GatewayError('ORIGIN_NOT_ALLOWED', originErr.message));
-    if (origin) Object.assign(headers, { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': 'x-request-id' });
+    Object.assign(headers, corsHeaders(req));
 
     const parts = path.slice(SESSIONS_PREFIX.length).split('/');
     const action = parts.length === 2 && parts[0] !== '' ? parts[1] : undefined;
@@ -65,14 +64,7 @@ export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
         ),
       );
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, {
-        ...headers,
-        'access-control-allow-methods': `${method}, OPTIONS`,
-        'access-control-allow-headers': 'authorization, content-type, accept, x-request-id',
-        'access-control-max-age': '600',
-        'content-length': '0',
-      });
-      res.end();
+      sendPreflight(res, headers, `${method}, OPTIONS`);
       return true;
     }
 
