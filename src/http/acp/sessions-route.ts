@@ -12,7 +12,8 @@ import type { RouteHandler } from '../server.js';
 import { readBody, sendError, sendJson } from '../respond.js';
 import { jsonDepthFor, parseJsonBody } from '../body.js';
 import { decodeSegment, jsonContentTypeError } from '../guard.js';
-import { GatewayError } from '../../wire/errors.js';
+import { GatewayError, type ErrorCode } from '../../wire/errors.js';
+import type { AcpRpcError } from './envelope.js';
 import { reqString } from '../../acp/params.js';
 import { EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, messageBody, type SessionApi } from '../../acp/session-api.js';
 import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
@@ -39,6 +40,9 @@ function intParam(query: URLSearchParams, name: string, def: number, min: number
   return n;
 }
 
+/** An access refusal (made for /acp/rpc's envelope: ORIGIN_NOT_ALLOWED, UNAUTHORIZED, FORBIDDEN) in the gateway's error format. */
+const asGatewayError = (e: AcpRpcError) => new GatewayError(e.dataCode as ErrorCode, e.message);
+
 export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
   return async (req, res, path, requestId) => {
     if (!path.startsWith(SESSIONS_PREFIX)) return false;
@@ -50,7 +54,7 @@ export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
       return true;
     };
     const originErr = checkOrigin(req, o.allowedOrigins);
-    if (originErr) return refuse(new GatewayError('ORIGIN_NOT_ALLOWED', originErr.message));
+    if (originErr) return refuse(asGatewayError(originErr));
     Object.assign(headers, corsHeaders(req));
 
     const parts = path.slice(SESSIONS_PREFIX.length).split('/');
@@ -69,7 +73,7 @@ export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
     }
 
     const access = await authorize(req, o.tokens, o.keys);
-    if (!('caller' in access)) return refuse(new GatewayError(access.httpStatus === 403 ? 'FORBIDDEN' : 'UNAUTHORIZED', access.message));
+    if (!('caller' in access)) return refuse(asGatewayError(access));
     if (req.method !== method) {
       return refuse(
         new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? '?'} is not allowed on ${path}; use ${method}`, { details: { allow: `${method}, OPTIONS` } }),
