@@ -24,6 +24,13 @@ function refusal(f: () => unknown): GatewayError {
   throw new Error('expected a refusal');
 }
 
+/** `f` refuses the answer with UPSTREAM_BAD_RESPONSE naming `field` */
+function expectMalformed(f: () => unknown, field: string): void {
+  const e = refusal(f);
+  expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
+  expect(e.message).toBe(`the upstream's answer is malformed: ${field}`);
+}
+
 describe('checkedCompletion', () => {
   it('passes a well-formed answer as it is, and takes text parts as their text', () => {
     const ok = completion({ role: 'assistant', content: 'hi', tool_calls: [{ id: 't1', type: 'function', function: { name: 'f', arguments: '{}' } }] });
@@ -60,9 +67,7 @@ describe('checkedCompletion', () => {
       'choices[0].message.tool_calls[0].id is not a string',
     ],
   ])('%s → UPSTREAM_BAD_RESPONSE naming the field', (_what, message, field) => {
-    const e = refusal(() => checkedCompletion(completion(message)));
-    expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
-    expect(e.message).toBe(`the upstream's answer is malformed: ${field}`);
+    expectMalformed(() => checkedCompletion(completion(message)), field);
   });
 
   it('choices that are not messages are refused', () => {
@@ -90,9 +95,7 @@ describe('parsedChunk', () => {
       'choices[0].delta.tool_calls[0].function.arguments is not a string',
     ],
   ])('%s → UPSTREAM_BAD_RESPONSE naming the field', (_what, delta, field) => {
-    const e = refusal(() => parsedChunk(chunk(delta)));
-    expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
-    expect(e.message).toBe(`the upstream's answer is malformed: ${field}`);
+    expectMalformed(() => parsedChunk(chunk(delta)), field);
   });
 });
 
