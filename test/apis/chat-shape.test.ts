@@ -7,26 +7,16 @@ import { describe, expect, it } from 'vitest';
 import { checkedCompletion, parsedChunk } from '../../src/apis/common/chat-shape.js';
 import { toChatCompletion } from '../../src/providers/anthropic/response.js';
 import type { ChatCompletion } from '../../src/wire/openai.js';
-import { GatewayError } from '../../src/wire/errors.js';
+import { gatewayErrorOfCall } from '../helpers/gateway-error.js';
 
 const completion = (message: unknown): ChatCompletion =>
   ({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message, finish_reason: 'stop' }] }) as ChatCompletion;
 const chunk = (delta: unknown) =>
   JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: null }] });
 
-function refusal(f: () => unknown): GatewayError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(GatewayError);
-    return e as GatewayError;
-  }
-  throw new Error('expected a refusal');
-}
-
 /** `f` refuses the answer with UPSTREAM_BAD_RESPONSE naming `field` */
 function expectMalformed(f: () => unknown, field: string): void {
-  const e = refusal(f);
+  const e = gatewayErrorOfCall(f);
   expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
   expect(e.message).toBe(`the upstream's answer is malformed: ${field}`);
 }
@@ -72,7 +62,7 @@ describe('checkedCompletion', () => {
 
   it('choices that are not messages are refused', () => {
     for (const choices of [[null], [5], 'x'])
-      expect(refusal(() => checkedCompletion({ ...completion({}), choices } as unknown as ChatCompletion)).code).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(gatewayErrorOfCall(() => checkedCompletion({ ...completion({}), choices } as unknown as ChatCompletion)).code).toBe('UPSTREAM_BAD_RESPONSE');
   });
 });
 
@@ -105,7 +95,7 @@ describe("an Anthropic upstream's blocks, read by their types", () => {
     [{ type: 'tool_use', input: {} }, 'a tool_use block without its id and name'],
     [null, 'a content block that is not an object'],
   ])('%j → UPSTREAM_BAD_RESPONSE, not "[object Object]" or a nameless tool call', (block, what) => {
-    const e = refusal(() => toChatCompletion({ id: 'm', content: [block], stop_reason: 'end_turn', usage: {} } as never, 'an'));
+    const e = gatewayErrorOfCall(() => toChatCompletion({ id: 'm', content: [block], stop_reason: 'end_turn', usage: {} } as never, 'an'));
     expect(e).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: `channel an: upstream reply has ${what}` });
   });
 });

@@ -1,4 +1,4 @@
-/** What a promise rejected with, asserted to be a GatewayError: a promise that fulfils fails the assertion. */
+/** What a promise rejected with (or a call threw), asserted to be a GatewayError: one that succeeds fails the assertion. */
 import { expect } from 'vitest';
 import { GatewayError } from '../../src/wire/errors.js';
 
@@ -9,4 +9,15 @@ export async function gatewayErrorOf(p: Promise<unknown>): Promise<GatewayError>
   );
   expect(err).toBeInstanceOf(GatewayError);
   return err as GatewayError;
+}
+
+/** The same for a synchronous call: what `fn` threw, asserted to be a GatewayError. */
+export function gatewayErrorOfCall(fn: () => unknown): GatewayError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(GatewayError);
+    return e as GatewayError;
+  }
+  throw new Error('expected a GatewayError, but the call returned');
 }

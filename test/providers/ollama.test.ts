@@ -9,6 +9,7 @@ import { GatewayError } from '../../src/wire/errors.js';
 import type { ChatCompletionChunk, ChatRequest } from '../../src/wire/openai.js';
 import { fakeVector, startOllamaUpstream, type OllamaScenario } from '../fakes/ollama-upstream.js';
 import { collect, runConformance, type FakeUpstream } from './conformance.js';
+import { gatewayErrorOfCall } from '../helpers/gateway-error.js';
 
 runConformance({ name: 'ollama', create: createOllamaProvider, start: startOllamaUpstream, supportsEmbeddings: true });
 
@@ -42,16 +43,6 @@ async function drain(it: AsyncIterable<StreamChunk>): Promise<{ raw: StreamChunk
     return { raw, chunks: raw.map((c) => JSON.parse(c.data) as ChatCompletionChunk), error };
   }
   return { raw, chunks: raw.map((c) => JSON.parse(c.data) as ChatCompletionChunk) };
-}
-
-function gwError(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(GatewayError);
-    return e as GatewayError;
-  }
-  throw new Error('expected a GatewayError');
 }
 
 const PNG_B64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
@@ -136,7 +127,7 @@ describe('ollama request mapping', () => {
   });
 
   it('rejects what Ollama cannot take, naming the field', () => {
-    const badArgs = gwError(() =>
+    const badArgs = gatewayErrorOfCall(() =>
       toOllamaChat({
         model: 'm',
         messages: [
@@ -147,12 +138,12 @@ describe('ollama request mapping', () => {
     );
     expect(badArgs.code).toBe('INVALID_REQUEST');
     expect(badArgs.param).toBe('messages[1].tool_calls[0].function.arguments');
-    const remote = gwError(() =>
+    const remote = gatewayErrorOfCall(() =>
       toOllamaChat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }),
     );
     expect(remote.code).toBe('UNSUPPORTED');
     expect(remote.param).toBe('messages[0].content[0].image_url.url');
-    expect(gwError(() => toOllamaEmbed({ model: 'e', input: [[1, 2]] })).param).toBe('input');
+    expect(gatewayErrorOfCall(() => toOllamaEmbed({ model: 'e', input: [[1, 2]] })).param).toBe('input');
   });
 });
 
@@ -207,7 +198,7 @@ describe('ollama response mapping', () => {
   });
 
   it('rejects a reply without a message, and maps embeddings (float and base64)', () => {
-    expect(gwError(() => fromOllamaChat({ model: 'm', done: true }, 'ch', 'm')).code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(gatewayErrorOfCall(() => fromOllamaChat({ model: 'm', done: true }, 'ch', 'm')).code).toBe('UPSTREAM_BAD_RESPONSE');
     const up = {
       model: 'e',
       embeddings: [
@@ -227,7 +218,7 @@ describe('ollama response mapping', () => {
     });
     const b64 = fromOllamaEmbed(up, { model: 'e', input: ['a', 'b'], encoding_format: 'base64' }, 'ch').data[0]!.embedding as string;
     expect(Array.from(new Float32Array(Uint8Array.from(Buffer.from(b64, 'base64')).buffer))).toEqual([0.5, -0.25]);
-    expect(gwError(() => fromOllamaEmbed(up, { model: 'e', input: 'one' }, 'ch')).code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(gatewayErrorOfCall(() => fromOllamaEmbed(up, { model: 'e', input: 'one' }, 'ch')).code).toBe('UPSTREAM_BAD_RESPONSE');
   });
 });
 
