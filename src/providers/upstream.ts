@@ -198,6 +198,12 @@ export function mapTransportError(err: unknown, label: string, midStream: boolea
   } else if (err instanceof undiciErrors.BodyTimeoutError || code === 'UND_ERR_BODY_TIMEOUT') {
     gw = 'UPSTREAM_TIMEOUT';
     what = 'upstream went silent (idle timeout)';
+  } else if (err instanceof undiciErrors.HTTPParserError || (code === 'UND_ERR_SOCKET' && e?.message?.startsWith('bad '))) {
+    // undici's HTTP parser (llhttp) refused the answer, or undici did: "bad response" is an
+    // unsolicited `100 Continue` (the gateway never sends `Expect`) or an answer to no request, "bad upgrade"
+    // an upgrade nobody asked for. A malformed answer, not a closed connection.
+    if (!midStream) gw = 'UPSTREAM_BAD_RESPONSE';
+    what = midStream ? 'upstream sent malformed HTTP mid-stream' : 'upstream sent a malformed HTTP response';
   } else if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'UND_ERR_CLOSED') {
     what = midStream ? 'upstream closed the connection mid-stream' : 'upstream closed the connection';
   } else if (code === 'ECONNREFUSED') {

@@ -17,6 +17,7 @@ import { GatewayError } from '../../src/wire/errors.js';
 import { writeEndless } from '../fakes/endless-body.js';
 import { gatewayErrorOf } from '../helpers/gateway-error.js';
 
+const HI_EVENT = 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
 /** Each path is one upstream behaviour. `/held` answers its headers and a first read, then waits for `release`. */
 let releaseHeld: (() => void) | undefined;
 let requests = 0;
@@ -66,6 +67,17 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
   },
+  // an unsolicited 100 Continue (the gateway sends no Expect), then the answer
+  '/continue': (_req, res) => {
+    res.writeContinue();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[]}');
+  },
+  // a status line that is not HTTP
+  '/garbage-status': (req) => req.socket.end('HTTP/1.1 two hundred OK\r\n\r\n'),
+  // a chunked 2xx whose chunk size is not hex
+  '/garbage-chunk': (req) =>
+    req.socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' +
+        `${HI_EVENT.length.toString(16)}\r\n${HI_EVENT}\r\nzz\r\n`),
   '/big': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"data":"${'x'.repeat(10_000)}"}`),
   '/endless-ok': (_req, res) => endless(res, 200, 'application/json', '{"data":"', 'x'.repeat(4096)),
   '/endless-error': (_req, res) => endless(res, 500, 'application/json', '{"error":{"message":"overloaded"},"pad":"', 'x'.repeat(4096)),
@@ -167,6 +179,26 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
 
   it('an informational 1xx before the answer is skipped', async () => {
     expect(await client.sendText('/hints', init())).toBe('{"choices":[]}');
+  });
+
+  it('an answer that is not HTTP is upstream_bad_response, named so, not "closed the connection"', async () => {
+    // undici refuses an unsolicited 100 Continue (the gateway sends no `Expect`) as a bad response; RFC 9110 asks a
+    // client to skip it, so this names undici's choice (docs/channels.md)
+    for (const path of ['/continue', '/garbage-status']) {
+      const e = await gatewayErrorOf(client.sendText(path, init()));
+      expect(e.code, path).toBe('UPSTREAM_BAD_RESPONSE');
+      expect(e.message, path).toBe('channel chan: upstream sent a malformed HTTP response');
+    }
+    // mid-stream: one whole event, then a chunk size that is not hex
+    const chunks: StreamChunk[] = [];
+    const e = await gatewayErrorOf(
+      (async () => {
+        for await (const c of openAiStream((await client.send('/garbage-chunk', init())).body, 'chan')) chunks.push(c);
+      })(),
+    );
+    expect(chunks.map((c) => c.data)).toEqual([HI_EVENT.slice(6, -2)]);
+    expect(e.code).toBe('UPSTREAM_STREAM_ERROR');
+    expect(e.message).toBe('channel chan: upstream sent malformed HTTP mid-stream');
   });
 
   it('send resolves at the headers, the body still arriving; its reads follow as they come', async () => {
