@@ -1,6 +1,6 @@
 /**
  * Incremental line splitting for upstream streams (SSE and NDJSON). Pure: bytes in, lines out, so the
- * parsers are testable from raw fixtures. Handles \n and \r\n, and multi-byte UTF-8 split across chunks.
+ * parsers are testable from raw fixtures. Handles \n and \r\n (and in SSE a lone \r), and multi-byte UTF-8 split across chunks.
  */
 import { StringDecoder } from 'node:string_decoder';
 
@@ -29,11 +29,6 @@ export interface Framer {
   end(): void;
 }
 
-/**
- * Lines (\n or \r\n; a last line without its newline counts at the end) as a Framer; `names` stays empty. Its
- * loop repeats SseParser's on purpose: one shared base class measured ~10 % more CPU per streamed request
- * (docs/benchmarks.md, "Fourth pass").
- */
 /**
  * What both framers share: the body's pieces decoded as UTF-8 (a character split across reads is kept whole),
  * the unfinished end kept for the next piece, and a byte order mark at the very start dropped (the SSE parsing
@@ -64,6 +59,11 @@ abstract class BodyText {
   }
 }
 
+/**
+ * NDJSON lines as a Framer (\n or \r\n: NDJSON allows no lone \r, so one is part of its line; a last line
+ * without its newline counts at the end); `names` stays empty. Its loop is its own, not SseParser's: one loop
+ * shared through the base class measured ~10 % more CPU per streamed request (docs/benchmarks.md, "Fourth pass").
+ */
 export class LineParser extends BodyText implements Framer {
   readonly names: (string | undefined)[] = [];
   readonly datas: string[] = [];
@@ -99,8 +99,9 @@ export interface SseEvent {
 }
 
 /**
- * Server-sent events per the WHATWG rules that matter for LLM upstreams: `event:` and `data:` fields,
- * multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank line dispatches.
+ * Server-sent events per the WHATWG rules that matter for LLM upstreams: lines ended by \r\n, \n or \r,
+ * `event:` and `data:` fields, multi-line data joined by \n, comments (`:`) and unknown fields ignored, blank
+ * line dispatches.
  * Synchronous and incremental, so a relay can run it inside its own loop over the body (no generator per
  * layer on every streamed chunk's path). Each push() or end() refills `names`/`datas`[0, count) with the events
  * it completed; they are valid until the next call. The arrays are reused: no object per event.
@@ -124,13 +125,7 @@ export class SseParser extends BodyText implements Framer {
   push(part: Uint8Array | string): void {
     this.count = 0;
     const text = this.next(part);
-    let start = 0;
-    let nl = text.indexOf('\n', start);
-    while (nl !== -1) {
-      this.line(text, start, nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl);
-      start = nl + 1;
-      nl = text.indexOf('\n', start);
-    }
+    const start = this.lines(text, false);
     this.rest = start === 0 ? text : text.slice(start);
   }
 
@@ -138,9 +133,40 @@ export class SseParser extends BodyText implements Framer {
   end(): void {
     this.count = 0;
     const text = this.last();
-    if (text.length > 0) this.line(text, 0, text.charCodeAt(text.length - 1) === 13 ? text.length - 1 : text.length);
+    const start = this.lines(text, true);
+    if (start < text.length) this.line(text, start, text.length);
     // A stream that ends without the blank line still dispatches what it had: callers decide if it was complete.
     if (this.data !== undefined) this.dispatch();
+  }
+
+  /**
+   * The complete lines of `text`, each ended by \r\n, \n or a lone \r (the SSE rules allow all three); returns
+   * where the unfinished line begins. A \r that is the text's last character ends a line only at the body's end
+   * (`last`): until then its \n may be the next read's first. A stream with no \r pays one search per read.
+   */
+  private lines(text: string, last: boolean): number {
+    let start = 0;
+    let nl = text.indexOf('\n');
+    let cr = text.indexOf('\r');
+    while (nl !== -1 || cr !== -1) {
+      let end: number;
+      let next: number;
+      if (cr === -1 || (nl !== -1 && nl < cr)) {
+        end = nl;
+        next = nl + 1;
+      } else if (cr + 1 < text.length) {
+        end = cr;
+        next = text.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1;
+      } else if (last) {
+        end = cr;
+        next = cr + 1;
+      } else break;
+      this.line(text, start, end);
+      start = next;
+      if (nl !== -1 && nl < start) nl = text.indexOf('\n', start);
+      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
+    }
+    return start;
   }
 
   /** One line: text[s, e). Field names are compared in place; only values are sliced out. */

@@ -32,6 +32,8 @@ export interface OpenAiScenario extends Scenario {
   stallAfterChunks?: number;
   /** model name reported in replies; default: the model asked for */
   modelName?: string;
+  /** stream: what ends each SSE line (the WHATWG rules allow all three); default `\n`, as OpenAI sends */
+  lineEnd?: '\n' | '\r\n' | '\r';
 }
 
 export interface OpenAiFakeOptions {
@@ -342,7 +344,8 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
         if (res.destroyed) return r(false);
         res.write(text, (err) => r(!err && !res.destroyed));
       });
-    const data = (json: string) => send(`data: ${json}\n\n`);
+    const eol = s.lineEnd ?? '\n';
+    const data = (json: string) => send(`data: ${json}${eol}${eol}`);
 
     let sent = 0;
     /** one content/argument delta, then the failure scenarios that trigger after content chunks; false = stop */
@@ -385,7 +388,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     }
     if (!(await data(chunk({}, finish)))) return;
     if (withUsage && !(await data(JSON.stringify({ ...head, choices: [], usage })))) return;
-    res.end('data: [DONE]\n\n');
+    res.end(`data: [DONE]${eol}${eol}`);
   }
 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

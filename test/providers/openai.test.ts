@@ -111,6 +111,21 @@ describe('openai provider against the fake upstream', () => {
     expect(at[3]! - at[0]!).toBeGreaterThanOrEqual(300);
   });
 
+  it('a stream whose SSE lines end in \\r\\n or a lone \\r relays the same chunks as one ending in \\n', async () => {
+    const texts = async (lineEnd: OpenAiScenario['lineEnd']) => {
+      const { p } = await setup({ reply: 'one two three', lineEnd });
+      const out = await p.chat(req({ stream: true }), opts());
+      if (!out.stream) throw new Error('expected a stream');
+      const datas: string[] = [];
+      for await (const c of out.chunks) datas.push(c.data);
+      return datas.map((d) => (JSON.parse(d) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? null);
+    };
+    const lf = await texts('\n');
+    expect(lf.join('')).toBe('one two three');
+    expect(await texts('\r\n')).toEqual(lf);
+    expect(await texts('\r')).toEqual(lf);
+  });
+
   it("maps an upstream 401 (bad key) to UPSTREAM_ERROR (a channel problem, not the client's), with the upstream message", async () => {
     const { p } = await setup({ reply: 'x' }, {}, { apiKey: 'sk-wrong' });
     const err = await p.chat(req(), opts()).then(

@@ -114,6 +114,57 @@ describe('SseParser (the synchronous parser under parseSse)', () => {
   });
 });
 
+describe('SSE line endings: \\r\\n, \\n and a lone \\r (the WHATWG rules allow all three, in any mix)', () => {
+  const CR_STREAM = STREAM.replace(/\r?\n/g, '\r');
+  const MIXED = 'data: a\r\rdata: b\n\r\ndata: c\r\ndata: d\n\ndata: e\r\r\n\r';
+
+  for (const size of [1, 2, 3, 7, 64, 4096]) {
+    it(`lone-CR stream and a mixed one from ${size}-byte pieces`, async () => {
+      expect(await events(CR_STREAM, size)).toEqual(EXPECTED);
+      // `data: e\r` then `\r\n`: one blank line, then a lone \r at the very end: a second blank line
+      expect(await events(MIXED, size)).toEqual([
+        { event: undefined, data: 'a' },
+        { event: undefined, data: 'b' },
+        { event: undefined, data: 'c\nd' },
+        { event: undefined, data: 'e' },
+      ]);
+    });
+  }
+
+  it('a \\r last in a read waits for the next read: \\r\\n split across reads is one line end, not a line and a blank one', () => {
+    const p = new SseParser();
+    const out: SseEvent[] = [];
+    const drain = () => {
+      for (let i = 0; i < p.count; i++) out.push({ event: p.names[i], data: p.datas[i]! });
+    };
+    p.push('data: a\r');
+    expect(p.count).toBe(0);
+    p.push('\ndata: b\r');
+    expect(p.count).toBe(0); // were the \r\n two line ends, `a` would have been dispatched by a blank line
+    p.push('\r');
+    expect(p.count).toBe(0); // the blank line's \r, held: a \n may follow
+    expect(p.pending).toBe(1 + 'a\nb'.length); // the \r, and the event's data
+    p.push('\n');
+    drain();
+    expect(out).toEqual([{ event: undefined, data: 'a\nb' }]);
+    expect(p.pending).toBe(0);
+    p.push('data: c\r');
+    expect(p.count).toBe(0);
+    p.end(); // the body's end: the held \r ends the line
+    drain();
+    expect(out).toEqual([
+      { event: undefined, data: 'a\nb' },
+      { event: undefined, data: 'c' },
+    ]);
+  });
+
+  it('NDJSON allows no lone \\r: it stays inside its line', async () => {
+    const out: string[] = [];
+    for await (const l of splitLines(pieces('{"a":\r1}\r\n{"b":2}', 3))) out.push(l);
+    expect(out).toEqual(['{"a":\r1}', '{"b":2}']);
+  });
+});
+
 describe('splitLines', () => {
   it('splits on \\n and \\r\\n across pieces, keeps a last line without newline, and multi-byte characters intact', async () => {
     const out: string[] = [];
