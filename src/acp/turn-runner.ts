@@ -506,6 +506,14 @@ export class TurnRunner {
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
     let overflow: GatewayError | undefined;
+    const held = secrets.deltas();
+    /** what the delta scrubber still holds goes out before anything that is not a delta, and at the turn's end */
+    const flushHeld = () => {
+      const rest = held.flush();
+      if (rest.length === 0) return;
+      task.output += rest;
+      emit({ type: 'delta', event: 'delta', delta: rest, text: rest });
+    };
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
       if (live.closed) throw new GatewayError('CANCELLED', 'the session was closed');
@@ -532,17 +540,28 @@ export class TurnRunner {
           if (u.type === 'delta' && u.delta) {
             // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in
             // memory, stored, and sent whole in the result)
-            if (task.output.length + u.delta.length > MAX_TURN_OUTPUT_CHARS) {
+            if (task.output.length + held.holding + u.delta.length > MAX_TURN_OUTPUT_CHARS) {
               overflow = new GatewayError('UPSTREAM_BAD_RESPONSE', `the turn's output passed ${MAX_TURN_OUTPUT_CHARS} characters: the turn was stopped`);
               abort.abort(overflow);
               return;
             }
-            task.output += u.delta;
+            // a secret split across deltas goes out (and into the update log) as `[REDACTED]`, never in pieces
+            const text = held.push(u.delta);
+            if (text.length === 0) return; // all of it held: the next delta (or the flush) carries it
+            task.output += text;
+            if (text === u.delta) emit({ ...u });
+            else {
+              const { structuredEvent, ...fields } = u;
+              emit({ ...fields, delta: text, text, ...withDeltaText(structuredEvent, u.delta, text) });
+            }
+            return;
           }
+          flushHeld();
           emit({ ...u });
         },
         abort.signal,
       );
+      flushHeld();
       if (overflow) throw overflow;
       output = out.output;
       stopReason = out.stopReason;
@@ -556,6 +575,7 @@ export class TurnRunner {
         error = NO_OUTPUT_ERROR;
       } else status = 'completed';
     } catch (err) {
+      flushHeld();
       output = task.output;
       if (overflow) {
         status = 'failed';
@@ -628,4 +648,25 @@ export class TurnRunner {
       return params;
     };
   }
+}
+
+/**
+ * A delta's `structuredEvent` once the delta scrubber changed its text (held part of it back, or redacted a
+ * secret): where it carries the delta as a string (an ACP agent's `content.text`), that string becomes the text
+ * that goes out; a payload that does not (OpenClaw's, which carries the whole message so far) is left out of the
+ * update, since it may hold what was held back.
+ */
+function withDeltaText(structured: unknown, from: string, to: string): { structuredEvent?: unknown } {
+  let found = false;
+  const swap = (v: unknown): unknown => {
+    if (v === from) {
+      found = true;
+      return to;
+    }
+    if (Array.isArray(v)) return v.map(swap);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swap(x)]));
+    return v;
+  };
+  const out = swap(structured);
+  return found ? { structuredEvent: out } : {};
 }

@@ -94,6 +94,9 @@ export class SecretScrubber {
   /** pieceHash of each piece, with how many pieces have it */
   private readonly pieceHashes = new Map<number, number>();
   private dirty = false;
+  /** the longest registered form's length, and the forms by their first character (for heldTail) */
+  private longest = 0;
+  private readonly byFirst = new Map<number, string[]>();
 
   /** Adds a secret (and its encoded forms). Safe to call repeatedly; short or empty values are ignored. */
   register(secret: string | undefined | null): void {
@@ -160,7 +163,7 @@ export class SecretScrubber {
   /**
    * `scrub` over every string inside a JSON-shaped value (an update, a result); returns the same object when
    * nothing changed, so the common case allocates nothing. A secret split across two stream deltas is not
-   * seen by either: the stored turn output, scrubbed whole, is the complete record.
+   * seen by either: a turn's message deltas pass `deltas()` first, which joins it.
    */
   scrubValue<T>(v: T): T {
     if (typeof v === 'string') return this.scrub(v) as T;
@@ -228,11 +231,82 @@ export class SecretScrubber {
     return last === 0 ? text : out + text.slice(last);
   }
 
+  /**
+   * A scrubber for one stream of text deltas (an agent turn's message): `push` returns what of a delta may go
+   * out, scrubbed, and holds back its end while that end is the start of a secret, so a secret split across
+   * deltas is joined and replaced whole; `flush` gives what is held when the stream ends. See DeltaScrubber.
+   */
+  deltas(): DeltaScrubber {
+    return new DeltaScrubber(this);
+  }
+
+  /**
+   * How many characters at the end of `text` are the start of a secret (in any registered form) and shorter than
+   * it: the longest such end, 0 when none. Only the last (longest secret − 1) characters are looked at, each
+   * against the secrets that start with it.
+   */
+  heldTail(text: string): number {
+    if (this.dirty) this.rebuild();
+    for (let p = Math.max(0, text.length - this.longest + 1); p < text.length; p++) {
+      const forms = this.byFirst.get(text.charCodeAt(p));
+      if (forms === undefined) continue;
+      for (const f of forms) if (f.length > text.length - p && startsAt(f, text, p)) return text.length - p;
+    }
+    return 0;
+  }
+
   private rebuild(): void {
     this.dirty = false;
     // longest first, so a secret that contains another is replaced whole
     const all = [...this.known].sort((a, b) => b.length - a.length);
     this.re = all.length ? new RegExp(all.map(escapeRe).join('|'), 'g') : undefined;
+    this.longest = all.length ? all[0]!.length : 0;
+    this.byFirst.clear();
+    for (const f of all) {
+      const list = this.byFirst.get(f.charCodeAt(0));
+      if (list) list.push(f);
+      else this.byFirst.set(f.charCodeAt(0), [f]);
+    }
+  }
+}
+
+/** Whether `text` from `at` to its end is the start of `s`. */
+function startsAt(s: string, text: string, at: number): boolean {
+  for (let i = at; i < text.length; i++) if (s.charCodeAt(i - at) !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * One stream of text deltas, scrubbed across delta boundaries. Each `push(delta)` scrubs what was held plus the
+ * delta, then holds back the end that could still become a secret (SecretScrubber.heldTail) and returns the
+ * rest: '' when all of it is held. The held end goes out with the next delta, once that shows it is not a secret
+ * (or as `[REDACTED]` when it is one), or from `flush()` at the stream's end. A secret split over any number of
+ * deltas therefore never goes out, in pieces or whole. What is held is at most the longest secret's length less
+ * one, and only while the text goes on matching a secret's start: a delta ending in `s` when a key starts `sk-`
+ * waits for the next delta.
+ */
+export class DeltaScrubber {
+  private held = '';
+
+  constructor(private readonly from: SecretScrubber) {}
+
+  /** How many characters are held back now. */
+  get holding(): number {
+    return this.held.length;
+  }
+
+  push(delta: string): string {
+    const text = this.from.scrub(this.held.length === 0 ? delta : this.held + delta);
+    const keep = this.from.heldTail(text);
+    this.held = keep === 0 ? '' : text.slice(text.length - keep);
+    return keep === 0 ? text : text.slice(0, text.length - keep);
+  }
+
+  /** The stream ended (or something other than a delta comes next): what is held, which is no whole secret. */
+  flush(): string {
+    const out = this.held;
+    this.held = '';
+    return out;
   }
 }
 

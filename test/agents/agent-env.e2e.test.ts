@@ -90,6 +90,27 @@ describe('agent environment', () => {
     // a reply that carries the token has it scrubbed (the token is registered with the secret scrubber)
     expect((await turn('leak-1', 'hermes', 'env OPENAI_API_KEY', false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
 
+    // the same reply in deltas of 1 to 7 characters: the token split across them goes out (and is stored, and
+    // replayed) as [REDACTED] too, never in pieces
+    const replay = async (after: number) => {
+      const res = await fetch(`${gw.url}/api/v1/sessions/leak-1/events?after_seq=${after}&limit=500`, { headers: { authorization: `Bearer ${ACP}` } });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { events: Array<{ seq: number; type: string; payload: Record<string, any> }> }).events;
+    };
+    for (const n of [1, 2, 3, 7]) {
+      const before = (await replay(0)).at(-1)!.seq;
+      expect((await turn('leak-1', 'hermes', `envsplit OPENAI_API_KEY ${n}`, false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
+      const events = await replay(before);
+      const deltas = events.filter((e) => e.type === 'message.delta').map((e) => e.payload);
+      expect(deltas.map((d) => d.delta).join(''), `deltas of ${n}`).toBe('env OPENAI_API_KEY=[REDACTED]');
+      // the agent's own payload carries the text that went out, or is left out
+      for (const d of deltas) if (d.structuredEvent !== undefined) expect(d.structuredEvent.content.text).toBe(d.delta);
+      const stored = JSON.stringify(events) + JSON.stringify((await call('xworkmate.tasks.get', { sessionId: 'leak-1' })).result);
+      // no six characters of the token's random part, anywhere
+      const random = token.slice('sy-agent-'.length);
+      for (let i = 0; i + 6 <= random.length; i++) expect(stored, `deltas of ${n}`).not.toContain(random.slice(i, i + 6));
+    }
+
     const r = await turn('leak-1', 'hermes', 'leak', false);
     expect(r).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_ERROR' });
     expect(r.error).toBe('agent "hermes" exited with code 3 unexpectedly (its stderr is in the gateway log)');

@@ -16,6 +16,7 @@
 //   garbage-deaf           a non-JSON line, then a chunk "stale <i>" every 50 ms for good (ignores session/cancel)
 //   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
 //   env <NAME>             replies with process.env[NAME]
+//   envsplit <NAME> <n>    the same reply, "env <NAME>=<value>", in agent_message_chunk updates of n characters each
 //   cwd                    replies with the session cwd and process.cwd()
 //   printenv               replies with its whole environment as JSON
 //   envfile <NAME>         writes process.env[NAME] to <session cwd>/.env-<NAME> (for values the gateway scrubs
@@ -326,6 +327,12 @@ async function turn(sessionId, text) {
     }
     case 'env':
       return reply(`env ${rest[0]}=${process.env[rest[0]] ?? ''}`);
+    case 'envsplit': {
+      const text = `env ${rest[0]}=${process.env[rest[0]] ?? ''}`;
+      const n = Math.max(1, Number(rest[1]) || 1);
+      for (let i = 0; i < text.length; i += n) say(sessionId, text.slice(i, i + n));
+      return { stopReason: 'end_turn' };
+    }
     case 'cwd':
       return reply(`cwd ${s.cwd} ${process.cwd()}`);
     case 'printenv':

@@ -95,6 +95,52 @@ describe('SecretScrubber', () => {
     expect(s.scrubError(`...${key.slice(-22)}`)).toBe(`...${key.slice(-22)}`);
   });
 
+  it('deltas(): a secret split across stream deltas at every boundary goes out as [REDACTED], and nothing else changes', () => {
+    const s = new SecretScrubber();
+    const secret = 'sk-split-0123456789abcdef';
+    s.register(secret);
+    s.register('zz-other-secret-42');
+    const text = `key is ${secret}, again ${secret}s and sk-not-it, ends with s`;
+    const expected = text.split(secret).join(REDACTED);
+    // every way of cutting the text in two, and in pieces of each size
+    for (let cut = 0; cut <= text.length; cut++) {
+      const d = s.deltas();
+      const out = d.push(text.slice(0, cut)) + d.push(text.slice(cut)) + d.flush();
+      expect(out, `cut at ${cut}`).toBe(expected);
+    }
+    for (let n = 1; n <= 9; n++) {
+      const d = s.deltas();
+      const outs: string[] = [];
+      for (let i = 0; i < text.length; i += n) outs.push(d.push(text.slice(i, i + n)));
+      outs.push(d.flush());
+      expect(outs.join(''), `pieces of ${n}`).toBe(expected);
+      // no piece that went out holds more than the secret's public-looking start
+      for (const o of outs) expect(o.includes('0123')).toBe(false);
+    }
+  });
+
+  it('deltas(): holds only while the text matches the start of a secret, and gives a held start back when it stops matching', () => {
+    const s = new SecretScrubber();
+    s.register('sk-split-0123456789abcdef');
+    const d = s.deltas();
+    expect(d.push('plain words ')).toBe('plain words ');
+    expect(d.holding).toBe(0);
+    expect(d.push('thanks')).toBe('thank'); // `s` may start the key
+    expect(d.holding).toBe(1);
+    expect(d.push('k-spl')).toBe('');
+    expect(d.holding).toBe(6);
+    expect(d.push('endid')).toBe('sk-splendid'); // it did not become the key
+    expect(d.push(' sk-split-0123')).toBe(' ');
+    expect(d.flush()).toBe('sk-split-0123'); // the stream ended: a start of a key is not the key
+    expect(d.flush()).toBe('');
+    // the JSON-escaped and URL-encoded forms are held too
+    const e = new SecretScrubber();
+    e.register('pa ss/word"long');
+    const de = e.deltas();
+    expect(de.push('x pa%20ss%2Fwo')).toBe('x ');
+    expect(de.push('rd%22long y')).toBe(`${REDACTED} y`);
+  });
+
   it('registerConfigSecrets covers every secret key of the config', () => {
     const cfg = validateConfig(
       {
