@@ -76,8 +76,9 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
   '/garbage-status': (req) => req.socket.end('HTTP/1.1 two hundred OK\r\n\r\n'),
   // a chunked 2xx whose chunk size is not hex
   '/garbage-chunk': (req) =>
-    req.socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' +
-        `${HI_EVENT.length.toString(16)}\r\n${HI_EVENT}\r\nzz\r\n`),
+    req.socket.end(
+      'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' + `${HI_EVENT.length.toString(16)}\r\n${HI_EVENT}\r\nzz\r\n`,
+    ),
   '/big': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(`{"data":"${'x'.repeat(10_000)}"}`),
   '/endless-ok': (_req, res) => endless(res, 200, 'application/json', '{"data":"', 'x'.repeat(4096)),
   '/endless-error': (_req, res) => endless(res, 500, 'application/json', '{"error":{"message":"overloaded"},"pad":"', 'x'.repeat(4096)),
