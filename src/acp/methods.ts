@@ -10,7 +10,7 @@ import type { TurnRunner } from './turn-runner.js';
 import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
-import { invalidParams, optString, reqString } from './params.js';
+import { clientRequestIdOf, invalidParams, optString, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
@@ -43,6 +43,10 @@ export interface DispatchOptions {
 }
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
+
+/** The `clientRequestId` a peer forwards with a REST message's `session.message` (none: a plain message). */
+const bridgedClientRequest = (p: Record<string, unknown>): QueuedNotice | undefined =>
+  p.clientRequestId === undefined ? undefined : { clientRequestId: clientRequestIdOf(p) };
 
 export interface MethodDeps {
   acp: AcpConfig;
@@ -308,7 +312,12 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
       productCapabilityOf(p); // validated strictly; the session keeps its routing
-      return atOwner('session.message', sessionId, p, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, ctx.queued));
+      // a REST message's clientRequestId travels to the peer that runs the session, whose `queued` update carries
+      // it (bridge-protocol.md); over /acp/rpc the param is not read
+      const queued = ctx.queued ?? (opts.origin !== undefined ? bridgedClientRequest(p) : undefined);
+      const { clientRequestId: _ignored, ...plain } = p;
+      const fwd = queued ? { ...plain, clientRequestId: queued.clientRequestId } : plain;
+      return atOwner('session.message', sessionId, fwd, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued));
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),

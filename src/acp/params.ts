@@ -30,3 +30,15 @@ export function reqString(p: Record<string, unknown>, field: string, max = MAX_I
   if (v === undefined) throw invalidParams(field, `${field} is required (a non-empty string)`);
   return v;
 }
+
+/** `clientRequestId`: as the upstream's REST ids */
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** The required `clientRequestId` of a REST message (and of a `session.message` a peer forwards with one). */
+export function clientRequestIdOf(p: Record<string, unknown>): string {
+  const id = reqString(p, 'clientRequestId', 128);
+  if (!CLIENT_REQUEST_ID.test(id)) {
+    throw invalidParams('clientRequestId', 'clientRequestId must be 1–128 characters of A–Z a–z 0–9 . _ : - (starting with a letter or digit)');
+  }
+  return id;
+}

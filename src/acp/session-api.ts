@@ -13,7 +13,7 @@
 import { mutateSession, type SessionStore } from '../sessions/store.js';
 import type { Session } from '../sessions/model.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { invalidParams, reqString } from './params.js';
+import { clientRequestIdOf, invalidParams } from './params.js';
 import type { Dispatch } from './methods.js';
 
 /** clientRequestIds remembered per session (older ones may run again if repeated) */
@@ -22,8 +22,6 @@ export const CLIENT_REQUESTS_KEPT = 100;
 const CLAIM_STALE_MS = 60_000;
 export const EVENTS_LIMIT_DEFAULT = 100;
 export const EVENTS_LIMIT_MAX = 500;
-/** `clientRequestId`: as the upstream's REST ids */
-const CLIENT_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** One entry of a session's event list: a `session.update` of its log, typed by what it says. */
 export interface RestEvent {
@@ -89,10 +87,7 @@ export function messageBody(value: unknown): { clientRequestId: string; text: st
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new GatewayError('INVALID_REQUEST', 'the body must be a JSON object: { clientRequestId, text }');
   const p = value as Record<string, unknown>;
-  const clientRequestId = reqString(p, 'clientRequestId', 128);
-  if (!CLIENT_REQUEST_ID.test(clientRequestId)) {
-    throw invalidParams('clientRequestId', 'clientRequestId must be 1–128 characters of A–Z a–z 0–9 . _ : - (starting with a letter or digit)');
-  }
+  const clientRequestId = clientRequestIdOf(p);
   if (typeof p.text !== 'string') throw invalidParams('text', 'text is required (a non-empty string)');
   return { clientRequestId, text: p.text };
 }

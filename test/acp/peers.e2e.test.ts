@@ -114,6 +114,35 @@ describe('peer-shared runtimes', () => {
     expect((await adminGet(b.url, '/admin/sessions')).sessions.map((s: any) => s.id)).not.toContain('x1');
   });
 
+  it("a peer's session.message may carry a REST message's clientRequestId: its queued update carries it; a malformed one is refused", async () => {
+    const ws = new WebSocket(wsUrl(b.url));
+    const frames: any[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+    await new Promise((r) => ws.once('open', r));
+    const hello = { type: 'bridge-hello', gatewayId: 'gw_rest_peer', gatewayName: 'restpeer', version: '1.0', token: BRIDGE };
+    ws.send(JSON.stringify({ ...hello, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+    await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
+    const call = async (requestId: string, method: string, params: Record<string, unknown>) => {
+      ws.send(JSON.stringify({ type: 'bridge-rpc', requestId, method, params }));
+      return waitFor(() => frames.find((f) => f.requestId === requestId && f.type !== 'bridge-rpc-event'), requestId);
+    };
+    const routing = { gatewayProviderId: 'b-chat', requestedExecutionTarget: 'gateway' };
+    expect(await call('c1', 'session.start', { sessionId: 'cr1', taskPrompt: 'first', ...routing })).toMatchObject({ result: { success: true } });
+    expect(await call('c2', 'session.message', { sessionId: 'cr1', taskPrompt: 'second', clientRequestId: 'rest-42' })).toMatchObject({
+      result: { success: true },
+    });
+    const events = frames.filter((f) => f.requestId === 'c2' && f.type === 'bridge-rpc-event').map((f) => f.params);
+    expect(events[0]).toMatchObject({ type: 'status', event: 'queued', clientRequestId: 'rest-42' });
+    for (const bad of ['', 'has space', 'x'.repeat(129), 42]) {
+      const r = await call(`c3-${String(bad).length}-${typeof bad}`, 'session.message', { sessionId: 'cr1', taskPrompt: 'third', clientRequestId: bad });
+      expect(r, String(bad)).toMatchObject({ type: 'bridge-rpc-result', error: { code: -32602, data: { code: 'INVALID_PARAMS', field: 'clientRequestId' } } });
+      expect(r).not.toHaveProperty('result');
+    }
+    ws.close();
+    // nothing ran for them
+    expect((await adminGet(b.url, '/admin/sessions/cr1')).session.history.map((t: any) => t.prompt)).toEqual(['first', 'second']);
+  });
+
   it("a virtual key's session on a peer's runtime stays the key's: it continues it, another key is refused", async () => {
     const createKey = async (name: string) => {
       const res = await fetch(`${a.url}/admin/keys`, {

@@ -286,8 +286,10 @@ describe('federation: a session that lives on a bridge peer', () => {
     const r = await post('rest-moved', { clientRequestId: 'fed-1', text: 'continued on B via REST' });
     expect(r.status, JSON.stringify(r.json)).toBe(201);
     expect(r.json.run.runId).toMatch(/^run_/);
-    expect(r.json.event.payload.runId).toBe(r.json.run.runId);
+    // the peer that runs it was told the id: its first update is the `queued` one carrying it, as on A
+    expect(r.json.event).toMatchObject({ type: 'run.queued', payload: { clientRequestId: 'fed-1', runId: r.json.run.runId } });
     const all = await settled('rest-moved', r.json.run.runId);
+    expect(all.filter((e) => e.payload.clientRequestId === 'fed-1').map((e) => e.type)).toEqual(['run.queued']);
     expect(all.some((e) => e.type === 'run.completed' && e.payload.runId === r.json.run.runId)).toBe(true);
     const onB = (await adminGet(b.url, '/admin/sessions/rest-moved')).session;
     expect(onB.ownerGatewayId).toBe('gw_rest_b');
@@ -299,5 +301,11 @@ describe('federation: a session that lives on a bridge peer', () => {
     expect(repeat.status).toBe(200);
     expect(repeat.json.run).toMatchObject({ runId: r.json.run.runId, status: 'completed' });
     expect((await adminGet(b.url, '/admin/sessions/rest-moved')).session.history).toHaveLength(2);
+
+    // over /acp/rpc a clientRequestId is not a param of session.message: it is not read, on A nor on the peer
+    const plain = await acpRpc(a.url, ACP, 'session.message', { sessionId: 'rest-moved', taskPrompt: 'plain', clientRequestId: 'fed-1' });
+    expect(plain.result).toMatchObject({ success: true });
+    const after = await events('rest-moved', '?limit=500', { gw: b });
+    expect(after.json.events.filter((e: any) => e.payload.clientRequestId === 'fed-1')).toHaveLength(1);
   });
 });
