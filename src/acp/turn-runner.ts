@@ -22,7 +22,7 @@ import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
-import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput } from './runtime.js';
+import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
 import { UpdateLog } from './update-log.js';
@@ -506,13 +506,28 @@ export class TurnRunner {
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
     let overflow: GatewayError | undefined;
+    // A secret an agent streams across chunks goes out (and into the update log) as `[REDACTED]`, never in pieces:
+    // message deltas and thought chunks pass one delta scrubber, which holds back the end of a chunk while it may
+    // start a secret. The held text goes out in the shape of the chunk it came from: before the next update of
+    // another kind, and at the turn's end.
     const held = secrets.deltas();
-    /** what the delta scrubber still holds goes out before anything that is not a delta, and at the turn's end */
+    /** the last chunk pushed while the scrubber holds part of it, and its text as the runtime sent it */
+    let heldFrom: UpdateEvent | undefined;
+    let heldRaw = '';
+    /** `u`, a chunk whose text `raw` goes out as `text` */
+    const emitChunk = (u: UpdateEvent, raw: string, text: string) => {
+      if (u.type === 'delta') task.output += text;
+      if (text === raw) return void emit({ ...u });
+      const { structuredEvent, ...fields } = u;
+      const structured = withChunkText(structuredEvent, raw, text);
+      if (u.type === 'delta') emit({ ...fields, delta: text, text, ...structured });
+      else if (structured.structuredEvent !== undefined) emit({ ...fields, ...structured });
+    };
     const flushHeld = () => {
+      const from = heldFrom;
+      heldFrom = undefined;
       const rest = held.flush();
-      if (rest.length === 0) return;
-      task.output += rest;
-      emit({ type: 'delta', event: 'delta', delta: rest, text: rest });
+      if (from && rest.length > 0) emitChunk(from, heldRaw, rest);
     };
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
@@ -537,23 +552,21 @@ export class TurnRunner {
         { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
           if (overflow) return;
-          if (u.type === 'delta' && u.delta) {
+          const raw = u.type === 'delta' ? u.delta : thoughtText(u);
+          if (raw) {
             // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in
             // memory, stored, and sent whole in the result)
-            if (task.output.length + held.holding + u.delta.length > MAX_TURN_OUTPUT_CHARS) {
+            if (u.type === 'delta' && task.output.length + held.holding + raw.length > MAX_TURN_OUTPUT_CHARS) {
               overflow = new GatewayError('UPSTREAM_BAD_RESPONSE', `the turn's output passed ${MAX_TURN_OUTPUT_CHARS} characters: the turn was stopped`);
               abort.abort(overflow);
               return;
             }
-            // a secret split across deltas goes out (and into the update log) as `[REDACTED]`, never in pieces
-            const text = held.push(u.delta);
-            if (text.length === 0) return; // all of it held: the next delta (or the flush) carries it
-            task.output += text;
-            if (text === u.delta) emit({ ...u });
-            else {
-              const { structuredEvent, ...fields } = u;
-              emit({ ...fields, delta: text, text, ...withDeltaText(structuredEvent, u.delta, text) });
-            }
+            if (heldFrom && heldFrom.type !== u.type) flushHeld();
+            const text = held.push(raw);
+            heldFrom = held.holding > 0 ? u : undefined;
+            heldRaw = raw;
+            // all of it held: the next chunk (or the flush) carries it
+            if (text.length > 0) emitChunk(u, raw, text);
             return;
           }
           flushHeld();
@@ -650,13 +663,20 @@ export class TurnRunner {
   }
 }
 
+/** An ACP agent's thought chunk (`agent_thought_chunk` with text content) carries its text in `structuredEvent` only. */
+function thoughtText(u: UpdateEvent): string | undefined {
+  if (u.type !== 'step') return undefined;
+  const s = u.structuredEvent as { sessionUpdate?: unknown; content?: { type?: unknown; text?: unknown } } | undefined;
+  return s?.sessionUpdate === 'agent_thought_chunk' && s.content?.type === 'text' && typeof s.content.text === 'string' ? s.content.text : undefined;
+}
+
 /**
- * A delta's `structuredEvent` once the delta scrubber changed its text (held part of it back, or redacted a
- * secret): where it carries the delta as a string (an ACP agent's `content.text`), that string becomes the text
- * that goes out; a payload that does not (OpenClaw's, which carries the whole message so far) is left out of the
- * update, since it may hold what was held back.
+ * A chunk's `structuredEvent` once the delta scrubber changed its text (held part of it back, redacted a secret,
+ * or gives back what it held): where it carries the chunk's text as a string (an ACP agent's `content.text`),
+ * that string becomes the text that goes out; a payload that does not (OpenClaw's, which carries the whole
+ * message so far) is left out of the update, since it may hold what was held back.
  */
-function withDeltaText(structured: unknown, from: string, to: string): { structuredEvent?: unknown } {
+function withChunkText(structured: unknown, from: string, to: string): { structuredEvent?: unknown } {
   let found = false;
   const swap = (v: unknown): unknown => {
     if (v === from) {

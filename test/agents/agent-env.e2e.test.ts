@@ -103,12 +103,23 @@ describe('agent environment', () => {
       const events = await replay(before);
       const deltas = events.filter((e) => e.type === 'message.delta').map((e) => e.payload);
       expect(deltas.map((d) => d.delta).join(''), `deltas of ${n}`).toBe('env OPENAI_API_KEY=[REDACTED]');
-      // the agent's own payload carries the text that went out, or is left out
-      for (const d of deltas) if (d.structuredEvent !== undefined) expect(d.structuredEvent.content.text).toBe(d.delta);
+      // the agent's own payload carries the text that went out, held text included
+      for (const d of deltas) expect(d.structuredEvent).toEqual({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: d.delta } });
       const stored = JSON.stringify(events) + JSON.stringify((await call('xworkmate.tasks.get', { sessionId: 'leak-1' })).result);
       // no six characters of the token's random part, anywhere
       const random = token.slice('sy-agent-'.length);
       for (let i = 0; i + 6 <= random.length; i++) expect(stored, `deltas of ${n}`).not.toContain(random.slice(i, i + 6));
+
+      // the same in thought chunks (the text is the ACP payload's only), then a message: the held thought goes out
+      // as a thought before the message
+      const at = (await replay(0)).at(-1)!.seq;
+      expect((await turn('leak-1', 'hermes', `thinksplit OPENAI_API_KEY ${n}`, false)).output).toBe('thought');
+      const thoughtEvents = await replay(at);
+      const thoughts = thoughtEvents.filter((e) => e.payload.structuredEvent?.sessionUpdate === 'agent_thought_chunk');
+      expect(thoughts.map((e) => e.payload.structuredEvent.content.text).join(''), `thoughts of ${n}`).toBe('env OPENAI_API_KEY=[REDACTED]');
+      const firstDelta = thoughtEvents.findIndex((e) => e.type === 'message.delta');
+      expect(thoughtEvents.indexOf(thoughts.at(-1)!)).toBeLessThan(firstDelta);
+      for (let i = 0; i + 6 <= random.length; i++) expect(JSON.stringify(thoughtEvents), `thoughts of ${n}`).not.toContain(random.slice(i, i + 6));
     }
 
     const r = await turn('leak-1', 'hermes', 'leak', false);

@@ -17,6 +17,7 @@
 //   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
 //   env <NAME>             replies with process.env[NAME]
 //   envsplit <NAME> <n>    the same reply, "env <NAME>=<value>", in agent_message_chunk updates of n characters each
+//   thinksplit <NAME> <n>  "env <NAME>=<value>" in agent_thought_chunk updates of n characters each, then replies "thought"
 //   cwd                    replies with the session cwd and process.cwd()
 //   printenv               replies with its whole environment as JSON
 //   envfile <NAME>         writes process.env[NAME] to <session cwd>/.env-<NAME> (for values the gateway scrubs
@@ -327,11 +328,15 @@ async function turn(sessionId, text) {
     }
     case 'env':
       return reply(`env ${rest[0]}=${process.env[rest[0]] ?? ''}`);
-    case 'envsplit': {
+    case 'envsplit':
+    case 'thinksplit': {
       const text = `env ${rest[0]}=${process.env[rest[0]] ?? ''}`;
       const n = Math.max(1, Number(rest[1]) || 1);
-      for (let i = 0; i < text.length; i += n) say(sessionId, text.slice(i, i + n));
-      return { stopReason: 'end_turn' };
+      for (let i = 0; i < text.length; i += n) {
+        if (word === 'envsplit') say(sessionId, text.slice(i, i + n));
+        else update(sessionId, { sessionUpdate: 'agent_thought_chunk', content: { type: 'text', text: text.slice(i, i + n) } });
+      }
+      return word === 'envsplit' ? { stopReason: 'end_turn' } : reply('thought');
     }
     case 'cwd':
       return reply(`cwd ${s.cwd} ${process.cwd()}`);
