@@ -94,9 +94,10 @@ export class SecretScrubber {
   /** pieceHash of each piece, with how many pieces have it */
   private readonly pieceHashes = new Map<number, number>();
   private dirty = false;
-  /** the longest registered form's length, and the forms by their first character (for heldTail) */
+  /** for heldTail: the longest registered form's length, the forms sorted, and their first characters */
   private longest = 0;
-  private readonly byFirst = new Map<number, string[]>();
+  private sorted: string[] = [];
+  private firsts = new Set<number>();
 
   /** Adds a secret (and its encoded forms). Safe to call repeatedly; short or empty values are ignored. */
   register(secret: string | undefined | null): void {
@@ -242,15 +243,24 @@ export class SecretScrubber {
 
   /**
    * How many characters at the end of `text` are the start of a secret (in any registered form) and shorter than
-   * it: the longest such end, 0 when none. Only the last (longest secret − 1) characters are looked at, each
-   * against the secrets that start with it.
+   * it: the longest such end, 0 when none. Only the last (longest secret − 1) characters are looked at; where one
+   * is the first character of a secret, a binary search of the sorted forms finds those that start with the end
+   * from there, so the cost grows with the log of how many secrets there are (a thousand live agent tokens).
    */
   heldTail(text: string): number {
     if (this.dirty) this.rebuild();
+    const forms = this.sorted;
     for (let p = Math.max(0, text.length - this.longest + 1); p < text.length; p++) {
-      const forms = this.byFirst.get(text.charCodeAt(p));
-      if (forms === undefined) continue;
-      for (const f of forms) if (f.length > text.length - p && startsAt(f, text, p)) return text.length - p;
+      if (!this.firsts.has(text.charCodeAt(p))) continue;
+      // the first form not below text[p…] in code-unit order: the forms that start with text[p…] follow it
+      let lo = 0;
+      let hi = forms.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareFrom(forms[mid]!, text, p) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < forms.length && startsAt(forms[i]!, text, p); i++) if (forms[i]!.length > text.length - p) return text.length - p;
     }
     return 0;
   }
@@ -261,13 +271,19 @@ export class SecretScrubber {
     const all = [...this.known].sort((a, b) => b.length - a.length);
     this.re = all.length ? new RegExp(all.map(escapeRe).join('|'), 'g') : undefined;
     this.longest = all.length ? all[0]!.length : 0;
-    this.byFirst.clear();
-    for (const f of all) {
-      const list = this.byFirst.get(f.charCodeAt(0));
-      if (list) list.push(f);
-      else this.byFirst.set(f.charCodeAt(0), [f]);
-    }
+    this.sorted = all.slice().sort();
+    this.firsts = new Set(all.map((f) => f.charCodeAt(0)));
   }
+}
+
+/** `s` against text[at…] in code-unit order (the order of Array.prototype.sort): < 0, 0 or > 0. */
+function compareFrom(s: string, text: string, at: number): number {
+  const n = text.length - at;
+  for (let i = 0; i < s.length && i < n; i++) {
+    const d = s.charCodeAt(i) - text.charCodeAt(at + i);
+    if (d !== 0) return d;
+  }
+  return s.length - n;
 }
 
 /** Whether `text` from `at` to its end is the start of `s`. */

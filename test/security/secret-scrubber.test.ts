@@ -141,6 +141,21 @@ describe('SecretScrubber', () => {
     expect(de.push('rd%22long y')).toBe(`${REDACTED} y`);
   });
 
+  it('deltas(): among a thousand secrets sharing a start, the end of a delta is held only while it starts one of them', () => {
+    const s = new SecretScrubber();
+    const tokens = Array.from({ length: 1000 }, (_, i) => `sy-agent-${String(i).padStart(4, '0')}-${(i * 7919).toString(36)}xyzw`);
+    for (const t of tokens) s.register(t);
+    const t = tokens[617]!;
+    expect(s.heldTail(`see ${t.slice(0, 14)}`)).toBe(14);
+    expect(s.heldTail(`see ${t.slice(0, -1)}`)).toBe(t.length - 1);
+    expect(s.heldTail(`see sy-agent-0617-x`)).toBe(0); // starts none of them
+    expect(s.heldTail(`see ${t}`)).toBe(0); // whole: scrub's, not held
+    expect(s.heldTail('')).toBe(0);
+    const d = s.deltas();
+    const out = [d.push(`a ${t.slice(0, 9)}`), d.push(t.slice(9, 20)), d.push(`${t.slice(20)} b`), d.flush()];
+    expect(out).toEqual(['a ', '', `${REDACTED} b`, '']);
+  });
+
   it('registerConfigSecrets covers every secret key of the config', () => {
     const cfg = validateConfig(
       {
