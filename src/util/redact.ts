@@ -15,6 +15,8 @@
  *   more) that shares PIECE_LENGTH consecutive characters with a secret of PIECE_MIN_SECRET characters or more,
  *   or with its base64 form (at any of the three byte offsets, as inside `Basic` credentials), is replaced
  *   whole: an upstream that echoes the end of a key, or the key base64-encoded, shows none of it.
+ * - `deltas()`: a DeltaScrubber for one stream of text chunks (an agent turn's message or thoughts), which holds
+ *   back the end of a chunk while it may start a secret, so a secret split across chunks is replaced whole.
  * - Secrets shorter than MIN_SECRET_LENGTH characters are not registered: scrubbing them would mangle
  *   ordinary text, and no real credential is that short.
  *
@@ -164,7 +166,7 @@ export class SecretScrubber {
   /**
    * `scrub` over every string inside a JSON-shaped value (an update, a result); returns the same object when
    * nothing changed, so the common case allocates nothing. A secret split across two stream deltas is not
-   * seen by either: a turn's message deltas pass `deltas()` first, which joins it.
+   * seen by either: a turn's message deltas and thought chunks pass `deltas()` first, which joins it.
    */
   scrubValue<T>(v: T): T {
     if (typeof v === 'string') return this.scrub(v) as T;
@@ -233,7 +235,7 @@ export class SecretScrubber {
   }
 
   /**
-   * A scrubber for one stream of text deltas (an agent turn's message): `push` returns what of a delta may go
+   * A scrubber for one stream of text deltas (an agent turn's message or thoughts): `push` returns what of a delta may go
    * out, scrubbed, and holds back its end while that end is the start of a secret, so a secret split across
    * deltas is joined and replaced whole; `flush` gives what is held when the stream ends. See DeltaScrubber.
    */
