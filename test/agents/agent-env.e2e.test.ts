@@ -92,13 +92,17 @@ describe('agent environment', () => {
 
     // the same reply in deltas of 1 to 7 characters: the token split across them goes out (and is stored, and
     // replayed) as [REDACTED] too, never in pieces
-    const replay = async (after: number) => {
+    type Replay = { events: Array<{ seq: number; type: string; payload: Record<string, any> }>; lastEventSeq: number };
+    const read = async (after: number): Promise<Replay> => {
       const res = await fetch(`${gw.url}/api/v1/sessions/leak-1/events?after_seq=${after}&limit=500`, { headers: { authorization: `Bearer ${ACP}` } });
       expect(res.status).toBe(200);
-      return ((await res.json()) as { events: Array<{ seq: number; type: string; payload: Record<string, any> }> }).events;
+      return (await res.json()) as Replay;
     };
+    const replay = async (after: number) => (await read(after)).events;
+    /** the session's newest seq: the next turn's events come after it */
+    const last = async () => (await read(0)).lastEventSeq;
     for (const n of [1, 2, 3, 7]) {
-      const before = (await replay(0)).at(-1)!.seq;
+      const before = await last();
       expect((await turn('leak-1', 'hermes', `envsplit OPENAI_API_KEY ${n}`, false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
       const events = await replay(before);
       const deltas = events.filter((e) => e.type === 'message.delta').map((e) => e.payload);
@@ -112,7 +116,7 @@ describe('agent environment', () => {
 
       // the same in thought chunks (the text is the ACP payload's only), then a message: the held thought goes out
       // as a thought before the message
-      const at = (await replay(0)).at(-1)!.seq;
+      const at = await last();
       expect((await turn('leak-1', 'hermes', `thinksplit OPENAI_API_KEY ${n}`, false)).output).toBe('thought');
       const thoughtEvents = await replay(at);
       const thoughts = thoughtEvents.filter((e) => e.payload.structuredEvent?.sessionUpdate === 'agent_thought_chunk');
