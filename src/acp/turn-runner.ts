@@ -672,20 +672,23 @@ function thoughtText(u: UpdateEvent): string | undefined {
 
 /**
  * A chunk's `structuredEvent` once the delta scrubber changed its text (held part of it back, redacted a secret,
- * or gives back what it held): where it carries the chunk's text as a string (an ACP agent's `content.text`),
- * that string becomes the text that goes out; a payload that does not (OpenClaw's, which carries the whole
- * message so far) is left out of the update, since it may hold what was held back.
+ * or gives back what it held): where it carries the chunk's text in a `text` member (an ACP agent's
+ * `content.text`), that member becomes the text that goes out (other members that happen to equal the text, such
+ * as `content.type` for a chunk reading "text", stay); a payload that does not (OpenClaw's, which carries the
+ * whole message so far) is left out of the update, since it may hold what was held back.
  */
 function withChunkText(structured: unknown, from: string, to: string): { structuredEvent?: unknown } {
   let found = false;
   const swap = (v: unknown): unknown => {
-    if (v === from) {
-      found = true;
-      return to;
-    }
     if (Array.isArray(v)) return v.map(swap);
-    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swap(x)]));
-    return v;
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => {
+        if (k !== 'text' || x !== from) return [k, swap(x)];
+        found = true;
+        return [k, to];
+      }),
+    );
   };
   const out = swap(structured);
   return found ? { structuredEvent: out } : {};

@@ -126,6 +126,14 @@ describe('agent environment', () => {
       for (let i = 0; i + 6 <= random.length; i++) expect(JSON.stringify(thoughtEvents), `thoughts of ${n}`).not.toContain(random.slice(i, i + 6));
     }
 
+    // a held end goes out with the next chunk; only the payload's `text` member takes it, not a member that
+    // happens to read the same as the chunk (`content.type` of a chunk reading "text")
+    const before = await last();
+    expect((await turn('leak-1', 'hermes', 'chunks yes text', false)).output).toBe('yestext');
+    const held = (await replay(before)).filter((e) => e.type === 'message.delta').map((e) => e.payload);
+    expect(held.map((d) => d.delta)).toEqual(['ye', 'stext']); // `s` may start the token (sy-agent-…)
+    for (const d of held) expect(d.structuredEvent).toEqual({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: d.delta } });
+
     const r = await turn('leak-1', 'hermes', 'leak', false);
     expect(r).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_ERROR' });
     expect(r.error).toBe('agent "hermes" exited with code 3 unexpectedly (its stderr is in the gateway log)');

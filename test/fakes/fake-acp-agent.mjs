@@ -17,6 +17,7 @@
 //   spawn-child            starts `sleep 1000` (same process group) and replies "child <pid>"
 //   env <NAME>             replies with process.env[NAME]
 //   envsplit <NAME> <n>    the same reply, "env <NAME>=<value>", in agent_message_chunk updates of n characters each
+//   chunks <a> <b> …       replies with each word as an agent_message_chunk of its own (no spaces added)
 //   thinksplit <NAME> <n>  "env <NAME>=<value>" in agent_thought_chunk updates of n characters each, then replies "thought"
 //   cwd                    replies with the session cwd and process.cwd()
 //   printenv               replies with its whole environment as JSON
@@ -328,6 +329,9 @@ async function turn(sessionId, text) {
     }
     case 'env':
       return reply(`env ${rest[0]}=${process.env[rest[0]] ?? ''}`);
+    case 'chunks':
+      for (const w of rest) say(sessionId, w);
+      return { stopReason: 'end_turn' };
     case 'envsplit':
     case 'thinksplit': {
       const text = `env ${rest[0]}=${process.env[rest[0]] ?? ''}`;
