@@ -1,6 +1,7 @@
 /** The upstream stream parsers, from raw bytes split at every awkward place. */
 import { describe, expect, it } from 'vitest';
 import { parseSse, SseParser, splitLines, type SseEvent } from '../../src/util/lines.js';
+import { rng } from '../helpers/rng.js';
 
 async function* pieces(text: string, size: number): AsyncGenerator<Uint8Array> {
   const bytes = Buffer.from(text, 'utf8');
@@ -162,6 +163,66 @@ describe('SSE line endings: \\r\\n, \\n and a lone \\r (the WHATWG rules allow a
     const out: string[] = [];
     for await (const l of splitLines(pieces('{"a":\r1}\r\n{"b":2}', 3))) out.push(l);
     expect(out).toEqual(['{"a":\r1}', '{"b":2}']);
+  });
+});
+
+describe('SseParser: seeded fuzz against the events a generator wrote', () => {
+  /**
+   * A random stream: events of `event:` and `data:` lines (values with spaces, colons and multi-byte characters),
+   * comments and unknown fields between them, each line ended by \n, \r\n or \r at random, split into random
+   * pieces (bytes, so a character or a \r\n may be cut). What a parser must give is known from the generator.
+   */
+  function stream(next: () => number): { bytes: Buffer; events: SseEvent[] } {
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
+    // A lone \r then an empty line ended by \n would read as one \r\n (a stream cannot say otherwise), so an
+    // empty line after a lone \r ends in \r\n or \r.
+    let last = '';
+    const eol = (empty = false) => (last = empty && last === '\r' ? pick(['\r\n', '\r'] as const) : pick(['\n', '\r\n', '\r'] as const));
+    const value = () => pick(['', 'x', ' lead', 'a:b', '{"k":"v ✓"}', 'ü', '[DONE]', 'tail ']);
+    let text = next() < 0.2 ? '\ufeff' : '';
+    const events: SseEvent[] = [];
+    const count = 1 + Math.floor(next() * 6);
+    for (let e = 0; e < count; e++) {
+      if (next() < 0.3) text += `: comment ${e}${eol()}`;
+      let name: string | undefined;
+      if (next() < 0.4) {
+        name = value();
+        text += `event: ${name}${eol()}`;
+      }
+      const datas: string[] = [];
+      const lines = Math.floor(next() * 3); // 0: an event with no data, which is not dispatched
+      for (let l = 0; l < lines; l++) {
+        if (next() < 0.2) text += `id: ${l}${eol()}`;
+        const v = value();
+        datas.push(v);
+        // `data:` with one optional space; a value starting with a space keeps it only after the optional one
+        text += next() < 0.5 || v.startsWith(' ') ? `data: ${v}${eol()}` : `data:${v}${eol()}`;
+      }
+      text += eol(true); // the blank line
+      if (datas.length > 0) events.push({ event: name, data: datas.join('\n') });
+    }
+    return { bytes: Buffer.from(text, 'utf8'), events };
+  }
+
+  it('gives exactly the generated events for 2,000 streams cut into random pieces', () => {
+    const next = rng(20261130);
+    for (let run = 0; run < 2000; run++) {
+      const { bytes, events } = stream(next);
+      const p = new SseParser();
+      const out: SseEvent[] = [];
+      const drain = () => {
+        for (let i = 0; i < p.count; i++) out.push({ event: p.names[i], data: p.datas[i]! });
+      };
+      for (let at = 0; at < bytes.length;) {
+        const size = 1 + Math.floor(next() * 12);
+        p.push(bytes.subarray(at, at + size));
+        drain();
+        at += size;
+      }
+      p.end();
+      drain();
+      expect(out, `run ${run}: ${JSON.stringify(bytes.toString('utf8'))}`).toEqual(events);
+    }
   });
 });
 

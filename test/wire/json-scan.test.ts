@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { JsonScan, MAX_DEPTH, scanJson, StreamJsonScan } from '../../src/wire/json-scan.js';
 import { MAX_VALUE_DEPTH, pathDeeperThan } from '../../src/wire/json-depth.js';
+import { rng } from '../helpers/rng.js';
 
 interface Findings {
   valid: boolean;
@@ -232,18 +233,6 @@ describe('scanJson: the grammar', () => {
 });
 
 // ---- seeded fuzz ------------------------------------------------------------------------------------------
-
-/** mulberry32: a tiny deterministic PRNG, so a failure replays exactly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function recordedChunks(): string[] {
   const sse = readFileSync(new URL('../providers/fixtures/openai/text.sse', import.meta.url), 'utf8');
