@@ -511,9 +511,8 @@ export class TurnRunner {
     // start a secret. The held text goes out in the shape of the chunk it came from: before the next update of
     // another kind, and at the turn's end.
     const held = secrets.deltas();
-    /** the last chunk pushed while the scrubber holds part of it, and its text as the runtime sent it */
+    /** the last chunk pushed while the scrubber holds part of it */
     let heldFrom: UpdateEvent | undefined;
-    let heldRaw = '';
     /** `u`, a chunk whose text `raw` goes out as `text` */
     const emitChunk = (u: UpdateEvent, raw: string, text: string) => {
       if (u.type === 'delta') task.output += text;
@@ -527,7 +526,7 @@ export class TurnRunner {
       const from = heldFrom;
       heldFrom = undefined;
       const rest = held.flush();
-      if (from && rest.length > 0) emitChunk(from, heldRaw, rest);
+      if (from && rest.length > 0) emitChunk(from, chunkText(from)!, rest);
     };
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
@@ -552,7 +551,7 @@ export class TurnRunner {
         { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
           if (overflow) return;
-          const raw = u.type === 'delta' ? u.delta : thoughtText(u);
+          const raw = chunkText(u);
           if (raw) {
             // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in
             // memory, stored, and sent whole in the result)
@@ -564,7 +563,6 @@ export class TurnRunner {
             if (heldFrom && heldFrom.type !== u.type) flushHeld();
             const text = held.push(raw);
             heldFrom = held.holding > 0 ? u : undefined;
-            heldRaw = raw;
             // all of it held: the next chunk (or the flush) carries it
             if (text.length > 0) emitChunk(u, raw, text);
             return;
@@ -663,8 +661,13 @@ export class TurnRunner {
   }
 }
 
-/** An ACP agent's thought chunk (`agent_thought_chunk` with text content) carries its text in `structuredEvent` only. */
-function thoughtText(u: UpdateEvent): string | undefined {
+/**
+ * The text of a chunk the delta scrubber reads: a message delta's, or an ACP agent's thought chunk's
+ * (`agent_thought_chunk` with text content), which carries its text in `structuredEvent` only; undefined for any
+ * other update.
+ */
+function chunkText(u: UpdateEvent): string | undefined {
+  if (u.type === 'delta') return u.delta;
   if (u.type !== 'step') return undefined;
   const s = u.structuredEvent as { sessionUpdate?: unknown; content?: { type?: unknown; text?: unknown } } | undefined;
   return s?.sessionUpdate === 'agent_thought_chunk' && s.content?.type === 'text' && typeof s.content.text === 'string' ? s.content.text : undefined;
