@@ -20,7 +20,7 @@ import { ERROR_TABLE, GatewayError, isErrorCode, toGatewayError } from '../wire/
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { RpcServeHandler } from '../bridge/link.js';
 import type { SessionStore } from '../sessions/store.js';
-import { markMoved, newSession, type SessionTarget } from '../sessions/model.js';
+import { markMoved, newSession, notPeersSession, peerReaches, type SessionTarget } from '../sessions/model.js';
 import type { Dispatch, RemoteSessions } from './methods.js';
 import type { PeerRuntime } from './capabilities.js';
 
@@ -139,9 +139,10 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
     if (SESSION_METHODS.has(method)) {
       // also when it moved on from here (A→B→C): the call follows it, with the hop list guarding against loops
       const rec = sessionId ? await store.get(sessionId) : undefined;
-      const mine = rec && (rec.metadata.viaPeer === peer.id || rec.metadata.transferredFrom === peer.id);
-      if (!mine) throw new GatewayError('CHANNEL_NOT_SHARED', `session "${sessionId}" is not one you started or transferred here`);
+      if (!rec || !peerReaches(rec, peer.id)) throw notPeersSession(sessionId);
     } else if (method === 'session.start') {
+      // a start replaces the session of that id: the runner refuses one this peer cannot reach (a local
+      // client's, another peer's) where it replaces the record (TurnRunner.replace, `origin`)
       if (sharedAgents.size === 0) throw new GatewayError('CHANNEL_NOT_SHARED', 'this gateway shares no agent runtimes with you');
     } else {
       return { error: toBridgeRpcError(new GatewayError('METHOD_NOT_FOUND', `method not available over the bridge: ${method}`)) };

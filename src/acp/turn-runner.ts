@@ -18,7 +18,19 @@
 import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
 import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
-import { appendTurn, chatMessages, closeSession, newSession, newTurn, updateTurn, type Turn, type TurnStatus } from '../sessions/model.js';
+import {
+  appendTurn,
+  chatMessages,
+  closeSession,
+  newSession,
+  newTurn,
+  notPeersSession,
+  peerReaches,
+  updateTurn,
+  type Session,
+  type Turn,
+  type TurnStatus,
+} from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
@@ -134,6 +146,16 @@ export class TurnRunner {
 
   /** Closes the live session of that id (if any) and stores a fresh record; returns the new live session. */
   private async replace(input: StartInput): Promise<LiveSession> {
+    // a bridge peer replaces only a session it reaches (peers.ts): checked before the live one is closed, and
+    // again on the stored record below, where a local start may have created it since
+    const { origin } = input;
+    const reachCheck = (cur: Session) => {
+      if (origin !== undefined && !peerReaches(cur, origin)) throw notPeersSession(input.sessionId);
+    };
+    if (origin !== undefined) {
+      const rec = await this.o.store.get(input.sessionId);
+      if (rec) reachCheck(rec);
+    }
     const old = this.sessions.get(input.sessionId);
     let seq = 0;
     if (old) {
@@ -153,6 +175,7 @@ export class TurnRunner {
     } catch (err) {
       if (!(err instanceof SessionExistsError)) throw err;
       await mutateSession(this.o.store, input.sessionId, (cur) => {
+        reachCheck(cur);
         seq = Math.max(seq, typeof cur.metadata.seq === 'number' ? cur.metadata.seq : 0);
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });

@@ -142,6 +142,15 @@ export function closeSession(s: Session, now: number = Date.now()): Session {
   return { ...s, status: 'closed', updatedAt: now };
 }
 
+/** Whether bridge peer `peerId` may reach this session here: it started it here (`viaPeer`) or transferred it here. */
+export function peerReaches(s: Session, peerId: string): boolean {
+  return s.metadata.viaPeer === peerId || s.metadata.transferredFrom === peerId;
+}
+
+/** What a peer gets for a session it may not reach (peerReaches false). */
+export const notPeersSession = (sessionId: string): GatewayError =>
+  new GatewayError('CHANNEL_NOT_SHARED', `session "${sessionId}" is not one you started or transferred here`);
+
 /** The sender's side of a transfer, after the receiver's ok: it no longer owns the session. */
 export function markMoved(s: Session, toGatewayId: string, now: number = Date.now()): Session {
   return { ...s, status: 'moved', movedTo: toGatewayId, updatedAt: now };

@@ -114,6 +114,57 @@ describe('peer-shared runtimes', () => {
     expect((await adminGet(b.url, '/admin/sessions')).sessions.map((s: any) => s.id)).not.toContain('x1');
   });
 
+  it("a peer's session.start never replaces a session it cannot reach: a local client's, another peer's; its own it may restart", async () => {
+    const local = await rpc(b, 'session.start', {
+      sessionId: 'own1',
+      taskPrompt: 'local secret prompt',
+      gatewayProviderId: 'b-private',
+      requestedExecutionTarget: 'gateway',
+    });
+    expect(local.result).toMatchObject({ success: true });
+    const peerSocket = async (gatewayId: string) => {
+      const ws = new WebSocket(wsUrl(b.url));
+      const frames: any[] = [];
+      ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+      await new Promise((r) => ws.once('open', r));
+      const hello = { type: 'bridge-hello', gatewayId, gatewayName: gatewayId, version: '1.0', token: BRIDGE };
+      ws.send(JSON.stringify({ ...hello, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+      await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
+      const call = async (requestId: string, method: string, params: Record<string, unknown>) => {
+        ws.send(JSON.stringify({ type: 'bridge-rpc', requestId, method, params }));
+        return waitFor(() => frames.find((f) => f.requestId === requestId && f.type !== 'bridge-rpc-event'), requestId);
+      };
+      return { ws, call };
+    };
+    const routing = { gatewayProviderId: 'b-chat', requestedExecutionTarget: 'gateway' };
+    const x = await peerSocket('gw_take_x');
+    const y = await peerSocket('gw_take_y');
+    // the local client's session
+    expect(await x.call('t1', 'session.start', { sessionId: 'own1', taskPrompt: 'mine now', ...routing })).toMatchObject({
+      type: 'bridge-error',
+      code: 'AGENT_NOT_SHARED',
+    });
+    expect(await x.call('t2', 'xworkmate.tasks.get', { sessionId: 'own1' })).toMatchObject({ type: 'bridge-error', code: 'AGENT_NOT_SHARED' });
+    // another peer's session; the peer that started it may start it afresh
+    expect(await x.call('t3', 'session.start', { sessionId: 'xs1', taskPrompt: 'x first', ...routing })).toMatchObject({ result: { success: true } });
+    expect(await y.call('t4', 'session.start', { sessionId: 'xs1', taskPrompt: 'y takes it', ...routing })).toMatchObject({
+      type: 'bridge-error',
+      code: 'AGENT_NOT_SHARED',
+    });
+    expect(await x.call('t5', 'session.start', { sessionId: 'xs1', taskPrompt: 'x again', ...routing })).toMatchObject({ result: { success: true } });
+    x.ws.close();
+    y.ws.close();
+    const own = (await adminGet(b.url, '/admin/sessions/own1')).session;
+    expect(own.metadata.viaPeer).toBeUndefined();
+    expect(own.target.gatewayProviderId).toBe('b-private');
+    expect(own.history.map((t: any) => t.prompt)).toEqual(['local secret prompt']);
+    const xs = (await adminGet(b.url, '/admin/sessions/xs1')).session;
+    expect(xs.metadata.viaPeer).toBe('gw_take_x');
+    expect(xs.history.map((t: any) => t.prompt)).toEqual(['x again']);
+    // the local client's session is still its own, live
+    expect((await rpc(b, 'session.message', { sessionId: 'own1', taskPrompt: 'still mine' })).result).toMatchObject({ success: true, status: 'completed' });
+  });
+
   it("a peer's session.message may carry a REST message's clientRequestId: its queued update carries it; a malformed one is refused", async () => {
     const ws = new WebSocket(wsUrl(b.url));
     const frames: any[] = [];
