@@ -272,16 +272,15 @@ export class BridgeMesh implements MeshContext {
 
   /**
    * Whether a newly authenticated link to `peerId` may be registered. One link per peer: a new link in the
-   * same direction replaces the old one (the peer restarted); with links in both directions, the one dialled
-   * by the smaller gateway id wins, so two gateways configured to bridge both ways settle on one link.
+   * same direction replaces the old one (the peer restarted). Across directions the link this gateway dialled
+   * wins: its peer is authenticated by the URL dialled, an inbound hello's `gatewayId` only by a token any
+   * holder of it may present. So an inbound hello never replaces a dialled link, and a dialled link replaces
+   * an inbound one claiming its id; two gateways dialling each other keep the first link that opens (the
+   * other dialler is refused until it closes).
    */
   admission(peerId: string, role: Role): Admission {
     const existing = this.links.get(peerId);
-    if (existing) {
-      if (existing.role === role) return 'replace';
-      const initiator = (r: Role) => (r === 'initiator' ? this.gatewayId : peerId);
-      return initiator(role) < initiator(existing.role) ? 'replace' : 'duplicate';
-    }
+    if (existing) return existing.role === role || role === 'initiator' ? 'replace' : 'duplicate';
     if (role === 'responder') {
       const inbound = [...this.links.values()].filter((l) => l.role === 'responder').length;
       if (inbound >= this.o.config.gateway.bridge.maxPeers) return 'full';
