@@ -78,16 +78,16 @@ export class KeyService {
   readonly cache: KeyCache;
   readonly recorder: UsageRecorder;
   readonly peerGate: PeerGate;
-  private readonly staticTokens: string[];
-  private readonly requireAuth: boolean;
+  private readonly auth: Config['gateway']['auth'];
   private readonly pricing = new Map<string, Pricing>();
   private readonly leaseMs: number;
   private retention: RetentionJob | undefined;
 
   constructor(private readonly o: KeyServiceOptions) {
     const g = o.config.gateway;
-    this.staticTokens = g.auth.tokens;
-    this.requireAuth = g.auth.tokens.length > 0 || g.auth.requireKey;
+    // the live config's object: a reload replaces `auth.tokens` in place (gateway-reload.ts), and whether a
+    // credential is required follows it from the next request (read per request, never copied)
+    this.auth = g.auth;
     for (const c of o.config.channels) if (c.pricing) this.pricing.set(c.name, c.pricing);
     this.leaseMs = g.routing.timeoutMs + 5000;
     this.cache = new KeyCache(o.store, g.keys.refreshMs, o.logger);
@@ -132,11 +132,16 @@ export class KeyService {
   authenticateClient(req: IncomingMessage, query = '', allowQueryKey = false): Principal | Promise<Principal> {
     const secret = clientCredential(req.headers, query, allowQueryKey);
     if (secret === undefined) {
-      if (this.requireAuth) throw new GatewayError('UNAUTHORIZED', 'missing API key (send Authorization: Bearer <key>)');
+      if (this.requireAuth()) throw new GatewayError('UNAUTHORIZED', 'missing API key (send Authorization: Bearer <key>)');
       return OPEN;
     }
     if (secret.startsWith(KEY_SECRET_PREFIX)) return this.keyPrincipal(secret);
-    return this.tokenPrincipal(secret, !this.requireAuth);
+    return this.tokenPrincipal(secret, !this.requireAuth());
+  }
+
+  /** a credential is required: a static token is configured, or `requireKey` */
+  private requireAuth(): boolean {
+    return this.auth.tokens.length > 0 || this.auth.requireKey;
   }
 
   private async keyPrincipal(secret: string): Promise<Principal> {
@@ -147,7 +152,7 @@ export class KeyService {
 
   /** A static token's principal; else OPEN when the surface may be used without one, else UNAUTHORIZED. */
   private tokenPrincipal(secret: string, open: boolean): Principal {
-    if (this.staticTokens.length > 0 && tokenMatches(secret, this.staticTokens)) return TOKEN;
+    if (this.auth.tokens.length > 0 && tokenMatches(secret, this.auth.tokens)) return TOKEN;
     if (open) return OPEN;
     throw new GatewayError('UNAUTHORIZED', 'invalid API key');
   }

@@ -253,4 +253,27 @@ describe('config reload while streams run', () => {
     expect(r2.body.applied).toContain('bridge datacenter connecting');
     await waitFor(async () => (await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama-b'), 'peer models back');
   });
+
+  it('client tokens added on reload are required from the next request; removed, the loopback gateway is open again', async () => {
+    const TOKEN = 'reload-client-token-2f9e';
+    const chat = async (token?: string) =>
+      (
+        await fetch(`${a.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify({ model: 'fresh-model', messages: [{ role: 'user', content: 'hi' }] }),
+        })
+      ).status;
+    expect(await chat()).toBe(200);
+    const withTokens = (tokens: string[]) => {
+      const c = aConfig([fresh], { routing: { retries: 4 } });
+      return { ...c, gateway: { ...c.gateway, auth: { tokens } } };
+    };
+    writeFileSync(a.configPath, JSON.stringify(withTokens([TOKEN])));
+    expect((await post(a.url, '/admin/config/reload')).body.applied).toContain('gateway.auth.tokens replaced');
+    expect([await chat(), await chat('not-the-token'), await chat(TOKEN)]).toEqual([401, 401, 200]);
+    writeFileSync(a.configPath, JSON.stringify(withTokens([])));
+    expect((await post(a.url, '/admin/config/reload')).body.applied).toContain('gateway.auth.tokens replaced');
+    expect([await chat(), await chat('anything')]).toEqual([200, 200]);
+  });
 });
