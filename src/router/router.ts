@@ -457,6 +457,13 @@ export class Router {
       armed = false;
       return fail(err);
     };
+    const abandon = async (why: GatewayError): Promise<IteratorResult<StreamChunk>> => {
+      clearTimeout(timer);
+      ac.abort();
+      finish(false, why);
+      await it.return?.().catch(() => undefined);
+      return { done: true, value: undefined };
+    };
     // a chunk the upstream already delivered involves no waiting: no timer work, and nothing to settle
     const takeReady = it.takeReady ? () => (idleTimedOut ? undefined : it.takeReady!()) : undefined;
     return {
@@ -472,13 +479,9 @@ export class Router {
         }
         return p.then(settle, failed);
       },
-      return: async () => {
-        clearTimeout(timer);
-        ac.abort();
-        finish(false, new GatewayError('CANCELLED', 'stream abandoned by the client'));
-        await it.return?.().catch(() => undefined);
-        return { done: true, value: undefined };
-      },
+      return: () => abandon(new GatewayError('CANCELLED', 'stream abandoned by the client')),
+      // the consumer found the stream unusable (a chunk it cannot translate): the attempt failed with that error
+      throw: (err: unknown) => abandon(toGatewayError(err)),
     };
   }
 

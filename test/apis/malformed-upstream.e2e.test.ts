@@ -61,4 +61,17 @@ describe('malformed answers behind the translating edges', () => {
     expect(gemini.text).toContain('"status":"UNAVAILABLE"');
     expect(gemini.text).not.toContain('functionCall');
   });
+
+  it('stream: the attempt ends with the bad chunk: its channel slot is given back and the failure counts against its health', async () => {
+    const id = 'local/odd';
+    const before = gw.router.healthOf(id).windowFailures;
+    const messages = await call(gw, '/v1/messages', { body: { model: 'odd-1', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] } });
+    const responses = await call(gw, '/v1/responses', { body: { model: 'odd-1', input: 'hi', stream: true } });
+    const gemini = await call(gw, '/v1beta/models/odd-1:streamGenerateContent?alt=sse', { body: { contents: [{ parts: [{ text: 'hi' }] }] } });
+    expect([messages.text, responses.text, gemini.text].map((t) => t.includes('malformed'))).toEqual([true, true, true]);
+    expect(gw.router.inflightOf(id)).toBe(0);
+    const after = gw.router.healthOf(id);
+    expect(after.windowFailures - before).toBe(3);
+    expect(after.lastError).toContain('UPSTREAM_BAD_RESPONSE');
+  });
 });

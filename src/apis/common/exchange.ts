@@ -126,6 +126,9 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
+  // waiting on the upstream: an error then is the stream's own (the router has settled the attempt); any other
+  // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
+  let reading = false;
   try {
     const rest = routed.rest;
     let chunk = routed.first;
@@ -139,7 +142,9 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
       } while (chunk !== undefined);
       if (text && !writeSse(res, text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       if (res.destroyed) break;
+      reading = true;
       const r = await rest.next();
+      reading = false;
       chunk = r.done ? undefined : r.value;
     }
     if (res.destroyed) {
@@ -151,6 +156,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
     await ex.settle(usage, true);
     return 'done';
   } catch (err) {
+    if (!reading) await routed.rest.throw?.(err);
     await ex.settle(usage, false);
     throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
   } finally {
