@@ -215,6 +215,34 @@ describe('keys on /v1', () => {
     expect(shown.json.key.spent).toMatchObject({ tokens: 32 });
   });
 
+  it("a stream the client leaves before the upstream's usage is charged an estimate: the budget counts it, and usage shows it", async () => {
+    const k = await createKey(gw.url, { name: 'leaver', budget: { period: 'day', tokens: 30 } });
+    const prompt = 'word '.repeat(60); // 300 characters: ~75 tokens by the estimate, over the budget alone
+    const ac = new AbortController();
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(ask('mock-1', { stream: true, messages: [{ role: 'user', content: prompt }] })),
+      signal: ac.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let seen = '';
+    while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    const spent = await waitFor(async () => {
+      const t = (await admin(gw.url, 'GET', '/admin/keys/leaver')).json.key.spent.tokens as number;
+      return t > 0 ? t : undefined;
+    }, 'the left stream charged');
+    expect(spent).toBeGreaterThan(prompt.length / 4);
+    await gw.keys.recorder.flush();
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.json.total).toMatchObject({ requests: 1 });
+    expect(u.json.total.inputTokens).toBeGreaterThan(prompt.length / 4);
+    expect(u.json.total.outputTokens).toBeGreaterThanOrEqual(1);
+    expectOpenAiError(await chat(gw.url, k.secret, ask('mock-1')), 429, 'budget_exceeded');
+  });
+
   it('a cost budget uses channels[].pricing (per million tokens)', async () => {
     // 2 per million input, 8 per million output: 100k in + 100k out = 0.2 + 0.8 = 1.0
     const k = await createKey(gw.url, { name: 'cost-budget', budget: { period: 'month', cost: 1 } });

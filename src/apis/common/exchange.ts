@@ -54,6 +54,11 @@ export interface Exchange {
    * with its `reply`.
    */
   settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply): Promise<void>;
+  /**
+   * The usage charged for a stream that ended without the upstream's count (the client left, or the stream
+   * failed, before the usage chunk): the request's size as input (estimateTokens) and `chunks` output tokens
+   */
+  estimate(chunks: number): Usage;
 }
 
 /** Routes `chat` with the request's deadline and client-disconnect abort. */
@@ -94,7 +99,11 @@ export async function routeChat(
       const finished = ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
       if (finished) await finished;
     };
-    return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle };
+    const estimate = (chunks: number): Usage => {
+      const input = estimateTokens(JSON.stringify(chat).length);
+      return { prompt_tokens: input, completion_tokens: chunks, total_tokens: input + chunks };
+    };
+    return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle, estimate };
   } catch (err) {
     dispose();
     await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
@@ -126,6 +135,8 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
+  // chunks the client was sent: what a stream that ends without the upstream's usage is charged (Exchange.estimate)
+  let sent = 0;
   // waiting on the upstream: an error then is the stream's own (the router has settled the attempt); any other
   // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
   let reading = false;
@@ -137,6 +148,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
       let text = '';
       do {
         if (chunk.usage) usage = chunk.usage;
+        sent++;
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);
@@ -149,7 +161,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
     }
     if (res.destroyed) {
       await routed.rest.return?.();
-      await ex.settle(usage, false);
+      await ex.settle(usage ?? ex.estimate(sent), false);
       return 'gone';
     }
     // settled before the caller writes the stream's end, so a budget spent by this stream refuses the next request
@@ -157,7 +169,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
     return 'done';
   } catch (err) {
     if (!reading) await routed.rest.throw?.(err);
-    await ex.settle(usage, false);
+    await ex.settle(usage ?? ex.estimate(sent), false);
     throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
   } finally {
     ex.dispose();
