@@ -179,14 +179,27 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
   p.queue!.push(chunk);
 }
 
+/**
+ * An answer of the other kind (a bridge-response to a stream; a bridge-stream or bridge-stream-end to a plain
+ * request): nothing would ever settle the request, so it fails now as a bad answer and the peer is told to stop.
+ */
+function wrongKind(l: LinkContext, requestId: string, p: PendingForward, type: string): void {
+  const asked = p.queue ? 'a streaming' : 'a non-streaming';
+  l.abandon(requestId, new GatewayError('UPSTREAM_BAD_RESPONSE', `bridge peer ${l.name} answered ${asked} request with ${type}`));
+}
+
 export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
-  const p = l.pending.takeIf(f.requestId, isForward);
-  if (p && !p.queue) p.resolve(f.payload);
+  const p = l.pending.get(f.requestId);
+  if (!p || !isForward(p)) return;
+  if (p.queue) return wrongKind(l, f.requestId, p, f.type);
+  l.pending.take(f.requestId);
+  p.resolve(f.payload);
 }
 
 export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
   const p = l.pending.get(f.requestId);
-  if (!p || !isForward(p) || !p.queue) return;
+  if (!p || !isForward(p)) return;
+  if (!p.queue) return wrongKind(l, f.requestId, p, f.type);
   // a frame another sender laid out otherwise (the usual one is split: onRelayedChunk): serialised (the codec
   // bounds its depth) and scanned, then the same rules
   const data = JSON.stringify(f.chunk);
@@ -195,7 +208,11 @@ export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
 }
 
 export function onStreamEnd(l: LinkContext, f: BridgeStreamEndFrame): void {
-  l.pending.takeIf(f.requestId, isForward)?.queue?.end();
+  const p = l.pending.get(f.requestId);
+  if (!p || !isForward(p)) return;
+  if (!p.queue) return wrongKind(l, f.requestId, p, f.type);
+  l.pending.take(f.requestId);
+  p.queue.end();
 }
 
 // ---- serving a peer's forward ----------------------------------------------------------------------------

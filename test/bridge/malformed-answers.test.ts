@@ -57,6 +57,12 @@ function answer(ws: WebSocket, f: RawFrame): void {
         retryAfterMs: Number.MAX_SAFE_INTEGER,
       }),
     );
+  } else if (prompt === 'stream answered as a response') {
+    ws.send(`{"type":"bridge-response","requestId":${id},"payload":{"id":"x","object":"chat.completion","choices":[]}}`);
+  } else if (prompt === 'response answered as a stream end') {
+    ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
+  } else if (prompt === 'response answered as a stream') {
+    ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${GOOD_CHUNK}}`);
   } else if (prompt === 'good stream') {
     ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${GOOD_CHUNK}}`);
     ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
@@ -156,6 +162,17 @@ describe('a peer that answers with malformed frames', () => {
     const r = await ask(prompt, true);
     expect(r.status).toBe(502);
     expect(r.json.error.message).toBe(message);
+    await waitFor(() => about(forwardFor(prompt)).includes('bridge-cancel'), 'bridge-cancel', 5_000, 20);
+  });
+
+  it.each([
+    ['stream answered as a response', true, 'a streaming request with bridge-response'],
+    ['response answered as a stream end', false, 'a non-streaming request with bridge-stream-end'],
+    ['response answered as a stream', false, 'a non-streaming request with bridge-stream'],
+  ])('an answer of the other kind (%s) fails the request at once (502), never waits past every timeout', async (prompt, stream, what) => {
+    const r = await ask(prompt, stream);
+    expect(r.status).toBe(502);
+    expect(r.json.error).toMatchObject({ code: 'upstream_bad_response', message: `bridge peer b answered ${what}` });
     await waitFor(() => about(forwardFor(prompt)).includes('bridge-cancel'), 'bridge-cancel', 5_000, 20);
   });
 
