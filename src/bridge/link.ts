@@ -196,9 +196,13 @@ export class BridgeLink implements LinkContext {
     return (this.ws as unknown as { _socket?: Duplex })._socket;
   }
 
-  /** What may wait unwritten for the peer before the link is ended: a few of the largest frames it takes. */
+  /**
+   * What may wait unwritten for the peer before the link is ended: a few of the largest frames both sides take.
+   * The peer's announced limit is its word only: it may lower this, never raise it past what our own
+   * `maxFrameBytes` allows (a peer announcing 2^53 would otherwise switch the cap off).
+   */
   private get maxBacklog(): number {
-    return Math.max(MAX_BACKLOG_BYTES, 4 * this.o.peerMaxFrameBytes);
+    return Math.max(MAX_BACKLOG_BYTES, 4 * Math.min(this.o.peerMaxFrameBytes, this.o.limits.maxFrameBytes));
   }
 
   /**

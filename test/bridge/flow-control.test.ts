@@ -43,13 +43,13 @@ afterAll(async () => {
 });
 
 /** An authenticated raw peer, and its socket (paused to stop reading). */
-async function peer(id: string): Promise<{ ws: WebSocket; socket: Socket; frames: any[]; closed: Promise<number> }> {
+async function peer(id: string, hello: Record<string, unknown> = {}): Promise<{ ws: WebSocket; socket: Socket; frames: any[]; closed: Promise<number> }> {
   const ws = new WebSocket(wsUrl(gw.url), { maxPayload: 64 * 1024 * 1024 });
   const frames: any[] = [];
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
   await new Promise((r) => ws.once('open', r));
-  ws.send(helloFrame(id, TOKEN));
+  ws.send(helloFrame(id, TOKEN, hello));
   await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
   return { ws, socket: (ws as unknown as { _socket: Socket })._socket, frames, closed };
 }
@@ -117,17 +117,25 @@ describe('flow control on a link we serve', () => {
     }
   }, 30_000);
 
-  it('a peer that stops reading is disconnected (4002) once 64 MiB wait for it, and what waited is dropped', async () => {
-    const p = await peer('gw_no_reader');
-    p.socket.pause();
-    for (let i = 0; i < 90; i++) p.ws.send(forward(`b${i}`, 'big', false));
-    // the gateway gives up on the link (a frozen peer is not waited for: the socket is then cut)
-    await waitFor(async () => (await backlogOf('gw_no_reader')) === undefined, 'the link to be gone', 20_000);
-    const lines = mem.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    const notReading = lines.find((l) => l.msg === 'bridge peer is not reading: closing the link');
-    expect(Number(notReading?.backlogBytes)).toBeGreaterThan(64 * 1024 * 1024);
-    expect(lines.find((l) => l.msg === 'bridge peer disconnected' && l.peer === 'gw_no_reader')).toMatchObject({ code: 4002 });
-    p.socket.resume();
-    await p.closed;
-  }, 40_000);
+  it.each([
+    ['gw_no_reader', {}],
+    // the peer's word cannot raise the cap past what this gateway's own maxFrameBytes allows
+    ['gw_huge_frames', { maxFrameBytes: Number.MAX_SAFE_INTEGER }],
+  ])(
+    'a peer that stops reading (%s) is disconnected (4002) once 64 MiB wait for it, and what waited is dropped',
+    async (id, hello) => {
+      const p = await peer(id, hello);
+      p.socket.pause();
+      for (let i = 0; i < 90; i++) p.ws.send(forward(`b${i}`, 'big', false));
+      // the gateway gives up on the link (a frozen peer is not waited for: the socket is then cut)
+      await waitFor(async () => (await backlogOf(id)) === undefined, 'the link to be gone', 20_000);
+      const lines = mem.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const notReading = lines.find((l) => l.msg === 'bridge peer is not reading: closing the link' && l.peer === id);
+      expect(Number(notReading?.backlogBytes)).toBeGreaterThan(64 * 1024 * 1024);
+      expect(lines.find((l) => l.msg === 'bridge peer disconnected' && l.peer === id)).toMatchObject({ code: 4002 });
+      p.socket.resume();
+      await p.closed;
+    },
+    40_000,
+  );
 });

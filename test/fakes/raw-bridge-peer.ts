@@ -55,7 +55,7 @@ export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
 }
 
 /** The `bridge-hello` a raw initiator sends: `gatewayId` and `gatewayName` both `id`, sharing nothing. */
-export function helloFrame(id: string, token: string): string {
+export function helloFrame(id: string, token: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
     type: 'bridge-hello',
     gatewayId: id,
@@ -64,5 +64,6 @@ export function helloFrame(id: string, token: string): string {
     token,
     capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false },
     sharedChannels: [],
+    ...extra,
   });
 }
