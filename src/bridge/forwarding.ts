@@ -32,6 +32,15 @@ export interface ForwardOptions {
   requestId?: string | undefined;
 }
 
+/**
+ * What a forwarded stream may hold for a client that reads slower than the peer sends (characters of chunk
+ * text, ~1–2 bytes each). The bridge has no flow control per stream: past this the request is abandoned (its
+ * client gets the error after what was held) rather than the peer filling our memory. No chat stream runs this
+ * far ahead of a client that is reading; one that stopped reading is the case it bounds.
+ */
+export const STREAM_HOLD_CHARS = 8 * 1024 * 1024;
+const chunkChars = (c: StreamChunk): number => c.data.length;
+
 /** Without a given deadline, a served forward may run this long. */
 const DEFAULT_SERVE_BUDGET_MS = 600_000;
 
@@ -43,7 +52,7 @@ const DEFAULT_SERVE_BUDGET_MS = 600_000;
 export function forwardChat(l: LinkContext, targetChannel: string, req: ChatRequest, o: ForwardOptions): Promise<ChatOutcome> {
   const body = { kind: 'chat', payload: req } as const;
   if (req.stream === true) {
-    const queue = new AsyncQueue<StreamChunk>();
+    const queue = new AsyncQueue<StreamChunk>(chunkChars);
     const err = launch(l, o, targetChannel, body, true, { queue, resolve: () => undefined, fail: (e) => queue.fail(e) });
     return err ? Promise.reject(err) : Promise.resolve({ stream: true, chunks: queue });
   }
@@ -176,7 +185,15 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
   } catch (err) {
     return l.abandon(requestId, toGatewayError(err));
   }
-  p.queue!.push(chunk);
+  const q = p.queue!;
+  if (q.held > STREAM_HOLD_CHARS) {
+    const held = `${Math.round(q.held / (1024 * 1024))} Mi characters`;
+    return l.abandon(
+      requestId,
+      new GatewayError('CLIENT_TOO_SLOW', `the client read the stream slower than bridge peer ${l.name} sent it (${held} waiting): abandoned`),
+    );
+  }
+  q.push(chunk);
 }
 
 /**

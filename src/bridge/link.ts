@@ -46,6 +46,7 @@ import { Heartbeat } from './heartbeat.js';
 import { LinkTraffic } from './link-traffic.js';
 import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
 import type { PeerGate } from '../keys/peer-gate.js';
+import { drainOrClose } from '../util/drain.js';
 
 export type { PeerInfo, PeerLoad, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
 
@@ -179,15 +180,8 @@ export class BridgeLink implements LinkContext {
     if (!s) return undefined;
     // every stream held back for this peer waits on the same drain: one listener pair on the socket, however
     // many streams (one pair per stream passed Node's listener limit with a dozen, and cost as many wake-ups)
-    return (this.drained ??= new Promise((resolve) => {
-      const done = (): void => {
-        s.off('drain', done);
-        s.off('close', done);
-        this.drained = undefined;
-        resolve();
-      };
-      s.on('drain', done);
-      s.on('close', done);
+    return (this.drained ??= drainOrClose(s).then(() => {
+      this.drained = undefined;
     }));
   }
 

@@ -4,6 +4,8 @@
  */
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private readonly items: T[] = [];
+  /** the weight (`weigh`) of the values pushed and not yet taken: what the queue holds in memory */
+  held = 0;
   private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
   private ended = false;
   private error: unknown;
@@ -11,13 +13,25 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   /** called once when the consumer stops early (return()) */
   onReturn: (() => void) | undefined;
 
+  /** `weigh`: a value's weight in `held` (its size in memory, say); without it `held` stays 0 */
+  constructor(private readonly weigh?: (v: T) => number) {}
+
   push(v: T): void {
     if (this.ended || this.failed) return;
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
       w.resolve({ done: false, value: v });
-    } else this.items.push(v);
+    } else {
+      this.items.push(v);
+      if (this.weigh) this.held += this.weigh(v);
+    }
+  }
+
+  private shift(): T {
+    const v = this.items.shift()!;
+    if (this.weigh) this.held -= this.weigh(v);
+    return v;
   }
 
   end(): void {
@@ -51,11 +65,11 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
    * them in one go (ChunkStream.takeReady).
    */
   takeReady(): T | undefined {
-    return this.items.length > 0 ? this.items.shift() : undefined;
+    return this.items.length > 0 ? this.shift() : undefined;
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.items.length > 0) return Promise.resolve({ done: false, value: this.items.shift()! });
+    if (this.items.length > 0) return Promise.resolve({ done: false, value: this.shift() });
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- re-raises what fail() was given, unchanged
     if (this.failed) return Promise.reject(this.error);
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
@@ -66,6 +80,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     const wasOpen = !this.closed;
     this.ended = true;
     this.items.length = 0;
+    this.held = 0;
     if (wasOpen) this.onReturn?.();
     return Promise.resolve({ done: true, value: undefined });
   }

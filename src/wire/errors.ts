@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'BUDGET_EXCEEDED'
   | 'SHUTTING_DOWN'
   | 'BODY_BUFFER_FULL'
+  | 'CLIENT_TOO_SLOW'
   // upstream
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
@@ -139,6 +140,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   BUDGET_EXCEEDED: { status: 429, type: 'rate_limit_error', retryable: false, rpc: -32000 },
   SHUTTING_DOWN: { status: 503, type: 'server_error', retryable: true, rpc: -32000, bridge: 'OVERLOADED' },
   BODY_BUFFER_FULL: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
+  CLIENT_TOO_SLOW: { status: 503, type: 'server_error', retryable: false, rpc: -32000, failover: false },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },
   UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },

@@ -4,8 +4,11 @@
  * instead of leaving it to its timeout; the peer is told why (bridge-error) and to stop serving it
  * (bridge-cancel). Well-formed chunks a peer relays reach the client as the peer sent them.
  */
+import http from 'node:http';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
+import { STREAM_HOLD_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
 import { call, cleanupDirs, sseData, startGw, waitFor, waitForBridgeOpen, within } from '../helpers/env.js';
@@ -63,6 +66,12 @@ function answer(ws: WebSocket, f: RawFrame): void {
     ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
   } else if (prompt === 'response answered as a stream') {
     ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${GOOD_CHUNK}}`);
+  } else if (prompt === 'flood') {
+    // 48 Mi characters as fast as the socket takes them: far more than the client's socket buffers hold
+    const text = 'f'.repeat(64 * 1024);
+    const chunk = JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] });
+    for (let i = 0; i < 768; i++) ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${chunk}}`);
+    ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
   } else if (prompt === 'good stream') {
     ws.send(`{"type":"bridge-stream","requestId":${id},"chunk":${GOOD_CHUNK}}`);
     ws.send(`{"type":"bridge-stream-end","requestId":${id}}`);
@@ -201,6 +210,43 @@ describe('a peer that answers with malformed frames', () => {
     const line = a.logs.find((l) => l.includes('peer reported an error'))!;
     expect(line.length).toBeLessThan(2_000);
   });
+});
+
+describe('a peer that streams faster than its client reads', () => {
+  it('the stream is abandoned once it holds more than STREAM_HOLD_CHARS: the peer is told to stop, the client gets client_too_slow after what was held', async () => {
+    // a client that waits for 'drain' again and again leaves no listener behind per wait (no MaxListeners warning)
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void (w.name === 'MaxListenersExceededWarning' && warnings.push(w.message));
+    process.on('warning', onWarning);
+    const port = new URL(a.url).port;
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } },
+        resolve,
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ model: 'mal-model', stream: true, messages: [{ role: 'user', content: 'flood' }] }));
+    });
+    expect(res.statusCode).toBe(200);
+    res.pause(); // the client stops reading: its socket buffers fill, then the gateway's queue for the stream
+    await waitFor(() => about(forwardFor('flood')).includes('bridge-cancel'), 'bridge-cancel for the flood', 20_000, 50);
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => (body += d));
+    res.resume();
+    await once(res, 'end');
+    const events = sseData(body);
+    expect(events).not.toContain('[DONE]');
+    expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { code: 'client_too_slow' } });
+    // what was held went out first: at least the cap, never the whole 48 Mi
+    const delivered = events
+      .slice(0, -1)
+      .reduce((n, e) => n + (JSON.parse(e) as { choices: Array<{ delta: { content: string } }> }).choices[0]!.delta.content.length, 0);
+    expect(delivered).toBeGreaterThanOrEqual(STREAM_HOLD_CHARS * 0.9);
+    expect(delivered).toBeLessThan(48 * 1024 * 1024);
+    process.off('warning', onWarning);
+    expect(warnings).toEqual([]);
+  }, 60_000);
 });
 
 /** The request id of the forward that carried `prompt`. */

@@ -4,7 +4,6 @@
  * backpressure. Each API supplies only its translator; the edge never buffers a whole response.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
@@ -15,6 +14,7 @@ import type { ChatReply } from '../../providers/chat-reply.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { writeSse } from '../../util/sse-start.js';
+import { drainOrClose } from '../../util/drain.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
 
@@ -152,7 +152,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);
-      if (text && !writeSse(res, text)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (text && !writeSse(res, text)) await drainOrClose(res);
       if (res.destroyed) break;
       reading = true;
       const r = await rest.next();
