@@ -15,10 +15,20 @@
  * - generationConfig: temperature, topP, maxOutputTokens, stopSequences map 1:1; responseMimeType
  *   application/json (+ responseSchema / responseJsonSchema) → response_format; candidateCount above 1 is
  *   refused; topK, seed, thinkingConfig and the rest have no chat form and are dropped.
+ * Every key is read in either spelling (`field`): the REST API takes proto JSON, camelCase or snake_case.
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
+
+/**
+ * `o[key]`, else the same key in snake_case (`maxOutputTokens` → `max_output_tokens`): Google's REST API
+ * reads proto JSON, which accepts both spellings, and raw REST callers (Python, curl) send snake_case.
+ */
+function field(o: Record<string, unknown>, key: string): unknown {
+  const v = o[key];
+  return v !== undefined ? v : o[key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())];
+}
 
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
@@ -28,7 +38,7 @@ export function geminiToChat(model: string, body: unknown, stream: boolean): Cha
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (!Array.isArray(body.contents) || body.contents.length === 0) bad('contents', 'required, a non-empty array');
   const messages: ChatMessage[] = [];
-  const si = body.systemInstruction ?? body.system_instruction;
+  const si = field(body, 'systemInstruction');
   if (typeof si === 'string') {
     if (si) messages.push({ role: 'system', content: si });
   } else if (si !== undefined) {
@@ -42,8 +52,8 @@ export function geminiToChat(model: string, body: unknown, stream: boolean): Cha
   const out: ChatRequest = { model, messages };
   if (stream) out.stream = true;
   tools(body.tools, out);
-  toolConfig(body.toolConfig ?? body.tool_config, out);
-  generationConfig(body.generationConfig ?? body.generation_config, out);
+  toolConfig(field(body, 'toolConfig'), out);
+  generationConfig(field(body, 'generationConfig'), out);
   return out;
 }
 
@@ -59,21 +69,21 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
     if (!isObj(p)) bad(q, 'must be an object');
     if (typeof p.text === 'string') {
       if (p.thought !== true && p.text) parts.push({ type: 'text', text: p.text });
-    } else if (isObj(p.inlineData ?? p.inline_data)) {
-      const d = (p.inlineData ?? p.inline_data) as Record<string, unknown>;
-      const mime = d.mimeType ?? d.mime_type;
+    } else if (isObj(field(p, 'inlineData'))) {
+      const d = field(p, 'inlineData') as Record<string, unknown>;
+      const mime = field(d, 'mimeType');
       if (typeof mime !== 'string' || typeof d.data !== 'string') bad(`${q}.inlineData`, 'needs mimeType and data');
       parts.push({ type: 'image_url', image_url: { url: `data:${mime};base64,${d.data}` } });
-    } else if (isObj(p.functionCall ?? p.function_call)) {
-      const f = (p.functionCall ?? p.function_call) as Record<string, unknown>;
+    } else if (isObj(field(p, 'functionCall'))) {
+      const f = field(p, 'functionCall') as Record<string, unknown>;
       if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');
       const id = typeof f.id === 'string' && f.id ? f.id : `call_${i}_${j}`;
       const list = open.get(f.name) ?? [];
       list.push(id);
       open.set(f.name, list);
       calls.push({ id, type: 'function', function: { name: f.name, arguments: JSON.stringify(f.args ?? {}) } });
-    } else if (isObj(p.functionResponse ?? p.function_response)) {
-      const f = (p.functionResponse ?? p.function_response) as Record<string, unknown>;
+    } else if (isObj(field(p, 'functionResponse'))) {
+      const f = field(p, 'functionResponse') as Record<string, unknown>;
       if (typeof f.name !== 'string') bad(`${q}.functionResponse.name`, 'required');
       const list = open.get(f.name);
       const id = typeof f.id === 'string' && f.id ? f.id : (list?.[0] ?? `call_${f.name}`);
@@ -82,7 +92,7 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
         if (k !== -1) list.splice(k, 1);
       }
       out.push({ role: 'tool', tool_call_id: id, content: JSON.stringify(f.response ?? {}) });
-    } else if (p.thoughtSignature === undefined && p.thought_signature === undefined) {
+    } else if (field(p, 'thoughtSignature') === undefined) {
       throw new GatewayError('UNSUPPORTED', `${q}: this part type cannot be translated for this channel`, { param: q });
     }
   });
@@ -106,12 +116,12 @@ function tools(t: unknown, out: ChatRequest): void {
   const defs: ToolDefinition[] = [];
   t.forEach((tool: unknown, i: number) => {
     if (!isObj(tool)) bad(`tools[${i}]`, 'must be an object');
-    const decls = tool.functionDeclarations ?? tool.function_declarations;
+    const decls = field(tool, 'functionDeclarations');
     if (decls === undefined) return; // googleSearch, codeExecution, …: Google-side tools
     if (!Array.isArray(decls)) bad(`tools[${i}].functionDeclarations`, 'must be an array');
     decls.forEach((d: unknown, j: number) => {
       if (!isObj(d) || typeof d.name !== 'string') bad(`tools[${i}].functionDeclarations[${j}]`, 'needs a name');
-      const schema = d.parametersJsonSchema ?? d.parameters;
+      const schema = field(d, 'parametersJsonSchema') ?? d.parameters;
       const fn: ToolDefinition['function'] = { name: d.name, parameters: isObj(schema) ? lowerTypes(schema) : { type: 'object', properties: {} } };
       if (typeof d.description === 'string') fn.description = d.description;
       defs.push({ type: 'function', function: fn });
@@ -134,9 +144,9 @@ function lowerTypes(s: Record<string, unknown>): Record<string, unknown> {
 
 function toolConfig(tc: unknown, out: ChatRequest): void {
   if (!isObj(tc)) return;
-  const f = tc.functionCallingConfig ?? tc.function_calling_config;
+  const f = field(tc, 'functionCallingConfig');
   if (!isObj(f) || !out.tools) return;
-  const allowed = f.allowedFunctionNames ?? f.allowed_function_names;
+  const allowed = field(f, 'allowedFunctionNames');
   if (f.mode === 'NONE') out.tool_choice = 'none';
   else if (f.mode === 'ANY')
     out.tool_choice =
@@ -149,7 +159,7 @@ function generationConfig(g: unknown, out: ChatRequest): void {
   if (g === undefined) return;
   if (!isObj(g)) bad('generationConfig', 'must be an object');
   const num = (k: string) => {
-    const v = g[k];
+    const v = field(g, k);
     if (v !== undefined && v !== null && typeof v !== 'number') bad(`generationConfig.${k}`, 'must be a number');
     return v as number | undefined;
   };
@@ -162,13 +172,13 @@ function generationConfig(g: unknown, out: ChatRequest): void {
   if (max !== undefined) out.max_tokens = max;
   if (n !== undefined && n > 1)
     throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
-  if (g.stopSequences !== undefined) {
-    if (!Array.isArray(g.stopSequences) || !g.stopSequences.every((s) => typeof s === 'string'))
-      bad('generationConfig.stopSequences', 'must be an array of strings');
-    if (g.stopSequences.length) out.stop = g.stopSequences;
+  const stop = field(g, 'stopSequences');
+  if (stop !== undefined) {
+    if (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');
+    if (stop.length) out.stop = stop;
   }
-  if (g.responseMimeType === 'application/json') {
-    const schema = g.responseJsonSchema ?? g.responseSchema;
+  if (field(g, 'responseMimeType') === 'application/json') {
+    const schema = field(g, 'responseJsonSchema') ?? field(g, 'responseSchema');
     out.response_format = isObj(schema) ? { type: 'json_schema', json_schema: { name: 'response', schema: lowerTypes(schema) } } : { type: 'json_object' };
   }
 }
