@@ -10,7 +10,8 @@
  * 2. Origin (every path but /acp*, /api/v1/sessions/*, /healthz, /readyz: /v1/*, /admin/* and any route added later): a request
  *    with an Origin header comes from a browser page; it is refused (ORIGIN_NOT_ALLOWED, 403) unless the
  *    origin is in `gateway.allowedOrigins` (same matching as `acp.allowedOrigins`: exact, `http://host:*`,
- *    or `*`). Allowed origins get CORS headers and preflights. /acp* keeps its own Origin check
+ *    or `*`). Allowed origins get CORS headers and preflights (allowing the request headers the preflight
+ *    names: `allowHeaders`). /acp* keeps its own Origin check
  *    (`acp.allowedOrigins`) in its route, and always requires a token.
  * 3. Content type (the same paths): a body read by a route must have been sent as `application/json` (or
  *    `application/*+json`), else UNSUPPORTED_MEDIA_TYPE (415): a page can send text/plain without a CORS
@@ -31,7 +32,11 @@ export interface GuardOptions {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+/** allowed when a preflight names no headers, or names them in a form that is not a header-name list */
 const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, x-request-id, x-session-id';
+/** `Access-Control-Request-Headers`: a comma-separated list of header names (RFC 9110 tokens), bounded */
+const HEADER_LIST = /^[!#$%&'*+.^_`|~\w-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~\w-]+)*$/;
+const MAX_HEADER_LIST = 2048;
 
 /** The verdict for a request that may go on: CORS headers to add, whether it was a preflight, whether its body must be JSON. */
 export interface GuardPass {
@@ -79,8 +84,9 @@ export class RequestGuard {
         return {
           cors: {
             ...cors,
+            vary: 'Origin, Access-Control-Request-Headers',
             'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
-            'access-control-allow-headers': CORS_ALLOW_HEADERS,
+            'access-control-allow-headers': allowHeaders(req.headers['access-control-request-headers']),
             'access-control-max-age': '600',
           },
           preflight: true,
@@ -98,6 +104,18 @@ export class RequestGuard {
     if (this.names.has(name)) return true;
     return this.suffixes.some((s) => name.endsWith(s) || name === s.slice(1));
   }
+}
+
+/**
+ * The headers a preflight from an allowed origin may send: the ones it asks for. The origin is trusted
+ * already, and each API's browser clients send their own set (x-api-key, anthropic-version,
+ * anthropic-dangerous-direct-browser-access, x-goog-api-key, x-goog-api-client, the SDKs' x-stainless-*,
+ * which change between SDK versions), so a fixed list would block a client at its next release; a refused
+ * origin never gets this far. Echoed only when it is a list of header names (it becomes a response header).
+ */
+function allowHeaders(asked: string | undefined): string {
+  const list = asked?.trim();
+  return list && list.length <= MAX_HEADER_LIST && HEADER_LIST.test(list) ? list : CORS_ALLOW_HEADERS;
 }
 
 /** undefined when the request's content type is JSON; else the 415 (called by `readBody` when the guard required JSON). */
