@@ -16,7 +16,7 @@ import { clientCredential, tokenMatches } from '../util/secret.js';
 import type { Logger } from '../util/log.js';
 import type { ModelTokens } from '../util/model-tokens.js';
 import { requestIdOf, sendError, sendJson } from './respond.js';
-import { RequestGuard, type GuardOptions } from './guard.js';
+import { RequestGuard, type GuardOptions, type GuardPass } from './guard.js';
 import { BodyBudget, attachBodyPolicy } from './body.js';
 import { handleChat, handleEmbeddings, handleModels, type V1Context } from './routes/v1.js';
 import type { Principal } from '../keys/service.js';
@@ -134,7 +134,17 @@ export class HttpServer {
     const method = req.method ?? 'GET';
     this.opts.observer?.begin(req, res, path);
 
-    const pass = this.guard.check(req, path);
+    let pass: GuardPass;
+    try {
+      pass = this.guard.check(req, path);
+    } catch (err) {
+      // refused before any body is read, but in the format of the API the path belongs to
+      const api = this.opts.apis?.find((a) => a.owns(path));
+      if (!api) throw err;
+      res.setHeader('x-request-id', requestId);
+      api.sendError(res, toGatewayError(err), requestId);
+      return;
+    }
     attachBodyPolicy(req, {
       deadline: Date.now() + this.body.timeoutMs,
       timeoutMs: this.body.timeoutMs,
