@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './upstream-body.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
-import { GatewayError, type ErrorCode } from '../wire/errors.js';
+import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 import { notJson, tooDeep } from './chat-reply.js';
 import { MAX_VALUE_DEPTH, pathDeeperThan } from '../wire/json-depth.js';
@@ -160,7 +160,15 @@ const MAX_RETRY_AFTER_SEC = 86_400;
 /** Upstream HTTP status → gateway error. Auth failures upstream are the gateway's problem (502), not the client's. */
 export function statusError(status: number, message: string, label: string, retryAfterSec?: number): GatewayError {
   const text = `channel ${label}: upstream answered ${status}${message ? `: ${message}` : ''}`;
-  const opts = { details: { upstreamStatus: status }, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) };
+  return errorForStatus(status, text, { details: { upstreamStatus: status }, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) });
+}
+
+/**
+ * The one mapping of an upstream status to a gateway error: an HTTP answer's (`statusError`), and an in-band
+ * stream error whose type names a status (Anthropic's `overloaded_error` is its 529), so a client sees the same
+ * error whether the upstream failed before its stream or inside it.
+ */
+export function errorForStatus(status: number, text: string, opts: GatewayErrorOptions): GatewayError {
   if (status === 429) return new GatewayError('RATE_LIMITED', text, opts);
   if (status === 408 || status === 504) return new GatewayError('UPSTREAM_TIMEOUT', text, opts);
   // 529 is Anthropic's "overloaded": the same meaning as 503 for routing and for clients.

@@ -38,6 +38,14 @@ const ERROR_TYPES: Record<number, string> = {
   529: 'overloaded_error',
 };
 
+/** Anthropic-only knobs on top of the conformance Scenario. */
+export interface AnthropicScenario extends Scenario {
+  /** stream: the type of the `inbandError` event; default overloaded_error */
+  inbandErrorType?: string;
+  /** stream: the in-band error is the first event, before message_start (the API does this when overloaded at the start) */
+  inbandErrorFirst?: boolean;
+}
+
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
 const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
@@ -69,7 +77,7 @@ function pieces(json: string): string[] {
   return out;
 }
 
-export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUpstream> {
+export async function startAnthropicUpstream(scenario: AnthropicScenario): Promise<FakeUpstream> {
   let last: { body?: Record<string, unknown>; path?: string; headers?: IncomingMessage['headers'] } = {};
   let markAborted!: () => void;
   const aborted = new Promise<void>((r) => (markAborted = r));
@@ -136,6 +144,12 @@ export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUp
 
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake_01' });
     const send = (text: string) => new Promise<void>((r) => res.write(text, () => setImmediate(r)));
+    const inbandType = scenario.inbandErrorType ?? 'overloaded_error';
+    const inband = () => sse('error', { error: { type: inbandType, message: inbandType === 'overloaded_error' ? 'Overloaded' : `fake ${inbandType}` } });
+    if (scenario.inbandError && scenario.inbandErrorFirst) {
+      res.end(inband());
+      return;
+    }
     let deltas = 0;
     /** sends a content delta, then applies the failure scenarios that trigger after content chunks */
     const delta = async (index: number, d: Record<string, unknown>): Promise<boolean> => {
@@ -147,7 +161,7 @@ export async function startAnthropicUpstream(scenario: Scenario): Promise<FakeUp
         return false;
       }
       if (deltas === 1 && scenario.inbandError) {
-        res.end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
+        res.end(inband());
         return false;
       }
       if (deltas === 1 && scenario.malformedChunk)

@@ -14,8 +14,9 @@
  *   ping, unknown events → ignored (Anthropic may add event types)
  * OpenAI tool_calls indexes count tool_use blocks from 0; Anthropic block indexes count every block.
  *
- * Abnormal ends throw GatewayError (the provider contract): `error` event → RATE_LIMITED (rate_limit_error),
- * UPSTREAM_ERROR (overloaded_error, retryable) or UPSTREAM_STREAM_ERROR (others, e.g. api_error); data that is
+ * Abnormal ends throw GatewayError (the provider contract): `error` event → the error of the HTTP status its
+ * type stands for (`streamError`: overloaded_error → UPSTREAM_ERROR 503, rate_limit_error → RATE_LIMITED, …;
+ * api_error and unknown types → UPSTREAM_STREAM_ERROR); data that is
  * not JSON, or content before message_start → UPSTREAM_BAD_RESPONSE; end of body without message_stop →
  * UPSTREAM_STREAM_ERROR; transport failures → mapTransportError(…, midStream = true).
  */
@@ -23,7 +24,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
-import { upstreamText } from '../upstream.js';
+import { errorForStatus, upstreamText } from '../upstream.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
@@ -142,13 +143,32 @@ export function anthropicStream(
   return sseStream(body, new AnthropicTranslation(label, created), label);
 }
 
-/** An in-band `error` event → GatewayError. Same error types as the HTTP error bodies. */
+/**
+ * Anthropic's error types and the HTTP status the API answers each with (docs.anthropic.com, "Errors").
+ * `api_error` (500) is left out: inside a stream it is a broken stream, UPSTREAM_STREAM_ERROR.
+ */
+const STATUS_OF_TYPE: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  billing_error: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  timeout_error: 504,
+  overloaded_error: 529,
+};
+
+/**
+ * An in-band `error` event → the GatewayError of the HTTP status its type stands for (`errorForStatus`, as an
+ * HTTP error body with that status would be), so `overloaded_error` reaches clients as overloaded (503);
+ * `api_error` and unknown types → UPSTREAM_STREAM_ERROR.
+ */
 export function streamError(ev: Partial<ErrorResponse>, label: string): GatewayError {
   const type = ev.error?.type ?? 'unknown_error';
   const msg = upstreamText(String(ev.error?.message ?? 'error event'));
   const text = `channel ${label}: upstream reported ${type} mid-stream: ${msg}`;
   const details = { upstreamErrorType: type };
-  if (type === 'rate_limit_error') return new GatewayError('RATE_LIMITED', text, { details });
-  if (type === 'overloaded_error') return new GatewayError('UPSTREAM_ERROR', text, { details, retryable: true });
-  return new GatewayError('UPSTREAM_STREAM_ERROR', text, { details });
+  const status = Object.hasOwn(STATUS_OF_TYPE, type) ? STATUS_OF_TYPE[type] : undefined;
+  return status === undefined ? new GatewayError('UPSTREAM_STREAM_ERROR', text, { details }) : errorForStatus(status, text, { details });
 }
