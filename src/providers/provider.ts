@@ -35,6 +35,12 @@ export interface StreamChunk {
    * for the edge of the same API to relay. `data` is then '' unless the event has a chat-form meaning.
    */
   raw?: string;
+  /**
+   * Native pass-through only: `raw` is the upstream's own failure event (Responses' `response.failed`), which
+   * ends its stream; the stream then throws that failure's GatewayError, so the attempt counts as failed. The
+   * edge relays the event as the client's end of stream and writes no failure event of its own after it.
+   */
+  failed?: true;
 }
 
 /**

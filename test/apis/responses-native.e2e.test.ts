@@ -14,12 +14,17 @@ import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-u
 let gw: Gateway;
 let up: ResponsesFake;
 let cut: ResponsesFake;
+let ctx: ResponsesFake;
 let client: OpenAI;
 const FIXTURE = readFileSync(new URL('./fixtures/openai-responses-text.sse', import.meta.url), 'utf8');
 
 beforeAll(async () => {
   up = await startResponsesUpstream();
   cut = await startResponsesUpstream({ cutAfterEvents: 5 });
+  ctx = await startResponsesUpstream({
+    failAfterEvents: 4,
+    failure: { code: 'context_length_exceeded', message: 'Your input exceeds the context window of this model. Please adjust your input and try again.' },
+  });
   gw = await startGw({
     channels: [
       {
@@ -32,6 +37,7 @@ beforeAll(async () => {
         options: { responsesApi: true },
       },
       { name: 'oai-cut', provider: 'openai', baseUrl: cut.baseUrl, apiKey: 'sk-up', models: ['gpt-cut'], options: { responsesApi: true } },
+      { name: 'oai-ctx', provider: 'openai', baseUrl: ctx.baseUrl, apiKey: 'sk-up', models: ['gpt-ctx'], options: { responsesApi: true } },
       // one model on a native channel and a translating one (the mock, preferred by priority); one on the mock only
       { name: 'oai-both', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-up', models: ['gpt-both'], priority: 1, options: { responsesApi: true } },
       { name: 'mock-both', provider: 'mock', models: ['gpt-both', 'mock-only'], priority: 0 },
@@ -43,6 +49,7 @@ afterAll(async () => {
   await gw?.close();
   await up?.close();
   await cut?.close();
+  await ctx?.close();
   cleanupDirs();
 });
 
@@ -89,6 +96,27 @@ describe('native Responses pass-through', () => {
     const types = [...r.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
     expect(types.at(-1)).toBe('response.failed');
     expect(types).not.toContain('response.completed');
+  });
+
+  it("the upstream's response.failed is the stream's end, verbatim (its id, sequence_number and error.code); the attempt counts as failed", async () => {
+    const body = { model: 'gpt-ctx', input: 'x', stream: true };
+    const direct = await call({ url: ctx.baseUrl }, '/responses', { body });
+    const r = await call(gw, '/v1/responses', { body });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe(direct.text);
+    expect(r.text.match(/^event: response\.failed$/gm)).toHaveLength(1);
+    const health = gw.router.healthOf('local/oai-ctx');
+    expect(health.consecutiveFailures).toBeGreaterThan(0);
+    expect(health.lastError).toContain('UPSTREAM_STREAM_ERROR');
+
+    // what Codex and the SDK act on: the upstream's code, on the upstream's response
+    const events: Array<{ type: string; sequence_number: number; response?: { id: string; error: { code: string } | null } }> = [];
+    for await (const e of await client.responses.create({ model: 'gpt-ctx', input: 'x', stream: true })) events.push(e);
+    const last = events.at(-1)!;
+    expect(last.type).toBe('response.failed');
+    expect(last.sequence_number).toBe(4);
+    expect(last.response).toMatchObject({ id: events[0]!.response!.id, error: { code: 'context_length_exceeded' } });
+    expect(events.filter((e) => e.type === 'response.failed')).toHaveLength(1);
   });
 
   it('an item the chat form has no place for goes only to a native channel, whole; with none it is refused', async () => {

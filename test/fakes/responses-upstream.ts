@@ -2,7 +2,9 @@
  * A fake OpenAI Responses API (POST /v1/responses) on 127.0.0.1:0 that replays a recorded stream
  * (test/apis/fixtures/openai-responses-text.sse, from OpenAI's API reference) event by event, or answers
  * the completed response as JSON when `stream` is not true. `cutAfterEvents` destroys the socket after that
- * many events (no response.completed). For native pass-through tests of `options.responsesApi`.
+ * many events (no response.completed); `failAfterEvents` ends the stream there with the API's own
+ * `response.failed` (the same response id, the next sequence_number, `error: {code, message}`). For native
+ * pass-through tests of `options.responsesApi`.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -18,12 +20,24 @@ export interface ResponsesFake {
   close(): Promise<void>;
 }
 
-export async function startResponsesUpstream(opts: { cutAfterEvents?: number } = {}): Promise<ResponsesFake> {
+export interface ResponsesFakeOptions {
+  cutAfterEvents?: number;
+  /** after this many events, `response.failed` with `failure` as its `response.error` */
+  failAfterEvents?: number;
+  failure?: { code: string; message: string };
+}
+
+export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): Promise<ResponsesFake> {
   const events = readFileSync(FIXTURE, 'utf8')
     .split(/\n\n/)
     .filter((e) => e.trim())
     .map((e) => e + '\n\n');
   const completed = JSON.parse(events.at(-1)!.split('\ndata: ')[1]!).response;
+  const created = JSON.parse(events[0]!.split('\ndata: ')[1]!).response;
+  const failed = (n: number) => {
+    const response = { ...created, status: 'failed', error: opts.failure ?? { code: 'server_error', message: 'The model failed' } };
+    return `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', sequence_number: n, response })}\n\n`;
+  };
   let last: { body?: Record<string, unknown>; headers?: IncomingMessage['headers'] } = {};
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -48,6 +62,10 @@ export async function startResponsesUpstream(opts: { cutAfterEvents?: number } =
           res.writeHead(200, { 'content-type': 'text/event-stream' });
           let n = 0;
           for (const e of events) {
+            if (opts.failAfterEvents !== undefined && n >= opts.failAfterEvents) {
+              res.end(failed(n));
+              return;
+            }
             if (opts.cutAfterEvents !== undefined && n >= opts.cutAfterEvents) {
               res.socket?.destroy();
               return;

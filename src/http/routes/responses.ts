@@ -2,7 +2,8 @@
  * POST /v1/responses and GET /v1/responses/{id}: the OpenAI Responses API over every channel, local or a
  * peer's. Translation (src/apis/responses/) happens here, once; an `openai` channel with
  * `options.responsesApi` gets the client's body natively and its answer is relayed verbatim. Errors are
- * OpenAI error JSON before a stream starts, `response.failed` after.
+ * OpenAI error JSON before a stream starts, `response.failed` after (natively, the upstream's own when it
+ * sent one).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -98,11 +99,14 @@ async function create(
   const native = ex.routed.first?.raw !== undefined;
   const w = new ResponsesStreamWriter(shell, estimateIn);
   let final: Record<string, unknown> | undefined;
+  /** the upstream's own response.failed reached the client (native): it is the stream's end */
+  let relayedFailure = false;
   try {
     if (!native) res.write(w.start());
     const end = await pump(ctx, res, ex, (c) => {
       if (native) {
         if (c.usage && c.raw) final = terminalResponse(c.raw);
+        else if (c.failed) relayedFailure = true;
         return c.raw ?? '';
       }
       return w.chunk(parsedChunk(c.data));
@@ -119,7 +123,7 @@ async function create(
     if (store && final) await keep(ctx, final, history, requestId);
   } catch (err) {
     const e = err as GatewayError;
-    if (!res.destroyed) res.end(w.fail(e));
+    if (!res.destroyed) res.end(relayedFailure ? undefined : w.fail(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }

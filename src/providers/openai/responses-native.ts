@@ -6,6 +6,9 @@
  *
  * Stream integrity: `response.failed`, `error` events and a body that ends without `response.completed` /
  * `response.incomplete` throw, exactly like the chat path. Only those terminal events are JSON-parsed.
+ * `response.failed` is the API's own end of a failed stream, and clients act on its `error.code`
+ * (`context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`): it is handed over verbatim first
+ * (`StreamChunk.failed`), and the throw behind it only marks the attempt failed.
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
@@ -78,6 +81,7 @@ class ResponsesPassThrough implements StreamTranslator {
       if (type === 'response.failed' || type === 'error') {
         // scrubbed of every configured secret (an upstream may echo the key it was sent), as every provider's
         const msg = upstreamText(String(ev.response?.error?.message ?? ev.message ?? type));
+        if (type === 'response.failed') out.push({ data: '', raw, failed: true });
         throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
       }
       const u = toUsage(ev.response?.usage);
