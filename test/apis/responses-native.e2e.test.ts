@@ -15,6 +15,8 @@ let gw: Gateway;
 let up: ResponsesFake;
 let cut: ResponsesFake;
 let ctx: ResponsesFake;
+let echo: ResponsesFake;
+const ECHOED_KEY = 'sk-native-echoed-key-5f2c9d7a1b';
 let client: OpenAI;
 const FIXTURE = readFileSync(new URL('./fixtures/openai-responses-text.sse', import.meta.url), 'utf8');
 
@@ -25,6 +27,8 @@ beforeAll(async () => {
     failAfterEvents: 4,
     failure: { code: 'context_length_exceeded', message: 'Your input exceeds the context window of this model. Please adjust your input and try again.' },
   });
+  // an upstream whose failure echoes the key it was sent (some do, in "invalid key" messages)
+  echo = await startResponsesUpstream({ failAfterEvents: 2, failure: { code: 'invalid_api_key', message: `Incorrect API key provided: ${ECHOED_KEY}` } });
   gw = await startGw({
     channels: [
       {
@@ -38,6 +42,7 @@ beforeAll(async () => {
       },
       { name: 'oai-cut', provider: 'openai', baseUrl: cut.baseUrl, apiKey: 'sk-up', models: ['gpt-cut'], options: { responsesApi: true } },
       { name: 'oai-ctx', provider: 'openai', baseUrl: ctx.baseUrl, apiKey: 'sk-up', models: ['gpt-ctx'], options: { responsesApi: true } },
+      { name: 'oai-echo', provider: 'openai', baseUrl: echo.baseUrl, apiKey: ECHOED_KEY, models: ['gpt-echo'], options: { responsesApi: true } },
       // one model on a native channel and a translating one (the mock, preferred by priority); one on the mock only
       { name: 'oai-both', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-up', models: ['gpt-both'], priority: 1, options: { responsesApi: true } },
       { name: 'mock-both', provider: 'mock', models: ['gpt-both', 'mock-only'], priority: 0 },
@@ -50,6 +55,7 @@ afterAll(async () => {
   await up?.close();
   await cut?.close();
   await ctx?.close();
+  await echo?.close();
   cleanupDirs();
 });
 
@@ -117,6 +123,14 @@ describe('native Responses pass-through', () => {
     expect(last.sequence_number).toBe(4);
     expect(last.response).toMatchObject({ id: events[0]!.response!.id, error: { code: 'context_length_exceeded' } });
     expect(events.filter((e) => e.type === 'response.failed')).toHaveLength(1);
+  });
+
+  it("the relayed response.failed is scrubbed of the channel's key when the upstream echoes it", async () => {
+    const r = await call(gw, '/v1/responses', { body: { model: 'gpt-echo', input: 'x', stream: true } });
+    expect(r.text.match(/^event: response\.failed$/gm)).toHaveLength(1);
+    expect(r.text).not.toContain(ECHOED_KEY);
+    expect(r.text).toContain('Incorrect API key provided: [REDACTED]');
+    expect(r.text).toContain('"code":"invalid_api_key"');
   });
 
   it('an item the chat form has no place for goes only to a native channel, whole; with none it is refused', async () => {

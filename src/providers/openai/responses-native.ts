@@ -16,6 +16,7 @@ import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { sseFrame } from '../../util/lines.js';
 import { upstreamText } from '../upstream.js';
+import { secrets } from '../../util/redact.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -81,7 +82,8 @@ class ResponsesPassThrough implements StreamTranslator {
       if (type === 'response.failed' || type === 'error') {
         // scrubbed of every configured secret (an upstream may echo the key it was sent), as every provider's
         const msg = upstreamText(String(ev.response?.error?.message ?? ev.message ?? type));
-        if (type === 'response.failed') out.push({ data: '', raw, failed: true });
+        // as the upstream sent it, but for credentials it may echo: scrubbed as its message is
+        if (type === 'response.failed') out.push({ data: '', raw: secrets.scrubError(raw), failed: true });
         throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
       }
       const u = toUsage(ev.response?.usage);
