@@ -38,13 +38,18 @@ const int = (flag: string) => (v: string) => {
   return n;
 };
 
-/** `30d`, `12h`, `90m`, or an ISO date → ISO date */
-function expiry(v: string): string {
+/** `30d`, `12h`, `90m`, or an ISO date → epoch ms (a date past year 9999 has no ISO form the API takes) */
+function expiry(v: string): number {
   const rel = /^(\d+)([mhd])$/.exec(v);
-  if (rel) return new Date(Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd']).toISOString();
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new CliError('--expires: an ISO date or a duration such as 30d, 12h');
-  return new Date(t).toISOString();
+  if (!rel) {
+    const t = Date.parse(v);
+    if (Number.isNaN(t)) throw new CliError('--expires: an ISO date or a duration such as 30d, 12h');
+    return t;
+  }
+  const t = Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
+  // a time a Date can hold (±8.64e15 ms, about 273,000 years from now)
+  if (Number.isNaN(new Date(t).getTime())) throw new CliError(`--expires: ${v} is too far ahead; the latest is +275760-09-13`);
+  return t;
 }
 
 interface CreateFlags extends RemoteFlags {

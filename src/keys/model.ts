@@ -54,13 +54,19 @@ export interface VirtualKey {
   rotatedAt?: number | undefined;
 }
 
+/** The last epoch ms a Date can hold (ECMAScript's time range). */
+export const MAX_TIME_MS = 8.64e15;
+
 /** What the admin API accepts to create a key. */
 export const createKeySchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits, . _ @ - (max 64), starting with a letter or digit'),
   owner: z.string().min(1).max(128).default('-'),
   models: z.array(z.string().min(1).max(200)).min(1).default(['*']),
-  /** epoch ms or ISO date */
-  expiresAt: z.union([z.number().int().positive(), z.string().datetime({ offset: true })]).optional(),
+  /** epoch ms or ISO date, as epoch ms; refused past the last time a Date can hold, which no listing could show */
+  expiresAt: z
+    .union([z.number().int().positive(), z.string().datetime({ offset: true }).transform(Date.parse)])
+    .refine((ms) => ms <= MAX_TIME_MS, `a time a Date can hold (at most ${MAX_TIME_MS} ms, +275760-09-13)`)
+    .optional(),
   limits: limitsSchema.default({}),
   budget: budgetSchema.optional(),
   acp: z.boolean().default(false),
@@ -112,16 +118,25 @@ export function keySummary(k: VirtualKey, now = Date.now()) {
     hint: k.hint,
     models: k.models,
     status: k.disabled ? 'disabled' : k.expiresAt !== undefined && k.expiresAt <= now ? 'expired' : 'active',
-    expiresAt: k.expiresAt !== undefined ? new Date(k.expiresAt).toISOString() : null,
+    expiresAt: k.expiresAt !== undefined ? isoTime(k.expiresAt) : null,
     limits: k.limits,
     budget: k.budget ?? null,
     acp: k.acp === true,
-    createdAt: new Date(k.createdAt).toISOString(),
-    updatedAt: new Date(k.updatedAt).toISOString(),
-    rotatedAt: k.rotatedAt !== undefined ? new Date(k.rotatedAt).toISOString() : null,
+    createdAt: isoTime(k.createdAt),
+    updatedAt: isoTime(k.updatedAt),
+    rotatedAt: k.rotatedAt !== undefined ? isoTime(k.rotatedAt) : null,
   };
 }
 export type KeySummary = ReturnType<typeof keySummary>;
+
+/**
+ * A stored time as an ISO date. One a Date cannot hold (an expiresAt written before create refused it) shows as
+ * the nearest one it can, so that one record never makes a listing fail.
+ */
+function isoTime(ms: number): string {
+  const t = Number.isFinite(ms) ? Math.max(-MAX_TIME_MS, Math.min(MAX_TIME_MS, ms)) : 0;
+  return new Date(t).toISOString();
+}
 
 /** Start of the budget period that contains `now` (UTC), and its end. */
 export function periodOf(period: Budget['period'], now = Date.now()): { id: string; start: number; end: number } {

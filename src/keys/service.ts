@@ -258,7 +258,6 @@ export class KeyService {
     const v = parsed.data;
     const secret = newSecret();
     const now = Date.now();
-    const expiresAt = v.expiresAt === undefined ? undefined : typeof v.expiresAt === 'number' ? v.expiresAt : Date.parse(v.expiresAt);
     const key: VirtualKey = {
       id: newKeyId(),
       name: v.name,
@@ -266,7 +265,7 @@ export class KeyService {
       hash: hashSecret(secret),
       hint: hintOf(secret),
       models: v.models,
-      expiresAt,
+      expiresAt: v.expiresAt,
       limits: v.limits,
       budget: v.budget,
       ...(v.acp ? { acp: true } : {}),
