@@ -11,6 +11,8 @@
  *   model outside the key's globs, RATE_LIMITED / BUDGET_EXCEEDED (429 + Retry-After + rate-limit headers in
  *   `format`) when over a limit. `ticket.finish(...)` exactly once when the request ended: it settles the
  *   limits (awaited, so the next request sees the spend) and queues the usage record.
+ * - `admitCount(principal, model, format) → Ticket` — the same for a token count, which spends nothing: only
+ *   the key's models and request limits apply, and it leaves no usage record.
  * - `peerGate(peerId, channel, model)` — the bridge's serving side, for a peer's forward (see peer-gate.ts).
  */
 import type { IncomingMessage } from 'node:http';
@@ -26,7 +28,19 @@ import { KeyCache } from './key-cache.js';
 import type { BudgetCheck, Limiter } from './limiter.js';
 import { rateLimitHeaders, refusal, type HeaderFormat } from './limit-error.js';
 import { MemoryLimiter } from './memory-limiter.js';
-import { createKeySchema, hashSecret, hintOf, KEY_SECRET_PREFIX, keySummary, modelAllowed, newKeyId, newSecret, periodOf, type VirtualKey } from './model.js';
+import {
+  createKeySchema,
+  hashSecret,
+  hintOf,
+  KEY_SECRET_PREFIX,
+  keySummary,
+  modelAllowed,
+  newKeyId,
+  newSecret,
+  periodOf,
+  type Limits,
+  type VirtualKey,
+} from './model.js';
 import type { KeyStore } from './store.js';
 import { makePeerGate, type PeerGate } from './peer-gate.js';
 
@@ -167,9 +181,20 @@ export class KeyService {
     if (p.kind === 'agent')
       return p.keyId === undefined
         ? new RequestTicket(this, `agent:${p.agentId}`, undefined, undefined)
-        : this.admitSessionKey(p.agentId, p.keyId, model, format);
+        : this.admitSessionKey(p.agentId, p.keyId, model, format, true);
     if (p.kind !== 'key') return new RequestTicket(this, '-', undefined, undefined);
-    return this.admitKey(p.key, model, format);
+    return this.admitKey(p.key, model, format, true);
+  }
+
+  /**
+   * A token count (`/v1/messages/count_tokens`, Gemini `:countTokens`): a request to the surface like any other,
+   * so the key's model globs, `requestsPerMin` and `concurrent` apply; it spends no tokens and no money, so
+   * `tokensPerMin` and the budget neither refuse nor charge it, and `finish` records no usage.
+   */
+  admitCount(p: Principal, model: string, format: HeaderFormat): Ticket | Promise<Ticket> {
+    if (p.kind === 'agent' && p.keyId !== undefined) return this.admitSessionKey(p.agentId, p.keyId, model, format, false);
+    if (p.kind === 'key') return this.admitKey(p.key, model, format, false);
+    return new RequestTicket(this, undefined, undefined, undefined);
   }
 
   /**
@@ -178,11 +203,11 @@ export class KeyService {
    * does not hold (the session moved here from a gateway with another key store) leaves the traffic to the
    * runtime's account, as for a session a peer runs here.
    */
-  private async admitSessionKey(agentId: string, keyId: string, model: string, format: HeaderFormat): Promise<Ticket> {
+  private async admitSessionKey(agentId: string, keyId: string, model: string, format: HeaderFormat, spends: boolean): Promise<Ticket> {
     // not loaded yet (created on another instance a moment ago): the store; a store failure fails the request
     const k = this.cache.get(keyId) ?? (await this.o.store.get(keyId));
-    if (!k) return new RequestTicket(this, `agent:${agentId}`, undefined, undefined);
-    return this.admitKey(usable(k), model, format);
+    if (!k) return new RequestTicket(this, spends ? `agent:${agentId}` : undefined, undefined, undefined);
+    return this.admitKey(usable(k), model, format, spends);
   }
 
   /**
@@ -204,33 +229,38 @@ export class KeyService {
     return k === undefined ? undefined : usable(k);
   }
 
-  private async admitKey(k: VirtualKey, model: string, format: HeaderFormat): Promise<Ticket> {
+  /** `spends` false: a token count (admitCount), held to the request limits only and never recorded. */
+  private async admitKey(k: VirtualKey, model: string, format: HeaderFormat, spends: boolean): Promise<Ticket> {
     if (!modelAllowed(k, model)) {
       throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${model}"`, { param: 'model', details: { allowed: k.models } });
     }
-    const l = k.limits;
-    const budget = budgetOf(k);
+    const l: Limits = spends ? k.limits : requestLimits(k.limits);
+    const budget = spends ? budgetOf(k) : undefined;
+    const keyId = spends ? k.id : undefined;
     if (l.requestsPerMin === undefined && l.tokensPerMin === undefined && l.concurrent === undefined && !budget)
-      return new RequestTicket(this, k.id, undefined, undefined);
+      return new RequestTicket(this, keyId, undefined, undefined);
     const scope = `key:${k.id}`;
     const a = await this.o.limiter.admit({ scope, limits: l, budget, leaseMs: this.leaseMs });
     if (!a.ok) throw refusal(`API key "${k.name}"`, a.reason, a.retryAfterMs, a.state, format);
     const headers = a.state.requests || a.state.tokens ? rateLimitHeaders(a.state, format) : undefined;
-    return new RequestTicket(this, k.id, { scope, lease: a.lease, key: k }, budget, headers);
+    return new RequestTicket(this, keyId, { scope, lease: a.lease, limits: l }, budget, headers);
   }
 
-  /** @internal RequestTicket.finish: synchronous unless a limiter lease is held */
-  settle(keyId: string, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> | void {
+  /**
+   * @internal RequestTicket.finish: synchronous unless a limiter lease is held. `keyId` undefined: a token
+   * count, nothing recorded.
+   */
+  settle(keyId: string | undefined, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> | void {
     const t = tokensOf(f.usage);
     const cost = costOf(f.pricing ?? (f.peer ? undefined : this.pricing.get(f.channel)), t);
     if (!held) return this.recordUsage(keyId, f, t, cost);
     return this.o.limiter
-      .settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.key.limits })
+      .settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.limits })
       .then(() => this.recordUsage(keyId, f, t, cost));
   }
 
-  private recordUsage(keyId: string, f: Finish, t: ReturnType<typeof tokensOf>, cost: number): void {
-    if (!f.ok && !f.usage) return;
+  private recordUsage(keyId: string | undefined, f: Finish, t: ReturnType<typeof tokensOf>, cost: number): void {
+    if (keyId === undefined || (!f.ok && !f.usage)) return;
     this.recorder.record({
       ts: Date.now(),
       key: keyId,
@@ -345,14 +375,15 @@ const TOKEN: Principal = { kind: 'token' };
 interface Held {
   scope: string;
   lease: string;
-  key: VirtualKey;
+  /** the limits it was admitted under, settled the same */
+  limits: Limits;
 }
 
 class RequestTicket implements Ticket {
   private done = false;
   constructor(
     private readonly svc: KeyService,
-    private readonly keyId: string,
+    private readonly keyId: string | undefined,
     private readonly held: Held | undefined,
     private readonly budget: BudgetCheck | undefined,
     readonly headers?: Readonly<Record<string, string>>,
@@ -370,6 +401,11 @@ function usable(k: VirtualKey): VirtualKey {
   if (k.disabled) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} is disabled`);
   if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) throw new GatewayError('UNAUTHORIZED', `API key ${k.hint} has expired`);
   return k;
+}
+
+/** The limits on requests, leaving out what a request spends (tokensPerMin): what a token count is held to. */
+function requestLimits(l: Limits): Limits {
+  return { requestsPerMin: l.requestsPerMin, concurrent: l.concurrent };
 }
 
 function budgetOf(k: VirtualKey): BudgetCheck | undefined {

@@ -1,31 +1,38 @@
 /**
  * Virtual keys on the agent-facing inbound APIs (/v1/messages, /v1/responses, /v1beta): each authenticates
  * with its own header, is admitted through the key's models and limits (a refusal in that API's own error
- * format, with Retry-After), and records usage that matches the upstream's counts exactly.
+ * format, with Retry-After), and records usage that matches the upstream's counts exactly. The token counters
+ * (count_tokens, :countTokens) are held to the key's models and request limits too, and the Gemini model list
+ * to its models.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import type { FakeUpstream } from '../providers/conformance.js';
 import { channelOf, cleanupDirs, startGw } from '../helpers/env.js';
 import type { Gateway } from '../../src/gateway.js';
 import { admin, createKey } from './helpers.js';
 
 const STATIC = 'static-client-token-314159';
 let up: OpenAiFake;
+let ant: FakeUpstream;
 let gw: Gateway & { logs: string[] };
 
 beforeAll(async () => {
   up = await startOpenAiUpstream({ reply: 'alpha beta gamma' });
+  ant = await startAnthropicUpstream({});
   gw = await startGw({
     gateway: { auth: { tokens: [STATIC] }, keys: { refreshMs: 100 } },
-    channels: [channelOf(up, 'oa', ['gpt-4o-mini', 'gpt-4o'], { pricing: { input: 1, output: 2 } })],
+    channels: [channelOf(up, 'oa', ['gpt-4o-mini', 'gpt-4o'], { pricing: { input: 1, output: 2 } }), channelOf(ant, 'ant', ['claude-x'])],
   });
 });
 
 afterAll(async () => {
   await gw?.close();
   await up?.close();
+  await ant?.close();
   cleanupDirs();
 });
 
@@ -37,6 +44,18 @@ const gemini = (secret: string, model: string, how: 'header' | 'query') =>
     headers: { 'content-type': 'application/json', ...(how === 'header' ? { 'x-goog-api-key': secret } : {}) },
     body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
   });
+const geminiCount = (secret: string, model: string) =>
+  fetch(`${gw.url}/v1beta/models/${model}:countTokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-goog-api-key': secret },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'how many?' }] }] }),
+  });
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+const hi = [{ role: 'user' as const, content: 'hi' }];
 
 describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
   it('each API takes the key in its own header and records usage equal to the upstream counts', async () => {
@@ -125,5 +144,71 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
     expect(await g.json()).toMatchObject({ error: { code: 401, status: 'UNAUTHENTICATED' } });
     const ok = await openai(STATIC).responses.create({ model: 'gpt-4o-mini', input: 'hi' });
     expect(ok.status).toBe('completed');
+  });
+});
+
+describe('token counts and the Gemini model list under a key', () => {
+  it("count_tokens and :countTokens refuse a model outside the key's globs (403 in each format) before any upstream call", async () => {
+    const k = await createKey(gw.url, { name: 'count-mini-only', models: ['gpt-4o-mini'] });
+    const err = await refusal(anthropic(k.secret).messages.countTokens({ model: 'claude-x', messages: hi }));
+    expect(err).toBeInstanceOf(Anthropic.PermissionDeniedError);
+    expect((err as InstanceType<typeof Anthropic.PermissionDeniedError>).error).toMatchObject({
+      type: 'error',
+      error: { type: 'permission_error', code: 'model_not_allowed' },
+    });
+    expect(ant.lastPath()).toBeUndefined(); // the anthropic channel's counter was never asked
+
+    const g = await geminiCount(k.secret, 'gpt-4o');
+    expect(g.status).toBe(403);
+    expect(await g.json()).toMatchObject({ error: { code: 403, status: 'PERMISSION_DENIED' } });
+
+    // its own model is counted as before
+    expect((await anthropic(k.secret).messages.countTokens({ model: 'gpt-4o-mini', messages: hi })).input_tokens).toBeGreaterThan(0);
+    expect((await geminiCount(k.secret, 'gpt-4o-mini')).status).toBe(200);
+    const allowed = await createKey(gw.url, { name: 'count-claude', models: ['claude-*'] });
+    const up = await anthropic(allowed.secret).messages.countTokens({ model: 'claude-x', messages: hi }).withResponse();
+    expect(up.response.headers.get('x-switchyard-token-count')).toBe('upstream');
+    expect(ant.lastPath()).toBe('/v1/messages/count_tokens');
+  });
+
+  it('a count takes one of requestsPerMin like any request (429 in each format), spends no tokens or budget, records no usage', async () => {
+    const k = await createKey(gw.url, { name: 'count-rpm-2', limits: { requestsPerMin: 2 } });
+    const first = await anthropic(k.secret).messages.countTokens({ model: 'gpt-4o-mini', messages: hi }).withResponse();
+    expect(first.response.headers.get('anthropic-ratelimit-requests-remaining')).toBe('1');
+    const second = await geminiCount(k.secret, 'gpt-4o-mini');
+    expect(second.status).toBe(200);
+    expect(second.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    const err = await refusal(anthropic(k.secret).messages.countTokens({ model: 'gpt-4o-mini', messages: hi }));
+    expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(Number((err as InstanceType<typeof Anthropic.RateLimitError>).headers.get('retry-after'))).toBeGreaterThan(0);
+    const g = await geminiCount(k.secret, 'gpt-4o-mini');
+    expect(g.status).toBe(429);
+    expect(await g.json()).toMatchObject({ error: { code: 429, status: 'RESOURCE_EXHAUSTED' } });
+    // the main endpoint shares the same bucket
+    expect(await refusal(anthropic(k.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: hi }))).toBeInstanceOf(Anthropic.RateLimitError);
+
+    // a key whose tokens and budget are spent may still count, one count after another (each gives its lease back)
+    const spent = await createKey(gw.url, { name: 'count-spent', limits: { tokensPerMin: 10, concurrent: 1 }, budget: { period: 'day', tokens: 10 } });
+    up.enqueue({ usage: { input: 40, output: 20 } });
+    await anthropic(spent.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: hi });
+    expect(await refusal(anthropic(spent.secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 8, messages: hi }))).toBeInstanceOf(
+      Anthropic.RateLimitError,
+    );
+    expect((await anthropic(spent.secret).messages.countTokens({ model: 'gpt-4o-mini', messages: hi })).input_tokens).toBeGreaterThan(0);
+    expect((await geminiCount(spent.secret, 'gpt-4o-mini')).status).toBe(200);
+
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.json.total.requests).toBe(0);
+    expect((await admin(gw.url, 'GET', `/admin/usage?key=${spent.id}&by=model`)).json.total.requests).toBe(1);
+  });
+
+  it("GET /v1beta/models with a key lists only the key's models, like /v1/models", async () => {
+    const k = await createKey(gw.url, { name: 'list-mini', models: ['gpt-4o-mini', 'claude-*'] });
+    const r = await fetch(`${gw.url}/v1beta/models`, { headers: { 'x-goog-api-key': k.secret } });
+    expect(r.status).toBe(200);
+    const names = ((await r.json()) as { models: Array<{ name: string }> }).models.map((m) => m.name).sort();
+    expect(names).toEqual(['models/claude-x', 'models/gpt-4o-mini']);
+    const all = await fetch(`${gw.url}/v1beta/models`, { headers: { 'x-goog-api-key': STATIC } });
+    expect(((await all.json()) as { models: unknown[] }).models).toHaveLength(3);
   });
 });

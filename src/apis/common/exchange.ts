@@ -112,6 +112,27 @@ export async function routeChat(
   }
 }
 
+/**
+ * Runs a token count under the caller's key (`KeyService.admitCount`): refused like any request to the surface
+ * (model globs, request limits; in `format`), its lease given back when `count` ends. `count` gets the key's
+ * rate-limit headers for its answer.
+ */
+export async function countAdmitted(
+  ctx: ApiContext,
+  principal: Principal,
+  model: string,
+  format: HeaderFormat,
+  count: (headers: Readonly<Record<string, string>>) => Promise<void> | void,
+): Promise<void> {
+  const admitted = ctx.keys?.admitCount(principal, model, format);
+  const ticket = admitted instanceof Promise ? await admitted : admitted;
+  try {
+    await count(ticket?.headers ?? {});
+  } finally {
+    await ticket?.finish({ model, channel: '-', stream: false, ok: true });
+  }
+}
+
 export const deadlineError = (ctx: { timeoutMs: number }) => new GatewayError('UPSTREAM_TIMEOUT', `request exceeded the ${ctx.timeoutMs} ms deadline`);
 
 /** `sourceHeaders` plus the key's rate-limit headers (`Ticket.headers`): what a routed answer carries. */

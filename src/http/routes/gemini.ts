@@ -14,7 +14,7 @@ import { geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
-import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { countAdmitted, estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
@@ -33,7 +33,9 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
     async handle(req, res, path, query, requestId, principal) {
       if (path === PREFIX) {
         if (req.method !== 'GET') throw notAllowed(req, 'GET');
-        sendJson(res, 200, { models: ctx.router.models().map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
+        // a key sees only the models it may use, as on /v1/models
+        const models = ctx.router.models().filter((m) => !ctx.keys || ctx.keys.allows(principal, m.id));
+        sendJson(res, 200, { models: models.map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
         return;
       }
       const rest = decodeSegment(path.slice(PREFIX.length + 1), 'model');
@@ -49,7 +51,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       if (req.method !== 'POST') throw notAllowed(req, 'POST');
       const model = pinnedModel(req) ?? rest.slice(0, colon);
       const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);
-      if (method === 'countTokens') return countTokens(ctx, res, model, body, bytes, requestId);
+      if (method === 'countTokens') return countTokens(ctx, res, model, body, bytes, requestId, principal);
       const sse = new URLSearchParams(query).get('alt') === 'sse';
       return generate(ctx, req, res, model, body, bytes, method === 'streamGenerateContent', sse, requestId, principal);
     },
@@ -119,9 +121,22 @@ async function generate(
   }
 }
 
-/** countTokens has no chat-form counterpart on any channel: always an estimate from the request size. */
-function countTokens(ctx: ApiContext, res: ServerResponse, model: string, body: unknown, bytes: number, requestId: string): void {
+/**
+ * countTokens has no chat-form counterpart on any channel: always an estimate from the request size. Admitted
+ * like generateContent on the same model (countAdmitted).
+ */
+function countTokens(
+  ctx: ApiContext,
+  res: ServerResponse,
+  model: string,
+  body: unknown,
+  bytes: number,
+  requestId: string,
+  principal: Principal,
+): Promise<void> {
   if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
-  if (!ctx.router.modelNames().includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
-  sendJson(res, 200, { totalTokens: estimateTokens(bytes) }, { 'x-request-id': requestId, 'x-switchyard-token-count': 'estimate' });
+  return countAdmitted(ctx, principal, model, 'openai', (limitHeaders) => {
+    if (!ctx.router.modelNames().includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+    sendJson(res, 200, { totalTokens: estimateTokens(bytes) }, { 'x-request-id': requestId, ...limitHeaders, 'x-switchyard-token-count': 'estimate' });
+  });
 }

@@ -14,7 +14,7 @@ import { anthropicToChat } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
 import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
-import { estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { countAdmitted, estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
@@ -46,7 +46,7 @@ export function anthropicApi(ctx: MessagesContext): ApiSurface {
       if (req.method !== 'POST')
         throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
       const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);
-      if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, bytes, requestId);
+      if (path === '/v1/messages/count_tokens') return countTokens(ctx, req, res, body, bytes, requestId, principal);
       return messages(ctx, req, res, body, bytes, requestId, principal);
     },
   };
@@ -103,25 +103,36 @@ async function messages(
 
 /**
  * count_tokens: the upstream's own endpoint when a local `anthropic` channel serves the model (header
- * `x-switchyard-token-count: upstream`), else an estimate from the request size (`estimate`).
+ * `x-switchyard-token-count: upstream`), else an estimate from the request size (`estimate`). Admitted like a
+ * message to the same model (countAdmitted), so a key cannot reach a model or an upstream it may not use.
  */
-async function countTokens(ctx: MessagesContext, req: IncomingMessage, res: ServerResponse, body: unknown, bytes: number, requestId: string): Promise<void> {
+async function countTokens(
+  ctx: MessagesContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: unknown,
+  bytes: number,
+  requestId: string,
+  principal: Principal,
+): Promise<void> {
   if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
   if (typeof body.model !== 'string' || !body.model) throw new GatewayError('INVALID_REQUEST', 'model: required, a non-empty string', { param: 'model' });
   if (!Array.isArray(body.messages)) throw new GatewayError('INVALID_REQUEST', 'messages: required, an array', { param: 'messages' });
   const model = pinnedModel(req) ?? body.model;
-  const candidates = ctx.router.all().filter((c) => c.models.includes(model));
-  if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
-  for (const c of candidates) {
-    if (c.peer || c.provider !== 'anthropic') continue;
-    const local = ctx.localChannel(c.channel);
-    if (!local?.provider.countTokens) continue;
-    const out = await local.provider.countTokens({ ...body, model: local.modelMap[model] ?? model }, passHeaders(req), {
-      signal: AbortSignal.timeout(ctx.timeoutMs),
-      requestId,
-    });
-    sendJson(res, 200, out, { ...sourceHeaders(c, requestId), 'x-switchyard-token-count': 'upstream' });
-    return;
-  }
-  sendJson(res, 200, { input_tokens: estimateTokens(bytes) }, { 'x-request-id': requestId, 'x-switchyard-token-count': 'estimate' });
+  await countAdmitted(ctx, principal, model, 'anthropic', async (limitHeaders) => {
+    const candidates = ctx.router.all().filter((c) => c.models.includes(model));
+    if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+    for (const c of candidates) {
+      if (c.peer || c.provider !== 'anthropic') continue;
+      const local = ctx.localChannel(c.channel);
+      if (!local?.provider.countTokens) continue;
+      const out = await local.provider.countTokens({ ...body, model: local.modelMap[model] ?? model }, passHeaders(req), {
+        signal: AbortSignal.timeout(ctx.timeoutMs),
+        requestId,
+      });
+      sendJson(res, 200, out, { ...sourceHeaders(c, requestId), ...limitHeaders, 'x-switchyard-token-count': 'upstream' });
+      return;
+    }
+    sendJson(res, 200, { input_tokens: estimateTokens(bytes) }, { 'x-request-id': requestId, ...limitHeaders, 'x-switchyard-token-count': 'estimate' });
+  });
 }
