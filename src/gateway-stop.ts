@@ -28,7 +28,8 @@ export interface StopParts {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-export async function gracefulStop(p: StopParts): Promise<void> {
+/** Resolves with the stop's deadline (epoch ms), which the rest of the stop (the final usage write) shares. */
+export async function gracefulStop(p: StopParts): Promise<number> {
   const graceMs = p.config.gateway.shutdownGraceMs;
   const deadline = Date.now() + graceMs;
   const left = () => Math.max(0, deadline - Date.now());
@@ -43,6 +44,7 @@ export async function gracefulStop(p: StopParts): Promise<void> {
   await Promise.race([turns, sleep(left())]);
   const cut = p.http.inflightRequests;
   if (cut > 0) p.logger.warn('graceful stop: grace period over, cutting requests still in flight', { inflight: cut });
+  return deadline;
 }
 
 async function drainSessions(p: StopParts, target: string, left: () => number): Promise<void> {

@@ -193,12 +193,12 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     reload,
     close() {
       closing ??= (async () => {
-        await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
+        const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
         await mesh.close();
         await http.shutdown(0);
         await acp.close();
         await Promise.all([...providers.values()].map((p) => p.close()));
-        await keys.close(); // writes every pending usage record
+        await keys.close(deadline); // writes every pending usage record, or logs what it could not by the deadline
         await store.close();
         await obs.close();
       })();

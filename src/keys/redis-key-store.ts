@@ -10,6 +10,7 @@ import type { UsageRecord } from '../usage/record.js';
 import type { VirtualKey } from './model.js';
 import type { KeyStore, UsageQuery } from './store.js';
 import { keyExists } from './sqlite-key-store.js';
+import { closeRedis } from '../util/redis-close.js';
 
 // KEYS: keys, byHash, byName, version. ARGV: id, hash, name, doc
 const CREATE = `if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then return 0 end
@@ -172,6 +173,6 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }

@@ -11,6 +11,7 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
+import { closeRedis } from '../util/redis-close.js';
 import { MemoryLimiter } from './memory-limiter.js';
 import {
   limitMetrics,
@@ -247,7 +248,7 @@ export class RedisLimiter implements Limiter {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedis(this.redis);
   }
 }
 

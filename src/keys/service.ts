@@ -358,12 +358,12 @@ export class KeyService {
 
   /**
    * Stops the refresh and retention timers (waiting for a running retention pass) and writes every pending
-   * usage record (graceful stop).
+   * usage record (graceful stop), giving up on the store at `deadline` (epoch ms; see UsageRecorder.close).
    */
-  async close(): Promise<void> {
+  async close(deadline?: number): Promise<void> {
     await this.retention?.stop();
     this.cache.stop();
-    await this.recorder.close();
+    await this.recorder.close(deadline);
     await this.o.limiter.close();
     await this.o.store.close();
   }

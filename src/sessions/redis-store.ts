@@ -26,6 +26,7 @@ import {
   type Unsubscribe,
 } from './store.js';
 import { rootLogger } from '../util/log.js';
+import { closeRedis } from '../util/redis-close.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };
@@ -331,6 +332,9 @@ export class RedisStore implements SessionStore {
       if (!cur?.delete(handler) || cur.size > 0) return;
       this.handlers.delete(full);
       this.active.delete(full);
+      // while disconnected there is no subscription to end, and UNSUBSCRIBE would wait out the reconnects (a stop
+      // with Redis down); the handler is gone, so whatever ioredis resubscribes on reconnect is dropped
+      if (sub.status !== 'ready') return;
       await this.serialised(() => sub.unsubscribe(full));
     };
   }
@@ -369,6 +373,6 @@ export class RedisStore implements SessionStore {
   async close(): Promise<void> {
     this.handlers.clear();
     this.active.clear();
-    await Promise.all([this.sub?.quit().catch(() => undefined), this.redis.quit().catch(() => undefined)]);
+    await Promise.all([this.sub && closeRedis(this.sub), closeRedis(this.redis)]);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Usage records leave the request path at once: `record` only pushes onto an array. A timer writes the
  * batch every `flushIntervalMs` (or sooner when `maxBatch` records wait); `close` writes whatever is left,
- * so a graceful stop (SIGTERM) loses nothing. A failed write keeps its records for the next attempt; only
- * beyond `maxPending` (the store has been down for a long time) are the oldest dropped, counted and logged.
+ * so a graceful stop (SIGTERM) loses nothing while the store answers, and waits no longer than the stop's
+ * deadline when it does not. A failed write keeps its records for the next attempt; only beyond `maxPending`
+ * (the store has been down for a long time) are the oldest dropped, counted and logged.
  */
 import type { Logger } from '../util/log.js';
 import type { UsageRecord } from './record.js';
@@ -18,11 +19,19 @@ export interface RecorderOptions {
   logger: Logger;
 }
 
+/**
+ * The least time the final write gets, even when the stop's deadline has passed: a stop whose requests used
+ * the whole grace still writes their usage to a store that answers.
+ */
+export const FINAL_FLUSH_MIN_MS = 1000;
+
 /** Counters a future /metrics endpoint reads. */
 export const usageMetrics = { recorded: 0, written: 0, writeErrors: 0, dropped: 0 };
 
 export class UsageRecorder {
   private pending: UsageRecord[] = [];
+  /** records in the write under way (not in `pending` meanwhile) */
+  private writing = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -60,15 +69,18 @@ export class UsageRecorder {
     if (this.pending.length === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = [];
+    this.writing = batch.length;
     this.flushing = this.sink
       .appendUsage(batch)
       .then(() => {
+        this.writing = 0;
         usageMetrics.written += batch.length;
         if (this.failing) this.o.logger.info('usage records are written again');
         this.failing = false;
       })
       .catch((err: unknown) => {
         usageMetrics.writeErrors++;
+        this.writing = 0;
         this.pending = batch.concat(this.pending);
         if (!this.failing)
           this.o.logger.warn('usage records could not be written; kept for the next attempt', {
@@ -94,13 +106,29 @@ export class UsageRecorder {
     return this.pending.length;
   }
 
-  /** Stops the timer and writes everything (one retry if the first write fails). */
-  async close(): Promise<void> {
+  /**
+   * Stops the timer and writes everything (one retry if the first write fails), until `deadline` (epoch ms;
+   * at least FINAL_FLUSH_MIN_MS from now) when one is given: a store that does not answer (Redis down, its
+   * client waiting out reconnects) cannot hold up the stop. What was not written by then is logged as lost.
+   */
+  async close(deadline?: number): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.flush();
-    if (this.pending.length > 0) await this.flush();
-    if (this.pending.length > 0) this.o.logger.error('usage records lost at shutdown: the store refused them', { lost: this.pending.length });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => {
+      if (deadline !== undefined) timer = setTimeout(resolve, Math.max(FINAL_FLUSH_MIN_MS, deadline - Date.now()));
+    });
+    const writeAll = async (): Promise<void> => {
+      await this.flush();
+      if (this.pending.length > 0) await this.flush();
+    };
+    try {
+      await Promise.race([writeAll(), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const lost = this.pending.length + this.writing;
+    if (lost > 0) this.o.logger.error('usage records lost at shutdown: the store did not take them in time', { lost });
   }
 }
