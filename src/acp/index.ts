@@ -268,6 +268,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     servedModels: () => deps.router.modelNames(),
   });
   if (mesh && acp.enabled) mesh.rpcHandler = peerRpcHandler(dispatch, deps.store, (sessionId) => runner.cancel(sessionId));
+  if (mesh?.transfers) mesh.transfers.onMovedAway = (sessionId) => runner.movedAway(sessionId);
   // a warning when agents or gateway runtimes are configured (someone means to use /acp/rpc); a gateway that
   // only serves models runs this way by default, so there it is an info line
   if (acp.enabled && acp.tokens.length === 0)

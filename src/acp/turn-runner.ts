@@ -190,8 +190,33 @@ export class TurnRunner {
   async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
     this.assertOpen();
     let live = this.sessions.get(sessionId);
+    if (live && !live.closed && (await this.overtaken(live))) await this.closeLive(live, 'the session went on without it');
     if (!live || live.closed) live = await this.rehydrate(sessionId);
     return this.enqueue(live, prompt, sink, trace, queued);
+  }
+
+  /**
+   * An idle live session whose record went on without it: the session moved away and came back (A→B→A), or
+   * another instance sharing the store ran a turn of it. Reused, it would number updates from a stale seq, and
+   * the log keeps one update per seq: earlier ones would be overwritten. It is revived from the record instead.
+   */
+  private async overtaken(live: LiveSession): Promise<boolean> {
+    if (live.pending > 0) return false;
+    const rec = await this.o.store.get(live.id);
+    // a turn queued meanwhile owns it (and its own end writes a seq above live.seq for a moment)
+    if (!rec || live.pending > 0) return false;
+    const seq = typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0;
+    return rec.ownerGatewayId !== this.o.gatewayId || rec.status === 'moved' || seq > live.seq;
+  }
+
+  /**
+   * The session moved to another gateway (transfer.ts calls this once its record says so): its live session
+   * ends here, with the agent process behind it, which would otherwise hold an agent slot until its idle timeout
+   * and be found stale if the session ever came back.
+   */
+  async movedAway(sessionId: string): Promise<void> {
+    const live = this.sessions.get(sessionId);
+    if (live) await this.closeLive(live, 'the session moved to another gateway');
   }
 
   /**

@@ -69,6 +69,12 @@ export class TransferCoordinator {
   /** metrics hook (src/obs): every transfer's outcome, `moved`/`accepted` or the error code */
   onOutcome: ((direction: 'out' | 'in', outcome: string) => void) | undefined;
 
+  /**
+   * Called once a session is marked moved away from here (after the commit), before the transfer resolves: whoever runs sessions
+   * (the ACP turn runner) ends what it keeps of it (its agent process); a failure is logged, the move stands.
+   */
+  onMovedAway: ((sessionId: string) => Promise<void>) | undefined;
+
   private observed<T>(direction: 'out' | 'in', ok: string, run: Promise<T>): Promise<T> {
     if (!this.onOutcome) return run;
     return run.then(
@@ -151,6 +157,9 @@ export class TransferCoordinator {
     await this.transport.call(peerId, 'bridge.session.commit', { sessionId, transferId }).catch((err) => {
       this.logger.warn('transfer commit not delivered; the receiver will ask', { sessionId, peer: peerId, err: String(err) });
     });
+    await this.onMovedAway?.(sessionId).catch((err: unknown) =>
+      this.logger.warn('the moved session could not be ended here', { sessionId, peer: peerId, err: String(err) }),
+    );
     return moved;
   }
 
