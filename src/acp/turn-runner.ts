@@ -157,12 +157,12 @@ export class TurnRunner {
       if (rec) reachCheck(rec);
     }
     const old = this.sessions.get(input.sessionId);
-    let seq = 0;
     if (old) {
-      seq = old.seq;
       await this.closeLive(old, 'restarted by session.start');
       await old.tail;
     }
+    // read once the old turn ended: its last updates (`cancelled`) are numbered only then
+    let seq = old?.seq ?? 0;
     const kind = input.target.executionTarget === 'agent' ? 'agent' : 'chat';
     const metadata: Record<string, unknown> = { source: 'acp' };
     if (input.workingDirectory) metadata.workingDirectory = input.workingDirectory;
@@ -180,7 +180,7 @@ export class TurnRunner {
         return { ...fresh, metadata: { ...metadata, seq }, version: cur.version };
       });
     }
-    if (!old) seq = await this.updates.lastSeq(input.sessionId, seq);
+    seq = await this.updates.lastSeq(input.sessionId, seq);
     const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role, input.caller);
     this.sessions.set(live.id, live);
     return live;
@@ -349,8 +349,9 @@ export class TurnRunner {
       const updates = await this.updates.read(q.sessionId, q.afterSeq);
       out.updates = updates;
       const live = this.sessions.get(q.sessionId);
-      const last = updates.length > 0 ? Number(updates[updates.length - 1]?.seq) : q.afterSeq;
-      out.lastSeq = Math.max(last, live?.seq ?? 0, typeof rec?.metadata.seq === 'number' ? rec.metadata.seq : 0);
+      const known = Math.max(Number(updates[updates.length - 1]?.seq ?? 0), live?.seq ?? 0, typeof rec?.metadata.seq === 'number' ? rec.metadata.seq : 0);
+      // the session's highest seq, never the client's cursor; the log may be past the record (a crash between the two)
+      out.lastSeq = await this.updates.lastSeq(q.sessionId, known);
     }
     return out;
   }
