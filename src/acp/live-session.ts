@@ -13,12 +13,12 @@ import { secrets } from '../util/redact.js';
 
 export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
 
+export const INTERRUPTED_ERROR = 'interrupted: the instance running it stopped';
+
 /** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
 export function failInterrupted(s: Session): Session {
   let next = s;
-  for (const t of s.history)
-    if (t.status === 'running')
-      next = updateTurn(next, t.turnId, { status: 'failed', error: 'interrupted: the instance running it stopped', endedAt: Date.now() });
+  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: INTERRUPTED_ERROR, endedAt: Date.now() });
   return next;
 }
 

@@ -45,6 +45,7 @@ import {
   aboutOf,
   continuationUnavailable,
   failInterrupted,
+  INTERRUPTED_ERROR,
   keyIdOf,
   newLive,
   NO_OUTPUT_ERROR,
@@ -251,17 +252,18 @@ export class TurnRunner {
       }
     });
     await this.permissions.listen();
-    // prompts our previous life left pending (its agents are gone): resolved now, not when the session is next used
-    // only sessions still open can hold prompts: closed ones (kept without limit) are not read
+    // what our previous life left open is settled now, not when the session is next used (rehydrate): prompts it
+    // left pending (its agents are gone), and turns it was running when it died (failed, so that tasks.get and a
+    // replay say so). Only sessions still open can hold either: closed ones (kept without limit) are not read
     const open = [
       ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'active', limit: 10_000 })),
       ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'running', limit: 10_000 })),
     ];
     for (const s of open) {
       const pending = s.metadata.pendingPermissions;
-      if (!Array.isArray(pending) || pending.length === 0) continue;
+      if (s.status !== 'running' && (!Array.isArray(pending) || pending.length === 0)) continue;
       await this.rehydrate(s.id).catch((err: unknown) =>
-        this.o.logger.warn('pending permissions of a previous run could not be resolved', { sessionId: s.id, error: String(err) }),
+        this.o.logger.warn('a session a previous run left open could not be settled', { sessionId: s.id, error: String(err) }),
       );
     }
   }
@@ -403,10 +405,11 @@ export class TurnRunner {
         const again = this.sessions.get(sessionId);
         if (again && !again.closed) return again;
         // a turn still marked running was interrupted (this process restarted): record it as failed
-        const stale = rec.history.filter((t) => t.status === 'running');
+        let failed: Turn[] = [];
         // a live lease means another instance sharing the store is running that turn: leave it alone
-        if (stale.length > 0 && !(await otherHolder(this.o.store, sessionId, this.holder))) {
+        if (rec.history.some((t) => t.status === 'running') && !(await otherHolder(this.o.store, sessionId, this.holder))) {
           await mutateSession(this.o.store, sessionId, (s) => {
+            failed = s.history.filter((t) => t.status === 'running');
             const next = failInterrupted(s);
             return next === s ? undefined : next;
           });
@@ -424,6 +427,13 @@ export class TurnRunner {
         // a crashed process may have sent (and logged) updates past the stored seq: never number below them
         live.seq = await this.updates.lastSeq(sessionId, live.seq);
         this.sessions.set(sessionId, live);
+        // the interrupted turn's last updates, as its own end would have sent them: a replay of it ends
+        for (const t of failed) {
+          const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
+          const detail = { status: 'failed', code: null, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
+          emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
+          emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR });
+        }
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);
         for (const p of await this.permissions.resolveOrphans(sessionId, (h) => h !== alive)) {
@@ -697,9 +707,10 @@ export class TurnRunner {
   }
 
   /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
-  private outOfTurnEmit(live: LiveSession, turnId: string): Emit {
+  private outOfTurnEmit(live: LiveSession, turnId: string, runId?: string): Emit {
     return (fields) => {
-      const params = { sessionId: live.id, threadId: live.threadId, turnId, seq: ++live.seq, ...secrets.scrubValue(fields), at: new Date().toISOString() };
+      const ids = { sessionId: live.id, threadId: live.threadId, turnId, ...(runId ? { runId } : {}) };
+      const params = { ...ids, seq: ++live.seq, ...secrets.scrubValue(fields), at: new Date().toISOString() };
       this.updates.push(live.id, params);
       if (fields.type === 'task') this.taskEvents.record(live.id, params);
       void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(
