@@ -14,7 +14,7 @@ import { clearProbeCache, probeAgent } from '../../src/acp/runtimes/agent/probe.
 import { createAgentRuntime } from '../../src/acp/runtimes/agent/runtime.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
-import { processAlive } from '../helpers/env.js';
+import { processAlive, within } from '../helpers/env.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const silent = createLogger({}, () => {});
@@ -283,6 +283,36 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
       expect(stopping()).toBe(true); // this one waited, and the deaf agent was stopped
     } finally {
       await rt.close();
+    }
+  });
+
+  it('behind the runtime, a cancel during start-up ends the turn at once; the next turn runs on that same process', async () => {
+    const hold = await mkdtemp(path.join(tmpdir(), 'sy-rt-hold-'));
+    const held = async () => (await readdir(hold)).filter((f) => f.startsWith('held-')).map((f) => Number(f.slice(5)));
+    const rt = createAgentRuntime(
+      { agent: fake({ env: { FAKE_ACP_INIT_HOLD: hold } }), workspaceRoot: root, log: silent },
+      {
+        sessionId: `rt${++n}`,
+        threadId: 't',
+        target: { executionTarget: 'agent', providerId: 'fake', gatewayProviderId: '', model: '' },
+        workingDirectory: undefined,
+      },
+    );
+    try {
+      const ac = new AbortController();
+      const cancelled = rt.prompt({ turnId: 'turn-1', text: 'never sent', history: [] }, () => undefined, ac.signal);
+      const [pid] = await waitHeld(held, 1);
+      ac.abort();
+      // the agent is still held at initialize (start-up may take up to its 30 s timeout)
+      expect(await within(cancelled, 5_000, 'the cancelled turn to end')).toEqual({ output: '', stopReason: 'cancelled' });
+      expect(alive(pid!)).toBe(true);
+      await writeFile(path.join(hold, `release-${pid}`), '');
+      const r = await rt.prompt({ turnId: 'turn-2', text: 'after the cancel', history: [] }, () => undefined, new AbortController().signal);
+      expect(r).toMatchObject({ output: 'echo: after the cancel', stopReason: 'end_turn' });
+      expect(await held()).toEqual([pid]);
+    } finally {
+      await rt.close();
+      await rm(hold, { recursive: true, force: true });
     }
   });
 

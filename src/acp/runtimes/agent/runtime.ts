@@ -53,12 +53,12 @@ export function mapAgentUpdate(u: SessionUpdate): UpdateEvent {
   return { type: 'step', event: 'running', structuredEvent: u };
 }
 
-/** `session.settled()`, or sooner when `signal` aborts */
-function settledOrAborted(session: AgentSession, signal: AbortSignal): Promise<void> {
+/** `p` (its rejection too), or sooner when `signal` aborts */
+function untilAborted(p: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
   if (signal.aborted) return Promise.resolve();
   let onAbort = (): void => undefined;
   const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
-  return Promise.race([session.settled(), aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext): Runtime {
@@ -113,7 +113,7 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     for (let attempt = 0; ; attempt++) {
       // a turn given up on may still be ending; an agent that does not end it is stopped (a new process follows).
       // A cancel of this turn ends the wait
-      if (session) await settledOrAborted(session, signal);
+      if (session) await untilAborted(session.settled(), signal);
       if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
       if (!session || session.status === 'closed') {
         const made = await make();
@@ -130,7 +130,9 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
           return r;
         });
       }
-      await started;
+      // a cancel during start-up (initialize, session/new: up to the start timeout) ends the turn now; the start
+      // goes on, and the process it makes is the session's, for its next turn (close() stops it, as the idle timeout does)
+      await untilAborted(started!, signal);
       if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
       if (session.status !== 'closed' || attempt > 0) break;
     }
