@@ -210,5 +210,11 @@ describe('token counts and the Gemini model list under a key', () => {
     expect(names).toEqual(['models/claude-x', 'models/gpt-4o-mini']);
     const all = await fetch(`${gw.url}/v1beta/models`, { headers: { 'x-goog-api-key': STATIC } });
     expect(((await all.json()) as { models: unknown[] }).models).toHaveLength(3);
+    // one model read by name: the key's own, yes; another, the refusal a request for it gets (Google's format)
+    expect((await fetch(`${gw.url}/v1beta/models/gpt-4o-mini`, { headers: { 'x-goog-api-key': k.secret } })).status).toBe(200);
+    const other = await fetch(`${gw.url}/v1beta/models/gpt-4o`, { headers: { 'x-goog-api-key': k.secret } });
+    expect(other.status).toBe(403);
+    expect(await other.json()).toMatchObject({ error: { code: 403, status: 'PERMISSION_DENIED' } });
+    expect((await fetch(`${gw.url}/v1beta/models/gpt-4o`, { headers: { 'x-goog-api-key': STATIC } })).status).toBe(200);
   });
 });

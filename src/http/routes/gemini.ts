@@ -45,6 +45,9 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
         if (req.method !== 'GET')
           throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
         if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${rest}" is not served here`, { param: 'model' });
+        // as the list leaves it out: a key reads only the models it may use (the refusal a request for it gets)
+        if (ctx.keys && !ctx.keys.allows(principal, rest))
+          throw new GatewayError('MODEL_NOT_ALLOWED', `this API key may not use model "${rest}"`, { param: 'model' });
         sendJson(res, 200, modelInfo(rest), { 'x-request-id': requestId });
         return;
       }
