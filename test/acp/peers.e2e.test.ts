@@ -17,6 +17,22 @@ const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>
 
 const channelsProvider = (id: string) => ({ id, label: id, kind: 'channels', model: 'mock-1' });
 
+/** A raw bridge peer of B (authenticated as `gatewayId`): `call` sends a bridge-rpc and waits for its answer. */
+async function rawPeer(gatewayId: string) {
+  const ws = new WebSocket(wsUrl(b.url));
+  const frames: any[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  await new Promise((r) => ws.once('open', r));
+  const hello = { type: 'bridge-hello', gatewayId, gatewayName: gatewayId, version: '1.0', token: BRIDGE };
+  ws.send(JSON.stringify({ ...hello, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
+  await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
+  const call = async (requestId: string, method: string, params: Record<string, unknown>) => {
+    ws.send(JSON.stringify({ type: 'bridge-rpc', requestId, method, params }));
+    return waitFor(() => frames.find((f) => f.requestId === requestId && f.type !== 'bridge-rpc-event'), requestId);
+  };
+  return { ws, frames, call };
+}
+
 beforeAll(async () => {
   b = await startProcess({
     gateway: { id: 'gw_peer_b', name: 'datacenter', bridge: { enabled: true, allowedTokens: [BRIDGE], shareAgents: ['b-chat'], acceptSessions: true } },
@@ -122,23 +138,9 @@ describe('peer-shared runtimes', () => {
       requestedExecutionTarget: 'gateway',
     });
     expect(local.result).toMatchObject({ success: true });
-    const peerSocket = async (gatewayId: string) => {
-      const ws = new WebSocket(wsUrl(b.url));
-      const frames: any[] = [];
-      ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
-      await new Promise((r) => ws.once('open', r));
-      const hello = { type: 'bridge-hello', gatewayId, gatewayName: gatewayId, version: '1.0', token: BRIDGE };
-      ws.send(JSON.stringify({ ...hello, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
-      await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
-      const call = async (requestId: string, method: string, params: Record<string, unknown>) => {
-        ws.send(JSON.stringify({ type: 'bridge-rpc', requestId, method, params }));
-        return waitFor(() => frames.find((f) => f.requestId === requestId && f.type !== 'bridge-rpc-event'), requestId);
-      };
-      return { ws, call };
-    };
     const routing = { gatewayProviderId: 'b-chat', requestedExecutionTarget: 'gateway' };
-    const x = await peerSocket('gw_take_x');
-    const y = await peerSocket('gw_take_y');
+    const x = await rawPeer('gw_take_x');
+    const y = await rawPeer('gw_take_y');
     // the local client's session
     expect(await x.call('t1', 'session.start', { sessionId: 'own1', taskPrompt: 'mine now', ...routing })).toMatchObject({
       type: 'bridge-error',
@@ -166,17 +168,7 @@ describe('peer-shared runtimes', () => {
   });
 
   it("a peer's session.message may carry a REST message's clientRequestId: its queued update carries it; a malformed one is refused", async () => {
-    const ws = new WebSocket(wsUrl(b.url));
-    const frames: any[] = [];
-    ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
-    await new Promise((r) => ws.once('open', r));
-    const hello = { type: 'bridge-hello', gatewayId: 'gw_rest_peer', gatewayName: 'restpeer', version: '1.0', token: BRIDGE };
-    ws.send(JSON.stringify({ ...hello, capabilities: { shareChannels: false, acceptSessions: false, loadBalance: false } }));
-    await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'hello-ok');
-    const call = async (requestId: string, method: string, params: Record<string, unknown>) => {
-      ws.send(JSON.stringify({ type: 'bridge-rpc', requestId, method, params }));
-      return waitFor(() => frames.find((f) => f.requestId === requestId && f.type !== 'bridge-rpc-event'), requestId);
-    };
+    const { ws, frames, call } = await rawPeer('gw_rest_peer');
     const routing = { gatewayProviderId: 'b-chat', requestedExecutionTarget: 'gateway' };
     expect(await call('c1', 'session.start', { sessionId: 'cr1', taskPrompt: 'first', ...routing })).toMatchObject({ result: { success: true } });
     expect(await call('c2', 'session.message', { sessionId: 'cr1', taskPrompt: 'second', clientRequestId: 'rest-42' })).toMatchObject({
