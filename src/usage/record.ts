@@ -4,7 +4,7 @@
  * channel served our client: peer = that peer), `served-for` (our channel served a peer's forward: peer =
  * the requesting peer).
  */
-import type { Usage } from '../wire/openai.js';
+import type { ChatRequest, Usage } from '../wire/openai.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
 
@@ -76,4 +76,19 @@ export function summarise(records: Iterable<UsageRecord>, by: UsageGroup): { row
   }
   const rows = [...map.values()].sort((a, b) => (by === 'day' ? a.group.localeCompare(b.group) : b.requests - a.requests || a.group.localeCompare(b.group)));
   return { rows, total };
+}
+
+/** A rough token count from a size (~4 bytes or characters per token): only where the upstream has not counted. */
+export function estimateTokens(size: number): number {
+  return Math.max(1, Math.ceil(size / 4));
+}
+
+/**
+ * What a stream that ended before the upstream's usage chunk is charged (its client left, it was cancelled, it
+ * failed mid-way), so that leaving early never spends nothing: the request's size as input, one token per chunk
+ * the client was sent as output (upstreams send about one per chunk). docs/keys.md.
+ */
+export function estimatedUsage(req: ChatRequest, chunks: number): Usage {
+  const input = estimateTokens(JSON.stringify(req).length);
+  return { prompt_tokens: input, completion_tokens: chunks, total_tokens: input + chunks };
 }

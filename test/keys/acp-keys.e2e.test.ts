@@ -185,6 +185,25 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     expect((await usageByKey())['agent:chat']!.requests).toBe(before + 1);
   });
 
+  it("a gateway chat task cancelled mid-stream, before the upstream's count, is charged its key an estimate", async () => {
+    const k = await createKey(gw.url, { name: 'chat-cancel', acp: true });
+    const prompt = 'word '.repeat(80); // 400 characters: ~100 tokens by the estimate
+    up.enqueue({ reply: 'one two three four five six seven eight nine ten', chunkDelayMs: 300, usage: { input: 50, output: 10 } });
+    const turn = start(k.secret, 'k-chat-cancel', prompt, chatTask);
+    // the first words reached the task: then it is cancelled, long before the stream's usage chunk
+    await waitFor(async () => {
+      const r = await rpc(gw.url, k.secret, 'xworkmate.tasks.get', { sessionId: 'k-chat-cancel', afterSeq: 0 });
+      return (r.result?.updates as any[] | undefined)?.some((u) => u.type === 'delta');
+    }, 'a delta of the chat task');
+    expect((await rpc(gw.url, k.secret, 'session.cancel', { sessionId: 'k-chat-cancel' })).result).toMatchObject({ cancelled: true });
+    expect((await turn).result).toMatchObject({ status: 'cancelled' });
+    const row = await waitFor(async () => (await usageByKey())['chat-cancel'], 'the cancelled turn recorded');
+    expect(row.requests).toBe(1);
+    expect(row.inputTokens).toBeGreaterThan(prompt.length / 4);
+    expect(row.outputTokens).toBeGreaterThanOrEqual(1);
+    expect(row.outputTokens).toBeLessThan(10);
+  });
+
   it('a session whose key this gateway does not hold (moved here from a gateway with another key store) is accounted to its runtime', async () => {
     const principal = { kind: 'agent', agentId: 'hermes', sessionId: 'moved-1', keyId: 'key_00000000000000aa' } as const;
     const before = (await usageByKey())['agent:hermes']?.requests ?? 0;

@@ -13,6 +13,7 @@ import type { StreamChunk } from '../../providers/provider.js';
 import { newId } from '../../util/ids.js';
 import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
 import type { Ticket } from '../../keys/service.js';
+import { estimatedUsage } from '../../usage/record.js';
 
 /** The part of Router this runtime uses (tests pass a fake). */
 export interface ChatRouter {
@@ -48,7 +49,7 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
   return {
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
       const ticket = o.admit ? await o.admit(o.model) : undefined;
-      const seen: Seen = {};
+      const seen: Seen = { chunks: 0, ended: false };
       let ok = false;
       try {
         const out = await runTurn(o, turn, emit, signal, seen);
@@ -56,7 +57,9 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
         return out;
       } finally {
         const c = seen.routed?.candidate;
-        await ticket?.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage: seen.usage, stream: true, ok });
+        // a stream cancelled or broken before the upstream's count is charged an estimate, as on /v1 (pump)
+        const usage = seen.usage ?? (seen.routed?.stream && !seen.ended ? estimatedUsage(seen.request!, seen.chunks) : undefined);
+        await ticket?.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage, stream: true, ok });
       }
     },
     close: async () => undefined,
@@ -65,13 +68,18 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
 
 /** What a turn's request met on its way, for its usage record. */
 interface Seen {
+  request?: ChatRequest;
   routed?: RoutedChat;
   usage?: Usage | undefined;
+  /** the stream's chunks taken, and whether it reached its end */
+  chunks: number;
+  ended: boolean;
 }
 
 async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal, seen: Seen): Promise<TurnOutput> {
   const userMsg: ChatMessage = { role: 'user', content: turn.text };
   const req: ChatRequest = { model: o.model, messages: [...turn.history, userMsg], stream: true, stream_options: { include_usage: true } };
+  seen.request = req;
   let output = '';
   let finish: FinishReason | undefined;
   const done = (): TurnOutput => ({
@@ -81,6 +89,7 @@ async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: Upd
     model: o.model,
   });
   const onChunk = (c: StreamChunk) => {
+    seen.chunks++;
     if (c.usage) seen.usage = c.usage;
     let parsed: ChatCompletionChunk;
     try {
@@ -132,7 +141,10 @@ async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: Upd
         return done();
       }
       const r = await rest.next();
-      if (r.done) break;
+      if (r.done) {
+        seen.ended = true;
+        break;
+      }
       onChunk(r.value);
     }
   } catch (err) {

@@ -17,6 +17,7 @@ import { writeSse } from '../../util/sse-start.js';
 import { drainOrClose } from '../../util/drain.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
+import { estimatedUsage } from '../../usage/record.js';
 
 export interface ApiContext {
   router: Router;
@@ -56,7 +57,7 @@ export interface Exchange {
   settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply): Promise<void>;
   /**
    * The usage charged for a stream that ended without the upstream's count (the client left, or the stream
-   * failed, before the usage chunk): the request's size as input (estimateTokens) and `chunks` output tokens
+   * failed, before the usage chunk): `estimatedUsage`
    */
   estimate(chunks: number): Usage;
 }
@@ -99,10 +100,7 @@ export async function routeChat(
       const finished = ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
       if (finished) await finished;
     };
-    const estimate = (chunks: number): Usage => {
-      const input = estimateTokens(JSON.stringify(chat).length);
-      return { prompt_tokens: input, completion_tokens: chunks, total_tokens: input + chunks };
-    };
+    const estimate = (chunks: number): Usage => estimatedUsage(chat, chunks);
     return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle, estimate };
   } catch (err) {
     dispose();
@@ -198,8 +196,3 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
 }
 
 export { startSse } from '../../util/sse-start.js';
-
-/** A rough token estimate from a byte count (~4 bytes per token): used only where the upstream has not counted yet. */
-export function estimateTokens(bytes: number): number {
-  return Math.max(1, Math.ceil(bytes / 4));
-}

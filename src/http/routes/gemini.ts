@@ -14,12 +14,13 @@ import { geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
-import { countAdmitted, estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { countAdmitted, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
+import { estimateTokens } from '../../usage/record.js';
 
 const PREFIX = '/v1beta/models';
 const METHODS = new Set(['generateContent', 'streamGenerateContent', 'countTokens']);

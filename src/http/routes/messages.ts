@@ -14,12 +14,13 @@ import { anthropicToChat } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
 import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
-import { countAdmitted, estimateTokens, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { countAdmitted, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
+import { estimateTokens } from '../../usage/record.js';
 
 /** A local channel's provider and model map, for calls that bypass chat routing (count_tokens). */
 export type LocalChannelLookup = (channel: string) => { provider: ChannelProvider; modelMap: Record<string, string> } | undefined;

@@ -14,10 +14,11 @@ import { inputItems, responsesToChat, validateResponses, type Item } from '../..
 import { newResponseId, skeleton, toResponse } from '../../apis/responses/response.js';
 import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
-import { estimateTokens, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import type { Principal } from '../../keys/service.js';
+import { estimateTokens } from '../../usage/record.js';
 
 export interface ResponsesContext extends ApiContext {
   stored: ResponseStore;
