@@ -4,21 +4,17 @@
  * `type` is Anthropic's for that status, so the SDK raises its matching class (RateLimitError, …).
  */
 import type { GatewayError } from '../../wire/errors.js';
+import { ERROR_STATUS } from '../../providers/anthropic/wire.js';
 
-const TYPE_BY_STATUS: Record<number, string> = {
-  400: 'invalid_request_error',
-  401: 'authentication_error',
-  403: 'permission_error',
-  404: 'not_found_error',
+/** Anthropic's type for each status it names (ERROR_STATUS read backwards), and the two statuses it has no type of its own for. */
+const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
+  ...Object.fromEntries(Object.entries(ERROR_STATUS).map(([type, status]) => [status, type])),
   405: 'invalid_request_error',
-  413: 'request_too_large',
-  429: 'rate_limit_error',
   503: 'overloaded_error',
-  529: 'overloaded_error',
 };
 
 export function anthropicErrorType(e: GatewayError): string {
-  return TYPE_BY_STATUS[e.status] ?? (e.status === 504 ? 'timeout_error' : 'api_error');
+  return TYPE_BY_STATUS[e.status] ?? 'api_error';
 }
 
 export function anthropicErrorBody(e: GatewayError, requestId?: string): Record<string, unknown> {

@@ -26,7 +26,7 @@ import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { errorForStatus, upstreamText } from '../upstream.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
-import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
+import { ERROR_STATUS, type AnthropicUsage, type ErrorResponse, type StreamEvent } from './wire.js';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
 
@@ -144,22 +144,6 @@ export function anthropicStream(
 }
 
 /**
- * Anthropic's error types and the HTTP status the API answers each with (docs.anthropic.com, "Errors").
- * `api_error` (500) is left out: inside a stream it is a broken stream, UPSTREAM_STREAM_ERROR.
- */
-const STATUS_OF_TYPE: Readonly<Record<string, number>> = {
-  invalid_request_error: 400,
-  authentication_error: 401,
-  billing_error: 402,
-  permission_error: 403,
-  not_found_error: 404,
-  request_too_large: 413,
-  rate_limit_error: 429,
-  timeout_error: 504,
-  overloaded_error: 529,
-};
-
-/**
  * An in-band `error` event → the GatewayError of the HTTP status its type stands for (`errorForStatus`, as an
  * HTTP error body with that status would be), so `overloaded_error` reaches clients as overloaded (503);
  * `api_error` and unknown types → UPSTREAM_STREAM_ERROR.
@@ -169,6 +153,6 @@ export function streamError(ev: Partial<ErrorResponse>, label: string): GatewayE
   const msg = upstreamText(String(ev.error?.message ?? 'error event'));
   const text = `channel ${label}: upstream reported ${type} mid-stream: ${msg}`;
   const details = { upstreamErrorType: type };
-  const status = Object.hasOwn(STATUS_OF_TYPE, type) ? STATUS_OF_TYPE[type] : undefined;
+  const status = Object.hasOwn(ERROR_STATUS, type) ? ERROR_STATUS[type] : undefined;
   return status === undefined ? new GatewayError('UPSTREAM_STREAM_ERROR', text, { details }) : errorForStatus(status, text, { details });
 }

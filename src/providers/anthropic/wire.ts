@@ -125,6 +125,24 @@ export interface ErrorResponse {
   request_id?: string;
 }
 
+/**
+ * Anthropic's error types and the HTTP status its API answers each with (docs.anthropic.com, "Errors"): read one
+ * way for an upstream's in-band error (providers/anthropic/stream.ts), the other for the errors the gateway's own
+ * Messages API writes (apis/anthropic/errors.ts). `api_error` (500) is neither's entry: it is what any other
+ * status is, and inside a stream a broken stream.
+ */
+export const ERROR_STATUS: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  billing_error: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  timeout_error: 504,
+  overloaded_error: 529,
+};
+
 // ---- stream events (SSE: `event: <type>` + `data: {"type": "<type>", ...}`) -----------------------------
 
 export type ContentDelta =
