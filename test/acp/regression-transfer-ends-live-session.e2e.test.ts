@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { acpRpc, adminGet, cleanupDirs, processAlive, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { acpRpc, adminGet, cleanupDirs, processAlive, startProcess, transferSession, waitFor, wsUrl } from '../helpers/env.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE = 'live-transfer-bridge-token-4471';
@@ -25,15 +25,6 @@ const acp = {
 };
 const mock = [{ name: 'm', provider: 'mock', models: ['mock-1'] }];
 const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
-
-async function transfer(from: GatewayProcess, sessionId: string, to: string): Promise<void> {
-  const r = await fetch(`${from.url}/admin/sessions/${sessionId}/transfer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ to }),
-  });
-  expect(r.status, await r.clone().text()).toBe(200);
-}
 
 /** the pid of the child a `spawn-child` turn started in its agent's process group */
 const childOf = (result: { output?: string }): number => Number(/^child (\d+)$/.exec(result.output ?? '')?.[1]);
@@ -75,7 +66,7 @@ describe('a transferred session lets go of its agent on the sender', () => {
     const onA = childOf(first.result);
     expect(processAlive(onA)).toBe(true);
 
-    await transfer(a, sessionId, 'datacenter');
+    await transferSession(a.url, sessionId, 'datacenter');
     await waitFor(() => !processAlive(onA), "A's agent process (for a session it no longer owns) to end");
 
     const second = await rpc(a, 'session.message', { sessionId, taskPrompt: 'spawn-child' }); // served by B
@@ -83,7 +74,7 @@ describe('a transferred session lets go of its agent on the sender', () => {
     const onB = childOf(second.result);
     expect(processAlive(onB)).toBe(true);
 
-    await transfer(b, sessionId, 'office');
+    await transferSession(b.url, sessionId, 'office');
     await waitFor(() => !processAlive(onB), "B's agent process to end");
 
     const third = await rpc(a, 'session.message', { sessionId, taskPrompt: 'back home' });

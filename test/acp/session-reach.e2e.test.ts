@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, acpRpc } from '../helpers/env.js';
+import { adminGet, cleanupDirs, startProcess, transferSession, waitFor, wsUrl, acpRpc } from '../helpers/env.js';
 
 const BRIDGE = 'reach-bridge-token-1618';
 const ACP = 'reach-acp-token-1414';
@@ -16,15 +16,6 @@ let b: GatewayProcess;
 let c: GatewayProcess;
 
 const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
-
-async function transfer(gw: GatewayProcess, sessionId: string, to: string): Promise<void> {
-  const r = await fetch(`${gw.url}/admin/sessions/${sessionId}/transfer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ to }),
-  });
-  expect(r.status, await r.clone().text()).toBe(200);
-}
 
 const channels = (id: string) => ({ id, label: id, kind: 'channels', model: 'mock-1' });
 const mock = [{ name: 'm', provider: 'mock', models: ['mock-1'] }];
@@ -74,7 +65,7 @@ const start = (gw: GatewayProcess, sessionId: string, prompt: string) =>
 describe('a transferred session is continued through the old owner', () => {
   it('to a peer that shares agent runtimes (B)', async () => {
     expect((await start(a, 'tr-shared', 'first on A')).result).toMatchObject({ success: true });
-    await transfer(a, 'tr-shared', 'datacenter');
+    await transferSession(a.url, 'tr-shared', 'datacenter');
     const msg = await rpc(a, 'session.message', { sessionId: 'tr-shared', taskPrompt: 'continued via A' });
     expect(msg.error).toBeUndefined();
     expect(msg.result).toMatchObject({ success: true, status: 'completed' });
@@ -83,7 +74,7 @@ describe('a transferred session is continued through the old owner', () => {
 
   it('to a peer that shares no agent runtime at all (C): served all the same', async () => {
     expect((await start(a, 'tr-none', 'first on A')).result).toMatchObject({ success: true });
-    await transfer(a, 'tr-none', 'cold');
+    await transferSession(a.url, 'tr-none', 'cold');
     const msg = await rpc(a, 'session.message', { sessionId: 'tr-none', taskPrompt: 'continued via A' });
     expect(msg.error).toBeUndefined();
     expect(msg.result).toMatchObject({ success: true, status: 'completed' });
@@ -102,8 +93,8 @@ describe('a transferred session is continued through the old owner', () => {
 describe('a session moved twice (A→B→C)', () => {
   it('is reachable from A and from B; tasks.get asks the owner; a gone owner is named, never a new session', async () => {
     expect((await start(a, 'twice', 'born on A')).result).toMatchObject({ success: true });
-    await transfer(a, 'twice', 'datacenter');
-    await transfer(b, 'twice', 'cold');
+    await transferSession(a.url, 'twice', 'datacenter');
+    await transferSession(b.url, 'twice', 'cold');
     expect((await adminGet(b.url, '/admin/sessions/twice')).session).toMatchObject({ status: 'moved', movedTo: 'gw_reach_c' });
 
     const fromA = await rpc(a, 'session.message', { sessionId: 'twice', taskPrompt: 'hello from A' });

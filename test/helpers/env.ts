@@ -112,6 +112,16 @@ export function waitForInflight(baseUrl: string, channel: string, n = 1, token?:
 }
 
 /** "The turn is running", observed: waits until session `sessionId` (read through a gateway's admin API) has a running turn. */
+/** Moves a session to the peer `to` (its id or name) through the admin API; the transfer must succeed. */
+export async function transferSession(baseUrl: string, sessionId: string, to: string): Promise<void> {
+  const r = await fetch(`${baseUrl}/admin/sessions/${sessionId}/transfer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ to }),
+  });
+  expect(r.status, await r.clone().text()).toBe(200);
+}
+
 export function waitForRunningTurn(baseUrl: string, sessionId: string, token?: string, timeoutMs = 10_000): Promise<{ turnId: string; prompt: string }> {
   return waitFor(
     async () =>
