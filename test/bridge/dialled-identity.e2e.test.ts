@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, call, chatBody, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
 
 const B_TOKEN = 'dialled-b-token-5a7c9e';
 const A_INBOUND = 'a-inbound-token-3d5f7b';
@@ -77,13 +77,9 @@ describe('an inbound hello never stands in for a peer this gateway dials', () =>
 
     const rows = await peers();
     expect(rows.filter((p) => p.id === 'gw_real_b')).toEqual([expect.objectContaining({ direction: 'outbound', state: 'open' })]);
-    const r = await fetch(`${a.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'b-model', messages: [{ role: 'user', content: 'who answers?' }] }),
-    });
+    const r = await call(a, '/v1/chat/completions', { body: chatBody('b-model', 'who answers?') });
     expect(r.status).toBe(200);
     expect(r.headers.get('x-switchyard-peer')).toBe('datacenter-dialled');
-    expect(((await r.json()) as any).choices[0].message.content).toBe('[mock b-model] You said: who answers?');
+    expect(r.json.choices[0].message.content).toBe('[mock b-model] You said: who answers?');
   });
 });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, call, chatBody, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { runCli } from './cli-run.js';
 
 const BRIDGE_TOKEN = 'reload-bridge-token-8e2d';
@@ -257,13 +257,7 @@ describe('config reload while streams run', () => {
   it('client tokens added on reload are required from the next request; removed, the loopback gateway is open again', async () => {
     const TOKEN = 'reload-client-token-2f9e';
     const chat = async (token?: string) =>
-      (
-        await fetch(`${a.url}/v1/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-          body: JSON.stringify({ model: 'fresh-model', messages: [{ role: 'user', content: 'hi' }] }),
-        })
-      ).status;
+      (await call(a, '/v1/chat/completions', { body: chatBody('fresh-model', 'hi'), headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
     expect(await chat()).toBe(200);
     const withTokens = (tokens: string[]) => {
       const c = aConfig([fresh], { routing: { retries: 4 } });
