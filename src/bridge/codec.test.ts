@@ -9,6 +9,7 @@ import {
   RETRY_FORBIDDEN_CLOSE_CODES,
   bridgeErrorFrame,
   isRetryForbiddenClose,
+  speaksStreamPause,
   type BridgeFrameType,
 } from '../wire/bridge-frames.js';
 import { bridgeErrorSpec } from '../wire/errors.js';
@@ -34,6 +35,8 @@ const VALID: Record<BridgeFrameType, string> = {
     '{"type":"bridge-stream","requestId":"req_789","chunk":{"id":"c1","object":"chat.completion.chunk","created":1,"model":"llama3","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}}',
   'bridge-stream-end': '{"type":"bridge-stream-end","requestId":"req_789","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
   'bridge-cancel': '{"type":"bridge-cancel","requestId":"req_789"}',
+  'bridge-stream-pause': '{"type":"bridge-stream-pause","requestId":"req_789"}',
+  'bridge-stream-resume': '{"type":"bridge-stream-resume","requestId":"req_789"}',
   'bridge-ping': '{"type":"bridge-ping","ts":1700000000000}',
   'bridge-pong': '{"type":"bridge-pong","ts":1700000000000}',
   'bridge-load':
@@ -359,8 +362,18 @@ describe('negotiateVersion', () => {
     expect(negotiateVersion(h('1.10'), { min: '1.2', max: '1.10' })).toBe('1.10');
     expect(negotiateVersion(h('1.0', '0.9', '1.3'), ['0.9', '1.0', '1.1', '2.0'])).toBe('1.1');
   });
+  it("this build's list: a 1.0-only peer gets 1.0 (no stream pause), a 1.0–1.1 peer 1.1", () => {
+    expect(negotiateVersion(h('1.0'))).toBe('1.0');
+    expect(negotiateVersion(h('1.1', '1.0', '1.1'))).toBe('1.1');
+    expect(negotiateVersion(h('1.1', '1.0', '1.4'))).toBe('1.1');
+    expect(speaksStreamPause('1.0')).toBe(false);
+    expect(speaksStreamPause('1.1')).toBe(true);
+    expect(speaksStreamPause('1.10')).toBe(true);
+    expect(speaksStreamPause('2.0')).toBe(true);
+  });
   it('returns null without overlap', () => {
     expect(negotiateVersion(h('2.0'))).toBeNull();
+    expect(negotiateVersion(h('1.2'))).toBeNull();
     expect(negotiateVersion(h('0.9', '0.1', '0.9'))).toBeNull();
     expect(negotiateVersion(h('1.5', '1.4', '1.6'), ['1.0', '2.0'])).toBeNull();
     expect(negotiateVersion(h('2.0'), { min: '1.0', max: '1.5' })).toBeNull();

@@ -479,6 +479,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
       usage: o.usage === undefined || o.usage === null ? undefined : opaque<Usage>(obj(o.usage, 'bridge-stream-end.usage')),
     }),
   'bridge-cancel': (o) => ({ type: 'bridge-cancel', requestId: str(o.requestId, 'bridge-cancel.requestId') }),
+  'bridge-stream-pause': (o) => ({ type: 'bridge-stream-pause', requestId: str(o.requestId, 'bridge-stream-pause.requestId') }),
+  'bridge-stream-resume': (o) => ({ type: 'bridge-stream-resume', requestId: str(o.requestId, 'bridge-stream-resume.requestId') }),
   'bridge-ping': (o) => ({ type: 'bridge-ping', ts: num(o.ts, 'bridge-ping.ts') }),
   'bridge-pong': (o) => ({ type: 'bridge-pong', ts: num(o.ts, 'bridge-pong.ts') }),
   'bridge-load': (o) => {

@@ -33,10 +33,20 @@ export interface ForwardOptions {
 }
 
 /**
- * What a forwarded stream may hold for a client that reads slower than the peer sends (characters of chunk
- * text, ~1–2 bytes each). The bridge has no flow control per stream: past this the request is abandoned (its
- * client gets the error after what was held) rather than the peer filling our memory. No chat stream runs this
- * far ahead of a client that is reading; one that stopped reading is the case it bounds.
+ * Flow control per forwarded stream (protocol 1.1), counted in characters of chunk text (~1–2 bytes each):
+ * once a stream holds more than STREAM_PAUSE_CHARS for a client that reads slower than the peer sends, the
+ * peer is sent bridge-stream-pause and sends no further chunk of it; once the client has read it down to
+ * STREAM_RESUME_CHARS, bridge-stream-resume. The peer's own upstream then waits too (it stops reading it), so a
+ * slow client slows the whole path instead of filling a gateway's memory. A link negotiated at 1.0 has no
+ * pause.
+ */
+export const STREAM_PAUSE_CHARS = 1024 * 1024;
+export const STREAM_RESUME_CHARS = 256 * 1024;
+/**
+ * What a forwarded stream may hold at most: past this the request is abandoned (its client gets the error
+ * after what was held) rather than the peer filling our memory. It bounds a 1.0 peer, which cannot be paused,
+ * and a peer that goes on sending after a pause; the room above STREAM_PAUSE_CHARS is for the chunks already on
+ * their way when the pause left.
  */
 export const STREAM_HOLD_CHARS = 8 * 1024 * 1024;
 const chunkChars = (c: StreamChunk): number => c.data.length;
@@ -194,6 +204,19 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
     );
   }
   q.push(chunk);
+  if (q.held > STREAM_PAUSE_CHARS && p.paused !== true && l.streamPause) pauseStream(l, requestId, p, q);
+}
+
+/** Asks the peer to hold the stream until its client has read what waits for it down to STREAM_RESUME_CHARS. */
+function pauseStream(l: LinkContext, requestId: string, p: PendingForward, q: AsyncQueue<StreamChunk>): void {
+  p.paused = true;
+  l.traffic.pausesSent++;
+  l.send({ type: 'bridge-stream-pause', requestId });
+  q.whenHeldAtMost(STREAM_RESUME_CHARS, () => {
+    p.paused = false;
+    // a stream that ended or failed meanwhile has nothing to resume
+    if (l.pending.get(requestId) === p) l.send({ type: 'bridge-stream-resume', requestId });
+  });
 }
 
 /**
@@ -244,7 +267,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
 
   // a light Abort, not an AbortController: bridge-cancel or the link's end fires it at most once, and the router
   // links it into the attempt without EventTarget listeners (src/util/abort.ts; docs/benchmarks.md, ninth pass)
-  const ac = new Abort();
+  const ac = new ServedForward();
   l.serving.set(requestId, ac);
   l.loadChanged();
   let started = false;
@@ -302,6 +325,9 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
       // a peer slower than the upstream: the next chunk is read once it has taken what was sent
       const slow = l.backpressure();
       if (slow) await slow;
+      // a peer whose client reads slower than this stream runs asked us to hold it (bridge-stream-pause): the
+      // upstream is not read meanwhile, so it waits too
+      if (ac.paused) await ac.resumed(l, opts.deadline);
       if (ac.signal.aborted) {
         await routed.rest.return?.();
         return;
@@ -324,5 +350,54 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (gate?.ok) gate.done(usage, served);
     l.serving.delete(requestId);
     l.loadChanged();
+  }
+}
+
+/**
+ * A forward we serve: bridge-cancel or the link's end aborts it; on a 1.1 link the peer may hold its stream
+ * (bridge-stream-pause, bridge-stream-resume). A pause is only a flag until the serving loop, between two
+ * chunks, finds it set and waits in `resumed`.
+ */
+class ServedForward extends Abort {
+  paused = false;
+  private wake: (() => void) | undefined;
+
+  pause(): void {
+    if (!this.aborted) this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  override abort(reason?: unknown): void {
+    super.abort(reason);
+    this.resume();
+  }
+
+  /**
+   * Resolves on bridge-stream-resume or the abort (the loop then checks `aborted`); rejects once the request's
+   * deadline passes while the stream is held, so a peer that never resumes cannot hold our upstream and its
+   * channel slot past the time the request was given.
+   */
+  async resumed(l: LinkContext, deadline: number): Promise<void> {
+    l.pausedStreams++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.wake = resolve;
+        timer = setTimeout(
+          () => reject(new GatewayError('UPSTREAM_TIMEOUT', `the request's deadline passed while bridge peer ${l.name} held the stream paused`)),
+          Math.max(0, deadline - Date.now()),
+        );
+      });
+    } finally {
+      clearTimeout(timer);
+      this.wake = undefined;
+      l.pausedStreams--;
+    }
   }
 }

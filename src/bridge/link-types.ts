@@ -22,6 +22,7 @@ import type {
   SharedChannel,
 } from '../wire/bridge-frames.js';
 import type { PeerGate } from '../keys/peer-gate.js';
+import type { LinkTraffic } from './link-traffic.js';
 
 export type Role = 'initiator' | 'responder';
 
@@ -72,6 +73,8 @@ export interface PendingForward extends PendingBase {
   label: string;
   /** streams: fed by bridge-stream frames */
   queue: AsyncQueue<StreamChunk> | undefined;
+  /** streams: we sent bridge-stream-pause and no resume since */
+  paused?: boolean;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
   /**
    * A non-streaming chat forward: takes the answer's payload as the peer sent it, still text, when the frame
@@ -95,6 +98,16 @@ export const isForward = (p: PendingRequest): p is PendingForward => p.kind === 
 export const isRpc = (p: PendingRequest): p is PendingRpc => p.kind === 'rpc';
 export const isTransfer = (p: PendingRequest): p is PendingTransfer => p.kind === 'transfer';
 
+/**
+ * A request of the peer's we serve: bridge-cancel (or the link's end) aborts it; on a 1.1 link the peer may
+ * hold a stream's chunks (bridge-stream-pause / bridge-stream-resume; forwards only).
+ */
+export interface ServedRequest {
+  abort(): void;
+  pause?(): void;
+  resume?(): void;
+}
+
 /** What a link's parts use of it. */
 export interface LinkContext {
   /** config name of the outbound bridge, or the peer's announced name for inbound links */
@@ -114,7 +127,13 @@ export interface LinkContext {
   /** requests we sent (forwards, calls, transfer offers) */
   readonly pending: PendingTable<PendingRequest>;
   /** requests we serve, by requestId: bridge-cancel aborts them */
-  readonly serving: Map<string, { abort(): void }>;
+  readonly serving: Map<string, ServedRequest>;
+  /** the peer speaks protocol 1.1 or later: a stream of ours it serves may be paused (bridge-stream-pause) */
+  readonly streamPause: boolean;
+  /** frames, bytes, pauses (metrics, status page) */
+  readonly traffic: LinkTraffic;
+  /** streams we serve that now wait for the peer's bridge-stream-resume (status page) */
+  pausedStreams: number;
   rpcHandler(): RpcServeHandler | undefined;
   transfers(): TransferCoordinator | undefined;
   /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */

@@ -21,6 +21,7 @@ import { peerText } from './errors.js';
 import {
   CLOSE,
   bridgeErrorFrame,
+  speaksStreamPause,
   type BridgeErrorCode,
   type BridgeErrorFrame,
   type BridgeFrame,
@@ -44,7 +45,7 @@ import { callPeer, onRpcEvent, onRpcResult, serveRpc, type CallOptions } from '.
 import { offerSession, onTransferOk, serveTransfer } from './transfer.js';
 import { Heartbeat } from './heartbeat.js';
 import { LinkTraffic } from './link-traffic.js';
-import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
+import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler, ServedRequest } from './link-types.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 import { drainOrClose } from '../util/drain.js';
 
@@ -91,7 +92,9 @@ export class BridgeLink implements LinkContext {
   readonly traffic = new LinkTraffic();
   /** for the link's parts (LinkContext), not for callers */
   readonly pending = new PendingTable<PendingRequest>();
-  readonly serving = new Map<string, { abort(): void }>();
+  readonly serving = new Map<string, ServedRequest>();
+  /** streams we serve that now wait for the peer's bridge-stream-resume */
+  pausedStreams = 0;
   private readonly ws: WebSocket;
   private readonly heartbeat: Heartbeat;
   private closed = false;
@@ -115,6 +118,9 @@ export class BridgeLink implements LinkContext {
 
   get open(): boolean {
     return !this.closed;
+  }
+  get streamPause(): boolean {
+    return speaksStreamPause(this.peer.version);
   }
   get selfId(): string {
     return this.o.selfId;
@@ -339,6 +345,15 @@ export class BridgeLink implements LinkContext {
         return onRpcResult(this, f);
       case 'bridge-cancel':
         this.serving.get(f.requestId)?.abort();
+        return;
+      case 'bridge-stream-pause':
+        // an id we no longer serve (the stream ended as the pause crossed it) or a request that is not a
+        // stream: nothing to hold
+        this.traffic.pausesReceived++;
+        this.serving.get(f.requestId)?.pause?.();
+        return;
+      case 'bridge-stream-resume':
+        this.serving.get(f.requestId)?.resume?.();
         return;
       case 'bridge-ping':
         this.send({ type: 'bridge-pong', ts: f.ts });

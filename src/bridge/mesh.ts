@@ -54,6 +54,10 @@ export interface PeerRow {
   inflight: { out: number; in: number };
   /** bytes sent to the peer that it has not read yet (its link's send backlog; see flow control) */
   backlogBytes: number;
+  /** streams we serve that the peer now holds paused (bridge-stream-pause: its client reads slower) */
+  pausedStreams: number;
+  /** the bridge protocol version the link negotiated (null while not connected) */
+  protocol: string | null;
   lastError: string | null;
   capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } | null;
   /** health of each channel the peer shares with us, as this gateway sees it */
@@ -403,6 +407,8 @@ export class BridgeMesh implements MeshContext {
       sharedByUs: l ? [...l.ourShare] : this.outboundShare(d.target.shareChannels).map((c) => c.name),
       inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
       backlogBytes: l?.backlog ?? 0,
+      pausedStreams: l?.pausedStreams ?? 0,
+      protocol: l?.peer.version ?? null,
       lastError: l?.lastError ?? d.lastError ?? null,
       capabilities: l?.peer.capabilities ?? null,
       health: l ? this.healthOf(l) : {},
@@ -433,6 +439,8 @@ export class BridgeMesh implements MeshContext {
         sharedByUs: [...l.ourShare],
         inflight: { out: l.inflightOut, in: l.inflightIn },
         backlogBytes: l.backlog,
+        pausedStreams: l.pausedStreams,
+        protocol: l.peer.version,
         lastError: l.lastError ?? null,
         capabilities: l.peer.capabilities,
         health: this.healthOf(l),

@@ -265,6 +265,19 @@ export class GatewayMetrics {
     linkSeries('switchyard_peer_frames_received_total', 'bridge frames received on the current link', 'counter', (l) => l.traffic.framesIn);
     linkSeries('switchyard_peer_bytes_sent_total', 'bridge frame bytes sent on the current link', 'counter', (l) => l.traffic.bytesOut);
     linkSeries('switchyard_peer_bytes_received_total', 'bridge frame bytes received on the current link', 'counter', (l) => l.traffic.bytesIn);
+    linkSeries(
+      'switchyard_peer_stream_pauses_sent_total',
+      'bridge-stream-pause frames sent on the current link: a client of ours read a stream the peer serves slower than it came',
+      'counter',
+      (l) => l.traffic.pausesSent,
+    );
+    linkSeries(
+      'switchyard_peer_stream_pauses_received_total',
+      'bridge-stream-pause frames received on the current link: the peer held a stream we serve for its slow client',
+      'counter',
+      (l) => l.traffic.pausesReceived,
+    );
+    linkSeries('switchyard_peer_streams_paused', 'streams we serve that the peer now holds paused', 'gauge', (l) => l.pausedStreams);
     new Gauge({
       name: 'switchyard_peer_up',
       help: 'per configured or connected peer: 1 when its link is open, else 0; state names the dialer state',

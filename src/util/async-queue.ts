@@ -12,6 +12,9 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private failed = false;
   /** called once when the consumer stops early (return()) */
   onReturn: (() => void) | undefined;
+  /** `whenHeldAtMost`'s watch */
+  private lowWater = 0;
+  private onLow: (() => void) | undefined;
 
   /** `weigh`: a value's weight in `held` (its size in memory, say); without it `held` stays 0 */
   constructor(private readonly weigh?: (v: T) => number) {}
@@ -30,8 +33,24 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   private shift(): T {
     const v = this.items.shift()!;
-    if (this.weigh) this.held -= this.weigh(v);
+    if (this.weigh) {
+      this.held -= this.weigh(v);
+      if (this.onLow !== undefined && this.held <= this.lowWater) {
+        const fn = this.onLow;
+        this.onLow = undefined;
+        fn();
+      }
+    }
     return v;
+  }
+
+  /**
+   * Calls `fn` once, when the consumer's takes have brought `held` down to `low` or below: flow control, for a
+   * producer asked to pause past a high mark. A later call replaces the watch; return() drops it.
+   */
+  whenHeldAtMost(low: number, fn: () => void): void {
+    this.lowWater = low;
+    this.onLow = fn;
   }
 
   end(): void {
@@ -81,6 +100,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     this.ended = true;
     this.items.length = 0;
     this.held = 0;
+    this.onLow = undefined;
     if (wasOpen) this.onReturn?.();
     return Promise.resolve({ done: true, value: undefined });
   }

@@ -15,10 +15,20 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsReques
 
 // ---------------------------------------------------------------------------------------------------- constants
 
-/** The version this build prefers, the versions it speaks, and the same as a range (`major.minor` strings). */
-export const PROTOCOL_VERSION = '1.0';
-export const SUPPORTED_VERSIONS: readonly string[] = ['1.0'];
-export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.0' };
+/**
+ * The version this build prefers, the versions it speaks, and the same as a range (`major.minor` strings).
+ * 1.1 adds per-stream flow control (bridge-stream-pause / bridge-stream-resume); a link negotiated at 1.0 is
+ * never sent them (`speaksStreamPause`).
+ */
+export const PROTOCOL_VERSION = '1.1';
+export const SUPPORTED_VERSIONS: readonly string[] = ['1.0', '1.1'];
+export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.1' };
+
+/** Whether a link negotiated at `version` carries bridge-stream-pause / bridge-stream-resume (1.1 and later). */
+export function speaksStreamPause(version: string): boolean {
+  const [major, minor] = version.split('.').map(Number) as [number, number];
+  return major > 1 || (major === 1 && minor >= 1);
+}
 export interface VersionRange {
   min: string;
   max: string;
@@ -255,6 +265,21 @@ export interface BridgeCancelFrame {
   requestId: string;
 }
 
+/**
+ * Protocol 1.1, either direction: the requester of stream `requestId` holds more of it than its client has
+ * read; the serving side sends no further chunk of it until bridge-stream-resume (or the request's deadline).
+ */
+export interface BridgeStreamPauseFrame {
+  type: 'bridge-stream-pause';
+  requestId: string;
+}
+
+/** Protocol 1.1: the client caught up; the serving side goes on with stream `requestId`. */
+export interface BridgeStreamResumeFrame {
+  type: 'bridge-stream-resume';
+  requestId: string;
+}
+
 export interface BridgePingFrame {
   type: 'bridge-ping';
   /** sender's clock, ms since epoch; echoed in the pong */
@@ -338,6 +363,8 @@ export type BridgeFrame =
   | BridgeStreamFrame
   | BridgeStreamEndFrame
   | BridgeCancelFrame
+  | BridgeStreamPauseFrame
+  | BridgeStreamResumeFrame
   | BridgePingFrame
   | BridgePongFrame
   | BridgeLoadFrame
@@ -364,6 +391,8 @@ export const BRIDGE_FRAME_TYPES: readonly BridgeFrameType[] = [
   'bridge-stream',
   'bridge-stream-end',
   'bridge-cancel',
+  'bridge-stream-pause',
+  'bridge-stream-resume',
   'bridge-session-transfer',
   'bridge-session-transfer-ok',
   'bridge-rpc',

@@ -139,3 +139,69 @@ describe('flow control on a link we serve', () => {
     40_000,
   );
 });
+
+describe('a 1.1 peer holds a stream it asked for (bridge-stream-pause / bridge-stream-resume)', () => {
+  const V11 = { version: '1.1', minVersion: '1.0', maxVersion: '1.1' };
+  const rowOf = async (id: string) =>
+    (
+      await adminGet<{ peers: Array<{ id: string; pausedStreams: number; protocol: string; inflight: { in: number } }> }>(gw.url, '/admin/bridges', ADMIN)
+    ).peers.find((p) => p.id === id);
+  const chunksOf = (frames: any[], requestId: string) => frames.filter((f) => f.requestId === requestId && f.type === 'bridge-stream').length;
+
+  it('a 1.0 peer gets 1.0 and a 1.0–1.1 peer 1.1, as /admin/bridges shows', async () => {
+    const old = await peer('gw_v10');
+    const now = await peer('gw_v11', V11);
+    expect(old.frames.find((f) => f.type === 'bridge-hello-ok').version).toBe('1.0');
+    expect(now.frames.find((f) => f.type === 'bridge-hello-ok').version).toBe('1.1');
+    expect((await rowOf('gw_v10'))?.protocol).toBe('1.0');
+    expect((await rowOf('gw_v11'))?.protocol).toBe('1.1');
+    old.ws.close();
+    now.ws.close();
+  });
+
+  it('paused before its first chunk, the stream sends that chunk and waits, however fast the peer reads; resumed, it arrives whole', async () => {
+    const p = await peer('gw_pauser', V11);
+    p.ws.send(forward('p1', 'long', true));
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-pause', requestId: 'p1' }));
+    await waitFor(async () => (await rowOf('gw_pauser'))?.pausedStreams === 1, 'the stream to wait for its resume');
+    // the serving loop waits after the chunk it was sending: exactly one went out (the mock's first, its role)
+    expect(chunksOf(p.frames, 'p1')).toBe(1);
+    expect((await rowOf('gw_pauser'))?.inflight.in).toBe(1);
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-resume', requestId: 'p1' }));
+    await waitFor(() => p.frames.find((f) => f.requestId === 'p1' && f.type === 'bridge-stream-end'), 'the end of the stream', 20_000);
+    expect(streamText(p.frames, 'p1').length).toBe(40 * WORD.length + 39);
+    expect(await rowOf('gw_pauser')).toMatchObject({ pausedStreams: 0, inflight: { in: 0 } });
+    // a pause or resume for an id it no longer serves, or never did, is nothing: the link stays open
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-pause', requestId: 'p1' }));
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-resume', requestId: 'nope' }));
+    p.ws.send(forward('p2', 'mid', true));
+    await waitFor(() => p.frames.find((f) => f.requestId === 'p2' && f.type === 'bridge-stream-end'), 'the next stream');
+    expect(p.frames.filter((f) => f.type === 'bridge-error')).toEqual([]);
+    p.ws.close();
+  }, 30_000);
+
+  it('a stream held past its deadline ends with UPSTREAM_TIMEOUT (started): a peer that never resumes cannot hold the upstream', async () => {
+    const p = await peer('gw_never_resumes', V11);
+    p.ws.send(JSON.stringify({ ...JSON.parse(forward('d1', 'long', true)), deadlineMs: 1_500 }));
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-pause', requestId: 'd1' }));
+    const err = await waitFor(() => p.frames.find((f) => f.requestId === 'd1' && f.type === 'bridge-error'), 'the deadline error', 10_000);
+    expect(err).toMatchObject({ gatewayCode: 'UPSTREAM_TIMEOUT', started: true });
+    expect(err.message).toBe("the request's deadline passed while bridge peer gw_never_resumes held the stream paused");
+    expect(chunksOf(p.frames, 'd1')).toBe(1);
+    expect(await rowOf('gw_never_resumes')).toMatchObject({ pausedStreams: 0, inflight: { in: 0 } });
+    p.ws.close();
+  });
+
+  it('bridge-cancel ends a held stream at once: nothing more is sent, the slot is free', async () => {
+    const p = await peer('gw_cancels', V11);
+    p.ws.send(forward('c1', 'long', true));
+    p.ws.send(JSON.stringify({ type: 'bridge-stream-pause', requestId: 'c1' }));
+    await waitFor(async () => (await rowOf('gw_cancels'))?.pausedStreams === 1, 'the stream to wait for its resume');
+    p.ws.send(JSON.stringify({ type: 'bridge-cancel', requestId: 'c1' }));
+    await waitFor(async () => (await rowOf('gw_cancels'))?.inflight.in === 0, 'the served request to end');
+    expect((await rowOf('gw_cancels'))?.pausedStreams).toBe(0);
+    expect(chunksOf(p.frames, 'c1')).toBe(1);
+    expect(p.frames.find((f) => f.requestId === 'c1' && f.type === 'bridge-stream-end')).toBeUndefined();
+    p.ws.close();
+  });
+});

@@ -15,6 +15,8 @@ export interface RawPeerOptions {
   /** the models of the one channel (`up`, provider openai) it shares */
   models: string[];
   policy: { maxFrameBytes: number; heartbeatIntervalMs: number };
+  /** the protocol version its hello-ok names (default 1.0: a peer that cannot be sent bridge-stream-pause) */
+  version?: string;
   /** every frame after the hello */
   onFrame: (ws: WebSocket, f: RawFrame) => void;
 }
@@ -36,7 +38,7 @@ export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
           type: 'bridge-hello-ok',
           gatewayId: o.gatewayId,
           gatewayName: o.gatewayName,
-          version: '1.0',
+          version: o.version ?? '1.0',
           capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
           sharedChannels: [{ name: 'up', provider: 'openai', models: o.models }],
           policy: o.policy,

@@ -37,4 +37,22 @@ describe('AsyncQueue.takeReady', () => {
     void q.return();
     expect(q.takeReady()).toBeUndefined();
   });
+
+  it('whenHeldAtMost calls back once, when takes bring the held weight down to the mark; return() drops the watch', async () => {
+    const q = new AsyncQueue<string>((v) => v.length);
+    for (const v of ['aaaa', 'bbbb', 'cccc']) q.push(v);
+    expect(q.held).toBe(12);
+    let calls = 0;
+    q.whenHeldAtMost(4, () => calls++);
+    expect(q.takeReady()).toBe('aaaa');
+    expect([q.held, calls]).toEqual([8, 0]);
+    expect((await q.next()).value).toBe('bbbb');
+    expect([q.held, calls]).toEqual([4, 1]);
+    q.takeReady();
+    expect([q.held, calls]).toEqual([0, 1]);
+    q.push('dddd');
+    q.whenHeldAtMost(0, () => calls++);
+    void q.return();
+    expect([q.held, calls]).toEqual([0, 1]);
+  });
 });
