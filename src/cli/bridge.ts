@@ -13,12 +13,13 @@ const out = (s: string): void => {
 export function renderPeers(peers: PeerRow[]): string {
   if (peers.length === 0) return 'no bridges\n';
   return table(
-    ['NAME', 'ID', 'DIR', 'STATE', 'SINCE', 'THEY SHARE', 'WE SHARE', 'IN-FLIGHT', 'HEALTH', 'LAST ERROR'],
+    ['NAME', 'ID', 'DIR', 'STATE', 'PROTO', 'SINCE', 'THEY SHARE', 'WE SHARE', 'IN-FLIGHT', 'HEALTH', 'LAST ERROR'],
     peers.map((p) => [
       p.name,
       p.id,
       p.direction,
       p.state,
+      p.protocol ?? '-',
       ago(p.since),
       p.sharedWithUs.join(',') || '-',
       p.sharedByUs.join(',') || '-',
@@ -39,7 +40,7 @@ export function renderPeers(peers: PeerRow[]): string {
 export function registerBridge(program: Command): void {
   const bridge = program.command('bridge').description('gateway-to-gateway bridges');
 
-  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, shared channels, in-flight, last error')).action(
+  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, protocol version, shared channels, in-flight, last error')).action(
     async (o: RemoteFlags) => {
       const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges');
       out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
