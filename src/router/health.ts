@@ -5,7 +5,8 @@
  * - ejection lasts `baseEjectionMs × (number of ejections)`, capped at `maxEjectionMs`; an upstream's
  *   Retry-After (429/503) sets the cooldown instead (capped the same way);
  * - when the time is up the candidate is half-open: exactly one request (the probe) may go; success returns
- *   it to service, failure ejects it again for longer;
+ *   it to service, failure ejects it again for longer, no verdict (a cancel) lets the next request probe;
+ *   other requests' outcomes (sent before the ejection, or in panic) do not change an ejected candidate's state;
  * - the ejection multiplier is forgotten after a quiet `maxEjectionMs` of good service.
  * Never ejecting everything ("panic") is the router's decision: it sees all candidates of a model.
  * Pure apart from the injected clock.
@@ -101,19 +102,34 @@ export class HealthTracker {
     return !!e && e.state === 'ejected' && this.now() >= e.ejectedUntil;
   }
 
-  /** Call when a request is sent to the candidate: an ejected one past its cooldown becomes the probe. */
-  started(id: string): void {
+  /**
+   * Call when a request is sent to the candidate: an ejected one past its cooldown becomes the probe. Returns
+   * true when this request is that probe; the caller hands it back with its outcome (`succeeded`, `failed`,
+   * `released`), because only the probe's outcome decides a half-open candidate's fate.
+   */
+  started(id: string): boolean {
     const e = this.entries.get(id);
-    if (!e || e.state === 'healthy') return;
-    if (e.state === 'ejected' && this.now() >= e.ejectedUntil) this.setState(id, e, 'probing', 'cooldown over: sending a probe');
-    if (e.state === 'probing') e.probeInFlight = true;
+    if (!e || e.state === 'healthy') return false;
+    if (e.state === 'ejected') {
+      if (this.now() < e.ejectedUntil) return false;
+      this.setState(id, e, 'probing', 'cooldown over: sending a probe');
+    }
+    if (e.probeInFlight) return false;
+    e.probeInFlight = true;
+    return true;
   }
 
-  succeeded(id: string): void {
+  /**
+   * `probe`: the request was the half-open probe (`started` said so). A request that is not the probe (sent
+   * before the ejection, or in panic) does not end an ejection by succeeding: it says nothing about the
+   * candidate after the failures that ejected it.
+   */
+  succeeded(id: string, probe = false): void {
     const e = this.entry(id);
     const t = this.now();
     e.consecutive = 0;
     if (e.state !== 'healthy') {
+      if (!probe) return;
       // back in service with a clean window: the failures that ejected it are not held against it again
       e.window.clear();
       e.window.add(t, true);
@@ -126,17 +142,42 @@ export class HealthTracker {
     if (e.ejections > 0 && t - e.lastEjectedAt > this.cfg.maxEjectionMs) e.ejections = 0;
   }
 
-  /** A failure that says something about the candidate (not the client's fault, not a cancel). */
-  failed(id: string, error: string, retryAfterSec?: number): void {
+  /**
+   * The request ended with no verdict on the candidate (the client went away, a client error, backpressure).
+   * When it was the probe, the probe slot is free again: the candidate is ejected with its cooldown over, so the
+   * next request probes it. Without this an abandoned probe kept the candidate out of service for good.
+   */
+  released(id: string, probe: boolean): void {
+    if (!probe) return;
+    const e = this.entries.get(id);
+    if (!e || e.state !== 'probing') return;
+    e.probeInFlight = false;
+    this.setState(id, e, 'ejected', 'probe ended without an answer: the next request probes again');
+  }
+
+  /**
+   * A failure that says something about the candidate (not the client's fault, not a cancel). `probe` as in
+   * `succeeded`: while the candidate is out of service only the probe's failure ejects it again (for longer);
+   * an older request failing then does not stack ejections, though a Retry-After it carries still extends the
+   * cooldown.
+   */
+  failed(id: string, error: string, retryAfterSec?: number, probe = false): void {
     const e = this.entry(id);
     const t = this.now();
     e.window.add(t, false);
     e.consecutive++;
     e.lastError = error;
+    const cooldown = retryAfterSec === undefined ? undefined : Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000);
+    if (e.state !== 'healthy' && !probe) {
+      if (cooldown !== undefined && t + cooldown > e.ejectedUntil) {
+        e.ejectedUntil = t + cooldown;
+        e.reason = `upstream asked to retry after ${retryAfterSec}s`;
+      }
+      return;
+    }
     e.probeInFlight = false;
     // Retry-After sets the cooldown, capped at maxEjectionMs: the probe then asks again.
-    if (retryAfterSec !== undefined)
-      return this.eject(id, e, t, Math.min(this.cfg.maxEjectionMs, Math.max(1, retryAfterSec) * 1000), `upstream asked to retry after ${retryAfterSec}s`);
+    if (cooldown !== undefined) return this.eject(id, e, t, cooldown, `upstream asked to retry after ${retryAfterSec}s`);
     if (e.state !== 'healthy') return this.eject(id, e, t, undefined, 'probe failed');
     if (e.consecutive >= this.cfg.consecutiveFailures) return this.eject(id, e, t, undefined, `${e.consecutive} consecutive failures`);
     const requests = e.window.requests(t);

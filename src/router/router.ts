@@ -282,7 +282,8 @@ export class Router {
     const s = this.stats.get(c.id) ?? { inflight: 0, latencyMsEwma: 0 };
     this.stats.set(c.id, s);
     s.inflight++;
-    this.health.started(c.id);
+    // the half-open probe's outcome, and only it, decides whether an ejected candidate returns to service
+    const probe = this.health.started(c.id);
     const started = performance.now();
     let ended = false;
     return {
@@ -294,12 +295,14 @@ export class Router {
         if (ok) {
           const ms = performance.now() - started;
           s.latencyMsEwma = s.latencyMsEwma === 0 ? ms : s.latencyMsEwma + EWMA_ALPHA * (ms - s.latencyMsEwma);
-          this.health.succeeded(c.id);
+          this.health.succeeded(c.id, probe);
           return;
         }
         const e = err === undefined ? undefined : toGatewayError(err);
         if (e && countsAgainst(e))
-          this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined);
+          this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined, probe);
+        // no verdict (a cancel, a client error, backpressure): a probe's slot is given back
+        else this.health.released(c.id, probe);
       },
     };
   }

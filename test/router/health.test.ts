@@ -67,10 +67,10 @@ describe('HealthTracker', () => {
     expect(h.eligible('a')).toBe(false);
     advance(1);
     expect(h.eligible('a')).toBe(true);
-    h.started('a');
+    expect(h.started('a'), 'this request is the probe').toBe(true);
     expect(h.state('a')).toBe('probing');
     expect(h.eligible('a')).toBe(false); // only one probe at a time
-    h.succeeded('a');
+    h.succeeded('a', true);
     expect(h.state('a')).toBe('healthy');
     expect(changes).toEqual(['a:healthy->ejected', 'a:ejected->probing', 'a:probing->healthy']);
   });
@@ -81,8 +81,8 @@ describe('HealthTracker', () => {
     const durations: number[] = [h.snapshot('a').ejectedUntil - now()];
     for (let k = 0; k < 5; k++) {
       advance(h.snapshot('a').ejectedUntil - now());
-      h.started('a');
-      h.failed('a', 'still down');
+      expect(h.started('a')).toBe(true);
+      h.failed('a', 'still down', undefined, true);
       durations.push(h.snapshot('a').ejectedUntil - now());
     }
     expect(durations).toEqual([1000, 2000, 3000, 4000, 4000, 4000]);
@@ -105,12 +105,56 @@ describe('HealthTracker', () => {
     const { h, advance, now } = tracker();
     for (let i = 0; i < 3; i++) h.failed('a', 'x');
     advance(1000);
-    h.started('a');
-    h.succeeded('a');
+    h.succeeded('a', h.started('a'));
     advance(5000);
     h.succeeded('a');
     for (let i = 0; i < 3; i++) h.failed('a', 'x');
     expect(h.snapshot('a').ejectedUntil - now()).toBe(1000);
+  });
+
+  it('a probe that ends without a verdict frees the probe slot: the next request is the probe', () => {
+    const { h, advance, changes } = tracker();
+    for (let i = 0; i < 3; i++) h.failed('a', 'x');
+    advance(1000);
+    const probe = h.started('a');
+    expect(probe).toBe(true);
+    expect(h.eligible('a')).toBe(false);
+    h.released('a', probe);
+    expect(h.state('a')).toBe('ejected');
+    expect(h.probeDue('a')).toBe(true);
+    expect(h.eligible('a')).toBe(true);
+    expect(h.snapshot('a').ejections, 'no verdict is no failure').toBe(1);
+    h.succeeded('a', h.started('a'));
+    expect(h.state('a')).toBe('healthy');
+    expect(changes).toEqual(['a:healthy->ejected', 'a:ejected->probing', 'a:probing->ejected', 'a:ejected->probing', 'a:probing->healthy']);
+  });
+
+  it('only the probe decides: requests sent before the ejection neither end it nor stack it', () => {
+    const { h, advance, now } = tracker();
+    // five requests in flight (none is a probe: the candidate is healthy when they start)
+    const started = Array.from({ length: 5 }, () => h.started('a'));
+    expect(started).toEqual([false, false, false, false, false]);
+    for (let i = 0; i < 3; i++) h.failed('a', 'x', undefined, started[i]);
+    const until = h.snapshot('a').ejectedUntil;
+    expect(until - now()).toBe(1000);
+    // the fourth fails after the ejection: no second ejection, same cooldown
+    h.failed('a', 'x', undefined, started[3]);
+    expect(h.snapshot('a')).toMatchObject({ state: 'ejected', ejections: 1, ejectedUntil: until });
+    // the fifth succeeds: still ejected
+    h.succeeded('a', started[4]);
+    expect(h.state('a')).toBe('ejected');
+    // an older request's Retry-After extends the cooldown without counting an ejection
+    h.failed('a', 'RATE_LIMITED', 3);
+    expect(h.snapshot('a')).toMatchObject({ state: 'ejected', ejections: 1, ejectedUntil: now() + 3000 });
+    advance(3000);
+    // while the probe is out, another request (panic) finishing changes nothing either
+    const probe = h.started('a');
+    expect(probe).toBe(true);
+    expect(h.started('a'), 'one probe at a time').toBe(false);
+    h.succeeded('a', false);
+    expect(h.state('a')).toBe('probing');
+    h.succeeded('a', probe);
+    expect(h.state('a')).toBe('healthy');
   });
 
   it('candidates are independent', () => {
