@@ -218,7 +218,7 @@ export class Router {
 
   /**
    * Picks the candidate for one attempt. Order of rules: not failed already for this request (unless only
-   * failed ones remain), healthy (unless every one is ejected: panic, use them all, and say so), not
+   * failed ones remain, and then not one that asked to wait: `waiting`, its Retry-After), healthy (unless every one is ejected: panic, use them all, and say so), not
    * saturated, session affinity, then peers that did not announce loadBalance only when no local candidate
    * is left, then the strategy.
    */
@@ -228,13 +228,15 @@ export class Router {
     failed: Set<string>,
     kind: 'chat' | 'embeddings',
     sessionId?: string,
+    waiting?: Set<string>,
   ): { chosen?: Scored; saturated: number; panic: boolean } {
     // `keep` returns its input when nothing is filtered out: the usual request (nothing failed, everyone healthy
     // and open, one tier) allocates the scored list and nothing else here
     const usable = kind === 'chat' ? list : keep(list, (c) => c.capabilities.embeddings);
     let fresh = failed.size === 0 ? usable : keep(usable, (c) => !failed.has(c.id));
-    // Never the same failed candidate while another exists; with only failed ones left, they may be retried.
-    if (fresh.length === 0) fresh = usable;
+    // Never the same failed candidate while another exists; with only failed ones left, they may be retried,
+    // except one whose answer asked to wait (Retry-After): asked again at once, it would only refuse again.
+    if (fresh.length === 0) fresh = waiting ? keep(usable, (c) => !waiting.has(c.id)) : usable;
     const scored = fresh.map((c) => this.score(c));
     let healthy = keep(scored, (x) => this.eligible(x));
     let panic = false;
@@ -313,6 +315,8 @@ export class Router {
     let list = this.candidatesFor(req.model);
     if (onlyNative) list = nativeOnly(req, list);
     const failed = new Set<string>();
+    // candidates that failed this request with a Retry-After (made on the first such failure only)
+    let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -320,7 +324,7 @@ export class Router {
       if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
       if (attempt > 1) list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
-      const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId);
+      const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId, waiting);
       if (!chosen) {
         if (lastError) throw lastError;
         throw new GatewayError('OVERLOADED', `all ${saturated} candidate(s) for model "${req.model}" are at their concurrency limit`, { retryAfterSec: 1 });
@@ -346,6 +350,7 @@ export class Router {
         this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
         lastError = e;
         failed.add(c.id);
+        if (e.retryAfterSec !== undefined) (waiting ??= new Set()).add(c.id);
         this.observer?.attemptFailed(c.channel, c.peer?.name, e.code, e.retryable && attempt < maxAttempts);
         if (!e.retryable) throw e;
       }
@@ -491,10 +496,11 @@ export class Router {
   async embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<{ response: EmbeddingsResponse; candidate: Candidate }> {
     let list = this.candidatesFor(req.model);
     const failed = new Set<string>();
+    let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
     for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
       if (attempt > 1) list = this.byModel.get(req.model) ?? [];
-      const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId);
+      const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId, waiting);
       if (!chosen) {
         if (lastError) throw lastError;
         if (!list.some((c) => c.capabilities.embeddings))
@@ -514,6 +520,7 @@ export class Router {
         if (isCancelled(opts) || e.code === 'CANCELLED' || !e.retryable) throw e;
         lastError = e;
         failed.add(c.id);
+        if (e.retryAfterSec !== undefined) (waiting ??= new Set()).add(c.id);
       } finally {
         g.stopTimer();
         g.release();
