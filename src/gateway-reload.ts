@@ -158,13 +158,13 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadRep
   const before = new Map(t.live.channels.map((c) => [c.name, c]));
   const after = new Map(next.map((c) => [c.name, c]));
   const retiring: Array<Promise<void>> = [];
-  const retire = (name: string, p: ChannelProvider | undefined) => {
-    if (p) retiring.push(closeWhenIdle(t, `local/${name}`, p));
+  const retire = (p: ChannelProvider | undefined) => {
+    if (p) retiring.push(closeWhenIdle(t, p));
   };
   for (const [name] of before) {
     if (after.has(name)) continue;
     t.router.remove(`local/${name}`);
-    retire(name, t.providers.get(name));
+    retire(t.providers.get(name));
     t.providers.delete(name);
     report.applied.push(`channel ${name} removed`);
   }
@@ -177,17 +177,19 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadRep
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.
     if (old) t.router.health.forget(`local/${name}`);
     t.router.add(localCandidate(c, p));
-    retire(name, previous);
+    retire(previous);
     report.applied.push(`channel ${name} ${old ? 'changed' : 'added'}`);
   }
   return Promise.all(retiring).then(() => undefined);
 }
 
-async function closeWhenIdle(t: ReloadTarget, candidateId: string, p: ChannelProvider): Promise<void> {
-  const until = Date.now() + t.live.gateway.routing.timeoutMs;
-  // In-flight requests hold the old provider; its pool closes after they end (or at the request deadline).
-  while (t.router.inflightOf(candidateId) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50).unref());
-  await p.close().catch(() => undefined);
+/**
+ * In-flight requests hold the old provider; its pool closes after they end (or at the request deadline). Its
+ * own requests, not the router's count for the channel's id: a removed channel's count leaves the router with
+ * it, and a changed channel's is shared with its replacement's traffic.
+ */
+async function closeWhenIdle(t: ReloadTarget, p: ChannelProvider): Promise<void> {
+  await (p.retire ? p.retire(t.live.gateway.routing.timeoutMs) : p.close()).catch(() => undefined);
 }
 
 function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], report: ReloadReport): void {

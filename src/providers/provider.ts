@@ -82,8 +82,13 @@ export interface ChannelProvider {
    * the client's Anthropic body with `model` already mapped; resolves with the upstream's JSON answer.
    */
   countTokens?(body: Record<string, unknown>, headers: Record<string, string>, opts: CallOptions): Promise<unknown>;
-  /** release pooled connections */
+  /** release pooled connections, cutting whatever still runs on them (shutdown, after its grace period) */
   close(): Promise<void>;
+  /**
+   * The channel was removed or replaced (config reload): take no new request, let those running on this
+   * provider end, then close, cutting what is still running after `graceMs`. Absent: nothing pooled, `close`.
+   */
+  retire?(graceMs: number): Promise<void>;
 }
 
 /** What a provider factory receives: the channel's resolved config (secrets already substituted). */

@@ -115,6 +115,19 @@ export class UpstreamClient {
   async close(): Promise<void> {
     await this.pool.destroy().catch(() => undefined);
   }
+
+  /**
+   * The channel left the config: the pool takes no new request (undici's graceful `close`), the requests it
+   * carries (streams included) run to their end, and its connections are closed then; what still runs after
+   * `graceMs` is cut. Resolves when the pool is gone.
+   */
+  async retire(graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs).unref()));
+    await Promise.race([this.pool.close().catch(() => undefined), late]);
+    clearTimeout(timer);
+    await this.pool.destroy().catch(() => undefined);
+  }
 }
 
 /**

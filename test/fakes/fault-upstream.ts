@@ -68,6 +68,11 @@ export class FaultUpstream {
     this.name = name;
   }
 
+  /** TCP connections from clients (the gateways' pools) open right now */
+  get openSockets(): number {
+    return this.sockets.size;
+  }
+
   /** http://127.0.0.1:<port>/v1 */
   get baseUrl(): string {
     return `http://127.0.0.1:${this.port}/v1`;

@@ -80,6 +80,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
       });
     },
     close: () => client.close(),
+    retire: (graceMs) => client.retire(graceMs),
   };
 }
 

@@ -55,5 +55,6 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
       return fromOllamaEmbed(out, req, cfg.name);
     },
     close: () => client.close(),
+    retire: (graceMs) => client.retire(graceMs),
   };
 }

@@ -69,5 +69,6 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       return checkedEmbeddings(out, req, cfg.name);
     },
     close: () => client.close(),
+    retire: (graceMs) => client.retire(graceMs),
   };
 }
