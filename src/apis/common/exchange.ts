@@ -139,9 +139,18 @@ export function answerHeaders(c: Candidate, requestId: string, ticket: Ticket | 
   return ticket?.headers ? Object.assign(h, ticket.headers) : h;
 }
 
+/**
+ * A peer's name as a header value: as it is when it is printable ASCII, percent-encoded (encodeURIComponent)
+ * otherwise. An inbound peer names itself (its `gateway.name`, free text such as "東京 GPU"); a character a
+ * header cannot carry made Node throw while the answer's headers were written (a 500 for the request, and a
+ * stream's attempt never released). One regex test per answer a peer served.
+ */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+const headerSafe = (v: string): string => (PRINTABLE_ASCII.test(v) ? v : encodeURIComponent(v));
+
 export function sourceHeaders(c: Candidate, requestId: string): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': requestId, 'x-switchyard-channel': c.channel };
-  if (c.peer) h['x-switchyard-peer'] = c.peer.name;
+  if (c.peer) h['x-switchyard-peer'] = headerSafe(c.peer.name);
   if (c.capabilities.synthetic) h['x-switchyard-mock'] = 'true';
   return h;
 }
