@@ -73,6 +73,12 @@ export class Router {
   private readonly byModel = new Map<string, Candidate[]>();
   private readonly listeners = new Set<() => void>();
   private readonly affinity = new Map<string, { id: string; at: number }>();
+  /**
+   * Candidates that left the table or were replaced under the same id by a different channel (a reload): the
+   * outcomes of requests still running on them say nothing about what now holds that id, and must not recreate
+   * a health record for an id that is gone. Empty but for the moments after a reload.
+   */
+  private readonly retired = new WeakSet<Candidate>();
   readonly health: HealthTracker;
   /** times every candidate of a model was ejected and the router used them all anyway */
   panics = 0;
@@ -92,14 +98,21 @@ export class Router {
     return this.health.snapshot(id);
   }
 
+  /** Adds a candidate; one already under that id (a channel a reload changed) is replaced, and retired. */
   add(c: Candidate): void {
+    const old = this.candidates.get(c.id);
+    if (old && old !== c) this.retired.add(old);
     this.candidates.set(c.id, c);
     if (!this.stats.has(c.id)) this.stats.set(c.id, { inflight: 0, latencyMsEwma: 0 });
     this.reindex();
   }
 
   remove(id: string): void {
-    if (this.candidates.delete(id)) this.dropped([id]);
+    const c = this.candidates.get(id);
+    if (c && this.candidates.delete(id)) {
+      this.retired.add(c);
+      this.dropped([id]);
+    }
   }
 
   /** removes every candidate `pred` matches (a peer leaving) */
@@ -113,13 +126,20 @@ export class Router {
    * announcing ever new channel names cannot grow the tables.
    */
   replaceWhere(pred: (c: Candidate) => boolean, next: Candidate[]): void {
-    const gone: string[] = [];
-    for (const [id, c] of this.candidates) if (pred(c) && this.candidates.delete(id)) gone.push(id);
+    const gone = new Map<string, Candidate>();
+    for (const [id, c] of this.candidates) if (pred(c) && this.candidates.delete(id)) gone.set(id, c);
     for (const c of next) {
       this.candidates.set(c.id, c);
       if (!this.stats.has(c.id)) this.stats.set(c.id, { inflight: 0, latencyMsEwma: 0 });
     }
-    if (gone.length > 0 || next.length > 0) this.dropped(gone.filter((id) => !this.candidates.has(id)));
+    // a peer's channel announced again keeps its id and its health; one that is gone is retired
+    const left: string[] = [];
+    for (const [id, c] of gone)
+      if (!this.candidates.has(id)) {
+        left.push(id);
+        this.retired.add(c);
+      }
+    if (gone.size > 0 || next.length > 0) this.dropped(left);
   }
 
   /** Re-indexes after a change; `ids` left the table for good (a request still in flight keeps its own stats object). */
@@ -294,6 +314,8 @@ export class Router {
         ended = true;
         s.inflight--;
         span?.end(ok, err === undefined ? undefined : toGatewayError(err));
+        // a request that outlived its candidate (removed, or changed by a reload) reports to no health record
+        if (this.retired.has(c)) return;
         if (ok) {
           const ms = performance.now() - started;
           s.latencyMsEwma = s.latencyMsEwma === 0 ? ms : s.latencyMsEwma + EWMA_ALPHA * (ms - s.latencyMsEwma);
