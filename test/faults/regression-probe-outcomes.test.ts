@@ -10,7 +10,7 @@
  *   ejection (before the fix it did, at once, so one slow success undid a 429's Retry-After cooldown).
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor, waitForInflight, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
@@ -85,7 +85,8 @@ describe('half-open probe outcomes', () => {
     // one slow request in flight on ch-a…
     ua.setMode('ok', { responseDelayMs: 1_500 });
     const slow = chat(gw.url, { model: MODEL, text: 'slow' });
-    await waitForInflight(gw.url, 'ch-a', 1);
+    // the upstream reads its mode when a request arrives: switch only once this one has arrived
+    await waitFor(() => ua.received === 1, 'the slow request to reach ch-a', 5_000, 10);
     // …then ch-a's upstream asks for 30 s of quiet: the next request ejects ch-a for that long and is served by ch-b
     ua.setMode('fail429', { responseDelayMs: 0, retryAfterSec: 30 });
     const limited = await chat(gw.url, { model: MODEL });
