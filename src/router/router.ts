@@ -238,9 +238,9 @@ export class Router {
 
   /**
    * Picks the candidate for one attempt. Order of rules: not failed already for this request (unless only
-   * failed ones remain, and then not one that asked to wait: `waiting`, its Retry-After), healthy (unless every one is ejected: panic, use them all, and say so), not
-   * saturated, session affinity, then peers that did not announce loadBalance only when no local candidate
-   * is left, then the strategy.
+   * failed ones remain, and then not one that asked to wait: `waiting`, its Retry-After), healthy (unless
+   * every one is ejected: panic, use them all, and say so), not saturated, session affinity, then peers that
+   * did not announce loadBalance only when no local candidate is left, then the strategy.
    */
   private choose(
     model: string,
