@@ -156,11 +156,15 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 }
 
 /**
- * Pumps a routed stream: `each(chunk)` returns the text to write for it (may be ''). Resolves 'done' on a
- * normal end, 'gone' when the client left (the upstream is released), or rejects with the GatewayError
- * that ended the stream abnormally (deadline → UPSTREAM_TIMEOUT). Writes wait for 'drain'.
+ * Pumps a routed stream: `begin()` writes the response's head (and any opening event), then `each(chunk)`
+ * returns the text to write for each chunk (may be ''). Resolves 'done' on a normal end, 'gone' when the client
+ * left (the upstream is released), or rejects with the GatewayError that ended the stream abnormally (deadline
+ * → UPSTREAM_TIMEOUT). Writes wait for 'drain'. The head is written here, inside the same guard as the chunks:
+ * from the moment the route holds a routed stream, whatever throws (a header value Node refuses, say) ends the
+ * router's attempt and settles the key's ticket, never leaves them held. The caller sends its own error when the
+ * head never went out (`res.headersSent` false).
  */
-export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
+export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, begin: () => void, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
   // chunks the client was sent: what a stream that ends without the upstream's usage is charged (Exchange.estimate)
@@ -168,7 +172,10 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
   // waiting on the upstream: an error then is the stream's own (the router has settled the attempt); any other
   // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
   let reading = false;
+  let begun = false;
   try {
+    begin();
+    begun = true;
     const rest = routed.rest;
     let chunk = routed.first;
     while (chunk !== undefined) {
@@ -196,7 +203,9 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, e
     await ex.settle(usage, true);
     return 'done';
   } catch (err) {
-    if (!reading) await routed.rest.throw?.(err);
+    // the head could not go out: our failure, no verdict on the channel (return, not throw, ends the attempt)
+    if (!begun) await routed.rest.return?.();
+    else if (!reading) await routed.rest.throw?.(err);
     await ex.settle(usage ?? ex.estimate(sent), false);
     throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
   } finally {

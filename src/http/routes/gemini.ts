@@ -98,16 +98,16 @@ async function generate(
     sendJson(res, 200, toGeminiResponse(checkedCompletion(reply.completion), model, estimateIn), headers);
     return;
   }
-  if (sse) startSse(res, headers);
-  else {
+  const begin = () => {
+    if (sse) return startSse(res, headers);
     res.socket?.setNoDelay(true);
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  }
+  };
   let n = 0;
   const frame = (json: string) => (sse ? `data: ${json}\r\n\r\n` : `${n++ === 0 ? '[' : ',\r\n'}${json}`);
   const w = new GeminiStreamWriter(model, estimateIn);
   try {
-    const end = await pump(ctx, res, ex, (c) => {
+    const end = await pump(ctx, res, ex, begin, (c) => {
       let out = '';
       for (const j of w.chunk(parsedChunk(c.data))) out += frame(j);
       return out;
@@ -119,6 +119,7 @@ async function generate(
     res.end(frame(w.end()) + (sse ? '' : ']'));
   } catch (err) {
     const e = err as GatewayError;
+    if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
     if (!res.destroyed) res.end(frame(JSON.stringify(geminiErrorBody(e))) + (sse ? '' : ']'));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'gemini', channel: ex.routed.candidate.id, code: e.code, message: e.message });

@@ -78,17 +78,22 @@ async function messages(
     sendJson(res, 200, native ?? toAnthropicMessage(checkedCompletion(reply.completion), model, estimateIn), headers);
     return;
   }
-  startSse(res, headers);
   const native = ex.routed.first?.raw !== undefined;
   const w = new AnthropicStreamWriter(model, estimateIn);
   let started = false;
   try {
-    const end = await pump(ctx, res, ex, (c) => {
-      if (native) return c.raw ?? '';
-      const chunk = parsedChunk(c.data);
-      const head = started ? '' : ((started = true), w.start(chunk.id));
-      return head + w.chunk(chunk);
-    });
+    const end = await pump(
+      ctx,
+      res,
+      ex,
+      () => startSse(res, headers),
+      (c) => {
+        if (native) return c.raw ?? '';
+        const chunk = parsedChunk(c.data);
+        const head = started ? '' : ((started = true), w.start(chunk.id));
+        return head + w.chunk(chunk);
+      },
+    );
     if (end === 'gone') {
       ctx.logger.info('client went away mid-stream', { requestId, channel: ex.routed.candidate.id });
       return;
@@ -96,6 +101,7 @@ async function messages(
     res.end(native ? undefined : (started ? '' : w.start(undefined)) + w.end());
   } catch (err) {
     const e = err as GatewayError;
+    if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
     if (!res.destroyed) res.end((native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });

@@ -96,15 +96,17 @@ async function create(
     return;
   }
 
-  startSse(res, headers);
   const native = ex.routed.first?.raw !== undefined;
   const w = new ResponsesStreamWriter(shell, estimateIn);
   let final: Record<string, unknown> | undefined;
   /** the upstream's own response.failed reached the client (native): it is the stream's end */
   let relayedFailure = false;
-  try {
+  const begin = () => {
+    startSse(res, headers);
     if (!native) res.write(w.start());
-    const end = await pump(ctx, res, ex, (c) => {
+  };
+  try {
+    const end = await pump(ctx, res, ex, begin, (c) => {
       if (native) {
         if (c.usage && c.raw) final = terminalResponse(c.raw);
         else if (c.failed) relayedFailure = true;
@@ -124,6 +126,7 @@ async function create(
     if (store && final) await keep(ctx, final, history, requestId);
   } catch (err) {
     const e = err as GatewayError;
+    if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
     if (!res.destroyed) res.end(relayedFailure ? undefined : w.fail(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });

@@ -42,13 +42,18 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
   // Usage is always asked of the upstream, for accounting; a client that did not ask sees neither the usage
   // chunk nor the `"usage":null` OpenAI-compatible upstreams then add to every chunk.
   const clientWantsUsage = body.stream_options?.include_usage === true;
-  startSse(res, headers);
   try {
-    const end = await pump(ctx, res, ex, (chunk) => {
-      if (clientWantsUsage) return sseEvent(chunk.data);
-      if (chunk.usage) return '';
-      return sseEvent(chunk.data.endsWith(USAGE_NULL) ? chunk.data.slice(0, -USAGE_NULL.length) + '}' : chunk.data);
-    });
+    const end = await pump(
+      ctx,
+      res,
+      ex,
+      () => startSse(res, headers),
+      (chunk) => {
+        if (clientWantsUsage) return sseEvent(chunk.data);
+        if (chunk.usage) return '';
+        return sseEvent(chunk.data.endsWith(USAGE_NULL) ? chunk.data.slice(0, -USAGE_NULL.length) + '}' : chunk.data);
+      },
+    );
     if (end === 'gone') {
       ctx.logger.info('client went away mid-stream', { requestId, channel: routed.candidate.id });
       return;
@@ -57,6 +62,7 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
     if (logEnabled('debug')) ctx.logger.debug('chat stream done', { requestId, channel: routed.candidate.id, attempts: routed.attempts });
   } catch (err) {
     const e = err as GatewayError;
+    if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
     if (!res.destroyed) endSseError(res, e);
     if (e.code !== 'CANCELLED') ctx.logger.warn('stream ended with an error', { requestId, channel: routed.candidate.id, code: e.code, message: e.message });
   }
