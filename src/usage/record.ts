@@ -4,7 +4,8 @@
  * channel served our client: peer = that peer), `served-for` (our channel served a peer's forward: peer =
  * the requesting peer).
  */
-import type { ChatRequest, Usage } from '../wire/openai.js';
+import type { ChatCompletion, ChatRequest, Usage } from '../wire/openai.js';
+import { reasoningText } from '../apis/common/reasoning.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
 
@@ -84,11 +85,44 @@ export function estimateTokens(size: number): number {
 }
 
 /**
- * What a stream that ended before the upstream's usage chunk is charged (its client left, it was cancelled, it
- * failed mid-way), so that leaving early never spends nothing: the request's size as input, one token per chunk
- * the client was sent as output (upstreams send about one per chunk). docs/keys.md.
+ * What a stream without the upstream's usage chunk is charged (its client left, it was cancelled, it failed
+ * mid-way, or the upstream never sends one: it ignores `stream_options.include_usage`), so that no stream spends
+ * nothing: the request's size as input, one token per chunk the client was sent as output (upstreams send about
+ * one per chunk). docs/keys.md.
  */
 export function estimatedUsage(req: ChatRequest, chunks: number): Usage {
   const input = estimateTokens(JSON.stringify(req).length);
   return { prompt_tokens: input, completion_tokens: chunks, total_tokens: input + chunks };
+}
+
+/**
+ * What a non-streaming answer without the upstream's `usage` is charged: the request's size as input, as for a
+ * stream, and the answer's text (every choice's content, reasoning, refusal and tool calls) as output, ~4
+ * characters a token. Only for an answer the upstream did not count: it reads (for a relayed body: parses) the
+ * completion.
+ */
+export function estimatedReplyUsage(req: ChatRequest, answer: ChatCompletion): Usage {
+  const input = estimateTokens(JSON.stringify(req).length);
+  const output = estimateTokens(answerChars(answer));
+  return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+}
+
+function answerChars(c: ChatCompletion): number {
+  let n = 0;
+  for (const choice of Array.isArray(c.choices) ? c.choices : []) {
+    const m = choice?.message;
+    if (!m || typeof m !== 'object') continue;
+    n += textChars(m.content) + textChars(reasoningText(m)) + textChars(m.refusal);
+    for (const t of Array.isArray(m.tool_calls) ? m.tool_calls : []) n += textChars(t?.function?.name) + textChars(t?.function?.arguments);
+  }
+  return n;
+}
+
+/** a string's length, or the text parts' of a content array */
+function textChars(v: unknown): number {
+  if (typeof v === 'string') return v.length;
+  if (!Array.isArray(v)) return 0;
+  let n = 0;
+  for (const p of v) if (p && typeof (p as { text?: unknown }).text === 'string') n += (p as { text: string }).text.length;
+  return n;
 }

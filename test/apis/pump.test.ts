@@ -39,11 +39,10 @@ function exchange() {
     headers: {},
     timedOut: () => false,
     dispose: () => void calls.push('dispose'),
-    settle: (usage: unknown, ok: boolean) => {
-      calls.push(`settle ${ok} ${JSON.stringify(usage)}`);
+    settle: (usage: unknown, ok: boolean, _reply: unknown, sent: number) => {
+      calls.push(`settle ${ok} ${JSON.stringify(usage)} sent=${sent}`);
       return Promise.resolve();
     },
-    estimate: (n: number) => ({ prompt_tokens: 1, completion_tokens: n, total_tokens: 1 + n }),
   } as unknown as Exchange;
   return { ex, calls };
 }
@@ -80,7 +79,8 @@ describe('pump', () => {
     });
     expect(got).toEqual({ status: 500, body: 'the route answers in its own format' });
     expect(failure).toBeDefined();
-    expect(calls).toEqual(['return', `settle false ${JSON.stringify({ prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 })}`, 'dispose']);
+    // settled as failed with nothing sent: the key is charged the request's estimate (Exchange.settle)
+    expect(calls).toEqual(['return', 'settle false undefined sent=0', 'dispose']);
   });
 
   it('a head that goes out is followed by the chunks, and a normal end settles with ok', async () => {
@@ -98,6 +98,6 @@ describe('pump', () => {
     });
     expect(got.status).toBe(200);
     expect(got.body).toBe('data: {"choices":[]}\n\ndata: {"choices":[]}\n\n');
-    expect(calls).toEqual(['settle true undefined', 'dispose']);
+    expect(calls).toEqual(['settle true undefined sent=2', 'dispose']);
   });
 });

@@ -34,6 +34,11 @@ export interface OpenAiScenario extends Scenario {
   modelName?: string;
   /** stream: what ends each SSE line (the WHATWG rules allow all three); default `\n`, as OpenAI sends */
   lineEnd?: '\n' | '\r\n' | '\r';
+  /**
+   * never report usage, as some vLLM and llama.cpp servers do: a stream ignores `stream_options.include_usage`
+   * (no usage chunk, no `"usage": null`), a non-streaming answer has no `usage`
+   */
+  noUsage?: boolean;
 }
 
 export interface OpenAiFakeOptions {
@@ -328,13 +333,13 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
         created,
         model,
         choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
-        usage,
+        ...(s.noUsage ? {} : { usage }),
         service_tier: 'default',
         system_fingerprint: 'fp_fake0001',
       });
     }
 
-    const withUsage = (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
+    const withUsage = !s.noUsage && (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
     const head = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_fake0001' };
     const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null) =>
       JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason }], ...(withUsage ? { usage: null } : {}) });

@@ -185,6 +185,19 @@ describe('virtual keys on /acp/rpc and /acp', () => {
     expect((await usageByKey())['agent:chat']!.requests).toBe(before + 1);
   });
 
+  it('a gateway chat task whose upstream never sends its count (no usage chunk) is charged its key an estimate', async () => {
+    const k = await createKey(gw.url, { name: 'chat-uncounted', acp: true });
+    const prompt = 'word '.repeat(80); // 400 characters: ~100 tokens by the estimate
+    up.enqueue({ reply: 'one two three', noUsage: true });
+    const done = await start(k.secret, 'k-chat-uncounted', prompt, chatTask);
+    expect(done.result).toMatchObject({ success: true, output: 'one two three' });
+    const row = (await usageByKey())['chat-uncounted']!;
+    expect(row.requests).toBe(1);
+    expect(row.inputTokens).toBeGreaterThan(prompt.length / 4);
+    // one per chunk taken: the role chunk, three words, the finish chunk
+    expect(row.outputTokens).toBe(5);
+  });
+
   it("a gateway chat task cancelled mid-stream, before the upstream's count, is charged its key an estimate", async () => {
     const k = await createKey(gw.url, { name: 'chat-cancel', acp: true });
     const prompt = 'word '.repeat(80); // 400 characters: ~100 tokens by the estimate

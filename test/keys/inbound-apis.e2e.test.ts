@@ -81,6 +81,70 @@ describe('virtual keys on /v1/messages, /v1/responses and /v1beta', () => {
     expect(u.json.total.cost).toBeCloseTo((41 * 1 + 15 * 2) / 1e6, 12);
   });
 
+  it('an answer the upstream did not count (no usage; a stream without the usage chunk) is charged an estimate on each API, streamed and not', async () => {
+    const reply = 'alpha beta gamma';
+    const geminiBody = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] });
+    const cases: Array<[string, (secret: string) => Promise<void>]> = [
+      [
+        'messages',
+        async (secret) => {
+          const m = await anthropic(secret).messages.create({ model: 'gpt-4o-mini', max_tokens: 64, messages: hi });
+          expect(m.content).toEqual([expect.objectContaining({ type: 'text', text: reply })]);
+        },
+      ],
+      [
+        'messages-stream',
+        async (secret) => expect(await anthropic(secret).messages.stream({ model: 'gpt-4o-mini', max_tokens: 64, messages: hi }).finalText()).toBe(reply),
+      ],
+      ['responses', async (secret) => expect((await openai(secret).responses.create({ model: 'gpt-4o-mini', input: 'hi' })).output_text).toBe(reply)],
+      [
+        'responses-stream',
+        async (secret) => {
+          let text = '';
+          for await (const e of await openai(secret).responses.create({ model: 'gpt-4o-mini', input: 'hi', stream: true }))
+            if (e.type === 'response.output_text.delta') text += e.delta;
+          expect(text).toBe(reply);
+        },
+      ],
+      [
+        'gemini',
+        async (secret) => {
+          const g = await fetch(`${gw.url}/v1beta/models/gpt-4o-mini:generateContent`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-goog-api-key': secret },
+            body: geminiBody,
+          });
+          expect(g.status).toBe(200);
+          expect(JSON.stringify(await g.json())).toContain(reply);
+        },
+      ],
+      [
+        'gemini-stream',
+        async (secret) => {
+          const g = await fetch(`${gw.url}/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-goog-api-key': secret },
+            body: geminiBody,
+          });
+          expect(g.status).toBe(200);
+          expect(await g.text()).toContain('"finishReason":"STOP"');
+        },
+      ],
+    ];
+    const got: Record<string, unknown> = {};
+    const want: Record<string, unknown> = {};
+    for (const [name, run] of cases) {
+      const k = await createKey(gw.url, { name: `uncounted-${name}` });
+      up.enqueue({ reply, noUsage: true });
+      await run(k.secret);
+      const u = (await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`)).json.total;
+      got[name] = { requests: u.requests, inputCharged: u.inputTokens > 0, outputTokens: u.outputTokens, priced: u.cost > 0 };
+      // a stream: one token per chunk sent (role, three words, finish); an answer: its text at ~4 characters a token
+      want[name] = { requests: 1, inputCharged: true, outputTokens: name.endsWith('-stream') ? 5 : Math.ceil(reply.length / 4), priced: true };
+    }
+    expect(got).toEqual(want);
+  });
+
   it('a model the key may not use is refused in the caller format (403), before any upstream call', async () => {
     const k = await createKey(gw.url, { name: 'mini-only', models: ['gpt-4o-mini'] });
     const before = up.requests.length;

@@ -244,6 +244,54 @@ describe('keys on /v1', () => {
     expectOpenAiError(await chat(gw.url, k.secret, ask('mock-1')), 429, 'budget_exceeded');
   });
 
+  it("a stream that ends without the upstream's usage (it ignores include_usage) is charged an estimate: the budget counts it, usage shows it", async () => {
+    const k = await createKey(gw.url, { name: 'uncounted-stream', budget: { period: 'day', tokens: 30 } });
+    const prompt = 'word '.repeat(60); // 300 characters: ~75 tokens by the estimate, over the budget alone
+    up.enqueue({ reply: 'one two three four five six', noUsage: true });
+    const stream = await sdkWith(k.secret).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: prompt }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let usage: unknown;
+    for await (const c of stream) {
+      text += c.choices[0]?.delta?.content ?? '';
+      usage ??= c.usage;
+    }
+    // a whole answer, ended normally; the gateway asked for the count, the upstream sent none
+    expect(text).toBe('one two three four five six');
+    expect(usage).toBeUndefined();
+    expect(up.lastRequest()?.stream_options).toEqual({ include_usage: true });
+    // settled before the stream's end was written
+    expect((await admin(gw.url, 'GET', '/admin/keys/uncounted-stream')).json.key.spent.tokens).toBeGreaterThan(prompt.length / 4);
+    await gw.keys.recorder.flush();
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.json.total).toMatchObject({ requests: 1 });
+    expect(u.json.total.inputTokens).toBeGreaterThan(prompt.length / 4);
+    // one per chunk the client was sent: the role chunk, six words, the finish chunk
+    expect(u.json.total.outputTokens).toBe(8);
+    expect(u.json.total.cost).toBeGreaterThan(0);
+    expectOpenAiError(await chat(gw.url, k.secret, ask('gpt-4o-mini')), 429, 'budget_exceeded');
+  });
+
+  it('a non-streaming answer without usage is charged an estimate of its text: tokens per minute count it, usage shows it', async () => {
+    const reply = 'an answer the upstream did not count '.repeat(6).trim(); // 221 characters: 56 tokens by the estimate
+    const k = await createKey(gw.url, { name: 'uncounted-reply', limits: { tokensPerMin: 50 } });
+    up.enqueue({ reply, noUsage: true });
+    const out = await sdkWith(k.secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    expect(out.choices[0]!.message.content).toBe(reply);
+    expect(out.usage).toBeUndefined(); // relayed as the upstream sent it
+    const next = await chat(gw.url, k.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(next, 429, 'rate_limited');
+    expect(next.json.error.details).toEqual({ reason: 'tokens' });
+    await gw.keys.recorder.flush();
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.json.total).toMatchObject({ requests: 1, outputTokens: Math.ceil(reply.length / 4) });
+    expect(u.json.total.inputTokens).toBeGreaterThan(0);
+  });
+
   it('a cost budget uses channels[].pricing (per million tokens)', async () => {
     // 2 per million input, 8 per million output: 100k in + 100k out = 0.2 + 0.8 = 1.0
     const k = await createKey(gw.url, { name: 'cost-budget', budget: { period: 'month', cost: 1 } });

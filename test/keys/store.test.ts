@@ -9,7 +9,7 @@ import { SqliteKeyStore } from '../../src/keys/sqlite-key-store.js';
 import { RedisKeyStore } from '../../src/keys/redis-key-store.js';
 import type { KeyStore } from '../../src/keys/store.js';
 import { hashSecret, hintOf, modelAllowed, newSecret, type VirtualKey } from '../../src/keys/model.js';
-import { costOf, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
+import { costOf, estimatedReplyUsage, estimateTokens, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 import { cleanupDirs, tmpDir, waitFor } from '../helpers/env.js';
 
@@ -143,6 +143,46 @@ describe('usage arithmetic', () => {
     // (60 × 2 + 40 × 0.5 + 20 × 8) / 1e6
     expect(costOf({ input: 2, output: 8, cachedInput: 0.5 }, { input: 100, output: 20, cached: 40 })).toBeCloseTo(300 / 1e6, 15);
     expect(costOf(undefined, { input: 100, output: 20, cached: 0 })).toBe(0);
+  });
+
+  it("an uncounted answer's estimate: the request's size in, every choice's text out (content, reasoning, refusal, tool calls)", () => {
+    const req = { model: 'm', messages: [{ role: 'user' as const, content: 'x'.repeat(400) }] };
+    const answer = (message: Record<string, unknown>, more: Array<Record<string, unknown>> = []) =>
+      ({
+        id: 'c',
+        object: 'chat.completion',
+        created: 1,
+        model: 'm',
+        choices: [message, ...more].map((m, index) => ({ index, message: { role: 'assistant', content: null, ...m }, finish_reason: 'stop' })),
+      }) as Parameters<typeof estimatedReplyUsage>[1];
+    const inTokens = estimateTokens(JSON.stringify(req).length);
+    expect(inTokens).toBeGreaterThan(100);
+    expect(estimatedReplyUsage(req, answer({ content: 'y'.repeat(40) }))).toEqual({
+      prompt_tokens: inTokens,
+      completion_tokens: 10,
+      total_tokens: inTokens + 10,
+    });
+    const out = (m: Record<string, unknown>, more?: Array<Record<string, unknown>>) => estimatedReplyUsage(req, answer(m, more)).completion_tokens;
+    // 8 + 12 + 4 + (4 + 16) characters
+    expect(
+      out({
+        content: 'a'.repeat(8),
+        reasoning_content: 'b'.repeat(12),
+        refusal: 'c'.repeat(4),
+        tool_calls: [{ id: 't', type: 'function', function: { name: 'look', arguments: '{"q":"abcdefgh"}' } }],
+      }),
+    ).toBe(11);
+    expect(out({ reasoning: 'r'.repeat(20) })).toBe(5);
+    expect(
+      out({
+        content: [
+          { type: 'text', text: 'z'.repeat(16) },
+          { type: 'image_url', image_url: { url: 'data:…' } },
+        ],
+      }),
+    ).toBe(4);
+    expect(out({ content: 'a'.repeat(8) }, [{ content: 'b'.repeat(8) }])).toBe(4); // every choice
+    expect(out({ content: '' })).toBe(1); // never nothing
   });
 
   it('summaries by peer and day', () => {

@@ -13,7 +13,7 @@ import type { StreamChunk } from '../../providers/provider.js';
 import { newId } from '../../util/ids.js';
 import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
 import type { Ticket } from '../../keys/service.js';
-import { estimatedUsage } from '../../usage/record.js';
+import { estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
 
 /** The part of Router this runtime uses (tests pass a fake). */
 export interface ChatRouter {
@@ -49,17 +49,20 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
   return {
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
       const ticket = o.admit ? await o.admit(o.model) : undefined;
-      const seen: Seen = { chunks: 0, ended: false };
+      const seen: Seen = { chunks: 0 };
       let ok = false;
       try {
         const out = await runTurn(o, turn, emit, signal, seen);
         ok = seen.routed !== undefined; // a turn cancelled before its request left has nothing to record
         return out;
       } finally {
-        const c = seen.routed?.candidate;
-        // a stream cancelled or broken before the upstream's count is charged an estimate, as on /v1 (pump)
-        const usage = seen.usage ?? (seen.routed?.stream && !seen.ended ? estimatedUsage(seen.request!, seen.chunks) : undefined);
-        await ticket?.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage, stream: true, ok });
+        if (ticket) {
+          const c = seen.routed?.candidate;
+          // an answer without the upstream's count (cancelled or broken before it, or an upstream that never
+          // counts) is charged an estimate, as on /v1 (Exchange.settle)
+          const usage = seen.usage ?? (seen.routed ? estimateOf(seen.routed, seen.request!, seen.chunks) : undefined);
+          await ticket.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage, stream: true, ok });
+        }
       }
     },
     close: async () => undefined,
@@ -71,10 +74,12 @@ interface Seen {
   request?: ChatRequest;
   routed?: RoutedChat;
   usage?: Usage | undefined;
-  /** the stream's chunks taken, and whether it reached its end */
+  /** the stream's chunks taken */
   chunks: number;
-  ended: boolean;
 }
+
+const estimateOf = (routed: RoutedChat, req: ChatRequest, chunks: number): Usage =>
+  routed.stream ? estimatedUsage(req, chunks) : estimatedReplyUsage(req, routed.reply.completion);
 
 async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal, seen: Seen): Promise<TurnOutput> {
   const userMsg: ChatMessage = { role: 'user', content: turn.text };
@@ -141,10 +146,7 @@ async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: Upd
         return done();
       }
       const r = await rest.next();
-      if (r.done) {
-        seen.ended = true;
-        break;
-      }
+      if (r.done) break;
       onChunk(r.value);
     }
   } catch (err) {

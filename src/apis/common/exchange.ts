@@ -17,7 +17,7 @@ import { writeSse } from '../../util/sse-start.js';
 import { drainOrClose } from '../../util/drain.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
-import { estimatedUsage } from '../../usage/record.js';
+import { estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
 
 export interface ApiContext {
   router: Router;
@@ -51,15 +51,12 @@ export interface Exchange {
   dispose(): void;
   /**
    * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
-   * next request sees the spend. `pump` settles streams itself; a non-streaming route calls it before replying,
-   * with its `reply`.
+   * next request sees the spend. `pump` settles streams itself, with the chunks it `sent`; a non-streaming route
+   * calls it before replying, with its `reply`. `usage` is the upstream's count (the meter reports only that);
+   * without one the key is charged an estimate: of the `reply`'s text (estimatedReplyUsage), or of the chunks
+   * `sent` (estimatedUsage), whether the stream was cut short or the upstream never counts.
    */
-  settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply): Promise<void>;
-  /**
-   * The usage charged for a stream that ended without the upstream's count (the client left, or the stream
-   * failed, before the usage chunk): `estimatedUsage`
-   */
-  estimate(chunks: number): Usage;
+  settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply, sent?: number): Promise<void>;
 }
 
 /** Routes `chat` with the request's deadline and client-disconnect abort. */
@@ -91,17 +88,19 @@ export async function routeChat(
     });
     ctx.meter?.routed(res, chat.model, routed.candidate);
     let settled = false;
-    const settle = async (usage: Usage | null | undefined, ok: boolean, reply?: ChatReply) => {
+    const settle = async (usage: Usage | null | undefined, ok: boolean, reply?: ChatReply, sent?: number) => {
       dispose();
       if (settled) return;
       settled = true;
       if (ok) ctx.meter?.usage(res, usage, reply);
+      if (!ticket) return;
+      // only an answer the upstream did not count is estimated (the rare path: reading a relayed reply parses it)
+      const charged = usage ?? (reply ? estimatedReplyUsage(chat, reply.completion) : sent !== undefined ? estimatedUsage(chat, sent) : undefined);
       const c = routed.candidate;
-      const finished = ticket?.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage, stream: routed.stream, ok });
+      const finished = ticket.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage: charged, stream: routed.stream, ok });
       if (finished) await finished;
     };
-    const estimate = (chunks: number): Usage => estimatedUsage(chat, chunks);
-    return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle, estimate };
+    return { routed, headers: answerHeaders(routed.candidate, requestId, ticket), timedOut: () => cancel.timedOut, dispose, settle };
   } catch (err) {
     dispose();
     await ticket?.finish({ model: chat.model, channel: '-', stream: chat.stream === true, ok: false });
@@ -167,7 +166,7 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, begin: () => void, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
-  // chunks the client was sent: what a stream that ends without the upstream's usage is charged (Exchange.estimate)
+  // chunks the client was sent: what a stream that ends without the upstream's usage is charged (Exchange.settle)
   let sent = 0;
   // waiting on the upstream: an error then is the stream's own (the router has settled the attempt); any other
   // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
@@ -196,17 +195,17 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
     }
     if (res.destroyed) {
       await routed.rest.return?.();
-      await ex.settle(usage ?? ex.estimate(sent), false);
+      await ex.settle(usage, false, undefined, sent);
       return 'gone';
     }
     // settled before the caller writes the stream's end, so a budget spent by this stream refuses the next request
-    await ex.settle(usage, true);
+    await ex.settle(usage, true, undefined, sent);
     return 'done';
   } catch (err) {
     // the head could not go out: our failure, no verdict on the channel (return, not throw, ends the attempt)
     if (!begun) await routed.rest.return?.();
     else if (!reading) await routed.rest.throw?.(err);
-    await ex.settle(usage ?? ex.estimate(sent), false);
+    await ex.settle(usage, false, undefined, sent);
     throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
   } finally {
     ex.dispose();
