@@ -19,6 +19,7 @@ import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
 import { checkedEmbeddings } from '../providers/embeddings-shape.js';
+import { estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -272,6 +273,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   l.loadChanged();
   let started = false;
   let usage: Usage | undefined;
+  // a stream's chunks sent: without the upstream's usage, the peer is charged an estimate of them (usage/record.ts)
+  let chunks = 0;
   let served = false;
   let gate: PeerAdmission | undefined;
   const opts = {
@@ -300,7 +303,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     const routed = await l.router.serveChannel(f.targetChannel, payload as ChatRequest, opts);
     if (!routed.stream) {
       const reply = routed.reply;
-      usage = reply.usage;
+      // an answer the upstream did not count is charged an estimate of its text (parsing a relayed one: rare)
+      usage = reply.usage ?? (gate?.ok ? estimatedReplyUsage(payload as ChatRequest, reply.completion) : undefined);
       // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or
       // re-serialised
       const sent =
@@ -316,6 +320,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     // the chunks of one upstream read (takeReady) are sent in one tick, so they leave in one socket write
     while (chunk !== undefined) {
       if (chunk.usage) usage = chunk.usage;
+      chunks++;
       // The chunk is already JSON: splice it into the frame instead of parsing and re-serialising it.
       if (!l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`)) {
         await routed.rest.return?.();
@@ -347,7 +352,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code });
   } finally {
     if (served) l.logger.debug('served a peer request', { requestId: opts.requestId, channel: f.targetChannel });
-    if (gate?.ok) gate.done(usage, served);
+    // a stream that went out without the upstream's count (cancelled, failed, or never counted) is charged an estimate
+    if (gate?.ok) gate.done(usage ?? (started ? estimatedUsage(f.payload as ChatRequest, chunks) : undefined), served);
     l.serving.delete(requestId);
     l.loadChanged();
   }
