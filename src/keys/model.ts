@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { isObj } from '../util/is-object.js';
 
 export const KEY_SECRET_PREFIX = 'sy-';
 
@@ -52,6 +53,29 @@ export interface VirtualKey {
   createdAt: number;
   updatedAt: number;
   rotatedAt?: number | undefined;
+}
+
+/**
+ * A key record as a store holds it (JSON text), or undefined when it is not one: not JSON (a hand edit, a
+ * damaged store), or without what every reader of a key relies on (string id, name and hash, a models array of
+ * strings, a limits object). Such a record is no key: listings leave it out and it authenticates nothing.
+ */
+export function storedKey(doc: string): VirtualKey | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(doc);
+  } catch {
+    return undefined;
+  }
+  if (!isObj(v)) return undefined;
+  const ok =
+    typeof v.id === 'string' &&
+    typeof v.name === 'string' &&
+    typeof v.hash === 'string' &&
+    Array.isArray(v.models) &&
+    v.models.every((m) => typeof m === 'string') &&
+    isObj(v.limits);
+  return ok ? (v as unknown as VirtualKey) : undefined;
 }
 
 /** The last epoch ms a Date can hold (ECMAScript's time range). */

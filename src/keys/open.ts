@@ -19,7 +19,7 @@ export async function openKeys(cfg: Config, baseDir: string, logger: Logger): Pr
   if (cfg.store.kind === 'redis') {
     // loaded on demand, like the Redis session store
     const [{ RedisKeyStore }, { RedisLimiter }] = await Promise.all([import('./redis-key-store.js'), import('./redis-limiter.js')]);
-    store = await RedisKeyStore.open(cfg.store.url, cfg.store.prefix);
+    store = await RedisKeyStore.open(cfg.store.url, cfg.store.prefix, log);
     limiter = await RedisLimiter.open({
       url: cfg.store.url,
       prefix: cfg.store.prefix,
@@ -28,7 +28,7 @@ export async function openKeys(cfg: Config, baseDir: string, logger: Logger): Pr
       logger: log,
     });
   } else {
-    store = new SqliteKeyStore(resolvePath(baseDir, cfg.store.path));
+    store = new SqliteKeyStore(resolvePath(baseDir, cfg.store.path), log);
     limiter = new MemoryLimiter();
   }
   const svc = new KeyService({ config: cfg, store, limiter, logger: log });

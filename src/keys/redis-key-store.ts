@@ -7,8 +7,9 @@
 import { Redis } from 'ioredis';
 import { GatewayError } from '../wire/errors.js';
 import type { UsageRecord } from '../usage/record.js';
-import type { VirtualKey } from './model.js';
-import type { KeyStore, UsageQuery } from './store.js';
+import { storedKey, type VirtualKey } from './model.js';
+import { logUnreadableKey, type KeyStore, type UsageQuery } from './store.js';
+import type { Logger } from '../util/log.js';
 import { keyExists } from './sqlite-key-store.js';
 import { closeRedis } from '../util/redis-close.js';
 
@@ -41,13 +42,15 @@ export class RedisKeyStore implements KeyStore {
   private constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly logger: Logger | undefined,
   ) {}
 
-  static async open(url: string, prefix: string): Promise<RedisKeyStore> {
+  /** `logger`: where a stored record that is no key is reported (`KeyStore.get`) */
+  static async open(url: string, prefix: string, logger?: Logger): Promise<RedisKeyStore> {
     const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
     redis.on('error', () => undefined); // the session store on the same server logs connection errors
     await redis.connect();
-    return new RedisKeyStore(redis, prefix);
+    return new RedisKeyStore(redis, prefix, logger);
   }
 
   private k(s: string): string {
@@ -70,7 +73,7 @@ export class RedisKeyStore implements KeyStore {
 
   async get(id: string): Promise<VirtualKey | undefined> {
     const doc = await this.redis.hget(this.k('keys'), id);
-    return doc ? (JSON.parse(doc) as VirtualKey) : undefined;
+    return doc === null ? undefined : this.read(id, doc);
   }
 
   async byHash(hash: string): Promise<VirtualKey | undefined> {
@@ -80,8 +83,19 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async list(): Promise<VirtualKey[]> {
-    const all = await this.redis.hvals(this.k('keys'));
-    return all.map((d) => JSON.parse(d) as VirtualKey).sort((a, b) => a.name.localeCompare(b.name));
+    const out: VirtualKey[] = [];
+    for (const [id, doc] of Object.entries(await this.redis.hgetall(this.k('keys')))) {
+      const k = this.read(id, doc);
+      if (k) out.push(k);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The record's key, or undefined (logged) when it is no key. */
+  private read(id: string, doc: string): VirtualKey | undefined {
+    const k = storedKey(doc);
+    if (!k) logUnreadableKey(this.logger, this.kind, id);
+    return k;
   }
 
   async version(): Promise<number> {

@@ -8,8 +8,9 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { GatewayError } from '../wire/errors.js';
 import type { UsageRecord } from '../usage/record.js';
-import type { VirtualKey } from './model.js';
-import type { KeyStore, UsageQuery } from './store.js';
+import { storedKey, type VirtualKey } from './model.js';
+import { logUnreadableKey, type KeyStore, type UsageQuery } from './store.js';
+import type { Logger } from '../util/log.js';
 
 /** Versioned, append-only: never edit a released migration, add a new one. */
 /** usage rows deleted per statement when pruning (docs/keys.md, retention) */
@@ -46,6 +47,11 @@ interface UsageRow {
   stream: number;
 }
 
+interface KeyRow {
+  id: string;
+  doc: unknown;
+}
+
 /** Rows per INSERT statement in `appendUsage` (11 parameters each: far under SQLite's 32,766). */
 const USAGE_ROWS_PER_INSERT = 50;
 
@@ -53,7 +59,11 @@ export class SqliteKeyStore implements KeyStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
 
-  constructor(path: string) {
+  /** `logger`: where a stored record that is no key is reported (`KeyStore.get`) */
+  constructor(
+    path: string,
+    private readonly logger?: Logger,
+  ) {
     const file = resolve(path);
     mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
@@ -108,17 +118,32 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async get(id: string): Promise<VirtualKey | undefined> {
-    const r = this.db.prepare('SELECT doc FROM virtual_keys WHERE id = ?').get(id) as { doc: string } | undefined;
-    return r ? (JSON.parse(r.doc) as VirtualKey) : undefined;
+    const r = this.db.prepare('SELECT id, doc FROM virtual_keys WHERE id = ?').get(id) as KeyRow | undefined;
+    return r && this.read(r);
   }
 
   async byHash(hash: string): Promise<VirtualKey | undefined> {
-    const r = this.db.prepare('SELECT doc FROM virtual_keys WHERE hash = ?').get(hash) as { doc: string } | undefined;
-    return r ? (JSON.parse(r.doc) as VirtualKey) : undefined;
+    const r = this.db.prepare('SELECT id, doc FROM virtual_keys WHERE hash = ?').get(hash) as KeyRow | undefined;
+    const k = r && this.read(r);
+    return k?.hash === hash ? k : undefined;
   }
 
   async list(): Promise<VirtualKey[]> {
-    return (this.db.prepare('SELECT doc FROM virtual_keys ORDER BY name').all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as VirtualKey);
+    const out: VirtualKey[] = [];
+    for (const r of this.db.prepare('SELECT id, doc FROM virtual_keys ORDER BY name').all() as KeyRow[]) {
+      const k = this.read(r);
+      if (k) out.push(k);
+    }
+    return out;
+  }
+
+  /** The row's key, or undefined (logged) when its record is no key. */
+  private read(r: KeyRow): VirtualKey | undefined {
+    // json_valid guards the column, but a record can still be written around it (a hand edit with
+    // ignore_check_constraints, another tool) or be JSON of another shape
+    const k = typeof r.doc === 'string' ? storedKey(r.doc) : undefined;
+    if (!k) logUnreadableKey(this.logger, this.kind, String(r.id));
+    return k;
   }
 
   async version(): Promise<number> {

@@ -8,6 +8,7 @@
  */
 import type { VirtualKey } from './model.js';
 import type { UsageRecord } from '../usage/record.js';
+import type { Logger } from '../util/log.js';
 
 export interface UsageQuery {
   /** epoch ms, inclusive */
@@ -21,6 +22,10 @@ export interface KeyStore {
   create(k: VirtualKey): Promise<void>;
   /** Replaces the record (same id); the hash index follows a rotation. */
   update(k: VirtualKey): Promise<void>;
+  /**
+   * A stored record that is no key (`storedKey`: not JSON, or missing what a key needs) is never returned: `get`
+   * and `byHash` answer undefined for it (it authenticates nothing), `list` leaves it out; each logs it by id.
+   */
   get(id: string): Promise<VirtualKey | undefined>;
   byHash(hash: string): Promise<VirtualKey | undefined>;
   list(): Promise<VirtualKey[]>;
@@ -36,4 +41,15 @@ export interface KeyStore {
    */
   pruneUsage(before: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * A stored key record that is no key: logged by its id only, never its content (it holds the secret's hash), so
+ * an operator can fix or remove it.
+ */
+export function logUnreadableKey(logger: Logger | undefined, store: KeyStore['kind'], keyId: string): void {
+  logger?.warn('keys: a stored key record is not a readable key; it is left out of listings and authenticates nothing: fix or remove it in the store', {
+    store,
+    keyId: keyId.slice(0, 80),
+  });
 }

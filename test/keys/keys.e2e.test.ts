@@ -344,6 +344,41 @@ describe('keys on /v1', () => {
     expect((await admin(gw.url, 'GET', '/admin/keys/stored-far')).status).toBe(200);
     expect((await admin(gw.url, 'POST', '/admin/keys/stored-far/disable')).status).toBe(200);
   });
+
+  it('a stored key record that is not JSON is left out of listings (logged by id) and authenticates nothing; every other key keeps working', async () => {
+    const beside = await createKey(gw.url, { name: 'beside-broken' });
+    const broken = await createKey(gw.url, { name: 'broken-record' });
+    expect((await chat(gw.url, broken.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    // the record damaged behind the gateway's back: a hand edit around the column's json_valid check
+    const db = new Database((gw.config.store as { path: string }).path);
+    try {
+      const row = db.prepare('SELECT doc FROM virtual_keys WHERE id = ?').get(broken.id) as { doc: string };
+      db.pragma('ignore_check_constraints = ON');
+      db.prepare('UPDATE virtual_keys SET doc = ? WHERE id = ?').run(row.doc.slice(0, -20), broken.id);
+    } finally {
+      db.close();
+    }
+    const list = await admin(gw.url, 'GET', '/admin/keys');
+    expect(list.status, JSON.stringify(list.json)).toBe(200);
+    const ids = list.json.keys.map((x: { id: string }) => x.id);
+    expect(ids).toContain(beside.id);
+    expect(ids).not.toContain(broken.id);
+    expect((await admin(gw.url, 'GET', `/admin/keys/${broken.id}`)).status).toBe(404);
+    expect((await admin(gw.url, 'GET', '/admin/usage?by=key')).status).toBe(200);
+
+    // a key change reloads the keys: the damaged one is gone, the others (and a new one) authenticate
+    const after = await createKey(gw.url, { name: 'after-broken' });
+    const refused = await chat(gw.url, broken.secret, ask('gpt-4o-mini'));
+    expectOpenAiError(refused, 401, 'unauthorized');
+    expect((await chat(gw.url, beside.secret, ask('gpt-4o-mini'))).status).toBe(200);
+    expect((await chat(gw.url, after.secret, ask('gpt-4o-mini'))).status).toBe(200);
+
+    const logged = gw.logs.filter((l) => l.includes('not a readable key'));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged.every((l) => l.includes(broken.id))).toBe(true);
+    expect(gw.logs.join('')).not.toContain(broken.secret);
+    expect(logged.join('')).not.toContain('"hash"');
+  });
 });
 
 describe('a sy- secret that names no key', () => {

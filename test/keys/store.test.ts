@@ -4,6 +4,8 @@
  * usage append/query by time and key. Plus the usage arithmetic (tokens, cached tokens, cost).
  */
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteKeyStore } from '../../src/keys/sqlite-key-store.js';
 import { RedisKeyStore } from '../../src/keys/redis-key-store.js';
@@ -11,7 +13,8 @@ import type { KeyStore } from '../../src/keys/store.js';
 import { hashSecret, hintOf, modelAllowed, newSecret, type VirtualKey } from '../../src/keys/model.js';
 import { costOf, estimatedReplyUsage, estimateTokens, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, tmpDir, waitFor } from '../helpers/env.js';
+import { cleanupDirs, memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
+import type { Logger } from '../../src/util/log.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -127,6 +130,82 @@ for (const [name, open] of [
       expect(await s.queryUsage({})).toEqual(kept);
       expect(await s.pruneUsage(cut)).toBe(0); // idempotent
       await s.close();
+    });
+  });
+}
+
+/** A store, and a way to overwrite a key's stored record behind its back (a hand edit, a damaged store). */
+interface Damageable {
+  store: KeyStore;
+  damage(id: string, doc: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+for (const [name, open] of [
+  [
+    'sqlite',
+    async (logger: Logger): Promise<Damageable> => {
+      const path = join(tmpDir(), 'data', 'switchyard.db');
+      const store = new SqliteKeyStore(path, logger);
+      return {
+        store,
+        damage: async (id, doc) => {
+          const db = new Database(path);
+          try {
+            db.pragma('ignore_check_constraints = ON'); // around the column's json_valid check
+            db.prepare('UPDATE virtual_keys SET doc = ? WHERE id = ?').run(doc, id);
+          } finally {
+            db.close();
+          }
+        },
+        close: () => store.close(),
+      };
+    },
+  ],
+  [
+    'redis',
+    async (logger: Logger): Promise<Damageable> => {
+      const prefix = `ks${Math.random().toString(36).slice(2, 8)}:`;
+      const store = await RedisKeyStore.open(redis.url, prefix, logger);
+      const raw = new Redis(redis.url);
+      return {
+        store,
+        damage: async (id, doc) => void (await raw.hset(`${prefix}keys`, id, doc)),
+        close: async () => {
+          raw.disconnect();
+          await store.close();
+        },
+      };
+    },
+  ],
+] as const) {
+  describe(`key store: ${name}, a stored record that is no key`, () => {
+    it('is left out of the listing, logged by id without its content, and found by neither its hash nor its id', async () => {
+      const { logger, lines } = memoryLogger();
+      const { store: s, damage, close } = await open(logger);
+      const secrets = { alpha: newSecret(), cut: newSecret(), odd: newSecret() };
+      for (const [n, secret] of Object.entries(secrets)) await s.create(key(n, secret));
+      // not JSON (cut off, its hash still in the text); JSON, but of another shape
+      const cut = JSON.stringify(key('cut', secrets.cut));
+      await damage('key_cut', cut.slice(0, cut.indexOf('"models"')));
+      await damage('key_odd', '[]');
+
+      expect((await s.list()).map((k) => k.name)).toEqual(['alpha']);
+      expect(await s.byHash(hashSecret(secrets.cut))).toBeUndefined();
+      expect(await s.byHash(hashSecret(secrets.odd))).toBeUndefined();
+      expect(await s.get('key_cut')).toBeUndefined();
+      expect(await s.get('key_odd')).toBeUndefined();
+      expect((await s.byHash(hashSecret(secrets.alpha)))?.name).toBe('alpha');
+
+      const warned = lines.filter((l) => l.includes('not a readable key'));
+      expect(warned.some((l) => l.includes('"keyId":"key_cut"'))).toBe(true);
+      expect(warned.some((l) => l.includes('"keyId":"key_odd"'))).toBe(true);
+      const all = lines.join('');
+      for (const secret of [secrets.cut, secrets.odd]) {
+        expect(all).not.toContain(secret);
+        expect(all).not.toContain(hashSecret(secret));
+      }
+      await close();
     });
   });
 }
