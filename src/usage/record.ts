@@ -5,7 +5,7 @@
  * the requesting peer).
  */
 import type { ChatCompletion, ChatRequest, Usage } from '../wire/openai.js';
-import { reasoningText } from '../apis/common/reasoning.js';
+import { reasoningText } from '../wire/reasoning.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
 

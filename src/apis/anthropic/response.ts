@@ -6,7 +6,7 @@
  * estimate) for input and at least 1 output token. Cache counts the upstream reported are carried over.
  */
 import type { ChatCompletion, Usage } from '../../wire/openai.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 

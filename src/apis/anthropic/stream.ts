@@ -16,7 +16,7 @@
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
 import { messageId, toAnthropicUsage, toStopReason, type AnthropicStopReason } from './response.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 

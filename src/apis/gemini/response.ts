@@ -5,7 +5,7 @@
  * counts.
  */
 import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 export function toFinishReason(f: FinishReason | undefined): string {
   if (f === 'length') return 'MAX_TOKENS';

@@ -7,7 +7,7 @@
  */
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
 import { callPart, toFinishReason, toUsageMetadata } from './response.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 export class GeminiStreamWriter {
   private readonly calls = new Map<number, { id: string; name: string; args: string }>();

@@ -13,7 +13,7 @@ import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
 import { seqId } from '../../util/ids.js';
 import { secrets } from '../../util/redact.js';
 import type { Item } from './request.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 /** Response ids are unguessable: GET /v1/responses/{id} returns the stored response to whoever names it. */
 export const newResponseId = () => `resp_${randomBytes(24).toString('hex')}`;

@@ -17,7 +17,7 @@ import type { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
 import type { Item } from './request.js';
 import { callItem, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
-import { reasoningText } from '../common/reasoning.js';
+import { reasoningText } from '../../wire/reasoning.js';
 
 interface Open {
   kind: 'message' | 'reasoning' | 'function_call';
