@@ -4,8 +4,8 @@
  * once it holds STREAM_PAUSE_CHARS for the client, and to go on (bridge-stream-resume) once the client has read
  * it down to STREAM_RESUME_CHARS. So the stream arrives whole however long it is, instead of being abandoned at
  * STREAM_HOLD_CHARS (what a 1.0 peer still gets: test/bridge/malformed-answers.test.ts). First against a raw 1.1
- * peer (what is sent, and when), then between two real gateway processes, with the serving side's upstream held
- * too.
+ * peer (what is sent, and when), then between two real gateway processes, with the serving side's upstream (a
+ * fake OpenAI server) held too.
  */
 import http from 'node:http';
 import { once } from 'node:events';
@@ -14,7 +14,8 @@ import type { WebSocket } from 'ws';
 import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
-import { adminGet, cleanupDirs, sseData, startGw, startProcess, waitFor, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import { adminGet, channelOf, cleanupDirs, sseData, startGw, startProcess, waitFor, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
 
 const ADMIN = 'stream-pause-admin-token-31415';
 const TOKEN = 'stream-pause-bridge-token-92653';
@@ -59,7 +60,8 @@ async function pausesSent(baseUrl: string, name: string): Promise<number> {
 }
 
 describe('against a raw 1.1 peer', () => {
-  const CHUNKS = (2 * STREAM_HOLD_CHARS) / PIECE; // twice what a stream may hold for its client
+  // three times what a stream may hold for its client, and far more than the client's socket buffers take
+  const CHUNKS = (3 * STREAM_HOLD_CHARS) / PIECE;
   let peer: RawPeer;
   let a: Gateway & { logs: string[] };
   const received: RawFrame[] = [];
@@ -121,7 +123,7 @@ describe('against a raw 1.1 peer', () => {
     cleanupDirs();
   });
 
-  it('a slow client pauses the peer past STREAM_PAUSE_CHARS, resumes it as it reads, and gets a stream twice STREAM_HOLD_CHARS whole', async () => {
+  it('a slow client pauses the peer past STREAM_PAUSE_CHARS, resumes it as it reads, and gets a stream three times STREAM_HOLD_CHARS whole', async () => {
     const res = await slowClient(a.url, 'paced-model');
     await waitFor(() => sentAtPause.length > 0, 'bridge-stream-pause', 20_000);
     // paused once the stream held more than STREAM_PAUSE_CHARS for the client, long before it would be abandoned
@@ -143,12 +145,16 @@ describe('against a raw 1.1 peer', () => {
 describe('between two gateway processes', () => {
   let a: GatewayProcess;
   let b: GatewayProcess;
-  const WORDS = STREAM_HOLD_CHARS / PIECE + 16; // past what a stream may hold, in 64 Ki-character words
+  let up: OpenAiFake;
+  // 24 Mi characters, in 64 Ki-character words: three times what a stream may hold, and far more than the slow
+  // client's and the gateway's socket buffers take before the stream backs up into A
+  const WORDS = (3 * STREAM_HOLD_CHARS) / PIECE;
 
   beforeAll(async () => {
+    up = await startOpenAiUpstream({ reply: Array.from({ length: WORDS }, () => 'h'.repeat(PIECE)).join(' ') });
     b = await startProcess({
       gateway: { id: 'gw_hold_b', name: 'hold-b', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['big'] } },
-      channels: [{ name: 'big', provider: 'mock', models: ['big-1'], options: { reply: Array.from({ length: WORDS }, () => 'h'.repeat(PIECE)).join(' ') } }],
+      channels: [channelOf(up, 'big', ['big-1'], { timeoutMs: 120_000 })],
     });
     a = await startProcess({
       gateway: { id: 'gw_hold_a', name: 'hold-a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: wsUrl(b.url), token: TOKEN, reconnectInterval: 100 }] },
@@ -157,7 +163,7 @@ describe('between two gateway processes', () => {
     await waitForBridgeOpen(a.url, ADMIN);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
+    await Promise.all([a?.stop(), b?.stop(), up?.close()]);
     cleanupDirs();
   });
 
@@ -166,10 +172,10 @@ describe('between two gateway processes', () => {
       await adminGet<{ peers: Array<{ id: string; protocol: string; pausedStreams: number; inflight: { in: number } }> }>(b.url, '/admin/bridges', ADMIN)
     ).peers.find((p) => p.id === 'gw_hold_a');
 
-  it('the link speaks 1.1; a slow client on A holds the stream on B (its upstream is not read meanwhile) and reads it whole', async () => {
+  it('the link speaks 1.1; a slow client on A holds the stream on B (and B its upstream) and reads it whole', async () => {
     expect((await bRow())?.protocol).toBe('1.1');
     const res = await slowClient(a.url, 'big-1');
-    await waitFor(async () => (await bRow())?.pausedStreams === 1, "B holding the stream for A's slow client", 20_000);
+    await waitFor(async () => (await bRow())?.pausedStreams === 1, "B holding the stream for A's slow client", 30_000);
     expect(await pausesSent(a.url, 'b')).toBeGreaterThanOrEqual(1);
     const events = await readAll(res);
     expect(events.at(-1)).toBe('[DONE]');
@@ -177,5 +183,5 @@ describe('between two gateway processes', () => {
     expect(contentLength(events)).toBe(WORDS * PIECE + WORDS - 1);
     await waitFor(async () => (await bRow())?.inflight.in === 0, 'B to finish serving');
     expect((await bRow())?.pausedStreams).toBe(0);
-  }, 60_000);
+  }, 120_000);
 });
