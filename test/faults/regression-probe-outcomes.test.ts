@@ -9,22 +9,16 @@
  * - A request that was sent before the ejection and succeeds after it is not the probe: it must not end the
  *   ejection (before the fix it did, at once, so one slow success undid a 429's Retry-After cooldown).
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterEach } from '../helpers/stop-after-each.js';
 import { chat, channelRow, startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
 const A = 'local/ch-a';
 const HEALTH = { consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 10, baseEjectionMs: 300, maxEjectionMs: 60_000 };
 
-const procs: GatewayProcess[] = [];
-const ups: FaultUpstream[] = [];
-
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop(2000)));
-  await Promise.all(ups.splice(0).map((u) => u.close()));
-});
-afterAll(() => cleanupDirs());
+const { procs, ups } = stopAfterEach();
 
 async function setup(): Promise<{ gw: GatewayProcess; ua: FaultUpstream; ub: FaultUpstream }> {
   const ua = await startFaultUpstream('up-a');

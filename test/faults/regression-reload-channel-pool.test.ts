@@ -7,20 +7,14 @@
  * new one had any request in flight (up to `routing.timeoutMs` under steady traffic).
  */
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, waitFor } from '../helpers/env.js';
+import { stopAfterEach } from '../helpers/stop-after-each.js';
 import { startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
 type Proc = Awaited<ReturnType<typeof startProcess>>;
-const procs: Proc[] = [];
-const ups: FaultUpstream[] = [];
-
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop(2000)));
-  await Promise.all(ups.splice(0).map((u) => u.close()));
-});
-afterAll(() => cleanupDirs());
+const { procs, ups } = stopAfterEach();
 
 const config = (channels: object[]) => ({ gateway: { id: 'gw_reload_pool', port: 0, routing: { timeoutMs: 60_000 } }, channels });
 const vllm = (name: string, up: FaultUpstream, extra: object = {}) => ({ name, provider: 'vllm', baseUrl: up.baseUrl, models: [MODEL], ...extra });

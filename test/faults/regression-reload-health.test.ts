@@ -7,20 +7,13 @@
  * process, fault upstreams.
  */
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor, waitForInflight } from '../helpers/env.js';
-import { chat, channelRow, startFaultUpstream, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, waitFor, waitForInflight } from '../helpers/env.js';
+import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { chat, channelRow, startFaultUpstream, type ChatResult } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
-type Proc = Awaited<ReturnType<typeof startProcess>>;
-const procs: Proc[] = [];
-const ups: FaultUpstream[] = [];
-
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop(2000)));
-  await Promise.all(ups.splice(0).map((u) => u.close()));
-});
-afterAll(() => cleanupDirs());
+const { procs, ups } = stopAfterEach();
 
 const HEALTH = { consecutiveFailures: 2, failureRatio: 0.5, windowMs: 10_000, minRequests: 10, baseEjectionMs: 30_000, maxEjectionMs: 60_000 };
 const config = (channels: object[]) => ({

@@ -5,19 +5,13 @@
  * one client request became 1 + `retries` requests to an upstream that had just asked for quiet, and the client
  * got the 429 only after them. Real gateway process, fault upstream.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterEach } from '../helpers/stop-after-each.js';
 import { chat, startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';
-const procs: GatewayProcess[] = [];
-const ups: FaultUpstream[] = [];
-
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop(2000)));
-  await Promise.all(ups.splice(0).map((u) => u.close()));
-});
-afterAll(() => cleanupDirs());
+const { procs, ups } = stopAfterEach();
 
 async function gateway(channels: Array<{ name: string; up: FaultUpstream }>): Promise<GatewayProcess> {
   const gw = await startProcess({

@@ -7,8 +7,9 @@
  * Routing knobs are small so the suite stays fast: first byte 500 ms, stream idle 500 ms, eject after 3
  * consecutive failures for 800 ms × (number of ejections).
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor, sleep, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, waitFor, sleep, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterEach } from '../helpers/stop-after-each.js';
 import {
   chat,
   channelRow,
@@ -26,14 +27,7 @@ const MODEL = 'fault-model';
 const A = 'local/ch-a';
 const HEALTH = { consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 10, baseEjectionMs: 800, maxEjectionMs: 4_000 };
 
-const procs: GatewayProcess[] = [];
-const ups: FaultUpstream[] = [];
-
-afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop(2000)));
-  await Promise.all(ups.splice(0).map((u) => u.close()));
-});
-afterAll(() => cleanupDirs());
+const { procs, ups } = stopAfterEach();
 
 async function setup(): Promise<{ gw: GatewayProcess; ua: FaultUpstream; ub: FaultUpstream }> {
   const ua = await startFaultUpstream('up-a');

@@ -8,7 +8,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { channelOf, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { admin, ask, chat } from './helpers.js';
 
@@ -23,14 +23,6 @@ let b: GatewayProcess;
 beforeAll(async () => {
   upA = await startOpenAiUpstream({ reply: 'from A' });
   upB = await startOpenAiUpstream({ reply: 'from B' });
-  const ch = (up: OpenAiFake, name: string, extra: Record<string, unknown> = {}) => ({
-    name,
-    provider: 'openai',
-    baseUrl: up.channel.baseUrl,
-    apiKey: up.channel.apiKey,
-    models: ['m'],
-    ...extra,
-  });
   b = await startProcess({
     gateway: {
       id: 'gw_b',
@@ -43,11 +35,11 @@ beforeAll(async () => {
         peerLimits: { peers: { gw_a: { tokensPerMin: TOKENS_PER_MIN } } },
       },
     },
-    channels: [ch(upB, 'oa-b', { pricing: { input: 1, output: 2 } })],
+    channels: [channelOf(upB, 'oa-b', ['m'], { pricing: { input: 1, output: 2 } })],
   });
   a = await startProcess({
     gateway: { id: 'gw_a', usage: { flushIntervalMs: 50 }, bridges: [{ name: 'b', url: wsUrl(b.url), token: BRIDGE }] },
-    channels: [ch(upA, 'oa-a', { priority: 1 })],
+    channels: [channelOf(upA, 'oa-a', ['m'], { priority: 1 })],
   });
   await waitFor(
     async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')),

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { channelOf, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { admin, ask, chat } from './helpers.js';
 
@@ -21,14 +21,6 @@ let b: GatewayProcess;
 beforeAll(async () => {
   upA = await startOpenAiUpstream({ reply: 'from A', usage: { input: 30, output: 3 } });
   upB = await startOpenAiUpstream({ reply: 'from B', usage: { input: 10, output: 5 } });
-  const ch = (up: OpenAiFake, name: string, extra: Record<string, unknown> = {}) => ({
-    name,
-    provider: 'openai',
-    baseUrl: up.channel.baseUrl,
-    apiKey: up.channel.apiKey,
-    models: ['m'],
-    ...extra,
-  });
   b = await startProcess({
     gateway: {
       id: 'gw_b',
@@ -41,11 +33,11 @@ beforeAll(async () => {
         peerLimits: { concurrent: 50, peers: { gw_a: { requestsPerMin: 2 } } },
       },
     },
-    channels: [ch(upB, 'oa-b', { pricing: { input: 1, output: 2 } })],
+    channels: [channelOf(upB, 'oa-b', ['m'], { pricing: { input: 1, output: 2 } })],
   });
   a = await startProcess({
     gateway: { id: 'gw_a', usage: { flushIntervalMs: 50 }, bridges: [{ name: 'b', url: wsUrl(b.url), token: BRIDGE }] },
-    channels: [ch(upA, 'oa-a', { priority: 1 })],
+    channels: [channelOf(upA, 'oa-a', ['m'], { priority: 1 })],
   });
   await waitFor(
     async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')),
