@@ -35,12 +35,26 @@ export interface StreamChunk {
    * for the edge of the same API to relay. `data` is then '' unless the event has a chat-form meaning.
    */
   raw?: string;
-  /**
-   * Native pass-through only: `raw` is the upstream's own failure event (Responses' `response.failed`), which
-   * ends its stream; the stream then throws that failure's GatewayError, so the attempt counts as failed. The
-   * edge relays the event as the client's end of stream and writes no failure event of its own after it.
-   */
-  failed?: true;
+}
+
+/**
+ * Native pass-through only: an upstream's own failure event (Responses' `response.failed` or `error`, Messages'
+ * `error` after `message_start`) is the last chunk's `raw`, scrubbed, and ends its stream: the stream then throws
+ * that failure's GatewayError, so the attempt counts as failed, marked by `relayedFailure`. The edge has relayed
+ * the event as the client's end of stream and, seeing the mark on the error (`wasRelayed`), writes no failure
+ * event of its own. The mark is set only where a failure is relayed: nothing is looked at per chunk.
+ */
+const relayed = new WeakSet<object>();
+
+/** Marks `e` (and returns it) as a failure whose own event the stream handed over as its last chunk. */
+export function relayedFailure<E extends Error>(e: E): E {
+  relayed.add(e);
+  return e;
+}
+
+/** Whether `e` is a failure whose own event the client was already sent (`relayedFailure`). */
+export function wasRelayed(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && relayed.has(e);
 }
 
 /**

@@ -20,6 +20,7 @@ import { skeleton } from '../../src/apis/responses/response.js';
 import { geminiToChat } from '../../src/apis/gemini/request.js';
 import { GeminiStreamWriter } from '../../src/apis/gemini/stream.js';
 import { parseSse } from '../../src/util/lines.js';
+import { wasRelayed, type StreamChunk } from '../../src/providers/provider.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 const chatChunks = (): ChatCompletionChunk[] =>
@@ -34,6 +35,16 @@ function* pieces(text: string, size = 37): Generator<Uint8Array> {
 }
 async function* bytes(text: string): AsyncGenerator<Uint8Array> {
   yield* pieces(text);
+}
+/** A stream read to its failure: the last chunk's raw event before it, and what it threw. */
+async function failedRelay(stream: AsyncIterable<StreamChunk>): Promise<{ last: string | undefined; error: unknown }> {
+  let last: string | undefined;
+  try {
+    for await (const c of stream) last = c.raw;
+  } catch (error) {
+    return { last, error };
+  }
+  throw new Error('the stream ended without failing');
 }
 async function* once(text: string): AsyncGenerator<string> {
   yield text;
@@ -367,6 +378,26 @@ describe('OpenAI Responses translator', () => {
         for await (const _ of responsesNativeStream(bytes(cut), 'rec')) void _;
       })(),
     ).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
+  });
+
+  it('native pass-through: an error event is the last chunk, as sent (scrubbed), before its error, in either shape; one that is not an object is only thrown', async () => {
+    const rec = fixture('openai-responses-text.sse');
+    const head = rec.slice(0, rec.indexOf('event: response.output_item.added'));
+    const flat =
+      'event: error\ndata: {"type":"error","sequence_number":2,"code":"server_error","message":"boom for sk-proj-abcdefghijklmnop1234","param":null}\n\n';
+    const nested =
+      'event: error\ndata: {"type":"error","sequence_number":2,"error":{"type":"too_many_requests","code":"too_many_requests","message":"Too Many Requests","param":null}}\n\n';
+    const a = await failedRelay(responsesNativeStream(bytes(head + flat), 'rec'));
+    expect(a.last).toBe(flat.replace('sk-proj-abcdefghijklmnop1234', '[REDACTED]'));
+    expect(a.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR', message: 'channel rec: upstream reported an error mid-stream: boom for [REDACTED]' });
+    expect(wasRelayed(a.error)).toBe(true);
+    const b = await failedRelay(responsesNativeStream(bytes(head + nested), 'rec'));
+    expect(b.last).toBe(nested);
+    expect(b.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR', message: 'channel rec: upstream reported an error mid-stream: Too Many Requests' });
+    const c = await failedRelay(responsesNativeStream(bytes(head + 'event: error\ndata: null\n\n'), 'rec'));
+    expect(c.last).not.toMatch(/^event: error/);
+    expect(c.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
+    expect(wasRelayed(c.error)).toBe(false);
   });
 });
 

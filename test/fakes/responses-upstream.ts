@@ -3,8 +3,8 @@
  * (test/apis/fixtures/openai-responses-text.sse, from OpenAI's API reference) event by event, or answers
  * the completed response as JSON when `stream` is not true. `cutAfterEvents` destroys the socket after that
  * many events (no response.completed); `failAfterEvents` ends the stream there with the API's own
- * `response.failed` (the same response id, the next sequence_number, `error: {code, message}`). For native
- * pass-through tests of `options.responsesApi`.
+ * `response.failed` (the same response id, the next sequence_number, `error: {code, message}`), or with an
+ * `error` event (`errorEvent`). For native pass-through tests of `options.responsesApi`.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -17,6 +17,8 @@ export interface ResponsesFake {
   baseUrl: string;
   lastRequest(): Record<string, unknown> | undefined;
   lastHeaders(): IncomingMessage['headers'] | undefined;
+  /** requests received */
+  count(): number;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,12 @@ export interface ResponsesFakeOptions {
   /** after this many events, `response.failed` with `failure` as its `response.error` */
   failAfterEvents?: number;
   failure?: { code: string; message: string };
+  /**
+   * with `failAfterEvents`: end there with an `error` event instead, whose data is this (after `type` and
+   * `sequence_number`): `{code, message, param}` as the API reference has it, or `{error: {…}}` as the API
+   * has been seen to send it
+   */
+  errorEvent?: Record<string, unknown>;
 }
 
 export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): Promise<ResponsesFake> {
@@ -36,9 +44,11 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
   const created = JSON.parse(events[0]!.split('\ndata: ')[1]!).response;
   const failed = (n: number) => {
     const response = { ...created, status: 'failed', error: opts.failure ?? { code: 'server_error', message: 'The model failed' } };
+    if (opts.errorEvent) return `event: error\ndata: ${JSON.stringify({ type: 'error', sequence_number: n, ...opts.errorEvent })}\n\n`;
     return `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', sequence_number: n, response })}\n\n`;
   };
   let last: { body?: Record<string, unknown>; headers?: IncomingMessage['headers'] } = {};
+  let received = 0;
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
@@ -49,6 +59,7 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
         void (async () => {
           const body = JSON.parse(Buffer.concat(parts).toString('utf8') || '{}') as Record<string, unknown>;
           last = { body, headers: req.headers };
+          received++;
           if (req.url !== '/v1/responses') {
             res
               .writeHead(404, { 'content-type': 'application/json' })
@@ -83,6 +94,7 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
     baseUrl: `http://127.0.0.1:${port}/v1`,
     lastRequest: () => last.body,
     lastHeaders: () => last.headers,
+    count: () => received,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -9,7 +9,7 @@ import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import type { StreamChunk } from '../../providers/provider.js';
+import { wasRelayed, type StreamChunk } from '../../providers/provider.js';
 import type { ChatReply } from '../../providers/chat-reply.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -206,7 +206,8 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
     if (!begun) await routed.rest.return?.();
     else if (!reading) await routed.rest.throw?.(err);
     await ex.settle(usage, false, undefined, sent);
-    throw ex.timedOut() ? deadlineError(ctx) : toGatewayError(err);
+    // a failure the client was already sent as the upstream's own event stays the stream's end
+    throw ex.timedOut() && !wasRelayed(err) ? deadlineError(ctx) : toGatewayError(err);
   } finally {
     ex.dispose();
   }

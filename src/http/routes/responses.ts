@@ -2,8 +2,8 @@
  * POST /v1/responses and GET /v1/responses/{id}: the OpenAI Responses API over every channel, local or a
  * peer's. Translation (src/apis/responses/) happens here, once; an `openai` channel with
  * `options.responsesApi` gets the client's body natively and its answer is relayed verbatim. Errors are
- * OpenAI error JSON before a stream starts, `response.failed` after (natively, the upstream's own when it
- * sent one).
+ * OpenAI error JSON before a stream starts, `response.failed` after (natively, the upstream's own
+ * `response.failed` or `error` event when it sent one).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -19,6 +19,7 @@ import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import type { Principal } from '../../keys/service.js';
 import { estimateTokens } from '../../usage/record.js';
+import { wasRelayed } from '../../providers/provider.js';
 
 export interface ResponsesContext extends ApiContext {
   stored: ResponseStore;
@@ -99,8 +100,6 @@ async function create(
   const native = ex.routed.first?.raw !== undefined;
   const w = new ResponsesStreamWriter(shell, estimateIn);
   let final: Record<string, unknown> | undefined;
-  /** the upstream's own response.failed reached the client (native): it is the stream's end */
-  let relayedFailure = false;
   const begin = () => {
     startSse(res, headers);
     if (!native) res.write(w.start());
@@ -109,7 +108,6 @@ async function create(
     const end = await pump(ctx, res, ex, begin, (c) => {
       if (native) {
         if (c.usage && c.raw) final = terminalResponse(c.raw);
-        else if (c.failed) relayedFailure = true;
         return c.raw ?? '';
       }
       return w.chunk(parsedChunk(c.data));
@@ -127,7 +125,8 @@ async function create(
   } catch (err) {
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
-    if (!res.destroyed) res.end(relayedFailure ? undefined : w.fail(e));
+    // the upstream's own response.failed or error event (native) reached the client: it is the stream's end
+    if (!res.destroyed) res.end(wasRelayed(e) ? undefined : w.fail(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }

@@ -6,17 +6,20 @@
  *
  * Stream integrity: `response.failed`, `error` events and a body that ends without `response.completed` /
  * `response.incomplete` throw, exactly like the chat path. Only those terminal events are JSON-parsed.
- * `response.failed` is the API's own end of a failed stream, and clients act on its `error.code`
- * (`context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`): it is handed over verbatim first
- * (`StreamChunk.failed`), and the throw behind it only marks the attempt failed.
+ * `response.failed` and `error` are the API's own end of a failed stream, and clients act on their code
+ * (`context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`; an `error` event's `code`, `message`,
+ * `param` and `sequence_number`, at its top level as the API reference has it or under `error` as the API has
+ * been seen to send it): either is handed over as sent, scrubbed (`relayedFailure`), and the throw behind
+ * it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it was relayed).
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
-import type { ChunkStream, StreamChunk } from '../provider.js';
+import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { sseFrame } from '../../util/lines.js';
 import { upstreamText } from '../upstream.js';
 import { secrets } from '../../util/redact.js';
+import { isObj } from '../../util/is-object.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -67,24 +70,37 @@ export function responseToCompletion(r: ResponseBody, label: string): ChatComple
   };
 }
 
+/**
+ * A terminal event's data. An `error` event has `code`, `message` and `param` at its top level in the API
+ * reference (the openai SDK's ResponseErrorEvent), and under `error` as the API has been seen to send it.
+ */
+interface TerminalEvent {
+  response?: ResponseBody;
+  message?: string;
+  error?: { message?: string } | null;
+}
+
 class ResponsesPassThrough implements StreamTranslator {
   constructor(private readonly label: string) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
-      let ev: { response?: ResponseBody; message?: string };
+      let ev: TerminalEvent;
       try {
-        ev = JSON.parse(data) as typeof ev;
+        ev = JSON.parse(data) as TerminalEvent;
       } catch {
         throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a stream event that is not JSON`);
       }
       if (type === 'response.failed' || type === 'error') {
+        const failure: TerminalEvent = isObj(ev) ? ev : {};
         // scrubbed of every configured secret (an upstream may echo the key it was sent), as every provider's
-        const msg = upstreamText(String(ev.response?.error?.message ?? ev.message ?? type));
+        const msg = upstreamText(String(failure.response?.error?.message ?? failure.message ?? failure.error?.message ?? type));
+        const e = new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
+        if (failure !== ev) throw e;
         // as the upstream sent it, but for credentials it may echo: scrubbed as its message is
-        if (type === 'response.failed') out.push({ data: '', raw: secrets.scrubError(raw), failed: true });
-        throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
+        out.push({ data: '', raw: secrets.scrubError(raw) });
+        throw relayedFailure(e);
       }
       const u = toUsage(ev.response?.usage);
       const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };

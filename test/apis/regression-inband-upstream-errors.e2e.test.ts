@@ -1,0 +1,123 @@
+/**
+ * Regression: an error an upstream sends inside its 200 stream reached clients as the gateway's own error.
+ * - Native Responses pass-through: the upstream's `error` event (code, message, param, sequence_number) was
+ *   replaced by the gateway's response.failed (`upstream_stream_error`), as its `response.failed` had been.
+ * Now it is relayed as sent, scrubbed (the attempt still counts as failed, as before). One real gateway
+ * process, fake upstreams speaking the wire format, the official SDK as client; a fake echoes the key it was
+ * sent in its error message.
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminGet, call, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
+
+// the channels' keys, each echoed by its upstream in an error message; none has a generic key shape, so only the
+// gateway's knowledge of its configured secrets can redact them
+const RS_KEY = 'responses-key-5c8e1f3a9d7b2064';
+const RATE_MESSAGE =
+  'Rate limit reached for gpt-4.1 in organization org-fake on tokens per min (TPM): Limit 30000, Used 30000, Requested 12. Please try again in 1.5s.';
+const FLAT = { code: 'rate_limit_exceeded', message: RATE_MESSAGE, param: null };
+const NESTED = { error: { type: 'invalid_request_error', code: 'invalid_api_key', message: `Incorrect API key provided: ${RS_KEY}.`, param: null } };
+
+let gw: GatewayProcess;
+let rsFlat: ResponsesFake;
+let rsSpare: ResponsesFake;
+const fakes: Array<{ close(): Promise<void> }> = [];
+const track = <T extends { close(): Promise<void> }>(f: T): T => (fakes.push(f), f);
+let openai: OpenAI;
+
+beforeAll(async () => {
+  rsFlat = track(await startResponsesUpstream({ failAfterEvents: 4, errorEvent: FLAT }));
+  const rsNested = track(await startResponsesUpstream({ failAfterEvents: 2, errorEvent: NESTED }));
+  rsSpare = track(await startResponsesUpstream());
+  const responses = (name: string, up: ResponsesFake, model: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    provider: 'openai',
+    baseUrl: up.baseUrl,
+    apiKey: RS_KEY,
+    models: [model],
+    options: { responsesApi: true },
+    ...extra,
+  });
+  gw = await startProcess({
+    gateway: {
+      // one retry, so a retryable failure before the first byte would reach the spare; no ejections, so each
+      // test reads the channel's failure count
+      routing: { retries: 1, health: { consecutiveFailures: 100, minRequests: 1000 } },
+    },
+    channels: [
+      responses('rs-flat', rsFlat, 'rs-flat', { priority: 0 }),
+      responses('rs-flat-spare', rsSpare, 'rs-flat', { priority: 1 }),
+      responses('rs-nested', rsNested, 'rs-nested'),
+    ],
+  });
+  openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
+});
+afterAll(async () => {
+  await gw?.stop();
+  for (const f of fakes) await f.close();
+  cleanupDirs();
+});
+
+interface Health {
+  consecutiveFailures: number;
+  windowRequests: number;
+  lastError: string | null;
+}
+async function health(channel: string): Promise<Health> {
+  const { channels } = await adminGet<{ channels: Array<{ id: string; health: Health }> }>(gw.url, '/admin/channels');
+  return channels.find((c) => c.id === `local/${channel}`)!.health;
+}
+
+/** The SSE events of a raw body: `event:` name and parsed data. */
+function events(text: string): Array<{ event: string | undefined; data: Record<string, unknown> }> {
+  return text
+    .split('\n\n')
+    .filter((b) => b.trim())
+    .map((b) => ({ event: /^event: (.+)$/m.exec(b)?.[1], data: JSON.parse(sseData(`${b}\n\n`)[0]!) as Record<string, unknown> }));
+}
+
+describe("native /v1/responses: the upstream's error event", () => {
+  it('is the stream’s end as the upstream sent it (the SDK’s responses.stream sees its code, message, param, sequence_number); the attempt counts as failed and is not retried', async () => {
+    const before = await health('rs-flat');
+    const body = { model: 'rs-flat', input: 'x', stream: true };
+    const direct = await call({ url: rsFlat.baseUrl }, '/responses', { body });
+    const r = await call(gw, '/v1/responses', { body });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe(direct.text);
+    expect(events(r.text).at(-1)).toEqual({ event: 'error', data: { type: 'error', sequence_number: 4, ...FLAT } });
+    expect(r.text).not.toMatch(/^event: response\.(failed|completed)$/m);
+
+    const seen: Array<{ type: string; sequence_number: number }> = [];
+    for await (const e of openai.responses.stream({ model: 'rs-flat', input: 'x' })) seen.push(e);
+    expect(seen.at(-1)).toEqual({ type: 'error', sequence_number: 4, code: 'rate_limit_exceeded', message: RATE_MESSAGE, param: null });
+    expect(seen.map((e) => e.type)).not.toContain('response.completed');
+
+    const after = await health('rs-flat');
+    expect(after.consecutiveFailures - before.consecutiveFailures).toBe(2);
+    expect(after.lastError).toMatch(/^UPSTREAM_STREAM_ERROR: channel rs-flat: upstream reported an error mid-stream: Rate limit reached/);
+    expect(rsSpare.count()).toBe(0);
+  });
+
+  it('in the shape the API has been seen to send (under `error`): the SDK raises it with its code and type, the echoed key redacted', async () => {
+    const r = await call(gw, '/v1/responses', { body: { model: 'rs-nested', input: 'x', stream: true } });
+    expect(r.text).not.toContain(RS_KEY);
+    const redacted = { error: { ...NESTED.error, message: 'Incorrect API key provided: [REDACTED].' } };
+    expect(events(r.text).at(-1)).toEqual({ event: 'error', data: { type: 'error', sequence_number: 2, ...redacted } });
+
+    const err = await (async () => {
+      for await (const e of openai.responses.stream({ model: 'rs-nested', input: 'x' })) void e;
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error', message: 'Incorrect API key provided: [REDACTED].' });
+    expect((await health('rs-nested')).lastError).toMatch(/^UPSTREAM_STREAM_ERROR: /);
+  });
+});
+
+describe('logs', () => {
+  it('the gateway logged the failed streams, and no key the upstreams echoed', () => {
+    const logs = gw.logs();
+    expect(logs).toContain('stream ended with an error');
+    for (const key of [RS_KEY]) expect(logs).not.toContain(key);
+  });
+});
