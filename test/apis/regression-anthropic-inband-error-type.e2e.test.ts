@@ -3,7 +3,8 @@
  * clients as `api_error` (502), while the same overload as an HTTP 529 reached them as `overloaded_error`
  * (503): Claude Code and the SDK retry an overload, not an api_error. In-band error types now map through the
  * same status mapping as HTTP answers. Both surfaces, with their official SDKs, against an Anthropic fake that
- * fails inside its stream (after the first text delta) or at its start (before message_start).
+ * fails inside its stream (after the first text delta) or at its start (before message_start). Inside a native
+ * /v1/messages stream the upstream's own event is relayed since (regression-inband-upstream-errors.e2e.test.ts).
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -43,7 +44,8 @@ describe('/v1/messages: an in-band error keeps its Anthropic type', () => {
     const raw = await call(gw, '/v1/messages', { body: { ...ask('over-mid'), stream: true } });
     expect(raw.status).toBe(200);
     const last = JSON.parse(sseData(raw.text).at(-1)!);
-    expect(last).toMatchObject({ type: 'error', error: { type: 'overloaded_error', code: 'upstream_error' } });
+    // natively relayed: the upstream's own event (test/apis/regression-inband-upstream-errors.e2e.test.ts)
+    expect(last).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
     expect(raw.text).not.toContain('message_stop');
 
     const err = await anthropic.messages
@@ -61,9 +63,9 @@ describe('/v1/messages: an in-band error keeps its Anthropic type', () => {
     expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'overloaded_error' } });
   });
 
-  it('other types map by their status too: request_too_large inside the stream', async () => {
+  it('other types inside the stream keep theirs too: request_too_large', async () => {
     const raw = await call(gw, '/v1/messages', { body: { ...ask('too-big-mid'), stream: true } });
-    expect(JSON.parse(sseData(raw.text).at(-1)!).error).toMatchObject({ type: 'request_too_large', code: 'upstream_client_error' });
+    expect(JSON.parse(sseData(raw.text).at(-1)!)).toEqual({ type: 'error', error: { type: 'request_too_large', message: 'fake request_too_large' } });
   });
 });
 

@@ -2,18 +2,23 @@
  * Regression: an error an upstream sends inside its 200 stream reached clients as the gateway's own error.
  * - Native Responses pass-through: the upstream's `error` event (code, message, param, sequence_number) was
  *   replaced by the gateway's response.failed (`upstream_stream_error`), as its `response.failed` had been.
- * Now it is relayed as sent, scrubbed (the attempt still counts as failed, as before). One real gateway
- * process, fake upstreams speaking the wire format, the official SDK as client; a fake echoes the key it was
- * sent in its error message.
+ * - Native Messages pass-through: the upstream's `event: error` was replaced by the gateway's (its message
+ *   `channel …: upstream reported …`, plus a `code`), so the SDK did not see the upstream's message.
+ * Now they are relayed as sent, scrubbed (the attempt still counts as failed, as before). One real gateway
+ * process, fake upstreams speaking each wire format, the official SDKs as clients; every fake echoes the key
+ * it was sent in its error message.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, call, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, call, channelOf, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
+import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 
 // the channels' keys, each echoed by its upstream in an error message; none has a generic key shape, so only the
 // gateway's knowledge of its configured secrets can redact them
 const RS_KEY = 'responses-key-5c8e1f3a9d7b2064';
+const AN_KEY = 'anthropic-key-7d2f9c4e1a8b3e60';
 const RATE_MESSAGE =
   'Rate limit reached for gpt-4.1 in organization org-fake on tokens per min (TPM): Limit 30000, Used 30000, Requested 12. Please try again in 1.5s.';
 const FLAT = { code: 'rate_limit_exceeded', message: RATE_MESSAGE, param: null };
@@ -25,11 +30,16 @@ let rsSpare: ResponsesFake;
 const fakes: Array<{ close(): Promise<void> }> = [];
 const track = <T extends { close(): Promise<void> }>(f: T): T => (fakes.push(f), f);
 let openai: OpenAI;
+let anthropic: Anthropic;
 
 beforeAll(async () => {
   rsFlat = track(await startResponsesUpstream({ failAfterEvents: 4, errorEvent: FLAT }));
   const rsNested = track(await startResponsesUpstream({ failAfterEvents: 2, errorEvent: NESTED }));
   rsSpare = track(await startResponsesUpstream());
+  const anOver = track(
+    await startAnthropicUpstream({ reply: 'The quick brown fox', inbandError: true, inbandErrorMessage: `Overloaded (request sent with x-api-key ${AN_KEY})` }),
+  );
+  const anSpare = track(await startAnthropicUpstream({ reply: 'spare' }));
   const responses = (name: string, up: ResponsesFake, model: string, extra: Record<string, unknown> = {}) => ({
     name,
     provider: 'openai',
@@ -49,9 +59,12 @@ beforeAll(async () => {
       responses('rs-flat', rsFlat, 'rs-flat', { priority: 0 }),
       responses('rs-flat-spare', rsSpare, 'rs-flat', { priority: 1 }),
       responses('rs-nested', rsNested, 'rs-nested'),
+      { ...channelOf(anOver, 'an-over', ['an-over']), apiKey: AN_KEY, priority: 0 },
+      { ...channelOf(anSpare, 'an-over-spare', ['an-over']), priority: 1 },
     ],
   });
   openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
+  anthropic = new Anthropic({ apiKey: 'x', baseURL: gw.url, maxRetries: 0 });
 });
 afterAll(async () => {
   await gw?.stop();
@@ -76,6 +89,8 @@ function events(text: string): Array<{ event: string | undefined; data: Record<s
     .filter((b) => b.trim())
     .map((b) => ({ event: /^event: (.+)$/m.exec(b)?.[1], data: JSON.parse(sseData(`${b}\n\n`)[0]!) as Record<string, unknown> }));
 }
+
+const ask = (model: string) => ({ model, max_tokens: 32, messages: [{ role: 'user' as const, content: 'hi' }] });
 
 describe("native /v1/responses: the upstream's error event", () => {
   it('is the stream’s end as the upstream sent it (the SDK’s responses.stream sees its code, message, param, sequence_number); the attempt counts as failed and is not retried', async () => {
@@ -114,10 +129,36 @@ describe("native /v1/responses: the upstream's error event", () => {
   });
 });
 
+describe("native /v1/messages: the upstream's error event after message_start", () => {
+  it('is relayed as sent: the SDK’s messages.stream raises overloaded_error with the upstream’s message, the echoed key redacted; counted as before (503), not retried', async () => {
+    const before = await health('an-over');
+    const r = await call(gw, '/v1/messages', { body: { ...ask('an-over'), stream: true } });
+    expect(r.status).toBe(200);
+    expect(r.text).not.toContain(AN_KEY);
+    expect(r.text).not.toContain('message_stop');
+    const upstreamError = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded (request sent with x-api-key [REDACTED])' } };
+    expect(events(r.text).at(-1)).toEqual({ event: 'error', data: upstreamError });
+
+    const err = await anthropic.messages
+      .stream(ask('an-over'))
+      .finalMessage()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    const e = err as InstanceType<typeof Anthropic.APIError>;
+    expect(e.type).toBe('overloaded_error');
+    expect(e.error).toEqual(upstreamError);
+
+    const after = await health('an-over');
+    expect(after.consecutiveFailures - before.consecutiveFailures).toBe(2);
+    expect(after.lastError).toMatch(/^UPSTREAM_ERROR: channel an-over: upstream reported overloaded_error mid-stream: Overloaded/);
+    expect((await health('an-over-spare')).windowRequests).toBe(0);
+  });
+});
+
 describe('logs', () => {
   it('the gateway logged the failed streams, and no key the upstreams echoed', () => {
     const logs = gw.logs();
     expect(logs).toContain('stream ended with an error');
-    for (const key of [RS_KEY]) expect(logs).not.toContain(key);
+    for (const key of [RS_KEY, AN_KEY]) expect(logs).not.toContain(key);
   });
 });

@@ -21,6 +21,7 @@ import { geminiToChat } from '../../src/apis/gemini/request.js';
 import { GeminiStreamWriter } from '../../src/apis/gemini/stream.js';
 import { parseSse } from '../../src/util/lines.js';
 import { wasRelayed, type StreamChunk } from '../../src/providers/provider.js';
+import { GatewayError } from '../../src/wire/errors.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 const chatChunks = (): ChatCompletionChunk[] =>
@@ -225,6 +226,22 @@ describe('Anthropic Messages translator', () => {
         for await (const _ of anthropicNativeStream(bytes(cut), 'rec')) void _;
       })(),
     ).rejects.toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
+  });
+
+  it('native pass-through: an error event after message_start is the last chunk, as sent (scrubbed), before its error; before it, or not in Anthropic’s shape, only thrown', async () => {
+    const rec = fixture('anthropic-messages-tool.sse');
+    const started = rec.slice(0, rec.indexOf('event: content_block_start'));
+    const overloaded = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded for Bearer abcdefgh12345678"}}\n\n';
+    const after = await failedRelay(anthropicNativeStream(bytes(started + overloaded), 'rec'));
+    expect(after.last).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded for Bearer [REDACTED]"}}\n\n');
+    expect(after.error).toMatchObject({ code: 'UPSTREAM_ERROR', status: 503 });
+    expect(wasRelayed(after.error)).toBe(true);
+    for (const text of [overloaded, started + 'event: error\ndata: {"type":"error","error":"overloaded"}\n\n', started + 'event: error\ndata: null\n\n']) {
+      const only = await failedRelay(anthropicNativeStream(bytes(text), 'rec'));
+      expect(only.last ?? '').not.toMatch(/^event: error/);
+      expect(only.error).toBeInstanceOf(GatewayError);
+      expect(wasRelayed(only.error)).toBe(false);
+    }
   });
 });
 

@@ -44,6 +44,8 @@ export interface AnthropicScenario extends Scenario {
   inbandErrorType?: string;
   /** stream: the in-band error is the first event, before message_start (the API does this when overloaded at the start) */
   inbandErrorFirst?: boolean;
+  /** stream: the `inbandError` event's message; default `Overloaded` for overloaded_error, else `fake <type>` */
+  inbandErrorMessage?: string;
 }
 
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
@@ -145,7 +147,8 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake_01' });
     const send = (text: string) => new Promise<void>((r) => res.write(text, () => setImmediate(r)));
     const inbandType = scenario.inbandErrorType ?? 'overloaded_error';
-    const inband = () => sse('error', { error: { type: inbandType, message: inbandType === 'overloaded_error' ? 'Overloaded' : `fake ${inbandType}` } });
+    const inbandMessage = scenario.inbandErrorMessage ?? (inbandType === 'overloaded_error' ? 'Overloaded' : `fake ${inbandType}`);
+    const inband = () => sse('error', { error: { type: inbandType, message: inbandMessage } });
     if (scenario.inbandError && scenario.inbandErrorFirst) {
       res.end(inband());
       return;

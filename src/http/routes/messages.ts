@@ -1,14 +1,15 @@
 /**
  * POST /v1/messages and POST /v1/messages/count_tokens: the Anthropic Messages API over every channel,
  * local or a peer's. Translation (src/apis/anthropic/) happens here, once; a local `anthropic` channel gets
- * the client's body natively instead (src/wire/native.ts) and its answer is relayed verbatim.
+ * the client's body natively instead (src/wire/native.ts) and its answer is relayed verbatim, an error event
+ * the upstream ends its stream with included.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
-import type { ChannelProvider } from '../../providers/provider.js';
+import { wasRelayed, type ChannelProvider } from '../../providers/provider.js';
 import { PASS_HEADERS } from '../../providers/anthropic/native.js';
 import { anthropicToChat } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
@@ -102,7 +103,8 @@ async function messages(
   } catch (err) {
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
-    if (!res.destroyed) res.end((native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
+    // the upstream's own error event (native) reached the client: it is the stream's end
+    if (!res.destroyed) res.end(wasRelayed(e) ? undefined : (native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }

@@ -7,15 +7,23 @@
  * Stream integrity is checked here exactly as in the translating path: an `error` event or a body that
  * ends without `message_stop` throws. Only message_start, message_delta and error events are parsed (for
  * usage and errors); every other event is relayed without a JSON parse.
+ *
+ * An `error` event after `message_start` is the client's stream's end as the upstream sent it (its
+ * `error.type` and message, which the SDK and Claude Code act on), scrubbed of credentials it may echo
+ * (`relayedFailure`); the throw behind it is the error of its type's status (`streamError`) as before, for
+ * the attempt's health. Before `message_start` nothing of the stream reached the client yet: the error is
+ * thrown only, and answers as an HTTP error of that status (or is retried), as the translating path does.
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
-import type { ChunkStream, StreamChunk } from '../provider.js';
+import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { mergeUsage, toOpenAiUsage } from './response.js';
 import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
 import { sseFrame } from '../../util/lines.js';
+import { isObj } from '../../util/is-object.js';
+import { secrets } from '../../util/redact.js';
 
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
@@ -29,13 +37,18 @@ class AnthropicPassThrough implements StreamTranslator {
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
     if (type === 'error') {
-      let ev: Partial<ErrorResponse> = {};
+      let ev: unknown;
       try {
-        ev = JSON.parse(data) as ErrorResponse;
+        ev = JSON.parse(data);
       } catch {
         /* the event type is what matters */
       }
-      throw streamError(ev, this.label);
+      const body: Partial<ErrorResponse> = isObj(ev) ? ev : {};
+      const e = streamError(body, this.label);
+      // relayed only in Anthropic's own shape: anything else gets the gateway's error event, which has it
+      if (!this.started || !isObj(body.error) || typeof body.error.type !== 'string') throw e;
+      out.push({ data: '', raw: secrets.scrubError(raw) });
+      throw relayedFailure(e);
     }
     if (type === 'message_start' || type === 'message_delta') {
       let ev: { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };
