@@ -10,7 +10,8 @@
  * - tool calls streamed as OpenAI does: a first delta with index, id, type, function.name and empty arguments,
  *   then argument fragments (`{index, function: {arguments}}`);
  * - errors as `{error: {message, type, param, code}}` with the status; in-band stream errors as
- *   `data: {"error": {...}}` followed by the end of the body (no [DONE]);
+ *   `data: {"error": {...}}` followed by the end of the body (no [DONE]), after the first content chunk or
+ *   (`inbandErrorFirst`) as the first data;
  * - `POST /v1/embeddings` (float or base64 little-endian float32, as the official SDK asks for by default),
  *   `GET /v1/models`.
  * It enforces the request rules the real API applies most often (model and messages required,
@@ -39,6 +40,10 @@ export interface OpenAiScenario extends Scenario {
    * (no usage chunk, no `"usage": null`), a non-streaming answer has no `usage`
    */
   noUsage?: boolean;
+  /** stream: the `error` object of the `inbandError` chunk; default a `server_error` */
+  inbandErrorBody?: Record<string, unknown>;
+  /** stream: the `inbandError` chunk is the first data, before the role chunk */
+  inbandErrorFirst?: boolean;
 }
 
 export interface OpenAiFakeOptions {
@@ -352,6 +357,16 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     const eol = s.lineEnd ?? '\n';
     const data = (json: string) => send(`data: ${json}${eol}${eol}`);
 
+    const inband = async () => {
+      const error = s.inbandErrorBody ?? {
+        message: 'The server had an error while processing your request. Sorry about that!',
+        type: 'server_error',
+        param: null,
+        code: null,
+      };
+      await send(`data: ${JSON.stringify({ error })}\n\n`);
+      res.end();
+    };
     let sent = 0;
     /** one content/argument delta, then the failure scenarios that trigger after content chunks; false = stop */
     const delta = async (d: Record<string, unknown>): Promise<boolean> => {
@@ -364,10 +379,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       }
       if (s.stallAfterChunks !== undefined && sent >= s.stallAfterChunks) return false; // silent, never ends
       if (sent === 1 && s.inbandError) {
-        await send(
-          `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } })}\n\n`,
-        );
-        res.end();
+        await inband();
         return false;
       }
       if (sent === 1 && s.malformedChunk) {
@@ -384,6 +396,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
 
     // A text answer opens with a role chunk; a tool-only answer carries the role in its first tool-call delta.
     const toolOnly = tool !== undefined && !reply;
+    if (s.inbandError && s.inbandErrorFirst) return inband();
     if (!toolOnly && !(await data(chunk({ role: 'assistant', content: '', refusal: null })))) return;
     for (const w of words) if (!(await delta({ content: w }))) return;
     if (tool) {

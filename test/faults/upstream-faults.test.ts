@@ -192,7 +192,8 @@ describe('fault suite: upstream faults on one of two local channels', () => {
   const midStream: Array<{ mode: FaultMode; what: string; code: RegExp }> = [
     { mode: 'cutMidStream', what: 'stream cut mid-way (socket destroyed)', code: /upstream_stream_error|upstream_error/ },
     { mode: 'malformedChunk', what: 'malformed SSE JSON', code: /upstream_bad_response/ },
-    { mode: 'inbandError', what: 'in-band error chunk', code: /upstream_stream_error/ },
+    // a server_error: the error of the 500 it names
+    { mode: 'inbandError', what: 'in-band error chunk', code: /^upstream_error$/ },
     { mode: 'endless', what: 'an event that never ends (past maxResponseBytes)', code: /upstream_bad_response/ },
     { mode: 'stall', what: 'stream goes silent (stream idle timeout)', code: /upstream_timeout/ },
   ];

@@ -52,7 +52,8 @@ describe('abnormal upstream ends → error event, no [DONE]', () => {
   const CASES = [
     { what: 'openai: connection cut', model: 'oa-cut', before: 'one two', code: 'upstream_stream_error' },
     { what: 'openai: malformed chunk', model: 'oa-malformed', before: 'one', code: 'upstream_bad_response' },
-    { what: 'openai: in-band error', model: 'oa-inband', before: 'one', code: 'upstream_stream_error' },
+    // the fake's in-band error is a server_error: the error of the 500 it names (docs/errors.md, "In-band errors")
+    { what: 'openai: in-band error', model: 'oa-inband', before: 'one', code: 'upstream_error' },
     { what: 'openai: idle timeout', model: 'oa-stall', before: 'one two', code: 'upstream_timeout' },
     { what: 'anthropic: connection cut', model: 'an-cut', before: 'one two ', code: 'upstream_stream_error' },
     { what: 'anthropic: error event', model: 'an-inband', before: 'one ', code: undefined },

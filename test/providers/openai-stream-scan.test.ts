@@ -96,6 +96,39 @@ describe('openAiStream scan', () => {
     expect(err?.message).toContain('quota exceeded for key');
   });
 
+  it.each([
+    // [error object, code, status]: the status its code (first) or type names, mapped as that HTTP answer is
+    [{ type: 'requests', code: 'rate_limit_exceeded' }, 'RATE_LIMITED', 429],
+    [{ type: 'insufficient_quota', code: 'insufficient_quota' }, 'RATE_LIMITED', 429],
+    [{ type: 'rate_limit_error' }, 'RATE_LIMITED', 429],
+    [{ type: 'server_error', code: null }, 'UPSTREAM_ERROR', 502],
+    [{ type: 'overloaded_error' }, 'UPSTREAM_ERROR', 503],
+    [{ type: 'invalid_request_error', code: 'context_length_exceeded' }, 'UPSTREAM_CLIENT_ERROR', 400],
+    [{ type: 'invalid_request_error', code: 'invalid_value' }, 'UPSTREAM_CLIENT_ERROR', 400],
+    [{ type: 'request_too_large' }, 'UPSTREAM_CLIENT_ERROR', 413],
+    [{ type: 'timeout_error' }, 'UPSTREAM_TIMEOUT', 504],
+    // vLLM's: the status itself as the code
+    [{ type: 'ServiceUnavailableError', code: 503 }, 'UPSTREAM_ERROR', 503],
+    [{ type: 'BadRequestError', code: 400 }, 'UPSTREAM_CLIENT_ERROR', 400],
+    // nothing that names a status: as before
+    [{ type: 'api_error' }, 'UPSTREAM_STREAM_ERROR', 502],
+    [{ type: 'BadRequestError', code: 200 }, 'UPSTREAM_STREAM_ERROR', 502],
+    [{ type: 'constructor', code: 'toString' }, 'UPSTREAM_STREAM_ERROR', 502],
+    [{}, 'UPSTREAM_STREAM_ERROR', 502],
+  ])('an in-band error %j is the error of the status it names: %s %d', async (e, code, status) => {
+    const err = await gatewayErrorOf(run(`data: ${content('a')}\n\ndata: ${JSON.stringify({ error: { message: 'no', ...e } })}\n\n${DONE}`));
+    expect({ code: err.code, status: err.status }).toEqual({ code, status });
+  });
+
+  it('a mapped in-band error names what it mapped from, with the scrubbed message', async () => {
+    const err = await gatewayErrorOf(run(`data: {"error":{"message":"slow   down","type":"requests","code":"rate_limit_exceeded"}}\n\n${DONE}`));
+    expect(err.message).toBe('channel scan: upstream reported rate_limit_exceeded mid-stream: slow down');
+    expect(err.details).toEqual({ upstreamErrorType: 'rate_limit_exceeded' });
+    const vllm = await gatewayErrorOf(run(`data: {"error":{"message":"full","type":"X","code":503}}\n\n${DONE}`));
+    expect(vllm.message).toBe('channel scan: upstream reported status 503 mid-stream: full');
+    expect(vllm.details).toEqual({ upstreamStatus: 503 });
+  });
+
   it('a malformed error event is a bad response; an error event with no error member says "error event"', async () => {
     expect(await failsWith(`event: error\ndata: {oops\n\n${DONE}`)).toBe('UPSTREAM_BAD_RESPONSE');
     const err = await run(`event: error\ndata: [1]\n\n${DONE}`).then(

@@ -2,7 +2,8 @@
  * OpenAI SSE → StreamChunks. Chunks are relayed as the upstream sent them (the original JSON text, never
  * re-serialised). Every chunk is validated in full by the scanner (src/wire/json-scan.ts: exactly JSON.parse's
  * grammar, in one pass that builds nothing), which also reads what the gateway acts on: the usage chunk
- * (parsed from its slice), in-band errors (the chunk is parsed then, it is rare), chunks without choices. A
+ * (parsed from its slice), in-band errors (the chunk is parsed then, it is rare; `inBandError` maps it as
+ * the HTTP answer of the status its code or type names), chunks without choices. A
  * malformed chunk that merely looks like a content chunk is caught like any other (docs/benchmarks.md,
  * "Hot-path changes"): stream integrity comes first.
  * The stream must end with `data: [DONE]`: anything else is an abnormal end and throws. The body is read by
@@ -14,11 +15,25 @@ import { StreamJsonScan, type JsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
-import { upstreamText } from '../upstream.js';
+import { errorForStatus, upstreamText } from '../upstream.js';
+import { ERROR_STATUS } from '../anthropic/wire.js';
 
 interface ErrorChunk {
-  error?: { message?: string; type?: string; code?: string } | string;
+  error?: { message?: unknown; type?: unknown; code?: unknown } | string;
 }
+
+/**
+ * OpenAI's error codes and types that name the HTTP status OpenAI answers them with (platform.openai.com/docs/
+ * guides/error-codes): an in-band error chunk carries no status of its own. A name Anthropic's API uses
+ * (`invalid_request_error`, `rate_limit_error`, `overloaded_error`, …, which OpenAI-compatible servers in front
+ * of Claude relay) is read from Anthropic's table (ERROR_STATUS), not repeated here.
+ */
+const OPENAI_ERROR_STATUS: Readonly<Record<string, number>> = {
+  context_length_exceeded: 400,
+  insufficient_quota: 429,
+  rate_limit_exceeded: 429,
+  server_error: 500,
+};
 
 class OpenAiRelay implements StreamTranslator {
   private readonly scan = new StreamJsonScan();
@@ -56,14 +71,36 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
 export function checkedChunk(data: string, scan: JsonScan, label: string, errorEvent = false): StreamChunk {
   if (errorEvent || scan.error) {
     const parsed = JSON.parse(data) as ErrorChunk | null;
-    const e = scan.object ? parsed?.error : undefined;
-    const msg = typeof e === 'string' ? e : (e?.message ?? 'error event');
-    throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${upstreamText(String(msg))}`);
+    throw inBandError(scan.object ? parsed?.error : undefined, label);
   }
   if (!scan.choicesArray) {
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);
   }
   return scannedChunk(data, scan);
+}
+
+/**
+ * An in-band error chunk's error → the GatewayError of the HTTP status its `code`, else its `type`, names
+ * (`errorForStatus`, as an HTTP answer with that status would be): a number from 400 to 599 is that status (as
+ * vLLM sends it), a name is looked up in OPENAI_ERROR_STATUS, then in Anthropic's ERROR_STATUS. So an overload or
+ * a rate limit inside a stream reads as it would as an HTTP answer. Anything else is UPSTREAM_STREAM_ERROR.
+ */
+function inBandError(e: ErrorChunk['error'], label: string): GatewayError {
+  const msg = upstreamText(typeof e === 'string' ? e : typeof e?.message === 'string' ? e.message : 'error event');
+  const named = typeof e === 'object' && e !== null ? (statusNamed(e.code) ?? statusNamed(e.type)) : undefined;
+  if (named === undefined) return new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg}`);
+  const [name, status] = named;
+  const text = `channel ${label}: upstream reported ${typeof name === 'number' ? `status ${name}` : name} mid-stream: ${msg}`;
+  return errorForStatus(status, text, { details: typeof name === 'number' ? { upstreamStatus: status } : { upstreamErrorType: name } });
+}
+
+/** An in-band error's `code` or `type` with the status it names, if it names one. */
+function statusNamed(v: unknown): [string | number, number] | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 400 && v <= 599 ? [v, v] : undefined;
+  if (typeof v !== 'string') return undefined;
+  if (Object.hasOwn(OPENAI_ERROR_STATUS, v)) return [v, OPENAI_ERROR_STATUS[v]!];
+  if (Object.hasOwn(ERROR_STATUS, v)) return [v, ERROR_STATUS[v]!];
+  return undefined;
 }
 
 /**
