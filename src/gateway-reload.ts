@@ -16,7 +16,7 @@
  * applying a section means replacing it in place (arrays spliced, objects assigned).
  */
 import type { Config, ChannelConfig, OutboundBridgeConfig } from './config/schema.js';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, isLoopbackHost, loadConfig } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
@@ -79,10 +79,24 @@ function replaceArray<T>(target: T[], next: readonly T[]): void {
   target.splice(0, target.length, ...next);
 }
 
-/** Reads and validates the file; throws ConfigError (every problem) when it is invalid, changing nothing. */
-export function readForReload(path: string | undefined): Config {
+/**
+ * Reads and validates the file; throws ConfigError (every problem) when it is invalid, changing nothing. The
+ * file is checked as it would run: the fail-closed rule (a non-loopback bind needs client auth) is checked
+ * against the running bind and `requireKey` too, which a reload does not change (they need a restart). A file
+ * that names a loopback host and no token must not open a gateway still listening on 0.0.0.0.
+ */
+export function readForReload(path: string | undefined, live?: Config): Config {
   if (!path) throw new ConfigError(['the gateway runs on built-in defaults (no config file): there is nothing to reload'], 'reload');
-  return loadConfig(path).config;
+  const next = loadConfig(path).config;
+  if (live && !isLoopbackHost(live.gateway.host) && next.gateway.auth.tokens.length === 0 && !live.gateway.auth.requireKey) {
+    throw new ConfigError(
+      [
+        `gateway.auth.tokens: this gateway listens on ${live.gateway.host}, which is not loopback, so clients must authenticate; keep at least one token (gateway.host and gateway.auth.requireKey change only at a restart)`,
+      ],
+      path,
+    );
+  }
+  return next;
 }
 
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {

@@ -135,7 +135,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
-    const run = reloading.then(() => applyReload({ live: cfg, path: loaded.path, router, mesh, providers, logger, acp }, readForReload(loaded.path)));
+    const run = reloading.then(() => applyReload({ live: cfg, path: loaded.path, router, mesh, providers, logger, acp }, readForReload(loaded.path, cfg)));
     reloading = run.catch(() => undefined);
     return run;
   };
