@@ -3,7 +3,8 @@
  * request and error rate of the last minute, peers and links (state, RTT, in-flight, traffic, shares),
  * channels local and shared with health and load, models and where they are served, sessions by status and
  * the turns running now, the ACP warm agent pools (spares ready and booting, back-off, warm vs. cold starts).
- * Built from state the gateway already keeps; no secret and no URL credentials.
+ * Built from state the gateway already keeps; no secret and no URL credentials (error texts, a peer's too, are
+ * scrubbed as on /admin).
  */
 import type { Config } from '../config/schema.js';
 import type { Router } from '../router/router.js';
@@ -13,6 +14,7 @@ import { channelRows } from './routes/admin.js';
 import { VERSION } from '../version.js';
 import type { Observability } from '../obs/index.js';
 import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
+import { secrets } from '../util/redact.js';
 
 export interface OverviewDeps {
   config: Config;
@@ -45,6 +47,8 @@ export async function buildOverview(d: OverviewDeps) {
     return {
       ...row,
       url: safeUrl(row.url),
+      // a peer's error text is the peer's to write (a bridge-error, a close reason): scrubbed as on /admin/bridges
+      lastError: row.lastError === null ? null : secrets.scrubError(row.lastError),
       rttMs: l ? l.traffic.rttMs : null,
       traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
     };

@@ -19,6 +19,8 @@ export interface RawPeerOptions {
   version?: string;
   /** every frame after the hello */
   onFrame: (ws: WebSocket, f: RawFrame) => void;
+  /** called once the hello-ok is sent: what the peer says unasked */
+  afterHello?: (ws: WebSocket) => void;
 }
 
 export interface RawPeer {
@@ -44,6 +46,7 @@ export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
           policy: o.policy,
         }),
       );
+      o.afterHello?.(ws);
     });
   });
   await new Promise((r) => wss.once('listening', r));
