@@ -4,11 +4,7 @@ import type { Command } from 'commander';
 import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
-import { ago, table } from './table.js';
-
-const out = (s: string): void => {
-  process.stdout.write(s);
-};
+import { ago, out, table } from './table.js';
 
 export function renderPeers(peers: PeerRow[]): string {
   if (peers.length === 0) return 'no bridges\n';

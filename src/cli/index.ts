@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CliError } from './remote.js';
 import { VERSION } from '../version.js';
+import { printable } from './table.js';
 
 type Register = (program: Command) => void;
 
@@ -52,10 +53,10 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
     if (err instanceof CliError || err instanceof ConfigError) {
-      process.stderr.write(`switchyard: ${err.message}\n`);
+      process.stderr.write(`switchyard: ${printable(err.message)}\n`);
       process.exit(err instanceof ConfigError ? 2 : 1);
     }
-    process.stderr.write(`switchyard: ${(err as Error)?.message ?? String(err)}\n`);
+    process.stderr.write(`switchyard: ${printable((err as Error)?.message ?? String(err))}\n`);
     process.exit(1);
   }
 }

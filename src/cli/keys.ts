@@ -2,11 +2,7 @@
 import type { Command } from 'commander';
 import type { KeySummary } from '../keys/model.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
-import { table } from './table.js';
-
-const out = (s: string): void => {
-  process.stdout.write(s);
-};
+import { out, table } from './table.js';
 
 function limitsText(k: KeySummary): string {
   const l = k.limits;

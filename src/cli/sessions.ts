@@ -3,13 +3,9 @@ import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
 import type { Session } from '../sessions/model.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
-import { ago, table } from './table.js';
+import { ago, out, table } from './table.js';
 
 type Summary = ReturnType<typeof sessionSummary>;
-
-const out = (s: string): void => {
-  process.stdout.write(s);
-};
 
 function render(list: Summary[]): string {
   if (list.length === 0) return 'no sessions\n';

@@ -8,9 +8,7 @@ import type { Overview } from '../http/overview.js';
 import type { ReloadReport } from '../gateway-reload.js';
 import { request } from 'undici';
 import { adminCall, CliError, remoteOptions, resolveRemote, type RemoteFlags } from './remote.js';
-import { ago, table } from './table.js';
-
-const out = (s: string) => void process.stdout.write(s);
+import { ago, out, table } from './table.js';
 
 function duration(sec: number): string {
   return ago(new Date(Date.now() - sec * 1000).toISOString());

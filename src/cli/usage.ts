@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { UsageRow } from '../usage/record.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
-import { table } from './table.js';
+import { out, table } from './table.js';
 
 const BY = ['model', 'key', 'peer', 'day', 'channel'];
 
@@ -22,9 +22,9 @@ export function registerUsage(program: Command): void {
     if (o.key) q.set('key', o.key);
     if (o.since) q.set('since', o.since);
     const r = await adminCall<{ by: string; since: string | null; rows: UsageRow[]; total: UsageRow }>(o, 'GET', `/admin/usage?${q.toString()}`);
-    if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    if (r.rows.length === 0) return void process.stdout.write(`no usage${r.since ? ` since ${r.since}` : ''}\n`);
+    if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
+    if (r.rows.length === 0) return out(`no usage${r.since ? ` since ${r.since}` : ''}\n`);
     const line = (x: UsageRow) => [x.group, x.requests, x.inputTokens, x.outputTokens, x.cachedTokens, cost(x.cost)];
-    process.stdout.write(table([o.by.toUpperCase(), 'REQUESTS', 'INPUT', 'OUTPUT', 'CACHED', 'COST'], [...r.rows.map(line), line(r.total)]));
+    out(table([o.by.toUpperCase(), 'REQUESTS', 'INPUT', 'OUTPUT', 'CACHED', 'COST'], [...r.rows.map(line), line(r.total)]));
   });
 }
