@@ -25,6 +25,7 @@ import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import type { ReloadReport } from './http/routes/ops.js';
+import { GatewayError } from './wire/errors.js';
 
 export type { ReloadReport };
 
@@ -101,6 +102,8 @@ export function readForReload(path: string | undefined, live?: Config): Config {
 
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
   const live = t.live;
+  // before anything changes: a provider that refuses its channel's options refuses the whole file
+  const made = prepareChannels(t, next.channels);
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
   const paths = changedPaths(live, next);
@@ -109,7 +112,7 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
   for (const p of paths) if (!under(p, LIVE) && !(acpLive && under(p, ACP_RUNTIMES))) report.restartRequired.push(p);
 
   // Channels first, so share lists announced below describe the new set.
-  const retired = applyChannels(t, next.channels, report);
+  const retired = applyChannels(t, next.channels, made, report);
   replaceArray(live.channels, next.channels);
 
   // Tokens and small settings, in place (their holders keep references to these arrays/objects).
@@ -165,10 +168,43 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
 }
 
 /**
- * Adds, replaces and removes local channels. A removed or replaced channel's provider is closed once its
- * in-flight requests ended (bounded by the routing deadline); the returned promise settles then.
+ * The providers of the channels the file adds or changes, made before anything is applied. `options` is free-form
+ * in the schema and each provider checks its own (CONFIG_INVALID): one that refuses makes the file invalid, every
+ * problem listed under the channel's key path, and the providers made so far are closed.
  */
-function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadReport): Promise<void> {
+function prepareChannels(t: ReloadTarget, next: ChannelConfig[]): Map<string, ChannelProvider> {
+  const before = new Map(t.live.channels.map((c) => [c.name, c]));
+  const made = new Map<string, ChannelProvider>();
+  const problems: string[] = [];
+  const discard = () => {
+    for (const p of made.values()) void p.close().catch(() => undefined);
+  };
+  next.forEach((c, i) => {
+    const old = before.get(c.name);
+    if (old && JSON.stringify(old) === JSON.stringify(c)) return;
+    try {
+      made.set(c.name, createProvider(c));
+    } catch (err) {
+      if (!(err instanceof GatewayError && err.code === 'CONFIG_INVALID')) {
+        discard();
+        throw err;
+      }
+      problems.push(`channels.${i}.${err.param ?? 'options'}: ${err.message}`);
+    }
+  });
+  if (problems.length > 0) {
+    discard();
+    throw new ConfigError(problems, t.path ?? 'reload');
+  }
+  return made;
+}
+
+/**
+ * Adds, replaces and removes local channels (`made`: the new providers, from prepareChannels). A removed or
+ * replaced channel's provider is closed once its in-flight requests ended (bounded by the routing deadline);
+ * the returned promise settles then.
+ */
+function applyChannels(t: ReloadTarget, next: ChannelConfig[], made: Map<string, ChannelProvider>, report: ReloadReport): Promise<void> {
   const before = new Map(t.live.channels.map((c) => [c.name, c]));
   const after = new Map(next.map((c) => [c.name, c]));
   const retiring: Array<Promise<void>> = [];
@@ -185,7 +221,7 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], report: ReloadRep
   for (const [name, c] of after) {
     const old = before.get(name);
     if (old && JSON.stringify(old) === JSON.stringify(c)) continue;
-    const p = createProvider(c);
+    const p = made.get(name)!;
     const previous = t.providers.get(name);
     t.providers.set(name, p);
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.

@@ -1,0 +1,62 @@
+/**
+ * A reload whose file passes the schema but names a channel option its provider refuses (`options` is free-form
+ * in the schema; the provider checks its own: `responsesApi` must be a boolean) changes nothing, like any
+ * other invalid file: the refusal is CONFIG_INVALID with the problem under `details.problems`, and the
+ * channels the file removes or replaces keep serving. A real gateway process.
+ */
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { adminGet, chatBody, cleanupDirs, startProcess } from '../helpers/env.js';
+
+const ADMIN = 'optreload-admin-token-2b6d';
+let g: GatewayProcess & { configPath: string };
+
+const keep = { name: 'keep', provider: 'mock', models: ['keep-1'] };
+const gone = { name: 'gone', provider: 'mock', models: ['gone-1'] };
+const config = (channels: object[]) => ({
+  gateway: { id: 'gw_opt', port: 0, admin: { token: ADMIN } },
+  channels,
+  store: { kind: 'sqlite', path: './data/opt.db' },
+});
+
+beforeAll(async () => {
+  g = await startProcess(config([keep, gone]));
+}, 30_000);
+
+afterAll(async () => {
+  await g?.stop();
+  cleanupDirs();
+});
+
+const chat = (model: string) =>
+  fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody(model)) }).then(
+    (r) => r.status,
+  );
+
+describe('reload with an option the provider refuses', () => {
+  it('changes nothing and names the option', async () => {
+    const changed = { ...keep, models: ['keep-1', 'keep-2'] };
+    const bad = { name: 'fresh', provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', models: ['fresh-1'], options: { responsesApi: 'yes' } };
+    writeFileSync(g.configPath, JSON.stringify(config([changed, bad])));
+    const res = await fetch(`${g.url}/admin/config/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const body = (await res.json()) as { error: { code: string; message: string; details?: { problems: string[] } } };
+    expect(res.status).toBe(500);
+    expect(body.error.code).toBe('config_invalid');
+    expect(body.error.message).toMatch(/the running config is unchanged/);
+    expect(body.error.details?.problems).toEqual(['channels.1.options.responsesApi: channel fresh: options.responsesApi must be a boolean']);
+
+    // the running channels are the old ones: gone still serves, the change to keep was not applied
+    expect(await chat('gone-1')).toBe(200);
+    expect(await chat('keep-2')).toBe(404);
+    const { channels } = await adminGet<{ channels: Array<{ channel: string; models: string[] }> }>(g.url, '/admin/channels', ADMIN);
+    expect(channels.map((c) => [c.channel, c.models])).toEqual([
+      ['keep', ['keep-1']],
+      ['gone', ['gone-1']],
+    ]);
+  });
+});
