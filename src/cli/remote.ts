@@ -3,7 +3,7 @@
  * SWITCHYARD_ADMIN_TOKEN, then the config file (--config or the default lookup). Failures become one line.
  */
 import type { Command } from 'commander';
-import { loadConfig, ConfigError } from '../config/load.js';
+import { loadConfig, ConfigError, isLoopbackHost } from '../config/load.js';
 
 export interface RemoteFlags {
   url?: string;
@@ -42,7 +42,32 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
   }
   // a gateway is reached over HTTP(S): anything else is a mistake to name, not a gateway that is down
   if (!/^https?:\/\/[^/]/i.test(url)) throw new CliError("--url must be a gateway's http:// or https:// URL");
+  // `task …` warns once its client accepted the base (a base it refuses gets no token: task.ts)
+  if (token !== undefined && kind === 'admin') warnCleartext(url, kind);
   return { url: url.replace(/\/+$/, ''), token };
+}
+
+let warned = false;
+
+/**
+ * A token sent over plain http:// to a host that is not this machine crosses the network readable by anyone on
+ * the path: said once on stderr (the command still runs: a trusted LAN may be the operator's choice). The host
+ * is named, never the token.
+ */
+export function warnCleartext(url: string, kind: 'admin' | 'acp'): void {
+  let host: string;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:') return;
+    host = u.hostname;
+  } catch {
+    return;
+  }
+  if (warned || isLoopbackHost(host)) return;
+  warned = true;
+  process.stderr.write(
+    `switchyard: warning: sending the ${kind === 'admin' ? 'admin' : 'ACP'} token in clear text to ${host} (http://, not this machine); use https:// (gateway.tls) or reach the gateway through a tunnel\n`,
+  );
 }
 
 /** Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line. */

@@ -26,7 +26,7 @@ import {
   type SessionUpdate,
   type TaskResult,
 } from './acp-client/client.js';
-import { CliError, resolveRemote, type RemoteFlags } from './remote.js';
+import { CliError, resolveRemote, warnCleartext, type RemoteFlags } from './remote.js';
 import { table } from './table.js';
 
 export interface TaskFlags extends RemoteFlags {
@@ -52,12 +52,15 @@ const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 export function clientFor(o: TaskFlags): AcpClient {
   const explicit = o.url || process.env.SWITCHYARD_URL || undefined;
   const { url, token } = resolveRemote({ ...o, url: explicit }, 'acp');
+  let client: AcpClient;
   try {
-    return new AcpClient({ baseUrl: url, token, allowLocal: o.local === true || explicit === undefined, idPrefix: 'cli' });
+    client = new AcpClient({ baseUrl: url, token, allowLocal: o.local === true || explicit === undefined, idPrefix: 'cli' });
   } catch (err) {
     if (err instanceof AcpBaseUrlError) throw new CliError(err.message);
     throw err;
   }
+  if (token !== undefined) warnCleartext(url, 'acp');
+  return client;
 }
 
 /** Client errors as one CLI line (no stack). */
