@@ -2,7 +2,7 @@
  * The status page: GET /ui (page), /ui/app.js, /ui/app.css — static, no data, no auth, strict CSP — and
  * GET /ui/events, an SSE stream of /admin/overview snapshots (admin token, same rules as /admin), one every
  * `interval` ms (?interval=, 200–10000, default 1000). The stream ends when the gateway starts draining,
- * so it never holds a graceful stop.
+ * so it never holds a graceful stop, and when its token no longer passes (the admin token was changed by a reload).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -45,19 +45,30 @@ export function uiRoutes(d: OverviewDeps): RouteHandler {
     const q = new URL(req.url ?? '/', 'http://x').searchParams.get('interval');
     const interval = Math.min(10_000, Math.max(200, Number(q) || 1000));
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-    await streamSnapshots(d, res, interval);
+    await streamSnapshots(d, res, interval, () => {
+      try {
+        authorize(req, d.config);
+        return true;
+      } catch {
+        return false;
+      }
+    });
     return true;
   };
 }
 
-async function streamSnapshots(d: OverviewDeps, res: ServerResponse, interval: number): Promise<void> {
+/**
+ * `allowed` is asked before every snapshot: the admin token can change under a running stream (a reload), and
+ * a page signed in with the old one gets nothing more (the stream ends; its reconnect is refused).
+ */
+async function streamSnapshots(d: OverviewDeps, res: ServerResponse, interval: number, allowed: () => boolean): Promise<void> {
   let open = true;
   let wake: () => void = () => undefined;
   res.once('close', () => {
     open = false;
     wake();
   });
-  while (open && !d.obs.draining) {
+  while (open && !d.obs.draining && allowed()) {
     const snap = await buildOverview(d);
     if (!open) break;
     res.write(`data: ${JSON.stringify(snap)}\n\n`);
