@@ -14,6 +14,7 @@ import { clientRequestIdOf, invalidParams, optString, reqString } from './params
 import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
+import { UPDATE_LOG_READ_MAX } from './update-log.js';
 
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
@@ -327,7 +328,11 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       if (!runId && !sessionId) throw invalidParams('runId', 'runId or sessionId is required');
       const afterSeq = optSeq(p, 'afterSeq');
       if (afterSeq !== undefined && !sessionId) throw invalidParams('sessionId', 'afterSeq needs a sessionId');
-      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}), afterSeq });
+      // at most this many updates (a page the client, or a bridge frame, can take); default and most: the log's read size
+      const limit = optSeq(p, 'limit');
+      if (limit !== undefined && (limit < 1 || limit > UPDATE_LOG_READ_MAX))
+        throw invalidParams('limit', `limit must be an integer from 1 to ${UPDATE_LOG_READ_MAX}`);
+      const here = () => deps.runner.task({ ...(runId ? { runId } : {}), ...(sessionId ? { sessionId } : {}), afterSeq, limit });
       // a session that lives elsewhere is asked there (a runId alone names no session: answered here)
       if (sessionId) return atOwner('xworkmate.tasks.get', sessionId, p, ctx, opts, here);
       const snap = await here();

@@ -127,7 +127,9 @@ export function createSessionApi(deps: SessionApiDeps): SessionApi {
   return {
     async events(sessionId, afterSeq, limit, caller) {
       await exists(sessionId, caller);
-      const r = (await deps.dispatch({ method: 'xworkmate.tasks.get', params: { sessionId, afterSeq } }, { notify: () => undefined, caller })) as {
+      // the limit goes with the call, so a peer that runs the session answers one page (a bridge frame carries 16 MiB
+      // at most); a peer that does not read it answers up to 1000, cut here
+      const r = (await deps.dispatch({ method: 'xworkmate.tasks.get', params: { sessionId, afterSeq, limit } }, { notify: () => undefined, caller })) as {
         updates?: Array<Record<string, unknown>>;
         lastSeq?: number;
       };

@@ -333,9 +333,10 @@ export class TurnRunner {
 
   /**
    * xworkmate.tasks.get: by runId, else the latest turn of sessionId; memory first, then the store. With a
-   * sessionId also its `taskEvents` and `pendingPermissions`, and with `afterSeq` the `updates` after it (resume).
+   * sessionId also its `taskEvents` and `pendingPermissions`, and with `afterSeq` the `updates` after it (resume),
+   * at most `limit` of them.
    */
-  async task(q: TaskQuery & { afterSeq?: number | undefined }): Promise<Record<string, unknown>> {
+  async task(q: TaskQuery & { afterSeq?: number | undefined; limit?: number | undefined }): Promise<Record<string, unknown>> {
     const snap = await this.tasks.get(q);
     if (!q.sessionId) return snap;
     await this.taskEvents.settled(q.sessionId);
@@ -348,7 +349,7 @@ export class TurnRunner {
       pendingPermissions: await this.permissions.list(q.sessionId),
     };
     if (q.afterSeq !== undefined) {
-      const updates = await this.updates.read(q.sessionId, q.afterSeq);
+      const updates = await this.updates.read(q.sessionId, q.afterSeq, q.limit);
       out.updates = updates;
       const live = this.sessions.get(q.sessionId);
       const known = Math.max(Number(updates[updates.length - 1]?.seq ?? 0), live?.seq ?? 0, typeof rec?.metadata.seq === 'number' ? rec.metadata.seq : 0);

@@ -211,6 +211,20 @@ describe('resume after a disconnect (issue 12 item 7)', () => {
     expect((await http('xworkmate.tasks.get', { sessionId, afterSeq: all.at(-1).seq })).result.updates).toEqual([]);
   });
 
+  it('tasks.get pages the missed updates with limit: at most that many, lastSeq still the session’s highest', async () => {
+    const sessionId = 'resume-sse'; // the turn of the test above, ended
+    const all = (await http('xworkmate.tasks.get', { sessionId, afterSeq: 0 })).result;
+    const page = (await http('xworkmate.tasks.get', { sessionId, afterSeq: 2, limit: 3 })).result;
+    expect(page.updates.map((u: Json) => u.seq)).toEqual([3, 4, 5]);
+    expect(page.updates).toEqual(all.updates.slice(2, 5));
+    expect(page.lastSeq).toBe(all.lastSeq);
+    for (const limit of [0, 1001, 1.5, '3'])
+      expect((await http('xworkmate.tasks.get', { sessionId, afterSeq: 2, limit })).error).toMatchObject({
+        code: -32602,
+        data: { code: 'INVALID_PARAMS', field: 'limit' },
+      });
+  });
+
   it('a WebSocket opened with sessionId & afterSeq gets the missed updates, then the live ones, each once', async () => {
     const sessionId = 'resume-ws';
     const running = http('session.start', gwStart(sessionId));
