@@ -132,6 +132,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
   obs.metrics.warmPools = acp.warmPools;
+  obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.

@@ -326,6 +326,12 @@ export const configSchema = z.strictObject({
       turnLeaseMs: z.number().int().min(500).default(30_000),
       /** a permission prompt the app does not answer resolves as cancelled after this long */
       permissionTimeoutMs: z.number().int().min(100).default(600_000),
+      /** an SSE or WebSocket stream with more than this many bytes waiting for its client is cut (CLIENT_TOO_SLOW); the client resumes from the update log */
+      maxStreamBacklogBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(8 * 1024 * 1024),
       /** closed and moved-away sessions whose last update is older than this many days are deleted (at startup, then hourly); 0 keeps them */
       endedSessionRetentionDays: z.number().int().min(0).default(0),
       agents: z.array(agentSchema).default([]),

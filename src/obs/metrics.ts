@@ -31,6 +31,13 @@ export interface MetricsSources {
   startedAt: number;
 }
 
+/** What the agent-task streams hold for their clients now, and how many were cut for a slow client. */
+export interface AcpStreamStats {
+  total: number;
+  max: number;
+  cut: { sse: number; ws: number };
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly requests: HotCounter;
@@ -48,6 +55,8 @@ export class GatewayMetrics {
   waiting = 0;
   /** the ACP warm agent pools, read at scrape time (set by the composition root once the ACP core exists) */
   warmPools: () => readonly WarmPoolStatus[] = () => [];
+  /** the /acp/rpc SSE and /acp WebSocket streams (src/http/acp/streams.ts), read at scrape time; set likewise */
+  acpStreams: () => AcpStreamStats = () => ({ total: 0, max: 0, cut: { sse: 0, ws: 0 } });
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
@@ -299,6 +308,7 @@ export class GatewayMetrics {
       },
     });
     this.warmGauges(registers);
+    this.acpStreamSeries(registers);
     if (store) {
       new Gauge({
         name: 'switchyard_sessions',
@@ -312,6 +322,39 @@ export class GatewayMetrics {
         },
       });
     }
+  }
+
+  /** The agent-task streams' backlog (`acp.maxStreamBacklogBytes` bounds each one) and the streams cut. */
+  private acpStreamSeries(registers: Registry[]): void {
+    const stats = () => this.acpStreams();
+    new Gauge({
+      name: 'switchyard_acp_stream_backlog_bytes',
+      help: 'bytes written to /acp/rpc SSE and /acp WebSocket streams that their clients have not taken yet, over all streams',
+      registers,
+      collect() {
+        this.set(stats().total);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_acp_stream_backlog_max_bytes',
+      help: 'the largest backlog of one /acp/rpc SSE or /acp WebSocket stream',
+      registers,
+      collect() {
+        this.set(stats().max);
+      },
+    });
+    new Counter({
+      name: 'switchyard_acp_streams_cut_total',
+      help: 'agent-task streams ended with CLIENT_TOO_SLOW because their client read slower than the updates came, by transport',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        const { cut } = stats();
+        this.reset();
+        this.inc({ transport: 'sse' }, cut.sse);
+        this.inc({ transport: 'ws' }, cut.ws);
+      },
+    });
   }
 
   /** The warm agent pools (`acp.agents[].warm`): one label set per configured agent id, none without pools. */

@@ -32,6 +32,8 @@
 //   model                  replies "model: <the session's current model option value>"
 // Hostile turns (an agent the gateway must survive):
 //   bigout <n>             n agent_message_chunk updates of 1 MiB each, then end_turn (unless cancelled first)
+//   flood <n> <size>       n agent_message_chunk updates of <size> characters each (the i-th all one letter, a–z in
+//                          turn), as fast as stdout takes them, then end_turn: a long turn of many deltas
 //   deepperm <levels>      session/request_permission whose toolCall nests <levels> deep; replies with the outcome
 //   permflood <n>          n session/request_permission at once; replies "cancelled <k> of <n>" once all are answered
 //   stopreason <value>     replies "stopped" and ends the turn with stopReason <value>
@@ -210,6 +212,15 @@ async function turn(sessionId, text) {
         await sleep(1);
       }
       return s.cancelled ? { stopReason: 'cancelled' } : { stopReason: 'end_turn' };
+    }
+    case 'flood': {
+      const n = Number(rest[0] ?? 100);
+      const size = Number(rest[1] ?? 1024);
+      for (let i = 0; i < n; i++) {
+        say(sessionId, String.fromCharCode(97 + (i % 26)).repeat(size));
+        if (i % 16 === 15) await new Promise((r) => setImmediate(r));
+      }
+      return { stopReason: 'end_turn' };
     }
     case 'deepperm': {
       const n = Number(rest[0] ?? 5000);

@@ -8,6 +8,7 @@ import type { RouteHandler, UpgradeHandler } from '../server.js';
 import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './route.js';
 import { createAcpWs } from './ws.js';
 import { SESSIONS_PREFIX, sessionsRoute } from './sessions-route.js';
+import { AcpStreams } from './streams.js';
 
 export interface AcpDeps extends AcpCoreDeps {
   maxBodyBytes: number;
@@ -24,6 +25,8 @@ export interface Acp {
   reconfigure(): void;
   /** the warm agent pools, for the operator's views (overview, `switchyard status`) */
   warmPools: AcpCore['warmPools'];
+  /** the open SSE and WebSocket streams' backlog and the streams cut for a slow client, for /metrics */
+  streams: AcpStreams;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,11 @@ export function createAcp(deps: AcpDeps): Acp {
   const { dispatch, log } = core;
   const envKeepalive = Number(process.env.SWITCHYARD_ACP_KEEPALIVE_MS);
   const keepaliveMs = deps.keepaliveMs ?? (Number.isFinite(envKeepalive) && envKeepalive >= 10 ? envKeepalive : DEFAULT_KEEPALIVE_MS);
+  const streams = new AcpStreams();
+  // how long a stream cut for a slow client may wait for it to take its end (env override: for tests)
+  const envLinger = Number(process.env.SWITCHYARD_ACP_CUT_LINGER_MS);
+  const cutLingerMs = Number.isFinite(envLinger) && envLinger >= 10 ? envLinger : undefined;
+  const maxStreamBacklogBytes = acp.maxStreamBacklogBytes;
   const http = acpHttpRoute({
     tokens: acp.tokens,
     keys: deps.keys,
@@ -41,6 +49,9 @@ export function createAcp(deps: AcpDeps): Acp {
     dispatch,
     logger: log,
     keepaliveMs,
+    maxStreamBacklogBytes,
+    streams,
+    cutLingerMs,
   });
   const ws = createAcpWs({
     tokens: acp.tokens,
@@ -50,6 +61,8 @@ export function createAcp(deps: AcpDeps): Acp {
     dispatch,
     follow: (sessionId, afterSeq, push, caller) => core.follow(sessionId, afterSeq, push, caller),
     logger: log,
+    maxStreamBacklogBytes,
+    streams,
   });
 
   const sessions = sessionsRoute({
@@ -68,6 +81,7 @@ export function createAcp(deps: AcpDeps): Acp {
     drain: (graceMs) => core.drain(graceMs),
     reconfigure: () => core.reconfigure(),
     warmPools: () => core.warmPools(),
+    streams,
     async close() {
       await ws.close();
       await core.close();

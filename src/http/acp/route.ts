@@ -1,6 +1,7 @@
 /**
  * `POST /acp/rpc`: JSON-RPC over HTTP, replying with one JSON envelope, or (Accept: text/event-stream) an SSE
- * stream of notification envelopes, then the final envelope, then `data: [DONE]`. Also the CORS preflight,
+ * stream of notification envelopes, then the final envelope, then `data: [DONE]`; a client that reads too slowly
+ * gets a CLIENT_TOO_SLOW envelope instead and no `[DONE]` (streams.ts). Also the CORS preflight,
  * and the two paths that must never work: `/acp-server/*` (410) and `/gateway/openclaw` (not a route: 404).
  *
  * Order of checks: Origin (403) → OPTIONS preflight (204) → Bearer auth (401) → POST only (405) → body size
@@ -16,6 +17,7 @@ import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
+import { clientTooSlow, CUT_LINGER_MS, type AcpStreams } from './streams.js';
 
 export const DEFAULT_KEEPALIVE_MS = 20_000;
 
@@ -29,6 +31,12 @@ export interface AcpHttpOptions {
   logger: Logger;
   /** quiet SSE streams get `xworkmate.bridge.keepalive` this often */
   keepaliveMs?: number;
+  /** an SSE stream with more than this waiting for its client is cut (`acp.maxStreamBacklogBytes`, streams.ts) */
+  maxStreamBacklogBytes: number;
+  /** open streams' backlog and cuts, for /metrics */
+  streams?: AcpStreams | undefined;
+  /** a cut stream whose client has not taken its end after this long is destroyed; default CUT_LINGER_MS */
+  cutLingerMs?: number;
 }
 
 function sendEnvelope(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
@@ -56,6 +64,8 @@ function wantsSse(req: IncomingMessage): boolean {
 
 export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
   const keepaliveMs = o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+  const maxBacklog = o.maxStreamBacklogBytes;
+  const lingerMs = o.cutLingerMs ?? CUT_LINGER_MS;
 
   const fail = (res: ServerResponse, headers: Record<string, string>, id: RpcId | null, e: AcpRpcError) => {
     const h = { ...headers };
@@ -163,7 +173,8 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       return true;
     }
 
-    // SSE: the turn does not depend on this response; a client that goes away only stops the writes
+    // SSE: the turn does not depend on this response; a client that goes away only stops the writes, and one
+    // that reads too slowly gets its stream cut (streams.ts): the turn never waits for it
     res.socket?.setNoDelay(true);
     res.writeHead(200, {
       ...headers,
@@ -174,13 +185,49 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     });
     let open = true;
     let lastWrite = Date.now();
+    // the last update this stream carried: a cut stream tells its client where to resume
+    let lastSession: string | undefined;
+    let lastSeq = 0;
+    const last = () => (lastSession === undefined ? undefined : { sessionId: lastSession, lastSeq });
+    const untrack = o.streams?.track(() => res.writableLength);
     res.once('close', () => {
       open = false;
+      untrack?.();
     });
-    const write = (env: unknown) => {
-      if (!open || res.writableEnded) return;
+    const cut = () => {
+      open = false;
+      clearInterval(timer);
+      if (o.streams) o.streams.cut.sse++;
+      o.logger.info('acp stream cut: the client reads slower than its updates come', {
+        requestId,
+        waitingBytes: res.writableLength,
+        maxStreamBacklogBytes: maxBacklog,
+        ...last(),
+      });
+      // no [DONE]: the turn has not ended. Its end must reach the client within the linger, or the socket goes
+      res.end(`data: ${JSON.stringify(errorEnvelope(id, clientTooSlow(maxBacklog, last())))}\n\n`);
+      const linger = setTimeout(() => res.destroy(), lingerMs);
+      linger.unref();
+      const done = () => clearTimeout(linger);
+      res.once('finish', done);
+      res.once('close', done);
+    };
+    /** false when nothing was written (the stream is gone, or cut now) */
+    const write = (env: unknown): boolean => {
+      if (!open || res.writableEnded) return false;
+      if (res.writableLength > maxBacklog) {
+        cut();
+        return false;
+      }
       lastWrite = Date.now();
       res.write(`data: ${JSON.stringify(env)}\n\n`);
+      return true;
+    };
+    const notify = (method: string, params: Record<string, unknown>) => {
+      if (write(notificationEnvelope(method, params)) && typeof params.seq === 'number' && typeof params.sessionId === 'string') {
+        lastSession = params.sessionId;
+        lastSeq = params.seq;
+      }
     };
     const timer = setInterval(
       () => {
@@ -191,17 +238,13 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     timer.unref();
     let final: Record<string, unknown>;
     try {
-      final = resultEnvelope(
-        id,
-        await o.dispatch(rpc, { notify: (method, params) => write(notificationEnvelope(method, params)), trace: traceOf(res), caller }),
-      );
+      final = resultEnvelope(id, await o.dispatch(rpc, { notify, trace: traceOf(res), caller }));
     } catch (err) {
       final = errorEnvelope(id, err);
     } finally {
       clearInterval(timer);
     }
-    write(final);
-    if (open && !res.writableEnded) res.end('data: [DONE]\n\n');
+    if (write(final)) res.end('data: [DONE]\n\n');
     return true;
   };
 }

@@ -6,7 +6,8 @@
  *
  * Resume after a disconnect: `GET /acp?sessionId=<id>&afterSeq=<n>` pushes that session's `session.update`s with
  * seq > n from its update log, then its live ones as they happen, each once and in order, for as long as the
- * socket is open (`afterSeq` defaults to 0). A malformed resume parameter refuses the upgrade with 400.
+ * socket is open (`afterSeq` defaults to 0). A malformed resume parameter refuses the upgrade with 400. A socket
+ * whose client reads slower than its updates come is cut (streams.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -20,6 +21,7 @@ import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
+import { clientTooSlow, type AcpStreams } from './streams.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -34,6 +36,10 @@ export interface AcpWsOptions {
   logger: Logger;
   /** ping interval for idle sockets; default 20 s */
   pingIntervalMs?: number;
+  /** a socket with more than this waiting for its client is closed (`acp.maxStreamBacklogBytes`, streams.ts) */
+  maxStreamBacklogBytes: number;
+  /** open streams' backlog and cuts, for /metrics */
+  streams?: AcpStreams | undefined;
 }
 
 export interface AcpWs {
@@ -42,6 +48,9 @@ export interface AcpWs {
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden' };
+
+/** close code of a socket cut for reading too slowly (RFC 6455 1013 "Try Again Later": reconnect and resume) */
+export const CLOSE_CLIENT_TOO_SLOW = 1013;
 
 /** The resume parameters of the upgrade URL; undefined = none; an AcpRpcError = malformed. */
 function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number } | AcpRpcError | undefined {
@@ -68,6 +77,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
   // created at the first upgrade: ws is loaded then (src/util/lazy-ws.ts)
   let wss: WebSocketServer | undefined;
   const pingMs = o.pingIntervalMs ?? 20_000;
+  const maxBacklog = o.maxStreamBacklogBytes;
 
   const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined, caller: string | undefined) => {
     let alive = true;
@@ -78,10 +88,27 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       ws.ping();
     }, pingMs);
     ping.unref();
-    ws.on('close', () => clearInterval(ping));
+    const untrack = o.streams?.track(() => ws.bufferedAmount);
+    ws.on('close', () => {
+      clearInterval(ping);
+      untrack?.();
+    });
     ws.on('error', (err) => o.logger.debug('acp websocket error', { error: String(err) }));
+    // a client that reads slower than the updates of its requests come is cut, as an SSE stream is (streams.ts):
+    // one error envelope after what it was sent, then the close (ws ends a socket that does not answer it in 30 s)
     const send = (env: unknown) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(env));
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > maxBacklog) {
+        if (o.streams) o.streams.cut.ws++;
+        o.logger.info('acp websocket cut: the client reads slower than its updates come', {
+          waitingBytes: ws.bufferedAmount,
+          maxStreamBacklogBytes: maxBacklog,
+        });
+        ws.send(JSON.stringify(errorEnvelope(null, clientTooSlow(maxBacklog, undefined))));
+        ws.close(CLOSE_CLIENT_TOO_SLOW, 'client too slow: resume from the last seq received');
+        return;
+      }
+      ws.send(JSON.stringify(env));
     };
     if (resume && o.follow) {
       let stop: (() => void) | undefined;
