@@ -24,6 +24,7 @@ import { buildCatalog, type AvailabilitySource, type Availability } from './capa
 import { createDispatch, type Dispatch } from './methods.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
+import type { ReplayFlow } from './update-log.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
@@ -74,7 +75,7 @@ export interface AcpCore {
   /** the task-session REST surface (addendum §6) over the method table */
   sessions: SessionApi;
   /** resume: a session's updates after `afterSeq`, then its live ones, until the returned function is called */
-  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string): Promise<() => void>;
+  follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string, flow?: ReplayFlow): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
   /** config reload: rebuilds the runtime table from the (already replaced) `acp.agents` / `acp.gateways` */
@@ -279,7 +280,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   return {
     dispatch,
     sessions: createSessionApi({ dispatch, store: deps.store, assertReach: (sessionId, caller) => runner.assertReach(sessionId, caller) }),
-    follow: (sessionId, afterSeq, push, caller) => runner.follow(sessionId, afterSeq, push, caller),
+    follow: (sessionId, afterSeq, push, caller, flow) => runner.follow(sessionId, afterSeq, push, caller, flow),
     log,
     drain: (graceMs) => runner.drain(graceMs),
     reconfigure: build,

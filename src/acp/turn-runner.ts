@@ -37,7 +37,7 @@ import { holdUntilSettled } from '../util/per-key-queue.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
-import { UpdateLog } from './update-log.js';
+import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
@@ -282,9 +282,9 @@ export class TurnRunner {
    * Resume: the session's updates after `afterSeq` from the log, then its live ones (see UpdateLog.follow).
    * A key's caller may follow only the sessions it started (see `assertReach`).
    */
-  async follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string): Promise<() => void> {
+  async follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string, flow?: ReplayFlow): Promise<() => void> {
     await this.assertReach(sessionId, caller);
-    return this.updates.follow(sessionId, afterSeq, push);
+    return this.updates.follow(sessionId, afterSeq, push, flow);
   }
 
   /**

@@ -17,6 +17,17 @@ const FLUSH_MS = 25;
 
 type Follower = (params: Record<string, unknown>) => void;
 
+/** Paces a resume's replay to its client (see `UpdateLog.follow`). */
+export interface ReplayFlow {
+  /** a promise to await before the next update (the client holds too much), or undefined: go on */
+  wait(): Promise<void> | undefined;
+  /** true once the client is gone: the replay stops */
+  gone(): boolean;
+}
+
+/** live updates held while a resume replays the log; past it they are read from the log instead */
+const HOLD_MAX = UPDATE_LOG_READ_MAX;
+
 export class UpdateLog {
   private readonly pending = new Map<string, SessionEvent[]>();
   private readonly writing = new PerKeyQueue();
@@ -80,31 +91,61 @@ export class UpdateLog {
   /**
    * Resume: pushes the session's updates after `afterSeq` from the log, then its live ones, each exactly once
    * and in seq order. Returns the function that stops following.
+   *
+   * `flow` paces the replay to its client: after each update replayed, a promise from `flow.wait()` is awaited
+   * (the client holds too much), and `flow.gone()` ends the replay. Live updates that come meanwhile are held, at
+   * most HOLD_MAX of them: later ones are dropped from memory and read from the log once the held ones are out
+   * (they are in it: `push` logs an update before it reaches a follower), so a slow replay holds a page and
+   * HOLD_MAX updates at most, never the turn's whole output. (A reader that falls behind by more than the log
+   * keeps, UPDATE_LOG_KEEP, sees a gap in seq, as any resume does.)
    */
-  async follow(sessionId: string, afterSeq: number, push: Follower): Promise<() => void> {
+  async follow(sessionId: string, afterSeq: number, push: Follower, flow?: ReplayFlow): Promise<() => void> {
     let last = afterSeq;
     let replaying = true;
-    const held: Array<Record<string, unknown>> = [];
+    let held: Array<Record<string, unknown>> = [];
+    let dropped = false;
     const deliver = (p: Record<string, unknown>) => {
       const seq = typeof p.seq === 'number' ? p.seq : 0;
       if (seq <= last) return;
       last = seq;
       push(p);
     };
-    const live: Follower = (p) => (replaying ? held.push(p) : deliver(p));
+    const live: Follower = (p) => {
+      if (!replaying) deliver(p);
+      else if (held.length < HOLD_MAX) held.push(p);
+      else dropped = true;
+    };
     let set = this.followers.get(sessionId);
     if (!set) this.followers.set(sessionId, (set = new Set()));
     set.add(live);
-    for (;;) {
-      const page = await this.read(sessionId, last);
-      for (const p of page) deliver(p);
-      if (page.length < UPDATE_LOG_READ_MAX) break;
-    }
-    for (const p of held) deliver(p);
-    replaying = false;
-    return () => {
+    const stop = () => {
       set.delete(live);
       if (set.size === 0 && this.followers.get(sessionId) === set) this.followers.delete(sessionId);
     };
+    /** delivers `list` in order (held grows while it is delivered), paced by `flow`; false once the client left */
+    const replay = async (list: Array<Record<string, unknown>>): Promise<boolean> => {
+      for (let i = 0; i < list.length; i++) {
+        deliver(list[i]!);
+        const w = flow?.wait();
+        if (w) await w;
+        if (flow?.gone()) return false;
+      }
+      return true;
+    };
+    // each round: everything pushed before its read is in it (read flushes first); what comes after is held
+    for (;;) {
+      const page = await this.read(sessionId, last);
+      if (!(await replay(page))) break;
+      if (page.length < UPDATE_LOG_READ_MAX) {
+        if (!(await replay(held))) break;
+        if (!dropped) break;
+      }
+      // more in the log (held included), or held was full: what it dropped (newer than all it kept) is in the log
+      held = [];
+      dropped = false;
+    }
+    replaying = false;
+    held = [];
+    return stop;
   }
 }

@@ -6,8 +6,8 @@
  * response's buffer: a 30 MB turn held 30 MB for a client that read nothing (found by reading the code).
  *
  * Covered: SSE on /acp/rpc for a local agent turn, SSE for updates relayed from a bridge peer
- * (`bridge-rpc-event`), the /acp WebSocket, and a cut client that never reads again (its connection is let go
- * after the linger).
+ * (`bridge-rpc-event`), the /acp WebSocket (cut, then a resume whose replay goes out at the client's pace),
+ * and a cut client that never reads again (its connection is let go after the linger).
  */
 import { request, type IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -233,7 +233,7 @@ describe('a client that stops reading its agent-task stream', () => {
     expect(ended.backlogSeen).toBeLessThanOrEqual(BOUND + cut.largest);
   }, 120_000);
 
-  it('WebSocket: the socket is cut with CLIENT_TOO_SLOW and 1013; the rest is in the log', async () => {
+  it('WebSocket: the socket is cut with CLIENT_TOO_SLOW and 1013; a resume replays the rest at its reader’s pace, bounded', async () => {
     const base = b.url.replace(/^http/, 'ws');
     const headers = { authorization: `Bearer ${ACP}` };
     const before = (await scrape(b)).cutWs ?? 0;
@@ -264,14 +264,38 @@ describe('a client that stops reading its agent-task stream', () => {
     expect(held.backlogMax).toBeLessThanOrEqual(BOUND + largest);
     const lastSeq = updates.at(-1).seq as number;
 
-    const rest = await resume(b, 'slow-ws', lastSeq);
+    // resume from there with a reader that does not read yet: the replay stops at a quarter of the bound
+    const again = new WebSocket(`${base}/acp?sessionId=slow-ws&afterSeq=${lastSeq}`, { headers });
+    const got: Json[] = [];
+    again.on('message', (d) => got.push(JSON.parse(d.toString())));
+    await new Promise((r) => again.once('open', r));
+    again.pause();
+    const replaying = await waitFor(async () => {
+      const s = await scrape(b);
+      return (s.backlogMax ?? 0) >= BOUND / 4 ? s : undefined;
+    }, 'the replay to fill what it may');
+    expect(replaying.backlogMax).toBeLessThanOrEqual(BOUND + largest);
+    const done = new Promise<string>((resolve) => {
+      again.once('close', (code) => resolve(`closed ${code}`));
+      again.on('message', (d) => {
+        const m = JSON.parse(d.toString());
+        if (m.params?.type === 'status' && m.params.event === 'completed') resolve('the turn’s last update came');
+      });
+    });
+    again.resume();
+    expect(await done).toBe('the turn’s last update came');
+    const rest = got.filter((m) => m.method === 'session.update').map((m) => m.params);
+    expect(got.filter((m) => m.error)).toEqual([]);
     expectContiguous(
-      rest.updates.map((u) => u.seq),
+      rest.map((u) => u.seq),
       lastSeq + 1,
     );
-    expect(rest.updates.at(-1)).toMatchObject({ type: 'status', event: 'completed' });
-    expect(deltaText([...updates, ...rest.updates])).toBe(rest.output);
-    expect(rest.output).toHaveLength(N * SIZE);
+    const output = (await acpRpc(b.url, ACP, 'xworkmate.tasks.get', { sessionId: 'slow-ws' })).result.output;
+    expect(deltaText([...updates, ...rest])).toBe(output);
+    expect(output).toHaveLength(N * SIZE);
+    expect(again.readyState).toBe(WebSocket.OPEN); // not cut
+    expect((await scrape(b)).cutWs).toBe(before + 1);
+    again.close();
   }, 120_000);
 
   it('a cut client that never reads again is let go after the linger: the gateway holds nothing for it', async () => {

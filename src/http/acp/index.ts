@@ -59,7 +59,7 @@ export function createAcp(deps: AcpDeps): Acp {
     allowedOrigins: acp.allowedOrigins,
     maxPayloadBytes: deps.maxBodyBytes,
     dispatch,
-    follow: (sessionId, afterSeq, push, caller) => core.follow(sessionId, afterSeq, push, caller),
+    follow: (sessionId, afterSeq, push, caller, flow) => core.follow(sessionId, afterSeq, push, caller, flow),
     logger: log,
     maxStreamBacklogBytes,
     streams,

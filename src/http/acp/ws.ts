@@ -6,8 +6,8 @@
  *
  * Resume after a disconnect: `GET /acp?sessionId=<id>&afterSeq=<n>` pushes that session's `session.update`s with
  * seq > n from its update log, then its live ones as they happen, each once and in order, for as long as the
- * socket is open (`afterSeq` defaults to 0). A malformed resume parameter refuses the upgrade with 400. A socket
- * whose client reads slower than its updates come is cut (streams.ts).
+ * socket is open (`afterSeq` defaults to 0). A malformed resume parameter refuses the upgrade with 400. The replay
+ * goes at the reader's pace; a socket whose client reads slower than its updates come is cut (streams.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,6 +22,8 @@ import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
 import { clientTooSlow, type AcpStreams } from './streams.js';
+import { drainOrClose } from '../../util/drain.js';
+import type { ReplayFlow } from '../../acp/update-log.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -117,7 +119,15 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
         closed = true;
         stop?.();
       });
-      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params)), caller).then(
+      // the replay goes out at the client's pace (a log's worth of large updates would pass the bound at once):
+      // past a quarter of the bound it waits for the socket to drain; the live updates after it are bounded as any.
+      // `_socket`: ws's socket, an internal field of the pinned ws 8 (bridge/link.ts reaches for it too)
+      const socket = (ws as unknown as { _socket?: Duplex })._socket;
+      const flow: ReplayFlow = {
+        wait: () => (socket && socket.writableLength > maxBacklog / 4 && ws.readyState === ws.OPEN ? drainOrClose(socket) : undefined),
+        gone: () => ws.readyState !== ws.OPEN,
+      };
+      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params)), caller, flow).then(
         (s) => (closed ? s() : (stop = s)),
         (err: unknown) => {
           // a key resuming a session another caller started: told so, and the socket closes (policy violation)
