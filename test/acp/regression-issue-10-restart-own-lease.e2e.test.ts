@@ -38,6 +38,12 @@ async function killMidTurnThenMessage(store: Record<string, unknown>): Promise<v
   const long = 'please write a long answer with many many words so that the turn is still running when it is killed';
   void rpc(first, 'session.start', { sessionId, taskPrompt: long, requestedExecutionTarget: 'gateway', gatewayProviderId: 'slow' }).catch(() => undefined);
   await waitFor(async () => (await adminGet(first.url, `/admin/sessions/${sessionId}`)).session?.history?.[0]?.status === 'running', 'the turn is running');
+  // and its first updates are in the store: the update log writes in batches (every 25 ms), and a kill before a
+  // batch is written loses it, so the check below that the killed turn's updates survived needs one written first
+  await waitFor(
+    async () => ((await rpc(first, 'xworkmate.tasks.get', { sessionId, afterSeq: 0 })).result?.updates as unknown[] | undefined)?.length,
+    "the running turn's first updates in the update log",
+  );
   first.kill('SIGKILL');
   await waitFor(() => first.proc.exitCode !== null || first.proc.signalCode !== null, 'the first process is gone');
 

@@ -8,9 +8,9 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { channelOf, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, waitFor } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { admin, ask, chat } from './helpers.js';
+import { admin, ask, chat, startPeerPair } from './helpers.js';
 
 const BRIDGE = 'peer-estimate-bridge-token-2718';
 /** what B lets A use per minute: far more than the first forwards are charged, far less than the last */
@@ -23,28 +23,7 @@ let b: GatewayProcess;
 beforeAll(async () => {
   upA = await startOpenAiUpstream({ reply: 'from A' });
   upB = await startOpenAiUpstream({ reply: 'from B' });
-  b = await startProcess({
-    gateway: {
-      id: 'gw_b',
-      usage: { flushIntervalMs: 50 },
-      bridge: {
-        enabled: true,
-        loadBalance: true,
-        allowedTokens: [BRIDGE],
-        shareChannels: ['oa-b'],
-        peerLimits: { peers: { gw_a: { tokensPerMin: TOKENS_PER_MIN } } },
-      },
-    },
-    channels: [channelOf(upB, 'oa-b', ['m'], { pricing: { input: 1, output: 2 } })],
-  });
-  a = await startProcess({
-    gateway: { id: 'gw_a', usage: { flushIntervalMs: 50 }, bridges: [{ name: 'b', url: wsUrl(b.url), token: BRIDGE }] },
-    channels: [channelOf(upA, 'oa-a', ['m'], { priority: 1 })],
-  });
-  await waitFor(
-    async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')),
-    "A sees B's shared channel",
-  );
+  ({ a, b } = await startPeerPair({ token: BRIDGE, upA, upB, peerLimits: { peers: { gw_a: { tokensPerMin: TOKENS_PER_MIN } } } }));
 });
 
 afterAll(async () => {

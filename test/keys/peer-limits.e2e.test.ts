@@ -8,9 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { channelOf, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { cleanupDirs, waitFor } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { admin, ask, chat } from './helpers.js';
+import { admin, ask, chat, startPeerPair } from './helpers.js';
 
 const BRIDGE = 'peer-limit-bridge-token-1414';
 let upA: OpenAiFake;
@@ -21,28 +21,7 @@ let b: GatewayProcess;
 beforeAll(async () => {
   upA = await startOpenAiUpstream({ reply: 'from A', usage: { input: 30, output: 3 } });
   upB = await startOpenAiUpstream({ reply: 'from B', usage: { input: 10, output: 5 } });
-  b = await startProcess({
-    gateway: {
-      id: 'gw_b',
-      usage: { flushIntervalMs: 50 },
-      bridge: {
-        enabled: true,
-        loadBalance: true,
-        allowedTokens: [BRIDGE],
-        shareChannels: ['oa-b'],
-        peerLimits: { concurrent: 50, peers: { gw_a: { requestsPerMin: 2 } } },
-      },
-    },
-    channels: [channelOf(upB, 'oa-b', ['m'], { pricing: { input: 1, output: 2 } })],
-  });
-  a = await startProcess({
-    gateway: { id: 'gw_a', usage: { flushIntervalMs: 50 }, bridges: [{ name: 'b', url: wsUrl(b.url), token: BRIDGE }] },
-    channels: [channelOf(upA, 'oa-a', ['m'], { priority: 1 })],
-  });
-  await waitFor(
-    async () => (await admin(a.url, 'GET', '/admin/bridges/channels')).json.peers.some((p: any) => JSON.stringify(p).includes('oa-b')),
-    "A sees B's shared channel",
-  );
+  ({ a, b } = await startPeerPair({ token: BRIDGE, upA, upB, peerLimits: { concurrent: 50, peers: { gw_a: { requestsPerMin: 2 } } } }));
 });
 
 afterAll(async () => {
