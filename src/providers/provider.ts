@@ -28,8 +28,14 @@ export type ProviderCapabilities = ChannelCapabilities;
 export interface StreamChunk {
   /** one serialised chat.completion.chunk */
   data: string;
-  /** set on the usage chunk (choices: []) */
+  /** the upstream's count: set on the usage chunk (choices: []), and on a content chunk that carries one (`inline`) */
   usage?: Usage;
+  /**
+   * `usage` rides on a chunk that has choices (some servers count on their last content chunk instead of a
+   * `choices: []` chunk of its own; vLLM's continuous usage stats on every chunk): the chunk is content and is
+   * relayed as such, its usage is still the stream's count. Absent on the usage chunk, which an edge may leave out.
+   */
+  inline?: true;
   /**
    * Native pass-through only (src/wire/native.ts): the upstream's SSE event verbatim (`event: …\ndata: …\n\n`),
    * for the edge of the same API to relay. `data` is then '' unless the event has a chat-form meaning.

@@ -40,6 +40,11 @@ export interface OpenAiScenario extends Scenario {
    * (no usage chunk, no `"usage": null`), a non-streaming answer has no `usage`
    */
   noUsage?: boolean;
+  /**
+   * stream: the count rides on the finish chunk (its `choices` hold the finish_reason) instead of a `choices: []`
+   * chunk of its own, as some llama.cpp builds send it; with `stream_options.include_usage` only
+   */
+  usageOnFinish?: boolean;
   /** stream: the `error` object of the `inbandError` chunk; default a `server_error` */
   inbandErrorBody?: Record<string, unknown>;
   /** stream: the `inbandError` chunk is the first data, before the role chunk */
@@ -404,8 +409,12 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       if (!(await delta(toolOnly ? { role: 'assistant', content: null, ...open, refusal: null } : open))) return;
       for (const f of fragments(tool.arguments)) if (!(await delta({ tool_calls: [{ index: 0, function: { arguments: f } }] }))) return;
     }
-    if (!(await data(chunk({}, finish)))) return;
-    if (withUsage && !(await data(JSON.stringify({ ...head, choices: [], usage })))) return;
+    if (withUsage && s.usageOnFinish) {
+      if (!(await data(JSON.stringify({ ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }], usage })))) return;
+    } else {
+      if (!(await data(chunk({}, finish)))) return;
+      if (withUsage && !(await data(JSON.stringify({ ...head, choices: [], usage })))) return;
+    }
     res.end(`data: [DONE]${eol}${eol}`);
   }
 

@@ -276,6 +276,26 @@ describe('keys on /v1', () => {
     expectOpenAiError(await chat(gw.url, k.secret, ask('gpt-4o-mini')), 429, 'budget_exceeded');
   });
 
+  it('a stream whose upstream counts on its finish chunk is charged that count, not an estimate; a client that did not ask still gets the chunk', async () => {
+    const k = await createKey(gw.url, { name: 'inline-count', budget: { period: 'day', tokens: 1_000 } });
+    up.enqueue({ reply: 'counted on the last chunk', usage: { input: 420, output: 17 }, usageOnFinish: true });
+    // the client does not ask for usage (no stream_options): the gateway asks the upstream for it anyway
+    const stream = await sdkWith(k.secret).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    const finishes: Array<string | null | undefined> = [];
+    for await (const c of stream) {
+      text += c.choices[0]?.delta?.content ?? '';
+      if (c.choices[0]?.finish_reason) finishes.push(c.choices[0].finish_reason);
+    }
+    expect(text).toBe('counted on the last chunk');
+    expect(finishes).toEqual(['stop']); // the finish chunk carried the count and was relayed as content
+    expect(up.lastRequest()?.stream_options).toEqual({ include_usage: true });
+    expect((await admin(gw.url, 'GET', '/admin/keys/inline-count')).json.key.spent.tokens).toBe(437);
+    await gw.keys.recorder.flush();
+    const u = await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`);
+    expect(u.json.total).toMatchObject({ requests: 1, inputTokens: 420, outputTokens: 17 });
+  });
+
   it('a non-streaming answer without usage is charged an estimate of its text: tokens per minute count it, usage shows it', async () => {
     const reply = 'an answer the upstream did not count '.repeat(6).trim(); // 221 characters: 56 tokens by the estimate
     const k = await createKey(gw.url, { name: 'uncounted-reply', limits: { tokensPerMin: 50 } });

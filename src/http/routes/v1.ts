@@ -50,7 +50,8 @@ export async function handleChat(ctx: V1Context, req: IncomingMessage, res: Serv
       () => startSse(res, headers),
       (chunk) => {
         if (clientWantsUsage) return sseEvent(chunk.data);
-        if (chunk.usage) return '';
+        // the usage chunk is left out; a content chunk that also counts (`inline`) is content
+        if (chunk.usage && chunk.inline === undefined) return '';
         return sseEvent(chunk.data.endsWith(USAGE_NULL) ? chunk.data.slice(0, -USAGE_NULL.length) + '}' : chunk.data);
       },
     );

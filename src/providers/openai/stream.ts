@@ -104,10 +104,12 @@ function statusNamed(v: unknown): [string | number, number] | undefined {
 }
 
 /**
- * A chunk already validated by `scan` as the StreamChunk it stands for: the usage chunk (`choices: []` and a
- * `usage` object) carries its usage, read from its own slice. The one rule for the upstream relay above and for
- * a chunk a bridge peer relayed (src/bridge/forwarding.ts).
+ * A chunk already validated by `scan` as the StreamChunk it stands for: a chunk with a `usage` object carries its
+ * usage, read from its own slice: the usage chunk (`choices: []`), or a content chunk that counts too (`inline`).
+ * The one rule for the upstream relay above and for a chunk a bridge peer relayed (src/bridge/forwarding.ts).
  */
 export function scannedChunk(data: string, scan: JsonScan): StreamChunk {
-  return scan.choicesArray && scan.choicesEmpty && scan.usage === 'object' ? { data, usage: scan.usageOf(data) as Usage } : { data };
+  if (scan.usage !== 'object' || !scan.choicesArray) return { data };
+  const usage = scan.usageOf(data) as Usage;
+  return scan.choicesEmpty ? { data, usage } : { data, usage, inline: true };
 }
