@@ -4,14 +4,12 @@
  * instead of leaving it to its timeout; the peer is told why (bridge-error) and to stop serving it
  * (bridge-cancel). Well-formed chunks a peer relays reach the client as the peer sent them.
  */
-import http from 'node:http';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { STREAM_HOLD_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
-import { call, cleanupDirs, sseData, startGw, waitFor, waitForBridgeOpen, within } from '../helpers/env.js';
+import { call, cleanupDirs, readAll, slowClient, sseData, startGw, waitFor, waitForBridgeOpen, within } from '../helpers/env.js';
 
 const ADMIN = 'malformed-admin-token-16180';
 
@@ -218,26 +216,12 @@ describe('a peer that streams faster than its client reads', () => {
     const warnings: string[] = [];
     const onWarning = (w: Error) => void (w.name === 'MaxListenersExceededWarning' && warnings.push(w.message));
     process.on('warning', onWarning);
-    const port = new URL(a.url).port;
-    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } },
-        resolve,
-      );
-      req.on('error', reject);
-      req.end(JSON.stringify({ model: 'mal-model', stream: true, messages: [{ role: 'user', content: 'flood' }] }));
-    });
-    expect(res.statusCode).toBe(200);
-    res.pause(); // the client stops reading: its socket buffers fill, then the gateway's queue for the stream
+    // the client stops reading: its socket buffers fill, then the gateway's queue for the stream
+    const res = await slowClient(a.url, 'mal-model', 'flood');
     await waitFor(() => about(forwardFor('flood')).includes('bridge-cancel'), 'bridge-cancel for the flood', 20_000, 50);
     // a 1.0 peer (this one's hello-ok) cannot be paused: it is never sent bridge-stream-pause
     expect(about(forwardFor('flood'))).not.toContain('bridge-stream-pause');
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (d: string) => (body += d));
-    res.resume();
-    await once(res, 'end');
-    const events = sseData(body);
+    const events = await readAll(res);
     expect(events).not.toContain('[DONE]');
     expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { code: 'client_too_slow' } });
     // what was held went out first: at least the cap, never the whole 48 Mi

@@ -7,44 +7,29 @@
  * peer (what is sent, and when), then between two real gateway processes, with the serving side's upstream (a
  * fake OpenAI server) held too.
  */
-import http from 'node:http';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { adminGet, channelOf, cleanupDirs, sseData, startGw, startProcess, waitFor, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import {
+  adminGet,
+  channelOf,
+  cleanupDirs,
+  readAll,
+  slowClient,
+  startGw,
+  startProcess,
+  waitFor,
+  waitForBridgeOpen,
+  wsUrl,
+  type GatewayProcess,
+} from '../helpers/env.js';
 
 const ADMIN = 'stream-pause-admin-token-31415';
 const TOKEN = 'stream-pause-bridge-token-92653';
 const PIECE = 64 * 1024;
-
-/** Opens a streaming chat request on `baseUrl` and stops reading its answer at once (a slow client). */
-async function slowClient(baseUrl: string, model: string): Promise<http.IncomingMessage> {
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: new URL(baseUrl).port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } },
-      resolve,
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'paced' }] }));
-  });
-  expect(res.statusCode).toBe(200);
-  res.pause();
-  return res;
-}
-
-/** Reads the rest of a paused answer: its SSE data lines. */
-async function readAll(res: http.IncomingMessage): Promise<string[]> {
-  let body = '';
-  res.setEncoding('utf8');
-  res.on('data', (d: string) => (body += d));
-  res.resume();
-  await once(res, 'end');
-  return sseData(body);
-}
 
 const contentLength = (events: string[]) =>
   events
@@ -124,7 +109,7 @@ describe('against a raw 1.1 peer', () => {
   });
 
   it('a slow client pauses the peer past STREAM_PAUSE_CHARS, resumes it as it reads, and gets a stream three times STREAM_HOLD_CHARS whole', async () => {
-    const res = await slowClient(a.url, 'paced-model');
+    const res = await slowClient(a.url, 'paced-model', 'paced');
     await waitFor(() => sentAtPause.length > 0, 'bridge-stream-pause', 20_000);
     // paused once the stream held more than STREAM_PAUSE_CHARS for the client, long before it would be abandoned
     expect(sentAtPause[0]).toBeGreaterThan(STREAM_PAUSE_CHARS);
@@ -174,7 +159,7 @@ describe('between two gateway processes', () => {
 
   it('the link speaks 1.1; a slow client on A holds the stream on B (and B its upstream) and reads it whole', async () => {
     expect((await bRow())?.protocol).toBe('1.1');
-    const res = await slowClient(a.url, 'big-1');
+    const res = await slowClient(a.url, 'big-1', 'paced');
     await waitFor(async () => (await bRow())?.pausedStreams === 1, "B holding the stream for A's slow client", 30_000);
     expect(await pausesSent(a.url, 'b')).toBeGreaterThanOrEqual(1);
     const events = await readAll(res);

@@ -3,6 +3,8 @@
  * and for the /v1 end-to-end tests the official openai SDK pointed at a gateway plus raw HTTP/SSE reads for
  * what the SDK hides (headers, the exact event sequence).
  */
+import http from 'node:http';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -250,6 +252,34 @@ export async function call(
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * A slow client: opens a streaming chat request for `model` (prompt `content`) on `baseUrl` and stops reading
+ * its answer at once (its socket buffers fill, then the gateway's queue for the stream). `readAll` reads the rest.
+ */
+export async function slowClient(baseUrl: string, model: string, content: string): Promise<http.IncomingMessage> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: new URL(baseUrl).port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json' } },
+      resolve,
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ model, stream: true, messages: [{ role: 'user', content }] }));
+  });
+  expect(res.statusCode).toBe(200);
+  res.pause();
+  return res;
+}
+
+/** Reads the rest of a paused answer (`slowClient`): its SSE data lines. */
+export async function readAll(res: http.IncomingMessage): Promise<string[]> {
+  let body = '';
+  res.setEncoding('utf8');
+  res.on('data', (d: string) => (body += d));
+  res.resume();
+  await once(res, 'end');
+  return sseData(body);
 }
 
 /** The `data:` payloads of an SSE body, in order. */
