@@ -200,9 +200,9 @@ function prepareChannels(t: ReloadTarget, next: ChannelConfig[]): Map<string, Ch
 }
 
 /**
- * Adds, replaces and removes local channels (`made`: the new providers, from prepareChannels). A removed or
- * replaced channel's provider is closed once its in-flight requests ended (bounded by the routing deadline);
- * the returned promise settles then.
+ * Adds, replaces and removes local channels (`made`: the added and changed channels' new providers, from
+ * prepareChannels, which alone compares old and new). A removed or replaced channel's provider is closed once
+ * its in-flight requests ended (bounded by the routing deadline); the returned promise settles then.
  */
 function applyChannels(t: ReloadTarget, next: ChannelConfig[], made: Map<string, ChannelProvider>, report: ReloadReport): Promise<void> {
   const before = new Map(t.live.channels.map((c) => [c.name, c]));
@@ -218,15 +218,14 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], made: Map<string,
     t.providers.delete(name);
     report.applied.push(`channel ${name} removed`);
   }
-  for (const [name, c] of after) {
+  // `made` holds exactly the channels the file adds or changes (prepareChannels compared them), in its order
+  for (const [name, p] of made) {
     const old = before.get(name);
-    if (old && JSON.stringify(old) === JSON.stringify(c)) continue;
-    const p = made.get(name)!;
     const previous = t.providers.get(name);
     t.providers.set(name, p);
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.
     if (old) t.router.health.forget(`local/${name}`);
-    t.router.add(localCandidate(c, p));
+    t.router.add(localCandidate(after.get(name)!, p));
     retire(previous);
     report.applied.push(`channel ${name} ${old ? 'changed' : 'added'}`);
   }
