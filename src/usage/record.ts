@@ -91,8 +91,7 @@ export function estimateTokens(size: number): number {
  * one per chunk). docs/keys.md.
  */
 export function estimatedUsage(req: ChatRequest, chunks: number): Usage {
-  const input = estimateTokens(JSON.stringify(req).length);
-  return { prompt_tokens: input, completion_tokens: chunks, total_tokens: input + chunks };
+  return withInputEstimate(req, chunks);
 }
 
 /**
@@ -102,8 +101,12 @@ export function estimatedUsage(req: ChatRequest, chunks: number): Usage {
  * completion.
  */
 export function estimatedReplyUsage(req: ChatRequest, answer: ChatCompletion): Usage {
+  return withInputEstimate(req, estimateTokens(answerChars(answer)));
+}
+
+/** `output` tokens, and the request's size as input (the estimate both kinds of answer share) */
+function withInputEstimate(req: ChatRequest, output: number): Usage {
   const input = estimateTokens(JSON.stringify(req).length);
-  const output = estimateTokens(answerChars(answer));
   return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
 }
 
