@@ -43,9 +43,15 @@ export function taskEventFields(
   };
 }
 
-/** Keeps each session's last task events in its record; writes of one session are ordered. */
+/**
+ * Keeps each session's last task events in its record; writes of one session are ordered. The events of one
+ * moment go in one write, made once that moment's work is done (`setImmediate`): a turn raises `selected` and
+ * `started` just before its prompt goes to the agent, and their record write is then not on the way there.
+ */
 export class TaskEventStore {
   private readonly chains = new PerKeyQueue();
+  /** events waiting for their session's next write */
+  private readonly pending = new Map<string, Array<Record<string, unknown>>>();
 
   constructor(
     private readonly store: SessionStore,
@@ -53,19 +59,34 @@ export class TaskEventStore {
   ) {}
 
   record(sessionId: string, params: Record<string, unknown>): void {
-    void this.chains.run(sessionId, () =>
-      mutateSession(this.store, sessionId, (s) => {
+    const waiting = this.pending.get(sessionId);
+    if (waiting) {
+      waiting.push(params);
+      return;
+    }
+    const batch = [params];
+    this.pending.set(sessionId, batch);
+    void this.chains.run(sessionId, async () => {
+      await new Promise<void>((r) => setImmediate(r));
+      // events recorded from here on start the next write
+      if (this.pending.get(sessionId) === batch) this.pending.delete(sessionId);
+      await mutateSession(this.store, sessionId, (s) => {
         const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
-        return { ...s, metadata: { ...s.metadata, taskEvents: [...list, params].slice(-TASK_EVENTS_KEEP) } };
+        return { ...s, metadata: { ...s.metadata, taskEvents: [...list, ...batch].slice(-TASK_EVENTS_KEEP) } };
       }).then(
         () => undefined,
-        (err: unknown) => this.log.warn('task event could not be stored', { sessionId, error: String(err) }),
-      ),
-    );
+        (err: unknown) => this.log.warn('task events could not be stored', { sessionId, error: String(err) }),
+      );
+    });
   }
 
   /** Resolves once every event recorded so far for the session is in the store. */
   settled(sessionId: string): Promise<void> {
     return this.chains.idle(sessionId);
+  }
+
+  /** Resolves once every event recorded so far is in the store (shutdown). */
+  async settledAll(): Promise<void> {
+    await Promise.all([...this.chains.keys()].map((id) => this.chains.idle(id)));
   }
 }

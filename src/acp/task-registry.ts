@@ -71,8 +71,9 @@ export class TaskRegistry {
   add(t: Task): void {
     this.tasks.set(t.runId, t);
     this.latestRun.set(t.sessionId, t.runId);
-    // best effort: a run the index missed is still found with its sessionId
-    this.store.putExpiring(runKey(t.runId), t.sessionId, RUN_INDEX_TTL_MS).catch(() => undefined);
+    // best effort: a run the index missed is still found with its sessionId. Written once the moment's work is
+    // done: the turn's prompt goes to its agent first (this process finds its runs in memory anyway)
+    setImmediate(() => void this.store.putExpiring(runKey(t.runId), t.sessionId, RUN_INDEX_TTL_MS).catch(() => undefined));
     if (this.tasks.size <= this.max) return;
     for (const [k, v] of this.tasks) {
       if (this.tasks.size <= this.max) break;

@@ -373,7 +373,7 @@ export class TurnRunner {
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
-    await this.updates.flushAll();
+    await Promise.all([this.updates.flushAll(), this.taskEvents.settledAll()]);
   }
 
   // ---- internals ----
