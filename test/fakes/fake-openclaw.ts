@@ -15,6 +15,9 @@
  *   … `final` | `error`; `chat.abort` → `aborted` event.
  * Scriptable: per-send scripts (chunks, slow stream, replace, error, hang, drop mid-run), stop ticking, drop
  * connections, refuse chat.send by dropping before the ack, UNAVAILABLE at connect with retryAfterMs.
+ * Misbehaving on purpose (for the fault tests): a handshake without a challenge or without an answer, a connect
+ * refused with any error shape, a hello-ok naming another protocol, requests answered with raw frames of the
+ * test's choosing (`answer`), and raw text or binary frames sent to every authenticated connection (`sendRaw`).
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -148,6 +151,17 @@ export class FakeOpenClaw {
   readonly unanswered = new Set<string>();
   /** delay before chat.send is acknowledged (and its run starts) */
   ackDelayMs = 0;
+  /** `silent`: no connect.challenge; `no-answer`: a challenge, then `connect` is never answered */
+  handshake: 'normal' | 'silent' | 'no-answer' = 'normal';
+  /** refuse every connect with this error shape (and close 1008) */
+  connectError: Record<string, unknown> | undefined;
+  /** the protocol hello-ok names, whatever the client asked for (default: `protocol`) */
+  helloProtocol: number | undefined;
+  /**
+   * Answers a request (after connect) with these raw frames instead of the normal handling: a string goes out
+   * as is, anything else JSON-encoded. Undefined: handled normally.
+   */
+  answer: ((req: { id: string; method: string; params: any }) => unknown[] | undefined) | undefined;
 
   /** every connect attempt's params, in order */
   readonly connects: any[] = [];
@@ -198,6 +212,16 @@ export class FakeOpenClaw {
     return this;
   }
 
+  /** Sends one raw frame (text, or binary when `binary`) to every authenticated connection. */
+  sendRaw(data: string | Buffer, binary = false): void {
+    for (const c of this.conns) if (c.authed && c.ws.readyState === c.ws.OPEN) c.ws.send(data, { binary });
+  }
+
+  /** The runId the server gave the run of this idempotency key (once chat.send was taken). */
+  runIdOf(idempotencyKey: string): string | undefined {
+    return this.byIdem.get(idempotencyKey);
+  }
+
   /** Closes every client connection (as a crashed or restarted gateway would). */
   dropAll(code = 1012, reason = 'service restart'): void {
     for (const c of this.conns) c.ws.close(code, reason);
@@ -232,7 +256,7 @@ export class FakeOpenClaw {
     this.conns.add(c);
     const nonce = randomUUID();
     this.nonces.push(nonce);
-    this.event(c, 'connect.challenge', { nonce, ts: Date.now() });
+    if (this.handshake !== 'silent') this.event(c, 'connect.challenge', { nonce, ts: Date.now() });
     ws.on('message', (data, isBinary) => {
       const raw = data.toString();
       if (!c.authed && (isBinary || Buffer.byteLength(raw) > PRE_AUTH_MAX)) {
@@ -269,6 +293,8 @@ export class FakeOpenClaw {
     }
     const p = f.params;
     this.connects.push(p);
+    if (this.handshake !== 'normal') return;
+    if (this.connectError) return this.refuse(c, id, this.connectError);
     const invalid = (message: string) => this.refuse(c, id, { code: 'INVALID_REQUEST', message });
     if (typeof p !== 'object' || p === null) return invalid('connect params required');
     const extra = unknownKeys(p, CONNECT_KEYS);
@@ -306,7 +332,7 @@ export class FakeOpenClaw {
     c.authed = true;
     this.res(c, id, true, {
       type: 'hello-ok',
-      protocol: this.protocol,
+      protocol: this.helloProtocol ?? this.protocol,
       server: { version: '2026.0.0-fake', connId: c.id },
       features: { methods: ['chat.send', 'chat.abort', 'chat.history', 'health'], events: ['chat', 'agent', 'tick', 'shutdown'] },
       snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 1, authMode: 'token' },
@@ -322,6 +348,11 @@ export class FakeOpenClaw {
     if (f?.type !== 'req' || !nonEmpty(f.id) || !nonEmpty(f.method)) return; // unknown frame types (e.g. cancel) are ignored
     this.requests.push({ connId: c.id, method: f.method, params: f.params });
     if (this.unanswered.has(f.method)) return;
+    const frames = this.answer?.({ id: f.id, method: f.method, params: f.params });
+    if (frames) {
+      for (const fr of frames) if (c.ws.readyState === c.ws.OPEN) c.ws.send(typeof fr === 'string' ? fr : JSON.stringify(fr));
+      return;
+    }
     const p = f.params ?? {};
     const invalid = (message: string) => this.res(c, f.id, false, { code: 'INVALID_REQUEST', message });
     const forbidden = (scope: string) =>
@@ -372,7 +403,7 @@ export class FakeOpenClaw {
   }
 
   /** chat events go to every authenticated connection that has operator.read (OpenClaw broadcasts them) */
-  private broadcast(payload: Record<string, unknown>): void {
+  broadcast(payload: Record<string, unknown>): void {
     for (const c of this.conns) if (c.authed && c.scopes.includes('operator.read')) this.event(c, 'chat', payload);
   }
 

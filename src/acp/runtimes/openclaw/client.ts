@@ -59,8 +59,11 @@ export interface OpenClawClientOptions {
   log?: Logger;
 }
 
+const closedError = (): GatewayError => new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
@@ -85,6 +88,8 @@ export class OpenClawClient implements ConnectionOwner {
   private authFailure: { error: GatewayError; until: number } | undefined;
   private readonly runs = new Map<string, Run>();
   private closed = false;
+  /** aborted by close(): ends a connect under way (its handshake and its waits) at once */
+  private readonly closing = new AbortController();
   /** sockets opened so far (handshake attempts included); for diagnostics and tests */
   connectAttempts = 0;
 
@@ -251,7 +256,8 @@ export class OpenClawClient implements ConnectionOwner {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
+    this.closing.abort();
+    const err = closedError();
     for (const r of this.runs.values()) r.fail(err);
     this.conn?.kill(err, 1000, 'client closing');
     this.conn = undefined;
@@ -288,7 +294,7 @@ export class OpenClawClient implements ConnectionOwner {
   }
 
   private async ensureConnected(signal?: AbortSignal): Promise<Connection> {
-    if (this.closed) throw new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
+    if (this.closed) throw closedError();
     if (this.conn?.alive) return this.conn;
     if (this.authFailure) {
       if (Date.now() < this.authFailure.until) throw this.authFailure.error;
@@ -321,16 +327,18 @@ export class OpenClawClient implements ConnectionOwner {
   }
 
   private async connectLoop(initialWait: number): Promise<Connection> {
-    if (initialWait > 0) await sleep(initialWait);
+    const closing = this.closing.signal;
+    if (initialWait > 0) await sleep(initialWait, closing);
     const deadline = Date.now() + this.o.connectBudgetMs;
+    let unavailable = 0;
     for (;;) {
-      if (this.closed) throw new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
+      if (this.closed) throw closedError();
       try {
         this.connectAttempts++;
-        const conn = await openConnection(this.o, this);
+        const conn = await openConnection(this.o, this, closing, closedError);
         if (this.closed) {
-          conn.kill(new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed'), 1000, 'client closing');
-          throw new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
+          conn.kill(closedError(), 1000, 'client closing');
+          throw closedError();
         }
         this.failures = 0;
         this.nextAttemptAt = 0;
@@ -339,6 +347,7 @@ export class OpenClawClient implements ConnectionOwner {
         this.log.info('openclaw connected', { protocol: conn.protocol, tickIntervalMs: conn.hello.policy.tickIntervalMs, connId: conn.hello.server?.connId });
         return conn;
       } catch (e) {
+        if (this.closed) throw closedError();
         const wrapped = e as Partial<HandshakeFailure> | undefined;
         const error = wrapped?.error instanceof GatewayError ? wrapped.error : toGatewayError(e);
         const shape = wrapped?.error instanceof GatewayError ? wrapped.shape : undefined;
@@ -354,10 +363,13 @@ export class OpenClawClient implements ConnectionOwner {
           this.log.error('openclaw authentication failed', { error: err.message });
           throw err;
         }
-        const retryAfter = shape?.retryAfterMs;
+        // a delay the server asks for counts up to the back-off cap, however long it says
+        const retryAfter = shape?.retryAfterMs === undefined ? undefined : Math.min(shape.retryAfterMs, this.backoff.maxMs);
         if (shape?.code === 'UNAVAILABLE' && shape.retryable !== false && retryAfter !== undefined && Date.now() + retryAfter < deadline) {
-          this.log.info('openclaw gateway is starting; retrying connect', { retryAfterMs: retryAfter });
-          await sleep(Math.min(retryAfter, this.backoff.maxMs));
+          // no sooner than the back-off schedule either: a retryAfterMs of 0 would reconnect in a tight loop
+          const delay = Math.min(Math.max(retryAfter, backoffDelay(++unavailable, this.backoff)), this.backoff.maxMs);
+          this.log.info('openclaw gateway is starting; retrying connect', { retryAfterMs: delay });
+          await sleep(delay, closing);
           continue;
         }
         this.failures++;

@@ -181,17 +181,22 @@ export class Connection {
   }
 }
 
-/** One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. */
-export function openConnection(o: HandshakeOptions, owner: ConnectionOwner): Promise<Connection> {
+/**
+ * One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. `signal` (the client
+ * closing) ends a handshake still under way at once, with `abortError`.
+ */
+export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, signal: AbortSignal, abortError: () => GatewayError): Promise<Connection> {
   return new Promise<Connection>((resolve, reject) => {
     const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: o.maxInboundBytes, perMessageDeflate: false });
     let phase: 'challenge' | 'hello' | 'done' = 'challenge';
     let connectId = '';
     let conn: Connection | undefined;
+    const onAbort = () => fail(abortError());
     const fail = (error: GatewayError, shape?: ErrorShape) => {
       if (phase === 'done') return;
       phase = 'done';
       clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
       ws.removeAllListeners('message');
       ws.on('error', () => undefined);
       try {
@@ -214,6 +219,8 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner): Pro
       o.handshakeTimeoutMs,
     );
     const bad = (msg: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `OpenClaw handshake: ${msg}`, { details: { provider: 'openclaw' } });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
 
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (conn) {
@@ -257,6 +264,7 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner): Pro
           return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
         phase = 'done';
         clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
         conn = new Connection(ws, hello, owner);
         ws.removeAllListeners('close');
         ws.removeAllListeners('error');

@@ -411,13 +411,23 @@ export function safeUrl(url: string): string {
   }
 }
 
-/** Maps an OpenClaw ErrorShape returned for `method` to the gateway's error type. */
+/** A code-like value from the server (error code, detail code, error kind, run id), as it may be shown: scrubbed, short. */
+export function serverLabel(text: string, secret: string): string {
+  return scrub(text, secret, 100);
+}
+
+/**
+ * Maps an OpenClaw ErrorShape returned for `method` to the gateway's error type. Every server value that goes
+ * into the message or the details (codes included, not only the message) is scrubbed and bounded.
+ */
 export function errorFromShape(method: string, e: ErrorShape, secret: string): GatewayError {
   const dc = detailCode(e);
-  const codeText = dc ? `${e.code}/${dc}` : e.code;
+  const code = serverLabel(e.code, secret);
+  const detail = dc === undefined ? undefined : serverLabel(dc, secret);
+  const codeText = detail ? `${code}/${detail}` : code;
   const msg = `OpenClaw ${method} failed (${codeText}): ${scrub(e.message, secret) || 'no message'}`;
-  const details: Record<string, unknown> = { provider: 'openclaw', method, openclawCode: e.code };
-  if (dc) details.openclawDetailCode = dc;
+  const details: Record<string, unknown> = { provider: 'openclaw', method, openclawCode: code };
+  if (detail) details.openclawDetailCode = detail;
   const retryAfterSec = e.retryAfterMs !== undefined ? Math.ceil(e.retryAfterMs / 1000) : undefined;
   const opts = { details, ...(retryAfterSec !== undefined ? { retryAfterSec } : {}) };
   if (e.code === 'UNAVAILABLE') return new GatewayError('UPSTREAM_ERROR', msg, { ...opts, retryable: true });
@@ -430,9 +440,9 @@ export function errorFromShape(method: string, e: ErrorShape, secret: string): G
 
 /** Maps a `chat` event with state `error` to the gateway's error type. */
 export function errorFromChatEvent(ev: ChatEvent, secret: string): GatewayError {
-  const kind = ev.errorKind ?? 'unknown';
+  const kind = serverLabel(ev.errorKind ?? 'unknown', secret);
   const msg = `OpenClaw run failed${kind !== 'unknown' ? ` (${kind})` : ''}: ${scrub(ev.errorMessage ?? '', secret) || 'no error message'}`;
-  const details = { provider: 'openclaw', runId: ev.runId, errorKind: kind };
+  const details = { provider: 'openclaw', runId: serverLabel(ev.runId, secret), errorKind: kind };
   switch (kind) {
     case 'rate_limit':
       return new GatewayError('RATE_LIMITED', msg, { details });
