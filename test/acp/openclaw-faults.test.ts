@@ -136,3 +136,197 @@ describe('OpenClaw: no server value reaches an error unscrubbed', () => {
     expect(JSON.stringify(e.details)).not.toContain(TOKEN);
   });
 });
+
+// ----------------------------------------------------------------------------------------------------------------
+// what a broken server does that the client already handled: kept as regression tests
+
+describe('OpenClaw: malformed frames', () => {
+  it('are ignored during a run, which then completes; nothing is left in flight', async () => {
+    const f = await fake({ script: () => ({ chunks: ['so far'], end: 'hang' }) });
+    const c = client(f);
+    const key = 'agent:main:t1';
+    const p = c.chatSend(key, 'x', { timeoutMs: 10_000 });
+    await until(() => f.activeRuns === 1);
+    const runId = lastRunId(f);
+    const chat = (payload: unknown) => JSON.stringify({ type: 'event', event: 'chat', payload });
+    for (const raw of [
+      'not json',
+      '[1,2]',
+      '42',
+      '"text"',
+      'null',
+      '{"type":"res","id":"no-such-request","ok":true,"payload":{}}',
+      '{"type":"res","id":"x","ok":"yes"}',
+      '{"type":"event"}',
+      '{"type":"event","event":"shutdown","payload":"soon"}',
+      '{"type":"event","event":"shutdown","payload":null}',
+      chat({ runId: 42, sessionKey: key, state: 'delta', deltaText: 'bad type' }),
+      chat({ runId, sessionKey: key, state: 'bogus', deltaText: 'bad state' }),
+      chat({ runId, sessionKey: key, state: 'delta', deltaText: 7, message: { content: 9 } }),
+      chat({ runId: 'another-run', sessionKey: key, state: 'final', message: 'not ours' }),
+      chat({ runId: 'unknown-run', sessionKey: 'agent:main:nobody', state: 'final', message: 'no such session' }),
+    ])
+      f.sendRaw(raw);
+    f.sendRaw(Buffer.from(chat({ runId, sessionKey: key, state: 'final', message: 'binary frame' })), true);
+    f.broadcast({ runId, sessionKey: key, seq: 9, state: 'final', message: 'the end' });
+    const r = await p;
+    expect(r).toMatchObject({ status: 'completed', text: 'the end' });
+    expect(c.connected).toBe(true);
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+  });
+
+  it('a response with payload and error follows `ok`; a wrong type or no error shape fails clearly; the session stays usable', async () => {
+    const f = await fake();
+    const c = client(f);
+    f.answer = (req) =>
+      req.method === 'chat.send'
+        ? [
+            { type: 'res', id: req.id, ok: true, payload: { runId: 'r-both', status: 'started' }, error: { code: 'X', message: 'ignored' } },
+            { type: 'event', event: 'chat', payload: { runId: 'r-both', sessionKey: req.params.sessionKey, state: 'final', message: 'both' } },
+          ]
+        : undefined;
+    expect((await c.chatSend('agent:main:t1', 'x')).text).toBe('both');
+    f.answer = (req) => (req.method === 'chat.send' ? [{ type: 'res', id: req.id, ok: true, payload: { runId: 42 } }] : undefined);
+    const e1 = await rejection(c.chatSend('agent:main:t1', 'x'));
+    expect(e1).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: 'OpenClaw chat.send answered without a runId' });
+    f.answer = (req) => (req.method === 'chat.send' ? [{ type: 'res', id: req.id, ok: false, payload: { runId: 'r' } }] : undefined);
+    const e2 = await rejection(c.chatSend('agent:main:t1', 'x'));
+    expect(e2.code).toBe('UPSTREAM_ERROR');
+    expect(e2.message).toMatch(/request failed without an error shape/);
+    f.answer = undefined;
+    expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('Echo: y');
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+  });
+
+  it('a frame over the inbound limit ends the connection and fails the run, saying why; the next request reconnects', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f, { maxInboundBytes: 4096 });
+    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 10_000 }));
+    await until(() => f.activeRuns === 1);
+    f.sendRaw(JSON.stringify({ type: 'event', event: 'tick', payload: { pad: 'x'.repeat(10_000) } }));
+    const e = await p;
+    expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
+    expect(e.message).toMatch(/^connection to the OpenClaw gateway closed \(code \d+: Max payload size exceeded\)$/);
+    f.script = () => ({ chunks: ['back'] });
+    expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('back');
+    expect(f.connections).toBe(2);
+  });
+});
+
+describe('OpenClaw: handshakes that go wrong', () => {
+  const backoff = { initialMs: 20, maxMs: 50, jitter: 0 };
+  it('no challenge, a challenge then silence: bounded by the handshake timeout, then a working server connects', async () => {
+    const f = await fake();
+    const c = client(f, { handshakeTimeoutMs: 300, backoff });
+    f.handshake = 'silent';
+    const e1 = await rejection(c.connect());
+    expect(e1).toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: expect.stringMatching(/no connect\.challenge/) });
+    f.handshake = 'no-answer';
+    const e2 = await rejection(c.connect());
+    expect(e2).toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: expect.stringMatching(/no hello-ok/) });
+    f.handshake = 'normal';
+    expect((await c.connect()).protocol).toBe(4);
+    await until(() => f.clientCloses.length >= 2); // the two failed sockets were closed
+  });
+
+  it('a protocol this client does not speak: refused by the server or named in hello-ok', async () => {
+    const f = await fake();
+    const c = client(f, { backoff });
+    f.protocol = 5 as 4;
+    const e1 = await rejection(c.connect());
+    expect(e1).toMatchObject({ code: 'UPSTREAM_CLIENT_ERROR', message: expect.stringMatching(/protocol mismatch/) });
+    f.protocol = 4;
+    f.helloProtocol = 5;
+    const e2 = await rejection(c.connect());
+    expect(e2).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: expect.stringMatching(/protocol 5, outside 3–4/) });
+    expect(c.connected).toBe(false);
+  });
+});
+
+describe('OpenClaw: connections that drop or never answer', () => {
+  it('every close code mid-run fails the run with the code, the reason scrubbed; each next run reconnects', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f);
+    for (const code of [1001, 1011, 1012, 4000, 4999]) {
+      const before = f.activeRuns;
+      const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 10_000 }));
+      await until(() => f.activeRuns > before);
+      f.dropAll(code, `going away ${TOKEN}`);
+      const e = await p;
+      expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
+      expect(e.message).toContain(`code ${code}`);
+      expect(e.message).toContain('[redacted]');
+      expect(e.message).not.toContain(TOKEN);
+      expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+    }
+    expect(f.connections).toBe(5);
+  });
+
+  it('chat.send never answered: UPSTREAM_TIMEOUT after the request timeout; a run never finished: the turn deadline aborts it', async () => {
+    const f = await fake({ script: () => ({ chunks: [], end: 'hang' }) });
+    const c = client(f, { requestTimeoutMs: 200 });
+    f.unanswered.add('chat.send');
+    const e1 = await rejection(c.chatSend('agent:main:t1', 'x'));
+    expect(e1).toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'OpenClaw chat.send got no response within 200 ms' });
+    f.unanswered.delete('chat.send');
+    const e2 = await rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 300 }));
+    expect(e2.code).toBe('UPSTREAM_TIMEOUT');
+    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    expect(c.inFlight.runs).toBe(0);
+  });
+});
+
+describe('OpenClaw: cancel and late events', () => {
+  it('events of a run that ended (after a cancel the server never confirmed) do not reach the next run of the session', async () => {
+    const f = await fake({ script: () => ({ chunks: ['first'], end: 'hang' }) });
+    const c = client(f, { abortGraceMs: 200 });
+    f.unanswered.add('chat.abort'); // and so no `aborted` event either
+    const key = 'agent:main:t1';
+    const ac = new AbortController();
+    const r1 = await c.chatSend(key, 'x', { signal: ac.signal, timeoutMs: 10_000, onDelta: () => ac.abort() });
+    expect(r1).toMatchObject({ status: 'cancelled', text: 'first' });
+    const run1 = r1.runId;
+    f.script = () => ({ chunks: ['second'], end: 'hang' });
+    const changes: string[] = [];
+    const p2 = c.chatSend(key, 'y', { timeoutMs: 10_000, onDelta: (ch) => changes.push(ch.text) });
+    await until(() => changes.length === 1);
+    const run2 = lastRunId(f);
+    f.broadcast({ runId: run1, sessionKey: key, seq: 5, state: 'delta', deltaText: ' LATE' });
+    f.broadcast({ runId: run1, sessionKey: key, seq: 6, state: 'final', message: 'LATE final' });
+    f.broadcast({ runId: run2, sessionKey: key, seq: 2, state: 'final', message: 'second' });
+    const r2 = await p2;
+    expect(r2).toMatchObject({ status: 'completed', text: 'second' });
+    expect(changes).toEqual(['second']);
+    // and after that run ended too: nothing to deliver to, nothing breaks
+    f.broadcast({ runId: run2, sessionKey: key, seq: 3, state: 'error', errorMessage: 'too late' });
+    await new Promise((r) => setImmediate(r));
+    expect(c.connected).toBe(true);
+    expect(c.inFlight.runs).toBe(0);
+  });
+
+  it('a cancel while the connection is down (connecting) ends the call at once and sends nothing', async () => {
+    const f = await fake();
+    f.handshake = 'no-answer';
+    const c = client(f, { handshakeTimeoutMs: 10_000 });
+    const ac = new AbortController();
+    const p = c.chatSend('agent:main:t1', 'x', { signal: ac.signal });
+    await until(() => f.connects.length === 1);
+    const t0 = Date.now();
+    ac.abort();
+    expect((await p).status).toBe('cancelled');
+    expect(Date.now() - t0).toBeLessThan(500);
+    expect(f.chatSends).toHaveLength(0);
+  });
+
+  it('a cancel pending when the connection drops ends the run cancelled', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f, { abortGraceMs: 10_000 });
+    f.unanswered.add('chat.abort');
+    const ac = new AbortController();
+    const p = c.chatSend('agent:main:t1', 'x', { signal: ac.signal, timeoutMs: 20_000, onDelta: () => ac.abort() });
+    await until(() => f.aborts.length === 1);
+    f.dropAll(1012, 'restart');
+    expect(await p).toMatchObject({ status: 'cancelled', text: 'a' });
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+  });
+});

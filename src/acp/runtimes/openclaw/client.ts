@@ -132,6 +132,10 @@ export class OpenClawClient implements ConnectionOwner {
   get connected(): boolean {
     return this.conn?.alive === true;
   }
+  /** requests waiting for an answer on the live connection, and runs being followed; for diagnostics and tests */
+  get inFlight(): { requests: number; runs: number } {
+    return { requests: this.conn?.alive ? this.conn.pending.size : 0, runs: this.runs.size };
+  }
 
   /** Connects now if not connected (waiting out a short back-off); resolves with the hello-ok. */
   async connect(signal?: AbortSignal): Promise<HelloOk> {

@@ -69,7 +69,8 @@ export const lostError = (what: string): GatewayError => new GatewayError('UPSTR
 /** A socket error without host names or addresses: the errno code when there is one. */
 export function describeSocketError(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code) return code;
+  // an errno code says it all; ws's own codes (WS_ERR_*: a frame over maxPayload, …) less than its message
+  if (code && !code.startsWith('WS_ERR_')) return code;
   return err.message
     .replace(/\[[0-9a-fA-F:.]+\](:\d+)?/g, '<addr>')
     .replace(/\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b/g, '<addr>')
@@ -268,11 +269,12 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         conn = new Connection(ws, hello, owner);
         ws.removeAllListeners('close');
         ws.removeAllListeners('error');
-        ws.on('error', () => undefined);
+        // what broke the socket (a frame over maxInboundBytes, a protocol error): said in the loss, whose code is then 1006
+        let broken: Error | undefined;
+        ws.on('error', (err: Error) => void (broken ??= err));
         ws.on('close', (code: number, reason: Buffer) => {
-          conn?.kill(
-            lostError(`connection to the OpenClaw gateway closed (code ${code}${reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : ''})`),
-          );
+          const why = reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : broken ? `: ${scrub(describeSocketError(broken), o.token, 200)}` : '';
+          conn?.kill(lostError(`connection to the OpenClaw gateway closed (code ${code}${why})`));
         });
         resolve(conn);
       }
