@@ -1,0 +1,77 @@
+/**
+ * A real gateway process whose `kind: "openclaw"` gateway provider is the fake OpenClaw (test/fakes/), broken
+ * on purpose: a connection dropped mid-turn ends the task with UPSTREAM_CONNECTION_LOST and frees the session
+ * for its next turn; a server that echoes the token in its error codes never gets it into anything a client
+ * sees or the logs; a shutdown does not wait for an OpenClaw handshake that never completes.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { acpRpc, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { startFakeOpenClaw, type FakeOpenClaw } from '../fakes/fake-openclaw.js';
+
+const ACP = 'acp-openclaw-e2e-token-31';
+const TOKEN = 'oc-e2e-secret-token-8c1d4f';
+const procs: GatewayProcess[] = [];
+const fakes: FakeOpenClaw[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await Promise.all(fakes.map((f) => f.close()));
+  cleanupDirs();
+});
+
+async function setup(): Promise<{ f: FakeOpenClaw; gw: GatewayProcess }> {
+  const f = await startFakeOpenClaw({ token: TOKEN });
+  fakes.push(f);
+  const gw = await startProcess({
+    gateway: { id: `gw_oc_${Math.random().toString(36).slice(2, 8)}` },
+    acp: { tokens: [ACP], gateways: [{ id: 'openclaw', label: 'OpenClaw', kind: 'openclaw', url: f.url, token: TOKEN }] },
+  });
+  procs.push(gw);
+  return { f, gw };
+}
+const start = (gw: GatewayProcess, sessionId: string, taskPrompt: string) =>
+  acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt, requestedExecutionTarget: 'gateway', gatewayProviderId: 'openclaw' }, true);
+
+describe('an OpenClaw gateway provider that breaks', () => {
+  it('a connection dropped mid-turn fails the task clearly; the session and the gateway provider work again after', async () => {
+    const { f, gw } = await setup();
+    f.script = () => ({ chunks: ['half ', 'an answer'], end: 'drop', delayMs: 30 });
+    const r1 = await start(gw, 's-drop', 'hello');
+    expect(r1.result).toMatchObject({ status: 'failed', errorCode: 'UPSTREAM_CONNECTION_LOST', output: 'half an answer' });
+    expect(r1.result.error).toMatch(/^connection to the OpenClaw gateway closed \(code \d+/);
+    expect(r1.updates.at(-1)).toMatchObject({ type: 'status', event: 'failed', status: 'failed' });
+    // the turn's lease is free: the same session's next turn runs (on a new connection)
+    f.script = (p) => ({ chunks: [`Echo: ${p.message}`] });
+    const r2 = await acpRpc(gw.url, ACP, 'session.message', { sessionId: 's-drop', taskPrompt: 'again' });
+    expect(r2.result).toMatchObject({ status: 'completed', output: 'Echo: again' });
+    expect(f.connections).toBe(2);
+    expect(gw.logs()).toContain('openclaw connection lost');
+    expect(gw.logs()).not.toContain(TOKEN);
+  });
+
+  it('the token echoed in error codes reaches neither a client nor the logs', async () => {
+    const { f, gw } = await setup();
+    f.connectError = { code: `E_${TOKEN}`, message: `refused ${TOKEN}`, details: { code: `AUTH_${TOKEN}` } };
+    const caps = await acpRpc(gw.url, ACP, 'acp.capabilities', {});
+    const oc = caps.result.gatewayProviders.find((g: { providerId: string }) => g.providerId === 'openclaw');
+    expect(oc.enabled).toBe(false);
+    expect(oc.unavailableReason).toMatch(/refused the configured token/);
+    expect(JSON.stringify(caps)).not.toContain(TOKEN);
+    const r = await start(gw, 's-echo', 'hello');
+    expect(r.result).toMatchObject({ status: 'unavailable' }); // refused by routing, with the probe's reason
+    expect(JSON.stringify(r)).not.toContain(TOKEN);
+    expect(gw.logs()).toContain('openclaw authentication failed');
+    expect(gw.logs()).not.toContain(TOKEN);
+  });
+
+  it('a shutdown does not wait for an OpenClaw handshake that never completes', async () => {
+    const { f, gw } = await setup();
+    f.handshake = 'no-answer';
+    // the capabilities probe gives up after 5 s; its connect goes on (handshake timeout 15 s)
+    const caps = await acpRpc(gw.url, ACP, 'acp.capabilities', {});
+    expect(caps.result.gatewayProviders.find((g: { providerId: string }) => g.providerId === 'openclaw').enabled).toBe(false);
+    expect(f.connects).toHaveLength(1);
+    const t0 = Date.now();
+    await gw.stop(20_000);
+    expect(Date.now() - t0).toBeLessThan(4000);
+  });
+});
