@@ -72,7 +72,12 @@ export const outboundBridgeSchema = z.strictObject({
 export const channelSchema = z.strictObject({
   name,
   provider: z.enum(['openai', 'vllm', 'anthropic', 'ollama', 'mock']),
-  baseUrl: z.string().url().optional(),
+  /** http(s) only: the upstream pool speaks HTTP (any other scheme is refused here, not when the pool is made) */
+  baseUrl: z
+    .string()
+    .url()
+    .regex(/^https?:\/\/.+/i, 'must be an http:// or https:// URL')
+    .optional(),
   apiKey: z.string().optional(),
   models: z.array(z.string().min(1)).min(1),
   modelMap: z.record(z.string(), z.string().min(1)).default({}),

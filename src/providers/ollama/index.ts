@@ -21,7 +21,9 @@ function readDefaults(cfg: ProviderChannelConfig): OllamaRequestDefaults {
   const k = cfg.options?.keepAlive;
   if (k === undefined) return {};
   if (typeof k === 'string' || (typeof k === 'number' && Number.isFinite(k))) return { keepAlive: k };
-  throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.keepAlive must be a duration string or a number of seconds`);
+  throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.keepAlive must be a duration string or a number of seconds`, {
+    param: 'options.keepAlive',
+  });
 }
 
 export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvider {
