@@ -20,12 +20,11 @@ import { ConfigError, isLoopbackHost, loadConfig } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
-import { createProvider } from './providers/registry.js';
+import { prepareConfig } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import type { ReloadReport } from './http/routes/ops.js';
-import { GatewayError } from './wire/errors.js';
 
 export type { ReloadReport };
 
@@ -34,6 +33,8 @@ export interface ReloadTarget {
   live: Config;
   /** the file the gateway was started from (undefined: built-in defaults, nothing to reload) */
   path: string | undefined;
+  /** the folder relative paths in the file resolve against (its own) */
+  baseDir: string;
   router: Router;
   mesh: BridgeMesh;
   /** the local channels' providers, by channel name */
@@ -101,9 +102,14 @@ export function readForReload(path: string | undefined, live?: Config): Config {
 }
 
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
+  // before anything changes: the file is checked as a start would check it (files it names, the providers of
+  // the channels it adds or changes: one that refuses its options refuses the whole file)
+  const made = await prepareChannels(t, next);
+  return applyPrepared(t, next, made);
+}
+
+function applyPrepared(t: ReloadTarget, next: Config, made: Map<string, ChannelProvider>): ReloadReport {
   const live = t.live;
-  // before anything changes: a provider that refuses its channel's options refuses the whole file
-  const made = prepareChannels(t, next.channels);
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
   const paths = changedPaths(live, next);
@@ -168,35 +174,15 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
 }
 
 /**
- * The providers of the channels the file adds or changes, made before anything is applied. `options` is free-form
- * in the schema and each provider checks its own (CONFIG_INVALID): one that refuses makes the file invalid, every
- * problem listed under the channel's key path, and the providers made so far are closed.
+ * The providers of the channels the file adds or changes, made before anything is applied by the one check a
+ * start and `config check` run too (src/gateway-prepare.ts): a provider that refuses its channel's options, or a
+ * file the config names that cannot be used, makes the file invalid (every problem listed by key path), and the
+ * providers made for it are closed.
  */
-function prepareChannels(t: ReloadTarget, next: ChannelConfig[]): Map<string, ChannelProvider> {
-  const before = new Map(t.live.channels.map((c) => [c.name, c]));
-  const made = new Map<string, ChannelProvider>();
-  const problems: string[] = [];
-  const discard = () => {
-    for (const p of made.values()) void p.close().catch(() => undefined);
-  };
-  next.forEach((c, i) => {
-    const old = before.get(c.name);
-    if (old && JSON.stringify(old) === JSON.stringify(c)) return;
-    try {
-      made.set(c.name, createProvider(c));
-    } catch (err) {
-      if (!(err instanceof GatewayError && err.code === 'CONFIG_INVALID')) {
-        discard();
-        throw err;
-      }
-      problems.push(`channels.${i}.${err.param ?? 'options'}: ${err.message}`);
-    }
-  });
-  if (problems.length > 0) {
-    discard();
-    throw new ConfigError(problems, t.path ?? 'reload');
-  }
-  return made;
+async function prepareChannels(t: ReloadTarget, next: Config): Promise<Map<string, ChannelProvider>> {
+  const before = new Map(t.live.channels.map((c) => [c.name, JSON.stringify(c)]));
+  const changed = (c: ChannelConfig) => before.get(c.name) !== JSON.stringify(c);
+  return (await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed)).providers;
 }
 
 /**

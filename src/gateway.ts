@@ -2,13 +2,13 @@
  * The composition root: config → providers → router → bridge mesh → HTTP server. Everything the CLI's
  * `gateway` command, the demo and the tests start goes through `startGateway`.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createProvider } from './providers/registry.js';
 import type { ChannelProvider } from './providers/provider.js';
+import { closeProviders, prepareConfig } from './gateway-prepare.js';
 import { Router } from './router/router.js';
 import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
@@ -63,11 +63,18 @@ export interface StartOptions {
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
   registerConfigSecrets(cfg);
-  const store = await openConfiguredStore(cfg, loaded.baseDir);
+  // before anything is opened: the files the config names and the channels' providers (the same check as a
+  // reload and `config check`), every problem listed
+  const { providers, tls } = await prepareConfig(loaded);
+  const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
+    await closeProviders(providers.values());
+    throw err;
+  });
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
   const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
+    await closeProviders(providers.values());
     await store.close();
     throw err;
   });
@@ -82,21 +89,12 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     health: r.health,
     logger,
   });
-  const providers = new Map<string, ChannelProvider>();
   const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
   for (const ch of cfg.channels) {
-    const p = createProvider(ch);
-    providers.set(ch.name, p);
+    const p = providers.get(ch.name)!;
     byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
     router.add(localCandidate(ch, p));
   }
-
-  const tls = cfg.gateway.tls
-    ? {
-        cert: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.cert), 'utf8'),
-        key: readFileSync(resolvePath(loaded.baseDir, cfg.gateway.tls.key), 'utf8'),
-      }
-    : undefined;
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
@@ -136,7 +134,9 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
-    const run = reloading.then(() => applyReload({ live: cfg, path: loaded.path, router, mesh, providers, logger, acp }, readForReload(loaded.path, cfg)));
+    const run = reloading.then(() =>
+      applyReload({ live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp }, readForReload(loaded.path, cfg)),
+    );
     reloading = run.catch(() => undefined);
     return run;
   };

@@ -1,6 +1,7 @@
 /** `switchyard config check [--config F]`: validate without starting. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
+import { closeProviders, prepareConfig } from '../gateway-prepare.js';
 
 export function registerConfig(program: Command): void {
   const cfg = program.command('config').description('configuration tools');
@@ -8,8 +9,11 @@ export function registerConfig(program: Command): void {
     .command('check')
     .description('validate a config file and print a summary (exit 2 with every problem listed when invalid)')
     .option('-c, --config <file>', 'config file (JSON5)')
-    .action((opts: { config?: string }) => {
-      const { config, path } = loadConfig(opts.config);
+    .action(async (opts: { config?: string }) => {
+      const loaded = loadConfig(opts.config);
+      // what a start checks beyond the schema (files, the channels' providers); the providers made are closed
+      await closeProviders((await prepareConfig(loaded)).providers.values());
+      const { config, path } = loaded;
       const c = config.gateway;
       process.stdout.write(
         `ok: ${path ?? 'no config file (built-in defaults)'}\n` +

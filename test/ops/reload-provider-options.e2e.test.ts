@@ -5,6 +5,7 @@
  * channels the file removes or replaces keep serving. A real gateway process.
  */
 import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, chatBody, cleanupDirs, startProcess } from '../helpers/env.js';
@@ -14,8 +15,8 @@ let g: GatewayProcess & { configPath: string };
 
 const keep = { name: 'keep', provider: 'mock', models: ['keep-1'] };
 const gone = { name: 'gone', provider: 'mock', models: ['gone-1'] };
-const config = (channels: object[]) => ({
-  gateway: { id: 'gw_opt', port: 0, admin: { token: ADMIN } },
+const config = (channels: object[], bridges: object[] = []) => ({
+  gateway: { id: 'gw_opt', port: 0, admin: { token: ADMIN }, bridges },
   channels,
   store: { kind: 'sqlite', path: './data/opt.db' },
 });
@@ -28,6 +29,15 @@ afterAll(async () => {
   await g?.stop();
   cleanupDirs();
 });
+
+const reload = async () => {
+  const res = await fetch(`${g.url}/admin/config/reload`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; details?: { problems: string[] } } } };
+};
 
 const chat = (model: string) =>
   fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody(model)) }).then(
@@ -58,5 +68,20 @@ describe('reload with an option the provider refuses', () => {
       ['keep', ['keep-1']],
       ['gone', ['gone-1']],
     ]);
+  });
+
+  it('a file the gateway could not start on (a bridge ca that cannot be read) changes nothing either', async () => {
+    // checked before anything is applied, as at start: the channel change is not applied, no bridge is dialled
+    const changed = { ...keep, models: ['keep-1', 'keep-2'] };
+    const up = { name: 'up', url: 'wss://127.0.0.1:9/bridge', token: 'optreload-bridge-token', ca: './no-such-ca.pem' };
+    writeFileSync(g.configPath, JSON.stringify(config([changed, gone], [up])));
+    const { status, body } = await reload();
+    expect(status).toBe(500);
+    expect(body.error.code).toBe('config_invalid');
+    expect(body.error.details?.problems).toEqual([`gateway.bridges.0.ca: cannot read ${join(dirname(g.configPath), 'no-such-ca.pem')}: ENOENT`]);
+    expect(await chat('keep-2')).toBe(404);
+    expect(await chat('gone-1')).toBe(200);
+    const { peers } = await adminGet<{ peers: unknown[] }>(g.url, '/admin/bridges', ADMIN);
+    expect(peers).toEqual([]);
   });
 });

@@ -1,0 +1,86 @@
+/**
+ * What a config needs beyond its schema before a gateway can run it, checked by one function at start, at a
+ * reload and by `switchyard config check`, so that the three accept and refuse the same files with the same
+ * messages:
+ * - the files it names: `gateway.tls.cert` and `key` (read and parsed as the HTTPS server does) and each outbound
+ *   bridge's `ca` (read, as its dialer does);
+ * - its channels' providers, constructed as the gateway runs them. `options` is free-form in the schema and each
+ *   provider checks its own when it is made (CONFIG_INVALID); a refusal is a problem under the channel's key
+ *   path. Constructing a provider opens no connection (its pool connects on its first request).
+ * Every problem is listed by key path in one ConfigError, and every provider made here is then closed.
+ */
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { ConfigError, resolvePath, type LoadedConfig } from './config/load.js';
+import type { ChannelConfig } from './config/schema.js';
+import type { ChannelProvider } from './providers/provider.js';
+import { createProvider } from './providers/registry.js';
+import { GatewayError } from './wire/errors.js';
+
+export interface Prepared {
+  /** the providers made, by channel name, in the file's order: every channel, or those `channels` picked */
+  providers: Map<string, ChannelProvider>;
+  /** `gateway.tls`'s PEM text, for the HTTPS server */
+  tls: { cert: string; key: string } | undefined;
+}
+
+/**
+ * Checks `loaded` as a gateway would run it and makes the providers of the channels `channels` picks (default:
+ * every channel). Throws ConfigError listing every problem (the file's path as its source), the providers made
+ * so far closed; any other error a provider throws is rethrown, after the same closing.
+ */
+export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelConfig) => boolean = () => true): Promise<Prepared> {
+  const cfg = loaded.config;
+  const problems: string[] = [];
+  const read = (key: string, file: string): string | undefined => {
+    const path = resolvePath(loaded.baseDir, file);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      problems.push(`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      return undefined;
+    }
+  };
+  let tls: Prepared['tls'];
+  if (cfg.gateway.tls) {
+    const cert = read('gateway.tls.cert', cfg.gateway.tls.cert);
+    const key = read('gateway.tls.key', cfg.gateway.tls.key);
+    if (cert !== undefined && key !== undefined) {
+      try {
+        createSecureContext({ cert, key });
+        tls = { cert, key };
+      } catch (err) {
+        problems.push(`gateway.tls: not a usable certificate and key (${(err as Error).message})`);
+      }
+    }
+  }
+  cfg.gateway.bridges.forEach((b, i) => {
+    if (b.ca) read(`gateway.bridges.${i}.ca`, b.ca);
+  });
+
+  const providers = new Map<string, ChannelProvider>();
+  try {
+    cfg.channels.forEach((c, i) => {
+      if (!channels(c)) return;
+      try {
+        providers.set(c.name, createProvider(c));
+      } catch (err) {
+        if (!(err instanceof GatewayError && err.code === 'CONFIG_INVALID')) throw err;
+        problems.push(`channels.${i}.${err.param ?? 'options'}: ${err.message}`);
+      }
+    });
+  } catch (err) {
+    await closeProviders(providers.values());
+    throw err;
+  }
+  if (problems.length > 0) {
+    await closeProviders(providers.values());
+    throw new ConfigError(problems, loaded.path ?? 'built-in defaults');
+  }
+  return { providers, tls };
+}
+
+/** Closes providers no channel uses (never rejects). */
+export async function closeProviders(providers: Iterable<ChannelProvider>): Promise<void> {
+  await Promise.all([...providers].map((p) => p.close().catch(() => undefined)));
+}
