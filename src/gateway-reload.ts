@@ -20,7 +20,7 @@ import { ConfigError, isLoopbackHost, loadConfig } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
-import { prepareConfig } from './gateway-prepare.js';
+import { closeProviders, prepareConfig } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
@@ -105,7 +105,13 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
   // before anything changes: the file is checked as a start would check it (files it names, the providers of
   // the channels it adds or changes: one that refuses its options refuses the whole file)
   const made = await prepareChannels(t, next);
-  return applyPrepared(t, next, made);
+  try {
+    return applyPrepared(t, next, made);
+  } catch (err) {
+    // a provider made for this reload and not taken by the gateway would stay open, unused: close it
+    await closeProviders([...made].filter(([name, p]) => t.providers.get(name) !== p).map(([, p]) => p));
+    throw err;
+  }
 }
 
 function applyPrepared(t: ReloadTarget, next: Config, made: Map<string, ChannelProvider>): ReloadReport {
