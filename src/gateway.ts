@@ -7,7 +7,6 @@ import { dirname } from 'node:path';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
-import type { ChannelProvider } from './providers/provider.js';
 import { closeProviders, prepareConfig } from './gateway-prepare.js';
 import { Router } from './router/router.js';
 import { localCandidate } from './router/local-candidate.js';
@@ -89,12 +88,14 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     health: r.health,
     logger,
   });
-  const byChannel = new Map<string, { provider: ChannelProvider; modelMap: Record<string, string> }>();
-  for (const ch of cfg.channels) {
-    const p = providers.get(ch.name)!;
-    byChannel.set(ch.name, { provider: p, modelMap: ch.modelMap });
-    router.add(localCandidate(ch, p));
-  }
+  for (const ch of cfg.channels) router.add(localCandidate(ch, providers.get(ch.name)!));
+  // a local channel's provider and model map as they are now: a reload replaces both (`providers` and
+  // `cfg.channels` are updated in place), and count_tokens must reach the channel that serves now
+  const localChannel = (name: string) => {
+    const provider = providers.get(name);
+    const ch = cfg.channels.find((c) => c.name === name);
+    return provider && ch ? { provider, modelMap: ch.modelMap } : undefined;
+  };
 
   const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
@@ -159,7 +160,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     logger,
     routes,
     observer: obs.meter,
-    apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel: (name) => byChannel.get(name) }),
+    apis: inboundApis({ config: cfg, router, store, logger, keys, localChannel }),
     access: { allowedHosts: cfg.gateway.allowedHosts, allowedOrigins: cfg.gateway.allowedOrigins },
     body: { timeoutMs: cfg.gateway.bodyTimeoutMs, maxBufferedBytes: cfg.gateway.maxBufferedBodyBytes, maxJsonDepth: cfg.gateway.maxJsonDepth },
     upgrades: { '/bridge': (req, socket, head) => mesh.handleUpgrade(req, socket, head), '/acp': acp.upgrade },
