@@ -11,7 +11,8 @@
  *   then argument fragments (`{index, function: {arguments}}`);
  * - errors as `{error: {message, type, param, code}}` with the status; in-band stream errors as
  *   `data: {"error": {...}}` followed by the end of the body (no [DONE]), after the first content chunk or
- *   (`inbandErrorFirst`) as the first data;
+ *   (`inbandErrorFirst`) as the first data; or both at the top level, as older vLLM sends them
+ *   (`vllmTopLevelErrors`: `{"object":"error","message",…,"code":400}`);
  * - `POST /v1/embeddings` (float or base64 little-endian float32, as the official SDK asks for by default),
  *   `GET /v1/models`.
  * It enforces the request rules the real API applies most often (model and messages required,
@@ -49,6 +50,12 @@ export interface OpenAiScenario extends Scenario {
   inbandErrorBody?: Record<string, unknown>;
   /** stream: the `inbandError` chunk is the first data, before the role chunk */
   inbandErrorFirst?: boolean;
+  /**
+   * errors in the form older vLLM sends (its ErrorResponse at the top level, not under `error`): a `failStatus`
+   * body `{"object":"error","message","type":"BadRequestError"…,"param":null,"code":<status>}`, and the
+   * `inbandError` chunk `data: {"object":"error",…inbandErrorBody}`
+   */
+  vllmTopLevelErrors?: boolean;
 }
 
 export interface OpenAiFakeOptions {
@@ -127,6 +134,16 @@ function errorFor(status: number): { message: string; type: string; param: strin
       return { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null };
   }
 }
+
+/** An error body as older vLLM sends it (its ErrorResponse model, serialised at the top level). */
+function vllmError(status: number): Record<string, unknown> {
+  if (status === 400) return { object: 'error', message: VLLM_CONTEXT_MESSAGE, type: 'BadRequestError', param: null, code: 400 };
+  return { object: 'error', message: errorFor(status).message, type: status === 404 ? 'NotFoundError' : 'InternalServerError', param: null, code: status };
+}
+
+/** vLLM's answer to a prompt longer than the model's context (a 400). */
+export const VLLM_CONTEXT_MESSAGE =
+  "This model's maximum context length is 4096 tokens. However, you requested 4363 tokens (4107 in the messages, 256 in the completion). Please reduce the length of the messages or completion.";
 
 /** Reasons the real API would answer 400, or undefined. */
 function invalidChat(body: Record<string, unknown>): { message: string; param: string | null; code: string | null } | undefined {
@@ -268,7 +285,9 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     }
     if (s.failStatus) {
       const status = s.failStatus;
-      return fail(res, status, errorFor(status), s.retryAfter ? { 'retry-after': s.retryAfter } : {});
+      const extra = s.retryAfter ? { 'retry-after': s.retryAfter } : {};
+      if (s.vllmTopLevelErrors) return json(res, status, vllmError(status), extra);
+      return fail(res, status, errorFor(status), extra);
     }
     if (!body) {
       return fail(res, 400, {
@@ -369,7 +388,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
         param: null,
         code: null,
       };
-      await send(`data: ${JSON.stringify({ error })}\n\n`);
+      await send(`data: ${JSON.stringify(s.vllmTopLevelErrors ? { object: 'error', ...error } : { error })}\n\n`);
       res.end();
     };
     let sent = 0;

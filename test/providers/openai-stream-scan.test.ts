@@ -129,6 +129,34 @@ describe('openAiStream scan', () => {
     expect(vllm.details).toEqual({ upstreamStatus: 503 });
   });
 
+  it('older vLLM’s error at the top level of the chunk ({"object":"error",…,"code"}) is mapped as the nested one is', async () => {
+    const flat = (e: Record<string, unknown>) => JSON.stringify({ object: 'error', message: 'too   long', type: 'BadRequestError', param: null, ...e });
+    const mid = await gatewayErrorOf(run(`data: ${content('a')}\n\ndata: ${flat({ code: 400 })}\n\n`));
+    expect({ code: mid.code, status: mid.status, details: mid.details }).toEqual({
+      code: 'UPSTREAM_CLIENT_ERROR',
+      status: 400,
+      details: { upstreamStatus: 400 },
+    });
+    expect(mid.message).toBe('channel scan: upstream reported status 400 mid-stream: too long');
+    const busy = await gatewayErrorOf(run(`data: ${flat({ type: 'ServiceUnavailableError', code: 503 })}\n\n`));
+    expect({ code: busy.code, status: busy.status }).toEqual({ code: 'UPSTREAM_ERROR', status: 503 });
+    // no status named: the stream broke, with the upstream's message (not "a chunk without choices")
+    const none = await gatewayErrorOf(run(`data: ${flat({ code: null })}\n\n`));
+    expect({ code: none.code, message: none.message }).toEqual({
+      code: 'UPSTREAM_STREAM_ERROR',
+      message: 'channel scan: upstream reported an error mid-stream: too long',
+    });
+    // as an `event: error` too
+    const named = await gatewayErrorOf(run(`event: error\ndata: ${flat({ code: 429 })}\n\n`));
+    expect({ code: named.code, message: named.message }).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'channel scan: upstream reported status 429 mid-stream: too long',
+    });
+    // anything else without choices is still a bad answer
+    for (const v of ['{"object":"chat.completion.chunk"}', '{"object":"errors","message":"x"}', '{"error":null,"message":"x"}'])
+      expect(await failsWith(`data: ${v}\n\n${DONE}`), v).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
   it('a malformed error event is a bad response; an error event with no error member says "error event"', async () => {
     expect(await failsWith(`event: error\ndata: {oops\n\n${DONE}`)).toBe('UPSTREAM_BAD_RESPONSE');
     const err = await run(`event: error\ndata: [1]\n\n${DONE}`).then(

@@ -18,9 +18,7 @@ import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { errorForStatus, upstreamText } from '../upstream.js';
 import { ERROR_STATUS } from '../anthropic/wire.js';
 
-interface ErrorChunk {
-  error?: { message?: unknown; type?: unknown; code?: unknown } | string;
-}
+type UpstreamError = { message?: unknown; type?: unknown; code?: unknown } | string;
 
 /**
  * OpenAI's error codes and types that name the HTTP status OpenAI answers them with (platform.openai.com/docs/
@@ -64,19 +62,29 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
 }
 
 /**
- * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error ends the stream with it, a
- * chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks (above) and a bridge
- * peer's (src/bridge/forwarding.ts).
+ * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error (`errorOf`) ends the stream
+ * with it, any other chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks
+ * (above) and a bridge peer's (src/bridge/forwarding.ts).
  */
 export function checkedChunk(data: string, scan: JsonScan, label: string, errorEvent = false): StreamChunk {
-  if (errorEvent || scan.error) {
-    const parsed = JSON.parse(data) as ErrorChunk | null;
-    throw inBandError(scan.object ? parsed?.error : undefined, label);
-  }
-  if (!scan.choicesArray) {
+  // a content chunk (a `choices` array, no `error`) costs nothing here; only the rest is parsed
+  if (errorEvent || scan.error || !scan.choicesArray) {
+    const e = scan.object ? errorOf(JSON.parse(data) as Record<string, unknown>) : undefined;
+    if (errorEvent || e !== undefined) throw inBandError(e, label);
     throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);
   }
   return scannedChunk(data, scan);
+}
+
+/**
+ * The error an in-band error chunk carries: its `error` (OpenAI's form, and vLLM's since it wraps it), or the
+ * chunk itself in the form older vLLM (and servers modelled on it) send, its ErrorResponse at the top level:
+ * `{"object":"error","message":…,"type":"BadRequestError","param":null,"code":400}`.
+ */
+function errorOf(chunk: Record<string, unknown>): UpstreamError | undefined {
+  const e = chunk.error;
+  if (e !== undefined && e !== null) return e as UpstreamError;
+  return chunk.object === 'error' ? chunk : undefined;
 }
 
 /**
@@ -85,7 +93,7 @@ export function checkedChunk(data: string, scan: JsonScan, label: string, errorE
  * vLLM sends it), a name is looked up in OPENAI_ERROR_STATUS, then in Anthropic's ERROR_STATUS. So an overload or
  * a rate limit inside a stream reads as it would as an HTTP answer. Anything else is UPSTREAM_STREAM_ERROR.
  */
-function inBandError(e: ErrorChunk['error'], label: string): GatewayError {
+function inBandError(e: UpstreamError | undefined, label: string): GatewayError {
   const msg = upstreamText(typeof e === 'string' ? e : typeof e?.message === 'string' ? e.message : 'error event');
   const named = typeof e === 'object' && e !== null ? (statusNamed(e.code) ?? statusNamed(e.type)) : undefined;
   if (named === undefined) return new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${msg}`);
