@@ -285,7 +285,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     }
     if (s.failStatus) {
       const status = s.failStatus;
-      const extra = s.retryAfter ? { 'retry-after': s.retryAfter } : {};
+      const extra: Record<string, string> = s.retryAfter ? { 'retry-after': s.retryAfter } : {};
       if (s.vllmTopLevelErrors) return json(res, status, vllmError(status), extra);
       return fail(res, status, errorFor(status), extra);
     }
