@@ -83,7 +83,7 @@ export function checkedChunk(data: string, scan: JsonScan, label: string, errorE
  */
 function errorOf(chunk: Record<string, unknown>): UpstreamError | undefined {
   const e = chunk.error;
-  if (e !== undefined && e !== null) return e as UpstreamError;
+  if (e !== undefined && e !== null) return e;
   return chunk.object === 'error' ? chunk : undefined;
 }
 
