@@ -17,6 +17,44 @@ export interface ImagePart {
 }
 export type ContentPart = TextPart | ImagePart | { type: string; [k: string]: unknown };
 
+/**
+ * The reads of a content part for a channel that translates it (Anthropic, Ollama): one rule, so every such
+ * channel says the same about a malformed part. `at` is the part's path (`messages[i].content[j]`); that the
+ * part is an object with a string `type` was checked with the request (src/router/validate.ts). The fields are
+ * typed as OpenAI's API reference types them, and what the API refuses is refused alike (INVALID_REQUEST naming
+ * the field, in the API's words): `"image_url": "data:…"` (a bare string, not `{"url": …}`) is "expected an
+ * object, but got a string instead" on `…image_url`, as OpenAI answers it.
+ */
+export function imagePartUrl(part: ContentPart, at: string): string {
+  const iu = (part as { image_url?: unknown }).image_url;
+  if (typeof iu !== 'object' || iu === null || Array.isArray(iu)) wrongType(`${at}.image_url`, 'an object {"url": …}', iu);
+  const url = (iu as { url?: unknown }).url;
+  if (typeof url !== 'string') wrongType(`${at}.image_url.url`, 'a string', url);
+  return url;
+}
+
+/** A `text` part's text (see imagePartUrl). */
+export function textPartText(part: ContentPart, at: string): string {
+  const text = (part as { text?: unknown }).text;
+  if (typeof text !== 'string') wrongType(`${at}.text`, 'a string', text);
+  return text;
+}
+
+function wrongType(param: string, expected: string, got: unknown): never {
+  const what =
+    got === undefined
+      ? `Missing required parameter: '${param}' (${expected}).`
+      : `Invalid type for '${param}': expected ${expected}, but got ${jsonKind(got)} instead.`;
+  throw new GatewayError('INVALID_REQUEST', what, { param });
+}
+
+/** What a parsed JSON value is, for an error message: "a string", "an object", "an array", "null". */
+export function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
 export interface ToolCall {
   id: string;
   type: 'function';

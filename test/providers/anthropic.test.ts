@@ -10,7 +10,7 @@ import { GatewayError } from '../../src/wire/errors.js';
 import type { ChatCompletionChunk, ChatRequest } from '../../src/wire/openai.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { collect, runConformance } from './conformance.js';
-import { gatewayErrorOf } from '../helpers/gateway-error.js';
+import { gatewayErrorOf, gatewayErrorOfCall } from '../helpers/gateway-error.js';
 
 runConformance({ name: 'anthropic', create: createAnthropicProvider, start: startAnthropicUpstream, supportsEmbeddings: false, reportsCacheUsage: true });
 
@@ -183,6 +183,23 @@ describe('request mapping', () => {
       source: { type: 'url', url: 'https://x.test/a.jpg' },
     });
     expect(() => toMessagesRequest(img('ftp://x/a.png'))).toThrow(GatewayError);
+  });
+
+  it('refuses a malformed part as OpenAI’s API does, by the rule every translating channel shares', () => {
+    const part = (p: Record<string, unknown>) =>
+      gatewayErrorOfCall(() => toMessagesRequest(req({ messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, p] }] } as Partial<ChatRequest>)));
+    const bare = part({ type: 'image_url', image_url: 'data:image/png;base64,iVBORw0K' });
+    expect({ code: bare.code, param: bare.param, message: bare.message }).toEqual({
+      code: 'INVALID_REQUEST',
+      param: 'messages[0].content[1].image_url',
+      message: `Invalid type for 'messages[0].content[1].image_url': expected an object {"url": …}, but got a string instead.`,
+    });
+    // a text part without text was dropped without a word; in a system message its text read as ""
+    expect(part({ type: 'text' })).toMatchObject({ code: 'INVALID_REQUEST', param: 'messages[0].content[1].text' });
+    const sys = gatewayErrorOfCall(() =>
+      toMessagesRequest(req({ messages: [{ role: 'system', content: [{ type: 'text', text: 7 }] }] } as unknown as Partial<ChatRequest>)),
+    );
+    expect(sys).toMatchObject({ code: 'INVALID_REQUEST', param: 'messages[0].content[0].text' });
   });
 
   it('maps tools, tool_choice, limits and sampling; drops unknown fields', () => {

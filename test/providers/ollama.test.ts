@@ -143,6 +143,17 @@ describe('ollama request mapping', () => {
     );
     expect(remote.code).toBe('UNSUPPORTED');
     expect(remote.param).toBe('messages[0].content[0].image_url.url');
+    // a malformed part is malformed (OpenAI's API refuses it too), not a part Ollama cannot take
+    const part = (p: Record<string, unknown>) =>
+      gatewayErrorOfCall(() => toOllamaChat({ model: 'm', messages: [{ role: 'user', content: [p] }] } as ChatRequest));
+    const bare = part({ type: 'image_url', image_url: `data:image/png;base64,${PNG_B64}` });
+    expect({ code: bare.code, param: bare.param, message: bare.message }).toEqual({
+      code: 'INVALID_REQUEST',
+      param: 'messages[0].content[0].image_url',
+      message: `Invalid type for 'messages[0].content[0].image_url': expected an object {"url": …}, but got a string instead.`,
+    });
+    expect(part({ type: 'image_url', image_url: { url: null } })).toMatchObject({ code: 'INVALID_REQUEST', param: 'messages[0].content[0].image_url.url' });
+    expect(part({ type: 'text', text: ['a'] })).toMatchObject({ code: 'INVALID_REQUEST', param: 'messages[0].content[0].text' });
     expect(gatewayErrorOfCall(() => toOllamaEmbed({ model: 'e', input: [[1, 2]] })).param).toBe('input');
   });
 });

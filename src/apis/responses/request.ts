@@ -15,7 +15,7 @@
  *   metadata, truncation, service_tier have no chat form (store is the gateway's own, see the route).
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
+import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leftOut as anyLeftOut, leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
 
@@ -150,7 +150,15 @@ function message(it: Item, at: string, out: ChatMessage[]): void {
       if (typeof p.text !== 'string') bad(`${q}.text`, 'must be a string');
       parts.push({ type: 'text', text: p.text });
     } else if (p.type === 'input_image') {
-      if (typeof p.image_url !== 'string') bad(`${q}.image_url`, 'required (a URL or data: URL); file_id is not supported');
+      if (typeof p.image_url !== 'string') {
+        // the Responses API's image_url is the URL itself; `{"url": …}` is the chat form's
+        bad(
+          `${q}.image_url`,
+          p.image_url === undefined
+            ? 'required (a URL or data: URL); file_id is not supported'
+            : `expected a string (a URL or data: URL), but got ${jsonKind(p.image_url)} instead`,
+        );
+      }
       parts.push({ type: 'image_url', image_url: { url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) } });
     } else if (p.type !== 'refusal') {
       untranslatable(`${q}.type`, `${q}.type: content type "${p.type}" cannot be translated for this channel`);

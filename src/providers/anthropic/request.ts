@@ -7,10 +7,20 @@
  *   blocks, and in a user turn tool_result blocks are put first (the API requires it);
  * - assistant `tool_calls[].function.arguments` (a JSON string) → `tool_use.input` (an object);
  * - the request is malformed (INVALID_REQUEST, with the `param` at fault) when arguments are not a JSON
- *   object or an image URL is neither a base64 data URL nor http(s).
+ *   object, an image URL is neither a base64 data URL nor http(s), or a part is malformed (the rule every
+ *   translating channel shares: `imagePartUrl`, `textPartText` in src/wire/openai.ts).
  */
 import { GatewayError } from '../../wire/errors.js';
-import { translatableToolChoice, type ChatMessage, type ChatRequest, type ContentPart, type ToolChoice, type ToolDefinition } from '../../wire/openai.js';
+import {
+  imagePartUrl,
+  textPartText,
+  translatableToolChoice,
+  type ChatMessage,
+  type ChatRequest,
+  type ContentPart,
+  type ToolChoice,
+  type ToolDefinition,
+} from '../../wire/openai.js';
 import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock, ToolChoiceParam, ToolParam } from './wire.js';
 
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -86,7 +96,7 @@ function textOnly(content: ChatMessage['content'], param: string): string {
   return content
     .map((p, j) => {
       if (p.type !== 'text') throw new GatewayError('UNSUPPORTED', `${param}[${j}]: only text parts are allowed here`, { param: `${param}[${j}]` });
-      return (p as { text: string }).text;
+      return textPartText(p, `${param}[${j}]`);
     })
     .join('\n');
 }
@@ -97,10 +107,10 @@ function contentBlocks(content: ChatMessage['content'], param: string): RequestB
   const out: RequestBlock[] = [];
   content.forEach((p: ContentPart, j) => {
     if (p.type === 'text') {
-      const text = (p as { text?: unknown }).text;
-      if (typeof text === 'string' && text) out.push({ type: 'text', text } satisfies TextBlock);
+      const text = textPartText(p, `${param}[${j}]`);
+      if (text) out.push({ type: 'text', text } satisfies TextBlock); // the API refuses empty text blocks
     } else if (p.type === 'image_url') {
-      out.push(imageBlock(p as { image_url?: { url?: unknown } }, `${param}[${j}].image_url.url`));
+      out.push(imageBlock(imagePartUrl(p, `${param}[${j}]`), `${param}[${j}].image_url.url`));
     } else {
       throw new GatewayError('UNSUPPORTED', `${param}[${j}]: content part type "${p.type}" is not supported by this channel`, { param: `${param}[${j}].type` });
     }
@@ -110,13 +120,10 @@ function contentBlocks(content: ChatMessage['content'], param: string): RequestB
 
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
 
-function imageBlock(p: { image_url?: { url?: unknown } }, param: string): ImageBlock {
-  const url = p.image_url?.url;
-  if (typeof url === 'string') {
-    const m = DATA_URL.exec(url);
-    if (m) return { type: 'image', source: { type: 'base64', media_type: m[1]!, data: m[2]! } };
-    if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
-  }
+function imageBlock(url: string, param: string): ImageBlock {
+  const m = DATA_URL.exec(url);
+  if (m) return { type: 'image', source: { type: 'base64', media_type: m[1]!, data: m[2]! } };
+  if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
   throw new GatewayError('INVALID_REQUEST', `${param}: expected a base64 data: URL or an http(s) URL`, { param });
 }
 

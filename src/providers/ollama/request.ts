@@ -2,10 +2,20 @@
  * OpenAI request → Ollama request. Pure. Whatever cannot be expressed in Ollama's form is rejected with a
  * GatewayError naming the field, never dropped silently: a remote image URL (Ollama only takes inline
  * base64), an unknown content part, assistant tool-call arguments that are not a JSON object, token-array
- * embedding inputs.
+ * embedding inputs. A malformed part is refused by the rule every translating channel shares (`imagePartUrl`,
+ * `textPartText` in src/wire/openai.ts).
  */
 import { GatewayError } from '../../wire/errors.js';
-import { namedTool, translatableToolChoice, type ChatMessage, type ChatRequest, type EmbeddingsRequest, type ToolDefinition } from '../../wire/openai.js';
+import {
+  imagePartUrl,
+  namedTool,
+  textPartText,
+  translatableToolChoice,
+  type ChatMessage,
+  type ChatRequest,
+  type EmbeddingsRequest,
+  type ToolDefinition,
+} from '../../wire/openai.js';
 import type { OllamaChatRequest, OllamaEmbedRequest, OllamaMessage, OllamaOptions, OllamaTool, OllamaToolCall } from './wire.js';
 
 /** Channel-level knobs (channel.options) that have no OpenAI request field. */
@@ -23,14 +33,14 @@ function contentOf(msg: ChatMessage, at: string): { text: string; images: string
   const texts: string[] = [];
   const images: string[] = [];
   c.forEach((part, j) => {
-    const p = part as { type: string; text?: unknown; image_url?: { url?: unknown } };
-    if (p.type === 'text' && typeof p.text === 'string') texts.push(p.text);
-    else if (p.type === 'image_url' && typeof p.image_url?.url === 'string') {
-      const m = DATA_URL.exec(p.image_url.url);
-      if (!m) throw new GatewayError('UNSUPPORTED', 'ollama channels take images as data: URLs (base64) only', { param: `${at}.content[${j}].image_url.url` });
+    const pa = `${at}.content[${j}]`;
+    if (part.type === 'text') texts.push(textPartText(part, pa));
+    else if (part.type === 'image_url') {
+      const m = DATA_URL.exec(imagePartUrl(part, pa));
+      if (!m) throw new GatewayError('UNSUPPORTED', 'ollama channels take images as data: URLs (base64) only', { param: `${pa}.image_url.url` });
       images.push(m[1]!);
     } else {
-      throw new GatewayError('UNSUPPORTED', `content part type "${p.type}" is not supported by ollama channels`, { param: `${at}.content[${j}]` });
+      throw new GatewayError('UNSUPPORTED', `content part type "${part.type}" is not supported by ollama channels`, { param: pa });
     }
   });
   return { text: texts.join('\n'), images };
