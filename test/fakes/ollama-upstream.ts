@@ -1,7 +1,8 @@
 /**
  * A fake Ollama server speaking the real native wire format (ollama docs/api.md): `POST /api/chat` (JSON, or
  * NDJSON when `stream` is true or omitted, as on the real server), `POST /api/embed`, `GET /api/tags`, errors
- * as `{"error": "..."}` with a status, mid-stream errors as an `{"error": "..."}` line. Driven by the shared
+ * as `{"error": "..."}` with a status, mid-stream errors as an `{"error": "..."}` line. A message's `images`
+ * (any role) must be bare standard base64, as the server's Go binding requires, else 400. Driven by the shared
  * conformance Scenario; listens on 127.0.0.1, port chosen by the OS.
  */
 import { createHash } from 'node:crypto';
@@ -33,6 +34,24 @@ export function fakeVector(text: string): number[] {
 function promptTokens(body: Record<string, unknown>): number {
   const msgs = Array.isArray(body.messages) ? (body.messages as Array<{ content?: unknown }>) : [];
   return msgs.reduce((n, m) => n + (typeof m.content === 'string' ? words(m.content) : 0) + 4, 0);
+}
+
+/**
+ * The server's refusal of a message's `images`, as Go's JSON binding gives it (the field is `[]ImageData`, each a
+ * `[]byte`: standard base64 with padding, no data: prefix), on a message of any role; undefined when they bind.
+ */
+function badImages(body: Record<string, unknown>): string | undefined {
+  const msgs = Array.isArray(body.messages) ? (body.messages as Array<{ images?: unknown }>) : [];
+  for (const m of msgs) {
+    if (m.images === undefined || m.images === null) continue;
+    if (!Array.isArray(m.images)) return 'json: cannot unmarshal string into Go struct field Message.messages.images of type []api.ImageData';
+    for (const img of m.images) {
+      if (typeof img !== 'string') return 'json: cannot unmarshal number into Go struct field Message.messages.images of type api.ImageData';
+      const at = /[^A-Za-z0-9+/=]/.exec(img)?.index ?? (img.length % 4 === 0 ? -1 : img.length - (img.length % 4));
+      if (at >= 0) return `illegal base64 data at input byte ${at}`;
+    }
+  }
+  return undefined;
 }
 
 export async function startOllamaUpstream(scenario: OllamaScenario): Promise<FakeUpstream> {
@@ -151,6 +170,8 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
       if (req.method === 'GET' && path === '/api/tags') return json(res, 200, tags());
       if (req.method === 'POST' && path === '/api/embed') return embed(body, res);
       if (req.method === 'POST' && path === '/api/chat') {
+        const bad = badImages(body);
+        if (bad) return json(res, 400, { error: bad });
         const cut = () => {
           cutByUs = true;
           res.socket?.destroy();

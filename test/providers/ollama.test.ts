@@ -90,6 +90,29 @@ describe('ollama request mapping', () => {
     ]);
   });
 
+  it('puts images on the message they came in, whatever its role (Ollama takes `images` on every message)', () => {
+    const img = { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG_B64}` } };
+    const body = toOllamaChat({
+      model: 'llava',
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'reference:' }, img] },
+        { role: 'developer', content: [img] },
+        { role: 'user', content: 'compare' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'shot', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: 'taken' }, img] },
+        { role: 'function', name: 'legacy', content: [img] },
+      ],
+    });
+    expect(body.messages).toEqual([
+      { role: 'system', content: 'reference:', images: [PNG_B64] },
+      { role: 'system', content: '', images: [PNG_B64] },
+      { role: 'user', content: 'compare' },
+      { role: 'assistant', content: '', tool_calls: [{ id: 'c1', function: { name: 'shot', arguments: {} } }] },
+      { role: 'tool', content: 'taken', images: [PNG_B64], tool_name: 'shot', tool_call_id: 'c1' },
+      { role: 'tool', content: '', images: [PNG_B64], tool_name: 'legacy' },
+    ]);
+  });
+
   it('maps sampling options, stop, seed, json mode and structured output', () => {
     const base: ChatRequest = { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true };
     const a = toOllamaChat({

@@ -3,7 +3,8 @@
  * GatewayError naming the field, never dropped silently: a remote image URL (Ollama only takes inline
  * base64), an unknown content part, assistant tool-call arguments that are not a JSON object, token-array
  * embedding inputs. A malformed part is refused by the rule every translating channel shares (`imagePartUrl`,
- * `textPartText` in src/wire/openai.ts).
+ * `textPartText` in src/wire/openai.ts). Images go on the message they came in, whatever its role: Ollama's
+ * `images` is a field of every message.
  */
 import { GatewayError } from '../../wire/errors.js';
 import {
@@ -64,11 +65,13 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
   return messages.map((msg, i): OllamaMessage => {
     const at = `messages[${i}]`;
     const { text, images } = contentOf(msg, at);
+    // Ollama takes `images` on a message of any role (its server puts every message's images into the prompt,
+    // and its own /v1 layer carries an image part of a system or tool message so), so they go on every role
     const withImages = (m: OllamaMessage): OllamaMessage => (images.length ? { ...m, images } : m);
     switch (msg.role) {
       case 'system':
       case 'developer':
-        return { role: 'system', content: text };
+        return withImages({ role: 'system', content: text });
       case 'user':
         return withImages({ role: 'user', content: text });
       case 'assistant': {
@@ -83,7 +86,7 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
         return out;
       }
       case 'tool': {
-        const out: OllamaMessage = { role: 'tool', content: text };
+        const out: OllamaMessage = withImages({ role: 'tool', content: text });
         const name = msg.tool_call_id !== undefined ? toolNames.get(msg.tool_call_id) : undefined;
         if (name !== undefined) out.tool_name = name;
         if (msg.tool_call_id !== undefined) out.tool_call_id = msg.tool_call_id;
@@ -91,7 +94,7 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
       }
       case 'function':
         // legacy OpenAI function result: the name is on the message itself
-        return msg.name ? { role: 'tool', content: text, tool_name: msg.name } : { role: 'tool', content: text };
+        return withImages(msg.name ? { role: 'tool', content: text, tool_name: msg.name } : { role: 'tool', content: text });
       default:
         throw new GatewayError('INVALID_REQUEST', `unknown message role "${String(msg.role)}"`, { param: `${at}.role` });
     }

@@ -29,7 +29,7 @@ export interface OllamaMessage {
   content: string;
   /** reasoning text of thinking models */
   thinking?: string;
-  /** bare base64, no data: prefix */
+  /** bare base64, no data: prefix; on a message of any role (the server puts each into the prompt where its message is) */
   images?: string[];
   tool_calls?: OllamaToolCall[];
   /** on role "tool": the name of the tool whose result this is */
