@@ -34,7 +34,13 @@ async function countedStore(): Promise<{ store: SessionStore; writes: () => numb
 }
 
 const session = (id: string) =>
-  newSession({ id, kind: 'agent', ownerGatewayId: 'gw_t', target: { executionTarget: 'agent', providerId: 'a' }, threadId: `th-${id}` });
+  newSession({
+    id,
+    kind: 'agent',
+    ownerGatewayId: 'gw_t',
+    target: { executionTarget: 'agent', providerId: 'a', gatewayProviderId: '', model: '' },
+    threadId: `th-${id}`,
+  });
 const phases = async (store: SessionStore, id: string) =>
   ((await store.get(id))?.metadata.taskEvents as Array<{ event: string }> | undefined)?.map((e) => e.event);
 
