@@ -342,8 +342,7 @@ export class Router {
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      if (isCancelled(opts)) throw new GatewayError('CANCELLED', 'request cancelled');
-      if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
+      mayAttempt(opts, lastError);
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
       if (attempt > 1) list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
       const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId, waiting);
@@ -521,6 +520,7 @@ export class Router {
     let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
     for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
+      mayAttempt(opts, lastError);
       if (attempt > 1) list = this.byModel.get(req.model) ?? [];
       const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId, waiting);
       if (!chosen) {
@@ -593,6 +593,16 @@ function keep<T>(list: T[], pred: (x: T) => boolean): T[] {
 
 function isCancelled(opts: RouteOptions): boolean {
   return opts.cancel?.cancelled === true || opts.signal?.aborted === true;
+}
+
+/**
+ * The check before every attempt of a routed request (chat and embeddings): none once the request was cancelled
+ * (CANCELLED) or its deadline passed (the last attempt's error, else UPSTREAM_TIMEOUT), so no attempt starts
+ * after the deadline.
+ */
+function mayAttempt(opts: RouteOptions, lastError: GatewayError | undefined): void {
+  if (isCancelled(opts)) throw new GatewayError('CANCELLED', 'request cancelled');
+  if (Date.now() >= opts.deadline) throw lastError ?? new GatewayError('UPSTREAM_TIMEOUT', 'request deadline passed before an upstream answered');
 }
 
 /** The options one attempt's candidate gets: the request's, with the attempt's signal and trace parent. */
