@@ -19,7 +19,7 @@ import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
 import { checkedEmbeddings } from '../providers/embeddings-shape.js';
-import { estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
+import { countOf, estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -304,7 +304,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (!routed.stream) {
       const reply = routed.reply;
       // an answer the upstream did not count is charged an estimate of its text (parsing a relayed one: rare)
-      usage = reply.usage ?? (gate?.ok ? estimatedReplyUsage(payload as ChatRequest, reply.completion) : undefined);
+      usage = countOf(reply.usage) ?? (gate?.ok ? estimatedReplyUsage(payload as ChatRequest, reply.completion) : undefined);
       // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or
       // re-serialised
       const sent =
@@ -353,7 +353,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   } finally {
     if (served) l.logger.debug('served a peer request', { requestId: opts.requestId, channel: f.targetChannel });
     // a stream that went out without the upstream's count (cancelled, failed, or never counted) is charged an estimate
-    if (gate?.ok) gate.done(usage ?? (started ? estimatedUsage(f.payload as ChatRequest, chunks) : undefined), served);
+    if (gate?.ok) gate.done(countOf(usage) ?? (started ? estimatedUsage(f.payload as ChatRequest, chunks) : undefined), served);
     l.serving.delete(requestId);
     l.loadChanged();
   }

@@ -85,6 +85,18 @@ export function estimateTokens(size: number): number {
 }
 
 /**
+ * The upstream's usage when it holds a count: a number (finite, not negative) in `prompt_tokens` or
+ * `completion_tokens`. An object without one (`{}`, `{"prompt_tokens": null}`, only `total_tokens`) counted
+ * nothing, and its answer is charged an estimate like one without `usage`. Read once per request, where the
+ * request is settled (never per chunk).
+ */
+export function countOf(u: Usage | null | undefined): Usage | undefined {
+  return u && (isCount(u.prompt_tokens) || isCount(u.completion_tokens)) ? u : undefined;
+}
+
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/**
  * What a stream without the upstream's usage chunk is charged (its client left, it was cancelled, it failed
  * mid-way, or the upstream never sends one: it ignores `stream_options.include_usage`), so that no stream spends
  * nothing: the request's size as input, one token per chunk the client was sent as output (upstreams send about

@@ -42,6 +42,11 @@ export interface OpenAiScenario extends Scenario {
    */
   noUsage?: boolean;
   /**
+   * the `usage` object sent in place of the count (a non-streaming answer's, the stream's usage chunk's): one
+   * without numbers, such as `{}` or `{"prompt_tokens": null}`, as some servers send
+   */
+  usageObject?: Record<string, unknown>;
+  /**
    * stream: the count rides on the finish chunk (its `choices` hold the finish_reason) instead of a `choices: []`
    * chunk of its own, as some llama.cpp builds send it; with `stream_options.include_usage` only
    */
@@ -344,7 +349,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     const words = reply ? pieces(reply) : [];
     const prompt = s.usage?.input ?? promptTokens(body);
     const completion = s.usage?.output ?? words.length + (tool ? 9 : 0);
-    const usage = {
+    const usage = s.usageObject ?? {
       prompt_tokens: prompt,
       completion_tokens: completion,
       total_tokens: prompt + completion,

@@ -13,7 +13,7 @@ import type { StreamChunk } from '../../providers/provider.js';
 import { newId } from '../../util/ids.js';
 import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
 import type { Ticket } from '../../keys/service.js';
-import { estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
+import { countOf, estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
 
 /** The part of Router this runtime uses (tests pass a fake). */
 export interface ChatRouter {
@@ -58,9 +58,9 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
       } finally {
         if (ticket) {
           const c = seen.routed?.candidate;
-          // an answer without the upstream's count (cancelled or broken before it, or an upstream that never
-          // counts) is charged an estimate, as on /v1 (Exchange.settle)
-          const usage = seen.usage ?? (seen.routed ? estimateOf(seen.routed, seen.request!, seen.chunks) : undefined);
+          // an answer without the upstream's count (cancelled or broken before it, an upstream that never counts,
+          // or a usage without a number) is charged an estimate, as on /v1 (Exchange.settle)
+          const usage = countOf(seen.usage) ?? (seen.routed ? estimateOf(seen.routed, seen.request!, seen.chunks) : undefined);
           await ticket.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage, stream: true, ok });
         }
       }

@@ -17,7 +17,7 @@ import { writeSse } from '../../util/sse-start.js';
 import { drainOrClose } from '../../util/drain.js';
 import type { KeyService, Principal, Ticket } from '../../keys/service.js';
 import type { HeaderFormat } from '../../keys/limit-error.js';
-import { estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
+import { countOf, estimatedReplyUsage, estimatedUsage } from '../../usage/record.js';
 
 export interface ApiContext {
   router: Router;
@@ -53,8 +53,9 @@ export interface Exchange {
    * The exchange ended (ok or not): disposes it and settles the key's limits and usage, once, awaited so the
    * next request sees the spend. `pump` settles streams itself, with the chunks it `sent`; a non-streaming route
    * calls it before replying, with its `reply`. `usage` is the upstream's count (the meter reports only that);
-   * without one the key is charged an estimate: of the `reply`'s text (estimatedReplyUsage), or of the chunks
-   * `sent` (estimatedUsage), whether the stream was cut short or the upstream never counts.
+   * without one (absent, or an object without a number: countOf) the key is charged an estimate: of the `reply`'s
+   * text (estimatedReplyUsage), or of the chunks `sent` (estimatedUsage), whether the stream was cut short or the
+   * upstream never counts.
    */
   settle(usage: Usage | null | undefined, ok: boolean, reply?: ChatReply, sent?: number): Promise<void>;
 }
@@ -94,8 +95,9 @@ export async function routeChat(
       settled = true;
       if (ok) ctx.meter?.usage(res, usage, reply);
       if (!ticket) return;
-      // only an answer the upstream did not count is estimated (the rare path: reading a relayed reply parses it)
-      const charged = usage ?? (reply ? estimatedReplyUsage(chat, reply.completion) : sent !== undefined ? estimatedUsage(chat, sent) : undefined);
+      // only an answer the upstream did not count (no usage, or one without a number) is estimated (the rare path:
+      // reading a relayed reply parses it)
+      const charged = countOf(usage) ?? (reply ? estimatedReplyUsage(chat, reply.completion) : sent !== undefined ? estimatedUsage(chat, sent) : undefined);
       const c = routed.candidate;
       const finished = ticket.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage: charged, stream: routed.stream, ok });
       if (finished) await finished;
