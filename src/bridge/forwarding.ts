@@ -19,7 +19,7 @@ import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
 import { checkedEmbeddings } from '../providers/embeddings-shape.js';
-import { countOf, estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
+import { countOf, estimatedInputUsage, estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -295,7 +295,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (ac.signal.aborted) throw new GatewayError('CANCELLED', 'request cancelled'); // bridge-cancel during the check
     if (f.kind === 'embeddings') {
       const answer = await l.router.serveChannelEmbeddings(f.targetChannel, payload as EmbeddingsRequest, opts);
-      usage = answer.usage as Usage | undefined;
+      // an answer the upstream did not count is charged the request's size, as on /v1/embeddings
+      usage = countOf(answer.usage as Usage | undefined) ?? (gate?.ok ? estimatedInputUsage(payload as EmbeddingsRequest) : undefined);
       if (l.send({ type: 'bridge-response', requestId, payload: answer })) served = true;
       else answerTooLarge(l, requestId, false);
       return;

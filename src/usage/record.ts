@@ -4,7 +4,7 @@
  * channel served our client: peer = that peer), `served-for` (our channel served a peer's forward: peer =
  * the requesting peer).
  */
-import type { ChatCompletion, ChatRequest, Usage } from '../wire/openai.js';
+import type { ChatCompletion, ChatRequest, EmbeddingsRequest, Usage } from '../wire/openai.js';
 import { reasoningText } from '../wire/reasoning.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
@@ -116,8 +116,13 @@ export function estimatedReplyUsage(req: ChatRequest, answer: ChatCompletion): U
   return withInputEstimate(req, estimateTokens(answerChars(answer)));
 }
 
-/** `output` tokens, and the request's size as input (the estimate both kinds of answer share) */
-function withInputEstimate(req: ChatRequest, output: number): Usage {
+/** What an answer with no output tokens (embeddings) is charged without the upstream's count: the request's size. */
+export function estimatedInputUsage(req: EmbeddingsRequest): Usage {
+  return withInputEstimate(req, 0);
+}
+
+/** `output` tokens, and the request's size as input (the estimate every kind of answer shares) */
+function withInputEstimate(req: ChatRequest | EmbeddingsRequest, output: number): Usage {
   const input = estimateTokens(JSON.stringify(req).length);
   return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
 }

@@ -13,7 +13,8 @@
  *   `data: {"error": {...}}` followed by the end of the body (no [DONE]), after the first content chunk or
  *   (`inbandErrorFirst`) as the first data; or both at the top level, as older vLLM sends them
  *   (`vllmTopLevelErrors`: `{"object":"error","message",…,"code":400}`);
- * - `POST /v1/embeddings` (float or base64 little-endian float32, as the official SDK asks for by default),
+ * - `POST /v1/embeddings` (float or base64 little-endian float32, as the official SDK asks for by default; with
+ *   `usage` unless `noUsage`),
  *   `GET /v1/models`.
  * It enforces the request rules the real API applies most often (model and messages required,
  * `stream_options` only with `stream`, `tool` messages only after `tool_calls`, Bearer key when one is set),
@@ -42,8 +43,8 @@ export interface OpenAiScenario extends Scenario {
    */
   noUsage?: boolean;
   /**
-   * the `usage` object sent in place of the count (a non-streaming answer's, the stream's usage chunk's): one
-   * without numbers, such as `{}` or `{"prompt_tokens": null}`, as some servers send
+   * the `usage` object sent in place of the count (a non-streaming answer's, the stream's usage chunk's, an
+   * embeddings answer's): one without numbers, such as `{}` or `{"prompt_tokens": null}`, as some servers send
    */
   usageObject?: Record<string, unknown>;
   /**
@@ -306,13 +307,13 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       res.writeHead(200, { 'content-type': 'text/html' });
       return void res.end('<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>');
     }
-    if (path === '/v1/embeddings') return embeddings(res, body);
+    if (path === '/v1/embeddings') return embeddings(res, body, s);
     const why = invalidChat(body);
     if (why) return fail(res, 400, { ...why, type: 'invalid_request_error' });
     return chat(res, body, s, cut);
   }
 
-  function embeddings(res: ServerResponse, body: Record<string, unknown>): void {
+  function embeddings(res: ServerResponse, body: Record<string, unknown>, s: OpenAiScenario): void {
     const input = body.input;
     const inputs: unknown[] | undefined =
       typeof input === 'string'
@@ -337,7 +338,8 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
       return { object: 'embedding', index, embedding };
     });
-    json(res, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    const usage = s.usageObject ?? { prompt_tokens: tokens, total_tokens: tokens };
+    json(res, 200, { object: 'list', data, model: body.model, ...(s.noUsage ? {} : { usage }) });
   }
 
   async function chat(res: ServerResponse, body: Record<string, unknown>, s: OpenAiScenario, cut: () => void): Promise<void> {

@@ -10,6 +10,7 @@ import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, sseEvent, startSse } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../../router/validate.js';
 import type { Principal } from '../../keys/service.js';
+import { countOf, estimatedInputUsage } from '../../usage/record.js';
 
 /** The /v1 routes' context: the inbound APIs' (router, keys, body and deadline bounds, the request meter). */
 export type V1Context = ApiContext;
@@ -92,7 +93,8 @@ export async function handleEmbeddings(
       channel: candidate.channel,
       peer: candidate.peer,
       pricing: candidate.pricing,
-      usage: response.usage as Usage,
+      // an answer the upstream did not count is charged the request's size, as a chat answer's input is
+      usage: countOf(response.usage as Usage | undefined) ?? estimatedInputUsage(body),
       stream: false,
       ok: true,
     });
