@@ -8,6 +8,9 @@ const BY = ['model', 'key', 'peer', 'day', 'channel'];
 
 const cost = (c: number) => (c === 0 ? '0' : Number(c.toFixed(6)).toString());
 
+/** a row as the admin API answers it: a gateway older than `estimated` sends none (shown as `-`) */
+type Row = Omit<UsageRow, 'estimated'> & { estimated?: number };
+
 export function registerUsage(program: Command): void {
   remoteOptions(
     program
@@ -21,10 +24,11 @@ export function registerUsage(program: Command): void {
     const q = new URLSearchParams({ by: o.by });
     if (o.key) q.set('key', o.key);
     if (o.since) q.set('since', o.since);
-    const r = await adminCall<{ by: string; since: string | null; rows: UsageRow[]; total: UsageRow }>(o, 'GET', `/admin/usage?${q.toString()}`);
+    const r = await adminCall<{ by: string; since: string | null; rows: Row[]; total: Row }>(o, 'GET', `/admin/usage?${q.toString()}`);
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
     if (r.rows.length === 0) return out(`no usage${r.since ? ` since ${r.since}` : ''}\n`);
-    const line = (x: UsageRow) => [x.group, x.requests, x.inputTokens, x.outputTokens, x.cachedTokens, cost(x.cost)];
-    out(table([o.by.toUpperCase(), 'REQUESTS', 'INPUT', 'OUTPUT', 'CACHED', 'COST'], [...r.rows.map(line), line(r.total)]));
+    // ESTIMATED: the requests among REQUESTS charged Switchyard's estimate, not the upstream's count (docs/keys.md)
+    const line = (x: Row) => [x.group, x.requests, x.inputTokens, x.outputTokens, x.cachedTokens, cost(x.cost), x.estimated ?? '-'];
+    out(table([o.by.toUpperCase(), 'REQUESTS', 'INPUT', 'OUTPUT', 'CACHED', 'COST', 'ESTIMATED'], [...r.rows.map(line), line(r.total)]));
   });
 }

@@ -8,7 +8,7 @@
  */
 import type { Usage } from '../wire/openai.js';
 import type { RateLimits } from '../config/schema.js';
-import { tokensOf, type UsageRecord } from '../usage/record.js';
+import { isEstimate, tokensOf, type UsageRecord } from '../usage/record.js';
 import { limitMetrics, type Limiter } from './limiter.js';
 
 export type PeerAdmission = { ok: true; done: (usage: Usage | undefined, ok: boolean) => void } | { ok: false; retryAfterMs: number; message: string };
@@ -65,6 +65,7 @@ export function makePeerGate(o: PeerGateOptions): PeerGate {
           cachedTokens: t.cached,
           cost,
           stream,
+          estimated: isEstimate(usage),
         });
       },
     };

@@ -131,6 +131,8 @@ export class RedisKeyStore implements KeyStore {
         r.cost,
         'stream',
         r.stream ? 1 : 0,
+        'estimated',
+        r.estimated ? 1 : 0,
       );
     }
     for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
@@ -158,6 +160,8 @@ export class RedisKeyStore implements KeyStore {
           cachedTokens: Number(f.cached ?? 0),
           cost: Number(f.cost ?? 0),
           stream: f.stream === '1',
+          // absent in the entries written before the field existed: those were all taken as counted
+          estimated: f.estimated === '1',
         });
       }
       if (page.length < 5000) return out;

@@ -22,7 +22,7 @@ import { startRetention, type RetentionJob } from '../util/retention.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import { GatewayError } from '../wire/errors.js';
 import type { Usage } from '../wire/openai.js';
-import { costOf, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
+import { costOf, isEstimate, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
 import { UsageRecorder } from '../usage/recorder.js';
 import { KeyCache } from './key-cache.js';
 import type { BudgetCheck, Limiter } from './limiter.js';
@@ -64,6 +64,7 @@ export interface Finish {
   peer?: { id: string } | undefined;
   /** the serving candidate's prices (a peer's come from its announcement); default: `channels[].pricing` */
   pricing?: Pricing | undefined;
+  /** the upstream's count, or the estimate charged without one (`isEstimate`: the record says so) */
   usage?: Usage | null | undefined;
   stream: boolean;
   /** false when the request failed; a failure with no usage is not recorded */
@@ -273,6 +274,7 @@ export class KeyService {
       cachedTokens: t.cached,
       cost,
       stream: f.stream,
+      estimated: isEstimate(f.usage),
     });
   }
 

@@ -31,6 +31,11 @@ const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE INDEX usage_ts ON usage_records (ts);
       CREATE INDEX usage_key_ts ON usage_records (key_id, ts);`,
   },
+  {
+    // UsageRecord.estimated; the records written before it were all taken as counted, and read so
+    version: 2,
+    sql: `ALTER TABLE usage_records ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0;`,
+  },
 ];
 
 interface UsageRow {
@@ -45,6 +50,7 @@ interface UsageRow {
   cached_tokens: number;
   cost: number;
   stream: number;
+  estimated: number;
 }
 
 interface KeyRow {
@@ -52,7 +58,7 @@ interface KeyRow {
   doc: unknown;
 }
 
-/** Rows per INSERT statement in `appendUsage` (11 parameters each: far under SQLite's 32,766). */
+/** Rows per INSERT statement in `appendUsage` (12 parameters each: far under SQLite's 32,766). */
 const USAGE_ROWS_PER_INSERT = 50;
 
 export class SqliteKeyStore implements KeyStore {
@@ -163,7 +169,20 @@ export class SqliteKeyStore implements KeyStore {
         const args: Array<string | number> = [];
         for (let j = i; j < i + n; j++) {
           const r = records[j]!;
-          args.push(r.ts, r.key, r.model, r.channel, r.peer, r.direction, r.inputTokens, r.outputTokens, r.cachedTokens, r.cost, r.stream ? 1 : 0);
+          args.push(
+            r.ts,
+            r.key,
+            r.model,
+            r.channel,
+            r.peer,
+            r.direction,
+            r.inputTokens,
+            r.outputTokens,
+            r.cachedTokens,
+            r.cost,
+            r.stream ? 1 : 0,
+            r.estimated ? 1 : 0,
+          );
         }
         this.usageInsert(n).run(args);
       }
@@ -175,9 +194,9 @@ export class SqliteKeyStore implements KeyStore {
   private usageInsert(rows: number): Database.Statement {
     let st = this.usageInserts.get(rows);
     if (!st) {
-      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
+      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
       st = this.db.prepare(
-        `INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream) VALUES ${values}`,
+        `INSERT INTO usage_records (ts, key_id, model, channel, peer, direction, input_tokens, output_tokens, cached_tokens, cost, stream, estimated) VALUES ${values}`,
       );
       this.usageInserts.set(rows, st);
     }
@@ -200,6 +219,7 @@ export class SqliteKeyStore implements KeyStore {
       cachedTokens: r.cached_tokens,
       cost: r.cost,
       stream: r.stream === 1,
+      estimated: r.estimated === 1,
     }));
   }
 

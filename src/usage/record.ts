@@ -25,6 +25,11 @@ export interface UsageRecord {
   /** from channels[].pricing of the serving channel; 0 when no price is configured (or served by a peer) */
   cost: number;
   stream: boolean;
+  /**
+   * the token counts (and the cost they make) are Switchyard's estimate, not the upstream's count: it reported
+   * none (no `usage`, or one without a number), or the stream ended before it (docs/keys.md)
+   */
+  estimated: boolean;
 }
 
 export interface Pricing {
@@ -58,21 +63,24 @@ export interface UsageRow {
   outputTokens: number;
   cachedTokens: number;
   cost: number;
+  /** how many of `requests` were charged an estimate (UsageRecord.estimated) */
+  estimated: number;
 }
 
 export function summarise(records: Iterable<UsageRecord>, by: UsageGroup): { rows: UsageRow[]; total: UsageRow } {
   const map = new Map<string, UsageRow>();
-  const total: UsageRow = { group: 'total', requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0 };
+  const total: UsageRow = { group: 'total', requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0, estimated: 0 };
   for (const r of records) {
     const g = by === 'day' ? new Date(r.ts).toISOString().slice(0, 10) : by === 'peer' ? (r.peer === '-' ? '-' : `${r.direction} ${r.peer}`) : r[by];
     let row = map.get(g);
-    if (!row) map.set(g, (row = { group: g, requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0 }));
+    if (!row) map.set(g, (row = { group: g, requests: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, cost: 0, estimated: 0 }));
     for (const x of [row, total]) {
       x.requests++;
       x.inputTokens += r.inputTokens;
       x.outputTokens += r.outputTokens;
       x.cachedTokens += r.cachedTokens;
       x.cost += r.cost;
+      if (r.estimated) x.estimated++;
     }
   }
   const rows = [...map.values()].sort((a, b) => (by === 'day' ? a.group.localeCompare(b.group) : b.requests - a.requests || a.group.localeCompare(b.group)));
@@ -95,6 +103,18 @@ export function countOf(u: Usage | null | undefined): Usage | undefined {
 }
 
 const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/**
+ * The usages this module estimated: whoever records one (KeyService, the bridge's peer gate) flags its record
+ * `estimated` from the usage itself, so the flag cannot part from the counts it describes. A WeakSet rather than
+ * a field: nothing an upstream sends can claim to be an estimate, and no estimate's flag reaches a wire.
+ */
+const estimates = new WeakSet<Usage>();
+
+/** `u` is an estimate made here (estimatedUsage, estimatedReplyUsage, estimatedInputUsage), not an upstream's count. */
+export function isEstimate(u: Usage | null | undefined): boolean {
+  return u != null && estimates.has(u);
+}
 
 /**
  * What a stream without the upstream's usage chunk is charged (its client left, it was cancelled, it failed
@@ -124,7 +144,9 @@ export function estimatedInputUsage(req: EmbeddingsRequest): Usage {
 /** `output` tokens, and the request's size as input (the estimate every kind of answer shares) */
 function withInputEstimate(req: ChatRequest | EmbeddingsRequest, output: number): Usage {
   const input = estimateTokens(JSON.stringify(req).length);
-  return { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+  const u: Usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+  estimates.add(u);
+  return u;
 }
 
 function answerChars(c: ChatCompletion): number {

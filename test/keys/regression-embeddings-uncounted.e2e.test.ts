@@ -50,15 +50,15 @@ describe('/v1/embeddings without the upstream count', () => {
       expect(r.status, r.text).toBe(200);
       expect(r.json.data).toHaveLength(2);
       const t = (await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`)).json.total;
-      got[name] = { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens, cost: t.cost };
+      got[name] = { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens, cost: t.cost, estimated: t.estimated };
     }
     const charged = estimate(body);
     expect(got).toEqual({
-      'no usage': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6 },
-      'empty usage': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6 },
-      'null counts': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6 },
+      'no usage': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6, estimated: 1 },
+      'empty usage': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6, estimated: 1 },
+      'null counts': { requests: 1, inputTokens: charged, outputTokens: 0, cost: charged / 1e6, estimated: 1 },
       // the fake counts one token per word: the upstream's count, not the estimate
-      counted: { requests: 1, inputTokens: 9, outputTokens: 0, cost: 9 / 1e6 },
+      counted: { requests: 1, inputTokens: 9, outputTokens: 0, cost: 9 / 1e6, estimated: 0 },
     });
   });
 
@@ -104,11 +104,11 @@ describe('embeddings across a bridge', () => {
     expect(response.headers.get('x-switchyard-peer')).toBe('b');
     const row = async (url: string, group: string) =>
       ((await admin(url, 'GET', '/admin/usage?by=peer')).json.rows as any[]).find((x) => x.group === group) as
-        { requests: number; inputTokens: number; cost: number } | undefined;
+        { requests: number; inputTokens: number; cost: number; estimated: number } | undefined;
     const servedFor = await waitFor(() => row(b.url, 'served-for gw_a'), "B's served-for record");
     const servedBy = await waitFor(() => row(a.url, 'served-by gw_b'), "A's served-by record");
     for (const r of [servedFor, servedBy]) {
-      expect(r.requests).toBe(1);
+      expect(r).toMatchObject({ requests: 1, estimated: 1 });
       expect(r.inputTokens).toBeGreaterThan(input.length / 4);
     }
     expect(servedFor.cost).toBeGreaterThan(0); // oa-b's price

@@ -97,10 +97,10 @@ describe('an upstream usage without a number is charged an estimate', () => {
       up.enqueue({ reply, usageObject: NUMBERLESS[i % 2] });
       await run(k.secret);
       const t = await totalOf(gw.url, k.id);
-      got[name] = { requests: t.requests, inputCharged: t.inputTokens > 0, outputTokens: t.outputTokens, priced: t.cost > 0 };
+      got[name] = { requests: t.requests, inputCharged: t.inputTokens > 0, outputTokens: t.outputTokens, priced: t.cost > 0, estimated: t.estimated };
       // an answer: its text at ~4 characters a token; a stream: one token per chunk (role, three words, finish,
       // and the usage chunk that counted nothing)
-      want[name] = { requests: 1, inputCharged: true, outputTokens: name.endsWith('-stream') ? 6 : Math.ceil(reply.length / 4), priced: true };
+      want[name] = { requests: 1, inputCharged: true, outputTokens: name.endsWith('-stream') ? 6 : Math.ceil(reply.length / 4), priced: true, estimated: 1 };
     }
     expect(got).toEqual(want);
   });
@@ -129,6 +129,7 @@ describe('an upstream usage without a number is charged an estimate', () => {
     expect(t.requests).toBe(1);
     expect(t.inputTokens).toBeGreaterThan(prompt.length / 4);
     expect(t.outputTokens).toBe(6); // one per chunk taken: role, three words, finish, the usage chunk
+    expect(t.estimated).toBe(1);
   });
 });
 
@@ -176,6 +177,7 @@ describe('across a bridge', () => {
           output,
         });
         expect(after[side].inputTokens).toBeGreaterThan(before[side].inputTokens);
+        expect(after[side].estimated - (before[side].estimated ?? 0)).toBe(1);
       }
     }
   });

@@ -24,6 +24,7 @@ const rec = (ts: number, key: string): UsageRecord => ({
   cachedTokens: 0,
   cost: 0,
   stream: false,
+  estimated: false,
 });
 
 /** A store folder holding 7,000 records from 40 days ago and two from 10 days ago and now. */

@@ -144,7 +144,7 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
   it('usage --by key | model | day, --key, --since, as a table and --json', { timeout: 90_000 }, async () => {
     const byKey = cli('usage', '--by', 'key');
     expect(byKey.code, byKey.err).toBe(0);
-    expect(byKey.out.split('\n')[0]).toMatch(/^KEY\s+REQUESTS\s+INPUT\s+OUTPUT\s+CACHED\s+COST$/);
+    expect(byKey.out.split('\n')[0]).toMatch(/^KEY\s+REQUESTS\s+INPUT\s+OUTPUT\s+CACHED\s+COST\s+ESTIMATED$/);
     expect(byKey.out).toMatch(/\nbatched\s+24\s/);
     expect(byKey.out).toMatch(/\ntotal\s+26\s/);
     const j = JSON.parse(cli('usage', '--key', 'batched', '--by', 'model', '--json').out);

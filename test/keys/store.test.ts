@@ -11,9 +11,21 @@ import { SqliteKeyStore } from '../../src/keys/sqlite-key-store.js';
 import { RedisKeyStore } from '../../src/keys/redis-key-store.js';
 import type { KeyStore } from '../../src/keys/store.js';
 import { hashSecret, hintOf, modelAllowed, newSecret, type VirtualKey } from '../../src/keys/model.js';
-import { costOf, estimatedReplyUsage, estimateTokens, summarise, tokensOf, type UsageRecord } from '../../src/usage/record.js';
+import {
+  costOf,
+  countOf,
+  estimatedInputUsage,
+  estimatedReplyUsage,
+  estimatedUsage,
+  estimateTokens,
+  isEstimate,
+  summarise,
+  tokensOf,
+  type UsageRecord,
+} from '../../src/usage/record.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 import { cleanupDirs, memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
+import { writeSchema1Store } from './keys-schema-1.js';
 import type { Logger } from '../../src/util/log.js';
 
 let redis: RedisServer;
@@ -52,6 +64,7 @@ const rec = (ts: number, k: string, extra: Partial<UsageRecord> = {}): UsageReco
   cachedTokens: 1,
   cost: 0.5,
   stream: false,
+  estimated: false,
   ...extra,
 });
 
@@ -84,7 +97,7 @@ for (const [name, open] of [
       const s = await open();
       const t = Date.now();
       await s.appendUsage([rec(t - 5000, 'key_a'), rec(t - 10, 'key_b', { stream: true, direction: 'served-by', peer: 'gw_x' })]);
-      await s.appendUsage([rec(t, 'key_a', { cost: 0.25 })]);
+      await s.appendUsage([rec(t, 'key_a', { cost: 0.25, estimated: true })]);
       expect((await s.queryUsage({})).length).toBe(3);
       expect((await s.queryUsage({ since: t - 100 })).map((r) => r.key).sort()).toEqual(['key_a', 'key_b']);
       const b = await s.queryUsage({ key: 'key_b' });
@@ -107,6 +120,7 @@ for (const [name, open] of [
           cachedTokens: i % 4,
           cost: i / 8,
           stream: i % 2 === 0,
+          estimated: i % 3 === 1,
         }),
       );
       await s.appendUsage(batch);
@@ -210,6 +224,76 @@ for (const [name, open] of [
   });
 }
 
+describe('usage written before records said whether they were estimated', () => {
+  it('sqlite: a store file of key schema 1 is migrated on open; its records read as counted, new ones keep their flag; opening again changes nothing', async () => {
+    const path = join(tmpDir(), 'data', 'switchyard.db');
+    const secret = newSecret();
+    const t = Date.now();
+    writeSchema1Store(
+      path,
+      [key('old-app', secret)],
+      [{ ts: t - 1000, key: 'key_old-app', model: 'm', channel: 'c', inputTokens: 10, outputTokens: 2, cost: 0.5 }],
+    );
+    const s1 = new SqliteKeyStore(path);
+    const old = rec(t - 1000, 'key_old-app', { cachedTokens: 0 });
+    expect(await s1.queryUsage({})).toEqual([old]);
+    expect((await s1.byHash(hashSecret(secret)))?.name).toBe('old-app');
+    const fresh = [rec(t, 'key_old-app', { estimated: true }), rec(t + 1, 'key_old-app')];
+    await s1.appendUsage(fresh);
+    expect(await s1.queryUsage({ key: 'key_old-app' })).toEqual([old, ...fresh]);
+    expect((await s1.spendSince(0)).get('key_old-app')).toEqual({ tokens: 36, cost: 1.5 });
+    await s1.close();
+
+    const s2 = new SqliteKeyStore(path);
+    expect(await s2.queryUsage({})).toEqual([old, ...fresh]);
+    await s2.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect((db.prepare('SELECT version FROM keys_schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version)).toEqual([1, 2]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('redis: entries written without the field read as counted', async () => {
+    const prefix = `ks${Math.random().toString(36).slice(2, 8)}:`;
+    const raw = new Redis(redis.url);
+    const t = Date.now();
+    // an entry as the store wrote it before the field existed
+    await raw.xadd(
+      `${prefix}usage`,
+      '*',
+      'ts',
+      t - 10,
+      'key',
+      'key_a',
+      'model',
+      'm',
+      'channel',
+      'c',
+      'peer',
+      '-',
+      'direction',
+      'local',
+      'in',
+      10,
+      'out',
+      2,
+      'cached',
+      1,
+      'cost',
+      0.5,
+      'stream',
+      0,
+    );
+    raw.disconnect();
+    const s = await RedisKeyStore.open(redis.url, prefix);
+    await s.appendUsage([rec(t, 'key_a', { estimated: true })]);
+    expect(await s.queryUsage({})).toEqual([rec(t - 10, 'key_a'), rec(t, 'key_a', { estimated: true })]);
+    await s.close();
+  });
+});
+
 describe('usage arithmetic', () => {
   it('tokens from OpenAI and Anthropic-style usage; cached input at the cached price', () => {
     expect(tokensOf({ prompt_tokens: 100, completion_tokens: 20, total_tokens: 120, prompt_tokens_details: { cached_tokens: 40 } })).toEqual({
@@ -264,6 +348,28 @@ describe('usage arithmetic', () => {
     expect(out({ content: '' })).toBe(1); // never nothing
   });
 
+  it("countOf: a usage is a count only with a number in prompt_tokens or completion_tokens; isEstimate: only this module's estimates", () => {
+    const none = [
+      undefined,
+      null,
+      {},
+      { prompt_tokens: null },
+      { total_tokens: 12 },
+      { prompt_tokens: -1, completion_tokens: Number.NaN },
+      { prompt_tokens: '7' },
+    ];
+    for (const u of none) expect(countOf(u as never), JSON.stringify(u)).toBeUndefined();
+    for (const u of [{ prompt_tokens: 0, completion_tokens: 0 }, { prompt_tokens: 5 }, { completion_tokens: 3, prompt_tokens: null }])
+      expect(countOf(u as never)).toBe(u);
+    const req = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }] };
+    expect(isEstimate(estimatedUsage(req, 3))).toBe(true);
+    expect(isEstimate(estimatedInputUsage({ model: 'e', input: 'x' }))).toBe(true);
+    // an upstream's usage, whatever it claims, and a copy of an estimate are not
+    expect(isEstimate({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, estimated: true })).toBe(false);
+    expect(isEstimate({ ...estimatedUsage(req, 3) })).toBe(false);
+    expect(isEstimate(undefined)).toBe(false);
+  });
+
   it('summaries by peer and day', () => {
     const day = Date.UTC(2026, 10, 29, 12);
     const s = summarise([rec(day, 'a'), rec(day, 'b', { peer: 'gw_b', direction: 'served-by' }), rec(day + 86_400_000, 'a')], 'peer');
@@ -271,7 +377,13 @@ describe('usage arithmetic', () => {
       ['-', 2],
       ['served-by gw_b', 1],
     ]);
-    expect(s.total).toMatchObject({ requests: 3, inputTokens: 30, outputTokens: 6, cachedTokens: 3, cost: 1.5 });
+    expect(s.total).toMatchObject({ requests: 3, inputTokens: 30, outputTokens: 6, cachedTokens: 3, cost: 1.5, estimated: 0 });
+    const flagged = summarise([rec(day, 'a', { estimated: true }), rec(day, 'a'), rec(day, 'b', { estimated: true })], 'key');
+    expect(flagged.rows.map((r) => [r.group, r.requests, r.estimated])).toEqual([
+      ['a', 2, 1],
+      ['b', 1, 1],
+    ]);
+    expect(flagged.total).toMatchObject({ requests: 3, estimated: 2 });
     expect(summarise([rec(day + 86_400_000, 'a'), rec(day, 'a')], 'day').rows.map((r) => r.group)).toEqual(['2026-11-29', '2026-11-30']);
   });
 
