@@ -11,13 +11,16 @@
  * - hello-ok with protocol 4 (or 3 when configured), server/features/snapshot/auth/policy.
  * - `tick { ts }` every tickIntervalMs; per-connection monotonically increasing event `seq`.
  * - `chat.send` → ack `{ runId, status:"started" }` (a repeated idempotency key → same runId, "in_flight"), then
- *   `chat` events broadcast to every authenticated connection: `delta` (v4 `deltaText`, v3 cumulative `message`)
- *   … `final` | `error`; `chat.abort` → `aborted` event.
+ *   `chat` events broadcast to every authenticated connection: `delta` (v4 `deltaText` and, as real v4 servers
+ *   send it, the cumulative `message` so far; v3 the cumulative `message` only) … `final` | `error`;
+ *   `chat.abort` → `aborted` event (without a runId: every run of the session key, as OpenClaw does).
  * Scriptable: per-send scripts (chunks, slow stream, replace, error, hang, drop mid-run), stop ticking, drop
  * connections, refuse chat.send by dropping before the ack, UNAVAILABLE at connect with retryAfterMs.
  * Misbehaving on purpose (for the fault tests): a handshake without a challenge or without an answer, a connect
  * refused with any error shape, a hello-ok naming another protocol, requests answered with raw frames of the
- * test's choosing (`answer`), and raw text or binary frames sent to every authenticated connection (`sendRaw`).
+ * test's choosing (`answer`), raw text or binary frames sent to every authenticated connection (`sendRaw`), a run
+ * started whose `chat.send` is never acknowledged (`ackLost`), and a huge frame before the challenge or instead of
+ * hello-ok (`preAuthFrame`), recording whether all of it could be written before the client closed.
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -151,6 +154,17 @@ export class FakeOpenClaw {
   readonly unanswered = new Set<string>();
   /** delay before chat.send is acknowledged (and its run starts) */
   ackDelayMs = 0;
+  /** chat.send starts its run but is never acknowledged (the client's request times out, the run goes on) */
+  ackLost = false;
+  /** v4 deltas also carry the cumulative `message` so far, as real v4 servers send them (default true) */
+  deltaMessage = true;
+  /**
+   * Sends one text frame of this many bytes before the challenge (`before: "challenge"`) or instead of hello-ok
+   * (`before: "hello"`), then nothing else on that connection. `preAuthFrameResult` says whether all of it was
+   * written out (false: the client closed first).
+   */
+  preAuthFrame: { bytes: number; before: 'challenge' | 'hello' } | undefined;
+  preAuthFrameResult: { flushed: boolean } | undefined;
   /** `silent`: no connect.challenge; `no-answer`: a challenge, then `connect` is never answered */
   handshake: 'normal' | 'silent' | 'no-answer' = 'normal';
   /** refuse every connect with this error shape (and close 1008) */
@@ -256,7 +270,8 @@ export class FakeOpenClaw {
     this.conns.add(c);
     const nonce = randomUUID();
     this.nonces.push(nonce);
-    if (this.handshake !== 'silent') this.event(c, 'connect.challenge', { nonce, ts: Date.now() });
+    if (this.preAuthFrame?.before === 'challenge') this.sendHuge(c, this.preAuthFrame.bytes);
+    else if (this.handshake !== 'silent') this.event(c, 'connect.challenge', { nonce, ts: Date.now() });
     ws.on('message', (data, isBinary) => {
       const raw = data.toString();
       if (!c.authed && (isBinary || Buffer.byteLength(raw) > PRE_AUTH_MAX)) {
@@ -281,6 +296,13 @@ export class FakeOpenClaw {
     ws.on('error', () => undefined);
   }
 
+  /** one text frame of `bytes` bytes (a JSON event padded with spaces); records whether it all went out */
+  private sendHuge(c: Conn, bytes: number): void {
+    const head = JSON.stringify({ type: 'event', event: 'tick', payload: { ts: Date.now() } });
+    const frame = head + ' '.repeat(Math.max(0, bytes - head.length));
+    c.ws.send(frame, (err) => (this.preAuthFrameResult = { flushed: !err }));
+  }
+
   private refuse(c: Conn, id: string, error: Record<string, unknown>, closeCode = 1008): void {
     this.res(c, id, false, error);
     setTimeout(() => c.ws.close(closeCode, String(error.code)), 5);
@@ -294,6 +316,7 @@ export class FakeOpenClaw {
     const p = f.params;
     this.connects.push(p);
     if (this.handshake !== 'normal') return;
+    if (this.preAuthFrame?.before === 'hello') return this.sendHuge(c, this.preAuthFrame.bytes);
     if (this.connectError) return this.refuse(c, id, this.connectError);
     const invalid = (message: string) => this.refuse(c, id, { code: 'INVALID_REQUEST', message });
     if (typeof p !== 'object' || p === null) return invalid('connect params required');
@@ -376,7 +399,7 @@ export class FakeOpenClaw {
         const runId = randomUUID();
         this.byIdem.set(p.idempotencyKey, runId);
         const go = () => {
-          this.res(c, f.id, true, { runId, status: 'started' });
+          if (!this.ackLost) this.res(c, f.id, true, { runId, status: 'started' });
           this.startRun(runId, p.sessionKey, this.script({ sessionKey: p.sessionKey, message: p.message, idempotencyKey: p.idempotencyKey }));
         };
         if (this.ackDelayMs > 0) setTimeout(go, this.ackDelayMs);
@@ -422,7 +445,9 @@ export class FakeOpenClaw {
       steps.push(() => {
         r.text = ch.replace ? ch.text : r.text + ch.text;
         const base = { runId, sessionKey, seq: r.seq++, state: 'delta' };
-        if (this.protocol >= 4) this.broadcast(ch.replace ? { ...base, deltaText: r.text, replace: true } : { ...base, deltaText: ch.text });
+        const message = this.deltaMessage ? { message: assistant(r.text) } : {};
+        if (this.protocol >= 4)
+          this.broadcast(ch.replace ? { ...base, deltaText: r.text, replace: true, ...message } : { ...base, deltaText: ch.text, ...message });
         else this.broadcast({ ...base, message: assistant(r.text) });
       });
     }
