@@ -229,6 +229,30 @@ describe('OpenClaw: handshakes that go wrong', () => {
     await until(() => f.clientCloses.length >= 2); // the two failed sockets were closed
   });
 
+  for (const before of ['challenge', 'hello'] as const) {
+    it(`a huge frame before the ${before === 'challenge' ? 'challenge' : 'hello-ok'}: the connect fails at its header, before the client takes it in`, async () => {
+      const f = await fake();
+      const c = client(f, { backoff });
+      const bytes = 40 * 1024 * 1024; // under the 64 MiB limit after hello-ok
+      f.preAuthFrame = { bytes, before };
+      const t0 = Date.now();
+      const e = await rejection(c.connect());
+      // the client closed the socket before the server could write the frame out: it never buffered all of it
+      await until(() => f.preAuthFrameResult !== undefined);
+      expect(f.preAuthFrameResult).toEqual({ flushed: false });
+      expect(e).toMatchObject({
+        code: 'UPSTREAM_BAD_RESPONSE',
+        message: 'OpenClaw handshake: a frame before hello-ok is over the pre-auth limit (65536 bytes)',
+      });
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(c.connected).toBe(false);
+      // after hello-ok the limit is the inbound one again: a frame over 64 KiB passes
+      f.preAuthFrame = undefined;
+      f.script = () => ({ chunks: ['x'.repeat(200 * 1024)] });
+      expect((await c.chatSend('agent:main:t1', 'y')).text).toHaveLength(200 * 1024);
+    });
+  }
+
   it('a protocol this client does not speak: refused by the server or named in hello-ok', async () => {
     const f = await fake();
     const c = client(f, { backoff });

@@ -29,6 +29,7 @@ import {
 } from './protocol.js';
 import { wsText } from '../../../util/ws-text.js';
 import { PendingTable } from '../../../util/pending.js';
+import { raiseMaxPayload } from '../../../bridge/ws-limits.js';
 
 /** What a connection reports to its owner. */
 export interface ConnectionOwner {
@@ -185,10 +186,17 @@ export class Connection {
 /**
  * One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. `signal` (the client
  * closing) ends a handshake still under way at once, with `abortError`.
+ *
+ * Until hello-ok the socket takes frames of at most PRE_AUTH_MAX_BYTES: ws refuses a larger one as soon as its
+ * header is read, before buffering any of it, and the handshake fails. ws (8.x) takes `maxPayload` only when the
+ * socket is created and has no public way to change it, so the limit is raised to `maxInboundBytes` after hello-ok
+ * through the receiver's private field, the way the bridge does (src/bridge/ws-limits.ts, pinned by
+ * test/bridge/ws-limits.test.ts); if this ws has no such field the handshake fails rather than run on a 64 KiB limit.
  */
 export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, signal: AbortSignal, abortError: () => GatewayError): Promise<Connection> {
   return new Promise<Connection>((resolve, reject) => {
-    const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: o.maxInboundBytes, perMessageDeflate: false });
+    const preAuthLimit = Math.min(PRE_AUTH_MAX_BYTES, o.maxInboundBytes);
+    const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: preAuthLimit, perMessageDeflate: false });
     let phase: 'challenge' | 'hello' | 'done' = 'challenge';
     let connectId = '';
     let conn: Connection | undefined;
@@ -229,9 +237,8 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         return;
       }
       if (isBinary) return;
-      const text = wsText(data);
-      if (Buffer.byteLength(text) > PRE_AUTH_MAX_BYTES) return fail(bad('pre-auth frame larger than 64 KiB'));
-      const f = parseInboundFrame(text);
+      // (no larger than preAuthLimit: ws refused anything larger)
+      const f = parseInboundFrame(wsText(data));
       if (!f) return;
       if (phase === 'challenge') {
         if (f.type !== 'event' || f.event !== 'connect.challenge') return;
@@ -263,6 +270,11 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         if (!hello) return fail(bad('connect succeeded without a hello-ok payload'));
         if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL)
           return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
+        // from the next frame on, the limit after the handshake
+        if (!raiseMaxPayload(ws, o.maxInboundBytes))
+          return fail(
+            new GatewayError('INTERNAL', 'cannot raise the WebSocket message limit after the OpenClaw handshake (the installed ws changed its internals)'),
+          );
         phase = 'done';
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
@@ -279,13 +291,16 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         resolve(conn);
       }
     });
-    ws.on('error', (err: Error) =>
+    ws.on('error', (err: Error) => {
+      // ws read the header of a frame over preAuthLimit and closed the socket without taking the frame in
+      if ((err as NodeJS.ErrnoException).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        return fail(bad(`a frame before hello-ok is over the pre-auth limit (${preAuthLimit} bytes)`));
       fail(
         new GatewayError('UPSTREAM_UNREACHABLE', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), o.token, 200)}`, {
           details: { provider: 'openclaw' },
         }),
-      ),
-    );
+      );
+    });
     ws.on('close', (code: number) => {
       // 1008 (policy violation) while waiting for hello-ok: refused without an error response
       if (phase === 'hello' && code === 1008) {
