@@ -292,11 +292,46 @@ describe('OpenClaw: connections that drop or never answer', () => {
     f.unanswered.add('chat.send');
     const e1 = await rejection(c.chatSend('agent:main:t1', 'x'));
     expect(e1).toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'OpenClaw chat.send got no response within 200 ms' });
+    // its run id is unknown: the session's current run is aborted (there is none here)
+    await until(() => f.aborts.length === 1);
+    expect(f.aborts[0]!.params).toEqual({ sessionKey: 'agent:main:t1' });
     f.unanswered.delete('chat.send');
     const e2 = await rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 300 }));
     expect(e2.code).toBe('UPSTREAM_TIMEOUT');
-    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    await until(() => f.aborts.length === 2 && f.activeRuns === 0);
+    expect(f.aborts[1]!.params).toEqual({ sessionKey: 'agent:main:t1', runId: lastRunId(f) });
     expect(c.inFlight.runs).toBe(0);
+  });
+
+  it('a chat.send whose ack never comes while the server runs it anyway: chat.abort for the session key stops that run', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f, { requestTimeoutMs: 200 });
+    f.ackLost = true;
+    const e = await rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 10_000 }));
+    expect(e).toMatchObject({ code: 'UPSTREAM_TIMEOUT', message: 'OpenClaw chat.send got no response within 200 ms' });
+    expect(f.activeRuns).toBe(1); // the server did start it
+    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    expect(f.aborts[0]!.params).toEqual({ sessionKey: 'agent:main:t1' });
+    expect(f.aborts[0]!.connId).toBe(f.chatSends[0]!.connId);
+    // its `aborted` event reaches no run; the session's next run is not disturbed
+    f.ackLost = false;
+    f.script = () => ({ chunks: ['next'] });
+    expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('next');
+    expect(f.aborts).toHaveLength(1);
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+  });
+
+  it('a cancel before an ack that never comes: chat.abort for the session key once chat.send times out', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f, { requestTimeoutMs: 300, abortGraceMs: 50 });
+    f.ackLost = true;
+    const ac = new AbortController();
+    const p = c.chatSend('agent:main:t1', 'x', { signal: ac.signal, timeoutMs: 10_000 });
+    await until(() => f.activeRuns === 1);
+    ac.abort();
+    expect((await p).status).toBe('cancelled');
+    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    expect(f.aborts[0]!.params).toEqual({ sessionKey: 'agent:main:t1' });
   });
 });
 

@@ -213,7 +213,11 @@ export class OpenClawClient implements ConnectionOwner {
                 this.sendAbort(run);
               }
             },
-            () => undefined,
+            (err: unknown) => {
+              // no answer in time: the server may be running it all the same, under a run id we never learn; abort
+              // the session's current run (chat.abort without a runId), before this session's next turn can start one
+              if (err instanceof GatewayError && err.code === 'UPSTREAM_TIMEOUT') this.sendAbort(run);
+            },
           );
           const payload = await Promise.race([sent, run.done.then(() => undefined)]);
           if (run.settled) return await run.done;
@@ -246,6 +250,7 @@ export class OpenClawClient implements ConnectionOwner {
     }
   }
 
+  /** `chat.abort` for the run (once): with its runId when known, else for the session's current run. */
   private sendAbort(run: Run): void {
     const conn = run.conn;
     if (!conn?.alive || run.abortSent) return;
