@@ -63,6 +63,40 @@ describe('an OpenClaw gateway provider that breaks', () => {
     expect(gw.logs()).not.toContain(TOKEN);
   });
 
+  it('a long answer in many deltas that carry the text so far reaches the client in updates that grow with its length', async () => {
+    const { f, gw } = await setup();
+    const answer = Array.from({ length: 100_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    // 250 v4 deltas, each with the cumulative `message` so far, as real v4 servers send them
+    f.script = () => ({ chunks: answer.match(/[\s\S]{1,400}/g)!, delayMs: 1 });
+    const res = await fetch(`${gw.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: { sessionId: 's-long', taskPrompt: 'long', requestedExecutionTarget: 'gateway', gatewayProviderId: 'openclaw' },
+      }),
+    });
+    const body = await res.text();
+    const msgs = body
+      .split('\n\n')
+      .filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]')
+      .map((b) => JSON.parse(b.slice(6)) as Record<string, any>);
+    expect(msgs.find((m) => 'id' in m)?.result).toMatchObject({ status: 'completed', output: answer });
+    const updates = msgs.filter((m) => m.method === 'session.update').map((m) => m.params);
+    expect(
+      updates
+        .filter((u) => u.type === 'delta')
+        .map((u) => u.delta)
+        .join(''),
+    ).toBe(answer);
+    // the whole SSE answer, where every message carries its body twice (`params`/`result` and `payload`,
+    // docs/acp.md): each piece four times (`delta`, `text`), the output twice, and envelopes — about 8.1× the
+    // answer (it was about 262×: every update carried the text so far)
+    expect(Buffer.byteLength(body)).toBeLessThan(10 * answer.length);
+  });
+
   it('a shutdown does not wait for an OpenClaw handshake that never completes', async () => {
     const { f, gw } = await setup();
     f.handshake = 'no-answer';

@@ -11,7 +11,7 @@ import {
   type TextChange,
 } from '../../src/acp/runtimes/openclaw/protocol.js';
 import { OpenClawGateway, createOpenClawRuntime, sessionKeyFor } from '../../src/acp/runtimes/openclaw/runtime.js';
-import type { UpdateEvent } from '../../src/acp/runtime.js';
+import { MAX_TURN_OUTPUT_CHARS, type UpdateEvent } from '../../src/acp/runtime.js';
 import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
 import { FakeOpenClaw, startFakeOpenClaw, type FakeOpenClawOptions } from '../fakes/fake-openclaw.js';
@@ -278,6 +278,47 @@ describe('OpenClawClient against the fake gateway', () => {
     expect(f.chatSends).toHaveLength(0);
   });
 
+  it('v3 rewrites count toward maxOutputChars with their whole text: past it the call fails and the run is aborted', async () => {
+    const a = 'a'.repeat(400);
+    const b = 'b'.repeat(400);
+    const f = await fake({
+      protocol: 3,
+      script: () => ({ chunks: [a, { text: b, replace: true }, { text: a, replace: true }, { text: b, replace: true }], end: 'hang' }),
+    });
+    const c = client(f);
+    const changes: TextChange[] = [];
+    const e = await rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 5000, maxOutputChars: 1000, onDelta: (ch) => changes.push(ch) }));
+    expect(e).toMatchObject({
+      code: 'UPSTREAM_BAD_RESPONSE',
+      message: "the OpenClaw run's output passed 1000 characters (pieces and replacements counted): the run was stopped",
+    });
+    // 400 appended + 400 replaced; the next 400 would pass 1000
+    expect(changes).toEqual([
+      { kind: 'append', text: a },
+      { kind: 'replace', text: b },
+    ]);
+    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    expect(f.aborts[0]!.params).toEqual({ sessionKey: 'agent:main:t1', runId: f.runIdOf(f.chatSends[0]!.params.idempotencyKey) });
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+  });
+
+  it('events kept before the ack are bounded by maxOutputChars of frames; later ones are dropped', async () => {
+    const f = await fake({ script: () => ({ chunks: [], end: 'hang' }) });
+    f.ackDelayMs = 300;
+    const c = client(f);
+    await c.connect();
+    const events: ChatEvent[] = [];
+    const p = c.chatSend('agent:main:t1', 'x', { timeoutMs: 5000, maxOutputChars: 5000, onEvent: (ev) => events.push(ev) });
+    await until(() => f.chatSends.length === 1);
+    const runId = f.runIdOf(f.chatSends[0]!.params.idempotencyKey)!;
+    // 50 frames of ~1 150 characters before the ack: 4 fit in 5 000
+    for (let i = 0; i < 50; i++) f.broadcast({ runId, sessionKey: 'agent:main:t1', seq: i, state: 'delta', deltaText: String(i % 10).repeat(1000) });
+    await until(() => events.length === 4); // handled once the ack came
+    f.broadcast({ runId, sessionKey: 'agent:main:t1', seq: 50, state: 'final', message: 'done' });
+    expect(await p).toMatchObject({ status: 'completed', text: 'done' });
+    expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 50]);
+  });
+
   it('auth failure: clear error, no retry loop, token scrubbed', async () => {
     const f = await fake({ echoTokenInErrors: true, token: 'the-real-token' });
     const c = new OpenClawClient({ url: f.url, token: TOKEN, log, backoff: { initialMs: 10, maxMs: 10 } });
@@ -443,7 +484,7 @@ describe('OpenClaw runtime', () => {
     expect(sessionKeyFor('S1')).not.toBe(sessionKeyFor('s1'));
   });
 
-  it('runs a turn: running status, deltas with raw payloads, output', async () => {
+  it('runs a turn: running status, deltas with the chat event fields, output', async () => {
     const f = await fake();
     const c = client(f);
     const rt = createOpenClawRuntime({ client: c, sessionId: 's1' });
@@ -474,6 +515,90 @@ describe('OpenClaw runtime', () => {
       ['step', 'running', 'Final'],
     ]);
     expect(out.output).toBe('Final');
+  });
+
+  /** total size of the updates as JSON (what a client receives of them, before the runner's envelope) */
+  const updateBytes = (us: UpdateEvent[]) => us.reduce((n, u) => n + Buffer.byteLength(JSON.stringify(u)), 0);
+  const long = (n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+
+  it('a long v4 answer in many deltas that carry the text so far: the updates grow with its length, not its square', async () => {
+    const answer = long(100_000);
+    const pieces = answer.match(/[\s\S]{1,400}/g)!; // 250 deltas, each (as real v4 servers send it) with `message` = the text so far
+    for (const chunks of [pieces, pieces.map((_, i) => ({ text: pieces.slice(0, i + 1).join(''), replace: true }))]) {
+      const f = await fake({ script: () => ({ chunks, delayMs: 1 }) });
+      const rt = createOpenClawRuntime({ client: client(f), sessionId: 's-long' });
+      const updates: UpdateEvent[] = [];
+      const out = await rt.prompt(turn('x'), (u) => updates.push(u), new AbortController().signal);
+      expect(out.output).toBe(answer);
+      const deltas = updates.filter((u) => u.type === 'delta');
+      expect(deltas.map((d) => d.delta).join('')).toBe(answer);
+      expect(updates.filter((u) => u.type === 'step')).toEqual([]); // a full-text refresh that extends is a delta
+      for (const d of deltas) {
+        // the event's own fields, never its text (the piece is in `delta`/`text`)
+        expect(d.structuredEvent).toEqual({
+          runId: expect.any(String),
+          sessionKey: 'agent:main:switchyard-s-long',
+          state: 'delta',
+          seq: expect.any(Number),
+          ...(chunks === pieces ? {} : { replace: true }),
+        });
+      }
+      // every piece goes out twice (`delta` and `text`), plus a small envelope: ~2.3× the answer (it was ~125× and ~250×)
+      expect(updateBytes(updates)).toBeLessThan(3 * answer.length);
+      await rt.close();
+    }
+  });
+
+  it('unknown fields, usage and a huge message in a chat event do not reach the update', async () => {
+    const f = await fake({ script: () => ({ chunks: ['hel'], end: 'hang' }) });
+    const rt = createOpenClawRuntime({ client: client(f), sessionId: 's-junk', turnTimeoutMs: 5000 });
+    const updates: UpdateEvent[] = [];
+    const p = rt.prompt(turn('x'), (u) => updates.push(u), new AbortController().signal);
+    await until(() => updates.some((u) => u.type === 'delta'));
+    const runId = updates.find((u) => u.type === 'status')!.structuredEvent as { runId: string };
+    f.broadcast({
+      runId: runId.runId,
+      sessionKey: 'agent:main:switchyard-s-junk',
+      seq: 7,
+      state: 'delta',
+      deltaText: 'lo',
+      message: { role: 'assistant', content: [{ type: 'text', text: 'hello' }], junk: 'j'.repeat(1_000_000) },
+      usage: { input: 1, junk: 'u'.repeat(1_000_000) },
+      junk: 'x'.repeat(1_000_000),
+    });
+    await until(() => updates.filter((u) => u.type === 'delta').length === 2);
+    f.broadcast({ runId: runId.runId, sessionKey: 'agent:main:switchyard-s-junk', seq: 8, state: 'final', message: 'hello', junk: 'y'.repeat(1_000_000) });
+    expect((await p).output).toBe('hello');
+    const last = updates.filter((u) => u.type === 'delta')[1]!;
+    expect(last).toEqual({
+      type: 'delta',
+      event: 'delta',
+      delta: 'lo',
+      text: 'lo',
+      structuredEvent: { runId: runId.runId, sessionKey: 'agent:main:switchyard-s-junk', state: 'delta', seq: 7 },
+    });
+    expect(updateBytes(updates)).toBeLessThan(1000);
+  });
+
+  it('replacements count toward the turn output bound: a server that keeps replacing the text is stopped', async () => {
+    const f = await fake();
+    f.deltaMessage = false; // only the replacements themselves
+    const size = 2 * 1024 * 1024;
+    const a = 'a'.repeat(size);
+    const b = 'b'.repeat(size);
+    // 9 different whole texts of 2 Mi characters: 18 Mi characters of replacements, past the 16 Mi bound
+    f.script = () => ({ chunks: Array.from({ length: 9 }, (_, i) => ({ text: i % 2 ? b : a, replace: true })), end: 'hang', delayMs: 2 });
+    const rt = createOpenClawRuntime({ client: client(f), sessionId: 's-big', turnTimeoutMs: 20_000 });
+    const updates: UpdateEvent[] = [];
+    const e = await rejection(rt.prompt(turn('x'), (u) => updates.push(u), new AbortController().signal));
+    expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
+    expect(e.message).toMatch(new RegExp(`output passed ${MAX_TURN_OUTPUT_CHARS} characters`));
+    const sent = updates.reduce((n, u) => n + (u.type === 'delta' ? u.delta!.length : (u.text?.length ?? 0)), 0);
+    expect(sent).toBeLessThanOrEqual(MAX_TURN_OUTPUT_CHARS);
+    expect(updates.filter((u) => u.type === 'delta' || u.type === 'step')).toHaveLength(8);
+    // and the run on the server is stopped
+    await until(() => f.aborts.length === 1 && f.activeRuns === 0);
+    expect(f.aborts[0]!.params).toEqual({ sessionKey: 'agent:main:switchyard-s-big', runId: expect.stringMatching(UUID) });
   });
 
   it('cancel: chat.abort, stopReason cancelled', async () => {

@@ -8,8 +8,10 @@
  *   servers that do not know it ignore).
  * - `chatSend` sends `chat.send` with a fresh idempotency key and follows the run's `chat` events: deltas go to
  *   `onDelta`, `final` resolves with the full text, `error` rejects, `aborted` resolves as cancelled. Aborting
- *   the signal sends `chat.abort`. If the connection drops before the ack, the send is retried once on a new
- *   connection with the same idempotency key (OpenClaw dedupes it); a drop after the ack fails the run.
+ *   the signal, the run's deadline and output past `maxOutputChars` send `chat.abort { sessionKey, runId }`; a
+ *   `chat.send` never answered in time sends `chat.abort { sessionKey }` (its run id is unknown, and the server
+ *   may be running it). If the connection drops before the ack, the send is retried once on a new connection
+ *   with the same idempotency key (OpenClaw dedupes it); a drop after the ack fails the run.
  * - Keepalive: the connection is closed (code 4000) when no frame arrived for 2× the tick interval.
  * - Back-off between failed connects: 1 s doubling to 30 s, ±20 % jitter; a request waits out a short back-off
  *   and fails fast (retryable, with retryAfter) on a long one. `UNAVAILABLE` at connect (gateway starting)
@@ -240,7 +242,13 @@ export class OpenClawClient implements ConnectionOwner {
       run.acked(ack.runId);
       opts.onAck?.(ack);
       if (run.cancelRequested && !run.settled) this.sendAbort(run);
-      return await run.done;
+      try {
+        return await run.done;
+      } catch (err) {
+        // stopped here for too much output: stop it on the server too
+        if (run.overflowed) this.sendAbort(run);
+        throw err;
+      }
     } finally {
       signal?.removeEventListener('abort', onAbort);
       for (const t of timers) clearTimeout(t);
@@ -276,15 +284,15 @@ export class OpenClawClient implements ConnectionOwner {
   // -------------------------------------------------------------------------------------------------------------
   // connection management
 
-  /** from Connection */
-  onEvent(conn: Connection, f: EventFrame): void {
+  /** from Connection; `chars`: the length of the frame */
+  onEvent(conn: Connection, f: EventFrame, chars: number): void {
     if (f.event === 'chat') {
       const ev = parseChatEvent(f.payload);
       if (!ev) return;
       let run = this.runs.get(ev.sessionKey.toLowerCase());
       // a server that reports the key in another canonical form: fall back to the run id
       if (!run) for (const r of this.runs.values()) if (r.runId !== undefined && r.matches(ev.runId)) run = r;
-      if (run && run.conn === conn) run.event(ev, f.payload);
+      if (run && run.conn === conn) run.event(ev, f.payload, chars);
       return;
     }
     if (f.event === 'shutdown') {

@@ -35,7 +35,8 @@ import { raiseMaxPayload } from '../../../bridge/ws-limits.js';
 export interface ConnectionOwner {
   /** the token, to scrub server text */
   readonly secret: string;
-  onEvent(conn: Connection, f: EventFrame): void;
+  /** `chars`: the length of the frame the event came in */
+  onEvent(conn: Connection, f: EventFrame, chars: number): void;
   connectionDied(conn: Connection, err: GatewayError): void;
 }
 
@@ -161,7 +162,7 @@ export class Connection {
       else p.fail(errorFromShape(p.method, f.error as ErrorShape, this.owner.secret));
       return;
     }
-    this.owner.onEvent(this, f);
+    this.owner.onEvent(this, f, text.length);
   }
 
   /** Marks the connection dead, fails everything on it and closes the socket (idempotent). */

@@ -237,9 +237,17 @@ export interface ChatSendAck {
   runId: string;
   status: string;
 }
+/**
+ * The longest run id taken from an ack (OpenClaw's are UUIDs): every update of the run carries it, so a longer
+ * one would make each of them large.
+ */
+export const MAX_RUN_ID_CHARS = 256;
+/** The ack's `status` is cut to this many characters (it goes to the client in the `running` update). */
+export const MAX_ACK_STATUS_CHARS = 64;
+/** The ack, or undefined without a non-empty `runId` of at most MAX_RUN_ID_CHARS characters. */
 export function parseChatSendAck(payload: unknown): ChatSendAck | undefined {
-  if (!isObj(payload) || !nonEmpty(payload.runId)) return undefined;
-  return { runId: payload.runId, status: typeof payload.status === 'string' ? payload.status : 'started' };
+  if (!isObj(payload) || !nonEmpty(payload.runId) || payload.runId.length > MAX_RUN_ID_CHARS) return undefined;
+  return { runId: payload.runId, status: typeof payload.status === 'string' ? payload.status.slice(0, MAX_ACK_STATUS_CHARS) : 'started' };
 }
 
 export type ChatState = 'delta' | 'final' | 'aborted' | 'error';
@@ -263,6 +271,27 @@ export interface ChatEvent {
 }
 
 const CHAT_STATES: ReadonlySet<string> = new Set(['delta', 'final', 'aborted', 'error']);
+
+/**
+ * What an update carries of a `chat` event as its `structuredEvent`: the event's own short fields, never its
+ * text (the change is the update's `delta`/`text`; `deltaText` and the cumulative `message` would repeat the text
+ * so far on every update), nor `usage` or fields this client does not know. Its size is bounded whatever the
+ * server sends: `runId` names the run (a run handles only events that name its acked run id, at most
+ * MAX_RUN_ID_CHARS, or its own idempotency key) and `sessionKey` is the one this client derived.
+ */
+export interface ChatEventSummary {
+  runId: string;
+  sessionKey: string;
+  state: ChatState;
+  seq?: number;
+  replace?: boolean;
+}
+export function chatEventSummary(ev: ChatEvent, sessionKey: string): ChatEventSummary {
+  const s: ChatEventSummary = { runId: ev.runId, sessionKey, state: ev.state };
+  if (ev.seq !== undefined) s.seq = ev.seq;
+  if (ev.replace !== undefined) s.replace = ev.replace;
+  return s;
+}
 
 export function parseChatEvent(payload: unknown): ChatEvent | undefined {
   if (!isObj(payload) || !nonEmpty(payload.runId) || !nonEmpty(payload.sessionKey)) return undefined;

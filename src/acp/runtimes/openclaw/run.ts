@@ -1,9 +1,16 @@
 /**
  * The client side of one `chat.send` run: buffers the session's `chat` events until the ack names the run,
  * accumulates the text (deltas or whole-text replacements, by protocol version), and settles once: `final` →
- * completed, `aborted` → cancelled, `error` → rejected, a connection lost after the ack → rejected.
+ * completed, `aborted` → cancelled, `error` → rejected, a connection lost after the ack → rejected, output past
+ * `maxOutputChars` → rejected (the caller then aborts the run on the server).
+ *
+ * Bounds: every text change counts toward `maxOutputChars`, a whole-text replacement with its whole length (so a
+ * server that keeps rewriting the text is stopped like one that keeps appending); the events kept before the ack
+ * are at most 10 000 and, together, at most `maxOutputChars` characters of frames (later ones are dropped, as
+ * events of another run would be).
  */
-import { toGatewayError, type GatewayError } from '../../../wire/errors.js';
+import { GatewayError, toGatewayError } from '../../../wire/errors.js';
+import { MAX_TURN_OUTPUT_CHARS } from '../../runtime.js';
 import { ChatTextAccumulator, errorFromChatEvent, mapStopReason, type ChatEvent, type ChatSendAck, type TextChange } from './protocol.js';
 import type { Connection, ConnectionRun } from './connection.js';
 
@@ -19,7 +26,16 @@ export interface ChatSendOptions {
   timeoutMs?: number;
   /** defaults to a fresh UUID; the same key is reused if the send has to be retried on a new connection */
   idempotencyKey?: string;
+  /**
+   * most characters of text changes the run may produce (appended pieces, and replacements with their whole
+   * text): past it the call rejects with UPSTREAM_BAD_RESPONSE and the run is aborted. Default: the turn bound,
+   * MAX_TURN_OUTPUT_CHARS
+   */
+  maxOutputChars?: number;
 }
+
+/** most events kept for a run before its ack names it */
+const MAX_BUFFERED_EVENTS = 10_000;
 
 export interface ChatResult {
   status: 'completed' | 'cancelled';
@@ -40,7 +56,14 @@ export class Run implements ConnectionRun {
   cancelRequested = false;
   abortSent = false;
   settled = false;
+  /** the run failed for passing maxOutputChars (the server's run is then aborted) */
+  overflowed = false;
   buffered: Array<{ ev: ChatEvent; raw: unknown }> = [];
+  /** characters of the frames in `buffered` */
+  private bufferedChars = 0;
+  /** characters of the text changes so far */
+  private outputChars = 0;
+  private readonly maxOutputChars: number;
   readonly done: Promise<ChatResult>;
   private resolveDone!: (r: ChatResult) => void;
   private rejectDone!: (e: GatewayError) => void;
@@ -56,6 +79,7 @@ export class Run implements ConnectionRun {
       this.rejectDone = rej;
     });
     this.done.catch(() => undefined);
+    this.maxOutputChars = opts.maxOutputChars ?? MAX_TURN_OUTPUT_CHARS;
   }
 
   attach(conn: Connection): void {
@@ -71,12 +95,15 @@ export class Run implements ConnectionRun {
     return runId === this.runId || runId === this.idempotencyKey;
   }
 
-  /** A `chat` event for this run's session key. */
-  event(ev: ChatEvent, raw: unknown): void {
+  /** A `chat` event for this run's session key; `chars`: the length of the frame it came in. */
+  event(ev: ChatEvent, raw: unknown, chars: number): void {
     if (this.settled) return;
     if (this.runId === undefined && !this.matches(ev.runId)) {
-      // before the ack we do not know the run id yet: keep the session's events until we do
-      if (this.buffered.length < 10_000) this.buffered.push({ ev, raw });
+      // before the ack we do not know the run id yet: keep the session's events until we do (within bounds)
+      if (this.buffered.length < MAX_BUFFERED_EVENTS && this.bufferedChars + chars <= this.maxOutputChars) {
+        this.buffered.push({ ev, raw });
+        this.bufferedChars += chars;
+      }
       return;
     }
     if (!this.matches(ev.runId)) return;
@@ -87,6 +114,7 @@ export class Run implements ConnectionRun {
     this.runId = runId;
     const b = this.buffered;
     this.buffered = [];
+    this.bufferedChars = 0;
     for (const { ev, raw } of b) if (this.matches(ev.runId)) this.handle(ev, raw);
   }
 
@@ -95,7 +123,21 @@ export class Run implements ConnectionRun {
     try {
       this.opts.onEvent?.(ev, raw);
       const change = this.acc?.apply(ev);
-      if (change) this.opts.onDelta?.(change, ev);
+      if (change) {
+        this.outputChars += change.text.length;
+        if (this.outputChars > this.maxOutputChars) {
+          this.overflowed = true;
+          this.fail(
+            new GatewayError(
+              'UPSTREAM_BAD_RESPONSE',
+              `the OpenClaw run's output passed ${this.maxOutputChars} characters (pieces and replacements counted): the run was stopped`,
+              { details: { provider: 'openclaw' } },
+            ),
+          );
+          return;
+        }
+        this.opts.onDelta?.(change, ev);
+      }
     } catch (err) {
       this.fail(toGatewayError(err));
       return;

@@ -6,17 +6,30 @@
  *   params): `agent:main:switchyard-<sessionId>` (see sessionKeyFor). OpenClaw keeps the conversation memory
  *   under that key, so TurnInput.history is not resent.
  * - A turn is one `chat.send`. Updates: `status/running` when OpenClaw acknowledges the run (structuredEvent =
- *   the ack), `delta` per text piece (structuredEvent = the raw `chat` event payload), and `step/running` with
- *   the whole text when OpenClaw replaced the text so far (v4 `replace`, or a rewritten v3 cumulative message).
+ *   the ack `{ runId, status }`), `delta` per text piece, and `step/running` with the whole text when OpenClaw
+ *   replaced the text so far (v4 `replace`, or a rewritten v3 cumulative message). The structuredEvent of a
+ *   delta or step is the `chat` event's short fields only (protocol.ts chatEventSummary): never its text, which
+ *   real v4 servers repeat whole (`message`) in every delta, nor fields this client does not know.
  *   started/completed/failed/cancelled are the turn runner's: `final` resolves the turn, `error` rejects it with
  *   a GatewayError, `aborted` (or the signal) resolves it with stopReason "cancelled"; cancelling sends
  *   `chat.abort`.
+ * - Output bound: every text change counts toward MAX_TURN_OUTPUT_CHARS, a replacement with its whole text (the
+ *   turn runner counts deltas only); past it the turn fails with UPSTREAM_BAD_RESPONSE and the run is aborted.
  */
 import { createHash } from 'node:crypto';
 import { GatewayError, toGatewayError } from '../../../wire/errors.js';
 import type { Logger } from '../../../util/log.js';
-import type { Runtime, RuntimeContext, RuntimeFactory, TurnInput, TurnOutput, UpdateEvent } from '../../runtime.js';
+import {
+  MAX_TURN_OUTPUT_CHARS,
+  type Runtime,
+  type RuntimeContext,
+  type RuntimeFactory,
+  type TurnInput,
+  type TurnOutput,
+  type UpdateEvent,
+} from '../../runtime.js';
 import { OpenClawClient, type OpenClawClientOptions } from './client.js';
+import { chatEventSummary } from './protocol.js';
 
 export const DEFAULT_AGENT_ID = 'main';
 export const DEFAULT_TURN_TIMEOUT_MS = 10 * 60_000;
@@ -58,10 +71,12 @@ export function createOpenClawRuntime(o: OpenClawRuntimeOptions): Runtime {
         const r = await o.client.chatSend(sessionKey, turn.text, {
           signal: ac.signal,
           timeoutMs: o.turnTimeoutMs ?? DEFAULT_TURN_TIMEOUT_MS,
+          maxOutputChars: MAX_TURN_OUTPUT_CHARS,
           onAck: (ack) => emit({ type: 'status', event: 'running', structuredEvent: ack }),
           onDelta: (change, ev) => {
-            if (change.kind === 'append') emit({ type: 'delta', event: 'delta', delta: change.text, text: change.text, structuredEvent: ev });
-            else emit({ type: 'step', event: 'running', text: change.text, structuredEvent: ev });
+            const structuredEvent = chatEventSummary(ev, sessionKey);
+            if (change.kind === 'append') emit({ type: 'delta', event: 'delta', delta: change.text, text: change.text, structuredEvent });
+            else emit({ type: 'step', event: 'running', text: change.text, structuredEvent });
           },
         });
         return {
