@@ -153,10 +153,9 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       return {
         output: r.text,
         stopReason: r.stopReason,
-        messages: [
-          { role: 'user', content: turn.text },
-          { role: 'assistant', content: r.text },
-        ],
+        // the agent keeps its conversation itself: the session's record leaves `messages` empty (docs/sessions.md),
+        // and the turn's output is stored once, as `output`, not a second time as an assistant message
+        messages: [],
         ...(ctx.bindModel !== undefined ? { modelBindingVerified: true, model: ctx.bindModel } : {}),
       };
     } finally {
