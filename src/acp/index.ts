@@ -24,6 +24,7 @@ import { buildCatalog, type AvailabilitySource, type Availability } from './capa
 import { createDispatch, type Dispatch } from './methods.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
+import { resultOutputMaxChars } from './task-registry.js';
 import type { ReplayFlow } from './update-log.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
@@ -244,6 +245,8 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     runtimeFor,
     leaseTtlMs: acp.turnLeaseMs,
     permissionTimeoutMs: acp.permissionTimeoutMs,
+    updateLogMaxBytes: acp.updateLogMaxBytes,
+    resultOutputMaxChars: resultOutputMaxChars(acp.maxStreamBacklogBytes),
     ...(holderId ? { holderId } : {}),
     onTurnEnded: deps.onTurnEnded,
     traceTurn: deps.traceTurn,

@@ -7,7 +7,7 @@ import { GatewayError } from '../wire/errors.js';
 import { updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
 import type { Runtime } from './runtime.js';
 import type { RoleSelection } from './roles.js';
-import type { TurnResult } from './task-registry.js';
+import { boundOutput, type TurnResult } from './task-registry.js';
 import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
 import { secrets } from '../util/redact.js';
 
@@ -110,16 +110,18 @@ export function summaryOf(output: string): string {
   return s.length > 280 ? s.slice(0, 279) + '…' : s;
 }
 
-/** The result of a turn, as session.start / session.message return it. */
+/** The result of a turn, as session.start / session.message return it; its `output` at most `maxChars` (boundOutput). */
 export function resultOf(
   live: LiveSession,
   turn: Turn,
   status: TurnStatus,
   output: string,
   stopReason: string,
+  maxChars: number,
   err?: GatewayError | string,
   model?: string,
 ): TurnResult {
+  const bounded = boundOutput(output, maxChars);
   const r: TurnResult = {
     success: status === 'completed',
     status,
@@ -127,8 +129,8 @@ export function resultOf(
     threadId: live.threadId,
     turnId: turn.turnId,
     runId: turn.runId,
-    output,
-    summary: summaryOf(output),
+    ...bounded,
+    summary: summaryOf(bounded.output),
     stopReason,
     resolvedExecutionTarget: live.target.executionTarget === 'agent' ? 'single-agent' : 'gateway',
     resolvedProviderId: live.target.providerId,

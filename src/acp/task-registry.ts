@@ -9,6 +9,23 @@ import type { SessionStore } from '../sessions/store.js';
 
 export type TaskStatus = 'queued' | 'running' | TurnStatus;
 
+/**
+ * The most of a turn's output its result carries (and `xworkmate.tasks.get`'s snapshot): a sixteenth of
+ * `acp.maxStreamBacklogBytes` in characters, so that the final envelope, which carries the result twice (`result`
+ * and its `payload` mirror), stays within the bound even where every character takes six bytes of JSON (`\u001f`).
+ * The whole output is in the turn's `delta` updates (the update log) and in the stored session.
+ */
+export const resultOutputMaxChars = (maxStreamBacklogBytes: number): number => Math.floor(maxStreamBacklogBytes / 16);
+
+/** `output` cut to `max` characters (never inside a surrogate pair), saying so: `outputTruncated`, and `outputChars` whole. */
+export function boundOutput(output: string, max: number): { output: string; outputTruncated?: true; outputChars?: number } {
+  if (output.length <= max) return { output };
+  const end = max > 0 && isHighSurrogate(output.charCodeAt(max - 1)) ? max - 1 : max;
+  return { output: output.slice(0, end), outputTruncated: true, outputChars: output.length };
+}
+
+const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
+
 /** The result of one turn, as session.start / session.message return it. */
 export interface TurnResult {
   success: boolean;
@@ -17,7 +34,10 @@ export interface TurnResult {
   threadId: string;
   turnId: string;
   runId: string;
+  /** the output, at most the result's bound (`outputTruncated` / `outputChars` say when it was cut: live-session.ts) */
   output: string;
+  outputTruncated?: true;
+  outputChars?: number;
   summary: string;
   stopReason: string;
   resolvedExecutionTarget: 'single-agent' | 'gateway';
@@ -38,7 +58,10 @@ export interface Task {
   sessionId: string;
   threadId: string;
   status: TaskStatus;
+  /** the output so far; once the turn ended, the result's (bounded) output */
   output: string;
+  /** the whole output's length once the turn ended (`output` may be cut) */
+  outputChars?: number;
   updates: number;
   startedAt: number;
   endedAt?: number;
@@ -62,9 +85,13 @@ export class TaskRegistry {
   private readonly tasks = new Map<string, Task>();
   private readonly latestRun = new Map<string, string>();
 
-  /** `max`: finished snapshots kept in memory (running ones are never evicted); default 10 000 */
+  /**
+   * `max`: finished snapshots kept in memory (running ones are never evicted); default 10 000. `outputMax`: the
+   * most of a turn's output a snapshot carries (the result's bound, `boundOutput`).
+   */
   constructor(
     private readonly store: SessionStore,
+    private readonly outputMax: number,
     private readonly max = 10_000,
   ) {}
 
@@ -87,7 +114,7 @@ export class TaskRegistry {
   async get(q: TaskQuery): Promise<Record<string, unknown>> {
     const runId = q.runId ?? (q.sessionId ? this.latestRun.get(q.sessionId) : undefined);
     const t = runId ? this.tasks.get(runId) : undefined;
-    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t);
+    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t, this.outputMax);
     let rec: Session | undefined;
     let turn: Turn | undefined;
     if (q.sessionId) {
@@ -107,7 +134,7 @@ export class TaskRegistry {
       threadId: rec.threadId,
       turnId: turn.turnId,
       runId: turn.runId,
-      output: turn.output,
+      ...boundOutput(turn.output, this.outputMax),
       progress: { updates: null, outputChars: turn.output.length },
       ...(turn.error ? { error: turn.error } : {}),
       sessionStatus: rec.status,
@@ -115,15 +142,17 @@ export class TaskRegistry {
   }
 }
 
-function snapshotOf(t: Task): Record<string, unknown> {
+function snapshotOf(t: Task, outputMax: number): Record<string, unknown> {
+  const bounded = t.result ?? boundOutput(t.output, outputMax);
   return {
     status: t.status,
     sessionId: t.sessionId,
     threadId: t.threadId,
     turnId: t.turnId,
     runId: t.runId,
-    output: t.output,
-    progress: { updates: t.updates, outputChars: t.output.length },
+    output: bounded.output,
+    ...(bounded.outputTruncated ? { outputTruncated: true, outputChars: bounded.outputChars } : {}),
+    progress: { updates: t.updates, outputChars: t.outputChars ?? t.output.length },
     ...(t.result ? { result: t.result } : {}),
     ...(t.result?.error ? { error: t.result.error } : {}),
   };

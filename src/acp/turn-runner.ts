@@ -36,7 +36,7 @@ import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
-import { TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
+import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
 import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
@@ -97,6 +97,10 @@ export interface TurnRunnerOptions {
   leaseWaitMs?: number;
   /** finished task snapshots kept in memory for xworkmate.tasks.get; default 10 000 */
   maxTasks?: number;
+  /** `acp.updateLogMaxBytes`: the JSON bytes of updates kept per session in the update log; default 64 MiB */
+  updateLogMaxBytes?: number;
+  /** the most of a turn's output its result carries (live-session.ts `resultOutputMaxChars`); default that of an 8 MiB stream bound */
+  resultOutputMaxChars?: number;
   /** a permission prompt nobody answers resolves as cancelled after this long; default 10 min */
   permissionTimeoutMs?: number;
   /** metrics hook (src/obs): each turn's end, by runtime (`agent:<id>` / `gateway:<id>`) and status */
@@ -118,13 +122,16 @@ export class TurnRunner {
   private readonly taskEvents: TaskEventStore;
   private readonly permissions: PermissionBroker;
   private readonly holder: string;
+  /** the most of a turn's output its result carries */
+  private readonly resultMax: number;
   private unsubscribe: (() => Promise<void>) | undefined;
   private shuttingDown = false;
 
   constructor(private readonly o: TurnRunnerOptions) {
     this.holder = o.holderId ?? `${o.gatewayId}/${newId('acp', 6)}`;
-    this.tasks = new TaskRegistry(o.store, o.maxTasks);
-    this.updates = new UpdateLog(o.store, o.logger);
+    this.resultMax = o.resultOutputMaxChars ?? resultOutputMaxChars(8 * 1024 * 1024);
+    this.tasks = new TaskRegistry(o.store, this.resultMax, o.maxTasks);
+    this.updates = new UpdateLog(o.store, o.logger, o.updateLogMaxBytes);
     this.taskEvents = new TaskEventStore(o.store, o.logger);
     this.permissions = new PermissionBroker({
       store: o.store,
@@ -513,9 +520,11 @@ export class TurnRunner {
     const ids = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId };
     const taskEvent = (phase: TaskPhase, detail?: unknown) => emit(taskEventFields(phase, ids, aboutOf(live), detail));
     const finish = (status: TurnStatus, output: string, stopReason: string, err?: GatewayError | string, model?: string): TurnResult => {
-      const r = resultOf(live, turn, status, output, stopReason, err, model);
+      const r = resultOf(live, turn, status, output, stopReason, this.resultMax, err, model);
       task.status = status;
-      task.output = output;
+      // what the snapshot keeps of a finished turn is its result's (bounded) output; the whole is in the store
+      task.output = r.output;
+      task.outputChars = output.length;
       task.result = r;
       task.endedAt = Date.now();
       this.o.onTurnEnded?.(runtimeLabel, status);

@@ -3,17 +3,23 @@
  * nothing twice (issue 12 item 7): `xworkmate.tasks.get` with `afterSeq`, and the WebSocket resume.
  *
  * Updates are buffered per session and written to the store's event log in batches (at most every
- * FLUSH_MS, and before a turn's result is returned), keeping the newest KEEP per session. Readers flush first,
+ * FLUSH_MS, and before a turn's result is returned), keeping the newest UPDATE_LOG_KEEP per session and of those
+ * no more than `maxBytes` (`acp.updateLogMaxBytes`) of JSON: the oldest go first. A read whose cursor is below
+ * what the log still holds gets UPDATE_LOG_TRUNCATED (never a silent gap). Readers flush first,
  * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
  * updates of a session pushed as they happen.
  */
 import { PerKeyQueue } from '../util/per-key-queue.js';
 import { lastLoggedSeq, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
+import { GatewayError } from '../wire/errors.js';
+import { updateJson } from './update-json.js';
 
 /** at most this many updates per read */
 export const UPDATE_LOG_READ_MAX = 1000;
 const FLUSH_MS = 25;
+/** `acp.updateLogMaxBytes`' default */
+export const DEFAULT_UPDATE_LOG_MAX_BYTES = 64 * 1024 * 1024;
 
 type Follower = (params: Record<string, unknown>) => void;
 
@@ -37,6 +43,8 @@ export class UpdateLog {
   constructor(
     private readonly store: SessionStore,
     private readonly log: Logger,
+    /** the JSON bytes kept per session (`acp.updateLogMaxBytes`) */
+    private readonly maxBytes = DEFAULT_UPDATE_LOG_MAX_BYTES,
   ) {}
 
   /** Records one update (params carry `seq`) and pushes it to the session's followers. */
@@ -45,7 +53,8 @@ export class UpdateLog {
     if (seq === undefined) return;
     let list = this.pending.get(sessionId);
     if (!list) this.pending.set(sessionId, (list = []));
-    list.push({ seq, event: params });
+    // serialised once: the store writes this text, and the streams that carry the update reuse it (update-json.ts)
+    list.push({ seq, event: params, json: updateJson(params) });
     for (const f of this.followers.get(sessionId) ?? []) {
       try {
         f(params);
@@ -67,7 +76,7 @@ export class UpdateLog {
     if (!batch || batch.length === 0) return this.writing.idle(sessionId);
     return this.writing.run(sessionId, () =>
       this.store
-        .appendEvents(sessionId, batch, UPDATE_LOG_KEEP)
+        .appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes)
         .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) })),
     );
   }
@@ -76,10 +85,17 @@ export class UpdateLog {
     await Promise.all([...new Set([...this.pending.keys(), ...this.writing.keys()])].map((id) => this.flush(id)));
   }
 
-  /** Updates of the session with seq > afterSeq, oldest first (flushes first). */
+  /**
+   * Updates of the session with seq > afterSeq, oldest first (flushes first). UPDATE_LOG_TRUNCATED when the log
+   * dropped any of them: its bounds drop the oldest first, so that is when it dropped a seq above `afterSeq`
+   * (read after the page: a drop during the read is seen too).
+   */
   async read(sessionId: string, afterSeq: number, limit = UPDATE_LOG_READ_MAX): Promise<Array<Record<string, unknown>>> {
     await this.flush(sessionId);
-    return (await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX))).map((e) => e.event);
+    const page = await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX));
+    const dropped = await this.store.droppedThrough(sessionId);
+    if (dropped > afterSeq) throw truncated(sessionId, afterSeq, dropped, this.maxBytes);
+    return page.map((e) => e.event);
   }
 
   /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
@@ -96,8 +112,8 @@ export class UpdateLog {
    * (the client holds too much), and `flow.gone()` ends the replay. Live updates that come meanwhile are held, at
    * most HOLD_MAX of them: later ones are dropped from memory and read from the log once the held ones are out
    * (they are in it: `push` logs an update before it reaches a follower), so a slow replay holds a page and
-   * HOLD_MAX updates at most, never the turn's whole output. (A reader that falls behind by more than the log
-   * keeps, UPDATE_LOG_KEEP, sees a gap in seq, as any resume does.)
+   * HOLD_MAX updates at most, never the turn's whole output. A replay that falls behind what the log keeps
+   * rejects with UPDATE_LOG_TRUNCATED (`read`), as a resume from a dropped seq does at once.
    */
   async follow(sessionId: string, afterSeq: number, push: Follower, flow?: ReplayFlow): Promise<() => void> {
     let last = afterSeq;
@@ -133,19 +149,33 @@ export class UpdateLog {
       return true;
     };
     // each round: everything pushed before its read is in it (read flushes first); what comes after is held
-    for (;;) {
-      const page = await this.read(sessionId, last);
-      if (!(await replay(page))) break;
-      if (page.length < UPDATE_LOG_READ_MAX) {
-        if (!(await replay(held))) break;
-        if (!dropped) break;
+    try {
+      for (;;) {
+        const page = await this.read(sessionId, last);
+        if (!(await replay(page))) break;
+        if (page.length < UPDATE_LOG_READ_MAX) {
+          if (!(await replay(held))) break;
+          if (!dropped) break;
+        }
+        // more in the log (held included), or held was full: what it dropped (newer than all it kept) is in the log
+        held = [];
+        dropped = false;
       }
-      // more in the log (held included), or held was full: what it dropped (newer than all it kept) is in the log
-      held = [];
-      dropped = false;
+    } catch (err) {
+      stop();
+      throw err;
     }
     replaying = false;
     held = [];
     return stop;
   }
+}
+
+/** A cursor the log no longer reaches: what followed it was dropped (through `dropped`) to keep the log within its bounds. */
+function truncated(sessionId: string, afterSeq: number, dropped: number, maxBytes: number): GatewayError {
+  return new GatewayError(
+    'UPDATE_LOG_TRUNCATED',
+    `the update log of session "${sessionId}" no longer holds the updates after seq ${afterSeq}: it keeps the newest ${UPDATE_LOG_KEEP} updates and at most ${maxBytes} bytes of them (acp.updateLogMaxBytes), and dropped those through seq ${dropped}. Resume after seq ${dropped} (what came between is gone); the turn's result is in xworkmate.tasks.get { sessionId }`,
+    { details: { sessionId, afterSeq, droppedThroughSeq: dropped } },
+  );
 }

@@ -337,6 +337,15 @@ export const configSchema = z.strictObject({
         .int()
         .min(64 * 1024)
         .default(8 * 1024 * 1024),
+      /**
+       * a session's update log keeps its newest updates up to this many bytes (their JSON), and 1000 at most; older
+       * ones are dropped, and a resume from before them gets UPDATE_LOG_TRUNCATED
+       */
+      updateLogMaxBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(64 * 1024 * 1024),
       /** closed and moved-away sessions whose last update is older than this many days are deleted (at startup, then hourly); 0 keeps them */
       endedSessionRetentionDays: z.number().int().min(0).default(0),
       agents: z.array(agentSchema).default([]),

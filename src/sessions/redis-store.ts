@@ -38,14 +38,38 @@ redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1`;
 
-// KEYS: session, index, lease, events. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
+// KEYS: session, index, lease, events, evmeta. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
 const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
 if st ~= 'closed' and st ~= 'moved' then return 0 end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
+
+// KEYS: events, evmeta (b: bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member pairs.
+// The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all.
+const APPEND_EVENTS = `local total = tonumber(redis.call('HGET', KEYS[2], 'b') or '-1')
+if total < 0 then
+  total = 0
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + #m end
+end
+for i = 3, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then total = total + #ARGV[i + 1] end
+end
+local keep = tonumber(ARGV[1])
+local maxBytes = tonumber(ARGV[2])
+local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
+local n = redis.call('ZCARD', KEYS[1])
+while n > 1 and (n > keep or total > maxBytes) do
+  local first = redis.call('ZPOPMIN', KEYS[1])
+  total = total - #first[1]
+  if tonumber(first[2]) > dropped then dropped = tonumber(first[2]) end
+  n = n - 1
+end
+if total < 0 then total = 0 end
+redis.call('HSET', KEYS[2], 'b', total, 'd', dropped)
+return n`;
 
 // KEYS: session, index. ARGV: id, doc, status, score, expectedVersion
 const UPDATE = `local v = redis.call('HGET', KEYS[1], 'v')
@@ -187,7 +211,7 @@ export class RedisStore implements SessionStore {
       if (st[i] !== 'closed' && st[i] !== 'moved') continue;
       const id = ids[i]!;
       // checked again where it is deleted: a session restarted since the read is kept
-      const keys = [this.k(`session:${id}`), this.k('sessions'), this.k(`lease:${id}`), this.k(`events:${id}`)];
+      const keys = [this.k(`session:${id}`), this.k('sessions'), this.k(`lease:${id}`), this.k(`events:${id}`), this.k(`evmeta:${id}`)];
       if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) deleted++;
     }
     return deleted;
@@ -229,6 +253,7 @@ export class RedisStore implements SessionStore {
       .zrem(this.k('sessions'), id)
       .del(this.k(`lease:${id}`))
       .del(this.k(`events:${id}`))
+      .del(this.k(`evmeta:${id}`))
       .exec();
     return res?.[0]?.[1] === 1;
   }
@@ -257,17 +282,15 @@ export class RedisStore implements SessionStore {
     return (await this.redis.get(this.k(`exp:${key}`))) ?? undefined;
   }
 
-  /** `events:<id>`: a sorted set scored by seq; members are `<seq> <json>` so equal payloads stay distinct. */
-  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void> {
+  /**
+   * `events:<id>`: a sorted set scored by seq; members are `<seq> <json>` so equal payloads stay distinct.
+   * `evmeta:<id>`: the bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
+   */
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {
     if (events.length === 0) return;
-    const key = this.k(`events:${sessionId}`);
-    const args: Array<string | number> = [];
-    for (const e of events) args.push(e.seq, `${e.seq} ${JSON.stringify(e.event)}`);
-    await this.redis
-      .multi()
-      .zadd(key, ...args)
-      .zremrangebyrank(key, 0, -Math.max(1, Math.trunc(keep)) - 1)
-      .exec();
+    const args: Array<string | number> = [Math.max(1, Math.trunc(keep)), maxBytes];
+    for (const e of events) args.push(e.seq, `${e.seq} ${e.json ?? JSON.stringify(e.event)}`);
+    await this.redis.eval(APPEND_EVENTS, 2, this.k(`events:${sessionId}`), this.k(`evmeta:${sessionId}`), ...args);
   }
 
   async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
@@ -276,6 +299,10 @@ export class RedisStore implements SessionStore {
       const sp = m.indexOf(' ');
       return { seq: Number(m.slice(0, sp)), event: JSON.parse(m.slice(sp + 1)) as Record<string, unknown> };
     });
+  }
+
+  async droppedThrough(sessionId: string): Promise<number> {
+    return Number((await this.redis.hget(this.k(`evmeta:${sessionId}`), 'd')) ?? 0);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

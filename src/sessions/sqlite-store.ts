@@ -79,6 +79,16 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     name: 'session-events',
     sql: `CREATE TABLE session_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;`,
   },
+  {
+    // the log's byte bound: each entry's size, read from an index that holds no entry's text (a large entry's
+    // text spans overflow pages the trim must not walk), and the highest seq the bounds dropped per session
+    version: 5,
+    name: 'session-events-bytes',
+    sql: `ALTER TABLE session_events ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+      UPDATE session_events SET bytes = length(CAST(event AS BLOB));
+      CREATE INDEX session_events_bytes ON session_events (session_id, seq, bytes);
+      CREATE TABLE session_event_floor (session_id TEXT PRIMARY KEY, dropped_through INTEGER NOT NULL) WITHOUT ROWID;`,
+  },
 ];
 
 interface Row {
@@ -253,6 +263,7 @@ export class SqliteStore implements SessionStore {
         for (const id of ids) {
           this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
           this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
+          this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
           deleted += this.stmt("DELETE FROM sessions WHERE id = ? AND status IN ('closed', 'moved') AND updated_at < ?").run(id, before).changes;
         }
       })();
@@ -270,6 +281,7 @@ export class SqliteStore implements SessionStore {
     return this.db.transaction(() => {
       this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
       this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
+      this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
       return this.stmt('DELETE FROM sessions WHERE id = ?').run(id).changes === 1;
     })();
   }
@@ -354,15 +366,28 @@ export class SqliteStore implements SessionStore {
     return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
   }
 
-  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void> {
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {
     if (events.length === 0) return;
-    const ins = this.stmt('INSERT OR REPLACE INTO session_events (session_id, seq, event) VALUES (?, ?, ?)');
-    const trim = this.stmt(
-      'DELETE FROM session_events WHERE session_id = ? AND seq <= (SELECT seq FROM session_events WHERE session_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+    const ins = this.stmt('INSERT OR REPLACE INTO session_events (session_id, seq, event, bytes) VALUES (?, ?, ?, ?)');
+    // the newest entry past either bound (never the newest of all), counted from the newest down
+    const past = this.stmt(
+      `SELECT seq FROM (SELECT seq, SUM(bytes) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS run, ROW_NUMBER() OVER (ORDER BY seq DESC) AS n
+         FROM session_events WHERE session_id = ?) WHERE n > 1 AND (n > ? OR run > ?) ORDER BY seq DESC LIMIT 1`,
+    );
+    const drop = this.stmt('DELETE FROM session_events WHERE session_id = ? AND seq <= ?');
+    const floor = this.stmt(
+      'INSERT INTO session_event_floor (session_id, dropped_through) VALUES (?, ?) ON CONFLICT (session_id) DO UPDATE SET dropped_through = MAX(dropped_through, excluded.dropped_through)',
     );
     this.db.transaction(() => {
-      for (const e of events) ins.run(sessionId, e.seq, JSON.stringify(e.event));
-      trim.run(sessionId, sessionId, Math.max(0, Math.trunc(keep)));
+      for (const e of events) {
+        const json = e.json ?? JSON.stringify(e.event);
+        ins.run(sessionId, e.seq, json, Buffer.byteLength(json));
+      }
+      const cut = past.get(sessionId, Math.max(1, Math.trunc(keep)), maxBytes) as { seq: number } | undefined;
+      if (cut) {
+        drop.run(sessionId, cut.seq);
+        floor.run(sessionId, cut.seq);
+      }
     })();
   }
 
@@ -373,6 +398,11 @@ export class SqliteStore implements SessionStore {
       Math.max(0, Math.trunc(limit)),
     ) as Array<{ seq: number; event: string }>;
     return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> }));
+  }
+
+  async droppedThrough(sessionId: string): Promise<number> {
+    const r = this.stmt('SELECT dropped_through FROM session_event_floor WHERE session_id = ?').get(sessionId) as { dropped_through: number } | undefined;
+    return r?.dropped_through ?? 0;
   }
 
   async publish(channel: string, msg: unknown): Promise<void> {

@@ -34,6 +34,8 @@ export const UPDATE_LOG_KEEP = 1000;
 export interface SessionEvent {
   seq: number;
   event: Record<string, unknown>;
+  /** `event` as JSON when the writer has it already (src/acp/update-json.ts): stored as it is, not serialised again */
+  json?: string;
 }
 
 export type MessageHandler = (msg: unknown) => void;
@@ -98,11 +100,15 @@ export interface SessionStore {
   /**
    * A session's update log, so that a client that lost its stream can read what it missed
    * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase)
-   * and keeps only the newest `keep` of the session; `readEvents` returns entries with seq > `afterSeq`, oldest
-   * first, at most `limit`. `delete(id)` drops the log too. A transfer carries the log's newest entries (sessions/transfer.ts).
+   * and keeps only the newest `keep` of the session, and of those only the newest whose JSON is at most
+   * `maxBytes` bytes together (the newest entry is always kept); `readEvents` returns entries with seq >
+   * `afterSeq`, oldest first, at most `limit`; `droppedThrough` is the highest seq the bounds dropped from the
+   * session's log (0: none), so a reader can tell a cursor the log no longer reaches. `delete(id)` drops the log
+   * too. A transfer carries the log's newest entries (sessions/transfer.ts).
    */
-  appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number): Promise<void>;
+  appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number): Promise<void>;
   readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
+  droppedThrough(sessionId: string): Promise<number>;
 
   /**
    * Fire-and-forget messages between instances (e.g. "cancel the turn of session X"). Redis: every instance

@@ -64,6 +64,8 @@ export type ErrorCode =
   | 'SESSION_OWNER_UNREACHABLE'
   | 'SESSION_NOT_OWNED_HERE'
   | 'REMOTE_ERROR'
+  // a resume cursor the session's update log no longer reaches (acp.updateLogMaxBytes dropped what followed it)
+  | 'UPDATE_LOG_TRUNCATED'
   // task-session REST routes (addendum 2026-10 §6): a message with that clientRequestId is being queued
   | 'REQUEST_IN_PROGRESS'
   // /acp/rpc permission relay (addendum 2026-10 §5: -32602, the message is the code)
@@ -175,6 +177,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   SESSION_OWNER_UNREACHABLE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32002 },
   SESSION_NOT_OWNED_HERE: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32002 },
   REMOTE_ERROR: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
+  UPDATE_LOG_TRUNCATED: { status: 410, type: 'invalid_request_error', retryable: false, rpc: -32602, failover: false },
   REQUEST_IN_PROGRESS: { status: 409, type: 'invalid_request_error', retryable: true, rpc: -32000 },
   PERMISSION_REQUEST_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
   PERMISSION_SESSION_MISMATCH: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },

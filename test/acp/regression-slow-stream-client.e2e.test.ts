@@ -109,6 +109,18 @@ function expectContiguous(seqs: number[], from?: number) {
   for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] as number) + 1);
 }
 
+/** what the turn writes: the i-th delta all one letter, a–z in turn */
+const WHOLE = Array.from({ length: N }, (_, i) => String.fromCharCode(97 + (i % 26)).repeat(SIZE)).join('');
+
+/**
+ * A result (or snapshot) of the turn: its output is cut to a sixteenth of the stream bound and says so, so that the
+ * final envelope fits within the bound; the whole output is in the deltas (docs/acp.md, *Result*).
+ */
+function expectBoundedOutput(r: Json) {
+  expect(r).toMatchObject({ status: 'completed', outputTruncated: true, outputChars: N * SIZE });
+  expect(r.output === WHOLE.slice(0, BOUND / 16)).toBe(true);
+}
+
 const deltaText = (updates: Json[]) =>
   updates
     .filter((u) => u.type === 'delta')
@@ -132,11 +144,11 @@ async function turnEnd(gw: GatewayProcess, sessionId: string): Promise<{ status:
 }
 
 /** The rest of the session after `afterSeq`, from the update log, as a client resumes. */
-async function resume(gw: GatewayProcess, sessionId: string, afterSeq: number): Promise<{ updates: Json[]; lastSeq: number; output: string }> {
+async function resume(gw: GatewayProcess, sessionId: string, afterSeq: number): Promise<{ updates: Json[]; lastSeq: number; snapshot: Json }> {
   const answer = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId, afterSeq });
   if (!answer.result) throw new Error(JSON.stringify(answer.error));
   const r = answer.result;
-  return { updates: r.updates, lastSeq: r.lastSeq, output: r.output };
+  return { updates: r.updates, lastSeq: r.lastSeq, snapshot: r };
 }
 
 /** What a slow SSE client got: its updates, then the CLIENT_TOO_SLOW envelope naming the last one, and no [DONE]. */
@@ -184,8 +196,8 @@ describe('a client that stops reading its agent-task stream', () => {
     expect(normal.result).toMatchObject({ success: true, status: 'completed' });
     expect(normal.updates.at(-1)).toMatchObject({ type: 'status', event: 'completed' });
     expectContiguous(normal.updates.map((u) => u.seq));
-    expect(deltaText(normal.updates)).toBe(normal.result.output);
-    expect(normal.result.output).toHaveLength(N * SIZE);
+    expect(deltaText(normal.updates) === WHOLE).toBe(true);
+    expectBoundedOutput(normal.result);
 
     const held = await scrape(b); // what the gateway holds while the slow client has still read nothing
     const cut = expectCutStream(messagesOf(await slow.readAll()), 'slow-local', 'slow-1');
@@ -197,11 +209,11 @@ describe('a client that stops reading its agent-task stream', () => {
       cut.lastSeq + 1,
     );
     // nothing missed, nothing twice: what it read and what it resumed are the whole output
-    expect(deltaText([...cut.updates, ...rest.updates])).toBe(rest.output);
-    expect(rest.output).toHaveLength(N * SIZE);
+    expect(deltaText([...cut.updates, ...rest.updates]) === WHOLE).toBe(true);
+    expectBoundedOutput(rest.snapshot);
     // what the gateway held for the slow client: the bound and one update at most (the largest envelope it got).
     // While both ran, no stream held more than the bound and the largest envelope written: the reading client's
-    // result, whose output is in it twice (result and its payload mirror)
+    // result, whose output (cut to a sixteenth of the bound) is in it twice (result and its payload mirror)
     expect(held.cutSse).toBe(1);
     expect(held.backlogMax).toBeGreaterThan(0);
     expect(held.backlogMax).toBeLessThanOrEqual(BOUND + cut.largest);
@@ -223,9 +235,8 @@ describe('a client that stops reading its agent-task stream', () => {
       cut.lastSeq + 1,
     );
     expect(rest.updates.at(-1)).toMatchObject({ seq: rest.lastSeq, type: 'run.completed' });
-    const output = (await acpRpc(a.url, ACP, 'xworkmate.tasks.get', { sessionId: 'slow-relay' })).result.output;
-    expect(deltaText([...cut.updates, ...rest.updates])).toBe(output);
-    expect(output).toHaveLength(N * SIZE);
+    expect(deltaText([...cut.updates, ...rest.updates]) === WHOLE).toBe(true);
+    expectBoundedOutput((await acpRpc(a.url, ACP, 'xworkmate.tasks.get', { sessionId: 'slow-relay' })).result);
     expect((await adminGet(a.url, '/admin/bridges')).peers[0].state).toBe('open');
     expect(held.cutSse).toBe(1);
     expect(held.backlogMax).toBeGreaterThan(0);
@@ -290,9 +301,8 @@ describe('a client that stops reading its agent-task stream', () => {
       rest.map((u) => u.seq),
       lastSeq + 1,
     );
-    const output = (await acpRpc(b.url, ACP, 'xworkmate.tasks.get', { sessionId: 'slow-ws' })).result.output;
-    expect(deltaText([...updates, ...rest])).toBe(output);
-    expect(output).toHaveLength(N * SIZE);
+    expect(deltaText([...updates, ...rest]) === WHOLE).toBe(true);
+    expectBoundedOutput((await acpRpc(b.url, ACP, 'xworkmate.tasks.get', { sessionId: 'slow-ws' })).result);
     expect(again.readyState).toBe(WebSocket.OPEN); // not cut
     expect((await scrape(b)).cutWs).toBe(before + 1);
     again.close();

@@ -55,4 +55,31 @@ describe.each(backends)('session event log: $name', (b) => {
     expect(await store.readEvents('s1', 0, 100)).toEqual([]);
     expect((await store.readEvents('other', 0, 100)).map((e) => e.seq)).toEqual([1]);
   });
+
+  it('keeps at most maxBytes of JSON per session, the oldest going first (never the newest), and says through which seq it dropped', async () => {
+    const store = await b.open();
+    stores.push(store);
+    // each entry's JSON is 1000 bytes: {"x":"…"} with 992 characters
+    const big = (seq: number) => ({ seq, event: { x: 'y'.repeat(992) } });
+    expect(Buffer.byteLength(JSON.stringify(big(1).event))).toBe(1000);
+    expect(await store.droppedThrough('b1')).toBe(0);
+    await store.appendEvents('b1', [1, 2, 3].map(big), 100, 2500);
+    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([2, 3]);
+    expect(await store.droppedThrough('b1')).toBe(1);
+    // the JSON the writer already made is stored as it is
+    await store.appendEvents('b1', [{ seq: 4, event: { x: 'y'.repeat(992) }, json: JSON.stringify({ x: 'z'.repeat(992) }) }], 100, 2500);
+    expect(await store.readEvents('b1', 3, 100)).toEqual([{ seq: 4, event: { x: 'z'.repeat(992) } }]);
+    expect(await store.droppedThrough('b1')).toBe(2);
+    // one entry larger than the bound is still kept (the newest always is); all before it go
+    await store.appendEvents('b1', [{ seq: 5, event: { x: 'y'.repeat(5000) } }], 100, 2500);
+    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([5]);
+    expect(await store.droppedThrough('b1')).toBe(4);
+    // the count bound drops too, and says so
+    await store.appendEvents('b1', [6, 7, 8].map(big), 2, 1_000_000);
+    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([7, 8]);
+    expect(await store.droppedThrough('b1')).toBe(6);
+    expect(await store.droppedThrough('nobody')).toBe(0);
+    await store.delete('b1');
+    expect(await store.droppedThrough('b1')).toBe(0);
+  });
 });

@@ -10,6 +10,7 @@
  * gateway ErrorCode such as MODEL_NOT_FOUND); clients branch on it, never on the message.
  */
 import { describeError, GatewayError, toGatewayError, type ErrorCode } from '../../wire/errors.js';
+import { updateJson } from '../../acp/update-json.js';
 
 export type RpcId = string | number;
 
@@ -83,6 +84,16 @@ export function errorEnvelope(id: RpcId | null, err: unknown): Record<string, un
 
 export function notificationEnvelope(method: string, params: Record<string, unknown>): Record<string, unknown> {
   return { jsonrpc: '2.0', method, params, type: 'event', event: method, payload: params };
+}
+
+/**
+ * `JSON.stringify(notificationEnvelope(method, params))`, the same text, built around the params' JSON made once
+ * per update (src/acp/update-json.ts) instead of serialising the params twice per stream.
+ */
+export function notificationText(method: string, params: Record<string, unknown>): string {
+  const m = JSON.stringify(method);
+  const p = updateJson(params);
+  return `{"jsonrpc":"2.0","method":${m},"params":${p},"type":"event","event":${m},"payload":${p}}`;
 }
 
 export type ParseOutcome = { ok: true; request: RpcRequest } | { ok: false; id: RpcId | null; error: AcpRpcError };

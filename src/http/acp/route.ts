@@ -12,7 +12,7 @@ import type { RouteHandler } from '../server.js';
 import { errorHeaders, readBody } from '../respond.js';
 import { jsonDepthFor, parseJsonBody } from '../body.js';
 import type { Logger } from '../../util/log.js';
-import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
+import { AcpRpcError, RPC, errorEnvelope, notificationText, parseRequest, resultEnvelope, toRpcError, type RpcId } from './envelope.js';
 import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
@@ -212,26 +212,26 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       res.once('finish', done);
       res.once('close', done);
     };
-    /** false when nothing was written (the stream is gone, or cut now) */
-    const write = (env: unknown): boolean => {
+    /** false when nothing was written (the stream is gone, or cut now); `json`: one envelope */
+    const write = (json: string): boolean => {
       if (!open || res.writableEnded) return false;
       if (res.writableLength > maxBacklog) {
         cut();
         return false;
       }
       lastWrite = Date.now();
-      res.write(`data: ${JSON.stringify(env)}\n\n`);
+      res.write(`data: ${json}\n\n`);
       return true;
     };
     const notify = (method: string, params: Record<string, unknown>) => {
-      if (write(notificationEnvelope(method, params)) && typeof params.seq === 'number' && typeof params.sessionId === 'string') {
+      if (write(notificationText(method, params)) && typeof params.seq === 'number' && typeof params.sessionId === 'string') {
         lastSession = params.sessionId;
         lastSeq = params.seq;
       }
     };
     const timer = setInterval(
       () => {
-        if (Date.now() - lastWrite >= keepaliveMs - 5) write(notificationEnvelope('xworkmate.bridge.keepalive', { intervalMs: keepaliveMs }));
+        if (Date.now() - lastWrite >= keepaliveMs - 5) write(notificationText('xworkmate.bridge.keepalive', { intervalMs: keepaliveMs }));
       },
       Math.max(10, Math.floor(keepaliveMs / 4)),
     );
@@ -244,7 +244,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
     } finally {
       clearInterval(timer);
     }
-    if (write(final)) res.end('data: [DONE]\n\n');
+    if (write(JSON.stringify(final))) res.end('data: [DONE]\n\n');
     return true;
   };
 }

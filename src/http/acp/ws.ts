@@ -15,7 +15,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { withWs } from '../../util/lazy-ws.js';
 import type { UpgradeHandler } from '../server.js';
 import type { Logger } from '../../util/log.js';
-import { AcpRpcError, RPC, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope } from './envelope.js';
+import { AcpRpcError, RPC, errorEnvelope, notificationText, parseRequest, resultEnvelope } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
 import { authorize, checkOrigin, type AcpKeys } from './access.js';
 import type { Dispatch } from '../../acp/methods.js';
@@ -98,6 +98,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
     ws.on('error', (err) => o.logger.debug('acp websocket error', { error: String(err) }));
     // a client that reads slower than the updates of its requests come is cut, as an SSE stream is (streams.ts):
     // one error envelope after what it was sent, then the close (ws ends a socket that does not answer it in 30 s)
+    /** `env`: an envelope, or one already serialised (notificationText) */
     const send = (env: unknown) => {
       if (ws.readyState !== ws.OPEN) return;
       if (ws.bufferedAmount > maxBacklog) {
@@ -110,7 +111,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
         ws.close(CLOSE_CLIENT_TOO_SLOW, 'client too slow: resume from the last seq received');
         return;
       }
-      ws.send(JSON.stringify(env));
+      ws.send(typeof env === 'string' ? env : JSON.stringify(env));
     };
     if (resume && o.follow) {
       let stop: (() => void) | undefined;
@@ -127,13 +128,19 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
         wait: () => (socket && socket.writableLength > maxBacklog / 4 && ws.readyState === ws.OPEN ? drainOrClose(socket) : undefined),
         gone: () => ws.readyState !== ws.OPEN,
       };
-      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationEnvelope('session.update', params)), caller, flow).then(
+      o.follow(resume.sessionId, resume.afterSeq, (params) => send(notificationText('session.update', params)), caller, flow).then(
         (s) => (closed ? s() : (stop = s)),
         (err: unknown) => {
           // a key resuming a session another caller started: told so, and the socket closes (policy violation)
           if (err instanceof GatewayError && err.code === 'FORBIDDEN') {
             send(errorEnvelope(null, err));
             ws.close(1008, 'session not reachable with this key');
+            return;
+          }
+          // a cursor the update log no longer reaches: told so (with the seq to resume after), and the socket closes
+          if (err instanceof GatewayError && err.code === 'UPDATE_LOG_TRUNCATED') {
+            send(errorEnvelope(null, err));
+            ws.close(1000, 'resume point no longer in the update log');
             return;
           }
           o.logger.warn('acp resume failed', { sessionId: resume.sessionId, error: String(err) });
@@ -152,7 +159,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       const parsed = parseRequest(value);
       if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));
       const rpc = parsed.request;
-      const run = o.dispatch(rpc, { notify: (method, params) => send(notificationEnvelope(method, params)), caller });
+      const run = o.dispatch(rpc, { notify: (method, params) => send(notificationText(method, params)), caller });
       if (rpc.id === undefined) {
         void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: rpc.method, error: String(err) }));
         return;
