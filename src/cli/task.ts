@@ -10,7 +10,9 @@
  * Output of a turn: text deltas as they arrive; tool calls, plans and status changes as one-line `[event] …`
  * lines; then one final line `[done] status=… stopReason=… session=…`. Exit 0 on completed, 1 otherwise (the
  * reason on stderr, one line). Ctrl-C sends `session.cancel` once and waits for the cancelled result; a second
- * Ctrl-C exits at once (130).
+ * Ctrl-C exits at once (130). A stream the gateway cuts because this client read too slowly (CLIENT_TOO_SLOW) is
+ * resumed from the session's update log where it stopped, a bounded number of times, saying so on stderr
+ * (acp-client/resume.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
@@ -26,6 +28,7 @@ import {
   type SessionUpdate,
   type TaskResult,
 } from './acp-client/client.js';
+import { cutAt, resumeTurn } from './acp-client/resume.js';
 import { CliError, resolveRemote, warnCleartext, type RemoteFlags } from './remote.js';
 import { table } from './table.js';
 
@@ -244,16 +247,35 @@ async function runTurn(c: AcpClient, o: TaskFlags, method: 'start' | 'message', 
     giveUp.unref();
   };
   process.on('SIGINT', onSigint);
+  // where a cut stream resumes: the last update of this session received, and its run
+  let lastSeq: number | undefined;
+  let runId: string | undefined;
+  const show = (n: AcpNotification) => {
+    if (n.method === 'session.update' && n.params.sessionId === params.sessionId) {
+      if (typeof n.params.seq === 'number') lastSeq = n.params.seq;
+      if (typeof n.params.runId === 'string') runId = n.params.runId;
+    }
+    if (o.json) out(JSON.stringify({ method: n.method, params: n.params }) + '\n');
+    else printer.notification(n);
+  };
   let r: TaskResult;
   try {
     const call = method === 'start' ? c.start.bind(c) : c.message.bind(c);
-    r = await call(params, {
-      signal: abort.signal,
-      onNotification: (n) => {
-        if (o.json) out(JSON.stringify({ method: n.method, params: n.params }) + '\n');
-        else printer.notification(n);
-      },
-    });
+    try {
+      r = await call(params, { signal: abort.signal, onNotification: show });
+    } catch (err) {
+      const after = cutAt(err, lastSeq);
+      if (after === undefined) throw err;
+      // the text goes on where the stream stopped (the notice is on stderr)
+      r = await resumeTurn(c, {
+        sessionId: params.sessionId,
+        runId,
+        afterSeq: after,
+        onUpdate: (u) => show({ method: 'session.update', params: u }),
+        notice: (line) => process.stderr.write(`switchyard: ${line}\n`),
+        signal: abort.signal,
+      });
+    }
   } catch (err) {
     if (err instanceof AcpTransportError && err.reason === 'aborted' && interrupts > 0) {
       throw new CliError(`cancel sent, but the gateway did not confirm within ${CANCEL_WAIT_MS / 1000} s; check with the session id ${params.sessionId}`);
