@@ -61,6 +61,30 @@ describe('resolveSessionFolder', () => {
     await expect(resolveSessionFolder(root, 'link-out', 's')).rejects.toThrow('outside');
     await expect(resolveSessionFolder(root, 'link-out/deeper', 's')).rejects.toThrow('outside');
   });
+
+  it('a folder of one name right under the root is held to the same rules: links, dangling links, files, ..', async () => {
+    // the session's own name (no hint) and a one-name hint take the short way, which must decide as the long one
+    await symlink(outside, path.join(root, 'sess-out'));
+    await expect(resolveSessionFolder(root, undefined, 'sess-out')).rejects.toThrow('outside');
+    await expect(resolveSessionFolder(root, 'sess-out', 's')).rejects.toThrow('outside');
+    expect(await stat(path.join(outside, 'passwd'))).toBeTruthy();
+    // a link that stays inside is followed, as resolveInside follows it
+    await mkdir(path.join(root, 'real-in'), { recursive: true });
+    await symlink(path.join(root, 'real-in'), path.join(root, 'link-in'));
+    expect(await resolveSessionFolder(root, 'link-in', 's')).toBe(path.join(root, 'real-in'));
+    // a dangling link is refused (writing through it could land outside), and nothing is made where it points
+    await symlink(path.join(outside, 'made-by-agent'), path.join(root, 'dangling'));
+    await expect(resolveSessionFolder(root, 'dangling', 's')).rejects.toThrow('dangling symlink');
+    await expect(resolveSessionFolder(root, undefined, 'dangling')).rejects.toThrow('dangling symlink');
+    await expect(stat(path.join(outside, 'made-by-agent'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // a file of that name is no folder
+    await writeFile(path.join(root, 'plain-file'), 'x');
+    await expect(resolveSessionFolder(root, 'plain-file', 's')).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(resolveSessionFolder(root, '..', 's')).rejects.toThrow('must not contain ".."');
+    // a root that does not exist yet is made
+    const fresh = path.join(base, 'fresh-root');
+    expect(await resolveSessionFolder(fresh, undefined, 'first')).toBe(path.join(fresh, 'first'));
+  });
 });
 
 describe('resolveInside', () => {

@@ -28,11 +28,15 @@ export { safeFolderName };
  */
 export async function resolveSessionFolder(workspaceRoot: string, hint: string | undefined, fallbackName: string): Promise<string> {
   const root = path.resolve(workspaceRoot);
+  const h = hint?.trim() ?? '';
+  if (h.includes('\0')) reject('workingDirectory contains a NUL byte', 'workingDirectory');
+  // the common case, a folder right under the root (no hint, or a hint that is one plain name)
+  const name = h === '' || h === '.' ? safeFolderName(fallbackName) : !path.isAbsolute(h) && !/[\\/]/.test(h) && h !== '..' ? h : undefined;
+  const direct = name === undefined ? undefined : await directFolder(root, name);
+  if (direct !== undefined) return direct;
   await mkdir(root, { recursive: true });
   const realRoot = await realpath(root);
   let rel: string;
-  const h = hint?.trim() ?? '';
-  if (h.includes('\0')) reject('workingDirectory contains a NUL byte', 'workingDirectory');
   if (h === '') rel = safeFolderName(fallbackName);
   else if (path.isAbsolute(h)) {
     const abs = path.resolve(h);
@@ -53,6 +57,24 @@ export async function resolveSessionFolder(workspaceRoot: string, hint: string |
   const real = await realpath(target);
   if (!isInside(realRoot, real)) reject(`workingDirectory "${h}" is outside the workspace root`, 'workingDirectory');
   return real;
+}
+
+/**
+ * `name`'s folder right under the root, made if missing, when nothing on the way is unusual: three round trips to
+ * the file system (each one a hop through libuv's thread pool: ~1 ms for the eight of the general walk below,
+ * measured) instead of eight, on the path every session without a nested hint takes. Only the final component is
+ * created, in the root's real folder, and the result must be exactly that folder (no link): a missing root, a
+ * link, a file of that name or any error is left to the general walk, whose checks decide. undefined: not taken.
+ */
+async function directFolder(root: string, name: string): Promise<string | undefined> {
+  try {
+    const realRoot = await realpath(root);
+    const target = path.join(realRoot, name);
+    await mkdir(target, { recursive: true });
+    return (await realpath(target)) === target && path.dirname(target) === realRoot ? target : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
