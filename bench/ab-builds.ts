@@ -2,8 +2,8 @@
  * Back-to-back comparison of builds of the gateway: what one change bought, read the way
  * docs/benchmarks.md ("Hot-path changes and what each bought") records it.
  *
- *   node dist-bench/ab-builds.js <checkout> [<checkout> …] [--mode ns|st|both] [--rounds 3] [--duration 4] [--connections 50]
- *                                [--steps 1,2,3,4,5]
+ *   node dist-bench/ab-builds.js <checkout> [<checkout> …] [--mode ns|st|both|acp] [--rounds 3] [--duration 4] [--connections 50]
+ *                                [--steps 1,2,3,4,5] [--sessions 30]
  *
  * Each <checkout> is a built checkout of this repository (its `bin/switchyard` runs its `dist/`), e.g. a
  * `git worktree` of the commit before a change. One mock upstream and one bare pass-through serve every build;
@@ -16,6 +16,11 @@
  * `--steps` adds, after the bare pass-through, the same pass-through with a gateway's essential per-request
  * work added step by step (bench/bare-proxy.ts lists the steps), each its own process: what that work costs,
  * read against the floor and against the builds.
+ *
+ * `--mode acp` runs the harness's `/acp/rpc` row instead (bench/acp-latency.ts: a fresh gateway of each build with
+ * the trivial agent and one warm process, `--sessions` sessions one after another), the builds in turn, their
+ * order reversed every other round; it prints each round's p50s (session.start and session.message → first agent
+ * update, the agent's own part taken out; session.start → first update of any kind) and their medians.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +28,7 @@ import { join, resolve } from 'node:path';
 import { startBareProxy } from './bare-proxy.js';
 import { pickLoadTool, type LoadTarget } from './load.js';
 import { startMockUpstream, MOCK_MODELS } from './mock-upstream.js';
+import { runAcpRow, type AcpLatencyResult } from './acp-latency.js';
 import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.js';
 
 interface Args {
@@ -32,21 +38,28 @@ interface Args {
   duration: number;
   connections: number;
   steps: number[];
+  acp: boolean;
+  sessions: number;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { checkouts: [], modes: [false, true], rounds: 3, duration: 4, connections: 50, steps: [] };
+  const a: Args = { checkouts: [], modes: [false, true], rounds: 3, duration: 4, connections: 50, steps: [], acp: false, sessions: 30 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i]!;
     const next = () => argv[++i] ?? '';
-    if (v === '--mode') a.modes = { ns: [false], st: [true], both: [false, true] }[next()] ?? a.modes;
+    if (v === '--mode') {
+      const m = next();
+      a.acp = m === 'acp';
+      a.modes = { ns: [false], st: [true], both: [false, true] }[m] ?? a.modes;
+    } else if (v === '--sessions') a.sessions = Number(next());
     else if (v === '--rounds') a.rounds = Number(next());
     else if (v === '--duration') a.duration = Number(next());
     else if (v === '--connections') a.connections = Number(next());
     else if (v === '--steps') a.steps = next().split(',').map(Number);
     else a.checkouts.push(resolve(v));
   }
-  if (a.checkouts.length === 0) throw new Error('usage: ab-builds <checkout> [<checkout> …] [--mode ns|st|both] [--rounds N] [--duration S]');
+  if (a.checkouts.length === 0)
+    throw new Error('usage: ab-builds <checkout> [<checkout> …] [--mode ns|st|both|acp] [--rounds N] [--duration S] [--sessions N]');
   return a;
 }
 
@@ -67,8 +80,36 @@ async function startGateway(checkout: string, dir: string, i: number, upstream: 
   return spawnGateway(file, { SWITCHYARD_LOG: 'warn' }, 15_000, join(checkout, 'bin/switchyard'));
 }
 
+/** `--mode acp`: the /acp/rpc row of each build, in turn, `rounds` times. */
+async function acpRows(a: Args): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-ab-acp-'));
+  const rows = new Map<string, AcpLatencyResult[]>(a.checkouts.map((c) => [c, []]));
+  const ms = (x: number) => x.toFixed(2);
+  try {
+    for (let r = 0; r < a.rounds; r++) {
+      for (const c of r % 2 === 0 ? a.checkouts : [...a.checkouts].reverse()) {
+        const res = await runAcpRow(dir, a.sessions, join(c, 'bin/switchyard'));
+        rows.get(c)!.push(res);
+        process.stderr.write(
+          `  round ${r + 1} ${c}: start ${ms(res.startAddedP50Ms)} ms, message ${ms(res.messageAddedP50Ms)} ms${res.failed ? `, ${res.failed} failed` : ''}\n`,
+        );
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)] ?? 0;
+  process.stdout.write(`/acp/rpc, ${a.sessions} sessions: p50 ms added over the agent per round (start / message / first update of any kind), then medians\n`);
+  for (const [c, rs] of rows) {
+    const cells = rs.map((x) => `${ms(x.startAddedP50Ms)} / ${ms(x.messageAddedP50Ms)} / ${ms(x.firstAnyUpdateP50Ms)}`);
+    const med = `${ms(median(rs.map((x) => x.startAddedP50Ms)))} / ${ms(median(rs.map((x) => x.messageAddedP50Ms)))} / ${ms(median(rs.map((x) => x.firstAnyUpdateP50Ms)))}`;
+    process.stdout.write(`  ${c.padEnd(40)} ${cells.join(' | ')}  → ${med}\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
+  if (a.acp) return acpRows(a);
   const tool = await pickLoadTool((s) => process.stderr.write(s), false);
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-ab-'));
   const mock = await startMockUpstream({ chunks: 20, pacedChunkMs: 20, slowChunkMs: 250 });

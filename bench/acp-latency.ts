@@ -13,6 +13,11 @@
  * session is closed (its agent process stopped) before the next one starts.
  */
 import { Agent, request } from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { spawnGateway } from '../dist/util/gateway-process.js';
 import { percentile } from './load.js';
 
 export interface AcpLatencyResult {
@@ -165,4 +170,53 @@ export async function measureAcpLatency(
     firstAnyUpdateP50Ms: p50(any),
     messageAddedP50Ms: p50(msgAdded),
   };
+}
+
+/** Resolves once `file` has `n` lines, or after `timeoutMs` (the session then measures what it finds). */
+async function waitForLines(file: string, n: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const lines = () => {
+    try {
+      return readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
+  while (lines() < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+}
+
+/**
+ * The row as the harness measures it: its own gateway (in `dir`; `bin`: another checkout's `bin/switchyard`, for
+ * bench/ab-builds.ts) with the trivial agent of acp-agent.ts and one warm agent process, `sessions` sessions.
+ */
+export async function runAcpRow(dir: string, sessions: number, bin?: string): Promise<AcpLatencyResult> {
+  const token = randomBytes(16).toString('hex');
+  const readyFile = join(dir, `acp-agents-ready-${randomBytes(4).toString('hex')}.txt`);
+  const file = join(dir, `gateway-acp-${randomBytes(4).toString('hex')}.json5`);
+  const cfg = {
+    gateway: { id: 'gw_bench_acp', name: 'bench-acp', port: 0 },
+    channels: [],
+    store: { kind: 'sqlite', path: `./acp-data-${randomBytes(4).toString('hex')}/switchyard.db` },
+    acp: {
+      tokens: [token],
+      workspaceRoot: './acp-work',
+      agents: [
+        {
+          id: 'bench-agent',
+          label: 'Bench agent',
+          command: process.execPath,
+          args: [fileURLToPath(new URL('./acp-agent.js', import.meta.url))],
+          permissions: 'deny',
+          env: { BENCH_ACP_READY_FILE: readyFile },
+          warm: 1,
+        },
+      ],
+    },
+  };
+  writeFileSync(file, JSON.stringify(cfg, null, 2));
+  const g = await spawnGateway(file, { SWITCHYARD_LOG: 'warn' }, undefined, bin);
+  // before session i's start, i spares were taken: i + 1 agents past initialize means a spare is ready; before
+  // its message, i + 2 means the spare it took was replaced (no agent process starting during the call)
+  const settle = (i: number, call: 'start' | 'message') => waitForLines(readyFile, call === 'start' ? i + 1 : i + 2, 5_000);
+  return measureAcpLatency(g.url, token, 'bench-agent', sessions, { settle }).finally(() => g.stop());
 }

@@ -22,7 +22,7 @@ import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.
 import { pickLoadTool, runStreamClient, type LoadResult, type LoadTarget, type LoadTool, type StreamClientResult } from './load.js';
 import { MOCK_MODELS, startMockUpstream, type MockUpstream } from './mock-upstream.js';
 import { startBareProxy } from './bare-proxy.js';
-import { measureAcpLatency } from './acp-latency.js';
+import { runAcpRow } from './acp-latency.js';
 import { portkeyInstalled, startPortkey, type PortkeyProcess } from './portkey.js';
 import { buildReport, renderReport, writeReportJson, type Measurement, type Measurements, type RunInfo } from './report.js';
 
@@ -115,19 +115,6 @@ function rssMB(pid: number): number | undefined {
 interface Gw {
   proc: GatewayProcess;
   url: string;
-}
-
-/** Resolves once `file` has `n` lines, or after `timeoutMs` (the session then measures what it finds). */
-async function waitForLines(file: string, n: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  const lines = () => {
-    try {
-      return readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
-    } catch {
-      return 0;
-    }
-  };
-  while (lines() < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
 }
 
 async function gateway(dir: string, name: string, cfg: Record<string, unknown>): Promise<Gw> {
@@ -381,32 +368,7 @@ async function main(): Promise<void> {
     // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was; one
     // warm agent process (acp.agents[].warm), so a session.start finds its agent started and initialized.
     log(`/acp/rpc: ${s.acpSessions} sequential sessions, session.start → first agent update\n`);
-    const acpToken = randomBytes(16).toString('hex');
-    const readyFile = join(dir, 'acp-agents-ready.txt');
-    const g = await gateway(dir, 'gateway-acp', {
-      gateway: { id: 'gw_bench_acp', name: 'bench-acp', port: 0 },
-      channels: [],
-      store: { kind: 'sqlite', path: './acp-data/switchyard.db' },
-      acp: {
-        tokens: [acpToken],
-        workspaceRoot: './acp-work',
-        agents: [
-          {
-            id: 'bench-agent',
-            label: 'Bench agent',
-            command: process.execPath,
-            args: [fileURLToPath(new URL('./acp-agent.js', import.meta.url))],
-            permissions: 'deny',
-            env: { BENCH_ACP_READY_FILE: readyFile },
-            warm: 1,
-          },
-        ],
-      },
-    });
-    // before session i's start, i spares were taken: i + 1 agents past initialize means a spare is ready; before
-    // its message, i + 2 means the spare it took was replaced (no agent process starting during the call)
-    const settle = (i: number, call: 'start' | 'message') => waitForLines(readyFile, call === 'start' ? i + 1 : i + 2, 5_000);
-    const acpRun = await measureAcpLatency(g.url, acpToken, 'bench-agent', s.acpSessions, { settle }).finally(() => g.proc.stop());
+    const acpRun = await runAcpRow(dir, s.acpSessions);
     log(
       `  session.start: added p50 ${acpRun.startAddedP50Ms.toFixed(2)} ms (total ${acpRun.startTotalP50Ms.toFixed(2)}, agent's own ${acpRun.agentOwnP50Ms.toFixed(3)}, agent process start ${acpRun.agentBootP50Ms.toFixed(2)}, ${acpRun.warmStarts}/${acpRun.sessions} on a warm process); session.message added p50 ${acpRun.messageAddedP50Ms.toFixed(2)} ms; ${acpRun.sessions} sessions${acpRun.failed ? `, ${acpRun.failed} failed` : ''}\n`,
     );
