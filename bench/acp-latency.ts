@@ -220,3 +220,23 @@ export async function runAcpRow(dir: string, sessions: number, bin?: string): Pr
   const settle = (i: number, call: 'start' | 'message') => waitForLines(readyFile, call === 'start' ? i + 1 : i + 2, 5_000);
   return measureAcpLatency(g.url, token, 'bench-agent', sessions, { settle }).finally(() => g.stop());
 }
+
+/** Rounds of the row as one result: each p50 the median of the rounds' (as the load rows take theirs); counts summed. */
+export function medianOfRounds(rounds: AcpLatencyResult[]): AcpLatencyResult {
+  const med = (f: (x: AcpLatencyResult) => number) => {
+    const xs = rounds.map(f).sort((a, b) => a - b);
+    return xs[Math.floor((xs.length - 1) / 2)] ?? 0;
+  };
+  const sum = (f: (x: AcpLatencyResult) => number) => rounds.reduce((n, x) => n + f(x), 0);
+  return {
+    sessions: sum((x) => x.sessions),
+    failed: sum((x) => x.failed),
+    startAddedP50Ms: med((x) => x.startAddedP50Ms),
+    startTotalP50Ms: med((x) => x.startTotalP50Ms),
+    agentOwnP50Ms: med((x) => x.agentOwnP50Ms),
+    agentBootP50Ms: med((x) => x.agentBootP50Ms),
+    warmStarts: sum((x) => x.warmStarts),
+    firstAnyUpdateP50Ms: med((x) => x.firstAnyUpdateP50Ms),
+    messageAddedP50Ms: med((x) => x.messageAddedP50Ms),
+  };
+}

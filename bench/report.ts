@@ -379,7 +379,7 @@ export function buildReport(info: RunInfo, m: Measurements): BenchReport {
 
   // /acp/rpc: session.start → first agent update, the gateway's part (acp-latency.ts)
   const acp = m.acp_rpc ?? {};
-  const acpLabel = `/acp/rpc, ${acp.start?.requests ?? info.settings.acpSessions} sessions`;
+  const acpLabel = `/acp/rpc, ${info.settings.acpSessions} sessions${info.settings.rounds > 1 ? ` × ${info.settings.rounds}` : ''}`;
   const st0 = acp.start;
   const acpBad = !st0 || typeof st0.addedP50Ms !== 'number' || !st0.requests ? 'not measured' : st0.errors ? `invalid: ${st0.errors} failed` : undefined;
   addedRow(

@@ -22,7 +22,7 @@ import { spawnGateway, type GatewayProcess } from '../dist/util/gateway-process.
 import { pickLoadTool, runStreamClient, type LoadResult, type LoadTarget, type LoadTool, type StreamClientResult } from './load.js';
 import { MOCK_MODELS, startMockUpstream, type MockUpstream } from './mock-upstream.js';
 import { startBareProxy } from './bare-proxy.js';
-import { runAcpRow } from './acp-latency.js';
+import { medianOfRounds, runAcpRow, type AcpLatencyResult } from './acp-latency.js';
 import { portkeyInstalled, startPortkey, type PortkeyProcess } from './portkey.js';
 import { buildReport, renderReport, writeReportJson, type Measurement, type Measurements, type RunInfo } from './report.js';
 
@@ -366,12 +366,18 @@ async function main(): Promise<void> {
     m.bridged_1c = await sideBySide(bridgePair, 1);
 
     // /acp/rpc: its own gateway with the trivial agent (acp-agent.ts), so gateway B's config stays as it was; one
-    // warm agent process (acp.agents[].warm), so a session.start finds its agent started and initialized.
-    log(`/acp/rpc: ${s.acpSessions} sequential sessions, session.start → first agent update\n`);
-    const acpRun = await runAcpRow(dir, s.acpSessions);
-    log(
-      `  session.start: added p50 ${acpRun.startAddedP50Ms.toFixed(2)} ms (total ${acpRun.startTotalP50Ms.toFixed(2)}, agent's own ${acpRun.agentOwnP50Ms.toFixed(3)}, agent process start ${acpRun.agentBootP50Ms.toFixed(2)}, ${acpRun.warmStarts}/${acpRun.sessions} on a warm process); session.message added p50 ${acpRun.messageAddedP50Ms.toFixed(2)} ms; ${acpRun.sessions} sessions${acpRun.failed ? `, ${acpRun.failed} failed` : ''}\n`,
-    );
+    // warm agent process (acp.agents[].warm), so a session.start finds its agent started and initialized. As the
+    // load rows, `rounds` rounds (each on a fresh gateway), the figures the medians of the rounds' p50s.
+    log(`/acp/rpc: ${s.rounds} round(s) of ${s.acpSessions} sequential sessions, session.start → first agent update\n`);
+    const acpRounds: AcpLatencyResult[] = [];
+    for (let r = 0; r < s.rounds; r++) {
+      const x = await runAcpRow(dir, s.acpSessions);
+      acpRounds.push(x);
+      log(
+        `  round ${r + 1}: session.start added p50 ${x.startAddedP50Ms.toFixed(2)} ms (total ${x.startTotalP50Ms.toFixed(2)}, agent's own ${x.agentOwnP50Ms.toFixed(3)}, agent process start ${x.agentBootP50Ms.toFixed(2)}, ${x.warmStarts}/${x.sessions} on a warm process); session.message added p50 ${x.messageAddedP50Ms.toFixed(2)} ms${x.failed ? `; ${x.failed} failed` : ''}\n`,
+      );
+    }
+    const acpRun = medianOfRounds(acpRounds);
     m.acp_rpc = {
       start: {
         addedP50Ms: acpRun.startAddedP50Ms,
