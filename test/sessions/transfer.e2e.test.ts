@@ -326,8 +326,9 @@ describe('failures mid-transfer never leave two owners', () => {
   });
 
   it('the link freezes mid-transfer: the sender keeps the session; the late copy is settled when the link returns', async () => {
-    // dead-peer timeout 3 × 1 s: long enough for the CLI to send the offer before the link is declared dead
-    const p = await pair({ heartbeat: 1000 });
+    // dead-peer timeout 3 × 2 s: long enough for the CLI (a fresh Node process, seconds on a loaded machine) to
+    // send the offer before the link is declared dead
+    const p = await pair({ heartbeat: 2000 });
     await seed(p.aStore, 's-frozen', p.a.id);
     p.b.kill('SIGSTOP');
     const r = await cli(['sessions', 'transfer', 's-frozen', '--to', 'datacenter', '--url', p.a.url]);
