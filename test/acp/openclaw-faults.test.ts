@@ -4,50 +4,12 @@
  * server text that echoes the token, events that arrive too late. Whatever the server does, a call ends with a
  * GatewayError (or a result), the connection recovers, and nothing waits longer than its bound.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { OpenClawClient, type OpenClawClientOptions } from '../../src/acp/runtimes/openclaw/client.js';
-import { createLogger } from '../../src/util/log.js';
-import { GatewayError } from '../../src/wire/errors.js';
-import { FakeOpenClaw, startFakeOpenClaw, type FakeOpenClawOptions } from '../fakes/fake-openclaw.js';
+import { describe, expect, it } from 'vitest';
+import type { FakeOpenClaw } from '../fakes/fake-openclaw.js';
+import { openClawHarness, rejection, until } from '../helpers/openclaw-harness.js';
 
 const TOKEN = 'oc-faults-token-5b2e8d';
-const logLines: string[] = [];
-const log = createLogger({}, (l) => void logLines.push(l));
-const fakes: FakeOpenClaw[] = [];
-const clients: OpenClawClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
-  expect(logLines.join('\n')).not.toContain(TOKEN);
-  logLines.length = 0;
-});
-
-async function fake(o: FakeOpenClawOptions = {}): Promise<FakeOpenClaw> {
-  const f = await startFakeOpenClaw({ token: TOKEN, ...o });
-  fakes.push(f);
-  return f;
-}
-function client(f: FakeOpenClaw, o: Partial<OpenClawClientOptions> = {}): OpenClawClient {
-  const c = new OpenClawClient({ url: f.url, token: TOKEN, log, requestTimeoutMs: 3000, handshakeTimeoutMs: 3000, ...o });
-  clients.push(c);
-  return c;
-}
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error('expected a rejection');
-}
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const { logLines, fake, client } = openClawHarness(TOKEN);
 /** the run the fake started for the client's latest chat.send */
 const lastRunId = (f: FakeOpenClaw): string => f.runIdOf(f.chatSends.at(-1)!.params.idempotencyKey)!;
 

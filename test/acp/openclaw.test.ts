@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { OpenClawClient, backoffDelay, type OpenClawClientOptions } from '../../src/acp/runtimes/openclaw/client.js';
+import { OpenClawClient, backoffDelay } from '../../src/acp/runtimes/openclaw/client.js';
 import {
   ChatTextAccumulator,
   buildConnectParams,
@@ -12,50 +12,13 @@ import {
 } from '../../src/acp/runtimes/openclaw/protocol.js';
 import { OpenClawGateway, createOpenClawRuntime, sessionKeyFor } from '../../src/acp/runtimes/openclaw/runtime.js';
 import { MAX_TURN_OUTPUT_CHARS, type UpdateEvent } from '../../src/acp/runtime.js';
-import { createLogger } from '../../src/util/log.js';
 import { GatewayError } from '../../src/wire/errors.js';
-import { FakeOpenClaw, startFakeOpenClaw, type FakeOpenClawOptions } from '../fakes/fake-openclaw.js';
+import type { FakeOpenClaw } from '../fakes/fake-openclaw.js';
+import { openClawHarness, rejection, until } from '../helpers/openclaw-harness.js';
 
 const TOKEN = 'oc-secret-token-7f3a9c';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const logLines: string[] = [];
-const log = createLogger({}, (l) => void logLines.push(l));
-
-const fakes: FakeOpenClaw[] = [];
-const clients: OpenClawClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
-  // the token never shows up in anything the client logged, in any test
-  expect(logLines.join('\n')).not.toContain(TOKEN);
-});
-
-async function fake(o: FakeOpenClawOptions = {}): Promise<FakeOpenClaw> {
-  const f = await startFakeOpenClaw({ token: TOKEN, ...o });
-  fakes.push(f);
-  return f;
-}
-function client(f: FakeOpenClaw, o: Partial<OpenClawClientOptions> = {}): OpenClawClient {
-  const c = new OpenClawClient({ url: f.url, token: TOKEN, log, requestTimeoutMs: 3000, handshakeTimeoutMs: 3000, ...o });
-  clients.push(c);
-  return c;
-}
-async function rejection(p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError);
-    return err as GatewayError;
-  }
-  throw new Error('expected a rejection');
-}
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const { log, logLines, fakes, clients, fake, client } = openClawHarness(TOKEN);
 const noSecret = (e: GatewayError, f?: FakeOpenClaw) => {
   expect(e.message).not.toContain(TOKEN);
   expect(JSON.stringify(e.details ?? {})).not.toContain(TOKEN);

@@ -7,6 +7,7 @@
  * moment, or the log no longer holding the cursor: UPDATE_LOG_TRUNCATED, then it goes on after what was dropped)
  * is one more resume, and there are at most `maxResumes` per turn.
  */
+import { setTimeout as pause } from 'node:timers/promises';
 import { AcpRpcError, AcpTransportError, type AcpClient, type SessionUpdate, type TaskResult } from './client.js';
 
 /** resumes per turn at most (the one after the cut included) */
@@ -38,16 +39,8 @@ export function cutAt(err: unknown, lastReceived: number | undefined): number | 
   return typeof named === 'number' && Number.isSafeInteger(named) && named >= 0 ? named : (lastReceived ?? 0);
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less if `signal` aborts (resolves either way). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => pause(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
 
 export async function resumeTurn(c: AcpClient, o: ResumeOptions): Promise<TaskResult> {
   const max = o.maxResumes ?? MAX_RESUMES;

@@ -24,6 +24,7 @@
  * is UPSTREAM_AUTH_FAILED (not retryable); a failed connect, and a request refused during a long back-off (with
  * retryAfterSec), is UPSTREAM_UNREACHABLE; a loss mid-run is UPSTREAM_CONNECTION_LOST.
  */
+import { setTimeout as pause } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { GatewayError, toGatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
@@ -63,18 +64,8 @@ export interface OpenClawClientOptions {
 
 const closedError = (): GatewayError => new GatewayError('SHUTTING_DOWN', 'OpenClaw client closed', { details: { provider: 'openclaw' } });
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+/** Waits `ms`, or less if `signal` aborts (resolves either way). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => pause(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
 
 export class OpenClawClient implements ConnectionOwner {
   readonly logUrl: string;
