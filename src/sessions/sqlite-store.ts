@@ -261,9 +261,7 @@ export class SqliteStore implements SessionStore {
       if (ids.length === 0) return deleted;
       this.db.transaction(() => {
         for (const id of ids) {
-          this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
-          this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
-          this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
+          this.deleteBesideSession(id);
           deleted += this.stmt("DELETE FROM sessions WHERE id = ? AND status IN ('closed', 'moved') AND updated_at < ?").run(id, before).changes;
         }
       })();
@@ -279,11 +277,16 @@ export class SqliteStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     return this.db.transaction(() => {
-      this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
-      this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
-      this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
+      this.deleteBesideSession(id);
       return this.stmt('DELETE FROM sessions WHERE id = ?').run(id).changes === 1;
     })();
+  }
+
+  /** What the store keeps of a session beside its row (its lease, its update log and that log's floor); in a transaction of the caller's. */
+  private deleteBesideSession(id: string): void {
+    this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
+    this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
+    this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
   }
 
   async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
