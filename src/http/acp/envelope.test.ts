@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AcpRpcError, errorEnvelope, notificationEnvelope, parseRequest, resultEnvelope, toRpcError } from './envelope.js';
+import { AcpRpcError, errorEnvelope, notificationText, parseRequest, resultEnvelope, toRpcError } from './envelope.js';
 import { GatewayError } from '../../wire/errors.js';
 
 describe('parseRequest', () => {
@@ -42,7 +42,7 @@ describe('envelopes', () => {
       type: 'res',
       ok: false,
     });
-    expect(notificationEnvelope('session.update', { seq: 1 })).toEqual({
+    expect(JSON.parse(notificationText('session.update', { seq: 1 }))).toEqual({
       jsonrpc: '2.0',
       method: 'session.update',
       params: { seq: 1 },

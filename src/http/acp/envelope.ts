@@ -82,13 +82,10 @@ export function errorEnvelope(id: RpcId | null, err: unknown): Record<string, un
   return { jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { ...e.data, code: e.dataCode } }, type: 'res', ok: false };
 }
 
-export function notificationEnvelope(method: string, params: Record<string, unknown>): Record<string, unknown> {
-  return { jsonrpc: '2.0', method, params, type: 'event', event: method, payload: params };
-}
-
 /**
- * `JSON.stringify(notificationEnvelope(method, params))`, the same text, built around the params' JSON made once
- * per update (src/acp/update-json.ts) instead of serialising the params twice per stream.
+ * A notification's envelope as JSON text: `{ jsonrpc, method, params, type: "event", event: method, payload:
+ * params }`, built around the params' JSON made once per update (src/acp/update-json.ts) instead of serialising
+ * the params twice per stream.
  */
 export function notificationText(method: string, params: Record<string, unknown>): string {
   const m = JSON.stringify(method);
