@@ -16,7 +16,7 @@
  * applying a section means replacing it in place (arrays spliced, objects assigned).
  */
 import type { Config, ChannelConfig, OutboundBridgeConfig } from './config/schema.js';
-import { ConfigError, isLoopbackHost, loadConfig } from './config/load.js';
+import { ConfigError, loadConfig, openToNetwork } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
@@ -90,7 +90,7 @@ function replaceArray<T>(target: T[], next: readonly T[]): void {
 export function readForReload(path: string | undefined, live?: Config): Config {
   if (!path) throw new ConfigError(['the gateway runs on built-in defaults (no config file): there is nothing to reload'], 'reload');
   const next = loadConfig(path).config;
-  if (live && !isLoopbackHost(live.gateway.host) && next.gateway.auth.tokens.length === 0 && !live.gateway.auth.requireKey) {
+  if (live && openToNetwork(live.gateway.host, next.gateway.auth.tokens, live.gateway.auth.requireKey)) {
     throw new ConfigError(
       [
         `gateway.auth.tokens: this gateway listens on ${live.gateway.host}, which is not loopback, so clients must authenticate; keep at least one token (gateway.host and gateway.auth.requireKey change only at a restart)`,

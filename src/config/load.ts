@@ -58,6 +58,15 @@ function fmtPath(path: (string | number | symbol)[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.');
 }
 
+/**
+ * The fail-closed rule: a gateway bound to `host` with these client credentials would answer the network
+ * without one (not loopback, no token, keys not required). Checked when a config is loaded and, against the
+ * running bind, when one is reloaded.
+ */
+export function openToNetwork(host: string, tokens: readonly string[], requireKey: boolean | undefined): boolean {
+  return !isLoopbackHost(host) && tokens.length === 0 && !requireKey;
+}
+
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -110,7 +119,7 @@ function semanticChecks(cfg: Config, problems: string[]): void {
   if (cfg.gateway.bridge.enabled && cfg.gateway.bridge.allowedTokens.length === 0) {
     problems.push('gateway.bridge.allowedTokens: inbound bridges are enabled but no token is allowed (fail closed: add a token or set enabled:false)');
   }
-  if (!isLoopbackHost(cfg.gateway.host) && cfg.gateway.auth.tokens.length === 0 && !cfg.gateway.auth.requireKey) {
+  if (openToNetwork(cfg.gateway.host, cfg.gateway.auth.tokens, cfg.gateway.auth.requireKey)) {
     problems.push(
       `gateway.auth.tokens: host ${cfg.gateway.host} is not loopback, so clients must authenticate; add at least one token or set gateway.auth.requireKey (refusing to start open to the network)`,
     );
