@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { isObj } from '../util/is-object.js';
+import { isObj, jsonObject } from '../util/is-object.js';
 
 export const KEY_SECRET_PREFIX = 'sy-';
 
@@ -61,13 +61,8 @@ export interface VirtualKey {
  * strings, a limits object). Such a record is no key: listings leave it out and it authenticates nothing.
  */
 export function storedKey(doc: string): VirtualKey | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(doc);
-  } catch {
-    return undefined;
-  }
-  if (!isObj(v)) return undefined;
+  const v = jsonObject(doc);
+  if (!v) return undefined;
   const ok =
     typeof v.id === 'string' &&
     typeof v.name === 'string' &&

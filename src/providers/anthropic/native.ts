@@ -22,7 +22,7 @@ import { mergeUsage, toOpenAiUsage } from './response.js';
 import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
 import { sseFrame } from '../../util/lines.js';
-import { isObj } from '../../util/is-object.js';
+import { isObj, jsonObject } from '../../util/is-object.js';
 import { secrets } from '../../util/redact.js';
 
 /** Client headers the Messages API defines and that pass through to the upstream. */
@@ -37,13 +37,8 @@ class AnthropicPassThrough implements StreamTranslator {
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
     if (type === 'error') {
-      let ev: unknown;
-      try {
-        ev = JSON.parse(data);
-      } catch {
-        /* the event type is what matters */
-      }
-      const body: Partial<ErrorResponse> = isObj(ev) ? ev : {};
+      // the event type is what matters: a body that is not a JSON object is an error all the same
+      const body: Partial<ErrorResponse> = jsonObject(data) ?? {};
       const e = streamError(body, this.label);
       // relayed only in Anthropic's own shape: anything else gets the gateway's error event, which has it
       if (!this.started || !isObj(body.error) || typeof body.error.type !== 'string') throw e;

@@ -13,7 +13,7 @@
  * that follow its schema files one to one); split, the mapping from its schema would be harder to check.
  */
 import { GatewayError } from '../../../wire/errors.js';
-import { isObj } from '../../../util/is-object.js';
+import { isObj, jsonObject } from '../../../util/is-object.js';
 import { VERSION } from '../../../version.js';
 
 /** Lowest / highest protocol this client can speak. v3 = cumulative `message` deltas only; v4 adds `deltaText`. */
@@ -94,13 +94,8 @@ export function parseErrorShape(v: unknown): ErrorShape | undefined {
  * unknown frame types.
  */
 export function parseInboundFrame(text: string): InboundFrame | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isObj(v)) return undefined;
+  const v = jsonObject(text);
+  if (!v) return undefined;
   if (v.type === 'res') {
     if (!nonEmpty(v.id) || typeof v.ok !== 'boolean') return undefined;
     const f: ResponseFrame = { type: 'res', id: v.id, ok: v.ok };
