@@ -48,6 +48,7 @@ import { LinkTraffic } from './link-traffic.js';
 import type { LinkContext, PeerInfo, PeerLoad, PendingRequest, Role, RpcOutcome, RpcServeHandler, ServedRequest } from './link-types.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 import { drainOrClose } from '../util/drain.js';
+import { wsSocket } from '../util/ws-internals.js';
 
 export type { PeerInfo, PeerLoad, Role, RpcOutcome, RpcServeHandler } from './link-types.js';
 
@@ -191,9 +192,9 @@ export class BridgeLink implements LinkContext {
     }));
   }
 
-  /** `ws`'s socket (`_socket`, an internal field of the pinned `ws` 8): corking and flow control reach for it. */
+  /** `ws`'s socket (src/util/ws-internals.ts): corking and flow control reach for it. */
   private get socket(): Duplex | undefined {
-    return (this.ws as unknown as { _socket?: Duplex })._socket;
+    return wsSocket(this.ws);
   }
 
   /**

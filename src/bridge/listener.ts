@@ -5,7 +5,7 @@
  */
 import type WebSocket from 'ws';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
-import { raiseMaxPayload } from './ws-limits.js';
+import { raiseMaxPayload } from '../util/ws-internals.js';
 import { CLOSE, SUPPORTED_VERSIONS, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
 import { MAX_IDS_PER_TOKEN, type MeshContext } from './mesh-context.js';
 import { decideHello } from './handshake.js';

@@ -1,17 +1,8 @@
 /**
- * WebSocket-level message limits on /bridge: small until the handshake is done, then the link's limit.
- *
- * The ws library (8.x) takes `maxPayload` once, when a socket is upgraded, and has no public way to change
- * it later (websockets/ws#1473 proposed one and was closed). The server is therefore created with the
- * pre-auth limit, and `raiseMaxPayload` lifts it on an authenticated socket by setting the receiver's
- * `_maxPayload`. Why that is safe: the receiver reads `_maxPayload` afresh each time a frame header's length
- * is known (and per inflated chunk), it holds no other copy, and the hello that authenticates was already
- * read in full — so the new limit applies from the next frame on. It is a private field, so the access is
- * guarded (a plain number, or nothing is changed and the caller is told) and pinned by
- * test/bridge/ws-limits.test.ts against the installed ws.
+ * WebSocket-level message limits on /bridge: small until the handshake is done, then the link's limit. The server
+ * is created with the pre-auth limit below, and an authenticated socket's limit is lifted by `raiseMaxPayload`
+ * (src/util/ws-internals.ts: ws has no public way to change it).
  */
-import type WebSocket from 'ws';
-import { isObj } from '../util/is-object.js';
 import { wsPayloadLimit } from './codec.js';
 
 /**
@@ -21,12 +12,4 @@ import { wsPayloadLimit } from './codec.js';
  */
 export function preAuthPayloadLimit(preAuthFrameBytes: number): number {
   return Math.max(wsPayloadLimit(preAuthFrameBytes), preAuthFrameBytes + 16 * 1024);
-}
-
-/** Lifts an accepted socket's limit to `bytes`; false when this ws version does not have the field. */
-export function raiseMaxPayload(ws: WebSocket, bytes: number): boolean {
-  const receiver: unknown = Reflect.get(ws, '_receiver');
-  if (!isObj(receiver) || typeof receiver._maxPayload !== 'number') return false;
-  receiver._maxPayload = bytes;
-  return true;
 }

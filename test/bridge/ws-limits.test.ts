@@ -1,12 +1,13 @@
 /**
- * Pins the one private ws detail the bridge relies on (src/bridge/ws-limits.ts): a server socket's message
+ * Pins the private ws detail the bridge and the OpenClaw client rely on (src/util/ws-internals.ts raiseMaxPayload): a server socket's message
  * limit can be raised after it was accepted, and the new limit applies from the next frame. If a ws upgrade
  * changes its internals, this fails before any bridge link does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import WebSocket, { WebSocketServer } from 'ws';
-import { preAuthPayloadLimit, raiseMaxPayload } from '../../src/bridge/ws-limits.js';
+import { preAuthPayloadLimit } from '../../src/bridge/ws-limits.js';
+import { raiseMaxPayload } from '../../src/util/ws-internals.js';
 
 let http: Server;
 let wss: WebSocketServer;

@@ -23,6 +23,7 @@ import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
 import { clientTooSlow, type AcpStreams } from './streams.js';
 import { drainOrClose } from '../../util/drain.js';
+import { wsSocket } from '../../util/ws-internals.js';
 import type { ReplayFlow } from '../../acp/update-log.js';
 
 export interface AcpWsOptions {
@@ -122,8 +123,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       });
       // the replay goes out at the client's pace (a log's worth of large updates would pass the bound at once):
       // past a quarter of the bound it waits for the socket to drain; the live updates after it are bounded as any.
-      // `_socket`: ws's socket, an internal field of the pinned ws 8 (bridge/link.ts reaches for it too)
-      const socket = (ws as unknown as { _socket?: Duplex })._socket;
+      const socket = wsSocket(ws);
       const flow: ReplayFlow = {
         wait: () => (socket && socket.writableLength > maxBacklog / 4 && ws.readyState === ws.OPEN ? drainOrClose(socket) : undefined),
         gone: () => ws.readyState !== ws.OPEN,

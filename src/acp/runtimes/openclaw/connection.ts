@@ -29,7 +29,7 @@ import {
 } from './protocol.js';
 import { wsText } from '../../../util/ws-text.js';
 import { PendingTable } from '../../../util/pending.js';
-import { raiseMaxPayload } from '../../../bridge/ws-limits.js';
+import { raiseMaxPayload } from '../../../util/ws-internals.js';
 
 /** What a connection reports to its owner. */
 export interface ConnectionOwner {
@@ -191,7 +191,7 @@ export class Connection {
  * Until hello-ok the socket takes frames of at most PRE_AUTH_MAX_BYTES: ws refuses a larger one as soon as its
  * header is read, before buffering any of it, and the handshake fails. ws (8.x) takes `maxPayload` only when the
  * socket is created and has no public way to change it, so the limit is raised to `maxInboundBytes` after hello-ok
- * through the receiver's private field, the way the bridge does (src/bridge/ws-limits.ts, pinned by
+ * through the receiver's private field, the way the bridge does (src/util/ws-internals.ts, pinned by
  * test/bridge/ws-limits.test.ts); if this ws has no such field the handshake fails rather than run on a 64 KiB limit.
  */
 export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, signal: AbortSignal, abortError: () => GatewayError): Promise<Connection> {
