@@ -1,7 +1,7 @@
 /**
- * Pins the private ws detail the bridge and the OpenClaw client rely on (src/util/ws-internals.ts raiseMaxPayload): a server socket's message
- * limit can be raised after it was accepted, and the new limit applies from the next frame. If a ws upgrade
- * changes its internals, this fails before any bridge link does.
+ * Pins the private ws detail the bridge and the OpenClaw client rely on (`raiseMaxPayload`,
+ * src/util/ws-internals.ts): a server socket's message limit can be raised after it was accepted, and the new
+ * limit applies from the next frame. If a ws upgrade changes its internals, this fails before any bridge link does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
