@@ -21,8 +21,14 @@ type Json = any;
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'big-turn-acp-token-7310';
 const MIB = 1024 * 1024;
-/** `acp.maxStreamBacklogBytes`' default: the gateway runs with it */
-const BOUND = 8 * MIB;
+/**
+ * The gateway's `acp.maxStreamBacklogBytes`. Not the 8 MiB default: the streamed test's 12 MiB of output is ~72 MiB
+ * of SSE (each update carries its text as `delta` and `text`, its params as `params` and `payload`), and on a
+ * loaded CI machine a client reading it as fast as it can fell 8 MiB behind and was cut (as it should be). At
+ * 20 MiB a reading client stays under the bound, and the final envelope the code before the fix sent (24 MiB,
+ * the output twice) is still over it.
+ */
+const BOUND = 20 * MIB;
 const N = 768;
 const SIZE = 16 * 1024;
 /** what `flood N SIZE` writes: the i-th chunk all one letter, a–z in turn */
@@ -34,7 +40,11 @@ let gw: GatewayProcess;
 beforeAll(async () => {
   gw = await startProcess({
     gateway: { id: 'gw_big_turn' },
-    acp: { tokens: [ACP], agents: [{ id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' }] },
+    acp: {
+      tokens: [ACP],
+      maxStreamBacklogBytes: BOUND,
+      agents: [{ id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' }],
+    },
   });
 }, 60_000);
 
@@ -72,7 +82,7 @@ describe('a turn that outputs 12 MiB', () => {
   }, 120_000);
 
   it('streamed: the final envelope fits within acp.maxStreamBacklogBytes; the whole output comes from the update log, a page at a time', async () => {
-    // 12 MiB again, in 768 chunks of 16 KiB (a reading client is never near the bound before the result)
+    // 12 MiB again, in 768 chunks of 16 KiB (a reading client stays under the bound before the result)
     const res = await fetch(`${gw.url}/acp/rpc`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
