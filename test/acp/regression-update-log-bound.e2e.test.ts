@@ -19,6 +19,12 @@ const MAX = 1024 * 1024;
 /** 300 deltas of 16 KiB: about 15 MB of updates (each delta's text is in `delta`, `text` and `structuredEvent`) */
 const N = 300;
 const SIZE = 16 * 1024;
+/**
+ * The gateway's `acp.maxStreamBacklogBytes`, above all the turn streams (38 MB of SSE: each update carries its text
+ * as `delta`, `text` and in its params): this test is about the log's bound, and with the 8 MiB default a client
+ * reading as fast as it can on a loaded CI machine fell 8 MiB behind once and was cut, as it should be.
+ */
+const STREAM_BOUND = 64 * MAX;
 const routing = { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake' };
 
 let gw: GatewayProcess;
@@ -26,7 +32,12 @@ let gw: GatewayProcess;
 beforeAll(async () => {
   gw = await startProcess({
     gateway: { id: 'gw_log_bound' },
-    acp: { tokens: [ACP], updateLogMaxBytes: MAX, agents: [{ id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' }] },
+    acp: {
+      tokens: [ACP],
+      updateLogMaxBytes: MAX,
+      maxStreamBacklogBytes: STREAM_BOUND,
+      agents: [{ id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' }],
+    },
   });
 }, 60_000);
 
@@ -40,6 +51,7 @@ const expectedText = Array.from({ length: N }, (_, i) => String.fromCharCode(97 
 describe('the update log keeps at most acp.updateLogMaxBytes per session', () => {
   it('drops the oldest updates past the bound; a resume from a dropped seq gets UPDATE_LOG_TRUNCATED on every surface', async () => {
     const run = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'big-log', taskPrompt: `flood ${N} ${SIZE}`, routing }, true);
+    expect(run.error).toBeUndefined();
     expect(run.result).toMatchObject({ success: true, status: 'completed' });
     // the stream carried every update: the bound is the log's, not the live stream's
     expect(
