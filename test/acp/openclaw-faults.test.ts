@@ -191,29 +191,52 @@ describe('OpenClaw: handshakes that go wrong', () => {
     await until(() => f.clientCloses.length >= 2); // the two failed sockets were closed
   });
 
-  for (const before of ['challenge', 'hello'] as const) {
+  // before the challenge: the pre-auth limit (64 KiB); in place of hello-ok: the inbound limit (here 1 MiB)
+  for (const [before, message] of [
+    ['challenge', 'OpenClaw handshake: a frame before the connect request is over the pre-auth limit (65536 bytes)'],
+    ['hello', 'OpenClaw handshake: the answer to connect is over the inbound frame limit (1048576 bytes)'],
+  ] as const) {
     it(`a huge frame before the ${before === 'challenge' ? 'challenge' : 'hello-ok'}: the connect fails at its header, before the client takes it in`, async () => {
       const f = await fake();
-      const c = client(f, { backoff });
-      const bytes = 40 * 1024 * 1024; // under the 64 MiB limit after hello-ok
+      const c = client(f, { backoff, maxInboundBytes: 1024 * 1024 });
+      const bytes = 40 * 1024 * 1024;
       f.preAuthFrame = { bytes, before };
       const t0 = Date.now();
       const e = await rejection(c.connect());
       // the client closed the socket before the server could write the frame out: it never buffered all of it
       await until(() => f.preAuthFrameResult !== undefined);
       expect(f.preAuthFrameResult).toEqual({ flushed: false });
-      expect(e).toMatchObject({
-        code: 'UPSTREAM_BAD_RESPONSE',
-        message: 'OpenClaw handshake: a frame before hello-ok is over the pre-auth limit (65536 bytes)',
-      });
+      expect(e).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message });
       expect(Date.now() - t0).toBeLessThan(2000);
       expect(c.connected).toBe(false);
-      // after hello-ok the limit is the inbound one again: a frame over 64 KiB passes
+      // after hello-ok the limit is the inbound one: a frame over 64 KiB passes
       f.preAuthFrame = undefined;
       f.script = () => ({ chunks: ['x'.repeat(200 * 1024)] });
       expect((await c.chatSend('agent:main:t1', 'y')).text).toHaveLength(200 * 1024);
     });
   }
+
+  it('a hello-ok over 64 KiB (a large snapshot) connects; one over the inbound limit is refused, saying so', async () => {
+    const f = await fake();
+    f.helloBytes = 2 * 1024 * 1024; // a snapshot with ~2000 presence entries
+    const c = client(f, { backoff });
+    expect((await c.connect()).protocol).toBe(4);
+    expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('Echo: y');
+    await c.close();
+    // the same hello-ok to a client whose inbound limit is 1 MiB
+    const small = client(f, { backoff, maxInboundBytes: 1024 * 1024 });
+    const t0 = Date.now();
+    const e = await rejection(small.connect());
+    expect(e).toMatchObject({
+      code: 'UPSTREAM_BAD_RESPONSE',
+      message: 'OpenClaw handshake: the answer to connect is over the inbound frame limit (1048576 bytes)',
+    });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(small.connected).toBe(false);
+    // it is not taken for an authentication refusal: once the server's answer fits, the client connects
+    f.helloBytes = 512 * 1024;
+    expect((await small.connect()).protocol).toBe(4);
+  });
 
   it('a protocol this client does not speak: refused by the server or named in hello-ok', async () => {
     const f = await fake();

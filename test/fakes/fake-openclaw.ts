@@ -19,8 +19,9 @@
  * Misbehaving on purpose (for the fault tests): a handshake without a challenge or without an answer, a connect
  * refused with any error shape, a hello-ok naming another protocol, requests answered with raw frames of the
  * test's choosing (`answer`), raw text or binary frames sent to every authenticated connection (`sendRaw`), a run
- * started whose `chat.send` is never acknowledged (`ackLost`), and a huge frame before the challenge or instead of
- * hello-ok (`preAuthFrame`), recording whether all of it could be written before the client closed.
+ * started whose `chat.send` is never acknowledged (`ackLost`), a huge frame before the challenge or instead of hello-ok
+ * (`preAuthFrame`), recording whether all of it could be written before the client closed, and a hello-ok padded
+ * to a size of the test's choosing (`helloBytes`).
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -171,6 +172,11 @@ export class FakeOpenClaw {
   connectError: Record<string, unknown> | undefined;
   /** the protocol hello-ok names, whatever the client asked for (default: `protocol`) */
   helloProtocol: number | undefined;
+  /**
+   * Pads hello-ok's `snapshot.presence` with entries until the frame is at least this many bytes (a real gateway
+   * with many devices connected, or a large health report, sends a hello-ok well over 64 KiB)
+   */
+  helloBytes: number | undefined;
   /**
    * Answers a request (after connect) with these raw frames instead of the normal handling: a string goes out
    * as is, anything else JSON-encoded. Undefined: handled normally.
@@ -353,15 +359,23 @@ export class FakeOpenClaw {
     const trusted = p.device === undefined && cl.id === 'gateway-client' && cl.mode === 'backend';
     c.scopes = trusted || p.device !== undefined ? (scopes as string[]) : [];
     c.authed = true;
-    this.res(c, id, true, {
+    const presence: unknown[] = [];
+    const hello = {
       type: 'hello-ok',
       protocol: this.helloProtocol ?? this.protocol,
       server: { version: '2026.0.0-fake', connId: c.id },
       features: { methods: ['chat.send', 'chat.abort', 'chat.history', 'health'], events: ['chat', 'agent', 'tick', 'shutdown'] },
-      snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 1, authMode: 'token' },
+      snapshot: { presence, health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 1, authMode: 'token' },
       auth: { role: 'operator', scopes: c.scopes },
       policy: { maxPayload: 25 * 1024 * 1024, maxBufferedBytes: 50 * 1024 * 1024, tickIntervalMs: this.tickIntervalMs },
-    });
+    };
+    if (this.helloBytes !== undefined) {
+      const entry = (i: number) => ({ host: `device-${i}`, ip: '127.0.0.1', version: '2026.0.0', platform: 'linux', mode: 'node', text: 'x'.repeat(900) });
+      const size = Buffer.byteLength(JSON.stringify({ type: 'res', id, ok: true, payload: hello }));
+      const per = Buffer.byteLength(JSON.stringify(entry(0))) + 1;
+      for (let i = 0; i < Math.ceil((this.helloBytes - size) / per); i++) presence.push(entry(i));
+    }
+    this.res(c, id, true, hello);
     c.tick = setInterval(() => {
       if (this.ticking) this.event(c, 'tick', { ts: Date.now() });
     }, this.tickIntervalMs);

@@ -188,11 +188,15 @@ export class Connection {
  * One socket: open → challenge → connect → hello-ok. Rejects with a HandshakeFailure. `signal` (the client
  * closing) ends a handshake still under way at once, with `abortError`.
  *
- * Until hello-ok the socket takes frames of at most PRE_AUTH_MAX_BYTES: ws refuses a larger one as soon as its
- * header is read, before buffering any of it, and the handshake fails. ws (8.x) takes `maxPayload` only when the
- * socket is created and has no public way to change it, so the limit is raised to `maxInboundBytes` after hello-ok
- * through the receiver's private field, the way the bridge does (src/util/ws-internals.ts, pinned by
- * test/bridge/ws-limits.test.ts); if this ws has no such field the handshake fails rather than run on a 64 KiB limit.
+ * Until the client has sent `connect` the socket takes frames of at most PRE_AUTH_MAX_BYTES: ws refuses a larger
+ * one as soon as its header is read, before buffering any of it, and the handshake fails. The answer to `connect`
+ * (hello-ok, whose `snapshot` a real server fills with presence entries and a health report) is read under
+ * `maxInboundBytes`, the bound of every later frame: the limit is raised as `connect` goes out. It comes from the
+ * gateway the config names, which has just been sent our token; nothing it sends after hello-ok is bounded more
+ * tightly, so a tighter bound on hello-ok would only refuse real servers. ws (8.x) takes `maxPayload` only when the
+ * socket is created and has no public way to change it, so the limit is raised through the receiver's private
+ * field, the way the bridge does (src/util/ws-internals.ts, pinned by test/bridge/ws-limits.test.ts); if this ws
+ * has no such field the handshake fails rather than run on a 64 KiB limit.
  */
 export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, signal: AbortSignal, abortError: () => GatewayError): Promise<Connection> {
   return new Promise<Connection>((resolve, reject) => {
@@ -238,7 +242,7 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         return;
       }
       if (isBinary) return;
-      // (no larger than preAuthLimit: ws refused anything larger)
+      // (no larger than preAuthLimit before connect went out, maxInboundBytes after: ws refused anything larger)
       const f = parseInboundFrame(wsText(data));
       if (!f) return;
       if (phase === 'challenge') {
@@ -258,6 +262,11 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         );
         if (Buffer.byteLength(frame) > PRE_AUTH_MAX_BYTES)
           return fail(new GatewayError('CONFIG_INVALID', 'OpenClaw connect frame would exceed 64 KiB (token too long?)'));
+        // from the next frame on (the answer to connect), the limit after the handshake
+        if (!raiseMaxPayload(ws, o.maxInboundBytes))
+          return fail(
+            new GatewayError('INTERNAL', 'cannot raise the WebSocket message limit for the OpenClaw handshake (the installed ws changed its internals)'),
+          );
         phase = 'hello';
         ws.send(frame);
         return;
@@ -271,11 +280,6 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         if (!hello) return fail(bad('connect succeeded without a hello-ok payload'));
         if (hello.protocol < MIN_PROTOCOL || hello.protocol > MAX_PROTOCOL)
           return fail(bad(`server chose protocol ${hello.protocol}, outside ${MIN_PROTOCOL}–${MAX_PROTOCOL}`));
-        // from the next frame on, the limit after the handshake
-        if (!raiseMaxPayload(ws, o.maxInboundBytes))
-          return fail(
-            new GatewayError('INTERNAL', 'cannot raise the WebSocket message limit after the OpenClaw handshake (the installed ws changed its internals)'),
-          );
         phase = 'done';
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
@@ -293,9 +297,15 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
       }
     });
     ws.on('error', (err: Error) => {
-      // ws read the header of a frame over preAuthLimit and closed the socket without taking the frame in
+      // ws read the header of a frame over the limit and closed the socket without taking the frame in
       if ((err as NodeJS.ErrnoException).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
-        return fail(bad(`a frame before hello-ok is over the pre-auth limit (${preAuthLimit} bytes)`));
+        return fail(
+          bad(
+            phase === 'challenge'
+              ? `a frame before the connect request is over the pre-auth limit (${preAuthLimit} bytes)`
+              : `the answer to connect is over the inbound frame limit (${o.maxInboundBytes} bytes)`,
+          ),
+        );
       fail(
         new GatewayError('UPSTREAM_UNREACHABLE', `cannot connect to the OpenClaw gateway: ${scrub(describeSocketError(err), o.token, 200)}`, {
           details: { provider: 'openclaw' },
