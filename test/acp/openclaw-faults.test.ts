@@ -168,7 +168,32 @@ describe('OpenClaw: malformed frames', () => {
     f.sendRaw(JSON.stringify({ type: 'event', event: 'tick', payload: { pad: 'x'.repeat(10_000) } }));
     const e = await p;
     expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
-    expect(e.message).toMatch(/^connection to the OpenClaw gateway closed \(code \d+: Max payload size exceeded\)$/);
+    expect(e.message).toBe('connection to the OpenClaw gateway closed (Max payload size exceeded)');
+    f.script = () => ({ chunks: ['back'] });
+    expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('back');
+    expect(f.connections).toBe(2);
+  });
+});
+
+describe('OpenClaw: frames ws refuses after hello-ok', () => {
+  it('a text frame that is not UTF-8 mid-run fails the run at once, even from a server that never answers the close', async () => {
+    const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
+    const c = client(f);
+    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 20_000 }));
+    await until(() => f.activeRuns === 1);
+    // ws closes with 1007 and waits for the server's close frame, which a server that stopped reading never sends
+    f.stopReading();
+    const t0 = Date.now();
+    f.sendRaw(Buffer.from('{"type":"event","event":"tick","payload":{"note":"\xff\xfe"}}', 'latin1'));
+    const e = await p;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(e).toMatchObject({
+      code: 'UPSTREAM_CONNECTION_LOST',
+      message: 'connection to the OpenClaw gateway closed (Invalid WebSocket frame: invalid UTF-8 sequence)',
+    });
+    expect(c.connected).toBe(false);
+    expect(c.inFlight).toEqual({ requests: 0, runs: 0 });
+    // the next request reconnects
     f.script = () => ({ chunks: ['back'] });
     expect((await c.chatSend('agent:main:t1', 'y')).text).toBe('back');
     expect(f.connections).toBe(2);

@@ -18,14 +18,16 @@
  * connections, refuse chat.send by dropping before the ack, UNAVAILABLE at connect with retryAfterMs.
  * Misbehaving on purpose (for the fault tests): a handshake without a challenge or without an answer, a connect
  * refused with any error shape, a hello-ok naming another protocol, requests answered with raw frames of the
- * test's choosing (`answer`), raw text or binary frames sent to every authenticated connection (`sendRaw`), a run
- * started whose `chat.send` is never acknowledged (`ackLost`), a huge frame before the challenge or instead of hello-ok
+ * test's choosing (`answer`), raw text or binary frames sent to every authenticated connection (`sendRaw`; a
+ * Buffer sent as text need not be UTF-8), connections no longer read (`stopReading`), a run started whose
+ * `chat.send` is never acknowledged (`ackLost`), a huge frame before the challenge or instead of hello-ok
  * (`preAuthFrame`), recording whether all of it could be written before the client closed, and a hello-ok padded
  * to a size of the test's choosing (`helloBytes`).
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { wsSocket } from '../../src/util/ws-internals.js';
 
 export interface FakeChunk {
   text: string;
@@ -240,6 +242,14 @@ export class FakeOpenClaw {
   /** The runId the server gave the run of this idempotency key (once chat.send was taken). */
   runIdOf(idempotencyKey: string): string | undefined {
     return this.byIdem.get(idempotencyKey);
+  }
+
+  /**
+   * Stops reading from every client connection (a server that is stuck, or a proxy in between): what the client
+   * sends, a close frame included, is never read, so a close handshake the client starts is never answered.
+   */
+  stopReading(): void {
+    for (const c of this.conns) wsSocket(c.ws)?.pause();
   }
 
   /** Closes every client connection (as a crashed or restarted gateway would). */

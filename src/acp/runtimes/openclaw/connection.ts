@@ -286,11 +286,13 @@ export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, sign
         conn = new Connection(ws, hello, owner);
         ws.removeAllListeners('close');
         ws.removeAllListeners('error');
-        // what broke the socket (a frame over maxInboundBytes, a protocol error): said in the loss, whose code is then 1006
-        let broken: Error | undefined;
-        ws.on('error', (err: Error) => void (broken ??= err));
+        // An error ends the connection at once, saying what broke it. On a frame ws refuses (over maxInboundBytes, a
+        // text frame that is not UTF-8, a protocol error) ws stops reading and starts the close handshake (1009,
+        // 1007, 1002); its 'close' comes only once the server answers that, or after ws's close timeout (30 s),
+        // and a run must not wait for a server that does not answer. A socket error is followed by 'close' anyway.
+        ws.on('error', (err: Error) => conn?.kill(lostError(`connection to the OpenClaw gateway closed (${scrub(describeSocketError(err), o.token, 200)})`)));
         ws.on('close', (code: number, reason: Buffer) => {
-          const why = reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : broken ? `: ${scrub(describeSocketError(broken), o.token, 200)}` : '';
+          const why = reason.length ? `: ${scrub(reason.toString(), o.token, 120)}` : '';
           conn?.kill(lostError(`connection to the OpenClaw gateway closed (code ${code}${why})`));
         });
         resolve(conn);
