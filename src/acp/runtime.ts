@@ -14,7 +14,11 @@ export interface UpdateEvent {
   /** text carried by this update (for deltas: the new text) */
   text?: string;
   delta?: string;
-  /** the runtime's own payload as it sent it (agents: the ACP `session/update` `update` object) */
+  /**
+   * the runtime's own payload (agents: the ACP `session/update` `update` object; OpenClaw: the chat event's short
+   * fields, without its text). A delta's or thought chunk's text may be in it only in `text` members: when the
+   * secret scrubber changes a chunk's text (turn-runner.ts), those are the members it rewrites to match
+   */
   structuredEvent?: unknown;
 }
 

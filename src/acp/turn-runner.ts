@@ -587,9 +587,9 @@ export class TurnRunner {
       if (u.type === 'delta') task.output += text;
       if (text === raw) return void emit({ ...u });
       const { structuredEvent, ...fields } = u;
-      const structured = withChunkText(structuredEvent, raw, text);
+      const structured = structuredEvent === undefined ? {} : { structuredEvent: withChunkText(structuredEvent, raw, text) };
       if (u.type === 'delta') emit({ ...fields, delta: text, text, ...structured });
-      else if (structured.structuredEvent !== undefined) emit({ ...fields, ...structured });
+      else emit({ ...fields, ...structured });
     };
     const flushHeld = () => {
       const from = heldFrom;
@@ -745,24 +745,17 @@ function chunkText(u: UpdateEvent): string | undefined {
 
 /**
  * A chunk's `structuredEvent` once the delta scrubber changed its text (held part of it back, redacted a secret,
- * or gives back what it held): where it carries the chunk's text in a `text` member (an ACP agent's
- * `content.text`), that member becomes the text that goes out (other members that happen to equal the text, such
- * as `content.type` for a chunk reading "text", stay); a payload that does not (OpenClaw's, which carries the
- * whole message so far) is left out of the update, since it may hold what was held back.
+ * or gives back what it held): a runtime carries a chunk's text in its payload, if at all, in `text` members
+ * (UpdateEvent.structuredEvent), so each `text` member that is the chunk's text becomes the text that goes out
+ * (an ACP agent's `content.text`; other members that happen to equal the text, such as `content.type` for a chunk
+ * reading "text", stay). A payload without the text (OpenClaw's, the chat event's own short fields) goes out as
+ * it is. Like every update, it then passes the scrubber whole (`emit`).
  */
-function withChunkText(structured: unknown, from: string, to: string): { structuredEvent?: unknown } {
-  let found = false;
+function withChunkText(structured: unknown, from: string, to: string): unknown {
   const swap = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(swap);
     if (v === null || typeof v !== 'object') return v;
-    return Object.fromEntries(
-      Object.entries(v).map(([k, x]) => {
-        if (k !== 'text' || x !== from) return [k, swap(x)];
-        found = true;
-        return [k, to];
-      }),
-    );
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => (k === 'text' && x === from ? [k, to] : [k, swap(x)])));
   };
-  const out = swap(structured);
-  return found ? { structuredEvent: out } : {};
+  return swap(structured);
 }

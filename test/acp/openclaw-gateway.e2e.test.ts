@@ -2,7 +2,8 @@
  * A real gateway process whose `kind: "openclaw"` gateway provider is the fake OpenClaw (test/fakes/), broken
  * on purpose: a connection dropped mid-turn ends the task with UPSTREAM_CONNECTION_LOST and frees the session
  * for its next turn; a server that echoes the token in its error codes never gets it into anything a client
- * sees or the logs; a shutdown does not wait for an OpenClaw handshake that never completes.
+ * sees or the logs; a secret streamed across deltas goes out as `[REDACTED]` with every delta's `structuredEvent`
+ * intact; a shutdown does not wait for an OpenClaw handshake that never completes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { acpRpc, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
@@ -95,6 +96,24 @@ describe('an OpenClaw gateway provider that breaks', () => {
     // docs/acp.md): each piece four times (`delta`, `text`), the output twice, and envelopes — about 8.1× the
     // answer (it was about 262×: every update carried the text so far)
     expect(Buffer.byteLength(body)).toBeLessThan(10 * answer.length);
+  });
+
+  it('a secret streamed across deltas goes out as [REDACTED], and every delta still carries its chat event fields', async () => {
+    const { f, gw } = await setup();
+    // the token (a secret the gateway knows) split over two deltas, and ends that look like its start but are not
+    f.script = () => ({ chunks: ['the token is ', TOKEN.slice(0, 9), `${TOKEN.slice(9)}, not oc-e2`, 'x; bye oc-'] });
+    const r = await start(gw, 's-secret', 'hello');
+    const output = 'the token is [REDACTED], not oc-e2x; bye oc-';
+    expect(r.result).toMatchObject({ status: 'completed', output });
+    const deltas = r.updates.filter((u) => u.type === 'delta');
+    expect(deltas.map((u) => u.delta).join('')).toBe(output);
+    // the scrubber changed all but the first (held back a piece, redacted the token, gave back what it held)
+    expect(deltas.map((u) => u.delta)).toEqual(['the token is ', '[REDACTED], not ', 'oc-e2x; bye ', 'oc-']);
+    for (const u of deltas) {
+      expect(u.structuredEvent).toEqual({ runId: expect.any(String), sessionKey: 'agent:main:switchyard-s-secret', state: 'delta', seq: expect.any(Number) });
+    }
+    const all = JSON.stringify(r);
+    for (const piece of [TOKEN.slice(0, 9), TOKEN.slice(9)]) expect(all).not.toContain(piece);
   });
 
   it('a shutdown does not wait for an OpenClaw handshake that never completes', async () => {
