@@ -3,7 +3,8 @@
  * reload and by `switchyard config check`, so that the three accept and refuse the same files with the same
  * messages:
  * - the files it names: `gateway.tls.cert` and `key` (read and parsed as the HTTPS server does) and each outbound
- *   bridge's `ca` (read, as its dialer does);
+ *   bridge's `ca`, each read once, here: the server and the bridge dialers are given the text read, so a start or
+ *   a reload that passed this check reads no file after it;
  * - its channels' providers, constructed as the gateway runs them. `options` is free-form in the schema and each
  *   provider checks its own when it is made (CONFIG_INVALID); a refusal is a problem under the channel's key
  *   path. Constructing a provider opens no connection (its pool connects on its first request).
@@ -22,6 +23,8 @@ export interface Prepared {
   providers: Map<string, ChannelProvider>;
   /** `gateway.tls`'s PEM text, for the HTTPS server */
   tls: { cert: string; key: string } | undefined;
+  /** each outbound bridge's `ca` PEM text, by bridge name (bridges without a `ca` are absent), for its dialer */
+  bridgeCa: Map<string, string>;
 }
 
 /**
@@ -54,8 +57,10 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
       }
     }
   }
+  const bridgeCa = new Map<string, string>();
   cfg.gateway.bridges.forEach((b, i) => {
-    if (b.ca) read(`gateway.bridges.${i}.ca`, b.ca);
+    const ca = b.ca ? read(`gateway.bridges.${i}.ca`, b.ca) : undefined;
+    if (ca !== undefined) bridgeCa.set(b.name, ca);
   });
 
   const providers = new Map<string, ChannelProvider>();
@@ -77,7 +82,7 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
     await closeProviders(providers.values());
     throw new ConfigError(problems, loaded.path ?? 'built-in defaults');
   }
-  return { providers, tls };
+  return { providers, tls, bridgeCa };
 }
 
 /** Closes providers no channel uses (never rejects). */

@@ -20,7 +20,7 @@ import { ConfigError, loadConfig, openToNetwork } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
-import { closeProviders, prepareConfig } from './gateway-prepare.js';
+import { closeProviders, prepareConfig, type Prepared } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
@@ -101,20 +101,28 @@ export function readForReload(path: string | undefined, live?: Config): Config {
   return next;
 }
 
+/**
+ * Applies a valid file in two steps. First everything that can fail, before anything changes: the file is
+ * checked as a start would check it (src/gateway-prepare.ts: the files it names, each read once, and the
+ * providers of the channels it adds or changes; one that refuses its options refuses the whole file, and the
+ * providers made are closed). Then the apply, which only changes in-memory state (the config sections in
+ * place, the routing table and the provider map, bridge dialers started with the `ca` text read in the first
+ * step, retired providers closed in the background) and reads no file: nothing in it is expected to throw,
+ * so a reload happens whole or not at all. Should a bug make it throw all the same, each channel is left
+ * consistent (its provider is stored only once it is routed) and the providers made for the reload that the
+ * gateway does not hold are closed, not leaked.
+ */
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
-  // before anything changes: the file is checked as a start would check it (files it names, the providers of
-  // the channels it adds or changes: one that refuses its options refuses the whole file)
-  const made = await prepareChannels(t, next);
+  const prepared = await prepareReload(t, next);
   try {
-    return applyPrepared(t, next, made);
+    return applyPrepared(t, next, prepared);
   } catch (err) {
-    // a provider made for this reload and not taken by the gateway would stay open, unused: close it
-    await closeProviders([...made].filter(([name, p]) => t.providers.get(name) !== p).map(([, p]) => p));
+    await closeProviders([...prepared.providers].filter(([name, p]) => t.providers.get(name) !== p).map(([, p]) => p));
     throw err;
   }
 }
 
-function applyPrepared(t: ReloadTarget, next: Config, made: Map<string, ChannelProvider>): ReloadReport {
+function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa }: Prepared): ReloadReport {
   const live = t.live;
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
@@ -167,7 +175,7 @@ function applyPrepared(t: ReloadTarget, next: Config, made: Map<string, ChannelP
     report.applied.push('ACP agents and gateway providers updated');
   }
 
-  applyBridges(t, next.gateway.bridges, report);
+  applyBridges(t, next.gateway.bridges, bridgeCa, report);
   replaceArray(g.bridges, next.gateway.bridges);
   // Every link gets its (possibly) new share list: enforced on our side now, announced to the peer.
   const announced = t.mesh.reshare();
@@ -180,15 +188,15 @@ function applyPrepared(t: ReloadTarget, next: Config, made: Map<string, ChannelP
 }
 
 /**
- * The providers of the channels the file adds or changes, made before anything is applied by the one check a
- * start and `config check` run too (src/gateway-prepare.ts): a provider that refuses its channel's options, or a
- * file the config names that cannot be used, makes the file invalid (every problem listed by key path), and the
- * providers made for it are closed.
+ * The providers of the channels the file adds or changes and the text of the files it names, made and read
+ * before anything is applied by the one check a start and `config check` run too (src/gateway-prepare.ts): a
+ * provider that refuses its channel's options, or a file the config names that cannot be used, makes the file
+ * invalid (every problem listed by key path), and the providers made for it are closed.
  */
-async function prepareChannels(t: ReloadTarget, next: Config): Promise<Map<string, ChannelProvider>> {
+async function prepareReload(t: ReloadTarget, next: Config): Promise<Prepared> {
   const before = new Map(t.live.channels.map((c) => [c.name, JSON.stringify(c)]));
   const changed = (c: ChannelConfig) => before.get(c.name) !== JSON.stringify(c);
-  return (await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed)).providers;
+  return prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed);
 }
 
 /**
@@ -214,10 +222,11 @@ function applyChannels(t: ReloadTarget, next: ChannelConfig[], made: Map<string,
   for (const [name, p] of made) {
     const old = before.get(name);
     const previous = t.providers.get(name);
-    t.providers.set(name, p);
     // A changed channel starts with a clean health record: its old failures say nothing about the new upstream.
     if (old) t.router.health.forget(`local/${name}`);
+    // routed, then stored: the map never holds a provider the routing table does not reach (see applyReload)
     t.router.add(localCandidate(after.get(name)!, p));
+    t.providers.set(name, p);
     retire(previous);
     report.applied.push(`channel ${name} ${old ? 'changed' : 'added'}`);
   }
@@ -233,7 +242,8 @@ async function closeWhenIdle(t: ReloadTarget, p: ChannelProvider): Promise<void>
   await (p.retire ? p.retire(t.live.gateway.routing.timeoutMs) : p.close()).catch(() => undefined);
 }
 
-function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], report: ReloadReport): void {
+/** `ca`: the `ca` PEM text of the file's bridges, by name, as prepareReload read it */
+function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: ReadonlyMap<string, string>, report: ReloadReport): void {
   const before = new Map(t.live.gateway.bridges.map((b) => [b.name, b]));
   const after = new Map(next.map((b) => [b.name, b]));
   for (const [name] of before) {
@@ -245,7 +255,7 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], report: Rel
     const old = before.get(name);
     if (old && JSON.stringify(old) === JSON.stringify(b)) continue;
     if (old) t.mesh.disconnect(name);
-    t.mesh.dial(b);
+    t.mesh.dial(b, ca.get(name));
     report.applied.push(`bridge ${name} ${old ? 're-dialled (changed)' : 'connecting'}`);
   }
 }

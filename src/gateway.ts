@@ -64,7 +64,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   registerConfigSecrets(cfg);
   // before anything is opened: the files the config names and the channels' providers (the same check as a
   // reload and `config check`), every problem listed
-  const { providers, tls } = await prepareConfig(loaded);
+  const { providers, tls, bridgeCa } = await prepareConfig(loaded);
   const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
     await closeProviders(providers.values());
     throw err;
@@ -97,7 +97,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     return provider && ch ? { provider, modelMap: ch.modelMap } : undefined;
   };
 
-  const mesh = new BridgeMesh({ config: cfg, baseDir: loaded.baseDir, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  const mesh = new BridgeMesh({ config: cfg, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
   mesh.peerGate = keys.peerGate;
   // agents run with `llm` call this gateway back on its loopback address with a per-session token
   const modelTokens = new ModelTokens(
@@ -175,7 +175,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
   const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
   selfUrl = `${http.scheme}://${loopback}:${addr.port}`;
-  mesh.start();
+  mesh.start(bridgeCa);
   logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
 
   let closing: Promise<void> | undefined;

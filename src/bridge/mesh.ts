@@ -8,11 +8,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { readFileSync } from 'node:fs';
 import type { WebSocketServer } from 'ws';
 import { withWs } from '../util/lazy-ws.js';
 import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
-import { resolvePath } from '../config/load.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
 import { CLOSE, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
@@ -36,7 +34,6 @@ export interface MeshOptions {
   config: Config;
   /** sessions: transfers are served when a store is given */
   store?: SessionStore | undefined;
-  baseDir: string;
   gatewayId: string;
   router: Router;
   logger: Logger;
@@ -114,13 +111,17 @@ export class BridgeMesh implements MeshContext {
       : undefined;
   }
 
-  start(): void {
-    for (const b of this.o.config.gateway.bridges) this.dial(b);
+  /** `ca`: each configured bridge's `ca` PEM text by bridge name, as the config check read it (gateway-prepare.ts) */
+  start(ca: ReadonlyMap<string, string>): void {
+    for (const b of this.o.config.gateway.bridges) this.dial(b, ca.get(b.name));
   }
 
-  /** Dials one configured outbound bridge (startup and config reload). */
-  dial(b: OutboundBridgeConfig): void {
-    this.addDialer({ ...b, ca: b.ca ? readFileSync(resolvePath(this.o.baseDir, b.ca), 'utf8') : undefined });
+  /**
+   * Dials one configured outbound bridge (startup and config reload), with its `ca` file's text (`b.ca` is its
+   * path), read by the config check: dialling reads no file, so it cannot fail half-way through a reload.
+   */
+  dial(b: OutboundBridgeConfig, ca: string | undefined): void {
+    this.addDialer({ ...b, ca });
   }
 
   /**

@@ -5,6 +5,7 @@
  * channels the file removes or replaces keep serving. A real gateway process.
  */
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
@@ -25,8 +26,20 @@ beforeAll(async () => {
   g = await startProcess(config([keep, gone]));
 }, 30_000);
 
+/** A TCP server that counts the connections made to it (and drops each): the upstream of a channel a reload adds. */
+let upstream: Server;
+let upstreamConnections = 0;
+beforeAll(async () => {
+  upstream = createServer((socket) => {
+    upstreamConnections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+});
+
 afterAll(async () => {
   await g?.stop();
+  await new Promise((resolve) => upstream?.close(resolve));
   cleanupDirs();
 });
 
@@ -83,5 +96,26 @@ describe('reload with an option the provider refuses', () => {
     expect(await chat('gone-1')).toBe(200);
     const { peers } = await adminGet<{ peers: unknown[] }>(g.url, '/admin/bridges', ADMIN);
     expect(peers).toEqual([]);
+  });
+
+  it('refused at its last check, a file that adds a channel leaves it unrouted and its upstream untouched; accepted, it routes', async () => {
+    const port = (upstream.address() as AddressInfo).port;
+    const fresh = { name: 'fresh', provider: 'openai', baseUrl: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-optreload-fresh-0000', models: ['fresh-1'] };
+    const up = { name: 'up', url: 'wss://127.0.0.1:9/bridge', token: 'optreload-bridge-token', ca: './no-such-ca.pem' };
+    writeFileSync(g.configPath, JSON.stringify(config([keep, gone, fresh], [up])));
+    const refused = await reload();
+    expect(refused.status).toBe(500);
+    expect(refused.body.error.details?.problems).toEqual([`gateway.bridges.0.ca: cannot read ${join(dirname(g.configPath), 'no-such-ca.pem')}: ENOENT`]);
+    // the old channels serve; the new one is not routed, and nothing connected to its upstream
+    expect(await chat('gone-1')).toBe(200);
+    expect(await chat('fresh-1')).toBe(404);
+    expect(upstreamConnections).toBe(0);
+    const { channels } = await adminGet<{ channels: Array<{ channel: string }> }>(g.url, '/admin/channels', ADMIN);
+    expect(channels.map((c) => c.channel)).toEqual(['keep', 'gone']);
+    // the same file without the bridge is applied whole: the channel routes, and a request reaches its upstream
+    writeFileSync(g.configPath, JSON.stringify(config([keep, gone, fresh])));
+    expect((await reload()).status).toBe(200);
+    expect(await chat('fresh-1')).toBe(502);
+    expect(upstreamConnections).toBeGreaterThan(0);
   });
 });

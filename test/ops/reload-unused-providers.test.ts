@@ -82,7 +82,7 @@ function target(raw: Record<string, unknown>, router = routerFor(raw)): ReloadTa
     router.add(localCandidate(ch, p));
   }
   const { logger } = memoryLogger();
-  const mesh = new BridgeMesh({ config: live, baseDir: dir, gatewayId: 'gw_unused', router, logger });
+  const mesh = new BridgeMesh({ config: live, gatewayId: 'gw_unused', router, logger });
   meshes.push(mesh);
   return { live, path: join(dir, 'switchyard.json5'), baseDir: dir, router, mesh, providers, logger };
 }
@@ -121,6 +121,7 @@ describe('a reload that fails closes the providers it made and did not apply', (
     expectNoneLeft(t, made);
   });
 
+  // nothing in the apply is expected to throw (gateway-reload.ts: the fallible steps run before it); this forces it
   it('apply throws after the providers were made: the ones the gateway did not take are closed', async () => {
     const raw = { channels: [openai('a')] };
     const router = routerFor(raw);
@@ -136,6 +137,10 @@ describe('a reload that fails closes the providers it made and did not apply', (
     await expect(applyReload(t, next)).rejects.toThrow('routing table refused local/c');
     expect(made.map((m) => m.channel)).toEqual(['b', 'c', 'd']);
     expect(t.providers.has('b')).toBe(true);
+    // the channel whose routing failed is not left in the provider map, unrouted (its provider open until
+    // shutdown): a provider is stored only once it is routed, so c's is closed with d's
+    expect(t.providers.has('c')).toBe(false);
+    expect(router.get('local/c')).toBeUndefined();
     expectNoneLeft(t, made);
   });
 
