@@ -15,9 +15,10 @@
  */
 import { GatewayError } from '../wire/errors.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
-import { MAX_VALUE_DEPTH } from '../wire/json-depth.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
+import { notJson, tooDeep } from './upstream.js';
+import { replyError } from './openai/errors.js';
 
 /** One scan at a time (scanJson is synchronous), so one scratch record serves every relayed reply. */
 const scan = new JsonScan();
@@ -44,11 +45,18 @@ export class ChatReply {
   /**
    * An OpenAI-compatible upstream's body, relayed as received: validated by one scan, its usage parsed from its
    * own slice, the rest left unparsed. Throws UPSTREAM_BAD_RESPONSE for a body that is not JSON or not an
-   * object with a `choices` array (`label`: the channel, for the message).
+   * object with a `choices` array (`label`: the channel, for the message), unless that body is an error object
+   * (`{"error": …}`, vLLM's `{"object":"error",…}`): then the error it reports (`replyError`). Only a body
+   * without `choices` is parsed for that.
    */
   static relayed(text: string, label: string): ChatReply {
     if (!scanJson(text, scan)) throw scan.tooDeep ? tooDeep(label) : notJson(label);
-    if (!scan.object || !scan.choicesArray) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no choices`);
+    if (!scan.object || !scan.choicesArray) {
+      throw (
+        (scan.object ? replyError(JSON.parse(text), label) : undefined) ??
+        new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no choices`)
+      );
+    }
     return new ChatReply(text, scan.usageOf(text) as Usage | undefined, text);
   }
 
@@ -60,14 +68,4 @@ export class ChatReply {
     this.value = parsed;
     return parsed;
   }
-}
-
-/** The error for an upstream body nested past MAX_VALUE_DEPTH (shared with UpstreamClient.sendJson). */
-export function tooDeep(label: string): GatewayError {
-  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream returned JSON nested deeper than ${MAX_VALUE_DEPTH} levels`);
-}
-
-/** The error for an upstream body that is not JSON (shared with UpstreamClient.json). */
-export function notJson(label: string): GatewayError {
-  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream returned a body that is not JSON`);
 }

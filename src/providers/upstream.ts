@@ -10,7 +10,6 @@ import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
-import { notJson, tooDeep } from './chat-reply.js';
 import { MAX_VALUE_DEPTH, pathDeeperThan } from '../wire/json-depth.js';
 import type { CancelSignal } from '../util/abort.js';
 
@@ -233,4 +232,14 @@ export function mapTransportError(err: unknown, label: string, midStream: boolea
     what = 'upstream host not found';
   }
   return new GatewayError(gw, `channel ${label}: ${what}`, { cause: err, details: code ? { cause: code } : undefined });
+}
+
+/** The error for an upstream body nested past MAX_VALUE_DEPTH (UpstreamClient.sendJson, ChatReply.relayed). */
+export function tooDeep(label: string): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream returned JSON nested deeper than ${MAX_VALUE_DEPTH} levels`);
+}
+
+/** The error for an upstream body that is not JSON (UpstreamClient.sendJson, ChatReply.relayed). */
+export function notJson(label: string): GatewayError {
+  return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream returned a body that is not JSON`);
 }

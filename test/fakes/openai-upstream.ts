@@ -9,7 +9,7 @@
  *   the usage follows; then `data: [DONE]`;
  * - tool calls streamed as OpenAI does: a first delta with index, id, type, function.name and empty arguments,
  *   then argument fragments (`{index, function: {arguments}}`);
- * - errors as `{error: {message, type, param, code}}` with the status; in-band stream errors as
+ * - errors as `{error: {message, type, param, code}}` with the status (or, `errorInReply`, with a 200); in-band stream errors as
  *   `data: {"error": {...}}` followed by the end of the body (no [DONE]), after the first content chunk or
  *   (`inbandErrorFirst`) as the first data; or both at the top level, as older vLLM sends them
  *   (`vllmTopLevelErrors`: `{"object":"error","message",…,"code":400}`);
@@ -62,6 +62,11 @@ export interface OpenAiScenario extends Scenario {
    * `inbandError` chunk `data: {"object":"error",…inbandErrorBody}`
    */
   vllmTopLevelErrors?: boolean;
+  /**
+   * non-stream chat and embeddings: answer 200 with this error as the whole body, as some OpenAI-compatible servers and proxies do:
+   * `{"error": {...}}`, or with `vllmTopLevelErrors` `{"object":"error", ...}`
+   */
+  errorInReply?: Record<string, unknown>;
 }
 
 export interface OpenAiFakeOptions {
@@ -306,6 +311,9 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     if (s.garbage) {
       res.writeHead(200, { 'content-type': 'text/html' });
       return void res.end('<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>');
+    }
+    if (s.errorInReply && body.stream !== true) {
+      return json(res, 200, s.vllmTopLevelErrors ? { object: 'error', ...s.errorInReply } : { error: s.errorInReply });
     }
     if (path === '/v1/embeddings') return embeddings(res, body, s);
     const why = invalidChat(body);

@@ -1,0 +1,81 @@
+/**
+ * An OpenAI-compatible upstream's error that came with a 2xx status: inside a stream (a chunk, or an `error`
+ * event), or as the whole body of a non-streaming answer (some OpenAI-compatible servers and proxies answer
+ * 200 `{"error": {…}}`, older vLLM 200 `{"object":"error",…}`). Neither carries a status of its own, so the
+ * status is read from the error's `code`, else its `type` (`reportedError`), and the error is the one an HTTP
+ * answer of that status is (`errorForStatus`): the same code, retry and health treatment. One mechanism for
+ * the stream relay (./stream.ts), a relayed non-streaming reply (../chat-reply.ts) and embeddings
+ * (../embeddings-shape.ts).
+ */
+import { GatewayError } from '../../wire/errors.js';
+import { errorForStatus, upstreamText } from '../upstream.js';
+import { ERROR_STATUS } from '../anthropic/wire.js';
+
+export type UpstreamError = { message?: unknown; type?: unknown; code?: unknown } | string;
+
+/**
+ * OpenAI's error codes and types that name the HTTP status OpenAI answers them with (platform.openai.com/docs/
+ * guides/error-codes). A name Anthropic's API uses (`invalid_request_error`, `rate_limit_error`,
+ * `overloaded_error`, …, which OpenAI-compatible servers in front of Claude relay) is read from Anthropic's
+ * table (ERROR_STATUS), not repeated here.
+ */
+const OPENAI_ERROR_STATUS: Readonly<Record<string, number>> = {
+  context_length_exceeded: 400,
+  insufficient_quota: 429,
+  rate_limit_exceeded: 429,
+  server_error: 500,
+};
+
+/**
+ * The error a body or chunk carries, if it is one: its `error` (OpenAI's form, and vLLM's since it wraps it),
+ * or the object itself in the form older vLLM (and servers modelled on it) send, its ErrorResponse at the top
+ * level: `{"object":"error","message":…,"type":"BadRequestError","param":null,"code":400}`.
+ */
+export function errorOf(body: Record<string, unknown>): UpstreamError | undefined {
+  const e = body.error;
+  if (e !== undefined && e !== null) return e as UpstreamError;
+  return body.object === 'error' ? body : undefined;
+}
+
+/** Where the error came: inside a stream, or as a non-streaming 2xx answer's body. */
+export type ReportedIn = 'stream' | 'reply';
+
+/**
+ * The error → the GatewayError of the HTTP status its `code`, else its `type`, names (`errorForStatus`, as an
+ * HTTP answer with that status would be): a number from 400 to 599 is that status (as vLLM sends it), a name is
+ * looked up in OPENAI_ERROR_STATUS, then in Anthropic's ERROR_STATUS. So an overload or a rate limit reads as it
+ * would as an HTTP answer. One that names no status is UPSTREAM_STREAM_ERROR in a stream, UPSTREAM_ERROR (as an
+ * unknown status is) in a reply. The message is the upstream's, through `upstreamText` (scrubbed, bounded).
+ */
+export function reportedError(e: UpstreamError | undefined, label: string, where: ReportedIn): GatewayError {
+  const fallback = where === 'stream' ? 'error event' : 'error body';
+  const msg = upstreamText(typeof e === 'string' ? e : typeof e?.message === 'string' ? e.message : fallback);
+  const at = where === 'stream' ? 'mid-stream' : 'in a 2xx reply';
+  const named = typeof e === 'object' && e !== null ? (statusNamed(e.code) ?? statusNamed(e.type)) : undefined;
+  if (named === undefined) {
+    return new GatewayError(where === 'stream' ? 'UPSTREAM_STREAM_ERROR' : 'UPSTREAM_ERROR', `channel ${label}: upstream reported an error ${at}: ${msg}`);
+  }
+  const [name, status] = named;
+  const text = `channel ${label}: upstream reported ${typeof name === 'number' ? `status ${name}` : name} ${at}: ${msg}`;
+  return errorForStatus(status, text, { details: typeof name === 'number' ? { upstreamStatus: status } : { upstreamErrorType: name } });
+}
+
+/**
+ * A non-streaming 2xx body (parsed) that is not the answer asked for (no `choices`, no `data`) → the error it
+ * reports, or undefined when it reports none (then it is a bad answer). Only such a body is looked at: a relayed
+ * reply is scanned, not parsed, and is parsed for this only once the scan found no `choices`.
+ */
+export function replyError(body: unknown, label: string): GatewayError | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const e = errorOf(body as Record<string, unknown>);
+  return e === undefined ? undefined : reportedError(e, label, 'reply');
+}
+
+/** An error's `code` or `type` with the status it names, if it names one. */
+function statusNamed(v: unknown): [string | number, number] | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 400 && v <= 599 ? [v, v] : undefined;
+  if (typeof v !== 'string') return undefined;
+  if (Object.hasOwn(OPENAI_ERROR_STATUS, v)) return [v, OPENAI_ERROR_STATUS[v]!];
+  if (Object.hasOwn(ERROR_STATUS, v)) return [v, ERROR_STATUS[v]!];
+  return undefined;
+}
