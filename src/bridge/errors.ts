@@ -3,7 +3,7 @@
  * bridge-error may carry `gatewayCode` (the serving side's own code) so a Switchyard requester can rebuild the
  * exact error; the bridge `code` is the portable part of the protocol.
  */
-import { GatewayError, describeError, isErrorCode, type ErrorCode } from '../wire/errors.js';
+import { GatewayError, RELAYED_TEXT_MAX, cutText, describeError, isErrorCode, type ErrorCode } from '../wire/errors.js';
 import type { BridgeErrorCode, BridgeErrorFrame } from '../wire/bridge-frames.js';
 import type { LinkContext } from './link-types.js';
 
@@ -31,12 +31,17 @@ export function fromBridgeError(f: BridgeErrorFrame, peerName: string, use: 'for
 /** A peer's Retry-After is passed on up to a day: a larger one is a peer's mistake, not a wait to tell a client. */
 export const MAX_PEER_RETRY_AFTER_MS = 86_400_000;
 
-/** How much of a peer's error message is kept (in an error we raise, a log line, a link's last error). */
-const PEER_TEXT_MAX = 500;
+/**
+ * How much of a peer's error message is kept (in an error we raise, a log line, a link's last error): the bound of
+ * every relayed text (RELAYED_TEXT_MAX), plus room for what the peer put before the upstream's own text
+ * (`channel c: upstream answered 400: `, a `via peer x: ` for each further hop), so an upstream's message that
+ * reached the peer whole reaches this gateway's client whole too.
+ */
+const PEER_TEXT_MAX = RELAYED_TEXT_MAX + 200;
 
 /** A peer's free text, cut to PEER_TEXT_MAX characters. */
 export function peerText(message: string): string {
-  return message.length > PEER_TEXT_MAX ? `${message.slice(0, PEER_TEXT_MAX)}…` : message;
+  return cutText(message, PEER_TEXT_MAX);
 }
 
 /**

@@ -7,7 +7,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
-import { tooLargeToSend } from './errors.js';
+import { peerText, tooLargeToSend } from './errors.js';
 
 /** The update-log entries an offer carries at most, in bytes of JSON: well under any peer's frame limit. */
 const MAX_EVENT_BYTES = 1024 * 1024;
@@ -35,7 +35,7 @@ export function offerSession(
       resolve,
       fail: reject,
       refused: (f) =>
-        reject(new GatewayError('FORBIDDEN', `peer ${l.name} refused the session (${f.code}): ${f.message.slice(0, 300)}`, { details: { reason: f.code } })),
+        reject(new GatewayError('FORBIDDEN', `peer ${l.name} refused the session (${f.code}): ${peerText(f.message)}`, { details: { reason: f.code } })),
     };
     l.pending.add(transferId, entry, {
       timeoutMs,

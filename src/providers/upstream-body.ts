@@ -60,7 +60,7 @@ export interface ExchangeRules {
 export type Want = 'body' | 'text';
 
 const HIGH_WATER = 64 * 1024;
-/** the most of an error status's body read for its message (the message relayed is cut to 300 characters) */
+/** the most of an error status's body read for its message (the message relayed is cut to RELAYED_TEXT_MAX characters, src/wire/errors.ts) */
 export const ERROR_BODY_MAX = 64 * 1024;
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined };
 

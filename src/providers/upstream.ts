@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
 import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './upstream-body.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
-import { GatewayError, type ErrorCode, type GatewayErrorOptions } from '../wire/errors.js';
+import { cutText, GatewayError, type ErrorCode, type GatewayErrorOptions } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
 import { MAX_VALUE_DEPTH, pathDeeperThan } from '../wire/json-depth.js';
 import type { CancelSignal } from '../util/abort.js';
@@ -131,12 +131,12 @@ export class UpstreamClient {
 
 /**
  * Upstream-provided text made safe to relay: secrets and credential shapes scrubbed (an upstream may echo
- * the channel's key or the request headers), whitespace collapsed, cut to 300 characters. Every provider
- * relays upstream text only through this.
+ * the channel's key or the request headers), whitespace collapsed, then cut to RELAYED_TEXT_MAX characters
+ * (src/wire/errors.ts), so a secret is scrubbed whole before any cut. Every provider relays upstream text only
+ * through this.
  */
 export function upstreamText(text: string): string {
-  const msg = secrets.scrubError(text.replace(/\s+/g, ' ').trim());
-  return msg.length > 300 ? msg.slice(0, 300) + '…' : msg;
+  return cutText(secrets.scrubError(text.replace(/\s+/g, ' ').trim()));
 }
 
 /** Extracts a readable message from an upstream error body of any of the providers' shapes (scrubbed). */

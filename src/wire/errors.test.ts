@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ERROR_TABLE, describeError, isErrorCode, stackOf, toGatewayError, type ErrorCode } from './errors.js';
+import { ERROR_TABLE, RELAYED_TEXT_MAX, cutText, describeError, isErrorCode, stackOf, toGatewayError, type ErrorCode } from './errors.js';
 import { BRIDGE_ERROR_CODES, isBridgeErrorCode } from './bridge-codes.js';
 
 const doc = readFileSync(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
@@ -133,5 +133,18 @@ describe('stackOf', () => {
     cyclic.self = cyclic;
     expect(stackOf(toGatewayError(cyclic))).toContain('caused by: object');
     expect(stackOf('plain')).toBe('plain');
+  });
+});
+
+describe('cutText: the one bound of another party’s text in an error', () => {
+  it('keeps a text up to RELAYED_TEXT_MAX whole, cuts a longer one there with …, never between a surrogate pair’s halves', () => {
+    expect(RELAYED_TEXT_MAX).toBe(1000);
+    const whole = 'a'.repeat(RELAYED_TEXT_MAX);
+    expect(cutText(whole)).toBe(whole);
+    expect(cutText(whole + 'b')).toBe(`${whole}…`);
+    expect(cutText('abcdef', 3)).toBe('abc…');
+    // an emoji (two UTF-16 units) straddling the cut is left out whole
+    expect(cutText('ab\u{1F600}cd', 3)).toBe('ab…');
+    expect(cutText('ab\u{1F600}cd', 4)).toBe('ab\u{1F600}…');
   });
 });

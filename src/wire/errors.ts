@@ -285,6 +285,24 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * The most characters of another party's free text an error the gateway raises keeps: an upstream's error
+ * message (`upstreamText` in src/providers/upstream.ts: every provider, every path, HTTP status or in-band), an
+ * agent's (ACP runtimes), an OpenClaw gateway's. The error's message goes to the client, the logs, `lastError`
+ * and peers, so what another party wrote is never unbounded there. 1000 keeps the messages upstreams actually
+ * send whole (OpenAI's longest rate-limit message with its retry hint and billing link, vLLM's validation
+ * errors, Anthropic's), and cuts an HTML error page or a runaway body early. Documented in docs/errors.md
+ * ("Upstream messages").
+ */
+export const RELAYED_TEXT_MAX = 1000;
+
+/** `text` cut to `max` characters (never between the halves of a surrogate pair), `…` marking a cut. */
+export function cutText(text: string, max = RELAYED_TEXT_MAX): string {
+  if (text.length <= max) return text;
+  const end = (text.charCodeAt(max - 1) & 0xfc00) === 0xd800 ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}
+
 /** The one place unknown throwables become GatewayErrors. Never leaks a stack or a secret into the message. */
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;

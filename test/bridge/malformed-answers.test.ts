@@ -198,13 +198,13 @@ describe('a peer that answers with malformed frames', () => {
     expect(later.headers.get('retry-after')).toBe('86400');
   });
 
-  it("a peer's link-level error is kept and logged cut to 500 characters", async () => {
+  it("a peer's link-level error is kept and logged cut to 1200 characters (RELAYED_TEXT_MAX and room for a peer's prefixes)", async () => {
     const ws = [...peerSockets][0]!;
     ws.send(JSON.stringify({ type: 'bridge-error', code: 'INTERNAL', message: 'L'.repeat(500_000), retryable: false }));
     const row = async () =>
       ((await call(a, '/admin/bridges', { headers: { authorization: `Bearer ${ADMIN}` } })).json as { peers: Array<{ lastError: string | null }> }).peers[0]!;
     await waitFor(async () => (await row()).lastError?.startsWith('INTERNAL: L') === true, 'lastError', 5_000, 20);
-    expect((await row()).lastError).toBe(`INTERNAL: ${'L'.repeat(500)}…`);
+    expect((await row()).lastError).toBe(`INTERNAL: ${'L'.repeat(1200)}…`);
     const line = a.logs.find((l) => l.includes('peer reported an error'))!;
     expect(line.length).toBeLessThan(2_000);
   });

@@ -46,6 +46,8 @@ export interface AnthropicScenario extends Scenario {
   inbandErrorFirst?: boolean;
   /** stream: the `inbandError` event's message; default `Overloaded` for overloaded_error, else `fake <type>` */
   inbandErrorMessage?: string;
+  /** the message of the `failStatus` answer's error; default `fake failure <status>` */
+  failMessage?: string;
 }
 
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
@@ -117,7 +119,12 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
     if (req.method !== 'POST' || req.url !== '/v1/messages') return fail(404, 'not_found_error', `Not found: ${req.url}`);
     if (scenario.failStatus) {
       const status = scenario.failStatus;
-      return fail(status, ERROR_TYPES[status] ?? 'api_error', `fake failure ${status}`, scenario.retryAfter ? { 'retry-after': scenario.retryAfter } : {});
+      return fail(
+        status,
+        ERROR_TYPES[status] ?? 'api_error',
+        scenario.failMessage ?? `fake failure ${status}`,
+        scenario.retryAfter ? { 'retry-after': scenario.retryAfter } : {},
+      );
     }
     const why = invalid(body, req.headers);
     if (why) return fail(400, 'invalid_request_error', why);

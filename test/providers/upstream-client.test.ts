@@ -250,7 +250,7 @@ describe('UpstreamClient: what is held of an answer is bounded', () => {
       const e = await gatewayErrorOf(c.sendText('/endless-error', init()));
       expect(e.code).toBe('UPSTREAM_ERROR');
       expect(e.details).toEqual({ upstreamStatus: 500 });
-      // the body was cut, so it is not JSON: its start is the message, cut to 300 characters
+      // the body was cut, so it is not JSON: its start is the message, cut to RELAYED_TEXT_MAX characters
       expect(e.message).toMatch(/^channel chan: upstream answered 500: \{"error":\{"message":"overloaded"\},"pad":"x+…$/);
     }
     await expect.poll(() => endlessWritten.length).toBe(2);

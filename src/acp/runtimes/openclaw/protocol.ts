@@ -12,7 +12,7 @@
  * Over 400 lines on purpose: it is the one pure codec of a foreign protocol (types, parsers and error mapping
  * that follow its schema files one to one); split, the mapping from its schema would be harder to check.
  */
-import { GatewayError } from '../../../wire/errors.js';
+import { GatewayError, RELAYED_TEXT_MAX, cutText } from '../../../wire/errors.js';
 import { isObj, jsonObject } from '../../../util/is-object.js';
 import { VERSION } from '../../../version.js';
 
@@ -418,11 +418,12 @@ export function isAuthFailure(e: ErrorShape): boolean {
   return e.code === 'UNAUTHORIZED' || e.code === 'FORBIDDEN' || e.code === 'NOT_PAIRED' || e.code === 'PAIRING_REQUIRED';
 }
 
-/** Replaces every occurrence of the secret in server-provided text, then bounds its length. */
-export function scrub(text: string, secret: string, max = 500): string {
-  let out = secret.length > 0 ? text.split(secret).join('[redacted]') : text;
-  if (out.length > max) out = `${out.slice(0, max)}…`;
-  return out;
+/**
+ * Replaces every occurrence of the secret in server-provided text, then bounds its length: by default the bound
+ * of every upstream's text in an error (RELAYED_TEXT_MAX, src/wire/errors.ts).
+ */
+export function scrub(text: string, secret: string, max = RELAYED_TEXT_MAX): string {
+  return cutText(secret.length > 0 ? text.split(secret).join('[redacted]') : text, max);
 }
 
 /** A ws/wss URL with credentials, query and fragment removed: safe to log and to put in error messages. */
