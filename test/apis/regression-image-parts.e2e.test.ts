@@ -10,6 +10,10 @@
  *   wrong, in OpenAI's words, naming `…image_url`; so does a text part whose `text` is not a string (Ollama:
  *   "type text is not supported"; Anthropic: dropped). On /v1/responses the mirror mistake (`image_url` an
  *   object, where that API takes the URL string) was "required".
+ * - Anthropic: an image in a `tool` message was refused (`unsupported`, "only text parts are allowed here"),
+ *   though the Messages API takes images inside a `tool_result` block's content. Now the tool_result carries
+ *   them as image blocks after its text (a base64 data: URL → a `base64` source, an http(s) URL → a `url`
+ *   source, as on a user turn).
  * One real gateway process, fake Ollama and Anthropic upstreams speaking their wire formats, the official
  * openai SDK as the client.
  */
@@ -84,6 +88,80 @@ describe('ollama: images on system and tool messages', () => {
     const sent = ollama.lastRequest()!.messages as Array<Record<string, unknown>>;
     expect(sent[0]).toEqual({ role: 'system', content: 'Compare what the user shows with this reference.', images: [PNG_B64] });
     expect(sent[3]).toEqual({ role: 'tool', content: 'screenshot taken', images: [PNG_B64], tool_name: 'screenshot', tool_call_id: 'call_1' });
+  });
+});
+
+describe('anthropic: images in tool messages', () => {
+  const SHOT_URL = 'https://example.com/screenshots/1.png';
+  const asked = (tool: Record<string, unknown>) => ({
+    model: 'claude-v',
+    messages: [
+      { role: 'user', content: 'What colour is the screen?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'screenshot', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'toolu_1', ...tool },
+    ],
+  });
+
+  it('reach /v1/messages inside the tool_result, after its text: a data: URL as a base64 source, an http(s) URL as a url source', async () => {
+    const r = await openai.chat.completions.create(
+      asked({
+        content: [
+          { type: 'text', text: 'screenshot taken' },
+          { type: 'image_url', image_url: { url: DATA_URL } },
+          { type: 'image_url', image_url: { url: SHOT_URL, detail: 'low' } },
+        ],
+      }) as never,
+    );
+    expect(r.choices[0]!.message.content).toBe('a red pixel');
+    const sent = anthropic.lastRequest()!.messages as Array<Record<string, unknown>>;
+    expect(sent[2]).toEqual({
+      role: 'user',
+      content: [
+        {
+          type: 'tool_result',
+          tool_use_id: 'toolu_1',
+          content: [
+            { type: 'text', text: 'screenshot taken' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG_B64 } },
+            { type: 'image', source: { type: 'url', url: SHOT_URL } },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('an image alone is the tool_result’s only block; a text-only tool message is still its string content', async () => {
+    await openai.chat.completions.create(asked({ content: [{ type: 'image_url', image_url: { url: DATA_URL } }] }) as never);
+    const imageOnly = (anthropic.lastRequest()!.messages as Array<{ content: unknown }>)[2]!.content;
+    expect(imageOnly).toEqual([
+      { type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG_B64 } }] },
+    ]);
+    await openai.chat.completions.create(
+      asked({
+        content: [
+          { type: 'text', text: 'a' },
+          { type: 'text', text: 'b' },
+        ],
+      }) as never,
+    );
+    const textOnly = (anthropic.lastRequest()!.messages as Array<{ content: unknown }>)[2]!.content;
+    expect(textOnly).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'a\nb' }]);
+  });
+
+  it('a malformed image or another part type there is refused as on a user turn, naming the part; nothing sent upstream', async () => {
+    const before = anthropic.lastRequest();
+    const badUrl = await refusal(openai.chat.completions.create(asked({ content: [{ type: 'image_url', image_url: { url: 'ftp://x/y.png' } }] }) as never));
+    expect(badUrl).toEqual({
+      status: 400,
+      code: 'invalid_request',
+      param: 'messages[2].content[0].image_url.url',
+      message: 'messages[2].content[0].image_url.url: expected a base64 data: URL or an http(s) URL',
+    });
+    const audio = await refusal(
+      openai.chat.completions.create(asked({ content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }) as never),
+    );
+    expect(audio).toMatchObject({ code: 'unsupported', param: 'messages[2].content[0].type' });
+    expect(anthropic.lastRequest()).toBe(before);
   });
 });
 

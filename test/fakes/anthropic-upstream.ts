@@ -3,7 +3,8 @@
  * format (shapes recorded from the public API: message object, named SSE events with ping, text_delta per
  * word, input_json_delta in several partial_json pieces, cumulative message_delta usage, error bodies
  * `{type: "error", error: {type, message}}`), and it enforces the request rules the real API enforces most
- * often (anthropic-version header, required max_tokens, no unknown top-level fields, alternating roles),
+ * often (anthropic-version header, required max_tokens, no unknown top-level fields, alternating roles, the blocks
+ * a tool_result may hold),
  * answering 400 invalid_request_error like the API does, so a bad mapping fails the conformance suite.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -66,6 +67,32 @@ function invalid(body: Record<string, unknown>, headers: IncomingMessage['header
     if (m.role !== 'user' && m.role !== 'assistant') return `messages.${i}.role: Input should be 'user' or 'assistant'`;
     if (i > 0 && (msgs[i - 1] as { role: string }).role === m.role) return 'messages: roles must alternate between "user" and "assistant"';
     if (Array.isArray(m.content) && m.content.length === 0) return `messages.${i}: all messages must have non-empty content`;
+    if (Array.isArray(m.content)) {
+      for (let j = 0; j < m.content.length; j++) {
+        const why = invalidToolResult(m.content[j], `messages.${i}.content.${j}`);
+        if (why) return why;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The blocks a `tool_result`'s content may hold (docs.anthropic.com, "Tool use": text, images, documents, search results). */
+const TOOL_RESULT_BLOCKS = new Set(['text', 'image', 'document', 'search_result']);
+
+/** Why the API would refuse a `tool_result` block's content, or undefined: only those blocks, an image with a base64 or url source. */
+function invalidToolResult(block: unknown, at: string): string | undefined {
+  const b = block as { type?: unknown; content?: unknown };
+  if (b?.type !== 'tool_result' || !Array.isArray(b.content)) return undefined;
+  for (let k = 0; k < b.content.length; k++) {
+    const c = b.content[k] as { type?: unknown; source?: { type?: unknown; media_type?: unknown; data?: unknown; url?: unknown } };
+    const here = `${at}.tool_result.content.${k}`;
+    if (!TOOL_RESULT_BLOCKS.has(String(c?.type))) return `${here}: Input tag '${String(c?.type)}' found using 'type' does not match any of the expected tags`;
+    if (c.type !== 'image') continue;
+    const src = c.source;
+    if (src?.type === 'base64' && typeof src.data === 'string' && /^image\/(jpeg|png|gif|webp)$/.test(String(src.media_type))) continue;
+    if (src?.type === 'url' && typeof src.url === 'string') continue;
+    return `${here}.image.source: invalid image source`;
   }
   return undefined;
 }

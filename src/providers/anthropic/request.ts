@@ -4,7 +4,8 @@
  *
  * - system / developer messages (anywhere) → one `system` string, joined by blank lines;
  * - roles must alternate, so consecutive same-role turns merge; `tool` messages become user `tool_result`
- *   blocks, and in a user turn tool_result blocks are put first (the API requires it);
+ *   blocks (their text as a string; with images, text and image blocks, which a tool_result takes), and in a
+ *   user turn tool_result blocks are put first (the API requires it);
  * - assistant `tool_calls[].function.arguments` (a JSON string) → `tool_use.input` (an object);
  * - the request is malformed (INVALID_REQUEST, with the `param` at fault) when arguments are not a JSON
  *   object, an image URL is neither a base64 data URL nor http(s), or a part is malformed (the rule every
@@ -21,7 +22,7 @@ import {
   type ToolChoice,
   type ToolDefinition,
 } from '../../wire/openai.js';
-import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock, ToolChoiceParam, ToolParam } from './wire.js';
+import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock, ToolChoiceParam, ToolParam, ToolResultBlock } from './wire.js';
 
 export const DEFAULT_MAX_TOKENS = 4096;
 
@@ -57,8 +58,8 @@ export function toMessagesRequest(req: ChatRequest, opts: RequestMapOptions = {}
         break;
       case 'tool': {
         if (!m.tool_call_id) throw new GatewayError('INVALID_REQUEST', `${at}: a tool message needs tool_call_id`, { param: `${at}.tool_call_id` });
-        const text = textOnly(m.content, `${at}.content`);
-        push('user', [{ type: 'tool_result', tool_use_id: m.tool_call_id, ...(text ? { content: text } : {}) }]);
+        const content = toolResultContent(m.content, `${at}.content`);
+        push('user', [{ type: 'tool_result', tool_use_id: m.tool_call_id, ...(content ? { content } : {}) }]);
         break;
       }
       default:
@@ -99,6 +100,17 @@ function textOnly(content: ChatMessage['content'], param: string): string {
       return textPartText(p, `${param}[${j}]`);
     })
     .join('\n');
+}
+
+/**
+ * A tool message's content as its tool_result's: text only → one string (text parts joined by a newline, as
+ * before); with images → the blocks a user turn's parts become (text, then images in their order: the API
+ * takes `text` and `image` blocks in a tool_result). Empty → undefined (no `content`).
+ */
+function toolResultContent(content: ChatMessage['content'], param: string): ToolResultBlock['content'] {
+  if (content == null || typeof content === 'string' || content.every((p) => p.type === 'text')) return textOnly(content, param) || undefined;
+  const blocks = contentBlocks(content, param) as Array<TextBlock | ImageBlock>;
+  return blocks.length > 0 ? blocks : undefined;
 }
 
 function contentBlocks(content: ChatMessage['content'], param: string): RequestBlock[] {
