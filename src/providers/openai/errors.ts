@@ -33,7 +33,7 @@ const OPENAI_ERROR_STATUS: Readonly<Record<string, number>> = {
  */
 export function errorOf(body: Record<string, unknown>): UpstreamError | undefined {
   const e = body.error;
-  if (e !== undefined && e !== null) return e as UpstreamError;
+  if (e !== undefined && e !== null) return e;
   return body.object === 'error' ? body : undefined;
 }
 
