@@ -19,7 +19,7 @@ import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
 import { checkedEmbeddings } from '../providers/embeddings-shape.js';
-import { countOf, estimatedInputUsage, estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
+import { countOf, estimatedInputUsage, inputCountOf, estimatedReplyUsage, estimatedUsage } from '../usage/record.js';
 
 export interface ForwardOptions {
   signal: CancelSignal;
@@ -296,7 +296,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (f.kind === 'embeddings') {
       const answer = await l.router.serveChannelEmbeddings(f.targetChannel, payload as EmbeddingsRequest, opts);
       // an answer the upstream did not count is charged the request's size, as on /v1/embeddings
-      usage = countOf(answer.usage as Usage | undefined) ?? (gate?.ok ? estimatedInputUsage(payload as EmbeddingsRequest) : undefined);
+      usage = inputCountOf(answer.usage) ?? (gate?.ok ? estimatedInputUsage(payload as EmbeddingsRequest) : undefined);
       if (l.send({ type: 'bridge-response', requestId, payload: answer })) served = true;
       else answerTooLarge(l, requestId, false);
       return;
@@ -305,7 +305,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     if (!routed.stream) {
       const reply = routed.reply;
       // an answer the upstream did not count is charged an estimate of its text (parsing a relayed one: rare)
-      usage = countOf(reply.usage) ?? (gate?.ok ? estimatedReplyUsage(payload as ChatRequest, reply.completion) : undefined);
+      usage = countOf(reply.usage) ?? (gate?.ok ? estimatedReplyUsage(payload as ChatRequest, reply, reply.usage) : undefined);
       // an upstream's reply relayed as received (already checked JSON) is spliced into the frame, not parsed or
       // re-serialised
       const sent =
@@ -354,7 +354,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   } finally {
     if (served) l.logger.debug('served a peer request', { requestId: opts.requestId, channel: f.targetChannel });
     // a stream that went out without the upstream's count (cancelled, failed, or never counted) is charged an estimate
-    if (gate?.ok) gate.done(countOf(usage) ?? (started ? estimatedUsage(f.payload as ChatRequest, chunks) : undefined), served);
+    if (gate?.ok) gate.done(countOf(usage) ?? (started ? estimatedUsage(f.payload as ChatRequest, chunks, usage) : undefined), served);
     l.serving.delete(requestId);
     l.loadChanged();
   }

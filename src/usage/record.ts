@@ -4,7 +4,7 @@
  * channel served our client: peer = that peer), `served-for` (our channel served a peer's forward: peer =
  * the requesting peer).
  */
-import type { ChatCompletion, ChatRequest, EmbeddingsRequest, Usage } from '../wire/openai.js';
+import { isCount, type ChatCompletion, type ChatRequest, type EmbeddingsRequest, type Usage } from '../wire/openai.js';
 import { reasoningText } from '../wire/reasoning.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
@@ -93,16 +93,21 @@ export function estimateTokens(size: number): number {
 }
 
 /**
- * The upstream's usage when it holds a count: a number (finite, not negative) in `prompt_tokens` or
- * `completion_tokens`. An object without one (`{}`, `{"prompt_tokens": null}`, only `total_tokens`) counted
- * nothing, and its answer is charged an estimate like one without `usage`. Read once per request, where the
- * request is settled (never per chunk).
+ * The upstream's usage when it is a whole count: a number (finite, not negative) in both `prompt_tokens` and
+ * `completion_tokens`; undefined otherwise, and the answer is charged an estimate (estimatedUsage,
+ * estimatedReplyUsage) for each side the usage does not count. A side without a number is no count, never a
+ * count of 0: `{}`, `{"prompt_tokens": null}` or only `total_tokens` counted nothing, and a usage with one side
+ * (an Ollama answer without `prompt_eval_count`, as on a prompt-cache hit) keeps that side and has the other
+ * estimated. Read once per request, where the request is settled (never per chunk).
  */
 export function countOf(u: Usage | null | undefined): Usage | undefined {
-  return u && (isCount(u.prompt_tokens) || isCount(u.completion_tokens)) ? u : undefined;
+  return u && isCount(u.prompt_tokens) && isCount(u.completion_tokens) ? u : undefined;
 }
 
-const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+/** countOf for an answer that has no output (embeddings): the usage when `prompt_tokens` is a count. */
+export function inputCountOf(u: { prompt_tokens?: unknown } | null | undefined): Usage | undefined {
+  return u && isCount(u.prompt_tokens) ? (u as Usage) : undefined;
+}
 
 /**
  * The usages this module estimated: whoever records one (KeyService, the bridge's peer gate) flags its record
@@ -117,37 +122,46 @@ export function isEstimate(u: Usage | null | undefined): boolean {
 }
 
 /**
- * What a stream without the upstream's usage chunk is charged (its client left, it was cancelled, it failed
- * mid-way, or the upstream never sends one: it ignores `stream_options.include_usage`), so that no stream spends
- * nothing: the request's size as input, one token per chunk the client was sent as output (upstreams send about
- * one per chunk). docs/keys.md.
+ * What a stream without the upstream's whole count is charged (its client left, it was cancelled, it failed
+ * mid-way, the upstream never sends a usage chunk: it ignores `stream_options.include_usage`, or its usage
+ * counts one side only), so that no stream spends nothing: the request's size as input, one token per content
+ * chunk the client was sent as output (upstreams send about one per chunk; the usage chunk is not content).
+ * A side `counted` holds a count for is kept (countOf). docs/keys.md.
  */
-export function estimatedUsage(req: ChatRequest, chunks: number): Usage {
-  return withInputEstimate(req, chunks);
+export function estimatedUsage(req: ChatRequest, chunks: number, counted?: Usage | null): Usage {
+  return estimated(req, counted, () => chunks);
 }
 
 /**
- * What a non-streaming answer without the upstream's `usage` is charged: the request's size as input, as for a
- * stream, and the answer's text (every choice's content, reasoning, refusal and tool calls) as output, ~4
- * characters a token. Only for an answer the upstream did not count: it reads (for a relayed body: parses) the
- * completion.
+ * What a non-streaming answer without the upstream's whole count is charged: the request's size as input, as
+ * for a stream, and the answer's text (every choice's content, reasoning, refusal and tool calls) as output, ~4
+ * characters a token; a side `counted` holds a count for is kept. The answer is read (for a relayed body:
+ * parsed) only when its output is estimated.
  */
-export function estimatedReplyUsage(req: ChatRequest, answer: ChatCompletion): Usage {
-  return withInputEstimate(req, estimateTokens(answerChars(answer)));
+export function estimatedReplyUsage(req: ChatRequest, reply: { readonly completion: ChatCompletion }, counted?: Usage | null): Usage {
+  return estimated(req, counted, () => estimateTokens(answerChars(reply.completion)));
 }
 
 /** What an answer with no output tokens (embeddings) is charged without the upstream's count: the request's size. */
 export function estimatedInputUsage(req: EmbeddingsRequest): Usage {
-  return withInputEstimate(req, 0);
+  return flagged(requestTokens(req), 0);
 }
 
-/** `output` tokens, and the request's size as input (the estimate every kind of answer shares) */
-function withInputEstimate(req: ChatRequest | EmbeddingsRequest, output: number): Usage {
-  const input = estimateTokens(JSON.stringify(req).length);
-  const u: Usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
+/** `counted`'s counts where it has them, the estimate (the request's size as input, `output()`) for the rest */
+function estimated(req: ChatRequest, counted: Usage | null | undefined, output: () => number): Usage {
+  const input = counted && isCount(counted.prompt_tokens) ? counted.prompt_tokens : requestTokens(req);
+  const out = counted && isCount(counted.completion_tokens) ? counted.completion_tokens : output();
+  // the upstream's cache counts (a part of input) stay
+  return flagged(input, out, counted ?? undefined);
+}
+
+function flagged(input: number, output: number, counted?: Usage): Usage {
+  const u: Usage = { ...counted, prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
   estimates.add(u);
   return u;
 }
+
+const requestTokens = (req: ChatRequest | EmbeddingsRequest): number => estimateTokens(JSON.stringify(req).length);
 
 function answerChars(c: ChatCompletion): number {
   let n = 0;

@@ -122,15 +122,37 @@ export interface ChatRequest {
   [k: string]: unknown;
 }
 
+/**
+ * An upstream's token counts. Each count is optional: an upstream may leave a side uncounted (`usage: {}`, a
+ * null count, Ollama without `prompt_eval_count`), and a translated usage leaves out what its upstream did not
+ * count (usageOfCounts) rather than send 0, so a missing count stays "no count" (src/usage/record.ts countOf).
+ */
 export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  /** the sum, present when both sides are */
+  total_tokens?: number;
   prompt_tokens_details?: { cached_tokens?: number; [k: string]: unknown };
   /** Anthropic cache accounting, carried through when the upstream reports it */
   cache_creation_input_tokens?: number;
   cache_read_input_tokens?: number;
   [k: string]: unknown;
+}
+
+/** A token count as an upstream may give it: a finite number, not negative. Anything else is no count. */
+export const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/**
+ * A translated upstream's two counts in OpenAI's shape: a side without a count is left out (never 0), and
+ * `total_tokens` is set only when both are counted. The one rule every translator (Anthropic, Ollama, native
+ * Responses) builds its usage by.
+ */
+export function usageOfCounts(prompt: unknown, completion: unknown): Usage {
+  const u: Usage = {};
+  if (isCount(prompt)) u.prompt_tokens = prompt;
+  if (isCount(completion)) u.completion_tokens = completion;
+  if (u.prompt_tokens !== undefined && u.completion_tokens !== undefined) u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  return u;
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call' | null;
@@ -186,7 +208,8 @@ export interface EmbeddingsResponse {
   object: 'list';
   data: Array<{ object: 'embedding'; index: number; embedding: number[] | string }>;
   model: string;
-  usage: { prompt_tokens: number; total_tokens: number };
+  /** `{}` when the upstream did not count (an Ollama answer without `prompt_eval_count`) */
+  usage: { prompt_tokens?: number; total_tokens?: number };
 }
 
 export interface ModelEntry {

@@ -49,6 +49,13 @@ export interface AnthropicScenario extends Scenario {
   inbandErrorMessage?: string;
   /** the message of the `failStatus` answer's error; default `fake failure <status>` */
   failMessage?: string;
+  /**
+   * an answer that does not count: `omitted` leaves `usage` out everywhere (the message, message_start's
+   * message, message_delta), `null` sends it with null counts (the shape the SDK's stream accumulator still
+   * reads), as Anthropic-compatible servers that do not count answer; read per request, so a test may set it
+   * between requests
+   */
+  uncounted?: 'omitted' | 'null';
 }
 
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
@@ -168,12 +175,15 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
     const output = scenario.usage?.output ?? words(reply ?? '').length + (tool ? 12 : 0);
     const stopReason = tool ? 'tool_use' : 'end_turn';
     const usage = { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output, service_tier: 'standard' };
+    const nulls = (u: Record<string, unknown>) => Object.fromEntries(Object.keys(u).map((k) => [k, k === 'service_tier' ? u[k] : null]));
+    const withUsage = (o: Record<string, unknown>, u: Record<string, unknown>) =>
+      scenario.uncounted === 'omitted' ? o : { ...o, usage: scenario.uncounted === 'null' ? nulls(u) : u };
 
     if (body.stream !== true) {
       const content: unknown[] = [];
       if (reply) content.push({ type: 'text', text: reply });
       if (tool) content.push({ type: 'tool_use', id: tool.id, name: tool.name, input: JSON.parse(tool.arguments) });
-      const msg = { id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null, usage };
+      const msg = withUsage({ id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null }, usage);
       res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_01' }).end(JSON.stringify(msg));
       return;
     }
@@ -208,7 +218,10 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
 
     await send(
       sse('message_start', {
-        message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+        message: withUsage(
+          { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null },
+          { ...usage, output_tokens: 1 },
+        ),
       }),
     );
     let index = 0;
@@ -225,7 +238,7 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
       for (const p of pieces(tool.arguments)) if (!(await delta(index, { type: 'input_json_delta', partial_json: p }))) return;
       await send(sse('content_block_stop', { index }));
     }
-    await send(sse('message_delta', { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: output } }));
+    await send(sse('message_delta', withUsage({ delta: { stop_reason: stopReason, stop_sequence: null } }, { output_tokens: output })));
     res.end(sse('message_stop', {}));
   }
 

@@ -15,6 +15,11 @@ export interface OllamaScenario extends Scenario {
   lineDelayMs?: number;
   /** model name the fake serves (listed by /api/tags); default "llama3.2:latest" */
   modelName?: string;
+  /**
+   * leave `prompt_eval_count` out of the final line and the embed answer, as Ollama does when the prompt was a
+   * prompt-cache hit (its metrics are `omitempty`: nothing evaluated, nothing sent); read per request
+   */
+  omitPromptEvalCount?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,8 +83,7 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
       done_reason: 'stop',
       total_duration: ns(850),
       load_duration: ns(3.7),
-      prompt_eval_count: scenario.usage?.input ?? promptTokens(body),
-      prompt_eval_duration: ns(120),
+      ...(scenario.omitPromptEvalCount ? {} : { prompt_eval_count: scenario.usage?.input ?? promptTokens(body), prompt_eval_duration: ns(120) }),
       eval_count: evalCount,
       eval_duration: ns(700),
     };
@@ -120,7 +124,8 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
     if (!texts) return json(res, 400, { error: 'invalid input type' });
     const model = typeof body.model === 'string' ? body.model : modelName;
     const count = texts.reduce((n, t) => n + words(t) + 1, 0);
-    json(res, 200, { model, embeddings: texts.map(fakeVector), total_duration: ns(14), load_duration: ns(1.2), prompt_eval_count: count });
+    const counted = scenario.omitPromptEvalCount ? {} : { prompt_eval_count: count };
+    json(res, 200, { model, embeddings: texts.map(fakeVector), total_duration: ns(14), load_duration: ns(1.2), ...counted });
   }
 
   const tags = () => ({

@@ -33,6 +33,8 @@ export interface ResponsesFakeOptions {
    * has been seen to send it
    */
   errorEvent?: Record<string, unknown>;
+  /** the completed response (JSON, and the stream's `response.completed`) without `usage`; read per request */
+  omitUsage?: boolean;
 }
 
 export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): Promise<ResponsesFake> {
@@ -41,6 +43,9 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
     .filter((e) => e.trim())
     .map((e) => e + '\n\n');
   const completed = JSON.parse(events.at(-1)!.split('\ndata: ')[1]!).response;
+  const { usage: _usage, ...uncounted } = completed as Record<string, unknown>;
+  const lastEvent = JSON.parse(events.at(-1)!.split('\ndata: ')[1]!) as Record<string, unknown>;
+  const uncountedEnd = `event: response.completed\ndata: ${JSON.stringify({ ...lastEvent, response: uncounted })}\n\n`;
   const created = JSON.parse(events[0]!.split('\ndata: ')[1]!).response;
   const failed = (n: number) => {
     const response = { ...created, status: 'failed', error: opts.failure ?? { code: 'server_error', message: 'The model failed' } };
@@ -67,7 +72,7 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
             return;
           }
           if (body.stream !== true) {
-            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...completed, model: body.model }));
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...(opts.omitUsage ? uncounted : completed), model: body.model }));
             return;
           }
           res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -81,7 +86,8 @@ export async function startResponsesUpstream(opts: ResponsesFakeOptions = {}): P
               res.socket?.destroy();
               return;
             }
-            await new Promise<void>((r) => res.write(e, () => setImmediate(r)));
+            const text = opts.omitUsage && n === events.length - 1 ? uncountedEnd : e;
+            await new Promise<void>((r) => res.write(text, () => setImmediate(r)));
             n++;
           }
           res.end();

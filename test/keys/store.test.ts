@@ -317,15 +317,16 @@ describe('usage arithmetic', () => {
         created: 1,
         model: 'm',
         choices: [message, ...more].map((m, index) => ({ index, message: { role: 'assistant', content: null, ...m }, finish_reason: 'stop' })),
-      }) as Parameters<typeof estimatedReplyUsage>[1];
+      }) as Parameters<typeof estimatedReplyUsage>[1]['completion'];
     const inTokens = estimateTokens(JSON.stringify(req).length);
     expect(inTokens).toBeGreaterThan(100);
-    expect(estimatedReplyUsage(req, answer({ content: 'y'.repeat(40) }))).toEqual({
+    expect(estimatedReplyUsage(req, { completion: answer({ content: 'y'.repeat(40) }) })).toEqual({
       prompt_tokens: inTokens,
       completion_tokens: 10,
       total_tokens: inTokens + 10,
     });
-    const out = (m: Record<string, unknown>, more?: Array<Record<string, unknown>>) => estimatedReplyUsage(req, answer(m, more)).completion_tokens;
+    const out = (m: Record<string, unknown>, more?: Array<Record<string, unknown>>) =>
+      estimatedReplyUsage(req, { completion: answer(m, more) }).completion_tokens;
     // 8 + 12 + 4 + (4 + 16) characters
     expect(
       out({
@@ -348,7 +349,7 @@ describe('usage arithmetic', () => {
     expect(out({ content: '' })).toBe(1); // never nothing
   });
 
-  it("countOf: a usage is a count only with a number in prompt_tokens or completion_tokens; isEstimate: only this module's estimates", () => {
+  it("countOf: a usage is a whole count only with a number in prompt_tokens and completion_tokens; isEstimate: only this module's estimates", () => {
     const none = [
       undefined,
       null,
@@ -358,10 +359,36 @@ describe('usage arithmetic', () => {
       { prompt_tokens: -1, completion_tokens: Number.NaN },
       { prompt_tokens: '7' },
     ];
-    for (const u of none) expect(countOf(u as never), JSON.stringify(u)).toBeUndefined();
-    for (const u of [{ prompt_tokens: 0, completion_tokens: 0 }, { prompt_tokens: 5 }, { completion_tokens: 3, prompt_tokens: null }])
+    // one side counted is not a whole count: the other side is estimated (below)
+    for (const u of [...none, { prompt_tokens: 5 }, { completion_tokens: 3, prompt_tokens: null }])
+      expect(countOf(u as never), JSON.stringify(u)).toBeUndefined();
+    for (const u of [
+      { prompt_tokens: 0, completion_tokens: 0 },
+      { prompt_tokens: 5, completion_tokens: 2 },
+    ])
       expect(countOf(u as never)).toBe(u);
     const req = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }] };
+    const inTokens = estimateTokens(JSON.stringify(req).length);
+    // a side the upstream counted is kept, the other estimated, and the whole is flagged an estimate
+    const partial = [
+      [estimatedUsage(req, 3, { completion_tokens: 7 }), { prompt_tokens: inTokens, completion_tokens: 7, total_tokens: inTokens + 7 }],
+      [
+        estimatedUsage(req, 3, { prompt_tokens: 40, prompt_tokens_details: { cached_tokens: 30 } }),
+        { prompt_tokens: 40, completion_tokens: 3, total_tokens: 43, prompt_tokens_details: { cached_tokens: 30 } },
+      ],
+      [estimatedUsage(req, 3, { prompt_tokens: null } as never), { prompt_tokens: inTokens, completion_tokens: 3, total_tokens: inTokens + 3 }],
+    ] as const;
+    for (const [got, want] of partial) {
+      expect(got).toEqual(want);
+      expect(isEstimate(got)).toBe(true);
+    }
+    // the answer is not read (a relayed body not parsed) when the upstream counted its output
+    const unread = {
+      get completion(): never {
+        throw new Error('read');
+      },
+    };
+    expect(estimatedReplyUsage(req, unread, { completion_tokens: 9 })).toEqual({ prompt_tokens: inTokens, completion_tokens: 9, total_tokens: inTokens + 9 });
     expect(isEstimate(estimatedUsage(req, 3))).toBe(true);
     expect(isEstimate(estimatedInputUsage({ model: 'e', input: 'x' }))).toBe(true);
     // an upstream's usage, whatever it claims, and a copy of an estimate are not

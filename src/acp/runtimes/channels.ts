@@ -60,7 +60,7 @@ export function createChannelsRuntime(o: ChannelsRuntimeOptions): Runtime {
           const c = seen.routed?.candidate;
           // an answer without the upstream's count (cancelled or broken before it, an upstream that never counts,
           // or a usage without a number) is charged an estimate, as on /v1 (Exchange.settle)
-          const usage = countOf(seen.usage) ?? (seen.routed ? estimateOf(seen.routed, seen.request!, seen.chunks) : undefined);
+          const usage = countOf(seen.usage) ?? (seen.routed ? estimateOf(seen.routed, seen.request!, seen.chunks, seen.usage) : undefined);
           await ticket.finish({ model: o.model, channel: c?.channel ?? '-', peer: c?.peer, pricing: c?.pricing, usage, stream: true, ok });
         }
       }
@@ -78,8 +78,8 @@ interface Seen {
   chunks: number;
 }
 
-const estimateOf = (routed: RoutedChat, req: ChatRequest, chunks: number): Usage =>
-  routed.stream ? estimatedUsage(req, chunks) : estimatedReplyUsage(req, routed.reply.completion);
+const estimateOf = (routed: RoutedChat, req: ChatRequest, chunks: number, counted: Usage | undefined): Usage =>
+  routed.stream ? estimatedUsage(req, chunks, counted) : estimatedReplyUsage(req, routed.reply, counted);
 
 async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal, seen: Seen): Promise<TurnOutput> {
   const userMsg: ChatMessage = { role: 'user', content: turn.text };

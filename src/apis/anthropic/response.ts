@@ -3,9 +3,10 @@
  * stream translator shares. Pure.
  *
  * Usage is never 0/0: the upstream's counts when it reported them; otherwise `estimate` (a byte-based input
- * estimate) for input and at least 1 output token. Cache counts the upstream reported are carried over.
+ * estimate) for input and at least 1 output token, also for the one side a usage may leave without a number.
+ * Cache counts the upstream reported are carried over.
  */
-import type { ChatCompletion, Usage } from '../../wire/openai.js';
+import { isCount, type ChatCompletion, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
@@ -30,7 +31,10 @@ export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number
   if (!u || (!u.prompt_tokens && !u.completion_tokens)) return { input_tokens: estimateIn, output_tokens: outFloor };
   const read = u.cache_read_input_tokens ?? u.prompt_tokens_details?.cached_tokens ?? 0;
   const write = u.cache_creation_input_tokens ?? 0;
-  const out: AnthropicUsageOut = { input_tokens: Math.max(0, u.prompt_tokens - read - write), output_tokens: u.completion_tokens };
+  const out: AnthropicUsageOut = {
+    input_tokens: isCount(u.prompt_tokens) ? Math.max(0, u.prompt_tokens - read - write) : estimateIn,
+    output_tokens: isCount(u.completion_tokens) ? u.completion_tokens : outFloor,
+  };
   if (read || write) {
     out.cache_creation_input_tokens = write;
     out.cache_read_input_tokens = read;

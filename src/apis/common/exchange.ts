@@ -97,7 +97,7 @@ export async function routeChat(
       if (!ticket) return;
       // only an answer the upstream did not count (no usage, or one without a number) is estimated (the rare path:
       // reading a relayed reply parses it)
-      const charged = countOf(usage) ?? (reply ? estimatedReplyUsage(chat, reply.completion) : sent !== undefined ? estimatedUsage(chat, sent) : undefined);
+      const charged = countOf(usage) ?? (reply ? estimatedReplyUsage(chat, reply, usage) : sent !== undefined ? estimatedUsage(chat, sent, usage) : undefined);
       const c = routed.candidate;
       const finished = ticket.finish({ model: chat.model, channel: c.channel, peer: c.peer, pricing: c.pricing, usage: charged, stream: routed.stream, ok });
       if (finished) await finished;

@@ -1,10 +1,10 @@
 /**
  * Internal chat completion → Gemini GenerateContentResponse, plus the pieces the stream writer shares.
  * Pure. finish_reason stop / tool_calls → STOP, length → MAX_TOKENS, content_filter → SAFETY. Reasoning is a
- * `thought: true` text part. usageMetadata is never 0/0: the prompt is estimated when the upstream gave no
- * counts.
+ * `thought: true` text part. usageMetadata is never 0/0: the prompt is estimated (and the output is 1) when the
+ * upstream gave no counts, or for the side its usage leaves without a number.
  */
-import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import { isCount, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
 
 export function toFinishReason(f: FinishReason | undefined): string {
@@ -15,8 +15,8 @@ export function toFinishReason(f: FinishReason | undefined): string {
 
 export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number): Record<string, number> {
   const known = u && (u.prompt_tokens || u.completion_tokens);
-  const prompt = known ? u.prompt_tokens : estimateIn;
-  const out = known ? u.completion_tokens : 1;
+  const prompt = known && isCount(u.prompt_tokens) ? u.prompt_tokens : estimateIn;
+  const out = known && isCount(u.completion_tokens) ? u.completion_tokens : 1;
   const m: Record<string, number> = { promptTokenCount: prompt, candidatesTokenCount: out, totalTokenCount: prompt + out };
   const cached = u?.prompt_tokens_details?.cached_tokens;
   if (cached) m.cachedContentTokenCount = cached;

@@ -5,11 +5,12 @@
  * Output items: a `reasoning` item when the upstream gave reasoning (content: reasoning_text), then one
  * assistant `message` (output_text) when there is text, then one `function_call` per tool call. A `length`
  * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), as the API does.
- * Usage is never 0/0: without upstream counts, the input is estimated from the request size.
+ * Usage is never 0/0: without upstream counts (or for the side a usage leaves without a number), the input is
+ * estimated from the request size and the output is 1.
  */
 import { randomBytes } from 'node:crypto';
 import type { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, FinishReason, Usage } from '../../wire/openai.js';
+import { isCount, type ChatCompletion, type FinishReason, type Usage } from '../../wire/openai.js';
 import { seqId } from '../../util/ids.js';
 import { secrets } from '../../util/redact.js';
 import type { Item } from './request.js';
@@ -28,8 +29,9 @@ export interface ResponsesUsage {
 }
 
 export function toResponsesUsage(u: Usage | null | undefined, estimateIn: number): ResponsesUsage {
-  const input = u && (u.prompt_tokens || u.completion_tokens) ? u.prompt_tokens : estimateIn;
-  const output = u && (u.prompt_tokens || u.completion_tokens) ? u.completion_tokens : 1;
+  const known = u && (u.prompt_tokens || u.completion_tokens);
+  const input = known && isCount(u.prompt_tokens) ? u.prompt_tokens : estimateIn;
+  const output = known && isCount(u.completion_tokens) ? u.completion_tokens : 1;
   const details = u?.completion_tokens_details as { reasoning_tokens?: number } | undefined;
   return {
     input_tokens: input,

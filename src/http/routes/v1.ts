@@ -4,13 +4,12 @@ import type { GatewayError } from '../../wire/errors.js';
 import { cancelOnClose } from '../../router/cancel.js';
 import { answerHeaders, deadlineError, pump, routeChat, type ApiContext } from '../../apis/common/exchange.js';
 import { enabled as logEnabled } from '../../util/log.js';
-import type { Usage } from '../../wire/openai.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, sseEvent, startSse } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../../router/validate.js';
 import type { Principal } from '../../keys/service.js';
-import { countOf, estimatedInputUsage } from '../../usage/record.js';
+import { estimatedInputUsage, inputCountOf } from '../../usage/record.js';
 
 /** The /v1 routes' context: the inbound APIs' (router, keys, body and deadline bounds, the request meter). */
 export type V1Context = ApiContext;
@@ -94,7 +93,7 @@ export async function handleEmbeddings(
       peer: candidate.peer,
       pricing: candidate.pricing,
       // an answer the upstream did not count is charged the request's size, as a chat answer's input is
-      usage: countOf(response.usage as Usage | undefined) ?? estimatedInputUsage(body),
+      usage: inputCountOf(response.usage) ?? estimatedInputUsage(body),
       stream: false,
       ok: true,
     });

@@ -7,7 +7,7 @@
  * as-is and cache reads also show as prompt_tokens_details.cached_tokens.
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import { isCount, usageOfCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
 import { isObj } from '../../util/is-object.js';
 
@@ -29,19 +29,20 @@ export function toFinishReason(r: string | null | undefined): FinishReason {
 
 const n = (v: number | null | undefined): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
+/**
+ * A side Anthropic did not count (no `input_tokens`, no `output_tokens`: a usage left out or null) is left out
+ * (usageOfCounts): no count, charged an estimate (src/usage/record.ts), never a count of 0.
+ */
 export function toOpenAiUsage(u: AnthropicUsage): Usage {
   const cacheWrite = n(u.cache_creation_input_tokens);
   const cacheRead = n(u.cache_read_input_tokens);
-  const prompt = n(u.input_tokens) + cacheWrite + cacheRead;
-  const completion = n(u.output_tokens);
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: cacheRead },
-    cache_creation_input_tokens: cacheWrite,
-    cache_read_input_tokens: cacheRead,
-  };
+  const out = usageOfCounts(isCount(u.input_tokens) ? u.input_tokens + cacheWrite + cacheRead : undefined, u.output_tokens);
+  if (out.prompt_tokens !== undefined || cacheWrite || cacheRead) {
+    out.prompt_tokens_details = { cached_tokens: cacheRead };
+    out.cache_creation_input_tokens = cacheWrite;
+    out.cache_read_input_tokens = cacheRead;
+  }
+  return out;
 }
 
 /**

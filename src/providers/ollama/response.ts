@@ -8,7 +8,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, EmbeddingsRequest, EmbeddingsResponse, FinishReason, ToolCall, Usage } from '../../wire/openai.js';
+import {
+  usageOfCounts,
+  type ChatCompletion,
+  type EmbeddingsRequest,
+  type EmbeddingsResponse,
+  type FinishReason,
+  type ToolCall,
+  type Usage,
+} from '../../wire/openai.js';
 import type { OllamaChatResponse, OllamaEmbedResponse, OllamaMetrics } from './wire.js';
 import { upstreamText } from '../upstream.js';
 
@@ -25,11 +33,12 @@ export function finishReasonOf(doneReason: unknown, hadToolCalls: boolean): Fini
   return doneReason === 'length' ? 'length' : 'stop';
 }
 
+/**
+ * Ollama's counts in OpenAI's shape. A count Ollama leaves out (`prompt_eval_count` on a prompt-cache hit) is
+ * left out here too: no count, charged an estimate (src/usage/record.ts), never a count of 0.
+ */
 export function usageOf(m: OllamaMetrics): Usage {
-  const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
-  const prompt = count(m.prompt_eval_count);
-  const completion = count(m.eval_count);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  return usageOfCounts(m.prompt_eval_count, m.eval_count);
 }
 
 const bad = (label: string, what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
@@ -96,6 +105,6 @@ export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: str
     object: 'list',
     data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: req.encoding_format === 'base64' ? toBase64(v) : v })),
     model: typeof r?.model === 'string' && r.model ? r.model : req.model,
-    usage: { prompt_tokens, total_tokens: prompt_tokens },
+    usage: prompt_tokens === undefined ? {} : { prompt_tokens, total_tokens: prompt_tokens },
   };
 }

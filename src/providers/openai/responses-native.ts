@@ -13,7 +13,7 @@
  * it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it was relayed).
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatCompletion, ChatCompletionChunk, ToolCall, Usage } from '../../wire/openai.js';
+import { isCount, usageOfCounts, type ChatCompletion, type ChatCompletionChunk, type ToolCall, type Usage } from '../../wire/openai.js';
 import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { sseFrame } from '../../util/lines.js';
@@ -37,15 +37,12 @@ interface ResponseBody {
   error?: { message?: string } | null;
 }
 
+/** A side the upstream did not count is left out (usageOfCounts): no count, charged an estimate, never 0. */
 function toUsage(u: ResponsesUsage | null | undefined): Usage {
-  const p = u?.input_tokens ?? 0;
-  const c = u?.output_tokens ?? 0;
-  return {
-    prompt_tokens: p,
-    completion_tokens: c,
-    total_tokens: u?.total_tokens ?? p + c,
-    prompt_tokens_details: { cached_tokens: u?.input_tokens_details?.cached_tokens ?? 0 },
-  };
+  const out = usageOfCounts(u?.input_tokens, u?.output_tokens);
+  const cached = u?.input_tokens_details?.cached_tokens;
+  if (isCount(cached)) out.prompt_tokens_details = { cached_tokens: cached };
+  return out;
 }
 
 /** The chat-form view of a Response (never sent to a client: the native body is). */
