@@ -273,7 +273,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
   l.loadChanged();
   let started = false;
   let usage: Usage | undefined;
-  // a stream's chunks sent: without the upstream's usage, the peer is charged an estimate of them (usage/record.ts)
+  // a stream's content chunks sent: without the upstream's count, the peer is charged an estimate of them (usage/record.ts)
   let chunks = 0;
   let served = false;
   let gate: PeerAdmission | undefined;
@@ -320,8 +320,11 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     let chunk = routed.first;
     // the chunks of one upstream read (takeReady) are sent in one tick, so they leave in one socket write
     while (chunk !== undefined) {
-      if (chunk.usage) usage = chunk.usage;
-      chunks++;
+      // the usage chunk is not content (as Exchange's pump counts)
+      if (chunk.usage) {
+        usage = chunk.usage;
+        if (chunk.inline) chunks++;
+      } else chunks++;
       // The chunk is already JSON: splice it into the frame instead of parsing and re-serialising it.
       if (!l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`)) {
         await routed.rest.return?.();

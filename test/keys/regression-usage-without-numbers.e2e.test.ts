@@ -3,8 +3,10 @@
  * OpenAI-compatible servers send) was taken as the upstream's count and charged 0 tokens, so such a channel
  * spent no budget and no tokens per minute. It is charged the estimate an answer without `usage` is, on every
  * inbound API, streamed (the usage chunk) and not, for /acp/rpc gateway chat tasks, and on both sides of a
- * bridge (the serving side's served-for record, the requesting side's served-by one). Real gateway processes,
- * the official SDKs, the fake OpenAI upstream sending the number-less usage.
+ * bridge (the serving side's served-for record, the requesting side's served-by one). A stream's output is
+ * estimated one token per content chunk: the usage chunk that counted nothing was charged as one more output
+ * token too (6 for 5 content chunks), on every edge, for chat tasks and on both sides of a bridge. Real gateway
+ * processes, the official SDKs, the fake OpenAI upstream sending the number-less usage.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -98,9 +100,9 @@ describe('an upstream usage without a number is charged an estimate', () => {
       await run(k.secret);
       const t = await totalOf(gw.url, k.id);
       got[name] = { requests: t.requests, inputCharged: t.inputTokens > 0, outputTokens: t.outputTokens, priced: t.cost > 0, estimated: t.estimated };
-      // an answer: its text at ~4 characters a token; a stream: one token per chunk (role, three words, finish,
-      // and the usage chunk that counted nothing)
-      want[name] = { requests: 1, inputCharged: true, outputTokens: name.endsWith('-stream') ? 6 : Math.ceil(reply.length / 4), priced: true, estimated: 1 };
+      // an answer: its text at ~4 characters a token; a stream: one token per content chunk (role, three words,
+      // finish), not the usage chunk that counted nothing
+      want[name] = { requests: 1, inputCharged: true, outputTokens: name.endsWith('-stream') ? 5 : Math.ceil(reply.length / 4), priced: true, estimated: 1 };
     }
     expect(got).toEqual(want);
   });
@@ -128,7 +130,7 @@ describe('an upstream usage without a number is charged an estimate', () => {
     const t = await totalOf(gw.url, k.id);
     expect(t.requests).toBe(1);
     expect(t.inputTokens).toBeGreaterThan(prompt.length / 4);
-    expect(t.outputTokens).toBe(6); // one per chunk taken: role, three words, finish, the usage chunk
+    expect(t.outputTokens).toBe(5); // one per content chunk taken: role, three words, finish (not the usage chunk)
     expect(t.estimated).toBe(1);
   });
 });
@@ -168,7 +170,7 @@ describe('across a bridge', () => {
         const x = await rows();
         return x.servedFor.requests > before.servedFor.requests && x.servedBy.requests > before.servedBy.requests ? x : undefined;
       }, 'both records of the forward');
-      const output = stream ? 6 : Math.ceil(reply.length / 4);
+      const output = stream ? 5 : Math.ceil(reply.length / 4); // a stream: its 5 content chunks, not the usage chunk
       for (const side of ['servedFor', 'servedBy'] as const) {
         expect({ side, stream, requests: after[side].requests - before[side].requests, output: after[side].outputTokens - before[side].outputTokens }).toEqual({
           side,

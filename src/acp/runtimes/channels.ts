@@ -74,7 +74,7 @@ interface Seen {
   request?: ChatRequest;
   routed?: RoutedChat;
   usage?: Usage | undefined;
-  /** the stream's chunks taken */
+  /** the stream's content chunks taken (not the usage chunk) */
   chunks: number;
 }
 
@@ -94,8 +94,11 @@ async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: Upd
     model: o.model,
   });
   const onChunk = (c: StreamChunk) => {
-    seen.chunks++;
-    if (c.usage) seen.usage = c.usage;
+    // the usage chunk is not content: only a chunk without usage, or one that is content too (inline), is counted
+    if (c.usage) {
+      seen.usage = c.usage;
+      if (c.inline) seen.chunks++;
+    } else seen.chunks++;
     let parsed: ChatCompletionChunk;
     try {
       parsed = JSON.parse(c.data) as ChatCompletionChunk;

@@ -168,7 +168,7 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, begin: () => void, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
   let usage: Usage | undefined;
-  // chunks the client was sent: what a stream that ends without the upstream's usage is charged (Exchange.settle)
+  // content chunks the client was sent: what a stream that ends without the upstream's count is charged (Exchange.settle)
   let sent = 0;
   // waiting on the upstream: an error then is the stream's own (the router has settled the attempt); any other
   // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
@@ -183,8 +183,12 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
       // the chunks the stream already holds (the rest of the same upstream read) are translated and written at once
       let text = '';
       do {
-        if (chunk.usage) usage = chunk.usage;
-        sent++;
+        // the usage chunk is not content: the branch a chunk with usage takes anyway counts it only when it is
+        // content too (inline), so a content chunk costs nothing more
+        if (chunk.usage) {
+          usage = chunk.usage;
+          if (chunk.inline) sent++;
+        } else sent++;
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);
