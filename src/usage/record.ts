@@ -6,6 +6,7 @@
  */
 import { isCount, type ChatCompletion, type ChatRequest, type EmbeddingsRequest, type Usage } from '../wire/openai.js';
 import { reasoningText } from '../wire/reasoning.js';
+import { inputsOf } from '../providers/embeddings-shape.js';
 
 export type UsageDirection = 'local' | 'served-by' | 'served-for';
 
@@ -142,9 +143,12 @@ export function estimatedReplyUsage(req: ChatRequest, reply: { readonly completi
   return estimated(req, counted, () => estimateTokens(answerChars(reply.completion)));
 }
 
-/** What an answer with no output tokens (embeddings) is charged without the upstream's count: the request's size. */
+/**
+ * What an answer with no output tokens (embeddings) is charged without the upstream's count: the request's
+ * size, or for token arrays (`[1, 2, 3]`, `[[1, 2], [3]]`) the number of tokens they hold.
+ */
 export function estimatedInputUsage(req: EmbeddingsRequest): Usage {
-  return flagged(requestTokens(req), 0);
+  return flagged(embeddingsTokens(req.input) ?? requestTokens(req), 0);
 }
 
 /** `counted`'s counts where it has them, the estimate (the request's size as input, `output()`) for the rest */
@@ -162,6 +166,15 @@ function flagged(input: number, output: number, counted?: Usage): Usage {
 }
 
 const requestTokens = (req: ChatRequest | EmbeddingsRequest): number => estimateTokens(JSON.stringify(req).length);
+
+/** The tokens an input of token arrays holds; undefined for text (validateEmbeddings: all of one kind). */
+function embeddingsTokens(input: EmbeddingsRequest['input']): number | undefined {
+  const inputs = inputsOf(input);
+  if (typeof inputs[0] === 'string') return undefined;
+  let n = 0;
+  for (const x of inputs) n += x.length;
+  return n;
+}
 
 function answerChars(c: ChatCompletion): number {
   let n = 0;

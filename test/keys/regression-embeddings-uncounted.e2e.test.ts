@@ -3,7 +3,9 @@
  * charged nothing: no tokens against the key's tokens per minute or budget, and a usage record of 0 tokens. It is
  * charged the input estimate every other API's uncounted answer is charged (the request's size, ~4 characters a
  * token), recorded with the cost it makes at the channel's price; on the serving side of a bridge too (the
- * peer's served-for record and its peerLimits tokens). Real gateway processes, the fake OpenAI upstream.
+ * peer's served-for record and its peerLimits tokens). Token arrays (`[1, 2, 3]`, `[[1, 2], [3]]`) were
+ * estimated from the size of their JSON, not the tokens they hold. Real gateway processes, the fake OpenAI
+ * upstream.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +62,26 @@ describe('/v1/embeddings without the upstream count', () => {
       // the fake counts one token per word: the upstream's count, not the estimate
       counted: { requests: 1, inputTokens: 9, outputTokens: 0, cost: 9 / 1e6, estimated: 0 },
     });
+  });
+
+  it('token arrays without the count are charged the tokens they hold, not the size of their JSON', async () => {
+    // 40 four-digit ids: ~55 tokens by the JSON size, 40 tokens given
+    const ids = Array.from({ length: 40 }, (_, i) => 1000 + i);
+    const got: Record<string, unknown> = {};
+    for (const [name, input, tokens] of [
+      ['one array', ids, 40],
+      ['several arrays', [ids.slice(0, 30), ids.slice(30), [7]], 41],
+    ] as const) {
+      const k = await createKey(gw.url, { name: `emb-tokens-${name.replace(' ', '-')}` });
+      up.enqueue({ noUsage: true });
+      const body = { model: MODEL, input };
+      const r = await embed(k.secret, body);
+      expect(r.status, r.text).toBe(200);
+      expect(estimate(body)).toBeGreaterThan(tokens); // what the defect charged
+      const t = (await admin(gw.url, 'GET', `/admin/usage?key=${k.id}&by=model`)).json.total;
+      got[name] = { inputTokens: t.inputTokens, estimated: t.estimated, want: tokens };
+    }
+    expect(got).toEqual({ 'one array': { inputTokens: 40, estimated: 1, want: 40 }, 'several arrays': { inputTokens: 41, estimated: 1, want: 41 } });
   });
 
   it("the estimate counts against the key's tokens per minute and budget: the next request is refused", async () => {
