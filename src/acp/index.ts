@@ -25,7 +25,7 @@ import { createDispatch, type Dispatch } from './methods.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
 import { resultOutputMaxChars } from './task-registry.js';
-import type { ReplayFlow } from './update-log.js';
+import { updateLogPageBytes, type ReplayFlow } from './update-log.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
 import { createChannelsRuntime } from './runtimes/channels.js';
@@ -246,6 +246,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     leaseTtlMs: acp.turnLeaseMs,
     permissionTimeoutMs: acp.permissionTimeoutMs,
     updateLogMaxBytes: acp.updateLogMaxBytes,
+    updateLogPageBytes: updateLogPageBytes(acp.maxStreamBacklogBytes),
     resultOutputMaxChars: resultOutputMaxChars(acp.maxStreamBacklogBytes),
     ...(holderId ? { holderId } : {}),
     onTurnEnded: deps.onTurnEnded,

@@ -99,6 +99,8 @@ export interface TurnRunnerOptions {
   maxTasks?: number;
   /** `acp.updateLogMaxBytes`: the JSON bytes of updates kept per session in the update log; default 64 MiB */
   updateLogMaxBytes?: number;
+  /** the JSON bytes of one read of the update log at most (update-log.ts updateLogPageBytes); default 2 MiB */
+  updateLogPageBytes?: number;
   /** the most of a turn's output its result carries (live-session.ts `resultOutputMaxChars`); default that of an 8 MiB stream bound */
   resultOutputMaxChars?: number;
   /** a permission prompt nobody answers resolves as cancelled after this long; default 10 min */
@@ -131,7 +133,7 @@ export class TurnRunner {
     this.holder = o.holderId ?? `${o.gatewayId}/${newId('acp', 6)}`;
     this.resultMax = o.resultOutputMaxChars ?? resultOutputMaxChars(8 * 1024 * 1024);
     this.tasks = new TaskRegistry(o.store, this.resultMax, o.maxTasks);
-    this.updates = new UpdateLog(o.store, o.logger, o.updateLogMaxBytes);
+    this.updates = new UpdateLog(o.store, o.logger, o.updateLogMaxBytes, o.updateLogPageBytes);
     this.taskEvents = new TaskEventStore(o.store, o.logger);
     this.permissions = new PermissionBroker({
       store: o.store,

@@ -17,6 +17,12 @@ import { updateJson } from './update-json.js';
 
 /** at most this many updates per read */
 export const UPDATE_LOG_READ_MAX = 1000;
+/**
+ * A read's JSON bytes at most (past its first update, which is always read: one larger update is a page by
+ * itself), whatever its count: a quarter of `acp.maxStreamBacklogBytes` (the share at which a resume's replay waits
+ * for its client), and no more than 4 MiB, well under a bridge frame (a peer answers a forwarded page in one).
+ */
+export const updateLogPageBytes = (maxStreamBacklogBytes: number): number => Math.min(Math.floor(maxStreamBacklogBytes / 4), 4 * 1024 * 1024);
 const FLUSH_MS = 25;
 /** `acp.updateLogMaxBytes`' default */
 export const DEFAULT_UPDATE_LOG_MAX_BYTES = 64 * 1024 * 1024;
@@ -45,6 +51,8 @@ export class UpdateLog {
     private readonly log: Logger,
     /** the JSON bytes kept per session (`acp.updateLogMaxBytes`) */
     private readonly maxBytes = DEFAULT_UPDATE_LOG_MAX_BYTES,
+    /** the JSON bytes of one read at most (updateLogPageBytes) */
+    private readonly pageBytes = updateLogPageBytes(8 * 1024 * 1024),
   ) {}
 
   /** Records one update (params carry `seq`) and pushes it to the session's followers. */
@@ -86,16 +94,22 @@ export class UpdateLog {
   }
 
   /**
-   * Updates of the session with seq > afterSeq, oldest first (flushes first). UPDATE_LOG_TRUNCATED when the log
-   * dropped any of them: its bounds drop the oldest first, so that is when it dropped a seq above `afterSeq`
-   * (read after the page: a drop during the read is seen too).
+   * Updates of the session with seq > afterSeq, oldest first (flushes first): a page of at most `limit` and of
+   * `pageBytes` (past its first update); the session's `lastSeq` says whether there is more. UPDATE_LOG_TRUNCATED
+   * when the log dropped any of them: its bounds drop the oldest first, so that is when it dropped a seq above
+   * `afterSeq` (read after the page: a drop during the read is seen too).
    */
   async read(sessionId: string, afterSeq: number, limit = UPDATE_LOG_READ_MAX): Promise<Array<Record<string, unknown>>> {
+    return (await this.page(sessionId, afterSeq, limit)).updates;
+  }
+
+  /** `read`, saying whether the log held more after the page */
+  private async page(sessionId: string, afterSeq: number, limit: number): Promise<{ updates: Array<Record<string, unknown>>; more: boolean }> {
     await this.flush(sessionId);
-    const page = await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX));
+    const page = await this.store.readEvents(sessionId, afterSeq, Math.min(limit, UPDATE_LOG_READ_MAX), this.pageBytes);
     const dropped = await this.store.droppedThrough(sessionId);
     if (dropped > afterSeq) throw truncated(sessionId, afterSeq, dropped, this.maxBytes);
-    return page.map((e) => e.event);
+    return { updates: page.events.map((e) => e.event), more: page.more };
   }
 
   /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
@@ -151,9 +165,9 @@ export class UpdateLog {
     // each round: everything pushed before its read is in it (read flushes first); what comes after is held
     try {
       for (;;) {
-        const page = await this.read(sessionId, last);
-        if (!(await replay(page))) break;
-        if (page.length < UPDATE_LOG_READ_MAX) {
+        const { updates, more } = await this.page(sessionId, last, UPDATE_LOG_READ_MAX);
+        if (!(await replay(updates))) break;
+        if (!more) {
           if (!(await replay(held))) break;
           if (!dropped) break;
         }

@@ -19,6 +19,7 @@ import {
   VersionConflictError,
   type ImportResult,
   type LeaseInfo,
+  type EventPage,
   type SessionEvent,
   type ListOptions,
   type MessageHandler,
@@ -70,6 +71,50 @@ end
 if total < 0 then total = 0 end
 redis.call('HSET', KEYS[2], 'b', total, 'd', dropped)
 return n`;
+
+// KEYS: events. ARGV: afterSeq, limit, maxBytes. A page of the log: at most `limit` entries after `afterSeq` and, past
+// the first, at most `maxBytes` of JSON (a member is `<seq> <json>`), read a few at a time so that what lies past the
+// page is not copied; returns {more (1|0), member, …}.
+const READ_EVENTS = `local limit = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
+local out = {0}
+local n = 0
+local total = 0
+local from = '(' .. ARGV[1]
+while true do
+  local want = limit + 1 - n
+  if want > 32 then want = 32 end
+  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  for i = 1, #batch, 2 do
+    local m = batch[i]
+    total = total + #m - string.find(m, ' ', 1, true)
+    if n >= limit or (n > 0 and total > maxBytes) then
+      out[1] = 1
+      return out
+    end
+    n = n + 1
+    out[n + 1] = m
+    from = '(' .. batch[i + 1]
+  end
+  if #batch < want * 2 then return out end
+end`;
+
+// KEYS: events. The highest seq the log holds (0: none), without sending its entry.
+const LAST_EVENT_SEQ = `local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then return 0 end
+return tonumber(last[2])`;
+
+// KEYS: events, evmeta. ARGV: seq. Drops the entries through `seq` and raises the dropped-through mark to it.
+const DROP_THROUGH = `local total = tonumber(redis.call('HGET', KEYS[2], 'b') or '-1')
+if total >= 0 then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do total = total - #m end
+  if total < 0 then total = 0 end
+  redis.call('HSET', KEYS[2], 'b', total)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
+if tonumber(ARGV[1]) > dropped then redis.call('HSET', KEYS[2], 'd', ARGV[1]) end
+return 1`;
 
 // KEYS: session, index. ARGV: id, doc, status, score, expectedVersion
 const UPDATE = `local v = redis.call('HGET', KEYS[1], 'v')
@@ -293,16 +338,28 @@ export class RedisStore implements SessionStore {
     await this.redis.eval(APPEND_EVENTS, 2, this.k(`events:${sessionId}`), this.k(`evmeta:${sessionId}`), ...args);
   }
 
-  async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
-    const members = await this.redis.zrangebyscore(this.k(`events:${sessionId}`), `(${afterSeq}`, '+inf', 'LIMIT', 0, Math.max(0, Math.trunc(limit)));
-    return members.map((m) => {
+  async readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EventPage> {
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return { events: [], more: false };
+    const [more, ...members] = (await this.redis.eval(READ_EVENTS, 1, this.k(`events:${sessionId}`), afterSeq, max, maxBytes)) as [number, ...string[]];
+    const events = members.map((m) => {
       const sp = m.indexOf(' ');
       return { seq: Number(m.slice(0, sp)), event: JSON.parse(m.slice(sp + 1)) as Record<string, unknown> };
     });
+    return { events, more: more === 1 };
+  }
+
+  async lastEventSeq(sessionId: string): Promise<number> {
+    return Number(await this.redis.eval(LAST_EVENT_SEQ, 1, this.k(`events:${sessionId}`)));
   }
 
   async droppedThrough(sessionId: string): Promise<number> {
     return Number((await this.redis.hget(this.k(`evmeta:${sessionId}`), 'd')) ?? 0);
+  }
+
+  async dropThrough(sessionId: string, seq: number): Promise<void> {
+    if (!(seq > 0)) return;
+    await this.redis.eval(DROP_THROUGH, 2, this.k(`events:${sessionId}`), this.k(`evmeta:${sessionId}`), Math.trunc(seq));
   }
 
   async getMeta(key: string): Promise<string | undefined> {

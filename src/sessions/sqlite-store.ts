@@ -20,6 +20,7 @@ import {
   VersionConflictError,
   type ImportResult,
   type LeaseInfo,
+  type EventPage,
   type SessionEvent,
   type ListOptions,
   type MessageHandler,
@@ -90,6 +91,10 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       CREATE TABLE session_event_floor (session_id TEXT PRIMARY KEY, dropped_through INTEGER NOT NULL) WITHOUT ROWID;`,
   },
 ];
+
+/** raises a session's `droppedThrough` (never lowers it) */
+const RAISE_FLOOR =
+  'INSERT INTO session_event_floor (session_id, dropped_through) VALUES (?, ?) ON CONFLICT (session_id) DO UPDATE SET dropped_through = MAX(dropped_through, excluded.dropped_through)';
 
 interface Row {
   id: string;
@@ -378,9 +383,7 @@ export class SqliteStore implements SessionStore {
          FROM session_events WHERE session_id = ?) WHERE n > 1 AND (n > ? OR run > ?) ORDER BY seq DESC LIMIT 1`,
     );
     const drop = this.stmt('DELETE FROM session_events WHERE session_id = ? AND seq <= ?');
-    const floor = this.stmt(
-      'INSERT INTO session_event_floor (session_id, dropped_through) VALUES (?, ?) ON CONFLICT (session_id) DO UPDATE SET dropped_through = MAX(dropped_through, excluded.dropped_through)',
-    );
+    const floor = this.stmt(RAISE_FLOOR);
     this.db.transaction(() => {
       for (const e of events) {
         const json = e.json ?? JSON.stringify(e.event);
@@ -394,18 +397,56 @@ export class SqliteStore implements SessionStore {
     })();
   }
 
-  async readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]> {
-    const rows = this.stmt('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(
-      sessionId,
-      afterSeq,
-      Math.max(0, Math.trunc(limit)),
-    ) as Array<{ seq: number; event: string }>;
-    return rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> }));
+  async readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EventPage> {
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return { events: [], more: false };
+    // the page's extent from the sizes alone (an index that holds no entry's text), then only its entries' text;
+    // one read transaction: a trim by another process between the two does not split the page
+    const rows = this.db.transaction(() => {
+      const sizes = this.stmt('SELECT seq, bytes FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(
+        sessionId,
+        afterSeq,
+        max + 1,
+      ) as Array<{
+        seq: number;
+        bytes: number;
+      }>;
+      let n = 0;
+      for (let total = 0; n < sizes.length && n < max; n++) {
+        total += sizes[n]!.bytes;
+        if (n > 0 && total > maxBytes) break;
+      }
+      if (n === 0) return { rows: [], more: false };
+      const through = sizes[n - 1]!.seq;
+      const text = this.stmt('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq').all(
+        sessionId,
+        afterSeq,
+        through,
+      ) as Array<{
+        seq: number;
+        event: string;
+      }>;
+      return { rows: text, more: n < sizes.length };
+    })();
+    return { events: rows.rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> })), more: rows.more };
+  }
+
+  async lastEventSeq(sessionId: string): Promise<number> {
+    const r = this.stmt('SELECT MAX(seq) AS seq FROM session_events WHERE session_id = ?').get(sessionId) as { seq: number | null };
+    return r.seq ?? 0;
   }
 
   async droppedThrough(sessionId: string): Promise<number> {
     const r = this.stmt('SELECT dropped_through FROM session_event_floor WHERE session_id = ?').get(sessionId) as { dropped_through: number } | undefined;
     return r?.dropped_through ?? 0;
+  }
+
+  async dropThrough(sessionId: string, seq: number): Promise<void> {
+    if (!(seq > 0)) return;
+    this.db.transaction(() => {
+      this.stmt('DELETE FROM session_events WHERE session_id = ? AND seq <= ?').run(sessionId, seq);
+      this.stmt(RAISE_FLOOR).run(sessionId, seq);
+    })();
   }
 
   async publish(channel: string, msg: unknown): Promise<void> {

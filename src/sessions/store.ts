@@ -38,6 +38,13 @@ export interface SessionEvent {
   json?: string;
 }
 
+/** A page of a session's update log (`readEvents`). */
+export interface EventPage {
+  events: SessionEvent[];
+  /** the log held entries after the page's last one when it was read: the page was cut by its limit or its bytes */
+  more: boolean;
+}
+
 export type MessageHandler = (msg: unknown) => void;
 /** Stops the subscription; resolves once no more messages will be delivered to that handler. */
 export type Unsubscribe = () => Promise<void>;
@@ -101,14 +108,19 @@ export interface SessionStore {
    * A session's update log, so that a client that lost its stream can read what it missed
    * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase)
    * and keeps only the newest `keep` of the session, and of those only the newest whose JSON is at most
-   * `maxBytes` bytes together (the newest entry is always kept); `readEvents` returns entries with seq >
-   * `afterSeq`, oldest first, at most `limit`; `droppedThrough` is the highest seq the bounds dropped from the
-   * session's log (0: none), so a reader can tell a cursor the log no longer reaches. `delete(id)` drops the log
-   * too. A transfer carries the log's newest entries (sessions/transfer.ts).
+   * `maxBytes` bytes together (the newest entry is always kept); `readEvents` returns a page of the entries with
+   * seq > `afterSeq`, oldest first: at most `limit`, and past the first no more than `maxBytes` of JSON together
+   * (one entry larger than that is a page by itself), with `more` when the log holds entries after the page;
+   * `lastEventSeq` is the highest seq it holds (0: none); `droppedThrough` is the highest seq the bounds dropped from
+   * the session's log (0: none), so a reader can tell a cursor the log no longer reaches, and `dropThrough` raises
+   * it (dropping what the log holds up to it: a transfer's receiver, whose sender no longer had those entries).
+   * `delete(id)` drops the log too. A transfer carries the log's newest entries (sessions/transfer.ts).
    */
   appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number): Promise<void>;
-  readEvents(sessionId: string, afterSeq: number, limit: number): Promise<SessionEvent[]>;
+  readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<EventPage>;
+  lastEventSeq(sessionId: string): Promise<number>;
   droppedThrough(sessionId: string): Promise<number>;
+  dropThrough(sessionId: string, seq: number): Promise<void>;
 
   /**
    * Fire-and-forget messages between instances (e.g. "cancel the turn of session X"). Redis: every instance
@@ -177,15 +189,9 @@ export class TransferConflictError extends SessionStoreError {
   }
 }
 
-/** The highest seq in the session's update log above `after`, or `after` when there is none (read page by page). */
+/** The highest seq in the session's update log above `after`, or `after` when there is none. */
 export async function lastLoggedSeq(store: SessionStore, sessionId: string, after = 0): Promise<number> {
-  let last = after;
-  for (;;) {
-    const page = await store.readEvents(sessionId, last, UPDATE_LOG_KEEP);
-    if (page.length === 0) return last;
-    last = page[page.length - 1]!.seq;
-    if (page.length < UPDATE_LOG_KEEP) return last;
-  }
+  return Math.max(after, await store.lastEventSeq(sessionId));
 }
 
 /**

@@ -125,7 +125,7 @@ export class TransferCoordinator {
     try {
       const { metadata, ...rest } = withMarker(s, undefined);
       // the update log as stored (a turn's updates are written before its result returns, and none runs now)
-      const events = await this.store.readEvents(sessionId, 0, UPDATE_LOG_KEEP);
+      const { events } = await this.store.readEvents(sessionId, 0, UPDATE_LOG_KEEP);
       await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);

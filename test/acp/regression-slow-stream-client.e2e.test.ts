@@ -145,10 +145,17 @@ async function turnEnd(gw: GatewayProcess, sessionId: string): Promise<{ status:
 
 /** The rest of the session after `afterSeq`, from the update log, as a client resumes. */
 async function resume(gw: GatewayProcess, sessionId: string, afterSeq: number): Promise<{ updates: Json[]; lastSeq: number; snapshot: Json }> {
-  const answer = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId, afterSeq });
-  if (!answer.result) throw new Error(JSON.stringify(answer.error));
-  const r = answer.result;
-  return { updates: r.updates, lastSeq: r.lastSeq, snapshot: r };
+  // page by page (a page holds at most a quarter of the stream bound), while `lastSeq` is past the last update read
+  const updates: Json[] = [];
+  let after = afterSeq;
+  for (;;) {
+    const answer = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId, afterSeq: after });
+    if (!answer.result) throw new Error(JSON.stringify(answer.error));
+    const r = answer.result;
+    updates.push(...r.updates);
+    if (r.updates.length === 0 || r.updates.at(-1).seq >= r.lastSeq) return { updates, lastSeq: r.lastSeq, snapshot: r };
+    after = r.updates.at(-1).seq;
+  }
 }
 
 /** What a slow SSE client got: its updates, then the CLIENT_TOO_SLOW envelope naming the last one, and no [DONE]. */

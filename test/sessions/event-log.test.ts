@@ -32,14 +32,14 @@ describe.each(backends)('session event log: $name', (b) => {
     await store.appendEvents('s1', [1, 2, 3].map(ev), 10);
     await store.appendEvents('s1', [4, 5].map(ev), 10);
     await store.appendEvents('other', [1].map(ev), 10);
-    expect((await store.readEvents('s1', 0, 100)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(await store.readEvents('s1', 3, 100)).toEqual([ev(4), ev(5)]);
-    expect((await store.readEvents('s1', 1, 2)).map((e) => e.seq)).toEqual([2, 3]);
-    expect(await store.readEvents('s1', 5, 100)).toEqual([]);
-    expect(await store.readEvents('nobody', 0, 100)).toEqual([]);
+    expect((await store.readEvents('s1', 0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.readEvents('s1', 3, 100)).events).toEqual([ev(4), ev(5)]);
+    expect((await store.readEvents('s1', 1, 2)).events.map((e) => e.seq)).toEqual([2, 3]);
+    expect((await store.readEvents('s1', 5, 100)).events).toEqual([]);
+    expect((await store.readEvents('nobody', 0, 100)).events).toEqual([]);
 
     await store.appendEvents('s1', [6, 7, 8].map(ev), 4);
-    expect((await store.readEvents('s1', 0, 100)).map((e) => e.seq)).toEqual([5, 6, 7, 8]);
+    expect((await store.readEvents('s1', 0, 100)).events.map((e) => e.seq)).toEqual([5, 6, 7, 8]);
     // equal payloads at different seqs stay distinct entries
     await store.appendEvents(
       'same',
@@ -49,11 +49,11 @@ describe.each(backends)('session event log: $name', (b) => {
       ],
       10,
     );
-    expect((await store.readEvents('same', 0, 10)).map((e) => e.seq)).toEqual([1, 2]);
+    expect((await store.readEvents('same', 0, 10)).events.map((e) => e.seq)).toEqual([1, 2]);
 
     await store.delete('s1');
-    expect(await store.readEvents('s1', 0, 100)).toEqual([]);
-    expect((await store.readEvents('other', 0, 100)).map((e) => e.seq)).toEqual([1]);
+    expect((await store.readEvents('s1', 0, 100)).events).toEqual([]);
+    expect((await store.readEvents('other', 0, 100)).events.map((e) => e.seq)).toEqual([1]);
   });
 
   it('keeps at most maxBytes of JSON per session, the oldest going first (never the newest), and says through which seq it dropped', async () => {
@@ -64,22 +64,84 @@ describe.each(backends)('session event log: $name', (b) => {
     expect(Buffer.byteLength(JSON.stringify(big(1).event))).toBe(1000);
     expect(await store.droppedThrough('b1')).toBe(0);
     await store.appendEvents('b1', [1, 2, 3].map(big), 100, 2500);
-    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([2, 3]);
+    expect((await store.readEvents('b1', 0, 100)).events.map((e) => e.seq)).toEqual([2, 3]);
     expect(await store.droppedThrough('b1')).toBe(1);
     // the JSON the writer already made is stored as it is
     await store.appendEvents('b1', [{ seq: 4, event: { x: 'y'.repeat(992) }, json: JSON.stringify({ x: 'z'.repeat(992) }) }], 100, 2500);
-    expect(await store.readEvents('b1', 3, 100)).toEqual([{ seq: 4, event: { x: 'z'.repeat(992) } }]);
+    expect((await store.readEvents('b1', 3, 100)).events).toEqual([{ seq: 4, event: { x: 'z'.repeat(992) } }]);
     expect(await store.droppedThrough('b1')).toBe(2);
     // one entry larger than the bound is still kept (the newest always is); all before it go
     await store.appendEvents('b1', [{ seq: 5, event: { x: 'y'.repeat(5000) } }], 100, 2500);
-    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([5]);
+    expect((await store.readEvents('b1', 0, 100)).events.map((e) => e.seq)).toEqual([5]);
     expect(await store.droppedThrough('b1')).toBe(4);
     // the count bound drops too, and says so
     await store.appendEvents('b1', [6, 7, 8].map(big), 2, 1_000_000);
-    expect((await store.readEvents('b1', 0, 100)).map((e) => e.seq)).toEqual([7, 8]);
+    expect((await store.readEvents('b1', 0, 100)).events.map((e) => e.seq)).toEqual([7, 8]);
     expect(await store.droppedThrough('b1')).toBe(6);
     expect(await store.droppedThrough('nobody')).toBe(0);
     await store.delete('b1');
     expect(await store.droppedThrough('b1')).toBe(0);
+  });
+
+  it('reads a page bounded by bytes as well as by count, at least one entry, and says whether the log holds more', async () => {
+    const store = await b.open();
+    stores.push(store);
+    // each entry's JSON is 1000 bytes; one of 5000 at seq 4
+    const sized = (seq: number) => ({ seq, event: { x: 'y'.repeat(seq === 4 ? 4992 : 992) } });
+    await store.appendEvents('p1', [1, 2, 3, 4, 5, 6].map(sized), 100);
+    const seqs = async (after: number, limit: number, maxBytes?: number) => {
+      const page = await store.readEvents('p1', after, limit, maxBytes);
+      return [page.events.map((e) => e.seq), page.more];
+    };
+    expect(await seqs(0, 100, 2500)).toEqual([[1, 2], true]);
+    expect(await seqs(0, 100, 2000)).toEqual([[1, 2], true]);
+    expect(await seqs(0, 100, 1999)).toEqual([[1], true]);
+    // an entry larger than the bound is a page by itself
+    expect(await seqs(3, 100, 2500)).toEqual([[4], true]);
+    expect(await seqs(2, 100, 2500)).toEqual([[3], true]);
+    expect(await seqs(4, 100, 2500)).toEqual([[5, 6], false]);
+    expect(await seqs(0, 2, 1_000_000)).toEqual([[1, 2], true]);
+    expect(await seqs(0, 6, 1_000_000)).toEqual([[1, 2, 3, 4, 5, 6], false]);
+    expect(await seqs(0, 100)).toEqual([[1, 2, 3, 4, 5, 6], false]);
+    expect(await seqs(6, 100, 2500)).toEqual([[], false]);
+    // the pages, read one after another, are the whole log in order
+    const all: number[] = [];
+    for (let after = 0, more = true; more;) {
+      const page = await store.readEvents('p1', after, 100, 1500);
+      all.push(...page.events.map((e) => e.seq));
+      more = page.more;
+      after = page.events.at(-1)?.seq ?? after;
+    }
+    expect(all).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await store.readEvents('p1', 0, 100, 2500)).events[0]).toEqual(sized(1));
+  });
+
+  it('says the highest seq it holds without reading the entries; dropThrough drops through a seq and raises droppedThrough, never lowers it', async () => {
+    const store = await b.open();
+    stores.push(store);
+    const ev = (seq: number) => ({ seq, event: { text: 'z'.repeat(100) } });
+    expect(await store.lastEventSeq('d1')).toBe(0);
+    await store.appendEvents('d1', [3, 4, 5, 9].map(ev), 100);
+    expect(await store.lastEventSeq('d1')).toBe(9);
+    await store.dropThrough('d1', 4);
+    expect((await store.readEvents('d1', 0, 100)).events.map((e) => e.seq)).toEqual([5, 9]);
+    expect(await store.droppedThrough('d1')).toBe(4);
+    await store.dropThrough('d1', 2);
+    expect(await store.droppedThrough('d1')).toBe(4);
+    expect((await store.readEvents('d1', 0, 100)).events.map((e) => e.seq)).toEqual([5, 9]);
+    // on a log that never held an entry, and what the byte bound keeps afterwards counts only what is left
+    await store.dropThrough('d2', 7);
+    expect(await store.droppedThrough('d2')).toBe(7);
+    expect(await store.lastEventSeq('d2')).toBe(0);
+    // room for four entries (Redis counts each entry's `<seq> ` prefix too)
+    const room = 4 * Buffer.byteLength(JSON.stringify(ev(1).event)) + 20;
+    await store.appendEvents('d1', [10, 11].map(ev), 100, room);
+    expect((await store.readEvents('d1', 0, 100)).events.map((e) => e.seq)).toEqual([5, 9, 10, 11]);
+    await store.appendEvents('d1', [12].map(ev), 100, room);
+    expect((await store.readEvents('d1', 0, 100)).events.map((e) => e.seq)).toEqual([9, 10, 11, 12]);
+    expect(await store.droppedThrough('d1')).toBe(5);
+    await store.delete('d1');
+    expect(await store.lastEventSeq('d1')).toBe(0);
+    expect(await store.droppedThrough('d1')).toBe(0);
   });
 });

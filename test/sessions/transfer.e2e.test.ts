@@ -129,8 +129,8 @@ describe('session transfer', () => {
     await p.aStore.appendEvents('s-log', log, 1000);
     const r = await cli(['sessions', 'transfer', 's-log', '--to', 'datacenter', '--url', p.a.url]);
     expect(r.stderr).toBe('');
-    expect(await p.bStore.readEvents('s-log', 0, 1000)).toEqual(log);
-    expect(await p.bStore.readEvents('s-log', 38, 1000)).toEqual(log.slice(38));
+    expect((await p.bStore.readEvents('s-log', 0, 1000)).events).toEqual(log);
+    expect((await p.bStore.readEvents('s-log', 38, 1000)).events).toEqual(log.slice(38));
   });
 
   it('a log too large for one frame travels as its newest entries, in order', async () => {
@@ -140,7 +140,7 @@ describe('session transfer', () => {
     await p.aStore.appendEvents('s-biglog', log, 1000);
     const r = await cli(['sessions', 'transfer', 's-biglog', '--to', 'datacenter', '--url', p.a.url]);
     expect(r.stderr).toBe('');
-    const onB = await p.bStore.readEvents('s-biglog', 0, 1000);
+    const onB = (await p.bStore.readEvents('s-biglog', 0, 1000)).events;
     expect(onB.length).toBeGreaterThan(300);
     expect(onB.length).toBeLessThan(1000);
     expect(onB).toEqual(log.slice(log.length - onB.length));
