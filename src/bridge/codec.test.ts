@@ -205,6 +205,14 @@ describe('parseFrame: field validation', () => {
       `{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"events":[${Array.from({ length: 1001 }, (_, i) => `{"seq":${i + 1},"event":{}}`).join(',')}]}`,
       'bridge-session-transfer.events: at most 1000 items',
     ],
+    [
+      '{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"droppedThroughSeq":-1}',
+      'bridge-session-transfer.droppedThroughSeq: must be a non-negative integer',
+    ],
+    [
+      '{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"droppedThroughSeq":"7"}',
+      'bridge-session-transfer.droppedThroughSeq: must be a non-negative integer',
+    ],
     ['{"type":"bridge-session-transfer-ok","transferId":"t"}', 'bridge-session-transfer-ok.sessionId: required string'],
     ['{"type":"bridge-rpc","requestId":"r","method":"session.start"}', 'bridge-rpc.params: required object'],
     ['{"type":"bridge-rpc","requestId":"r","params":{}}', 'bridge-rpc.method: required string'],
@@ -460,6 +468,15 @@ describe('bridge-session-transfer: the update log', () => {
       authenticated: true,
     });
     expect(without.ok && without.frame.type === 'bridge-session-transfer' && 'events' in without.frame).toBe(false);
+    expect(without.ok && without.frame.type === 'bridge-session-transfer' && 'droppedThroughSeq' in without.frame).toBe(false);
+  });
+
+  it('carries the highest seq the log does not carry (droppedThroughSeq)', () => {
+    const f = parseFrame('{"type":"bridge-session-transfer","transferId":"t","session":{"id":"s","owner":"gw_a"},"droppedThroughSeq":41}', {
+      maxBytes: 1 << 20,
+      authenticated: true,
+    });
+    expect(f.ok && f.frame.type === 'bridge-session-transfer' && f.frame.droppedThroughSeq).toBe(41);
   });
 });
 

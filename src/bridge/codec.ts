@@ -514,6 +514,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
     const owner = gwId(session.owner, `${t}.session.owner`);
     const frame: BridgeSessionTransferFrame = { type: t, transferId: str(o.transferId, `${t}.transferId`), session: { ...session, id, owner } };
     if (o.events !== undefined) frame.events = sessionEvents(o.events, `${t}.events`);
+    const dropped = optCount(o.droppedThroughSeq, `${t}.droppedThroughSeq`);
+    if (dropped !== undefined) frame.droppedThroughSeq = dropped;
     return frame;
   },
   'bridge-session-transfer-ok': (o) => ({

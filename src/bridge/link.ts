@@ -425,8 +425,14 @@ export class BridgeLink implements LinkContext {
   }
 
   /** Offers a session; resolves on bridge-session-transfer-ok, rejects on a refusal, link loss or timeout. */
-  offerSession(transferId: string, session: Record<string, unknown>, events: readonly BridgeSessionEvent[], timeoutMs: number): Promise<void> {
-    return offerSession(this, transferId, session, events, timeoutMs);
+  offerSession(
+    transferId: string,
+    session: Record<string, unknown>,
+    events: readonly BridgeSessionEvent[],
+    timeoutMs: number,
+    droppedThrough = 0,
+  ): Promise<void> {
+    return offerSession(this, transferId, session, events, timeoutMs, droppedThrough);
   }
 
   /** Our shared list changed (config reload, health): tell the peer. */

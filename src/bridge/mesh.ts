@@ -95,10 +95,10 @@ export class BridgeMesh implements MeshContext {
     this.limits = o.config.gateway.bridge.limits;
     const transport: TransferTransport = {
       peerAcceptsSessions: (peerId) => this.links.get(peerId)?.peer.capabilities.acceptSessions,
-      offer: (peerId, transferId, snapshot, events, timeoutMs) => {
+      offer: (peerId, transferId, snapshot, events, droppedThrough, timeoutMs) => {
         const link = this.links.get(peerId);
         if (!link) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`));
-        return link.offerSession(transferId, snapshot, events, timeoutMs);
+        return link.offerSession(transferId, snapshot, events, timeoutMs, droppedThrough);
       },
       call: async (peerId, method, params) => {
         const out = await this.rpc(peerId, method, params, { onEvent: () => undefined });

@@ -14,8 +14,9 @@ const MAX_EVENT_BYTES = 1024 * 1024;
 
 /**
  * Offers a session with the newest entries of its update log (`events`, oldest first; those that fit in
- * MAX_EVENT_BYTES and a quarter of the frame limit the peer takes); resolves on bridge-session-transfer-ok, rejects on a
- * refusal, link loss or timeout.
+ * MAX_EVENT_BYTES and a quarter of the frame limit the peer takes) and the highest seq not carried (`droppedThrough`,
+ * what the sender's log dropped, raised to the newest entry left out here); resolves on bridge-session-transfer-ok,
+ * rejects on a refusal, link loss or timeout.
  */
 export function offerSession(
   l: LinkContext,
@@ -23,6 +24,7 @@ export function offerSession(
   session: Record<string, unknown>,
   events: readonly BridgeSessionEvent[],
   timeoutMs: number,
+  droppedThrough = 0,
 ): Promise<void> {
   if (!l.open) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${l.name} is not connected`));
   const { id, owner } = session;
@@ -42,10 +44,12 @@ export function offerSession(
       timeoutError: () => new GatewayError('UPSTREAM_TIMEOUT', `peer ${l.name} did not acknowledge the session within ${timeoutMs} ms`),
     });
     const carried = newestThatFit(events, Math.min(MAX_EVENT_BYTES, Math.floor(l.peerMaxFrameBytes / 4)));
-    if (
-      !l.send({ type: 'bridge-session-transfer', transferId, session: snapshot, ...(carried.length > 0 ? { events: carried } : {}) }) &&
-      l.pending.take(transferId)
-    ) {
+    const left = events.length - carried.length;
+    const dropped = Math.max(droppedThrough, left > 0 ? events[left - 1]!.seq : 0);
+    const frame: BridgeSessionTransferFrame = { type: 'bridge-session-transfer', transferId, session: snapshot };
+    if (carried.length > 0) frame.events = carried;
+    if (dropped > 0) frame.droppedThroughSeq = dropped;
+    if (!l.send(frame) && l.pending.take(transferId)) {
       reject(tooLargeToSend(l, 'session'));
     }
   });
@@ -72,7 +76,7 @@ export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFram
   const t = l.transfers();
   try {
     if (!t) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions', { details: { reason: 'TRANSFER_REJECTED' } });
-    const sessionId = await t.receive(l.peer.id, f.transferId, f.session, f.events ?? []);
+    const sessionId = await t.receive(l.peer.id, f.transferId, f.session, f.events ?? [], f.droppedThroughSeq ?? 0);
     l.send({ type: 'bridge-session-transfer-ok', transferId: f.transferId, sessionId });
   } catch (err) {
     const e = toGatewayError(err);

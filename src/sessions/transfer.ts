@@ -43,10 +43,18 @@ export interface TransferTransport {
   /** undefined when the peer is not connected */
   peerAcceptsSessions(peerId: string): boolean | undefined;
   /**
-   * Offers the session with its update log (`events`, oldest first; the transport may carry only the newest);
+   * Offers the session with its update log (`events`, oldest first; the transport may carry only the newest) and
+   * the highest seq that log dropped (`droppedThrough`, 0: none; the transport raises it past what it leaves out);
    * resolves on bridge-session-transfer-ok; rejects with a GatewayError on bridge-error, link loss or timeout
    */
-  offer(peerId: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[], timeoutMs: number): Promise<void>;
+  offer(
+    peerId: string,
+    transferId: string,
+    snapshot: Record<string, unknown>,
+    events: readonly SessionEvent[],
+    droppedThrough: number,
+    timeoutMs: number,
+  ): Promise<void>;
   /** an internal bridge.* call on the peer */
   call(peerId: string, method: string, params: Record<string, unknown>): Promise<unknown>;
 }
@@ -126,7 +134,8 @@ export class TransferCoordinator {
       const { metadata, ...rest } = withMarker(s, undefined);
       // the update log as stored (a turn's updates are written before its result returns, and none runs now)
       const { events } = await this.store.readEvents(sessionId, 0, UPDATE_LOG_KEEP);
-      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, Math.max(1000, until - Date.now()));
+      const dropped = await this.store.droppedThrough(sessionId);
+      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, dropped, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);
       const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', String(err));
@@ -166,11 +175,17 @@ export class TransferCoordinator {
   // ---- receiver ------------------------------------------------------------------------------------------
 
   /** A peer's offer. Resolves when the copy is durable (→ ok); throws a GatewayError (→ TRANSFER_REJECTED…). */
-  receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[] = []): Promise<string> {
-    return this.observed('in', 'accepted', this.accept(fromPeer, transferId, snapshot, events));
+  receive(fromPeer: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[] = [], droppedThrough = 0): Promise<string> {
+    return this.observed('in', 'accepted', this.accept(fromPeer, transferId, snapshot, events, droppedThrough));
   }
 
-  private async accept(fromPeer: string, transferId: string, snapshot: Record<string, unknown>, events: readonly SessionEvent[]): Promise<string> {
+  private async accept(
+    fromPeer: string,
+    transferId: string,
+    snapshot: Record<string, unknown>,
+    events: readonly SessionEvent[],
+    droppedThrough: number,
+  ): Promise<string> {
     if (!this.acceptSessions)
       throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', {
         details: { reason: 'TRANSFER_REJECTED' },
@@ -189,7 +204,7 @@ export class TransferCoordinator {
     );
     try {
       await this.store.importTransferred(transferId, adopted);
-      await this.importEvents(s.id, events);
+      await this.importEvents(s.id, events, droppedThrough);
       // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.
       if (process.env.SWITCHYARD_FAILPOINT === 'transfer-receiver-crash-after-store') process.kill(process.pid, 'SIGKILL');
     } catch (err) {
@@ -203,12 +218,16 @@ export class TransferCoordinator {
   /**
    * The sender's update log, stored before the ok: a client reading what it missed (`afterSeq`) gets it here.
    * Only entries above what this gateway already logged for the session (it may have run it before) are added.
+   * What the sender did not carry (`droppedThrough`: its log's bounds dropped it, or it did not fit the offer) is
+   * marked dropped here too, so a cursor below it gets UPDATE_LOG_TRUNCATED here as it would there, not a gap.
    */
-  private async importEvents(sessionId: string, events: readonly SessionEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    const last = await lastLoggedSeq(this.store, sessionId);
-    const fresh = events.filter((e) => e.seq > last);
-    if (fresh.length > 0) await this.store.appendEvents(sessionId, fresh, UPDATE_LOG_KEEP);
+  private async importEvents(sessionId: string, events: readonly SessionEvent[], droppedThrough: number): Promise<void> {
+    if (events.length > 0) {
+      const last = await lastLoggedSeq(this.store, sessionId);
+      const fresh = events.filter((e) => e.seq > last);
+      if (fresh.length > 0) await this.store.appendEvents(sessionId, fresh, UPDATE_LOG_KEEP);
+    }
+    if (droppedThrough > 0) await this.store.dropThrough(sessionId, droppedThrough);
   }
 
   /** bridge.session.commit from the sender: the provisional copy becomes ours. */

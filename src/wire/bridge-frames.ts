@@ -321,6 +321,11 @@ export interface BridgeSessionTransferFrame {
   session: BridgeSessionSnapshot;
   /** the newest entries of the session's update log, oldest first (absent: none, or an older sender) */
   events?: BridgeSessionEvent[];
+  /**
+   * the highest seq of the session's log that is not carried: dropped by the sender's log bounds, or left out of
+   * `events` to fit the frame. The receiver's log reports it (UPDATE_LOG_TRUNCATED). Absent: 0 (an older sender).
+   */
+  droppedThroughSeq?: number;
 }
 
 export interface BridgeSessionTransferOkFrame {

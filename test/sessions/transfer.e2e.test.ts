@@ -10,9 +10,11 @@ import WebSocket from 'ws';
 import { openStore } from '../../src/sessions/open-store.js';
 import { newSession, newTurn, appendTurn, updateTurn, type Session } from '../../src/sessions/model.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, BIN, type GatewayProcess } from '../helpers/env.js';
+import { acpRpc, adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, BIN, type GatewayProcess } from '../helpers/env.js';
 
 const TOKEN = 'transfer-bridge-token-99';
+/** B's /acp/rpc token: a client resuming there reads the log B holds */
+const ACP = 'transfer-acp-token-4417';
 const procs: GatewayProcess[] = [];
 const stores: SessionStore[] = [];
 const track = <T extends GatewayProcess>(p: T) => (procs.push(p), p);
@@ -67,6 +69,7 @@ async function pair(opts: { acceptSessions?: boolean; bEnv?: NodeJS.ProcessEnv; 
       bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: opts.acceptSessions ?? true, limits },
     },
     channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+    acp: { tokens: [ACP] },
   };
   const b = track(await startProcess(bCfg, opts.bEnv ?? {}, bDir));
   bCfg.gateway.port = Number(new URL(b.url).port);
@@ -105,6 +108,12 @@ describe('session transfer', () => {
   beforeAll(async () => {
     p = await pair();
   });
+  /** B holds the session as its owner (the sender's commit arrived) */
+  const confirmedOnB = (id: string) =>
+    waitFor(async () => {
+      const s = await p.bStore.get(id);
+      return s && !s.metadata.transfer ? s : undefined;
+    }, `B to hold the confirmed session ${id}`);
 
   it('moves a session with its history: the sender marks it moved only after the ok; one owner', async () => {
     const before = await seed(p.aStore, 's-move', p.a.id, 3);
@@ -144,6 +153,38 @@ describe('session transfer', () => {
     expect(onB.length).toBeGreaterThan(300);
     expect(onB.length).toBeLessThan(1000);
     expect(onB).toEqual(log.slice(log.length - onB.length));
+    // what did not fit is marked dropped there: a resume from before it is told, not given a gap
+    const dropped = 1000 - onB.length;
+    expect(await p.bStore.droppedThrough('s-biglog')).toBe(dropped);
+    await confirmedOnB('s-biglog');
+    const fromStart = await acpRpc(p.b.url, ACP, 'xworkmate.tasks.get', { sessionId: 's-biglog', afterSeq: 0 });
+    expect(fromStart.error).toMatchObject({ code: -32602, data: { code: 'UPDATE_LOG_TRUNCATED', afterSeq: 0, droppedThroughSeq: dropped } });
+  });
+
+  it("what the sender's log had dropped stays dropped on the new owner: a resume there from a dropped seq gets UPDATE_LOG_TRUNCATED, not a gap", async () => {
+    await seed(p.aStore, 's-floor', p.a.id, 1);
+    const ev = (seq: number) => ({ seq, event: { sessionId: 's-floor', seq, type: 'delta', text: 'x'.repeat(1000) } });
+    // A's log keeps 5 KB of 20 entries of ~1 KB: the oldest were dropped there
+    await p.aStore.appendEvents(
+      's-floor',
+      Array.from({ length: 20 }, (_, i) => ev(i + 1)),
+      1000,
+      5000,
+    );
+    const dropped = await p.aStore.droppedThrough('s-floor');
+    expect(dropped).toBeGreaterThan(10);
+    const r = await cli(['sessions', 'transfer', 's-floor', '--to', 'datacenter', '--url', p.a.url]);
+    expect(r.stderr).toBe('');
+    await confirmedOnB('s-floor');
+    expect(await p.bStore.droppedThrough('s-floor')).toBe(dropped);
+    for (const afterSeq of [0, dropped - 1]) {
+      const gap = await acpRpc(p.b.url, ACP, 'xworkmate.tasks.get', { sessionId: 's-floor', afterSeq });
+      expect(gap.result).toBeUndefined();
+      expect(gap.error).toMatchObject({ code: -32602, data: { code: 'UPDATE_LOG_TRUNCATED', sessionId: 's-floor', afterSeq, droppedThroughSeq: dropped } });
+    }
+    const rest = (await acpRpc(p.b.url, ACP, 'xworkmate.tasks.get', { sessionId: 's-floor', afterSeq: dropped })).result;
+    expect(rest.updates).toEqual(Array.from({ length: 20 - dropped }, (_, i) => ev(dropped + 1 + i).event));
+    expect(rest.lastSeq).toBe(20);
   });
 
   it('a second transfer of a moved session is refused, naming the owner', async () => {
@@ -304,6 +345,20 @@ describe('refusals and hostile offers', () => {
     expect(bad.message).toMatch(/invalid session record/);
     expect(await yesStore.get('s-mine')).toMatchObject({ ownerGatewayId: 'gw_accept', status: 'active' });
     expect(await yesStore.get('s2')).toBeUndefined();
+
+    // the log's dropped-through mark: an older sender does not send it (nothing dropped), a newer one does
+    const events = [8, 9].map((seq) => ({ seq, event: { seq, type: 'delta', text: `part ${seq}` } }));
+    expect(await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't5', session: good('s5', 'gw_hostile'), events })).toMatchObject({
+      type: 'bridge-session-transfer-ok',
+      sessionId: 's5',
+    });
+    expect((await yesStore.readEvents('s5', 0, 10)).events).toEqual(events);
+    expect(await yesStore.droppedThrough('s5')).toBe(0);
+    expect(
+      await offer(yes.url, { type: 'bridge-session-transfer', transferId: 't6', session: good('s6', 'gw_hostile'), events, droppedThroughSeq: 7 }),
+    ).toMatchObject({ type: 'bridge-session-transfer-ok', sessionId: 's6' });
+    expect((await yesStore.readEvents('s6', 0, 10)).events).toEqual(events);
+    expect(await yesStore.droppedThrough('s6')).toBe(7);
   });
 });
 
