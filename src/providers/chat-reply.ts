@@ -18,7 +18,7 @@ import { JsonScan, scanJson } from '../wire/json-scan.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 import { notJson, tooDeep } from './upstream.js';
-import { replyError } from './openai/errors.js';
+import { replyError } from './reported-error.js';
 
 /** One scan at a time (scanJson is synchronous), so one scratch record serves every relayed reply. */
 const scan = new JsonScan();

@@ -6,7 +6,7 @@
 import { GatewayError } from '../wire/errors.js';
 import type { EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
-import { replyError } from './openai/errors.js';
+import { replyError } from './reported-error.js';
 
 /** The inputs `input` holds, as OpenAI reads them: a string or one token array is one input, an array of either several. */
 export function inputsOf(input: EmbeddingsRequest['input']): Array<string | number[]> {
@@ -20,7 +20,7 @@ export function inputCount(input: EmbeddingsRequest['input']): number {
 
 export function checkedEmbeddings(out: unknown, req: EmbeddingsRequest, label: string): EmbeddingsResponse {
   const bad = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: embeddings reply ${what}`);
-  // a 2xx body that is an error object is the error it reports (src/providers/openai/errors.ts)
+  // a 2xx body that is an error object is the error it reports (src/providers/reported-error.ts)
   if (!isObj(out) || !Array.isArray(out.data)) throw replyError(out, label) ?? bad('has no data');
   const expected = inputCount(req.input);
   if (out.data.length !== expected) throw bad(`has ${out.data.length} embeddings for ${expected} inputs`);

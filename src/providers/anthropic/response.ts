@@ -10,6 +10,7 @@ import { GatewayError } from '../../wire/errors.js';
 import { isCount, usageOfCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
 import { isObj } from '../../util/is-object.js';
+import { replyError } from '../reported-error.js';
 
 const FINISH: Record<StopReason, FinishReason> = {
   end_turn: 'stop',
@@ -61,7 +62,8 @@ export function mergeUsage(base: AnthropicUsage, later: AnthropicUsage | undefin
 
 export function toChatCompletion(msg: MessagesResponse, label: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
   if (!msg || typeof msg !== 'object' || !Array.isArray(msg.content)) {
-    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
+    // a 2xx body that is an error object ({"type":"error","error":{…}}) is the error it reports (../reported-error.ts)
+    throw replyError(msg, label) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
   }
   let text = '';
   let reasoning = '';

@@ -18,7 +18,7 @@ import {
   type Usage,
 } from '../../wire/openai.js';
 import type { OllamaChatResponse, OllamaEmbedResponse, OllamaMetrics } from './wire.js';
-import { upstreamText } from '../upstream.js';
+import { replyError } from '../reported-error.js';
 
 export const newChatId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
 
@@ -64,10 +64,10 @@ export function toOpenAiToolCalls(calls: unknown, firstIndex: number, label: str
 
 export function fromOllamaChat(res: unknown, label: string, requestedModel: string): ChatCompletion {
   if (!res || typeof res !== 'object') throw bad(label, 'upstream reply is not a JSON object');
-  const r = res as Partial<OllamaChatResponse> & { error?: unknown };
-  if (typeof r.error === 'string') throw new GatewayError('UPSTREAM_ERROR', `channel ${label}: upstream reported an error: ${upstreamText(r.error)}`);
+  const r = res as Partial<OllamaChatResponse>;
   const m = r.message;
-  if (!m || typeof m !== 'object') throw bad(label, 'upstream reply has no message');
+  // a 2xx body that is an error object ({"error":"…"}) is the error it reports (../reported-error.ts)
+  if (!m || typeof m !== 'object') throw replyError(r, label) ?? bad(label, 'upstream reply has no message');
   if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') throw bad(label, 'upstream message content is not a string');
   const toolCalls = toOpenAiToolCalls(m.tool_calls, 0, label);
   const text = m.content ?? '';
@@ -96,7 +96,7 @@ export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: str
   const r = res as Partial<OllamaEmbedResponse> | null;
   const vectors = r?.embeddings;
   if (!Array.isArray(vectors) || !vectors.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
-    throw bad(label, 'embed reply has no embeddings');
+    throw replyError(r, label) ?? bad(label, 'embed reply has no embeddings');
   }
   const expected = Array.isArray(req.input) ? req.input.length : 1;
   if (vectors.length !== expected) throw bad(label, `embed reply has ${vectors.length} embeddings for ${expected} inputs`);

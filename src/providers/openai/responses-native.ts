@@ -20,6 +20,7 @@ import { sseFrame } from '../../util/lines.js';
 import { upstreamText } from '../upstream.js';
 import { secrets } from '../../util/redact.js';
 import { isObj } from '../../util/is-object.js';
+import { replyError } from '../reported-error.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -47,8 +48,9 @@ function toUsage(u: ResponsesUsage | null | undefined): Usage {
 
 /** The chat-form view of a Response (never sent to a client: the native body is). */
 export function responseToCompletion(r: ResponseBody, label: string): ChatCompletion {
+  // a 2xx body that is an error object is the error it reports (../reported-error.ts)
   if (!r || typeof r !== 'object' || !Array.isArray(r.output))
-    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
+    throw replyError(r, label) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
   let text = '';
   const calls: ToolCall[] = [];
   for (const it of r.output) {

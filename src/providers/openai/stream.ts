@@ -15,7 +15,7 @@ import { StreamJsonScan, type JsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
-import { errorOf, reportedError } from './errors.js';
+import { errorOf, reportedError } from '../reported-error.js';
 
 class OpenAiRelay implements StreamTranslator {
   private readonly scan = new StreamJsonScan();

@@ -1,15 +1,18 @@
 /**
- * An OpenAI-compatible upstream's error that came with a 2xx status: inside a stream (a chunk, or an `error`
+ * An upstream's error that came with a 2xx status: inside an OpenAI-compatible stream (a chunk, or an `error`
  * event), or as the whole body of a non-streaming answer (some OpenAI-compatible servers and proxies answer
- * 200 `{"error": {…}}`, older vLLM 200 `{"object":"error",…}`). Neither carries a status of its own, so the
- * status is read from the error's `code`, else its `type` (`reportedError`), and the error is the one an HTTP
- * answer of that status is (`errorForStatus`): the same code, retry and health treatment. One mechanism for
- * the stream relay (./stream.ts), a relayed non-streaming reply (../chat-reply.ts) and embeddings
- * (../embeddings-shape.ts).
+ * 200 `{"error": {…}}`, older vLLM 200 `{"object":"error",…}`; Anthropic's shape is
+ * `{"type":"error","error":{"type":"overloaded_error",…}}`, Ollama's `{"error":"…"}`). None carries a status of
+ * its own, so the status is read from the error's `code`, else its `type` (`reportedError`), and the error is the
+ * one an HTTP answer of that status is (`errorForStatus`): the same code, retry and health treatment. One
+ * mechanism for the OpenAI-compatible stream relay (./openai/stream.ts), a relayed non-streaming reply
+ * (./chat-reply.ts), embeddings (./embeddings-shape.ts), and the non-streaming answers of the native Responses
+ * pass-through (./openai/responses-native.ts), Anthropic (./anthropic/response.ts) and Ollama
+ * (./ollama/response.ts).
  */
-import { GatewayError } from '../../wire/errors.js';
-import { errorForStatus, upstreamText } from '../upstream.js';
-import { ERROR_STATUS } from '../anthropic/wire.js';
+import { GatewayError } from '../wire/errors.js';
+import { errorForStatus, upstreamText } from './upstream.js';
+import { ERROR_STATUS } from './anthropic/wire.js';
 
 export type UpstreamError = { message?: unknown; type?: unknown; code?: unknown } | string;
 
@@ -61,9 +64,10 @@ export function reportedError(e: UpstreamError | undefined, label: string, where
 }
 
 /**
- * A non-streaming 2xx body (parsed) that is not the answer asked for (no `choices`, no `data`) → the error it
- * reports, or undefined when it reports none (then it is a bad answer). Only such a body is looked at: a relayed
- * reply is scanned, not parsed, and is parsed for this only once the scan found no `choices`.
+ * A non-streaming 2xx body (parsed) that is not the answer asked for (no `choices`, no `data`, no `output`, no
+ * `content`, no `message`, no `embeddings`) → the error it reports, or undefined when it reports none (then it is
+ * a bad answer). Only such a body is looked at, never an answer: a relayed reply is scanned, not parsed, and is
+ * parsed for this only once the scan found no `choices`.
  */
 export function replyError(body: unknown, label: string): GatewayError | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
