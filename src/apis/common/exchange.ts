@@ -184,11 +184,11 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
       let text = '';
       do {
         // the usage chunk is not content: the branch a chunk with usage takes anyway counts it only when it is
-        // content too (inline), so a content chunk costs nothing more
+        // content too (inline); a native event is content only when it carries output (`content`)
         if (chunk.usage) {
           usage = chunk.usage;
           if (chunk.inline) sent++;
-        } else sent++;
+        } else if (chunk.raw === undefined || chunk.content) sent++;
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);

@@ -64,7 +64,8 @@ class AnthropicPassThrough implements StreamTranslator {
       out.push({ data: JSON.stringify(c), usage: u, raw });
       return true;
     }
-    out.push({ data: '', raw });
+    // a content_block_delta carries output (text, tool input, thinking): a content chunk (StreamChunk.content)
+    out.push(type === 'content_block_delta' ? { data: '', raw, content: true } : { data: '', raw });
     return false;
   }
 

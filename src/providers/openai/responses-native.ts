@@ -106,7 +106,9 @@ class ResponsesPassThrough implements StreamTranslator {
       out.push({ data: JSON.stringify(c), usage: u, raw });
       return true;
     }
-    out.push({ data: '', raw });
+    // a `*.delta` event carries output (response.output_text.delta, response.function_call_arguments.delta,
+    // response.reasoning_summary_text.delta, …): a content chunk (StreamChunk.content)
+    out.push(type?.endsWith('.delta') ? { data: '', raw, content: true } : { data: '', raw });
     return false;
   }
 
