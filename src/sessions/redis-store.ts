@@ -48,15 +48,22 @@ redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
 
-// KEYS: events, evmeta (b: bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member pairs.
-// The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all.
-const APPEND_EVENTS = `local total = tonumber(redis.call('HGET', KEYS[2], 'b') or '-1')
+// An entry's size, in its bounds and in a page's: the bytes of its JSON, without the member's `<seq> ` prefix (what
+// SQLite's `bytes` column holds), so both stores keep and page the same entries.
+const JSON_BYTES = `local function jsonBytes(m) return #m - string.find(m, ' ', 1, true) end
+`;
+
+// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member
+// pairs. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A log without
+// `j` (new, or written before it: its `b` counted the prefixes too) is counted once from its members.
+const APPEND_EVENTS = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
 if total < 0 then
   total = 0
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + #m end
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + jsonBytes(m) end
+  redis.call('HDEL', KEYS[2], 'b')
 end
 for i = 3, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then total = total + #ARGV[i + 1] end
+  if redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then total = total + jsonBytes(ARGV[i + 1]) end
 end
 local keep = tonumber(ARGV[1])
 local maxBytes = tonumber(ARGV[2])
@@ -64,18 +71,18 @@ local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
 local n = redis.call('ZCARD', KEYS[1])
 while n > 1 and (n > keep or total > maxBytes) do
   local first = redis.call('ZPOPMIN', KEYS[1])
-  total = total - #first[1]
+  total = total - jsonBytes(first[1])
   if tonumber(first[2]) > dropped then dropped = tonumber(first[2]) end
   n = n - 1
 end
 if total < 0 then total = 0 end
-redis.call('HSET', KEYS[2], 'b', total, 'd', dropped)
+redis.call('HSET', KEYS[2], 'j', total, 'd', dropped)
 return n`;
 
 // KEYS: events. ARGV: afterSeq, limit, maxBytes. A page of the log: at most `limit` entries after `afterSeq` and, past
-// the first, at most `maxBytes` of JSON (a member is `<seq> <json>`), read a few at a time so that what lies past the
+// the first, at most `maxBytes` of JSON (a member is `<seq> <json>`: jsonBytes), read a few at a time so that what lies past the
 // page is not copied; returns {more (1|0), member, …}.
-const READ_EVENTS = `local limit = tonumber(ARGV[2])
+const READ_EVENTS = `${JSON_BYTES}local limit = tonumber(ARGV[2])
 local maxBytes = tonumber(ARGV[3])
 local out = {0}
 local n = 0
@@ -87,7 +94,7 @@ while true do
   local batch = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
   for i = 1, #batch, 2 do
     local m = batch[i]
-    total = total + #m - string.find(m, ' ', 1, true)
+    total = total + jsonBytes(m)
     if n >= limit or (n > 0 and total > maxBytes) then
       out[1] = 1
       return out
@@ -105,11 +112,11 @@ if #last == 0 then return 0 end
 return tonumber(last[2])`;
 
 // KEYS: events, evmeta. ARGV: seq. Drops the entries through `seq` and raises the dropped-through mark to it.
-const DROP_THROUGH = `local total = tonumber(redis.call('HGET', KEYS[2], 'b') or '-1')
+const DROP_THROUGH = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
 if total >= 0 then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do total = total - #m end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do total = total - jsonBytes(m) end
   if total < 0 then total = 0 end
-  redis.call('HSET', KEYS[2], 'b', total)
+  redis.call('HSET', KEYS[2], 'j', total)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
@@ -329,7 +336,7 @@ export class RedisStore implements SessionStore {
 
   /**
    * `events:<id>`: a sorted set scored by seq; members are `<seq> <json>` so equal payloads stay distinct.
-   * `evmeta:<id>`: the bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
+   * `evmeta:<id>`: the JSON bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
    */
   async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {
     if (events.length === 0) return;

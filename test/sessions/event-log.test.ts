@@ -1,5 +1,6 @@
 /** The session update log (resume after a disconnect, issue 12 item 7): the same behaviour on SQLite and Redis. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,6 +117,32 @@ describe.each(backends)('session event log: $name', (b) => {
     expect((await store.readEvents('p1', 0, 100, 2500)).events[0]).toEqual(sized(1));
   });
 
+  it("the log's bound and a page's bound count the same bytes, each entry's JSON (UTF-8), so both stores keep and page alike", async () => {
+    const store = await b.open();
+    stores.push(store);
+    // each entry's JSON is exactly 1000 bytes, 'é' being two of them
+    const kb = (seq: number) => ({ seq, event: { x: 'é'.repeat(496) } });
+    expect(Buffer.byteLength(JSON.stringify(kb(1).event))).toBe(1000);
+    // a bound of exactly three entries keeps three, and a page of that bound is those three
+    await store.appendEvents('c1', [7, 8, 9].map(kb), 100, 3000);
+    expect((await store.readEvents('c1', 0, 100)).events.map((e) => e.seq)).toEqual([7, 8, 9]);
+    expect(await store.droppedThrough('c1')).toBe(0);
+    expect(await store.readEvents('c1', 0, 100, 3000)).toEqual({ events: [7, 8, 9].map(kb), more: false });
+    // a byte more than the bound goes
+    await store.appendEvents('c1', [{ seq: 10, event: { x: 'é'.repeat(496) + 'y' } }], 100, 3000);
+    expect((await store.readEvents('c1', 0, 100)).events.map((e) => e.seq)).toEqual([9, 10]);
+    expect(await store.droppedThrough('c1')).toBe(8);
+    // dropThrough takes off what an entry counted, no more and no less: 2 and 3 (2000 bytes) are left, a third
+    // entry fits a bound of 3000 exactly, and a fourth at 2999 takes two of them out
+    await store.appendEvents('c2', [1, 2, 3].map(kb), 100, 3000);
+    await store.dropThrough('c2', 1);
+    await store.appendEvents('c2', [4].map(kb), 100, 3000);
+    expect((await store.readEvents('c2', 0, 100)).events.map((e) => e.seq)).toEqual([2, 3, 4]);
+    await store.appendEvents('c2', [5].map(kb), 100, 2999);
+    expect((await store.readEvents('c2', 0, 100)).events.map((e) => e.seq)).toEqual([4, 5]);
+    expect(await store.droppedThrough('c2')).toBe(3);
+  });
+
   it('says the highest seq it holds without reading the entries; dropThrough drops through a seq and raises droppedThrough, never lowers it', async () => {
     const store = await b.open();
     stores.push(store);
@@ -133,7 +160,7 @@ describe.each(backends)('session event log: $name', (b) => {
     await store.dropThrough('d2', 7);
     expect(await store.droppedThrough('d2')).toBe(7);
     expect(await store.lastEventSeq('d2')).toBe(0);
-    // room for four entries (Redis counts each entry's `<seq> ` prefix too)
+    // room for four entries and a little (less than a fifth)
     const room = 4 * Buffer.byteLength(JSON.stringify(ev(1).event)) + 20;
     await store.appendEvents('d1', [10, 11].map(ev), 100, room);
     expect((await store.readEvents('d1', 0, 100)).events.map((e) => e.seq)).toEqual([5, 9, 10, 11]);
@@ -143,5 +170,25 @@ describe.each(backends)('session event log: $name', (b) => {
     await store.delete('d1');
     expect(await store.lastEventSeq('d1')).toBe(0);
     expect(await store.droppedThrough('d1')).toBe(0);
+  });
+});
+
+describe('session event log: redis, a log written before its bound counted JSON only', () => {
+  it("is counted once from its entries, not from the old count (which held each entry's `<seq> ` prefix too)", async () => {
+    const prefix = `evold${Math.random()}:`;
+    const store = await openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix });
+    stores.push(store);
+    const kb = (seq: number) => ({ seq, event: { x: 'y'.repeat(992) } });
+    // as the previous code left it: its entries, and `b` counting `<seq> ` with each
+    const raw = new Redis((redis as RedisServer).url);
+    try {
+      await raw.zadd(`${prefix}events:o1`, 1, `1 ${JSON.stringify(kb(1).event)}`, 2, `2 ${JSON.stringify(kb(2).event)}`);
+      await raw.hset(`${prefix}evmeta:o1`, 'b', 2004, 'd', 0);
+      await store.appendEvents('o1', [3].map(kb), 100, 3000);
+      expect((await store.readEvents('o1', 0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await raw.hgetall(`${prefix}evmeta:o1`)).toEqual({ j: '3000', d: '0' });
+    } finally {
+      raw.disconnect();
+    }
   });
 });
