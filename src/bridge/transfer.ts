@@ -4,17 +4,14 @@
  * offer to the TransferCoordinator (src/sessions/transfer.ts), which decides and stores.
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
-import { MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
+import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
 import { peerText, tooLargeToSend } from './errors.js';
 
-/** The update-log entries an offer carries at most, in bytes of JSON: well under any peer's frame limit. */
-const MAX_EVENT_BYTES = 1024 * 1024;
-
 /**
  * Offers a session with the newest entries of its update log (`events`, oldest first; those that fit in
- * MAX_EVENT_BYTES and a quarter of the frame limit the peer takes) and the highest seq not carried (`droppedThrough`,
+ * MAX_TRANSFER_EVENT_BYTES and a quarter of the frame limit the peer takes) and the highest seq not carried (`droppedThrough`,
  * what the sender's log dropped, raised to the newest entry left out here); resolves on bridge-session-transfer-ok,
  * rejects on a refusal, link loss or timeout.
  */
@@ -43,7 +40,7 @@ export function offerSession(
       timeoutMs,
       timeoutError: () => new GatewayError('UPSTREAM_TIMEOUT', `peer ${l.name} did not acknowledge the session within ${timeoutMs} ms`),
     });
-    const carried = newestThatFit(events, Math.min(MAX_EVENT_BYTES, Math.floor(l.peerMaxFrameBytes / 4)));
+    const carried = newestThatFit(events, Math.min(MAX_TRANSFER_EVENT_BYTES, Math.floor(l.peerMaxFrameBytes / 4)));
     const left = events.length - carried.length;
     const dropped = Math.max(droppedThrough, left > 0 ? events[left - 1]!.seq : 0);
     const frame: BridgeSessionTransferFrame = { type: 'bridge-session-transfer', transferId, session: snapshot };

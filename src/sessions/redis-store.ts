@@ -20,6 +20,7 @@ import {
   type ImportResult,
   type LeaseInfo,
   type EventPage,
+  type NewestEvents,
   type SessionEvent,
   type ListOptions,
   type MessageHandler,
@@ -79,28 +80,36 @@ if total < 0 then total = 0 end
 redis.call('HSET', KEYS[2], 'j', total, 'd', dropped)
 return n`;
 
-// KEYS: events. ARGV: afterSeq, limit, maxBytes. A page of the log: at most `limit` entries after `afterSeq` and, past
-// the first, at most `maxBytes` of JSON (a member is `<seq> <json>`: jsonBytes), read a few at a time so that what lies past the
-// page is not copied; returns {more (1|0), member, …}.
-const READ_EVENTS = `${JSON_BYTES}local limit = tonumber(ARGV[2])
-local maxBytes = tonumber(ARGV[3])
-local out = {0}
+// KEYS: events. ARGV: direction (`up`: oldest first, after a seq; `down`: newest first), from (the exclusive score
+// bound to start at: `(<afterSeq>`, or `+inf`), limit, maxBytes. A page of the log: at most `limit` entries and, past
+// the first, at most `maxBytes` of JSON (jsonBytes), read a few at a time so that what lies past the page is not
+// copied; returns {past (1|0), the score of the first entry past the page (0: none), member, …}, in reading order.
+const READ_EVENTS = `${JSON_BYTES}local up = ARGV[1] == 'up'
+local from = ARGV[2]
+local limit = tonumber(ARGV[3])
+local maxBytes = tonumber(ARGV[4])
+local out = {0, 0}
 local n = 0
 local total = 0
-local from = '(' .. ARGV[1]
 while true do
   local want = limit + 1 - n
   if want > 32 then want = 32 end
-  local batch = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  local batch
+  if up then
+    batch = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  else
+    batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], from, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
+  end
   for i = 1, #batch, 2 do
     local m = batch[i]
     total = total + jsonBytes(m)
     if n >= limit or (n > 0 and total > maxBytes) then
       out[1] = 1
+      out[2] = batch[i + 1]
       return out
     end
     n = n + 1
-    out[n + 1] = m
+    out[n + 2] = m
     from = '(' .. batch[i + 1]
   end
   if #batch < want * 2 then return out end
@@ -348,12 +357,29 @@ export class RedisStore implements SessionStore {
   async readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EventPage> {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return { events: [], more: false };
-    const [more, ...members] = (await this.redis.eval(READ_EVENTS, 1, this.k(`events:${sessionId}`), afterSeq, max, maxBytes)) as [number, ...string[]];
+    const { events, past } = await this.page(sessionId, 'up', `(${afterSeq}`, max, maxBytes);
+    return { events, more: past !== undefined };
+  }
+
+  async readNewestEvents(sessionId: string, limit: number, maxBytes: number): Promise<NewestEvents> {
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return { events: [], before: await this.lastEventSeq(sessionId) };
+    const { events, past } = await this.page(sessionId, 'down', '+inf', max, maxBytes);
+    return { events: events.reverse(), before: past ?? 0 };
+  }
+
+  /** READ_EVENTS: the page's entries in reading order, and the seq of the first entry past it (undefined: none). */
+  private async page(sessionId: string, dir: 'up' | 'down', from: string, limit: number, maxBytes: number): Promise<{ events: SessionEvent[]; past?: number }> {
+    const [past, pastSeq, ...members] = (await this.redis.eval(READ_EVENTS, 1, this.k(`events:${sessionId}`), dir, from, limit, maxBytes)) as [
+      number,
+      string | number,
+      ...string[],
+    ];
     const events = members.map((m) => {
       const sp = m.indexOf(' ');
       return { seq: Number(m.slice(0, sp)), event: JSON.parse(m.slice(sp + 1)) as Record<string, unknown> };
     });
-    return { events, more: more === 1 };
+    return past === 1 ? { events, past: Number(pastSeq) } : { events };
   }
 
   async lastEventSeq(sessionId: string): Promise<number> {

@@ -21,12 +21,38 @@ import {
   type ImportResult,
   type LeaseInfo,
   type EventPage,
+  type NewestEvents,
   type SessionEvent,
   type ListOptions,
   type MessageHandler,
   type SessionStore,
   type Unsubscribe,
 } from './store.js';
+
+interface EventSize {
+  seq: number;
+  bytes: number;
+}
+
+interface EventRow {
+  seq: number;
+  event: string;
+}
+
+const parseEvent = (r: EventRow): SessionEvent => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> });
+
+/**
+ * How many of the entries `sizes` (in reading order) make a page: at most `limit`, and past the first at most
+ * `maxBytes` bytes of JSON together (readEvents, readNewestEvents).
+ */
+function pageLength(sizes: readonly EventSize[], limit: number, maxBytes: number): number {
+  let n = 0;
+  for (let total = 0; n < sizes.length && n < limit; n++) {
+    total += sizes[n]!.bytes;
+    if (n > 0 && total > maxBytes) break;
+  }
+  return n;
+}
 
 export const DEFAULT_SQLITE_PATH = './data/switchyard.db';
 
@@ -407,28 +433,35 @@ export class SqliteStore implements SessionStore {
         sessionId,
         afterSeq,
         max + 1,
-      ) as Array<{
-        seq: number;
-        bytes: number;
-      }>;
-      let n = 0;
-      for (let total = 0; n < sizes.length && n < max; n++) {
-        total += sizes[n]!.bytes;
-        if (n > 0 && total > maxBytes) break;
-      }
+      ) as EventSize[];
+      const n = pageLength(sizes, max, maxBytes);
       if (n === 0) return { rows: [], more: false };
       const through = sizes[n - 1]!.seq;
       const text = this.stmt('SELECT seq, event FROM session_events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq').all(
         sessionId,
         afterSeq,
         through,
-      ) as Array<{
-        seq: number;
-        event: string;
-      }>;
+      ) as EventRow[];
       return { rows: text, more: n < sizes.length };
     })();
-    return { events: rows.rows.map((r) => ({ seq: r.seq, event: JSON.parse(r.event) as Record<string, unknown> })), more: rows.more };
+    return { events: rows.rows.map(parseEvent), more: rows.more };
+  }
+
+  async readNewestEvents(sessionId: string, limit: number, maxBytes: number): Promise<NewestEvents> {
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return { events: [], before: await this.lastEventSeq(sessionId) };
+    // as readEvents, from the newest down: the sizes first (the same covering index, read backwards), then the text
+    const rows = this.db.transaction(() => {
+      const sizes = this.stmt('SELECT seq, bytes FROM session_events WHERE session_id = ? ORDER BY seq DESC LIMIT ?').all(sessionId, max + 1) as EventSize[];
+      const n = pageLength(sizes, max, maxBytes);
+      if (n === 0) return { rows: [], before: 0 };
+      const text = this.stmt('SELECT seq, event FROM session_events WHERE session_id = ? AND seq >= ? ORDER BY seq').all(
+        sessionId,
+        sizes[n - 1]!.seq,
+      ) as EventRow[];
+      return { rows: text, before: n < sizes.length ? sizes[n]!.seq : 0 };
+    })();
+    return { events: rows.rows.map(parseEvent), before: rows.before };
   }
 
   async lastEventSeq(sessionId: string): Promise<number> {

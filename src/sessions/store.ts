@@ -45,6 +45,13 @@ export interface EventPage {
   more: boolean;
 }
 
+/** The newest entries of a session's update log (`readNewestEvents`). */
+export interface NewestEvents {
+  events: SessionEvent[];
+  /** the highest seq the log held below `events` when it was read (0: none) */
+  before: number;
+}
+
 export type MessageHandler = (msg: unknown) => void;
 /** Stops the subscription; resolves once no more messages will be delivered to that handler. */
 export type Unsubscribe = () => Promise<void>;
@@ -118,6 +125,12 @@ export interface SessionStore {
    */
   appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number): Promise<void>;
   readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<EventPage>;
+  /**
+   * The newest entries of a session's log, oldest first: at most `limit`, and past the newest no more than
+   * `maxBytes` of JSON together (the newest is always read), counted as `readEvents` counts; `before` is the
+   * highest seq the log holds below them (0: none). Only those entries are read (what a transfer can carry).
+   */
+  readNewestEvents(sessionId: string, limit: number, maxBytes: number): Promise<NewestEvents>;
   lastEventSeq(sessionId: string): Promise<number>;
   droppedThrough(sessionId: string): Promise<number>;
   dropThrough(sessionId: string, seq: number): Promise<void>;

@@ -18,6 +18,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
+import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import { lastLoggedSeq, mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
@@ -43,8 +44,9 @@ export interface TransferTransport {
   /** undefined when the peer is not connected */
   peerAcceptsSessions(peerId: string): boolean | undefined;
   /**
-   * Offers the session with its update log (`events`, oldest first; the transport may carry only the newest) and
-   * the highest seq that log dropped (`droppedThrough`, 0: none; the transport raises it past what it leaves out);
+   * Offers the session with the newest entries of its update log (`events`, oldest first; the transport may carry
+   * only the newest of them) and the highest seq of the log not among them (`droppedThrough`: what the log's bounds
+   * dropped or what was not read, 0: none; the transport raises it past what it leaves out);
    * resolves on bridge-session-transfer-ok; rejects with a GatewayError on bridge-error, link loss or timeout
    */
   offer(
@@ -132,9 +134,11 @@ export class TransferCoordinator {
     });
     try {
       const { metadata, ...rest } = withMarker(s, undefined);
-      // the update log as stored (a turn's updates are written before its result returns, and none runs now)
-      const { events } = await this.store.readEvents(sessionId, 0, UPDATE_LOG_KEEP);
-      const dropped = await this.store.droppedThrough(sessionId);
+      // the update log as stored (a turn's updates are written before its result returns, and none runs now): only
+      // its newest entries that an offer can carry (a superset of them: the store counts each entry's JSON, the offer
+      // its `{seq, event}`); what lies below them is not carried, as what the log's bounds dropped is not
+      const { events, before } = await this.store.readNewestEvents(sessionId, MAX_TRANSFER_EVENTS, MAX_TRANSFER_EVENT_BYTES);
+      const dropped = Math.max(before, await this.store.droppedThrough(sessionId));
       await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, dropped, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);

@@ -315,6 +315,12 @@ export interface BridgeSessionEvent {
 /** At most this many update-log entries travel with a session (the log keeps 1,000 per session). */
 export const MAX_TRANSFER_EVENTS = 1000;
 
+/**
+ * The update-log entries an offer carries at most, in bytes of JSON (each `{seq, event}` and a comma): well under
+ * any peer's frame limit. The sender reads no more of its log than this (sessions/transfer.ts).
+ */
+export const MAX_TRANSFER_EVENT_BYTES = 1024 * 1024;
+
 export interface BridgeSessionTransferFrame {
   type: 'bridge-session-transfer';
   transferId: string;

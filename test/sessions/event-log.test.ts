@@ -143,6 +143,39 @@ describe.each(backends)('session event log: $name', (b) => {
     expect(await store.droppedThrough('c2')).toBe(3);
   });
 
+  it('reads its newest entries, bounded by count and by bytes as a page is, and says the highest seq below them', async () => {
+    const store = await b.open();
+    stores.push(store);
+    // each entry's JSON is 1000 bytes; one of 5000 at seq 4; seqs with a gap (no 7)
+    const sized = (seq: number) => ({ seq, event: { x: 'y'.repeat(seq === 4 ? 4992 : 992) } });
+    await store.appendEvents('n1', [1, 2, 3, 4, 5, 6, 8].map(sized), 100);
+    const newest = async (limit: number, maxBytes: number) => {
+      const r = await store.readNewestEvents('n1', limit, maxBytes);
+      return [r.events.map((e) => e.seq), r.before];
+    };
+    expect(await newest(100, 2500)).toEqual([[6, 8], 5]);
+    expect(await newest(100, 3000)).toEqual([[5, 6, 8], 4]);
+    expect(await newest(100, 2999)).toEqual([[6, 8], 5]);
+    expect(await newest(2, 1_000_000)).toEqual([[6, 8], 5]);
+    expect(await newest(100, 1_000_000)).toEqual([[1, 2, 3, 4, 5, 6, 8], 0]);
+    expect(await newest(7, 1_000_000)).toEqual([[1, 2, 3, 4, 5, 6, 8], 0]);
+    expect(await newest(100, 8000)).toEqual([[4, 5, 6, 8], 3]);
+    // the newest is read whatever its size; none at all when the limit is 0
+    expect(await newest(100, 10)).toEqual([[8], 6]);
+    expect(await newest(0, 1_000_000)).toEqual([[], 8]);
+    expect((await store.readNewestEvents('n1', 1, 10)).events).toEqual([sized(8)]);
+    expect(await store.readNewestEvents('nobody', 100, 1000)).toEqual({ events: [], before: 0 });
+    // more entries than one read of the store's takes at a time (Redis reads 32 at once)
+    const small = (seq: number) => ({ seq, event: { n: seq } });
+    await store.appendEvents(
+      'n2',
+      Array.from({ length: 100 }, (_, i) => small(i + 1)),
+      1000,
+    );
+    const r = await store.readNewestEvents('n2', 70, 1_000_000);
+    expect(r).toEqual({ events: Array.from({ length: 70 }, (_, i) => small(i + 31)), before: 30 });
+  });
+
   it('says the highest seq it holds without reading the entries; dropThrough drops through a seq and raises droppedThrough, never lowers it', async () => {
     const store = await b.open();
     stores.push(store);
