@@ -16,7 +16,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, rejectionOf, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
 
 const OVERLOADED = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } };
@@ -58,22 +58,17 @@ afterAll(async () => {
 });
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 
 describe('Anthropic: a 200 whose body is {"type":"error","error":{…}}', () => {
   it('overloaded_error on /v1/chat/completions: overloaded (503) with the upstream’s message, as an upstream 529 is', async () => {
-    const err = await failure(openai.chat.completions.create(chat('an-busy')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('an-busy')));
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
     expect(err).toMatchObject({ status: 503, code: 'upstream_error', error: { details: { upstreamErrorType: 'overloaded_error' } } });
     expect((err as Error).message).toContain('channel an-busy: upstream reported overloaded_error in a 2xx reply: Overloaded');
   });
 
   it('overloaded_error on the native /v1/messages pass-through: the same error, in Anthropic’s format', async () => {
-    const err = await failure(anthropic.messages.create({ ...chat('an-busy'), max_tokens: 16 }));
+    const err = await rejectionOf(anthropic.messages.create({ ...chat('an-busy'), max_tokens: 16 }));
     expect(err).toBeInstanceOf(Anthropic.InternalServerError);
     const e = err as InstanceType<typeof Anthropic.InternalServerError>;
     expect(e.status).toBe(503);
@@ -81,7 +76,7 @@ describe('Anthropic: a 200 whose body is {"type":"error","error":{…}}', () => 
   });
 
   it('invalid_request_error: a 400 upstream_client_error with the upstream’s message', async () => {
-    const err = await failure(openai.chat.completions.create(chat('an-long')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('an-long')));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400, code: 'upstream_client_error' });
     expect((err as Error).message).toContain(`channel an-long: upstream reported invalid_request_error in a 2xx reply: ${TOO_LONG.error.message}`);
@@ -90,7 +85,7 @@ describe('Anthropic: a 200 whose body is {"type":"error","error":{…}}', () => 
 
 describe('native Responses pass-through: a 200 whose body is {"error":{…}}', () => {
   it('context_length_exceeded: a 400 upstream_client_error with the upstream’s message', async () => {
-    const err = await failure(openai.responses.create({ model: 'rs-ctx', input: 'hi' }));
+    const err = await rejectionOf(openai.responses.create({ model: 'rs-ctx', input: 'hi' }));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400 });
     expect((err as Error).message).toContain(`channel rs-ctx: upstream reported context_length_exceeded in a 2xx reply: ${CONTEXT_MESSAGE}`);
@@ -99,14 +94,14 @@ describe('native Responses pass-through: a 200 whose body is {"error":{…}}', (
 
 describe('Ollama: a 200 whose body is {"error":"…"}', () => {
   it('on /api/embed: the error it reports, not "embed reply has no embeddings"', async () => {
-    const err = await failure(openai.embeddings.create({ model: 'ol-missing', input: 'hi' }));
+    const err = await rejectionOf(openai.embeddings.create({ model: 'ol-missing', input: 'hi' }));
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err).toMatchObject({ status: 502, code: 'upstream_error' });
     expect((err as Error).message).toContain(`channel ol-missing: upstream reported an error in a 2xx reply: ${OLLAMA_MISSING.error}`);
   });
 
   it('on /api/chat: the same error, by the same mechanism', async () => {
-    const err = await failure(openai.chat.completions.create(chat('ol-missing')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('ol-missing')));
     expect(err).toMatchObject({ status: 502, code: 'upstream_error' });
     expect((err as Error).message).toContain(`channel ol-missing: upstream reported an error in a 2xx reply: ${OLLAMA_MISSING.error}`);
   });

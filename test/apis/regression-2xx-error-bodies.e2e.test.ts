@@ -11,7 +11,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { channelHealth, channelOf, cleanupDirs, rejectionOf, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startOpenAiUpstream, VLLM_CONTEXT_MESSAGE, type OpenAiFake, type OpenAiScenario } from '../fakes/openai-upstream.js';
 
 // the OpenAI channels' key, echoed by the upstream in one message: no generic key shape, so only the gateway's
@@ -70,24 +70,13 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-async function health(channel: string): Promise<{ consecutiveFailures: number; lastError: string | null }> {
-  const { channels } = await adminGet<{ channels: Array<{ id: string; health: { consecutiveFailures: number; lastError: string | null } }> }>(
-    gw.url,
-    '/admin/channels',
-  );
-  return channels.find((c) => c.id === `local/${channel}`)!.health;
-}
+const health = (channel: string) => channelHealth(gw.url, channel);
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 
 describe('OpenAI-compatible: a 200 whose body is {"error": …}', () => {
   it('rate_limit_exceeded: rate_limited (429) with the upstream’s message, held against the channel as an upstream 429 is', async () => {
-    const err = await failure(openai.chat.completions.create(chat('oa-rate')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('oa-rate')));
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err).toMatchObject({ status: 429, code: 'rate_limited', error: { details: { upstreamErrorType: 'rate_limit_exceeded' } } });
     expect((err as Error).message).toContain(`channel oa-rate: upstream reported rate_limit_exceeded in a 2xx reply: ${RATE_MESSAGE}`);
@@ -99,7 +88,7 @@ describe('OpenAI-compatible: a 200 whose body is {"error": …}', () => {
   });
 
   it('context_length_exceeded: a 400 upstream_client_error, neither retried on the spare nor held against the channel', async () => {
-    const err = await failure(openai.chat.completions.create(chat('oa-ctx')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('oa-ctx')));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400, code: 'upstream_client_error', type: 'invalid_request_error' });
     expect((err as Error).message).toContain(`channel oa-ctx: upstream reported context_length_exceeded in a 2xx reply: ${CONTEXT_MESSAGE}`);
@@ -109,7 +98,7 @@ describe('OpenAI-compatible: a 200 whose body is {"error": …}', () => {
   });
 
   it('the same on /v1/messages over that channel: Anthropic’s invalid_request_error with the upstream’s message', async () => {
-    const err = await failure(anthropic.messages.create({ ...chat('oa-ctx'), max_tokens: 16 }));
+    const err = await rejectionOf(anthropic.messages.create({ ...chat('oa-ctx'), max_tokens: 16 }));
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
     const e = err as InstanceType<typeof Anthropic.BadRequestError>;
     expect(e.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
@@ -133,7 +122,7 @@ describe('OpenAI-compatible: a 200 whose body is {"error": …}', () => {
 
 describe('vLLM: a 200 whose body is its top-level {"object":"error", …}', () => {
   it('code 400: a 400 upstream_client_error with vLLM’s message', async () => {
-    const err = await failure(openai.chat.completions.create(chat('vl-ctx')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('vl-ctx')));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400, code: 'upstream_client_error', error: { details: { upstreamStatus: 400 } } });
     expect((err as Error).message).toContain(`channel vl-ctx: upstream reported status 400 in a 2xx reply: ${VLLM_CONTEXT_MESSAGE}`);
@@ -151,7 +140,7 @@ describe('vLLM: a 200 whose body is its top-level {"object":"error", …}', () =
 
 describe('embeddings: a 200 whose body is an error object', () => {
   it('is the error it reports, as a chat reply’s is', async () => {
-    const err = await failure(openai.embeddings.create({ model: 'vl-ctx', input: 'hi' }));
+    const err = await rejectionOf(openai.embeddings.create({ model: 'vl-ctx', input: 'hi' }));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as Error).message).toContain(`channel vl-ctx: upstream reported status 400 in a 2xx reply: ${VLLM_CONTEXT_MESSAGE}`);
   });

@@ -14,7 +14,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, call, channelOf, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { call, channelHealth, channelOf, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
@@ -120,15 +120,7 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-interface Health {
-  consecutiveFailures: number;
-  windowRequests: number;
-  lastError: string | null;
-}
-async function health(channel: string): Promise<Health> {
-  const { channels } = await adminGet<{ channels: Array<{ id: string; health: Health }> }>(gw.url, '/admin/channels');
-  return channels.find((c) => c.id === `local/${channel}`)!.health;
-}
+const health = (channel: string) => channelHealth(gw.url, channel);
 
 /** The SSE events of a raw body: `event:` name and parsed data. */
 function events(text: string): Array<{ event: string | undefined; data: Record<string, unknown> }> {

@@ -9,7 +9,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, channelOf, cleanupDirs, rejectionOf, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOpenAiUpstream } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
@@ -59,11 +59,6 @@ afterAll(async () => {
 });
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 
 /** The message of the Anthropic error body the SDK raised. */
 const messageOf = (err: unknown) => ((err as InstanceType<typeof Anthropic.APIError>).error as { error: { message: string } }).error.message;
@@ -71,20 +66,20 @@ const messageOf = (err: unknown) => ((err as InstanceType<typeof Anthropic.APIEr
 describe('an upstream message under the bound reaches the client whole', () => {
   it('an Anthropic 400 on /v1/chat/completions (translated)', async () => {
     expect(LONG.length).toBeGreaterThan(600);
-    const err = await failure(openai.chat.completions.create(chat('an-long')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('an-long')));
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as Error).message).toContain(`channel an-long: upstream answered 400: ${LONG}`);
     expect((err as Error).message).not.toContain('…');
   });
 
   it('an Anthropic 400 on /v1/messages', async () => {
-    const err = await failure(anthropic.messages.create({ ...chat('an-long'), max_tokens: 16 }));
+    const err = await rejectionOf(anthropic.messages.create({ ...chat('an-long'), max_tokens: 16 }));
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
     expect(messageOf(err)).toBe(`channel an-long: upstream answered 400: ${LONG}`);
   });
 
   it('an OpenAI in-band stream error on /v1/messages (translated)', async () => {
-    const err = await failure(anthropic.messages.create({ ...chat('oa-long'), max_tokens: 16, stream: true }));
+    const err = await rejectionOf(anthropic.messages.create({ ...chat('oa-long'), max_tokens: 16, stream: true }));
     expect(err).toBeInstanceOf(Anthropic.BadRequestError);
     expect(messageOf(err)).toBe(`channel oa-long: upstream reported invalid_request_error mid-stream: ${LONG}`);
   });
@@ -92,7 +87,7 @@ describe('an upstream message under the bound reaches the client whole', () => {
 
 describe('a longer one is cut at the bound, scrubbed first', () => {
   it('the client’s error and the channel’s lastError hold the first 1000 characters and `…`, without the echoed key', async () => {
-    const err = await failure(openai.chat.completions.create(chat('an-huge')));
+    const err = await rejectionOf(openai.chat.completions.create(chat('an-huge')));
     expect(err).toBeInstanceOf(OpenAI.APIError);
     const body = (err as InstanceType<typeof OpenAI.APIError>).error as { message: string };
     const prefix = 'channel an-huge: upstream answered 500: ';

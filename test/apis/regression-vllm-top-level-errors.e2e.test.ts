@@ -10,7 +10,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { channelHealth, channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
 import { startOpenAiUpstream, VLLM_CONTEXT_MESSAGE, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 const vllm = { provider: 'vllm' as const };
@@ -62,13 +62,7 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-async function failures(channel: string): Promise<{ consecutiveFailures: number; lastError: string | null }> {
-  const { channels } = await adminGet<{ channels: Array<{ id: string; health: { consecutiveFailures: number; lastError: string | null } }> }>(
-    gw.url,
-    '/admin/channels',
-  );
-  return channels.find((c) => c.id === `local/${channel}`)!.health;
-}
+const failures = (channel: string) => channelHealth(gw.url, channel);
 
 const chat = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });
 

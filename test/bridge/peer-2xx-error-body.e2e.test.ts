@@ -7,7 +7,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, rejectionOf, startProcess, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 const BRIDGE_TOKEN = 'peer-2xx-bridge-token-5e8a1c';
@@ -60,16 +60,11 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const failure = (p: Promise<unknown>) =>
-  p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
 const chat = (model: string) => openai.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
 
 describe('through a bridge peer, a 200 whose body is an error object', () => {
   it('{"error": …} rate_limit_exceeded: rate_limited (429) on the requesting gateway, with the peer’s name and the upstream’s message', async () => {
-    for (const err of [await failure(chat('oa-m')), await failure(openai.embeddings.create({ model: 'oa-m', input: 'hi' }))]) {
+    for (const err of [await rejectionOf(chat('oa-m')), await rejectionOf(openai.embeddings.create({ model: 'oa-m', input: 'hi' }))]) {
       expect(err).toBeInstanceOf(OpenAI.RateLimitError);
       expect(err).toMatchObject({ status: 429, code: 'rate_limited' });
       expect((err as Error).message).toContain(`via peer dc: channel oa: upstream reported rate_limit_exceeded in a 2xx reply: ${RATE_MESSAGE}`);
@@ -77,7 +72,7 @@ describe('through a bridge peer, a 200 whose body is an error object', () => {
   });
 
   it('vLLM’s {"object":"error", "code": 400}: upstream_client_error (400)', async () => {
-    for (const err of [await failure(chat('vl-m')), await failure(openai.embeddings.create({ model: 'vl-m', input: 'hi' }))]) {
+    for (const err of [await rejectionOf(chat('vl-m')), await rejectionOf(openai.embeddings.create({ model: 'vl-m', input: 'hi' }))]) {
       expect(err).toBeInstanceOf(OpenAI.BadRequestError);
       expect(err).toMatchObject({ status: 400, code: 'upstream_client_error' });
       expect((err as Error).message).toContain('via peer dc: channel vl: upstream reported status 400 in a 2xx reply: prompt too long');

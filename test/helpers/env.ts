@@ -99,6 +99,17 @@ export async function adminGet<T = any>(baseUrl: string, path: string, token?: s
  * "The request is in flight", observed: waits until the gateway's /admin/channels shows at least `n` requests
  * in flight on the channel named `channel` (loopback admin, no token unless given).
  */
+/** A local channel's health record as `/admin/channels` shows it (`channel`: the channel's name). */
+export interface ChannelHealth {
+  consecutiveFailures: number;
+  windowRequests: number;
+  lastError: string | null;
+}
+export async function channelHealth(baseUrl: string, channel: string, token?: string): Promise<ChannelHealth> {
+  const { channels } = await adminGet<{ channels: Array<{ id: string; health: ChannelHealth }> }>(baseUrl, '/admin/channels', token);
+  return channels.find((c) => c.id === `local/${channel}`)!.health;
+}
+
 export function waitForInflight(baseUrl: string, channel: string, n = 1, token?: string, timeoutMs = 10_000): Promise<true> {
   return waitFor(
     async () =>
@@ -327,6 +338,13 @@ export async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } |
 }
 
 /** Rejects when `p` does not settle within `ms`. */
+/** What `p` rejected with, or undefined when it resolved (an SDK call expected to fail, its error inspected). */
+export const rejectionOf = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
