@@ -1,29 +1,10 @@
 /** The session update log (resume after a disconnect, issue 12 item 7): the same behaviour on SQLite and Redis. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { openStore } from '../../src/sessions/open-store.js';
-import type { SessionStore } from '../../src/sessions/store.js';
-import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+import { bothStores } from './fixtures/both-stores.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'sy-events-'));
-let redis: RedisServer | undefined;
-const stores: SessionStore[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.close()));
-  await redis?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-const backends = [
-  { name: 'sqlite', open: () => openStore({ kind: 'sqlite', path: join(tmp, `e${Math.random()}.db`) }) },
-  { name: 'redis', open: () => openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix: `ev${Math.random()}:` }) },
-];
+const { backends, stores, redisUrl } = bothStores('ev');
 
 describe.each(backends)('session event log: $name', (b) => {
   it('reads what came after a seq, oldest first, bounded; keeps only the newest entries; drops them with the session', async () => {
@@ -209,11 +190,11 @@ describe.each(backends)('session event log: $name', (b) => {
 describe('session event log: redis, a log written before its bound counted JSON only', () => {
   it("is counted once from its entries, not from the old count (which held each entry's `<seq> ` prefix too)", async () => {
     const prefix = `evold${Math.random()}:`;
-    const store = await openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix });
+    const store = await openStore({ kind: 'redis', url: redisUrl(), prefix });
     stores.push(store);
     const kb = (seq: number) => ({ seq, event: { x: 'y'.repeat(992) } });
     // as the previous code left it: its entries, and `b` counting `<seq> ` with each
-    const raw = new Redis((redis as RedisServer).url);
+    const raw = new Redis(redisUrl());
     try {
       await raw.zadd(`${prefix}events:o1`, 1, `1 ${JSON.stringify(kb(1).event)}`, 2, `2 ${JSON.stringify(kb(2).event)}`);
       await raw.hset(`${prefix}evmeta:o1`, 'b', 2004, 'd', 0);

@@ -5,34 +5,15 @@
  * in order, and the highest seq below them as not carried. On both stores (real SQLite, real redis-server); the
  * transport records the offer (what the bridge then trims and sends is covered by transfer.e2e.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openStore } from '../../src/sessions/open-store.js';
+import { describe, expect, it } from 'vitest';
 import { newSession } from '../../src/sessions/model.js';
 import type { SessionEvent, SessionStore } from '../../src/sessions/store.js';
 import { TransferCoordinator } from '../../src/sessions/transfer.js';
 import { MAX_TRANSFER_EVENT_BYTES } from '../../src/wire/bridge-frames.js';
 import { createLogger } from '../../src/util/log.js';
-import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+import { bothStores } from './fixtures/both-stores.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'sy-offer-'));
-let redis: RedisServer | undefined;
-const stores: SessionStore[] = [];
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.close()));
-  await redis?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-const backends = [
-  { name: 'sqlite', open: () => openStore({ kind: 'sqlite', path: join(tmp, `o${Math.random()}.db`) }) },
-  { name: 'redis', open: () => openStore({ kind: 'redis', url: (redis as RedisServer).url, prefix: `off${Math.random()}:` }) },
-];
+const { backends, stores } = bothStores('off');
 
 /** The store, with the bytes of JSON of every update-log entry a read handed back counted. */
 function counting(store: SessionStore): { store: SessionStore; read: () => number } {
