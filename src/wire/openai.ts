@@ -155,6 +155,16 @@ export function usageOfCounts(prompt: unknown, completion: unknown): Usage {
   return u;
 }
 
+/**
+ * The counts a usage gives a client of another format (Anthropic, Responses, Gemini), which never shows 0/0:
+ * undefined when it counted nothing (no usage, or 0/0), else each side's count, undefined for a side that is not
+ * a count. The edge shows its estimate for what is undefined. The one rule those three formats' usage follows.
+ */
+export function shownCounts(u: Usage | null | undefined): { input: number | undefined; output: number | undefined } | undefined {
+  if (!u || (!u.prompt_tokens && !u.completion_tokens)) return undefined;
+  return { input: isCount(u.prompt_tokens) ? u.prompt_tokens : undefined, output: isCount(u.completion_tokens) ? u.completion_tokens : undefined };
+}
+
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call' | null;
 
 export interface ChatCompletion {

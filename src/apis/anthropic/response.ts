@@ -6,7 +6,7 @@
  * estimate) for input and at least 1 output token, also for the one side a usage may leave without a number.
  * Cache counts the upstream reported are carried over.
  */
-import { isCount, type ChatCompletion, type Usage } from '../../wire/openai.js';
+import { shownCounts, type ChatCompletion, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
@@ -28,12 +28,13 @@ export interface AnthropicUsageOut {
 
 /** Chat usage → Anthropic usage; `input_tokens` excludes cached parts, as Anthropic counts them. */
 export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number, outFloor = 1): AnthropicUsageOut {
-  if (!u || (!u.prompt_tokens && !u.completion_tokens)) return { input_tokens: estimateIn, output_tokens: outFloor };
+  const shown = shownCounts(u);
+  if (!u || !shown) return { input_tokens: estimateIn, output_tokens: outFloor };
   const read = u.cache_read_input_tokens ?? u.prompt_tokens_details?.cached_tokens ?? 0;
   const write = u.cache_creation_input_tokens ?? 0;
   const out: AnthropicUsageOut = {
-    input_tokens: isCount(u.prompt_tokens) ? Math.max(0, u.prompt_tokens - read - write) : estimateIn,
-    output_tokens: isCount(u.completion_tokens) ? u.completion_tokens : outFloor,
+    input_tokens: shown.input !== undefined ? Math.max(0, shown.input - read - write) : estimateIn,
+    output_tokens: shown.output ?? outFloor,
   };
   if (read || write) {
     out.cache_creation_input_tokens = write;

@@ -4,7 +4,7 @@
  * `thought: true` text part. usageMetadata is never 0/0: the prompt is estimated (and the output is 1) when the
  * upstream gave no counts, or for the side its usage leaves without a number.
  */
-import { isCount, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
+import { shownCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
 
 export function toFinishReason(f: FinishReason | undefined): string {
@@ -14,9 +14,9 @@ export function toFinishReason(f: FinishReason | undefined): string {
 }
 
 export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number): Record<string, number> {
-  const known = u && (u.prompt_tokens || u.completion_tokens);
-  const prompt = known && isCount(u.prompt_tokens) ? u.prompt_tokens : estimateIn;
-  const out = known && isCount(u.completion_tokens) ? u.completion_tokens : 1;
+  const shown = shownCounts(u);
+  const prompt = shown?.input ?? estimateIn;
+  const out = shown?.output ?? 1;
   const m: Record<string, number> = { promptTokenCount: prompt, candidatesTokenCount: out, totalTokenCount: prompt + out };
   const cached = u?.prompt_tokens_details?.cached_tokens;
   if (cached) m.cachedContentTokenCount = cached;

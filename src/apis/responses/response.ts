@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { GatewayError } from '../../wire/errors.js';
-import { isCount, type ChatCompletion, type FinishReason, type Usage } from '../../wire/openai.js';
+import { shownCounts, type ChatCompletion, type FinishReason, type Usage } from '../../wire/openai.js';
 import { seqId } from '../../util/ids.js';
 import { secrets } from '../../util/redact.js';
 import type { Item } from './request.js';
@@ -29,9 +29,9 @@ export interface ResponsesUsage {
 }
 
 export function toResponsesUsage(u: Usage | null | undefined, estimateIn: number): ResponsesUsage {
-  const known = u && (u.prompt_tokens || u.completion_tokens);
-  const input = known && isCount(u.prompt_tokens) ? u.prompt_tokens : estimateIn;
-  const output = known && isCount(u.completion_tokens) ? u.completion_tokens : 1;
+  const shown = shownCounts(u);
+  const input = shown?.input ?? estimateIn;
+  const output = shown?.output ?? 1;
   const details = u?.completion_tokens_details as { reasoning_tokens?: number } | undefined;
   return {
     input_tokens: input,
