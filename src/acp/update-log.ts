@@ -10,7 +10,7 @@
  * updates of a session pushed as they happen.
  */
 import { PerKeyQueue } from '../util/per-key-queue.js';
-import { lastLoggedSeq, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
+import { UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 import { GatewayError } from '../wire/errors.js';
 import { updateJson } from './update-json.js';
@@ -115,7 +115,7 @@ export class UpdateLog {
   /** The highest seq logged for the session, at least `from` (after a crash it can be above the stored seq). */
   async lastSeq(sessionId: string, from: number): Promise<number> {
     await this.flush(sessionId);
-    return lastLoggedSeq(this.store, sessionId, from);
+    return Math.max(from, await this.store.lastEventSeq(sessionId));
   }
 
   /**

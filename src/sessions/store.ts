@@ -202,11 +202,6 @@ export class TransferConflictError extends SessionStoreError {
   }
 }
 
-/** The highest seq in the session's update log above `after`, or `after` when there is none. */
-export async function lastLoggedSeq(store: SessionStore, sessionId: string, after = 0): Promise<number> {
-  return Math.max(after, await store.lastEventSeq(sessionId));
-}
-
 /**
  * Read-modify-write with retry on VersionConflictError: `change` gets the current record and returns the next
  * one (or undefined to write nothing). Returns the stored record.

@@ -19,7 +19,7 @@ import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
-import { lastLoggedSeq, mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
+import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
   id: string;
@@ -227,7 +227,7 @@ export class TransferCoordinator {
    */
   private async importEvents(sessionId: string, events: readonly SessionEvent[], droppedThrough: number): Promise<void> {
     if (events.length > 0) {
-      const last = await lastLoggedSeq(this.store, sessionId);
+      const last = await this.store.lastEventSeq(sessionId);
       const fresh = events.filter((e) => e.seq > last);
       if (fresh.length > 0) await this.store.appendEvents(sessionId, fresh, UPDATE_LOG_KEEP);
     }
