@@ -8,7 +8,7 @@ import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
 import { validateChat, validateEmbeddings } from '../router/validate.js';
 import type { ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, BridgeStreamFrame } from '../wire/bridge-frames.js';
-import type { ChatOutcome, StreamChunk } from '../providers/provider.js';
+import { isOutputChunk, type ChatOutcome, type StreamChunk } from '../providers/provider.js';
 import { AsyncQueue } from '../util/async-queue.js';
 import { seqId } from '../util/ids.js';
 import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
@@ -320,11 +320,8 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     let chunk = routed.first;
     // the chunks of one upstream read (takeReady) are sent in one tick, so they leave in one socket write
     while (chunk !== undefined) {
-      // the usage chunk is not content (as Exchange's pump counts)
-      if (chunk.usage) {
-        usage = chunk.usage;
-        if (chunk.inline) chunks++;
-      } else chunks++;
+      if (chunk.usage) usage = chunk.usage;
+      if (isOutputChunk(chunk)) chunks++;
       // The chunk is already JSON: splice it into the frame instead of parsing and re-serialising it.
       if (!l.send(`{"type":"bridge-stream","requestId":${idJson},"chunk":${chunk.data}}`)) {
         await routed.rest.return?.();

@@ -51,6 +51,16 @@ export interface StreamChunk {
 }
 
 /**
+ * Whether a stream's chunk is output: one token of the stream's estimated output when the upstream did not count
+ * it (src/usage/record.ts estimatedUsage). The usage chunk is not (a content chunk that also counts, `inline`, is);
+ * of a native pass-through, only an event that carries output (`content`). The one rule for every loop that counts
+ * what a stream sent: Exchange's pump, /acp/rpc chat tasks, the bridge's serving side.
+ */
+export function isOutputChunk(c: StreamChunk): boolean {
+  return c.usage ? c.inline === true : c.raw === undefined || c.content === true;
+}
+
+/**
  * Native pass-through only: an upstream's own failure event (Responses' `response.failed` or `error`, Messages'
  * `error` after `message_start`) is the last chunk's `raw`, scrubbed, and ends its stream: the stream then throws
  * that failure's GatewayError, so the attempt counts as failed, marked by `relayedFailure`. The edge has relayed

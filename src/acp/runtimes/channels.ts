@@ -9,7 +9,7 @@ import { GatewayError, toGatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, ChatMessage, ChatRequest, FinishReason, Usage } from '../../wire/openai.js';
 import type { RoutedChat } from '../../router/router.js';
 import type { RouteOptions } from '../../router/candidate.js';
-import type { StreamChunk } from '../../providers/provider.js';
+import { isOutputChunk, type StreamChunk } from '../../providers/provider.js';
 import { newId } from '../../util/ids.js';
 import type { Runtime, TurnInput, TurnOutput, UpdateEvent } from '../runtime.js';
 import type { Ticket } from '../../keys/service.js';
@@ -94,11 +94,8 @@ async function runTurn(o: ChannelsRuntimeOptions, turn: TurnInput, emit: (u: Upd
     model: o.model,
   });
   const onChunk = (c: StreamChunk) => {
-    // the usage chunk is not content: only a chunk without usage, or one that is content too (inline), is counted
-    if (c.usage) {
-      seen.usage = c.usage;
-      if (c.inline) seen.chunks++;
-    } else seen.chunks++;
+    if (c.usage) seen.usage = c.usage;
+    if (isOutputChunk(c)) seen.chunks++;
     let parsed: ChatCompletionChunk;
     try {
       parsed = JSON.parse(c.data) as ChatCompletionChunk;

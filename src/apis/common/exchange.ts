@@ -9,7 +9,7 @@ import type { ChatRequest, Usage } from '../../wire/openai.js';
 import type { Router, RoutedChat } from '../../router/router.js';
 import type { Candidate } from '../../router/candidate.js';
 import { cancelOnClose } from '../../router/cancel.js';
-import { wasRelayed, type StreamChunk } from '../../providers/provider.js';
+import { isOutputChunk, wasRelayed, type StreamChunk } from '../../providers/provider.js';
 import type { ChatReply } from '../../providers/chat-reply.js';
 import type { Logger } from '../../util/log.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -183,12 +183,8 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
       // the chunks the stream already holds (the rest of the same upstream read) are translated and written at once
       let text = '';
       do {
-        // the usage chunk is not content: the branch a chunk with usage takes anyway counts it only when it is
-        // content too (inline); a native event is content only when it carries output (`content`)
-        if (chunk.usage) {
-          usage = chunk.usage;
-          if (chunk.inline) sent++;
-        } else if (chunk.raw === undefined || chunk.content) sent++;
+        if (chunk.usage) usage = chunk.usage;
+        if (isOutputChunk(chunk)) sent++;
         text += each(chunk);
         chunk = rest.takeReady?.();
       } while (chunk !== undefined);
