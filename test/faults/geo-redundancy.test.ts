@@ -11,8 +11,8 @@
  *    fails; only streams already relaying east's chunks end with an error event (no [DONE]).
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
+import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
+import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';
@@ -47,12 +47,14 @@ function config(id: string, name: string, port: number, channel: string, upstrea
         streamIdleTimeoutMs: 1000,
         health: { consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 10, baseEjectionMs: 600, maxEjectionMs: 3000 },
       },
+      // A dead east is seen by its socket closing (SIGKILL), not by the heartbeat; the heartbeat's tolerance
+      // (2 s) is only wide enough that a loaded 2-core box starving a process does not drop a live link.
       bridge: {
         enabled: true,
         allowedTokens: [TOKEN],
         shareChannels: [channel],
         loadBalance: true,
-        limits: { heartbeatIntervalMs: 200, deadPeerMisses: 3, handshakeTimeoutMs: 3000 },
+        limits: { heartbeatIntervalMs: 200, deadPeerMisses: 10, handshakeTimeoutMs: 3000 },
       },
       // named after the other gateway, so x-switchyard-peer reads the same whichever side's dial won
       bridges: [{ name: other.name, url: `ws://127.0.0.1:${other.port}/bridge`, token: TOKEN, reconnectInterval: 100, maxReconnectInterval: 400 }],
@@ -64,6 +66,39 @@ function config(id: string, name: string, port: number, channel: string, upstrea
 /** failed requests; a stream counts as failed unless it ended with [DONE] AND carried all 4 content chunks */
 const failures = (rs: ChatResult[]) =>
   rs.filter((r) => r.status !== 200 || (r.events.length > 0 && (streamVerdict(r) !== 'completed' || r.contentChunks !== 4)));
+
+interface PeerRow {
+  id: string;
+  direction: 'inbound' | 'outbound';
+  state: string;
+}
+
+/**
+ * The two gateways agree on one link: each has exactly one open link to the other, and one side holds it as
+ * dialled, the other as accepted. Seeing the peer's channel is not enough: if both dials open at the same
+ * moment each side keeps the link it dialled and closes the other's, so both close and the diallers retry
+ * (docs/bridge-protocol.md, Peer identity); the channels seen in that moment go away again.
+ */
+async function oneLink(a: string, b: string): Promise<boolean> {
+  const open = async (url: string) => (await adminGet<{ peers: PeerRow[] }>(url, '/admin/bridges')).peers.filter((p) => p.state === 'open');
+  const [oa, ob] = [await open(a), await open(b)];
+  return oa.length === 1 && ob.length === 1 && oa[0]!.direction !== ob[0]!.direction;
+}
+
+/** the bridge lines of both gateways' logs (links opening and closing, refusals, silent peers) */
+function bridgeLogs(gws: Record<string, GatewayProcess>): string {
+  return Object.entries(gws)
+    .map(
+      ([name, p]) =>
+        `--- ${name}\n${p
+          .logs()
+          .split('\n')
+          .filter((l) => /"part":"bridge"|peer/.test(l))
+          .slice(-40)
+          .join('\n')}`,
+    )
+    .join('\n');
+}
 
 async function waitOutCooldown(url: string, id: string): Promise<void> {
   const row = await channelRow(url, id);
@@ -87,6 +122,9 @@ describe("fault suite: the seed's scenario 2 — geographic redundancy", () => {
       procs.push(west);
       let east = await startProcess(eastCfg, {}, dir);
       procs.push(east);
+      // a failure here names its cause: whether a link closed, and why, is in the gateways' logs
+      onTestFailed(() => console.log(bridgeLogs({ west, east })));
+      await waitFor(() => oneLink(west.url, east.url), 'the two gateways to settle on one link', 10_000);
       await waitFor(
         async () => (await channelRow(west.url, PEER_E_ON_W)) && (await channelRow(east.url, PEER_W_ON_E)),
         "each side to see the other side's channel",
