@@ -4,6 +4,7 @@ import {
   BRIDGE_DEFAULT_LIMITS,
   BRIDGE_FRAME_TYPES,
   CLOSE_CODES,
+  MAX_DIAL_NONCES,
   MAX_FRAME_DEPTH,
   MAX_HOPS,
   RETRY_FORBIDDEN_CLOSE_CODES,
@@ -117,6 +118,33 @@ describe('parseFrame: every frame type', () => {
     );
     expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.sharedChannels).toEqual([{ name: 'a', provider: 'p', models: [] }]);
     expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.policy).toEqual({ maxFrameBytes: 1, heartbeatIntervalMs: 1 });
+  });
+});
+
+describe('bridge-hello-ok dialNonces', () => {
+  const helloOk = (dialNonces: string) =>
+    parseFrame(
+      `{"type":"bridge-hello-ok","gatewayId":"g","gatewayName":"G","sharedChannels":[],"version":"1.1","capabilities":${caps},"policy":{"maxFrameBytes":1,"heartbeatIntervalMs":1},"dialNonces":${dialNonces}}`,
+      PRE_INIT,
+    );
+  it('are read as a list of strings; absent stays absent', () => {
+    const h = helloOk('["n_a","n_b"]');
+    expect(h.ok && h.frame.type === 'bridge-hello-ok' && h.frame.dialNonces).toEqual(['n_a', 'n_b']);
+    const none = parseFrame(VALID['bridge-hello-ok'], PRE_INIT);
+    expect(none.ok && none.frame.type === 'bridge-hello-ok' && 'dialNonces' in none.frame).toBe(false);
+  });
+  it('refuse a non-list, a non-string, an over-long nonce and more than MAX_DIAL_NONCES, naming the field', () => {
+    const many = JSON.stringify(Array.from({ length: MAX_DIAL_NONCES + 1 }, (_, i) => `n${i}`));
+    for (const [v, why] of [
+      ['"n_a"', 'dialNonces: must be an array'],
+      ['[1]', 'dialNonces[0]'],
+      [JSON.stringify(['x'.repeat(257)]), 'dialNonces[0]'],
+      [many, `dialNonces: at most ${MAX_DIAL_NONCES} items`],
+    ] as const) {
+      const r = helloOk(v);
+      expect(r.ok, v).toBe(false);
+      expect(!r.ok && r.error.message).toContain(why);
+    }
   });
 });
 

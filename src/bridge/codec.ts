@@ -24,6 +24,7 @@ import {
   CHANNEL_NAME_PATTERN,
   CLOSE_CODES,
   GATEWAY_ID_PATTERN,
+  MAX_DIAL_NONCES,
   MAX_FRAME_DEPTH,
   MAX_HOPS,
   MAX_ID_LENGTH,
@@ -423,6 +424,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
         heartbeatIntervalMs: count(policy.heartbeatIntervalMs, `${t}.policy.heartbeatIntervalMs`),
       },
       sharedAgents: agents(o.sharedAgents, `${t}.sharedAgents`),
+      dialNonces:
+        o.dialNonces === undefined ? undefined : arr(o.dialNonces, `${t}.dialNonces`, MAX_DIAL_NONCES).map((n, i) => str(n, `${t}.dialNonces[${i}]`, 256)),
     });
   },
   'bridge-error': (o) => {

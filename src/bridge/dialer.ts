@@ -8,11 +8,20 @@
 import type WebSocket from 'ws';
 import { withWs, type WsModule } from '../util/lazy-ws.js';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
-import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
+import {
+  CLOSE,
+  PROTOCOL_VERSION,
+  RETRY_FORBIDDEN_CLOSE_CODES,
+  SUPPORTED_VERSIONS,
+  type BridgePolicy,
+  type SharedAgent,
+  type SharedChannel,
+} from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
 import type { MeshContext } from './mesh-context.js';
 import { HEARTBEAT_BOUNDS_MS } from '../config/schema.js';
 import type { BridgeLink } from './link.js';
+import type { PeerInfo } from './link-types.js';
 import { decideHelloOk } from './handshake.js';
 import { openLink } from './open-link.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../util/backoff.js';
@@ -29,6 +38,9 @@ export interface DialTarget {
   ca?: string | undefined;
 }
 
+/** frames a held dial keeps before it opens anyway (`hold` in dialWith) */
+const HOLD_MAX_FRAMES = 16;
+
 export type DialState = 'connecting' | 'open' | 'backoff' | 'failed' | 'stopped';
 
 export class Dialer {
@@ -37,6 +49,8 @@ export class Dialer {
   since = new Date();
   link: BridgeLink | undefined;
   attempts = 0;
+  /** the nonce of this dialler's bridge-hello while it waits for its reply (MeshContext.dialNonces) */
+  pendingNonce: string | undefined;
   private ws: WebSocket | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -78,6 +92,9 @@ export class Dialer {
     });
     this.ws = ws;
     let opened = false;
+    let nonce: string | undefined;
+    /** what `bridge list` shows if the peer closes a held link (its own dialled link won) */
+    let held: string | undefined;
     const hsTimer = setTimeout(() => ws.terminate(), limits.handshakeTimeoutMs);
     hsTimer.unref();
     ws.on('error', (err) => {
@@ -86,6 +103,8 @@ export class Dialer {
     ws.on('open', () => {
       const share = this.mesh.outboundShare(this.target.shareChannels);
       const agents = this.mesh.outboundAgents(this.target.shareAgents ?? false);
+      nonce = newId('n', 12);
+      this.pendingNonce = nonce;
       ws.send(
         encodeFrame({
           type: 'bridge-hello',
@@ -98,58 +117,93 @@ export class Dialer {
           sharedAgents: agents,
           minVersion: SUPPORTED_VERSIONS[0],
           maxVersion: SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1],
-          nonce: newId('n', 12),
+          nonce,
           maxFrameBytes: limits.maxFrameBytes,
         }),
       );
       ws.once('message', (data: Buffer, isBinary: boolean) => {
         clearTimeout(hsTimer);
+        if (this.pendingNonce === nonce) this.pendingNonce = undefined;
         const parsed = parseFrame(data, { maxBytes: limits.maxFrameBytes, authenticated: false, role: 'initiator', isBinary });
         if (!parsed.ok) {
           this.lastError = `bad handshake reply: ${parsed.error.message}`;
           ws.close(CLOSE.BAD_FRAME, 'bad handshake reply');
           return;
         }
-        const d = decideHelloOk(parsed.frame, { selfId: this.mesh.gatewayId, admission: (peerId) => this.mesh.admission(peerId, 'initiator') });
+        const d = decideHelloOk(parsed.frame, {
+          selfId: this.mesh.gatewayId,
+          admission: (peerId, dialNonces) => this.mesh.admission(peerId, 'initiator', dialNonces),
+        });
         if (!d.ok) {
           this.lastError = d.lastError;
           if (d.close) ws.close(d.close.code, d.close.reason);
           return; // without `close`: the responder closes with the matching code
         }
-        opened = true;
-        const link = openLink(this.mesh, {
-          ws,
-          role: 'initiator',
-          name: this.target.name,
-          peer: d.peer,
-          share,
-          agents,
-          // the responder's policy sets the link's heartbeat, within bounds: 0 would ping in a busy loop, a huge value
-          // overflows the timer (Node then fires it every millisecond) or turns dead-peer detection off
-          limits: { ...limits, heartbeatIntervalMs: clampHeartbeat(d.helloOk.policy.heartbeatIntervalMs) },
-          peerMaxFrameBytes: d.helloOk.policy.maxFrameBytes,
-          onClosed: (l) => {
-            if (this.link !== l) return;
-            this.link = undefined;
-            // the socket may take a moment to finish closing (a frozen peer): never show it as open meanwhile
-            if (this.state === 'open') this.setState('backoff');
-          },
-        });
-        this.link = link;
-        this.lastError = undefined;
-        this.attempts = 0;
-        this.setState('open');
-        this.mesh.register(link);
-        this.mesh.logger.info('bridge peer connected', { peer: d.peer.id, name: this.target.name, direction: 'outbound' });
+        const open = () => {
+          opened = true;
+          this.openOutbound(ws, d.peer, d.helloOk.policy, share, agents);
+        };
+        if (!d.hold) return open();
+        // Both gateways are dialling each other and the peer's dialled link is the one to keep (mesh.ts
+        // `admission`): the peer closes this one once its own hello-ok arrives, about one round trip from now.
+        // Until then the link stays unopened, keeping what the peer sends; if the peer does not close it within
+        // the handshake timeout, it opens and replaces the inbound link as any dialled link does.
+        held = `DUPLICATE_PEER: already linked to ${d.peer.id} through its own bridge to us (both dialled at once; kept the link ${d.peer.id} dialled)`;
+        const early: Array<[Buffer, boolean]> = [];
+        const end = () => {
+          clearTimeout(hold);
+          ws.off('message', keep);
+          if (this.ws !== ws || this.state === 'stopped' || ws.readyState !== ws.OPEN) return;
+          held = undefined;
+          open();
+          for (const [b, bin] of early) ws.emit('message', b, bin);
+        };
+        // a peer that goes on sending (more than a heartbeat and a load report) is using the link: stop holding it
+        const keep = (b: Buffer, bin: boolean) => (early.push([b, bin]) > HOLD_MAX_FRAMES ? end() : undefined);
+        ws.on('message', keep);
+        const hold = setTimeout(end, limits.handshakeTimeoutMs);
+        hold.unref();
+        ws.once('close', () => clearTimeout(hold));
       });
     });
     ws.on('close', (code, reason) => {
       clearTimeout(hsTimer);
+      if (this.pendingNonce === nonce) this.pendingNonce = undefined;
       if (this.ws !== ws) return;
-      if (!opened && !this.lastError) this.lastError = `closed during handshake (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
+      if (held !== undefined && code === CLOSE.DUPLICATE_PEER) this.lastError = held;
+      else if (!opened && !this.lastError) this.lastError = `closed during handshake (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
       else if (opened && code !== CLOSE.NORMAL) this.lastError = `link closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`;
       this.afterClose(code);
     });
+  }
+
+  /** The link of a dial whose hello-ok was accepted: into the mesh (its channels become routing candidates). */
+  private openOutbound(ws: WebSocket, peer: PeerInfo, policy: BridgePolicy, share: SharedChannel[], agents: SharedAgent[]): void {
+    const limits = this.mesh.limits;
+    const link = openLink(this.mesh, {
+      ws,
+      role: 'initiator',
+      name: this.target.name,
+      peer,
+      share,
+      agents,
+      // the responder's policy sets the link's heartbeat, within bounds: 0 would ping in a busy loop, a huge value
+      // overflows the timer (Node then fires it every millisecond) or turns dead-peer detection off
+      limits: { ...limits, heartbeatIntervalMs: clampHeartbeat(policy.heartbeatIntervalMs) },
+      peerMaxFrameBytes: policy.maxFrameBytes,
+      onClosed: (l) => {
+        if (this.link !== l) return;
+        this.link = undefined;
+        // the socket may take a moment to finish closing (a frozen peer): never show it as open meanwhile
+        if (this.state === 'open') this.setState('backoff');
+      },
+    });
+    this.link = link;
+    this.lastError = undefined;
+    this.attempts = 0;
+    this.setState('open');
+    this.mesh.register(link);
+    this.mesh.logger.info('bridge peer connected', { peer: peer.id, name: this.target.name, direction: 'outbound' });
   }
 
   private afterClose(code: number): void {

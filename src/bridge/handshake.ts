@@ -5,7 +5,8 @@
  *
  * Responder (a bridge-hello arrived), checked in order: hello type, token (constant time), version overlap,
  * self-connection, the gatewayId's token binding, admission (duplicate peer, maxPeers). Initiator (the reply to our hello): a bridge-error
- * (the responder closes), hello-ok, self-connection, duplicate peer.
+ * (the responder closes), hello-ok, self-connection, duplicate peer (the mesh's rule, which also settles two
+ * gateways dialling each other at the same moment: mesh.ts `admission`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { tokenMatches } from '../util/secret.js';
@@ -13,8 +14,9 @@ import { negotiateVersion } from './codec.js';
 import { describeError } from '../wire/errors.js';
 import { CLOSE, type BridgeErrorCode, type BridgeFrame, type BridgeHelloFrame, type BridgeHelloOkFrame } from '../wire/bridge-frames.js';
 import type { PeerInfo } from './link-types.js';
+import type { Admission } from './mesh-context.js';
 
-export type Admission = 'ok' | 'replace' | 'duplicate' | 'full';
+export type { Admission };
 
 export interface ResponderContext {
   selfId: string;
@@ -68,12 +70,16 @@ export function decideHello(frame: BridgeFrame, ctx: ResponderContext): HelloDec
 
 export interface InitiatorContext {
   selfId: string;
-  admission: (peerId: string) => Admission;
+  /** `dialNonces`: the hello-ok's, the responder's own hellos waiting for their reply (BridgeHelloOkFrame) */
+  admission: (peerId: string, dialNonces: readonly string[] | undefined) => Admission;
 }
 
-/** `lastError` is what `bridge list` shows; `close` is absent when the responder closes (it sent bridge-error). */
+/**
+ * `lastError` is what `bridge list` shows; `close` is absent when the responder closes (it sent bridge-error).
+ * `hold`: open the link only if the responder does not close it first (two gateways dialling each other, mesh.ts).
+ */
 export type HelloOkDecision =
-  { ok: true; helloOk: BridgeHelloOkFrame; peer: PeerInfo } | { ok: false; lastError: string; close?: { code: number; reason: string } };
+  { ok: true; helloOk: BridgeHelloOkFrame; peer: PeerInfo; hold: boolean } | { ok: false; lastError: string; close?: { code: number; reason: string } };
 
 export function decideHelloOk(frame: BridgeFrame, ctx: InitiatorContext): HelloOkDecision {
   if (frame.type === 'bridge-error') return { ok: false, lastError: `${frame.code}: ${frame.message}` };
@@ -82,14 +88,15 @@ export function decideHelloOk(frame: BridgeFrame, ctx: InitiatorContext): HelloO
   if (frame.gatewayId === ctx.selfId) {
     return { ok: false, lastError: 'SELF_CONNECTION: the URL points at this gateway itself', close: { code: CLOSE.NOT_ALLOWED, reason: 'self connection' } };
   }
-  if (ctx.admission(frame.gatewayId) === 'duplicate') {
+  const admission = ctx.admission(frame.gatewayId, frame.dialNonces);
+  if (admission === 'duplicate') {
     return {
       ok: false,
       lastError: `DUPLICATE_PEER: already linked to ${frame.gatewayId} through its own bridge to us`,
       close: { code: CLOSE.DUPLICATE_PEER, reason: 'duplicate peer' },
     };
   }
-  return { ok: true, helloOk: frame, peer: peerInfo(frame, frame.version) };
+  return { ok: true, helloOk: frame, peer: peerInfo(frame, frame.version), hold: admission === 'hold' };
 }
 
 /** The peer as a hello or hello-ok announces it (the same rule in both directions). */
@@ -101,5 +108,6 @@ export function peerInfo(f: BridgeHelloFrame | BridgeHelloOkFrame, version: stri
     capabilities: { shareChannels: f.capabilities.shareChannels, acceptSessions: f.capabilities.acceptSessions, loadBalance: f.capabilities.loadBalance },
     sharedChannels: f.sharedChannels ?? [],
     sharedAgents: f.sharedAgents ?? [],
+    ...(f.type === 'bridge-hello' && f.nonce !== undefined ? { helloNonce: f.nonce } : {}),
   };
 }

@@ -34,6 +34,8 @@ export interface PeerInfo {
   sharedChannels: SharedChannel[];
   /** ACP runtimes (agents, gateway providers) the peer shares with us */
   sharedAgents: SharedAgent[];
+  /** an inbound link's: the `nonce` of the peer's bridge-hello (what a simultaneous dial's proof names, handshake.ts) */
+  helloNonce?: string;
 }
 
 /** The outcome of an agent-task call: exactly one of result / error (a JSON-RPC error object). */

@@ -76,9 +76,13 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
         version: d.version,
         capabilities: mesh.capabilities(share.length > 0 || agents.length > 0),
         policy: { maxFrameBytes: limits.maxFrameBytes, heartbeatIntervalMs: limits.heartbeatIntervalMs },
+        ...dialling(mesh.dialNonces()),
       }),
     );
     mesh.register(link);
     log.info('bridge peer connected', { peer: d.peer.id, name: link.name, direction: 'inbound' });
   });
 }
+
+/** a hello-ok names our hellos still waiting for their reply only when there are some (older peers ignore the key) */
+const dialling = (nonces: string[]): { dialNonces?: string[] } => (nonces.length > 0 ? { dialNonces: nonces } : {});

@@ -12,7 +12,11 @@ import type { SharedAgent, SharedChannel } from '../wire/bridge-frames.js';
 import type { BridgeLink } from './link.js';
 import type { Role, RpcServeHandler } from './link-types.js';
 
-export type Admission = 'ok' | 'replace' | 'duplicate' | 'full';
+/**
+ * `hold` (an initiator only): the peer's hello-ok proved that both gateways are dialling each other at this moment
+ * and the peer's dialled link is the one to keep; wait for the peer to close ours (mesh.ts `admission`).
+ */
+export type Admission = 'ok' | 'replace' | 'duplicate' | 'full' | 'hold';
 
 export interface MeshCapabilities {
   shareChannels: boolean;
@@ -35,8 +39,13 @@ export interface MeshContext {
   /** what the responder side checks a hello against */
   responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number };
   capabilities(sharing: boolean): MeshCapabilities;
-  /** whether a link to `peerId` in this role may open now (maxPeers, one link per peer) */
-  admission(peerId: string, role: Role): Admission;
+  /**
+   * whether a link to `peerId` in this role may open now (maxPeers, one link per peer); `dialNonces`: an
+   * initiator's, from the hello-ok (two gateways dialling each other at once, mesh.ts)
+   */
+  admission(peerId: string, role: Role, dialNonces?: readonly string[]): Admission;
+  /** the nonces of our bridge-hellos waiting for their reply (what a bridge-hello-ok we send names) */
+  dialNonces(): string[];
   /** the gatewayId ↔ token binding (docs/bridge-protocol.md "Peer identity") */
   boundToken(peerId: string): Buffer | undefined;
   bindToken(peerId: string, digest: Buffer): boolean;

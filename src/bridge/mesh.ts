@@ -13,7 +13,7 @@ import { withWs } from '../util/lazy-ws.js';
 import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
-import { CLOSE, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
+import { CLOSE, MAX_DIAL_NONCES, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
 import { preAuthPayloadLimit } from './ws-limits.js';
@@ -281,16 +281,34 @@ export class BridgeMesh implements MeshContext {
    * wins: its peer is authenticated by the URL dialled, an inbound hello's `gatewayId` only by a token any
    * holder of it may present. So an inbound hello never replaces a dialled link, and a dialled link replaces
    * an inbound one claiming its id; two gateways dialling each other keep the first link that opens (the
-   * other dialler is refused until it closes).
+   * other dialler is refused until it closes). If both open at the same moment, each side has accepted the
+   * other's hello while its own waited for its reply, and both keep the link the smaller gateway id dialled.
+   * The smaller id replaces the inbound link as above, which closes the larger id's dialled link on the peer's
+   * side. The larger id holds its dialled link unopened (`hold`, dialer.ts) when the hello-ok names the inbound
+   * link's hello among the peer's own still waiting (`dialNonces`), and yields if the peer closes it. Only the
+   * peer can close that link (its URL authenticates it), so an inbound hello that only repeats a nonce the peer
+   * sent elsewhere does not win: when the hold ends without the close, the dialled link replaces it as above.
    */
-  admission(peerId: string, role: Role): Admission {
+  admission(peerId: string, role: Role, dialNonces?: readonly string[]): Admission {
     const existing = this.links.get(peerId);
+    if (existing && role === 'initiator' && existing.role === 'responder' && this.gatewayId > peerId) {
+      const nonce = existing.peer.helloNonce;
+      if (nonce !== undefined && dialNonces?.includes(nonce)) return 'hold';
+    }
     if (existing) return existing.role === role || role === 'initiator' ? 'replace' : 'duplicate';
     if (role === 'responder') {
       const inbound = [...this.links.values()].filter((l) => l.role === 'responder').length;
       if (inbound >= this.o.config.gateway.bridge.maxPeers) return 'full';
     }
     return 'ok';
+  }
+
+  dialNonces(): string[] {
+    const out: string[] = [];
+    for (const d of this.dialers.values()) {
+      if (d.pendingNonce !== undefined && out.length < MAX_DIAL_NONCES) out.push(d.pendingNonce);
+    }
+    return out;
   }
 
   register(link: BridgeLink): void {

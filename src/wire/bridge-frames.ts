@@ -197,7 +197,17 @@ export interface BridgeHelloOkFrame {
   capabilities: BridgeCapabilities;
   policy: BridgePolicy;
   sharedAgents?: SharedAgent[];
+  /**
+   * the `nonce`s of the responder's own bridge-hellos still waiting for their reply (at most
+   * MAX_DIAL_NONCES): if one is the hello of a link the initiator accepted meanwhile, the two gateways are
+   * dialling each other at this moment, and both keep the link the gateway with the smaller id dialled
+   * (docs/bridge-protocol.md "Peer identity"); absent (an older peer, or no dial pending): nothing to prove
+   */
+  dialNonces?: string[];
 }
+
+/** the most `dialNonces` a bridge-hello-ok carries (one per bridge the responder is dialling) */
+export const MAX_DIAL_NONCES = 64;
 
 export interface BridgeErrorFrame {
   type: 'bridge-error';

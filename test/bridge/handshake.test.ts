@@ -81,4 +81,14 @@ describe('initiator: decideHelloOk', () => {
     expect(decideHelloOk(ok({ gatewayId: 'gw_self' }), ictx())).toMatchObject({ ok: false, close: { code: 4403 } });
     expect(decideHelloOk(ok(), ictx('duplicate'))).toMatchObject({ ok: false, close: { code: 4409 } });
   });
+  it("hands the hello-ok's dialNonces to the mesh's rule, and holds the link when it says so", () => {
+    const seen: Array<[string, readonly string[] | undefined]> = [];
+    const rule = (a: Admission) => ({ selfId: 'gw_self', admission: (id: string, nonces: readonly string[] | undefined) => (seen.push([id, nonces]), a) });
+    expect(decideHelloOk(ok({ dialNonces: ['n_1', 'n_2'] }), rule('hold'))).toMatchObject({ ok: true, hold: true, peer: { id: 'gw_peer' } });
+    expect(decideHelloOk(ok(), rule('replace'))).toMatchObject({ ok: true, hold: false });
+    expect(seen).toEqual([
+      ['gw_peer', ['n_1', 'n_2']],
+      ['gw_peer', undefined],
+    ]);
+  });
 });

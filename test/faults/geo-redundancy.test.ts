@@ -75,9 +75,8 @@ interface PeerRow {
 
 /**
  * The two gateways agree on one link: each has exactly one open link to the other, and one side holds it as
- * dialled, the other as accepted. Seeing the peer's channel is not enough: if both dials open at the same
- * moment each side keeps the link it dialled and closes the other's, so both close and the diallers retry
- * (docs/bridge-protocol.md, Peer identity); the channels seen in that moment go away again.
+ * dialled, the other as accepted. Seeing the peer's channel is not enough while the two diallers are still
+ * settling which link to keep (docs/bridge-protocol.md, Peer identity): a link seen in that moment may close.
  */
 async function oneLink(a: string, b: string): Promise<boolean> {
   const open = async (url: string) => (await adminGet<{ peers: PeerRow[] }>(url, '/admin/bridges')).peers.filter((p) => p.state === 'open');
