@@ -132,6 +132,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   });
   obs.metrics.warmPools = acp.warmPools;
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
+  obs.metrics.acpTasks = acp.tasksHeld;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.

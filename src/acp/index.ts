@@ -24,7 +24,7 @@ import { buildCatalog, type AvailabilitySource, type Availability } from './capa
 import { createDispatch, type Dispatch } from './methods.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import { TurnRunner, type TurnRunnerOptions } from './turn-runner.js';
-import { resultOutputMaxChars } from './task-registry.js';
+import { resultOutputMaxChars, taskBytesBudget, type TaskRegistryHeld } from './task-registry.js';
 import { updateLogPageBytes, type ReplayFlow } from './update-log.js';
 import { leaseHolderId } from './lease.js';
 import type { PluggedGatewayRuntime, Runtime, RuntimeContext, RuntimeFactories, RuntimeFactory } from './runtime.js';
@@ -87,6 +87,8 @@ export interface AcpCore {
   close(): Promise<void>;
   /** the warm pools (`acp.agents[].warm`), one row per entry that has one; empty when none was ever asked for */
   warmPools(): WarmPoolStatus[];
+  /** what the task registry (`xworkmate.tasks.get`) holds in memory now */
+  tasksHeld(): TaskRegistryHeld;
 }
 
 export function createAcpCore(deps: AcpCoreDeps): AcpCore {
@@ -248,6 +250,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     updateLogMaxBytes: acp.updateLogMaxBytes,
     updateLogPageBytes: updateLogPageBytes(acp.maxStreamBacklogBytes),
     resultOutputMaxChars: resultOutputMaxChars(acp.maxStreamBacklogBytes),
+    maxTaskBytes: taskBytesBudget(acp.maxStreamBacklogBytes),
     ...(holderId ? { holderId } : {}),
     onTurnEnded: deps.onTurnEnded,
     traceTurn: deps.traceTurn,
@@ -289,6 +292,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     drain: (graceMs) => runner.drain(graceMs),
     reconfigure: build,
     warmPools: () => warmLoaded?.status() ?? [],
+    tasksHeld: () => runner.tasksHeld(),
     async close() {
       await listening;
       await retention?.stop();

@@ -3,6 +3,9 @@
  * the latest run per session), falling back to the turn records in the SessionStore for turns this process no
  * longer holds (evicted, run before a restart, or run by another instance): by the session, or by a runId
  * through a small expiring index (RUN_INDEX_TTL_MS).
+ *
+ * The registry is bounded by count (`maxTasks`) and by the size of what its finished snapshots hold
+ * (`taskBytesBudget`): past either the oldest finished snapshots go first; a running one is never dropped.
  */
 import type { Session, Turn, TurnStatus } from '../sessions/model.js';
 import type { SessionStore } from '../sessions/store.js';
@@ -22,6 +25,25 @@ export function boundOutput(output: string, max: number): { output: string; outp
   if (output.length <= max) return { output };
   const end = max > 0 && isHighSurrogate(output.charCodeAt(max - 1)) ? max - 1 : max;
   return { output: output.slice(0, end), outputTruncated: true, outputChars: output.length };
+}
+
+/**
+ * The bytes the finished snapshots held in memory may take together: eight times `acp.maxStreamBacklogBytes`
+ * (64 MiB by default). A finished snapshot holds at most a result's output (a sixteenth of that bound in
+ * characters, two bytes each in the heap at most), so the budget holds the 63 newest results of the largest size
+ * (with TASK_OVERHEAD_BYTES each), and many more of smaller ones; older ones are read from the store.
+ */
+export const taskBytesBudget = (maxStreamBacklogBytes: number): number => maxStreamBacklogBytes * 8;
+
+/** What a finished snapshot is counted as beyond its text: the task, its result and their ids and fields. */
+export const TASK_OVERHEAD_BYTES = 1024;
+
+/** What a finished snapshot holds in the heap, counted as two bytes per UTF-16 code unit of its text. */
+export function taskBytes(t: Task): number {
+  const r = t.result;
+  // t.output is the result's output once the turn ended (the same string, held once)
+  const text = t.output.length + (r ? r.summary.length + (r.error?.length ?? 0) + (r.output === t.output ? 0 : r.output.length) : 0);
+  return TASK_OVERHEAD_BYTES + 2 * text;
 }
 
 const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
@@ -81,19 +103,39 @@ export interface TaskQuery {
 export const RUN_INDEX_TTL_MS = 7 * 24 * 3_600_000;
 const runKey = (runId: string): string => `acp-run:${runId}`;
 
+export interface TaskRegistryLimits {
+  /** snapshots kept in memory, running ones included (those are never evicted); default 10 000 */
+  maxTasks?: number | undefined;
+  /** the bytes (taskBytes) the finished snapshots kept in memory may take together; default that of an 8 MiB stream bound */
+  maxBytes?: number | undefined;
+}
+
+/** What the registry holds now: its finished snapshots and their bytes (taskBytes), and the running ones. */
+export interface TaskRegistryHeld {
+  finished: number;
+  bytes: number;
+  maxBytes: number;
+  running: number;
+}
+
 export class TaskRegistry {
   private readonly tasks = new Map<string, Task>();
   private readonly latestRun = new Map<string, string>();
+  /** the finished snapshots in the order they ended, with the bytes each is counted as */
+  private readonly finished = new Map<string, number>();
+  private finishedBytes = 0;
+  private readonly max: number;
+  private readonly maxBytes: number;
 
-  /**
-   * `max`: finished snapshots kept in memory (running ones are never evicted); default 10 000. `outputMax`: the
-   * most of a turn's output a snapshot carries (the result's bound, `boundOutput`).
-   */
+  /** `outputMax`: the most of a turn's output a snapshot carries (the result's bound, `boundOutput`). */
   constructor(
     private readonly store: SessionStore,
     private readonly outputMax: number,
-    private readonly max = 10_000,
-  ) {}
+    limits: TaskRegistryLimits = {},
+  ) {
+    this.max = limits.maxTasks ?? 10_000;
+    this.maxBytes = limits.maxBytes ?? taskBytesBudget(8 * 1024 * 1024);
+  }
 
   add(t: Task): void {
     this.tasks.set(t.runId, t);
@@ -101,12 +143,31 @@ export class TaskRegistry {
     // best effort: a run the index missed is still found with its sessionId. Written once the moment's work is
     // done: the turn's prompt goes to its agent first (this process finds its runs in memory anyway)
     setImmediate(() => void this.store.putExpiring(runKey(t.runId), t.sessionId, RUN_INDEX_TTL_MS).catch(() => undefined));
-    if (this.tasks.size <= this.max) return;
-    for (const [k, v] of this.tasks) {
-      if (this.tasks.size <= this.max) break;
-      if (v.endedAt === undefined) continue;
+    this.evict();
+  }
+
+  /** The turn of `t` ended (its snapshot holds its result now): counted from here on, and the oldest go past the bounds. */
+  ended(t: Task): void {
+    if (this.tasks.get(t.runId) !== t || this.finished.has(t.runId)) return;
+    const bytes = taskBytes(t);
+    this.finished.set(t.runId, bytes);
+    this.finishedBytes += bytes;
+    this.evict();
+  }
+
+  held(): TaskRegistryHeld {
+    return { finished: this.finished.size, bytes: this.finishedBytes, maxBytes: this.maxBytes, running: this.tasks.size - this.finished.size };
+  }
+
+  /** Drops the oldest finished snapshots while the registry is past either bound. */
+  private evict(): void {
+    for (const [k, bytes] of this.finished) {
+      if (this.tasks.size <= this.max && this.finishedBytes <= this.maxBytes) break;
+      this.finished.delete(k);
+      this.finishedBytes -= bytes;
+      const v = this.tasks.get(k);
       this.tasks.delete(k);
-      if (this.latestRun.get(v.sessionId) === k) this.latestRun.delete(v.sessionId);
+      if (v && this.latestRun.get(v.sessionId) === k) this.latestRun.delete(v.sessionId);
     }
   }
 

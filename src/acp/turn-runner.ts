@@ -36,7 +36,7 @@ import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
-import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type TurnResult } from './task-registry.js';
+import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type TaskRegistryHeld, type TurnResult } from './task-registry.js';
 import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
@@ -95,8 +95,10 @@ export interface TurnRunnerOptions {
   leaseTtlMs?: number;
   /** how long a turn waits for a lease held by another instance; default 30 s */
   leaseWaitMs?: number;
-  /** finished task snapshots kept in memory for xworkmate.tasks.get; default 10 000 */
+  /** task snapshots kept in memory for xworkmate.tasks.get (running ones are never dropped); default 10 000 */
   maxTasks?: number;
+  /** the bytes the finished task snapshots kept in memory may take together (task-registry.ts `taskBytesBudget`); default that of an 8 MiB stream bound */
+  maxTaskBytes?: number;
   /** `acp.updateLogMaxBytes`: the JSON bytes of updates kept per session in the update log; default 64 MiB */
   updateLogMaxBytes?: number;
   /** the JSON bytes of one read of the update log at most (update-log.ts updateLogPageBytes); default 2 MiB */
@@ -132,7 +134,7 @@ export class TurnRunner {
   constructor(private readonly o: TurnRunnerOptions) {
     this.holder = o.holderId ?? `${o.gatewayId}/${newId('acp', 6)}`;
     this.resultMax = o.resultOutputMaxChars ?? resultOutputMaxChars(8 * 1024 * 1024);
-    this.tasks = new TaskRegistry(o.store, this.resultMax, o.maxTasks);
+    this.tasks = new TaskRegistry(o.store, this.resultMax, { maxTasks: o.maxTasks, maxBytes: o.maxTaskBytes });
     this.updates = new UpdateLog(o.store, o.logger, o.updateLogMaxBytes, o.updateLogPageBytes);
     this.taskEvents = new TaskEventStore(o.store, o.logger);
     this.permissions = new PermissionBroker({
@@ -368,6 +370,11 @@ export class TurnRunner {
     return out;
   }
 
+  /** What the task registry holds now (for /metrics). */
+  tasksHeld(): TaskRegistryHeld {
+    return this.tasks.held();
+  }
+
   /** Graceful stop, first step: new turns are refused (SHUTTING_DOWN); resolves when the running turns ended, or after `graceMs`. */
   async drain(graceMs: number): Promise<void> {
     this.shuttingDown = true;
@@ -529,6 +536,7 @@ export class TurnRunner {
       task.outputChars = output.length;
       task.result = r;
       task.endedAt = Date.now();
+      this.tasks.ended(task);
       this.o.onTurnEnded?.(runtimeLabel, status);
       span?.end(status, r.error);
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {

@@ -20,6 +20,7 @@ import type { SessionStore } from '../sessions/store.js';
 import type { HealthState } from '../router/health.js';
 import { HotCounter, HotHistogram } from './hot-metrics.js';
 import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
+import type { TaskRegistryHeld } from '../acp/task-registry.js';
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
@@ -57,6 +58,8 @@ export class GatewayMetrics {
   warmPools: () => readonly WarmPoolStatus[] = () => [];
   /** the /acp/rpc SSE and /acp WebSocket streams (src/http/acp/streams.ts), read at scrape time; set likewise */
   acpStreams: () => AcpStreamStats = () => ({ total: 0, max: 0, cut: { sse: 0, ws: 0 } });
+  /** the task snapshots `xworkmate.tasks.get` reads from memory (src/acp/task-registry.ts), read at scrape time; set likewise */
+  acpTasks: () => TaskRegistryHeld = () => ({ finished: 0, bytes: 0, maxBytes: 0, running: 0 });
 
   constructor(private readonly src: MetricsSources) {
     const r = [this.registry];
@@ -341,6 +344,34 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.set(stats().max);
+      },
+    });
+    const tasks = () => this.acpTasks();
+    new Gauge({
+      name: 'switchyard_acp_task_snapshots',
+      help: 'task snapshots xworkmate.tasks.get reads from memory, by state (finished; running: queued or running)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const t = tasks();
+        this.set({ state: 'finished' }, t.finished);
+        this.set({ state: 'running' }, t.running);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_acp_task_snapshot_bytes',
+      help: 'bytes the finished task snapshots held in memory take (their text at two bytes per character, plus a fixed amount each)',
+      registers,
+      collect() {
+        this.set(tasks().bytes);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_acp_task_snapshot_max_bytes',
+      help: 'the bound of switchyard_acp_task_snapshot_bytes: eight times acp.maxStreamBacklogBytes; past it the oldest finished snapshots are dropped (read from the store)',
+      registers,
+      collect() {
+        this.set(tasks().maxBytes);
       },
     });
     new Counter({

@@ -25,6 +25,8 @@ export interface Acp {
   reconfigure(): void;
   /** the warm agent pools, for the operator's views (overview, `switchyard status`) */
   warmPools: AcpCore['warmPools'];
+  /** what the task registry (`xworkmate.tasks.get`) holds in memory, for /metrics */
+  tasksHeld: AcpCore['tasksHeld'];
   /** the open SSE and WebSocket streams' backlog and the streams cut for a slow client, for /metrics */
   streams: AcpStreams;
   close(): Promise<void>;
@@ -81,6 +83,7 @@ export function createAcp(deps: AcpDeps): Acp {
     drain: (graceMs) => core.drain(graceMs),
     reconfigure: () => core.reconfigure(),
     warmPools: () => core.warmPools(),
+    tasksHeld: () => core.tasksHeld(),
     streams,
     async close() {
       await ws.close();
