@@ -96,7 +96,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   const log = deps.logger.child({ part: 'acp' });
   const workspaceRoot = resolvePath(deps.baseDir, acp.workspaceRoot);
 
-  const factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
+  let factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
   const limiter = new AgentProcessLimiter(acp.maxAgentProcesses);
   const homeRoot = resolvePath(deps.baseDir, acp.agentHomeRoot);
   const llm: LlmContext | undefined = deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
@@ -127,22 +127,20 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   let warm: Promise<WarmPools> | undefined;
   /** the same, once its module is loaded (the status view reads it synchronously) */
   let warmLoaded: WarmPools | undefined;
-  // (Re)builds the runtime table from the live `acp` config; a config reload calls it again. Sessions already
-  // running keep their runtime; new sessions see the new table.
+  /** the `acp.agents` / `acp.gateways` the runtime table in use was built from (a failed rebuild puts them back) */
+  let builtFrom: { agents: Config['acp']['agents']; gateways: Config['acp']['gateways'] } | undefined;
+  // (Re)builds the runtime table from the live `acp` config; a config reload calls it again (`reconfigure`).
+  // Everything that can fail is made first, into new tables, and only then are they swapped in, whole: a throw
+  // midway leaves the table in use as it was. Sessions already running keep their runtime; new sessions see
+  // the new table.
   const build = (): void => {
-    factories.agent.clear();
-    factories.gateway.clear();
-    specs = new Map(acp.agents.map((a) => [a.id, resolveAgent(a)] as const));
-    if (warm || acp.agents.some((a) => a.warm > 0)) {
-      const [agents, built] = [acp.agents, specs];
-      warm ??= import('./runtimes/agent/warm-pool.js').then(
-        ({ WarmPools }) => (warmLoaded = new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log })),
-      );
-      void warm.then((w) => w.configure(agents, built));
-    }
-    for (const a of acp.agents) {
-      const agent = specs.get(a.id)!;
-      factories.agent.set(a.id, (ctx) => {
+    const agents = [...acp.agents];
+    const gateways = [...acp.gateways];
+    const nextSpecs = new Map(agents.map((a) => [a.id, resolveAgent(a)] as const));
+    const next: RuntimeFactories = { agent: new Map(), gateway: new Map() };
+    for (const a of agents) {
+      const agent = nextSpecs.get(a.id)!;
+      next.agent.set(a.id, (ctx) => {
         if (a.llm && !llm)
           throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
         return import('./runtimes/agent/runtime.js').then(({ createAgentRuntime }) =>
@@ -165,30 +163,30 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
         );
       });
     }
-    const wanted = new Map(acp.gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
-    for (const [id, was] of builtIn) {
-      if (wanted.get(id) === was) continue;
-      void plugged
-        .get(id)
-        ?.close()
-        .catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
-      plugged.delete(id);
-      builtIn.delete(id);
+    // built-in OpenClaw runtimes whose config changed (or is gone) are replaced; the old ones are closed once
+    // the new table is in
+    const wanted = new Map(gateways.filter((g) => g.kind === 'openclaw').map((g) => [g.id, JSON.stringify(g)]));
+    const retired = [...builtIn].filter(([id, was]) => wanted.get(id) !== was).map(([id]) => id);
+    const nextPlugged = new Map(plugged);
+    const nextBuiltIn = new Map(builtIn);
+    for (const id of retired) {
+      nextPlugged.delete(id);
+      nextBuiltIn.delete(id);
     }
-    for (const g of acp.gateways) {
-      if (g.kind === 'openclaw' && !plugged.has(g.id)) {
-        plugged.set(g.id, lazyOpenClaw({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
-        builtIn.set(g.id, JSON.stringify(g));
+    for (const g of gateways) {
+      if (g.kind === 'openclaw' && !nextPlugged.has(g.id)) {
+        nextPlugged.set(g.id, lazyOpenClaw({ id: g.id, label: g.label, url: g.url, token: g.token }, { log }));
+        nextBuiltIn.set(g.id, JSON.stringify(g));
       }
     }
-    for (const g of acp.gateways) {
-      const p = plugged.get(g.id);
+    for (const g of gateways) {
+      const p = nextPlugged.get(g.id);
       if (p) {
-        factories.gateway.set(g.id, p.factory);
+        next.gateway.set(g.id, p.factory);
         continue;
       }
       if (g.kind !== 'channels') continue; // openclaw without a plugged runtime: unavailable
-      factories.gateway.set(g.id, (ctx) =>
+      next.gateway.set(g.id, (ctx) =>
         createChannelsRuntime({
           router: deps.router,
           model: ctx.target.model || g.model,
@@ -200,10 +198,38 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
         }),
       );
     }
+
+    // the swap: nothing below throws
+    const closing = retired.map((id) => plugged.get(id));
+    factories = next;
+    specs = nextSpecs;
+    replaceMap(plugged, nextPlugged);
+    replaceMap(builtIn, nextBuiltIn);
     localIds.clear();
-    for (const x of [...acp.agents, ...acp.gateways]) localIds.add(x.id);
+    for (const x of [...agents, ...gateways]) localIds.add(x.id);
+    builtFrom = { agents, gateways };
+    for (const p of closing) void p?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
+    if (warm || agents.some((a) => a.warm > 0)) {
+      warm ??= import('./runtimes/agent/warm-pool.js').then(
+        ({ WarmPools }) => (warmLoaded = new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log })),
+      );
+      void warm.then((w) => w.configure(agents, nextSpecs));
+    }
   };
   build();
+  /** A config reload: the new table whole, or (it throws) the old one and the lists it was built from. */
+  const reconfigure = (): void => {
+    try {
+      build();
+    } catch (err) {
+      // the catalog and routing read these lists: they name what the table in use serves again
+      if (builtFrom) {
+        acp.agents.splice(0, acp.agents.length, ...builtFrom.agents);
+        acp.gateways.splice(0, acp.gateways.length, ...builtFrom.gateways);
+      }
+      throw err;
+    }
+  };
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
@@ -290,7 +316,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     follow: (sessionId, afterSeq, push, caller, flow) => runner.follow(sessionId, afterSeq, push, caller, flow),
     log,
     drain: (graceMs) => runner.drain(graceMs),
-    reconfigure: build,
+    reconfigure,
     warmPools: () => warmLoaded?.status() ?? [],
     tasksHeld: () => runner.tasksHeld(),
     async close() {
@@ -301,6 +327,12 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
     },
   };
+}
+
+/** `into` holds what `from` holds, in place (its holders keep their reference). */
+function replaceMap<K, V>(into: Map<K, V>, from: ReadonlyMap<K, V>): void {
+  into.clear();
+  for (const [k, v] of from) into.set(k, v);
 }
 
 /** An OpenClaw gateway runtime whose client module is imported on first use (a probe, a session or close). */
