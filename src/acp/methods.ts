@@ -15,6 +15,8 @@ import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
 import { UPDATE_LOG_READ_MAX } from './update-log.js';
+import { taskEventFields } from './task-events.js';
+import { newId } from '../util/ids.js';
 
 /** Sessions that live on a bridge peer (started on a runtime it shares, or transferred there). See peers.ts. */
 export interface RemoteSessions {
@@ -146,8 +148,11 @@ function targetFields(t: SessionTarget): Record<string, unknown> {
   };
 }
 
-/** A role-routed turn the policy refused: a result, nothing runs (addendum §3). */
-function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, sessionId: string, threadId: string): Record<string, unknown> {
+/**
+ * A role-routed turn the policy refused: a result, nothing runs (addendum §3). `turnId` names the refused turn,
+ * as its `task.rejected` event does.
+ */
+function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, sessionId: string, threadId: string, turnId: string): Record<string, unknown> {
   return {
     success: false,
     status: 'unavailable',
@@ -156,33 +161,32 @@ function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, s
     unavailableMessage: d.message,
     sessionId,
     threadId,
+    turnId,
     output: '',
     summary: d.message,
     ...(d.selection ? { roleSelection: d.selection } : {}),
   };
 }
 
-/** `task.rejected`: the sole event of a refused role turn (no turn ran, so no turnId and no seq). */
-function rejectedEvent(d: Extract<RoleDecision, { kind: 'rejected' }>, req: RoleRequest, sessionId: string, threadId: string): Record<string, unknown> {
+/**
+ * `task.rejected`: the sole event of a refused role turn. Like every task event it carries the turn's id as
+ * `turnId` and `task.taskId` (addendum §4; acp-rpc.md: every `session.update` carries a `turnId`): the refused
+ * turn gets one of its own. No `runId` and no `seq`: nothing ran, and nothing is logged.
+ */
+function rejectedEvent(
+  d: Extract<RoleDecision, { kind: 'rejected' }>,
+  req: RoleRequest,
+  ids: { sessionId: string; threadId: string; turnId: string },
+): Record<string, unknown> {
   return {
-    type: 'task',
-    event: 'task.rejected',
-    sessionId,
-    threadId,
-    turnId: '',
+    ...ids,
     at: new Date().toISOString(),
-    pending: false,
-    error: true,
-    task: {
-      taskId: '',
-      sessionId,
-      threadId,
-      phase: 'rejected',
-      at: new Date().toISOString(),
-      role: req.role ?? null,
-      roleMode: req.roleMode,
-      detail: { code: d.selection?.code ?? d.unavailableCode, message: d.message },
-    },
+    ...taskEventFields(
+      'rejected',
+      ids,
+      { role: req.role ?? null, roleMode: req.roleMode },
+      { code: d.selection?.code ?? d.unavailableCode, message: d.message },
+    ),
   };
 }
 
@@ -260,8 +264,9 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       if (roleReq) {
         const rd = await roleDecision(roleReq, wd !== undefined, cap?.mode);
         if (rd.kind === 'rejected') {
-          ctx.notify('session.update', rejectedEvent(rd, roleReq, sessionId, threadId));
-          return roleUnavailableResult(rd, sessionId, threadId);
+          const turnId = newId('turn');
+          ctx.notify('session.update', rejectedEvent(rd, roleReq, { sessionId, threadId, turnId }));
+          return roleUnavailableResult(rd, sessionId, threadId, turnId);
         }
         target = rd.target;
         role = {
