@@ -31,13 +31,22 @@ export class Heartbeat {
   }
 
   private tick(): void {
-    const silentFor = Date.now() - this.lastSeen;
-    if (silentFor > this.l.limits.heartbeatIntervalMs * this.l.limits.deadPeerMisses) {
-      this.l.logger.warn('peer silent: closing link', { peer: this.l.peer.id, silentMs: silentFor });
-      this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
-      return;
-    }
-    this.l.send({ type: 'bridge-ping', ts: Date.now() });
+    // Timers run before the event loop reads the sockets: after a stall of this process (a long synchronous task,
+    // a GC pause, a throttled CPU) the peer's frames may be waiting unread. The verdict is taken after they are
+    // read (setImmediate runs after the poll phase), so only the peer's silence closes the link, never our own.
+    if (this.silent()) setImmediate(() => this.verdict());
+    else this.l.send({ type: 'bridge-ping', ts: Date.now() });
+  }
+
+  private silent(): boolean {
+    return Date.now() - this.lastSeen > this.l.limits.heartbeatIntervalMs * this.l.limits.deadPeerMisses;
+  }
+
+  private verdict(): void {
+    if (!this.l.open) return;
+    if (!this.silent()) return void this.l.send({ type: 'bridge-ping', ts: Date.now() });
+    this.l.logger.warn('peer silent: closing link', { peer: this.l.peer.id, silentMs: Date.now() - this.lastSeen });
+    this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
   }
 
   sendLoad(force: boolean): void {
