@@ -1,17 +1,23 @@
 /**
  * Redis session store (ioredis): several gateway instances share sessions, leases and cancel messages.
  *
- * Keys (prefix default `switchyard:`): `session:<id>` hash { v: version, st: status, doc: JSON record },
- * `sessions` zset (id by updatedAt), `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>`
- * → holder id with a PX expiry, pub/sub channels `chan:<name>`. Every multi-key change is one Lua script, so it
+ * Keys (prefix default `switchyard:`): `session:<id>` hash { v: version, st: status, doc: JSON record without its
+ * history, tr: the turn list's stamp }, the history apart from it, one entry a turn: `turns:<id>` hash { <index>:
+ * turn JSON } and `turnrevs:<id>` hash { <index>: revision }, revisions and stamps from the `turnrev` counter
+ * (INCR, store-wide, never reused; see turn-cache.ts), `sessions` zset (id by updatedAt), `transfer:<transferId>`
+ * → session id, `meta` hash, `lease:<sessionId>` → holder id with a PX expiry, pub/sub channels `chan:<name>`.
+ * A record written before the history moved out (schema 1) has no `tr` and its turns in `doc`: it is read as
+ * it is and split at its next write. Every multi-key change is one Lua script, so it
  * is atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed primary), not Cluster.
  *
  * Durability: a method resolves after Redis has applied the write. How it survives a Redis restart is the
  * server's persistence config: `appendonly yes` + `appendfsync always` loses nothing acknowledged
  * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off.
  */
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Session, SessionStatus } from './model.js';
+import type { Session, SessionStatus, Turn } from './model.js';
+import { isStoredAs, turnCache } from './turn-cache.js';
 import {
   SessionExistsError,
   SessionNotFoundError,
@@ -32,20 +38,64 @@ import { closeRedis } from '../util/redis-close.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };
-const SCHEMA_VERSION = 1;
+/** 2: the history stored apart from the record (an instance of schema 1 would read such a record without turns) */
+const SCHEMA_VERSION = 2;
 
-// KEYS: session, index. ARGV: id, doc, status, score
-const CREATE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2])
+/** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter */
+const RECORD_KEYS = 5;
+
+// Stores the (index, turn JSON) pairs of ARGV from `first` on with a new revision each, appending the revisions to
+// `out`, drops the entries from `len` on (a session's entries are always 0 … n-1), and stamps the record's turn
+// list with a new revision (`tr`: a reader that knows the stamp knows the list). Returns the stamp.
+const WRITE_TURNS = `local function writeTurns(out, first, len)
+  for i = first, #ARGV, 2 do
+    local rev = redis.call('INCR', KEYS[5])
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[4], ARGV[i], rev)
+    out[#out + 1] = rev
+  end
+  local held = redis.call('HLEN', KEYS[4])
+  for i = len, held - 1 do
+    redis.call('HDEL', KEYS[3], i)
+    redis.call('HDEL', KEYS[4], i)
+  end
+  return redis.call('INCR', KEYS[5])
+end
+`;
+
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, then index, turn pairs. Returns {1, stamp, revision…} or {0}.
+const CREATE = `${WRITE_TURNS}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('DEL', KEYS[3], KEYS[4])
+local out = {1, 0}
+out[2] = writeTurns(out, 6, tonumber(ARGV[5]))
+redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return 1`;
+return out`;
 
-// KEYS: session, index, lease, events, evmeta. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
+// KEYS: session, turnrevs. ARGV: the turn list's stamp the reader knows ('' none). Returns nil (no session),
+// {v, doc} (schema 1: the turns are in doc), {v, doc, stamp} (the list is the one the reader knows) or
+// {v, doc, stamp, {index, revision, …}}.
+const GET = `local cur = redis.call('HMGET', KEYS[1], 'v', 'doc', 'tr')
+if not cur[1] then return false end
+if not cur[3] then return {cur[1], cur[2]} end
+if cur[3] == ARGV[1] then return {cur[1], cur[2], cur[3]} end
+return {cur[1], cur[2], cur[3], redis.call('HGETALL', KEYS[2])}`;
+
+// KEYS: session, turns. ARGV: stamp, index…. The turns' JSON, or nil when the turn list is no longer `stamp`.
+const GET_TURNS = `if redis.call('HGET', KEYS[1], 'tr') ~= ARGV[1] then return false end
+return redis.call('HMGET', KEYS[2], unpack(ARGV, 2))`;
+
+/** turns a GET_TURNS asks for at most (Lua's unpack is bounded by its stack) */
+const TURNS_PER_READ = 1000;
+/** sessions whose turn list an instance remembers (a write keeps the turns it knows are stored unchanged) */
+const KNOWN_LISTS = 10_000;
+
+// KEYS: session, index, lease, events, evmeta, turns, turnrevs. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
 const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
 if st ~= 'closed' and st ~= 'moved' then return 0 end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
 
@@ -132,31 +182,37 @@ local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
 if tonumber(ARGV[1]) > dropped then redis.call('HSET', KEYS[2], 'd', ARGV[1]) end
 return 1`;
 
-// KEYS: session, index. ARGV: id, doc, status, score, expectedVersion
-const UPDATE = `local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if tonumber(v) ~= tonumber(ARGV[5]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', tonumber(v) + 1, 'st', ARGV[3], 'doc', ARGV[2])
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, expectedVersion, the turn-list stamp the kept turns are
+// stored under ('' when the write keeps none: it writes every index below len), len, then index, turn pairs.
+// Returns {1, stamp, revision…}, {-1} (no session), {0} (version conflict) or {-2} (the list is not that stamp).
+const UPDATE = `${WRITE_TURNS}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
+if not cur[1] then return {-1} end
+if tonumber(cur[1]) ~= tonumber(ARGV[5]) then return {0} end
+if ARGV[6] ~= '' and cur[2] ~= ARGV[6] then return {-2} end
+local out = {1, 0}
+out[2] = writeTurns(out, 8, tonumber(ARGV[7]))
+redis.call('HSET', KEYS[1], 'v', tonumber(cur[1]) + 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return 1`;
+return out`;
 
-// KEYS: session, index, transfer. ARGV: id, doc, status, score, offeredVersion
-const IMPORT = `local seen = redis.call('GET', KEYS[3])
+// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, then index, turn pairs (all of
+// them). Returns {'ok', version, stamp, revision…}, {'dup'}, {'conflict', status} or {'other'}.
+const IMPORT = `${WRITE_TURNS}local seen = redis.call('GET', KEYS[6])
 if seen then
-  if seen ~= ARGV[1] then return {'other'} end
-  local cur = redis.call('HMGET', KEYS[1], 'v', 'doc')
-  if not cur[1] then return {'other'} end
-  return {'dup', cur[1], cur[2]}
+  if seen ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return {'other'} end
+  return {'dup'}
 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 'st')
 if cur[1] and cur[2] ~= 'moved' then return {'conflict', cur[2]} end
 local v = tonumber(ARGV[5])
 if cur[1] and tonumber(cur[1]) > v then v = tonumber(cur[1]) end
 v = v + 1
-redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2])
+local out = {'ok', tostring(v), 0}
+out[3] = writeTurns(out, 7, tonumber(ARGV[6]))
+redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[1])
-return {'ok', tostring(v)}`;
+redis.call('SET', KEYS[6], ARGV[1])
+return out`;
 
 // KEYS: lease. ARGV: holder, ttl
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -164,6 +220,17 @@ return 0`;
 // KEYS: lease. ARGV: holder
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+
+/** What a write sends of a session's turns (RedisStore.plan). */
+interface WritePlan {
+  /** the turn-list stamp the kept turns are stored under; '' when none is kept */
+  tr: string;
+  /** index, JSON of each turn written */
+  pairs: Array<string | number>;
+  written: Array<{ index: number; json: string }>;
+  /** each index's revision: a kept turn's, 0 for a written one (until the write returns its new one) */
+  revs: number[];
+}
 
 export class RedisStore implements SessionStore {
   readonly kind = 'redis' as const;
@@ -173,6 +240,14 @@ export class RedisStore implements SessionStore {
   private readonly active = new Map<string, Promise<unknown>>();
   /** serialises SUBSCRIBE / UNSUBSCRIBE on the subscriber connection */
   private subChain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Per session, the turn list this instance last read or wrote: its stamp and each index's revision. A write
+   * keeps a turn only if it is the one stored at that index under that stamp, and the script checks the stamp.
+   */
+  private readonly known = new Map<string, { tr: string; revs: number[] }>();
+  /** names this Redis's turns (under `prefix`) in the process's turn cache */
+  private scope = '';
 
   private constructor(
     private readonly redis: Redis,
@@ -198,6 +273,10 @@ export class RedisStore implements SessionStore {
     await this.redis.hsetnx(this.k('meta'), '_schema', String(SCHEMA_VERSION));
     const v = Number(await this.redis.hget(this.k('meta'), '_schema'));
     if (v > SCHEMA_VERSION) throw new Error(`Redis keys under "${this.prefix}" have schema version ${v}, newer than this Switchyard (${SCHEMA_VERSION})`);
+    // schema 1 records are still read (and split at their next write); an older Switchyard must not start on these keys
+    if (v < SCHEMA_VERSION) await this.redis.hset(this.k('meta'), '_schema', String(SCHEMA_VERSION));
+    await this.redis.hsetnx(this.k('meta'), 'turnStore', randomUUID());
+    this.scope = `redis:${await this.redis.hget(this.k('meta'), 'turnStore')}`;
     const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined); // CONFIG may be disabled (managed Redis)
     if (Array.isArray(aof) && aof[1] === 'no') {
       rootLogger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
@@ -218,29 +297,138 @@ export class RedisStore implements SessionStore {
     return this.prefix + suffix;
   }
 
-  private static decode(v: string, doc: string): Session {
-    return { ...(JSON.parse(doc) as Session), version: Number(v) };
+  /** KEYS of the scripts that write a record (RECORD_KEYS) */
+  private recordKeys(id: string): string[] {
+    return [this.k(`session:${id}`), this.k('sessions'), this.k(`turns:${id}`), this.k(`turnrevs:${id}`), this.k('turnrev')];
+  }
+
+  /** The record as `doc` holds it: without its history (stored apart) and its version (the `v` field). */
+  private static doc(s: Session): string {
+    const { history: _history, version: _version, ...rest } = s;
+    return JSON.stringify(rest);
+  }
+
+  private remember(id: string, tr: string, revs: number[]): void {
+    this.known.delete(id);
+    if (this.known.size >= KNOWN_LISTS) this.known.delete(this.known.keys().next().value as string);
+    this.known.set(id, { tr, revs });
   }
 
   async get(id: string): Promise<Session | undefined> {
-    const [v, doc] = await this.redis.hmget(this.k(`session:${id}`), 'v', 'doc');
-    return v && doc ? RedisStore.decode(v, doc) : undefined;
+    for (;;) {
+      const known = this.known.get(id);
+      const r = (await this.redis.eval(GET, 2, this.k(`session:${id}`), this.k(`turnrevs:${id}`), known?.tr ?? '')) as
+        [string, string, string?, string[]?] | null;
+      if (!r) {
+        this.known.delete(id);
+        return undefined;
+      }
+      const s = await this.assemble(id, r, known);
+      if (s) return s; // else the turns changed between the two reads: again
+    }
+  }
+
+  /**
+   * The record of a GET reply with its turns: those the process's cache holds, and the others read (GET_TURNS);
+   * undefined when the turn list changed before they were read.
+   */
+  private async assemble(
+    id: string,
+    [v, doc, tr, pairs]: [string, string, string?, string[]?],
+    known: { tr: string; revs: number[] } | undefined,
+  ): Promise<Session | undefined> {
+    const rec = JSON.parse(doc) as Session;
+    if (tr === undefined) {
+      this.known.delete(id);
+      return { ...rec, history: rec.history ?? [], version: Number(v) }; // schema 1: the turns are in doc
+    }
+    let revs: number[];
+    if (pairs) {
+      revs = new Array<number>(pairs.length / 2);
+      for (let i = 0; i < pairs.length; i += 2) revs[Number(pairs[i])] = Number(pairs[i + 1]);
+    } else revs = known!.revs;
+    const history = new Array<Turn>(revs.length);
+    const missing: number[] = [];
+    revs.forEach((rev, i) => {
+      const hit = turnCache.cached(this.scope, id, i, rev);
+      if (hit) history[i] = hit;
+      else missing.push(i);
+    });
+    for (let at = 0; at < missing.length; at += TURNS_PER_READ) {
+      const batch = missing.slice(at, at + TURNS_PER_READ);
+      const texts = (await this.redis.eval(GET_TURNS, 2, this.k(`session:${id}`), this.k(`turns:${id}`), tr, ...batch)) as string[] | null;
+      if (!texts) return undefined;
+      batch.forEach((i, j) => (history[i] = turnCache.remember({ scope: this.scope, sessionId: id, index: i, rev: revs[i]! }, texts[j]!)));
+    }
+    this.remember(id, tr, revs);
+    const { history: _old, ...rest } = rec;
+    return { ...rest, history, version: Number(v) };
+  }
+
+  /**
+   * What a write sends of `turns`: the (index, JSON) pairs of the turns that are not stored unchanged at their
+   * index under the stamp this instance knows (`tr`: '' when it keeps none), and which those are.
+   */
+  private plan(id: string, turns: readonly Turn[], keepNone: boolean): WritePlan {
+    const known = keepNone ? undefined : this.known.get(id);
+    const pairs: Array<string | number> = [];
+    const written: Array<{ index: number; json: string }> = [];
+    const revs = new Array<number>(turns.length).fill(0);
+    let kept = false;
+    turns.forEach((t, index) => {
+      if (known && isStoredAs(t, this.scope, id, index, known.revs[index])) {
+        kept = true;
+        revs[index] = known.revs[index]!;
+      } else {
+        const json = JSON.stringify(t);
+        pairs.push(index, json);
+        written.push({ index, json });
+      }
+    });
+    return { tr: kept ? known!.tr : '', pairs, written, revs };
+  }
+
+  /** After a write: the turns as stored (the written ones parsed, frozen and cached), and the list remembered. */
+  private stored(id: string, turns: readonly Turn[], { written, revs }: WritePlan, tr: string, newRevs: number[]): Turn[] {
+    const history = turns.slice();
+    written.forEach((w, j) => {
+      revs[w.index] = newRevs[j]!;
+      history[w.index] = turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: newRevs[j]! }, w.json);
+    });
+    this.remember(id, tr, revs);
+    return history;
   }
 
   async create(session: Session): Promise<Session> {
     const s = { ...session, version: 1 };
-    const ok = await this.redis.eval(CREATE, 2, this.k(`session:${s.id}`), this.k('sessions'), s.id, JSON.stringify(s), s.status, s.updatedAt);
-    if (ok !== 1) throw new SessionExistsError(s.id);
-    return s;
+    const plan = this.plan(s.id, s.history, true);
+    const r = (await this.redis.eval(
+      CREATE,
+      RECORD_KEYS,
+      ...this.recordKeys(s.id),
+      s.id,
+      RedisStore.doc(s),
+      s.status,
+      s.updatedAt,
+      s.history.length,
+      ...plan.pairs,
+    )) as number[];
+    if (r[0] !== 1) throw new SessionExistsError(s.id);
+    return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r.slice(2)) };
   }
 
   async update(session: Session, expectedVersion: number): Promise<Session> {
     const s = { ...session, version: expectedVersion + 1, updatedAt: Date.now() };
-    const keys = [this.k(`session:${s.id}`), this.k('sessions')];
-    const r = await this.redis.eval(UPDATE, 2, ...keys, s.id, JSON.stringify(s), s.status, s.updatedAt, expectedVersion);
-    if (r === 1) return s;
-    if (r === -1) throw new SessionNotFoundError(s.id);
-    throw new VersionConflictError(s.id, expectedVersion);
+    for (let keepNone = false; ; keepNone = true) {
+      const plan = this.plan(s.id, s.history, keepNone);
+      const args = [s.id, RedisStore.doc(s), s.status, s.updatedAt, expectedVersion, plan.tr, s.history.length, ...plan.pairs];
+      const r = (await this.redis.eval(UPDATE, RECORD_KEYS, ...this.recordKeys(s.id), ...args)) as number[];
+      if (r[0] === 1) return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r.slice(2)) };
+      if (r[0] === -1) throw new SessionNotFoundError(s.id);
+      if (r[0] === 0) throw new VersionConflictError(s.id, expectedVersion);
+      // -2: the turn list is not the one this instance knew (another wrote it at the same version): send every turn
+      this.known.delete(s.id);
+    }
   }
 
   async list(opts: ListOptions = {}): Promise<Session[]> {
@@ -249,13 +437,8 @@ export class RedisStore implements SessionStore {
     const out: Session[] = [];
     const limit = opts.limit ?? Infinity;
     for (let i = 0; i < ids.length && out.length < limit; i += 100) {
-      const pipe = this.redis.pipeline();
-      for (const id of ids.slice(i, i + 100)) pipe.hmget(this.k(`session:${id}`), 'v', 'doc');
-      for (const [err, res] of (await pipe.exec()) ?? []) {
-        if (err) throw err;
-        const [v, doc] = res as [string | null, string | null];
-        if (!v || !doc) continue; // deleted between the two reads
-        const s = RedisStore.decode(v, doc);
+      for (const s of await Promise.all(ids.slice(i, i + 100).map((id) => this.get(id)))) {
+        if (!s) continue; // deleted between the two reads
         if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
         if (out.length < limit) out.push(s);
       }
@@ -272,8 +455,19 @@ export class RedisStore implements SessionStore {
       if (st[i] !== 'closed' && st[i] !== 'moved') continue;
       const id = ids[i]!;
       // checked again where it is deleted: a session restarted since the read is kept
-      const keys = [this.k(`session:${id}`), this.k('sessions'), this.k(`lease:${id}`), this.k(`events:${id}`), this.k(`evmeta:${id}`)];
-      if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) deleted++;
+      const keys = [
+        this.k(`session:${id}`),
+        this.k('sessions'),
+        this.k(`lease:${id}`),
+        this.k(`events:${id}`),
+        this.k(`evmeta:${id}`),
+        this.k(`turns:${id}`),
+        this.k(`turnrevs:${id}`),
+      ];
+      if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) {
+        deleted++;
+        this.known.delete(id);
+      }
     }
     return deleted;
   }
@@ -315,19 +509,38 @@ export class RedisStore implements SessionStore {
       .del(this.k(`lease:${id}`))
       .del(this.k(`events:${id}`))
       .del(this.k(`evmeta:${id}`))
+      .del(this.k(`turns:${id}`), this.k(`turnrevs:${id}`))
       .exec();
+    this.known.delete(id);
     return res?.[0]?.[1] === 1;
   }
 
   async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
     const s = { ...session, updatedAt: Date.now() };
-    const keys = [this.k(`session:${s.id}`), this.k('sessions'), this.k(`transfer:${transferId}`)];
-    const r = (await this.redis.eval(IMPORT, 3, ...keys, s.id, JSON.stringify(s), s.status, s.updatedAt, s.version)) as string[];
+    const keys = [...this.recordKeys(s.id), this.k(`transfer:${transferId}`)];
+    const plan = this.plan(s.id, s.history, true);
+    const r = (await this.redis.eval(
+      IMPORT,
+      keys.length,
+      ...keys,
+      s.id,
+      RedisStore.doc(s),
+      s.status,
+      s.updatedAt,
+      s.version,
+      s.history.length,
+      ...plan.pairs,
+    )) as Array<string | number>;
     switch (r[0]) {
-      case 'ok':
-        return { session: { ...s, version: Number(r[1]) }, duplicate: false };
-      case 'dup':
-        return { session: RedisStore.decode(r[1] as string, r[2] as string), duplicate: true };
+      case 'ok': {
+        const history = this.stored(s.id, s.history, plan, String(r[2]), r.slice(3) as number[]);
+        return { session: { ...s, history, version: Number(r[1]) }, duplicate: false };
+      }
+      case 'dup': {
+        const stored = await this.get(s.id);
+        if (stored) return { session: stored, duplicate: true };
+        throw new TransferConflictError(s.id, `transfer ${transferId} was already used for another session`);
+      }
       case 'conflict':
         throw new TransferConflictError(s.id, `it exists here with status ${r[1]}`);
       default:

@@ -12,7 +12,8 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Session, SessionStatus } from './model.js';
+import type { Session, SessionStatus, Turn } from './model.js';
+import { isStoredAs, turnCache } from './turn-cache.js';
 import {
   SessionExistsError,
   SessionNotFoundError,
@@ -116,6 +117,20 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       CREATE INDEX session_events_bytes ON session_events (session_id, seq, bytes);
       CREATE TABLE session_event_floor (session_id TEXT PRIMARY KEY, dropped_through INTEGER NOT NULL) WITHOUT ROWID;`,
   },
+  {
+    // finished history apart from the record, one row a turn (a change writes only the turns that changed):
+    // `rev` is the turn cache's revision, never reused (AUTOINCREMENT), and the unique index holds it beside
+    // (session_id, idx), so a read lists a session's turns without walking their text. `sessions.history` stays
+    // '[]'. `turnStore` names this database's turns in the process's cache (a replaced file gets a new one).
+    version: 6,
+    name: 'session-turns',
+    sql: `CREATE TABLE session_turns (rev INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, idx INTEGER NOT NULL, turn TEXT NOT NULL);
+      CREATE UNIQUE INDEX session_turns_at ON session_turns (session_id, idx);
+      INSERT INTO session_turns (session_id, idx, turn)
+        SELECT s.id, CAST(j.key AS INTEGER), j.value FROM sessions s, json_each(s.history) j ORDER BY s.id, CAST(j.key AS INTEGER);
+      UPDATE sessions SET history = '[]' WHERE history <> '[]';
+      INSERT INTO meta (key, value) VALUES ('turnStore', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING;`,
+  },
 ];
 
 /** raises a session's `droppedThrough` (never lowers it) */
@@ -150,7 +165,7 @@ function toRow(s: Session, version: number, updatedAt: number): Row {
     moved_to: s.movedTo ?? null,
     target: JSON.stringify(s.target),
     thread_id: s.threadId,
-    history: JSON.stringify(s.history),
+    history: '[]',
     affinity: s.affinity ?? null,
     metadata: JSON.stringify(s.metadata),
     created_at: s.createdAt,
@@ -159,7 +174,8 @@ function toRow(s: Session, version: number, updatedAt: number): Row {
   };
 }
 
-function fromRow(r: Row): Session {
+/** The record of row `r`, with `history` (stored apart, see `turnsOf`). */
+function fromRow(r: Row, history: Turn[]): Session {
   const s: Session = {
     id: r.id,
     kind: r.kind as Session['kind'],
@@ -167,7 +183,7 @@ function fromRow(r: Row): Session {
     status: r.status as Session['status'],
     target: JSON.parse(r.target) as Session['target'],
     threadId: r.thread_id,
-    history: JSON.parse(r.history) as Session['history'],
+    history,
     metadata: JSON.parse(r.metadata) as Session['metadata'],
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -177,6 +193,9 @@ function fromRow(r: Row): Session {
   if (r.affinity !== null) s.affinity = r.affinity;
   return s;
 }
+
+/** A turn to be stored: kept as it is stored, or written (its text, and the revision the write got). */
+type TurnWrite = { kept: Turn } | { index: number; rev: number; json: string };
 
 /** In-process pub/sub, shared by every SqliteStore opened on the same file in this process. */
 const buses = new Map<string, EventEmitter>();
@@ -188,6 +207,8 @@ export class SqliteStore implements SessionStore {
   private readonly bus: EventEmitter;
   private readonly subscriptions = new Set<() => void>();
   private readonly stmts = new Map<string, Database.Statement>();
+  /** names this database's turns in the process's turn cache (migration 6) */
+  private readonly scope: string;
 
   constructor(opts: SqliteStoreOptions = {}) {
     this.path = resolve(opts.path ?? DEFAULT_SQLITE_PATH);
@@ -198,6 +219,7 @@ export class SqliteStore implements SessionStore {
       this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
       this.db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
       this.migrate();
+      this.scope = `sqlite:${(this.stmt("SELECT value FROM meta WHERE key = 'turnStore'").get() as { value: string }).value}`;
     } catch (err) {
       this.db.close();
       throw err;
@@ -240,31 +262,78 @@ export class SqliteStore implements SessionStore {
     return st;
   }
 
+  /** In a read transaction of the caller's (a record and its turns are read as of one commit). */
   private getSync(id: string): Session | undefined {
     const r = this.stmt(`SELECT ${COLS} FROM sessions WHERE id = ?`).get(id) as Row | undefined;
-    return r ? fromRow(r) : undefined;
+    return r ? fromRow(r, this.turnsOf(r.id)) : undefined;
+  }
+
+  /**
+   * A session's turns: their (index, revision) list from the index (no turn's text), and the text of only the
+   * turns the process's cache does not hold.
+   */
+  private turnsOf(id: string): Turn[] {
+    const at = this.stmt('SELECT idx, rev FROM session_turns WHERE session_id = ? ORDER BY idx').all(id) as Array<{ idx: number; rev: number }>;
+    return at.map(({ idx, rev }) => {
+      const hit = turnCache.cached(this.scope, id, idx, rev);
+      if (hit) return hit;
+      const text = this.stmt('SELECT turn FROM session_turns WHERE rev = ?').get(rev) as { turn: string };
+      return turnCache.remember({ scope: this.scope, sessionId: id, index: idx, rev }, text.turn);
+    });
+  }
+
+  /**
+   * Stores `turns` as the session's turns, in a write transaction of the caller's: writes only those that are not
+   * stored unchanged at their index (isStoredAs), and drops the entries past the last.
+   */
+  private writeTurns(id: string, turns: readonly Turn[]): TurnWrite[] {
+    const held = new Map(
+      (this.stmt('SELECT idx, rev FROM session_turns WHERE session_id = ?').all(id) as Array<{ idx: number; rev: number }>).map((r) => [r.idx, r.rev]),
+    );
+    const put = this.stmt('INSERT OR REPLACE INTO session_turns (session_id, idx, turn) VALUES (?, ?, ?)');
+    const out = turns.map((t, index): TurnWrite => {
+      if (isStoredAs(t, this.scope, id, index, held.get(index))) return { kept: t };
+      const json = JSON.stringify(t);
+      return { index, rev: Number(put.run(id, index, json).lastInsertRowid), json };
+    });
+    if (held.size > turns.length) this.stmt('DELETE FROM session_turns WHERE session_id = ? AND idx >= ?').run(id, turns.length);
+    return out;
+  }
+
+  /** After the commit (a revision rolled back may be assigned again): the written turns parsed, frozen and cached. */
+  private stored(id: string, writes: readonly TurnWrite[]): Turn[] {
+    return writes.map((w) => ('kept' in w ? w.kept : turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: w.rev }, w.json)));
   }
 
   async get(id: string): Promise<Session | undefined> {
-    return this.getSync(id);
+    return this.db.transaction(() => this.getSync(id))();
   }
 
   async create(session: Session): Promise<Session> {
-    const r = this.stmt(`INSERT INTO sessions (${COLS}) VALUES (${PARAMS}) ON CONFLICT (id) DO NOTHING`).run(toRow(session, 1, session.updatedAt));
-    if (r.changes === 0) throw new SessionExistsError(session.id);
-    return { ...session, version: 1 };
+    const row = toRow(session, 1, session.updatedAt);
+    const writes = this.db.transaction(() => {
+      const r = this.stmt(`INSERT INTO sessions (${COLS}) VALUES (${PARAMS}) ON CONFLICT (id) DO NOTHING`).run(row);
+      return r.changes === 0 ? undefined : this.writeTurns(session.id, session.history);
+    })();
+    if (!writes) throw new SessionExistsError(session.id);
+    return { ...session, history: this.stored(session.id, writes), version: 1 };
   }
 
   async update(session: Session, expectedVersion: number): Promise<Session> {
     const row = toRow(session, expectedVersion + 1, Date.now());
-    const r = this.stmt(
-      `UPDATE sessions SET kind = @kind, owner_gateway_id = @owner_gateway_id, status = @status, moved_to = @moved_to,
-           target = @target, thread_id = @thread_id, history = @history, affinity = @affinity, metadata = @metadata,
-           updated_at = @updated_at, version = @version
-         WHERE id = @id AND version = @expected`,
-    ).run({ ...row, expected: expectedVersion });
-    if (r.changes === 1) return fromRow(row);
-    if (!this.getSync(session.id)) throw new SessionNotFoundError(session.id);
+    const writes = this.db
+      .transaction(() => {
+        const r = this.stmt(
+          `UPDATE sessions SET kind = @kind, owner_gateway_id = @owner_gateway_id, status = @status, moved_to = @moved_to,
+               target = @target, thread_id = @thread_id, history = @history, affinity = @affinity, metadata = @metadata,
+               updated_at = @updated_at, version = @version
+             WHERE id = @id AND version = @expected`,
+        ).run({ ...row, expected: expectedVersion });
+        return r.changes === 1 ? this.writeTurns(session.id, session.history) : undefined;
+      })
+      .immediate();
+    if (writes) return fromRow(row, this.stored(session.id, writes));
+    if (!(await this.get(session.id))) throw new SessionNotFoundError(session.id);
     throw new VersionConflictError(session.id, expectedVersion);
   }
 
@@ -280,7 +349,7 @@ export class SqliteStore implements SessionStore {
       args.owner = opts.owner;
     }
     const sql = `SELECT ${COLS} FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
-    return (this.stmt(sql).all(args) as Row[]).map(fromRow);
+    return this.db.transaction(() => (this.stmt(sql).all(args) as Row[]).map((r) => fromRow(r, this.turnsOf(r.id))))();
   }
 
   async deleteEndedBefore(before: number): Promise<number> {
@@ -313,30 +382,32 @@ export class SqliteStore implements SessionStore {
     })();
   }
 
-  /** What the store keeps of a session beside its row (its lease, its update log and that log's floor); in a transaction of the caller's. */
+  /** What the store keeps of a session beside its row (its turns, lease, update log and that log's floor); in a transaction of the caller's. */
   private deleteBesideSession(id: string): void {
     this.stmt('DELETE FROM leases WHERE session_id = ?').run(id);
     this.stmt('DELETE FROM session_events WHERE session_id = ?').run(id);
     this.stmt('DELETE FROM session_event_floor WHERE session_id = ?').run(id);
+    this.stmt('DELETE FROM session_turns WHERE session_id = ?').run(id);
   }
 
   async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
-    return this.db
-      .transaction((): ImportResult => {
+    const r = this.db
+      .transaction((): ImportResult | { row: Row; writes: TurnWrite[] } => {
         const seen = this.stmt('SELECT session_id FROM transfers WHERE transfer_id = ?').get(transferId) as { session_id: string } | undefined;
         if (seen) {
           const stored = seen.session_id === session.id ? this.getSync(session.id) : undefined;
           if (!stored) throw new TransferConflictError(session.id, `transfer ${transferId} was already used for another session`);
           return { session: stored, duplicate: true };
         }
-        const existing = this.getSync(session.id);
+        const existing = this.stmt('SELECT status, version FROM sessions WHERE id = ?').get(session.id) as { status: string; version: number } | undefined;
         if (existing && existing.status !== 'moved') throw new TransferConflictError(session.id, `it exists here with status ${existing.status}`);
         const row = toRow(session, Math.max(session.version, existing?.version ?? 0) + 1, Date.now());
         this.stmt(`INSERT OR REPLACE INTO sessions (${COLS}) VALUES (${PARAMS})`).run(row);
         this.stmt('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
-        return { session: fromRow(row), duplicate: false };
+        return { row, writes: this.writeTurns(session.id, session.history) };
       })
       .immediate();
+    return 'row' in r ? { session: fromRow(r.row, this.stored(session.id, r.writes)), duplicate: false } : r;
   }
 
   private expiringPuts = 0;
