@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Session, SessionStatus, Turn } from './model.js';
-import { isStoredAs, turnCache } from './turn-cache.js';
+import { isStoredAs, turnCache, type TurnList } from './turn-cache.js';
 import {
   SessionExistsError,
   SessionNotFoundError,
@@ -87,8 +87,6 @@ return redis.call('HMGET', KEYS[2], unpack(ARGV, 2))`;
 
 /** turns a GET_TURNS asks for at most (Lua's unpack is bounded by its stack) */
 const TURNS_PER_READ = 1000;
-/** sessions whose turn list an instance remembers (a write keeps the turns it knows are stored unchanged) */
-const KNOWN_LISTS = 10_000;
 
 // KEYS: session, index, lease, events, evmeta, turns, turnrevs. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
 const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
@@ -223,7 +221,7 @@ return 0`;
 
 /** What a write sends of a session's turns (RedisStore.plan). */
 interface WritePlan {
-  /** the turn-list stamp the kept turns are stored under; '' when none is kept */
+  /** the turn-list stamp the kept turns are stored under ('' when none is kept): the script checks it */
   tr: string;
   /** index, JSON of each turn written */
   pairs: Array<string | number>;
@@ -241,11 +239,6 @@ export class RedisStore implements SessionStore {
   /** serialises SUBSCRIBE / UNSUBSCRIBE on the subscriber connection */
   private subChain: Promise<unknown> = Promise.resolve();
 
-  /**
-   * Per session, the turn list this instance last read or wrote: its stamp and each index's revision. A write
-   * keeps a turn only if it is the one stored at that index under that stamp, and the script checks the stamp.
-   */
-  private readonly known = new Map<string, { tr: string; revs: number[] }>();
   /** names this Redis's turns (under `prefix`) in the process's turn cache */
   private scope = '';
 
@@ -308,19 +301,14 @@ export class RedisStore implements SessionStore {
     return JSON.stringify(rest);
   }
 
-  private remember(id: string, tr: string, revs: number[]): void {
-    this.known.delete(id);
-    if (this.known.size >= KNOWN_LISTS) this.known.delete(this.known.keys().next().value as string);
-    this.known.set(id, { tr, revs });
-  }
-
   async get(id: string): Promise<Session | undefined> {
     for (;;) {
-      const known = this.known.get(id);
-      const r = (await this.redis.eval(GET, 2, this.k(`session:${id}`), this.k(`turnrevs:${id}`), known?.tr ?? '')) as
+      // the list this process last read or wrote: GET sends the (index, revision) list only if it changed since
+      const known = turnCache.list(this.scope, id);
+      const r = (await this.redis.eval(GET, 2, this.k(`session:${id}`), this.k(`turnrevs:${id}`), known?.stamp ?? '')) as
         [string, string, string?, string[]?] | null;
       if (!r) {
-        this.known.delete(id);
+        turnCache.dropList(this.scope, id);
         return undefined;
       }
       const s = await this.assemble(id, r, known);
@@ -332,21 +320,15 @@ export class RedisStore implements SessionStore {
    * The record of a GET reply with its turns: those the process's cache holds, and the others read (GET_TURNS);
    * undefined when the turn list changed before they were read.
    */
-  private async assemble(
-    id: string,
-    [v, doc, tr, pairs]: [string, string, string?, string[]?],
-    known: { tr: string; revs: number[] } | undefined,
-  ): Promise<Session | undefined> {
-    const rec = JSON.parse(doc) as Session;
+  private async assemble(id: string, [v, doc, tr, pairs]: [string, string, string?, string[]?], known: TurnList | undefined): Promise<Session | undefined> {
+    const { history: old, ...rec } = JSON.parse(doc) as Session;
     if (tr === undefined) {
-      this.known.delete(id);
-      return { ...rec, history: rec.history ?? [], version: Number(v) }; // schema 1: the turns are in doc
+      turnCache.dropList(this.scope, id);
+      return { ...rec, history: old ?? [], version: Number(v) }; // schema 1: the turns are in doc
     }
-    let revs: number[];
-    if (pairs) {
-      revs = new Array<number>(pairs.length / 2);
-      for (let i = 0; i < pairs.length; i += 2) revs[Number(pairs[i])] = Number(pairs[i + 1]);
-    } else revs = known!.revs;
+    if (!pairs) return { ...rec, history: known!.turns.slice(), version: Number(v) };
+    const revs = new Array<number>(pairs.length / 2);
+    for (let i = 0; i < pairs.length; i += 2) revs[Number(pairs[i])] = Number(pairs[i + 1]);
     const history = new Array<Turn>(revs.length);
     const missing: number[] = [];
     revs.forEach((rev, i) => {
@@ -360,17 +342,16 @@ export class RedisStore implements SessionStore {
       if (!texts) return undefined;
       batch.forEach((i, j) => (history[i] = turnCache.remember({ scope: this.scope, sessionId: id, index: i, rev: revs[i]! }, texts[j]!)));
     }
-    this.remember(id, tr, revs);
-    const { history: _old, ...rest } = rec;
-    return { ...rest, history, version: Number(v) };
+    turnCache.setList(this.scope, id, tr, revs, history);
+    return { ...rec, history: history.slice(), version: Number(v) };
   }
 
   /**
    * What a write sends of `turns`: the (index, JSON) pairs of the turns that are not stored unchanged at their
-   * index under the stamp this instance knows (`tr`: '' when it keeps none), and which those are.
+   * index under the stamp this process last read or wrote (`tr`: '' when it keeps none), and which those are.
    */
   private plan(id: string, turns: readonly Turn[], keepNone: boolean): WritePlan {
-    const known = keepNone ? undefined : this.known.get(id);
+    const known = keepNone ? undefined : turnCache.list(this.scope, id);
     const pairs: Array<string | number> = [];
     const written: Array<{ index: number; json: string }> = [];
     const revs = new Array<number>(turns.length).fill(0);
@@ -385,7 +366,7 @@ export class RedisStore implements SessionStore {
         written.push({ index, json });
       }
     });
-    return { tr: kept ? known!.tr : '', pairs, written, revs };
+    return { tr: kept ? known!.stamp : '', pairs, written, revs };
   }
 
   /** After a write: the turns as stored (the written ones parsed, frozen and cached), and the list remembered. */
@@ -395,8 +376,8 @@ export class RedisStore implements SessionStore {
       revs[w.index] = newRevs[j]!;
       history[w.index] = turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: newRevs[j]! }, w.json);
     });
-    this.remember(id, tr, revs);
-    return history;
+    turnCache.setList(this.scope, id, tr, revs, history);
+    return history.slice();
   }
 
   async create(session: Session): Promise<Session> {
@@ -427,7 +408,7 @@ export class RedisStore implements SessionStore {
       if (r[0] === -1) throw new SessionNotFoundError(s.id);
       if (r[0] === 0) throw new VersionConflictError(s.id, expectedVersion);
       // -2: the turn list is not the one this instance knew (another wrote it at the same version): send every turn
-      this.known.delete(s.id);
+      turnCache.dropList(this.scope, s.id);
     }
   }
 
@@ -466,7 +447,7 @@ export class RedisStore implements SessionStore {
       ];
       if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) {
         deleted++;
-        this.known.delete(id);
+        turnCache.dropList(this.scope, id);
       }
     }
     return deleted;
@@ -511,7 +492,7 @@ export class RedisStore implements SessionStore {
       .del(this.k(`evmeta:${id}`))
       .del(this.k(`turns:${id}`), this.k(`turnrevs:${id}`))
       .exec();
-    this.known.delete(id);
+    turnCache.dropList(this.scope, id);
     return res?.[0]?.[1] === 1;
   }
 

@@ -121,14 +121,17 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     // finished history apart from the record, one row a turn (a change writes only the turns that changed):
     // `rev` is the turn cache's revision, never reused (AUTOINCREMENT), and the unique index holds it beside
     // (session_id, idx), so a read lists a session's turns without walking their text. `sessions.history` stays
-    // '[]'. `turnStore` names this database's turns in the process's cache (a replaced file gets a new one).
+    // '[]'; `sessions.turns_stamp` names the session's turn list (0: empty; else a revision, new whenever the list
+    // changes: the last one written, or one taken from the sequence). `turnStore` names this database's turns in
+    // the process's cache (a replaced file gets a new one).
     version: 6,
     name: 'session-turns',
     sql: `CREATE TABLE session_turns (rev INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, idx INTEGER NOT NULL, turn TEXT NOT NULL);
       CREATE UNIQUE INDEX session_turns_at ON session_turns (session_id, idx);
       INSERT INTO session_turns (session_id, idx, turn)
         SELECT s.id, CAST(j.key AS INTEGER), j.value FROM sessions s, json_each(s.history) j ORDER BY s.id, CAST(j.key AS INTEGER);
-      UPDATE sessions SET history = '[]' WHERE history <> '[]';
+      ALTER TABLE sessions ADD COLUMN turns_stamp INTEGER NOT NULL DEFAULT 0;
+      UPDATE sessions SET history = '[]', turns_stamp = (SELECT MAX(rev) FROM session_turns t WHERE t.session_id = sessions.id) WHERE history <> '[]';
       INSERT INTO meta (key, value) VALUES ('turnStore', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING;`,
   },
 ];
@@ -195,7 +198,13 @@ function fromRow(r: Row, history: Turn[]): Session {
 }
 
 /** A turn to be stored: kept as it is stored, or written (its text, and the revision the write got). */
-type TurnWrite = { kept: Turn } | { index: number; rev: number; json: string };
+type TurnWrite = { kept: Turn; rev: number } | { index: number; rev: number; json: string };
+
+/** What a write did to a session's turns (writeTurns): each turn kept or written, and the list's stamp now. */
+interface TurnWrites {
+  writes: TurnWrite[];
+  stamp: number;
+}
 
 /** In-process pub/sub, shared by every SqliteStore opened on the same file in this process. */
 const buses = new Map<string, EventEmitter>();
@@ -264,45 +273,78 @@ export class SqliteStore implements SessionStore {
 
   /** In a read transaction of the caller's (a record and its turns are read as of one commit). */
   private getSync(id: string): Session | undefined {
-    const r = this.stmt(`SELECT ${COLS} FROM sessions WHERE id = ?`).get(id) as Row | undefined;
-    return r ? fromRow(r, this.turnsOf(r.id)) : undefined;
+    const r = this.stmt(`SELECT ${COLS}, turns_stamp FROM sessions WHERE id = ?`).get(id) as (Row & { turns_stamp: number }) | undefined;
+    return r ? fromRow(r, this.turnsOf(r.id, r.turns_stamp)) : undefined;
   }
 
   /**
-   * A session's turns: their (index, revision) list from the index (no turn's text), and the text of only the
-   * turns the process's cache does not hold.
+   * A session's turns (in a read transaction of the caller's): the list this process last read or wrote if its
+   * stamp is still `stamp`; else the (index, revision) list from the index (no turn's text), and the text of only
+   * the turns the process's cache does not hold.
    */
-  private turnsOf(id: string): Turn[] {
-    const at = this.stmt('SELECT idx, rev FROM session_turns WHERE session_id = ? ORDER BY idx').all(id) as Array<{ idx: number; rev: number }>;
-    return at.map(({ idx, rev }) => {
+  private turnsOf(id: string, stamp: number): Turn[] {
+    const known = turnCache.list(this.scope, id);
+    if (known?.stamp === String(stamp)) return known.turns.slice();
+    const revs = this.revsOf(id);
+    const turns = revs.map((rev, idx) => {
       const hit = turnCache.cached(this.scope, id, idx, rev);
       if (hit) return hit;
       const text = this.stmt('SELECT turn FROM session_turns WHERE rev = ?').get(rev) as { turn: string };
       return turnCache.remember({ scope: this.scope, sessionId: id, index: idx, rev }, text.turn);
     });
+    turnCache.setList(this.scope, id, String(stamp), revs, turns);
+    return turns.slice();
+  }
+
+  /** Each stored turn's revision, by index (from the index alone). */
+  private revsOf(id: string): number[] {
+    const revs: number[] = [];
+    for (const r of this.stmt('SELECT idx, rev FROM session_turns WHERE session_id = ? ORDER BY idx').all(id) as Array<{ idx: number; rev: number }>)
+      revs[r.idx] = r.rev;
+    return revs;
   }
 
   /**
-   * Stores `turns` as the session's turns, in a write transaction of the caller's: writes only those that are not
-   * stored unchanged at their index (isStoredAs), and drops the entries past the last.
+   * Stores `turns` as the session's turns, in a write transaction of the caller's, where the session's list is
+   * stamped `stamp` (as read in that transaction): writes only the turns that are not stored unchanged at their
+   * index (isStoredAs), drops the entries past the last, and returns the list's stamp now (the caller stores it).
    */
-  private writeTurns(id: string, turns: readonly Turn[]): TurnWrite[] {
-    const held = new Map(
-      (this.stmt('SELECT idx, rev FROM session_turns WHERE session_id = ?').all(id) as Array<{ idx: number; rev: number }>).map((r) => [r.idx, r.rev]),
-    );
+  private writeTurns(id: string, turns: readonly Turn[], stamp: number): TurnWrites {
+    const known = turnCache.list(this.scope, id);
+    const held = known?.stamp === String(stamp) ? known.revs : this.revsOf(id);
     const put = this.stmt('INSERT OR REPLACE INTO session_turns (session_id, idx, turn) VALUES (?, ?, ?)');
-    const out = turns.map((t, index): TurnWrite => {
-      if (isStoredAs(t, this.scope, id, index, held.get(index))) return { kept: t };
+    let last = 0;
+    const writes = turns.map((t, index): TurnWrite => {
+      const rev = held[index];
+      if (rev !== undefined && isStoredAs(t, this.scope, id, index, rev)) return { kept: t, rev };
       const json = JSON.stringify(t);
-      return { index, rev: Number(put.run(id, index, json).lastInsertRowid), json };
+      last = Number(put.run(id, index, json).lastInsertRowid);
+      return { index, rev: last, json };
     });
-    if (held.size > turns.length) this.stmt('DELETE FROM session_turns WHERE session_id = ? AND idx >= ?').run(id, turns.length);
-    return out;
+    if (held.length > turns.length) {
+      this.stmt('DELETE FROM session_turns WHERE session_id = ? AND idx >= ?').run(id, turns.length);
+      // a shorter list without a new turn still needs a stamp of its own: the next revision of the sequence
+      if (last === 0 && turns.length > 0)
+        last = (this.stmt("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'session_turns' RETURNING seq").get() as { seq: number }).seq;
+      else if (turns.length === 0) return { writes, stamp: 0 };
+    }
+    return { writes, stamp: last || stamp };
   }
 
-  /** After the commit (a revision rolled back may be assigned again): the written turns parsed, frozen and cached. */
-  private stored(id: string, writes: readonly TurnWrite[]): Turn[] {
-    return writes.map((w) => ('kept' in w ? w.kept : turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: w.rev }, w.json)));
+  /**
+   * After the commit (a revision rolled back may be assigned again): the turns as stored, the written ones parsed,
+   * frozen and cached, and the list kept for the next read and write.
+   */
+  private stored(id: string, { writes, stamp }: TurnWrites): Turn[] {
+    const turns = writes.map((w) => ('kept' in w ? w.kept : turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: w.rev }, w.json)));
+    turnCache.setList(
+      this.scope,
+      id,
+      String(stamp),
+      writes.map((w) => w.rev),
+      turns,
+    );
+    return turns.slice();
   }
 
   async get(id: string): Promise<Session | undefined> {
@@ -313,7 +355,7 @@ export class SqliteStore implements SessionStore {
     const row = toRow(session, 1, session.updatedAt);
     const writes = this.db.transaction(() => {
       const r = this.stmt(`INSERT INTO sessions (${COLS}) VALUES (${PARAMS}) ON CONFLICT (id) DO NOTHING`).run(row);
-      return r.changes === 0 ? undefined : this.writeTurns(session.id, session.history);
+      return r.changes === 0 ? undefined : this.stampTurns(session.id, this.writeTurns(session.id, session.history, 0));
     })();
     if (!writes) throw new SessionExistsError(session.id);
     return { ...session, history: this.stored(session.id, writes), version: 1 };
@@ -323,18 +365,26 @@ export class SqliteStore implements SessionStore {
     const row = toRow(session, expectedVersion + 1, Date.now());
     const writes = this.db
       .transaction(() => {
-        const r = this.stmt(
+        const cur = this.stmt('SELECT version, turns_stamp FROM sessions WHERE id = ?').get(session.id) as { version: number; turns_stamp: number } | undefined;
+        if (!cur) throw new SessionNotFoundError(session.id);
+        if (cur.version !== expectedVersion) throw new VersionConflictError(session.id, expectedVersion);
+        const turns = this.writeTurns(session.id, session.history, cur.turns_stamp);
+        this.stmt(
           `UPDATE sessions SET kind = @kind, owner_gateway_id = @owner_gateway_id, status = @status, moved_to = @moved_to,
                target = @target, thread_id = @thread_id, history = @history, affinity = @affinity, metadata = @metadata,
-               updated_at = @updated_at, version = @version
-             WHERE id = @id AND version = @expected`,
-        ).run({ ...row, expected: expectedVersion });
-        return r.changes === 1 ? this.writeTurns(session.id, session.history) : undefined;
+               updated_at = @updated_at, version = @version, turns_stamp = @stamp
+             WHERE id = @id`,
+        ).run({ ...row, stamp: turns.stamp });
+        return turns;
       })
       .immediate();
-    if (writes) return fromRow(row, this.stored(session.id, writes));
-    if (!(await this.get(session.id))) throw new SessionNotFoundError(session.id);
-    throw new VersionConflictError(session.id, expectedVersion);
+    return fromRow(row, this.stored(session.id, writes));
+  }
+
+  /** Stores the stamp writeTurns returned on the session's row (create, import: the row was just written). */
+  private stampTurns(id: string, turns: TurnWrites): TurnWrites {
+    this.stmt('UPDATE sessions SET turns_stamp = ? WHERE id = ?').run(turns.stamp, id);
+    return turns;
   }
 
   async list(opts: ListOptions = {}): Promise<Session[]> {
@@ -348,8 +398,10 @@ export class SqliteStore implements SessionStore {
       where.push('owner_gateway_id = @owner');
       args.owner = opts.owner;
     }
-    const sql = `SELECT ${COLS} FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
-    return this.db.transaction(() => (this.stmt(sql).all(args) as Row[]).map((r) => fromRow(r, this.turnsOf(r.id))))();
+    const sql = `SELECT ${COLS}, turns_stamp FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
+    return this.db.transaction(() =>
+      (this.stmt(sql).all(args) as Array<Row & { turns_stamp: number }>).map((r) => fromRow(r, this.turnsOf(r.id, r.turns_stamp))),
+    )();
   }
 
   async deleteEndedBefore(before: number): Promise<number> {
@@ -392,19 +444,20 @@ export class SqliteStore implements SessionStore {
 
   async importTransferred(transferId: string, session: Session): Promise<ImportResult> {
     const r = this.db
-      .transaction((): ImportResult | { row: Row; writes: TurnWrite[] } => {
+      .transaction((): ImportResult | { row: Row; writes: TurnWrites } => {
         const seen = this.stmt('SELECT session_id FROM transfers WHERE transfer_id = ?').get(transferId) as { session_id: string } | undefined;
         if (seen) {
           const stored = seen.session_id === session.id ? this.getSync(session.id) : undefined;
           if (!stored) throw new TransferConflictError(session.id, `transfer ${transferId} was already used for another session`);
           return { session: stored, duplicate: true };
         }
-        const existing = this.stmt('SELECT status, version FROM sessions WHERE id = ?').get(session.id) as { status: string; version: number } | undefined;
+        const existing = this.stmt('SELECT status, version, turns_stamp FROM sessions WHERE id = ?').get(session.id) as
+          { status: string; version: number; turns_stamp: number } | undefined;
         if (existing && existing.status !== 'moved') throw new TransferConflictError(session.id, `it exists here with status ${existing.status}`);
         const row = toRow(session, Math.max(session.version, existing?.version ?? 0) + 1, Date.now());
         this.stmt(`INSERT OR REPLACE INTO sessions (${COLS}) VALUES (${PARAMS})`).run(row);
         this.stmt('INSERT INTO transfers (transfer_id, session_id, imported_at) VALUES (?, ?, ?)').run(transferId, session.id, row.updated_at);
-        return { row, writes: this.writeTurns(session.id, session.history) };
+        return { row, writes: this.stampTurns(session.id, this.writeTurns(session.id, session.history, existing?.turns_stamp ?? 0)) };
       })
       .immediate();
     return 'row' in r ? { session: fromRow(r.row, this.stored(session.id, r.writes)), duplicate: false } : r;

@@ -9,6 +9,11 @@
  *   copy, they never mutate).
  * - `storedAt`: which stored entry a frozen turn object is, so that an update writes only the turns that are not
  *   already stored unchanged at their index (the helpers keep an unchanged Turn object by reference).
+ * - Turn lists: per session, the last (stamp, revisions, turns) a store read or wrote, where the stamp names that
+ *   list in the store (a new one whenever the list changes): a read that finds the same stamp takes the list as it
+ *   is instead of looking its turns up one by one, and a write knows the stored revisions without reading them.
+ *   A list is kept only while all its turns are cached (evicting a turn drops its session's list), so the lists
+ *   hold no turn beyond the cache's bound.
  */
 import type { Turn } from './model.js';
 
@@ -23,7 +28,18 @@ export interface StoredAt {
   rev: number;
 }
 
-const storedAtMap = new WeakMap<Turn, StoredAt>();
+/** A session's turn list as a store last read or wrote it. Treat as read-only: hand out `turns.slice()`. */
+export interface TurnList {
+  /** names this list in the store: the same stamp, the same revisions at the same indexes */
+  stamp: string;
+  revs: readonly number[];
+  turns: readonly Turn[];
+}
+
+/** lists kept at most (each is a few pointers a turn; the turns themselves count against the cache's bound) */
+const MAX_LISTS = 100_000;
+
+const storedAtMap = new WeakMap<Turn, StoredAt & { cached: boolean }>();
 
 /** Which stored entry `turn` is, if it is one the store handed out or wrote (frozen, so unchanged since). */
 export function storedAt(turn: Turn): StoredAt | undefined {
@@ -55,6 +71,7 @@ export interface TurnCacheStats {
 
 export class TurnCache {
   private readonly entries = new Map<string, { turn: Turn; bytes: number }>();
+  private readonly lists = new Map<string, TurnList>();
   private bytes = 0;
   private parsed = 0;
   private hits = 0;
@@ -79,23 +96,48 @@ export class TurnCache {
   remember(at: StoredAt, json: string): Turn {
     this.parsed++;
     const turn = deepFreeze(JSON.parse(json) as Turn);
-    storedAtMap.set(turn, at);
+    const where = { scope: at.scope, sessionId: at.sessionId, index: at.index, rev: at.rev, cached: false };
+    storedAtMap.set(turn, where);
     const bytes = Buffer.byteLength(json);
     if (bytes > this.maxBytes) return turn;
+    where.cached = true;
     const key = `${at.scope}\u0000${at.sessionId}\u0000${at.index}\u0000${at.rev}`;
     const old = this.entries.get(key);
-    if (old) {
-      this.bytes -= old.bytes;
-      this.entries.delete(key);
-    }
+    if (old) this.evict(key, old);
     this.entries.set(key, { turn, bytes });
     this.bytes += bytes;
     for (const [k, e] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
-      this.entries.delete(k);
-      this.bytes -= e.bytes;
+      this.evict(k, e);
     }
     return turn;
+  }
+
+  private evict(key: string, e: { turn: Turn; bytes: number }): void {
+    this.entries.delete(key);
+    this.bytes -= e.bytes;
+    const at = storedAtMap.get(e.turn);
+    if (!at) return;
+    at.cached = false;
+    this.lists.delete(`${at.scope}\u0000${at.sessionId}`);
+  }
+
+  /** The turn list of the session as last read or written in this process, if it is still kept. */
+  list(scope: string, sessionId: string): TurnList | undefined {
+    return this.lists.get(`${scope}\u0000${sessionId}`);
+  }
+
+  /** Keeps `turns` (stored under `stamp`, with `revs`) as the session's list, if every one of them is cached. */
+  setList(scope: string, sessionId: string, stamp: string, revs: readonly number[], turns: readonly Turn[]): void {
+    const key = `${scope}\u0000${sessionId}`;
+    this.lists.delete(key);
+    if (!turns.every((t) => storedAtMap.get(t)?.cached === true)) return;
+    if (this.lists.size >= MAX_LISTS) this.lists.delete(this.lists.keys().next().value as string);
+    this.lists.set(key, { stamp, revs, turns });
+  }
+
+  dropList(scope: string, sessionId: string): void {
+    this.lists.delete(`${scope}\u0000${sessionId}`);
   }
 
   stats(): TurnCacheStats {
