@@ -49,7 +49,10 @@ export class Dialer {
   since = new Date();
   link: BridgeLink | undefined;
   attempts = 0;
-  /** the nonce of this dialler's bridge-hello while it waits for its reply (MeshContext.dialNonces) */
+  /**
+   * the nonce of this dialler's bridge-hello from the moment it dials until the hello's reply (MeshContext.dialNonces):
+   * also while it connects, so that a peer whose own hello arrives first is told this one is coming
+   */
   pendingNonce: string | undefined;
   private ws: WebSocket | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -92,7 +95,8 @@ export class Dialer {
     });
     this.ws = ws;
     let opened = false;
-    let nonce: string | undefined;
+    const nonce = newId('n', 12);
+    this.pendingNonce = nonce;
     /** what `bridge list` shows if the peer closes a held link (its own dialled link won) */
     let held: string | undefined;
     const hsTimer = setTimeout(() => ws.terminate(), limits.handshakeTimeoutMs);
@@ -103,8 +107,6 @@ export class Dialer {
     ws.on('open', () => {
       const share = this.mesh.outboundShare(this.target.shareChannels);
       const agents = this.mesh.outboundAgents(this.target.shareAgents ?? false);
-      nonce = newId('n', 12);
-      this.pendingNonce = nonce;
       ws.send(
         encodeFrame({
           type: 'bridge-hello',

@@ -84,5 +84,5 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
   });
 }
 
-/** a hello-ok names our hellos still waiting for their reply only when there are some (older peers ignore the key) */
+/** a hello-ok names our dials still connecting or waiting only when there are some (older peers ignore the key) */
 const dialling = (nonces: string[]): { dialNonces?: string[] } => (nonces.length > 0 ? { dialNonces: nonces } : {});

@@ -44,7 +44,7 @@ export interface MeshContext {
    * initiator's, from the hello-ok (two gateways dialling each other at once, mesh.ts)
    */
   admission(peerId: string, role: Role, dialNonces?: readonly string[]): Admission;
-  /** the nonces of our bridge-hellos waiting for their reply (what a bridge-hello-ok we send names) */
+  /** the nonces of our dials still connecting or waiting for their hello's reply (what a bridge-hello-ok we send names) */
   dialNonces(): string[];
   /** the gatewayId ↔ token binding (docs/bridge-protocol.md "Peer identity") */
   boundToken(peerId: string): Buffer | undefined;

@@ -285,7 +285,7 @@ export class BridgeMesh implements MeshContext {
    * other's hello while its own waited for its reply, and both keep the link the smaller gateway id dialled.
    * The smaller id replaces the inbound link as above, which closes the larger id's dialled link on the peer's
    * side. The larger id holds its dialled link unopened (`hold`, dialer.ts) when the hello-ok names the inbound
-   * link's hello among the peer's own still waiting (`dialNonces`), and yields if the peer closes it. Only the
+   * link's hello among the peer's own dials still pending (`dialNonces`), and yields if the peer closes it. Only the
    * peer can close that link (its URL authenticates it), so an inbound hello that only repeats a nonce the peer
    * sent elsewhere does not win: when the hold ends without the close, the dialled link replaces it as above.
    */

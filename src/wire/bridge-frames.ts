@@ -198,7 +198,7 @@ export interface BridgeHelloOkFrame {
   policy: BridgePolicy;
   sharedAgents?: SharedAgent[];
   /**
-   * the `nonce`s of the responder's own bridge-hellos still waiting for their reply (at most
+   * the `nonce`s of the responder's own dials still connecting or waiting for their hello's reply (at most
    * MAX_DIAL_NONCES): if one is the hello of a link the initiator accepted meanwhile, the two gateways are
    * dialling each other at this moment, and both keep the link the gateway with the smaller id dialled
    * (docs/bridge-protocol.md "Peer identity"); absent (an older peer, or no dial pending): nothing to prove

@@ -9,7 +9,8 @@
  * A real gateway process (`gw_m`) and a scripted peer that plays the other gateway's half of the race exactly: it
  * holds its reply to the gateway's hello until it has dialled the gateway and been accepted.
  */
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket as NetSocket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
@@ -20,6 +21,7 @@ const SELF = 'gw_m';
 let g: GatewayProcess;
 const servers: WebSocketServer[] = [];
 const sockets: WebSocket[] = [];
+const httpServers: Server[] = [];
 
 beforeAll(async () => {
   g = await startProcess({
@@ -36,6 +38,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of sockets) s.terminate();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  for (const h of httpServers) h.closeAllConnections();
+  await Promise.all(httpServers.map((h) => new Promise((r) => h.close(r))));
   await g?.stop();
   cleanupDirs();
 });
@@ -172,6 +176,39 @@ describe('two gateways dialling each other at the same moment keep one link', ()
     expect(await links('gw_d')).toEqual([expect.objectContaining({ direction: 'outbound' })]);
     const theirs = await adminGet<{ channels: Array<{ id: string; models: string[] }> }>(g.url, '/admin/channels', ADMIN);
     expect(theirs.channels.find((c) => c.id === 'peer/gw_d/theirs')?.models).toEqual(['p-model', 'p-later']);
+  });
+
+  it('names a hello whose dial is still connecting: the peer is told it is coming', async () => {
+    // the gateway's dial reaches a server that holds the WebSocket upgrade: its hello is not sent yet
+    const wss = new WebSocketServer({ noServer: true });
+    servers.push(wss);
+    const held = new Promise<[IncomingMessage, NetSocket, Buffer]>((resolve) => {
+      const http = createServer();
+      http.on('upgrade', (req, socket: NetSocket, head: Buffer) => resolve([req, socket, head]));
+      httpServers.push(http);
+      http.listen(0, '127.0.0.1', () => {
+        void fetch(`${g.url}/admin/bridges`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/bridge`, token: TOKEN, name: 'to-gw_e' }),
+        });
+      });
+    });
+    const [req, socket, head] = await held;
+
+    const inbound = watch(new WebSocket(wsUrl(g.url)));
+    await new Promise((r) => inbound.ws.once('open', r));
+    inbound.ws.send(
+      JSON.stringify({ type: 'bridge-hello', gatewayId: 'gw_e', gatewayName: 'gw_e', version: '1.1', token: TOKEN, capabilities: CAPS, nonce: 'n_gw_e_hello' }),
+    );
+    const acceptedWith = await waitFor(() => inbound.frames[0], "the gateway's answer to the peer's hello");
+    expect(acceptedWith.type).toBe('bridge-hello-ok');
+
+    // the upgrade completes: the hello the gateway now sends is one its answer named
+    const dialled = await new Promise<Socket>((resolve) => wss.handleUpgrade(req, socket, head, (ws) => resolve(watch(ws))));
+    const gatewayHello = await waitFor(() => dialled.frames[0], "the gateway's hello");
+    expect(gatewayHello.type).toBe('bridge-hello');
+    expect(acceptedWith.dialNonces).toContain(gatewayHello.nonce);
   });
 
   it('keeps its own dialled link when its id is the smaller one', async () => {
