@@ -18,7 +18,7 @@ import { JsonScan, scanJson } from '../wire/json-scan.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 import { notJson, tooDeep } from './upstream.js';
-import { replyError } from './reported-error.js';
+import { answerError, replyError } from './reported-error.js';
 
 /** One scan at a time (scanJson is synchronous), so one scratch record serves every relayed reply. */
 const scan = new JsonScan();
@@ -46,8 +46,9 @@ export class ChatReply {
    * An OpenAI-compatible upstream's body, relayed as received: validated by one scan, its usage parsed from its
    * own slice, the rest left unparsed. Throws UPSTREAM_BAD_RESPONSE for a body that is not JSON or not an
    * object with a `choices` array (`label`: the channel, for the message), unless that body is an error object
-   * (`{"error": …}`, vLLM's `{"object":"error",…}`): then the error it reports (`replyError`). Only a body
-   * without `choices` is parsed for that.
+   * (`{"error": …}`, vLLM's `{"object":"error",…}`): then the error it reports (`replyError`). An answer with
+   * `choices` and an `error` object that reads as one is that error (`answerError`). Only a body without
+   * `choices`, or with a non-null `error`, is parsed for that.
    */
   static relayed(text: string, label: string): ChatReply {
     if (!scanJson(text, scan)) throw scan.tooDeep ? tooDeep(label) : notJson(label);
@@ -56,6 +57,14 @@ export class ChatReply {
         (scan.object ? replyError(JSON.parse(text), label) : undefined) ??
         new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no choices`)
       );
+    }
+    // an answer with a non-null `error` beside its choices (the scan's own finding: no cost for any other) is
+    // parsed, and is the error it holds when that reads as one (`answerError`, the stream's rule)
+    if (scan.error) {
+      const body = JSON.parse(text) as ChatCompletion & Record<string, unknown>;
+      const e = answerError(body, label);
+      if (e !== undefined) throw e;
+      return new ChatReply(text, scan.usageOf(text) as Usage | undefined, body);
     }
     return new ChatReply(text, scan.usageOf(text) as Usage | undefined, text);
   }

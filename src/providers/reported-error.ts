@@ -40,6 +40,24 @@ export function errorOf(body: Record<string, unknown>): UpstreamError | undefine
   return body.object === 'error' ? body : undefined;
 }
 
+/**
+ * The error an answer holds beside its output (a chat completion or a stream chunk with a `choices` array): its
+ * `error`, only when that reads as an error: an object with a string `message`, `type` or `code`, or a number
+ * `code`, or a non-empty string (the form Ollama and some proxies send). A successful answer carries no `error`,
+ * or `error: null`; an answer with a `choices` array and such an `error` is the error (some proxies put both in an
+ * upstream's failure), and one whose `error` reads as none (`{}`, `false`, `""`) is relayed. One rule for a
+ * stream's chunks (./openai/stream.ts) and a non-streaming reply (./chat-reply.ts); either is parsed for it only
+ * when its scan saw a non-null `error`.
+ */
+export function answerErrorOf(body: Record<string, unknown>): UpstreamError | undefined {
+  const e = body.error;
+  if (typeof e === 'string') return e === '' ? undefined : e;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return undefined;
+  const { message, type, code } = e as Record<string, unknown>;
+  const reads = typeof message === 'string' || typeof type === 'string' || typeof code === 'string' || typeof code === 'number';
+  return reads ? e : undefined;
+}
+
 /** Where the error came: inside a stream, or as a non-streaming 2xx answer's body. */
 export type ReportedIn = 'stream' | 'reply';
 
@@ -66,12 +84,21 @@ export function reportedError(e: UpstreamError | undefined, label: string, where
 /**
  * A non-streaming 2xx body (parsed) that is not the answer asked for (no `choices`, no `data`, no `output`, no
  * `content`, no `message`, no `embeddings`) → the error it reports, or undefined when it reports none (then it is
- * a bad answer). Only such a body is looked at, never an answer: a relayed reply is scanned, not parsed, and is
- * parsed for this only once the scan found no `choices`.
+ * a bad answer). Only such a body is looked at here (an answer that holds an error is `answerError`'s): a relayed
+ * reply is scanned, not parsed, and is parsed for this only once the scan found no `choices`.
  */
 export function replyError(body: unknown, label: string): GatewayError | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const e = errorOf(body as Record<string, unknown>);
+  return e === undefined ? undefined : reportedError(e, label, 'reply');
+}
+
+/**
+ * A non-streaming 2xx answer (parsed, with its `choices`) that holds an error beside them (`answerErrorOf`) → that
+ * error, else undefined (the answer is relayed).
+ */
+export function answerError(body: Record<string, unknown>, label: string): GatewayError | undefined {
+  const e = answerErrorOf(body);
   return e === undefined ? undefined : reportedError(e, label, 'reply');
 }
 

@@ -50,6 +50,33 @@ describe('ChatReply.relayed', () => {
     expect(parses.count()).toBe(1);
   });
 
+  it('an answer with `choices` and an `error` that reads as one is that error, as the same stream chunk is', () => {
+    const withError = (error: unknown) => JSON.stringify({ ...(JSON.parse(BODY) as object), error });
+    for (const [error, code] of [
+      [{ message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' }, 'RATE_LIMITED'],
+      [{ message: 'full', code: 503 }, 'UPSTREAM_ERROR'],
+      [{ type: 'server_error' }, 'UPSTREAM_ERROR'],
+      ['boom', 'UPSTREAM_ERROR'],
+    ] as const) {
+      expect(() => ChatReply.relayed(withError(error), 'c1'), JSON.stringify(error)).toThrow(expect.objectContaining({ code }));
+    }
+    expect(() => ChatReply.relayed(withError({ message: 'slow down', code: 'rate_limit_exceeded' }), 'c1')).toThrow(
+      'channel c1: upstream reported rate_limit_exceeded in a 2xx reply: slow down',
+    );
+    // an `error` that reads as none is relayed as sent (parsed once, since the scan saw it)
+    for (const error of [{}, { message: null }, false, '']) {
+      const text = withError(error);
+      const r = ChatReply.relayed(text, 'c1');
+      expect(r.raw).toBe(text);
+      expect(r.completion.choices[0]!.message.content).toBe('lazy');
+    }
+    // `error: null` is no error, and costs no parse
+    const nullError = withError(null);
+    const parses = countParses(nullError);
+    expect(ChatReply.relayed(nullError, 'c1').raw).toBe(nullError);
+    expect(parses.count()).toBe(0);
+  });
+
   it('a body nested past 1024 levels is refused by name, one at the limit is relayed', () => {
     const nest = (n: number) => `{"choices":[],"x":${'['.repeat(n)}${']'.repeat(n)}}`;
     expect(ChatReply.relayed(nest(1023), 'c1').raw).toBe(nest(1023));

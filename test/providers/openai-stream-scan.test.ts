@@ -47,6 +47,13 @@ describe('openAiStream scan', () => {
     expect(await failsWith(`data: ${content('a')}\n\ndata: ${chunk}\n\n${DONE}`)).toBe('UPSTREAM_STREAM_ERROR');
   });
 
+  it('beside choices, an `error` that reads as none ({}, false, "") is relayed: the non-streaming reply’s rule', async () => {
+    for (const error of ['{}', '{"message":null}', 'false', '""']) {
+      const chunk = `{"choices":[{"index":0,"delta":{"content":"a"}}],"error":${error}}`;
+      expect((await run(`data: ${chunk}\n\n${DONE}`)).map((c) => c.data)).toEqual([chunk]);
+    }
+  });
+
   it('still throws on an error event whose data looks like a content chunk', async () => {
     expect(await failsWith(`data: ${content('a')}\n\nevent: error\ndata: ${content('b')}\n\n${DONE}`)).toBe('UPSTREAM_STREAM_ERROR');
   });

@@ -15,7 +15,7 @@ import { StreamJsonScan, type JsonScan } from '../../wire/json-scan.js';
 import type { Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
-import { errorOf, reportedError } from '../reported-error.js';
+import { answerErrorOf, errorOf, reportedError } from '../reported-error.js';
 
 class OpenAiRelay implements StreamTranslator {
   private readonly scan = new StreamJsonScan();
@@ -46,16 +46,19 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
 }
 
 /**
- * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error (`errorOf`, ./errors.ts) ends the stream
- * with it, any other chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks
+ * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error ends the stream with it (a chunk
+ * without `choices` that is an error object, `errorOf`; one with `choices` and an `error` that reads as one,
+ * `answerErrorOf`: ../reported-error.ts), any other chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks
  * (above) and a bridge peer's (src/bridge/forwarding.ts).
  */
 export function checkedChunk(data: string, scan: JsonScan, label: string, errorEvent = false): StreamChunk {
   // a content chunk (a `choices` array, no `error`) costs nothing here; only the rest is parsed
   if (errorEvent || scan.error || !scan.choicesArray) {
-    const e = scan.object ? errorOf(JSON.parse(data) as Record<string, unknown>) : undefined;
+    const body = scan.object ? (JSON.parse(data) as Record<string, unknown>) : undefined;
+    // beside `choices` only an `error` that reads as one ends the stream (`answerErrorOf`, the non-streaming reply's rule)
+    const e = body === undefined ? undefined : scan.choicesArray ? answerErrorOf(body) : errorOf(body);
     if (errorEvent || e !== undefined) throw reportedError(e, label, 'stream');
-    throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);
+    if (!scan.choicesArray) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a chunk without choices`);
   }
   return scannedChunk(data, scan);
 }
