@@ -94,13 +94,17 @@ export function replyError(body: unknown, label: string): GatewayError | undefin
 }
 
 /**
- * A non-streaming 2xx answer (parsed, with its `choices`) that holds an error beside them (`answerErrorOf`) → that
- * error, else undefined (the answer is relayed).
+ * A non-streaming 2xx answer (parsed, with its `choices`, or a Response with its `output`) that holds an error
+ * beside them (`answerErrorOf`) → that error, else undefined (the answer is relayed). A Response whose `status` is
+ * `"failed"` is an error whatever its `error` holds (one that reads as none names no status: UPSTREAM_ERROR).
  */
 export function answerError(body: Record<string, unknown>, label: string): GatewayError | undefined {
-  const e = answerErrorOf(body);
+  const e = answerErrorOf(body) ?? (body.status === 'failed' ? FAILED : undefined);
   return e === undefined ? undefined : reportedError(e, label, 'reply');
 }
+
+/** A Response with `status: "failed"` and no `error` that reads as one: its message says only that. */
+const FAILED: UpstreamError = { message: 'response status "failed"' };
 
 /** An error's `code` or `type` with the status it names, if it names one. */
 function statusNamed(v: unknown): [string | number, number] | undefined {

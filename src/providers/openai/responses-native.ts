@@ -20,7 +20,7 @@ import { sseFrame } from '../../util/lines.js';
 import { upstreamText } from '../upstream.js';
 import { secrets } from '../../util/redact.js';
 import { isObj } from '../../util/is-object.js';
-import { replyError } from '../reported-error.js';
+import { answerError, replyError } from '../reported-error.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -35,7 +35,7 @@ interface ResponseBody {
   status?: string;
   output?: Array<{ type?: string; content?: Array<{ type?: string; text?: string }>; call_id?: string; name?: string; arguments?: string }>;
   usage?: ResponsesUsage | null;
-  error?: { message?: string } | null;
+  error?: { message?: string; code?: string } | null;
 }
 
 /** A side the upstream did not count is left out (usageOfCounts): no count, charged an estimate, never 0. */
@@ -51,6 +51,10 @@ export function responseToCompletion(r: ResponseBody, label: string): ChatComple
   // a 2xx body that is an error object is the error it reports (../reported-error.ts)
   if (!r || typeof r !== 'object' || !Array.isArray(r.output))
     throw replyError(r, label) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
+  // a Response with `status: "failed"` (its `error` says why; `output` may hold what came before) is that error,
+  // not an answer; `"incomplete"` is an answer, cut short as its `incomplete_details` says (finish reason `length`)
+  const failed = answerError(r as Record<string, unknown>, label);
+  if (failed) throw failed;
   let text = '';
   const calls: ToolCall[] = [];
   for (const it of r.output) {
