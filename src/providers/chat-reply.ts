@@ -13,6 +13,7 @@
  * - Adapters that build or translate the answer (anthropic, ollama, mock, responses-native, a bridge peer's
  *   answer) wrap their object with `ChatReply.of`: no `raw`, nothing parsed later.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../wire/errors.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import type { ChatCompletion, Usage } from '../wire/openai.js';
@@ -48,13 +49,13 @@ export class ChatReply {
    * object with a `choices` array (`label`: the channel, for the message), unless that body is an error object
    * (`{"error": …}`, vLLM's `{"object":"error",…}`): then the error it reports (`replyError`). An answer with
    * `choices` and an `error` object that reads as one is that error (`answerError`). Only a body without
-   * `choices`, or with a non-null `error`, is parsed for that.
+   * `choices`, or with a non-null `error`, is parsed for that. `headers`: the answer's (the error's Retry-After).
    */
-  static relayed(text: string, label: string): ChatReply {
+  static relayed(text: string, label: string, headers?: IncomingHttpHeaders): ChatReply {
     if (!scanJson(text, scan)) throw scan.tooDeep ? tooDeep(label) : notJson(label);
     if (!scan.object || !scan.choicesArray) {
       throw (
-        (scan.object ? replyError(JSON.parse(text), label) : undefined) ??
+        (scan.object ? replyError(JSON.parse(text), label, headers) : undefined) ??
         new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no choices`)
       );
     }
@@ -62,7 +63,7 @@ export class ChatReply {
     // parsed, and is the error it holds when that reads as one (`answerError`, the stream's rule)
     if (scan.error) {
       const body = JSON.parse(text) as ChatCompletion & Record<string, unknown>;
-      const e = answerError(body, label);
+      const e = answerError(body, label, headers);
       if (e !== undefined) throw e;
       return new ChatReply(text, scan.usageOf(text) as Usage | undefined, body);
     }

@@ -3,6 +3,7 @@
  * finite numbers (or base64 text, when asked for). The one check for an OpenAI-compatible upstream's answer
  * (src/providers/openai) and a bridge peer's (src/bridge/forwarding.ts).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../wire/errors.js';
 import type { EmbeddingsRequest, EmbeddingsResponse } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
@@ -18,10 +19,10 @@ export function inputCount(input: EmbeddingsRequest['input']): number {
   return inputsOf(input).length;
 }
 
-export function checkedEmbeddings(out: unknown, req: EmbeddingsRequest, label: string): EmbeddingsResponse {
+export function checkedEmbeddings(out: unknown, req: EmbeddingsRequest, label: string, headers?: IncomingHttpHeaders): EmbeddingsResponse {
   const bad = (what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: embeddings reply ${what}`);
   // a 2xx body that is an error object is the error it reports (src/providers/reported-error.ts)
-  if (!isObj(out) || !Array.isArray(out.data)) throw replyError(out, label) ?? bad('has no data');
+  if (!isObj(out) || !Array.isArray(out.data)) throw replyError(out, label, headers) ?? bad('has no data');
   const expected = inputCount(req.input);
   if (out.data.length !== expected) throw bad(`has ${out.data.length} embeddings for ${expected} inputs`);
   for (const d of out.data as unknown[]) {

@@ -10,8 +10,9 @@
  * pass-through (./openai/responses-native.ts), Anthropic (./anthropic/response.ts) and Ollama
  * (./ollama/response.ts).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../wire/errors.js';
-import { errorForStatus, upstreamText } from './upstream.js';
+import { errorForStatus, retryAfterOf, upstreamText } from './upstream.js';
 import { ERROR_STATUS } from './anthropic/wire.js';
 
 export type UpstreamError = { message?: unknown; type?: unknown; code?: unknown } | string;
@@ -67,30 +68,37 @@ export type ReportedIn = 'stream' | 'reply';
  * looked up in OPENAI_ERROR_STATUS, then in Anthropic's ERROR_STATUS. So an overload or a rate limit reads as it
  * would as an HTTP answer. One that names no status is UPSTREAM_STREAM_ERROR in a stream, UPSTREAM_ERROR (as an
  * unknown status is) in a reply. The message is the upstream's, through `upstreamText` (scrubbed, bounded).
+ * `retryAfterSec`: a reply's Retry-After (`retryAfterOf` its headers), passed on as an HTTP answer's is.
  */
-export function reportedError(e: UpstreamError | undefined, label: string, where: ReportedIn): GatewayError {
+export function reportedError(e: UpstreamError | undefined, label: string, where: ReportedIn, retryAfterSec?: number): GatewayError {
   const fallback = where === 'stream' ? 'error event' : 'error body';
   const msg = upstreamText(typeof e === 'string' ? e : typeof e?.message === 'string' ? e.message : fallback);
   const at = where === 'stream' ? 'mid-stream' : 'in a 2xx reply';
   const named = typeof e === 'object' && e !== null ? (statusNamed(e.code) ?? statusNamed(e.type)) : undefined;
+  const wait = retryAfterSec !== undefined ? { retryAfterSec } : {};
   if (named === undefined) {
-    return new GatewayError(where === 'stream' ? 'UPSTREAM_STREAM_ERROR' : 'UPSTREAM_ERROR', `channel ${label}: upstream reported an error ${at}: ${msg}`);
+    return new GatewayError(
+      where === 'stream' ? 'UPSTREAM_STREAM_ERROR' : 'UPSTREAM_ERROR',
+      `channel ${label}: upstream reported an error ${at}: ${msg}`,
+      wait,
+    );
   }
   const [name, status] = named;
   const text = `channel ${label}: upstream reported ${typeof name === 'number' ? `status ${name}` : name} ${at}: ${msg}`;
-  return errorForStatus(status, text, { details: typeof name === 'number' ? { upstreamStatus: status } : { upstreamErrorType: name } });
+  return errorForStatus(status, text, { details: typeof name === 'number' ? { upstreamStatus: status } : { upstreamErrorType: name }, ...wait });
 }
 
 /**
  * A non-streaming 2xx body (parsed) that is not the answer asked for (no `choices`, no `data`, no `output`, no
  * `content`, no `message`, no `embeddings`) → the error it reports, or undefined when it reports none (then it is
  * a bad answer). Only such a body is looked at here (an answer that holds an error is `answerError`'s): a relayed
- * reply is scanned, not parsed, and is parsed for this only once the scan found no `choices`.
+ * reply is scanned, not parsed, and is parsed for this only once the scan found no `choices`. `headers`: the
+ * answer's, whose Retry-After the error carries (read only when there is an error).
  */
-export function replyError(body: unknown, label: string): GatewayError | undefined {
+export function replyError(body: unknown, label: string, headers?: IncomingHttpHeaders): GatewayError | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const e = errorOf(body as Record<string, unknown>);
-  return e === undefined ? undefined : reportedError(e, label, 'reply');
+  return e === undefined ? undefined : reportedError(e, label, 'reply', retryAfterOf(headers));
 }
 
 /**
@@ -98,9 +106,9 @@ export function replyError(body: unknown, label: string): GatewayError | undefin
  * beside them (`answerErrorOf`) → that error, else undefined (the answer is relayed). A Response whose `status` is
  * `"failed"` is an error whatever its `error` holds (one that reads as none names no status: UPSTREAM_ERROR).
  */
-export function answerError(body: Record<string, unknown>, label: string): GatewayError | undefined {
+export function answerError(body: Record<string, unknown>, label: string, headers?: IncomingHttpHeaders): GatewayError | undefined {
   const e = answerErrorOf(body) ?? (body.status === 'failed' ? FAILED : undefined);
-  return e === undefined ? undefined : reportedError(e, label, 'reply');
+  return e === undefined ? undefined : reportedError(e, label, 'reply', retryAfterOf(headers));
 }
 
 /** A Response with `status: "failed"` and no `error` that reads as one: its message says only that. */

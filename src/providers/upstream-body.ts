@@ -8,7 +8,8 @@
  *
  * One promise per exchange, settled by the handler itself (`dispatchRequest`):
  * - a 2xx answer resolves it: at the headers with the body to read (`want: 'body'`), or at the body's end with
- *   its text (`want: 'text'`, the whole body collected as it arrives, no promise per read);
+ *   what the caller's `read` makes of its text and the answer's headers (`want: 'text'`, the whole body collected
+ *   as it arrives, no promise per read; a throw from `read` rejects it);
  * - any other status rejects it, once its body (the upstream's message) is read, with `rules.status(…)`;
  * - a failure before that (timeouts, socket errors, the signal) rejects it with `rules.transport(err)`; after a
  *   2xx body was handed over, a failure rejects the body's pending or next read instead, unmapped (the stream
@@ -59,6 +60,13 @@ export interface ExchangeRules {
 /** What the exchange's promise resolves with: the 2xx response at its headers, or its body's text at its end. */
 export type Want = 'body' | 'text';
 
+/**
+ * A 2xx body collected whole (`want: 'text'`) → what the exchange resolves with, given the answer's headers (a body
+ * that turns out to be an error object reads its Retry-After from them). Called once, at the body's end; a throw
+ * rejects the exchange with it.
+ */
+export type ReadAnswer<T> = (text: string, headers: IncomingHttpHeaders) => T;
+
 const HIGH_WATER = 64 * 1024;
 /** the most of an error status's body read for its message (the message relayed is cut to RELAYED_TEXT_MAX characters, src/wire/errors.ts) */
 export const ERROR_BODY_MAX = 64 * 1024;
@@ -78,19 +86,21 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
   /** the whole body is being read (`want: 'text'`, or an error status's message): every read is queued until the end */
   private collecting = false;
   /** the exchange's promise is still to settle */
-  private settle: { resolve: (v: DispatchedResponse | string) => void; reject: (e: Error) => void; want: Want } | undefined;
+  private settle: { resolve: (v: unknown) => void; reject: (e: Error) => void; want: Want } | undefined;
   /** what may be collected: `maxBodyBytes` for a 2xx body, ERROR_BODY_MAX for an error status's */
   private limit = 0;
   /** a non-2xx status whose body is being read for the rejection */
   private errorStatus = 0;
-  private errorHeaders: IncomingHttpHeaders | undefined;
+  /** the answer's headers while its body is collected whole (an error status's, or a 2xx body's for `read`) */
+  private headers: IncomingHttpHeaders | undefined;
 
   constructor(
     private readonly signal: CancelSignal | undefined,
-    resolve: (v: DispatchedResponse | string) => void,
+    resolve: (v: unknown) => void,
     reject: (e: Error) => void,
     want: Want,
     private readonly rules: ExchangeRules,
+    private readonly read: ReadAnswer<unknown> | undefined,
   ) {
     this.settle = { resolve, reject, want };
     if (signal) {
@@ -112,12 +122,13 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     if (statusCode >= 300) {
       // the upstream's message is in the body: read it whole, then reject (onResponseEnd / onResponseError)
       this.errorStatus = statusCode;
-      this.errorHeaders = headers;
+      this.headers = headers;
       this.collecting = true;
       this.limit = ERROR_BODY_MAX;
       return;
     }
     if (s.want === 'text') {
+      this.headers = headers;
       this.collecting = true;
       this.limit = this.rules.maxBodyBytes;
       return;
@@ -149,7 +160,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     let err: Error;
     if (this.errorStatus !== 0) {
       // the message is at the start: what came is enough
-      err = this.rules.status(this.errorStatus, this.errorHeaders!, this.drain());
+      err = this.rules.status(this.errorStatus, this.headers!, this.drain());
     } else {
       this.queue.length = 0;
       this.queued = 0;
@@ -168,8 +179,8 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
     if (s) {
       this.settle = undefined;
       const text = this.drain();
-      if (this.errorStatus !== 0) s.reject(this.rules.status(this.errorStatus, this.errorHeaders!, text));
-      else s.resolve(text);
+      if (this.errorStatus !== 0) s.reject(this.rules.status(this.errorStatus, this.headers!, text));
+      else this.readAnswer(s, text);
       return;
     }
     const w = this.waiter;
@@ -189,7 +200,7 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
       this.queue.length = 0;
       this.queued = 0;
       // an error status whose body failed too: the status is what matters
-      s.reject(this.errorStatus !== 0 ? this.rules.status(this.errorStatus, this.errorHeaders!, '') : this.rules.transport(err));
+      s.reject(this.errorStatus !== 0 ? this.rules.status(this.errorStatus, this.headers!, '') : this.rules.transport(err));
       return;
     }
     const w = this.waiter;
@@ -197,6 +208,18 @@ class Exchange implements Dispatcher.DispatchHandler, AsyncIterable<Buffer>, Asy
       this.waiter = undefined;
       w.reject(err);
     }
+  }
+
+  /** A 2xx body collected whole: the caller's `read` of it settles the exchange. */
+  private readAnswer(s: { resolve: (v: unknown) => void; reject: (e: Error) => void }, text: string): void {
+    let value: unknown;
+    try {
+      value = this.read!(text, this.headers!);
+    } catch (err) {
+      s.reject(err as Error);
+      return;
+    }
+    s.resolve(value);
   }
 
   // ---- the reader's side ------------------------------------------------------------------------------------
@@ -284,8 +307,9 @@ function abortReason(signal: CancelSignal): Error {
 }
 
 /**
- * Sends one request on `dispatcher`: resolves with a 2xx response at its headers (`want: 'body'`) or with its
- * body's text (`want: 'text'`); rejects with `rules`' mapping otherwise (see the top of this file).
+ * Sends one request on `dispatcher`: resolves with a 2xx response at its headers (`want: 'body'`) or with what
+ * `read` makes of its whole body and headers (`want: 'text'`); rejects with `rules`' mapping otherwise (see the
+ * top of this file).
  */
 export function dispatchRequest(
   dispatcher: Dispatcher,
@@ -294,26 +318,28 @@ export function dispatchRequest(
   want: 'body',
   rules: ExchangeRules,
 ): Promise<DispatchedResponse>;
-export function dispatchRequest(
+export function dispatchRequest<T>(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   want: 'text',
   rules: ExchangeRules,
-): Promise<string>;
+  read: ReadAnswer<T>,
+): Promise<T>;
 export function dispatchRequest(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: CancelSignal | undefined,
   want: Want,
   rules: ExchangeRules,
-): Promise<DispatchedResponse | string> {
+  read?: ReadAnswer<unknown>,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(rules.transport(abortReason(signal)));
       return;
     }
-    const ex = new Exchange(signal, resolve, reject, want, rules);
+    const ex = new Exchange(signal, resolve, reject, want, rules, read);
     try {
       dispatcher.dispatch(opts, ex);
     } catch (err) {

@@ -6,7 +6,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool, errors as UndiciErrors } from 'undici';
-import { dispatchRequest, type DispatchedResponse, type ExchangeRules } from './upstream-body.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import { dispatchRequest, type DispatchedResponse, type ExchangeRules, type ReadAnswer } from './upstream-body.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../config/schema.js';
 import { cutText, GatewayError, type ErrorCode, type GatewayErrorOptions } from '../wire/errors.js';
 import { secrets } from '../util/redact.js';
@@ -65,7 +66,7 @@ export class UpstreamClient {
       maxBodyBytes,
       tooLarge: () => tooLarge(label, 'answer', maxBodyBytes),
       transport: (err) => mapTransportError(err, label, false),
-      status: (status, headers, text) => statusError(status, upstreamMessage(text), label, retryAfter(headers['retry-after'])),
+      status: (status, headers, text) => statusError(status, upstreamMessage(text), label, retryAfterOf(headers)),
     };
     this.pool = new Pool(url.origin, {
       connections: opts.connections ?? 128,
@@ -89,12 +90,32 @@ export class UpstreamClient {
 
   /** As `send`, resolving with the whole (small) 2xx body as text, as received (for relaying it unparsed). */
   sendText(path: string, init: UpstreamInit): Promise<string> {
-    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules);
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules, asText);
   }
 
-  /** As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. */
-  async sendJson<T>(path: string, init: UpstreamInit): Promise<T> {
-    const text = await this.sendText(path, init);
+  /**
+   * As `sendText`, resolving with what `read` makes of the body's text and the answer's headers, at the body's end
+   * (a throw from `read` rejects): a body that is an error object reads its Retry-After from those headers
+   * (`replyError`, src/providers/reported-error.ts).
+   */
+  sendReply<T>(path: string, init: UpstreamInit, read: ReadAnswer<T>): Promise<T> {
+    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules, read);
+  }
+
+  /**
+   * As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. With `read`, resolves with what it
+   * makes of the value and the answer's headers (as `sendReply`).
+   */
+  sendJson<T>(path: string, init: UpstreamInit): Promise<T>;
+  sendJson<T, R>(path: string, init: UpstreamInit, read: (value: T, headers: IncomingHttpHeaders) => R): Promise<R>;
+  sendJson<T, R>(path: string, init: UpstreamInit, read?: (value: T, headers: IncomingHttpHeaders) => R): Promise<T | R> {
+    return this.sendReply(path, init, (text, headers) => {
+      const value = this.parsed<T>(text);
+      return read ? read(value, headers) : value;
+    });
+  }
+
+  private parsed<T>(text: string): T {
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -154,12 +175,19 @@ export function upstreamMessage(text: string): string {
   return upstreamText(msg);
 }
 
+const asText = (text: string): string => text;
+
 /**
- * An upstream's Retry-After (RFC 9110: delay-seconds, or an HTTP date) in whole seconds, at most a day; anything
- * else (`0x10`, `1e23`, a negative number) is no Retry-After at all. It is passed on to clients as sent here.
+ * An upstream answer's Retry-After (RFC 9110: delay-seconds, or an HTTP date) in whole seconds, at most a day;
+ * anything else (`0x10`, `1e23`, a negative number) is no Retry-After at all. It is passed on to clients as sent
+ * here. The one reading of it: an error status's (`statusError`), and a 2xx answer's whose body is an error
+ * object (`replyError`, src/providers/reported-error.ts).
  */
-function retryAfter(h: string | string[] | undefined): number | undefined {
-  const v = (Array.isArray(h) ? h[0] : h)?.trim();
+export function retryAfterOf(headers: IncomingHttpHeaders | undefined): number | undefined {
+  // undici gives a repeated header as an array (node's type says string): the first one counts
+  const h: unknown = headers?.['retry-after'];
+  const first: unknown = Array.isArray(h) ? (h as unknown[])[0] : h;
+  const v = typeof first === 'string' ? first.trim() : undefined;
   if (!v) return undefined;
   if (/^\d+$/.test(v)) return Math.min(Number(v), MAX_RETRY_AFTER_SEC);
   // an HTTP date names its day and month (`Wed, 21 Oct 2026 07:28:00 GMT`): Date.parse would take '-5' too

@@ -132,6 +132,28 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     expect(await client.sendJson('/split', init())).toEqual({ choices: [{ index: 0 }], usage: { prompt_tokens: 1 } });
   });
 
+  it('sendReply and sendJson hand the whole body and the 2xx answer’s headers to `read`; a throw from it rejects the call', async () => {
+    const seen: Array<[string, string | undefined]> = [];
+    const out = await client.sendReply('/split', init(), (text, headers) => {
+      seen.push([text, headers['content-type']]);
+      return text.length;
+    });
+    expect(out).toBe(seen[0]![0].length);
+    expect(seen).toEqual([['{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}', 'application/json']]);
+    expect(await client.sendJson('/split', init(), (v: { choices: unknown[] }, headers) => [v.choices.length, headers['content-type']])).toEqual([
+      1,
+      'application/json',
+    ]);
+    const boom = new Error('read refused it');
+    await expect(
+      client.sendReply('/split', init(), () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    // the parse comes first: a body that is not JSON never reaches `read`
+    expect((await gatewayErrorOf(client.sendJson('/not-json', init(), () => 'read'))).code).toBe('UPSTREAM_BAD_RESPONSE');
+  });
+
   it('sendJson: a 2xx body nested past 1024 levels is UPSTREAM_BAD_RESPONSE (the gateway would serialise it again)', async () => {
     const e = await gatewayErrorOf(client.sendJson('/deep', init()));
     expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');

@@ -6,6 +6,7 @@
  * cache_read_input_tokens (Anthropic's input_tokens excludes cached parts); the cache counts are carried
  * as-is and cache reads also show as prompt_tokens_details.cached_tokens.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import { isCount, usageOfCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
@@ -60,10 +61,10 @@ export function mergeUsage(base: AnthropicUsage, later: AnthropicUsage | undefin
   return out;
 }
 
-export function toChatCompletion(msg: MessagesResponse, label: string, created = Math.floor(Date.now() / 1000)): ChatCompletion {
+export function toChatCompletion(msg: MessagesResponse, label: string, created = Math.floor(Date.now() / 1000), headers?: IncomingHttpHeaders): ChatCompletion {
   if (!msg || typeof msg !== 'object' || !Array.isArray(msg.content)) {
     // a 2xx body that is an error object ({"type":"error","error":{…}}) is the error it reports (../reported-error.ts)
-    throw replyError(msg, label) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
+    throw replyError(msg, label, headers) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
   }
   let text = '';
   let reasoning = '';

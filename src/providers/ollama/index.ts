@@ -48,13 +48,13 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
       const body = toOllamaChat(req, defaults);
       const accept = body.stream ? 'application/x-ndjson' : 'application/json';
       const init = { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal };
-      if (!body.stream) return ChatReply.of(fromOllamaChat(await client.sendJson<unknown>('/api/chat', init), cfg.name, req.model));
+      if (!body.stream) return client.sendJson('/api/chat', init, (r: unknown, h) => ChatReply.of(fromOllamaChat(r, cfg.name, req.model, h)));
       return { stream: true, chunks: ollamaStream((await client.send('/api/chat', init)).body, cfg.name, req.model) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       const body = toOllamaEmbed(req, defaults);
-      const out = await client.sendJson<unknown>('/api/embed', { headers: headers(opts, 'application/json'), body: JSON.stringify(body), signal: opts.signal });
-      return fromOllamaEmbed(out, req, cfg.name);
+      const init = { headers: headers(opts, 'application/json'), body: JSON.stringify(body), signal: opts.signal };
+      return client.sendJson('/api/embed', init, (out: unknown, h) => fromOllamaEmbed(out, req, cfg.name, h));
     },
     close: () => client.close(),
     retire: (graceMs) => client.retire(graceMs),

@@ -7,6 +7,7 @@
  * Thinking models: `message.thinking` is carried as `reasoning_content` (the vLLM / DeepSeek extension).
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import {
   usageOfCounts,
@@ -62,12 +63,12 @@ export function toOpenAiToolCalls(calls: unknown, firstIndex: number, label: str
   });
 }
 
-export function fromOllamaChat(res: unknown, label: string, requestedModel: string): ChatCompletion {
+export function fromOllamaChat(res: unknown, label: string, requestedModel: string, headers?: IncomingHttpHeaders): ChatCompletion {
   if (!res || typeof res !== 'object') throw bad(label, 'upstream reply is not a JSON object');
   const r = res as Partial<OllamaChatResponse>;
   const m = r.message;
   // a 2xx body that is an error object ({"error":"…"}) is the error it reports (../reported-error.ts)
-  if (!m || typeof m !== 'object') throw replyError(r, label) ?? bad(label, 'upstream reply has no message');
+  if (!m || typeof m !== 'object') throw replyError(r, label, headers) ?? bad(label, 'upstream reply has no message');
   if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') throw bad(label, 'upstream message content is not a string');
   const toolCalls = toOpenAiToolCalls(m.tool_calls, 0, label);
   const text = m.content ?? '';
@@ -92,11 +93,11 @@ function toBase64(vec: number[]): string {
   return Buffer.from(new Float32Array(vec).buffer).toString('base64');
 }
 
-export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: string): EmbeddingsResponse {
+export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: string, headers?: IncomingHttpHeaders): EmbeddingsResponse {
   const r = res as Partial<OllamaEmbedResponse> | null;
   const vectors = r?.embeddings;
   if (!Array.isArray(vectors) || !vectors.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
-    throw replyError(r, label) ?? bad(label, 'embed reply has no embeddings');
+    throw replyError(r, label, headers) ?? bad(label, 'embed reply has no embeddings');
   }
   const expected = Array.isArray(req.input) ? req.input.length : 1;
   if (vectors.length !== expected) throw bad(label, `embed reply has ${vectors.length} embeddings for ${expected} inputs`);

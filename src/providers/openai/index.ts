@@ -3,6 +3,7 @@
  * base URL, no key needed). Request bodies pass through untouched apart from `model` (modelMap, applied by
  * the caller) and, for streams, `stream_options.include_usage` (always asked for, so usage is never lost).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
@@ -35,6 +36,8 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
     .filter(([k]) => k !== 'x-request-id')
     .flat();
   const headers = (opts: CallOptions): string[] => baseFlat.concat('x-request-id', opts.requestId);
+  // a relayed reply is read at the body's end, with the answer's headers (a 2xx error body's Retry-After): one closure per channel
+  const relayed = (text: string, h: IncomingHttpHeaders): ChatReply => ChatReply.relayed(text, cfg.name, h);
   const responsesApi = cfg.options?.responsesApi;
   if (responsesApi !== undefined && typeof responsesApi !== 'boolean') {
     throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.responsesApi must be a boolean`, { param: 'options.responsesApi' });
@@ -50,23 +53,24 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       if (native?.api === 'openai-responses') {
         const init = { headers: headers(opts), body: JSON.stringify({ ...native.body, model: req.model }), signal: opts.signal };
         if (native.body.stream !== true) {
-          const r = await client.sendJson<Parameters<typeof responseToCompletion>[0]>('/responses', init);
-          return ChatReply.of(withNative(responseToCompletion(r, cfg.name), r));
+          return client.sendJson('/responses', init, (r: Parameters<typeof responseToCompletion>[0], h) =>
+            ChatReply.of(withNative(responseToCompletion(r, cfg.name, h), r)),
+          );
         }
         return { stream: true, chunks: responsesNativeStream((await client.send('/responses', init)).body, cfg.name) };
       }
       if (!req.stream) {
         const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };
         // scanned, not parsed: the OpenAI edge and the bridge relay the bytes; an edge that translates parses them
-        return ChatReply.relayed(await client.sendText('/chat/completions', init), cfg.name);
+        return client.sendReply('/chat/completions', init, relayed);
       }
       const body = { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } };
       const res = await client.send('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
       return { stream: true, chunks: openAiStream(res.body, cfg.name) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
-      const out = await client.sendJson<unknown>('/embeddings', { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal });
-      return checkedEmbeddings(out, req, cfg.name);
+      const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };
+      return client.sendJson('/embeddings', init, (out: unknown, h) => checkedEmbeddings(out, req, cfg.name, h));
     },
     close: () => client.close(),
     retire: (graceMs) => client.retire(graceMs),

@@ -12,6 +12,7 @@
  * been seen to send it): either is handed over as sent, scrubbed (`relayedFailure`), and the throw behind
  * it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it was relayed).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import { isCount, usageOfCounts, type ChatCompletion, type ChatCompletionChunk, type ToolCall, type Usage } from '../../wire/openai.js';
 import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
@@ -47,13 +48,13 @@ function toUsage(u: ResponsesUsage | null | undefined): Usage {
 }
 
 /** The chat-form view of a Response (never sent to a client: the native body is). */
-export function responseToCompletion(r: ResponseBody, label: string): ChatCompletion {
+export function responseToCompletion(r: ResponseBody, label: string, headers?: IncomingHttpHeaders): ChatCompletion {
   // a 2xx body that is an error object is the error it reports (../reported-error.ts)
   if (!r || typeof r !== 'object' || !Array.isArray(r.output))
-    throw replyError(r, label) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
+    throw replyError(r, label, headers) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
   // a Response with `status: "failed"` (its `error` says why; `output` may hold what came before) is that error,
   // not an answer; `"incomplete"` is an answer, cut short as its `incomplete_details` says (finish reason `length`)
-  const failed = answerError(r as Record<string, unknown>, label);
+  const failed = answerError(r as Record<string, unknown>, label, headers);
   if (failed) throw failed;
   let text = '';
   const calls: ToolCall[] = [];
