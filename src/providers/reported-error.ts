@@ -11,9 +11,12 @@
  * (./ollama/response.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { GatewayError } from '../wire/errors.js';
+import { cutText, GatewayError, RELAYED_TEXT_MAX } from '../wire/errors.js';
 import { errorForStatus, retryAfterOf, upstreamText } from './upstream.js';
 import { ERROR_STATUS } from './anthropic/wire.js';
+import { secrets } from '../util/redact.js';
+import { sseFrame } from '../util/lines.js';
+import { isObj } from '../util/is-object.js';
 
 export type UpstreamError = { message?: unknown; type?: unknown; code?: unknown } | string;
 
@@ -113,6 +116,32 @@ export function answerError(body: Record<string, unknown>, label: string, header
 
 /** A Response with `status: "failed"` and no `error` that reads as one: its message says only that. */
 const FAILED: UpstreamError = { message: 'response status "failed"' };
+
+/** Where an upstream's own error event holds its message: Anthropic's `error` event and the Responses `error` event (under `error`, or at the top level as the API reference has it), `response.failed`. */
+const EVENT_MESSAGES: ReadonlyArray<readonly string[]> = [['error'], [], ['response', 'error']];
+
+/**
+ * An upstream's own error event as native pass-through relays it to the client (`event` its type, `data` its
+ * data, already parsed and found to be an object): scrubbed of credentials the upstream may echo
+ * (`secrets.scrubError`), and each message it holds (`error.message`, `message`, `response.error.message`) bounded
+ * as every relayed upstream text is: scrubbed, then cut to RELAYED_TEXT_MAX characters (`cutText`, `…` where cut).
+ * The event is relayed as sent unless a message is cut: then it is serialised again, every other member kept.
+ */
+export function relayedErrorEvent(data: string, event: string): string {
+  // parsed again, once, so its objects are this function's to edit (an error event is rare)
+  const ev: unknown = JSON.parse(data);
+  let cut = false;
+  for (const path of EVENT_MESSAGES) {
+    let at: unknown = ev;
+    for (const k of path) at = isObj(at) ? at[k] : undefined;
+    if (!isObj(at) || typeof at.message !== 'string') continue;
+    const scrubbed = secrets.scrubError(at.message);
+    if (scrubbed.length <= RELAYED_TEXT_MAX) continue;
+    at.message = cutText(scrubbed);
+    cut = true;
+  }
+  return secrets.scrubError(sseFrame(cut ? JSON.stringify(ev) : data, event));
+}
 
 /** An error's `code` or `type` with the status it names, if it names one. */
 function statusNamed(v: unknown): [string | number, number] | undefined {

@@ -23,7 +23,7 @@ import { streamError } from './stream.js';
 import type { AnthropicUsage, ErrorResponse } from './wire.js';
 import { sseFrame } from '../../util/lines.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
-import { secrets } from '../../util/redact.js';
+import { relayedErrorEvent } from '../reported-error.js';
 
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
@@ -42,7 +42,7 @@ class AnthropicPassThrough implements StreamTranslator {
       const e = streamError(body, this.label);
       // relayed only in Anthropic's own shape: anything else gets the gateway's error event, which has it
       if (!this.started || !isObj(body.error) || typeof body.error.type !== 'string') throw e;
-      out.push({ data: '', raw: secrets.scrubError(raw) });
+      out.push({ data: '', raw: relayedErrorEvent(data, type) });
       throw relayedFailure(e);
     }
     if (type === 'message_start' || type === 'message_delta') {

@@ -19,9 +19,8 @@ import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { sseFrame } from '../../util/lines.js';
 import { upstreamText } from '../upstream.js';
-import { secrets } from '../../util/redact.js';
 import { isObj } from '../../util/is-object.js';
-import { answerError, replyError } from '../reported-error.js';
+import { answerError, relayedErrorEvent, replyError } from '../reported-error.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -102,8 +101,8 @@ class ResponsesPassThrough implements StreamTranslator {
         const msg = upstreamText(String(failure.response?.error?.message ?? failure.message ?? failure.error?.message ?? type));
         const e = new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
         if (failure !== ev) throw e;
-        // as the upstream sent it, but for credentials it may echo: scrubbed as its message is
-        out.push({ data: '', raw: secrets.scrubError(raw) });
+        // as the upstream sent it, but for credentials it may echo and a message past RELAYED_TEXT_MAX (relayedErrorEvent)
+        out.push({ data: '', raw: relayedErrorEvent(data, type) });
         throw relayedFailure(e);
       }
       const u = toUsage(ev.response?.usage);
