@@ -9,8 +9,9 @@
  * `response.failed` and `error` are the API's own end of a failed stream, and clients act on their code
  * (`context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`; an `error` event's `code`, `message`,
  * `param` and `sequence_number`, at its top level as the API reference has it or under `error` as the API has
- * been seen to send it): either is handed over as sent, scrubbed (`relayedFailure`), and the throw behind
- * it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it was relayed).
+ * been seen to send it): either is handed over as sent, scrubbed and its message bounded (`relayedErrorEvent`,
+ * `relayedFailure`), and the throw behind it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it
+ * was relayed). A non-streaming Response with `status: "failed"` is the error its `error` reports (`answerError`).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';

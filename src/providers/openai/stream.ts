@@ -48,8 +48,8 @@ function relay(data: string, event: string | undefined, scan: StreamJsonScan, la
 /**
  * A chunk `scan` found to be JSON, held to the stream's rules: an in-band error ends the stream with it (a chunk
  * without `choices` that is an error object, `errorOf`; one with `choices` and an `error` that reads as one,
- * `answerErrorOf`: ../reported-error.ts), any other chunk without a `choices` array is a bad answer. The one rule for an upstream's chunks
- * (above) and a bridge peer's (src/bridge/forwarding.ts).
+ * `answerErrorOf`: ../reported-error.ts), any other chunk without a `choices` array is a bad answer. The one
+ * rule for an upstream's chunks (above) and a bridge peer's (src/bridge/forwarding.ts).
  */
 export function checkedChunk(data: string, scan: JsonScan, label: string, errorEvent = false): StreamChunk {
   // a content chunk (a `choices` array, no `error`) costs nothing here; only the rest is parsed
