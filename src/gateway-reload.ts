@@ -8,7 +8,8 @@
  * - outbound bridges connected, disconnected, re-dialled when changed;
  * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
  * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings;
- * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it.
+ * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it (its new runtime
+ *   table is built before anything is applied, and swapped in whole by the apply).
  * Everything else that differs (listen address, TLS files, store, routing, tracing, limits…) is reported
  * as needing a restart, never silently ignored.
  *
@@ -25,6 +26,7 @@ import { localCandidate } from './router/local-candidate.js';
 import { setLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import type { ReloadReport } from './http/routes/ops.js';
+import type { AcpRuntimeLists } from './acp/index.js';
 
 export type { ReloadReport };
 
@@ -40,8 +42,11 @@ export interface ReloadTarget {
   /** the local channels' providers, by channel name */
   providers: Map<string, ChannelProvider>;
   logger: Logger;
-  /** the ACP layer's runtime table, rebuilt from `live.acp` (absent: agent changes need a restart) */
-  acp?: { reconfigure(): void } | undefined;
+  /**
+   * the ACP layer's runtime table (absent: agent changes need a restart): `prepare` builds it for the new lists,
+   * which is all that can throw, and returns the commit that swaps it in and cannot throw (AcpCore.prepare)
+   */
+  acp?: { prepare(next: AcpRuntimeLists): () => void } | undefined;
 }
 
 /** Key paths (prefixes) applied live; any other difference needs a restart. */
@@ -105,9 +110,10 @@ export function readForReload(path: string | undefined, live?: Config): Config {
  * Applies a valid file in two steps. First everything that can fail, before anything changes: the file is
  * checked as a start would check it (src/gateway-prepare.ts: the files it names, each read once, and the
  * providers of the channels it adds or changes; one that refuses its options refuses the whole file, and the
- * providers made are closed). Then the apply, which only changes in-memory state (the config sections in
+ * providers made are closed), and, when `acp.agents` / `acp.gateways` differ, the ACP layer's new runtime table
+ * is built (a build that fails refuses the whole file the same way). Then the apply, which only changes in-memory state (the config sections in
  * place, the routing table and the provider map, bridge dialers started with the `ca` text read in the first
- * step, retired providers closed in the background) and reads no file: nothing in it is expected to throw,
+ * step, the ACP table built in it swapped in, retired providers closed in the background) and reads no file: nothing in it is expected to throw,
  * so a reload happens whole or not at all. Should a bug make it throw all the same, each channel is left
  * consistent (its provider is stored only once it is routed) and the providers made for the reload that the
  * gateway does not hold are closed, not leaked.
@@ -122,14 +128,13 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
   }
 }
 
-function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa }: Prepared): ReloadReport {
+function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa, acp: commitAcp }: PreparedReload): ReloadReport {
   const live = t.live;
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
   const paths = changedPaths(live, next);
   const report: ReloadReport = { applied: [], restartRequired: [] };
-  const acpLive = t.acp !== undefined;
-  for (const p of paths) if (!under(p, LIVE) && !(acpLive && under(p, ACP_RUNTIMES))) report.restartRequired.push(p);
+  for (const p of paths) if (!under(p, LIVE) && !(t.acp && under(p, ACP_RUNTIMES))) report.restartRequired.push(p);
 
   // Channels first, so share lists announced below describe the new set.
   const retired = applyChannels(t, next.channels, made, report);
@@ -168,10 +173,10 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   replaceArray(b.shareAgents, n.bridge.shareAgents);
   for (const k of ['enabled', 'maxPeers', 'allowedTokens', 'shareChannels', 'shareAgents']) note(`gateway.bridge.${k}`, `gateway.bridge.${k} updated`);
 
-  if (acpLive && paths.some((p) => under(p, ACP_RUNTIMES))) {
+  if (commitAcp) {
     replaceArray(live.acp.agents, next.acp.agents);
     replaceArray(live.acp.gateways, next.acp.gateways);
-    t.acp!.reconfigure();
+    commitAcp();
     report.applied.push('ACP agents and gateway providers updated');
   }
 
@@ -187,16 +192,43 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   return report;
 }
 
+/** What the first step made: Prepared, and the commit of the ACP layer's new runtime table when it changes. */
+interface PreparedReload extends Prepared {
+  acp: (() => void) | undefined;
+}
+
 /**
  * The providers of the channels the file adds or changes and the text of the files it names, made and read
  * before anything is applied by the one check a start and `config check` run too (src/gateway-prepare.ts): a
  * provider that refuses its channel's options, or a file the config names that cannot be used, makes the file
- * invalid (every problem listed by key path), and the providers made for it are closed.
+ * invalid (every problem listed by key path), and the providers made for it are closed. With them, when
+ * `acp.agents` / `acp.gateways` differ, the ACP layer's new runtime table (AcpCore.prepare); a build that throws
+ * is one more problem of the same ConfigError.
  */
-async function prepareReload(t: ReloadTarget, next: Config): Promise<Prepared> {
+async function prepareReload(t: ReloadTarget, next: Config): Promise<PreparedReload> {
+  const problems: string[] = [];
+  let acp: (() => void) | undefined;
+  if (t.acp && changedPaths({ a: t.live.acp.agents, g: t.live.acp.gateways }, { a: next.acp.agents, g: next.acp.gateways }).length > 0) {
+    try {
+      acp = t.acp.prepare(next.acp);
+    } catch (err) {
+      problems.push(`acp.agents / acp.gateways: the ACP runtime table cannot be built: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
   const before = new Map(t.live.channels.map((c) => [c.name, JSON.stringify(c)]));
   const changed = (c: ChannelConfig) => before.get(c.name) !== JSON.stringify(c);
-  return prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed);
+  let prepared: Prepared;
+  try {
+    prepared = await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed);
+  } catch (err) {
+    if (problems.length > 0 && err instanceof ConfigError) throw new ConfigError([...err.problems, ...problems], t.path ?? 'reload');
+    throw err;
+  }
+  if (problems.length > 0) {
+    await closeProviders(prepared.providers.values());
+    throw new ConfigError(problems, t.path ?? 'reload');
+  }
+  return { ...prepared, acp };
 }
 
 /**

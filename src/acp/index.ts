@@ -70,6 +70,9 @@ export interface AcpCoreDeps {
   keys?: KeyService;
 }
 
+/** what the runtime table is built from */
+export type AcpRuntimeLists = Pick<Config['acp'], 'agents' | 'gateways'>;
+
 export interface AcpCore {
   /** the method table every transport serves */
   dispatch: Dispatch;
@@ -79,8 +82,13 @@ export interface AcpCore {
   follow(sessionId: string, afterSeq: number, push: (params: Record<string, unknown>) => void, caller?: string, flow?: ReplayFlow): Promise<() => void>;
   /** the `acp` logger (transports log under it) */
   log: Logger;
-  /** config reload: rebuilds the runtime table from the (already replaced) `acp.agents` / `acp.gateways` */
-  reconfigure(): void;
+  /**
+   * config reload, in two steps (as src/gateway-prepare.ts does for channels): builds the runtime table for
+   * `next`, which is all that can throw, and returns the commit that swaps it in whole and cannot throw. Nothing
+   * changes until the commit is called (the reload calls it once `acp.agents` / `acp.gateways` hold `next`'s);
+   * a table not committed is dropped, having opened nothing. Commit before the next prepare.
+   */
+  prepare(next: AcpRuntimeLists): () => void;
   /** graceful stop: refuses new turns, waits (bounded) for the running ones */
   drain(graceMs: number): Promise<void>;
   /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
@@ -127,15 +135,13 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
   let warm: Promise<WarmPools> | undefined;
   /** the same, once its module is loaded (the status view reads it synchronously) */
   let warmLoaded: WarmPools | undefined;
-  /** the `acp.agents` / `acp.gateways` the runtime table in use was built from (a failed rebuild puts them back) */
-  let builtFrom: { agents: Config['acp']['agents']; gateways: Config['acp']['gateways'] } | undefined;
-  // (Re)builds the runtime table from the live `acp` config; a config reload calls it again (`reconfigure`).
-  // Everything that can fail is made first, into new tables, and only then are they swapped in, whole: a throw
-  // midway leaves the table in use as it was. Sessions already running keep their runtime; new sessions see
-  // the new table.
-  const build = (): void => {
-    const agents = [...acp.agents];
-    const gateways = [...acp.gateways];
+  // Builds the runtime table for `lists` (at start: the config's; a config reload: the new file's, `prepare`).
+  // Everything that can fail is made here, into new tables, and nothing in use is touched; the returned commit
+  // swaps them in, whole, and cannot throw. Sessions already running keep their runtime; new sessions see the
+  // new table.
+  const build = (lists: AcpRuntimeLists): (() => void) => {
+    const agents = [...lists.agents];
+    const gateways = [...lists.gateways];
     const nextSpecs = new Map(agents.map((a) => [a.id, resolveAgent(a)] as const));
     const next: RuntimeFactories = { agent: new Map(), gateway: new Map() };
     for (const a of agents) {
@@ -199,37 +205,25 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       );
     }
 
-    // the swap: nothing below throws
-    const closing = retired.map((id) => plugged.get(id));
-    factories = next;
-    specs = nextSpecs;
-    replaceMap(plugged, nextPlugged);
-    replaceMap(builtIn, nextBuiltIn);
-    localIds.clear();
-    for (const x of [...agents, ...gateways]) localIds.add(x.id);
-    builtFrom = { agents, gateways };
-    for (const p of closing) void p?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
-    if (warm || agents.some((a) => a.warm > 0)) {
-      warm ??= import('./runtimes/agent/warm-pool.js').then(
-        ({ WarmPools }) => (warmLoaded = new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log })),
-      );
-      void warm.then((w) => w.configure(agents, nextSpecs));
-    }
-  };
-  build();
-  /** A config reload: the new table whole, or (it throws) the old one and the lists it was built from. */
-  const reconfigure = (): void => {
-    try {
-      build();
-    } catch (err) {
-      // the catalog and routing read these lists: they name what the table in use serves again
-      if (builtFrom) {
-        acp.agents.splice(0, acp.agents.length, ...builtFrom.agents);
-        acp.gateways.splice(0, acp.gateways.length, ...builtFrom.gateways);
+    // the swap: nothing in it throws
+    return () => {
+      const closing = retired.map((id) => plugged.get(id));
+      factories = next;
+      specs = nextSpecs;
+      replaceMap(plugged, nextPlugged);
+      replaceMap(builtIn, nextBuiltIn);
+      localIds.clear();
+      for (const x of [...agents, ...gateways]) localIds.add(x.id);
+      for (const p of closing) void p?.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }));
+      if (warm || agents.some((a) => a.warm > 0)) {
+        warm ??= import('./runtimes/agent/warm-pool.js').then(
+          ({ WarmPools }) => (warmLoaded = new WarmPools({ ...(llm ? { llm } : {}), homeRoot, limiter, log })),
+        );
+        void warm.then((w) => w.configure(agents, nextSpecs));
       }
-      throw err;
-    }
+    };
   };
+  build(acp)();
 
   const availability: AvailabilitySource = deps.availability ?? {
     async agent(a): Promise<Availability> {
@@ -316,7 +310,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     follow: (sessionId, afterSeq, push, caller, flow) => runner.follow(sessionId, afterSeq, push, caller, flow),
     log,
     drain: (graceMs) => runner.drain(graceMs),
-    reconfigure,
+    prepare: build,
     warmPools: () => warmLoaded?.status() ?? [],
     tasksHeld: () => runner.tasksHeld(),
     async close() {

@@ -1,8 +1,9 @@
 /**
- * Regression: the ACP core's `reconfigure()` (a config reload of `acp.agents` / `acp.gateways`) cleared its
- * runtime table before it built the new one, so a throw midway (an agent entry without a command: the schema
- * rules it out, a bug could not) left the gateway with no runtimes at all. It builds the new table first and
- * swaps it in whole; a throw leaves the table in use, and the lists it was built from, as they were.
+ * Regression: the ACP core's reconfigure (a config reload of `acp.agents` / `acp.gateways`) cleared its runtime
+ * table before it built the new one, so a throw midway (an agent entry without a command: the schema rules it
+ * out, a bug could not) left the gateway with no runtimes at all. `prepare(next)` builds the new table and
+ * changes nothing; only the commit it returns (which cannot throw) swaps it in, whole. A throw leaves the table
+ * in use, and the lists it was built from, as they were. (At the gateway level: test/ops/reload-acp-whole.e2e.test.ts.)
  *
  * The core on a real SQLite store, with the fake ACP agent as the configured agent (spawned for real).
  */
@@ -67,13 +68,8 @@ describe('reconfigure', () => {
     // a reload whose second entry has no command: the build throws after the first was made
     const acp = c.config.acp;
     const before = [...acp.agents];
-    acp.agents.splice(
-      0,
-      acp.agents.length,
-      agent('other') as (typeof acp.agents)[number],
-      { ...agent('broken'), command: undefined } as unknown as (typeof acp.agents)[number],
-    );
-    expect(() => c.reconfigure()).toThrow(/"broken": no command/);
+    const broken = [agent('other') as (typeof acp.agents)[number], { ...agent('broken'), command: undefined } as unknown as (typeof acp.agents)[number]];
+    expect(() => c.prepare({ agents: broken, gateways: [] })).toThrow(/"broken": no command/);
 
     // the old table serves, and the lists name what it serves
     expect(acp.agents).toEqual(before);
@@ -81,9 +77,12 @@ describe('reconfigure', () => {
     expect(await agentIds(c)).not.toContain('other');
     expect(await start(c, 'after', 'fake')).toMatchObject({ status: 'completed', output: expect.stringContaining('hello from after') });
 
-    // a reload that builds is applied whole
+    // a reload that builds is applied whole, at its commit and not before
+    const commit = c.prepare({ agents: [agent('other') as (typeof acp.agents)[number]], gateways: [] });
+    expect(await agentIds(c)).toContain('fake');
+    expect(await start(c, 'prepared', 'fake')).toMatchObject({ status: 'completed', output: expect.stringContaining('hello from prepared') });
     acp.agents.splice(0, acp.agents.length, agent('other') as (typeof acp.agents)[number]);
-    c.reconfigure();
+    commit();
     expect(await agentIds(c)).toContain('other');
     expect(await agentIds(c)).not.toContain('fake');
     expect(await start(c, 'next', 'other')).toMatchObject({ status: 'completed', output: expect.stringContaining('hello from next') });

@@ -21,8 +21,9 @@ export interface Acp {
   upgrade: UpgradeHandler;
   /** graceful stop: new turns refused, running ones finish (bounded) */
   drain(graceMs: number): Promise<void>;
-  /** config reload: the runtime table follows `acp.agents` / `acp.gateways` */
-  reconfigure(): void;
+  /** config reload: builds the runtime table for the new `acp.agents` / `acp.gateways` (all that can throw);
+   *  the returned commit swaps it in and cannot throw (AcpCore.prepare) */
+  prepare: AcpCore['prepare'];
   /** the warm agent pools, for the operator's views (overview, `switchyard status`) */
   warmPools: AcpCore['warmPools'];
   /** what the task registry (`xworkmate.tasks.get`) holds in memory, for /metrics */
@@ -81,7 +82,7 @@ export function createAcp(deps: AcpDeps): Acp {
     route: acp.enabled ? route : () => false,
     upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     drain: (graceMs) => core.drain(graceMs),
-    reconfigure: () => core.reconfigure(),
+    prepare: (next) => core.prepare(next),
     warmPools: () => core.warmPools(),
     tasksHeld: () => core.tasksHeld(),
     streams,
