@@ -89,7 +89,11 @@ export async function resumeTurn(c: AcpClient, o: ResumeOptions): Promise<TaskRe
   }
 }
 
-/** The turn's result from its snapshot: the result itself when the gateway still holds it, else what the snapshot says. */
+/**
+ * The turn's result from its snapshot: the result itself when the gateway still holds it, else what the snapshot
+ * says (read from the store: its `output` is cut to the result's bound the same way, and `outputTruncated` /
+ * `outputChars` say so, as in a result).
+ */
 function resultOf(snap: Record<string, unknown>, sessionId: string): TaskResult {
   if (snap.result && typeof snap.result === 'object') return snap.result as TaskResult;
   const status = String(snap.status);
@@ -100,6 +104,8 @@ function resultOf(snap: Record<string, unknown>, sessionId: string): TaskResult 
     ...(typeof snap.runId === 'string' ? { runId: snap.runId } : {}),
     ...(typeof snap.turnId === 'string' ? { turnId: snap.turnId } : {}),
     output: typeof snap.output === 'string' ? snap.output : '',
+    ...(snap.outputTruncated === true ? { outputTruncated: true } : {}),
+    ...(typeof snap.outputChars === 'number' ? { outputChars: snap.outputChars } : {}),
     ...(typeof snap.error === 'string' ? { error: snap.error } : {}),
   };
 }
