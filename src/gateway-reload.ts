@@ -23,7 +23,7 @@ import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
 import { closeProviders, prepareConfig, type Prepared } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
-import { setLogLevel, type Logger } from './util/log.js';
+import { setConfiguredLogLevel, type Logger } from './util/log.js';
 import { registerConfigSecrets } from './config/secrets.js';
 import type { ReloadReport } from './http/routes/ops.js';
 import type { AcpRuntimeLists } from './acp/index.js';
@@ -156,8 +156,12 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   note('gateway.shutdownGraceMs', `gateway.shutdownGraceMs = ${n.shutdownGraceMs}`);
   if (n.log.level !== g.log.level) {
     g.log.level = n.log.level;
-    setLogLevel(n.log.level ?? 'info');
-    report.applied.push(`log level ${n.log.level ?? 'info'}`);
+    // the level unless --log-level or SWITCHYARD_LOG chose one (they win, as at start)
+    report.applied.push(
+      setConfiguredLogLevel(n.log.level)
+        ? `log level ${n.log.level ?? 'info'}`
+        : `gateway.log.level ${n.log.level ?? 'absent'} (not in effect: --log-level or SWITCHYARD_LOG chose the level)`,
+    );
   }
   replaceArray(live.acp.tokens, next.acp.tokens);
   note('acp.tokens', 'acp.tokens replaced');

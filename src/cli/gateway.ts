@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { startGateway } from '../gateway.js';
-import { setLogLevel, type Level } from '../util/log.js';
+import { setConfiguredLogLevel, setLogLevel, type Level } from '../util/log.js';
 import { releaseYoungGeneration } from '../util/young-generation.js';
 import { CliError } from './remote.js';
 import { reloadOnSignal } from './reload-signal.js';
@@ -19,9 +19,8 @@ export function registerGateway(program: Command): void {
         setLogLevel(opts.logLevel as Level);
       }
       const loaded = loadConfig(opts.config);
-      // --log-level, else SWITCHYARD_LOG, else gateway.log.level
-      const configured = loaded.config.gateway.log.level;
-      if (!opts.logLevel && !process.env.SWITCHYARD_LOG && configured) setLogLevel(configured);
+      // --log-level, else SWITCHYARD_LOG, else gateway.log.level (the same rule at a reload)
+      setConfiguredLogLevel(loaded.config.gateway.log.level);
       let gw;
       try {
         gw = await startGateway(loaded);

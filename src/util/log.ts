@@ -24,9 +24,23 @@ const ORDER: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 const SECRET_KEYS = new Set(['token', 'apiKey', 'api_key', 'authorization', 'password', 'allowedTokens', 'tokens']);
 
 let threshold = ORDER[(process.env.SWITCHYARD_LOG as Level) ?? 'info'] ?? ORDER.info;
+/** the operator chose the level (`--log-level`, SWITCHYARD_LOG): `gateway.log.level` does not change it then */
+let chosen = Boolean(process.env.SWITCHYARD_LOG);
 
+/** `--log-level`: the operator's choice, over SWITCHYARD_LOG and `gateway.log.level` (at start and at reloads). */
 export function setLogLevel(level: Level): void {
   threshold = ORDER[level];
+  chosen = true;
+}
+
+/**
+ * `gateway.log.level` (absent: `info`), at start and at each reload: the level, unless `--log-level` or
+ * SWITCHYARD_LOG chose one, which win. Returns whether it is the level now.
+ */
+export function setConfiguredLogLevel(level: Level | undefined): boolean {
+  if (chosen) return false;
+  threshold = ORDER[level ?? 'info'];
+  return true;
 }
 
 export function enabled(level: Level): boolean {
