@@ -62,7 +62,10 @@ export interface Finish {
   channel: string;
   /** set when a bridge peer served it */
   peer?: { id: string } | undefined;
-  /** the serving candidate's prices (a peer's come from its announcement); default: `channels[].pricing` */
+  /**
+   * the serving candidate's prices: a local channel's `channels[].pricing` as the routing table has it (a reload
+   * replaces the candidate), a peer's from its announcement; absent: cost 0
+   */
   pricing?: Pricing | undefined;
   /** the upstream's count, or the estimate charged without one (`isEstimate`: the record says so) */
   usage?: Usage | null | undefined;
@@ -94,7 +97,6 @@ export class KeyService {
   readonly recorder: UsageRecorder;
   readonly peerGate: PeerGate;
   private readonly auth: Config['gateway']['auth'];
-  private readonly pricing = new Map<string, Pricing>();
   private readonly leaseMs: number;
   private retention: RetentionJob | undefined;
 
@@ -103,7 +105,6 @@ export class KeyService {
     // the live config's object: a reload replaces `auth.tokens` in place (gateway-reload.ts), and whether a
     // credential is required follows it from the next request (read per request, never copied)
     this.auth = g.auth;
-    for (const c of o.config.channels) if (c.pricing) this.pricing.set(c.name, c.pricing);
     this.leaseMs = g.routing.timeoutMs + 5000;
     this.cache = new KeyCache(o.store, g.keys.refreshMs, o.logger);
     this.recorder = new UsageRecorder(o.store, { flushIntervalMs: g.usage.flushIntervalMs, maxBatch: g.usage.maxBatch, logger: o.logger });
@@ -112,7 +113,8 @@ export class KeyService {
       limiter: o.limiter,
       leaseMs: this.leaseMs,
       record: (r) => this.recorder.record(r),
-      costOf: (ch, u) => costOf(this.pricing.get(ch), tokensOf(u)),
+      // our channel that served a peer's forward, priced from the live config (a reload replaces `channels` in place)
+      costOf: (ch, u) => costOf(o.config.channels.find((c) => c.name === ch)?.pricing, tokensOf(u)),
     });
   }
 
@@ -253,7 +255,7 @@ export class KeyService {
    */
   settle(keyId: string | undefined, held: Held | undefined, budget: BudgetCheck | undefined, f: Finish): Promise<void> | void {
     const t = tokensOf(f.usage);
-    const cost = costOf(f.pricing ?? (f.peer ? undefined : this.pricing.get(f.channel)), t);
+    const cost = costOf(f.pricing, t);
     if (!held) return this.recordUsage(keyId, f, t, cost);
     return this.o.limiter
       .settle(held.scope, held.lease, { tokens: t.input + t.output, cost, budget, limits: held.limits })
