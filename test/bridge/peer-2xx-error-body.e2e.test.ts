@@ -7,7 +7,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, rejectionOf, startProcess, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, rejectionOf, startProcess, startRequesterProcess, type GatewayProcess } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 const BRIDGE_TOKEN = 'peer-2xx-bridge-token-5e8a1c';
@@ -39,17 +39,7 @@ beforeAll(async () => {
       { name: 'vl', provider: 'vllm', baseUrl: vl.channel.baseUrl, models: ['vl-m'] },
     ],
   });
-  a = await startProcess({
-    gateway: {
-      id: 'gw_a',
-      name: 'office',
-      admin: { token: ADMIN },
-      routing: { retries: 0 },
-      bridges: [{ name: 'dc', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
-    },
-    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-  });
-  await waitForBridgeOpen(a.url, ADMIN);
+  a = await startRequesterProcess(b.url, { token: BRIDGE_TOKEN, admin: ADMIN });
   openai = new OpenAI({ apiKey: 'x', baseURL: `${a.url}/v1`, maxRetries: 0 });
 });
 afterAll(async () => {

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cleanupDirs, rejectionOf, startProcess, waitForBridgeOpen, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { call, cleanupDirs, rejectionOf, startProcess, startRequesterProcess, type GatewayProcess } from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 const BRIDGE_TOKEN = 'peer-long-error-bridge-token-7c2e9a';
@@ -66,17 +66,7 @@ beforeAll(async () => {
       ch('up-ok', ok.baseUrl),
     ],
   });
-  a = await startProcess({
-    gateway: {
-      id: 'gw_a',
-      name: 'office',
-      admin: { token: ADMIN },
-      routing: { retries: 0 },
-      bridges: [{ name: 'dc', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
-    },
-    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-  });
-  await waitForBridgeOpen(a.url, ADMIN);
+  a = await startRequesterProcess(b.url, { token: BRIDGE_TOKEN, admin: ADMIN });
   openai = new OpenAI({ apiKey: 'x', baseURL: `${a.url}/v1`, maxRetries: 0 });
 });
 afterAll(async () => {

@@ -211,6 +211,25 @@ export async function startBridgedPair(
   return { a, b };
 }
 
+/**
+ * A requesting gateway process (`gw_a`, "office"): one mock channel of its own, no retries, and one bridge `dc`
+ * dialled to `peerUrl` with `o.token` (sharing nothing); its admin API takes `o.admin`. Resolves once the link is open.
+ */
+export async function startRequesterProcess(peerUrl: string, o: { token: string; admin: string }): Promise<GatewayProcess> {
+  const a = await startProcess({
+    gateway: {
+      id: 'gw_a',
+      name: 'office',
+      admin: { token: o.admin },
+      routing: { retries: 0 },
+      bridges: [{ name: 'dc', url: wsUrl(peerUrl), token: o.token, shareChannels: false, reconnectInterval: 200 }],
+    },
+    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+  });
+  await waitForBridgeOpen(a.url, o.admin);
+  return a;
+}
+
 /** Starts a gateway in this process (port 0, store in a temp dir, logs kept in memory). */
 export async function startGw(raw: {
   gateway?: Record<string, unknown>;
