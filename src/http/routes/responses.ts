@@ -25,6 +25,19 @@ export interface ResponsesContext extends ApiContext {
   stored: ResponseStore;
 }
 
+/**
+ * Whose a stored response is: the virtual key the request came with (an agent session's model traffic: the key
+ * its session was started with). A static token or an open gateway has no owner, and reads only what no key made.
+ */
+function ownerOf(p: Principal): string | undefined {
+  if (p.kind === 'key') return p.key.id;
+  if (p.kind === 'agent') return p.keyId;
+  return undefined;
+}
+
+/** A client's id in an error message: cut, so a huge one is not sent back whole. */
+const shown = (id: string): string => (id.length > 128 ? `${id.slice(0, 128)}…` : id);
+
 export function responsesApi(ctx: ResponsesContext): ApiSurface {
   return {
     name: 'responses',
@@ -39,9 +52,9 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
       }
       const id = path.slice('/v1/responses/'.length);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
-      const found = /^[A-Za-z0-9_-]{1,128}$/.test(id) ? await ctx.stored.get(id) : undefined;
+      const found = await ctx.stored.get(id, ownerOf(principal));
       if (!found)
-        throw new GatewayError('NOT_FOUND', `no stored response "${id}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, {
+        throw new GatewayError('NOT_FOUND', `no stored response "${shown(id)}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, {
           param: 'response_id',
         });
       sendJson(res, 200, found.response, { 'x-request-id': requestId });
@@ -59,12 +72,13 @@ async function create(
   principal: Principal,
 ): Promise<void> {
   const body = validateResponses(raw);
+  const owner = ownerOf(principal);
   let history = inputItems(body.input);
   let historyBytes = 0;
   if (typeof body.previous_response_id === 'string') {
-    const prev = await ctx.stored.get(body.previous_response_id);
+    const prev = await ctx.stored.get(body.previous_response_id, owner);
     if (!prev)
-      throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${body.previous_response_id}"`, { param: 'previous_response_id' });
+      throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${shown(body.previous_response_id)}"`, { param: 'previous_response_id' });
     history = [...prev.history, ...history];
     historyBytes = JSON.stringify(prev.history).length;
   }
@@ -92,7 +106,7 @@ async function create(
     await ex.settle(reply.usage, true, reply);
     const native = nativeBodyOf(reply.completion) as Record<string, unknown> | undefined;
     const response = native ?? toResponse(checkedCompletion(reply.completion), shell, estimateIn);
-    if (store) await keep(ctx, response, history, requestId);
+    if (store) await keep(ctx, response, history, owner, requestId);
     sendJson(res, 200, response, headers);
     return;
   }
@@ -121,7 +135,7 @@ async function create(
       final = done.response;
       res.end(done.text);
     } else res.end();
-    if (store && final) await keep(ctx, final, history, requestId);
+    if (store && final) await keep(ctx, final, history, owner, requestId);
   } catch (err) {
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
@@ -142,10 +156,10 @@ function terminalResponse(raw: string): Record<string, unknown> | undefined {
   }
 }
 
-async function keep(ctx: ResponsesContext, response: Record<string, unknown>, history: Item[], requestId: string): Promise<void> {
+async function keep(ctx: ResponsesContext, response: Record<string, unknown>, history: Item[], owner: string | undefined, requestId: string): Promise<void> {
   const output = Array.isArray(response.output) ? (response.output as Item[]) : [];
   try {
-    await ctx.stored.put(response, [...history, ...output]);
+    await ctx.stored.put(response, [...history, ...output], owner);
   } catch (err) {
     // the answer is already the client's; a store failure only costs a later previous_response_id
     ctx.logger.warn('could not store response', { requestId, err: String(err) });
