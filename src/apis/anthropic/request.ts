@@ -18,6 +18,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
+import { finiteNumber, requireTurn, toolName, toolSchema } from '../common/fields.js';
 
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
@@ -38,7 +39,7 @@ export function anthropicToChat(body: unknown, leftOut?: Untranslatable): ChatRe
 function translate(body: unknown): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
-  if (!Number.isInteger(body.max_tokens) || (body.max_tokens as number) < 1) bad('max_tokens', 'required, a positive integer');
+  if (!Number.isSafeInteger(body.max_tokens) || (body.max_tokens as number) < 1) bad('max_tokens', 'required, a positive integer');
   if (!Array.isArray(body.messages) || body.messages.length === 0) bad('messages', 'required, a non-empty array');
   if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
 
@@ -46,14 +47,13 @@ function translate(body: unknown): ChatRequest {
   const system = systemText(body.system);
   if (system) messages.push({ role: 'system', content: system });
   body.messages.forEach((m: unknown, i: number) => turn(m, `messages.${i}`, messages));
+  requireTurn(messages, 'messages');
 
   const out: ChatRequest = { model: body.model, messages, max_tokens: body.max_tokens as number };
   if (body.stream === true) out.stream = true;
   for (const k of ['temperature', 'top_p'] as const) {
-    if (body[k] !== undefined && body[k] !== null) {
-      if (typeof body[k] !== 'number') bad(k, 'must be a number');
-      out[k] = body[k];
-    }
+    const v = finiteNumber(body[k], k);
+    if (v !== undefined) out[k] = v;
   }
   if (body.stop_sequences !== undefined) {
     if (!Array.isArray(body.stop_sequences) || !body.stop_sequences.every((s) => typeof s === 'string')) bad('stop_sequences', 'must be an array of strings');
@@ -168,12 +168,15 @@ function image(b: Record<string, unknown>, at: string): ContentPart {
 }
 
 function tool(t: unknown, at: string): ToolDefinition | undefined {
-  if (!isObj(t) || typeof t.name !== 'string') bad(at, 'must be { name, input_schema, … }');
+  if (!isObj(t)) bad(at, 'must be { name, input_schema, … }');
   if (t.type !== undefined && t.type !== 'custom') {
     skip(`${at}.type`, `server tool ${JSON.stringify(t.type)} runs only on Anthropic's own API`);
     return undefined;
   }
-  const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.input_schema) ? t.input_schema : { type: 'object', properties: {} } };
+  const fn: ToolDefinition['function'] = {
+    name: toolName(t.name, `${at}.name`),
+    parameters: toolSchema(t.input_schema, `${at}.input_schema`) ?? { type: 'object', properties: {} },
+  };
   if (typeof t.description === 'string') fn.description = t.description;
   return { type: 'function', function: fn };
 }

@@ -20,6 +20,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
+import { finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
 
 /**
  * `o[key]`, else the same key in snake_case (`maxOutputTokens` → `max_output_tokens`): Google's REST API
@@ -48,6 +49,7 @@ export function geminiToChat(model: string, body: unknown, stream: boolean): Cha
   }
   const open = new Map<string, string[]>(); // function name → ids of calls not answered yet
   body.contents.forEach((c: unknown, i: number) => content(c, i, messages, open));
+  requireTurn(messages, 'contents');
 
   const out: ChatRequest = { model, messages };
   if (stream) out.stream = true;
@@ -67,6 +69,7 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
   c.parts.forEach((p: unknown, j: number) => {
     const q = `${at}.parts[${j}]`;
     if (!isObj(p)) bad(q, 'must be an object');
+    if (p.text !== undefined && typeof p.text !== 'string') bad(`${q}.text`, 'must be a string');
     if (typeof p.text === 'string') {
       if (p.thought !== true && p.text) parts.push({ type: 'text', text: p.text });
     } else if (isObj(field(p, 'inlineData'))) {
@@ -120,9 +123,11 @@ function tools(t: unknown, out: ChatRequest): void {
     if (decls === undefined) return; // googleSearch, codeExecution, …: Google-side tools
     if (!Array.isArray(decls)) bad(`tools[${i}].functionDeclarations`, 'must be an array');
     decls.forEach((d: unknown, j: number) => {
-      if (!isObj(d) || typeof d.name !== 'string') bad(`tools[${i}].functionDeclarations[${j}]`, 'needs a name');
-      const schema = field(d, 'parametersJsonSchema') ?? d.parameters;
-      const fn: ToolDefinition['function'] = { name: d.name, parameters: isObj(schema) ? lowerTypes(schema) : { type: 'object', properties: {} } };
+      const at = `tools[${i}].functionDeclarations[${j}]`;
+      if (!isObj(d)) bad(at, 'needs a name');
+      const name = toolName(d.name, `${at}.name`);
+      const schema = toolSchema(field(d, 'parametersJsonSchema'), `${at}.parametersJsonSchema`) ?? toolSchema(d.parameters, `${at}.parameters`);
+      const fn: ToolDefinition['function'] = { name, parameters: schema ? lowerTypes(schema) : { type: 'object', properties: {} } };
       if (typeof d.description === 'string') fn.description = d.description;
       defs.push({ type: 'function', function: fn });
     });
@@ -158,14 +163,10 @@ function toolConfig(tc: unknown, out: ChatRequest): void {
 function generationConfig(g: unknown, out: ChatRequest): void {
   if (g === undefined) return;
   if (!isObj(g)) bad('generationConfig', 'must be an object');
-  const num = (k: string) => {
-    const v = field(g, k);
-    if (v !== undefined && v !== null && typeof v !== 'number') bad(`generationConfig.${k}`, 'must be a number');
-    return v as number | undefined;
-  };
+  const num = (k: string) => finiteNumber(field(g, k), `generationConfig.${k}`);
   const temperature = num('temperature');
   const topP = num('topP');
-  const max = num('maxOutputTokens');
+  const max = tokenLimit(field(g, 'maxOutputTokens'), 'generationConfig.maxOutputTokens');
   const n = num('candidateCount');
   if (temperature !== undefined) out.temperature = temperature;
   if (topP !== undefined) out.top_p = topP;

@@ -17,7 +17,8 @@
 import { GatewayError } from '../../wire/errors.js';
 import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
-import { leftOut as anyLeftOut, leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
+import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
+import { finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
 
 export type Item = Record<string, unknown>;
 
@@ -44,8 +45,19 @@ export function validateResponses(body: unknown): Record<string, unknown> & { mo
   if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string')
     bad('previous_response_id', 'must be a string');
   if (body.tools !== undefined && !Array.isArray(body.tools)) bad('tools', 'must be an array');
-  for (const k of ['temperature', 'top_p', 'max_output_tokens'] as const) {
-    if (body[k] !== undefined && body[k] !== null && typeof body[k] !== 'number') bad(k, 'must be a number');
+  finiteNumber(body.temperature, 'temperature');
+  finiteNumber(body.top_p, 'top_p');
+  tokenLimit(body.max_output_tokens, 'max_output_tokens');
+  // a store the client did not mean (`"store": "no"`) would keep the conversation it asked not to keep
+  if (body.store !== undefined && body.store !== null && typeof body.store !== 'boolean') bad('store', 'must be a boolean');
+  if (body.text !== undefined && body.text !== null) {
+    if (!isObj(body.text)) bad('text', 'must be an object');
+    const f = body.text.format;
+    if (f !== undefined && f !== null && (!isObj(f) || typeof f.type !== 'string')) bad('text.format', 'must be an object with a string "type"');
+    if (isObj(f) && f.type === 'json_schema') {
+      if (!isObj(f.schema)) bad('text.format.schema', 'required for json_schema, a JSON Schema object');
+      if (f.name !== undefined && typeof f.name !== 'string') bad('text.format.name', 'must be a string');
+    }
   }
   return body as Record<string, unknown> & { model: string };
 }
@@ -69,7 +81,7 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
   if (typeof body.instructions === 'string' && body.instructions) messages.push({ role: 'system', content: body.instructions });
   items.forEach((it, i) => item(it, `input[${i}]`, messages));
   // nothing left but what only a native channel takes: the request goes there whole
-  if (messages.length === 0 && !anyLeftOut()) bad('input', 'needs at least one message');
+  requireTurn(messages, 'input');
 
   const chat: ChatRequest = { model: body.model, messages };
   if (body.stream === true) chat.stream = true;
@@ -82,8 +94,10 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
   ((body.tools as unknown[] | undefined) ?? []).forEach((t, i) => {
     if (!isObj(t) || typeof t.type !== 'string') bad(`tools[${i}]`, 'must be an object with a "type"');
     if (t.type !== 'function') return void dropped.push(typeof t.name === 'string' ? t.name : t.type);
-    if (typeof t.name !== 'string') bad(`tools[${i}].name`, 'required for a function tool');
-    const fn: ToolDefinition['function'] = { name: t.name, parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} } };
+    const fn: ToolDefinition['function'] = {
+      name: toolName(t.name, `tools[${i}].name`),
+      parameters: toolSchema(t.parameters, `tools[${i}].parameters`) ?? { type: 'object', properties: {} },
+    };
     if (typeof t.description === 'string') fn.description = t.description;
     if (typeof t.strict === 'boolean') fn.strict = t.strict;
     tools.push({ type: 'function', function: fn });
