@@ -13,8 +13,9 @@ const TYPE_BY_STATUS: Readonly<Record<number, string>> = {
   503: 'overloaded_error',
 };
 
+/** A client error Anthropic has no type of its own for (408, 409, 415, …) is still the client's: never `api_error`, its server-error type. */
 export function anthropicErrorType(e: GatewayError): string {
-  return TYPE_BY_STATUS[e.status] ?? 'api_error';
+  return TYPE_BY_STATUS[e.status] ?? (e.status < 500 ? 'invalid_request_error' : 'api_error');
 }
 
 export function anthropicErrorBody(e: GatewayError, requestId?: string): Record<string, unknown> {

@@ -29,11 +29,16 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
   return {
     name: 'gemini',
     queryKey: true,
-    owns: (path) => path === PREFIX || path.startsWith(PREFIX + '/'),
+    // every path under /v1beta is this API's, so an unknown one is refused in Google's format too
+    owns: (path) => path === '/v1beta' || path.startsWith('/v1beta/'),
     sendError: (res, e) => sendErrorBody(res, e, geminiErrorBody(e)),
     async handle(req, res, path, query, requestId, principal) {
+      if (path !== PREFIX && !path.startsWith(PREFIX + '/'))
+        throw new GatewayError('NOT_FOUND', `no route ${req.method} ${path}: the Gemini API here is ${PREFIX} and ${PREFIX}/{model}[:method]`);
+      // HEAD as GET, as on /v1/models: Node sends the headers and no body
+      const get = req.method === 'GET' || req.method === 'HEAD';
       if (path === PREFIX) {
-        if (req.method !== 'GET') throw notAllowed(req, 'GET');
+        if (!get) throw notAllowed(req, 'GET, HEAD');
         // a key sees only the models it may use, as on /v1/models
         const models = ctx.router.models().filter((m) => !ctx.keys || ctx.keys.allows(principal, m.id));
         sendJson(res, 200, { models: models.map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
@@ -43,8 +48,7 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
-        if (req.method !== 'GET')
-          throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
+        if (!get) throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
         if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${rest}" is not served here`, { param: 'model' });
         // as the list leaves it out: a key reads only the models it may use (the refusal a request for it gets)
         if (ctx.keys && !ctx.keys.allows(principal, rest))

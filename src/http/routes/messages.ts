@@ -42,9 +42,12 @@ function passHeaders(req: IncomingMessage): Record<string, string> {
 export function anthropicApi(ctx: MessagesContext): ApiSurface {
   return {
     name: 'anthropic',
-    owns: (path) => path === '/v1/messages' || path === '/v1/messages/count_tokens',
+    // every path under /v1/messages is this API's, so an unknown one is refused in its format too
+    owns: (path) => path === '/v1/messages' || path.startsWith('/v1/messages/'),
     sendError: (res, e, requestId) => sendErrorBody(res, e, anthropicErrorBody(e, requestId)),
     async handle(req, res, path, _query, requestId, principal) {
+      if (path !== '/v1/messages' && path !== '/v1/messages/count_tokens')
+        throw new GatewayError('NOT_FOUND', `no route ${req.method} ${path}: the Messages API here is POST /v1/messages and POST /v1/messages/count_tokens`);
       if (req.method !== 'POST')
         throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use POST`, { details: { allow: 'POST' } });
       const { body, bytes } = await readJsonSized(req, ctx.maxBodyBytes);

@@ -51,6 +51,9 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
         return create(ctx, req, res, body, bytes, requestId, principal);
       }
       const id = path.slice('/v1/responses/'.length);
+      // the API's sub-resources (…/input_items, …/cancel) are not served here: a route error, not "no stored response"
+      if (id.includes('/'))
+        throw new GatewayError('NOT_FOUND', `no route ${req.method} ${path}: the Responses API here is POST /v1/responses and GET /v1/responses/{id}`);
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
       const found = await ctx.stored.get(id, ownerOf(principal));
       if (!found)
