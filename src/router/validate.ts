@@ -83,6 +83,12 @@ export function validateEmbeddings(body: unknown): EmbeddingsRequest {
       input.length > 0 &&
       (input.every((x) => typeof x === 'string') || isTokens(input) || input.every((x) => Array.isArray(x) && x.length > 0 && isTokens(x))));
   if (!ok) bad('input', 'required: a string, a non-empty array of strings, or token arrays');
+  // a channel that builds the answer itself (ollama, mock) would otherwise answer floats to a misspelt format,
+  // and drop a dimensions it cannot read, where OpenAI refuses both
+  const fmt = body.encoding_format;
+  if (fmt !== undefined && fmt !== null && fmt !== 'float' && fmt !== 'base64') bad('encoding_format', 'must be "float" or "base64"');
+  const dims = body.dimensions;
+  if (dims !== undefined && dims !== null && (!Number.isSafeInteger(dims) || (dims as number) < 1)) bad('dimensions', 'must be a positive integer');
   return body as unknown as EmbeddingsRequest;
 }
 
