@@ -18,7 +18,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
-import { finiteNumber, requireTurn, toolName, toolSchema } from '../common/fields.js';
+import { base64DataUrl, finiteNumber, requireTurn, toolName, toolSchema } from '../common/fields.js';
 
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
@@ -160,8 +160,9 @@ function toolResultText(c: unknown, at: string, images: ContentPart[], isError: 
 
 function image(b: Record<string, unknown>, at: string): ContentPart {
   const s = b.source;
-  if (isObj(s) && s.type === 'base64' && typeof s.media_type === 'string' && typeof s.data === 'string') {
-    return { type: 'image_url', image_url: { url: `data:${s.media_type};base64,${s.data}` } };
+  if (isObj(s) && s.type === 'base64') {
+    const url = base64DataUrl(s.media_type, s.data, { mediaType: `${at}.source.media_type`, data: `${at}.source.data` });
+    return { type: 'image_url', image_url: { url } };
   }
   if (isObj(s) && s.type === 'url' && typeof s.url === 'string') return { type: 'image_url', image_url: { url: s.url } };
   return bad(`${at}.source`, 'must be { type: "base64", media_type, data } or { type: "url", url }');

@@ -48,3 +48,22 @@ export function toolSchema(v: unknown, param: string): Record<string, unknown> |
 export function requireTurn(messages: readonly ChatMessage[], param: string): void {
   if (!leftOut() && !messages.some((m) => m.role !== 'system')) bad(param, 'holds no message with content to send');
 }
+
+/** `type/subtype`, the only form a data: URL's media type may take here (no `;` or `,` to end it early) */
+const MEDIA_TYPE = /^[A-Za-z0-9][\w.+-]*\/[\w.+-]+$/;
+/** standard base64, padded or not; `urlSafe` also takes `-` and `_` (proto JSON bytes: Gemini) */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const BASE64_URL_SAFE = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * An inline image's `data:` URL, built from the client's media type and base64 data (an Anthropic `base64`
+ * source, a Gemini `inlineData`), each checked first: a media type such as `image/png;x` or data that is not
+ * base64 made a URL the channel then refused under the chat form's field name (`messages[i].content[j]…`), or
+ * went upstream as is. `params` names the client's two fields.
+ */
+export function base64DataUrl(mediaType: unknown, data: unknown, params: { mediaType: string; data: string }, urlSafe = false): string {
+  if (typeof mediaType !== 'string' || !MEDIA_TYPE.test(mediaType)) bad(params.mediaType, 'must be a media type such as "image/png"');
+  if (typeof data !== 'string' || data === '' || !(urlSafe ? BASE64_URL_SAFE : BASE64).test(data)) bad(params.data, 'must be non-empty base64 data');
+  const standard = urlSafe ? data.replace(/-/g, '+').replace(/_/g, '/') : data;
+  return `data:${mediaType};base64,${standard}`;
+}

@@ -20,7 +20,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
-import { finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
+import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
 
 /**
  * `o[key]`, else the same key in snake_case (`maxOutputTokens` → `max_output_tokens`): Google's REST API
@@ -74,9 +74,9 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
       if (p.thought !== true && p.text) parts.push({ type: 'text', text: p.text });
     } else if (isObj(field(p, 'inlineData'))) {
       const d = field(p, 'inlineData') as Record<string, unknown>;
-      const mime = field(d, 'mimeType');
-      if (typeof mime !== 'string' || typeof d.data !== 'string') bad(`${q}.inlineData`, 'needs mimeType and data');
-      parts.push({ type: 'image_url', image_url: { url: `data:${mime};base64,${d.data}` } });
+      // proto JSON bytes: standard or URL-safe base64
+      const url = base64DataUrl(field(d, 'mimeType'), d.data, { mediaType: `${q}.inlineData.mimeType`, data: `${q}.inlineData.data` }, true);
+      parts.push({ type: 'image_url', image_url: { url } });
     } else if (isObj(field(p, 'functionCall'))) {
       const f = field(p, 'functionCall') as Record<string, unknown>;
       if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');
