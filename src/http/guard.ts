@@ -118,8 +118,17 @@ function allowHeaders(asked: string | undefined): string {
   return list && list.length <= MAX_HEADER_LIST && HEADER_LIST.test(list) ? list : CORS_ALLOW_HEADERS;
 }
 
-/** undefined when the request's content type is JSON; else the 415 (called by `readBody` when the guard required JSON). */
+/**
+ * undefined when the request's body is JSON as sent; else the 415 (called by `readBody` when the guard required
+ * JSON). A body with a `content-encoding` (gzip, br, …) is refused by name: it was read as it came, so a
+ * compressed body was "not valid JSON" with its binary quoted back.
+ */
 export function jsonContentTypeError(req: IncomingMessage): GatewayError | undefined {
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
+    return new GatewayError('UNSUPPORTED_MEDIA_TYPE', `content-encoding "${encoding.slice(0, 100)}" is not accepted: send the body uncompressed`, {
+      param: 'content-encoding',
+    });
   const type = req.headers['content-type'];
   if (type !== undefined && JSON_TYPE.test(type)) return undefined;
   return new GatewayError(
