@@ -21,7 +21,7 @@ import type { Logger } from '../util/log.js';
 import { startRetention, type RetentionJob } from '../util/retention.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
 import { GatewayError } from '../wire/errors.js';
-import type { Usage } from '../wire/openai.js';
+import { quotedName, type Usage } from '../wire/openai.js';
 import { costOf, isEstimate, summarise, tokensOf, type Pricing, type UsageGroup } from '../usage/record.js';
 import { UsageRecorder } from '../usage/recorder.js';
 import { KeyCache } from './key-cache.js';
@@ -235,7 +235,10 @@ export class KeyService {
   /** `spends` false: a token count (admitCount), held to the request limits only and never recorded. */
   private async admitKey(k: VirtualKey, model: string, format: HeaderFormat, spends: boolean): Promise<Ticket> {
     if (!modelAllowed(k, model)) {
-      throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${model}"`, { param: 'model', details: { allowed: k.models } });
+      throw new GatewayError('MODEL_NOT_ALLOWED', `API key ${k.hint} may not use model "${quotedName(model)}"`, {
+        param: 'model',
+        details: { allowed: k.models },
+      });
     }
     const l: Limits = spends ? k.limits : requestLimits(k.limits);
     const budget = spends ? budgetOf(k) : undefined;

@@ -11,6 +11,7 @@
  */
 import { Abort, type CancelSignal } from '../util/abort.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
+import { quotedName } from '../wire/openai.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
 import { nativeRequestOf } from '../wire/native.js';
 import type { ChatReply } from '../providers/chat-reply.js';
@@ -212,7 +213,7 @@ export class Router {
     const list = this.byModel.get(model);
     if (!list || list.length === 0) {
       const names = this.modelNames();
-      throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here; available: ${names.length ? names.join(', ') : '(none)'}`, {
+      throw new GatewayError('MODEL_NOT_FOUND', `model "${quotedName(model)}" is not served here; available: ${names.length ? names.join(', ') : '(none)'}`, {
         param: 'model',
         details: { available: names },
       });

@@ -3,7 +3,7 @@
  * it, the bridge carries it, and /v1/* speaks it. Unknown fields are allowed everywhere (index signatures) so
  * that pass-through upstreams receive what the client sent, untouched.
  */
-import { GatewayError } from './errors.js';
+import { GatewayError, cutText } from './errors.js';
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant' | 'tool' | 'function';
 
@@ -47,6 +47,12 @@ function wrongType(param: string, expected: string, got: unknown): never {
       : `Invalid type for '${param}': expected ${expected}, but got ${jsonKind(got)} instead.`;
   throw new GatewayError('INVALID_REQUEST', what, { param });
 }
+
+/**
+ * A client's name or id quoted in an error message (a model, a response id): cut to 256 characters, so a request
+ * that sends a 60 000-character model name is not answered with it whole (the message also goes to the logs).
+ */
+export const quotedName = (s: string): string => cutText(s, 256);
 
 /** What a parsed JSON value is, for an error message: "a string", "an object", "an array", "null". */
 export function jsonKind(v: unknown): string {

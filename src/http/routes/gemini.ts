@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { quotedName } from '../../wire/openai.js';
 import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import { decodeSegment } from '../guard.js';
 import { geminiToChat } from '../../apis/gemini/request.js';
@@ -48,11 +49,12 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       const colon = rest.lastIndexOf(':');
       const method = colon === -1 ? '' : rest.slice(colon + 1);
       if (!METHODS.has(method)) {
-        if (!get) throw new GatewayError('NOT_FOUND', `no Gemini method "${method || rest}"; use generateContent, streamGenerateContent or countTokens`);
-        if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${rest}" is not served here`, { param: 'model' });
+        if (!get)
+          throw new GatewayError('NOT_FOUND', `no Gemini method "${quotedName(method || rest)}"; use generateContent, streamGenerateContent or countTokens`);
+        if (!ctx.router.modelNames().includes(rest)) throw new GatewayError('NOT_FOUND', `model "${quotedName(rest)}" is not served here`, { param: 'model' });
         // as the list leaves it out: a key reads only the models it may use (the refusal a request for it gets)
         if (ctx.keys && !ctx.keys.allows(principal, rest))
-          throw new GatewayError('MODEL_NOT_ALLOWED', `this API key may not use model "${rest}"`, { param: 'model' });
+          throw new GatewayError('MODEL_NOT_ALLOWED', `this API key may not use model "${quotedName(rest)}"`, { param: 'model' });
         sendJson(res, 200, modelInfo(rest), { 'x-request-id': requestId });
         return;
       }
@@ -145,7 +147,8 @@ function countTokens(
 ): Promise<void> {
   if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
   return countAdmitted(ctx, principal, model, 'openai', (limitHeaders) => {
-    if (!ctx.router.modelNames().includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+    if (!ctx.router.modelNames().includes(model))
+      throw new GatewayError('MODEL_NOT_FOUND', `model "${quotedName(model)}" is not served here`, { param: 'model' });
     sendJson(res, 200, { totalTokens: estimateTokens(bytes) }, { 'x-request-id': requestId, ...limitHeaders, 'x-switchyard-token-count': 'estimate' });
   });
 }

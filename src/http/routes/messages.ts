@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { quotedName } from '../../wire/openai.js';
 import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
@@ -133,7 +134,7 @@ async function countTokens(
   const model = pinnedModel(req) ?? body.model;
   await countAdmitted(ctx, principal, model, 'anthropic', async (limitHeaders) => {
     const candidates = ctx.router.all().filter((c) => c.models.includes(model));
-    if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${model}" is not served here`, { param: 'model' });
+    if (candidates.length === 0) throw new GatewayError('MODEL_NOT_FOUND', `model "${quotedName(model)}" is not served here`, { param: 'model' });
     for (const c of candidates) {
       if (c.peer || c.provider !== 'anthropic') continue;
       const local = ctx.localChannel(c.channel);

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
+import { quotedName } from '../../wire/openai.js';
 import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
@@ -35,9 +36,6 @@ function ownerOf(p: Principal): string | undefined {
   return undefined;
 }
 
-/** A client's id in an error message: cut, so a huge one is not sent back whole. */
-const shown = (id: string): string => (id.length > 128 ? `${id.slice(0, 128)}…` : id);
-
 export function responsesApi(ctx: ResponsesContext): ApiSurface {
   return {
     name: 'responses',
@@ -57,7 +55,7 @@ export function responsesApi(ctx: ResponsesContext): ApiSurface {
       if (req.method !== 'GET') throw new GatewayError('METHOD_NOT_ALLOWED', `method ${req.method} not allowed here; use GET`, { details: { allow: 'GET' } });
       const found = await ctx.stored.get(id, ownerOf(principal));
       if (!found)
-        throw new GatewayError('NOT_FOUND', `no stored response "${shown(id)}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, {
+        throw new GatewayError('NOT_FOUND', `no stored response "${quotedName(id)}" (responses are kept ${ctx.stored.ttlMs} ms when created with store)`, {
           param: 'response_id',
         });
       sendJson(res, 200, found.response, { 'x-request-id': requestId });
@@ -81,7 +79,9 @@ async function create(
   if (typeof body.previous_response_id === 'string') {
     const prev = await ctx.stored.get(body.previous_response_id, owner);
     if (!prev)
-      throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${shown(body.previous_response_id)}"`, { param: 'previous_response_id' });
+      throw new GatewayError('NOT_FOUND', `previous_response_id: no stored response "${quotedName(body.previous_response_id)}"`, {
+        param: 'previous_response_id',
+      });
     history = [...prev.history, ...history];
     historyBytes = JSON.stringify(prev.history).length;
   }
