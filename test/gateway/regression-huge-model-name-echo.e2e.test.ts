@@ -32,7 +32,7 @@ describe('a huge model name is not quoted back whole', () => {
       await call(gw, '/v1/chat/completions', { body: { model: HUGE, messages: [{ role: 'user', content: 'hi' }] } }),
       await call(gw, '/v1/embeddings', { body: { model: HUGE, input: 'hi' } }),
       await call(gw, '/v1/messages', { body: { model: HUGE, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] } }),
-      await call(gw, '/v1/messages/count_tokens', { body: { model: HUGE, messages: [] } }),
+      await call(gw, '/v1/messages/count_tokens', { body: { model: HUGE, messages: [{ role: 'user', content: 'hi' }] } }),
       await call(gw, '/v1/responses', { body: { model: HUGE, input: 'hi' } }),
       await call(gw, `/v1beta/models/${LONG}:generateContent`, { body: { contents: [{ parts: [{ text: 'hi' }] }] } }),
       await call(gw, `/v1beta/models/${LONG}:countTokens`, { body: {} }),

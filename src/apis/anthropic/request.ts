@@ -33,13 +33,21 @@ const skip = (param: string, what: string): void => untranslatable(param, `${par
  * first such refusal is kept there: the request may then go only to a channel that takes it natively.
  */
 export function anthropicToChat(body: unknown, leftOut?: Untranslatable): ChatRequest {
-  return leniently(leftOut, () => translate(body));
+  return leniently(leftOut, () => translate(body, false));
 }
 
-function translate(body: unknown): ChatRequest {
+/**
+ * A `count_tokens` body held to the same rules (it is a Messages request without `max_tokens`), leniently: what
+ * only Anthropic's own API takes is left for the upstream's counter. Throws INVALID_REQUEST naming the field.
+ */
+export function checkCountTokens(body: unknown): asserts body is Record<string, unknown> & { model: string } {
+  leniently({}, () => translate(body, true));
+}
+
+function translate(body: unknown, count: boolean): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (typeof body.model !== 'string' || body.model.length === 0) bad('model', 'required, a non-empty string');
-  if (!Number.isSafeInteger(body.max_tokens) || (body.max_tokens as number) < 1) bad('max_tokens', 'required, a positive integer');
+  if (!count && (!Number.isSafeInteger(body.max_tokens) || (body.max_tokens as number) < 1)) bad('max_tokens', 'required, a positive integer');
   if (!Array.isArray(body.messages) || body.messages.length === 0) bad('messages', 'required, a non-empty array');
   if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', 'must be a boolean');
 
@@ -49,7 +57,8 @@ function translate(body: unknown): ChatRequest {
   body.messages.forEach((m: unknown, i: number) => turn(m, `messages.${i}`, messages));
   requireTurn(messages, 'messages');
 
-  const out: ChatRequest = { model: body.model, messages, max_tokens: body.max_tokens as number };
+  const out: ChatRequest = { model: body.model, messages };
+  if (!count) out.max_tokens = body.max_tokens as number;
   if (body.stream === true) out.stream = true;
   for (const k of ['temperature', 'top_p'] as const) {
     const v = finiteNumber(body[k], k);

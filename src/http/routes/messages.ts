@@ -12,12 +12,11 @@ import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import { wasRelayed, type ChannelProvider } from '../../providers/provider.js';
 import { PASS_HEADERS } from '../../providers/anthropic/native.js';
-import { anthropicToChat } from '../../apis/anthropic/request.js';
+import { anthropicToChat, checkCountTokens } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
 import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
 import { countAdmitted, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -128,9 +127,8 @@ async function countTokens(
   requestId: string,
   principal: Principal,
 ): Promise<void> {
-  if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
-  if (typeof body.model !== 'string' || !body.model) throw new GatewayError('INVALID_REQUEST', 'model: required, a non-empty string', { param: 'model' });
-  if (!Array.isArray(body.messages)) throw new GatewayError('INVALID_REQUEST', 'messages: required, an array', { param: 'messages' });
+  // the Messages API's rules, so a malformed body is refused, not estimated or sent to the upstream's counter
+  checkCountTokens(body);
   const model = pinnedModel(req) ?? body.model;
   await countAdmitted(ctx, principal, model, 'anthropic', async (limitHeaders) => {
     const candidates = ctx.router.all().filter((c) => c.models.includes(model));
