@@ -103,16 +103,29 @@ const JSON_BYTES = `local function jsonBytes(m) return #m - string.find(m, ' ', 
 `;
 
 // KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member
-// pairs. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A log without
-// `j` (new, or written before it: its `b` counted the prefixes too) is counted once from its members.
+// pairs. An entry at a seq the log holds replaces the one there (as SQLite's primary key does: a re-sent update);
+// only an entry at or below the highest seq held is looked up (O(log n)), so a call that appends newer entries makes
+// one lookup in all. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A
+// log without `j` (new, or written before it: its `b` counted the prefixes too) is counted once from its members.
 const APPEND_EVENTS = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
 if total < 0 then
   total = 0
   for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + jsonBytes(m) end
   redis.call('HDEL', KEYS[2], 'b')
 end
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+if top then top = tonumber(top) end
 for i = 3, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then total = total + jsonBytes(ARGV[i + 1]) end
+  if top and tonumber(ARGV[i]) <= top then
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])) do
+      redis.call('ZREM', KEYS[1], old)
+      total = total - jsonBytes(old)
+    end
+  else
+    top = tonumber(ARGV[i])
+  end
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+  total = total + jsonBytes(ARGV[i + 1])
 end
 local keep = tonumber(ARGV[1])
 local maxBytes = tonumber(ARGV[2])
@@ -538,7 +551,8 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * `events:<id>`: a sorted set scored by seq; members are `<seq> <json>` so equal payloads stay distinct.
+   * `events:<id>`: a sorted set scored by seq, one member a seq (a later append at a seq replaces it); members are
+   * `<seq> <json>` so equal payloads stay distinct.
    * `evmeta:<id>`: the JSON bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
    */
   async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {

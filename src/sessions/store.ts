@@ -113,8 +113,8 @@ export interface SessionStore {
 
   /**
    * A session's update log, so that a client that lost its stream can read what it missed
-   * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase)
-   * and keeps only the newest `keep` of the session, and of those only the newest whose JSON is at most
+   * (`xworkmate.tasks.get` with `afterSeq`, the WebSocket resume). `appendEvents` adds entries (seqs increase; one
+   * at a seq the log holds, a re-sent update, replaces the entry there) and keeps only the newest `keep` of the session, and of those only the newest whose JSON is at most
    * `maxBytes` bytes together (the newest entry is always kept); `readEvents` returns a page of the entries with
    * seq > `afterSeq`, oldest first: at most `limit`, and past the first no more than `maxBytes` of JSON together
    * (one entry larger than that is a page by itself), with `more` when the log holds entries after the page;

@@ -124,6 +124,44 @@ describe.each(backends)('session event log: $name', (b) => {
     expect(await store.droppedThrough('c2')).toBe(3);
   });
 
+  it('an entry appended again at a seq it holds replaces the one there: one entry a seq, counted once in both bounds', async () => {
+    const store = await b.open();
+    stores.push(store);
+    // each entry's JSON is 1000 bytes; `v` tells the versions of an entry apart
+    const kb = (seq: number, v = 'a') => ({ seq, event: { x: v.repeat(992) } });
+    await store.appendEvents(
+      'r1',
+      [1, 2, 3].map((s) => kb(s)),
+      3,
+      3000,
+    );
+    // a re-sent update: the later entry is the one read, and the log still holds three entries of 3000 bytes,
+    // so neither the count bound (3) nor the byte bound (3000) drops anything
+    await store.appendEvents('r1', [kb(3, 'b')], 3, 3000);
+    await store.appendEvents('r1', [kb(2, 'b'), kb(2, 'c')], 3, 3000);
+    expect((await store.readEvents('r1', 0, 100)).events).toEqual([kb(1), kb(2, 'c'), kb(3, 'b')]);
+    expect(await store.droppedThrough('r1')).toBe(0);
+    expect(await store.readNewestEvents('r1', 100, 3000)).toEqual({ events: [kb(1), kb(2, 'c'), kb(3, 'b')], before: 0 });
+    // the same entry again changes nothing either
+    await store.appendEvents('r1', [kb(1)], 3, 3000);
+    expect((await store.readEvents('r1', 0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(await store.droppedThrough('r1')).toBe(0);
+    // a replacement counts its own size, not the old one's: 500 bytes less leaves room for a 1500-byte entry
+    const small = { seq: 2, event: { x: 'd'.repeat(492) } };
+    await store.appendEvents('r1', [small], 4, 3000);
+    await store.appendEvents('r1', [{ seq: 4, event: { x: 'e'.repeat(492) } }], 4, 3000);
+    expect((await store.readEvents('r1', 0, 100)).events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(await store.droppedThrough('r1')).toBe(0);
+    // and one byte more than the bound drops the oldest, through seq 1 only
+    await store.appendEvents('r1', [{ seq: 4, event: { x: 'e'.repeat(493) } }], 4, 3000);
+    expect((await store.readEvents('r1', 0, 100)).events).toEqual([small, kb(3, 'b'), { seq: 4, event: { x: 'e'.repeat(493) } }]);
+    expect(await store.droppedThrough('r1')).toBe(1);
+    // a new seq given twice in one call is one entry too, the later one
+    await store.appendEvents('r1', [kb(5), kb(5, 'b')], 4, 1_000_000);
+    expect((await store.readEvents('r1', 3, 100)).events).toEqual([{ seq: 4, event: { x: 'e'.repeat(493) } }, kb(5, 'b')]);
+    expect((await store.readEvents('r1', 0, 100)).events.map((e) => e.seq)).toEqual([2, 3, 4, 5]);
+  });
+
   it('reads its newest entries, bounded by count and by bytes as a page is, and says the highest seq below them', async () => {
     const store = await b.open();
     stores.push(store);
