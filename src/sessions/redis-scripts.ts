@@ -1,0 +1,195 @@
+/**
+ * The Lua scripts of the Redis session store (redis-store.ts, which describes the keys): each multi-key change is
+ * one script, so it is atomic. Each names the KEYS and ARGV it takes, in order, and what it returns.
+ */
+
+/** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter */
+export const RECORD_KEYS = 5;
+
+// Stores the (index, turn JSON) pairs of ARGV from `first` on with a new revision each, appending the revisions to
+// `out`, drops the entries from `len` on (a session's entries are always 0 … n-1), and stamps the record's turn
+// list with a new revision (`tr`: a reader that knows the stamp knows the list). Returns the stamp.
+const WRITE_TURNS = `local function writeTurns(out, first, len)
+  for i = first, #ARGV, 2 do
+    local rev = redis.call('INCR', KEYS[5])
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+    redis.call('HSET', KEYS[4], ARGV[i], rev)
+    out[#out + 1] = rev
+  end
+  local held = redis.call('HLEN', KEYS[4])
+  for i = len, held - 1 do
+    redis.call('HDEL', KEYS[3], i)
+    redis.call('HDEL', KEYS[4], i)
+  end
+  return redis.call('INCR', KEYS[5])
+end
+`;
+
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, then index, turn pairs. Returns {1, stamp, revision…} or {0}.
+export const CREATE = `${WRITE_TURNS}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('DEL', KEYS[3], KEYS[4])
+local out = {1, 0}
+out[2] = writeTurns(out, 6, tonumber(ARGV[5]))
+redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return out`;
+
+// KEYS: session, turnrevs. ARGV: the turn list's stamp the reader knows ('' none). Returns nil (no session),
+// {v, doc} (schema 1: the turns are in doc), {v, doc, stamp} (the list is the one the reader knows) or
+// {v, doc, stamp, {index, revision, …}}.
+export const GET = `local cur = redis.call('HMGET', KEYS[1], 'v', 'doc', 'tr')
+if not cur[1] then return false end
+if not cur[3] then return {cur[1], cur[2]} end
+if cur[3] == ARGV[1] then return {cur[1], cur[2], cur[3]} end
+return {cur[1], cur[2], cur[3], redis.call('HGETALL', KEYS[2])}`;
+
+// KEYS: session, turns. ARGV: stamp, index…. The turns' JSON, or nil when the turn list is no longer `stamp`.
+export const GET_TURNS = `if redis.call('HGET', KEYS[1], 'tr') ~= ARGV[1] then return false end
+return redis.call('HMGET', KEYS[2], unpack(ARGV, 2))`;
+
+/** turns a GET_TURNS asks for at most (Lua's unpack is bounded by its stack) */
+export const TURNS_PER_READ = 1000;
+
+// KEYS: session, index, lease, events, evmeta, turns, turnrevs. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
+export const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
+if st ~= 'closed' and st ~= 'moved' then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`;
+
+// An entry's size, in its bounds and in a page's: the bytes of its JSON, without the member's `<seq> ` prefix (what
+// SQLite's `bytes` column holds), so both stores keep and page the same entries.
+const JSON_BYTES = `local function jsonBytes(m) return #m - string.find(m, ' ', 1, true) end
+`;
+
+// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member
+// pairs. An entry at a seq the log holds replaces the one there (as SQLite's primary key does: a re-sent update);
+// only an entry at or below the highest seq held is looked up (O(log n)), so a call that appends newer entries makes
+// one lookup in all. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A
+// log without `j` (new, or written before it: its `b` counted the prefixes too) is counted once from its members.
+export const APPEND_EVENTS = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
+if total < 0 then
+  total = 0
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + jsonBytes(m) end
+  redis.call('HDEL', KEYS[2], 'b')
+end
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+if top then top = tonumber(top) end
+for i = 3, #ARGV, 2 do
+  if top and tonumber(ARGV[i]) <= top then
+    for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])) do
+      redis.call('ZREM', KEYS[1], old)
+      total = total - jsonBytes(old)
+    end
+  else
+    top = tonumber(ARGV[i])
+  end
+  redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+  total = total + jsonBytes(ARGV[i + 1])
+end
+local keep = tonumber(ARGV[1])
+local maxBytes = tonumber(ARGV[2])
+local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
+local n = redis.call('ZCARD', KEYS[1])
+while n > 1 and (n > keep or total > maxBytes) do
+  local first = redis.call('ZPOPMIN', KEYS[1])
+  total = total - jsonBytes(first[1])
+  if tonumber(first[2]) > dropped then dropped = tonumber(first[2]) end
+  n = n - 1
+end
+if total < 0 then total = 0 end
+redis.call('HSET', KEYS[2], 'j', total, 'd', dropped)
+return n`;
+
+// KEYS: events. ARGV: direction (`up`: oldest first, after a seq; `down`: newest first), from (the exclusive score
+// bound to start at: `(<afterSeq>`, or `+inf`), limit, maxBytes. A page of the log: at most `limit` entries and, past
+// the first, at most `maxBytes` of JSON (jsonBytes), read a few at a time so that what lies past the page is not
+// copied; returns {past (1|0), the score of the first entry past the page (0: none), member, …}, in reading order.
+export const READ_EVENTS = `${JSON_BYTES}local up = ARGV[1] == 'up'
+local from = ARGV[2]
+local limit = tonumber(ARGV[3])
+local maxBytes = tonumber(ARGV[4])
+local out = {0, 0}
+local n = 0
+local total = 0
+while true do
+  local want = limit + 1 - n
+  if want > 32 then want = 32 end
+  local batch
+  if up then
+    batch = redis.call('ZRANGEBYSCORE', KEYS[1], from, '+inf', 'WITHSCORES', 'LIMIT', 0, want)
+  else
+    batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], from, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
+  end
+  for i = 1, #batch, 2 do
+    local m = batch[i]
+    total = total + jsonBytes(m)
+    if n >= limit or (n > 0 and total > maxBytes) then
+      out[1] = 1
+      out[2] = batch[i + 1]
+      return out
+    end
+    n = n + 1
+    out[n + 2] = m
+    from = '(' .. batch[i + 1]
+  end
+  if #batch < want * 2 then return out end
+end`;
+
+// KEYS: events. The highest seq the log holds (0: none), without sending its entry.
+export const LAST_EVENT_SEQ = `local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then return 0 end
+return tonumber(last[2])`;
+
+// KEYS: events, evmeta. ARGV: seq. Drops the entries through `seq` and raises the dropped-through mark to it.
+export const DROP_THROUGH = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
+if total >= 0 then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do total = total - jsonBytes(m) end
+  if total < 0 then total = 0 end
+  redis.call('HSET', KEYS[2], 'j', total)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
+if tonumber(ARGV[1]) > dropped then redis.call('HSET', KEYS[2], 'd', ARGV[1]) end
+return 1`;
+
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, expectedVersion, the turn-list stamp the kept turns are
+// stored under ('' when the write keeps none: it writes every index below len), len, then index, turn pairs.
+// Returns {1, stamp, revision…}, {-1} (no session), {0} (version conflict) or {-2} (the list is not that stamp).
+export const UPDATE = `${WRITE_TURNS}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
+if not cur[1] then return {-1} end
+if tonumber(cur[1]) ~= tonumber(ARGV[5]) then return {0} end
+if ARGV[6] ~= '' and cur[2] ~= ARGV[6] then return {-2} end
+local out = {1, 0}
+out[2] = writeTurns(out, 8, tonumber(ARGV[7]))
+redis.call('HSET', KEYS[1], 'v', tonumber(cur[1]) + 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return out`;
+
+// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, then index, turn pairs (all of
+// them). Returns {'ok', version, stamp, revision…}, {'dup'}, {'conflict', status} or {'other'}.
+export const IMPORT = `${WRITE_TURNS}local seen = redis.call('GET', KEYS[6])
+if seen then
+  if seen ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return {'other'} end
+  return {'dup'}
+end
+local cur = redis.call('HMGET', KEYS[1], 'v', 'st')
+if cur[1] and cur[2] ~= 'moved' then return {'conflict', cur[2]} end
+local v = tonumber(ARGV[5])
+if cur[1] and tonumber(cur[1]) > v then v = tonumber(cur[1]) end
+v = v + 1
+local out = {'ok', tostring(v), 0}
+out[3] = writeTurns(out, 7, tonumber(ARGV[6]))
+redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('SET', KEYS[6], ARGV[1])
+return out`;
+
+// KEYS: lease. ARGV: holder, ttl
+export const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+// KEYS: lease. ARGV: holder
+export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
