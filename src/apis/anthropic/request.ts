@@ -15,7 +15,7 @@
  *   service_tier and cache_control have no chat form and are dropped.
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
+import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
 import { base64DataUrl, finiteNumber, requireTurn, toolName, toolSchema } from '../common/fields.js';
@@ -74,7 +74,12 @@ function translate(body: unknown, count: boolean): ChatRequest {
     if (tools.length) out.tools = tools;
   }
   if (body.tool_choice !== undefined) toolChoice(body.tool_choice, out);
-  if (isObj(body.metadata) && typeof body.metadata.user_id === 'string') out.user = body.metadata.user_id;
+  if (body.metadata !== undefined && body.metadata !== null) {
+    if (!isObj(body.metadata)) bad('metadata', `must be an object, not ${jsonKind(body.metadata)}`);
+    const u = body.metadata.user_id;
+    if (u !== undefined && u !== null && typeof u !== 'string') bad('metadata.user_id', 'must be a string');
+    if (typeof u === 'string') out.user = u;
+  }
   return out;
 }
 
@@ -116,6 +121,8 @@ function turn(m: unknown, at: string, out: ChatMessage[]): void {
       case 'tool_use':
         if (m.role !== 'assistant') bad(p, 'tool_use blocks belong in assistant turns');
         if (typeof b.id !== 'string' || typeof b.name !== 'string') bad(p, 'tool_use needs id and name');
+        // the call's arguments: a JSON object (a string or an array became arguments no tool could take)
+        if (b.input !== undefined && !isObj(b.input)) bad(`${p}.input`, `must be an object, not ${jsonKind(b.input)}`);
         calls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } });
         break;
       case 'tool_result': {

@@ -20,6 +20,7 @@
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
+import { leniently, untranslatable } from '../common/untranslatable.js';
 import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
 
 /**
@@ -35,6 +36,26 @@ function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
 }
 
+/**
+ * A `countTokens` body held to the generateContent rules: `{ contents, … }` or `{ generateContentRequest: { contents,
+ * … } }` (one of the two), through the same translator, leniently: a part the chat form has no place for (fileData)
+ * is still counted. Throws INVALID_REQUEST naming the client's field.
+ */
+export function checkCountTokens(model: string, body: unknown): void {
+  if (!isObj(body)) bad('body', 'must be a JSON object');
+  const g = field(body, 'generateContentRequest');
+  if (g === undefined || g === null) return void leniently({}, () => geminiToChat(model, body, false));
+  if (body.contents !== undefined) bad('contents', 'give contents or generateContentRequest, not both');
+  if (!isObj(g)) bad('generateContentRequest', 'must be an object');
+  try {
+    leniently({}, () => geminiToChat(model, g, false));
+  } catch (e) {
+    // the same check, one level down: name the field as the client wrote it
+    const p = e instanceof GatewayError && e.param ? `generateContentRequest.${e.param}` : undefined;
+    throw p ? new GatewayError((e as GatewayError).code, `generateContentRequest.${(e as GatewayError).message}`, { param: p }) : e;
+  }
+}
+
 export function geminiToChat(model: string, body: unknown, stream: boolean): ChatRequest {
   if (!isObj(body)) bad('body', 'must be a JSON object');
   if (!Array.isArray(body.contents) || body.contents.length === 0) bad('contents', 'required, a non-empty array');
@@ -44,7 +65,10 @@ export function geminiToChat(model: string, body: unknown, stream: boolean): Cha
     if (si) messages.push({ role: 'system', content: si });
   } else if (si !== undefined) {
     if (!isObj(si) || !Array.isArray(si.parts)) bad('systemInstruction', 'must be { parts: [{ text }] } or a string');
-    const text = si.parts.map((p: unknown) => (isObj(p) && typeof p.text === 'string' ? p.text : '')).join('\n');
+    // a part that is not text (inlineData, a bare string) has no place in a system message: refused, not dropped
+    const text = si.parts
+      .map((p: unknown, i: number) => (isObj(p) && typeof p.text === 'string' ? p.text : bad(`systemInstruction.parts[${i}]`, 'must be a text part { text }')))
+      .join('\n');
     if (text) messages.push({ role: 'system', content: text });
   }
   const open = new Map<string, string[]>(); // function name → ids of calls not answered yet
@@ -96,7 +120,7 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
       }
       out.push({ role: 'tool', tool_call_id: id, content: JSON.stringify(f.response ?? {}) });
     } else if (field(p, 'thoughtSignature') === undefined) {
-      throw new GatewayError('UNSUPPORTED', `${q}: this part type cannot be translated for this channel`, { param: q });
+      untranslatable(q, `${q}: this part type cannot be translated for this channel`);
     }
   });
   if (role === 'model') {
@@ -171,8 +195,7 @@ function generationConfig(g: unknown, out: ChatRequest): void {
   if (temperature !== undefined) out.temperature = temperature;
   if (topP !== undefined) out.top_p = topP;
   if (max !== undefined) out.max_tokens = max;
-  if (n !== undefined && n > 1)
-    throw new GatewayError('UNSUPPORTED', 'generationConfig.candidateCount: only 1 candidate is supported', { param: 'generationConfig.candidateCount' });
+  if (n !== undefined && n > 1) untranslatable('generationConfig.candidateCount', 'generationConfig.candidateCount: only 1 candidate is supported');
   const stop = field(g, 'stopSequences');
   if (stop !== undefined) {
     if (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');

@@ -45,6 +45,10 @@ export function validateResponses(body: unknown): Record<string, unknown> & { mo
   if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string')
     bad('previous_response_id', 'must be a string');
   if (body.tools !== undefined && !Array.isArray(body.tools)) bad('tools', 'must be an array');
+  if (body.metadata !== undefined && body.metadata !== null) {
+    if (!isObj(body.metadata)) bad('metadata', `must be an object of strings, not ${jsonKind(body.metadata)}`);
+    for (const [k, v] of Object.entries(body.metadata)) if (typeof v !== 'string') bad(`metadata.${k}`, 'must be a string');
+  }
   finiteNumber(body.temperature, 'temperature');
   finiteNumber(body.top_p, 'top_p');
   tokenLimit(body.max_output_tokens, 'max_output_tokens');
@@ -109,6 +113,14 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
     else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string') chat.tool_choice = { type: 'function', function: { name: tc.name } };
     else if (tc !== undefined && tc !== null) bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
     if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
+  } else {
+    // no function tool to choose: "auto" / "none" (or a choice of a hosted tool) mean nothing here, but a choice
+    // that asks for a function call could never be met, as OpenAI refuses it
+    const tc = body.tool_choice;
+    if (tc === 'required' || (isObj(tc) && tc.type === 'function'))
+      bad('tool_choice', `${tc === 'required' ? '"required"' : 'a function'} needs a function tool in tools, and tools holds none`);
+    if (tc !== undefined && tc !== null && tc !== 'auto' && tc !== 'none' && !(isObj(tc) && typeof tc.type === 'string'))
+      bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
   }
   const fmt = isObj(body.text) && isObj(body.text.format) ? body.text.format : undefined;
   if (fmt?.type === 'json_schema')
@@ -178,6 +190,9 @@ function message(it: Item, at: string, out: ChatMessage[]): void {
       untranslatable(`${q}.type`, `${q}.type: content type "${p.type}" cannot be translated for this channel`);
     }
   });
+  // nothing in it (`content: []`, or only refusals): no message, as the other edges leave an empty turn out, and
+  // requireTurn refuses a request left with no turn
+  if (parts.length === 0) return;
   const textOnly = parts.every((p) => p.type === 'text');
   const content = textOnly ? parts.map((p) => (p as { text: string }).text).join('') : parts;
   if (chatRole === 'system' || chatRole === 'assistant') {

@@ -11,12 +11,11 @@ import { GatewayError } from '../../wire/errors.js';
 import { quotedName } from '../../wire/openai.js';
 import { checkedCompletion, parsedChunk } from '../../apis/common/chat-shape.js';
 import { decodeSegment } from '../guard.js';
-import { geminiToChat } from '../../apis/gemini/request.js';
+import { checkCountTokens, geminiToChat } from '../../apis/gemini/request.js';
 import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
 import { countAdmitted, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { isObj } from '../../util/is-object.js';
 import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { pinnedModel } from '../../util/model-tokens.js';
@@ -133,7 +132,8 @@ async function generate(
 }
 
 /**
- * countTokens has no chat-form counterpart on any channel: always an estimate from the request size. Admitted
+ * countTokens has no chat-form counterpart on any channel: always an estimate from the request size, once the body
+ * passes generateContent's checks (either form: `contents` or `generateContentRequest`). Admitted
  * like generateContent on the same model (countAdmitted).
  */
 function countTokens(
@@ -145,7 +145,8 @@ function countTokens(
   requestId: string,
   principal: Principal,
 ): Promise<void> {
-  if (!isObj(body)) throw new GatewayError('INVALID_REQUEST', 'body: must be a JSON object', { param: 'body' });
+  // generateContent's rules, so a malformed body is refused rather than estimated
+  checkCountTokens(model, body);
   return countAdmitted(ctx, principal, model, 'openai', (limitHeaders) => {
     if (!ctx.router.modelNames().includes(model))
       throw new GatewayError('MODEL_NOT_FOUND', `model "${quotedName(model)}" is not served here`, { param: 'model' });
