@@ -23,7 +23,7 @@ export interface UsageRecord {
   inputTokens: number;
   outputTokens: number;
   cachedTokens: number;
-  /** from channels[].pricing of the serving channel; 0 when no price is configured (or served by a peer) */
+  /** from the serving channel's pricing: channels[].pricing for our own, the peer's announced pricing (SharedChannel.pricing) for one served by a peer; 0 when no price is configured or announced */
   cost: number;
   stream: boolean;
   /**
