@@ -214,6 +214,20 @@ export class TurnPrinter {
   }
 }
 
+/**
+ * What text mode says (stderr, one line) when the turn's result cut its output (`outputTruncated`, `outputChars`
+ * the whole length): how much of it the terminal showed (`shown`: its characters written, streamed or from the
+ * result), or, when the stream showed it whole, that only the result holds less. Undefined when nothing was cut.
+ */
+export function truncationNotice(r: TaskResult, shown: number): string | undefined {
+  if (r.outputTruncated !== true) return undefined;
+  const whole = typeof r.outputChars === 'number' ? r.outputChars : undefined;
+  const kept = typeof r.output === 'string' ? r.output.length : 0;
+  if (whole === undefined) return `output truncated: ${shown} characters shown`;
+  if (shown < whole) return `output truncated: ${shown} of ${whole} characters shown`;
+  return `output truncated in the result: ${kept} of ${whole} characters (the streamed text above is whole)`;
+}
+
 /** Why a turn did not complete, for stderr (one line). */
 export function failureReason(r: TaskResult): string {
   if (r.status === 'unavailable')
@@ -288,7 +302,12 @@ async function runTurn(c: AcpClient, o: TaskFlags, method: 'start' | 'message', 
     if (giveUp) clearTimeout(giveUp);
   }
   if (o.json) out(JSON.stringify({ result: r }) + '\n');
-  else printer.result(r, params.sessionId);
+  else {
+    printer.result(r, params.sessionId);
+    // --json has outputTruncated / outputChars in the result; text mode says it
+    const cut = truncationNotice(r, printer.shownText);
+    if (cut) process.stderr.write(`switchyard: ${cut}\n`);
+  }
   if (r.status !== 'completed') throw new CliError(failureReason(r));
 }
 

@@ -129,6 +129,9 @@ export interface TaskResult {
   turnId?: string;
   runId?: string;
   output?: string;
+  /** `output` was cut to the result's bound; `outputChars` is the whole output's length */
+  outputTruncated?: boolean;
+  outputChars?: number;
   summary?: string;
   stopReason?: string;
   error?: string;
