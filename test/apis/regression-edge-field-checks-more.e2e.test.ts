@@ -128,7 +128,7 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
       [{ model: 'm', input: 'hi', tool_choice: 'required' }, 'tool_choice'],
       [{ model: 'm', input: 'hi', tool_choice: { type: 'function', name: 'f' } }, 'tool_choice'],
       [{ model: 'm', input: 'hi', tool_choice: 'always' }, 'tool_choice'],
-      [{ model: 'm', input: 'hi', tools: [{ type: 'web_search' }], tool_choice: 'required' }, 'tool_choice'],
+      [{ model: 'm', input: 'hi', tools: [{ type: 'web_search' }], tool_choice: { type: 'function', name: 'f' } }, 'tool_choice'],
     ];
     for (const [body, param] of cases) expectOpenAiError(await call(gw, '/v1/responses', { body }), 400, 'invalid_request', param);
     const sdk = new OpenAI({ apiKey: 'unused', baseURL: `${gw.url}/v1`, maxRetries: 0 });

@@ -115,10 +115,15 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
     if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
   } else {
     // no function tool to choose: "auto" / "none" (or a choice of a hosted tool) mean nothing here, but a choice
-    // that asks for a function call could never be met, as OpenAI refuses it
+    // that asks for a call no tool could make is refused, as OpenAI refuses it ("required" with a hosted tool only
+    // is a native channel's to answer: it may call that tool)
     const tc = body.tool_choice;
-    if (tc === 'required' || (isObj(tc) && tc.type === 'function'))
-      bad('tool_choice', `${tc === 'required' ? '"required"' : 'a function'} needs a function tool in tools, and tools holds none`);
+    const noTools = !Array.isArray(body.tools) || body.tools.length === 0;
+    if ((tc === 'required' && noTools) || (isObj(tc) && tc.type === 'function'))
+      bad(
+        'tool_choice',
+        tc === 'required' ? '"required" needs tools, and none were given' : 'a function choice needs that function in tools, and tools holds no function',
+      );
     if (tc !== undefined && tc !== null && tc !== 'auto' && tc !== 'none' && !(isObj(tc) && typeof tc.type === 'string'))
       bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
   }
