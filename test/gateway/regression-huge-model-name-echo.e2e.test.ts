@@ -35,7 +35,7 @@ describe('a huge model name is not quoted back whole', () => {
       await call(gw, '/v1/messages/count_tokens', { body: { model: HUGE, messages: [{ role: 'user', content: 'hi' }] } }),
       await call(gw, '/v1/responses', { body: { model: HUGE, input: 'hi' } }),
       await call(gw, `/v1beta/models/${LONG}:generateContent`, { body: { contents: [{ parts: [{ text: 'hi' }] }] } }),
-      await call(gw, `/v1beta/models/${LONG}:countTokens`, { body: {} }),
+      await call(gw, `/v1beta/models/${LONG}:countTokens`, { body: { contents: [{ parts: [{ text: 'hi' }] }] } }),
       await call(gw, `/v1beta/models/${LONG}`),
       await call(gw, `/v1beta/models/${LONG}`, { body: {} }),
       // a key whose globs do not allow it
