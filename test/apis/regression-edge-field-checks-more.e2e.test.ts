@@ -13,7 +13,16 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelOf, cleanupDirs, expectOpenAiError, startProcess, type GatewayProcess, type RawResponse } from '../helpers/env.js';
+import {
+  call,
+  channelOf,
+  cleanupDirs,
+  expectAnthropicInvalid,
+  expectGeminiInvalid,
+  expectOpenAiError,
+  startProcess,
+  type GatewayProcess,
+} from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 let gw: GatewayProcess;
@@ -33,18 +42,6 @@ const COUNT = '/v1beta/models/m:countTokens';
 const GEN = '/v1beta/models/m:generateContent';
 const hi = [{ role: 'user', parts: [{ text: 'hi' }] }];
 
-function expectGeminiError(r: RawResponse, param: string): void {
-  expect(r.status, r.text).toBe(400);
-  expect(r.json).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT', details: [{ reason: 'INVALID_REQUEST', metadata: { param } }] } });
-  expect(r.json.error.message.startsWith(`${param}: `), r.json.error.message).toBe(true);
-}
-
-function expectAnthropicError(r: RawResponse, param: string): void {
-  expect(r.status, r.text).toBe(400);
-  expect(r.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_request' } });
-  expect(r.json.error.message.startsWith(`${param}: `), r.json.error.message).toBe(true);
-}
-
 describe('the edges refuse wrong-typed fields they used to take or ignore', () => {
   it('Gemini countTokens is held to the generateContent rules (the contents form)', async () => {
     const cases: Array<[object, string]> = [
@@ -54,7 +51,7 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
       [{ contents: [{ role: 'robot', parts: [{ text: 'x' }] }] }, 'contents[0].role'],
       [{ contents: hi, tools: [{ functionDeclarations: [{ name: '' }] }] }, 'tools[0].functionDeclarations[0].name'],
     ];
-    for (const [body, param] of cases) expectGeminiError(await call(gw, COUNT, { body }), param);
+    for (const [body, param] of cases) expectGeminiInvalid(await call(gw, COUNT, { body }), param);
   });
 
   it('Gemini countTokens checks a generateContentRequest alike; what generateContent takes is counted', async () => {
@@ -65,7 +62,7 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
       [{ generate_content_request: { contents: hi, generationConfig: { maxOutputTokens: -1 } } }, 'generateContentRequest.generationConfig.maxOutputTokens'],
       [{ contents: hi, generateContentRequest: { contents: hi } }, 'contents'],
     ];
-    for (const [body, param] of cases) expectGeminiError(await call(gw, COUNT, { body }), param);
+    for (const [body, param] of cases) expectGeminiInvalid(await call(gw, COUNT, { body }), param);
     // what generateContent takes is counted, a fileData part (no chat form) included
     for (const body of [
       { contents: hi },
@@ -82,7 +79,7 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
     const before = up.count();
     for (const parts of [['be brief'], [{ text: 'ok' }, { inlineData: { mimeType: 'image/png', data: 'AAAA' } }]]) {
       const r = await call(gw, GEN, { body: { contents: hi, systemInstruction: { parts } } });
-      expectGeminiError(r, `systemInstruction.parts[${parts.length - 1}]`);
+      expectGeminiInvalid(r, `systemInstruction.parts[${parts.length - 1}]`);
     }
     expect(up.count()).toBe(before);
   });
@@ -99,8 +96,8 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
       ],
     });
     for (const input of ['{"city":"Paris"}', [1], 5, null])
-      expectAnthropicError(await call(gw, '/v1/messages', { body: call1(input) }), 'messages.1.content.0.input');
-    expectAnthropicError(await call(gw, '/v1/messages/count_tokens', { body: { ...call1('x'), max_tokens: undefined } }), 'messages.1.content.0.input');
+      expectAnthropicInvalid(await call(gw, '/v1/messages', { body: call1(input) }), 'messages.1.content.0.input');
+    expectAnthropicInvalid(await call(gw, '/v1/messages/count_tokens', { body: { ...call1('x'), max_tokens: undefined } }), 'messages.1.content.0.input');
     expect(up.count()).toBe(before);
     const sdk = new Anthropic({ apiKey: 'unused', baseURL: gw.url, maxRetries: 0 });
     const ok = await sdk.messages.create(call1({ city: 'Paris' }) as Anthropic.MessageCreateParamsNonStreaming);
@@ -112,8 +109,8 @@ describe('the edges refuse wrong-typed fields they used to take or ignore', () =
   it('/v1/messages: metadata must be an object, its user_id a string', async () => {
     const before = up.count();
     const base = { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] };
-    expectAnthropicError(await call(gw, '/v1/messages', { body: { ...base, metadata: 'user-1' } }), 'metadata');
-    expectAnthropicError(await call(gw, '/v1/messages', { body: { ...base, metadata: { user_id: 7 } } }), 'metadata.user_id');
+    expectAnthropicInvalid(await call(gw, '/v1/messages', { body: { ...base, metadata: 'user-1' } }), 'metadata');
+    expectAnthropicInvalid(await call(gw, '/v1/messages', { body: { ...base, metadata: { user_id: 7 } } }), 'metadata.user_id');
     expect(up.count()).toBe(before);
     const sdk = new Anthropic({ apiKey: 'unused', baseURL: gw.url, maxRetries: 0 });
     expect((await sdk.messages.create({ ...base, messages: [{ role: 'user', content: 'hi' }], metadata: { user_id: 'u-1' } })).content[0]).toMatchObject({

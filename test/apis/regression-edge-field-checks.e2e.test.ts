@@ -13,7 +13,16 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelOf, cleanupDirs, expectOpenAiError, startProcess, type GatewayProcess, type RawResponse } from '../helpers/env.js';
+import {
+  call,
+  channelOf,
+  cleanupDirs,
+  expectAnthropicInvalid,
+  expectGeminiInvalid,
+  expectOpenAiError,
+  startProcess,
+  type GatewayProcess,
+} from '../helpers/env.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 let gw: GatewayProcess;
@@ -39,17 +48,6 @@ const withInfinity = (body: object, key: string, inner?: string): string => {
   return inner ? s.replace('{"__x":0}', `{"${key}":1e999}`) : s.replace(/}$/, `,"${key}":1e999}`);
 };
 
-function expectAnthropicError(r: RawResponse, param: string): void {
-  expect(r.status, r.text).toBe(400);
-  expect(r.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_request' } });
-  expect(r.json.error.message).toMatch(new RegExp(`^${param.replace(/[.[\]]/g, '\\$&')}: `));
-}
-
-function expectGeminiError(r: RawResponse, param: string): void {
-  expect(r.status, r.text).toBe(400);
-  expect(r.json).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT', details: [{ reason: 'INVALID_REQUEST', metadata: { param } }] } });
-}
-
 describe('translating edges refuse what no upstream takes, before it goes up', () => {
   it('/v1/messages', async () => {
     const before = up.count();
@@ -60,7 +58,7 @@ describe('translating edges refuse what no upstream takes, before it goes up', (
       [{ ...msg, tools: [{ name: 't', input_schema: [] }] }, 'tools.0.input_schema'],
       [{ ...msg, messages: [{ role: 'user', content: [] }] }, 'messages'],
     ];
-    for (const [body, param] of cases) expectAnthropicError(await call(gw, '/v1/messages', { body }), param);
+    for (const [body, param] of cases) expectAnthropicInvalid(await call(gw, '/v1/messages', { body }), param);
     const sdk = new Anthropic({ apiKey: 'unused', baseURL: gw.url, maxRetries: 0 });
     const err = await sdk.messages
       .create({ ...msg, messages: [{ role: 'user', content: 'hi' }], tools: [{ name: '', input_schema: { type: 'object' } }] })
@@ -114,7 +112,7 @@ describe('translating edges refuse what no upstream takes, before it goes up', (
       [{ contents: [{ role: 'user', parts: [{ text: 'thinking…', thought: true }] }] }, 'contents'],
       [{ contents: [{ role: 'user', parts: [{ text: 5 }] }] }, 'contents[0].parts[0].text'],
     ];
-    for (const [body, param] of cases) expectGeminiError(await call(gw, GEN, { body }), param);
+    for (const [body, param] of cases) expectGeminiInvalid(await call(gw, GEN, { body }), param);
     expect(up.count()).toBe(before);
     expect((await call(gw, GEN, { body: gem })).status).toBe(200);
     expect(up.count()).toBe(before + 1);

@@ -347,6 +347,20 @@ export function expectOpenAiError(r: RawResponse, status: number, code: string, 
   if (param !== undefined) expect(r.json.error.param).toBe(param);
 }
 
+/** A 400 invalid_request in Anthropic's error format whose message names the client's field `param` first. */
+export function expectAnthropicInvalid(r: RawResponse, param: string): void {
+  expect(r.status, r.text).toBe(400);
+  expect(r.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_request' } });
+  expect(r.json.error.message.startsWith(`${param}: `), r.json.error.message).toBe(true);
+}
+
+/** A 400 INVALID_ARGUMENT in Gemini's error format naming the client's field `param` (in its details and first in its message). */
+export function expectGeminiInvalid(r: RawResponse, param: string): void {
+  expect(r.status, r.text).toBe(400);
+  expect(r.json).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT', details: [{ reason: 'INVALID_REQUEST', metadata: { param } }] } });
+  expect(r.json.error.message.startsWith(`${param}: `), r.json.error.message).toBe(true);
+}
+
 /** Settles a promise: the value, or the thrown error. */
 export async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: any }> {
   try {
