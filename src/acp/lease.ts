@@ -35,6 +35,12 @@ export async function otherHolder(store: SessionStore, sessionId: string, holder
 
 export class SessionLease {
   private renew: NodeJS.Timeout | undefined;
+  /**
+   * Called once when a renewal finds the lease held by someone else (this instance was held up past the lease's
+   * ttl, say a pause or a partition, and another instance took the session): the turn must stop, or two would run.
+   * A renewal that fails for another reason (the store unreachable) is not a loss: the next one tries again.
+   */
+  onLost: (() => void) | undefined;
 
   private constructor(
     private readonly store: SessionStore,
@@ -42,7 +48,18 @@ export class SessionLease {
     private readonly holder: string,
     ttlMs: number,
   ) {
-    this.renew = setInterval(() => void store.renewLease(sessionId, holder, ttlMs).catch(() => undefined), Math.max(50, Math.floor(ttlMs / 3)));
+    this.renew = setInterval(
+      () =>
+        void store.renewLease(sessionId, holder, ttlMs).then(
+          (held) => {
+            if (held || this.renew === undefined) return;
+            this.stopRenewing();
+            this.onLost?.();
+          },
+          () => undefined,
+        ),
+      Math.max(50, Math.floor(ttlMs / 3)),
+    );
     this.renew.unref();
   }
 

@@ -584,7 +584,15 @@ export class TurnRunner {
     let stopReason: string;
     let error: GatewayError | string | undefined;
     let out: TurnOutput | undefined;
+    /** why the turn was stopped from here, not by its client: its output passed the bound, or its lease was lost */
     let overflow: GatewayError | undefined;
+    lease.onLost = () => {
+      overflow ??= new GatewayError(
+        'SESSION_NOT_OWNED_HERE',
+        `session ${live.id} was taken over by another gateway instance while this one was held up past its lease: the turn was stopped`,
+      );
+      abort.abort(overflow);
+    };
     // A secret an agent streams across chunks goes out (and into the update log) as `[REDACTED]`, never in pieces:
     // message deltas and thought chunks pass one delta scrubber, which holds back the end of a chunk while it may
     // start a secret. The held text goes out in the shape of the chunk it came from: before the next update of
