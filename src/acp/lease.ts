@@ -41,6 +41,8 @@ export class SessionLease {
    * A renewal that fails for another reason (the store unreachable) is not a loss: the next one tries again.
    */
   onLost: (() => void) | undefined;
+  /** a renewal found the lease held by someone else (`onLost` was called, if it was set by then) */
+  lost = false;
 
   private constructor(
     private readonly store: SessionStore,
@@ -54,6 +56,7 @@ export class SessionLease {
           (held) => {
             if (held || this.renew === undefined) return;
             this.stopRenewing();
+            this.lost = true;
             this.onLost?.();
           },
           () => undefined,

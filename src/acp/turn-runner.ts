@@ -593,6 +593,7 @@ export class TurnRunner {
       );
       abort.abort(overflow);
     };
+    if (lease.lost) lease.onLost();
     // A secret an agent streams across chunks goes out (and into the update log) as `[REDACTED]`, never in pieces:
     // message deltas and thought chunks pass one delta scrubber, which holds back the end of a chunk while it may
     // start a secret. The held text goes out in the shape of the chunk it came from: before the next update of
