@@ -88,22 +88,17 @@ export class UpstreamClient {
     return dispatchRequest(this.pool, this.options(path, init), init.signal, 'body', this.rules);
   }
 
-  /** As `send`, resolving with the whole (small) 2xx body as text, as received (for relaying it unparsed). */
-  sendText(path: string, init: UpstreamInit): Promise<string> {
-    return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules, asText);
-  }
-
   /**
-   * As `sendText`, resolving with what `read` makes of the body's text and the answer's headers, at the body's end
-   * (a throw from `read` rejects): a body that is an error object reads its Retry-After from those headers
-   * (`replyError`, src/providers/reported-error.ts).
+   * As `send`, but the whole (small) 2xx body is collected as text, as received, and the promise resolves with what
+   * `read` makes of it and the answer's headers, at the body's end (a throw from `read` rejects): a body that is an
+   * error object reads its Retry-After from those headers (`replyError`, src/providers/reported-error.ts).
    */
   sendReply<T>(path: string, init: UpstreamInit, read: ReadAnswer<T>): Promise<T> {
     return dispatchRequest(this.pool, this.options(path, init), init.signal, 'text', this.rules, read);
   }
 
   /**
-   * As `sendText`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. With `read`, resolves with what it
+   * As `sendReply`, parsed; a body that is not JSON is UPSTREAM_BAD_RESPONSE. With `read`, resolves with what it
    * makes of the value and the answer's headers (as `sendReply`).
    */
   sendJson<T>(path: string, init: UpstreamInit): Promise<T>;
@@ -174,8 +169,6 @@ export function upstreamMessage(text: string): string {
   }
   return upstreamText(msg);
 }
-
-const asText = (text: string): string => text;
 
 /**
  * An upstream answer's Retry-After (RFC 9110: delay-seconds, or an HTTP date) in whole seconds, at most a day;

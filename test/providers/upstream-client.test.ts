@@ -1,7 +1,7 @@
 /**
  * The upstream client's contract (src/providers/upstream.ts, src/providers/upstream-body.ts), over a real
  * socket: a call is one promise that resolves only with a 2xx answer (at its headers for `send`, at its body's
- * end for `sendText` / `sendJson`); any other status rejects with the mapped GatewayError once the upstream's
+ * end for `sendReply` / `sendJson`); any other status rejects with the mapped GatewayError once the upstream's
  * message is read; a transport failure rejects with its own mapping, whether before the headers or while a
  * whole body is read.
  */
@@ -107,6 +107,8 @@ let client: UpstreamClient;
 /** the same upstream with a 4 KiB maxResponseBytes */
 let small: UpstreamClient;
 const init = (signal = new AbortController().signal) => ({ headers: { 'content-type': 'application/json' }, body: '{}', signal });
+/** `sendReply`'s read that keeps the body's text as received */
+const asText = (text: string): string => text;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -127,8 +129,8 @@ afterAll(async () => {
 });
 
 describe('UpstreamClient: one promise per call, settled by the status', () => {
-  it('sendText resolves with the whole 2xx body however many reads it took; sendJson parses it', async () => {
-    expect(await client.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
+  it('sendReply resolves with the whole 2xx body however many reads it took; sendJson parses it', async () => {
+    expect(await client.sendReply('/split', init(), asText)).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
     expect(await client.sendJson('/split', init())).toEqual({ choices: [{ index: 0 }], usage: { prompt_tokens: 1 } });
   });
 
@@ -167,7 +169,7 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
   });
 
   it('a non-2xx status rejects every kind of call with its mapped error, the upstream message read from the body', async () => {
-    for (const call of [() => client.send('/limited', init()), () => client.sendText('/limited', init()), () => client.sendJson('/limited', init())]) {
+    for (const call of [() => client.send('/limited', init()), () => client.sendReply('/limited', init(), asText), () => client.sendJson('/limited', init())]) {
       const e = await gatewayErrorOf(call());
       expect(e.code).toBe('RATE_LIMITED');
       expect(e.retryAfterSec).toBe(7);
@@ -188,27 +190,27 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
   });
 
   it('an error status whose body breaks is still that status (no message), not a transport failure', async () => {
-    const e = await gatewayErrorOf(client.sendText('/error-cut', init()));
+    const e = await gatewayErrorOf(client.sendReply('/error-cut', init(), asText));
     expect(e.code).toBe('UPSTREAM_ERROR');
     expect(e.details).toEqual({ upstreamStatus: 502 });
     expect(e.message).toBe('channel chan: upstream answered 502');
   });
 
-  it('a 2xx body that breaks before its end rejects sendText as a transport failure', async () => {
-    const e = await gatewayErrorOf(client.sendText('/ok-cut', init()));
+  it('a 2xx body that breaks before its end rejects sendReply as a transport failure', async () => {
+    const e = await gatewayErrorOf(client.sendReply('/ok-cut', init(), asText));
     expect(e.code).toBe('UPSTREAM_ERROR');
     expect(e.message).toBe('channel chan: upstream closed the connection');
   });
 
   it('an informational 1xx before the answer is skipped', async () => {
-    expect(await client.sendText('/hints', init())).toBe('{"choices":[]}');
+    expect(await client.sendReply('/hints', init(), asText)).toBe('{"choices":[]}');
   });
 
   it('an answer that is not HTTP is upstream_bad_response, named so, not "closed the connection"', async () => {
     // undici refuses an unsolicited 100 Continue (the gateway sends no `Expect`) as a bad response; RFC 9110 asks a
     // client to skip it, so this names undici's choice (docs/channels.md)
     for (const path of ['/continue', '/garbage-status']) {
-      const e = await gatewayErrorOf(client.sendText(path, init()));
+      const e = await gatewayErrorOf(client.sendReply(path, init(), asText));
       expect(e.code, path).toBe('UPSTREAM_BAD_RESPONSE');
       expect(e.message, path).toBe('channel chan: upstream sent a malformed HTTP response');
     }
@@ -242,12 +244,12 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
     const before = requests;
     const gone = new AbortController();
     gone.abort();
-    expect((await gatewayErrorOf(client.sendText('/split', init(gone.signal)))).code).toBe('CANCELLED');
+    expect((await gatewayErrorOf(client.sendReply('/split', init(gone.signal), asText))).code).toBe('CANCELLED');
     expect(requests).toBe(before);
 
     releaseHeld = undefined;
     const ac = new AbortController();
-    const pending = client.sendText('/held', init(ac.signal));
+    const pending = client.sendReply('/held', init(ac.signal), asText);
     await expect.poll(() => releaseHeld).toBeTypeOf('function'); // the upstream answered its headers and a first read
     ac.abort();
     expect((await gatewayErrorOf(pending)).code).toBe('CANCELLED');
@@ -256,20 +258,20 @@ describe('UpstreamClient: one promise per call, settled by the status', () => {
 
 describe('UpstreamClient: what is held of an answer is bounded', () => {
   it('a 2xx body over maxResponseBytes rejects UPSTREAM_BAD_RESPONSE; an endless one is cut there; the client goes on', async () => {
-    expect(await client.sendText('/big', init())).toHaveLength(10_011); // the default bound is far above it
+    expect(await client.sendReply('/big', init(), asText)).toHaveLength(10_011); // the default bound is far above it
     for (const path of ['/big', '/endless-ok']) {
-      const e = await gatewayErrorOf(small.sendText(path, init()));
+      const e = await gatewayErrorOf(small.sendReply(path, init(), asText));
       expect(e.code).toBe('UPSTREAM_BAD_RESPONSE');
       expect(e.message).toBe('channel chan: upstream answer exceeds maxResponseBytes (4096)');
       expect(e.details).toEqual({ maxResponseBytes: 4096 });
     }
-    expect(await small.sendText('/split', init())).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
+    expect(await small.sendReply('/split', init(), asText)).toBe('{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}');
   });
 
   it("an error status's endless body: the status rejects once ERROR_BODY_MAX is read, with the message at its start", async () => {
     endlessWritten.length = 0;
     for (const c of [client, small]) {
-      const e = await gatewayErrorOf(c.sendText('/endless-error', init()));
+      const e = await gatewayErrorOf(c.sendReply('/endless-error', init(), asText));
       expect(e.code).toBe('UPSTREAM_ERROR');
       expect(e.details).toEqual({ upstreamStatus: 500 });
       // the body was cut, so it is not JSON: its start is the message, cut to RELAYED_TEXT_MAX characters
