@@ -595,12 +595,13 @@ export class TurnRunner {
     };
     if (lease.lost) lease.onLost();
     // A secret an agent streams across chunks goes out (and into the update log) as `[REDACTED]`, never in pieces:
-    // message deltas and thought chunks pass one delta scrubber, which holds back the end of a chunk while it may
-    // start a secret. The held text goes out in the shape of the chunk it came from: before the next update of
-    // another kind, and at the turn's end.
-    const held = secrets.deltas();
-    /** the last chunk pushed while the scrubber holds part of it */
-    let heldFrom: UpdateEvent | undefined;
+    // message deltas and thought chunks each pass their own delta scrubber, which holds back the end of a chunk
+    // while it may start a secret. What is held waits for the next chunk of its kind, across updates of any other
+    // kind (a status, a tool call, the other kind of chunk: none of them ends the text a secret continues in), and
+    // goes out in the shape of the chunk it came from with that chunk, or at the turn's end.
+    const held = { delta: secrets.deltas(), step: secrets.deltas() };
+    /** per kind, the last chunk pushed while its scrubber holds part of it */
+    const heldFrom: { delta?: UpdateEvent; step?: UpdateEvent } = {};
     /** `u`, a chunk whose text `raw` goes out as `text` */
     const emitChunk = (u: UpdateEvent, raw: string, text: string) => {
       if (u.type === 'delta') task.output += text;
@@ -610,11 +611,14 @@ export class TurnRunner {
       if (u.type === 'delta') emit({ ...fields, delta: text, text, ...structured });
       else emit({ ...fields, ...structured });
     };
+    /** the turn ended: what each scrubber holds (no whole secret) goes out, thoughts first */
     const flushHeld = () => {
-      const from = heldFrom;
-      heldFrom = undefined;
-      const rest = held.flush();
-      if (from && rest.length > 0) emitChunk(from, chunkText(from)!, rest);
+      for (const kind of ['step', 'delta'] as const) {
+        const from = heldFrom[kind];
+        heldFrom[kind] = undefined;
+        const rest = held[kind].flush();
+        if (from && rest.length > 0) emitChunk(from, chunkText(from)!, rest);
+      }
     };
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
@@ -643,19 +647,18 @@ export class TurnRunner {
           if (raw) {
             // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in
             // memory, stored, and sent whole in the result)
-            if (u.type === 'delta' && task.output.length + held.holding + raw.length > MAX_TURN_OUTPUT_CHARS) {
+            if (u.type === 'delta' && task.output.length + held.delta.holding + raw.length > MAX_TURN_OUTPUT_CHARS) {
               overflow = new GatewayError('UPSTREAM_BAD_RESPONSE', `the turn's output passed ${MAX_TURN_OUTPUT_CHARS} characters: the turn was stopped`);
               abort.abort(overflow);
               return;
             }
-            if (heldFrom && heldFrom.type !== u.type) flushHeld();
-            const text = held.push(raw);
-            heldFrom = held.holding > 0 ? u : undefined;
-            // all of it held: the next chunk (or the flush) carries it
+            const kind = u.type === 'delta' ? 'delta' : 'step';
+            const text = held[kind].push(raw);
+            heldFrom[kind] = held[kind].holding > 0 ? u : undefined;
+            // all of it held: the next chunk of its kind (or the flush) carries it
             if (text.length > 0) emitChunk(u, raw, text);
             return;
           }
-          flushHeld();
           emit({ ...u });
         },
         abort.signal,

@@ -98,23 +98,34 @@ describe('an OpenClaw gateway provider that breaks', () => {
     expect(Buffer.byteLength(body)).toBeLessThan(10 * answer.length);
   });
 
-  it('a secret streamed across deltas goes out as [REDACTED], and every delta still carries its chat event fields', async () => {
-    const { f, gw } = await setup();
-    // the token (a secret the gateway knows) split over two deltas, and ends that look like its start but are not
-    f.script = () => ({ chunks: ['the token is ', TOKEN.slice(0, 9), `${TOKEN.slice(9)}, not oc-e2`, 'x; bye oc-'] });
-    const r = await start(gw, 's-secret', 'hello');
-    const output = 'the token is [REDACTED], not oc-e2x; bye oc-';
-    expect(r.result).toMatchObject({ status: 'completed', output });
-    const deltas = r.updates.filter((u) => u.type === 'delta');
-    expect(deltas.map((u) => u.delta).join('')).toBe(output);
-    // the scrubber changed all but the first (held back a piece, redacted the token, gave back what it held)
-    expect(deltas.map((u) => u.delta)).toEqual(['the token is ', '[REDACTED], not ', 'oc-e2x; bye ', 'oc-']);
-    for (const u of deltas) {
-      expect(u.structuredEvent).toEqual({ runId: expect.any(String), sessionKey: 'agent:main:switchyard-s-secret', state: 'delta', seq: expect.any(Number) });
-    }
-    const all = JSON.stringify(r);
-    for (const piece of [TOKEN.slice(0, 9), TOKEN.slice(9)]) expect(all).not.toContain(piece);
-  });
+  // ackAfterChunks 2: the chat.send ack (a `status` update) comes while the scrubber holds the token's start, and
+  // the held start waits for the next delta: it did not go out before the status (the token leaked in two pieces)
+  it.each([0, 2])(
+    'a secret streamed across deltas goes out as [REDACTED], and every delta still carries its chat event fields (ack after %i deltas)',
+    async (ackAfterChunks) => {
+      const { f, gw } = await setup();
+      f.ackAfterChunks = ackAfterChunks;
+      // the token (a secret the gateway knows) split over two deltas, and ends that look like its start but are not
+      f.script = () => ({ chunks: ['the token is ', TOKEN.slice(0, 9), `${TOKEN.slice(9)}, not oc-e2`, 'x; bye oc-'] });
+      const r = await start(gw, 's-secret', 'hello');
+      if (ackAfterChunks > 0) {
+        const kinds = r.updates.map((u) => (u.type === 'delta' ? 'delta' : `${u.type}/${u.event}`));
+        // the ack's status comes after the first delta: the token's start was held when it came
+        expect(kinds.indexOf('status/running', kinds.indexOf('delta'))).toBeGreaterThan(kinds.indexOf('delta'));
+      }
+      const output = 'the token is [REDACTED], not oc-e2x; bye oc-';
+      expect(r.result).toMatchObject({ status: 'completed', output });
+      const deltas = r.updates.filter((u) => u.type === 'delta');
+      expect(deltas.map((u) => u.delta).join('')).toBe(output);
+      // the scrubber changed all but the first (held back a piece, redacted the token, gave back what it held)
+      expect(deltas.map((u) => u.delta)).toEqual(['the token is ', '[REDACTED], not ', 'oc-e2x; bye ', 'oc-']);
+      for (const u of deltas) {
+        expect(u.structuredEvent).toEqual({ runId: expect.any(String), sessionKey: 'agent:main:switchyard-s-secret', state: 'delta', seq: expect.any(Number) });
+      }
+      const all = JSON.stringify(r);
+      for (const piece of [TOKEN.slice(0, 9), TOKEN.slice(9)]) expect(all).not.toContain(piece);
+    },
+  );
 
   it('a shutdown does not wait for an OpenClaw handshake that never completes', async () => {
     const { f, gw } = await setup();

@@ -124,6 +124,23 @@ describe('agent environment', () => {
       const firstDelta = thoughtEvents.findIndex((e) => e.type === 'message.delta');
       expect(thoughtEvents.indexOf(thoughts.at(-1)!)).toBeLessThan(firstDelta);
       for (let i = 0; i + 6 <= random.length; i++) expect(JSON.stringify(thoughtEvents), `thoughts of ${n}`).not.toContain(random.slice(i, i + 6));
+
+      // thought and message pieces interleaved, a plan and a tool call after each: each kind's held start waits for
+      // that kind's next chunk (a held start let out before an update of another kind leaked the token in pieces)
+      const mixAt = await last();
+      expect((await turn('leak-1', 'hermes', `mixsplit OPENAI_API_KEY ${n}`, false)).output).toBe('env OPENAI_API_KEY=[REDACTED]');
+      const mixed = await replay(mixAt);
+      expect(
+        mixed
+          .filter((e) => e.type === 'message.delta')
+          .map((e) => e.payload.delta)
+          .join(''),
+        `mixed deltas of ${n}`,
+      ).toBe('env OPENAI_API_KEY=[REDACTED]');
+      const mixedThoughts = mixed.filter((e) => e.payload.structuredEvent?.sessionUpdate === 'agent_thought_chunk');
+      expect(mixedThoughts.map((e) => e.payload.structuredEvent.content.text).join(''), `mixed thoughts of ${n}`).toBe('env OPENAI_API_KEY=[REDACTED]');
+      expect(mixed.filter((e) => e.payload.structuredEvent?.sessionUpdate === 'tool_call').length, `mixed tool calls of ${n}`).toBeGreaterThan(1);
+      for (let i = 0; i + 6 <= random.length; i++) expect(JSON.stringify(mixed), `mixed of ${n}`).not.toContain(random.slice(i, i + 6));
     }
 
     // a held end goes out with the next chunk; only the payload's `text` member takes it, not a member that

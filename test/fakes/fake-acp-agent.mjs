@@ -19,6 +19,8 @@
 //   envsplit <NAME> <n>    the same reply, "env <NAME>=<value>", in agent_message_chunk updates of n characters each
 //   chunks <a> <b> …       replies with each word as an agent_message_chunk of its own (no spaces added)
 //   thinksplit <NAME> <n>  "env <NAME>=<value>" in agent_thought_chunk updates of n characters each, then replies "thought"
+//   mixsplit <NAME> <n>    "env <NAME>=<value>" twice, as thought chunks and as message chunks of n characters each,
+//                          interleaved piece by piece, with a plan update and a tool_call update after every piece
 //   cwd                    replies with the session cwd and process.cwd()
 //   printenv               replies with its whole environment as JSON
 //   envfile <NAME>         writes process.env[NAME] to <session cwd>/.env-<NAME> (for values the gateway scrubs
@@ -352,6 +354,18 @@ async function turn(sessionId, text) {
         else update(sessionId, { sessionUpdate: 'agent_thought_chunk', content: { type: 'text', text: text.slice(i, i + n) } });
       }
       return word === 'envsplit' ? { stopReason: 'end_turn' } : reply('thought');
+    }
+    case 'mixsplit': {
+      const text = `env ${rest[0]}=${process.env[rest[0]] ?? ''}`;
+      const n = Math.max(1, Number(rest[1]) || 1);
+      for (let i = 0; i < text.length; i += n) {
+        const piece = text.slice(i, i + n);
+        update(sessionId, { sessionUpdate: 'agent_thought_chunk', content: { type: 'text', text: piece } });
+        update(sessionId, { sessionUpdate: 'plan', entries: [{ content: `step ${i}`, priority: 'medium', status: 'in_progress' }] });
+        say(sessionId, piece);
+        update(sessionId, { sessionUpdate: 'tool_call', toolCallId: `call_${i}`, title: `piece ${i}`, kind: 'other', status: 'completed' });
+      }
+      return { stopReason: 'end_turn' };
     }
     case 'cwd':
       return reply(`cwd ${s.cwd} ${process.cwd()}`);

@@ -159,6 +159,11 @@ export class FakeOpenClaw {
   ackDelayMs = 0;
   /** chat.send starts its run but is never acknowledged (the client's request times out, the run goes on) */
   ackLost = false;
+  /**
+   * chat.send is acknowledged only after its run's first this many delta events (a real server's ack and its
+   * first events can reach the client in either order); 0: before the run starts
+   */
+  ackAfterChunks = 0;
   /** v4 deltas also carry the cumulative `message` so far, as real v4 servers send them (default true) */
   deltaMessage = true;
   /**
@@ -423,8 +428,13 @@ export class FakeOpenClaw {
         const runId = randomUUID();
         this.byIdem.set(p.idempotencyKey, runId);
         const go = () => {
-          if (!this.ackLost) this.res(c, f.id, true, { runId, status: 'started' });
-          this.startRun(runId, p.sessionKey, this.script({ sessionKey: p.sessionKey, message: p.message, idempotencyKey: p.idempotencyKey }));
+          const ack = () => {
+            if (!this.ackLost) this.res(c, f.id, true, { runId, status: 'started' });
+          };
+          const ackAfter = this.ackAfterChunks;
+          if (ackAfter === 0) ack();
+          const script = this.script({ sessionKey: p.sessionKey, message: p.message, idempotencyKey: p.idempotencyKey });
+          this.startRun(runId, p.sessionKey, script, ackAfter > 0 ? { after: ackAfter, then: ack } : undefined);
         };
         if (this.ackDelayMs > 0) setTimeout(go, this.ackDelayMs);
         else go();
@@ -459,7 +469,8 @@ export class FakeOpenClaw {
     for (const t of r.timers) clearTimeout(t);
   }
 
-  private startRun(runId: string, sessionKey: string, s: FakeRunScript): void {
+  /** `hook`: called right after the run's `after`-th delta event */
+  private startRun(runId: string, sessionKey: string, s: FakeRunScript, hook?: { after: number; then: () => void }): void {
     const r: ActiveRun = { runId, sessionKey, text: '', seq: 0, stopped: false, timers: [] };
     this.runs.set(runId, r);
     const delay = s.delayMs ?? 5;
@@ -473,6 +484,7 @@ export class FakeOpenClaw {
         if (this.protocol >= 4)
           this.broadcast(ch.replace ? { ...base, deltaText: r.text, replace: true, ...message } : { ...base, deltaText: ch.text, ...message });
         else this.broadcast({ ...base, message: assistant(r.text) });
+        if (hook && r.seq === hook.after) hook.then();
       });
     }
     const end = s.end ?? 'final';
