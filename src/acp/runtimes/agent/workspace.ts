@@ -4,6 +4,7 @@
  * existing ancestor) so a link pointing outside cannot be used to escape. All errors are GatewayErrors with
  * code INVALID_REQUEST and a message that names the offending path, never the server's directory layout.
  */
+import { mkdirSync, realpathSync } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../../../wire/errors.js';
@@ -60,18 +61,23 @@ export async function resolveSessionFolder(workspaceRoot: string, hint: string |
 }
 
 /**
- * `name`'s folder right under the root, made if missing, when nothing on the way is unusual: three round trips to
- * the file system (each one a hop through libuv's thread pool: ~1 ms for the eight of the general walk below,
- * measured) instead of eight, on the path every session without a nested hint takes. Only the final component is
- * created, in the root's real folder, and the result must be exactly that folder (no link): a missing root, a
- * link, a file of that name or any error is left to the general walk, whose checks decide. undefined: not taken.
+ * `name`'s folder right under the root, made if missing, when nothing on the way is unusual: the path every
+ * session without a nested hint takes. Only the final component is created, in the root's real folder, and the
+ * result must be exactly that folder (no link): a missing root, a link, a file of that name or any error is left
+ * to the general walk, whose checks decide. undefined: not taken.
+ *
+ * Its three calls are synchronous: each is one system call on a local folder (a few µs), while the promise form
+ * costs a hop through libuv's thread pool and back through the event loop each (0.7–1.1 ms for the three, measured
+ * on the `/acp/rpc` row's session.start, where they sat on the way to the agent's first prompt). The session
+ * store (better-sqlite3) already writes synchronously on this path; a workspace root on a slow network file
+ * system would stall the process here as it would there (docs/acp.md, `acp.workspaceRoot`).
  */
 async function directFolder(root: string, name: string): Promise<string | undefined> {
   try {
-    const realRoot = await realpath(root);
+    const realRoot = realpathSync.native(root);
     const target = path.join(realRoot, name);
-    await mkdir(target, { recursive: true });
-    return (await realpath(target)) === target && path.dirname(target) === realRoot ? target : undefined;
+    mkdirSync(target, { recursive: true });
+    return realpathSync.native(target) === target && path.dirname(target) === realRoot ? target : undefined;
   } catch {
     return undefined;
   }
