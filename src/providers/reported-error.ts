@@ -25,15 +25,41 @@ export type UpstreamError = { message?: unknown; type?: unknown; code?: unknown 
 
 /**
  * OpenAI's error codes and types that name the HTTP status OpenAI answers them with (platform.openai.com/docs/
- * guides/error-codes). A name Anthropic's API uses (`invalid_request_error`, `rate_limit_error`,
- * `overloaded_error`, …, which OpenAI-compatible servers in front of Claude relay) is read from Anthropic's
- * table (ERROR_STATUS), not repeated here.
+ * guides/error-codes), and the codes of a Responses `error` (a Response with `status: "failed"`, streamed as
+ * `response.failed` or sent as a non-streaming answer; the openai SDK's `ResponseError['code']`), which come with
+ * no status of their own: the status each stands for. The one table for both paths (`reportedError`). A code the
+ * client's request caused (its prompt, an image or file it names) is 400, so it is the client's error, neither
+ * retried nor held against the channel; a server-side one is 5xx, retried; `invalid_api_key` and
+ * `data_residency_mismatch` are the channel's account (401, 403), an upstream error another channel may not have. A
+ * name Anthropic's API uses (`invalid_request_error`, `rate_limit_error`, `overloaded_error`, …, which
+ * OpenAI-compatible servers in front of Claude relay) is read from Anthropic's table (ERROR_STATUS), not repeated here.
  */
 const OPENAI_ERROR_STATUS: Readonly<Record<string, number>> = {
   context_length_exceeded: 400,
   insufficient_quota: 429,
+  invalid_api_key: 401,
   rate_limit_exceeded: 429,
   server_error: 500,
+  // ResponseError codes: the service's side
+  vector_store_timeout: 500,
+  data_residency_mismatch: 403,
+  // ResponseError codes: the request's content (the prompt, an image or a file it names)
+  invalid_prompt: 400,
+  bio_policy: 400,
+  invalid_image: 400,
+  invalid_image_format: 400,
+  invalid_base64_image: 400,
+  invalid_image_url: 400,
+  image_too_large: 400,
+  image_too_small: 400,
+  image_parse_error: 400,
+  image_content_policy_violation: 400,
+  invalid_image_mode: 400,
+  image_file_too_large: 400,
+  unsupported_image_media_type: 400,
+  empty_image_file: 400,
+  failed_to_download_image: 400,
+  image_file_not_found: 400,
 };
 
 /**
@@ -113,8 +139,16 @@ export function replyError(body: unknown, label: string, headers?: IncomingHttpH
  * `"failed"` is an error whatever its `error` holds (one that reads as none names no status: UPSTREAM_ERROR).
  */
 export function answerError(body: Record<string, unknown>, label: string, headers?: IncomingHttpHeaders): GatewayError | undefined {
-  const e = answerErrorOf(body) ?? (body.status === 'failed' ? FAILED : undefined);
+  const e = body.status === 'failed' ? responseFailure(body) : answerErrorOf(body);
   return e === undefined ? undefined : reportedError(e, label, 'reply', retryAfterOf(headers));
+}
+
+/**
+ * What a failed Response (`status: "failed"`, a non-streaming answer or a streamed `response.failed`'s `response`)
+ * reports: its `error` when that reads as one (`answerErrorOf`), else only that it failed. One rule for both paths.
+ */
+export function responseFailure(response: Record<string, unknown>): UpstreamError {
+  return answerErrorOf(response) ?? FAILED;
 }
 
 /** A Response with `status: "failed"` and no `error` that reads as one: its message says only that. */

@@ -151,7 +151,7 @@ describe("native /v1/responses: the upstream's error event", () => {
 
     const after = await health('rs-flat');
     expect(after.consecutiveFailures - before.consecutiveFailures).toBe(2);
-    expect(after.lastError).toMatch(/^UPSTREAM_STREAM_ERROR: channel rs-flat: upstream reported an error mid-stream: Rate limit reached/);
+    expect(after.lastError).toMatch(/^RATE_LIMITED: channel rs-flat: upstream reported rate_limit_exceeded mid-stream: Rate limit reached/);
     expect(rsSpare.count()).toBe(0);
   });
 
@@ -166,7 +166,9 @@ describe("native /v1/responses: the upstream's error event", () => {
     })().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error', message: 'Incorrect API key provided: [REDACTED].' });
-    expect((await health('rs-nested')).lastError).toMatch(/^UPSTREAM_STREAM_ERROR: /);
+    expect((await health('rs-nested')).lastError).toMatch(
+      /^UPSTREAM_ERROR: channel rs-nested: upstream reported invalid_api_key mid-stream: Incorrect API key provided: \[REDACTED\]\.$/,
+    );
   });
 });
 

@@ -406,7 +406,7 @@ describe('OpenAI Responses translator', () => {
       'event: error\ndata: {"type":"error","sequence_number":2,"error":{"type":"too_many_requests","code":"too_many_requests","message":"Too Many Requests","param":null}}\n\n';
     const a = await failedRelay(responsesNativeStream(bytes(head + flat), 'rec'));
     expect(a.last).toBe(flat.replace('sk-proj-abcdefghijklmnop1234', '[REDACTED]'));
-    expect(a.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR', message: 'channel rec: upstream reported an error mid-stream: boom for [REDACTED]' });
+    expect(a.error).toMatchObject({ code: 'UPSTREAM_ERROR', message: 'channel rec: upstream reported server_error mid-stream: boom for [REDACTED]' });
     expect(wasRelayed(a.error)).toBe(true);
     const b = await failedRelay(responsesNativeStream(bytes(head + nested), 'rec'));
     expect(b.last).toBe(nested);

@@ -53,11 +53,13 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       if (native?.api === 'openai-responses') {
         const init = { headers: headers(opts), body: JSON.stringify({ ...native.body, model: req.model }), signal: opts.signal };
         if (native.body.stream !== true) {
+          const background = native.body.background === true;
           return client.sendJson('/responses', init, (r: Parameters<typeof responseToCompletion>[0], h) =>
-            ChatReply.of(withNative(responseToCompletion(r, cfg.name, h), r)),
+            ChatReply.of(withNative(responseToCompletion(r, cfg.name, h, background), r)),
           );
         }
-        return { stream: true, chunks: responsesNativeStream((await client.send('/responses', init)).body, cfg.name) };
+        const up = await client.send('/responses', init);
+        return { stream: true, chunks: responsesNativeStream(up.body, cfg.name, up.headers) };
       }
       if (!req.stream) {
         const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };
@@ -66,7 +68,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
       }
       const body = { ...req, stream_options: { ...(req.stream_options ?? {}), include_usage: true } };
       const res = await client.send('/chat/completions', { headers: headers(opts), body: JSON.stringify(body), signal: opts.signal });
-      return { stream: true, chunks: openAiStream(res.body, cfg.name) };
+      return { stream: true, chunks: openAiStream(res.body, cfg.name, res.headers) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };

@@ -10,8 +10,13 @@
  * (`context_length_exceeded`, `rate_limit_exceeded`, `insufficient_quota`; an `error` event's `code`, `message`,
  * `param` and `sequence_number`, at its top level as the API reference has it or under `error` as the API has
  * been seen to send it): either is handed over as sent, scrubbed and its message bounded (`relayedErrorEvent`,
- * `relayedFailure`), and the throw behind it only marks the attempt failed (UPSTREAM_STREAM_ERROR, as before it
- * was relayed). A non-streaming Response with `status: "failed"` is the error its `error` reports (`answerError`).
+ * `relayedFailure`). The throw behind it is the error of the status its code names (`reportedError`, the table a
+ * non-streaming failed Response is read by too), carrying the answer's Retry-After (`retryAfterOf`, read only
+ * then), so the attempt is accounted as that error: a rate limit cools the channel down, a client's bad prompt
+ * or image is not held against it. As the stream's first event nothing of it reached the client: it is only
+ * thrown, the request's error (an HTTP error, or retried on another candidate when retryable).
+ * A non-streaming Response with `status: "failed"` is the error its `error` reports (`answerError`); one still
+ * `queued` or `in_progress`, or `cancelled`, to a request that did not ask for `background` is no answer (`unfinished`).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -19,9 +24,9 @@ import { isCount, usageOfCounts, type ChatCompletion, type ChatCompletionChunk, 
 import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { sseFrame } from '../../util/lines.js';
-import { upstreamText } from '../upstream.js';
+import { retryAfterOf } from '../upstream.js';
 import { isObj } from '../../util/is-object.js';
-import { answerError, relayedErrorEvent, replyError } from '../reported-error.js';
+import { answerError, answerErrorOf, relayedErrorEvent, replyError, reportedError, responseFailure, type UpstreamError } from '../reported-error.js';
 
 interface ResponsesUsage {
   input_tokens?: number;
@@ -48,7 +53,7 @@ function toUsage(u: ResponsesUsage | null | undefined): Usage {
 }
 
 /** The chat-form view of a Response (never sent to a client: the native body is). */
-export function responseToCompletion(r: ResponseBody, label: string, headers?: IncomingHttpHeaders): ChatCompletion {
+export function responseToCompletion(r: ResponseBody, label: string, headers?: IncomingHttpHeaders, background = false): ChatCompletion {
   // a 2xx body that is an error object is the error it reports (../reported-error.ts)
   if (!r || typeof r !== 'object' || !Array.isArray(r.output))
     throw replyError(r, label, headers) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream response has no output array`);
@@ -56,6 +61,7 @@ export function responseToCompletion(r: ResponseBody, label: string, headers?: I
   // not an answer; `"incomplete"` is an answer, cut short as its `incomplete_details` says (finish reason `length`)
   const failed = answerError(r as Record<string, unknown>, label, headers);
   if (failed) throw failed;
+  if (!background) unfinished(r.status, label);
   let text = '';
   const calls: ToolCall[] = [];
   for (const it of r.output) {
@@ -75,17 +81,42 @@ export function responseToCompletion(r: ResponseBody, label: string, headers?: I
 }
 
 /**
- * A terminal event's data. An `error` event has `code`, `message` and `param` at its top level in the API
- * reference (the openai SDK's ResponseErrorEvent), and under `error` as the API has been seen to send it.
+ * A non-streaming Response to a request that did not ask for `background` is the finished answer: `completed`,
+ * `incomplete` (cut short) or `failed` (its error, above). Only a background request is answered at once with a
+ * Response still `queued` or `in_progress` (to poll), or `cancelled` (the client cancels only a background
+ * response). So here `queued` or `in_progress` is no answer at all: UPSTREAM_BAD_RESPONSE, retried; and `cancelled`
+ * means the upstream gave up on it: UPSTREAM_ERROR, retried, as a server error. A status the API may add later is
+ * relayed.
  */
+function unfinished(status: unknown, label: string): void {
+  const opts = { details: { responseStatus: status } };
+  if (status === 'queued' || status === 'in_progress')
+    throw new GatewayError(
+      'UPSTREAM_BAD_RESPONSE',
+      `channel ${label}: upstream answered a request that did not ask for background with a Response still "${status}"`,
+      opts,
+    );
+  if (status === 'cancelled')
+    throw new GatewayError(
+      'UPSTREAM_ERROR',
+      `channel ${label}: upstream cancelled the response (status "cancelled") of a request that did not ask for background`,
+      opts,
+    );
+}
+
+/** A terminal event's data: `response.completed` and `response.incomplete` carry the Response (its usage). */
 interface TerminalEvent {
   response?: ResponseBody;
-  message?: string;
-  error?: { message?: string } | null;
 }
 
 class ResponsesPassThrough implements StreamTranslator {
-  constructor(private readonly label: string) {}
+  /** an event was handed over: from then on the client has the stream, and the upstream's own end is relayed */
+  private started = false;
+
+  constructor(
+    private readonly label: string,
+    private readonly headers: IncomingHttpHeaders | undefined,
+  ) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
@@ -97,11 +128,11 @@ class ResponsesPassThrough implements StreamTranslator {
         throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a stream event that is not JSON`);
       }
       if (type === 'response.failed' || type === 'error') {
-        const failure: TerminalEvent = isObj(ev) ? ev : {};
-        // scrubbed of every configured secret (an upstream may echo the key it was sent), as every provider's
-        const msg = upstreamText(String(failure.response?.error?.message ?? failure.message ?? failure.error?.message ?? type));
-        const e = new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${this.label}: upstream reported an error mid-stream: ${msg}`);
-        if (failure !== ev) throw e;
+        // the error of the status its code names, as a non-streaming failed Response's (`reportedError`), with the
+        // answer's Retry-After, read only now that there is an error
+        const e = reportedError(failureOf(ev, type), this.label, 'stream', retryAfterOf(this.headers));
+        // the first event: nothing reached the client, so the error is the request's (an HTTP error, or retried)
+        if (!isObj(ev) || !this.started) throw e;
         // as the upstream sent it, but for credentials it may echo and a message past RELAYED_TEXT_MAX (relayedErrorEvent)
         out.push({ data: '', raw: relayedErrorEvent(data, type) });
         throw relayedFailure(e);
@@ -111,6 +142,7 @@ class ResponsesPassThrough implements StreamTranslator {
       out.push({ data: JSON.stringify(c), usage: u, raw });
       return true;
     }
+    this.started = true;
     // a `*.delta` event carries output (response.output_text.delta, response.function_call_arguments.delta,
     // response.reasoning_summary_text.delta, …): a content chunk (StreamChunk.content)
     out.push(type?.endsWith('.delta') ? { data: '', raw, content: true } : { data: '', raw });
@@ -122,6 +154,22 @@ class ResponsesPassThrough implements StreamTranslator {
   }
 }
 
-export function responsesNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseStream(body, new ResponsesPassThrough(label), label);
+/**
+ * The error a failure event reports: a `response.failed`'s Response's (`responseFailure`), an `error` event's under
+ * `error` when it is there (as the API has been seen to send it), else its own `code` and `message` (the API
+ * reference's form). Not an object: no error that reads as one.
+ */
+function failureOf(ev: unknown, type: string): UpstreamError | undefined {
+  if (!isObj(ev)) return undefined;
+  if (type === 'response.failed') return responseFailure(isObj(ev.response) ? ev.response : {});
+  return answerErrorOf(ev) ?? ev;
+}
+
+/** `headers`: the answer's, whose Retry-After an in-band error carries (read only when there is one). */
+export function responsesNativeStream(
+  body: AsyncIterable<Uint8Array | string>,
+  label: string,
+  headers?: IncomingHttpHeaders,
+): ChunkStream & AsyncIterable<StreamChunk> {
+  return sseStream(body, new ResponsesPassThrough(label, headers), label);
 }
