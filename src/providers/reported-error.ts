@@ -6,11 +6,11 @@
  * its own, so the status is read from the error's `code`, else its `type` (`reportedError`), and the error is the
  * one an HTTP answer of that status is (`errorForStatus`): the same code, retry and health treatment. One
  * mechanism for the OpenAI-compatible stream relay (./openai/stream.ts), a relayed non-streaming reply
- * (./chat-reply.ts), embeddings (./embeddings-shape.ts), and the non-streaming answers of the native Responses
- * pass-through (./openai/responses-native.ts), Anthropic (./anthropic/response.ts) and Ollama
- * (./ollama/response.ts). An answer that holds an error beside its output (a chat completion's `choices` and
+ * (./chat-reply.ts), embeddings (./embeddings-shape.ts), the native Responses pass-through's failure events and
+ * non-streaming answers (./openai/responses-native.ts), and the non-streaming answers of Anthropic
+ * (./anthropic/response.ts) and Ollama (./ollama/response.ts). An answer that holds an error beside its output (a chat completion's `choices` and
  * `error`, a Response with `status: "failed"`) is read by one rule too (`answerErrorOf`, `answerError`). A
- * non-streaming answer's error carries its Retry-After (`retryAfterOf`). And an upstream's own error event that
+ * non-streaming answer's error carries its Retry-After (`retryAfterOf`), and so does a stream's (chat relay, Responses). And an upstream's own error event that
  * native pass-through relays is bounded here as every relayed upstream text is (`relayedErrorEvent`).
  */
 import type { IncomingHttpHeaders } from 'node:http';
