@@ -39,6 +39,8 @@ const OPENAI_ERROR_STATUS: Readonly<Record<string, number>> = {
   insufficient_quota: 429,
   invalid_api_key: 401,
   rate_limit_exceeded: 429,
+  // the code a nested Responses `error` event has been seen with (Azure OpenAI's 429 code as well)
+  too_many_requests: 429,
   server_error: 500,
   // ResponseError codes: the service's side
   vector_store_timeout: 500,

@@ -410,11 +410,24 @@ describe('OpenAI Responses translator', () => {
     expect(wasRelayed(a.error)).toBe(true);
     const b = await failedRelay(responsesNativeStream(bytes(head + nested), 'rec'));
     expect(b.last).toBe(nested);
-    expect(b.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR', message: 'channel rec: upstream reported an error mid-stream: Too Many Requests' });
+    expect(b.error).toMatchObject({ code: 'RATE_LIMITED', message: 'channel rec: upstream reported too_many_requests mid-stream: Too Many Requests' });
     const c = await failedRelay(responsesNativeStream(bytes(head + 'event: error\ndata: null\n\n'), 'rec'));
     expect(c.last).not.toMatch(/^event: error/);
     expect(c.error).toMatchObject({ code: 'UPSTREAM_STREAM_ERROR' });
     expect(wasRelayed(c.error)).toBe(false);
+  });
+
+  it('native pass-through: a response.completed or response.incomplete whose data is no object ends the stream as a bad answer', async () => {
+    const rec = fixture('openai-responses-text.sse');
+    const head = rec.slice(0, rec.indexOf('event: response.completed'));
+    for (const type of ['response.completed', 'response.incomplete'])
+      for (const data of ['null', '3', '"done"']) {
+        await expect(
+          (async () => {
+            for await (const _ of responsesNativeStream(bytes(`${head}event: ${type}\ndata: ${data}\n\n`), 'rec')) void _;
+          })(),
+        ).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: `channel rec: upstream sent a ${type} event that is not an object` });
+      }
   });
 });
 

@@ -137,6 +137,9 @@ class ResponsesPassThrough implements StreamTranslator {
         out.push({ data: '', raw: relayedErrorEvent(data, type) });
         throw relayedFailure(e);
       }
+      // a terminal event's data is an object (the Response under `response`); `null` or a scalar is no end
+      if (ev === null || typeof ev !== 'object' || Array.isArray(ev))
+        throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a ${type} event that is not an object`);
       const u = toUsage(ev.response?.usage);
       const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
       out.push({ data: JSON.stringify(c), usage: u, raw });
