@@ -401,7 +401,9 @@ describe('stream translation', () => {
   it.each([
     ['overloaded_error', 'UPSTREAM_ERROR'],
     ['rate_limit_error', 'RATE_LIMITED'],
-    ['api_error', 'UPSTREAM_STREAM_ERROR'],
+    // api_error is the 500 it is as an HTTP answer; a type that names no status is a broken stream
+    ['api_error', 'UPSTREAM_ERROR'],
+    ['some_future_error', 'UPSTREAM_STREAM_ERROR'],
   ])('an error event (%s) throws %s after the chunks already relayed', async (type, code) => {
     const { chunks, err } = await run(HEAD + ev('error', { error: { type, message: 'boom' } }));
     expect(chunks.map((c) => c.choices[0]?.delta.content).join('')).toBe('Checking now.');

@@ -109,6 +109,8 @@ describe('openAiStream scan', () => {
     [{ type: 'insufficient_quota', code: 'insufficient_quota' }, 'RATE_LIMITED', 429],
     [{ type: 'rate_limit_error' }, 'RATE_LIMITED', 429],
     [{ type: 'server_error', code: null }, 'UPSTREAM_ERROR', 502],
+    // Anthropic's 500, as servers in front of Claude relay it
+    [{ type: 'api_error' }, 'UPSTREAM_ERROR', 502],
     [{ type: 'overloaded_error' }, 'UPSTREAM_ERROR', 503],
     [{ type: 'invalid_request_error', code: 'context_length_exceeded' }, 'UPSTREAM_CLIENT_ERROR', 400],
     [{ type: 'invalid_request_error', code: 'invalid_value' }, 'UPSTREAM_CLIENT_ERROR', 400],
@@ -118,7 +120,7 @@ describe('openAiStream scan', () => {
     [{ type: 'ServiceUnavailableError', code: 503 }, 'UPSTREAM_ERROR', 503],
     [{ type: 'BadRequestError', code: 400 }, 'UPSTREAM_CLIENT_ERROR', 400],
     // nothing that names a status: as before
-    [{ type: 'api_error' }, 'UPSTREAM_STREAM_ERROR', 502],
+    [{ type: 'some_future_error' }, 'UPSTREAM_STREAM_ERROR', 502],
     [{ type: 'BadRequestError', code: 200 }, 'UPSTREAM_STREAM_ERROR', 502],
     [{ type: 'constructor', code: 'toString' }, 'UPSTREAM_STREAM_ERROR', 502],
     [{}, 'UPSTREAM_STREAM_ERROR', 502],

@@ -15,8 +15,9 @@
  * OpenAI tool_calls indexes count tool_use blocks from 0; Anthropic block indexes count every block.
  *
  * Abnormal ends throw GatewayError (the provider contract): `error` event → the error of the HTTP status its
- * type stands for (`streamError`: overloaded_error → UPSTREAM_ERROR 503, rate_limit_error → RATE_LIMITED, …;
- * api_error and unknown types → UPSTREAM_STREAM_ERROR); data that is
+ * type stands for (`streamError`, the mapping every upstream error without a status takes: overloaded_error →
+ * UPSTREAM_ERROR 503, rate_limit_error → RATE_LIMITED, api_error → UPSTREAM_ERROR, …; unknown types →
+ * UPSTREAM_STREAM_ERROR); data that is
  * not JSON, or content before message_start → UPSTREAM_BAD_RESPONSE; end of body without message_stop →
  * UPSTREAM_STREAM_ERROR; transport failures → mapTransportError(…, midStream = true).
  */
@@ -24,9 +25,9 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
-import { errorForStatus, upstreamText } from '../upstream.js';
+import { reportedError } from '../reported-error.js';
 import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
-import { ERROR_STATUS, type AnthropicUsage, type ErrorResponse, type StreamEvent } from './wire.js';
+import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
 
@@ -144,15 +145,12 @@ export function anthropicStream(
 }
 
 /**
- * An in-band `error` event → the GatewayError of the HTTP status its type stands for (`errorForStatus`, as an
- * HTTP error body with that status would be), so `overloaded_error` reaches clients as overloaded (503);
- * `api_error` and unknown types → UPSTREAM_STREAM_ERROR.
+ * An in-band `error` event → the GatewayError of the HTTP status its type stands for, by the one mapping of an
+ * upstream's error that came without a status (`reportedError`: Anthropic's types from ERROR_STATUS, then
+ * `errorForStatus` as for an HTTP answer), so a streamed error is the error the same type is as a non-streamed
+ * answer: `overloaded_error` is overloaded (503), `api_error` UPSTREAM_ERROR; a type that names no status →
+ * UPSTREAM_STREAM_ERROR.
  */
 export function streamError(ev: Partial<ErrorResponse>, label: string): GatewayError {
-  const type = ev.error?.type ?? 'unknown_error';
-  const msg = upstreamText(String(ev.error?.message ?? 'error event'));
-  const text = `channel ${label}: upstream reported ${type} mid-stream: ${msg}`;
-  const details = { upstreamErrorType: type };
-  const status = Object.hasOwn(ERROR_STATUS, type) ? ERROR_STATUS[type] : undefined;
-  return status === undefined ? new GatewayError('UPSTREAM_STREAM_ERROR', text, { details }) : errorForStatus(status, text, { details });
+  return reportedError(ev.error, label, 'stream');
 }

@@ -127,9 +127,10 @@ export interface ErrorResponse {
 
 /**
  * Anthropic's error types and the HTTP status its API answers each with (docs.anthropic.com, "Errors"): read one
- * way for an upstream's in-band error (providers/anthropic/stream.ts), the other for the errors the gateway's own
- * Messages API writes (apis/anthropic/errors.ts). `api_error` (500) is neither's entry: it is what any other
- * status is, and inside a stream a broken stream.
+ * way for an upstream's error that came without a status of its own (an in-band stream `error` event, a 2xx body
+ * that is an error: `reportedError` in providers/reported-error.ts), so it is the error that status is as an HTTP
+ * answer; the other for the errors the gateway's own Messages API writes (apis/anthropic/errors.ts). `api_error` is
+ * the 500 it is as an HTTP answer, in a stream too (an upstream's own failure, not a broken stream).
  */
 export const ERROR_STATUS: Readonly<Record<string, number>> = {
   invalid_request_error: 400,
@@ -139,6 +140,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = {
   not_found_error: 404,
   request_too_large: 413,
   rate_limit_error: 429,
+  api_error: 500,
   timeout_error: 504,
   overloaded_error: 529,
 };
