@@ -43,7 +43,8 @@ export interface StreamChunk {
   raw?: string;
   /**
    * Native pass-through only: the event carries output (a text, tool-call input or reasoning delta: Messages'
-   * `content_block_delta`, a Responses `*.delta` event), so it is a content chunk the client was sent, one token
+   * `content_block_delta` other than a signature or citations delta, a Responses `*.delta` event), so it is a
+   * content chunk the client was sent, one token
    * of a stream's estimated output (Exchange's pump). Every other native event (message_start, ping,
    * response.created, …) is not content. Set where the event's type is already known; never on a chat chunk.
    */

@@ -20,7 +20,7 @@ import { skeleton } from '../../src/apis/responses/response.js';
 import { geminiToChat } from '../../src/apis/gemini/request.js';
 import { GeminiStreamWriter } from '../../src/apis/gemini/stream.js';
 import { parseSse } from '../../src/util/lines.js';
-import { wasRelayed, type StreamChunk } from '../../src/providers/provider.js';
+import { isOutputChunk, wasRelayed, type StreamChunk } from '../../src/providers/provider.js';
 import { GatewayError } from '../../src/wire/errors.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
@@ -216,6 +216,25 @@ describe('Anthropic Messages translator', () => {
     }
     expect(raw).toBe(rec);
     expect(usage).toMatchObject({ prompt_tokens: 472, completion_tokens: 89 });
+  });
+
+  it('native pass-through: a signature or citations delta is no output (no token of an estimate); every other delta is, even one whose text names them', async () => {
+    const rec = fixture('anthropic-messages-tool.sse');
+    const head = rec.slice(0, rec.indexOf('event: content_block_start'));
+    const delta = (d: Record<string, unknown>) =>
+      `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: d })}\n\n`;
+    const deltas = [
+      [delta({ type: 'thinking_delta', thinking: 'Let me think' }), true],
+      [delta({ type: 'signature_delta', signature: 'EqQBCkYIBxgC' }), false],
+      [delta({ type: 'citations_delta', citation: { type: 'char_location', cited_text: 'a fact', document_index: 0 } }), false],
+      [delta({ type: 'text_delta', text: 'a "signature_delta" is not one' }), true],
+      [delta({ type: 'input_json_delta', partial_json: '{"citations_delta": 1' }), true],
+    ] as const;
+    const stop =
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n';
+    const output = new Map<string, boolean>();
+    for await (const c of anthropicNativeStream(bytes(head + deltas.map(([d]) => d).join('') + stop), 'rec')) output.set(c.raw!, isOutputChunk(c));
+    for (const [d, isOutput] of deltas) expect(output.get(d), d).toBe(isOutput);
   });
 
   it('native pass-through: a stream that ends without message_stop throws', async () => {

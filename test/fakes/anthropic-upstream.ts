@@ -56,7 +56,15 @@ export interface AnthropicScenario extends Scenario {
    * between requests
    */
   uncounted?: 'omitted' | 'null';
+  /**
+   * extended thinking: a `thinking` block with this text before the reply, with its signature; streamed as one
+   * thinking_delta per word, then one signature_delta (the API's order)
+   */
+  thinking?: string;
 }
+
+/** the signature the fake gives its thinking block (opaque base64 on the real API) */
+export const FAKE_SIGNATURE = 'EqQBCkYIBxgCKkDfakeSignatureOfTheThinkingBlock==';
 
 const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message }, request_id: 'req_fake_01' });
 const sse = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
@@ -181,6 +189,7 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
 
     if (body.stream !== true) {
       const content: unknown[] = [];
+      if (scenario.thinking) content.push({ type: 'thinking', thinking: scenario.thinking, signature: FAKE_SIGNATURE });
       if (reply) content.push({ type: 'text', text: reply });
       if (tool) content.push({ type: 'tool_use', id: tool.id, name: tool.name, input: JSON.parse(tool.arguments) });
       const msg = withUsage({ id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null }, usage);
@@ -225,6 +234,13 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
       }),
     );
     let index = 0;
+    if (scenario.thinking) {
+      await send(sse('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+      for (const w of words(scenario.thinking)) await send(sse('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: w } }));
+      await send(sse('content_block_delta', { index, delta: { type: 'signature_delta', signature: FAKE_SIGNATURE } }));
+      await send(sse('content_block_stop', { index }));
+      index++;
+    }
     if (reply) {
       await send(sse('content_block_start', { index, content_block: { type: 'text', text: '' } }));
       await send(sse('ping', {}));

@@ -64,8 +64,9 @@ class AnthropicPassThrough implements StreamTranslator {
       out.push({ data: JSON.stringify(c), usage: u, raw });
       return true;
     }
-    // a content_block_delta carries output (text, tool input, thinking): a content chunk (StreamChunk.content)
-    out.push(type === 'content_block_delta' ? { data: '', raw, content: true } : { data: '', raw });
+    // a content_block_delta carries output (text, tool input, thinking): a content chunk (StreamChunk.content);
+    // a signature or citations delta does not (notOutput)
+    out.push(type === 'content_block_delta' && !notOutput(data) ? { data: '', raw, content: true } : { data: '', raw });
     return false;
   }
 
@@ -76,6 +77,21 @@ class AnthropicPassThrough implements StreamTranslator {
   private bad(what: string): GatewayError {
     return new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: ${what}`);
   }
+}
+
+/** The `content_block_delta` types that carry nothing the model wrote: extended thinking's signature, a citation. */
+const NOT_OUTPUT = /"(?:signature|citations)_delta"/;
+
+/**
+ * A `content_block_delta` whose delta is a `signature_delta` (an opaque signature of the thinking block) or a
+ * `citations_delta` (a source's cited text): not output, so not a content chunk, and no token of a stream's
+ * estimated output. Only an event that holds one of the two names (a quoted name: inside a text or JSON delta
+ * its quotes are escaped) is parsed to read its delta's type; every other delta is relayed unparsed, as before.
+ */
+function notOutput(data: string): boolean {
+  if (!NOT_OUTPUT.test(data)) return false;
+  const delta = jsonObject(data)?.delta;
+  return isObj(delta) && (delta.type === 'signature_delta' || delta.type === 'citations_delta');
 }
 
 export function anthropicNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
