@@ -162,13 +162,17 @@ export function usageOfCounts(prompt: unknown, completion: unknown): Usage {
 }
 
 /**
- * The counts a usage gives a client of another format (Anthropic, Responses, Gemini), which never shows 0/0:
- * undefined when it counted nothing (no usage, or 0/0), else each side's count, undefined for a side that is not
- * a count. The edge shows its estimate for what is undefined. The one rule those three formats' usage follows.
+ * The counts a usage gives a client of another format (Anthropic, Responses, Gemini): each side's count, undefined
+ * for a side that is not a count; undefined when neither side is one (no usage, `{}`, null counts). A count is
+ * what isCount says, 0 included: a reported 0 is the upstream's count, shown as it is charged (src/usage/record.ts
+ * countOf), never replaced by an estimate. The edge shows its estimate for what is undefined. The one rule those
+ * three formats' usage follows.
  */
 export function shownCounts(u: Usage | null | undefined): { input: number | undefined; output: number | undefined } | undefined {
-  if (!u || (!u.prompt_tokens && !u.completion_tokens)) return undefined;
-  return { input: isCount(u.prompt_tokens) ? u.prompt_tokens : undefined, output: isCount(u.completion_tokens) ? u.completion_tokens : undefined };
+  if (!u) return undefined;
+  const input = isCount(u.prompt_tokens) ? u.prompt_tokens : undefined;
+  const output = isCount(u.completion_tokens) ? u.completion_tokens : undefined;
+  return input === undefined && output === undefined ? undefined : { input, output };
 }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call' | null;

@@ -2,8 +2,9 @@
  * Internal chat completion → Anthropic Message (non-streaming), plus the finish-reason and usage mappings the
  * stream translator shares. Pure.
  *
- * Usage is never 0/0: the upstream's counts when it reported them; otherwise `estimate` (a byte-based input
- * estimate) for input and at least 1 output token, also for the one side a usage may leave without a number.
+ * Usage: the upstream's counts when it reported them (a reported 0 included: shownCounts); otherwise `estimate`
+ * (a byte-based input estimate) for input and 1 output token, also for the one side a usage may leave without a
+ * number.
  * Cache counts the upstream reported are carried over.
  */
 import { shownCounts, type ChatCompletion, type Usage } from '../../wire/openai.js';

@@ -1,8 +1,9 @@
 /**
  * Internal chat completion → Gemini GenerateContentResponse, plus the pieces the stream writer shares.
  * Pure. finish_reason stop / tool_calls → STOP, length → MAX_TOKENS, content_filter → SAFETY. Reasoning is a
- * `thought: true` text part. usageMetadata is never 0/0: the prompt is estimated (and the output is 1) when the
- * upstream gave no counts, or for the side its usage leaves without a number.
+ * `thought: true` text part. usageMetadata holds the upstream's counts (a reported 0 included); the prompt is
+ * estimated (and the output is 1) when the upstream gave no counts, or for the side its usage leaves without a
+ * number (shownCounts).
  */
 import { shownCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';

@@ -5,8 +5,8 @@
  * Output items: a `reasoning` item when the upstream gave reasoning (content: reasoning_text), then one
  * assistant `message` (output_text) when there is text, then one `function_call` per tool call. A `length`
  * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), as the API does.
- * Usage is never 0/0: without upstream counts (or for the side a usage leaves without a number), the input is
- * estimated from the request size and the output is 1.
+ * Usage is the upstream's counts (a reported 0 included); without upstream counts (or for the side a usage
+ * leaves without a number), the input is estimated from the request size and the output is 1 (shownCounts).
  */
 import { randomBytes } from 'node:crypto';
 import type { GatewayError } from '../../wire/errors.js';
