@@ -61,7 +61,11 @@ export function mergeUsage(base: AnthropicUsage, later: AnthropicUsage | undefin
   return out;
 }
 
-export function toChatCompletion(msg: MessagesResponse, label: string, created = Math.floor(Date.now() / 1000), headers?: IncomingHttpHeaders): ChatCompletion {
+/**
+ * The answer in OpenAI's shape; `created` is the time of the translation (the Messages API gives none), set here
+ * so that no caller can leave it out. `headers`: the answer's (a 2xx error body's Retry-After).
+ */
+export function toChatCompletion(msg: MessagesResponse, label: string, headers?: IncomingHttpHeaders): ChatCompletion {
   if (!msg || typeof msg !== 'object' || !Array.isArray(msg.content)) {
     // a 2xx body that is an error object ({"type":"error","error":{…}}) is the error it reports (../reported-error.ts)
     throw replyError(msg, label, headers) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
@@ -94,7 +98,7 @@ export function toChatCompletion(msg: MessagesResponse, label: string, created =
   return {
     id: msg.id,
     object: 'chat.completion',
-    created,
+    created: Math.floor(Date.now() / 1000),
     model: msg.model,
     choices: [{ index: 0, message, finish_reason: toFinishReason(msg.stop_reason) ?? 'stop', logprobs: null }],
     usage: toOpenAiUsage(msg.usage ?? {}),
