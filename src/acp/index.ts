@@ -266,6 +266,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     logger: log,
     runtimeFor,
     leaseTtlMs: acp.turnLeaseMs,
+    leaseWaitMs: acp.turnLeaseWaitMs,
     permissionTimeoutMs: acp.permissionTimeoutMs,
     updateLogMaxBytes: acp.updateLogMaxBytes,
     updateLogPageBytes: updateLogPageBytes(acp.maxStreamBacklogBytes),

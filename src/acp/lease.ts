@@ -9,8 +9,18 @@ import type { SessionStore } from '../sessions/store.js';
 export interface LeaseOptions {
   /** lease ttl (renewed every ttl/3); default 30 s */
   ttlMs?: number;
-  /** how long to wait for a lease held by another instance; default 30 s */
+  /** how long to wait for a lease held by another instance; default `defaultLeaseWaitMs(ttlMs)` */
   waitMs?: number;
+}
+
+/**
+ * How long a turn waits by default for its session's lease held by another holder: the ttl and 5 s more (a dead
+ * holder's lease expires at most a ttl after its last renewal; the margin covers the 100 ms polls and a slow
+ * store), and at least 30 s. A shorter wait would fail a turn with OVERLOADED while a crashed instance's lease
+ * could still be running out (`acp.turnLeaseWaitMs`, docs/config.md).
+ */
+export function defaultLeaseWaitMs(ttlMs: number): number {
+  return Math.max(30_000, ttlMs + 5_000);
 }
 
 /**
@@ -72,7 +82,7 @@ export class SessionLease {
    */
   static async acquire(store: SessionStore, sessionId: string, holder: string, signal: AbortSignal, o: LeaseOptions = {}): Promise<SessionLease> {
     const ttl = o.ttlMs ?? 30_000;
-    const until = Date.now() + (o.waitMs ?? 30_000);
+    const until = Date.now() + (o.waitMs ?? defaultLeaseWaitMs(ttl));
     for (;;) {
       if (await store.acquireLease(sessionId, holder, ttl)) return new SessionLease(store, sessionId, holder, ttl);
       if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');

@@ -93,7 +93,7 @@ export interface TurnRunnerOptions {
   holderId?: string;
   /** store lease ttl while a turn runs (renewed every ttl/3); default 30 s */
   leaseTtlMs?: number;
-  /** how long a turn waits for a lease held by another instance; default 30 s */
+  /** how long a turn waits for a lease held by another instance; default derived from the ttl (lease.ts `defaultLeaseWaitMs`) */
   leaseWaitMs?: number;
   /** task snapshots kept in memory for xworkmate.tasks.get (running ones are never dropped); default 10 000 */
   maxTasks?: number;

@@ -329,6 +329,8 @@ export const configSchema = z.strictObject({
       workspaceRoot: z.string().min(1).default('./workspaces'),
       /** a turn holds its session's lease this long, renewed while it runs; a crashed instance's lease expires after it */
       turnLeaseMs: z.number().int().min(500).default(30_000),
+      /** how long a turn waits for its session's lease held by another instance; absent: turnLeaseMs + 5 s, at least 30 s */
+      turnLeaseWaitMs: z.number().int().min(0).optional(),
       /** a permission prompt the app does not answer resolves as cancelled after this long */
       permissionTimeoutMs: z.number().int().min(100).default(600_000),
       /** an SSE or WebSocket stream with more than this many bytes waiting for its client is cut (CLIENT_TOO_SLOW); the client resumes from the update log */
