@@ -107,6 +107,11 @@ return n`;
 // bound to start at: `(<afterSeq>`, or `+inf`), limit, maxBytes. A page of the log: at most `limit` entries and, past
 // the first, at most `maxBytes` of JSON (jsonBytes), read a few at a time so that what lies past the page is not
 // copied; returns {past (1|0), the score of the first entry past the page (0: none), member, …}, in reading order.
+// One entry a seq: a log appended to before an entry at a seq replaced the one there (APPEND_EVENTS) may hold
+// several members at a seq until that seq is appended again; the page has the first of them (by member: the
+// smallest), read either way, and counts only it. Reading up, that one comes first and the others are skipped;
+// reading down it comes last, so a member that may have others at its seq below it (the next one read has its
+// seq, or it ends a full batch) is looked up (O(log n)).
 export const READ_EVENTS = `${JSON_BYTES}local up = ARGV[1] == 'up'
 local from = ARGV[2]
 local limit = tonumber(ARGV[3])
@@ -114,6 +119,7 @@ local maxBytes = tonumber(ARGV[4])
 local out = {0, 0}
 local n = 0
 local total = 0
+local last = false
 while true do
   local want = limit + 1 - n
   if want > 32 then want = 32 end
@@ -124,16 +130,23 @@ while true do
     batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], from, '-inf', 'WITHSCORES', 'LIMIT', 0, want)
   end
   for i = 1, #batch, 2 do
-    local m = batch[i]
-    total = total + jsonBytes(m)
-    if n >= limit or (n > 0 and total > maxBytes) then
-      out[1] = 1
-      out[2] = batch[i + 1]
-      return out
+    local score = batch[i + 1]
+    if score ~= last then
+      local m = batch[i]
+      if not up and (batch[i + 3] == score or (i + 1 == #batch and #batch == want * 2)) then
+        m = redis.call('ZRANGEBYSCORE', KEYS[1], score, score, 'LIMIT', 0, 1)[1]
+      end
+      total = total + jsonBytes(m)
+      if n >= limit or (n > 0 and total > maxBytes) then
+        out[1] = 1
+        out[2] = score
+        return out
+      end
+      n = n + 1
+      out[n + 2] = m
+      last = score
     end
-    n = n + 1
-    out[n + 2] = m
-    from = '(' .. batch[i + 1]
+    from = '(' .. score
   end
   if #batch < want * 2 then return out end
 end`;
