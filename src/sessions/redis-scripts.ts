@@ -3,8 +3,23 @@
  * one script, so it is atomic. Each names the KEYS and ARGV it takes, in order, and what it returns.
  */
 
-/** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter */
-export const RECORD_KEYS = 5;
+/** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter, meta */
+export const RECORD_KEYS = 6;
+
+// The store's turn epoch (`turnStore` in the meta hash, KEYS[6]): names the revisions of the `turnrev` counter
+// (KEYS[5]) in the process's turn cache (turn-cache.ts). The counter restarts from 1 only when its key is gone (a
+// FLUSHALL or FLUSHDB under running gateways, an eviction, a deletion), so a write that finds it gone, before it
+// takes a revision, names a new epoch: `candidate`, a fresh random id from the caller. An epoch that is gone
+// (without the counter) is named anew too. Returns the epoch the revisions written now belong to.
+const STORE_EPOCH = `local function storeEpoch(candidate)
+  local epoch = redis.call('HGET', KEYS[6], 'turnStore')
+  if not epoch or redis.call('EXISTS', KEYS[5]) == 0 then
+    redis.call('HSET', KEYS[6], 'turnStore', candidate)
+    epoch = candidate
+  end
+  return epoch
+end
+`;
 
 // Stores the (index, turn JSON) pairs of ARGV from `first` on with a new revision each, appending the revisions to
 // `out`, drops the entries from `len` on (a session's entries are always 0 … n-1), and stamps the record's turn
@@ -25,27 +40,35 @@ const WRITE_TURNS = `local function writeTurns(out, first, len)
 end
 `;
 
-// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, then index, turn pairs. Returns {1, stamp, revision…} or {0}.
-export const CREATE = `${WRITE_TURNS}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, epoch candidate, then index, turn pairs. Returns {1, stamp,
+// epoch, revision…} or {0}.
+export const CREATE = `${WRITE_TURNS}${STORE_EPOCH}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 redis.call('DEL', KEYS[3], KEYS[4])
-local out = {1, 0}
-out[2] = writeTurns(out, 6, tonumber(ARGV[5]))
+local out = {1, 0, storeEpoch(ARGV[6])}
+out[2] = writeTurns(out, 7, tonumber(ARGV[5]))
 redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return out`;
 
-// KEYS: session, turnrevs. ARGV: the turn list's stamp the reader knows ('' none). Returns nil (no session),
-// {v, doc} (schema 1: the turns are in doc), {v, doc, stamp} (the list is the one the reader knows) or
-// {v, doc, stamp, {index, revision, …}}.
+// KEYS: session, turnrevs, meta. ARGV: the turn list's stamp the reader knows ('' none), the epoch it knows it
+// under, an epoch candidate (named if the meta hash has none: STORE_EPOCH). Returns nil (no session), {v, doc,
+// epoch} (schema 1: the turns are in doc), {v, doc, epoch, stamp} (the list is the one the reader knows) or {v,
+// doc, epoch, stamp, {index, revision, …}}.
 export const GET = `local cur = redis.call('HMGET', KEYS[1], 'v', 'doc', 'tr')
 if not cur[1] then return false end
-if not cur[3] then return {cur[1], cur[2]} end
-if cur[3] == ARGV[1] then return {cur[1], cur[2], cur[3]} end
-return {cur[1], cur[2], cur[3], redis.call('HGETALL', KEYS[2])}`;
+local epoch = redis.call('HGET', KEYS[3], 'turnStore')
+if not epoch then
+  redis.call('HSET', KEYS[3], 'turnStore', ARGV[3])
+  epoch = ARGV[3]
+end
+if not cur[3] then return {cur[1], cur[2], epoch} end
+if cur[3] == ARGV[1] and epoch == ARGV[2] then return {cur[1], cur[2], epoch, cur[3]} end
+return {cur[1], cur[2], epoch, cur[3], redis.call('HGETALL', KEYS[2])}`;
 
-// KEYS: session, turns. ARGV: stamp, index…. The turns' JSON, or nil when the turn list is no longer `stamp`.
-export const GET_TURNS = `if redis.call('HGET', KEYS[1], 'tr') ~= ARGV[1] then return false end
-return redis.call('HMGET', KEYS[2], unpack(ARGV, 2))`;
+// KEYS: session, turns, meta. ARGV: stamp, epoch, index…. The turns' JSON, or nil when the turn list is no longer
+// `stamp` of `epoch`.
+export const GET_TURNS = `if redis.call('HGET', KEYS[1], 'tr') ~= ARGV[1] or redis.call('HGET', KEYS[3], 'turnStore') ~= ARGV[2] then return false end
+return redis.call('HMGET', KEYS[2], unpack(ARGV, 3))`;
 
 /** turns a GET_TURNS asks for at most (Lua's unpack is bounded by its stack) */
 export const TURNS_PER_READ = 1000;
@@ -169,21 +192,24 @@ if tonumber(ARGV[1]) > dropped then redis.call('HSET', KEYS[2], 'd', ARGV[1]) en
 return 1`;
 
 // KEYS: RECORD_KEYS. ARGV: id, doc, status, score, expectedVersion, the turn-list stamp the kept turns are
-// stored under ('' when the write keeps none: it writes every index below len), len, then index, turn pairs.
-// Returns {1, stamp, revision…}, {-1} (no session), {0} (version conflict) or {-2} (the list is not that stamp).
-export const UPDATE = `${WRITE_TURNS}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
+// stored under ('' when the write keeps none: it writes every index below len), len, epoch candidate, the epoch
+// the stamp is of, then index, turn pairs. Returns {1, stamp, epoch, revision…}, {-1} (no session), {0} (version
+// conflict) or {-2} (the list is not that stamp of that epoch).
+export const UPDATE = `${WRITE_TURNS}${STORE_EPOCH}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
 if not cur[1] then return {-1} end
 if tonumber(cur[1]) ~= tonumber(ARGV[5]) then return {0} end
-if ARGV[6] ~= '' and cur[2] ~= ARGV[6] then return {-2} end
-local out = {1, 0}
-out[2] = writeTurns(out, 8, tonumber(ARGV[7]))
+local epoch = storeEpoch(ARGV[8])
+if ARGV[6] ~= '' and (cur[2] ~= ARGV[6] or epoch ~= ARGV[9]) then return {-2} end
+local out = {1, 0, epoch}
+out[2] = writeTurns(out, 10, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[1], 'v', tonumber(cur[1]) + 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return out`;
 
-// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, then index, turn pairs (all of
-// them). Returns {'ok', version, stamp, revision…}, {'dup'}, {'conflict', status} or {'other'}.
-export const IMPORT = `${WRITE_TURNS}local seen = redis.call('GET', KEYS[6])
+// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, epoch candidate, then index,
+// turn pairs (all of them). Returns {'ok', version, stamp, epoch, revision…}, {'dup'}, {'conflict', status} or
+// {'other'}.
+export const IMPORT = `${WRITE_TURNS}${STORE_EPOCH}local seen = redis.call('GET', KEYS[7])
 if seen then
   if seen ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return {'other'} end
   return {'dup'}
@@ -193,11 +219,11 @@ if cur[1] and cur[2] ~= 'moved' then return {'conflict', cur[2]} end
 local v = tonumber(ARGV[5])
 if cur[1] and tonumber(cur[1]) > v then v = tonumber(cur[1]) end
 v = v + 1
-local out = {'ok', tostring(v), 0}
-out[3] = writeTurns(out, 7, tonumber(ARGV[6]))
+local out = {'ok', tostring(v), 0, storeEpoch(ARGV[7])}
+out[3] = writeTurns(out, 8, tonumber(ARGV[6]))
 redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('SET', KEYS[6], ARGV[1])
+redis.call('SET', KEYS[7], ARGV[1])
 return out`;
 
 // KEYS: lease. ARGV: holder, ttl

@@ -4,11 +4,13 @@
  * Keys (prefix default `switchyard:`): `session:<id>` hash { v: version, st: status, doc: JSON record without its
  * history, tr: the turn list's stamp }, the history apart from it, one entry a turn: `turns:<id>` hash { <index>:
  * turn JSON } and `turnrevs:<id>` hash { <index>: revision }, revisions and stamps from the `turnrev` counter
- * (INCR, store-wide, never reused; see turn-cache.ts), `sessions` zset (id by updatedAt), `transfer:<transferId>`
- * → session id, `meta` hash, `lease:<sessionId>` → holder id with a PX expiry, pub/sub channels `chan:<name>`.
- * A record written before the history moved out (schema 1) has no `tr` and its turns in `doc`: it is read as
- * it is and split at its next write. Every multi-key change is one Lua script (redis-scripts.ts), so it
- * is atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed primary), not Cluster.
+ * (INCR, store-wide; see turn-cache.ts) of the epoch in `meta`'s `turnStore` field (named anew whenever the counter
+ * starts again, a FLUSHALL say, so an (epoch, revision) is never reused), `sessions` zset (id by updatedAt),
+ * `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>` → holder id with a PX expiry, pub/sub
+ * channels `chan:<name>`. A record written before the history moved out (schema 1) has no `tr` and its turns in
+ * `doc`: it is read as it is and split at its next write. Every multi-key change is one Lua script
+ * (redis-scripts.ts), so it is atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed
+ * primary), not Cluster.
  *
  * Durability: a method resolves after Redis has applied the write. How it survives a Redis restart is the
  * server's persistence config: `appendonly yes` + `appendfsync always` loses nothing acknowledged
@@ -61,6 +63,8 @@ const SCHEMA_VERSION = 2;
 interface WritePlan {
   /** the turn-list stamp the kept turns are stored under ('' when none is kept): the script checks it */
   tr: string;
+  /** the store epoch `tr` and the kept turns' revisions are of (the script checks it too) */
+  epoch: string;
   /** index, JSON of each turn written */
   pairs: Array<string | number>;
   written: Array<{ index: number; json: string }>;
@@ -77,7 +81,13 @@ export class RedisStore implements SessionStore {
   /** serialises SUBSCRIBE / UNSUBSCRIBE on the subscriber connection */
   private subChain: Promise<unknown> = Promise.resolve();
 
-  /** names this Redis's turns (under `prefix`) in the process's turn cache */
+  /**
+   * The store's turn epoch as last seen (the `turnStore` field of `meta`, named anew when the `turnrev` counter
+   * restarts: redis-scripts.ts STORE_EPOCH), and `scope`, which names this Redis's turns of that epoch (under
+   * `prefix`) in the process's turn cache. Every script that reads or writes turns answers with the epoch, and
+   * the store moves to it (`adopt`): a turn cached before a FLUSHALL is never taken for one written after it.
+   */
+  private epoch = '';
   private scope = '';
 
   private constructor(
@@ -107,7 +117,7 @@ export class RedisStore implements SessionStore {
     // schema 1 records are still read (and split at their next write); an older Switchyard must not start on these keys
     if (v < SCHEMA_VERSION) await this.redis.hset(this.k('meta'), '_schema', String(SCHEMA_VERSION));
     await this.redis.hsetnx(this.k('meta'), 'turnStore', randomUUID());
-    this.scope = `redis:${await this.redis.hget(this.k('meta'), 'turnStore')}`;
+    this.adopt((await this.redis.hget(this.k('meta'), 'turnStore')) ?? '');
     const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined); // CONFIG may be disabled (managed Redis)
     if (Array.isArray(aof) && aof[1] === 'no') {
       rootLogger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
@@ -128,9 +138,18 @@ export class RedisStore implements SessionStore {
     return this.prefix + suffix;
   }
 
+  /** Moves to the store epoch a script answered with (the latest: one connection answers in order); its scope. */
+  private adopt(epoch: string): string {
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      this.scope = `redis:${epoch}`;
+    }
+    return this.scope;
+  }
+
   /** KEYS of the scripts that write a record (RECORD_KEYS) */
   private recordKeys(id: string): string[] {
-    return [this.k(`session:${id}`), this.k('sessions'), this.k(`turns:${id}`), this.k(`turnrevs:${id}`), this.k('turnrev')];
+    return [this.k(`session:${id}`), this.k('sessions'), this.k(`turns:${id}`), this.k(`turnrevs:${id}`), this.k('turnrev'), this.k('meta')];
   }
 
   /** The record as `doc` holds it: without its history (stored apart) and its version (the `v` field). */
@@ -142,26 +161,38 @@ export class RedisStore implements SessionStore {
   async get(id: string): Promise<Session | undefined> {
     for (;;) {
       // the list this process last read or wrote: GET sends the (index, revision) list only if it changed since
+      const { epoch } = this;
       const known = turnCache.list(this.scope, id);
-      const r = (await this.redis.eval(GET, 2, this.k(`session:${id}`), this.k(`turnrevs:${id}`), known?.stamp ?? '')) as
-        [string, string, string?, string[]?] | null;
+      const r = (await this.redis.eval(GET, 3, this.k(`session:${id}`), this.k(`turnrevs:${id}`), this.k('meta'), known?.stamp ?? '', epoch, randomUUID())) as
+        [string, string, string, string?, string[]?] | null;
       if (!r) {
         turnCache.dropList(this.scope, id);
         return undefined;
       }
-      const s = await this.assemble(id, r, known);
+      const [v, doc, replyEpoch, tr, pairs] = r;
+      const fetch = (stamp: string, batch: number[]) =>
+        this.redis.eval(GET_TURNS, 3, this.k(`session:${id}`), this.k(`turns:${id}`), this.k('meta'), stamp, replyEpoch, ...batch) as Promise<string[] | null>;
+      const s = await this.assemble(id, replyEpoch, [v, doc, tr, pairs], known, fetch);
       if (s) return s; // else the turns changed between the two reads: again
     }
   }
 
   /**
-   * The record of a GET reply with its turns: those the process's cache holds, and the others read (GET_TURNS);
-   * undefined when the turn list changed before they were read.
+   * The record of a GET reply with its turns: those the process's cache holds, and the others read (`fetch`:
+   * GET_TURNS); undefined when the turn list changed before they were read. `known` is used only when the reply
+   * has no (index, revision) list: the list is then that stamp of that epoch.
    */
-  private async assemble(id: string, [v, doc, tr, pairs]: [string, string, string?, string[]?], known: TurnList | undefined): Promise<Session | undefined> {
+  private async assemble(
+    id: string,
+    epoch: string,
+    [v, doc, tr, pairs]: [string, string, string?, string[]?],
+    known: TurnList | undefined,
+    fetch: (stamp: string, batch: number[]) => Promise<string[] | null>,
+  ): Promise<Session | undefined> {
+    const scope = this.adopt(epoch);
     const { history: old, ...rec } = JSON.parse(doc) as Session;
     if (tr === undefined) {
-      turnCache.dropList(this.scope, id);
+      turnCache.dropList(scope, id);
       return { ...rec, history: old ?? [], version: Number(v) }; // schema 1: the turns are in doc
     }
     if (!pairs) return { ...rec, history: known!.turns.slice(), version: Number(v) };
@@ -170,17 +201,17 @@ export class RedisStore implements SessionStore {
     const history = new Array<Turn>(revs.length);
     const missing: number[] = [];
     revs.forEach((rev, i) => {
-      const hit = turnCache.cached(this.scope, id, i, rev);
+      const hit = turnCache.cached(scope, id, i, rev);
       if (hit) history[i] = hit;
       else missing.push(i);
     });
     for (let at = 0; at < missing.length; at += TURNS_PER_READ) {
       const batch = missing.slice(at, at + TURNS_PER_READ);
-      const texts = (await this.redis.eval(GET_TURNS, 2, this.k(`session:${id}`), this.k(`turns:${id}`), tr, ...batch)) as string[] | null;
+      const texts = await fetch(tr, batch);
       if (!texts) return undefined;
-      batch.forEach((i, j) => (history[i] = turnCache.remember({ scope: this.scope, sessionId: id, index: i, rev: revs[i]! }, texts[j]!)));
+      batch.forEach((i, j) => (history[i] = turnCache.remember({ scope, sessionId: id, index: i, rev: revs[i]! }, texts[j]!)));
     }
-    turnCache.setList(this.scope, id, tr, revs, history);
+    turnCache.setList(scope, id, tr, revs, history);
     return { ...rec, history: history.slice(), version: Number(v) };
   }
 
@@ -204,17 +235,21 @@ export class RedisStore implements SessionStore {
         written.push({ index, json });
       }
     });
-    return { tr: kept ? known!.stamp : '', pairs, written, revs };
+    return { tr: kept ? known!.stamp : '', epoch: this.epoch, pairs, written, revs };
   }
 
-  /** After a write: the turns as stored (the written ones parsed, frozen and cached), and the list remembered. */
-  private stored(id: string, turns: readonly Turn[], { written, revs }: WritePlan, tr: string, newRevs: number[]): Turn[] {
+  /**
+   * After a write: the turns as stored (the written ones parsed, frozen and cached), and the list remembered, under
+   * the store epoch the write answered with.
+   */
+  private stored(id: string, turns: readonly Turn[], { written, revs }: WritePlan, tr: string, epoch: string, newRevs: number[]): Turn[] {
+    const scope = this.adopt(epoch);
     const history = turns.slice();
     written.forEach((w, j) => {
       revs[w.index] = newRevs[j]!;
-      history[w.index] = turnCache.remember({ scope: this.scope, sessionId: id, index: w.index, rev: newRevs[j]! }, w.json);
+      history[w.index] = turnCache.remember({ scope, sessionId: id, index: w.index, rev: newRevs[j]! }, w.json);
     });
-    turnCache.setList(this.scope, id, tr, revs, history);
+    turnCache.setList(scope, id, tr, revs, history);
     return history.slice();
   }
 
@@ -230,23 +265,25 @@ export class RedisStore implements SessionStore {
       s.status,
       s.updatedAt,
       s.history.length,
+      randomUUID(),
       ...plan.pairs,
-    )) as number[];
+    )) as [number, number, string, ...number[]];
     if (r[0] !== 1) throw new SessionExistsError(s.id);
-    return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r.slice(2)) };
+    return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r[2], r.slice(3) as number[]) };
   }
 
   async update(session: Session, expectedVersion: number): Promise<Session> {
     const s = { ...session, version: expectedVersion + 1, updatedAt: Date.now() };
     for (let keepNone = false; ; keepNone = true) {
       const plan = this.plan(s.id, s.history, keepNone);
-      const args = [s.id, RedisStore.doc(s), s.status, s.updatedAt, expectedVersion, plan.tr, s.history.length, ...plan.pairs];
-      const r = (await this.redis.eval(UPDATE, RECORD_KEYS, ...this.recordKeys(s.id), ...args)) as number[];
-      if (r[0] === 1) return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r.slice(2)) };
+      const args = [s.id, RedisStore.doc(s), s.status, s.updatedAt, expectedVersion, plan.tr, s.history.length, randomUUID(), plan.epoch, ...plan.pairs];
+      const r = (await this.redis.eval(UPDATE, RECORD_KEYS, ...this.recordKeys(s.id), ...args)) as [number, number, string, ...number[]];
+      if (r[0] === 1) return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r[2], r.slice(3) as number[]) };
       if (r[0] === -1) throw new SessionNotFoundError(s.id);
       if (r[0] === 0) throw new VersionConflictError(s.id, expectedVersion);
-      // -2: the turn list is not the one this instance knew (another wrote it at the same version): send every turn
-      turnCache.dropList(this.scope, s.id);
+      // -2: the turn list is not the one this instance knew (another wrote it at the same version, or the store's
+      // epoch moved on): send every turn
+      turnCache.dropList(`redis:${plan.epoch}`, s.id);
     }
   }
 
@@ -348,11 +385,12 @@ export class RedisStore implements SessionStore {
       s.updatedAt,
       s.version,
       s.history.length,
+      randomUUID(),
       ...plan.pairs,
     )) as Array<string | number>;
     switch (r[0]) {
       case 'ok': {
-        const history = this.stored(s.id, s.history, plan, String(r[2]), r.slice(3) as number[]);
+        const history = this.stored(s.id, s.history, plan, String(r[2]), r[3] as string, r.slice(4) as number[]);
         return { session: { ...s, history, version: Number(r[1]) }, duplicate: false };
       }
       case 'dup': {
