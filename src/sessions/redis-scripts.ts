@@ -207,12 +207,17 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return out`;
 
 // KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, epoch candidate, then index,
-// turn pairs (all of them). Returns {'ok', version, stamp, epoch, revision…}, {'dup'}, {'conflict', status} or
-// {'other'}.
+// turn pairs (all of them). Returns {'ok', version, stamp, epoch, revision…}, {'conflict', status}, {'other'} or,
+// for a transfer imported before, the record as it is stored now, read in the same script: {'dup', v, doc, epoch}
+// (schema 1: the turns are in doc) or {'dup', v, doc, epoch, stamp, {index, revision, …}, {index, turn JSON, …}}.
 export const IMPORT = `${WRITE_TURNS}${STORE_EPOCH}local seen = redis.call('GET', KEYS[7])
 if seen then
-  if seen ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return {'other'} end
-  return {'dup'}
+  if seen ~= ARGV[1] then return {'other'} end
+  local rec = redis.call('HMGET', KEYS[1], 'v', 'doc', 'tr')
+  if not rec[1] then return {'other'} end
+  local epoch = storeEpoch(ARGV[7])
+  if not rec[3] then return {'dup', rec[1], rec[2], epoch} end
+  return {'dup', rec[1], rec[2], epoch, rec[3], redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[3])}
 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 'st')
 if cur[1] and cur[2] ~= 'moved' then return {'conflict', cur[2]} end

@@ -178,9 +178,10 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * The record of a GET reply with its turns: those the process's cache holds, and the others read (`fetch`:
-   * GET_TURNS); undefined when the turn list changed before they were read. `known` is used only when the reply
-   * has no (index, revision) list: the list is then that stamp of that epoch.
+   * The record of a GET reply (or a duplicate import's) with its turns: those the process's cache holds, and the
+   * others read (`fetch`: GET_TURNS, or the texts the reply carried); undefined when the turn list changed before
+   * they were read. `known` is used only when the reply has no (index, revision) list: the list is then that stamp
+   * of that epoch.
    */
   private async assemble(
     id: string,
@@ -387,19 +388,22 @@ export class RedisStore implements SessionStore {
       s.history.length,
       randomUUID(),
       ...plan.pairs,
-    )) as Array<string | number>;
+    )) as Array<string | number | string[]>;
     switch (r[0]) {
       case 'ok': {
         const history = this.stored(s.id, s.history, plan, String(r[2]), r[3] as string, r.slice(4) as number[]);
         return { session: { ...s, history, version: Number(r[1]) }, duplicate: false };
       }
       case 'dup': {
-        const stored = await this.get(s.id);
-        if (stored) return { session: stored, duplicate: true };
-        throw new TransferConflictError(s.id, `transfer ${transferId} was already used for another session`);
+        // the record as stored when the script ran, sent by it (with every turn's text: a retried offer is rare)
+        const [, v, doc, epoch, tr, pairs, turns] = r as [string, string, string, string, string?, string[]?, string[]?];
+        const texts = new Map<number, string>();
+        for (let i = 0; turns && i < turns.length; i += 2) texts.set(Number(turns[i]), turns[i + 1]!);
+        const session = await this.assemble(s.id, epoch, [v, doc, tr, pairs ?? []], undefined, async (_, batch) => batch.map((i) => texts.get(i)!));
+        return { session: session!, duplicate: true };
       }
       case 'conflict':
-        throw new TransferConflictError(s.id, `it exists here with status ${r[1]}`);
+        throw new TransferConflictError(s.id, `it exists here with status ${r[1] as string}`);
       default:
         throw new TransferConflictError(s.id, `transfer ${transferId} was already used for another session`);
     }

@@ -87,7 +87,8 @@ export interface SessionStore {
 
   /**
    * The receiving side of a transfer: stores the (already adopted, see `adoptTransferred`) record durably.
-   * Idempotent per `transferId`: a retried offer returns the stored record with `duplicate: true`. A session
+   * Idempotent per `transferId`: a retried offer returns the stored record with `duplicate: true`, read with the
+   * check (SQLite: in its transaction; Redis: by the IMPORT script, which sends it), so nothing in between. A session
    * that exists here and is not `moved` away is never overwritten: TransferConflictError. A session coming
    * back (stored here as `moved`) is replaced. The stored version is max(offered, stored) + 1.
    */
