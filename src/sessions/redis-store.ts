@@ -14,7 +14,8 @@
  *
  * Durability: a method resolves after Redis has applied the write. How it survives a Redis restart is the
  * server's persistence config: `appendonly yes` + `appendfsync always` loses nothing acknowledged
- * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off.
+ * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off, or that Redis
+ * evicts keys at maxmemory (docs/operations.md).
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -118,9 +119,20 @@ export class RedisStore implements SessionStore {
     if (v < SCHEMA_VERSION) await this.redis.hset(this.k('meta'), '_schema', String(SCHEMA_VERSION));
     await this.redis.hsetnx(this.k('meta'), 'turnStore', randomUUID());
     this.adopt((await this.redis.hget(this.k('meta'), 'turnStore')) ?? '');
-    const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined); // CONFIG may be disabled (managed Redis)
+    // CONFIG may be refused (managed Redis, a renamed command): then nothing is said (docs/operations.md)
+    const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined);
     if (Array.isArray(aof) && aof[1] === 'no') {
       rootLogger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
+    }
+    const policy = await this.redis.call('CONFIG', 'GET', 'maxmemory-policy').catch(() => undefined);
+    if (Array.isArray(policy) && typeof policy[1] === 'string' && policy[1] !== 'noeviction') {
+      rootLogger.warn(
+        'redis evicts keys at maxmemory: session leases, records and update logs can vanish (docs/operations.md); set maxmemory-policy noeviction',
+        {
+          prefix: this.prefix,
+          maxmemoryPolicy: policy[1],
+        },
+      );
     }
   }
 
