@@ -5,6 +5,10 @@
  * - the files it names: `gateway.tls.cert` and `key` (read and parsed as the HTTPS server does) and each outbound
  *   bridge's `ca`, each read once, here: the server and the bridge dialers are given the text read, so a start or
  *   a reload that passed this check reads no file after it;
+ * - where its store is (src/sessions/store-location.ts): `store.path` a file SQLite can open or create there,
+ *   `store.url` a URL the Redis client can parse; checked without opening, creating or changing anything, so a
+ *   start refuses a bad path here, before anything tries to create it (a recursive mkdir under /proc never
+ *   returns);
  * - its channels' providers, constructed as the gateway runs them. `options` is free-form in the schema and each
  *   provider checks its own when it is made (CONFIG_INVALID); a refusal is a problem under the channel's key
  *   path. Constructing a provider opens no connection (its pool connects on its first request).
@@ -16,6 +20,7 @@ import { ConfigError, resolvePath, type LoadedConfig } from './config/load.js';
 import type { ChannelConfig } from './config/schema.js';
 import type { ChannelProvider } from './providers/provider.js';
 import { createProvider } from './providers/registry.js';
+import { redisUrlProblem, sqlitePathProblem } from './sessions/store-location.js';
 import { GatewayError } from './wire/errors.js';
 
 export interface Prepared {
@@ -62,6 +67,8 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
     const ca = b.ca ? read(`gateway.bridges.${i}.ca`, b.ca) : undefined;
     if (ca !== undefined) bridgeCa.set(b.name, ca);
   });
+  const storeProblem = cfg.store.kind === 'sqlite' ? sqlitePathProblem(resolvePath(loaded.baseDir, cfg.store.path)) : redisUrlProblem(cfg.store.url);
+  if (storeProblem) problems.push(`store.${cfg.store.kind === 'sqlite' ? 'path' : 'url'}: ${storeProblem}`);
 
   const providers = new Map<string, ChannelProvider>();
   try {
