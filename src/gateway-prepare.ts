@@ -2,9 +2,11 @@
  * What a config needs beyond its schema before a gateway can run it, checked by one function at start, at a
  * reload and by `switchyard config check`, so that the three accept and refuse the same files with the same
  * messages:
- * - the files it names: `gateway.tls.cert` and `key` (read and parsed as the HTTPS server does) and each outbound
- *   bridge's `ca`, each read once, here: the server and the bridge dialers are given the text read, so a start or
- *   a reload that passed this check reads no file after it;
+ * - the files it names: `gateway.tls.cert` and `key` and each outbound bridge's `ca`, each read once, here. The
+ *   certificate and key are checked by making the HTTPS server from them (not listening, no handler): that is
+ *   the one parse, and a start serves with that server; a reload (TLS changes need a restart) and `config check`
+ *   drop it. The bridge dialers are given the `ca` text read, so a start or a reload that passed this check
+ *   reads no file after it;
  * - where its store is (src/sessions/store-location.ts): `store.path` a file SQLite can open or create there,
  *   `store.url` a URL the Redis client can parse; checked without opening, creating or changing anything, so a
  *   start refuses a bad path here, before anything tries to create it (a recursive mkdir under /proc never
@@ -15,19 +17,20 @@
  * Every problem is listed by key path in one ConfigError, and every provider made here is then closed.
  */
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import type { Server } from 'node:http';
 import { ConfigError, resolvePath, type LoadedConfig } from './config/load.js';
 import type { ChannelConfig } from './config/schema.js';
 import type { ChannelProvider } from './providers/provider.js';
 import { createProvider } from './providers/registry.js';
 import { redisUrlProblem, sqlitePathProblem } from './sessions/store-location.js';
 import { GatewayError } from './wire/errors.js';
+import { createNodeServer } from './http/server.js';
 
 export interface Prepared {
   /** the providers made, by channel name, in the file's order: every channel, or those `channels` picked */
   providers: Map<string, ChannelProvider>;
-  /** `gateway.tls`'s PEM text, for the HTTPS server */
-  tls: { cert: string; key: string } | undefined;
+  /** the HTTPS server made from `gateway.tls` (not listening, no handler yet): the start serves with it */
+  https: Server | undefined;
   /** each outbound bridge's `ca` PEM text, by bridge name (bridges without a `ca` are absent), for its dialer */
   bridgeCa: Map<string, string>;
 }
@@ -49,14 +52,13 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
       return undefined;
     }
   };
-  let tls: Prepared['tls'];
+  let https: Server | undefined;
   if (cfg.gateway.tls) {
     const cert = read('gateway.tls.cert', cfg.gateway.tls.cert);
     const key = read('gateway.tls.key', cfg.gateway.tls.key);
     if (cert !== undefined && key !== undefined) {
       try {
-        createSecureContext({ cert, key });
-        tls = { cert, key };
+        https = createNodeServer({ cert, key }, cfg.gateway.bodyTimeoutMs);
       } catch (err) {
         problems.push(`gateway.tls: not a usable certificate and key (${(err as Error).message})`);
       }
@@ -89,7 +91,7 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
     await closeProviders(providers.values());
     throw new ConfigError(problems, loaded.path ?? 'built-in defaults');
   }
-  return { providers, tls, bridgeCa };
+  return { providers, https, bridgeCa };
 }
 
 /** Closes providers no channel uses (never rejects). */

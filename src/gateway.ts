@@ -64,7 +64,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   registerConfigSecrets(cfg);
   // before anything is opened: the files the config names and the channels' providers (the same check as a
   // reload and `config check`), every problem listed
-  const { providers, tls, bridgeCa } = await prepareConfig(loaded);
+  const { providers, https, bridgeCa } = await prepareConfig(loaded);
   const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
     await closeProviders(providers.values());
     throw err;
@@ -153,7 +153,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const http = new HttpServer({
     host: cfg.gateway.host,
     port: cfg.gateway.port,
-    tls,
+    server: https,
     clientTokens: cfg.gateway.auth.tokens,
     modelTokens,
     authenticate: (req, query, allowQueryKey) => keys.authenticateClient(req, query, allowQueryKey),

@@ -8,7 +8,7 @@
  * node's own `requestTimeout` is the backstop for bodies no route reads (a refused request's rest).
  */
 import { STATUS_CODES, createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import { Server as HttpsServer, createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
@@ -29,6 +29,11 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
 export interface HttpServerOptions {
   host: string;
   port: number;
+  /**
+   * the node server to serve with, made by `createNodeServer` (the config check makes the HTTPS one at a start,
+   * so the certificate and key are parsed once); absent: one is made here from `tls` and `body.timeoutMs`
+   */
+  server?: Server | undefined;
   tls?: { cert: string; key: string } | undefined;
   /** Bearer tokens for /v1/*; empty = open (only allowed on loopback, enforced by config validation) */
   clientTokens: string[];
@@ -54,6 +59,27 @@ export interface HttpServerOptions {
 
 const DEFAULT_BODY = { timeoutMs: 30_000, maxBufferedBytes: 32 * 1024 * 1024, maxJsonDepth: 64 };
 
+/**
+ * The node server an HttpServer serves with, with no handler yet: HTTPS when `tls` is given (making it parses
+ * the PEM text into the server's TLS context, and throws when they are not a usable certificate and key; node
+ * takes no ready-made context), else HTTP. It holds no socket and no timer until it listens, so one made only
+ * to check the files can be dropped. `bodyTimeoutMs`: `gateway.bodyTimeoutMs`, which the socket timeouts follow.
+ */
+export function createNodeServer(tls: { cert: string; key: string } | undefined, bodyTimeoutMs = DEFAULT_BODY.timeoutMs): Server {
+  // requestTimeout covers receiving the request only (not the response: streams may be long, the router's
+  // deadline bounds them); a little above the body deadline so routes that read bodies answer first.
+  const requestTimeout = bodyTimeoutMs + 1000;
+  const serverOpts = {
+    requestTimeout,
+    headersTimeout: Math.min(66_000, requestTimeout),
+    keepAliveTimeout: 65_000,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(bodyTimeoutMs / 4))),
+  };
+  const server: Server = tls ? createHttps({ cert: tls.cert, key: tls.key, ...serverOpts }) : createHttp(serverOpts);
+  server.keepAliveTimeout = serverOpts.keepAliveTimeout;
+  return server;
+}
+
 export class HttpServer {
   readonly server: Server;
   private inflight = 0;
@@ -67,18 +93,8 @@ export class HttpServer {
     this.guard = new RequestGuard({ host: opts.host, allowedHosts: opts.access?.allowedHosts ?? [], allowedOrigins: opts.access?.allowedOrigins ?? [] });
     this.body = opts.body ?? DEFAULT_BODY;
     this.bodyBudget = new BodyBudget(this.body.maxBufferedBytes);
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
-    // requestTimeout covers receiving the request only (not the response: streams may be long, the router's
-    // deadline bounds them); a little above the body deadline so routes that read bodies answer first.
-    const requestTimeout = this.body.timeoutMs + 1000;
-    const serverOpts = {
-      requestTimeout,
-      headersTimeout: Math.min(66_000, requestTimeout),
-      keepAliveTimeout: 65_000,
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(this.body.timeoutMs / 4))),
-    };
-    this.server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key, ...serverOpts }, handler) : createHttp(serverOpts, handler);
-    this.server.keepAliveTimeout = serverOpts.keepAliveTimeout;
+    this.server = opts.server ?? createNodeServer(opts.tls, this.body.timeoutMs);
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy(err);
@@ -87,7 +103,7 @@ export class HttpServer {
   }
 
   get scheme(): 'http' | 'https' {
-    return this.opts.tls ? 'https' : 'http';
+    return this.server instanceof HttpsServer ? 'https' : 'http';
   }
 
   async listen(): Promise<AddressInfo> {

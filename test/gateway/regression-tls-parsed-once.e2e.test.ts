@@ -1,0 +1,126 @@
+/**
+ * Regression: at a start with `gateway.tls`, the certificate and key were parsed twice: once by the config check
+ * (a TLS context made only to see that they work) and again by node's HTTPS server, which builds its own context
+ * from the PEM text and takes no ready-made one. The check now makes the HTTPS server itself (not listening), and
+ * the start serves with that server: one parse, and what is served is what the check read. A reload still reads
+ * and checks the files, as before (an unusable certificate refuses it and the served one is unchanged).
+ */
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
+import { connect, type SecureContextOptions } from 'node:tls';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { cleanupDirs, startInProcess, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
+
+const tls = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
+let gw: Gateway | undefined;
+let proc: GatewayProcess | undefined;
+afterAll(async () => {
+  await gw?.close();
+  await proc?.stop();
+  cleanupDirs();
+});
+
+/** A self-signed certificate for 127.0.0.1 and localhost, written as `<name>-cert.pem` and `<name>-key.pem`. */
+function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}-cert.pem`);
+  const key = join(dir, `${name}-key.pem`);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+/** The fingerprint of the certificate the server at `url` presents (trusting `ca`). */
+function servedFingerprint(url: string, ca: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost' }, () => {
+      resolve(s.getPeerCertificate().fingerprint256);
+      s.end();
+    });
+    s.once('error', reject);
+  });
+}
+
+/** POST /admin/config/reload over HTTPS (trusting `ca`): status and JSON body. */
+function reload(url: string, ca: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/admin/config/reload`, { method: 'POST', ca }, (res) => {
+      let text = '';
+      res.on('data', (b: Buffer) => (text += b.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+const mock = { name: 'm', provider: 'mock', models: ['m-1'] };
+
+describe('gateway.tls', () => {
+  it('is parsed once at a start, and the server presents the certificate the check read', async () => {
+    const dir = tmpDir();
+    const files = selfSigned(dir, 'once');
+    const pem = readFileSync(files.cert, 'utf8');
+    // count the TLS contexts made from this certificate (node's HTTPS server makes its own through this export)
+    const original = tls.createSecureContext;
+    let parses = 0;
+    tls.createSecureContext = (o?: SecureContextOptions) => {
+      if (o?.cert === pem) parses++;
+      return original(o);
+    };
+    syncBuiltinESMExports();
+    try {
+      gw = await startInProcess({ gateway: { tls: files }, channels: [mock] });
+    } finally {
+      tls.createSecureContext = original;
+      syncBuiltinESMExports();
+    }
+    expect(parses).toBe(1);
+    expect(gw.url).toMatch(/^https:\/\//);
+    expect(await servedFingerprint(gw.url, pem)).toBe(new X509Certificate(pem).fingerprint256);
+  });
+
+  it('a reload reads the files again: an unusable certificate refuses it, and the served one is unchanged', async () => {
+    const dir = tmpDir();
+    const first = selfSigned(dir, 'first');
+    const pem = readFileSync(first.cert, 'utf8');
+    proc = await startProcess({ gateway: { tls: { cert: './first-cert.pem', key: './first-key.pem' } }, channels: [mock] }, {}, dir);
+    expect(await servedFingerprint(proc.url, pem)).toBe(new X509Certificate(pem).fingerprint256);
+
+    writeFileSync(first.cert, 'not a certificate\n');
+    const refused = await reload(proc.url, pem);
+    expect(refused.status).toBe(500);
+    expect(refused.json.error).toMatchObject({
+      code: 'config_invalid',
+      details: { problems: ['gateway.tls: not a usable certificate and key (error:0480006C:PEM routines::no start line)'] },
+    });
+    expect(await servedFingerprint(proc.url, pem)).toBe(new X509Certificate(pem).fingerprint256);
+
+    writeFileSync(first.cert, pem);
+    expect(await reload(proc.url, pem)).toEqual({ status: 200, json: { applied: [], restartRequired: [] } });
+  });
+});
