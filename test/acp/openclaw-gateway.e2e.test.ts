@@ -5,19 +5,14 @@
  * sees or the logs; a secret streamed across deltas goes out as `[REDACTED]` with every delta's `structuredEvent`
  * intact; a shutdown does not wait for an OpenClaw handshake that never completes.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { acpRpc, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { acpRpc, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startFakeOpenClaw, type FakeOpenClaw } from '../fakes/fake-openclaw.js';
 
 const ACP = 'acp-openclaw-e2e-token-31';
 const TOKEN = 'oc-e2e-secret-token-8c1d4f';
-const procs: GatewayProcess[] = [];
-const fakes: FakeOpenClaw[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await Promise.all(fakes.map((f) => f.close()));
-  cleanupDirs();
-});
+const { procs, ups: fakes } = stopAfterAll();
 
 async function setup(): Promise<{ f: FakeOpenClaw; gw: GatewayProcess }> {
   const f = await startFakeOpenClaw({ token: TOKEN });

@@ -4,21 +4,16 @@
  * its previous life: at once on SQLite (one process per store), and on Redis when the instance keeps its
  * `store.instanceId`. Real processes, a real redis-server.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnGateway, type GatewayProcess, acpRpc } from '../helpers/env.js';
-import { adminGet, cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
-import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
+import { adminGet, startProcess, waitFor } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
+import { startRedis } from '../sessions/fixtures/redis-server.js';
 
 const ACP = 'restart-lease-token-5';
 const LEASE_MS = 20_000; // a wait for the dead lease would show as ≥ 20 s
-const procs: GatewayProcess[] = [];
-let redis: RedisServer | undefined;
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await redis?.stop();
-  cleanupDirs();
-});
+// the redis-server is stopped after the gateways that use it
+const { procs, track } = stopAfterAll();
 
 const rpc = (gw: GatewayProcess, method: string, params: Record<string, unknown>) => acpRpc(gw.url, ACP, method, params);
 
@@ -75,7 +70,8 @@ describe('a restarted gateway does not wait out its own dead lease', () => {
   });
 
   it('Redis with store.instanceId: the same', async () => {
-    redis = await startRedis();
+    const redis = await startRedis();
+    track({ close: () => redis.stop() });
     await killMidTurnThenMessage({ kind: 'redis', url: redis.url, prefix: `restart-${Date.now()}:`, instanceId: 'node-1' });
   });
 });

@@ -4,16 +4,12 @@
  * records it `failed` ("interrupted") at startup, with the turn's final update in the log so a replay ends.
  * Real processes (SQLite: the lease of the dead process is the restarted one's own).
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { acpRpc, cleanupDirs, spawnGateway, startProcess, waitFor, waitForRunningTurn, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { acpRpc, spawnGateway, startProcess, waitFor, waitForRunningTurn } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const ACP = 'interrupted-acp-token-1729';
-const procs: GatewayProcess[] = [];
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  cleanupDirs();
-});
+const { procs } = stopAfterAll();
 
 describe('a turn interrupted by a crash', () => {
   it('is failed at the restart, without a new message, and its replay ends', async () => {

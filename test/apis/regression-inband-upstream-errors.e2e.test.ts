@@ -13,8 +13,9 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelHealth, channelOf, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, channelHealth, channelOf, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startResponsesUpstream, type ResponsesFake } from '../fakes/responses-upstream.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
@@ -34,8 +35,7 @@ let rsFlat: ResponsesFake;
 let rsSpare: ResponsesFake;
 let oaCtxFirst: OpenAiFake;
 let oaSpare: OpenAiFake;
-const fakes: Array<{ close(): Promise<void> }> = [];
-const track = <T extends { close(): Promise<void> }>(f: T): T => (fakes.push(f), f);
+const { track, trackGateway } = stopAfterAll();
 let openai: OpenAI;
 let anthropic: Anthropic;
 
@@ -111,13 +111,9 @@ beforeAll(async () => {
       { ...channelOf(oaSpare, 'oa-ctx-spare', ['oa-ctx']), priority: 1 },
     ],
   });
+  trackGateway(gw);
   openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: 'x', baseURL: gw.url, maxRetries: 0 });
-});
-afterAll(async () => {
-  await gw?.stop();
-  for (const f of fakes) await f.close();
-  cleanupDirs();
 });
 
 const health = (channel: string) => channelHealth(gw.url, channel);

@@ -10,8 +10,9 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startResponsesUpstream } from '../fakes/responses-upstream.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 
@@ -23,8 +24,7 @@ const LONG = `Incorrect API key provided: ${KEY}. ${'The request could not be co
 const CUT = `${LONG.replace(KEY, '[REDACTED]').slice(0, 1000)}…`;
 
 let gw: GatewayProcess;
-const fakes: Array<{ close(): Promise<void> }> = [];
-const track = <T extends { close(): Promise<void> }>(f: T): T => (fakes.push(f), f);
+const { track, trackGateway } = stopAfterAll();
 let openai: OpenAI;
 let anthropic: Anthropic;
 
@@ -55,13 +55,9 @@ beforeAll(async () => {
       { name: 'an', provider: 'anthropic', baseUrl: an.channel.baseUrl, apiKey: KEY, models: ['an'] },
     ],
   });
+  trackGateway(gw);
   openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: 'x', baseURL: gw.url, maxRetries: 0 });
-});
-afterAll(async () => {
-  await gw?.stop();
-  for (const f of fakes) await f.close();
-  cleanupDirs();
 });
 
 /** The last SSE event of a raw body: its `event:` name and parsed data (JSON.parse throws on invalid JSON). */

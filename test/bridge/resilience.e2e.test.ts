@@ -3,20 +3,15 @@
  * link and its channels come back by themselves), an initiator with a wrong token (no retry loop, the
  * reason shown), three gateways in a ring, and TLS with a certificate made by the test.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, wsUrl, freePort, BIN, type GatewayProcess } from '../helpers/env.js';
+import { adminGet, startProcess, tmpDir, waitFor, wsUrl, freePort, BIN } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const TOKEN = 'resilience-bridge-token-42';
-const running: GatewayProcess[] = [];
-const track = <T extends GatewayProcess>(p: T): T => (running.push(p), p);
-
-afterAll(async () => {
-  await Promise.all(running.map((p) => p.stop()));
-  cleanupDirs();
-});
+const { trackGateway: track } = stopAfterAll();
 
 const peers = (url: string) => adminGet(url, '/admin/bridges').then((r) => r.peers as any[]);
 const modelIds = async (url: string) => ((await (await fetch(`${url}/v1/models`)).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id);

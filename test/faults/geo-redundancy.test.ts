@@ -11,8 +11,9 @@
  *    fails; only streams already relaying east's chunks end with an error event (no [DONE]).
  * 4. east restarts: the link is re-established and west's traffic returns to east after the probe.
  */
-import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
-import { adminGet, cleanupDirs, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it, onTestFailed } from 'vitest';
+import { adminGet, startProcess, tmpDir, waitFor, freePort, sleep, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type ChatResult, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'geo-model';
@@ -24,14 +25,7 @@ const LOCAL_E = 'local/ch-east';
 const PEER_E_ON_W = `peer/${EAST}/ch-east`;
 const PEER_W_ON_E = `peer/${WEST}/ch-west`;
 
-const procs: GatewayProcess[] = [];
-const ups: FaultUpstream[] = [];
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop(2000)));
-  await Promise.all(ups.map((u) => u.close()));
-  cleanupDirs();
-});
+const { procs, ups } = stopAfterAll({ graceMs: 2000 });
 
 function config(id: string, name: string, port: number, channel: string, upstream: FaultUpstream, other: { name: string; port: number }) {
   return {

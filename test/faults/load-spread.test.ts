@@ -5,19 +5,13 @@
  * - X-Session-Id affinity: a conversation stays on its channel while it is healthy and moves when the
  *   channel is ejected, without a client-visible error.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { cleanupDirs, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { chat, channelRow, runConcurrent, startFaultUpstream, streamVerdict, summarize, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'spread-model';
-const procs: GatewayProcess[] = [];
-const ups: FaultUpstream[] = [];
-
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop(2000)));
-  await Promise.all(ups.map((u) => u.close()));
-  cleanupDirs();
-});
+const { procs, ups } = stopAfterAll({ graceMs: 2000 });
 
 async function setup(id: string, delayMs: number): Promise<{ gw: GatewayProcess; ua: FaultUpstream; ub: FaultUpstream }> {
   const ua = await startFaultUpstream('up-a');

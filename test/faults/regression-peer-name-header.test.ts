@@ -6,16 +6,13 @@
  * peer's channel kept one request "in flight" for good (its `maxConcurrent` slot leaked). Two real gateway
  * processes: "東京" dials the front gateway and shares its channel with it.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl, type GatewayProcess } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { adminGet, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { chat } from '../fakes/fault-upstream.js';
 
 const TOKEN = 'peer-name-header-token';
-const procs: GatewayProcess[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.stop(2000)));
-  cleanupDirs();
-});
+const { procs } = stopAfterAll({ graceMs: 2000 });
 
 describe('a peer whose name is not header-safe', () => {
   it('serves streaming and non-streaming requests through it, names it percent-encoded, and holds no slot after', async () => {

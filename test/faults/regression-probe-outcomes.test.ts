@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
-import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { stopAfterEach } from '../helpers/stop-after.js';
 import { chat, channelRow, startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';

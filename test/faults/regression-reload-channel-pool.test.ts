@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { startProcess, waitFor } from '../helpers/env.js';
-import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { stopAfterEach } from '../helpers/stop-after.js';
 import { startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';

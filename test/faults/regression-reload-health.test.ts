@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { startProcess, waitFor, waitForInflight } from '../helpers/env.js';
-import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { stopAfterEach } from '../helpers/stop-after.js';
 import { chat, channelRow, startFaultUpstream, type ChatResult } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';

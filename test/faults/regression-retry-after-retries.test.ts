@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startProcess, type GatewayProcess } from '../helpers/env.js';
-import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { stopAfterEach } from '../helpers/stop-after.js';
 import { chat, startFaultUpstream, type FaultUpstream } from '../fakes/fault-upstream.js';
 
 const MODEL = 'fault-model';

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startProcess, waitFor, sleep, type GatewayProcess } from '../helpers/env.js';
-import { stopAfterEach } from '../helpers/stop-after-each.js';
+import { stopAfterEach } from '../helpers/stop-after.js';
 import {
   chat,
   channelRow,

@@ -4,10 +4,11 @@
  * the channel's key never reaches the client with it (native Responses streams included).
  */
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
-import { call, cleanupDirs, startGw } from '../helpers/env.js';
+import { startFixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
+import { call, startGw } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const KEY = 'sk-sse-wire-canary-0123456789abcdef';
 const chunk = (content: string) =>
@@ -15,7 +16,7 @@ const chunk = (content: string) =>
 const multiLine = (json: string) => json.replace('"object"', '\ndata: "object"').replace('"choices"', '\ndata:"choices"');
 
 let gw: Gateway;
-const ups: FixedReplyUpstream[] = [];
+const { ups, trackGateway } = stopAfterAll();
 
 beforeAll(async () => {
   const split = await startFixedReplyUpstream(
@@ -38,11 +39,7 @@ beforeAll(async () => {
       { name: 'failing', provider: 'openai', baseUrl: failing.baseUrl, apiKey: KEY, models: ['failing-1'], options: { responsesApi: true } },
     ],
   });
-});
-afterAll(async () => {
-  await gw?.close();
-  await Promise.all(ups.map((u) => u.close()));
-  cleanupDirs();
+  trackGateway(gw);
 });
 
 async function streamed(model: string): Promise<string> {

@@ -6,13 +6,14 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw, waitForInflight, within } from '../helpers/env.js';
+import { call, channelOf, chatBody, expectOpenAiError, sdk, sseData, startGw, waitForInflight, within } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const MAX_BODY = 4096;
 const FIRST_BYTE_MS = 300;
@@ -21,7 +22,7 @@ let gw: Gateway;
 let hangOa: OpenAiFake;
 let hangAn: FakeUpstream;
 let hangEmb: OpenAiFake;
-const fakes: Array<{ close(): Promise<void> }> = [];
+const { ups: fakes, trackGateway } = stopAfterAll();
 
 beforeAll(async () => {
   const fail500 = await startOpenAiUpstream({ failStatus: 500 });
@@ -48,12 +49,7 @@ beforeAll(async () => {
       { name: 'mk-busy', provider: 'mock', models: ['busy'], maxConcurrent: 1, options: { reply: 'a b c d e f g h', chunkDelayMs: 100 } },
     ],
   });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await Promise.all(fakes.map((f) => f.close()));
-  cleanupDirs();
+  trackGateway(gw);
 });
 
 /** the process stays up: a good request right after the bad one succeeds */

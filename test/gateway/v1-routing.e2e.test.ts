@@ -3,10 +3,11 @@
  * failed one while another exists), `retries: 0` surfacing the failure, and no retry once a stream has
  * started. Requests are counted on each fake upstream.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
-import { call, channelOf, chatBody, cleanupDirs, contentOf, sdk, settle, sseData, startGw } from '../helpers/env.js';
+import { call, channelOf, chatBody, contentOf, sdk, settle, sseData, startGw } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const CHAT = '/chat/completions';
 let c400: OpenAiFake,
@@ -20,7 +21,7 @@ let c400: OpenAiFake,
   cut: OpenAiFake,
   spare: OpenAiFake;
 let channels: Array<Record<string, unknown>>;
-const fakes: OpenAiFake[] = [];
+const { track } = stopAfterAll();
 const gateways: Gateway[] = [];
 const counts = (...f: OpenAiFake[]) => f.map((x) => x.count(CHAT));
 
@@ -33,9 +34,7 @@ async function fresh(retries: number): Promise<Gateway> {
 
 beforeAll(async () => {
   const start = async (s: Parameters<typeof startOpenAiUpstream>[0]) => {
-    const f = await startOpenAiUpstream(s);
-    fakes.push(f);
-    return f;
+    return track(await startOpenAiUpstream(s));
   };
   p0 = await start({ reply: 'from p0' });
   p1 = await start({ reply: 'from p1' });
@@ -64,11 +63,6 @@ beforeAll(async () => {
 
 afterEach(async () => {
   await Promise.all(gateways.splice(0).map((g) => g.close()));
-});
-
-afterAll(async () => {
-  await Promise.all(fakes.map((f) => f.close()));
-  cleanupDirs();
 });
 
 describe('local routing', () => {

@@ -12,16 +12,11 @@ import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
 import { call, channelOf, chatBody, cleanupDirs, contentOf, freshAgent, sdk, settle, sseData, startGw, waitFor, within } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const IDLE_MS = 300;
 const REPLY = 'one two three four five six';
-const fakes: Array<{ close(): Promise<void> }> = [];
-const track = <T extends { close(): Promise<void> }>(f: T): T => (fakes.push(f), f);
-
-afterAll(async () => {
-  await Promise.all(fakes.map((f) => f.close()));
-  cleanupDirs();
-});
+const { track } = stopAfterAll();
 
 describe('abnormal upstream ends → error event, no [DONE]', () => {
   let gw: Gateway;

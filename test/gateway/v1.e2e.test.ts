@@ -11,7 +11,8 @@ import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import { fakeVector, startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { openAiVector, startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
-import { call, channelOf, chatBody, cleanupDirs, expectOpenAiError, sdk, sseData, startGw } from '../helpers/env.js';
+import { call, channelOf, chatBody, expectOpenAiError, sdk, sseData, startGw } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 
 const WEATHER_TOOL = {
   type: 'function' as const,
@@ -29,7 +30,7 @@ let oa: OpenAiFake;
 let vl: OpenAiFake;
 let an: FakeUpstream;
 let ol: FakeUpstream;
-const fakes: Array<{ close(): Promise<void> }> = [];
+const { ups: fakes, trackGateway } = stopAfterAll();
 
 beforeAll(async () => {
   oa = await startOpenAiUpstream({ reply: 'Hello from the OpenAI fake.', usage: { input: 12, output: 6 } });
@@ -52,13 +53,8 @@ beforeAll(async () => {
       { name: 'mk', provider: 'mock', models: ['mock-1', 'shared-model'] },
     ],
   });
+  trackGateway(gw);
   client = sdk(gw);
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await Promise.all(fakes.map((f) => f.close()));
-  cleanupDirs();
 });
 
 const PROMPT = 'Say hello, please.';
