@@ -62,8 +62,8 @@ export interface StartOptions {
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
   registerConfigSecrets(cfg);
-  // before anything is opened: the files the config names and the channels' providers (the same check as a
-  // reload and `config check`), every problem listed
+  // before anything is opened: the files the config names, where the store is and the channels' providers (the
+  // same check as a reload and `config check`), every problem listed
   const { providers, https, bridgeCa } = await prepareConfig(loaded);
   const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
     await closeProviders(providers.values());

@@ -38,6 +38,15 @@ const accessCode = (p: string, mode: number): string | undefined => {
   }
 };
 
+/** The file system's magic number (undefined where statfs cannot tell: no pseudo file system is assumed). */
+const fsType = (p: string): number | undefined => {
+  try {
+    return Number(statfsSync(p).type);
+  } catch {
+    return undefined;
+  }
+};
+
 /** Why the SQLite store cannot be at `path` (absolute), or undefined when a start can open it there. */
 export function sqlitePathProblem(path: string): string | undefined {
   let dir = dirname(path);
@@ -58,7 +67,7 @@ export function sqlitePathProblem(path: string): string | undefined {
     if ((s !== 'ENOENT' && s !== 'ENOTDIR') || dirname(dir) === dir) return `cannot use ${dir}: ${s}`;
     dir = dirname(dir);
   }
-  const fs = PSEUDO_FS.get(Number(statfsSync(dir).type));
+  const fs = PSEUDO_FS.get(fsType(dir) ?? -1);
   if (fs) return `${path} is on a ${fs} file system (${fs === 'proc' ? '/proc' : '/sys'}), where no database can be kept`;
   const dirDenied = accessCode(dir, constants.W_OK | constants.X_OK);
   if (dirDenied) {
