@@ -4,8 +4,8 @@
  * messages:
  * - the files it names: `gateway.tls.cert` and `key` and each outbound bridge's `ca`, each read once, here. The
  *   certificate and key are checked by making the HTTPS server from them (not listening, no handler): that is
- *   the one parse, and a start serves with that server; a reload (TLS changes need a restart) and `config check`
- *   drop it. The bridge dialers are given the `ca` text read, so a start or a reload that passed this check
+ *   the one parse, and a start serves with that server; `config check` drops it, and so does a reload, which
+ *   puts a changed certificate and key into the running server's service (`setSecureContext`). The bridge dialers are given the `ca` text read, so a start or a reload that passed this check
  *   reads no file after it;
  * - where its store is (src/sessions/store-location.ts): `store.path` a file SQLite can open or create there,
  *   `store.url` a URL the Redis client can parse; checked without opening, creating or changing anything, so a
@@ -31,6 +31,8 @@ export interface Prepared {
   providers: Map<string, ChannelProvider>;
   /** the HTTPS server made from `gateway.tls` (not listening, no handler yet): the start serves with it */
   https: Server | undefined;
+  /** `gateway.tls`'s PEM text as read (a reload puts a changed certificate and key into service with it) */
+  tls: { cert: string; key: string } | undefined;
   /** each outbound bridge's `ca` PEM text, by bridge name (bridges without a `ca` are absent), for its dialer */
   bridgeCa: Map<string, string>;
 }
@@ -53,12 +55,14 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
     }
   };
   let https: Server | undefined;
+  let tls: Prepared['tls'];
   if (cfg.gateway.tls) {
     const cert = read('gateway.tls.cert', cfg.gateway.tls.cert);
     const key = read('gateway.tls.key', cfg.gateway.tls.key);
     if (cert !== undefined && key !== undefined) {
       try {
         https = createNodeServer({ cert, key }, cfg.gateway.bodyTimeoutMs);
+        tls = { cert, key };
       } catch (err) {
         problems.push(`gateway.tls: not a usable certificate and key (${(err as Error).message})`);
       }
@@ -91,7 +95,7 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
     await closeProviders(providers.values());
     throw new ConfigError(problems, loaded.path ?? 'built-in defaults');
   }
-  return { providers, https, bridgeCa };
+  return { providers, https, tls, bridgeCa };
 }
 
 /** Closes providers no channel uses (never rejects). */

@@ -10,8 +10,11 @@
  * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings;
  * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it (its new runtime
  *   table is built before anything is applied, and swapped in whole by the apply).
- * Everything else that differs (listen address, TLS files, store, routing, tracing, limits…) is reported
- * as needing a restart, never silently ignored.
+ * - the HTTPS certificate and key (`gateway.tls`, other files or the same files rewritten, as a renewal does):
+ *   read and checked as at start, then put into service for new connections (`setSecureContext`); connections
+ *   already open keep the certificate they were made with.
+ * Everything else that differs (listen address, TLS turned on or off, store, routing, tracing, limits…) is
+ * reported as needing a restart, never silently ignored.
  *
  * The live Config object is shared by reference with the server, admin API, mesh and ACP layer, so
  * applying a section means replacing it in place (arrays spliced, objects assigned).
@@ -47,6 +50,11 @@ export interface ReloadTarget {
    * which is all that can throw, and returns the commit that swaps it in and cannot throw (AcpCore.prepare)
    */
   acp?: { prepare(next: AcpRuntimeLists): () => void } | undefined;
+  /**
+   * the running HTTPS server's certificate and key (absent: the gateway serves HTTP): `serving` is the PEM text
+   * in service, `use` puts other text into service for new connections (it was checked, so it does not throw)
+   */
+  tls?: { serving(): { cert: string; key: string }; use(pem: { cert: string; key: string }): void } | undefined;
 }
 
 /** Key paths (prefixes) applied live; any other difference needs a restart. */
@@ -128,13 +136,25 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
   }
 }
 
-function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa, acp: commitAcp }: PreparedReload): ReloadReport {
+function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa, acp: commitAcp, tls: pem }: PreparedReload): ReloadReport {
   const live = t.live;
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
   const paths = changedPaths(live, next);
   const report: ReloadReport = { applied: [], restartRequired: [] };
-  for (const p of paths) if (!under(p, LIVE) && !(t.acp && under(p, ACP_RUNTIMES))) report.restartRequired.push(p);
+  // TLS stays on (the server is HTTPS and the file names a certificate): other files are applied live too
+  const tlsLive = t.tls !== undefined && live.gateway.tls !== undefined && pem !== undefined;
+  for (const p of paths) if (!under(p, LIVE) && !(t.acp && under(p, ACP_RUNTIMES)) && !(tlsLive && under(p, ['gateway.tls']))) report.restartRequired.push(p);
+
+  // The certificate and key, compared by their text: a renewal rewrites the same files
+  if (tlsLive && t.tls && pem) {
+    const now = t.tls.serving();
+    if (now.cert !== pem.cert || now.key !== pem.key) {
+      t.tls.use(pem);
+      report.applied.push('gateway.tls: the certificate and key read now serve new connections');
+    }
+    if (live.gateway.tls && next.gateway.tls) Object.assign(live.gateway.tls, next.gateway.tls);
+  }
 
   // Channels first, so share lists announced below describe the new set.
   const retired = applyChannels(t, next.channels, made, report);

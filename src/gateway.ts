@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Server as TlsServer } from 'node:tls';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -64,7 +65,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   registerConfigSecrets(cfg);
   // before anything is opened: the files the config names, where the store is and the channels' providers (the
   // same check as a reload and `config check`), every problem listed
-  const { providers, https, bridgeCa } = await prepareConfig(loaded);
+  const { providers, https, tls, bridgeCa } = await prepareConfig(loaded);
   const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
     await closeProviders(providers.values());
     throw err;
@@ -133,11 +134,26 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   obs.metrics.warmPools = acp.warmPools;
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
   obs.metrics.acpTasks = acp.tasksHeld;
+  // the certificate and key in service: a reload that reads others puts them into service for new connections
+  let servingPem = tls;
+  const servedTls =
+    https instanceof TlsServer && servingPem
+      ? {
+          serving: () => servingPem!,
+          use: (pem: { cert: string; key: string }) => {
+            https.setSecureContext(pem);
+            servingPem = pem;
+          },
+        }
+      : undefined;
   let reloading: Promise<unknown> = Promise.resolve();
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
     const run = reloading.then(() =>
-      applyReload({ live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp }, readForReload(loaded.path, cfg)),
+      applyReload(
+        { live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp, tls: servedTls },
+        readForReload(loaded.path, cfg),
+      ),
     );
     reloading = run.catch(() => undefined);
     return run;

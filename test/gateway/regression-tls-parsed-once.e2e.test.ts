@@ -3,7 +3,9 @@
  * (a TLS context made only to see that they work) and again by node's HTTPS server, which builds its own context
  * from the PEM text and takes no ready-made one. The check now makes the HTTPS server itself (not listening), and
  * the start serves with that server: one parse, and what is served is what the check read. A reload still reads
- * and checks the files, as before (an unusable certificate refuses it and the served one is unchanged).
+ * and checks the files, as before (an unusable certificate refuses it and the served one is unchanged), and now
+ * serves a pair that differs from the one in service (renewed in place, or other files) to new connections: it
+ * was checked and never served until a restart.
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -122,5 +124,47 @@ describe('gateway.tls', () => {
 
     writeFileSync(first.cert, pem);
     expect(await reload(proc.url, pem)).toEqual({ status: 200, json: { applied: [], restartRequired: [] } });
+  });
+
+  // a certificate renewed in place (certbot and the like rewrite the same files) was never served: the reload
+  // compared the config's values, found nothing changed, and the old certificate stayed until a restart
+  it('a reload puts a renewed certificate (the same files rewritten, or other files) into service for new connections', async () => {
+    const dir = tmpDir();
+    const first = selfSigned(dir, 'first');
+    const firstPem = readFileSync(first.cert, 'utf8');
+    const proc2 = await startProcess({ gateway: { tls: { cert: './first-cert.pem', key: './first-key.pem' } }, channels: [mock] }, {}, dir);
+    try {
+      expect(await servedFingerprint(proc2.url, firstPem)).toBe(new X509Certificate(firstPem).fingerprint256);
+
+      // renewed in place: a new key pair and certificate at the same paths
+      const renewed = selfSigned(tmpDir(), 'renewed');
+      const renewedPem = readFileSync(renewed.cert, 'utf8');
+      writeFileSync(first.key, readFileSync(renewed.key));
+      writeFileSync(first.cert, renewedPem);
+      const r1 = await reload(proc2.url, firstPem + renewedPem);
+      expect(r1).toEqual({ status: 200, json: { applied: ['gateway.tls: the certificate and key read now serve new connections'], restartRequired: [] } });
+      expect(await servedFingerprint(proc2.url, renewedPem)).toBe(new X509Certificate(renewedPem).fingerprint256);
+
+      // other files named in the config
+      const other = selfSigned(dir, 'other');
+      const otherPem = readFileSync(other.cert, 'utf8');
+      const cfgFile = proc2.configPath;
+      const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+      cfg.gateway.tls = { cert: './other-cert.pem', key: './other-key.pem' };
+      writeFileSync(cfgFile, JSON.stringify(cfg));
+      const r2 = await reload(proc2.url, renewedPem + otherPem);
+      expect(r2).toEqual({ status: 200, json: { applied: ['gateway.tls: the certificate and key read now serve new connections'], restartRequired: [] } });
+      expect(await servedFingerprint(proc2.url, otherPem)).toBe(new X509Certificate(otherPem).fingerprint256);
+
+      // nothing new: nothing applied
+      expect(await reload(proc2.url, otherPem)).toEqual({ status: 200, json: { applied: [], restartRequired: [] } });
+      // TLS turned off: a restart
+      delete cfg.gateway.tls;
+      writeFileSync(cfgFile, JSON.stringify(cfg));
+      expect(await reload(proc2.url, otherPem)).toEqual({ status: 200, json: { applied: [], restartRequired: ['gateway.tls'] } });
+      expect(await servedFingerprint(proc2.url, otherPem)).toBe(new X509Certificate(otherPem).fingerprint256);
+    } finally {
+      await proc2.stop();
+    }
   });
 });
