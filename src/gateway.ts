@@ -187,7 +187,15 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       return { ready: models > 0, detail: { models, peers: mesh.peers().length } };
     },
   });
-  const addr = await http.listen();
+  // a listen that fails (the port in use, no permission) leaves nothing running: what the start opened is closed
+  const addr = await http.listen().catch(async (err: unknown) => {
+    await acp.close().catch(() => undefined);
+    await closeProviders(providers.values());
+    await keys.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await obs.close().catch(() => undefined);
+    throw err;
+  });
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
   const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
