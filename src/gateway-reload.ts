@@ -27,7 +27,8 @@ import type { ChannelProvider } from './providers/provider.js';
 import { closeProviders, prepareConfig, type Prepared } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setConfiguredLogLevel, type Logger } from './util/log.js';
-import { registerConfigSecrets } from './config/secrets.js';
+import { configScrubber, registerConfigSecrets } from './config/secrets.js';
+import { secrets } from './util/redact.js';
 import type { ReloadReport } from './http/routes/ops.js';
 import type { AcpRuntimeLists } from './acp/index.js';
 
@@ -124,10 +125,16 @@ export function readForReload(path: string | undefined, live?: Config): Config {
  * step, the ACP table built in it swapped in, retired providers closed in the background) and reads no file: nothing in it is expected to throw,
  * so a reload happens whole or not at all. Should a bug make it throw all the same, each channel is left
  * consistent (its provider is stored only once it is routed) and the providers made for the reload that the
- * gateway does not hold are closed, not leaked.
+ * gateway does not hold are closed, not leaked. A refused file's problems leave scrubbed of its secrets as well
+ * as the running config's, without the process learning the refused file's (scrubRefusal).
  */
 export async function applyReload(t: ReloadTarget, next: Config): Promise<ReloadReport> {
-  const prepared = await prepareReload(t, next);
+  let prepared: PreparedReload;
+  try {
+    prepared = await prepareReload(t, next);
+  } catch (err) {
+    throw scrubRefusal(err, t, next);
+  }
   try {
     return applyPrepared(t, next, prepared);
   } catch (err) {
@@ -214,6 +221,25 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   t.logger.info('config reloaded', { applied: report.applied, restartRequired: report.restartRequired });
   void retired;
   return report;
+}
+
+/**
+ * The problems of a file the check refused (or the error it failed with) as they leave by the admin answer, the
+ * CLI, SIGHUP's stderr and the logs: scrubbed by a scrubber that knows the running config's secrets and the refused
+ * file's, then by the process-wide one (tokens minted at run time). A message may quote a value of the new file (a
+ * provider that refuses an option, an error from a library), and the process-wide registry learns a file's
+ * secrets only when it is applied: a refused file's values must not become redaction targets in every later log
+ * line, error and stored session.
+ */
+function scrubRefusal(err: unknown, t: ReloadTarget, next: Config): unknown {
+  const own = configScrubber(t.live, next);
+  const scrub = (text: string) => secrets.scrubError(own.scrubError(text));
+  if (err instanceof ConfigError) return new ConfigError(err.problems.map(scrub), t.path ?? 'reload');
+  if (err instanceof Error) {
+    err.message = scrub(err.message);
+    if (err.stack) err.stack = scrub(err.stack);
+  }
+  return err;
 }
 
 /** What the first step made: Prepared, and the commit of the ACP layer's new runtime table when it changes. */

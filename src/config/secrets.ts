@@ -3,13 +3,13 @@
  * lives beside the schema it walks: util knows nothing of the config (layers look down).
  */
 import type { Config } from './schema.js';
-import { SECRET_PARAM, secrets, type SecretScrubber } from '../util/redact.js';
+import { SECRET_PARAM, SecretScrubber, secrets } from '../util/redact.js';
 
 /**
  * Registers every secret a config holds: channel `apiKey`s, channel header values marked secret (every
  * header in `secretHeaders`, plus any header whose name looks like a credential), credentials in channel
  * and bridge URLs, outbound bridge tokens, `gateway.bridge.allowedTokens`, `gateway.auth.tokens`, the admin
- * token, `acp.tokens`, and OpenClaw gateway tokens and URLs. Called once at gateway start.
+ * token, `acp.tokens`, and OpenClaw gateway tokens and URLs. Called at gateway start and when a reload is applied.
  */
 export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secrets): void {
   const g = cfg.gateway;
@@ -38,4 +38,15 @@ export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secret
   into.registerUrl(g.tracing.endpoint);
   // an agent's environment often carries its own provider key
   for (const a of cfg.acp.agents) for (const [k, v] of Object.entries(a.env)) if (SECRET_PARAM.test(k)) into.register(v);
+}
+
+/**
+ * A scrubber of its own that knows the secrets of `configs` (registered as registerConfigSecrets does) and
+ * nothing else: for text about a file that is not in use, whose secrets the process-wide registry must not
+ * learn (a refused reload's problems, src/gateway-reload.ts).
+ */
+export function configScrubber(...configs: Config[]): SecretScrubber {
+  const own = new SecretScrubber();
+  for (const cfg of configs) registerConfigSecrets(cfg, own);
+  return own;
 }

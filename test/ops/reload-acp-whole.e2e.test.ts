@@ -11,6 +11,10 @@
  * channels, the client tokens and the agents; afterwards the old channel, token and agent all still serve,
  * through the admin API, `switchyard config reload` and SIGHUP alike. The same file without that agent is
  * then applied whole.
+ *
+ * Regression too: the refusal quoted the build error's message scrubbed only of the running config's secrets
+ * (the refused file's are never registered), so a message that quoted a secret of the new file (here the seam
+ * quotes the `fault-` agent's env value) reached the admin answer, the CLI and stderr as it was.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +29,17 @@ const ADMIN = 'whole-admin-token-7c1e';
 const ACP = 'whole-acp-token-2b8d';
 const OLD = 'whole-client-old-4f0a';
 const NEW = 'whole-client-new-9d3c';
+/** a secret of the refused file only (the env of its `fault-` agent), which the injected build error quotes */
+const FAULT_KEY = 'whole-fault-agent-key-6e2f1a';
 
-const agent = (id: string) => ({ id, label: id, command: process.execPath, args: [FAKE], permissions: 'allow' });
+const agent = (id: string) => ({
+  id,
+  label: id,
+  command: process.execPath,
+  args: [FAKE],
+  permissions: 'allow',
+  ...(id.startsWith('fault-') ? { env: { FAULT_API_KEY: FAULT_KEY } } : {}),
+});
 const config = (o: { tokens: string[]; channel: { name: string; model: string }; agents: string[] }) => ({
   gateway: { id: 'gw_whole', port: 0, admin: { token: ADMIN }, auth: { tokens: o.tokens } },
   channels: [{ name: o.channel.name, provider: 'mock', models: [o.channel.model], options: { reply: `from ${o.channel.name}` } }],
@@ -78,14 +91,18 @@ describe('a reload whose ACP runtime table cannot be built', () => {
   it('changes nothing (channels, tokens, agents) and says so, by the admin API, the CLI and SIGHUP', async () => {
     await expectOld();
     writeFileSync(g.configPath, JSON.stringify(newConfig(['fake', 'fake-2', 'fault-agent'])));
-    const problem = /^acp\.agents \/ acp\.gateways: the ACP runtime table cannot be built: acp\.agents "fault-agent": injected build fault \(test\)$/;
+    // the build error quotes the new file's agent env value: scrubbed, although the file was never applied
+    const problem =
+      /^acp\.agents \/ acp\.gateways: the ACP runtime table cannot be built: acp\.agents "fault-agent": injected build fault \(test\); env FAULT_API_KEY=\[REDACTED\]$/;
 
     const res = await fetch(`${g.url}/admin/config/reload`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
       body: '{}',
     });
-    const body = (await res.json()) as { error: { code: string; message: string; details: { problems: string[] } } };
+    const text = await res.text();
+    expect(text).not.toContain(FAULT_KEY);
+    const body = JSON.parse(text) as { error: { code: string; message: string; details: { problems: string[] } } };
     expect(res.status).toBe(500);
     expect(body.error.code).toBe('config_invalid');
     expect(body.error.message).toContain('config not reloaded, the running config is unchanged');
@@ -94,14 +111,22 @@ describe('a reload whose ACP runtime table cannot be built', () => {
 
     const cli = await runCli(['config', 'reload', '--url', g.url, '--token', ADMIN]);
     expect(cli.code).not.toBe(0);
-    expect(cli.stderr).toContain('acp.agents "fault-agent": injected build fault (test)');
+    expect(cli.stderr).toContain('acp.agents "fault-agent": injected build fault (test); env FAULT_API_KEY=[REDACTED]');
+    expect(cli.stdout + cli.stderr).not.toContain(FAULT_KEY);
     await expectOld();
 
     const before = g.logs().length;
     g.kill('SIGHUP');
     await waitFor(() => g.logs().slice(before).includes('SIGHUP: config not reloaded, the running config is unchanged'), 'the SIGHUP refusal on stderr');
-    expect(g.logs().slice(before)).toContain('acp.agents "fault-agent": injected build fault (test)');
+    expect(g.logs().slice(before)).toContain('acp.agents "fault-agent": injected build fault (test); env FAULT_API_KEY=[REDACTED]');
+    expect(g.logs()).not.toContain(FAULT_KEY);
     await expectOld();
+
+    // scrubbed without the process learning it: the refused file's value is no secret of the running gateway, and
+    // a model named like it is quoted back as given (an error body passes the process-wide scrubber)
+    const unknown = await call(g, '/v1/chat/completions', { body: chatBody(FAULT_KEY, 'hi'), headers: { authorization: `Bearer ${OLD}` } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.message).toContain(`model "${FAULT_KEY}" is not served here`);
   });
 
   it('the same file without the entry that cannot be built is applied whole', async () => {
