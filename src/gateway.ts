@@ -12,7 +12,7 @@ import { closeProviders, prepareConfig } from './gateway-prepare.js';
 import { Router } from './router/router.js';
 import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
-import { createLogger, type Logger } from './util/log.js';
+import { createLogger, setConfiguredLogLevel, type Logger } from './util/log.js';
 import { newId } from './util/ids.js';
 import { secrets } from './util/redact.js';
 import { registerConfigSecrets } from './config/secrets.js';
@@ -60,8 +60,13 @@ export interface StartOptions {
   logger?: Logger;
 }
 
+/**
+ * Starts a gateway from a loaded config. The log level (one for the process) becomes `gateway.log.level` first,
+ * unless `--log-level` (setLogLevel) or SWITCHYARD_LOG chose one: the rule of the CLI start and of a reload.
+ */
 export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Gateway> {
   const cfg = loaded.config;
+  setConfiguredLogLevel(cfg.gateway.log.level);
   registerConfigSecrets(cfg);
   // before anything is opened: the files the config names, where the store is and the channels' providers (the
   // same check as a reload and `config check`), every problem listed

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { startGateway } from '../gateway.js';
-import { setConfiguredLogLevel, setLogLevel, type Level } from '../util/log.js';
+import { setLogLevel, type Level } from '../util/log.js';
 import { releaseYoungGeneration } from '../util/young-generation.js';
 import { CliError } from './remote.js';
 import { reloadOnSignal } from './reload-signal.js';
@@ -18,9 +18,8 @@ export function registerGateway(program: Command): void {
         if (!['error', 'warn', 'info', 'debug'].includes(opts.logLevel)) throw new CliError(`--log-level: expected error, warn, info or debug`);
         setLogLevel(opts.logLevel as Level);
       }
+      // --log-level, else SWITCHYARD_LOG, else gateway.log.level: startGateway applies the file's (as a reload does)
       const loaded = loadConfig(opts.config);
-      // --log-level, else SWITCHYARD_LOG, else gateway.log.level (the same rule at a reload)
-      setConfiguredLogLevel(loaded.config.gateway.log.level);
       let gw;
       try {
         gw = await startGateway(loaded);
