@@ -5,6 +5,14 @@ export function newId(prefix: string, bytes = 12): string {
   return `${prefix}_${randomBytes(bytes).toString('hex')}`;
 }
 
+/**
+ * An id in the form of OpenAI's chat completion ids (`chatcmpl-` and 24 hex digits), for an answer the gateway
+ * builds whose upstream gave it none (Ollama never does; an Anthropic-compatible server may leave its out).
+ */
+export function chatCompletionId(): string {
+  return `chatcmpl-${randomBytes(12).toString('hex')}`;
+}
+
 const PROCESS_TAG = randomBytes(5).toString('hex');
 let counter = 0;
 

@@ -95,7 +95,7 @@ describe("an Anthropic upstream's blocks, read by their types", () => {
     [{ type: 'tool_use', input: {} }, 'a tool_use block without its id and name'],
     [null, 'a content block that is not an object'],
   ])('%j → UPSTREAM_BAD_RESPONSE, not "[object Object]" or a nameless tool call', (block, what) => {
-    const e = gatewayErrorOfCall(() => toChatCompletion({ id: 'm', content: [block], stop_reason: 'end_turn', usage: {} } as never, 'an'));
+    const e = gatewayErrorOfCall(() => toChatCompletion({ id: 'm', content: [block], stop_reason: 'end_turn', usage: {} } as never, 'an', 'claude-requested'));
     expect(e).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: `channel an: upstream reply has ${what}` });
   });
 });

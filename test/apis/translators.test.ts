@@ -142,7 +142,7 @@ describe('Anthropic Messages translator', () => {
     const w = new AnthropicStreamWriter('claude-3-haiku-20240307', 9);
     let out = '';
     let started = false;
-    for await (const c of anthropicStream(bytes(rec), 'rec', 0)) {
+    for await (const c of anthropicStream(bytes(rec), 'rec', { model: 'claude-requested' }, 0)) {
       const chunk = JSON.parse(c.data) as ChatCompletionChunk;
       if (!started) {
         started = true;

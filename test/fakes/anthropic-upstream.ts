@@ -61,6 +61,11 @@ export interface AnthropicScenario extends Scenario {
    * thinking_delta per word, then one signature_delta (the API's order)
    */
   thinking?: string;
+  /**
+   * what an Anthropic-compatible server (not the real API, which always sends both) may leave out of its
+   * message, and of message_start's message when streaming: its `id`, its `model`
+   */
+  omit?: ReadonlyArray<'id' | 'model'>;
 }
 
 /** the signature the fake gives its thinking block (opaque base64 on the real API) */
@@ -186,13 +191,15 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
     const nulls = (u: Record<string, unknown>) => Object.fromEntries(Object.keys(u).map((k) => [k, k === 'service_tier' ? u[k] : null]));
     const withUsage = (o: Record<string, unknown>, u: Record<string, unknown>) =>
       scenario.uncounted === 'omitted' ? o : { ...o, usage: scenario.uncounted === 'null' ? nulls(u) : u };
+    /** the message's fields, but those `omit` names */
+    const message = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([k]) => !scenario.omit?.includes(k as 'id' | 'model')));
 
     if (body.stream !== true) {
       const content: unknown[] = [];
       if (scenario.thinking) content.push({ type: 'thinking', thinking: scenario.thinking, signature: FAKE_SIGNATURE });
       if (reply) content.push({ type: 'text', text: reply });
       if (tool) content.push({ type: 'tool_use', id: tool.id, name: tool.name, input: JSON.parse(tool.arguments) });
-      const msg = withUsage({ id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null }, usage);
+      const msg = withUsage(message({ id, type: 'message', role: 'assistant', model, content, stop_reason: stopReason, stop_sequence: null }), usage);
       res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_01' }).end(JSON.stringify(msg));
       return;
     }
@@ -227,10 +234,10 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
 
     await send(
       sse('message_start', {
-        message: withUsage(
-          { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null },
-          { ...usage, output_tokens: 1 },
-        ),
+        message: withUsage(message({ id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null }), {
+          ...usage,
+          output_tokens: 1,
+        }),
       }),
     );
     let index = 0;

@@ -265,7 +265,7 @@ describe('response mapping', () => {
     ['tool_use', 'tool_calls'],
     ['refusal', 'content_filter'],
   ])('stop_reason %s → finish_reason %s', (stop, finish) => {
-    expect(toChatCompletion(msg({ stop_reason: stop }), 'c').choices[0]!.finish_reason).toBe(finish);
+    expect(toChatCompletion(msg({ stop_reason: stop }), 'c', 'claude-requested').choices[0]!.finish_reason).toBe(finish);
   });
 
   it('joins text, maps tool_use and counts cached input in prompt_tokens', () => {
@@ -280,6 +280,7 @@ describe('response mapping', () => {
         usage: { input_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 40, output_tokens: 7 },
       }),
       'c',
+      'claude-requested',
     );
     expect(out.choices[0]!.message).toEqual({
       role: 'assistant',
@@ -295,7 +296,7 @@ describe('response mapping', () => {
       cache_creation_input_tokens: 100,
       cache_read_input_tokens: 40,
     });
-    expect(() => toChatCompletion({ type: 'message' } as unknown as MessagesResponse, 'c')).toThrow(/no content array/);
+    expect(() => toChatCompletion({ type: 'message' } as unknown as MessagesResponse, 'c', 'claude-requested')).toThrow(/no content array/);
   });
 });
 
@@ -335,7 +336,7 @@ async function* bytes(text: string, size = 7, fail?: Error): AsyncGenerator<Uint
 const run = async (text: string, fail?: Error) => {
   const raw: StreamChunk[] = [];
   const err = await (async () => {
-    for await (const c of anthropicStream(bytes(text, 7, fail), 'c', 1)) raw.push(c);
+    for await (const c of anthropicStream(bytes(text, 7, fail), 'c', { model: 'claude-requested' }, 1)) raw.push(c);
   })().then(
     () => undefined,
     (e: unknown) => e as GatewayError,
@@ -377,7 +378,7 @@ describe('stream translation', () => {
       await gate;
       yield TAIL + ev('message_stop', {});
     })();
-    const it = anthropicStream(src, 'c')[Symbol.asyncIterator]();
+    const it = anthropicStream(src, 'c', { model: 'claude-requested' })[Symbol.asyncIterator]();
     expect((await it.next()).value).toBeDefined(); // role
     expect(JSON.parse((await it.next()).value!.data).choices[0].delta.content).toBe('Checking ');
     release();

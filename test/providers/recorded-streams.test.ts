@@ -78,7 +78,7 @@ describe('openai: recorded chat.completion stream', () => {
 });
 
 describe('anthropic: recorded Messages streams', () => {
-  const an: Translate = (b) => anthropicStream(b, 'an', 1_700_000_000);
+  const an: Translate = (b) => anthropicStream(b, 'an', { model: 'claude-requested' }, 1_700_000_000);
 
   it('text: role chunk, the text in order, end_turn → stop, usage from message_start + message_delta', async () => {
     const { raw, chunks } = await replay(an, fixture('anthropic/text.sse'));

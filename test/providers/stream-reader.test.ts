@@ -148,7 +148,7 @@ describe('the upstream stream reader', () => {
   });
 
   it('Anthropic: the events of every queued read are translated at once, one batch for the edge', async () => {
-    const { batches: b, error } = await batches(anthropicStream(queued([START, text('Hel'), text('lo'), STOP]), 'an', 1));
+    const { batches: b, error } = await batches(anthropicStream(queued([START, text('Hel'), text('lo'), STOP]), 'an', { model: 'claude-requested' }, 1));
     expect(error).toBeUndefined();
     expect(b).toHaveLength(1);
     const chunks = b[0]!.map((c) => JSON.parse(c.data) as { choices: Array<{ delta: { content?: string }; finish_reason: string | null }> });

@@ -61,15 +61,17 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
           signal: opts.signal,
         };
         if (native.body.stream !== true) {
-          return client.sendJson('/v1/messages', init, (msg: MessagesResponse, h) => ChatReply.of(withNative(toChatCompletion(msg, cfg.name, h), msg)));
+          return client.sendJson('/v1/messages', init, (msg: MessagesResponse, h) =>
+            ChatReply.of(withNative(toChatCompletion(msg, cfg.name, req.model, h), msg)),
+          );
         }
         return { stream: true, chunks: anthropicNativeStream((await client.send('/v1/messages', init)).body, cfg.name) };
       }
       // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
       const body = toMessagesRequest(req, mapOpts);
       const init = { headers: { ...baseHeaders, 'x-request-id': opts.requestId }, body: JSON.stringify(body), signal: opts.signal };
-      if (!body.stream) return client.sendJson('/v1/messages', init, (msg: MessagesResponse, h) => ChatReply.of(toChatCompletion(msg, cfg.name, h)));
-      return { stream: true, chunks: anthropicStream((await client.send('/v1/messages', init)).body, cfg.name) };
+      if (!body.stream) return client.sendJson('/v1/messages', init, (msg: MessagesResponse, h) => ChatReply.of(toChatCompletion(msg, cfg.name, req.model, h)));
+      return { stream: true, chunks: anthropicStream((await client.send('/v1/messages', init)).body, cfg.name, { model: req.model }) };
     },
     async countTokens(body, headers, opts): Promise<unknown> {
       return client.sendJson<unknown>('/v1/messages/count_tokens', {

@@ -13,6 +13,9 @@
  * (`relayedFailure`); the throw behind it is the error of its type's status (`streamError`) as before, for
  * the attempt's health. Before `message_start` nothing of the stream reached the client yet: the error is
  * thrown only, and answers as an HTTP error of that status (or is retried), as the translating path does.
+ *
+ * The events are relayed as sent: a message_start without `id` or `model` (from an Anthropic-compatible server)
+ * stays so; only the chat form of a non-streaming answer, which the client never sees, gets them filled in.
  */
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';

@@ -5,6 +5,8 @@
  * Usage: OpenAI's prompt_tokens is the whole input, so it is input_tokens + cache_creation_input_tokens +
  * cache_read_input_tokens (Anthropic's input_tokens excludes cached parts); the cache counts are carried
  * as-is and cache reads also show as prompt_tokens_details.cached_tokens.
+ *
+ * `id` and `model` (`answerIdentity`): the upstream's, else made here, as OpenAI's schema requires both.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -12,6 +14,7 @@ import { isCount, usageOfCounts, type ChatCompletion, type FinishReason, type To
 import type { AnthropicUsage, MessagesResponse, StopReason } from './wire.js';
 import { isObj } from '../../util/is-object.js';
 import { replyError } from '../reported-error.js';
+import { chatCompletionId } from '../../util/ids.js';
 
 const FINISH: Record<StopReason, FinishReason> = {
   end_turn: 'stop',
@@ -62,10 +65,24 @@ export function mergeUsage(base: AnthropicUsage, later: AnthropicUsage | undefin
 }
 
 /**
- * The answer in OpenAI's shape; `created` is the time of the translation (the Messages API gives none), set here
- * so that no caller can leave it out. `headers`: the answer's (a 2xx error body's Retry-After).
+ * The `id` and `model` of an answer (or a stream's chunks) in OpenAI's shape, whose schema requires both: the
+ * message's own when they are non-empty strings, else an id made here (`chatcmpl-…`) and `requested`, the model
+ * the request named for the channel (its `modelMap` name: the one the upstream was asked for, which it would
+ * echo). The Messages API always sends both; an Anthropic-compatible server may leave either out.
  */
-export function toChatCompletion(msg: MessagesResponse, label: string, headers?: IncomingHttpHeaders): ChatCompletion {
+export function answerIdentity(msg: { id?: unknown; model?: unknown }, requested: string): { id: string; model: string } {
+  return {
+    id: typeof msg.id === 'string' && msg.id !== '' ? msg.id : chatCompletionId(),
+    model: typeof msg.model === 'string' && msg.model !== '' ? msg.model : requested,
+  };
+}
+
+/**
+ * The answer in OpenAI's shape; `created` is the time of the translation (the Messages API gives none), set here
+ * so that no caller can leave it out. `model`: the model the request named for the channel (`answerIdentity`).
+ * `headers`: the answer's (a 2xx error body's Retry-After).
+ */
+export function toChatCompletion(msg: MessagesResponse, label: string, model: string, headers?: IncomingHttpHeaders): ChatCompletion {
   if (!msg || typeof msg !== 'object' || !Array.isArray(msg.content)) {
     // a 2xx body that is an error object ({"type":"error","error":{…}}) is the error it reports (../reported-error.ts)
     throw replyError(msg, label, headers) ?? new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream reply has no content array`);
@@ -95,11 +112,12 @@ export function toChatCompletion(msg: MessagesResponse, label: string, headers?:
   };
   if (toolCalls.length) message.tool_calls = toolCalls;
   if (reasoning) message.reasoning_content = reasoning;
+  const named = answerIdentity(msg, model);
   return {
-    id: msg.id,
+    id: named.id,
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
-    model: msg.model,
+    model: named.model,
     choices: [{ index: 0, message, finish_reason: toFinishReason(msg.stop_reason) ?? 'stop', logprobs: null }],
     usage: toOpenAiUsage(msg.usage ?? {}),
   };

@@ -4,7 +4,8 @@
  * translates those at once). Bytes in, StreamChunks out: testable from a recorded SSE text.
  *
  * Mapping:
- *   message_start        → role chunk (`{role: "assistant", content: ""}`); id, model and input usage kept
+ *   message_start        → role chunk (`{role: "assistant", content: ""}`); id, model and input usage kept (an id
+ *                          or model it leaves out: one made here, the model the request named; `answerIdentity`)
  *   content_block_start  → tool_use: tool_calls delta {index, id, type, function: {name, arguments: ""}};
  *                          text / thinking: nothing
  *   content_block_delta  → text_delta: content; input_json_delta: tool_calls arguments (same index);
@@ -26,7 +27,7 @@ import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { reportedError } from '../reported-error.js';
-import { mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
+import { answerIdentity, mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
@@ -43,6 +44,7 @@ class AnthropicTranslation implements StreamTranslator {
 
   constructor(
     private readonly label: string,
+    private readonly answer: StreamAnswer,
     private readonly created: number,
   ) {}
 
@@ -59,8 +61,7 @@ class AnthropicTranslation implements StreamTranslator {
     if (type === 'message_start') {
       const m = (ev as Extract<StreamEvent, { type: 'message_start' }>).message;
       if (!m || typeof m !== 'object') throw this.bad('message_start without a message');
-      this.id = m.id;
-      this.model = m.model;
+      ({ id: this.id, model: this.model } = answerIdentity(m, this.answer.model));
       this.usage = mergeUsage({}, m.usage);
       this.started = true;
       out.push(this.chunk({ role: 'assistant', content: '' }));
@@ -136,12 +137,19 @@ class AnthropicTranslation implements StreamTranslator {
   }
 }
 
+/** What the translation knows of the answer besides its body. */
+export interface StreamAnswer {
+  /** the model the request named for the channel: the chunks' `model` when message_start has none */
+  model: string;
+}
+
 export function anthropicStream(
   body: AsyncIterable<Uint8Array | string>,
   label: string,
+  answer: StreamAnswer,
   created = Math.floor(Date.now() / 1000),
 ): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseStream(body, new AnthropicTranslation(label, created), label);
+  return sseStream(body, new AnthropicTranslation(label, answer, created), label);
 }
 
 /**

@@ -6,7 +6,6 @@
  * servers never send one) gets `call_<n>`, n counting the calls of this reply from 0.
  * Thinking models: `message.thinking` is carried as `reasoning_content` (the vLLM / DeepSeek extension).
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import {
@@ -20,8 +19,7 @@ import {
 } from '../../wire/openai.js';
 import type { OllamaChatResponse, OllamaEmbedResponse, OllamaMetrics } from './wire.js';
 import { replyError } from '../reported-error.js';
-
-export const newChatId = (): string => `chatcmpl-${randomBytes(12).toString('hex')}`;
+import { chatCompletionId } from '../../util/ids.js';
 
 /** Ollama's RFC 3339 timestamp → unix seconds (now when absent or unreadable). */
 export function createdOf(createdAt: unknown): number {
@@ -79,7 +77,7 @@ export function fromOllamaChat(res: unknown, label: string, requestedModel: stri
   if (toolCalls.length) message.tool_calls = toolCalls;
   if (typeof m.thinking === 'string' && m.thinking !== '') message.reasoning_content = m.thinking;
   return {
-    id: newChatId(),
+    id: chatCompletionId(),
     object: 'chat.completion',
     created: createdOf(r.created_at),
     model: typeof r.model === 'string' && r.model ? r.model : requestedModel,

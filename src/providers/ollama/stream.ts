@@ -17,14 +17,15 @@ import type { ChatCompletionChunk, ChunkToolCall, FinishReason, Usage } from '..
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { ndjsonStream, type StreamTranslator } from '../stream-reader.js';
 import { upstreamText } from '../upstream.js';
-import { createdOf, finishReasonOf, newChatId, toOpenAiToolCalls, usageOf } from './response.js';
+import { createdOf, finishReasonOf, toOpenAiToolCalls, usageOf } from './response.js';
+import { chatCompletionId } from '../../util/ids.js';
 import type { OllamaChatResponse } from './wire.js';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];
 
 /** The translation's state for one stream: its id, created time, model and tool calls so far. */
 class OllamaTranslation implements StreamTranslator {
-  private readonly id = newChatId();
+  private readonly id = chatCompletionId();
   private created: number | undefined;
   private toolCount = 0;
   private first = true;
