@@ -66,6 +66,8 @@ export interface AnthropicScenario extends Scenario {
    * message, and of message_start's message when streaming: its `id`, its `model`
    */
   omit?: ReadonlyArray<'id' | 'model'>;
+  /** stream: the 200 answer's Retry-After header (a server that rate-limits inside its stream may send one) */
+  streamRetryAfter?: string;
 }
 
 /** the signature the fake gives its thinking block (opaque base64 on the real API) */
@@ -204,7 +206,12 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
       return;
     }
 
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake_01' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'request-id': 'req_fake_01',
+      ...(scenario.streamRetryAfter ? { 'retry-after': scenario.streamRetryAfter } : {}),
+    });
     const send = (text: string) => new Promise<void>((r) => res.write(text, () => setImmediate(r)));
     const inbandType = scenario.inbandErrorType ?? 'overloaded_error';
     const inbandMessage = scenario.inbandErrorMessage ?? (inbandType === 'overloaded_error' ? 'Overloaded' : `fake ${inbandType}`);

@@ -65,13 +65,15 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
             ChatReply.of(withNative(toChatCompletion(msg, cfg.name, req.model, h), msg)),
           );
         }
-        return { stream: true, chunks: anthropicNativeStream((await client.send('/v1/messages', init)).body, cfg.name) };
+        const up = await client.send('/v1/messages', init);
+        return { stream: true, chunks: anthropicNativeStream(up.body, cfg.name, up.headers) };
       }
       // mapping errors are the client's (INVALID_REQUEST / UNSUPPORTED): thrown before any upstream call
       const body = toMessagesRequest(req, mapOpts);
       const init = { headers: { ...baseHeaders, 'x-request-id': opts.requestId }, body: JSON.stringify(body), signal: opts.signal };
       if (!body.stream) return client.sendJson('/v1/messages', init, (msg: MessagesResponse, h) => ChatReply.of(toChatCompletion(msg, cfg.name, req.model, h)));
-      return { stream: true, chunks: anthropicStream((await client.send('/v1/messages', init)).body, cfg.name, { model: req.model }) };
+      const up = await client.send('/v1/messages', init);
+      return { stream: true, chunks: anthropicStream(up.body, cfg.name, { model: req.model, headers: up.headers }) };
     },
     async countTokens(body, headers, opts): Promise<unknown> {
       return client.sendJson<unknown>('/v1/messages/count_tokens', {

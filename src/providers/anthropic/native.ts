@@ -13,10 +13,12 @@
  * (`relayedFailure`); the throw behind it is the error of its type's status (`streamError`) as before, for
  * the attempt's health. Before `message_start` nothing of the stream reached the client yet: the error is
  * thrown only, and answers as an HTTP error of that status (or is retried), as the translating path does.
+ * Either way the error carries the 200 answer's Retry-After (`retryAfterOf`, read only once there is an error).
  *
  * The events are relayed as sent: a message_start without `id` or `model` (from an Anthropic-compatible server)
  * stays so; only the chat form of a non-streaming answer, which the client never sees, gets them filled in.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk } from '../../wire/openai.js';
 import { relayedFailure, type ChunkStream, type StreamChunk } from '../provider.js';
@@ -27,6 +29,7 @@ import type { AnthropicUsage, ErrorResponse } from './wire.js';
 import { sseFrame } from '../../util/lines.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { relayedErrorEvent } from '../reported-error.js';
+import { retryAfterOf } from '../upstream.js';
 
 /** Client headers the Messages API defines and that pass through to the upstream. */
 export const PASS_HEADERS = ['anthropic-version', 'anthropic-beta'] as const;
@@ -35,14 +38,17 @@ class AnthropicPassThrough implements StreamTranslator {
   private usage: AnthropicUsage = {};
   private started = false;
 
-  constructor(private readonly label: string) {}
+  constructor(
+    private readonly label: string,
+    private readonly headers: IncomingHttpHeaders | undefined,
+  ) {}
 
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
     if (type === 'error') {
       // the event type is what matters: a body that is not a JSON object is an error all the same
       const body: Partial<ErrorResponse> = jsonObject(data) ?? {};
-      const e = streamError(body, this.label);
+      const e = streamError(body, this.label, retryAfterOf(this.headers));
       // relayed only in Anthropic's own shape: anything else gets the gateway's error event, which has it
       if (!this.started || !isObj(body.error) || typeof body.error.type !== 'string') throw e;
       out.push({ data: '', raw: relayedErrorEvent(data, type) });
@@ -97,8 +103,13 @@ function notOutput(data: string): boolean {
   return isObj(delta) && (delta.type === 'signature_delta' || delta.type === 'citations_delta');
 }
 
-export function anthropicNativeStream(body: AsyncIterable<Uint8Array | string>, label: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return sseStream(body, new AnthropicPassThrough(label), label);
+/** `headers`: the answer's, whose Retry-After an in-band error carries. */
+export function anthropicNativeStream(
+  body: AsyncIterable<Uint8Array | string>,
+  label: string,
+  headers?: IncomingHttpHeaders,
+): ChunkStream & AsyncIterable<StreamChunk> {
+  return sseStream(body, new AnthropicPassThrough(label, headers), label);
 }
 
 /** The client's pass-through headers over the channel's base headers (auth stays the channel's). */

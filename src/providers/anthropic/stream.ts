@@ -18,15 +18,17 @@
  * Abnormal ends throw GatewayError (the provider contract): `error` event → the error of the HTTP status its
  * type stands for (`streamError`, the mapping every upstream error without a status takes: overloaded_error →
  * UPSTREAM_ERROR 503, rate_limit_error → RATE_LIMITED, api_error → UPSTREAM_ERROR, …; unknown types →
- * UPSTREAM_STREAM_ERROR); data that is
+ * UPSTREAM_STREAM_ERROR), carrying the answer's Retry-After (`retryAfterOf`, read only then); data that is
  * not JSON, or content before message_start → UPSTREAM_BAD_RESPONSE; end of body without message_stop →
  * UPSTREAM_STREAM_ERROR; transport failures → mapTransportError(…, midStream = true).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { sseStream, type StreamTranslator } from '../stream-reader.js';
 import { reportedError } from '../reported-error.js';
+import { retryAfterOf } from '../upstream.js';
 import { answerIdentity, mergeUsage, toFinishReason, toOpenAiUsage } from './response.js';
 import type { AnthropicUsage, ErrorResponse, StreamEvent } from './wire.js';
 
@@ -57,7 +59,7 @@ class AnthropicTranslation implements StreamTranslator {
     }
     if (!ev || typeof ev !== 'object') throw this.bad('upstream sent a stream event that is not an object');
     const type = typeof ev.type === 'string' ? ev.type : name;
-    if (type === 'error') throw streamError(ev as ErrorResponse, this.label);
+    if (type === 'error') throw streamError(ev as ErrorResponse, this.label, retryAfterOf(this.answer.headers));
     if (type === 'message_start') {
       const m = (ev as Extract<StreamEvent, { type: 'message_start' }>).message;
       if (!m || typeof m !== 'object') throw this.bad('message_start without a message');
@@ -141,6 +143,8 @@ class AnthropicTranslation implements StreamTranslator {
 export interface StreamAnswer {
   /** the model the request named for the channel: the chunks' `model` when message_start has none */
   model: string;
+  /** the answer's headers: an in-band error carries their Retry-After */
+  headers?: IncomingHttpHeaders;
 }
 
 export function anthropicStream(
@@ -157,8 +161,9 @@ export function anthropicStream(
  * upstream's error that came without a status (`reportedError`: Anthropic's types from ERROR_STATUS, then
  * `errorForStatus` as for an HTTP answer), so a streamed error is the error the same type is as a non-streamed
  * answer: `overloaded_error` is overloaded (503), `api_error` UPSTREAM_ERROR; a type that names no status →
- * UPSTREAM_STREAM_ERROR.
+ * UPSTREAM_STREAM_ERROR. `retryAfterSec`: the 200 answer's Retry-After (`retryAfterOf`), read by the caller only
+ * once it found the error: the client's 429 and the router's cooldown take it as an HTTP answer's.
  */
-export function streamError(ev: Partial<ErrorResponse>, label: string): GatewayError {
-  return reportedError(ev.error, label, 'stream');
+export function streamError(ev: Partial<ErrorResponse>, label: string, retryAfterSec?: number): GatewayError {
+  return reportedError(ev.error, label, 'stream', retryAfterSec);
 }
