@@ -16,8 +16,9 @@ import { toGeminiResponse } from '../../apis/gemini/response.js';
 import { GeminiStreamWriter } from '../../apis/gemini/stream.js';
 import { geminiErrorBody } from '../../apis/gemini/errors.js';
 import { countAdmitted, pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
+import { readJsonSized, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
+import { GEMINI_EDGE } from './api-edges.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 import { estimateTokens } from '../../usage/record.js';
@@ -27,11 +28,7 @@ const METHODS = new Set(['generateContent', 'streamGenerateContent', 'countToken
 
 export function geminiApi(ctx: ApiContext): ApiSurface {
   return {
-    name: 'gemini',
-    queryKey: true,
-    // every path under /v1beta is this API's, so an unknown one is refused in Google's format too
-    owns: (path) => path === '/v1beta' || path.startsWith('/v1beta/'),
-    sendError: (res, e) => sendErrorBody(res, e, geminiErrorBody(e)),
+    ...GEMINI_EDGE,
     async handle(req, res, path, query, requestId, principal) {
       if (path !== PREFIX && !path.startsWith(PREFIX + '/'))
         throw new GatewayError('NOT_FOUND', `no route ${req.method} ${path}: the Gemini API here is ${PREFIX} and ${PREFIX}/{model}[:method]`);

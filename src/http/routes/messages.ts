@@ -15,10 +15,11 @@ import { PASS_HEADERS } from '../../providers/anthropic/native.js';
 import { anthropicToChat, checkCountTokens } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
-import { anthropicErrorBody, anthropicErrorEvent } from '../../apis/anthropic/errors.js';
+import { anthropicErrorEvent } from '../../apis/anthropic/errors.js';
 import { countAdmitted, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
+import { readJsonSized, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
+import { ANTHROPIC_EDGE } from './api-edges.js';
 import { pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 import { estimateTokens } from '../../usage/record.js';
@@ -41,10 +42,7 @@ function passHeaders(req: IncomingMessage): Record<string, string> {
 
 export function anthropicApi(ctx: MessagesContext): ApiSurface {
   return {
-    name: 'anthropic',
-    // every path under /v1/messages is this API's, so an unknown one is refused in its format too
-    owns: (path) => path === '/v1/messages' || path.startsWith('/v1/messages/'),
-    sendError: (res, e, requestId) => sendErrorBody(res, e, anthropicErrorBody(e, requestId)),
+    ...ANTHROPIC_EDGE,
     async handle(req, res, path, _query, requestId, principal) {
       if (path !== '/v1/messages' && path !== '/v1/messages/count_tokens')
         throw new GatewayError('NOT_FOUND', `no route ${req.method} ${path}: the Messages API here is POST /v1/messages and POST /v1/messages/count_tokens`);

@@ -16,8 +16,9 @@ import { newResponseId, skeleton, toResponse } from '../../apis/responses/respon
 import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
 import { pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
-import { readJsonSized, sendErrorBody, sendJson } from '../respond.js';
+import { readJsonSized, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
+import { RESPONSES_EDGE } from './api-edges.js';
 import type { Principal } from '../../keys/service.js';
 import { estimateTokens } from '../../usage/record.js';
 import { wasRelayed } from '../../providers/provider.js';
@@ -38,9 +39,7 @@ function ownerOf(p: Principal): string | undefined {
 
 export function responsesApi(ctx: ResponsesContext): ApiSurface {
   return {
-    name: 'responses',
-    owns: (path) => path === '/v1/responses' || path.startsWith('/v1/responses/'),
-    sendError: (res, e) => sendErrorBody(res, e, e.toOpenAI()),
+    ...RESPONSES_EDGE,
     async handle(req, res, path, _query, requestId, principal) {
       if (path === '/v1/responses') {
         if (req.method !== 'POST')
