@@ -9,8 +9,9 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelOf, cleanupDirs, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, channelOf, sseData, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startAnthropicUpstream } from '../fakes/anthropic-upstream.js';
 import type { FakeUpstream } from '../providers/conformance.js';
 
@@ -19,14 +20,14 @@ const UPSTREAM_MODEL = 'claude-compat-7b';
 const GENERATED_ID = /^chatcmpl-[0-9a-f]{24}$/;
 
 let gw: GatewayProcess;
-const fakes: FakeUpstream[] = [];
+const started = stopAfterAll();
 let openai: OpenAI;
 let anthropic: Anthropic;
 
 beforeAll(async () => {
   const fake = async (omit: ReadonlyArray<'id' | 'model'>) => {
     const f = await startAnthropicUpstream({ reply: 'The quick brown fox', omit });
-    fakes.push(f);
+    started.track(f);
     return f;
   };
   const noId = await fake(['id']);
@@ -34,17 +35,14 @@ beforeAll(async () => {
   const neither = await fake(['id', 'model']);
   const both = await fake([]);
   const ch = (up: FakeUpstream, name: string) => channelOf(up, name, [name], { modelMap: { [name]: UPSTREAM_MODEL } });
-  gw = await startProcess({
-    gateway: { routing: { retries: 0 } },
-    channels: [ch(noId, 'no-id'), ch(noModel, 'no-model'), ch(neither, 'neither'), ch(both, 'both')],
-  });
+  gw = started.trackGateway(
+    await startProcess({
+      gateway: { routing: { retries: 0 } },
+      channels: [ch(noId, 'no-id'), ch(noModel, 'no-model'), ch(neither, 'neither'), ch(both, 'both')],
+    }),
+  );
   openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: 'sk-ant-client', baseURL: gw.url, maxRetries: 0 });
-});
-afterAll(async () => {
-  await gw?.stop();
-  for (const f of fakes) await f.close();
-  cleanupDirs();
 });
 
 const ask = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'hi' }] });

@@ -9,20 +9,20 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminGet, channelOf, cleanupDirs, rejectionOf, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adminGet, channelOf, rejectionOf, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startAnthropicUpstream, type AnthropicScenario } from '../fakes/anthropic-upstream.js';
-import type { FakeUpstream } from '../providers/conformance.js';
 
 let gw: GatewayProcess;
-const fakes: FakeUpstream[] = [];
+const started = stopAfterAll();
 let openai: OpenAI;
 let anthropic: Anthropic;
 
 beforeAll(async () => {
   const fake = async (s: AnthropicScenario) => {
     const f = await startAnthropicUpstream({ reply: 'The quick brown fox', streamRetryAfter: '9', ...s });
-    fakes.push(f);
+    started.track(f);
     return f;
   };
   const firstRate = await fake({ inbandError: true, inbandErrorFirst: true, inbandErrorType: 'rate_limit_error' });
@@ -32,18 +32,15 @@ beforeAll(async () => {
   const channels = ['oa-first-rate', 'an-first-rate', 'oa-mid-busy', 'an-mid-busy'].map((name) =>
     channelOf(name.endsWith('first-rate') ? firstRate : midBusy, name, [name]),
   );
-  gw = await startProcess({
-    // no ejection by count, so only a Retry-After takes a channel out
-    gateway: { routing: { retries: 0, health: { consecutiveFailures: 100, minRequests: 1000 } } },
-    channels: [...channels, channelOf(fine, 'oa-fine', ['oa-fine']), channelOf(fine, 'an-fine', ['an-fine'])],
-  });
+  gw = started.trackGateway(
+    await startProcess({
+      // no ejection by count, so only a Retry-After takes a channel out
+      gateway: { routing: { retries: 0, health: { consecutiveFailures: 100, minRequests: 1000 } } },
+      channels: [...channels, channelOf(fine, 'oa-fine', ['oa-fine']), channelOf(fine, 'an-fine', ['an-fine'])],
+    }),
+  );
   openai = new OpenAI({ apiKey: 'x', baseURL: `${gw.url}/v1`, maxRetries: 0 });
   anthropic = new Anthropic({ apiKey: 'sk-ant-client', baseURL: gw.url, maxRetries: 0 });
-});
-afterAll(async () => {
-  await gw?.stop();
-  for (const f of fakes) await f.close();
-  cleanupDirs();
 });
 
 async function state(name: string): Promise<{ state: string; reason: string | null }> {

@@ -4,11 +4,12 @@
  * reason shown), three gateways in a ring, and TLS with a certificate made by the test.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { adminGet, startProcess, tmpDir, waitFor, wsUrl, freePort, BIN } from '../helpers/env.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
+import { selfSigned } from '../helpers/tls.js';
 
 const TOKEN = 'resilience-bridge-token-42';
 const { trackGateway: track } = stopAfterAll();
@@ -149,33 +150,13 @@ describe('three gateways in a ring (A→B→C→A)', () => {
 describe('TLS', () => {
   it('wss with a trusted self-signed cert works; an untrusted one is refused with a clear error', async () => {
     const dir = tmpDir();
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSigned(dir, 'gw');
     const b = track(
       await startProcess(
         {
           gateway: {
             id: 'gw_tls_b',
-            tls: { cert: './cert.pem', key: './key.pem' },
+            tls: { cert: './gw-cert.pem', key: './gw-key.pem' },
             bridge: { enabled: true, allowedTokens: [TOKEN], shareChannels: ['secure'] },
           },
           channels: [{ name: 'secure', provider: 'mock', models: ['secure-model'] }],
@@ -188,7 +169,7 @@ describe('TLS', () => {
     const trusting = track(
       await startProcess(
         {
-          gateway: { id: 'gw_tls_a', bridges: [{ name: 'secure-peer', url: wsUrl(b.url), token: TOKEN, ca: './cert.pem' }] },
+          gateway: { id: 'gw_tls_a', bridges: [{ name: 'secure-peer', url: wsUrl(b.url), token: TOKEN, ca: './gw-cert.pem' }] },
           channels: [{ name: 'l', provider: 'mock', models: ['l1'] }],
         },
         {},
@@ -206,7 +187,7 @@ describe('TLS', () => {
     const connect = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
-        [BIN, 'bridge', 'connect', '--url', runtime.url, '--peer-url', wsUrl(b.url), '--peer-token', TOKEN, '--name', 'tls', '--ca', join(dir, 'cert.pem')],
+        [BIN, 'bridge', 'connect', '--url', runtime.url, '--peer-url', wsUrl(b.url), '--peer-token', TOKEN, '--name', 'tls', '--ca', join(dir, 'gw-cert.pem')],
         (err, _o, stderr) => resolve({ code: err ? 1 : 0, stderr }),
       ),
     );

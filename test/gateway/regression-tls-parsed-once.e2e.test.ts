@@ -7,15 +7,14 @@
  * serves a pair that differs from the one in service (renewed in place, or other files) to new connections: it
  * was checked and never served until a restart.
  */
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
-import { join } from 'node:path';
 import { connect, type SecureContextOptions } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
+import { selfSigned } from '../helpers/tls.js';
 import { cleanupDirs, startInProcess, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
 
 const tls = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
@@ -26,34 +25,6 @@ afterAll(async () => {
   await proc?.stop();
   cleanupDirs();
 });
-
-/** A self-signed certificate for 127.0.0.1 and localhost, written as `<name>-cert.pem` and `<name>-key.pem`. */
-function selfSigned(dir: string, name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}-cert.pem`);
-  const key = join(dir, `${name}-key.pem`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 /** The fingerprint of the certificate the server at `url` presents (trusting `ca`). */
 function servedFingerprint(url: string, ca: string): Promise<string> {

@@ -13,12 +13,11 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newSession, newTurn, type Session, type Turn } from '../../src/sessions/model.js';
 import { openStore, type StoreConfig } from '../../src/sessions/open-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+import { redisForFile } from './fixtures/redis-server.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
@@ -48,25 +47,12 @@ function createFromAnotherProcess(cfg: StoreConfig, id: string, output: string):
   });
 }
 
-let server: RedisServer;
-let raw: Redis;
-const stores: SessionStore[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-});
-
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.close()));
-  raw?.disconnect();
-  await server?.stop();
-});
+const redis = redisForFile();
 
 async function open(prefix: string): Promise<{ store: SessionStore; cfg: StoreConfig }> {
-  const cfg: StoreConfig = { kind: 'redis', url: server.url, prefix };
+  const cfg: StoreConfig = { kind: 'redis', url: redis.server.url, prefix };
   const store = await openStore(cfg);
-  stores.push(store);
+  redis.stores.push(store);
   return { store, cfg };
 }
 
@@ -76,7 +62,7 @@ describe('a Redis flushed under a running gateway (the turn-revision counter sta
     await store.create(session('reused', [doneTurn('before the flush')]));
     expect((await store.get('reused'))!.history[0]!.output).toBe('before the flush');
 
-    await raw.flushall();
+    await redis.raw.flushall();
     // another instance creates a session of the same id: its turn gets the revision the old one had
     await createFromAnotherProcess(cfg, 'reused', 'after the flush');
 
@@ -90,12 +76,12 @@ describe('a Redis flushed under a running gateway (the turn-revision counter sta
     await store.create(session('kept', [doneTurn('ours')]));
     const ours = (await store.get('kept'))!;
 
-    await raw.flushall();
+    await redis.raw.flushall();
     await createFromAnotherProcess(cfg, 'kept', 'theirs');
     // this instance's write (at the version the new record has too) keeps its turn 0 as it read it: it is written
     const written = await store.update({ ...ours, history: [...ours.history, doneTurn('next')] }, ours.version);
     expect(written.history.map((t) => t.output)).toEqual(['ours', 'next']);
-    const stored = JSON.parse((await raw.hget('flush-b:turns:kept', '0'))!) as Turn;
+    const stored = JSON.parse((await redis.raw.hget('flush-b:turns:kept', '0'))!) as Turn;
     expect(stored.output).toBe('ours');
     expect((await store.get('kept'))!.history.map((t) => t.output)).toEqual(['ours', 'next']);
   });
@@ -106,7 +92,7 @@ describe('a Redis flushed under a running gateway (the turn-revision counter sta
     expect((await store.get('again'))!.history[0]!.output).toBe('first life');
     expect(await store.delete('again')).toBe(true);
 
-    await raw.del('flush-c:turnrev');
+    await redis.raw.del('flush-c:turnrev');
     await createFromAnotherProcess(cfg, 'again', 'second life');
     expect((await store.get('again'))!.history.map((t) => t.output)).toEqual(['second life']);
   });

@@ -8,12 +8,12 @@
  * answers (the store's connection is wrapped to do it before the store can send anything else).
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newSession, newTurn, type Session, type Turn } from '../../src/sessions/model.js';
 import { openStore } from '../../src/sessions/open-store.js';
 import { IMPORT } from '../../src/sessions/redis-scripts.js';
 import { TransferConflictError, type SessionStore } from '../../src/sessions/store.js';
-import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+import { redisForFile } from './fixtures/redis-server.js';
 
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
 
@@ -25,24 +25,11 @@ function session(id: string, history: Turn[]): Session {
   return { ...newSession({ id, kind: 'chat', ownerGatewayId: 'gw_a', target }), history };
 }
 
-let server: RedisServer;
-let raw: Redis;
-const stores: SessionStore[] = [];
-
-beforeAll(async () => {
-  server = await startRedis();
-  raw = new Redis(server.url);
-});
-
-afterAll(async () => {
-  await Promise.all(stores.map((s) => s.close()));
-  raw?.disconnect();
-  await server?.stop();
-});
+const redis = redisForFile();
 
 async function open(prefix: string): Promise<SessionStore> {
-  const store = await openStore({ kind: 'redis', url: server.url, prefix });
-  stores.push(store);
+  const store = await openStore({ kind: 'redis', url: redis.server.url, prefix });
+  redis.stores.push(store);
   return store;
 }
 
@@ -60,7 +47,7 @@ describe('a retried transfer (a duplicate import) on Redis', () => {
     const spy = vi.spyOn(conn, 'eval').mockImplementation(async (...args: unknown[]) => {
       calls.push(args[0] === IMPORT ? 'IMPORT' : 'another script');
       const r = await real(...args);
-      if (args[0] === IMPORT) await raw.del('dup-a:session:moving');
+      if (args[0] === IMPORT) await redis.raw.del('dup-a:session:moving');
       return r;
     });
     try {
@@ -79,7 +66,7 @@ describe('a retried transfer (a duplicate import) on Redis', () => {
     const offered = { ...session('moving2', [doneTurn('one'), doneTurn('two')]), version: 2 };
     const first = await store.importTransferred('tr_dup2', offered);
     // the counter's key gone, the next write names a new epoch: what this process cached is of the old one
-    await raw.del('dup-b:turnrev');
+    await redis.raw.del('dup-b:turnrev');
     await store.create(session('unrelated', [doneTurn('x')]));
     const retry = await store.importTransferred('tr_dup2', { ...offered, history: [doneTurn('not stored')] });
     expect(retry).toEqual({ session: first.session, duplicate: true });
