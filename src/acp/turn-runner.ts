@@ -113,7 +113,8 @@ export interface TurnRunnerOptions {
   traceTurn?: ((runtime: string, sessionId: string, parent: string | undefined) => TurnSpan | undefined) | undefined;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** a wait that does not keep the process alive by itself (a shutdown that ended early leaves no timer behind) */
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export class TurnRunner {
   private readonly sessions = new Map<string, LiveSession>();

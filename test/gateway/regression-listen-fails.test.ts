@@ -24,6 +24,8 @@ describe('a start whose listen fails', () => {
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
     clearTimeout(kill);
     expect(out).toContain('rejected EADDRINUSE');
+    // and no timer of its own keeps the process waiting (the ACP shutdown's 5 s wait for turns did, though none ran)
+    expect(/alive: (.*)/.exec(out)?.[1]?.split(',')).not.toContain('Timeout');
     expect({ code, signal }, out).toEqual({ code: 0, signal: null });
   }, 30_000);
 });
