@@ -12,31 +12,19 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  call,
-  channelOf,
-  cleanupDirs,
-  expectAnthropicInvalid,
-  expectGeminiInvalid,
-  expectOpenAiError,
-  startProcess,
-  type GatewayProcess,
-} from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, channelOf, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 let gw: GatewayProcess;
 let up: OpenAiFake;
+const started = stopAfterAll();
 
 beforeAll(async () => {
-  up = await startOpenAiUpstream({ reply: 'fine' });
-  gw = await startProcess({ channels: [channelOf(up, 'oai', ['m'])] });
+  up = started.track(await startOpenAiUpstream({ reply: 'fine' }));
+  gw = started.trackGateway(await startProcess({ channels: [channelOf(up, 'oai', ['m'])] }));
 }, 30_000);
-afterAll(async () => {
-  await gw?.stop();
-  await up?.close();
-  cleanupDirs();
-});
 
 const COUNT = '/v1beta/models/m:countTokens';
 const GEN = '/v1beta/models/m:generateContent';

@@ -8,22 +8,19 @@
  * and Gemini's URL-safe base64 (proto JSON bytes) arrives as standard base64.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { call, channelOf, startProcess, type GatewayProcess } from '../helpers/env.js';
+import { stopAfterAll } from '../helpers/stop-after.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 
 let gw: GatewayProcess;
 let up: OpenAiFake;
+const started = stopAfterAll();
 
 beforeAll(async () => {
-  up = await startOpenAiUpstream({ reply: 'a red dot' });
-  gw = await startProcess({ channels: [channelOf(up, 'oai', ['m'])] });
+  up = started.track(await startOpenAiUpstream({ reply: 'a red dot' }));
+  gw = started.trackGateway(await startProcess({ channels: [channelOf(up, 'oai', ['m'])] }));
 }, 30_000);
-afterAll(async () => {
-  await gw?.stop();
-  await up?.close();
-  cleanupDirs();
-});
 
 const PNG = 'iVBORw0KGgo=';
 /** the image_url the upstream got in the last request's first user message */

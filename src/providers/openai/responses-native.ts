@@ -121,9 +121,9 @@ class ResponsesPassThrough implements StreamTranslator {
   event(data: string, type: string | undefined, out: StreamChunk[]): boolean {
     const raw = sseFrame(data, type ?? 'message');
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed' || type === 'error') {
-      let ev: TerminalEvent;
+      let ev: unknown;
       try {
-        ev = JSON.parse(data) as TerminalEvent;
+        ev = JSON.parse(data);
       } catch {
         throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a stream event that is not JSON`);
       }
@@ -138,10 +138,10 @@ class ResponsesPassThrough implements StreamTranslator {
         throw relayedFailure(e);
       }
       // a terminal event's data is an object (the Response under `response`); `null` or a scalar is no end
-      if (ev === null || typeof ev !== 'object' || Array.isArray(ev))
-        throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a ${type} event that is not an object`);
-      const u = toUsage(ev.response?.usage);
-      const c: ChatCompletionChunk = { id: ev.response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
+      if (!isObj(ev)) throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${this.label}: upstream sent a ${type} event that is not an object`);
+      const { response } = ev as TerminalEvent;
+      const u = toUsage(response?.usage);
+      const c: ChatCompletionChunk = { id: response?.id ?? '', object: 'chat.completion.chunk', created: 0, model: '', choices: [], usage: u };
       out.push({ data: JSON.stringify(c), usage: u, raw });
       return true;
     }
