@@ -3,7 +3,8 @@
  * NDJSON when `stream` is true or omitted, as on the real server), `POST /api/embed`, `GET /api/tags`, errors
  * as `{"error": "..."}` with a status, mid-stream errors as an `{"error": "..."}` line. A message's `images`
  * (any role) must be bare standard base64, as the server's Go binding requires, else 400. Driven by the shared
- * conformance Scenario; listens on 127.0.0.1, port chosen by the OS.
+ * conformance Scenario, plus `scripts`: answers written exactly as given, for the wire's edge cases (error bodies,
+ * in-band error lines, done reasons, malformed, split or long lines). Listens on 127.0.0.1, port chosen by the OS.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -20,7 +21,30 @@ export interface OllamaScenario extends Scenario {
    * prompt-cache hit (its metrics are `omitempty`: nothing evaluated, nothing sent); read per request
    */
   omitPromptEvalCount?: boolean;
+  /**
+   * Scripted answers to `/api/chat` and `/api/embed`, by the model the request names (a function gets the
+   * request's body): written exactly as given. A model without a script gets the scenario's usual answer.
+   */
+  scripts?: Record<string, OllamaScript | ((body: Record<string, unknown>) => OllamaScript)>;
 }
+
+/** One scripted answer: its status and headers, and its body as a list of writes, each flushed before the next. */
+export interface OllamaScript {
+  /** default 200 */
+  status?: number;
+  /** default `content-type: application/x-ndjson` */
+  headers?: Record<string, string>;
+  /** the body's writes in order (a Buffer may end inside a UTF-8 character) */
+  writes: Array<string | Buffer>;
+}
+
+/** The fake as a test drives it: the FakeUpstream, and how many requests named each model. */
+export interface OllamaFake extends FakeUpstream {
+  requestsFor(model: string): number;
+}
+
+/** Ollama's lines as the server writes them: one JSON object, then a newline. */
+export const ndjson = (...objects: unknown[]): string => objects.map((o) => JSON.stringify(o) + '\n').join('');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
@@ -59,7 +83,8 @@ function badImages(body: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export async function startOllamaUpstream(scenario: OllamaScenario): Promise<FakeUpstream> {
+export async function startOllamaUpstream(scenario: OllamaScenario): Promise<OllamaFake> {
+  const requests = new Map<string, number>();
   let lastRequest: Record<string, unknown> | undefined;
   let lastPath: string | undefined;
   let lastHeaders: IncomingMessage['headers'] | undefined;
@@ -128,6 +153,12 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
     json(res, 200, { model, embeddings: texts.map(fakeVector), total_duration: ns(14), load_duration: ns(1.2), ...counted });
   }
 
+  async function play(script: OllamaScript, res: ServerResponse): Promise<void> {
+    res.writeHead(script.status ?? 200, script.headers ?? { 'content-type': 'application/x-ndjson' });
+    for (const w of script.writes) await new Promise<void>((r) => res.write(w, () => r()));
+    res.end();
+  }
+
   const tags = () => ({
     models: [
       {
@@ -160,6 +191,10 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
         return json(res, 400, { error: 'invalid character looking for beginning of value' });
       }
       if (path !== '/api/tags') lastRequest = body;
+      const model = String(body.model);
+      requests.set(model, (requests.get(model) ?? 0) + 1);
+      const script = path === '/api/tags' ? undefined : scenario.scripts?.[model];
+      if (script) return void play(typeof script === 'function' ? script(body) : script, res);
       if (scenario.hang) return;
       if (scenario.failStatus) {
         const msg =
@@ -192,6 +227,7 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Fak
   const { port } = server.address() as AddressInfo;
   return {
     channel: { name: 'ollama-fake', provider: 'ollama', baseUrl: `http://127.0.0.1:${port}`, timeoutMs: 10_000 },
+    requestsFor: (model) => requests.get(model) ?? 0,
     lastRequest: () => lastRequest,
     lastPath: () => lastPath,
     lastHeaders: () => lastHeaders,
