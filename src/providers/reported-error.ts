@@ -7,11 +7,12 @@
  * one an HTTP answer of that status is (`errorForStatus`): the same code, retry and health treatment. One
  * mechanism for the OpenAI-compatible stream relay (./openai/stream.ts), a relayed non-streaming reply
  * (./chat-reply.ts), embeddings (./embeddings-shape.ts), the native Responses pass-through's failure events and
- * non-streaming answers (./openai/responses-native.ts), and the non-streaming answers of Anthropic
- * (./anthropic/response.ts) and Ollama (./ollama/response.ts). An answer that holds an error beside its output
+ * non-streaming answers (./openai/responses-native.ts), the non-streaming answers of Anthropic
+ * (./anthropic/response.ts) and Ollama (./ollama/response.ts), and Ollama's `{"error": …}` stream lines
+ * (./ollama/stream.ts). An answer that holds an error beside its output
  * (a chat completion's `choices` and `error`, a Response with `status: "failed"`) is read by one rule too
  * (`answerErrorOf`, `answerError`). A non-streaming answer's error carries its Retry-After (`retryAfterOf`), and
- * so does a stream's (chat relay, Responses, Anthropic's translated and passed-through streams). And an
+ * so does a stream's (chat relay, Responses, Anthropic's translated and passed-through streams, Ollama's). And an
  * upstream's own error event that native pass-through relays is bounded here as every relayed upstream text is
  * (`relayedErrorEvent`).
  */

@@ -175,7 +175,8 @@ export function upstreamMessage(text: string): string {
  * anything else (`0x10`, `1e23`, a negative number) is no Retry-After at all. It is passed on to clients as sent
  * here. The one reading of it: an error status's (`statusError`), a 2xx answer's whose body is an error
  * object (`replyError`, src/providers/reported-error.ts), and a 2xx stream's once an in-band error is found in it
- * (the chat relay's `checkedChunk`, the Responses pass-through, the Anthropic stream translation and pass-through).
+ * (the chat relay's `checkedChunk`, the Responses pass-through, the Anthropic stream translation and pass-through,
+ * the Ollama stream translation).
  */
 export function retryAfterOf(headers: IncomingHttpHeaders | undefined): number | undefined {
   // undici gives a repeated header as an array (node's type says string): the first one counts

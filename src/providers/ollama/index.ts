@@ -49,7 +49,8 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
       const accept = body.stream ? 'application/x-ndjson' : 'application/json';
       const init = { headers: headers(opts, accept), body: JSON.stringify(body), signal: opts.signal };
       if (!body.stream) return client.sendJson('/api/chat', init, (r: unknown, h) => ChatReply.of(fromOllamaChat(r, cfg.name, req.model, h)));
-      return { stream: true, chunks: ollamaStream((await client.send('/api/chat', init)).body, cfg.name, req.model) };
+      const up = await client.send('/api/chat', init);
+      return { stream: true, chunks: ollamaStream(up.body, cfg.name, req.model, up.headers) };
     },
     async embeddings(req: EmbeddingsRequest, opts: CallOptions): Promise<EmbeddingsResponse> {
       const body = toOllamaEmbed(req, defaults);

@@ -27,9 +27,23 @@ export function createdOf(createdAt: unknown): number {
   return Math.floor((Number.isNaN(ms) ? Date.now() : ms) / 1000);
 }
 
-export function finishReasonOf(doneReason: unknown, hadToolCalls: boolean): FinishReason {
-  if (hadToolCalls) return 'tool_calls';
-  return doneReason === 'length' ? 'length' : 'stop';
+const bad = (label: string, what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
+
+/**
+ * The final line's `done_reason` → finish_reason. "length" (num_predict reached, or the context) stays `length`
+ * even when the answer holds tool calls: it was cut short, so a call in it may be one the model had not finished
+ * deciding on, and an agent must not take it for a complete turn (Ollama's own OpenAI layer and the Anthropic
+ * translation say `length` there too). Otherwise tool calls are `tool_calls`, and "stop", no reason (older
+ * servers) or one this build does not know is `stop`. "load" and "unload" are what Ollama answers a request
+ * with no messages (a model loaded or unloaded, nothing generated): the gateway always sends messages, so such
+ * an answer is no reply to its request, UPSTREAM_BAD_RESPONSE (retried on another candidate), never an empty
+ * success.
+ */
+export function finishReasonOf(doneReason: unknown, hadToolCalls: boolean, label: string): FinishReason {
+  if (doneReason === 'length') return 'length';
+  if (doneReason === 'load' || doneReason === 'unload')
+    throw bad(label, `upstream answered done_reason "${doneReason}" (a model ${doneReason}, nothing generated) to a chat request`);
+  return hadToolCalls ? 'tool_calls' : 'stop';
 }
 
 /**
@@ -39,8 +53,6 @@ export function finishReasonOf(doneReason: unknown, hadToolCalls: boolean): Fini
 export function usageOf(m: OllamaMetrics): Usage {
   return usageOfCounts(m.prompt_eval_count, m.eval_count);
 }
-
-const bad = (label: string, what: string) => new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: ${what}`);
 
 /** Ollama tool calls → OpenAI ones; `firstIndex` numbers synthesised ids across a whole stream. */
 export function toOpenAiToolCalls(calls: unknown, firstIndex: number, label: string): ToolCall[] {
@@ -81,7 +93,7 @@ export function fromOllamaChat(res: unknown, label: string, requestedModel: stri
     object: 'chat.completion',
     created: createdOf(r.created_at),
     model: typeof r.model === 'string' && r.model ? r.model : requestedModel,
-    choices: [{ index: 0, message, finish_reason: finishReasonOf(r.done_reason, toolCalls.length > 0), logprobs: null }],
+    choices: [{ index: 0, message, finish_reason: finishReasonOf(r.done_reason, toolCalls.length > 0, label), logprobs: null }],
     usage: usageOf(r),
   };
 }

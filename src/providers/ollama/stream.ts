@@ -8,15 +8,23 @@
  * on the `done: true` line a finish_reason chunk, then the usage chunk (`choices: []`), then the stream
  * ends. Anything else ends in a GatewayError:
  * - a line that is not a JSON object → UPSTREAM_BAD_RESPONSE
- * - a `{"error": "..."}` line (how Ollama reports a failure once streaming started) → UPSTREAM_STREAM_ERROR
+ * - a line with a non-null `error` (how Ollama reports a failure once streaming started: `{"error": "..."}`) →
+ *   the error it reports, by the one rule of an upstream's in-band error (`reportedError`, ../reported-error.ts):
+ *   Ollama's bare string names no status (UPSTREAM_STREAM_ERROR); an error object a proxy in front of Ollama
+ *   sends is read by its `code`, else its `type`, as on every other channel. It carries the answer's Retry-After
+ *   (`retryAfterOf`, read only then). As the stream's first line it is the request's error (nothing was sent yet).
+ * - a `done: true` line whose `done_reason` says no reply was generated ("load", "unload": `finishReasonOf`) →
+ *   UPSTREAM_BAD_RESPONSE, thrown before any chunk of that line is pushed
  * - the body ends before `done: true` → UPSTREAM_STREAM_ERROR
  * - a transport failure while reading → mapTransportError(…, midStream = true)
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, ChunkToolCall, FinishReason, Usage } from '../../wire/openai.js';
 import type { ChunkStream, StreamChunk } from '../provider.js';
 import { ndjsonStream, type StreamTranslator } from '../stream-reader.js';
-import { upstreamText } from '../upstream.js';
+import { retryAfterOf } from '../upstream.js';
+import { reportedError } from '../reported-error.js';
 import { createdOf, finishReasonOf, toOpenAiToolCalls, usageOf } from './response.js';
 import { chatCompletionId } from '../../util/ids.js';
 import type { OllamaChatResponse } from './wire.js';
@@ -33,6 +41,8 @@ class OllamaTranslation implements StreamTranslator {
   constructor(
     private readonly label: string,
     private model: string,
+    /** the answer's headers: an in-band error carries their Retry-After */
+    private readonly headers: IncomingHttpHeaders | undefined,
   ) {}
 
   event(line: string, _name: string | undefined, out: StreamChunk[]): boolean {
@@ -48,10 +58,7 @@ class OllamaTranslation implements StreamTranslator {
       throw new GatewayError('UPSTREAM_BAD_RESPONSE', `channel ${label}: upstream sent a stream line that is not a JSON object`);
     }
     const o = parsed as Partial<OllamaChatResponse> & { error?: unknown };
-    if (o.error !== undefined && o.error !== null) {
-      const msg = typeof o.error === 'string' ? o.error : JSON.stringify(o.error);
-      throw new GatewayError('UPSTREAM_STREAM_ERROR', `channel ${label}: upstream reported an error mid-stream: ${upstreamText(msg)}`);
-    }
+    if (o.error !== undefined && o.error !== null) throw reportedError(o.error, label, 'stream', retryAfterOf(this.headers));
     if (this.created === undefined) this.created = createdOf(o.created_at);
     if (typeof o.model === 'string' && o.model) this.model = o.model;
     const m = o.message;
@@ -71,6 +78,9 @@ class OllamaTranslation implements StreamTranslator {
       delta.tool_calls = calls.map((c, i): ChunkToolCall => ({ index: this.toolCount + i, id: c.id, type: 'function', function: { ...c.function } }));
       this.toolCount += calls.length;
     }
+    // the final line's reason is read before any chunk of it is pushed: a reason that is no reply ends the stream
+    // with nothing of this line sent (as the first line, the request's error)
+    const finish = o.done === true ? finishReasonOf(o.done_reason, this.toolCount > 0, label) : null;
     if (this.first) {
       this.first = false;
       out.push({ data: this.frame(choice({ role: 'assistant', content: '', ...delta }, null)) });
@@ -79,7 +89,7 @@ class OllamaTranslation implements StreamTranslator {
     }
 
     if (o.done !== true) return false;
-    out.push({ data: this.frame(choice({}, finishReasonOf(o.done_reason, this.toolCount > 0))) });
+    out.push({ data: this.frame(choice({}, finish)) });
     const usage = usageOf(o);
     out.push({ data: this.frame([], usage), usage });
     return true;
@@ -98,6 +108,12 @@ class OllamaTranslation implements StreamTranslator {
 
 const choice = (delta: Delta, finish: FinishReason) => [{ index: 0, delta, finish_reason: finish, logprobs: null }];
 
-export function ollamaStream(body: AsyncIterable<Uint8Array | string>, label: string, requestedModel: string): ChunkStream & AsyncIterable<StreamChunk> {
-  return ndjsonStream(body, new OllamaTranslation(label, requestedModel), label);
+/** `headers`: the answer's, whose Retry-After an in-band error carries (read only when there is one). */
+export function ollamaStream(
+  body: AsyncIterable<Uint8Array | string>,
+  label: string,
+  requestedModel: string,
+  headers?: IncomingHttpHeaders,
+): ChunkStream & AsyncIterable<StreamChunk> {
+  return ndjsonStream(body, new OllamaTranslation(label, requestedModel, headers), label);
 }
