@@ -319,8 +319,8 @@ describe('the stream’s lines', () => {
 describe('embeddings (/api/embed)', () => {
   const embed = (model: string) => rejectionOf(openai.embeddings.create({ model, input: 'hello' }));
 
-  it('no vector list (missing, null, an object), vectors of strings, too many: 502 upstream_bad_response', async () => {
-    for (const m of ['emb-missing', 'emb-null', 'emb-object', 'emb-strings', 'emb-count']) {
+  it('no vector list (missing, null, an object), vectors of strings, too many, or a number JSON cannot hold: 502 upstream_bad_response', async () => {
+    for (const m of ['emb-missing', 'emb-null', 'emb-object', 'emb-strings', 'emb-count', 'emb-inf']) {
       expect(await embed(m), m).toMatchObject({ status: 502, code: 'upstream_bad_response' });
     }
   });

@@ -106,9 +106,10 @@ function toBase64(vec: number[]): string {
 export function fromOllamaEmbed(res: unknown, req: EmbeddingsRequest, label: string, headers?: IncomingHttpHeaders): EmbeddingsResponse {
   const r = res as Partial<OllamaEmbedResponse> | null;
   const vectors = r?.embeddings;
-  if (!Array.isArray(vectors) || !vectors.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
-    throw replyError(r, label, headers) ?? bad(label, 'embed reply has no embeddings');
-  }
+  if (!Array.isArray(vectors)) throw replyError(r, label, headers) ?? bad(label, 'embed reply has no embeddings');
+  // a number JSON cannot hold (`1e999` parses to Infinity) would reach the client as null
+  if (!vectors.every((v) => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x))))
+    throw bad(label, 'embed reply has an embedding that is not a vector of finite numbers');
   const expected = Array.isArray(req.input) ? req.input.length : 1;
   if (vectors.length !== expected) throw bad(label, `embed reply has ${vectors.length} embeddings for ${expected} inputs`);
   const { prompt_tokens } = usageOf(r ?? {});
