@@ -7,7 +7,9 @@
  *    (running turns are waited for, like `switchyard sessions drain`);
  * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
  *    `gateway.shutdownGraceMs` from the start;
- * 5. links close with 4000 "gateway shutting down", then the listener closes (whatever is left is cut).
+ * 5. links close with 4000 "gateway shutting down", then the listener closes (whatever is left is cut);
+ * 6. the ACP layer, the upstream pools, the keys (pending usage records written by the deadline), the store and
+ *    tracing close (closeParts: the same sequence a start whose listen failed runs; one that fails is logged).
  */
 import type { Config } from './config/schema.js';
 import type { BridgeMesh } from './bridge/mesh.js';
@@ -67,4 +69,26 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
     }
   }
   p.logger.info('graceful stop: sessions drained', { to: target, moved, stayed });
+}
+
+/** One part a gateway opened, by the name its close failure is logged under, and how to close it. */
+export type ClosePart = readonly [part: string, close: () => Promise<unknown>];
+
+/**
+ * Closes `parts` one after the other, in the order given: the one close sequence of a gateway, for a stop
+ * (`Gateway.close`, after the graceful drain) and for a start whose listen failed. A part whose close fails does
+ * not keep the parts after it open: the failure is logged (the part's name and the error's message, scrubbed as
+ * every log line is) and the next part is closed. Never rejects.
+ */
+export async function closeParts(parts: readonly ClosePart[], logger: Logger): Promise<void> {
+  for (const [part, close] of parts) {
+    try {
+      await close();
+    } catch (err) {
+      logger.error('closing a part of the gateway failed; the other parts are closed all the same', {
+        part,
+        error: String((err as Error)?.message ?? err),
+      });
+    }
+  }
 }

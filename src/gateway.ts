@@ -26,7 +26,7 @@ import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { uiRoutes } from './http/routes/ui.js';
-import { gracefulStop } from './gateway-stop.js';
+import { closeParts, gracefulStop } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './gateway-reload.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
@@ -52,7 +52,10 @@ export interface Gateway {
   readonly obs: Observability;
   /** re-reads the config file and applies what can change live (src/config/reload.ts); throws ConfigError */
   reload(): Promise<ReloadReport>;
-  /** graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, close links and pools */
+  /**
+   * graceful: stop accepting, finish in-flight up to gateway.shutdownGraceMs, then close links, listener, ACP,
+   * pools, keys, store and tracing in that order (a part that fails to close is logged, the others still close)
+   */
   close(): Promise<void>;
 }
 
@@ -192,13 +195,24 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       return { ready: models > 0, detail: { models, peers: mesh.peers().length } };
     },
   });
+  // What the start opened, closed in one order by a stop and by a start whose listen failed (closeParts: a part
+  // that fails to close is logged and the others are closed all the same). `deadline`: the stop's (keys.close).
+  const closeOpened = (deadline?: number) =>
+    closeParts(
+      [
+        ['bridge', () => mesh.close()],
+        ['http', () => http.shutdown(0)],
+        ['acp', () => acp.close()],
+        ['providers', () => Promise.all([...providers.values()].map((p) => p.close()))],
+        ['keys', () => keys.close(deadline)], // writes every pending usage record, or logs what it could not by the deadline
+        ['store', () => store.close()],
+        ['obs', () => obs.close()],
+      ],
+      logger,
+    );
   // a listen that fails (the port in use, no permission) leaves nothing running: what the start opened is closed
   const addr = await http.listen().catch(async (err: unknown) => {
-    await acp.close().catch(() => undefined);
-    await closeProviders(providers.values());
-    await keys.close().catch(() => undefined);
-    await store.close().catch(() => undefined);
-    await obs.close().catch(() => undefined);
+    await closeOpened();
     throw err;
   });
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -226,13 +240,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     close() {
       closing ??= (async () => {
         const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
-        await mesh.close();
-        await http.shutdown(0);
-        await acp.close();
-        await Promise.all([...providers.values()].map((p) => p.close()));
-        await keys.close(deadline); // writes every pending usage record, or logs what it could not by the deadline
-        await store.close();
-        await obs.close();
+        await closeOpened(deadline);
       })();
       return closing;
     },
