@@ -14,11 +14,12 @@
  * - its channels' providers, constructed as the gateway runs them. `options` is free-form in the schema and each
  *   provider checks its own when it is made (CONFIG_INVALID); a refusal is a problem under the channel's key
  *   path. Constructing a provider opens no connection (its pool connects on its first request).
- * Every problem is listed by key path in one ConfigError, and every provider made here is then closed.
+ * Every problem is listed by key path in one ConfigError (scrubbed of the file's secrets: configRefusal), and every
+ * provider made here is then closed.
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { ConfigError, resolvePath, type LoadedConfig } from './config/load.js';
+import { configRefusal, resolvePath, type LoadedConfig } from './config/load.js';
 import type { ChannelConfig } from './config/schema.js';
 import type { ChannelProvider } from './providers/provider.js';
 import { createProvider } from './providers/registry.js';
@@ -93,7 +94,7 @@ export async function prepareConfig(loaded: LoadedConfig, channels: (c: ChannelC
   }
   if (problems.length > 0) {
     await closeProviders(providers.values());
-    throw new ConfigError(problems, loaded.path ?? 'built-in defaults');
+    throw configRefusal(cfg, problems, loaded.path ?? 'built-in defaults');
   }
   return { providers, https, tls, bridgeCa };
 }

@@ -1,6 +1,7 @@
 /** `switchyard config check [--config F]`: validate without starting. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
+import { registerConfigSecrets } from '../config/secrets.js';
 import { closeProviders, prepareConfig } from '../gateway-prepare.js';
 
 export function registerConfig(program: Command): void {
@@ -11,6 +12,8 @@ export function registerConfig(program: Command): void {
     .option('-c, --config <file>', 'config file (JSON5)')
     .action(async (opts: { config?: string }) => {
       const loaded = loadConfig(opts.config);
+      // as a start does: an error that quotes one of the file's secrets is printed scrubbed (cli/index.ts)
+      registerConfigSecrets(loaded.config);
       // what a start checks beyond the schema (files, the channels' providers); the providers made are closed
       await closeProviders((await prepareConfig(loaded)).providers.values());
       const { config, path } = loaded;

@@ -11,6 +11,7 @@ import { ConfigError } from '../config/load.js';
 import { CliError } from './remote.js';
 import { VERSION } from '../version.js';
 import { printable } from './table.js';
+import { secrets } from '../util/redact.js';
 
 type Register = (program: Command) => void;
 
@@ -52,11 +53,14 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
+    // every error leaves through the scrubber: the secrets of a config a command loaded are registered with it
+    // (config check, a start), and the problems of a file that is not loaded come scrubbed of its own (configRefusal)
+    const say = (message: string) => process.stderr.write(`switchyard: ${printable(secrets.scrub(message))}\n`);
     if (err instanceof CliError || err instanceof ConfigError) {
-      process.stderr.write(`switchyard: ${printable(err.message)}\n`);
+      say(err.message);
       process.exit(err instanceof ConfigError ? 2 : 1);
     }
-    process.stderr.write(`switchyard: ${printable((err as Error)?.message ?? String(err))}\n`);
+    say((err as Error)?.message ?? String(err));
     process.exit(1);
   }
 }

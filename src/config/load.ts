@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import JSON5 from 'json5';
 import { configSchema, type Config } from './schema.js';
+import { configScrubber } from './secrets.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -16,6 +17,21 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
+}
+
+/**
+ * A ConfigError for problems found in a config that passed the schema (the semantic checks below, the start's
+ * check in src/gateway-prepare.ts). Their messages may quote the file's values (a name, an id, what a provider
+ * refused), and a secret put where a name goes would be quoted with them: each problem is scrubbed of the file's
+ * own secrets (configScrubber, which the process-wide registry does not learn) before it leaves, by `config
+ * check`, a start or a reload.
+ */
+export function configRefusal(cfg: Config, problems: readonly string[], source: string): ConfigError {
+  const own = configScrubber(cfg);
+  return new ConfigError(
+    problems.map((p) => own.scrub(p)),
+    source,
+  );
 }
 
 export interface LoadedConfig {
@@ -89,7 +105,7 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
   }
   const cfg = parsed.data;
   semanticChecks(cfg, problems);
-  if (problems.length) throw new ConfigError(problems, source);
+  if (problems.length) throw configRefusal(cfg, problems, source);
   return cfg;
 }
 
