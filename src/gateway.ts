@@ -2,8 +2,6 @@
  * The composition root: config → providers → router → bridge mesh → HTTP server. Everything the CLI's
  * `gateway` command, the demo and the tests start goes through `startGateway`.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Server as TlsServer } from 'node:tls';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
@@ -249,7 +247,6 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
 
 async function openConfiguredStore(cfg: Config, baseDir: string): Promise<SessionStore> {
   if (cfg.store.kind === 'redis') return openStore({ kind: 'redis', url: cfg.store.url, prefix: cfg.store.prefix });
-  const path = resolvePath(baseDir, cfg.store.path);
-  mkdirSync(dirname(path), { recursive: true });
-  return openStore({ kind: 'sqlite', path });
+  // the store checks the path and creates the folders above the file (readySqlitePath), as the key store does
+  return openStore({ kind: 'sqlite', path: resolvePath(baseDir, cfg.store.path) });
 }

@@ -3,14 +3,14 @@
  * own tables and their own migration list (`keys_schema_migrations`), so neither store's migrations touch
  * the other's. Durability is the session store's: WAL, synchronous=NORMAL.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { GatewayError } from '../wire/errors.js';
 import type { UsageRecord } from '../usage/record.js';
 import { storedKey, type VirtualKey } from './model.js';
 import { logUnreadableKey, type KeyStore, type UsageQuery } from './store.js';
 import type { Logger } from '../util/log.js';
+import { readySqlitePath } from '../sessions/store-location.js';
 
 /** Versioned, append-only: never edit a released migration, add a new one. */
 /** usage rows deleted per statement when pruning (docs/keys.md, retention) */
@@ -71,7 +71,7 @@ export class SqliteKeyStore implements KeyStore {
     private readonly logger?: Logger,
   ) {
     const file = resolve(path);
-    mkdirSync(dirname(file), { recursive: true });
+    readySqlitePath(file);
     this.db = new Database(file);
     try {
       this.db.pragma('journal_mode = WAL');

@@ -9,10 +9,10 @@
  * stream the gateway serves; `synchronous: 'FULL'` is available for hosts that need power-loss durability.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Session, SessionStatus, Turn } from './model.js';
+import { readySqlitePath } from './store-location.js';
 import { isStoredAs, turnCache } from './turn-cache.js';
 import {
   SessionExistsError,
@@ -221,7 +221,7 @@ export class SqliteStore implements SessionStore {
 
   constructor(opts: SqliteStoreOptions = {}) {
     this.path = resolve(opts.path ?? DEFAULT_SQLITE_PATH);
-    mkdirSync(dirname(this.path), { recursive: true });
+    readySqlitePath(this.path);
     this.db = new Database(this.path);
     try {
       this.db.pragma('journal_mode = WAL');

@@ -1,6 +1,7 @@
 /**
  * Whether the configured store can be opened where it says, checked without opening, creating or changing
- * anything (the config check: a start, a reload and `switchyard config check`, src/gateway-prepare.ts).
+ * anything (the config check: a start, a reload and `switchyard config check`, src/gateway-prepare.ts), and, for
+ * SQLite, by each store that opens a database file before it creates anything (readySqlitePath).
  *
  * SQLite (`store.path`): the gateway creates the missing folders above the file and then the file itself, and
  * SQLite writes its `-wal` and `-shm` files beside it. So the path must not be a directory or anything but a
@@ -12,7 +13,7 @@
  * Redis (`store.url`): a URL the client can parse, with a host and at most a database number as its path. It
  * is not dialled: whether the server answers shows when the gateway starts.
  */
-import { accessSync, constants, statSync, statfsSync, type Stats } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync, statfsSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Linux file system magic numbers (statfs(2)) of the pseudo file systems no database can live on. */
@@ -84,6 +85,19 @@ export function sqlitePathProblem(path: string): string | undefined {
     if (denied) return `cannot read and write ${path} (${denied})`;
   }
   return undefined;
+}
+
+/**
+ * Readies `path` (absolute) for the SQLite database a store opens there: refuses it with sqlitePathProblem's
+ * reason when no database can be kept there, else creates the missing folders above it. Every store that opens a
+ * SQLite file (the session store, the key store) runs it itself, so whoever makes one gets the check a start
+ * runs on `store.path` (src/gateway-prepare.ts), not a recursive mkdir that never returns under /proc or SQLite's
+ * bare "unable to open database file".
+ */
+export function readySqlitePath(path: string): void {
+  const problem = sqlitePathProblem(path);
+  if (problem) throw new Error(`cannot open a SQLite database at ${path}: ${problem}`);
+  mkdirSync(dirname(path), { recursive: true });
 }
 
 /** Why the Redis store's `url` cannot be used (the message never quotes it: it may hold a password). */
