@@ -11,7 +11,8 @@
  * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it (its new runtime
  *   table is built before anything is applied, and swapped in whole by the apply).
  * - the HTTPS certificate and key (`gateway.tls`, other files or the same files rewritten, as a renewal does):
- *   read and checked as at start, then put into service for new connections (`setSecureContext`); connections
+ *   read as at start and, when they differ from those in service, parsed once by putting them into service for
+ *   new connections (`setSecureContext`, which refuses an unusable pair and changes nothing then); connections
  *   already open keep the certificate they were made with.
  * Everything else that differs (listen address, TLS turned on or off, store, routing, tracing, limits…) is
  * reported as needing a restart, never silently ignored.
@@ -24,7 +25,8 @@ import { ConfigError, loadConfig, openToNetwork } from './config/load.js';
 import type { Router } from './router/router.js';
 import type { BridgeMesh } from './bridge/mesh.js';
 import type { ChannelProvider } from './providers/provider.js';
-import { closeProviders, prepareConfig, type Prepared } from './gateway-prepare.js';
+import { createSecureContext } from 'node:tls';
+import { closeProviders, prepareConfig, tlsProblem, type Prepared } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setConfiguredLogLevel, type Logger } from './util/log.js';
 import { configScrubber, registerConfigSecrets } from './config/secrets.js';
@@ -53,7 +55,8 @@ export interface ReloadTarget {
   acp?: { prepare(next: AcpRuntimeLists): () => void } | undefined;
   /**
    * the running HTTPS server's certificate and key (absent: the gateway serves HTTP): `serving` is the PEM text
-   * in service, `use` puts other text into service for new connections (it was checked, so it does not throw)
+   * in service, `use` parses other text and puts it into service for new connections; it throws when they are
+   * not a usable certificate and key, and the pair in service stays
    */
   tls?: { serving(): { cert: string; key: string }; use(pem: { cert: string; key: string }): void } | undefined;
 }
@@ -143,7 +146,7 @@ export async function applyReload(t: ReloadTarget, next: Config): Promise<Reload
   }
 }
 
-function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa, acp: commitAcp, tls: pem }: PreparedReload): ReloadReport {
+function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeCa, acp: commitAcp, tls: pem, tlsServed }: PreparedReload): ReloadReport {
   const live = t.live;
   // secrets first: a new token or key must be scrubbed from the first line that could mention it
   registerConfigSecrets(next);
@@ -153,15 +156,9 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   const tlsLive = t.tls !== undefined && live.gateway.tls !== undefined && pem !== undefined;
   for (const p of paths) if (!under(p, LIVE) && !(t.acp && under(p, ACP_RUNTIMES)) && !(tlsLive && under(p, ['gateway.tls']))) report.restartRequired.push(p);
 
-  // The certificate and key, compared by their text: a renewal rewrites the same files
-  if (tlsLive && t.tls && pem) {
-    const now = t.tls.serving();
-    if (now.cert !== pem.cert || now.key !== pem.key) {
-      t.tls.use(pem);
-      report.applied.push('gateway.tls: the certificate and key read now serve new connections');
-    }
-    if (live.gateway.tls && next.gateway.tls) Object.assign(live.gateway.tls, next.gateway.tls);
-  }
+  // The certificate and key: put into service by the check's last step when their text differed (prepareReload)
+  if (tlsServed) report.applied.push('gateway.tls: the certificate and key read now serve new connections');
+  if (tlsLive && live.gateway.tls && next.gateway.tls) Object.assign(live.gateway.tls, next.gateway.tls);
 
   // Channels first, so share lists announced below describe the new set.
   const retired = applyChannels(t, next.channels, made, report);
@@ -242,9 +239,13 @@ function scrubRefusal(err: unknown, t: ReloadTarget, next: Config): unknown {
   return err;
 }
 
-/** What the first step made: Prepared, and the commit of the ACP layer's new runtime table when it changes. */
+/**
+ * What the first step made: Prepared, the commit of the ACP layer's new runtime table when it changes, and whether
+ * the file's certificate and key were put into service.
+ */
 interface PreparedReload extends Prepared {
   acp: (() => void) | undefined;
+  tlsServed: boolean;
 }
 
 /**
@@ -254,6 +255,13 @@ interface PreparedReload extends Prepared {
  * invalid (every problem listed by key path), and the providers made for it are closed. With them, when
  * `acp.agents` / `acp.gateways` differ, the ACP layer's new runtime table (AcpCore.prepare); a build that throws
  * is one more problem of the same ConfigError.
+ *
+ * The certificate and key (`gateway.tls`) are parsed once. A file valid otherwise has them parsed last: put into
+ * service (`setSecureContext`) when the server serves TLS and their text differs from the pair in service, which
+ * is the one change this step makes and the last thing it does, so a refused file changes nothing; checked only
+ * (a TLS context made and dropped) when the server serves HTTP (turning TLS on needs a restart); not parsed again
+ * when they are the pair in service. A file refused for another problem has them parsed by the check, to list
+ * their problem too.
  */
 async function prepareReload(t: ReloadTarget, next: Config): Promise<PreparedReload> {
   const problems: string[] = [];
@@ -269,7 +277,7 @@ async function prepareReload(t: ReloadTarget, next: Config): Promise<PreparedRel
   const changed = (c: ChannelConfig) => before.get(c.name) !== JSON.stringify(c);
   let prepared: Prepared;
   try {
-    prepared = await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, changed);
+    prepared = await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, { channels: changed, tls: problems.length > 0 ? 'server' : 'later' });
   } catch (err) {
     if (problems.length > 0 && err instanceof ConfigError) throw new ConfigError([...err.problems, ...problems], t.path ?? 'reload');
     throw err;
@@ -278,7 +286,23 @@ async function prepareReload(t: ReloadTarget, next: Config): Promise<PreparedRel
     await closeProviders(prepared.providers.values());
     throw new ConfigError(problems, t.path ?? 'reload');
   }
-  return { ...prepared, acp };
+  const pem = prepared.tls;
+  let tlsServed = false;
+  if (pem) {
+    const server = t.live.gateway.tls ? t.tls : undefined;
+    const inService = server?.serving();
+    let problem: string | undefined;
+    if (!server) problem = tlsProblem(() => createSecureContext(pem));
+    else if (inService?.cert !== pem.cert || inService.key !== pem.key) {
+      problem = tlsProblem(() => server.use(pem));
+      tlsServed = problem === undefined;
+    }
+    if (problem) {
+      await closeProviders(prepared.providers.values());
+      throw new ConfigError([problem], t.path ?? 'reload');
+    }
+  }
+  return { ...prepared, acp, tlsServed };
 }
 
 /**

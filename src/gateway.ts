@@ -141,6 +141,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
   obs.metrics.acpTasks = acp.tasksHeld;
   // the certificate and key in service: a reload that reads others puts them into service for new connections
+  // (setSecureContext parses them: the reload's one parse; it throws for an unusable pair, which is not served)
   let servingPem = tls;
   const servedTls =
     https instanceof TlsServer && servingPem

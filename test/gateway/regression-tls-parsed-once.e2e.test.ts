@@ -6,6 +6,12 @@
  * and checks the files, as before (an unusable certificate refuses it and the served one is unchanged), and now
  * serves a pair that differs from the one in service (renewed in place, or other files) to new connections: it
  * was checked and never served until a restart.
+ *
+ * A reload that put a changed pair into service parsed it twice: once by the check (an HTTPS server made only to
+ * see that it works) and again by `setSecureContext`. Now putting it into service is the reload's one parse (an
+ * unusable pair is refused by it, changing nothing), and a pair that is already in service is not parsed again.
+ * The files are read once either way (by the check), so no file rewritten between two reads can show the
+ * difference: the parses are counted as in the start's case.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,9 +19,11 @@ import { request } from 'node:https';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { connect, type SecureContextOptions } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/gateway.js';
+import { join } from 'node:path';
+import { loadConfig, type ConfigError } from '../../src/config/load.js';
+import { startGateway, type Gateway } from '../../src/gateway.js';
 import { selfSigned } from '../helpers/tls.js';
-import { cleanupDirs, startInProcess, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, memoryLogger, startInProcess, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
 
 const tls = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
 let gw: Gateway | undefined;
@@ -53,6 +61,23 @@ function reload(url: string, ca: string): Promise<{ status: number; json: any }>
 
 const mock = { name: 'm', provider: 'mock', models: ['m-1'] };
 
+/** Runs `fn` counting the TLS contexts made from the certificate `pem` meanwhile (node's servers make theirs through this export). */
+async function parsesOf<T>(pem: string, fn: () => Promise<T>): Promise<{ result: T; count: number }> {
+  const original = tls.createSecureContext;
+  let count = 0;
+  tls.createSecureContext = (o?: SecureContextOptions) => {
+    if (o?.cert === pem) count++;
+    return original(o);
+  };
+  syncBuiltinESMExports();
+  try {
+    return { result: await fn(), count };
+  } finally {
+    tls.createSecureContext = original;
+    syncBuiltinESMExports();
+  }
+}
+
 describe('gateway.tls', () => {
   it('is parsed once at a start, and the server presents the certificate the check read', async () => {
     const dir = tmpDir();
@@ -75,6 +100,43 @@ describe('gateway.tls', () => {
     expect(parses).toBe(1);
     expect(gw.url).toMatch(/^https:\/\//);
     expect(await servedFingerprint(gw.url, pem)).toBe(new X509Certificate(pem).fingerprint256);
+  });
+
+  it('a reload parses a renewed certificate once, when it puts it into service, and the one in service not again', async () => {
+    const dir = tmpDir();
+    const first = selfSigned(dir, 'first');
+    const firstPem = readFileSync(first.cert, 'utf8');
+    const cfgFile = join(dir, 'switchyard.json5');
+    writeFileSync(cfgFile, JSON.stringify({ gateway: { port: 0, tls: { cert: './first-cert.pem', key: './first-key.pem' } }, channels: [mock] }));
+    const inProcess = await startGateway(loadConfig(cfgFile), { logger: memoryLogger().logger });
+    try {
+      const renewed = selfSigned(tmpDir(), 'renewed');
+      const renewedPem = readFileSync(renewed.cert, 'utf8');
+      writeFileSync(first.key, readFileSync(renewed.key));
+      writeFileSync(first.cert, renewedPem);
+      const parses = await parsesOf(renewedPem, () => inProcess.reload());
+      expect(parses.result).toEqual({ applied: ['gateway.tls: the certificate and key read now serve new connections'], restartRequired: [] });
+      expect(parses.count).toBe(1);
+      expect(await servedFingerprint(inProcess.url, firstPem + renewedPem)).toBe(new X509Certificate(renewedPem).fingerprint256);
+      // the same pair again: it is the one in service
+      const again = await parsesOf(renewedPem, () => inProcess.reload());
+      expect(again).toEqual({ result: { applied: [], restartRequired: [] }, count: 0 });
+      // an unusable certificate in a file with another problem: parsed once too, its problem listed in its place
+      const junk = 'not a certificate\n';
+      writeFileSync(first.cert, junk);
+      const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+      cfg.channels.push({ name: 'oa', provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', options: { responsesApi: 'yes' }, models: ['x'] });
+      writeFileSync(cfgFile, JSON.stringify(cfg));
+      const refused = await parsesOf(junk, () => inProcess.reload().catch((err: unknown) => err));
+      expect(refused.count).toBe(1);
+      expect((refused.result as ConfigError).problems).toEqual([
+        'gateway.tls: not a usable certificate and key (error:0480006C:PEM routines::no start line)',
+        'channels.1.options.responsesApi: channel oa: options.responsesApi must be a boolean',
+      ]);
+      expect(await servedFingerprint(inProcess.url, renewedPem)).toBe(new X509Certificate(renewedPem).fingerprint256);
+    } finally {
+      await inProcess.close();
+    }
   });
 
   it('a reload reads the files again: an unusable certificate refuses it, and the served one is unchanged', async () => {
