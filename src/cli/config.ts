@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { registerConfigSecrets } from '../config/secrets.js';
+import { secrets } from '../util/redact.js';
 import { closeProviders, prepareConfig } from '../gateway-prepare.js';
 
 export function registerConfig(program: Command): void {
@@ -18,12 +19,15 @@ export function registerConfig(program: Command): void {
       await closeProviders((await prepareConfig(loaded)).providers.values());
       const { config, path } = loaded;
       const c = config.gateway;
+      // the summary quotes names, scrubbed like the errors (a key given as a channel's name is not printed)
       process.stdout.write(
-        `ok: ${path ?? 'no config file (built-in defaults)'}\n` +
-          `  gateway   ${c.name} on ${c.tls ? 'https' : 'http'}://${c.host}:${c.port}${c.auth.tokens.length ? ' (client auth on)' : ' (client auth off: loopback only)'}\n` +
-          `  channels  ${config.channels.map((ch) => `${ch.name}(${ch.provider})`).join(', ') || '(none)'}\n` +
-          `  bridges   out: ${c.bridges.map((b) => b.name).join(', ') || '(none)'}; in: ${c.bridge.enabled ? `enabled, max ${c.bridge.maxPeers} peers, sharing ${c.bridge.shareChannels.join(', ') || 'nothing'}` : 'disabled'}\n` +
-          `  store     ${config.store.kind}\n`,
+        secrets.scrub(
+          `ok: ${path ?? 'no config file (built-in defaults)'}\n` +
+            `  gateway   ${c.name} on ${c.tls ? 'https' : 'http'}://${c.host}:${c.port}${c.auth.tokens.length ? ' (client auth on)' : ' (client auth off: loopback only)'}\n` +
+            `  channels  ${config.channels.map((ch) => `${ch.name}(${ch.provider})`).join(', ') || '(none)'}\n` +
+            `  bridges   out: ${c.bridges.map((b) => b.name).join(', ') || '(none)'}; in: ${c.bridge.enabled ? `enabled, max ${c.bridge.maxPeers} peers, sharing ${c.bridge.shareChannels.join(', ') || 'nothing'}` : 'disabled'}\n` +
+            `  store     ${config.store.kind}\n`,
+        ),
       );
     });
 }

@@ -4,7 +4,8 @@
  * a secret put where a name goes (a bridge token pasted into the share list beside `allowedTokens`, a key pasted as
  * a channel's name) was printed on stderr. The reload path already scrubbed a refused file's problems with a
  * scrubber of its own secrets; now every refusal of a file that passed the schema is scrubbed that way where it is
- * made (configRefusal), and every error the CLI prints goes through the process's scrubber.
+ * made (configRefusal), and every error the CLI prints goes through the process's scrubber. `config check`'s
+ * summary of a valid file quotes names too (channels, the share list), and passes the same scrubber.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +38,25 @@ function writeConfig(): string {
   );
   return file;
 }
+
+describe('config check on a valid file', () => {
+  it('prints its summary (names included) without a configured secret', async () => {
+    const file = join(tmpDir('sy-scrub-'), 'switchyard.json5');
+    // valid, if unwise: the key given as a channel's name too, and that channel shared with peers
+    writeFileSync(
+      file,
+      JSON.stringify({
+        gateway: { bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: [KEY] } },
+        channels: [{ name: KEY, provider: 'openai', baseUrl: 'https://api.example.com/v1', apiKey: KEY, models: ['m'] }],
+      }),
+    );
+    const r = await runCli(['config', 'check', '-c', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('  channels  [REDACTED](openai)\n');
+    expect(r.stdout).toContain('sharing [REDACTED]\n');
+    expect(r.stdout + r.stderr).not.toContain(KEY);
+  });
+});
 
 describe('config problems printed by the CLI', () => {
   for (const command of [['config', 'check'], ['gateway']]) {
