@@ -490,9 +490,11 @@ export class BridgeMesh implements MeshContext {
   /**
    * Graceful stop: no new inbound links, and every peer is told we share nothing (bridge-channels with
    * empty lists), so it routes away now; forwards already sent or racing the announcement are still served.
+   * Session transfers offered to us are refused from now on (a session must not move to a gateway going away).
    */
   drain(): void {
     this.accepting = false;
+    this.transfers?.stopReceiving();
     for (const l of this.links.values()) l.reshare([], [], false);
   }
 

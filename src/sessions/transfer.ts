@@ -76,6 +76,18 @@ export class TransferCoordinator {
     private readonly logger: Logger,
   ) {}
 
+  /** false once this gateway drains for shutdown (`stopReceiving`): offers are refused, sending goes on */
+  private receiving = true;
+
+  /**
+   * Graceful stop: peers' offers are refused from now on (TRANSFER_REJECTED), so a session never moves to a gateway
+   * that is going away (it takes no new turn, and its own drain of sessions already ran). Its own transfers out
+   * (`drainSessionsTo`) and the settling of transfers left half-way go on.
+   */
+  stopReceiving(): void {
+    this.receiving = false;
+  }
+
   /** metrics hook (src/obs): every transfer's outcome, `moved`/`accepted` or the error code */
   onOutcome: ((direction: 'out' | 'in', outcome: string) => void) | undefined;
 
@@ -194,6 +206,8 @@ export class TransferCoordinator {
       throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions (gateway.bridge.acceptSessions is false)', {
         details: { reason: 'TRANSFER_REJECTED' },
       });
+    if (!this.receiving)
+      throw new GatewayError('FORBIDDEN', 'this gateway is shutting down; it takes no session', { details: { reason: 'TRANSFER_REJECTED' } });
     const { owner, ...record } = snapshot;
     if (owner !== fromPeer)
       throw new GatewayError('FORBIDDEN', `peer ${fromPeer} offered a session it does not own (owner ${String(owner)})`, { details: { reason: 'NOT_OWNER' } });
