@@ -54,6 +54,8 @@ export class Dialer {
    * also while it connects, so that a peer whose own hello arrives first is told this one is coming
    */
   pendingNonce: string | undefined;
+  /** the gateway id this bridge last reached (its hello-ok's): what a redial checks another bridge of ours for */
+  peerId: string | undefined;
   private ws: WebSocket | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -85,6 +87,17 @@ export class Dialer {
 
   private dialWith(WebSocket: WsModule['WebSocket']): void {
     if (this.state === 'stopped') return;
+    // Another bridge of ours is linked to the gateway this one reached last (two bridges to one gateway, or two
+    // gateways announcing one id): a hello would make the peer replace that link by this one (same direction), and
+    // that bridge would then redial and replace this one, for ever, failing the requests on each. Wait instead.
+    const other = this.peerId === undefined ? undefined : this.mesh.bridgeLinkedTo(this.peerId);
+    if (other !== undefined && other !== this.target.name) {
+      this.lastError = `DUPLICATE_PEER: already linked to ${this.peerId} through bridge ${other}; this bridge dials again once that link closes`;
+      this.setState('backoff');
+      this.timer = setTimeout(() => this.dial(), this.target.reconnectInterval);
+      this.timer.unref();
+      return;
+    }
     this.setState('connecting');
     this.attempts++;
     const limits = this.mesh.limits;
@@ -201,6 +214,7 @@ export class Dialer {
       },
     });
     this.link = link;
+    this.peerId = peer.id;
     this.lastError = undefined;
     this.attempts = 0;
     this.setState('open');

@@ -44,6 +44,8 @@ export interface MeshContext {
    * initiator's, from the hello-ok (two gateways dialling each other at once, mesh.ts)
    */
   admission(peerId: string, role: Role, dialNonces?: readonly string[]): Admission;
+  /** the name of the bridge (our dialler) whose open link to `peerId` is registered, if any */
+  bridgeLinkedTo(peerId: string): string | undefined;
   /** the nonces of our dials still connecting or waiting for their hello's reply (what a bridge-hello-ok we send names) */
   dialNonces(): string[];
   /** the gatewayId ↔ token binding (docs/bridge-protocol.md "Peer identity") */

@@ -303,6 +303,11 @@ export class BridgeMesh implements MeshContext {
     return 'ok';
   }
 
+  bridgeLinkedTo(peerId: string): string | undefined {
+    const l = this.links.get(peerId);
+    return l?.role === 'initiator' && l.open ? l.name : undefined;
+  }
+
   dialNonces(): string[] {
     const out: string[] = [];
     for (const d of this.dialers.values()) {
