@@ -277,6 +277,9 @@ export class BridgeLink implements LinkContext {
   // ---- receiving ---------------------------------------------------------------------------------------------
 
   private onMessage(data: Buffer, isBinary: boolean): void {
+    // A link we closed still receives what the peer sent before our close reached it (the socket finishes closing
+    // meanwhile, up to 1 s): its requests already failed on both sides, so nothing of it is served or settled.
+    if (this.closed) return;
     this.heartbeat.seen();
     this.traffic.received(data.length);
     const maxBytes = this.o.limits.maxFrameBytes;
