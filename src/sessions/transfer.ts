@@ -220,6 +220,15 @@ export class TransferCoordinator {
       { ...base, metadata: { ...base.metadata, transferredFrom: fromPeer } },
       { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() },
     );
+    // A provisional copy an earlier offer of this sender left here, settled by nothing while the link lasts (our ok
+    // reached the sender after it had given up: it timed out). The sender owns the session, since it offers it
+    // again, so the copy is stale, as `ensureOwned` would find: it gives way to this offer.
+    const held = await this.store.get(s.id);
+    const m = held && transferMarker(held);
+    if (m?.state === 'provisional' && m.peer === fromPeer && m.id !== transferId) {
+      await this.store.delete(s.id);
+      this.logger.info('dropped a provisional session copy: its sender offers the session again', { sessionId: s.id, owner: fromPeer });
+    }
     try {
       await this.store.importTransferred(transferId, adopted);
       await this.importEvents(s.id, events, droppedThrough);
