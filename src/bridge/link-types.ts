@@ -106,6 +106,11 @@ export const isTransfer = (p: PendingRequest): p is PendingTransfer => p.kind ==
  */
 export interface ServedRequest {
   abort(): void;
+  /**
+   * the link ended: what was served for it can reach nobody. Absent: `abort`. An agent task's call only stops
+   * relaying (its turn goes on, as a task outlives its client's disconnect; rpc.ts)
+   */
+  linkLost?(): void;
   pause?(): void;
   resume?(): void;
 }

@@ -269,7 +269,7 @@ export class BridgeLink implements LinkContext {
     this.closed = true;
     this.heartbeat.stop();
     this.pending.close(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${this.name} went away (${reason})`, { retryable: true }));
-    for (const ac of this.serving.values()) ac.abort();
+    for (const r of this.serving.values()) (r.linkLost ?? r.abort).call(r);
     this.serving.clear();
     this.o.onClosed(this, code, reason);
   }

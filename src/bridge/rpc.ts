@@ -54,7 +54,9 @@ export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void>
   // the handler checks what is shared: a session transferred here is served whatever shareAgents says
   if (!handler) return l.sendError('AGENT_NOT_SHARED', 'this gateway shares no agent runtimes with you', { requestId });
   const ac = new AbortController();
-  l.serving.set(requestId, ac);
+  // bridge-cancel cancels the turn (the requester gave up on it); the link's end does not: the turn goes on, as it
+  // does when a local client disconnects, and its outcome is read later (xworkmate.tasks.get) once the link is back
+  l.serving.set(requestId, { abort: () => ac.abort(), linkLost: () => undefined });
   const idJson = JSON.stringify(requestId);
   // an event or result larger than the peer takes in one frame is not sent (the peer would close the link): the
   // call ends with PAYLOAD_TOO_LARGE instead, its run cancelled, so the peer's client is never left waiting
