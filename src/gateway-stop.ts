@@ -55,9 +55,20 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
     p.logger.warn('graceful stop: cannot drain sessions, peer not connected', { drainSessionsTo: target });
     return;
   }
+  let sessions: Awaited<ReturnType<SessionStore['list']>>;
+  try {
+    sessions = await p.store.list();
+  } catch (err) {
+    // the store is out of reach (a Redis gone): the sessions stay where they are stored, and the stop goes on
+    p.logger.warn('graceful stop: cannot drain sessions, the store did not list them', {
+      drainSessionsTo: target,
+      error: String((err as Error)?.message ?? err),
+    });
+    return;
+  }
   let moved = 0;
   let stayed = 0;
-  for (const s of await p.store.list()) {
+  for (const s of sessions) {
     if (s.ownerGatewayId !== p.gatewayId || (s.status !== 'active' && s.status !== 'running')) continue;
     if (left() <= 0) break;
     try {

@@ -238,7 +238,13 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     reload,
     close() {
       closing ??= (async () => {
-        const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) });
+        // a drain that fails part-way (a store out of reach) still closes every part: nothing is left open
+        const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) }).catch(
+          (err: unknown) => {
+            logger.error('graceful stop failed part-way; closing what is open', { error: String((err as Error)?.message ?? err) });
+            return Date.now();
+          },
+        );
         await closeOpened(deadline);
       })();
       return closing;

@@ -15,6 +15,7 @@ import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } fro
 import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
 import type { PeerAdmission } from '../keys/peer-gate.js';
+import { TIMER_MAX_MS } from '../config/schema.js';
 import { ChatReply } from '../providers/chat-reply.js';
 import { JsonScan, scanJson } from '../wire/json-scan.js';
 import { checkedChunk } from '../providers/openai/stream.js';
@@ -54,6 +55,13 @@ const chunkChars = (c: StreamChunk): number => c.data.length;
 
 /** Without a given deadline, a served forward may run this long. */
 const DEFAULT_SERVE_BUDGET_MS = 600_000;
+
+/**
+ * How long a served forward may run: the peer's `deadlineMs`, at most TIMER_MAX_MS (a paused stream's wait is a
+ * timer, and a longer one would fire at once: `resumed`); none or 0: DEFAULT_SERVE_BUDGET_MS.
+ */
+const servedBudgetMs = (deadlineMs: number | undefined): number =>
+  deadlineMs !== undefined && deadlineMs > 0 ? Math.min(deadlineMs, TIMER_MAX_MS) : DEFAULT_SERVE_BUDGET_MS;
 
 /**
  * Sends a chat forward. For streams the outcome resolves at once with an iterable fed by bridge-stream frames;
@@ -282,7 +290,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     requestId: f.originRequestId ?? `${l.peer.id}:${requestId}`,
     hops: [...hops, l.selfId],
     trace: f.traceparent,
-    deadline: Date.now() + (f.deadlineMs !== undefined && f.deadlineMs > 0 ? f.deadlineMs : DEFAULT_SERVE_BUDGET_MS),
+    deadline: Date.now() + servedBudgetMs(f.deadlineMs),
     sessionId: f.sessionId,
   };
   try {

@@ -5,7 +5,15 @@
  */
 import { z } from 'zod';
 
-const ms = (def: number) => z.number().int().min(0).default(def);
+/**
+ * The longest a Node timer can wait (2^31 − 1 ms, about 24.8 days): a longer delay is taken as 1 ms (with only a
+ * TimeoutOverflowWarning), so a duration the gateway arms a timer with is bounded here, where a wrong value is
+ * refused with its path, instead of firing at once (a routing.timeoutMs of 30 days would cancel every request).
+ */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+/** a duration a timer is armed with: an integer number of ms from `min` to TIMER_MAX_MS */
+const timer = (min: number) => z.number().int().min(min).max(TIMER_MAX_MS, `at most ${TIMER_MAX_MS} ms (about 24.8 days): longer than a timer can wait`);
+const ms = (def: number) => timer(0).default(def);
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (max 64), starting with a letter or digit');
 const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
 
@@ -63,9 +71,9 @@ export const outboundBridgeSchema = z.strictObject({
   shareChannels: shareList.default(true),
   shareAgents: shareList.default(false),
   autoReconnect: z.boolean().default(true),
-  reconnectInterval: z.number().int().min(10).default(5_000),
+  reconnectInterval: timer(10).default(5_000),
   /** cap of the exponential back-off */
-  maxReconnectInterval: z.number().int().min(10).default(60_000),
+  maxReconnectInterval: timer(10).default(60_000),
   ca: z.string().optional(),
 });
 
@@ -84,7 +92,7 @@ export const channelSchema = z.strictObject({
   headers: z.record(z.string(), z.string()).default({}),
   /** names of `headers` whose values are credentials: scrubbed from every error, log line and stored text */
   secretHeaders: z.array(z.string().min(1)).default([]),
-  timeoutMs: z.number().int().min(1).optional(),
+  timeoutMs: timer(1).optional(),
   /** the most of one upstream answer held at once: a whole non-streaming body, or one event of a stream */
   maxResponseBytes: z.number().int().min(1024).default(DEFAULT_MAX_RESPONSE_BYTES),
   maxConcurrent: z.number().int().min(1).default(64),
@@ -146,7 +154,7 @@ const opsSchemas = {
       headers: z.record(z.string(), z.string()).default({}),
       serviceName: z.string().min(1).optional(),
       sampleRatio: z.number().min(0).max(1).default(1),
-      exportIntervalMs: z.number().int().min(10).default(1_000),
+      exportIntervalMs: timer(10).default(1_000),
     })
     .prefault({})
     .refine((t) => !t.enabled || t.endpoint !== undefined, { message: 'endpoint: required when tracing is enabled', path: ['endpoint'] }),
@@ -212,17 +220,17 @@ export const configSchema = z.strictObject({
           requireKey: z.boolean().default(false),
         })
         .prefault({}),
-      keys: z.strictObject({ refreshMs: z.number().int().min(50).default(1000) }).prefault({}),
+      keys: z.strictObject({ refreshMs: timer(50).default(1000) }).prefault({}),
       limits: z
         .strictObject({
           /** the fraction of each limit one instance enforces alone while Redis is unreachable */
           limitShare: z.number().gt(0).max(1).default(1),
-          redisTimeoutMs: z.number().int().min(1).default(250),
+          redisTimeoutMs: timer(1).default(250),
         })
         .prefault({}),
       usage: z
         .strictObject({
-          flushIntervalMs: z.number().int().min(10).default(1000),
+          flushIntervalMs: timer(10).default(1000),
           maxBatch: z.number().int().min(1).default(500),
           /** usage records older than this many days are deleted (hourly); 0 keeps them all */
           retentionDays: z
@@ -243,7 +251,7 @@ export const configSchema = z.strictObject({
         .min(1024)
         .default(8 * 1024 * 1024),
       /** a request body must arrive completely within this long after its headers (slow senders are cut: 408) */
-      bodyTimeoutMs: z.number().int().min(100).default(30_000),
+      bodyTimeoutMs: timer(100).default(30_000),
       /** bytes of request bodies being received, summed over all requests; past it a request gets 503 */
       maxBufferedBodyBytes: z
         .number()
@@ -293,10 +301,10 @@ export const configSchema = z.strictObject({
           strategy: z.enum(['least-loaded', 'weighted', 'priority']).default('least-loaded'),
           preferLocal: z.boolean().default(true),
           retries: z.number().int().min(0).max(10).default(2),
-          timeoutMs: z.number().int().min(1).default(600_000),
-          firstByteTimeoutMs: z.number().int().min(1).default(60_000),
+          timeoutMs: timer(1).default(600_000),
+          firstByteTimeoutMs: timer(1).default(60_000),
           /** max silence between stream chunks before the stream is ended with an error */
-          streamIdleTimeoutMs: z.number().int().min(1).default(60_000),
+          streamIdleTimeoutMs: timer(1).default(60_000),
           /** how long an X-Session-Id keeps routing to the same candidate after its last request */
           affinityTtlMs: z
             .number()
@@ -308,10 +316,10 @@ export const configSchema = z.strictObject({
             .strictObject({
               consecutiveFailures: z.number().int().min(1).default(5),
               failureRatio: z.number().gt(0).max(1).default(0.5),
-              windowMs: z.number().int().min(100).default(30_000),
+              windowMs: timer(100).default(30_000),
               minRequests: z.number().int().min(1).default(10),
-              baseEjectionMs: z.number().int().min(10).default(30_000),
-              maxEjectionMs: z.number().int().min(10).default(300_000),
+              baseEjectionMs: timer(10).default(30_000),
+              maxEjectionMs: timer(10).default(300_000),
             })
             .prefault({}),
         })
@@ -328,11 +336,11 @@ export const configSchema = z.strictObject({
       allowedOrigins: z.array(z.string().min(1)).default([]),
       workspaceRoot: z.string().min(1).default('./workspaces'),
       /** a turn holds its session's lease this long, renewed while it runs; a crashed instance's lease expires after it */
-      turnLeaseMs: z.number().int().min(500).default(30_000),
+      turnLeaseMs: timer(500).default(30_000),
       /** how long a turn waits for its session's lease held by another instance; absent: turnLeaseMs + 5 s, at least 30 s */
-      turnLeaseWaitMs: z.number().int().min(0).optional(),
+      turnLeaseWaitMs: timer(0).optional(),
       /** a permission prompt the app does not answer resolves as cancelled after this long */
-      permissionTimeoutMs: z.number().int().min(100).default(600_000),
+      permissionTimeoutMs: timer(100).default(600_000),
       /** an SSE or WebSocket stream with more than this many bytes waiting for its client is cut (CLIENT_TOO_SLOW); the client resumes from the update log */
       maxStreamBacklogBytes: z
         .number()

@@ -235,6 +235,34 @@ describe('the strict schema', () => {
     }
   });
 
+  it('every duration a timer is armed with is at most 2^31 − 1 ms (a longer one fires at once in Node): refused with its path', () => {
+    const MAX = 2 ** 31 - 1;
+    const over = MAX + 1;
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ gateway: { routing: { timeoutMs: over } } }, 'gateway.routing.timeoutMs'],
+      [{ gateway: { routing: { firstByteTimeoutMs: over } } }, 'gateway.routing.firstByteTimeoutMs'],
+      [{ gateway: { routing: { streamIdleTimeoutMs: over } } }, 'gateway.routing.streamIdleTimeoutMs'],
+      [{ gateway: { routing: { health: { maxEjectionMs: over } } } }, 'gateway.routing.health.maxEjectionMs'],
+      [{ gateway: { shutdownGraceMs: over } }, 'gateway.shutdownGraceMs'],
+      [{ gateway: { bodyTimeoutMs: over } }, 'gateway.bodyTimeoutMs'],
+      [{ gateway: { bridge: { limits: { handshakeTimeoutMs: over } } } }, 'gateway.bridge.limits.handshakeTimeoutMs'],
+      [{ gateway: { bridges: [{ name: 'b', url: 'ws://127.0.0.1:1/bridge', token: 't', reconnectInterval: over }] } }, 'gateway.bridges.0.reconnectInterval'],
+      [{ acp: { permissionTimeoutMs: over } }, 'acp.permissionTimeoutMs'],
+      [{ acp: { agentIdleTimeoutMs: over } }, 'acp.agentIdleTimeoutMs'],
+    ];
+    for (const [raw, path] of cases) {
+      const problems = problemsOf(() => validateConfig({ channels: [mockChannel], ...raw }, 't', {}));
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${path.replace(/\./g, '\\.')}: at most 2147483647 ms`))]);
+    }
+    expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, timeoutMs: over }] }, 't', {}))).toEqual([
+      expect.stringMatching(/^channels\.0\.timeoutMs: at most 2147483647 ms/),
+    ]);
+    // the longest a timer takes is taken; a TTL, which no timer waits for, is not bounded by it
+    const cfg = validateConfig({ channels: [mockChannel], gateway: { routing: { timeoutMs: MAX }, responses: { storeTtlMs: 90 * 86_400_000 } } }, 't', {});
+    expect(cfg.gateway.routing.timeoutMs).toBe(MAX);
+    expect(cfg.gateway.responses.storeTtlMs).toBe(90 * 86_400_000);
+  });
+
   it('channels[].maxResponseBytes: at least 1024, an integer', () => {
     for (const bad of [1023, 0, 2048.5, '1MiB']) {
       expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, maxResponseBytes: bad }] }, 't', {}))).toEqual([
