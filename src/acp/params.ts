@@ -14,14 +14,17 @@ export function invalidParams(field: string, message: string): GatewayError {
   return new GatewayError('INVALID_PARAMS', message, { param: field });
 }
 
-/** An optional string param; blank counts as absent. */
-export function optString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string | undefined {
+/**
+ * An optional string param; blank counts as absent. `name`: how errors name it when it is not a top-level param
+ * (`routing.explicitModel` for `explicitModel` of `routing`).
+ */
+export function optString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS, name = field): string | undefined {
   const v = p[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalidParams(field, `${field} must be a string`);
-  if (v.length > max) throw invalidParams(field, `${field} is longer than ${max} characters`);
+  if (typeof v !== 'string') throw invalidParams(name, `${name} must be a string`);
+  if (v.length > max) throw invalidParams(name, `${name} is longer than ${max} characters`);
   // a lone UTF-16 surrogate cannot be stored as UTF-8: the session would be stored under another id
-  if (LONE_SURROGATE.test(v)) throw invalidParams(field, `${field} is not well-formed Unicode (a lone surrogate)`);
+  if (LONE_SURROGATE.test(v)) throw invalidParams(name, `${name} is not well-formed Unicode (a lone surrogate)`);
   return v.trim() === '' ? undefined : v;
 }
 

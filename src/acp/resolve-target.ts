@@ -16,7 +16,7 @@
  *   unavailable.
  */
 import { GatewayError } from '../wire/errors.js';
-import { invalidParams } from './params.js';
+import { invalidParams, MAX_ID_CHARS, optString } from './params.js';
 
 export interface CatalogEntry {
   providerId: string;
@@ -46,11 +46,9 @@ export type RoutingDecision =
 
 type Target = 'agent' | 'gateway';
 
+/** A routing field: an id or model name as the other ids (at most 256 characters, well-formed), trimmed. */
 function str(o: Record<string, unknown>, key: string, field = key): string | undefined {
-  const v = o[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw invalidParams(field, `${field} must be a string`);
-  return v.trim() === '' ? undefined : v.trim();
+  return optString(o, key, MAX_ID_CHARS, field)?.trim();
 }
 
 function target(o: Record<string, unknown>, key: string, field = key): Target | undefined {
