@@ -7,11 +7,17 @@
  *   whose record, results and `xworkmate.routing.resolve` answer all carried it, and a 1.5 MB `provider` came
  *   back inside the `unavailableMessage`. They are ids like the others now: at most 256 characters, well-formed,
  *   else -32602 naming the field, and nothing starts.
+ * - A numeric `id` past 2^53 − 1 was answered under another id (12345678901234567891 came back as
+ *   12345678901234567000: JSON numbers read as doubles), where the spec echoes `id` exactly. Such a request is now
+ *   refused with -32600 naming `id`, on HTTP and WebSocket alike.
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { acpRpc, startProcess, type GatewayProcess } from '../helpers/env.js';
+import WebSocket from 'ws';
+import { acpRpc, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
+
+type Json = any;
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'rpc-conformance-acp-token-4410';
@@ -35,6 +41,16 @@ beforeAll(async () => {
     }),
   );
 }, 60_000);
+
+/** one request as raw JSON text (ids a JSON.stringify of a JS number cannot spell) */
+async function postRaw(text: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json' },
+    body: text,
+  });
+  return { status: res.status, body: await res.text() };
+}
 
 const agent = { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake' };
 const LONG = 'm'.repeat(257);
@@ -80,5 +96,46 @@ describe('routing fields are bounded ids', () => {
     expect(r.error).toBeUndefined();
     expect(r.result).toMatchObject({ success: true, status: 'completed', resolvedModel: model });
     await expectAlive();
+  });
+});
+
+describe('id is echoed exactly or refused', () => {
+  it('HTTP: an integer id past 2^53 - 1 gets -32600 naming id (never an answer under a rounded id); 2^53 - 1 is echoed', async () => {
+    const big = await postRaw('{"jsonrpc":"2.0","id":12345678901234567891,"method":"health"}');
+    expect(big.status).toBe(400);
+    expect(big.body).not.toContain('12345678901234567000');
+    const j = JSON.parse(big.body);
+    expect(j).toMatchObject({ jsonrpc: '2.0', id: null, ok: false, error: { code: -32600, data: { code: 'INVALID_REQUEST', field: 'id' } } });
+    expect(j.error.message).toMatch(/string/);
+
+    const max = await postRaw('{"jsonrpc":"2.0","id":9007199254740991,"method":"health"}');
+    expect(max.status).toBe(200);
+    expect(max.body).toContain('"id":9007199254740991,');
+    const neg = await postRaw('{"jsonrpc":"2.0","id":-9007199254740993,"method":"health"}');
+    expect(JSON.parse(neg.body)).toMatchObject({ id: null, error: { code: -32600, data: { field: 'id' } } });
+    // the same digits as a string are echoed as sent
+    const str = await postRaw('{"jsonrpc":"2.0","id":"12345678901234567891","method":"health"}');
+    expect(JSON.parse(str.body)).toMatchObject({ id: '12345678901234567891', ok: true });
+  });
+
+  it('WebSocket: the same refusal, and the socket goes on serving', async () => {
+    const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
+    const got: Json[] = [];
+    ws.on('message', (d) => got.push(JSON.parse(String(d))));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    try {
+      ws.send('{"jsonrpc":"2.0","id":12345678901234567891,"method":"health"}');
+      ws.send('{"jsonrpc":"2.0","id":"after","method":"health"}');
+      await waitFor(() => got.length >= 2 || undefined, 'two answers');
+      const refused = got.find((m) => m.ok === false);
+      expect(refused).toMatchObject({ id: null, error: { code: -32600, data: { code: 'INVALID_REQUEST', field: 'id' } } });
+      expect(got.some((m) => m.id === 12345678901234567000)).toBe(false);
+      expect(got.find((m) => m.id === 'after')).toMatchObject({ ok: true, result: { status: 'ok' } });
+    } finally {
+      ws.close();
+    }
   });
 });

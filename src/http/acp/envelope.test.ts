@@ -7,6 +7,8 @@ describe('parseRequest', () => {
     expect(parseRequest({ jsonrpc: '2.0', id: 'a', method: 'm', params: { x: 1 } })).toEqual({ ok: true, request: { id: 'a', method: 'm', params: { x: 1 } } });
     expect(parseRequest({ jsonrpc: '2.0', id: 0, method: 'm' })).toEqual({ ok: true, request: { id: 0, method: 'm', params: {} } });
     expect(parseRequest({ jsonrpc: '2.0', method: 'm' })).toEqual({ ok: true, request: { id: undefined, method: 'm', params: {} } });
+    expect(parseRequest({ jsonrpc: '2.0', id: 2 ** 53 - 1, method: 'm' })).toMatchObject({ ok: true, request: { id: 2 ** 53 - 1 } });
+    expect(parseRequest({ jsonrpc: '2.0', id: 1.5, method: 'm' })).toMatchObject({ ok: true, request: { id: 1.5 } });
   });
   it('rejects malformed requests with -32600 / -32602, keeping a readable id', () => {
     const cases: Array<[unknown, number, unknown]> = [
@@ -14,6 +16,9 @@ describe('parseRequest', () => {
       [null, -32600, null],
       ['x', -32600, null],
       [{ jsonrpc: '2.0', id: true, method: 'm' }, -32600, null],
+      // an integer past 2^53 - 1 was rounded when read: never echoed as another id
+      [{ jsonrpc: '2.0', id: 2 ** 64, method: 'm' }, -32600, null],
+      [{ jsonrpc: '2.0', id: -(2 ** 53), method: 'm' }, -32600, null],
       [{ jsonrpc: '2.0', id: 5 }, -32600, 5],
       [{ jsonrpc: '2.0', id: 5, method: '' }, -32600, 5],
       [{ id: 'k', method: 'm' }, -32600, 'k'],

@@ -98,6 +98,13 @@ export type ParseOutcome = { ok: true; request: RpcRequest } | { ok: false; id: 
 const isId = (v: unknown): v is RpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 
 /**
+ * An integer id past 2^53 − 1 was rounded when its JSON was read (12345678901234567891 reads as
+ * 12345678901234567000): echoed, it would not be the id the client sent, so it is refused rather than answered
+ * under another id. Such ids travel as strings.
+ */
+const roundedId = (v: RpcId): boolean => typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v);
+
+/**
  * Validates one decoded JSON value as a JSON-RPC 2.0 request. Batches (arrays) are not supported.
  * Failures carry the request's id when it was readable, so the error can still be correlated.
  */
@@ -111,6 +118,8 @@ export function parseRequest(value: unknown): ParseOutcome {
   const o = value as Record<string, unknown>;
   const hasId = Object.prototype.hasOwnProperty.call(o, 'id') && o.id !== undefined;
   if (hasId && !isId(o.id)) return bad(null, 'id must be a string or a number', 'RPC_INVALID_REQUEST', 'id');
+  if (hasId && roundedId(o.id as RpcId))
+    return bad(null, 'id is an integer beyond 2^53 - 1, which cannot be echoed exactly; send it as a string', 'RPC_INVALID_REQUEST', 'id');
   const id = hasId ? (o.id as RpcId) : null;
   if (o.jsonrpc !== '2.0') return bad(id, 'jsonrpc must be "2.0"', 'RPC_INVALID_REQUEST', 'jsonrpc');
   if (typeof o.method !== 'string' || o.method.length === 0) return bad(id, 'method is required (a non-empty string)', 'RPC_INVALID_REQUEST', 'method');
