@@ -15,6 +15,9 @@ export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
 
 export const INTERRUPTED_ERROR = 'interrupted: the instance running it stopped';
 
+/** The `code` of a cancelled turn's result (addendum 2026-10 §3). */
+export const TASK_CANCELLED = 'TASK_CANCELLED';
+
 /** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
 export function failInterrupted(s: Session): Session {
   let next = s;
@@ -149,6 +152,8 @@ export function resultOf(
     r.error = secrets.scrubError(typeof err === 'string' ? err : err.message);
     if (typeof err !== 'string') r.errorCode = err.code;
   }
+  const code = status === 'cancelled' ? TASK_CANCELLED : r.errorCode;
+  if (code !== undefined) r.code = code;
   return r;
 }
 

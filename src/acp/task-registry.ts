@@ -71,6 +71,11 @@ export interface TurnResult {
   remoteWorkspaceRefKind?: string;
   error?: string;
   errorCode?: string;
+  /**
+   * The machine code of a turn that did not complete (addendum 2026-10 §3): a failure's gateway error code (the
+   * same as `errorCode`, e.g. MODEL_NOT_ADVERTISED), or TASK_CANCELLED on a cancelled turn.
+   */
+  code?: string;
 }
 
 /** The live snapshot of one turn; the runner mutates it as the turn progresses. */

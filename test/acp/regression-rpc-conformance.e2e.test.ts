@@ -10,6 +10,9 @@
  * - A numeric `id` past 2^53 − 1 was answered under another id (12345678901234567891 came back as
  *   12345678901234567000: JSON numbers read as doubles), where the spec echoes `id` exactly. Such a request is now
  *   refused with -32600 naming `id`, on HTTP and WebSocket alike.
+ * - Results of turns that did not complete carried their machine code as `errorCode` only, and a cancelled turn
+ *   none, where the addendum (§3) names it `code`, with `TASK_CANCELLED` on a cancel. They carry `code` now
+ *   (`errorCode` stays, for the clients that read it).
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -137,5 +140,35 @@ describe('id is echoed exactly or refused', () => {
     } finally {
       ws.close();
     }
+  });
+});
+
+describe('results of turns that did not complete carry `code` (addendum §3)', () => {
+  it('a cancelled turn: code TASK_CANCELLED', async () => {
+    const sessionId = 'code-cancel';
+    const run = acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt: 'slow', routing: agent });
+    await waitFor(async () => {
+      const t = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId });
+      return t.result?.status === 'running' && (t.result.progress?.outputChars ?? 0) > 0 ? true : undefined;
+    }, 'the slow turn to send text');
+    const c = await acpRpc(gw.url, ACP, 'session.cancel', { sessionId });
+    expect(c.result).toMatchObject({ accepted: true, cancelled: true });
+    const r = (await run).result;
+    expect(r).toMatchObject({ success: false, status: 'cancelled', stopReason: 'cancelled', code: 'TASK_CANCELLED' });
+    // and the snapshot of the run says the same
+    const snap = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { runId: r.runId });
+    expect(snap.result.result).toMatchObject({ status: 'cancelled', code: 'TASK_CANCELLED' });
+  });
+
+  it('a failed turn: code is its gateway error code (as errorCode); a completed one has none', async () => {
+    const failed = (await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'code-crash', taskPrompt: 'crash', routing: agent })).result;
+    expect(failed).toMatchObject({ success: false, status: 'failed' });
+    expect(typeof failed.errorCode).toBe('string');
+    expect(failed.code).toBe(failed.errorCode);
+
+    const done = (await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'code-ok', taskPrompt: 'hello', routing: agent })).result;
+    expect(done).toMatchObject({ success: true, status: 'completed' });
+    expect(done.code).toBeUndefined();
+    await expectAlive();
   });
 });
