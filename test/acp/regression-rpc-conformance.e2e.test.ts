@@ -13,6 +13,11 @@
  * - Results of turns that did not complete carried their machine code as `errorCode` only, and a cancelled turn
  *   none, where the addendum (§3) names it `code`, with `TASK_CANCELLED` on a cancel. They carry `code` now
  *   (`errorCode` stays, for the clients that read it).
+ * - An unknown method's name came back whole, twice (message and `data.method`): a 1 MB name got a 2 MB error.
+ *   It is quoted to 256 characters, as ids are.
+ *
+ * With them, a sweep of hostile params over every method: each answer is a JSON-RPC envelope for the request's
+ * id, and the gateway serves on.
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -171,4 +176,53 @@ describe('results of turns that did not complete carry `code` (addendum §3)', (
     expect(done.code).toBeUndefined();
     await expectAlive();
   });
+});
+
+describe('hostile input gets a clear, bounded JSON-RPC error', () => {
+  it('an unknown method of 1 MB: -32601 quoting at most 256 characters of it', async () => {
+    const name = `x${'y'.repeat(1_000_000)}`;
+    const r = await postRaw(JSON.stringify({ jsonrpc: '2.0', id: 'long-method', method: name }));
+    expect(r.status).toBe(200);
+    expect(r.body.length).toBeLessThan(2000);
+    const j = JSON.parse(r.body);
+    expect(j).toMatchObject({ id: 'long-method', ok: false, error: { code: -32601, data: { code: 'METHOD_NOT_FOUND' } } });
+    expect(j.error.data.method).toBe(`${name.slice(0, 256)}…`);
+    expect(j.error.message).toContain(name.slice(0, 256));
+  });
+
+  it('every method, bad types and sizes in every param it reads: an envelope for the same id, and the gateway serves on', async () => {
+    const methods: Record<string, Record<string, unknown>> = {
+      'acp.capabilities': {},
+      health: {},
+      'session.start': { sessionId: 'sweep', taskPrompt: 'hello', routing: agent },
+      'session.message': { sessionId: 'sweep', taskPrompt: 'hello' },
+      'session.cancel': { sessionId: 'sweep' },
+      'session.close': { sessionId: 'sweep' },
+      'xworkmate.tasks.get': { sessionId: 'sweep', afterSeq: 0, limit: 5 },
+      'xworkmate.permissions.respond': { sessionId: 'sweep', requestId: 'perm-x', optionId: 'a' },
+      'xworkmate.permissions.list': { sessionId: 'sweep' },
+      'xworkmate.routing.resolve': { routing: agent },
+    };
+    const bad: unknown[] = [7, true, {}, ['a'], 'z'.repeat(2000), '\ud800', -1, 1e308];
+    let id = 0;
+    for (const [method, base] of Object.entries(methods)) {
+      for (const field of [...Object.keys(base), 'runId', 'workingDirectory', 'metadata', 'threadId']) {
+        for (const value of bad) {
+          const n = ++id;
+          const r = await postRaw(JSON.stringify({ jsonrpc: '2.0', id: n, method, params: { ...base, [field]: value } }));
+          expect(r.status, `${method} ${field}=${JSON.stringify(value)?.slice(0, 20)}`).toBe(200);
+          const j = JSON.parse(r.body);
+          expect(j.jsonrpc).toBe('2.0');
+          expect(j.id).toBe(n);
+          if (j.ok === false) {
+            expect(typeof j.error.code).toBe('number');
+            expect(typeof j.error.data.code).toBe('string');
+            expect(j.error.message.length).toBeLessThan(600);
+          } else expect(j.result).toBeDefined();
+        }
+      }
+    }
+    await expectAlive();
+    expect(gw.proc.exitCode).toBeNull();
+  }, 120_000);
 });
