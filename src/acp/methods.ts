@@ -365,7 +365,8 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const cap = productCapabilityOf(p);
       const roleReq = roleRequestOf(p);
       if (roleReq) {
-        const rd = await roleDecision(roleReq, optString(p, 'workingDirectory', 1024) !== undefined, cap?.mode);
+        // the hint as session.start reads it: the same decision ("." is no folder, ".." is refused)
+        const rd = await roleDecision(roleReq, workingDirectory(p) !== undefined, cap?.mode);
         if (rd.kind === 'rejected')
           return { unavailable: true, unavailableCode: rd.unavailableCode, unavailableMessage: rd.message, roleSelection: rd.selection ?? null };
         return {

@@ -16,6 +16,10 @@
  * - An unknown method's name came back whole, twice (message and `data.method`): a 1 MB name got a 2 MB error.
  *   It is quoted to 256 characters, as ids are.
  *
+ * - `xworkmate.routing.resolve` read `workingDirectory` as a bare string where `session.start` reads it as a
+ *   folder hint: for a role that needs a workspace, resolve said "selected" for `"."` (no folder) and for
+ *   `"../x"` (refused), where the start of the same params was refused. It reads the hint as the start does.
+ *
  * With them, a sweep of hostile params over every method: each answer is a JSON-RPC envelope for the request's
  * id, and the gateway serves on.
  */
@@ -43,7 +47,10 @@ beforeAll(async () => {
         gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'mock-1' }],
         roles: {
           policyVersion: 'p-1',
-          roles: [{ role: 'engineer', models: [{ key: 'm1', model: 'mock-1' }], executors: ['switchyard'] }],
+          roles: [
+            { role: 'engineer', models: [{ key: 'm1', model: 'mock-1' }], executors: ['switchyard'] },
+            { role: 'architect', models: [{ key: 'm1', model: 'mock-1' }], executors: ['switchyard'], requiresWorkspace: true },
+          ],
         },
       },
     }),
@@ -225,4 +232,37 @@ describe('hostile input gets a clear, bounded JSON-RPC error', () => {
     await expectAlive();
     expect(gw.proc.exitCode).toBeNull();
   }, 120_000);
+});
+
+describe('xworkmate.routing.resolve decides as session.start does', () => {
+  const architect = (workingDirectory: string) => ({
+    taskPrompt: 'design it',
+    workingDirectory,
+    routing: { role: 'architect', roleMode: 'auto' },
+  });
+
+  it('a workspace-needing role with workingDirectory "." (no folder): both refuse it as workspace_unauthorized', async () => {
+    const resolve = await acpRpc(gw.url, ACP, 'xworkmate.routing.resolve', architect('.'));
+    expect(resolve.result).toMatchObject({ unavailable: true, unavailableCode: 'ROLE_SELECTION_REJECTED', roleSelection: { code: 'workspace_unauthorized' } });
+    const start = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'arch-dot', ...architect('.') });
+    expect(start.result).toMatchObject({
+      status: 'unavailable',
+      unavailableCode: 'ROLE_SELECTION_REJECTED',
+      roleSelection: { code: 'workspace_unauthorized' },
+    });
+  });
+
+  it('workingDirectory with "..": both refuse it with -32602 naming the field', async () => {
+    for (const method of ['xworkmate.routing.resolve', 'session.start']) {
+      const r = await acpRpc(gw.url, ACP, method, { sessionId: 'arch-dotdot', ...architect('../elsewhere') });
+      expect(r.error, method).toMatchObject({ code: -32602, data: { code: 'INVALID_PARAMS', field: 'workingDirectory' } });
+    }
+  });
+
+  it('a real folder: both select the role', async () => {
+    const resolve = await acpRpc(gw.url, ACP, 'xworkmate.routing.resolve', architect('designs'));
+    expect(resolve.result).toMatchObject({ unavailable: false, resolvedRole: 'architect', roleSelection: { selected: true } });
+    const start = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'arch-ok', ...architect('designs') });
+    expect(start.result).toMatchObject({ success: true, status: 'completed', resolvedRole: 'architect' });
+  });
 });
