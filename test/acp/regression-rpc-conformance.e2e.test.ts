@@ -20,6 +20,10 @@
  *   folder hint: for a role that needs a workspace, resolve said "selected" for `"."` (no folder) and for
  *   `"../x"` (refused), where the start of the same params was refused. It reads the hint as the start does.
  *
+ * - A plain (not upgraded) request to `/acp`, the WebSocket entry, got the server's generic 404 "no route" in the
+ *   model APIs' error format. It gets 426 with a JSON-RPC envelope (`UPGRADE_REQUIRED`) saying how to use it,
+ *   after the same Origin and Bearer checks as the upgrade.
+ *
  * With them, a sweep of hostile params over every method: each answer is a JSON-RPC envelope for the request's
  * id, and the gateway serves on.
  */
@@ -264,5 +268,21 @@ describe('xworkmate.routing.resolve decides as session.start does', () => {
     expect(resolve.result).toMatchObject({ unavailable: false, resolvedRole: 'architect', roleSelection: { selected: true } });
     const start = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'arch-ok', ...architect('designs') });
     expect(start.result).toMatchObject({ success: true, status: 'completed', resolvedRole: 'architect' });
+  });
+});
+
+describe('/acp without a WebSocket upgrade', () => {
+  it('426 with a JSON-RPC envelope naming the two ways in; 401 first without a token', async () => {
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${gw.url}/acp`, { method, headers: { authorization: `Bearer ${ACP}` } });
+      expect(res.status, method).toBe(426);
+      expect(res.headers.get('upgrade')).toBe('websocket');
+      const j = await res.json();
+      expect(j).toMatchObject({ jsonrpc: '2.0', id: null, ok: false, error: { code: -32600, data: { code: 'UPGRADE_REQUIRED' } } });
+      expect(j.error.message).toContain('/acp/rpc');
+    }
+    const anon = await fetch(`${gw.url}/acp`);
+    expect(anon.status).toBe(401);
+    expect(await anon.json()).toMatchObject({ error: { code: -32001, data: { code: 'UNAUTHORIZED' } } });
   });
 });

@@ -4,6 +4,9 @@
  * gets a CLIENT_TOO_SLOW envelope instead and no `[DONE]` (streams.ts). Also the CORS preflight,
  * and the two paths that must never work: `/acp-server/*` (410) and `/gateway/openclaw` (not a route: 404).
  *
+ * A plain (not upgraded) request to `/acp`, the WebSocket entry, gets 426 UPGRADE_REQUIRED after the Origin and
+ * Bearer checks.
+ *
  * Order of checks: Origin (403) → OPTIONS preflight (204) → Bearer auth (401) → POST only (405) → body size
  * (413) → JSON (400 -32700) → JSON-RPC shape (400 -32600). Method-level errors are HTTP 200.
  */
@@ -76,7 +79,9 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
   return async (req, res, path, requestId) => {
     const isRpc = path === '/acp/rpc';
     const isDirect = path === '/acp-server' || path.startsWith('/acp-server/');
-    if (!isRpc && !isDirect) return false; // /gateway/openclaw included: not a route, the server answers 404
+    // `/acp` is the WebSocket entry (ws.ts); a plain request there is told so, in the entry's own format
+    const isWsEntry = path === '/acp';
+    if (!isRpc && !isDirect && !isWsEntry) return false; // /gateway/openclaw included: not a route, the server answers 404
 
     const headers: Record<string, string> = { 'x-request-id': requestId };
     const originErr = checkOrigin(req, o.allowedOrigins);
@@ -111,6 +116,22 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
           'direct provider paths (/acp-server/*) are disabled: send every task to /acp/rpc with routing params',
           {},
           410,
+        ),
+      );
+      return true;
+    }
+    if (isWsEntry) {
+      req.resume();
+      fail(
+        res,
+        { ...headers, upgrade: 'websocket', connection: 'Upgrade' },
+        null,
+        new AcpRpcError(
+          RPC.INVALID_REQUEST,
+          'UPGRADE_REQUIRED',
+          '/acp is the WebSocket entry: open it with a WebSocket upgrade (GET, Upgrade: websocket), or POST JSON-RPC requests to /acp/rpc',
+          {},
+          426,
         ),
       );
       return true;
