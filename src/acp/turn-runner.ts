@@ -122,6 +122,11 @@ export class TurnRunner {
   private readonly starting = new Map<string, Promise<void>>();
   /** sessions being closed (close()): a revival waits for the close, then finds the record closed */
   private readonly closing = new Map<string, Promise<void>>();
+  /**
+   * session.start calls still replacing their session (closing the old one, storing the new record): a
+   * session.cancel that comes meanwhile marks them, and the turn each then starts ends cancelled at once.
+   */
+  private readonly startsPending = new Map<string, Set<{ cancelled: boolean }>>();
   private readonly tasks: TaskRegistry;
   private readonly updates: UpdateLog;
   private readonly taskEvents: TaskEventStore;
@@ -154,7 +159,19 @@ export class TurnRunner {
     const prev = Promise.all([this.starting.get(input.sessionId), this.closing.get(input.sessionId)]);
     const mine = prev.then(() => this.replace(input));
     holdUntilSettled(this.starting, input.sessionId, mine);
-    return this.enqueue(await mine, input.prompt, sink, input.trace);
+    // a cancel while the old session is closed and the new one stored is for this start's turn (cancel())
+    const pending = { cancelled: false };
+    let marks = this.startsPending.get(input.sessionId);
+    if (!marks) this.startsPending.set(input.sessionId, (marks = new Set()));
+    marks.add(pending);
+    let live: LiveSession;
+    try {
+      live = await mine;
+    } finally {
+      marks.delete(pending);
+      if (marks.size === 0 && this.startsPending.get(input.sessionId) === marks) this.startsPending.delete(input.sessionId);
+    }
+    return this.enqueue(live, input.prompt, sink, input.trace, undefined, pending.cancelled);
   }
 
   /** Closes the live session of that id (if any) and stores a fresh record; returns the new live session. */
@@ -238,7 +255,11 @@ export class TurnRunner {
    */
   async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean; runCancelled: boolean }> {
     this.permissions.cancelSession(sessionId);
-    if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true, runCancelled: true };
+    // a session.start still replacing the session: its turn is the one the client means (it ends cancelled)
+    const starts = this.startsPending.get(sessionId);
+    for (const s of starts ?? []) s.cancelled = true;
+    const running = this.cancelLocal(sessionId);
+    if (running || (starts !== undefined && starts.size > 0)) return { accepted: true, cancelled: true, runCancelled: true };
     const holder = await otherHolder(this.o.store, sessionId, this.holder);
     if (holder) {
       await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder });
@@ -473,7 +494,8 @@ export class TurnRunner {
     return p;
   }
 
-  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
+  /** `cancelled`: the turn was cancelled before it was queued (a cancel during its session.start): it ends at once */
+  private enqueue(live: LiveSession, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice, cancelled = false): Promise<TurnResult> {
     const turn = newTurn(prompt, []);
     const task: Task = {
       runId: turn.runId,
@@ -510,7 +532,7 @@ export class TurnRunner {
     live.pending++;
     // the result goes out after every update of the turn is in the store (a resume never misses one)
     const run = live.tail
-      .then(() => this.runTurn(live, turn, task, emit, trace))
+      .then(() => this.runTurn(live, turn, task, emit, trace, cancelled))
       .then(async (r) => {
         await this.updates.flush(live.id);
         return r;
@@ -524,7 +546,7 @@ export class TurnRunner {
     });
   }
 
-  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit, trace?: string): Promise<TurnResult> {
+  private async runTurn(live: LiveSession, turn: Turn, task: Task, emit: Emit, trace?: string, cancelled = false): Promise<TurnResult> {
     const runtimeLabel = live.target.executionTarget === 'agent' ? `agent:${live.target.providerId}` : `gateway:${live.target.gatewayProviderId}`;
     const span = this.o.traceTurn?.(runtimeLabel, live.id, trace);
     const ids = { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId };
@@ -555,6 +577,7 @@ export class TurnRunner {
     };
 
     if (live.closed) return finish('cancelled', '', 'cancelled', 'the session was closed before this turn started');
+    if (cancelled) return finish('cancelled', '', 'cancelled');
 
     const abort = new AbortController();
     live.current = { turnId: turn.turnId, abort, emit };

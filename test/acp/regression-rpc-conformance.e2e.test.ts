@@ -24,6 +24,10 @@
  *   model APIs' error format. It gets 426 with a JSON-RPC envelope (`UPGRADE_REQUIRED`) saying how to use it,
  *   after the same Origin and Bearer checks as the upgrade.
  *
+ * - A `session.cancel` that came while a `session.start` was replacing its session (closing the old one, whose
+ *   agent takes a while to stop, and storing the new record) was lost: it answered `cancelled: false`, and the
+ *   new turn ran to its end. The cancel is now for that start's turn, which ends cancelled at once.
+ *
  * With them, a sweep of hostile params over every method: each answer is a JSON-RPC envelope for the request's
  * id, and the gateway serves on.
  */
@@ -47,7 +51,11 @@ beforeAll(async () => {
       channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
       acp: {
         tokens: [ACP],
-        agents: [{ id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' }],
+        agents: [
+          { id: 'fake', label: 'Fake', command: process.execPath, args: [FAKE], permissions: 'allow' },
+          // an agent slow to stop: closing its session takes the 2 s stop grace
+          { id: 'stubborn', label: 'Stubborn', command: process.execPath, args: [FAKE], permissions: 'allow', env: { FAKE_ACP_IGNORE_SIGTERM: '1' } },
+        ],
         gateways: [{ id: 'switchyard', label: 'Switchyard', kind: 'channels', model: 'mock-1' }],
         roles: {
           policyVersion: 'p-1',
@@ -285,4 +293,33 @@ describe('/acp without a WebSocket upgrade', () => {
     expect(anon.status).toBe(401);
     expect(await anon.json()).toMatchObject({ error: { code: -32001, data: { code: 'UNAUTHORIZED' } } });
   });
+});
+
+describe('session.cancel during a session.start that replaces the session', () => {
+  it('the cancel is for the new turn: cancelled true, and the turn ends cancelled without running', async () => {
+    const sessionId = 'cancel-in-restart';
+    const routing = { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'stubborn' };
+    const first = acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt: 'slow', routing });
+    await waitFor(async () => {
+      const t = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId });
+      return t.result?.status === 'running' && (t.result.progress?.outputChars ?? 0) > 0 ? true : undefined;
+    }, 'the first turn to send text');
+    // the restart cancels the first turn at once, then stops its agent, which takes the 2 s grace: the first
+    // turn's result is back while the restart is still replacing the session
+    const t0 = Date.now();
+    const second = acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt: 'slow', routing });
+    expect((await first).result).toMatchObject({ status: 'cancelled' });
+    const cancel = await acpRpc(gw.url, ACP, 'session.cancel', { sessionId });
+    expect(Date.now() - t0).toBeLessThan(1500); // still within the grace: the restart had not started its turn
+    expect(cancel.result).toEqual({ accepted: true, cancelled: true, runCancelled: true });
+    const r = (await second).result;
+    expect(r).toMatchObject({ success: false, status: 'cancelled', code: 'TASK_CANCELLED', output: '' });
+    // its 20 s turn never ran
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const snap = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId });
+    expect(snap.result).toMatchObject({ status: 'cancelled', runId: r.runId });
+    // the session is open: the next turn runs
+    const next = await acpRpc(gw.url, ACP, 'session.message', { sessionId, taskPrompt: 'hello' });
+    expect(next.result).toMatchObject({ success: true, status: 'completed', output: 'echo: hello' });
+  }, 60_000);
 });
