@@ -219,6 +219,9 @@ export class TurnRunner {
   /** session.message: the next turn of an open session; never starts a new one. */
   async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
     this.assertOpen();
+    // a session.start replacing the session came first: this is the next turn of the session it makes (its turn
+    // is queued before this wakes). Read now, the old record would be revived beside it and its turn lost.
+    await this.starting.get(sessionId);
     let live = this.sessions.get(sessionId);
     if (live && !live.closed && (await this.overtaken(live))) await this.closeLive(live, 'the session went on without it');
     if (!live || live.closed) live = await this.rehydrate(sessionId);

@@ -28,13 +28,18 @@
  *   agent takes a while to stop, and storing the new record) was lost: it answered `cancelled: false`, and the
  *   new turn ran to its end. The cancel is now for that start's turn, which ends cancelled at once.
  *
+ * - A `session.message` that came while a `session.start` was replacing its session revived the old record beside
+ *   it: the message ran first (before the start's turn, which came first), on a second agent process, and its
+ *   turn was then lost when the start stored the new record. It now waits for the start and runs as the next
+ *   turn of the new session, in arrival order.
+ *
  * With them, a sweep of hostile params over every method: each answer is a JSON-RPC envelope for the request's
  * id, and the gateway serves on.
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { acpRpc, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { acpRpc, adminGet, startProcess, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
 
 type Json = any;
@@ -321,5 +326,34 @@ describe('session.cancel during a session.start that replaces the session', () =
     // the session is open: the next turn runs
     const next = await acpRpc(gw.url, ACP, 'session.message', { sessionId, taskPrompt: 'hello' });
     expect(next.result).toMatchObject({ success: true, status: 'completed', output: 'echo: hello' });
+  }, 60_000);
+});
+
+describe('session.message during a session.start that replaces the session', () => {
+  it('runs after the start’s turn, as the next turn of the new session; both turns are in its history', async () => {
+    const sessionId = 'message-in-restart';
+    const routing = { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'stubborn' };
+    const first = acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt: 'slow', routing });
+    await waitFor(async () => {
+      const t = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId });
+      return t.result?.status === 'running' && (t.result.progress?.outputChars ?? 0) > 0 ? true : undefined;
+    }, 'the first turn to send text');
+    const t0 = Date.now();
+    const restart = acpRpc(gw.url, ACP, 'session.start', { sessionId, taskPrompt: 'hello', routing }, true);
+    expect((await first).result).toMatchObject({ status: 'cancelled' });
+    // the restart is still stopping the old agent (2 s grace)
+    const message = acpRpc(gw.url, ACP, 'session.message', { sessionId, taskPrompt: 'after restart' }, true);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(Date.now() - t0).toBeLessThan(1500);
+    const [s, m] = await Promise.all([restart, message]);
+    expect(s.result).toMatchObject({ success: true, output: 'echo: hello' });
+    expect(m.result).toMatchObject({ success: true, output: 'echo: after restart' });
+    // arrival order: every update of the start's turn comes before the message's turn started
+    const startSeqs = s.updates.map((u: Json) => u.seq as number);
+    const messageStarted = m.updates.find((u: Json) => u.event === 'started').seq as number;
+    expect(Math.max(...startSeqs)).toBeLessThan(messageStarted);
+    // one session, both turns in it
+    const rec = (await adminGet(gw.url, `/admin/sessions/${sessionId}`)).session;
+    expect(rec.history.map((t: Json) => t.prompt)).toEqual(['hello', 'after restart']);
   }, 60_000);
 });
