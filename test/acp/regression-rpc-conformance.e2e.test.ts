@@ -290,7 +290,7 @@ describe('/acp without a WebSocket upgrade', () => {
       const res = await fetch(`${gw.url}/acp`, { method, headers: { authorization: `Bearer ${ACP}` } });
       expect(res.status, method).toBe(426);
       expect(res.headers.get('upgrade')).toBe('websocket');
-      const j = await res.json();
+      const j = (await res.json()) as Json;
       expect(j).toMatchObject({ jsonrpc: '2.0', id: null, ok: false, error: { code: -32600, data: { code: 'UPGRADE_REQUIRED' } } });
       expect(j.error.message).toContain('/acp/rpc');
     }
