@@ -34,6 +34,7 @@ import {
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
 import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
+import { isObj } from '../util/is-object.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
 import { otherHolder, SessionLease } from './lease.js';
 import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type TaskRegistryHeld, type TurnResult } from './task-registry.js';
@@ -381,7 +382,7 @@ export class TurnRunner {
     const out: Record<string, unknown> = {
       ...snap,
       ...(role ? { resolvedRole: role.resolvedRole, roleSelection: role.roleSelection } : {}),
-      taskEvents: Array.isArray(rec?.metadata.taskEvents) ? rec.metadata.taskEvents : [],
+      taskEvents: turnEvents(rec?.metadata.taskEvents, snap.turnId),
       pendingPermissions: await this.permissions.list(q.sessionId),
     };
     if (q.afterSeq !== undefined) {
@@ -807,4 +808,14 @@ function withChunkText(structured: unknown, from: string, to: string): unknown {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => (k === 'text' && x === from ? [k, to] : [k, swap(x)])));
   };
   return swap(structured);
+}
+
+/**
+ * The task events of the turn a tasks.get answer reports (`turnId`): the addendum's "current turn's" events, reset
+ * by the next turn, so an earlier turn's `task.completed` is never read as this one's. The session's record keeps
+ * the last 100 of every turn (they survive a restart and travel with a transfer); none when no turn is reported.
+ */
+function turnEvents(stored: unknown, turnId: unknown): unknown[] {
+  if (!Array.isArray(stored) || typeof turnId !== 'string') return [];
+  return stored.filter((e) => isObj(e) && e.turnId === turnId);
 }

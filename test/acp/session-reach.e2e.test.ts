@@ -82,10 +82,21 @@ describe('a transferred session is continued through the old owner', () => {
     const onC = (await adminGet(c.url, '/admin/sessions/tr-none')).session;
     expect(onC).toMatchObject({ ownerGatewayId: 'gw_reach_c', status: 'active' });
     expect(onC.history.map((t: any) => t.prompt)).toEqual(['first on A', 'continued via A']);
-    // and it can still be read and closed from A; its task events travelled with it (A's turn, then C's)
+    // its task events travelled with it: C's record holds A's turn's, then C's
+    const turns = onC.history.map((t: any) => t.turnId);
+    expect(onC.metadata.taskEvents.map((e: any) => [e.event, e.turnId])).toEqual([
+      ['task.started', turns[0]],
+      ['task.completed', turns[0]],
+      ['task.started', turns[1]],
+      ['task.completed', turns[1]],
+    ]);
+    // and it can still be read and closed from A: tasks.get reports the latest turn, with that turn's task events
     const task = (await rpc(a, 'xworkmate.tasks.get', { sessionId: 'tr-none' })).result;
-    expect(task).toMatchObject({ status: 'completed', sessionId: 'tr-none', pendingPermissions: [] });
-    expect(task.taskEvents.map((e: any) => e.event)).toEqual(['task.started', 'task.completed', 'task.started', 'task.completed']);
+    expect(task).toMatchObject({ status: 'completed', sessionId: 'tr-none', turnId: turns[1], pendingPermissions: [] });
+    expect(task.taskEvents.map((e: any) => [e.event, e.turnId])).toEqual([
+      ['task.started', turns[1]],
+      ['task.completed', turns[1]],
+    ]);
     expect((await rpc(a, 'session.close', { sessionId: 'tr-none' })).result).toEqual({ accepted: true, closed: true });
   });
 });
