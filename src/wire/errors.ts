@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  | 'UPGRADE_REQUIRED'
   | 'MODEL_NOT_FOUND'
   | 'MODEL_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
@@ -128,6 +129,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   FORBIDDEN: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32601, bridge: 'CHANNEL_NOT_SHARED', fromPeer: 'PEER_UNAVAILABLE' },
   METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'PEER_UNAVAILABLE' },
+  UPGRADE_REQUIRED: { status: 426, type: 'invalid_request_error', retryable: false, rpc: -32600, fromPeer: 'PEER_UNAVAILABLE' },
   MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', retryable: false, rpc: -32602 },
   MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', retryable: false, rpc: -32003 },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error', retryable: false, rpc: -32600, close: C.FRAME_TOO_LARGE, failover: false },
