@@ -44,6 +44,7 @@ import type {
   VersionRange,
 } from '../wire/bridge-frames.js';
 import { isErrorCode } from '../wire/errors.js';
+import { isContractField } from '../wire/chat-contract.js';
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingsResponse, Usage } from '../wire/openai.js';
 import { isObj } from '../util/is-object.js';
 import { pathDeeperThan } from '../wire/json-depth.js';
@@ -340,14 +341,21 @@ function channels(v: unknown, p: string): SharedChannel[] {
 /** Known flags only; an absent flag is false, unknown ones (a newer peer's) are dropped. */
 function channelCaps(v: unknown, p: string): ChannelCapabilities {
   const o = obj(v, p);
-  const flag = (k: keyof ChannelCapabilities) => optBool(o[k], `${p}.${k}`) === true;
-  return {
+  const flag = (k: Exclude<keyof ChannelCapabilities, 'refuses'>) => optBool(o[k], `${p}.${k}`) === true;
+  const out: ChannelCapabilities = {
     embeddings: flag('embeddings'),
     tools: flag('tools'),
     vision: flag('vision'),
     nativeResponses: flag('nativeResponses'),
     synthetic: flag('synthetic'),
   };
+  if (o.refuses !== undefined) {
+    const refuses = arr(o.refuses, `${p}.refuses`, 64)
+      .map((f, i) => str(f, `${p}.refuses[${i}]`, 64))
+      .filter(isContractField);
+    if (refuses.length > 0) out.refuses = refuses;
+  }
+  return out;
 }
 function pricing(v: unknown, p: string): ChannelPricing {
   const o = obj(v, p);
@@ -441,6 +449,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
       started: optBool(o.started, `${t}.started`),
       retryAfterMs: optCount(o.retryAfterMs, `${t}.retryAfterMs`),
       gatewayCode: isErrorCode(o.gatewayCode) ? o.gatewayCode : undefined,
+      // a field name a client is shown: kept when it is a short string, else left out (the error still stands)
+      param: typeof o.param === 'string' && o.param.length > 0 && o.param.length <= 256 ? o.param : undefined,
     });
   },
   'bridge-forward': (o) => {

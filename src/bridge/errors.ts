@@ -24,6 +24,7 @@ export function fromBridgeError(f: BridgeErrorFrame, peerName: string, use: 'for
   return new GatewayError(code, `via peer ${peerName}: ${peerText(f.message)}`, {
     retryable,
     details: { bridgeCode: f.code },
+    ...(f.param !== undefined ? { param: f.param } : {}),
     ...(f.retryAfterMs !== undefined ? { retryAfterSec: Math.ceil(Math.min(f.retryAfterMs, MAX_PEER_RETRY_AFTER_MS) / 1000) } : {}),
   });
 }

@@ -14,6 +14,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { quotedName } from '../wire/openai.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ModelEntry } from '../wire/openai.js';
 import { nativeRequestOf } from '../wire/native.js';
+import { contractAsks, contractRefusal, refusedAsk, type ContractAsk } from '../wire/chat-contract.js';
 import type { ChatReply } from '../providers/chat-reply.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
@@ -63,15 +64,20 @@ export type RoutedChat =
 const EWMA_ALPHA = 0.2;
 const AFFINITY_MAX = 10_000;
 
-/** Failures that say something about the candidate: not a cancel, not the client's fault, not backpressure. */
+/**
+ * Failures that say something about the candidate: not a cancel, not the client's fault, not backpressure, and
+ * not a peer's UNSUPPORTED (retryable there, as another candidate may take the request: it is about the request).
+ */
 function countsAgainst(e: GatewayError): boolean {
-  return e.code !== 'CANCELLED' && e.code !== 'OVERLOADED' && e.retryable;
+  return e.code !== 'CANCELLED' && e.code !== 'OVERLOADED' && e.code !== 'UNSUPPORTED' && e.retryable;
 }
 
 export class Router {
   private readonly candidates = new Map<string, Candidate>();
   private readonly stats = new Map<string, Stats>();
   private readonly byModel = new Map<string, Candidate[]>();
+  /** models with a candidate that refuses a contract field (ChannelCapabilities.refuses): only their requests are checked */
+  private readonly limited = new Set<string>();
   private readonly listeners = new Set<() => void>();
   private readonly affinity = new Map<string, { id: string; at: number }>();
   /**
@@ -160,11 +166,14 @@ export class Router {
 
   private reindex(): void {
     this.byModel.clear();
+    this.limited.clear();
     for (const c of this.candidates.values()) {
+      const refuses = c.capabilities.refuses !== undefined && c.capabilities.refuses.length > 0;
       for (const m of c.models) {
         let list = this.byModel.get(m);
         if (!list) this.byModel.set(m, (list = []));
         list.push(c);
+        if (refuses) this.limited.add(m);
       }
     }
     for (const fn of this.listeners) fn();
@@ -337,6 +346,10 @@ export class Router {
     const onlyNative = nativeRequestOf(req)?.untranslatable !== undefined;
     let list = this.candidatesFor(req.model);
     if (onlyNative) list = nativeOnly(req, list);
+    // One Set lookup per request: what the request asks for is read only when a candidate of its model refuses
+    // something. Then only candidates that honour all of it are used; none: UNSUPPORTED, before any attempt.
+    const asks = this.limited.has(req.model) ? contractAsks(req) : undefined;
+    if (asks && asks.length > 0) list = honouring(req, asks, list, true);
     const failed = new Set<string>();
     // candidates that failed this request with a Retry-After (made on the first such failure only)
     let waiting: Set<string> | undefined;
@@ -345,7 +358,10 @@ export class Router {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       mayAttempt(opts, lastError);
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
-      if (attempt > 1) list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
+      if (attempt > 1) {
+        list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
+        if (asks && asks.length > 0) list = honouring(req, asks, list, false);
+      }
       const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId, waiting);
       if (!chosen) {
         if (lastError) throw lastError;
@@ -567,8 +583,14 @@ export class Router {
   }
 
   async serveChannel(channel: string, req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
+    const c = this.servable(channel, req.model);
+    // the requesting gateway checked what we announced; one that did not know it (an older build) is answered here
+    if (c.capabilities.refuses !== undefined) {
+      const refused = refusedAsk(contractAsks(req), c.capabilities.refuses);
+      if (refused) throw contractRefusal(refused, `channel "${channel}" (${c.provider}) cannot`);
+    }
     // awaited rather than returned: an async function resolved with a promise takes two more microtasks
-    return await this.attempt(this.servable(channel, req.model), req, opts, 1);
+    return await this.attempt(c, req, opts, 1);
   }
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse> {
@@ -619,6 +641,25 @@ function emptyIterator(t: { done: (ok: boolean, err?: unknown) => void }, releas
   release();
   t.done(true);
   return { next: async () => ({ done: true, value: undefined }) };
+}
+
+/**
+ * The candidates that honour every contract field the request asks for (src/wire/chat-contract.ts): a local
+ * channel that takes the request natively honours the client's own body whole; any other, what its
+ * capabilities do not refuse. `list` itself when all do. None left: on the first attempt, UNSUPPORTED naming
+ * the first field every candidate refuses (else the first one the first candidate refuses); on a retry, the
+ * empty list (the last attempt's error is the answer).
+ */
+function honouring(req: ChatRequest, asks: readonly ContractAsk[], list: Candidate[], refuse: boolean): Candidate[] {
+  const native = nativeRequestOf(req);
+  const out = keep(
+    list,
+    (c) => (native !== undefined && c.peer === undefined && c.nativeApi === native.api) || refusedAsk(asks, c.capabilities.refuses) === undefined,
+  );
+  if (out.length > 0 || !refuse || list.length === 0) return out;
+  const ask = asks.find((a) => list.every((c) => c.capabilities.refuses?.includes(a.field))) ?? refusedAsk(asks, list[0]!.capabilities.refuses);
+  if (ask === undefined) return out;
+  throw contractRefusal(ask, `no channel serving model "${quotedName(req.model)}" can`);
 }
 
 /**

@@ -11,6 +11,7 @@
 import { bridgeErrorSpec, type ErrorCode } from './errors.js';
 import { CLOSE_CODES, type BridgeErrorCode } from './bridge-codes.js';
 import { MAX_VALUE_DEPTH } from './json-depth.js';
+import type { ContractField } from './chat-contract.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, Usage } from './openai.js';
 
 // ---------------------------------------------------------------------------------------------------- constants
@@ -89,6 +90,13 @@ export interface ChannelCapabilities {
   nativeResponses: boolean;
   /** answers are made by the gateway itself, not by a model (the built-in mock): listed as such */
   synthetic: boolean;
+  /**
+   * The contract-changing chat fields the channel cannot honour (src/wire/chat-contract.ts): a request asking
+   * for one is not routed to it. Absent or empty: it honours them all (an OpenAI-compatible upstream judges
+   * them itself; a peer that announces none is taken at its word, and its own check answers UNSUPPORTED).
+   * Names this build does not know (a newer peer's) are dropped when read.
+   */
+  refuses?: readonly ContractField[];
 }
 
 /**
@@ -222,6 +230,8 @@ export interface BridgeErrorFrame {
   retryAfterMs?: number;
   /** Switchyard extension: the serving side's own gateway error code, so the requester can rebuild it */
   gatewayCode?: ErrorCode;
+  /** Switchyard extension: the request field at fault (the error's OpenAI `param`), passed on to the client */
+  param?: string;
 }
 
 interface ForwardCommon {

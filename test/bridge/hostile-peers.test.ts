@@ -220,7 +220,14 @@ describe('after the handshake', () => {
         name: 'shared-mock',
         provider: 'mock',
         models: ['shared-model'],
-        capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true },
+        capabilities: {
+          embeddings: true,
+          tools: true,
+          vision: true,
+          nativeResponses: false,
+          synthetic: true,
+          refuses: ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'],
+        },
       },
     ]);
     p.ws.close();

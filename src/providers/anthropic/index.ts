@@ -18,7 +18,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatRequest } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
 import { UpstreamClient } from '../upstream.js';
-import { toMessagesRequest, type RequestMapOptions } from './request.js';
+import { ANTHROPIC_REFUSES, toMessagesRequest, type RequestMapOptions } from './request.js';
 import { toChatCompletion } from './response.js';
 import { anthropicStream } from './stream.js';
 import { ANTHROPIC_VERSION, type MessagesResponse } from './wire.js';
@@ -51,7 +51,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
   return {
     kind: 'anthropic',
     nativeApi: 'anthropic-messages',
-    capabilities: { embeddings: false, tools: true, vision: true, nativeResponses: false, synthetic: false },
+    capabilities: { embeddings: false, tools: true, vision: true, nativeResponses: false, synthetic: false, refuses: ANTHROPIC_REFUSES },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       const native = nativeRequestOf(req);
       if (native?.api === 'anthropic-messages') {

@@ -1,6 +1,8 @@
 /**
  * OpenAI ChatRequest → Anthropic Messages request. Pure. Only fields the Messages API knows are emitted
- * (it rejects unknown ones), so everything OpenAI-specific (n, logprobs, response_format, seed, …) is dropped.
+ * (it rejects unknown ones). The contract fields it has no way to honour (REFUSED) never reach here: the router
+ * refuses a request that asks for one (src/wire/chat-contract.ts). Sampling hints the Messages API lacks (seed,
+ * penalties, logit_bias, service_tier, store, …) are left out, as docs/apis.md lists.
  *
  * - system / developer messages (anywhere) → one `system` string, joined by blank lines;
  * - roles must alternate, so consecutive same-role turns merge; `tool` messages become user `tool_result`
@@ -12,6 +14,7 @@
  *   translating channel shares: `imagePartUrl`, `textPartText` in src/wire/openai.ts).
  */
 import { GatewayError } from '../../wire/errors.js';
+import type { ContractField } from '../../wire/chat-contract.js';
 import {
   imagePartUrl,
   textPartText,
@@ -25,6 +28,14 @@ import {
 import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock, ToolChoiceParam, ToolParam, ToolResultBlock } from './wire.js';
 
 export const DEFAULT_MAX_TOKENS = 4096;
+
+/**
+ * What an anthropic channel cannot honour: the Messages API makes one answer (no `n`), returns no log
+ * probabilities, and this translation carries no output format (Anthropic's structured outputs are a beta
+ * `output_format` on some models only; a JSON answer is not promised). tool_choice auto/any/tool/none and
+ * disable_parallel_tool_use carry every tool_choice and parallel_tool_calls form (toToolChoice).
+ */
+export const ANTHROPIC_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'];
 
 export interface RequestMapOptions {
   /** max_tokens when the client sets neither max_completion_tokens nor max_tokens (the API requires one) */

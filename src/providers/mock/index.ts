@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../wire/errors.js';
+import type { ContractField } from '../../wire/chat-contract.js';
 import { inputsOf } from '../embeddings-shape.js';
 import {
   namedTool,
@@ -57,6 +58,12 @@ export function textOf(content: ChatMessage['content']): string {
   if (!Array.isArray(content)) return '';
   return content.map((p) => (p.type === 'text' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join('');
 }
+
+/**
+ * What the mock cannot honour: it makes one choice, no log probabilities and prose, never JSON. It does honour
+ * the tool forms: with tools (and tool_choice not "none") it always makes exactly one call, to the named tool.
+ */
+const MOCK_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'];
 
 /** What one embeddings request may hold, as OpenAI documents it; a mock answering more would only stall the loop. */
 const MAX_EMBEDDING_INPUTS = 2048;
@@ -113,7 +120,7 @@ export function createMockProvider(cfg: ProviderChannelConfig): ChannelProvider 
 
   return {
     kind: 'mock',
-    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true },
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: true, refuses: MOCK_REFUSES },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       await sleep(o.delayMs, opts.signal);
       maybeFail();

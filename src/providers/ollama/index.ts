@@ -10,7 +10,7 @@ import { GatewayError } from '../../wire/errors.js';
 import type { ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from '../../wire/openai.js';
 import type { CallOptions, ChannelProvider, ChatOutcome, ProviderChannelConfig } from '../provider.js';
 import { UpstreamClient } from '../upstream.js';
-import { toOllamaChat, toOllamaEmbed, type OllamaRequestDefaults } from './request.js';
+import { OLLAMA_REFUSES, toOllamaChat, toOllamaEmbed, type OllamaRequestDefaults } from './request.js';
 import { fromOllamaChat, fromOllamaEmbed } from './response.js';
 import { ollamaStream } from './stream.js';
 import { ChatReply } from '../chat-reply.js';
@@ -42,7 +42,7 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
 
   return {
     kind: 'ollama',
-    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: false },
+    capabilities: { embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: false, refuses: OLLAMA_REFUSES },
     async chat(req: ChatRequest, opts: CallOptions): Promise<ChatOutcome> {
       // mapping errors (bad tool arguments, remote images) surface before anything is sent
       const body = toOllamaChat(req, defaults);

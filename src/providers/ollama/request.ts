@@ -7,6 +7,7 @@
  * `images` is a field of every message.
  */
 import { GatewayError } from '../../wire/errors.js';
+import type { ContractField } from '../../wire/chat-contract.js';
 import {
   imagePartUrl,
   namedTool,
@@ -101,7 +102,18 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
   });
 }
 
-/** tool_choice has no Ollama equivalent: "none" withholds the tools, a named function offers only that one. */
+/**
+ * What an ollama channel cannot honour: /api/chat makes one answer (no `n`) and has no tool_choice, so it cannot
+ * force a call ("required", a named function) nor hold the model to one call (parallel_tool_calls: false). Its
+ * `format` takes "json" or a JSON schema (formatFor). Its logprobs (Ollama 0.12.11 and later) are not carried by
+ * this translation, so `logprobs` is refused rather than answered without them.
+ */
+export const OLLAMA_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'tool_choice.required', 'tool_choice.function', 'parallel_tool_calls'];
+
+/**
+ * tool_choice has no Ollama equivalent: "none" withholds the tools. The forms that force a call are refused
+ * before here (OLLAMA_REFUSES); a named function, should one arrive, offers only that one.
+ */
 function toolsFor(req: ChatRequest): OllamaTool[] | undefined {
   if (!req.tools?.length || req.tool_choice === 'none') return undefined;
   const named = namedTool(translatableToolChoice(req.tool_choice));
