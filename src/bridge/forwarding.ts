@@ -358,7 +358,7 @@ export async function serveForward(l: LinkContext, f: BridgeForwardFrame): Promi
     const e = toGatewayError(err);
     if (e.code === 'INTERNAL') l.logger.error('unhandled error', { requestId: opts.requestId, err: stackOf(err) });
     if (e.code !== 'CANCELLED') l.logger.warn('serving a peer request failed', { requestId: opts.requestId, code: e.code });
-    l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code, ...(e.param ? { param: e.param } : {}) });
+    l.sendError(toBridgeCode(e.code), e.message, { requestId, retryable: e.retryable, started, gatewayCode: e.code, param: e.param });
   } finally {
     if (served) l.logger.debug('served a peer request', { requestId: opts.requestId, channel: f.targetChannel });
     // a stream that went out without the upstream's count (cancelled, failed, or never counted) is charged an estimate

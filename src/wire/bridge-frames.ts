@@ -442,6 +442,7 @@ export function bridgeErrorFrame(
   if (extra.started !== undefined) frame.started = extra.started;
   if (extra.retryAfterMs !== undefined) frame.retryAfterMs = extra.retryAfterMs;
   if (extra.gatewayCode !== undefined) frame.gatewayCode = extra.gatewayCode;
+  if (extra.param !== undefined) frame.param = extra.param;
   return frame;
 }
 

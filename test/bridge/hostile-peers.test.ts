@@ -379,6 +379,29 @@ describe('after the handshake', () => {
     p.ws.close();
   });
 
+  it('a forward asking for a contract field its channel refuses → gatewayCode UNSUPPORTED with param, never served; n: 1 is served', async () => {
+    // a requester that did not know the channel's `refuses` (an older build): the serving gateway's own check answers
+    const p = await authed('gw_contract');
+    const ask = (requestId: string, extra: Record<string, unknown>) =>
+      p.ws.send(
+        JSON.stringify({
+          type: 'bridge-forward',
+          requestId,
+          targetChannel: 'shared-mock',
+          payload: { model: 'shared-model', messages: [{ role: 'user', content: 'hi' }], ...extra },
+        }),
+      );
+    ask('k1', { n: 3 });
+    ask('k2', { response_format: { type: 'json_object' } });
+    ask('k3', { n: 1, logprobs: false, response_format: { type: 'text' } });
+    expect(await p.next((f) => f.requestId === 'k1')).toMatchObject({ type: 'bridge-error', gatewayCode: 'UNSUPPORTED', param: 'n', retryable: false });
+    const k2 = await p.next((f) => f.requestId === 'k2');
+    expect(k2).toMatchObject({ type: 'bridge-error', gatewayCode: 'UNSUPPORTED', param: 'response_format' });
+    expect(k2.message).toMatch(/^response_format: channel "shared-mock" \(mock\) cannot give /);
+    expect(await p.next((f) => f.requestId === 'k3')).toMatchObject({ type: 'bridge-response' });
+    p.ws.close();
+  });
+
   it('a frame nested deeper than 1024 levels → BAD_FRAME with its requestId; the link stays open', async () => {
     const p = await authed('gw_deep');
     const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;

@@ -53,6 +53,20 @@ describe('channel capabilities over the bridge', () => {
         ],
       },
     });
+    // `refuses`: known contract fields kept (a newer peer's unknown ones dropped), none left = absent
+    const refusing = frame('{"refuses":["n","from-the-future","tool_choice.required"]}');
+    expect(refusing.ok && refusing.frame.type === 'bridge-channels' && refusing.frame.sharedChannels[0]!.capabilities).toEqual({
+      embeddings: false,
+      tools: false,
+      vision: false,
+      nativeResponses: false,
+      synthetic: false,
+      refuses: ['n', 'tool_choice.required'],
+    });
+    const unknownOnly = frame('{"refuses":["from-the-future"]}');
+    expect(unknownOnly.ok && unknownOnly.frame.type === 'bridge-channels' && unknownOnly.frame.sharedChannels[0]!.capabilities).not.toHaveProperty('refuses');
+    expect(frame('{"refuses":"n"}')).toMatchObject({ ok: false, error: { code: 'BAD_FRAME' } });
+    expect(frame('{"refuses":[7]}')).toMatchObject({ ok: false, error: { code: 'BAD_FRAME' } });
     const bad = frame('{"embeddings":"yes"}');
     expect(bad).toMatchObject({ ok: false, error: { code: 'BAD_FRAME' } });
     expect(bad.ok === false && bad.error.message).toContain('sharedChannels[0].capabilities.embeddings');
