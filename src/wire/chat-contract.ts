@@ -14,7 +14,8 @@
  * - `logprobs`: `logprobs: true`, or `top_logprobs` above 0;
  * - `response_format.json_object` / `response_format.json_schema`: that `response_format.type`;
  * - `tool_choice.required` / `tool_choice.function`: `tool_choice` "required" / naming a function, with tools;
- * - `parallel_tool_calls`: `parallel_tool_calls: false` (at most one call), with tools.
+ * - `parallel_tool_calls`: `parallel_tool_calls: false` (at most one call), with tools;
+ * - `audio`: `modalities` holding "audio" (a spoken answer), or an `audio` output option.
  * The tool fields ask for nothing without `tools`: no call can be made either way.
  */
 import { GatewayError } from './errors.js';
@@ -28,6 +29,7 @@ export const CONTRACT_FIELDS = [
   'tool_choice.required',
   'tool_choice.function',
   'parallel_tool_calls',
+  'audio',
 ] as const;
 export type ContractField = (typeof CONTRACT_FIELDS)[number];
 
@@ -68,6 +70,8 @@ export function contractAsks(req: ChatRequest): readonly ContractAsk[] {
       add('tool_choice.function', 'tool_choice', `a forced call of "${quotedName(tc.function.name)}" (tool_choice naming it)`);
     if (req.parallel_tool_calls === false) add('parallel_tool_calls', 'parallel_tool_calls', 'at most one tool call (parallel_tool_calls: false)');
   }
+  if (Array.isArray(req.modalities) && req.modalities.includes('audio')) add('audio', 'modalities', 'an audio answer (modalities "audio")');
+  else if (typeof req.audio === 'object' && req.audio !== null) add('audio', 'audio', 'an audio answer (audio)');
   return out ?? NONE;
 }
 

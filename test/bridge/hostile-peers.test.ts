@@ -226,7 +226,7 @@ describe('after the handshake', () => {
           vision: true,
           nativeResponses: false,
           synthetic: true,
-          refuses: ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'],
+          refuses: ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema', 'audio'],
         },
       },
     ]);

@@ -3,16 +3,17 @@
  * never dropped: real gateway processes, fake upstreams speaking each provider's wire, the official openai and
  * Anthropic SDKs as clients.
  *
- * Regressions (each failed before the fix): an `anthropic` channel dropped `n`, `logprobs`/`top_logprobs` and
- * `response_format` (one choice, no log probabilities, free prose); an `ollama` channel dropped `n` and
- * `logprobs`, offered the tools without forcing a call for tool_choice "required" or a named function, and
- * ignored `parallel_tool_calls: false`; the `mock` dropped `n`, `logprobs` and `response_format`. A model served
- * by a channel that honours the field and one that does not went to whichever the strategy picked; a peer's
- * channel got the request forwarded whatever it could do. Now: only a candidate that honours it is used; none
- * left is `400 unsupported` naming the field, in the inbound API's format, before any upstream is called and
- * without touching any channel's health. The values that ask for nothing (`n: 1`, `logprobs: false`,
- * `response_format: {type: "text"}`, tool_choice auto/none) are still served everywhere (a guard against
- * refusing too much: it passed before the fix too).
+ * Regressions (each failed before the fix): an `anthropic` channel dropped `n`, `logprobs`/`top_logprobs`,
+ * `response_format` and `modalities`/`audio` (one choice, no log probabilities, free prose, text for speech); an
+ * `ollama` channel dropped `n`, `logprobs` and `audio`, offered the tools without forcing a call for tool_choice
+ * "required" or a named function, and ignored `parallel_tool_calls: false`; the `mock` dropped `n`, `logprobs`,
+ * `response_format` and `modalities`. A model served by a channel that honours the field and one that does not
+ * went to whichever the strategy picked; a peer's channel got the request forwarded whatever it could do. Now:
+ * only a candidate that honours it is used; none left is `400 unsupported` naming the field, in the inbound API's
+ * format, before any upstream is called and without touching any channel's health. The values that ask for
+ * nothing (`n: 1`, `logprobs: false`, `response_format: {type: "text"}`, tool_choice auto/none) and what a
+ * translating channel does honour are still served (guards against refusing too much: they passed before the
+ * fix too).
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -70,15 +71,18 @@ const REFUSED: Array<[string, string, string, Body, string]> = [
   ['anthropic', 'claude', 'an', { top_logprobs: 2 }, 'top_logprobs'],
   ['anthropic', 'claude', 'an', { response_format: { type: 'json_object' } }, 'response_format'],
   ['anthropic', 'claude', 'an', { response_format: schema }, 'response_format'],
+  ['anthropic', 'claude', 'an', { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }, 'modalities'],
   ['ollama', 'llama', 'ol', { n: 2 }, 'n'],
   ['ollama', 'llama', 'ol', { logprobs: true }, 'logprobs'],
   ['ollama', 'llama', 'ol', { tools, tool_choice: 'required' }, 'tool_choice'],
   ['ollama', 'llama', 'ol', { tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
   ['ollama', 'llama', 'ol', { tools, parallel_tool_calls: false }, 'parallel_tool_calls'],
+  ['ollama', 'llama', 'ol', { audio: { voice: 'alloy', format: 'wav' } }, 'audio'],
   ['mock', 'mock-1', 'mk', { n: 2 }, 'n'],
   ['mock', 'mock-1', 'mk', { logprobs: true }, 'logprobs'],
   ['mock', 'mock-1', 'mk', { response_format: { type: 'json_object' } }, 'response_format'],
   ['mock', 'mock-1', 'mk', { response_format: schema }, 'response_format'],
+  ['mock', 'mock-1', 'mk', { modalities: ['audio'] }, 'modalities'],
 ];
 
 describe('a contract field the only channel cannot honour', () => {

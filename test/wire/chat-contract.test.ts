@@ -17,6 +17,8 @@ describe('contractAsks', () => {
       { logprobs: false, top_logprobs: 0 },
       { response_format: { type: 'text' } },
       { response_format: null },
+      { modalities: ['text'] },
+      { audio: null },
       { tools, tool_choice: 'auto' },
       { tools, tool_choice: 'none', parallel_tool_calls: true },
       { tools, tool_choice: { type: 'allowed_tools' } },
@@ -34,6 +36,8 @@ describe('contractAsks', () => {
     expect(fields({ response_format: { type: 'json_object' } })).toEqual([['response_format.json_object', 'response_format']]);
     expect(fields({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } })).toEqual([['response_format.json_schema', 'response_format']]);
     expect(fields({ tools, tool_choice: 'required' })).toEqual([['tool_choice.required', 'tool_choice']]);
+    expect(fields({ modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } })).toEqual([['audio', 'modalities']]);
+    expect(fields({ audio: { voice: 'alloy', format: 'wav' } })).toEqual([['audio', 'audio']]);
     expect(fields({ tools, tool_choice: { type: 'function', function: { name: 'f' } }, parallel_tool_calls: false, n: 4 })).toEqual([
       ['n', 'n'],
       ['tool_choice.function', 'tool_choice'],

@@ -30,12 +30,12 @@ import type { ImageBlock, MessageParam, MessagesRequest, RequestBlock, TextBlock
 export const DEFAULT_MAX_TOKENS = 4096;
 
 /**
- * What an anthropic channel cannot honour: the Messages API makes one answer (no `n`), returns no log
- * probabilities, and this translation carries no output format (Anthropic's structured outputs are a beta
+ * What an anthropic channel cannot honour: the Messages API makes one text answer (no `n`, no audio), returns no
+ * log probabilities, and this translation carries no output format (Anthropic's structured outputs are a beta
  * `output_format` on some models only; a JSON answer is not promised). tool_choice auto/any/tool/none and
  * disable_parallel_tool_use carry every tool_choice and parallel_tool_calls form (toToolChoice).
  */
-export const ANTHROPIC_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'];
+export const ANTHROPIC_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema', 'audio'];
 
 export interface RequestMapOptions {
   /** max_tokens when the client sets neither max_completion_tokens nor max_tokens (the API requires one) */

@@ -60,10 +60,10 @@ export function textOf(content: ChatMessage['content']): string {
 }
 
 /**
- * What the mock cannot honour: it makes one choice, no log probabilities and prose, never JSON. It does honour
+ * What the mock cannot honour: it makes one choice of text, no log probabilities and prose, never JSON or audio. It does honour
  * the tool forms: with tools (and tool_choice not "none") it always makes exactly one call, to the named tool.
  */
-const MOCK_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema'];
+const MOCK_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'response_format.json_object', 'response_format.json_schema', 'audio'];
 
 /** What one embeddings request may hold, as OpenAI documents it; a mock answering more would only stall the loop. */
 const MAX_EMBEDDING_INPUTS = 2048;

@@ -103,12 +103,12 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
 }
 
 /**
- * What an ollama channel cannot honour: /api/chat makes one answer (no `n`) and has no tool_choice, so it cannot
+ * What an ollama channel cannot honour: /api/chat makes one text answer (no `n`, no audio) and has no tool_choice, so it cannot
  * force a call ("required", a named function) nor hold the model to one call (parallel_tool_calls: false). Its
  * `format` takes "json" or a JSON schema (formatFor). Its logprobs (Ollama 0.12.11 and later) are not carried by
  * this translation, so `logprobs` is refused rather than answered without them.
  */
-export const OLLAMA_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'tool_choice.required', 'tool_choice.function', 'parallel_tool_calls'];
+export const OLLAMA_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'tool_choice.required', 'tool_choice.function', 'parallel_tool_calls', 'audio'];
 
 /**
  * tool_choice has no Ollama equivalent: "none" withholds the tools. The forms that force a call are refused
