@@ -248,7 +248,7 @@ export class Router {
 
   /**
    * Picks the candidate for one attempt. Order of rules: not failed already for this request (unless only
-   * failed ones remain, and then not one that asked to wait: `waiting`, its Retry-After), healthy (unless
+   * failed ones remain, and then not one in `waiting`: its Retry-After, or a peer's UNSUPPORTED), healthy (unless
    * every one is ejected: panic, use them all, and say so), not saturated, session affinity, then peers that
    * did not announce loadBalance only when no local candidate is left, then the strategy.
    */
@@ -351,7 +351,8 @@ export class Router {
     const asks = this.limited.has(req.model) ? contractAsks(req) : undefined;
     if (asks && asks.length > 0) list = honouring(req, asks, list, true);
     const failed = new Set<string>();
-    // candidates that failed this request with a Retry-After (made on the first such failure only)
+    // candidates not to ask again for this request: they answered with a Retry-After, or a peer's UNSUPPORTED
+    // (what it cannot do now it will not do on a second try); made on the first such failure only
     let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
     const maxAttempts = 1 + this.opts.retries;
@@ -388,7 +389,7 @@ export class Router {
         this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
         lastError = e;
         failed.add(c.id);
-        if (e.retryAfterSec !== undefined) (waiting ??= new Set()).add(c.id);
+        if (e.retryAfterSec !== undefined || e.code === 'UNSUPPORTED') (waiting ??= new Set()).add(c.id);
         this.observer?.attemptFailed(c.channel, c.peer?.name, e.code, e.retryable && attempt < maxAttempts);
         if (!e.retryable) throw e;
       }

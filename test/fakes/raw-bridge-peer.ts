@@ -17,6 +17,8 @@ export interface RawPeerOptions {
   policy: { maxFrameBytes: number; heartbeatIntervalMs: number };
   /** the protocol version its hello-ok names (default 1.0: a peer that cannot be sent bridge-stream-pause) */
   version?: string;
+  /** the loadBalance capability it announces (default false: its channels are used only when no local one is left) */
+  loadBalance?: boolean;
   /** every frame after the hello */
   onFrame: (ws: WebSocket, f: RawFrame) => void;
   /** called once the hello-ok is sent: what the peer says unasked */
@@ -41,7 +43,7 @@ export async function startRawBridgePeer(o: RawPeerOptions): Promise<RawPeer> {
           gatewayId: o.gatewayId,
           gatewayName: o.gatewayName,
           version: o.version ?? '1.0',
-          capabilities: { shareChannels: true, acceptSessions: false, loadBalance: false },
+          capabilities: { shareChannels: true, acceptSessions: false, loadBalance: o.loadBalance ?? false },
           sharedChannels: [{ name: 'up', provider: 'openai', models: o.models }],
           policy: o.policy,
         }),
