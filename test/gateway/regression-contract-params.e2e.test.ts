@@ -6,7 +6,7 @@
  * Regressions (each failed before the fix): an `anthropic` channel dropped `n`, `logprobs`/`top_logprobs`,
  * `response_format` and `modalities`/`audio` (one choice, no log probabilities, free prose, text for speech); an
  * `ollama` channel dropped `n`, `logprobs` and `audio`, offered the tools without forcing a call for tool_choice
- * "required" or a named function, and ignored `parallel_tool_calls: false`; the `mock` dropped `n`, `logprobs`,
+ * "required" or a named function; the `mock` dropped `n`, `logprobs`,
  * `response_format` and `modalities`. A model served by a channel that honours the field and one that does not
  * went to whichever the strategy picked; a peer's channel got the request forwarded whatever it could do. Now:
  * only a candidate that honours it is used; none left is `400 unsupported` naming the field, in the inbound API's
@@ -76,7 +76,6 @@ const REFUSED: Array<[string, string, string, Body, string]> = [
   ['ollama', 'llama', 'ol', { logprobs: true }, 'logprobs'],
   ['ollama', 'llama', 'ol', { tools, tool_choice: 'required' }, 'tool_choice'],
   ['ollama', 'llama', 'ol', { tools, tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'tool_choice'],
-  ['ollama', 'llama', 'ol', { tools, parallel_tool_calls: false }, 'parallel_tool_calls'],
   ['ollama', 'llama', 'ol', { audio: { voice: 'alloy', format: 'wav' } }, 'audio'],
   ['mock', 'mock-1', 'mk', { n: 2 }, 'n'],
   ['mock', 'mock-1', 'mk', { logprobs: true }, 'logprobs'],
@@ -139,6 +138,12 @@ describe('the values that ask for nothing', () => {
     const forced = await client.chat.completions.create({ model: 'mock-1', messages, tools, tool_choice: 'required', parallel_tool_calls: false });
     expect(forced.choices[0]!.message.tool_calls).toHaveLength(1);
   });
+
+  it('ollama serves parallel_tool_calls: false (it cannot hold the model to one call, and agents such as Codex send it for every model they do not know)', async () => {
+    const r = await client.chat.completions.create({ model: 'llama', messages, tools, tool_choice: 'auto', parallel_tool_calls: false });
+    expect(r.choices).toHaveLength(1);
+    expect(ollama.lastRequest()!.tools).toHaveLength(tools.length);
+  });
 });
 
 function anthropicUp(): FakeUpstream {
@@ -174,14 +179,13 @@ describe('a model served by a channel that honours the field and one that does n
 });
 
 describe('through the other edges, in their own error format', () => {
-  it('/v1/messages (Anthropic SDK): tool_choice any or disable_parallel_tool_use to an ollama model → 400 invalid_request_error naming the field', async () => {
+  it('/v1/messages (Anthropic SDK): tool_choice any or tool to an ollama model → 400 invalid_request_error naming the field', async () => {
     const sdk = new Anthropic({ apiKey: 'sk-ant-client', baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
     const weather = { name: 'get_weather', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } } };
     const before = ollama.lastRequest();
     for (const [tool_choice, param] of [
       [{ type: 'any' }, 'tool_choice'],
       [{ type: 'tool', name: 'get_weather' }, 'tool_choice'],
-      [{ type: 'auto', disable_parallel_tool_use: true }, 'parallel_tool_calls'],
     ] as const) {
       const err = await rejectionOf(sdk.messages.create({ model: 'llama', max_tokens: 64, messages, tools: [weather], tool_choice }));
       expect(err).toBeInstanceOf(Anthropic.BadRequestError);
@@ -191,6 +195,15 @@ describe('through the other edges, in their own error format', () => {
       expect((e.error as { error: { message: string } }).error.message.startsWith(`${param}: `)).toBe(true);
     }
     expect(ollama.lastRequest()).toBe(before);
+    // disable_parallel_tool_use (parallel_tool_calls: false) is served on ollama (docs/apis.md)
+    const one = await sdk.messages.create({
+      model: 'llama',
+      max_tokens: 64,
+      messages,
+      tools: [weather],
+      tool_choice: { type: 'auto', disable_parallel_tool_use: true },
+    });
+    expect(one.type).toBe('message');
     // the same on an anthropic channel (native pass-through) is served
     const ok = await sdk.messages.create({ model: 'claude', max_tokens: 64, messages, tools: [weather], tool_choice: { type: 'any' } });
     expect(ok.type).toBe('message');

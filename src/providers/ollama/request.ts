@@ -104,11 +104,14 @@ export function toOllamaMessages(messages: ChatMessage[]): OllamaMessage[] {
 
 /**
  * What an ollama channel cannot honour: /api/chat makes one text answer (no `n`, no audio) and has no tool_choice, so it cannot
- * force a call ("required", a named function) nor hold the model to one call (parallel_tool_calls: false). Its
- * `format` takes "json" or a JSON schema (formatFor). Its logprobs (Ollama 0.12.11 and later) are not carried by
- * this translation, so `logprobs` is refused rather than answered without them.
+ * force a call ("required", a named function). Its `format` takes "json" or a JSON schema (formatFor). Its logprobs
+ * (Ollama 0.12.11 and later) are not carried by this translation, so `logprobs` is refused rather than answered
+ * without them. `parallel_tool_calls: false` is served though Ollama cannot hold the model to one call: coding
+ * agents send it for every model they do not know (Codex: `parallel_tool_calls` is its model family's, false for
+ * an unknown model), and refusing it would make them unusable on every Ollama model; models make one call at a
+ * time as a rule, and an agent that asked for one takes several all the same (docs/apis.md).
  */
-export const OLLAMA_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'tool_choice.required', 'tool_choice.function', 'parallel_tool_calls', 'audio'];
+export const OLLAMA_REFUSES: readonly ContractField[] = ['n', 'logprobs', 'tool_choice.required', 'tool_choice.function', 'audio'];
 
 /**
  * tool_choice has no Ollama equivalent: "none" withholds the tools. The forms that force a call are refused
