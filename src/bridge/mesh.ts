@@ -25,10 +25,17 @@ import { legacyCapabilities, peerCandidate, peerCandidateId } from './peer-candi
 import type { SessionStore } from '../sessions/store.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
+import { LabelBudget, OTHER_LABEL } from '../util/label-budget.js';
+import type { CandidateLabels } from '../router/candidate.js';
 
-/** `linkOpens` counts this many peer names apart; the links of any further name are counted under OTHER_PEERS. */
-const LINK_OPENS_NAMES = 256;
-const OTHER_PEERS = '(other)';
+/**
+ * Metric labels of what inbound peers choose (docs/operations.md, Metrics): their names (a hello's gatewayName) and
+ * the channels they announce are labels of their own up to these many distinct values since start; later ones are
+ * counted under `(other)`. A bridge this gateway dials is named by us (config, `bridge connect`): its name and channels
+ * are labels as they are.
+ */
+export const PEER_NAME_LABELS = 64;
+export const PEER_CHANNEL_LABELS = 256;
 
 export interface MeshOptions {
   config: Config;
@@ -72,8 +79,14 @@ export class BridgeMesh implements MeshContext {
   /** created at the first upgrade on /bridge (ws is loaded then: src/util/lazy-ws.ts) */
   private wss: WebSocketServer | undefined;
   private accepting = true;
-  /** links established per peer name since start (metrics: reconnects) */
+  /** links established per peer since start, by its metric label (`peerLabel`; metrics: reconnects) */
   readonly linkOpens = new Map<string, number>();
+  /** inbound peers' names as metric labels (PEER_NAME_LABELS) */
+  private readonly peerNames = new LabelBudget(PEER_NAME_LABELS);
+  /** inbound peers' channels (by candidate id) as metric labels (PEER_CHANNEL_LABELS) */
+  private readonly peerChannels = new LabelBudget(PEER_CHANNEL_LABELS);
+  /** each open link's metric label, decided when it registers */
+  private readonly peerLabels = new WeakMap<BridgeLink, string>();
   /** sockets on /bridge that have not authenticated yet */
   private readonly preAuth = new PreAuthSlots(() => this.o.config.gateway.bridge);
   /** inbound gatewayId → SHA-256 of the token it first authenticated with */
@@ -319,8 +332,9 @@ export class BridgeMesh implements MeshContext {
   register(link: BridgeLink): void {
     const old = this.links.get(link.peer.id);
     this.links.set(link.peer.id, link);
-    // an inbound peer chooses its name: past LINK_OPENS_NAMES names, new ones are counted together
-    const label = this.linkOpens.has(link.name) || this.linkOpens.size < LINK_OPENS_NAMES ? link.name : OTHER_PEERS;
+    // an inbound peer chooses its name: past PEER_NAME_LABELS names, new ones are counted together
+    const label = link.role === 'initiator' ? link.name : this.peerNames.label(link.name);
+    this.peerLabels.set(link, label);
     this.linkOpens.set(label, (this.linkOpens.get(label) ?? 0) + 1);
     if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
@@ -335,8 +349,20 @@ export class BridgeMesh implements MeshContext {
     if (this.links.get(link.peer.id) !== link) return;
     this.router.replaceWhere(
       (c) => c.peer?.id === link.peer.id,
-      link.peer.sharedChannels.map((ch) => peerCandidate(link, ch)),
+      link.peer.sharedChannels.map((ch) => peerCandidate(link, ch, this.candidateLabels(link, ch.name))),
     );
+  }
+
+  /**
+   * A peer channel's metric labels, decided once per candidate: a link we dialled, its bridge name and the channel's
+   * name; an inbound link, its name within PEER_NAME_LABELS names and the channel (by candidate id) within
+   * PEER_CHANNEL_LABELS inbound peers' channels; past either, `(other)`.
+   */
+  private candidateLabels(link: BridgeLink, channel: string): CandidateLabels {
+    const peer = this.peerLabels.get(link) ?? OTHER_LABEL;
+    const id = peerCandidateId(link.peer.id, channel);
+    if (link.role === 'initiator' || (peer !== OTHER_LABEL && this.peerChannels.label(id) === id)) return { channel, peer, candidate: id };
+    return { channel: OTHER_LABEL, peer, candidate: `peer/${OTHER_LABEL}` };
   }
 
   linkClosed(link: BridgeLink, code: number, reason: string): void {

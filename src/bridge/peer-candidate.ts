@@ -1,5 +1,5 @@
 /** A channel a bridge peer shares with us, as a routing candidate: requests cross the link. */
-import type { Candidate } from '../router/candidate.js';
+import type { Candidate, CandidateLabels } from '../router/candidate.js';
 import type { ChannelCapabilities, SharedChannel } from '../wire/bridge-frames.js';
 import type { BridgeLink } from './link.js';
 
@@ -18,12 +18,14 @@ export function legacyCapabilities(provider: string): ChannelCapabilities {
   return { embeddings: provider !== 'anthropic', tools: true, vision: true, nativeResponses: false, synthetic: provider === 'mock' };
 }
 
-export function peerCandidate(link: BridgeLink, ch: SharedChannel): Candidate {
+/** `labels`: the candidate's metric labels, bounded by the mesh (BridgeMesh.candidateLabels) */
+export function peerCandidate(link: BridgeLink, ch: SharedChannel, labels: CandidateLabels): Candidate {
   return {
     id: peerCandidateId(link.peer.id, ch.name),
     channel: ch.name,
     provider: ch.provider,
     peer: { id: link.peer.id, name: link.name, loadBalance: link.peer.capabilities.loadBalance },
+    labels,
     models: ch.models,
     priority: 0,
     weight: 1,

@@ -63,12 +63,12 @@ export class Observability implements RouterObserver {
   }
 
   // RouterObserver
-  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void {
+  attemptFailed(channel: string, peer: string, code: string, willRetry: boolean): void {
     this.metrics.attemptFailed(channel, peer, code, willRetry);
   }
 
-  healthChanged(candidateId: string, from: HealthState, to: HealthState): void {
-    this.metrics.healthChanged(candidateId, from, to);
+  healthChanged(candidate: string, from: HealthState, to: HealthState): void {
+    this.metrics.healthChanged(candidate, from, to);
   }
 
   attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined {

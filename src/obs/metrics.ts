@@ -10,7 +10,8 @@
  *   store), so they cost nothing between scrapes.
  *
  * Label values are bounded: route names from a fixed list, model/channel/peer names from config (ours or a
- * peer's announcement), agent ids from `acp.agents`, error codes from the error table. Never a request id or
+ * peer's announcement; what inbound peers choose is bounded when their link opens: the candidates' `labels`,
+ * src/bridge/mesh.ts), agent ids from `acp.agents`, error codes from the error table. Never a request id or
  * user text.
  */
 import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
@@ -152,14 +153,14 @@ export class GatewayMetrics {
     if (tokensOut > 0) this.tokens.cell(`${k}\u0000out`, () => [model, channel, peer, 'out']).value += tokensOut;
   }
 
-  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void {
-    this.attemptFailures.inc({ channel, peer: peer ?? '', reason: code });
+  attemptFailed(channel: string, peer: string, code: string, willRetry: boolean): void {
+    this.attemptFailures.inc({ channel, peer, reason: code });
     if (willRetry) this.failovers.inc({ reason: code });
   }
 
-  healthChanged(candidateId: string, from: HealthState, to: HealthState): void {
-    if (to === 'ejected') this.ejections.inc({ candidate: candidateId });
-    if (from === 'probing') this.probes.inc({ candidate: candidateId, outcome: to === 'healthy' ? 'ok' : 'failed' });
+  healthChanged(candidate: string, from: HealthState, to: HealthState): void {
+    if (to === 'ejected') this.ejections.inc({ candidate });
+    if (from === 'probing') this.probes.inc({ candidate, outcome: to === 'healthy' ? 'ok' : 'failed' });
   }
 
   turnEnded(runtime: string, outcome: string): void {

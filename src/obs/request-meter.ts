@@ -97,8 +97,9 @@ export function noteRouted(res: ServerResponse, model: string, c: Candidate): vo
   if (!m) return;
   const metrics = m.metrics;
   m.model = model;
-  m.channel = c.channel;
-  m.peer = c.peer?.name ?? '';
+  // the candidate's labels, fixed when it was made (bounded for peers' channels: src/router/candidate.ts)
+  m.channel = c.labels.channel;
+  m.peer = c.labels.peer;
   if (!m.routed) {
     m.routed = true;
     metrics.waiting--;

@@ -44,6 +44,18 @@ export interface PeerRef {
   loadBalance: boolean;
 }
 
+/**
+ * The candidate's metric labels (docs/operations.md, Metrics), fixed when it is made so a request only reads them.
+ * A local channel: its own name, `peer` "". A peer's channel: bounded (src/util/label-budget.ts), since an inbound
+ * peer chooses its name and the channel names it announces.
+ */
+export interface CandidateLabels {
+  readonly channel: string;
+  readonly peer: string;
+  /** `local/<channel>`, `peer/<peer gateway id>/<channel>`, or `peer/(other)` for a peer channel past the bound */
+  readonly candidate: string;
+}
+
 export interface CandidateLoad {
   inflight: number;
   maxConcurrent: number;
@@ -61,6 +73,7 @@ export interface Candidate {
   /** provider kind of that channel */
   readonly provider: string;
   readonly peer: PeerRef | undefined;
+  readonly labels: CandidateLabels;
   /** public model names this candidate serves */
   readonly models: readonly string[];
   readonly priority: number;

@@ -13,6 +13,7 @@ export function localCandidate(ch: ChannelConfig, provider: ChannelProvider): Ca
     channel: ch.name,
     provider: ch.provider,
     peer: undefined,
+    labels: { channel: ch.name, peer: '', candidate: `local/${ch.name}` },
     models: ch.models,
     priority: ch.priority,
     weight: ch.weight,

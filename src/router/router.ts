@@ -18,6 +18,7 @@ import { contractAsks, contractRefusal, refusedAsk, type ContractAsk } from '../
 import type { ChatReply } from '../providers/chat-reply.js';
 import type { ChunkStream, StreamChunk } from '../providers/provider.js';
 import { enabled as logEnabled, type Logger } from '../util/log.js';
+import { OTHER_LABEL } from '../util/label-budget.js';
 import type { AttemptOptions, Candidate, RouteOptions } from './candidate.js';
 import { pick, type Scored, type SelectOptions, type Strategy } from './select.js';
 import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState } from './health.js';
@@ -28,8 +29,10 @@ import { HealthTracker, type HealthConfig, type HealthSnapshot, type HealthState
  * bridge frame) and `end` is called once, when the attempt's answer or stream ends.
  */
 export interface RouterObserver {
-  attemptFailed(channel: string, peer: string | undefined, code: string, willRetry: boolean): void;
-  healthChanged(candidateId: string, from: HealthState, to: HealthState): void;
+  /** `channel`, `peer`: the candidate's metric labels (CandidateLabels; peer "" for a local channel) */
+  attemptFailed(channel: string, peer: string, code: string, willRetry: boolean): void;
+  /** `candidate`: the candidate's metric label (CandidateLabels.candidate) */
+  healthChanged(candidate: string, from: HealthState, to: HealthState): void;
   attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined;
 }
 
@@ -97,7 +100,9 @@ export class Router {
     this.selectOptions = { strategy: opts.strategy, preferLocal: opts.preferLocal, random: opts.random };
     this.health = new HealthTracker(opts.health, opts.now, (id, from, to, why) => {
       opts.logger[to === 'ejected' ? 'warn' : 'info']('candidate health changed', { candidate: id, from, to, why });
-      this.observer?.healthChanged(id, from, to);
+      // a candidate no longer in the table (a peer's, gone): its labels went with it; a local one's is its id
+      const label = this.candidates.get(id)?.labels.candidate ?? (id.startsWith('local/') ? id : `peer/${OTHER_LABEL}`);
+      this.observer?.healthChanged(label, from, to);
     });
   }
 
@@ -390,7 +395,7 @@ export class Router {
         lastError = e;
         failed.add(c.id);
         if (e.retryAfterSec !== undefined || e.code === 'UNSUPPORTED') (waiting ??= new Set()).add(c.id);
-        this.observer?.attemptFailed(c.channel, c.peer?.name, e.code, e.retryable && attempt < maxAttempts);
+        this.observer?.attemptFailed(c.labels.channel, c.labels.peer, e.code, e.retryable && attempt < maxAttempts);
         if (!e.retryable) throw e;
       }
     }

@@ -6,27 +6,36 @@ import type { BridgeLink } from '../../src/bridge/link.js';
 
 // peerCandidate reads only these fields of the link
 const fakeLink = { peer: { id: 'gw_p', capabilities: { loadBalance: false } }, name: 'p', load: { channels: {} } } as unknown as BridgeLink;
+const labels = { channel: 'c', peer: 'p', candidate: 'peer/gw_p/c' };
 
 describe('channel capabilities over the bridge', () => {
   it('an announced capability wins over the provider name, both ways', () => {
-    const anthropicWithEmbeddings = peerCandidate(fakeLink, {
-      name: 'a',
-      provider: 'anthropic',
-      models: ['m'],
-      capabilities: { embeddings: true, tools: true, vision: false, nativeResponses: false, synthetic: false },
-    });
+    const anthropicWithEmbeddings = peerCandidate(
+      fakeLink,
+      {
+        name: 'a',
+        provider: 'anthropic',
+        models: ['m'],
+        capabilities: { embeddings: true, tools: true, vision: false, nativeResponses: false, synthetic: false },
+      },
+      labels,
+    );
     expect(anthropicWithEmbeddings.capabilities.embeddings).toBe(true);
-    const openaiWithout = peerCandidate(fakeLink, {
-      name: 'o',
-      provider: 'openai',
-      models: ['m'],
-      capabilities: { embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false },
-    });
+    const openaiWithout = peerCandidate(
+      fakeLink,
+      {
+        name: 'o',
+        provider: 'openai',
+        models: ['m'],
+        capabilities: { embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false },
+      },
+      labels,
+    );
     expect(openaiWithout.capabilities).toEqual({ embeddings: false, tools: false, vision: false, nativeResponses: true, synthetic: false });
   });
 
   it('a peer that announces nothing (older build, seed protocol) gets the documented fallback', () => {
-    expect(peerCandidate(fakeLink, { name: 'a', provider: 'anthropic', models: ['m'] }).capabilities).toEqual(legacyCapabilities('anthropic'));
+    expect(peerCandidate(fakeLink, { name: 'a', provider: 'anthropic', models: ['m'] }, labels).capabilities).toEqual(legacyCapabilities('anthropic'));
     expect(legacyCapabilities('anthropic')).toMatchObject({ embeddings: false, synthetic: false });
     expect(legacyCapabilities('mock')).toMatchObject({ embeddings: true, synthetic: true });
     expect(legacyCapabilities('ollama')).toEqual({ embeddings: true, tools: true, vision: true, nativeResponses: false, synthetic: false });

@@ -9,6 +9,7 @@ function cand(id: string, over: Partial<Candidate> = {}): Candidate {
     channel: id,
     provider: 'mock',
     peer: undefined,
+    labels: { channel: id, peer: '', candidate: id },
     models: ['m'],
     priority: 0,
     weight: 1,
