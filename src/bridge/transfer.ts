@@ -8,6 +8,7 @@ import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-fr
 import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
 import { peerText, tooLargeToSend } from './errors.js';
+import { refuseToServe } from './serve-guard.js';
 
 /**
  * Offers a session with the newest entries of its update log (`events`, oldest first; those that fit in
@@ -34,7 +35,11 @@ export function offerSession(
       resolve,
       fail: reject,
       refused: (f) =>
-        reject(new GatewayError('FORBIDDEN', `peer ${l.name} refused the session (${f.code}): ${peerText(f.message)}`, { details: { reason: f.code } })),
+        reject(
+          f.code === 'OVERLOADED'
+            ? new GatewayError('OVERLOADED', `peer ${l.name} is serving too many of our requests to take the session now: ${peerText(f.message)}`)
+            : new GatewayError('FORBIDDEN', `peer ${l.name} refused the session (${f.code}): ${peerText(f.message)}`, { details: { reason: f.code } }),
+        ),
     };
     l.pending.add(transferId, entry, {
       timeoutMs,
@@ -69,7 +74,15 @@ export function onTransferOk(l: LinkContext, f: BridgeSessionTransferOkFrame): v
   l.pending.takeIf(f.transferId, isTransfer)?.resolve();
 }
 
+/**
+ * A peer's offer is a request it asks us to serve: it passes the same checks as a forward (serve-guard.ts: the
+ * per-peer in-flight limit, past it OVERLOADED) and counts in that limit until it is answered.
+ */
 export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFrame): Promise<void> {
+  const refusal = refuseToServe(l, f.transferId, []);
+  if (refusal) return l.sendError(refusal.code, refusal.message, { requestId: f.transferId });
+  // nothing to stop: the copy is stored or not; an ok the link's end keeps from leaving is settled like a lost one
+  l.serving.set(f.transferId, { abort: () => undefined });
   const t = l.transfers();
   try {
     if (!t) throw new GatewayError('FORBIDDEN', 'this gateway does not accept sessions', { details: { reason: 'TRANSFER_REJECTED' } });
@@ -82,5 +95,7 @@ export async function serveTransfer(l: LinkContext, f: BridgeSessionTransferFram
       requestId: f.transferId,
       retryable: false,
     });
+  } finally {
+    l.serving.delete(f.transferId);
   }
 }

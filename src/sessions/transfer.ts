@@ -61,6 +61,13 @@ export interface TransferTransport {
   call(peerId: string, method: string, params: Record<string, unknown>): Promise<unknown>;
 }
 
+/**
+ * Provisional copies (offers stored, not yet confirmed) one sending peer may have here at once: past it its offers of
+ * further sessions are refused (TRANSFER_REJECTED) until some are settled (docs/sessions.md). Counted by this process
+ * from the copies it stored; those from before a restart are settled when the peer's next link opens (`reconcile`).
+ */
+export const MAX_PROVISIONAL_PER_PEER = 64;
+
 export interface TransferOptions {
   /** a turn is running: wait for it to end (default) or refuse */
   whenRunning?: 'wait' | 'refuse';
@@ -75,6 +82,9 @@ export class TransferCoordinator {
     private readonly transport: TransferTransport,
     private readonly logger: Logger,
   ) {}
+
+  /** per sending peer, the ids of the provisional copies this process stored and has not seen settled */
+  private readonly provisional = new Map<string, Set<string>>();
 
   /** false once this gateway drains for shutdown (`stopReceiving`): offers are refused, sending goes on */
   private receiving = true;
@@ -229,17 +239,55 @@ export class TransferCoordinator {
       await this.store.delete(s.id);
       this.logger.info('dropped a provisional session copy: its sender offers the session again', { sessionId: s.id, owner: fromPeer });
     }
+    const copies = await this.roomForCopy(fromPeer, s.id);
     try {
       await this.store.importTransferred(transferId, adopted);
       await this.importEvents(s.id, events, droppedThrough);
       // Failpoint for the crash-recovery test: die after the durable store, before the ok leaves.
       if (process.env.SWITCHYARD_FAILPOINT === 'transfer-receiver-crash-after-store') process.kill(process.pid, 'SIGKILL');
     } catch (err) {
+      // the place taken for it is given back unless a copy of this id is stored (the copy an earlier offer left)
+      if (!(await this.isProvisionalFrom(s.id, fromPeer).catch(() => false))) copies.delete(s.id);
       if (err instanceof TransferConflictError)
         throw new GatewayError('FORBIDDEN', `session ${s.id} is owned by this gateway; a peer cannot overwrite it`, { details: { reason: 'NOT_OWNER' } });
       throw err;
     }
     return s.id;
+  }
+
+  /**
+   * Takes a place for a provisional copy of `sessionId` from `peer` (before the store, so offers served at once
+   * cannot pass the bound together), or refuses the offer at MAX_PROVISIONAL_PER_PEER. At the bound, the places
+   * are checked against the store first: a copy settled otherwise (deleted, or confirmed on another instance
+   * sharing the store) gives its place back.
+   */
+  private async roomForCopy(peer: string, sessionId: string): Promise<Set<string>> {
+    let copies = this.provisional.get(peer);
+    if (!copies) this.provisional.set(peer, (copies = new Set()));
+    if (copies.has(sessionId)) return copies;
+    if (copies.size >= MAX_PROVISIONAL_PER_PEER) {
+      for (const id of [...copies]) if (!(await this.isProvisionalFrom(id, peer))) copies.delete(id);
+    }
+    if (copies.size >= MAX_PROVISIONAL_PER_PEER)
+      throw new GatewayError(
+        'FORBIDDEN',
+        `peer ${peer} has ${copies.size} sessions here whose transfer it has not confirmed (limit ${MAX_PROVISIONAL_PER_PEER}); ` +
+          'more are taken once those are settled',
+        { details: { reason: 'TRANSFER_REJECTED' } },
+      );
+    copies.add(sessionId);
+    return copies;
+  }
+
+  private async isProvisionalFrom(sessionId: string, peer: string): Promise<boolean> {
+    const s = await this.store.get(sessionId);
+    const m = s && transferMarker(s);
+    return m?.state === 'provisional' && m.peer === peer;
+  }
+
+  /** A provisional copy is settled (confirmed, or dropped): its place is free. */
+  private settled(peer: string, sessionId: string): void {
+    this.provisional.get(peer)?.delete(sessionId);
   }
 
   /**
@@ -263,6 +311,7 @@ export class TransferCoordinator {
     const m = s && transferMarker(s);
     if (!s || !m || m.state !== 'provisional' || m.id !== transferId || m.peer !== fromPeer) return false;
     await mutateSession(this.store, sessionId, (cur) => (transferMarker(cur)?.id === transferId ? withMarker(cur, undefined) : cur));
+    this.settled(fromPeer, sessionId);
     return true;
   }
 
@@ -296,10 +345,13 @@ export class TransferCoordinator {
       );
     }
     if (answer.owner === 'you') {
-      return mutateSession(this.store, sessionId, (cur) => withMarker(cur, undefined));
+      const adopted = await mutateSession(this.store, sessionId, (cur) => withMarker(cur, undefined));
+      this.settled(m.peer, sessionId);
+      return adopted;
     }
     if (answer.owner === 'me') {
       await this.store.delete(sessionId);
+      this.settled(m.peer, sessionId);
       this.logger.info('dropped a provisional session copy: the transfer did not complete', { sessionId, owner: m.peer });
       throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is owned by ${m.peer} (its transfer here did not complete)`, {
         details: { owner: m.peer },
