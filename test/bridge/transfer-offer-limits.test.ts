@@ -2,7 +2,8 @@
  * A peer's session offers are bounded like its other requests (docs/bridge-protocol.md, docs/sessions.md): an
  * offer counts against `limits.maxInflightPerPeer` while it is served (past it: OVERLOADED), and one peer cannot
  * leave more than MAX_PROVISIONAL_PER_PEER provisional copies (offers it never confirmed) in the store (past it:
- * TRANSFER_REJECTED). A raw peer plays the sender that offers and never commits.
+ * TRANSFER_REJECTED). A raw peer plays the sender that offers and never commits; a gateway plays the sender whose
+ * transfer meets the in-flight limit (it fails with overloaded, retryable, and the session stays).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -126,5 +127,65 @@ describe("a peer's session offers", () => {
     // a copy that is settled (here: deleted by an operator) makes room again
     await gw.store.delete('s-offered-7');
     expect(await offer(peer, MAX_PROVISIONAL, 2)).toMatchObject({ type: 'bridge-session-transfer-ok' });
+  });
+});
+
+describe('a transfer to a peer serving its in-flight limit of our requests', () => {
+  const ADMIN_A = 'transfer-limits-admin-a-2236';
+  let receiver: Gateway;
+  let sender: Gateway;
+  beforeAll(async () => {
+    receiver = await startInProcess({
+      gateway: {
+        id: 'gw_busy_b',
+        name: 'busy',
+        bridge: { enabled: true, allowedTokens: [TOKEN], acceptSessions: true, shareChannels: ['slow'], limits: { maxInflightPerPeer: 1 } },
+      },
+      channels: [{ name: 'slow', provider: 'mock', models: ['slow-model'], options: { delayMs: 1500 } }],
+    });
+    sender = await startInProcess({
+      gateway: { id: 'gw_busy_a', admin: { token: ADMIN_A }, bridges: [{ name: 'busy', url: wsUrl(receiver.url), token: TOKEN }] },
+      channels: [],
+    });
+    await waitFor(async () => (await adminGet(sender.url, '/admin/bridges', ADMIN_A)).peers[0]?.state === 'open', 'A→B link');
+  });
+  afterAll(async () => {
+    await sender?.close();
+    await receiver?.close();
+  });
+
+  it('fails with overloaded (503, retryable); the session stays with the sender, and moves once the slot is free', async () => {
+    await sender.store.create(
+      newSession({
+        id: 's-busy',
+        kind: 'chat',
+        ownerGatewayId: 'gw_busy_a',
+        target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'switchyard', model: 'slow-model' },
+      }),
+    );
+    // a request of A's client takes B's one slot for A
+    const held = fetch(`${sender.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow-model', messages: [{ role: 'user', content: 'hold' }] }),
+    });
+    await waitFor(async () => (await adminGet(receiver.url, '/admin/bridges')).peers.find((p: any) => p.inflight.in === 1), 'the forward in flight on B');
+    const transfer = () =>
+      fetch(`${sender.url}/admin/sessions/s-busy/transfer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_A}` },
+        body: JSON.stringify({ to: 'busy' }),
+      });
+    const refused = await transfer();
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    expect(refused.status, JSON.stringify(body)).toBe(503);
+    expect(body.error).toMatchObject({ code: 'overloaded' });
+    expect(body.error.message).toMatch(/maxInflightPerPeer|limit 1/);
+    expect(await sender.store.get('s-busy')).toMatchObject({ status: 'active', ownerGatewayId: 'gw_busy_a' });
+    expect(await receiver.store.get('s-busy')).toBeUndefined();
+    expect((await held).status).toBe(200);
+    const moved = await transfer();
+    expect(moved.status, await moved.clone().text()).toBe(200);
+    expect(await sender.store.get('s-busy')).toMatchObject({ status: 'moved', movedTo: 'gw_busy_b' });
   });
 });
