@@ -18,7 +18,13 @@ let gw: Gateway;
 
 beforeAll(async () => {
   gw = await startInProcess({
-    gateway: { id: 'gw_victim', name: 'victim', bridge: { enabled: true, allowedTokens: [TOKEN] } },
+    gateway: {
+      id: 'gw_victim',
+      name: 'victim',
+      bridge: { enabled: true, allowedTokens: [TOKEN] },
+      // one failure ejects a candidate: every peer channel is ejected once (switchyard_health_ejections_total)
+      routing: { health: { consecutiveFailures: 1 } },
+    },
     channels: [{ name: 'local', provider: 'mock', models: ['local-model'] }],
   });
 });
@@ -116,6 +122,10 @@ describe('metric labels of a peer that reconnects under new names', () => {
       expect(peers.has('(other)'), series).toBe(true);
       expect(peers.has(`rot-${NAMES - 1}`), series).toBe(false);
     }
+    const ejected = labelValues(text, 'switchyard_health_ejections_total', 'candidate');
+    expect(ejected.has(`peer/gw_rotating/ch-0`), [...ejected].join(' ')).toBe(true);
+    expect(ejected.has('peer/(other)')).toBe(true);
+    expect(ejected.size).toBeLessThanOrEqual(64 + 1);
     const connects = labelValues(text, 'switchyard_peer_connects_total', 'peer');
     expect(connects.size).toBeLessThanOrEqual(64 + 1);
     expect(connects.has('(other)')).toBe(true);
