@@ -19,6 +19,7 @@ import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
+import { PerKeyQueue } from '../util/per-key-queue.js';
 import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
@@ -85,6 +86,8 @@ export class TransferCoordinator {
 
   /** per sending peer, the ids of the provisional copies this process stored and has not seen settled */
   private readonly provisional = new Map<string, Set<string>>();
+  /** one sending peer's offers are stored one at a time: its count of copies is never read while a copy is being stored */
+  private readonly offers = new PerKeyQueue();
 
   /** false once this gateway drains for shutdown (`stopReceiving`): offers are refused, sending goes on */
   private receiving = true;
@@ -230,6 +233,12 @@ export class TransferCoordinator {
       { ...base, metadata: { ...base.metadata, transferredFrom: fromPeer } },
       { id: transferId, state: 'provisional', peer: fromPeer, since: Date.now() },
     );
+    return this.offers.run(fromPeer, () => this.storeOffer(fromPeer, transferId, adopted, events, droppedThrough));
+  }
+
+  /** A valid offer's copy, stored as provisional; run one at a time per sending peer (`offers`). */
+  private async storeOffer(fromPeer: string, transferId: string, adopted: Session, events: readonly SessionEvent[], droppedThrough: number): Promise<string> {
+    const s = adopted;
     // A provisional copy an earlier offer of this sender left here, settled by nothing while the link lasts (our ok
     // reached the sender after it had given up: it timed out). The sender owns the session, since it offers it
     // again, so the copy is stale, as `ensureOwned` would find: it gives way to this offer.
@@ -256,8 +265,8 @@ export class TransferCoordinator {
   }
 
   /**
-   * Takes a place for a provisional copy of `sessionId` from `peer` (before the store, so offers served at once
-   * cannot pass the bound together), or refuses the offer at MAX_PROVISIONAL_PER_PEER. At the bound, the places
+   * Takes a place for a provisional copy of `sessionId` from `peer` (before the store; a peer's offers are stored
+   * one at a time), or refuses the offer at MAX_PROVISIONAL_PER_PEER. At the bound, the places
    * are checked against the store first: a copy settled otherwise (deleted, or confirmed on another instance
    * sharing the store) gives its place back.
    */
