@@ -6,7 +6,7 @@ import { Server as TlsServer } from 'node:tls';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { closeProviders, prepareConfig } from './gateway-prepare.js';
+import { prepareConfig } from './gateway-prepare.js';
 import { Router } from './router/router.js';
 import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
@@ -24,7 +24,7 @@ import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { uiRoutes } from './http/routes/ui.js';
-import { closeParts, gracefulStop } from './gateway-stop.js';
+import { closeParts, gracefulStop, type ClosePart } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './gateway-reload.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
@@ -72,16 +72,17 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   // before anything is opened: the files the config names, where the store is and the channels' providers (the
   // same check as a reload and `config check`), every problem listed
   const { providers, https, tls, bridgeCa } = await prepareConfig(loaded);
+  const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
+  // a start that fails on its way closes what it opened so far by the stop's one sequence (closeParts)
+  const providersPart: ClosePart = ['providers', () => Promise.all([...providers.values()].map((p) => p.close()))];
   const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
-    await closeProviders(providers.values());
+    await closeParts([providersPart], logger);
     throw err;
   });
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
-  const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
   const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
-    await closeProviders(providers.values());
-    await store.close();
+    await closeParts([providersPart, ['store', () => store.close()]], logger);
     throw err;
   });
   const r = cfg.gateway.routing;
@@ -202,7 +203,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
         ['bridge', () => mesh.close()],
         ['http', () => http.shutdown(0)],
         ['acp', () => acp.close()],
-        ['providers', () => Promise.all([...providers.values()].map((p) => p.close()))],
+        providersPart,
         ['keys', () => keys.close(deadline)], // writes every pending usage record, or logs what it could not by the deadline
         ['store', () => store.close()],
         ['obs', () => obs.close()],
