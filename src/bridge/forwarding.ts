@@ -47,10 +47,17 @@ export const STREAM_RESUME_CHARS = 256 * 1024;
 /**
  * What a forwarded stream may hold at most: past this the request is abandoned (its client gets the error
  * after what was held) rather than the peer filling our memory. It bounds a 1.0 peer, which cannot be paused,
- * and a peer that goes on sending after a pause; the room above STREAM_PAUSE_CHARS is for the chunks already on
- * their way when the pause left.
+ * and a peer that goes on sending after it has read a pause.
  */
 export const STREAM_HOLD_CHARS = 8 * 1024 * 1024;
+/**
+ * What a paused stream may hold until the peer confirms it has read the pause (the pong to the ping sent right
+ * after it: `afterPeerRead`). Until then what arrives was on its way when the pause left, and that is not
+ * bounded by anything of ours: the peer's unwritten frames (it waits past 1 MiB), its socket's send buffer and
+ * ours' receive buffer, which Linux grows up to `net.ipv4.tcp_wmem` and `tcp_rmem`'s maximum (4 and 32 MiB
+ * here) when this process is slow to read. The same as the most a link may have unwritten (MAX_BACKLOG_BYTES).
+ */
+export const STREAM_UNCONFIRMED_HOLD_CHARS = 64 * 1024 * 1024;
 const chunkChars = (c: StreamChunk): number => c.data.length;
 
 /** Without a given deadline, a served forward may run this long. */
@@ -205,7 +212,7 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
     return l.abandon(requestId, toGatewayError(err));
   }
   const q = p.queue!;
-  if (q.held > STREAM_HOLD_CHARS) {
+  if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) {
     const held = `${Math.round(q.held / (1024 * 1024))} Mi characters`;
     return l.abandon(
       requestId,
@@ -216,13 +223,26 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
   if (q.held > STREAM_PAUSE_CHARS && p.paused !== true && l.streamPause) pauseStream(l, requestId, p, q);
 }
 
-/** Asks the peer to hold the stream until its client has read what waits for it down to STREAM_RESUME_CHARS. */
+/**
+ * Asks the peer to hold the stream until its client has read what waits for it down to STREAM_RESUME_CHARS.
+ * What the peer sent before it read the pause still comes, however much the two sockets held: the stream may
+ * hold up to STREAM_UNCONFIRMED_HOLD_CHARS until the peer has read the pause. From then on it may take one more
+ * chunk (the one the peer's serving loop was waiting for when the pause came: STREAM_PAUSE_CHARS of room for
+ * it), and anything past that is a peer that goes on sending after a pause.
+ */
 function pauseStream(l: LinkContext, requestId: string, p: PendingForward, q: AsyncQueue<StreamChunk>): void {
   p.paused = true;
+  const pause = (p.pauses = (p.pauses ?? 0) + 1);
+  p.holdLimit = STREAM_UNCONFIRMED_HOLD_CHARS;
   l.traffic.pausesSent++;
   l.send({ type: 'bridge-stream-pause', requestId });
+  l.afterPeerRead(() => {
+    // a pause already resumed (or a later one's) is not what the peer confirms here
+    if (p.paused === true && p.pauses === pause) p.holdLimit = Math.max(STREAM_HOLD_CHARS, q.held + STREAM_PAUSE_CHARS);
+  });
   q.whenHeldAtMost(STREAM_RESUME_CHARS, () => {
     p.paused = false;
+    p.holdLimit = undefined;
     // a stream that ended or failed meanwhile has nothing to resume
     if (l.pending.get(requestId) === p) l.send({ type: 'bridge-stream-resume', requestId });
   });

@@ -1,16 +1,24 @@
 /**
  * A link's liveness and load reports: a bridge-ping every heartbeatIntervalMs, the link closed when the peer
  * stayed silent for deadPeerMisses intervals, and bridge-load reports of the channels we share — on change at
- * most every LOAD_REPORT_MIN_INTERVAL_MS, and with each pong (`force`).
+ * most every LOAD_REPORT_MIN_INTERVAL_MS, and with each pong (`force`). Every ping of ours leaves here, so the
+ * pongs can be counted: a peer answers each ping at once and in order (docs/bridge-protocol.md), so the n-th
+ * pong tells us the peer has read every frame we sent before the n-th ping (`afterPeerRead`).
  */
 import { CLOSE, LOAD_REPORT_MIN_INTERVAL_MS } from '../wire/bridge-frames.js';
 import type { LinkContext, PeerLoad } from './link-types.js';
+
+const MAX_WAITING_PONGS = 1024;
 
 export class Heartbeat {
   private lastSeen = Date.now();
   private readonly interval: NodeJS.Timeout;
   private loadTimer: NodeJS.Timeout | undefined;
   private lastLoadSent = 0;
+  private pingsSent = 0;
+  private pongsReceived = 0;
+  /** `afterPeerRead` callbacks, in the order of their pings: each runs once the pong to its ping is in */
+  private readonly afterPongs: Array<{ ping: number; fn: () => void }> = [];
 
   constructor(
     private readonly l: LinkContext,
@@ -28,6 +36,33 @@ export class Heartbeat {
   stop(): void {
     clearInterval(this.interval);
     clearTimeout(this.loadTimer);
+    this.afterPongs.length = 0;
+  }
+
+  /** Sends a bridge-ping (ours are counted: `afterPeerRead`). */
+  ping(): void {
+    if (this.l.send({ type: 'bridge-ping', ts: Date.now() })) this.pingsSent++;
+  }
+
+  /** A bridge-pong: the peer has read everything we sent before the ping it answers. */
+  pong(): void {
+    this.pongsReceived++;
+    const q = this.afterPongs;
+    while (q.length > 0 && q[0]!.ping <= this.pongsReceived) q.shift()!.fn();
+  }
+
+  /**
+   * Sends a bridge-ping and calls `fn` once the peer has answered it: by then the peer has read every frame we
+   * sent before it. A link that ends first never calls it. A peer that answers no ping never does either, and a
+   * pong it sends unasked makes a later `fn` run early: what waits on it must hold up either way.
+   */
+  afterPeerRead(fn: () => void): void {
+    if (!this.l.open) return;
+    this.ping();
+    // a peer that answers no ping would make this grow with every pause: past the bound the oldest wait is
+    // dropped (its stream keeps the limit it had until it resumes)
+    if (this.afterPongs.length >= MAX_WAITING_PONGS) this.afterPongs.shift();
+    this.afterPongs.push({ ping: this.pingsSent, fn });
   }
 
   private tick(): void {
@@ -35,7 +70,7 @@ export class Heartbeat {
     // a GC pause, a throttled CPU) the peer's frames may be waiting unread. The verdict is taken after they are
     // read (setImmediate runs after the poll phase), so only the peer's silence closes the link, never our own.
     if (this.silent()) setImmediate(() => this.verdict());
-    else this.l.send({ type: 'bridge-ping', ts: Date.now() });
+    else this.ping();
   }
 
   private silent(): boolean {
@@ -44,7 +79,7 @@ export class Heartbeat {
 
   private verdict(): void {
     if (!this.l.open) return;
-    if (!this.silent()) return void this.l.send({ type: 'bridge-ping', ts: Date.now() });
+    if (!this.silent()) return void this.ping();
     this.l.logger.warn('peer silent: closing link', { peer: this.l.peer.id, silentMs: Date.now() - this.lastSeen });
     this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
   }

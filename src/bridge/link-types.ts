@@ -77,6 +77,13 @@ export interface PendingForward extends PendingBase {
   queue: AsyncQueue<StreamChunk> | undefined;
   /** streams: we sent bridge-stream-pause and no resume since */
   paused?: boolean;
+  /** streams: pauses sent so far, so a pause's late confirmation is not taken for a later one's */
+  pauses?: number;
+  /**
+   * streams: what the stream may hold before it is abandoned, in characters; unset: STREAM_HOLD_CHARS. Raised
+   * while a pause waits for the peer to confirm it read it, then set from what had arrived by then (pauseStream)
+   */
+  holdLimit?: number;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
   /**
    * A non-streaming chat forward: takes the answer's payload as the peer sent it, still text, when the frame
@@ -162,6 +169,11 @@ export interface LinkContext {
    * before it reads the upstream's next chunk, so a slow peer slows the upstream, not our memory.
    */
   backpressure(): Promise<void> | undefined;
+  /**
+   * Sends a bridge-ping and calls `fn` once its pong is in: the peer has then read every frame we sent before
+   * (a peer answers pings at once and in order). Never called if the link ends first or the peer answers none.
+   */
+  afterPeerRead(fn: () => void): void;
   /** a bridge-error; `retryable` defaults to the catalogue's */
   sendError(code: BridgeErrorCode, message: string, extra?: Partial<Omit<BridgeErrorFrame, 'type' | 'code' | 'message'>>): void;
   /** our served load changed: report it (throttled) */

@@ -176,6 +176,10 @@ export class BridgeLink implements LinkContext {
     return true;
   }
 
+  afterPeerRead(fn: () => void): void {
+    this.heartbeat.afterPeerRead(fn);
+  }
+
   /** bytes sent that the peer has not taken yet (ws's queue and the socket's) */
   get backlog(): number {
     return this.closed ? 0 : this.ws.bufferedAmount;
@@ -365,6 +369,7 @@ export class BridgeLink implements LinkContext {
         return;
       case 'bridge-pong':
         this.traffic.pong(f.ts);
+        this.heartbeat.pong();
         return;
       case 'bridge-load':
         this.load = { channels: f.channels, inflight: f.inflight };

@@ -4,12 +4,13 @@
  * once it holds STREAM_PAUSE_CHARS for the client, and to go on (bridge-stream-resume) once the client has read
  * it down to STREAM_RESUME_CHARS. So the stream arrives whole however long it is, instead of being abandoned at
  * STREAM_HOLD_CHARS (what a 1.0 peer still gets: test/bridge/malformed-answers.test.ts). First against a raw 1.1
- * peer (what is sent, and when), then between two real gateway processes, with the serving side's upstream (a
- * fake OpenAI server) held too.
+ * peer (what is sent, and when; what was on its way when the pause left, which only the pong to the ping after the
+ * pause tells from a peer that goes on sending), then between two real gateway processes, with the serving
+ * side's upstream (a fake OpenAI server) held too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS } from '../../src/bridge/forwarding.js';
+import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS, STREAM_UNCONFIRMED_HOLD_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
@@ -30,6 +31,7 @@ import {
 const ADMIN = 'stream-pause-admin-token-31415';
 const TOKEN = 'stream-pause-bridge-token-92653';
 const PIECE = 64 * 1024;
+const MI = 1024 * 1024;
 
 const contentLength = (events: string[]) =>
   events
@@ -37,12 +39,13 @@ const contentLength = (events: string[]) =>
     .map((e) => (JSON.parse(e) as { choices: Array<{ delta?: { content?: string } }> }).choices[0]?.delta?.content ?? '')
     .join('').length;
 
-/** `switchyard_peer_stream_pauses_sent_total` for the link to peer `name`. */
-async function pausesSent(baseUrl: string, name: string): Promise<number> {
+/** A link metric (`switchyard_peer_…`) for the link to peer `name`. */
+async function linkMetric(baseUrl: string, metric: string, name: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
-  const line = text.split('\n').find((l) => l.startsWith('switchyard_peer_stream_pauses_sent_total{') && l.includes(`peer="${name}"`));
+  const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && l.includes(`peer="${name}"`));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
+const pausesSent = (baseUrl: string, name: string) => linkMetric(baseUrl, 'switchyard_peer_stream_pauses_sent_total', name);
 
 describe('against a raw 1.1 peer', () => {
   // three times what a stream may hold for its client, and far more than the client's socket buffers take
@@ -125,6 +128,156 @@ describe('against a raw 1.1 peer', () => {
     expect(about).not.toContain('bridge-cancel');
     expect(await pausesSent(a.url, 'b')).toBe(sentAtPause.length);
   }, 60_000);
+});
+
+describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
+  // How the peer takes a pause, by the prompt: `inflight` sends 16 Mi characters more (what its buffers and the
+  // two sockets held when the pause left) before it reads the ping after it, then holds the stream as it should;
+  // `ignores` answers pings but goes on sending; `silent` goes on sending and answers no ping.
+  type Mode = 'inflight' | 'ignores' | 'silent';
+  const BURST = (2 * STREAM_HOLD_CHARS) / PIECE;
+  let peer: RawPeer;
+  let a: Gateway & { logs: string[] };
+  const received: RawFrame[] = [];
+  let answerPings = true;
+  /** pieces each mode's stream sent in all */
+  const sentOf: Partial<Record<Mode, number>> = {};
+
+  const chunkFrame = (requestId: string) =>
+    `{"type":"bridge-stream","requestId":${JSON.stringify(requestId)},"chunk":${JSON.stringify({
+      id: 'c1',
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta: { content: 'q'.repeat(PIECE) }, finish_reason: null }],
+    })}}`;
+
+  /** Streams `total` pieces, taking pauses as `mode` says; stops at the gateway's bridge-cancel. */
+  async function stream(ws: WebSocket, requestId: string, mode: Mode, total: number): Promise<void> {
+    const frame = chunkFrame(requestId);
+    let sent = 0;
+    let paused = false;
+    let cancelled = false;
+    let wake: (() => void) | undefined;
+    ws.on('message', (d) => {
+      const f = JSON.parse(String(d)) as RawFrame;
+      if (f.requestId !== requestId) return;
+      if (f.type === 'bridge-cancel') {
+        cancelled = true;
+        wake?.();
+      } else if (f.type === 'bridge-stream-pause' && mode === 'inflight') {
+        // at the first pause, sent before this peer read it: the ping after it is read (and answered) only after
+        if (sentOf.inflight === undefined) {
+          for (let i = 0; i < BURST; i++) ws.send(frame);
+          sent += BURST;
+          sentOf.inflight = sent;
+        }
+        paused = true;
+      } else if (f.type === 'bridge-stream-resume') {
+        paused = false;
+        wake?.();
+      }
+    });
+    while (sent < total && !cancelled) {
+      while (paused && !cancelled) await new Promise<void>((r) => (wake = r));
+      if (cancelled) break;
+      ws.send(frame);
+      sent++;
+      await new Promise((r) => setImmediate(r)); // let the gateway's frames in between
+    }
+    sentOf[mode] = sent;
+    if (!cancelled) ws.send(`{"type":"bridge-stream-end","requestId":${JSON.stringify(requestId)}}`);
+  }
+
+  beforeAll(async () => {
+    peer = await startRawBridgePeer({
+      gatewayId: 'gw_inflight_b',
+      gatewayName: 'inflight-b',
+      version: '1.1',
+      models: ['inflight-model'],
+      policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
+      onFrame: (ws, f) => {
+        received.push(f);
+        if (f.type === 'bridge-ping' && answerPings) ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
+        if (f.type !== 'bridge-forward') return;
+        const mode = (f.payload as { messages: Array<{ content: Mode }> }).messages[0]!.content;
+        // more than the stream may hold plus what the slow client's socket buffers take (tens of MiB on Linux)
+        const total =
+          { inflight: 3 * STREAM_HOLD_CHARS, ignores: 6 * STREAM_HOLD_CHARS, silent: STREAM_UNCONFIRMED_HOLD_CHARS + 6 * STREAM_HOLD_CHARS }[mode] / PIECE;
+        void stream(ws, f.requestId!, mode, total);
+      },
+    });
+    a = await startGw({
+      gateway: { id: 'gw_inflight_a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: peer.url, token: TOKEN, reconnectInterval: 100 }] },
+      channels: [],
+    });
+    await waitForBridgeOpen(a.url, ADMIN);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await peer?.close();
+    cleanupDirs();
+  });
+
+  const framesRequestId = (mode: Mode) =>
+    received.find((f) => f.type === 'bridge-forward' && (f.payload as { messages: Array<{ content: string }> }).messages[0]!.content === mode)!.requestId!;
+  const framesAbout = (mode: Mode) => {
+    const id = framesRequestId(mode);
+    return received.filter((f) => f.requestId === id || f.type === 'bridge-ping').map((f) => f.type);
+  };
+  /**
+   * The error that ended the client's stream: its code, and what the gateway held when it gave up (Mi characters,
+   * from the message; what the client read besides is what its socket buffers had taken)
+   */
+  const readUntilError = async (res: Awaited<ReturnType<typeof slowClient>>) => {
+    const events = await readAll(res);
+    expect(events).not.toContain('[DONE]');
+    const { code, message } = (JSON.parse(events.at(-1)!) as { error: { code: string; message: string } }).error;
+    const heldMi = Number(/\((\d+) Mi characters waiting\)/.exec(message)?.[1]);
+    return { code, heldMi, delivered: contentLength(events.slice(0, -1)) };
+  };
+
+  it('chunks sent before the peer read the pause are held, past STREAM_HOLD_CHARS: the stream arrives whole', async () => {
+    const res = await slowClient(a.url, 'inflight-model', 'inflight');
+    await waitFor(() => sentOf.inflight !== undefined, 'the burst after the pause', 20_000);
+    // the client reads nothing until the gateway has taken in every frame sent so far, the burst's included
+    const frameChars = chunkFrame(framesRequestId('inflight')).length;
+    await waitFor(
+      async () => (await linkMetric(a.url, 'switchyard_peer_bytes_received_total', 'b')) >= sentOf.inflight! * frameChars,
+      'the gateway to read the burst',
+      20_000,
+    );
+    const events = await readAll(res);
+    expect(events.some((e) => e.includes('"error"'))).toBe(false);
+    expect(events.at(-1)).toBe('[DONE]');
+    // everything, the 16 Mi that came after the pause included (twice STREAM_HOLD_CHARS: past it on the old rule)
+    expect(contentLength(events)).toBe(sentOf.inflight! * PIECE);
+    expect(sentOf.inflight).toBeGreaterThanOrEqual((3 * STREAM_HOLD_CHARS) / PIECE);
+    const about = framesAbout('inflight');
+    expect(about).not.toContain('bridge-cancel');
+    // each pause, then at once the ping whose pong says the peer has read it
+    expect(about.filter((t) => t === 'bridge-stream-pause').length).toBeGreaterThanOrEqual(1);
+    about.forEach((t, i) => t === 'bridge-stream-pause' && expect(about[i + 1]).toBe('bridge-ping'));
+  }, 60_000);
+
+  it('a peer that goes on sending after it has read the pause is abandoned once the stream holds STREAM_HOLD_CHARS', async () => {
+    const res = await slowClient(a.url, 'inflight-model', 'ignores');
+    await waitFor(() => framesAbout('ignores').includes('bridge-cancel'), 'bridge-cancel', 30_000, 50);
+    const { code, heldMi, delivered } = await readUntilError(res);
+    expect(code).toBe('client_too_slow');
+    // held to STREAM_HOLD_CHARS (with a pause's room), not to what an unconfirmed pause may hold
+    expect(heldMi).toBeGreaterThanOrEqual(STREAM_HOLD_CHARS / MI);
+    expect(heldMi).toBeLessThan((2 * STREAM_HOLD_CHARS) / MI);
+    expect(delivered).toBeGreaterThanOrEqual(STREAM_HOLD_CHARS);
+  }, 60_000);
+
+  it('a peer that answers no ping is abandoned at STREAM_UNCONFIRMED_HOLD_CHARS, never more', async () => {
+    answerPings = false;
+    const res = await slowClient(a.url, 'inflight-model', 'silent');
+    await waitFor(() => framesAbout('silent').includes('bridge-cancel'), 'bridge-cancel', 60_000, 50);
+    const { code, heldMi, delivered } = await readUntilError(res);
+    expect(code).toBe('client_too_slow');
+    expect(heldMi).toBe(STREAM_UNCONFIRMED_HOLD_CHARS / MI);
+    expect(delivered).toBeGreaterThanOrEqual(STREAM_UNCONFIRMED_HOLD_CHARS);
+  }, 90_000);
 });
 
 describe('between two gateway processes', () => {
