@@ -111,6 +111,8 @@ export function registerBridge(program: Command): void {
         maxConcurrent: number;
         latencyMsEwma: number;
         health: { state: string; ejectedUntil: number; reason: string | null };
+        /** absent from a gateway before skippedModels */
+        skippedModels?: Array<{ model: string; until: number }>;
       }>;
     }>(o, 'GET', '/admin/channels');
     if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
@@ -118,6 +120,14 @@ export function registerBridge(program: Command): void {
       h.state === 'healthy'
         ? 'healthy'
         : `${h.state}${h.ejectedUntil > Date.now() ? ` ${Math.ceil((h.ejectedUntil - Date.now()) / 1000)}s` : ''}${h.reason ? ` (${h.reason})` : ''}`;
+    // a model the upstream answered it does not have is marked, with the time until it is asked again
+    const models = (names: string[], skipped: Array<{ model: string; until: number }>) =>
+      names
+        .map((m) => {
+          const s = skipped.find((x) => x.model === m);
+          return s ? `${m} (missing, ${Math.max(1, Math.ceil((s.until - Date.now()) / 1000))}s)` : m;
+        })
+        .join(',');
     out(
       table(
         ['CHANNEL', 'PROVIDER', 'VIA', 'MODELS', 'IN-FLIGHT', 'LATENCY', 'HEALTH'],
@@ -125,7 +135,7 @@ export function registerBridge(program: Command): void {
           c.channel,
           c.provider + (c.mock ? ' (mock)' : ''),
           c.peer ?? 'local',
-          c.models.join(','),
+          models(c.models, c.skippedModels ?? []),
           `${c.inflight}/${c.maxConcurrent}`,
           c.latencyMsEwma ? `${c.latencyMsEwma}ms` : '-',
           health(c.health),

@@ -79,6 +79,19 @@ export function errorOf(body: Record<string, unknown>): UpstreamError | undefine
 }
 
 /**
+ * An error body of an OpenAI-compatible 404 that says the model is not there (`UpstreamOptions.modelMissing`):
+ * OpenAI's `code: "model_not_found"` ("The model `x` does not exist or you do not have access to it."), and
+ * vLLM's `NotFoundError` "The model `x` does not exist." (under `error`, or at the top level in older vLLM, as
+ * `errorOf` reads both). Any other 404 (a wrong base URL's, a proxy's page) is not.
+ */
+export function openAiModelMissing(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const e = errorOf(body as Record<string, unknown>);
+  if (typeof e !== 'object' || e === null) return false;
+  return e.code === 'model_not_found' || (typeof e.message === 'string' && /\bmodel\b.*\bdoes not exist\b/i.test(e.message));
+}
+
+/**
  * The error an answer holds beside its output (a chat completion or a stream chunk with a `choices` array): its
  * `error`, only when that reads as an error: an object with a string `message`, `type` or `code`, or a number
  * `code`, or a non-empty string (the form Ollama and some proxies send). A successful answer carries no `error`,

@@ -36,7 +36,18 @@ export interface UpstreamOptions {
   ca?: string | undefined;
   /** the most of one answer held at once: a whole non-streaming body, or one event of a stream; default 128 MiB */
   maxResponseBytes?: number | undefined;
+  /**
+   * The provider's reading of a 404 answer's body (parsed JSON, or undefined when it is not JSON): true when it
+   * says the upstream does not serve the model the request named. Such an answer is `modelMissing`'s error
+   * (MODEL_NOT_FOUND), which the router neither holds against the channel's health nor sends there again for a
+   * while (docs/routing.md, Health); any other 404 is a channel misconfiguration (`errorForStatus`). None: every
+   * 404 is the latter.
+   */
+  modelMissing?: ModelMissing | undefined;
 }
+
+/** A provider's reading of an upstream's 404 body (`UpstreamOptions.modelMissing`). */
+export type ModelMissing = (body: unknown) => boolean;
 
 /** A 2xx response at its headers, its body still to read. */
 export type UpstreamResponse = DispatchedResponse;
@@ -62,11 +73,15 @@ export class UpstreamClient {
     this.label = opts.label;
     const label = opts.label;
     const maxBodyBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const missing = opts.modelMissing;
     this.rules = {
       maxBodyBytes,
       tooLarge: () => tooLarge(label, 'answer', maxBodyBytes),
       transport: (err) => mapTransportError(err, label, false),
-      status: (status, headers, text) => statusError(status, upstreamMessage(text), label, retryAfterOf(headers)),
+      status: (status, headers, text) =>
+        status === 404 && missing !== undefined && missing(jsonOrUndefined(text))
+          ? modelMissing(upstreamMessage(text), label)
+          : statusError(status, upstreamMessage(text), label, retryAfterOf(headers)),
     };
     this.pool = new Pool(url.origin, {
       connections: opts.connections ?? 128,
@@ -199,6 +214,29 @@ export function statusError(status: number, message: string, label: string, retr
 }
 
 /**
+ * An upstream's answer that it does not serve the model the request named (a 404 its provider recognised,
+ * `UpstreamOptions.modelMissing`): MODEL_NOT_FOUND, 404 to a client, but retryable, so the router tries another
+ * candidate of the model; it does not count against the channel's health, and the router skips this channel for
+ * this model for a while (src/router/router.ts, `skipMissing`).
+ */
+export function modelMissing(message: string, label: string): GatewayError {
+  return new GatewayError('MODEL_NOT_FOUND', `channel ${label}: upstream answered 404: ${message || 'model not found'}`, {
+    param: 'model',
+    retryable: true,
+    details: { upstreamStatus: 404 },
+  });
+}
+
+/** `text` parsed, or undefined when it is not JSON (an error body read for what it says). */
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The one mapping of an upstream status to a gateway error: an HTTP answer's (`statusError`), and an in-band
  * stream error whose type names a status (Anthropic's `overloaded_error` is its 529), so a client sees the same
  * error whether the upstream failed before its stream or inside it.
@@ -211,7 +249,8 @@ export function errorForStatus(status: number, text: string, opts: GatewayErrorO
   if (status >= 500) return new GatewayError('UPSTREAM_ERROR', text, opts);
   if (status === 400 || status === 422 || status === 413)
     return new GatewayError('UPSTREAM_CLIENT_ERROR', text, { ...opts, status: status === 413 ? 413 : 400 });
-  // 401/403/404/other 4xx: a channel misconfiguration (key, model name); another channel may serve it.
+  // 401/403/404/other 4xx: a channel misconfiguration (key, URL); another channel may serve it. A 404 that says
+  // the model is missing is `modelMissing`'s, when the provider recognises it.
   return new GatewayError('UPSTREAM_ERROR', text, opts);
 }
 

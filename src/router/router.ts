@@ -68,11 +68,21 @@ const EWMA_ALPHA = 0.2;
 const AFFINITY_MAX = 10_000;
 
 /**
- * Failures that say something about the candidate: not a cancel, not the client's fault, not backpressure, and
- * not a peer's UNSUPPORTED (retryable there, as another candidate may take the request: it is about the request).
+ * Failures that say something about the candidate: not a cancel, not the client's fault, not backpressure, not a
+ * peer's UNSUPPORTED (retryable there, as another candidate may take the request: it is about the request), and
+ * not MODEL_NOT_FOUND (the upstream, or the peer, does not have that one model: the candidate is skipped for that
+ * model instead, `skipMissing`, and serves its other models as before).
  */
 function countsAgainst(e: GatewayError): boolean {
-  return e.code !== 'CANCELLED' && e.code !== 'OVERLOADED' && e.code !== 'UNSUPPORTED' && e.retryable;
+  return e.code !== 'CANCELLED' && e.code !== 'OVERLOADED' && e.code !== 'UNSUPPORTED' && e.code !== 'MODEL_NOT_FOUND' && e.retryable;
+}
+
+/** A (candidate, model) pair skipped because it answered that it does not have the model: until when, and its answer. */
+export interface SkippedModel {
+  model: string;
+  /** ms since epoch */
+  until: number;
+  error: string;
 }
 
 export class Router {
@@ -90,6 +100,13 @@ export class Router {
    */
   private readonly retired = new WeakSet<Candidate>();
   readonly health: HealthTracker;
+  /**
+   * Candidates that answered they do not have a model (MODEL_NOT_FOUND: an upstream's 404 for it, or a peer's),
+   * by model, then by candidate id: until when each is skipped for that model (`health.baseEjectionMs` from its
+   * answer), and its answer. Bounded by the table (a model is routed only when a candidate lists it; a candidate
+   * that leaves takes its entries with it); usually empty, and a request pays only for its `size` then.
+   */
+  private readonly missing = new Map<string, Map<string, { until: number; error: string }>>();
   /** times every candidate of a model was ejected and the router used them all anyway */
   panics = 0;
   observer: RouterObserver | undefined;
@@ -113,7 +130,11 @@ export class Router {
   /** Adds a candidate; one already under that id (a channel a reload changed) is replaced, and retired. */
   add(c: Candidate): void {
     const old = this.candidates.get(c.id);
-    if (old && old !== c) this.retired.add(old);
+    if (old && old !== c) {
+      this.retired.add(old);
+      // a changed channel (another upstream, another key) has to say again what it does not have
+      this.forgetMissing(c.id);
+    }
     this.candidates.set(c.id, c);
     if (!this.stats.has(c.id)) this.stats.set(c.id, { inflight: 0, latencyMsEwma: 0 });
     this.reindex();
@@ -159,6 +180,7 @@ export class Router {
     for (const id of ids) {
       this.stats.delete(id);
       this.health.forget(id);
+      this.forgetMissing(id);
     }
     this.reindex();
   }
@@ -233,6 +255,63 @@ export class Router {
       });
     }
     return list;
+  }
+
+  /**
+   * `list` without the candidates skipped for `model` (`missing`), dropping skips that are over: `list` itself,
+   * with no allocation, when none is skipped for it (one `size` check when none is skipped at all).
+   */
+  private present(model: string, list: Candidate[]): Candidate[] {
+    if (this.missing.size === 0) return list;
+    const m = this.missing.get(model);
+    if (m === undefined) return list;
+    const now = Date.now();
+    for (const [id, s] of m) if (s.until <= now) m.delete(id);
+    if (m.size === 0) {
+      this.missing.delete(model);
+      return list;
+    }
+    return keep(list, (c) => !m.has(c.id));
+  }
+
+  /**
+   * The first attempt's candidates: `present`'s, or, when every candidate of the model is skipped, MODEL_NOT_FOUND
+   * (404) saying so, with the first one's answer; no upstream is asked.
+   */
+  private presentOrThrow(model: string, list: Candidate[]): Candidate[] {
+    const out = this.present(model, list);
+    if (out.length > 0 || list.length === 0) return out;
+    const s = this.missing.get(model)!.get(list[0]!.id)!;
+    const n = list.length;
+    const wait = Math.max(1, Math.ceil((s.until - Date.now()) / 1000));
+    throw new GatewayError(
+      'MODEL_NOT_FOUND',
+      `model "${quotedName(model)}" is not available: ${n === 1 ? 'its channel' : `each of its ${n} channels`} answered that it does not have it, asked again in ${wait} s at the latest (${s.error})`,
+      { param: 'model' },
+    );
+  }
+
+  /** `c` answered that it does not have `model`: skipped for it for `health.baseEjectionMs`, its other models unaffected. */
+  private skipMissing(id: string, model: string, error: string): void {
+    let m = this.missing.get(model);
+    if (m === undefined) this.missing.set(model, (m = new Map()));
+    m.set(id, { until: Date.now() + this.opts.health.baseEjectionMs, error });
+  }
+
+  private forgetMissing(id: string): void {
+    if (this.missing.size === 0) return;
+    for (const [model, m] of this.missing) if (m.delete(id) && m.size === 0) this.missing.delete(model);
+  }
+
+  /** The models `id` is skipped for now (docs/routing.md, Health; `/admin/channels`). */
+  skippedOf(id: string): SkippedModel[] {
+    const out: SkippedModel[] = [];
+    const now = Date.now();
+    for (const [model, m] of this.missing) {
+      const s = m.get(id);
+      if (s !== undefined && s.until > now) out.push({ model, until: s.until, error: s.error });
+    }
+    return out;
   }
 
   private score(c: Candidate): Scored {
@@ -315,7 +394,7 @@ export class Router {
     }
   }
 
-  private track(c: Candidate, span?: AttemptSpan): { done: (ok: boolean, err?: unknown) => void } {
+  private track(c: Candidate, model: string, span?: AttemptSpan): { done: (ok: boolean, err?: unknown) => void } {
     const s = this.stats.get(c.id) ?? { inflight: 0, latencyMsEwma: 0 };
     this.stats.set(c.id, s);
     s.inflight++;
@@ -338,6 +417,7 @@ export class Router {
           return;
         }
         const e = err === undefined ? undefined : toGatewayError(err);
+        if (e?.code === 'MODEL_NOT_FOUND') this.skipMissing(c.id, model, e.message);
         if (e && countsAgainst(e))
           this.health.failed(c.id, `${e.code}: ${e.message}`, e.code === 'RATE_LIMITED' || e.status === 503 ? e.retryAfterSec : undefined, probe);
         // no verdict (a cancel, a client error, backpressure): a probe's slot is given back
@@ -349,7 +429,7 @@ export class Router {
   async chat(req: ChatRequest, opts: RouteOptions): Promise<RoutedChat> {
     // a request whose body the chat form could not hold whole may go only where it goes natively
     const onlyNative = nativeRequestOf(req)?.untranslatable !== undefined;
-    let list = this.candidatesFor(req.model);
+    let list = this.presentOrThrow(req.model, this.candidatesFor(req.model));
     if (onlyNative) list = nativeOnly(req, list);
     // One Set lookup per request: what the request asks for is read only when a candidate of its model refuses
     // something. Then only candidates that honour all of it are used; none: UNSUPPORTED, before any attempt.
@@ -360,12 +440,15 @@ export class Router {
     // (what it cannot do now it will not do on a second try); made on the first such failure only
     let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
-    const maxAttempts = 1 + this.opts.retries;
+    // a candidate's answer that it does not have the model adds an attempt (once per candidate): it is cheap, and
+    // another candidate that has the model must not be out of reach because of it
+    let maxAttempts = 1 + this.opts.retries;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       mayAttempt(opts, lastError);
       // Re-read the table for every attempt: a peer that left since the last one must not be retried.
       if (attempt > 1) {
-        list = onlyNative ? nativeOnly(req, this.byModel.get(req.model) ?? []) : (this.byModel.get(req.model) ?? []);
+        const now = this.present(req.model, this.byModel.get(req.model) ?? []);
+        list = onlyNative ? nativeOnly(req, now) : now;
         if (asks && asks.length > 0) list = honouring(req, asks, list, false);
       }
       const { chosen, saturated, panic } = this.choose(req.model, list, failed, 'chat', opts.sessionId, waiting);
@@ -393,6 +476,7 @@ export class Router {
         if (e.code === 'CANCELLED' || isCancelled(opts)) throw e;
         this.opts.logger.warn('attempt failed', { requestId: opts.requestId, candidate: c.id, attempt, code: e.code, message: e.message });
         lastError = e;
+        if (e.code === 'MODEL_NOT_FOUND' && !failed.has(c.id)) maxAttempts++;
         failed.add(c.id);
         if (e.retryAfterSec !== undefined || e.code === 'UNSUPPORTED') (waiting ??= new Set()).add(c.id);
         this.observer?.attemptFailed(c.labels.channel, c.labels.peer, e.code, e.retryable && attempt < maxAttempts);
@@ -406,7 +490,7 @@ export class Router {
   private async attempt(c: Candidate, req: ChatRequest, opts: RouteOptions, attempts: number): Promise<RoutedChat> {
     const g = this.firstByteGuard(c, opts);
     const span = this.observer?.attemptStarted(c, req.model, opts);
-    const t = this.track(c, span);
+    const t = this.track(c, req.model, span);
     try {
       const out = await c.chat(req, attemptOptions(opts, g.ac.signal, span?.traceparent ?? opts.trace));
       if (!out.stream) {
@@ -538,13 +622,15 @@ export class Router {
   }
 
   async embeddings(req: EmbeddingsRequest, opts: RouteOptions): Promise<{ response: EmbeddingsResponse; candidate: Candidate }> {
-    let list = this.candidatesFor(req.model);
+    let list = this.presentOrThrow(req.model, this.candidatesFor(req.model));
     const failed = new Set<string>();
     let waiting: Set<string> | undefined;
     let lastError: GatewayError | undefined;
-    for (let attempt = 1; attempt <= 1 + this.opts.retries; attempt++) {
+    // as chat's: an answer that the model is missing adds an attempt, once per candidate
+    let maxAttempts = 1 + this.opts.retries;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       mayAttempt(opts, lastError);
-      if (attempt > 1) list = this.byModel.get(req.model) ?? [];
+      if (attempt > 1) list = this.present(req.model, this.byModel.get(req.model) ?? []);
       const { chosen } = this.choose(req.model, list, failed, 'embeddings', opts.sessionId, waiting);
       if (!chosen) {
         if (lastError) throw lastError;
@@ -554,7 +640,7 @@ export class Router {
       }
       const c = chosen.candidate;
       const g = this.firstByteGuard(c, opts);
-      const t = this.track(c);
+      const t = this.track(c, req.model);
       try {
         const response = await c.embeddings(req, attemptOptions(opts, g.ac.signal, opts.trace));
         t.done(true);
@@ -564,6 +650,7 @@ export class Router {
         t.done(false, e);
         if (isCancelled(opts) || e.code === 'CANCELLED' || !e.retryable) throw e;
         lastError = e;
+        if (e.code === 'MODEL_NOT_FOUND' && !failed.has(c.id)) maxAttempts++;
         failed.add(c.id);
         if (e.retryAfterSec !== undefined) (waiting ??= new Set()).add(c.id);
       } finally {
@@ -583,6 +670,8 @@ export class Router {
     const c = this.candidates.get(`local/${channel}`);
     if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
     if (!c.models.includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${model}"`, { param: 'model' });
+    // its upstream answered that it does not have the model: the peer is told so without asking it again
+    if (this.missing.size > 0) this.presentOrThrow(model, [c]);
     const s = this.score(c);
     if (s.inflight >= s.capacity) throw new GatewayError('OVERLOADED', `channel "${channel}" is at its concurrency limit`, { retryAfterSec: 1 });
     return c;
@@ -601,7 +690,7 @@ export class Router {
 
   async serveChannelEmbeddings(channel: string, req: EmbeddingsRequest, opts: AttemptOptions): Promise<EmbeddingsResponse> {
     const c = this.servable(channel, req.model);
-    const t = this.track(c);
+    const t = this.track(c, req.model);
     try {
       const r = await c.embeddings(req, opts);
       t.done(true);

@@ -26,6 +26,12 @@ export interface OllamaScenario extends Scenario {
    * request's body): written exactly as given. A model without a script gets the scenario's usual answer.
    */
   scripts?: Record<string, OllamaScript | ((body: Record<string, unknown>) => OllamaScript)>;
+  /**
+   * The models the server has pulled: a chat or embed request naming another one is answered as the real server
+   * answers it, 404 `{"error":"model \"x\" not found, try pulling it first"}`. Read per request, so a test may
+   * "pull" one later. None: every model is served.
+   */
+  pulled?: string[];
 }
 
 /** One scripted answer: its status and headers, and its body as a list of writes, each flushed before the next. */
@@ -195,6 +201,8 @@ export async function startOllamaUpstream(scenario: OllamaScenario): Promise<Oll
       requests.set(model, (requests.get(model) ?? 0) + 1);
       const script = path === '/api/tags' ? undefined : scenario.scripts?.[model];
       if (script) return void play(typeof script === 'function' ? script(body) : script, res);
+      if (scenario.pulled && path !== '/api/tags' && !scenario.pulled.includes(model))
+        return json(res, 404, { error: `model ${JSON.stringify(model)} not found, try pulling it first` });
       if (scenario.hang) return;
       if (scenario.failStatus) {
         const msg =

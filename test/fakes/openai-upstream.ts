@@ -67,6 +67,12 @@ export interface OpenAiScenario extends Scenario {
    * `{"error": {...}}`, or with `vllmTopLevelErrors` `{"object":"error", ...}`
    */
   errorInReply?: Record<string, unknown>;
+  /**
+   * The models the server has: a chat or embeddings request naming another one gets the 404 the real server
+   * answers: OpenAI's `code: "model_not_found"`, or with `vllmTopLevelErrors` vLLM's `NotFoundError` ("The model
+   * `x` does not exist."). None: every model is served.
+   */
+  servedModels?: string[];
 }
 
 export interface OpenAiFakeOptions {
@@ -293,6 +299,17 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     }
     if (route !== 'POST /v1/chat/completions' && route !== 'POST /v1/embeddings') {
       return fail(res, 404, { message: `Invalid URL (${route})`, type: 'invalid_request_error', param: null, code: null });
+    }
+    const asked = typeof body?.model === 'string' ? body.model : '';
+    if (s.servedModels && !s.servedModels.includes(asked)) {
+      if (s.vllmTopLevelErrors)
+        return json(res, 404, { object: 'error', message: `The model \`${asked}\` does not exist.`, type: 'NotFoundError', param: null, code: 404 });
+      return fail(res, 404, {
+        message: `The model \`${asked}\` does not exist or you do not have access to it.`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'model_not_found',
+      });
     }
     if (s.failStatus) {
       const status = s.failStatus;

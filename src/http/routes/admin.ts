@@ -194,6 +194,8 @@ export function channelRows(d: Pick<AdminDeps, 'router'>) {
     maxConcurrent: c.load().maxConcurrent,
     latencyMsEwma: Math.round(d.router.latencyOf(c.id)),
     health: scrubHealth(d.router.healthOf(c.id)),
+    // the models it answered it does not have, skipped for it until `until` (health is not affected)
+    skippedModels: d.router.skippedOf(c.id).map((m) => ({ ...m, error: secrets.scrubError(m.error) })),
   }));
 }
 

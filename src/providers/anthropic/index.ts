@@ -21,7 +21,7 @@ import { UpstreamClient } from '../upstream.js';
 import { ANTHROPIC_REFUSES, toMessagesRequest, type RequestMapOptions } from './request.js';
 import { toChatCompletion } from './response.js';
 import { anthropicStream } from './stream.js';
-import { ANTHROPIC_VERSION, type MessagesResponse } from './wire.js';
+import { ANTHROPIC_VERSION, anthropicModelMissing, type MessagesResponse } from './wire.js';
 import { nativeRequestOf, withNative } from '../../wire/native.js';
 import { anthropicNativeStream, nativeHeaders } from './native.js';
 import { ChatReply } from '../chat-reply.js';
@@ -40,6 +40,7 @@ export function createAnthropicProvider(cfg: ProviderChannelConfig): ChannelProv
     bodyTimeoutMs: cfg.timeoutMs,
     maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
+    modelMissing: anthropicModelMissing,
   });
   const baseHeaders: Record<string, string> = {
     'content-type': 'application/json',

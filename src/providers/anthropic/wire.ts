@@ -126,6 +126,18 @@ export interface ErrorResponse {
 }
 
 /**
+ * An error body of Anthropic's 404 that says the model is not there (`UpstreamOptions.modelMissing`):
+ * `{"type":"error","error":{"type":"not_found_error","message":"model: claude-x"}}`. A `not_found_error` whose
+ * message does not name the model (`Not found`: a wrong path, or a key the API answers that way) is not.
+ */
+export function anthropicModelMissing(body: unknown): boolean {
+  const e = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
+  if (typeof e !== 'object' || e === null) return false;
+  const { type, message } = e as { type?: unknown; message?: unknown };
+  return type === 'not_found_error' && typeof message === 'string' && /^\s*model:/.test(message);
+}
+
+/**
  * Anthropic's error types and the HTTP status its API answers each with (docs.anthropic.com, "Errors"): read one
  * way for an upstream's error that came without a status of its own (an in-band stream `error` event, a 2xx body
  * that is an error: `reportedError` in providers/reported-error.ts), so it is the error that status is as an HTTP

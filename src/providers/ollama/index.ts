@@ -13,6 +13,7 @@ import { UpstreamClient } from '../upstream.js';
 import { OLLAMA_REFUSES, toOllamaChat, toOllamaEmbed, type OllamaRequestDefaults } from './request.js';
 import { fromOllamaChat, fromOllamaEmbed } from './response.js';
 import { ollamaStream } from './stream.js';
+import { ollamaModelMissing } from './wire.js';
 import { ChatReply } from '../chat-reply.js';
 
 export const OLLAMA_DEFAULT_BASE_URL = 'http://127.0.0.1:11434';
@@ -35,6 +36,7 @@ export function createOllamaProvider(cfg: ProviderChannelConfig): ChannelProvide
     bodyTimeoutMs: cfg.timeoutMs,
     maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
+    modelMissing: ollamaModelMissing,
   });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
   if (cfg.apiKey) baseHeaders.authorization = `Bearer ${cfg.apiKey}`;

@@ -121,3 +121,14 @@ export interface OllamaModelDetails {
 export interface OllamaTagsResponse {
   models: Array<{ name: string; model: string; modified_at: string; size: number; digest: string; details: OllamaModelDetails }>;
 }
+
+/**
+ * An error body of Ollama's 404 that says the model is not there (`UpstreamOptions.modelMissing`): the server
+ * answers `/api/chat` and `/api/embed` for a model it has not pulled with `{"error":"model \"x\" not found, try
+ * pulling it first"}` (older servers: `model 'x' not found`). Any other 404 (a wrong path: `404 page not found`,
+ * as text) is not.
+ */
+export function ollamaModelMissing(body: unknown): boolean {
+  const e = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
+  return typeof e === 'string' && /^model\b.*\bnot found\b/i.test(e);
+}

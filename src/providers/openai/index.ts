@@ -13,6 +13,7 @@ import { openAiStream } from './stream.js';
 import { nativeRequestOf, withNative } from '../../wire/native.js';
 import { responseToCompletion, responsesNativeStream } from './responses-native.js';
 import { checkedEmbeddings } from '../embeddings-shape.js';
+import { openAiModelMissing } from '../reported-error.js';
 
 const DEFAULT_BASE: Record<string, string> = {
   openai: 'https://api.openai.com/v1',
@@ -27,6 +28,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
     bodyTimeoutMs: cfg.timeoutMs,
     maxResponseBytes: cfg.maxResponseBytes,
     label: cfg.name,
+    modelMissing: openAiModelMissing,
   });
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
   if (cfg.apiKey) baseHeaders.authorization = `Bearer ${cfg.apiKey}`;
