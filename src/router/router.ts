@@ -294,7 +294,7 @@ export class Router {
   /** `c` answered that it does not have `model`: skipped for it for `health.baseEjectionMs`, its other models unaffected. */
   private skipMissing(id: string, model: string, error: string): void {
     let m = this.missing.get(model);
-    if (m === undefined) this.missing.set(model, (m = new Map()));
+    if (m === undefined) this.missing.set(model, (m = new Map<string, { until: number; error: string }>()));
     m.set(id, { until: Date.now() + this.opts.health.baseEjectionMs, error });
   }
 

@@ -19,7 +19,14 @@ import { startOpenAiUpstream } from '../fakes/openai-upstream.js';
 
 const { track, trackGateway } = stopAfterEach();
 
-const health = (baseEjectionMs: number) => ({ consecutiveFailures: 3, failureRatio: 0.5, windowMs: 10_000, minRequests: 10, baseEjectionMs, maxEjectionMs: 60_000 });
+const health = (baseEjectionMs: number) => ({
+  consecutiveFailures: 3,
+  failureRatio: 0.5,
+  windowMs: 10_000,
+  minRequests: 10,
+  baseEjectionMs,
+  maxEjectionMs: 60_000,
+});
 
 interface Row {
   id: string;

@@ -46,7 +46,7 @@ describe('an upstream 404 that says the model is missing', () => {
     const p = keep(createOllamaProvider(up.channel));
     expectMissing(await gatewayErrorOf(chat(p, 'llama-b')), 'model "llama-b" not found, try pulling it first');
     expectMissing(await gatewayErrorOf(chat(p, 'llama-b', true)), 'not found');
-    expectMissing(await gatewayErrorOf(p.embeddings({ model: 'llama-b', input: 'x' }, opts())), 'not found');
+    expectMissing(await gatewayErrorOf(p.embeddings!({ model: 'llama-b', input: 'x' }, opts())), 'not found');
     // behind a proxy path the server does not have: Go's plain-text 404, a misconfigured channel
     const wrong = keep(createOllamaProvider({ ...up.channel, baseUrl: `${up.channel.baseUrl}/nope` }));
     expectChannelFault(await gatewayErrorOf(chat(wrong, 'llama-a')));
