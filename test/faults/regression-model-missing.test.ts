@@ -11,8 +11,10 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { adminGet, channelOf, sdk, startBridgedPair, startGw, waitFor } from '../helpers/env.js';
+import { adminGet, BIN, channelOf, sdk, startBridgedPair, startGw, waitFor } from '../helpers/env.js';
 import { stopAfterEach } from '../helpers/stop-after.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream } from '../fakes/openai-upstream.js';
@@ -86,6 +88,11 @@ describe('an upstream that does not have a model', () => {
     expect(r.skippedModels.map((s) => s.model)).toEqual(['llama-b']);
     expect(r.skippedModels[0]!.until).toBeGreaterThan(Date.now());
     expect(r.skippedModels[0]!.error).toContain('not found, try pulling it first');
+    // `switchyard channels list` marks the model in MODELS, the channel healthy
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'channels', 'list', '--url', gw.url], {
+      env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' },
+    });
+    expect(stdout).toMatch(/ol\s+ollama\s+local\s+llama-a,llama-b \(missing, \d+s\)\s+0\/\d+\s+\S+\s+healthy/);
 
     // the Messages API client gets the same answer in its own format
     const anthropic = new Anthropic({ apiKey: 'sk-client-unused', baseURL: gw.url, maxRetries: 0 });
