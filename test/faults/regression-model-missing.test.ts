@@ -111,7 +111,7 @@ describe('an upstream that does not have a model', () => {
     const gw = trackGateway(
       await startGw({
         gateway: { routing: { strategy: 'priority', retries: 0, health: health(30_000) } },
-        channels: [channelOf(ol, 'ol', ['llama-a', 'llama-b'], { priority: 0 }), channelOf(vl, 'vl', ['llama-b'], { priority: 1 })],
+        channels: [channelOf(ol, 'ol', ['llama-a', 'llama-b', 'embed-c'], { priority: 0 }), channelOf(vl, 'vl', ['llama-b', 'embed-c'], { priority: 1 })],
       }),
     );
     const client = sdk(gw);
@@ -128,6 +128,15 @@ describe('an upstream that does not have a model', () => {
     expect(r.health).toMatchObject({ state: 'healthy', consecutiveFailures: 0, ejections: 0 });
     expect(r.skippedModels.map((s) => s.model)).toEqual(['llama-b']);
     expect((await row(gw.url, 'local/vl')).skippedModels).toEqual([]);
+
+    // embeddings the same way: ol answers once that it does not have embed-c, vl serves every request
+    for (let i = 0; i < 3; i++) {
+      const { data, response } = await client.embeddings.create({ model: 'embed-c', input: 'x' }).withResponse();
+      expect(data.data).toHaveLength(1);
+      expect(response.headers.get('x-switchyard-channel')).toBe('vl');
+    }
+    expect(ol.requestsFor('embed-c')).toBe(1);
+    expect((await row(gw.url, 'local/ol')).health).toMatchObject({ state: 'healthy', consecutiveFailures: 0 });
   });
 
   it('asks the upstream again once the cooldown is over (a model pulled meanwhile is served)', async () => {
