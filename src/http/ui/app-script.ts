@@ -87,7 +87,7 @@ export const APP_JS = `
       return [p.name, p.direction, { text: p.state, cls: 'state-' + p.state }, p.rttMs === null ? '-' : p.rttMs + ' ms', p.inflight.out + ' out / ' + p.inflight.in + ' in', p.sharedWithUs.join(', ') || '-', p.sharedByUs.join(', ') || '-'];
     }), function (i) { return { 'data-peer': o.peers[i].name, 'data-state': o.peers[i].state }; });
     fillTable('channels', o.channels.map(function (c) {
-      return [c.channel, c.peer || 'local', c.provider + (c.mock ? ' (mock)' : ''), c.models.join(', '), c.inflight + '/' + c.maxConcurrent, c.latencyMsEwma ? c.latencyMsEwma + ' ms' : '-', { text: c.health.state, cls: 'state-' + c.health.state }];
+      return [c.channel, c.peer || 'local', c.provider + (c.mock ? ' (mock)' : ''), c.models.map(function (m) { return (c.skippedModels || []).some(function (k) { return k.model === m; }) ? m + ' (missing)' : m; }).join(', '), c.inflight + '/' + c.maxConcurrent, c.latencyMsEwma ? c.latencyMsEwma + ' ms' : '-', { text: c.health.state, cls: 'state-' + c.health.state }];
     }), function (i) { return { 'data-channel': o.channels[i].channel, 'data-via': o.channels[i].peer || 'local' }; });
     fillTable('models', o.models.map(function (m) {
       return [m.id, m.servedBy.map(function (s) { return s.channel + (s.peer ? ' @ ' + s.peer : ' (local)'); }).join(', ')];
