@@ -12,9 +12,10 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { adminGet, BIN, channelOf, sdk, startBridgedPair, startGw, waitFor } from '../helpers/env.js';
+import { adminGet, BIN, channelOf, sdk, startBridgedPair, startGw, startProcess, waitFor } from '../helpers/env.js';
 import { stopAfterEach } from '../helpers/stop-after.js';
 import { startOllamaUpstream } from '../fakes/ollama-upstream.js';
 import { startOpenAiUpstream } from '../fakes/openai-upstream.js';
@@ -164,6 +165,27 @@ describe('an upstream that does not have a model', () => {
     const r = await row(gw.url, 'local/ol');
     expect(r.skippedModels).toEqual([]);
     expect(r.health.state).toBe('healthy');
+  });
+
+  it('a reload that changes the channel forgets what its old upstream did not have', async () => {
+    const before = track(await startOllamaUpstream({ reply: 'from the old server', pulled: ['llama-a'] }));
+    const after = track(await startOllamaUpstream({ reply: 'from the new server', pulled: ['llama-a', 'llama-b'] }));
+    const config = (baseUrl: string) => ({
+      gateway: { id: 'gw_mm_reload', port: 0, routing: { retries: 2, health: health(30_000) } },
+      store: { kind: 'sqlite', path: './data/switchyard.db' },
+      channels: [{ name: 'ol', provider: 'ollama', baseUrl, models: ['llama-a', 'llama-b'] }],
+    });
+    const gw = trackGateway(await startProcess(config(before.channel.baseUrl!)));
+    const client = new OpenAI({ apiKey: 'sk-client-unused', baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    expect((await apiError(ask(client, 'llama-b'))).status).toBe(404);
+    expect((await row(gw.url, 'local/ol')).skippedModels.map((s) => s.model)).toEqual(['llama-b']);
+    writeFileSync(gw.configPath, JSON.stringify(config(after.channel.baseUrl!)));
+    const res = await fetch(`${gw.url}/admin/config/reload`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(((await res.json()) as { applied: string[] }).applied).toContain('channel ol changed');
+    // well within the 30 s the old server's answer would have kept llama-b skipped
+    expect((await row(gw.url, 'local/ol')).skippedModels).toEqual([]);
+    expect(await ask(client, 'llama-b')).toBe('from the new server');
+    expect(before.requestsFor('llama-b')).toBe(1);
   });
 
   it("OpenAI's model_not_found does not count against the channel; a wrong key (401) still does", async () => {
