@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS, STREAM_UNCONFIRMED_HOLD_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
-import { startRawBridgePeer, type RawFrame, type RawPeer } from '../fakes/raw-bridge-peer.js';
+import { startRawBridgePeer, type RawFrame } from '../fakes/raw-bridge-peer.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import {
   adminGet,
@@ -47,11 +47,36 @@ async function linkMetric(baseUrl: string, metric: string, name: string): Promis
 }
 const pausesSent = (baseUrl: string, name: string) => linkMetric(baseUrl, 'switchyard_peer_stream_pauses_sent_total', name);
 
+/** A raw 1.1 peer sharing `model` (its frames to `onFrame`) and gateway A bridged to it; `close` ends both. */
+async function gatewayOverRawPeer(id: string, model: string, onFrame: (ws: WebSocket, f: RawFrame) => void) {
+  const peer = await startRawBridgePeer({
+    gatewayId: `gw_${id}_b`,
+    gatewayName: `${id}-b`,
+    version: '1.1',
+    models: [model],
+    policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
+    onFrame,
+  });
+  const a = await startGw({
+    gateway: { id: `gw_${id}_a`, admin: { token: ADMIN }, bridges: [{ name: 'b', url: peer.url, token: TOKEN, reconnectInterval: 100 }] },
+    channels: [],
+  });
+  await waitForBridgeOpen(a.url, ADMIN);
+  return {
+    a,
+    close: async () => {
+      await a.close();
+      await peer.close();
+      cleanupDirs();
+    },
+  };
+}
+
 describe('against a raw 1.1 peer', () => {
   // three times what a stream may hold for its client, and far more than the client's socket buffers take
   const CHUNKS = (3 * STREAM_HOLD_CHARS) / PIECE;
-  let peer: RawPeer;
-  let a: Gateway & { logs: string[] };
+  let a: Gateway;
+  let close: (() => Promise<void>) | undefined;
   const received: RawFrame[] = [];
   /** what the peer had sent of the stream when each pause reached it */
   const sentAtPause: number[] = [];
@@ -88,28 +113,12 @@ describe('against a raw 1.1 peer', () => {
   }
 
   beforeAll(async () => {
-    peer = await startRawBridgePeer({
-      gatewayId: 'gw_pause_b',
-      gatewayName: 'pause-b',
-      version: '1.1',
-      models: ['paced-model'],
-      policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
-      onFrame: (ws, f) => {
-        received.push(f);
-        if (f.type === 'bridge-forward') void pacedStream(ws, f.requestId!);
-      },
-    });
-    a = await startGw({
-      gateway: { id: 'gw_pause_a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: peer.url, token: TOKEN, reconnectInterval: 100 }] },
-      channels: [],
-    });
-    await waitForBridgeOpen(a.url, ADMIN);
+    ({ a, close } = await gatewayOverRawPeer('pause', 'paced-model', (ws, f) => {
+      received.push(f);
+      if (f.type === 'bridge-forward') void pacedStream(ws, f.requestId!);
+    }));
   });
-  afterAll(async () => {
-    await a?.close();
-    await peer?.close();
-    cleanupDirs();
-  });
+  afterAll(() => close?.());
 
   it('a slow client pauses the peer past STREAM_PAUSE_CHARS, resumes it as it reads, and gets a stream three times STREAM_HOLD_CHARS whole', async () => {
     const res = await slowClient(a.url, 'paced-model', 'paced');
@@ -136,8 +145,8 @@ describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
   // `ignores` answers pings but goes on sending; `silent` goes on sending and answers no ping.
   type Mode = 'inflight' | 'ignores' | 'silent';
   const BURST = (2 * STREAM_HOLD_CHARS) / PIECE;
-  let peer: RawPeer;
-  let a: Gateway & { logs: string[] };
+  let a: Gateway;
+  let close: (() => Promise<void>) | undefined;
   const received: RawFrame[] = [];
   let answerPings = true;
   /** pieces each mode's stream sent in all */
@@ -188,34 +197,18 @@ describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
   }
 
   beforeAll(async () => {
-    peer = await startRawBridgePeer({
-      gatewayId: 'gw_inflight_b',
-      gatewayName: 'inflight-b',
-      version: '1.1',
-      models: ['inflight-model'],
-      policy: { maxFrameBytes: 1 << 20, heartbeatIntervalMs: 60_000 },
-      onFrame: (ws, f) => {
-        received.push(f);
-        if (f.type === 'bridge-ping' && answerPings) ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
-        if (f.type !== 'bridge-forward') return;
-        const mode = (f.payload as { messages: Array<{ content: Mode }> }).messages[0]!.content;
-        // more than the stream may hold plus what the slow client's socket buffers take (tens of MiB on Linux)
-        const total =
-          { inflight: 3 * STREAM_HOLD_CHARS, ignores: 6 * STREAM_HOLD_CHARS, silent: STREAM_UNCONFIRMED_HOLD_CHARS + 6 * STREAM_HOLD_CHARS }[mode] / PIECE;
-        void stream(ws, f.requestId!, mode, total);
-      },
-    });
-    a = await startGw({
-      gateway: { id: 'gw_inflight_a', admin: { token: ADMIN }, bridges: [{ name: 'b', url: peer.url, token: TOKEN, reconnectInterval: 100 }] },
-      channels: [],
-    });
-    await waitForBridgeOpen(a.url, ADMIN);
+    ({ a, close } = await gatewayOverRawPeer('inflight', 'inflight-model', (ws, f) => {
+      received.push(f);
+      if (f.type === 'bridge-ping' && answerPings) ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts }));
+      if (f.type !== 'bridge-forward') return;
+      const mode = (f.payload as { messages: Array<{ content: Mode }> }).messages[0]!.content;
+      // more than the stream may hold plus what the slow client's socket buffers take (tens of MiB on Linux)
+      const total =
+        { inflight: 3 * STREAM_HOLD_CHARS, ignores: 6 * STREAM_HOLD_CHARS, silent: STREAM_UNCONFIRMED_HOLD_CHARS + 6 * STREAM_HOLD_CHARS }[mode] / PIECE;
+      void stream(ws, f.requestId!, mode, total);
+    }));
   });
-  afterAll(async () => {
-    await a?.close();
-    await peer?.close();
-    cleanupDirs();
-  });
+  afterAll(() => close?.());
 
   const framesRequestId = (mode: Mode) =>
     received.find((f) => f.type === 'bridge-forward' && (f.payload as { messages: Array<{ content: string }> }).messages[0]!.content === mode)!.requestId!;
