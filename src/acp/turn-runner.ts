@@ -114,6 +114,14 @@ export interface TurnRunnerOptions {
   traceTurn?: ((runtime: string, sessionId: string, parent: string | undefined) => TurnSpan | undefined) | undefined;
 }
 
+/** A session.start still replacing its session (TurnRunner.startsPending). */
+interface PendingStart {
+  /** set by a session.cancel meanwhile: the start's turn ends cancelled without running */
+  cancelled: boolean;
+  /** the replacement: it resolves when the start's turn follows, rejects when the start failed */
+  replacing: Promise<unknown>;
+}
+
 /** a wait that does not keep the process alive by itself (a shutdown that ended early leaves no timer behind) */
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -126,8 +134,9 @@ export class TurnRunner {
   /**
    * session.start calls still replacing their session (closing the old one, storing the new record): a
    * session.cancel that comes meanwhile marks them, and the turn each then starts ends cancelled at once.
+   * `replacing` settles with the replacement (fulfilled: a turn follows, which the mark cancels).
    */
-  private readonly startsPending = new Map<string, Set<{ cancelled: boolean }>>();
+  private readonly startsPending = new Map<string, Set<PendingStart>>();
   private readonly tasks: TaskRegistry;
   private readonly updates: UpdateLog;
   private readonly taskEvents: TaskEventStore;
@@ -161,7 +170,7 @@ export class TurnRunner {
     const mine = prev.then(() => this.replace(input));
     holdUntilSettled(this.starting, input.sessionId, mine);
     // a cancel while the old session is closed and the new one stored is for this start's turn (cancel())
-    const pending = { cancelled: false };
+    const pending: PendingStart = { cancelled: false, replacing: mine };
     let marks = this.startsPending.get(input.sessionId);
     if (!marks) this.startsPending.set(input.sessionId, (marks = new Set()));
     marks.add(pending);
@@ -256,14 +265,30 @@ export class TurnRunner {
   /**
    * session.cancel. A turn running here is aborted. A turn running on another instance sharing the store (it
    * holds the session's live lease) is reached through the store's pub/sub: that instance aborts it.
+   *
+   * A session.start still replacing the session: its turn is the one the client means. The answer waits for the
+   * replacement's outcome (closing the old session, whose agent may take its stop grace, and storing the new
+   * record), because only then is it known: `cancelled: true` when a start's turn follows (it ends cancelled without running), `false` when
+   * every such start failed (nothing ran, nothing was cancelled; the start's own answer carries its error).
    */
   async cancel(sessionId: string): Promise<{ accepted: true; cancelled: boolean; runCancelled: boolean }> {
     this.permissions.cancelSession(sessionId);
-    // a session.start still replacing the session: its turn is the one the client means (it ends cancelled)
     const starts = this.startsPending.get(sessionId);
-    for (const s of starts ?? []) s.cancelled = true;
-    const running = this.cancelLocal(sessionId);
-    if (running || (starts !== undefined && starts.size > 0)) return { accepted: true, cancelled: true, runCancelled: true };
+    const replaced: Promise<boolean>[] = [];
+    for (const s of starts ?? []) {
+      s.cancelled = true;
+      replaced.push(
+        s.replacing.then(
+          () => true,
+          () => false,
+        ),
+      );
+    }
+    if (this.cancelLocal(sessionId)) return { accepted: true, cancelled: true, runCancelled: true };
+    if (replaced.length > 0) {
+      const any = (await Promise.all(replaced)).some(Boolean);
+      return { accepted: true, cancelled: any, runCancelled: any };
+    }
     const holder = await otherHolder(this.o.store, sessionId, this.holder);
     if (holder) {
       await this.o.store.publish(CANCEL_CHANNEL, { sessionId, holder });

@@ -48,13 +48,18 @@
 // once <dir>/release-<pid> exists, so a test decides when each process finishes starting),
 // FAKE_ACP_LOAD=1 (announce loadSession; sessions are kept in <cwd>/.fake-acp-sessions.json, so a new process
 // can session/load what an earlier one stored, and replays the earlier prompts as user_message_chunk updates),
-// FAKE_ACP_IGNORE_SIGTERM=1 (SIGTERM is ignored: stopping the agent takes the gateway's whole grace, then SIGKILL).
+// FAKE_ACP_IGNORE_SIGTERM=1 (SIGTERM is ignored: stopping the agent takes the gateway's whole grace, then SIGKILL),
+// FAKE_ACP_SIGTERM_MARK=<dir> (with it: each SIGTERM writes <dir>/sigterm-<pid>, so a test knows the stop began).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const MODE = process.env.FAKE_ACP_MODE ?? '';
-if (process.env.FAKE_ACP_IGNORE_SIGTERM === '1') process.on('SIGTERM', () => undefined);
+if (process.env.FAKE_ACP_IGNORE_SIGTERM === '1')
+  process.on('SIGTERM', () => {
+    const mark = process.env.FAKE_ACP_SIGTERM_MARK;
+    if (mark) writeFileSync(path.join(mark, `sigterm-${process.pid}`), '');
+  });
 let nextId = 1;
 const waiting = new Map(); // our outgoing request id → resolve
 const sessions = new Map(); // sessionId → { cwd, cancelled }
