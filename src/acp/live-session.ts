@@ -10,13 +10,9 @@ import type { RoleSelection } from './roles.js';
 import { boundOutput, type TurnResult } from './task-registry.js';
 import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
 import { secrets } from '../util/redact.js';
+import { INTERRUPTED_ERROR, TASK_CANCELLED } from './turn-failures.js';
 
-export const NO_OUTPUT_ERROR = 'provider returned no displayable output';
-
-export const INTERRUPTED_ERROR = 'interrupted: the instance running it stopped';
-
-/** The `code` of a cancelled turn's result (addendum 2026-10 §3). */
-export const TASK_CANCELLED = 'TASK_CANCELLED';
+export { INTERRUPTED_ERROR, NO_OUTPUT_ERROR, noOutput, TASK_CANCELLED } from './turn-failures.js';
 
 /** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
 export function failInterrupted(s: Session): Session {

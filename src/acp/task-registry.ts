@@ -9,6 +9,7 @@
  */
 import type { Session, Turn, TurnStatus } from '../sessions/model.js';
 import type { SessionStore } from '../sessions/store.js';
+import { storedFailureCode, TASK_CANCELLED } from './turn-failures.js';
 
 export type TaskStatus = 'queued' | 'running' | TurnStatus;
 
@@ -193,6 +194,8 @@ export class TaskRegistry {
       turn = rec?.history.find((x) => x.runId === q.runId);
     }
     if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
+    const code =
+      turn.status === 'cancelled' ? TASK_CANCELLED : turn.status === 'failed' ? storedFailureCode(turn.turnId, turn.error, rec.metadata.taskEvents) : undefined;
     // a turn still marked running in the store but not running here was interrupted (crash or other instance)
     return {
       status: turn.status,
@@ -203,6 +206,7 @@ export class TaskRegistry {
       ...boundOutput(turn.output, this.outputMax),
       progress: { updates: null, outputChars: turn.output.length },
       ...(turn.error ? { error: turn.error } : {}),
+      ...(code ? { code } : {}),
       sessionStatus: rec.status,
     };
   }
@@ -221,5 +225,6 @@ function snapshotOf(t: Task, outputMax: number): Record<string, unknown> {
     progress: { updates: t.updates, outputChars: t.outputChars ?? t.output.length },
     ...(t.result ? { result: t.result } : {}),
     ...(t.result?.error ? { error: t.result.error } : {}),
+    ...(t.result?.code ? { code: t.result.code } : {}),
   };
 }

@@ -15,7 +15,7 @@
  * its lease, and the three must change together; everything that can stand alone already does (lease,
  * task-registry, update-log, task-events, permissions, live-session).
  */
-import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
+import { GatewayError, stackOf, toGatewayError, type ErrorCode } from '../wire/errors.js';
 import type { Logger } from '../util/log.js';
 import { newId } from '../util/ids.js';
 import {
@@ -49,7 +49,7 @@ import {
   INTERRUPTED_ERROR,
   keyIdOf,
   newLive,
-  NO_OUTPUT_ERROR,
+  noOutput,
   resultOf,
   roleOf,
   type Emit,
@@ -498,9 +498,10 @@ export class TurnRunner {
         // the interrupted turn's last updates, as its own end would have sent them: a replay of it ends
         for (const t of failed) {
           const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
-          const detail = { status: 'failed', code: null, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
+          const code: ErrorCode = 'TURN_INTERRUPTED';
+          const detail = { status: 'failed', code, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
           emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
-          emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR });
+          emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR, code });
         }
         // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
         const alive = await otherHolder(this.o.store, sessionId, this.holder);
@@ -601,7 +602,7 @@ export class TurnRunner {
       }
       // the final status stays the turn's last update; no `text` here: clients that append every update's
       // text would show the output twice
-      emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}) });
+      emit({ type: 'status', event: status, status, ...(r.error ? { error: r.error } : {}), ...(r.code ? { code: r.code } : {}) });
       return r;
     };
 
@@ -727,7 +728,7 @@ export class TurnRunner {
       } else if (output.trim() === '') {
         status = 'failed';
         stopReason = 'error'; // as every failure (docs/acp.md)
-        error = NO_OUTPUT_ERROR;
+        error = noOutput();
       } else status = 'completed';
     } catch (err) {
       flushHeld();

@@ -156,14 +156,15 @@ export function markMoved(s: Session, toGatewayId: string, now: number = Date.no
   return { ...s, status: 'moved', movedTo: toGatewayId, updatedAt: now };
 }
 
+/** The error of a turn a transfer interrupted (adoptTransferred); `/acp` reports it as TURN_INTERRUPTED. */
+export const TRANSFER_INTERRUPTED_ERROR = 'interrupted by session transfer';
+
 /**
  * The receiver's side of a transfer: the record as it is stored on the new owner. A turn that was still
  * marked running on the sender cannot be resumed here, so it is recorded as failed.
  */
 export function adoptTransferred(s: Session, selfGatewayId: string, now: number = Date.now()): Session {
-  const history = s.history.map((t) =>
-    t.status === 'running' ? { ...t, status: 'failed' as const, error: 'interrupted by session transfer', endedAt: now } : t,
-  );
+  const history = s.history.map((t) => (t.status === 'running' ? { ...t, status: 'failed' as const, error: TRANSFER_INTERRUPTED_ERROR, endedAt: now } : t));
   const { movedTo: _movedTo, ...rest } = s;
   return { ...rest, ownerGatewayId: selfGatewayId, status: s.status === 'closed' ? 'closed' : 'active', history, updatedAt: now };
 }

@@ -74,6 +74,10 @@ export type ErrorCode =
   | 'PERMISSION_SESSION_MISMATCH'
   | 'PERMISSION_OPTION_NOT_OFFERED'
   | 'PERMISSION_ALREADY_DECIDED'
+  // /acp/rpc turn failures with no other code: a runtime that answered no text; a turn whose gateway instance
+  // stopped (or whose session was transferred) while it ran
+  | 'NO_DISPLAYABLE_OUTPUT'
+  | 'TURN_INTERRUPTED'
   // role routing: binding an agent to the chosen model (addendum 2026-10 §3)
   | 'MODEL_NOT_ADVERTISED'
   | 'MODEL_BINDING_UNVERIFIED'
@@ -185,6 +189,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   PERMISSION_SESSION_MISMATCH: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   PERMISSION_OPTION_NOT_OFFERED: { status: 400, type: 'invalid_request_error', retryable: false, rpc: -32602 },
   PERMISSION_ALREADY_DECIDED: { status: 409, type: 'invalid_request_error', retryable: false, rpc: -32602 },
+  NO_DISPLAYABLE_OUTPUT: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
+  TURN_INTERRUPTED: { status: 503, type: 'server_error', retryable: true, rpc: -32000 },
   MODEL_NOT_ADVERTISED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   MODEL_BINDING_UNVERIFIED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },
   UPSTREAM_AUTH_FAILED: { status: 502, type: 'upstream_error', retryable: false, rpc: -32000 },

@@ -1,7 +1,8 @@
 /**
  * Regression: after a SIGKILL mid-turn and a restart, `xworkmate.tasks.get` (and the REST events route) said the
  * interrupted turn was `running` for as long as nobody sent the session another message. The restarted gateway
- * records it `failed` ("interrupted") at startup, with the turn's final update in the log so a replay ends.
+ * records it `failed` ("interrupted") at startup, with the turn's final update in the log so a replay ends, and
+ * the code TURN_INTERRUPTED in that update, its `task.failed` event and tasks.get (it had no code at all).
  * Real processes (SQLite: the lease of the dead process is the restarted one's own).
  */
 import { describe, expect, it } from 'vitest';
@@ -39,10 +40,11 @@ describe('a turn interrupted by a crash', () => {
       return r.updates.at(-1)?.status === 'failed' && r;
     }, "the interrupted turn's final update");
     const task = await get({ sessionId });
-    expect(task).toMatchObject({ status: 'failed', turnId, error: expect.stringMatching(/^interrupted/), sessionStatus: 'active' });
-    expect(await get({ runId: task.runId })).toMatchObject({ status: 'failed' });
-    expect(updates.at(-1)).toMatchObject({ turnId, runId: task.runId, type: 'status', event: 'failed', status: 'failed' });
-    expect(updates.at(-2)).toMatchObject({ turnId, type: 'task', event: 'task.failed' });
+    // every failure the app sees carries a catalogue code: this one's is TURN_INTERRUPTED (it had none)
+    expect(task).toMatchObject({ status: 'failed', turnId, error: expect.stringMatching(/^interrupted/), code: 'TURN_INTERRUPTED', sessionStatus: 'active' });
+    expect(await get({ runId: task.runId })).toMatchObject({ status: 'failed', code: 'TURN_INTERRUPTED' });
+    expect(updates.at(-1)).toMatchObject({ turnId, runId: task.runId, type: 'status', event: 'failed', status: 'failed', code: 'TURN_INTERRUPTED' });
+    expect(updates.at(-2)).toMatchObject({ turnId, type: 'task', event: 'task.failed', task: { detail: { code: 'TURN_INTERRUPTED' } } });
     expect(lastSeq).toBe(updates.at(-1).seq);
   });
 });
