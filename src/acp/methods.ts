@@ -8,9 +8,9 @@ import { resolveRouting, type RoutingDecision } from './resolve-target.js';
 import { capabilitiesResult, routingCatalogOf, type AcpConfig, type Catalog } from './capabilities.js';
 import type { TurnRunner } from './turn-runner.js';
 import type { SessionTarget } from '../sessions/model.js';
-import { cutText, GatewayError } from '../wire/errors.js';
+import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
-import { clientRequestIdOf, invalidParams, MAX_ID_CHARS, optString, reqString } from './params.js';
+import { clientRequestIdOf, invalidParams, optString, quotedMethod, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
@@ -396,7 +396,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     const m = Object.prototype.hasOwnProperty.call(methods, call.method) ? methods[call.method] : undefined;
     if (!m) {
       // the name is the client's: quoted as ids are, never echoed at any length (twice: message and data)
-      const method = cutText(call.method, MAX_ID_CHARS);
+      const method = quotedMethod(call.method);
       throw new GatewayError('METHOD_NOT_FOUND', `method not found: ${method}`, { details: { method } });
     }
     return m(call.params, ctx, opts);

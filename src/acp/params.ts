@@ -2,9 +2,15 @@
  * Parameter checks shared by the ACP method table and target resolution. Errors are GatewayErrors
  * (INVALID_PARAMS with `param` naming the field); each transport maps them to its own envelope.
  */
-import { GatewayError } from '../wire/errors.js';
+import { cutText, GatewayError } from '../wire/errors.js';
 
 export const MAX_ID_CHARS = 256;
+
+/**
+ * A method name the client (or a bridge peer) sent, as errors and log lines quote it: its first MAX_ID_CHARS
+ * characters, `…` marking a cut. JSON-RPC sets no bound on it, and the body may hold megabytes of it.
+ */
+export const quotedMethod = (method: string): string => cutText(method, MAX_ID_CHARS);
 
 /** With the u flag a surrogate pair is one code point: only an unpaired half is Cs. */
 const LONE_SURROGATE = /\p{Cs}/u;

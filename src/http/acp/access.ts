@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
-import { toGatewayError } from '../../wire/errors.js';
+import { cutText, toGatewayError } from '../../wire/errors.js';
 import { AcpRpcError, RPC } from './envelope.js';
 
 /**
@@ -61,7 +61,8 @@ export function checkOrigin(req: IncomingMessage, allowed: readonly string[]): A
   const origin = req.headers.origin;
   if (origin === undefined || origin === '') return undefined;
   if (originAllowed(origin, allowed)) return undefined;
-  return new AcpRpcError(RPC.FORBIDDEN, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed (acp.allowedOrigins)`, {}, 403);
+  // quoted as the /v1 guard quotes it (its first 100 characters): the header is the client's, up to its size limit
+  return new AcpRpcError(RPC.FORBIDDEN, 'ORIGIN_NOT_ALLOWED', `origin ${cutText(origin, 100)} is not allowed (acp.allowedOrigins)`, {}, 403);
 }
 
 /**

@@ -21,6 +21,7 @@ import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from
 import type { Dispatch } from '../../acp/methods.js';
 import { traceOf } from '../../obs/request-meter.js';
 import { clientTooSlow, CUT_LINGER_MS, type AcpStreams } from './streams.js';
+import { quotedMethod } from '../../acp/params.js';
 
 export const DEFAULT_KEEPALIVE_MS = 20_000;
 
@@ -176,7 +177,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
       // a notification: it runs (and keeps running), nothing is replied
       void o
         .dispatch(rpc, { notify: () => undefined, trace: traceOf(res), caller })
-        .catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: rpc.method, error: String(err) }));
+        .catch((err: unknown) => o.logger.debug('acp notification failed', { requestId, method: quotedMethod(rpc.method), error: String(err) }));
       res.writeHead(204, headers);
       res.end();
       return true;

@@ -22,6 +22,7 @@ import type { Dispatch } from '../../acp/methods.js';
 import type { AcpCore } from '../../acp/index.js';
 import { wsText } from '../../util/ws-text.js';
 import { clientTooSlow, type AcpStreams } from './streams.js';
+import { quotedMethod } from '../../acp/params.js';
 import { drainOrClose } from '../../util/drain.js';
 import { wsSocket } from '../../util/ws-internals.js';
 import type { ReplayFlow } from '../../acp/update-log.js';
@@ -161,7 +162,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       const rpc = parsed.request;
       const run = o.dispatch(rpc, { notify: (method, params) => send(notificationText(method, params)), caller });
       if (rpc.id === undefined) {
-        void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: rpc.method, error: String(err) }));
+        void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: quotedMethod(rpc.method), error: String(err) }));
         return;
       }
       const id = rpc.id;
