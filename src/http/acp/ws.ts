@@ -56,6 +56,9 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthor
 /** close code of a socket cut for reading too slowly (RFC 6455 1013 "Try Again Later": reconnect and resume) */
 export const CLOSE_CLIENT_TOO_SLOW = 1013;
 
+/** close code of a resume that failed on the gateway's side (RFC 6455 1011 "Internal Error"), after its error envelope */
+export const CLOSE_RESUME_FAILED = 1011;
+
 /** The resume parameters of the upgrade URL; undefined = none; an AcpRpcError = malformed. */
 function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number } | AcpRpcError | undefined {
   const q = new URL(req.url ?? '/', 'http://x').searchParams;
@@ -144,7 +147,10 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
             ws.close(1000, 'resume point no longer in the update log');
             return;
           }
+          // anything else (the store cannot be read): told so with its code, never left waiting on a silent socket
           o.logger.warn('acp resume failed', { sessionId: resume.sessionId, error: String(err) });
+          send(errorEnvelope(null, err));
+          ws.close(CLOSE_RESUME_FAILED, 'resume failed');
         },
       );
     }
