@@ -96,6 +96,17 @@ describe('JsonRpcStdioPeer', () => {
     expect(err).toMatchObject({ code: -32602, message: 'bad a', data: { why: 1 } });
   });
 
+  it("logs an unhandled notification's method cut: the agent's text, at any length", async () => {
+    const debug: Array<Record<string, unknown> | undefined> = [];
+    const recording = { ...silent, debug: (msg: string, f?: Record<string, unknown>) => void (msg === 'unhandled notification' && debug.push(f)) };
+    toPeer = new PassThrough();
+    fromPeer = new PassThrough();
+    peer = new JsonRpcStdioPeer(toPeer, fromPeer, { name: 'agent "t"', log: { ...recording, child: () => recording }, endGraceMs: 10 });
+    agentWrites({ method: `x/${'m'.repeat(100_000)}`, params: {} });
+    await vi.waitFor(() => expect(debug).toHaveLength(1));
+    expect(debug[0]).toEqual({ method: `x/${'m'.repeat(254)}…` });
+  });
+
   it("routes notifications and answers the agent's requests through handlers", async () => {
     setup();
     const seen: unknown[] = [];

@@ -8,13 +8,16 @@
  * print a stray banner line are common and the next turn may well succeed.
  */
 import type { Readable, Writable } from 'node:stream';
-import { GatewayError } from '../../../wire/errors.js';
+import { cutText, GatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
 import { PendingTable } from '../../../util/pending.js';
 import { MAX_VALUE_DEPTH, pathDeeperThan } from '../../../wire/json-depth.js';
 import { upstreamText } from '../../../providers/upstream.js';
 
 export type JsonRpcId = number | string;
+/** the most of an agent's method name a log line quotes: it is the agent's text, and a line may hold megabytes */
+const LOGGED_METHOD_MAX = 256;
+
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
 const GARBAGE_SAMPLE_CHARS = 120;
 
@@ -274,7 +277,7 @@ export class JsonRpcStdioPeer {
           return;
         }
         const h = this.notificationHandlers.get(msg.method);
-        if (!h) return this.log.debug('unhandled notification', { method: msg.method });
+        if (!h) return this.log.debug('unhandled notification', { method: cutText(msg.method, LOGGED_METHOD_MAX) });
         try {
           h(msg.params);
         } catch (err) {
