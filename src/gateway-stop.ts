@@ -9,7 +9,7 @@
  *    `gateway.shutdownGraceMs` from the start;
  * 5. links close with 4000 "gateway shutting down", then the listener closes (whatever is left is cut);
  * 6. the ACP layer, the upstream pools, the keys (pending usage records written by the deadline), the store and
- *    tracing close (closeParts: the same sequence a start whose listen failed runs; one that fails is logged).
+ *    tracing close (closeParts: the same sequence a start that fails part-way runs; one that fails is logged).
  */
 import type { Config } from './config/schema.js';
 import type { BridgeMesh } from './bridge/mesh.js';
@@ -86,8 +86,39 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
 export type ClosePart = readonly [part: string, close: () => Promise<unknown>];
 
 /**
+ * A gateway's parts in the order a stop closes them: the links before the listener (peers hear "shutting down"
+ * first), the listener before what requests use, the keys (their last usage write) before the store.
+ */
+const CLOSE_ORDER = ['bridge', 'http', 'acp', 'providers', 'keys', 'store', 'obs'] as const;
+export type PartName = (typeof CLOSE_ORDER)[number];
+
+/**
+ * What a starting gateway has opened so far. Each part is added once it is open, so a start that fails at any step
+ * (the store, the gateway id, the keys, the listen, ...) closes exactly what it opened, and a stop closes all of it,
+ * by the one sequence (closeParts) in the stop's order whichever order they were opened in.
+ */
+export class OpenedParts {
+  private readonly closers = new Map<PartName, (deadline?: number) => Promise<unknown>>();
+  constructor(private readonly logger: Logger) {}
+
+  /** `close` gets the stop's deadline (epoch ms), if any: the key store's last usage write is bounded by it */
+  add(part: PartName, close: (deadline?: number) => Promise<unknown>): void {
+    this.closers.set(part, close);
+  }
+
+  close(deadline?: number): Promise<void> {
+    const parts: ClosePart[] = [];
+    for (const part of CLOSE_ORDER) {
+      const close = this.closers.get(part);
+      if (close) parts.push([part, () => close(deadline)]);
+    }
+    return closeParts(parts, this.logger);
+  }
+}
+
+/**
  * Closes `parts` one after the other, in the order given: the one close sequence of a gateway, for a stop
- * (`Gateway.close`, after the graceful drain) and for a start whose listen failed. A part whose close fails does
+ * (`Gateway.close`, after the graceful drain) and for a start that failed part-way (OpenedParts). A part whose close fails does
  * not keep the parts after it open: the failure is logged (the part's name and the error's message, scrubbed as
  * every log line is) and the next part is closed. Never rejects.
  */

@@ -6,7 +6,7 @@ import { Server as TlsServer } from 'node:tls';
 import type { LoadedConfig } from './config/load.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { prepareConfig } from './gateway-prepare.js';
+import { prepareConfig, type Prepared } from './gateway-prepare.js';
 import { Router } from './router/router.js';
 import { localCandidate } from './router/local-candidate.js';
 import { HttpServer, type RouteHandler } from './http/server.js';
@@ -24,7 +24,7 @@ import { Observability } from './obs/index.js';
 import { metricsRoute } from './http/routes/metrics.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { uiRoutes } from './http/routes/ui.js';
-import { closeParts, gracefulStop, type ClosePart } from './gateway-stop.js';
+import { gracefulStop, OpenedParts } from './gateway-stop.js';
 import { applyReload, readForReload, type ReloadReport } from './gateway-reload.js';
 import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
@@ -71,20 +71,31 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   registerConfigSecrets(cfg);
   // before anything is opened: the files the config names, where the store is and the channels' providers (the
   // same check as a reload and `config check`), every problem listed
-  const { providers, https, tls, bridgeCa } = await prepareConfig(loaded);
+  const prepared = await prepareConfig(loaded);
+  const { providers } = prepared;
   const logger = (opts.logger ?? createLogger()).child({ gw: cfg.gateway.name });
-  // a start that fails on its way closes what it opened so far by the stop's one sequence (closeParts)
-  const providersPart: ClosePart = ['providers', () => Promise.all([...providers.values()].map((p) => p.close()))];
-  const store = await openConfiguredStore(cfg, loaded.baseDir).catch(async (err: unknown) => {
-    await closeParts([providersPart], logger);
+  // Every part is added to `opened` as soon as it is open: a start that fails at any step after this one (the
+  // store, the gateway id the store cannot keep, the keys, the listen, ...) closes exactly what it opened so far, by
+  // the stop's one sequence, before it throws; a stop closes the same parts the same way.
+  const opened = new OpenedParts(logger);
+  opened.add('providers', () => Promise.all([...providers.values()].map((p) => p.close())));
+  try {
+    return await assemble(loaded, prepared, logger, opened);
+  } catch (err) {
+    await opened.close();
     throw err;
-  });
+  }
+}
+
+/** The rest of a start, from the store on; `opened` gets each part once it is open (see startGateway). */
+async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa }: Prepared, logger: Logger, opened: OpenedParts): Promise<Gateway> {
+  const cfg = loaded.config;
+  const store = await openConfiguredStore(cfg, loaded.baseDir);
+  opened.add('store', () => store.close());
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
-  const keys = await openKeys(cfg, loaded.baseDir, logger).catch(async (err: unknown) => {
-    await closeParts([providersPart, ['store', () => store.close()]], logger);
-    throw err;
-  });
+  const keys = await openKeys(cfg, loaded.baseDir, logger);
+  opened.add('keys', (deadline) => keys.close(deadline)); // writes every pending usage record, or logs what it could not by the deadline
   const r = cfg.gateway.routing;
   const router = new Router({
     strategy: r.strategy,
@@ -106,6 +117,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   };
 
   const mesh = new BridgeMesh({ config: cfg, gatewayId: id, router, store, logger: logger.child({ part: 'bridge' }) });
+  opened.add('bridge', () => mesh.close());
   mesh.peerGate = keys.peerGate;
   // agents run with `llm` call this gateway back on its loopback address with a per-session token
   const modelTokens = new ModelTokens(
@@ -123,6 +135,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     // an agent's model requests (its session token) join the trace of the turn that is running
     parentOf: (req) => modelTokens.traceParent(req),
   });
+  opened.add('obs', () => obs.close());
   const acp = createAcp({
     config: cfg,
     baseDir: loaded.baseDir,
@@ -138,6 +151,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
     onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
+  opened.add('acp', () => acp.close());
   obs.metrics.warmPools = acp.warmPools;
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
   obs.metrics.acpTasks = acp.tasksHeld;
@@ -195,26 +209,9 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
       return { ready: models > 0, detail: { models, peers: mesh.peers().length } };
     },
   });
-  // What the start opened, closed in one order by a stop and by a start whose listen failed (closeParts: a part
-  // that fails to close is logged and the others are closed all the same). `deadline`: the stop's (keys.close).
-  const closeOpened = (deadline?: number) =>
-    closeParts(
-      [
-        ['bridge', () => mesh.close()],
-        ['http', () => http.shutdown(0)],
-        ['acp', () => acp.close()],
-        providersPart,
-        ['keys', () => keys.close(deadline)], // writes every pending usage record, or logs what it could not by the deadline
-        ['store', () => store.close()],
-        ['obs', () => obs.close()],
-      ],
-      logger,
-    );
-  // a listen that fails (the port in use, no permission) leaves nothing running: what the start opened is closed
-  const addr = await http.listen().catch(async (err: unknown) => {
-    await closeOpened();
-    throw err;
-  });
+  opened.add('http', () => http.shutdown(0));
+  // a listen that fails (the port in use, no permission) throws: startGateway closes what the start opened
+  const addr = await http.listen();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
   const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
@@ -246,7 +243,7 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
             return Date.now();
           },
         );
-        await closeOpened(deadline);
+        await opened.close(deadline);
       })();
       return closing;
     },

@@ -16,11 +16,19 @@ export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }): Promise<
   return new SqliteStore(opts);
 }
 
-/** The gateway id persisted in the store: the configured one wins, else one generated on first start. */
+/**
+ * The gateway id persisted in the store: the configured one wins, else one generated on first start. A store that
+ * cannot keep it (a Redis `meta` key of another type, a SQLite file it cannot write) fails the start with an error
+ * that says so, the store's own message after it (the CLI prints it).
+ */
 export async function persistedGatewayId(store: SessionStore, configured: string | undefined, generate: () => string): Promise<string> {
-  if (configured) {
-    await store.setMeta('gatewayId', configured);
-    return configured;
+  try {
+    if (configured) {
+      await store.setMeta('gatewayId', configured);
+      return configured;
+    }
+    return await store.getOrSetMeta('gatewayId', generate());
+  } catch (err) {
+    throw new Error(`the ${store.kind} session store could not keep the gateway id: ${String((err as Error)?.message ?? err)}`, { cause: err });
   }
-  return store.getOrSetMeta('gatewayId', generate());
 }
