@@ -365,6 +365,23 @@ export class BridgeMesh implements MeshContext {
     return { channel: OTHER_LABEL, peer, candidate: `peer/${OTHER_LABEL}` };
   }
 
+  /** A link's `peer` metric label, decided when it opened (register): its bridge name, or an inbound one's, bounded */
+  peerLabel(link: BridgeLink): string {
+    return this.peerLabels.get(link) ?? (link.role === 'initiator' ? link.name : OTHER_LABEL);
+  }
+
+  /**
+   * switchyard_peer_up's rows, read at scrape time: every configured bridge by its name, every inbound link by its
+   * metric label (peerLabel), so a peer past PEER_NAME_LABELS adds no series of its own.
+   */
+  upSeries(): Array<{ peer: string; direction: 'outbound' | 'inbound'; state: string }> {
+    const rows: Array<{ peer: string; direction: 'outbound' | 'inbound'; state: string }> = [];
+    for (const d of this.dialers.values()) rows.push({ peer: d.target.name, direction: 'outbound', state: d.state });
+    for (const l of this.links.values())
+      if (l.role === 'responder') rows.push({ peer: this.peerLabel(l), direction: 'inbound', state: l.open ? 'open' : 'closed' });
+    return rows;
+  }
+
   linkClosed(link: BridgeLink, code: number, reason: string): void {
     if (this.links.get(link.peer.id) !== link) return;
     this.links.delete(link.peer.id);

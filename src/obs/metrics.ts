@@ -9,13 +9,15 @@
  * - gauges read at scrape time from the state the gateway already keeps (router table, health, links,
  *   store), so they cost nothing between scrapes.
  *
- * Label values are bounded: route names from a fixed list, model/channel/peer names from config (ours or a
- * peer's announcement; what inbound peers choose is bounded when their link opens: the candidates' `labels`,
- * src/bridge/mesh.ts), agent ids from `acp.agents`, error codes from the error table. Never a request id or
- * user text.
+ * Label values are bounded: route names from a fixed list, model/channel/peer names from config or a peer's
+ * announcement, bounded where a peer chooses them (the candidates' and links' labels, src/bridge/mesh.ts, which
+ * the scrape-time gauges use too; the model names of peer-served requests, modelLabel), agent ids from
+ * `acp.agents`, error codes from the error table. Never a request id or user text.
  */
 import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
 import type { Router } from '../router/router.js';
+import type { Candidate, CandidateLabels } from '../router/candidate.js';
+import { LabelBudget } from '../util/label-budget.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { HealthState } from '../router/health.js';
@@ -40,8 +42,13 @@ export interface AcpStreamStats {
   cut: { sse: number; ws: number };
 }
 
+/** The most model names requests served through peers are labelled by (a peer announces its models freely). */
+export const PEER_MODEL_LABELS = 256;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
+  /** the model names of requests served through a peer, as `model` labels (PEER_MODEL_LABELS) */
+  private readonly peerModels = new LabelBudget(PEER_MODEL_LABELS);
   private readonly requests: HotCounter;
   private readonly duration: HotHistogram;
   private readonly ttft: HotHistogram;
@@ -131,6 +138,15 @@ export class GatewayMetrics {
 
   // ---- hot-path hooks -------------------------------------------------------------------------------------
 
+  /**
+   * The `model` label of a request routed to `c`: a local channel's model is from our config, as it is; a peer's is
+   * one of the names it announced, so within PEER_MODEL_LABELS names (first come), then `(other)`. A name keeps its
+   * label for the process's life. Costs a peer-routed request one Set lookup.
+   */
+  modelLabel(model: string, c: Candidate): string {
+    return c.peer === undefined ? model : this.peerModels.label(model);
+  }
+
   requestEnded(route: string, model: string, channel: string, peer: string, status: number, seconds: number): void {
     const k = `${route}\u0000${model}\u0000${channel}\u0000${peer}`;
     this.requests.cell(`${k}\u0000${status}`, () => [route, model, channel, peer, String(status)]).value++;
@@ -210,9 +226,18 @@ export class GatewayMetrics {
         this.set(waiting());
       },
     });
-    const perCandidate = (g: Gauge<'candidate' | 'channel' | 'peer'>, value: (id: string) => number) => {
+    // by the candidates' labels (bounded for inbound peers' channels: BridgeMesh.candidateLabels), never their raw
+    // names; the candidates past the bound share one series, which holds their sum (`max`: their largest value)
+    const perCandidate = (g: Gauge<'candidate' | 'channel' | 'peer'>, value: (id: string) => number, max = false) => {
       g.reset();
-      for (const c of router.all()) g.set({ candidate: c.id, channel: c.channel, peer: c.peer?.name ?? '' }, value(c.id));
+      const series = new Map<string, { labels: CandidateLabels; v: number }>();
+      for (const c of router.all()) {
+        const v = value(c.id);
+        const s = series.get(c.labels.candidate);
+        if (!s) series.set(c.labels.candidate, { labels: c.labels, v });
+        else s.v = max ? Math.max(s.v, v) : s.v + v;
+      }
+      for (const { labels, v } of series.values()) g.set({ candidate: labels.candidate, channel: labels.channel, peer: labels.peer }, v);
     };
     new Gauge({
       name: 'switchyard_candidate_inflight',
@@ -238,7 +263,7 @@ export class GatewayMetrics {
       labelNames: ['candidate', 'channel', 'peer'],
       registers,
       collect() {
-        perCandidate(this, (id) => router.latencyOf(id) / 1000);
+        perCandidate(this, (id) => router.latencyOf(id) / 1000, true);
       },
     });
     new Counter({
@@ -257,12 +282,22 @@ export class GatewayMetrics {
       kind: 'gauge' | 'counter',
       value: (l: ReturnType<BridgeMesh['peers']>[number]) => number,
       labelNames: string[] = ['peer', 'direction'],
+      max = false,
     ) => {
+      // by the link's metric label (BridgeMesh.peerLabel): the inbound peers past the bound share `(other)`, whose
+      // value is their sum (`max`: their largest)
       const collect = function (this: Gauge<string> | Counter<string>) {
         this.reset();
+        const series = new Map<string, { labels: LabelValues<string>; v: number }>();
         for (const l of mesh.peers()) {
-          const labels: LabelValues<string> = { peer: l.name, direction: l.role === 'initiator' ? 'outbound' : 'inbound' };
+          const direction = l.role === 'initiator' ? 'outbound' : 'inbound';
+          const peer = mesh.peerLabel(l);
           const v = value(l);
+          const s = series.get(`${direction}\u0000${peer}`);
+          if (!s) series.set(`${direction}\u0000${peer}`, { labels: { peer, direction }, v });
+          else s.v = max ? Math.max(s.v, v) : s.v + v;
+        }
+        for (const { labels, v } of series.values()) {
           if (this instanceof Gauge) this.set(labels, v);
           else if (v > 0) this.inc(labels, v);
         }
@@ -270,7 +305,7 @@ export class GatewayMetrics {
       if (kind === 'gauge') new Gauge({ name, help, labelNames, registers, collect });
       else new Counter({ name, help, labelNames, registers, collect });
     };
-    linkSeries('switchyard_peer_rtt_seconds', 'last measured round-trip time of the bridge heartbeat', 'gauge', (l) => l.traffic.rttMs / 1000);
+    linkSeries('switchyard_peer_rtt_seconds', 'last measured round-trip time of the bridge heartbeat', 'gauge', (l) => l.traffic.rttMs / 1000, undefined, true);
     linkSeries('switchyard_peer_inflight_out', 'our requests in flight on the link (forwards and rpc)', 'gauge', (l) => l.inflightOut);
     linkSeries('switchyard_peer_inflight_in', "the peer's requests we are serving on the link", 'gauge', (l) => l.inflightIn);
     linkSeries('switchyard_peer_shared_channels', 'channels the peer shares with us', 'gauge', (l) => l.peer.sharedChannels.length);
@@ -298,7 +333,8 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const row of mesh.list()) this.set({ peer: row.name, direction: row.direction, state: row.state }, row.state === 'open' ? 1 : 0);
+        // inbound peers past the bound share `(other)`: per state, how many of their links are in it
+        for (const row of mesh.upSeries()) this.inc({ peer: row.peer, direction: row.direction, state: row.state }, row.state === 'open' ? 1 : 0);
       },
     });
     new Counter({

@@ -96,7 +96,7 @@ export function noteRouted(res: ServerResponse, model: string, c: Candidate): vo
   const m = (res as Metered)[METER];
   if (!m) return;
   const metrics = m.metrics;
-  m.model = model;
+  m.model = metrics.modelLabel(model, c);
   // the candidate's labels, fixed when it was made (bounded for peers' channels: src/router/candidate.ts)
   m.channel = c.labels.channel;
   m.peer = c.labels.peer;
@@ -104,7 +104,7 @@ export function noteRouted(res: ServerResponse, model: string, c: Candidate): vo
     m.routed = true;
     metrics.waiting--;
   }
-  metrics.firstByte(model, m.channel, m.peer, (performance.now() - m.t0) / 1000);
+  metrics.firstByte(m.model, m.channel, m.peer, (performance.now() - m.t0) / 1000);
   if (m.span) {
     m.span.span.setAttribute('gen_ai.request.model', model);
     m.span.span.setAttribute('switchyard.channel', c.channel);
