@@ -4,7 +4,10 @@
  * answer and chunks without `id` and `model`, both required by OpenAI's schema (the openai SDK's types). The
  * translated answer now has the upstream's when it sent them, else an id the gateway makes (`chatcmpl-…`, one
  * for every chunk of a stream) and the model the request named for that channel (its `modelMap` name, the one
- * the upstream was asked for). A native /v1/messages pass-through is relayed as the upstream sent it.
+ * the upstream was asked for). A native /v1/messages pass-through is relayed as the upstream sent it, but for a
+ * stream's message_start without them: the SDK's stream took an empty `id` and `model` for the message (its
+ * types require both), so they are filled in as the translated /v1/messages stream has them (`msg_…`, the model
+ * the client asked for); a message_start that has both is relayed byte for byte.
  * One real gateway process, a fake Anthropic upstream, the official openai and Anthropic SDKs as clients.
  */
 import Anthropic from '@anthropic-ai/sdk';
@@ -95,7 +98,7 @@ describe('/v1/chat/completions over an anthropic channel whose upstream leaves i
   });
 });
 
-describe('/v1/messages to the same channels: passed through as the upstream sent it', () => {
+describe("/v1/messages to the same channels: passed through, a stream's missing id and model filled in", () => {
   it('not streamed: no id, no model filled in', async () => {
     const msg = await anthropic.messages.create({ ...ask('neither'), max_tokens: 32 });
     expect(Object.hasOwn(msg, 'id')).toBe(false);
@@ -103,13 +106,30 @@ describe('/v1/messages to the same channels: passed through as the upstream sent
     expect(msg.content).toEqual([{ type: 'text', text: 'The quick brown fox' }]);
   });
 
-  it('streamed: message_start as sent', async () => {
-    const r = await call(gw, '/v1/messages', { body: { ...ask('neither'), max_tokens: 32, stream: true } });
+  it.each([
+    ['no-id', /^msg_[0-9a-z]+$/, UPSTREAM_MODEL],
+    ['no-model', /^msg_01FakeXk3TJj8q5sZbq9vA2$/, 'no-model'],
+    ['neither', /^msg_[0-9a-z]+$/, 'neither'],
+  ])('%s, streamed through the Anthropic SDK: message_start has an id and a model, and the final message too', async (channel, id, model) => {
+    const stream = anthropic.messages.stream({ ...ask(channel), max_tokens: 32 });
+    const starts: Array<{ id: unknown; model: unknown }> = [];
+    stream.on('streamEvent', (e) => {
+      if (e.type === 'message_start') starts.push({ id: e.message.id, model: e.message.model });
+    });
+    const msg = await stream.finalMessage();
+    expect(starts).toHaveLength(1);
+    expect(starts[0]!.id).toMatch(id);
+    expect(starts[0]!.model).toBe(model);
+    expect(msg).toMatchObject({ id: starts[0]!.id, model });
+    expect(msg.content).toEqual([{ type: 'text', text: 'The quick brown fox' }]);
+    expect(msg.usage.output_tokens).toBeGreaterThan(0);
+  });
+
+  it('streamed, an upstream that sends both: message_start byte for byte as sent', async () => {
+    const r = await call(gw, '/v1/messages', { body: { ...ask('both'), max_tokens: 32, stream: true } });
     expect(r.status).toBe(200);
     const start = JSON.parse(sseData(r.text)[0]!) as { type: string; message: Record<string, unknown> };
-    expect(start.type).toBe('message_start');
-    expect(Object.hasOwn(start.message, 'id')).toBe(false);
-    expect(Object.hasOwn(start.message, 'model')).toBe(false);
+    expect(start).toMatchObject({ type: 'message_start', message: { id: 'msg_01FakeXk3TJj8q5sZbq9vA2', model: UPSTREAM_MODEL } });
     expect(r.text).toContain('event: message_stop');
   });
 });

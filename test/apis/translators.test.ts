@@ -13,7 +13,7 @@ import { anthropicStream } from '../../src/providers/anthropic/stream.js';
 import { anthropicNativeStream } from '../../src/providers/anthropic/native.js';
 import { responsesNativeStream } from '../../src/providers/openai/responses-native.js';
 import { anthropicToChat } from '../../src/apis/anthropic/request.js';
-import { AnthropicStreamWriter } from '../../src/apis/anthropic/stream.js';
+import { AnthropicStreamWriter, nativeStart } from '../../src/apis/anthropic/stream.js';
 import { inputItems, responsesToChat, validateResponses } from '../../src/apis/responses/request.js';
 import { ResponsesStreamWriter } from '../../src/apis/responses/stream.js';
 import { skeleton } from '../../src/apis/responses/response.js';
@@ -601,5 +601,28 @@ describe('reasoning from the channel', () => {
     const parts = chunks.flatMap((c) => g.chunk(c)).map((j) => JSON.parse(j).candidates[0].content.parts[0]);
     expect(parts).toEqual([{ text: 'The user greets.', thought: true }, { text: ' Greet back.', thought: true }, { text: 'Hello!' }]);
     expect(JSON.parse(g.end()).usageMetadata).toEqual({ promptTokenCount: 9, candidatesTokenCount: 14, totalTokenCount: 23, thoughtsTokenCount: 10 });
+  });
+});
+
+describe('nativeStart: a native message_start without its id or model', () => {
+  const frame = (message: Record<string, unknown>) => `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message })}\n\n`;
+  const messageOf = (raw: string) => JSON.parse(raw.split('\n')[1]!.slice('data: '.length)).message;
+
+  it('fills an empty or absent id and model (the model the client asked for), keeps the rest', () => {
+    const out = messageOf(
+      nativeStart(frame({ id: '', type: 'message', role: 'assistant', model: '', content: [], usage: { input_tokens: 3, output_tokens: 1 } }), 'claude-x'),
+    );
+    expect(out).toMatchObject({ type: 'message', role: 'assistant', model: 'claude-x', content: [], usage: { input_tokens: 3, output_tokens: 1 } });
+    expect(out.id).toMatch(/^msg_[0-9a-z]+$/);
+    expect(messageOf(nativeStart(frame({ type: 'message', model: 'up-model' }), 'claude-x'))).toMatchObject({
+      id: expect.stringMatching(/^msg_/),
+      model: 'up-model',
+    });
+  });
+
+  it('relays a complete message_start and every other event byte for byte', () => {
+    const full = frame({ id: 'msg_1', type: 'message', model: 'up-model' });
+    expect(nativeStart(full, 'claude-x')).toBe(full);
+    for (const raw of ['event: ping\ndata: {"type":"ping"}\n\n', 'event: message_start\ndata: not json\n\n']) expect(nativeStart(raw, 'claude-x')).toBe(raw);
   });
 });

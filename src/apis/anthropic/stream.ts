@@ -17,8 +17,36 @@
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
 import { messageId, toAnthropicUsage, toStopReason, type AnthropicStopReason } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
+import { isObj, jsonObject } from '../../util/is-object.js';
+import { sseFrame } from '../../util/lines.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+const NATIVE_START = 'event: message_start\n';
+
+/**
+ * A native stream's `message_start` as the client gets it. An Anthropic-compatible upstream (not the real API) may
+ * leave the message's `id` or `model` out or empty, which the SDK's types require and a client keys the message by:
+ * they are filled in as the translated stream has them (`messageId`, the model the client asked for). Any other
+ * event, and a message_start that has both, is relayed byte for byte. `raw` is one SSE event as the pass-through
+ * relays it; the caller passes only the stream's first events, so one event per stream is parsed.
+ */
+export function nativeStart(raw: string, model: string): string {
+  if (!raw.startsWith(NATIVE_START)) return raw;
+  const data = raw
+    .slice(NATIVE_START.length)
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => l.slice(6))
+    .join('\n');
+  const ev = jsonObject(data);
+  const m = ev?.message;
+  if (!ev || !isObj(m)) return raw;
+  const has = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  if (has(m.id) && has(m.model)) return raw;
+  const message = { ...m, id: has(m.id) ? m.id : messageId(undefined), model: has(m.model) ? m.model : model };
+  return sseFrame(JSON.stringify({ ...ev, message }), 'message_start');
+}
 
 export class AnthropicStreamWriter {
   private open: 'text' | 'thinking' | 'tool_use' | undefined;

@@ -14,7 +14,7 @@ import { wasRelayed, type ChannelProvider } from '../../providers/provider.js';
 import { PASS_HEADERS } from '../../providers/anthropic/native.js';
 import { anthropicToChat, checkCountTokens } from '../../apis/anthropic/request.js';
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
-import { AnthropicStreamWriter } from '../../apis/anthropic/stream.js';
+import { AnthropicStreamWriter, nativeStart } from '../../apis/anthropic/stream.js';
 import { anthropicErrorEvent } from '../../apis/anthropic/errors.js';
 import { countAdmitted, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { readJsonSized, sendJson } from '../respond.js';
@@ -90,7 +90,12 @@ async function messages(
       ex,
       () => startSse(res, headers),
       (c) => {
-        if (native) return c.raw ?? '';
+        if (native) {
+          // message_start (after any ping) gets the id and model an Anthropic-compatible upstream left out
+          if (started || c.raw === undefined) return c.raw ?? '';
+          if (!c.raw.startsWith('event: ping')) started = true;
+          return nativeStart(c.raw, model);
+        }
         const chunk = parsedChunk(c.data);
         const head = started ? '' : ((started = true), w.start(chunk.id));
         return head + w.chunk(chunk);
