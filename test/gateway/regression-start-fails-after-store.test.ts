@@ -43,8 +43,6 @@ describe('a start whose session store cannot keep the gateway id', () => {
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
     clearTimeout(kill);
     expect(out).toMatch(/rejected: the redis session store could not keep the gateway id: NOPERM .*'hset'/);
-    // no socket of the failed start's is left once it has thrown
-    expect(/alive: (.*)/.exec(out)?.[1]?.split(','), out).not.toContain('TCPWrap');
     expect({ code, signal }, out).toEqual({ code: 0, signal: null });
     expect(out).not.toContain('gw-keep-id-pass');
   }, 30_000);
