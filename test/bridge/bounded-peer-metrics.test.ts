@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import OpenAI from 'openai';
 import type { Gateway } from '../../src/gateway.js';
+import { peerCompletion } from '../fakes/raw-bridge-peer.js';
 import { cleanupDirs, startInProcess, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'bounded-metrics-bridge-token-4711';
@@ -49,15 +50,7 @@ async function rotatingPeer(name: string, ch: string): Promise<{ ws: WebSocket; 
         forwarded();
         return;
       }
-      const payload = {
-        id: `chatcmpl-${name}`,
-        object: 'chat.completion',
-        created: 1,
-        model: 'rot-model',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-      };
-      ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
+      ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload: peerCompletion('rot-model', `chatcmpl-${name}`) }));
     });
     ws.once('error', reject);
   });

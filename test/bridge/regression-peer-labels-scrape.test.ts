@@ -15,6 +15,7 @@ import OpenAI from 'openai';
 import type { Gateway } from '../../src/gateway.js';
 import { PEER_CHANNEL_LABELS, PEER_NAME_LABELS } from '../../src/bridge/mesh.js';
 import { PEER_MODEL_LABELS } from '../../src/obs/metrics.js';
+import { peerCompletion } from '../fakes/raw-bridge-peer.js';
 import { cleanupDirs, startInProcess, wsUrl } from '../helpers/env.js';
 
 const TOKEN = 'peer-labels-scrape-token-5521';
@@ -45,15 +46,7 @@ async function peer(g: Gateway, id: string, name: string, channels: Array<{ name
       const f = JSON.parse(d.toString());
       if (f.type === 'bridge-hello-ok' || (f.type === 'bridge-error' && f.requestId === undefined)) resolve(f);
       if (f.type !== 'bridge-forward') return;
-      const payload = {
-        id: 'chatcmpl-peer',
-        object: 'chat.completion',
-        created: 1,
-        model: f.payload.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-      };
-      ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload }));
+      ws.send(JSON.stringify({ type: 'bridge-response', requestId: f.requestId, payload: peerCompletion(f.payload.model) }));
     });
     ws.once('error', reject);
   });

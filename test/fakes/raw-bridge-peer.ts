@@ -74,3 +74,15 @@ export function helloFrame(id: string, token: string, extra: Record<string, unkn
     ...extra,
   });
 }
+
+/** The `payload` of a raw peer's `bridge-response`: a one-choice chat completion saying "hi" for `model`. */
+export function peerCompletion(model: unknown, id = 'chatcmpl-peer') {
+  return {
+    id,
+    object: 'chat.completion',
+    created: 1,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+  };
+}
