@@ -15,6 +15,7 @@
  * calls a route directly) gets the size limit only.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { GatewayError } from '../wire/errors.js';
 import { pathDeeperThan } from '../wire/json-depth.js';
 import { jsonContentTypeError } from './guard.js';
@@ -62,6 +63,10 @@ export function attachBodyPolicy(req: IncomingMessage, p: BodyPolicy): void {
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
+    // refused before a byte of it is read: what comes is discarded, and the connection lingers for the client to
+    // finish sending and read the 413
+    req.resume();
+    lingerOnClose(req);
     throw new GatewayError('PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limit}`);
   }
   const policy = policies.get(req);
@@ -123,8 +128,10 @@ function receive(req: IncomingMessage, limit: number, declared: number, policy: 
       parts.length = 0;
       // Too large: discard the rest so the client can read the 413. Out of budget or out of time: stop reading
       // (draining a flood of stalled or slow bodies is work and garbage), answer, and close the connection.
-      if (err.code === 'PAYLOAD_TOO_LARGE') req.resume();
-      else req.pause();
+      if (err.code === 'PAYLOAD_TOO_LARGE') {
+        req.resume();
+        lingerOnClose(req);
+      } else req.pause();
       reject(err);
     };
     const onData = (b: Buffer) => {
@@ -218,3 +225,39 @@ function fieldPath(p: Array<string | number>): string {
   if (p.length === 0) return 'body';
   return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 }
+
+/** How long, and for how many more bytes, a connection refused with a 413 lingers before it is closed. */
+export const LINGER_MS = 3000;
+export const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A 413 is answered while the client is still sending its body, and the connection is then closed. Closed at once,
+ * it would be reset under the client's next write, and a reset can discard the answer before the client has read
+ * it: the client sees EPIPE or ECONNRESET, never the 413. So the close lingers, as nginx's `lingering_close` does:
+ * when the server closes the connection after the answer (Node's `destroySoon`), it ends its side and goes on
+ * reading, and discarding, until the client closes, LINGER_MS pass or LINGER_BYTES more arrive; then it destroys
+ * the socket. Only a refused body's connection lingers: a stalled or flooding sender's (408, 503) is cut at once.
+ */
+function lingerOnClose(req: IncomingMessage): void {
+  const s = req.socket as Socket & { destroySoon?: () => void };
+  if (!s || s.destroyed || lingering.has(s)) return;
+  lingering.add(s);
+  s.destroySoon = () => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      s.destroy();
+    };
+    const timer = setTimeout(done, LINGER_MS);
+    timer.unref();
+    s.on('data', (b: Buffer) => {
+      seen += b.length;
+      if (seen > LINGER_BYTES) done();
+    });
+    s.once('end', done);
+    s.once('close', () => clearTimeout(timer));
+    s.end();
+    s.resume();
+  };
+}
+const lingering = new WeakSet<Socket>();
