@@ -163,8 +163,11 @@ describe('OpenClaw: malformed frames', () => {
   it('a frame over the inbound limit ends the connection and fails the run, saying why; the next request reconnects', async () => {
     const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
     const c = client(f, { maxInboundBytes: 4096 });
-    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 10_000 }));
-    await until(() => f.activeRuns === 1);
+    // the bad frame goes once the run has started here (its first chunk is in): before chat.send's ack, a lost
+    // connection resends it on a new one, and that run would hang instead
+    let streaming = false;
+    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 10_000, onDelta: () => (streaming = true) }));
+    await until(() => streaming);
     f.sendRaw(JSON.stringify({ type: 'event', event: 'tick', payload: { pad: 'x'.repeat(10_000) } }));
     const e = await p;
     expect(e.code).toBe('UPSTREAM_CONNECTION_LOST');
@@ -179,8 +182,10 @@ describe('OpenClaw: frames ws refuses after hello-ok', () => {
   it('a text frame that is not UTF-8 mid-run fails the run at once, even from a server that never answers the close', async () => {
     const f = await fake({ script: () => ({ chunks: ['a'], end: 'hang' }) });
     const c = client(f);
-    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 20_000 }));
-    await until(() => f.activeRuns === 1);
+    // once the run has started here (as above: before the ack a lost connection resends chat.send)
+    let streaming = false;
+    const p = rejection(c.chatSend('agent:main:t1', 'x', { timeoutMs: 20_000, onDelta: () => (streaming = true) }));
+    await until(() => streaming);
     // ws closes with 1007 and waits for the server's close frame, which a server that stopped reading never sends
     f.stopReading();
     const t0 = Date.now();
