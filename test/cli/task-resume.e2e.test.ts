@@ -9,12 +9,11 @@
  * agent holds its start (FAKE_ACP_INIT_HOLD) until the CLI is stopped, so the flood never starts early.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acpRpc, BIN, cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { acpRpc, BIN, cleanupDirs, startProcess, tmpDir, waitFor } from '../helpers/env.js';
 import { parseProm, value } from '../ops/prom-text.js';
 
 const TOKEN = 'task-resume-acp-token-6620';
@@ -23,7 +22,7 @@ const CLEAN_ENV = { SWITCHYARD_URL: '', SWITCHYARD_ACP_TOKEN: '', SWITCHYARD_ADM
 /** 400 chunks of 16 KiB: about 40 MB of SSE, far past the bound and what the sockets' buffers take */
 const N = 400;
 const SIZE = 16 * 1024;
-const hold = mkdtempSync(join(tmpdir(), 'sy-task-resume-'));
+const hold = tmpDir('sy-task-resume-');
 let gw: Awaited<ReturnType<typeof startProcess>>;
 
 beforeAll(async () => {

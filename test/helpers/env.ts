@@ -14,7 +14,7 @@ import { startGateway, type Gateway } from '../../src/gateway.js';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import OpenAI from 'openai';
 import { Agent } from 'undici';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { spawnGateway, type GatewayProcess } from '../../src/util/gateway-process.js';
 import type { FakeUpstream } from '../providers/conformance.js';
 
@@ -31,6 +31,10 @@ export function tmpDir(prefix = 'sy-test-'): string {
 export function cleanupDirs(): void {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
+// every file that imports this module loses its temp dirs when it ends, whether or not it calls cleanupDirs itself:
+// registered at import, so it runs after the file's own afterAll hooks (vitest runs them in reverse), once its
+// gateways have stopped
+afterAll(() => cleanupDirs());
 
 /** A logger that keeps lines in memory (and lets tests assert that no secret was logged). */
 export function memoryLogger(): { logger: Logger; lines: string[] } {
