@@ -620,6 +620,11 @@ describe('nativeStart: a native message_start without its id or model', () => {
     });
   });
 
+  it('each message it fills in gets its own id, however many come in one millisecond', () => {
+    const ids = Array.from({ length: 100 }, () => messageOf(nativeStart(frame({ type: 'message' }), 'claude-x')).id as string);
+    expect(new Set(ids).size).toBe(100);
+  });
+
   it('relays a complete message_start and every other event byte for byte', () => {
     const full = frame({ id: 'msg_1', type: 'message', model: 'up-model' });
     expect(nativeStart(full, 'claude-x')).toBe(full);

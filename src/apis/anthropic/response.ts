@@ -9,6 +9,7 @@
  */
 import { shownCounts, type ChatCompletion, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
+import { newId } from '../../util/ids.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
@@ -56,8 +57,10 @@ export function toolInput(args: string): Record<string, unknown> {
   return { input: args };
 }
 
+/** An answer's id as a message id (`msg_…`); one the gateway makes when there is none (random: the time alone repeats). */
 export function messageId(id: string | undefined): string {
-  return id && id.startsWith('msg_') ? id : `msg_${id || Date.now().toString(36)}`;
+  if (!id) return newId('msg');
+  return id.startsWith('msg_') ? id : `msg_${id}`;
 }
 
 export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn: number): Record<string, unknown> {
