@@ -51,13 +51,19 @@ export const STREAM_RESUME_CHARS = 256 * 1024;
  */
 export const STREAM_HOLD_CHARS = 8 * 1024 * 1024;
 /**
- * What a paused stream may hold until the peer confirms it has read the pause (the pong to the ping sent right
- * after it: `afterPeerRead`). Until then what arrives was on its way when the pause left, and that is not
- * bounded by anything of ours: the peer's unwritten frames (it waits past 1 MiB), its socket's send buffer and
- * ours' receive buffer, which Linux grows up to `net.ipv4.tcp_wmem` and `tcp_rmem`'s maximum (4 and 32 MiB
- * here) when this process is slow to read. The same as the most a link may have unwritten (MAX_BACKLOG_BYTES).
+ * What the paused streams of one link may take in all, past their pause points, until the peer confirms it has
+ * read their pauses (the pong to the ping sent right after each: `afterPeerRead`). Until then what arrives was on
+ * its way when the pause left, and that is not bounded by anything of ours: the peer's unwritten frames (it waits
+ * past 1 MiB), its socket's send buffer and ours' receive buffer, which Linux grows up to `net.ipv4.tcp_wmem` and
+ * `tcp_rmem`'s maximum (4 and 32 MiB here) when this process is slow to read. The same as the most a link may
+ * have unwritten (MAX_BACKLOG_BYTES). It is the link's budget, not each stream's: what was on its way is one
+ * socket's, however many streams it carried, so a peer that confirms no pause cannot make each of N paused
+ * streams take this much. A stream's share goes back once the peer confirms its pause (also after the stream
+ * ended) or its client has read it down to STREAM_RESUME_CHARS; not when it is abandoned, as what it holds still
+ * waits for its client. A peer that confirms nothing keeps the budget spent: every later pause on the link is
+ * then abandoned at its first chunk past the pause point (fail closed).
  */
-export const STREAM_UNCONFIRMED_HOLD_CHARS = 64 * 1024 * 1024;
+export const LINK_UNCONFIRMED_HOLD_CHARS = 64 * 1024 * 1024;
 const chunkChars = (c: StreamChunk): number => c.data.length;
 
 /** Without a given deadline, a served forward may run this long. */
@@ -212,12 +218,15 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
     return l.abandon(requestId, toGatewayError(err));
   }
   const q = p.queue!;
-  if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) {
-    const held = `${Math.round(q.held / (1024 * 1024))} Mi characters`;
-    return l.abandon(
-      requestId,
-      new GatewayError('CLIENT_TOO_SLOW', `the client read the stream slower than bridge peer ${l.name} sent it (${held} waiting): abandoned`),
-    );
+  if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) return tooSlow(l, requestId, `${mi(q.held)} waiting`);
+  if (p.unconfirmed !== undefined) {
+    // paused, and the peer has not confirmed it read the pause: this chunk counts against the link's budget
+    const n = chunk.data.length;
+    if (l.unconfirmedHeld + n > LINK_UNCONFIRMED_HOLD_CHARS) {
+      return tooSlow(l, requestId, `${mi(q.held)} waiting, ${mi(l.unconfirmedHeld)} sent past unconfirmed pauses on the link`);
+    }
+    p.unconfirmed += n;
+    l.unconfirmedHeld += n;
   }
   q.push(chunk);
   if (q.held > STREAM_PAUSE_CHARS && p.paused !== true && l.streamPause) pauseStream(l, requestId, p, q);
@@ -226,26 +235,45 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
 /**
  * Asks the peer to hold the stream until its client has read what waits for it down to STREAM_RESUME_CHARS.
  * What the peer sent before it read the pause still comes, however much the two sockets held: the stream may
- * hold up to STREAM_UNCONFIRMED_HOLD_CHARS until the peer has read the pause. From then on it may take one more
+ * take its share of LINK_UNCONFIRMED_HOLD_CHARS until the peer has read the pause. From then on it may take one more
  * chunk (the one the peer's serving loop was waiting for when the pause came: STREAM_PAUSE_CHARS of room for
  * it), and anything past that is a peer that goes on sending after a pause.
  */
 function pauseStream(l: LinkContext, requestId: string, p: PendingForward, q: AsyncQueue<StreamChunk>): void {
   p.paused = true;
   const pause = (p.pauses = (p.pauses ?? 0) + 1);
-  p.holdLimit = STREAM_UNCONFIRMED_HOLD_CHARS;
+  // until the peer confirms it read the pause, the link's budget bounds the stream (LINK_UNCONFIRMED_HOLD_CHARS)
+  p.holdLimit = Number.POSITIVE_INFINITY;
+  p.unconfirmed = 0;
   l.traffic.pausesSent++;
   l.send({ type: 'bridge-stream-pause', requestId });
   l.afterPeerRead(() => {
     // a pause already resumed (or a later one's) is not what the peer confirms here
-    if (p.paused === true && p.pauses === pause) p.holdLimit = Math.max(STREAM_HOLD_CHARS, q.held + STREAM_PAUSE_CHARS);
+    if (p.pauses !== pause) return;
+    // confirmed, also for a stream that ended or was abandoned meanwhile: its share goes back
+    releaseUnconfirmed(l, p);
+    if (p.paused === true) p.holdLimit = Math.max(STREAM_HOLD_CHARS, q.held + STREAM_PAUSE_CHARS);
   });
   q.whenHeldAtMost(STREAM_RESUME_CHARS, () => {
     p.paused = false;
     p.holdLimit = undefined;
+    releaseUnconfirmed(l, p);
     // a stream that ended or failed meanwhile has nothing to resume
     if (l.pending.get(requestId) === p) l.send({ type: 'bridge-stream-resume', requestId });
   });
+}
+
+/** A stream's pause is confirmed, or its client read it down: its share of the link's budget goes back (once). */
+function releaseUnconfirmed(l: LinkContext, p: PendingForward): void {
+  if (p.unconfirmed === undefined) return;
+  l.unconfirmedHeld -= p.unconfirmed;
+  p.unconfirmed = undefined;
+}
+
+const mi = (chars: number): string => `${Math.round(chars / (1024 * 1024))} Mi characters`;
+
+function tooSlow(l: LinkContext, requestId: string, what: string): void {
+  l.abandon(requestId, new GatewayError('CLIENT_TOO_SLOW', `the client read the stream slower than bridge peer ${l.name} sent it (${what}): abandoned`));
 }
 
 /**

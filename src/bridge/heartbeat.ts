@@ -60,7 +60,7 @@ export class Heartbeat {
     if (!this.l.open) return;
     this.ping();
     // a peer that answers no ping would make this grow with every pause: past the bound the oldest wait is
-    // dropped (its stream keeps the limit it had until it resumes)
+    // dropped (its stream keeps the limit it had, and its share of the unconfirmed budget, until it resumes or ends)
     if (this.afterPongs.length >= MAX_WAITING_PONGS) this.afterPongs.shift();
     this.afterPongs.push({ ping: this.pingsSent, fn });
   }

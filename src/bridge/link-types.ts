@@ -80,10 +80,16 @@ export interface PendingForward extends PendingBase {
   /** streams: pauses sent so far, so a pause's late confirmation is not taken for a later one's */
   pauses?: number;
   /**
-   * streams: what the stream may hold before it is abandoned, in characters; unset: STREAM_HOLD_CHARS. Raised
-   * while a pause waits for the peer to confirm it read it, then set from what had arrived by then (pauseStream)
+   * streams: what the stream may hold before it is abandoned, in characters; unset: STREAM_HOLD_CHARS. None
+   * while a pause waits for the peer to confirm it read it (the link's budget bounds it then: `unconfirmed`), then
+   * set from what had arrived by then (pauseStream)
    */
   holdLimit?: number;
+  /**
+   * streams: characters taken since the current pause while the peer has not confirmed it read it, counted in
+   * the link's `unconfirmedHeld`; undefined when no pause waits for its confirmation
+   */
+  unconfirmed?: number | undefined;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
   /**
    * A non-streaming chat forward: takes the answer's payload as the peer sent it, still text, when the frame
@@ -148,6 +154,8 @@ export interface LinkContext {
   readonly traffic: LinkTraffic;
   /** streams we serve that now wait for the peer's bridge-stream-resume (status page) */
   pausedStreams: number;
+  /** characters our paused streams took while their pauses were unconfirmed (`PendingForward.unconfirmed`, summed) */
+  unconfirmedHeld: number;
   rpcHandler(): RpcServeHandler | undefined;
   transfers(): TransferCoordinator | undefined;
   /** peerLimits + served-for usage for forwards we serve (src/keys/peer-gate.ts); undefined = no limits, no records */

@@ -96,6 +96,7 @@ export class BridgeLink implements LinkContext {
   readonly serving = new Map<string, ServedRequest>();
   /** streams we serve that now wait for the peer's bridge-stream-resume */
   pausedStreams = 0;
+  unconfirmedHeld = 0;
   private readonly ws: WebSocket;
   private readonly heartbeat: Heartbeat;
   private closed = false;

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS, STREAM_UNCONFIRMED_HOLD_CHARS } from '../../src/bridge/forwarding.js';
+import { LINK_UNCONFIRMED_HOLD_CHARS, STREAM_HOLD_CHARS, STREAM_PAUSE_CHARS } from '../../src/bridge/forwarding.js';
 import type { Gateway } from '../../src/gateway.js';
 import { startRawBridgePeer, type RawFrame } from '../fakes/raw-bridge-peer.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
@@ -142,8 +142,9 @@ describe('against a raw 1.1 peer', () => {
 describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
   // How the peer takes a pause, by the prompt: `inflight` sends 16 Mi characters more (what its buffers and the
   // two sockets held when the pause left) before it reads the ping after it, then holds the stream as it should;
-  // `ignores` answers pings but goes on sending; `silent` goes on sending and answers no ping.
-  type Mode = 'inflight' | 'ignores' | 'silent';
+  // `ignores` answers pings but goes on sending; `silent` goes on sending and answers no ping, and so do `twin1`
+  // and `twin2`, two streams at once.
+  type Mode = 'inflight' | 'ignores' | 'silent' | 'twin1' | 'twin2';
   const BURST = (2 * STREAM_HOLD_CHARS) / PIECE;
   let a: Gateway;
   let close: (() => Promise<void>) | undefined;
@@ -204,7 +205,13 @@ describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
       const mode = (f.payload as { messages: Array<{ content: Mode }> }).messages[0]!.content;
       // more than the stream may hold plus what the slow client's socket buffers take (tens of MiB on Linux)
       const total =
-        { inflight: 3 * STREAM_HOLD_CHARS, ignores: 6 * STREAM_HOLD_CHARS, silent: STREAM_UNCONFIRMED_HOLD_CHARS + 6 * STREAM_HOLD_CHARS }[mode] / PIECE;
+        {
+          inflight: 3 * STREAM_HOLD_CHARS,
+          ignores: 6 * STREAM_HOLD_CHARS,
+          silent: LINK_UNCONFIRMED_HOLD_CHARS + 6 * STREAM_HOLD_CHARS,
+          twin1: 2 * LINK_UNCONFIRMED_HOLD_CHARS,
+          twin2: 2 * LINK_UNCONFIRMED_HOLD_CHARS,
+        }[mode] / PIECE;
       void stream(ws, f.requestId!, mode, total);
     }));
   });
@@ -217,15 +224,18 @@ describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
     return received.filter((f) => f.requestId === id || f.type === 'bridge-ping').map((f) => f.type);
   };
   /**
-   * The error that ended the client's stream: its code, and what the gateway held when it gave up (Mi characters,
-   * from the message; what the client read besides is what its socket buffers had taken)
+   * The error that ended the client's stream: its code, what the gateway held for it when it gave up and, when
+   * the link's budget for unconfirmed pauses was what ran out, what the link's paused streams had taken past their
+   * pause points (Mi characters, from the message; what the client read besides is what its socket buffers had
+   * taken)
    */
   const readUntilError = async (res: Awaited<ReturnType<typeof slowClient>>) => {
     const events = await readAll(res);
     expect(events).not.toContain('[DONE]');
     const { code, message } = (JSON.parse(events.at(-1)!) as { error: { code: string; message: string } }).error;
-    const heldMi = Number(/\((\d+) Mi characters waiting\)/.exec(message)?.[1]);
-    return { code, heldMi, delivered: contentLength(events.slice(0, -1)) };
+    const heldMi = Number(/\((\d+) Mi characters waiting[,)]/.exec(message)?.[1]);
+    const linkMi = Number(/, (\d+) Mi characters sent past unconfirmed pauses on the link\)/.exec(message)?.[1]);
+    return { code, heldMi, linkMi, delivered: contentLength(events.slice(0, -1)) };
   };
 
   it('chunks sent before the peer read the pause are held, past STREAM_HOLD_CHARS: the stream arrives whole', async () => {
@@ -262,14 +272,35 @@ describe('what was on its way when the pause left (a raw 1.1 peer)', () => {
     expect(delivered).toBeGreaterThanOrEqual(STREAM_HOLD_CHARS);
   }, 60_000);
 
-  it('a peer that answers no ping is abandoned at STREAM_UNCONFIRMED_HOLD_CHARS, never more', async () => {
+  it('a peer that answers no ping is abandoned once the stream took LINK_UNCONFIRMED_HOLD_CHARS past its pause, never more', async () => {
     answerPings = false;
     const res = await slowClient(a.url, 'inflight-model', 'silent');
     await waitFor(() => framesAbout('silent').includes('bridge-cancel'), 'bridge-cancel', 60_000, 50);
-    const { code, heldMi, delivered } = await readUntilError(res);
+    const { code, heldMi, linkMi, delivered } = await readUntilError(res);
     expect(code).toBe('client_too_slow');
-    expect(heldMi).toBe(STREAM_UNCONFIRMED_HOLD_CHARS / MI);
-    expect(delivered).toBeGreaterThanOrEqual(STREAM_UNCONFIRMED_HOLD_CHARS);
+    expect(linkMi).toBe(LINK_UNCONFIRMED_HOLD_CHARS / MI);
+    // at most the budget plus what it held at the pause (less what the client's socket took after it)
+    expect(heldMi).toBeLessThanOrEqual((LINK_UNCONFIRMED_HOLD_CHARS + STREAM_PAUSE_CHARS + PIECE) / MI + 1);
+    // everything it took past the pause reaches the client before the error
+    expect(delivered).toBeGreaterThanOrEqual(LINK_UNCONFIRMED_HOLD_CHARS);
+  }, 90_000);
+
+  it('two streams of a peer that answers no ping share the budget: together they hold it once, not once each', async () => {
+    // answerPings is still false (the test before); its stream's share went back as its client read it down
+    const [one, two] = await Promise.all([slowClient(a.url, 'inflight-model', 'twin1'), slowClient(a.url, 'inflight-model', 'twin2')]);
+    await waitFor(() => framesAbout('twin1').includes('bridge-cancel') && framesAbout('twin2').includes('bridge-cancel'), 'bridge-cancel for both', 60_000, 50);
+    const ends = await Promise.all([readUntilError(one), readUntilError(two)]);
+    // together at most the budget, plus what each held at its pause (less what the clients' sockets took after
+    // it); each alone would have held the whole budget
+    const together = ends[0].heldMi + ends[1].heldMi;
+    expect(together).toBeLessThanOrEqual((LINK_UNCONFIRMED_HOLD_CHARS + 2 * (STREAM_PAUSE_CHARS + PIECE)) / MI + 1);
+    // what they took past their pauses, the budget less one chunk, reaches their clients before the errors
+    expect(ends[0].delivered + ends[1].delivered).toBeGreaterThanOrEqual(LINK_UNCONFIRMED_HOLD_CHARS - PIECE);
+    for (const e of ends) {
+      expect(e.code).toBe('client_too_slow');
+      // the link's budget ran out, not a stream's own
+      expect(e.linkMi).toBe(LINK_UNCONFIRMED_HOLD_CHARS / MI);
+    }
   }, 90_000);
 });
 
