@@ -16,8 +16,9 @@ export { INTERRUPTED_ERROR, NO_OUTPUT_ERROR, noOutput, TASK_CANCELLED } from './
 
 /** Records every turn still marked running as failed (interrupted); returns `s` itself when there is none. */
 export function failInterrupted(s: Session): Session {
+  const failed = { status: 'failed', error: INTERRUPTED_ERROR, errorCode: 'TURN_INTERRUPTED' } as const;
   let next = s;
-  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { status: 'failed', error: INTERRUPTED_ERROR, endedAt: Date.now() });
+  for (const t of s.history) if (t.status === 'running') next = updateTurn(next, t.turnId, { ...failed, endedAt: Date.now() });
   return next;
 }
 

@@ -194,8 +194,7 @@ export class TaskRegistry {
       turn = rec?.history.find((x) => x.runId === q.runId);
     }
     if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
-    const code =
-      turn.status === 'cancelled' ? TASK_CANCELLED : turn.status === 'failed' ? storedFailureCode(turn.turnId, turn.error, rec.metadata.taskEvents) : undefined;
+    const code = turn.status === 'cancelled' ? TASK_CANCELLED : turn.status === 'failed' ? storedFailureCode(turn, rec.metadata.taskEvents) : undefined;
     // a turn still marked running in the store but not running here was interrupted (crash or other instance)
     return {
       status: turn.status,

@@ -1,6 +1,7 @@
 /**
- * The code of a failed turn read back from the store (turn-failures.ts): its `task.failed` event's code when the
- * session still keeps it, else the code of a failure the store itself wrote; a turn record keeps no code.
+ * The code of a failed turn read back from the store (turn-failures.ts): the `errorCode` its record keeps; for a
+ * turn stored before that field, its `task.failed` event's code when the session still keeps it, else the code of
+ * a failure the store itself wrote.
  */
 import { describe, expect, it } from 'vitest';
 import { adoptTransferred, appendTurn, newSession, newTurn } from '../sessions/model.js';
@@ -12,14 +13,21 @@ const ids = (turnId: string) => ({ sessionId: 's', threadId: 's', turnId });
 const failedEvent = (turnId: string, code: string | null) => ({ ...ids(turnId), ...taskEventFields('failed', ids(turnId), {}, { status: 'failed', code }) });
 
 describe('storedFailureCode', () => {
-  it("reads the turn's own task.failed event, not another turn's", () => {
-    const events = [failedEvent('t1', 'UPSTREAM_ERROR'), failedEvent('t2', 'MODEL_NOT_ADVERTISED')];
-    expect(storedFailureCode('t1', 'boom', events)).toBe('UPSTREAM_ERROR');
-    expect(storedFailureCode('t2', 'boom', events)).toBe('MODEL_NOT_ADVERTISED');
-    expect(storedFailureCode('t3', 'boom', events)).toBeUndefined();
+  it('the code the turn record keeps comes first, whatever the events say', () => {
+    expect(storedFailureCode({ turnId: 't1', error: 'boom', errorCode: 'UPSTREAM_CLIENT_ERROR' }, [failedEvent('t1', 'UPSTREAM_ERROR')])).toBe(
+      'UPSTREAM_CLIENT_ERROR',
+    );
+    expect(storedFailureCode({ turnId: 't1', error: 'boom', errorCode: 'UPSTREAM_CLIENT_ERROR' }, undefined)).toBe('UPSTREAM_CLIENT_ERROR');
   });
 
-  it('a turn interrupted by a restart or by a transfer, or without output, has its code without an event', () => {
+  it("a turn stored without a code: its own task.failed event, not another turn's", () => {
+    const events = [failedEvent('t1', 'UPSTREAM_ERROR'), failedEvent('t2', 'MODEL_NOT_ADVERTISED')];
+    expect(storedFailureCode({ turnId: 't1', error: 'boom' }, events)).toBe('UPSTREAM_ERROR');
+    expect(storedFailureCode({ turnId: 't2', error: 'boom' }, events)).toBe('MODEL_NOT_ADVERTISED');
+    expect(storedFailureCode({ turnId: 't3', error: 'boom' }, events)).toBeUndefined();
+  });
+
+  it('a turn interrupted by a restart or by a transfer is stored with its code; one stored without it, or without output, is known by its text', () => {
     const running = appendTurn(
       newSession({
         id: 's',
@@ -32,8 +40,12 @@ describe('storedFailureCode', () => {
     );
     const restarted = failInterrupted(running).history[0]!;
     const transferred = adoptTransferred(running, 'b').history[0]!;
-    expect(storedFailureCode(restarted.turnId, restarted.error, undefined)).toBe('TURN_INTERRUPTED');
-    expect(storedFailureCode(transferred.turnId, transferred.error, [])).toBe('TURN_INTERRUPTED');
-    expect(storedFailureCode('t', 'provider returned no displayable output', [failedEvent('t', null)])).toBe('NO_DISPLAYABLE_OUTPUT');
+    expect(restarted).toMatchObject({ status: 'failed', errorCode: 'TURN_INTERRUPTED' });
+    expect(transferred).toMatchObject({ status: 'failed', errorCode: 'TURN_INTERRUPTED' });
+    expect(storedFailureCode(restarted, undefined)).toBe('TURN_INTERRUPTED');
+    // as a version before errorCode stored them: the text tells
+    expect(storedFailureCode({ turnId: restarted.turnId, error: restarted.error }, undefined)).toBe('TURN_INTERRUPTED');
+    expect(storedFailureCode({ turnId: transferred.turnId, error: transferred.error }, [])).toBe('TURN_INTERRUPTED');
+    expect(storedFailureCode({ turnId: 't', error: 'provider returned no displayable output' }, [failedEvent('t', null)])).toBe('NO_DISPLAYABLE_OUTPUT');
   });
 });

@@ -4,7 +4,7 @@
  * every failure the app sees carries one (docs/errors.md, *Errors on /acp/rpc*).
  */
 import { GatewayError } from '../wire/errors.js';
-import { TRANSFER_INTERRUPTED_ERROR } from '../sessions/model.js';
+import { TRANSFER_INTERRUPTED_ERROR, type Turn } from '../sessions/model.js';
 
 /** The `code` of a cancelled turn's result (addendum 2026-10 §3). */
 export const TASK_CANCELLED = 'TASK_CANCELLED';
@@ -17,11 +17,14 @@ export const INTERRUPTED_ERROR = 'interrupted: the instance running it stopped';
 export const noOutput = (): GatewayError => new GatewayError('NO_DISPLAYABLE_OUTPUT', NO_OUTPUT_ERROR);
 
 /**
- * The code of a failed turn as the store keeps it (a turn record keeps its error's text, not its code): the code
- * its `task.failed` event carried (the session keeps its last 100 task events, task-events.ts), else that of a
- * failure the store itself wrote: an interrupted turn (a restart's failInterrupted, a transfer's adoptTransferred).
+ * The code of a failed turn read back from the store: the `errorCode` its record keeps beside its error's text;
+ * for a turn stored before that field, the code its `task.failed` event carried (while the session's last 100
+ * task events still hold it, task-events.ts), else that of a failure the store itself wrote (an interrupted turn:
+ * a restart's failInterrupted, a transfer's adoptTransferred; a turn without text).
  */
-export function storedFailureCode(turnId: string, error: string | undefined, taskEvents: unknown): string | undefined {
+export function storedFailureCode(turn: Pick<Turn, 'turnId' | 'error' | 'errorCode'>, taskEvents: unknown): string | undefined {
+  if (turn.errorCode) return turn.errorCode;
+  const { turnId, error } = turn;
   if (Array.isArray(taskEvents)) {
     for (let i = taskEvents.length - 1; i >= 0; i--) {
       const e = taskEvents[i] as { turnId?: unknown; task?: { phase?: unknown; detail?: { code?: unknown } } } | null;

@@ -766,10 +766,18 @@ export class TurnRunner {
           ).map((m) => (typeof m.content === 'string' ? { ...m, content: secrets.scrub(m.content) } : m))
         : [];
     const errText = error === undefined ? undefined : secrets.scrubError(typeof error === 'string' ? error : error.message);
+    // the code beside the text: what tasks.get reads back from the store, however many task events came after
+    const errCode = error === undefined || typeof error === 'string' ? undefined : error.code;
     try {
       await mutateSession(this.o.store, live.id, (s) => {
         if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start
-        const next = updateTurn(s, turn.turnId, { status, output, messages, ...(errText ? { error: errText } : {}) });
+        const next = updateTurn(s, turn.turnId, {
+          status,
+          output,
+          messages,
+          ...(errText ? { error: errText } : {}),
+          ...(errCode ? { errorCode: errCode } : {}),
+        });
         // the role binding travels with the record: a verified model binding (§3) is read back after a restart too
         return { ...next, metadata: { ...next.metadata, seq: Math.max(live.seq + 1, Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) } };
       });

@@ -34,6 +34,11 @@ export interface Turn {
   /** final text of the turn ('' while running) */
   output: string;
   error?: string;
+  /**
+   * with `failed`: the error catalogue code the turn failed with (docs/errors.md), kept beside `error` so that it
+   * is read back with the turn however many task events followed it; absent on a turn stored before the field
+   */
+  errorCode?: string;
   /** chat sessions: the OpenAI-style messages this turn added (user prompt + assistant reply); [] for agents */
   messages: ChatMessage[];
   /** epoch ms */
@@ -156,7 +161,7 @@ export function markMoved(s: Session, toGatewayId: string, now: number = Date.no
   return { ...s, status: 'moved', movedTo: toGatewayId, updatedAt: now };
 }
 
-/** The error of a turn a transfer interrupted (adoptTransferred); `/acp` reports it as TURN_INTERRUPTED. */
+/** The error of a turn a transfer interrupted (adoptTransferred), stored with the code TURN_INTERRUPTED. */
 export const TRANSFER_INTERRUPTED_ERROR = 'interrupted by session transfer';
 
 /**
@@ -164,7 +169,9 @@ export const TRANSFER_INTERRUPTED_ERROR = 'interrupted by session transfer';
  * marked running on the sender cannot be resumed here, so it is recorded as failed.
  */
 export function adoptTransferred(s: Session, selfGatewayId: string, now: number = Date.now()): Session {
-  const history = s.history.map((t) => (t.status === 'running' ? { ...t, status: 'failed' as const, error: TRANSFER_INTERRUPTED_ERROR, endedAt: now } : t));
+  const history = s.history.map((t) =>
+    t.status === 'running' ? { ...t, status: 'failed' as const, error: TRANSFER_INTERRUPTED_ERROR, errorCode: 'TURN_INTERRUPTED', endedAt: now } : t,
+  );
   const { movedTo: _movedTo, ...rest } = s;
   return { ...rest, ownerGatewayId: selfGatewayId, status: s.status === 'closed' ? 'closed' : 'active', history, updatedAt: now };
 }
@@ -179,6 +186,7 @@ const turnSchema = z.strictObject({
   status: z.enum(['running', 'completed', 'failed', 'cancelled', 'unavailable']),
   output: z.string(),
   error: z.string().optional(),
+  errorCode: z.string().optional(),
   messages: z.array(messageSchema),
   startedAt: z.number().int().nonnegative(),
   endedAt: z.number().int().nonnegative().optional(),

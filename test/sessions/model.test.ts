@@ -63,12 +63,16 @@ describe('session model', () => {
     const got = adoptTransferred(sent, 'gw_b', 5000);
     expect(got).toMatchObject({ ownerGatewayId: 'gw_b', status: 'active' });
     expect(got.movedTo).toBeUndefined();
-    expect(got.history[0]).toMatchObject({ status: 'failed', error: 'interrupted by session transfer', endedAt: 5000 });
+    expect(got.history[0]).toMatchObject({ status: 'failed', error: 'interrupted by session transfer', errorCode: 'TURN_INTERRUPTED', endedAt: 5000 });
   });
 
   it('parseSession accepts a record as the store keeps it and names the bad key path otherwise', () => {
     const s = appendTurn(fresh(), { ...newTurn('q', [{ role: 'user', content: 'q', extra: 1 }]), status: 'completed' });
     expect(parseSession(JSON.parse(JSON.stringify(s)))).toEqual(s);
+    // a failed turn's code travels with it (a transfer's receiver reads it back as the sender would)
+    const failed = appendTurn(fresh(), { ...newTurn('q'), status: 'failed', error: 'boom', errorCode: 'UPSTREAM_CLIENT_ERROR' });
+    expect(parseSession(JSON.parse(JSON.stringify(failed)))).toEqual(failed);
+    expect(() => parseSession({ ...failed, history: [{ ...failed.history[0], errorCode: 7 }] })).toThrow(/at history\.0\.errorCode/);
     expect(() => parseSession({ ...s, status: 'weird' })).toThrow(/at status/);
     expect(() => parseSession({ ...s, history: [{ ...s.history[0], startedAt: 'now' }] })).toThrow(/at history\.0\.startedAt/);
     expect(() => parseSession({ ...s, extra: true })).toThrow(GatewayError);
