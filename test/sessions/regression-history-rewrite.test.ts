@@ -18,6 +18,7 @@ import { appendTurn, newSession, newTurn, updateTurn, type Session, type Turn } 
 import { openStore, type StoreConfig } from '../../src/sessions/open-store.js';
 import { mutateSession, VersionConflictError, type SessionStore } from '../../src/sessions/store.js';
 import { startRedis, type RedisServer } from './fixtures/redis-server.js';
+import { SQLITE_SCHEMA_5 } from './fixtures/sqlite-schema-5.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
@@ -240,28 +241,6 @@ describe.each([{ make: sqliteBackend }, { make: redisBackend }])('$make.name', (
     expect((again.messages[1] as { content: string }).content).toBe(t.output);
   });
 });
-
-/** Migrations 1–5 of src/sessions/sqlite-store.ts as released (a released migration is never edited). */
-const SQLITE_SCHEMA_5 = [
-  `CREATE TABLE sessions (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, owner_gateway_id TEXT NOT NULL, status TEXT NOT NULL, moved_to TEXT,
-    target TEXT NOT NULL CHECK (json_valid(target)), thread_id TEXT NOT NULL, history TEXT NOT NULL CHECK (json_valid(history)),
-    affinity TEXT, metadata TEXT NOT NULL CHECK (json_valid(metadata)), created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-    version INTEGER NOT NULL);
-  CREATE INDEX sessions_status ON sessions (status);
-  CREATE INDEX sessions_owner ON sessions (owner_gateway_id);
-  CREATE INDEX sessions_updated ON sessions (updated_at);
-  CREATE TABLE transfers (transfer_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, imported_at INTEGER NOT NULL);
-  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
-  `CREATE TABLE leases (session_id TEXT PRIMARY KEY, holder_id TEXT NOT NULL, expires_at INTEGER NOT NULL);`,
-  `CREATE TABLE expiring (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);
-  CREATE INDEX expiring_expires ON expiring (expires_at);`,
-  `CREATE TABLE session_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;`,
-  `ALTER TABLE session_events ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
-  UPDATE session_events SET bytes = length(CAST(event AS BLOB));
-  CREATE INDEX session_events_bytes ON session_events (session_id, seq, bytes);
-  CREATE TABLE session_event_floor (session_id TEXT PRIMARY KEY, dropped_through INTEGER NOT NULL) WITHOUT ROWID;`,
-];
 
 describe('a record stored with its history embedded (before the turns moved out)', () => {
   const old = { ...session('old', [bigTurn(0), bigTurn(1), bigTurn(2)]), version: 3, metadata: { cwd: '/w' }, affinity: 'c1' };
