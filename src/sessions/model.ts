@@ -186,7 +186,11 @@ const turnSchema = z.strictObject({
   status: z.enum(['running', 'completed', 'failed', 'cancelled', 'unavailable']),
   output: z.string(),
   error: z.string().optional(),
-  errorCode: z.string().optional(),
+  // a catalogue code (docs/errors.md): upper case, digits and underscores
+  errorCode: z
+    .string()
+    .regex(/^[A-Z][A-Z0-9_]{0,63}$/)
+    .optional(),
   messages: z.array(messageSchema),
   startedAt: z.number().int().nonnegative(),
   endedAt: z.number().int().nonnegative().optional(),

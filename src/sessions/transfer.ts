@@ -17,7 +17,7 @@
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
 import type { Logger } from '../util/log.js';
-import { adoptTransferred, markMoved, parseSession, runningTurn, type Session } from './model.js';
+import { adoptTransferred, markMoved, parseSession, runningTurn, type Session, type Turn } from './model.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import { PerKeyQueue } from '../util/per-key-queue.js';
 import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
@@ -158,13 +158,14 @@ export class TransferCoordinator {
       return withMarker(cur, { id: transferId, state: 'offering', peer: peerId, since: Date.now() });
     });
     try {
-      const { metadata, ...rest } = withMarker(s, undefined);
+      const { metadata, history, ...rest } = withMarker(s, undefined);
       // the update log as stored (a turn's updates are written before its result returns, and none runs now): only
       // its newest entries that an offer can carry (a superset of them: the store counts each entry's JSON, the offer
       // its `{seq, event}`); what lies below them is not carried, as what the log's bounds dropped is not
       const { events, before } = await this.store.readNewestEvents(sessionId, MAX_TRANSFER_EVENTS, MAX_TRANSFER_EVENT_BYTES);
       const dropped = Math.max(before, await this.store.droppedThrough(sessionId));
-      await this.transport.offer(peerId, transferId, { ...rest, metadata, owner: this.selfId }, events, dropped, Math.max(1000, until - Date.now()));
+      const offered = { ...rest, history: history.map(withoutErrorCode), metadata, owner: this.selfId };
+      await this.transport.offer(peerId, transferId, offered, events, dropped, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);
       const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', String(err));
@@ -392,4 +393,17 @@ export class TransferCoordinator {
       }
     }
   }
+}
+
+/**
+ * A turn as an offer carries it: without `errorCode`, which a gateway older than the field refuses (its record
+ * check takes no unknown key, so the transfer would fail with TRANSFER_REJECTED during a rolling upgrade). The
+ * receiver reads a failed turn's code back as before the field: from its task.failed event, which the session's
+ * metadata carries while it is among the last 100, or from its text. Once no supported version refuses it, the
+ * field can travel (this version already takes it).
+ */
+function withoutErrorCode(t: Turn): Turn {
+  if (t.errorCode === undefined) return t;
+  const { errorCode: _code, ...rest } = t;
+  return rest;
 }

@@ -69,10 +69,11 @@ describe('session model', () => {
   it('parseSession accepts a record as the store keeps it and names the bad key path otherwise', () => {
     const s = appendTurn(fresh(), { ...newTurn('q', [{ role: 'user', content: 'q', extra: 1 }]), status: 'completed' });
     expect(parseSession(JSON.parse(JSON.stringify(s)))).toEqual(s);
-    // a failed turn's code travels with it (a transfer's receiver reads it back as the sender would)
+    // a failed turn's code is taken (no offer carries it yet: transfer.ts), when it is a catalogue code
     const failed = appendTurn(fresh(), { ...newTurn('q'), status: 'failed', error: 'boom', errorCode: 'UPSTREAM_CLIENT_ERROR' });
     expect(parseSession(JSON.parse(JSON.stringify(failed)))).toEqual(failed);
-    expect(() => parseSession({ ...failed, history: [{ ...failed.history[0], errorCode: 7 }] })).toThrow(/at history\.0\.errorCode/);
+    for (const bad of [7, '', 'upstream_error', 'UPSTREAM ERROR', 'UPSTREAM_ERROR\nX', `E${'X'.repeat(64)}`])
+      expect(() => parseSession({ ...failed, history: [{ ...failed.history[0], errorCode: bad }] })).toThrow(/at history\.0\.errorCode/);
     expect(() => parseSession({ ...s, status: 'weird' })).toThrow(/at status/);
     expect(() => parseSession({ ...s, history: [{ ...s.history[0], startedAt: 'now' }] })).toThrow(/at history\.0\.startedAt/);
     expect(() => parseSession({ ...s, extra: true })).toThrow(GatewayError);

@@ -6,7 +6,7 @@
  * transport records the offer (what the bridge then trims and sends is covered by transfer.e2e.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { newSession } from '../../src/sessions/model.js';
+import { appendTurn, newSession, newTurn } from '../../src/sessions/model.js';
 import type { SessionEvent, SessionStore } from '../../src/sessions/store.js';
 import { TransferCoordinator } from '../../src/sessions/transfer.js';
 import { MAX_TRANSFER_EVENT_BYTES } from '../../src/wire/bridge-frames.js';
@@ -78,5 +78,40 @@ describe.each(backends)('a transfer offer reads only the newest entries it can c
     expect(droppedThrough).toBe(log.length - n);
     // and nothing more of the log was read: the defect read all 1,000 entries (8 MB)
     expect(read()).toBeLessThanOrEqual(MAX_TRANSFER_EVENT_BYTES);
+  });
+
+  it("an offer's turns carry no errorCode (a gateway older than the field refuses a record with it); the sender keeps its own", async () => {
+    const store = await b.open();
+    stores.push(store);
+    const self = 'gw_sender';
+    const s = newSession({
+      id: 's-code',
+      kind: 'chat',
+      ownerGatewayId: self,
+      target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'switchyard', model: 'm' },
+    });
+    const failed = { ...newTurn('q'), status: 'failed' as const, error: 'upstream said 400', errorCode: 'UPSTREAM_CLIENT_ERROR', endedAt: 2 };
+    const done = { ...newTurn('r'), status: 'completed' as const, output: 'ok', endedAt: 3 };
+    await store.create(appendTurn(appendTurn(s, failed), done));
+    const offered: Array<Record<string, unknown>> = [];
+    const coordinator = new TransferCoordinator(
+      store,
+      self,
+      true,
+      {
+        peerAcceptsSessions: () => true,
+        offer: async (_peer, _id, snapshot) => {
+          offered.push(snapshot);
+        },
+        call: async () => ({}),
+      },
+      createLogger({}, () => undefined),
+    );
+    await coordinator.transfer('s-code', 'gw_peer');
+    const history = offered[0]!.history as Array<Record<string, unknown>>;
+    const { errorCode: _code, ...failedAsOffered } = failed;
+    expect(history).toEqual([failedAsOffered, done]);
+    // what the sender keeps of the moved session still has the code
+    expect((await store.get('s-code'))?.history[0]).toMatchObject({ errorCode: 'UPSTREAM_CLIENT_ERROR' });
   });
 });
