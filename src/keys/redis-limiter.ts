@@ -26,6 +26,9 @@ import {
 } from './limiter.js';
 import type { Limits } from './model.js';
 
+/** the longest expiry the scripts set (about 317 years): a whole number Lua prints without an exponent */
+const MAX_PX = 10_000_000_000_000;
+
 // KEYS: req, tok, conc, budget. ARGV: rpm, tpm, conc, leaseId, leaseMs, budgetTokens, budgetCost, periodEnd
 const ADMIT = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -41,7 +44,7 @@ if bTok > 0 or bCost > 0 then
 end
 local reqBack = math.max(0, reqTat - now)
 local tokBack = math.max(0, tokTat - now)
-local function no(reason, wait) return {0, reason, math.ceil(wait), math.floor(reqBack), math.floor(tokBack), bt, tostring(bc)} end
+local function no(reason, wait) return {0, reason, math.ceil(wait), math.floor(reqBack), math.floor(tokBack), tostring(bt), tostring(bc)} end
 if conc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('ZCARD', KEYS[3]) >= conc then return no('concurrent', 1000) end
@@ -61,9 +64,13 @@ if conc > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]) + 1000)
 end
-return {1, '', 0, math.floor(reqBack), math.floor(tokBack), bt, tostring(bc)}`;
+return {1, '', 0, math.floor(reqBack), math.floor(tokBack), tostring(bt), tostring(bc)}`;
 
 // KEYS: conc, tok, budget. ARGV: leaseId, tpm, tokens, cost, budgetExpireAt (0 = no budget)
+// A count is any finite number ≥ 0, as the memory limiter takes it: not always a whole one (an upstream may report
+// `7.5`), nor always small. So the budget's tokens are HINCRBYFLOAT (HINCRBY refuses a fraction, and the limiter
+// would take that script error for Redis being down), and an expiry is capped at a whole number Redis takes
+// (an argument Lua prints as `1e+25` is no integer to PX).
 const SETTLE = `redis.call('ZREM', KEYS[1], ARGV[1])
 local tpm, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
 if tpm > 0 and tokens > 0 then
@@ -71,10 +78,10 @@ if tpm > 0 and tokens > 0 then
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
   local nt = math.ceil(math.max(tat, now) + tokens * 60000 / tpm)
-  redis.call('SET', KEYS[2], tostring(nt), 'PX', nt - now + 1000)
+  redis.call('SET', KEYS[2], tostring(nt), 'PX', math.min(nt - now + 1000, ${MAX_PX}))
 end
 if tonumber(ARGV[5]) > 0 then
-  if tokens > 0 then redis.call('HINCRBY', KEYS[3], 't', tokens) end
+  if tokens > 0 then redis.call('HINCRBYFLOAT', KEYS[3], 't', ARGV[3]) end
   if tonumber(ARGV[4]) > 0 then redis.call('HINCRBYFLOAT', KEYS[3], 'c', ARGV[4]) end
   redis.call('PEXPIREAT', KEYS[3], ARGV[5])
 end
@@ -175,7 +182,7 @@ export class RedisLimiter implements Limiter {
     const l = req.limits;
     const b = req.budget;
     const lease = `r${++this.seq}.${this.tag}`;
-    let r: [number, string, number, number, number, number, string];
+    let r: [number, string, number, number, number, string, string];
     try {
       r = (await this.redis.eval(
         ADMIT,
