@@ -63,6 +63,22 @@ export interface Limiter {
 
 export const MINUTE_MS = 60_000;
 
+/**
+ * How late a GCRA timestamp may be and still admit: half a ms, or half a step when a step is shorter. The
+ * timestamps are sums of fractional steps on epoch ms (`60 000 / 7` added to ~1.8e12), so each sum is off by up
+ * to 1e-4 ms, and a burst's last request, due exactly at the bucket's edge, could be refused by that rounding
+ * (9/min admitted 8 in a burst). Clocks tick in whole ms, so admitting within half of one changes nothing else.
+ * Both limiters use it, the Redis one in its script (`math.min(0.5, 30000 / rpm)`).
+ */
+export function gcraSlack(perMs: number): number {
+  return Math.min(0.5, perMs / 2);
+}
+
+/** What a GCRA bucket with `backlogMs` has left for more, at `perMs` each (the rate-limit headers' `remaining`). */
+export function gcraRemaining(backlogMs: number, perMs: number): number {
+  return Math.max(0, Math.floor((MINUTE_MS - backlogMs + gcraSlack(perMs)) / perMs));
+}
+
 /** Counters a future /metrics endpoint reads; they only ever grow (except `degraded`). */
 export const limitMetrics = {
   /** admissions decided by Redis */

@@ -1,5 +1,5 @@
 /** In-process limiter (see limiter.ts for the algorithms): the SQLite default, and Redis's fallback. */
-import { MINUTE_MS, type Admission, type AdmitRequest, type Limiter, type LimitState, type Settlement } from './limiter.js';
+import { gcraRemaining, gcraSlack, MINUTE_MS, type Admission, type AdmitRequest, type Limiter, type LimitState, type Settlement } from './limiter.js';
 import type { Limits } from './model.js';
 
 interface ScopeState {
@@ -36,8 +36,9 @@ export class MemoryLimiter implements Limiter {
     const state = limitState(l, s, now);
     if (l.concurrent !== undefined && s.inflight >= l.concurrent) return { ok: false, reason: 'concurrent', retryAfterMs: 1000, state };
     if (l.requestsPerMin !== undefined) {
-      const wait = Math.max(s.reqTat, now) - now - (MINUTE_MS - MINUTE_MS / l.requestsPerMin);
-      if (wait > 0) return { ok: false, reason: 'requests', retryAfterMs: Math.ceil(wait), state };
+      const per = MINUTE_MS / l.requestsPerMin;
+      const wait = Math.max(s.reqTat, now) - now - (MINUTE_MS - per);
+      if (wait > gcraSlack(per)) return { ok: false, reason: 'requests', retryAfterMs: Math.ceil(wait), state };
     }
     if (l.tokensPerMin !== undefined) {
       const wait = s.tokTat - now - MINUTE_MS;
@@ -89,12 +90,12 @@ function limitState(l: Limits, s: ScopeState, now: number): LimitState {
   if (l.requestsPerMin !== undefined) {
     const per = MINUTE_MS / l.requestsPerMin;
     const backlog = Math.max(0, s.reqTat - now);
-    out.requests = { limit: l.requestsPerMin, remaining: Math.max(0, Math.floor((MINUTE_MS - backlog) / per)), resetMs: Math.ceil(backlog) };
+    out.requests = { limit: l.requestsPerMin, remaining: gcraRemaining(backlog, per), resetMs: Math.ceil(backlog) };
   }
   if (l.tokensPerMin !== undefined) {
     const per = MINUTE_MS / l.tokensPerMin;
     const backlog = Math.max(0, s.tokTat - now);
-    out.tokens = { limit: l.tokensPerMin, remaining: Math.max(0, Math.floor((MINUTE_MS - backlog) / per)), resetMs: Math.ceil(backlog) };
+    out.tokens = { limit: l.tokensPerMin, remaining: gcraRemaining(backlog, per), resetMs: Math.ceil(backlog) };
   }
   return out;
 }

@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import { closeRedis } from '../util/redis-close.js';
 import { MemoryLimiter } from './memory-limiter.js';
 import {
+  gcraRemaining,
   limitMetrics,
   MINUTE_MS,
   type Admission,
@@ -29,8 +30,14 @@ import type { Limits } from './model.js';
 /** the longest expiry the scripts set (about 317 years): a whole number Lua prints without an exponent */
 const MAX_PX = 10_000_000_000_000;
 
+// The GCRA timestamps are kept as exact as the memory limiter keeps them (`%.17g`: a double read back unchanged),
+// never rounded up to a whole ms per step: a ceil per admission cost `rpm` not dividing 60 000 part of its burst
+// (7/min admitted 6 in a burst, and said `remaining: 5` after the first), and a ceil per settlement charged a
+// 10-token answer 1 ms of a 6M tokens/min bucket, ten times its share. The backlogs go back as text for the same
+// reason (a Lua number reply is truncated to an integer).
 // KEYS: req, tok, conc, budget. ARGV: rpm, tpm, conc, leaseId, leaseMs, budgetTokens, budgetCost, periodEnd
-const ADMIT = `local t = redis.call('TIME')
+const ADMIT = `local function num(x) return string.format('%.17g', x) end
+local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bTok, bCost = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -44,27 +51,27 @@ if bTok > 0 or bCost > 0 then
 end
 local reqBack = math.max(0, reqTat - now)
 local tokBack = math.max(0, tokTat - now)
-local function no(reason, wait) return {0, reason, math.ceil(wait), math.floor(reqBack), math.floor(tokBack), tostring(bt), tostring(bc)} end
+local function no(reason, wait) return {0, reason, math.ceil(wait), num(reqBack), num(tokBack), tostring(bt), tostring(bc)} end
 if conc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('ZCARD', KEYS[3]) >= conc then return no('concurrent', 1000) end
 end
 if rpm > 0 then
   local wait = reqBack - (60000 - 60000 / rpm)
-  if wait > 0 then return no('requests', wait) end
+  if wait > math.min(0.5, 30000 / rpm) then return no('requests', wait) end
 end
 if tpm > 0 and tokBack >= 60000 then return no('tokens', tokBack - 60000 + 60000 / tpm) end
 if (bTok > 0 and bt >= bTok) or (bCost > 0 and bc >= bCost) then return no('budget', math.max(1000, tonumber(ARGV[8]) - now)) end
 if rpm > 0 then
-  local nt = math.ceil(math.max(reqTat, now) + 60000 / rpm)
-  redis.call('SET', KEYS[1], tostring(nt), 'PX', nt - now + 1000)
+  local nt = math.max(reqTat, now) + 60000 / rpm
+  redis.call('SET', KEYS[1], num(nt), 'PX', math.ceil(nt - now) + 1000)
   reqBack = nt - now
 end
 if conc > 0 then
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]) + 1000)
 end
-return {1, '', 0, math.floor(reqBack), math.floor(tokBack), tostring(bt), tostring(bc)}`;
+return {1, '', 0, num(reqBack), num(tokBack), tostring(bt), tostring(bc)}`;
 
 // KEYS: conc, tok, budget. ARGV: leaseId, tpm, tokens, cost, budgetExpireAt (0 = no budget)
 // A count is any finite number ≥ 0, as the memory limiter takes it: not always a whole one (an upstream may report
@@ -77,8 +84,8 @@ if tpm > 0 and tokens > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-  local nt = math.ceil(math.max(tat, now) + tokens * 60000 / tpm)
-  redis.call('SET', KEYS[2], tostring(nt), 'PX', math.min(nt - now + 1000, ${MAX_PX}))
+  local nt = math.max(tat, now) + tokens * 60000 / tpm
+  redis.call('SET', KEYS[2], string.format('%.17g', nt), 'PX', math.min(math.ceil(nt - now) + 1000, ${MAX_PX}))
 end
 if tonumber(ARGV[5]) > 0 then
   if tokens > 0 then redis.call('HINCRBYFLOAT', KEYS[3], 't', ARGV[3]) end
@@ -182,7 +189,7 @@ export class RedisLimiter implements Limiter {
     const l = req.limits;
     const b = req.budget;
     const lease = `r${++this.seq}.${this.tag}`;
-    let r: [number, string, number, number, number, string, string];
+    let r: [number, string, number, string, string, string, string];
     try {
       r = (await this.redis.eval(
         ADMIT,
@@ -212,7 +219,7 @@ export class RedisLimiter implements Limiter {
       this.lastShared.set(`${req.scope}|${b.periodId}`, spent);
       this.local.seedBudget(req.scope, b.periodId, spent.tokens, spent.cost);
     }
-    const state = stateOf(l, reqBack, tokBack);
+    const state = stateOf(l, Number(reqBack), Number(tokBack));
     return ok === 1 ? { ok: true, lease, state } : { ok: false, reason: reason as RefusalReason, retryAfterMs: wait, state };
   }
 
@@ -262,10 +269,10 @@ export class RedisLimiter implements Limiter {
 function stateOf(l: Limits, reqBack: number, tokBack: number): LimitState {
   const out: LimitState = {};
   if (l.requestsPerMin !== undefined) {
-    out.requests = { limit: l.requestsPerMin, remaining: Math.max(0, Math.floor((MINUTE_MS - reqBack) / (MINUTE_MS / l.requestsPerMin))), resetMs: reqBack };
+    out.requests = { limit: l.requestsPerMin, remaining: gcraRemaining(reqBack, MINUTE_MS / l.requestsPerMin), resetMs: Math.ceil(reqBack) };
   }
   if (l.tokensPerMin !== undefined) {
-    out.tokens = { limit: l.tokensPerMin, remaining: Math.max(0, Math.floor((MINUTE_MS - tokBack) / (MINUTE_MS / l.tokensPerMin))), resetMs: tokBack };
+    out.tokens = { limit: l.tokensPerMin, remaining: gcraRemaining(tokBack, MINUTE_MS / l.tokensPerMin), resetMs: Math.ceil(tokBack) };
   }
   return out;
 }

@@ -27,6 +27,23 @@ describe('MemoryLimiter (GCRA)', () => {
     expect((await l.admit(req)).ok).toBe(false);
   });
 
+  it('a burst of exactly N for any N: the float sums of 60 s / N steps never refuse the last one', async () => {
+    // regression: 9/min admitted 8 in a burst (nine steps of 6666.67 ms summed on epoch ms came out 1e-4 ms late)
+    const now = 1_764_000_000_123;
+    for (const rpm of [7, 9, 11, 14, 17, 29, 58, 1000, 2999]) {
+      const l = new MemoryLimiter(() => now);
+      const req = { scope: 'key:burst', limits: { requestsPerMin: rpm }, leaseMs: 1000 };
+      const remaining: number[] = [];
+      for (let i = 0; i < rpm; i++) {
+        const a = await l.admit(req);
+        expect(a.ok, `${rpm}/min: request ${i + 1}`).toBe(true);
+        remaining.push(a.state.requests!.remaining);
+      }
+      expect([remaining[0], remaining[rpm - 1]], `${rpm}/min`).toEqual([rpm - 1, 0]);
+      expect((await l.admit(req)).ok, `${rpm}/min: one past the burst`).toBe(false);
+    }
+  });
+
   it('tokens per minute are debited after the request; a debt delays the next one', async () => {
     let now = 0;
     const l = new MemoryLimiter(() => now);
@@ -91,6 +108,35 @@ describe('RedisLimiter on a real Redis', () => {
     expect(over.ok ? 0 : over.retryAfterMs).toBeGreaterThan(3_500_000);
     expect(await b.spent('key:c', budget.periodId)).toEqual({ tokens: 100, cost: 0.5 });
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('the same arithmetic as the memory limiter: no whole ms rounded up per step', async () => {
+    // regression: the script rounded each GCRA step up to a whole ms, so 7/min said `remaining: 5` after the first
+    // request, a burst of 7000/min admitted ~6700, and a 10-token answer took 1 ms of a 6M tokens/min bucket (0.1 ms)
+    const { logger } = memoryLogger();
+    // a long timeout: 7000 admissions at once must be Redis's answers, never the fallback's, on a loaded machine
+    const r = await RedisLimiter.open({ url: redis.url, prefix: 't4:', share: 1, timeoutMs: 30_000, logger });
+    const seven = { scope: 'key:seven', limits: { requestsPerMin: 7 }, leaseMs: 1000 };
+    const remaining: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const a = await r.admit(seven);
+      expect(a.ok).toBe(true);
+      remaining.push(a.state.requests!.remaining);
+    }
+    expect(remaining).toEqual([6, 5, 4, 3, 2, 1, 0]);
+    expect(await r.admit(seven)).toMatchObject({ ok: false, reason: 'requests' });
+
+    const big = { scope: 'key:big', limits: { requestsPerMin: 7000 }, leaseMs: 1000 };
+    const burst = await Promise.all(Array.from({ length: 7000 }, () => r.admit(big)));
+    expect(burst.filter((a) => a.ok).length).toBe(7000);
+
+    const limits = { tokensPerMin: 6_000_000 };
+    await Promise.all(Array.from({ length: 100 }, () => r.settle('key:tok', 'r', { tokens: 10, cost: 0, limits })));
+    const after = await r.admit({ scope: 'key:tok', limits, leaseMs: 1000 });
+    // 1000 tokens at 100 per ms: at most 10 ms of backlog, so at least 6M − 1000 left
+    expect(after.state.tokens!.remaining).toBeGreaterThanOrEqual(6_000_000 - 1000);
+    expect(r.degraded).toBe(false);
+    await r.close();
   });
 
   it('Redis dies: each instance enforces its share (logged once, counted); Redis returns: shared again (logged once)', async () => {
