@@ -108,23 +108,49 @@ export function newKeyId(): string {
   return `key_${randomBytes(8).toString('hex')}`;
 }
 
-const globCache = new Map<string, RegExp>();
-
-function globRe(glob: string): RegExp {
-  let re = globCache.get(glob);
-  if (!re) {
-    const body = glob
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.');
-    re = new RegExp(`^${body}$`);
-    if (globCache.size < 10_000) globCache.set(glob, re);
+/**
+ * Whether `name` matches `glob` (`*` any run of characters, empty too; `?` one character; anything else itself).
+ * Matched without backtracking: the text between stars, in order, each at its first place after the one before
+ * (the leftmost place is always a right choice), so the time is at most the name's length times the glob's. A
+ * regular expression (`.*` per star) backtracks: `*-*-*-mini` against a few thousand dashes took tens of seconds
+ * of the event loop, and the caller picks the name.
+ */
+export function globMatch(glob: string, name: string): boolean {
+  const parts = glob.split('*');
+  const first = parts[0]!;
+  if (parts.length === 1) return name.length === glob.length && partAt(first, name, 0);
+  const last = parts[parts.length - 1]!;
+  const end = name.length - last.length;
+  if (end < first.length || !partAt(first, name, 0) || !partAt(last, name, end)) return false;
+  let at = first.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const part = parts[i]!;
+    const found = findPart(part, name, at, end);
+    if (found < 0) return false;
+    at = found + part.length;
   }
-  return re;
+  return true;
+}
+
+/** `part` (without stars; `?` any one character) is at `at` in `name` */
+function partAt(part: string, name: string, at: number): boolean {
+  if (at < 0 || at + part.length > name.length) return false;
+  for (let i = 0; i < part.length; i++) if (part[i] !== '?' && part[i] !== name[at + i]) return false;
+  return true;
+}
+
+/** The first place at or after `from` where `part` is in `name` and ends by `end`; -1 when none. */
+function findPart(part: string, name: string, from: number, end: number): number {
+  if (!part.includes('?')) {
+    const i = name.indexOf(part, from);
+    return i >= 0 && i + part.length <= end ? i : -1;
+  }
+  for (let i = from; i + part.length <= end; i++) if (partAt(part, name, i)) return i;
+  return -1;
 }
 
 export function modelAllowed(k: Pick<VirtualKey, 'models'>, model: string): boolean {
-  for (const g of k.models) if (g === '*' || g === model || globRe(g).test(model)) return true;
+  for (const g of k.models) if (g === '*' || g === model || globMatch(g, model)) return true;
   return false;
 }
 
