@@ -81,9 +81,14 @@ export const createKeySchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits, . _ @ - (max 64), starting with a letter or digit'),
   owner: z.string().min(1).max(128).default('-'),
   models: z.array(z.string().min(1).max(200)).min(1).default(['*']),
-  /** epoch ms or ISO date, as epoch ms; refused past the last time a Date can hold, which no listing could show */
+  /**
+   * epoch ms, an ISO date (`2027-01-31`: its UTC midnight) or date-time with an offset, as epoch ms; refused past
+   * the last time a Date can hold, which no listing could show
+   */
   expiresAt: z
-    .union([z.number().int().positive(), z.string().datetime({ offset: true }).transform(Date.parse)])
+    .union([z.number().int().positive(), z.iso.datetime({ offset: true }).transform(Date.parse), z.iso.date().transform(Date.parse)], {
+      error: 'epoch ms, or an ISO date or date-time (2027-01-31, 2027-01-31T12:00:00Z)',
+    })
     .refine((ms) => ms <= MAX_TIME_MS, `a time a Date can hold (at most ${MAX_TIME_MS} ms, +275760-09-13)`)
     .optional(),
   limits: limitsSchema.default({}),

@@ -289,6 +289,11 @@ export class KeyService {
     const parsed = createKeySchema.safeParse(input);
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
+      // a field the schema does not have is named itself (`limits.rpm`), not the object it was found in
+      if (i.code === 'unrecognized_keys') {
+        const param = [...i.path, i.keys[0]!].join('.');
+        throw new GatewayError('INVALID_REQUEST', `${param}: unknown field`, { param });
+      }
       const path = i.path.join('.');
       throw new GatewayError('INVALID_REQUEST', `${path || 'body'}: ${i.message}`, { param: path || undefined });
     }

@@ -336,6 +336,31 @@ describe('keys on /v1', () => {
     expect((await admin(gw.url, 'GET', '/admin/usage?since=yesterday-ish')).status).toBe(400);
   });
 
+  it('an unknown field is named in param, however deep; an expiresAt given as an ISO date is its UTC midnight; nothing partial is stored', async () => {
+    for (const [body, param] of [
+      [{ name: 'unknown-top', colour: 'red' }, 'colour'],
+      [{ name: 'unknown-limits', limits: { rpm: 5 } }, 'limits.rpm'],
+      [{ name: 'unknown-budget', budget: { period: 'day', tokens: 5, currency: 'EUR' } }, 'budget.currency'],
+    ] as const) {
+      const r = await admin(gw.url, 'POST', '/admin/keys', body);
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error).toMatchObject({ code: 'invalid_request', param });
+      expect(r.json.error.message).toBe(`${param}: unknown field`);
+      expect((await admin(gw.url, 'GET', `/admin/keys/${body.name}`)).status).toBe(404);
+    }
+    // docs/keys.md: "epoch ms or ISO date"
+    const day = await admin(gw.url, 'POST', '/admin/keys', { name: 'until-a-day', expiresAt: '2999-01-31' });
+    expect(day.status, JSON.stringify(day.json)).toBe(201);
+    expect(day.json.key.expiresAt).toBe('2999-01-31T00:00:00.000Z');
+    for (const expiresAt of ['tomorrow', '2999-02-30', '2999-01-31T00:00:00']) {
+      const r = await admin(gw.url, 'POST', '/admin/keys', { name: 'bad-expiry', expiresAt });
+      expect(r.status, expiresAt).toBe(400);
+      expect(r.json.error).toMatchObject({ code: 'invalid_request', param: 'expiresAt' });
+      expect(r.json.error.message, expiresAt).toMatch(/^expiresAt: epoch ms, or an ISO date or date-time/);
+    }
+    expect((await admin(gw.url, 'GET', '/admin/keys/bad-expiry')).status).toBe(404);
+  });
+
   it('an expiresAt no Date can hold is 400 naming expiresAt and stores nothing; one already stored still lists', async () => {
     for (const expiresAt of [Number.MAX_SAFE_INTEGER, 8.64e15 + 1]) {
       const r = await admin(gw.url, 'POST', '/admin/keys', { name: 'far-future', expiresAt });
