@@ -53,7 +53,12 @@ export class MemoryLimiter implements Limiter {
     }
     if (l.requestsPerMin !== undefined) {
       s.reqTat = Math.max(s.reqTat, now) + MINUTE_MS / l.requestsPerMin;
-      if (state.requests) state.requests.remaining--;
+      // the bucket as it stands once this request is in it, as the Redis limiter reports it: one fewer left, and
+      // the time until it is full again
+      if (state.requests) {
+        state.requests.remaining--;
+        state.requests.resetMs = Math.ceil(s.reqTat - now);
+      }
     }
     if (l.concurrent !== undefined) s.inflight++;
     return { ok: true, lease: `m${++this.leaseSeq}`, state };

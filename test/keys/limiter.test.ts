@@ -16,7 +16,15 @@ describe('MemoryLimiter (GCRA)', () => {
     let now = 1_000_000;
     const l = new MemoryLimiter(() => now);
     const req = { scope: 'key:a', limits: { requestsPerMin: 5 }, leaseMs: 1000 };
-    for (let i = 0; i < 5; i++) expect((await l.admit(req)).ok).toBe(true);
+    // an admission's state is the bucket with it: the first of 5 leaves 4 and is full again in 12 s (as on Redis)
+    const states = [];
+    for (let i = 0; i < 5; i++) {
+      const a = await l.admit(req);
+      expect(a.ok).toBe(true);
+      states.push(a.state.requests);
+    }
+    expect(states[0]).toEqual({ limit: 5, remaining: 4, resetMs: 12_000 });
+    expect(states[4]).toEqual({ limit: 5, remaining: 0, resetMs: 60_000 });
     const sixth = await l.admit(req);
     expect(sixth).toMatchObject({ ok: false, reason: 'requests', retryAfterMs: 12_000 });
     expect(sixth.state.requests).toEqual({ limit: 5, remaining: 0, resetMs: 60_000 });
@@ -124,6 +132,8 @@ describe('RedisLimiter on a real Redis', () => {
       remaining.push(a.state.requests!.remaining);
     }
     expect(remaining).toEqual([6, 5, 4, 3, 2, 1, 0]);
+    const five = await r.admit({ scope: 'key:five', limits: { requestsPerMin: 5 }, leaseMs: 1000 });
+    expect(five.state.requests).toEqual({ limit: 5, remaining: 4, resetMs: 12_000 });
     expect(await r.admit(seven)).toMatchObject({ ok: false, reason: 'requests' });
 
     const big = { scope: 'key:big', limits: { requestsPerMin: 7000 }, leaseMs: 1000 };
