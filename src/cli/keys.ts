@@ -90,7 +90,8 @@ export function registerKeys(program: Command): void {
   ).action(async (o: CreateFlags) => {
     if (o.budgetPeriod !== 'day' && o.budgetPeriod !== 'month') throw new CliError('--budget-period: day or month');
     const cost = o.budgetCost === undefined ? undefined : Number(o.budgetCost);
-    if (cost !== undefined && !(cost > 0)) throw new CliError('--budget-cost: a positive number');
+    // finite too: Infinity (`1e999`) would go out as JSON null, which the API refuses as if no number had been given
+    if (cost !== undefined && !(cost > 0 && Number.isFinite(cost))) throw new CliError('--budget-cost: a positive number');
     const body = {
       name: o.name,
       ...(o.owner ? { owner: o.owner } : {}),
