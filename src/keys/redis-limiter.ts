@@ -95,6 +95,8 @@ end
 return 1`;
 
 const PROBE_EVERY_MS = 1000;
+/** leases kept to give back after an outage, at most (past it they expire by themselves, as after a crash) */
+const MAX_UNRELEASED = 10_000;
 
 export interface RedisLimiterOptions {
   url: string;
@@ -111,6 +113,11 @@ export class RedisLimiter implements Limiter {
   private readonly local = new MemoryLimiter();
   /** last shared budget spend Redis reported, per `scope|period`: the local share starts from it */
   private readonly lastShared = new Map<string, { tokens: number; cost: number }>();
+  /**
+   * Leases a settlement could not give back (Redis unreachable), released when Redis answers again: left to
+   * expire, each would hold its key's concurrency for up to `leaseMs` (routing.timeoutMs + 5 s) after Redis is back.
+   */
+  private unreleased: Array<[scope: string, lease: string]> = [];
   private isDegraded = false;
   private nextProbe = 0;
   private seq = 0;
@@ -164,6 +171,19 @@ export class RedisLimiter implements Limiter {
     this.isDegraded = false;
     limitMetrics.degraded = 0;
     this.o.logger.info('limits: Redis reachable again, limits are shared across instances');
+    this.releaseUnreleased();
+  }
+
+  /** Gives back the leases failed settlements kept (ZREM: a lease already gone is no matter); kept on failure. */
+  private releaseUnreleased(): void {
+    if (this.unreleased.length === 0) return;
+    const batch = this.unreleased;
+    this.unreleased = [];
+    const pipe = this.redis.pipeline();
+    for (const [scope, lease] of batch) pipe.zrem(this.k(scope, 'c'), lease);
+    pipe.exec().catch(() => {
+      this.unreleased = batch.concat(this.unreleased).slice(0, MAX_UNRELEASED);
+    });
   }
 
   private shareOf(l: Limits): Limits {
@@ -240,7 +260,9 @@ export class RedisLimiter implements Limiter {
         expireAt,
       );
     } catch (err) {
-      // The lease expires by itself; the spend is kept locally so the local share counts it.
+      // The lease is given back when Redis answers again (it would expire by itself, but only leaseMs later); the
+      // spend is kept locally so the local share counts it.
+      if (s.limits.concurrent !== undefined && this.unreleased.length < MAX_UNRELEASED) this.unreleased.push([scope, lease]);
       this.degrade(err);
     }
     // Mirror the spend locally: the local share continues from it if Redis fails later.

@@ -10,6 +10,10 @@ import { limitMetrics } from '../../src/keys/limiter.js';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { redisOnPort } from './redis-on-port.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../helpers/env.js';
 
 describe('MemoryLimiter (GCRA)', () => {
   it('5 per minute: a burst of 5, the 6th waits 12 s, then one more every 12 s', async () => {
@@ -147,6 +151,40 @@ describe('RedisLimiter on a real Redis', () => {
     expect(after.state.tokens!.remaining).toBeGreaterThanOrEqual(6_000_000 - 1000);
     expect(r.degraded).toBe(false);
     await r.close();
+  });
+
+  it('a lease whose settlement failed while Redis was down is given back when Redis answers again', async () => {
+    // regression: the lease stayed in Redis until it expired (routing.timeoutMs + 5 s, 10 min by default), so a
+    // Redis blip under a `concurrent: 1` key refused the key on every instance long after Redis was back
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-lease-'));
+    const port = await freePort();
+    let server = await redisOnPort(port, dir, true);
+    const { logger } = memoryLogger();
+    const l = await RedisLimiter.open({ url: `redis://127.0.0.1:${port}`, prefix: 't5:', share: 1, timeoutMs: 200, logger });
+    const limits = { concurrent: 1 };
+    const req = { scope: 'key:lease', limits, leaseMs: 120_000 };
+    try {
+      const a = await l.admit(req);
+      expect(a.ok && a.lease.startsWith('r')).toBe(true); // Redis's lease
+      await server.stop(); // SIGKILL; the append-only file holds the lease
+      await l.settle(req.scope, a.ok ? a.lease : '', { tokens: 0, cost: 0, limits });
+      expect(l.degraded).toBe(true);
+      server = await redisOnPort(port, dir, true);
+      await waitFor(
+        async () => {
+          const x = await l.admit(req);
+          if (x.ok) await l.settle(req.scope, x.lease, { tokens: 0, cost: 0, limits });
+          return x.ok && x.lease.startsWith('r'); // admitted by Redis, not by the local share
+        },
+        'a Redis admission of the key once Redis is back',
+        5000,
+        100,
+      );
+    } finally {
+      await l.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('Redis dies: each instance enforces its share (logged once, counted); Redis returns: shared again (logged once)', async () => {

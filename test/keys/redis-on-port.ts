@@ -1,8 +1,10 @@
 /** A redis-server on a given port (to bring "the same" Redis back after a kill; the fixture picks a new port). */
 import { spawn } from 'node:child_process';
 
-export async function redisOnPort(port: number, dir: string): Promise<{ stop(): Promise<void> }> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
+/** `aof`: write every command to an append-only file in `dir` and load it at start, so a restart keeps the data */
+export async function redisOnPort(port: number, dir: string, aof = false): Promise<{ stop(): Promise<void> }> {
+  const persist = aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persist, '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
