@@ -33,8 +33,8 @@ const MAX_PX = 10_000_000_000_000;
 // The GCRA timestamps are kept as exact as the memory limiter keeps them (`%.17g`: a double read back unchanged),
 // never rounded up to a whole ms per step: a ceil per admission cost `rpm` not dividing 60 000 part of its burst
 // (7/min admitted 6 in a burst, and said `remaining: 5` after the first), and a ceil per settlement charged a
-// 10-token answer 1 ms of a 6M tokens/min bucket, ten times its share. The backlogs go back as text for the same
-// reason (a Lua number reply is truncated to an integer).
+// 10-token answer 1 ms of a 6M tokens/min bucket, ten times its share. The backlogs and the wait go back as text
+// for the same reason (a Lua number reply is truncated to an integer, and overflows past 2^63).
 // KEYS: req, tok, conc, budget. ARGV: rpm, tpm, conc, leaseId, leaseMs, budgetTokens, budgetCost, periodEnd
 const ADMIT = `local function num(x) return string.format('%.17g', x) end
 local t = redis.call('TIME')
@@ -51,7 +51,7 @@ if bTok > 0 or bCost > 0 then
 end
 local reqBack = math.max(0, reqTat - now)
 local tokBack = math.max(0, tokTat - now)
-local function no(reason, wait) return {0, reason, math.ceil(wait), num(reqBack), num(tokBack), tostring(bt), tostring(bc)} end
+local function no(reason, wait) return {0, reason, num(math.ceil(wait)), num(reqBack), num(tokBack), tostring(bt), tostring(bc)} end
 if conc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   if redis.call('ZCARD', KEYS[3]) >= conc then return no('concurrent', 1000) end
@@ -209,7 +209,7 @@ export class RedisLimiter implements Limiter {
     const l = req.limits;
     const b = req.budget;
     const lease = `r${++this.seq}.${this.tag}`;
-    let r: [number, string, number, string, string, string, string];
+    let r: [number, string, string, string, string, string, string];
     try {
       r = (await this.redis.eval(
         ADMIT,
@@ -240,7 +240,7 @@ export class RedisLimiter implements Limiter {
       this.local.seedBudget(req.scope, b.periodId, spent.tokens, spent.cost);
     }
     const state = stateOf(l, Number(reqBack), Number(tokBack));
-    return ok === 1 ? { ok: true, lease, state } : { ok: false, reason: reason as RefusalReason, retryAfterMs: wait, state };
+    return ok === 1 ? { ok: true, lease, state } : { ok: false, reason: reason as RefusalReason, retryAfterMs: Number(wait), state };
   }
 
   async settle(scope: string, lease: string, s: Settlement): Promise<void> {

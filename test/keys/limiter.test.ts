@@ -149,6 +149,14 @@ describe('RedisLimiter on a real Redis', () => {
     const after = await r.admit({ scope: 'key:tok', limits, leaseMs: 1000 });
     // 1000 tokens at 100 per ms: at most 10 ms of backlog, so at least 6M − 1000 left
     expect(after.state.tokens!.remaining).toBeGreaterThanOrEqual(6_000_000 - 1000);
+
+    // a count past what an integer reply holds (1e21 tokens at 1/min): refused for that long, as in memory (the
+    // wait came back as a 64-bit integer reply, overflowed and negative: Retry-After 1 s)
+    const tiny = { tokensPerMin: 1 };
+    await r.settle('key:huge', 'r', { tokens: 1e21, cost: 0, limits: tiny });
+    const huge = await r.admit({ scope: 'key:huge', limits: tiny, leaseMs: 1000 });
+    expect(huge).toMatchObject({ ok: false, reason: 'tokens' });
+    expect(huge.ok ? 0 : huge.retryAfterMs).toBeGreaterThan(1e25);
     expect(r.degraded).toBe(false);
     await r.close();
   });
