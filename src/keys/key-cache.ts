@@ -6,11 +6,19 @@
  * `refreshMs` the store's change counter is read (one small query); when it moved, the whole cache is
  * reloaded. So a disable, enable or rotation on any instance reaches every other instance
  * within `refreshMs` plus one store round trip; on the instance that made it, at once. If the store cannot
- * be read, the last loaded keys stay in force (logged once) and refresh resumes when it answers.
+ * be read (an error, or no answer within STORE_READ_TIMEOUT_MS), the last loaded keys stay in force (logged once)
+ * and refresh resumes when it answers.
  */
 import type { Logger } from '../util/log.js';
 import type { VirtualKey } from './model.js';
 import type { KeyStore } from './store.js';
+
+/**
+ * How long a read of the store may take before it counts as failed. A stalled Redis (paused, swapping) keeps its
+ * connection and answers nothing: without a bound, a request with a secret not loaded here waited as long as the
+ * stall lasted, and so did the refresh, which never said that the store could not be read.
+ */
+export const STORE_READ_TIMEOUT_MS = 5000;
 
 export class KeyCache {
   private byHash = new Map<string, VirtualKey>();
@@ -26,7 +34,17 @@ export class KeyCache {
     private readonly store: KeyStore,
     private readonly refreshMs: number,
     private readonly logger: Logger,
+    private readonly readTimeoutMs = STORE_READ_TIMEOUT_MS,
   ) {}
+
+  /** `p`, or a rejection once the store has not answered within the bound */
+  private bounded<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the key store did not answer within ${this.readTimeoutMs} ms`)), this.readTimeoutMs);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
 
   async start(): Promise<void> {
     await this.refresh();
@@ -54,9 +72,9 @@ export class KeyCache {
 
   private async load(force: boolean): Promise<void> {
     try {
-      const v = await this.store.version();
+      const v = await this.bounded(this.store.version());
       if (v !== this.version || force) {
-        const all = await this.store.list();
+        const all = await this.bounded(this.store.list());
         this.byHash = new Map(all.map((k) => [k.hash, k]));
         this.byId = new Map(all.map((k) => [k.id, k]));
         this.unknown.clear();
@@ -75,7 +93,7 @@ export class KeyCache {
     const hit = this.byHash.get(hash);
     if (hit) return hit;
     if (this.failing || this.unknown.has(hash)) return undefined;
-    const k = await this.store.byHash(hash).catch(() => undefined);
+    const k = await this.bounded(this.store.byHash(hash)).catch(() => undefined);
     if (k) {
       this.byHash.set(hash, k);
       this.byId.set(k.id, k);

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 
 /** `aof`: write every command to an append-only file in `dir` and load it at start, so a restart keeps the data */
-export async function redisOnPort(port: number, dir: string, aof = false): Promise<{ stop(): Promise<void> }> {
+export async function redisOnPort(port: number, dir: string, aof = false): Promise<{ pid: number; stop(): Promise<void> }> {
   const persist = aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persist, '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -25,6 +25,8 @@ export async function redisOnPort(port: number, dir: string, aof = false): Promi
     });
   });
   return {
+    /** the server's process (SIGSTOP / SIGCONT: a Redis that stalls without closing its connections) */
+    pid: child.pid!,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
