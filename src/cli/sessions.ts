@@ -44,8 +44,10 @@ export function registerSessions(program: Command): void {
     const s = r.session;
     out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
     for (const t of s.history) {
+      // a failed turn: its catalogue code (docs/errors.md) beside its text; a gateway older than `errorCode` sends the text only
+      const failure = [t.errorCode, t.error].filter(Boolean).join(': ');
       out(
-        `  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${t.error ? `  (${t.error})` : ''}\n`,
+        `  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${failure ? `  (${failure})` : ''}\n`,
       );
     }
   });
