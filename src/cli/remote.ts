@@ -42,6 +42,20 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
   }
   // a gateway is reached over HTTP(S): anything else is a mistake to name, not a gateway that is down
   if (!/^https?:\/\/[^/]/i.test(url)) throw new CliError("--url must be a gateway's http:// or https:// URL");
+  // `task …` has its client's rules for the base (acp-client/base-url.ts); the admin commands append their path to
+  // this base, so what it cannot carry is refused here, as that client refuses it, and the URL is never echoed:
+  // a password in it would land in the error line
+  if (kind === 'admin') {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new CliError('--url is not a valid URL: expected http(s)://host[:port][/prefix]');
+    }
+    if (u.username || u.password)
+      throw new CliError('--url: credentials do not belong in the URL; pass the admin token with --token or $SWITCHYARD_ADMIN_TOKEN');
+    if (/[?#]/.test(url)) throw new CliError('--url: a gateway base URL carries no query string or fragment');
+  }
   // `task …` warns once its client accepted the base (a base it refuses gets no token: task.ts)
   if (token !== undefined && kind === 'admin') warnCleartext(url, kind);
   return { url: url.replace(/\/+$/, ''), token };
