@@ -84,8 +84,18 @@ export function warnCleartext(url: string, kind: 'admin' | 'acp'): void {
   );
 }
 
-/** Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line. */
-export async function adminCall<T>(flags: RemoteFlags, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+/**
+ * Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line, followed
+ * by the error's `details.problems` one a line when it lists any (a refused config reload). `timeoutMs` bounds
+ * the wait for the reply's headers and between its body's chunks.
+ */
+export async function adminCall<T>(
+  flags: RemoteFlags,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+  { timeoutMs = 10_000 }: { timeoutMs?: number } = {},
+): Promise<T> {
   const { url, token } = resolveRemote(flags, 'admin');
   // undici at the first admin call, so `switchyard gateway` (which imports CliError from here) does not load it
   const { request } = await import('undici');
@@ -95,8 +105,8 @@ export async function adminCall<T>(flags: RemoteFlags, method: 'GET' | 'POST' | 
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? null : JSON.stringify(body),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
   } catch (err) {
     const code = (err as { code?: string }).code;
@@ -110,9 +120,11 @@ export async function adminCall<T>(flags: RemoteFlags, method: 'GET' | 'POST' | 
     throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
   }
   if (res.statusCode >= 400) {
-    const msg = (json as { error?: { message?: string } }).error?.message ?? `HTTP ${res.statusCode}`;
+    const error = (json as { error?: { message?: string; details?: { problems?: unknown } } }).error;
+    const msg = error?.message ?? `HTTP ${res.statusCode}`;
     if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
-    throw new CliError(msg);
+    const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
+    throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`);
   }
   return json as T;
 }

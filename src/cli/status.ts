@@ -6,8 +6,7 @@
 import type { Command } from 'commander';
 import type { Overview } from '../http/overview.js';
 import type { ReloadReport } from '../gateway-reload.js';
-import { request } from 'undici';
-import { adminCall, CliError, remoteOptions, resolveRemote, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 
 function duration(sec: number): string {
@@ -106,24 +105,9 @@ export function registerStatus(program: Command): void {
   });
 }
 
-/** POST /admin/config/reload; a refused file becomes a CliError listing every problem. */
+/** POST /admin/config/reload (a reload may take a while: new channels are built); a refused file's error lists every problem. */
 async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
-  const { url, token } = resolveRemote(o, 'admin');
-  let res;
-  try {
-    res = await request(`${url}/admin/config/reload`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: '{}',
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
-  } catch (err) {
-    throw new CliError(`cannot reach the gateway at ${url} (${(err as { code?: string }).code ?? (err as Error).message}); is it running?`);
-  }
-  const body = (await res.body.json().catch(() => undefined)) as { error?: { message?: string; details?: { problems?: string[] } } } | ReloadReport | undefined;
-  if (res.statusCode === 200 && body && 'applied' in body) return body;
-  const e = body && 'error' in body ? body.error : undefined;
-  const problems = e?.details?.problems ?? [];
-  throw new CliError(`${e?.message ?? `HTTP ${res.statusCode}`}${problems.map((p) => `\n  ${p}`).join('')}`);
+  const r = await adminCall<ReloadReport>(o, 'POST', '/admin/config/reload', {}, { timeoutMs: 30_000 });
+  if (!Array.isArray(r?.applied) || !Array.isArray(r.restartRequired)) throw new CliError('unexpected reply to a config reload; is this a Switchyard gateway?');
+  return r;
 }
