@@ -110,9 +110,21 @@ export async function adminCall<T>(
     });
   } catch (err) {
     const code = (err as { code?: string }).code;
+    // connected, then silence: the gateway is there (or something is), so "is it running?" would mislead
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') throw new CliError(`${url} accepted the connection but did not answer within ${timeoutMs / 1000} s`);
     throw new CliError(`cannot reach the gateway at ${url} (${code ?? (err as Error).message}); is it running?`);
   }
-  const text = await res.body.text();
+  let text: string;
+  try {
+    text = await res.body.text();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new CliError(
+      code === 'UND_ERR_BODY_TIMEOUT'
+        ? `${url} stopped sending its reply (HTTP ${res.statusCode}) for ${timeoutMs / 1000} s`
+        : `the reply from ${url} was cut short (HTTP ${res.statusCode}, ${code ?? (err as Error).message})`,
+    );
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
