@@ -56,6 +56,13 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
       throw new CliError('--url: credentials do not belong in the URL; pass the admin token with --token or $SWITCHYARD_ADMIN_TOKEN');
     if (/[?#]/.test(url)) throw new CliError('--url: a gateway base URL carries no query string or fragment');
   }
+  // a token read with `"$(cat file)"` from a file with CRLF line endings keeps its `\r`: no HTTP header can carry it,
+  // and the request failing before it is sent read "cannot reach the gateway … is it running?" (never the token here)
+  // eslint-disable-next-line no-control-regex -- control characters are what is looked for
+  if (token !== undefined && /[\u0000-\u001f\u007f]/.test(token)) {
+    const name = kind === 'admin' ? 'admin' : 'ACP';
+    throw new CliError(`the ${name} token contains a control character (a line ending from the file it was read from?); no HTTP header can carry it`);
+  }
   // `task …` warns once its client accepted the base (a base it refuses gets no token: task.ts)
   if (token !== undefined && kind === 'admin') warnCleartext(url, kind);
   return { url: url.replace(/\/+$/, ''), token };
