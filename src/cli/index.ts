@@ -47,6 +47,15 @@ export async function main(argv: string[]): Promise<void> {
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError();
+  // `switchyard … | head`: a reader that closed the pipe wants no more, which is no failure to print a stack trace
+  // for (Node ignores SIGPIPE, so the write fails with EPIPE instead). Not for `gateway`: a long-lived process
+  // does not stop because whatever read its stdout did.
+  if (argv[2] !== 'gateway') {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
   const commands = argv[2] === 'gateway' ? [(await import('./gateway.js')).registerGateway] : await allCommands();
   for (const register of commands) register(program);
   try {
