@@ -28,12 +28,25 @@ export function out(s: string): void {
   process.stdout.write(printable(s));
 }
 
+/** marks drawn on the character before them (accents, skin tones), joiners and variation selectors: no column of their own */
+const ZERO_WIDTH = /^(?:\p{Mn}|\p{Me}|\p{Variation_Selector}|\p{Emoji_Modifier}|[\u200b-\u200f\u2060])$/u;
+/** East Asian wide and fullwidth characters, and emoji drawn as emoji by default: two columns in a terminal */
+const WIDE =
+  /^(?:\p{Emoji_Presentation}|[\u{1100}-\u{115f}\u{2e80}-\u{303e}\u{3041}-\u{33ff}\u{3400}-\u{4dbf}\u{4e00}-\u{9fff}\u{a000}-\u{a4cf}\u{ac00}-\u{d7a3}\u{f900}-\u{faff}\u{fe30}-\u{fe4f}\u{ff00}-\u{ff60}\u{ffe0}-\u{ffe6}\u{20000}-\u{3fffd}])$/u;
+
+/** How many terminal columns `s` takes (by code point, not UTF-16 unit: a CJK name is twice its length). */
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) w += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
+  return w;
+}
+
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const cells = rows.map((r) => r.map((c) => (c === null || c === undefined || c === '' ? '-' : printableCell(String(c)))));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const widths = headers.map((h, i) => Math.max(displayWidth(h), ...cells.map((r) => displayWidth(r[i]!))));
   const line = (r: string[]) =>
     r
-      .map((c, i) => c.padEnd(widths[i]!))
+      .map((c, i) => c + ' '.repeat(widths[i]! - displayWidth(c)))
       .join('  ')
       .trimEnd();
   return [line(headers), ...cells.map(line)].join('\n') + '\n';
