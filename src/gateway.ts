@@ -30,6 +30,7 @@ import { openKeys } from './keys/open.js';
 import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
 import { exchangeMeter, inboundApis } from './http/routes/apis.js';
+import { GatewayError } from './wire/errors.js';
 
 export interface Gateway {
   readonly id: string;
@@ -169,14 +170,20 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
         }
       : undefined;
   let reloading: Promise<unknown> = Promise.resolve();
+  let closing: Promise<void> | undefined;
   const reload = (): Promise<ReloadReport> => {
     // One reload at a time; the file is read when its turn comes.
-    const run = reloading.then(() =>
-      applyReload(
+    const run = reloading.then(() => {
+      // A stop has begun (SIGHUP and the admin API still reach a draining gateway): nothing is applied. The stop
+      // told every peer that this gateway shares nothing; a reload would re-send the share lists (peers route back
+      // to a gateway going away), dial the file's bridges and make providers for parts being closed. A reload runs
+      // from here to its apply without waiting on a timer or I/O, so a stop cannot begin part-way through one.
+      if (closing) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down: the config is not reloaded');
+      return applyReload(
         { live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp, tls: servedTls },
         readForReload(loaded.path, cfg),
-      ),
-    );
+      );
+    });
     reloading = run.catch(() => undefined);
     return run;
   };
@@ -219,7 +226,6 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
   mesh.start(bridgeCa);
   logger.info('gateway listening', { id, url, channels: cfg.channels.map((c) => c.name), bridges: cfg.gateway.bridges.map((b) => b.name) });
 
-  let closing: Promise<void> | undefined;
   return {
     id,
     name: cfg.gateway.name,
