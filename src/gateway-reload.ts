@@ -5,7 +5,8 @@
  * - channels added, removed and changed (a removed or replaced channel leaves the routing table at once,
  *   and its upstream pool is closed only after its in-flight requests ended); unchanged channels keep their
  *   health state and statistics;
- * - outbound bridges connected, disconnected, re-dialled when changed;
+ * - outbound bridges connected, disconnected, re-dialled when changed (a removed or changed bridge's link closes at
+ *   once, and what is in flight on it fails with PEER_UNAVAILABLE: the one exception to the rule above);
  * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
  * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings;
  * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it (its new runtime
