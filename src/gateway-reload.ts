@@ -82,7 +82,21 @@ const LIVE = [
 ];
 const ACP_RUNTIMES = ['acp.agents', 'acp.gateways'];
 
-/** Leaf key paths whose values differ (arrays compared whole). */
+/**
+ * A config value as JSON with every object's keys sorted, for comparing an old and a new value. The schema writes
+ * its objects' keys in its own order, but a record (a channel's `options`, `headers` and `modelMap`, an agent's
+ * `env`) keeps the file's: the same keys and values written in another order are the same setting, and must not
+ * make a channel "changed" (a new provider, its health record and statistics lost) or re-dial a bridge.
+ */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
+/** Leaf key paths whose values differ (arrays compared whole, the order of an object's keys aside). */
 export function changedPaths(a: unknown, b: unknown, path = ''): string[] {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObj(a) && isObj(b)) {
@@ -90,7 +104,7 @@ export function changedPaths(a: unknown, b: unknown, path = ''): string[] {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) out.push(...changedPaths(a[k], b[k], path ? `${path}.${k}` : k));
     return out;
   }
-  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+  return canonicalJson(a) === canonicalJson(b) ? [] : [path];
 }
 
 const under = (p: string, prefixes: string[]) => prefixes.some((x) => p === x || p.startsWith(`${x}.`));
@@ -274,8 +288,8 @@ async function prepareReload(t: ReloadTarget, next: Config): Promise<PreparedRel
       problems.push(`acp.agents / acp.gateways: the ACP runtime table cannot be built: ${(err as Error)?.message ?? String(err)}`);
     }
   }
-  const before = new Map(t.live.channels.map((c) => [c.name, JSON.stringify(c)]));
-  const changed = (c: ChannelConfig) => before.get(c.name) !== JSON.stringify(c);
+  const before = new Map(t.live.channels.map((c) => [c.name, canonicalJson(c)]));
+  const changed = (c: ChannelConfig) => before.get(c.name) !== canonicalJson(c);
   let prepared: Prepared;
   try {
     prepared = await prepareConfig({ config: next, path: t.path, baseDir: t.baseDir }, { channels: changed, tls: problems.length > 0 ? 'server' : 'later' });
@@ -360,7 +374,7 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
   }
   for (const [name, b] of after) {
     const old = before.get(name);
-    if (old && JSON.stringify(old) === JSON.stringify(b)) continue;
+    if (old && canonicalJson(old) === canonicalJson(b)) continue;
     if (old) t.mesh.disconnect(name);
     t.mesh.dial(b, ca.get(name));
     report.applied.push(`bridge ${name} ${old ? 're-dialled (changed)' : 'connecting'}`);
