@@ -367,16 +367,27 @@ async function closeWhenIdle(t: ReloadTarget, p: ChannelProvider): Promise<void>
 function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: ReadonlyMap<string, string>, report: ReloadReport): void {
   const before = new Map(t.live.gateway.bridges.map((b) => [b.name, b]));
   const after = new Map(next.map((b) => [b.name, b]));
+  // The outbound bridges running now: the file's, less those `bridge disconnect` stopped, plus those added at run
+  // time (POST /admin/bridges). Only these are disconnected: mesh.disconnect falls back to an inbound link of that
+  // name. A bridge the file adds under the name of one added at run time replaces it: dialled beside it, the two
+  // would replace each other's link at the peer for ever (each redial fails the requests on the other's).
+  const running = new Set(
+    t.mesh
+      .list()
+      .filter((r) => r.direction === 'outbound')
+      .map((r) => r.name),
+  );
   for (const [name] of before) {
     if (after.has(name)) continue;
-    t.mesh.disconnect(name);
+    if (running.has(name)) t.mesh.disconnect(name);
     report.applied.push(`bridge ${name} disconnected`);
   }
   for (const [name, b] of after) {
     const old = before.get(name);
     if (old && canonicalJson(old) === canonicalJson(b)) continue;
-    if (old) t.mesh.disconnect(name);
+    if (running.has(name)) t.mesh.disconnect(name);
     t.mesh.dial(b, ca.get(name));
-    report.applied.push(`bridge ${name} ${old ? 're-dialled (changed)' : 'connecting'}`);
+    const how = old ? 're-dialled (changed)' : running.has(name) ? 're-dialled (replaces the bridge of this name added at run time)' : 'connecting';
+    report.applied.push(`bridge ${name} ${how}`);
   }
 }
