@@ -25,6 +25,7 @@ import { clientTooSlow, type AcpStreams } from './streams.js';
 import { quotedMethod } from '../../acp/params.js';
 import { drainOrClose } from '../../util/drain.js';
 import { wsSocket } from '../../util/ws-internals.js';
+import { bearerToken, tokenMatches } from '../../util/secret.js';
 import type { ReplayFlow } from '../../acp/update-log.js';
 
 export interface AcpWsOptions {
@@ -86,10 +87,20 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
   const pingMs = o.pingIntervalMs ?? 20_000;
   const maxBacklog = o.maxStreamBacklogBytes;
 
-  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined, caller: string | undefined) => {
+  /**
+   * `allowed`: whether the credential the socket was opened with is still accepted. An `acp.tokens` entry a config
+   * reload removed is refused from then on, on a socket already open too: its next call is answered UNAUTHORIZED
+   * and the socket closes (1008), and a socket that only follows a session is closed at its next ping.
+   */
+  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined, caller: string | undefined, allowed: () => boolean) => {
     let alive = true;
     ws.on('pong', () => (alive = true));
+    const revoked = (id: string | number | null) => {
+      send(errorEnvelope(id, new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', 'the token this socket was opened with is no longer in acp.tokens', {}, 401)));
+      ws.close(1008, 'token no longer accepted');
+    };
     const ping = setInterval(() => {
+      if (!allowed()) return revoked(null);
       if (!alive) return ws.terminate();
       alive = false;
       ws.ping();
@@ -166,6 +177,7 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       const parsed = parseRequest(value);
       if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));
       const rpc = parsed.request;
+      if (!allowed()) return revoked(rpc.id ?? null);
       const run = o.dispatch(rpc, { notify: (method, params) => send(notificationText(method, params)), caller });
       if (rpc.id === undefined) {
         void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: quotedMethod(rpc.method), error: String(err) }));
@@ -192,7 +204,10 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
           withWs(
             ({ WebSocketServer }) => {
               wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
-              wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, access.caller));
+              // a static token is checked again on each call (a reload may remove it); a key is checked here only
+              const secret = bearerToken(req.headers.authorization);
+              const allowed = access.caller.startsWith('token:') ? () => secret !== undefined && tokenMatches(secret, o.tokens) : () => true;
+              wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, access.caller, allowed));
             },
             (e) => {
               o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
