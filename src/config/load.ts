@@ -90,7 +90,7 @@ export function isLoopbackHost(host: string): boolean {
 /** Validates an already-parsed object. Throws ConfigError listing every problem. */
 export function validateConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
-  const substituted = substituteEnv(raw ?? {}, env, [], problems);
+  const substituted = substituteEnv(raw, env, [], problems);
   if (problems.length) throw new ConfigError(problems, source);
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
