@@ -64,7 +64,15 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: stri
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, String(i)], problems));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, env, [...path, k], problems);
+    for (const [k, v] of Object.entries(value)) {
+      // JSON5 keeps `__proto__` as a key; assigned here it would set `out`'s prototype (its keys read through it, out
+      // of reach of the unknown-key check) or vanish, where a map (`headers`, `modelMap`, `options`) takes any key
+      if (k === '__proto__') {
+        problems.push(`${fmtPath([...path, k])}: "__proto__" cannot be a key`);
+        continue;
+      }
+      out[k] = substituteEnv(v, env, [...path, k], problems);
+    }
     return out;
   }
   return value;

@@ -115,6 +115,22 @@ describe('loading a config file', () => {
     expect(missing[0]).toContain('does-not-exist.json5');
   });
 
+  it('a "__proto__" key is refused with its path, not dropped or read through', () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        file(
+          `{ __proto__: { gateway: { name: "inherited" } }, channels: [{ name: "demo", provider: "mock", models: ["mock-1"], headers: { "__proto__": { x: 1 } }, modelMap: { "__proto__": "up" } }] }`,
+        ),
+        {},
+      ),
+    );
+    expect(problems).toEqual([
+      '__proto__: "__proto__" cannot be a key',
+      'channels.0.headers.__proto__: "__proto__" cannot be a key',
+      'channels.0.modelMap.__proto__: "__proto__" cannot be a key',
+    ]);
+  });
+
   it('SWITCHYARD_CONFIG is used when --config is not given', () => {
     const p = file(`{ gateway: { name: "from-env" }, channels: [${JSON.stringify(mockChannel)}] }`);
     expect(loadConfig(undefined, { SWITCHYARD_CONFIG: p }).config.gateway.name).toBe('from-env');
