@@ -60,6 +60,11 @@ export interface ReloadTarget {
    * not a usable certificate and key, and the pair in service stays
    */
   tls?: { serving(): { cert: string; key: string }; use(pem: { cert: string; key: string }): void } | undefined;
+  /**
+   * the `ca` text each configured bridge was dialled with, by name (absent: not compared): a bridge whose `ca` file
+   * now holds other text (a peer's renewed certificate) is re-dialled with it; the apply keeps it up to date
+   */
+  bridgeCa?: Map<string, string> | undefined;
 }
 
 /** Key paths (prefixes) applied live; any other difference needs a restart. */
@@ -384,10 +389,22 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
   }
   for (const [name, b] of after) {
     const old = before.get(name);
-    if (old && canonicalJson(old) === canonicalJson(b)) continue;
+    const sameKeys = old !== undefined && canonicalJson(old) === canonicalJson(b);
+    const caChanged = t.bridgeCa !== undefined && t.bridgeCa.get(name) !== ca.get(name);
+    if (sameKeys && !caChanged) continue;
     if (running.has(name)) t.mesh.disconnect(name);
     t.mesh.dial(b, ca.get(name));
-    const how = old ? 're-dialled (changed)' : running.has(name) ? 're-dialled (replaces the bridge of this name added at run time)' : 'connecting';
+    const how = sameKeys
+      ? 're-dialled (its ca file changed)'
+      : old
+        ? 're-dialled (changed)'
+        : running.has(name)
+          ? 're-dialled (replaces the bridge of this name added at run time)'
+          : 'connecting';
     report.applied.push(`bridge ${name} ${how}`);
+  }
+  if (t.bridgeCa) {
+    t.bridgeCa.clear();
+    for (const [name, text] of ca) t.bridgeCa.set(name, text);
   }
 }

@@ -169,6 +169,8 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
           },
         }
       : undefined;
+  // the `ca` text each configured bridge is dialled with: a reload re-dials a bridge whose `ca` file changed
+  const dialledCa = new Map(bridgeCa);
   let reloading: Promise<unknown> = Promise.resolve();
   let closing: Promise<void> | undefined;
   const reload = (): Promise<ReloadReport> => {
@@ -180,7 +182,7 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
       // from here to its apply without waiting on a timer or I/O, so a stop cannot begin part-way through one.
       if (closing) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down: the config is not reloaded');
       return applyReload(
-        { live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp, tls: servedTls },
+        { live: cfg, path: loaded.path, baseDir: loaded.baseDir, router, mesh, providers, logger, acp, tls: servedTls, bridgeCa: dialledCa },
         readForReload(loaded.path, cfg),
       );
     });
