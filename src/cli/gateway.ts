@@ -1,7 +1,7 @@
 /** `switchyard gateway [--config F]`: run a gateway until SIGTERM/SIGINT, then shut down gracefully. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { startGateway } from '../gateway.js';
+import { startGateway, type Gateway } from '../gateway.js';
 import { setLogLevel, type Level } from '../util/log.js';
 import { releaseYoungGeneration } from '../util/young-generation.js';
 import { CliError } from './remote.js';
@@ -20,7 +20,15 @@ export function registerGateway(program: Command): void {
       }
       // --log-level, else SWITCHYARD_LOG, else gateway.log.level: startGateway applies the file's (as a reload does)
       const loaded = loadConfig(opts.config);
-      let gw;
+      // a SIGHUP while the gateway starts (a `systemctl reload` just after the start) would take the signal's default
+      // action and end the process: it is held, and the reload runs once the gateway listens (the file may have
+      // changed since it was read)
+      let gw: Gateway | undefined;
+      let hupWhileStarting = false;
+      process.on('SIGHUP', () => {
+        if (gw) void reloadOnSignal(gw);
+        else hupWhileStarting = true;
+      });
       try {
         gw = await startGateway(loaded);
       } catch (err) {
@@ -47,7 +55,7 @@ export function registerGateway(program: Command): void {
           process.exit(0);
         });
       };
-      process.on('SIGHUP', () => void reloadOnSignal(gw));
+      if (hupWhileStarting) void reloadOnSignal(gw);
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
     });
