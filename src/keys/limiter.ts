@@ -75,8 +75,23 @@ export function gcraSlack(perMs: number): number {
 }
 
 /** What a GCRA bucket with `backlogMs` has left for more, at `perMs` each (the rate-limit headers' `remaining`). */
-export function gcraRemaining(backlogMs: number, perMs: number): number {
+function gcraRemaining(backlogMs: number, perMs: number): number {
   return Math.max(0, Math.floor((MINUTE_MS - backlogMs + gcraSlack(perMs)) / perMs));
+}
+
+/**
+ * The rate-limit state of a key's buckets from their backlogs (ms ≥ 0 until each is empty): what both limiters
+ * report, so the headers say the same whichever counted.
+ */
+export function gcraState(l: Limits, reqBacklogMs: number, tokBacklogMs: number): LimitState {
+  const out: LimitState = {};
+  if (l.requestsPerMin !== undefined) {
+    out.requests = { limit: l.requestsPerMin, remaining: gcraRemaining(reqBacklogMs, MINUTE_MS / l.requestsPerMin), resetMs: Math.ceil(reqBacklogMs) };
+  }
+  if (l.tokensPerMin !== undefined) {
+    out.tokens = { limit: l.tokensPerMin, remaining: gcraRemaining(tokBacklogMs, MINUTE_MS / l.tokensPerMin), resetMs: Math.ceil(tokBacklogMs) };
+  }
+  return out;
 }
 
 /** Counters a future /metrics endpoint reads; they only ever grow (except `degraded`). */

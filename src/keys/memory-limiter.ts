@@ -1,5 +1,5 @@
 /** In-process limiter (see limiter.ts for the algorithms): the SQLite default, and Redis's fallback. */
-import { gcraRemaining, gcraSlack, MINUTE_MS, type Admission, type AdmitRequest, type Limiter, type LimitState, type Settlement } from './limiter.js';
+import { gcraSlack, gcraState, MINUTE_MS, type Admission, type AdmitRequest, type Limiter, type LimitState, type Settlement } from './limiter.js';
 import type { Limits } from './model.js';
 
 interface ScopeState {
@@ -91,16 +91,5 @@ export class MemoryLimiter implements Limiter {
 }
 
 function limitState(l: Limits, s: ScopeState, now: number): LimitState {
-  const out: LimitState = {};
-  if (l.requestsPerMin !== undefined) {
-    const per = MINUTE_MS / l.requestsPerMin;
-    const backlog = Math.max(0, s.reqTat - now);
-    out.requests = { limit: l.requestsPerMin, remaining: gcraRemaining(backlog, per), resetMs: Math.ceil(backlog) };
-  }
-  if (l.tokensPerMin !== undefined) {
-    const per = MINUTE_MS / l.tokensPerMin;
-    const backlog = Math.max(0, s.tokTat - now);
-    out.tokens = { limit: l.tokensPerMin, remaining: gcraRemaining(backlog, per), resetMs: Math.ceil(backlog) };
-  }
-  return out;
+  return gcraState(l, Math.max(0, s.reqTat - now), Math.max(0, s.tokTat - now));
 }

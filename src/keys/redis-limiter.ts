@@ -13,18 +13,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../util/log.js';
 import { closeRedis } from '../util/redis-close.js';
 import { MemoryLimiter } from './memory-limiter.js';
-import {
-  gcraRemaining,
-  limitMetrics,
-  MINUTE_MS,
-  type Admission,
-  type AdmitRequest,
-  type BudgetCheck,
-  type Limiter,
-  type LimitState,
-  type RefusalReason,
-  type Settlement,
-} from './limiter.js';
+import { gcraState, limitMetrics, type Admission, type AdmitRequest, type BudgetCheck, type Limiter, type RefusalReason, type Settlement } from './limiter.js';
 import type { Limits } from './model.js';
 
 /** the longest expiry the scripts set (about 317 years): a whole number Lua prints without an exponent */
@@ -239,7 +228,7 @@ export class RedisLimiter implements Limiter {
       this.lastShared.set(`${req.scope}|${b.periodId}`, spent);
       this.local.seedBudget(req.scope, b.periodId, spent.tokens, spent.cost);
     }
-    const state = stateOf(l, Number(reqBack), Number(tokBack));
+    const state = gcraState(l, Number(reqBack), Number(tokBack));
     return ok === 1 ? { ok: true, lease, state } : { ok: false, reason: reason as RefusalReason, retryAfterMs: Number(wait), state };
   }
 
@@ -286,15 +275,4 @@ export class RedisLimiter implements Limiter {
   async close(): Promise<void> {
     await closeRedis(this.redis);
   }
-}
-
-function stateOf(l: Limits, reqBack: number, tokBack: number): LimitState {
-  const out: LimitState = {};
-  if (l.requestsPerMin !== undefined) {
-    out.requests = { limit: l.requestsPerMin, remaining: gcraRemaining(reqBack, MINUTE_MS / l.requestsPerMin), resetMs: Math.ceil(reqBack) };
-  }
-  if (l.tokensPerMin !== undefined) {
-    out.tokens = { limit: l.tokensPerMin, remaining: gcraRemaining(tokBack, MINUTE_MS / l.tokensPerMin), resetMs: Math.ceil(tokBack) };
-  }
-  return out;
 }
