@@ -53,19 +53,27 @@ export class UsageRecorder {
       this.o.logger.error('usage records dropped: the store has not accepted writes for too long', { dropped: n });
     }
     if (this.closed) return;
-    if (this.pending.length >= this.o.maxBatch) void this.flush();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.o.flushIntervalMs);
-      this.timer.unref();
-    }
+    // one write at a time: what arrives during a write goes in the next one (started when it ends), and while
+    // the store fails, the timer's retry writes it (a full batch does not ask a failing store again at once)
+    if (this.pending.length >= this.o.maxBatch && !this.flushing && !this.failing) void this.flush();
+    else this.armTimer();
   }
 
-  /** Writes everything pending now; concurrent calls share one write. */
+  private armTimer(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.o.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Writes everything pending now; a call during a write waits for it and then writes what came meanwhile (or
+   * waits for the write that took it), so it resolves once nothing it was called for is left to write.
+   */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => (this.pending.length > 0 ? this.flush() : undefined));
+    if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.pending.length === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = [];
@@ -88,16 +96,14 @@ export class UsageRecorder {
             err: String((err as Error)?.message ?? err),
           });
         this.failing = true;
-        if (!this.closed && !this.timer) {
-          this.timer = setTimeout(() => {
-            this.timer = undefined;
-            void this.flush();
-          }, this.o.flushIntervalMs);
-          this.timer.unref();
-        }
+        this.armTimer();
       })
       .finally(() => {
         this.flushing = undefined;
+        // what came during the write: a full batch goes now (unless the store just failed: the timer retries)
+        if (this.closed || this.pending.length === 0) return;
+        if (this.pending.length >= this.o.maxBatch && !this.failing) void this.flush();
+        else this.armTimer();
       });
     return this.flushing;
   }
