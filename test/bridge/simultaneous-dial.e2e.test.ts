@@ -29,7 +29,9 @@ beforeAll(async () => {
       id: SELF,
       name: 'middle',
       admin: { token: ADMIN },
-      bridge: { enabled: true, allowedTokens: [TOKEN], limits: { heartbeatIntervalMs: 50, handshakeTimeoutMs: 2000 } },
+      // pings every 50 ms prove a link is still held (stillServed); a test process stalled by a loaded machine
+      // must not have its links closed as silent meanwhile, so silence is tolerated for 5 s
+      bridge: { enabled: true, allowedTokens: [TOKEN], limits: { heartbeatIntervalMs: 50, deadPeerMisses: 100, handshakeTimeoutMs: 2000 } },
     },
     channels: [{ name: 'own', provider: 'mock', models: ['m-model'] }],
   });
