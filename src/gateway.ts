@@ -126,13 +126,13 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
     (token) => secrets.forget(token),
   );
   let selfUrl = '';
-  const obs = new Observability({
+  // the tracer is started here: a construction that fails after that shuts it down before it throws
+  const obs = await Observability.open({
     config: cfg,
     gatewayId: id,
     router,
     mesh,
     store,
-    tracer: await Observability.tracerFor(cfg, id),
     // an agent's model requests (its session token) join the trace of the turn that is running
     parentOf: (req) => modelTokens.traceParent(req),
   });

@@ -23,7 +23,7 @@ export interface ObservabilityDeps {
   router: Router;
   mesh: BridgeMesh;
   store?: SessionStore | undefined;
-  /** from `Observability.tracerFor` (async: it loads the OpenTelemetry SDK only when tracing is enabled) */
+  /** from `Observability.tracerFor` (async: it loads the OpenTelemetry SDK only when tracing is enabled); owned by the caller until the constructor returns */
   tracer: GatewayTracer | undefined;
   /** the trace parent of a request with no `traceparent` header (an ACP agent's model request: its turn) */
   parentOf?: ((req: IncomingMessage) => string | undefined) | undefined;
@@ -44,6 +44,21 @@ export class Observability implements RouterObserver {
     this.meter = new RequestMeter(this.metrics, this.rates, this.tracer, d.parentOf);
     d.router.observer = this;
     if (d.mesh.transfers) d.mesh.transfers.onOutcome = (direction, outcome) => this.metrics.transferEnded(direction, outcome);
+  }
+
+  /**
+   * Starts the tracer `gateway.tracing` asks for and builds the observability around it: the composition root's
+   * one way in. If a step after the tracer's start throws, the tracer is shut down (its exporter with it) before
+   * the error goes on, so a failed construction leaves nothing of its own running.
+   */
+  static async open(d: Omit<ObservabilityDeps, 'tracer'>): Promise<Observability> {
+    const tracer = await Observability.tracerFor(d.config, d.gatewayId);
+    try {
+      return new Observability({ ...d, tracer });
+    } catch (err) {
+      await tracer?.close();
+      throw err;
+    }
   }
 
   /** The tracer `gateway.tracing` asks for; undefined (and the SDK never imported) when tracing is off. */
