@@ -28,13 +28,17 @@ type Metered = ServerResponse & { [METER]?: Meter };
 /** Routes that go to an upstream (counted as waiting until their first byte). */
 const MODEL_ROUTES = new Set(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/responses', '/v1beta']);
 
-/** A bounded route label: known paths as they are, everything else by family. */
+/** `path` is `base` itself or under it (`/v1beta` and `/v1beta/...`, not `/v1betax`). */
+const inFamily = (path: string, base: string): boolean => path.startsWith(base) && (path.length === base.length || path[base.length] === '/');
+
+/** A bounded route label: known paths as they are, everything else by family (a family's bare path included). */
 export function routeLabel(path: string): string {
-  if (path.startsWith('/v1/')) return MODEL_ROUTES.has(path) || path === '/v1/models' ? path : '/v1/other';
-  if (path.startsWith('/v1beta/')) return '/v1beta';
-  if (path.startsWith('/admin/')) return '/admin';
-  if (path === '/acp/rpc' || path.startsWith('/acp')) return '/acp';
-  if (path === '/ui' || path.startsWith('/ui/')) return '/ui';
+  if (inFamily(path, '/v1')) return MODEL_ROUTES.has(path) || path === '/v1/models' ? path : '/v1/other';
+  if (inFamily(path, '/v1beta')) return '/v1beta';
+  if (inFamily(path, '/admin')) return '/admin';
+  // every path the ACP layer answers (`/acp`, `/acp/rpc`, `/acp-server/...`: the guard's rule, src/http/guard.ts)
+  if (path.startsWith('/acp')) return '/acp';
+  if (inFamily(path, '/ui')) return '/ui';
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path;
   return 'other';
 }
