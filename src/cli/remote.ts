@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, ConfigError, isLoopbackHost } from '../config/load.js';
+import { BaseUrlError, gatewayBase } from './acp-client/base-url.js';
 
 export interface RemoteFlags {
   url?: string;
@@ -40,22 +41,20 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
       url ??= 'http://127.0.0.1:18789';
     }
   }
-  // a gateway is reached over HTTP(S): anything else is a mistake to name, not a gateway that is down
-  if (!/^https?:\/\/[^/]/i.test(url)) throw new CliError("--url must be a gateway's http:// or https:// URL");
-  // `task …` has its client's rules for the base (acp-client/base-url.ts); the admin commands append their path to
-  // this base, so what it cannot carry is refused here, as that client refuses it, and the URL is never echoed:
-  // a password in it would land in the error line
-  if (kind === 'admin') {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new CliError('--url is not a valid URL: expected http(s)://host[:port][/prefix]');
-    }
-    if (u.username || u.password)
-      throw new CliError('--url: credentials do not belong in the URL; pass the admin token with --token or $SWITCHYARD_ADMIN_TOKEN');
-    if (/[?#]/.test(url)) throw new CliError('--url: a gateway base URL carries no query string or fragment');
+  // one rule set for what a base URL may be, the ACP client's first rules (acp-client/base-url.ts): the admin commands
+  // append their path to this base, `task …`'s client normalises it further; a refusal never echoes the URL (a
+  // password in it would land in the error line)
+  let base: URL;
+  try {
+    base = gatewayBase(url, {
+      subject: '--url',
+      token: kind === 'admin' ? 'the admin token with --token or $SWITCHYARD_ADMIN_TOKEN' : 'the ACP token with --token or $SWITCHYARD_ACP_TOKEN',
+    });
+  } catch (err) {
+    if (err instanceof BaseUrlError) throw new CliError(err.message);
+    throw err;
   }
+  url = base.href;
   // a token read with `"$(cat file)"` from a file with CRLF line endings keeps its `\r`: no HTTP header can carry it,
   // and the request failing before it is sent read "cannot reach the gateway … is it running?" (never the token here)
   // eslint-disable-next-line no-control-regex -- control characters are what is looked for

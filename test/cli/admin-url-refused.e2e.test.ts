@@ -6,6 +6,11 @@
  * for; a malformed one (`http://[::1`) was "cannot reach the gateway … is it running?". Each is now refused
  * before anything is sent, in one line that does not echo the URL, as `task …`'s client refuses such a base.
  *
+ * Both kinds of command check the base by one rule set (gatewayBase, src/cli/acp-client/base-url.ts): `task …`
+ * refused a query string echoing the URL whole (a token in the query with it) and a malformed URL echoing it as
+ * typed (a password with it); a fragment, never sent, is dropped by both, so an admin command's path no longer
+ * lands in it.
+ *
  * The real binary against a real gateway process with an admin token.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -38,10 +43,10 @@ describe('the admin commands refuse a base URL they cannot use, without echoing 
     expect(flag.stdout + env.stdout).toBe('');
   });
 
-  it('a query string or fragment: refused, not a request for another route', async () => {
-    for (const url of [`${gw.url}?x=1`, `${gw.url}#top`]) {
+  it('a query string: refused, not a request for another route', async () => {
+    for (const url of [`${gw.url}?x=1`, `${gw.url}/?x=1`]) {
       const r = await runCli(['status', '--url', url, '--token', ADMIN]);
-      expect(r.stderr).toBe('switchyard: --url: a gateway base URL carries no query string or fragment\n');
+      expect(r.stderr).toBe('switchyard: --url: a gateway base URL carries no query string\n');
       expect(r.code).toBe(1);
     }
   });
@@ -53,11 +58,42 @@ describe('the admin commands refuse a base URL they cannot use, without echoing 
   });
 
   it('a plain base, with or without a trailing slash, still works', async () => {
-    for (const url of [gw.url, `${gw.url}/`]) {
+    // a fragment is never sent: dropped, the command's path goes after the base, not into the fragment
+    for (const url of [gw.url, `${gw.url}/`, `${gw.url}#top`]) {
       const r = await runCli(['bridge', 'list', '--url', url, '--token', ADMIN]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('no bridges\n');
       expect(r.code).toBe(0);
+    }
+  });
+});
+
+describe('`task …` refuses a base URL by the same rules, in the same words, without echoing it', () => {
+  const task = (url: string) => runCli(['task', 'providers', '--url', url, '--token', 'acp-url-refused-token', '--local'], { SWITCHYARD_ACP_TOKEN: '' });
+
+  it('credentials: refused, the password never printed', async () => {
+    const r = await task(withCredentials());
+    expect(r.stderr).toBe('switchyard: --url: credentials do not belong in the URL; pass the ACP token with --token or $SWITCHYARD_ACP_TOKEN\n');
+    expect(r.code).toBe(1);
+  });
+
+  it('a query string: refused, the query (a token in it) never printed', async () => {
+    const r = await task(`${gw.url}/acp?token=${PASSWORD}`);
+    expect(r.stderr).toBe('switchyard: --url: a gateway base URL carries no query string\n');
+    expect(r.code).toBe(1);
+  });
+
+  it('a malformed URL: said so, the password in it never printed', async () => {
+    const r = await task(`http://ops:${PASSWORD}@[::1`);
+    expect(r.stderr).toBe('switchyard: --url is not a valid URL: expected http(s)://host[:port][/prefix]\n');
+    expect(r.code).toBe(1);
+  });
+
+  it('not http(s): the scheme named as the mistake', async () => {
+    for (const url of ['ws://127.0.0.1:9/acp', '127.0.0.1:9']) {
+      const r = await task(url);
+      expect(r.stderr, url).toBe("switchyard: --url must be a gateway's http:// or https:// URL\n");
+      expect(r.code).toBe(1);
     }
   });
 });

@@ -3,7 +3,7 @@
  * gateway paths, and the managed-mode refusal of loopback / LAN / link-local hosts unless local use is allowed.
  */
 import { describe, expect, it } from 'vitest';
-import { AcpBaseUrlError, isLocalHost, normaliseAcpBase } from './base-url.js';
+import { AcpBaseUrlError, BaseUrlError, gatewayBase, isLocalHost, normaliseAcpBase } from './base-url.js';
 
 const managed = { allowLocal: false };
 const local = { allowLocal: true };
@@ -65,10 +65,14 @@ describe('normaliseAcpBase: normalisation', () => {
 
 describe('normaliseAcpBase: malformed bases', () => {
   it.each([
-    ['', 'invalid-url'],
-    ['bridge.example.com', 'invalid-url'],
-    ['://x', 'invalid-url'],
+    // not http(s):// text at all: the scheme is the mistake to name
+    ['', 'scheme'],
+    ['bridge.example.com', 'scheme'],
+    ['://x', 'scheme'],
+    ['127.0.0.1:9', 'scheme'],
     ['https://', 'invalid-url'],
+    ['http://[::1', 'invalid-url'],
+    ['https:///bridge.example.com', 'invalid-url'],
     ['ws://bridge.example.com/acp', 'scheme'],
     ['wss://bridge.example.com/acp', 'scheme'],
     ['ftp://bridge.example.com', 'scheme'],
@@ -84,6 +88,54 @@ describe('normaliseAcpBase: malformed bases', () => {
     const e = refusal('https://user:hunter2@bridge.example.com/acp');
     expect(e.message).not.toContain('hunter2');
     expect(e.message).toMatch(/credentials/);
+  });
+
+  it('never echoes the URL of a refused base: a password in a malformed one, a token in its query', () => {
+    const malformed = refusal('http://user:hunter2@[::1/acp');
+    expect(malformed.rule).toBe('invalid-url');
+    expect(malformed.message).toBe('the ACP base URL is not a valid URL: expected http(s)://host[:port][/prefix]');
+    const query = refusal('https://bridge.example.com/acp?token=sk-query-secret');
+    expect(query.rule).toBe('query');
+    expect(query.message).toBe('the ACP base URL: a gateway base URL carries no query string');
+    const scheme = refusal('ws://user:hunter2@bridge.example.com/acp');
+    expect(scheme.message).toBe("the ACP base URL must be a gateway's http:// or https:// URL (the WebSocket endpoint /acp is derived from it, not given)");
+  });
+});
+
+describe('gatewayBase: the one rule set for a gateway base URL (the admin commands and the ACP client)', () => {
+  const naming = { subject: '--url', token: 'the admin token with --token' };
+  const refused = (s: string): BaseUrlError => {
+    try {
+      gatewayBase(s, naming);
+    } catch (err) {
+      expect(err).toBeInstanceOf(BaseUrlError);
+      return err as BaseUrlError;
+    }
+    throw new Error(`expected ${s} to be refused`);
+  };
+
+  it('keeps a base as it is but for its fragment', () => {
+    expect(gatewayBase(' https://gw.example:18789/prefix/ ', naming).href).toBe('https://gw.example:18789/prefix/');
+    expect(gatewayBase('HTTP://GW.example#top', naming).href).toBe('http://gw.example/');
+  });
+
+  it.each([
+    ['ftp://gw.example', 'scheme', "--url must be a gateway's http:// or https:// URL"],
+    ['gw.example:18789', 'scheme', "--url must be a gateway's http:// or https:// URL"],
+    ['http://[::1', 'invalid-url', '--url is not a valid URL: expected http(s)://host[:port][/prefix]'],
+    ['http://ops:pw-7f3a@gw.example', 'credentials', '--url: credentials do not belong in the URL; pass the admin token with --token'],
+    ['http://gw.example/?token=tk-9e1c', 'query', '--url: a gateway base URL carries no query string'],
+  ])('%j is refused (%s), the URL not echoed', (input, rule, message) => {
+    const e = refused(input);
+    expect(e.rule).toBe(rule);
+    expect(e.message).toBe(message);
+  });
+
+  it('normaliseAcpBase refuses by the same rules, as AcpBaseUrlError', () => {
+    for (const input of ['ftp://gw.example', 'http://[::1', 'http://ops:pw@gw.example', 'http://gw.example/?q=1']) {
+      const e = refusal(input, local);
+      expect(e.rule).toBe(refused(input).rule);
+    }
   });
 });
 

@@ -2,7 +2,8 @@
  * The app's side of the seed's routing rules (../shared/spec/acp-rpc.md, "Routing rules kept from the seed"),
  * as a pure function: a user-supplied base URL in, the one endpoint every call goes to (`…/acp/rpc`) out.
  *
- *  1. http(s) only; no credentials and no query string in the base (tokens travel in `Authorization`).
+ *  1. What any gateway base URL may be (`gatewayBase`, the admin commands' rule too): http(s) only; no
+ *     credentials and no query string (tokens travel in `Authorization`); a fragment is dropped.
  *  2. A trailing `/acp` or `/acp/rpc` (and trailing slashes) is stripped once, then `/acp/rpc` is appended:
  *     `https://h`, `https://h/`, `https://h/acp`, `https://h/acp/rpc/` all become `https://h/acp/rpc`;
  *     `https://h/team` becomes `https://h/team/acp/rpc` (a gateway behind a path prefix).
@@ -19,14 +20,54 @@ import { isIP } from 'node:net';
 export type BaseUrlRule = 'invalid-url' | 'scheme' | 'credentials' | 'query' | 'direct-path' | 'local-address';
 
 /** A refused base URL; `rule` says which rule refused it, the message names the rule for a human. */
-export class AcpBaseUrlError extends Error {
+export class BaseUrlError extends Error {
   constructor(
     readonly rule: BaseUrlRule,
     message: string,
   ) {
     super(message);
+    this.name = 'BaseUrlError';
+  }
+}
+
+/** A base URL `normaliseAcpBase` refused. */
+export class AcpBaseUrlError extends BaseUrlError {
+  constructor(rule: BaseUrlRule, message: string) {
+    super(rule, message);
     this.name = 'AcpBaseUrlError';
   }
+}
+
+/** How `gatewayBase` names what it checks, and where the token goes instead of the URL. */
+export interface BaseNaming {
+  /** the URL's name in a refusal, e.g. `--url` */
+  subject: string;
+  /** how the token is given, e.g. `the admin token with --token or $SWITCHYARD_ADMIN_TOKEN` */
+  token: string;
+}
+
+/**
+ * What a gateway base URL may be, for every command that reaches a gateway (the admin commands append their path
+ * to it, the ACP client normalises it to `…/acp/rpc`): `http://` or `https://` and a host; no user name or
+ * password and no query string, which the gateway would never receive as meant (the token goes in
+ * `Authorization`, and a path appended after a query lands in it); a fragment, never sent, is dropped. A refusal
+ * never echoes the URL: a password or a token in it would land in the error line.
+ */
+export function gatewayBase(input: string, naming: BaseNaming): URL {
+  const raw = input.trim();
+  const { subject } = naming;
+  if (!/^https?:\/\//i.test(raw)) throw new BaseUrlError('scheme', `${subject} must be a gateway's http:// or https:// URL`);
+  // `https:///h` parses as `https://h/`: a base with no host before its path is a mistake, not that host
+  if (!/^https?:\/\/[^/]/i.test(raw) || !URL.canParse(raw)) {
+    throw new BaseUrlError('invalid-url', `${subject} is not a valid URL: expected http(s)://host[:port][/prefix]`);
+  }
+  const u = new URL(raw);
+  if (u.username || u.password) {
+    throw new BaseUrlError('credentials', `${subject}: credentials do not belong in the URL; pass ${naming.token}`);
+  }
+  if (u.search) throw new BaseUrlError('query', `${subject}: a gateway base URL carries no query string`);
+  u.hash = '';
+  return u;
 }
 
 export interface NormaliseOptions {
@@ -48,34 +89,16 @@ function decode(segment: string): string {
   }
 }
 
-/** The URL as shown in messages: never with credentials. */
-function shown(u: URL): string {
-  const c = new URL(u.href);
-  c.username = '';
-  c.password = '';
-  return c.href;
-}
-
 export function normaliseAcpBase(input: string, opts: NormaliseOptions): URL {
-  const raw = input.trim();
   let u: URL;
   try {
-    u = new URL(raw);
-  } catch {
-    throw new AcpBaseUrlError('invalid-url', `invalid ACP base URL ${JSON.stringify(raw)}: expected http(s)://host[:port][/prefix]`);
+    u = gatewayBase(input, { subject: 'the ACP base URL', token: 'the ACP token separately' });
+  } catch (err) {
+    if (!(err instanceof BaseUrlError)) throw err;
+    const ws = err.rule === 'scheme' && /^\s*wss?:/i.test(input) ? ' (the WebSocket endpoint /acp is derived from it, not given)' : '';
+    throw new AcpBaseUrlError(err.rule, err.message + ws);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new AcpBaseUrlError(
-      'scheme',
-      `invalid ACP base URL ${shown(u)}: must be http:// or https:// (the WebSocket endpoint /acp is derived, not configured)`,
-    );
-  }
-  if (u.username || u.password) {
-    throw new AcpBaseUrlError('credentials', `invalid ACP base URL ${shown(u)}: credentials do not belong in the URL; pass the ACP token separately`);
-  }
-  if (u.search) throw new AcpBaseUrlError('query', `invalid ACP base URL ${shown(u)}: a base URL carries no query string`);
-  u.hash = '';
-
+  // from here on the URL has no credentials and no query: the refusals below may show it
   let path = u.pathname.replace(/\/+$/, '');
   if (path.endsWith('/acp/rpc')) path = path.slice(0, -'/acp/rpc'.length);
   else if (path.endsWith('/acp')) path = path.slice(0, -'/acp'.length);
@@ -84,13 +107,13 @@ export function normaliseAcpBase(input: string, opts: NormaliseOptions): URL {
 
   for (const segment of u.pathname.split('/')) {
     const why = REFUSED_SEGMENTS[decode(segment)];
-    if (why) throw new AcpBaseUrlError('direct-path', `refusing ACP base ${shown(u)}: ${why}`);
+    if (why) throw new AcpBaseUrlError('direct-path', `refusing ACP base ${u.href}: ${why}`);
   }
 
   if (!opts.allowLocal && isLocalHost(u.hostname)) {
     throw new AcpBaseUrlError(
       'local-address',
-      `refusing ACP base ${shown(u)}: ${u.hostname} is a loopback/LAN address, which managed mode never calls; opt in to local use (--local) to reach a gateway on this machine or network`,
+      `refusing ACP base ${u.href}: ${u.hostname} is a loopback/LAN address, which managed mode never calls; opt in to local use (--local) to reach a gateway on this machine or network`,
     );
   }
   return u;
