@@ -6,9 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../helpers/env.js';
-import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
-import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import type { RedisServer } from '../sessions/fixtures/redis-server.js';
+import { cleanupDirs, waitFor } from '../helpers/env.js';
+import type { OpenAiFake } from '../fakes/openai-upstream.js';
+import { startRedisPair, stopRedisPair } from '../helpers/redis-pair.js';
 import { admin, ask, chat, createKey } from './helpers.js';
 
 const REFRESH_MS = 300;
@@ -18,20 +19,14 @@ let g1: GatewayProcess;
 let g2: GatewayProcess;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  up = await startOpenAiUpstream({ reply: 'shared reply' });
-  const cfg = {
+  ({ redis, up, g1, g2 } = await startRedisPair({
+    upstream: { reply: 'shared reply' },
     gateway: { keys: { refreshMs: REFRESH_MS }, limits: { limitShare: 0.5, redisTimeoutMs: 200 }, usage: { flushIntervalMs: 100 } },
-    channels: [{ name: 'oa', provider: 'openai', baseUrl: up.channel.baseUrl, apiKey: up.channel.apiKey, models: ['gpt-4o-mini'] }],
-    store: { kind: 'redis', url: redis.url },
-  };
-  [g1, g2] = await Promise.all([startProcess(cfg), startProcess(cfg)]);
+  }));
 });
 
 afterAll(async () => {
-  await Promise.all([g1?.stop(), g2?.stop()]);
-  await up?.close();
-  await redis?.stop();
+  await stopRedisPair({ redis, up, g1, g2 });
   cleanupDirs();
 });
 

@@ -8,9 +8,10 @@
  * redis-server, the fake OpenAI upstream reporting the fractional count.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { channelOf, cleanupDirs, startProcess, type GatewayProcess } from '../helpers/env.js';
-import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
+import type { RedisServer } from '../sessions/fixtures/redis-server.js';
+import { cleanupDirs, type GatewayProcess } from '../helpers/env.js';
+import type { OpenAiFake } from '../fakes/openai-upstream.js';
+import { startRedisPair, stopRedisPair } from '../helpers/redis-pair.js';
 import { admin, ask, chat, createKey } from './helpers.js';
 
 let redis: RedisServer;
@@ -19,20 +20,15 @@ let g1: GatewayProcess;
 let g2: GatewayProcess;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  up = await startOpenAiUpstream({ reply: 'half a token', usageObject: { prompt_tokens: 7.5, completion_tokens: 5, total_tokens: 12.5 } });
-  const cfg = {
+  ({ redis, up, g1, g2 } = await startRedisPair({
+    upstream: { reply: 'half a token', usageObject: { prompt_tokens: 7.5, completion_tokens: 5, total_tokens: 12.5 } },
     gateway: { keys: { refreshMs: 200 }, usage: { flushIntervalMs: 50 } },
-    channels: [channelOf(up, 'oa', ['gpt-4o-mini'], { pricing: { input: 1, output: 2 } })],
-    store: { kind: 'redis', url: redis.url },
-  };
-  [g1, g2] = await Promise.all([startProcess(cfg), startProcess(cfg)]);
+    channel: { pricing: { input: 1, output: 2 } },
+  }));
 });
 
 afterAll(async () => {
-  await Promise.all([g1?.stop(), g2?.stop()]);
-  await up?.close();
-  await redis?.stop();
+  await stopRedisPair({ redis, up, g1, g2 });
   cleanupDirs();
 });
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
+import { exitCodeOf } from '../helpers/sharing-pair.js';
 import { parseProm, value } from './prom-text.js';
 
 const BRIDGE_TOKEN = 'drain-bridge-token-9c4e';
@@ -88,7 +89,7 @@ describe('graceful stop with drainSessionsTo', () => {
     expect(value(await scrape(a), 'switchyard_acp_turns_total', { runtime: 'gateway:fast', outcome: 'completed' })).toBe(2);
 
     a.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => (a.proc.exitCode !== null ? resolve(a.proc.exitCode) : a.proc.once('exit', (c) => resolve(c))));
+    const code = await exitCodeOf(a);
     expect(code).toBe(0);
 
     const onB = (await adminGet(b.url, '/admin/sessions', ADMIN)).sessions as Array<{

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, waitFor } from '../helpers/env.js';
+import { exitCodeOf, startSharingPair } from '../helpers/sharing-pair.js';
 
 const BRIDGE_TOKEN = 'stop-reload-bridge-5a1e';
 const ADMIN = 'stop-reload-admin-9c3b';
@@ -16,26 +17,13 @@ let a: GatewayProcess;
 let b: GatewayProcess;
 
 beforeAll(async () => {
-  b = await startProcess({
-    gateway: {
-      id: 'gw_rsb',
-      name: 'datacenter',
-      admin: { token: ADMIN },
-      shutdownGraceMs: 30_000,
-      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu'] },
-    },
-    channels: [{ name: 'gpu', provider: 'mock', models: ['llama-gpu'], options: { chunkDelayMs: 50, chunks: 80 } }],
-  });
-  a = await startProcess({
-    gateway: {
-      id: 'gw_rsa',
-      name: 'office',
-      admin: { token: ADMIN },
-      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
-    },
-    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-  });
-  await waitFor(async () => (await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama-gpu'), "A sees B's model");
+  ({ a, b } = await startSharingPair({
+    prefix: 'rs',
+    token: BRIDGE_TOKEN,
+    admin: ADMIN,
+    shutdownGraceMs: 30_000,
+    gpu: { chunkDelayMs: 50, chunks: 80 },
+  }));
 });
 
 afterAll(async () => {
@@ -78,7 +66,7 @@ describe('a reload during a graceful stop', () => {
     expect((await adminGet(a.url, '/admin/status', ADMIN)).models).not.toContain('llama-gpu');
 
     expect(await rest).toBe('stop');
-    const code = await new Promise<number | null>((resolve) => (b.proc.exitCode !== null ? resolve(b.proc.exitCode) : b.proc.once('exit', (c) => resolve(c))));
+    const code = await exitCodeOf(b);
     expect(code).toBe(0);
   });
 });

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { openStore } from '../../src/sessions/open-store.js';
-import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { adminGet, cleanupDirs, waitFor } from '../helpers/env.js';
+import { exitCodeOf, startSharingPair } from '../helpers/sharing-pair.js';
 
 const BRIDGE_TOKEN = 'stop-bridge-token-3f9b';
 const ADMIN = 'stop-admin-token-7d2e';
@@ -19,30 +20,15 @@ let a: GatewayProcess;
 let b: GatewayProcess & { dir: string };
 
 beforeAll(async () => {
-  b = await startProcess({
-    gateway: {
-      id: 'gw_sb',
-      name: 'datacenter',
-      admin: { token: ADMIN },
-      shutdownGraceMs: 15_000,
-      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['gpu'] },
-    },
-    channels: [
-      { name: 'slow', provider: 'mock', models: ['slow-1'], options: { chunkDelayMs: 60, chunks: 40 } },
-      { name: 'gpu', provider: 'mock', models: ['llama-gpu'], options: { chunkDelayMs: 60, chunks: 40 } },
-    ],
-    acp: { tokens: [ACP], gateways: [{ id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' }] },
-  });
-  a = await startProcess({
-    gateway: {
-      id: 'gw_sa',
-      name: 'office',
-      admin: { token: ADMIN },
-      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
-    },
-    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-  });
-  await waitFor(async () => (await adminGet(a.url, '/admin/status', ADMIN)).models.includes('llama-gpu'), "A sees B's model");
+  ({ a, b } = await startSharingPair({
+    prefix: 's',
+    token: BRIDGE_TOKEN,
+    admin: ADMIN,
+    shutdownGraceMs: 15_000,
+    gpu: { chunkDelayMs: 60, chunks: 40 },
+    bChannels: [{ name: 'slow', provider: 'mock', models: ['slow-1'], options: { chunkDelayMs: 60, chunks: 40 } }],
+    bAcp: { tokens: [ACP], gateways: [{ id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' }] },
+  }));
 });
 
 afterAll(async () => {
@@ -120,7 +106,7 @@ describe('graceful stop', () => {
     expect((await local).chunks).toBeGreaterThanOrEqual(40);
     expect(await bridged).toMatchObject({ finish: 'stop' });
     expect((await bridged).chunks).toBeGreaterThanOrEqual(40);
-    const code = await new Promise<number | null>((resolve) => (b.proc.exitCode !== null ? resolve(b.proc.exitCode) : b.proc.once('exit', (c) => resolve(c))));
+    const code = await exitCodeOf(b);
     expect(code).toBe(0);
     // the link was closed with 4000 and a reason
     const closedWith4000 = () =>
