@@ -9,15 +9,18 @@ const managed = { allowLocal: false };
 const local = { allowLocal: true };
 const norm = (s: string, o = managed) => normaliseAcpBase(s, o).href;
 
-function refusal(s: string, o = managed): AcpBaseUrlError {
+/** What `check` threw for `s`, an instance of `kind`; fails the test if it accepted `s`. */
+function refusedBy<E extends BaseUrlError>(kind: new (...args: never[]) => E, s: string, check: (s: string) => unknown): E {
   try {
-    normaliseAcpBase(s, o);
+    check(s);
   } catch (err) {
-    expect(err).toBeInstanceOf(AcpBaseUrlError);
-    return err as AcpBaseUrlError;
+    expect(err).toBeInstanceOf(kind);
+    return err as E;
   }
   throw new Error(`expected ${s} to be refused`);
 }
+
+const refusal = (s: string, o = managed): AcpBaseUrlError => refusedBy(AcpBaseUrlError, s, (x) => normaliseAcpBase(x, o));
 
 describe('normaliseAcpBase: normalisation', () => {
   it.each([
@@ -104,15 +107,7 @@ describe('normaliseAcpBase: malformed bases', () => {
 
 describe('gatewayBase: the one rule set for a gateway base URL (the admin commands and the ACP client)', () => {
   const naming = { subject: '--url', token: 'the admin token with --token' };
-  const refused = (s: string): BaseUrlError => {
-    try {
-      gatewayBase(s, naming);
-    } catch (err) {
-      expect(err).toBeInstanceOf(BaseUrlError);
-      return err as BaseUrlError;
-    }
-    throw new Error(`expected ${s} to be refused`);
-  };
+  const refused = (s: string): BaseUrlError => refusedBy(BaseUrlError, s, (x) => gatewayBase(x, naming));
 
   it('keeps a base as it is but for its fragment', () => {
     expect(gatewayBase(' https://gw.example:18789/prefix/ ', naming).href).toBe('https://gw.example:18789/prefix/');
