@@ -38,6 +38,8 @@ export function routeLabel(path: string): string {
   if (inFamily(path, '/admin')) return '/admin';
   // every path the ACP layer answers (`/acp`, `/acp/rpc`, `/acp-server/...`: the guard's rule, src/http/guard.ts)
   if (path.startsWith('/acp')) return '/acp';
+  // the task sessions' REST routes (docs/acp.md), served by the ACP layer too
+  if (path.startsWith('/api/v1/sessions/')) return '/api/v1/sessions';
   if (inFamily(path, '/ui')) return '/ui';
   if (path === '/metrics' || path === '/healthz' || path === '/readyz') return path;
   return 'other';

@@ -22,6 +22,12 @@ describe('routeLabel', () => {
     expect(routeLabel('/acp-server/x')).toBe('/acp');
   });
 
+  it("labels the task sessions' REST routes as theirs (they were `other`)", () => {
+    expect(routeLabel('/api/v1/sessions/s1/events')).toBe('/api/v1/sessions');
+    expect(routeLabel('/api/v1/sessions/s1/messages')).toBe('/api/v1/sessions');
+    expect(routeLabel('/api/v1/other')).toBe('other');
+  });
+
   it('keeps the known paths as they are', () => {
     for (const p of ['/v1/chat/completions', '/v1/embeddings', '/v1/models', '/v1/messages', '/v1/responses', '/metrics', '/healthz', '/readyz']) {
       expect(routeLabel(p)).toBe(p);
