@@ -33,6 +33,23 @@ redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 1`;
 
+// UPDATE, only while the record is still the one the change was made from (compare and set). KEYS: keys, byHash,
+// byName, version. ARGV: id, hash, name, doc, the record as read. 1: written; 0: no such key; -1: changed meanwhile.
+const MODIFY = `local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+if old ~= ARGV[5] then return -1 end
+local o = cjson.decode(old)
+if o.hash ~= ARGV[2] then redis.call('HDEL', KEYS[2], o.hash) end
+if o.name ~= ARGV[3] then redis.call('HDEL', KEYS[3], o.name) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+redis.call('INCR', KEYS[4])
+return 1`;
+
+/** how often `modify` reads a record again that changed under it before giving up (each round is one change won elsewhere) */
+const MODIFY_ROUNDS = 100;
+
 /** stream entries trimmed per command when pruning (docs/keys.md, retention) */
 const PRUNE_SLICE = 5000;
 
@@ -69,6 +86,24 @@ export class RedisKeyStore implements KeyStore {
   async update(k: VirtualKey): Promise<void> {
     const ok = await this.redis.eval(UPDATE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
     if (ok !== 1) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
+  }
+
+  /**
+   * Read, change, then write only if the record is still the one read (MODIFY, one script): a disable and a rotation
+   * of the same key at once, on one instance or two, each read the record and wrote it back whole, and the one that
+   * wrote last undid the other (a disabled key enabled again, or a rotated secret replaced by the old one).
+   */
+  async modify(id: string, change: (k: VirtualKey) => VirtualKey): Promise<VirtualKey> {
+    for (let round = 0; round < MODIFY_ROUNDS; round++) {
+      const doc = await this.redis.hget(this.k('keys'), id);
+      const cur = doc === null ? undefined : this.read(id, doc);
+      if (!cur) throw new GatewayError('NOT_FOUND', `no key ${id}`);
+      const next = change(cur);
+      const r = await this.redis.eval(MODIFY, 4, ...this.keys(), id, next.hash, next.name, JSON.stringify(next), doc!);
+      if (r === 1) return next;
+      if (r === 0) throw new GatewayError('NOT_FOUND', `no key ${id}`);
+    }
+    throw new GatewayError('OVERLOADED', `key ${id} changed ${MODIFY_ROUNDS} times while this change was being made: try again`, { retryAfterSec: 1 });
   }
 
   async get(id: string): Promise<VirtualKey | undefined> {

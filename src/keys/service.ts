@@ -332,20 +332,26 @@ export class KeyService {
     return k;
   }
 
+  /** One atomic change of the stored record (`KeyStore.modify`): a rotation made at the same time still holds. */
   async setDisabled(idOrName: string, disabled: boolean): Promise<VirtualKey> {
-    const k = { ...(await this.find(idOrName)), disabled, updatedAt: Date.now() };
-    await this.o.store.update(k);
+    const k = await this.o.store.modify((await this.find(idOrName)).id, (cur) => ({ ...cur, disabled, updatedAt: Date.now() }));
     await this.cache.refresh(true);
     this.o.logger.info(disabled ? 'key disabled' : 'key enabled', { keyId: k.id, name: k.name });
     return k;
   }
 
-  /** New secret, same id, limits and usage; the old secret stops working (see KeyCache for the bound). */
+  /**
+   * New secret, same id, limits and usage; the old secret stops working (see KeyCache for the bound). One atomic
+   * change of the stored record: a disable made at the same time still holds.
+   */
   async rotate(idOrName: string): Promise<{ key: VirtualKey; secret: string }> {
     const secret = newSecret();
-    const now = Date.now();
-    const k = { ...(await this.find(idOrName)), hash: hashSecret(secret), hint: hintOf(secret), rotatedAt: now, updatedAt: now };
-    await this.o.store.update(k);
+    const hash = hashSecret(secret);
+    const hint = hintOf(secret);
+    const k = await this.o.store.modify((await this.find(idOrName)).id, (cur) => {
+      const now = Date.now();
+      return { ...cur, hash, hint, rotatedAt: now, updatedAt: now };
+    });
     await this.cache.refresh(true);
     this.o.logger.info('key rotated', { keyId: k.id, name: k.name });
     return { key: k, secret };

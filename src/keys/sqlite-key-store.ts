@@ -123,6 +123,21 @@ export class SqliteKeyStore implements KeyStore {
     })();
   }
 
+  /** Read, change and write in one IMMEDIATE transaction: no other writer (process or call) comes in between. */
+  async modify(id: string, change: (k: VirtualKey) => VirtualKey): Promise<VirtualKey> {
+    return this.db
+      .transaction(() => {
+        const r = this.db.prepare('SELECT id, doc FROM virtual_keys WHERE id = ?').get(id) as KeyRow | undefined;
+        const cur = r && this.read(r);
+        if (!cur) throw new GatewayError('NOT_FOUND', `no key ${id}`);
+        const next = change(cur);
+        this.db.prepare('UPDATE virtual_keys SET name = ?, hash = ?, doc = ? WHERE id = ?').run(next.name, next.hash, JSON.stringify(next), id);
+        this.bump();
+        return next;
+      })
+      .immediate();
+  }
+
   async get(id: string): Promise<VirtualKey | undefined> {
     const r = this.db.prepare('SELECT id, doc FROM virtual_keys WHERE id = ?').get(id) as KeyRow | undefined;
     return r && this.read(r);

@@ -23,6 +23,13 @@ export interface KeyStore {
   /** Replaces the record (same id); the hash index follows a rotation. */
   update(k: VirtualKey): Promise<void>;
   /**
+   * Changes one key atomically and returns the record written: `change` gets the stored record and returns the new
+   * one (same id); the hash index follows a rotation. A change another caller or instance wrote in between is never
+   * overwritten: the record is read again and `change` applied to it (a disable and a rotation at once both hold).
+   * NOT_FOUND when there is no such key (or its record is no key).
+   */
+  modify(id: string, change: (k: VirtualKey) => VirtualKey): Promise<VirtualKey>;
+  /**
    * A stored record that is no key (`storedKey`: not JSON, or missing what a key needs) is never returned: `get`
    * and `byHash` answer undefined for it (it authenticates nothing), `list` leaves it out; each logs it by id.
    */

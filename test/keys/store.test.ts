@@ -93,6 +93,29 @@ for (const [name, open] of [
       await s.close();
     });
 
+    it('modify: one change of the stored record, the hash index and the counter following; changes made at once all hold', async () => {
+      const s = await open();
+      const secret = newSecret();
+      const k = key('gamma', secret);
+      await s.create(k);
+      const v0 = await s.version();
+      const next = newSecret();
+      const out = await s.modify(k.id, (cur) => ({ ...cur, hash: hashSecret(next), rotatedAt: 2 }));
+      expect(out).toMatchObject({ id: k.id, hash: hashSecret(next), rotatedAt: 2, disabled: false });
+      expect(await s.version()).toBe(v0 + 1);
+      expect(await s.byHash(hashSecret(secret))).toBeUndefined();
+      expect(await s.byHash(hashSecret(next))).toEqual(out);
+      // several changes of one record at once, each of another field: none is lost
+      await Promise.all([
+        s.modify(k.id, (cur) => ({ ...cur, disabled: true })),
+        s.modify(k.id, (cur) => ({ ...cur, owner: 'someone' })),
+        s.modify(k.id, (cur) => ({ ...cur, models: ['m-*'] })),
+      ]);
+      expect(await s.get(k.id)).toMatchObject({ disabled: true, owner: 'someone', models: ['m-*'], hash: hashSecret(next) });
+      await expect(s.modify('key_ghost', (cur) => cur)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await s.close();
+    });
+
     it('usage: append in batches, query by since and key', async () => {
       const s = await open();
       const t = Date.now();
