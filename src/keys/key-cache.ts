@@ -7,9 +7,12 @@
  * reloaded. So a disable, enable or rotation on any instance reaches every other instance
  * within `refreshMs` plus one store round trip; on the instance that made it, at once. If the store cannot
  * be read (an error, or no answer within STORE_READ_TIMEOUT_MS), the last loaded keys stay in force (logged once)
- * and refresh resumes when it answers.
+ * and refresh resumes when it answers; a secret not among them, which only the store could vouch for, is refused
+ * with KEY_STORE_UNAVAILABLE (503, retryable), never taken for a wrong key: until a refresh reads the store again
+ * at once, without asking it.
  */
 import type { Logger } from '../util/log.js';
+import { GatewayError } from '../wire/errors.js';
 import type { VirtualKey } from './model.js';
 import type { KeyStore } from './store.js';
 
@@ -83,17 +86,38 @@ export class KeyCache {
       if (this.failing) this.logger.info('keys: the store answers again; key changes are picked up');
       this.failing = false;
     } catch (err) {
-      if (!this.failing)
-        this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
-      this.failing = true;
+      this.markFailing(err);
     }
   }
 
+  /** The store could not be read: logged once (until it answers again), and the error a request gets. */
+  private unavailable(err?: unknown): GatewayError {
+    if (err !== undefined) this.markFailing(err);
+    return new GatewayError('KEY_STORE_UNAVAILABLE', 'the key store cannot be read now, so this API key cannot be checked: retry shortly', {
+      retryAfterSec: Math.max(1, Math.ceil(this.refreshMs / 1000)),
+    });
+  }
+
+  private markFailing(err: unknown): void {
+    if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
+    this.failing = true;
+  }
+
+  /**
+   * The key with this secret hash, or undefined when the store does not know it. Throws KEY_STORE_UNAVAILABLE when
+   * the hash is not loaded and the store cannot be asked (it failed, or did not answer within the bound).
+   */
   async lookup(hash: string): Promise<VirtualKey | undefined> {
     const hit = this.byHash.get(hash);
     if (hit) return hit;
-    if (this.failing || this.unknown.has(hash)) return undefined;
-    const k = await this.bounded(this.store.byHash(hash)).catch(() => undefined);
+    if (this.unknown.has(hash)) return undefined;
+    if (this.failing) throw this.unavailable();
+    let k: VirtualKey | undefined;
+    try {
+      k = await this.bounded(this.store.byHash(hash));
+    } catch (err) {
+      throw this.unavailable(err);
+    }
     if (k) {
       this.byHash.set(hash, k);
       this.byId.set(k.id, k);
@@ -107,6 +131,21 @@ export class KeyCache {
    */
   get(id: string): VirtualKey | undefined {
     return this.byId.get(id);
+  }
+
+  /**
+   * A key by its id: as loaded, else from the store (a key created on another instance a moment ago), bounded as
+   * every read; KEY_STORE_UNAVAILABLE when the store cannot be asked.
+   */
+  async byIdOrStore(id: string): Promise<VirtualKey | undefined> {
+    const hit = this.byId.get(id);
+    if (hit) return hit;
+    if (this.failing) throw this.unavailable();
+    try {
+      return await this.bounded(this.store.get(id));
+    } catch (err) {
+      throw this.unavailable(err);
+    }
   }
 
   stop(): void {

@@ -4,7 +4,8 @@
  * - `authenticateClient(req) → Principal` — every inbound API surface (`/v1/*`, `/v1/messages`,
  *   `/v1/responses`, `/v1beta`) calls it first. It reads `Authorization: Bearer`, `x-api-key` or
  *   `x-goog-api-key`, accepts a virtual key (`sy-…`) or a static `gateway.auth.tokens` entry, and throws
- *   UNAUTHORIZED (401) for a missing, wrong, disabled or expired key. With no static token and
+ *   UNAUTHORIZED (401) for a missing, wrong, disabled or expired key, KEY_STORE_UNAVAILABLE (503, retryable)
+ *   for a `sy-` secret not loaded while the key store cannot be read. With no static token and
  *   `auth.requireKey` false the surface is open (loopback only): anything else is let through as `open`,
  *   but a `sy-…` secret is still checked, so a key's limits apply when one is sent.
  * - `admit(principal, model, format) → Ticket` — after the body is parsed: MODEL_NOT_ALLOWED (403) for a
@@ -162,9 +163,22 @@ export class KeyService {
   }
 
   private async keyPrincipal(secret: string): Promise<Principal> {
-    const k = await this.knownKey(secret);
+    let k: VirtualKey | undefined;
+    try {
+      k = await this.knownKey(secret);
+    } catch (err) {
+      // the key store cannot say whether it is a key: a static token that is this secret still works, anything
+      // else is refused as what it is (503 KEY_STORE_UNAVAILABLE), never as a wrong key
+      if (this.isStaticToken(secret, err)) return TOKEN;
+      throw err;
+    }
     // a `sy-` secret no key has may still be a static token; it never falls back to an open surface
     return k ? { kind: 'key', key: k } : this.tokenPrincipal(secret, false);
+  }
+
+  /** `secret` is a `gateway.auth.tokens` entry and `err` says only that the key store could not be read */
+  private isStaticToken(secret: string, err: unknown): boolean {
+    return err instanceof GatewayError && err.code === 'KEY_STORE_UNAVAILABLE' && this.auth.tokens.length > 0 && tokenMatches(secret, this.auth.tokens);
   }
 
   /** A static token's principal; else OPEN when the surface may be used without one, else UNAUTHORIZED. */
@@ -207,8 +221,9 @@ export class KeyService {
    * runtime's account, as for a session a peer runs here.
    */
   private async admitSessionKey(agentId: string, keyId: string, model: string, format: HeaderFormat, spends: boolean): Promise<Ticket> {
-    // not loaded yet (created on another instance a moment ago): the store; a store failure fails the request
-    const k = this.cache.get(keyId) ?? (await this.o.store.get(keyId));
+    // not loaded yet (created on another instance a moment ago): the store, bounded; a store failure fails the
+    // request with KEY_STORE_UNAVAILABLE (503, retryable)
+    const k = await this.cache.byIdOrStore(keyId);
     if (!k) return new RequestTicket(this, spends ? `agent:${agentId}` : undefined, undefined, undefined);
     return this.admitKey(usable(k), model, format, spends);
   }
@@ -216,7 +231,8 @@ export class KeyService {
   /**
    * `/acp/rpc` and `/acp` with a virtual key: the key, when `secret` is one this gateway knows and it may start
    * agent tasks; undefined for a secret that is no key (the caller then checks `acp.tokens`). Throws
-   * UNAUTHORIZED for a disabled or expired key, FORBIDDEN for a key created without `acp`.
+   * UNAUTHORIZED for a disabled or expired key, FORBIDDEN for a key created without `acp`, KEY_STORE_UNAVAILABLE
+   * when the secret is not loaded and the store cannot be read.
    */
   async acpKey(secret: string): Promise<VirtualKey | undefined> {
     if (!secret.startsWith(KEY_SECRET_PREFIX)) return undefined;

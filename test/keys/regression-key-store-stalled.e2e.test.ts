@@ -2,9 +2,10 @@
  * Regression: a Redis key store that stalls (it keeps its connections open but answers nothing: a paused or
  * swapping server) held every request with a secret the gateway had not loaded (a wrong key, a key created on
  * another instance) for as long as the stall lasted, and the key refresh with it, which never logged that the store
- * could not be read. A store read now counts as failed after a bound (5 s): such a request gets `401 invalid API
- * key`, the keys loaded last stay in force, and the failure is logged once, as for a Redis that is down. A real
- * gateway process on a real redis-server, stopped with SIGSTOP.
+ * could not be read. A store read now counts as failed after a bound (5 s): such a request gets `503
+ * key_store_unavailable` (retryable, never the 401 of a wrong key: regression-key-store-unavailable), the keys
+ * loaded last stay in force, and the failure is logged once, as for a Redis that is down. A real gateway process on
+ * a real redis-server, stopped with SIGSTOP.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,14 +40,15 @@ afterAll(async () => {
 });
 
 describe('a Redis key store that stalls', () => {
-  it('refuses an unknown secret within the bound, keeps the loaded keys working, and logs it once', async () => {
+  it('refuses a secret not loaded within the bound as the store being unavailable, keeps the loaded keys working, and logs it once', async () => {
     const k = await createKey(gw.url, { name: 'loaded' });
     expect((await chat(gw.url, k.secret, ask('mock-1'))).status).toBe(200);
     process.kill(redis.pid, 'SIGSTOP');
     stopped = true;
     const unknown = await within(chat(gw.url, `sy-${'q'.repeat(43)}`, ask('mock-1')), 8000, 'the answer to an unknown secret');
-    expect(unknown.status).toBe(401);
-    expect(unknown.json.error.message).toBe('invalid API key');
+    expect(unknown.status).toBe(503);
+    expect(unknown.json.error).toMatchObject({ code: 'key_store_unavailable', type: 'server_error' });
+    expect(unknown.headers.get('retry-after')).toBe('1');
     expect((await within(chat(gw.url, k.secret, ask('mock-1')), 8000, 'a loaded key')).status).toBe(200);
     await waitFor(() => gw.logs().includes('cannot read the key store'), 'the key store failure logged', 8000);
     expect(gw.logs().split('cannot read the key store').length - 1).toBe(1);

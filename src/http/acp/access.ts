@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import { cutText, toGatewayError } from '../../wire/errors.js';
-import { AcpRpcError, RPC } from './envelope.js';
+import { AcpRpcError, RPC, toRpcError } from './envelope.js';
 
 /**
  * `allowed` entries: an exact origin (`https://app.example.com`), an origin with any port
@@ -96,6 +96,12 @@ export async function authorize(req: IncomingMessage, tokens: readonly string[],
       const e = toGatewayError(err);
       if (e.code === 'FORBIDDEN') return new AcpRpcError(RPC.FORBIDDEN, 'FORBIDDEN', e.message, {}, 403);
       if (e.code === 'UNAUTHORIZED') return new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', e.message, {}, 401);
+      // the key store cannot say whether the secret is a key: an `acp.tokens` entry still works, anything else is
+      // refused as what it is (503, retryable, Retry-After), never as a wrong token
+      if (e.code === 'KEY_STORE_UNAVAILABLE') {
+        if (tokens.length > 0 && tokenMatches(secret, tokens)) return { caller: tokenCaller(secret) };
+        return toRpcError(e);
+      }
       throw err;
     }
   }
@@ -110,7 +116,7 @@ export async function authorize(req: IncomingMessage, tokens: readonly string[],
       401,
     );
   }
-  if (secret !== undefined && tokenMatches(secret, tokens)) return { caller: `token:${createHash('sha256').update(secret).digest('hex').slice(0, 16)}` };
+  if (secret !== undefined && tokenMatches(secret, tokens)) return { caller: tokenCaller(secret) };
   return new AcpRpcError(
     RPC.UNAUTHORIZED,
     'UNAUTHORIZED',
@@ -118,4 +124,9 @@ export async function authorize(req: IncomingMessage, tokens: readonly string[],
     {},
     401,
   );
+}
+
+/** an `acp.tokens` caller: `token:` and the first 16 hex digits of the token's SHA-256 */
+function tokenCaller(secret: string): string {
+  return `token:${createHash('sha256').update(secret).digest('hex').slice(0, 16)}`;
 }

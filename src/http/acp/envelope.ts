@@ -47,6 +47,8 @@ export class AcpRpcError extends Error {
     message: string,
     readonly data: Record<string, unknown> = {},
     readonly httpStatus = 200,
+    /** a transport-level refusal's `Retry-After` (seconds), from the gateway error it was made of */
+    readonly retryAfterSec?: number,
   ) {
     super(message);
     this.name = 'AcpRpcError';
@@ -70,7 +72,7 @@ export function toRpcError(err: unknown): AcpRpcError {
   if (e.details) Object.assign(data, e.details);
   if (e.retryable) data.retryable = true;
   const spec = describeError(e.code);
-  return new AcpRpcError(spec.rpc, spec.data, e.message, data, e.status);
+  return new AcpRpcError(spec.rpc, spec.data, e.message, data, e.status, e.retryAfterSec);
 }
 
 export function resultEnvelope(id: RpcId | null, result: unknown): Record<string, unknown> {

@@ -74,6 +74,7 @@ export function acpHttpRoute(o: AcpHttpOptions): RouteHandler {
   const fail = (res: ServerResponse, headers: Record<string, string>, id: RpcId | null, e: AcpRpcError) => {
     const h = { ...headers };
     if (e.httpStatus === 413) h.connection = 'close';
+    if (e.retryAfterSec !== undefined) h['retry-after'] = String(Math.ceil(e.retryAfterSec));
     sendEnvelope(res, e.httpStatus, errorEnvelope(id, e), h);
   };
 

@@ -40,8 +40,12 @@ function intParam(query: URLSearchParams, name: string, def: number, min: number
   return n;
 }
 
-/** An access refusal (made for /acp/rpc's envelope: ORIGIN_NOT_ALLOWED, UNAUTHORIZED, FORBIDDEN) in the gateway's error format. */
-const asGatewayError = (e: AcpRpcError) => new GatewayError(e.dataCode as ErrorCode, e.message);
+/**
+ * An access refusal (made for /acp/rpc's envelope: ORIGIN_NOT_ALLOWED, UNAUTHORIZED, FORBIDDEN,
+ * KEY_STORE_UNAVAILABLE with its Retry-After) in the gateway's error format.
+ */
+const asGatewayError = (e: AcpRpcError) =>
+  new GatewayError(e.dataCode as ErrorCode, e.message, e.retryAfterSec !== undefined ? { retryAfterSec: e.retryAfterSec } : {});
 
 export function sessionsRoute(o: SessionsRouteOptions): RouteHandler {
   return async (req, res, path, requestId) => {

@@ -52,7 +52,7 @@ export interface AcpWs {
   close(): Promise<void>;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
 
 /** close code of a socket cut for reading too slowly (RFC 6455 1013 "Try Again Later": reconnect and resume) */
 export const CLOSE_CLIENT_TOO_SLOW = 1013;
@@ -76,8 +76,9 @@ function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number }
 
 function refuse(socket: Duplex, e: AcpRpcError): void {
   const body = JSON.stringify(errorEnvelope(null, e));
+  const retryAfter = e.retryAfterSec !== undefined ? `retry-after: ${Math.ceil(e.retryAfterSec)}\r\n` : '';
   socket.end(
-    `HTTP/1.1 ${e.httpStatus} ${STATUS_TEXT[e.httpStatus] ?? 'Error'}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${e.httpStatus} ${STATUS_TEXT[e.httpStatus] ?? 'Error'}\r\nconnection: close\r\n${retryAfter}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 
