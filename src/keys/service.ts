@@ -242,6 +242,24 @@ export class KeyService {
     return k;
   }
 
+  /**
+   * An open `/acp` WebSocket's recheck of the key it was opened with (`AcpKeys.acpKeyCheck`): the reason the key no
+   * longer opens `/acp`, or undefined. Reads the key cache only (one Map lookup, no hashing per call), so a change
+   * made on this instance counts at once and one made on another within `gateway.keys.refreshMs`.
+   */
+  acpKeyCheck(secret: string, keyId: string): () => string | undefined {
+    const hash = hashSecret(secret);
+    const hint = hintOf(secret);
+    return () => {
+      const k = this.cache.get(keyId);
+      if (!k || k.hash !== hash) return `API key ${hint} was rotated or no longer exists`;
+      if (k.disabled) return `API key ${hint} is disabled`;
+      if (k.expiresAt !== undefined && k.expiresAt <= Date.now()) return `API key ${hint} has expired`;
+      if (k.acp !== true) return `API key ${hint} may not start agent tasks`;
+      return undefined;
+    };
+  }
+
   /** The key a `sy-` secret names, if this gateway knows it; throws UNAUTHORIZED when it is disabled or expired. */
   private async knownKey(secret: string): Promise<VirtualKey | undefined> {
     const k = await this.cache.lookup(hashSecret(secret));

@@ -72,6 +72,12 @@ export function checkOrigin(req: IncomingMessage, allowed: readonly string[]): A
  */
 export interface AcpKeys {
   acpKey(secret: string): Promise<{ id: string } | undefined>;
+  /**
+   * For a socket opened with the key `keyId` by `secret`: a check, synchronous and without a store call (the loaded
+   * keys), that answers why the key no longer opens `/acp` (disabled, expired, rotated away, gone), undefined while
+   * it does.
+   */
+  acpKeyCheck(secret: string, keyId: string): () => string | undefined;
 }
 
 /** Who an authorised call speaks for (see `authorize`), or the error that refuses it. */

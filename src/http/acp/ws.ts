@@ -1,6 +1,8 @@
 /**
  * `GET /acp` WebSocket: the same JSON-RPC methods as POST /acp/rpc, one JSON envelope per text message.
- * Origin and Bearer auth are checked at the upgrade (403 / 401, no socket). Requests on one socket run
+ * Origin and Bearer auth are checked at the upgrade (403 / 401, no socket), and the credential again on every call
+ * and ping (an `acp.tokens` entry a reload removed, a key disabled, expired or rotated since: UNAUTHORIZED, then
+ * close 1008). Requests on one socket run
  * concurrently; each request's notifications (`session.update`) are pushed on the socket before its reply.
  * A socket that closes does not stop the turns it started.
  *
@@ -60,6 +62,14 @@ export const CLOSE_CLIENT_TOO_SLOW = 1013;
 /** close code of a resume that failed on the gateway's side (RFC 6455 1011 "Internal Error"), after its error envelope */
 export const CLOSE_RESUME_FAILED = 1011;
 
+/** Why an open socket's credential is no longer accepted: the UNAUTHORIZED message, and the close (1008) reason. */
+interface Refusal {
+  message: string;
+  close: string;
+}
+
+const TOKEN_REMOVED: Refusal = { message: 'the token this socket was opened with is no longer in acp.tokens', close: 'token no longer accepted' };
+
 /** The resume parameters of the upgrade URL; undefined = none; an AcpRpcError = malformed. */
 function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number } | AcpRpcError | undefined {
   const q = new URL(req.url ?? '/', 'http://x').searchParams;
@@ -89,19 +99,27 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
   const maxBacklog = o.maxStreamBacklogBytes;
 
   /**
-   * `allowed`: whether the credential the socket was opened with is still accepted. An `acp.tokens` entry a config
-   * reload removed is refused from then on, on a socket already open too: its next call is answered UNAUTHORIZED
-   * and the socket closes (1008), and a socket that only follows a session is closed at its next ping.
+   * `refused`: why the credential the socket was opened with is no longer accepted, undefined while it is. An
+   * `acp.tokens` entry a config reload removed, and a virtual key disabled, expired or rotated since (as this
+   * instance's key cache has it: at once when the change was made here, within `gateway.keys.refreshMs` when on
+   * another instance), are refused from then on, on a socket already open too: its next call is answered
+   * UNAUTHORIZED and the socket closes (1008), and a socket that only follows a session is closed at its next ping.
    */
-  const serve = (ws: WebSocket, resume: { sessionId: string; afterSeq: number } | undefined, caller: string | undefined, allowed: () => boolean) => {
+  const serve = (
+    ws: WebSocket,
+    resume: { sessionId: string; afterSeq: number } | undefined,
+    caller: string | undefined,
+    refused: () => Refusal | undefined,
+  ) => {
     let alive = true;
     ws.on('pong', () => (alive = true));
-    const revoked = (id: string | number | null) => {
-      send(errorEnvelope(id, new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', 'the token this socket was opened with is no longer in acp.tokens', {}, 401)));
-      ws.close(1008, 'token no longer accepted');
+    const revoked = (id: string | number | null, r: Refusal) => {
+      send(errorEnvelope(id, new AcpRpcError(RPC.UNAUTHORIZED, 'UNAUTHORIZED', r.message, {}, 401)));
+      ws.close(1008, r.close);
     };
     const ping = setInterval(() => {
-      if (!allowed()) return revoked(null);
+      const r = refused();
+      if (r) return revoked(null, r);
       if (!alive) return ws.terminate();
       alive = false;
       ws.ping();
@@ -178,7 +196,8 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       const parsed = parseRequest(value);
       if (!parsed.ok) return send(errorEnvelope(parsed.id, parsed.error));
       const rpc = parsed.request;
-      if (!allowed()) return revoked(rpc.id ?? null);
+      const r = refused();
+      if (r) return revoked(rpc.id ?? null, r);
       const run = o.dispatch(rpc, { notify: (method, params) => send(notificationText(method, params)), caller });
       if (rpc.id === undefined) {
         void run.catch((err: unknown) => o.logger.debug('acp notification failed', { method: quotedMethod(rpc.method), error: String(err) }));
@@ -205,10 +224,17 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
           withWs(
             ({ WebSocketServer }) => {
               wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
-              // a static token is checked again on each call (a reload may remove it); a key is checked here only
-              const secret = bearerToken(req.headers.authorization);
-              const allowed = access.caller.startsWith('token:') ? () => secret !== undefined && tokenMatches(secret, o.tokens) : () => true;
-              wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, access.caller, allowed));
+              // the credential is checked again on each call and ping: a static token against the live acp.tokens (a
+              // reload may remove it), a key against the loaded keys (disabled, expired or rotated since); no store call
+              const secret = bearerToken(req.headers.authorization) ?? '';
+              const keyCheck = access.caller.startsWith('key:') ? o.keys?.acpKeyCheck(secret, access.caller.slice(4)) : undefined;
+              const refused = keyCheck
+                ? () => {
+                    const message = keyCheck();
+                    return message === undefined ? undefined : { message, close: 'key no longer accepted' };
+                  }
+                : () => (tokenMatches(secret, o.tokens) ? undefined : TOKEN_REMOVED);
+              wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resume, access.caller, refused));
             },
             (e) => {
               o.logger.error('acp upgrade failed: cannot load ws', { error: String(e) });
