@@ -3,9 +3,10 @@
  * virtual key the gateway had not loaded was answered `401 invalid API key`, as if the key were wrong: a client
  * told so drops a good key, and the operator sees auth failures instead of an outage. It now fails closed and says
  * so: `503 key_store_unavailable`, retryable, with `Retry-After`, in each surface's own error format (/v1 OpenAI,
- * /v1/messages Anthropic, /acp/rpc JSON-RPC, the /acp WebSocket upgrade), and nothing of the store (its address,
- * its error) in the answer. The keys loaded before stay in force, a static token still works (also one shaped like
- * a key), and a secret the store had already said it does not know is still 401.
+ * /v1/messages Anthropic, /acp/rpc JSON-RPC, the /acp WebSocket upgrade, the task-session REST routes), and
+ * nothing of the store (its address, its error) in the answer. The keys loaded before stay in force, a static
+ * token still works (also one shaped like a key), and a secret the store had already said it does not know is
+ * still 401.
  *
  * A gateway in this process on a real redis-server, which is killed.
  */
@@ -112,6 +113,17 @@ describe('a virtual key while the Redis key store is down', () => {
     expect(acp.json).toMatchObject({ jsonrpc: '2.0', ok: false, error: { code: -32000, data: { code: 'KEY_STORE_UNAVAILABLE', retryable: true } } });
     expect(acp.headers.get('retry-after')).toBe('1');
     expectNoStoreDetail(acp.text);
+
+    // the task-session REST routes, in the gateway's JSON error format
+    const rest = await within(
+      call(gw, '/api/v1/sessions/s1/events', { headers: { authorization: `Bearer ${unknownSecret('e')}` } }),
+      8000,
+      'the session events route with a secret not loaded',
+    );
+    expect(rest.status).toBe(503);
+    expect(rest.json.error).toMatchObject({ code: 'key_store_unavailable', type: 'server_error' });
+    expect(rest.headers.get('retry-after')).toBe('1');
+    expectNoStoreDetail(rest.text);
 
     const ws = await within(upgrade(unknownSecret('d')), 8000, 'the /acp upgrade with a secret not loaded');
     expect(ws.status).toBe(503);
