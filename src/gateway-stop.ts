@@ -7,7 +7,8 @@
  *    (running turns are waited for, like `switchyard sessions drain`);
  * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
  *    `gateway.shutdownGraceMs` from the start;
- * 5. links close with 4000 "gateway shutting down", then the listener closes (whatever is left is cut);
+ * 5. links close with 4000 "gateway shutting down" and `/acp` WebSockets with 1001, then the listener closes
+ *    (whatever is left is cut);
  * 6. the ACP layer, the upstream pools, the keys (pending usage records written by the deadline), the store and
  *    tracing close (closeParts: the same sequence a start that fails part-way runs; one that fails is logged).
  */
@@ -86,10 +87,10 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
 export type ClosePart = readonly [part: string, close: () => Promise<unknown>];
 
 /**
- * A gateway's parts in the order a stop closes them: the links before the listener (peers hear "shutting down"
- * first), the listener before what requests use, the keys (their last usage write) before the store.
+ * A gateway's parts in the order a stop closes them: the links and the `/acp` WebSockets before the listener (peers
+ * hear "shutting down" first, apps "going away"; the listener's close waits for every socket it accepted), the listener before what requests use, the keys (their last usage write) before the store.
  */
-const CLOSE_ORDER = ['bridge', 'http', 'acp', 'providers', 'keys', 'store', 'obs'] as const;
+const CLOSE_ORDER = ['bridge', 'acp-sockets', 'http', 'acp', 'providers', 'keys', 'store', 'obs'] as const;
 export type PartName = (typeof CLOSE_ORDER)[number];
 
 /**

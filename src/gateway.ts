@@ -153,6 +153,7 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
   opened.add('acp', () => acp.close());
+  opened.add('acp-sockets', () => acp.closeSockets());
   obs.metrics.warmPools = acp.warmPools;
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });
   obs.metrics.acpTasks = acp.tasksHeld;

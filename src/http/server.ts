@@ -85,6 +85,8 @@ export class HttpServer {
   private inflight = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  /** sockets handed to an upgrade handler and still open: the listener's close waits for them (shutdown) */
+  private readonly upgraded = new Set<Duplex>();
   private readonly guard: RequestGuard;
   private readonly body: typeof DEFAULT_BODY;
   private readonly bodyBudget: BodyBudget;
@@ -124,6 +126,8 @@ export class HttpServer {
       socket.end(`HTTP/1.1 ${this.draining ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       return;
     }
+    this.upgraded.add(socket);
+    socket.once('close', () => this.upgraded.delete(socket));
     h(req, socket, head);
   }
 
@@ -261,6 +265,9 @@ export class HttpServer {
       await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
     }
     this.server.closeAllConnections();
+    // what the upgrade handlers closed before (the bridge's links, the /acp WebSockets) is gone by now; a socket one
+    // still holds (an upgrade still under way) would keep the close waiting: cut like the rest
+    for (const s of this.upgraded) s.destroy();
     await closed;
   }
 }

@@ -30,6 +30,8 @@ export interface Acp {
   tasksHeld: AcpCore['tasksHeld'];
   /** the open SSE and WebSocket streams' backlog and the streams cut for a slow client, for /metrics */
   streams: AcpStreams;
+  /** a stop, before the listener closes: the `/acp` WebSockets are closed (1001), as the bridge's links are */
+  closeSockets(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export function createAcp(deps: AcpDeps): Acp {
     warmPools: () => core.warmPools(),
     tasksHeld: () => core.tasksHeld(),
     streams,
+    closeSockets: () => ws.close(),
     async close() {
       await ws.close();
       await core.close();

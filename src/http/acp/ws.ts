@@ -51,10 +51,14 @@ export interface AcpWsOptions {
 
 export interface AcpWs {
   upgrade: UpgradeHandler;
+  /** closes every open socket (1001, cut after CLOSE_WAIT_MS) and the server; a second call does nothing */
   close(): Promise<void>;
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' };
+
+/** how long a stop waits for its WebSocket clients to answer the close before it cuts them */
+const CLOSE_WAIT_MS = 1000;
 
 /** close code of a socket cut for reading too slowly (RFC 6455 1013 "Try Again Later": reconnect and resume) */
 export const CLOSE_CLIENT_TOO_SLOW = 1013;
@@ -95,6 +99,8 @@ function refuse(socket: Duplex, e: AcpRpcError): void {
 export function createAcpWs(o: AcpWsOptions): AcpWs {
   // created at the first upgrade: ws is loaded then (src/util/lazy-ws.ts)
   let wss: WebSocketServer | undefined;
+  /** a stop closed the sockets (close): an upgrade still under way is not served */
+  let closed = false;
   const pingMs = o.pingIntervalMs ?? 20_000;
   const maxBacklog = o.maxStreamBacklogBytes;
 
@@ -223,6 +229,8 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
           if (resume instanceof AcpRpcError) return refuse(socket, resume);
           withWs(
             ({ WebSocketServer }) => {
+              // a stop closed the sockets while this one's key was looked up: it is not served
+              if (closed) return void socket.destroy();
               wss ??= new WebSocketServer({ noServer: true, maxPayload: o.maxPayloadBytes });
               // the credential is checked again on each call and ping: a static token against the live acp.tokens (a
               // reload may remove it), a key against the loaded keys (disabled, expired or rotated since); no store call
@@ -249,8 +257,27 @@ export function createAcpWs(o: AcpWsOptions): AcpWs {
       );
     },
     async close() {
+      closed = true;
       const s = wss;
       if (!s) return;
+      wss = undefined;
+      // 1001 "going away": the client reconnects (to another instance) and resumes from the last seq it read;
+      // one that does not answer the close within CLOSE_WAIT_MS is cut
+      const open = [...s.clients];
+      await new Promise<void>((resolve) => {
+        let left = open.length;
+        if (left === 0) return resolve();
+        const timer = setTimeout(resolve, CLOSE_WAIT_MS).unref();
+        for (const c of open) {
+          c.once('close', () => {
+            if (--left === 0) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          c.close(1001, 'gateway shutting down');
+        }
+      });
       for (const c of s.clients) c.terminate();
       await new Promise<void>((r) => s.close(() => r()));
     },
