@@ -45,7 +45,7 @@ export const BRIDGE_DEFAULT_LIMITS = {
   preAuthFrameBytes: 64 * 1024,
   maxInflightPerPeer: 256,
   heartbeatIntervalMs: 5_000,
-  /** a peer silent for deadPeerMisses × heartbeatIntervalMs is offline */
+  /** a peer silent for deadPeerMisses × heartbeatIntervalMs, or that leaves a ping unanswered that long, is offline */
   deadPeerMisses: 3,
 } as const;
 
