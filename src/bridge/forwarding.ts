@@ -221,7 +221,7 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
   if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) return tooSlow(l, requestId, `${mi(q.held)} waiting`);
   if (p.unconfirmed !== undefined) {
     // paused, and the peer has not confirmed it read the pause: this chunk counts against the link's budget
-    const n = chunk.data.length;
+    const n = chunkChars(chunk);
     if (l.unconfirmedHeld + n > LINK_UNCONFIRMED_HOLD_CHARS) {
       return tooSlow(l, requestId, `${mi(q.held)} waiting, ${mi(l.unconfirmedHeld)} sent past unconfirmed pauses on the link`);
     }
