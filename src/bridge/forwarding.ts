@@ -218,9 +218,11 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
     return l.abandon(requestId, toGatewayError(err));
   }
   const q = p.queue!;
-  if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) return tooSlow(l, requestId, `${mi(q.held)} waiting`);
-  if (p.unconfirmed !== undefined) {
-    // paused, and the peer has not confirmed it read the pause: this chunk counts against the link's budget
+  if (p.unconfirmed === undefined) {
+    if (q.held > (p.holdLimit ?? STREAM_HOLD_CHARS)) return tooSlow(l, requestId, `${mi(q.held)} waiting`);
+  } else {
+    // paused, and the peer has not confirmed it read the pause: no limit of the stream's own, this chunk counts
+    // against the link's budget
     const n = chunkChars(chunk);
     if (l.unconfirmedHeld + n > LINK_UNCONFIRMED_HOLD_CHARS) {
       return tooSlow(l, requestId, `${mi(q.held)} waiting, ${mi(l.unconfirmedHeld)} sent past unconfirmed pauses on the link`);
@@ -242,8 +244,8 @@ function pushChunk(l: LinkContext, requestId: string, p: PendingForward, data: s
 function pauseStream(l: LinkContext, requestId: string, p: PendingForward, q: AsyncQueue<StreamChunk>): void {
   p.paused = true;
   const pause = (p.pauses = (p.pauses ?? 0) + 1);
-  // until the peer confirms it read the pause, the link's budget bounds the stream (LINK_UNCONFIRMED_HOLD_CHARS)
-  p.holdLimit = Number.POSITIVE_INFINITY;
+  // until the peer confirms it read the pause, the link's budget bounds the stream (LINK_UNCONFIRMED_HOLD_CHARS),
+  // not `holdLimit` (pushChunk)
   p.unconfirmed = 0;
   l.traffic.pausesSent++;
   l.send({ type: 'bridge-stream-pause', requestId });

@@ -80,14 +80,15 @@ export interface PendingForward extends PendingBase {
   /** streams: pauses sent so far, so a pause's late confirmation is not taken for a later one's */
   pauses?: number;
   /**
-   * streams: what the stream may hold before it is abandoned, in characters; unset: STREAM_HOLD_CHARS. None
-   * while a pause waits for the peer to confirm it read it (the link's budget bounds it then: `unconfirmed`), then
-   * set from what had arrived by then (pauseStream)
+   * streams: what the stream may hold before it is abandoned, in characters; unset: STREAM_HOLD_CHARS. Not
+   * looked at while `unconfirmed` is set (a pause waits for the peer to confirm it read it: the link's budget
+   * bounds the stream then); set at the confirmation from what had arrived by then (pauseStream)
    */
   holdLimit?: number;
   /**
    * streams: characters taken since the current pause while the peer has not confirmed it read it, counted in
-   * the link's `unconfirmedHeld`; undefined when no pause waits for its confirmation
+   * the link's `unconfirmedHeld`; undefined when no pause waits for its confirmation. Set, the stream has no
+   * limit of its own (`holdLimit` is not looked at)
    */
   unconfirmed?: number | undefined;
   resolve(v: ChatCompletion | EmbeddingsResponse): void;
