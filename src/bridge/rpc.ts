@@ -97,15 +97,24 @@ function rpcTooLarge(l: LinkContext, requestId: string): void {
   sendAnswerTooLarge(l, requestId, 'an update or the result', { retryable: false });
 }
 
-/** Internal calls between gateways about transfers (not /acp/rpc methods). */
+/**
+ * Internal calls between gateways about transfers (not /acp/rpc methods). Served like any other request of the
+ * peer's while they run (serve-guard.ts): they count in maxInflightPerPeer and hold their requestId. There is
+ * nothing to stop: bridge-cancel and the link's end leave the store read or write to finish.
+ */
 async function serveSessionCall(l: LinkContext, requestId: string, method: string, params: Record<string, unknown>): Promise<void> {
-  const t = l.transfers();
-  const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
-  let out: RpcOutcome;
-  if (!t) out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: 'this gateway has no session store' } };
-  else if (method === 'bridge.session.status') out = { result: await t.status(l.peer.id, sessionId) };
-  else if (method === 'bridge.session.commit')
-    out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
-  else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
-  if (!l.send({ type: 'bridge-rpc-result', requestId, ...out })) rpcTooLarge(l, requestId);
+  l.serving.set(requestId, { abort: () => undefined });
+  try {
+    const t = l.transfers();
+    const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
+    let out: RpcOutcome;
+    if (!t) out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: 'this gateway has no session store' } };
+    else if (method === 'bridge.session.status') out = { result: await t.status(l.peer.id, sessionId) };
+    else if (method === 'bridge.session.commit')
+      out = { result: { confirmed: await t.confirm(l.peer.id, sessionId, typeof params.transferId === 'string' ? params.transferId : '') } };
+    else out = { error: { code: describeError('METHOD_NOT_FOUND').rpc, message: `unknown method ${method}` } };
+    if (!l.send({ type: 'bridge-rpc-result', requestId, ...out })) rpcTooLarge(l, requestId);
+  } finally {
+    l.serving.delete(requestId);
+  }
 }
