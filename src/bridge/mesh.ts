@@ -116,7 +116,12 @@ export class BridgeMesh implements MeshContext {
       call: async (peerId, method, params) => {
         const out = await this.rpc(peerId, method, params, { onEvent: () => undefined });
         if ('error' in out) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId}: ${out.error.message}`);
-        return out.result;
+        // every bridge.* call answers an object, whose fields the caller reads: anything else (null, a string) is
+        // a bad answer, and fails the call as an error answer does
+        const r = out.result;
+        if (typeof r !== 'object' || r === null || Array.isArray(r))
+          throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} answered ${method} with no object`);
+        return r;
       },
     };
     this.transfers = o.store
