@@ -114,7 +114,7 @@ export class BridgeMesh implements MeshContext {
         return link.offerSession(transferId, snapshot, events, timeoutMs, droppedThrough);
       },
       call: async (peerId, method, params) => {
-        const out = await this.rpc(peerId, method, params, { onEvent: () => undefined });
+        const out = await this.internalCall(peerId, method, params);
         if ('error' in out) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId}: ${out.error.message}`);
         // every bridge.* call answers an object, whose fields the caller reads: anything else (null, a string) is
         // a bad answer, and fails the call as an error answer does
@@ -278,6 +278,27 @@ export class BridgeMesh implements MeshContext {
     const link = this.links.get(peerId);
     if (!link) return Promise.reject(new GatewayError('PEER_UNAVAILABLE', `bridge peer ${peerId} is not connected`));
     return link.rpc(method, params, { hops: o.hops ?? [], signal: o.signal, onEvent: o.onEvent });
+  }
+
+  /**
+   * An internal bridge.* call (a store read or write on the peer, about a transfer): one the peer leaves unanswered
+   * for the dead-peer window (deadPeerMisses × heartbeatIntervalMs) fails with PEER_UNAVAILABLE and the peer is
+   * told to stop (bridge-cancel), rather than holding its caller, and its entry on the link, while the link lasts.
+   */
+  private async internalCall(peerId: string, method: string, params: Record<string, unknown>): Promise<RpcOutcome> {
+    const limits = this.links.get(peerId)?.limits ?? this.limits;
+    const waitMs = limits.heartbeatIntervalMs * limits.deadPeerMisses;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), waitMs);
+    timer.unref();
+    try {
+      return await this.rpc(peerId, method, params, { signal: ac.signal, onEvent: () => undefined });
+    } catch (err) {
+      if (ac.signal.aborted) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} did not answer ${method} within ${waitMs} ms`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** What inbound peers may use: the whitelist. */
