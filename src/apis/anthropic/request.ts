@@ -10,7 +10,8 @@
  *   redacted_thinking → dropped (only an anthropic channel can take them back, and that one gets the
  *   request natively);
  * - tools (custom, no server-tool `type`) → function tools; tool_choice auto/any/tool/none →
- *   auto/required/named/none, `disable_parallel_tool_use` → parallel_tool_calls: false;
+ *   auto/required/named/none, `disable_parallel_tool_use` → parallel_tool_calls: false (without tools, auto and
+ *   none are left out, any and tool refused);
  * - max_tokens, stop_sequences, temperature, top_p, metadata.user_id, stream map 1:1; top_k, thinking,
  *   service_tier and cache_control have no chat form and are dropped.
  */
@@ -73,7 +74,7 @@ function translate(body: unknown, count: boolean): ChatRequest {
     const tools = body.tools.map((t: unknown, i: number) => tool(t, `tools.${i}`)).filter((t): t is ToolDefinition => t !== undefined);
     if (tools.length) out.tools = tools;
   }
-  if (body.tool_choice !== undefined) toolChoice(body.tool_choice, out);
+  if (body.tool_choice !== undefined) toolChoice(body.tool_choice, out, Array.isArray(body.tools) && body.tools.length > 0);
   if (body.metadata !== undefined && body.metadata !== null) {
     if (!isObj(body.metadata)) bad('metadata', `must be an object, not ${jsonKind(body.metadata)}`);
     const u = body.metadata.user_id;
@@ -160,7 +161,10 @@ function toolResultText(c: unknown, at: string, images: ContentPart[], isError: 
     text = c
       .map((b: unknown, k: number) => {
         if (!isObj(b)) bad(`${at}.${k}`, 'must be a content block');
-        if (b.type === 'text' && typeof b.text === 'string') return b.text;
+        if (b.type === 'text') {
+          if (typeof b.text !== 'string') bad(`${at}.${k}.text`, 'must be a string');
+          return b.text;
+        }
         if (b.type === 'image') {
           images.push(image(b, `${at}.${k}`));
           return '';
@@ -198,12 +202,24 @@ function tool(t: unknown, at: string): ToolDefinition | undefined {
   return { type: 'function', function: fn };
 }
 
-function toolChoice(tc: unknown, out: ChatRequest): void {
+/**
+ * `tools`: the request names any tool (a server tool included: a native channel may call it). Without one, `auto` and
+ * `none` ask for nothing and are left out (an OpenAI upstream refuses a `tool_choice` or `parallel_tool_calls` without
+ * `tools`), and `any` or `tool`, which ask for a call no tool could make, are refused, as the Responses edge does.
+ */
+function toolChoice(tc: unknown, out: ChatRequest, tools: boolean): void {
   if (!isObj(tc) || typeof tc.type !== 'string') bad('tool_choice', 'must be { type: "auto" | "any" | "tool" | "none" }');
-  if (tc.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
-  if (tc.type === 'auto') out.tool_choice = 'auto';
-  else if (tc.type === 'any') out.tool_choice = 'required';
-  else if (tc.type === 'none') out.tool_choice = 'none';
-  else if (tc.type === 'tool' && typeof tc.name === 'string') out.tool_choice = { type: 'function', function: { name: tc.name } };
+  let choice: ChatRequest['tool_choice'];
+  if (tc.type === 'auto') choice = 'auto';
+  else if (tc.type === 'any') choice = 'required';
+  else if (tc.type === 'none') choice = 'none';
+  else if (tc.type === 'tool' && typeof tc.name === 'string') choice = { type: 'function', function: { name: tc.name } };
   else bad('tool_choice', 'must be { type: "auto" | "any" | "tool" (with name) | "none" }');
+  if (!tools) {
+    if (tc.type === 'any' || tc.type === 'tool') bad('tool_choice', `{ type: "${tc.type}" } needs tools, and none were given`);
+    return;
+  }
+  if (!out.tools) return; // only server tools, left out for a native channel: the choice is that channel's
+  out.tool_choice = choice;
+  if (tc.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
 }

@@ -18,7 +18,7 @@
  * Every key is read in either spelling (`field`): the REST API takes proto JSON, camelCase or snake_case.
  */
 import { GatewayError } from '../../wire/errors.js';
-import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolDefinition } from '../../wire/openai.js';
+import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable } from '../common/untranslatable.js';
 import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
@@ -104,6 +104,8 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
     } else if (isObj(field(p, 'functionCall'))) {
       const f = field(p, 'functionCall') as Record<string, unknown>;
       if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');
+      // a Struct: anything else (a string, an array) became arguments no tool could take
+      if (f.args !== undefined && f.args !== null && !isObj(f.args)) bad(`${q}.functionCall.args`, `must be an object, not ${jsonKind(f.args)}`);
       const id = typeof f.id === 'string' && f.id ? f.id : `call_${i}_${j}`;
       const list = open.get(f.name) ?? [];
       list.push(id);
@@ -159,29 +161,39 @@ function tools(t: unknown, out: ChatRequest): void {
   if (defs.length) out.tools = defs;
 }
 
-/** Gemini's OpenAPI-subset schemas spell types in upper case (STRING, OBJECT); JSON Schema wants lower case. */
+/**
+ * Gemini's OpenAPI-subset schemas spell types in upper case (STRING, OBJECT); JSON Schema wants lower case. Every
+ * place a Schema holds schemas is followed: `properties`, `items`, and `anyOf` (a list of schemas), so a type inside
+ * an `anyOf` (an optional or union parameter) is lowered too.
+ */
 function lowerTypes(s: Record<string, unknown>): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(s)) {
     if (k === 'type' && typeof v === 'string') o[k] = v.toLowerCase();
     else if (k === 'properties' && isObj(v)) o[k] = Object.fromEntries(Object.entries(v).map(([pk, pv]) => [pk, isObj(pv) ? lowerTypes(pv) : pv]));
     else if (k === 'items' && isObj(v)) o[k] = lowerTypes(v);
+    else if (k === 'anyOf' && Array.isArray(v)) o[k] = v.map((x: unknown) => (isObj(x) ? lowerTypes(x) : x));
     else o[k] = v;
   }
   return o;
 }
 
 function toolConfig(tc: unknown, out: ChatRequest): void {
-  if (!isObj(tc)) return;
+  if (tc === undefined || tc === null) return;
+  // a toolConfig or mode the gateway cannot read is refused, not ignored: it may have asked for a call (ANY)
+  if (!isObj(tc)) bad('toolConfig', 'must be an object { functionCallingConfig }');
   const f = field(tc, 'functionCallingConfig');
-  if (!isObj(f) || !out.tools) return;
+  if (f === undefined || f === null) return;
+  if (!isObj(f)) bad('toolConfig.functionCallingConfig', 'must be an object { mode, allowedFunctionNames }');
+  if (f.mode !== undefined && !['AUTO', 'ANY', 'NONE', 'VALIDATED', 'MODE_UNSPECIFIED'].includes(f.mode as string))
+    bad('toolConfig.functionCallingConfig.mode', 'must be AUTO, ANY, NONE or VALIDATED');
+  if (!out.tools) return;
   const allowed = field(f, 'allowedFunctionNames');
   if (f.mode === 'NONE') out.tool_choice = 'none';
   else if (f.mode === 'ANY')
     out.tool_choice =
       Array.isArray(allowed) && allowed.length === 1 && typeof allowed[0] === 'string' ? { type: 'function', function: { name: allowed[0] } } : 'required';
-  else if (f.mode === 'AUTO' || f.mode === 'VALIDATED' || f.mode === undefined) out.tool_choice = 'auto';
-  else bad('toolConfig.functionCallingConfig.mode', 'must be AUTO, ANY, NONE or VALIDATED');
+  else out.tool_choice = 'auto';
 }
 
 function generationConfig(g: unknown, out: ChatRequest): void {

@@ -6,7 +6,8 @@
  * - input items: `message` (role user / system / developer / assistant; content a string or input_text /
  *   output_text / input_image parts) → chat messages (developer → system, which every upstream takes);
  *   consecutive `function_call` items → one assistant message's tool_calls (joined to the assistant text
- *   just before them); `function_call_output` → a `tool` message; `reasoning` items → kept in the stored
+ *   just before them); `function_call_output` → a `tool` message (content parts: their text; their images follow
+ *   the run of tool messages as a user message); `reasoning` items → kept in the stored
  *   history and passed back natively, dropped in the chat form (chat upstreams take no reasoning input);
  * - tools: `function` tools → chat function tools; other tool types (web_search, local_shell, custom, mcp…)
  *   need OpenAI's own servers and are dropped (listed in `dropped`);
@@ -83,7 +84,14 @@ export function responsesToChat(body: Record<string, unknown> & { model: string 
 function translate(body: Record<string, unknown> & { model: string }, items: Item[]): ChatForm {
   const messages: ChatMessage[] = [];
   if (typeof body.instructions === 'string' && body.instructions) messages.push({ role: 'system', content: body.instructions });
-  items.forEach((it, i) => item(it, `input[${i}]`, messages));
+  // images from function_call_output items: shown to the model as a user message once the run of tool
+  // messages ends (a chat tool message carries text only, and nothing may come between the tool messages)
+  const trailing: ContentPart[] = [];
+  items.forEach((it, i) => {
+    if (trailing.length && it.type !== 'function_call_output') messages.push({ role: 'user', content: trailing.splice(0) });
+    item(it, `input[${i}]`, messages, trailing);
+  });
+  if (trailing.length) messages.push({ role: 'user', content: trailing });
   // nothing left but what only a native channel takes: the request goes there whole
   requireTurn(messages, 'input');
 
@@ -137,7 +145,7 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
   return { chat, dropped };
 }
 
-function item(it: Item, at: string, out: ChatMessage[]): void {
+function item(it: Item, at: string, out: ChatMessage[], images: ContentPart[]): void {
   const type = it.type ?? (typeof it.role === 'string' ? 'message' : undefined);
   switch (type) {
     case 'message':
@@ -156,7 +164,7 @@ function item(it: Item, at: string, out: ChatMessage[]): void {
     }
     case 'function_call_output': {
       if (typeof it.call_id !== 'string') bad(`${at}.call_id`, 'required, a string');
-      out.push({ role: 'tool', tool_call_id: it.call_id, content: outputText(it.output, `${at}.output`) });
+      out.push({ role: 'tool', tool_call_id: it.call_id, content: outputText(it.output, `${at}.output`, images) });
       return;
     }
     case 'reasoning':
@@ -181,16 +189,7 @@ function message(it: Item, at: string, out: ChatMessage[]): void {
       if (typeof p.text !== 'string') bad(`${q}.text`, 'must be a string');
       parts.push({ type: 'text', text: p.text });
     } else if (p.type === 'input_image') {
-      if (typeof p.image_url !== 'string') {
-        // the Responses API's image_url is the URL itself; `{"url": …}` is the chat form's
-        bad(
-          `${q}.image_url`,
-          p.image_url === undefined
-            ? 'required (a URL or data: URL); file_id is not supported'
-            : `expected a string (a URL or data: URL), but got ${jsonKind(p.image_url)} instead`,
-        );
-      }
-      parts.push({ type: 'image_url', image_url: { url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) } });
+      parts.push(inputImage(p, q));
     } else if (p.type !== 'refusal') {
       untranslatable(`${q}.type`, `${q}.type: content type "${p.type}" cannot be translated for this channel`);
     }
@@ -206,8 +205,35 @@ function message(it: Item, at: string, out: ChatMessage[]): void {
   out.push({ role: chatRole, content });
 }
 
-function outputText(o: unknown, at: string): string {
+/** An `input_image` part as a chat image part: its `image_url` is the URL itself (`{"url": …}` is the chat form's). */
+function inputImage(p: Record<string, unknown>, q: string): ContentPart {
+  if (typeof p.image_url !== 'string')
+    bad(
+      `${q}.image_url`,
+      p.image_url === undefined || p.image_url === null
+        ? 'required (a URL or data: URL); file_id is not supported'
+        : `expected a string (a URL or data: URL), but got ${jsonKind(p.image_url)} instead`,
+    );
+  return { type: 'image_url', image_url: { url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) } };
+}
+
+/**
+ * A function_call_output's `output`: a string, or content parts (`input_text`, `input_image`, `input_file`) whose
+ * text becomes the tool message; its images go to `images` (the caller shows them after the tool messages), and a
+ * part the chat form has no place for (`input_file`) is refused like one in a message, never dropped.
+ */
+function outputText(o: unknown, at: string, images: ContentPart[]): string {
   if (typeof o === 'string') return o;
-  if (Array.isArray(o)) return o.map((p) => (isObj(p) && typeof p.text === 'string' ? p.text : '')).join('');
-  return bad(at, 'must be a string or an array of text parts');
+  if (!Array.isArray(o)) return bad(at, 'must be a string or an array of content parts');
+  let text = '';
+  o.forEach((p: unknown, k: number) => {
+    const q = `${at}[${k}]`;
+    if (!isObj(p) || typeof p.type !== 'string') bad(q, 'must be an object with a string "type"');
+    if (p.type === 'input_text' || p.type === 'output_text' || p.type === 'text') {
+      if (typeof p.text !== 'string') bad(`${q}.text`, 'must be a string');
+      text += p.text;
+    } else if (p.type === 'input_image') images.push(inputImage(p, q));
+    else untranslatable(`${q}.type`, `${q}.type: content type "${p.type}" cannot be translated for this channel`);
+  });
+  return text;
 }

@@ -4,7 +4,8 @@
  *
  * Output items: a `reasoning` item when the upstream gave reasoning (content: reasoning_text), then one
  * assistant `message` (output_text) when there is text, then one `function_call` per tool call. A `length`
- * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), as the API does.
+ * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), a `content_filter` finish
+ * too (reason content_filter): the two reasons the API gives an answer cut short.
  * Usage is the upstream's counts (a reported 0 included); without upstream counts (or for the side a usage
  * leaves without a number), the input is estimated from the request size and the output is 1 (shownCounts).
  */
@@ -72,9 +73,16 @@ export function skeleton(id: string, body: Record<string, unknown>, model: strin
 }
 
 /** Completes a skeleton: status from the finish reason, output, usage. */
+/** Why an answer was cut short, in the API's terms (`incomplete_details.reason`); undefined for a whole answer. */
+function incompleteReason(f: FinishReason | undefined): 'max_output_tokens' | 'content_filter' | undefined {
+  if (f === 'length') return 'max_output_tokens';
+  if (f === 'content_filter') return 'content_filter';
+  return undefined;
+}
+
 export function finish(r: Record<string, unknown>, output: Item[], finishReason: FinishReason | undefined, usage: ResponsesUsage): Record<string, unknown> {
-  const incomplete = finishReason === 'length';
-  return { ...r, status: incomplete ? 'incomplete' : 'completed', incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null, output, usage };
+  const reason = incompleteReason(finishReason);
+  return { ...r, status: reason ? 'incomplete' : 'completed', incomplete_details: reason ? { reason } : null, output, usage };
 }
 
 export function failed(r: Record<string, unknown>, output: Item[], e: GatewayError): Record<string, unknown> {

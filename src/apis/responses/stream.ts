@@ -8,7 +8,7 @@
  *                     output_text.done, content_part.done, output_item.done
  *   tool_calls[i]   → output_item.added {function_call}, function_call_arguments.delta*,
  *                     function_call_arguments.done, output_item.done
- *   response.completed (or response.incomplete on a `length` finish) with the whole output and usage
+ *   response.completed (or response.incomplete on a `length` or `content_filter` finish) with the whole output and usage
  *   response.failed with { error: { code, message } } on an abnormal end, never a completed
  * A new kind of output closes the open item. The final event repeats the output, as the API defines it, so
  * the writer keeps each item's text (what the client has been sent already), nothing more.

@@ -1,0 +1,256 @@
+/**
+ * Regression: what the translating edges lost or changed on the way to a chat upstream and back.
+ *
+ * - `/v1/responses`: an upstream answer cut by its content filter (`finish_reason: "content_filter"`) was a
+ *   `completed` response; the API makes it `incomplete` with `incomplete_details.reason: "content_filter"` (the
+ *   openai SDK's types name both reasons), streamed as `response.incomplete`.
+ * - `/v1/responses`: a `function_call_output` whose `output` is content parts (what Codex sends for an image a tool
+ *   returned) kept only the text: its `input_image` parts, and any part that was not a text part (an `input_file`,
+ *   a number), were dropped without a word. Images now follow the tool messages as a user message (as on
+ *   `/v1/messages`); an `input_file` is `unsupported` and a malformed part `invalid_request`, naming the part.
+ * - Gemini: a `parameters` schema's upper-case types inside `anyOf` went up as `"STRING"` (JSON Schema has no such
+ *   type); a `functionCall.args` that is not an object went up as arguments no tool takes; a `toolConfig` that is
+ *   not an object, or a mode the API does not have when no tool was declared, was ignored.
+ * - `/v1/messages`: `tool_choice` without `tools` went up as `tool_choice` (`"required"` for `any`) with no tools,
+ *   which an OpenAI upstream refuses; `auto`/`none` are now left out and `any`/`tool` refused as `invalid_request`.
+ *   A `tool_result` text block whose `text` is not a string was `unsupported` ("block type text cannot be
+ *   translated"), now `invalid_request` naming the field.
+ *
+ * One gateway in process over an OpenAI-compatible upstream that records each request; the official SDKs as
+ * clients where they send such a body.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
+import { call, cleanupDirs, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, startGw } from '../helpers/env.js';
+
+let gw: Gateway;
+let up: FixedReplyUpstream;
+let openai: OpenAI;
+let anthropic: Anthropic;
+/** the chat requests the upstream received, oldest first */
+const seen: Array<Record<string, any>> = [];
+
+/** The user's last text decides the answer: "filtered" is cut by the content filter, anything else answered whole. */
+function answer(raw: string): string {
+  const body = JSON.parse(raw) as { stream?: boolean; messages: Array<{ content: unknown }> };
+  seen.push(body);
+  const last = body.messages[body.messages.length - 1]!.content;
+  const finish = last === 'filtered' ? 'content_filter' : 'stop';
+  const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 };
+  if (!body.stream)
+    return JSON.stringify({
+      id: 'chatcmpl-1',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Some' }, finish_reason: finish }],
+      usage,
+    });
+  const chunk = (delta: object, finish_reason: string | null) => ({
+    id: 'chatcmpl-1',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'm',
+    choices: [{ index: 0, delta, finish_reason }],
+  });
+  return (
+    [
+      chunk({ role: 'assistant', content: 'So' }, null),
+      chunk({ content: 'me' }, finish),
+      { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage },
+    ]
+      .map((c) => `data: ${JSON.stringify(c)}\n\n`)
+      .join('') + 'data: [DONE]\n\n'
+  );
+}
+
+beforeAll(async () => {
+  up = await startFixedReplyUpstream(answer, 'text/event-stream');
+  gw = await startGw({
+    gateway: { routing: { retries: 0 } },
+    channels: [{ name: 'oai', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-oai-0123456789', models: ['m'] }],
+  });
+  openai = new OpenAI({ apiKey: 'none', baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 15_000 });
+  anthropic = new Anthropic({ apiKey: 'none', baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
+});
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+  cleanupDirs();
+});
+
+const lastSeen = () => seen[seen.length - 1]!;
+
+describe('/v1/responses', () => {
+  it('an answer cut by the content filter is incomplete (reason content_filter), streamed or not', async () => {
+    const r = await openai.responses.create({ model: 'm', input: 'filtered' });
+    expect(r.status).toBe('incomplete');
+    expect(r.incomplete_details).toEqual({ reason: 'content_filter' });
+    expect(r.output_text).toBe('Some');
+
+    const stream = openai.responses.stream({ model: 'm', input: 'filtered' });
+    const types: string[] = [];
+    stream.on('event', (e) => types.push(e.type));
+    const final = await stream.finalResponse();
+    expect(types[types.length - 1]).toBe('response.incomplete');
+    expect(final.status).toBe('incomplete');
+    expect(final.incomplete_details).toEqual({ reason: 'content_filter' });
+    expect(final.output_text).toBe('Some');
+    expect(final.usage).toMatchObject({ input_tokens: 9, output_tokens: 2, total_tokens: 11 });
+
+    // a whole answer stays completed
+    expect((await openai.responses.create({ model: 'm', input: 'whole' })).status).toBe('completed');
+  });
+
+  it('a function_call_output with content parts: its text is the tool message, its images follow the tool messages', async () => {
+    const img = 'data:image/png;base64,iVBORw0KGgo=';
+    await openai.responses.create({
+      model: 'm',
+      input: [
+        { type: 'function_call', call_id: 'call_a', name: 'view_image', arguments: '{"path":"a.png"}' },
+        { type: 'function_call', call_id: 'call_b', name: 'view_image', arguments: '{"path":"b.png"}' },
+        {
+          type: 'function_call_output',
+          call_id: 'call_a',
+          output: [
+            { type: 'input_text', text: 'a.png:' },
+            { type: 'input_image', image_url: img, detail: 'low' },
+          ],
+        },
+        { type: 'function_call_output', call_id: 'call_b', output: 'b.png is missing' },
+        { role: 'user', content: 'What do you see?' },
+      ],
+    });
+    expect(lastSeen().messages).toEqual([
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          { id: 'call_a', type: 'function', function: { name: 'view_image', arguments: '{"path":"a.png"}' } },
+          { id: 'call_b', type: 'function', function: { name: 'view_image', arguments: '{"path":"b.png"}' } },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_a', content: 'a.png:' },
+      { role: 'tool', tool_call_id: 'call_b', content: 'b.png is missing' },
+      { role: 'user', content: [{ type: 'image_url', image_url: { url: img, detail: 'low' } }] },
+      { role: 'user', content: 'What do you see?' },
+    ]);
+  });
+
+  it('a function_call_output part the chat form cannot carry is refused naming it, never dropped', async () => {
+    const before = seen.length;
+    const call0 = { type: 'function_call', call_id: 'c', name: 'f', arguments: '{}' };
+    const cases: Array<[unknown, string, string]> = [
+      [
+        [
+          { type: 'input_text', text: 'x' },
+          { type: 'input_file', file_data: 'data:application/pdf;base64,JVBER' },
+        ],
+        'unsupported',
+        'input[1].output[1].type',
+      ],
+      [[7], 'invalid_request', 'input[1].output[0]'],
+      [[{ type: 'input_text', text: 5 }], 'invalid_request', 'input[1].output[0].text'],
+      [[{ type: 'input_image', image_url: { url: 'https://example.com/a.png' } }], 'invalid_request', 'input[1].output[0].image_url'],
+    ];
+    for (const [output, code, param] of cases) {
+      const r = await call(gw, '/v1/responses', { body: { model: 'm', input: [call0, { type: 'function_call_output', call_id: 'c', output }] } });
+      expectOpenAiError(r, 400, code, param);
+    }
+    expect(seen.length).toBe(before);
+  });
+});
+
+const GEN = '/v1beta/models/m:generateContent';
+const hi = [{ role: 'user', parts: [{ text: 'hi' }] }];
+
+describe('Gemini', () => {
+  it('upper-case types inside anyOf are lowered like every other type of a parameters schema', async () => {
+    const r = await call(gw, GEN, {
+      body: {
+        contents: hi,
+        tools: [
+          {
+            functionDeclarations: [
+              {
+                name: 'find',
+                parameters: {
+                  type: 'OBJECT',
+                  properties: { q: { anyOf: [{ type: 'STRING' }, { type: 'ARRAY', items: { type: 'STRING' } }, { type: 'NULL' }] } },
+                },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(lastSeen().tools[0].function.parameters).toEqual({
+      type: 'object',
+      properties: { q: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] } },
+    });
+  });
+
+  it('a functionCall whose args is not an object, or a toolConfig the gateway cannot read, is invalid_request', async () => {
+    const before = seen.length;
+    const tools = [{ functionDeclarations: [{ name: 'f' }] }];
+    const cases: Array<[object, string]> = [
+      [{ contents: [{ role: 'model', parts: [{ functionCall: { name: 'f', args: 'city=Paris' } }] }, ...hi] }, 'contents[0].parts[0].functionCall.args'],
+      [{ contents: [{ role: 'model', parts: [{ functionCall: { name: 'f', args: [1] } }] }, ...hi] }, 'contents[0].parts[0].functionCall.args'],
+      [{ contents: hi, tools, toolConfig: 'ANY' }, 'toolConfig'],
+      [{ contents: hi, tools, toolConfig: { functionCallingConfig: 'ANY' } }, 'toolConfig.functionCallingConfig'],
+      [{ contents: hi, toolConfig: { functionCallingConfig: { mode: 'ALWAYS' } } }, 'toolConfig.functionCallingConfig.mode'],
+    ];
+    for (const [body, param] of cases) expectGeminiInvalid(await call(gw, GEN, { body }), param);
+    expect(seen.length).toBe(before);
+    // what the API takes still goes up
+    const ok = await call(gw, GEN, { body: { contents: hi, tools, toolConfig: { functionCallingConfig: { mode: 'MODE_UNSPECIFIED' } } } });
+    expect(ok.status, ok.text).toBe(200);
+    expect(lastSeen().tool_choice).toBe('auto');
+  });
+});
+
+describe('/v1/messages', () => {
+  const user = [{ role: 'user' as const, content: 'hi' }];
+
+  it('tool_choice auto or none without tools asks for nothing: left out, with disable_parallel_tool_use', async () => {
+    for (const tool_choice of [{ type: 'auto', disable_parallel_tool_use: true }, { type: 'none' }] as const) {
+      const m = await anthropic.messages.create({ model: 'm', max_tokens: 16, messages: user, tool_choice });
+      expect(m.content).toEqual([{ type: 'text', text: 'Some' }]);
+      expect(lastSeen()).not.toHaveProperty('tool_choice');
+      expect(lastSeen()).not.toHaveProperty('parallel_tool_calls');
+    }
+    // with tools, both still go up
+    const tools = [{ name: 'f', input_schema: { type: 'object' as const, properties: {} } }];
+    await anthropic.messages.create({ model: 'm', max_tokens: 16, messages: user, tools, tool_choice: { type: 'any', disable_parallel_tool_use: true } });
+    expect(lastSeen()).toMatchObject({ tool_choice: 'required', parallel_tool_calls: false });
+  });
+
+  it('tool_choice any or tool without tools is invalid_request: no call could be made', async () => {
+    const before = seen.length;
+    for (const tool_choice of [{ type: 'any' }, { type: 'tool', name: 'f' }] as const) {
+      const e = await anthropic.messages.create({ model: 'm', max_tokens: 16, messages: user, tool_choice }).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((e as InstanceType<typeof Anthropic.BadRequestError>).error).toMatchObject({ error: { type: 'invalid_request_error', code: 'invalid_request' } });
+      expect((e as Error).message).toContain('tool_choice: ');
+    }
+    expect(seen.length).toBe(before);
+  });
+
+  it('a tool_result text block whose text is not a string is invalid_request naming it', async () => {
+    const r = await call(gw, '/v1/messages', {
+      body: {
+        model: 'm',
+        max_tokens: 16,
+        messages: [
+          { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 5 }] }] },
+        ],
+      },
+    });
+    expectAnthropicInvalid(r, 'messages.1.content.0.content.0.text');
+  });
+});
