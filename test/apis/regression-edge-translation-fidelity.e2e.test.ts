@@ -16,6 +16,14 @@
  *   A `tool_result` text block whose `text` is not a string was `unsupported` ("block type text cannot be
  *   translated"), now `invalid_request` naming the field.
  *
+ * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
+ *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
+ * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
+ *   `image` block with a PDF media type) went up as an image part, for the upstream to refuse under a field the
+ *   client never sent: Gemini's is `unsupported`, Anthropic's (whose API takes only images there) `invalid_request`,
+ *   naming the media type field. A Responses input item with neither `type` nor `role` was `unsupported` ("item type
+ *   undefined"), now `invalid_request` naming `input[i].type`.
+ *
  * One gateway in process over an OpenAI-compatible upstream that records each request; the official SDKs as
  * clients where they send such a body.
  */
@@ -40,6 +48,7 @@ function answer(raw: string): string {
   const last = body.messages[body.messages.length - 1]!.content;
   const finish = last === 'filtered' ? 'content_filter' : 'stop';
   const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 };
+  if (!body.stream && last === 'no choices') return JSON.stringify({ id: 'chatcmpl-0', object: 'chat.completion', created: 1, model: 'm', choices: [], usage });
   if (!body.stream)
     return JSON.stringify({
       id: 'chatcmpl-1',
@@ -252,5 +261,57 @@ describe('/v1/messages', () => {
       },
     });
     expectAnthropicInvalid(r, 'messages.1.content.0.content.0.text');
+  });
+});
+
+describe('every edge', () => {
+  it('an upstream answer with no choice is the bad-answer error, not an empty successful message', async () => {
+    const m = await call(gw, '/v1/messages', { body: { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'no choices' }] } });
+    expect(m.status, m.text).toBe(502);
+    expect(m.json).toMatchObject({ type: 'error', error: { type: 'api_error', code: 'upstream_bad_response' } });
+    expect(m.json.error.message).toContain('choices is empty');
+    expectOpenAiError(await call(gw, '/v1/responses', { body: { model: 'm', input: 'no choices' } }), 502, 'upstream_bad_response');
+    const g = await call(gw, GEN, { body: { contents: [{ role: 'user', parts: [{ text: 'no choices' }] }] } });
+    expect(g.status, g.text).toBe(502);
+    expect(g.json.error).toMatchObject({ code: 502, status: 'UNAVAILABLE', details: [{ reason: 'UPSTREAM_BAD_RESPONSE' }] });
+  });
+
+  it('inline data that is not an image is refused naming its media type; a Responses item without a type is invalid_request', async () => {
+    const before = seen.length;
+    const pdf = 'JVBERi0xLjQK';
+    const gem = await call(gw, GEN, {
+      body: { contents: [{ role: 'user', parts: [{ text: 'sum up' }, { inlineData: { mimeType: 'application/pdf', data: pdf } }] }] },
+    });
+    expect(gem.status, gem.text).toBe(400);
+    expect(gem.json.error).toMatchObject({
+      status: 'INVALID_ARGUMENT',
+      details: [{ reason: 'UNSUPPORTED', metadata: { param: 'contents[0].parts[1].inlineData.mimeType' } }],
+    });
+    // counted all the same, as any part without a chat form
+    const count = await call(gw, '/v1beta/models/m:countTokens', {
+      body: { contents: [{ role: 'user', parts: [{ inlineData: { mimeType: 'application/pdf', data: pdf } }] }] },
+    });
+    expect(count.status, count.text).toBe(200);
+
+    const e = await anthropic.messages
+      .create({
+        model: 'm',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'application/pdf' as 'image/png', data: pdf } }] }],
+      })
+      .catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((e as Error).message).toContain('messages.0.content.0.source.media_type: ');
+
+    for (const item of [{ content: 'hi' }, { type: 5, role: 'user', content: 'hi' }])
+      expectOpenAiError(await call(gw, '/v1/responses', { body: { model: 'm', input: [item] } }), 400, 'invalid_request', 'input[0].type');
+    expect(seen.length).toBe(before);
+    // an image still goes up as one
+    const png = 'iVBORw0KGgo=';
+    const ok = await call(gw, GEN, {
+      body: { contents: [{ role: 'user', parts: [{ text: 'what is it?' }, { inlineData: { mimeType: 'image/png', data: png } }] }] },
+    });
+    expect(ok.status, ok.text).toBe(200);
+    expect(lastSeen().messages[0].content[1]).toEqual({ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } });
   });
 });

@@ -182,6 +182,8 @@ function image(b: Record<string, unknown>, at: string): ContentPart {
   const s = b.source;
   if (isObj(s) && s.type === 'base64') {
     const url = base64DataUrl(s.media_type, s.data, { mediaType: `${at}.source.media_type`, data: `${at}.source.data` });
+    // an image block holds an image (the API takes jpeg, png, gif, webp): a PDF belongs in a document block
+    if (!/^data:image\//i.test(url)) bad(`${at}.source.media_type`, 'must be an image media type such as "image/png"');
     return { type: 'image_url', image_url: { url } };
   }
   if (isObj(s) && s.type === 'url' && typeof s.url === 'string') return { type: 'image_url', image_url: { url: s.url } };

@@ -23,9 +23,11 @@ function text(v: unknown, field: string): string | null | undefined {
   return bad(field, 'is not a string');
 }
 
-/** A non-streaming answer's choices: each a message with text content and well-formed tool calls. */
+/** A non-streaming answer's choices: at least one, each a message with text content and well-formed tool calls. */
 export function checkedCompletion(c: ChatCompletion): ChatCompletion {
   if (!Array.isArray(c.choices)) bad('choices', 'is not an array');
+  // no choice is no answer: translated, it became an empty "successful" message
+  if (c.choices.length === 0) bad('choices', 'is empty');
   c.choices.forEach((ch: unknown, i: number) => {
     if (!isObj(ch) || !isObj(ch.message)) bad(`choices[${i}].message`, 'is not an object');
     const m = ch.message;

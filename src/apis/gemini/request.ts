@@ -100,7 +100,14 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
       const d = field(p, 'inlineData') as Record<string, unknown>;
       // proto JSON bytes: standard or URL-safe base64
       const url = base64DataUrl(field(d, 'mimeType'), d.data, { mediaType: `${q}.inlineData.mimeType`, data: `${q}.inlineData.data` }, true);
-      parts.push({ type: 'image_url', image_url: { url } });
+      // the chat form's only inline media is an image: a PDF or audio as an image part is refused upstream under a
+      // field the client never sent, or read as a broken image
+      if (!/^data:image\//i.test(url))
+        untranslatable(
+          `${q}.inlineData.mimeType`,
+          `${q}.inlineData.mimeType: inline data of type "${String(field(d, 'mimeType'))}" cannot be translated (images only)`,
+        );
+      else parts.push({ type: 'image_url', image_url: { url } });
     } else if (isObj(field(p, 'functionCall'))) {
       const f = field(p, 'functionCall') as Record<string, unknown>;
       if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');

@@ -147,6 +147,8 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
 
 function item(it: Item, at: string, out: ChatMessage[], images: ContentPart[]): void {
   const type = it.type ?? (typeof it.role === 'string' ? 'message' : undefined);
+  // an item that names no type (nor a role, which makes it a message) is malformed, not an unknown kind of item
+  if (typeof type !== 'string') bad(`${at}.type`, 'required, a string (an item type such as "message" or "function_call")');
   switch (type) {
     case 'message':
       return message(it, at, out);
