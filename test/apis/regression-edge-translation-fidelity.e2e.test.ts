@@ -16,6 +16,9 @@
  *   A `tool_result` text block whose `text` is not a string was `unsupported` ("block type text cannot be
  *   translated"), now `invalid_request` naming the field.
  *
+ * - `/v1/messages`: an answer with tool calls that the upstream finished with `stop` (vLLM does, for a forced
+ *   `tool_choice`) was `stop_reason: "end_turn"`, so a client that runs tools on `tool_use` ended its turn; it is
+ *   `tool_use`, streamed or not, as the Messages API says whenever it calls a tool.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -49,6 +52,7 @@ function answer(raw: string): string {
   const finish = last === 'filtered' ? 'content_filter' : 'stop';
   const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 };
   if (!body.stream && last === 'no choices') return JSON.stringify({ id: 'chatcmpl-0', object: 'chat.completion', created: 1, model: 'm', choices: [], usage });
+  if (last === 'forced call') return forcedCall(body.stream === true);
   if (!body.stream)
     return JSON.stringify({
       id: 'chatcmpl-1',
@@ -70,6 +74,36 @@ function answer(raw: string): string {
       chunk({ role: 'assistant', content: 'So' }, null),
       chunk({ content: 'me' }, finish),
       { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage },
+    ]
+      .map((c) => `data: ${JSON.stringify(c)}\n\n`)
+      .join('') + 'data: [DONE]\n\n'
+  );
+}
+
+/** A tool call finished with `stop`, as vLLM answers a request whose tool_choice forces a call. */
+function forcedCall(stream: boolean): string {
+  const call = { id: 'call_w', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } };
+  if (!stream)
+    return JSON.stringify({
+      id: 'chatcmpl-2',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] }, finish_reason: 'stop' }],
+    });
+  const chunk = (delta: object, finish_reason: string | null) => ({
+    id: 'chatcmpl-2',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'm',
+    choices: [{ index: 0, delta, finish_reason }],
+  });
+  return (
+    [
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, ...call, function: { name: 'weather', arguments: '' } }] }, null),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null),
+      chunk({}, 'stop'),
     ]
       .map((c) => `data: ${JSON.stringify(c)}\n\n`)
       .join('') + 'data: [DONE]\n\n'
@@ -247,6 +281,19 @@ describe('/v1/messages', () => {
       expect((e as Error).message).toContain('tool_choice: ');
     }
     expect(seen.length).toBe(before);
+  });
+
+  it('an answer with a tool call is stop_reason tool_use, also when the upstream finished it with "stop"', async () => {
+    const tools = [{ name: 'weather', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } } }];
+    const ask = { model: 'm', max_tokens: 64, messages: [{ role: 'user' as const, content: 'forced call' }], tools, tool_choice: { type: 'any' as const } };
+    const m = await anthropic.messages.create(ask);
+    expect(m.stop_reason).toBe('tool_use');
+    expect(m.content).toEqual([{ type: 'tool_use', id: 'call_w', name: 'weather', input: { city: 'Paris' } }]);
+    const streamed = await anthropic.messages.stream(ask).finalMessage();
+    expect(streamed.stop_reason).toBe('tool_use');
+    expect(streamed.content).toEqual([{ type: 'tool_use', id: 'call_w', name: 'weather', input: { city: 'Paris' } }]);
+    // an answer without a call still ends the turn
+    expect((await anthropic.messages.create({ ...ask, messages: [{ role: 'user', content: 'hi' }] })).stop_reason).toBe('end_turn');
   });
 
   it('a tool_result text block whose text is not a string is invalid_request naming it', async () => {

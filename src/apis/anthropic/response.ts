@@ -13,11 +13,16 @@ import { newId } from '../../util/ids.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
-/** `f`: a FinishReason, or whatever an upstream sent (unknown reasons end the turn) */
-export function toStopReason(f: string | undefined): AnthropicStopReason {
+/**
+ * `f`: a FinishReason, or whatever an upstream sent (unknown reasons end the turn). `calls`: the answer holds tool
+ * calls. An answer with tool calls that was not cut short is `tool_use` whatever the upstream's reason: some
+ * OpenAI-compatible servers (vLLM with a forced `tool_choice`) finish such an answer with `stop`, and a client that
+ * runs tools on `stop_reason: "tool_use"` (as the Messages API always says when it calls one) would end the turn.
+ */
+export function toStopReason(f: string | undefined, calls = false): AnthropicStopReason {
   if (f === 'length') return 'max_tokens';
-  if (f === 'tool_calls' || f === 'function_call') return 'tool_use';
   if (f === 'content_filter') return 'refusal';
+  if (f === 'tool_calls' || f === 'function_call' || calls) return 'tool_use';
   return 'end_turn';
 }
 
@@ -77,7 +82,7 @@ export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn:
     role: 'assistant',
     model,
     content,
-    stop_reason: toStopReason(choice?.finish_reason ?? 'stop'),
+    stop_reason: toStopReason(choice?.finish_reason ?? 'stop', (m?.tool_calls?.length ?? 0) > 0),
     stop_sequence: null,
     usage: toAnthropicUsage(c.usage, estimateIn),
   };

@@ -15,7 +15,7 @@
  * An abnormal end is `event: error` (./errors.ts) instead of message_delta/message_stop.
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
-import { messageId, toAnthropicUsage, toStopReason, type AnthropicStopReason } from './response.js';
+import { messageId, toAnthropicUsage, toStopReason } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
@@ -53,7 +53,7 @@ export class AnthropicStreamWriter {
   private index = -1;
   private pinged = false;
   private readonly toolBlock = new Map<number, number>();
-  private stop: AnthropicStopReason = 'end_turn';
+  private finish: string | undefined;
   private usage: Usage | undefined;
 
   constructor(
@@ -100,14 +100,15 @@ export class AnthropicStreamWriter {
       const args = tc.function?.arguments;
       if (args) out += ev('content_block_delta', { index: block, delta: { type: 'input_json_delta', partial_json: args } });
     }
-    if (choice.finish_reason) this.stop = toStopReason(choice.finish_reason);
+    if (choice.finish_reason) this.finish = choice.finish_reason;
     return out;
   }
 
   /** The normal end: closes the open block, reports stop reason and the upstream's usage. */
   end(): string {
     const u = toAnthropicUsage(this.usage, this.estimateIn);
-    return this.close() + ev('message_delta', { delta: { stop_reason: this.stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
+    const stop = toStopReason(this.finish, this.toolBlock.size > 0);
+    return this.close() + ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
   }
 
   private ensure(kind: 'text' | 'thinking', block: Record<string, unknown>): string {
