@@ -19,6 +19,9 @@
  * - `/v1/messages`: an answer with tool calls that the upstream finished with `stop` (vLLM does, for a forced
  *   `tool_choice`) was `stop_reason: "end_turn"`, so a client that runs tools on `tool_use` ended its turn; it is
  *   `tool_use`, streamed or not, as the Messages API says whenever it calls a tool.
+ * - `/v1/messages` streamed: tool arguments that are not a JSON object (`Paris`, as small models write them) went out
+ *   as `input_json_delta` pieces no JSON parser takes, so the SDK's stream threw, where the non-streaming answer
+ *   has `{"input": "Paris"}`; they are now held and sent whole, as that. JSON arguments still stream piece by piece.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -35,7 +38,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
-import { call, cleanupDirs, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, startGw } from '../helpers/env.js';
+import { call, cleanupDirs, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, sseData, startGw } from '../helpers/env.js';
 
 let gw: Gateway;
 let up: FixedReplyUpstream;
@@ -53,6 +56,7 @@ function answer(raw: string): string {
   const usage = { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 };
   if (!body.stream && last === 'no choices') return JSON.stringify({ id: 'chatcmpl-0', object: 'chat.completion', created: 1, model: 'm', choices: [], usage });
   if (last === 'forced call') return forcedCall(body.stream === true);
+  if (last === 'plain args') return forcedCall(body.stream === true, ['Par', 'is']);
   if (!body.stream)
     return JSON.stringify({
       id: 'chatcmpl-1',
@@ -80,9 +84,12 @@ function answer(raw: string): string {
   );
 }
 
-/** A tool call finished with `stop`, as vLLM answers a request whose tool_choice forces a call. */
-function forcedCall(stream: boolean): string {
-  const call = { id: 'call_w', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } };
+/**
+ * A tool call finished with `stop`, as vLLM answers a request whose tool_choice forces a call; `pieces`: its
+ * arguments as streamed (joined when not streamed).
+ */
+function forcedCall(stream: boolean, pieces = ['{"city":', '"Paris"}']): string {
+  const call = { id: 'call_w', type: 'function', function: { name: 'weather', arguments: pieces.join('') } };
   if (!stream)
     return JSON.stringify({
       id: 'chatcmpl-2',
@@ -101,8 +108,7 @@ function forcedCall(stream: boolean): string {
   return (
     [
       chunk({ role: 'assistant', tool_calls: [{ index: 0, ...call, function: { name: 'weather', arguments: '' } }] }, null),
-      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }, null),
-      chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, null),
+      ...pieces.map((arguments_) => chunk({ tool_calls: [{ index: 0, function: { arguments: arguments_ } }] }, null)),
       chunk({}, 'stop'),
     ]
       .map((c) => `data: ${JSON.stringify(c)}\n\n`)
@@ -294,6 +300,23 @@ describe('/v1/messages', () => {
     expect(streamed.content).toEqual([{ type: 'tool_use', id: 'call_w', name: 'weather', input: { city: 'Paris' } }]);
     // an answer without a call still ends the turn
     expect((await anthropic.messages.create({ ...ask, messages: [{ role: 'user', content: 'hi' }] })).stop_reason).toBe('end_turn');
+  });
+
+  it('streamed tool arguments that are not a JSON object arrive as the non-streaming answer has them', async () => {
+    const tools = [{ name: 'weather', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } } }];
+    const ask = { model: 'm', max_tokens: 64, messages: [{ role: 'user' as const, content: 'plain args' }], tools };
+    const whole = await anthropic.messages.create(ask);
+    expect(whole.content).toEqual([{ type: 'tool_use', id: 'call_w', name: 'weather', input: { input: 'Paris' } }]);
+    // the SDK parses the input_json_delta pieces: "Paris" made it throw
+    const streamed = await anthropic.messages.stream(ask).finalMessage();
+    expect(streamed.content).toEqual(whole.content);
+    // arguments that are a JSON object still stream piece by piece
+    const raw = await call(gw, '/v1/messages', { body: { ...ask, stream: true, messages: [{ role: 'user', content: 'forced call' }] } });
+    const pieces = sseData(raw.text)
+      .map((d) => JSON.parse(d))
+      .filter((e) => e.delta?.type === 'input_json_delta')
+      .map((e) => e.delta.partial_json);
+    expect(pieces).toEqual(['{"city":', '"Paris"}']);
   });
 
   it('a tool_result text block whose text is not a string is invalid_request naming it', async () => {

@@ -7,7 +7,10 @@
  *   per block: content_block_start, [ping after the first one], content_block_delta*, content_block_stop
  *     reasoning_content / reasoning → `thinking` block, thinking_delta
  *     content                       → `text` block, text_delta
- *     tool_calls[i] with id/name    → `tool_use` block; its arguments → input_json_delta
+ *     tool_calls[i] with id/name    → `tool_use` block; its arguments → input_json_delta, piece by piece once
+ *                                     they start as a JSON object; arguments that do not (plain text) are held
+ *                                     and sent whole at the block's close as `{"input": …}`, as toolInput makes
+ *                                     them in a non-streaming answer
  *   message_delta (stop_reason, usage with the upstream's real counts), message_stop
  * A new kind of content closes the open block; blocks are numbered from 0 in order of appearance.
  * Arguments for a tool call whose block is already closed (interleaved parallel calls, which no chat
@@ -15,12 +18,14 @@
  * An abnormal end is `event: error` (./errors.ts) instead of message_delta/message_stop.
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
-import { messageId, toAnthropicUsage, toStopReason } from './response.js';
+import { messageId, toAnthropicUsage, toStopReason, toolInput } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+const inputDelta = (index: number, json: string) => ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: json } });
 
 const NATIVE_START = 'event: message_start\n';
 
@@ -53,6 +58,14 @@ export class AnthropicStreamWriter {
   private index = -1;
   private pinged = false;
   private readonly toolBlock = new Map<number, number>();
+  /**
+   * A tool block's arguments, by block, until their first non-blank character shows whether they are a JSON object:
+   * `{` sends what was held and streams the rest as it comes; anything else (`Paris`, a model's plain-text or array
+   * arguments) is held whole and sent at the block's close as the non-streaming answer has it (toolInput:
+   * `{"input": "Paris"}`), since `input_json_delta` pieces must make a JSON object (the SDK throws on others).
+   */
+  private readonly held = new Map<number, string>();
+  private readonly streaming = new Set<number>();
   private finish: string | undefined;
   private usage: Usage | undefined;
 
@@ -98,7 +111,7 @@ export class AnthropicStreamWriter {
         this.toolBlock.set(tc.index, block);
       }
       const args = tc.function?.arguments;
-      if (args) out += ev('content_block_delta', { index: block, delta: { type: 'input_json_delta', partial_json: args } });
+      if (args) out += this.toolArgs(block, args);
     }
     if (choice.finish_reason) this.finish = choice.finish_reason;
     return out;
@@ -109,6 +122,18 @@ export class AnthropicStreamWriter {
     const u = toAnthropicUsage(this.usage, this.estimateIn);
     const stop = toStopReason(this.finish, this.toolBlock.size > 0);
     return this.close() + ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
+  }
+
+  private toolArgs(block: number, args: string): string {
+    if (this.streaming.has(block)) return inputDelta(block, args);
+    const text = (this.held.get(block) ?? '') + args;
+    if (text.trimStart().startsWith('{')) {
+      this.held.delete(block);
+      this.streaming.add(block);
+      return inputDelta(block, text);
+    }
+    this.held.set(block, text);
+    return '';
   }
 
   private ensure(kind: 'text' | 'thinking', block: Record<string, unknown>): string {
@@ -130,6 +155,13 @@ export class AnthropicStreamWriter {
   private close(): string {
     if (this.open === undefined) return '';
     this.open = undefined;
-    return ev('content_block_stop', { index: this.index });
+    let out = '';
+    const held = this.held.get(this.index);
+    if (held !== undefined) {
+      this.held.delete(this.index);
+      this.streaming.add(this.index);
+      if (held.trim()) out += inputDelta(this.index, JSON.stringify(toolInput(held)));
+    }
+    return out + ev('content_block_stop', { index: this.index });
   }
 }
