@@ -11,6 +11,9 @@
  * - Gemini: a `parameters` schema's upper-case types inside `anyOf` went up as `"STRING"` (JSON Schema has no such
  *   type); a `functionCall.args` that is not an object went up as arguments no tool takes; a `toolConfig` that is
  *   not an object, or a mode the API does not have when no tool was declared, was ignored.
+ * - Gemini: `candidatesTokenCount` was the upstream's completion tokens, reasoning included, next to
+ *   `thoughtsTokenCount` holding the reasoning again; Gemini counts thoughts apart (total = prompt + candidates +
+ *   thoughts), so a client adding them up (Gemini CLI's stats do) counted the reasoning twice.
  * - `/v1/messages`: `tool_choice` without `tools` went up as `tool_choice` (`"required"` for `any`) with no tools,
  *   which an OpenAI upstream refuses; `auto`/`none` are now left out and `any`/`tool` refused as `invalid_request`.
  *   A `tool_result` text block whose `text` is not a string was `unsupported` ("block type text cannot be
@@ -57,6 +60,15 @@ function answer(raw: string): string {
   if (!body.stream && last === 'no choices') return JSON.stringify({ id: 'chatcmpl-0', object: 'chat.completion', created: 1, model: 'm', choices: [], usage });
   if (last === 'forced call') return forcedCall(body.stream === true);
   if (last === 'plain args') return forcedCall(body.stream === true, ['Par', 'is']);
+  if (last === 'think first' && !body.stream)
+    return JSON.stringify({
+      id: 'chatcmpl-3',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', reasoning_content: 'The user greets.', content: 'Hello!' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 9, completion_tokens: 14, total_tokens: 23, completion_tokens_details: { reasoning_tokens: 10 } },
+    });
   if (!body.stream)
     return JSON.stringify({
       id: 'chatcmpl-1',
@@ -241,6 +253,13 @@ describe('Gemini', () => {
       type: 'object',
       properties: { q: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] } },
     });
+  });
+
+  it('thoughts are counted apart from the candidates, as Gemini counts them (total = prompt + candidates + thoughts)', async () => {
+    const r = await call(gw, GEN, { body: { contents: [{ role: 'user', parts: [{ text: 'think first' }] }] } });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.candidates[0].content.parts).toEqual([{ text: 'The user greets.', thought: true }, { text: 'Hello!' }]);
+    expect(r.json.usageMetadata).toEqual({ promptTokenCount: 9, candidatesTokenCount: 4, thoughtsTokenCount: 10, totalTokenCount: 23 });
   });
 
   it('a functionCall whose args is not an object, or a toolConfig the gateway cannot read, is invalid_request', async () => {

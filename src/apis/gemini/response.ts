@@ -3,7 +3,8 @@
  * Pure. finish_reason stop / tool_calls → STOP, length → MAX_TOKENS, content_filter → SAFETY. Reasoning is a
  * `thought: true` text part. usageMetadata holds the upstream's counts (a reported 0 included); the prompt is
  * estimated (and the output is 1) when the upstream gave no counts, or for the side its usage leaves without a
- * number (shownCounts).
+ * number (shownCounts). `thoughtsTokenCount` is the upstream's reasoning tokens, and `candidatesTokenCount` the
+ * output without them, as Gemini counts (`totalTokenCount` = prompt + candidates + thoughts).
  */
 import { shownCounts, type ChatCompletion, type FinishReason, type ToolCall, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
@@ -21,8 +22,13 @@ export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number)
   const m: Record<string, number> = { promptTokenCount: prompt, candidatesTokenCount: out, totalTokenCount: prompt + out };
   const cached = u?.prompt_tokens_details?.cached_tokens;
   if (cached) m.cachedContentTokenCount = cached;
-  const thoughts = (u?.completion_tokens_details as { reasoning_tokens?: number } | undefined)?.reasoning_tokens;
-  if (thoughts) m.thoughtsTokenCount = thoughts;
+  const thoughts = (u?.completion_tokens_details as { reasoning_tokens?: unknown } | undefined)?.reasoning_tokens;
+  if (typeof thoughts === 'number' && thoughts > 0) {
+    m.thoughtsTokenCount = thoughts;
+    // a chat upstream's completion_tokens include its reasoning; Gemini counts thoughts apart from the candidates
+    // (totalTokenCount = prompt + candidates + thoughts), so a client adding them up counted the reasoning twice
+    if (shown?.output !== undefined) m.candidatesTokenCount = Math.max(0, out - thoughts);
+  }
   return m;
 }
 
