@@ -25,6 +25,10 @@
  * - `/v1/messages` streamed: tool arguments that are not a JSON object (`Paris`, as small models write them) went out
  *   as `input_json_delta` pieces no JSON parser takes, so the SDK's stream threw, where the non-streaming answer
  *   has `{"input": "Paris"}`; they are now held and sent whole, as that. JSON arguments still stream piece by piece.
+ * - `/v1/responses` `parallel_tool_calls: "false"` and `user: 5`, `/v1/messages` `disable_parallel_tool_use: "true"`
+ *   were left out for their type (so the model could make several calls the client asked it not to); they are
+ *   `invalid_request`. A Responses `tool_choice` the chat form has no place for (`allowed_tools`) was
+ *   `invalid_request` ("must be auto, none, …"), though the API takes it: it is `unsupported`, a native channel's.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -221,6 +225,33 @@ describe('/v1/responses', () => {
       const r = await call(gw, '/v1/responses', { body: { model: 'm', input: [call0, { type: 'function_call_output', call_id: 'c', output }] } });
       expectOpenAiError(r, 400, code, param);
     }
+    expect(seen.length).toBe(before);
+  });
+});
+
+describe('wrong-typed flags the translation read by type, and left out when the type was wrong', () => {
+  it('are refused naming the field, before any upstream is called', async () => {
+    const before = seen.length;
+    const fn = { type: 'function', name: 'f', parameters: { type: 'object', properties: {} } };
+    const responses: Array<[object, string, string]> = [
+      [{ parallel_tool_calls: 'false', tools: [fn] }, 'invalid_request', 'parallel_tool_calls'],
+      [{ user: 5 }, 'invalid_request', 'user'],
+      // a choice the Responses API has and the chat form has not: a native channel's, unsupported here
+      [{ tools: [fn], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'f' }] } }, 'unsupported', 'tool_choice'],
+    ];
+    for (const [extra, code, param] of responses)
+      expectOpenAiError(await call(gw, '/v1/responses', { body: { model: 'm', input: 'hi', ...extra } }), 400, code, param);
+    const tools = [{ name: 'f', input_schema: { type: 'object', properties: {} } }];
+    const m = await call(gw, '/v1/messages', {
+      body: {
+        model: 'm',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: 'hi' }],
+        tools,
+        tool_choice: { type: 'auto', disable_parallel_tool_use: 'true' },
+      },
+    });
+    expectAnthropicInvalid(m, 'tool_choice.disable_parallel_tool_use');
     expect(seen.length).toBe(before);
   });
 });

@@ -211,6 +211,8 @@ function tool(t: unknown, at: string): ToolDefinition | undefined {
  */
 function toolChoice(tc: unknown, out: ChatRequest, tools: boolean): void {
   if (!isObj(tc) || typeof tc.type !== 'string') bad('tool_choice', 'must be { type: "auto" | "any" | "tool" | "none" }');
+  if (tc.disable_parallel_tool_use !== undefined && typeof tc.disable_parallel_tool_use !== 'boolean')
+    bad('tool_choice.disable_parallel_tool_use', 'must be a boolean');
   let choice: ChatRequest['tool_choice'];
   if (tc.type === 'auto') choice = 'auto';
   else if (tc.type === 'any') choice = 'required';

@@ -46,6 +46,10 @@ export function validateResponses(body: unknown): Record<string, unknown> & { mo
   if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string')
     bad('previous_response_id', 'must be a string');
   if (body.tools !== undefined && !Array.isArray(body.tools)) bad('tools', 'must be an array');
+  // a flag or name the translation would leave out for its type changes what the client asked for (`"false"`: one call)
+  if (body.parallel_tool_calls !== undefined && body.parallel_tool_calls !== null && typeof body.parallel_tool_calls !== 'boolean')
+    bad('parallel_tool_calls', 'must be a boolean');
+  if (body.user !== undefined && body.user !== null && typeof body.user !== 'string') bad('user', 'must be a string');
   if (body.metadata !== undefined && body.metadata !== null) {
     if (!isObj(body.metadata)) bad('metadata', `must be an object of strings, not ${jsonKind(body.metadata)}`);
     for (const [k, v] of Object.entries(body.metadata)) if (typeof v !== 'string') bad(`metadata.${k}`, 'must be a string');
@@ -119,6 +123,9 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
     const tc = body.tool_choice;
     if (tc === 'auto' || tc === 'none' || tc === 'required') chat.tool_choice = tc;
     else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string') chat.tool_choice = { type: 'function', function: { name: tc.name } };
+    // a choice the API has that the chat form has not (`allowed_tools`, a hosted tool's type): a native channel's
+    else if (isObj(tc) && typeof tc.type === 'string' && tc.type !== 'function')
+      untranslatable('tool_choice', `tool_choice: a choice of type ${JSON.stringify(tc.type)} cannot be translated for this channel`);
     else if (tc !== undefined && tc !== null) bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
     if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
   } else {
