@@ -4,6 +4,8 @@
  * - `/v1/responses`: an upstream answer cut by its content filter (`finish_reason: "content_filter"`) was a
  *   `completed` response; the API makes it `incomplete` with `incomplete_details.reason: "content_filter"` (the
  *   openai SDK's types name both reasons), streamed as `response.incomplete`.
+ * - `/v1/responses` streamed: `response.function_call_arguments.done` had no `name`, which the API reference (and the
+ *   SDK's ResponseFunctionCallArgumentsDoneEvent) has.
  * - `/v1/responses`: a `function_call_output` whose `output` is content parts (what Codex sends for an image a tool
  *   returned) kept only the text: its `input_image` parts, and any part that was not a text part (an `input_file`,
  *   a number), were dropped without a word. Images now follow the tool messages as a user message (as on
@@ -168,6 +170,18 @@ describe('/v1/responses', () => {
 
     // a whole answer stays completed
     expect((await openai.responses.create({ model: 'm', input: 'whole' })).status).toBe('completed');
+  });
+
+  it('response.function_call_arguments.done names the function, as the API reference has it', async () => {
+    const tools: OpenAI.Responses.Tool[] = [
+      { type: 'function', name: 'weather', strict: false, parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    ];
+    const stream = openai.responses.stream({ model: 'm', input: 'forced call', tools, tool_choice: 'required' });
+    const done: OpenAI.Responses.ResponseFunctionCallArgumentsDoneEvent[] = [];
+    stream.on('response.function_call_arguments.done', (e) => done.push(e));
+    const final = await stream.finalResponse();
+    expect(done).toEqual([expect.objectContaining({ name: 'weather', arguments: '{"city":"Paris"}', output_index: 0 })]);
+    expect(final.output).toEqual([expect.objectContaining({ type: 'function_call', name: 'weather', call_id: 'call_w', arguments: '{"city":"Paris"}' })]);
   });
 
   it('a function_call_output with content parts: its text is the tool message, its images follow the tool messages', async () => {

@@ -131,7 +131,8 @@ export class ResponsesStreamWriter {
       out += this.ev('response.content_part.done', { item_id: o.id, output_index: o.index, content_index: 0, part });
       item = messageItem(o.id, o.text);
     } else {
-      out += this.ev('response.function_call_arguments.done', { item_id: o.id, output_index: o.index, arguments: o.text });
+      // `name` is one of the event's fields (the API reference, the SDK's ResponseFunctionCallArgumentsDoneEvent)
+      out += this.ev('response.function_call_arguments.done', { item_id: o.id, output_index: o.index, name: o.name, arguments: o.text });
       item = callItem(o.id, o.callId!, o.name!, o.text);
     }
     this.output.push(item);
