@@ -31,6 +31,9 @@
  *   were left out for their type (so the model could make several calls the client asked it not to); they are
  *   `invalid_request`. A Responses `tool_choice` the chat form has no place for (`allowed_tools`) was
  *   `invalid_request` ("must be auto, none, …"), though the API takes it: it is `unsupported`, a native channel's.
+ * - `/v1/messages`: a tool call the upstream gave no id became `toolu_1` (streamed: the same in every answer, which
+ *   the Messages API refuses in one conversation) or `""` (not streamed, an empty id); it gets a unique id. On
+ *   `/v1/responses` an empty id became an empty `call_id`.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -66,6 +69,7 @@ function answer(raw: string): string {
   if (!body.stream && last === 'no choices') return JSON.stringify({ id: 'chatcmpl-0', object: 'chat.completion', created: 1, model: 'm', choices: [], usage });
   if (last === 'forced call') return forcedCall(body.stream === true);
   if (last === 'plain args') return forcedCall(body.stream === true, ['Par', 'is']);
+  if (last === 'no call id') return forcedCall(body.stream === true, undefined, '');
   if (last === 'think first' && !body.stream)
     return JSON.stringify({
       id: 'chatcmpl-3',
@@ -106,8 +110,8 @@ function answer(raw: string): string {
  * A tool call finished with `stop`, as vLLM answers a request whose tool_choice forces a call; `pieces`: its
  * arguments as streamed (joined when not streamed).
  */
-function forcedCall(stream: boolean, pieces = ['{"city":', '"Paris"}']): string {
-  const call = { id: 'call_w', type: 'function', function: { name: 'weather', arguments: pieces.join('') } };
+function forcedCall(stream: boolean, pieces = ['{"city":', '"Paris"}'], id = 'call_w'): string {
+  const call = { id, type: 'function', function: { name: 'weather', arguments: pieces.join('') } };
   if (!stream)
     return JSON.stringify({
       id: 'chatcmpl-2',
@@ -125,7 +129,8 @@ function forcedCall(stream: boolean, pieces = ['{"city":', '"Paris"}']): string 
   });
   return (
     [
-      chunk({ role: 'assistant', tool_calls: [{ index: 0, ...call, function: { name: 'weather', arguments: '' } }] }, null),
+      // no id at all when it has none (a streamed call's id is optional)
+      chunk({ role: 'assistant', tool_calls: [{ index: 0, ...(id ? { id } : {}), type: 'function', function: { name: 'weather', arguments: '' } }] }, null),
       ...pieces.map((arguments_) => chunk({ tool_calls: [{ index: 0, function: { arguments: arguments_ } }] }, null)),
       chunk({}, 'stop'),
     ]
@@ -381,6 +386,24 @@ describe('/v1/messages', () => {
       .filter((e) => e.delta?.type === 'input_json_delta')
       .map((e) => e.delta.partial_json);
     expect(pieces).toEqual(['{"city":', '"Paris"}']);
+  });
+
+  it('a call the upstream gave no id gets one unique across answers, never an empty or repeated tool_use id', async () => {
+    const tools = [{ name: 'weather', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } } }];
+    const ask = { model: 'm', max_tokens: 64, messages: [{ role: 'user' as const, content: 'no call id' }], tools };
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const whole = await anthropic.messages.create(ask);
+      const streamed = await anthropic.messages.stream(ask).finalMessage();
+      for (const m of [whole, streamed]) {
+        expect(m.content).toEqual([{ type: 'tool_use', id: expect.stringMatching(/^toolu_\w+$/), name: 'weather', input: { city: 'Paris' } }]);
+        ids.push((m.content[0] as Anthropic.ToolUseBlock).id);
+      }
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    // the Responses edge answers such a call by its item's id, never an empty call_id
+    const r = await openai.responses.create({ model: 'm', input: 'no call id', tools: [{ type: 'function', name: 'weather', strict: false, parameters: {} }] });
+    expect(r.output[0]).toMatchObject({ type: 'function_call', call_id: expect.stringMatching(/^fc_/) });
   });
 
   it('a tool_result text block whose text is not a string is invalid_request naming it', async () => {

@@ -9,7 +9,7 @@
  */
 import { shownCounts, type ChatCompletion, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
-import { newId } from '../../util/ids.js';
+import { newId, seqId } from '../../util/ids.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
@@ -62,6 +62,12 @@ export function toolInput(args: string): Record<string, unknown> {
   return { input: args };
 }
 
+/**
+ * A tool call's id as a tool_use id: the upstream's, or (none, or empty) one the gateway makes, unique across the
+ * conversation as the Messages API requires (it refuses a conversation whose tool_use ids repeat, and an empty one).
+ */
+export const toolUseId = (id: string | null | undefined): string => id || seqId('toolu');
+
 /** An answer's id as a message id (`msg_…`); one the gateway makes when there is none (random: the time alone repeats). */
 export function messageId(id: string | undefined): string {
   if (!id) return newId('msg');
@@ -75,7 +81,8 @@ export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn:
   const reasoning = reasoningText(m);
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (typeof m?.content === 'string' && m.content) content.push({ type: 'text', text: m.content });
-  for (const tc of m?.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function.name, input: toolInput(tc.function.arguments) });
+  for (const tc of m?.tool_calls ?? [])
+    content.push({ type: 'tool_use', id: toolUseId(tc.id), name: tc.function.name, input: toolInput(tc.function.arguments) });
   return {
     id: messageId(c.id),
     type: 'message',

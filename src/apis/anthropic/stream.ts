@@ -18,7 +18,7 @@
  * An abnormal end is `event: error` (./errors.ts) instead of message_delta/message_stop.
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
-import { messageId, toAnthropicUsage, toStopReason, toolInput } from './response.js';
+import { messageId, toAnthropicUsage, toStopReason, toolInput, toolUseId } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
@@ -106,7 +106,7 @@ export class AnthropicStreamWriter {
     for (const tc of d.tool_calls ?? []) {
       let block = this.toolBlock.get(tc.index);
       if (block === undefined) {
-        out += this.openBlock('tool_use', { type: 'tool_use', id: tc.id ?? `toolu_${this.index + 1}`, name: tc.function?.name ?? '', input: {} });
+        out += this.openBlock('tool_use', { type: 'tool_use', id: toolUseId(tc.id), name: tc.function?.name ?? '', input: {} });
         block = this.index;
         this.toolBlock.set(tc.index, block);
       }

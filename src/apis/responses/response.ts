@@ -122,6 +122,10 @@ export function toResponse(c: ChatCompletion, r: Record<string, unknown>, estima
   const reasoning = reasoningText(m);
   if (reasoning) output.push(reasoningItem(itemId('rs'), reasoning));
   if (typeof m?.content === 'string' && m.content) output.push(messageItem(itemId('msg'), m.content));
-  for (const tc of m?.tool_calls ?? []) output.push(callItem(itemId('fc'), tc.id, tc.function.name, tc.function.arguments));
+  for (const tc of m?.tool_calls ?? []) {
+    const id = itemId('fc');
+    // a call the upstream gave no id (or an empty one) is answered by its call_id: the item's id is unique
+    output.push(callItem(id, tc.id || id, tc.function.name, tc.function.arguments));
+  }
   return finish(r, output, choice?.finish_reason ?? 'stop', toResponsesUsage(c.usage, estimateIn));
 }

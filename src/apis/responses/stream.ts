@@ -80,7 +80,7 @@ export class ResponsesStreamWriter {
       let o = this.calls.get(tc.index);
       if (!o) {
         const id = itemId('fc');
-        const callId = tc.id ?? id;
+        const callId = tc.id || id;
         const name = tc.function?.name ?? '';
         out += this.openItem('function_call', callItem(id, callId, name, '', 'in_progress'));
         o = this.open!;
