@@ -16,6 +16,9 @@
  * - Gemini: `candidatesTokenCount` was the upstream's completion tokens, reasoning included, next to
  *   `thoughtsTokenCount` holding the reasoning again; Gemini counts thoughts apart (total = prompt + candidates +
  *   thoughts), so a client adding them up (Gemini CLI's stats do) counted the reasoning twice.
+ * - An output shape the chat form has no place for was dropped, and the answer came back as prose: a Responses
+ *   `text.format` of another type (`grammar`), a Gemini `responseMimeType` other than JSON or plain text
+ *   (`text/x.enum`). Both are `unsupported`.
  * - `/v1/messages`: `tool_choice` without `tools` went up as `tool_choice` (`"required"` for `any`) with no tools,
  *   which an OpenAI upstream refuses; `auto`/`none` are now left out and `any`/`tool` refused as `invalid_request`.
  *   A `tool_result` text block whose `text` is not a string was `unsupported` ("block type text cannot be
@@ -258,6 +261,8 @@ describe('wrong-typed flags the translation read by type, and left out when the 
       // a choice the Responses API has and the chat form has not: a native channel's, unsupported here
       [{ tools: [fn], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'f' }] } }, 'unsupported', 'tool_choice'],
     ];
+    // an output format the translation does not know was dropped: the answer came back as prose
+    responses.push([{ text: { format: { type: 'grammar', syntax: 'lark', definition: 'start: "x"' } } }, 'unsupported', 'text.format.type']);
     for (const [extra, code, param] of responses)
       expectOpenAiError(await call(gw, '/v1/responses', { body: { model: 'm', input: 'hi', ...extra } }), 400, code, param);
     const tools = [{ name: 'f', input_schema: { type: 'object', properties: {} } }];
@@ -321,8 +326,15 @@ describe('Gemini', () => {
       [{ contents: hi, tools, toolConfig: 'ANY' }, 'toolConfig'],
       [{ contents: hi, tools, toolConfig: { functionCallingConfig: 'ANY' } }, 'toolConfig.functionCallingConfig'],
       [{ contents: hi, toolConfig: { functionCallingConfig: { mode: 'ALWAYS' } } }, 'toolConfig.functionCallingConfig.mode'],
+      [{ contents: hi, generationConfig: { responseMimeType: 5 } }, 'generationConfig.responseMimeType'],
     ];
     for (const [body, param] of cases) expectGeminiInvalid(await call(gw, GEN, { body }), param);
+    // an answer shape the chat form cannot ask for was dropped (the answer came back as prose): unsupported
+    const enumAsked = await call(gw, GEN, {
+      body: { contents: hi, generationConfig: { responseMimeType: 'text/x.enum', responseSchema: { type: 'STRING', enum: ['yes', 'no'] } } },
+    });
+    expect(enumAsked.status, enumAsked.text).toBe(400);
+    expect(enumAsked.json.error).toMatchObject({ details: [{ reason: 'UNSUPPORTED', metadata: { param: 'generationConfig.responseMimeType' } }] });
     expect(seen.length).toBe(before);
     // what the API takes still goes up
     const ok = await call(gw, GEN, { body: { contents: hi, tools, toolConfig: { functionCallingConfig: { mode: 'MODE_UNSPECIFIED' } } } });

@@ -18,7 +18,7 @@
  * Every key is read in either spelling (`field`): the REST API takes proto JSON, camelCase or snake_case.
  */
 import { GatewayError } from '../../wire/errors.js';
-import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
+import { jsonKind, quotedName, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable } from '../common/untranslatable.js';
 import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
@@ -220,7 +220,15 @@ function generationConfig(g: unknown, out: ChatRequest): void {
     if (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string')) bad('generationConfig.stopSequences', 'must be an array of strings');
     if (stop.length) out.stop = stop;
   }
-  if (field(g, 'responseMimeType') === 'application/json') {
+  const mime = field(g, 'responseMimeType');
+  if (mime !== undefined && mime !== null && typeof mime !== 'string') bad('generationConfig.responseMimeType', 'must be a string');
+  // an answer shape the chat form cannot ask for (`text/x.enum`) is refused, not dropped: the answer would be prose
+  if (typeof mime === 'string' && mime !== 'application/json' && mime !== 'text/plain')
+    untranslatable(
+      'generationConfig.responseMimeType',
+      `generationConfig.responseMimeType: "${quotedName(mime)}" cannot be translated (application/json or text/plain)`,
+    );
+  if (mime === 'application/json') {
     const schema = field(g, 'responseJsonSchema') ?? field(g, 'responseSchema');
     out.response_format = isObj(schema) ? { type: 'json_schema', json_schema: { name: 'response', schema: lowerTypes(schema) } } : { type: 'json_object' };
   }

@@ -16,7 +16,7 @@
  *   metadata, truncation, service_tier have no chat form (store is the gateway's own, see the route).
  */
 import { GatewayError } from '../../wire/errors.js';
-import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
+import { jsonKind, quotedName, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
 import { finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
@@ -149,6 +149,9 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
       json_schema: { name: fmt.name ?? 'output', schema: fmt.schema, ...(typeof fmt.strict === 'boolean' ? { strict: fmt.strict } : {}) },
     };
   else if (fmt?.type === 'json_object') chat.response_format = { type: 'json_object' };
+  // a format this translation does not know asks for an answer shape it cannot promise: a native channel's
+  else if (fmt !== undefined && fmt.type !== 'text')
+    untranslatable('text.format.type', `text.format.type: output format "${quotedName(String(fmt.type))}" cannot be translated for this channel`);
   return { chat, dropped };
 }
 
