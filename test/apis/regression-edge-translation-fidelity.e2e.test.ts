@@ -16,6 +16,9 @@
  * - Gemini: `candidatesTokenCount` was the upstream's completion tokens, reasoning included, next to
  *   `thoughtsTokenCount` holding the reasoning again; Gemini counts thoughts apart (total = prompt + candidates +
  *   thoughts), so a client adding them up (Gemini CLI's stats do) counted the reasoning twice.
+ * - `/v1/responses` `conversation` (the Conversations API) and `prompt` (a stored prompt template) name content kept on
+ *   OpenAI's servers; they were left out and the model answered without it. Both are `unsupported` (a native
+ *   channel's).
  * - An output shape the chat form has no place for was dropped, and the answer came back as prose: a Responses
  *   `text.format` of another type (`grammar`), a Gemini `responseMimeType` other than JSON or plain text
  *   (`text/x.enum`). Both are `unsupported`.
@@ -261,6 +264,9 @@ describe('wrong-typed flags the translation read by type, and left out when the 
       // a choice the Responses API has and the chat form has not: a native channel's, unsupported here
       [{ tools: [fn], tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'f' }] } }, 'unsupported', 'tool_choice'],
     ];
+    // content the request names (a stored conversation, a prompt template) was left out: the model answered without it
+    responses.push([{ conversation: 'conv_689667905b048191b4740501625afd940c7533ace33a2dab' }, 'unsupported', 'conversation']);
+    responses.push([{ prompt: { id: 'pmpt_123', variables: { city: 'Paris' } } }, 'unsupported', 'prompt']);
     // an output format the translation does not know was dropped: the answer came back as prose
     responses.push([{ text: { format: { type: 'grammar', syntax: 'lark', definition: 'start: "x"' } } }, 'unsupported', 'text.format.type']);
     for (const [extra, code, param] of responses)

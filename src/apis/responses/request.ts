@@ -99,6 +99,15 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
   // nothing left but what only a native channel takes: the request goes there whole
   requireTurn(messages, 'input');
 
+  // content the request names rather than holds (a Conversations API conversation, a stored prompt template) is on
+  // OpenAI's servers: left out, the model answered without it. A native channel's, refused on any other
+  for (const [k, what] of [
+    ['conversation', 'a stored conversation (the Conversations API)'],
+    ['prompt', 'a stored prompt template'],
+  ] as const)
+    if (body[k] !== undefined && body[k] !== null)
+      untranslatable(k, `${k}: ${what} is read only by OpenAI's own API, and cannot be translated for this channel`);
+
   const chat: ChatRequest = { model: body.model, messages };
   if (body.stream === true) chat.stream = true;
   if (typeof body.temperature === 'number') chat.temperature = body.temperature;
