@@ -365,7 +365,7 @@ describe('OpenAI Responses translator', () => {
       'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":1,"item":{"type":"function_call","id":"fc_X","call_id":"call_DdmO9pD3xa9XTPNJ32zg2hcA","name":"get_weather","arguments":"","status":"in_progress"},"sequence_number":9}',
     );
     expect(blocks[13]).toBe(
-      'event: response.function_call_arguments.done\ndata: {"type":"response.function_call_arguments.done","item_id":"fc_X","output_index":1,"arguments":"{\\"location\\":\\"Paris, France\\"}","sequence_number":13}',
+      'event: response.function_call_arguments.done\ndata: {"type":"response.function_call_arguments.done","item_id":"fc_X","output_index":1,"name":"get_weather","arguments":"{\\"location\\":\\"Paris, France\\"}","sequence_number":13}',
     );
     expect(end.response).toMatchObject({
       status: 'completed',
