@@ -13,6 +13,8 @@
  * - Gemini: a `parameters` schema's upper-case types inside `anyOf` went up as `"STRING"` (JSON Schema has no such
  *   type); a `functionCall.args` that is not an object went up as arguments no tool takes; a `toolConfig` that is
  *   not an object, or a mode the API does not have when no tool was declared, was ignored.
+ * - Gemini: `nullable: true` in a `parameters` schema (OpenAPI's keyword) went up as is; JSON Schema has no such
+ *   keyword, so upstreams ignore it and the field could not be null. It is a `null` type now (and enum value).
  * - Gemini: `candidatesTokenCount` was the upstream's completion tokens, reasoning included, next to
  *   `thoughtsTokenCount` holding the reasoning again; Gemini counts thoughts apart (total = prompt + candidates +
  *   thoughts), so a client adding them up (Gemini CLI's stats do) counted the reasoning twice.
@@ -321,6 +323,31 @@ describe('Gemini', () => {
     expect(r.status, r.text).toBe(200);
     expect(r.json.candidates[0].content.parts).toEqual([{ text: 'The user greets.', thought: true }, { text: 'Hello!' }]);
     expect(r.json.usageMetadata).toEqual({ promptTokenCount: 9, candidatesTokenCount: 4, thoughtsTokenCount: 10, totalTokenCount: 23 });
+  });
+
+  it('nullable (OpenAPI, which Gemini schemas speak) becomes a null type, which JSON Schema has', async () => {
+    const parameters = {
+      type: 'OBJECT',
+      properties: {
+        city: { type: 'STRING', nullable: true },
+        unit: { type: 'STRING', format: 'enum', enum: ['C', 'F'], nullable: true },
+        when: { anyOf: [{ type: 'STRING' }, { type: 'INTEGER' }], nullable: true },
+        days: { type: 'INTEGER', nullable: false },
+      },
+      required: ['city'],
+    };
+    const r = await call(gw, GEN, { body: { contents: hi, tools: [{ functionDeclarations: [{ name: 'forecast', parameters }] }] } });
+    expect(r.status, r.text).toBe(200);
+    expect(lastSeen().tools[0].function.parameters).toEqual({
+      type: 'object',
+      properties: {
+        city: { type: ['string', 'null'] },
+        unit: { type: ['string', 'null'], format: 'enum', enum: ['C', 'F', null] },
+        when: { anyOf: [{ type: 'string' }, { type: 'integer' }, { type: 'null' }] },
+        days: { type: 'integer', nullable: false },
+      },
+      required: ['city'],
+    });
   });
 
   it('a functionCall whose args is not an object, or a toolConfig the gateway cannot read, is invalid_request', async () => {

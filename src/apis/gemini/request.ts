@@ -171,7 +171,7 @@ function tools(t: unknown, out: ChatRequest): void {
 /**
  * Gemini's OpenAPI-subset schemas spell types in upper case (STRING, OBJECT); JSON Schema wants lower case. Every
  * place a Schema holds schemas is followed: `properties`, `items`, and `anyOf` (a list of schemas), so a type inside
- * an `anyOf` (an optional or union parameter) is lowered too.
+ * an `anyOf` (an optional or union parameter) is lowered too. `nullable: true` becomes a `null` type (and enum value).
  */
 function lowerTypes(s: Record<string, unknown>): Record<string, unknown> {
   const o: Record<string, unknown> = {};
@@ -181,6 +181,14 @@ function lowerTypes(s: Record<string, unknown>): Record<string, unknown> {
     else if (k === 'items' && isObj(v)) o[k] = lowerTypes(v);
     else if (k === 'anyOf' && Array.isArray(v)) o[k] = v.map((x: unknown) => (isObj(x) ? lowerTypes(x) : x));
     else o[k] = v;
+  }
+  // OpenAPI's `nullable: true` (Gemini's Schema has it; JSON Schema has not, and an upstream ignores it): null is one
+  // more value the field may take, so a model is not held to leaving an optional field out
+  if (o.nullable === true) {
+    delete o.nullable;
+    if (typeof o.type === 'string') o.type = [o.type, 'null'];
+    else if (Array.isArray(o.anyOf)) o.anyOf = [...(o.anyOf as unknown[]), { type: 'null' }];
+    if (Array.isArray(o.enum) && !o.enum.includes(null)) o.enum = [...(o.enum as unknown[]), null];
   }
   return o;
 }
