@@ -42,6 +42,9 @@
  * - `/v1/messages`: a tool call the upstream gave no id became `toolu_1` (streamed: the same in every answer, which
  *   the Messages API refuses in one conversation) or `""` (not streamed, an empty id); it gets a unique id. On
  *   `/v1/responses` an empty id became an empty `call_id`.
+ * - A tool `description` that is not a string (every edge), an Anthropic `tool_result` `is_error` that is not a
+ *   boolean (`"true"`: the model never saw the error marker), a Gemini `responseSchema` that is not an object (the
+ *   answer was held to any JSON instead) were left out for their type; they are `invalid_request`.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -290,6 +293,50 @@ describe('wrong-typed flags the translation read by type, and left out when the 
 
 const GEN = '/v1beta/models/m:generateContent';
 const hi = [{ role: 'user', parts: [{ text: 'hi' }] }];
+
+describe('a tool description, an is_error flag or a response schema of the wrong type', () => {
+  it('is invalid_request naming it, instead of being left out', async () => {
+    const before = seen.length;
+    const user = [{ role: 'user', content: 'hi' }];
+    expectAnthropicInvalid(
+      await call(gw, '/v1/messages', {
+        body: { model: 'm', max_tokens: 16, messages: user, tools: [{ name: 'f', description: 5, input_schema: { type: 'object' } }] },
+      }),
+      'tools.0.description',
+    );
+    const turn = [
+      { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'disk full', is_error: 'true' }] },
+    ];
+    expectAnthropicInvalid(await call(gw, '/v1/messages', { body: { model: 'm', max_tokens: 16, messages: turn } }), 'messages.1.content.0.is_error');
+    expectOpenAiError(
+      await call(gw, '/v1/responses', {
+        body: { model: 'm', input: 'hi', tools: [{ type: 'function', name: 'f', description: ['weather'], parameters: {} }] },
+      }),
+      400,
+      'invalid_request',
+      'tools[0].description',
+    );
+    expectGeminiInvalid(
+      await call(gw, GEN, { body: { contents: hi, tools: [{ functionDeclarations: [{ name: 'f', description: { text: 'weather' } }] }] } }),
+      'tools[0].functionDeclarations[0].description',
+    );
+    expectGeminiInvalid(
+      await call(gw, GEN, { body: { contents: hi, generationConfig: { responseMimeType: 'application/json', responseSchema: 'OBJECT' } } }),
+      'generationConfig.responseSchema',
+    );
+    expect(seen.length).toBe(before);
+    // a description and is_error of the right types still go up
+    await call(gw, '/v1/messages', {
+      body: {
+        model: 'm',
+        max_tokens: 16,
+        messages: [...turn.slice(0, 1), { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'disk full', is_error: true }] }],
+      },
+    });
+    expect(lastSeen().messages[1]).toEqual({ role: 'tool', tool_call_id: 't1', content: '[tool error] disk full' });
+  });
+});
 
 describe('Gemini', () => {
   it('upper-case types inside anyOf are lowered like every other type of a parameters schema', async () => {

@@ -19,7 +19,7 @@ import { GatewayError } from '../../wire/errors.js';
 import { jsonKind, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
-import { base64DataUrl, finiteNumber, requireTurn, toolName, toolSchema } from '../common/fields.js';
+import { base64DataUrl, finiteNumber, requireTurn, toolDescription, toolName, toolSchema } from '../common/fields.js';
 
 function bad(param: string, what: string): never {
   throw new GatewayError('INVALID_REQUEST', `${param}: ${what}`, { param });
@@ -129,6 +129,8 @@ function turn(m: unknown, at: string, out: ChatMessage[]): void {
       case 'tool_result': {
         if (m.role !== 'user') bad(p, 'tool_result blocks belong in user turns');
         if (typeof b.tool_use_id !== 'string') bad(`${p}.tool_use_id`, 'required, a string');
+        // read as a flag: `"true"` left the model without the error marker
+        if (b.is_error !== undefined && b.is_error !== null && typeof b.is_error !== 'boolean') bad(`${p}.is_error`, 'must be a boolean');
         out.push({ role: 'tool', tool_call_id: b.tool_use_id, content: toolResultText(b.content, `${p}.content`, trailing, b.is_error === true) });
         break;
       }
@@ -200,7 +202,8 @@ function tool(t: unknown, at: string): ToolDefinition | undefined {
     name: toolName(t.name, `${at}.name`),
     parameters: toolSchema(t.input_schema, `${at}.input_schema`) ?? { type: 'object', properties: {} },
   };
-  if (typeof t.description === 'string') fn.description = t.description;
+  const description = toolDescription(t.description, `${at}.description`);
+  if (description !== undefined) fn.description = description;
   return { type: 'function', function: fn };
 }
 

@@ -34,6 +34,16 @@ export function toolName(v: unknown, param: string): string {
   return v;
 }
 
+/**
+ * A tool's description: absent or null is undefined; otherwise a string (one of another type was left out, and the
+ * model never saw what the tool is for).
+ */
+export function toolDescription(v: unknown, param: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') bad(param, `must be a string, not ${jsonKind(v)}`);
+  return v;
+}
+
 /** A tool's JSON Schema: absent or null is undefined (the caller's default); otherwise an object. */
 export function toolSchema(v: unknown, param: string): Record<string, unknown> | undefined {
   if (v === undefined || v === null) return undefined;

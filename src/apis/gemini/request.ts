@@ -21,7 +21,7 @@ import { GatewayError } from '../../wire/errors.js';
 import { jsonKind, quotedName, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable } from '../common/untranslatable.js';
-import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
+import { base64DataUrl, finiteNumber, requireTurn, tokenLimit, toolDescription, toolName, toolSchema } from '../common/fields.js';
 
 /**
  * `o[key]`, else the same key in snake_case (`maxOutputTokens` → `max_output_tokens`): Google's REST API
@@ -161,7 +161,8 @@ function tools(t: unknown, out: ChatRequest): void {
       const name = toolName(d.name, `${at}.name`);
       const schema = toolSchema(field(d, 'parametersJsonSchema'), `${at}.parametersJsonSchema`) ?? toolSchema(d.parameters, `${at}.parameters`);
       const fn: ToolDefinition['function'] = { name, parameters: schema ? lowerTypes(schema) : { type: 'object', properties: {} } };
-      if (typeof d.description === 'string') fn.description = d.description;
+      const description = toolDescription(d.description, `${at}.description`);
+      if (description !== undefined) fn.description = description;
       defs.push({ type: 'function', function: fn });
     });
   });
@@ -237,7 +238,10 @@ function generationConfig(g: unknown, out: ChatRequest): void {
       `generationConfig.responseMimeType: "${quotedName(mime)}" cannot be translated (application/json or text/plain)`,
     );
   if (mime === 'application/json') {
-    const schema = field(g, 'responseJsonSchema') ?? field(g, 'responseSchema');
+    // a schema that is not an object asked for a shape this answer would not be held to (json_object instead)
+    const schema =
+      toolSchema(field(g, 'responseJsonSchema'), 'generationConfig.responseJsonSchema') ??
+      toolSchema(field(g, 'responseSchema'), 'generationConfig.responseSchema');
     out.response_format = isObj(schema) ? { type: 'json_schema', json_schema: { name: 'response', schema: lowerTypes(schema) } } : { type: 'json_object' };
   }
 }

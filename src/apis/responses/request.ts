@@ -19,7 +19,7 @@ import { GatewayError } from '../../wire/errors.js';
 import { jsonKind, quotedName, type ChatMessage, type ChatRequest, type ContentPart, type ToolCall, type ToolDefinition } from '../../wire/openai.js';
 import { isObj } from '../../util/is-object.js';
 import { leniently, untranslatable, type Untranslatable } from '../common/untranslatable.js';
-import { finiteNumber, requireTurn, tokenLimit, toolName, toolSchema } from '../common/fields.js';
+import { finiteNumber, requireTurn, tokenLimit, toolDescription, toolName, toolSchema } from '../common/fields.js';
 
 export type Item = Record<string, unknown>;
 
@@ -123,7 +123,8 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
       name: toolName(t.name, `tools[${i}].name`),
       parameters: toolSchema(t.parameters, `tools[${i}].parameters`) ?? { type: 'object', properties: {} },
     };
-    if (typeof t.description === 'string') fn.description = t.description;
+    const description = toolDescription(t.description, `tools[${i}].description`);
+    if (description !== undefined) fn.description = description;
     if (typeof t.strict === 'boolean') fn.strict = t.strict;
     tools.push({ type: 'function', function: fn });
   });
