@@ -45,6 +45,8 @@
  * - A tool `description` that is not a string (every edge), an Anthropic `tool_result` `is_error` that is not a
  *   boolean (`"true"`: the model never saw the error marker), a Gemini `responseSchema` that is not an object (the
  *   answer was held to any JSON instead) were left out for their type; they are `invalid_request`.
+ * - An upstream answer whose `id` is not a string (a number) made `/v1/messages` throw: a 500 (`internal error`), or
+ *   an `internal` error event for a stream; Gemini relayed it as `responseId`. It is taken as no id, as a missing one.
  * - Every edge: a non-streaming answer with `choices: []` (no answer at all) became an empty successful message
  *   (`end_turn`, `completed`, `STOP`); it is now the edge's bad-answer error (502 upstream_bad_response).
  * - Inline media that is not an image (a Gemini `inlineData` PDF, which Gemini CLI sends for a PDF file; an Anthropic
@@ -81,6 +83,8 @@ function answer(raw: string): string {
   if (last === 'forced call') return forcedCall(body.stream === true);
   if (last === 'plain args') return forcedCall(body.stream === true, ['Par', 'is']);
   if (last === 'no call id') return forcedCall(body.stream === true, undefined, '');
+  // an OpenAI-compatible server's answer id of another type than a string
+  const id: unknown = last === 'numeric id' ? 42 : 'chatcmpl-1';
   if (last === 'think first' && !body.stream)
     return JSON.stringify({
       id: 'chatcmpl-3',
@@ -92,7 +96,7 @@ function answer(raw: string): string {
     });
   if (!body.stream)
     return JSON.stringify({
-      id: 'chatcmpl-1',
+      id,
       object: 'chat.completion',
       created: 1,
       model: 'm',
@@ -100,7 +104,7 @@ function answer(raw: string): string {
       usage,
     });
   const chunk = (delta: object, finish_reason: string | null) => ({
-    id: 'chatcmpl-1',
+    id,
     object: 'chat.completion.chunk',
     created: 1,
     model: 'm',
@@ -110,7 +114,7 @@ function answer(raw: string): string {
     [
       chunk({ role: 'assistant', content: 'So' }, null),
       chunk({ content: 'me' }, finish),
-      { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage },
+      { id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage },
     ]
       .map((c) => `data: ${JSON.stringify(c)}\n\n`)
       .join('') + 'data: [DONE]\n\n'
@@ -514,6 +518,29 @@ describe('/v1/messages', () => {
 });
 
 describe('every edge', () => {
+  it('an upstream answer id that is not a string is no id: the answer gets one of its own, never a 500', async () => {
+    const ask = { model: 'm', max_tokens: 16, messages: [{ role: 'user' as const, content: 'numeric id' }] };
+    const m = await anthropic.messages.create(ask);
+    expect(m.id).toMatch(/^msg_\w+$/);
+    expect(m.content).toEqual([{ type: 'text', text: 'Some' }]);
+    const streamed = await anthropic.messages.stream(ask).finalMessage();
+    expect(streamed.id).toMatch(/^msg_\w+$/);
+    expect(streamed.content).toEqual([{ type: 'text', text: 'Some' }]);
+    for (const path of [GEN, '/v1beta/models/m:streamGenerateContent?alt=sse']) {
+      const g = await call(gw, path, { body: { contents: [{ role: 'user', parts: [{ text: 'numeric id' }] }] } });
+      expect(g.status, g.text).toBe(200);
+      const answers: unknown[] =
+        path === GEN
+          ? [g.json]
+          : g.text
+              .split(/\r?\n\r?\n/)
+              .filter((e) => e.startsWith('data: '))
+              .map((e) => JSON.parse(e.slice(6)));
+      expect(answers.length).toBeGreaterThan(1 - Number(path === GEN));
+      for (const c of answers) expect(c).not.toHaveProperty('responseId', 42);
+    }
+  });
+
   it('an upstream answer with no choice is the bad-answer error, not an empty successful message', async () => {
     const m = await call(gw, '/v1/messages', { body: { model: 'm', max_tokens: 16, messages: [{ role: 'user', content: 'no choices' }] } });
     expect(m.status, m.text).toBe(502);

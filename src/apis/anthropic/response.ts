@@ -69,8 +69,9 @@ export function toolInput(args: string): Record<string, unknown> {
 export const toolUseId = (id: string | null | undefined): string => id || seqId('toolu');
 
 /** An answer's id as a message id (`msg_…`); one the gateway makes when there is none (random: the time alone repeats). */
-export function messageId(id: string | undefined): string {
-  if (!id) return newId('msg');
+export function messageId(id: unknown): string {
+  // the upstream's `id` is whatever it sent: one that is not a non-empty string is none (it threw here, a 500)
+  if (typeof id !== 'string' || !id) return newId('msg');
   return id.startsWith('msg_') ? id : `msg_${id}`;
 }
 

@@ -54,6 +54,7 @@ export function toGeminiResponse(c: ChatCompletion, model: string, estimateIn: n
     candidates: [{ content: { role: 'model', parts }, finishReason: toFinishReason(choice?.finish_reason ?? 'stop'), index: 0 }],
     usageMetadata: toUsageMetadata(c.usage, estimateIn),
     modelVersion: model,
-    responseId: c.id,
+    // an upstream id that is not a string is none: Google's responseId is a string
+    ...(typeof c.id === 'string' && c.id ? { responseId: c.id } : {}),
   };
 }

@@ -23,7 +23,7 @@ export class GeminiStreamWriter {
   /** the chunks (as JSON texts) this chat chunk becomes; usually 0 or 1 */
   chunk(c: ChatCompletionChunk): string[] {
     if (c.usage) this.usage = c.usage;
-    if (c.id) this.id = c.id;
+    if (typeof c.id === 'string' && c.id) this.id = c.id;
     const choice = c.choices?.[0];
     if (!choice) return [];
     const d = choice.delta ?? {};
