@@ -105,7 +105,7 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
       if (!/^data:image\//i.test(url))
         untranslatable(
           `${q}.inlineData.mimeType`,
-          `${q}.inlineData.mimeType: inline data of type "${String(field(d, 'mimeType'))}" cannot be translated (images only)`,
+          `${q}.inlineData.mimeType: inline data of type "${quotedName(String(field(d, 'mimeType')))}" cannot be translated (images only)`,
         );
       else parts.push({ type: 'image_url', image_url: { url } });
     } else if (isObj(field(p, 'functionCall'))) {
