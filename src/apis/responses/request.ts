@@ -135,7 +135,7 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
     else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string') chat.tool_choice = { type: 'function', function: { name: tc.name } };
     // a choice the API has that the chat form has not (`allowed_tools`, a hosted tool's type): a native channel's
     else if (isObj(tc) && typeof tc.type === 'string' && tc.type !== 'function')
-      untranslatable('tool_choice', `tool_choice: a choice of type ${JSON.stringify(tc.type)} cannot be translated for this channel`);
+      untranslatable('tool_choice', `tool_choice: a choice of type "${quotedName(tc.type)}" cannot be translated for this channel`);
     else if (tc !== undefined && tc !== null) bad('tool_choice', 'must be "auto", "none", "required" or { type: "function", name }');
     if (typeof body.parallel_tool_calls === 'boolean') chat.parallel_tool_calls = body.parallel_tool_calls;
   } else {

@@ -72,7 +72,6 @@ export function skeleton(id: string, body: Record<string, unknown>, model: strin
   };
 }
 
-/** Completes a skeleton: status from the finish reason, output, usage. */
 /** Why an answer was cut short, in the API's terms (`incomplete_details.reason`); undefined for a whole answer. */
 function incompleteReason(f: FinishReason | undefined): 'max_output_tokens' | 'content_filter' | undefined {
   if (f === 'length') return 'max_output_tokens';
@@ -80,6 +79,7 @@ function incompleteReason(f: FinishReason | undefined): 'max_output_tokens' | 'c
   return undefined;
 }
 
+/** Completes a skeleton: status from the finish reason, output, usage. */
 export function finish(r: Record<string, unknown>, output: Item[], finishReason: FinishReason | undefined, usage: ResponsesUsage): Record<string, unknown> {
   const reason = incompleteReason(finishReason);
   return { ...r, status: reason ? 'incomplete' : 'completed', incomplete_details: reason ? { reason } : null, output, usage };
