@@ -1,30 +1,41 @@
 /**
  * A link's liveness and load reports: a bridge-ping every heartbeatIntervalMs, the link closed when the peer
  * stayed silent for deadPeerMisses intervals or left a ping of ours unanswered that long, and bridge-load reports
- * of the channels we share — on change at most every LOAD_REPORT_MIN_INTERVAL_MS, and with each pong (`force`).
- * Every ping of ours leaves here, so the pongs can be counted: a peer answers each ping at once and in order
- * (docs/bridge-protocol.md), so the n-th pong tells us the peer has read every frame we sent before the n-th ping
- * (`afterPeerRead`).
+ * of the channels we share — on change, and after each pong we send, at most every LOAD_REPORT_MIN_INTERVAL_MS.
+ * Every ping of ours leaves here with a `ts` no other ping of the link has, so each pong is matched to the ping it
+ * echoes: a peer answers each ping at once and in order (docs/bridge-protocol.md), so the pong to a ping tells us
+ * the peer has read every frame we sent before it (`afterPeerRead`). A pong that echoes no ping of ours waiting
+ * answers nothing.
  */
 import { CLOSE, LOAD_REPORT_MIN_INTERVAL_MS } from '../wire/bridge-frames.js';
 import type { LinkContext, PeerLoad } from './link-types.js';
 
 const MAX_WAITING_PONGS = 1024;
 
+/** A ping of ours the peer has not answered yet. */
+interface WaitingPing {
+  /** the `ts` it carried, unique on the link: its pong must echo it */
+  ts: number;
+  /** when the wait for its pong began (`unansweredMs`) */
+  at: number;
+  /** `stalledMs` then */
+  stalled: number;
+  /** `afterPeerRead` callbacks, run once the pong to this ping (or to a later one) is in */
+  fns?: Array<() => void>;
+}
+
 export class Heartbeat {
   private lastSeen = Date.now();
   private readonly interval: NodeJS.Timeout;
   private loadTimer: NodeJS.Timeout | undefined;
   private lastLoadSent = 0;
-  private pingsSent = 0;
-  private pongsReceived = 0;
-  /** `afterPeerRead` callbacks, in the order of their pings: each runs once the pong to its ping is in */
-  private readonly afterPongs: Array<{ ping: number; fn: () => void }> = [];
+  /** the `ts` of our last ping: each ping's is above it, so a pong names one ping */
+  private lastPingTs = 0;
   /**
-   * our pings the peer has not answered yet, oldest first: each one's number, when it left, and `stalledMs` then
-   * (`unansweredMs`). At most MAX_WAITING_PONGS: past it a ping's time is not kept (`pong`)
+   * our pings the peer has not answered yet, oldest first. At most MAX_WAITING_PONGS: past it the oldest is
+   * dropped (`ping`), its wait carried by the next
    */
-  private readonly unanswered: Array<{ ping: number; at: number; stalled: number }> = [];
+  private readonly unanswered: WaitingPing[] = [];
   /** when the last tick ran */
   private lastTick = Date.now();
   /** how late the ticks ran, in all: time this process did not run (a stall), which no ping's wait counts */
@@ -46,45 +57,64 @@ export class Heartbeat {
   stop(): void {
     clearInterval(this.interval);
     clearTimeout(this.loadTimer);
-    this.afterPongs.length = 0;
     this.unanswered.length = 0;
   }
 
-  /** Sends a bridge-ping (ours are counted: `afterPeerRead`, `unansweredMs`). */
-  ping(): void {
+  /**
+   * Sends a bridge-ping and returns its wait (undefined when it was not sent). Its `ts` is our clock, raised above
+   * the last ping's when two leave in one millisecond: a pong echoes it, and so names the one ping it answers.
+   */
+  ping(): WaitingPing | undefined {
     const at = Date.now();
-    if (!this.l.send({ type: 'bridge-ping', ts: at })) return;
-    this.pingsSent++;
-    // (a ping an unasked pong already answered waits for nothing)
-    if (this.pingsSent > this.pongsReceived && this.unanswered.length < MAX_WAITING_PONGS) {
-      this.unanswered.push({ ping: this.pingsSent, at, stalled: this.stalledMs });
+    const ts = Math.max(at, this.lastPingTs + 1);
+    if (!this.l.send({ type: 'bridge-ping', ts })) return undefined;
+    this.lastPingTs = ts;
+    const w = this.unanswered;
+    // a peer that answers no ping would make this grow with every pause: past the bound the oldest wait is dropped
+    // (a pong to it then answers nothing, and its callbacks never run: its stream keeps the limit it had, and its
+    // share of the unconfirmed budget, until it resumes or ends); the next one waits from its time, so the peer is
+    // given no more time for it
+    if (w.length >= MAX_WAITING_PONGS) {
+      const dropped = w.shift()!;
+      const next = w[0];
+      if (next) {
+        next.at = dropped.at;
+        next.stalled = dropped.stalled;
+      }
     }
+    const waiting: WaitingPing = { ts, at, stalled: this.stalledMs };
+    w.push(waiting);
+    return waiting;
   }
 
-  /** A bridge-pong: the peer has read everything we sent before the ping it answers. */
-  pong(): void {
-    this.pongsReceived++;
+  /**
+   * A bridge-pong. One that echoes the `ts` of a ping of ours still waiting answers it, and every ping before it
+   * (the peer answers in order, so it has read everything we sent before that ping): their waits end and their
+   * `afterPeerRead` callbacks run. One that echoes no such `ts` (unasked, repeated, or made up) answers nothing:
+   * it is counted, the first one logged, and otherwise ignored. Returns the answered ping's round trip, in ms.
+   */
+  pong(ts: number): number | undefined {
     const w = this.unanswered;
-    while (w.length > 0 && w[0]!.ping <= this.pongsReceived) w.shift();
-    // a ping whose time was not kept (past the bound) waits from a later ping's time, or from now when no kept
-    // one is left: later than it left, so such a peer is given more time, never less
-    if (w.length === 0 && this.pongsReceived < this.pingsSent) w.push({ ping: this.pongsReceived + 1, at: Date.now(), stalled: this.stalledMs });
-    const q = this.afterPongs;
-    while (q.length > 0 && q[0]!.ping <= this.pongsReceived) q.shift()!.fn();
+    const i = w.findIndex((p) => p.ts === ts);
+    if (i < 0) {
+      if (this.l.traffic.unmatchedPongs++ === 0) this.l.logger.warn('peer sent a pong that answers no ping of ours: ignored', { peer: this.l.peer.id });
+      return undefined;
+    }
+    const answered = w.splice(0, i + 1);
+    const rtt = Math.max(0, Date.now() - answered[i]!.ts);
+    for (const p of answered) for (const fn of p.fns ?? []) fn();
+    return rtt;
   }
 
   /**
    * Sends a bridge-ping and calls `fn` once the peer has answered it: by then the peer has read every frame we
-   * sent before it. A link that ends first never calls it. A peer that answers no ping never does either, and a
-   * pong it sends unasked makes a later `fn` run early: what waits on it must hold up either way.
+   * sent before it. A link that ends first never calls it, nor does a peer that answers no ping; only a pong
+   * echoing this ping's `ts` (or a later ping's) does.
    */
   afterPeerRead(fn: () => void): void {
     if (!this.l.open) return;
-    this.ping();
-    // a peer that answers no ping would make this grow with every pause: past the bound the oldest wait is
-    // dropped (its stream keeps the limit it had, and its share of the unconfirmed budget, until it resumes or ends)
-    if (this.afterPongs.length >= MAX_WAITING_PONGS) this.afterPongs.shift();
-    this.afterPongs.push({ ping: this.pingsSent, fn });
+    const p = this.ping();
+    if (p) (p.fns ??= []).push(fn);
   }
 
   private tick(): void {
@@ -133,7 +163,7 @@ export class Heartbeat {
       return this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
     }
     if (this.pingUnanswered()) {
-      const unansweredPings = this.pingsSent - this.pongsReceived;
+      const unansweredPings = this.unanswered.length;
       this.l.logger.warn('peer answers no ping: closing link', { peer: this.l.peer.id, unansweredMs: this.unansweredMs(), unansweredPings });
       return this.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout: pings unanswered');
     }

@@ -13,6 +13,8 @@ export class LinkTraffic {
   /** bridge-stream-pause frames sent (a client of ours read slower than the peer streamed) and received */
   pausesSent = 0;
   pausesReceived = 0;
+  /** bridge-pong frames that answered no ping of ours (unasked, repeated or made up: ignored; the first is logged) */
+  unmatchedPongs = 0;
 
   sent(bytes: number): void {
     this.framesOut++;
@@ -22,10 +24,5 @@ export class LinkTraffic {
   received(bytes: number): void {
     this.framesIn++;
     this.bytesIn += bytes;
-  }
-
-  /** a pong echoing the ping's `ts` (ms since epoch, our clock) */
-  pong(ts: unknown): void {
-    if (typeof ts === 'number' && Number.isFinite(ts)) this.rttMs = Math.max(0, Date.now() - ts);
   }
 }

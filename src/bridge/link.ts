@@ -368,10 +368,11 @@ export class BridgeLink implements LinkContext {
         this.send({ type: 'bridge-pong', ts: f.ts });
         this.heartbeat.sendLoad(true);
         return;
-      case 'bridge-pong':
-        this.traffic.pong(f.ts);
-        this.heartbeat.pong();
+      case 'bridge-pong': {
+        const rtt = this.heartbeat.pong(f.ts);
+        if (rtt !== undefined) this.traffic.rttMs = rtt;
         return;
+      }
       case 'bridge-load':
         this.load = { channels: f.channels, inflight: f.inflight };
         return;

@@ -48,13 +48,16 @@ describe('the bridge heartbeat: unanswered pings after a stall of this process',
     let pongs = 0;
     let pings = 0;
     const closes: number[] = [];
+    /** the ts of our pings the peer has not answered yet, oldest first */
+    const sentTs: number[] = [];
     const link = {
       open: true,
       peer: { id: 'gw_peer' },
       limits: { heartbeatIntervalMs: 200, deadPeerMisses: 3 },
       logger: quiet,
-      send: () => {
+      send: (f: { ts: number }) => {
         pings++;
+        sentTs.push(f.ts);
         return socket!.write('p');
       },
     };
@@ -64,7 +67,8 @@ describe('the bridge heartbeat: unanswered pings after a stall of this process',
         hb?.seen();
         for (let i = d.indexOf(0x50); i !== -1; i = d.indexOf(0x50, i + 1)) {
           pongs++;
-          hb?.pong();
+          // the peer answers in order: its n-th 'P' echoes our n-th ping's ts
+          hb?.pong(sentTs.shift()!);
         }
       });
     });
