@@ -365,8 +365,11 @@ export class BridgeLink implements LinkContext {
         this.serving.get(f.requestId)?.resume?.();
         return;
       case 'bridge-ping':
+        // every ping is answered; the load report that follows is held to the usual interval, so a peer pinging in
+        // a tight loop gets a pong per ping (bounded by the backlog cap, as any frame) and at most one report per
+        // LOAD_REPORT_MIN_INTERVAL_MS (one timer), not a report per ping
         this.send({ type: 'bridge-pong', ts: f.ts });
-        this.heartbeat.sendLoad(true);
+        this.heartbeat.sendLoad(false);
         return;
       case 'bridge-pong': {
         const rtt = this.heartbeat.pong(f.ts);

@@ -49,7 +49,7 @@ export const BRIDGE_DEFAULT_LIMITS = {
   deadPeerMisses: 3,
 } as const;
 
-/** `bridge-load` is sent on change at most this often (and once after each `bridge-pong`). */
+/** `bridge-load` is sent on change, and after each `bridge-pong` we send, at most this often. */
 export const LOAD_REPORT_MIN_INTERVAL_MS = 250;
 /** requestId, transferId, sessionId: 1..128 characters. */
 export const MAX_ID_LENGTH = 128;
