@@ -5,7 +5,7 @@
  */
 import { GatewayError, RELAYED_TEXT_MAX, cutText, describeError, isErrorCode, type ErrorCode } from '../wire/errors.js';
 import type { BridgeErrorCode, BridgeErrorFrame } from '../wire/bridge-frames.js';
-import type { LinkContext } from './link-types.js';
+import type { LinkContext, PendingRequest } from './link-types.js';
 
 export function toBridgeCode(code: ErrorCode): BridgeErrorCode {
   return describeError(code).bridge;
@@ -66,4 +66,16 @@ export function sendAnswerTooLarge(l: LinkContext, requestId: string, what: stri
     ...extra,
     gatewayCode: 'UPSTREAM_BAD_RESPONSE',
   });
+}
+
+const ASKED: Record<PendingRequest['kind'], string> = { forward: 'a forward', rpc: 'an agent-task call', transfer: 'a session offer' };
+
+/**
+ * An answer of another kind of request (a bridge-response or bridge-stream to an agent-task call, a
+ * bridge-rpc-result to a forward, a bridge-session-transfer-ok to either…): nothing would ever settle the request
+ * it names, so it fails now as a bad answer and the peer is told to stop (bridge-cancel), as a forward answered
+ * with the wrong one of its own frames does.
+ */
+export function answeredWrongKind(l: Pick<LinkContext, 'name' | 'abandon'>, requestId: string, p: PendingRequest, type: string): void {
+  l.abandon(requestId, new GatewayError('UPSTREAM_BAD_RESPONSE', `bridge peer ${l.name} answered ${ASKED[p.kind]} with ${type}`));
 }

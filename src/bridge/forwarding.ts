@@ -11,7 +11,7 @@ import type { BridgeForwardFrame, BridgeResponseFrame, BridgeStreamEndFrame, Bri
 import { isOutputChunk, type ChatOutcome, type StreamChunk } from '../providers/provider.js';
 import { AsyncQueue } from '../util/async-queue.js';
 import { seqId } from '../util/ids.js';
-import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
+import { answeredWrongKind, fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isForward, type LinkContext, type PendingForward } from './link-types.js';
 import type { PeerAdmission } from '../keys/peer-gate.js';
@@ -289,7 +289,8 @@ function wrongKind(l: LinkContext, requestId: string, p: PendingForward, type: s
 
 export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
   const p = l.pending.get(f.requestId);
-  if (!p || !isForward(p)) return;
+  if (!p) return;
+  if (!isForward(p)) return answeredWrongKind(l, f.requestId, p, f.type);
   if (p.queue) return wrongKind(l, f.requestId, p, f.type);
   l.pending.take(f.requestId);
   p.resolve(f.payload);
@@ -297,7 +298,8 @@ export function onResponse(l: LinkContext, f: BridgeResponseFrame): void {
 
 export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
   const p = l.pending.get(f.requestId);
-  if (!p || !isForward(p)) return;
+  if (!p) return;
+  if (!isForward(p)) return answeredWrongKind(l, f.requestId, p, f.type);
   if (!p.queue) return wrongKind(l, f.requestId, p, f.type);
   // a frame another sender laid out otherwise (the usual one is split: onRelayedChunk): serialised (the codec
   // bounds its depth) and scanned, then the same rules
@@ -308,7 +310,8 @@ export function onStream(l: LinkContext, f: BridgeStreamFrame): void {
 
 export function onStreamEnd(l: LinkContext, f: BridgeStreamEndFrame): void {
   const p = l.pending.get(f.requestId);
-  if (!p || !isForward(p)) return;
+  if (!p) return;
+  if (!isForward(p)) return answeredWrongKind(l, f.requestId, p, f.type);
   if (!p.queue) return wrongKind(l, f.requestId, p, f.type);
   l.pending.take(f.requestId);
   p.queue.end();

@@ -6,7 +6,7 @@
 import { GatewayError, describeError, toGatewayError } from '../wire/errors.js';
 import type { BridgeRpcEventFrame, BridgeRpcFrame, BridgeRpcResultFrame } from '../wire/bridge-frames.js';
 import { seqId } from '../util/ids.js';
-import { fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
+import { answeredWrongKind, fromBridgeError, sendAnswerTooLarge, toBridgeCode, tooLargeToSend } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 import { isRpc, type LinkContext, type PendingRpc, type RpcOutcome } from './link-types.js';
 
@@ -37,11 +37,17 @@ export function callPeer(l: LinkContext, method: string, params: Record<string, 
 
 export function onRpcEvent(l: LinkContext, f: BridgeRpcEventFrame): void {
   const p = l.pending.get(f.requestId);
-  if (p && isRpc(p)) p.onEvent(f.method, f.params);
+  if (!p) return;
+  if (!isRpc(p)) return answeredWrongKind(l, f.requestId, p, f.type);
+  p.onEvent(f.method, f.params);
 }
 
 export function onRpcResult(l: LinkContext, f: BridgeRpcResultFrame): void {
-  l.pending.takeIf(f.requestId, isRpc)?.resolve(f.error ? { error: f.error } : { result: f.result });
+  const p = l.pending.get(f.requestId);
+  if (!p) return;
+  if (!isRpc(p)) return answeredWrongKind(l, f.requestId, p, f.type);
+  l.pending.take(f.requestId);
+  p.resolve(f.error ? { error: f.error } : { result: f.result });
 }
 
 export async function serveRpc(l: LinkContext, f: BridgeRpcFrame): Promise<void> {

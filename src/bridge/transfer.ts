@@ -7,7 +7,7 @@ import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import type { BridgeSessionEvent, BridgeSessionSnapshot, BridgeSessionTransferFrame, BridgeSessionTransferOkFrame } from '../wire/bridge-frames.js';
 import { isTransfer, type LinkContext, type PendingTransfer } from './link-types.js';
-import { peerText, tooLargeToSend } from './errors.js';
+import { answeredWrongKind, peerText, tooLargeToSend } from './errors.js';
 import { refuseToServe } from './serve-guard.js';
 
 /**
@@ -71,7 +71,11 @@ function newestThatFit(events: readonly BridgeSessionEvent[], budget: number): B
 }
 
 export function onTransferOk(l: LinkContext, f: BridgeSessionTransferOkFrame): void {
-  l.pending.takeIf(f.transferId, isTransfer)?.resolve();
+  const p = l.pending.get(f.transferId);
+  if (!p) return;
+  if (!isTransfer(p)) return answeredWrongKind(l, f.transferId, p, f.type);
+  l.pending.take(f.transferId);
+  p.resolve();
 }
 
 /**
