@@ -5,7 +5,8 @@
  * Output items: a `reasoning` item when the upstream gave reasoning (content: reasoning_text), then one
  * assistant `message` (output_text) when there is text, then one `function_call` per tool call. A `length`
  * finish makes the response `incomplete` (incomplete_details.reason = max_output_tokens), a `content_filter` finish
- * too (reason content_filter): the two reasons the API gives an answer cut short.
+ * too (reason content_filter): the two reasons the API gives an answer cut short. The last output item, the one
+ * being written when the answer was cut, is then `incomplete` too, as the API marks it (the others are `completed`).
  * Usage is the upstream's counts (a reported 0 included); without upstream counts (or for the side a usage
  * leaves without a number), the input is estimated from the request size and the output is 1 (shownCounts).
  */
@@ -79,7 +80,13 @@ function incompleteReason(f: FinishReason | undefined): 'max_output_tokens' | 'c
   return undefined;
 }
 
-/** Completes a skeleton: status from the finish reason, output, usage. */
+/** The answer was cut short (a `length` or `content_filter` finish): its last output item is `incomplete`. */
+export const cutShort = (f: FinishReason | undefined): boolean => incompleteReason(f) !== undefined;
+
+/**
+ * Completes a skeleton: status from the finish reason, output, usage. `output`'s last item must already say how it
+ * ended (`incomplete` when the answer was cut short: cutShort), as the API has the item that was cut.
+ */
 export function finish(r: Record<string, unknown>, output: Item[], finishReason: FinishReason | undefined, usage: ResponsesUsage): Record<string, unknown> {
   const reason = incompleteReason(finishReason);
   return { ...r, status: reason ? 'incomplete' : 'completed', incomplete_details: reason ? { reason } : null, output, usage };
@@ -98,7 +105,14 @@ export function failed(r: Record<string, unknown>, output: Item[], e: GatewayErr
   };
 }
 
-export const reasoningItem = (id: string, text: string): Item => ({ type: 'reasoning', id, summary: [], content: [{ type: 'reasoning_text', text }] });
+/** `status`: only for a reasoning item that was cut short (the API's reasoning item has it when known) */
+export const reasoningItem = (id: string, text: string, status?: 'incomplete'): Item => ({
+  type: 'reasoning',
+  id,
+  summary: [],
+  content: [{ type: 'reasoning_text', text }],
+  ...(status ? { status } : {}),
+});
 export const messageItem = (id: string, text: string, status = 'completed'): Item => ({
   type: 'message',
   id,
@@ -127,5 +141,9 @@ export function toResponse(c: ChatCompletion, r: Record<string, unknown>, estima
     // a call the upstream gave no id (or an empty one) is answered by its call_id: the item's id is unique
     output.push(callItem(id, tc.id || id, tc.function.name, tc.function.arguments));
   }
-  return finish(r, output, choice?.finish_reason ?? 'stop', toResponsesUsage(c.usage, estimateIn));
+  const f = choice?.finish_reason ?? 'stop';
+  // the item the upstream was writing when it was cut (its text, its call's arguments) is not whole
+  const last = output[output.length - 1];
+  if (last && cutShort(f)) last.status = 'incomplete';
+  return finish(r, output, f, toResponsesUsage(c.usage, estimateIn));
 }

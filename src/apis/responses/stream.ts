@@ -8,7 +8,8 @@
  *                     output_text.done, content_part.done, output_item.done
  *   tool_calls[i]   → output_item.added {function_call}, function_call_arguments.delta*,
  *                     function_call_arguments.done, output_item.done
- *   response.completed (or response.incomplete on a `length` or `content_filter` finish) with the whole output and usage
+ *   response.completed (or response.incomplete on a `length` or `content_filter` finish, whose last item, the one
+ *   open at the end, is then `incomplete` in its output_item.done and in the output) with the whole output and usage
  *   response.failed with { error: { code, message } } on an abnormal end, never a completed
  * A new kind of output closes the open item. The final event repeats the output, as the API defines it, so
  * the writer keeps each item's text (what the client has been sent already), nothing more.
@@ -16,7 +17,7 @@
 import type { GatewayError } from '../../wire/errors.js';
 import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai.js';
 import type { Item } from './request.js';
-import { callItem, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
+import { callItem, cutShort, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
 
 interface Open {
@@ -100,7 +101,8 @@ export class ResponsesStreamWriter {
 
   /** Normal end: closes the open item; response.completed (or .incomplete) with output and usage. */
   end(): { text: string; response: Record<string, unknown> } {
-    const text = this.close();
+    // the item open at the end is the one the upstream was writing: cut short, it is incomplete
+    const text = this.close(cutShort(this.finishReason));
     const response = finish(this.response, this.output, this.finishReason, toResponsesUsage(this.usage, this.estimateIn));
     return { text: text + this.ev(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response }), response };
   }
@@ -116,7 +118,8 @@ export class ResponsesStreamWriter {
     return out + this.ev('response.output_item.added', { output_index: this.open.index, item });
   }
 
-  private close(): string {
+  /** Closes the open item; `cut`: the answer ended inside it (cut short), so the item is `incomplete`. */
+  private close(cut = false): string {
     const o = this.open;
     if (!o) return '';
     this.open = undefined;
@@ -124,16 +127,16 @@ export class ResponsesStreamWriter {
     let item: Item;
     if (o.kind === 'reasoning') {
       out += this.ev('response.reasoning_text.done', { item_id: o.id, output_index: o.index, content_index: 0, text: o.text });
-      item = reasoningItem(o.id, o.text);
+      item = reasoningItem(o.id, o.text, cut ? 'incomplete' : undefined);
     } else if (o.kind === 'message') {
       const part = { type: 'output_text', text: o.text, annotations: [] };
       out += this.ev('response.output_text.done', { item_id: o.id, output_index: o.index, content_index: 0, text: o.text, logprobs: [] });
       out += this.ev('response.content_part.done', { item_id: o.id, output_index: o.index, content_index: 0, part });
-      item = messageItem(o.id, o.text);
+      item = messageItem(o.id, o.text, cut ? 'incomplete' : 'completed');
     } else {
       // `name` is one of the event's fields (the API reference, the SDK's ResponseFunctionCallArgumentsDoneEvent)
       out += this.ev('response.function_call_arguments.done', { item_id: o.id, output_index: o.index, name: o.name, arguments: o.text });
-      item = callItem(o.id, o.callId!, o.name!, o.text);
+      item = callItem(o.id, o.callId!, o.name!, o.text, cut ? 'incomplete' : 'completed');
     }
     this.output.push(item);
     return out + this.ev('response.output_item.done', { output_index: o.index, item });
