@@ -122,6 +122,8 @@ function turn(m: unknown, at: string, out: ChatMessage[]): void {
       case 'tool_use':
         if (m.role !== 'assistant') bad(p, 'tool_use blocks belong in assistant turns');
         if (typeof b.id !== 'string' || typeof b.name !== 'string') bad(p, 'tool_use needs id and name');
+        // an empty name names no tool: an upstream refuses the conversation under a field the client never sent
+        toolName(b.name, `${p}.name`);
         // the call's arguments: a JSON object (a string or an array became arguments no tool could take)
         if (b.input !== undefined && !isObj(b.input)) bad(`${p}.input`, `must be an object, not ${jsonKind(b.input)}`);
         calls.push({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } });
@@ -220,7 +222,7 @@ function toolChoice(tc: unknown, out: ChatRequest, tools: boolean): void {
   if (tc.type === 'auto') choice = 'auto';
   else if (tc.type === 'any') choice = 'required';
   else if (tc.type === 'none') choice = 'none';
-  else if (tc.type === 'tool' && typeof tc.name === 'string') choice = { type: 'function', function: { name: tc.name } };
+  else if (tc.type === 'tool' && typeof tc.name === 'string') choice = { type: 'function', function: { name: toolName(tc.name, 'tool_choice.name') } };
   else bad('tool_choice', 'must be { type: "auto" | "any" | "tool" (with name) | "none" }');
   if (!tools) {
     if (tc.type === 'any' || tc.type === 'tool') bad('tool_choice', `{ type: "${tc.type}" } needs tools, and none were given`);

@@ -66,14 +66,25 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const BASE64_URL_SAFE = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /**
+ * Base64 whose length no encoder makes: padded, the whole is a multiple of 4 characters; unpadded, the last group
+ * holds 2 or 3 (a lone character, as in `"x"`, encodes no byte). Decoders refuse it or drop the stray character.
+ */
+function impossibleLength(data: string): boolean {
+  const pad = data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0;
+  if (pad > 0) return data.length % 4 !== 0 || data.length === pad;
+  return data.length % 4 === 1;
+}
+
+/**
  * An inline image's `data:` URL, built from the client's media type and base64 data (an Anthropic `base64`
  * source, a Gemini `inlineData`), each checked first: a media type such as `image/png;x` or data that is not
- * base64 made a URL the channel then refused under the chat form's field name (`messages[i].content[j]…`), or
- * went upstream as is. `params` names the client's two fields.
+ * base64 (or base64 of a length no encoder makes, `"x"`) made a URL the channel then refused under the chat form's
+ * field name (`messages[i].content[j]…`), or went upstream as is. `params` names the client's two fields.
  */
 export function base64DataUrl(mediaType: unknown, data: unknown, params: { mediaType: string; data: string }, urlSafe = false): string {
   if (typeof mediaType !== 'string' || !MEDIA_TYPE.test(mediaType)) bad(params.mediaType, 'must be a media type such as "image/png"');
-  if (typeof data !== 'string' || data === '' || !(urlSafe ? BASE64_URL_SAFE : BASE64).test(data)) bad(params.data, 'must be non-empty base64 data');
+  if (typeof data !== 'string' || data === '' || !(urlSafe ? BASE64_URL_SAFE : BASE64).test(data) || impossibleLength(data))
+    bad(params.data, 'must be non-empty base64 data');
   const standard = urlSafe ? data.replace(/-/g, '+').replace(/_/g, '/') : data;
   return `data:${mediaType};base64,${standard}`;
 }

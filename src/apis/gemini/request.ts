@@ -110,19 +110,20 @@ function content(c: unknown, i: number, out: ChatMessage[], open: Map<string, st
       else parts.push({ type: 'image_url', image_url: { url } });
     } else if (isObj(field(p, 'functionCall'))) {
       const f = field(p, 'functionCall') as Record<string, unknown>;
-      if (typeof f.name !== 'string') bad(`${q}.functionCall.name`, 'required');
+      // a non-empty string: an empty name names no function, and an upstream refuses the call under a field the client never sent
+      const name = toolName(f.name, `${q}.functionCall.name`);
       // a Struct: anything else (a string, an array) became arguments no tool could take
       if (f.args !== undefined && f.args !== null && !isObj(f.args)) bad(`${q}.functionCall.args`, `must be an object, not ${jsonKind(f.args)}`);
       const id = typeof f.id === 'string' && f.id ? f.id : `call_${i}_${j}`;
-      const list = open.get(f.name) ?? [];
+      const list = open.get(name) ?? [];
       list.push(id);
-      open.set(f.name, list);
-      calls.push({ id, type: 'function', function: { name: f.name, arguments: JSON.stringify(f.args ?? {}) } });
+      open.set(name, list);
+      calls.push({ id, type: 'function', function: { name, arguments: JSON.stringify(f.args ?? {}) } });
     } else if (isObj(field(p, 'functionResponse'))) {
       const f = field(p, 'functionResponse') as Record<string, unknown>;
-      if (typeof f.name !== 'string') bad(`${q}.functionResponse.name`, 'required');
-      const list = open.get(f.name);
-      const id = typeof f.id === 'string' && f.id ? f.id : (list?.[0] ?? `call_${f.name}`);
+      const name = toolName(f.name, `${q}.functionResponse.name`);
+      const list = open.get(name);
+      const id = typeof f.id === 'string' && f.id ? f.id : (list?.[0] ?? `call_${name}`);
       if (list) {
         const k = list.indexOf(id);
         if (k !== -1) list.splice(k, 1);

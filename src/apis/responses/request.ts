@@ -132,7 +132,8 @@ function translate(body: Record<string, unknown> & { model: string }, items: Ite
     chat.tools = tools;
     const tc = body.tool_choice;
     if (tc === 'auto' || tc === 'none' || tc === 'required') chat.tool_choice = tc;
-    else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string') chat.tool_choice = { type: 'function', function: { name: tc.name } };
+    else if (isObj(tc) && tc.type === 'function' && typeof tc.name === 'string')
+      chat.tool_choice = { type: 'function', function: { name: toolName(tc.name, 'tool_choice.name') } };
     // a choice the API has that the chat form has not (`allowed_tools`, a hosted tool's type): a native channel's
     else if (isObj(tc) && typeof tc.type === 'string' && tc.type !== 'function')
       untranslatable('tool_choice', `tool_choice: a choice of type "${quotedName(tc.type)}" cannot be translated for this channel`);
@@ -174,6 +175,7 @@ function item(it: Item, at: string, out: ChatMessage[], images: ContentPart[]): 
       return message(it, at, out);
     case 'function_call': {
       if (typeof it.name !== 'string' || typeof it.call_id !== 'string') bad(at, 'a function_call needs name and call_id');
+      toolName(it.name, `${at}.name`);
       const call: ToolCall = {
         id: it.call_id,
         type: 'function',
