@@ -73,6 +73,12 @@ export interface OpenAiScenario extends Scenario {
    * `x` does not exist."). None: every model is served.
    */
   servedModels?: string[];
+  /**
+   * a chat request with this token-limit field (any value) is refused as the server it stands for refuses it:
+   * `max_tokens` as OpenAI's reasoning models do (400 `unsupported_parameter`, "Use 'max_completion_tokens'
+   * instead."), `max_completion_tokens` as Mistral does (422, the field is not one it knows)
+   */
+  refuseTokenField?: 'max_tokens' | 'max_completion_tokens';
 }
 
 export interface OpenAiFakeOptions {
@@ -335,6 +341,15 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     if (path === '/v1/embeddings') return embeddings(res, body, s);
     const why = invalidChat(body);
     if (why) return fail(res, 400, { ...why, type: 'invalid_request_error' });
+    if (s.refuseTokenField === 'max_tokens' && 'max_tokens' in body)
+      return fail(res, 400, {
+        message: "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        type: 'invalid_request_error',
+        param: 'max_tokens',
+        code: 'unsupported_parameter',
+      });
+    if (s.refuseTokenField === 'max_completion_tokens' && 'max_completion_tokens' in body)
+      return fail(res, 422, { message: 'body.max_completion_tokens: Extra inputs are not permitted', type: 'invalid_request_error', param: null, code: null });
     return chat(res, body, s, cut);
   }
 

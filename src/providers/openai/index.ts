@@ -1,7 +1,9 @@
 /**
  * `openai` provider: any OpenAI-compatible upstream. `vllm` is configuration of this one (its own default
  * base URL, no key needed). Request bodies pass through untouched apart from `model` (modelMap, applied by
- * the caller) and, for streams, `stream_options.include_usage` (always asked for, so usage is never lost).
+ * the caller), for streams `stream_options.include_usage` (always asked for, so usage is never lost), and the
+ * token limit's name (`options.maxTokensField`, tokenFieldOf): every inbound API's request reaches the upstream
+ * here, so the limit is renamed in this one place for chat and the translated APIs alike.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -19,6 +21,40 @@ const DEFAULT_BASE: Record<string, string> = {
   openai: 'https://api.openai.com/v1',
   vllm: 'http://127.0.0.1:8000/v1',
 };
+
+export type TokenField = 'max_tokens' | 'max_completion_tokens';
+
+/**
+ * The name the channel's upstream takes the token limit under: `options.maxTokensField`, else the provider's
+ * default; undefined = as the request has it (no rename, no per-request work). OpenAI's own API takes
+ * `max_completion_tokens` on every chat model and refuses `max_tokens` on its reasoning models (o-series, gpt-5),
+ * so an `openai` channel on api.openai.com renames by default; any other OpenAI-compatible server is left as it
+ * was (Mistral refuses `max_completion_tokens`, vLLM takes both), unless the option says otherwise.
+ */
+export function tokenFieldOf(cfg: Pick<ProviderChannelConfig, 'name' | 'provider' | 'baseUrl' | 'options'>): TokenField | undefined {
+  const v = cfg.options?.maxTokensField;
+  if (v === 'max_tokens' || v === 'max_completion_tokens') return v;
+  if (v !== undefined)
+    throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.maxTokensField must be "max_tokens" or "max_completion_tokens"`, {
+      param: 'options.maxTokensField',
+    });
+  if (cfg.provider !== 'openai') return undefined;
+  const base = cfg.baseUrl ?? DEFAULT_BASE.openai!;
+  return URL.canParse(base) && new URL(base).hostname.toLowerCase() === 'api.openai.com' ? 'max_completion_tokens' : undefined;
+}
+
+/**
+ * `req` with its token limit under `to`: the request itself when it has no limit under the other name (nothing
+ * copied), else a shallow copy with the limit moved. With both names set, `max_completion_tokens` is the limit, as
+ * the anthropic and ollama translations read it.
+ */
+export function withTokenField(req: ChatRequest, to: TokenField): ChatRequest {
+  const from: TokenField = to === 'max_tokens' ? 'max_completion_tokens' : 'max_tokens';
+  if (req[from] === undefined) return req;
+  const out: ChatRequest = { ...req, [to]: req.max_completion_tokens ?? req.max_tokens };
+  delete out[from];
+  return out;
+}
 
 export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvider {
   const client = new UpstreamClient({
@@ -40,6 +76,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
   const headers = (opts: CallOptions): string[] => baseFlat.concat('x-request-id', opts.requestId);
   // a relayed reply is read at the body's end, with the answer's headers (a 2xx error body's Retry-After): one closure per channel
   const relayed = (text: string, h: IncomingHttpHeaders): ChatReply => ChatReply.relayed(text, cfg.name, h);
+  const tokenField = tokenFieldOf(cfg);
   const responsesApi = cfg.options?.responsesApi;
   if (responsesApi !== undefined && typeof responsesApi !== 'boolean') {
     throw new GatewayError('CONFIG_INVALID', `channel ${cfg.name}: options.responsesApi must be a boolean`, { param: 'options.responsesApi' });
@@ -63,6 +100,7 @@ export function createOpenAiProvider(cfg: ProviderChannelConfig): ChannelProvide
         const up = await client.send('/responses', init);
         return { stream: true, chunks: responsesNativeStream(up.body, cfg.name, up.headers) };
       }
+      if (tokenField) req = withTokenField(req, tokenField);
       if (!req.stream) {
         const init = { headers: headers(opts), body: JSON.stringify(req), signal: opts.signal };
         // scanned, not parsed: the OpenAI edge and the bridge relay the bytes; an edge that translates parses them
