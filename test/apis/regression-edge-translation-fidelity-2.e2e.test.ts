@@ -11,19 +11,25 @@
  *   empty name in a tool definition is.
  * - Inline image data of a length no base64 encoder makes (`"x"`, `"abc=="`) went upstream as an image; it is
  *   `invalid_request` naming `…source.data` / `…inlineData.data`.
+ * - `/v1/messages` streamed: tool arguments that start with `{` but are not JSON (a regex's `\.` escape, a stray
+ *   closing `}`, unquoted keys) went out as `input_json_delta` pieces no JSON parser takes, so the Anthropic SDK threw
+ *   on the message. Arguments that do not open as an object (`{city: …}`) are now sent whole as `{"input": …}`; those
+ *   that do are streamed as far as they are JSON and no further, and the non-streaming answer makes the same object.
  *
  * One gateway in process over an OpenAI-compatible upstream that records each request; the official SDKs as
  * clients where they send such a body.
  */
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startFixedReplyUpstream, type FixedReplyUpstream } from '../fakes/fixed-reply-upstream.js';
-import { call, cleanupDirs, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, startGw } from '../helpers/env.js';
+import { call, cleanupDirs, expectAnthropicInvalid, expectGeminiInvalid, expectOpenAiError, sseData, startGw } from '../helpers/env.js';
 
 let gw: Gateway;
 let up: FixedReplyUpstream;
 let openai: OpenAI;
+let anthropic: Anthropic;
 /** the chat requests the upstream received, oldest first */
 const seen: Array<Record<string, any>> = [];
 
@@ -48,8 +54,16 @@ function sse(deltas: Array<[object, string | null]>): string {
 const completion = (message: object, finish_reason: string) =>
   JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message, finish_reason }], usage });
 
+/** Tool arguments a model wrote that start as a JSON object but are not one, as streamed. */
+const BROKEN_ARGS: Record<string, string[]> = {
+  // `\.` is no JSON escape (a regex written as is)
+  'bad escape': ['{"pattern": "a', '\\.b", "path": "src"}'],
+  'stray brace': ['{"path":', ' "src"}}'],
+  'unquoted key': ['{', 'path: "src"}'],
+};
+
 /**
- * The user's last text decides the answer: "cut text" is reasoning then text cut by the token limit, "cut call" a
+ * The user's last text decides the answer: a key of BROKEN_ARGS is a call with those arguments, "cut text" is reasoning then text cut by the token limit, "cut call" a
  * text then a tool call whose arguments were cut, anything else a whole answer.
  */
 function answer(raw: string): string {
@@ -78,6 +92,19 @@ function answer(raw: string): string {
       [{ tool_calls: [{ index: 0, function: { arguments: args } }] }, 'length'],
     ]);
   }
+  const pieces = BROKEN_ARGS[String(last)];
+  if (pieces) {
+    if (!stream)
+      return completion(
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_g', type: 'function', function: { name: 'grep', arguments: pieces.join('') } }] },
+        'tool_calls',
+      );
+    return sse([
+      [{ role: 'assistant', tool_calls: [{ index: 0, id: 'call_g', type: 'function', function: { name: 'grep', arguments: '' } }] }, null],
+      ...pieces.map((arguments_): [object, null] => [{ tool_calls: [{ index: 0, function: { arguments: arguments_ } }] }, null]),
+      [{}, 'tool_calls'],
+    ]);
+  }
   if (!stream) return completion({ role: 'assistant', content: 'Some' }, 'stop');
   return sse([
     [{ role: 'assistant', content: 'So' }, null],
@@ -92,6 +119,7 @@ beforeAll(async () => {
     channels: [{ name: 'oai', provider: 'openai', baseUrl: up.baseUrl, apiKey: 'sk-oai-0123456789', models: ['m'] }],
   });
   openai = new OpenAI({ apiKey: 'none', baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 15_000 });
+  anthropic = new Anthropic({ apiKey: 'none', baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
 });
 afterAll(async () => {
   await gw?.close();
@@ -212,5 +240,42 @@ describe('empty names and impossible base64 are invalid_request naming the field
     ];
     for (const [body, param] of cases) expectOpenAiError(await call(gw, '/v1/responses', { body: { model: 'm', ...body } }), 400, 'invalid_request', param);
     expect(seen.length).toBe(before);
+  });
+});
+
+describe('/v1/messages: streamed tool arguments that start with { but are not JSON', () => {
+  const tools = [{ name: 'grep', input_schema: { type: 'object' as const, properties: { pattern: { type: 'string' }, path: { type: 'string' } } } }];
+  const ask = (content: string) => ({ model: 'm', max_tokens: 64, messages: [{ role: 'user' as const, content }], tools });
+
+  it('reach the SDK as the object the non-streaming answer has, never as pieces it cannot parse', async () => {
+    const expected: Record<string, unknown> = {
+      // streamed up to the bad escape: the unfinished member is dropped, as a call cut there reads
+      'bad escape': {},
+      'stray brace': { path: 'src' },
+      // no JSON object at all: whole, as arguments in plain text are
+      'unquoted key': { input: '{path: "src"}' },
+    };
+    for (const [content, input] of Object.entries(expected)) {
+      const whole = await anthropic.messages.create(ask(content));
+      expect(whole.content, content).toEqual([{ type: 'tool_use', id: 'call_g', name: 'grep', input }]);
+      const streamed = await anthropic.messages.stream(ask(content)).finalMessage();
+      expect(streamed.content, content).toEqual(whole.content);
+      expect(streamed.stop_reason).toBe('tool_use');
+    }
+  });
+
+  it('the pieces that go out are the arguments as far as they are JSON, piece by piece', async () => {
+    const pieces = async (content: string) => {
+      const raw = await call(gw, '/v1/messages', { body: { ...ask(content), stream: true } });
+      expect(raw.status, raw.text).toBe(200);
+      return sseData(raw.text)
+        .map((d) => JSON.parse(d))
+        .filter((e) => e.delta?.type === 'input_json_delta')
+        .map((e) => e.delta.partial_json);
+    };
+    // the backslash may still start an escape; the `.` after it cannot
+    expect(await pieces('bad escape')).toEqual(['{"pattern": "a', '\\']);
+    expect(await pieces('stray brace')).toEqual(['{"path":', ' "src"}']);
+    expect(await pieces('unquoted key')).toEqual([JSON.stringify({ input: '{path: "src"}' })]);
   });
 });

@@ -10,6 +10,7 @@
 import { shownCounts, type ChatCompletion, type Usage } from '../../wire/openai.js';
 import { reasoningText } from '../../wire/reasoning.js';
 import { newId, seqId } from '../../util/ids.js';
+import { toolArguments } from './json-prefix.js';
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
@@ -50,17 +51,12 @@ export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number
   return out;
 }
 
-/** tool arguments are a JSON string in chat form and an object here; text that is not an object is wrapped */
-export function toolInput(args: string): Record<string, unknown> {
-  if (!args.trim()) return {};
-  try {
-    const v: unknown = JSON.parse(args);
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* fall through */
-  }
-  return { input: args };
-}
+/**
+ * tool arguments are a JSON string in chat form and an object here: text that does not open as an object is
+ * wrapped (`{"input": …}`), an object that breaks or ends early is read as far as it is JSON (toolArguments, the
+ * object a stream of the same arguments makes)
+ */
+export const toolInput = toolArguments;
 
 /**
  * A tool call's id as a tool_use id: the upstream's, or (none, or empty) one the gateway makes, unique across the

@@ -8,7 +8,8 @@
  *     reasoning_content / reasoning → `thinking` block, thinking_delta
  *     content                       → `text` block, text_delta
  *     tool_calls[i] with id/name    → `tool_use` block; its arguments → input_json_delta, piece by piece once
- *                                     they start as a JSON object; arguments that do not (plain text) are held
+ *                                     they open as a JSON object (`{"`), and only as far as they stay JSON
+ *                                     (ObjectPrefix); arguments that do not (plain text, `{city: …}`) are held
  *                                     and sent whole at the block's close as `{"input": …}`, as toolInput makes
  *                                     them in a non-streaming answer
  *   message_delta (stop_reason, usage with the upstream's real counts), message_stop
@@ -22,6 +23,7 @@ import { messageId, toAnthropicUsage, toStopReason, toolInput, toolUseId } from 
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
+import { ObjectPrefix, opensObject } from './json-prefix.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
@@ -59,13 +61,19 @@ export class AnthropicStreamWriter {
   private pinged = false;
   private readonly toolBlock = new Map<number, number>();
   /**
-   * A tool block's arguments, by block, until their first non-blank character shows whether they are a JSON object:
-   * `{` sends what was held and streams the rest as it comes; anything else (`Paris`, a model's plain-text or array
-   * arguments) is held whole and sent at the block's close as the non-streaming answer has it (toolInput:
-   * `{"input": "Paris"}`), since `input_json_delta` pieces must make a JSON object (the SDK throws on others).
+   * A tool block's arguments, by block, until their first two non-blank characters show whether they open a JSON
+   * object (opensObject): `{"` or `{}` sends what was held and streams the rest as it comes; anything else
+   * (`Paris`, `{city: …}`, a model's plain-text or array arguments) is held whole and sent at the block's close as
+   * the non-streaming answer has it (toolInput: `{"input": "Paris"}`), since `input_json_delta` pieces must make a
+   * JSON object (the SDK throws on others).
    */
   private readonly held = new Map<number, string>();
-  private readonly streaming = new Set<number>();
+  /**
+   * The scan of a block's streamed arguments (ObjectPrefix): a piece goes out as far as the arguments stay a JSON
+   * object's prefix, and nothing after the first character that breaks it (a bad escape, a stray `}`), so the
+   * client reads the object as far as it was JSON, as a call cut there, the object toolInput makes of the whole.
+   */
+  private readonly scans = new Map<number, ObjectPrefix>();
   private finish: string | undefined;
   private usage: Usage | undefined;
 
@@ -125,15 +133,26 @@ export class AnthropicStreamWriter {
   }
 
   private toolArgs(block: number, args: string): string {
-    if (this.streaming.has(block)) return inputDelta(block, args);
-    const text = (this.held.get(block) ?? '') + args;
-    if (text.trimStart().startsWith('{')) {
-      this.held.delete(block);
-      this.streaming.add(block);
-      return inputDelta(block, text);
+    const scan = this.scans.get(block);
+    if (scan) return this.scanned(block, scan, args);
+    const held = this.held.get(block);
+    const text = held === undefined ? args : held + args;
+    // once known not to open an object, the rest is only collected
+    if (held === undefined || opensObject(held) === undefined) {
+      if (opensObject(text) === true) {
+        this.held.delete(block);
+        const s = new ObjectPrefix();
+        this.scans.set(block, s);
+        return this.scanned(block, s, text);
+      }
     }
     this.held.set(block, text);
     return '';
+  }
+
+  private scanned(block: number, scan: ObjectPrefix, args: string): string {
+    const n = scan.feed(args);
+    return n === 0 ? '' : inputDelta(block, n === args.length ? args : args.slice(0, n));
   }
 
   private ensure(kind: 'text' | 'thinking', block: Record<string, unknown>): string {
@@ -159,7 +178,8 @@ export class AnthropicStreamWriter {
     const held = this.held.get(this.index);
     if (held !== undefined) {
       this.held.delete(this.index);
-      this.streaming.add(this.index);
+      // sent whole: a late piece for this block (interleaved calls) would break what went out
+      this.scans.set(this.index, ObjectPrefix.closed());
       if (held.trim()) out += inputDelta(this.index, JSON.stringify(toolInput(held)));
     }
     return out + ev('content_block_stop', { index: this.index });
