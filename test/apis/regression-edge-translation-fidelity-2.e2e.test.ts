@@ -5,8 +5,8 @@
  *   `incomplete` response whose last output item, the one being written when it was cut, still said `completed`;
  *   the API (and the openai SDK's types) mark that item `incomplete` too, streamed (its `output_item.done` and the
  *   final output) or not. The items before it stay `completed`.
- * - Empty names: an Anthropic `tool_use.name` or `tool_choice.name`, a Gemini `functionCall.name` or
- *   `functionResponse.name`, a Responses `function_call` item's `name` or `tool_choice.name` of `""` went upstream
+ * - Empty names: an Anthropic `tool_use.name` or `tool_choice.name`, a Gemini `functionCall.name`,
+ *   `functionResponse.name` or `allowedFunctionNames` entry, a Responses `function_call` item's `name` or `tool_choice.name` of `""` went upstream
  *   (which refuses it under a field the client never sent); they are `invalid_request` naming the field, as an
  *   empty name in a tool definition is.
  * - Inline image data of a length no base64 encoder makes (`"x"`, `"abc=="`) went upstream as an image; it is
@@ -215,6 +215,14 @@ describe('empty names and impossible base64 are invalid_request naming the field
         'contents[1].parts[0].functionResponse.name',
       ],
       [{ contents: hi, tools: [{ functionDeclarations: [{ name: '' }] }] }, 'tools[0].functionDeclarations[0].name'],
+      [
+        {
+          contents: hi,
+          tools: [{ functionDeclarations: [{ name: 'f' }] }],
+          toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [''] } },
+        },
+        'toolConfig.functionCallingConfig.allowedFunctionNames[0]',
+      ],
       [{ contents: [{ role: 'user', parts: [{ inlineData: { mimeType: 'image/png', data: 'x' } }] }] }, 'contents[0].parts[0].inlineData.data'],
       [{ contents: [{ role: 'user', parts: [{ inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo==' } }] }] }, 'contents[0].parts[0].inlineData.data'],
     ];

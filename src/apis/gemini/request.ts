@@ -206,6 +206,8 @@ function toolConfig(tc: unknown, out: ChatRequest): void {
     bad('toolConfig.functionCallingConfig.mode', 'must be AUTO, ANY, NONE or VALIDATED');
   if (!out.tools) return;
   const allowed = field(f, 'allowedFunctionNames');
+  // each names a function: an empty one (or not a string) names none the model could call
+  if (Array.isArray(allowed)) allowed.forEach((n: unknown, i: number) => toolName(n, `toolConfig.functionCallingConfig.allowedFunctionNames[${i}]`));
   if (f.mode === 'NONE') out.tool_choice = 'none';
   else if (f.mode === 'ANY')
     out.tool_choice =
