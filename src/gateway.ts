@@ -192,9 +192,9 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
   };
   const routes: RouteHandler[] = [
     metricsRoute(() => cfg, obs.metrics),
-    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools, reload }),
-    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools }),
-    adminKeyRoutes({ config: cfg, keys }),
+    opsRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools, reload, logger }),
+    uiRoutes({ config: cfg, gatewayId: id, router, mesh, store, obs, warmPools: acp.warmPools, logger }),
+    adminKeyRoutes({ config: cfg, keys, logger }),
     adminRoutes({ config: cfg, gatewayId: id, router, mesh, store, logger }),
     acp.route,
   ];

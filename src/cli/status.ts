@@ -20,7 +20,12 @@ export function renderStatus(o: Overview): string {
   lines.push(`${g.name} (${g.id})  v${g.version}  up ${duration(g.uptimeSec)}${g.draining ? '  DRAINING' : ''}${g.tracing ? '  tracing on' : ''}`);
   lines.push(`requests  ${r.requestsPerSec.toFixed(1)}/s  errors ${r.errorsPerSec.toFixed(1)}/s  in flight ${r.inflight}  waiting ${r.waiting}   (last 10 s)`);
   const s = o.sessions.byStatus;
-  lines.push(`sessions  ${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`);
+  // storeReadable absent: a gateway older than the field, whose overview failed whole when its store did
+  lines.push(
+    o.sessions.storeReadable === false
+      ? 'sessions  unknown: the session store cannot be read now (see the gateway log)'
+      : `sessions  ${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`,
+  );
   lines.push('');
   lines.push('PEERS');
   lines.push(

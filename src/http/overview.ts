@@ -15,6 +15,9 @@ import { VERSION } from '../version.js';
 import type { Observability } from '../obs/index.js';
 import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
 import { secrets } from '../util/redact.js';
+import type { Logger } from '../util/log.js';
+import { fromStore } from './routes/admin-store.js';
+import { GatewayError } from '../wire/errors.js';
 
 export interface OverviewDeps {
   config: Config;
@@ -25,6 +28,8 @@ export interface OverviewDeps {
   obs: Observability;
   /** the ACP warm agent pools (src/acp/runtimes/agent/warm-pool.ts); none when absent */
   warmPools?: () => WarmPoolStatus[];
+  /** where a session store that cannot be read is logged */
+  logger: Logger;
 }
 
 const MAX_RUNNING = 50;
@@ -55,12 +60,24 @@ export async function buildOverview(d: OverviewDeps) {
   });
   let sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
   const running: Array<{ id: string; target: unknown; turnId: string | null; startedAt: string | null }> = [];
+  // false while the session store cannot be read (down, stalled, a SQLite error): the rest of the snapshot is still
+  // worth having in an outage, so the sessions part says so instead of failing the whole answer
+  let storeReadable = true;
   if (d.store) {
-    // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
-    sessions = await d.store.countByStatus();
-    for (const s of await d.store.list({ status: 'running', limit: MAX_RUNNING })) {
-      const t = [...s.history].reverse().find((x) => x.status === 'running');
-      running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
+    const store = d.store;
+    try {
+      // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
+      const [counts, list] = await fromStore('session', 'overview', d.logger, () =>
+        Promise.all([store.countByStatus(), store.list({ status: 'running', limit: MAX_RUNNING })]),
+      );
+      sessions = counts;
+      for (const s of list) {
+        const t = [...s.history].reverse().find((x) => x.status === 'running');
+        running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
+      }
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'SESSION_STORE_UNAVAILABLE') throw err;
+      storeReadable = false;
     }
   }
   const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);
@@ -77,7 +94,7 @@ export async function buildOverview(d: OverviewDeps) {
     peers,
     channels: channelRows(d),
     models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
-    sessions: { byStatus: sessions, running },
+    sessions: { byStatus: sessions, running, storeReadable },
     warmPools: d.warmPools?.() ?? [],
   };
 }

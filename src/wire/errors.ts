@@ -44,6 +44,8 @@ export type ErrorCode =
   | 'CLIENT_TOO_SLOW'
   // the virtual-key store cannot be read (Redis down or stalled, a SQLite error): a key not loaded cannot be checked
   | 'KEY_STORE_UNAVAILABLE'
+  // the session store cannot be read or written now (Redis down or stalled, a SQLite error): /admin/sessions*
+  | 'SESSION_STORE_UNAVAILABLE'
   // upstream
   | 'UPSTREAM_ERROR'
   | 'UPSTREAM_TIMEOUT'
@@ -153,6 +155,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorSpec>> = {
   CLIENT_TOO_SLOW: { status: 503, type: 'server_error', retryable: false, rpc: -32000, failover: false },
   // an edge-only code, as UNAUTHORIZED: a peer's key store never speaks for our client's credentials
   KEY_STORE_UNAVAILABLE: { status: 503, type: 'server_error', retryable: true, rpc: -32000, fromPeer: 'PEER_UNAVAILABLE' },
+  // an admin-API code: a peer's session store never speaks for ours
+  SESSION_STORE_UNAVAILABLE: { status: 503, type: 'server_error', retryable: true, rpc: -32000, fromPeer: 'PEER_UNAVAILABLE' },
   UPSTREAM_ERROR: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000 },
   UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error', retryable: true, rpc: -32000 },
   UPSTREAM_BAD_RESPONSE: { status: 502, type: 'upstream_error', retryable: true, rpc: -32000, bridge: 'UPSTREAM_ERROR' },

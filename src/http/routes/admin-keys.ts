@@ -19,6 +19,8 @@ import { GatewayError } from '../../wire/errors.js';
 import { readJson, sendJson } from '../respond.js';
 import type { RouteHandler } from '../server.js';
 import { authorize } from './admin.js';
+import { fromStore } from './admin-store.js';
+import type { Logger } from '../../util/log.js';
 
 const GROUPS = new Set<UsageGroup>(['model', 'key', 'peer', 'day', 'channel']);
 
@@ -32,13 +34,15 @@ export function parseSince(v: string, now = Date.now()): number {
   return t;
 }
 
-export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHandler {
+export function adminKeyRoutes(d: { config: Config; keys: KeyService; logger: Logger }): RouteHandler {
   return async (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => {
     if (path !== '/admin/keys' && !path.startsWith('/admin/keys/') && path !== '/admin/usage') return false;
     res.setHeader('x-request-id', requestId);
     authorize(req, d.config);
     const method = req.method ?? 'GET';
     const ok = (body: unknown, status = 200) => sendJson(res, status, body);
+    // every call below reads or writes the key store: bounded, and a store that fails is a 503, never a 500 (admin-store.ts)
+    const store = <T>(what: string, work: () => Promise<T>, change = false) => fromStore('key', what, d.logger, work, { change });
 
     if (path === '/admin/usage') {
       if (method !== 'GET') throw notAllowed(method, path, 'GET');
@@ -46,18 +50,18 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHa
       const by = (q.get('by') ?? 'model') as UsageGroup;
       if (!GROUPS.has(by)) throw new GatewayError('INVALID_REQUEST', 'by: one of model, key, peer, day, channel', { param: 'by' });
       const since = q.get('since') ? parseSince(q.get('since')!) : undefined;
-      const r = await d.keys.usage({ by, since, key: q.get('key') ?? undefined });
+      const r = await store('usage', () => d.keys.usage({ by, since, key: q.get('key') ?? undefined }));
       ok({ by, since: since === undefined ? null : new Date(since).toISOString(), ...r });
       return true;
     }
     if (path === '/admin/keys') {
       if (method === 'GET') {
-        ok({ keys: (await d.keys.list()).map((k) => keySummary(k)) });
+        ok({ keys: (await store('list', () => d.keys.list())).map((k) => keySummary(k)) });
         return true;
       }
       if (method === 'POST') {
         const body = await readJson(req, 64 * 1024);
-        const { key, secret } = await d.keys.create(body);
+        const { key, secret } = await store('create', () => d.keys.create(body), true);
         ok({ key: keySummary(key), secret }, 201);
         return true;
       }
@@ -68,16 +72,16 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService }): RouteHa
     const id = decodeSegment(m[1]!, 'key');
     if (!m[2]) {
       if (method !== 'GET') throw notAllowed(method, path, 'GET');
-      ok({ key: await d.keys.describe(id) });
+      ok({ key: await store('show', () => d.keys.describe(id)) });
       return true;
     }
     if (method !== 'POST') throw notAllowed(method, path, 'POST');
     if (m[2] === 'rotate') {
-      const { key, secret } = await d.keys.rotate(id);
+      const { key, secret } = await store('rotate', () => d.keys.rotate(id), true);
       ok({ key: keySummary(key), secret });
       return true;
     }
-    ok({ key: keySummary(await d.keys.setDisabled(id, m[2] === 'disable')) });
+    ok({ key: keySummary(await store(m[2], () => d.keys.setDisabled(id, m[2] === 'disable'), true)) });
     return true;
   };
 }

@@ -21,6 +21,7 @@ import type { SessionStore } from '../../sessions/store.js';
 import type { Session } from '../../sessions/model.js';
 import { transferMarker } from '../../sessions/transfer.js';
 import { VERSION } from '../../version.js';
+import { fromStore } from './admin-store.js';
 
 export interface AdminDeps {
   config: Config;
@@ -135,7 +136,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       const status = q.get('status') ?? undefined;
       if (status !== undefined && !SESSION_STATUSES.has(status))
         throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
-      const list = await d.store.list(status ? { status: status as Session['status'] } : {});
+      // bounded, and a store that fails is a 503, never a 500 (admin-store.ts)
+      const list = await fromStore('session', 'list', d.logger, () => d.store.list(status ? { status: status as Session['status'] } : {}));
       ok({ sessions: list.map(sessionSummary) });
       return true;
     }
@@ -143,7 +145,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
     if (sm) {
       const id = decodeSegment(sm[1]!, 'session');
       if (!sm[2] && method === 'GET') {
-        const s = await d.store.get(id);
+        const s = await fromStore('session', 'show', d.logger, () => d.store.get(id));
         if (!s) throw new GatewayError('NOT_FOUND', `no session ${id}`);
         ok({ session: s });
         return true;

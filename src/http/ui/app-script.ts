@@ -79,7 +79,7 @@ export const APP_JS = `
     $('rps').textContent = o.requests.requestsPerSec.toFixed(1);
     $('eps').textContent = o.requests.errorsPerSec.toFixed(1);
     $('inflight').textContent = String(o.requests.inflight);
-    $('running').textContent = String(o.sessions.byStatus.running || 0);
+    $('running').textContent = o.sessions.storeReadable === false ? '?' : String(o.sessions.byStatus.running || 0);
     chart('chart-req', o.requests.series.map(function (p) { return p.requests; }));
     chart('chart-err', o.requests.series.map(function (p) { return p.errors; }));
     mesh(o);
@@ -93,7 +93,7 @@ export const APP_JS = `
       return [m.id, m.servedBy.map(function (s) { return s.channel + (s.peer ? ' @ ' + s.peer : ' (local)'); }).join(', ')];
     }));
     var b = o.sessions.byStatus;
-    $('session-counts').textContent = (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
+    $('session-counts').textContent = o.sessions.storeReadable === false ? 'unknown: the session store cannot be read now' : (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
     fillTable('turns', o.sessions.running.map(function (t) { return [t.id, t.turnId || '-', t.startedAt || '-']; }));
     var warm = o.warmPools || [];
     $('warm-card').hidden = warm.length === 0;

@@ -1,0 +1,64 @@
+/**
+ * The admin API's calls to a store (the key store for /admin/keys and /admin/usage, the session store for
+ * /admin/sessions and the sessions part of /admin/overview): bounded and named. A store that fails (Redis down,
+ * a SQLite error) or gives no answer within STORE_READ_TIMEOUT_MS (a stalled Redis, or ioredis queueing commands
+ * while it reconnects) is answered 503 KEY_STORE_UNAVAILABLE / SESSION_STORE_UNAVAILABLE with Retry-After, never
+ * 500 internal and never a hung request. The answer names nothing of the store (not its URL, not its client's
+ * error text); the cause is logged, scrubbed. A refusal the route or the service made itself (a GatewayError:
+ * NOT_FOUND, INVALID_REQUEST, …) passes through unchanged.
+ */
+import { STORE_READ_TIMEOUT_MS } from '../../keys/key-cache.js';
+import type { Logger } from '../../util/log.js';
+import { secrets } from '../../util/redact.js';
+import { GatewayError } from '../../wire/errors.js';
+
+export type AdminStore = 'key' | 'session';
+
+const CODE = { key: 'KEY_STORE_UNAVAILABLE', session: 'SESSION_STORE_UNAVAILABLE' } as const;
+
+/** Retry-After of an admin store refusal: the store is asked again on every call, so a retry soon may succeed. */
+export const ADMIN_STORE_RETRY_AFTER_SEC = 1;
+
+/** `change`: the call writes, and may or may not have been made when the store stopped answering */
+export function storeUnavailable(store: AdminStore, change: boolean): GatewayError {
+  const what = change
+    ? `the ${store} store cannot be reached now, so the change may not have been made: check, and retry shortly`
+    : `the ${store} store cannot be reached now: retry shortly`;
+  return new GatewayError(CODE[store], what, { retryAfterSec: ADMIN_STORE_RETRY_AFTER_SEC });
+}
+
+/**
+ * `work` (which calls the store) within `timeoutMs`; a failure that is not the gateway's own refusal, or no
+ * answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
+ */
+export async function fromStore<T>(
+  store: AdminStore,
+  what: string,
+  logger: Logger,
+  work: () => Promise<T>,
+  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS }: { change?: boolean; timeoutMs?: number } = {},
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeout(timeoutMs)), timeoutMs);
+    timer.unref();
+  });
+  const p = work();
+  try {
+    return await Promise.race([p, late]);
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    // the abandoned call may still fail later: nobody waits for it
+    if (err instanceof StoreTimeout) p.catch(() => {});
+    logger.warn(`admin: the ${store} store failed`, { what, err: secrets.scrubError(String((err as Error)?.message ?? err)) });
+    throw storeUnavailable(store, change);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class StoreTimeout extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Regression (the SQLite side of test/cli/regression-admin-store-unavailable): a SQLite store that fails (here: its
+ * database closed under the gateway) made `/admin/keys*`, `/admin/usage` and `/admin/sessions*` answer `500
+ * internal`. They now answer `503 key_store_unavailable` / `503 session_store_unavailable` with Retry-After, naming
+ * nothing of the store (not its path, not SQLite's error), `/admin/overview` still answers with the sessions part
+ * marked unreadable, and the real CLI prints the message and exits 1.
+ *
+ * A gateway in this process (to close its databases), the real CLI binary against it.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/gateway.js';
+import { call, cleanupDirs, memoryLogger, startInProcess } from '../helpers/env.js';
+import { runCli } from './cli-run.js';
+
+let gw: Gateway | undefined;
+afterAll(async () => {
+  await gw?.close();
+  cleanupDirs();
+});
+
+function expectNothingOfTheStore(text: string): void {
+  expect(text.toLowerCase()).not.toMatch(/sqlite|switchyard\.db|database|not open|internal error/);
+}
+
+describe('the admin API while the SQLite store fails', () => {
+  it("answers 503 with the store's code and Retry-After, never 500; the CLI says so and exits 1", async () => {
+    const log = memoryLogger();
+    gw = await startInProcess({ channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }] }, log.logger);
+    const g = gw;
+    expect((await call(g, '/admin/keys', { body: { name: 'before' } })).status).toBe(201);
+    // both stores are one SQLite file, each with its own connection: close both (the key store's is the service's own)
+    await g.store.close();
+    await (g.keys as unknown as { o: { store: { close(): Promise<void> } } }).o.store.close();
+
+    const keyCalls: Array<[string, unknown?]> = [
+      ['/admin/keys'],
+      ['/admin/keys', { name: 'while-down' }],
+      ['/admin/keys/before'],
+      ['/admin/keys/before/rotate', {}],
+      ['/admin/usage'],
+    ];
+    for (const [path, body] of keyCalls) {
+      const r = await call(g, path, body === undefined ? { method: 'GET' } : { body });
+      expect([path, r.status, r.headers.get('retry-after'), r.json.error?.code]).toEqual([path, 503, '1', 'key_store_unavailable']);
+      expectNothingOfTheStore(r.text);
+    }
+    for (const path of ['/admin/sessions', '/admin/sessions/s1']) {
+      const r = await call(g, path, { method: 'GET' });
+      expect([path, r.status, r.headers.get('retry-after'), r.json.error?.code]).toEqual([path, 503, '1', 'session_store_unavailable']);
+      expect(r.json.error.message).toBe('the session store cannot be reached now: retry shortly');
+      expectNothingOfTheStore(r.text);
+    }
+    const overview = await call(g, '/admin/overview', { method: 'GET' });
+    expect(overview.status).toBe(200);
+    expect(overview.json.sessions.storeReadable).toBe(false);
+
+    const list = await runCli(['keys', 'list', '--url', g.url]);
+    expect([list.code, list.stdout, list.stderr]).toEqual([1, '', 'switchyard: the key store cannot be reached now: retry shortly\n']);
+    const sessions = await runCli(['sessions', 'list', '--url', g.url]);
+    expect([sessions.code, sessions.stdout, sessions.stderr]).toEqual([1, '', 'switchyard: the session store cannot be reached now: retry shortly\n']);
+    expect(log.lines.some((l) => l.includes('admin: the key store failed'))).toBe(true);
+  }, 30_000);
+});
