@@ -3,18 +3,21 @@
  * database closed under the gateway) made `/admin/keys*`, `/admin/usage` and `/admin/sessions*` answer `500
  * internal`. They now answer `503 key_store_unavailable` / `503 session_store_unavailable` with Retry-After, naming
  * nothing of the store (not its path, not SQLite's error), `/admin/overview` still answers with the sessions part
- * marked unreadable, and the real CLI prints the message and exits 1.
+ * marked unreadable, and the real CLI prints the message and exits 1. A session transfer whose store read fails got
+ * `500 internal` too; it is now `503 session_store_unavailable`.
  *
  * A gateway in this process (to close its databases), the real CLI binary against it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { call, cleanupDirs, memoryLogger, startInProcess } from '../helpers/env.js';
+import { call, cleanupDirs, memoryLogger, startBridgedPair, startInProcess } from '../helpers/env.js';
 import { runCli } from './cli-run.js';
 
 let gw: Gateway | undefined;
+const pair: Gateway[] = [];
 afterAll(async () => {
   await gw?.close();
+  for (const g of pair) await g.close();
   cleanupDirs();
 });
 
@@ -59,5 +62,21 @@ describe('the admin API while the SQLite store fails', () => {
     const sessions = await runCli(['sessions', 'list', '--url', g.url]);
     expect([sessions.code, sessions.stdout, sessions.stderr]).toEqual([1, '', 'switchyard: the session store cannot be reached now: retry shortly\n']);
     expect(log.lines.some((l) => l.includes('admin: the key store failed'))).toBe(true);
+  }, 30_000);
+
+  it('a session transfer is answered 503 session_store_unavailable, not 500 internal; `sessions transfer` says so and exits 1', async () => {
+    const { a, b } = await startBridgedPair('xferdown', { provider: 'mock', models: ['mock-1'] }, { token: 'xfer-bridge-token-4d1', admin: 'xfer-admin-4d1' });
+    pair.push(a, b);
+    await a.store.close();
+    const r = await call(a, '/admin/sessions/s1/transfer', { body: { to: 'b' }, headers: { authorization: 'Bearer xfer-admin-4d1' } });
+    expect([r.status, r.headers.get('retry-after'), r.json.error?.code]).toEqual([503, '1', 'session_store_unavailable']);
+    expect(r.json.error.message).toBe('the session store cannot be reached now, so the change may not have been made: check, and retry shortly');
+    expectNothingOfTheStore(r.text);
+    const cli = await runCli(['sessions', 'transfer', 's1', '--to', 'b', '--url', a.url, '--token', 'xfer-admin-4d1']);
+    expect([cli.code, cli.stdout, cli.stderr]).toEqual([
+      1,
+      '',
+      'switchyard: the session store cannot be reached now, so the change may not have been made: check, and retry shortly\n',
+    ]);
   }, 30_000);
 });

@@ -30,21 +30,23 @@ export function storeUnavailable(store: AdminStore, change: boolean): GatewayErr
 /**
  * `work` (which calls the store) within `timeoutMs`; a failure that is not the gateway's own refusal, or no
  * answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
+ * `timeoutMs` null: not bounded here (a session transfer, which may wait for a running turn and has its own deadline).
  */
 export async function fromStore<T>(
   store: AdminStore,
   what: string,
   logger: Logger,
   work: () => Promise<T>,
-  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS }: { change?: boolean; timeoutMs?: number } = {},
+  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS }: { change?: boolean; timeoutMs?: number | null } = {},
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeout(timeoutMs)), timeoutMs);
-    timer.unref();
-  });
   const p = work();
   try {
+    if (timeoutMs === null) return await p;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeout(timeoutMs)), timeoutMs);
+      timer.unref();
+    });
     return await Promise.race([p, late]);
   } catch (err) {
     if (err instanceof GatewayError) throw err;

@@ -159,7 +159,13 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         if (!d.mesh.transfers) throw new GatewayError('UNSUPPORTED', 'this gateway has no session store');
         const peer = d.mesh.resolvePeer(body.to);
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
-        const moved = await d.mesh.transfers.transfer(id, peer.peer.id, { whenRunning: body.whenRunning });
+        const transfers = d.mesh.transfers;
+        const whenRunning = body.whenRunning;
+        // the transfer's own refusals are GatewayErrors; anything else it throws came from the session store
+        const moved = await fromStore('session', 'transfer', d.logger, () => transfers.transfer(id, peer.peer.id, { whenRunning }), {
+          change: true,
+          timeoutMs: null,
+        });
         ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
         return true;
       }
