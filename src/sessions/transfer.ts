@@ -16,6 +16,7 @@
  */
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { newId } from '../util/ids.js';
+import { secrets } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session, type Turn } from './model.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
@@ -168,8 +169,15 @@ export class TransferCoordinator {
       await this.transport.offer(peerId, transferId, offered, events, dropped, Math.max(1000, until - Date.now()));
     } catch (err) {
       await this.clearOffering(sessionId, transferId);
-      const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', String(err));
-      throw new GatewayError(e.code, `session ${sessionId} stays on this gateway: ${e.message}`, { details: e.details, retryable: e.retryable });
+      // the transport rejects with GatewayErrors only: anything else is the session store's failure (reading the log),
+      // whose text (an address, a path, the client's error) is logged, never sent
+      if (!(err instanceof GatewayError)) this.logger.warn('session transfer: the session store failed', { sessionId, err: secrets.scrubError(String(err)) });
+      const e = err instanceof GatewayError ? err : new GatewayError('SESSION_STORE_UNAVAILABLE', 'the session store cannot be reached now: retry shortly');
+      throw new GatewayError(e.code, `session ${sessionId} stays on this gateway: ${e.message}`, {
+        details: e.details,
+        retryable: e.retryable,
+        retryAfterSec: err instanceof GatewayError ? undefined : 1,
+      });
     }
     const moved = await this.commitMoved(sessionId, transferId, peerId);
     this.logger.info('session transferred', { sessionId, to: peerId, transferId });

@@ -4,13 +4,15 @@
  * internal`. They now answer `503 key_store_unavailable` / `503 session_store_unavailable` with Retry-After, naming
  * nothing of the store (not its path, not SQLite's error), `/admin/overview` still answers with the sessions part
  * marked unreadable, and the real CLI prints the message and exits 1. A session transfer whose store read fails got
- * `500 internal` too; it is now `503 session_store_unavailable`.
+ * `500 internal` too, and one whose store failed while it read the session's update log answered `500 internal` with the
+ * store's error text in its message; both are now `503 session_store_unavailable`, the text only in the log.
  *
  * A gateway in this process (to close its databases), the real CLI binary against it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { call, cleanupDirs, memoryLogger, startBridgedPair, startInProcess } from '../helpers/env.js';
+import { newSession } from '../../src/sessions/model.js';
+import { call, cleanupDirs, memoryLogger, startBridgedPair, startGw, startInProcess, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { runCli } from './cli-run.js';
 
 let gw: Gateway | undefined;
@@ -78,5 +80,44 @@ describe('the admin API while the SQLite store fails', () => {
       '',
       'switchyard: the session store cannot be reached now, so the change may not have been made: check, and retry shortly\n',
     ]);
+  }, 30_000);
+
+  it("a store that fails while a transfer reads the session's update log: 503 session_store_unavailable, its error text logged, never sent", async () => {
+    const b = await startGw({
+      gateway: { id: 'gw_logfail_b', name: 'logfail-b', bridge: { enabled: true, allowedTokens: ['logfail-bridge-9a2'], acceptSessions: true } },
+      channels: [],
+    });
+    pair.push(b);
+    const a = await startGw({
+      gateway: {
+        id: 'gw_logfail_a',
+        name: 'logfail-a',
+        admin: { token: 'logfail-admin-9a2' },
+        bridges: [{ name: 'b', url: wsUrl(b.url), token: 'logfail-bridge-9a2', reconnectInterval: 100 }],
+      },
+      channels: [],
+    });
+    pair.push(a);
+    await waitForBridgeOpen(a.url, 'logfail-admin-9a2');
+    await a.store.create(
+      newSession({
+        id: 's-log',
+        kind: 'chat',
+        ownerGatewayId: a.id,
+        target: { executionTarget: 'gateway', providerId: '', gatewayProviderId: 'x', model: 'm' },
+      }),
+    );
+    // the store fails after the transfer marked the session (an I/O error reading its log): the one call that fails
+    a.store.readNewestEvents = () => Promise.reject(new Error('SQLITE_IOERR: disk I/O error reading /var/lib/switchyard/secret-dir/switchyard.db'));
+    const r = await call(a, '/admin/sessions/s-log/transfer', { body: { to: 'b' }, headers: { authorization: 'Bearer logfail-admin-9a2' } });
+    expect([r.status, r.headers.get('retry-after'), r.json.error?.code]).toEqual([503, '1', 'session_store_unavailable']);
+    expect(r.json.error.message).toBe('session s-log stays on this gateway: the session store cannot be reached now: retry shortly');
+    expect(r.text).not.toMatch(/IOERR|secret-dir|disk/);
+    expect(a.logs.some((l) => l.includes('session transfer: the session store failed') && l.includes('SQLITE_IOERR'))).toBe(true);
+    // it stays here, unmarked: a retry can move it
+    expect((await call(a, '/admin/sessions/s-log', { headers: { authorization: 'Bearer logfail-admin-9a2' } })).json.session).toMatchObject({
+      status: 'active',
+      ownerGatewayId: a.id,
+    });
   }, 30_000);
 });
