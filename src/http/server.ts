@@ -10,6 +10,7 @@
 import { STATUS_CODES, createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as HttpsServer, createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
 import { clientCredential, tokenMatches } from '../util/secret.js';
@@ -87,6 +88,13 @@ export class HttpServer {
   private idleWaiters: Array<() => void> = [];
   /** sockets handed to an upgrade handler and still open: the listener's close waits for them (shutdown) */
   private readonly upgraded = new Set<Duplex>();
+  /**
+   * HTTPS only: every TCP connection accepted and still open. node's HTTP layer tracks a TLS connection (and
+   * closeAllConnections cuts it) only once its handshake is done; one still in its handshake (a client that
+   * connected and sent nothing, or part of its hello) would keep the listener's close waiting until the TLS
+   * handshake timeout (120 s). Tracked per connection, not per request.
+   */
+  private readonly tcpConnections: Set<Duplex> | undefined;
   private readonly guard: RequestGuard;
   private readonly body: typeof DEFAULT_BODY;
   private readonly bodyBudget: BodyBudget;
@@ -98,6 +106,13 @@ export class HttpServer {
     this.server = opts.server ?? createNodeServer(opts.tls, this.body.timeoutMs);
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    if (this.server instanceof TlsServer) {
+      const open = (this.tcpConnections = new Set<Duplex>());
+      this.server.on('connection', (socket: Duplex) => {
+        open.add(socket);
+        socket.once('close', () => open.delete(socket));
+      });
+    }
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy(err);
       socket.end(clientErrorResponse(err.code));
@@ -268,6 +283,8 @@ export class HttpServer {
     // what the upgrade handlers closed before (the bridge's links, the /acp WebSockets) is gone by now; a socket one
     // still holds (an upgrade still under way) would keep the close waiting: cut like the rest
     for (const s of this.upgraded) s.destroy();
+    // HTTPS: a connection still in its TLS handshake is not one of node's HTTP connections: cut like the rest
+    if (this.tcpConnections) for (const s of this.tcpConnections) s.destroy();
     await closed;
   }
 }
