@@ -152,7 +152,7 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
     onTurnEnded: (runtime, status) => obs.metrics.turnEnded(runtime, status),
     traceTurn: (runtime, sessionId, parent) => obs.turnSpan(runtime, sessionId, parent),
   });
-  opened.add('acp', () => acp.close());
+  opened.add('acp', (deadline) => acp.close(deadline));
   opened.add('acp-sockets', () => acp.closeSockets());
   obs.metrics.warmPools = acp.warmPools;
   obs.metrics.acpStreams = () => ({ ...acp.streams.backlog(), cut: acp.streams.cut });

@@ -91,8 +91,11 @@ export interface AcpCore {
   prepare(next: AcpRuntimeLists): () => void;
   /** graceful stop: refuses new turns, waits (bounded) for the running ones */
   drain(graceMs: number): Promise<void>;
-  /** cancels running turns, ends runtime sessions and plugged gateway runtimes */
-  close(): Promise<void>;
+  /**
+   * cancels running turns, ends runtime sessions and plugged gateway runtimes; `deadline`: the stop's (epoch ms),
+   * which the last session writes share (TurnRunner.shutdown)
+   */
+  close(deadline?: number): Promise<void>;
   /** the warm pools (`acp.agents[].warm`), one row per entry that has one; empty when none was ever asked for */
   warmPools(): WarmPoolStatus[];
   /** what the task registry (`xworkmate.tasks.get`) holds in memory now */
@@ -314,10 +317,10 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     prepare: build,
     warmPools: () => warmLoaded?.status() ?? [],
     tasksHeld: () => runner.tasksHeld(),
-    async close() {
+    async close(deadline) {
       await listening;
       await retention?.stop();
-      await runner.shutdown();
+      await runner.shutdown(undefined, deadline);
       await (await warm)?.close();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));
     },

@@ -124,6 +124,8 @@ interface PendingStart {
 
 /** a wait that does not keep the process alive by itself (a shutdown that ended early leaves no timer behind) */
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+/** how long a stop waits at least for the last session updates to be stored (shutdown) */
+const STOP_WRITE_WAIT_MS = 1_000;
 
 export class TurnRunner {
   private readonly sessions = new Map<string, LiveSession>();
@@ -432,15 +434,27 @@ export class TurnRunner {
     await Promise.race([Promise.all([...this.sessions.values()].map((l) => l.tail)), sleep(graceMs)]);
   }
 
-  /** Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end. */
-  async shutdown(waitMs = 5_000): Promise<void> {
+  /**
+   * Shutdown: cancels every running turn, ends every runtime session, waits (bounded) for the turns to end, then
+   * for their last updates and task events to be stored: until `deadline` (the stop's, epoch ms), at least
+   * STOP_WRITE_WAIT_MS. A store that is connected but does not answer (a Redis stopped, a network dropping its
+   * packets) would hold those writes, and the stop, for ever; what is not stored by then is logged, and the
+   * store's close (next) fails it.
+   */
+  async shutdown(waitMs = 5_000, deadline = 0): Promise<void> {
     this.shuttingDown = true;
     await this.unsubscribe?.().catch(() => undefined);
     await this.permissions.close();
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
-    await Promise.all([this.updates.flushAll(), this.taskEvents.settledAll()]);
+    const written = Promise.all([this.updates.flushAll(), this.taskEvents.settledAll()]).then(
+      () => true,
+      () => true,
+    );
+    const waitWrites = Math.max(STOP_WRITE_WAIT_MS, deadline - Date.now());
+    if (!(await Promise.race([written, sleep(waitWrites).then(() => false)])))
+      this.o.logger.warn('graceful stop: session updates not stored: the store did not answer', { waitedMs: waitWrites, openSessions: lives.length });
   }
 
   // ---- internals ----

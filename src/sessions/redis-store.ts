@@ -53,7 +53,7 @@ import {
   type Unsubscribe,
 } from './store.js';
 import { rootLogger } from '../util/log.js';
-import { closeRedis } from '../util/redis-close.js';
+import { REDIS_CLOSE_WAIT_MS, closeRedis, settledWithin } from '../util/redis-close.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };
@@ -539,7 +539,12 @@ export class RedisStore implements SessionStore {
       // while disconnected there is no subscription to end, and UNSUBSCRIBE would wait out the reconnects (a stop
       // with Redis down); the handler is gone, so whatever ioredis resubscribes on reconnect is dropped
       if (sub.status !== 'ready') return;
-      await this.serialised(() => sub.unsubscribe(full));
+      // connected but not answering (a Redis stopped, a network dropping its packets): the stop that unsubscribes
+      // does not wait for it for ever; the store's close disconnects the subscriber after that
+      await settledWithin(
+        this.serialised(() => sub.unsubscribe(full)),
+        REDIS_CLOSE_WAIT_MS,
+      );
     };
   }
 

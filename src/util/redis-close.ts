@@ -2,11 +2,36 @@
  * Closing an ioredis client at shutdown. While connected, QUIT: the replies still due arrive first. While not
  * (Redis down, the client reconnecting), at once: QUIT would wait behind the commands queued for a reconnect,
  * each of which ioredis holds through its retries (seconds each), and so would hold the process's exit.
- * Those commands fail ("Connection is closed").
+ * Those commands fail ("Connection is closed"). A Redis that is connected but does not answer (stopped, or a
+ * network that drops its packets: the connection stays up, every reply is due for ever) gets REDIS_CLOSE_WAIT_MS
+ * for its QUIT, then the client is disconnected all the same.
  */
 import type { Redis } from 'ioredis';
 
-export async function closeRedis(redis: Redis): Promise<void> {
+/** how long a stop waits for a connected Redis to answer QUIT (or UNSUBSCRIBE) before it disconnects anyway */
+export const REDIS_CLOSE_WAIT_MS = 1000;
+
+/** `p` settled, or `ms` passed: true when `p` settled in time. Never rejects; a later rejection of `p` is handled. */
+export async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const done = p.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([done, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function closeRedis(redis: Redis, waitMs = REDIS_CLOSE_WAIT_MS): Promise<void> {
   if (redis.status !== 'ready') return redis.disconnect();
-  await redis.quit().catch(() => redis.disconnect());
+  let quitFailed = false;
+  const answered = await settledWithin(
+    redis.quit().catch(() => void (quitFailed = true)),
+    waitMs,
+  );
+  if (!answered || quitFailed) redis.disconnect();
 }

@@ -32,7 +32,8 @@ export interface Acp {
   streams: AcpStreams;
   /** a stop, before the listener closes: the `/acp` WebSockets are closed (1001), as the bridge's links are */
   closeSockets(): Promise<void>;
-  close(): Promise<void>;
+  /** `deadline`: the stop's (epoch ms), which the last session writes share (TurnRunner.shutdown) */
+  close(deadline?: number): Promise<void>;
 }
 
 export function createAcp(deps: AcpDeps): Acp {
@@ -89,9 +90,9 @@ export function createAcp(deps: AcpDeps): Acp {
     tasksHeld: () => core.tasksHeld(),
     streams,
     closeSockets: () => ws.close(),
-    async close() {
+    async close(deadline) {
       await ws.close();
-      await core.close();
+      await core.close(deadline);
     },
   };
 }

@@ -1,0 +1,102 @@
+/**
+ * A graceful stop whose Redis is connected but does not answer (a redis-server stopped with SIGSTOP: what a
+ * network that drops packets looks like, the TCP connection stays up and every reply is due for ever) finishes.
+ * Before, the ACP layer's UNSUBSCRIBE (its cross-instance cancel channel) and the session and key stores' QUIT
+ * waited for answers that never came: the process never exited (a second signal, or the service manager's
+ * SIGKILL, ended it). A Redis that is down (connection refused) was handled already
+ * (regression-stop-store-gone, keys/regression-shutdown-redis-down); now a connected one gets 1 s for its QUIT
+ * (and UNSUBSCRIBE), then the client is disconnected. With a turn running, the ACP layer's close also waited for
+ * the turn's last updates to be stored, for ever: now until the stop's deadline, at least 1 s, and what is not
+ * stored by then is logged. Real processes.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { cleanupDirs, freePort, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { redisOnPort } from '../keys/redis-on-port.js';
+
+const ACP = 'stop-redis-frozen-acp-3f9a1c';
+const cleanups: Array<() => unknown> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanupDirs();
+});
+
+/** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
+const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
+
+/** A redis-server, and a gateway process whose session store (and key store) it is; `graceMs`: shutdownGraceMs. */
+async function gatewayOnRedis(graceMs: number) {
+  const dir = tmpDir();
+  const port = await freePort();
+  const redis = await redisOnPort(port, dir);
+  cleanups.push(() => redis.stop());
+  const g = await startProcess(
+    {
+      gateway: { id: `gw_frozen_${graceMs}`, shutdownGraceMs: graceMs },
+      store: { kind: 'redis', url: `redis://127.0.0.1:${port}` },
+      channels: [{ name: 'slow', provider: 'mock', models: ['slow-1'], options: { delayMs: 1500 } }],
+      acp: { tokens: [ACP], gateways: [{ id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' }] },
+    },
+    {},
+    dir,
+  );
+  cleanups.push(() => g.stop(1000));
+  const freeze = () => {
+    process.kill(redis.pid, 'SIGSTOP');
+    cleanups.push(() => {
+      try {
+        process.kill(redis.pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    });
+  };
+  return { g, freeze };
+}
+
+describe('a graceful stop with the Redis store connected but not answering', () => {
+  it('ends the process soon after the grace', { timeout: 60_000 }, async () => {
+    const { g, freeze } = await gatewayOnRedis(1000);
+    // the gateway has used the store (a model request, its usage record)
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(r.status).toBe(200);
+    freeze();
+    g.proc.kill('SIGTERM');
+    // grace 1 s, then at most 1 s for each client's QUIT (and the ACP layer's UNSUBSCRIBE); before, never
+    expect(await exitWithin(g, 15_000)).toBe(0);
+  });
+
+  it('with an ACP turn running when Redis stops answering', { timeout: 60_000 }, async () => {
+    const { g, freeze } = await gatewayOnRedis(1000);
+    const turn = fetch(`${g.url}/acp/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'session.start',
+        params: { sessionId: 'frozen-s1', taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
+      }),
+    }).then((res) => res.text().catch(() => ''));
+    cleanups.push(() => turn.catch(() => undefined));
+    await waitFor(
+      async () =>
+        ((await (await fetch(`${g.url}/admin/sessions/frozen-s1`)).json()) as { session?: { history: Array<{ status: string }> } }).session?.history.some(
+          (t) => t.status === 'running',
+        ),
+      'the turn running',
+    );
+    freeze();
+    g.proc.kill('SIGTERM');
+    // grace 1 s, the cancelled turn's 5 s to end, at least 1 s for its last updates to be stored, 1 s for each
+    // client's QUIT (and UNSUBSCRIBE); before, never
+    expect(await exitWithin(g, 20_000)).toBe(0);
+    // what could not be stored is said
+    expect(g.logs()).toContain('graceful stop: session updates not stored: the store did not answer');
+  });
+});
