@@ -29,7 +29,8 @@ export interface StopParts {
   onDraining(): void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+const NO_ANSWER = Symbol('no answer');
 
 /** Resolves with the stop's deadline (epoch ms), which the rest of the stop (the final usage write) shares. */
 export async function gracefulStop(p: StopParts): Promise<number> {
@@ -58,9 +59,14 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
   }
   let sessions: Awaited<ReturnType<SessionStore['list']>>;
   try {
-    sessions = await p.store.list();
+    // bounded by the deadline: a store connected but not answering (a Redis stopped) would hold the list, and the
+    // stop, for ever
+    const listed = await Promise.race([p.store.list(), sleep(left()).then((): typeof NO_ANSWER => NO_ANSWER)]);
+    if (listed === NO_ANSWER) throw new Error('the store did not answer before the grace period ended');
+    sessions = listed;
   } catch (err) {
-    // the store is out of reach (a Redis gone): the sessions stay where they are stored, and the stop goes on
+    // the store is out of reach (a Redis gone, or not answering): the sessions stay where they are stored, and the
+    // stop goes on
     p.logger.warn('graceful stop: cannot drain sessions, the store did not list them', {
       drainSessionsTo: target,
       error: String((err as Error)?.message ?? err),

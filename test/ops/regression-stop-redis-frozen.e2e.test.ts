@@ -11,11 +11,12 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { cleanupDirs, freePort, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { exitCodeOf } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 
 const ACP = 'stop-redis-frozen-acp-3f9a1c';
+const BRIDGE = 'stop-redis-frozen-bridge-7d20e4';
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -25,15 +26,18 @@ afterAll(async () => {
 /** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
 const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
-/** A redis-server, and a gateway process whose session store (and key store) it is; `graceMs`: shutdownGraceMs. */
-async function gatewayOnRedis(graceMs: number) {
+/**
+ * A redis-server, and a gateway process whose session store (and key store) it is; `graceMs`: shutdownGraceMs;
+ * `gateway`: more of the config's `gateway` section.
+ */
+async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> = {}) {
   const dir = tmpDir();
   const port = await freePort();
   const redis = await redisOnPort(port, dir);
   cleanups.push(() => redis.stop());
   const g = await startProcess(
     {
-      gateway: { id: `gw_frozen_${graceMs}`, shutdownGraceMs: graceMs },
+      gateway: { id: `gw_frozen_${graceMs}`, shutdownGraceMs: graceMs, ...gateway },
       store: { kind: 'redis', url: `redis://127.0.0.1:${port}` },
       channels: [{ name: 'slow', provider: 'mock', models: ['slow-1'], options: { delayMs: 1500 } }],
       acp: { tokens: [ACP], gateways: [{ id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' }] },
@@ -98,5 +102,23 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     expect(await exitWithin(g, 20_000)).toBe(0);
     // what could not be stored is said
     expect(g.logs()).toContain('graceful stop: session updates not stored: the store did not answer');
+  });
+
+  it('with gateway.shutdown.drainSessionsTo: the sessions that cannot be listed stay, the stop goes on', { timeout: 60_000 }, async () => {
+    const b = await startProcess({
+      gateway: { id: 'gw_frozen_peer', name: 'datacenter', bridge: { enabled: true, allowedTokens: [BRIDGE], acceptSessions: true } },
+      channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+    });
+    cleanups.push(() => b.stop());
+    const { g, freeze } = await gatewayOnRedis(1000, {
+      shutdown: { drainSessionsTo: 'datacenter' },
+      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 200 }],
+    });
+    await waitForBridgeOpen(g.url);
+    freeze();
+    g.proc.kill('SIGTERM');
+    // the session list waits for the store until the deadline (1 s), not for ever
+    expect(await exitWithin(g, 15_000)).toBe(0);
+    expect(g.logs()).toContain('graceful stop: cannot drain sessions, the store did not list them');
   });
 });
