@@ -136,7 +136,11 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
     // an agent's model requests (its session token) join the trace of the turn that is running
     parentOf: (req) => modelTokens.traceParent(req),
   });
-  opened.add('obs', () => obs.close());
+  opened.add('obs', async (deadline) => {
+    // the pending spans are exported by the stop's deadline (at least 1 s): a collector that does not answer does
+    // not hold the exit for the exporter's own timeout
+    if (!(await obs.close(deadline))) logger.warn('graceful stop: pending spans not exported: the trace collector did not answer in time');
+  });
   const acp = createAcp({
     config: cfg,
     baseDir: loaded.baseDir,

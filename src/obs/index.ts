@@ -127,7 +127,8 @@ export class Observability implements RouterObserver {
     };
   }
 
-  async close(): Promise<void> {
-    await this.tracer?.close();
+  /** `deadline`: a stop's (epoch ms), which the export of the pending spans shares; false when it had not ended by then */
+  async close(deadline?: number): Promise<boolean> {
+    return (await this.tracer?.close(deadline)) ?? true;
   }
 }

@@ -39,6 +39,9 @@ export interface SpanHandle {
   readonly traceparent: string;
 }
 
+/** how long a tracer's close waits at least for its pending spans to be exported */
+export const TRACER_CLOSE_WAIT_MS = 1_000;
+
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 export function traceparentOf(span: Span): string {
@@ -87,8 +90,24 @@ export class GatewayTracer {
     await this.provider.forceFlush();
   }
 
-  async close(): Promise<void> {
-    await this.provider.shutdown().catch(() => undefined);
+  /**
+   * Shuts the provider down, its pending spans exported first: waited for until `deadline` (a stop's, epoch ms),
+   * at least TRACER_CLOSE_WAIT_MS. A collector that takes the connection and never answers would otherwise hold
+   * a stop for the exporter's own timeout (10 s) past the grace period. False when the export had not ended by
+   * then (the spans are lost when the process exits).
+   */
+  async close(deadline = 0): Promise<boolean> {
+    const done = this.provider.shutdown().then(
+      () => true,
+      () => true,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(TRACER_CLOSE_WAIT_MS, deadline - Date.now()))));
+    try {
+      return await Promise.race([done, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
