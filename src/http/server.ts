@@ -137,12 +137,18 @@ export class HttpServer {
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const h = this.opts.upgrades?.[path];
-    if (!h || this.draining) {
-      socket.end(`HTTP/1.1 ${this.draining ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-      return;
-    }
+    // node's HTTP layer lets go of a socket it emits 'upgrade' for: closeAllConnections no longer reaches it, so every
+    // one is kept here for shutdown to cut
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
+    if (!h || this.draining) {
+      // closed once the answer is written: the server's sockets are half-open ones, so an end alone would leave one
+      // open for as long as the client keeps its side open (and the listener's close waiting on it)
+      socket.end(`HTTP/1.1 ${this.draining ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, () =>
+        socket.destroy(),
+      );
+      return;
+    }
     h(req, socket, head);
   }
 
