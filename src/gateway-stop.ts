@@ -8,9 +8,13 @@
  * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
  *    `gateway.shutdownGraceMs` from the start;
  * 5. links close with 4000 "gateway shutting down" and `/acp` WebSockets with 1001, then the listener closes
- *    (whatever is left is cut);
- * 6. the ACP layer, the upstream pools, the keys (pending usage records written by the deadline), the store and
- *    tracing close (closeParts: the same sequence a start that fails part-way runs; one that fails is logged).
+ *    (whatever is left is cut, the sockets node's HTTP layer does not track included: upgraded or refused ones,
+ *    HTTPS connections still in their handshake);
+ * 6. the ACP layer (its last session writes by the deadline), the upstream pools, the keys (pending usage records
+ *    written by the deadline), the store (a Redis that does not answer QUIT is disconnected after 1 s) and tracing
+ *    (pending spans exported by the deadline) close (closeParts: the same sequence a start that fails part-way
+ *    runs; one that fails is logged). A client, a peer, a trace collector or a Redis that stops answering holds
+ *    the stop for a bounded time past the deadline, not for ever (test/ops/regression-stop-*).
  */
 import type { Config } from './config/schema.js';
 import type { BridgeMesh } from './bridge/mesh.js';
