@@ -31,9 +31,10 @@ describe('a start whose observability fails to build after the tracer started', 
     });
     const close = GatewayTracer.prototype.close;
     let shutDown = false;
-    const closed = vi.spyOn(GatewayTracer.prototype, 'close').mockImplementation(async function (this: GatewayTracer) {
-      await close.call(this);
+    const closed = vi.spyOn(GatewayTracer.prototype, 'close').mockImplementation(async function (this: GatewayTracer, deadline?: number) {
+      const done = await close.call(this, deadline);
       shutDown = true;
+      return done;
     });
     const err = await rejectionOf(
       startInProcess({

@@ -35,7 +35,7 @@ describe('a second signal during the graceful stop', () => {
       }).catch(() => undefined);
       await waitForInflight(g.url, 'slow');
       let out = '';
-      g.proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      g.proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
       g.kill(first);
       await waitFor(() => out.includes(`switchyard: ${first} received`), 'the stop to begin');
       // the stop is draining: /readyz says so, and the process waits for the request (30 s grace)
