@@ -26,6 +26,7 @@ import type { SessionStore } from '../sessions/store.js';
 import type { PeerGate } from '../keys/peer-gate.js';
 import { TransferCoordinator, type TransferTransport } from '../sessions/transfer.js';
 import { LabelBudget, OTHER_LABEL } from '../util/label-budget.js';
+import { refuseUpgrade } from '../util/refuse-upgrade.js';
 import type { CandidateLabels } from '../router/candidate.js';
 
 /**
@@ -160,7 +161,7 @@ export class BridgeMesh implements MeshContext {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.o.config.gateway.bridge.enabled || !this.accepting) {
-      socket.end(`HTTP/1.1 ${this.accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      refuseUpgrade(socket, this.accepting ? '404 Not Found' : '503 Service Unavailable');
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -168,13 +169,13 @@ export class BridgeMesh implements MeshContext {
     if ('status' in slot) {
       const text = slot.status === 429 ? '429 Too Many Requests' : '503 Service Unavailable';
       this.logger.warn('bridge upgrade refused: too many unauthenticated sockets', { remote: ip, status: slot.status });
-      socket.end(`HTTP/1.1 ${text}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      refuseUpgrade(socket, text);
       return;
     }
     socket.once('close', slot.release);
     withWs(
       ({ WebSocketServer }) => {
-        if (!this.accepting) return void socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        if (!this.accepting) return refuseUpgrade(socket, '503 Service Unavailable');
         // Every socket starts with the pre-auth limit; listener.ts raises it once the peer authenticated.
         this.wss ??= new WebSocketServer({ noServer: true, maxPayload: preAuthPayloadLimit(this.limits.preAuthFrameBytes), perMessageDeflate: false });
         this.wss.handleUpgrade(req, socket, head, (ws) => acceptInbound(ws, this, ip, slot.release));

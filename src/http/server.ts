@@ -10,6 +10,7 @@
 import { STATUS_CODES, createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as HttpsServer, createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { refuseUpgrade } from '../util/refuse-upgrade.js';
 import { Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
@@ -142,11 +143,7 @@ export class HttpServer {
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
     if (!h || this.draining) {
-      // closed once the answer is written: the server's sockets are half-open ones, so an end alone would leave one
-      // open for as long as the client keeps its side open (and the listener's close waiting on it)
-      socket.end(`HTTP/1.1 ${this.draining ? '503 Service Unavailable' : '404 Not Found'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, () =>
-        socket.destroy(),
-      );
+      refuseUpgrade(socket, this.draining ? '503 Service Unavailable' : '404 Not Found');
       return;
     }
     h(req, socket, head);

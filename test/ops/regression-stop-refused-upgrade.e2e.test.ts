@@ -4,7 +4,8 @@
  * (a FIN) and nothing more; node's server sockets are half-open ones and node lets go of a socket it hands to
  * 'upgrade' (closeAllConnections no longer reaches it), so a client that kept its side open kept the socket, and
  * the listener's close waited on it for ever: the process never exited. Now the socket is closed once the answer
- * is written, and the stop cuts one still held. Real process; the clients are raw TCP sockets that never end.
+ * is written, and the stop cuts one still held. The refusals the upgrade handlers make (the bridge's, `/acp`'s) are
+ * closed the same way (src/util/refuse-upgrade.ts). Real process; the clients are raw TCP sockets that never end.
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,7 @@ const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g
  * Asks for a WebSocket upgrade on `path` from a client that never ends its side; resolves with the answer's status
  * line, and `closed`: the gateway closed the socket (not only ended its side).
  */
-async function upgradeHalfOpen(url: string, path: string): Promise<{ status: string; closed: Promise<void> }> {
+async function upgradeHalfOpen(url: string, path: string, token = ACP): Promise<{ status: string; closed: Promise<void> }> {
   const { port } = new URL(url);
   const socket = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
   clients.push(socket);
@@ -53,7 +54,7 @@ async function upgradeHalfOpen(url: string, path: string): Promise<{ status: str
     });
     socket.write(
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${ACP}\r\n\r\n`,
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${token}\r\n\r\n`,
     );
   });
   return { status, closed };
@@ -86,5 +87,22 @@ describe('a graceful stop with refused upgrades held open by their clients', () 
     // the request done, the stop goes on (the 30 s grace is not waited out); before, it never ended
     expect(await exitWithin(g, 10_000)).toBe(0);
     await within(draining.closed, 5_000, 'the refused socket closed');
+  });
+
+  it('closes the sockets the upgrade handlers refuse too (a bridge not enabled, a wrong /acp token)', { timeout: 60_000 }, async () => {
+    const g = await startProcess({
+      gateway: { id: 'gw_stop_upgrade_h', shutdownGraceMs: 30_000 },
+      channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+      acp: { tokens: [ACP] },
+    });
+    started.push(g);
+    const bridge = await upgradeHalfOpen(g.url, '/bridge');
+    expect(bridge.status).toBe('HTTP/1.1 404 Not Found');
+    await within(bridge.closed, 5_000, 'the gateway to close the socket the bridge refused');
+    const acp = await upgradeHalfOpen(g.url, '/acp', 'not-the-acp-token-123');
+    expect(acp.status).toBe('HTTP/1.1 401 Unauthorized');
+    await within(acp.closed, 5_000, 'the gateway to close the socket /acp refused');
+    g.proc.kill('SIGTERM');
+    expect(await exitWithin(g, 10_000)).toBe(0);
   });
 });

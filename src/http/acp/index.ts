@@ -9,6 +9,7 @@ import { acpHttpRoute, DEFAULT_KEEPALIVE_MS } from './route.js';
 import { createAcpWs } from './ws.js';
 import { SESSIONS_PREFIX, sessionsRoute } from './sessions-route.js';
 import { AcpStreams } from './streams.js';
+import { refuseUpgrade } from '../../util/refuse-upgrade.js';
 
 export interface AcpDeps extends AcpCoreDeps {
   maxBodyBytes: number;
@@ -83,7 +84,7 @@ export function createAcp(deps: AcpDeps): Acp {
 
   return {
     route: acp.enabled ? route : () => false,
-    upgrade: acp.enabled ? ws.upgrade : (_req, socket) => void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+    upgrade: acp.enabled ? ws.upgrade : (_req, socket) => refuseUpgrade(socket, '404 Not Found'),
     drain: (graceMs) => core.drain(graceMs),
     prepare: (next) => core.prepare(next),
     warmPools: () => core.warmPools(),

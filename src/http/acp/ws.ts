@@ -29,6 +29,7 @@ import { drainOrClose } from '../../util/drain.js';
 import { wsSocket } from '../../util/ws-internals.js';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import type { ReplayFlow } from '../../acp/update-log.js';
+import { refuseUpgrade } from '../../util/refuse-upgrade.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -91,9 +92,7 @@ function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number }
 function refuse(socket: Duplex, e: AcpRpcError): void {
   const body = JSON.stringify(errorEnvelope(null, e));
   const retryAfter = e.retryAfterSec !== undefined ? `retry-after: ${Math.ceil(e.retryAfterSec)}\r\n` : '';
-  socket.end(
-    `HTTP/1.1 ${e.httpStatus} ${STATUS_TEXT[e.httpStatus] ?? 'Error'}\r\nconnection: close\r\n${retryAfter}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  refuseUpgrade(socket, `${e.httpStatus} ${STATUS_TEXT[e.httpStatus] ?? 'Error'}`, `${retryAfter}content-type: application/json\r\n`, body);
 }
 
 export function createAcpWs(o: AcpWsOptions): AcpWs {
