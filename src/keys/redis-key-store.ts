@@ -21,23 +21,12 @@ redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 1`;
 
-// KEYS: keys, byHash, byName, version. ARGV: id, hash, name, doc
-const UPDATE = `local old = redis.call('HGET', KEYS[1], ARGV[1])
+// Writes a key's record over the one stored, and its hash and name indexes. KEYS: keys, byHash, byName, version.
+// ARGV: id, hash, name, doc, and for `modify` the record as read: then only while the record is still that one
+// (compare and set). 1: written; 0: no such key; -1: changed meanwhile.
+const WRITE = `local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
-local o = cjson.decode(old)
-if o.hash ~= ARGV[2] then redis.call('HDEL', KEYS[2], o.hash) end
-if o.name ~= ARGV[3] then redis.call('HDEL', KEYS[3], o.name) end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
-redis.call('INCR', KEYS[4])
-return 1`;
-
-// UPDATE, only while the record is still the one the change was made from (compare and set). KEYS: keys, byHash,
-// byName, version. ARGV: id, hash, name, doc, the record as read. 1: written; 0: no such key; -1: changed meanwhile.
-const MODIFY = `local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-if old ~= ARGV[5] then return -1 end
+if ARGV[5] and old ~= ARGV[5] then return -1 end
 local o = cjson.decode(old)
 if o.hash ~= ARGV[2] then redis.call('HDEL', KEYS[2], o.hash) end
 if o.name ~= ARGV[3] then redis.call('HDEL', KEYS[3], o.name) end
@@ -84,12 +73,12 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async update(k: VirtualKey): Promise<void> {
-    const ok = await this.redis.eval(UPDATE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
+    const ok = await this.redis.eval(WRITE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
     if (ok !== 1) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
   }
 
   /**
-   * Read, change, then write only if the record is still the one read (MODIFY, one script): a disable and a rotation
+   * Read, change, then write only if the record is still the one read (WRITE with the record read, one script): a disable and a rotation
    * of the same key at once, on one instance or two, each read the record and wrote it back whole, and the one that
    * wrote last undid the other (a disabled key enabled again, or a rotated secret replaced by the old one).
    */
@@ -99,7 +88,7 @@ export class RedisKeyStore implements KeyStore {
       const cur = doc === null ? undefined : this.read(id, doc);
       if (!cur) throw new GatewayError('NOT_FOUND', `no key ${id}`);
       const next = change(cur);
-      const r = await this.redis.eval(MODIFY, 4, ...this.keys(), id, next.hash, next.name, JSON.stringify(next), doc!);
+      const r = await this.redis.eval(WRITE, 4, ...this.keys(), id, next.hash, next.name, JSON.stringify(next), doc!);
       if (r === 1) return next;
       if (r === 0) throw new GatewayError('NOT_FOUND', `no key ${id}`);
     }
