@@ -59,3 +59,7 @@ export async function startSharingPair(o: SharingPairOptions): Promise<{ a: Gate
 export function exitCodeOf(g: GatewayProcess): Promise<number | null> {
   return new Promise((resolve) => (g.proc.exitCode !== null ? resolve(g.proc.exitCode) : g.proc.once('exit', (c) => resolve(c))));
 }
+
+/** The process's exit code, or `undefined` if it is still running after `ms` (then its stop hung). */
+export const exitWithin = (g: GatewayProcess, ms: number): Promise<number | null | undefined> =>
+  Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 
 const TOKEN = 'stop-acp-ws-token-5b2e9d';
 const started: GatewayProcess[] = [];
@@ -64,9 +64,6 @@ async function deafClient(g: GatewayProcess): Promise<{ socket: Socket; ended: P
   expect(head.startsWith('HTTP/1.1 101')).toBe(true);
   return { socket, ended: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
 }
-
-/** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 describe('a graceful stop with /acp WebSockets open', () => {
   it('closes an idle socket with 1001 and ends the process, with a deaf client cut', { timeout: 60_000 }, async () => {

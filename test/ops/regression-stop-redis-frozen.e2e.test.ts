@@ -10,9 +10,8 @@
  * stored by then is logged. Real processes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 
 const ACP = 'stop-redis-frozen-acp-3f9a1c';
@@ -22,9 +21,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanupDirs();
 });
-
-/** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 /**
  * A redis-server, and a gateway process whose session store (and key store) it is; `graceMs`: shutdownGraceMs;

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess, waitFor, waitForInflight, within } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 
 const ACP = 'stop-refused-upgrade-acp-6c0d2b';
 const started: GatewayProcess[] = [];
@@ -22,9 +22,6 @@ afterAll(async () => {
   await Promise.all(started.map((g) => g.stop()));
   cleanupDirs();
 });
-
-/** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 /**
  * Asks for a WebSocket upgrade on `path` from a client that never ends its side; resolves with the answer's status

@@ -13,7 +13,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess, tmpDir } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 import { selfSigned } from '../helpers/tls.js';
 
 const started: GatewayProcess[] = [];
@@ -24,9 +24,6 @@ afterAll(async () => {
   await Promise.all(started.map((g) => g.stop()));
   cleanupDirs();
 });
-
-/** the process's exit, or `undefined` if it is still running after `ms` (then the stop hung) */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 /** A TCP connection to the gateway that sends `first` (maybe nothing) and then nothing more; resolves when connected. */
 async function stalled(url: string, first: Buffer): Promise<{ ended: Promise<void> }> {

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 
 const started: GatewayProcess[] = [];
 const held: Socket[] = [];
@@ -21,9 +21,6 @@ afterAll(async () => {
   collector?.close();
   cleanupDirs();
 });
-
-/** the process's exit, or `undefined` if it is still running after `ms` */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 describe('a graceful stop with a trace collector that does not answer', () => {
   it('exits soon after the grace period and logs the spans it could not export', { timeout: 60_000 }, async () => {

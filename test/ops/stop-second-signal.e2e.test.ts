@@ -6,16 +6,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, startProcess, waitFor, waitForInflight } from '../helpers/env.js';
-import { exitCodeOf } from '../helpers/sharing-pair.js';
+import { exitWithin } from '../helpers/sharing-pair.js';
 
 const started: GatewayProcess[] = [];
 afterAll(async () => {
   await Promise.all(started.map((g) => g.stop(1000)));
   cleanupDirs();
 });
-
-/** the process's exit, or `undefined` if it is still running after `ms` */
-const exitWithin = (g: GatewayProcess, ms: number) => Promise.race([exitCodeOf(g), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 
 describe('a second signal during the graceful stop', () => {
   for (const [first, second] of [
