@@ -77,20 +77,32 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
     });
     return;
   }
+  const mine = sessions.filter((s) => s.ownerGatewayId === p.gatewayId && (s.status === 'active' || s.status === 'running'));
+  p.logger.info('graceful stop: moving sessions', { to: target, sessions: mine.length });
   let moved = 0;
   let stayed = 0;
-  for (const s of sessions) {
-    if (s.ownerGatewayId !== p.gatewayId || (s.status !== 'active' && s.status !== 'running')) continue;
+  for (const s of mine) {
     if (left() <= 0) break;
+    // bounded by the deadline (at least 1 s, as the transfer's offer is) whatever the transfer waits for: its
+    // store reads and writes do not follow its timeoutMs, so a store that froze after the list held it for ever
+    const transfer = p.mesh.transfers.transfer(s.id, peer.peer.id, { whenRunning: 'wait', timeoutMs: left() });
     try {
-      await p.mesh.transfers.transfer(s.id, peer.peer.id, { whenRunning: 'wait', timeoutMs: left() });
+      const done = await Promise.race([transfer, sleep(Math.max(1000, left())).then((): typeof NO_ANSWER => NO_ANSWER)]);
+      if (done === NO_ANSWER) {
+        stayed++;
+        // it may have got as far as the offer: the next start settles who owns it (reconcile, ensureOwned)
+        p.logger.warn('graceful stop: session transfer not finished by the deadline, the store or the peer did not answer', {
+          sessionId: s.id,
+        });
+        break;
+      }
       moved++;
     } catch (err) {
       stayed++;
       p.logger.warn('graceful stop: session stayed here', { sessionId: s.id, error: String((err as Error)?.message ?? err) });
     }
   }
-  p.logger.info('graceful stop: sessions drained', { to: target, moved, stayed });
+  p.logger.info('graceful stop: sessions drained', { to: target, moved, stayed, notTried: mine.length - moved - stayed });
 }
 
 /** One part a gateway opened, by the name its close failure is logged under, and how to close it. */

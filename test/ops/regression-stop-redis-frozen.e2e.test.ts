@@ -10,6 +10,7 @@
  * stored by then is logged. Real processes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { exitWithin } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
@@ -35,8 +36,17 @@ async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> 
     {
       gateway: { id: `gw_frozen_${graceMs}`, shutdownGraceMs: graceMs, ...gateway },
       store: { kind: 'redis', url: `redis://127.0.0.1:${port}` },
-      channels: [{ name: 'slow', provider: 'mock', models: ['slow-1'], options: { delayMs: 1500 } }],
-      acp: { tokens: [ACP], gateways: [{ id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' }] },
+      channels: [
+        { name: 'slow', provider: 'mock', models: ['slow-1'], options: { delayMs: 1500 } },
+        { name: 'slower', provider: 'mock', models: ['slower-1'], options: { delayMs: 8000 } },
+      ],
+      acp: {
+        tokens: [ACP],
+        gateways: [
+          { id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' },
+          { id: 'slowergw', label: 'Slower', kind: 'channels', model: 'slower-1' },
+        ],
+      },
     },
     {},
     dir,
@@ -53,6 +63,28 @@ async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> 
     });
   };
   return { g, freeze };
+}
+
+/** starts a turn of session `sessionId` on the ACP gateway runtime `gatewayProviderId`; resolves once it runs */
+async function startTurn(g: GatewayProcess, sessionId: string, gatewayProviderId: string): Promise<void> {
+  const turn = fetch(`${g.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'session.start',
+      params: { sessionId, taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId },
+    }),
+  }).then((res) => res.text().catch(() => ''));
+  cleanups.push(() => turn.catch(() => undefined));
+  await waitFor(
+    async () =>
+      ((await (await fetch(`${g.url}/admin/sessions/${sessionId}`)).json()) as { session?: { history: Array<{ status: string }> } }).session?.history.some(
+        (t) => t.status === 'running',
+      ),
+    'the turn running',
+  );
 }
 
 describe('a graceful stop with the Redis store connected but not answering', () => {
@@ -73,24 +105,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
 
   it('with an ACP turn running when Redis stops answering', { timeout: 60_000 }, async () => {
     const { g, freeze } = await gatewayOnRedis(1000);
-    const turn = fetch(`${g.url}/acp/rpc`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'session.start',
-        params: { sessionId: 'frozen-s1', taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId: 'slowgw' },
-      }),
-    }).then((res) => res.text().catch(() => ''));
-    cleanups.push(() => turn.catch(() => undefined));
-    await waitFor(
-      async () =>
-        ((await (await fetch(`${g.url}/admin/sessions/frozen-s1`)).json()) as { session?: { history: Array<{ status: string }> } }).session?.history.some(
-          (t) => t.status === 'running',
-        ),
-      'the turn running',
-    );
+    await startTurn(g, 'frozen-s1', 'slowgw');
     freeze();
     g.proc.kill('SIGTERM');
     // grace 1 s, the cancelled turn's 5 s to end, at least 1 s for its last updates to be stored, 1 s for each
@@ -117,4 +132,30 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     expect(await exitWithin(g, 15_000)).toBe(0);
     expect(g.logs()).toContain('graceful stop: cannot drain sessions, the store did not list them');
   });
+
+  it(
+    'with gateway.shutdown.drainSessionsTo: a store that stops answering during a transfer holds the stop until the deadline, not for ever',
+    { timeout: 60_000 },
+    async () => {
+      const b = await startProcess({
+        gateway: { id: 'gw_frozen_peer2', name: 'datacenter', bridge: { enabled: true, allowedTokens: [BRIDGE], acceptSessions: true } },
+        channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }],
+      });
+      cleanups.push(() => b.stop());
+      const { g, freeze } = await gatewayOnRedis(3000, {
+        shutdown: { drainSessionsTo: 'datacenter' },
+        bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 200 }],
+      });
+      await waitForBridgeOpen(g.url);
+      // a turn of 8 s: the transfer waits for it (whenRunning: 'wait'), reading the session from the store
+      await startTurn(g, 'frozen-moving', 'slowergw');
+      g.proc.kill('SIGTERM');
+      // the sessions are listed; the store stops answering while the transfer waits
+      await waitFor(() => g.logs().includes('graceful stop: moving sessions'), 'the sessions listed');
+      freeze();
+      // the transfer is given up at the deadline (3 s); before, its next read of the session waited for ever
+      expect(await exitWithin(g, 20_000)).toBe(0);
+      expect(g.logs()).toContain('graceful stop: session transfer not finished by the deadline');
+    },
+  );
 });
