@@ -319,7 +319,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     tasksHeld: () => runner.tasksHeld(),
     async close(deadline) {
       await listening;
-      await retention?.stop();
+      await retention?.stop(deadline);
       await runner.shutdown(undefined, deadline);
       await (await warm)?.close();
       await Promise.all([...plugged.values()].map((p) => p.close().catch((err: unknown) => log.warn('gateway runtime close failed', { error: String(err) }))));

@@ -2,16 +2,21 @@
  * A retention job: deletes what is older than `days` days, once at start (in the background: a long backlog
  * must not hold up startup) and then every hour, one run at a time, logging what it deleted. Serves usage
  * records (`gateway.usage.retentionDays`, src/keys/service.ts) and ended sessions
- * (`acp.endedSessionRetentionDays`, src/acp/turn-runner.ts).
+ * (`acp.endedSessionRetentionDays`, src/acp/index.ts). A stop waits for a run under way until its deadline, at
+ * least 1 s: a store connected but not answering (a Redis stopped) would hold the run, and the stop, for ever.
  */
 import type { Logger } from './log.js';
+import { REDIS_CLOSE_WAIT_MS, settledWithin } from './redis-close.js';
 
 const EVERY_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 export interface RetentionJob {
-  /** waits for a run under way, then runs no more */
-  stop(): Promise<void>;
+  /**
+   * Runs no more, and waits for a run under way until `deadline` (epoch ms), at least REDIS_CLOSE_WAIT_MS (1 s)
+   * from now; a run still under way then is logged and left (the store's close ends it).
+   */
+  stop(deadline?: number): Promise<void>;
 }
 
 /**
@@ -46,9 +51,13 @@ export function startRetention(o: {
   const timer = setInterval(() => void run(), EVERY_MS);
   timer.unref();
   return {
-    async stop() {
+    async stop(deadline?: number) {
       clearInterval(timer);
-      await running;
+      const run = running;
+      if (!run) return;
+      const waitMs = Math.max(REDIS_CLOSE_WAIT_MS, (deadline ?? 0) - Date.now());
+      if (!(await settledWithin(run, waitMs)))
+        o.logger.warn(`graceful stop: ${o.what} pruning left unfinished: the store did not answer`, { waitedMs: waitMs });
     },
   };
 }

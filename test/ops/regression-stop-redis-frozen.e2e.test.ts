@@ -9,6 +9,7 @@
  * the turn's last updates to be stored, for ever: now until the stop's deadline, at least 1 s, and what is not
  * stored by then is logged. Real processes.
  */
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
@@ -25,13 +26,22 @@ afterAll(async () => {
 
 /**
  * A redis-server, and a gateway process whose session store (and key store) it is; `graceMs`: shutdownGraceMs;
- * `gateway`: more of the config's `gateway` section.
+ * `gateway`: more of the config's `gateway` section, `acp` of its `acp` section; `seed` writes to the Redis before
+ * the gateway starts.
  */
-async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> = {}) {
+async function gatewayOnRedis(
+  graceMs: number,
+  gateway: Record<string, unknown> = {},
+  more: { acp?: Record<string, unknown>; seed?: (redis: Redis) => Promise<unknown> } = {},
+) {
   const dir = tmpDir();
   const port = await freePort();
   const redis = await redisOnPort(port, dir);
   cleanups.push(() => redis.stop());
+  // the test's own client (it reads the store while the gateway runs, until the freeze)
+  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+  cleanups.push(() => client.disconnect());
+  if (more.seed) await more.seed(client);
   const g = await startProcess(
     {
       gateway: { id: `gw_frozen_${graceMs}`, shutdownGraceMs: graceMs, ...gateway },
@@ -46,6 +56,7 @@ async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> 
           { id: 'slowgw', label: 'Slow', kind: 'channels', model: 'slow-1' },
           { id: 'slowergw', label: 'Slower', kind: 'channels', model: 'slower-1' },
         ],
+        ...more.acp,
       },
     },
     {},
@@ -62,7 +73,7 @@ async function gatewayOnRedis(graceMs: number, gateway: Record<string, unknown> 
       }
     });
   };
-  return { g, freeze };
+  return { g, freeze, redis: client };
 }
 
 /** starts a turn of session `sessionId` on the ACP gateway runtime `gatewayProviderId`; resolves once it runs */
@@ -85,6 +96,19 @@ async function startTurn(g: GatewayProcess, sessionId: string, gatewayProviderId
       ),
     'the turn running',
   );
+}
+
+/** ended sessions long past any retention: the run at startup deletes them one a round trip, for seconds */
+const BACKLOG = 150_000;
+async function seedEnded(redis: Redis): Promise<void> {
+  for (let i = 0; i < BACKLOG; i += 5000) {
+    const pipe = redis.pipeline();
+    for (let j = i; j < i + 5000; j++) {
+      pipe.hset(`switchyard:session:old-${j}`, 'st', 'closed');
+      pipe.zadd('switchyard:sessions', 1000 + j, `old-${j}`);
+    }
+    await pipe.exec();
+  }
 }
 
 describe('a graceful stop with the Redis store connected but not answering', () => {
@@ -158,4 +182,17 @@ describe('a graceful stop with the Redis store connected but not answering', () 
       expect(g.logs()).toContain('graceful stop: session transfer not finished by the deadline');
     },
   );
+
+  it('with a retention run under way (acp.endedSessionRetentionDays)', { timeout: 90_000 }, async () => {
+    const { g, freeze, redis } = await gatewayOnRedis(1000, {}, { acp: { endedSessionRetentionDays: 1 }, seed: seedEnded });
+    // the run at startup has deleted some of them: under way. (The startup's listing of the sessions left open, read
+    // 500 a round trip between the run's deletions, one a round trip, is over by then.)
+    await waitFor(async () => (await redis.zcard('switchyard:sessions')) <= BACKLOG - 20_000, 'the run under way', 30_000);
+    expect(g.logs()).not.toContain('ended sessions pruned');
+    freeze();
+    g.proc.kill('SIGTERM');
+    // grace 1 s, then the run is waited for until the deadline (at least 1 s); before, for ever
+    expect(await exitWithin(g, 15_000)).toBe(0);
+    expect(g.logs()).toContain('graceful stop: ended sessions pruning left unfinished: the store did not answer');
+  });
 });
