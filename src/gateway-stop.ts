@@ -4,13 +4,13 @@
  *    are refused, new bridge links are refused; the listener stays open so clients get that answer;
  * 2. peers are told we share nothing (bridge-channels) and route away at once;
  * 3. with `gateway.shutdown.drainSessionsTo`, every open session this gateway owns moves to that peer
- *    (running turns are waited for, like `switchyard sessions drain`);
+ *    (running turns are waited for, like `switchyard sessions drain`; each transfer until the deadline, at least 1 s);
  * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
  *    `gateway.shutdownGraceMs` from the start;
  * 5. links close with 4000 "gateway shutting down" and `/acp` WebSockets with 1001, then the listener closes
  *    (whatever is left is cut, the sockets node's HTTP layer does not track included: upgraded or refused ones,
  *    HTTPS connections still in their handshake);
- * 6. the ACP layer (its last session writes by the deadline), the upstream pools, the keys (pending usage records
+ * 6. the ACP layer (its last session writes, its subscriptions and a retention run under way by the deadline), the upstream pools, the keys (pending usage records
  *    written by the deadline), the store (a Redis that does not answer QUIT is disconnected after 1 s) and tracing
  *    (pending spans exported by the deadline) close (closeParts: the same sequence a start that fails part-way
  *    runs; one that fails is logged). A client, a peer, a trace collector or a Redis that stops answering holds

@@ -19,6 +19,7 @@ import type { Router } from '../router/router.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
 import { startRetention } from '../util/retention.js';
+import { REDIS_CLOSE_WAIT_MS, settledWithin } from '../util/redis-close.js';
 import { GatewayError } from '../wire/errors.js';
 import { buildCatalog, type AvailabilitySource, type Availability } from './capabilities.js';
 import { createDispatch, type Dispatch } from './methods.js';
@@ -318,7 +319,10 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
     warmPools: () => warmLoaded?.status() ?? [],
     tasksHeld: () => runner.tasksHeld(),
     async close(deadline) {
-      await listening;
+      // until the stop's deadline, at least 1 s: a store connected but not answering (a Redis stopped) would hold
+      // the subscriptions, or the settling of what a previous run left open, and the stop, for ever
+      if (!(await settledWithin(listening, Math.max(REDIS_CLOSE_WAIT_MS, (deadline ?? 0) - Date.now()))))
+        log.warn('graceful stop: cross-instance cancel and the settling of sessions a previous run left open unfinished: the store did not answer');
       await retention?.stop(deadline);
       await runner.shutdown(undefined, deadline);
       await (await warm)?.close();

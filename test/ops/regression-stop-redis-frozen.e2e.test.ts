@@ -7,7 +7,9 @@
  * (regression-stop-store-gone, keys/regression-shutdown-redis-down); now a connected one gets 1 s for its QUIT
  * (and UNSUBSCRIBE), then the client is disconnected. With a turn running, the ACP layer's close also waited for
  * the turn's last updates to be stored, for ever: now until the stop's deadline, at least 1 s, and what is not
- * stored by then is logged. Real processes.
+ * stored by then is logged. The same holds for the waits a stop had left unbounded: a session transfer of the
+ * drain (drainSessionsTo) whose store froze after the list, a retention run under way, and the ACP layer's startup
+ * subscriptions and listing of the sessions a previous run left open. Real processes.
  */
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -194,5 +196,20 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     // grace 1 s, then the run is waited for until the deadline (at least 1 s); before, for ever
     expect(await exitWithin(g, 15_000)).toBe(0);
     expect(g.logs()).toContain('graceful stop: ended sessions pruning left unfinished: the store did not answer');
+    expect(g.logs()).not.toContain('graceful stop: cross-instance cancel');
+  });
+
+  it('with the startup listing of the sessions a previous run left open under way', { timeout: 90_000 }, async () => {
+    const { g, freeze } = await gatewayOnRedis(1000, {}, { seed: seedEnded });
+    // the process serves (a SIGTERM sent as soon as its "listening on" line was read killed it outright here)
+    expect((await fetch(`${g.url}/healthz`)).status).toBe(200);
+    freeze();
+    g.proc.kill('SIGTERM');
+    // the ACP layer's close waits for its subscriptions and that listing until the deadline (at least 1 s);
+    // before, for ever
+    expect(await exitWithin(g, 15_000)).toBe(0);
+    expect(g.logs()).toContain(
+      'graceful stop: cross-instance cancel and the settling of sessions a previous run left open unfinished: the store did not answer',
+    );
   });
 });
