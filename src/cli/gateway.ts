@@ -39,9 +39,7 @@ export function registerGateway(program: Command): void {
         throw err;
       }
       releaseYoungGeneration();
-      process.stdout.write(
-        `switchyard gateway "${gw.name}" (${gw.id}) listening on ${gw.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`,
-      );
+      const started = gw;
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) {
@@ -49,14 +47,19 @@ export function registerGateway(program: Command): void {
           process.exit(1);
         }
         stopping = true;
-        process.stdout.write(`switchyard: ${signal} received, finishing in-flight requests (up to ${gw.config.gateway.shutdownGraceMs} ms)\n`);
-        void gw.close().then(() => {
+        process.stdout.write(`switchyard: ${signal} received, finishing in-flight requests (up to ${started.config.gateway.shutdownGraceMs} ms)\n`);
+        void started.close().then(() => {
           process.stdout.write('switchyard: stopped\n');
           process.exit(0);
         });
       };
-      if (hupWhileStarting) void reloadOnSignal(gw);
+      // the stop's handlers before the line that says the gateway listens: whoever acts on that line (a supervisor, a
+      // test) gets the graceful stop (before them, a signal takes its default action: a start is stopped at once)
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      process.stdout.write(
+        `switchyard gateway "${started.name}" (${started.id}) listening on ${started.url}${loaded.path ? '' : ' (no config file: built-in defaults, mock channel)'}\n`,
+      );
+      if (hupWhileStarting) void reloadOnSignal(started);
     });
 }
