@@ -21,12 +21,12 @@ redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
 redis.call('INCR', KEYS[4])
 return 1`;
 
-// Writes a key's record over the one stored, and its hash and name indexes. KEYS: keys, byHash, byName, version.
-// ARGV: id, hash, name, doc, and for `modify` the record as read: then only while the record is still that one
-// (compare and set). 1: written; 0: no such key; -1: changed meanwhile.
+// Writes a key's record, and its hash and name indexes, only while the stored record is still the one the change
+// was made from (compare and set). KEYS: keys, byHash, byName, version. ARGV: id, hash, name, doc, the record as
+// read. 1: written; 0: no such key; -1: changed meanwhile.
 const WRITE = `local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
-if ARGV[5] and old ~= ARGV[5] then return -1 end
+if old ~= ARGV[5] then return -1 end
 local o = cjson.decode(old)
 if o.hash ~= ARGV[2] then redis.call('HDEL', KEYS[2], o.hash) end
 if o.name ~= ARGV[3] then redis.call('HDEL', KEYS[3], o.name) end
@@ -72,13 +72,8 @@ export class RedisKeyStore implements KeyStore {
     if (ok !== 1) throw keyExists(k.name);
   }
 
-  async update(k: VirtualKey): Promise<void> {
-    const ok = await this.redis.eval(WRITE, 4, ...this.keys(), k.id, k.hash, k.name, JSON.stringify(k));
-    if (ok !== 1) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
-  }
-
   /**
-   * Read, change, then write only if the record is still the one read (WRITE with the record read, one script): a disable and a rotation
+   * Read, change, then write only if the record is still the one read (WRITE, one script): a disable and a rotation
    * of the same key at once, on one instance or two, each read the record and wrote it back whole, and the one that
    * wrote last undid the other (a disabled key enabled again, or a rotated secret replaced by the old one).
    */

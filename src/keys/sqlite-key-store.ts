@@ -115,14 +115,6 @@ export class SqliteKeyStore implements KeyStore {
     })();
   }
 
-  async update(k: VirtualKey): Promise<void> {
-    this.db.transaction(() => {
-      const r = this.db.prepare('UPDATE virtual_keys SET name = ?, hash = ?, doc = ? WHERE id = ?').run(k.name, k.hash, JSON.stringify(k), k.id);
-      if (r.changes === 0) throw new GatewayError('NOT_FOUND', `no key ${k.id}`);
-      this.bump();
-    })();
-  }
-
   /** Read, change and write in one IMMEDIATE transaction: no other writer (process or call) comes in between. */
   async modify(id: string, change: (k: VirtualKey) => VirtualKey): Promise<VirtualKey> {
     return this.db

@@ -20,8 +20,6 @@ export interface KeyStore {
   readonly kind: 'sqlite' | 'redis';
   /** Throws KEY_EXISTS (409) when the name is taken. */
   create(k: VirtualKey): Promise<void>;
-  /** Replaces the record (same id); the hash index follows a rotation. */
-  update(k: VirtualKey): Promise<void>;
   /**
    * Changes one key atomically and returns the record written: `change` gets the stored record and returns the new
    * one (same id); the hash index follows a rotation. A change another caller or instance wrote in between is never

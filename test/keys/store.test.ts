@@ -83,11 +83,11 @@ for (const [name, open] of [
       expect(await s.byHash(hashSecret(secret))).toEqual(k);
       await expect(s.create({ ...key('alpha'), id: 'key_other' })).rejects.toMatchObject({ status: 409, details: { reason: 'KEY_EXISTS' } });
       const next = newSecret();
-      await s.update({ ...k, hash: hashSecret(next), disabled: true });
+      await s.modify(k.id, (cur) => ({ ...cur, hash: hashSecret(next), disabled: true }));
       expect(await s.version()).toBe(v0 + 2);
       expect(await s.byHash(hashSecret(secret))).toBeUndefined();
       expect((await s.byHash(hashSecret(next)))?.disabled).toBe(true);
-      await expect(s.update(key('ghost'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(s.modify(key('ghost').id, (cur) => cur)).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await s.create(key('beta'));
       expect((await s.list()).map((x) => x.name)).toEqual(['alpha', 'beta']);
       await s.close();
