@@ -41,6 +41,7 @@ import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type Tas
 import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
+import { settledWithin } from '../util/settled-within.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
 import {
   aboutOf,
@@ -448,12 +449,8 @@ export class TurnRunner {
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);
-    const written = Promise.all([this.updates.flushAll(), this.taskEvents.settledAll()]).then(
-      () => true,
-      () => true,
-    );
     const waitWrites = Math.max(STOP_WRITE_WAIT_MS, deadline - Date.now());
-    if (!(await Promise.race([written, sleep(waitWrites).then(() => false)])))
+    if (!(await settledWithin(Promise.all([this.updates.flushAll(), this.taskEvents.settledAll()]), waitWrites)))
       this.o.logger.warn('graceful stop: session updates not stored: the store did not answer', { waitedMs: waitWrites, openSessions: lives.length });
   }
 

@@ -21,6 +21,7 @@
 import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT, type Span, type Tracer, type Attributes } from '@opentelemetry/api';
 import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { VERSION } from '../version.js';
+import { settledWithin } from '../util/settled-within.js';
 
 export interface TracingConfig {
   enabled: boolean;
@@ -97,17 +98,7 @@ export class GatewayTracer {
    * then (the spans are lost when the process exits).
    */
   async close(deadline = 0): Promise<boolean> {
-    const done = this.provider.shutdown().then(
-      () => true,
-      () => true,
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(TRACER_CLOSE_WAIT_MS, deadline - Date.now()))));
-    try {
-      return await Promise.race([done, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return settledWithin(this.provider.shutdown(), Math.max(TRACER_CLOSE_WAIT_MS, deadline - Date.now()));
   }
 }
 

@@ -53,7 +53,8 @@ import {
   type Unsubscribe,
 } from './store.js';
 import { rootLogger } from '../util/log.js';
-import { REDIS_CLOSE_WAIT_MS, closeRedis, settledWithin } from '../util/redis-close.js';
+import { REDIS_CLOSE_WAIT_MS, closeRedis } from '../util/redis-close.js';
+import { settledWithin } from '../util/settled-within.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };

@@ -7,24 +7,10 @@
  * for its QUIT, then the client is disconnected all the same.
  */
 import type { Redis } from 'ioredis';
+import { settledWithin } from './settled-within.js';
 
 /** how long a stop waits for a connected Redis to answer QUIT (or UNSUBSCRIBE) before it disconnects anyway */
 export const REDIS_CLOSE_WAIT_MS = 1000;
-
-/** `p` settled, or `ms` passed: true when `p` settled in time. Never rejects; a later rejection of `p` is handled. */
-export async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  const done = p.then(
-    () => true,
-    () => true,
-  );
-  try {
-    return await Promise.race([done, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export async function closeRedis(redis: Redis, waitMs = REDIS_CLOSE_WAIT_MS): Promise<void> {
   if (redis.status !== 'ready') return redis.disconnect();

@@ -6,7 +6,8 @@
  * least 1 s: a store connected but not answering (a Redis stopped) would hold the run, and the stop, for ever.
  */
 import type { Logger } from './log.js';
-import { REDIS_CLOSE_WAIT_MS, settledWithin } from './redis-close.js';
+import { REDIS_CLOSE_WAIT_MS } from './redis-close.js';
+import { settledWithin } from './settled-within.js';
 
 const EVERY_MS = 3_600_000;
 const DAY_MS = 86_400_000;
