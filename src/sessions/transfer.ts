@@ -333,15 +333,19 @@ export class TransferCoordinator {
     return true;
   }
 
-  /** bridge.session.status from a peer: who owns `sessionId` according to this gateway's record? */
+  /**
+   * bridge.session.status from a peer: who owns `sessionId` according to this gateway's record? With the id of our
+   * offer of it when one is open to the asking peer; never the id of an offer made to another peer.
+   */
   async status(askingPeer: string, sessionId: string): Promise<{ owner: 'me' | 'you' | 'unknown'; transferId?: string }> {
     const s = await this.store.get(sessionId);
     if (!s) return { owner: 'unknown' };
     if (s.status === 'moved') return { owner: s.movedTo === askingPeer ? 'you' : 'unknown' };
     const m = transferMarker(s);
     if (m?.state === 'provisional') return { owner: 'unknown' };
-    // An offer still open to the asking peer: the ok never arrived. We own it.
-    return { owner: 'me', ...(m ? { transferId: m.id } : {}) };
+    // We own it. An offer still open to the asking peer (its ok never arrived) is named to that peer only: the id of
+    // a transfer to another gateway is not this peer's to see (nothing it may do with it: a commit checks the peer)
+    return { owner: 'me', ...(m && m.peer === askingPeer ? { transferId: m.id } : {}) };
   }
 
   /**
