@@ -61,6 +61,8 @@ export interface PeerRow {
   backlogBytes: number;
   /** streams we serve that the peer now holds paused (bridge-stream-pause: its client reads slower) */
   pausedStreams: number;
+  /** bridge-pong frames on the current link that answered no ping of ours (ignored; 0 while not connected) */
+  unmatchedPongs: number;
   /** the bridge protocol version the link negotiated (null while not connected) */
   protocol: string | null;
   lastError: string | null;
@@ -502,6 +504,7 @@ export class BridgeMesh implements MeshContext {
       inflight: { out: l?.inflightOut ?? 0, in: l?.inflightIn ?? 0 },
       backlogBytes: l?.backlog ?? 0,
       pausedStreams: l?.pausedStreams ?? 0,
+      unmatchedPongs: l?.traffic.unmatchedPongs ?? 0,
       protocol: l?.peer.version ?? null,
       lastError: l?.lastError ?? d.lastError ?? null,
       capabilities: l?.peer.capabilities ?? null,
@@ -534,6 +537,7 @@ export class BridgeMesh implements MeshContext {
         inflight: { out: l.inflightOut, in: l.inflightIn },
         backlogBytes: l.backlog,
         pausedStreams: l.pausedStreams,
+        unmatchedPongs: l.traffic.unmatchedPongs,
         protocol: l.peer.version,
         lastError: l.lastError ?? null,
         capabilities: l.peer.capabilities,

@@ -325,6 +325,12 @@ export class GatewayMetrics {
       'counter',
       (l) => l.traffic.pausesReceived,
     );
+    linkSeries(
+      'switchyard_peer_unmatched_pongs_total',
+      'bridge-pong frames on the current link that answered no ping of ours (unasked, repeated or made up): ignored',
+      'counter',
+      (l) => l.traffic.unmatchedPongs,
+    );
     linkSeries('switchyard_peer_streams_paused', 'streams we serve that the peer now holds paused', 'gauge', (l) => l.pausedStreams);
     new Gauge({
       name: 'switchyard_peer_up',
