@@ -11,6 +11,7 @@ import {
   bridgeErrorFrame,
   isRetryForbiddenClose,
   speaksStreamPause,
+  echoesPingNonce,
   type BridgeFrameType,
 } from '../wire/bridge-frames.js';
 import { bridgeErrorSpec } from '../wire/errors.js';
@@ -38,8 +39,8 @@ const VALID: Record<BridgeFrameType, string> = {
   'bridge-cancel': '{"type":"bridge-cancel","requestId":"req_789"}',
   'bridge-stream-pause': '{"type":"bridge-stream-pause","requestId":"req_789"}',
   'bridge-stream-resume': '{"type":"bridge-stream-resume","requestId":"req_789"}',
-  'bridge-ping': '{"type":"bridge-ping","ts":1700000000000}',
-  'bridge-pong': '{"type":"bridge-pong","ts":1700000000000}',
+  'bridge-ping': '{"type":"bridge-ping","ts":1700000000000,"nonce":"Qm9vdHN0cmFwIG5vbmNl"}',
+  'bridge-pong': '{"type":"bridge-pong","ts":1700000000000,"nonce":"Qm9vdHN0cmFwIG5vbmNl"}',
   'bridge-load':
     '{"type":"bridge-load","channels":{"local-llama":{"inflight":2,"queued":0,"maxConcurrent":64,"latencyMsEwma":812.5,"healthy":true}},"inflight":3}',
   'bridge-channels': `{"type":"bridge-channels","sharedChannels":[${ch}],"sharedAgents":[]}`,
@@ -192,6 +193,10 @@ describe('parseFrame: field validation', () => {
     ['{"type":"bridge-cancel","requestId":5}', 'bridge-cancel.requestId: must be a string'],
     ['{"type":"bridge-ping"}', 'bridge-ping.ts: required number'],
     ['{"type":"bridge-pong","ts":"now"}', 'bridge-pong.ts: must be a finite number'],
+    ['{"type":"bridge-ping","ts":1,"nonce":7}', 'bridge-ping.nonce: must be a string'],
+    ['{"type":"bridge-ping","ts":1,"nonce":""}', 'bridge-ping.nonce: must be 1..64 characters'],
+    [`{"type":"bridge-pong","ts":1,"nonce":"${'n'.repeat(65)}"}`, 'bridge-pong.nonce: must be 1..64 characters'],
+    ['{"type":"bridge-pong","ts":1,"nonce":null}', 'bridge-pong.nonce: must be a string'],
     ['{"type":"bridge-error","code":"OVERLOADED","message":"m"}', 'bridge-error.retryable: required boolean'],
     ['{"type":"bridge-error","message":"m","retryable":false}', 'bridge-error.code: required string'],
     ['{"type":"bridge-error","code":"INTERNAL","retryable":false}', 'bridge-error.message: required string'],
@@ -250,6 +255,11 @@ describe('parseFrame: field validation', () => {
     ['{"type":"bridge-rpc-result","requestId":"r","error":{"code":"x","message":"m"}}', 'bridge-rpc-result.error.code: required integer'],
     ['{"type":"bridge-rpc-result","requestId":"r","error":{"code":-32002}}', 'bridge-rpc-result.error.message: required string'],
   ];
+  it('a ping or pong without a nonce (a peer before 1.2) parses without one', () => {
+    expect(parseFrame('{"type":"bridge-ping","ts":5}', POST)).toEqual({ ok: true, frame: { type: 'bridge-ping', ts: 5 } });
+    expect(parseFrame('{"type":"bridge-pong","ts":5}', POST)).toEqual({ ok: true, frame: { type: 'bridge-pong', ts: 5 } });
+  });
+
   for (const [raw, message] of bad) {
     it(`after auth: ${message}`, () => {
       const e = err(raw);
@@ -398,10 +408,16 @@ describe('negotiateVersion', () => {
     expect(negotiateVersion(h('1.10'), { min: '1.2', max: '1.10' })).toBe('1.10');
     expect(negotiateVersion(h('1.0', '0.9', '1.3'), ['0.9', '1.0', '1.1', '2.0'])).toBe('1.1');
   });
-  it("this build's list: a 1.0-only peer gets 1.0 (no stream pause), a 1.0–1.1 peer 1.1", () => {
+  it("this build's list: a 1.0-only peer gets 1.0 (no stream pause), a 1.0–1.1 peer 1.1 (no ping nonce), a newer one 1.2", () => {
     expect(negotiateVersion(h('1.0'))).toBe('1.0');
     expect(negotiateVersion(h('1.1', '1.0', '1.1'))).toBe('1.1');
-    expect(negotiateVersion(h('1.1', '1.0', '1.4'))).toBe('1.1');
+    expect(negotiateVersion(h('1.2', '1.0', '1.2'))).toBe('1.2');
+    expect(negotiateVersion(h('1.1', '1.0', '1.4'))).toBe('1.2');
+    expect(echoesPingNonce('1.0')).toBe(false);
+    expect(echoesPingNonce('1.1')).toBe(false);
+    expect(echoesPingNonce('1.2')).toBe(true);
+    expect(echoesPingNonce('1.10')).toBe(true);
+    expect(echoesPingNonce('2.0')).toBe(true);
     expect(speaksStreamPause('1.0')).toBe(false);
     expect(speaksStreamPause('1.1')).toBe(true);
     expect(speaksStreamPause('1.10')).toBe(true);
@@ -409,7 +425,7 @@ describe('negotiateVersion', () => {
   });
   it('returns null without overlap', () => {
     expect(negotiateVersion(h('2.0'))).toBeNull();
-    expect(negotiateVersion(h('1.2'))).toBeNull();
+    expect(negotiateVersion(h('1.3'))).toBeNull();
     expect(negotiateVersion(h('0.9', '0.1', '0.9'))).toBeNull();
     expect(negotiateVersion(h('1.5', '1.4', '1.6'), ['1.0', '2.0'])).toBeNull();
     expect(negotiateVersion(h('2.0'), { min: '1.0', max: '1.5' })).toBeNull();

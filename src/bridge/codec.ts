@@ -28,6 +28,7 @@ import {
   MAX_FRAME_DEPTH,
   MAX_HOPS,
   MAX_ID_LENGTH,
+  MAX_PING_NONCE_LENGTH,
   MAX_TRANSFER_EVENTS,
   SUPPORTED_VERSIONS,
 } from '../wire/bridge-frames.js';
@@ -494,8 +495,8 @@ const CHECKS: Readonly<Record<BridgeFrameType, Check>> = {
   'bridge-cancel': (o) => ({ type: 'bridge-cancel', requestId: str(o.requestId, 'bridge-cancel.requestId') }),
   'bridge-stream-pause': (o) => ({ type: 'bridge-stream-pause', requestId: str(o.requestId, 'bridge-stream-pause.requestId') }),
   'bridge-stream-resume': (o) => ({ type: 'bridge-stream-resume', requestId: str(o.requestId, 'bridge-stream-resume.requestId') }),
-  'bridge-ping': (o) => ({ type: 'bridge-ping', ts: num(o.ts, 'bridge-ping.ts') }),
-  'bridge-pong': (o) => ({ type: 'bridge-pong', ts: num(o.ts, 'bridge-pong.ts') }),
+  'bridge-ping': (o) => clean({ type: 'bridge-ping', ts: num(o.ts, 'bridge-ping.ts'), nonce: optStr(o.nonce, 'bridge-ping.nonce', MAX_PING_NONCE_LENGTH) }),
+  'bridge-pong': (o) => clean({ type: 'bridge-pong', ts: num(o.ts, 'bridge-pong.ts'), nonce: optStr(o.nonce, 'bridge-pong.nonce', MAX_PING_NONCE_LENGTH) }),
   'bridge-load': (o) => {
     const t = 'bridge-load';
     const src = obj(o.channels, `${t}.channels`);

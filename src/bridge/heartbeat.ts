@@ -5,9 +5,11 @@
  * Every ping of ours leaves here with a `ts` no other ping of the link has, so each pong is matched to the ping it
  * echoes: a peer answers each ping at once and in order (docs/bridge-protocol.md), so the pong to a ping tells us
  * the peer has read every frame we sent before it (`afterPeerRead`). A pong that echoes no ping of ours waiting
- * answers nothing.
+ * answers nothing. The `ts` is our clock, which a peer could guess without reading our frames: on a link negotiated at
+ * 1.2 or later each ping also carries a random `nonce`, and only a pong that echoes it with the `ts` answers the ping.
  */
-import { CLOSE, LOAD_REPORT_MIN_INTERVAL_MS } from '../wire/bridge-frames.js';
+import { randomBytes } from 'node:crypto';
+import { CLOSE, LOAD_REPORT_MIN_INTERVAL_MS, echoesPingNonce } from '../wire/bridge-frames.js';
 import type { LinkContext, PeerLoad } from './link-types.js';
 
 const MAX_WAITING_PONGS = 1024;
@@ -16,6 +18,8 @@ const MAX_WAITING_PONGS = 1024;
 interface WaitingPing {
   /** the `ts` it carried, unique on the link: its pong must echo it */
   ts: number;
+  /** the `nonce` it carried (links at 1.2 or later): its pong must echo it too */
+  nonce?: string;
   /** when the wait for its pong began (`unansweredMs`) */
   at: number;
   /** `stalledMs` then */
@@ -36,6 +40,8 @@ export class Heartbeat {
    * dropped (`ping`), its wait carried by the next
    */
   private readonly unanswered: WaitingPing[] = [];
+  /** whether our pings carry a `nonce` the peer must echo (the link's version is 1.2 or later) */
+  private readonly nonces: boolean;
   /** when the last tick ran */
   private lastTick = Date.now();
   /** how late the ticks ran, in all: time this process did not run (a stall), which no ping's wait counts */
@@ -45,6 +51,7 @@ export class Heartbeat {
     private readonly l: LinkContext,
     private readonly close: (code: number, reason: string) => void,
   ) {
+    this.nonces = echoesPingNonce(l.peer.version);
     this.interval = setInterval(() => this.tick(), l.limits.heartbeatIntervalMs);
     this.interval.unref();
   }
@@ -62,12 +69,14 @@ export class Heartbeat {
 
   /**
    * Sends a bridge-ping and returns its wait (undefined when it was not sent). Its `ts` is our clock, raised above
-   * the last ping's when two leave in one millisecond: a pong echoes it, and so names the one ping it answers.
+   * the last ping's when two leave in one millisecond: a pong echoes it, and so names the one ping it answers. On a
+   * 1.2 link it carries a nonce of 128 random bits too, which only a peer that read the ping can echo.
    */
   ping(): WaitingPing | undefined {
     const at = Date.now();
     const ts = Math.max(at, this.lastPingTs + 1);
-    if (!this.l.send({ type: 'bridge-ping', ts })) return undefined;
+    const nonce = this.nonces ? randomBytes(16).toString('base64url') : undefined;
+    if (!this.l.send(nonce === undefined ? { type: 'bridge-ping', ts } : { type: 'bridge-ping', ts, nonce })) return undefined;
     this.lastPingTs = ts;
     const w = this.unanswered;
     // a peer that answers no ping would make this grow with every pause: past the bound the oldest wait is dropped
@@ -83,19 +92,21 @@ export class Heartbeat {
       }
     }
     const waiting: WaitingPing = { ts, at, stalled: this.stalledMs };
+    if (nonce !== undefined) waiting.nonce = nonce;
     w.push(waiting);
     return waiting;
   }
 
   /**
-   * A bridge-pong. One that echoes the `ts` of a ping of ours still waiting answers it, and every ping before it
-   * (the peer answers in order, so it has read everything we sent before that ping): their waits end and their
-   * `afterPeerRead` callbacks run. One that echoes no such `ts` (unasked, repeated, or made up) answers nothing:
-   * it is counted, the first one logged, and otherwise ignored. Returns the answered ping's round trip, in ms.
+   * A bridge-pong. One that echoes the `ts` of a ping of ours still waiting (and its `nonce`, when the ping had one)
+   * answers it, and every ping before it (the peer answers in order, so it has read everything we sent before that
+   * ping): their waits end and their `afterPeerRead` callbacks run. One that echoes no such ping (unasked, repeated,
+   * made up, or a guessed `ts` without the nonce) answers nothing: it is counted, the first one logged, and
+   * otherwise ignored. Returns the answered ping's round trip, in ms.
    */
-  pong(ts: number): number | undefined {
+  pong(ts: number, nonce?: string): number | undefined {
     const w = this.unanswered;
-    const i = w.findIndex((p) => p.ts === ts);
+    const i = w.findIndex((p) => p.ts === ts && (p.nonce === undefined || p.nonce === nonce));
     if (i < 0) {
       if (this.l.traffic.unmatchedPongs++ === 0) this.l.logger.warn('peer sent a pong that answers no ping of ours: ignored', { peer: this.l.peer.id });
       return undefined;
@@ -109,7 +120,7 @@ export class Heartbeat {
   /**
    * Sends a bridge-ping and calls `fn` once the peer has answered it: by then the peer has read every frame we
    * sent before it. A link that ends first never calls it, nor does a peer that answers no ping; only a pong
-   * echoing this ping's `ts` (or a later ping's) does.
+   * echoing this ping's `ts` and nonce (or a later ping's) does.
    */
   afterPeerRead(fn: () => void): void {
     if (!this.l.open) return;

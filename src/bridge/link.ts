@@ -368,11 +368,12 @@ export class BridgeLink implements LinkContext {
         // every ping is answered; the load report that follows is held to the usual interval, so a peer pinging in
         // a tight loop gets a pong per ping (bounded by the backlog cap, as any frame) and at most one report per
         // LOAD_REPORT_MIN_INTERVAL_MS (one timer), not a report per ping
-        this.send({ type: 'bridge-pong', ts: f.ts });
+        // the ping's nonce (protocol 1.2) goes back with its ts: only a peer that read the ping can send this pong
+        this.send(f.nonce === undefined ? { type: 'bridge-pong', ts: f.ts } : { type: 'bridge-pong', ts: f.ts, nonce: f.nonce });
         this.heartbeat.sendLoad(false);
         return;
       case 'bridge-pong': {
-        const rtt = this.heartbeat.pong(f.ts);
+        const rtt = this.heartbeat.pong(f.ts, f.nonce);
         if (rtt !== undefined) this.traffic.rttMs = rtt;
         return;
       }

@@ -19,17 +19,33 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsReques
 /**
  * The version this build prefers, the versions it speaks, and the same as a range (`major.minor` strings).
  * 1.1 adds per-stream flow control (bridge-stream-pause / bridge-stream-resume); a link negotiated at 1.0 is
- * never sent them (`speaksStreamPause`).
+ * never sent them (`speaksStreamPause`). 1.2 adds the ping's `nonce`, which the pong must echo (`echoesPingNonce`).
  */
-export const PROTOCOL_VERSION = '1.1';
-export const SUPPORTED_VERSIONS: readonly string[] = ['1.0', '1.1'];
-export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.1' };
+export const PROTOCOL_VERSION = '1.2';
+export const SUPPORTED_VERSIONS: readonly string[] = ['1.0', '1.1', '1.2'];
+export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.2' };
+
+/** Whether `version` is `major.minor` or later. */
+function atLeast(version: string, major: number, minor: number): boolean {
+  const [ma, mi] = version.split('.').map(Number) as [number, number];
+  return ma > major || (ma === major && mi >= minor);
+}
 
 /** Whether a link negotiated at `version` carries bridge-stream-pause / bridge-stream-resume (1.1 and later). */
 export function speaksStreamPause(version: string): boolean {
-  const [major, minor] = version.split('.').map(Number) as [number, number];
-  return major > 1 || (major === 1 && minor >= 1);
+  return atLeast(version, 1, 1);
 }
+
+/**
+ * Whether the peer of a link negotiated at `version` echoes a bridge-ping's `nonce` in its bridge-pong (1.2 and
+ * later): on such a link our pings carry one, and a pong without it answers nothing.
+ */
+export function echoesPingNonce(version: string): boolean {
+  return atLeast(version, 1, 2);
+}
+
+/** A bridge-ping's `nonce`: 1 to this many characters (Switchyard sends 22, 128 random bits). */
+export const MAX_PING_NONCE_LENGTH = 64;
 export interface VersionRange {
   min: string;
   max: string;
@@ -304,11 +320,15 @@ export interface BridgePingFrame {
   type: 'bridge-ping';
   /** sender's clock, ms since epoch; echoed in the pong */
   ts: number;
+  /** protocol 1.2: random for each ping (unguessable), echoed in the pong; absent on older links */
+  nonce?: string;
 }
 
 export interface BridgePongFrame {
   type: 'bridge-pong';
   ts: number;
+  /** the ping's `nonce`, echoed (1.2); absent when the ping had none */
+  nonce?: string;
 }
 
 export interface BridgeLoadFrame {

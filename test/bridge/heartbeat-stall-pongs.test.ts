@@ -52,7 +52,8 @@ describe('the bridge heartbeat: unanswered pings after a stall of this process',
     const sentTs: number[] = [];
     const link = {
       open: true,
-      peer: { id: 'gw_peer' },
+      // a link before protocol 1.2: pings carry no nonce, a pong is matched on its ts
+      peer: { id: 'gw_peer', version: '1.1' },
       limits: { heartbeatIntervalMs: 200, deadPeerMisses: 3 },
       logger: quiet,
       send: (f: { ts: number }) => {

@@ -334,8 +334,8 @@ describe('between two gateway processes', () => {
       await adminGet<{ peers: Array<{ id: string; protocol: string; pausedStreams: number; inflight: { in: number } }> }>(b.url, '/admin/bridges', ADMIN)
     ).peers.find((p) => p.id === 'gw_hold_a');
 
-  it('the link speaks 1.1; a slow client on A holds the stream on B (and B its upstream) and reads it whole', async () => {
-    expect((await bRow())?.protocol).toBe('1.1');
+  it('the link speaks 1.2 (pause and resume are 1.1 frames); a slow client on A holds the stream on B (and B its upstream) and reads it whole', async () => {
+    expect((await bRow())?.protocol).toBe('1.2');
     const res = await slowClient(a.url, 'big-1', 'paced');
     await waitFor(async () => (await bRow())?.pausedStreams === 1, "B holding the stream for A's slow client", 30_000);
     expect(await pausesSent(a.url, 'b')).toBeGreaterThanOrEqual(1);

@@ -24,21 +24,68 @@ const TOKEN = 'unmatched-pongs-token-27182';
 const INTERVAL_MS = 100;
 
 describe('the heartbeat matches each pong to the ping it echoes', () => {
-  function heartbeat() {
+  /** a heartbeat on a link negotiated at `version` (1.1: a peer that echoes the ts only) */
+  function heartbeat(version = '1.1') {
     const sent: RawFrame[] = [];
     const log = memoryLogger();
     const l = {
       open: true,
       limits: { heartbeatIntervalMs: 3_600_000, deadPeerMisses: 3 },
       logger: log.logger,
-      peer: { id: 'gw_fake' },
+      peer: { id: 'gw_fake', version },
       traffic: new LinkTraffic(),
       send: (f: RawFrame) => (sent.push(f), true),
     } as unknown as LinkContext;
     const hb = new Heartbeat(l, () => undefined);
     const pings = () => sent.filter((f) => f.type === 'bridge-ping').map((f) => f.ts as number);
-    return { hb, l, pings, lines: log.lines };
+    const nonces = () => sent.filter((f) => f.type === 'bridge-ping').map((f) => f.nonce);
+    return { hb, l, pings, nonces, lines: log.lines };
   }
+
+  it('on a 1.2 link each ping carries its own random nonce, and a pong with the right ts but not that nonce answers nothing', () => {
+    const { hb, l, pings, nonces } = heartbeat('1.2');
+    try {
+      let confirmed = 0;
+      hb.afterPeerRead(() => confirmed++);
+      hb.afterPeerRead(() => confirmed++);
+      const [ts0, ts1] = pings();
+      const [n0, n1] = nonces() as string[];
+      expect(n0).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(n1).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(n0).not.toBe(n1);
+      // the ts guessed right, the nonce missing, another ping's, or made up: no answer
+      expect(hb.pong(ts1!)).toBeUndefined();
+      expect(hb.pong(ts1!, n0)).toBeUndefined();
+      expect(hb.pong(ts1!, 'guessed')).toBeUndefined();
+      expect(confirmed).toBe(0);
+      expect(l.traffic.unmatchedPongs).toBe(3);
+      // the pong that echoes both answers its ping and the one before it
+      expect(hb.pong(ts1!, n1)).toBeGreaterThanOrEqual(0);
+      expect(confirmed).toBe(2);
+      expect(hb.pong(ts0!, n0)).toBeUndefined();
+    } finally {
+      hb.stop();
+    }
+  });
+
+  it('on a link before 1.2 pings carry no nonce and a pong is matched on its ts (a nonce it carries anyway is not looked at)', () => {
+    for (const version of ['1.0', '1.1']) {
+      const { hb, l, pings, nonces } = heartbeat(version);
+      try {
+        let confirmed = 0;
+        hb.afterPeerRead(() => confirmed++);
+        hb.afterPeerRead(() => confirmed++);
+        expect(nonces()).toEqual([undefined, undefined]);
+        const [ts0, ts1] = pings();
+        expect(hb.pong(ts0!)).toBeGreaterThanOrEqual(0);
+        expect(hb.pong(ts1!, 'whatever')).toBeGreaterThanOrEqual(0);
+        expect(confirmed).toBe(2);
+        expect(l.traffic.unmatchedPongs).toBe(0);
+      } finally {
+        hb.stop();
+      }
+    }
+  });
 
   it('a pong sent unasked, or echoing another ts, confirms no later pause; the pong to its ping does, once', () => {
     const { hb, l, pings, lines } = heartbeat();

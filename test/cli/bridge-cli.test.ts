@@ -68,15 +68,16 @@ describe('switchyard bridge', () => {
       sharedWithUs: ['gpu-llama'],
       sharedByUs: ['laptop-mock'],
       inflight: { out: 0, in: 0 },
-      protocol: '1.1',
+      protocol: '1.2',
       pausedStreams: 0,
+      unmatchedPongs: 0,
       lastError: null,
     });
 
     const table = await cli(['bridge', 'list', ...asA()]);
     const [header, row] = table.stdout.trim().split('\n');
     expect(header).toMatch(/^NAME\s+ID\s+DIR\s+STATE\s+PROTO\s+SINCE\s+THEY SHARE\s+WE SHARE\s+IN-FLIGHT\s+HEALTH\s+LAST ERROR$/);
-    expect(row).toMatch(/^gpu\s+gw_cli_b\s+outbound\s+open\s+1\.1\s+\S+\s+gpu-llama\s+laptop-mock\s+0→ 0←\s+ok\s+-$/);
+    expect(row).toMatch(/^gpu\s+gw_cli_b\s+outbound\s+open\s+1\.2\s+\S+\s+gpu-llama\s+laptop-mock\s+0→ 0←\s+ok\s+-$/);
 
     const ch = await cli(['bridge', 'channels', ...asA()]);
     expect(ch.stdout).toMatch(/gpu\s+gw_cli_b\s+peer → us\s+gpu-llama\s+mock\s+llama3/);
