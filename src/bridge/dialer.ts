@@ -147,6 +147,7 @@ export class Dialer {
         }
         const d = decideHelloOk(parsed.frame, {
           selfId: this.mesh.gatewayId,
+          supportedVersions: SUPPORTED_VERSIONS,
           admission: (peerId, dialNonces) => this.mesh.admission(peerId, 'initiator', dialNonces),
         });
         if (!d.ok) {

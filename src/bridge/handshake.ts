@@ -70,6 +70,8 @@ export function decideHello(frame: BridgeFrame, ctx: ResponderContext): HelloDec
 
 export interface InitiatorContext {
   selfId: string;
+  /** the versions this gateway offered in its hello (the reply must name one of them) */
+  supportedVersions: readonly string[];
   /** `dialNonces`: the hello-ok's, the responder's own hellos waiting for their reply (BridgeHelloOkFrame) */
   admission: (peerId: string, dialNonces: readonly string[] | undefined) => Admission;
 }
@@ -87,6 +89,14 @@ export function decideHelloOk(frame: BridgeFrame, ctx: InitiatorContext): HelloO
     return { ok: false, lastError: `unexpected ${frame.type} during handshake`, close: { code: CLOSE.BAD_FRAME, reason: 'expected bridge-hello-ok' } };
   if (frame.gatewayId === ctx.selfId) {
     return { ok: false, lastError: 'SELF_CONNECTION: the URL points at this gateway itself', close: { code: CLOSE.NOT_ALLOWED, reason: 'self connection' } };
+  }
+  // the version is the responder's pick from the range we offered: any other is one this build does not speak
+  if (!ctx.supportedVersions.includes(frame.version)) {
+    return {
+      ok: false,
+      lastError: `VERSION_UNSUPPORTED: the peer answered protocol version ${frame.version}, which this gateway did not offer (it speaks ${ctx.supportedVersions.join(', ')})`,
+      close: { code: CLOSE.VERSION_UNSUPPORTED, reason: 'version not offered' },
+    };
   }
   const admission = ctx.admission(frame.gatewayId, frame.dialNonces);
   if (admission === 'duplicate') {

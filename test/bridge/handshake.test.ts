@@ -67,7 +67,7 @@ describe('initiator: decideHelloOk', () => {
     policy: { maxFrameBytes: 1024, heartbeatIntervalMs: 500 },
     ...over,
   });
-  const ictx = (admission: Admission = 'ok') => ({ selfId: 'gw_self', admission: () => admission });
+  const ictx = (admission: Admission = 'ok') => ({ selfId: 'gw_self', supportedVersions: ['1.0', '1.1'], admission: () => admission });
   it('opens on hello-ok, the peer described by the same rule as the responder uses', () => {
     expect(decideHelloOk(ok(), ictx())).toMatchObject({ ok: true, peer: { id: 'gw_peer', name: 'Peer', version: '1.0', capabilities: caps } });
   });
@@ -81,9 +81,25 @@ describe('initiator: decideHelloOk', () => {
     expect(decideHelloOk(ok({ gatewayId: 'gw_self' }), ictx())).toMatchObject({ ok: false, close: { code: 4403 } });
     expect(decideHelloOk(ok(), ictx('duplicate'))).toMatchObject({ ok: false, close: { code: 4409 } });
   });
+  it('closes itself (4505) on a hello-ok naming a version it did not offer, before the mesh admits the peer', () => {
+    let asked = false;
+    const ctx = { selfId: 'gw_self', supportedVersions: ['1.0', '1.1'], admission: () => ((asked = true), 'ok' as const) };
+    for (const version of ['9.9', '1.2', '0.9', 'x'])
+      expect(decideHelloOk(ok({ version }), ctx)).toEqual({
+        ok: false,
+        lastError: `VERSION_UNSUPPORTED: the peer answered protocol version ${version}, which this gateway did not offer (it speaks 1.0, 1.1)`,
+        close: { code: 4505, reason: 'version not offered' },
+      });
+    expect(asked).toBe(false);
+    expect(decideHelloOk(ok({ version: '1.1' }), ctx)).toMatchObject({ ok: true, peer: { version: '1.1' } });
+  });
   it("hands the hello-ok's dialNonces to the mesh's rule, and holds the link when it says so", () => {
     const seen: Array<[string, readonly string[] | undefined]> = [];
-    const rule = (a: Admission) => ({ selfId: 'gw_self', admission: (id: string, nonces: readonly string[] | undefined) => (seen.push([id, nonces]), a) });
+    const rule = (a: Admission) => ({
+      selfId: 'gw_self',
+      supportedVersions: ['1.0'],
+      admission: (id: string, nonces: readonly string[] | undefined) => (seen.push([id, nonces]), a),
+    });
     expect(decideHelloOk(ok({ dialNonces: ['n_1', 'n_2'] }), rule('hold'))).toMatchObject({ ok: true, hold: true, peer: { id: 'gw_peer' } });
     expect(decideHelloOk(ok(), rule('replace'))).toMatchObject({ ok: true, hold: false });
     expect(seen).toEqual([
