@@ -8,15 +8,7 @@
 import type WebSocket from 'ws';
 import { withWs, type WsModule } from '../util/lazy-ws.js';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
-import {
-  CLOSE,
-  PROTOCOL_VERSION,
-  RETRY_FORBIDDEN_CLOSE_CODES,
-  SUPPORTED_VERSIONS,
-  type BridgePolicy,
-  type SharedAgent,
-  type SharedChannel,
-} from '../wire/bridge-frames.js';
+import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, type BridgePolicy, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
 import type { MeshContext } from './mesh-context.js';
 import { HEARTBEAT_BOUNDS_MS } from '../config/schema.js';
@@ -120,6 +112,7 @@ export class Dialer {
     ws.on('open', () => {
       const share = this.mesh.outboundShare(this.target.shareChannels);
       const agents = this.mesh.outboundAgents(this.target.shareAgents ?? false);
+      const versions = this.mesh.protocolVersions();
       ws.send(
         encodeFrame({
           type: 'bridge-hello',
@@ -130,8 +123,8 @@ export class Dialer {
           capabilities: this.mesh.capabilities(share.length > 0 || agents.length > 0),
           sharedChannels: share,
           sharedAgents: agents,
-          minVersion: SUPPORTED_VERSIONS[0],
-          maxVersion: SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1],
+          minVersion: versions[0],
+          maxVersion: versions[versions.length - 1],
           nonce,
           maxFrameBytes: limits.maxFrameBytes,
         }),
@@ -147,7 +140,7 @@ export class Dialer {
         }
         const d = decideHelloOk(parsed.frame, {
           selfId: this.mesh.gatewayId,
-          supportedVersions: SUPPORTED_VERSIONS,
+          supportedVersions: versions,
           admission: (peerId, dialNonces) => this.mesh.admission(peerId, 'initiator', dialNonces),
         });
         if (!d.ok) {

@@ -6,14 +6,14 @@
 import type WebSocket from 'ws';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { raiseMaxPayload } from '../util/ws-internals.js';
-import { CLOSE, SUPPORTED_VERSIONS, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
+import { CLOSE, bridgeErrorFrame, type BridgeErrorCode } from '../wire/bridge-frames.js';
 import { MAX_IDS_PER_TOKEN, type MeshContext } from './mesh-context.js';
 import { decideHello } from './handshake.js';
 import { openLink } from './open-link.js';
 
 /** `authenticated` is called once the peer passed the handshake (its pre-auth slot is given back). */
 export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, authenticated: () => void): void {
-  const { limits, allowedTokens, maxPeers } = mesh.responderSettings();
+  const { limits, allowedTokens, maxPeers, versions } = mesh.responderSettings();
   const log = mesh.logger.child({ remote });
   let done = false;
   const refuse = (code: BridgeErrorCode, message: string, close: number) => {
@@ -38,7 +38,7 @@ export function acceptInbound(ws: WebSocket, mesh: MeshContext, remote: string, 
     const d = decideHello(parsed.frame, {
       selfId: mesh.gatewayId,
       allowedTokens,
-      supportedVersions: SUPPORTED_VERSIONS,
+      supportedVersions: versions,
       maxPeers,
       admission: (peerId) => mesh.admission(peerId, 'responder'),
       boundToken: (peerId) => mesh.boundToken(peerId),

@@ -37,7 +37,9 @@ export interface MeshContext {
   readonly transfers: TransferCoordinator | undefined;
 
   /** what the responder side checks a hello against */
-  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number };
+  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number; versions: readonly string[] };
+  /** the protocol versions this gateway speaks now, lowest first (gateway.bridge.minProtocolVersion up) */
+  protocolVersions(): readonly string[];
   capabilities(sharing: boolean): MeshCapabilities;
   /**
    * whether a link to `peerId` in this role may open now (maxPeers, one link per peer); `dialNonces`: an

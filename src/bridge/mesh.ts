@@ -13,7 +13,7 @@ import { withWs } from '../util/lazy-ws.js';
 import type { Config, BridgeLimits, OutboundBridgeConfig } from '../config/schema.js';
 import type { Router } from '../router/router.js';
 import type { Logger } from '../util/log.js';
-import { CLOSE, MAX_DIAL_NONCES, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
+import { CLOSE, MAX_DIAL_NONCES, versionsFrom, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
 import { preAuthPayloadLimit } from './ws-limits.js';
@@ -212,9 +212,13 @@ export class BridgeMesh implements MeshContext {
     return true;
   }
 
-  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number } {
+  responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number; versions: readonly string[] } {
     const b = this.o.config.gateway.bridge;
-    return { limits: this.limits, allowedTokens: b.allowedTokens, maxPeers: b.maxPeers };
+    return { limits: this.limits, allowedTokens: b.allowedTokens, maxPeers: b.maxPeers, versions: this.protocolVersions() };
+  }
+
+  protocolVersions(): readonly string[] {
+    return versionsFrom(this.o.config.gateway.bridge.minProtocolVersion);
   }
 
   capabilities(sharing: boolean): MeshCapabilities {

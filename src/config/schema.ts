@@ -4,6 +4,7 @@
  * Defaults live here too, so `Config` is always complete after parsing.
  */
 import { z } from 'zod';
+import { SUPPORTED_VERSIONS } from '../wire/bridge-frames.js';
 
 /**
  * The longest a Node timer can wait (2^31 − 1 ms, about 24.8 days): a longer delay is taken as 1 ms (with only a
@@ -291,6 +292,11 @@ export const configSchema = z.strictObject({
           maxUnauthenticatedPerIp: z.number().int().min(1).default(8),
           acceptSessions: z.boolean().default(false),
           loadBalance: z.boolean().default(false),
+          /**
+           * the lowest bridge protocol version this gateway speaks, in both roles: '1.2' refuses peers whose pongs are
+           * matched on the ping's time alone (docs/bridge-protocol.md, Version negotiation)
+           */
+          minProtocolVersion: z.enum(SUPPORTED_VERSIONS as [string, ...string[]]).default('1.0'),
           limits: bridgeLimitsSchema.prefault({}),
           /** what a peer may use of our shared channels: defaults, and per peer gateway id */
           peerLimits: rateLimitsSchema.extend({ peers: z.record(z.string(), rateLimitsSchema).default({}) }).prefault({}),

@@ -25,6 +25,12 @@ export const PROTOCOL_VERSION = '1.2';
 export const SUPPORTED_VERSIONS: readonly string[] = ['1.0', '1.1', '1.2'];
 export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.2' };
 
+/** The versions this build speaks from `min` up (`gateway.bridge.minProtocolVersion`; one of SUPPORTED_VERSIONS). */
+export function versionsFrom(min: string): readonly string[] {
+  const i = SUPPORTED_VERSIONS.indexOf(min);
+  return i <= 0 ? SUPPORTED_VERSIONS : SUPPORTED_VERSIONS.slice(i);
+}
+
 /** Whether `version` is `major.minor` or later. */
 function atLeast(version: string, major: number, minor: number): boolean {
   const [ma, mi] = version.split('.').map(Number) as [number, number];
