@@ -19,6 +19,7 @@ import type { ChatCompletionChunk, FinishReason, Usage } from '../../wire/openai
 import type { Item } from './request.js';
 import { callItem, cutShort, failed, finish, itemId, messageItem, reasoningItem, toResponsesUsage } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
+import { isObj, jsonObject } from '../../util/is-object.js';
 
 interface Open {
   kind: 'message' | 'reasoning' | 'function_call';
@@ -141,4 +142,34 @@ export class ResponsesStreamWriter {
     this.output.push(item);
     return out + this.ev('response.output_item.done', { output_index: o.index, item });
   }
+}
+
+/** The data of one relayed SSE event (`sseFrame`'s form: its `data:` lines joined), parsed; undefined if not an object. */
+function eventData(raw: string | undefined): Record<string, unknown> | undefined {
+  if (raw === undefined) return undefined;
+  const data = raw
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => l.slice(6))
+    .join('\n');
+  return jsonObject(data);
+}
+
+/**
+ * A native pass-through's abnormal end that the gateway writes itself (the upstream's body died, the deadline
+ * fired, an event it could not read): the stream's `response.failed` for the response the client was already
+ * announced, so the client sees one response and one count. `announced` is the first event relayed (the
+ * upstream's `response.created`, whose `response` this failure repeats, with its id); `last` is the last event
+ * relayed, whose `sequence_number` this one follows. Both are parsed here only, once the stream has failed;
+ * without them (an upstream that sent something else first, or no sequence number) the gateway's own `fallback`
+ * response and the count from 0 are used, as on a translated stream.
+ */
+export function nativeFailed(announced: string | undefined, last: string | undefined, fallback: Record<string, unknown>, e: GatewayError): string {
+  const first = eventData(announced)?.response;
+  const response = isObj(first) && typeof first.id === 'string' && first.id !== '' ? first : fallback;
+  const n = eventData(last)?.sequence_number;
+  const seq = typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n + 1 : 0;
+  const output = Array.isArray(response.output) ? (response.output as Item[]) : [];
+  const data = { type: 'response.failed', response: failed(response, output, e), sequence_number: seq };
+  return `event: response.failed\ndata: ${JSON.stringify(data)}\n\n`;
 }

@@ -13,7 +13,7 @@ import type { Untranslatable } from '../../apis/common/untranslatable.js';
 import { nativeBodyOf, withNative } from '../../wire/native.js';
 import { inputItems, responsesToChat, validateResponses, type Item } from '../../apis/responses/request.js';
 import { newResponseId, skeleton, toResponse } from '../../apis/responses/response.js';
-import { ResponsesStreamWriter } from '../../apis/responses/stream.js';
+import { nativeFailed, ResponsesStreamWriter } from '../../apis/responses/stream.js';
 import type { ResponseStore } from '../../apis/responses/stored.js';
 import { pump, routeChat, startSse, type ApiContext } from '../../apis/common/exchange.js';
 import { readJsonSized, sendJson } from '../respond.js';
@@ -113,9 +113,13 @@ async function create(
     return;
   }
 
-  const native = ex.routed.first?.raw !== undefined;
+  // native: the upstream's first event (its response.created) announced the response; a failure the gateway
+  // writes itself is that response's, after the last event relayed (nativeFailed)
+  const announced = ex.routed.first?.raw;
+  const native = announced !== undefined;
   const w = new ResponsesStreamWriter(shell, estimateIn);
   let final: Record<string, unknown> | undefined;
+  let last: string | undefined;
   const begin = () => {
     startSse(res, headers);
     if (!native) res.write(w.start());
@@ -124,7 +128,7 @@ async function create(
     const end = await pump(ctx, res, ex, begin, (c) => {
       if (native) {
         if (c.usage && c.raw) final = terminalResponse(c.raw);
-        return c.raw ?? '';
+        return (last = c.raw ?? '');
       }
       return w.chunk(parsedChunk(c.data));
     });
@@ -142,7 +146,7 @@ async function create(
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
     // the upstream's own response.failed or error event (native) reached the client: it is the stream's end
-    if (!res.destroyed) res.end(wasRelayed(e) ? undefined : w.fail(e));
+    if (!res.destroyed) res.end(wasRelayed(e) ? undefined : native ? nativeFailed(announced, last, shell, e) : w.fail(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'responses', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }
