@@ -25,11 +25,26 @@ const DEFAULT_BASE: Record<string, string> = {
 export type TokenField = 'max_tokens' | 'max_completion_tokens';
 
 /**
+ * Whether a channel's base URL is OpenAI's own API: api.openai.com, or an Azure OpenAI resource
+ * (`<resource>.openai.azure.com`, the host Azure gives every Azure OpenAI resource, for its v1 API and its
+ * deployments' routes alike). The gateway has no Azure channel kind or Azure request shape: an Azure OpenAI
+ * upstream is an `openai` channel whose `baseUrl` names such a host, so the host is what says it. Other
+ * `*.azure.com` hosts (`*.cognitiveservices.azure.com`, `*.services.ai.azure.com`) also front models that are not
+ * OpenAI's, and are left as any OpenAI-compatible server is. A trailing dot (the absolute DNS name) is the same host.
+ */
+function isOpenAiHost(base: string): boolean {
+  if (!URL.canParse(base)) return false;
+  const host = new URL(base).hostname.toLowerCase().replace(/\.$/, '');
+  return host === 'api.openai.com' || (host.endsWith('.openai.azure.com') && host.length > '.openai.azure.com'.length);
+}
+
+/**
  * The name the channel's upstream takes the token limit under: `options.maxTokensField`, else the provider's
  * default; undefined = as the request has it (no rename, no per-request work). OpenAI's own API takes
  * `max_completion_tokens` on every chat model and refuses `max_tokens` on its reasoning models (o-series, gpt-5),
- * so an `openai` channel on api.openai.com renames by default; any other OpenAI-compatible server is left as it
- * was (Mistral refuses `max_completion_tokens`, vLLM takes both), unless the option says otherwise.
+ * and Azure OpenAI does the same for the same models, so an `openai` channel on either (isOpenAiHost) renames by
+ * default; any other OpenAI-compatible server is left as it was (Mistral refuses `max_completion_tokens`, vLLM
+ * takes both), unless the option says otherwise.
  */
 export function tokenFieldOf(cfg: Pick<ProviderChannelConfig, 'name' | 'provider' | 'baseUrl' | 'options'>): TokenField | undefined {
   const v = cfg.options?.maxTokensField;
@@ -39,8 +54,7 @@ export function tokenFieldOf(cfg: Pick<ProviderChannelConfig, 'name' | 'provider
       param: 'options.maxTokensField',
     });
   if (cfg.provider !== 'openai') return undefined;
-  const base = cfg.baseUrl ?? DEFAULT_BASE.openai!;
-  return URL.canParse(base) && new URL(base).hostname.toLowerCase() === 'api.openai.com' ? 'max_completion_tokens' : undefined;
+  return isOpenAiHost(cfg.baseUrl ?? DEFAULT_BASE.openai!) ? 'max_completion_tokens' : undefined;
 }
 
 /**
