@@ -68,6 +68,8 @@ export interface AnthropicScenario extends Scenario {
   omit?: ReadonlyArray<'id' | 'model'>;
   /** stream: the 200 answer's Retry-After header (a server that rate-limits inside its stream may send one) */
   streamRetryAfter?: string;
+  /** the message's `stop_reason` (and message_delta's when streaming); default `tool_use` with a tool call, else `end_turn` */
+  stopReason?: string;
 }
 
 /** the signature the fake gives its thinking block (opaque base64 on the real API) */
@@ -188,7 +190,7 @@ export async function startAnthropicUpstream(scenario: AnthropicScenario): Promi
     const tool = scenario.toolCall;
     const input = scenario.usage?.input ?? Math.ceil(JSON.stringify(body.messages).length / 4);
     const output = scenario.usage?.output ?? words(reply ?? '').length + (tool ? 12 : 0);
-    const stopReason = tool ? 'tool_use' : 'end_turn';
+    const stopReason = scenario.stopReason ?? (tool ? 'tool_use' : 'end_turn');
     const usage = { input_tokens: input, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output, service_tier: 'standard' };
     const nulls = (u: Record<string, unknown>) => Object.fromEntries(Object.keys(u).map((k) => [k, k === 'service_tier' ? u[k] : null]));
     const withUsage = (o: Record<string, unknown>, u: Record<string, unknown>) =>

@@ -79,6 +79,8 @@ export interface OpenAiScenario extends Scenario {
    * instead."), `max_completion_tokens` as Mistral does (422, the field is not one it knows)
    */
   refuseTokenField?: 'max_tokens' | 'max_completion_tokens';
+  /** the answer's `finish_reason` (non-stream, and the stream's finish chunk); default `tool_calls` with a tool call, else `stop` */
+  finishReason?: string;
 }
 
 export interface OpenAiFakeOptions {
@@ -398,7 +400,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
       prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
     };
-    const finish = tool ? 'tool_calls' : 'stop';
+    const finish = s.finishReason ?? (tool ? 'tool_calls' : 'stop');
 
     if (body.stream !== true) {
       const message: Record<string, unknown> = { role: 'assistant', content: reply ?? null, refusal: null, annotations: [] };
