@@ -26,14 +26,23 @@ const CASES = [
   '{}',
 ];
 
+/** the CASES that open as an object and then stop being JSON (a bad escape, a stray `}`, a second object, a raw newline in a string, …) */
+const BREAKING = new Set(['{"a":1}}', '{"a":1}{"b":2}', '{"re": "a\\.b", "x": 1}', '{"a": 01}', '{"a":1, }', '{"a": "x\ny"}']);
+
 describe('ObjectPrefix and toolArguments', () => {
-  it('let out only what the SDK parses, and make the object the SDK reads from it', () => {
+  it('let out only what the SDK parses; arguments cut at their end make the object the SDK reads from them, arguments that break fail', () => {
     for (const args of CASES) {
       const p = new ObjectPrefix();
       const n = p.feed(args);
       const sent = args.slice(0, n);
       expect(() => partialParse(sent), args).not.toThrow();
-      expect(toolArguments(args), args).toEqual(partialParse(sent));
+      expect(p.broken, args).toBe(BREAKING.has(args));
+      if (p.broken) {
+        expect(p.length, args).toBe(n);
+        expect(() => toolArguments(args, 'read_file'), args).toThrow(
+          `tool "read_file" whose arguments open as a JSON object and stop being JSON at offset ${n}`,
+        );
+      } else expect(toolArguments(args), args).toEqual(partialParse(sent));
     }
   });
 

@@ -14,7 +14,8 @@
  * - `/v1/messages` streamed: tool arguments that start with `{` but are not JSON (a regex's `\.` escape, a stray
  *   closing `}`, unquoted keys) went out as `input_json_delta` pieces no JSON parser takes, so the Anthropic SDK threw
  *   on the message. Arguments that do not open as an object (`{city: …}`) are now sent whole as `{"input": …}`; those
- *   that do are streamed as far as they are JSON and no further, and the non-streaming answer makes the same object.
+ *   that do are streamed while they are JSON, and those that then break fail the answer, streamed or not, with the
+ *   same error (test/apis/regression-broken-tool-arguments.e2e.test.ts).
  *
  * One gateway in process over an OpenAI-compatible upstream that records each request; the official SDKs as
  * clients where they send such a body.
@@ -256,23 +257,44 @@ describe('/v1/messages: streamed tool arguments that start with { but are not JS
   const ask = (content: string) => ({ model: 'm', max_tokens: 64, messages: [{ role: 'user' as const, content }], tools });
 
   it('reach the SDK as the object the non-streaming answer has, never as pieces it cannot parse', async () => {
-    const expected: Record<string, unknown> = {
-      // streamed up to the bad escape: the unfinished member is dropped, as a call cut there reads
-      'bad escape': {},
-      'stray brace': { path: 'src' },
-      // no JSON object at all: whole, as arguments in plain text are
-      'unquoted key': { input: '{path: "src"}' },
-    };
-    for (const [content, input] of Object.entries(expected)) {
-      const whole = await anthropic.messages.create(ask(content));
-      expect(whole.content, content).toEqual([{ type: 'tool_use', id: 'call_g', name: 'grep', input }]);
-      const streamed = await anthropic.messages.stream(ask(content)).finalMessage();
-      expect(streamed.content, content).toEqual(whole.content);
-      expect(streamed.stop_reason).toBe('tool_use');
+    // no JSON object at all: whole, as arguments in plain text are
+    const whole = await anthropic.messages.create(ask('unquoted key'));
+    expect(whole.content).toEqual([{ type: 'tool_use', id: 'call_g', name: 'grep', input: { input: '{path: "src"}' } }]);
+    const streamed = await anthropic.messages.stream(ask('unquoted key')).finalMessage();
+    expect(streamed.content).toEqual(whole.content);
+    expect(streamed.stop_reason).toBe('tool_use');
+  });
+
+  it('an object that breaks (a bad escape, a stray brace) is the same error streamed and not, never a call without what followed the break', async () => {
+    // where each breaks: the `.` after the backslash; the second `}`
+    const at: Record<string, number> = { 'bad escape': 15, 'stray brace': 15 };
+    for (const [content, offset] of Object.entries(at)) {
+      const want = { type: 'error', error: { type: 'api_error', code: 'upstream_bad_response' } };
+      const message = `tool "grep" whose arguments open as a JSON object and stop being JSON at offset ${offset}`;
+      const outcomes = [
+        await anthropic.messages.create(ask(content)).then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        await anthropic.messages
+          .stream(ask(content))
+          .finalMessage()
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+      ];
+      for (const e of outcomes) {
+        expect(e, content).toBeInstanceOf(Anthropic.APIError);
+        const body = (e as InstanceType<typeof Anthropic.APIError>).error as { error: { message: string } };
+        expect(body, content).toMatchObject(want);
+        expect(body.error.message, content).toContain(message);
+      }
+      expect((outcomes[0] as InstanceType<typeof Anthropic.APIError>).status).toBe(502);
     }
   });
 
-  it('the pieces that go out are the arguments as far as they are JSON, piece by piece', async () => {
+  it('the pieces that go out are the arguments while they are JSON, piece by piece; the piece that breaks them is the error', async () => {
     const pieces = async (content: string) => {
       const raw = await call(gw, '/v1/messages', { body: { ...ask(content), stream: true } });
       expect(raw.status, raw.text).toBe(200);
@@ -281,9 +303,9 @@ describe('/v1/messages: streamed tool arguments that start with { but are not JS
         .filter((e) => e.delta?.type === 'input_json_delta')
         .map((e) => e.delta.partial_json);
     };
-    // the backslash may still start an escape; the `.` after it cannot
-    expect(await pieces('bad escape')).toEqual(['{"pattern": "a', '\\']);
-    expect(await pieces('stray brace')).toEqual(['{"path":', ' "src"}']);
+    // the piece with the `.` after the backslash, and the one with the stray brace, break the object: not sent
+    expect(await pieces('bad escape')).toEqual(['{"pattern": "a']);
+    expect(await pieces('stray brace')).toEqual(['{"path":']);
     expect(await pieces('unquoted key')).toEqual([JSON.stringify({ input: '{path: "src"}' })]);
   });
 });

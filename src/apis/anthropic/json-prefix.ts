@@ -5,11 +5,18 @@
  *
  * ObjectPrefix scans them as they stream, character by character (a small state machine of JSON's grammar, no
  * copy): `feed` says how much of each piece still keeps the whole a prefix of a JSON object, so a stream sends
- * exactly that and nothing after the first character that breaks it. `repaired` is what such a cut prefix is
- * read as: the object up to its last complete member (an unfinished one dropped, as the SDK reads a call cut
- * there), closed. toolArguments makes the same object of a whole argument string, so a non-streaming answer and a
- * stream agree.
+ * exactly that and nothing after the first character that breaks it. `repaired` is what a prefix cut at its end
+ * (the answer stopped there: the output-token limit) is read as: the object up to its last complete member (an
+ * unfinished one dropped, as the SDK reads a call cut there), closed. toolArguments makes the same object of a
+ * whole argument string, so a non-streaming answer and a stream agree.
+ *
+ * Arguments that open as an object and then break (`{"path": "a\.b"}`, an invalid escape; a raw newline in a
+ * string; `{"a":1}{"b":2}`) are not the call the model made, and no object the Messages API can carry holds what
+ * follows the break: both paths fail the answer with `brokenArguments` (UPSTREAM_BAD_RESPONSE) rather than hand
+ * the client a call without the members after it (a tool run without an argument the model gave). docs/apis.md.
  */
+import { GatewayError } from '../../wire/errors.js';
+import { quotedName } from '../../wire/openai.js';
 
 const enum S {
   Start,
@@ -62,6 +69,11 @@ export class ObjectPrefix {
   /** A character broke the prefix: nothing from it on is JSON. */
   get broken(): boolean {
     return this.state === S.Broken;
+  }
+
+  /** Characters taken so far: where a break is, once `broken`. */
+  get length(): number {
+    return this.taken;
   }
 
   /** The object was closed (only blanks may follow). */
@@ -272,7 +284,7 @@ export class ObjectPrefix {
 /**
  * Whether arguments open as a JSON object (`{` and then `"` or `}`, blanks aside): true, false, or undefined while
  * only `{` and blanks are known. What does not (`Paris`, `{city: …}`, `{'city': …}`) is no object at all and goes
- * whole as `{"input": …}`; what does is streamed, and read as far as it is JSON.
+ * whole as `{"input": …}`; what does is streamed while it is JSON (one that then breaks fails the answer: brokenArguments).
  */
 export function opensObject(text: string): boolean | undefined {
   let i = 0;
@@ -287,11 +299,26 @@ export function opensObject(text: string): boolean | undefined {
 }
 
 /**
+ * The error of a tool call whose arguments open as a JSON object and break at offset `at` (0-based, the breaking character's): the
+ * answer is not one the Messages API can carry without losing what follows. The arguments themselves are not
+ * quoted (model output, possibly large); the tool's name is, bounded.
+ */
+export function brokenArguments(name: string, at: number): GatewayError {
+  return new GatewayError(
+    'UPSTREAM_BAD_RESPONSE',
+    `upstream answered a call of tool "${quotedName(name)}" whose arguments open as a JSON object and stop being JSON at offset ${at}: ` +
+      'a tool_use input is one object, and the arguments after that point would be lost',
+    { details: { tool: quotedName(name), at } },
+  );
+}
+
+/**
  * A whole argument string as the Messages API's `input` object, the same object a stream of it makes: blank → `{}`;
  * a JSON object → itself; arguments that do not open as an object → `{"input": <text>}`; arguments that open as
- * one but break or end early → the object as far as it is JSON (its complete members).
+ * one and end early (cut by the output-token limit) → the object as far as it is JSON (its complete members);
+ * arguments that open as one and break → `brokenArguments` is thrown (`name`: the tool's, for its message).
  */
-export function toolArguments(args: string): Record<string, unknown> {
+export function toolArguments(args: string, name = ''): Record<string, unknown> {
   if (!args.trim()) return {};
   try {
     const v: unknown = JSON.parse(args);
@@ -302,5 +329,6 @@ export function toolArguments(args: string): Record<string, unknown> {
   if (opensObject(args) === false) return { input: args };
   const p = new ObjectPrefix();
   const n = p.feed(args);
+  if (p.broken) throw brokenArguments(name, n);
   return p.repaired(args.slice(0, n));
 }

@@ -53,8 +53,8 @@ export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number
 
 /**
  * tool arguments are a JSON string in chat form and an object here: text that does not open as an object is
- * wrapped (`{"input": …}`), an object that breaks or ends early is read as far as it is JSON (toolArguments, the
- * object a stream of the same arguments makes)
+ * wrapped (`{"input": …}`), an object that ends early (cut by the token limit) is read as far as it is JSON, an
+ * object that breaks fails the answer (toolArguments, the object or error a stream of the same arguments makes)
  */
 export const toolInput = toolArguments;
 
@@ -79,7 +79,7 @@ export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn:
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (typeof m?.content === 'string' && m.content) content.push({ type: 'text', text: m.content });
   for (const tc of m?.tool_calls ?? [])
-    content.push({ type: 'tool_use', id: toolUseId(tc.id), name: tc.function.name, input: toolInput(tc.function.arguments) });
+    content.push({ type: 'tool_use', id: toolUseId(tc.id), name: tc.function.name, input: toolInput(tc.function.arguments, tc.function.name) });
   return {
     id: messageId(c.id),
     type: 'message',

@@ -8,10 +8,12 @@
  *     reasoning_content / reasoning → `thinking` block, thinking_delta
  *     content                       → `text` block, text_delta
  *     tool_calls[i] with id/name    → `tool_use` block; its arguments → input_json_delta, piece by piece once
- *                                     they open as a JSON object (`{"`), and only as far as they stay JSON
- *                                     (ObjectPrefix); arguments that do not (plain text, `{city: …}`) are held
- *                                     and sent whole at the block's close as `{"input": …}`, as toolInput makes
- *                                     them in a non-streaming answer
+ *                                     they open as a JSON object (`{"`), as long as they stay JSON
+ *                                     (ObjectPrefix): a piece that breaks them is not sent, and the stream ends
+ *                                     there with the `error` event of the error a non-streaming answer of them is
+ *                                     (brokenArguments; nothing after it is sent); arguments that do not
+ *                                     open as an object (plain text, `{city: …}`) are held and sent whole at the
+ *                                     block's close as `{"input": …}`, as toolInput makes them
  *   message_delta (stop_reason, usage with the upstream's real counts), message_stop
  * A new kind of content closes the open block; blocks are numbered from 0 in order of appearance.
  * Arguments for a tool call whose block is already closed (interleaved parallel calls, which no chat
@@ -23,7 +25,9 @@ import { messageId, toAnthropicUsage, toStopReason, toolInput, toolUseId } from 
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
-import { ObjectPrefix, opensObject } from './json-prefix.js';
+import { brokenArguments, ObjectPrefix, opensObject } from './json-prefix.js';
+import { anthropicErrorEvent } from './errors.js';
+import type { GatewayError } from '../../wire/errors.js';
 
 const ev = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
@@ -69,13 +73,17 @@ export class AnthropicStreamWriter {
    */
   private readonly held = new Map<number, string>();
   /**
-   * The scan of a block's streamed arguments (ObjectPrefix): a piece goes out as far as the arguments stay a JSON
-   * object's prefix, and nothing after the first character that breaks it (a bad escape, a stray `}`), so the
-   * client reads the object as far as it was JSON, as a call cut there, the object toolInput makes of the whole.
+   * The scan of a block's streamed arguments (ObjectPrefix): a piece goes out while the arguments stay a JSON
+   * object's prefix; the first character that breaks it (a bad escape, a stray `}`) ends the stream with the error
+   * (`failure`), as toolInput fails a non-streaming answer of the same arguments, so the client never reads a call
+   * missing what came after the break.
    */
   private readonly scans = new Map<number, ObjectPrefix>();
+  /** a tool block's tool name, for the error of arguments that break */
+  private readonly toolNames = new Map<number, string>();
   private finish: string | undefined;
   private usage: Usage | undefined;
+  private broke: GatewayError | undefined;
 
   constructor(
     private readonly model: string,
@@ -96,7 +104,17 @@ export class AnthropicStreamWriter {
     return ev('message_start', { message });
   }
 
+  /**
+   * The error that ended the stream (tool arguments that broke): its `error` event was the last text `chunk`
+   * returned, and nothing follows it (`chunk` and `end` return ''). The upstream's answer itself was whole: the
+   * exchange is settled as the upstream served it, as a non-streaming answer of the same arguments is.
+   */
+  get failure(): GatewayError | undefined {
+    return this.broke;
+  }
+
   chunk(c: ChatCompletionChunk): string {
+    if (this.broke) return '';
     if (c.usage) this.usage = c.usage;
     const choice = c.choices?.[0];
     if (!choice) return '';
@@ -114,19 +132,23 @@ export class AnthropicStreamWriter {
     for (const tc of d.tool_calls ?? []) {
       let block = this.toolBlock.get(tc.index);
       if (block === undefined) {
-        out += this.openBlock('tool_use', { type: 'tool_use', id: toolUseId(tc.id), name: tc.function?.name ?? '', input: {} });
+        const name = tc.function?.name ?? '';
+        out += this.openBlock('tool_use', { type: 'tool_use', id: toolUseId(tc.id), name, input: {} });
         block = this.index;
         this.toolBlock.set(tc.index, block);
+        this.toolNames.set(block, name);
       }
       const args = tc.function?.arguments;
       if (args) out += this.toolArgs(block, args);
+      if (this.broke) return out + anthropicErrorEvent(this.broke);
     }
     if (choice.finish_reason) this.finish = choice.finish_reason;
     return out;
   }
 
-  /** The normal end: closes the open block, reports stop reason and the upstream's usage. */
+  /** The normal end: closes the open block, reports stop reason and the upstream's usage ('' after a `failure`). */
   end(): string {
+    if (this.broke) return '';
     const u = toAnthropicUsage(this.usage, this.estimateIn);
     const stop = toStopReason(this.finish, this.toolBlock.size > 0);
     return this.close() + ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
@@ -151,8 +173,14 @@ export class AnthropicStreamWriter {
   }
 
   private scanned(block: number, scan: ObjectPrefix, args: string): string {
+    // a block whose arguments already went out whole (held, then sent at its close) takes no late piece
+    if (scan.broken) return '';
     const n = scan.feed(args);
-    return n === 0 ? '' : inputDelta(block, n === args.length ? args : args.slice(0, n));
+    if (scan.broken) {
+      this.broke = brokenArguments(this.toolNames.get(block) ?? '', scan.length);
+      return '';
+    }
+    return n === 0 ? '' : inputDelta(block, args);
   }
 
   private ensure(kind: 'text' | 'thinking', block: Record<string, unknown>): string {

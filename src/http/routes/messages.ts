@@ -106,6 +106,9 @@ async function messages(
       return;
     }
     res.end(native ? undefined : (started ? '' : w.start(undefined)) + w.end());
+    // the answer could not be carried (tool arguments that broke): its error event was the stream's end
+    const f = w.failure;
+    if (f) ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: f.code, message: f.message });
   } catch (err) {
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
