@@ -4,8 +4,8 @@
  * character no JSON has there). A chat upstream's arguments are a string the model wrote, which may not be JSON.
  *
  * ObjectPrefix scans them as they stream, character by character (a small state machine of JSON's grammar, no
- * copy): `feed` says how much of each piece still keeps the whole a prefix of a JSON object, so a stream sends
- * exactly that and nothing after the first character that breaks it. `repaired` is what a prefix cut at its end
+ * copy): `feed` says how much of each piece still keeps the whole a prefix of a JSON object, and `broken` whether a
+ * character broke it, so a stream sends only pieces that keep it one. `repaired` is what a prefix cut at its end
  * (the answer stopped there: the output-token limit) is read as: the object up to its last complete member (an
  * unfinished one dropped, as the SDK reads a call cut there), closed. toolArguments makes the same object of a
  * whole argument string, so a non-streaming answer and a stream agree.
