@@ -21,14 +21,22 @@ const BROKEN = '{"mode": "r", "path": "a\\.b", "recursive": true}';
 let gw: Gateway;
 let broken: OpenAiFake;
 let whole: OpenAiFake;
+let brokenThenCut: OpenAiFake;
 let anthropic: Anthropic;
 
 beforeAll(async () => {
   broken = await startOpenAiUpstream({ toolCall: { id: 'call_b1', name: 'read_file', arguments: BROKEN } });
   whole = await startOpenAiUpstream({ toolCall: { id: 'call_w1', name: 'read_file', arguments: '{"mode": "r", "path": "a\\\\.b", "recursive": true}' } });
+  // the arguments go out in four pieces after the call's opening delta; the second breaks them (offset 25), and the
+  // upstream dies after the third
+  brokenThenCut = await startOpenAiUpstream({ toolCall: { id: 'call_c1', name: 'read_file', arguments: BROKEN }, cutAfterChunks: 4 });
   gw = await startGw({
     gateway: { routing: { retries: 0 } },
-    channels: [channelOf(broken, 'oai-broken', ['broken-args']), channelOf(whole, 'oai-whole', ['whole-args'])],
+    channels: [
+      channelOf(broken, 'oai-broken', ['broken-args']),
+      channelOf(whole, 'oai-whole', ['whole-args']),
+      channelOf(brokenThenCut, 'oai-broken-cut', ['broken-then-cut']),
+    ],
   });
   anthropic = new Anthropic({ apiKey: 'x', baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
 });
@@ -36,6 +44,7 @@ afterAll(async () => {
   await gw?.close();
   await broken?.close();
   await whole?.close();
+  await brokenThenCut?.close();
   cleanupDirs();
 });
 
@@ -102,6 +111,15 @@ describe('/v1/messages: tool arguments that open as a JSON object and break', ()
     const e = (err as InstanceType<typeof Anthropic.APIError>).error as { type: string; error: { type: string; message: string; code: string } };
     expect(e).toMatchObject({ type: 'error', error: { type: 'api_error', code: 'upstream_bad_response' } });
     expect(e.error.message).toContain(MESSAGE);
+  });
+
+  it('streamed, when the upstream then fails too: the stream still ends with one error event, the broken arguments’ own', async () => {
+    const raw = await call(gw, '/v1/messages', { body: { ...body('broken-then-cut'), stream: true } });
+    expect(raw.status).toBe(200);
+    const names = [...raw.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+    expect(names.filter((n) => n === 'error')).toHaveLength(1);
+    expect(names.at(-1)).toBe('error');
+    expect(JSON.parse(sseData(raw.text).at(-1)!).error.message).toContain(MESSAGE);
   });
 
   it('the same arguments written as JSON (`\\\\.`) are the whole object, streamed and not', async () => {

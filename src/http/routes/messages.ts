@@ -112,8 +112,9 @@ async function messages(
   } catch (err) {
     const e = err as GatewayError;
     if (!res.headersSent) throw e; // the head never went out: the request's error, in its own format
-    // the upstream's own error event (native) reached the client: it is the stream's end
-    if (!res.destroyed) res.end(wasRelayed(e) ? undefined : (native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
+    // the upstream's own error event (native) reached the client, or the writer's (tool arguments that broke, then
+    // the upstream failed too): it is the stream's end
+    if (!res.destroyed) res.end(wasRelayed(e) || w.failure ? undefined : (native || started ? '' : w.start(undefined)) + anthropicErrorEvent(e));
     if (e.code !== 'CANCELLED')
       ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: e.code, message: e.message });
   }
