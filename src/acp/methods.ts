@@ -12,7 +12,7 @@ import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
 import { clientRequestIdOf, invalidParams, optString, quotedMethod, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
-import { productCapabilityOf, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
+import { productCapabilityOf, productModeGate, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
 import { UPDATE_LOG_READ_MAX } from './update-log.js';
 import { taskEventFields } from './task-events.js';
@@ -317,13 +317,30 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const sessionId = reqString(p, 'sessionId');
       const text = prompt(p, maxPrompt);
       workingDirectory(p); // validated; the session keeps the folder it started with
-      productCapabilityOf(p); // validated strictly; the session keeps its routing
+      // validated strictly; the session keeps its routing, but a role session's turn is held to its role's modes
+      const cap = productCapabilityOf(p);
       // a REST message's clientRequestId travels to the peer that runs the session, whose `queued` update carries
       // it (bridge-protocol.md); over /acp/rpc the param is not read
       const queued = ctx.queued ?? (opts.origin !== undefined ? bridgedClientRequest(p) : undefined);
       const { clientRequestId: _ignored, ...plain } = p;
       const fwd = queued ? { ...plain, clientRequestId: queued.clientRequestId } : plain;
-      return atOwner('session.message', sessionId, fwd, ctx, opts, () => deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued));
+      return atOwner('session.message', sessionId, fwd, ctx, opts, async () => {
+        const bound = cap ? await deps.runner.roleBinding(sessionId) : undefined;
+        const refused = bound ? productModeGate(deps.acp.roles, bound.role, cap?.mode) : undefined;
+        if (bound && refused) {
+          const turnId = newId('turn');
+          const req: RoleRequest = {
+            role: bound.role.resolvedRole,
+            roleMode: bound.role.roleMode,
+            roleModel: undefined,
+            specialty: undefined,
+            dataClass: 'unclassified',
+          };
+          ctx.notify('session.update', rejectedEvent(refused, req, { sessionId, threadId: bound.threadId, turnId }));
+          return roleUnavailableResult(refused, sessionId, bound.threadId, turnId);
+        }
+        return deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued);
+      });
     },
     'session.cancel': endSession('session.cancel'),
     'session.close': endSession('session.close'),

@@ -159,6 +159,50 @@ export interface RoleEnv {
   productMode: string | undefined;
 }
 
+/** A not-yet-selected `roleSelection` for `role` under `policy` (filled in by the checks that follow). */
+function selectionBase(policy: RolePolicyConfig, role: string | null, roleMode: 'auto' | 'manual'): RoleSelection {
+  return {
+    selected: false,
+    code: '',
+    message: '',
+    policyVersion: policy.policyVersion,
+    role,
+    roleMode,
+    tools: [],
+    estimatedTokens: null,
+    effort: null,
+    reasons: [],
+    excluded: [],
+    enabledRoles: policy.roles.filter((r) => r.enabled).map((r) => r.role),
+    nextSteps: [],
+  };
+}
+
+type RoleRejection = Extract<RoleDecision, { kind: 'rejected' }>;
+
+function rejection(base: RoleSelection, code: string, message: string, nextSteps: string[] = []): RoleRejection {
+  return { kind: 'rejected', unavailableCode: 'ROLE_SELECTION_REJECTED', message: `${code}: ${message}`, selection: { ...base, code, message, nextSteps } };
+}
+
+/**
+ * The product-mode gate (addendum §1: role turns need `mode` in the role's `productModes`) for a later turn of a
+ * role-routed session. The session keeps the executor and model its first turn was bound to, but every turn that
+ * names a product mode is held to its role's modes, as the first one was: a `work` turn on a `code`-only role is
+ * refused (`role_not_allowed_for_mode`), nothing runs and the session stays open. No mode, no check; a role the
+ * policy no longer lists keeps its binding unchecked.
+ */
+export function productModeGate(
+  policy: RolePolicyConfig | undefined,
+  bound: { resolvedRole: string; roleMode: 'auto' | 'manual' },
+  productMode: string | undefined,
+): RoleRejection | undefined {
+  if (!policy || productMode === undefined) return undefined;
+  const role = policy.roles.find((r) => r.role === bound.resolvedRole);
+  if (!role || role.productModes.some((m) => m === productMode)) return undefined;
+  const base = selectionBase(policy, role.role, bound.roleMode);
+  return rejection(base, 'role_not_allowed_for_mode', `role "${role.role}" is not allowed in product mode "${productMode}"`);
+}
+
 export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
   const policy = env.policy;
   const st = policyStatus(policy, env.catalog);
@@ -170,28 +214,9 @@ export function resolveRole(req: RoleRequest, env: RoleEnv): RoleDecision {
       selection: undefined,
     };
   if (!st.valid) return { kind: 'rejected', unavailableCode: 'ROLE_POLICY_INVALID', message: `the role policy is invalid: ${st.error}`, selection: undefined };
-  const enabledRoles = policy.roles.filter((r) => r.enabled).map((r) => r.role);
-  const base: RoleSelection = {
-    selected: false,
-    code: '',
-    message: '',
-    policyVersion: policy.policyVersion,
-    role: req.role ?? null,
-    roleMode: req.roleMode,
-    tools: [],
-    estimatedTokens: null,
-    effort: null,
-    reasons: [],
-    excluded: [],
-    enabledRoles,
-    nextSteps: [],
-  };
-  const reject = (code: string, message: string, nextSteps: string[] = []): RoleDecision => ({
-    kind: 'rejected',
-    unavailableCode: 'ROLE_SELECTION_REJECTED',
-    message: `${code}: ${message}`,
-    selection: { ...base, code, message, nextSteps },
-  });
+  const base = selectionBase(policy, req.role ?? null, req.roleMode);
+  const enabledRoles = base.enabledRoles;
+  const reject = (code: string, message: string, nextSteps: string[] = []): RoleDecision => rejection(base, code, message, nextSteps);
   if (!policy.enabled) return reject('policy_disabled', 'role routing is disabled by the policy');
   let roleName = req.role;
   if (roleName === undefined) {

@@ -55,6 +55,7 @@ import {
   roleOf,
   type Emit,
   type LiveSession,
+  type RoleBinding,
   type StartInput,
 } from './live-session.js';
 
@@ -239,6 +240,20 @@ export class TurnRunner {
     if (live && !live.closed && (await this.overtaken(live))) await this.closeLive(live, 'the session went on without it');
     if (!live || live.closed) live = await this.rehydrate(sessionId);
     return this.enqueue(live, prompt, sink, trace, queued);
+  }
+
+  /**
+   * The role binding of an open session (its live one, else its record) once a `session.start` replacing it has
+   * stored the new one; undefined when it is not role-routed, or not open here (then `message` gives its error).
+   */
+  async roleBinding(sessionId: string): Promise<{ role: RoleBinding; threadId: string } | undefined> {
+    await this.starting.get(sessionId);
+    const live = this.sessions.get(sessionId);
+    if (live && !live.closed) return live.role ? { role: live.role, threadId: live.threadId } : undefined;
+    const rec = await this.o.store.get(sessionId);
+    if (!rec || rec.status === 'closed' || rec.status === 'moved') return undefined;
+    const role = roleOf(rec.metadata);
+    return role ? { role, threadId: rec.threadId } : undefined;
   }
 
   /**
