@@ -119,14 +119,16 @@ export function policyStatus(policy: RolePolicyConfig | undefined, catalog: Rout
   return { configured: true, valid: true };
 }
 
+/** The policy's roles in the addendum's order (§1: chat, worker, engineer, …), whatever the config's. */
+const inRoleOrder = <R extends { role: string }>(roles: readonly R[]): R[] =>
+  [...roles].sort((a, b) => ROLE_NAMES.indexOf(a.role as (typeof ROLE_NAMES)[number]) - ROLE_NAMES.indexOf(b.role as (typeof ROLE_NAMES)[number]));
+
 /** The `roleRouting` block of acp.capabilities: no URLs, no tokens. */
 export function roleCapabilities(policy: RolePolicyConfig | undefined, catalog: RoutingCatalog): Record<string, unknown> {
   const st = policyStatus(policy, catalog);
   if (!st.configured || !policy) return { configured: false };
   if (!st.valid) return { configured: true, valid: false, error: st.error };
-  const order = (a: { role: string }, b: { role: string }) =>
-    ROLE_NAMES.indexOf(a.role as (typeof ROLE_NAMES)[number]) - ROLE_NAMES.indexOf(b.role as (typeof ROLE_NAMES)[number]);
-  const roles = [...policy.roles].sort(order);
+  const roles = inRoleOrder(policy.roles);
   return {
     configured: true,
     valid: true,
@@ -173,7 +175,10 @@ function selectionBase(policy: RolePolicyConfig, role: string | null, roleMode: 
     effort: null,
     reasons: [],
     excluded: [],
-    enabledRoles: policy.roles.filter((r) => r.enabled).map((r) => r.role),
+    // in the order acp.capabilities lists them (roleRouting.enabledRoles), not the config's
+    enabledRoles: inRoleOrder(policy.roles)
+      .filter((r) => r.enabled)
+      .map((r) => r.role),
     nextSteps: [],
   };
 }

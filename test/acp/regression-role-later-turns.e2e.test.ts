@@ -10,6 +10,9 @@
  *   turn is now refused as the first one would be: an `unavailable` result (`ROLE_SELECTION_REJECTED`,
  *   `roleSelection.code: "role_not_allowed_for_mode"`), one `task.rejected` update, nothing runs, and the session
  *   stays open for turns in an allowed mode (or with no mode: no mode, no check).
+ * - `roleSelection.enabledRoles` (and the `nextSteps` of a `role_required` refusal) listed the roles in config
+ *   order, where `acp.capabilities.roleRouting.enabledRoles` lists them in the addendum's role order (§2: "Roles in
+ *   §1 order"): an app comparing the two saw two orders of one list. Both are in the addendum's order now.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { acpRpc, startProcess, type GatewayProcess } from '../helpers/env.js';
@@ -108,5 +111,24 @@ describe('later turns of a role-routed session', () => {
     expect(first.result).toMatchObject({ success: true, status: 'completed' });
     const later = await acpRpc(gw.url, ACP, 'session.message', { sessionId, taskPrompt: 'second', metadata: mode('work') });
     expect(later.result).toMatchObject({ success: true, status: 'completed' });
+  });
+});
+
+describe('enabledRoles', () => {
+  it('roleSelection lists the enabled roles in the order acp.capabilities does (the addendum’s, not the config’s)', async () => {
+    const caps = (await acpRpc(gw.url, ACP, 'acp.capabilities', {})).result;
+    expect(caps.roleRouting.enabledRoles).toEqual(['worker', 'engineer']);
+
+    const selected = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'roles-order', taskPrompt: 'x', routing: { role: 'engineer' } });
+    expect(selected.result).toMatchObject({ status: 'completed', roleSelection: { selected: true } });
+    expect(selected.result.roleSelection.enabledRoles).toEqual(caps.roleRouting.enabledRoles);
+
+    const resolved = await acpRpc(gw.url, ACP, 'xworkmate.routing.resolve', { routing: { role: 'worker' } });
+    expect(resolved.result.roleSelection.enabledRoles).toEqual(caps.roleRouting.enabledRoles);
+
+    // auto without a role, two roles enabled: refused, naming them in that order
+    const required = await acpRpc(gw.url, ACP, 'session.start', { sessionId: 'roles-required', taskPrompt: 'x', routing: { roleMode: 'auto' } });
+    expect(required.result.roleSelection).toMatchObject({ code: 'role_required', enabledRoles: caps.roleRouting.enabledRoles });
+    expect(required.result.roleSelection.nextSteps).toEqual(['send routing.role "worker"', 'send routing.role "engineer"']);
   });
 });
