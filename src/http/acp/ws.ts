@@ -83,7 +83,8 @@ function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number }
   if (sessionId === null && after === null) return undefined;
   if (!sessionId || sessionId.length > 256)
     return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'resume needs sessionId (1–256 chars)', { field: 'sessionId' }, 400);
-  const afterSeq = after === null ? 0 : Number(after);
+  // decimal digits only, as the events route reads after_seq: Number() would also take "0x10", "1e3" and " 5"
+  const afterSeq = after === null || after === '' ? 0 : /^\d{1,16}$/.test(after) ? Number(after) : NaN;
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
     return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'afterSeq must be a non-negative integer', { field: 'afterSeq' }, 400);
   return { sessionId, afterSeq };
