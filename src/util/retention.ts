@@ -3,7 +3,8 @@
  * must not hold up startup) and then every hour, one run at a time, logging what it deleted. Serves usage
  * records (`gateway.usage.retentionDays`, src/keys/service.ts) and ended sessions
  * (`acp.endedSessionRetentionDays`, src/acp/index.ts). A stop waits for a run under way until its deadline, at
- * least 1 s: a store connected but not answering (a Redis stopped) would hold the run, and the stop, for ever.
+ * least 1 s: a store connected but not answering (a Redis stopped) would hold the run, and the stop, for ever. A run
+ * the stop cuts (the store closes under it) is logged at debug, never as a failure to retry within the hour.
  */
 import type { Logger } from './log.js';
 import { REDIS_CLOSE_WAIT_MS } from './redis-close.js';
@@ -32,6 +33,8 @@ export function startRetention(o: {
   deleteBefore: (before: number) => Promise<number>;
 }): RetentionJob {
   let running: Promise<void> | undefined;
+  /** set by `stop`: a run that fails from then on was cut by the stop (the store closes under it), not retried */
+  let stopped = false;
   const run = (): Promise<void> => {
     if (running) return running;
     const before = Date.now() - o.days * DAY_MS;
@@ -41,7 +44,12 @@ export function startRetention(o: {
         (deleted) => {
           if (deleted > 0) o.logger.info(`${o.what} pruned`, { deleted, before: new Date(before).toISOString(), [o.setting]: o.days });
         },
-        (err: unknown) => o.logger.warn(`${o.what} could not be pruned; retrying within the hour`, { err: String((err as Error)?.message ?? err) }),
+        (err: unknown) => {
+          const e = String((err as Error)?.message ?? err);
+          // at a stop the store closes under a run still going: there is no next hour, and nothing failed
+          if (stopped) o.logger.debug(`${o.what} pruning cut by the stop`, { err: e });
+          else o.logger.warn(`${o.what} could not be pruned; retrying within the hour`, { err: e });
+        },
       )
       .finally(() => {
         running = undefined;
@@ -53,6 +61,7 @@ export function startRetention(o: {
   timer.unref();
   return {
     async stop(deadline?: number) {
+      stopped = true;
       clearInterval(timer);
       const run = running;
       if (!run) return;
