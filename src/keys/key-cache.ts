@@ -23,6 +23,14 @@ import type { KeyStore } from './store.js';
  */
 export const STORE_READ_TIMEOUT_MS = 5000;
 
+/**
+ * How long a failure of the store (a read that failed or timed out, here or in an admin call) keeps it known to
+ * fail: a store call the admin API would make meanwhile is answered KEY_STORE_UNAVAILABLE at once (`failFast`)
+ * instead of waiting out STORE_READ_TIMEOUT_MS again. Longer than nothing, shorter than a read's bound: a probe (the
+ * refresh) is under way or starts at once, and its failure renews the state, its success ends it.
+ */
+export const KNOWN_FAILING_MS = 3000;
+
 export class KeyCache {
   private byHash = new Map<string, VirtualKey>();
   private byId = new Map<string, VirtualKey>();
@@ -31,6 +39,8 @@ export class KeyCache {
   private version = -1;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
+  /** Date.now() of the store's last failure (a read that failed or timed out) */
+  private failedAt = 0;
   private refreshing: Promise<void> | undefined;
 
   constructor(
@@ -101,6 +111,30 @@ export class KeyCache {
   private markFailing(err: unknown): void {
     if (!this.failing) this.logger.warn('keys: cannot read the key store; the keys loaded last stay in force', { err: String((err as Error)?.message ?? err) });
     this.failing = true;
+    this.failedAt = Date.now();
+  }
+
+  /**
+   * A call to the store outside the request path (the admin API's) failed or did not answer in time: the store is
+   * known to fail from now on, as after a failed refresh (`failFast`).
+   */
+  storeFailed(err: unknown): void {
+    this.markFailing(err);
+  }
+
+  /**
+   * Whether a store call outside the request path should be refused at once: the store failed and no read has
+   * succeeded since, and either that failure is recent (KNOWN_FAILING_MS) or a probe is under way. When so, a probe
+   * (the refresh, one at a time: it reads the change counter, bounded) is started if none runs, so that the store's
+   * recovery is seen within one round trip of the next call, whatever `refreshMs` is. Fail closed: while it is true
+   * nothing is asked of the store but the probe; once it turns false a call goes to the store again, bounded.
+   */
+  failFast(): boolean {
+    if (!this.failing) return false;
+    const probing = this.refreshing !== undefined;
+    if (!probing && Date.now() - this.failedAt >= KNOWN_FAILING_MS) return false;
+    if (!probing) void this.refresh();
+    return true;
   }
 
   /**

@@ -41,8 +41,9 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService; logger: Lo
     authorize(req, d.config);
     const method = req.method ?? 'GET';
     const ok = (body: unknown, status = 200) => sendJson(res, status, body);
-    // every call below reads or writes the key store: bounded, and a store that fails is a 503, never a 500 (admin-store.ts)
-    const store = <T>(what: string, work: () => Promise<T>, change = false) => fromStore('key', what, d.logger, work, { change });
+    // every call below reads or writes the key store: bounded, and a store that fails is a 503, never a 500; while it
+    // is known to fail (a read just failed or timed out), at once (admin-store.ts, KeyCache.failFast)
+    const store = <T>(what: string, work: () => Promise<T>, change = false) => fromStore('key', what, d.logger, work, { change, health: d.keys.cache });
 
     if (path === '/admin/usage') {
       if (method !== 'GET') throw notAllowed(method, path, 'GET');

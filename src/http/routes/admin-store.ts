@@ -16,6 +16,15 @@ export type AdminStore = 'key' | 'session';
 
 const CODE = { key: 'KEY_STORE_UNAVAILABLE', session: 'SESSION_STORE_UNAVAILABLE' } as const;
 
+/**
+ * What the admin API knows of a store's health (the key store's: its KeyCache). `failFast`: the store is known to
+ * fail now, so a call is answered at once (a probe keeps checking); `failed`: a call found it failing.
+ */
+export interface StoreHealth {
+  failFast(): boolean;
+  storeFailed(err: unknown): void;
+}
+
 /** Retry-After of an admin store refusal: the store is asked again on every call, so a retry soon may succeed. */
 export const ADMIN_STORE_RETRY_AFTER_SEC = 1;
 
@@ -31,14 +40,18 @@ export function storeUnavailable(store: AdminStore, change: boolean): GatewayErr
  * `work` (which calls the store) within `timeoutMs`; a failure that is not the gateway's own refusal, or no
  * answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
  * `timeoutMs` null: not bounded here (a session transfer, which may wait for a running turn and has its own deadline).
+ * `health`: while it says the store is known to fail, the call is answered at once, `work` not run (see StoreHealth);
+ * a failure of `work` is reported to it.
  */
 export async function fromStore<T>(
   store: AdminStore,
   what: string,
   logger: Logger,
   work: () => Promise<T>,
-  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS }: { change?: boolean; timeoutMs?: number | null } = {},
+  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS, health }: { change?: boolean; timeoutMs?: number | null; health?: StoreHealth } = {},
 ): Promise<T> {
+  // known to fail (a read just failed or timed out): not waited for again; the cause was logged when it was found
+  if (health?.failFast()) throw storeUnavailable(store, change);
   let timer: NodeJS.Timeout | undefined;
   const p = work();
   try {
@@ -53,6 +66,7 @@ export async function fromStore<T>(
     // the abandoned call may still fail later: nobody waits for it
     if (err instanceof StoreTimeout) p.catch(() => {});
     logger.warn(`admin: the ${store} store failed`, { what, err: secrets.scrubError(String((err as Error)?.message ?? err)) });
+    health?.storeFailed(err);
     throw storeUnavailable(store, change);
   } finally {
     clearTimeout(timer);
