@@ -20,11 +20,15 @@ export function renderStatus(o: Overview): string {
   lines.push(`${g.name} (${g.id})  v${g.version}  up ${duration(g.uptimeSec)}${g.draining ? '  DRAINING' : ''}${g.tracing ? '  tracing on' : ''}`);
   lines.push(`requests  ${r.requestsPerSec.toFixed(1)}/s  errors ${r.errorsPerSec.toFixed(1)}/s  in flight ${r.inflight}  waiting ${r.waiting}   (last 10 s)`);
   const s = o.sessions.byStatus;
-  // storeReadable absent: a gateway older than the field, whose overview failed whole when its store did
+  // storeReadable absent: a gateway older than the field, whose overview failed whole when its store did; readAt
+  // absent or null with it false: nothing was read since the gateway started (or an older gateway)
+  const counts = `${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`;
   lines.push(
-    o.sessions.storeReadable === false
-      ? 'sessions  unknown: the session store cannot be read now (see the gateway log)'
-      : `sessions  ${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`,
+    o.sessions.storeReadable !== false
+      ? `sessions  ${counts}`
+      : o.sessions.readAt
+        ? `sessions  ${counts} as read ${ago(o.sessions.readAt)} ago: the session store cannot be read now (see the gateway log)`
+        : 'sessions  unknown: the session store cannot be read now (see the gateway log)',
   );
   lines.push('');
   lines.push('PEERS');

@@ -18,6 +18,7 @@ import { secrets } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { fromStore } from './routes/admin-store.js';
 import { GatewayError } from '../wire/errors.js';
+import { settledWithin } from '../util/settled-within.js';
 
 export interface OverviewDeps {
   config: Config;
@@ -33,6 +34,89 @@ export interface OverviewDeps {
 }
 
 const MAX_RUNNING = 50;
+
+/**
+ * How long a snapshot waits for the session store's read it started: a store that answers is read fresh; one that
+ * does not (stalled, failing) is not waited for beyond this, nor read again while that read is under way, so the
+ * snapshots (and the /ui/events ticks) keep their pace, with the last values read.
+ */
+export const OVERVIEW_STORE_WAIT_MS = 500;
+
+interface SessionsPart {
+  byStatus: Record<string, number>;
+  running: Array<{ id: string; target: unknown; turnId: string | null; startedAt: string | null }>;
+  /** when it was read (epoch ms) */
+  at: number;
+}
+
+/**
+ * One read of the sessions part: `store`, the store's own calls, settled when the store answered (or failed);
+ * `value`, what a snapshot takes from it, bounded and named as every admin store call (fromStore: after
+ * STORE_READ_TIMEOUT_MS, SESSION_STORE_UNAVAILABLE, the cause logged).
+ */
+interface SessionsRead {
+  store: Promise<unknown>;
+  value: Promise<SessionsPart>;
+}
+
+/**
+ * The sessions part of the snapshots, read from one store: at most one read of it under way, whichever snapshots ask
+ * (`/admin/overview`, every `/ui/events` stream), until the store answers it (a read given up on after the bound is
+ * still under way: no other is stacked behind it); and the last values read.
+ */
+class SessionsReader {
+  private pending: (SessionsRead & { since: number }) | undefined;
+  private last: SessionsPart | undefined;
+
+  constructor(private readonly read: () => SessionsRead) {}
+
+  /** Fresh values, or (the store did not answer within OVERVIEW_STORE_WAIT_MS of the read's start, or failed) the last read. */
+  async get(): Promise<{ part: SessionsPart | undefined; fresh: boolean }> {
+    if (!this.pending) {
+      const pending = { ...this.read(), since: Date.now() };
+      this.pending = pending;
+      pending.value.then(
+        (v) => void (this.last = v),
+        () => undefined,
+      );
+      const done = () => {
+        if (this.pending === pending) this.pending = undefined;
+      };
+      pending.store.then(done, done);
+    }
+    const { value: read, since } = this.pending;
+    if (!(await settledWithin(read, Math.max(0, since + OVERVIEW_STORE_WAIT_MS - Date.now())))) return { part: this.last, fresh: false };
+    try {
+      return { part: await read, fresh: true };
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'SESSION_STORE_UNAVAILABLE') throw err;
+      return { part: this.last, fresh: false };
+    }
+  }
+}
+
+const readers = new WeakMap<SessionStore, SessionsReader>();
+
+function sessionsReader(d: OverviewDeps, store: SessionStore): SessionsReader {
+  let r = readers.get(store);
+  if (!r)
+    readers.set(
+      store,
+      (r = new SessionsReader(() => {
+        // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
+        const reads = Promise.all([store.countByStatus(), store.list({ status: 'running', limit: MAX_RUNNING })]);
+        const value = fromStore('session', 'overview', d.logger, () => reads).then(([counts, list]) => {
+          const running = list.map((s) => {
+            const t = [...s.history].reverse().find((x) => x.status === 'running');
+            return { id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null };
+          });
+          return { byStatus: counts, running, at: Date.now() };
+        });
+        return { store: reads, value };
+      })),
+    );
+  return r;
+}
 
 /** Strips userinfo and query from a URL before it is shown. */
 function safeUrl(url: string | null): string | null {
@@ -59,26 +143,16 @@ export async function buildOverview(d: OverviewDeps) {
     };
   });
   let sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
-  const running: Array<{ id: string; target: unknown; turnId: string | null; startedAt: string | null }> = [];
-  // false while the session store cannot be read (down, stalled, a SQLite error): the rest of the snapshot is still
-  // worth having in an outage, so the sessions part says so instead of failing the whole answer
+  let running: SessionsPart['running'] = [];
+  // false while the session store cannot be read now (down, stalled, a SQLite error: it failed, or did not answer
+  // within OVERVIEW_STORE_WAIT_MS): the rest of the snapshot is still worth having in an outage, so the sessions part
+  // says so, with the last values read (`readAt`), instead of failing or holding the whole answer
   let storeReadable = true;
+  let readAt: number | undefined;
   if (d.store) {
-    const store = d.store;
-    try {
-      // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
-      const [counts, list] = await fromStore('session', 'overview', d.logger, () =>
-        Promise.all([store.countByStatus(), store.list({ status: 'running', limit: MAX_RUNNING })]),
-      );
-      sessions = counts;
-      for (const s of list) {
-        const t = [...s.history].reverse().find((x) => x.status === 'running');
-        running.push({ id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null });
-      }
-    } catch (err) {
-      if (!(err instanceof GatewayError) || err.code !== 'SESSION_STORE_UNAVAILABLE') throw err;
-      storeReadable = false;
-    }
+    const { part, fresh } = await sessionsReader(d, d.store).get();
+    storeReadable = fresh;
+    if (part) ({ byStatus: sessions, running, at: readAt } = part);
   }
   const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);
   return {
@@ -94,7 +168,7 @@ export async function buildOverview(d: OverviewDeps) {
     peers,
     channels: channelRows(d),
     models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
-    sessions: { byStatus: sessions, running, storeReadable },
+    sessions: { byStatus: sessions, running, storeReadable, readAt: readAt === undefined ? null : new Date(readAt).toISOString() },
     warmPools: d.warmPools?.() ?? [],
   };
 }

@@ -145,7 +145,8 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<vo
   }
   // the overview still answers: the store's part says it could not be read
   expect(overview.status).toBe(200);
-  expect(overview.json.sessions).toEqual({ byStatus: { active: 0, running: 0, closed: 0, moved: 0 }, running: [], storeReadable: false });
+  // nothing read before the store went: no values to show (readAt null)
+  expect(overview.json.sessions).toEqual({ byStatus: { active: 0, running: 0, closed: 0, moved: 0 }, running: [], storeReadable: false, readAt: null });
   expect(overview.json.channels.map((c: { channel: string }) => c.channel)).toEqual(['mock']);
   expectNothingOfTheStore(overview.text, port);
   expect(status.code).toBe(0);

@@ -93,7 +93,8 @@ export const APP_JS = `
       return [m.id, m.servedBy.map(function (s) { return s.channel + (s.peer ? ' @ ' + s.peer : ' (local)'); }).join(', ')];
     }));
     var b = o.sessions.byStatus;
-    $('session-counts').textContent = o.sessions.storeReadable === false ? 'unknown: the session store cannot be read now' : (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
+    var counts = (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
+    $('session-counts').textContent = o.sessions.storeReadable !== false ? counts : o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ': the session store cannot be read now' : 'unknown: the session store cannot be read now';
     fillTable('turns', o.sessions.running.map(function (t) { return [t.id, t.turnId || '-', t.startedAt || '-']; }));
     var warm = o.warmPools || [];
     $('warm-card').hidden = warm.length === 0;
