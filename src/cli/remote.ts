@@ -13,7 +13,15 @@ export interface RemoteFlags {
   json?: boolean;
 }
 
-export class CliError extends Error {}
+export class CliError extends Error {
+  /** `code`: the admin API's error code (`error.code`, e.g. `session_store_unavailable`) when the failure is its answer */
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The flags every command that talks to a running gateway's admin API takes. */
 export function remoteOptions(c: Command): Command {
@@ -138,11 +146,11 @@ export async function adminCall<T>(
     throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
   }
   if (res.statusCode >= 400) {
-    const error = (json as { error?: { message?: string; details?: { problems?: unknown } } }).error;
+    const error = (json as { error?: { message?: string; code?: unknown; details?: { problems?: unknown } } }).error;
     const msg = error?.message ?? `HTTP ${res.statusCode}`;
     if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
     const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
-    throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`);
+    throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`, typeof error?.code === 'string' ? error.code : undefined);
   }
   return json as T;
 }

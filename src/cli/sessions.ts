@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
 import type { Session } from '../sessions/model.js';
+import { ADMIN_TRANSFER_BOUND_MS } from '../http/routes/admin-store.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 
@@ -24,9 +25,15 @@ function render(list: Summary[]): string {
   );
 }
 
+/** the gateway answers a transfer within ADMIN_TRANSFER_BOUND_MS (a turn waited for, or a store that stopped answering) */
+const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
+
 async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 'wait' | 'refuse'): Promise<{ to: { id: string; name: string } }> {
-  return adminCall(o, 'POST', `/admin/sessions/${encodeURIComponent(id)}/transfer`, { to, whenRunning });
+  return adminCall(o, 'POST', `/admin/sessions/${encodeURIComponent(id)}/transfer`, { to, whenRunning }, { timeoutMs: TRANSFER_REPLY_MS });
 }
+
+/** the admin API said the session store cannot be used now: a drain stops there (every other session would wait as long) */
+const storeDown = (err: unknown): err is CliError => err instanceof CliError && err.code === 'session_store_unavailable';
 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('durable sessions: list, inspect, move to a peer, drain');
@@ -76,10 +83,19 @@ export function registerSessions(program: Command): void {
     if (!peers.some((p) => p.state === 'open' && (p.id === o.to || p.name === o.to))) throw new CliError(`no connected peer named or with id "${o.to}"`);
     const results: Array<{ id: string; ok: boolean; reason?: string }> = [];
     const tried = new Set<string>();
+    // set when the session store cannot be used (a list or a transfer answered session_store_unavailable): the drain
+    // stops, says so and exits 1, instead of trying every other session against it
+    let stopped = false;
     // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed.
-    for (let pass = 0; pass < 2; pass++) {
+    passes: for (let pass = 0; pass < 2; pass++) {
       const list: Summary[] = [];
-      for (const st of ['active', 'running']) list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`)).sessions);
+      try {
+        for (const st of ['active', 'running']) list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`)).sessions);
+      } catch (err) {
+        if (!storeDown(err) || pass === 0) throw err;
+        stopped = true;
+        break;
+      }
       const open = list.filter((s) => s.owner === status.id && !tried.has(s.id));
       for (const s of open) {
         tried.add(s.id);
@@ -91,13 +107,23 @@ export function registerSessions(program: Command): void {
           const reason = err instanceof CliError ? err.message : String(err);
           results.push({ id: s.id, ok: false, reason });
           if (!o.json) out(`[${results.length}] ${s.id}: stayed here (${reason})\n`);
+          if (storeDown(err)) {
+            stopped = true;
+            break passes;
+          }
         }
       }
     }
     const moved = results.filter((r) => r.ok).length;
     const failed = results.length - moved;
-    if (o.json) out(JSON.stringify({ moved, failed, results }, null, 2) + '\n');
-    else out(`drained: ${moved} moved, ${failed} stayed${failed === 0 ? '; no open session left here: the gateway is ready to stop' : ''}\n`);
+    if (o.json) out(JSON.stringify({ moved, failed, ...(stopped ? { stopped: 'session_store_unavailable' } : {}), results }, null, 2) + '\n');
+    else if (!stopped) out(`drained: ${moved} moved, ${failed} stayed${failed === 0 ? '; no open session left here: the gateway is ready to stop' : ''}\n`);
+    if (stopped)
+      throw new CliError(
+        `the session store cannot be reached now: drain stopped after ${moved} moved, ${failed} stayed; ` +
+          'check with `switchyard sessions list` once it answers, and run the drain again',
+        'session_store_unavailable',
+      );
     if (failed > 0) process.exitCode = 1;
   });
 }

@@ -70,6 +70,9 @@ export interface TransferTransport {
  */
 export const MAX_PROVISIONAL_PER_PEER = 64;
 
+/** How long a transfer waits for a running turn to end and for the peer's answer, unless told (`TransferOptions.timeoutMs`). */
+export const TRANSFER_TIMEOUT_MS = 30_000;
+
 export interface TransferOptions {
   /** a turn is running: wait for it to end (default) or refuse */
   whenRunning?: 'wait' | 'refuse';
@@ -129,7 +132,7 @@ export class TransferCoordinator {
   }
 
   private async move(sessionId: string, peerId: string, opts: TransferOptions): Promise<Session> {
-    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const timeoutMs = opts.timeoutMs ?? TRANSFER_TIMEOUT_MS;
     const until = Date.now() + timeoutMs;
     let s = await this.owned(sessionId);
     if (s.status === 'closed') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is closed; only open sessions are transferred`);

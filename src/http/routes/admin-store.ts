@@ -8,8 +8,10 @@
  * NOT_FOUND, INVALID_REQUEST, …) passes through unchanged.
  */
 import { STORE_READ_TIMEOUT_MS } from '../../keys/key-cache.js';
+import { TRANSFER_TIMEOUT_MS } from '../../sessions/transfer.js';
 import type { Logger } from '../../util/log.js';
 import { secrets } from '../../util/redact.js';
+import { settledWithin } from '../../util/settled-within.js';
 import { GatewayError } from '../../wire/errors.js';
 
 export type AdminStore = 'key' | 'session';
@@ -25,6 +27,14 @@ export interface StoreHealth {
   storeFailed(err: unknown): void;
 }
 
+/**
+ * The bound of an admin session transfer (`POST /admin/sessions/<id>/transfer`, so `sessions transfer` and `sessions
+ * drain`): the transfer's own TRANSFER_TIMEOUT_MS (a running turn waited for, the peer's answer) and one store read's
+ * bound past it. Its store reads and writes do not follow its timeout: a store that stops answering under it (a
+ * Redis stopped) is answered SESSION_STORE_UNAVAILABLE at this bound, not held for as long as the store is away.
+ */
+export const ADMIN_TRANSFER_BOUND_MS = TRANSFER_TIMEOUT_MS + STORE_READ_TIMEOUT_MS;
+
 /** Retry-After of an admin store refusal: the store is asked again on every call, so a retry soon may succeed. */
 export const ADMIN_STORE_RETRY_AFTER_SEC = 1;
 
@@ -37,9 +47,9 @@ export function storeUnavailable(store: AdminStore, change: boolean): GatewayErr
 }
 
 /**
- * `work` (which calls the store) within `timeoutMs`; a failure that is not the gateway's own refusal, or no
- * answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
- * `timeoutMs` null: not bounded here (a session transfer, which may wait for a running turn and has its own deadline).
+ * `work` (which calls the store) within `timeoutMs` (settledWithin); a failure that is not the gateway's own refusal,
+ * or no answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
+ * `timeoutMs`: STORE_READ_TIMEOUT_MS unless told (a session transfer: ADMIN_TRANSFER_BOUND_MS).
  * `health`: while it says the store is known to fail, the call is answered at once, `work` not run (see StoreHealth);
  * a failure of `work` is reported to it.
  */
@@ -48,28 +58,20 @@ export async function fromStore<T>(
   what: string,
   logger: Logger,
   work: () => Promise<T>,
-  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS, health }: { change?: boolean; timeoutMs?: number | null; health?: StoreHealth } = {},
+  { change = false, timeoutMs = STORE_READ_TIMEOUT_MS, health }: { change?: boolean; timeoutMs?: number; health?: StoreHealth } = {},
 ): Promise<T> {
   // known to fail (a read just failed or timed out): not waited for again; the cause was logged when it was found
   if (health?.failFast()) throw storeUnavailable(store, change);
-  let timer: NodeJS.Timeout | undefined;
   const p = work();
   try {
-    if (timeoutMs === null) return await p;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeout(timeoutMs)), timeoutMs);
-      timer.unref();
-    });
-    return await Promise.race([p, late]);
+    // the abandoned call may still fail later: settledWithin handles that, nobody waits for it
+    if (!(await settledWithin(p, timeoutMs))) throw new StoreTimeout(timeoutMs);
+    return await p;
   } catch (err) {
     if (err instanceof GatewayError) throw err;
-    // the abandoned call may still fail later: nobody waits for it
-    if (err instanceof StoreTimeout) p.catch(() => {});
     logger.warn(`admin: the ${store} store failed`, { what, err: secrets.scrubError(String((err as Error)?.message ?? err)) });
     health?.storeFailed(err);
     throw storeUnavailable(store, change);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

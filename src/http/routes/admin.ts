@@ -19,9 +19,9 @@ import type { PeerRow } from '../../bridge/mesh.js';
 import type { RouteHandler } from '../server.js';
 import type { SessionStore } from '../../sessions/store.js';
 import type { Session } from '../../sessions/model.js';
-import { transferMarker } from '../../sessions/transfer.js';
+import { TRANSFER_TIMEOUT_MS, transferMarker } from '../../sessions/transfer.js';
 import { VERSION } from '../../version.js';
-import { fromStore } from './admin-store.js';
+import { ADMIN_TRANSFER_BOUND_MS, fromStore } from './admin-store.js';
 
 export interface AdminDeps {
   config: Config;
@@ -161,11 +161,16 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         if (!peer) throw new GatewayError('NOT_FOUND', `no connected peer named or with id "${body.to}"`, { param: 'to' });
         const transfers = d.mesh.transfers;
         const whenRunning = body.whenRunning;
-        // the transfer's own refusals are GatewayErrors; anything else it throws came from the session store
-        const moved = await fromStore('session', 'transfer', d.logger, () => transfers.transfer(id, peer.peer.id, { whenRunning }), {
-          change: true,
-          timeoutMs: null,
-        });
+        // the transfer's own refusals are GatewayErrors; anything else it throws came from the session store. Bounded
+        // by its own timeout and one store read past it: a store that stops answering under it is a 503, not a hang
+        // (the transfer goes on, and settles itself when the store answers: the message says to check)
+        const moved = await fromStore(
+          'session',
+          'transfer',
+          d.logger,
+          () => transfers.transfer(id, peer.peer.id, { whenRunning, timeoutMs: TRANSFER_TIMEOUT_MS }),
+          { change: true, timeoutMs: ADMIN_TRANSFER_BOUND_MS },
+        );
         ok({ session: sessionSummary(moved), to: { id: peer.peer.id, name: peer.name } });
         return true;
       }
