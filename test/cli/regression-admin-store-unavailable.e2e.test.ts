@@ -131,7 +131,7 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<vo
   for (const [i, r] of keyCli.entries()) {
     expect([KEY_CLI[i]!.join(' '), r.code, r.stdout]).toEqual([KEY_CLI[i]!.join(' '), 1, '']);
     expect(r.stderr).toMatch(
-      /^switchyard: the key store cannot be reached now(: retry shortly|, so the change may not have been made: check, and retry shortly)\n$/,
+      /^switchyard: the key store cannot be reached now(: retry shortly|, so the change may not have been made: check, and retry shortly|, so the change was not made: retry shortly)\n$/,
     );
     expectNothingOfTheStore(r.stderr, port);
   }

@@ -38,11 +38,17 @@ export const ADMIN_TRANSFER_BOUND_MS = TRANSFER_TIMEOUT_MS + STORE_READ_TIMEOUT_
 /** Retry-After of an admin store refusal: the store is asked again on every call, so a retry soon may succeed. */
 export const ADMIN_STORE_RETRY_AFTER_SEC = 1;
 
-/** `change`: the call writes, and may or may not have been made when the store stopped answering */
-export function storeUnavailable(store: AdminStore, change: boolean): GatewayError {
-  const what = change
-    ? `the ${store} store cannot be reached now, so the change may not have been made: check, and retry shortly`
-    : `the ${store} store cannot be reached now: retry shortly`;
+/**
+ * `change`: the call writes: `maybe`, it was sent to the store, which stopped answering (it may or may not have been
+ * made); `not-made`, it was not sent (the store was known to fail). `false`: the call only reads.
+ */
+function storeUnavailable(store: AdminStore, change: false | 'maybe' | 'not-made'): GatewayError {
+  const what =
+    change === 'maybe'
+      ? `the ${store} store cannot be reached now, so the change may not have been made: check, and retry shortly`
+      : change === 'not-made'
+        ? `the ${store} store cannot be reached now, so the change was not made: retry shortly`
+        : `the ${store} store cannot be reached now: retry shortly`;
   return new GatewayError(CODE[store], what, { retryAfterSec: ADMIN_STORE_RETRY_AFTER_SEC });
 }
 
@@ -50,7 +56,7 @@ export function storeUnavailable(store: AdminStore, change: boolean): GatewayErr
  * `work` (which calls the store) within `timeoutMs` (settledWithin); a failure that is not the gateway's own refusal,
  * or no answer in time, becomes the store's 503. `change`: `work` writes (the message says it may not have been made).
  * `timeoutMs`: STORE_READ_TIMEOUT_MS unless told (a session transfer: ADMIN_TRANSFER_BOUND_MS).
- * `health`: while it says the store is known to fail, the call is answered at once, `work` not run (see StoreHealth);
+ * `health`: while it says the store is known to fail, the call is answered at once, `work` not run (see StoreHealth; a change says it was not made);
  * a failure of `work` is reported to it.
  */
 export async function fromStore<T>(
@@ -61,7 +67,7 @@ export async function fromStore<T>(
   { change = false, timeoutMs = STORE_READ_TIMEOUT_MS, health }: { change?: boolean; timeoutMs?: number; health?: StoreHealth } = {},
 ): Promise<T> {
   // known to fail (a read just failed or timed out): not waited for again; the cause was logged when it was found
-  if (health?.failFast()) throw storeUnavailable(store, change);
+  if (health?.failFast()) throw storeUnavailable(store, change && 'not-made');
   const p = work();
   try {
     // the abandoned call may still fail later: settledWithin handles that, nobody waits for it
@@ -71,7 +77,7 @@ export async function fromStore<T>(
     if (err instanceof GatewayError) throw err;
     logger.warn(`admin: the ${store} store failed`, { what, err: secrets.scrubError(String((err as Error)?.message ?? err)) });
     health?.storeFailed(err);
-    throw storeUnavailable(store, change);
+    throw storeUnavailable(store, change && 'maybe');
   }
 }
 
