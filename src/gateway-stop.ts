@@ -6,7 +6,8 @@
  * 3. with `gateway.shutdown.drainSessionsTo`, every open session this gateway owns moves to that peer
  *    (running turns are waited for, like `switchyard sessions drain`; each transfer until the deadline, at least 1 s);
  * 4. in-flight HTTP requests and streams, running ACP turns and requests on the links finish, up to
- *    `gateway.shutdownGraceMs` from the start;
+ *    `gateway.shutdownGraceMs` from the start (a response whose end is written but whose client reads nothing of it
+ *    for 1 s is cut meanwhile: src/http/unread.ts);
  * 5. links close with 4000 "gateway shutting down" and `/acp` WebSockets with 1001, then the listener closes
  *    (whatever is left is cut, the sockets node's HTTP layer does not track included: upgraded or refused ones,
  *    HTTPS connections still in their handshake);

@@ -250,7 +250,7 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
     close() {
       closing ??= (async () => {
         // a drain that fails part-way (a store out of reach) still closes every part: nothing is left open
-        const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => (obs.draining = true) }).catch(
+        const deadline = await gracefulStop({ config: cfg, gatewayId: id, http, mesh, acp, store, logger, onDraining: () => obs.drain() }).catch(
           (err: unknown) => {
             logger.error('graceful stop failed part-way; closing what is open', { error: String((err as Error)?.message ?? err) });
             return Date.now();

@@ -11,6 +11,7 @@ import { STATUS_CODES, createServer as createHttp, type IncomingMessage, type Se
 import { Server as HttpsServer, createServer as createHttps } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { refuseUpgrade } from '../util/refuse-upgrade.js';
+import { cutUnread } from './unread.js';
 import { Server as TlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { GatewayError, stackOf, toGatewayError } from '../wire/errors.js';
@@ -96,6 +97,14 @@ export class HttpServer {
    * handshake timeout (120 s). Tracked per connection, not per request.
    */
   private readonly tcpConnections: Set<Duplex> | undefined;
+  /**
+   * Every connection the HTTP layer serves and still open (with TLS, the TLS socket, once its handshake is done): a
+   * stop cuts the ones whose ended response their client does not read (unread.ts). Tracked per connection, not per
+   * request.
+   */
+  private readonly served = new Set<Duplex>();
+  /** while a stop runs: ends the watch for unread responses */
+  private unwatchUnread: (() => void) | undefined;
   private readonly guard: RequestGuard;
   private readonly body: typeof DEFAULT_BODY;
   private readonly bodyBudget: BodyBudget;
@@ -107,6 +116,11 @@ export class HttpServer {
     this.server = opts.server ?? createNodeServer(opts.tls, this.body.timeoutMs);
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+    const served = this.served;
+    this.server.on(this.server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Duplex) => {
+      served.add(socket);
+      socket.once('close', () => served.delete(socket));
+    });
     if (this.server instanceof TlsServer) {
       const open = (this.tcpConnections = new Set<Duplex>());
       this.server.on('connection', (socket: Duplex) => {
@@ -234,9 +248,16 @@ export class HttpServer {
     throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
   }
 
-  /** Graceful stop, first step: /readyz says draining and new /v1 requests get 503 + Retry-After; the listener stays open. */
+  /**
+   * Graceful stop, first step: /readyz says draining and new /v1 requests get 503 + Retry-After; the listener stays
+   * open. From now on a response whose last bytes are written but whose client does not read them is cut after a
+   * second without progress (unread.ts), instead of holding the stop for the whole grace period.
+   */
   drain(): void {
     this.draining = true;
+    this.unwatchUnread ??= cutUnread(this.served, (waitingBytes) =>
+      this.opts.logger.info('graceful stop: cut a connection whose client did not read the end of its response', { waitingBytes }),
+    );
   }
 
   /** requests being served now (streams until they end) */
@@ -289,6 +310,7 @@ export class HttpServer {
     // HTTPS: a connection still in its TLS handshake is not one of node's HTTP connections: cut like the rest
     if (this.tcpConnections) for (const s of this.tcpConnections) s.destroy();
     await closed;
+    this.unwatchUnread?.();
   }
 }
 

@@ -35,8 +35,34 @@ export class Observability implements RouterObserver {
   readonly tracer: GatewayTracer | undefined;
   readonly rates = new RateWindow();
   readonly meter: RequestMeter;
-  /** set when graceful stop began (shown on the status page and in `switchyard status`) */
-  draining = false;
+  private stopBegun = false;
+  private readonly drainWaiters = new Set<() => void>();
+
+  /** true once a graceful stop began (shown on the status page and in `switchyard status`) */
+  get draining(): boolean {
+    return this.stopBegun;
+  }
+
+  /** The graceful stop began: `draining` turns true and every `onDrain` callback runs, once. */
+  drain(): void {
+    if (this.stopBegun) return;
+    this.stopBegun = true;
+    for (const w of [...this.drainWaiters]) w();
+    this.drainWaiters.clear();
+  }
+
+  /**
+   * Calls `cb` when the graceful stop begins (at once if it has): an endless stream (`/ui/events`) ends then, instead
+   * of at its next tick. Returns what unsubscribes it (a stream that ends first).
+   */
+  onDrain(cb: () => void): () => void {
+    if (this.stopBegun) {
+      cb();
+      return () => undefined;
+    }
+    this.drainWaiters.add(cb);
+    return () => this.drainWaiters.delete(cb);
+  }
 
   constructor(d: ObservabilityDeps) {
     this.metrics = new GatewayMetrics({ router: d.router, mesh: d.mesh, store: d.store, startedAt: this.startedAt });

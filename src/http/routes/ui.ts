@@ -68,14 +68,18 @@ async function streamSnapshots(d: OverviewDeps, res: ServerResponse, interval: n
     open = false;
     wake();
   });
+  // the stream has no end of its own: a stop ends it at once, not at its next snapshot (up to `interval` later, which
+  // held the stop that long); a client that does not read its end is cut by the server's stop (server.ts, cutUnread)
+  const unsubscribe = d.obs.onDrain(() => wake());
   while (open && !d.obs.draining && allowed()) {
     const snap = await buildOverview(d);
-    if (!open) break;
+    if (!open || d.obs.draining) break;
     res.write(`data: ${JSON.stringify(snap)}\n\n`);
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, interval);
       wake = () => (clearTimeout(t), resolve());
     });
   }
+  unsubscribe();
   if (!res.destroyed) res.end();
 }
