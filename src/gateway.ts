@@ -31,6 +31,7 @@ import type { KeyService } from './keys/service.js';
 import { adminKeyRoutes } from './http/routes/admin-keys.js';
 import { exchangeMeter, inboundApis } from './http/routes/apis.js';
 import { GatewayError } from './wire/errors.js';
+import { untilAborted } from './util/until-aborted.js';
 
 export interface Gateway {
   readonly id: string;
@@ -60,6 +61,12 @@ export interface Gateway {
 
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * aborts the start (a SIGTERM while it starts): a step waiting on a store or a collector is given up at once, what
+   * the start opened is closed, and the start rejects with the signal's reason; no listener is left. A part still
+   * opening when the abort came is closed when its open ends.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -81,7 +88,8 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
   const opened = new OpenedParts(logger);
   opened.add('providers', () => Promise.all([...providers.values()].map((p) => p.close())));
   try {
-    return await assemble(loaded, prepared, logger, opened);
+    opts.signal?.throwIfAborted();
+    return await assemble(loaded, prepared, logger, opened, opts.signal);
   } catch (err) {
     await opened.close();
     throw err;
@@ -89,13 +97,24 @@ export async function startGateway(loaded: LoadedConfig, opts: StartOptions = {}
 }
 
 /** The rest of a start, from the store on; `opened` gets each part once it is open (see startGateway). */
-async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa }: Prepared, logger: Logger, opened: OpenedParts): Promise<Gateway> {
+async function assemble(
+  loaded: LoadedConfig,
+  { providers, https, tls, bridgeCa }: Prepared,
+  logger: Logger,
+  opened: OpenedParts,
+  signal: AbortSignal | undefined,
+): Promise<Gateway> {
   const cfg = loaded.config;
-  const store = await openConfiguredStore(cfg, loaded.baseDir);
+  // the steps that wait on a store or a collector (a Redis that does not answer holds them for ever) are given up
+  // when the start is aborted; each part opened after the abort is closed as soon as its open ends
+  const store = await untilAborted(openConfiguredStore(cfg, loaded.baseDir), signal, (s) => s.close());
   opened.add('store', () => store.close());
   // The gateway id: configured, else generated once and persisted in the store.
-  const id = await persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8));
-  const keys = await openKeys(cfg, loaded.baseDir, logger);
+  const id = await untilAborted(
+    persistedGatewayId(store, cfg.gateway.id, () => newId('gw', 8)),
+    signal,
+  );
+  const keys = await untilAborted(openKeys(cfg, loaded.baseDir, logger), signal, (k) => k.close());
   opened.add('keys', (deadline) => keys.close(deadline)); // writes every pending usage record, or logs what it could not by the deadline
   const r = cfg.gateway.routing;
   const router = new Router({
@@ -127,15 +146,19 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
   );
   let selfUrl = '';
   // the tracer is started here: a construction that fails after that shuts it down before it throws
-  const obs = await Observability.open({
-    config: cfg,
-    gatewayId: id,
-    router,
-    mesh,
-    store,
-    // an agent's model requests (its session token) join the trace of the turn that is running
-    parentOf: (req) => modelTokens.traceParent(req),
-  });
+  const obs = await untilAborted(
+    Observability.open({
+      config: cfg,
+      gatewayId: id,
+      router,
+      mesh,
+      store,
+      // an agent's model requests (its session token) join the trace of the turn that is running
+      parentOf: (req) => modelTokens.traceParent(req),
+    }),
+    signal,
+    (o) => o.close(),
+  );
   opened.add('obs', async (deadline) => {
     // the pending spans are exported by the stop's deadline (at least 1 s): a collector that does not answer does
     // not hold the exit for the exporter's own timeout
@@ -226,6 +249,8 @@ async function assemble(loaded: LoadedConfig, { providers, https, tls, bridgeCa 
   opened.add('http', () => http.shutdown(0));
   // a listen that fails (the port in use, no permission) throws: startGateway closes what the start opened
   const addr = await http.listen();
+  // aborted while it listened (or during a step not raced above): the listener is closed with the rest (startGateway)
+  signal?.throwIfAborted();
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${http.scheme}://${hostForUrl}:${addr.port}`;
   const loopback = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : hostForUrl;
