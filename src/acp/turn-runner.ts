@@ -459,8 +459,9 @@ export class TurnRunner {
    */
   async shutdown(waitMs = 5_000, deadline = 0): Promise<void> {
     this.shuttingDown = true;
-    await this.unsubscribe?.().catch(() => undefined);
-    await this.permissions.close();
+    // the cross-instance cancel's and the permission prompts' subscriptions end together: each UNSUBSCRIBE is bounded
+    // (1 s) for a store that does not answer, and one after the other they held the stop 2 s
+    await Promise.all([this.unsubscribe?.().catch(() => undefined), this.permissions.close()]);
     const lives = [...this.sessions.values()];
     await Promise.all(lives.map((l) => this.closeLive(l, 'gateway shutting down', false)));
     await Promise.race([Promise.all(lives.map((l) => l.tail)), sleep(waitMs)]);

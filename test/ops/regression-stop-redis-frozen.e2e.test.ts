@@ -139,6 +139,19 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     expect(await exitWithin(g, 20_000)).toBe(0);
     // what could not be stored is said
     expect(g.logs()).toContain('graceful stop: session updates not stored: the store did not answer');
+    // from the grace's end: 1 s for the ACP layer's two UNSUBSCRIBEs (the cross-instance cancel's and the permission
+    // prompts', on the one subscriber connection), 5 s for the cancelled turn to end, 1 s for its last updates. The
+    // UNSUBSCRIBEs, each bounded to 1 s, ran one after the other: 8 s. Read from the gateway's own log clock.
+    const at = (msg: string) =>
+      Date.parse(
+        JSON.parse(
+          g
+            .logs()
+            .split('\n')
+            .find((l) => l.includes(msg))!,
+        ).t as string,
+      );
+    expect(at('graceful stop: session updates not stored') - at('graceful stop: grace period over')).toBeLessThan(7_500);
   });
 
   it('with gateway.shutdown.drainSessionsTo: the sessions that cannot be listed stay, the stop goes on', { timeout: 60_000 }, async () => {
