@@ -7,11 +7,15 @@
  * nothing of it for a second is cut. A client that reads gets its whole stream. Real processes, raw sockets whose
  * read side is paused.
  */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { adminGet, startProcess, waitFor } from '../helpers/env.js';
+import { adminGet, startProcess, tmpDir, waitFor } from '../helpers/env.js';
+import { selfSigned } from '../helpers/tls.js';
 import { exitWithin } from '../helpers/sharing-pair.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -49,9 +53,9 @@ async function gateway(extra: Record<string, unknown> = {}): Promise<GatewayProc
  * A client that sends its request, reads the first bytes of the answer (so the answer has begun), then stops
  * reading: its socket's read side stays paused, the kernel's buffers fill up.
  */
-async function nonReader(g: GatewayProcess, method: string, path: string, headers: Record<string, string>, body = ''): Promise<Socket> {
+async function nonReader(g: GatewayProcess, method: string, path: string, headers: Record<string, string>, body = '', ca?: string): Promise<Socket> {
   const { port } = new URL(g.url);
-  const socket: Socket = connect(Number(port), '127.0.0.1');
+  const socket: Socket = ca ? tlsConnect({ port: Number(port), host: '127.0.0.1', ca }) : connect(Number(port), '127.0.0.1');
   sockets.push(socket);
   socket.on('error', () => undefined);
   const head = Object.entries({ host: `127.0.0.1:${port}`, 'content-length': String(Buffer.byteLength(body)), ...headers })
@@ -132,6 +136,38 @@ describe('a graceful stop with clients that do not read', () => {
     const input = Array.from({ length: 512 }, (_, i) => `text ${i}`);
     await nonReader(g, 'POST', '/v1/embeddings', { 'content-type': 'application/json' }, JSON.stringify({ model: 'big-1', input, encoding_format: 'base64' }));
     g.proc.kill('SIGTERM');
+    expect(await exitWithin(g, 10_000)).toBe(0);
+    expect(g.logs()).toContain('graceful stop: cut a connection whose client did not read the end of its response');
+  });
+
+  it('with gateway.tls: cuts the large answer a client does not read, while one that reads gets it whole', { timeout: 60_000 }, async () => {
+    const dir = tmpDir();
+    const files = selfSigned(dir, 'unread');
+    const ca = readFileSync(files.cert, 'utf8');
+    const g = await gateway({ gateway: { id: 'gw_unread_tls', shutdownGraceMs: GRACE_MS, tls: files } });
+    const body = JSON.stringify({ model: 'big-1', input: Array.from({ length: 512 }, (_, i) => `text ${i}`), encoding_format: 'base64' });
+    await nonReader(g, 'POST', '/v1/embeddings', { 'content-type': 'application/json' }, body, ca);
+    // a client that reads the same answer, begun before the stop
+    const { port } = new URL(g.url);
+    let answered!: () => void;
+    const begun = new Promise<void>((r) => (answered = r));
+    const whole = new Promise<{ data: unknown[] }>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: Number(port), path: '/v1/embeddings', method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          answered();
+          const parts: Buffer[] = [];
+          res.on('data', (b: Buffer) => parts.push(b));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(parts).toString()) as { data: unknown[] }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    await begun;
+    g.proc.kill('SIGTERM');
+    expect((await whole).data).toHaveLength(512);
     expect(await exitWithin(g, 10_000)).toBe(0);
     expect(g.logs()).toContain('graceful stop: cut a connection whose client did not read the end of its response');
   });
