@@ -25,7 +25,7 @@ interface ServedSocket {
 
 /**
  * The bytes a socket still holds for its client, if its response is ended and not yet handed to the kernel whole;
- * else undefined. `writableLength` is what node's stream holds; the handle's `writeQueueSize` what libuv holds of
+ * else undefined (also when node does not show libuv's count). `writableLength` is what node's stream holds; the handle's `writeQueueSize` what libuv holds of
  * the writes it was given (it goes down as the kernel takes them, while `writableLength` waits for a whole write).
  */
 function waitingBytes(socket: Duplex): number | undefined {
@@ -33,7 +33,10 @@ function waitingBytes(socket: Duplex): number | undefined {
   const res = served._httpMessage;
   if (!res || !res.writableEnded || res.writableFinished) return undefined;
   const queued = served._handle?.writeQueueSize;
-  return socket.writableLength + (typeof queued === 'number' ? queued : 0);
+  // without libuv's count (a node whose internals moved) a slow reader of one large write looks stuck: judge nothing,
+  // so the response keeps the grace period as before
+  if (typeof queued !== 'number') return undefined;
+  return socket.writableLength + queued;
 }
 
 /**
