@@ -22,6 +22,7 @@ import type { BridgeMesh } from './bridge/mesh.js';
 import type { HttpServer } from './http/server.js';
 import type { SessionStore } from './sessions/store.js';
 import type { Logger } from './util/log.js';
+import { settledWithin } from './util/settled-within.js';
 
 export interface StopParts {
   config: Config;
@@ -35,7 +36,6 @@ export interface StopParts {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
-const NO_ANSWER = Symbol('no answer');
 
 /** Resolves with the stop's deadline (epoch ms), which the rest of the stop (the final usage write) shares. */
 export async function gracefulStop(p: StopParts): Promise<number> {
@@ -50,7 +50,7 @@ export async function gracefulStop(p: StopParts): Promise<number> {
   const target = p.config.gateway.shutdown.drainSessionsTo;
   if (target) await drainSessions(p, target, left);
   while (left() > 0 && (p.http.inflightRequests > 0 || !p.mesh.idle())) await sleep(25);
-  await Promise.race([turns, sleep(left())]);
+  await settledWithin(turns, left());
   const cut = p.http.inflightRequests;
   if (cut > 0) p.logger.warn('graceful stop: grace period over, cutting requests still in flight', { inflight: cut });
   return deadline;
@@ -66,9 +66,9 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
   try {
     // bounded by the deadline: a store connected but not answering (a Redis stopped) would hold the list, and the
     // stop, for ever
-    const listed = await Promise.race([p.store.list(), sleep(left()).then((): typeof NO_ANSWER => NO_ANSWER)]);
-    if (listed === NO_ANSWER) throw new Error('the store did not answer before the grace period ended');
-    sessions = listed;
+    const listing = p.store.list();
+    if (!(await settledWithin(listing, left()))) throw new Error('the store did not answer before the grace period ended');
+    sessions = await listing;
   } catch (err) {
     // the store is out of reach (a Redis gone, or not answering): the sessions stay where they are stored, and the
     // stop goes on
@@ -87,16 +87,16 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
     // bounded by the deadline (at least 1 s, as the transfer's offer is) whatever the transfer waits for: its
     // store reads and writes do not follow its timeoutMs, so a store that froze after the list held it for ever
     const transfer = p.mesh.transfers.transfer(s.id, peer.peer.id, { whenRunning: 'wait', timeoutMs: left() });
+    if (!(await settledWithin(transfer, Math.max(1000, left())))) {
+      stayed++;
+      // it may have got as far as the offer: the next start settles who owns it (reconcile, ensureOwned)
+      p.logger.warn('graceful stop: session transfer not finished by the deadline, the store or the peer did not answer', {
+        sessionId: s.id,
+      });
+      break;
+    }
     try {
-      const done = await Promise.race([transfer, sleep(Math.max(1000, left())).then((): typeof NO_ANSWER => NO_ANSWER)]);
-      if (done === NO_ANSWER) {
-        stayed++;
-        // it may have got as far as the offer: the next start settles who owns it (reconcile, ensureOwned)
-        p.logger.warn('graceful stop: session transfer not finished by the deadline, the store or the peer did not answer', {
-          sessionId: s.id,
-        });
-        break;
-      }
+      await transfer;
       moved++;
     } catch (err) {
       stayed++;
