@@ -67,7 +67,9 @@ export function startRetention(o: {
       if (!run) return;
       const waitMs = Math.max(REDIS_CLOSE_WAIT_MS, (deadline ?? 0) - Date.now());
       if (!(await settledWithin(run, waitMs)))
-        o.logger.warn(`graceful stop: ${o.what} pruning left unfinished: the store did not answer`, { waitedMs: waitMs });
+        o.logger.warn(`graceful stop: ${o.what} pruning left unfinished: the store did not answer within the stop's wait (the next start prunes the rest)`, {
+          waitedMs: waitMs,
+        });
     },
   };
 }
