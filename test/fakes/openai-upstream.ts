@@ -81,6 +81,11 @@ export interface OpenAiScenario extends Scenario {
   refuseTokenField?: 'max_tokens' | 'max_completion_tokens';
   /** the answer's `finish_reason` (non-stream, and the stream's finish chunk); default `tool_calls` with a tool call, else `stop` */
   finishReason?: string;
+  /**
+   * stream: the tool call's arguments as these pieces, one delta each (their join stands for `toolCall.arguments`,
+   * which a non-streaming answer still carries), instead of four equal fragments: a long tail after a given piece
+   */
+  argumentPieces?: string[];
 }
 
 export interface OpenAiFakeOptions {
@@ -475,7 +480,7 @@ export async function startOpenAiUpstream(scenario: OpenAiScenario, opts: OpenAi
     if (tool) {
       const open = { tool_calls: [{ index: 0, id: tool.id, type: 'function', function: { name: tool.name, arguments: '' } }] };
       if (!(await delta(toolOnly ? { role: 'assistant', content: null, ...open, refusal: null } : open))) return;
-      for (const f of fragments(tool.arguments)) if (!(await delta({ tool_calls: [{ index: 0, function: { arguments: f } }] }))) return;
+      for (const f of s.argumentPieces ?? fragments(tool.arguments)) if (!(await delta({ tool_calls: [{ index: 0, function: { arguments: f } }] }))) return;
     }
     if (withUsage && s.usageOnFinish) {
       if (!(await data(JSON.stringify({ ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }], usage })))) return;

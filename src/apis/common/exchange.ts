@@ -157,8 +157,23 @@ export function sourceHeaders(c: Candidate, requestId: string): Record<string, s
 }
 
 /**
+ * Thrown by a pump's `each` when its translator ended the stream itself on an answer it cannot carry (a Messages
+ * tool call whose arguments broke): `text`, ending in its error event, is the last the client gets. The upstream is
+ * cancelled at once, so it stops generating.
+ */
+export class StreamEnded extends Error {
+  constructor(readonly text: string) {
+    super('the stream was ended by its translator');
+  }
+}
+
+/**
  * Pumps a routed stream: `begin()` writes the response's head (and any opening event), then `each(chunk)`
- * returns the text to write for each chunk (may be ''). Resolves 'done' on a normal end, 'gone' when the client
+ * returns the text to write for each chunk (may be ''), or throws StreamEnded with the stream's last text: that is
+ * written, the upstream request is cancelled at once (the attempt's abort: no verdict on the channel, as the
+ * upstream did nothing wrong by the protocol), and the exchange is settled as served, charged what the upstream
+ * generated up to then (its count, when it sent one, else the chunks it delivered); it then resolves 'done', and
+ * the caller ends the response with nothing more. Resolves 'done' on a normal end, 'gone' when the client
  * left (the upstream is released), or rejects with the GatewayError that ended the stream abnormally (deadline
  * → UPSTREAM_TIMEOUT). Writes wait for 'drain'. The head is written here, inside the same guard as the chunks:
  * from the moment the route holds a routed stream, whatever throws (a header value Node refuses, say) ends the
@@ -174,6 +189,8 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
   // (a chunk `each` cannot translate) must end the attempt here, or it would hold its channel slot for good
   let reading = false;
   let begun = false;
+  // the text of the chunks translated from the current upstream read (written before the next read)
+  let text = '';
   try {
     begin();
     begun = true;
@@ -181,7 +198,7 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
     let chunk = routed.first;
     while (chunk !== undefined) {
       // the chunks the stream already holds (the rest of the same upstream read) are translated and written at once
-      let text = '';
+      text = '';
       do {
         if (chunk.usage) usage = chunk.usage;
         if (isOutputChunk(chunk)) sent++;
@@ -204,6 +221,13 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
     await ex.settle(usage, true, undefined, sent);
     return 'done';
   } catch (err) {
+    if (err instanceof StreamEnded) {
+      if (!res.destroyed) writeSse(res, text + err.text);
+      // return, not throw: the attempt ends cancelled (the upstream's connection closed), the channel's health untouched
+      await routed.rest.return?.();
+      await ex.settle(usage, true, undefined, sent);
+      return 'done';
+    }
     // the head could not go out: our failure, no verdict on the channel (return, not throw, ends the attempt)
     if (!begun) await routed.rest.return?.();
     else if (!reading) await routed.rest.throw?.(err);

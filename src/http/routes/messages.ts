@@ -16,7 +16,7 @@ import { anthropicToChat, checkCountTokens } from '../../apis/anthropic/request.
 import { toAnthropicMessage } from '../../apis/anthropic/response.js';
 import { AnthropicStreamWriter, nativeStart } from '../../apis/anthropic/stream.js';
 import { anthropicErrorEvent } from '../../apis/anthropic/errors.js';
-import { countAdmitted, pump, routeChat, sourceHeaders, startSse, type ApiContext } from '../../apis/common/exchange.js';
+import { countAdmitted, pump, routeChat, sourceHeaders, startSse, StreamEnded, type ApiContext } from '../../apis/common/exchange.js';
 import { readJsonSized, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { ANTHROPIC_EDGE } from './api-edges.js';
@@ -98,7 +98,10 @@ async function messages(
         }
         const chunk = parsedChunk(c.data);
         const head = started ? '' : ((started = true), w.start(chunk.id));
-        return head + w.chunk(chunk);
+        const out = head + w.chunk(chunk);
+        // tool arguments broke: the error event is the stream's end, and the upstream is stopped now (pump)
+        if (w.failure) throw new StreamEnded(out);
+        return out;
       },
     );
     if (end === 'gone') {
