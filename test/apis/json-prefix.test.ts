@@ -30,7 +30,7 @@ const CASES = [
 const BREAKING = new Set(['{"a":1}}', '{"a":1}{"b":2}', '{"re": "a\\.b", "x": 1}', '{"a": 01}', '{"a":1, }', '{"a": "x\ny"}']);
 
 describe('ObjectPrefix and toolArguments', () => {
-  it('let out only what the SDK parses; arguments cut at their end make the object the SDK reads from them, arguments that break fail', () => {
+  it('let out only what the SDK parses; arguments cut at their end make the object the SDK reads from them, arguments that break or never close fail', () => {
     for (const args of CASES) {
       const p = new ObjectPrefix();
       const n = p.feed(args);
@@ -42,7 +42,16 @@ describe('ObjectPrefix and toolArguments', () => {
         expect(() => toolArguments(args, 'read_file'), args).toThrow(
           `tool "read_file" whose arguments open as a JSON object and stop being JSON at offset ${n}`,
         );
-      } else expect(toolArguments(args), args).toEqual(partialParse(sent));
+      } else {
+        // cut at their end by the token limit: the object the SDK reads from the pieces a stream sends
+        expect(toolArguments(args, 'read_file', true), args).toEqual(partialParse(sent));
+        // ended otherwise: a whole object is itself; one that never closed fails, naming where it ends
+        if (p.complete) expect(toolArguments(args, 'read_file'), args).toEqual(JSON.parse(args));
+        else
+          expect(() => toolArguments(args, 'read_file'), args).toThrow(
+            `tool "read_file" whose arguments open as a JSON object and end at offset ${args.length} before it closes`,
+          );
+      }
     }
   });
 

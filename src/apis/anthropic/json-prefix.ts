@@ -13,7 +13,10 @@
  * Arguments that open as an object and then break (`{"path": "a\.b"}`, an invalid escape; a raw newline in a
  * string; `{"a":1}{"b":2}`) are not the call the model made, and no object the Messages API can carry holds what
  * follows the break: both paths fail the answer with `brokenArguments` (UPSTREAM_BAD_RESPONSE) rather than hand
- * the client a call without the members after it (a tool run without an argument the model gave). docs/apis.md.
+ * the client a call without the members after it (a tool run without an argument the model gave). Arguments that
+ * end before their object closes (`{"path": "src/ma`) fail alike (`unfinishedArguments`) unless the answer was cut
+ * short there (the output-token limit, or the content filter: the client is told by the stop reason), as the
+ * reading up to the last complete member would drop the unfinished one without a word. docs/apis.md.
  */
 import { GatewayError } from '../../wire/errors.js';
 import { quotedName } from '../../wire/openai.js';
@@ -313,12 +316,27 @@ export function brokenArguments(name: string, at: number): GatewayError {
 }
 
 /**
+ * The error of a tool call whose arguments open as a JSON object and end at offset `at` (their length) before the
+ * object closes, in an answer that was not cut short: the model did not finish the call, and the object up to its
+ * last complete member would drop the unfinished one without a word. Bounded as brokenArguments.
+ */
+export function unfinishedArguments(name: string, at: number): GatewayError {
+  return new GatewayError(
+    'UPSTREAM_BAD_RESPONSE',
+    `upstream answered a call of tool "${quotedName(name)}" whose arguments open as a JSON object and end at offset ${at} before it closes, ` +
+      'in an answer not cut by the token limit: a tool_use input is one object, and the unfinished member would be lost',
+    { details: { tool: quotedName(name), at } },
+  );
+}
+
+/**
  * A whole argument string as the Messages API's `input` object, the same object a stream of it makes: blank → `{}`;
  * a JSON object → itself; arguments that do not open as an object → `{"input": <text>}`; arguments that open as
- * one and end early (cut by the output-token limit) → the object as far as it is JSON (its complete members);
- * arguments that open as one and break → `brokenArguments` is thrown (`name`: the tool's, for its message).
+ * one and end early → the object as far as it is JSON (its complete members) when `cut` (the answer was cut short
+ * inside this call: the token limit), else `unfinishedArguments` is thrown; arguments that open as one and break →
+ * `brokenArguments` is thrown (`name`: the tool's, for its message).
  */
-export function toolArguments(args: string, name = ''): Record<string, unknown> {
+export function toolArguments(args: string, name = '', cut = false): Record<string, unknown> {
   if (!args.trim()) return {};
   try {
     const v: unknown = JSON.parse(args);
@@ -330,5 +348,6 @@ export function toolArguments(args: string, name = ''): Record<string, unknown> 
   const p = new ObjectPrefix();
   const n = p.feed(args);
   if (p.broken) throw brokenArguments(name, n);
+  if (!p.complete && !cut) throw unfinishedArguments(name, n);
   return p.repaired(args.slice(0, n));
 }

@@ -53,10 +53,18 @@ export function toAnthropicUsage(u: Usage | null | undefined, estimateIn: number
 
 /**
  * tool arguments are a JSON string in chat form and an object here: text that does not open as an object is
- * wrapped (`{"input": …}`), an object that ends early (cut by the token limit) is read as far as it is JSON, an
- * object that breaks fails the answer (toolArguments, the object or error a stream of the same arguments makes)
+ * wrapped (`{"input": …}`), an object that ends early is read as far as it is JSON when the answer was cut short
+ * inside it (`cut`) and fails the answer otherwise, an object that breaks fails the answer (toolArguments, the
+ * object or error a stream of the same arguments makes)
  */
 export const toolInput = toolArguments;
+
+/**
+ * The answer was cut short (the output-token limit, or the content filter), so its last tool call may be unfinished
+ * and the stop reason (`max_tokens`, `refusal`) tells the client so: that call's arguments are read as far as they
+ * are JSON. An unfinished call in an answer that ended otherwise fails it (unfinishedArguments).
+ */
+export const cutShort = (f: string | null | undefined): boolean => f === 'length' || f === 'content_filter';
 
 /**
  * A tool call's id as a tool_use id: the upstream's, or (none, or empty) one the gateway makes, unique across the
@@ -78,15 +86,25 @@ export function toAnthropicMessage(c: ChatCompletion, model: string, estimateIn:
   const reasoning = reasoningText(m);
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (typeof m?.content === 'string' && m.content) content.push({ type: 'text', text: m.content });
-  for (const tc of m?.tool_calls ?? [])
-    content.push({ type: 'tool_use', id: toolUseId(tc.id), name: tc.function.name, input: toolInput(tc.function.arguments, tc.function.name) });
+  const calls = m?.tool_calls ?? [];
+  const finish = choice?.finish_reason ?? 'stop';
+  // only the call being written when the answer was cut may be unfinished: the last one
+  const cut = cutShort(finish);
+  calls.forEach((tc, i) =>
+    content.push({
+      type: 'tool_use',
+      id: toolUseId(tc.id),
+      name: tc.function.name,
+      input: toolInput(tc.function.arguments, tc.function.name, cut && i === calls.length - 1),
+    }),
+  );
   return {
     id: messageId(c.id),
     type: 'message',
     role: 'assistant',
     model,
     content,
-    stop_reason: toStopReason(choice?.finish_reason ?? 'stop', (m?.tool_calls?.length ?? 0) > 0),
+    stop_reason: toStopReason(finish, calls.length > 0),
     stop_sequence: null,
     usage: toAnthropicUsage(c.usage, estimateIn),
   };

@@ -13,7 +13,11 @@
  *                                     there with the `error` event of the error a non-streaming answer of them is
  *                                     (brokenArguments; nothing after it is sent); arguments that do not
  *                                     open as an object (plain text, `{city: …}`) are held and sent whole at the
- *                                     block's close as `{"input": …}`, as toolInput makes them
+ *                                     block's close as `{"input": …}`, as toolInput makes them; arguments
+ *                                     that opened as an object and never closed end the stream with the
+ *                                     error (unfinishedArguments) instead of message_delta, unless the answer
+ *                                     was cut short inside that call (cutShort: the last call, `length` or
+ *                                     `content_filter`), as a non-streaming answer of them does
  *   message_delta (stop_reason, usage with the upstream's real counts), message_stop
  * A new kind of content closes the open block; blocks are numbered from 0 in order of appearance.
  * Arguments for a tool call whose block is already closed (interleaved parallel calls, which no chat
@@ -21,11 +25,11 @@
  * An abnormal end is `event: error` (./errors.ts) instead of message_delta/message_stop.
  */
 import type { ChatCompletionChunk, Usage } from '../../wire/openai.js';
-import { messageId, toAnthropicUsage, toStopReason, toolInput, toolUseId } from './response.js';
+import { cutShort, messageId, toAnthropicUsage, toStopReason, toolInput, toolUseId } from './response.js';
 import { reasoningText } from '../../wire/reasoning.js';
 import { isObj, jsonObject } from '../../util/is-object.js';
 import { sseFrame } from '../../util/lines.js';
-import { brokenArguments, ObjectPrefix, opensObject } from './json-prefix.js';
+import { brokenArguments, ObjectPrefix, opensObject, unfinishedArguments } from './json-prefix.js';
 import { anthropicErrorEvent } from './errors.js';
 import type { GatewayError } from '../../wire/errors.js';
 
@@ -81,6 +85,10 @@ export class AnthropicStreamWriter {
   private readonly scans = new Map<number, ObjectPrefix>();
   /** a tool block's tool name, for the error of arguments that break */
   private readonly toolNames = new Map<number, string>();
+  /** the last tool block opened: the one call a cut-short answer may leave unfinished */
+  private lastTool = -1;
+  /** held blocks closed while their arguments were only `{` (and blanks): their length, an unfinished object */
+  private readonly unclosed = new Map<number, number>();
   private finish: string | undefined;
   private usage: Usage | undefined;
   private broke: GatewayError | undefined;
@@ -137,6 +145,7 @@ export class AnthropicStreamWriter {
         block = this.index;
         this.toolBlock.set(tc.index, block);
         this.toolNames.set(block, name);
+        this.lastTool = block;
       }
       const args = tc.function?.arguments;
       if (args) out += this.toolArgs(block, args);
@@ -146,12 +155,41 @@ export class AnthropicStreamWriter {
     return out;
   }
 
-  /** The normal end: closes the open block, reports stop reason and the upstream's usage ('' after a `failure`). */
+  /**
+   * The normal end: closes the open block, reports stop reason and the upstream's usage ('' after a `failure`). A
+   * tool call left unfinished in an answer not cut short ends the stream with its error instead (`failure`).
+   */
   end(): string {
     if (this.broke) return '';
+    this.broke = this.unfinished();
+    if (this.broke) return anthropicErrorEvent(this.broke);
     const u = toAnthropicUsage(this.usage, this.estimateIn);
     const stop = toStopReason(this.finish, this.toolBlock.size > 0);
     return this.close() + ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: u }) + ev('message_stop', {});
+  }
+
+  /**
+   * The first tool call whose arguments opened as a JSON object and never closed, except the last call of an answer
+   * cut short (cutShort), which the stop reason says is unfinished: toolArguments' rule for a non-streaming answer.
+   */
+  private unfinished(): GatewayError | undefined {
+    const cut = cutShort(this.finish);
+    for (const [block, name] of this.toolNames) {
+      if (cut && block === this.lastTool) continue;
+      const scan = this.scans.get(block);
+      const held = this.held.get(block);
+      // a scan that broke ended the stream already; ObjectPrefix.closed() marks a block sent whole
+      const at =
+        scan && !scan.broken
+          ? scan.complete
+            ? undefined
+            : scan.length
+          : held !== undefined && held.trim() && opensObject(held) === undefined
+            ? held.length
+            : this.unclosed.get(block);
+      if (at !== undefined) return unfinishedArguments(name, at);
+    }
+    return undefined;
   }
 
   private toolArgs(block: number, args: string): string {
@@ -208,7 +246,9 @@ export class AnthropicStreamWriter {
       this.held.delete(this.index);
       // sent whole: a late piece for this block (interleaved calls) would break what went out
       this.scans.set(this.index, ObjectPrefix.closed());
-      if (held.trim()) out += inputDelta(this.index, JSON.stringify(toolInput(held)));
+      // only `{` so far: an object that never closed (unfinished, unless it is the call a cut answer ended in)
+      if (held.trim() && opensObject(held) === undefined) this.unclosed.set(this.index, held.length);
+      if (held.trim()) out += inputDelta(this.index, JSON.stringify(toolInput(held, this.toolNames.get(this.index), true)));
     }
     return out + ev('content_block_stop', { index: this.index });
   }

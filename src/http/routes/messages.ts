@@ -109,7 +109,7 @@ async function messages(
       return;
     }
     res.end(native ? undefined : (started ? '' : w.start(undefined)) + w.end());
-    // the answer could not be carried (tool arguments that broke): its error event was the stream's end
+    // the answer could not be carried (tool arguments that broke, or never closed): its error event was the stream's end
     const f = w.failure;
     if (f) ctx.logger.warn('stream ended with an error', { requestId, api: 'anthropic', channel: ex.routed.candidate.id, code: f.code, message: f.message });
   } catch (err) {
