@@ -10,7 +10,8 @@
  * The other translating edges, for the same arguments and for arguments that break (no source change there):
  * `/v1/responses` carries arguments as the string the model wrote, so both are passed through whole, streamed (every
  * delta, and `.done`) and not; Gemini sends a call whole, so arguments that are no JSON object go as
- * `{"input": <text>}`, nothing dropped (docs/apis.md).
+ * `{"input": <text>}`, nothing dropped (docs/apis.md). Regression there: arguments that are JSON but no object
+ * (`["src/main.ts", …]`) went out as a non-object `args`, which Gemini's Struct cannot be; they go as `{"input": …}` too.
  *
  * A real gateway in this process over the project's fake OpenAI upstream; the official Anthropic and OpenAI SDKs,
  * raw SSE for the exact events.
@@ -24,11 +25,14 @@ import { call, channelOf, cleanupDirs, sseData, startGw } from '../helpers/env.j
 
 const BROKEN = '{"mode": "r", "path": "a\\.b", "recursive": true}';
 const UNFINISHED = '{"mode": "r", "path": "src/ma';
+/** JSON, but no object */
+const LIST = '["src/main.ts", "src/util.ts"]';
 
 let gw: Gateway;
 let unfinished: OpenAiFake;
 let filtered: OpenAiFake;
 let broken: OpenAiFake;
+let listArgs: OpenAiFake;
 let anthropic: Anthropic;
 let openai: OpenAI;
 
@@ -36,12 +40,14 @@ beforeAll(async () => {
   unfinished = await startOpenAiUpstream({ toolCall: { id: 'call_u1', name: 'read_file', arguments: UNFINISHED } });
   filtered = await startOpenAiUpstream({ toolCall: { id: 'call_f1', name: 'read_file', arguments: UNFINISHED }, finishReason: 'content_filter' });
   broken = await startOpenAiUpstream({ toolCall: { id: 'call_b1', name: 'read_file', arguments: BROKEN } });
+  listArgs = await startOpenAiUpstream({ toolCall: { id: 'call_l1', name: 'read_file', arguments: LIST } });
   gw = await startGw({
     gateway: { routing: { retries: 0 } },
     channels: [
       channelOf(unfinished, 'oai-unfinished', ['unfinished-args']),
       channelOf(filtered, 'oai-filtered', ['filtered-args']),
       channelOf(broken, 'oai-broken', ['broken-args']),
+      channelOf(listArgs, 'oai-list', ['list-args']),
     ],
   });
   anthropic = new Anthropic({ apiKey: 'x', baseURL: gw.url, maxRetries: 0, timeout: 15_000 });
@@ -49,7 +55,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await gw?.close();
-  for (const f of [unfinished, filtered, broken]) await f?.close();
+  for (const f of [unfinished, filtered, broken, listArgs]) await f?.close();
   cleanupDirs();
 });
 
@@ -151,6 +157,8 @@ describe('Gemini: a function call goes whole, so arguments that are no JSON obje
   for (const [model, args] of [
     ['broken-args', BROKEN],
     ['unfinished-args', UNFINISHED],
+    // regression: JSON that is no object went out as `args: [...]`, which Gemini's Struct cannot be
+    ['list-args', LIST],
   ] as const)
     it(`${model}: the text whole, with finishReason STOP, non-streamed and streamed`, async () => {
       const g = await gemini(model, 'generateContent');

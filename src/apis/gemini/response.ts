@@ -32,13 +32,21 @@ export function toUsageMetadata(u: Usage | null | undefined, estimateIn: number)
   return m;
 }
 
+/**
+ * A tool call as a `functionCall` part. Its `args` is an object (a protobuf Struct): blank arguments are `{}`, a
+ * JSON object is itself, and anything else goes whole as `{"input": <text>}`: plain text, JSON that is no object
+ * (`["a.txt"]`, `"Paris"`, `5`, which reached the client as a non-object `args`), and arguments that open as an
+ * object and then break or never close, whatever the stop (nothing dropped: docs/apis.md, Gemini "Tool arguments").
+ */
 export function callPart(tc: Pick<ToolCall, 'id'> & { function: { name: string; arguments: string } }): Record<string, unknown> {
+  const text = tc.function.arguments;
   let args: unknown;
   try {
-    args = tc.function.arguments.trim() ? JSON.parse(tc.function.arguments) : {};
+    args = text.trim() ? JSON.parse(text) : {};
   } catch {
-    args = { input: tc.function.arguments };
+    args = undefined;
   }
+  if (!args || typeof args !== 'object' || Array.isArray(args)) args = { input: text };
   return { functionCall: { id: tc.id, name: tc.function.name, args } };
 }
 
