@@ -324,7 +324,7 @@ export function unfinishedArguments(name: string, at: number): GatewayError {
   return new GatewayError(
     'UPSTREAM_BAD_RESPONSE',
     `upstream answered a call of tool "${quotedName(name)}" whose arguments open as a JSON object and end at offset ${at} before it closes, ` +
-      'in an answer not cut by the token limit: a tool_use input is one object, and the unfinished member would be lost',
+      'and the answer was not cut short inside it: a tool_use input is one object, and the unfinished member would be lost',
     { details: { tool: quotedName(name), at } },
   );
 }
