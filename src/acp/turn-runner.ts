@@ -74,7 +74,11 @@ export interface QueuedNotice {
 /** Receives the params of each `session.update` of one turn. Must not throw (errors are swallowed). */
 export type UpdateSink = (params: Record<string, unknown>) => void;
 
-/** store pub/sub channel for cross-instance cancels: `{ sessionId, holder }` (the lease holder that runs it) */
+/**
+ * store pub/sub channel between instances sharing the store: a cancel `{ sessionId, holder }` (the lease holder that
+ * runs it), and a close `{ sessionId, closedBy }` (the instance that closed it: every other one ends its live session
+ * of that id, with the agent behind it and its model-API token)
+ */
 const CANCEL_CHANNEL = 'acp.cancel';
 
 /** A turn's span: its traceparent goes to the runtime; `end` is called once with the turn's status. */
@@ -325,10 +329,16 @@ export class TurnRunner {
   /** Listens for cancels addressed to this instance's turns by other instances (see cancel()). */
   async listen(): Promise<void> {
     this.unsubscribe = await this.o.store.subscribe(CANCEL_CHANNEL, (msg) => {
-      const m = msg as { sessionId?: unknown; holder?: unknown };
+      const m = msg as { sessionId?: unknown; holder?: unknown; closedBy?: unknown };
       if (typeof m?.sessionId === 'string' && m.holder === this.holder) {
         this.permissions.cancelSession(m.sessionId);
         this.cancelLocal(m.sessionId);
+      }
+      if (typeof m?.sessionId === 'string' && typeof m.closedBy === 'string' && m.closedBy !== this.holder) {
+        const sessionId = m.sessionId;
+        void this.closedElsewhere(sessionId).catch((err: unknown) =>
+          this.o.logger.warn('a session closed on another instance could not be ended here', { sessionId, error: String(err) }),
+        );
       }
     });
     await this.permissions.listen();
@@ -408,7 +418,24 @@ export class TurnRunner {
         s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } }),
       );
     }
+    // another instance sharing the store may hold a live session of this id (its agent, its llm token): it ends it
+    await this.o.store
+      .publish(CANCEL_CHANNEL, { sessionId, closedBy: this.holder })
+      .catch((err: unknown) => this.o.logger.warn('the close could not be told to the other instances', { sessionId, error: String(err) }));
     return { accepted: true, closed: existed };
+  }
+
+  /**
+   * Another instance closed `sessionId`: a live session of it here ends (its agent stops, its llm token is revoked),
+   * unless the record is open again by now (a session.start reused the id after the close).
+   */
+  private async closedElsewhere(sessionId: string): Promise<void> {
+    const live = this.sessions.get(sessionId);
+    if (!live || live.closed) return;
+    const rec = await this.o.store.get(sessionId);
+    if (this.sessions.get(sessionId) !== live || live.closed) return;
+    if (rec && rec.status !== 'closed') return;
+    await this.closeLive(live, 'closed by session.close on another instance');
   }
 
   /**
