@@ -30,7 +30,9 @@ beforeAll(async () => {
     store: { kind: 'redis', url: redis.url },
     acp: {
       tokens: [ACP],
-      agents: [{ id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' }],
+      agents: [
+        { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
+      ],
     },
   };
   [g1, g2] = await Promise.all([startProcess(cfg), startProcess(cfg)]);
