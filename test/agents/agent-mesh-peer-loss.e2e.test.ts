@@ -4,8 +4,11 @@
  * process). The peer that got the call is SIGKILLed while its upstream holds the answer:
  *  - with another candidate (the other peer), A fails over and the agent gets its answer (200);
  *  - with none left, the agent gets a clean error status (no hang), and either way the turn ends and the session
- *    takes its next turn.
+ *    takes its next turn;
+ *  - a streamed call whose first chunk reached the agent cannot fail over: its stream ends with an error event.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
@@ -87,5 +90,36 @@ describe('the peer serving an agent’s model call goes away mid-call', () => {
     // 3. the session is not hung: it takes its next turn
     const r3 = (await rpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'hello again' }, 30_000)).result;
     expect(r3).toMatchObject({ success: true });
+  }, 60_000);
+
+  it('a streamed call cut after its first chunk ends with an error event; the turn ends, the session goes on', async () => {
+    const up = await startOpenAiUpstream({ reply: 'one two three four', chunkDelayMs: 10, stallAfterChunks: 1 });
+    ups.push(up);
+    const b = await peer('gw_loss_s', up);
+    const a = await startProcess({
+      gateway: {
+        id: 'gw_loss_sa',
+        name: 'laptop-s',
+        bridges: [{ name: 'gw_loss_s', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }],
+      },
+      channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
+      acp: {
+        tokens: [ACP],
+        agents: [
+          { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'fo-model' }, permissions: 'allow' },
+        ],
+      },
+    });
+    procs.push(a);
+    await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers[0]?.state === 'open', 'A→B link');
+    const sid = 'loss-stream-1';
+    const turn = rpc(a.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'llmstream tell me', routing: agentRouting('hermes') }, 30_000);
+    await waitFor(() => existsSync(path.join(a.dir, 'workspaces', sid, '.stream-started')) || undefined, 'the first chunk at the agent');
+    b.kill('SIGKILL');
+    const r = (await turn).result;
+    expect(r, a.logs().slice(-3000)).toMatchObject({ success: true });
+    expect(r.output).toMatch(/^llmstream 200 one \| error /);
+    expect(r.output).not.toContain('sy-agent-');
+    expect((await rpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'hello again' }, 30_000)).result).toMatchObject({ success: true });
   }, 60_000);
 });

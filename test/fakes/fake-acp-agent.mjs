@@ -30,6 +30,9 @@
 //   history                replies "history: <earlier prompts of this session, joined by |>"
 //   llm <text>             calls $OPENAI_BASE_URL/chat/completions with $OPENAI_API_KEY (as Hermes does), asking for
 //                          model "fake-agent-own-model"; replies "llm <status> <model>: <content or error message>"
+//   llmstream <text>       the same call streamed; writes <session cwd>/.stream-started at the first content chunk,
+//                          reads to the end, replies "llmstream <status> <content> | <end>", end: done (a [DONE]
+//                          line), error <message> (an in-band error event), cut (the body ended without either)
 //   llm-config             replies with $HERMES_HOME/config.yaml
 //   model                  replies "model: <the session's current model option value>"
 // Hostile turns (an agent the gateway must survive):
@@ -402,6 +405,47 @@ async function turn(sessionId, text) {
         return reply(`llm ${res.status} ${body.model ?? '-'}: ${body.choices?.[0]?.message?.content ?? body.error?.message}`);
       } catch (err) {
         return reply(`llm failed: ${err.message}`);
+      }
+    }
+    case 'llmstream': {
+      try {
+        const res = await fetch(`${process.env.OPENAI_BASE_URL}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.OPENAI_API_KEY}` },
+          body: JSON.stringify({ model: 'fake-agent-own-model', stream: true, messages: [{ role: 'user', content: rest.join(' ') }] }),
+        });
+        let content = '';
+        let end = 'cut';
+        let buf = '';
+        const dec = new TextDecoder();
+        try {
+          for await (const chunk of res.body) {
+            buf += dec.decode(chunk, { stream: true });
+            let i;
+            while ((i = buf.indexOf('\n')) !== -1) {
+              const line = buf.slice(0, i).trim();
+              buf = buf.slice(i + 1);
+              if (!line.startsWith('data:')) continue;
+              const data = line.slice(5).trim();
+              if (data === '[DONE]') {
+                end = 'done';
+                continue;
+              }
+              const ev = JSON.parse(data);
+              if (ev.error) end = `error ${ev.error.message}`;
+              const piece = ev.choices?.[0]?.delta?.content;
+              if (piece) {
+                if (!content) writeFileSync(path.join(s.cwd, '.stream-started'), '1');
+                content += piece;
+              }
+            }
+          }
+        } catch (err) {
+          end = `cut ${err.message}`;
+        }
+        return reply(`llmstream ${res.status} ${content} | ${end}`);
+      } catch (err) {
+        return reply(`llmstream failed: ${err.message}`);
       }
     }
     case 'llm-config':
