@@ -220,6 +220,19 @@ describe('an llm agent’s session token across the mesh', () => {
     expect((await chat(a, token)).status).toBe(401);
   });
 
+  it('a session.start that restarts the id revokes the old token; the new run gets its own', async () => {
+    const sid = 'mesh-restart-id-1';
+    await turn(a, ACP, sid, 'hi', true);
+    const old = await tokenOf(a, ACP, sid);
+    expect((await chat(a, old)).status).toBe(200);
+    expect((await turn(a, ACP, sid, 'llm again', true)).output).toBe(`llm 200 peer-model: ${PEER_REPLY}`);
+    expect((await chat(a, old)).status).toBe(401);
+    const fresh = await tokenOf(a, ACP, sid);
+    expect(fresh).not.toBe(old);
+    expect((await chat(a, fresh)).status).toBe(200);
+    await rpc(a.url, ACP, 'session.close', { sessionId: sid });
+  });
+
   it('a restarted gateway knows no token of before; the session’s next turn gets a new one that works', async () => {
     const sid = 'mesh-restart-1';
     expect((await turn(a, ACP, sid, 'llm before restart', true)).output).toBe(`llm 200 peer-model: ${PEER_REPLY}`);
