@@ -170,7 +170,8 @@ describe('an llm agent’s session token across the mesh', () => {
     expect(JSON.stringify(printed.updates)).toContain('[REDACTED]');
     await acpRpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'leak' });
     await waitFor(() => a.logs().includes('fake agent environment'), 'the agent’s stderr in the log');
-    const tasks = await rpc(a.url, ACP, 'xworkmate.tasks.get', { sessionId: sid });
+    const tasks = await rpc(a.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 });
+    expect(JSON.stringify(tasks.result.updates)).toContain('[REDACTED]');
     expect(JSON.stringify(tasks)).not.toContain(token);
     expect(JSON.stringify(await adminGet(a.url, `/admin/sessions/${sid}`, ADMIN))).not.toContain(token);
     expect(JSON.stringify(await adminGet(a.url, '/admin/sessions', ADMIN))).not.toContain(token);
