@@ -195,6 +195,20 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     expect((await turn(sessionId, 'hermes', 'home-mode', false)).output).toBe('home-mode 700');
     const auth = { authorization: `Bearer ${token}` };
     expect((await fetch(`${gw.url}/v1/models`, { headers: auth })).status).toBe(200);
+    // every model API answers in the name of the model that served it (the pinned one), not the one asked for
+    const post = (p: string, body: unknown, extra: Record<string, string> = {}) =>
+      fetch(`${gw.url}${p}`, { method: 'POST', headers: { ...auth, ...extra, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const msg = await post('/v1/messages', { model: 'claude-asked-for', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    expect([msg.status, ((await msg.json()) as { model: string }).model]).toEqual([200, 'mock-1']);
+    const streamed = await (
+      await post('/v1/messages', { model: 'claude-asked-for', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] })
+    ).text();
+    expect(streamed).toContain('"model":"mock-1"');
+    expect(streamed).not.toContain('claude-asked-for');
+    const resp = await post('/v1/responses', { model: 'gpt-asked-for', input: 'hi' });
+    expect([resp.status, ((await resp.json()) as { model: string }).model]).toEqual([200, 'mock-1']);
+    const chat = await post('/v1/chat/completions', { model: 'gpt-asked-for', messages: [{ role: 'user', content: 'hi' }] });
+    expect([chat.status, ((await chat.json()) as { model: string }).model]).toEqual([200, 'mock-1']);
     // …and nothing else does
     expect((await fetch(`${gw.url}/admin/status`, { headers: auth })).status).toBe(401);
     const acp = await fetch(`${gw.url}/acp/rpc`, {

@@ -69,9 +69,10 @@ async function messages(
   const chat = anthropicToChat(body, leftOut);
   const raw = body as Record<string, unknown>;
   withNative(chat, { api: 'anthropic-messages', body: raw, headers: passHeaders(req), ...(leftOut.first ? { untranslatable: leftOut.first } : {}) });
-  const model = chat.model;
   const estimateIn = estimateTokens(bytes);
   const ex = await routeChat(ctx, req, res, chat, requestId, principal, 'anthropic');
+  // after routing: an agent's session token pins the model (routeChat), and the answer names the one that served it
+  const model = chat.model;
   const headers = ex.headers;
   if (!ex.routed.stream) {
     const reply = ex.routed.reply;

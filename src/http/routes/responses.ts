@@ -101,7 +101,8 @@ async function create(
       .map((n) => n.replace(/[^\w.-]/g, ''))
       .join(',')
       .slice(0, 512);
-  const shell = skeleton(newResponseId(), body, body.model);
+  // chat.model: an agent's session token pins the model (routeChat), and the answer names the one that served it
+  const shell = skeleton(newResponseId(), body, chat.model);
 
   if (!ex.routed.stream) {
     const reply = ex.routed.reply;
