@@ -615,7 +615,7 @@ export class Router {
         }
         return p.then(settle, failed);
       },
-      return: () => abandon(new GatewayError('CANCELLED', 'stream abandoned by the client')),
+      return: () => abandon(new GatewayError('CANCELLED', 'stream abandoned before its end (the client left, or the gateway ended it)')),
       // the consumer found the stream unusable (a chunk it cannot translate): the attempt failed with that error
       throw: (err: unknown) => abandon(toGatewayError(err)),
     };
