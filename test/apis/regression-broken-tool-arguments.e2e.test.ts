@@ -23,8 +23,8 @@ import type { Gateway } from '../../src/gateway.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { call, channelOf, cleanupDirs, sseData, startGw, waitFor } from '../helpers/env.js';
 import { admin, createKey } from '../keys/helpers.js';
+import { BROKEN, readFileBody as body } from './read-file-tool.js';
 
-const BROKEN = '{"mode": "r", "path": "a\\.b", "recursive": true}';
 /** a long tail after the piece that breaks the arguments: 200 more pieces, 25 ms apart (5 s) */
 const TAIL = Array.from({ length: 200 }, (_, i) => `, "k${i}": ${i}`);
 let gw: Gateway;
@@ -67,17 +67,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const body = (model: string) => ({
-  model,
-  max_tokens: 100,
-  messages: [{ role: 'user' as const, content: 'read it' }],
-  tools: [
-    {
-      name: 'read_file',
-      input_schema: { type: 'object' as const, properties: { mode: { type: 'string' }, path: { type: 'string' }, recursive: { type: 'boolean' } } },
-    },
-  ],
-});
 const MESSAGE = 'upstream answered a call of tool "read_file" whose arguments open as a JSON object and stop being JSON at offset 25';
 
 describe('/v1/messages: tool arguments that open as a JSON object and break', () => {

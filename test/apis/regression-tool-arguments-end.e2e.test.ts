@@ -22,8 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { call, channelOf, cleanupDirs, sseData, startGw } from '../helpers/env.js';
+import { BROKEN, readFileBody as body } from './read-file-tool.js';
 
-const BROKEN = '{"mode": "r", "path": "a\\.b", "recursive": true}';
 const UNFINISHED = '{"mode": "r", "path": "src/ma';
 /** JSON, but no object */
 const LIST = '["src/main.ts", "src/util.ts"]';
@@ -59,17 +59,6 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const body = (model: string) => ({
-  model,
-  max_tokens: 100,
-  messages: [{ role: 'user' as const, content: 'read it' }],
-  tools: [
-    {
-      name: 'read_file',
-      input_schema: { type: 'object' as const, properties: { mode: { type: 'string' }, path: { type: 'string' }, recursive: { type: 'boolean' } } },
-    },
-  ],
-});
 const names = (text: string) => [...text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
 const lastError = (text: string) => JSON.parse(sseData(text).at(-1)!) as { type: string; error: { type: string; code: string; message: string } };
 const UNFINISHED_MESSAGE = `upstream answered a call of tool "read_file" whose arguments open as a JSON object and end at offset ${UNFINISHED.length} before it closes`;
