@@ -8,7 +8,8 @@
  * - outbound bridges connected, disconnected, re-dialled when changed (a removed or changed bridge's link closes at
  *   once, and what is in flight on it fails with PEER_UNAVAILABLE: the one exception to the rule above);
  * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
- * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings;
+ * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings; an inbound
+ *   bridge link opened with an allowedTokens entry the file removes is closed (4401), as its next handshake would be;
  * - ACP agents and gateway providers added, removed and changed, when the ACP layer supports it (its new runtime
  *   table is built before anything is applied, and swapped in whole by the apply).
  * - the HTTPS certificate and key (`gateway.tls`, other files or the same files rewritten, as a renewal does):
@@ -220,6 +221,9 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   replaceArray(b.shareChannels, n.bridge.shareChannels);
   replaceArray(b.shareAgents, n.bridge.shareAgents);
   for (const k of ['enabled', 'maxPeers', 'allowedTokens', 'shareChannels', 'shareAgents']) note(`gateway.bridge.${k}`, `gateway.bridge.${k} updated`);
+  // fail closed: a peer whose token was removed loses its open link too, not only its next handshake
+  for (const name of t.mesh.revokeTokens(b.allowedTokens))
+    report.applied.push(`bridge link ${name} closed (its token is no longer in gateway.bridge.allowedTokens)`);
 
   if (commitAcp) {
     replaceArray(live.acp.agents, next.acp.agents);

@@ -6,6 +6,7 @@
  * Over 400 lines: it is the one owner of the set of links, and admission, resharing on reload, drain and close
  * all change that set; the per-link parts already live in their own files (link.ts and its parts).
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
@@ -210,6 +211,31 @@ export class BridgeMesh implements MeshContext {
     this.idsPerToken.set(token, n + 1);
     this.idTokens.set(peerId, digest);
     return true;
+  }
+
+  /**
+   * Config reload: `gateway.bridge.allowedTokens` is now `allowed`. Every inbound link opened with a token no longer
+   * in it is closed (4401, AUTH_FAILED: its dialler does not retry; what is in flight on it fails as on any close),
+   * and the ids bound to such a token are unbound (no hello can present it any more, so the binding protects nothing,
+   * and its peers may come back with a token that is accepted). Returns the names of the links closed.
+   */
+  revokeTokens(allowed: readonly string[]): string[] {
+    const kept = new Set(allowed.map((t) => createHash('sha256').update(t).digest('hex')));
+    const closed: string[] = [];
+    for (const [peerId, digest] of [...this.idTokens]) {
+      const hex = digest.toString('hex');
+      if (kept.has(hex)) continue;
+      this.idTokens.delete(peerId);
+      const n = (this.idsPerToken.get(hex) ?? 1) - 1;
+      if (n > 0) this.idsPerToken.set(hex, n);
+      else this.idsPerToken.delete(hex);
+      const link = this.links.get(peerId);
+      if (link && link.role === 'responder') {
+        link.close(CLOSE.AUTH_FAILED, 'bridge token no longer accepted');
+        closed.push(link.name);
+      }
+    }
+    return closed;
   }
 
   responderSettings(): { limits: BridgeLimits; allowedTokens: string[]; maxPeers: number; versions: readonly string[] } {
