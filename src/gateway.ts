@@ -4,7 +4,7 @@
  */
 import { Server as TlsServer } from 'node:tls';
 import type { LoadedConfig } from './config/load.js';
-import { resolvePath } from './config/load.js';
+import { ConfigError, resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { prepareConfig, type Prepared } from './gateway-prepare.js';
 import { Router } from './router/router.js';
@@ -214,7 +214,11 @@ async function assemble(
         readForReload(loaded.path, cfg),
       );
     });
-    reloading = run.catch(() => undefined);
+    // a refusal is logged as well as answered: the log is where an operator looks after a `systemctl reload`
+    reloading = run.catch((err: unknown) => {
+      const problems = err instanceof ConfigError ? err.problems : [String((err as Error)?.message ?? err)];
+      logger.warn('config not reloaded, the running config is unchanged', { problems });
+    });
     return run;
   };
   const routes: RouteHandler[] = [

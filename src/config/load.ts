@@ -50,12 +50,14 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: stri
     return value.replace(VAR, (whole, escaped: string, name: string) => {
       if (escaped) return `\${${name}}`;
       if (!/^[A-Z_][A-Z0-9_]*$/.test(name)) {
-        problems.push(`${fmtPath(path)}: \${${name}} is not a valid variable name (use [A-Z_][A-Z0-9_]*)`);
+        // worded so that no word of 4+ characters follows `<key>: `: under a key named like a credential (`apiKey: …`,
+        // `token: …`) it would read as the credential's value, and every error body and log line scrubs that shape
+        problems.push(`${fmtPath(path)}: the name in \${${name}} is not a valid variable name (use [A-Z_][A-Z0-9_]*)`);
         return whole;
       }
       const v = env[name];
       if (v === undefined) {
-        problems.push(`${fmtPath(path)}: environment variable ${name} is not set`);
+        problems.push(`${fmtPath(path)}: the environment variable ${name} is not set`);
         return '';
       }
       return v;

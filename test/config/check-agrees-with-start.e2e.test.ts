@@ -110,7 +110,7 @@ const BAD: Array<{ what: string; raw: () => Record<string, unknown>; problems: (
   {
     what: 'a secret from an environment variable that is not set',
     raw: () => ({ channels: [{ name: 'oa', provider: 'openai', apiKey: '${SY_CHECK_SURELY_UNSET}', models: ['x'] }] }),
-    problems: () => ['channels.0.apiKey: environment variable SY_CHECK_SURELY_UNSET is not set'],
+    problems: () => ['channels.0.apiKey: the environment variable SY_CHECK_SURELY_UNSET is not set'],
   },
   {
     what: 'TLS files that do not exist',
