@@ -65,7 +65,7 @@ describe('a refused reload', () => {
     expect(gw.logs()).not.toContain(KEY);
 
     // the running config is unchanged: the channel is still routed
-    const models = await (await fetch(`${gw.url}/v1/models`)).json();
-    expect(models.data.map((m: any) => m.id)).toContain('gpt-x');
+    const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toContain('gpt-x');
   });
 });
