@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import JSON5 from 'json5';
+import { pathDeeperThan } from '../wire/json-depth.js';
 import { configSchema, type Config } from './schema.js';
 import { configScrubber } from './secrets.js';
 
@@ -41,6 +42,9 @@ export interface LoadedConfig {
   /** relative paths in the config (tls, ca, store, workspaceRoot) resolve against this folder */
   baseDir: string;
 }
+
+/** how deep a config file may nest (a real one nests a few levels; its free-form `options` a few more) */
+const MAX_CONFIG_DEPTH = 128;
 
 const VAR = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
@@ -200,6 +204,11 @@ export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.e
   } catch (err) {
     throw new ConfigError([`not valid JSON5: ${(err as Error).message}`], path);
   }
+  // JSON5.parse takes any depth, the checks below walk the value recursively: a file nested deeper than any config
+  // is refused here, by key path, instead of exhausting the stack (an internal error at a reload, a bare
+  // "Maximum call stack size exceeded" at a start or `config check`)
+  const deep = pathDeeperThan(raw, MAX_CONFIG_DEPTH);
+  if (deep) throw new ConfigError([`${fmtPath(deep.slice(0, 4))}${deep.length > 4 ? '…' : ''}: nested deeper than ${MAX_CONFIG_DEPTH} levels`], path);
   return { config: validateConfig(raw, path, env), path, baseDir: dirname(path) };
 }
 

@@ -6,6 +6,8 @@
  *   The same for a variable name that is not valid (`token: ${bad} …`).
  * - a refusal was answered but never logged: the gateway's log said nothing of a reload refused through the admin
  *   API (nor of one by SIGHUP, which only wrote its own stderr text). Now a warn line lists the problems.
+ * - a file nested deeper than any config (JSON5 parses any depth) exhausted the stack of the checks that walk it: the
+ *   reload answered `500 internal` with no problem (a start and `config check`: "Maximum call stack size exceeded").
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +67,21 @@ describe('a refused reload', () => {
     expect(gw.logs()).not.toContain(KEY);
 
     // the running config is unchanged: the channel is still routed
+    const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((m) => m.id)).toContain('gpt-x');
+  });
+
+  it('a file nested deeper than any config is refused by key path, not answered as an internal error', { timeout: 30_000 }, async () => {
+    // JSON5 parses it; the checks after it walked it recursively and exhausted the stack: 500 `internal`, no problem
+    writeFileSync(
+      gw.configPath,
+      `{ gateway: { id: "gw_refusal", admin: { token: "${ADMIN}" } }, channels: [], extra: ${'['.repeat(20_000)}${']'.repeat(20_000)} }`,
+    );
+    const res = await fetch(`${gw.url}/admin/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    const body = (await res.json()) as any;
+    expect(res.status).toBe(500);
+    expect(body.error.code).toBe('config_invalid');
+    expect(body.error.details.problems).toEqual(['extra.0.0.0…: nested deeper than 128 levels']);
     const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
     expect(models.data.map((m) => m.id)).toContain('gpt-x');
   });
