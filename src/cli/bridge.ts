@@ -38,7 +38,7 @@ export function registerBridge(program: Command): void {
 
   remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, protocol version, shared channels, in-flight, last error')).action(
     async (o: RemoteFlags) => {
-      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges');
+      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges', undefined, { expect: { peers: 'array' } });
       out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
     },
   );
@@ -70,13 +70,21 @@ export function registerBridge(program: Command): void {
         throw new CliError(`--ca: cannot read ${o.ca} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
       }
     }
-    const r = await adminCall<{ peer: PeerRow }>(o, 'POST', '/admin/bridges', { url: o.peerUrl, token: o.peerToken, name: o.name, share, ca });
+    const r = await adminCall<{ peer: PeerRow }>(
+      o,
+      'POST',
+      '/admin/bridges',
+      { url: o.peerUrl, token: o.peerToken, name: o.name, share, ca },
+      { expect: { peer: 'object' } },
+    );
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });
 
   remoteOptions(bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>')).action(
     async (target: string, o: RemoteFlags) => {
-      const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`);
+      const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`, undefined, {
+        expect: { disconnected: 'string' },
+      });
       out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
     },
   );
@@ -86,6 +94,8 @@ export function registerBridge(program: Command): void {
       o,
       'GET',
       '/admin/bridges/channels',
+      undefined,
+      { expect: { peers: 'array' } },
     );
     if (o.json) return out(JSON.stringify(r.peers, null, 2) + '\n');
     const rows: Array<Array<string>> = [];
@@ -114,7 +124,7 @@ export function registerBridge(program: Command): void {
         /** absent from a gateway before skippedModels */
         skippedModels?: Array<{ model: string; until: number }>;
       }>;
-    }>(o, 'GET', '/admin/channels');
+    }>(o, 'GET', '/admin/channels', undefined, { expect: { channels: 'array' } });
     if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
     const health = (h: { state: string; ejectedUntil: number; reason: string | null }) =>
       h.state === 'healthy'

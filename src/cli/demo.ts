@@ -69,7 +69,7 @@ export async function runDemo(): Promise<void> {
     let peers: PeerRow[] = [];
     const until = Date.now() + 10_000;
     while (Date.now() < until) {
-      peers = (await adminCall<{ peers: PeerRow[] }>(flags, 'GET', '/admin/bridges')).peers;
+      peers = (await adminCall<{ peers: PeerRow[] }>(flags, 'GET', '/admin/bridges', undefined, { expect: { peers: 'array' } })).peers;
       if (peers.some((p) => p.state === 'open' && p.sharedWithUs.includes('gpu-llama'))) break;
       await new Promise((r) => setTimeout(r, 100));
     }

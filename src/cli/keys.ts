@@ -62,6 +62,9 @@ interface CreateFlags extends RemoteFlags {
   acp?: boolean;
 }
 
+/** the reply to a create or a rotate: the key and its secret, shown once */
+const SECRET = { key: 'object', secret: 'string' } as const;
+
 function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
   if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
   out(
@@ -108,11 +111,11 @@ export function registerKeys(program: Command): void {
       ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
       ...(o.acp ? { acp: true } : {}),
     };
-    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body), 'created');
+    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { expect: SECRET }), 'created');
   });
 
   remoteOptions(keys.command('list').description('every key (never the secrets)')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys');
+    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys', undefined, { expect: { keys: 'array' } });
     out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
   });
 
@@ -122,6 +125,8 @@ export function registerKeys(program: Command): void {
         o,
         'GET',
         `/admin/keys/${encodeURIComponent(id)}`,
+        undefined,
+        { expect: { key: 'object' } },
       );
       if (o.json) return out(JSON.stringify(r.key, null, 2) + '\n');
       const k = r.key;
@@ -150,7 +155,9 @@ export function registerKeys(program: Command): void {
   ] as const) {
     remoteOptions(keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name')).action(
       async (id: string, o: RemoteFlags) => {
-        const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`);
+        const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`, undefined, {
+          expect: { key: 'object' },
+        });
         out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
       },
     );
@@ -159,6 +166,6 @@ export function registerKeys(program: Command): void {
   remoteOptions(
     keys.command('rotate').description('new secret for a key (same id, limits and usage); the old one stops working').argument('<key>', 'id or name'),
   ).action(async (id: string, o: RemoteFlags) => {
-    showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`), 'rotated');
+    showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`, undefined, { expect: SECRET }), 'rotated');
   });
 }

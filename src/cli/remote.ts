@@ -98,17 +98,24 @@ export function warnCleartext(url: string, kind: 'admin' | 'acp'): void {
   );
 }
 
+/** What a successful reply must hold at its top level: field name → its JSON kind. */
+export type ReplyShape = Record<string, 'array' | 'object' | 'string'>;
+
+const kindOf = (v: unknown): string => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
+
 /**
  * Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line, followed
  * by the error's `details.problems` one a line when it lists any (a refused config reload). `timeoutMs` bounds
- * the wait for the reply's headers and between its body's chunks.
+ * the wait for the reply's headers and between its body's chunks. `expect` names the fields a successful reply
+ * holds: a 2xx JSON reply without them (some other service on that port, a proxy's `{}`) is refused in one line,
+ * not printed as `undefined` under `--json` with exit 0, nor failed with a TypeError's text.
  */
 export async function adminCall<T>(
   flags: RemoteFlags,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
-  { timeoutMs = 10_000 }: { timeoutMs?: number } = {},
+  { timeoutMs = 10_000, expect = {} }: { timeoutMs?: number; expect?: ReplyShape } = {},
 ): Promise<T> {
   const { url, token } = resolveRemote(flags, 'admin');
   // undici at the first admin call, so `switchyard gateway` (which imports CliError from here) does not load it
@@ -151,6 +158,14 @@ export async function adminCall<T>(
     if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
     const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
     throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`, typeof error?.code === 'string' ? error.code : undefined);
+  }
+  const reply = json as Record<string, unknown>;
+  for (const [field, kind] of Object.entries(expect)) {
+    if (kindOf(json) !== 'object' || kindOf(reply[field]) !== kind) {
+      throw new CliError(
+        `unexpected reply from ${url}${path} (HTTP ${res.statusCode}, ${kindOf(json) === 'object' ? `no "${field}" ${kind}` : `a JSON ${kindOf(json)}`}); is this a Switchyard gateway?`,
+      );
+    }
   }
   return json as T;
 }

@@ -28,8 +28,16 @@ function render(list: Summary[]): string {
 /** the gateway answers a transfer within ADMIN_TRANSFER_BOUND_MS (a turn waited for, or a store that stopped answering) */
 const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
 
+const SESSIONS = { sessions: 'array' } as const;
+
 async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 'wait' | 'refuse'): Promise<{ to: { id: string; name: string } }> {
-  return adminCall(o, 'POST', `/admin/sessions/${encodeURIComponent(id)}/transfer`, { to, whenRunning }, { timeoutMs: TRANSFER_REPLY_MS });
+  return adminCall(
+    o,
+    'POST',
+    `/admin/sessions/${encodeURIComponent(id)}/transfer`,
+    { to, whenRunning },
+    { timeoutMs: TRANSFER_REPLY_MS, expect: { to: 'object' } },
+  );
 }
 
 /** the admin API said the session store cannot be used now: a drain stops there (every other session would wait as long) */
@@ -40,13 +48,15 @@ export function registerSessions(program: Command): void {
 
   remoteOptions(sessions.command('list').description('sessions stored on this gateway').option('--status <s>', 'active | running | closed | moved')).action(
     async (o: RemoteFlags & { status?: string }) => {
-      const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`);
+      const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`, undefined, {
+        expect: SESSIONS,
+      });
       out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
     },
   );
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>')).action(async (id: string, o: RemoteFlags) => {
-    const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`);
+    const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`, undefined, { expect: { session: 'object' } });
     if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
     const s = r.session;
     out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
@@ -77,9 +87,11 @@ export function registerSessions(program: Command): void {
       .description('move every open session to a peer, one progress line each, then a summary')
       .requiredOption('--to <peer>', 'peer name or gateway id'),
   ).action(async (o: RemoteFlags & { to: string }) => {
-    const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status');
+    const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status', undefined, { expect: { id: 'string' } });
     // a peer that is not connected is said at once, not only when there is a session to move
-    const { peers } = await adminCall<{ peers: Array<{ id: string | null; name: string; state: string }> }>(o, 'GET', '/admin/bridges');
+    const { peers } = await adminCall<{ peers: Array<{ id: string | null; name: string; state: string }> }>(o, 'GET', '/admin/bridges', undefined, {
+      expect: { peers: 'array' },
+    });
     if (!peers.some((p) => p.state === 'open' && (p.id === o.to || p.name === o.to))) throw new CliError(`no connected peer named or with id "${o.to}"`);
     const results: Array<{ id: string; ok: boolean; reason?: string }> = [];
     const tried = new Set<string>();
@@ -90,7 +102,8 @@ export function registerSessions(program: Command): void {
     passes: for (let pass = 0; pass < 2; pass++) {
       const list: Summary[] = [];
       try {
-        for (const st of ['active', 'running']) list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`)).sessions);
+        for (const st of ['active', 'running'])
+          list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`, undefined, { expect: SESSIONS })).sessions);
       } catch (err) {
         if (!storeDown(err) || pass === 0) throw err;
         stopped = true;

@@ -99,7 +99,9 @@ export function renderStatus(o: Overview): string {
 export function registerStatus(program: Command): void {
   remoteOptions(program.command('status').description('one screen: version, uptime, request rate, peers, channels, health, sessions')).action(
     async (o: RemoteFlags) => {
-      const r = await adminCall<Overview>(o, 'GET', '/admin/overview');
+      const r = await adminCall<Overview>(o, 'GET', '/admin/overview', undefined, {
+        expect: { gateway: 'object', requests: 'object', sessions: 'object', peers: 'array', channels: 'array' },
+      });
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
     },
   );

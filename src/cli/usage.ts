@@ -24,7 +24,9 @@ export function registerUsage(program: Command): void {
     const q = new URLSearchParams({ by: o.by });
     if (o.key) q.set('key', o.key);
     if (o.since) q.set('since', o.since);
-    const r = await adminCall<{ by: string; since: string | null; rows: Row[]; total: Row }>(o, 'GET', `/admin/usage?${q.toString()}`);
+    const r = await adminCall<{ by: string; since: string | null; rows: Row[]; total: Row }>(o, 'GET', `/admin/usage?${q.toString()}`, undefined, {
+      expect: { rows: 'array', total: 'object' },
+    });
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
     if (r.rows.length === 0) return out(`no usage${r.since ? ` since ${r.since}` : ''}\n`);
     // ESTIMATED: the requests among REQUESTS charged Switchyard's estimate, not the upstream's count (docs/keys.md)
