@@ -28,9 +28,13 @@ function render(list: KeySummary[]): string {
   );
 }
 
+/**
+ * Decimal digits only: Number() also took `0x10` (16), `1e3` (1000) and `1e30`, the last sent on to be refused by
+ * the API under its own field name (`limits.requestsPerMin: Too big …`), not the flag's.
+ */
 const int = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag}: a whole number ≥ 1`);
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`${flag}: a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, in decimal digits`);
   return n;
 };
 
