@@ -25,7 +25,11 @@ function render(list: Summary[]): string {
   );
 }
 
-/** the gateway answers a transfer within ADMIN_TRANSFER_BOUND_MS (a turn waited for, or a store that stopped answering) */
+/**
+ * The gateway answers a transfer within ADMIN_TRANSFER_BOUND_MS (up to 30 s waiting for a running turn and offering
+ * the session, or a store that stopped answering): with the admin calls' 10 s the CLI gave up on a transfer still
+ * waiting for its turn, said it failed, and the session moved anyway a moment later.
+ */
 const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
 
 const SESSIONS = { sessions: 'array' } as const;
