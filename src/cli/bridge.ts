@@ -5,6 +5,7 @@ import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
+import { secrets } from '../util/redact.js';
 
 export function renderPeers(peers: PeerRow[]): string {
   if (peers.length === 0) return 'no bridges\n';
@@ -62,6 +63,8 @@ export function registerBridge(program: Command): void {
               .split(',')
               .map((s) => s.trim())
               .filter(Boolean);
+    // the gateway's answer may name the peer's token (a refusal quoting it): never printed
+    secrets.register(o.peerToken);
     let ca: string | undefined;
     if (o.ca) {
       try {

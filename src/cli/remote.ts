@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { loadConfig, ConfigError, isLoopbackHost } from '../config/load.js';
 import { BaseUrlError, gatewayBase } from './acp-client/base-url.js';
+import { secrets } from '../util/redact.js';
 
 export interface RemoteFlags {
   url?: string;
@@ -70,6 +71,9 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
     const name = kind === 'admin' ? 'admin' : 'ACP';
     throw new CliError(`the ${name} token contains a control character (a line ending from the file it was read from?); no HTTP header can carry it`);
   }
+  // a reply that echoes the token (a proxy's error page, a misbehaving server) must not print it: every error line
+  // and the admin commands' stdout go through the scrubber (index.ts, table.ts)
+  secrets.register(token);
   // `task …` warns once its client accepted the base (a base it refuses gets no token: task.ts)
   if (token !== undefined && kind === 'admin') warnCleartext(url, kind);
   return { url: url.replace(/\/+$/, ''), token };

@@ -6,6 +6,8 @@
  * sequences, `\r` rewriting a line, a `\n` faking a table row, bidi overrides reordering text).
  */
 
+import { secrets } from '../util/redact.js';
+
 /** C0 controls, DEL, C1 controls (a terminal may take U+009B as CSI), bidi embeddings, overrides and isolates */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
@@ -23,9 +25,9 @@ export function printable(s: string): string {
   return s.replace(CONTROL_BUT_NEWLINE, escapeChar);
 }
 
-/** stdout, made printable */
+/** stdout, made printable, with the secrets this process knows (the token it sends: remote.ts) scrubbed */
 export function out(s: string): void {
-  process.stdout.write(printable(s));
+  process.stdout.write(printable(secrets.scrub(s)));
 }
 
 /** marks drawn on the character before them (accents, skin tones), joiners and variation selectors: no column of their own */
