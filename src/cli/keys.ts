@@ -96,8 +96,8 @@ export function registerKeys(program: Command): void {
       .option('--acp', "may also start agent tasks on /acp/rpc and /acp; their sessions' model traffic is billed to the key"),
   ).action(async (o: CreateFlags) => {
     if (o.budgetPeriod !== 'day' && o.budgetPeriod !== 'month') throw new CliError('--budget-period: day or month');
-    const cost = o.budgetCost === undefined ? undefined : Number(o.budgetCost);
-    // finite too: Infinity (`1e999`) would go out as JSON null, which the API refuses as if no number had been given
+    // decimal only, as the whole-number flags: Number() read `0x10` as 16 and `1e999` as Infinity (sent as JSON null)
+    const cost = o.budgetCost === undefined ? undefined : /^(\d+(\.\d*)?|\.\d+)$/.test(o.budgetCost.trim()) ? Number(o.budgetCost) : NaN;
     if (cost !== undefined && !(cost > 0 && Number.isFinite(cost))) throw new CliError('--budget-cost: a positive number');
     const body = {
       name: o.name,

@@ -3,7 +3,7 @@
  * Number(), so `--rpm 0x10` created a key limited to 16 requests a minute and `--tpm 1e3` one of 1000 tokens, and a
  * number past 2^53 went to the API, whose refusal named its own field (`limits.requestsPerMin: Too big …`), not
  * the flag. Each now takes decimal digits only, 1 to Number.MAX_SAFE_INTEGER, and a bad one is refused before
- * anything is sent: nothing is created.
+ * anything is sent: nothing is created. `--budget-cost` had the same fault (`0x10` was 16): decimal only too.
  *
  * A real gateway process (port 0) and the real CLI (dist).
  */
@@ -47,9 +47,23 @@ describe('keys create: number flags', () => {
     30_000,
   );
 
+  it.each(['0x10', '1e3', '-1', '0', 'abc'])(
+    '--budget-cost %s: refused naming the flag, nothing created',
+    async (value) => {
+      const name = `cost-${value.replace(/\W/g, '')}`;
+      const r = await runCli(['keys', 'create', '--name', name, '--budget-cost', value, ...remote()]);
+      expect(r.stderr).toBe('switchyard: --budget-cost: a positive number\n');
+      expect(r.code).toBe(1);
+      expect((await runCli(['keys', 'show', name, ...remote()])).code).toBe(1);
+    },
+    30_000,
+  );
+
   it('decimal numbers are taken as given', async () => {
-    const r = await runCli(['keys', 'create', '--name', 'decimal', '--rpm', '60', '--tpm', '9007199254740991', '--json', ...remote()]);
+    const r = await runCli(['keys', 'create', '--name', 'decimal', '--rpm', '60', '--tpm', '9007199254740991', '--budget-cost', '0.5', '--json', ...remote()]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).key.limits).toEqual({ requestsPerMin: 60, tokensPerMin: 9007199254740991 });
+    const { key } = JSON.parse(r.stdout);
+    expect(key.limits).toEqual({ requestsPerMin: 60, tokensPerMin: 9007199254740991 });
+    expect(key.budget).toMatchObject({ cost: 0.5, period: 'month' });
   }, 30_000);
 });
