@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
-import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 import { secrets } from '../util/redact.js';
 
@@ -83,14 +83,14 @@ export function registerBridge(program: Command): void {
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });
 
-  remoteOptions(bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>')).action(
-    async (target: string, o: RemoteFlags) => {
-      const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`, undefined, {
-        expect: { disconnected: 'string' },
-      });
-      out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
-    },
-  );
+  remoteOptions(
+    bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>', 'the bridge', named('<name|id>')),
+  ).action(async (target: string, o: RemoteFlags) => {
+    const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`, undefined, {
+      expect: { disconnected: 'string' },
+    });
+    out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
+  });
 
   remoteOptions(bridge.command('channels').description('what every peer shares with us, and what we share with it')).action(async (o: RemoteFlags) => {
     const r = await adminCall<{ peers: Array<{ peer: string; id: string; direction: string; theyShare: SharedChannel[]; weShare: SharedChannel[] }> }>(

@@ -1,7 +1,7 @@
 /** `switchyard keys create | list | show | disable | enable | rotate` over the admin API. */
 import type { Command } from 'commander';
 import type { KeySummary } from '../keys/model.js';
-import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { out, table } from './table.js';
 
 function limitsText(k: KeySummary): string {
@@ -123,7 +123,7 @@ export function registerKeys(program: Command): void {
     out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
   });
 
-  remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name')).action(
+  remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name', named('<key>'))).action(
     async (id: string, o: RemoteFlags) => {
       const r = await adminCall<{ key: KeySummary & { spent: { period: string; tokens: number; cost: number } | null } }>(
         o,
@@ -157,18 +157,21 @@ export function registerKeys(program: Command): void {
     ['disable', 'disabled'],
     ['enable', 'enabled'],
   ] as const) {
-    remoteOptions(keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name')).action(
-      async (id: string, o: RemoteFlags) => {
-        const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`, undefined, {
-          expect: { key: 'object' },
-        });
-        out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
-      },
-    );
+    remoteOptions(
+      keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name', named('<key>')),
+    ).action(async (id: string, o: RemoteFlags) => {
+      const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`, undefined, {
+        expect: { key: 'object' },
+      });
+      out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
+    });
   }
 
   remoteOptions(
-    keys.command('rotate').description('new secret for a key (same id, limits and usage); the old one stops working').argument('<key>', 'id or name'),
+    keys
+      .command('rotate')
+      .description('new secret for a key (same id, limits and usage); the old one stops working')
+      .argument('<key>', 'id or name', named('<key>')),
   ).action(async (id: string, o: RemoteFlags) => {
     showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`, undefined, { expect: SECRET }), 'rotated');
   });

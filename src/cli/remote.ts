@@ -24,6 +24,15 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * A command argument or option that names something (a key, a session, a peer): an empty one (`""`, an unset
+ * shell variable) was sent as an empty path segment and came back as `no admin route GET /admin/keys/`.
+ */
+export const named = (what: string) => (v: string) => {
+  if (v.trim() === '') throw new CliError(`${what} is empty: give an id or a name`);
+  return v;
+};
+
 /** The flags every command that talks to a running gateway's admin API takes. */
 export function remoteOptions(c: Command): Command {
   return c

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
 import type { Session } from '../sessions/model.js';
 import { ADMIN_TRANSFER_BOUND_MS } from '../http/routes/admin-store.js';
-import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 
 type Summary = ReturnType<typeof sessionSummary>;
@@ -59,26 +59,28 @@ export function registerSessions(program: Command): void {
     },
   );
 
-  remoteOptions(sessions.command('show').description('one session with its history').argument('<id>')).action(async (id: string, o: RemoteFlags) => {
-    const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`, undefined, { expect: { session: 'object' } });
-    if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
-    const s = r.session;
-    out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
-    for (const t of s.history) {
-      // a failed turn: its catalogue code (docs/errors.md) beside its text; a gateway older than `errorCode` sends the text only
-      const failure = [t.errorCode, t.error].filter(Boolean).join(': ');
-      out(
-        `  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${failure ? `  (${failure})` : ''}\n`,
-      );
-    }
-  });
+  remoteOptions(sessions.command('show').description('one session with its history').argument('<id>', 'the session', named('<id>'))).action(
+    async (id: string, o: RemoteFlags) => {
+      const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`, undefined, { expect: { session: 'object' } });
+      if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
+      const s = r.session;
+      out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
+      for (const t of s.history) {
+        // a failed turn: its catalogue code (docs/errors.md) beside its text; a gateway older than `errorCode` sends the text only
+        const failure = [t.errorCode, t.error].filter(Boolean).join(': ');
+        out(
+          `  ${t.turnId}  ${t.status}  ${JSON.stringify(String(t.prompt).slice(0, 60))} → ${JSON.stringify(String(t.output).slice(0, 60))}${failure ? `  (${failure})` : ''}\n`,
+        );
+      }
+    },
+  );
 
   remoteOptions(
     sessions
       .command('transfer')
       .description('move one session to a peer (it stays here if the peer refuses or the link drops)')
-      .argument('<id>')
-      .requiredOption('--to <peer>', 'peer name or gateway id')
+      .argument('<id>', 'the session', named('<id>'))
+      .requiredOption('--to <peer>', 'peer name or gateway id', named('--to'))
       .option('--no-wait', 'refuse instead of waiting when a turn is running'),
   ).action(async (id: string, o: RemoteFlags & { to: string; wait: boolean }) => {
     const r = await transferOne(o, id, o.to, o.wait ? 'wait' : 'refuse');
@@ -89,7 +91,7 @@ export function registerSessions(program: Command): void {
     sessions
       .command('drain')
       .description('move every open session to a peer, one progress line each, then a summary')
-      .requiredOption('--to <peer>', 'peer name or gateway id'),
+      .requiredOption('--to <peer>', 'peer name or gateway id', named('--to')),
   ).action(async (o: RemoteFlags & { to: string }) => {
     const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status', undefined, { expect: { id: 'string' } });
     // a peer that is not connected is said at once, not only when there is a session to move
