@@ -76,8 +76,8 @@ export type UpdateSink = (params: Record<string, unknown>) => void;
 
 /**
  * store pub/sub channel between instances sharing the store: a cancel `{ sessionId, holder }` (the lease holder that
- * runs it), and a close `{ sessionId, closedBy }` (the instance that closed it: every other one ends its live session
- * of that id, with the agent behind it and its model-API token)
+ * runs it), and an end `{ sessionId, closedBy }` (the instance that closed it or moved it to another gateway: every
+ * other one ends its live session of that id, with the agent behind it and its model-API token)
  */
 const CANCEL_CHANNEL = 'acp.cancel';
 
@@ -282,6 +282,7 @@ export class TurnRunner {
   async movedAway(sessionId: string): Promise<void> {
     const live = this.sessions.get(sessionId);
     if (live) await this.closeLive(live, 'the session moved to another gateway');
+    await this.endedHere(sessionId);
   }
 
   /**
@@ -418,24 +419,35 @@ export class TurnRunner {
         s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } }),
       );
     }
-    // another instance sharing the store may hold a live session of this id (its agent, its llm token): it ends it
-    await this.o.store
-      .publish(CANCEL_CHANNEL, { sessionId, closedBy: this.holder })
-      .catch((err: unknown) => this.o.logger.warn('the close could not be told to the other instances', { sessionId, error: String(err) }));
+    await this.endedHere(sessionId);
     return { accepted: true, closed: existed };
   }
 
   /**
-   * Another instance closed `sessionId`: a live session of it here ends (its agent stops, its llm token is revoked),
-   * unless the record is open again by now (a session.start reused the id after the close).
+   * The session ended here (closed, or moved to another gateway): another instance sharing the store may hold a live
+   * session of this id (its agent, its llm token), and ends it (closedElsewhere).
+   */
+  private async endedHere(sessionId: string): Promise<void> {
+    await this.o.store
+      .publish(CANCEL_CHANNEL, { sessionId, closedBy: this.holder })
+      .catch((err: unknown) => this.o.logger.warn('the end of a session could not be told to the other instances', { sessionId, error: String(err) }));
+  }
+
+  /**
+   * Another instance closed `sessionId`, or moved it to another gateway: a live session of it here ends (its agent
+   * stops, its llm token is revoked), unless the record is open here again by now (a session.start reused the id
+   * after the close, or the session came back).
    */
   private async closedElsewhere(sessionId: string): Promise<void> {
     const live = this.sessions.get(sessionId);
     if (!live || live.closed) return;
     const rec = await this.o.store.get(sessionId);
     if (this.sessions.get(sessionId) !== live || live.closed) return;
-    if (rec && rec.status !== 'closed') return;
-    await this.closeLive(live, 'closed by session.close on another instance');
+    if (rec && rec.status !== 'closed' && rec.status !== 'moved') return;
+    await this.closeLive(
+      live,
+      rec?.status === 'moved' ? 'the session moved to another gateway (by another instance)' : 'closed by session.close on another instance',
+    );
   }
 
   /**

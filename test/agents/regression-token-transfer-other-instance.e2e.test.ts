@@ -1,0 +1,87 @@
+/**
+ * Two gateway instances sharing one Redis session store (one gateway id), the fake ACP agent run with preset `hermes`
+ * + `llm`, and a peer gateway P that takes sessions. The session's agent runs on instance 1 with its per-session token;
+ * an operator moves the session to P through instance 2 (the one whose bridge reaches P). The move ends the session
+ * on every instance: instance 1 stops its agent and revokes its token (docs/acp-agents.md, Presets). On the old code
+ * only the instance that ran the transfer ended its live session: instance 1's agent and token went on, for a session
+ * that now lives on P.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { agentRouting, rpc } from './acp-rpc.js';
+
+const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
+const ACP = 'acp-move-elsewhere-91c3d2';
+const ADMIN = 'admin-move-elsewhere-5b7e';
+const BRIDGE = 'bridge-move-elsewhere-token-2f8a';
+type Gw = Awaited<ReturnType<typeof startProcess>>;
+
+let redis: RedisServer;
+let p: Gw;
+let g1: Gw;
+let g2: Gw;
+
+const acp = {
+  tokens: [ACP],
+  agents: [{ id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' }],
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  p = await startProcess({
+    gateway: { id: 'gw_move_peer', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE], acceptSessions: true } },
+    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
+    acp,
+  });
+  const instance = (bridges: unknown[]) => ({
+    gateway: { id: 'gw_move_elsewhere', admin: { token: ADMIN }, bridges },
+    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
+    store: { kind: 'redis', url: redis.url },
+    acp,
+  });
+  // only instance 2 dials P: two instances of one gateway id dialling one peer would replace each other's link
+  [g1, g2] = await Promise.all([
+    startProcess(instance([])),
+    startProcess(instance([{ name: 'peer', url: wsUrl(p.url), token: BRIDGE, reconnectInterval: 100 }])),
+  ]);
+  await waitFor(async () => (await adminGet(g2.url, '/admin/bridges', ADMIN)).peers[0]?.state === 'open', 'instance 2 → P link');
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([g1?.stop(10_000), g2?.stop(10_000), p?.stop(10_000)]);
+  await redis?.stop();
+  cleanupDirs();
+});
+
+const chat = (gw: Gw, token: string) =>
+  fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'still here?' }] }),
+  });
+
+describe('a session moved to a peer by another instance sharing the store', () => {
+  it('revokes the token of the agent the session ran on this instance, and stops that agent', async () => {
+    const sid = 'move-elsewhere-1';
+    const started = await rpc(g1.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') }, 30_000);
+    expect(started.result).toMatchObject({ success: true, output: 'written' });
+    const token = readFileSync(path.join(g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
+    expect((await chat(g1, token)).status).toBe(200);
+
+    const moved = await fetch(`${g2.url}/admin/sessions/${sid}/transfer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ to: 'peer' }),
+    });
+    expect(moved.status, await moved.clone().text()).toBe(200);
+    // the end reaches instance 1 through the store's pub/sub: polled, bounded
+    await waitFor(async () => (await chat(g1, token)).status === 401 || undefined, 'the token refused on instance 1', 10_000);
+    await waitFor(() => g1.logs().includes('agent session closed') || undefined, 'the agent on instance 1 stopped', 10_000);
+    // the session lives on P: a turn there runs (its own agent, its own token)
+    expect((await rpc(p.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'llm there' }, 30_000)).result).toMatchObject({ success: true });
+  });
+});
