@@ -221,9 +221,14 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
   replaceArray(b.shareChannels, n.bridge.shareChannels);
   replaceArray(b.shareAgents, n.bridge.shareAgents);
   for (const k of ['enabled', 'maxPeers', 'allowedTokens', 'shareChannels', 'shareAgents']) note(`gateway.bridge.${k}`, `gateway.bridge.${k} updated`);
-  // fail closed: a peer whose token was removed loses its open link too, not only its next handshake
-  for (const name of t.mesh.revokeTokens(b.allowedTokens))
-    report.applied.push(`bridge link ${name} closed (its token is no longer in gateway.bridge.allowedTokens)`);
+  // fail closed: a peer whose token was removed loses its open link too, not only its next handshake; with inbound
+  // bridges disabled no token is accepted, so every inbound link closes
+  const revoked = b.enabled
+    ? t.mesh.revokeTokens(b.allowedTokens).map((name) => `bridge link ${name} closed (its token is no longer in gateway.bridge.allowedTokens)`)
+    : t.mesh
+        .revokeTokens([], 'inbound bridges disabled')
+        .map((name) => `bridge link ${name} closed (inbound bridges are disabled: gateway.bridge.enabled is false)`);
+  report.applied.push(...revoked);
 
   if (commitAcp) {
     replaceArray(live.acp.agents, next.acp.agents);

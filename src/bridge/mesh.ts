@@ -217,9 +217,10 @@ export class BridgeMesh implements MeshContext {
    * Config reload: `gateway.bridge.allowedTokens` is now `allowed`. Every inbound link opened with a token no longer
    * in it is closed (4401, AUTH_FAILED: its dialler does not retry; what is in flight on it fails as on any close),
    * and the ids bound to such a token are unbound (no hello can present it any more, so the binding protects nothing,
-   * and its peers may come back with a token that is accepted). Returns the names of the links closed.
+   * and its peers may come back with a token that is accepted). `reason`: the close's (inbound bridges disabled: no
+   * token is accepted). Returns the names of the links closed.
    */
-  revokeTokens(allowed: readonly string[]): string[] {
+  revokeTokens(allowed: readonly string[], reason = 'bridge token no longer accepted'): string[] {
     const kept = new Set(allowed.map((t) => createHash('sha256').update(t).digest('hex')));
     const closed: string[] = [];
     for (const [peerId, digest] of [...this.idTokens]) {
@@ -231,7 +232,7 @@ export class BridgeMesh implements MeshContext {
       else this.idsPerToken.delete(hex);
       const link = this.links.get(peerId);
       if (link && link.role === 'responder') {
-        link.close(CLOSE.AUTH_FAILED, 'bridge token no longer accepted');
+        link.close(CLOSE.AUTH_FAILED, reason);
         closed.push(link.name);
       }
     }

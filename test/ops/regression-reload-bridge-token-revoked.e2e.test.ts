@@ -18,8 +18,8 @@ const ADMIN = 'bridge-revoke-admin-9a4b';
 let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess & { configPath: string };
 
-const bConfig = (token: string) => ({
-  gateway: { id: 'gw_rvb', name: 'datacenter', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [token], shareChannels: ['gpu'] } },
+const bConfig = (token: string, enabled = true) => ({
+  gateway: { id: 'gw_rvb', name: 'datacenter', admin: { token: ADMIN }, bridge: { enabled, allowedTokens: [token], shareChannels: ['gpu'] } },
   channels: [{ name: 'gpu', provider: 'mock', models: ['llama'], options: { chunkDelayMs: 100, chunks: 100 } }],
   store: { kind: 'sqlite', path: './data/b.db' },
 });
@@ -87,5 +87,22 @@ describe('a bridge token removed by a reload', () => {
     });
     expect(again.status).toBe(200);
     expect(again.headers.get('x-switchyard-peer')).toBe('dc');
+  });
+
+  it('inbound bridges disabled by a reload: every inbound link closes (4401), not only the next handshake', { timeout: 60_000 }, async () => {
+    await waitFor(async () => (await peersOf(b)).find((p) => p.direction === 'inbound' && p.state === 'open'), 'the inbound link open on datacenter');
+    writeFileSync(b.configPath, JSON.stringify(bConfig(NEW, false)));
+    const r = await reload(b);
+    expect(r.status).toBe(200);
+    expect(r.body.applied).toContain('bridge link office closed (inbound bridges are disabled: gateway.bridge.enabled is false)');
+    await waitFor(async () => (await peersOf(b)).length === 0, 'no inbound link left on datacenter');
+    const dc = await waitFor(async () => (await peersOf(a)).find((p) => p.name === 'dc' && p.state === 'failed'), 'office: bridge dc failed');
+    expect(dc.lastError).toMatch(/4401/);
+    const after = await fetch(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'llama', messages: [{ role: 'user', content: 'hi' }], stream: false }),
+    });
+    expect(after.status).not.toBe(200);
   });
 });
