@@ -1,10 +1,11 @@
 /**
  * Two gateway instances sharing one Redis session store (one gateway id), the fake ACP agent run with preset `hermes`
- * + `llm`, and a peer gateway P that takes sessions. The session's agent runs on instance 1 with its per-session token;
- * an operator moves the session to P through instance 2 (the one whose bridge reaches P). The move ends the session
- * on every instance: instance 1 stops its agent and revokes its token (docs/acp-agents.md, Presets). On the old code
- * only the instance that ran the transfer ended its live session: instance 1's agent and token went on, for a session
- * that now lives on P.
+ * + `llm`, and a peer gateway P that takes sessions. The session's agent runs on instance 1 with its per-session
+ * token; the session ends through instance 2 (a load balancer in front of both): the client's `session.close`, or an
+ * operator's move of the session to P (instance 2's bridge reaches P). Either ends the session on every instance:
+ * instance 1 stops its agent and revokes its token at once (docs/acp-agents.md, Presets). On the old code instance 1
+ * never heard of it: the agent's token went on working there, for any length of time, on a session closed or living
+ * on P.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -64,13 +65,31 @@ const chat = (gw: Gw, token: string) =>
     body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'still here?' }] }),
   });
 
-describe('a session moved to a peer by another instance sharing the store', () => {
-  it('revokes the token of the agent the session ran on this instance, and stops that agent', async () => {
+/** Starts `sid` on instance 1 (its agent writes its token to a file in its folder) and returns the working token. */
+async function startOnInstance1(sid: string): Promise<string> {
+  const started = await rpc(g1.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') }, 30_000);
+  expect(started.result).toMatchObject({ success: true, output: 'written' });
+  const token = readFileSync(path.join(g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
+  expect((await chat(g1, token)).status).toBe(200);
+  return token;
+}
+
+/** The end reaches instance 1 through the store's pub/sub: polled, bounded. */
+async function endedOnInstance1(token: string): Promise<void> {
+  await waitFor(async () => (await chat(g1, token)).status === 401 || undefined, 'the token refused on instance 1', 10_000);
+  await waitFor(() => g1.logs().includes('agent session closed') || undefined, 'the agent on instance 1 stopped', 10_000);
+}
+
+describe('a session ended by another instance sharing the store', () => {
+  it('session.close there: revokes the token of the agent the session runs on this instance, and stops that agent', async () => {
+    const token = await startOnInstance1('close-elsewhere-1');
+    expect((await rpc(g2.url, ACP, 'session.close', { sessionId: 'close-elsewhere-1' })).result).toMatchObject({ closed: true });
+    await endedOnInstance1(token);
+  });
+
+  it('a move to a peer there: revokes the token of the agent the session ran on this instance, and stops that agent', async () => {
     const sid = 'move-elsewhere-1';
-    const started = await rpc(g1.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') }, 30_000);
-    expect(started.result).toMatchObject({ success: true, output: 'written' });
-    const token = readFileSync(path.join(g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
-    expect((await chat(g1, token)).status).toBe(200);
+    const token = await startOnInstance1(sid);
 
     const moved = await fetch(`${g2.url}/admin/sessions/${sid}/transfer`, {
       method: 'POST',
@@ -78,9 +97,7 @@ describe('a session moved to a peer by another instance sharing the store', () =
       body: JSON.stringify({ to: 'peer' }),
     });
     expect(moved.status, await moved.clone().text()).toBe(200);
-    // the end reaches instance 1 through the store's pub/sub: polled, bounded
-    await waitFor(async () => (await chat(g1, token)).status === 401 || undefined, 'the token refused on instance 1', 10_000);
-    await waitFor(() => g1.logs().includes('agent session closed') || undefined, 'the agent on instance 1 stopped', 10_000);
+    await endedOnInstance1(token);
     // the session lives on P: a turn there runs (its own agent, its own token)
     expect((await rpc(p.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'llm there' }, 30_000)).result).toMatchObject({ success: true });
   });
