@@ -17,6 +17,7 @@ import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { exitWithin } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
+import { ENDED_BACKLOG, seedEnded } from './ended-sessions.js';
 
 const ACP = 'stop-redis-frozen-acp-3f9a1c';
 const BRIDGE = 'stop-redis-frozen-bridge-7d20e4';
@@ -98,19 +99,6 @@ async function startTurn(g: GatewayProcess, sessionId: string, gatewayProviderId
       ),
     'the turn running',
   );
-}
-
-/** ended sessions long past any retention: the run at startup deletes them one a round trip, for seconds */
-const BACKLOG = 150_000;
-async function seedEnded(redis: Redis): Promise<void> {
-  for (let i = 0; i < BACKLOG; i += 5000) {
-    const pipe = redis.pipeline();
-    for (let j = i; j < i + 5000; j++) {
-      pipe.hset(`switchyard:session:old-${j}`, 'st', 'closed');
-      pipe.zadd('switchyard:sessions', 1000 + j, `old-${j}`);
-    }
-    await pipe.exec();
-  }
 }
 
 describe('a graceful stop with the Redis store connected but not answering', () => {
@@ -202,7 +190,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     const { g, freeze, redis } = await gatewayOnRedis(1000, {}, { acp: { endedSessionRetentionDays: 1 }, seed: seedEnded });
     // the run at startup has deleted some of them: under way. (The startup's listing of the sessions left open, read
     // 500 a round trip between the run's deletions, one a round trip, is over by then.)
-    await waitFor(async () => (await redis.zcard('switchyard:sessions')) <= BACKLOG - 20_000, 'the run under way', 30_000);
+    await waitFor(async () => (await redis.zcard('switchyard:sessions')) <= ENDED_BACKLOG - 20_000, 'the run under way', 30_000);
     expect(g.logs()).not.toContain('ended sessions pruned');
     freeze();
     g.proc.kill('SIGTERM');

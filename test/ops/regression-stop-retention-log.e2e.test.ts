@@ -10,14 +10,12 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, memoryLogger, startInProcess, tmpDir, waitFor } from '../helpers/env.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
+import { ENDED_BACKLOG, seedEnded } from './ended-sessions.js';
 
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-/** ended sessions long past any retention: the run at startup deletes them one a round trip, for seconds */
-const BACKLOG = 150_000;
 
 describe('a retention run cut by a graceful stop', () => {
   it('is logged at debug as cut by the stop, never as a failure to retry within the hour', { timeout: 90_000 }, async () => {
@@ -26,14 +24,7 @@ describe('a retention run cut by a graceful stop', () => {
     cleanups.push(() => server.stop());
     const redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 });
     cleanups.push(() => redis.disconnect());
-    for (let i = 0; i < BACKLOG; i += 5000) {
-      const pipe = redis.pipeline();
-      for (let j = i; j < i + 5000; j++) {
-        pipe.hset(`switchyard:session:old-${j}`, 'st', 'closed');
-        pipe.zadd('switchyard:sessions', 1000 + j, `old-${j}`);
-      }
-      await pipe.exec();
-    }
+    await seedEnded(redis);
     const { logger, lines } = memoryLogger();
     const gw = await startInProcess(
       {
@@ -47,7 +38,7 @@ describe('a retention run cut by a graceful stop', () => {
     cleanups.push(() => gw.close());
     const log = () => lines.join('');
     // the run at startup is under way: some of the backlog is gone, not all of it
-    await waitFor(async () => (await redis.zcard('switchyard:sessions')) <= BACKLOG - 20_000, 'the run under way', 30_000);
+    await waitFor(async () => (await redis.zcard('switchyard:sessions')) <= ENDED_BACKLOG - 20_000, 'the run under way', 30_000);
     expect(log()).not.toContain('ended sessions pruned');
     await gw.close();
     // the stop waited for the run until its deadline, then closed the store under it
