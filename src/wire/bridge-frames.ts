@@ -17,13 +17,12 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsReques
 // ---------------------------------------------------------------------------------------------------- constants
 
 /**
- * The version this build prefers, the versions it speaks, and the same as a range (`major.minor` strings).
+ * The version this build prefers and the versions it speaks (`major.minor` strings).
  * 1.1 adds per-stream flow control (bridge-stream-pause / bridge-stream-resume); a link negotiated at 1.0 is
  * never sent them (`speaksStreamPause`). 1.2 adds the ping's `nonce`, which the pong must echo (`echoesPingNonce`).
  */
 export const PROTOCOL_VERSION = '1.2';
 export const SUPPORTED_VERSIONS: readonly string[] = ['1.0', '1.1', '1.2'];
-export const SUPPORTED_VERSION_RANGE: Readonly<VersionRange> = { min: '1.0', max: '1.2' };
 
 /** The versions this build speaks from `min` up (`gateway.bridge.minProtocolVersion`; one of SUPPORTED_VERSIONS). */
 export function versionsFrom(min: string): readonly string[] {
