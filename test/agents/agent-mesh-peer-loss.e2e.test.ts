@@ -17,6 +17,13 @@ import { agentRouting, rpc } from './acp-rpc.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-peer-loss-token-1f9e';
+/** the fake agent as Hermes, on the model the peers serve (fo-model), for the gateway that runs the agent */
+const HERMES = {
+  tokens: [ACP],
+  agents: [
+    { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'fo-model' }, permissions: 'allow' },
+  ],
+};
 const BRIDGE = 'bridge-peer-loss-token-83c0';
 type Gw = Awaited<ReturnType<typeof startProcess>>;
 
@@ -55,12 +62,7 @@ describe('the peer serving an agent’s model call goes away mid-call', () => {
         ],
       },
       channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
-      acp: {
-        tokens: [ACP],
-        agents: [
-          { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'fo-model' }, permissions: 'allow' },
-        ],
-      },
+      acp: HERMES,
     });
     procs.push(a);
     await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers.filter((p: any) => p.state === 'open').length === 2, 'A→B and A→C links');
@@ -103,12 +105,7 @@ describe('the peer serving an agent’s model call goes away mid-call', () => {
         bridges: [{ name: 'gw_loss_s', url: wsUrl(b.url), token: BRIDGE, shareChannels: false, reconnectInterval: 100 }],
       },
       channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
-      acp: {
-        tokens: [ACP],
-        agents: [
-          { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'fo-model' }, permissions: 'allow' },
-        ],
-      },
+      acp: HERMES,
     });
     procs.push(a);
     await waitFor(async () => (await adminGet(a.url, '/admin/bridges')).peers[0]?.state === 'open', 'A→B link');

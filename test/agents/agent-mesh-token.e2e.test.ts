@@ -109,6 +109,15 @@ const chat = (gw: Gw, token: string, model = 'peer-model') =>
     body: JSON.stringify({ model, messages: [{ role: 'user', content: 'probe' }] }),
   });
 
+/** Starts `sid` on A, reads its agent's token, and sends a 5 s turn: returned once that turn runs. */
+async function runningTurn(sid: string): Promise<{ token: string; slow: Promise<unknown> }> {
+  await turn(a, ACP, sid, 'hi', true);
+  const token = await tokenOf(a, ACP, sid);
+  const slow = rpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'slow 5000' }, 30_000);
+  await waitFor(async () => (await adminGet(a.url, `/admin/sessions/${sid}`, ADMIN)).session.history.some((t: Json) => t.status === 'running'), 'running turn');
+  return { token, slow };
+}
+
 describe('an llm agent’s session token across the mesh', () => {
   it('works on A only, for its model only, is refused on /admin and /acp, and never shows', async () => {
     const sid = 'mesh-tok-1';
@@ -194,13 +203,7 @@ describe('an llm agent’s session token across the mesh', () => {
 
   it('a cancel then a close revokes the token', async () => {
     const sid = 'mesh-cancel-1';
-    await turn(a, ACP, sid, 'hi', true);
-    const token = await tokenOf(a, ACP, sid);
-    const slow = rpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'slow 5000' }, 30_000);
-    await waitFor(
-      async () => (await adminGet(a.url, `/admin/sessions/${sid}`, ADMIN)).session.history.some((t: Json) => t.status === 'running'),
-      'running turn',
-    );
+    const { token, slow } = await runningTurn(sid);
     await rpc(a.url, ACP, 'session.cancel', { sessionId: sid });
     await slow;
     expect((await rpc(a.url, ACP, 'session.close', { sessionId: sid })).result).toMatchObject({ closed: true });
@@ -209,13 +212,7 @@ describe('an llm agent’s session token across the mesh', () => {
 
   it('a close while a turn runs revokes the token', async () => {
     const sid = 'mesh-close-running-1';
-    await turn(a, ACP, sid, 'hi', true);
-    const token = await tokenOf(a, ACP, sid);
-    const slow = rpc(a.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'slow 5000' }, 30_000);
-    await waitFor(
-      async () => (await adminGet(a.url, `/admin/sessions/${sid}`, ADMIN)).session.history.some((t: Json) => t.status === 'running'),
-      'running turn',
-    );
+    const { token, slow } = await runningTurn(sid);
     expect((await rpc(a.url, ACP, 'session.close', { sessionId: sid })).result).toMatchObject({ closed: true });
     await slow;
     expect((await chat(a, token)).status).toBe(401);

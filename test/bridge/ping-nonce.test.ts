@@ -74,6 +74,21 @@ afterAll(async () => {
   cleanupDirs();
 });
 
+/** A raw initiator on `gw`, open: it answers each ping with its `ts` and its `nonce` (when it has one); its frames. */
+async function echoingInitiator(): Promise<{ ws: WebSocket; frames: RawFrame[] }> {
+  const ws = new WebSocket(wsUrl(gw!.url));
+  sockets.push(ws);
+  const frames: RawFrame[] = [];
+  ws.on('message', (d) => {
+    const f = JSON.parse(String(d)) as RawFrame;
+    frames.push(f);
+    // JSON leaves out an undefined nonce: a ping without one gets a pong without one
+    if (f.type === 'bridge-ping') ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts, nonce: f.nonce }));
+  });
+  await new Promise((r) => ws.once('open', r));
+  return { ws, frames };
+}
+
 const linkOf = (g: Gateway, name: string) => g.mesh.peers().find((l) => l.name === name);
 
 describe('bridge-ping nonce (protocol 1.2)', () => {
@@ -113,15 +128,7 @@ describe('bridge-ping nonce (protocol 1.2)', () => {
       ['gw_in_new', { version: '1.2', minVersion: '1.0', maxVersion: '1.2' }, true],
       ['gw_in_old', { version: '1.1', minVersion: '1.0', maxVersion: '1.1' }, false],
     ] as const) {
-      const ws = new WebSocket(wsUrl(gw!.url));
-      sockets.push(ws);
-      const frames: RawFrame[] = [];
-      ws.on('message', (d) => {
-        const f = JSON.parse(String(d)) as RawFrame;
-        frames.push(f);
-        if (f.type === 'bridge-ping') ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts, ...(f.nonce === undefined ? {} : { nonce: f.nonce }) }));
-      });
-      await new Promise((r) => ws.once('open', r));
+      const { ws, frames } = await echoingInitiator();
       ws.send(helloFrame(id, TOKEN, range));
       const ok = await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), `${id}'s hello-ok`);
       expect(ok.version).toBe(range.version);
@@ -145,15 +152,7 @@ describe('bridge-ping nonce (protocol 1.2)', () => {
   });
 
   it('a 1.2 ping with a nonce that is not a string of 1 to 64 characters is a bad frame (BAD_FRAME naming the field), the link stays', async () => {
-    const ws = new WebSocket(wsUrl(gw!.url));
-    sockets.push(ws);
-    const frames: RawFrame[] = [];
-    ws.on('message', (d) => {
-      const f = JSON.parse(String(d)) as RawFrame;
-      frames.push(f);
-      if (f.type === 'bridge-ping') ws.send(JSON.stringify({ type: 'bridge-pong', ts: f.ts, nonce: f.nonce }));
-    });
-    await new Promise((r) => ws.once('open', r));
+    const { ws, frames } = await echoingInitiator();
     ws.send(helloFrame('gw_in_bad', TOKEN, { version: '1.2', maxVersion: '1.2' }));
     await waitFor(() => frames.find((f) => f.type === 'bridge-hello-ok'), 'the hello-ok');
     ws.send(JSON.stringify({ type: 'bridge-ping', ts: 1, nonce: 7 }));
