@@ -14,7 +14,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
-import { cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
+import { acpRpc, cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { exitWithin } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 import { ENDED_BACKLOG, seedEnded } from './ended-sessions.js';
@@ -81,17 +81,10 @@ async function gatewayOnRedis(
 
 /** starts a turn of session `sessionId` on the ACP gateway runtime `gatewayProviderId`; resolves once it runs */
 async function startTurn(g: GatewayProcess, sessionId: string, gatewayProviderId: string): Promise<void> {
-  const turn = fetch(`${g.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'session.start',
-      params: { sessionId, taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId },
-    }),
-  }).then((res) => res.text().catch(() => ''));
-  cleanups.push(() => turn.catch(() => undefined));
+  const turn = acpRpc(g.url, ACP, 'session.start', { sessionId, taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId }, true).catch(
+    () => undefined,
+  );
+  cleanups.push(() => turn);
   await waitFor(
     async () =>
       ((await (await fetch(`${g.url}/admin/sessions/${sessionId}`)).json()) as { session?: { history: Array<{ status: string }> } }).session?.history.some(

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startProcess, waitFor, waitForBridgeOpen, within, wsUrl } from '../helpers/env.js';
+import { acpRpc, freePort, startProcess, waitFor, waitForBridgeOpen, within, wsUrl } from '../helpers/env.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 import { runCli } from './cli-run.js';
@@ -38,18 +38,9 @@ const acp = {
   ],
 };
 
-function start(url: string, sessionId: string, gatewayProviderId: string): Promise<string> {
-  return fetch(`${url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'session.start',
-      params: { sessionId, taskPrompt: 'hello', executionTarget: 'gateway', gatewayProviderId },
-    }),
-  }).then((res) => res.text().catch(() => ''));
-}
+/** session.start of `sessionId` on the gateway runtime `gatewayProviderId` (SSE), to its end; never rejects */
+const start = (url: string, sessionId: string, gatewayProviderId: string) =>
+  acpRpc(url, ACP, 'session.start', { sessionId, taskPrompt: 'hello', executionTarget: 'gateway', gatewayProviderId }, true).catch(() => undefined);
 
 describe('an admin session transfer against a session store that stopped answering', () => {
   it('is answered 503 session_store_unavailable within its bound; sessions drain stops, says so and exits 1', { timeout: 120_000 }, async () => {
@@ -78,8 +69,7 @@ describe('an admin session transfer against a session store that stopped answeri
     await waitForBridgeOpen(a.url);
     // one idle session (its turn done), one with an 8 s turn running
     await start(a.url, 'idle-1', 'fast');
-    const busy = start(a.url, 'busy-1', 'slowergw');
-    cleanup.push(() => void busy.catch(() => undefined));
+    void start(a.url, 'busy-1', 'slowergw');
     await waitFor(
       async () =>
         ((await (await fetch(`${a.url}/admin/sessions/busy-1`)).json()) as { session?: { history: Array<{ status: string }> } }).session?.history.some(
