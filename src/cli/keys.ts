@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { KeySummary } from '../keys/model.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { out, table } from './table.js';
+import { decimalInt } from '../util/decimal.js';
 
 function limitsText(k: KeySummary): string {
   const l = k.limits;
@@ -33,7 +34,7 @@ function render(list: KeySummary[]): string {
  * the API under its own field name (`limits.requestsPerMin: Too big …`), not the flag's.
  */
 const int = (flag: string) => (v: string) => {
-  const n = /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  const n = decimalInt(v.trim());
   if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`${flag}: a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, in decimal digits`);
   return n;
 };

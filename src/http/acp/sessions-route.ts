@@ -18,6 +18,7 @@ import { reqString } from '../../acp/params.js';
 import { EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, messageBody, type SessionApi } from '../../acp/session-api.js';
 import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import { traceOf } from '../../obs/request-meter.js';
+import { decimalInt } from '../../util/decimal.js';
 
 export const SESSIONS_PREFIX = '/api/v1/sessions/';
 
@@ -33,7 +34,7 @@ export interface SessionsRouteOptions {
 function intParam(query: URLSearchParams, name: string, def: number, min: number, max: number): number {
   const raw = query.get(name);
   if (raw === null || raw === '') return def;
-  const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  const n = decimalInt(raw);
   if (!Number.isSafeInteger(n) || n < min || n > max) {
     throw new GatewayError('INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}`, { param: name });
   }

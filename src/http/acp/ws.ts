@@ -30,6 +30,7 @@ import { wsSocket } from '../../util/ws-internals.js';
 import { bearerToken, tokenMatches } from '../../util/secret.js';
 import type { ReplayFlow } from '../../acp/update-log.js';
 import { refuseUpgrade } from '../../util/refuse-upgrade.js';
+import { decimalInt } from '../../util/decimal.js';
 
 export interface AcpWsOptions {
   tokens: readonly string[];
@@ -83,8 +84,8 @@ function resumeOf(req: IncomingMessage): { sessionId: string; afterSeq: number }
   if (sessionId === null && after === null) return undefined;
   if (!sessionId || sessionId.length > 256)
     return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'resume needs sessionId (1–256 chars)', { field: 'sessionId' }, 400);
-  // decimal digits only, as the events route reads after_seq: Number() would also take "0x10", "1e3" and " 5"
-  const afterSeq = after === null || after === '' ? 0 : /^\d{1,16}$/.test(after) ? Number(after) : NaN;
+  // decimal digits only, as the events route reads after_seq
+  const afterSeq = after === null || after === '' ? 0 : decimalInt(after);
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
     return new AcpRpcError(RPC.INVALID_PARAMS, 'INVALID_PARAMS', 'afterSeq must be a non-negative integer', { field: 'afterSeq' }, 400);
   return { sessionId, afterSeq };
