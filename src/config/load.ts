@@ -106,7 +106,7 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
   const problems: string[] = [];
   const substituted = substituteEnv(raw, env, [], problems);
   if (problems.length) throw new ConfigError(problems, source);
-  const parsed = configSchema.safeParse(substituted);
+  const parsed = configSchema().safeParse(substituted);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => {

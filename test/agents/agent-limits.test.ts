@@ -100,7 +100,7 @@ describe('agent process limits', () => {
   }, 60_000);
 
   it('the idle timeout is on by default, and so is the cap', () => {
-    const acp = configSchema.parse({}).acp;
+    const acp = configSchema().parse({}).acp;
     expect(acp.agentIdleTimeoutMs).toBeGreaterThan(0);
     expect(acp.maxAgentProcesses).toBeGreaterThan(0);
   });

@@ -6,7 +6,7 @@ import { minimalEnv, resolveAgent } from '../../src/acp/runtimes/agent/launch.js
 import { PRESETS } from '../../src/acp/runtimes/agent/presets.js';
 import { ModelTokens } from '../../src/util/model-tokens.js';
 
-const agentsOf = (agents: unknown[]) => configSchema.parse({ acp: { agents } }).acp.agents;
+const agentsOf = (agents: unknown[]) => configSchema().parse({ acp: { agents } }).acp.agents;
 
 describe('acp.agents[] with preset and llm', () => {
   it('takes the preset’s launch unless command/args are given', () => {
