@@ -239,7 +239,7 @@ export class HttpServer {
         return method === 'POST' ? await handleEmbeddings(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'POST');
       // HEAD as GET: Node sends the headers (content-length included) and no body
       if (path === '/v1/models')
-        return method === 'GET' || method === 'HEAD' ? handleModels(this.opts.v1, res, requestId, principal) : notAllowed(method, 'GET, HEAD');
+        return method === 'GET' || method === 'HEAD' ? handleModels(this.opts.v1, req, res, requestId, principal) : notAllowed(method, 'GET, HEAD');
       throw new GatewayError('NOT_FOUND', `no route ${method} ${path}`);
     }
     for (const r of this.opts.routes ?? []) {

@@ -11,7 +11,8 @@
  * - `authorize(req, token)` looks a presented token up (by its SHA-256, so the lookup time says nothing about
  *   how much of a token matched) and, if known, remembers the grant for that request. `pinnedModel(req)` then
  *   gives the model every model name in that request must be replaced with: an agent on a session token runs
- *   on `llm.model`, whatever model it asks for.
+ *   on `llm.model`, whatever model it asks for, and `pinAllows(req, model)` says whether the model lists
+ *   (`GET /v1/models`, `GET /v1beta/models`) show a model to it: the pinned one only.
  * - `onMint` / `onRevoke` let the composition root register each token with the secret scrubber while it lives.
  * - `grant.trace` is the traceparent of the session's turn now running (tracing on; the agent runtime sets and
  *   clears it around each prompt). `traceParent(req)` gives it for a request presenting the token, so the
@@ -82,4 +83,13 @@ export class ModelTokens {
 /** The model a request authorised by a session token is pinned to; undefined for every other request. */
 export function pinnedModel(req: IncomingMessage): string | undefined {
   return grants.get(req)?.model;
+}
+
+/**
+ * Whether the model lists show `model` to a request: every model to a request without a session token, only the
+ * pinned model to one with it (that token can use no other: each of its requests runs on the pinned model).
+ */
+export function pinAllows(req: IncomingMessage, model: string): boolean {
+  const pin = pinnedModel(req);
+  return pin === undefined || pin === model;
 }

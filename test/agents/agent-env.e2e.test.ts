@@ -194,7 +194,16 @@ describe('preset + llm: the gateway points the agent at its own model API', () =
     expect(home.startsWith(path.join(gw.dir, 'agent-homes') + path.sep)).toBe(true);
     expect((await turn(sessionId, 'hermes', 'home-mode', false)).output).toBe('home-mode 700');
     const auth = { authorization: `Bearer ${token}` };
-    expect((await fetch(`${gw.url}/v1/models`, { headers: auth })).status).toBe(200);
+    // the model lists show the token only what it may use: its pinned model, not every model of the gateway
+    const models = await fetch(`${gw.url}/v1/models`, { headers: auth });
+    expect(models.status).toBe(200);
+    expect(((await models.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)).toEqual(['mock-1']);
+    const gemini = await fetch(`${gw.url}/v1beta/models`, { headers: { 'x-goog-api-key': token } });
+    expect(gemini.status).toBe(200);
+    expect(((await gemini.json()) as { models: Array<{ name: string }> }).models.map((m) => m.name)).toEqual(['models/mock-1']);
+    // a client token still sees every model
+    const all = (await (await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${V1}` } })).json()) as { data: Array<{ id: string }> };
+    expect(all.data.map((m) => m.id).sort()).toEqual(['mock-1', 'mock-2', 'paid-model']);
     // every model API answers in the name of the model that served it (the pinned one), not the one asked for
     const post = (p: string, body: unknown, extra: Record<string, string> = {}) =>
       fetch(`${gw.url}${p}`, { method: 'POST', headers: { ...auth, ...extra, 'content-type': 'application/json' }, body: JSON.stringify(body) });

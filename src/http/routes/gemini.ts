@@ -19,7 +19,7 @@ import { countAdmitted, pump, routeChat, startSse, type ApiContext } from '../..
 import { readJsonSized, sendJson } from '../respond.js';
 import type { ApiSurface } from './api-surface.js';
 import { GEMINI_EDGE } from './api-edges.js';
-import { pinnedModel } from '../../util/model-tokens.js';
+import { pinAllows, pinnedModel } from '../../util/model-tokens.js';
 import type { Principal } from '../../keys/service.js';
 import { estimateTokens } from '../../usage/record.js';
 
@@ -36,8 +36,8 @@ export function geminiApi(ctx: ApiContext): ApiSurface {
       const get = req.method === 'GET' || req.method === 'HEAD';
       if (path === PREFIX) {
         if (!get) throw notAllowed(req, 'GET, HEAD');
-        // a key sees only the models it may use, as on /v1/models
-        const models = ctx.router.models().filter((m) => !ctx.keys || ctx.keys.allows(principal, m.id));
+        // a key sees only the models it may use, an agent's session token only its pinned model, as on /v1/models
+        const models = ctx.router.models().filter((m) => pinAllows(req, m.id) && (!ctx.keys || ctx.keys.allows(principal, m.id)));
         sendJson(res, 200, { models: models.map((m) => modelInfo(m.id)) }, { 'x-request-id': requestId });
         return;
       }

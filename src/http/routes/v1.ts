@@ -4,7 +4,7 @@ import type { GatewayError } from '../../wire/errors.js';
 import { cancelOnClose } from '../../router/cancel.js';
 import { answerHeaders, deadlineError, pump, routeChat, type ApiContext } from '../../apis/common/exchange.js';
 import { enabled as logEnabled } from '../../util/log.js';
-import { pinnedModel } from '../../util/model-tokens.js';
+import { pinAllows, pinnedModel } from '../../util/model-tokens.js';
 import { readJson, sendError, sendJson, sendJsonText } from '../respond.js';
 import { endSseDone, endSseError, sseEvent, startSse } from '../sse.js';
 import { validateChat, validateEmbeddings } from '../../router/validate.js';
@@ -107,10 +107,10 @@ export async function handleEmbeddings(
   }
 }
 
-export function handleModels(ctx: V1Context, res: ServerResponse, requestId: string, principal: Principal = OPEN): void {
+export function handleModels(ctx: V1Context, req: IncomingMessage, res: ServerResponse, requestId: string, principal: Principal = OPEN): void {
   const all = ctx.router.models();
-  // a key sees only the models it may use
-  const data = principal.kind === 'key' && ctx.keys ? all.filter((m) => ctx.keys!.allows(principal, m.id)) : all;
+  // a key sees only the models it may use; an agent's session token only the model it is pinned to
+  const data = all.filter((m) => pinAllows(req, m.id) && (principal.kind !== 'key' || !ctx.keys || ctx.keys.allows(principal, m.id)));
   sendJson(res, 200, { object: 'list', data }, { 'x-request-id': requestId });
 }
 
