@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
+import WebSocket from 'ws';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { helloFrame } from '../fakes/raw-bridge-peer.js';
 import { cleanupDirs, startProcess, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
@@ -21,6 +23,7 @@ const ADMIN = 'ui-admin-token-2e8f';
 let a: GatewayProcess;
 let b: GatewayProcess;
 let browser: Browser;
+const cleanups: Array<() => void> = [];
 
 function chromiumPath(): string {
   const fromEnv = process.env.SWITCHYARD_CHROMIUM;
@@ -50,6 +53,8 @@ beforeAll(async () => {
       id: 'gw_ua',
       name: 'office',
       admin: { token: ADMIN },
+      // inbound links too: the unmatched-pongs case below opens one from a raw peer
+      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN] },
       bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }],
     },
     channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
@@ -68,6 +73,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  for (const c of cleanups.reverse()) c();
   await browser?.close();
   await Promise.all([a?.stop(), b?.stop()]);
   cleanupDirs();
@@ -138,6 +144,37 @@ describe('status page /ui', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it("shows each link's unmatched pongs (pongs that answered no ping of ours), as /admin/bridges and /metrics do", async () => {
+    // a raw peer on an inbound link sends three pongs that echo no ping of the gateway's
+    const raw = new WebSocket(wsUrl(a.url));
+    cleanups.push(() => raw.terminate());
+    const helloOk = new Promise<void>((resolve) =>
+      raw.on('message', (d) => {
+        if ((JSON.parse(String(d)) as { type: string }).type === 'bridge-hello-ok') resolve();
+      }),
+    );
+    await new Promise((r) => raw.once('open', r));
+    raw.send(helloFrame('gw_ui_pongs', BRIDGE_TOKEN, { gatewayName: 'pong-peer' }));
+    await helloOk;
+    for (let i = 0; i < 3; i++) raw.send(JSON.stringify({ type: 'bridge-pong', ts: 1000.5 + i }));
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${a.url}/ui`);
+    await page.fill('#token', ADMIN);
+    await page.click('#login-form button');
+    const row = page.locator('#peers tr[data-peer="pong-peer"]');
+    await row.waitFor();
+    const column = (await page.locator('#peers thead th').allTextContents()).indexOf('unmatched pongs');
+    expect(column).toBeGreaterThanOrEqual(0);
+    await expect.poll(async () => (await row.locator('td').allTextContents())[column], { timeout: 10_000 }).toBe('3');
+    // the dialled link's own count beside it: its peer answers every ping (or is gone), so none
+    expect((await page.locator('#peers tr[data-peer="datacenter"] td').allTextContents())[column]).toBe('0');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 
   it('the page itself carries no data and a strict CSP; the event stream needs the admin token', async () => {
     const page = await fetch(`${a.url}/ui`);

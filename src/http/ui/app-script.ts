@@ -84,7 +84,7 @@ export const APP_JS = `
     chart('chart-err', o.requests.series.map(function (p) { return p.errors; }));
     mesh(o);
     fillTable('peers', o.peers.map(function (p) {
-      return [p.name, p.direction, { text: p.state, cls: 'state-' + p.state }, p.rttMs === null ? '-' : p.rttMs + ' ms', p.inflight.out + ' out / ' + p.inflight.in + ' in', p.sharedWithUs.join(', ') || '-', p.sharedByUs.join(', ') || '-'];
+      return [p.name, p.direction, { text: p.state, cls: 'state-' + p.state }, p.rttMs === null ? '-' : p.rttMs + ' ms', p.inflight.out + ' out / ' + p.inflight.in + ' in', String(p.unmatchedPongs || 0), p.sharedWithUs.join(', ') || '-', p.sharedByUs.join(', ') || '-'];
     }), function (i) { return { 'data-peer': o.peers[i].name, 'data-state': o.peers[i].state }; });
     fillTable('channels', o.channels.map(function (c) {
       return [c.channel, c.peer || 'local', c.provider + (c.mock ? ' (mock)' : ''), c.models.map(function (m) { return (c.skippedModels || []).some(function (k) { return k.model === m; }) ? m + ' (missing)' : m; }).join(', '), c.inflight + '/' + c.maxConcurrent, c.latencyMsEwma ? c.latencyMsEwma + ' ms' : '-', { text: c.health.state, cls: 'state-' + c.health.state }];
