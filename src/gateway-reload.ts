@@ -5,8 +5,9 @@
  * - channels added, removed and changed (a removed or replaced channel leaves the routing table at once,
  *   and its upstream pool is closed only after its in-flight requests ended); unchanged channels keep their
  *   health state and statistics;
- * - outbound bridges connected, disconnected, re-dialled when changed (a removed or changed bridge's link closes at
- *   once, and what is in flight on it fails with PEER_UNAVAILABLE: the one exception to the rule above);
+ * - outbound bridges connected, disconnected, re-dialled when changed (a removed or changed bridge's link takes no
+ *   new request and closes once what is in flight on it ended, or when gateway.shutdownGraceMs has passed, the grace
+ *   a graceful stop gives; a re-dialled bridge's new requests go to its new link; an unchanged bridge is untouched);
  * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
  * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings; an inbound
  *   bridge link opened with an allowedTokens entry the file removes is closed (4401), as its next handshake would be;
@@ -382,8 +383,8 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
   const before = new Map(t.live.gateway.bridges.map((b) => [b.name, b]));
   const after = new Map(next.map((b) => [b.name, b]));
   // The outbound bridges running now: the file's, less those `bridge disconnect` stopped, plus those added at run
-  // time (POST /admin/bridges). Only these are disconnected: mesh.disconnect falls back to an inbound link of that
-  // name. A bridge the file adds under the name of one added at run time replaces it: dialled beside it, the two
+  // time (POST /admin/bridges). Only these are released (mesh.release: a dialler of that name, never an inbound link
+  // named so). A bridge the file adds under the name of one added at run time replaces it: dialled beside it, the two
   // would replace each other's link at the peer for ever (each redial fails the requests on the other's).
   const running = new Set(
     t.mesh
@@ -391,9 +392,10 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
       .filter((r) => r.direction === 'outbound')
       .map((r) => r.name),
   );
+  // A removed or changed bridge's link is retired, not closed: what runs on it finishes (up to shutdownGraceMs)
   for (const [name] of before) {
     if (after.has(name)) continue;
-    if (running.has(name)) t.mesh.disconnect(name);
+    if (running.has(name)) t.mesh.release(name, 'bridge removed (config reload)');
     report.applied.push(`bridge ${name} disconnected`);
   }
   for (const [name, b] of after) {
@@ -401,7 +403,7 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
     const sameKeys = old !== undefined && canonicalJson(old) === canonicalJson(b);
     const caChanged = t.bridgeCa !== undefined && t.bridgeCa.get(name) !== ca.get(name);
     if (sameKeys && !caChanged) continue;
-    if (running.has(name)) t.mesh.disconnect(name);
+    if (running.has(name)) t.mesh.release(name, 'bridge re-dialled (config reload)');
     t.mesh.dial(b, ca.get(name));
     const how = sameKeys
       ? 're-dialled (its ca file changed)'

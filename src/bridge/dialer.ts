@@ -237,6 +237,19 @@ export class Dialer {
     this.timer.unref();
   }
 
+  /**
+   * Stops dialling and hands over its open link, if any, without closing it (a config reload that re-dials or
+   * removes the bridge lets what runs on the link finish: mesh.ts `release`); a dial still under way is cut.
+   */
+  release(): BridgeLink | undefined {
+    const link = this.link;
+    this.link = undefined;
+    this.setState('stopped');
+    clearTimeout(this.timer);
+    if (!link) this.ws?.terminate();
+    return link;
+  }
+
   stop(): void {
     this.setState('stopped');
     clearTimeout(this.timer);

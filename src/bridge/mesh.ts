@@ -79,6 +79,8 @@ export class BridgeMesh implements MeshContext {
   readonly logger: Logger;
   readonly limits: BridgeLimits;
   private readonly links = new Map<string, BridgeLink>();
+  /** links that are no longer their peer's (replaced, or their bridge re-dialled or removed by a reload), finishing what runs on them (retire) */
+  private readonly retiring = new Set<BridgeLink>();
   private readonly dialers = new Map<string, Dialer>();
   /** created at the first upgrade on /bridge (ws is loaded then: src/util/lazy-ws.ts) */
   private wss: WebSocketServer | undefined;
@@ -396,7 +398,13 @@ export class BridgeMesh implements MeshContext {
     const label = link.role === 'initiator' ? link.name : this.peerNames.label(link.name);
     this.peerLabels.set(link, label);
     this.linkOpens.set(label, (this.linkOpens.get(label) ?? 0) + 1);
-    if (old && old !== link) old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
+    // In the same direction the peer dialled again (its reload re-dialled the bridge, or it restarted) or a second
+    // bridge of ours reached it: what runs on the old link finishes there (retire). Across directions the dialled
+    // link wins at once (admission): the other side waits for that close.
+    if (old && old !== link) {
+      if (old.role === link.role) this.retire(old, CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
+      else old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
+    }
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
     for (const ch of link.peer.sharedChannels) this.router.health.forget(peerCandidateId(link.peer.id, ch.name));
     this.refreshCandidates(link);
@@ -505,6 +513,47 @@ export class BridgeMesh implements MeshContext {
     return named[0];
   }
 
+  /**
+   * A link that stops being its peer's without cutting what runs on it: it leaves the routing table (when it is still
+   * the peer's link) and the peer is told we share nothing on it, so neither side sends it a new request; it closes
+   * with `code` and `reason` once no request runs on it either way, or when gateway.shutdownGraceMs (the grace a
+   * graceful stop gives) has passed, which fails what still runs then as any close does.
+   */
+  private retire(link: BridgeLink, code: number, reason: string): void {
+    if (!link.open || this.retiring.has(link)) return;
+    if (this.links.get(link.peer.id) === link) {
+      this.links.delete(link.peer.id);
+      this.router.removeWhere((c) => c.peer?.id === link.peer.id);
+    }
+    this.retiring.add(link);
+    link.reshare([], [], false);
+    this.logger.info('bridge link draining', { peer: link.peer.id, name: link.name, reason, inflight: { out: link.inflightOut, in: link.inflightIn } });
+    const deadline = Date.now() + this.o.config.gateway.shutdownGraceMs;
+    const check = (): void => {
+      if (link.open && link.inflightIn + link.inflightOut > 0 && Date.now() < deadline) return;
+      clearInterval(timer);
+      this.retiring.delete(link);
+      link.close(code, reason);
+    };
+    const timer = setInterval(check, 25);
+    timer.unref();
+    check();
+  }
+
+  /**
+   * Config reload: the configured bridge `name` is removed or re-dialled with other settings. Its dialler stops, and
+   * its open link is retired rather than closed: requests and streams in flight on it finish (up to
+   * gateway.shutdownGraceMs), new ones go to the link dialled next. True when there was such a bridge.
+   */
+  release(name: string, reason: string): boolean {
+    const d = this.dialers.get(name);
+    if (!d) return false;
+    this.dialers.delete(name);
+    const link = d.release();
+    if (link) this.retire(link, CLOSE.NORMAL, reason);
+    return true;
+  }
+
   /** Runtime `bridge disconnect <name|id>`: true when something was disconnected. */
   disconnect(nameOrId: string): boolean {
     const d = this.dialers.get(nameOrId) ?? [...this.dialers.values()].find((x) => x.link?.peer.id === nameOrId);
@@ -610,12 +659,12 @@ export class BridgeMesh implements MeshContext {
 
   /** no request in flight on any link, either way */
   idle(): boolean {
-    for (const l of this.links.values()) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
+    for (const l of [...this.links.values(), ...this.retiring]) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
     return true;
   }
 
   async close(): Promise<void> {
-    const links = [...this.links.values()];
+    const links = [...this.links.values(), ...this.retiring];
     for (const d of this.dialers.values()) d.stop();
     for (const l of links) l.close(CLOSE.NORMAL, 'gateway shutting down');
     this.wss?.close();
