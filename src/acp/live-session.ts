@@ -64,6 +64,11 @@ export interface LiveSession {
   role: RoleBinding | undefined;
   /** who started it (`metadata.caller`): a `key:<id>` caller's key pays for the session's model traffic */
   caller: string | undefined;
+  /**
+   * set once its first turn here holds the session's lease: the other instances sharing the store were then told
+   * to end their own live session of this id (TurnRunner.endOtherCopies)
+   */
+  announced: boolean;
 }
 
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
@@ -91,6 +96,7 @@ export function newLive(
     closed: false,
     role,
     caller,
+    announced: false,
   };
 }
 

@@ -76,8 +76,9 @@ export type UpdateSink = (params: Record<string, unknown>) => void;
 
 /**
  * store pub/sub channel between instances sharing the store: a cancel `{ sessionId, holder }` (the lease holder that
- * runs it), and an end `{ sessionId, closedBy }` (the instance that closed it or moved it to another gateway: every
- * other one ends its live session of that id, with the agent behind it and its model-API token)
+ * runs it), and an end `{ sessionId, closedBy }` from the instance that closed the session, moved it to another
+ * gateway, or began running it (its first turn there holds the session's lease): every other one ends its live
+ * session of that id, with the agent behind it and its model-API token, unless that one is current (endStaleCopy)
  */
 const CANCEL_CHANNEL = 'acp.cancel';
 
@@ -270,6 +271,10 @@ export class TurnRunner {
     const rec = await this.o.store.get(live.id);
     // a turn queued meanwhile owns it (and its own end writes a seq above live.seq for a moment)
     if (!rec || live.pending > 0) return false;
+    return this.wentOnWithout(live, rec);
+  }
+
+  private wentOnWithout(live: LiveSession, rec: Session): boolean {
     const seq = typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0;
     return rec.ownerGatewayId !== this.o.gatewayId || rec.status === 'moved' || seq > live.seq;
   }
@@ -282,7 +287,7 @@ export class TurnRunner {
   async movedAway(sessionId: string): Promise<void> {
     const live = this.sessions.get(sessionId);
     if (live) await this.closeLive(live, 'the session moved to another gateway');
-    await this.endedHere(sessionId);
+    await this.endOtherCopies(sessionId);
   }
 
   /**
@@ -337,8 +342,8 @@ export class TurnRunner {
       }
       if (typeof m?.sessionId === 'string' && typeof m.closedBy === 'string' && m.closedBy !== this.holder) {
         const sessionId = m.sessionId;
-        void this.closedElsewhere(sessionId).catch((err: unknown) =>
-          this.o.logger.warn('a session closed on another instance could not be ended here', { sessionId, error: String(err) }),
+        void this.endStaleCopy(sessionId).catch((err: unknown) =>
+          this.o.logger.warn('a session ended or run on another instance could not be ended here', { sessionId, error: String(err) }),
         );
       }
     });
@@ -419,35 +424,44 @@ export class TurnRunner {
         s.status === 'closed' ? undefined : closeSession({ ...s, metadata: { ...s.metadata, seq: Math.max(live?.seq ?? 0, Number(s.metadata.seq) || 0) } }),
       );
     }
-    await this.endedHere(sessionId);
+    await this.endOtherCopies(sessionId);
     return { accepted: true, closed: existed };
   }
 
   /**
-   * The session ended here (closed, or moved to another gateway): another instance sharing the store may hold a live
-   * session of this id (its agent, its llm token), and ends it (closedElsewhere).
+   * The session ended here (closed, or moved to another gateway), or a turn of it runs here now: another instance
+   * sharing the store may hold a live session of this id (its agent, its llm token), and ends it (endStaleCopy).
    */
-  private async endedHere(sessionId: string): Promise<void> {
+  private async endOtherCopies(sessionId: string): Promise<void> {
     await this.o.store
       .publish(CANCEL_CHANNEL, { sessionId, closedBy: this.holder })
       .catch((err: unknown) => this.o.logger.warn('the end of a session could not be told to the other instances', { sessionId, error: String(err) }));
   }
 
   /**
-   * Another instance closed `sessionId`, or moved it to another gateway: a live session of it here ends (its agent
-   * stops, its llm token is revoked), unless the record is open here again by now (a session.start reused the id
-   * after the close, or the session came back).
+   * Another instance closed `sessionId`, moved it to another gateway, or runs it now: a live session of it here ends
+   * (its agent stops, its llm token is revoked), unless it is still the session: the record is open here again (a
+   * session.start reused the id after the close, or the session came back), or, when the session merely ran there,
+   * a turn is queued here, or the record did not go on without it and no other instance holds its lease.
    */
-  private async closedElsewhere(sessionId: string): Promise<void> {
+  private async endStaleCopy(sessionId: string): Promise<void> {
     const live = this.sessions.get(sessionId);
     if (!live || live.closed) return;
     const rec = await this.o.store.get(sessionId);
-    if (this.sessions.get(sessionId) !== live || live.closed) return;
-    if (rec && rec.status !== 'closed' && rec.status !== 'moved') return;
-    await this.closeLive(
-      live,
-      rec?.status === 'moved' ? 'the session moved to another gateway (by another instance)' : 'closed by session.close on another instance',
-    );
+    const current = () => this.sessions.get(sessionId) === live && !live.closed;
+    if (!current()) return;
+    if (!rec || rec.status === 'closed' || rec.status === 'moved') {
+      await this.closeLive(
+        live,
+        rec?.status === 'moved' ? 'the session moved to another gateway (by another instance)' : 'closed by session.close on another instance',
+      );
+      return;
+    }
+    // open: stale only when another instance went on with it while it sat idle here. A turn there holds the
+    // session's lease from before its first update until after its seq is in the record: one of the two shows it
+    if (live.pending > 0) return;
+    const stale = this.wentOnWithout(live, rec) || (await otherHolder(this.o.store, sessionId, this.holder)) !== undefined;
+    if (stale && current() && live.pending === 0) await this.closeLive(live, 'the session went on on another instance');
   }
 
   /**
@@ -686,6 +700,12 @@ export class TurnRunner {
       turn.startedAt = Date.now();
       const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(failInterrupted(s), turn));
       history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
+      // the first turn of this live session here: a live session of it on another instance sharing the store (where
+      // it ran before) is stale from now on, its agent and model-API token idle there: told, that instance ends it
+      if (!live.announced) {
+        live.announced = true;
+        void this.endOtherCopies(live.id);
+      }
     } catch (err) {
       live.current = undefined;
       await lease?.release();
