@@ -150,6 +150,39 @@ describe('id is echoed exactly or refused', () => {
     expect(JSON.parse(str.body)).toMatchObject({ id: '12345678901234567891', ok: true });
   });
 
+  it('HTTP: id null is a request (JSON-RPC 2.0 §4), answered with id null, never refused nor taken for a notification', async () => {
+    const r = await postRaw('{"jsonrpc":"2.0","id":null,"method":"health"}');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      result: { status: 'ok', version: expect.any(String) },
+      type: 'res',
+      ok: true,
+      payload: expect.any(Object),
+    });
+    // a method error keeps it too
+    const e = await postRaw('{"jsonrpc":"2.0","id":null,"method":"no.such.method"}');
+    expect(JSON.parse(e.body)).toMatchObject({ id: null, ok: false, error: { code: -32601 } });
+  });
+
+  it('WebSocket: id null is answered with id null', async () => {
+    const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
+    const got: Json[] = [];
+    ws.on('message', (d) => got.push(JSON.parse(String(d))));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    try {
+      ws.send('{"jsonrpc":"2.0","id":null,"method":"health"}');
+      await waitFor(() => got.length >= 1 || undefined, 'the answer');
+      expect(got[0]).toMatchObject({ id: null, ok: true, result: { status: 'ok' } });
+    } finally {
+      ws.close();
+    }
+  });
+
   it('WebSocket: the same refusal, and the socket goes on serving', async () => {
     const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
     const got: Json[] = [];

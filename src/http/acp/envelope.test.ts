@@ -9,6 +9,8 @@ describe('parseRequest', () => {
     expect(parseRequest({ jsonrpc: '2.0', method: 'm' })).toEqual({ ok: true, request: { id: undefined, method: 'm', params: {} } });
     expect(parseRequest({ jsonrpc: '2.0', id: 2 ** 53 - 1, method: 'm' })).toMatchObject({ ok: true, request: { id: 2 ** 53 - 1 } });
     expect(parseRequest({ jsonrpc: '2.0', id: 1.5, method: 'm' })).toMatchObject({ ok: true, request: { id: 1.5 } });
+    // JSON-RPC 2.0 §4: null is an id (discouraged, but valid): a request, answered with id null; not a notification
+    expect(parseRequest({ jsonrpc: '2.0', id: null, method: 'm' })).toEqual({ ok: true, request: { id: null, method: 'm', params: {} } });
   });
   it('rejects malformed requests with -32600 / -32602, keeping a readable id', () => {
     const cases: Array<[unknown, number, unknown]> = [

@@ -14,9 +14,13 @@ import { updateJson } from '../../acp/update-json.js';
 
 export type RpcId = string | number;
 
-/** A validated request. `id` undefined = a notification: it runs, nothing is replied. */
+/**
+ * A validated request. `id` undefined (no `id` member) = a notification: it runs, nothing is replied. `id: null` is
+ * a request (JSON-RPC 2.0 §4: an id is a String, Number or NULL; only a request without `id` is a notification):
+ * it is answered, with `id: null`.
+ */
 export interface RpcRequest {
-  id: RpcId | undefined;
+  id: RpcId | null | undefined;
   method: string;
   params: Record<string, unknown>;
 }
@@ -119,10 +123,10 @@ export function parseRequest(value: unknown): ParseOutcome {
   if (!value || typeof value !== 'object') return bad(null, 'request must be a JSON-RPC 2.0 object');
   const o = value as Record<string, unknown>;
   const hasId = Object.prototype.hasOwnProperty.call(o, 'id') && o.id !== undefined;
-  if (hasId && !isId(o.id)) return bad(null, 'id must be a string or a number', 'RPC_INVALID_REQUEST', 'id');
+  if (hasId && o.id !== null && !isId(o.id)) return bad(null, 'id must be a string, a number or null', 'RPC_INVALID_REQUEST', 'id');
   if (hasId && roundedId(o.id as RpcId))
     return bad(null, 'id is an integer beyond 2^53 - 1, which cannot be echoed exactly; send it as a string', 'RPC_INVALID_REQUEST', 'id');
-  const id = hasId ? (o.id as RpcId) : null;
+  const id = hasId ? (o.id as RpcId | null) : null;
   if (o.jsonrpc !== '2.0') return bad(id, 'jsonrpc must be "2.0"', 'RPC_INVALID_REQUEST', 'jsonrpc');
   if (typeof o.method !== 'string' || o.method.length === 0) return bad(id, 'method is required (a non-empty string)', 'RPC_INVALID_REQUEST', 'method');
   let params: Record<string, unknown> = {};
@@ -130,5 +134,5 @@ export function parseRequest(value: unknown): ParseOutcome {
     if (typeof o.params !== 'object' || Array.isArray(o.params)) return bad(id, 'params must be an object', 'INVALID_PARAMS', 'params');
     params = o.params as Record<string, unknown>;
   }
-  return { ok: true, request: { id: hasId ? (o.id as RpcId) : undefined, method: o.method, params } };
+  return { ok: true, request: { id: hasId ? (o.id as RpcId | null) : undefined, method: o.method, params } };
 }
