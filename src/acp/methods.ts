@@ -10,7 +10,7 @@ import type { TurnRunner } from './turn-runner.js';
 import type { SessionTarget } from '../sessions/model.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
-import { clientRequestIdOf, invalidParams, optString, quotedMethod, reqString } from './params.js';
+import { clientRequestIdOf, invalidParams, optPickedId, optString, quotedMethod, reqString } from './params.js';
 import { workingDirectory } from './working-directory.js';
 import { productCapabilityOf, productModeGate, resolveRole, roleCapabilities, roleRequestOf, type RoleDecision, type RoleRequest } from './roles.js';
 import type { QueuedNotice, RoleBinding } from './turn-runner.js';
@@ -364,9 +364,11 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     },
     'xworkmate.permissions.respond': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
-      const requestId = reqString(p, 'requestId');
-      const optionId = optString(p, 'optionId');
-      const decision = optString(p, 'decision');
+      // ids the gateway offered (the prompt's, its options'): trimmed, as routing ids are
+      const requestId = optPickedId(p, 'requestId');
+      if (requestId === undefined) throw invalidParams('requestId', 'requestId is required (a non-empty string)');
+      const optionId = optPickedId(p, 'optionId');
+      const decision = optPickedId(p, 'decision');
       if (decision !== undefined && decision !== 'cancel') throw invalidParams('decision', 'decision must be "cancel"');
       if ((optionId === undefined) === (decision === undefined)) throw invalidParams('optionId', 'send exactly one of optionId or decision:"cancel"');
       const answer = optionId !== undefined ? { optionId } : { decision: 'cancel' as const };

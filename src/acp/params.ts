@@ -34,6 +34,15 @@ export function optString(p: Record<string, unknown>, field: string, max = MAX_I
   return v.trim() === '' ? undefined : v;
 }
 
+/**
+ * An id the client picks from those the gateway offered it (a routing provider id, a permission prompt's
+ * `requestId` or `optionId`): checked as optString, then trimmed, so that a pick sent with surrounding whitespace
+ * names the same entry. Names the client gives (`sessionId`, `threadId`) are kept exactly as sent.
+ */
+export function optPickedId(p: Record<string, unknown>, field: string, name = field): string | undefined {
+  return optString(p, field, MAX_ID_CHARS, name)?.trim();
+}
+
 export function reqString(p: Record<string, unknown>, field: string, max = MAX_ID_CHARS): string {
   const v = optString(p, field, max);
   if (v === undefined) throw invalidParams(field, `${field} is required (a non-empty string)`);

@@ -222,8 +222,8 @@ export class PermissionBroker {
   private answerLocal(sessionId: string, requestId: string, answer: Answer): void {
     const p = this.pending.get(requestId);
     if (!p) throw err(this.decided.has(requestId) ? 'PERMISSION_ALREADY_DECIDED' : 'PERMISSION_REQUEST_NOT_FOUND', { requestId });
-    check(p.prompt, sessionId, answer);
-    p.settle('optionId' in answer ? { outcome: 'selected', optionId: answer.optionId } : { outcome: 'cancelled' }, 'user');
+    const optionId = check(p.prompt, sessionId, answer);
+    p.settle(optionId !== undefined ? { outcome: 'selected', optionId } : { outcome: 'cancelled' }, 'user');
   }
 
   /**
@@ -245,9 +245,14 @@ export class PermissionBroker {
   }
 }
 
-function check(p: PermissionPrompt, sessionId: string, answer: Answer): void {
+/**
+ * Checks an answer against its prompt; returns the option chosen, as the agent offered it (the answer's optionId
+ * comes trimmed: an offered id is matched trimmed too), or undefined for `decision:"cancel"`.
+ */
+function check(p: PermissionPrompt, sessionId: string, answer: Answer): string | undefined {
   if (p.sessionId !== sessionId) throw err('PERMISSION_SESSION_MISMATCH', { requestId: p.requestId, sessionId });
-  if ('optionId' in answer && !p.options.some((o) => o.optionId === answer.optionId)) {
-    throw err('PERMISSION_OPTION_NOT_OFFERED', { requestId: p.requestId, optionId: answer.optionId, offered: p.options.map((o) => o.optionId) });
-  }
+  if (!('optionId' in answer)) return undefined;
+  const offered = p.options.find((o) => o.optionId === answer.optionId) ?? p.options.find((o) => String(o.optionId).trim() === answer.optionId);
+  if (!offered) throw err('PERMISSION_OPTION_NOT_OFFERED', { requestId: p.requestId, optionId: answer.optionId, offered: p.options.map((o) => o.optionId) });
+  return offered.optionId;
 }

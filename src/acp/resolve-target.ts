@@ -16,7 +16,7 @@
  *   unavailable.
  */
 import { GatewayError } from '../wire/errors.js';
-import { invalidParams, MAX_ID_CHARS, optString } from './params.js';
+import { invalidParams, optPickedId } from './params.js';
 
 export interface CatalogEntry {
   providerId: string;
@@ -48,7 +48,7 @@ type Target = 'agent' | 'gateway';
 
 /** A routing field: an id or model name as the other ids (at most 256 characters, well-formed), trimmed. */
 function str(o: Record<string, unknown>, key: string, field = key): string | undefined {
-  return optString(o, key, MAX_ID_CHARS, field)?.trim();
+  return optPickedId(o, key, field);
 }
 
 function target(o: Record<string, unknown>, key: string, field = key): Target | undefined {

@@ -16,7 +16,7 @@
 import type { RolePolicyConfig } from '../config/schema.js';
 import type { SessionTarget } from '../sessions/model.js';
 import type { RoutingCatalog } from './resolve-target.js';
-import { invalidParams, MAX_ID_CHARS, optString } from './params.js';
+import { invalidParams, optPickedId } from './params.js';
 import { GatewayError } from '../wire/errors.js';
 
 export const ROLE_NAMES = ['chat', 'worker', 'engineer', 'architect', 'researcher', 'specialist'] as const;
@@ -64,7 +64,7 @@ export type RoleDecision =
 const routingOf = (p: Record<string, unknown>): Record<string, unknown> =>
   p.routing && typeof p.routing === 'object' && !Array.isArray(p.routing) ? (p.routing as Record<string, unknown>) : {};
 
-const field = (r: Record<string, unknown>, name: string): string | undefined => optString(r, name, MAX_ID_CHARS, `routing.${name}`)?.trim();
+const field = (r: Record<string, unknown>, name: string): string | undefined => optPickedId(r, name, `routing.${name}`);
 
 /** The role fields of `routing`, or undefined when the turn is not role-routed. */
 export function roleRequestOf(p: Record<string, unknown>): RoleRequest | undefined {

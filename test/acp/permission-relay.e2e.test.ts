@@ -79,6 +79,31 @@ describe('permission relay', () => {
     });
   });
 
+  it('the ids of an answer are picked ids, trimmed as routing ids are: requestId, optionId and decision with surrounding whitespace name the prompt and its option', async () => {
+    const turn = permissionTurn(gw.url, 'p-trim');
+    const p = await pendingPrompt(gw.url, 'p-trim');
+    expect(
+      await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-trim', requestId: ` ${p.requestId}\n`, optionId: '\topt-always ' }),
+    ).toMatchObject({ result: { accepted: true, requestId: p.requestId } });
+    const { result, updates } = await turn;
+    expect(result).toMatchObject({ status: 'completed', output: 'permission: opt-always' });
+    expect(resolvedOf(updates).task.detail).toMatchObject({ requestId: p.requestId, outcome: { outcome: 'selected', optionId: 'opt-always' }, reason: 'user' });
+
+    const cancelled = permissionTurn(gw.url, 'p-trim-cancel');
+    const q = await pendingPrompt(gw.url, 'p-trim-cancel');
+    expect(
+      await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-trim-cancel', requestId: `${q.requestId} `, decision: ' cancel ' }),
+    ).toMatchObject({
+      result: { accepted: true, requestId: q.requestId },
+    });
+    expect((await cancelled).result).toMatchObject({ status: 'completed', output: 'permission: cancelled' });
+    // blank is still absent
+    expect((await call(gw.url, 'xworkmate.permissions.respond', { sessionId: 'p-trim-cancel', requestId: '  ', decision: 'cancel' })).error).toMatchObject({
+      code: -32602,
+      data: { code: 'INVALID_PARAMS', field: 'requestId' },
+    });
+  });
+
   it('permissions.list without a sessionId lists the prompts of the calling token’s sessions only (HTTP and WebSocket); any token may answer by id', async () => {
     const mineTurn = permissionTurn(gw.url, 'p-mine');
     const theirsTurn = permissionTurn(gw.url, 'p-theirs', TOKEN2);
