@@ -171,23 +171,19 @@ function roleUnavailableResult(d: Extract<RoleDecision, { kind: 'rejected' }>, s
 /**
  * `task.rejected`: the sole event of a refused role turn. Like every task event it carries the turn's id as
  * `turnId` and `task.taskId` (addendum §4; acp-rpc.md: every `session.update` carries a `turnId`): the refused
- * turn gets one of its own. No `runId` and no `seq`: nothing ran, and nothing is logged.
+ * turn gets one of its own. No `runId`: nothing ran. The runner numbers it (`seq`) when the session is open.
  */
 function rejectedEvent(
   d: Extract<RoleDecision, { kind: 'rejected' }>,
   req: RoleRequest,
   ids: { sessionId: string; threadId: string; turnId: string },
 ): Record<string, unknown> {
-  return {
-    ...ids,
-    at: new Date().toISOString(),
-    ...taskEventFields(
-      'rejected',
-      ids,
-      { role: req.role ?? null, roleMode: req.roleMode },
-      { code: d.selection?.code ?? d.unavailableCode, message: d.message },
-    ),
-  };
+  return taskEventFields(
+    'rejected',
+    ids,
+    { role: req.role ?? null, roleMode: req.roleMode },
+    { code: d.selection?.code ?? d.unavailableCode, message: d.message },
+  );
 }
 
 function unavailableResult(d: Extract<RoutingDecision, { kind: 'unavailable' }>, sessionId: string, threadId: string, acp: AcpConfig): Record<string, unknown> {
@@ -264,9 +260,9 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       if (roleReq) {
         const rd = await roleDecision(roleReq, wd !== undefined, cap?.mode);
         if (rd.kind === 'rejected') {
-          const turnId = newId('turn');
-          ctx.notify('session.update', rejectedEvent(rd, roleReq, { sessionId, threadId, turnId }));
-          return roleUnavailableResult(rd, sessionId, threadId, turnId);
+          const ids = { sessionId, threadId, turnId: newId('turn') };
+          await deps.runner.rejected(ids, rejectedEvent(rd, roleReq, ids), sinkOf(ctx));
+          return roleUnavailableResult(rd, sessionId, threadId, ids.turnId);
         }
         target = rd.target;
         role = {
@@ -336,7 +332,8 @@ export function createDispatch(deps: MethodDeps): Dispatch {
             specialty: undefined,
             dataClass: 'unclassified',
           };
-          ctx.notify('session.update', rejectedEvent(refused, req, { sessionId, threadId: bound.threadId, turnId }));
+          const ids = { sessionId, threadId: bound.threadId, turnId };
+          await deps.runner.rejected(ids, rejectedEvent(refused, req, ids), sinkOf(ctx));
           return roleUnavailableResult(refused, sessionId, bound.threadId, turnId);
         }
         return deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued);

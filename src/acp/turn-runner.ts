@@ -262,6 +262,31 @@ export class TurnRunner {
   }
 
   /**
+   * The `task.rejected` update of a role turn the policy refused (methods.ts): nothing runs, but like every update
+   * of a session it is numbered in the session's `seq`, logged and kept with its task events, so a client that
+   * resumes after the last `seq` it saw misses nothing and numbers never repeat. A session that is not open (none
+   * yet, closed, moved) has no `seq` to number it in: it goes out without one, and nothing is created; nor does one
+   * whose turn runs on another instance right now (numbered here, it could take a `seq` that turn also takes).
+   */
+  async rejected(ids: { sessionId: string; threadId: string; turnId: string }, fields: Record<string, unknown>, sink: UpdateSink): Promise<void> {
+    await this.starting.get(ids.sessionId);
+    let live = this.sessions.get(ids.sessionId);
+    // a turn of it runs on another instance sharing the store (it holds the lease): that one numbers the session now
+    if (live?.current === undefined && (await otherHolder(this.o.store, ids.sessionId, this.holder))) live = undefined;
+    else if (!live || live.closed) live = await this.rehydrate(ids.sessionId).catch(() => undefined);
+    let params: Record<string, unknown>;
+    if (live) {
+      params = this.outOfTurnEmit(live, ids.turnId)(fields);
+      await this.updates.flush(live.id);
+    } else params = { ...ids, ...secrets.scrubValue(fields), at: new Date().toISOString() };
+    try {
+      sink(params);
+    } catch {
+      // the client is gone
+    }
+  }
+
+  /**
    * An idle live session whose record went on without it: the session moved away and came back (A→B→A), or
    * another instance sharing the store ran a turn of it. Reused, it would number updates from a stale seq, and
    * the log keeps one update per seq: earlier ones would be overwritten. It is revived from the record instead.

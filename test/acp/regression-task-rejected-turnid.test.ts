@@ -62,7 +62,7 @@ describe('task.rejected', () => {
     expect(ev.turnId).toMatch(/^turn_[A-Za-z0-9_-]+$/);
     expect(ev.task.taskId).toBe(ev.turnId);
     expect(one.result.turnId).toBe(ev.turnId);
-    // nothing ran: no run, no seq
+    // nothing ran: no run; and no session to number it in (none is created): no seq
     expect(ev.runId).toBeUndefined();
     expect(ev.seq).toBeUndefined();
 
@@ -70,5 +70,57 @@ describe('task.rejected', () => {
     const two = await refused('rej-1');
     expect(two.updates[0]!.turnId).toMatch(/^turn_/);
     expect(two.updates[0]!.turnId).not.toBe(ev.turnId);
+  });
+});
+
+/**
+ * Regression: the `task.rejected` of a refused turn of an open session carried no `seq`, while acp-rpc.md has every
+ * `session.update` carry the session's increasing `seq` and the addendum (§4) adds it to task events. It is numbered
+ * in the session's seq, logged (a resume after the last seq seen finds it) and the next turn numbers above it.
+ */
+describe('task.rejected of an open session', () => {
+  const code = { xworkmateProductCapability: { schemaVersion: 1, mode: 'code' } };
+  it("is numbered in the session's seq, in its update log, and the next turn numbers above it", async () => {
+    const sid = 'rej-open';
+    const started = await acpRpc(
+      gw.url,
+      ACP,
+      'session.start',
+      { sessionId: sid, taskPrompt: 'hello', workingDirectory: 'demo', routing: { role: 'engineer', roleMode: 'auto' }, metadata: code },
+      true,
+    );
+    expect(started.result).toMatchObject({ success: true, status: 'completed' });
+    const last = Math.max(...started.updates.map((u) => u.seq as number));
+
+    // a turn in a product mode the role does not allow: refused, nothing runs
+    const refusedMsg = await acpRpc(
+      gw.url,
+      ACP,
+      'session.message',
+      { sessionId: sid, taskPrompt: 'again', metadata: { xworkmateProductCapability: { schemaVersion: 1, mode: 'work' } } },
+      true,
+    );
+    expect(refusedMsg.result).toMatchObject({ status: 'unavailable', roleSelection: { code: 'role_not_allowed_for_mode' } });
+    expect(refusedMsg.updates).toHaveLength(1);
+    const ev = refusedMsg.updates[0]!;
+    expect(ev).toMatchObject({ event: 'task.rejected', sessionId: sid, turnId: refusedMsg.result.turnId, seq: last + 1 });
+    expect(ev.runId).toBeUndefined();
+
+    // a refused session.start of the open session is numbered too (and the session stays as it was)
+    const refusedStart = await refused(sid);
+    expect(refusedStart.updates[0]).toMatchObject({ event: 'task.rejected', seq: last + 2 });
+
+    // in the log: a resume after the last seq seen finds them
+    const replay = await acpRpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: last });
+    expect(replay.result.updates.map((u: { event: string; seq: number }) => [u.event, u.seq])).toEqual([
+      ['task.rejected', last + 1],
+      ['task.rejected', last + 2],
+    ]);
+    expect(replay.result.lastSeq).toBe(last + 2);
+
+    // the next turn numbers above them
+    const next = await acpRpc(gw.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'and again', metadata: code }, true);
+    expect(next.result).toMatchObject({ success: true, status: 'completed' });
+    expect(Math.min(...next.updates.map((u) => u.seq as number))).toBe(last + 3);
   });
 });
