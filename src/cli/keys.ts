@@ -39,17 +39,23 @@ const int = (flag: string) => (v: string) => {
   return n;
 };
 
-/** `30d`, `12h`, `90m`, or an ISO date → epoch ms (a date past year 9999 has no ISO form the API takes) */
+/**
+ * `30d`, `12h`, `90m`, or an ISO date → epoch ms (a date past year 9999 has no ISO form the API takes). A time not
+ * after now (`2020-01-01`, `0d`, today's date: its UTC midnight) is refused, as the API refuses it: it created a key
+ * born expired (a date before 1970 came back under the API's field name, `expiresAt: Too small …`).
+ */
 function expiry(v: string): number {
   const rel = /^(\d+)([mhd])$/.exec(v);
+  let t: number;
   if (!rel) {
-    const t = Date.parse(v);
+    t = Date.parse(v);
     if (Number.isNaN(t)) throw new CliError('--expires: an ISO date or a duration such as 30d, 12h');
-    return t;
+  } else {
+    t = Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
+    // a time a Date can hold (±8.64e15 ms, about 273,000 years from now)
+    if (Number.isNaN(new Date(t).getTime())) throw new CliError(`--expires: ${v} is too far ahead; the latest is +275760-09-13`);
   }
-  const t = Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
-  // a time a Date can hold (±8.64e15 ms, about 273,000 years from now)
-  if (Number.isNaN(new Date(t).getTime())) throw new CliError(`--expires: ${v} is too far ahead; the latest is +275760-09-13`);
+  if (t <= Date.now()) throw new CliError(`--expires: ${v} is not in the future; give a later date or a duration such as 30d, 12h`);
   return t;
 }
 

@@ -83,13 +83,15 @@ export const createKeySchema = z.strictObject({
   models: z.array(z.string().min(1).max(200)).min(1).default(['*']),
   /**
    * epoch ms, an ISO date (`2027-01-31`: its UTC midnight) or date-time with an offset, as epoch ms; refused past
-   * the last time a Date can hold, which no listing could show
+   * the last time a Date can hold, which no listing could show, and when not after now (a key born expired, which
+   * authenticates nothing; the CLI's --expires refuses it too)
    */
   expiresAt: z
     .union([z.number().int().positive(), z.iso.datetime({ offset: true }).transform(Date.parse), z.iso.date().transform(Date.parse)], {
       error: 'epoch ms, or an ISO date or date-time (2027-01-31, 2027-01-31T12:00:00Z)',
     })
     .refine((ms) => ms <= MAX_TIME_MS, `a time a Date can hold (at most ${MAX_TIME_MS} ms, +275760-09-13)`)
+    .refine((ms) => ms > Date.now(), 'a time in the future (a key that has already expired authenticates nothing)')
     .optional(),
   limits: limitsSchema.default({}),
   budget: budgetSchema.optional(),
