@@ -78,7 +78,8 @@ export function registerBridge(program: Command): void {
       'POST',
       '/admin/bridges',
       { url: o.peerUrl, token: o.peerToken, name: o.name, share, ca },
-      { expect: { peer: 'object' } },
+      // the body's `url` and `token` are the peer's, given with --peer-url and --peer-token (--url is the gateway's)
+      { expect: { peer: 'object' }, fields: { url: '--peer-url', token: '--peer-token', name: '--name', share: '--share', ca: '--ca' } },
     );
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });

@@ -73,6 +73,21 @@ interface CreateFlags extends RemoteFlags {
   acp?: boolean;
 }
 
+/** what each of create's flags is in the API's body: a refusal of the field names the flag */
+const CREATE_FIELDS = {
+  name: '--name',
+  owner: '--owner',
+  models: '--models',
+  expiresAt: '--expires',
+  'limits.requestsPerMin': '--rpm',
+  'limits.tokensPerMin': '--tpm',
+  'limits.concurrent': '--concurrent',
+  'budget.tokens': '--budget-tokens',
+  'budget.cost': '--budget-cost',
+  'budget.period': '--budget-period',
+  acp: '--acp',
+};
+
 /** the reply to a create or a rotate: the key and its secret, shown once */
 const SECRET = { key: 'object', secret: 'string' } as const;
 
@@ -122,7 +137,7 @@ export function registerKeys(program: Command): void {
       ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
       ...(o.acp ? { acp: true } : {}),
     };
-    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { expect: SECRET }), 'created');
+    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { expect: SECRET, fields: CREATE_FIELDS }), 'created');
   });
 
   remoteOptions(keys.command('list').description('every key (never the secrets)')).action(async (o: RemoteFlags) => {

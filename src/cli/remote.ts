@@ -114,6 +114,20 @@ export function warnCleartext(url: string, kind: 'admin' | 'acp'): void {
 /** What a successful reply must hold at its top level: field name → its JSON kind. */
 export type ReplyShape = Record<string, 'array' | 'object' | 'string'>;
 
+/**
+ * The request's fields that a command's flags give, API field (as the API's `param` names it) → the flag, e.g.
+ * `{ expiresAt: '--expires', 'limits.requestsPerMin': '--rpm', url: '--peer-url' }`: a refusal the API words
+ * `<param>: …` is printed `<flag>: …`, naming what the operator typed (a field's own path below it, `models.0`,
+ * is its flag's too).
+ */
+export type FlagFields = Record<string, string>;
+
+function naming(message: string, param: unknown, fields: FlagFields): string {
+  if (typeof param !== 'string' || !message.startsWith(`${param}: `)) return message;
+  const flag = Object.entries(fields).find(([field]) => param === field || param.startsWith(`${field}.`))?.[1];
+  return flag === undefined ? message : `${flag}: ${message.slice(param.length + 2)}`;
+}
+
 const kindOf = (v: unknown): string => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
 
 /**
@@ -121,14 +135,15 @@ const kindOf = (v: unknown): string => (Array.isArray(v) ? 'array' : v === null 
  * by the error's `details.problems` one a line when it lists any (a refused config reload). `timeoutMs` bounds
  * the wait for the reply's headers and between its body's chunks. `expect` names the fields a successful reply
  * holds: a 2xx JSON reply without them (some other service on that port, a proxy's `{}`) is refused in one line,
- * not printed as `undefined` under `--json` with exit 0, nor failed with a TypeError's text.
+ * not printed as `undefined` under `--json` with exit 0, nor failed with a TypeError's text. `fields`: the body's
+ * or query's fields the command's flags give (FlagFields), so that a refusal names the flag.
  */
 export async function adminCall<T>(
   flags: RemoteFlags,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
-  { timeoutMs = 10_000, expect = {} }: { timeoutMs?: number; expect?: ReplyShape } = {},
+  { timeoutMs = 10_000, expect = {}, fields = {} }: { timeoutMs?: number; expect?: ReplyShape; fields?: FlagFields } = {},
 ): Promise<T> {
   const { url, token } = resolveRemote(flags, 'admin');
   // undici at the first admin call, so `switchyard gateway` (which imports CliError from here) does not load it
@@ -166,8 +181,8 @@ export async function adminCall<T>(
     throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
   }
   if (res.statusCode >= 400) {
-    const error = (json as { error?: { message?: string; code?: unknown; details?: { problems?: unknown } } }).error;
-    const msg = error?.message ?? `HTTP ${res.statusCode}`;
+    const error = (json as { error?: { message?: string; code?: unknown; param?: unknown; details?: { problems?: unknown } } }).error;
+    const msg = error?.message === undefined ? `HTTP ${res.statusCode}` : naming(error.message, error.param, fields);
     if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
     const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
     throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`, typeof error?.code === 'string' ? error.code : undefined);

@@ -40,7 +40,7 @@ async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 
     'POST',
     `/admin/sessions/${encodeURIComponent(id)}/transfer`,
     { to, whenRunning },
-    { timeoutMs: TRANSFER_REPLY_MS, expect: { to: 'object' } },
+    { timeoutMs: TRANSFER_REPLY_MS, expect: { to: 'object' }, fields: { to: '--to' } },
   );
 }
 
@@ -54,6 +54,7 @@ export function registerSessions(program: Command): void {
     async (o: RemoteFlags & { status?: string }) => {
       const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`, undefined, {
         expect: SESSIONS,
+        fields: { status: '--status' },
       });
       out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
     },

@@ -26,6 +26,7 @@ export function registerUsage(program: Command): void {
     if (o.since) q.set('since', o.since);
     const r = await adminCall<{ by: string; since: string | null; rows: Row[]; total: Row }>(o, 'GET', `/admin/usage?${q.toString()}`, undefined, {
       expect: { rows: 'array', total: 'object' },
+      fields: { by: '--by', key: '--key', since: '--since' },
     });
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
     if (r.rows.length === 0) return out(`no usage${r.since ? ` since ${r.since}` : ''}\n`);

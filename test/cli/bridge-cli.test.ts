@@ -138,9 +138,9 @@ describe('switchyard bridge', () => {
     expect(bad.stderr).toMatch(/admin token rejected/);
   });
 
-  it('connect with a bad URL is refused with the field named', async () => {
+  it('connect with a bad URL is refused with the flag named', async () => {
     const r = await cli(['bridge', 'connect', ...asA(), '--peer-url', 'http://not-ws', '--peer-token', 't']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('switchyard: url: must be a ws:// or wss:// URL\n');
+    expect(r.stderr).toBe('switchyard: --peer-url: must be a ws:// or wss:// URL\n');
   });
 });
