@@ -47,6 +47,8 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
   const env = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
   const envToken = env(kind === 'admin' ? process.env.SWITCHYARD_ADMIN_TOKEN : process.env.SWITCHYARD_ACP_TOKEN);
   let url = flags.url ?? env(process.env.SWITCHYARD_URL);
+  // a refusal of the URL names where it came from: a $SWITCHYARD_URL exported long ago is not the `--url` just typed
+  const subject = flags.url !== undefined ? '--url' : url !== undefined ? '$SWITCHYARD_URL' : "the config file's gateway address";
   let token = flags.token ?? envToken;
   if (!url || token === undefined) {
     try {
@@ -65,7 +67,7 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
   let base: URL;
   try {
     base = gatewayBase(url, {
-      subject: '--url',
+      subject,
       token: kind === 'admin' ? 'the admin token with --token or $SWITCHYARD_ADMIN_TOKEN' : 'the ACP token with --token or $SWITCHYARD_ACP_TOKEN',
     });
   } catch (err) {

@@ -54,7 +54,8 @@ const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
 /** The client for these flags; the routing rules are enforced here, before anything is sent. */
 export function clientFor(o: TaskFlags): AcpClient {
   const explicit = o.url || process.env.SWITCHYARD_URL || undefined;
-  const { url, token } = resolveRemote({ ...o, url: explicit }, 'acp');
+  // resolveRemote takes $SWITCHYARD_URL itself, so that a refusal of it names the variable, not --url
+  const { url, token } = resolveRemote({ ...o, url: o.url || undefined }, 'acp');
   let client: AcpClient;
   try {
     client = new AcpClient({ baseUrl: url, token, allowLocal: o.local === true || explicit === undefined, idPrefix: 'cli' });
