@@ -186,8 +186,16 @@ export async function adminCall<T>(
     const error = (json as { error?: { message?: string; code?: unknown; param?: unknown; details?: { problems?: unknown } } }).error;
     const msg = error?.message === undefined ? `HTTP ${res.statusCode}` : naming(error.message, error.param, fields);
     if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
+    const code = typeof error?.code === 'string' ? error.code : undefined;
     const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
-    throw new CliError(`${msg}${problems.map((p) => `\n  ${String(p)}`).join('')}`, typeof error?.code === 'string' ? error.code : undefined);
+    // a refusal (403) or a failure (500) is no answer to what was asked, and its text alone ("internal error") said
+    // neither which nor who answered: the status, the API's code and the URL are given, as the 401's line names its
+    // URL (every line passes the secret scrubber: the token is never printed)
+    const head =
+      res.statusCode === 403 || res.statusCode === 500
+        ? `${url} answered HTTP ${res.statusCode}${code ? ` (${code})` : ''}${error?.message === undefined ? '' : `: ${msg}`}`
+        : msg;
+    throw new CliError(`${head}${problems.map((p) => `\n  ${String(p)}`).join('')}`, code);
   }
   const reply = json as Record<string, unknown>;
   for (const [field, kind] of Object.entries(expect)) {
