@@ -57,8 +57,14 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
       url ??= `${config.gateway.tls ? 'https' : 'http'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${config.gateway.port}`;
       token ??= kind === 'admin' ? config.gateway.admin.token : config.acp.tokens[0];
     } catch (err) {
-      if (err instanceof ConfigError && flags.config) throw new CliError(err.message.split('\n').slice(0, 3).join(' '));
-      url ??= 'http://127.0.0.1:18789';
+      // as `config reload` says it: an invalid file cannot say where the gateway is nor which token it takes. Found
+      // by $SWITCHYARD_CONFIG or ./switchyard.json5, it was ignored and the built-in address dialled ("cannot reach
+      // the gateway at http://127.0.0.1:18789", or no token sent); named with --config, its first lines only
+      if (!(err instanceof ConfigError)) throw err;
+      const tokenVar = kind === 'admin' ? '$SWITCHYARD_ADMIN_TOKEN' : '$SWITCHYARD_ACP_TOKEN';
+      throw new CliError(
+        `the gateway is found from the config file, which is invalid: ${err.message}\n  (give --url and --token, or $SWITCHYARD_URL and ${tokenVar})`,
+      );
     }
   }
   // one rule set for what a base URL may be, the ACP client's first rules (acp-client/base-url.ts): the admin commands
