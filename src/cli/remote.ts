@@ -25,6 +25,19 @@ export class CliError extends Error {
 }
 
 /**
+ * resolveRemote's refusal to find the gateway from an invalid config file (`problems`: the ConfigError's text, every
+ * problem); `config reload`, whose file is the one to apply, words it for its own case.
+ */
+export class InvalidRemoteConfig extends CliError {
+  constructor(
+    readonly problems: string,
+    tokenVar: string,
+  ) {
+    super(`the gateway is found from the config file, which is invalid: ${problems}\n  (give --url and --token, or $SWITCHYARD_URL and ${tokenVar})`);
+  }
+}
+
+/**
  * A command argument or option that names something (a key, a session, a peer): an empty one (`""`, an unset
  * shell variable) was sent as an empty path segment and came back as `no admin route GET /admin/keys/`.
  */
@@ -61,10 +74,7 @@ export function resolveRemote(flags: RemoteFlags, kind: 'admin' | 'acp' = 'admin
       // by $SWITCHYARD_CONFIG or ./switchyard.json5, it was ignored and the built-in address dialled ("cannot reach
       // the gateway at http://127.0.0.1:18789", or no token sent); named with --config, its first lines only
       if (!(err instanceof ConfigError)) throw err;
-      const tokenVar = kind === 'admin' ? '$SWITCHYARD_ADMIN_TOKEN' : '$SWITCHYARD_ACP_TOKEN';
-      throw new CliError(
-        `the gateway is found from the config file, which is invalid: ${err.message}\n  (give --url and --token, or $SWITCHYARD_URL and ${tokenVar})`,
-      );
+      throw new InvalidRemoteConfig(err.message, kind === 'admin' ? '$SWITCHYARD_ADMIN_TOKEN' : '$SWITCHYARD_ACP_TOKEN');
     }
   }
   // one rule set for what a base URL may be, the ACP client's first rules (acp-client/base-url.ts): the admin commands

@@ -6,8 +6,7 @@
 import type { Command } from 'commander';
 import type { Overview } from '../http/overview.js';
 import type { ReloadReport } from '../gateway-reload.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
+import { adminCall, CliError, InvalidRemoteConfig, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 
 function duration(sec: number): string {
@@ -126,23 +125,17 @@ export function registerStatus(program: Command): void {
  */
 async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
   const set = (v: string | undefined) => v !== undefined && v !== '';
-  const fromFile = (!set(o.url) && !set(process.env.SWITCHYARD_URL)) || (o.token === undefined && !set(process.env.SWITCHYARD_ADMIN_TOKEN));
-  if (fromFile) {
-    try {
-      loadConfig(o.config);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      throw new CliError(
-        `config not reloaded (the gateway was not asked; its running config is unchanged): the gateway is found from the config file, which is invalid: ${err.message}\n` +
-          '  (give --url and --token, or $SWITCHYARD_URL and $SWITCHYARD_ADMIN_TOKEN, to have the running gateway check it; or send it SIGHUP)',
-      );
-    }
-  }
   const tokenFromFile = o.token === undefined && !set(process.env.SWITCHYARD_ADMIN_TOKEN);
   let r: ReloadReport;
   try {
     r = await adminCall<ReloadReport>(o, 'POST', '/admin/config/reload', {}, { timeoutMs: 30_000 });
   } catch (err) {
+    if (err instanceof InvalidRemoteConfig) {
+      throw new CliError(
+        `config not reloaded (the gateway was not asked; its running config is unchanged): the gateway is found from the config file, which is invalid: ${err.problems}\n` +
+          '  (give --url and --token, or $SWITCHYARD_URL and $SWITCHYARD_ADMIN_TOKEN, to have the running gateway check it; or send it SIGHUP)',
+      );
+    }
     if (err instanceof CliError && tokenFromFile && err.message.startsWith('admin token rejected')) {
       throw new CliError(
         `${err.message}\n  config not reloaded: the admin token was read from the config file, which may change gateway.admin.token; give the running gateway's token with --token (or $SWITCHYARD_ADMIN_TOKEN), or send it SIGHUP`,
