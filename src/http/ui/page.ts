@@ -74,6 +74,7 @@ main, #dash:not([hidden]) { display:flex; flex-direction:column; gap:16px; } mai
 .state-backoff, .state-connecting, .state-probing { color:var(--warn); }
 table { width:100%; border-collapse:collapse; } th, td { text-align:left; padding:4px 6px; border-bottom:1px solid var(--line); font-size:13px; }
 th { color:var(--muted); font-weight:500; }
+#peers td:nth-child(-n+6) { white-space:nowrap; }
 .chart { width:100%; height:60px; } .chart polyline { fill:none; stroke-width:1.5; }
 #chart-req polyline { stroke:var(--accent); } #chart-err polyline { stroke:var(--bad); }
 #mesh { width:100%; height:280px; } #mesh text { fill:var(--fg); font-size:11px; } #mesh .sub { fill:var(--muted); font-size:10px; }
