@@ -103,6 +103,9 @@ export function newLive(
 /** The virtual key a session's caller names (`key:<id>`, src/http/acp/access.ts), if it is one. */
 export const keyIdOf = (caller: string | undefined): string | undefined => (caller?.startsWith('key:') ? caller.slice(4) : undefined);
 
+/** The last `seq` a session's record says it numbered (`metadata.seq`), 0 when none. */
+export const seqOf = (rec: Session): number => (typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0);
+
 export const roleOf = (md: Record<string, unknown>): RoleBinding | undefined => (md.role && typeof md.role === 'object' ? (md.role as RoleBinding) : undefined);
 
 export function continuationUnavailable(sessionId: string, why: string): GatewayError {

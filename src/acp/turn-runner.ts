@@ -53,6 +53,7 @@ import {
   noOutput,
   resultOf,
   roleOf,
+  seqOf,
   type Emit,
   type LiveSession,
   type RoleBinding,
@@ -131,6 +132,8 @@ interface PendingStart {
 
 /** a wait that does not keep the process alive by itself (a shutdown that ended early leaves no timer behind) */
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+/** the updates `finish` numbers after a turn's result is stored: its task event and its final status */
+const END_UPDATES = 2;
 /** how long a stop waits at least for the last session updates to be stored (shutdown) */
 const STOP_WRITE_WAIT_MS = 1_000;
 
@@ -577,52 +580,68 @@ export class TurnRunner {
         if (rec.status === 'moved') throw continuationUnavailable(sessionId, 'the session was moved to another gateway');
         const again = this.sessions.get(sessionId);
         if (again && !again.closed) return again;
-        // a turn still marked running was interrupted (this process restarted): record it as failed
-        let failed: Turn[] = [];
-        // a live lease means another instance sharing the store is running that turn: leave it alone
-        if (rec.history.some((t) => t.status === 'running') && !(await otherHolder(this.o.store, sessionId, this.holder))) {
-          await mutateSession(this.o.store, sessionId, (s) => {
-            failed = s.history.filter((t) => t.status === 'running');
-            const next = failInterrupted(s);
-            return next === s ? undefined : next;
-          });
-        }
-        const wd = rec.metadata.workingDirectory;
-        const live = newLive(
-          rec.id,
-          rec.threadId,
-          rec.target,
-          typeof wd === 'string' ? wd : undefined,
-          typeof rec.metadata.seq === 'number' ? rec.metadata.seq : 0,
-          roleOf(rec.metadata),
-          typeof rec.metadata.caller === 'string' ? rec.metadata.caller : undefined,
-        );
-        // a crashed process may have sent (and logged) updates past the stored seq: never number below them
-        live.seq = await this.updates.lastSeq(sessionId, live.seq);
-        this.sessions.set(sessionId, live);
-        // the interrupted turn's last updates, as its own end would have sent them: a replay of it ends
-        for (const t of failed) {
-          const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
-          const code: ErrorCode = 'TURN_INTERRUPTED';
-          const detail = { status: 'failed', code, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
-          emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
-          emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR, code });
-        }
-        // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed)
-        const alive = await otherHolder(this.o.store, sessionId, this.holder);
-        for (const p of await this.permissions.resolveOrphans(sessionId, (h) => h !== alive)) {
-          this.outOfTurnEmit(
-            live,
-            p.turnId,
-          )(
-            taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), {
-              ...p,
-              outcome: { outcome: 'cancelled' },
-              reason: 'gateway_restarted',
-            }),
+        // What the previous holder left open is settled here with updates of the session: a turn still marked running
+        // was interrupted (its instance died), a permission prompt's holder is gone. Those updates are numbered under
+        // the session's lease, as a turn's are (the seq rule, docs/sessions.md), taken without waiting: held by
+        // another instance, a turn of the session runs there now, and what is left open stays for a later revival.
+        const pending = rec.metadata.pendingPermissions;
+        const open = rec.history.some((t) => t.status === 'running') || (Array.isArray(pending) && pending.length > 0);
+        const lease = open
+          ? await SessionLease.acquire(this.o.store, sessionId, this.holder, new AbortController().signal, { ttlMs: this.o.leaseTtlMs, waitMs: 0 }).catch(
+              () => undefined,
+            )
+          : undefined;
+        try {
+          // a turn still marked running was interrupted (this process restarted): record it as failed
+          let failed: Turn[] = [];
+          if (lease && rec.history.some((t) => t.status === 'running')) {
+            await mutateSession(this.o.store, sessionId, (s) => {
+              failed = s.history.filter((t) => t.status === 'running');
+              const next = failInterrupted(s);
+              return next === s ? undefined : next;
+            });
+          }
+          const wd = rec.metadata.workingDirectory;
+          const live = newLive(
+            rec.id,
+            rec.threadId,
+            rec.target,
+            typeof wd === 'string' ? wd : undefined,
+            seqOf(rec),
+            roleOf(rec.metadata),
+            typeof rec.metadata.caller === 'string' ? rec.metadata.caller : undefined,
           );
+          // a crashed process may have sent (and logged) updates past the stored seq, and the last holder of the
+          // lease logs its turn's last updates before it gives the lease back: never number below the log
+          live.seq = await this.updates.lastSeq(sessionId, live.seq);
+          this.sessions.set(sessionId, live);
+          if (!lease) return live;
+          // the interrupted turn's last updates, as its own end would have sent them: a replay of it ends
+          for (const t of failed) {
+            const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
+            const code: ErrorCode = 'TURN_INTERRUPTED';
+            const detail = { status: 'failed', code, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
+            emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
+            emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR, code });
+          }
+          // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed: this one
+          // holds the lease now)
+          for (const p of await this.permissions.resolveOrphans(sessionId, () => true)) {
+            this.outOfTurnEmit(
+              live,
+              p.turnId,
+            )(
+              taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), {
+                ...p,
+                outcome: { outcome: 'cancelled' },
+                reason: 'gateway_restarted',
+              }),
+            );
+          }
+          return live;
+        } finally {
+          if (lease) await this.releaseAfterLog(sessionId, lease);
         }
-        return live;
       })().finally(() => this.rehydrating.delete(sessionId));
       this.rehydrating.set(sessionId, p);
     }
@@ -724,6 +743,11 @@ export class TurnRunner {
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
       turn.startedAt = Date.now();
       const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(failInterrupted(s), turn));
+      // The seq rule (docs/sessions.md): holding the lease, this instance numbers the session's updates from above
+      // the record's seq and the log's highest. Another instance may have run turns of it since this live session
+      // last numbered one (this turn queued here while that one held the lease): the counter is never trusted as
+      // it is. One read of the log per lease take, nothing per update.
+      live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, seqOf(stored)));
       history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
       // the first turn of this live session here: a live session of it on another instance sharing the store (where
       // it ran before) is stale from now on, its agent and model-API token idle there: told, that instance ends it
@@ -733,11 +757,16 @@ export class TurnRunner {
       }
     } catch (err) {
       live.current = undefined;
-      await lease?.release();
-      if (abort.signal.aborted) return finish('cancelled', '', 'cancelled');
-      const e = toGatewayError(err);
-      if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: stackOf(err) });
-      return finish('failed', '', 'error', e);
+      let r: TurnResult;
+      if (abort.signal.aborted) r = finish('cancelled', '', 'cancelled');
+      else {
+        const e = toGatewayError(err);
+        if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: stackOf(err) });
+        r = finish('failed', '', 'error', e);
+      }
+      // numbered while the lease is held, and in the log before it is given back (the seq rule)
+      if (lease) await this.releaseAfterLog(live.id, lease);
+      return r;
     }
 
     task.status = 'running';
@@ -889,14 +918,27 @@ export class TurnRunner {
           ...(errText ? { error: errText } : {}),
           ...(errCode ? { errorCode: errCode } : {}),
         });
-        // the role binding travels with the record: a verified model binding (§3) is read back after a restart too
-        return { ...next, metadata: { ...next.metadata, seq: Math.max(live.seq + 1, Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) } };
+        // the role binding travels with the record: a verified model binding (§3) is read back after a restart too.
+        // Its seq is the turn's last: `finish` numbers END_UPDATES more after this write
+        return {
+          ...next,
+          metadata: { ...next.metadata, seq: Math.max(live.seq + END_UPDATES, Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) },
+        };
       });
     } catch (err) {
       this.o.logger.warn('acp turn result could not be stored', { sessionId: live.id, turnId: turn.turnId, error: String(err) });
     }
+    // the turn's last updates are numbered and stored while it still holds the lease: the next instance to take it
+    // reads them in the log and numbers on above them
+    const result = finish(status, output, stopReason, error, out?.model);
+    await this.releaseAfterLog(live.id, lease);
+    return result;
+  }
+
+  /** Gives the lease back once every update numbered under it is in the update log (the seq rule). */
+  private async releaseAfterLog(sessionId: string, lease: SessionLease): Promise<void> {
+    await this.updates.flush(sessionId);
     await lease.release();
-    return finish(status, output, stopReason, error, out?.model);
   }
 
   /** The agent asks: a prompt for the app, tied to the turn running now (none running: cancelled). */

@@ -1,0 +1,102 @@
+/**
+ * Regression: the hand-over of a session's lease between two instances sharing one Redis store (two turn runners,
+ * each with its own connection). Instance A's writes to the update log are slow (held until instance B has tried to
+ * take the lease). On the old code A stored its turn's result with `metadata.seq` one below the turn's last update,
+ * gave the lease back, and only then numbered and logged the turn's last updates (task.completed, completed): B,
+ * reviving the session from the record and a log that did not hold them yet, took the lease at once and numbered
+ * its first update with the `seq` of A's final status. The log keeps one update per `seq`: one of the two was lost.
+ * Now A numbers and logs its last updates before it gives the lease back, and B numbers above the log's highest.
+ */
+import { describe, expect, it } from 'vitest';
+import { TurnRunner } from '../../src/acp/turn-runner.js';
+import type { Runtime } from '../../src/acp/runtime.js';
+import { openStore } from '../../src/sessions/open-store.js';
+import type { SessionStore } from '../../src/sessions/store.js';
+import { memoryLogger, waitFor } from '../helpers/env.js';
+import { redisForFile } from '../sessions/fixtures/redis-server.js';
+
+const redis = redisForFile();
+
+const echo: Runtime = {
+  async prompt(turn, emit) {
+    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
+    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
+  },
+  async close() {},
+};
+
+/** `store` with some of its methods replaced */
+function wrap(store: SessionStore, over: Partial<SessionStore>): SessionStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop in over) return over[prop as keyof SessionStore];
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+const runner = (store: SessionStore, holderId: string) =>
+  new TurnRunner({
+    store,
+    gatewayId: 'gw_seq_handover',
+    holderId,
+    logger: memoryLogger().logger,
+    runtimeFor: async () => echo,
+    leaseTtlMs: 3_000,
+    leaseWaitMs: 10_000,
+  });
+
+describe('seq across a lease hand-over between instances sharing the store', () => {
+  it("the next holder numbers above the previous holder's last update, logged late", async () => {
+    const prefix = `seqhand${Math.random().toString(36).slice(2, 8)}:`;
+    const storeA = await openStore({ kind: 'redis', url: redis.server.url, prefix });
+    const storeB = await openStore({ kind: 'redis', url: redis.server.url, prefix });
+    redis.stores.push(storeA, storeB);
+
+    // A's log writes wait until B has tried to take the session's lease once
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const a = runner(
+      wrap(storeA, { appendEvents: async (...args: Parameters<SessionStore['appendEvents']>) => gate.then(() => storeA.appendEvents(...args)) }),
+      'gw_seq_handover/a',
+    );
+    let tried = false;
+    const b = runner(
+      wrap(storeB, {
+        acquireLease: async (...args: Parameters<SessionStore['acquireLease']>) => {
+          const got = await storeB.acquireLease(...args);
+          if (!tried) {
+            tried = true;
+            open();
+          }
+          return got;
+        },
+      }),
+      'gw_seq_handover/b',
+    );
+    try {
+      const sent: Record<string, unknown>[] = [];
+      const sid = 'handover-1';
+      const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
+      const first = a.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, (u) => void sent.push(u));
+      // A's turn ran to its end; its result waits for its updates to be in the log (held)
+      await waitFor(async () => (await storeA.get(sid))?.history[0]?.status === 'completed' || undefined, "A's turn stored as completed", 10_000, 10);
+      const second = b.message(sid, 'two', (u) => void sent.push(u));
+      const [ra, rb] = await Promise.all([first, second]);
+      expect(ra).toMatchObject({ status: 'completed', output: 'echo: one' });
+      expect(rb).toMatchObject({ status: 'completed', output: 'echo: two' });
+
+      const seqs = sent.map((u) => u.seq as number);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      const log = (await storeB.readEvents(sid, 0, 1000)).events;
+      expect(log.map((e) => e.seq)).toEqual([...seqs].sort((x, y) => x - y));
+      const bySeq = new Map(log.map((e) => [e.seq, e.event]));
+      for (const u of sent) expect(bySeq.get(u.seq as number)).toEqual(u);
+      // the record's seq is the session's last
+      expect((await storeB.get(sid))?.metadata.seq).toBe(Math.max(...seqs));
+    } finally {
+      await Promise.all([a.shutdown(1_000), b.shutdown(1_000)]);
+    }
+  }, 30_000);
+});

@@ -1,0 +1,134 @@
+/**
+ * Regression: two gateway instances sharing one Redis session store (one gateway id) run turns of one session that
+ * interleave. Instance 1 runs the first turn; instance 2 runs a long one (it holds the session's lease); meanwhile a
+ * turn of the session is queued on instance 1, which waits for the lease and runs once instance 2's turn ended. On
+ * the old code instance 1 numbered that turn's updates from its own in-memory `seq` (never refreshed from the store
+ * once it held the lease), below the numbers instance 2 had used meanwhile: the update log keeps one update per
+ * `seq`, so instance 2's updates were overwritten, and a client reading the log (`afterSeq`) got instance 1's
+ * updates in their place and missed instance 2's. Every `seq` a client was sent must be the log's entry at that
+ * `seq`, each once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
+import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { agentRouting, rpc } from './acp-rpc.js';
+
+type Json = any;
+const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
+const ACP = 'acp-seq-other-instance-3c81f0';
+type Gw = Awaited<ReturnType<typeof startProcess>>;
+
+let redis: RedisServer;
+let g1: Gw;
+let g2: Gw;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const instance = {
+    gateway: { id: 'gw_seq_other_instance' },
+    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
+    store: { kind: 'redis', url: redis.url },
+    acp: {
+      tokens: [ACP],
+      agents: [
+        { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
+      ],
+    },
+  };
+  [g1, g2] = await Promise.all([startProcess(instance), startProcess(instance)]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([g1?.stop(10_000), g2?.stop(10_000)]);
+  await redis?.stop();
+  cleanupDirs();
+});
+
+/** One /acp/rpc call streamed (SSE): every `session.update` its client was sent, and the result. */
+async function streamed(gw: Gw, method: string, params: Json): Promise<{ updates: Json[]; result: Json }> {
+  const res = await fetch(`${gw.url}/acp/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: `${method}-${Date.now()}`, method, params }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  expect(res.status).toBe(200);
+  const messages = (await res.text()).split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]');
+  const parsed = messages.map((m) => JSON.parse(m.slice(6)));
+  const final = parsed.at(-1);
+  return { updates: parsed.filter((m) => m.method === 'session.update').map((m) => m.params), result: final.result ?? final };
+}
+
+/** The session's whole update log, read a page at a time with `afterSeq`. */
+async function wholeLog(gw: Gw, sessionId: string): Promise<Json[]> {
+  const all: Json[] = [];
+  let after = 0;
+  for (;;) {
+    const page = (await rpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId, afterSeq: after, limit: 50 })).result;
+    all.push(...page.updates);
+    if (page.updates.length === 0 || page.updates.at(-1).seq >= page.lastSeq) return all;
+    after = page.updates.at(-1).seq;
+  }
+}
+
+const taskOn = async (gw: Gw, sessionId: string) => (await rpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId })).result;
+
+describe('turns of one session interleaved on two instances sharing the store', () => {
+  it('number every update above every earlier one: the log holds each update a client was sent, once, in seq order', async () => {
+    const sid = 'seq-other-instance-1';
+    const first = await streamed(g1, 'session.start', { sessionId: sid, taskPrompt: 'first turn', routing: agentRouting('hermes') });
+    expect(first.result).toMatchObject({ success: true, output: 'echo: first turn' });
+
+    // a long turn on instance 2: it holds the session's lease
+    const long = streamed(g2, 'session.message', { sessionId: sid, taskPrompt: 'slow' });
+    await waitFor(async () => (await taskOn(g2, sid)).status === 'running' || undefined, "instance 2's turn running", 15_000);
+    // the next turn reaches instance 1 meanwhile: queued there, it waits for the lease
+    const queued = streamed(g1, 'session.message', { sessionId: sid, taskPrompt: 'after the slow one' });
+    await waitFor(
+      async () => {
+        const t = await taskOn(g1, sid);
+        return (t.runId !== first.result.runId && t.status === 'queued') || undefined;
+      },
+      "instance 1's turn queued",
+      15_000,
+    );
+    // instance 2's turn numbers a few more updates while instance 1's waits, then ends
+    const ticks = (await rpc(g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number;
+    await waitFor(
+      async () => ((await rpc(g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number) > ticks + 3 || undefined,
+      "instance 2's turn going on",
+      15_000,
+    );
+    expect((await rpc(g2.url, ACP, 'session.cancel', { sessionId: sid })).result).toMatchObject({ accepted: true, cancelled: true });
+    const [b, a] = await Promise.all([long, queued]);
+    expect(b.result).toMatchObject({ status: 'cancelled' });
+    expect(a.result).toMatchObject({ success: true, output: 'echo: after the slow one' });
+
+    // and one more turn on each, one after the other
+    const c = await streamed(g2, 'session.message', { sessionId: sid, taskPrompt: 'back on two' });
+    expect(c.result).toMatchObject({ success: true, output: 'echo: back on two' });
+    const d = await streamed(g1, 'session.message', { sessionId: sid, taskPrompt: 'back on one' });
+    expect(d.result).toMatchObject({ success: true, output: 'echo: back on one' });
+
+    const sent = [first, b, a, c, d].flatMap((s) => s.updates);
+    // each turn's updates were all streamed, up to its final status
+    for (const s of [first, b, a, c, d]) expect(s.updates.at(-1)).toMatchObject({ type: 'status', runId: s.result.runId, status: s.result.status });
+    const sentSeqs = sent.map((u) => u.seq as number);
+    expect(new Set(sentSeqs).size).toBe(sentSeqs.length); // no seq sent twice
+
+    for (const gw of [g1, g2]) {
+      const log = await wholeLog(gw, sid);
+      const seqs = log.map((u) => u.seq as number);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
+      // every update a client was sent is the log's entry at its seq: none overwritten, none missing
+      const bySeq = new Map(log.map((u) => [u.seq as number, u]));
+      for (const u of sent) expect(bySeq.get(u.seq), `seq ${u.seq} (${u.runId} ${u.type} ${u.event ?? ''})`).toEqual(u);
+      // and each turn's updates are in the log in the order they were sent
+      for (const s of [first, b, a, c, d]) {
+        const runSeqs = log.filter((u) => u.runId === s.result.runId).map((u) => u.seq);
+        expect(runSeqs).toEqual(s.updates.map((u) => u.seq));
+      }
+    }
+  }, 90_000);
+});
