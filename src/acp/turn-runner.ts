@@ -583,7 +583,8 @@ export class TurnRunner {
         // What the previous holder left open is settled here with updates of the session: a turn still marked running
         // was interrupted (its instance died), a permission prompt's holder is gone. Those updates are numbered under
         // the session's lease, as a turn's are (the seq rule, docs/sessions.md), taken without waiting: held by
-        // another instance, a turn of the session runs there now, and what is left open stays for a later revival.
+        // another instance, a turn of the session runs there now, and what is left open is settled by the next turn
+        // to take the lease (runTurn).
         const pending = rec.metadata.pendingPermissions;
         const open = rec.history.some((t) => t.status === 'running') || (Array.isArray(pending) && pending.length > 0);
         const lease = open
@@ -615,29 +616,7 @@ export class TurnRunner {
           // lease logs its turn's last updates before it gives the lease back: never number below the log
           live.seq = await this.updates.lastSeq(sessionId, live.seq);
           this.sessions.set(sessionId, live);
-          if (!lease) return live;
-          // the interrupted turn's last updates, as its own end would have sent them: a replay of it ends
-          for (const t of failed) {
-            const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
-            const code: ErrorCode = 'TURN_INTERRUPTED';
-            const detail = { status: 'failed', code, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
-            emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
-            emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR, code });
-          }
-          // prompts whose holder is gone (this process's previous life, or an instance whose lease lapsed: this one
-          // holds the lease now)
-          for (const p of await this.permissions.resolveOrphans(sessionId, () => true)) {
-            this.outOfTurnEmit(
-              live,
-              p.turnId,
-            )(
-              taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), {
-                ...p,
-                outcome: { outcome: 'cancelled' },
-                reason: 'gateway_restarted',
-              }),
-            );
-          }
+          if (lease) await this.settleLeftOpen(live, failed);
           return live;
         } finally {
           if (lease) await this.releaseAfterLog(sessionId, lease);
@@ -646,6 +625,36 @@ export class TurnRunner {
       this.rehydrating.set(sessionId, p);
     }
     return p;
+  }
+
+  /**
+   * What a previous holder of the session's lease left open, settled by this one while it holds the lease (its
+   * updates are numbered under it, the seq rule): the final updates of `failed`, turns it just recorded as
+   * interrupted, as their own end would have sent them (a replay of them ends), and every stored permission prompt
+   * not pending in this process (its holder is gone: this process's previous life, or an instance whose lease
+   * lapsed), resolved as cancelled.
+   */
+  private async settleLeftOpen(live: LiveSession, failed: Turn[]): Promise<void> {
+    const sessionId = live.id;
+    for (const t of failed) {
+      const emit = this.outOfTurnEmit(live, t.turnId, t.runId);
+      const code: ErrorCode = 'TURN_INTERRUPTED';
+      const detail = { status: 'failed', code, modelBindingVerified: live.role?.modelBindingVerified ?? false, error: INTERRUPTED_ERROR };
+      emit(taskEventFields('failed', { sessionId, threadId: live.threadId, turnId: t.turnId }, aboutOf(live), detail));
+      emit({ type: 'status', event: 'failed', status: 'failed', error: INTERRUPTED_ERROR, code });
+    }
+    for (const p of await this.permissions.resolveOrphans(sessionId, () => true)) {
+      this.outOfTurnEmit(
+        live,
+        p.turnId,
+      )(
+        taskEventFields('permission_resolved', { sessionId, threadId: live.threadId, turnId: p.turnId }, aboutOf(live), {
+          ...p,
+          outcome: { outcome: 'cancelled' },
+          reason: 'gateway_restarted',
+        }),
+      );
+    }
   }
 
   /** `cancelled`: the turn was cancelled before it was queued (a cancel during its session.start): it ends at once */
@@ -742,12 +751,19 @@ export class TurnRunner {
       // Holding the lease, no other instance runs a turn of this session: one still marked running was
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
       turn.startedAt = Date.now();
-      const stored = await mutateSession(this.o.store, live.id, (s) => appendTurn(failInterrupted(s), turn));
+      let failed: Turn[] = [];
+      const stored = await mutateSession(this.o.store, live.id, (s) => {
+        failed = s.history.filter((t) => t.status === 'running');
+        return appendTurn(failInterrupted(s), turn);
+      });
       // The seq rule (docs/sessions.md): holding the lease, this instance numbers the session's updates from above
       // the record's seq and the log's highest. Another instance may have run turns of it since this live session
       // last numbered one (this turn queued here while that one held the lease): the counter is never trusted as
       // it is. One read of the log per lease take, nothing per update.
       live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, seqOf(stored)));
+      // what a previous holder left open (its instance died; a revival found the lease held): settled now, under it
+      const prompts = stored.metadata.pendingPermissions;
+      if (failed.length > 0 || (Array.isArray(prompts) && prompts.length > 0)) await this.settleLeftOpen(live, failed);
       history = chatMessages({ ...stored, history: stored.history.filter((t) => t.turnId !== turn.turnId && t.status === 'completed') });
       // the first turn of this live session here: a live session of it on another instance sharing the store (where
       // it ran before) is stale from now on, its agent and model-API token idle there: told, that instance ends it

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import type { Runtime } from '../../src/acp/runtime.js';
 import { openStore } from '../../src/sessions/open-store.js';
-import type { SessionStore } from '../../src/sessions/store.js';
+import { mutateSession, type SessionStore } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { redisForFile } from '../sessions/fixtures/redis-server.js';
 
@@ -95,6 +95,77 @@ describe('seq across a lease hand-over between instances sharing the store', () 
       for (const u of sent) expect(bySeq.get(u.seq as number)).toEqual(u);
       // the record's seq is the session's last
       expect((await storeB.get(sid))?.metadata.seq).toBe(Math.max(...seqs));
+    } finally {
+      await Promise.all([a.shutdown(1_000), b.shutdown(1_000)]);
+    }
+  }, 30_000);
+
+  it('a revival settling a prompt left open does not number beside a turn running on the other instance; the next holder settles it', async () => {
+    const prefix = `seqrev${Math.random().toString(36).slice(2, 8)}:`;
+    const storeA = await openStore({ kind: 'redis', url: redis.server.url, prefix });
+    const storeB = await openStore({ kind: 'redis', url: redis.server.url, prefix });
+    redis.stores.push(storeA, storeB);
+    // B's turn "hold" streams a chunk, then waits for `go` and streams more
+    let go!: () => void;
+    const going = new Promise<void>((r) => (go = r));
+    const holding: Runtime = {
+      async prompt(turn, emit) {
+        if (turn.text !== 'hold') return echo.prompt(turn, emit, new AbortController().signal);
+        emit({ type: 'delta', event: 'delta', delta: 'a', text: 'a' });
+        await going;
+        for (const c of ['b', 'c', 'd']) emit({ type: 'delta', event: 'delta', delta: c, text: c });
+        return { output: 'abcd', stopReason: 'end_turn' };
+      },
+      async close() {},
+    };
+    const a = runner(storeA, 'gw_seq_handover/a');
+    const b = new TurnRunner({
+      store: storeB,
+      gatewayId: 'gw_seq_handover',
+      holderId: 'gw_seq_handover/b',
+      logger: memoryLogger().logger,
+      runtimeFor: async () => holding,
+      leaseTtlMs: 3_000,
+      leaseWaitMs: 10_000,
+    });
+    try {
+      const sent: Record<string, unknown>[] = [];
+      const sid = 'revive-1';
+      const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
+      expect(await b.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, (u) => void sent.push(u))).toMatchObject({
+        status: 'completed',
+      });
+      // a prompt an instance that is gone left open
+      const orphan = {
+        requestId: 'perm_orphan_1',
+        sessionId: sid,
+        turnId: 'turn_gone',
+        createdAt: new Date().toISOString(),
+        toolCall: {},
+        options: [],
+        holder: 'gw_seq_handover/gone',
+      };
+      await mutateSession(storeB, sid, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: [orphan] } }));
+
+      const held = b.message(sid, 'hold', (u) => void sent.push(u));
+      await waitFor(async () => (await b.task({ sessionId: sid })).status === 'running' || undefined, "B's turn running", 10_000, 10);
+      await waitFor(async () => ((await b.task({ sessionId: sid, afterSeq: 0 })).lastSeq as number) > 0 || undefined, "B's first chunk logged", 10_000, 10);
+      // A revives the session (its next turn waits for B's) while B's turn runs
+      const queued = a.message(sid, 'two', (u) => void sent.push(u));
+      await waitFor(async () => (await a.task({ sessionId: sid })).status === 'queued' || undefined, "A's turn queued", 10_000, 10);
+      go();
+      const [rb, ra] = await Promise.all([held, queued]);
+      expect(rb).toMatchObject({ status: 'completed', output: 'abcd' });
+      expect(ra).toMatchObject({ status: 'completed', output: 'echo: two' });
+
+      const log = (await storeA.readEvents(sid, 0, 1000)).events;
+      const bySeq = new Map(log.map((e) => [e.seq, e.event]));
+      for (const u of sent) expect(bySeq.get(u.seq as number), `seq ${String(u.seq)}`).toEqual(u);
+      // the prompt was resolved, once, numbered apart from every update a client was sent
+      const resolved = log.filter((e) => (e.event as { task?: { detail?: { requestId?: string } } }).task?.detail?.requestId === orphan.requestId);
+      expect(resolved).toHaveLength(1);
+      expect(sent.map((u) => u.seq)).not.toContain(resolved[0]!.seq);
+      expect((await storeA.get(sid))?.metadata.pendingPermissions).toEqual([]);
     } finally {
       await Promise.all([a.shutdown(1_000), b.shutdown(1_000)]);
     }
