@@ -69,6 +69,11 @@ export interface LiveSession {
    * to end their own live session of this id (TurnRunner.endOtherCopies)
    */
   announced: boolean;
+  /**
+   * a turn of it here holds the session's lease and has refreshed `seq` from the store (the seq rule,
+   * docs/sessions.md): updates numbered now cannot take a number another instance hands out
+   */
+  leased: boolean;
 }
 
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
@@ -97,6 +102,7 @@ export function newLive(
     role,
     caller,
     announced: false,
+    leased: false,
   };
 }
 

@@ -274,8 +274,9 @@ export class TurnRunner {
   async rejected(ids: { sessionId: string; threadId: string; turnId: string }, fields: Record<string, unknown>, sink: UpdateSink): Promise<void> {
     await this.starting.get(ids.sessionId);
     let live = this.sessions.get(ids.sessionId);
-    // a turn of it runs on another instance sharing the store (it holds the lease): that one numbers the session now
-    if (live?.current === undefined && (await otherHolder(this.o.store, ids.sessionId, this.holder))) live = undefined;
+    // a turn of it runs on another instance sharing the store (it holds the lease): that one numbers the session now,
+    // even while a turn here waits for the lease (this counter is refreshed only once it is taken)
+    if (!live?.leased && (await otherHolder(this.o.store, ids.sessionId, this.holder))) live = undefined;
     else if (!live || live.closed) live = await this.rehydrate(ids.sessionId).catch(() => undefined);
     let params: Record<string, unknown>;
     if (live) {
@@ -761,6 +762,7 @@ export class TurnRunner {
       // last numbered one (this turn queued here while that one held the lease): the counter is never trusted as
       // it is. One read of the log per lease take, nothing per update.
       live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, seqOf(stored)));
+      live.leased = true;
       // what a previous holder left open (its instance died; a revival found the lease held): settled now, under it
       const prompts = stored.metadata.pendingPermissions;
       if (failed.length > 0 || (Array.isArray(prompts) && prompts.length > 0)) await this.settleLeftOpen(live, failed);
@@ -781,7 +783,7 @@ export class TurnRunner {
         r = finish('failed', '', 'error', e);
       }
       // numbered while the lease is held, and in the log before it is given back (the seq rule)
-      if (lease) await this.releaseAfterLog(live.id, lease);
+      if (lease) await this.releaseAfterLog(live.id, lease, live);
       return r;
     }
 
@@ -797,6 +799,7 @@ export class TurnRunner {
     /** why the turn was stopped from here, not by its client: its output passed the bound, or its lease was lost */
     let overflow: GatewayError | undefined;
     lease.onLost = () => {
+      live.leased = false;
       overflow ??= new GatewayError(
         'SESSION_NOT_OWNED_HERE',
         `session ${live.id} was taken over by another gateway instance while this one was held up past its lease: the turn was stopped`,
@@ -947,13 +950,14 @@ export class TurnRunner {
     // the turn's last updates are numbered and stored while it still holds the lease: the next instance to take it
     // reads them in the log and numbers on above them
     const result = finish(status, output, stopReason, error, out?.model);
-    await this.releaseAfterLog(live.id, lease);
+    await this.releaseAfterLog(live.id, lease, live);
     return result;
   }
 
   /** Gives the lease back once every update numbered under it is in the update log (the seq rule). */
-  private async releaseAfterLog(sessionId: string, lease: SessionLease): Promise<void> {
+  private async releaseAfterLog(sessionId: string, lease: SessionLease, live?: LiveSession): Promise<void> {
     await this.updates.flush(sessionId);
+    if (live) live.leased = false;
     await lease.release();
   }
 

@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import type { Runtime } from '../../src/acp/runtime.js';
+import { taskEventFields } from '../../src/acp/task-events.js';
 import { openStore } from '../../src/sessions/open-store.js';
 import { mutateSession, type SessionStore } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
@@ -100,7 +101,7 @@ describe('seq across a lease hand-over between instances sharing the store', () 
     }
   }, 30_000);
 
-  it('a revival settling a prompt left open does not number beside a turn running on the other instance; the next holder settles it', async () => {
+  it('a revival settling a prompt left open, or a rejection, does not number beside a turn running on the other instance; the next holder settles the prompt', async () => {
     const prefix = `seqrev${Math.random().toString(36).slice(2, 8)}:`;
     const storeA = await openStore({ kind: 'redis', url: redis.server.url, prefix });
     const storeB = await openStore({ kind: 'redis', url: redis.server.url, prefix });
@@ -153,6 +154,13 @@ describe('seq across a lease hand-over between instances sharing the store', () 
       // A revives the session (its next turn waits for B's) while B's turn runs
       const queued = a.message(sid, 'two', (u) => void sent.push(u));
       await waitFor(async () => (await a.task({ sessionId: sid })).status === 'queued' || undefined, "A's turn queued", 10_000, 10);
+      // a role turn the policy refused meanwhile, on A, whose own turn still waits for the lease: numbered from A's
+      // counter it could take a seq B's turn hands out, so it goes out without one
+      const rejected: Record<string, unknown>[] = [];
+      const rejIds = { sessionId: sid, threadId: sid, turnId: 'turn_rejected_1' };
+      await a.rejected(rejIds, taskEventFields('rejected', rejIds, {}, { code: 'ROLE_REJECTED' }), (u) => void rejected.push(u));
+      expect(rejected).toHaveLength(1);
+      expect(rejected[0]).not.toHaveProperty('seq');
       go();
       const [rb, ra] = await Promise.all([held, queued]);
       expect(rb).toMatchObject({ status: 'completed', output: 'abcd' });
