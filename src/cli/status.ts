@@ -21,14 +21,20 @@ export function renderStatus(o: Overview): string {
   lines.push(`requests  ${r.requestsPerSec.toFixed(1)}/s  errors ${r.errorsPerSec.toFixed(1)}/s  in flight ${r.inflight}  waiting ${r.waiting}   (last 10 s)`);
   const s = o.sessions.byStatus;
   // storeReadable absent: a gateway older than the field, whose overview failed whole when its store did; readAt
-  // absent or null with it false: nothing was read since the gateway started (or an older gateway)
+  // absent or null with it false: nothing was read since the gateway started (or an older gateway). readingMs (absent
+  // on older gateways) with it true: the store is slow, not failing: the last values, said to be so
   const counts = `${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`;
+  const reading = typeof o.sessions.readingMs === 'number' ? `a read under way for ${(o.sessions.readingMs / 1000).toFixed(1)}s` : undefined;
   lines.push(
-    o.sessions.storeReadable !== false
-      ? `sessions  ${counts}`
-      : o.sessions.readAt
+    o.sessions.storeReadable === false
+      ? o.sessions.readAt
         ? `sessions  ${counts} as read ${ago(o.sessions.readAt)} ago: the session store cannot be read now (see the gateway log)`
-        : 'sessions  unknown: the session store cannot be read now (see the gateway log)',
+        : 'sessions  unknown: the session store cannot be read now (see the gateway log)'
+      : !reading
+        ? `sessions  ${counts}`
+        : o.sessions.readAt
+          ? `sessions  ${counts} as read ${ago(o.sessions.readAt)} ago (the session store is slow: ${reading})`
+          : `sessions  not read yet (the session store is slow: ${reading})`,
   );
   lines.push('');
   lines.push('PEERS');

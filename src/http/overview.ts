@@ -37,8 +37,9 @@ const MAX_RUNNING = 50;
 
 /**
  * How long a snapshot waits for the session store's read it started: a store that answers is read fresh; one that
- * does not (stalled, failing) is not waited for beyond this, nor read again while that read is under way, so the
- * snapshots (and the /ui/events ticks) keep their pace, with the last values read.
+ * does not (slow, stalled, failing) is not waited for beyond this, nor read again while that read is under way, so the
+ * snapshots (and the /ui/events ticks) keep their pace, with the last values read. Not answering within this is no
+ * failure: that is the admin calls' store bound (STORE_READ_TIMEOUT_MS; SessionsState).
  */
 export const OVERVIEW_STORE_WAIT_MS = 500;
 
@@ -60,37 +61,64 @@ interface SessionsRead {
 }
 
 /**
+ * What a snapshot got of the sessions part: `part`, the values (fresh, or the last read); `readable`, false while the
+ * store cannot be read now; `readingMs`, how long the read under way has been, when the values are not its own (null
+ * when they are, or when none is under way).
+ *
+ * A read the snapshot waited for that answered: fresh, readable. One that failed, or gave no answer within the admin
+ * calls' store bound (fromStore's STORE_READ_TIMEOUT_MS: it is given up on): not readable. One still under way within
+ * that bound, slower than OVERVIEW_STORE_WAIT_MS (a large store, a busy Redis), has not failed: it is no outage, and
+ * changes nothing of what the last read that ended said (readable, unless that one failed: a store that failed stays
+ * unreadable until a read answers, however long each retry takes).
+ */
+interface SessionsState {
+  part: SessionsPart | undefined;
+  readable: boolean;
+  readingMs: number | null;
+}
+
+/**
  * The sessions part of the snapshots, read from one store: at most one read of it under way, whichever snapshots ask
  * (`/admin/overview`, every `/ui/events` stream), until the store answers it (a read given up on after the bound is
  * still under way: no other is stacked behind it); and the last values read.
  */
 class SessionsReader {
-  private pending: (SessionsRead & { since: number }) | undefined;
+  private pending: (SessionsRead & { since: number; settled: boolean }) | undefined;
   private last: SessionsPart | undefined;
+  /** the last read that ended (answered, failed or given up on) failed */
+  private failed = false;
 
   constructor(private readonly read: () => SessionsRead) {}
 
   /** Fresh values, or (the store did not answer within OVERVIEW_STORE_WAIT_MS of the read's start, or failed) the last read. */
-  async get(): Promise<{ part: SessionsPart | undefined; fresh: boolean }> {
+  async get(): Promise<SessionsState> {
     if (!this.pending) {
-      const pending = { ...this.read(), since: Date.now() };
+      const pending = { ...this.read(), since: Date.now(), settled: false };
       this.pending = pending;
       pending.value.then(
-        (v) => void (this.last = v),
-        () => undefined,
+        (v) => {
+          this.last = v;
+          this.failed = false;
+        },
+        () => void (this.failed = true),
       );
       const done = () => {
+        pending.settled = true;
         if (this.pending === pending) this.pending = undefined;
       };
       pending.store.then(done, done);
     }
-    const { value: read, since } = this.pending;
-    if (!(await settledWithin(read, Math.max(0, since + OVERVIEW_STORE_WAIT_MS - Date.now())))) return { part: this.last, fresh: false };
+    const pending = this.pending;
+    const { value: read, since } = pending;
+    const readingMs = () => (pending.settled ? null : Date.now() - since);
+    // still under way and not given up on (fromStore rejects `value` at its bound): slow, not failing
+    if (!(await settledWithin(read, Math.max(0, since + OVERVIEW_STORE_WAIT_MS - Date.now()))))
+      return { part: this.last, readable: !this.failed, readingMs: readingMs() };
     try {
-      return { part: await read, fresh: true };
+      return { part: await read, readable: true, readingMs: null };
     } catch (err) {
       if (!(err instanceof GatewayError) || err.code !== 'SESSION_STORE_UNAVAILABLE') throw err;
-      return { part: this.last, fresh: false };
+      return { part: this.last, readable: false, readingMs: readingMs() };
     }
   }
 }
@@ -144,15 +172,19 @@ export async function buildOverview(d: OverviewDeps) {
   });
   let sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
   let running: SessionsPart['running'] = [];
-  // false while the session store cannot be read now (down, stalled, a SQLite error: it failed, or did not answer
-  // within OVERVIEW_STORE_WAIT_MS): the rest of the snapshot is still worth having in an outage, so the sessions part
-  // says so, with the last values read (`readAt`), instead of failing or holding the whole answer
+  // false while the session store cannot be read now (down, stalled, a SQLite error: it failed, or gave no answer
+  // within STORE_READ_TIMEOUT_MS): the rest of the snapshot is still worth having in an outage, so the sessions part
+  // says so, with the last values read (`readAt`), instead of failing or holding the whole answer. A read that is
+  // only slow (under way past OVERVIEW_STORE_WAIT_MS, not failed, within that bound) is no outage: the last values,
+  // with `readingMs` saying a read is under way and for how long (SessionsState)
   let storeReadable = true;
   let readAt: number | undefined;
+  let readingMs: number | null = null;
   if (d.store) {
-    const { part, fresh } = await sessionsReader(d, d.store).get();
-    storeReadable = fresh;
-    if (part) ({ byStatus: sessions, running, at: readAt } = part);
+    const got = await sessionsReader(d, d.store).get();
+    storeReadable = got.readable;
+    readingMs = got.readingMs;
+    if (got.part) ({ byStatus: sessions, running, at: readAt } = got.part);
   }
   const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);
   return {
@@ -168,7 +200,7 @@ export async function buildOverview(d: OverviewDeps) {
     peers,
     channels: channelRows(d),
     models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
-    sessions: { byStatus: sessions, running, storeReadable, readAt: readAt === undefined ? null : new Date(readAt).toISOString() },
+    sessions: { byStatus: sessions, running, storeReadable, readAt: readAt === undefined ? null : new Date(readAt).toISOString(), readingMs },
     warmPools: d.warmPools?.() ?? [],
   };
 }

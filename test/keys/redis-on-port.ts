@@ -1,10 +1,13 @@
 /** A redis-server on a given port (to bring "the same" Redis back after a kill; the fixture picks a new port). */
 import { spawn } from 'node:child_process';
 
-/** `aof`: write every command to an append-only file in `dir` and load it at start, so a restart keeps the data */
-export async function redisOnPort(port: number, dir: string, aof = false): Promise<{ pid: number; stop(): Promise<void> }> {
+/**
+ * `aof`: write every command to an append-only file in `dir` and load it at start, so a restart keeps the data;
+ * `args`: more of redis-server's options (`--enable-debug-command local`: DEBUG SLEEP makes a slow Redis)
+ */
+export async function redisOnPort(port: number, dir: string, aof = false, args: string[] = []): Promise<{ pid: number; stop(): Promise<void> }> {
   const persist = aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persist, '--daemonize', 'no'], {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persist, '--daemonize', 'no', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

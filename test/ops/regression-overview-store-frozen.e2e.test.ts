@@ -3,8 +3,9 @@
  * `/ui/events` tick: the status page, meant for an outage, froze with the store, and each snapshot stacked one more
  * read on a store that did not answer. Now at most one read of the overview's sessions part is under way, until the
  * store answers it; a snapshot waits for it at most OVERVIEW_STORE_WAIT_MS (500 ms) and otherwise shows the last values
- * read, marked `storeReadable: false` with their `readAt`, so the page keeps its pace. When the store answers again,
- * the next snapshots are fresh.
+ * read with their `readAt` and the time the read has been under way (`readingMs`), so the page keeps its pace; once the
+ * store has not answered within the admin calls' store bound (5 s) they are marked `storeReadable: false`. When the
+ * store answers again, the next snapshots are fresh.
  *
  * A real gateway process on a real redis-server stopped with SIGSTOP (connected, answering nothing), then resumed.
  */
@@ -17,6 +18,7 @@ import { freePort, startProcess, waitFor, within } from '../helpers/env.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 import { runCli } from './cli-run.js';
+import { STORE_READ_TIMEOUT_MS } from '../../src/keys/key-cache.js';
 
 const ADMIN = 'overview-frozen-admin-6b1e';
 const { procs } = stopAfterAll();
@@ -27,7 +29,7 @@ afterAll(async () => {
 
 interface Tick {
   at: number;
-  sessions: { byStatus: Record<string, number>; storeReadable: boolean; readAt: string | null };
+  sessions: { byStatus: Record<string, number>; storeReadable: boolean; readAt: string | null; readingMs: number | null };
 }
 
 /** reads an SSE stream of snapshots into `ticks` (with the time each arrived) until aborted */
@@ -105,11 +107,23 @@ describe('the overview with a session store that stops answering', () => {
       expect(r.ms).toBeLessThan(1500);
       await new Promise((res) => setTimeout(res, 200));
     }
-    // the last values read, said to be so
+    // the last values read, said to be so: a read under way (readingMs), slow but not failed until the store's bound
+    // (STORE_READ_TIMEOUT_MS, when it is given up on), not readable from then on
     for (const r of answers.slice(1)) {
-      expect(r.sessions).toEqual({ byStatus: { active: 0, running: 0, closed: 3, moved: 0 }, running: [], storeReadable: false, readAt: expect.any(String) });
+      expect(r.sessions).toEqual({
+        byStatus: { active: 0, running: 0, closed: 3, moved: 0 },
+        running: [],
+        storeReadable: expect.any(Boolean),
+        readAt: expect.any(String),
+        readingMs: expect.any(Number),
+      });
       expect(Date.parse(r.sessions.readAt!)).toBeLessThan(frozenAt);
     }
+    const firstUnreadable = answers.findIndex((r) => !r.sessions.storeReadable);
+    expect(firstUnreadable).toBeGreaterThan(0);
+    expect(answers.slice(firstUnreadable).every((r) => !r.sessions.storeReadable)).toBe(true);
+    expect(answers[firstUnreadable]!.sessions.readingMs).toBeGreaterThanOrEqual(STORE_READ_TIMEOUT_MS);
+    expect(answers[firstUnreadable - 1]!.sessions.readingMs).toBeLessThan(STORE_READ_TIMEOUT_MS + 200);
     // `switchyard status` shows them, and says what they are
     const status = await runCli(['status', '--url', gw.url, '--token', ADMIN]);
     expect(status.code).toBe(0);
@@ -121,7 +135,8 @@ describe('the overview with a session store that stops answering', () => {
     expect(during.length).toBeGreaterThanOrEqual(6);
     const gaps = during.slice(1).map((t, i) => t.at - during[i]!.at);
     expect(Math.max(...gaps)).toBeLessThan(1500);
-    expect(during.slice(1).every((t) => t.sessions.storeReadable === false && t.sessions.byStatus.closed === 3)).toBe(true);
+    expect(during.slice(1).every((t) => typeof t.sessions.readingMs === 'number' && t.sessions.byStatus.closed === 3)).toBe(true);
+    expect(during.at(-1)!.sessions.storeReadable).toBe(false);
     // one read of the store under way, not one stacked per snapshot: given up on once (logged), never asked again
     // while it was not answered
     expect(

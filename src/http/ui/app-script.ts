@@ -79,7 +79,7 @@ export const APP_JS = `
     $('rps').textContent = o.requests.requestsPerSec.toFixed(1);
     $('eps').textContent = o.requests.errorsPerSec.toFixed(1);
     $('inflight').textContent = String(o.requests.inflight);
-    $('running').textContent = o.sessions.storeReadable === false ? '?' : String(o.sessions.byStatus.running || 0);
+    $('running').textContent = o.sessions.storeReadable === false || (typeof o.sessions.readingMs === 'number' && !o.sessions.readAt) ? '?' : String(o.sessions.byStatus.running || 0);
     chart('chart-req', o.requests.series.map(function (p) { return p.requests; }));
     chart('chart-err', o.requests.series.map(function (p) { return p.errors; }));
     mesh(o);
@@ -94,7 +94,12 @@ export const APP_JS = `
     }));
     var b = o.sessions.byStatus;
     var counts = (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
-    $('session-counts').textContent = o.sessions.storeReadable !== false ? counts : o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ': the session store cannot be read now' : 'unknown: the session store cannot be read now';
+    // readingMs with storeReadable: a read under way, slower than a snapshot waits: the store is slow, not failing
+    var reading = typeof o.sessions.readingMs === 'number' ? 'the session store is slow: a read under way for ' + (o.sessions.readingMs / 1000).toFixed(1) + ' s' : '';
+    $('session-counts').textContent = o.sessions.storeReadable === false
+      ? (o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ': the session store cannot be read now' : 'unknown: the session store cannot be read now')
+      : !reading ? counts : o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ' (' + reading + ')' : 'not read yet (' + reading + ')';
+    $('session-counts').setAttribute('data-store', o.sessions.storeReadable === false ? 'unreadable' : reading ? 'slow' : 'fresh');
     fillTable('turns', o.sessions.running.map(function (t) { return [t.id, t.turnId || '-', t.startedAt || '-']; }));
     var warm = o.warmPools || [];
     $('warm-card').hidden = warm.length === 0;
