@@ -210,6 +210,6 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
-    await closeRedis(this.redis);
+    await closeRedis(this.redis, undefined, (waitedMs) => this.logger?.warn("closing: the key store's Redis did not answer QUIT, disconnected", { waitedMs }));
   }
 }

@@ -273,6 +273,8 @@ export class RedisLimiter implements Limiter {
   }
 
   async close(): Promise<void> {
-    await closeRedis(this.redis);
+    await closeRedis(this.redis, undefined, (waitedMs) =>
+      this.o.logger.warn("closing: the rate limiter's Redis did not answer QUIT, disconnected", { waitedMs }),
+    );
   }
 }

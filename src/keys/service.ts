@@ -411,13 +411,16 @@ export class KeyService {
   /**
    * Stops the refresh and retention timers (waiting for a running retention pass) and writes every pending
    * usage record (graceful stop), giving up on the store at `deadline` (epoch ms; see UsageRecorder.close).
+   * Then closes the limiter and the store together: on one Redis that stopped answering each waits its own bound,
+   * side by side, not one after the other. Both are closed even when one fails; the first failure is thrown.
    */
   async close(deadline?: number): Promise<void> {
     await this.retention?.stop();
     this.cache.stop();
     await this.recorder.close(deadline);
-    await this.o.limiter.close();
-    await this.o.store.close();
+    const closed = await Promise.allSettled([this.o.limiter.close(), this.o.store.close()]);
+    const failed = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 

@@ -12,12 +12,20 @@ import { settledWithin } from './settled-within.js';
 /** how long a stop waits for a connected Redis to answer QUIT (or UNSUBSCRIBE) before it disconnects anyway */
 export const REDIS_CLOSE_WAIT_MS = 1000;
 
-export async function closeRedis(redis: Redis, waitMs = REDIS_CLOSE_WAIT_MS): Promise<void> {
+/**
+ * `unanswered`: called when a connected Redis did not answer the QUIT (no answer within `waitMs`, or the client's own
+ * command timeout failed it) and the client was disconnected: where the caller logs it.
+ */
+export async function closeRedis(redis: Redis, waitMs = REDIS_CLOSE_WAIT_MS, unanswered?: (waitedMs: number) => void): Promise<void> {
   if (redis.status !== 'ready') return redis.disconnect();
+  const started = Date.now();
   let quitFailed = false;
   const answered = await settledWithin(
     redis.quit().catch(() => void (quitFailed = true)),
     waitMs,
   );
-  if (!answered || quitFailed) redis.disconnect();
+  if (!answered || quitFailed) {
+    redis.disconnect();
+    unanswered?.(Date.now() - started);
+  }
 }

@@ -110,6 +110,43 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     expect(await exitWithin(g, 15_000)).toBe(0);
   });
 
+  it('closes the rate limiter and the key store together, each within its own bound', { timeout: 60_000 }, async () => {
+    // the limiter's Redis commands (its QUIT too) bounded to 1 s, as the key store's QUIT is
+    const { g, freeze } = await gatewayOnRedis(1000, { limits: { redisTimeoutMs: 1000 } });
+    // keys and limits in use: a virtual key, a request with it
+    const created = await fetch(`${g.url}/admin/keys`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'k1' }),
+    });
+    expect(created.status).toBe(201);
+    const { secret } = (await created.json()) as { secret: string };
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(r.status).toBe(200);
+    freeze();
+    g.proc.kill('SIGTERM');
+    expect(await exitWithin(g, 15_000)).toBe(0);
+    // each client given up on at its bound, read from the gateway's own log clock: the two closes ran together (they
+    // end within a few ms of each other); before, one after the other, the second's bound (1 s) after the first's
+    const line = (msg: string) => {
+      const l = g
+        .logs()
+        .split('\n')
+        .find((x) => x.includes(msg));
+      expect(l, msg).toBeDefined();
+      return JSON.parse(l!) as { t: string; waitedMs: number };
+    };
+    const limiter = line("closing: the rate limiter's Redis did not answer QUIT");
+    const keyStore = line("closing: the key store's Redis did not answer QUIT");
+    expect(limiter.waitedMs).toBeGreaterThanOrEqual(900);
+    expect(keyStore.waitedMs).toBeGreaterThanOrEqual(900);
+    expect(Math.abs(Date.parse(keyStore.t) - Date.parse(limiter.t))).toBeLessThan(500);
+  });
+
   it('with an ACP turn running when Redis stops answering', { timeout: 60_000 }, async () => {
     const { g, freeze } = await gatewayOnRedis(1000);
     await startTurn(g, 'frozen-s1', 'slowgw');
