@@ -94,8 +94,10 @@ describe('the overview with a session store that is slow, not failing', () => {
   it('shows the last values as stale with the read under way, not as unreadable; the CLI says so', { timeout: 60_000 }, async () => {
     const { gw, slow } = await gatewayOnRedis();
     const sleptAt = Date.now();
-    // 4 s: slower than the overview's 500 ms wait, within the store's 5 s bound
-    const awake = slow(4);
+    // 4.5 s: slower than the overview's 500 ms wait, within the store's 5 s bound
+    const awake = slow(4.5);
+    // asked at once: its snapshot is taken while the store is slow (the CLI's start takes a while)
+    const statusRun = runCli(['status', '--url', gw.url, '--token', ADMIN]);
     const during = [];
     while (Date.now() - sleptAt < 2500) {
       const r = await within(overview(gw.url), 4000, '/admin/overview');
@@ -119,7 +121,7 @@ describe('the overview with a session store that is slow, not failing', () => {
     }
     // one read under way: each snapshot says how long it has been
     expect(during.at(-1)!.sessions.readingMs!).toBeGreaterThan(during[0]!.sessions.readingMs!);
-    const status = await runCli(['status', '--url', gw.url, '--token', ADMIN]);
+    const status = await statusRun;
     expect(status.code).toBe(0);
     expect(status.stdout.split('\n')[2]).toMatch(
       /^sessions {2}0 active, 0 running, 3 closed, 0 moved as read \S+ ago \(the session store is slow: a read under way for \d+\.\ds\)$/,
@@ -221,7 +223,7 @@ describe('the overview with a session store that is slow, not failing', () => {
     const counts = page.locator('#session-counts');
     await expect.poll(() => counts.textContent()).toBe('0 active, 0 running, 3 closed, 0 moved');
     expect(await counts.getAttribute('data-store')).toBe('fresh');
-    const awake = slow(4);
+    const awake = slow(4.5);
     await page.locator('#session-counts[data-store="slow"]').waitFor({ timeout: 3000 });
     expect(await counts.textContent()).toMatch(
       /^0 active, 0 running, 3 closed, 0 moved as read at \S+ \(the session store is slow: a read under way for \d+\.\d s\)$/,
