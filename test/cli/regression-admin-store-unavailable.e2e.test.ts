@@ -167,8 +167,9 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<vo
   // nothing read before the store went: no values to show (readAt null)
   const { readingMs, ...sessions } = overview.json.sessions;
   expect(sessions).toEqual({ byStatus: { active: 0, running: 0, closed: 0, moved: 0 }, running: [], storeReadable: false, readAt: null });
-  // the read failed (none under way), or was given up on at the store's bound (still under way since)
-  if (readingMs !== null) expect(readingMs).toBeGreaterThanOrEqual(STORE_READ_TIMEOUT_MS);
+  // none under way (the read failed), or one is: the read given up on at the store's bound (still under way since),
+  // or the next snapshot's retry of a store that failed (it stays unreadable until a read answers: SessionsState)
+  if (readingMs !== null) expect(Number.isInteger(readingMs) && readingMs >= 0).toBe(true);
   expect(overview.json.channels.map((c: { channel: string }) => c.channel)).toEqual(['mock']);
   expectNothingOfTheStore(overview.text, port);
   const status = await boundCli(cli(gw, 'status'), 'switchyard status');
