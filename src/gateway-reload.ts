@@ -261,7 +261,8 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
 function scrubRefusal(err: unknown, t: ReloadTarget, next: Config): unknown {
   const own = configScrubber(t.live, next);
   const scrub = (text: string) => secrets.scrubError(own.scrubError(text));
-  if (err instanceof ConfigError) return new ConfigError(err.problems.map(scrub), t.path ?? 'reload');
+  // a problem's key path is not a credential's name: `…apiKey: Invalid input…` keeps its message (scrubProblem)
+  if (err instanceof ConfigError) return new ConfigError(err.problems.map((p) => secrets.scrubProblem(own.scrubProblem(p))), t.path ?? 'reload');
   if (err instanceof Error) {
     err.message = scrub(err.message);
     if (err.stack) err.stack = scrub(err.stack);

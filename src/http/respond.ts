@@ -31,9 +31,17 @@ export function sendErrorBody(res: ServerResponse, e: GatewayError, body: unknow
     res.destroy();
     return;
   }
-  const text = secrets.scrubError(JSON.stringify(body));
+  // a refused reload's problems (`<key path>: <message>`, ours) are scrubbed as problems: a key named like a
+  // credential (`gateway.admin.token: Too small: …`) keeps the schema's message (SecretScrubber.scrubProblem)
+  const text = secrets.scrubError(JSON.stringify(body), configProblems(e));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...errorHeaders(e) });
   res.end(text);
+}
+
+/** The config problems a refused reload's error lists (`details.problems`, src/http/routes/ops.ts). */
+function configProblems(e: GatewayError): string[] | undefined {
+  const problems = e.code === 'CONFIG_INVALID' ? e.details?.problems : undefined;
+  return Array.isArray(problems) ? problems.filter((p): p is string => typeof p === 'string') : undefined;
 }
 
 /** The headers an error calls for, whatever the surface's body format (`/v1`, the inbound APIs, `/acp/rpc`). */

@@ -66,9 +66,16 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/**
+ * The `problems` field of the line being written: config problems (`<key path>: <message>`, a refused reload's),
+ * scrubbed as problems (SecretScrubber.scrubProblem), so that a key named like a credential keeps the schema's
+ * message. pino writes a line to the destination within the call that logs it, so this is that line's.
+ */
+let lineProblems: readonly string[] | undefined;
+
 /** The one place a line leaves: scrubbed, then handed to the sink. */
 function scrubbingDestination(sink: (line: string) => void): DestinationStream {
-  return { write: (line: string) => sink(secrets.scrubError(line)) };
+  return { write: (line: string) => sink(secrets.scrubError(line, lineProblems)) };
 }
 
 /** pino, loaded (synchronously: it is CommonJS) at the first line a logger writes */
@@ -82,8 +89,14 @@ function lazy(make: () => Pino): Logger {
   const write = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] > threshold) return;
     const l = get();
-    if (fields) l[level](redactKeys(fields), msg);
-    else l[level](msg);
+    if (!fields) return l[level](msg);
+    const problems = fields.problems;
+    lineProblems = Array.isArray(problems) ? problems.filter((p): p is string => typeof p === 'string') : undefined;
+    try {
+      l[level](redactKeys(fields), msg);
+    } finally {
+      lineProblems = undefined;
+    }
   };
   return {
     error: (m, f) => write('error', m, f),

@@ -15,6 +15,9 @@
  *   more) that shares PIECE_LENGTH consecutive characters with a secret of PIECE_MIN_SECRET characters or more,
  *   or with its base64 form (at any of the three byte offsets, as inside `Basic` credentials), is replaced
  *   whole: an upstream that echoes the end of a key, or the key base64-encoded, shows none of it.
+ * - `scrubProblem(text)`: `scrubError` for a config problem (`<key path>: <message>`), whose key path is not taken
+ *   for a credential's name; `scrubError(text, problems)` treats the problems a JSON text holds so (a refused
+ *   reload's error body and log line), the rest of it as error text.
  * - `deltas()`: a DeltaScrubber for one stream of text chunks (an agent turn's message or thoughts), which holds
  *   back the end of a chunk while it may start a secret, so a secret split across chunks is replaced whole.
  * - Secrets shorter than MIN_SECRET_LENGTH characters are not registered: scrubbing them would mangle
@@ -40,6 +43,14 @@ const NAMED_CREDENTIAL =
   /\b(authorization|proxy-authorization|x-api-key|api[_-]?key|x-goog-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|client[_-]?secret|token|secret|password|passwd)(\\?["']?\s*[:=]\s*\\?["']?)(?:(Bearer|Basic|Token)\s+)?(?![[<]|(?:Bearer|Basic|Token)\b)([^\s"'\\,;&}\]]{4,})/gi;
 const BEARER = /\b(Bearer|Basic)\s+(?![[<])[A-Za-z0-9._~+/=-]{8,}/g;
 const KEY_SHAPE = /\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{16,}/g;
+
+/** the generic credential shapes of scrubError: header echoes, Bearer tokens, provider key shapes */
+function shapes(text: string): string {
+  return text
+    .replace(NAMED_CREDENTIAL, (_m, name: string, sep: string, scheme: string | undefined) => `${name}${sep}${scheme ? `${scheme} ` : ''}${REDACTED}`)
+    .replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`)
+    .replace(KEY_SHAPE, REDACTED);
+}
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -190,14 +201,54 @@ export class SecretScrubber {
     return v;
   }
 
-  /** `scrub`, then pieces of secrets, then generic credential shapes (header echoes, Bearer tokens, provider key shapes). */
-  scrubError(text: string): string {
-    let out = this.scrub(text);
-    if (this.pieces.size > 0) out = this.redactPieces(out);
-    return out
-      .replace(NAMED_CREDENTIAL, (_m, name: string, sep: string, scheme: string | undefined) => `${name}${sep}${scheme ? `${scheme} ` : ''}${REDACTED}`)
-      .replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`)
-      .replace(KEY_SHAPE, REDACTED);
+  /**
+   * `scrub`, then pieces of secrets, then generic credential shapes (header echoes, Bearer tokens, provider key shapes).
+   * `problems`: config problems (scrubProblem) that `text`, a JSON text (an error body, a log line), holds as strings:
+   * where one is found in it as JSON writes it, it is scrubbed as a problem; the rest of the text as error text.
+   */
+  scrubError(text: string, problems?: readonly string[]): string {
+    if (problems && problems.length > 0) return this.scrubHolding(text, problems);
+    return shapes(this.knownSecrets(text));
+  }
+
+  /**
+   * A config problem, `<key path>: <message>` (src/config/load.ts and the checks after it), scrubbed as error text
+   * (`scrubError`) except that its key path is not taken for a credential's name: `gateway.admin.token: Too small: …`
+   * is the schema's message about that key, and the credential rule (`name: value`) would cut it to
+   * `gateway.admin.token: [REDACTED] …`. Registered secrets and their pieces are replaced anywhere; the credential
+   * shapes are looked for in the key path and in the message apart, so a credential the message itself quotes
+   * (`… authorization: Basic …` in what a provider refused) is still cut.
+   */
+  scrubProblem(text: string): string {
+    const out = this.knownSecrets(text);
+    const at = out.indexOf(': ');
+    return at < 0 ? shapes(out) : `${shapes(out.slice(0, at))}: ${shapes(out.slice(at + 2))}`;
+  }
+
+  /** registered secrets, then their pieces */
+  private knownSecrets(text: string): string {
+    const out = this.scrub(text);
+    return this.pieces.size > 0 ? this.redactPieces(out) : out;
+  }
+
+  /** scrubError for a JSON text holding `problems` as strings (see scrubError) */
+  private scrubHolding(text: string, problems: readonly string[]): string {
+    const forms = new Map<string, string>();
+    for (const p of problems) if (typeof p === 'string') forms.set(JSON.stringify(p), p);
+    let out = '';
+    let from = 0;
+    for (;;) {
+      // the first problem in the text from `from` (the longest where two start at one place)
+      let at = -1;
+      let form = '';
+      for (const f of forms.keys()) {
+        const i = text.indexOf(f, from);
+        if (i >= 0 && (at < 0 || i < at || (i === at && f.length > form.length))) [at, form] = [i, f];
+      }
+      if (at < 0) return out + this.scrubError(text.slice(from));
+      out += this.scrubError(text.slice(from, at)) + JSON.stringify(this.scrubProblem(forms.get(form)!));
+      from = at + form.length;
+    }
   }
 
   /**

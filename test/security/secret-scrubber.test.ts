@@ -214,3 +214,35 @@ describe('redactUrl', () => {
     expect(redactUrl(null)).toBeNull();
   });
 });
+
+describe('config problems (scrubProblem)', () => {
+  const s = new SecretScrubber();
+  s.register('problem-secret-value-7c1d2e');
+
+  it('keep the message of a key named like a credential; upstream text of that shape is still cut', () => {
+    for (const p of [
+      'gateway.admin.token: Invalid input: expected string, received number',
+      'channels.0.headers.x-api-key: Invalid option: expected one of "a"',
+      'gateway.bridges.0.password: unknown key',
+    ]) {
+      expect(s.scrubProblem(p)).toBe(p);
+      // the same text as error text (an upstream's) keeps the credential rule
+      expect(s.scrubError(p)).toContain(REDACTED);
+    }
+  });
+
+  it('still cut secrets, key shapes and credentials the message quotes', () => {
+    expect(s.scrubProblem('gateway.bridge.shareChannels.0: no channel named "problem-secret-value-7c1d2e"')).toBe(
+      `gateway.bridge.shareChannels.0: no channel named "${REDACTED}"`,
+    );
+    expect(s.scrubProblem('channels.0.sk-proj-abcdefghijklmnopqrstuv: unknown key')).toBe(`channels.0.${REDACTED}: unknown key`);
+    expect(s.scrubProblem('channels.0.options.x: refused authorization: hunter2hunter2')).toBe(`channels.0.options.x: refused authorization: ${REDACTED}`);
+  });
+
+  it('in a JSON text, only the problems given are scrubbed as problems', () => {
+    const problem = 'gateway.metrics.token: Invalid input: expected string, received number';
+    const json = JSON.stringify({ problems: [problem], echo: 'token: Invalid123 problem-secret-value-7c1d2e' });
+    expect(JSON.parse(s.scrubError(json, [problem]))).toEqual({ problems: [problem], echo: `token: ${REDACTED} ${REDACTED}` });
+    expect(JSON.parse(s.scrubError(json)).problems).toEqual([`gateway.metrics.token: ${REDACTED} input: expected string, received number`]);
+  });
+});
