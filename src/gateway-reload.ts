@@ -128,7 +128,20 @@ function replaceArray<T>(target: T[], next: readonly T[]): void {
  */
 export function readForReload(path: string | undefined, live?: Config): Config {
   if (!path) throw new ConfigError(['the gateway runs on built-in defaults (no config file): there is nothing to reload'], 'reload');
-  const next = loadConfig(path).config;
+  let next: Config;
+  try {
+    next = loadConfig(path).config;
+  } catch (err) {
+    // A problem may quote a value of the file (a name in a share list), scrubbed of the file's own secrets
+    // (configRefusal): one of the running config's, which the process knows, is scrubbed here. Else SIGHUP's stderr
+    // line, which writes the problems as they come, showed it (the admin answer and the log scrub their text).
+    if (err instanceof ConfigError)
+      throw new ConfigError(
+        err.problems.map((p) => secrets.scrubProblem(p)),
+        path,
+      );
+    throw err;
+  }
   if (live && openToNetwork(live.gateway.host, next.gateway.auth.tokens, live.gateway.auth.requireKey)) {
     throw new ConfigError(
       [
@@ -262,7 +275,11 @@ function scrubRefusal(err: unknown, t: ReloadTarget, next: Config): unknown {
   const own = configScrubber(t.live, next);
   const scrub = (text: string) => secrets.scrubError(own.scrubError(text));
   // a problem's key path is not a credential's name: `…apiKey: Invalid input…` keeps its message (scrubProblem)
-  if (err instanceof ConfigError) return new ConfigError(err.problems.map((p) => secrets.scrubProblem(own.scrubProblem(p))), t.path ?? 'reload');
+  if (err instanceof ConfigError)
+    return new ConfigError(
+      err.problems.map((p) => secrets.scrubProblem(own.scrubProblem(p))),
+      t.path ?? 'reload',
+    );
   if (err instanceof Error) {
     err.message = scrub(err.message);
     if (err.stack) err.stack = scrub(err.stack);

@@ -8,6 +8,9 @@
  * a start's and `config check`'s did not (they scrub known secrets only). Now a problem's key path is not taken for
  * a credential's name (SecretScrubber.scrubProblem); the configured secrets, of the running config and of the
  * refused file, are still never shown, nor is the value of a `${VAR}`.
+ * The SIGHUP line showed a running config's secret that a refused file quotes (a token pasted into a share list:
+ * `no channel named "<the admin token>"`): a problem found by the schema or the checks after it was scrubbed of the
+ * refused file's secrets only, and that line, unlike the admin answer and the log, scrubs nothing itself.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +53,14 @@ const BAD_VALUES = [
   'acp.tokens.0: Invalid input: expected string, received number',
 ];
 
+/** refused after the schema, by problems that quote a secret: the running admin token, the file's own key */
+const badNames = {
+  gateway: { id: 'gw_credkey', admin: { token: NEW_ADMIN }, bridge: { shareChannels: [ADMIN, NEW_KEY] } },
+  channels: [{ name: 'oa', provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: NEW_KEY, models: ['gpt-x'] }],
+  store: { kind: 'sqlite', path: './data/k.db' },
+};
+const BAD_NAMES = ['gateway.bridge.shareChannels.0: no channel named "[REDACTED]"', 'gateway.bridge.shareChannels.1: no channel named "[REDACTED]"'];
+
 const env = { CREDKEY_ENV_SECRET: ENV_SECRET };
 let gw: GatewayProcess & { configPath: string };
 
@@ -85,7 +96,10 @@ const sighups = () =>
     });
 
 describe('a refused reload about keys named like credentials', () => {
-  for (const [what, file, want] of [['values the schema refuses', badValues, BAD_VALUES]] as const) {
+  for (const [what, file, want] of [
+    ['values the schema refuses', badValues, BAD_VALUES],
+    ['names that quote secrets', badNames, BAD_NAMES],
+  ] as const) {
     it(`keeps each problem's message and shows no secret (${what}): admin API, CLI, SIGHUP, log`, { timeout: 30_000 }, async () => {
       const before = refusals().length;
       const sighupsBefore = sighups().length;
