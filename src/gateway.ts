@@ -216,7 +216,9 @@ async function assemble(
     });
     // a refusal is logged as well as answered: the log is where an operator looks after a `systemctl reload`
     reloading = run.catch((err: unknown) => {
-      const problems = err instanceof ConfigError ? err.problems : [String((err as Error)?.message ?? err)];
+      // a problem's key path is not taken for a credential's name (src/util/log.ts): an error that is no config
+      // problem is scrubbed as error text first
+      const problems = err instanceof ConfigError ? err.problems : [secrets.scrubError(String((err as Error)?.message ?? err))];
       logger.warn('config not reloaded, the running config is unchanged', { problems });
     });
     return run;
