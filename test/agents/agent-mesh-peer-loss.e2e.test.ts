@@ -9,21 +9,15 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startOpenAiUpstream, type OpenAiFake } from '../fakes/openai-upstream.js';
 import { adminGet, channelOf, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { agentRouting, rpc } from './acp-rpc.js';
+import { hermesAcp } from './hermes-instances.js';
 
-const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-peer-loss-token-1f9e';
 /** the fake agent as Hermes, on the model the peers serve (fo-model), for the gateway that runs the agent */
-const HERMES = {
-  tokens: [ACP],
-  agents: [
-    { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'fo-model' }, permissions: 'allow' },
-  ],
-};
+const HERMES = hermesAcp(ACP, 'fo-model');
 const BRIDGE = 'bridge-peer-loss-token-83c0';
 type Gw = Awaited<ReturnType<typeof startProcess>>;
 

@@ -9,72 +9,43 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, processAlive, startProcess, waitFor } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { processAlive, waitFor } from '../helpers/env.js';
 import { agentPids, agentRouting, rpc } from './acp-rpc.js';
+import { chatWith, twoInstancesOnRedis } from './hermes-instances.js';
 
-const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-overtaken-elsewhere-7d41a9';
-type Gw = Awaited<ReturnType<typeof startProcess>>;
-
-let redis: RedisServer;
-let g1: Gw;
-let g2: Gw;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  const instance = {
-    gateway: { id: 'gw_overtaken_elsewhere' },
-    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
-    store: { kind: 'redis', url: redis.url },
-    acp: {
-      tokens: [ACP],
-      agents: [
-        { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
-      ],
-    },
-  };
-  [g1, g2] = await Promise.all([startProcess(instance), startProcess(instance)]);
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all([g1?.stop(10_000), g2?.stop(10_000)]);
-  await redis?.stop();
-  cleanupDirs();
-});
-
-const chat = (gw: Gw, token: string) =>
-  fetch(`${gw.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'still here?' }] }),
-  });
+const s = twoInstancesOnRedis('gw_overtaken_elsewhere', ACP);
 
 describe('a session whose next turn runs on another instance sharing the store', () => {
   it('ends the idle live session it left on this instance: its agent process stops and its token is refused, without a further message here', async () => {
     const sid = 'overtaken-elsewhere-1';
-    const started = await rpc(g1.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') }, 30_000);
+    const started = await rpc(
+      s.g1.url,
+      ACP,
+      'session.start',
+      { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') },
+      30_000,
+    );
     expect(started.result).toMatchObject({ success: true, output: 'written' });
-    const token = readFileSync(path.join(g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
-    expect((await chat(g1, token)).status).toBe(200);
-    const [pid] = agentPids(g1.logs());
+    const token = readFileSync(path.join(s.g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
+    expect((await chatWith(s.g1, token)).status).toBe(200);
+    const [pid] = agentPids(s.g1.logs());
     expect(pid).toBeTypeOf('number');
     expect(processAlive(pid!)).toBe(true);
 
     // the next turn reaches instance 2: it runs there, on the record instance 1 shares
-    const next = await rpc(g2.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'there' }, 30_000);
+    const next = await rpc(s.g2.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'there' }, 30_000);
     expect(next.result).toMatchObject({ success: true, output: 'echo: there' });
-    expect(agentPids(g2.logs())).toHaveLength(1);
+    expect(agentPids(s.g2.logs())).toHaveLength(1);
 
     // instance 1 hears of it through the store's pub/sub: polled, bounded
     await waitFor(() => !processAlive(pid!) || undefined, "instance 1's idle agent process gone", 10_000);
-    await waitFor(async () => (await chat(g1, token)).status === 401 || undefined, "the session's token refused on instance 1", 10_000);
+    await waitFor(async () => (await chatWith(s.g1, token)).status === 401 || undefined, "the session's token refused on instance 1", 10_000);
 
     // the session goes on: back on instance 1 (a new agent there, numbering on from instance 2's updates)
-    const back = await rpc(g1.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'again' }, 30_000);
+    const back = await rpc(s.g1.url, ACP, 'session.message', { sessionId: sid, taskPrompt: 'again' }, 30_000);
     expect(back.result).toMatchObject({ success: true, output: 'echo: again' });
-    expect(agentPids(g1.logs())).toHaveLength(2);
+    expect(agentPids(s.g1.logs())).toHaveLength(2);
   });
 });

@@ -8,42 +8,14 @@
  * updates in their place and missed instance 2's. Every `seq` a client was sent must be the log's entry at that
  * `seq`, each once.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileURLToPath } from 'node:url';
-import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
-import { cleanupDirs, startProcess, waitFor } from '../helpers/env.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/env.js';
 import { agentRouting, rpc } from './acp-rpc.js';
+import { twoInstancesOnRedis, type Gw } from './hermes-instances.js';
 
 type Json = any;
-const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-seq-other-instance-3c81f0';
-type Gw = Awaited<ReturnType<typeof startProcess>>;
-
-let redis: RedisServer;
-let g1: Gw;
-let g2: Gw;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  const instance = {
-    gateway: { id: 'gw_seq_other_instance' },
-    channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
-    store: { kind: 'redis', url: redis.url },
-    acp: {
-      tokens: [ACP],
-      agents: [
-        { id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' },
-      ],
-    },
-  };
-  [g1, g2] = await Promise.all([startProcess(instance), startProcess(instance)]);
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all([g1?.stop(10_000), g2?.stop(10_000)]);
-  await redis?.stop();
-  cleanupDirs();
-});
+const s = twoInstancesOnRedis('gw_seq_other_instance', ACP);
 
 /** One /acp/rpc call streamed (SSE): every `session.update` its client was sent, and the result. */
 async function streamed(gw: Gw, method: string, params: Json): Promise<{ updates: Json[]; result: Json }> {
@@ -77,38 +49,38 @@ const taskOn = async (gw: Gw, sessionId: string) => (await rpc(gw.url, ACP, 'xwo
 describe('turns of one session interleaved on two instances sharing the store', () => {
   it('number every update above every earlier one: the log holds each update a client was sent, once, in seq order', async () => {
     const sid = 'seq-other-instance-1';
-    const first = await streamed(g1, 'session.start', { sessionId: sid, taskPrompt: 'first turn', routing: agentRouting('hermes') });
+    const first = await streamed(s.g1, 'session.start', { sessionId: sid, taskPrompt: 'first turn', routing: agentRouting('hermes') });
     expect(first.result).toMatchObject({ success: true, output: 'echo: first turn' });
 
     // a long turn on instance 2: it holds the session's lease
-    const long = streamed(g2, 'session.message', { sessionId: sid, taskPrompt: 'slow' });
-    await waitFor(async () => (await taskOn(g2, sid)).status === 'running' || undefined, "instance 2's turn running", 15_000);
+    const long = streamed(s.g2, 'session.message', { sessionId: sid, taskPrompt: 'slow' });
+    await waitFor(async () => (await taskOn(s.g2, sid)).status === 'running' || undefined, "instance 2's turn running", 15_000);
     // the next turn reaches instance 1 meanwhile: queued there, it waits for the lease
-    const queued = streamed(g1, 'session.message', { sessionId: sid, taskPrompt: 'after the slow one' });
+    const queued = streamed(s.g1, 'session.message', { sessionId: sid, taskPrompt: 'after the slow one' });
     await waitFor(
       async () => {
-        const t = await taskOn(g1, sid);
+        const t = await taskOn(s.g1, sid);
         return (t.runId !== first.result.runId && t.status === 'queued') || undefined;
       },
       "instance 1's turn queued",
       15_000,
     );
     // instance 2's turn numbers a few more updates while instance 1's waits, then ends
-    const ticks = (await rpc(g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number;
+    const ticks = (await rpc(s.g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number;
     await waitFor(
-      async () => ((await rpc(g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number) > ticks + 3 || undefined,
+      async () => ((await rpc(s.g2.url, ACP, 'xworkmate.tasks.get', { sessionId: sid, afterSeq: 0 })).result.lastSeq as number) > ticks + 3 || undefined,
       "instance 2's turn going on",
       15_000,
     );
-    expect((await rpc(g2.url, ACP, 'session.cancel', { sessionId: sid })).result).toMatchObject({ accepted: true, cancelled: true });
+    expect((await rpc(s.g2.url, ACP, 'session.cancel', { sessionId: sid })).result).toMatchObject({ accepted: true, cancelled: true });
     const [b, a] = await Promise.all([long, queued]);
     expect(b.result).toMatchObject({ status: 'cancelled' });
     expect(a.result).toMatchObject({ success: true, output: 'echo: after the slow one' });
 
     // and one more turn on each, one after the other
-    const c = await streamed(g2, 'session.message', { sessionId: sid, taskPrompt: 'back on two' });
+    const c = await streamed(s.g2, 'session.message', { sessionId: sid, taskPrompt: 'back on two' });
     expect(c.result).toMatchObject({ success: true, output: 'echo: back on two' });
-    const d = await streamed(g1, 'session.message', { sessionId: sid, taskPrompt: 'back on one' });
+    const d = await streamed(s.g1, 'session.message', { sessionId: sid, taskPrompt: 'back on one' });
     expect(d.result).toMatchObject({ success: true, output: 'echo: back on one' });
 
     const sent = [first, b, a, c, d].flatMap((s) => s.updates);
@@ -117,7 +89,7 @@ describe('turns of one session interleaved on two instances sharing the store', 
     const sentSeqs = sent.map((u) => u.seq as number);
     expect(new Set(sentSeqs).size).toBe(sentSeqs.length); // no seq sent twice
 
-    for (const gw of [g1, g2]) {
+    for (const gw of [s.g1, s.g2]) {
       const log = await wholeLog(gw, sid);
       const seqs = log.map((u) => u.seq as number);
       for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);

@@ -9,27 +9,22 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../sessions/fixtures/redis-server.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { agentRouting, rpc } from './acp-rpc.js';
+import { chatWith, hermesAcp, type Gw } from './hermes-instances.js';
 
-const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const ACP = 'acp-move-elsewhere-91c3d2';
 const ADMIN = 'admin-move-elsewhere-5b7e';
 const BRIDGE = 'bridge-move-elsewhere-token-2f8a';
-type Gw = Awaited<ReturnType<typeof startProcess>>;
 
 let redis: RedisServer;
 let p: Gw;
 let g1: Gw;
 let g2: Gw;
 
-const acp = {
-  tokens: [ACP],
-  agents: [{ id: 'hermes', label: 'Hermes (fake)', preset: 'hermes', command: process.execPath, args: [FAKE], llm: { model: 'mock-1' }, permissions: 'allow' }],
-};
+const acp = hermesAcp(ACP);
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -58,25 +53,18 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const chat = (gw: Gw, token: string) =>
-  fetch(`${gw.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'mock-1', messages: [{ role: 'user', content: 'still here?' }] }),
-  });
-
 /** Starts `sid` on instance 1 (its agent writes its token to a file in its folder) and returns the working token. */
 async function startOnInstance1(sid: string): Promise<string> {
   const started = await rpc(g1.url, ACP, 'session.start', { sessionId: sid, taskPrompt: 'envfile OPENAI_API_KEY', routing: agentRouting('hermes') }, 30_000);
   expect(started.result).toMatchObject({ success: true, output: 'written' });
   const token = readFileSync(path.join(g1.dir, 'workspaces', sid, '.env-OPENAI_API_KEY'), 'utf8');
-  expect((await chat(g1, token)).status).toBe(200);
+  expect((await chatWith(g1, token)).status).toBe(200);
   return token;
 }
 
 /** The end reaches instance 1 through the store's pub/sub: polled, bounded. */
 async function endedOnInstance1(token: string): Promise<void> {
-  await waitFor(async () => (await chat(g1, token)).status === 401 || undefined, 'the token refused on instance 1', 10_000);
+  await waitFor(async () => (await chatWith(g1, token)).status === 401 || undefined, 'the token refused on instance 1', 10_000);
   await waitFor(() => g1.logs().includes('agent session closed') || undefined, 'the agent on instance 1 stopped', 10_000);
 }
 
