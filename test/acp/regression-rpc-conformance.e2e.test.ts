@@ -84,6 +84,18 @@ async function postRaw(text: string): Promise<{ status: number; body: string }> 
   return { status: res.status, body: await res.text() };
 }
 
+/** An open /acp WebSocket with the token, and every message it has been sent (parsed) so far. */
+async function acpSocket(): Promise<{ ws: WebSocket; got: Json[] }> {
+  const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
+  const got: Json[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return { ws, got };
+}
+
 const agent = { routingMode: 'explicit', explicitExecutionTarget: 'agent', explicitProviderId: 'fake' };
 const LONG = 'm'.repeat(257);
 const HUGE = 'p'.repeat(1_500_000);
@@ -167,13 +179,7 @@ describe('id is echoed exactly or refused', () => {
   });
 
   it('WebSocket: id null is answered with id null', async () => {
-    const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
-    const got: Json[] = [];
-    ws.on('message', (d) => got.push(JSON.parse(String(d))));
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const { ws, got } = await acpSocket();
     try {
       ws.send('{"jsonrpc":"2.0","id":null,"method":"health"}');
       await waitFor(() => got.length >= 1 || undefined, 'the answer');
@@ -184,13 +190,7 @@ describe('id is echoed exactly or refused', () => {
   });
 
   it('WebSocket: the same refusal, and the socket goes on serving', async () => {
-    const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/acp`, { headers: { authorization: `Bearer ${ACP}` } });
-    const got: Json[] = [];
-    ws.on('message', (d) => got.push(JSON.parse(String(d))));
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
+    const { ws, got } = await acpSocket();
     try {
       ws.send('{"jsonrpc":"2.0","id":12345678901234567891,"method":"health"}');
       ws.send('{"jsonrpc":"2.0","id":"after","method":"health"}');
