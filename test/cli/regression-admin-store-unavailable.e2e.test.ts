@@ -29,7 +29,7 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-async function setup(): Promise<{ gw: GatewayProcess; port: number; redis: { pid: number; stop(): Promise<void> } }> {
+async function setup(): Promise<{ gw: GatewayProcess; port: number; redis: Awaited<ReturnType<typeof redisOnPort>> }> {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-admin-store-'));
   const port = await freePort();
   const redis = await redisOnPort(port, dir);
@@ -196,8 +196,7 @@ describe('the admin API and CLI while the Redis store cannot be used', () => {
   it('a stalled Redis (SIGSTOP): the same answers within the 5 s bound', async () => {
     const { gw, port, redis } = await setup();
     expect((await cli(gw, 'keys', 'create', '--name', 'before')).code).toBe(0);
-    process.kill(redis.pid, 'SIGSTOP');
-    cleanup.push(() => void process.kill(redis.pid, 'SIGCONT'));
+    cleanup.push(redis.freeze());
     await expectStoreRefusals(gw, port);
   }, 60_000);
 });

@@ -46,14 +46,7 @@ export async function startHeldGateway(dir: string, config: (storeUrl: string) =
   const configPath = join(dir, 'gw.json5');
   const storeUrl = `redis://127.0.0.1:${redisPort}`;
   writeFileSync(configPath, JSON.stringify(config(storeUrl)));
-  process.kill(redis.pid, 'SIGSTOP');
-  const resume = () => {
-    try {
-      process.kill(redis.pid, 'SIGCONT');
-    } catch {
-      /* gone */
-    }
-  };
+  const resume = redis.freeze();
   cleanups.push(resume);
   const proc = spawn(process.execPath, [BIN, 'gateway', '--config', configPath], {
     env: { ...process.env, SWITCHYARD_LOG: 'warn' },

@@ -5,7 +5,12 @@ import { spawn } from 'node:child_process';
  * `aof`: write every command to an append-only file in `dir` and load it at start, so a restart keeps the data;
  * `args`: more of redis-server's options (`--enable-debug-command local`: DEBUG SLEEP makes a slow Redis)
  */
-export async function redisOnPort(port: number, dir: string, aof = false, args: string[] = []): Promise<{ pid: number; stop(): Promise<void> }> {
+export async function redisOnPort(
+  port: number,
+  dir: string,
+  aof = false,
+  args: string[] = [],
+): Promise<{ pid: number; freeze(): () => void; stop(): Promise<void> }> {
   const persist = aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persist, '--daemonize', 'no', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,6 +35,13 @@ export async function redisOnPort(port: number, dir: string, aof = false, args: 
   return {
     /** the server's process (SIGSTOP / SIGCONT: a Redis that stalls without closing its connections) */
     pid: child.pid!,
+    /** SIGSTOP: connected, it answers nothing; the function returned resumes it (SIGCONT; nothing once it is gone) */
+    freeze: () => {
+      child.kill('SIGSTOP');
+      return () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+      };
+    },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;

@@ -67,14 +67,7 @@ async function gatewayOnRedis(
   );
   cleanups.push(() => g.stop(1000));
   const freeze = () => {
-    process.kill(redis.pid, 'SIGSTOP');
-    cleanups.push(() => {
-      try {
-        process.kill(redis.pid, 'SIGCONT');
-      } catch {
-        /* gone */
-      }
-    });
+    cleanups.push(redis.freeze());
   };
   return { g, freeze, redis: client };
 }
