@@ -10,15 +10,14 @@
  * A real gateway process on a real redis-server: made slow with DEBUG SLEEP (it answers every command, late), and
  * made not to answer with SIGSTOP.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { chromium } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { STORE_READ_TIMEOUT_MS } from '../../src/keys/key-cache.js';
 import { freePort, startProcess, waitFor, within } from '../helpers/env.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { stopAfterAll } from '../helpers/stop-after.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
 import { runCli } from './cli-run.js';
@@ -75,19 +74,6 @@ async function gatewayOnRedis() {
   /** Redis answers nothing for `sec` seconds, then everything: resolves when it answers again */
   const slow = (sec: number) => client.call('DEBUG', 'SLEEP', String(sec)).then(() => Date.now());
   return { gw, redis, client, slow };
-}
-
-function chromiumPath(): string {
-  const fromEnv = process.env.SWITCHYARD_CHROMIUM;
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
-    try {
-      return execFileSync('which', [name], { encoding: 'utf8' }).trim();
-    } catch {
-      /* next */
-    }
-  }
-  throw new Error('no Chromium found: install the Debian package `chromium` (.ci/run does) or set SWITCHYARD_CHROMIUM');
 }
 
 describe('the overview with a session store that is slow, not failing', () => {
@@ -200,11 +186,7 @@ describe('the overview with a session store that is slow, not failing', () => {
 
   it('the status page says the store is slow, not that it cannot be read', { timeout: 60_000 }, async () => {
     const { gw, slow } = await gatewayOnRedis();
-    const browser = await chromium.launch({
-      executablePath: chromiumPath(),
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    const browser = await launchChromium();
     cleanup.push(() => browser.close());
     const page = await browser.newPage();
     const errors: string[] = [];

@@ -5,17 +5,17 @@
  * itself. Screenshots are saved under the test's temp folder and their paths printed. No request leaves the
  * gateway's origin.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import WebSocket from 'ws';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { helloFrame } from '../fakes/raw-bridge-peer.js';
 import { cleanupDirs, startProcess, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
@@ -24,19 +24,6 @@ let a: GatewayProcess;
 let b: GatewayProcess;
 let browser: Browser;
 const cleanups: Array<() => void> = [];
-
-function chromiumPath(): string {
-  const fromEnv = process.env.SWITCHYARD_CHROMIUM;
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
-    try {
-      return execFileSync('which', [name], { encoding: 'utf8' }).trim();
-    } catch {
-      /* next */
-    }
-  }
-  throw new Error('no Chromium found: install the Debian package `chromium` (.ci/run does) or set SWITCHYARD_CHROMIUM');
-}
 
 beforeAll(async () => {
   b = await startProcess({
@@ -65,11 +52,7 @@ beforeAll(async () => {
     },
   });
   await waitForBridgeOpen(a.url, ADMIN);
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
