@@ -132,8 +132,10 @@ interface PendingStart {
 
 /** a wait that does not keep the process alive by itself (a shutdown that ended early leaves no timer behind) */
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
-/** the updates `finish` numbers after a turn's result is stored: its task event and its final status */
-const END_UPDATES = 2;
+/** whether a turn's end sends its task event before its final status (an `unavailable` one sends the status only) */
+const endsWithTaskEvent = (s: TurnStatus): s is 'completed' | 'failed' | 'cancelled' => s === 'completed' || s === 'failed' || s === 'cancelled';
+/** the updates `finish` numbers after a turn's result is stored: its task event, if it has one, and its final status */
+const endUpdates = (s: TurnStatus): number => (endsWithTaskEvent(s) ? 2 : 1);
 /** how long a stop waits at least for the last session updates to be stored (shutdown) */
 const STOP_WRITE_WAIT_MS = 1_000;
 
@@ -726,7 +728,7 @@ export class TurnRunner {
       this.tasks.ended(task);
       this.o.onTurnEnded?.(runtimeLabel, status);
       span?.end(status, r.error);
-      if (status === 'completed' || status === 'failed' || status === 'cancelled') {
+      if (endsWithTaskEvent(status)) {
         taskEvent(
           status,
           status === 'cancelled'
@@ -938,10 +940,10 @@ export class TurnRunner {
           ...(errCode ? { errorCode: errCode } : {}),
         });
         // the role binding travels with the record: a verified model binding (§3) is read back after a restart too.
-        // Its seq is the turn's last: `finish` numbers END_UPDATES more after this write
+        // Its seq is the turn's last: `finish` numbers endUpdates(status) more after this write
         return {
           ...next,
-          metadata: { ...next.metadata, seq: Math.max(live.seq + END_UPDATES, Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) },
+          metadata: { ...next.metadata, seq: Math.max(live.seq + endUpdates(status), Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) },
         };
       });
     } catch (err) {
