@@ -362,8 +362,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
     'xworkmate.permissions.respond': async (p, ctx, opts) => {
       const sessionId = reqString(p, 'sessionId');
       // ids the gateway offered (the prompt's, its options'): trimmed, as routing ids are
-      const requestId = optPickedId(p, 'requestId');
-      if (requestId === undefined) throw invalidParams('requestId', 'requestId is required (a non-empty string)');
+      const requestId = reqString(p, 'requestId').trim();
       const optionId = optPickedId(p, 'optionId');
       const decision = optPickedId(p, 'decision');
       if (decision !== undefined && decision !== 'cancel') throw invalidParams('decision', 'decision must be "cancel"');
