@@ -6,6 +6,8 @@
  * - A prompt is `{ requestId:"perm-<32 hex>", sessionId, turnId, createdAt, toolCall, options }`; it is kept
  *   in the session record (`metadata.pendingPermissions`, with the holder that asked) while pending, so it is
  *   listed from any instance, survives a restart and travels with a transfer.
+ * - Once resolved, its id joins the record's last DECIDED_IN_RECORD decided ids (`metadata.decidedPermissions`):
+ *   a late or second answer gets PERMISSION_ALREADY_DECIDED on any instance and after a restart, not NOT_FOUND.
  * - Resolved by: an offered option (reason `user`), `decision:"cancel"` (`user`), `session.cancel` or the turn
  *   ending otherwise (`run_cancelled`), no answer within `acp.permissionTimeoutMs` (`timeout`, default 10 min), or
  *   the agent going away (`run_cancelled`). An option the agent did not offer is refused
@@ -26,7 +28,10 @@ import type { PermissionOutcome, PermissionRequest } from './runtime.js';
 
 export const DEFAULT_PERMISSION_TIMEOUT_MS = 10 * 60_000;
 const CHANNEL = 'acp.permission';
+/** resolved request ids this process remembers (any session), in memory */
 const DECIDED_KEEP = 1000;
+/** resolved request ids a session's record keeps (`metadata.decidedPermissions`), so every instance knows them */
+export const DECIDED_IN_RECORD = 64;
 
 export interface PermissionPrompt {
   requestId: string;
@@ -54,6 +59,12 @@ interface Pending {
 type Stored = PermissionPrompt & { holder: string };
 
 const storedOf = (s: Session | undefined): Stored[] => (Array.isArray(s?.metadata.pendingPermissions) ? (s.metadata.pendingPermissions as Stored[]) : []);
+const decidedOf = (s: Session | undefined): string[] => (Array.isArray(s?.metadata.decidedPermissions) ? (s.metadata.decidedPermissions as string[]) : []);
+/** `s`'s metadata with `pending` as its open prompts and `resolved` added to its decided ids (the newest kept) */
+const withPrompts = (s: Session, pending: Stored[], resolved: string[]): Session['metadata'] =>
+  resolved.length === 0
+    ? { ...s.metadata, pendingPermissions: pending }
+    : { ...s.metadata, pendingPermissions: pending, decidedPermissions: [...decidedOf(s), ...resolved].slice(-DECIDED_IN_RECORD) };
 const publicOf = ({ holder: _h, ...p }: Stored): PermissionPrompt => p;
 const err = (
   code: 'PERMISSION_REQUEST_NOT_FOUND' | 'PERMISSION_SESSION_MISMATCH' | 'PERMISSION_OPTION_NOT_OFFERED' | 'PERMISSION_ALREADY_DECIDED',
@@ -138,7 +149,7 @@ export class PermissionBroker {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.remember(prompt.requestId);
-        void this.store(ids.sessionId, (list) => list.filter((x) => x.requestId !== prompt.requestId));
+        void this.store(ids.sessionId, (list) => list.filter((x) => x.requestId !== prompt.requestId), [prompt.requestId]);
         // a failing listener (it runs from a timer too) must neither keep the agent waiting nor end the process
         try {
           events.resolved(prompt, outcome, reason);
@@ -170,6 +181,8 @@ export class PermissionBroker {
     // raised by another instance sharing the store: check it there, pass the answer on
     const rec = await this.o.store.get(sessionId);
     const stored = storedOf(rec).find((x) => x.requestId === requestId);
+    // resolved by another instance, or before a restart: the record keeps the session's last decided ids
+    if (!stored && decidedOf(rec).includes(requestId)) throw err('PERMISSION_ALREADY_DECIDED', { requestId });
     if (!stored) throw err('PERMISSION_REQUEST_NOT_FOUND', { requestId, sessionId });
     check(stored, sessionId, answer);
     await this.o.store.publish(CHANNEL, { holder: stored.holder, requestId, sessionId, answer });
@@ -213,7 +226,15 @@ export class PermissionBroker {
       const list = storedOf(s);
       orphans = list.filter((x) => dead(x.holder) && !this.pending.has(x.requestId));
       if (orphans.length === 0) return undefined;
-      return { ...s, metadata: { ...s.metadata, pendingPermissions: list.filter((x) => !orphans.includes(x)) } };
+      const resolved = orphans.map((x) => x.requestId);
+      return {
+        ...s,
+        metadata: withPrompts(
+          s,
+          list.filter((x) => !orphans.includes(x)),
+          resolved,
+        ),
+      };
     }).catch(() => undefined);
     for (const o of orphans) this.remember(o.requestId);
     return orphans.map(publicOf);
@@ -227,12 +248,13 @@ export class PermissionBroker {
   }
 
   /**
-   * Applies `change` to the session's stored prompts. The broker's writes to one session go one after the
-   * other: prompts raised together would otherwise race each other's compare-and-set until one gave up.
+   * Applies `change` to the session's stored prompts, and adds `resolved` to its decided ids. The broker's writes
+   * to one session go one after the other: prompts raised together would otherwise race each other's
+   * compare-and-set until one gave up.
    */
-  private store(sessionId: string, change: (list: Stored[]) => Stored[]): Promise<void> {
+  private store(sessionId: string, change: (list: Stored[]) => Stored[], resolved: string[] = []): Promise<void> {
     return this.writes.run(sessionId, () =>
-      mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: { ...s.metadata, pendingPermissions: change(storedOf(s)) } })).then(
+      mutateSession(this.o.store, sessionId, (s) => ({ ...s, metadata: withPrompts(s, change(storedOf(s)), resolved) })).then(
         () => undefined,
         (e: unknown) => this.o.logger.warn('pending permission could not be stored', { sessionId, error: String(e) }),
       ),

@@ -1,7 +1,8 @@
 /**
  * The permission relay across instances sharing one Redis (issue 12 item 4): a prompt raised by the agent
  * running on instance 1 is listed by instance 2 (it is in the store) and an answer sent to instance 2 reaches
- * the turn on instance 1 (store pub/sub). An option not offered is refused on instance 2 as well.
+ * the turn on instance 1 (store pub/sub). An option not offered is refused on instance 2 as well, and a second
+ * answer gets PERMISSION_ALREADY_DECIDED on both (the record keeps the session's decided ids).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
@@ -54,5 +55,13 @@ describe('permission relay on two instances', () => {
       outcome: { outcome: 'selected', optionId: 'opt-always' },
       reason: 'user',
     });
+    // a second answer, on either instance: the record says the prompt was decided (instance 1 also remembers it)
+    for (const gw of [g2, g1]) {
+      const again = await rpc(gw, 'xworkmate.permissions.respond', { sessionId: 'pc-1', requestId: prompt.requestId, optionId: 'opt-allow' });
+      expect(again.error).toMatchObject({ code: -32602, message: 'PERMISSION_ALREADY_DECIDED', data: { code: 'PERMISSION_ALREADY_DECIDED' } });
+    }
+    // an id the session never had is still not found
+    const unknown = await rpc(g2, 'xworkmate.permissions.respond', { sessionId: 'pc-1', requestId: `perm-${'0'.repeat(32)}`, optionId: 'opt-allow' });
+    expect(unknown.error).toMatchObject({ code: -32602, data: { code: 'PERMISSION_REQUEST_NOT_FOUND' } });
   });
 });

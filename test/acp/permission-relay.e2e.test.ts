@@ -227,4 +227,22 @@ describe('a gateway restart while a prompt is pending', () => {
     const next = await call(second.url, 'session.message', { sessionId: 'p-restart', taskPrompt: 'hello again' });
     expect(next.result).toMatchObject({ status: 'completed', output: 'echo: hello again' });
   });
+
+  it('a prompt answered before a restart: a late answer after it gets PERMISSION_ALREADY_DECIDED (from the record)', async () => {
+    const first = await startProcess({ gateway: { id: 'gw_perm_answered' }, acp: acpConfig() });
+    procs.push(first);
+    const turn = permissionTurn(first.url, 'p-answered');
+    const p = await pendingPrompt(first.url, 'p-answered');
+    expect(
+      (await call(first.url, 'xworkmate.permissions.respond', { sessionId: 'p-answered', requestId: p.requestId, optionId: 'opt-reject' })).result,
+    ).toMatchObject({
+      accepted: true,
+    });
+    expect((await turn).result).toMatchObject({ status: 'completed', output: 'permission: opt-reject' });
+    await first.stop();
+    const second = await spawnGateway(first.configPath, { SWITCHYARD_LOG: 'info' });
+    procs.push(second);
+    const late = await call(second.url, 'xworkmate.permissions.respond', { sessionId: 'p-answered', requestId: p.requestId, optionId: 'opt-allow' });
+    expect(late.error).toMatchObject({ code: -32602, message: 'PERMISSION_ALREADY_DECIDED', data: { code: 'PERMISSION_ALREADY_DECIDED' } });
+  });
 });
