@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
 import type { Session } from '../sessions/model.js';
-import { ADMIN_TRANSFER_BOUND_MS } from '../http/routes/admin-store.js';
+import { ADMIN_TRANSFER_BOUND_MS, SESSIONS_LIST_DEFAULT, SESSIONS_LIST_MAX } from '../http/routes/admin-store.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 
@@ -34,6 +34,18 @@ const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
 
 const SESSIONS = { sessions: 'array' } as const;
 
+/** `GET /admin/sessions`: the most recently updated `limit` (the gateway's default when absent), and whether there are more. */
+function listSessions(o: RemoteFlags, status: string | undefined, limit: string | number | undefined): Promise<{ sessions: Summary[]; more?: boolean }> {
+  const q = new URLSearchParams();
+  if (status !== undefined) q.set('status', status);
+  if (limit !== undefined) q.set('limit', String(limit));
+  const qs = q.toString();
+  return adminCall<{ sessions: Summary[]; more?: boolean }>(o, 'GET', `/admin/sessions${qs ? `?${qs}` : ''}`, undefined, {
+    expect: SESSIONS,
+    fields: { status: '--status', limit: '--limit' },
+  });
+}
+
 async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 'wait' | 'refuse'): Promise<{ to: { id: string; name: string } }> {
   return adminCall(
     o,
@@ -50,15 +62,19 @@ const storeDown = (err: unknown): err is CliError => err instanceof CliError && 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('durable sessions: list, inspect, move to a peer, drain');
 
-  remoteOptions(sessions.command('list').description('sessions stored on this gateway').option('--status <s>', 'active | running | closed | moved')).action(
-    async (o: RemoteFlags & { status?: string }) => {
-      const r = await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions${o.status ? `?status=${encodeURIComponent(o.status)}` : ''}`, undefined, {
-        expect: SESSIONS,
-        fields: { status: '--status' },
-      });
-      out(o.json ? JSON.stringify(r.sessions, null, 2) + '\n' : render(r.sessions));
-    },
-  );
+  remoteOptions(
+    sessions
+      .command('list')
+      .description('sessions stored on this gateway, the most recently updated first')
+      .option('--status <s>', 'active | running | closed | moved')
+      .option('--limit <n>', `how many (1-${SESSIONS_LIST_MAX}; default ${SESSIONS_LIST_DEFAULT})`),
+  ).action(async (o: RemoteFlags & { status?: string; limit?: string }) => {
+    const r = await listSessions(o, o.status, o.limit);
+    if (o.json) return out(JSON.stringify(r.sessions, null, 2) + '\n');
+    out(render(r.sessions));
+    // an older gateway sends no `more`: it listed every session
+    if (r.more === true) out(`(the ${r.sessions.length} most recently updated; more with --limit up to ${SESSIONS_LIST_MAX}, or --status)\n`);
+  });
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>', 'the session', named('<id>'))).action(
     async (id: string, o: RemoteFlags) => {
@@ -105,18 +121,25 @@ export function registerSessions(program: Command): void {
     // set when the session store cannot be used (a list or a transfer answered session_store_unavailable): the drain
     // stops, says so and exits 1, instead of trying every other session against it
     let stopped = false;
-    // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed.
-    passes: for (let pass = 0; pass < 2; pass++) {
+    // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed, the
+    // gateway's default page of each status a call (SESSIONS_LIST_DEFAULT): while a list was cut, the next pass
+    // lists again (the moved ones have left it) for as long as each pass finds sessions it has not tried.
+    passes: for (let pass = 0, cut = false; pass < 2 || cut; pass++) {
       const list: Summary[] = [];
+      cut = false;
       try {
-        for (const st of ['active', 'running'])
-          list.push(...(await adminCall<{ sessions: Summary[] }>(o, 'GET', `/admin/sessions?status=${st}`, undefined, { expect: SESSIONS })).sessions);
+        for (const st of ['active', 'running']) {
+          const r = await listSessions(o, st, undefined);
+          list.push(...r.sessions);
+          cut ||= r.more === true;
+        }
       } catch (err) {
         if (!storeDown(err) || pass === 0) throw err;
         stopped = true;
         break;
       }
       const open = list.filter((s) => s.owner === status.id && !tried.has(s.id));
+      if (open.length === 0 && pass >= 1) break;
       for (const s of open) {
         tried.add(s.id);
         try {

@@ -22,6 +22,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { GatewayError } from '../wire/errors.js';
+import { decimalInt } from '../util/decimal.js';
 import { originAllowed } from './acp/access.js';
 
 export interface GuardOptions {
@@ -157,4 +158,15 @@ export function decodeSegment(raw: string, param: string): string {
   } catch {
     throw new GatewayError('INVALID_REQUEST', `${param}: the path is not valid percent-encoding`, { param });
   }
+}
+
+/** A query parameter that must be an integer in [min, max]; `def` when absent. */
+export function intParam(query: URLSearchParams, name: string, def: number, min: number, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return def;
+  const n = decimalInt(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new GatewayError('INVALID_REQUEST', `${name}: an integer from ${min} to ${max}`, { param: name });
+  }
+  return n;
 }

@@ -258,6 +258,18 @@ describe('session transfer', () => {
     }
   });
 
+  it('drain of more open sessions than two list calls return (100 of a status each): it lists again until every one has moved', async () => {
+    const ids = Array.from({ length: 205 }, (_, i) => `s-many-${i}`);
+    for (const id of ids) await seed(p.aStore, id, p.a.id, 0);
+    const r = await cli(['sessions', 'drain', '--to', 'datacenter', '--url', p.a.url]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.filter((l) => /^\[\d+\] s-many-\d+ → datacenter: moved$/.test(l))).toHaveLength(205);
+    expect(lines[lines.length - 1]).toBe('drained: 205 moved, 0 stayed; no open session left here: the gateway is ready to stop');
+    expect((await p.aStore.list({ owner: p.a.id, status: 'active' })).length).toBe(0);
+  });
+
   it('drain to a peer that is not connected says so and fails, even with nothing to move', async () => {
     const r = await cli(['sessions', 'drain', '--to', 'nobody-here', '--url', p.a.url]);
     expect(r.code).toBe(1);

@@ -11,14 +11,13 @@
 import type { RouteHandler } from '../server.js';
 import { readBody, sendError, sendJson } from '../respond.js';
 import { jsonDepthFor, parseJsonBody } from '../body.js';
-import { decodeSegment, jsonContentTypeError } from '../guard.js';
+import { decodeSegment, intParam, jsonContentTypeError } from '../guard.js';
 import { GatewayError, type ErrorCode } from '../../wire/errors.js';
 import type { AcpRpcError } from './envelope.js';
 import { reqString } from '../../acp/params.js';
 import { EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, messageBody, type SessionApi } from '../../acp/session-api.js';
 import { authorize, checkOrigin, corsHeaders, sendPreflight, type AcpKeys } from './access.js';
 import { traceOf } from '../../obs/request-meter.js';
-import { decimalInt } from '../../util/decimal.js';
 
 export const SESSIONS_PREFIX = '/api/v1/sessions/';
 
@@ -28,17 +27,6 @@ export interface SessionsRouteOptions {
   allowedOrigins: readonly string[];
   maxBodyBytes: number;
   sessions: SessionApi;
-}
-
-/** A query parameter that must be an integer in [min, max]; `def` when absent. */
-function intParam(query: URLSearchParams, name: string, def: number, min: number, max: number): number {
-  const raw = query.get(name);
-  if (raw === null || raw === '') return def;
-  const n = decimalInt(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new GatewayError('INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}`, { param: name });
-  }
-  return n;
 }
 
 /**
