@@ -237,3 +237,15 @@ return 0`;
 // KEYS: lease. ARGV: holder
 export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+
+/**
+ * Of the session hashes KEYS, the ids (ARGV, in the same order) whose record doc holds a transfer marker
+ * (`"transfer":{`), looked for inside Redis: only those ids travel, not every record. The text may also stand
+ * elsewhere in a doc (a key of an agent's tool call kept in a task event): the caller reads each record and checks.
+ */
+export const WITH_TRANSFER = `local out = {}
+for i, k in ipairs(KEYS) do
+  local doc = redis.call('HGET', k, 'doc')
+  if doc and string.find(doc, '"transfer":{', 1, true) then out[#out + 1] = ARGV[i] end
+end
+return out`;

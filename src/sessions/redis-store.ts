@@ -36,6 +36,7 @@ import {
   RENEW,
   TURNS_PER_READ,
   UPDATE,
+  WITH_TRANSFER,
 } from './redis-scripts.js';
 import {
   SessionExistsError,
@@ -312,6 +313,17 @@ export class RedisStore implements SessionStore {
         if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
         if (out.length < limit) out.push(s);
       }
+    }
+    return out;
+  }
+
+  async listTransferring(): Promise<Session[]> {
+    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
+    const out: Session[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const batch = ids.slice(i, i + 500);
+      const hits = (await this.redis.eval(WITH_TRANSFER, batch.length, ...batch.map((id) => this.k(`session:${id}`)), ...batch)) as string[];
+      for (const s of await Promise.all(hits.map((id) => this.get(id)))) if (s?.metadata.transfer !== undefined) out.push(s);
     }
     return out;
   }

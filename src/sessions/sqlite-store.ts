@@ -404,6 +404,14 @@ export class SqliteStore implements SessionStore {
     )();
   }
 
+  async listTransferring(): Promise<Session[]> {
+    // the small metadata column only: the turns of the (few) matches alone are read
+    const sql = `SELECT ${COLS}, turns_stamp FROM sessions WHERE json_extract(metadata, '$.transfer') IS NOT NULL`;
+    return this.db.transaction(() =>
+      (this.stmt(sql).all() as Array<Row & { turns_stamp: number }>).map((r) => fromRow(r, this.turnsOf(r.id, r.turns_stamp))),
+    )();
+  }
+
   async deleteEndedBefore(before: number): Promise<number> {
     const pick = this.stmt(`SELECT id FROM sessions WHERE status IN ('closed', 'moved') AND updated_at < ? LIMIT 500`);
     let deleted = 0;

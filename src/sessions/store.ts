@@ -76,6 +76,12 @@ export interface SessionStore {
    * ask at every poll; a store's records grow with what clients send).
    */
   countByStatus(): Promise<Record<SessionStatus, number>>;
+  /**
+   * The sessions whose record holds a transfer marker (`metadata.transfer`: a transfer left half-way), found
+   * without reading the other records: every bridge link that comes up asks (TransferCoordinator.reconcile), and a
+   * store of many sessions read whole held the event loop for seconds each time.
+   */
+  listTransferring(): Promise<Session[]>;
   /** true if it existed. Also drops its lease. */
   delete(id: string): Promise<boolean>;
   /**

@@ -190,6 +190,18 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     expect(await store.countByStatus()).toEqual({ active: 1, running: 0, closed: 0, moved: 1 });
   });
 
+  it('listTransferring finds the records that hold a transfer marker, and no other (a task event naming "transfer" is not one)', async () => {
+    const store = await fresh();
+    for (let i = 0; i < 40; i++) await store.create(sample(`plain-${i}`));
+    // an agent's tool call kept in a task event may carry a "transfer" key: the text is there, the marker is not
+    await store.create({ ...sample('lookalike'), metadata: { taskEvents: [{ task: { detail: { transfer: { id: 'x' } } } }] } });
+    const marked = await store.create({ ...sample('half-way'), metadata: { transfer: { id: 'tx_1', state: 'offering', peer: 'gw_p', since: 1 } } });
+    expect((await store.listTransferring()).map((s) => [s.id, s.metadata.transfer])).toEqual([['half-way', marked.metadata.transfer]]);
+    const { transfer: _t, ...rest } = marked.metadata;
+    await store.update({ ...marked, metadata: rest }, marked.version);
+    expect(await store.listTransferring()).toEqual([]);
+  });
+
   it('deleteEndedBefore deletes closed and moved sessions last updated before the cut, with their logs and leases; nothing else', async () => {
     const store = await fresh();
     const DAY = 86_400_000;
