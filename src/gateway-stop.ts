@@ -64,9 +64,11 @@ async function drainSessions(p: StopParts, target: string, left: () => number): 
   }
   let sessions: Awaited<ReturnType<SessionStore['list']>>;
   try {
-    // bounded by the deadline: a store connected but not answering (a Redis stopped) would hold the list, and the
-    // stop, for ever
-    const listing = p.store.list();
+    // the open sessions this gateway owns: the others (closed, moved, another instance's) are not read. Bounded by
+    // the deadline: a store connected but not answering (a Redis stopped) would hold the list, and the stop, for ever
+    const listing = Promise.all([p.store.list({ owner: p.gatewayId, status: 'active' }), p.store.list({ owner: p.gatewayId, status: 'running' })]).then(
+      ([active, running]) => [...active, ...running],
+    );
     if (!(await settledWithin(listing, left()))) throw new Error('the store did not answer before the grace period ended');
     sessions = await listing;
   } catch (err) {
