@@ -381,14 +381,12 @@ export class TurnRunner {
     await this.permissions.listen();
     // what our previous life left open is settled now, not when the session is next used (rehydrate): prompts it
     // left pending (its agents are gone), and turns it was running when it died (failed, so that tasks.get and a
-    // replay say so). Only sessions still open can hold either: closed ones (kept without limit) are not read
+    // replay say so). Only those records are read: an open session with neither (most of a large store) is not
     const open = [
-      ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'active', limit: 10_000 })),
       ...(await this.o.store.list({ owner: this.o.gatewayId, status: 'running', limit: 10_000 })),
+      ...(await this.o.store.listMarked('pendingPermissions')).filter((s) => s.ownerGatewayId === this.o.gatewayId && s.status === 'active'),
     ];
     for (const s of open) {
-      const pending = s.metadata.pendingPermissions;
-      if (s.status !== 'running' && (!Array.isArray(pending) || pending.length === 0)) continue;
       await this.rehydrate(s.id).catch((err: unknown) =>
         this.o.logger.warn('a session a previous run left open could not be settled', { sessionId: s.id, error: String(err) }),
       );

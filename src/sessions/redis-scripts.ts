@@ -239,13 +239,14 @@ export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return red
 return 0`;
 
 /**
- * Of the session hashes KEYS, the ids (ARGV, in the same order) whose record doc holds a transfer marker
- * (`"transfer":{`), looked for inside Redis: only those ids travel, not every record. The text may also stand
- * elsewhere in a doc (a key of an agent's tool call kept in a task event): the caller reads each record and checks.
+ * Of the session hashes KEYS, the ids (ARGV[2…], in the same order) whose record doc holds the text ARGV[1] (a
+ * mark's JSON: SessionStore.listMarked), looked for inside Redis: only those ids travel, not every record. The text
+ * may also stand elsewhere in a doc (a key of an agent's tool call kept in a task event): the caller reads each
+ * record and checks.
  */
-export const WITH_TRANSFER = `local out = {}
+export const WITH_TEXT = `local out = {}
 for i, k in ipairs(KEYS) do
   local doc = redis.call('HGET', k, 'doc')
-  if doc and string.find(doc, '"transfer":{', 1, true) then out[#out + 1] = ARGV[i] end
+  if doc and string.find(doc, ARGV[1], 1, true) then out[#out + 1] = ARGV[i + 1] end
 end
 return out`;

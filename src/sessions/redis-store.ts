@@ -36,7 +36,7 @@ import {
   RENEW,
   TURNS_PER_READ,
   UPDATE,
-  WITH_TRANSFER,
+  WITH_TEXT,
 } from './redis-scripts.js';
 import {
   SessionExistsError,
@@ -51,6 +51,8 @@ import {
   type ListOptions,
   type MessageHandler,
   type SessionStore,
+  SESSION_MARKS,
+  type SessionMark,
   type Unsubscribe,
 } from './store.js';
 import { rootLogger } from '../util/log.js';
@@ -59,6 +61,8 @@ import { settledWithin } from '../util/settled-within.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };
+/** listMarked: each mark (SESSION_MARKS) as the text of a record doc that holds it (`JSON.stringify`, no spaces) */
+const MARK_TEXT: Record<SessionMark, string> = { transfer: '"transfer":{', pendingPermissions: '"pendingPermissions":[{' };
 /** 2: the history stored apart from the record (an instance of schema 1 would read such a record without turns) */
 const SCHEMA_VERSION = 2;
 
@@ -317,13 +321,13 @@ export class RedisStore implements SessionStore {
     return out;
   }
 
-  async listTransferring(): Promise<Session[]> {
+  async listMarked(mark: SessionMark): Promise<Session[]> {
     const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
     const out: Session[] = [];
     for (let i = 0; i < ids.length; i += 500) {
       const batch = ids.slice(i, i + 500);
-      const hits = (await this.redis.eval(WITH_TRANSFER, batch.length, ...batch.map((id) => this.k(`session:${id}`)), ...batch)) as string[];
-      for (const s of await Promise.all(hits.map((id) => this.get(id)))) if (s?.metadata.transfer !== undefined) out.push(s);
+      const hits = (await this.redis.eval(WITH_TEXT, batch.length, ...batch.map((id) => this.k(`session:${id}`)), MARK_TEXT[mark], ...batch)) as string[];
+      for (const s of await Promise.all(hits.map((id) => this.get(id)))) if (s && SESSION_MARKS[mark](s.metadata)) out.push(s);
     }
     return out;
   }

@@ -27,6 +27,7 @@ import {
   type ListOptions,
   type MessageHandler,
   type SessionStore,
+  type SessionMark,
   type Unsubscribe,
 } from './store.js';
 
@@ -135,6 +136,12 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       INSERT INTO meta (key, value) VALUES ('turnStore', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING;`,
   },
 ];
+
+/** listMarked: each mark (SESSION_MARKS) as a condition on the metadata column */
+const MARKED: Record<SessionMark, string> = {
+  transfer: "json_type(metadata, '$.transfer') = 'object'",
+  pendingPermissions: "json_array_length(metadata, '$.pendingPermissions') > 0",
+};
 
 /** raises a session's `droppedThrough` (never lowers it) */
 const RAISE_FLOOR =
@@ -404,9 +411,9 @@ export class SqliteStore implements SessionStore {
     )();
   }
 
-  async listTransferring(): Promise<Session[]> {
-    // the small metadata column only: the turns of the (few) matches alone are read
-    const sql = `SELECT ${COLS}, turns_stamp FROM sessions WHERE json_extract(metadata, '$.transfer') IS NOT NULL`;
+  async listMarked(mark: SessionMark): Promise<Session[]> {
+    // the metadata column only: the turns of the (few) matches alone are read
+    const sql = `SELECT ${COLS}, turns_stamp FROM sessions WHERE ${MARKED[mark]}`;
     return this.db.transaction(() =>
       (this.stmt(sql).all() as Array<Row & { turns_stamp: number }>).map((r) => fromRow(r, this.turnsOf(r.id, r.turns_stamp))),
     )();

@@ -52,6 +52,18 @@ export interface NewestEvents {
   before: number;
 }
 
+/**
+ * What a record may hold that something must find among many records (SessionStore.listMarked): a transfer marker
+ * (`metadata.transfer`, a transfer left half-way) or open permission prompts (`metadata.pendingPermissions`). Each
+ * store looks for it in its own way (SQLite in the metadata column, Redis inside each record in a script); `holds`
+ * is the test on the record read.
+ */
+export const SESSION_MARKS = {
+  transfer: (m: Session['metadata']) => typeof m.transfer === 'object' && m.transfer !== null && !Array.isArray(m.transfer),
+  pendingPermissions: (m: Session['metadata']) => Array.isArray(m.pendingPermissions) && m.pendingPermissions.length > 0,
+} as const;
+export type SessionMark = keyof typeof SESSION_MARKS;
+
 export type MessageHandler = (msg: unknown) => void;
 /** Stops the subscription; resolves once no more messages will be delivered to that handler. */
 export type Unsubscribe = () => Promise<void>;
@@ -77,11 +89,11 @@ export interface SessionStore {
    */
   countByStatus(): Promise<Record<SessionStatus, number>>;
   /**
-   * The sessions whose record holds a transfer marker (`metadata.transfer`: a transfer left half-way), found
-   * without reading the other records: every bridge link that comes up asks (TransferCoordinator.reconcile), and a
-   * store of many sessions read whole held the event loop for seconds each time.
+   * The sessions whose record holds `mark` (SESSION_MARKS), found without reading the other records: a link that
+   * comes up settles the transfers left half-way (TransferCoordinator.reconcile), a start the prompts its previous
+   * life left pending, and a store of many sessions read whole held the event loop for seconds each time.
    */
-  listTransferring(): Promise<Session[]>;
+  listMarked(mark: SessionMark): Promise<Session[]>;
   /** true if it existed. Also drops its lease. */
   delete(id: string): Promise<boolean>;
   /**

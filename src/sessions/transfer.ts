@@ -390,7 +390,7 @@ export class TransferCoordinator {
    * link dropped between the offer and the commit).
    */
   async reconcile(peerId: string, linkSince: number): Promise<void> {
-    for (const s of await this.store.listTransferring()) {
+    for (const s of await this.store.listMarked('transfer')) {
       const m = transferMarker(s);
       // markers from before this link existed only: an offer made on this link is still settling by itself
       if (!m || m.peer !== peerId || m.since >= linkSince) continue;

@@ -3,7 +3,7 @@
  * that peer. It read every record of the store (with its history, up to 100,000) to find the few with a transfer
  * marker: a peer connecting to a gateway holding 20,000 sessions held that gateway's event loop for 17 s (its
  * /healthz answered after 17 s), and again at every reconnect. It now asks the store for the marked records only
- * (listTransferring: SQLite filters the small metadata column, Redis looks inside each doc in a script), and reads
+ * (listMarked('transfer'): SQLite filters the metadata column, Redis looks inside each doc in a script), and reads
  * no other record. On both stores (real SQLite, real redis-server); the transport answers the status question.
  */
 import { describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ function counting(store: SessionStore): { store: SessionStore; read: string[] } 
     get(t, prop, receiver) {
       const v = Reflect.get(t, prop, receiver) as unknown;
       if (typeof v !== 'function') return v;
-      if (prop === 'get' || prop === 'list' || prop === 'listTransferring')
+      if (prop === 'get' || prop === 'list' || prop === 'listMarked')
         return async (...args: unknown[]) => {
           const r = (await (v as (...a: unknown[]) => Promise<unknown>).apply(t, args)) as { id: string } | Array<{ id: string }> | undefined;
           for (const s of Array.isArray(r) ? r : r ? [r] : []) read.push(s.id);

@@ -190,16 +190,23 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     expect(await store.countByStatus()).toEqual({ active: 1, running: 0, closed: 0, moved: 1 });
   });
 
-  it('listTransferring finds the records that hold a transfer marker, and no other (a task event naming "transfer" is not one)', async () => {
+  it('listMarked finds the records that hold a transfer marker or open permission prompts, and no other (a task event naming them is not one)', async () => {
     const store = await fresh();
     for (let i = 0; i < 40; i++) await store.create(sample(`plain-${i}`));
-    // an agent's tool call kept in a task event may carry a "transfer" key: the text is there, the marker is not
-    await store.create({ ...sample('lookalike'), metadata: { taskEvents: [{ task: { detail: { transfer: { id: 'x' } } } }] } });
+    // an agent's tool call kept in a task event may carry such keys: the text is there, the mark is not
+    const detail = { transfer: { id: 'x' }, pendingPermissions: [{ requestId: 'y' }] };
+    await store.create({ ...sample('lookalike'), metadata: { taskEvents: [{ task: { detail } }] } });
+    // resolved prompts leave an empty list
+    await store.create({ ...sample('answered'), metadata: { pendingPermissions: [] } });
     const marked = await store.create({ ...sample('half-way'), metadata: { transfer: { id: 'tx_1', state: 'offering', peer: 'gw_p', since: 1 } } });
-    expect((await store.listTransferring()).map((s) => [s.id, s.metadata.transfer])).toEqual([['half-way', marked.metadata.transfer]]);
+    const asking = await store.create({ ...sample('asking'), metadata: { pendingPermissions: [{ requestId: 'perm-1', holder: 'h' }] } });
+    expect((await store.listMarked('transfer')).map((s) => [s.id, s.metadata.transfer])).toEqual([['half-way', marked.metadata.transfer]]);
+    expect((await store.listMarked('pendingPermissions')).map((s) => [s.id, s.history.length])).toEqual([['asking', 1]]);
     const { transfer: _t, ...rest } = marked.metadata;
     await store.update({ ...marked, metadata: rest }, marked.version);
-    expect(await store.listTransferring()).toEqual([]);
+    await store.update({ ...asking, metadata: { pendingPermissions: [] } }, asking.version);
+    expect(await store.listMarked('transfer')).toEqual([]);
+    expect(await store.listMarked('pendingPermissions')).toEqual([]);
   });
 
   it('deleteEndedBefore deletes closed and moved sessions last updated before the cut, with their logs and leases; nothing else', async () => {
