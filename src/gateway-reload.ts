@@ -7,7 +7,8 @@
  *   health state and statistics;
  * - outbound bridges connected, disconnected, re-dialled when changed (a removed or changed bridge's link takes no
  *   new request and closes once what is in flight on it ended, or when gateway.shutdownGraceMs has passed, the grace
- *   a graceful stop gives; a re-dialled bridge's new requests go to its new link; an unchanged bridge is untouched);
+ *   a graceful stop gives; a re-dialled bridge's new requests go to its new link, and until that link is open to the
+ *   old one when the bridge keeps its token, `ca` and URL scheme; an unchanged bridge is untouched);
  * - the share lists re-sent to every peer (`bridge-channels`) and enforced on the serving side at once;
  * - tokens (client, admin, metrics, bridge allowedTokens, acp.tokens), log level, shutdown settings; an inbound
  *   bridge link opened with an allowedTokens entry the file removes is closed (4401), as its next handshake would be;
@@ -396,6 +397,15 @@ async function closeWhenIdle(t: ReloadTarget, p: ChannelProvider): Promise<void>
   await (p.retire ? p.retire(t.live.gateway.routing.timeoutMs) : p.close()).catch(() => undefined);
 }
 
+/**
+ * Whether a re-dialled bridge keeps the terms its open link was made on: the token we present, the `ca` we trust the
+ * peer's certificate with, and TLS or not (the URL's scheme). Only then may that link go on taking new requests
+ * until the new one is open (mesh.ts `release`): a rotated token or another trust anchor must not keep serving.
+ */
+function sameCredentials(a: OutboundBridgeConfig, b: OutboundBridgeConfig): boolean {
+  return a.token === b.token && a.ca === b.ca && a.url.split(':', 1)[0] === b.url.split(':', 1)[0];
+}
+
 /** `ca`: the `ca` PEM text of the file's bridges, by name, as prepareReload read it */
 function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: ReadonlyMap<string, string>, report: ReloadReport): void {
   const before = new Map(t.live.gateway.bridges.map((b) => [b.name, b]));
@@ -421,7 +431,10 @@ function applyBridges(t: ReloadTarget, next: OutboundBridgeConfig[], ca: Readonl
     const sameKeys = old !== undefined && canonicalJson(old) === canonicalJson(b);
     const caChanged = t.bridgeCa !== undefined && t.bridgeCa.get(name) !== ca.get(name);
     if (sameKeys && !caChanged) continue;
-    if (running.has(name)) t.mesh.release(name, 'bridge re-dialled (config reload)');
+    // Make-before-break when the bridge keeps its credentials: its old link routes until the new one is open. A new
+    // token, `ca` or URL scheme ends the old terms at once: the old link takes no new request (docs/bridge.md).
+    const handOver = old !== undefined && !caChanged && sameCredentials(old, b);
+    if (running.has(name)) t.mesh.release(name, 'bridge re-dialled (config reload)', handOver);
     t.mesh.dial(b, ca.get(name));
     const how = sameKeys
       ? 're-dialled (its ca file changed)'

@@ -128,6 +128,16 @@ export class Heartbeat {
     if (p) (p.fns ??= []).push(fn);
   }
 
+  /**
+   * Whether the oldest ping of ours has waited longer than `ms` for its pong (less the time this process stalled
+   * meanwhile, as the dead-peer rule counts it): a retired link that has a replacement is given one heartbeat
+   * interval, not deadPeerMisses of them (mesh.ts `retire`). Taken after the socket's waiting frames are read
+   * (setImmediate), as the heartbeat's own verdict is.
+   */
+  overdue(ms: number): boolean {
+    return this.unansweredMs() > ms;
+  }
+
   private tick(): void {
     const now = Date.now();
     this.stalledMs += Math.max(0, now - this.lastTick - this.l.limits.heartbeatIntervalMs);

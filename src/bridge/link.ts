@@ -181,6 +181,19 @@ export class BridgeLink implements LinkContext {
     this.heartbeat.afterPeerRead(fn);
   }
 
+  /** Sends a bridge-ping now: a peer that answers it is alive (`unresponsive`). */
+  probe(): void {
+    if (!this.closed) this.heartbeat.ping();
+  }
+
+  /**
+   * Whether a ping of ours has waited longer than `ms` for its pong (our own stalls not counted): the peer is hung,
+   * or the link is as slow as a hung one. Off the request path: only a retired or handed-over link is asked (mesh.ts).
+   */
+  unresponsive(ms: number): boolean {
+    return !this.closed && this.heartbeat.overdue(ms);
+  }
+
   /** bytes sent that the peer has not taken yet (ws's queue and the socket's) */
   get backlog(): number {
     return this.closed ? 0 : this.ws.bufferedAmount;

@@ -20,12 +20,20 @@ interface Frame {
   [k: string]: unknown;
 }
 
-/** A raw peer: connects, says hello with `token` as `id`, and records frames and the close code. */
+/**
+ * A raw peer: connects, says hello with `token` as `id`, records frames and the close code, and answers each
+ * bridge-ping as every peer does (a link that replaces another tells the old one's peer only once its own peer
+ * answered a ping: mesh.ts `retire`).
+ */
 async function peer(id: string, token: string) {
   const ws = new WebSocket(wsUrl(gw.url));
   const frames: Frame[] = [];
   let close: number | undefined;
-  ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Frame));
+  ws.on('message', (d) => {
+    const f = JSON.parse(d.toString()) as Frame;
+    frames.push(f);
+    if (f.type === 'bridge-ping') ws.send(JSON.stringify({ type: 'bridge-pong', ts: f['ts'], ...(f['nonce'] === undefined ? {} : { nonce: f['nonce'] }) }));
+  });
   ws.on('close', (code) => (close = code));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());

@@ -1,0 +1,222 @@
+/**
+ * A reload that re-dials an outbound bridge with the same credentials (its URL here) is make-before-break: the old
+ * link keeps taking new requests until the new link is open, then retires. Before, the old link left the routing
+ * table at the reload, and until the new dial opened (a round trip on localhost; here a held TCP connection, as a
+ * slow WAN or a retrying dial) every request for the peer's models failed with no route.
+ *
+ * A retired link whose peer is hung (SIGSTOP: connected, answering nothing) is closed once a ping of ours waits one
+ * heartbeat interval, and what waited on it fails over at once: a request with nothing sent to the client yet is
+ * retried on the new link, a stream already under way fails (peer_unavailable). Before, both waited for the
+ * dead-peer timeout (deadPeerMisses intervals) or gateway.shutdownGraceMs.
+ *
+ * Real processes, real sockets: A dials B (first test) or a peer that freezes (second test).
+ */
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { GatewayProcess } from '../../src/util/gateway-process.js';
+import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+
+const BRIDGE_TOKEN = 'reload-mbb-bridge-token-7f21';
+
+interface Row {
+  name: string;
+  id: string | null;
+  direction: string;
+  state: string;
+  since: string;
+  inflight: { out: number; in: number };
+}
+
+const procs: GatewayProcess[] = [];
+const frozen = new Set<GatewayProcess>();
+const servers: net.Server[] = [];
+
+afterAll(async () => {
+  for (const p of frozen) p.kill('SIGCONT');
+  for (const s of servers) s.close();
+  await Promise.all(procs.map((p) => p.stop()));
+  cleanupDirs();
+});
+
+const peer = async (id: string, channels: Array<Record<string, unknown>>, limits: Record<string, unknown> = {}) => {
+  const p = await startProcess({
+    gateway: { id, name: id, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: channels.map((c) => c['name']), limits } },
+    channels,
+  });
+  procs.push(p);
+  return p;
+};
+
+const requesterConfig = (url: string, extra: { shutdownGraceMs?: number; limits?: Record<string, unknown> } = {}) => ({
+  gateway: {
+    id: 'gw_mbba',
+    name: 'office',
+    port: 0,
+    shutdownGraceMs: extra.shutdownGraceMs ?? 30_000,
+    ...(extra.limits ? { bridge: { limits: extra.limits } } : {}),
+    bridges: [{ name: 'dc', url, token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+  },
+  channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+});
+
+const reload = async (a: GatewayProcess & { configPath: string }, config: unknown): Promise<string[]> => {
+  writeFileSync(a.configPath, JSON.stringify(config));
+  const res = await fetch(`${a.url}/admin/config/reload`, { method: 'POST' });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { applied: string[] }).applied;
+};
+
+const hasModel = async (a: GatewayProcess, model: string) => (await adminGet<{ models: string[] }>(a.url, '/admin/status')).models.includes(model);
+
+/**
+ * A TCP relay to `target` port that holds every connection it accepts, unanswered, until `release()`: what a dial
+ * across a slow network, or one still retrying, looks like to the gateway that dials.
+ */
+async function heldRelay(target: number): Promise<{ port: number; held: () => number; release: () => void }> {
+  const waiting: net.Socket[] = [];
+  let released = false;
+  const pipe = (client: net.Socket) => {
+    const up = net.connect(target, '127.0.0.1');
+    client.pipe(up).pipe(client);
+    const end = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  };
+  const server = net.createServer((client) => {
+    if (released) return pipe(client);
+    client.pause();
+    waiting.push(client);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    held: () => waiting.length,
+    release: () => {
+      released = true;
+      for (const c of waiting.splice(0)) {
+        pipe(c);
+        c.resume();
+      }
+    },
+  };
+}
+
+describe('a reload that re-dials a bridge with the same credentials', () => {
+  it('keeps routing over the old link until the new one is open: requests sent all the while all succeed', async () => {
+    const b = await peer('gw_mbbb', [{ name: 'gpu', provider: 'mock', models: ['llama-gpu'] }]);
+    const a = await startProcess(requesterConfig(wsUrl(b.url)));
+    procs.push(a);
+    await waitFor(() => hasModel(a, 'llama-gpu'), "A sees B's model");
+    const linkFromA = async () => (await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba');
+    const oldLink = (await linkFromA())!;
+
+    // four clients, each sending one request after the other, for the whole test
+    const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
+    let done = 0;
+    let stop = false;
+    const failures: string[] = [];
+    const client = async () => {
+      while (!stop) {
+        try {
+          const r = await onA.chat.completions.create({ model: 'llama-gpu', messages: [{ role: 'user', content: 'hi' }] });
+          if (r.choices[0]?.finish_reason !== 'stop') failures.push(`finish ${String(r.choices[0]?.finish_reason)}`);
+        } catch (err) {
+          failures.push(String(err));
+        }
+        done++;
+      }
+    };
+    const clients = Array.from({ length: 4 }, client);
+    const after = (n: number) => {
+      const until = done + n;
+      return waitFor(() => done >= until, `${n} more requests answered`, 20_000, 5);
+    };
+    try {
+      await after(20);
+
+      // the same peer behind a relay that holds the new dial's connection: the new link cannot open yet
+      const relay = await heldRelay(Number(new URL(b.url).port));
+      const applied = await reload(a, requesterConfig(`ws://127.0.0.1:${relay.port}/bridge`));
+      expect(applied).toContain('bridge dc re-dialled (changed)');
+      await waitFor(() => relay.held() > 0, 'the new dial is held by the relay');
+      // meanwhile the old link serves (cut at the reload, these failed: no route to llama-gpu)
+      await after(40);
+      expect(failures).toEqual([]);
+      expect((await linkFromA())!.since).toBe(oldLink.since);
+
+      relay.release();
+      await waitFor(async () => {
+        const row = await linkFromA();
+        return row && row.since !== oldLink.since && row.state === 'open';
+      }, 'B holds the new link from A');
+      // the hand-over itself, and requests on the new link after it
+      await after(40);
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+    }
+    expect(failures).toEqual([]);
+    // B holds one link from A, the new one, once the old one drained
+    await waitFor(
+      async () => (await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_mbba').length === 1,
+      'B holds one link from A',
+    );
+  });
+
+  it('fails what waits on the old link over at once when its peer is hung, instead of at the dead-peer timeout', async () => {
+    // the same gateway (one id, the same channels) on two hosts: A moves its bridge from the one that hangs to the other
+    const channels = (slow: boolean) => [
+      { name: 'slow', provider: 'mock', models: ['llama-slow'], options: { delayMs: slow ? 5_000 : 0 } },
+      { name: 'stream', provider: 'mock', models: ['llama-stream'], options: { chunkDelayMs: slow ? 100 : 0, chunks: 100 } },
+    ];
+    // B1 sets a 1 s heartbeat for the link (its policy); A closes a link in service after 10 unanswered intervals
+    const b1 = await peer('gw_mbbh', channels(true), { heartbeatIntervalMs: 1000 });
+    const b2 = await peer('gw_mbbh', channels(false), { heartbeatIntervalMs: 1000 });
+    const aCfg = (url: string) => requesterConfig(url, { limits: { deadPeerMisses: 10 } });
+    const a = await startProcess(aCfg(wsUrl(b1.url)));
+    procs.push(a);
+    await waitFor(async () => (await hasModel(a, 'llama-slow')) && (await hasModel(a, 'llama-stream')), "A sees B1's models");
+
+    const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
+    // a request B1 has not answered yet (nothing sent to the client), and a stream under way
+    const waiting = onA.chat.completions.create({ model: 'llama-slow', messages: [{ role: 'user', content: 'hi' }] });
+    const stream = await onA.chat.completions.create({ model: 'llama-stream', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    expect((await chunks.next()).done).toBe(false);
+    await waitFor(
+      async () => (await adminGet<{ peers: Row[] }>(b1.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba')?.inflight.in === 2,
+      'both run on B1',
+    );
+
+    b1.kill('SIGSTOP');
+    frozen.add(b1);
+    const started = Date.now();
+    expect(await reload(a, aCfg(wsUrl(b2.url)))).toContain('bridge dc re-dialled (changed)');
+
+    // retried on the new link (B2 answers at once) within about one heartbeat interval, not after 10 of them
+    const reply = await waiting;
+    const answeredAfter = Date.now() - started;
+    expect(reply.choices[0]?.finish_reason).toBe('stop');
+    expect(answeredAfter).toBeLessThan(5_000);
+
+    // the stream had sent chunks to the client: it cannot be retried, and ends with the link
+    let failure: unknown;
+    try {
+      for (let r = await chunks.next(); !r.done; r = await chunks.next());
+    } catch (err) {
+      failure = err;
+    }
+    expect(String(failure)).toMatch(/bridge peer dc went away/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    // the new link serves the next requests
+    const next = await onA.chat.completions.create({ model: 'llama-stream', messages: [{ role: 'user', content: 'hi' }] });
+    expect(next.choices[0]?.finish_reason).toBe('stop');
+  });
+});
