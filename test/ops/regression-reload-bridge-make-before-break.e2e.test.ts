@@ -9,7 +9,10 @@
  * retried on the new link, a stream already under way fails (peer_unavailable). Before, both waited for the
  * dead-peer timeout (deadPeerMisses intervals) or gateway.shutdownGraceMs.
  *
- * Real processes, real sockets: A dials B (first test) or a peer that freezes (second test).
+ * A re-dial with a new token (or `ca`, or URL scheme) is break-before-make, as before: the old link was authenticated
+ * on the terms the reload replaces, and takes no new request from the reload on.
+ *
+ * Real processes, real sockets: A dials B (first and third tests) or a peer that freezes (second test).
  */
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -40,23 +43,23 @@ afterAll(async () => {
   cleanupDirs();
 });
 
-const peer = async (id: string, channels: Array<Record<string, unknown>>, limits: Record<string, unknown> = {}) => {
+const peer = async (id: string, channels: Array<Record<string, unknown>>, limits: Record<string, unknown> = {}, allowedTokens = [BRIDGE_TOKEN]) => {
   const p = await startProcess({
-    gateway: { id, name: id, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: channels.map((c) => c['name']), limits } },
+    gateway: { id, name: id, bridge: { enabled: true, allowedTokens, shareChannels: channels.map((c) => c['name']), limits } },
     channels,
   });
   procs.push(p);
   return p;
 };
 
-const requesterConfig = (url: string, extra: { shutdownGraceMs?: number; limits?: Record<string, unknown> } = {}) => ({
+const requesterConfig = (url: string, extra: { shutdownGraceMs?: number; limits?: Record<string, unknown>; token?: string } = {}) => ({
   gateway: {
     id: 'gw_mbba',
     name: 'office',
     port: 0,
     shutdownGraceMs: extra.shutdownGraceMs ?? 30_000,
     ...(extra.limits ? { bridge: { limits: extra.limits } } : {}),
-    bridges: [{ name: 'dc', url, token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
+    bridges: [{ name: 'dc', url, token: extra.token ?? BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
   },
   channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
 });
@@ -218,5 +221,25 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     // the new link serves the next requests
     const next = await onA.chat.completions.create({ model: 'llama-stream', messages: [{ role: 'user', content: 'hi' }] });
     expect(next.choices[0]?.finish_reason).toBe('stop');
+  });
+
+  it('but a new token is break-before-make: the old link takes no new request from the reload on', async () => {
+    const NEW_TOKEN = 'reload-mbb-rotated-token-93d0';
+    const b = await peer('gw_mbbt', [{ name: 'gpu', provider: 'mock', models: ['llama-tok'] }], {}, [BRIDGE_TOKEN, NEW_TOKEN]);
+    const a = await startProcess(requesterConfig(wsUrl(b.url)));
+    procs.push(a);
+    await waitFor(() => hasModel(a, 'llama-tok'), "A sees B's model");
+
+    // the new dial is held: with make-before-break the old link would go on routing meanwhile
+    const relay = await heldRelay(Number(new URL(b.url).port));
+    const applied = await reload(a, requesterConfig(`ws://127.0.0.1:${relay.port}/bridge`, { token: NEW_TOKEN }));
+    expect(applied).toContain('bridge dc re-dialled (changed)');
+    expect(await hasModel(a, 'llama-tok')).toBe(false);
+    await waitFor(() => relay.held() > 0, 'the new dial is held by the relay');
+    const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
+    await expect(onA.chat.completions.create({ model: 'llama-tok', messages: [{ role: 'user', content: 'hi' }] })).rejects.toThrow();
+    // the old link, idle, drained and closed: B holds no link from A while the new dial waits
+    await waitFor(async () => !(await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.some((p) => p.id === 'gw_mbba'), 'the old link closed');
+    relay.release();
   });
 });
