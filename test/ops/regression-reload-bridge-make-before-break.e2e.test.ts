@@ -75,14 +75,17 @@ const hasModel = async (a: GatewayProcess, model: string) => (await adminGet<{ m
 
 /**
  * A TCP relay to `target` port that holds every connection it accepts, unanswered, until `release()`: what a dial
- * across a slow network, or one still retrying, looks like to the gateway that dials.
+ * across a slow network, or one still retrying, looks like to the gateway that dials. `backMs`: what the target
+ * sends back reaches the dialler that much later (in order), as over a slow path.
  */
-async function heldRelay(target: number): Promise<{ port: number; held: () => number; release: () => void }> {
+async function heldRelay(target: number, backMs = 0): Promise<{ port: number; held: () => number; release: () => void }> {
   const waiting: net.Socket[] = [];
   let released = false;
   const pipe = (client: net.Socket) => {
     const up = net.connect(target, '127.0.0.1');
-    client.pipe(up).pipe(client);
+    client.pipe(up);
+    if (backMs === 0) up.pipe(client);
+    else up.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), backMs));
     const end = () => {
       client.destroy();
       up.destroy();
@@ -143,8 +146,10 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     try {
       await after(20);
 
-      // the same peer behind a relay that holds the new dial's connection: the new link cannot open yet
-      const relay = await heldRelay(Number(new URL(b.url).port));
+      // the same peer behind a relay that holds the new dial's connection: the new link cannot open yet. Once it
+      // lets it through, B's answers on it (the hello-ok first) arrive 200 ms late, while B's frames on the old link
+      // do not: B must not tell A to stop routing on the old link before A has read the hello-ok
+      const relay = await heldRelay(Number(new URL(b.url).port), 200);
       const applied = await reload(a, requesterConfig(`ws://127.0.0.1:${relay.port}/bridge`));
       expect(applied).toContain('bridge dc re-dialled (changed)');
       await waitFor(() => relay.held() > 0, 'the new dial is held by the relay');
