@@ -107,7 +107,7 @@ async function assemble(
   const cfg = loaded.config;
   // the steps that wait on a store or a collector (a Redis that does not answer holds them for ever) are given up
   // when the start is aborted; each part opened after the abort is closed as soon as its open ends
-  const store = await untilAborted(openConfiguredStore(cfg, loaded.baseDir), signal, (s) => s.close());
+  const store = await untilAborted(openConfiguredStore(cfg, loaded.baseDir, logger), signal, (s) => s.close());
   opened.add('store', () => store.close());
   // The gateway id: configured, else generated once and persisted in the store.
   const id = await untilAborted(
@@ -294,8 +294,8 @@ async function assemble(
   };
 }
 
-async function openConfiguredStore(cfg: Config, baseDir: string): Promise<SessionStore> {
-  if (cfg.store.kind === 'redis') return openStore({ kind: 'redis', url: cfg.store.url, prefix: cfg.store.prefix });
+async function openConfiguredStore(cfg: Config, baseDir: string, logger: Logger): Promise<SessionStore> {
+  if (cfg.store.kind === 'redis') return openStore({ kind: 'redis', url: cfg.store.url, prefix: cfg.store.prefix }, logger.child({ part: 'sessions' }));
   // the store checks the path and creates the folders above the file (readySqlitePath), as the key store does
   return openStore({ kind: 'sqlite', path: resolvePath(baseDir, cfg.store.path) });
 }

@@ -5,12 +5,14 @@
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 import { DEFAULT_SQLITE_PATH, SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { SessionStore } from './store.js';
+import type { Logger } from '../util/log.js';
 
 export type StoreConfig = { kind: 'sqlite'; path?: string; synchronous?: SqliteStoreOptions['synchronous'] } | { kind: 'redis'; url: string; prefix?: string };
 
-export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }): Promise<SessionStore> {
+/** `logger`: where a Redis store logs (its connection errors, a QUIT not answered at close); the root logger if none */
+export async function openStore(cfg: StoreConfig = { kind: 'sqlite' }, logger?: Logger): Promise<SessionStore> {
   // loaded on demand: ioredis is not needed (nor held in memory) by a SQLite gateway
-  if (cfg.kind === 'redis') return (await import('./redis-store.js')).RedisStore.open(cfg.url, cfg.prefix ?? DEFAULT_REDIS_PREFIX);
+  if (cfg.kind === 'redis') return (await import('./redis-store.js')).RedisStore.open(cfg.url, cfg.prefix ?? DEFAULT_REDIS_PREFIX, logger);
   const opts: SqliteStoreOptions = { path: cfg.path ?? DEFAULT_SQLITE_PATH };
   if (cfg.synchronous) opts.synchronous = cfg.synchronous;
   return new SqliteStore(opts);

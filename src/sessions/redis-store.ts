@@ -55,7 +55,7 @@ import {
   type SessionMark,
   type Unsubscribe,
 } from './store.js';
-import { rootLogger } from '../util/log.js';
+import { rootLogger, type Logger } from '../util/log.js';
 import { REDIS_CLOSE_WAIT_MS, closeRedis } from '../util/redis-close.js';
 import { settledWithin } from '../util/settled-within.js';
 
@@ -100,15 +100,19 @@ export class RedisStore implements SessionStore {
   private constructor(
     private readonly redis: Redis,
     readonly prefix: string,
+    private readonly logger: Logger,
   ) {}
 
-  /** Connects (fails if Redis is unreachable) and checks the key schema version under `prefix`. */
-  static async open(url: string, prefix: string = DEFAULT_REDIS_PREFIX): Promise<RedisStore> {
+  /**
+   * Connects (fails if Redis is unreachable) and checks the key schema version under `prefix`. `logger`: where the
+   * store's warnings go (the gateway's; the process's root logger when none is given).
+   */
+  static async open(url: string, prefix: string = DEFAULT_REDIS_PREFIX, logger: Logger = rootLogger): Promise<RedisStore> {
     const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, connectTimeout: 5000 });
-    RedisStore.logErrors(redis, 'main');
+    RedisStore.logErrors(redis, 'main', logger);
     try {
       await redis.connect();
-      const store = new RedisStore(redis, prefix);
+      const store = new RedisStore(redis, prefix, logger);
       await store.checkSchema();
       return store;
     } catch (err) {
@@ -128,11 +132,11 @@ export class RedisStore implements SessionStore {
     // CONFIG may be refused (managed Redis, a renamed command): then nothing is said (docs/operations.md)
     const aof = await this.redis.call('CONFIG', 'GET', 'appendonly').catch(() => undefined);
     if (Array.isArray(aof) && aof[1] === 'no') {
-      rootLogger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
+      this.logger.warn('redis has appendonly=no: acknowledged session writes are lost if Redis restarts', { prefix: this.prefix });
     }
     const policy = await this.redis.call('CONFIG', 'GET', 'maxmemory-policy').catch(() => undefined);
     if (Array.isArray(policy) && typeof policy[1] === 'string' && policy[1] !== 'noeviction') {
-      rootLogger.warn(
+      this.logger.warn(
         'redis evicts keys at maxmemory: session leases, records and update logs can vanish (docs/operations.md); set maxmemory-policy noeviction',
         {
           prefix: this.prefix,
@@ -143,10 +147,10 @@ export class RedisStore implements SessionStore {
   }
 
   /** ioredis reconnects by itself; without a listener its 'error' events would be printed unstructured */
-  private static logErrors(conn: Redis, role: string): void {
+  private static logErrors(conn: Redis, role: string, logger: Logger): void {
     let last = '';
     conn.on('error', (err: Error) => {
-      if (err.message !== last) rootLogger.warn('redis connection error', { role, err: err.message });
+      if (err.message !== last) logger.warn('redis connection error', { role, err: err.message });
       last = err.message;
     });
     conn.on('ready', () => (last = ''));
@@ -568,7 +572,7 @@ export class RedisStore implements SessionStore {
   private subscriber(): Redis {
     if (this.sub) return this.sub;
     const sub = this.redis.duplicate();
-    RedisStore.logErrors(sub, 'subscriber');
+    RedisStore.logErrors(sub, 'subscriber', this.logger);
     sub.on('message', (channel: string, text: string) => {
       const set = this.handlers.get(channel);
       if (!set) return;
@@ -576,13 +580,13 @@ export class RedisStore implements SessionStore {
       try {
         msg = JSON.parse(text);
       } catch {
-        return rootLogger.warn('ignored a non-JSON message on a session channel', { channel });
+        return this.logger.warn('ignored a non-JSON message on a session channel', { channel });
       }
       for (const h of set) {
         try {
           h(msg);
         } catch (err) {
-          rootLogger.error('session store subscriber threw', { channel, err: String(err) });
+          this.logger.error('session store subscriber threw', { channel, err: String(err) });
         }
       }
     });
@@ -599,6 +603,10 @@ export class RedisStore implements SessionStore {
   async close(): Promise<void> {
     this.handlers.clear();
     this.active.clear();
-    await Promise.all([this.sub && closeRedis(this.sub), closeRedis(this.redis)]);
+    // each connection closed as the key store's and the limiter's are (closeRedis), and a QUIT it gave up on logged the
+    // same way: a stop held by a Redis that stopped answering says which client held it, and for how long
+    const close = (conn: Redis, role: string) =>
+      closeRedis(conn, undefined, (waitedMs) => this.logger.warn("closing: the session store's Redis did not answer QUIT, disconnected", { role, waitedMs }));
+    await Promise.all([this.sub && close(this.sub, 'subscriber'), close(this.redis, 'main')]);
   }
 }

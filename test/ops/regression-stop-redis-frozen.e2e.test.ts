@@ -140,6 +140,37 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     expect(Math.abs(Date.parse(keyStore.t) - Date.parse(limiter.t))).toBeLessThan(500);
   });
 
+  it("logs the session store's unanswered QUIT as the key store's and the limiter's are, and ends in bound", { timeout: 60_000 }, async () => {
+    // Regression: the session store closed its clients through closeRedis without its `unanswered` callback, so a
+    // stop held by the session store's Redis said nothing of it (the key store's and the limiter's did)
+    const { g, freeze } = await gatewayOnRedis(1000);
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(r.status).toBe(200);
+    freeze();
+    const stoppedAt = Date.now();
+    g.proc.kill('SIGTERM');
+    // grace 1 s, the ACP layer's bounded waits, then 1 s for each client's QUIT
+    expect(await exitWithin(g, 15_000)).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+    const lines = g
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes("closing: the session store's Redis did not answer QUIT, disconnected"))
+      .map((l) => JSON.parse(l) as { level: string; part: string; role: string; waitedMs: number });
+    // the main connection and the subscriber (the ACP layer's cross-instance cancel subscribes at start), each
+    // given up on at its bound, in the gateway's log with the gateway's bindings
+    expect(lines.map((l) => l.role).sort()).toEqual(['main', 'subscriber']);
+    for (const l of lines) {
+      expect(l).toMatchObject({ level: 'warn', part: 'sessions' });
+      expect(l.waitedMs).toBeGreaterThanOrEqual(900);
+      expect(l.waitedMs).toBeLessThan(3000);
+    }
+  });
+
   it('with an ACP turn running when Redis stops answering', { timeout: 60_000 }, async () => {
     const { g, freeze } = await gatewayOnRedis(1000);
     await startTurn(g, 'frozen-s1', 'slowgw');
