@@ -11,8 +11,8 @@
  * 5. links close with 4000 "gateway shutting down" and `/acp` WebSockets with 1001, then the listener closes
  *    (whatever is left is cut, the sockets node's HTTP layer does not track included: upgraded or refused ones,
  *    HTTPS connections still in their handshake);
- * 6. the ACP layer (its last session writes, its subscriptions and a retention run under way by the deadline), the upstream pools, the keys (pending usage records
- *    written by the deadline), the store (a Redis that does not answer QUIT is disconnected after 1 s) and tracing
+ * 6. the ACP layer (its last session writes, its subscriptions and a retention run under way by the deadline), the upstream pools, the keys (pending usage records,
+ *    those of the requests cut at the deadline included, written by the deadline; then the limiter and key store), the store (a Redis that does not answer QUIT is disconnected after 1 s) and tracing
  *    (pending spans exported by the deadline) close (closeParts: the same sequence a start that fails part-way
  *    runs; one that fails is logged). A client, a peer, a trace collector or a Redis that stops answering holds
  *    the stop for a bounded time past the deadline, not for ever (test/ops/regression-stop-*).

@@ -100,6 +100,9 @@ export class KeyService {
   private readonly auth: Config['gateway']['auth'];
   private readonly leaseMs: number;
   private retention: RetentionJob | undefined;
+  /** tickets that will record usage (a key's) or settle a lease, not settled yet: a stop's final usage write waits for them */
+  private unsettled = 0;
+  private settledWaiters: Array<() => void> = [];
 
   constructor(private readonly o: KeyServiceOptions) {
     const g = o.config.gateway;
@@ -286,6 +289,21 @@ export class KeyService {
     return new RequestTicket(this, keyId, { scope, lease: a.lease, limits: l }, budget, headers);
   }
 
+  /** @internal a RequestTicket that will record usage or settle a lease was made: counted until `ticketSettled` */
+  ticketOpened(): void {
+    this.unsettled++;
+  }
+
+  /** @internal its settlement (the limiter's, then the usage record) is over */
+  ticketSettled(): void {
+    if (--this.unsettled === 0) for (const w of this.settledWaiters.splice(0)) w();
+  }
+
+  /** resolves when no ticket is left unsettled: the usage of every request that ended is in the recorder */
+  private allSettled(): Promise<void> {
+    return this.unsettled === 0 ? Promise.resolve() : new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
   /**
    * @internal RequestTicket.finish: synchronous unless a limiter lease is held. `keyId` undefined: a token
    * count, nothing recorded.
@@ -411,13 +429,17 @@ export class KeyService {
   /**
    * Stops the refresh and retention timers (waiting for a running retention pass) and writes every pending
    * usage record (graceful stop), giving up on the store at `deadline` (epoch ms; see UsageRecorder.close).
-   * Then closes the limiter and the store together: on one Redis that stopped answering each waits its own bound,
-   * side by side, not one after the other. Both are closed even when one fails; the first failure is thrown.
+   * The final write first waits, within that same bound, for the requests still settling: a request cut at the
+   * grace's end (its stream destroyed by the listener's close) settles its lease and records its usage after the
+   * listener has closed, and that record came after the recorder had closed: kept in a list nobody wrote, lost
+   * without a word; and its settlement could reach the limiter after its QUIT. Then closes the limiter and the store
+   * together: on one Redis that stopped answering each waits its own bound, side by side, not one after the other.
+   * Both are closed even when one fails; the first failure is thrown.
    */
   async close(deadline?: number): Promise<void> {
     await this.retention?.stop();
     this.cache.stop();
-    await this.recorder.close(deadline);
+    await this.recorder.close(deadline, { settled: () => this.allSettled(), unsettled: () => this.unsettled });
     const closed = await Promise.allSettled([this.o.limiter.close(), this.o.store.close()]);
     const failed = closed.find((c): c is PromiseRejectedResult => c.status === 'rejected');
     if (failed) throw failed.reason;
@@ -442,12 +464,23 @@ class RequestTicket implements Ticket {
     private readonly held: Held | undefined,
     private readonly budget: BudgetCheck | undefined,
     readonly headers?: Readonly<Record<string, string>>,
-  ) {}
+  ) {
+    if (keyId !== undefined || held) svc.ticketOpened();
+  }
 
   finish(f: Finish): Promise<void> | void {
     if (this.done) return;
     this.done = true;
-    return this.svc.settle(this.keyId, this.held, this.budget, f);
+    if (this.keyId === undefined && !this.held) return this.svc.settle(this.keyId, this.held, this.budget, f);
+    let settling: Promise<void> | void;
+    try {
+      settling = this.svc.settle(this.keyId, this.held, this.budget, f);
+    } catch (err) {
+      this.svc.ticketSettled();
+      throw err;
+    }
+    if (!settling) return this.svc.ticketSettled();
+    return settling.finally(() => this.svc.ticketSettled());
   }
 }
 

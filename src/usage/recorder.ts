@@ -35,6 +35,10 @@ export class UsageRecorder {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  /** the final write is over (written, or given up on at the deadline): a record now has nowhere to go */
+  private ended = false;
+  /** records still to come when the final write ended, counted as lost then (not logged again when they come) */
+  private owed = 0;
   private failing = false;
 
   constructor(
@@ -44,6 +48,14 @@ export class UsageRecorder {
 
   record(r: UsageRecord): void {
     usageMetrics.recorded++;
+    if (this.ended) {
+      // a request that settled after the stop's final write: lost, never kept in a list nobody writes; counted in
+      // the final write's `lost` when it was still settling then, said here otherwise
+      usageMetrics.dropped++;
+      if (this.owed > 0) this.owed--;
+      else this.o.logger.error('usage records lost at shutdown: the store did not take them in time', { lost: 1 });
+      return;
+    }
     this.pending.push(r);
     const max = this.o.maxPending ?? 100_000;
     if (this.pending.length > max) {
@@ -116,8 +128,11 @@ export class UsageRecorder {
    * Stops the timer and writes everything (one retry if the first write fails), until `deadline` (epoch ms;
    * at least FINAL_FLUSH_MIN_MS from now) when one is given: a store that does not answer (Redis down, its
    * client waiting out reconnects) cannot hold up the stop. What was not written by then is logged as lost.
+   * `producers`: the requests still settling, whose usage is still to come: the final write waits for them
+   * (`settled`), within the same bound, and what they record meanwhile is part of it; those still settling at the
+   * bound (`unsettled`) are counted as lost with the rest. A record that arrives after close is lost (logged).
    */
-  async close(deadline?: number): Promise<void> {
+  async close(deadline?: number, producers?: { settled(): Promise<void>; unsettled(): number }): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -126,6 +141,7 @@ export class UsageRecorder {
       if (deadline !== undefined) timer = setTimeout(resolve, Math.max(FINAL_FLUSH_MIN_MS, deadline - Date.now()));
     });
     const writeAll = async (): Promise<void> => {
+      await producers?.settled();
       await this.flush();
       if (this.pending.length > 0) await this.flush();
     };
@@ -133,8 +149,10 @@ export class UsageRecorder {
       await Promise.race([writeAll(), expired]);
     } finally {
       clearTimeout(timer);
+      this.ended = true;
     }
-    const lost = this.pending.length + this.writing;
+    this.owed = producers?.unsettled() ?? 0;
+    const lost = this.pending.length + this.writing + this.owed;
     if (lost > 0) this.o.logger.error('usage records lost at shutdown: the store did not take them in time', { lost });
   }
 }
