@@ -25,11 +25,14 @@ export function renderStatus(o: Overview): string {
   // on older gateways) with it true: the store is slow, not failing: the last values, said to be so
   const counts = `${s.active ?? 0} active, ${s.running ?? 0} running, ${s.closed ?? 0} closed, ${s.moved ?? 0} moved`;
   const reading = typeof o.sessions.readingMs === 'number' ? `a read under way for ${(o.sessions.readingMs / 1000).toFixed(1)}s` : undefined;
+  // unreadableReason (absent on older gateways): why, in a few words (not connected: connection refused, no answer
+  // within 5 s, a read failed)
+  const why = o.sessions.unreadableReason ? `: ${o.sessions.unreadableReason}` : '';
   lines.push(
     o.sessions.storeReadable === false
       ? o.sessions.readAt
-        ? `sessions  ${counts} as read ${ago(o.sessions.readAt)} ago: the session store cannot be read now (see the gateway log)`
-        : 'sessions  unknown: the session store cannot be read now (see the gateway log)'
+        ? `sessions  ${counts} as read ${ago(o.sessions.readAt)} ago: the session store cannot be read now${why} (see the gateway log)`
+        : `sessions  unknown: the session store cannot be read now${why} (see the gateway log)`
       : !reading
         ? `sessions  ${counts}`
         : o.sessions.readAt

@@ -19,6 +19,7 @@ import type { Logger } from '../util/log.js';
 import { fromStore } from './routes/admin-store.js';
 import { GatewayError } from '../wire/errors.js';
 import { settledWithin } from '../util/settled-within.js';
+import { STORE_READ_TIMEOUT_MS } from '../keys/key-cache.js';
 
 export interface OverviewDeps {
   config: Config;
@@ -75,7 +76,19 @@ interface SessionsState {
   part: SessionsPart | undefined;
   readable: boolean;
   readingMs: number | null;
+  /** why it is not readable (null while readable): UnreadableReason */
+  reason: string | null;
 }
+
+/**
+ * Why the sessions part is not readable, in the snapshot's `sessions.unreadableReason`: the store's client is not
+ * connected (SessionStore.connectionProblem: said at once, without waiting on a read its client would queue until it
+ * reconnects), or the last read failed, or gave no answer within the admin calls' store bound. Names nothing of the
+ * store (no address, no error text: those are in the gateway log).
+ */
+const notConnected = (problem: string) => `not connected: ${problem}`;
+const READ_FAILED = 'a read failed';
+const NO_ANSWER = `no answer within ${STORE_READ_TIMEOUT_MS / 1000} s`;
 
 /**
  * The sessions part of the snapshots, read from one store: at most one read of it under way, whichever snapshots ask
@@ -85,10 +98,14 @@ interface SessionsState {
 class SessionsReader {
   private pending: (SessionsRead & { since: number; settled: boolean }) | undefined;
   private last: SessionsPart | undefined;
-  /** the last read that ended (answered, failed or given up on) failed */
-  private failed = false;
+  /** the last read that ended (answered, failed or given up on) failed: how (READ_FAILED, NO_ANSWER) */
+  private failed: string | undefined;
 
-  constructor(private readonly read: () => SessionsRead) {}
+  /** `connectionProblem`: the store's SessionStore.connectionProblem */
+  constructor(
+    private readonly read: () => SessionsRead,
+    private readonly connectionProblem: () => string | undefined,
+  ) {}
 
   /** Fresh values, or (the store did not answer within OVERVIEW_STORE_WAIT_MS of the read's start, or failed) the last read. */
   async get(): Promise<SessionsState> {
@@ -98,9 +115,10 @@ class SessionsReader {
       pending.value.then(
         (v) => {
           this.last = v;
-          this.failed = false;
+          this.failed = undefined;
         },
-        () => void (this.failed = true),
+        // the store's own calls settle (`done`, below) before `value` does: still under way, it was given up on
+        () => void (this.failed = pending.settled ? READ_FAILED : NO_ANSWER),
       );
       const done = () => {
         pending.settled = true;
@@ -111,14 +129,22 @@ class SessionsReader {
     const pending = this.pending;
     const { value: read, since } = pending;
     const readingMs = () => (pending.settled ? null : Date.now() - since);
+    // the client knows it is not connected (a connect refused): unreadable now, not "slow" while the read just
+    // started waits on its reconnects; that read stays under way, and answers once the client is back
+    const unreadable = (): SessionsState => {
+      const problem = this.connectionProblem();
+      return { part: this.last, readable: false, readingMs: readingMs(), reason: problem ? notConnected(problem) : (this.failed ?? READ_FAILED) };
+    };
+    if (this.connectionProblem()) return unreadable();
     // still under way and not given up on (fromStore rejects `value` at its bound): slow, not failing
     if (!(await settledWithin(read, Math.max(0, since + OVERVIEW_STORE_WAIT_MS - Date.now()))))
-      return { part: this.last, readable: !this.failed, readingMs: readingMs() };
+      return this.failed || this.connectionProblem() ? unreadable() : { part: this.last, readable: true, readingMs: readingMs(), reason: null };
     try {
-      return { part: await read, readable: true, readingMs: null };
+      return { part: await read, readable: true, readingMs: null, reason: null };
     } catch (err) {
       if (!(err instanceof GatewayError) || err.code !== 'SESSION_STORE_UNAVAILABLE') throw err;
-      return { part: this.last, readable: false, readingMs: readingMs() };
+      this.failed ??= READ_FAILED;
+      return unreadable();
     }
   }
 }
@@ -130,18 +156,21 @@ function sessionsReader(d: OverviewDeps, store: SessionStore): SessionsReader {
   if (!r)
     readers.set(
       store,
-      (r = new SessionsReader(() => {
-        // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
-        const reads = Promise.all([store.countByStatus(), store.list({ status: 'running', limit: MAX_RUNNING })]);
-        const value = fromStore('session', 'overview', d.logger, () => reads).then(([counts, list]) => {
-          const running = list.map((s) => {
-            const t = [...s.history].reverse().find((x) => x.status === 'running');
-            return { id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null };
+      (r = new SessionsReader(
+        () => {
+          // counted, not read: only the running sessions shown are (the page polls; closed records are kept)
+          const reads = Promise.all([store.countByStatus(), store.list({ status: 'running', limit: MAX_RUNNING })]);
+          const value = fromStore('session', 'overview', d.logger, () => reads).then(([counts, list]) => {
+            const running = list.map((s) => {
+              const t = [...s.history].reverse().find((x) => x.status === 'running');
+              return { id: s.id, target: s.target, turnId: t?.turnId ?? null, startedAt: t ? new Date(t.startedAt).toISOString() : null };
+            });
+            return { byStatus: counts, running, at: Date.now() };
           });
-          return { byStatus: counts, running, at: Date.now() };
-        });
-        return { store: reads, value };
-      })),
+          return { store: reads, value };
+        },
+        () => store.connectionProblem?.(),
+      )),
     );
   return r;
 }
@@ -180,10 +209,12 @@ export async function buildOverview(d: OverviewDeps) {
   let storeReadable = true;
   let readAt: number | undefined;
   let readingMs: number | null = null;
+  let unreadableReason: string | null = null;
   if (d.store) {
     const got = await sessionsReader(d, d.store).get();
     storeReadable = got.readable;
     readingMs = got.readingMs;
+    unreadableReason = got.reason;
     if (got.part) ({ byStatus: sessions, running, at: readAt } = got.part);
   }
   const { requestsPerSec, errorsPerSec } = d.obs.rates.rate(10);
@@ -200,7 +231,7 @@ export async function buildOverview(d: OverviewDeps) {
     peers,
     channels: channelRows(d),
     models: d.router.models().map((m) => ({ id: m.id, servedBy: m.channels })),
-    sessions: { byStatus: sessions, running, storeReadable, readAt: readAt === undefined ? null : new Date(readAt).toISOString(), readingMs },
+    sessions: { byStatus: sessions, running, storeReadable, readAt: readAt === undefined ? null : new Date(readAt).toISOString(), readingMs, unreadableReason },
     warmPools: d.warmPools?.() ?? [],
   };
 }

@@ -79,6 +79,29 @@ interface WritePlan {
   revs: number[];
 }
 
+/**
+ * A connection error in a few words that name nothing of the server (ioredis's messages carry its address): by the
+ * socket's error code.
+ */
+function connectFailureOf(err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ETIMEDOUT':
+      return 'connect timed out';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host not found';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'host unreachable';
+    default:
+      return 'connection failed';
+  }
+}
+
 export class RedisStore implements SessionStore {
   readonly kind = 'redis' as const;
   private sub: Redis | undefined;
@@ -96,6 +119,8 @@ export class RedisStore implements SessionStore {
    */
   private epoch = '';
   private scope = '';
+  /** the main connection's last connect failure since it was last ready (connectionProblem) */
+  private connectFailure: string | undefined;
 
   private constructor(
     private readonly redis: Redis,
@@ -113,6 +138,8 @@ export class RedisStore implements SessionStore {
     try {
       await redis.connect();
       const store = new RedisStore(redis, prefix, logger);
+      redis.on('error', (err: Error & { code?: string }) => (store.connectFailure = connectFailureOf(err)));
+      redis.on('ready', () => (store.connectFailure = undefined));
       await store.checkSchema();
       return store;
     } catch (err) {
@@ -154,6 +181,13 @@ export class RedisStore implements SessionStore {
       last = err.message;
     });
     conn.on('ready', () => (last = ''));
+  }
+
+  connectionProblem(): string | undefined {
+    // between a refused connect and the next attempt the client is 'reconnecting', during it 'connecting': neither
+    // is ready, and the failure seen since the last 'ready' is why
+    if (this.redis.status === 'ready') return undefined;
+    return this.redis.status === 'end' ? 'closed' : this.connectFailure;
   }
 
   private k(suffix: string): string {

@@ -72,6 +72,15 @@ export interface SessionStore {
   /** `sqlite` or `redis`: what `openStore` built */
   readonly kind: 'sqlite' | 'redis';
 
+  /**
+   * Why the store's client cannot reach the store now, as the client knows it without asking (a Redis client not
+   * connected since its connect failed: refused, timed out, ...): a few words naming nothing of the store (no
+   * address, no credential), e.g. `connection refused`. Undefined while connected (slow or not), and for a store
+   * with no connection (SQLite). The status snapshot says "unreadable" at once on it, rather than waiting on reads
+   * its client queues until it reconnects.
+   */
+  connectionProblem?(): string | undefined;
+
   get(id: string): Promise<Session | undefined>;
   /** Stores a new session with version 1 (the given version is ignored). Throws SessionExistsError. */
   create(session: Session): Promise<Session>;

@@ -111,7 +111,7 @@ async function overviewUnreadable(gw: GatewayProcess) {
 }
 
 /** every admin route and CLI command that needs the store, all at once */
-async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<void> {
+async function expectStoreRefusals(gw: GatewayProcess, port: number, reason: string): Promise<void> {
   // the store's 5 s bound and some slack; a CLI command also starts a Node process (ten at once here)
   const bound = (p: Promise<any>, what: string) => within(p, 8000, what);
   const boundCli = (p: Promise<any>, what: string) => within(p, 15_000, what);
@@ -166,7 +166,13 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<vo
   expect(overview.status).toBe(200);
   // nothing read before the store went: no values to show (readAt null)
   const { readingMs, ...sessions } = overview.json.sessions;
-  expect(sessions).toEqual({ byStatus: { active: 0, running: 0, closed: 0, moved: 0 }, running: [], storeReadable: false, readAt: null });
+  expect(sessions).toEqual({
+    byStatus: { active: 0, running: 0, closed: 0, moved: 0 },
+    running: [],
+    storeReadable: false,
+    readAt: null,
+    unreadableReason: reason,
+  });
   // none under way (the read failed), or one is: the read given up on at the store's bound (still under way since),
   // or the next snapshot's retry of a store that failed (it stays unreadable until a read answers: SessionsState)
   if (readingMs !== null) expect(Number.isInteger(readingMs) && readingMs >= 0).toBe(true);
@@ -174,7 +180,7 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number): Promise<vo
   expectNothingOfTheStore(overview.text, port);
   const status = await boundCli(cli(gw, 'status'), 'switchyard status');
   expect(status.code).toBe(0);
-  expect(status.stdout.split('\n')[2]).toBe('sessions  unknown: the session store cannot be read now (see the gateway log)');
+  expect(status.stdout.split('\n')[2]).toBe(`sessions  unknown: the session store cannot be read now: ${reason} (see the gateway log)`);
   // what does not need the store answers as before
   expect(ready.status).toBe(200);
   expect(channels.status).toBe(200);
@@ -186,7 +192,7 @@ describe('the admin API and CLI while the Redis store cannot be used', () => {
     expect((await cli(gw, 'keys', 'create', '--name', 'before')).code).toBe(0);
     expect((await admin(gw, 'GET', '/admin/sessions')).status).toBe(200);
     await redis.stop();
-    await expectStoreRefusals(gw, port);
+    await expectStoreRefusals(gw, port, 'not connected: connection refused');
     // the cause is logged, scrubbed
     expect(gw.logs()).toContain('admin: the key store failed');
     expect(gw.logs()).toContain('admin: the session store failed');
@@ -197,6 +203,6 @@ describe('the admin API and CLI while the Redis store cannot be used', () => {
     const { gw, port, redis } = await setup();
     expect((await cli(gw, 'keys', 'create', '--name', 'before')).code).toBe(0);
     cleanup.push(redis.freeze());
-    await expectStoreRefusals(gw, port);
+    await expectStoreRefusals(gw, port, 'no answer within 5 s');
   }, 60_000);
 });

@@ -35,6 +35,7 @@ interface Sessions {
   storeReadable: boolean;
   readAt: string | null;
   readingMs: number | null;
+  unreadableReason: string | null;
 }
 
 async function overview(url: string): Promise<{ status: number; ms: number; sessions: Sessions }> {
@@ -70,6 +71,7 @@ async function gatewayOnRedis() {
     storeReadable: true,
     readAt: expect.any(String),
     readingMs: null,
+    unreadableReason: null,
   });
   /** Redis answers nothing for `sec` seconds, then everything: resolves when it answers again */
   const slow = (sec: number) => client.call('DEBUG', 'SLEEP', String(sec)).then(() => Date.now());
@@ -99,6 +101,7 @@ describe('the overview with a session store that is slow, not failing', () => {
         storeReadable: true,
         readAt: expect.any(String),
         readingMs: expect.any(Number),
+        unreadableReason: null,
       });
       // the values are the last read, from before the store slowed down, and said to be so
       expect(Date.parse(r.sessions.readAt!)).toBeLessThan(sleptAt);
@@ -147,6 +150,8 @@ describe('the overview with a session store that is slow, not failing', () => {
       storeReadable: false,
       readAt: expect.any(String),
       readingMs: expect.any(Number),
+      // connected, not answering: not "not connected"
+      unreadableReason: 'no answer within 5 s',
     });
     expect(unreadable.sessions.readingMs).toBeGreaterThanOrEqual(STORE_READ_TIMEOUT_MS);
     expect(
@@ -156,7 +161,7 @@ describe('the overview with a session store that is slow, not failing', () => {
         .filter((l) => l.includes('admin: the session store failed')).length,
     ).toBe(1);
     const status = await runCli(['status', '--url', gw.url, '--token', ADMIN]);
-    expect(status.stdout.split('\n')[2]).toMatch(/the session store cannot be read now \(see the gateway log\)$/);
+    expect(status.stdout.split('\n')[2]).toMatch(/the session store cannot be read now: no answer within 5 s \(see the gateway log\)$/);
     process.kill(redis.pid, 'SIGCONT');
     await waitFor(async () => {
       const r = await overview(gw.url);

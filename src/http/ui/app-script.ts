@@ -96,8 +96,10 @@ export const APP_JS = `
     var counts = (b.active || 0) + ' active, ' + (b.running || 0) + ' running, ' + (b.closed || 0) + ' closed, ' + (b.moved || 0) + ' moved';
     // readingMs with storeReadable: a read under way, slower than a snapshot waits: the store is slow, not failing
     var reading = typeof o.sessions.readingMs === 'number' ? 'the session store is slow: a read under way for ' + (o.sessions.readingMs / 1000).toFixed(1) + ' s' : '';
+    // unreadableReason: why it cannot be read (not connected: connection refused, no answer within 5 s, a read failed)
+    var why = o.sessions.unreadableReason ? ' (' + o.sessions.unreadableReason + ')' : '';
     $('session-counts').textContent = o.sessions.storeReadable === false
-      ? (o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ': the session store cannot be read now' : 'unknown: the session store cannot be read now')
+      ? (o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ': the session store cannot be read now' + why : 'unknown: the session store cannot be read now' + why)
       : !reading ? counts : o.sessions.readAt ? counts + ' as read at ' + o.sessions.readAt + ' (' + reading + ')' : 'not read yet (' + reading + ')';
     $('session-counts').setAttribute('data-store', o.sessions.storeReadable === false ? 'unreadable' : reading ? 'slow' : 'fresh');
     fillTable('turns', o.sessions.running.map(function (t) { return [t.id, t.turnId || '-', t.startedAt || '-']; }));
