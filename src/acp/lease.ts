@@ -11,6 +11,8 @@ export interface LeaseOptions {
   ttlMs?: number;
   /** how long to wait for a lease held by another instance; default `defaultLeaseWaitMs(ttlMs)` */
   waitMs?: number;
+  /** called once, when the first try finds the lease held by another holder (the wait begins) */
+  onBusy?: () => void;
 }
 
 /**
@@ -53,24 +55,36 @@ export class SessionLease {
   onLost: (() => void) | undefined;
   /** a renewal found the lease held by someone else (`onLost` was called, if it was set by then) */
   lost = false;
+  /**
+   * Until when (epoch ms) this holder surely still holds the lease: the ttl after the last take or renewal that
+   * succeeded was sent (the store's expiry counts from when it got it, later). Past it, another holder may have
+   * taken the lease although no renewal said so yet (this process was paused, or the store did not answer):
+   * `held()` is false until a renewal succeeds again.
+   */
+  private validUntil: number;
 
   private constructor(
     private readonly store: SessionStore,
     readonly sessionId: string,
     private readonly holder: string,
-    ttlMs: number,
+    private readonly ttlMs: number,
+    takenAt: number,
   ) {
+    this.validUntil = takenAt + ttlMs;
     this.renew = setInterval(
-      () =>
+      () => {
+        const sent = Date.now();
         void store.renewLease(sessionId, holder, ttlMs).then(
           (held) => {
+            if (held && !this.lost) this.validUntil = Math.max(this.validUntil, sent + ttlMs);
             if (held || this.renew === undefined) return;
             this.stopRenewing();
             this.lost = true;
             this.onLost?.();
           },
           () => undefined,
-        ),
+        );
+      },
       Math.max(50, Math.floor(ttlMs / 3)),
     );
     this.renew.unref();
@@ -83,12 +97,33 @@ export class SessionLease {
   static async acquire(store: SessionStore, sessionId: string, holder: string, signal: AbortSignal, o: LeaseOptions = {}): Promise<SessionLease> {
     const ttl = o.ttlMs ?? 30_000;
     const until = Date.now() + (o.waitMs ?? defaultLeaseWaitMs(ttl));
+    let busy = o.onBusy;
     for (;;) {
-      if (await store.acquireLease(sessionId, holder, ttl)) return new SessionLease(store, sessionId, holder, ttl);
+      const sent = Date.now();
+      if (await store.acquireLease(sessionId, holder, ttl)) return new SessionLease(store, sessionId, holder, ttl, sent);
+      busy?.();
+      busy = undefined;
       if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
       if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${sessionId} is busy on another gateway instance`, { retryAfterSec: 1 });
       await sleep(100);
     }
+  }
+
+  /** Whether this holder surely holds the lease now: not lost, nor possibly lapsed (see `validUntil`). */
+  held(): boolean {
+    return !this.lost && Date.now() < this.validUntil;
+  }
+
+  /**
+   * One renewal now, for a holder that may have let the lease lapse (`held()` false, not lost): true when it still
+   * holds it (`held()` is true again), false when it does not or the store did not answer.
+   */
+  async confirm(): Promise<boolean> {
+    if (this.lost) return false;
+    const sent = Date.now();
+    const held = await this.store.renewLease(this.sessionId, this.holder, this.ttlMs).catch(() => false);
+    if (held) this.validUntil = Math.max(this.validUntil, sent + this.ttlMs);
+    return held && !this.lost;
   }
 
   /** Stops renewing (the lease then lapses at its ttl unless released). */
@@ -100,6 +135,7 @@ export class SessionLease {
   /** Stops renewing and gives the lease back; never throws. */
   async release(): Promise<void> {
     this.stopRenewing();
+    this.validUntil = 0;
     await this.store.releaseLease(this.sessionId, this.holder).catch(() => undefined);
   }
 }

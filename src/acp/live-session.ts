@@ -6,6 +6,7 @@
 import { GatewayError } from '../wire/errors.js';
 import { updateTurn, type Session, type SessionTarget, type Turn, type TurnStatus } from '../sessions/model.js';
 import type { Runtime } from './runtime.js';
+import type { SessionLease } from './lease.js';
 import type { RoleSelection } from './roles.js';
 import { boundOutput, type TurnResult } from './task-registry.js';
 import { REMOTE_WORKSPACE_REF_KIND, remoteWorkingDirectory } from './working-directory.js';
@@ -70,11 +71,21 @@ export interface LiveSession {
    */
   announced: boolean;
   /**
-   * a turn of it here holds the session's lease and has refreshed `seq` from the store (the seq rule,
-   * docs/sessions.md): updates numbered now cannot take a number another instance hands out
+   * The seq rule (docs/sessions.md): the session's lease this live session numbers updates under, set once it is
+   * taken here (by a turn, or briefly: TurnRunner.withLease) and `seq` refreshed from the store; cleared when it is
+   * given back or lost. Only while it is held (`holdsLease`) is an update numbered and logged.
    */
-  leased: boolean;
+  lease: SessionLease | undefined;
+  /** a turn of it here is taking or holds the session's lease (from before its first try until it gives it back) */
+  leasing: boolean;
+  /** while `leasing`: settles once that turn's first try answered (it holds the lease, or another instance does) */
+  firstTry: Promise<void> | undefined;
+  /** a brief take of the lease under way (TurnRunner.withLease): a turn's own take waits for it */
+  brief: Promise<void> | undefined;
 }
+
+/** Whether updates of `live` are numbered now: it holds the session's lease (not lost, not possibly lapsed). */
+export const holdsLease = (live: LiveSession): boolean => live.lease?.held() === true;
 
 /** Sends one update of a turn (the runner adds ids and `seq`); returns the params as sent. */
 export type Emit = (fields: Record<string, unknown>) => Record<string, unknown>;
@@ -102,7 +113,10 @@ export function newLive(
     role,
     caller,
     announced: false,
-    leased: false,
+    lease: undefined,
+    leasing: false,
+    firstTry: undefined,
+    brief: undefined,
   };
 }
 

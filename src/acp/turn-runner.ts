@@ -47,6 +47,7 @@ import {
   aboutOf,
   continuationUnavailable,
   failInterrupted,
+  holdsLease,
   INTERRUPTED_ERROR,
   keyIdOf,
   newLive,
@@ -267,24 +268,27 @@ export class TurnRunner {
   }
 
   /**
-   * The `task.rejected` update of a role turn the policy refused (methods.ts): nothing runs, but like every update
-   * of a session it is numbered in the session's `seq`, logged and kept with its task events, so a client that
-   * resumes after the last `seq` it saw misses nothing and numbers never repeat. A session that is not open (none
-   * yet, closed, moved) has no `seq` to number it in: it goes out without one, and nothing is created; nor does one
-   * whose turn runs on another instance right now (numbered here, it could take a `seq` that turn also takes).
+   * The `task.rejected` update of a role turn the policy refused (methods.ts): nothing runs. Like every update of a
+   * session it follows the seq rule (`stamp`): numbered, logged and kept with its task events when this instance
+   * holds the session's lease or can take it at once (withLease), so a client that resumes after the last `seq` it
+   * saw misses nothing; without it (another instance holds the lease: a turn of the session runs there, or a turn
+   * here waits for it) it goes out without `seq`. So does it for a session that is not open (none yet, closed,
+   * moved): nothing is created.
    */
   async rejected(ids: { sessionId: string; threadId: string; turnId: string }, fields: Record<string, unknown>, sink: UpdateSink): Promise<void> {
     await this.starting.get(ids.sessionId);
     let live = this.sessions.get(ids.sessionId);
-    // a turn of it runs on another instance sharing the store (it holds the lease): that one numbers the session now,
-    // even while a turn here waits for the lease (this counter is refreshed only once it is taken)
-    if (!live?.leased && (await otherHolder(this.o.store, ids.sessionId, this.holder))) live = undefined;
-    else if (!live || live.closed) live = await this.rehydrate(ids.sessionId).catch(() => undefined);
-    let params: Record<string, unknown>;
+    // held by another instance: not revived here for an update it could not number anyway
+    if (!live || live.closed)
+      live = (await otherHolder(this.o.store, ids.sessionId, this.holder)) ? undefined : await this.rehydrate(ids.sessionId).catch(() => undefined);
+    let params: Record<string, unknown> | undefined;
     if (live) {
-      params = this.outOfTurnEmit(live, ids.turnId)(fields);
-      await this.updates.flush(live.id);
-    } else params = { ...ids, ...secrets.scrubValue(fields), at: new Date().toISOString() };
+      const l = live;
+      params = await this.withLease(l, () => this.outOfTurnEmit(l, ids.turnId)(fields)).catch(() => undefined);
+      // in the log before the answer (a brief take wrote it already; a turn's lease here did not yet)
+      await this.updates.flush(l.id);
+    }
+    params ??= { ...ids, ...secrets.scrubValue(fields), at: new Date().toISOString() };
     try {
       sink(params);
     } catch {
@@ -561,9 +565,15 @@ export class TurnRunner {
   private async closeLive(live: LiveSession, why: string, forget = true): Promise<void> {
     live.closed = true;
     live.current?.abort.abort(new GatewayError('CANCELLED', why));
+    const ending = this.endRuntime(live);
+    if (forget && this.sessions.get(live.id) === live) this.sessions.delete(live.id);
+    await ending;
+  }
+
+  /** Ends the runtime of `live` (an agent's process stops and its model-API token is revoked); the next turn makes one anew. */
+  private async endRuntime(live: LiveSession): Promise<void> {
     const rt = live.runtime;
     live.runtime = undefined;
-    if (forget && this.sessions.get(live.id) === live) this.sessions.delete(live.id);
     if (rt) {
       const r = await rt.catch(() => undefined);
       await r?.close().catch((err: unknown) => this.o.logger.warn('runtime close failed', { sessionId: live.id, error: String(err) }));
@@ -603,24 +613,18 @@ export class TurnRunner {
               return next === s ? undefined : next;
             });
           }
-          const wd = rec.metadata.workingDirectory;
-          const live = newLive(
-            rec.id,
-            rec.threadId,
-            rec.target,
-            typeof wd === 'string' ? wd : undefined,
-            seqOf(rec),
-            roleOf(rec.metadata),
-            typeof rec.metadata.caller === 'string' ? rec.metadata.caller : undefined,
-          );
+          const live = liveOf(rec);
           // a crashed process may have sent (and logged) updates past the stored seq, and the last holder of the
           // lease logs its turn's last updates before it gives the lease back: never number below the log
           live.seq = await this.updates.lastSeq(sessionId, live.seq);
           this.sessions.set(sessionId, live);
-          if (lease) await this.settleLeftOpen(live, failed);
+          if (lease) {
+            live.lease = lease;
+            await this.settleLeftOpen(live, failed);
+          }
           return live;
         } finally {
-          if (lease) await this.releaseAfterLog(sessionId, lease);
+          if (lease) await this.releaseAfterLog(sessionId, lease, this.sessions.get(sessionId));
         }
       })().finally(() => this.rehydrating.delete(sessionId));
       this.rehydrating.set(sessionId, p);
@@ -674,17 +678,7 @@ export class TurnRunner {
     this.tasks.add(task);
     const emit: Emit = (fields) => {
       task.updates++;
-      const params = {
-        sessionId: live.id,
-        threadId: live.threadId,
-        turnId: turn.turnId,
-        runId: turn.runId,
-        seq: ++live.seq,
-        ...secrets.scrubValue(fields),
-        at: new Date().toISOString(),
-      };
-      this.updates.push(live.id, params);
-      if (fields.type === 'task') this.taskEvents.record(live.id, params);
+      const { params } = this.stamp(live, { sessionId: live.id, threadId: live.threadId, turnId: turn.turnId, runId: turn.runId }, fields);
       try {
         sink(params);
       } catch {
@@ -692,7 +686,12 @@ export class TurnRunner {
       }
       return params;
     };
-    if (live.pending > 0 || queued) emit({ type: 'status', event: 'queued', status: 'queued', ...(queued ? { clientRequestId: queued.clientRequestId } : {}) });
+    // numbered when a turn here holds the lease (queued behind it) or the lease is free (taken briefly); unnumbered
+    // when the turn waits behind one on another instance. Its own turn's take waits for it (withLease), so it comes first
+    if (live.pending > 0 || queued)
+      void this.withLease(live, () =>
+        emit({ type: 'status', event: 'queued', status: 'queued', ...(queued ? { clientRequestId: queued.clientRequestId } : {}) }),
+      ).catch((err: unknown) => this.o.logger.warn('a queued status could not be sent', { sessionId: live.id, error: String(err) }));
     live.pending++;
     // the result goes out after every update of the turn is in the store (a resume never misses one)
     const run = live.tail
@@ -740,15 +739,25 @@ export class TurnRunner {
       return r;
     };
 
-    if (live.closed) return finish('cancelled', '', 'cancelled', 'the session was closed before this turn started');
-    if (cancelled) return finish('cancelled', '', 'cancelled');
+    // ended before it started: its end is numbered if the lease can be had at once (withLease), else goes out without
+    if (live.closed) return this.withLease(live, () => finish('cancelled', '', 'cancelled', 'the session was closed before this turn started'));
+    if (cancelled) return this.withLease(live, () => finish('cancelled', '', 'cancelled'));
 
     const abort = new AbortController();
     live.current = { turnId: turn.turnId, abort, emit };
     let lease: SessionLease | undefined;
     let history: ReturnType<typeof chatMessages>;
+    // this turn takes the lease: a brief take (withLease) waits for its first try, and this for one under way
+    live.leasing = true;
+    let tried = () => {};
+    live.firstTry = new Promise<void>((r) => (tried = r));
     try {
-      lease = await SessionLease.acquire(this.o.store, live.id, this.holder, abort.signal, { ttlMs: this.o.leaseTtlMs, waitMs: this.o.leaseWaitMs });
+      while (live.brief) await live.brief;
+      lease = await SessionLease.acquire(this.o.store, live.id, this.holder, abort.signal, {
+        ttlMs: this.o.leaseTtlMs,
+        waitMs: this.o.leaseWaitMs,
+        onBusy: tried,
+      });
       // Holding the lease, no other instance runs a turn of this session: one still marked running was
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
       turn.startedAt = Date.now();
@@ -762,7 +771,8 @@ export class TurnRunner {
       // last numbered one (this turn queued here while that one held the lease): the counter is never trusted as
       // it is. One read of the log per lease take, nothing per update.
       live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, seqOf(stored)));
-      live.leased = true;
+      live.lease = lease;
+      tried();
       // what a previous holder left open (its instance died; a revival found the lease held): settled now, under it
       const prompts = stored.metadata.pendingPermissions;
       if (failed.length > 0 || (Array.isArray(prompts) && prompts.length > 0)) await this.settleLeftOpen(live, failed);
@@ -775,7 +785,14 @@ export class TurnRunner {
       }
     } catch (err) {
       live.current = undefined;
+      tried();
       let r: TurnResult;
+      // the lease held, its end is numbered under it (the seq rule); the wait for it ran out or was cancelled: the
+      // turn never started in the record, and its end goes to its caller unnumbered
+      if (lease && !live.lease) {
+        live.seq = await this.updates.lastSeq(live.id, live.seq).catch(() => live.seq);
+        live.lease = lease;
+      }
       if (abort.signal.aborted) r = finish('cancelled', '', 'cancelled');
       else {
         const e = toGatewayError(err);
@@ -784,8 +801,11 @@ export class TurnRunner {
       }
       // numbered while the lease is held, and in the log before it is given back (the seq rule)
       if (lease) await this.releaseAfterLog(live.id, lease, live);
+      live.leasing = false;
+      live.firstTry = undefined;
       return r;
     }
+    live.firstTry = undefined;
 
     task.status = 'running';
     emit({ type: 'status', event: 'started', status: 'running' });
@@ -799,7 +819,7 @@ export class TurnRunner {
     /** why the turn was stopped from here, not by its client: its output passed the bound, or its lease was lost */
     let overflow: GatewayError | undefined;
     lease.onLost = () => {
-      live.leased = false;
+      if (live.lease === lease) live.lease = undefined;
       overflow ??= new GatewayError(
         'SESSION_NOT_OWNED_HERE',
         `session ${live.id} was taken over by another gateway instance while this one was held up past its lease: the turn was stopped`,
@@ -927,6 +947,15 @@ export class TurnRunner {
     const errText = error === undefined ? undefined : secrets.scrubError(typeof error === 'string' ? error : error.message);
     // the code beside the text: what tasks.get reads back from the store, however many task events came after
     const errCode = error === undefined || typeof error === 'string' ? undefined : error.code;
+    // a turn that lost its lease (or may have: held up past it) writes nothing: the record went on under another
+    // holder, which recorded this turn as interrupted; its last updates go to its caller unnumbered (the seq rule)
+    if (!holdsLease(live) && !(live.lease === lease && (await lease.confirm()))) {
+      if (live.lease === lease) live.lease = undefined;
+      const result = finish(status, output, stopReason, error, out?.model);
+      await lease.release();
+      live.leasing = false;
+      return result;
+    }
     try {
       await mutateSession(this.o.store, live.id, (s) => {
         if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start
@@ -951,14 +980,70 @@ export class TurnRunner {
     // reads them in the log and numbers on above them
     const result = finish(status, output, stopReason, error, out?.model);
     await this.releaseAfterLog(live.id, lease, live);
+    live.leasing = false;
     return result;
   }
 
   /** Gives the lease back once every update numbered under it is in the update log (the seq rule). */
   private async releaseAfterLog(sessionId: string, lease: SessionLease, live?: LiveSession): Promise<void> {
     await this.updates.flush(sessionId);
-    if (live) live.leased = false;
+    if (live?.lease === lease) live.lease = undefined;
     await lease.release();
+  }
+
+  /**
+   * Runs `fn` under the session's lease, so that the updates it sends are numbered (the seq rule): at once when a
+   * turn of `live` here holds it (re-entrant); else, when no turn here is taking it, the lease is taken without
+   * waiting, `seq` refreshed from the store (as a turn's take does), and given back once what `fn` numbered is in the
+   * log. When another instance holds it, or a turn here waits for it, `fn` runs without it: its updates go out
+   * unnumbered. A turn's own take waits for a brief one under way (`brief`), and this for a turn's first try
+   * (`firstTry`), so the two never hold the lease side by side: its release would end the turn's (one holder id).
+   */
+  private async withLease<T>(live: LiveSession, fn: () => T | Promise<T>): Promise<T> {
+    while (live.brief) await live.brief;
+    if (live.firstTry) await live.firstTry;
+    if (holdsLease(live) || live.leasing || live.brief) return fn();
+    let done = () => {};
+    live.brief = new Promise<void>((r) => (done = r));
+    try {
+      const lease = await SessionLease.acquire(this.o.store, live.id, this.holder, new AbortController().signal, {
+        ttlMs: this.o.leaseTtlMs,
+        waitMs: 0,
+      }).catch(() => undefined);
+      if (!lease) return await fn();
+      try {
+        const rec = await this.o.store.get(live.id);
+        live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, rec ? seqOf(rec) : 0));
+        live.lease = lease;
+      } catch (err) {
+        this.o.logger.warn('the session could not be read under its lease: its update goes out unnumbered', { sessionId: live.id, error: String(err) });
+      }
+      try {
+        return await fn();
+      } finally {
+        await this.releaseAfterLog(live.id, lease, live);
+      }
+    } finally {
+      live.brief = undefined;
+      done();
+    }
+  }
+
+  /**
+   * The seq rule, for every update of a session: numbered (`seq`), logged for resume, and a task event kept with the
+   * record, only while `live` holds the session's lease (`holdsLease`). Otherwise the update goes to its caller as it
+   * is, without `seq`, and nowhere else: it concerns no turn of the record (one that never started here, or one the
+   * record has gone on from under another holder), and numbered here it could take a `seq` the holder hands out.
+   */
+  private stamp(live: LiveSession, ids: Record<string, unknown>, fields: Record<string, unknown>): { params: Record<string, unknown>; numbered: boolean } {
+    const lease = live.lease;
+    const numbered = lease?.held() === true;
+    const params = { ...ids, ...(numbered ? { seq: ++live.seq } : {}), ...secrets.scrubValue(fields), at: new Date().toISOString() };
+    if (numbered) {
+      this.updates.push(live.id, params, () => lease.held());
+      if (fields.type === 'task') this.taskEvents.record(live.id, params);
+    }
+    return { params, numbered };
   }
 
   /** The agent asks: a prompt for the app, tied to the turn running now (none running: cancelled). */
@@ -973,19 +1058,33 @@ export class TurnRunner {
     });
   }
 
-  /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept. */
+  /** An update that belongs to no running turn (e.g. a prompt resolved after a restart): logged and kept (under the lease: `stamp`). */
   private outOfTurnEmit(live: LiveSession, turnId: string, runId?: string): Emit {
     return (fields) => {
       const ids = { sessionId: live.id, threadId: live.threadId, turnId, ...(runId ? { runId } : {}) };
-      const params = { ...ids, seq: ++live.seq, ...secrets.scrubValue(fields), at: new Date().toISOString() };
-      this.updates.push(live.id, params);
-      if (fields.type === 'task') this.taskEvents.record(live.id, params);
+      const { params, numbered } = this.stamp(live, ids, fields);
+      if (!numbered) return params;
       void mutateSession(this.o.store, live.id, (s) => ({ ...s, metadata: { ...s.metadata, seq: Math.max(live.seq, Number(s.metadata.seq) || 0) } })).catch(
         () => undefined,
       );
       return params;
     };
   }
+}
+
+/** A live session revived from its record (rehydrate). */
+function liveOf(rec: Session): LiveSession {
+  const wd = rec.metadata.workingDirectory;
+  const caller = rec.metadata.caller;
+  return newLive(
+    rec.id,
+    rec.threadId,
+    rec.target,
+    typeof wd === 'string' ? wd : undefined,
+    seqOf(rec),
+    roleOf(rec.metadata),
+    typeof caller === 'string' ? caller : undefined,
+  );
 }
 
 /**

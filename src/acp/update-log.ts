@@ -41,7 +41,7 @@ export interface ReplayFlow {
 const HOLD_MAX = UPDATE_LOG_READ_MAX;
 
 export class UpdateLog {
-  private readonly pending = new Map<string, SessionEvent[]>();
+  private readonly pending = new Map<string, Array<SessionEvent & { held?: () => boolean }>>();
   private readonly writing = new PerKeyQueue();
   private readonly followers = new Map<string, Set<Follower>>();
   private timer: NodeJS.Timeout | undefined;
@@ -55,14 +55,19 @@ export class UpdateLog {
     private readonly pageBytes = updateLogPageBytes(8 * 1024 * 1024),
   ) {}
 
-  /** Records one update (params carry `seq`) and pushes it to the session's followers. */
-  push(sessionId: string, params: Record<string, unknown>): void {
+  /**
+   * Records one update (params carry `seq`) and pushes it to the session's followers. `held`: whether the lease its
+   * `seq` was numbered under is still surely held (the seq rule, docs/sessions.md); one still buffered when that is
+   * no longer so is not written: the next holder may have numbered that `seq` meanwhile, and the log keeps one
+   * update per `seq`.
+   */
+  push(sessionId: string, params: Record<string, unknown>, held?: () => boolean): void {
     const seq = typeof params.seq === 'number' ? params.seq : undefined;
     if (seq === undefined) return;
     let list = this.pending.get(sessionId);
     if (!list) this.pending.set(sessionId, (list = []));
     // serialised once: the store writes this text, and the streams that carry the update reuse it (update-json.ts)
-    list.push({ seq, event: params, json: updateJson(params) });
+    list.push({ seq, event: params, json: updateJson(params), ...(held ? { held } : {}) });
     for (const f of this.followers.get(sessionId) ?? []) {
       try {
         f(params);
@@ -79,14 +84,19 @@ export class UpdateLog {
 
   /** Writes what is buffered for the session; resolves when everything pushed so far is in the store. */
   flush(sessionId: string): Promise<void> {
-    const batch = this.pending.get(sessionId);
+    const pushed = this.pending.get(sessionId);
     this.pending.delete(sessionId);
-    if (!batch || batch.length === 0) return this.writing.idle(sessionId);
-    return this.writing.run(sessionId, () =>
-      this.store
+    if (!pushed || pushed.length === 0) return this.writing.idle(sessionId);
+    return this.writing.run(sessionId, async () => {
+      // checked as the write goes out (it may have waited behind an earlier one), not when it was queued
+      const batch = pushed.filter((e) => e.held?.() !== false).map(({ seq, event, json }) => ({ seq, event, json }));
+      if (batch.length < pushed.length)
+        this.log.warn('session updates not stored: the lease they were numbered under lapsed first', { sessionId, dropped: pushed.length - batch.length });
+      if (batch.length === 0) return;
+      await this.store
         .appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes)
-        .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) })),
-    );
+        .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) }));
+    });
   }
 
   async flushAll(): Promise<void> {

@@ -28,19 +28,25 @@ export const chatWith = (gw: Gw, token: string) =>
 
 /**
  * Two instances of gateway `gatewayId` (a mock channel serving mock-1, hermesAcp(acpToken)) on one real Redis store,
- * started before the file's tests and stopped after them; `g1`, `g2` and `redis` are set once started.
+ * started before the file's tests and stopped after them; `g1`, `g2` and `redis` are set once started. `o.acp`: more
+ * `acp` settings for both (lease timings); `o.instanceIds`: their `store.instanceId`s, so their lease holder ids are
+ * `<gatewayId>/<instanceId>`.
  */
-export function twoInstancesOnRedis(gatewayId: string, acpToken: string): { g1: Gw; g2: Gw; redis: RedisServer } {
+export function twoInstancesOnRedis(
+  gatewayId: string,
+  acpToken: string,
+  o: { acp?: Record<string, unknown>; instanceIds?: [string, string] } = {},
+): { g1: Gw; g2: Gw; redis: RedisServer } {
   const s = {} as { g1: Gw; g2: Gw; redis: RedisServer };
   beforeAll(async () => {
     s.redis = await startRedis();
-    const instance = {
+    const instance = (i: number) => ({
       gateway: { id: gatewayId },
       channels: [{ name: 'mock', provider: 'mock', models: ['mock-1'] }],
-      store: { kind: 'redis', url: s.redis.url },
-      acp: hermesAcp(acpToken),
-    };
-    [s.g1, s.g2] = await Promise.all([startProcess(instance), startProcess(instance)]);
+      store: { kind: 'redis', url: s.redis.url, ...(o.instanceIds ? { instanceId: o.instanceIds[i] } : {}) },
+      acp: { ...hermesAcp(acpToken), ...o.acp },
+    });
+    [s.g1, s.g2] = await Promise.all([startProcess(instance(0)), startProcess(instance(1))]);
   }, 60_000);
   afterAll(async () => {
     await Promise.all([s.g1?.stop(10_000), s.g2?.stop(10_000)]);
