@@ -580,6 +580,24 @@ export class TurnRunner {
     }
   }
 
+  /**
+   * A live session whose turn, holding the lease, found that the record went on without it (wentOnWithout: another
+   * instance ran turns of the session while this turn was queued here, so the stale-copy end, endStaleCopy, kept it).
+   * Its runtime never saw those turns: it ends, as a stale copy's does, and what the live session knows of the
+   * session is read from the record again, as a revival reads it (`liveOf`, rehydrate): the turn runs on a runtime
+   * made anew, as it would on a session moved here. Announced again: the copy on the other instance is stale now.
+   */
+  private async revive(live: LiveSession, rec: Session): Promise<void> {
+    await this.endRuntime(live);
+    const fresh = liveOf(rec);
+    live.threadId = fresh.threadId;
+    live.target = fresh.target;
+    live.workingDirectory = fresh.workingDirectory;
+    live.role = fresh.role;
+    live.caller = fresh.caller;
+    live.announced = false;
+  }
+
   private rehydrate(sessionId: string): Promise<LiveSession> {
     let p = this.rehydrating.get(sessionId);
     if (!p) {
@@ -766,6 +784,10 @@ export class TurnRunner {
         failed = s.history.filter((t) => t.status === 'running');
         return appendTurn(failInterrupted(s), turn);
       });
+      // The record went on without this live session (another instance ran turns of it while this turn was queued
+      // here): its runtime never saw them. It is ended, as a stale copy is (endStaleCopy), and the session revived
+      // from the record, as one moved from another instance is (rehydrate): a new runtime for this turn.
+      if (this.wentOnWithout(live, stored)) await this.revive(live, stored);
       // The seq rule (docs/sessions.md): holding the lease, this instance numbers the session's updates from above
       // the record's seq and the log's highest. Another instance may have run turns of it since this live session
       // last numbered one (this turn queued here while that one held the lease): the counter is never trusted as
@@ -1072,7 +1094,7 @@ export class TurnRunner {
   }
 }
 
-/** A live session revived from its record (rehydrate). */
+/** A live session revived from its record (rehydrate, TurnRunner.revive). */
 function liveOf(rec: Session): LiveSession {
   const wd = rec.metadata.workingDirectory;
   const caller = rec.metadata.caller;
