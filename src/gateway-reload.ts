@@ -33,7 +33,7 @@ import { createSecureContext } from 'node:tls';
 import { closeProviders, prepareConfig, tlsProblem, type Prepared } from './gateway-prepare.js';
 import { localCandidate } from './router/local-candidate.js';
 import { setConfiguredLogLevel, type Logger } from './util/log.js';
-import { configScrubber, registerConfigSecrets } from './config/secrets.js';
+import { configScrubber, registerConfigSecrets, scrubConfigProblems } from './config/secrets.js';
 import { secrets } from './util/redact.js';
 import type { ReloadReport } from './http/routes/ops.js';
 import type { AcpRuntimeLists } from './acp/index.js';
@@ -273,14 +273,11 @@ function applyPrepared(t: ReloadTarget, next: Config, { providers: made, bridgeC
  * line, error and stored session.
  */
 function scrubRefusal(err: unknown, t: ReloadTarget, next: Config): unknown {
+  // a problem's key path is not a credential's name: `…apiKey: Invalid input…` keeps its message (scrubProblem); the
+  // one scrub of problems, as `config check` and a start apply it
+  if (err instanceof ConfigError) return new ConfigError(scrubConfigProblems(err.problems, t.live, next), t.path ?? 'reload');
   const own = configScrubber(t.live, next);
   const scrub = (text: string) => secrets.scrubError(own.scrubError(text));
-  // a problem's key path is not a credential's name: `…apiKey: Invalid input…` keeps its message (scrubProblem)
-  if (err instanceof ConfigError)
-    return new ConfigError(
-      err.problems.map((p) => secrets.scrubProblem(own.scrubProblem(p))),
-      t.path ?? 'reload',
-    );
   if (err instanceof Error) {
     err.message = scrub(err.message);
     if (err.stack) err.stack = scrub(err.stack);

@@ -65,11 +65,24 @@ export async function main(argv: string[]): Promise<void> {
     // every error leaves through the scrubber: the secrets of a config a command loaded are registered with it
     // (config check, a start), and the problems of a file that is not loaded come scrubbed of its own (configRefusal)
     const say = (message: string) => process.stderr.write(`switchyard: ${printable(secrets.scrub(message))}\n`);
-    if (err instanceof CliError || err instanceof ConfigError) {
-      say(err.message);
-      process.exit(err instanceof ConfigError ? 2 : 1);
+    // a config's problems (config check, a start) by the strict rules of a problem, as a reload's (scrubConfigProblems:
+    // configRefusal applied them where the problems were made; the schema's and the file's own are scrubbed here)
+    if (err instanceof ConfigError) {
+      say(
+        new ConfigError(
+          err.problems.map((p) => secrets.scrubProblem(p)),
+          err.source,
+        ).message,
+      );
+      process.exit(2);
     }
-    say((err as Error)?.message ?? String(err));
+    // the CLI's own lines (an API's answer in them is scrubbed as error text where it is read: remote.ts)
+    if (err instanceof CliError) {
+      say(err.message);
+      process.exit(1);
+    }
+    // anything else (a provider's or a library's error in a start) is error text: credential shapes are cut too
+    say(secrets.scrubError((err as Error)?.message ?? String(err)));
     process.exit(1);
   }
 }

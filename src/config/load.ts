@@ -9,11 +9,14 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import JSON5 from 'json5';
 import { pathDeeperThan } from '../wire/json-depth.js';
 import { configSchema, type Config } from './schema.js';
-import { configScrubber } from './secrets.js';
+import { scrubConfigProblems } from './secrets.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
-  constructor(problems: string[], source: string) {
+  constructor(
+    problems: string[],
+    readonly source: string,
+  ) {
     super(`invalid config (${source}):\n  ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
@@ -28,11 +31,7 @@ export class ConfigError extends Error {
  * check`, a start or a reload.
  */
 export function configRefusal(cfg: Config, problems: readonly string[], source: string): ConfigError {
-  const own = configScrubber(cfg);
-  return new ConfigError(
-    problems.map((p) => own.scrub(p)),
-    source,
-  );
+  return new ConfigError(scrubConfigProblems(problems, cfg), source);
 }
 
 export interface LoadedConfig {

@@ -41,6 +41,19 @@ export function registerConfigSecrets(cfg: Config, into: SecretScrubber = secret
 }
 
 /**
+ * The one scrub of config problems as they leave, by `config check`, a start (`switchyard gateway`) and a reload
+ * alike: a scrubber of their own that knows the secrets of `configs` (a file not in use: its secrets must not become
+ * the process-wide registry's), then the process-wide registry, each applying the strict error-text rules of a
+ * problem (SecretScrubber.scrubProblem: registered secrets and their pieces anywhere, credential shapes such as
+ * `api_key=…`, `Bearer …`, `sk-…` in the key path and in the message apart). What a provider or the TLS check
+ * reports (a path, a channel's name, a library's message) may hold a secret the file never declared as one.
+ */
+export function scrubConfigProblems(problems: readonly string[], ...configs: Config[]): string[] {
+  const own = configScrubber(...configs);
+  return problems.map((p) => secrets.scrubProblem(own.scrubProblem(p)));
+}
+
+/**
  * A scrubber of its own that knows the secrets of `configs` (registered as registerConfigSecrets does) and
  * nothing else: for text about a file that is not in use, whose secrets the process-wide registry must not
  * learn (a refused reload's problems, src/gateway-reload.ts).
