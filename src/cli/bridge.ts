@@ -5,6 +5,7 @@ import type { PeerRow } from '../bridge/mesh.js';
 import type { SharedChannel } from '../wire/bridge-frames.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
+import { CHANNELS, DISCONNECTED, PEER, PEERS, SHARED_CHANNELS } from './replies.js';
 import { secrets } from '../util/redact.js';
 
 export function renderPeers(peers: PeerRow[]): string {
@@ -39,7 +40,7 @@ export function registerBridge(program: Command): void {
 
   remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, protocol version, shared channels, in-flight, last error')).action(
     async (o: RemoteFlags) => {
-      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges', undefined, { expect: { peers: 'array' } });
+      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges', undefined, { reply: PEERS });
       out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
     },
   );
@@ -79,7 +80,7 @@ export function registerBridge(program: Command): void {
       '/admin/bridges',
       { url: o.peerUrl, token: o.peerToken, name: o.name, share, ca },
       // the body's `url` and `token` are the peer's, given with --peer-url and --peer-token (--url is the gateway's)
-      { expect: { peer: 'object' }, fields: { url: '--peer-url', token: '--peer-token', name: '--name', share: '--share', ca: '--ca' } },
+      { reply: PEER, fields: { url: '--peer-url', token: '--peer-token', name: '--name', share: '--share', ca: '--ca' } },
     );
     out(o.json ? JSON.stringify(r.peer, null, 2) + '\n' : `bridge "${r.peer.name}" added (${r.peer.state}); see \`switchyard bridge list\`\n`);
   });
@@ -88,7 +89,7 @@ export function registerBridge(program: Command): void {
     bridge.command('disconnect').description('close a bridge (and stop re-dialling it)').argument('<name|id>', 'the bridge', named('<name|id>')),
   ).action(async (target: string, o: RemoteFlags) => {
     const r = await adminCall<{ disconnected: string }>(o, 'DELETE', `/admin/bridges/${encodeURIComponent(target)}`, undefined, {
-      expect: { disconnected: 'string' },
+      reply: DISCONNECTED,
     });
     out(o.json ? JSON.stringify(r) + '\n' : `disconnected ${r.disconnected}\n`);
   });
@@ -99,7 +100,7 @@ export function registerBridge(program: Command): void {
       'GET',
       '/admin/bridges/channels',
       undefined,
-      { expect: { peers: 'array' } },
+      { reply: SHARED_CHANNELS },
     );
     if (o.json) return out(JSON.stringify(r.peers, null, 2) + '\n');
     const rows: Array<Array<string>> = [];
@@ -128,7 +129,7 @@ export function registerBridge(program: Command): void {
         /** absent from a gateway before skippedModels */
         skippedModels?: Array<{ model: string; until: number }>;
       }>;
-    }>(o, 'GET', '/admin/channels', undefined, { expect: { channels: 'array' } });
+    }>(o, 'GET', '/admin/channels', undefined, { reply: CHANNELS });
     if (o.json) return out(JSON.stringify(r.channels, null, 2) + '\n');
     const health = (h: { state: string; ejectedUntil: number; reason: string | null }) =>
       h.state === 'healthy'

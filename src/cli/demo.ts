@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { spawnGateway, type GatewayProcess } from '../util/gateway-process.js';
 import { adminCall } from './remote.js';
+import { PEERS } from './replies.js';
 import { renderPeers } from './bridge.js';
 import type { PeerRow } from '../bridge/mesh.js';
 
@@ -69,7 +70,7 @@ export async function runDemo(): Promise<void> {
     let peers: PeerRow[] = [];
     const until = Date.now() + 10_000;
     while (Date.now() < until) {
-      peers = (await adminCall<{ peers: PeerRow[] }>(flags, 'GET', '/admin/bridges', undefined, { expect: { peers: 'array' } })).peers;
+      peers = (await adminCall<{ peers: PeerRow[] }>(flags, 'GET', '/admin/bridges', undefined, { reply: PEERS })).peers;
       if (peers.some((p) => p.state === 'open' && p.sharedWithUs.includes('gpu-llama'))) break;
       await new Promise((r) => setTimeout(r, 100));
     }

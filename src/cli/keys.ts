@@ -4,6 +4,7 @@ import type { KeySummary } from '../keys/model.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { out, table } from './table.js';
 import { decimalInt } from '../util/decimal.js';
+import { KEY, KEY_SECRET, KEYS } from './replies.js';
 
 function limitsText(k: KeySummary): string {
   const l = k.limits;
@@ -88,9 +89,6 @@ const CREATE_FIELDS = {
   acp: '--acp',
 };
 
-/** the reply to a create or a rotate: the key and its secret, shown once */
-const SECRET = { key: 'object', secret: 'string' } as const;
-
 function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
   if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
   out(
@@ -137,11 +135,11 @@ export function registerKeys(program: Command): void {
       ...(o.budgetTokens !== undefined || cost !== undefined ? { budget: { period: o.budgetPeriod, tokens: o.budgetTokens, cost } } : {}),
       ...(o.acp ? { acp: true } : {}),
     };
-    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { expect: SECRET, fields: CREATE_FIELDS }), 'created');
+    showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { reply: KEY_SECRET, fields: CREATE_FIELDS }), 'created');
   });
 
   remoteOptions(keys.command('list').description('every key (never the secrets)')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys', undefined, { expect: { keys: 'array' } });
+    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys', undefined, { reply: KEYS });
     out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
   });
 
@@ -152,7 +150,7 @@ export function registerKeys(program: Command): void {
         'GET',
         `/admin/keys/${encodeURIComponent(id)}`,
         undefined,
-        { expect: { key: 'object' } },
+        { reply: KEY },
       );
       if (o.json) return out(JSON.stringify(r.key, null, 2) + '\n');
       const k = r.key;
@@ -182,9 +180,7 @@ export function registerKeys(program: Command): void {
     remoteOptions(
       keys.command(verb).description(`${verb} a key (every instance within gateway.keys.refreshMs)`).argument('<key>', 'id or name', named('<key>')),
     ).action(async (id: string, o: RemoteFlags) => {
-      const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`, undefined, {
-        expect: { key: 'object' },
-      });
+      const r = await adminCall<{ key: KeySummary }>(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/${verb}`, undefined, { reply: KEY });
       out(o.json ? JSON.stringify(r.key, null, 2) + '\n' : `key ${r.key.name} (${r.key.id}) ${done}\n`);
     });
   }
@@ -195,6 +191,6 @@ export function registerKeys(program: Command): void {
       .description('new secret for a key (same id, limits and usage); the old one stops working')
       .argument('<key>', 'id or name', named('<key>')),
   ).action(async (id: string, o: RemoteFlags) => {
-    showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`, undefined, { expect: SECRET }), 'rotated');
+    showSecret(o, await adminCall(o, 'POST', `/admin/keys/${encodeURIComponent(id)}/rotate`, undefined, { reply: KEY_SECRET }), 'rotated');
   });
 }

@@ -3,6 +3,7 @@
  * SWITCHYARD_ADMIN_TOKEN, then the config file (--config or the default lookup). Failures become one line.
  */
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { loadConfig, ConfigError, isLoopbackHost } from '../config/load.js';
 import { BaseUrlError, gatewayBase } from './acp-client/base-url.js';
 import { secrets } from '../util/redact.js';
@@ -15,10 +16,16 @@ export interface RemoteFlags {
 }
 
 export class CliError extends Error {
-  /** `code`: the admin API's error code (`error.code`, e.g. `session_store_unavailable`) when the failure is its answer */
+  /**
+   * `code`: the admin API's error code (`error.code`, e.g. `session_store_unavailable`) when the failure is its answer;
+   * `status`: the HTTP status of a non-2xx answer; `said`: that answer's own message (scrubbed), for a report that
+   * lists many answers of one gateway (a drain's per-session lines)
+   */
   constructor(
     message: string,
     readonly code?: string,
+    readonly status?: number,
+    readonly said?: string,
   ) {
     super(message);
   }
@@ -129,9 +136,6 @@ export function warnCleartext(url: string, kind: 'admin' | 'acp'): void {
   );
 }
 
-/** What a successful reply must hold at its top level: field name → its JSON kind. */
-export type ReplyShape = Record<string, 'array' | 'object' | 'string'>;
-
 /**
  * The request's fields that a command's flags give, API field (as the API's `param` names it) → the flag, e.g.
  * `{ expiresAt: '--expires', 'limits.requestsPerMin': '--rpm', url: '--peer-url' }`: a refusal the API words
@@ -149,19 +153,96 @@ function naming(message: string, param: unknown, fields: FlagFields): string {
 const kindOf = (v: unknown): string => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
 
 /**
- * Calls the admin API; any failure (down, refused, 401, 4xx/5xx) becomes a CliError with one clear line, followed
- * by the error's `details.problems` one a line when it lists any (a refused config reload). `timeoutMs` bounds
- * the wait for the reply's headers and between its body's chunks. `expect` names the fields a successful reply
- * holds: a 2xx JSON reply without them (some other service on that port, a proxy's `{}`) is refused in one line,
- * not printed as `undefined` under `--json` with exit 0, nor failed with a TypeError's text. `fields`: the body's
- * or query's fields the command's flags give (FlagFields), so that a refusal names the flag.
+ * What a status says to the operator beyond the API's message: the hint the one line of a non-2xx answer ends with
+ * (none where the message says it all: a 400 names the flag, a 403 or a 500 its cause). `retryAfter`: the answer's
+ * Retry-After header.
+ */
+function statusHint(status: number, message: string | undefined, retryAfter: string | undefined): string | undefined {
+  const retry = `retry ${retryAfter && /^\d+$/.test(retryAfter) ? `in ${retryAfter} s` : 'shortly'}`;
+  if (status === 401) return "admin token rejected: give the gateway's gateway.admin.token with --token or $SWITCHYARD_ADMIN_TOKEN";
+  // a route this CLI knows and the gateway does not: a gateway older than the CLI (or a proxy's path that leads elsewhere)
+  if (status === 404 && (message === undefined || message.startsWith('no admin route')))
+    return 'the gateway has no such admin route: is it older than this CLI (switchyard --version)? or is the URL a prefix that leads elsewhere?';
+  if (status === 409) return 'it conflicts with what the gateway holds now (a name already taken, a session already moved): nothing was changed';
+  if (status === 429) return `too many requests: ${retry}`;
+  if (status === 502 || status === 504)
+    return `the gateway, or a proxy in front of it, could not reach what answers (the gateway, its store, a peer): ${retry}, and check that they run`;
+  if (status === 503) return message !== undefined && /retry/.test(message) ? undefined : `the gateway or its store is unavailable now: ${retry}`;
+  return undefined;
+}
+
+/**
+ * The one line for every non-2xx answer: who answered (the base URL), the HTTP status, the API's error code and
+ * message (the flag named for a refused field), then what that status means for the operator (statusHint). The
+ * API's message is scrubbed as error text (a proxy's page quoting the request's Authorization header, a key shape):
+ * the whole line passes the secret scrubber too when printed (index.ts).
+ */
+function refusal(url: string, status: number, json: unknown, fields: FlagFields, retryAfter: string | undefined): CliError {
+  const error =
+    json !== undefined && kindOf(json) === 'object'
+      ? (json as { error?: { message?: unknown; code?: unknown; param?: unknown; details?: { problems?: unknown } } }).error
+      : undefined;
+  const raw = typeof error?.message === 'string' ? error.message : undefined;
+  const msg = raw === undefined ? undefined : secrets.scrubProblem(naming(raw, error?.param, fields));
+  const code = typeof error?.code === 'string' && /^[a-z0-9_]{1,64}$/.test(error.code) ? error.code : undefined;
+  const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
+  const hint = statusHint(status, raw, retryAfter);
+  const what = json === undefined ? ', not a JSON reply (a proxy?)' : `${code ? ` (${code})` : ''}${msg === undefined ? '' : `: ${msg}`}`;
+  return new CliError(
+    `${url} answered HTTP ${status}${what}${hint ? `; ${hint}` : ''}${problems.map((p) => `\n  ${secrets.scrubProblem(String(p))}`).join('')}`,
+    code,
+    status,
+    msg,
+  );
+}
+
+/**
+ * `schema` checked at its top level only: each field's kind (array, object, string, …), not what it holds. Under
+ * `--json` a command prints a reply's top-level field as the gateway sent it and reads nothing inside it: an element
+ * of another shape (a newer gateway's peer row) is printed, not refused.
+ */
+function topLevel(schema: z.ZodType): z.ZodType {
+  if (!(schema instanceof z.ZodObject)) return schema;
+  const kindOnly = (f: z.ZodType): z.ZodType => {
+    if (f instanceof z.ZodOptional) return kindOnly(f.unwrap() as z.ZodType).optional();
+    if (f instanceof z.ZodNullable) return kindOnly(f.unwrap() as z.ZodType).nullable();
+    if (f instanceof z.ZodArray) return z.array(z.unknown());
+    if (f instanceof z.ZodObject || f instanceof z.ZodRecord) return z.looseObject({});
+    return f;
+  };
+  return z.looseObject(Object.fromEntries(Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, f]) => [k, kindOnly(f)])));
+}
+
+/** what was wrong with a 2xx reply `json` that `schema` refused, in words: `no "peers" array`, `a JSON null`, … */
+function shapeProblem(json: unknown, error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue || issue.path.length === 0) return kindOf(json) === 'object' ? (issue?.message ?? 'not the expected object') : `a JSON ${kindOf(json)}`;
+  let value: unknown = json;
+  for (const k of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
+  const at = issue.path.map(String).join('.');
+  if (issue.code === 'invalid_type')
+    return value === undefined
+      ? `no "${at}" ${issue.expected}`
+      : `"${at}" is a JSON ${kindOf(value)}, not ${issue.expected === 'array' || issue.expected === 'object' ? 'an' : 'a'} ${issue.expected}`;
+  return `"${at}": ${issue.message}`;
+}
+
+/**
+ * Calls the admin API; any failure (down, refused, any non-2xx answer) becomes a CliError with one clear line
+ * (refusal: the URL, the status, the API's code and message, a hint), followed by the error's `details.problems`
+ * one a line when it lists any (a refused config reload). `timeoutMs` bounds the wait for the reply's headers and
+ * between its body's chunks. `reply`: the zod schema of a successful reply (src/cli/replies.ts), holding what the
+ * command reads (under `--json`, its top level only: topLevel): a 2xx reply of another shape (some other service on that port, a proxy's `{}` or HTML page, an
+ * older or newer gateway) is refused in one line naming the URL and what was wrong, not printed as `undefined`
+ * under `--json` with exit 0, nor failed with a TypeError's text. `fields`: the body's or query's fields the
+ * command's flags give (FlagFields), so that a refusal names the flag.
  */
 export async function adminCall<T>(
   flags: RemoteFlags,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
-  body?: unknown,
-  { timeoutMs = 10_000, expect = {}, fields = {} }: { timeoutMs?: number; expect?: ReplyShape; fields?: FlagFields } = {},
+  body: unknown,
+  { timeoutMs = 10_000, reply, fields = {} }: { timeoutMs?: number; reply: z.ZodType; fields?: FlagFields },
 ): Promise<T> {
   const { url, token } = resolveRemote(flags, 'admin');
   // undici at the first admin call, so `switchyard gateway` (which imports CliError from here) does not load it
@@ -196,30 +277,15 @@ export async function adminCall<T>(
   try {
     json = JSON.parse(text);
   } catch {
-    throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
+    json = undefined;
   }
-  if (res.statusCode >= 400) {
-    const error = (json as { error?: { message?: string; code?: unknown; param?: unknown; details?: { problems?: unknown } } }).error;
-    const msg = error?.message === undefined ? `HTTP ${res.statusCode}` : naming(error.message, error.param, fields);
-    if (res.statusCode === 401) throw new CliError(`admin token rejected by ${url}: ${msg}`);
-    const code = typeof error?.code === 'string' ? error.code : undefined;
-    const problems = Array.isArray(error?.details?.problems) ? error.details.problems : [];
-    // a refusal (403) or a failure (500) is no answer to what was asked, and its text alone ("internal error") said
-    // neither which nor who answered: the status, the API's code and the URL are given, as the 401's line names its
-    // URL (every line passes the secret scrubber: the token is never printed)
-    const head =
-      res.statusCode === 403 || res.statusCode === 500
-        ? `${url} answered HTTP ${res.statusCode}${code ? ` (${code})` : ''}${error?.message === undefined ? '' : `: ${msg}`}`
-        : msg;
-    throw new CliError(`${head}${problems.map((p) => `\n  ${String(p)}`).join('')}`, code);
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    const retryAfter = res.headers['retry-after'];
+    throw refusal(url, res.statusCode, json, fields, typeof retryAfter === 'string' ? retryAfter : undefined);
   }
-  const reply = json as Record<string, unknown>;
-  for (const [field, kind] of Object.entries(expect)) {
-    if (kindOf(json) !== 'object' || kindOf(reply[field]) !== kind) {
-      throw new CliError(
-        `unexpected reply from ${url}${path} (HTTP ${res.statusCode}, ${kindOf(json) === 'object' ? `no "${field}" ${kind}` : `a JSON ${kindOf(json)}`}); is this a Switchyard gateway?`,
-      );
-    }
-  }
-  return json as T;
+  if (json === undefined) throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}); is this a Switchyard gateway?`);
+  const parsed = (flags.json ? topLevel(reply) : reply).safeParse(json);
+  if (!parsed.success)
+    throw new CliError(`unexpected reply from ${url}${path} (HTTP ${res.statusCode}, ${shapeProblem(json, parsed.error)}); is this a Switchyard gateway?`);
+  return parsed.data as T;
 }

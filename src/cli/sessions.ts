@@ -5,6 +5,7 @@ import type { Session } from '../sessions/model.js';
 import { ADMIN_TRANSFER_BOUND_MS, SESSIONS_LIST_DEFAULT, SESSIONS_LIST_MAX } from '../http/routes/admin-store.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
+import { GATEWAY_STATUS, PEERS, SESSION, SESSIONS, TRANSFERRED } from './replies.js';
 
 type Summary = ReturnType<typeof sessionSummary>;
 
@@ -32,8 +33,6 @@ function render(list: Summary[]): string {
  */
 const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
 
-const SESSIONS = { sessions: 'array' } as const;
-
 /** `GET /admin/sessions`: the most recently updated `limit` (the gateway's default when absent), and whether there are more. */
 function listSessions(o: RemoteFlags, status: string | undefined, limit: string | number | undefined): Promise<{ sessions: Summary[]; more?: boolean }> {
   const q = new URLSearchParams();
@@ -41,7 +40,7 @@ function listSessions(o: RemoteFlags, status: string | undefined, limit: string 
   if (limit !== undefined) q.set('limit', String(limit));
   const qs = q.toString();
   return adminCall<{ sessions: Summary[]; more?: boolean }>(o, 'GET', `/admin/sessions${qs ? `?${qs}` : ''}`, undefined, {
-    expect: SESSIONS,
+    reply: SESSIONS,
     fields: { status: '--status', limit: '--limit' },
   });
 }
@@ -52,7 +51,7 @@ async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 
     'POST',
     `/admin/sessions/${encodeURIComponent(id)}/transfer`,
     { to, whenRunning },
-    { timeoutMs: TRANSFER_REPLY_MS, expect: { to: 'object' }, fields: { to: '--to' } },
+    { timeoutMs: TRANSFER_REPLY_MS, reply: TRANSFERRED, fields: { to: '--to' } },
   );
 }
 
@@ -78,7 +77,7 @@ export function registerSessions(program: Command): void {
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>', 'the session', named('<id>'))).action(
     async (id: string, o: RemoteFlags) => {
-      const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`, undefined, { expect: { session: 'object' } });
+      const r = await adminCall<{ session: Session }>(o, 'GET', `/admin/sessions/${encodeURIComponent(id)}`, undefined, { reply: SESSION });
       if (o.json) return out(JSON.stringify(r.session, null, 2) + '\n');
       const s = r.session;
       out(`${s.id}  ${s.kind}  ${s.status}${s.movedTo ? ` → ${s.movedTo}` : ''}  owner ${s.ownerGatewayId}  v${s.version}\n`);
@@ -110,10 +109,10 @@ export function registerSessions(program: Command): void {
       .description('move every open session to a peer, one progress line each, then a summary')
       .requiredOption('--to <peer>', 'peer name or gateway id', named('--to')),
   ).action(async (o: RemoteFlags & { to: string }) => {
-    const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status', undefined, { expect: { id: 'string' } });
+    const status = await adminCall<{ id: string }>(o, 'GET', '/admin/status', undefined, { reply: GATEWAY_STATUS });
     // a peer that is not connected is said at once, not only when there is a session to move
     const { peers } = await adminCall<{ peers: Array<{ id: string | null; name: string; state: string }> }>(o, 'GET', '/admin/bridges', undefined, {
-      expect: { peers: 'array' },
+      reply: PEERS,
     });
     if (!peers.some((p) => p.state === 'open' && (p.id === o.to || p.name === o.to))) throw new CliError(`no connected peer named or with id "${o.to}"`);
     const results: Array<{ id: string; ok: boolean; reason?: string }> = [];
@@ -147,7 +146,8 @@ export function registerSessions(program: Command): void {
           results.push({ id: s.id, ok: true });
           if (!o.json) out(`[${results.length}] ${s.id} → ${r.to.name}: moved\n`);
         } catch (err) {
-          const reason = err instanceof CliError ? err.message : String(err);
+          // the gateway's own words: who answered and how is the same for every session of the drain
+          const reason = err instanceof CliError ? (err.said ?? err.message) : String(err);
           results.push({ id: s.id, ok: false, reason });
           if (!o.json) out(`[${results.length}] ${s.id}: stayed here (${reason})\n`);
           if (storeDown(err)) {

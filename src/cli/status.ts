@@ -8,6 +8,7 @@ import type { Overview } from '../http/overview.js';
 import type { ReloadReport } from '../gateway-reload.js';
 import { adminCall, CliError, InvalidRemoteConfig, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
+import { OVERVIEW, RELOAD_REPORT } from './replies.js';
 
 function duration(sec: number): string {
   return ago(new Date(Date.now() - sec * 1000).toISOString());
@@ -108,7 +109,7 @@ export function registerStatus(program: Command): void {
   remoteOptions(program.command('status').description('one screen: version, uptime, request rate, peers, channels, health, sessions')).action(
     async (o: RemoteFlags) => {
       const r = await adminCall<Overview>(o, 'GET', '/admin/overview', undefined, {
-        expect: { gateway: 'object', requests: 'object', sessions: 'object', peers: 'array', channels: 'array' },
+        reply: OVERVIEW,
       });
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
     },
@@ -137,7 +138,7 @@ async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
   const tokenFromFile = o.token === undefined && !set(process.env.SWITCHYARD_ADMIN_TOKEN);
   let r: ReloadReport;
   try {
-    r = await adminCall<ReloadReport>(o, 'POST', '/admin/config/reload', {}, { timeoutMs: 30_000 });
+    r = await adminCall<ReloadReport>(o, 'POST', '/admin/config/reload', {}, { timeoutMs: 30_000, reply: RELOAD_REPORT });
   } catch (err) {
     if (err instanceof InvalidRemoteConfig) {
       throw new CliError(
@@ -145,13 +146,12 @@ async function reloadCall(o: RemoteFlags): Promise<ReloadReport> {
           '  (give --url and --token, or $SWITCHYARD_URL and $SWITCHYARD_ADMIN_TOKEN, to have the running gateway check it; or send it SIGHUP)',
       );
     }
-    if (err instanceof CliError && tokenFromFile && err.message.startsWith('admin token rejected')) {
+    if (err instanceof CliError && tokenFromFile && err.status === 401) {
       throw new CliError(
         `${err.message}\n  config not reloaded: the admin token was read from the config file, which may change gateway.admin.token; give the running gateway's token with --token (or $SWITCHYARD_ADMIN_TOKEN), or send it SIGHUP`,
       );
     }
     throw err;
   }
-  if (!Array.isArray(r?.applied) || !Array.isArray(r.restartRequired)) throw new CliError('unexpected reply to a config reload; is this a Switchyard gateway?');
   return r;
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { UsageRow } from '../usage/record.js';
 import { adminCall, CliError, remoteOptions, type RemoteFlags } from './remote.js';
 import { out, table } from './table.js';
+import { USAGE } from './replies.js';
 
 const BY = ['model', 'key', 'peer', 'day', 'channel'];
 
@@ -25,7 +26,7 @@ export function registerUsage(program: Command): void {
     if (o.key) q.set('key', o.key);
     if (o.since) q.set('since', o.since);
     const r = await adminCall<{ by: string; since: string | null; rows: Row[]; total: Row }>(o, 'GET', `/admin/usage?${q.toString()}`, undefined, {
-      expect: { rows: 'array', total: 'object' },
+      reply: USAGE,
       fields: { by: '--by', key: '--key', since: '--since' },
     });
     if (o.json) return out(JSON.stringify(r, null, 2) + '\n');

@@ -2,8 +2,8 @@
  * Regression: an admin call answered 403 or 500 was printed as the reply's message alone (`switchyard: internal
  * error`, `switchyard: admin API disabled: …`), with neither the status nor the API's error code nor who answered,
  * and one without an error object as a bare `switchyard: HTTP 403`. The line now names the URL, the status and the code, then the message, as the 401's line
- * names its URL; a reply that echoes the token (a proxy's page quoting the request) still never prints it. The
- * other statuses keep their lines (the API's own message: `no key with id or name …`).
+ * names its URL; a reply that echoes the token (a proxy's page quoting the request) still never prints it. Every
+ * other non-2xx status is said by the same rule (test/cli/admin-non-2xx.e2e.test.ts).
  *
  * A real HTTP server on port 0 answers in the gateway's error shape, with the status its path names; the real CLI.
  */
@@ -86,9 +86,9 @@ describe('an admin reply of 403 or 500 is reported with its status and code', ()
     expect(r.code).toBe(1);
   });
 
-  it("another status keeps the API's own message", async () => {
+  it('another status is said by the same rule', async () => {
     const r = await run('missing', ['keys', 'show', 'k']);
-    expect(r.stderr).toBe('switchyard: no key with id or name "k"\n');
+    expect(r.stderr).toBe(`switchyard: ${base}/missing answered HTTP 404 (not_found): no key with id or name "k"\n`);
     expect(r.code).toBe(1);
   });
 });

@@ -35,7 +35,9 @@ afterAll(async () => {
 describe('switchyard config reload: failures said as every admin command says them', () => {
   it('a rejected admin token names the gateway', async () => {
     const r = await runCli(['config', 'reload', '--url', gw.url, '--token', 'not-the-token']);
-    expect(r.stderr).toBe(`switchyard: admin token rejected by ${gw.url}: invalid admin token\n`);
+    expect(r.stderr).toBe(
+      `switchyard: ${gw.url} answered HTTP 401 (unauthorized): invalid admin token; admin token rejected: give the gateway's gateway.admin.token with --token or $SWITCHYARD_ADMIN_TOKEN\n`,
+    );
     expect(r.code).toBe(1);
     // as the other admin commands say it
     expect((await runCli(['status', '--url', gw.url, '--token', 'not-the-token'])).stderr).toBe(r.stderr);

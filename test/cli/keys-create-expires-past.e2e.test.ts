@@ -35,7 +35,7 @@ describe('keys create --expires: a time in the past', () => {
       expect(r.stdout).toBe('');
       expect(r.code).toBe(1);
       const show = await runCli(['keys', 'show', name, ...remote()]);
-      expect(show.stderr).toBe(`switchyard: no key with id or name "${name}"\n`);
+      expect(show.stderr).toBe(`switchyard: ${gw.url} answered HTTP 404 (not_found): no key with id or name "${name}"\n`);
     },
     30_000,
   );

@@ -41,7 +41,7 @@ describe('keys create: number flags', () => {
       expect(r.stdout).toBe('');
       expect(r.code).toBe(1);
       const show = await runCli(['keys', 'show', name, ...remote()]);
-      expect(show.stderr).toBe(`switchyard: no key with id or name "${name}"\n`);
+      expect(show.stderr).toBe(`switchyard: ${gw.url} answered HTTP 404 (not_found): no key with id or name "${name}"\n`);
       expect(show.code).toBe(1);
     },
     30_000,

@@ -3,7 +3,8 @@
  * field, not the flag the operator typed: `keys create --expires 1969-07-20` said `expiresAt: Too small …`,
  * `--name 'a b'` said `name: …`, `usage --since soon` said `since: …`, and `bridge connect --peer-url http://x`
  * said `url: must be a ws:// or wss:// URL`, which reads as the gateway's own `--url`. Each command now tells
- * adminCall which field each of its flags gives, and such a refusal names the flag.
+ * adminCall which field each of its flags gives, and such a refusal names the flag (after who answered, the status and
+ * the code, as every non-2xx answer is said).
  *
  * A real gateway process (port 0) and the real CLI (dist).
  */
@@ -50,10 +51,12 @@ describe("an API refusal names the flag the operator typed, not the API's field"
     '%s',
     async (_what, args, said) => {
       const r = await runCli([...args, ...remote()]);
-      const line = r.stderr.replace(/^switchyard: /, '').replace(/\n$/, '');
+      const head = `switchyard: ${gw.url} answered HTTP 400 (invalid_request): `;
+      expect(r.stderr.startsWith(head), r.stderr).toBe(true);
+      const line = r.stderr.slice(head.length).replace(/\n$/, '');
       if (typeof said === 'string') expect(line).toBe(said);
       else expect(line).toMatch(said);
-      expect(r.stderr).toMatch(/^switchyard: --[a-z-]+: [^\n]*\n$/);
+      expect(r.stderr).toMatch(/^switchyard: \S+ answered HTTP 400 \(invalid_request\): --[a-z-]+: [^\n]*\n$/);
       expect(r.stdout).toBe('');
       expect(r.code).toBe(1);
     },
@@ -62,13 +65,15 @@ describe("an API refusal names the flag the operator typed, not the API's field"
 
   it('bridge connect --ca with a file that is no certificate', async () => {
     const r = await runCli([...peer, '--ca', notPem, ...remote()]);
-    expect(r.stderr).toBe("switchyard: --ca: a PEM certificate (the CA or the peer's self-signed certificate)\n");
+    expect(r.stderr).toBe(
+      `switchyard: ${gw.url} answered HTTP 400 (invalid_request): --ca: a PEM certificate (the CA or the peer's self-signed certificate)\n`,
+    );
     expect(r.code).toBe(1);
   });
 
   it('a refusal that names no field of the request is printed as the API words it', async () => {
     const r = await runCli(['sessions', 'transfer', 's-none', '--to', 'nowhere', ...remote()]);
-    expect(r.stderr).toBe('switchyard: no connected peer named or with id "nowhere"\n');
+    expect(r.stderr).toBe(`switchyard: ${gw.url} answered HTTP 404 (not_found): no connected peer named or with id "nowhere"\n`);
     expect(r.code).toBe(1);
   });
 });

@@ -150,7 +150,9 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number, reason: str
   for (const [i, r] of keyCli.entries()) {
     expect([KEY_CLI[i]!.join(' '), r.code, r.stdout]).toEqual([KEY_CLI[i]!.join(' '), 1, '']);
     expect(r.stderr).toMatch(
-      /^switchyard: the key store cannot be reached now(: retry shortly|, so the change may not have been made: check, and retry shortly|, so the change was not made: retry shortly)\n$/,
+      new RegExp(
+        `^switchyard: ${gw.url.replace(/\./g, '\\.')} answered HTTP 503 \\(key_store_unavailable\\): the key store cannot be reached now(: retry shortly|, so the change may not have been made: check, and retry shortly|, so the change was not made: retry shortly)\\n$`,
+      ),
     );
     expectNothingOfTheStore(r.stderr, port);
   }
@@ -159,7 +161,7 @@ async function expectStoreRefusals(gw: GatewayProcess, port: number, reason: str
       SESSION_CLI[i]!.join(' '),
       1,
       '',
-      'switchyard: the session store cannot be reached now: retry shortly\n',
+      `switchyard: ${gw.url} answered HTTP 503 (session_store_unavailable): the session store cannot be reached now: retry shortly\n`,
     ]);
   }
   // the overview still answers: the store's part says it could not be read

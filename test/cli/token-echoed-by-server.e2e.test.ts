@@ -43,7 +43,7 @@ afterAll(async () => {
 describe('a server that echoes the credentials it was sent', () => {
   it('admin token in an error line: redacted', async () => {
     const r = await runCli(['keys', 'list', '--url', base, '--token', ADMIN]);
-    expect(r.stderr).toBe('switchyard: you sent Bearer [REDACTED] with \n');
+    expect(r.stderr).toBe(`switchyard: ${base} answered HTTP 400: you sent Bearer [REDACTED] with \n`);
     expect(r.code).toBe(1);
   });
 
@@ -55,13 +55,13 @@ describe('a server that echoes the credentials it was sent', () => {
 
   it('admin token from $SWITCHYARD_ADMIN_TOKEN: redacted too', async () => {
     const r = await runCli(['keys', 'list', '--url', base], { SWITCHYARD_ADMIN_TOKEN: ADMIN });
-    expect(r.stderr).toBe('switchyard: you sent Bearer [REDACTED] with \n');
+    expect(r.stderr).toBe(`switchyard: ${base} answered HTTP 400: you sent Bearer [REDACTED] with \n`);
   });
 
   it('bridge connect: neither the admin token nor the peer token is printed', async () => {
     const r = await runCli(['bridge', 'connect', '--peer-url', 'ws://127.0.0.1:9/bridge', '--peer-token', PEER, '--url', base, '--token', ADMIN]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('switchyard: you sent Bearer [REDACTED] with ');
+    expect(r.stderr).toContain(`switchyard: ${base} answered HTTP 400: you sent Bearer [REDACTED] with `);
     expect(r.stderr).toContain('"token":"[REDACTED]"');
     expect(r.stderr).not.toContain(PEER);
   });

@@ -127,7 +127,7 @@ describe('usage survives SIGTERM; the keys and usage commands', () => {
 
     const missing = cli('keys', 'show', 'nope');
     expect(missing.code).toBe(1);
-    expect(missing.err).toBe('switchyard: no key with id or name "nope"\n');
+    expect(missing.err).toBe(`switchyard: ${gw.url} answered HTTP 404 (not_found): no key with id or name "nope"\n`);
     expect(cli('keys', 'create', '--name', 'x', '--rpm', 'lots').err).toMatch(/--rpm: a whole number/);
   });
 

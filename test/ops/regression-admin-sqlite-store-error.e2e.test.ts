@@ -60,9 +60,17 @@ describe('the admin API while the SQLite store fails', () => {
     expect(overview.json.sessions.storeReadable).toBe(false);
 
     const list = await runCli(['keys', 'list', '--url', g.url]);
-    expect([list.code, list.stdout, list.stderr]).toEqual([1, '', 'switchyard: the key store cannot be reached now: retry shortly\n']);
+    expect([list.code, list.stdout, list.stderr]).toEqual([
+      1,
+      '',
+      `switchyard: ${g.url} answered HTTP 503 (key_store_unavailable): the key store cannot be reached now: retry shortly\n`,
+    ]);
     const sessions = await runCli(['sessions', 'list', '--url', g.url]);
-    expect([sessions.code, sessions.stdout, sessions.stderr]).toEqual([1, '', 'switchyard: the session store cannot be reached now: retry shortly\n']);
+    expect([sessions.code, sessions.stdout, sessions.stderr]).toEqual([
+      1,
+      '',
+      `switchyard: ${g.url} answered HTTP 503 (session_store_unavailable): the session store cannot be reached now: retry shortly\n`,
+    ]);
     expect(log.lines.some((l) => l.includes('admin: the key store failed'))).toBe(true);
   }, 30_000);
 

@@ -190,14 +190,16 @@ describe('session transfer', () => {
   it('a second transfer of a moved session is refused, naming the owner', async () => {
     const r = await cli(['sessions', 'transfer', 's-move', '--to', 'datacenter', '--url', p.a.url]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`switchyard: session s-move already moved to ${p.b.id}\n`);
+    expect(r.stderr).toBe(`switchyard: ${p.a.url} answered HTTP 400 (invalid_request): session s-move already moved to ${p.b.id}\n`);
   });
 
   it('unknown session ids get a clear one-line error', async () => {
-    expect((await cli(['sessions', 'show', 'nope', '--url', p.a.url])).stderr).toBe('switchyard: no session nope\n');
-    expect((await cli(['sessions', 'transfer', 'nope', '--to', 'datacenter', '--url', p.a.url])).stderr).toBe('switchyard: no session nope\n');
+    expect((await cli(['sessions', 'show', 'nope', '--url', p.a.url])).stderr).toBe(`switchyard: ${p.a.url} answered HTTP 404 (not_found): no session nope\n`);
+    expect((await cli(['sessions', 'transfer', 'nope', '--to', 'datacenter', '--url', p.a.url])).stderr).toBe(
+      `switchyard: ${p.a.url} answered HTTP 404 (not_found): no session nope\n`,
+    );
     expect((await cli(['sessions', 'transfer', 's-x', '--to', 'nobody', '--url', p.a.url])).stderr).toBe(
-      'switchyard: no connected peer named or with id "nobody"\n',
+      `switchyard: ${p.a.url} answered HTTP 404 (not_found): no connected peer named or with id "nobody"\n`,
     );
   });
 
