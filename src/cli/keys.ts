@@ -1,6 +1,6 @@
 /** `switchyard keys create | list | show | disable | enable | rotate` over the admin API. */
 import type { Command } from 'commander';
-import type { KeySummary } from '../keys/model.js';
+import { EXPIRES_FORMS, expiryFromText, type KeySummary } from '../keys/model.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { out, table } from './table.js';
 import { decimalInt } from '../util/decimal.js';
@@ -41,7 +41,10 @@ const int = (flag: string) => (v: string) => {
 };
 
 /**
- * `30d`, `12h`, `90m`, or an ISO date → epoch ms (a date past year 9999 has no ISO form the API takes). A time not
+ * `30d`, `12h`, `90m` (from now), or one of the API's text forms (EXPIRES_FORMS: an ISO date, its UTC midnight, or
+ * an ISO date-time with its zone) → epoch ms; any other form is refused naming the flag and the forms (`Dec 25 2027`
+ * was read by Date.parse in this machine's time zone, and the API refuses it). A date past year 9999 has no ISO form
+ * the API takes. A time not
  * after now (`2020-01-01`, `0d`, today's date: its UTC midnight) is refused, as the API refuses it: it created a key
  * born expired (a date before 1970 came back under the API's field name, `expiresAt: Too small …`).
  */
@@ -49,8 +52,10 @@ function expiry(v: string): number {
   const rel = /^(\d+)([mhd])$/.exec(v);
   let t: number;
   if (!rel) {
-    t = Date.parse(v);
-    if (Number.isNaN(t)) throw new CliError('--expires: an ISO date or a duration such as 30d, 12h');
+    const at = expiryFromText(v);
+    if (at === undefined)
+      throw new CliError(`--expires: ${JSON.stringify(v)} is not a time it takes: give a duration from now (30d, 12h, 90m) or ${EXPIRES_FORMS}`);
+    t = at;
   } else {
     t = Date.now() + Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
     // a time a Date can hold (±8.64e15 ms, about 273,000 years from now)
@@ -106,7 +111,7 @@ export function registerKeys(program: Command): void {
       .requiredOption('--name <name>', 'unique name')
       .option('--owner <label>', 'who holds it (an app, a person, a team)')
       .option('--models <globs>', 'comma-separated model globs it may use (default *)')
-      .option('--expires <when>', 'ISO date or duration (30d, 12h)')
+      .option('--expires <when>', 'a duration (30d, 12h, 90m), an ISO date (UTC midnight) or an ISO date-time with Z or an offset')
       .option('--rpm <n>', 'requests per minute', int('--rpm'))
       .option('--tpm <n>', 'tokens per minute', int('--tpm'))
       .option('--concurrent <n>', 'requests in flight at once', int('--concurrent'))

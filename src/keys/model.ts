@@ -76,20 +76,35 @@ export function storedKey(doc: string): VirtualKey | undefined {
 /** The last epoch ms a Date can hold (ECMAScript's time range). */
 export const MAX_TIME_MS = 8.64e15;
 
+/**
+ * The text forms of a key's expiry time, one rule for the admin API's `expiresAt` and the CLI's `--expires`: an ISO
+ * 8601 date (`2027-01-31`: its UTC midnight) or date-time with seconds and its zone, `Z` or an offset
+ * (`2027-01-31T12:00:00Z`, `2027-01-31T12:00:00.5+01:00`). A date-time without a zone is refused, as is every other
+ * form (`Dec 25 2027`, `2027-01-31 12:00:00`, `1/2/2027`): Date.parse read those in the local time zone of
+ * whichever machine parsed them (the CLI's took `Dec 25 2027` as its own midnight, the API refused it).
+ */
+export const EXPIRES_FORMS =
+  'an ISO date or date-time (a date, 2027-01-31, is its UTC midnight; a date-time takes Z or an offset: 2027-01-31T12:00:00Z, 2027-01-31T12:00:00+01:00)';
+const expiresText = z.union([z.iso.datetime({ offset: true }), z.iso.date()]);
+
+/** `v` as epoch ms when it is one of EXPIRES_FORMS, else undefined */
+export function expiryFromText(v: string): number | undefined {
+  const r = expiresText.safeParse(v);
+  return r.success ? Date.parse(r.data) : undefined;
+}
+
 /** What the admin API accepts to create a key. */
 export const createKeySchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'letters, digits, . _ @ - (max 64), starting with a letter or digit'),
   owner: z.string().min(1).max(128).default('-'),
   models: z.array(z.string().min(1).max(200)).min(1).default(['*']),
   /**
-   * epoch ms, an ISO date (`2027-01-31`: its UTC midnight) or date-time with an offset, as epoch ms; refused past
+   * epoch ms, or one of EXPIRES_FORMS (as epoch ms); refused past
    * the last time a Date can hold, which no listing could show, and when not after now (a key born expired, which
    * authenticates nothing; the CLI's --expires refuses it too)
    */
   expiresAt: z
-    .union([z.number().int().positive(), z.iso.datetime({ offset: true }).transform(Date.parse), z.iso.date().transform(Date.parse)], {
-      error: 'epoch ms, or an ISO date or date-time (2027-01-31, 2027-01-31T12:00:00Z)',
-    })
+    .union([z.number().int().positive(), expiresText.transform(Date.parse)], { error: `epoch ms, or ${EXPIRES_FORMS}` })
     .refine((ms) => ms <= MAX_TIME_MS, `a time a Date can hold (at most ${MAX_TIME_MS} ms, +275760-09-13)`)
     .refine((ms) => ms > Date.now(), 'a time in the future (a key that has already expired authenticates nothing)')
     .optional(),
