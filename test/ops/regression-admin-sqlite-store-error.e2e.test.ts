@@ -86,7 +86,7 @@ describe('the admin API while the SQLite store fails', () => {
     expect([cli.code, cli.stdout, cli.stderr]).toEqual([
       1,
       '',
-      'switchyard: the session store cannot be reached now, so the change may not have been made: check, and retry shortly\n',
+      `switchyard: ${a.url} answered HTTP 503 (session_store_unavailable): the session store cannot be reached now, so the change may not have been made: check, and retry shortly\n`,
     ]);
   }, 30_000);
 
