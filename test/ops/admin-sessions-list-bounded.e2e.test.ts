@@ -91,6 +91,6 @@ describe('GET /admin/sessions is bounded', () => {
     expect(every.stdout).not.toContain('more with --limit');
     const bad = await cli(['sessions', 'list', '--limit', '5000']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('switchyard: --limit: an integer from 1 to 1000\n');
+    expect(bad.stderr).toBe(`switchyard: ${gw.url} answered HTTP 400 (invalid_request): --limit: an integer from 1 to 1000\n`);
   });
 });
