@@ -39,6 +39,14 @@ describe("an API refusal names the flag the operator typed, not the API's field"
     ['keys create --models (a glob too long)', ['keys', 'create', '--name', 'long-glob', '--models', 'g'.repeat(201)], /^--models: Too big/],
     ['keys create --owner', ['keys', 'create', '--name', 'long-owner', '--owner', 'o'.repeat(129)], /^--owner: Too big/],
     ['usage --since', ['usage', '--since', 'soon'], '--since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m'],
+    // not Date.parse's guesses: "-5" was May 2001, a date in words the gateway's local time
+    ['usage --since (a negative number)', ['usage', '--since', '-5'], '--since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m'],
+    ['usage --since (a date in words)', ['usage', '--since', 'Dec 25 2027'], '--since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m'],
+    [
+      'usage --since (a date-time with no zone)',
+      ['usage', '--since', '2026-12-01T10:00:00'],
+      '--since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m',
+    ],
     ['sessions list --status', ['sessions', 'list', '--status', 'asleep'], '--status: one of active, running, closed, moved'],
     [
       'bridge connect --peer-url',

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../../config/schema.js';
 import { decodeSegment } from '../guard.js';
 import type { KeyService } from '../../keys/service.js';
-import { keySummary } from '../../keys/model.js';
+import { expiryFromText, keySummary } from '../../keys/model.js';
 import type { UsageGroup } from '../../usage/record.js';
 import { GatewayError } from '../../wire/errors.js';
 import { readJson, sendJson } from '../respond.js';
@@ -24,10 +24,18 @@ import type { Logger } from '../../util/log.js';
 
 const GROUPS = new Set<UsageGroup>(['model', 'key', 'peer', 'day', 'channel']);
 
-/** `24h`, `7d`, `30m`, an ISO date, or epoch ms → epoch ms. */
+/**
+ * `24h`, `7d`, `30m`, epoch ms, or an ISO date or date-time as `--expires` takes them (EXPIRES_FORMS: a date is its
+ * UTC midnight, a date-time has a zone) → epoch ms. Not Date.parse: it took `-5` for May 2001 and `Dec 25 2027` in
+ * the gateway's local time.
+ */
 export function parseSince(v: string, now = Date.now()): number {
   const rel = /^(\d+)([mhd])$/.exec(v);
-  const t = rel ? now - Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'] : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  const t = rel
+    ? now - Number(rel[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd']
+    : /^\d+$/.test(v)
+      ? Number(v)
+      : (expiryFromText(v) ?? NaN);
   // a time a Date can hold (±8.64e15 ms): a duration too long for it is as wrong as a bad date
   if (Number.isNaN(new Date(t).getTime()))
     throw new GatewayError('INVALID_REQUEST', 'since: an ISO date, epoch ms, or a duration such as 24h, 7d, 30m', { param: 'since' });
