@@ -14,7 +14,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/env.js';
-import { agentRouting, rpc } from './acp-rpc.js';
+import { agentRouting, rpc, rpcStreamed, wholeUpdateLog } from './acp-rpc.js';
 import { twoInstancesOnRedis, type Gw } from './hermes-instances.js';
 
 type Json = any;
@@ -22,32 +22,9 @@ const ACP = 'acp-seq-without-lease-91c2d4';
 // a short lease (renewed every 500 ms) and a lease wait that outlasts it but not a 20 s turn
 const s = twoInstancesOnRedis('gw_seq_without_lease', ACP, { acp: { turnLeaseMs: 1_500, turnLeaseWaitMs: 4_000 } });
 
-/** One /acp/rpc call streamed (SSE): every `session.update` its client was sent, and the result. */
-async function streamed(gw: Gw, method: string, params: Json): Promise<{ updates: Json[]; result: Json }> {
-  const res = await fetch(`${gw.url}/acp/rpc`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ACP}`, 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: `${method}-${Date.now()}`, method, params }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  expect(res.status).toBe(200);
-  const messages = (await res.text()).split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]');
-  const parsed = messages.map((m) => JSON.parse(m.slice(6)));
-  const final = parsed.at(-1);
-  return { updates: parsed.filter((m) => m.method === 'session.update').map((m) => m.params), result: final.result ?? final };
-}
-
-/** The session's whole update log, read a page at a time with `afterSeq`. */
-async function wholeLog(gw: Gw, sessionId: string): Promise<Json[]> {
-  const all: Json[] = [];
-  let after = 0;
-  for (;;) {
-    const page = (await rpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId, afterSeq: after, limit: 50 })).result;
-    all.push(...page.updates);
-    if (page.updates.length === 0 || page.updates.at(-1).seq >= page.lastSeq) return all;
-    after = page.updates.at(-1).seq;
-  }
-}
+/** acp-rpc.ts's streamed call and whole-log read, with this suite's token */
+const streamed = (gw: Gw, method: string, params: Json) => rpcStreamed(gw.url, ACP, method, params);
+const wholeLog = (gw: Gw, sessionId: string) => wholeUpdateLog(gw.url, ACP, sessionId);
 
 const taskOn = async (gw: Gw, sessionId: string) => (await rpc(gw.url, ACP, 'xworkmate.tasks.get', { sessionId })).result;
 const lastSeqOn = async (gw: Gw, sessionId: string) =>
