@@ -72,6 +72,16 @@ async function gatewayOnRedis(
   return { g, freeze, redis: client };
 }
 
+/** one model request on `g` (with a virtual key's `secret` when given), answered 200: the gateway has used the store */
+async function modelRequest(g: GatewayProcess, secret?: string): Promise<void> {
+  const r = await fetch(`${g.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
+    body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  expect(r.status).toBe(200);
+}
+
 /** starts a turn of session `sessionId` on the ACP gateway runtime `gatewayProviderId`; resolves once it runs */
 async function startTurn(g: GatewayProcess, sessionId: string, gatewayProviderId: string): Promise<void> {
   const turn = acpRpc(g.url, ACP, 'session.start', { sessionId, taskPrompt: 'take your time', executionTarget: 'gateway', gatewayProviderId }, true).catch(
@@ -91,12 +101,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
   it('ends the process soon after the grace', { timeout: 60_000 }, async () => {
     const { g, freeze } = await gatewayOnRedis(1000);
     // the gateway has used the store (a model request, its usage record)
-    const r = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(r.status).toBe(200);
+    await modelRequest(g);
     freeze();
     g.proc.kill('SIGTERM');
     // grace 1 s, then at most 1 s for each client's QUIT (and the ACP layer's UNSUBSCRIBE); before, never
@@ -114,12 +119,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     });
     expect(created.status).toBe(201);
     const { secret } = (await created.json()) as { secret: string };
-    const r = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
-      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(r.status).toBe(200);
+    await modelRequest(g, secret);
     freeze();
     g.proc.kill('SIGTERM');
     expect(await exitWithin(g, 15_000)).toBe(0);
@@ -144,12 +144,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
     // Regression: the session store closed its clients through closeRedis without its `unanswered` callback, so a
     // stop held by the session store's Redis said nothing of it (the key store's and the limiter's did)
     const { g, freeze } = await gatewayOnRedis(1000);
-    const r = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'slow-1', messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    expect(r.status).toBe(200);
+    await modelRequest(g);
     freeze();
     const stoppedAt = Date.now();
     g.proc.kill('SIGTERM');
