@@ -4,7 +4,6 @@
  * root; the rest of the code sees only the thin hook interfaces (RouterObserver, RequestMeter, noteRouted).
  */
 import type { IncomingMessage } from 'node:http';
-import { SpanKind } from '@opentelemetry/api';
 import type { Config } from '../config/schema.js';
 import type { Router, RouterObserver, AttemptSpan } from '../router/router.js';
 import type { Candidate, RouteOptions } from '../router/candidate.js';
@@ -13,7 +12,7 @@ import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
 import type { GatewayError } from '../wire/errors.js';
 import { GatewayMetrics } from './metrics.js';
-import { GatewayTracer, tracingFromConfig } from './tracing.js';
+import { tracingFromConfig, type GatewayTracer } from './tracing.js';
 import { RateWindow } from './rate-window.js';
 import { RequestMeter } from './request-meter.js';
 
@@ -113,9 +112,10 @@ export class Observability implements RouterObserver {
   }
 
   attemptStarted(c: Candidate, model: string, opts: RouteOptions): AttemptSpan | undefined {
-    if (!this.tracer || !opts.trace) return undefined;
+    const tracer = this.tracer;
+    if (!tracer || !opts.trace) return undefined;
     const served = opts.hops.length > 0;
-    const h = this.tracer.child(
+    const h = tracer.child(
       `chat ${model}`,
       opts.trace,
       {
@@ -126,29 +126,30 @@ export class Observability implements RouterObserver {
         ...(c.peer ? { 'switchyard.peer': c.peer.name, 'switchyard.peer.id': c.peer.id } : {}),
         ...(served ? { 'switchyard.served_for': opts.hops[0]! } : {}),
       },
-      served ? SpanKind.SERVER : SpanKind.CLIENT,
+      served ? 'server' : 'client',
     );
     return {
       traceparent: h.traceparent,
       end: (ok: boolean, err?: GatewayError) =>
-        GatewayTracer.end(h.span, ok ? undefined : err ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: 'attempt failed' }),
+        tracer.end(h.span, ok ? undefined : err ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: 'attempt failed' }),
     };
   }
 
   /** A span per ACP turn (`invoke_agent <runtime>`), child of the request that started it. */
   turnSpan(runtime: string, sessionId: string, parent: string | undefined): { traceparent: string; end(status: string, error?: string): void } | undefined {
-    if (!this.tracer) return undefined;
-    const h = this.tracer.child(
+    const tracer = this.tracer;
+    if (!tracer) return undefined;
+    const h = tracer.child(
       `invoke_agent ${runtime}`,
       parent,
       { 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': runtime, 'switchyard.acp.session_id': sessionId },
-      SpanKind.INTERNAL,
+      'internal',
     );
     return {
       traceparent: h.traceparent,
       end: (status: string, error?: string) => {
         h.span.setAttribute('switchyard.acp.turn_status', status);
-        GatewayTracer.end(h.span, status === 'completed' || status === 'cancelled' ? undefined : { code: status, message: error ?? status });
+        tracer.end(h.span, status === 'completed' || status === 'cancelled' ? undefined : { code: status, message: error ?? status });
       },
     };
   }

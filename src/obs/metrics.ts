@@ -14,7 +14,8 @@
  * the scrape-time gauges use too; the model names of peer-served requests, modelLabel), agent ids from
  * `acp.agents`, error codes from the error table. Never a request id or user text.
  */
-import { Counter, Gauge, Registry, type LabelValues } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Counter as PromCounter, Gauge as PromGauge, LabelValues, Registry as PromRegistry } from 'prom-client';
 import type { Router } from '../router/router.js';
 import type { Candidate, CandidateLabels } from '../router/candidate.js';
 import { LabelBudget } from '../util/label-budget.js';
@@ -24,6 +25,20 @@ import type { HealthState } from '../router/health.js';
 import { HotCounter, HotHistogram } from './hot-metrics.js';
 import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
 import type { TaskRegistryHeld } from '../acp/task-registry.js';
+
+/**
+ * prom-client's three classes this file uses, required from their own files: its index also loads the default
+ * process metrics (which load `@opentelemetry/api`, 44 modules, for exemplars), the Pushgateway (https) and the
+ * cluster aggregator, none of which a gateway uses. The idle gateway holds ~1 MB less for it (docs/benchmarks.md);
+ * the classes and the exposition are the same. prom-client has no `exports` map, so its files are public paths.
+ */
+const promFile = createRequire(import.meta.url);
+const Counter = promFile('prom-client/lib/counter') as typeof PromCounter;
+const Gauge = promFile('prom-client/lib/gauge') as typeof PromGauge;
+const Registry = promFile('prom-client/lib/registry') as typeof PromRegistry;
+type Counter<T extends string> = PromCounter<T>;
+type Gauge<T extends string> = PromGauge<T>;
+type Registry = PromRegistry;
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Candidate } from '../router/candidate.js';
 import type { GatewayMetrics } from './metrics.js';
-import { GatewayTracer, type SpanHandle } from './tracing.js';
+import type { GatewayTracer, SpanHandle } from './tracing.js';
 import type { RateWindow } from './rate-window.js';
 
 const METER = Symbol('switchyard.meter');
@@ -62,9 +62,10 @@ export class RequestMeter {
     this.metrics.inflight++;
     const waits = MODEL_ROUTES.has(route);
     if (waits) this.metrics.waiting++;
-    if (this.tracer && route !== '/metrics' && route !== '/healthz' && route !== '/readyz' && route !== '/ui') {
+    const tracer = this.tracer;
+    if (tracer && route !== '/metrics' && route !== '/healthz' && route !== '/readyz' && route !== '/ui') {
       const tp = req.headers.traceparent;
-      m.span = this.tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : this.parentOf?.(req), {
+      m.span = tracer.server(`${req.method ?? 'GET'} ${route}`, typeof tp === 'string' ? tp : this.parentOf?.(req), {
         'http.request.method': req.method ?? 'GET',
         'http.route': route,
         'url.path': path,
@@ -77,10 +78,10 @@ export class RequestMeter {
       const status = res.statusCode;
       this.metrics.requestEnded(m.route, m.model, m.channel, m.peer, status, (performance.now() - m.t0) / 1000);
       if (waits) this.rates.record(status >= 500 || !res.writableFinished);
-      if (m.span) {
+      if (m.span && tracer) {
         m.span.span.setAttribute('http.response.status_code', status);
         const failed = status >= 500 || !res.writableFinished;
-        GatewayTracer.end(
+        tracer.end(
           m.span.span,
           failed ? { code: String(status), message: res.writableFinished ? `HTTP ${status}` : 'response cut before its end' } : undefined,
         );

@@ -9,7 +9,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayMetrics } from '../../src/obs/metrics.js';
-import { GatewayTracer } from '../../src/obs/tracing.js';
+import { GatewayTracer } from '../../src/obs/otel-sdk.js';
 import { startInProcess, rejectionOf } from '../helpers/env.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../fakes/otlp-receiver.js';
 
