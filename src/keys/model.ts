@@ -6,7 +6,7 @@
  * brute-force or look up in a dictionary, and a slow KDF (bcrypt, scrypt) would put milliseconds of CPU on
  * every request. The hash is also the lookup index, so checking a key never compares secrets byte by byte.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { isObj, jsonObject } from '../util/is-object.js';
 
@@ -115,7 +115,7 @@ export const createKeySchema = z.strictObject({
 export type CreateKeyInput = z.input<typeof createKeySchema>;
 
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 export function newSecret(): string {

@@ -18,7 +18,7 @@
  *   clears it around each prompt). `traceParent(req)` gives it for a request presenting the token, so the
  *   agent's model requests are children of its turn's span (src/obs/request-meter.ts).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { clientCredential } from './secret.js';
 
@@ -36,7 +36,7 @@ export interface ModelGrant {
 
 export const MODEL_TOKEN_PREFIX = 'sy-agent-';
 
-const digest = (token: string): string => createHash('sha256').update(token).digest('base64url');
+const digest = (token: string): string => hash('sha256', token, 'base64url');
 const grants = new WeakMap<IncomingMessage, ModelGrant>();
 
 export class ModelTokens {
