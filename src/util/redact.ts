@@ -6,8 +6,11 @@
  * `scrub` or `scrubError`, which replace each secret with `[REDACTED]`.
  *
  * Contract:
- * - `scrub(text)`: every registered secret (and its JSON-escaped and URL-encoded forms) → `[REDACTED]`.
- *   Used on content that may be user data (stored sessions): nothing but known secrets is touched.
+ * - `scrub(text)`: every registered secret (and its JSON-escaped and URL-encoded forms) → `[REDACTED]`, and every
+ *   Switchyard key secret by its shape (KEY_SECRET): virtual keys and agent tokens are not registered (there can be
+ *   millions, and a client may send one this gateway never issued), yet a client's key reaches text the gateway
+ *   echoes (a key sent as the `model`, in a path, an upstream's error quoting it). Used on content that may be user
+ *   data (stored sessions): nothing but known secrets and key secrets is touched.
  * - `scrubError(text)`: `scrub`, plus generic credential shapes an upstream may echo although they were
  *   never configured here: header echoes (`Authorization: …`, `x-api-key: …`, `"api_key": "…"`, `token=…`),
  *   `Bearer <token>`, and provider key shapes (`sk-…`, `sk-ant-…`). Used on error text and log lines.
@@ -19,16 +22,19 @@
  *   for a credential's name; `scrubError(text, problems)` treats the problems a JSON text holds so (a refused
  *   reload's error body and log line), the rest of it as error text.
  * - `deltas()`: a DeltaScrubber for one stream of text chunks (an agent turn's message or thoughts), which holds
- *   back the end of a chunk while it may start a secret, so a secret split across chunks is replaced whole.
+ *   back the end of a chunk while it may start a secret (a registered one, or a key secret), so a secret split
+ *   across chunks is replaced whole.
  * - Secrets shorter than MIN_SECRET_LENGTH characters are not registered: scrubbing them would mangle
  *   ordinary text, and no real credential is that short.
  *
  * Which secrets a config holds is the config's knowledge: src/config/secrets.ts registers them here.
  *
  * The registry is process-wide (`secrets`): a process that runs several gateways (the tests) scrubs each
- * one's secrets everywhere, which is only stricter. Cost: one regex pass per scrubbed string; the hot path
- * (successful requests) scrubs nothing.
+ * one's secrets everywhere, which is only stricter. Cost: one regex pass per scrubbed string (registered secrets and the key
+ * shape together); the hot path (successful requests) scrubs nothing.
  */
+import { MODEL_TOKEN_PREFIX } from './model-tokens.js';
+
 export const REDACTED = '[REDACTED]';
 export const MIN_SECRET_LENGTH = 6;
 
@@ -50,6 +56,46 @@ function shapes(text: string): string {
     .replace(NAMED_CREDENTIAL, (_m, name: string, sep: string, scheme: string | undefined) => `${name}${sep}${scheme ? `${scheme} ` : ''}${REDACTED}`)
     .replace(BEARER, (_m, scheme: string) => `${scheme} ${REDACTED}`)
     .replace(KEY_SHAPE, REDACTED);
+}
+
+/** What every Switchyard key secret starts with (KEY_SECRET_PREFIX, src/keys/model.ts; MODEL_TOKEN_PREFIX too). */
+const KEY_PREFIX = 'sy-';
+/**
+ * The shortest run of base64url characters after `sy-` that KEY_SECRET takes for a key secret. A virtual key is
+ * `sy-` + 43 (32 random bytes, src/keys/model.ts), an agent token `sy-agent-` + 43 (src/util/model-tokens.ts). 22
+ * rather than 43: a key cut short (a quoted name cut at 256 characters, a relayed text at 1000) shows at most 21 of
+ * its characters, and the 22 or more it hides (132 bits) cannot be guessed; a word (`sy-1`), a model name
+ * (`sy-mock`), a temporary folder (`sy-ws-AbC123`) is shorter.
+ */
+export const KEY_RUN_MIN = 22;
+/** the longest run after `sy-` a real key secret has (`agent-` + 43): DeltaScrubber holds a run at a chunk's end to this */
+const KEY_RUN_LONGEST = MODEL_TOKEN_PREFIX.length - KEY_PREFIX.length + 43;
+/** A key secret by its shape: `sy-` at a word's start and its whole run of base64url characters, KEY_RUN_MIN or more. */
+const KEY_SECRET = `\\b${KEY_PREFIX}[A-Za-z0-9_-]{${KEY_RUN_MIN},}`;
+const KEY_SECRET_RE = new RegExp(KEY_SECRET);
+
+/** Whether `text` holds a key secret by its shape (KEY_SECRET). */
+export const holdsKeySecret = (text: string): boolean => KEY_SECRET_RE.test(text);
+
+/** \w as a regex's \b sees it: A–Z a–z 0–9 _ */
+const isWordChar = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+/** base64url: the word characters and - */
+const isKeyChar = (c: number) => isWordChar(c) || c === 45;
+
+/**
+ * How many characters at the end of `text` may be the start of a key secret: `s`, `sy`, or `sy-` and a run of
+ * base64url characters no longer than a real key's, at a word's start; the longest such end, 0 when none. Only the
+ * last KEY_RUN_LONGEST + 3 characters are looked at.
+ */
+export function keyStartTail(text: string): number {
+  const end = text.length;
+  let from = end;
+  while (from > 0 && end - from < KEY_RUN_LONGEST + KEY_PREFIX.length && isKeyChar(text.charCodeAt(from - 1))) from--;
+  for (let p = from; p < end; p++) {
+    if (text.charCodeAt(p) !== 115 /* s */ || (p > 0 && isWordChar(text.charCodeAt(p - 1)))) continue;
+    if ((p + 1 === end || text.charCodeAt(p + 1) === 121) /* y */ && (p + 2 >= end || text.charCodeAt(p + 2) === 45) /* - */) return end - p;
+  }
+  return 0;
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -101,7 +147,8 @@ export class SecretScrubber {
   private readonly known = new Set<string>();
   /** registered secrets as given (pieces are taken from these) */
   private readonly raw = new Set<string>();
-  private re: RegExp | undefined;
+  /** the registered forms (longest first) and KEY_SECRET, in one regex: a text without either costs one pass */
+  private re = new RegExp(KEY_SECRET, 'g');
   /** every PIECE_LENGTH-character piece of the secrets long enough to have pieces, with how many secrets give it */
   private readonly pieces = new Map<string, number>();
   /** pieceHash of each piece, with how many pieces have it */
@@ -166,10 +213,10 @@ export class SecretScrubber {
     for (const [k, v] of u.searchParams) if (SECRET_PARAM.test(k)) this.register(v);
   }
 
-  /** Every registered secret → `[REDACTED]`. */
+  /** Every registered secret, and every key secret by its shape, → `[REDACTED]`. */
   scrub(text: string): string {
     if (this.dirty) this.rebuild();
-    if (!this.re || text.length < MIN_SECRET_LENGTH) return text;
+    if (text.length < MIN_SECRET_LENGTH) return text;
     this.re.lastIndex = 0;
     return this.re.test(text) ? text.replace(this.re, REDACTED) : text;
   }
@@ -322,7 +369,7 @@ export class SecretScrubber {
     this.dirty = false;
     // longest first, so a secret that contains another is replaced whole
     const all = [...this.known].sort((a, b) => b.length - a.length);
-    this.re = all.length ? new RegExp(all.map(escapeRe).join('|'), 'g') : undefined;
+    this.re = new RegExp([...all.map(escapeRe), KEY_SECRET].join('|'), 'g');
     this.longest = all.length ? all[0]!.length : 0;
     this.sorted = all.slice().sort();
     this.firsts = new Set(all.map((f) => f.charCodeAt(0)));
@@ -365,15 +412,20 @@ export class DeltaScrubber {
   }
 
   push(delta: string): string {
-    const text = this.from.scrub(this.held.length === 0 ? delta : this.held + delta);
+    const raw = this.held.length === 0 ? delta : this.held + delta;
+    // a key secret's start is held unscrubbed: scrubbed now, a key cut at the chunk's end would be replaced and its
+    // rest, in the next chunk, go out. Held to a real key's length, so whatever goes out after a longer run's
+    // `[REDACTED]` is no key's character.
+    const open = keyStartTail(raw);
+    const text = this.from.scrub(open === 0 ? raw : raw.slice(0, raw.length - open));
     const keep = this.from.heldTail(text);
-    this.held = keep === 0 ? '' : text.slice(text.length - keep);
+    this.held = (keep === 0 ? '' : text.slice(text.length - keep)) + (open === 0 ? '' : raw.slice(raw.length - open));
     return keep === 0 ? text : text.slice(0, text.length - keep);
   }
 
-  /** The stream ended (or something other than a delta comes next): what is held, which is no whole secret. */
+  /** The stream ended (or something other than a delta comes next): what is held, scrubbed (a key secret may end the stream). */
   flush(): string {
-    const out = this.held;
+    const out = this.from.scrub(this.held);
     this.held = '';
     return out;
   }

@@ -1,6 +1,8 @@
 /** The one scrubber (src/util/redact.ts), from strings: what it replaces, and what it leaves alone. */
 import { describe, expect, it } from 'vitest';
-import { REDACTED, SecretScrubber, redactUrl } from '../../src/util/redact.js';
+import { KEY_RUN_MIN, REDACTED, SecretScrubber, keyStartTail, redactUrl } from '../../src/util/redact.js';
+import { newSecret } from '../../src/keys/model.js';
+import { ModelTokens } from '../../src/util/model-tokens.js';
 import { registerConfigSecrets } from '../../src/config/secrets.js';
 import { validateConfig } from '../../src/config/load.js';
 
@@ -154,6 +156,106 @@ describe('SecretScrubber', () => {
     const d = s.deltas();
     const out = [d.push(`a ${t.slice(0, 9)}`), d.push(t.slice(9, 20)), d.push(`${t.slice(20)} b`), d.flush()];
     expect(out).toEqual(['a ', '', `${REDACTED} b`, '']);
+  });
+
+  it('replaces Switchyard key secrets nobody registered, by their shape, in scrub, scrubError and scrubProblem', () => {
+    const s = new SecretScrubber();
+    const key = newSecret();
+    const agent = new ModelTokens().mint({ model: 'm', sessionId: 's', agentId: 'a' });
+    expect(agent.startsWith('sy-agent-')).toBe(true);
+    for (const secret of [key, agent, 'sy-' + '-'.repeat(43), 'sy-' + '_'.repeat(43)]) {
+      const echoes = [
+        secret,
+        `model "${secret}" is not served here`,
+        JSON.stringify({ error: { message: `The model \`${secret}\` does not exist` } }),
+        `no route GET /v1beta/models/${secret}:generateContent`,
+        `GET /v1/x?key=${secret}&alt=sse`,
+        `(${secret}),${secret}.`,
+        `${secret}-and-more-of-the-same-run`,
+        // a key cut short (a quoted name cut at 256 characters) down to KEY_RUN_MIN characters after `sy-`
+        `…${secret.slice(0, 3 + KEY_RUN_MIN)}…`,
+      ];
+      for (const e of echoes) {
+        for (const out of [s.scrub(e), s.scrubError(e), s.scrubProblem(`gateway.x: ${e}`)]) {
+          expect(out, e).toContain(REDACTED);
+          expect(out, e).not.toContain(secret.slice(3, 3 + KEY_RUN_MIN));
+          expect(out, e).not.toContain(secret.slice(-KEY_RUN_MIN));
+        }
+      }
+    }
+    expect(s.scrub(`model "${key}" is not served here`)).toBe(`model "${REDACTED}" is not served here`);
+    expect(s.scrub(`${key}-and-more`)).toBe(REDACTED); // the whole run
+    expect(s.scrubValue({ a: [`x ${agent}`] })).toEqual({ a: [`x ${REDACTED}`] });
+  });
+
+  it('leaves words, model names, hints, paths and runs too short to be a key secret alone', () => {
+    const s = new SecretScrubber();
+    const key = newSecret();
+    const plain = [
+      'sy-',
+      'sy-1',
+      'sy-mock',
+      'model "sy-mock-model-large-v2-0" is not served here', // 21 after `sy-`
+      `API key ${key.slice(0, 7)}… may not use model "gpt-4o"`, // a key's hint
+      `${key.slice(0, 3 + KEY_RUN_MIN - 1)}`,
+      '/tmp/sy-opencode-home-AbC123/work/file.ts',
+      'easy-to-read-configuration-files-for-everyone', // `sy-` inside a word
+      'busy-' + 'x'.repeat(60),
+      'x_sy-' + 'A'.repeat(43), // not at a word's start
+      'sy_' + 'A'.repeat(43),
+      'SY-' + 'A'.repeat(43),
+      'nothing to see: max_tokens: 100',
+    ];
+    for (const p of plain) {
+      expect(s.scrub(p), p).toBe(p);
+      expect(s.scrubError(p), p).toBe(p);
+    }
+  });
+
+  it('deltas(): a key secret nobody registered, split across deltas at every boundary, goes out as [REDACTED] and in no piece', () => {
+    const s = new SecretScrubber();
+    const key = newSecret();
+    const agent = new ModelTokens().mint({ model: 'm', sessionId: 's', agentId: 'a' });
+    const text = `use ${key} or "${agent}"; it's sy-mock, busy-sy days`;
+    const expected = `use ${REDACTED} or "${REDACTED}"; it's sy-mock, busy-sy days`;
+    for (let cut = 0; cut <= text.length; cut++) {
+      const d = s.deltas();
+      const outs = [d.push(text.slice(0, cut)), d.push(text.slice(cut)), d.flush()];
+      expect(outs.join(''), `cut at ${cut}`).toBe(expected);
+      for (const o of outs)
+        for (const secret of [key, agent]) expect(o.includes(secret.slice(-8)) || o.includes(secret.slice(3, 11)), `cut at ${cut}`).toBe(false);
+    }
+    for (let n = 1; n <= 9; n++) {
+      const d = s.deltas();
+      const outs: string[] = [];
+      for (let i = 0; i < text.length; i += n) outs.push(d.push(text.slice(i, i + n)));
+      outs.push(d.flush());
+      expect(outs.join(''), `pieces of ${n}`).toBe(expected);
+    }
+    // a stream that ends with a key: the flush gives it scrubbed
+    const d = s.deltas();
+    expect(d.push(`the key is ${key}`)).toBe('the key is ');
+    expect(d.holding).toBe(key.length);
+    expect(d.flush()).toBe(REDACTED);
+  });
+
+  it('deltas(): holds the end of a delta only while it may start a key secret, and no longer than a real one', () => {
+    expect(keyStartTail('a s')).toBe(1);
+    expect(keyStartTail('a sy')).toBe(2);
+    expect(keyStartTail('a sy-AbC')).toBe(6);
+    expect(keyStartTail('thanks')).toBe(0); // `s` inside a word
+    expect(keyStartTail('a sx')).toBe(0);
+    expect(keyStartTail('a sy-AbC.')).toBe(0);
+    expect(keyStartTail('a busy-sy-AbC')).toBe(6);
+    expect(keyStartTail('a sy-agent-' + 'A'.repeat(43))).toBe(52); // the longest real key
+    expect(keyStartTail('a sy-agent-' + 'A'.repeat(44))).toBe(0); // longer: no key's start
+    const s = new SecretScrubber();
+    const d = s.deltas();
+    expect(d.push("it's")).toBe("it'");
+    expect(d.push(' fine')).toBe('s fine');
+    const long = 'sy-' + 'A'.repeat(60);
+    expect(d.push(` ${long}`)).toBe(` ${REDACTED}`); // longer than any key: scrubbed at once, not held
+    expect(d.holding).toBe(0);
   });
 
   it('registerConfigSecrets covers every secret key of the config', () => {
