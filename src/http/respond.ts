@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toGatewayError, type GatewayError } from '../wire/errors.js';
 import { seqId } from '../util/ids.js';
 import { LimitError } from '../keys/limit-error.js';
-import { secrets } from '../util/redact.js';
+import { holdsKeySecret, secrets } from '../util/redact.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   sendJsonText(res, status, JSON.stringify(body), headers);
@@ -57,10 +57,13 @@ export function errorHeaders(e: GatewayError): Record<string, string> {
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** x-request-id: echoed when sane, generated otherwise. */
+/**
+ * x-request-id: echoed when sane, generated otherwise. A key secret is no request id (a client that sends its key in
+ * the wrong header): the id is echoed in a response header, sent upstream and logged, and only the log is scrubbed.
+ */
 export function requestIdOf(req: IncomingMessage): string {
   const h = req.headers['x-request-id'];
-  return typeof h === 'string' && VALID_ID.test(h) ? h : seqId('req');
+  return typeof h === 'string' && VALID_ID.test(h) && !holdsKeySecret(h) ? h : seqId('req');
 }
 
 // Body reading lives in body.ts; re-exported for the routes that import it from here.
