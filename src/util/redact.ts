@@ -68,8 +68,11 @@ const KEY_PREFIX = 'sy-';
  * (`sy-mock`), a temporary folder (`sy-ws-AbC123`) is shorter.
  */
 export const KEY_RUN_MIN = 22;
-/** the longest run after `sy-` a real key secret has (`agent-` + 43): DeltaScrubber holds a run at a chunk's end to this */
-const KEY_RUN_LONGEST = MODEL_TOKEN_PREFIX.length - KEY_PREFIX.length + 43;
+/** the run after `sy-` of a whole virtual key: 32 random bytes in base64url */
+const KEY_RUN = 43;
+/** what an agent token's run starts with (`agent-`), and that run's whole length */
+const AGENT_RUN_START = MODEL_TOKEN_PREFIX.slice(KEY_PREFIX.length);
+const AGENT_RUN = AGENT_RUN_START.length + KEY_RUN;
 /** A key secret by its shape: `sy-` at a word's start and its whole run of base64url characters, KEY_RUN_MIN or more. */
 const KEY_SECRET = `\\b${KEY_PREFIX}[A-Za-z0-9_-]{${KEY_RUN_MIN},}`;
 const KEY_SECRET_RE = new RegExp(KEY_SECRET);
@@ -83,17 +86,21 @@ const isWordChar = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) |
 const isKeyChar = (c: number) => isWordChar(c) || c === 45;
 
 /**
- * How many characters at the end of `text` may be the start of a key secret: `s`, `sy`, or `sy-` and a run of
- * base64url characters no longer than a real key's, at a word's start; the longest such end, 0 when none. Only the
- * last KEY_RUN_LONGEST + 3 characters are looked at.
+ * How many characters at the end of `text` may be the start of a key secret, not yet whole: `s`, `sy`, or `sy-` and
+ * a run of base64url characters shorter than a whole key's (KEY_RUN; AGENT_RUN for a run that starts `agent-`), at a
+ * word's start; the longest such end, 0 when none. A whole key at the end is not held (scrub replaces it; what may
+ * follow it in the next chunk is no key's character). Only the last AGENT_RUN + 2 characters are looked at.
  */
 export function keyStartTail(text: string): number {
   const end = text.length;
   let from = end;
-  while (from > 0 && end - from < KEY_RUN_LONGEST + KEY_PREFIX.length && isKeyChar(text.charCodeAt(from - 1))) from--;
+  while (from > 0 && end - from < KEY_PREFIX.length + AGENT_RUN - 1 && isKeyChar(text.charCodeAt(from - 1))) from--;
   for (let p = from; p < end; p++) {
     if (text.charCodeAt(p) !== 115 /* s */ || (p > 0 && isWordChar(text.charCodeAt(p - 1)))) continue;
-    if ((p + 1 === end || text.charCodeAt(p + 1) === 121) /* y */ && (p + 2 >= end || text.charCodeAt(p + 2) === 45) /* - */) return end - p;
+    if (p + 1 < end && text.charCodeAt(p + 1) !== 121 /* y */) continue;
+    if (p + 2 < end && text.charCodeAt(p + 2) !== 45 /* - */) continue;
+    const run = end - p - KEY_PREFIX.length;
+    if (run < KEY_RUN || (run < AGENT_RUN && text.startsWith(AGENT_RUN_START, p + KEY_PREFIX.length))) return end - p;
   }
   return 0;
 }
@@ -414,8 +421,7 @@ export class DeltaScrubber {
   push(delta: string): string {
     const raw = this.held.length === 0 ? delta : this.held + delta;
     // a key secret's start is held unscrubbed: scrubbed now, a key cut at the chunk's end would be replaced and its
-    // rest, in the next chunk, go out. Held to a real key's length, so whatever goes out after a longer run's
-    // `[REDACTED]` is no key's character.
+    // rest, in the next chunk, go out. Held until it is as long as a whole key: what may follow is no key's character.
     const open = keyStartTail(raw);
     const text = this.from.scrub(open === 0 ? raw : raw.slice(0, raw.length - open));
     const keep = this.from.heldTail(text);

@@ -232,14 +232,16 @@ describe('SecretScrubber', () => {
       outs.push(d.flush());
       expect(outs.join(''), `pieces of ${n}`).toBe(expected);
     }
-    // a stream that ends with a key: the flush gives it scrubbed
+    // a whole key at a delta's end is not held; a stream that ends with a key cut short gives it scrubbed
     const d = s.deltas();
-    expect(d.push(`the key is ${key}`)).toBe('the key is ');
-    expect(d.holding).toBe(key.length);
+    expect(d.push(`the key is ${key}`)).toBe(`the key is ${REDACTED}`);
+    expect(d.holding).toBe(0);
+    expect(d.push(` and ${key.slice(0, 30)}`)).toBe(' and ');
+    expect(d.holding).toBe(30);
     expect(d.flush()).toBe(REDACTED);
   });
 
-  it('deltas(): holds the end of a delta only while it may start a key secret, and no longer than a real one', () => {
+  it('deltas(): holds the end of a delta only while it may start a key secret, and only until it is a whole one', () => {
     expect(keyStartTail('a s')).toBe(1);
     expect(keyStartTail('a sy')).toBe(2);
     expect(keyStartTail('a sy-AbC')).toBe(6);
@@ -247,8 +249,11 @@ describe('SecretScrubber', () => {
     expect(keyStartTail('a sx')).toBe(0);
     expect(keyStartTail('a sy-AbC.')).toBe(0);
     expect(keyStartTail('a busy-sy-AbC')).toBe(6);
-    expect(keyStartTail('a sy-agent-' + 'A'.repeat(43))).toBe(52); // the longest real key
-    expect(keyStartTail('a sy-agent-' + 'A'.repeat(44))).toBe(0); // longer: no key's start
+    expect(keyStartTail('a sy-' + 'A'.repeat(42))).toBe(45);
+    expect(keyStartTail('a sy-' + 'A'.repeat(43))).toBe(0); // a whole key: scrub's
+    expect(keyStartTail('a sy-agent-' + 'A'.repeat(42))).toBe(51);
+    expect(keyStartTail('a sy-agent-' + 'A'.repeat(43))).toBe(0); // a whole agent token
+    expect(keyStartTail('a sy-agentx' + 'A'.repeat(38))).toBe(0); // 43 long, and no agent token
     const s = new SecretScrubber();
     const d = s.deltas();
     expect(d.push("it's")).toBe("it'");
