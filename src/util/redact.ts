@@ -30,8 +30,8 @@
  * Which secrets a config holds is the config's knowledge: src/config/secrets.ts registers them here.
  *
  * The registry is process-wide (`secrets`): a process that runs several gateways (the tests) scrubs each
- * one's secrets everywhere, which is only stricter. Cost: one regex pass per scrubbed string (registered secrets and the key
- * shape together); the hot path (successful requests) scrubs nothing.
+ * one's secrets everywhere, which is only stricter. Cost: one regex pass per scrubbed string (registered secrets
+ * and the key shape together); the hot path (successful requests) scrubs nothing.
  */
 import { MODEL_TOKEN_PREFIX } from './model-tokens.js';
 
@@ -429,7 +429,7 @@ export class DeltaScrubber {
     return keep === 0 ? text : text.slice(0, text.length - keep);
   }
 
-  /** The stream ended (or something other than a delta comes next): what is held, scrubbed (a key secret may end the stream). */
+  /** The stream ended (or something other than a delta comes next): what is held, scrubbed (a key cut short may end it). */
   flush(): string {
     const out = this.from.scrub(this.held);
     this.held = '';
