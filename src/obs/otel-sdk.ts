@@ -10,6 +10,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { VERSION } from '../version.js';
 import { settledWithin } from '../util/settled-within.js';
+import { secrets } from '../util/redact.js';
 
 /** A started span and the traceparent its children use. */
 export interface SpanHandle {
@@ -87,7 +88,9 @@ export class GatewayTracer {
   end(span: Span, error?: { code: string; message: string }): void {
     if (error) {
       span.setAttribute('error.type', error.code);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message.slice(0, 200) });
+      // scrubbed as a log line is: a message may quote what a client sent (a model name that is a key) or a peer said,
+      // and a collector is one more place it would be kept
+      span.setStatus({ code: SpanStatusCode.ERROR, message: secrets.scrubError(error.message).slice(0, 200) });
     }
     span.end();
   }
