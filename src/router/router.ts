@@ -668,8 +668,9 @@ export class Router {
   /** The local channel a peer's forward names, if it serves the model and has room. */
   private servable(channel: string, model: string): Candidate {
     const c = this.candidates.get(`local/${channel}`);
-    if (!c) throw new GatewayError('NOT_FOUND', `no channel "${channel}"`);
-    if (!c.models.includes(model)) throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${model}"`, { param: 'model' });
+    if (!c) throw new GatewayError('NOT_FOUND', `no channel "${quotedName(channel)}"`);
+    if (!c.models.includes(model))
+      throw new GatewayError('MODEL_NOT_FOUND', `channel "${channel}" does not serve model "${quotedName(model)}"`, { param: 'model' });
     // its upstream answered that it does not have the model: the peer is told so without asking it again
     if (this.missing.size > 0) this.presentOrThrow(model, [c]);
     const s = this.score(c);
