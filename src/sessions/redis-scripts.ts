@@ -87,12 +87,15 @@ return 1`;
 const JSON_BYTES = `local function jsonBytes(m) return #m - string.find(m, ' ', 1, true) end
 `;
 
-// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped). ARGV: keep, maxBytes, then seq, member
-// pairs. An entry at a seq the log holds replaces the one there (as SQLite's primary key does: a re-sent update);
+// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped), lease. ARGV: fence (the lease holder the
+// entries were numbered under, '' none: a holder id is never empty), keep, maxBytes, then seq, member pairs. Fenced,
+// nothing is written unless the lease is the fence's now (an expired one is gone: GET finds nothing); returns -1 then,
+// else the entries held. An entry at a seq the log holds replaces the one there (as SQLite's primary key does: a re-sent update);
 // only an entry at or below the highest seq held is looked up (O(log n)), so a call that appends newer entries makes
 // one lookup in all. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A
 // log without `j` (new, or written before it: its `b` counted the prefixes too) is counted once from its members.
-export const APPEND_EVENTS = `${JSON_BYTES}local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
+export const APPEND_EVENTS = `${JSON_BYTES}if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local total = tonumber(redis.call('HGET', KEYS[2], 'j') or '-1')
 if total < 0 then
   total = 0
   for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do total = total + jsonBytes(m) end
@@ -100,7 +103,7 @@ if total < 0 then
 end
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
 if top then top = tonumber(top) end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if top and tonumber(ARGV[i]) <= top then
     for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])) do
       redis.call('ZREM', KEYS[1], old)
@@ -112,8 +115,8 @@ for i = 3, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
   total = total + jsonBytes(ARGV[i + 1])
 end
-local keep = tonumber(ARGV[1])
-local maxBytes = tonumber(ARGV[2])
+local keep = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
 local dropped = tonumber(redis.call('HGET', KEYS[2], 'd') or '0')
 local n = redis.call('ZCARD', KEYS[1])
 while n > 1 and (n > keep or total > maxBytes) do

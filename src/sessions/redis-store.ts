@@ -488,12 +488,14 @@ export class RedisStore implements SessionStore {
    * `events:<id>`: a sorted set scored by seq, one member a seq (a later append at a seq replaces it); members are
    * `<seq> <json>` so equal payloads stay distinct.
    * `evmeta:<id>`: the JSON bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
+   * The fence reads `lease:<id>` in that script: no round trip more.
    */
-  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {
-    if (events.length === 0) return;
-    const args: Array<string | number> = [Math.max(1, Math.trunc(keep)), maxBytes];
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER, fence?: string): Promise<boolean> {
+    if (events.length === 0) return true;
+    const args: Array<string | number> = [fence ?? '', Math.max(1, Math.trunc(keep)), maxBytes];
     for (const e of events) args.push(e.seq, `${e.seq} ${e.json ?? JSON.stringify(e.event)}`);
-    await this.redis.eval(APPEND_EVENTS, 2, this.k(`events:${sessionId}`), this.k(`evmeta:${sessionId}`), ...args);
+    const held = await this.redis.eval(APPEND_EVENTS, 3, this.k(`events:${sessionId}`), this.k(`evmeta:${sessionId}`), this.k(`lease:${sessionId}`), ...args);
+    return held !== -1;
   }
 
   async readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EventPage> {

@@ -539,8 +539,9 @@ export class SqliteStore implements SessionStore {
     return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
   }
 
-  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<void> {
-    if (events.length === 0) return;
+  async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER, fence?: string): Promise<boolean> {
+    if (events.length === 0) return true;
+    const leased = this.stmt('SELECT 1 FROM leases WHERE session_id = ? AND holder_id = ? AND expires_at > ?');
     const ins = this.stmt('INSERT OR REPLACE INTO session_events (session_id, seq, event, bytes) VALUES (?, ?, ?, ?)');
     // the newest entry past either bound (never the newest of all), counted from the newest down
     const past = this.stmt(
@@ -549,17 +550,23 @@ export class SqliteStore implements SessionStore {
     );
     const drop = this.stmt('DELETE FROM session_events WHERE session_id = ? AND seq <= ?');
     const floor = this.stmt(RAISE_FLOOR);
-    this.db.transaction(() => {
-      for (const e of events) {
-        const json = e.json ?? JSON.stringify(e.event);
-        ins.run(sessionId, e.seq, json, Buffer.byteLength(json));
-      }
-      const cut = past.get(sessionId, Math.max(1, Math.trunc(keep)), maxBytes) as { seq: number } | undefined;
-      if (cut) {
-        drop.run(sessionId, cut.seq);
-        floor.run(sessionId, cut.seq);
-      }
-    })();
+    // IMMEDIATE: the lease row read by the fence is the one in force when the entries are written (no other
+    // connection's take can commit in between)
+    return this.db
+      .transaction(() => {
+        if (fence !== undefined && !leased.get(sessionId, fence, Date.now())) return false;
+        for (const e of events) {
+          const json = e.json ?? JSON.stringify(e.event);
+          ins.run(sessionId, e.seq, json, Buffer.byteLength(json));
+        }
+        const cut = past.get(sessionId, Math.max(1, Math.trunc(keep)), maxBytes) as { seq: number } | undefined;
+        if (cut) {
+          drop.run(sessionId, cut.seq);
+          floor.run(sessionId, cut.seq);
+        }
+        return true;
+      })
+      .immediate();
   }
 
   async readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<EventPage> {

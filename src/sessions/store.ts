@@ -150,8 +150,15 @@ export interface SessionStore {
    * the session's log (0: none), so a reader can tell a cursor the log no longer reaches, and `dropThrough` raises
    * it (dropping what the log holds up to it: a transfer's receiver, whose sender no longer had those entries).
    * `delete(id)` drops the log too. A transfer carries the log's newest entries (sessions/transfer.ts).
+   *
+   * `fence`: the lease holder id the entries were numbered under (the seq rule, docs/sessions.md). They are written
+   * only if, in the same atomic step as the write (Redis: the script that appends; SQLite: its transaction), the
+   * session's lease is held by `fence` and not expired; otherwise nothing is written and the call resolves false. A
+   * writer paused past its lease's ttl (and its own `held()` check) cannot then land updates at seqs the next holder
+   * has numbered meanwhile. Without `fence` the entries are written whoever holds the lease (a transfer's receiver).
+   * Resolves true when written.
    */
-  appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number): Promise<void>;
+  appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number, fence?: string): Promise<boolean>;
   readEvents(sessionId: string, afterSeq: number, limit: number, maxBytes?: number): Promise<EventPage>;
   /**
    * The newest entries of a session's log, oldest first: at most `limit`, and past the newest no more than
