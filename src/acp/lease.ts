@@ -66,7 +66,8 @@ export class SessionLease {
   private constructor(
     private readonly store: SessionStore,
     readonly sessionId: string,
-    private readonly holder: string,
+    /** the holder id it is held under: the store fences the update log's writes by it (appendEvents) */
+    readonly holder: string,
     private readonly ttlMs: number,
     takenAt: number,
   ) {

@@ -1062,7 +1062,7 @@ export class TurnRunner {
     const numbered = lease?.held() === true;
     const params = { ...ids, ...(numbered ? { seq: ++live.seq } : {}), ...secrets.scrubValue(fields), at: new Date().toISOString() };
     if (numbered) {
-      this.updates.push(live.id, params, () => lease.held());
+      this.updates.push(live.id, params, lease);
       if (fields.type === 'task') this.taskEvents.record(live.id, params);
     }
     return { params, numbered };

@@ -40,8 +40,18 @@ export interface ReplayFlow {
 /** live updates held while a resume replays the log; past it they are read from the log instead */
 const HOLD_MAX = UPDATE_LOG_READ_MAX;
 
+/** The lease an update's `seq` was numbered under (a SessionLease, lease.ts). */
+export interface NumberedUnder {
+  /** whether it is still surely held (checked as the write goes out) */
+  held(): boolean;
+  /** its holder id: the store writes the update only while the session's lease is this holder's (appendEvents' fence) */
+  readonly holder: string;
+}
+
+type Pending = SessionEvent & { lease?: NumberedUnder };
+
 export class UpdateLog {
-  private readonly pending = new Map<string, Array<SessionEvent & { held?: () => boolean }>>();
+  private readonly pending = new Map<string, Pending[]>();
   private readonly writing = new PerKeyQueue();
   private readonly followers = new Map<string, Set<Follower>>();
   private timer: NodeJS.Timeout | undefined;
@@ -56,18 +66,20 @@ export class UpdateLog {
   ) {}
 
   /**
-   * Records one update (params carry `seq`) and pushes it to the session's followers. `held`: whether the lease its
-   * `seq` was numbered under is still surely held (the seq rule, docs/sessions.md); one still buffered when that is
-   * no longer so is not written: the next holder may have numbered that `seq` meanwhile, and the log keeps one
-   * update per `seq`.
+   * Records one update (params carry `seq`) and pushes it to the session's followers. `lease`: the lease its `seq`
+   * was numbered under (the seq rule, docs/sessions.md). An update is written only while that lease is held: one
+   * still buffered when it is no longer surely held is not written, and the store writes the batch only if the
+   * session's lease is still that holder's as it writes (a process paused between the two, past the lease's ttl,
+   * finds it taken over or lapsed). Else the next holder may have numbered that `seq` meanwhile, and the log keeps
+   * one update per `seq`.
    */
-  push(sessionId: string, params: Record<string, unknown>, held?: () => boolean): void {
+  push(sessionId: string, params: Record<string, unknown>, lease?: NumberedUnder): void {
     const seq = typeof params.seq === 'number' ? params.seq : undefined;
     if (seq === undefined) return;
     let list = this.pending.get(sessionId);
     if (!list) this.pending.set(sessionId, (list = []));
     // serialised once: the store writes this text, and the streams that carry the update reuse it (update-json.ts)
-    list.push({ seq, event: params, json: updateJson(params), ...(held ? { held } : {}) });
+    list.push({ seq, event: params, json: updateJson(params), ...(lease ? { lease } : {}) });
     for (const f of this.followers.get(sessionId) ?? []) {
       try {
         f(params);
@@ -89,13 +101,20 @@ export class UpdateLog {
     if (!pushed || pushed.length === 0) return this.writing.idle(sessionId);
     return this.writing.run(sessionId, async () => {
       // checked as the write goes out (it may have waited behind an earlier one), not when it was queued
-      const batch = pushed.filter((e) => e.held?.() !== false).map(({ seq, event, json }) => ({ seq, event, json }));
-      if (batch.length < pushed.length)
-        this.log.warn('session updates not stored: the lease they were numbered under lapsed first', { sessionId, dropped: pushed.length - batch.length });
-      if (batch.length === 0) return;
-      await this.store
-        .appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes)
-        .catch((err: unknown) => this.log.warn('session updates could not be stored', { sessionId, error: String(err) }));
+      const kept = pushed.filter((e) => e.lease?.held() !== false);
+      if (kept.length < pushed.length)
+        this.log.warn('session updates not stored: the lease they were numbered under lapsed first', { sessionId, dropped: pushed.length - kept.length });
+      let fenced = 0;
+      for (const run of byHolder(kept)) {
+        const batch = run.map(({ seq, event, json }) => ({ seq, event, json }));
+        const written = await this.store.appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes, run[0]!.lease?.holder).catch((err: unknown) => {
+          this.log.warn('session updates could not be stored', { sessionId, error: String(err) });
+          return true;
+        });
+        if (!written) fenced += run.length;
+      }
+      if (fenced > 0)
+        this.log.warn('session updates not stored: the store found the lease they were numbered under taken over or lapsed', { sessionId, dropped: fenced });
     });
   }
 
@@ -193,6 +212,20 @@ export class UpdateLog {
     held = [];
     return stop;
   }
+}
+
+/**
+ * `updates` cut into runs of one fence each (the same lease holder, or none), in order: one write each. Every lease
+ * of a process has its one holder id, so a batch is one run.
+ */
+function byHolder(updates: readonly Pending[]): Pending[][] {
+  const runs: Pending[][] = [];
+  for (const u of updates) {
+    const last = runs[runs.length - 1];
+    if (last && last[0]!.lease?.holder === u.lease?.holder) last.push(u);
+    else runs.push([u]);
+  }
+  return runs;
 }
 
 /** A cursor the log no longer reaches: what followed it was dropped (through `dropped`) to keep the log within its bounds. */
