@@ -131,7 +131,7 @@ export class Heartbeat {
   /**
    * Whether the oldest ping of ours has waited longer than `ms` for its pong (less the time this process stalled
    * meanwhile, as the dead-peer rule counts it): a retired link that has a replacement is given one heartbeat
-   * interval, not deadPeerMisses of them (mesh.ts `retire`). Taken after the socket's waiting frames are read
+   * interval, not deadPeerMisses of them (retiring.ts `retire`). Taken after the socket's waiting frames are read
    * (setImmediate), as the heartbeat's own verdict is.
    */
   overdue(ms: number): boolean {

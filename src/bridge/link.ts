@@ -188,7 +188,7 @@ export class BridgeLink implements LinkContext {
 
   /**
    * Whether a ping of ours has waited longer than `ms` for its pong (our own stalls not counted): the peer is hung,
-   * or the link is as slow as a hung one. Off the request path: only a retired or handed-over link is asked (mesh.ts).
+   * or the link is as slow as a hung one. Off the request path: only a retired or handed-over link is asked (retiring.ts).
    */
   unresponsive(ms: number): boolean {
     return !this.closed && this.heartbeat.overdue(ms);

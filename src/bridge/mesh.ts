@@ -4,7 +4,8 @@
  * channels become candidates when its link opens and leave the table the moment it closes.
  *
  * Over 400 lines: it is the one owner of the set of links, and admission, resharing on reload, drain and close
- * all change that set; the per-link parts already live in their own files (link.ts and its parts).
+ * all change that set; the per-link parts live in their own files (link.ts and its parts), and so does the retirement
+ * of the links it lets go (retiring.ts).
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -19,6 +20,7 @@ import { GatewayError } from '../wire/errors.js';
 import { acceptInbound } from './listener.js';
 import { preAuthPayloadLimit } from './ws-limits.js';
 import { PreAuthSlots } from './pre-auth.js';
+import { LinkRetirement } from './retiring.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import type { BridgeLink, Role, RpcOutcome, RpcServeHandler } from './link.js';
 import { MAX_IDS_PER_TOKEN, type Admission, type MeshCapabilities, type MeshContext } from './mesh-context.js';
@@ -79,13 +81,8 @@ export class BridgeMesh implements MeshContext {
   readonly logger: Logger;
   readonly limits: BridgeLimits;
   private readonly links = new Map<string, BridgeLink>();
-  /** links that are no longer their peer's (replaced, or their bridge re-dialled or removed by a reload), finishing what runs on them (retire) */
-  private readonly retiring = new Set<BridgeLink>();
-  /**
-   * the open link of each bridge a reload re-dialled with the same credentials, by bridge name: it stays the peer's
-   * link, in the routing table, until the bridge's new link opens (make-before-break: `release`)
-   */
-  private readonly handedOver = new Map<string, BridgeLink>();
+  /** the links no longer their peer's that finish what runs on them, and those handed over to a re-dialled bridge */
+  private readonly retirement: LinkRetirement;
   private readonly dialers = new Map<string, Dialer>();
   /** created at the first upgrade on /bridge (ws is loaded then: src/util/lazy-ws.ts) */
   private wss: WebSocketServer | undefined;
@@ -117,6 +114,20 @@ export class BridgeMesh implements MeshContext {
     this.router = o.router;
     this.logger = o.logger;
     this.limits = o.config.gateway.bridge.limits;
+    this.retirement = new LinkRetirement({
+      logger: this.logger,
+      limits: this.limits,
+      graceMs: () => this.o.config.gateway.shutdownGraceMs,
+      unlink: (link) => {
+        if (this.links.get(link.peer.id) !== link) return;
+        this.links.delete(link.peer.id);
+        this.router.removeWhere((c) => c.peer?.id === link.peer.id);
+      },
+      dialGaveUp: (name) => {
+        const d = this.dialers.get(name);
+        return d === undefined || d.state === 'failed' || d.state === 'stopped';
+      },
+    });
     const transport: TransferTransport = {
       peerAcceptsSessions: (peerId) => this.links.get(peerId)?.peer.capabilities.acceptSessions,
       offer: (peerId, transferId, snapshot, events, droppedThrough, timeoutMs) => {
@@ -172,7 +183,7 @@ export class BridgeMesh implements MeshContext {
   /** the dialler whose link `l` is, or, for a link handed over to a re-dialled bridge, that bridge's new dialler */
   private dialerOf(l: BridgeLink): Dialer | undefined {
     for (const d of this.dialers.values()) if (d.link === l) return d;
-    return this.handedOver.get(l.name) === l ? this.dialers.get(l.name) : undefined;
+    return this.retirement.handedOverTo(l.name) === l ? this.dialers.get(l.name) : undefined;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -409,19 +420,14 @@ export class BridgeMesh implements MeshContext {
     const label = link.role === 'initiator' ? link.name : this.peerNames.label(link.name);
     this.peerLabels.set(link, label);
     this.linkOpens.set(label, (this.linkOpens.get(label) ?? 0) + 1);
-    // A bridge our reload re-dialled opened its new link: the link handed over to it (`release`) routed the peer's
-    // channels until now and is retired (make-before-break), whichever gateway the new link reached.
-    const prev = link.role === 'initiator' ? this.handedOver.get(link.name) : undefined;
-    if (prev !== undefined && prev !== link) {
-      this.handedOver.delete(link.name);
-      this.retire(prev, CLOSE.NORMAL, 'bridge re-dialled (config reload)', link);
-    }
+    // a bridge our reload re-dialled opened its new link: the link handed over to it retires (make-before-break)
+    this.retirement.opened(link);
     // In the same direction the peer dialled again (its reload re-dialled the bridge, or it restarted) or a second
     // bridge of ours reached it: what runs on the old link finishes there (retire), and the peer is told so only once
     // it has read the new link's handshake. Across directions the dialled link wins at once (admission): the other
     // side waits for that close.
     if (old && old !== link) {
-      if (old.role === link.role) this.retire(old, CLOSE.DUPLICATE_PEER, 'replaced by a newer link', link);
+      if (old.role === link.role) this.retirement.retire(old, CLOSE.DUPLICATE_PEER, 'replaced by a newer link', link);
       else old.close(CLOSE.DUPLICATE_PEER, 'replaced by a newer link');
     }
     // A new link starts with a clean slate: failures caused by the old link closing say nothing about it.
@@ -533,112 +539,18 @@ export class BridgeMesh implements MeshContext {
   }
 
   /**
-   * A link that stops being its peer's without cutting what runs on it: it leaves the routing table (when it is still
-   * the peer's link) and the peer is told we share nothing on it, so neither side sends it a new request; it closes
-   * with `code` and `reason` once no request runs on it either way, or when gateway.shutdownGraceMs (the grace a
-   * graceful stop gives) has passed, which fails what still runs then as any close does.
-   *
-   * `after`: the link that replaces it. The peer is then told only once it has read `after`'s handshake (a pong on
-   * `after`), or when `after` closes, or after gateway.bridge.limits.handshakeTimeoutMs: told first, it would have no
-   * route to our channels until then. The link does not close before the peer was told.
-   *
-   * A hung peer (a ping of ours unanswered for one heartbeat interval; a ping is sent now to ask) gets no grace: the
-   * link closes then (HEARTBEAT_TIMEOUT), and what waited on it fails as on any close, PEER_UNAVAILABLE, which the
-   * router retries on the peer's new link when nothing reached the client yet. A link still in service waits
-   * deadPeerMisses intervals instead: with no other link to the peer, a slow one is worth keeping.
-   */
-  private retire(link: BridgeLink, code: number, reason: string, after?: BridgeLink): void {
-    if (!link.open || this.retiring.has(link)) return;
-    if (this.links.get(link.peer.id) === link) {
-      this.links.delete(link.peer.id);
-      this.router.removeWhere((c) => c.peer?.id === link.peer.id);
-    }
-    this.retiring.add(link);
-    link.probe();
-    let told = false;
-    const tell = (): void => {
-      if (told) return;
-      told = true;
-      link.reshare([], [], false);
-    };
-    if (after) after.afterPeerRead(tell);
-    else tell();
-    this.logger.info('bridge link draining', { peer: link.peer.id, name: link.name, reason, inflight: { out: link.inflightOut, in: link.inflightIn } });
-    const now = Date.now();
-    const deadline = now + this.o.config.gateway.shutdownGraceMs;
-    const tellBy = now + this.limits.handshakeTimeoutMs;
-    const hungAfter = link.limits.heartbeatIntervalMs;
-    const finish = (hung: boolean): void => {
-      if (!this.retiring.delete(link)) return;
-      clearInterval(timer);
-      if (!hung) return link.close(code, reason);
-      this.logger.warn('retired bridge link answers no ping: closing it', {
-        peer: link.peer.id,
-        name: link.name,
-        inflight: { out: link.inflightOut, in: link.inflightIn },
-      });
-      link.close(CLOSE.HEARTBEAT_TIMEOUT, 'heartbeat timeout (retired link)');
-    };
-    const check = (): void => {
-      if (!this.retiring.has(link)) return;
-      if (!told && (Date.now() >= tellBy || (after !== undefined && !after.open))) tell();
-      // the verdict after the socket's waiting frames are read, as the heartbeat's: never our own stall
-      if (link.unresponsive(hungAfter)) return void setImmediate(() => link.unresponsive(hungAfter) && finish(true));
-      if (link.open && (!told || link.inflightIn + link.inflightOut > 0) && Date.now() < deadline) return;
-      finish(false);
-    };
-    const timer = setInterval(check, 25);
-    timer.unref();
-    check();
-  }
-
-  /**
-   * Make-before-break for a bridge re-dialled with other settings: its open `link` stays the peer's link, in the
-   * routing table, until the bridge's new link opens (`register` then retires it). Bounded: when the new dialler gives
-   * up or is gone, when gateway.bridge.limits.handshakeTimeoutMs has passed without the new link, or when the peer
-   * answers no ping for one heartbeat interval (a ping is sent now to ask), the link is retired at once.
-   */
-  private handOver(name: string, link: BridgeLink, reason: string): void {
-    this.handedOver.set(name, link);
-    link.probe();
-    const until = Date.now() + this.limits.handshakeTimeoutMs;
-    const hungAfter = link.limits.heartbeatIntervalMs;
-    const timer = setInterval(() => {
-      if (this.handedOver.get(name) !== link || !link.open) {
-        if (this.handedOver.get(name) === link) this.handedOver.delete(name);
-        return clearInterval(timer);
-      }
-      const d = this.dialers.get(name);
-      const gaveUp = d === undefined || d.state === 'failed' || d.state === 'stopped';
-      if (!gaveUp && Date.now() < until && !link.unresponsive(hungAfter)) return;
-      clearInterval(timer);
-      this.handedOver.delete(name);
-      this.retire(link, CLOSE.NORMAL, reason);
-    }, 25);
-    timer.unref();
-  }
-
-  /**
    * Config reload: the configured bridge `name` is removed or re-dialled with other settings. Its dialler stops, and
    * its open link is retired rather than closed: requests and streams in flight on it finish (up to
    * gateway.shutdownGraceMs), new ones go to the link dialled next. With `handOver` (re-dialled with the same
-   * credentials, gateway-reload.ts) the link keeps taking new requests until the new link is open (`handOver`);
-   * without it (removed, or a token, `ca` or URL scheme changed) it takes none from now on. True when there was such
-   * a bridge.
+   * credentials, gateway-reload.ts) the link keeps taking new requests until the new link is open (retiring.ts
+   * `handOver`); without it (removed, or a token, `ca` or URL scheme changed) it takes none from now on. True when
+   * there was such a bridge.
    */
   release(name: string, reason: string, handOver = false): boolean {
     const d = this.dialers.get(name);
     if (!d) return false;
     this.dialers.delete(name);
-    const link = d.release();
-    // a bridge re-dialled twice before its new link opened: the link handed over the first time still routes
-    const prev = this.handedOver.get(name);
-    this.handedOver.delete(name);
-    const current = link?.open ? link : prev?.open ? prev : undefined;
-    if (prev !== undefined && prev !== current) this.retire(prev, CLOSE.NORMAL, reason);
-    if (current === undefined) return true;
-    if (handOver) this.handOver(name, current, reason);
-    else this.retire(current, CLOSE.NORMAL, reason);
+    this.retirement.release(name, d.release(), reason, handOver);
     return true;
   }
 
@@ -648,7 +560,7 @@ export class BridgeMesh implements MeshContext {
     if (d) {
       d.stop();
       this.dialers.delete(d.target.name);
-      this.handedOver.get(d.target.name)?.close(CLOSE.NORMAL, 'disconnected');
+      this.retirement.handedOverTo(d.target.name)?.close(CLOSE.NORMAL, 'disconnected');
       return true;
     }
     const link = this.links.get(nameOrId) ?? [...this.links.values()].find((l) => l.name === nameOrId);
@@ -748,12 +660,12 @@ export class BridgeMesh implements MeshContext {
 
   /** no request in flight on any link, either way */
   idle(): boolean {
-    for (const l of [...this.links.values(), ...this.retiring]) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
+    for (const l of [...this.links.values(), ...this.retirement.retiringLinks()]) if (l.inflightIn > 0 || l.inflightOut > 0) return false;
     return true;
   }
 
   async close(): Promise<void> {
-    const links = [...this.links.values(), ...this.retiring];
+    const links = [...this.links.values(), ...this.retirement.retiringLinks()];
     for (const d of this.dialers.values()) d.stop();
     for (const l of links) l.close(CLOSE.NORMAL, 'gateway shutting down');
     this.wss?.close();
