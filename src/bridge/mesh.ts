@@ -72,6 +72,12 @@ export interface PeerRow {
   capabilities: { shareChannels: boolean; acceptSessions: boolean; loadBalance: boolean } | null;
   /** health of each channel the peer shares with us, as this gateway sees it */
   health: Record<string, string>;
+  /**
+   * Only on a link that is no longer its peer's current one (`list({ retiring: true })`; state `retiring` or
+   * `handing-over`): the reason it will close with, and since when it is so. `since` above stays the link's own
+   * (when it opened), as its row showed before.
+   */
+  retiring?: { reason: string; since: string };
 }
 
 export class BridgeMesh implements MeshContext {
@@ -602,30 +608,42 @@ export class BridgeMesh implements MeshContext {
     return out;
   }
 
-  list(): PeerRow[] {
+  /**
+   * A row per configured (or `bridge connect`ed) bridge and per inbound link. `retiring`: then also a row per link
+   * that is no longer its peer's current one (retiring.ts), after the others, so that a reader looking a peer up by
+   * name or id finds its current row first.
+   */
+  list(o: { retiring?: boolean } = {}): PeerRow[] {
     const rows = [...this.dialers.values()].map((d) => this.rowOf(d));
-    for (const l of this.links.values()) {
-      if (l.role !== 'responder') continue;
-      rows.push({
-        name: l.name,
-        id: l.peer.id,
-        direction: 'inbound',
-        state: l.open ? 'open' : 'closed',
-        since: l.since.toISOString(),
-        url: null,
-        sharedWithUs: l.peer.sharedChannels.map((c) => c.name),
-        sharedByUs: [...l.ourShare],
-        inflight: { out: l.inflightOut, in: l.inflightIn },
-        backlogBytes: l.backlog,
-        pausedStreams: l.pausedStreams,
-        unmatchedPongs: l.traffic.unmatchedPongs,
-        protocol: l.peer.version,
-        lastError: l.lastError ?? null,
-        capabilities: l.peer.capabilities,
-        health: this.healthOf(l),
-      });
+    for (const l of this.links.values()) if (l.role === 'responder') rows.push(this.linkRow(l, l.open ? 'open' : 'closed'));
+    if (!o.retiring) return rows;
+    for (const h of this.retirement.held()) {
+      // a retiring link is out of the routing table: the health of its peer's channels is the current link's
+      const row = this.linkRow(h.link, h.state, h.state === 'retiring' ? {} : undefined);
+      rows.push({ ...row, retiring: { reason: h.reason, since: h.since.toISOString() } });
     }
     return rows;
+  }
+
+  private linkRow(l: BridgeLink, state: string, health = this.healthOf(l)): PeerRow {
+    return {
+      name: l.name,
+      id: l.peer.id,
+      direction: l.role === 'initiator' ? 'outbound' : 'inbound',
+      state,
+      since: l.since.toISOString(),
+      url: null,
+      sharedWithUs: l.peer.sharedChannels.map((c) => c.name),
+      sharedByUs: [...l.ourShare],
+      inflight: { out: l.inflightOut, in: l.inflightIn },
+      backlogBytes: l.backlog,
+      pausedStreams: l.pausedStreams,
+      unmatchedPongs: l.traffic.unmatchedPongs,
+      protocol: l.peer.version,
+      lastError: l.lastError ?? null,
+      capabilities: l.peer.capabilities,
+      health,
+    };
   }
 
   /** What every connected peer shares with us, and what we share with it. */

@@ -16,7 +16,9 @@ export function renderPeers(peers: PeerRow[]): string {
       p.name,
       p.id,
       p.direction,
-      p.state,
+      // a link a reload or a newer link let go (retiring, or still routing until its bridge's new link opens): a row of
+      // its own, with the reason it closes for and how long it has been so; absent from older gateways' rows
+      p.retiring ? `${p.state} ${ago(p.retiring.since)} (${p.retiring.reason})` : p.state,
       p.protocol ?? '-',
       ago(p.since),
       p.sharedWithUs.join(',') || '-',
@@ -38,12 +40,14 @@ export function renderPeers(peers: PeerRow[]): string {
 export function registerBridge(program: Command): void {
   const bridge = program.command('bridge').description('gateway-to-gateway bridges');
 
-  remoteOptions(bridge.command('list').description('every peer: name, id, direction, state, protocol version, shared channels, in-flight, last error')).action(
-    async (o: RemoteFlags) => {
-      const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges', undefined, { reply: PEERS });
-      out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
-    },
-  );
+  remoteOptions(
+    bridge
+      .command('list')
+      .description('every peer, and every link still draining: name, id, direction, state, protocol version, shared channels, in-flight, last error'),
+  ).action(async (o: RemoteFlags) => {
+    const r = await adminCall<{ peers: PeerRow[] }>(o, 'GET', '/admin/bridges', undefined, { reply: PEERS });
+    out(o.json ? JSON.stringify(r.peers, null, 2) + '\n' : renderPeers(r.peers));
+  });
 
   remoteOptions(
     bridge

@@ -50,6 +50,8 @@ const peerRow = z.looseObject({
   inflight: z.looseObject({ out: num, in: num }),
   health: z.record(z.string(), z.string()),
   lastError: nullable(str),
+  /** a link still draining, or routing until its bridge's new link opens; a gateway older than it lists none */
+  retiring: z.looseObject({ reason: str, since: str }).optional(),
 });
 export const PEERS = z.looseObject({ peers: z.array(peerRow) });
 export const PEER = z.looseObject({ peer: peerRow });
@@ -96,6 +98,7 @@ export const OVERVIEW = z.looseObject({
     }),
   ),
   channels: z.array(channelRow.omit({ latencyMsEwma: true, skippedModels: true }).extend({ latencyMsEwma: num.optional() })),
+  retiringLinks: z.looseObject({ retiring: num, handingOver: num, inflight: z.looseObject({ out: num, in: num }) }).optional(),
   warmPools: z.array(z.looseObject({ agentId: str })).optional(),
 });
 

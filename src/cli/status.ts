@@ -59,6 +59,14 @@ export function renderStatus(o: Overview): string {
           ]),
         ),
   );
+  // links a reload or a newer link let go, still draining or routing until their bridge's new link opens (`bridge list`
+  // lists them); older gateways send no retiringLinks
+  const held = o.retiringLinks;
+  if (held && held.retiring + held.handingOver > 0) {
+    lines.push(
+      `retiring links  ${held.retiring} draining, ${held.handingOver} handing over, in flight ${held.inflight.out} out/${held.inflight.in} in   (see switchyard bridge list)\n`,
+    );
+  }
   lines.push('CHANNELS');
   lines.push(
     o.channels.length === 0

@@ -101,7 +101,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       return true;
     }
     if (path === '/admin/bridges' && method === 'GET') {
-      ok({ peers: d.mesh.list().map(safePeer) });
+      // with the links still draining after a reload or a replacement, or routing until their bridge's new link opens
+      ok({ peers: d.mesh.list({ retiring: true }).map(safePeer) });
       return true;
     }
     if (path === '/admin/bridges/channels' && method === 'GET') {
