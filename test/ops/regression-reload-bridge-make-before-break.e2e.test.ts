@@ -20,6 +20,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { heldRelay as startHeldRelay } from '../helpers/held-relay.js';
 
 const BRIDGE_TOKEN = 'reload-mbb-bridge-token-7f21';
 
@@ -73,45 +74,8 @@ const reload = async (a: GatewayProcess & { configPath: string }, config: unknow
 
 const hasModel = async (a: GatewayProcess, model: string) => (await adminGet<{ models: string[] }>(a.url, '/admin/status')).models.includes(model);
 
-/**
- * A TCP relay to `target` port that holds every connection it accepts, unanswered, until `release()`: what a dial
- * across a slow network, or one still retrying, looks like to the gateway that dials. `backMs`: what the target
- * sends back reaches the dialler that much later (in order), as over a slow path.
- */
-async function heldRelay(target: number, backMs = 0): Promise<{ port: number; held: () => number; release: () => void }> {
-  const waiting: net.Socket[] = [];
-  let released = false;
-  const pipe = (client: net.Socket) => {
-    const up = net.connect(target, '127.0.0.1');
-    client.pipe(up);
-    if (backMs === 0) up.pipe(client);
-    else up.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), backMs));
-    const end = () => {
-      client.destroy();
-      up.destroy();
-    };
-    client.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-  };
-  const server = net.createServer((client) => {
-    if (released) return pipe(client);
-    client.pause();
-    waiting.push(client);
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    held: () => waiting.length,
-    release: () => {
-      released = true;
-      for (const c of waiting.splice(0)) {
-        pipe(c);
-        c.resume();
-      }
-    },
-  };
-}
+/** held-relay.ts, its server closed with this file's */
+const heldRelay = (target: number, backMs = 0) => startHeldRelay(target, backMs, servers);
 
 describe('a reload that re-dials a bridge with the same credentials', () => {
   it('keeps routing over the old link until the new one is open: requests sent all the while all succeed', async () => {

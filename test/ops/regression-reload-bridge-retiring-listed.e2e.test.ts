@@ -4,13 +4,16 @@
  * way. Before, `GET /admin/bridges`, `switchyard bridge list` and `switchyard status` showed only the current links:
  * an operator who reloaded saw one link and could not tell why the peer still held two connections from this gateway.
  * Now each side lists the old link as `retiring`, with its reason, since when, and what is in flight on it, until it
- * closes. Real processes: A dials B, which shares a slow streaming channel.
+ * closes; the old link of a bridge re-dialled with the same credentials, which routes until the new one opens, is listed
+ * as `handing-over` meanwhile. Real processes: A dials B, which shares a slow streaming channel.
  */
 import { writeFileSync } from 'node:fs';
+import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import { heldRelay } from '../helpers/held-relay.js';
 import { runCli } from './cli-run.js';
 
 const BRIDGE_TOKEN = 'reload-retiring-bridge-token-2c4e';
@@ -29,6 +32,7 @@ interface Row {
 
 let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess;
+const servers: net.Server[] = [];
 
 const aConfig = (bUrl: string) => ({
   gateway: {
@@ -37,6 +41,8 @@ const aConfig = (bUrl: string) => ({
     port: 0,
     admin: { token: ADMIN },
     shutdownGraceMs: 30_000,
+    // a hand-over lasts until the new link opens or this long: longer than the CLI runs that watch it, on a slow host
+    bridge: { limits: { handshakeTimeoutMs: 60_000 } },
     bridges: [{ name: 'dc', url: bUrl, token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 }],
   },
   channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
@@ -56,6 +62,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const s of servers) s.close();
   await Promise.all([a?.stop(), b?.stop()]);
   cleanupDirs();
 });
@@ -129,5 +136,25 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
       handingOver: 0,
       inflight: { out: 0, in: 0 },
     });
+  });
+
+  it('lists the old link as handing-over while the new dial has not opened, then not at all once it has', async () => {
+    await waitFor(async () => (await rows(a)).find((p) => p.name === 'dc' && p.state === 'open'), "A's link to B open");
+    // the same peer behind a relay that holds the new dial: the old link goes on routing, handed over
+    const relay = await heldRelay(Number(new URL(b.url).port), 0, servers);
+    writeFileSync(a.configPath, JSON.stringify(aConfig(`ws://127.0.0.1:${relay.port}/bridge`)));
+    const res = await fetch(`${a.url}/admin/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(((await res.json()) as { applied: string[] }).applied).toContain('bridge dc re-dialled (changed)');
+    await waitFor(() => relay.held() > 0, 'the new dial is held by the relay');
+
+    const during = await rows(a);
+    expect(during.map((p) => `${p.name} ${p.state}`)).toEqual(['dc connecting', 'dc handing-over']);
+    expect(during[1]).toMatchObject({ id: 'gw_rlb', direction: 'outbound', retiring: { reason: 'bridge re-dialled (config reload)' } });
+    const list = await cli(a, 'bridge', 'list');
+    expect(list.stdout).toMatch(/^dc +gw_rlb +outbound +handing-over \d+s \(bridge re-dialled \(config reload\)\)/m);
+    expect((await cli(a, 'status')).stdout).toContain('retiring links  0 draining, 1 handing over, in flight 0 out/0 in');
+
+    relay.release();
+    await waitFor(async () => (await rows(a)).map((p) => `${p.name} ${p.state}`).join() === 'dc open', 'the new link open, the old one closed');
   });
 });
