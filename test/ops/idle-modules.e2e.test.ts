@@ -5,7 +5,7 @@
  * own files (src/obs/metrics.ts). OpenTelemetry's code (the API as much as the SDK) is loaded only with
  * `gateway.tracing.enabled` (src/obs/otel-sdk.ts). Together ~1 MB of idle RSS (docs/benchmarks.md).
  *
- * Real gateway processes whose CommonJS loads are logged by a preload (fixtures/require-log.cjs); /metrics and a
+ * Real gateway processes whose CommonJS loads are logged by a preload (fixtures/require-log.mjs); /metrics and a
  * traced request to a real OTLP receiver show both still work.
  */
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess, tmpDir, waitFor, type GatewayProcess } from '../helpers/env.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../fakes/otlp-receiver.js';
 
-const PRELOAD = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'gateway', 'fixtures', 'require-log.cjs');
+const PRELOAD = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'gateway', 'fixtures', 'require-log.mjs');
 const TOKEN = 'sy-idle-modules-token-3c9a';
 const procs: GatewayProcess[] = [];
 let otlp: OtlpReceiver | undefined;
@@ -38,7 +38,7 @@ async function gateway(extra: Record<string, unknown>) {
   const log = join(dir, 'modules.log');
   const gw = await startProcess(
     { gateway: { auth: { tokens: [TOKEN] }, ...extra }, channels: [{ name: 'm', provider: 'mock', models: ['mock-1'] }] },
-    { NODE_OPTIONS: `--require ${PRELOAD}`, MODULE_LOG_FILE: log },
+    { NODE_OPTIONS: `--import ${PRELOAD}`, MODULE_LOG_FILE: log },
     dir,
   );
   procs.push(gw);
