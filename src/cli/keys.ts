@@ -101,6 +101,24 @@ function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb
   );
 }
 
+/**
+ * Every key, one page (`GET /admin/keys`, the gateway's default size) after another, each from the last one's cursor:
+ * the pages are by name, so a key created, disabled or rotated meanwhile neither shows twice nor hides another.
+ */
+async function allKeys(o: RemoteFlags): Promise<KeySummary[]> {
+  const list: KeySummary[] = [];
+  for (let after: string | undefined; ;) {
+    const path = `/admin/keys${after === undefined ? '' : `?after=${encodeURIComponent(after)}`}`;
+    const r = await adminCall<{ keys: KeySummary[]; more?: boolean; next?: string }>(o, 'GET', path, undefined, { reply: KEYS });
+    list.push(...r.keys);
+    // an older gateway sends no `more`: its one answer held every key
+    if (r.more !== true) return list;
+    // a reply that would have the CLI ask for the same page again, for ever
+    if (r.next === undefined || r.next === after) throw new CliError(`unexpected reply from ${path}: more keys, and no new cursor to read them from (next)`);
+    after = r.next;
+  }
+}
+
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('virtual keys: per-app or per-user secrets with model lists, limits and budgets');
 
@@ -143,9 +161,9 @@ export function registerKeys(program: Command): void {
     showSecret(o, await adminCall(o, 'POST', '/admin/keys', body, { reply: KEY_SECRET, fields: CREATE_FIELDS }), 'created');
   });
 
-  remoteOptions(keys.command('list').description('every key (never the secrets)')).action(async (o: RemoteFlags) => {
-    const r = await adminCall<{ keys: KeySummary[] }>(o, 'GET', '/admin/keys', undefined, { reply: KEYS });
-    out(o.json ? JSON.stringify(r.keys, null, 2) + '\n' : render(r.keys));
+  remoteOptions(keys.command('list').description('every key, by name (never the secrets)')).action(async (o: RemoteFlags) => {
+    const list = await allKeys(o);
+    out(o.json ? JSON.stringify(list, null, 2) + '\n' : render(list));
   });
 
   remoteOptions(keys.command('show').description('one key, with its budget spend this period').argument('<key>', 'id or name', named('<key>'))).action(

@@ -33,7 +33,8 @@ const keySummary = z.looseObject({
 export const KEY = z.looseObject({
   key: keySummary.extend({ spent: z.looseObject({ period: str, tokens: num, cost: num }).nullish() }),
 });
-export const KEYS = z.looseObject({ keys: z.array(keySummary) });
+/** a page of keys: `more` with the cursor of the next (`next`); a gateway older than paging sends neither, and every key */
+export const KEYS = z.looseObject({ keys: z.array(keySummary), more: z.boolean().optional(), next: str.optional() });
 /** a create's or a rotate's reply: the key and its secret, shown once */
 export const KEY_SECRET = z.looseObject({ key: keySummary, secret: str });
 

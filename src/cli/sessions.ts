@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import type { sessionSummary } from '../http/routes/admin.js';
 import type { Session } from '../sessions/model.js';
-import { ADMIN_TRANSFER_BOUND_MS, SESSIONS_LIST_DEFAULT, SESSIONS_LIST_MAX } from '../http/routes/admin-store.js';
+import { ADMIN_TRANSFER_BOUND_MS } from '../http/routes/admin-store.js';
+import { ADMIN_LIST_DEFAULT, ADMIN_LIST_MAX } from '../http/routes/admin-page.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
 import { ago, out, table } from './table.js';
 import { GATEWAY_STATUS, PEERS, SESSION, SESSIONS, TRANSFERRED } from './replies.js';
@@ -66,13 +67,13 @@ export function registerSessions(program: Command): void {
       .command('list')
       .description('sessions stored on this gateway, the most recently updated first')
       .option('--status <s>', 'active | running | closed | moved')
-      .option('--limit <n>', `how many (1-${SESSIONS_LIST_MAX}; default ${SESSIONS_LIST_DEFAULT})`),
+      .option('--limit <n>', `how many (1-${ADMIN_LIST_MAX}; default ${ADMIN_LIST_DEFAULT})`),
   ).action(async (o: RemoteFlags & { status?: string; limit?: string }) => {
     const r = await listSessions(o, o.status, o.limit);
     if (o.json) return out(JSON.stringify(r.sessions, null, 2) + '\n');
     out(render(r.sessions));
     // an older gateway sends no `more`: it listed every session
-    if (r.more === true) out(`(the ${r.sessions.length} most recently updated; more with --limit up to ${SESSIONS_LIST_MAX}, or --status)\n`);
+    if (r.more === true) out(`(the ${r.sessions.length} most recently updated; more with --limit up to ${ADMIN_LIST_MAX}, or --status)\n`);
   });
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>', 'the session', named('<id>'))).action(
@@ -121,7 +122,7 @@ export function registerSessions(program: Command): void {
     // stops, says so and exits 1, instead of trying every other session against it
     let stopped = false;
     // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed, the
-    // gateway's default page of each status a call (SESSIONS_LIST_DEFAULT): while a list was cut, the next pass
+    // gateway's default page of each status a call (ADMIN_LIST_DEFAULT): while a list was cut, the next pass
     // lists again (the moved ones have left it) for as long as each pass finds sessions it has not tried.
     passes: for (let pass = 0, cut = false; pass < 2 || cut; pass++) {
       const list: Summary[] = [];

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { GatewayError } from '../wire/errors.js';
 import type { UsageRecord } from '../usage/record.js';
 import { storedKey, type VirtualKey } from './model.js';
-import { logUnreadableKey, type KeyStore, type UsageQuery } from './store.js';
+import { byteOrder, logUnreadableKey, type KeyPage, type KeyStore, type UsageQuery } from './store.js';
 import type { Logger } from '../util/log.js';
 import { keyExists } from './sqlite-key-store.js';
 import { closeRedis } from '../util/redis-close.js';
@@ -107,7 +107,26 @@ export class RedisKeyStore implements KeyStore {
       const k = this.read(id, doc);
       if (k) out.push(k);
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out.sort((a, b) => byteOrder(a.name, b.name));
+  }
+
+  /**
+   * The names from the name index (names and ids only, not every record), then the page's records in one HMGET. A
+   * name whose record is gone or no key takes its place in the page and is left out, as in SQLite.
+   */
+  async listPage(after: string | undefined, limit: number): Promise<KeyPage> {
+    const names = Object.entries(await this.redis.hgetall(this.k('keys:name')))
+      .filter(([name]) => after === undefined || name > after)
+      .sort(([a], [b]) => byteOrder(a, b));
+    const page = names.slice(0, limit);
+    const docs = page.length === 0 ? [] : await this.redis.hmget(this.k('keys'), ...page.map(([, id]) => id));
+    const keys: VirtualKey[] = [];
+    page.forEach(([, id], i) => {
+      const doc = docs[i];
+      const k = doc == null ? undefined : this.read(id, doc);
+      if (k) keys.push(k);
+    });
+    return { keys, next: names.length > limit ? page[page.length - 1]![0] : undefined };
   }
 
   /** The record's key, or undefined (logged) when it is no key. */

@@ -42,7 +42,7 @@ import {
   type Limits,
   type VirtualKey,
 } from './model.js';
-import type { KeyStore } from './store.js';
+import type { KeyPage, KeyStore } from './store.js';
 import { makePeerGate, type PeerGate } from './peer-gate.js';
 
 /**
@@ -373,8 +373,9 @@ export class KeyService {
     return { key, secret };
   }
 
-  async list(): Promise<VirtualKey[]> {
-    return this.o.store.list();
+  /** `GET /admin/keys`: one page, by name (KeyStore.listPage) */
+  async page(after: string | undefined, limit: number): Promise<KeyPage> {
+    return this.o.store.listPage(after, limit);
   }
 
   /** By id or by name; NOT_FOUND otherwise. */

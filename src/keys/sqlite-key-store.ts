@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { GatewayError } from '../wire/errors.js';
 import type { UsageRecord } from '../usage/record.js';
 import { storedKey, type VirtualKey } from './model.js';
-import { logUnreadableKey, type KeyStore, type UsageQuery } from './store.js';
+import { logUnreadableKey, type KeyPage, type KeyStore, type UsageQuery } from './store.js';
 import type { Logger } from '../util/log.js';
 import { readySqlitePath } from '../sessions/store-location.js';
 
@@ -148,6 +148,22 @@ export class SqliteKeyStore implements KeyStore {
       if (k) out.push(k);
     }
     return out;
+  }
+
+  /** through the `name` column's unique index (BINARY collation: byteOrder), reading `limit` + 1 rows at most */
+  async listPage(after: string | undefined, limit: number): Promise<KeyPage> {
+    const rows = (
+      after === undefined
+        ? this.db.prepare('SELECT id, name, doc FROM virtual_keys ORDER BY name LIMIT ?').all(limit + 1)
+        : this.db.prepare('SELECT id, name, doc FROM virtual_keys WHERE name > ? ORDER BY name LIMIT ?').all(after, limit + 1)
+    ) as Array<KeyRow & { name: string }>;
+    const page = rows.slice(0, limit);
+    const keys: VirtualKey[] = [];
+    for (const r of page) {
+      const k = this.read(r);
+      if (k) keys.push(k);
+    }
+    return { keys, next: rows.length > limit ? page[page.length - 1]!.name : undefined };
   }
 
   /** The row's key, or undefined (logged) when its record is no key. */

@@ -16,6 +16,18 @@ export interface UsageQuery {
   key?: string | undefined;
 }
 
+export interface KeyPage {
+  keys: VirtualKey[];
+  next?: string | undefined;
+}
+
+/**
+ * The one order of keys, by name, in both stores: by UTF-16 code unit here, which for the names a key can have
+ * (ASCII: createKeySchema) is SQLite's BINARY collation of the `name` column. Not localeCompare: Redis listed `B`
+ * after `a`, SQLite before it, and a page cursor must compare as its store sorts.
+ */
+export const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 export interface KeyStore {
   readonly kind: 'sqlite' | 'redis';
   /** Throws KEY_EXISTS (409) when the name is taken. */
@@ -33,7 +45,16 @@ export interface KeyStore {
    */
   get(id: string): Promise<VirtualKey | undefined>;
   byHash(hash: string): Promise<VirtualKey | undefined>;
+  /** Every key, by name (byteOrder). */
   list(): Promise<VirtualKey[]>;
+  /**
+   * One page of `list` (`GET /admin/keys`): the keys among the first `limit` records whose name sorts after `after`
+   * (byteOrder; from the first when undefined). `next`: the name of the page's last record, present only when a
+   * record follows it: the `after` of the next page. A name is unique and never changes, so a key created or changed
+   * between two pages neither repeats nor hides another. A record that is no key takes its place in the page and is
+   * left out (a page may hold fewer keys than `limit`, even none, and still have a `next`).
+   */
+  listPage(after: string | undefined, limit: number): Promise<KeyPage>;
   version(): Promise<number>;
 
   appendUsage(records: readonly UsageRecord[]): Promise<void>;

@@ -93,6 +93,28 @@ for (const [name, open] of [
       await s.close();
     });
 
+    it('listPage: by name in byte order (as list), limit records after the cursor, next only while a record follows', async () => {
+      const s = await open();
+      // byte order: digits, then upper case, then lower case (localeCompare put "a" before "B")
+      const names = ['B', 'Z', 'a', 'b-1', 'b-10', 'b-2', '0'];
+      for (const n of names) await s.create(key(n));
+      const sorted = ['0', 'B', 'Z', 'a', 'b-1', 'b-10', 'b-2'];
+      expect((await s.list()).map((k) => k.name)).toEqual(sorted);
+      const page = async (after: string | undefined, limit: number) => {
+        const p = await s.listPage(after, limit);
+        return [p.keys.map((k) => k.name), p.next];
+      };
+      expect(await page(undefined, 3)).toEqual([['0', 'B', 'Z'], 'Z']);
+      expect(await page('Z', 3)).toEqual([['a', 'b-1', 'b-10'], 'b-10']);
+      expect(await page('b-10', 3)).toEqual([['b-2'], undefined]);
+      expect(await page(undefined, 7)).toEqual([sorted, undefined]);
+      expect(await page(undefined, 6)).toEqual([sorted.slice(0, 6), 'b-10']);
+      // a cursor need not name a key: the names after it
+      expect(await page('A', 2)).toEqual([['B', 'Z'], 'Z']);
+      expect(await page('zzz', 2)).toEqual([[], undefined]);
+      await s.close();
+    });
+
     it('modify: one change of the stored record, the hash index and the counter following; changes made at once all hold', async () => {
       const s = await open();
       const secret = newSecret();
@@ -228,6 +250,10 @@ for (const [name, open] of [
       await damage('key_odd', '[]');
 
       expect((await s.list()).map((k) => k.name)).toEqual(['alpha']);
+      // in a page, each takes its place and is left out: a page may hold no key and still go on
+      expect(await s.listPage(undefined, 1)).toEqual({ keys: [expect.objectContaining({ name: 'alpha' })], next: 'alpha' });
+      expect(await s.listPage('alpha', 1)).toEqual({ keys: [], next: 'cut' });
+      expect(await s.listPage('cut', 1)).toEqual({ keys: [], next: undefined });
       expect(await s.byHash(hashSecret(secrets.cut))).toBeUndefined();
       expect(await s.byHash(hashSecret(secrets.odd))).toBeUndefined();
       expect(await s.get('key_cut')).toBeUndefined();

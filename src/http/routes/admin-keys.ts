@@ -3,7 +3,7 @@
  * error shape as admin.ts). A secret appears only in the answers to create and rotate, never again.
  *
  *   POST /admin/keys                 {name, owner?, models?, expiresAt?, limits?, budget?} → 201 {key, secret}
- *   GET  /admin/keys                 → {keys}
+ *   GET  /admin/keys?limit=&after=   → {keys, more, next?}  (a page by name; admin-page.ts)
  *   GET  /admin/keys/:idOrName       → {key}  (with this period's budget spend)
  *   POST /admin/keys/:idOrName/disable | /enable | /rotate → {key} (rotate: {key, secret})
  *   GET  /admin/usage?key=&by=model|key|peer|day|channel&since=<ISO date | epoch ms | 24h | 7d>
@@ -20,6 +20,7 @@ import { readJson, sendJson } from '../respond.js';
 import type { RouteHandler } from '../server.js';
 import { authorize } from './admin.js';
 import { fromStore } from './admin-store.js';
+import { afterParam, cursorOf, listLimit } from './admin-page.js';
 import type { Logger } from '../../util/log.js';
 
 const GROUPS = new Set<UsageGroup>(['model', 'key', 'peer', 'day', 'channel']);
@@ -65,7 +66,12 @@ export function adminKeyRoutes(d: { config: Config; keys: KeyService; logger: Lo
     }
     if (path === '/admin/keys') {
       if (method === 'GET') {
-        ok({ keys: (await store('list', () => d.keys.list())).map((k) => keySummary(k)) });
+        const q = new URL(req.url ?? '/', 'http://x').searchParams;
+        const limit = listLimit(q);
+        const after = afterParam(q);
+        const page = await store('list', () => d.keys.page(after, limit));
+        const more = page.next !== undefined;
+        ok({ keys: page.keys.map((k) => keySummary(k)), more, ...(more ? { next: cursorOf(page.next!) } : {}) });
         return true;
       }
       if (method === 'POST') {

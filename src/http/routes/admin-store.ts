@@ -27,10 +27,6 @@ export interface StoreHealth {
   storeFailed(err: unknown): void;
 }
 
-/** `GET /admin/sessions?limit=`: the sessions listed when no limit is given, and the most one call lists */
-export const SESSIONS_LIST_DEFAULT = 100;
-export const SESSIONS_LIST_MAX = 1000;
-
 /**
  * The bound of an admin session transfer (`POST /admin/sessions/<id>/transfer`, so `sessions transfer` and `sessions
  * drain`): the transfer's own TRANSFER_TIMEOUT_MS (a running turn waited for, the peer's answer) and one store read's

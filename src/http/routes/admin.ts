@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../../config/schema.js';
-import { decodeSegment, intParam } from '../guard.js';
+import { decodeSegment } from '../guard.js';
 import { isLoopbackHost } from '../../config/load.js';
 import type { Router } from '../../router/router.js';
 import type { BridgeMesh } from '../../bridge/mesh.js';
@@ -21,7 +21,8 @@ import type { SessionStore } from '../../sessions/store.js';
 import type { Session } from '../../sessions/model.js';
 import { TRANSFER_TIMEOUT_MS, transferMarker } from '../../sessions/transfer.js';
 import { VERSION } from '../../version.js';
-import { ADMIN_TRANSFER_BOUND_MS, fromStore, SESSIONS_LIST_DEFAULT, SESSIONS_LIST_MAX } from './admin-store.js';
+import { ADMIN_TRANSFER_BOUND_MS, fromStore } from './admin-store.js';
+import { listLimit } from './admin-page.js';
 
 export interface AdminDeps {
   config: Config;
@@ -139,7 +140,7 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
       // the most recently updated `limit` (each whole record is read, with its history): a store of many sessions is
       // never read at once, which held the event loop for seconds and the records in memory
-      const limit = intParam(q, 'limit', SESSIONS_LIST_DEFAULT, 1, SESSIONS_LIST_MAX);
+      const limit = listLimit(q);
       // bounded, and a store that fails is a 503, never a 500 (admin-store.ts)
       const list = await fromStore('session', 'list', d.logger, () =>
         d.store.list({ ...(status ? { status: status as Session['status'] } : {}), limit: limit + 1 }),
