@@ -6,31 +6,19 @@
  * there are more.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { openStore } from '../../src/sessions/open-store.js';
 import { newSession } from '../../src/sessions/model.js';
-import { BIN, cleanupDirs, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
+import { cleanupDirs, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
+import { runCli } from './cli-run.js';
+import { adminGetJson, BAD_LIMITS, expectLimitRefused } from './admin-paged-list.js';
 
 const ADMIN = 'sessions-list-admin-token-5e1';
 const SEEDED = 130;
 let gw: GatewayProcess;
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args, '--url', gw.url, '--token', ADMIN],
-      { env: { ...process.env, SWITCHYARD_URL: '', SWITCHYARD_ADMIN_TOKEN: '' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-const list = async (query = '') => {
-  const res = await fetch(`${gw.url}/admin/sessions${query}`, { headers: { authorization: `Bearer ${ADMIN}` } });
-  return { status: res.status, body: (await res.json()) as any };
-};
+const cli = (args: string[]) => runCli([...args, '--url', gw.url, '--token', ADMIN]);
+const list = (query = '') => adminGetJson(gw.url, `/admin/sessions${query}`, ADMIN);
 
 beforeAll(async () => {
   const dir = tmpDir();
@@ -72,11 +60,7 @@ describe('GET /admin/sessions is bounded', () => {
     expect((await list('?status=closed&limit=12')).body.more).toBe(true);
   });
 
-  it.each(['0', '1001', '-1', 'abc', '1e3', '10.5'])('limit=%s is refused with 400 invalid_request naming limit', async (v) => {
-    const r = await list(`?limit=${v}`);
-    expect(r.status).toBe(400);
-    expect(r.body.error).toMatchObject({ code: 'invalid_request', param: 'limit', message: 'limit: an integer from 1 to 1000' });
-  });
+  it.each(BAD_LIMITS)('limit=%s is refused with 400 invalid_request naming limit', (v) => expectLimitRefused(gw.url, '/admin/sessions?', ADMIN, v));
 
   it('switchyard sessions list shows the page and says there are more; --limit; a bad --limit names the flag', async () => {
     const def = await cli(['sessions', 'list']);
