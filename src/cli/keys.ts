@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { EXPIRES_FORMS, expiryFromText, type KeySummary } from '../keys/model.js';
 import { adminCall, CliError, named, remoteOptions, type RemoteFlags } from './remote.js';
-import { out, table } from './table.js';
+import { out, outShowing, table } from './table.js';
 import { decimalInt } from '../util/decimal.js';
 import { KEY, KEY_SECRET, KEYS } from './replies.js';
 
@@ -95,9 +95,10 @@ const CREATE_FIELDS = {
 };
 
 function showSecret(o: RemoteFlags, r: { key: KeySummary; secret: string }, verb: string): void {
-  if (o.json) return out(JSON.stringify(r, null, 2) + '\n');
-  out(
+  if (o.json) return outShowing(JSON.stringify(r, null, 2) + '\n', r.secret);
+  outShowing(
     `${verb} key ${r.key.name} (${r.key.id})\n\n  ${r.secret}\n\nThis secret is shown once: store it now. Clients send it as Authorization: Bearer <secret>.\n`,
+    r.secret,
   );
 }
 

@@ -30,6 +30,20 @@ export function out(s: string): void {
   process.stdout.write(printable(secrets.scrub(s)));
 }
 
+/**
+ * `out`, except for `shown`: the one secret the command exists to print (a key's new secret, on create and rotate),
+ * which has a key secret's shape and would be scrubbed with the rest. Every other part of `s` is scrubbed as `out`
+ * scrubs it.
+ */
+export function outShowing(s: string, shown: string): void {
+  process.stdout.write(
+    s
+      .split(shown)
+      .map((part) => printable(secrets.scrub(part)))
+      .join(printable(shown)),
+  );
+}
+
 /** marks drawn on the character before them (accents, skin tones), joiners and variation selectors: no column of their own */
 const ZERO_WIDTH = /^(?:\p{Mn}|\p{Me}|\p{Variation_Selector}|\p{Emoji_Modifier}|[\u200b-\u200f\u2060])$/u;
 /** East Asian wide and fullwidth characters, and emoji drawn as emoji by default: two columns in a terminal */
