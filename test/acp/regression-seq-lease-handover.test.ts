@@ -15,6 +15,7 @@ import { openStore } from '../../src/sessions/open-store.js';
 import { mutateSession, type SessionStore } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { wrapStore } from '../helpers/store-wrap.js';
 
 const redis = redisForFile();
 
@@ -25,17 +26,6 @@ const echo: Runtime = {
   },
   async close() {},
 };
-
-/** `store` with some of its methods replaced */
-function wrap(store: SessionStore, over: Partial<SessionStore>): SessionStore {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop in over) return over[prop as keyof SessionStore];
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
 
 const runner = (store: SessionStore, holderId: string) =>
   new TurnRunner({
@@ -59,12 +49,12 @@ describe('seq across a lease hand-over between instances sharing the store', () 
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     const a = runner(
-      wrap(storeA, { appendEvents: async (...args: Parameters<SessionStore['appendEvents']>) => gate.then(() => storeA.appendEvents(...args)) }),
+      wrapStore(storeA, { appendEvents: async (...args: Parameters<SessionStore['appendEvents']>) => gate.then(() => storeA.appendEvents(...args)) }),
       'gw_seq_handover/a',
     );
     let tried = false;
     const b = runner(
-      wrap(storeB, {
+      wrapStore(storeB, {
         acquireLease: async (...args: Parameters<SessionStore['acquireLease']>) => {
           const got = await storeB.acquireLease(...args);
           if (!tried) {

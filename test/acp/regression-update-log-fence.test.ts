@@ -12,21 +12,11 @@ import { UpdateLog } from '../../src/acp/update-log.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { bothStores } from '../sessions/fixtures/both-stores.js';
+import { wrapStore } from '../helpers/store-wrap.js';
 
 const { backends, stores } = bothStores('ulfence');
 
 const update = (seq: number, by: string) => ({ sessionId: 's1', seq, type: 'delta', delta: `from ${by}` });
-
-/** `store` with some of its methods replaced */
-function wrap(store: SessionStore, over: Partial<SessionStore>): SessionStore {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop in over) return over[prop as keyof SessionStore];
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
 
 describe.each(backends)('update log writes fenced by the lease: $name', (b) => {
   it('a batch that passed its held() check and landed after the lease was taken over is not stored, and the drop is logged', async () => {
@@ -43,7 +33,7 @@ describe.each(backends)('update log writes fenced by the lease: $name', (b) => {
       const next = (await store.lastEventSeq('s1')) + 1;
       bWrote = await store.appendEvents('s1', [{ seq: next, event: update(next, 'b') }], 1000, undefined, 'gw/b');
     };
-    const paused = wrap(store, {
+    const paused = wrapStore(store, {
       appendEvents: async (...args: Parameters<SessionStore['appendEvents']>) => {
         heldAtWrite.push(lease.held());
         if (pausing) await takeOver();

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
+import type { BridgeRow } from '../helpers/bridge-rows.js';
 
 const BRIDGE_TOKEN = 'reload-drain-bridge-token-51c7';
 let a: GatewayProcess & { configPath: string };
@@ -39,16 +40,8 @@ const peerOf = (id: string, name: string, channel: string, model: string) =>
     channels: [{ name: channel, provider: 'mock', models: [model], options: { chunkDelayMs: 50, chunks: 40 } }],
   });
 
-interface Row {
-  name: string;
-  id: string | null;
-  direction: string;
-  state: string;
-  since: string;
-  inflight: { out: number; in: number };
-}
 /** the peer's row of A's link (inbound there) */
-const linkFromA = async (peer: GatewayProcess) => (await adminGet<{ peers: Row[] }>(peer.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_rda');
+const linkFromA = async (peer: GatewayProcess) => (await adminGet<{ peers: BridgeRow[] }>(peer.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_rda');
 
 beforeAll(async () => {
   [b, c] = await Promise.all([peerOf('gw_rdb', 'datacenter', 'gpu', 'llama-gpu'), peerOf('gw_rdc', 'edge', 'cpu', 'llama-cpu')]);
@@ -68,7 +61,7 @@ describe('a reload that changes an outbound bridge', () => {
     }, "A sees B's and C's models");
     const oldB = (await linkFromA(b))!;
     const oldC = (await linkFromA(c))!;
-    const edgeBefore = (await adminGet<{ peers: Row[] }>(a.url, '/admin/bridges')).peers.find((p) => p.name === 'edge')!;
+    const edgeBefore = (await adminGet<{ peers: BridgeRow[] }>(a.url, '/admin/bridges')).peers.find((p) => p.name === 'edge')!;
 
     const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
     const stream = await onA.chat.completions.create({ model: 'llama-gpu', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
@@ -110,17 +103,17 @@ describe('a reload that changes an outbound bridge', () => {
 
     // the bridge the file did not change kept its link, on both sides
     expect((await linkFromA(c))!.since).toBe(oldC.since);
-    const edgeAfter = (await adminGet<{ peers: Row[] }>(a.url, '/admin/bridges')).peers.find((p) => p.name === 'edge')!;
+    const edgeAfter = (await adminGet<{ peers: BridgeRow[] }>(a.url, '/admin/bridges')).peers.find((p) => p.name === 'edge')!;
     expect(edgeAfter).toMatchObject({ state: 'open', since: edgeBefore.since });
     // one outbound bridge of each name, and B holds one link from A
-    const rows = (await adminGet<{ peers: Row[] }>(a.url, '/admin/bridges')).peers;
+    const rows = (await adminGet<{ peers: BridgeRow[] }>(a.url, '/admin/bridges')).peers;
     expect(
       rows
         .filter((r) => r.direction === 'outbound')
         .map((r) => r.name)
         .sort(),
     ).toEqual(['dc', 'edge']);
-    expect((await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_rda')).toHaveLength(1);
+    expect((await adminGet<{ peers: BridgeRow[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_rda')).toHaveLength(1);
   });
 
   it('waits for what runs on the old link no longer than gateway.shutdownGraceMs, then cuts it', async () => {

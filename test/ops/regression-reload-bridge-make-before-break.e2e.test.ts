@@ -21,17 +21,9 @@ import OpenAI from 'openai';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { heldRelay as startHeldRelay } from '../helpers/held-relay.js';
+import type { BridgeRow } from '../helpers/bridge-rows.js';
 
 const BRIDGE_TOKEN = 'reload-mbb-bridge-token-7f21';
-
-interface Row {
-  name: string;
-  id: string | null;
-  direction: string;
-  state: string;
-  since: string;
-  inflight: { out: number; in: number };
-}
 
 const procs: GatewayProcess[] = [];
 const frozen = new Set<GatewayProcess>();
@@ -83,7 +75,7 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     const a = await startProcess(requesterConfig(wsUrl(b.url)));
     procs.push(a);
     await waitFor(() => hasModel(a, 'llama-gpu'), "A sees B's model");
-    const linkFromA = async () => (await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba');
+    const linkFromA = async () => (await adminGet<{ peers: BridgeRow[] }>(b.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba');
     const oldLink = (await linkFromA())!;
 
     // four clients, each sending one request after the other, for the whole test
@@ -136,7 +128,7 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     expect(failures).toEqual([]);
     // B holds one link from A, the new one, once the old one drained
     await waitFor(
-      async () => (await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_mbba').length === 1,
+      async () => (await adminGet<{ peers: BridgeRow[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_mbba').length === 1,
       'B holds one link from A',
     );
   });
@@ -162,7 +154,7 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     const chunks = stream[Symbol.asyncIterator]();
     expect((await chunks.next()).done).toBe(false);
     await waitFor(
-      async () => (await adminGet<{ peers: Row[] }>(b1.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba')?.inflight.in === 2,
+      async () => (await adminGet<{ peers: BridgeRow[] }>(b1.url, '/admin/bridges')).peers.find((p) => p.id === 'gw_mbba')?.inflight.in === 2,
       'both run on B1',
     );
 
@@ -208,7 +200,7 @@ describe('a reload that re-dials a bridge with the same credentials', () => {
     const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
     await expect(onA.chat.completions.create({ model: 'llama-tok', messages: [{ role: 'user', content: 'hi' }] })).rejects.toThrow();
     // the old link, idle, drained and closed: B holds no link from A while the new dial waits
-    await waitFor(async () => !(await adminGet<{ peers: Row[] }>(b.url, '/admin/bridges')).peers.some((p) => p.id === 'gw_mbba'), 'the old link closed');
+    await waitFor(async () => !(await adminGet<{ peers: BridgeRow[] }>(b.url, '/admin/bridges')).peers.some((p) => p.id === 'gw_mbba'), 'the old link closed');
     relay.release();
   });
 });

@@ -15,20 +15,10 @@ import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { adminGet, cleanupDirs, startProcess, waitFor, wsUrl } from '../helpers/env.js';
 import { heldRelay } from '../helpers/held-relay.js';
 import { runCli } from './cli-run.js';
+import type { BridgeRow } from '../helpers/bridge-rows.js';
 
 const BRIDGE_TOKEN = 'reload-retiring-bridge-token-2c4e';
 const ADMIN = 'reload-retiring-admin-token-88a1';
-
-interface Row {
-  name: string;
-  id: string | null;
-  direction: string;
-  state: string;
-  since: string;
-  url: string | null;
-  inflight: { out: number; in: number };
-  retiring?: { reason: string; since: string };
-}
 
 let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess;
@@ -48,7 +38,7 @@ const aConfig = (bUrl: string) => ({
   channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
 });
 
-const rows = async (g: GatewayProcess) => (await adminGet<{ peers: Row[] }>(g.url, '/admin/bridges', ADMIN)).peers;
+const rows = async (g: GatewayProcess) => (await adminGet<{ peers: BridgeRow[] }>(g.url, '/admin/bridges', ADMIN)).peers;
 const cli = (g: GatewayProcess, ...args: string[]) => runCli([...args, '--url', g.url, '--token', ADMIN]);
 
 beforeAll(async () => {
@@ -114,7 +104,7 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     const status = await cli(a, 'status');
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('retiring links  1 draining, 0 handing over, in flight 1 out/0 in');
-    const overview = await adminGet<{ peers: Row[]; retiringLinks: unknown }>(a.url, '/admin/overview', ADMIN);
+    const overview = await adminGet<{ peers: BridgeRow[]; retiringLinks: unknown }>(a.url, '/admin/overview', ADMIN);
     expect(overview.retiringLinks).toEqual({ retiring: 1, handingOver: 0, inflight: { out: 1, in: 0 } });
     expect(overview.peers.map((p) => p.state)).toEqual(['open']);
 

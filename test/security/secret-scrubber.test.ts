@@ -6,6 +6,15 @@ import { ModelTokens } from '../../src/util/model-tokens.js';
 import { registerConfigSecrets } from '../../src/config/secrets.js';
 import { validateConfig } from '../../src/config/load.js';
 
+/** `text` through one stream's delta scrubber in pieces of `n` characters: what each push gave, then the flush */
+function inPieces(s: SecretScrubber, text: string, n: number): string[] {
+  const d = s.deltas();
+  const outs: string[] = [];
+  for (let i = 0; i < text.length; i += n) outs.push(d.push(text.slice(i, i + n)));
+  outs.push(d.flush());
+  return outs;
+}
+
 describe('SecretScrubber', () => {
   it('replaces every registered secret, its JSON-escaped and URL-encoded forms; longest first', () => {
     const s = new SecretScrubber();
@@ -111,10 +120,7 @@ describe('SecretScrubber', () => {
       expect(out, `cut at ${cut}`).toBe(expected);
     }
     for (let n = 1; n <= 9; n++) {
-      const d = s.deltas();
-      const outs: string[] = [];
-      for (let i = 0; i < text.length; i += n) outs.push(d.push(text.slice(i, i + n)));
-      outs.push(d.flush());
+      const outs = inPieces(s, text, n);
       expect(outs.join(''), `pieces of ${n}`).toBe(expected);
       // no piece that went out holds more than the secret's public-looking start
       for (const o of outs) expect(o.includes('0123')).toBe(false);
@@ -226,10 +232,7 @@ describe('SecretScrubber', () => {
         for (const secret of [key, agent]) expect(o.includes(secret.slice(-8)) || o.includes(secret.slice(3, 11)), `cut at ${cut}`).toBe(false);
     }
     for (let n = 1; n <= 9; n++) {
-      const d = s.deltas();
-      const outs: string[] = [];
-      for (let i = 0; i < text.length; i += n) outs.push(d.push(text.slice(i, i + n)));
-      outs.push(d.flush());
+      const outs = inPieces(s, text, n);
       expect(outs.join(''), `pieces of ${n}`).toBe(expected);
     }
     // a whole key at a delta's end is not held; a stream that ends with a key cut short gives it scrubbed
