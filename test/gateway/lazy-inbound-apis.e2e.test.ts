@@ -7,11 +7,11 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess, tmpDir, type GatewayProcess } from '../helpers/env.js';
+import { loadedUnder } from '../helpers/module-log.js';
 
 const HOOKS = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures', 'module-log.mjs');
 const TOKEN = 'sy-lazy-apis-token-5e1f';
@@ -22,11 +22,7 @@ afterAll(async () => {
 });
 
 /** the gateway's own modules the process has loaded, as paths under dist/ */
-const loadedBy = (file: string) =>
-  readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((u) => u.includes('/dist/'))
-    .map((u) => u.slice(u.lastIndexOf('/dist/') + 6));
+const loadedBy = (file: string) => loadedUnder(file, '/dist/');
 
 const MODULES = {
   anthropic: ['http/routes/messages.js', 'apis/anthropic/request.js', 'apis/anthropic/response.js', 'apis/anthropic/stream.js'],

@@ -8,12 +8,12 @@
  * Real gateway processes whose CommonJS loads are logged by a preload (fixtures/require-log.mjs); /metrics and a
  * traced request to a real OTLP receiver show both still work.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupDirs, startProcess, tmpDir, waitFor, type GatewayProcess } from '../helpers/env.js';
+import { loadedUnder } from '../helpers/module-log.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../fakes/otlp-receiver.js';
 
 const PRELOAD = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'gateway', 'fixtures', 'require-log.mjs');
@@ -27,11 +27,7 @@ afterAll(async () => {
 });
 
 /** the CommonJS modules of node_modules the process has loaded, as `<package>/<file>` */
-const loaded = (file: string) =>
-  readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((p) => p.includes('/node_modules/'))
-    .map((p) => p.slice(p.lastIndexOf('/node_modules/') + 14));
+const loaded = (file: string) => loadedUnder(file, '/node_modules/');
 
 async function gateway(extra: Record<string, unknown>) {
   const dir = tmpDir();
