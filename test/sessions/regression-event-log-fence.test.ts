@@ -22,10 +22,12 @@ describe.each(backends)('update log writes fenced by the lease: $name', (b) => {
   it("a batch numbered under a lease taken over since is not written; the new holder's entry at that seq stays", async () => {
     const store = await b.open();
     stores.push(store);
-    expect(await store.acquireLease('s1', 'gw/a', 300)).toBe(true);
+    expect(await store.acquireLease('s1', 'gw/a', 30_000)).toBe(true);
     const wrote: boolean[] = [];
     wrote.push(await store.appendEvents('s1', [update(1, 'a')], 100, undefined, 'gw/a'));
-    // a is paused past its ttl; b takes the session and numbers from the log's highest seq
+    // a is paused past its ttl (its last renewal, a short one, runs out); b takes the session and numbers from the
+    // log's highest seq. The first write is made under a long ttl: a slow machine cannot let it lapse before it
+    expect(await store.acquireLease('s1', 'gw/a', 50)).toBe(true);
     await lapsed(store, 's1');
     expect(await store.acquireLease('s1', 'gw/b', 30_000)).toBe(true);
     wrote.push(await store.appendEvents('s1', [update(2, 'b')], 100, undefined, 'gw/b'));
