@@ -193,6 +193,7 @@ export class Dialer {
       ws,
       role: 'initiator',
       name: this.target.name,
+      url: this.target.url,
       peer,
       share,
       agents,

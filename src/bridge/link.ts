@@ -57,6 +57,11 @@ export interface LinkOptions {
   role: Role;
   /** config name of the outbound bridge, or the peer's announced name for inbound links */
   name: string;
+  /**
+   * the URL an outbound link was dialled with, as configured (userinfo and query included: shown only through
+   * redactUrl, as the dialler's own); absent for an inbound link
+   */
+  url?: string | undefined;
   selfId: string;
   peer: PeerInfo;
   /** names of our channels this peer may use (the serving-side whitelist; replaced by `reshare`) */
@@ -85,6 +90,8 @@ export class BridgeLink implements LinkContext {
   readonly linkId = newId('link', 6);
   readonly role: Role;
   readonly name: string;
+  /** LinkOptions.url: kept so that the link still shows where it was dialled once a reload re-dialled its bridge */
+  readonly url: string | null;
   readonly since = new Date();
   peer: PeerInfo;
   load: PeerLoad = { channels: {}, inflight: 0 };
@@ -107,6 +114,7 @@ export class BridgeLink implements LinkContext {
     this.ws = o.ws;
     this.role = o.role;
     this.name = o.name;
+    this.url = o.url ?? null;
     this.peer = o.peer;
     this.ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
     this.ws.on('close', (code, reason) => this.teardown(code, reason.toString() || 'closed'));

@@ -632,7 +632,9 @@ export class BridgeMesh implements MeshContext {
       direction: l.role === 'initiator' ? 'outbound' : 'inbound',
       state,
       since: l.since.toISOString(),
-      url: null,
+      // where an outbound link was dialled (redacted where rows are shown, as the dialler's row is): a retiring one's
+      // dialler may be gone or dial elsewhere now
+      url: l.url,
       sharedWithUs: l.peer.sharedChannels.map((c) => c.name),
       sharedByUs: [...l.ourShare],
       inflight: { out: l.inflightOut, in: l.inflightIn },

@@ -13,6 +13,8 @@ export interface OpenLinkOptions {
   ws: WebSocket;
   role: Role;
   name: string;
+  /** the URL an outbound link was dialled with (LinkOptions.url) */
+  url?: string | undefined;
   peer: PeerInfo;
   /** what we share with this peer */
   share: readonly SharedChannel[];
@@ -29,6 +31,7 @@ export function openLink(mesh: MeshContext, o: OpenLinkOptions): BridgeLink {
     ws: o.ws,
     role: o.role,
     name: o.name,
+    url: o.url,
     selfId: mesh.gatewayId,
     peer: o.peer,
     ourShare: new Set(o.share.map((c) => c.name)),

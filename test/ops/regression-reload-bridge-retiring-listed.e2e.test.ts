@@ -5,7 +5,10 @@
  * an operator who reloaded saw one link and could not tell why the peer still held two connections from this gateway.
  * Now each side lists the old link as `retiring`, with its reason, since when, and what is in flight on it, until it
  * closes; the old link of a bridge re-dialled with the same credentials, which routes until the new one opens, is listed
- * as `handing-over` meanwhile. Real processes: A dials B, which shares a slow streaming channel.
+ * as `handing-over` meanwhile. An outbound link's row says where it was dialled (`url`, redacted as its dialler's row
+ * was: userinfo and query values replaced); it said `url: null` before, the link not keeping its URL, so once the reload
+ * re-dialled the bridge elsewhere nothing showed where the old link went. Real processes: A dials B, which shares a slow
+ * streaming channel.
  */
 import { writeFileSync } from 'node:fs';
 import type net from 'node:net';
@@ -19,6 +22,9 @@ import type { BridgeRow } from '../helpers/bridge-rows.js';
 
 const BRIDGE_TOKEN = 'reload-retiring-bridge-token-2c4e';
 const ADMIN = 'reload-retiring-admin-token-88a1';
+// what A's first dial carries in its URL: never shown, on the dialler's row nor on its link's once retiring
+const DIAL_PASS = 'reload-retiring-userinfo-pass-5d1e';
+const DIAL_QUERY = 'reload-retiring-query-value-7b3a';
 
 let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess;
@@ -48,7 +54,7 @@ beforeAll(async () => {
     // runs it is watched through however slow the host, and which the client ends once it has seen them
     channels: [{ name: 'gpu', provider: 'mock', models: ['llama-gpu'], options: { chunkDelayMs: 50, chunks: 600, reply: 'a long answer '.repeat(50) } }],
   });
-  a = await startProcess(aConfig(wsUrl(b.url)));
+  a = await startProcess(aConfig(`${wsUrl(b.url).replace('ws://', `ws://dialer:${DIAL_PASS}@`)}?region=${DIAL_QUERY}`));
 });
 
 afterAll(async () => {
@@ -61,6 +67,8 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
   it('lists the old link as retiring, with 1 in flight, on both sides and in the CLI, until the stream ends', async () => {
     await waitFor(async () => (await adminGet<{ models: string[] }>(a.url, '/admin/status', ADMIN)).models.includes('llama-gpu'), "A sees B's model");
     const oldOnB = (await rows(b)).find((p) => p.id === 'gw_rla')!;
+    const dialledOnA = (await rows(a)).find((p) => p.name === 'dc')!;
+    expect(dialledOnA.url).toBe(`ws://[REDACTED]@127.0.0.1:${new URL(b.url).port}/bridge?region=[REDACTED]`);
 
     const onA = new OpenAI({ apiKey: 'unused', baseURL: `${a.url}/v1`, maxRetries: 0 });
     const stream = await onA.chat.completions.create({ model: 'llama-gpu', messages: [{ role: 'user', content: 'a long answer' }], stream: true });
@@ -80,11 +88,13 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     expect(retiringOnA).toMatchObject({ name: 'dc', id: 'gw_rlb', direction: 'outbound', inflight: { out: 1, in: 0 } });
     expect(retiringOnA.retiring?.reason).toBe('bridge re-dialled (config reload)');
     expect(Date.parse(retiringOnA.retiring!.since)).toBeGreaterThanOrEqual(reloadedAt - 1000);
+    // where the old link was dialled, redacted as its dialler's row showed it before the reload
+    expect(retiringOnA.url).toBe(dialledOnA.url);
     const listedOnA = await rows(a);
     expect(listedOnA.map((p) => p.state)).toEqual(['open', 'retiring']);
-    // the same safe shape: no bridge token, no URL query value
-    expect(JSON.stringify(listedOnA)).not.toContain(BRIDGE_TOKEN);
-    expect(JSON.stringify(listedOnA)).not.toContain('via=reload');
+    expect(listedOnA[0]!.url).toBe(`${wsUrl(b.url)}?via=[REDACTED]`);
+    // the same safe shape: no bridge token, no URL credential or query value
+    for (const secret of [BRIDGE_TOKEN, 'via=reload', DIAL_PASS, DIAL_QUERY]) expect(JSON.stringify(listedOnA)).not.toContain(secret);
 
     // B: the link A dialled first was replaced by A's new one, and drains as well
     const onB = await rows(b);
@@ -140,6 +150,8 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     const during = await rows(a);
     expect(during.map((p) => `${p.name} ${p.state}`)).toEqual(['dc connecting', 'dc handing-over']);
     expect(during[1]).toMatchObject({ id: 'gw_rlb', direction: 'outbound', retiring: { reason: 'bridge re-dialled (config reload)' } });
+    // the handed-over link was dialled by the first test's reload; the dialler's row is the relay's now
+    expect(during.map((p) => p.url)).toEqual([`ws://127.0.0.1:${relay.port}/bridge`, `${wsUrl(b.url)}?via=[REDACTED]`]);
     const list = await cli(a, 'bridge', 'list');
     expect(list.stdout).toMatch(/^dc +gw_rlb +outbound +handing-over \d+s \(bridge re-dialled \(config reload\)\)/m);
     expect((await cli(a, 'status')).stdout).toContain('retiring links  0 draining, 1 handing over, in flight 0 out/0 in');
