@@ -50,6 +50,14 @@ export interface MeshOptions {
   logger: Logger;
 }
 
+/** the links no longer their peer's current one, counted (BridgeMesh.retiringSummary) */
+export interface RetiringSummary {
+  retiring: number;
+  handingOver: number;
+  /** requests in flight on those links: `out` ours waiting on the peer, `in` the peer's we serve */
+  inflight: { out: number; in: number };
+}
+
 export interface PeerRow {
   name: string;
   id: string | null;
@@ -623,6 +631,22 @@ export class BridgeMesh implements MeshContext {
       rows.push({ ...row, retiring: { reason: h.reason, since: h.since.toISOString() } });
     }
     return rows;
+  }
+
+  /**
+   * The links a reload or a newer link let go (retiring.ts), counted: how many drain (`retiring`), how many still route
+   * until their bridge's new link opens (`handingOver`), and what is in flight on them. Shown beside the current links
+   * where those alone are listed (`GET /admin/status`, `/admin/overview`, so `switchyard status` and /ui).
+   */
+  retiringSummary(): RetiringSummary {
+    const out: RetiringSummary = { retiring: 0, handingOver: 0, inflight: { out: 0, in: 0 } };
+    for (const h of this.retirement.held()) {
+      if (h.state === 'retiring') out.retiring++;
+      else out.handingOver++;
+      out.inflight.out += h.link.inflightOut;
+      out.inflight.in += h.link.inflightIn;
+    }
+    return out;
   }
 
   private linkRow(l: BridgeLink, state: string, health = this.healthOf(l)): PeerRow {

@@ -188,28 +188,20 @@ function safeUrl(url: string | null): string | null {
 
 export async function buildOverview(d: OverviewDeps) {
   const links = new Map(d.mesh.peers().map((l) => [l.peer.id, l]));
-  const rows = d.mesh.list({ retiring: true });
   // the links a reload or a newer link let go, counted: `GET /admin/bridges` lists them, the overview (and with it
   // `switchyard status` and /ui's peers) keeps to the current links
-  const held = rows.filter((r) => r.retiring !== undefined);
-  const retiringLinks = {
-    retiring: held.filter((r) => r.state === 'retiring').length,
-    handingOver: held.filter((r) => r.state === 'handing-over').length,
-    inflight: held.reduce((n, r) => ({ out: n.out + r.inflight.out, in: n.in + r.inflight.in }), { out: 0, in: 0 }),
-  };
-  const peers = rows
-    .filter((r) => r.retiring === undefined)
-    .map((row) => {
-      const l = row.id ? links.get(row.id) : undefined;
-      return {
-        ...row,
-        url: safeUrl(row.url),
-        // a peer's error text is the peer's to write (a bridge-error, a close reason): scrubbed as on /admin/bridges
-        lastError: row.lastError === null ? null : secrets.scrubError(row.lastError),
-        rttMs: l ? l.traffic.rttMs : null,
-        traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
-      };
-    });
+  const retiringLinks = d.mesh.retiringSummary();
+  const peers = d.mesh.list().map((row) => {
+    const l = row.id ? links.get(row.id) : undefined;
+    return {
+      ...row,
+      url: safeUrl(row.url),
+      // a peer's error text is the peer's to write (a bridge-error, a close reason): scrubbed as on /admin/bridges
+      lastError: row.lastError === null ? null : secrets.scrubError(row.lastError),
+      rttMs: l ? l.traffic.rttMs : null,
+      traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
+    };
+  });
   let sessions: Record<string, number> = { active: 0, running: 0, closed: 0, moved: 0 };
   let running: SessionsPart['running'] = [];
   // false while the session store cannot be read now (down, stalled, a SQLite error: it failed, or gave no answer

@@ -5,10 +5,11 @@
  * an operator who reloaded saw one link and could not tell why the peer still held two connections from this gateway.
  * Now each side lists the old link as `retiring`, with its reason, since when, and what is in flight on it, until it
  * closes; the old link of a bridge re-dialled with the same credentials, which routes until the new one opens, is listed
- * as `handing-over` meanwhile. An outbound link's row says where it was dialled (`url`, redacted as its dialler's row
- * was: userinfo and query values replaced); it said `url: null` before, the link not keeping its URL, so once the reload
- * re-dialled the bridge elsewhere nothing showed where the old link went. Real processes: A dials B, which shares a slow
- * streaming channel.
+ * as `handing-over` meanwhile. `GET /admin/status`, whose peers keep to the current links, counts them as
+ * `/admin/overview` does (`retiringLinks`); it did not before. An outbound link's row says where it was dialled
+ * (`url`, redacted as its dialler's row was: userinfo and query values replaced); it said `url: null` before, the link
+ * not keeping its URL, so once the reload re-dialled the bridge elsewhere nothing showed where the old link went.
+ * Real processes: A dials B, which shares a slow streaming channel.
  */
 import { writeFileSync } from 'node:fs';
 import type net from 'node:net';
@@ -117,6 +118,10 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     const overview = await adminGet<{ peers: BridgeRow[]; retiringLinks: unknown }>(a.url, '/admin/overview', ADMIN);
     expect(overview.retiringLinks).toEqual({ retiring: 1, handingOver: 0, inflight: { out: 1, in: 0 } });
     expect(overview.peers.map((p) => p.state)).toEqual(['open']);
+    // /admin/status: the same count beside its peers, which keep to the current links
+    const status1 = await adminGet<{ peers: BridgeRow[]; retiringLinks: unknown }>(a.url, '/admin/status', ADMIN);
+    expect(status1.retiringLinks).toEqual({ retiring: 1, handingOver: 0, inflight: { out: 1, in: 0 } });
+    expect(status1.peers.map((p) => p.state)).toEqual(['open']);
 
     // still there while the stream runs: it waits for no fixed time
     expect((await rows(a)).find((p) => p.state === 'retiring')?.inflight.out).toBe(1);
@@ -131,11 +136,12 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     expect((await cli(a, 'bridge', 'list')).stdout).not.toContain('retiring');
     const after = await cli(a, 'status');
     expect(after.stdout).not.toContain('retiring links');
-    expect((await adminGet<{ retiringLinks: unknown }>(a.url, '/admin/overview', ADMIN)).retiringLinks).toEqual({
-      retiring: 0,
-      handingOver: 0,
-      inflight: { out: 0, in: 0 },
-    });
+    for (const path of ['/admin/overview', '/admin/status'])
+      expect((await adminGet<{ retiringLinks: unknown }>(a.url, path, ADMIN)).retiringLinks, path).toEqual({
+        retiring: 0,
+        handingOver: 0,
+        inflight: { out: 0, in: 0 },
+      });
   });
 
   it('lists the old link as handing-over while the new dial has not opened, then not at all once it has', async () => {
@@ -155,6 +161,11 @@ describe('a reload that re-dials a bridge while a stream runs on its old link', 
     const list = await cli(a, 'bridge', 'list');
     expect(list.stdout).toMatch(/^dc +gw_rlb +outbound +handing-over \d+s \(bridge re-dialled \(config reload\)\)/m);
     expect((await cli(a, 'status')).stdout).toContain('retiring links  0 draining, 1 handing over, in flight 0 out/0 in');
+    expect((await adminGet<{ retiringLinks: unknown }>(a.url, '/admin/status', ADMIN)).retiringLinks).toEqual({
+      retiring: 0,
+      handingOver: 1,
+      inflight: { out: 0, in: 0 },
+    });
 
     relay.release();
     await waitFor(async () => (await rows(a)).map((p) => `${p.name} ${p.state}`).join() === 'dc open', 'the new link open, the old one closed');

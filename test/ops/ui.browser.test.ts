@@ -2,10 +2,12 @@
  * The status page in headless Chromium (playwright-core driving the system `chromium`; CI installs it) with
  * a real two-gateway setup: sign in with the admin token (kept in sessionStorage only), the page shows the
  * peer, its link and its shared channel, and the warm agent pool; when the peer goes away the page updates by
- * itself. Screenshots are saved under the test's temp folder and their paths printed. No request leaves the
+ * itself. The links a reload let go are counted under the peers and links while they are held (a re-dialled bridge's
+ * old link handing over), as `switchyard status` counts them. Screenshots are saved under the test's temp folder and their paths printed. No request leaves the
  * gateway's origin.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,14 +18,41 @@ import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { helloFrame } from '../fakes/raw-bridge-peer.js';
 import { cleanupDirs, startProcess, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { launchChromium } from '../helpers/chromium.js';
+import { heldRelay } from '../helpers/held-relay.js';
 
 const FAKE = fileURLToPath(new URL('../fakes/fake-acp-agent.mjs', import.meta.url));
 const BRIDGE_TOKEN = 'ui-bridge-token-6a3c';
 const ADMIN = 'ui-admin-token-2e8f';
-let a: GatewayProcess;
+let a: GatewayProcess & { configPath: string };
 let b: GatewayProcess;
 let browser: Browser;
-const cleanups: Array<() => void> = [];
+const cleanups: Array<() => unknown> = [];
+
+/** A's config; `more`: bridges a case adds by a reload */
+const aConfig = (...more: Array<Record<string, unknown>>) => ({
+  gateway: {
+    id: 'gw_ua',
+    name: 'office',
+    admin: { token: ADMIN },
+    // inbound links too: the unmatched-pongs case below opens one from a raw peer. A reload's hand-over lasts until the
+    // new link opens or this long: longer than the retiring-links case watches it, on a slow host
+    bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], limits: { handshakeTimeoutMs: 60_000 } },
+    bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }, ...more],
+  },
+  channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
+  // one warm agent process: the page's Warm agents card
+  acp: {
+    tokens: ['ui-acp-token-4b7d'],
+    agents: [{ id: 'fake', label: 'fake', command: process.execPath, args: [FAKE], permissions: 'allow', warm: 1 }],
+  },
+});
+
+async function reloadA(...more: Array<Record<string, unknown>>): Promise<string[]> {
+  writeFileSync(a.configPath, JSON.stringify(aConfig(...more)));
+  const res = await fetch(`${a.url}/admin/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { applied: string[] }).applied;
+}
 
 beforeAll(async () => {
   b = await startProcess({
@@ -35,28 +64,13 @@ beforeAll(async () => {
     },
     channels: [{ name: 'gpu-llama', provider: 'mock', models: ['llama3'] }],
   });
-  a = await startProcess({
-    gateway: {
-      id: 'gw_ua',
-      name: 'office',
-      admin: { token: ADMIN },
-      // inbound links too: the unmatched-pongs case below opens one from a raw peer
-      bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN] },
-      bridges: [{ name: 'datacenter', url: wsUrl(b.url), token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200, maxReconnectInterval: 500 }],
-    },
-    channels: [{ name: 'office-mock', provider: 'mock', models: ['mock-1'] }],
-    // one warm agent process: the page's Warm agents card
-    acp: {
-      tokens: ['ui-acp-token-4b7d'],
-      agents: [{ id: 'fake', label: 'fake', command: process.execPath, args: [FAKE], permissions: 'allow', warm: 1 }],
-    },
-  });
+  a = await startProcess(aConfig());
   await waitForBridgeOpen(a.url, ADMIN);
   browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of cleanups.reverse()) c();
+  for (const c of cleanups.reverse()) await c();
   await browser?.close();
   await Promise.all([a?.stop(), b?.stop()]);
   cleanupDirs();
@@ -158,6 +172,44 @@ describe('status page /ui', () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it('counts the links a reload let go under the peers and links, while the old link of a re-dialled bridge hands over', async () => {
+    // a second peer, bridged by a reload (the first one is stopped by now)
+    const b2 = await startProcess({
+      gateway: { id: 'gw_ub2', name: 'lab', admin: { token: ADMIN }, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: ['lab-mock'] } },
+      channels: [{ name: 'lab-mock', provider: 'mock', models: ['lab-1'] }],
+    });
+    cleanups.push(() => b2.stop());
+    const lab = { name: 'lab', token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 };
+    expect(await reloadA({ ...lab, url: wsUrl(b2.url) })).toContain('bridge lab connecting');
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${a.url}/ui`);
+    await page.fill('#token', ADMIN);
+    await page.click('#login-form button');
+    await page.locator('#peers tr[data-peer="lab"][data-state="open"]').waitFor({ timeout: 15_000 });
+    const line = page.locator('#retiring-links');
+    expect(await line.isHidden()).toBe(true);
+
+    // the same peer behind a relay that holds the new dial: the old link goes on routing, handed over
+    const servers: net.Server[] = [];
+    cleanups.push(() => servers.forEach((s) => s.close()));
+    const relay = await heldRelay(Number(new URL(b2.url).port), 0, servers);
+    expect(await reloadA({ ...lab, url: `ws://127.0.0.1:${relay.port}/bridge` })).toContain('bridge lab re-dialled (changed)');
+    await page.locator('#retiring-links[data-handing-over="1"]').waitFor({ timeout: 15_000 });
+    expect(await line.textContent()).toBe('retiring links: 0 draining, 1 handing over, in flight 0 out / 0 in (see switchyard bridge list)');
+    // the peers and links keep to the current ones: the bridge's new dial
+    expect(await page.locator('#peers tr[data-peer="lab"]').getAttribute('data-state')).toBe('connecting');
+
+    // the new link opens: the old one retires, closes (nothing runs on it), and the line goes
+    relay.release();
+    await page.locator('#peers tr[data-peer="lab"][data-state="open"]').waitFor({ timeout: 15_000 });
+    await line.waitFor({ state: 'hidden', timeout: 15_000 });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
 
   it('the page itself carries no data and a strict CSP; the event stream needs the admin token', async () => {
     const page = await fetch(`${a.url}/ui`);

@@ -92,6 +92,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
         version: VERSION,
         channels: channelRows(d),
         peers: d.mesh.list().map(safePeer),
+        // the links a reload or a newer link let go, counted as on /admin/overview: `peers` keeps to the current ones
+        retiringLinks: d.mesh.retiringSummary(),
         models: d.router.modelNames(),
         panics: d.router.panics,
       });

@@ -86,6 +86,14 @@ export const APP_JS = `
     fillTable('peers', o.peers.map(function (p) {
       return [p.name, p.direction, { text: p.state, cls: 'state-' + p.state }, p.rttMs === null ? '-' : p.rttMs + ' ms', p.inflight.out + ' out / ' + p.inflight.in + ' in', String(p.unmatchedPongs || 0), p.sharedWithUs.join(', ') || '-', p.sharedByUs.join(', ') || '-'];
     }), function (i) { return { 'data-peer': o.peers[i].name, 'data-state': o.peers[i].state }; });
+    // the links a reload or a newer link let go, counted under the current ones (as switchyard status does): a peer
+    // holding two connections from this gateway after a reload is one of them
+    var held = o.retiringLinks;
+    var heldLine = $('retiring-links');
+    heldLine.hidden = held.retiring + held.handingOver === 0;
+    heldLine.textContent = heldLine.hidden ? '' : 'retiring links: ' + held.retiring + ' draining, ' + held.handingOver + ' handing over, in flight ' + held.inflight.out + ' out / ' + held.inflight.in + ' in (see switchyard bridge list)';
+    heldLine.setAttribute('data-retiring', String(held.retiring));
+    heldLine.setAttribute('data-handing-over', String(held.handingOver));
     fillTable('channels', o.channels.map(function (c) {
       return [c.channel, c.peer || 'local', c.provider + (c.mock ? ' (mock)' : ''), c.models.map(function (m) { return (c.skippedModels || []).some(function (k) { return k.model === m; }) ? m + ' (missing)' : m; }).join(', '), c.inflight + '/' + c.maxConcurrent, c.latencyMsEwma ? c.latencyMsEwma + ' ms' : '-', { text: c.health.state, cls: 'state-' + c.health.state }];
     }), function (i) { return { 'data-channel': o.channels[i].channel, 'data-via': o.channels[i].peer || 'local' }; });

@@ -43,7 +43,7 @@ export const PAGE_HTML = `<!doctype html>
     </section>
     <section class="row">
       <div class="card grow"><h2>Mesh</h2><svg id="mesh" viewBox="0 0 400 280"></svg></div>
-      <div class="card grow"><h2>Peers and links</h2><table id="peers"><thead><tr><th>peer</th><th>direction</th><th>state</th><th>RTT</th><th>in flight</th><th>unmatched pongs</th><th>they share</th><th>we share</th></tr></thead><tbody></tbody></table></div>
+      <div class="card grow"><h2>Peers and links</h2><table id="peers"><thead><tr><th>peer</th><th>direction</th><th>state</th><th>RTT</th><th>in flight</th><th>unmatched pongs</th><th>they share</th><th>we share</th></tr></thead><tbody></tbody></table><p id="retiring-links" class="muted" hidden></p></div>
     </section>
     <section class="card"><h2>Channels</h2><table id="channels"><thead><tr><th>channel</th><th>via</th><th>provider</th><th>models</th><th>load</th><th>latency</th><th>health</th></tr></thead><tbody></tbody></table></section>
     <section class="row">
