@@ -21,6 +21,12 @@ export interface PeerGateOptions {
   leaseMs: number;
   record: (r: UsageRecord) => void;
   costOf: (channel: string, usage: Usage | undefined) => number;
+  /**
+   * The key service's count of requests still settling (KeyService.ticketOpened / ticketSettled), which a stop's final
+   * usage write waits for before the limiter and the store close: an admitted forward is one from its admission until
+   * its `done` has recorded its usage and its lease's settlement is over.
+   */
+  tickets: { opened(): void; settled(): void };
 }
 
 export function makePeerGate(o: PeerGateOptions): PeerGate {
@@ -44,29 +50,38 @@ export function makePeerGate(o: PeerGateOptions): PeerGate {
       lease = a.lease;
     }
     let finished = false;
+    o.tickets.opened();
     return {
       ok: true,
       done: (usage, ok) => {
         if (finished) return;
         finished = true;
-        const t = tokensOf(usage);
-        const cost = o.costOf(channel, usage);
-        if (lease !== undefined) void o.limiter.settle(scope, lease, { tokens: t.input + t.output, cost, limits });
-        if (!ok && !usage) return;
-        o.record({
-          ts: Date.now(),
-          key: 'peer',
-          model,
-          channel,
-          peer: peerId,
-          direction: 'served-for',
-          inputTokens: t.input,
-          outputTokens: t.output,
-          cachedTokens: t.cached,
-          cost,
-          stream,
-          estimated: isEstimate(usage),
-        });
+        let settling: Promise<void> | undefined;
+        try {
+          const t = tokensOf(usage);
+          const cost = o.costOf(channel, usage);
+          if (lease !== undefined) settling = o.limiter.settle(scope, lease, { tokens: t.input + t.output, cost, limits });
+          if (!ok && !usage) return;
+          o.record({
+            ts: Date.now(),
+            key: 'peer',
+            model,
+            channel,
+            peer: peerId,
+            direction: 'served-for',
+            inputTokens: t.input,
+            outputTokens: t.output,
+            cachedTokens: t.cached,
+            cost,
+            stream,
+            estimated: isEstimate(usage),
+          });
+        } finally {
+          // counted until the settlement is over: a stop's final usage write, and the limiter's close after it, wait
+          // for it (a settle never rejects: Limiter)
+          if (settling) void settling.finally(() => o.tickets.settled());
+          else o.tickets.settled();
+        }
       },
     };
   };

@@ -100,7 +100,10 @@ export class KeyService {
   private readonly auth: Config['gateway']['auth'];
   private readonly leaseMs: number;
   private retention: RetentionJob | undefined;
-  /** tickets that will record usage (a key's) or settle a lease, not settled yet: a stop's final usage write waits for them */
+  /**
+   * tickets that will record usage (a key's, a served peer forward's) or settle a lease, not settled yet: a stop's
+   * final usage write waits for them
+   */
   private unsettled = 0;
   private settledWaiters: Array<() => void> = [];
 
@@ -119,6 +122,8 @@ export class KeyService {
       record: (r) => this.recorder.record(r),
       // our channel that served a peer's forward, priced from the live config (a reload replaces `channels` in place)
       costOf: (ch, u) => costOf(o.config.channels.find((c) => c.name === ch)?.pricing, tokensOf(u)),
+      // a served forward is a ticket as a /v1 request's: the stop waits for its settlement the same way
+      tickets: { opened: () => this.ticketOpened(), settled: () => this.ticketSettled() },
     });
   }
 
