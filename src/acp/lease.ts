@@ -27,10 +27,12 @@ export function defaultLeaseWaitMs(ttlMs: number): number {
 
 /**
  * The lease holder id of this process. A SQLite store serves one gateway process, so every lease in it that
- * names this gateway is this process's (or its dead previous life's): a fixed id lets the restarted process take
+ * names this gateway is this process's (or its previous life's): a fixed id lets the restarted process take
  * them over at once instead of waiting out their ttl. Instances sharing a Redis store are told apart by
  * `store.instanceId` when it is set (stable across restarts, so a restarted instance owns its old leases);
- * without it, each process gets a fresh id and a dead one's leases expire after their ttl.
+ * without it, each process gets a fresh id and a dead one's leases expire after their ttl. Taking such a lease
+ * over gives it a new take token (lease-token.ts): a previous life that still runs (paused, say) can then neither
+ * renew it (its turn stops) nor land the updates it had numbered under it.
  */
 export function leaseHolderId(gatewayId: string, store: { kind: 'sqlite' } | { kind: 'redis'; instanceId?: string | undefined }): string | undefined {
   if (store.kind === 'sqlite') return `${gatewayId}/sqlite`;
@@ -49,7 +51,8 @@ export class SessionLease {
   private renew: NodeJS.Timeout | undefined;
   /**
    * Called once when a renewal finds the lease held by someone else (this instance was held up past the lease's
-   * ttl, say a pause or a partition, and another instance took the session): the turn must stop, or two would run.
+   * ttl, say a pause or a partition, and another instance took the session; or this process's restart, or another
+   * process with its holder id, took it over): the turn must stop, or two would run.
    * A renewal that fails for another reason (the store unreachable) is not a loss: the next one tries again.
    */
   onLost: (() => void) | undefined;
@@ -66,8 +69,10 @@ export class SessionLease {
   private constructor(
     private readonly store: SessionStore,
     readonly sessionId: string,
-    /** the holder id it is held under: the store fences the update log's writes by it (appendEvents) */
+    /** the holder id it is held under */
     readonly holder: string,
+    /** this take's token: what renewals and the release name, and what the store fences the update log's writes by (appendEvents) */
+    readonly token: string,
     private readonly ttlMs: number,
     takenAt: number,
   ) {
@@ -75,7 +80,7 @@ export class SessionLease {
     this.renew = setInterval(
       () => {
         const sent = Date.now();
-        void store.renewLease(sessionId, holder, ttlMs).then(
+        void store.renewLease(sessionId, token, ttlMs).then(
           (held) => {
             if (held && !this.lost) this.validUntil = Math.max(this.validUntil, sent + ttlMs);
             if (held || this.renew === undefined) return;
@@ -101,7 +106,8 @@ export class SessionLease {
     let busy = o.onBusy;
     for (;;) {
       const sent = Date.now();
-      if (await store.acquireLease(sessionId, holder, ttl)) return new SessionLease(store, sessionId, holder, ttl, sent);
+      const token = await store.acquireLease(sessionId, holder, ttl);
+      if (token !== undefined) return new SessionLease(store, sessionId, holder, token, ttl, sent);
       busy?.();
       busy = undefined;
       if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
@@ -122,7 +128,7 @@ export class SessionLease {
   async confirm(): Promise<boolean> {
     if (this.lost) return false;
     const sent = Date.now();
-    const held = await this.store.renewLease(this.sessionId, this.holder, this.ttlMs).catch(() => false);
+    const held = await this.store.renewLease(this.sessionId, this.token, this.ttlMs).catch(() => false);
     if (held) this.validUntil = Math.max(this.validUntil, sent + this.ttlMs);
     return held && !this.lost;
   }
@@ -137,6 +143,6 @@ export class SessionLease {
   async release(): Promise<void> {
     this.stopRenewing();
     this.validUntil = 0;
-    await this.store.releaseLease(this.sessionId, this.holder).catch(() => undefined);
+    await this.store.releaseLease(this.sessionId, this.token).catch(() => undefined);
   }
 }

@@ -1019,7 +1019,8 @@ export class TurnRunner {
    * waiting, `seq` refreshed from the store (as a turn's take does), and given back once what `fn` numbered is in the
    * log. When another instance holds it, or a turn here waits for it, `fn` runs without it: its updates go out
    * unnumbered. A turn's own take waits for a brief one under way (`brief`), and this for a turn's first try
-   * (`firstTry`), so the two never hold the lease side by side: its release would end the turn's (one holder id).
+   * (`firstTry`), so the two never overlap: a take by this holder id takes the lease over from the other (a new
+   * token), whose renewals would then fail and end its turn.
    */
   private async withLease<T>(live: LiveSession, fn: () => T | Promise<T>): Promise<T> {
     while (live.brief) await live.brief;

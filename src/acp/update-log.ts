@@ -44,8 +44,8 @@ const HOLD_MAX = UPDATE_LOG_READ_MAX;
 export interface NumberedUnder {
   /** whether it is still surely held (checked as the write goes out) */
   held(): boolean;
-  /** its holder id: the store writes the update only while the session's lease is this holder's (appendEvents' fence) */
-  readonly holder: string;
+  /** its take's token: the store writes the update only while the session's lease is still that take (appendEvents' fence) */
+  readonly token: string;
 }
 
 type Pending = SessionEvent & { lease?: NumberedUnder };
@@ -69,8 +69,8 @@ export class UpdateLog {
    * Records one update (params carry `seq`) and pushes it to the session's followers. `lease`: the lease its `seq`
    * was numbered under (the seq rule, docs/sessions.md). An update is written only while that lease is held: one
    * still buffered when it is no longer surely held is not written, and the store writes the batch only if the
-   * session's lease is still that holder's as it writes (a process paused between the two, past the lease's ttl,
-   * finds it taken over or lapsed). Else the next holder may have numbered that `seq` meanwhile, and the log keeps
+   * session's lease is still that take as it writes (a process paused between the two, past the lease's ttl, finds
+   * it taken over, by another holder or by its own restart, or lapsed). Else the next holder may have numbered that `seq` meanwhile, and the log keeps
    * one update per `seq`.
    */
   push(sessionId: string, params: Record<string, unknown>, lease?: NumberedUnder): void {
@@ -105,9 +105,9 @@ export class UpdateLog {
       if (kept.length < pushed.length)
         this.log.warn('session updates not stored: the lease they were numbered under lapsed first', { sessionId, dropped: pushed.length - kept.length });
       let fenced = 0;
-      for (const run of byHolder(kept)) {
+      for (const run of byTake(kept)) {
         const batch = run.map(({ seq, event, json }) => ({ seq, event, json }));
-        const written = await this.store.appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes, run[0]!.lease?.holder).catch((err: unknown) => {
+        const written = await this.store.appendEvents(sessionId, batch, UPDATE_LOG_KEEP, this.maxBytes, run[0]!.lease?.token).catch((err: unknown) => {
           this.log.warn('session updates could not be stored', { sessionId, error: String(err) });
           return true;
         });
@@ -215,14 +215,14 @@ export class UpdateLog {
 }
 
 /**
- * `updates` cut into runs of one fence each (the same lease holder, or none), in order: one write each. Every lease
- * of a process has its one holder id, so a batch is one run.
+ * `updates` cut into runs of one fence each (the same lease take, or none), in order: one write each. A take's
+ * updates are in the log before its lease is given back (the seq rule), so a batch is almost always one run.
  */
-function byHolder(updates: readonly Pending[]): Pending[][] {
+function byTake(updates: readonly Pending[]): Pending[][] {
   const runs: Pending[][] = [];
   for (const u of updates) {
     const last = runs[runs.length - 1];
-    if (last && last[0]!.lease?.holder === u.lease?.holder) last.push(u);
+    if (last && last[0]!.lease?.token === u.lease?.token) last.push(u);
     else runs.push([u]);
   }
   return runs;

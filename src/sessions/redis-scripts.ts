@@ -2,6 +2,7 @@
  * The Lua scripts of the Redis session store (redis-store.ts, which describes the keys): each multi-key change is
  * one script, so it is atomic. Each names the KEYS and ARGV it takes, in order, and what it returns.
  */
+import { LEASE_TOKEN_SEP } from './lease-token.js';
 
 /** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter, meta */
 export const RECORD_KEYS = 6;
@@ -87,9 +88,9 @@ return 1`;
 const JSON_BYTES = `local function jsonBytes(m) return #m - string.find(m, ' ', 1, true) end
 `;
 
-// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped), lease. ARGV: fence (the lease holder the
-// entries were numbered under, '' none: a holder id is never empty), keep, maxBytes, then seq, member pairs. Fenced,
-// nothing is written unless the lease is the fence's now (an expired one is gone: GET finds nothing); returns -1 then,
+// KEYS: events, evmeta (j: the JSON bytes held, d: the highest seq dropped), lease. ARGV: fence (the token of the
+// lease take the entries were numbered under, '' none: a token is never empty), keep, maxBytes, then seq, member
+// pairs. Fenced, nothing is written unless the lease is that take now (an expired one is gone: GET finds nothing); returns -1 then,
 // else the entries held. An entry at a seq the log holds replaces the one there (as SQLite's primary key does: a re-sent update);
 // only an entry at or below the highest seq held is looked up (O(log n)), so a call that appends newer entries makes
 // one lookup in all. The oldest entries go while more than `keep` or `maxBytes` are held, never the newest of all. A
@@ -234,10 +235,21 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('SET', KEYS[7], ARGV[1])
 return out`;
 
-// KEYS: lease. ARGV: holder, ttl
+// KEYS: lease (its value the take's token, `<holder>#<nonce>`, or a holder id alone: written before tokens,
+// lease-token.ts). ARGV: holder, the new take's token, ttl. Takes the lease when it is free (an expired one is gone)
+// or a take of the same holder's (its previous life), with the new token: returns 1, else 0.
+export const ACQUIRE = `local cur = redis.call('GET', KEYS[1])
+if cur then
+  local at = string.find(cur, '${LEASE_TOKEN_SEP}', 1, true)
+  if at then cur = string.sub(cur, 1, at - 1) end
+  if cur ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+// KEYS: lease. ARGV: the take's token, ttl
 export const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
-// KEYS: lease. ARGV: holder
+// KEYS: lease. ARGV: the take's token
 export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 

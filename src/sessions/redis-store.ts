@@ -6,11 +6,11 @@
  * turn JSON } and `turnrevs:<id>` hash { <index>: revision }, revisions and stamps from the `turnrev` counter
  * (INCR, store-wide; see turn-cache.ts) of the epoch in `meta`'s `turnStore` field (named anew whenever the counter
  * starts again, a FLUSHALL say, so an (epoch, revision) is never reused), `sessions` zset (id by updatedAt),
- * `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>` → holder id with a PX expiry, pub/sub
- * channels `chan:<name>`. A record written before the history moved out (schema 1) has no `tr` and its turns in
- * `doc`: it is read as it is and split at its next write. Every multi-key change is one Lua script
- * (redis-scripts.ts), so it is atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed
- * primary), not Cluster.
+ * `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>` → the take's token (`<holder id>#<nonce>`,
+ * lease-token.ts; the holder id alone when an older version took it) with a PX expiry, pub/sub channels
+ * `chan:<name>`. A record written before the history moved out (schema 1) has no `tr` and its turns in `doc`: it is
+ * read as it is and split at its next write. Every multi-key change is one Lua script (redis-scripts.ts), so it is
+ * atomic; keys are not hash-tagged, so this needs a single Redis (or a Sentinel-managed primary), not Cluster.
  *
  * Durability: a method resolves after Redis has applied the write. How it survives a Redis restart is the
  * server's persistence config: `appendonly yes` + `appendfsync always` loses nothing acknowledged
@@ -21,7 +21,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Session, SessionStatus, Turn } from './model.js';
 import { isStoredAs, turnCache, type TurnList } from './turn-cache.js';
+import { leaseHolderOf, newLeaseToken } from './lease-token.js';
 import {
+  ACQUIRE,
   APPEND_EVENTS,
   CREATE,
   DELETE_ENDED,
@@ -488,7 +490,7 @@ export class RedisStore implements SessionStore {
    * `events:<id>`: a sorted set scored by seq, one member a seq (a later append at a seq replaces it); members are
    * `<seq> <json>` so equal payloads stay distinct.
    * `evmeta:<id>`: the JSON bytes the log holds and the highest seq its bounds dropped (APPEND_EVENTS).
-   * The fence reads `lease:<id>` in that script: no round trip more.
+   * The fence (a take's token) is compared with `lease:<id>` in that script: no round trip more.
    */
   async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER, fence?: string): Promise<boolean> {
     if (events.length === 0) return true;
@@ -552,27 +554,26 @@ export class RedisStore implements SessionStore {
     return (await this.getMeta(key)) ?? value;
   }
 
-  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
-    const key = this.k(`lease:${sessionId}`);
-    const px = Math.max(1, Math.ceil(ttlMs));
-    if ((await this.redis.set(key, holderId, 'PX', px, 'NX')) === 'OK') return true;
-    return (await this.redis.eval(RENEW, 1, key, holderId, px)) === 1; // re-entrant for the same holder
+  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<string | undefined> {
+    const token = newLeaseToken(holderId);
+    const taken = await this.redis.eval(ACQUIRE, 1, this.k(`lease:${sessionId}`), holderId, token, Math.max(1, Math.ceil(ttlMs)));
+    return taken === 1 ? token : undefined;
   }
 
-  async renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, this.k(`lease:${sessionId}`), holderId, Math.max(1, Math.ceil(ttlMs)))) === 1;
+  async renewLease(sessionId: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.k(`lease:${sessionId}`), token, Math.max(1, Math.ceil(ttlMs)))) === 1;
   }
 
-  async releaseLease(sessionId: string, holderId: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, this.k(`lease:${sessionId}`), holderId)) === 1;
+  async releaseLease(sessionId: string, token: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, this.k(`lease:${sessionId}`), token)) === 1;
   }
 
   async getLease(sessionId: string): Promise<LeaseInfo | undefined> {
     const key = this.k(`lease:${sessionId}`);
     const res = await this.redis.multi().get(key).pttl(key).exec();
-    const holder = res?.[0]?.[1] as string | null | undefined;
+    const token = res?.[0]?.[1] as string | null | undefined;
     const pttl = res?.[1]?.[1] as number | undefined;
-    return holder && pttl !== undefined && pttl > 0 ? { holderId: holder, expiresAt: Date.now() + pttl } : undefined;
+    return token && pttl !== undefined && pttl > 0 ? { holderId: leaseHolderOf(token), token, expiresAt: Date.now() + pttl } : undefined;
   }
 
   async publish(channel: string, msg: unknown): Promise<void> {

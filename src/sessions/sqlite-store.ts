@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Session, SessionStatus, Turn } from './model.js';
+import { newLeaseToken } from './lease-token.js';
 import { readySqlitePath } from './store-location.js';
 import { isStoredAs, turnCache } from './turn-cache.js';
 import {
@@ -134,6 +135,14 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
       ALTER TABLE sessions ADD COLUMN turns_stamp INTEGER NOT NULL DEFAULT 0;
       UPDATE sessions SET history = '[]', turns_stamp = (SELECT MAX(rev) FROM session_turns t WHERE t.session_id = sessions.id) WHERE history <> '[]';
       INSERT INTO meta (key, value) VALUES ('turnStore', lower(hex(randomblob(16)))) ON CONFLICT (key) DO NOTHING;`,
+  },
+  {
+    // each take of a lease gets a token of its own (lease-token.ts), the update log's fence; a lease taken before
+    // has its holder id as its token (what that version fenced by), as a Redis lease written before tokens reads
+    version: 7,
+    name: 'lease-tokens',
+    sql: `ALTER TABLE leases ADD COLUMN token TEXT NOT NULL DEFAULT '';
+      UPDATE leases SET token = holder_id;`,
   },
 ];
 
@@ -507,41 +516,37 @@ export class SqliteStore implements SessionStore {
     return (await this.getMeta(key)) as string;
   }
 
-  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+  async acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<string | undefined> {
     const now = Date.now();
+    const token = newLeaseToken(holderId);
     const r = this.stmt(
-      `INSERT INTO leases (session_id, holder_id, expires_at) VALUES (@s, @h, @exp)
-         ON CONFLICT (session_id) DO UPDATE SET holder_id = @h, expires_at = @exp
+      `INSERT INTO leases (session_id, holder_id, expires_at, token) VALUES (@s, @h, @exp, @t)
+         ON CONFLICT (session_id) DO UPDATE SET holder_id = @h, expires_at = @exp, token = @t
          WHERE leases.holder_id = @h OR leases.expires_at <= @now`,
-    ).run({ s: sessionId, h: holderId, exp: now + ttlMs, now });
-    return r.changes === 1;
+    ).run({ s: sessionId, h: holderId, exp: now + ttlMs, t: token, now });
+    return r.changes === 1 ? token : undefined;
   }
 
-  async renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean> {
+  async renewLease(sessionId: string, token: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const r = this.stmt('UPDATE leases SET expires_at = ? WHERE session_id = ? AND holder_id = ? AND expires_at > ?').run(
-      now + ttlMs,
-      sessionId,
-      holderId,
-      now,
-    );
+    const r = this.stmt('UPDATE leases SET expires_at = ? WHERE session_id = ? AND token = ? AND expires_at > ?').run(now + ttlMs, sessionId, token, now);
     return r.changes === 1;
   }
 
-  async releaseLease(sessionId: string, holderId: string): Promise<boolean> {
-    const r = this.stmt('DELETE FROM leases WHERE session_id = ? AND holder_id = ? AND expires_at > ?').run(sessionId, holderId, Date.now());
+  async releaseLease(sessionId: string, token: string): Promise<boolean> {
+    const r = this.stmt('DELETE FROM leases WHERE session_id = ? AND token = ? AND expires_at > ?').run(sessionId, token, Date.now());
     return r.changes === 1;
   }
 
   async getLease(sessionId: string): Promise<LeaseInfo | undefined> {
-    const r = this.stmt('SELECT holder_id, expires_at FROM leases WHERE session_id = ? AND expires_at > ?').get(sessionId, Date.now()) as
-      { holder_id: string; expires_at: number } | undefined;
-    return r ? { holderId: r.holder_id, expiresAt: r.expires_at } : undefined;
+    const r = this.stmt('SELECT holder_id, token, expires_at FROM leases WHERE session_id = ? AND expires_at > ?').get(sessionId, Date.now()) as
+      { holder_id: string; token: string; expires_at: number } | undefined;
+    return r ? { holderId: r.holder_id, token: r.token, expiresAt: r.expires_at } : undefined;
   }
 
   async appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes = Number.MAX_SAFE_INTEGER, fence?: string): Promise<boolean> {
     if (events.length === 0) return true;
-    const leased = this.stmt('SELECT 1 FROM leases WHERE session_id = ? AND holder_id = ? AND expires_at > ?');
+    const leased = this.stmt('SELECT 1 FROM leases WHERE session_id = ? AND token = ? AND expires_at > ?');
     const ins = this.stmt('INSERT OR REPLACE INTO session_events (session_id, seq, event, bytes) VALUES (?, ?, ?, ?)');
     // the newest entry past either bound (never the newest of all), counted from the newest down
     const past = this.stmt(
@@ -550,8 +555,8 @@ export class SqliteStore implements SessionStore {
     );
     const drop = this.stmt('DELETE FROM session_events WHERE session_id = ? AND seq <= ?');
     const floor = this.stmt(RAISE_FLOOR);
-    // IMMEDIATE: the lease row read by the fence is the one in force when the entries are written (no other
-    // connection's take can commit in between)
+    // IMMEDIATE: the lease row read by the fence (the take's token) is the one in force when the entries are
+    // written (no other connection's take can commit in between)
     return this.db
       .transaction(() => {
         if (fence !== undefined && !leased.get(sessionId, fence, Date.now())) return false;

@@ -23,6 +23,8 @@ export interface ImportResult {
 
 export interface LeaseInfo {
   holderId: string;
+  /** the take's token (lease-token.ts); a lease written before tokens: its holder id */
+  token: string;
   /** epoch ms */
   expiresAt: number;
 }
@@ -129,14 +131,16 @@ export interface SessionStore {
 
   /**
    * Leases serialise a session's turns across processes sharing the store. `acquire` succeeds if the lease is
-   * free, expired, or already held by `holderId` (then its ttl is reset). A crashed holder's lease expires after
-   * `ttlMs`; a live holder renews it while the turn runs.
+   * free, expired, or held by a take of `holderId` (a restarted process's previous life, whose lease it takes over
+   * at once), and resolves the new take's token (lease-token.ts), undefined when it did not take the lease. Every
+   * take gets a new token, which renewals keep: an earlier take's renewals, release and fenced writes fail from then
+   * on. A crashed holder's lease expires after `ttlMs`; a live holder renews it while the turn runs.
    */
-  acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean>;
-  /** false if `holderId` does not hold it (anymore). */
-  renewLease(sessionId: string, holderId: string, ttlMs: number): Promise<boolean>;
-  /** false if `holderId` does not hold it: nobody can release another holder's lease. */
-  releaseLease(sessionId: string, holderId: string): Promise<boolean>;
+  acquireLease(sessionId: string, holderId: string, ttlMs: number): Promise<string | undefined>;
+  /** false if the take `token` does not hold it (anymore). */
+  renewLease(sessionId: string, token: string, ttlMs: number): Promise<boolean>;
+  /** false if the take `token` does not hold it: nobody can release another take's lease. */
+  releaseLease(sessionId: string, token: string): Promise<boolean>;
   getLease(sessionId: string): Promise<LeaseInfo | undefined>;
 
   /**
@@ -151,11 +155,11 @@ export interface SessionStore {
    * it (dropping what the log holds up to it: a transfer's receiver, whose sender no longer had those entries).
    * `delete(id)` drops the log too. A transfer carries the log's newest entries (sessions/transfer.ts).
    *
-   * `fence`: the lease holder id the entries were numbered under (the seq rule, docs/sessions.md). They are written
-   * only if, in the same atomic step as the write (Redis: the script that appends; SQLite: its transaction), the
-   * session's lease is held by `fence` and not expired; otherwise nothing is written and the call resolves false. A
-   * writer paused past its lease's ttl (and its own `held()` check) cannot then land updates at seqs the next holder
-   * has numbered meanwhile. Without `fence` the entries are written whoever holds the lease (a transfer's receiver).
+   * `fence`: the token of the lease take the entries were numbered under (the seq rule, docs/sessions.md). They are
+   * written only if, in the same atomic step as the write (Redis: the script that appends; SQLite: its transaction),
+   * the session's lease is still that take and not expired; otherwise nothing is written and the call resolves
+   * false. A writer paused past its lease's ttl (and its own `held()` check) cannot then land updates at seqs the
+   * next holder has numbered meanwhile, even when the next holder has its holder id (its restart). Without `fence` the entries are written whoever holds the lease (a transfer's receiver).
    * Resolves true when written.
    */
   appendEvents(sessionId: string, events: readonly SessionEvent[], keep: number, maxBytes?: number, fence?: string): Promise<boolean>;

@@ -41,7 +41,7 @@ describe('the wait for a session lease held by another instance', () => {
     vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     const TTL = 40_000;
     // the crashed instance renewed its lease just before it died
-    expect(await store.acquireLease('s-dead', 'gw_dead/instance-a', TTL)).toBe(true);
+    expect(await store.acquireLease('s-dead', 'gw_dead/instance-a', TTL)).toMatch(/^gw_dead\/instance-a#/);
 
     let outcome: SessionLease | GatewayError | undefined;
     void SessionLease.acquire(store, 's-dead', 'gw_live/instance-b', new AbortController().signal, { ttlMs: TTL }).then(
@@ -64,7 +64,7 @@ describe('the wait for a session lease held by another instance', () => {
     const store = await openStore({ kind: 'sqlite', path: join(tmp, 'lease-held.db') });
     stores.push(store);
     vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
-    expect(await store.acquireLease('s-busy', 'gw_other/instance-a', 120_000)).toBe(true);
+    expect(await store.acquireLease('s-busy', 'gw_other/instance-a', 120_000)).toMatch(/^gw_other\/instance-a#/);
     let outcome: SessionLease | GatewayError | undefined;
     void SessionLease.acquire(store, 's-busy', 'gw_live/instance-b', new AbortController().signal, { ttlMs: 60_000 }).then(
       (l) => (outcome = l),
@@ -91,7 +91,7 @@ describe('the wait for a session lease held by another instance', () => {
     });
     const sessionId = `lease-wait-${Math.random().toString(36).slice(2, 8)}`;
     // another instance runs a turn of this session (its lease is live for a minute)
-    expect(await gw.store.acquireLease(sessionId, 'gw_lease_wait/instance-b', 60_000)).toBe(true);
+    expect(await gw.store.acquireLease(sessionId, 'gw_lease_wait/instance-b', 60_000)).toMatch(/^gw_lease_wait\/instance-b#/);
     // with the default (65 s) this would outlast the test's timeout
     const r = await acpRpc(gw.url, ACP, 'session.start', {
       sessionId,

@@ -220,7 +220,7 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     await store.create(at(sample('old-running'), 'running', old));
     await store.create(at(sample('new-closed'), 'closed', Date.now()));
     await store.appendEvents('old-closed', [{ seq: 1, event: { type: 'x' } }], 100);
-    expect(await store.acquireLease('old-closed', 'h1', 60_000)).toBe(true);
+    expect(await store.acquireLease('old-closed', 'h1', 60_000)).toMatch(/^h1#/);
     expect(await store.deleteEndedBefore(Date.now() - DAY)).toBe(2);
     expect((await store.list()).map((x) => x.id).sort()).toEqual(['new-closed', 'old-active', 'old-running']);
     expect((await store.readEvents('old-closed', 0, 10)).events).toEqual([]);
@@ -288,38 +288,46 @@ describe.each(backends)('SessionStore conformance: $name', (backend) => {
     expect(await persistedGatewayId(a, 'gw_conf', () => 'gw_gen3')).toBe('gw_conf');
   });
 
-  it('leases: one holder at a time, re-entrant, renewed and released only by the holder', async () => {
+  it('leases: one holder at a time, taken over by the same holder with a new token, renewed and released only by the take', async () => {
     const a = await fresh();
     const b = await instance();
-    expect(await a.acquireLease('s1', 'inst_a', 60_000)).toBe(true);
-    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(false);
-    expect(await a.acquireLease('s1', 'inst_a', 60_000)).toBe(true);
-    expect(await b.getLease('s1')).toMatchObject({ holderId: 'inst_a' });
+    const first = await a.acquireLease('s1', 'inst_a', 60_000);
+    expect(first).toMatch(/^inst_a#/);
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBeUndefined();
+    const token = await a.acquireLease('s1', 'inst_a', 60_000);
+    expect(token).toMatch(/^inst_a#/);
+    expect(token).not.toBe(first);
+    expect(await b.getLease('s1')).toMatchObject({ holderId: 'inst_a', token });
     expect(await b.renewLease('s1', 'inst_b', 60_000)).toBe(false);
     expect(await b.releaseLease('s1', 'inst_b')).toBe(false);
+    // the earlier take of the same holder is over: neither renewed nor released by its token
+    expect(await a.renewLease('s1', first!, 60_000)).toBe(false);
+    expect(await a.releaseLease('s1', first!)).toBe(false);
     expect((await a.getLease('s1'))?.holderId).toBe('inst_a');
-    expect(await a.renewLease('s1', 'inst_a', 120_000)).toBe(true);
+    expect(await a.renewLease('s1', token!, 120_000)).toBe(true);
+    expect(await a.getLease('s1')).toMatchObject({ token });
     expect((await a.getLease('s1'))?.expiresAt).toBeGreaterThan(Date.now() + 60_000);
-    expect(await a.acquireLease('s2', 'inst_b', 60_000)).toBe(true); // per session
-    expect(await a.releaseLease('s1', 'inst_a')).toBe(true);
+    expect(await a.acquireLease('s2', 'inst_b', 60_000)).toMatch(/^inst_b#/); // per session
+    expect(await a.releaseLease('s1', token!)).toBe(true);
     expect(await a.getLease('s1')).toBeUndefined();
-    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toMatch(/^inst_b#/);
   });
 
   it("a crashed holder's lease expires after its ttl and lets another holder in", async () => {
     const a = await fresh();
     const b = await instance();
     const ttl = 1500;
-    expect(await a.acquireLease('s1', 'inst_a', ttl)).toBe(true);
-    expect(await b.acquireLease('s1', 'inst_b', ttl)).toBe(false);
+    const gone = await a.acquireLease('s1', 'inst_a', ttl);
+    expect(gone).toMatch(/^inst_a#/);
+    expect(await b.acquireLease('s1', 'inst_b', ttl)).toBeUndefined();
     const acquiredBy = Date.now();
     await a.close(); // the holder goes away without releasing
     await waitFor(async () => (await b.getLease('s1')) === undefined, 'the lease to expire', ttl + 1000, 50);
     expect(Date.now() - acquiredBy, 'not before its ttl').toBeGreaterThanOrEqual(ttl - 100);
     expect(await b.getLease('s1')).toBeUndefined();
-    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toBe(true);
-    expect(await b.renewLease('s1', 'inst_a', 60_000)).toBe(false);
-    expect(await b.releaseLease('s1', 'inst_a')).toBe(false);
+    expect(await b.acquireLease('s1', 'inst_b', 60_000)).toMatch(/^inst_b#/);
+    expect(await b.renewLease('s1', gone!, 60_000)).toBe(false);
+    expect(await b.releaseLease('s1', gone!)).toBe(false);
     expect((await b.getLease('s1'))?.holderId).toBe('inst_b');
   });
 
@@ -353,14 +361,14 @@ describe('SqliteStore specifics', () => {
   it('creates missing folders, uses WAL, applies versioned migrations once', async () => {
     const path = join(dir, 'nested', 'deeper', 'switchyard.db');
     const s1 = new SqliteStore({ path });
-    expect(s1.migrations()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(s1.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     await s1.close();
     const s2 = new SqliteStore({ path });
-    expect(s2.migrations()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(s2.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     await s2.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 6 });
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 7 });
     db.close();
   });
 
