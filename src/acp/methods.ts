@@ -7,7 +7,8 @@
 import { resolveRouting, type RoutingDecision } from './resolve-target.js';
 import { capabilitiesResult, routingCatalogOf, type AcpConfig, type Catalog } from './capabilities.js';
 import type { TurnRunner } from './turn-runner.js';
-import type { SessionTarget } from '../sessions/model.js';
+import type { Session, SessionTarget } from '../sessions/model.js';
+import type { RecordRead } from './record-read.js';
 import { GatewayError } from '../wire/errors.js';
 import { VERSION } from '../version.js';
 import { clientRequestIdOf, invalidParams, optPickedId, optString, quotedMethod, reqString } from './params.js';
@@ -22,8 +23,11 @@ import { newId } from '../util/ids.js';
 export interface RemoteSessions {
   /** the peer running this target's runtime, when it is a peer-shared runtime */
   peerFor(target: SessionTarget): string | undefined;
-  /** the peer that owns this session now, or undefined when it is ours (or unknown) */
-  ownerOf(sessionId: string): Promise<string | undefined>;
+  /**
+   * `owner`: the peer that owns this session now, or undefined when it is ours (or unknown); `record`: the record
+   * that says so (a provisional transfer copy settled). `known`: the record as the caller read it, instead of a read.
+   */
+  ownerOf(sessionId: string, known?: { rec: Session | undefined }): Promise<{ owner: string | undefined; record: Session | undefined }>;
   /**
    * Runs an /acp/rpc method on the peer: updates relayed in order, its result or error returned unchanged.
    * `hops`: the gateways the call already passed (a session moved A→B→C is reached by following the pointers).
@@ -213,25 +217,41 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       productMode,
     });
   const sinkOf = (ctx: CallContext) => (params: Record<string, unknown>) => ctx.notify('session.update', params);
-  /** the peer that owns a session now (its continuation runs there), or undefined when it runs here */
-  const ownerOf = async (sessionId: string): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
+  /**
+   * the peer that owns a session now (its continuation runs there), or undefined when it runs here; the record it
+   * read (or was given: `seen`, the caller check's) is kept in `seen` for the steps that follow
+   */
+  const ownerOf = async (sessionId: string, seen: RecordRead): Promise<{ remote: RemoteSessions; owner: string } | undefined> => {
     const remote = deps.remote;
-    const owner = remote ? await remote.ownerOf(sessionId) : undefined;
-    return remote && owner ? { remote, owner } : undefined;
+    if (!remote) return undefined;
+    const known = seen.known;
+    const { owner } = await seen.refresh(
+      () => remote.ownerOf(sessionId, known),
+      (o) => o.record,
+    );
+    return owner ? { remote, owner } : undefined;
   };
-  /** runs `method` where the session lives: on the peer that owns it now (following moves), or here */
+  /**
+   * runs `method` where the session lives: on the peer that owns it now (following moves), or here. The caller
+   * check, the owner check and `here` share one read of the record while it is current (record-read.ts).
+   */
   const atOwner = async (
     method: string,
     sessionId: string,
     p: Record<string, unknown>,
     ctx: CallContext,
     opts: DispatchOptions,
-    here: () => Promise<unknown>,
+    here: (seen: RecordRead) => Promise<unknown>,
   ): Promise<unknown> => {
-    await deps.runner.assertReach(sessionId, ctx.caller);
-    const fwd = await ownerOf(sessionId);
-    if (fwd) return fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
-    return here();
+    const seen = deps.runner.watch(sessionId);
+    try {
+      await deps.runner.assertReach(sessionId, ctx.caller, seen);
+      const fwd = await ownerOf(sessionId, seen);
+      if (fwd) return await fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);
+      return await here(seen);
+    } finally {
+      deps.runner.unwatch(seen);
+    }
   };
   const endSession =
     (method: 'session.cancel' | 'session.close'): Method =>
@@ -320,8 +340,8 @@ export function createDispatch(deps: MethodDeps): Dispatch {
       const queued = ctx.queued ?? (opts.origin !== undefined ? bridgedClientRequest(p) : undefined);
       const { clientRequestId: _ignored, ...plain } = p;
       const fwd = queued ? { ...plain, clientRequestId: queued.clientRequestId } : plain;
-      return atOwner('session.message', sessionId, fwd, ctx, opts, async () => {
-        const bound = cap ? await deps.runner.roleBinding(sessionId) : undefined;
+      return atOwner('session.message', sessionId, fwd, ctx, opts, async (seen) => {
+        const bound = cap ? await deps.runner.roleBinding(sessionId, seen) : undefined;
         const refused = bound ? productModeGate(deps.acp.roles, bound.role, cap?.mode) : undefined;
         if (bound && refused) {
           const turnId = newId('turn');
@@ -336,7 +356,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
           await deps.runner.rejected(ids, rejectedEvent(refused, req, ids), sinkOf(ctx));
           return roleUnavailableResult(refused, sessionId, bound.threadId, turnId);
         }
-        return deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued);
+        return deps.runner.message(sessionId, text, sinkOf(ctx), ctx.trace, queued, seen);
       });
     },
     'session.cancel': endSession('session.cancel'),

@@ -73,17 +73,19 @@ export function remoteSessions(mesh: BridgeMesh, store: SessionStore, localIds: 
       const id = target.executionTarget === 'agent' ? target.providerId : target.gatewayProviderId;
       return peerRuntimes(mesh, localIds).find((r) => r.id === id && r.kind === target.executionTarget)?.peerId;
     },
-    async ownerOf(sessionId) {
+    async ownerOf(sessionId, known) {
       // a provisional copy from a transfer is settled with its sender first (throws naming the owner)
       const settled = mesh.transfers
-        ? await mesh.transfers.ensureOwned(sessionId).catch((err: unknown) => {
+        ? await mesh.transfers.ensureOwned(sessionId, known).catch((err: unknown) => {
             const owner = err instanceof GatewayError ? err.details?.owner : undefined;
             if (!(err instanceof GatewayError) || typeof owner !== 'string' || !owner) throw err;
             if (err.code === 'PEER_UNAVAILABLE') throw unreachable(sessionId, owner);
             throw new GatewayError('SESSION_NOT_OWNED_HERE', err.message, { details: { sessionId, owner } });
           })
-        : await store.get(sessionId);
-      return settled?.status === 'moved' && settled.movedTo ? settled.movedTo : undefined;
+        : known
+          ? known.rec
+          : await store.get(sessionId);
+      return { owner: settled?.status === 'moved' && settled.movedTo ? settled.movedTo : undefined, record: settled };
     },
     async call(peerId, method, params, notify, hops) {
       let out;

@@ -42,6 +42,7 @@ import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
 import { DEFAULT_PERMISSION_TIMEOUT_MS, PermissionBroker, type Answer, type PermissionPrompt, type ResolveReason } from './permissions.js';
 import { settledWithin } from '../util/settled-within.js';
+import { RecordRead } from './record-read.js';
 import type { PermissionOutcome, PermissionRequest } from './runtime.js';
 import {
   aboutOf,
@@ -152,6 +153,8 @@ export class TurnRunner {
    * `replacing` settles with the replacement (fulfilled: a turn follows, which the mark cancels).
    */
   private readonly startsPending = new Map<string, Set<PendingStart>>();
+  /** the record reads of calls under way (watch): what this process begins or ends on a session invalidates them (touch) */
+  private readonly watches = new Map<string, Set<RecordRead>>();
   private readonly tasks: TaskRegistry;
   private readonly updates: UpdateLog;
   private readonly taskEvents: TaskEventStore;
@@ -184,6 +187,7 @@ export class TurnRunner {
     const prev = Promise.all([this.starting.get(input.sessionId), this.closing.get(input.sessionId)]);
     const mine = prev.then(() => this.replace(input));
     holdUntilSettled(this.starting, input.sessionId, mine);
+    this.touchAround(input.sessionId, mine);
     // a cancel while the old session is closed and the new one stored is for this start's turn (cancel())
     const pending: PendingStart = { cancelled: false, replacing: mine };
     let marks = this.startsPending.get(input.sessionId);
@@ -238,30 +242,64 @@ export class TurnRunner {
     seq = await this.updates.lastSeq(input.sessionId, seq);
     const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role, input.caller);
     this.sessions.set(live.id, live);
+    this.touch(live.id);
     return live;
   }
 
-  /** session.message: the next turn of an open session; never starts a new one. */
-  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice): Promise<TurnResult> {
+  /**
+   * session.message: the next turn of an open session; never starts a new one. `seen`: the record as the call's owner
+   * check read it (methods.ts), used instead of reading it again while nothing began or ended on the session here
+   * since (record-read.ts); a start awaited here invalidates it.
+   */
+  async message(sessionId: string, prompt: string, sink: UpdateSink, trace?: string, queued?: QueuedNotice, seen?: RecordRead): Promise<TurnResult> {
     this.assertOpen();
     // a session.start replacing the session came first: this is the next turn of the session it makes (its turn
     // is queued before this wakes). Read now, the old record would be revived beside it and its turn lost.
     await this.starting.get(sessionId);
     let live = this.sessions.get(sessionId);
-    if (live && !live.closed && (await this.overtaken(live))) await this.closeLive(live, 'the session went on without it');
-    if (!live || live.closed) live = await this.rehydrate(sessionId);
+    if (live && !live.closed && (await this.overtaken(live, seen))) await this.closeLive(live, 'the session went on without it');
+    if (!live || live.closed) live = await this.rehydrate(sessionId, seen);
     return this.enqueue(live, prompt, sink, trace, queued);
+  }
+
+  /**
+   * A read of `sessionId`'s record for the steps of one call to share (record-read.ts), invalidated by what this
+   * process begins or ends on the session until `unwatch`.
+   */
+  watch(sessionId: string): RecordRead {
+    const r = new RecordRead(sessionId, () => this.starting.has(sessionId) || this.closing.has(sessionId));
+    let set = this.watches.get(sessionId);
+    if (!set) this.watches.set(sessionId, (set = new Set()));
+    set.add(r);
+    return r;
+  }
+
+  unwatch(r: RecordRead): void {
+    const set = this.watches.get(r.sessionId);
+    if (set?.delete(r) && set.size === 0) this.watches.delete(r.sessionId);
+  }
+
+  /** Something began or ended on the session here: a record read before it (watch) is read again. */
+  private touch(sessionId: string): void {
+    for (const r of this.watches.get(sessionId) ?? []) r.invalidate();
+  }
+
+  /** touch now and once `work` settles (a start or close: begun now, its writes done by then) */
+  private touchAround(sessionId: string, work: Promise<unknown>): void {
+    this.touch(sessionId);
+    const after = () => this.touch(sessionId);
+    void work.then(after, after);
   }
 
   /**
    * The role binding of an open session (its live one, else its record) once a `session.start` replacing it has
    * stored the new one; undefined when it is not role-routed, or not open here (then `message` gives its error).
    */
-  async roleBinding(sessionId: string): Promise<{ role: RoleBinding; threadId: string } | undefined> {
+  async roleBinding(sessionId: string, seen?: RecordRead): Promise<{ role: RoleBinding; threadId: string } | undefined> {
     await this.starting.get(sessionId);
     const live = this.sessions.get(sessionId);
     if (live && !live.closed) return live.role ? { role: live.role, threadId: live.threadId } : undefined;
-    const rec = await this.o.store.get(sessionId);
+    const rec = await this.read(sessionId, seen);
     if (!rec || rec.status === 'closed' || rec.status === 'moved') return undefined;
     const role = roleOf(rec.metadata);
     return role ? { role, threadId: rec.threadId } : undefined;
@@ -301,9 +339,9 @@ export class TurnRunner {
    * another instance sharing the store ran a turn of it. Reused, it would number updates from a stale seq, and
    * the log keeps one update per seq: earlier ones would be overwritten. It is revived from the record instead.
    */
-  private async overtaken(live: LiveSession): Promise<boolean> {
+  private async overtaken(live: LiveSession, seen?: RecordRead): Promise<boolean> {
     if (live.pending > 0) return false;
-    const rec = await this.o.store.get(live.id);
+    const rec = await this.read(live.id, seen);
     // a turn queued meanwhile owns it (and its own end writes a seq above live.seq for a moment)
     if (!rec || live.pending > 0) return false;
     return this.wentOnWithout(live, rec);
@@ -320,6 +358,7 @@ export class TurnRunner {
    * and be found stale if the session ever came back.
    */
   async movedAway(sessionId: string): Promise<void> {
+    this.touch(sessionId);
     const live = this.sessions.get(sessionId);
     if (live) await this.closeLive(live, 'the session moved to another gateway');
     await this.endOtherCopies(sessionId);
@@ -421,9 +460,9 @@ export class TurnRunner {
    * `metadata.caller`); `acp.tokens` callers and bridge peers reach every session, and a session nobody has
    * recorded yet may be started by anyone. FORBIDDEN otherwise.
    */
-  async assertReach(sessionId: string, caller: string | undefined): Promise<void> {
+  async assertReach(sessionId: string, caller: string | undefined, seen?: RecordRead): Promise<void> {
     if (!caller?.startsWith('key:')) return;
-    const rec = await this.o.store.get(sessionId);
+    const rec = await this.read(sessionId, seen);
     if (!rec || rec.metadata.caller === caller) return;
     throw new GatewayError('FORBIDDEN', `session "${sessionId}" was started by another caller: a virtual key reaches only the sessions it started`, {
       details: { sessionId },
@@ -436,6 +475,7 @@ export class TurnRunner {
     // waits for it): the revived session's agent would outlive the close
     const done = this.closeNow(sessionId);
     holdUntilSettled(this.closing, sessionId, done);
+    this.touchAround(sessionId, done);
     return done;
   }
 
@@ -558,12 +598,19 @@ export class TurnRunner {
 
   // ---- internals ----
 
+  /** The session's record: `seen`'s when still usable (record-read.ts), else read from the store now. */
+  private read(sessionId: string, seen: RecordRead | undefined): Promise<Session | undefined> {
+    const read = () => this.o.store.get(sessionId);
+    return seen ? seen.get(read) : read();
+  }
+
   private assertOpen(): void {
     if (this.shuttingDown) throw new GatewayError('SHUTTING_DOWN', 'gateway is shutting down', { retryAfterSec: 1 });
   }
 
   private async closeLive(live: LiveSession, why: string, forget = true): Promise<void> {
     live.closed = true;
+    this.touch(live.id);
     live.current?.abort.abort(new GatewayError('CANCELLED', why));
     const ending = this.endRuntime(live);
     if (forget && this.sessions.get(live.id) === live) this.sessions.delete(live.id);
@@ -598,12 +645,14 @@ export class TurnRunner {
     live.announced = false;
   }
 
-  private rehydrate(sessionId: string): Promise<LiveSession> {
+  /** `seen`: the caller's read of the record (record-read.ts), used when this call is the one that revives it */
+  private rehydrate(sessionId: string, seen?: RecordRead): Promise<LiveSession> {
     let p = this.rehydrating.get(sessionId);
     if (!p) {
       p = (async () => {
+        // a close under way makes `seen` unusable (`busy`), and its end invalidates it: read after it, as before
         await this.closing.get(sessionId);
-        const rec = await this.o.store.get(sessionId);
+        const rec = await this.read(sessionId, seen);
         if (!rec) throw continuationUnavailable(sessionId, 'no such session');
         if (rec.status === 'closed') throw continuationUnavailable(sessionId, 'the session is closed');
         if (rec.status === 'moved') throw continuationUnavailable(sessionId, 'the session was moved to another gateway');
@@ -636,6 +685,7 @@ export class TurnRunner {
           // lease logs its turn's last updates before it gives the lease back: never number below the log
           live.seq = await this.updates.lastSeq(sessionId, live.seq);
           this.sessions.set(sessionId, live);
+          this.touch(sessionId);
           if (lease) {
             live.lease = lease;
             await this.settleLeftOpen(live, failed);
@@ -711,6 +761,7 @@ export class TurnRunner {
         emit({ type: 'status', event: 'queued', status: 'queued', ...(queued ? { clientRequestId: queued.clientRequestId } : {}) }),
       ).catch((err: unknown) => this.o.logger.warn('a queued status could not be sent', { sessionId: live.id, error: String(err) }));
     live.pending++;
+    this.touch(live.id);
     // the result goes out after every update of the turn is in the store (a resume never misses one)
     const run = live.tail
       .then(() => this.runTurn(live, turn, task, emit, trace, cancelled))
@@ -724,6 +775,7 @@ export class TurnRunner {
     );
     return run.finally(() => {
       live.pending--;
+      this.touch(live.id);
     });
   }
 

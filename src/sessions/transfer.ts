@@ -353,10 +353,11 @@ export class TransferCoordinator {
 
   /**
    * Before serving a session: a provisional copy is resolved with its sender. Returns the record we own, or
-   * throws a GatewayError naming the owner.
+   * throws a GatewayError naming the owner. `known`: the record as the caller just read it (`rec` undefined: none),
+   * instead of reading it here.
    */
-  async ensureOwned(sessionId: string): Promise<Session | undefined> {
-    const s = await this.store.get(sessionId);
+  async ensureOwned(sessionId: string, known?: { rec: Session | undefined }): Promise<Session | undefined> {
+    const s = known ? known.rec : await this.store.get(sessionId);
     const m = s && transferMarker(s);
     if (!s || !m || m.state !== 'provisional') return s;
     let answer: { owner?: string };
