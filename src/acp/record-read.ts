@@ -4,14 +4,17 @@
  * `session.message` reads the record once before its turn takes the lease, not up to three times (with Redis, each
  * read is a round trip on every turn).
  *
- * Why reusing it is safe: a later step that read again could see two kinds of change. A write by another process
- * (another instance sharing the store, an admin request, a peer's transfer) lands whenever the network lets it:
- * the old code's second read could as well have come before it, so the earlier read is an answer the old code
+ * Why reusing it is safe: a later step that read again could see two kinds of change. A write the runner does not
+ * coordinate with (another instance sharing the store, an admin request, a transfer's `moved` before it tells the
+ * runner, `movedAway`) lands whenever the store and the network let it: the old code's second read could as well
+ * have come before it, with nothing else in this process changed, so the earlier read is an answer the old code
  * could give too (and a turn re-checks the record under its lease anyway: TurnRunner.runTurn, wentOnWithout). What
- * this process itself begins or ends on the session (a start replacing it, a close, a revival, a turn, a move away)
- * is different: the runner waits for some of it (`starting`, `closing`) on purpose so that its next read sees it,
- * and its own state (live sessions) must agree with the record it acts on. Each such step invalidates the read
- * (TurnRunner.touch), and while a start or close is under way (`busy`) nothing read is reused: the step reads anew.
+ * the runner itself begins or ends on the session (a start replacing it, a close, a revival, a turn, a move away)
+ * is different: it waits for some of it (`starting`, `closing`) on purpose so that its next read sees it, and its
+ * own state (live sessions) must agree with the record it acts on: a close that ran between the two reads, say,
+ * would leave the old record open and a revival from it would outlive the close. Each such step invalidates the
+ * read (TurnRunner.touch) before its first write and again when it ends, and while a start or close is under way
+ * (`busy`) nothing read is reused: the step reads anew, as it did.
  */
 import type { Session } from '../sessions/model.js';
 

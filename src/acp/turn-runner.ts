@@ -315,6 +315,8 @@ export class TurnRunner {
    */
   async rejected(ids: { sessionId: string; threadId: string; turnId: string }, fields: Record<string, unknown>, sink: UpdateSink): Promise<void> {
     await this.starting.get(ids.sessionId);
+    // its update raises the record's seq: other calls' reads are read again (record-read.ts)
+    this.touch(ids.sessionId);
     let live = this.sessions.get(ids.sessionId);
     // held by another instance: not revived here for an update it could not number anyway
     if (!live || live.closed)
@@ -653,6 +655,8 @@ export class TurnRunner {
         // a close under way makes `seen` unusable (`busy`), and its end invalidates it: read after it, as before
         await this.closing.get(sessionId);
         const rec = await this.read(sessionId, seen);
+        // the revival writes (an interrupted turn) from here on: other calls' reads are read again (record-read.ts)
+        this.touch(sessionId);
         if (!rec) throw continuationUnavailable(sessionId, 'no such session');
         if (rec.status === 'closed') throw continuationUnavailable(sessionId, 'the session is closed');
         if (rec.status === 'moved') throw continuationUnavailable(sessionId, 'the session was moved to another gateway');
