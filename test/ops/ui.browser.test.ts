@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { helloFrame } from '../fakes/raw-bridge-peer.js';
@@ -52,6 +52,17 @@ async function reloadA(...more: Array<Record<string, unknown>>): Promise<string[
   const res = await fetch(`${a.url}/admin/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
   expect(res.status).toBe(200);
   return ((await res.json()) as { applied: string[] }).applied;
+}
+
+/** A page of A's /ui, signed in with the admin token; `errors` collects the page's uncaught errors. */
+async function signedIn(): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${a.url}/ui`);
+  await page.fill('#token', ADMIN);
+  await page.click('#login-form button');
+  return { page, errors };
 }
 
 beforeAll(async () => {
@@ -156,12 +167,7 @@ describe('status page /ui', () => {
     await helloOk;
     for (let i = 0; i < 3; i++) raw.send(JSON.stringify({ type: 'bridge-pong', ts: 1000.5 + i }));
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`${a.url}/ui`);
-    await page.fill('#token', ADMIN);
-    await page.click('#login-form button');
+    const { page, errors } = await signedIn();
     const row = page.locator('#peers tr[data-peer="pong-peer"]');
     await row.waitFor();
     const column = (await page.locator('#peers thead th').allTextContents()).indexOf('unmatched pongs');
@@ -183,12 +189,7 @@ describe('status page /ui', () => {
     const lab = { name: 'lab', token: BRIDGE_TOKEN, shareChannels: false, reconnectInterval: 200 };
     expect(await reloadA({ ...lab, url: wsUrl(b2.url) })).toContain('bridge lab connecting');
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`${a.url}/ui`);
-    await page.fill('#token', ADMIN);
-    await page.click('#login-form button');
+    const { page, errors } = await signedIn();
     await page.locator('#peers tr[data-peer="lab"][data-state="open"]').waitFor({ timeout: 15_000 });
     const line = page.locator('#retiring-links');
     expect(await line.isHidden()).toBe(true);
