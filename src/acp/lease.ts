@@ -69,9 +69,7 @@ export class SessionLease {
   private constructor(
     private readonly store: SessionStore,
     readonly sessionId: string,
-    /** the holder id it is held under */
-    readonly holder: string,
-    /** this take's token: what renewals and the release name, and what the store fences the update log's writes by (appendEvents) */
+    /** this take's token (its holder id is in it: lease-token.ts): what renewals and the release name, and what the store fences the update log's writes by (appendEvents) */
     readonly token: string,
     private readonly ttlMs: number,
     takenAt: number,
@@ -107,7 +105,7 @@ export class SessionLease {
     for (;;) {
       const sent = Date.now();
       const token = await store.acquireLease(sessionId, holder, ttl);
-      if (token !== undefined) return new SessionLease(store, sessionId, holder, token, ttl, sent);
+      if (token !== undefined) return new SessionLease(store, sessionId, token, ttl, sent);
       busy?.();
       busy = undefined;
       if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
