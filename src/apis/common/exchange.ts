@@ -168,6 +168,17 @@ export class StreamEnded extends Error {
 }
 
 /**
+ * What one write of `pump` carries at most (or one chunk, when a chunk is larger): the chunks a stream holds past
+ * it stay in the stream until the client has taken the write. What waits for a slow client must wait there, where
+ * the stream's flow control sees it: a bridged stream pauses its peer by what its queue holds, and resumes it once
+ * that is down to STREAM_RESUME_CHARS (src/bridge/forwarding.ts), which must stay well above this. Moved into the
+ * response's buffer in one write, a stream's whole backlog looked read: the peer was resumed and the link's budget
+ * for unconfirmed pauses given back while all of it still waited for the client. An upstream's read is at most
+ * 64 KiB, so an ordinary stream's chunks still leave one read per write.
+ */
+export const WRITE_BATCH_CHARS = 64 * 1024;
+
+/**
  * Pumps a routed stream: `begin()` writes the response's head (and any opening event), then `each(chunk)`
  * returns the text to write for each chunk (may be ''), or throws StreamEnded with the stream's last text: that is
  * written, the upstream request is cancelled at once (the attempt's abort: no verdict on the channel, as the
@@ -175,10 +186,10 @@ export class StreamEnded extends Error {
  * generated up to then (its count, when it sent one, else the chunks it delivered); it then resolves 'done', and
  * the caller ends the response with nothing more. Resolves 'done' on a normal end, 'gone' when the client
  * left (the upstream is released), or rejects with the GatewayError that ended the stream abnormally (deadline
- * → UPSTREAM_TIMEOUT). Writes wait for 'drain'. The head is written here, inside the same guard as the chunks:
- * from the moment the route holds a routed stream, whatever throws (a header value Node refuses, say) ends the
- * router's attempt and settles the key's ticket, never leaves them held. The caller sends its own error when the
- * head never went out (`res.headersSent` false).
+ * → UPSTREAM_TIMEOUT). Writes carry at most WRITE_BATCH_CHARS and wait for 'drain'. The head is written here,
+ * inside the same guard as the chunks: from the moment the route holds a routed stream, whatever throws (a header
+ * value Node refuses, say) ends the router's attempt and settles the key's ticket, never leaves them held. The
+ * caller sends its own error when the head never went out (`res.headersSent` false).
  */
 export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, begin: () => void, each: (c: StreamChunk) => string): Promise<'done' | 'gone'> {
   const routed = ex.routed as Extract<RoutedChat, { stream: true }>;
@@ -197,16 +208,19 @@ export async function pump(ctx: ApiContext, res: ServerResponse, ex: Exchange, b
     const rest = routed.rest;
     let chunk = routed.first;
     while (chunk !== undefined) {
-      // the chunks the stream already holds (the rest of the same upstream read) are translated and written at once
+      // the chunks the stream already holds (the rest of the same upstream read) are translated and written at
+      // once, up to WRITE_BATCH_CHARS a write: the rest waits in the stream for the next one
       text = '';
       do {
         if (chunk.usage) usage = chunk.usage;
         if (isOutputChunk(chunk)) sent++;
         text += each(chunk);
-        chunk = rest.takeReady?.();
+        chunk = text.length < WRITE_BATCH_CHARS ? rest.takeReady?.() : undefined;
       } while (chunk !== undefined);
       if (text && !writeSse(res, text)) await drainOrClose(res);
       if (res.destroyed) break;
+      chunk = rest.takeReady?.();
+      if (chunk !== undefined) continue;
       reading = true;
       const r = await rest.next();
       reading = false;
