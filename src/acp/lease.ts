@@ -11,8 +11,13 @@ export interface LeaseOptions {
   ttlMs?: number;
   /** how long to wait for a lease held by another instance; default `defaultLeaseWaitMs(ttlMs)` */
   waitMs?: number;
-  /** called once, when the first try finds the lease held by another holder (the wait begins) */
+  /** called once, when the first try finds the lease held by another holder, or by a live take in `own` (the wait begins) */
   onBusy?: () => void;
+  /**
+   * this process's takes (OwnTakes): a take waits while an earlier one of them on the session is live, as it waits for
+   * another holder's, instead of taking the lease over from it
+   */
+  own?: OwnTakes;
 }
 
 /**
@@ -41,6 +46,43 @@ export function leaseHolderId(gatewayId: string, store: { kind: 'sqlite' } | { k
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * The live takes of one process's session leases (one TurnRunner's: every take it makes goes through here), by
+ * session. A take by the holder id that holds the lease succeeds at once and ends the earlier take (lease-token.ts):
+ * right for this process's restart, wrong for this process's own earlier take of the session, which may still have
+ * updates to land and its release to make. That happens when a session's live state here is dropped while a turn
+ * of it still ends: the session closed (or moved away) while its turn is being aborted, the id then reused by a
+ * session.start (or the session back), whose turn takes the lease, or a brief take (withLease, a revival) for it.
+ * So a take through here waits while an earlier one of the session here is live (from before its store try until
+ * it is released, lost, or lapsed: SessionLease.stopRenewing), as it waits for another holder's; a take that does
+ * not wait (`waitMs: 0`) finds the lease busy. A lost take is not waited for: its turn writes nothing more, and the
+ * store has the lease elsewhere.
+ */
+export class OwnTakes {
+  /** per session with a live take here: settles when it ends */
+  private readonly live = new Map<string, Promise<void>>();
+
+  /**
+   * Reserves `sessionId` for a take about to be tried; undefined while an earlier take here is live. Returns its end,
+   * called once the try fails, or the take is released, lost or lapsed.
+   */
+  reserve(sessionId: string): (() => void) | undefined {
+    if (this.live.has(sessionId)) return undefined;
+    let end = () => {};
+    const ended = new Promise<void>((r) => (end = r));
+    this.live.set(sessionId, ended);
+    return () => {
+      if (this.live.get(sessionId) === ended) this.live.delete(sessionId);
+      end();
+    };
+  }
+
+  /** Settles when the live take of `sessionId` here ends (at once when there is none). */
+  ended(sessionId: string): Promise<void> {
+    return this.live.get(sessionId) ?? Promise.resolve();
+  }
+}
+
 /** The lease holder's id of another instance with a live lease on the session, if any. */
 export async function otherHolder(store: SessionStore, sessionId: string, holder: string): Promise<string | undefined> {
   const lease = await store.getLease(sessionId);
@@ -65,6 +107,9 @@ export class SessionLease {
    * `held()` is false until a renewal succeeds again.
    */
   private validUntil: number;
+  /** set once renewals stopped: ends the OwnTakes reservation once the take surely lapsed, if nothing ended it before (`stopRenewing`) */
+  private lapse: NodeJS.Timeout | undefined;
+  private ownEnded = false;
 
   private constructor(
     private readonly store: SessionStore,
@@ -73,6 +118,8 @@ export class SessionLease {
     readonly token: string,
     private readonly ttlMs: number,
     takenAt: number,
+    /** ends its reservation in OwnTakes (`endOwn`) */
+    private readonly ownEnd: () => void = () => {},
   ) {
     this.validUntil = takenAt + ttlMs;
     this.renew = setInterval(
@@ -84,6 +131,7 @@ export class SessionLease {
             if (held || this.renew === undefined) return;
             this.stopRenewing();
             this.lost = true;
+            this.endOwn();
             this.onLost?.();
           },
           () => undefined,
@@ -95,22 +143,34 @@ export class SessionLease {
   }
 
   /**
-   * Takes the session's lease, polling while another instance holds it. Rejects with CANCELLED when `signal`
-   * aborts while waiting, OVERLOADED (retryable) when the wait runs out.
+   * Takes the session's lease, polling while another instance holds it (or, with `o.own`, while an earlier take of
+   * this process is live). Rejects with CANCELLED when `signal` aborts while waiting, OVERLOADED (retryable) when
+   * the wait runs out.
    */
   static async acquire(store: SessionStore, sessionId: string, holder: string, signal: AbortSignal, o: LeaseOptions = {}): Promise<SessionLease> {
     const ttl = o.ttlMs ?? 30_000;
     const until = Date.now() + (o.waitMs ?? defaultLeaseWaitMs(ttl));
     let busy = o.onBusy;
     for (;;) {
-      const sent = Date.now();
-      const token = await store.acquireLease(sessionId, holder, ttl);
-      if (token !== undefined) return new SessionLease(store, sessionId, token, ttl, sent);
+      // reserved before the store is asked: two takes here must not both ask (the second would end the first)
+      const ownEnd = o.own ? o.own.reserve(sessionId) : () => {};
+      if (ownEnd) {
+        const sent = Date.now();
+        const token = await store.acquireLease(sessionId, holder, ttl).catch((err: unknown) => {
+          ownEnd();
+          throw err;
+        });
+        if (token !== undefined) return new SessionLease(store, sessionId, token, ttl, sent, ownEnd);
+        ownEnd();
+      }
       busy?.();
       busy = undefined;
       if (signal.aborted) throw new GatewayError('CANCELLED', 'turn cancelled while waiting for the session');
-      if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${sessionId} is busy on another gateway instance`, { retryAfterSec: 1 });
-      await sleep(100);
+      // an earlier take here: woken as soon as it ends
+      const earlier = ownEnd ? undefined : o.own?.ended(sessionId);
+      const where = earlier ? 'with an earlier turn of it here that has not ended' : 'on another gateway instance';
+      if (Date.now() >= until) throw new GatewayError('OVERLOADED', `session ${sessionId} is busy ${where}`, { retryAfterSec: 1 });
+      await (earlier ? Promise.race([earlier, sleep(100)]) : sleep(100));
     }
   }
 
@@ -124,7 +184,8 @@ export class SessionLease {
    * holds it (`held()` is true again), false when it does not or the store did not answer.
    */
   async confirm(): Promise<boolean> {
-    if (this.lost) return false;
+    // past its lapse another take here may have gone on (OwnTakes): never held again
+    if (this.lost || this.ownEnded) return false;
     const sent = Date.now();
     const held = await this.store.renewLease(this.sessionId, this.token, this.ttlMs).catch(() => false);
     if (held) this.validUntil = Math.max(this.validUntil, sent + this.ttlMs);
@@ -135,6 +196,14 @@ export class SessionLease {
   stopRenewing(): void {
     clearInterval(this.renew);
     this.renew = undefined;
+    // a take never given back (its holder failed on the way) is not waited for past its ttl without renewals: its
+    // lease runs out in the store, and nothing of it lands after that (the fence checks the expiry)
+    const lapsed = () => {
+      const left = this.validUntil - Date.now();
+      if (left > 0) this.lapse = setTimeout(lapsed, left).unref();
+      else this.endOwn();
+    };
+    this.lapse ??= setTimeout(lapsed, this.ttlMs).unref();
   }
 
   /** Stops renewing and gives the lease back; never throws. */
@@ -142,5 +211,14 @@ export class SessionLease {
     this.stopRenewing();
     this.validUntil = 0;
     await this.store.releaseLease(this.sessionId, this.token).catch(() => undefined);
+    this.endOwn();
+  }
+
+  /** Its reservation in OwnTakes ends (once, when it is released, lost, or lapsed): a take waiting there goes on. */
+  private endOwn(): void {
+    if (this.ownEnded) return;
+    this.ownEnded = true;
+    clearTimeout(this.lapse);
+    this.ownEnd();
   }
 }

@@ -36,7 +36,7 @@ import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
 import { isObj } from '../util/is-object.js';
 import { MAX_TURN_OUTPUT_CHARS, type Runtime, type RuntimeContext, type TurnOutput, type UpdateEvent } from './runtime.js';
-import { otherHolder, SessionLease } from './lease.js';
+import { otherHolder, OwnTakes, SessionLease } from './lease.js';
 import { resultOutputMaxChars, TaskRegistry, type Task, type TaskQuery, type TaskRegistryHeld, type TurnResult } from './task-registry.js';
 import { UpdateLog, type ReplayFlow } from './update-log.js';
 import { TaskEventStore, taskEventFields, type TaskPhase } from './task-events.js';
@@ -160,6 +160,11 @@ export class TurnRunner {
   private readonly taskEvents: TaskEventStore;
   private readonly permissions: PermissionBroker;
   private readonly holder: string;
+  /**
+   * every take of a session lease this runner makes (a turn's, a brief one, a revival's): a take waits while an
+   * earlier one of the session here is live instead of ending it (lease.ts OwnTakes)
+   */
+  private readonly own = new OwnTakes();
   /** the most of a turn's output its result carries */
   private readonly resultMax: number;
   private unsubscribe: (() => Promise<void>) | undefined;
@@ -670,9 +675,11 @@ export class TurnRunner {
         const pending = rec.metadata.pendingPermissions;
         const open = rec.history.some((t) => t.status === 'running') || (Array.isArray(pending) && pending.length > 0);
         const lease = open
-          ? await SessionLease.acquire(this.o.store, sessionId, this.holder, new AbortController().signal, { ttlMs: this.o.leaseTtlMs, waitMs: 0 }).catch(
-              () => undefined,
-            )
+          ? await SessionLease.acquire(this.o.store, sessionId, this.holder, new AbortController().signal, {
+              ttlMs: this.o.leaseTtlMs,
+              waitMs: 0,
+              own: this.own,
+            }).catch(() => undefined)
           : undefined;
         try {
           // a turn still marked running was interrupted (this process restarted): record it as failed
@@ -831,6 +838,7 @@ export class TurnRunner {
         ttlMs: this.o.leaseTtlMs,
         waitMs: this.o.leaseWaitMs,
         onBusy: tried,
+        own: this.own,
       });
       // Holding the lease, no other instance runs a turn of this session: one still marked running was
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
@@ -1075,8 +1083,9 @@ export class TurnRunner {
    * waiting, `seq` refreshed from the store (as a turn's take does), and given back once what `fn` numbered is in the
    * log. When another instance holds it, or a turn here waits for it, `fn` runs without it: its updates go out
    * unnumbered. A turn's own take waits for a brief one under way (`brief`), and this for a turn's first try
-   * (`firstTry`), so the two never overlap: a take by this holder id takes the lease over from the other (a new
-   * token), whose renewals would then fail and end its turn.
+   * (`firstTry`), so that an update sent while a turn of `live` takes the lease is numbered under that turn's take.
+   * Takes of the session by other live sessions here (a closed one whose turn still ends, beside the one a
+   * session.start made of its id) are kept apart by `own` (lease.ts OwnTakes): this one then finds the lease busy.
    */
   private async withLease<T>(live: LiveSession, fn: () => T | Promise<T>): Promise<T> {
     while (live.brief) await live.brief;
@@ -1088,6 +1097,7 @@ export class TurnRunner {
       const lease = await SessionLease.acquire(this.o.store, live.id, this.holder, new AbortController().signal, {
         ttlMs: this.o.leaseTtlMs,
         waitMs: 0,
+        own: this.own,
       }).catch(() => undefined);
       if (!lease) return await fn();
       try {
