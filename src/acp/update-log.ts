@@ -28,6 +28,8 @@ const FLUSH_MS = 25;
 export const DEFAULT_UPDATE_LOG_MAX_BYTES = 64 * 1024 * 1024;
 
 type Follower = (params: Record<string, unknown>) => void;
+/** a resume's watch on the session's live updates: each with the length of its JSON (its weight in memory) */
+type Live = (params: Record<string, unknown>, chars: number) => void;
 
 /** Paces a resume's replay to its client (see `UpdateLog.follow`). */
 export interface ReplayFlow {
@@ -37,7 +39,10 @@ export interface ReplayFlow {
   gone(): boolean;
 }
 
-/** live updates held while a resume replays the log; past it they are read from the log instead */
+/**
+ * live updates held while a resume replays the log, and no more than a page's bytes of them (`pageBytes`): past
+ * either they are read from the log instead
+ */
 const HOLD_MAX = UPDATE_LOG_READ_MAX;
 
 /** The lease an update's `seq` was numbered under (a SessionLease, lease.ts). */
@@ -53,7 +58,7 @@ type Pending = SessionEvent & { lease?: NumberedUnder };
 export class UpdateLog {
   private readonly pending = new Map<string, Pending[]>();
   private readonly writing = new PerKeyQueue();
-  private readonly followers = new Map<string, Set<Follower>>();
+  private readonly followers = new Map<string, Set<Live>>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -79,10 +84,11 @@ export class UpdateLog {
     let list = this.pending.get(sessionId);
     if (!list) this.pending.set(sessionId, (list = []));
     // serialised once: the store writes this text, and the streams that carry the update reuse it (update-json.ts)
-    list.push({ seq, event: params, json: updateJson(params), ...(lease ? { lease } : {}) });
+    const json = updateJson(params);
+    list.push({ seq, event: params, json, ...(lease ? { lease } : {}) });
     for (const f of this.followers.get(sessionId) ?? []) {
       try {
-        f(params);
+        f(params, json.length);
       } catch {
         // a follower that fails does not stop the turn
       }
@@ -153,15 +159,19 @@ export class UpdateLog {
    *
    * `flow` paces the replay to its client: after each update replayed, a promise from `flow.wait()` is awaited
    * (the client holds too much), and `flow.gone()` ends the replay. Live updates that come meanwhile are held, at
-   * most HOLD_MAX of them: later ones are dropped from memory and read from the log once the held ones are out
-   * (they are in it: `push` logs an update before it reaches a follower), so a slow replay holds a page and
-   * HOLD_MAX updates at most, never the turn's whole output. A replay that falls behind what the log keeps
-   * rejects with UPDATE_LOG_TRUNCATED (`read`), as a resume from a dropped seq does at once.
+   * most HOLD_MAX of them and `pageBytes` of their JSON: later ones are dropped from memory and read from the log
+   * once the held ones are out (they are in it: `push` logs an update before it reaches a follower), so a slow
+   * replay holds two pages' bytes at most, never the turn's whole output. (The held ones were once bounded by
+   * their count only: a client that stopped reading a resume had a thousand updates of any size held for it, far
+   * past the bytes its stream may hold.) A replay that falls behind what the log keeps rejects with
+   * UPDATE_LOG_TRUNCATED (`read`), as a resume from a dropped seq does at once.
    */
   async follow(sessionId: string, afterSeq: number, push: Follower, flow?: ReplayFlow): Promise<() => void> {
     let last = afterSeq;
     let replaying = true;
     let held: Array<Record<string, unknown>> = [];
+    /** the JSON characters of `held` */
+    let heldChars = 0;
     let dropped = false;
     const deliver = (p: Record<string, unknown>) => {
       const seq = typeof p.seq === 'number' ? p.seq : 0;
@@ -169,10 +179,14 @@ export class UpdateLog {
       last = seq;
       push(p);
     };
-    const live: Follower = (p) => {
+    // once one is dropped every later one is too: the log is read again after the last one delivered, so a gap in
+    // `held` would be skipped
+    const live: Live = (p, chars) => {
       if (!replaying) deliver(p);
-      else if (held.length < HOLD_MAX) held.push(p);
-      else dropped = true;
+      else if (!dropped && held.length < HOLD_MAX && heldChars + chars <= this.pageBytes) {
+        held.push(p);
+        heldChars += chars;
+      } else dropped = true;
     };
     let set = this.followers.get(sessionId);
     if (!set) this.followers.set(sessionId, (set = new Set()));
@@ -202,6 +216,7 @@ export class UpdateLog {
         }
         // more in the log (held included), or held was full: what it dropped (newer than all it kept) is in the log
         held = [];
+        heldChars = 0;
         dropped = false;
       }
     } catch (err) {
