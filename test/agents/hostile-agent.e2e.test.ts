@@ -4,7 +4,7 @@
  * with the turn. Found by fuzzing; each case failed before its fix.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +78,18 @@ describe('a hostile agent', () => {
     expect(r.result).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_BAD_RESPONSE' });
     expect(r.result.error).toMatch(/output passed 16777216 characters/);
     await stillServes('big-after');
+  }, 60_000);
+
+  it('an agent that asks for files and does not read the answers is stopped past 64 MiB unread, not held in memory', async () => {
+    // before, every answer waited in the agent's stdin buffer, without bound: the turn hung with 96 MiB held for it
+    // (and more for each request the agent sent) until its 30-minute timeout
+    expect((await start('unread-1', 'allow', 'write seed.txt x')).result.output).toBe('write ok');
+    writeFileSync(join(root, 'unread-1', 'big.txt'), 'b'.repeat(4 * 1024 * 1024));
+    const r = await call('session.message', { sessionId: 'unread-1', taskPrompt: 'readflood big.txt 24' });
+    expect(r.result).toMatchObject({ success: false, status: 'failed', errorCode: 'UPSTREAM_ERROR' });
+    expect(r.result.error).toMatch(/does not read what it is sent: \d+ bytes wait unread on its stdin \(the limit is 67108864\)/);
+    expect(mem.lines.some((l) => l.includes('agent does not read its stdin: closing'))).toBe(true);
+    await stillServes('unread-after');
   }, 60_000);
 
   it('a write to a FIFO in its folder is refused at once, and no later session waits behind it', async () => {

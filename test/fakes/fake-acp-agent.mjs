@@ -44,6 +44,8 @@
 //   stopreason <value>     replies "stopped" and ends the turn with stopReason <value>
 //   permleave              session/request_permission without waiting for it, then end_turn at once; the answer,
 //                          when it comes, is written to <session cwd>/.permleave
+//   readflood <path> <n>   stops reading its stdin, then sends n fs/read_text_file requests for <path> at once and
+//                          never ends the turn: every answer waits unread in the gateway
 // Env: FAKE_ACP_MODELS=a,b (announce a session config option {id:"model", category:"model"} offering these, the
 // first current; session/set_config_option sets it), FAKE_ACP_MODEL_STICKY=1 (set_config_option answers but
 // keeps the old value), FAKE_ACP_PROTOCOL (protocolVersion to answer), FAKE_ACP_MODE=garbage-before-init|silent|auth-required,
@@ -257,6 +259,12 @@ async function turn(sessionId, text) {
       );
       const outcomes = await Promise.all(asks);
       return reply(`cancelled ${outcomes.filter((r) => r.result?.outcome?.outcome === 'cancelled').length} of ${n}`);
+    }
+    case 'readflood': {
+      process.stdin.pause();
+      setInterval(() => undefined, 60_000); // a paused stdin no longer keeps the process up
+      for (let i = 0; i < Number(rest[1] ?? 100); i++) send({ id: nextId++, method: 'fs/read_text_file', params: { sessionId, path: abs(rest[0] ?? '') } });
+      return new Promise(() => undefined);
     }
     case 'stopreason':
       say(sessionId, 'stopped');

@@ -250,6 +250,11 @@ export class AgentSession implements LimitedSession {
       for (const [method, h] of Object.entries(this.client.handlers)) peer.onRequest(method, h);
       peer.onNotification('session/update', (p) => this.onUpdate(p));
       peer.onStrayAnswer((id) => this.abandoned?.answered(id));
+      // an agent that does not read what it is sent is stopped: the peer already failed what was in flight
+      peer.onStalled((err) => {
+        this.exitError ??= err;
+        void this.close('not-reading');
+      });
 
       init ??= await initializeAgent(peer, this.name, timeoutMs);
       this.agentInfo = init.agentInfo;

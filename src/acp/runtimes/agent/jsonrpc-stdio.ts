@@ -19,6 +19,14 @@ export type JsonRpcId = number | string;
 const LOGGED_METHOD_MAX = 256;
 
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
+/**
+ * What may wait for the agent to read it from its stdin before the peer closes (`maxUnreadBytes`): eight of the
+ * largest answers an agent asks for (an 8 MiB file), the bridge's cap on a link's backlog. What is written to an
+ * agent is mostly the answers to its own requests, and the agent's stdout is read whatever it reads: an agent that
+ * goes on asking (fs/read_text_file of a large file, in a loop) without reading what it was answered had every
+ * answer held in the gateway's memory, without bound.
+ */
+export const DEFAULT_MAX_UNREAD_BYTES = 64 * 1024 * 1024;
 const GARBAGE_SAMPLE_CHARS = 120;
 
 /** An error to answer an incoming request with, or the error a remote peer answered ours with. */
@@ -123,6 +131,8 @@ export interface JsonRpcStdioPeerOptions {
   /** names the other side in every error message, e.g. `agent "codex"` */
   name: string;
   maxLineBytes?: number;
+  /** what may wait unread on the agent's stdin; past it the peer closes (`onStalled`). Default DEFAULT_MAX_UNREAD_BYTES */
+  maxUnreadBytes?: number;
   /** default per-request timeout; 0 = none */
   requestTimeoutMs?: number;
   /** after stdout ends, wait this long for the owner to close with a better reason (e.g. the exit code) */
@@ -147,6 +157,9 @@ export class JsonRpcStdioPeer {
   private closeError: Error | undefined;
   /** told of an answer to a request no longer pending (failed by garbage, abandoned, timed out): see onStrayAnswer */
   private strayAnswer: ((id: JsonRpcId) => void) | undefined;
+  /** told once the peer closed because the agent does not read its stdin: see onStalled */
+  private stalled: ((err: GatewayError) => void) | undefined;
+  private readonly maxUnread: number;
   garbageLines = 0;
 
   constructor(
@@ -155,6 +168,7 @@ export class JsonRpcStdioPeer {
     private readonly opts: JsonRpcStdioPeerOptions,
   ) {
     this.log = (opts.log ?? rootLogger).child({ peer: opts.name });
+    this.maxUnread = opts.maxUnreadBytes ?? DEFAULT_MAX_UNREAD_BYTES;
     const lines = new NdjsonLineBuffer(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
     input.on('data', (chunk: Buffer | string) => {
       for (const item of lines.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) {
@@ -185,6 +199,14 @@ export class JsonRpcStdioPeer {
   /** `handler` hears of each answer that arrives for a request no longer pending (it already failed here). */
   onStrayAnswer(handler: (id: JsonRpcId) => void): void {
     this.strayAnswer = handler;
+  }
+
+  /**
+   * `handler` hears that the agent left more than `maxUnreadBytes` unread on its stdin: the peer closed (everything
+   * in flight failed with that error); the owner stops the process, which the peer has no say over.
+   */
+  onStalled(handler: (err: GatewayError) => void): void {
+    this.stalled = handler;
   }
 
   /** `opts.onId`: told the request's id as it is sent (to recognise a stray answer to it later) */
@@ -235,11 +257,27 @@ export class JsonRpcStdioPeer {
   }
 
   private send(msg: object): void {
+    // what the agent has not read waits in its stdin's buffer: counted there, before it grows by this message
+    const unread = this.output.writableLength;
+    if (unread > this.maxUnread) return this.stall(unread);
     try {
       this.output.write(JSON.stringify(msg) + '\n');
     } catch (err) {
       this.log.debug('write to peer failed', { error: String(err) });
     }
+  }
+
+  private stall(unread: number): void {
+    if (this.closeError) return;
+    const err = new GatewayError(
+      'UPSTREAM_ERROR',
+      `${this.opts.name} does not read what it is sent: ${unread} bytes wait unread on its stdin (the limit is ${this.maxUnread}); the agent was stopped`,
+    );
+    this.log.warn('agent does not read its stdin: closing', { unreadBytes: unread });
+    this.close(err);
+    // what waits is dropped with the pipe: the agent is stopped anyway
+    this.output.destroy();
+    this.stalled?.(err);
   }
 
   private garbage(reason: string, line: string): void {
