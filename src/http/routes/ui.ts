@@ -1,8 +1,9 @@
 /**
  * The status page: GET /ui (page), /ui/app.js, /ui/app.css — static, no data, no auth, strict CSP — and
  * GET /ui/events, an SSE stream of /admin/overview snapshots (admin token, same rules as /admin), one every
- * `interval` ms (?interval=, 200–10000, default 1000). The stream ends when the gateway starts draining,
- * so it never holds a graceful stop, and when its token no longer passes (the admin token was changed by a reload).
+ * `interval` ms (?interval=, 200–10000, default 1000), skipped while the client has not taken the last. The stream
+ * ends when the gateway starts draining, so it never holds a graceful stop, and when its token no longer passes (the
+ * admin token was changed by a reload).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../wire/errors.js';
@@ -72,9 +73,14 @@ async function streamSnapshots(d: OverviewDeps, res: ServerResponse, interval: n
   // held the stop that long); a client that does not read its end is cut by the server's stop (server.ts, cutUnread)
   const unsubscribe = d.obs.onDrain(() => wake());
   while (open && !d.obs.draining && allowed()) {
-    const snap = await buildOverview(d);
-    if (!open || d.obs.draining) break;
-    res.write(`data: ${JSON.stringify(snap)}\n\n`);
+    // a snapshot only replaces the one before: while the client has not taken the last (a tab the browser froze, a
+    // laptop asleep with its connection up), none is made, so what waits for it is one snapshot. Before, one more
+    // waited in the response's buffer each interval, for as long as the connection stayed up.
+    if (res.writableLength === 0) {
+      const snap = await buildOverview(d);
+      if (!open || d.obs.draining) break;
+      res.write(`data: ${JSON.stringify(snap)}\n\n`);
+    }
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, interval);
       wake = () => (clearTimeout(t), resolve());
