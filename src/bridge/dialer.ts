@@ -7,6 +7,7 @@
  */
 import type WebSocket from 'ws';
 import { withWs, type WsModule } from '../util/lazy-ws.js';
+import { dialUrl } from '../util/dial-url.js';
 import { encodeFrame, parseFrame, wsPayloadLimit } from './codec.js';
 import { CLOSE, PROTOCOL_VERSION, RETRY_FORBIDDEN_CLOSE_CODES, type BridgePolicy, type SharedAgent, type SharedChannel } from '../wire/bridge-frames.js';
 import { newId } from '../util/ids.js';
@@ -90,10 +91,17 @@ export class Dialer {
       this.timer.unref();
       return;
     }
+    const url = dialUrl(this.target.url);
+    if (!url) {
+      // refused before it came here (a config's by its schema, a run-time one by `connect`): never dialled, never thrown
+      this.lastError = 'the bridge URL does not parse as a URL';
+      this.setState('failed');
+      return;
+    }
     this.setState('connecting');
     this.attempts++;
     const limits = this.mesh.limits;
-    const ws = new WebSocket(this.target.url, {
+    const ws = new WebSocket(url, {
       maxPayload: wsPayloadLimit(limits.maxFrameBytes),
       handshakeTimeout: limits.handshakeTimeoutMs,
       ...(this.target.ca ? { ca: this.target.ca } : {}),

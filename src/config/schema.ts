@@ -50,6 +50,16 @@ function buildConfigSchemas() {
   const ms = (def: number) => timer(0).default(def);
   const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (max 64), starting with a letter or digit');
   const shareList = z.union([z.boolean(), z.array(z.string().min(1))]);
+  /**
+   * a WebSocket URL the gateway dials (a bridge's, an OpenClaw gateway's). Refused unless it parses: its credentials
+   * could not be found to register for scrubbing, nor be hidden where it is shown, and ws could not dial it anyway.
+   * Never quoted in the message. A fragment is allowed, and dropped when dialling (src/util/dial-url.ts).
+   */
+  const wsUrl = z
+    .string()
+    // abort: text that is no ws URL at all gets one problem, not this one and the next
+    .regex(/^wss?:\/\/.+/, { message: 'must be a ws:// or wss:// URL', abort: true })
+    .refine((s) => URL.canParse(s), 'must be a ws:// or wss:// URL: this one does not parse');
 
   const bridgeLimitsSchema = z.strictObject({
     handshakeTimeoutMs: ms(10_000),
@@ -78,7 +88,7 @@ function buildConfigSchemas() {
 
   const outboundBridgeSchema = z.strictObject({
     name,
-    url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
+    url: wsUrl,
     token: z.string().min(1),
     shareChannels: shareList.default(true),
     shareAgents: shareList.default(false),
@@ -143,7 +153,7 @@ function buildConfigSchemas() {
       id: name,
       label: z.string().min(1),
       kind: z.literal('openclaw'),
-      url: z.string().regex(/^wss?:\/\/.+/, 'must be a ws:// or wss:// URL'),
+      url: wsUrl,
       token: z.string().min(1),
     }),
   ]);

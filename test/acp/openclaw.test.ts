@@ -391,6 +391,20 @@ describe('OpenClawClient against the fake gateway', () => {
     expect(c.connectAttempts).toBe(1);
   });
 
+  it('a URL with a fragment is dialled without it (ws refuses one; it failed every connect as an internal error)', async () => {
+    const f = await fake();
+    f.script = () => ({ chunks: ['reached'] });
+    const c = client(f, { url: `${f.url}#openclaw-fragment` });
+    expect((await c.chatSend('agent:main:t1', 'x')).text).toBe('reached');
+    expect(c.connectAttempts).toBe(1);
+  });
+
+  it('a URL that does not parse is refused when the client is made, without quoting it', () => {
+    // a port out of range: `^wss?://` took it, and then ws's own error quoted it, credentials and all
+    const url = 'ws://operator:unparsed-pass-4d2c@127.0.0.1:99999/';
+    expect(() => new OpenClawClient({ url, token: TOKEN, log })).toThrow(/^OpenClaw url must be a ws:\/\/ or wss:\/\/ URL$/);
+  });
+
   it('a request timeout is bounded and reported', async () => {
     const f = await fake();
     const c = client(f, { requestTimeoutMs: 150 });

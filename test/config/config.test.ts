@@ -279,6 +279,35 @@ describe('the strict schema', () => {
     expect(cfg.gateway.responses.storeTtlMs).toBe(90 * 86_400_000);
   });
 
+  it('a bridge or OpenClaw URL that does not parse is refused, unquoted; one with a fragment is taken', () => {
+    // a port out of range, a space in the host: `^wss?://` matched them, and then nothing could find their credentials
+    const bad = ['ws://dialer:unparsed-pass-3e7a@127.0.0.1:99999/bridge', 'wss://open claw:18789/?unparsed-query-8c1f'];
+    for (const url of bad) {
+      const problems = [
+        ...problemsOf(() => validateConfig({ channels: [mockChannel], gateway: { bridges: [{ name: 'b', url, token: 't' }] } }, 't', {})),
+        ...problemsOf(() =>
+          validateConfig(
+            { channels: [mockChannel], acp: { tokens: ['acp-token-1'], gateways: [{ id: 'oc', label: 'OC', kind: 'openclaw', url, token: 't' }] } },
+            't',
+            {},
+          ),
+        ),
+      ];
+      expect(problems).toEqual([
+        'gateway.bridges.0.url: must be a ws:// or wss:// URL: this one does not parse',
+        'acp.gateways.0.url: must be a ws:// or wss:// URL: this one does not parse',
+      ]);
+    }
+    // no ws URL at all: one problem, not that and this one
+    expect(problemsOf(() => validateConfig({ channels: [mockChannel], gateway: { bridges: [{ name: 'b', url: 'not-a-url', token: 't' }] } }, 't', {}))).toEqual(
+      ['gateway.bridges.0.url: must be a ws:// or wss:// URL'],
+    );
+    const fragment = 'ws://127.0.0.1:1/bridge#dc';
+    expect(validateConfig({ channels: [mockChannel], gateway: { bridges: [{ name: 'b', url: fragment, token: 't' }] } }, 't', {}).gateway.bridges[0]!.url).toBe(
+      fragment,
+    );
+  });
+
   it('channels[].maxResponseBytes: at least 1024, an integer', () => {
     for (const bad of [1023, 0, 2048.5, '1MiB']) {
       expect(problemsOf(() => validateConfig({ channels: [{ ...mockChannel, maxResponseBytes: bad }] }, 't', {}))).toEqual([

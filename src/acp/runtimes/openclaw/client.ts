@@ -87,7 +87,7 @@ export class OpenClawClient implements ConnectionOwner {
   connectAttempts = 0;
 
   constructor(opts: OpenClawClientOptions) {
-    if (!/^wss?:\/\//i.test(opts.url)) throw new GatewayError('CONFIG_INVALID', 'OpenClaw url must be a ws:// or wss:// URL');
+    if (!/^wss?:\/\//i.test(opts.url) || !URL.canParse(opts.url)) throw new GatewayError('CONFIG_INVALID', 'OpenClaw url must be a ws:// or wss:// URL');
     if (!opts.token) throw new GatewayError('CONFIG_INVALID', 'OpenClaw token must not be empty');
     this.o = {
       url: opts.url,

@@ -30,6 +30,7 @@ import {
 import { wsText } from '../../../util/ws-text.js';
 import { PendingTable } from '../../../util/pending.js';
 import { raiseMaxPayload } from '../../../util/ws-internals.js';
+import { dialUrl } from '../../../util/dial-url.js';
 
 /** What a connection reports to its owner. */
 export interface ConnectionOwner {
@@ -201,7 +202,10 @@ export class Connection {
 export function openConnection(o: HandshakeOptions, owner: ConnectionOwner, signal: AbortSignal, abortError: () => GatewayError): Promise<Connection> {
   return new Promise<Connection>((resolve, reject) => {
     const preAuthLimit = Math.min(PRE_AUTH_MAX_BYTES, o.maxInboundBytes);
-    const ws = new WebSocket(o.url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: preAuthLimit, perMessageDeflate: false });
+    const url = dialUrl(o.url);
+    // refused before (the config's schema, OpenClawClient): a message that names no address, it reaches /acp/rpc clients
+    if (!url) throw new GatewayError('UPSTREAM_UNREACHABLE', 'the OpenClaw gateway URL does not parse as a URL', { details: { provider: 'openclaw' } });
+    const ws = new WebSocket(url, { handshakeTimeout: o.handshakeTimeoutMs, maxPayload: preAuthLimit, perMessageDeflate: false });
     let phase: 'challenge' | 'hello' | 'done' = 'challenge';
     let connectId = '';
     let conn: Connection | undefined;
