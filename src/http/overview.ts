@@ -3,18 +3,17 @@
  * request and error rate of the last minute, peers and links (state, RTT, in-flight, traffic, shares),
  * channels local and shared with health and load, models and where they are served, sessions by status and
  * the turns running now, the ACP warm agent pools (spares ready and booting, back-off, warm vs. cold starts).
- * Built from state the gateway already keeps; no secret and no URL credentials (error texts, a peer's too, are
- * scrubbed as on /admin).
+ * Built from state the gateway already keeps; no secret and no URL credentials (a bridge's URL is redacted and error
+ * texts, a peer's too, are scrubbed, as on /admin).
  */
 import type { Config } from '../config/schema.js';
 import type { Router } from '../router/router.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
 import type { SessionStore } from '../sessions/store.js';
-import { channelRows } from './routes/admin.js';
+import { channelRows, safePeer } from './routes/admin.js';
 import { VERSION } from '../version.js';
 import type { Observability } from '../obs/index.js';
 import type { WarmPoolStatus } from '../acp/runtimes/agent/warm-pool.js';
-import { secrets } from '../util/redact.js';
 import type { Logger } from '../util/log.js';
 import { fromStore } from './routes/admin-store.js';
 import { GatewayError } from '../wire/errors.js';
@@ -175,17 +174,6 @@ function sessionsReader(d: OverviewDeps, store: SessionStore): SessionsReader {
   return r;
 }
 
-/** Strips userinfo and query from a URL before it is shown. */
-function safeUrl(url: string | null): string | null {
-  if (!url) return url;
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return null;
-  }
-}
-
 export async function buildOverview(d: OverviewDeps) {
   const links = new Map(d.mesh.peers().map((l) => [l.peer.id, l]));
   // the links a reload or a newer link let go, counted: `GET /admin/bridges` lists them, the overview (and with it
@@ -194,10 +182,8 @@ export async function buildOverview(d: OverviewDeps) {
   const peers = d.mesh.list().map((row) => {
     const l = row.id ? links.get(row.id) : undefined;
     return {
-      ...row,
-      url: safeUrl(row.url),
-      // a peer's error text is the peer's to write (a bridge-error, a close reason): scrubbed as on /admin/bridges
-      lastError: row.lastError === null ? null : secrets.scrubError(row.lastError),
+      // its URL redacted and its error text (a peer's own too: a bridge-error, a close reason) scrubbed, as /admin/bridges shows them
+      ...safePeer(row),
       rttMs: l ? l.traffic.rttMs : null,
       traffic: l ? { framesIn: l.traffic.framesIn, framesOut: l.traffic.framesOut, bytesIn: l.traffic.bytesIn, bytesOut: l.traffic.bytesOut } : null,
     };

@@ -448,9 +448,18 @@ function decodeSafe(s: string): string {
 /** The process-wide registry every boundary uses. */
 export const secrets = new SecretScrubber();
 
+/** What redactUrl shows for text that does not parse as a URL. */
+export const INVALID_URL = '<invalid url>';
+
 /**
- * A URL safe to show (admin API, CLI, logs): userinfo replaced, every query value replaced, fragment dropped.
- * Text that does not parse as a URL is returned scrubbed.
+ * The one way a configured URL is shown, wherever it is: the admin API (`/admin/bridges`, `/admin/status`,
+ * `/admin/overview`, so `switchyard status` and the status page too) and the OpenClaw client's log lines. Userinfo →
+ * `[REDACTED]@`; each query parameter's value → `[REDACTED]`, its name kept, and a parameter without `=` replaced whole
+ * (`?<token>` is a token in the name's place); the fragment dropped; scheme, host, port and path as they are. A URL
+ * with none of those is returned as given.
+ *
+ * Text that does not parse as a URL → `<invalid url>` (INVALID_URL), none of it: where its credentials are cannot be
+ * told, and registerUrl, which cannot parse it either, registered none of them, so no scrubber would find them.
  */
 export function redactUrl(url: string): string;
 export function redactUrl(url: string | null): string | null;
@@ -460,10 +469,18 @@ export function redactUrl(url: string | null): string | null {
   try {
     u = new URL(url);
   } catch {
-    return secrets.scrub(url);
+    return INVALID_URL;
   }
   if (!u.username && !u.password && !u.search && !u.hash) return url;
   const userinfo = u.username || u.password ? `${REDACTED}@` : '';
-  const query = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=${REDACTED}`).join('&');
+  const query = u.search
+    .slice(1)
+    .split('&')
+    .filter((p) => p !== '')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      return eq < 0 ? REDACTED : `${p.slice(0, eq)}=${REDACTED}`;
+    })
+    .join('&');
   return `${u.protocol}//${userinfo}${u.host}${u.pathname}${query ? `?${query}` : ''}`;
 }

@@ -1,6 +1,6 @@
 /** The one scrubber (src/util/redact.ts), from strings: what it replaces, and what it leaves alone. */
 import { describe, expect, it } from 'vitest';
-import { KEY_RUN_MIN, REDACTED, SecretScrubber, keyStartTail, redactUrl } from '../../src/util/redact.js';
+import { INVALID_URL, KEY_RUN_MIN, REDACTED, SecretScrubber, keyStartTail, redactUrl } from '../../src/util/redact.js';
 import { newSecret } from '../../src/keys/model.js';
 import { ModelTokens } from '../../src/util/model-tokens.js';
 import { registerConfigSecrets } from '../../src/config/secrets.js';
@@ -322,6 +322,17 @@ describe('redactUrl', () => {
     );
     expect(redactUrl('ws://127.0.0.1:9/bridge')).toBe('ws://127.0.0.1:9/bridge');
     expect(redactUrl(null)).toBeNull();
+  });
+
+  it('replaces a query parameter without `=` whole: it may be a token where a name goes', () => {
+    expect(redactUrl('wss://peer.example/bridge?bare-token-5e2a9c&region=eu')).toBe(`wss://peer.example/bridge?${REDACTED}&region=${REDACTED}`);
+  });
+
+  it('shows none of text that does not parse: its credentials were never found, so never registered', () => {
+    for (const url of ['ws://u:unparsed-pass-71c3@127.0.0.1:99999/bridge?token=unparsed-query-2b8d', 'wss://open claw:18789/?unparsed-bare-4f6e']) {
+      expect(redactUrl(url)).toBe(INVALID_URL);
+    }
+    expect(INVALID_URL).toBe('<invalid url>');
   });
 });
 

@@ -197,8 +197,8 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
   };
 }
 
-/** A peer row fit to show: URL credentials and query values redacted, lastError scrubbed. */
-function safePeer(p: PeerRow): PeerRow {
+/** A peer row fit to show (here and in /admin/overview): its URL as redactUrl shows it, lastError scrubbed. */
+export function safePeer(p: PeerRow): PeerRow {
   return { ...p, url: redactUrl(p.url), lastError: p.lastError === null ? null : secrets.scrubError(p.lastError) };
 }
 

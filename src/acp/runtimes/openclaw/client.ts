@@ -28,7 +28,8 @@ import { setTimeout as pause } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { GatewayError, toGatewayError } from '../../../wire/errors.js';
 import { rootLogger, type Logger } from '../../../util/log.js';
-import { isAuthFailure, parseChatEvent, parseChatSendAck, safeUrl, scrub, type ChatSendAck, type EventFrame, type HelloOk } from './protocol.js';
+import { redactUrl } from '../../../util/redact.js';
+import { isAuthFailure, parseChatEvent, parseChatSendAck, scrub, type ChatSendAck, type EventFrame, type HelloOk } from './protocol.js';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../../../util/backoff.js';
 import { openConnection, type Connection, type ConnectionOwner, type HandshakeFailure } from './connection.js';
 import { Run, type ChatResult, type ChatSendOptions } from './run.js';
@@ -68,6 +69,7 @@ const closedError = (): GatewayError => new GatewayError('SHUTTING_DOWN', 'OpenC
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> => pause(ms, undefined, signal ? { signal } : undefined).catch(() => undefined);
 
 export class OpenClawClient implements ConnectionOwner {
+  /** the gateway's URL as its log lines show it (redactUrl, as the admin API shows bridge URLs); never in an error message */
   readonly logUrl: string;
   private readonly o: Required<Omit<OpenClawClientOptions, 'displayName' | 'instanceId' | 'backoff' | 'log'>> &
     Pick<OpenClawClientOptions, 'displayName' | 'instanceId'>;
@@ -103,7 +105,7 @@ export class OpenClawClient implements ConnectionOwner {
       maxInboundBytes: opts.maxInboundBytes ?? 64 * 1024 * 1024,
     };
     this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
-    this.logUrl = safeUrl(opts.url);
+    this.logUrl = redactUrl(opts.url);
     this.log = (opts.log ?? rootLogger).child({ component: 'openclaw', url: this.logUrl });
   }
 

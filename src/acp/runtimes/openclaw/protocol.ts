@@ -426,16 +426,6 @@ export function scrub(text: string, secret: string, max = RELAYED_TEXT_MAX): str
   return cutText(secret.length > 0 ? text.split(secret).join('[redacted]') : text, max);
 }
 
-/** A ws/wss URL with credentials, query and fragment removed: safe to log and to put in error messages. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return '<invalid url>';
-  }
-}
-
 /** A code-like value from the server (error code, detail code, error kind, run id), as it may be shown: scrubbed, short. */
 export function serverLabel(text: string, secret: string): string {
   return scrub(text, secret, 100);
