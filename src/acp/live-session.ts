@@ -82,6 +82,11 @@ export interface LiveSession {
   firstTry: Promise<void> | undefined;
   /** a brief take of the lease under way (TurnRunner.withLease): a turn's own take waits for it */
   brief: Promise<void> | undefined;
+  /**
+   * a take of it here (a turn's, a brief one, a revival's) being given back (TurnRunner.releaseAfterLog): nothing is
+   * numbered under it any more, and a brief take waits for it rather than send its update without `seq`
+   */
+  ending: Promise<void> | undefined;
 }
 
 /** Whether updates of `live` are numbered now: it holds the session's lease (not lost, not possibly lapsed). */
@@ -117,6 +122,7 @@ export function newLive(
     leasing: false,
     firstTry: undefined,
     brief: undefined,
+    ending: undefined,
   };
 }
 

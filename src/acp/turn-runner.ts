@@ -871,7 +871,6 @@ export class TurnRunner {
       }
     } catch (err) {
       live.current = undefined;
-      tried();
       let r: TurnResult;
       // the lease held, its end is numbered under it (the seq rule); the wait for it ran out or was cancelled: the
       // turn never started in the record, and its end goes to its caller unnumbered
@@ -879,16 +878,18 @@ export class TurnRunner {
         live.seq = await this.updates.lastSeq(live.id, live.seq).catch(() => live.seq);
         live.lease = lease;
       }
+      // answered once this turn holds the lease or surely will not: a brief take waiting for it numbers under it
+      tried();
       if (abort.signal.aborted) r = finish('cancelled', '', 'cancelled');
       else {
         const e = toGatewayError(err);
         if (e.code === 'INTERNAL') this.o.logger.error('acp turn could not start', { sessionId: live.id, error: stackOf(err) });
         r = finish('failed', '', 'error', e);
       }
-      // numbered while the lease is held, and in the log before it is given back (the seq rule)
-      if (lease) await this.releaseAfterLog(live.id, lease, live);
-      live.leasing = false;
       live.firstTry = undefined;
+      // numbered while the lease is held, and in the log before it is given back (the seq rule)
+      if (lease) await this.releaseAfterLog(live.id, lease, live, true);
+      else live.leasing = false;
       return r;
     }
     live.firstTry = undefined;
@@ -1038,8 +1039,7 @@ export class TurnRunner {
     if (!holdsLease(live) && !(live.lease === lease && (await lease.confirm()))) {
       if (live.lease === lease) live.lease = undefined;
       const result = finish(status, output, stopReason, error, out?.model);
-      await lease.release();
-      live.leasing = false;
+      await this.releaseAfterLog(live.id, lease, live, true);
       return result;
     }
     try {
@@ -1065,16 +1065,35 @@ export class TurnRunner {
     // the turn's last updates are numbered and stored while it still holds the lease: the next instance to take it
     // reads them in the log and numbers on above them
     const result = finish(status, output, stopReason, error, out?.model);
-    await this.releaseAfterLog(live.id, lease, live);
-    live.leasing = false;
+    await this.releaseAfterLog(live.id, lease, live, true);
     return result;
   }
 
-  /** Gives the lease back once every update numbered under it is in the update log (the seq rule). */
-  private async releaseAfterLog(sessionId: string, lease: SessionLease, live?: LiveSession): Promise<void> {
-    await this.updates.flush(sessionId);
-    if (live?.lease === lease) live.lease = undefined;
-    await lease.release();
+  /**
+   * Gives the lease back once every update numbered under it is in the update log (the seq rule). `live` stops
+   * numbering under it before that last flush: an update numbered while the flush runs (the `queued` status of a
+   * turn queued meanwhile) would be written only after the release, and dropped, a hole in the log at its `seq`.
+   * Until the lease is given back `live.ending` is set: a brief take (withLease) waits for it, then takes the lease
+   * itself and numbers its update above this take's last, rather than find the lease still this take's and send it
+   * without `seq`. `turn`: a turn's take, whose `leasing` ends with it (before a brief take waiting wakes).
+   */
+  private async releaseAfterLog(sessionId: string, lease: SessionLease, live?: LiveSession, turn = false): Promise<void> {
+    let done = () => {};
+    const ending = new Promise<void>((r) => (done = r));
+    if (live) {
+      live.ending = ending;
+      if (live.lease === lease) live.lease = undefined;
+    }
+    try {
+      await this.updates.flush(sessionId);
+      await lease.release();
+    } finally {
+      if (live) {
+        if (turn) live.leasing = false;
+        if (live.ending === ending) live.ending = undefined;
+      }
+      done();
+    }
   }
 
   /**
@@ -1083,13 +1102,20 @@ export class TurnRunner {
    * waiting, `seq` refreshed from the store (as a turn's take does), and given back once what `fn` numbered is in the
    * log. When another instance holds it, or a turn here waits for it, `fn` runs without it: its updates go out
    * unnumbered. A turn's own take waits for a brief one under way (`brief`), and this for a turn's first try
-   * (`firstTry`), so that an update sent while a turn of `live` takes the lease is numbered under that turn's take.
-   * Takes of the session by other live sessions here (a closed one whose turn still ends, beside the one a
-   * session.start made of its id) are kept apart by `own` (lease.ts OwnTakes): this one then finds the lease busy.
+   * (`firstTry`), so that an update sent while a turn of `live` takes the lease is numbered under that turn's take,
+   * and for a take of `live` being given back (`ending`), so that one sent while a turn here ends is numbered under
+   * its own take, after it. Takes of the session by other live sessions here (a closed one whose turn still ends,
+   * beside the one a session.start made of its id) are kept apart by `own` (lease.ts OwnTakes): this one then finds
+   * the lease busy.
    */
   private async withLease<T>(live: LiveSession, fn: () => T | Promise<T>): Promise<T> {
-    while (live.brief) await live.brief;
-    if (live.firstTry) await live.firstTry;
+    for (;;) {
+      while (live.brief || live.ending) await (live.brief ?? live.ending);
+      if (!live.firstTry) break;
+      await live.firstTry;
+      // a turn whose take failed gives it back right after its first try answered
+      if (!live.ending) break;
+    }
     if (holdsLease(live) || live.leasing || live.brief) return fn();
     let done = () => {};
     live.brief = new Promise<void>((r) => (done = r));
