@@ -1,0 +1,146 @@
+/**
+ * A session moved to another gateway while its turn here still ends, then moved back, keeps that turn's last updates
+ * in its log, and the returning session's turn numbers above them (lease.ts OwnTakes, docs/sessions.md "A gateway's
+ * own takes go one at a time").
+ *
+ * A transfer does not wait for the whole of a turn: it waits until the record says no turn runs, and a turn stores its
+ * result before it numbers its last updates (task.completed, completed), logs them and gives its lease back. Here the
+ * store's answer to that result's write is held (the write is made: a slow reply). The session moves to gateway B
+ * (its live session here is dropped: movedAway), comes back, and a session.message revives it: a new live session
+ * whose turn takes the lease with this process's holder id. Without OwnTakes that take ended the old turn's at once (a
+ * new token): the old turn then numbered its last updates under its ended take, and the log's fence refused them
+ * ("session updates not stored"): its final status, sent to its client with a `seq`, was not in the log. With it, the
+ * returning turn waits for the old take to be given back. One process per gateway, B's a transfer coordinator over its
+ * own store, the bridge between them a direct call; a real store of each kind.
+ */
+import { describe, expect, it } from 'vitest';
+import { TurnRunner } from '../../src/acp/turn-runner.js';
+import type { Runtime } from '../../src/acp/runtime.js';
+import type { SessionStore } from '../../src/sessions/store.js';
+import { TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
+import { memoryLogger, waitFor } from '../helpers/env.js';
+import { wrapStore } from '../helpers/store-wrap.js';
+import { bothStores } from '../sessions/fixtures/both-stores.js';
+
+const { backends, stores } = bothStores('mvback');
+
+type Update = Record<string, unknown>;
+const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
+const echo: Runtime = {
+  async prompt(turn, emit) {
+    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
+    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
+  },
+  async close() {},
+};
+
+/** the bridge from `self` to the one peer `to()`: an offer and the commit are that coordinator's own calls */
+const directTo = (self: string, to: () => TransferCoordinator): TransferTransport => ({
+  peerAcceptsSessions: () => true,
+  offer: async (_peer, transferId, snapshot, events, droppedThrough) => void (await to().receive(self, transferId, snapshot, events, droppedThrough)),
+  call: async (_peer, method, params) => {
+    const sessionId = params.sessionId as string;
+    if (method === 'bridge.session.commit') return to().confirm(self, sessionId, params.transferId as string);
+    return to().status(self, sessionId);
+  },
+});
+
+describe.each(backends)('a session moved away while its turn here still ends, and back: $name', (b) => {
+  it("the old turn's last updates are logged under its own take, and the returning session's turn numbers above them", async () => {
+    const rawA = await b.open();
+    const storeB = await b.open();
+    stores.push(rawA, storeB);
+    // the store's answer to the write of the old turn's result is held: the record says it ended, its last updates
+    // are not numbered yet
+    let held = false;
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let holding = true;
+    const storeA = wrapStore(rawA, {
+      update: async (...args: Parameters<SessionStore['update']>) => {
+        const stored = await rawA.update(...args);
+        if (holding && stored.history.some((t) => t.status === 'completed')) {
+          holding = false;
+          held = true;
+          await gate;
+        }
+        return stored;
+      },
+    });
+    const { logger, lines } = memoryLogger();
+    const r = new TurnRunner({
+      store: storeA,
+      gatewayId: 'gw_mv_a',
+      holderId: `gw_mv_a/${b.name}`,
+      logger,
+      runtimeFor: async () => echo,
+      // no renewal after a turn's end: the old take stays live for this long, the test's moves take far less
+      leaseTtlMs: 10_000,
+      leaseWaitMs: 20_000,
+    });
+    const a: TransferCoordinator = new TransferCoordinator(
+      rawA,
+      'gw_mv_a',
+      true,
+      directTo('gw_mv_a', () => gwB),
+      logger,
+    );
+    const gwB: TransferCoordinator = new TransferCoordinator(
+      storeB,
+      'gw_mv_b',
+      true,
+      directTo('gw_mv_b', () => a),
+      logger,
+    );
+    a.onMovedAway = (sessionId) => r.movedAway(sessionId);
+    const sent: Update[] = [];
+    const sink = (u: Update) => void sent.push(u);
+    const sid = `mvback-${b.name}`;
+    try {
+      const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, sink);
+      await waitFor(() => held, "the old turn's result stored");
+      const oldRun = sent.find((u) => u.type === 'status' && u.status === 'running')!.runId;
+      // the transfer goes ahead while the turn still ends here
+      expect((await a.transfer(sid, 'gw_mv_b')).status).toBe('moved');
+      expect((await gwB.transfer(sid, 'gw_mv_a')).status).toBe('moved');
+      expect((await rawA.get(sid))?.ownerGatewayId).toBe('gw_mv_a');
+
+      const back = r.message(sid, 'back', sink);
+      const backRun = await waitFor(async () => {
+        const t = await r.task({ sessionId: sid });
+        return t.runId !== oldRun ? (t.runId as string) : undefined;
+      }, "the returning session's turn queued");
+      // its `queued` status is answered once the returning turn's first try for the lease did (withLease waits for
+      // it): that turn waits for the old turn to give its take back, or (without OwnTakes) holds the lease, and may
+      // have run to its end already
+      const again = r.message(sid, 'again', sink);
+      await waitFor(
+        () => sent.find((u) => (u.status === 'queued' && u.runId !== backRun) || (u.runId === backRun && u.event === 'started')),
+        'the returning turn holding the lease, or the next turn queued behind it while it waits',
+      );
+
+      open();
+      expect(await first).toMatchObject({ status: 'completed', output: 'echo: one' });
+      const oldEnd = sent.find((u) => u.runId === oldRun && u.type === 'status' && u.status === 'completed');
+      expect(oldEnd).toHaveProperty('seq');
+      expect(await back).toMatchObject({ status: 'completed', output: 'echo: back', runId: backRun });
+      expect(await again).toMatchObject({ status: 'completed', output: 'echo: again' });
+
+      // the old turn's last updates are in the log at the seqs its client got
+      const log = (await rawA.readEvents(sid, 0, 1000)).events;
+      const bySeq = new Map(log.map((e) => [e.seq, e.event]));
+      const numbered = sent.filter((u) => typeof u.seq === 'number');
+      expect(new Set(numbered.map((u) => u.seq)).size).toBe(numbered.length);
+      for (const u of numbered) expect(bySeq.get(u.seq as number), `seq ${String(u.seq)}: ${JSON.stringify(u)}`).toEqual(u);
+      // the returning session's turn numbered every update of its own, above them
+      const backUpdates = sent.filter((u) => u.runId === backRun);
+      expect(backUpdates.every((u) => typeof u.seq === 'number')).toBe(true);
+      expect(Math.min(...backUpdates.map((u) => u.seq as number))).toBeGreaterThan(oldEnd!.seq as number);
+      expect(lines.filter((l) => l.includes('session updates not stored'))).toEqual([]);
+      expect(await rawA.getLease(sid)).toBeUndefined();
+    } finally {
+      open();
+      await r.shutdown(1_000);
+    }
+  }, 30_000);
+});
