@@ -47,6 +47,12 @@ export interface DispatchOptions {
   localOnly?: boolean;
   /** gateways this call already passed (bridge hop list), carried when a moved session is followed further */
   hops?: string[];
+  /**
+   * The serving side's own check of the named session's record (peers.ts: a peer reaches only the sessions it
+   * started or transferred here): `check` throws to refuse. Made first, before the caller and owner checks, on the
+   * read they share (record-read.ts; `read` when nothing is read yet), so a bridged call reads the record once.
+   */
+  reach?: { read: () => Promise<Session | undefined>; check: (rec: Session | undefined) => void };
 }
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
@@ -245,6 +251,7 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   ): Promise<unknown> => {
     const seen = deps.runner.watch(sessionId);
     try {
+      if (opts.reach) opts.reach.check(await seen.get(opts.reach.read));
       await deps.runner.assertReach(sessionId, ctx.caller, seen);
       const fwd = await ownerOf(sessionId, seen);
       if (fwd) return await fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);

@@ -21,7 +21,7 @@ import type { BridgeMesh } from '../bridge/mesh.js';
 import type { RpcServeHandler } from '../bridge/link.js';
 import type { SessionStore } from '../sessions/store.js';
 import { markMoved, newSession, notPeersSession, peerReaches, type SessionTarget } from '../sessions/model.js';
-import type { Dispatch, RemoteSessions } from './methods.js';
+import type { Dispatch, DispatchOptions, RemoteSessions } from './methods.js';
 import type { PeerRuntime } from './capabilities.js';
 
 interface BridgeRpcError {
@@ -138,10 +138,22 @@ const SESSION_METHODS: ReadonlySet<string> = new Set([
 export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: (sessionId: string) => Promise<unknown>): RpcServeHandler {
   return async ({ peer, method, params, sharedAgents, hops, signal, emit }) => {
     const sessionId = typeof params.sessionId === 'string' ? params.sessionId : '';
+    // also when it moved on from here (A→B→C): the call follows it, with the hop list guarding against loops. Made
+    // by the dispatch on the record read its owner check then shares (every method of SESSION_METHODS that names a
+    // session goes through it: methods.ts atOwner); one naming none is refused here
+    let reach: DispatchOptions['reach'];
+    // a bridge-cancel never reaches a session the peer may not (the check has not passed yet, or refused it)
+    let reached = true;
     if (SESSION_METHODS.has(method)) {
-      // also when it moved on from here (A→B→C): the call follows it, with the hop list guarding against loops
-      const rec = sessionId ? await store.get(sessionId) : undefined;
-      if (!rec || !peerReaches(rec, peer.id)) throw notPeersSession(sessionId);
+      if (!sessionId) throw notPeersSession(sessionId);
+      reached = false;
+      reach = {
+        read: () => store.get(sessionId),
+        check: (rec) => {
+          if (!rec || !peerReaches(rec, peer.id)) throw notPeersSession(sessionId);
+          reached = true;
+        },
+      };
     } else if (method === 'session.start') {
       // a start replaces the session of that id: the runner refuses one this peer cannot reach (a local
       // client's, another peer's) where it replaces the record (TurnRunner.replace, `origin`)
@@ -150,7 +162,9 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
       return { error: toBridgeRpcError(new GatewayError('METHOD_NOT_FOUND', `method not available over the bridge: ${method}`)) };
     }
     // bridge-cancel (the requesting side gave up on the call) cancels the turn, as session.cancel would
-    const onAbort = () => void cancel(sessionId).catch(() => undefined);
+    const onAbort = () => {
+      if (reached) void cancel(sessionId).catch(() => undefined);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await dispatch(
@@ -162,6 +176,7 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
           allowTarget: (t) => sharedAgents.has(t.executionTarget === 'agent' ? t.providerId : t.gatewayProviderId),
           localOnly: true,
           hops: hops.slice(0, -1),
+          reach,
         },
       );
       return { result };
