@@ -312,7 +312,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   return {
     dispatch,
-    sessions: createSessionApi({ dispatch, store: deps.store, assertReach: (sessionId, caller) => runner.assertReach(sessionId, caller) }),
+    sessions: createSessionApi({ dispatch, store: deps.store, runner }),
     follow: (sessionId, afterSeq, push, caller, flow) => runner.follow(sessionId, afterSeq, push, caller, flow),
     log,
     drain: (graceMs) => runner.drain(graceMs),

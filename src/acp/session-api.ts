@@ -15,6 +15,7 @@ import type { Session } from '../sessions/model.js';
 import { GatewayError, toGatewayError } from '../wire/errors.js';
 import { clientRequestIdOf, invalidParams } from './params.js';
 import type { Dispatch } from './methods.js';
+import type { TurnRunner } from './turn-runner.js';
 
 /** clientRequestIds remembered per session (older ones may run again if repeated) */
 export const CLIENT_REQUESTS_KEPT = 100;
@@ -63,8 +64,8 @@ export function restEvent(u: Record<string, unknown>): RestEvent {
 export interface SessionApiDeps {
   dispatch: Dispatch;
   store: SessionStore;
-  /** FORBIDDEN when `caller` may not reach the session (TurnRunner.assertReach) */
-  assertReach(sessionId: string, caller: string | undefined): Promise<void>;
+  /** `assertReach`: FORBIDDEN when `caller` may not reach the session; with `watch`, the read it shares (record-read.ts) */
+  runner: Pick<TurnRunner, 'assertReach' | 'watch' | 'unwatch'>;
 }
 
 export interface SessionApi {
@@ -106,9 +107,17 @@ function withRequest(s: Session, id: string, entry: ClientRequest | undefined): 
 }
 
 export function createSessionApi(deps: SessionApiDeps): SessionApi {
+  // a virtual key's caller check reads the record: whether there is one is its answer, not a second read (shared
+  // while nothing began or ended on the session in this process: record-read.ts)
   const exists = async (sessionId: string, caller: string | undefined) => {
-    await deps.assertReach(sessionId, caller);
-    if (!(await deps.store.get(sessionId))) throw new GatewayError('SESSION_NOT_FOUND', `no session "${sessionId}"`, { details: { sessionId } });
+    const seen = deps.runner.watch(sessionId);
+    try {
+      await deps.runner.assertReach(sessionId, caller, seen);
+      if (!(await seen.get(() => deps.store.get(sessionId))))
+        throw new GatewayError('SESSION_NOT_FOUND', `no session "${sessionId}"`, { details: { sessionId } });
+    } finally {
+      deps.runner.unwatch(seen);
+    }
   };
 
   /** the run's status now (where the session lives); the recorded one when it cannot be read */
