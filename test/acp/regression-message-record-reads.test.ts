@@ -7,12 +7,19 @@
  * this process since it was made (record-read.ts): 1 read where there were 2 (3 for a key's call), on SQLite and on
  * Redis alike. The dispatch is the gateway's (methods.ts), with its bridge's owner check and transfer coordinator.
  * The last case guards what the shared read must not do: act on a record a close in this process has changed since.
+ *
+ * The same for the other steps that read the record before the call's work: a bridged call's serving side
+ * (peers.ts peerRpcHandler: may this peer reach the session?) read it before the owner check read it again, now
+ * the check is made on the owner check's read (DispatchOptions.reach); the REST surface's `exists` (session-api.ts)
+ * read it after a virtual key's caller check had, now it takes that read's answer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import { createDispatch } from '../../src/acp/methods.js';
-import { remoteSessions } from '../../src/acp/peers.js';
+import { peerRpcHandler, remoteSessions } from '../../src/acp/peers.js';
+import { createSessionApi } from '../../src/acp/session-api.js';
+import type { PeerInfo } from '../../src/bridge/link-types.js';
 import type { Runtime } from '../../src/acp/runtime.js';
 import type { BridgeMesh } from '../../src/bridge/mesh.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -171,5 +178,79 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     release();
     await expect(msg).rejects.toMatchObject({ code: 'SESSION_CONTINUATION_UNAVAILABLE' });
     expect((await base.get('closed-1'))?.history).toHaveLength(1);
+  });
+});
+
+/** a bridge peer calling this gateway's /acp methods (its bridge-rpc, as the link hands it to the handler) */
+const PEER = 'gw_record_reads_peer';
+const bridged = (store: SessionStore, dispatch: ReturnType<typeof gateway>['dispatch'], peer = PEER) => {
+  const serve = peerRpcHandler(dispatch, store, () => Promise.resolve());
+  return (method: string, params: Record<string, unknown>) =>
+    serve({
+      peer: { id: peer, name: peer } as PeerInfo,
+      method,
+      params,
+      sharedAgents: new Set(['echo']),
+      hops: [GW],
+      signal: new AbortController().signal,
+      emit: () => undefined,
+    });
+};
+
+describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and of a REST read (%s)', (kind) => {
+  it("a peer's session.message on the session it started here: one read before the lease (was two: the peer check, then the owner check)", async () => {
+    const cs = counting(await open(kind));
+    const { runner, dispatch } = gateway(cs.store);
+    runners.push(runner);
+    await runner.start({ sessionId: 'peer-1', threadId: 'peer-1', prompt: 'one', workingDirectory: undefined, target, origin: PEER }, () => undefined);
+    await settled(runner, 'peer-1');
+    cs.reset();
+    const r = await bridged(cs.store, dispatch)('session.message', { sessionId: 'peer-1', taskPrompt: 'two' });
+    expect(r).toMatchObject({ result: { status: 'completed', output: 'echo: two' } });
+    expect(cs.c.atLease).toBe(1);
+  });
+
+  it('a peer still reaches only its own sessions, with every session method (the check made on the shared read)', async () => {
+    const store = await open(kind);
+    const { runner, dispatch } = gateway(store);
+    runners.push(runner);
+    await runner.start({ sessionId: 'other-1', threadId: 'other-1', prompt: 'one', workingDirectory: undefined, target, origin: 'gw_someone_else' }, () => undefined);
+    await settled(runner, 'other-1');
+    const call = bridged(store, dispatch);
+    const calls: Array<[string, Record<string, unknown>]> = [
+      ['session.message', { sessionId: 'other-1', taskPrompt: 'two' }],
+      ['session.cancel', { sessionId: 'other-1' }],
+      ['session.close', { sessionId: 'other-1' }],
+      ['xworkmate.tasks.get', { sessionId: 'other-1' }],
+      ['xworkmate.permissions.respond', { sessionId: 'other-1', requestId: 'r1', decision: 'cancel' }],
+      ['xworkmate.permissions.list', { sessionId: 'other-1' }],
+      ['xworkmate.tasks.get', { runId: 'run_any' }],
+      ['session.message', { sessionId: 'nobody', taskPrompt: 'two' }],
+    ];
+    for (const [method, params] of calls) await expect(call(method, params), method).rejects.toMatchObject({ code: 'CHANNEL_NOT_SHARED' });
+    expect((await store.get('other-1'))?.status).not.toBe('closed');
+    expect((await store.get('other-1'))?.history).toHaveLength(1);
+  });
+
+  it("the REST events of a virtual key's session: the caller check's read answers whether it exists (4 reads, was 5)", async () => {
+    const cs = counting(await open(kind));
+    const { runner, dispatch } = gateway(cs.store);
+    runners.push(runner);
+    const caller = 'key:k_rest_reads';
+    await runner.start({ sessionId: 'rest-1', threadId: 'rest-1', prompt: 'one', workingDirectory: undefined, target, caller }, () => undefined);
+    await settled(runner, 'rest-1');
+    const api = createSessionApi({ dispatch, store: cs.store, runner });
+    cs.reset();
+    const r = await api.events('rest-1', 0, 10, caller);
+    expect(r.events.length).toBeGreaterThan(0);
+    // `exists` (the caller check, whether the record is there: one read), then tasks.get: its caller and owner checks
+    // (one), its snapshot (one) and the session's open prompts (one)
+    expect(cs.c.gets).toBe(4);
+    cs.reset();
+    await expect(api.events('rest-1', 0, 10, 'key:k_other')).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(api.events('rest-none', 0, 10, caller)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
+    await expect(api.events('rest-none', 0, 10, undefined)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
+    // one read each (the unknown session asked by a key was read twice)
+    expect(cs.c.gets).toBe(3);
   });
 });
