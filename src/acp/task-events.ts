@@ -12,6 +12,7 @@
 import { PerKeyQueue } from '../util/per-key-queue.js';
 import { mutateSession, type SessionStore } from '../sessions/store.js';
 import type { Logger } from '../util/log.js';
+import type { Session } from '../sessions/model.js';
 
 export const TASK_EVENTS_KEEP = 100;
 
@@ -43,6 +44,18 @@ export function taskEventFields(
   };
 }
 
+/** `s` with `events` after its task events, the newest TASK_EVENTS_KEEP kept */
+function withTaskEvents(s: Session, events: ReadonlyArray<Record<string, unknown>>): Session {
+  const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
+  return { ...s, metadata: { ...s.metadata, taskEvents: [...list, ...events].slice(-TASK_EVENTS_KEEP) } };
+}
+
+/** events waiting for their session's next write; `taken` once a write of the runner's carries them (`write`) */
+interface Batch {
+  events: Array<Record<string, unknown>>;
+  taken: boolean;
+}
+
 /**
  * Keeps each session's last task events in its record; writes of one session are ordered. The events of one
  * moment go in one write, made once that moment's work is done (`setImmediate`): a turn raises `selected` and
@@ -50,8 +63,7 @@ export function taskEventFields(
  */
 export class TaskEventStore {
   private readonly chains = new PerKeyQueue();
-  /** events waiting for their session's next write */
-  private readonly pending = new Map<string, Array<Record<string, unknown>>>();
+  private readonly pending = new Map<string, Batch>();
 
   constructor(
     private readonly store: SessionStore,
@@ -61,23 +73,40 @@ export class TaskEventStore {
   record(sessionId: string, params: Record<string, unknown>): void {
     const waiting = this.pending.get(sessionId);
     if (waiting) {
-      waiting.push(params);
+      waiting.events.push(params);
       return;
     }
-    const batch = [params];
+    const batch: Batch = { events: [params], taken: false };
     this.pending.set(sessionId, batch);
     void this.chains.run(sessionId, async () => {
       await new Promise<void>((r) => setImmediate(r));
+      if (batch.taken) return;
       // events recorded from here on start the next write
       if (this.pending.get(sessionId) === batch) this.pending.delete(sessionId);
-      await mutateSession(this.store, sessionId, (s) => {
-        const list = Array.isArray(s.metadata.taskEvents) ? (s.metadata.taskEvents as unknown[]) : [];
-        return { ...s, metadata: { ...s.metadata, taskEvents: [...list, ...batch].slice(-TASK_EVENTS_KEEP) } };
-      }).then(
+      await mutateSession(this.store, sessionId, (s) => withTaskEvents(s, batch.events)).then(
         () => undefined,
         (err: unknown) => this.log.warn('task events could not be stored', { sessionId, error: String(err) }),
       );
     });
+  }
+
+  /**
+   * A write of the session's record by the runner (a turn's result), in order with the task-event writes. One
+   * under way ends first: side by side, the two read the same version, and the one whose compare-and-set lost read
+   * the record again (with Redis, a turn's `started` events were often being written when it ended: a read more
+   * per turn). The events not yet being written go in this write (`events` adds them to the record it writes),
+   * not in a read and write of their own. `events` is undefined when none wait.
+   */
+  write<T>(sessionId: string, write: (events: ((s: Session) => Session) | undefined) => Promise<T>): Promise<T> {
+    const batch = this.pending.get(sessionId);
+    if (batch) {
+      batch.taken = true;
+      this.pending.delete(sessionId);
+    }
+    const run = this.chains.run(sessionId, () => write(batch ? (s) => withTaskEvents(s, batch.events) : undefined));
+    // the write failed: its events are not lost with it, they go in a write of their own
+    if (batch) void run.catch(() => batch.events.forEach((e) => this.record(sessionId, e)));
+    return run;
   }
 
   /** Resolves once every event recorded so far for the session is in the store. */

@@ -1043,22 +1043,30 @@ export class TurnRunner {
       return result;
     }
     try {
-      await mutateSession(this.o.store, live.id, (s) => {
-        if (!s.history.some((t) => t.turnId === turn.turnId)) return undefined; // replaced by a later session.start
-        const next = updateTurn(s, turn.turnId, {
-          status,
-          output,
-          messages,
-          ...(errText ? { error: errText } : {}),
-          ...(errCode ? { errorCode: errCode } : {}),
-        });
-        // the role binding travels with the record: a verified model binding (§3) is read back after a restart too.
-        // Its seq is the turn's last: `finish` numbers endUpdates(status) more after this write
-        return {
-          ...next,
-          metadata: { ...next.metadata, seq: Math.max(live.seq + endUpdates(status), Number(s.metadata.seq) || 0), ...(live.role ? { role: live.role } : {}) },
-        };
-      });
+      // in order with the session's task-event writes, carrying those not yet written (TaskEventStore.write)
+      await this.taskEvents.write(live.id, (events) =>
+        mutateSession(this.o.store, live.id, (s) => {
+          if (!s.history.some((t) => t.turnId === turn.turnId)) return events?.(s); // replaced by a later session.start
+          const next = updateTurn(s, turn.turnId, {
+            status,
+            output,
+            messages,
+            ...(errText ? { error: errText } : {}),
+            ...(errCode ? { errorCode: errCode } : {}),
+          });
+          // the role binding travels with the record: a verified model binding (§3) is read back after a restart too.
+          // Its seq is the turn's last: `finish` numbers endUpdates(status) more after this write
+          const out = {
+            ...next,
+            metadata: {
+              ...next.metadata,
+              seq: Math.max(live.seq + endUpdates(status), Number(s.metadata.seq) || 0),
+              ...(live.role ? { role: live.role } : {}),
+            },
+          };
+          return events ? events(out) : out;
+        }),
+      );
     } catch (err) {
       this.o.logger.warn('acp turn result could not be stored', { sessionId: live.id, turnId: turn.turnId, error: String(err) });
     }
