@@ -11,7 +11,10 @@
  * The same for the other steps that read the record before the call's work: a bridged call's serving side
  * (peers.ts peerRpcHandler: may this peer reach the session?) read it before the owner check read it again, now
  * the check is made on the owner check's read (DispatchOptions.reach); the REST surface's `exists` (session-api.ts)
- * read it after a virtual key's caller check had, now it takes that read's answer.
+ * read it after a virtual key's caller check had, now it takes that read's answer. And after the lease: with Redis
+ * the turn's `started` task event was being written when its result was, the two read the same version, and the
+ * loser of the compare-and-set read again; the result's write now waits for it and carries the task events not
+ * yet written (TaskEventStore.write): a whole message reads 4 times on both stores (Redis: 6).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -125,6 +128,59 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     }
   });
 
+  it("the whole message, through its turn's end: four reads on both stores (was six with Redis: its task events raced its result)", async () => {
+    const base = await open(kind);
+    const cs = counting(base);
+    const { runner, dispatch } = gateway(cs.store);
+    runners.push(runner);
+    await runner.start({ sessionId: 'whole-1', threadId: 'whole-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    for (const text of ['two', 'three']) {
+      await settled(runner, 'whole-1');
+      cs.reset();
+      const r = (await dispatch({ method: 'session.message', params: { sessionId: 'whole-1', taskPrompt: text } }, { notify: () => undefined })) as {
+        turnId: string;
+      };
+      expect(r).toMatchObject({ status: 'completed', output: `echo: ${text}` });
+      // its last write is its `completed` event's (read on the store itself: not counted)
+      const stored = async () => ((await base.get('whole-1'))?.metadata.taskEvents ?? []) as Array<{ event: string; task: { taskId: string } }>;
+      await waitFor(
+        async () => (await stored()).some((e) => e.event === 'task.completed' && e.task.taskId === r.turnId) || undefined,
+        'the task events stored',
+      );
+      // the owner check; the record under the lease; the turn's result with its `started` event; the `completed`
+      // event. With Redis the `started` event's own write raced the result's: the loser of the compare-and-set read
+      // the record again, and the `started` event cost a read of its own
+      expect(cs.c.gets).toBe(4);
+      expect((await stored()).filter((e) => e.task.taskId === r.turnId).map((e) => e.event)).toEqual(['task.started', 'task.completed']);
+    }
+  });
+
+  it("a turn's result that cannot be stored: the task events it carried are stored by a write of their own", async () => {
+    const base = await open(kind);
+    let failed = 0;
+    const store = wrapStore(base, {
+      update: (s, v) => {
+        // the result's write (its turn completed in the history) fails every attempt
+        if (s.history.at(-1)?.status === 'completed' && s.history.length === 2) {
+          failed++;
+          return Promise.reject(new Error('the store refused the write'));
+        }
+        return base.update(s, v);
+      },
+    });
+    const { runner, dispatch } = gateway(store);
+    runners.push(runner);
+    await runner.start({ sessionId: 'lost-1', threadId: 'lost-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await settled(runner, 'lost-1');
+    const r = (await dispatch({ method: 'session.message', params: { sessionId: 'lost-1', taskPrompt: 'two' } }, { notify: () => undefined })) as {
+      turnId: string;
+    };
+    await settled(runner, 'lost-1');
+    expect(failed).toBeGreaterThan(0);
+    const events = ((await base.get('lost-1'))?.metadata.taskEvents ?? []) as Array<{ event: string; task: { taskId: string } }>;
+    expect(events.filter((e) => e.task.taskId === r.turnId).map((e) => e.event)).toEqual(['task.started', 'task.completed']);
+  });
+
   it('a session revived from its record (a restarted gateway): one read (was two: the owner check, then the revival)', async () => {
     const cs = counting(await open(kind));
     const first = gateway(cs.store);
@@ -214,7 +270,10 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     const store = await open(kind);
     const { runner, dispatch } = gateway(store);
     runners.push(runner);
-    await runner.start({ sessionId: 'other-1', threadId: 'other-1', prompt: 'one', workingDirectory: undefined, target, origin: 'gw_someone_else' }, () => undefined);
+    await runner.start(
+      { sessionId: 'other-1', threadId: 'other-1', prompt: 'one', workingDirectory: undefined, target, origin: 'gw_someone_else' },
+      () => undefined,
+    );
     await settled(runner, 'other-1');
     const call = bridged(store, dispatch);
     const calls: Array<[string, Record<string, unknown>]> = [
