@@ -52,7 +52,7 @@ export interface DispatchOptions {
    * started or transferred here): `check` throws to refuse. Made first, before the caller and owner checks, on the
    * read they share (record-read.ts; `read` when nothing is read yet), so a bridged call reads the record once.
    */
-  reach?: { read: () => Promise<Session | undefined>; check: (rec: Session | undefined) => void };
+  reach?: { sessionId: string; read: () => Promise<Session | undefined>; check: (rec: Session | undefined) => void };
 }
 
 export const DEFAULT_MAX_PROMPT_BYTES = 1024 * 1024;
@@ -251,7 +251,8 @@ export function createDispatch(deps: MethodDeps): Dispatch {
   ): Promise<unknown> => {
     const seen = deps.runner.watch(sessionId);
     try {
-      if (opts.reach) opts.reach.check(await seen.get(opts.reach.read));
+      // on the session the method names, or on none (refused): never on another id's record
+      if (opts.reach) opts.reach.check(opts.reach.sessionId === sessionId ? await seen.get(opts.reach.read) : undefined);
       await deps.runner.assertReach(sessionId, ctx.caller, seen);
       const fwd = await ownerOf(sessionId, seen);
       if (fwd) return await fwd.remote.call(fwd.owner, method, p, sinkOf(ctx), opts.hops);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { remoteSessions } from './peers.js';
+import { peerRpcHandler, remoteSessions } from './peers.js';
+import type { Dispatch } from './methods.js';
+import type { PeerInfo } from '../bridge/link.js';
 import { fromBridgeError } from '../bridge/errors.js';
 import type { BridgeErrorFrame } from '../wire/bridge-frames.js';
 import type { BridgeMesh } from '../bridge/mesh.js';
@@ -43,5 +45,24 @@ describe('errors of a forwarded /acp/rpc call', () => {
       );
     expect((err as GatewayError).code).toBe('UPSTREAM_TIMEOUT');
     expect(toRpcError(err).data.retryable).toBe(true);
+  });
+});
+
+describe("a peer's call on a session: the reach check fails closed", () => {
+  const own = { id: 's1', origin: 'gw_other' } as const;
+  const call = (dispatch: Dispatch) =>
+    peerRpcHandler(dispatch, { get: () => Promise.resolve(own) } as unknown as SessionStore, () => Promise.resolve())({
+      peer: { id: 'gw_peer' } as PeerInfo,
+      method: 'xworkmate.tasks.get',
+      params: { sessionId: 's1' },
+      sharedAgents: new Set(),
+      hops: ['gw_peer', 'gw_here'],
+      signal: new AbortController().signal,
+      emit: () => undefined,
+    });
+
+  it('an answer the dispatch gave without making the check (a session method that bypasses atOwner) is not handed to the peer', async () => {
+    const bypassing = (() => Promise.resolve({ secret: "the session's tasks" })) as unknown as Dispatch;
+    await expect(call(bypassing)).rejects.toMatchObject({ code: 'CHANNEL_NOT_SHARED' });
   });
 });

@@ -148,6 +148,7 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
       if (!sessionId) throw notPeersSession(sessionId);
       reached = false;
       reach = {
+        sessionId,
         read: () => store.get(sessionId),
         check: (rec) => {
           if (!rec || !peerReaches(rec, peer.id)) throw notPeersSession(sessionId);
@@ -179,6 +180,9 @@ export function peerRpcHandler(dispatch: Dispatch, store: SessionStore, cancel: 
           reach,
         },
       );
+      // fail closed: a session method answered without the check (one of SESSION_METHODS that does not go through
+      // the dispatch's atOwner) never hands its answer to the peer
+      if (!reached) throw notPeersSession(sessionId);
       return { result };
     } catch (err) {
       if (err instanceof GatewayError && err.code === 'CHANNEL_NOT_SHARED') throw err;

@@ -28,6 +28,7 @@ import type { BridgeMesh } from '../../src/bridge/mesh.js';
 import { configSchema } from '../../src/config/schema.js';
 import { openStore } from '../../src/sessions/open-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
+import { notPeersSession, peerReaches, type Session } from '../../src/sessions/model.js';
 import { TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
 import { memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
@@ -287,6 +288,19 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
       ['session.message', { sessionId: 'nobody', taskPrompt: 'two' }],
     ];
     for (const [method, params] of calls) await expect(call(method, params), method).rejects.toMatchObject({ code: 'CHANNEL_NOT_SHARED' });
+    // a check handed to the dispatch for another id than the method names (a session of the peer's own) is made on
+    // no record, never on that other id's: refused
+    await runner.start({ sessionId: 'peers-own', threadId: 'peers-own', prompt: 'one', workingDirectory: undefined, target, origin: PEER }, () => undefined);
+    const reach = {
+      sessionId: 'peers-own',
+      read: () => store.get('peers-own'),
+      check: (rec: Session | undefined) => {
+        if (!rec || !peerReaches(rec, PEER)) throw notPeersSession('other-1');
+      },
+    };
+    await expect(
+      dispatch({ method: 'xworkmate.tasks.get', params: { sessionId: 'other-1' } }, { notify: () => undefined }, { origin: PEER, localOnly: true, reach }),
+    ).rejects.toMatchObject({ code: 'CHANNEL_NOT_SHARED' });
     expect((await store.get('other-1'))?.status).not.toBe('closed');
     expect((await store.get('other-1'))?.history).toHaveLength(1);
   });
