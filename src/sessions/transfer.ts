@@ -143,13 +143,28 @@ export class TransferCoordinator {
         details: { reason: 'TRANSFER_REJECTED' },
       });
     let waiting = false;
-    while (runningTurn(s) || s.status === 'running') {
-      if (opts.whenRunning === 'refuse')
+    for (;;) {
+      const running = runningTurn(s) !== undefined || s.status === 'running';
+      // The record saying no turn runs is not enough: a turn stores its result before it numbers and logs its last
+      // updates (its task event, its final status; the record's `seq` already counts them), and gives the session's
+      // lease back only once they are in the log (the seq rule, docs/sessions.md). So the log is read for the offer
+      // only once no take of the lease is live, whoever holds it (a turn here or on another instance sharing the
+      // store, a brief take). Waiting for that, rather than taking the lease here, needs no holder id of its own
+      // beside the turn runner's (a take by the runner's id would end a live take of it: lease.ts OwnTakes). A holder
+      // that stopped without giving the lease back holds it up for at most its ttl (past its expiry its fenced writes
+      // land no more), and never past this transfer's deadline.
+      if (!running && !(await this.leaseLive(sessionId))) break;
+      if (running && opts.whenRunning === 'refuse')
         throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
           details: { reason: 'TURN_RUNNING' },
         });
       if (Date.now() > until)
-        throw new GatewayError('UPSTREAM_TIMEOUT', `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`);
+        throw new GatewayError(
+          'UPSTREAM_TIMEOUT',
+          running
+            ? `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`
+            : `session ${sessionId}'s last turn had not logged its last updates (its lease still held) after ${timeoutMs} ms; not transferred: retry the transfer`,
+        );
       if (!waiting) this.logger.info('session transfer waits for the running turn to end', { sessionId, to: peerId });
       waiting = true;
       await new Promise((r) => setTimeout(r, 100));
@@ -163,8 +178,8 @@ export class TransferCoordinator {
     });
     try {
       const { metadata, history, ...rest } = withMarker(s, undefined);
-      // the update log as stored (a turn's updates are written before its result returns, and none runs now): only
-      // its newest entries that an offer can carry (a superset of them: the store counts each entry's JSON, the offer
+      // the update log as stored (no turn runs, and the last one's updates are all in it: its lease was given back,
+      // above): only its newest entries that an offer can carry (a superset of them: the store counts each entry's JSON, the offer
       // its `{seq, event}`); what lies below them is not carried, as what the log's bounds dropped is not
       const { events, before } = await this.store.readNewestEvents(sessionId, MAX_TRANSFER_EVENTS, MAX_TRANSFER_EVENT_BYTES);
       const dropped = Math.max(before, await this.store.droppedThrough(sessionId));
@@ -185,6 +200,12 @@ export class TransferCoordinator {
     const moved = await this.commitMoved(sessionId, transferId, peerId);
     this.logger.info('session transferred', { sessionId, to: peerId, transferId });
     return moved;
+  }
+
+  /** Whether a take of the session's lease is live now (not released, not past its expiry). */
+  private async leaseLive(sessionId: string): Promise<boolean> {
+    const lease = await this.store.getLease(sessionId);
+    return lease !== undefined && lease.expiresAt > Date.now();
   }
 
   private async owned(sessionId: string): Promise<Session> {

@@ -1,17 +1,17 @@
 /**
- * A session moved to another gateway while its turn here still ends, then moved back, keeps that turn's last updates
- * in its log, and the returning session's turn numbers above them (lease.ts OwnTakes, docs/sessions.md "A gateway's
- * own takes go one at a time").
+ * A session moved to another gateway right after its turn here stored its result, then moved back: the turn's last
+ * updates are in the log (here and on the receiver), and the returning session's turn numbers above them (lease.ts
+ * OwnTakes, docs/sessions.md "A gateway's own takes go one at a time", "Transfer").
  *
- * A transfer does not wait for the whole of a turn: it waits until the record says no turn runs, and a turn stores its
- * result before it numbers its last updates (task.completed, completed), logs them and gives its lease back. Here the
- * store's answer to that result's write is held (the write is made: a slow reply). The session moves to gateway B
- * (its live session here is dropped: movedAway), comes back, and a session.message revives it: a new live session
- * whose turn takes the lease with this process's holder id. Without OwnTakes that take ended the old turn's at once (a
- * new token): the old turn then numbered its last updates under its ended take, and the log's fence refused them
- * ("session updates not stored"): its final status, sent to its client with a `seq`, was not in the log. With it, the
- * returning turn waits for the old take to be given back. One process per gateway, B's a transfer coordinator over its
- * own store, the bridge between them a direct call; a real store of each kind.
+ * A turn stores its result before it numbers its last updates (task.completed, completed), logs them and gives its
+ * lease back. Here the store's answer to that result's write is held (the write is made: a slow reply). A transfer
+ * used to go ahead meanwhile (it waited only for the record): the session moved to gateway B (its live session here
+ * dropped: movedAway) and back while the old turn still ended, and a session.message revived it, whose turn took the
+ * lease with this process's holder id. Without OwnTakes that take ended the old turn's at once (a new token): the old
+ * turn then numbered its last updates under its ended take, and the log's fence refused them ("session updates not
+ * stored"). Now the transfer waits for the old take to be given back, so the session leaves only once the turn's
+ * last updates are in the log, and the returning turn finds no live take of the old one. One process per gateway,
+ * B's a transfer coordinator over its own store, the bridge between them a direct call; a real store of each kind.
  */
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
@@ -45,7 +45,7 @@ const directTo = (self: string, to: () => TransferCoordinator): TransferTranspor
   },
 });
 
-describe.each(backends)('a session moved away while its turn here still ends, and back: $name', (b) => {
+describe.each(backends)('a session moved away right after its turn here stored its result, and back: $name', (b) => {
   it("the old turn's last updates are logged under its own take, and the returning session's turn numbers above them", async () => {
     const rawA = await b.open();
     const storeB = await b.open();
@@ -100,8 +100,23 @@ describe.each(backends)('a session moved away while its turn here still ends, an
       const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, sink);
       await waitFor(() => held, "the old turn's result stored");
       const oldRun = sent.find((u) => u.type === 'status' && u.status === 'running')!.runId;
-      // the transfer goes ahead while the turn still ends here
-      expect((await a.transfer(sid, 'gw_mv_b')).status).toBe('moved');
+      // the transfer waits while the turn still ends here (its take live): the session stays until the gate opens
+      let settled = false;
+      const moving = a.transfer(sid, 'gw_mv_b');
+      moving.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await waitFor(() => settled || lines.some((l) => l.includes('session transfer waits')), 'the transfer moved the session, or waits');
+      expect(settled).toBe(false);
+      expect((await rawA.get(sid))?.status).not.toBe('moved');
+      open();
+      expect((await moving).status).toBe('moved');
+      expect(await first).toMatchObject({ status: 'completed', output: 'echo: one' });
+      const oldEnd = sent.find((u) => u.runId === oldRun && u.type === 'status' && u.status === 'completed');
+      expect(oldEnd).toHaveProperty('seq');
+      // the receiver got the old turn's end in its log
+      expect((await storeB.readEvents(sid, 0, 1000)).events.find((e) => e.seq === oldEnd!.seq)?.event).toEqual(oldEnd);
       expect((await gwB.transfer(sid, 'gw_mv_a')).status).toBe('moved');
       expect((await rawA.get(sid))?.ownerGatewayId).toBe('gw_mv_a');
 
@@ -110,19 +125,7 @@ describe.each(backends)('a session moved away while its turn here still ends, an
         const t = await r.task({ sessionId: sid });
         return t.runId !== oldRun ? (t.runId as string) : undefined;
       }, "the returning session's turn queued");
-      // its `queued` status is answered once the returning turn's first try for the lease did (withLease waits for
-      // it): that turn waits for the old turn to give its take back, or (without OwnTakes) holds the lease, and may
-      // have run to its end already
       const again = r.message(sid, 'again', sink);
-      await waitFor(
-        () => sent.find((u) => (u.status === 'queued' && u.runId !== backRun) || (u.runId === backRun && u.event === 'started')),
-        'the returning turn holding the lease, or the next turn queued behind it while it waits',
-      );
-
-      open();
-      expect(await first).toMatchObject({ status: 'completed', output: 'echo: one' });
-      const oldEnd = sent.find((u) => u.runId === oldRun && u.type === 'status' && u.status === 'completed');
-      expect(oldEnd).toHaveProperty('seq');
       expect(await back).toMatchObject({ status: 'completed', output: 'echo: back', runId: backRun });
       expect(await again).toMatchObject({ status: 'completed', output: 'echo: again' });
 
