@@ -1,9 +1,10 @@
 /**
  * Session transfer between gateways, with exactly one owner at all times (docs/sessions.md, "Transfer").
  *
- * Sender: the session must be owned here, idle (or we wait for its turn to end), and the peer must accept
- * sessions. It is marked `metadata.transfer = { id, to, state: "offering" }` (no new turn starts while the
- * marker is there), offered with bridge-session-transfer, and marked `moved` only after the peer's ok. Then
+ * Sender: the session must be owned here, idle (or we wait for its turn to end, its last updates logged), and the
+ * peer must accept sessions. It is marked `metadata.transfer = { id, to, state: "offering" }` (refused when a turn
+ * started meanwhile; the turn runner does not read the marker, so a turn that starts after it is not kept from
+ * running: docs/sessions.md), offered with bridge-session-transfer, and marked `moved` only after the peer's ok. Then
  * the sender confirms (`bridge.session.commit`). Any failure before the ok clears the marker: the session
  * stays here and the caller is told why.
  *
@@ -149,10 +150,12 @@ export class TransferCoordinator {
       // updates (its task event, its final status; the record's `seq` already counts them), and gives the session's
       // lease back only once they are in the log (the seq rule, docs/sessions.md). So the log is read for the offer
       // only once no take of the lease is live, whoever holds it (a turn here or on another instance sharing the
-      // store, a brief take). Waiting for that, rather than taking the lease here, needs no holder id of its own
-      // beside the turn runner's (a take by the runner's id would end a live take of it: lease.ts OwnTakes). A holder
-      // that stopped without giving the lease back holds it up for at most its ttl (past its expiry its fenced writes
-      // land no more), and never past this transfer's deadline.
+      // store, a brief take). Waiting for that, rather than taking the lease here for the read and the offer, needs
+      // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
+      // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
+      // answers (a turn that takes the lease after this check is refused by the marker's write below only when it
+      // is in the record by then: the header). A holder that stopped without giving the lease back holds the transfer
+      // up for at most its ttl (past its expiry its fenced writes land no more), and never past its deadline.
       if (!running && !(await this.leaseLive(sessionId))) break;
       if (running && opts.whenRunning === 'refuse')
         throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
@@ -179,8 +182,8 @@ export class TransferCoordinator {
     try {
       const { metadata, history, ...rest } = withMarker(s, undefined);
       // the update log as stored (no turn runs, and the last one's updates are all in it: its lease was given back,
-      // above): only its newest entries that an offer can carry (a superset of them: the store counts each entry's JSON, the offer
-      // its `{seq, event}`); what lies below them is not carried, as what the log's bounds dropped is not
+      // above): only its newest entries that an offer can carry (a superset of them: the store counts each entry's
+      // JSON, the offer its `{seq, event}`); what lies below them is not carried, as what the log's bounds dropped is not
       const { events, before } = await this.store.readNewestEvents(sessionId, MAX_TRANSFER_EVENTS, MAX_TRANSFER_EVENT_BYTES);
       const dropped = Math.max(before, await this.store.droppedThrough(sessionId));
       const offered = { ...rest, history: history.map(withoutErrorCode), metadata, owner: this.selfId };
