@@ -32,6 +32,7 @@ import {
   type TurnStatus,
 } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
+import { offeredNow } from '../sessions/transfer.js';
 import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
 import { isObj } from '../util/is-object.js';
@@ -845,6 +846,11 @@ export class TurnRunner {
       turn.startedAt = Date.now();
       let failed: Turn[] = [];
       const stored = await mutateSession(this.o.store, live.id, (s) => {
+        // the session is being moved: once it has, a retry goes where it went (the transfer's marker, transfer.ts)
+        if (offeredNow(s))
+          throw new GatewayError('OVERLOADED', `session ${live.id} is being transferred to another gateway; retry: once it has moved, the call goes there`, {
+            retryAfterSec: 1,
+          });
         failed = s.history.filter((t) => t.status === 'running');
         return appendTurn(failInterrupted(s), turn);
       });

@@ -3,8 +3,8 @@
  *
  * Sender: the session must be owned here, idle (or we wait for its turn to end, its last updates logged), and the
  * peer must accept sessions. It is marked `metadata.transfer = { id, to, state: "offering" }` (refused when a turn
- * started meanwhile; the turn runner does not read the marker, so a turn that starts after it is not kept from
- * running: docs/sessions.md), offered with bridge-session-transfer, and marked `moved` only after the peer's ok. Then
+ * started meanwhile; no turn starts while it is there: `offeredNow`), offered with bridge-session-transfer, and
+ * marked `moved` only after the peer's ok. Then
  * the sender confirms (`bridge.session.commit`). Any failure before the ok clears the marker: the session
  * stays here and the caller is told why.
  *
@@ -36,6 +36,20 @@ export function transferMarker(s: Session): TransferMarker | undefined {
   const t = s.metadata.transfer as TransferMarker | undefined;
   return t && typeof t === 'object' && typeof t.id === 'string' ? t : undefined;
 }
+
+/**
+ * The transfer of `s` being offered now, if one is: no turn may start meanwhile (TurnRunner refuses one), or it would
+ * run here while the session moves, its updates past the log the offer carried. A marker older than any offer may
+ * take (TRANSFER_TIMEOUT_MS, and the writes around it) is one its sender never cleared (it stopped mid-transfer;
+ * `reconcile` clears it once the peer's link opens again): it keeps no turn from starting.
+ */
+export function offeredNow(s: Session, now: number = Date.now()): TransferMarker | undefined {
+  const m = transferMarker(s);
+  return m?.state === 'offering' && now - m.since < TRANSFER_TIMEOUT_MS + OFFER_MARKER_SLACK_MS ? m : undefined;
+}
+
+/** what a transfer's marker may outlive its offer by: the store writes that clear it or mark the session moved */
+const OFFER_MARKER_SLACK_MS = 10_000;
 
 const withMarker = (s: Session, m: TransferMarker | undefined): Session => {
   const { transfer: _old, ...rest } = s.metadata;
@@ -153,8 +167,8 @@ export class TransferCoordinator {
       // store, a brief take). Waiting for that, rather than taking the lease here for the read and the offer, needs
       // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
       // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
-      // answers (a turn that takes the lease after this check is refused by the marker's write below only when it
-      // is in the record by then: the header). A holder that stopped without giving the lease back holds the transfer
+      // answers (a turn that takes the lease after this check is either in the record before the marker's write
+      // below, which then refuses the transfer, or refused itself by the marker: `offeredNow`). A holder that stopped without giving the lease back holds the transfer
       // up for at most its ttl (past its expiry its fenced writes land no more), and never past its deadline.
       if (!running && !(await this.leaseLive(sessionId))) break;
       if (running && opts.whenRunning === 'refuse')
