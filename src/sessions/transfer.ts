@@ -168,8 +168,9 @@ export class TransferCoordinator {
       // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
       // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
       // answers (a turn that takes the lease after this check is either in the record before the marker's write
-      // below, which then refuses the transfer, or refused itself by the marker: `offeredNow`). A holder that stopped without giving the lease back holds the transfer
-      // up for at most its ttl (past its expiry its fenced writes land no more), and never past its deadline.
+      // below, which then refuses the transfer, or refused itself by the marker: `offeredNow`). A holder that stopped
+      // without giving the lease back holds the transfer up for at most its ttl (past its expiry its fenced writes
+      // land no more), and never past its deadline.
       if (!running && !(await this.leaseLive(sessionId))) break;
       if (running && opts.whenRunning === 'refuse')
         throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
