@@ -23,7 +23,6 @@ import { createDispatch } from '../../src/acp/methods.js';
 import { peerRpcHandler, remoteSessions } from '../../src/acp/peers.js';
 import { createSessionApi } from '../../src/acp/session-api.js';
 import type { PeerInfo } from '../../src/bridge/link-types.js';
-import type { Runtime } from '../../src/acp/runtime.js';
 import type { BridgeMesh } from '../../src/bridge/mesh.js';
 import { configSchema } from '../../src/config/schema.js';
 import { openStore } from '../../src/sessions/open-store.js';
@@ -33,18 +32,10 @@ import { TransferCoordinator, type TransferTransport } from '../../src/sessions/
 import { memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
 import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { echoRuntime, echoTarget } from '../helpers/echo-sessions.js';
 
 const redis = redisForFile();
 const GW = 'gw_record_reads';
-const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
-
-const echo: Runtime = {
-  async prompt(turn, emit) {
-    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
-    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
-  },
-  async close() {},
-};
 
 /** no peer is ever asked: every session here is this gateway's own */
 const noPeers: TransferTransport = {
@@ -82,7 +73,7 @@ function counting(store: SessionStore) {
 /** A turn runner and the gateway's /acp/rpc dispatch over `store` (a gateway's: with a bridge mesh, no peers). */
 function gateway(store: SessionStore) {
   const logger = memoryLogger().logger;
-  const runner = new TurnRunner({ store, gatewayId: GW, logger, runtimeFor: async () => echo, leaseTtlMs: 3_000 });
+  const runner = new TurnRunner({ store, gatewayId: GW, logger, runtimeFor: async () => echoRuntime, leaseTtlMs: 3_000 });
   const mesh = { peerAgents: () => [], transfers: new TransferCoordinator(store, GW, true, noPeers, logger) } as unknown as BridgeMesh;
   const dispatch = createDispatch({
     acp: configSchema().parse({}).acp,
@@ -119,7 +110,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     const cs = counting(await open(kind));
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
-    await runner.start({ sessionId: 'live-1', threadId: 'live-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await runner.start({ sessionId: 'live-1', threadId: 'live-1', prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
     for (const text of ['two', 'three']) {
       await settled(runner, 'live-1');
       cs.reset();
@@ -134,7 +125,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     const cs = counting(base);
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
-    await runner.start({ sessionId: 'whole-1', threadId: 'whole-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await runner.start({ sessionId: 'whole-1', threadId: 'whole-1', prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
     for (const text of ['two', 'three']) {
       await settled(runner, 'whole-1');
       cs.reset();
@@ -171,7 +162,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     });
     const { runner, dispatch } = gateway(store);
     runners.push(runner);
-    await runner.start({ sessionId: 'lost-1', threadId: 'lost-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await runner.start({ sessionId: 'lost-1', threadId: 'lost-1', prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
     await settled(runner, 'lost-1');
     const r = (await dispatch({ method: 'session.message', params: { sessionId: 'lost-1', taskPrompt: 'two' } }, { notify: () => undefined })) as {
       turnId: string;
@@ -186,7 +177,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     const cs = counting(await open(kind));
     const first = gateway(cs.store);
     runners.push(first.runner);
-    await first.runner.start({ sessionId: 'revive-1', threadId: 'revive-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await first.runner.start({ sessionId: 'revive-1', threadId: 'revive-1', prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
     await first.runner.shutdown(1_000);
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
@@ -202,7 +193,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
     const caller = 'key:k_reads';
-    await runner.start({ sessionId: 'key-1', threadId: 'key-1', prompt: 'one', workingDirectory: undefined, target, caller }, () => undefined);
+    await runner.start({ sessionId: 'key-1', threadId: 'key-1', prompt: 'one', workingDirectory: undefined, target: echoTarget, caller }, () => undefined);
     await settled(runner, 'key-1');
     cs.reset();
     const r = await dispatch({ method: 'session.message', params: { sessionId: 'key-1', taskPrompt: 'two' } }, { notify: () => undefined, caller });
@@ -214,7 +205,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a session.message be
     const base = await open(kind);
     const first = gateway(base);
     runners.push(first.runner);
-    await first.runner.start({ sessionId: 'closed-1', threadId: 'closed-1', prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+    await first.runner.start({ sessionId: 'closed-1', threadId: 'closed-1', prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
     await first.runner.shutdown(1_000);
     // the owner check's read (the message's first) answers with the record as it was before the close ran
     let reads = 0;
@@ -259,7 +250,10 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     const cs = counting(await open(kind));
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
-    await runner.start({ sessionId: 'peer-1', threadId: 'peer-1', prompt: 'one', workingDirectory: undefined, target, origin: PEER }, () => undefined);
+    await runner.start(
+      { sessionId: 'peer-1', threadId: 'peer-1', prompt: 'one', workingDirectory: undefined, target: echoTarget, origin: PEER },
+      () => undefined,
+    );
     await settled(runner, 'peer-1');
     cs.reset();
     const r = await bridged(cs.store, dispatch)('session.message', { sessionId: 'peer-1', taskPrompt: 'two' });
@@ -272,7 +266,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     const { runner, dispatch } = gateway(store);
     runners.push(runner);
     await runner.start(
-      { sessionId: 'other-1', threadId: 'other-1', prompt: 'one', workingDirectory: undefined, target, origin: 'gw_someone_else' },
+      { sessionId: 'other-1', threadId: 'other-1', prompt: 'one', workingDirectory: undefined, target: echoTarget, origin: 'gw_someone_else' },
       () => undefined,
     );
     await settled(runner, 'other-1');
@@ -290,7 +284,10 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     for (const [method, params] of calls) await expect(call(method, params), method).rejects.toMatchObject({ code: 'CHANNEL_NOT_SHARED' });
     // a check handed to the dispatch for another id than the method names (a session of the peer's own) is made on
     // no record, never on that other id's: refused
-    await runner.start({ sessionId: 'peers-own', threadId: 'peers-own', prompt: 'one', workingDirectory: undefined, target, origin: PEER }, () => undefined);
+    await runner.start(
+      { sessionId: 'peers-own', threadId: 'peers-own', prompt: 'one', workingDirectory: undefined, target: echoTarget, origin: PEER },
+      () => undefined,
+    );
     const reach = {
       sessionId: 'peers-own',
       read: () => store.get('peers-own'),
@@ -310,7 +307,7 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
     const caller = 'key:k_rest_reads';
-    await runner.start({ sessionId: 'rest-1', threadId: 'rest-1', prompt: 'one', workingDirectory: undefined, target, caller }, () => undefined);
+    await runner.start({ sessionId: 'rest-1', threadId: 'rest-1', prompt: 'one', workingDirectory: undefined, target: echoTarget, caller }, () => undefined);
     await settled(runner, 'rest-1');
     const api = createSessionApi({ dispatch, store: cs.store, runner });
     cs.reset();

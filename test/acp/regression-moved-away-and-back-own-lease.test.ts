@@ -15,35 +15,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
-import type { Runtime } from '../../src/acp/runtime.js';
-import type { SessionStore } from '../../src/sessions/store.js';
-import { TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
+import { TransferCoordinator } from '../../src/sessions/transfer.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
-import { wrapStore } from '../helpers/store-wrap.js';
 import { bothStores } from '../sessions/fixtures/both-stores.js';
+import { directTransfer, echoRuntime, echoTarget, holdingResultWrite } from '../helpers/echo-sessions.js';
 
 const { backends, stores } = bothStores('mvback');
 
 type Update = Record<string, unknown>;
-const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
-const echo: Runtime = {
-  async prompt(turn, emit) {
-    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
-    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
-  },
-  async close() {},
-};
-
-/** the bridge from `self` to the one peer `to()`: an offer and the commit are that coordinator's own calls */
-const directTo = (self: string, to: () => TransferCoordinator): TransferTransport => ({
-  peerAcceptsSessions: () => true,
-  offer: async (_peer, transferId, snapshot, events, droppedThrough) => void (await to().receive(self, transferId, snapshot, events, droppedThrough)),
-  call: async (_peer, method, params) => {
-    const sessionId = params.sessionId as string;
-    if (method === 'bridge.session.commit') return to().confirm(self, sessionId, params.transferId as string);
-    return to().status(self, sessionId);
-  },
-});
 
 describe.each(backends)('a session moved away right after its turn here stored its result, and back: $name', (b) => {
   it("the old turn's last updates are logged under its own take, and the returning session's turn numbers above them", async () => {
@@ -52,28 +31,14 @@ describe.each(backends)('a session moved away right after its turn here stored i
     stores.push(rawA, storeB);
     // the store's answer to the write of the old turn's result is held: the record says it ended, its last updates
     // are not numbered yet
-    let held = false;
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
-    let holding = true;
-    const storeA = wrapStore(rawA, {
-      update: async (...args: Parameters<SessionStore['update']>) => {
-        const stored = await rawA.update(...args);
-        if (holding && stored.history.some((t) => t.status === 'completed')) {
-          holding = false;
-          held = true;
-          await gate;
-        }
-        return stored;
-      },
-    });
+    const { store: storeA, held, release: open } = holdingResultWrite(rawA);
     const { logger, lines } = memoryLogger();
     const r = new TurnRunner({
       store: storeA,
       gatewayId: 'gw_mv_a',
       holderId: `gw_mv_a/${b.name}`,
       logger,
-      runtimeFor: async () => echo,
+      runtimeFor: async () => echoRuntime,
       // no renewal after a turn's end: the old take stays live for this long, the test's moves take far less
       leaseTtlMs: 10_000,
       leaseWaitMs: 20_000,
@@ -82,14 +47,14 @@ describe.each(backends)('a session moved away right after its turn here stored i
       rawA,
       'gw_mv_a',
       true,
-      directTo('gw_mv_a', () => gwB),
+      directTransfer('gw_mv_a', () => gwB),
       logger,
     );
     const gwB: TransferCoordinator = new TransferCoordinator(
       storeB,
       'gw_mv_b',
       true,
-      directTo('gw_mv_b', () => a),
+      directTransfer('gw_mv_b', () => a),
       logger,
     );
     a.onMovedAway = (sessionId) => r.movedAway(sessionId);
@@ -97,8 +62,8 @@ describe.each(backends)('a session moved away right after its turn here stored i
     const sink = (u: Update) => void sent.push(u);
     const sid = `mvback-${b.name}`;
     try {
-      const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, sink);
-      await waitFor(() => held, "the old turn's result stored");
+      const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target: echoTarget }, sink);
+      await waitFor(held, "the old turn's result stored");
       const oldRun = sent.find((u) => u.type === 'status' && u.status === 'running')!.runId;
       // the transfer waits while the turn still ends here (its take live): the session stays until the gate opens
       let settled = false;

@@ -14,23 +14,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
-import type { Runtime } from '../../src/acp/runtime.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
 import { bothStores } from '../sessions/fixtures/both-stores.js';
+import { echoRuntime, echoTarget } from '../helpers/echo-sessions.js';
 
 const { backends, stores } = bothStores('qgive');
 
 type Update = Record<string, unknown>;
-const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
-const echo: Runtime = {
-  async prompt(turn, emit) {
-    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
-    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
-  },
-  async close() {},
-};
 
 /** where the first turn's end is held: its last updates' write to the log, or the store's release of its lease */
 const windows = ['log write', 'release'] as const;
@@ -71,7 +63,7 @@ describe.each(backends)('a session.message while the turn here gives the lease b
         gatewayId: 'gw_queued_give',
         holderId: `gw_queued_give/${b.name}`,
         logger,
-        runtimeFor: async () => echo,
+        runtimeFor: async () => echoRuntime,
         leaseTtlMs: 5_000,
         leaseWaitMs: 10_000,
       });
@@ -79,7 +71,7 @@ describe.each(backends)('a session.message while the turn here gives the lease b
       const sink = (u: Update) => void sent.push(u);
       const sid = `qgive-${b.name}-${held.replace(' ', '-')}`;
       try {
-        const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, sink);
+        const first = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target: echoTarget }, sink);
         await waitFor(() => entered, `the first turn's ${held} held`);
         const firstEnd = sent.find((u) => u.type === 'status' && u.status === 'completed');
         expect(firstEnd).toHaveProperty('seq');

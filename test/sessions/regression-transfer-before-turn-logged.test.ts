@@ -12,77 +12,42 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
-import type { Runtime } from '../../src/acp/runtime.js';
-import type { SessionStore } from '../../src/sessions/store.js';
-import { TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
+import { TransferCoordinator } from '../../src/sessions/transfer.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
-import { wrapStore } from '../helpers/store-wrap.js';
 import { bothStores } from './fixtures/both-stores.js';
+import { directTransfer, echoRuntime, echoTarget, holdingResultWrite } from '../helpers/echo-sessions.js';
 
 const { backends, stores } = bothStores('xferlog');
 
 type Update = Record<string, unknown>;
-const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
-const echo: Runtime = {
-  async prompt(turn, emit) {
-    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
-    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
-  },
-  async close() {},
-};
-
-/** the bridge from `self` to the one peer `to()`: an offer and the commit are that coordinator's own calls */
-const directTo = (self: string, to: () => TransferCoordinator): TransferTransport => ({
-  peerAcceptsSessions: () => true,
-  offer: async (_peer, transferId, snapshot, events, droppedThrough) => void (await to().receive(self, transferId, snapshot, events, droppedThrough)),
-  call: async (_peer, method, params) => {
-    const sessionId = params.sessionId as string;
-    if (method === 'bridge.session.commit') return to().confirm(self, sessionId, params.transferId as string);
-    return to().status(self, sessionId);
-  },
-});
 
 describe.each(backends)('a transfer right after a turn stored its result: $name', (b) => {
   it("offers the log with the turn's last updates: the receiver's log reaches the record's seq", async () => {
     const rawA = await b.open();
     const storeB = await b.open();
     stores.push(rawA, storeB);
-    let held = false;
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
-    let holding = true;
-    const storeA = wrapStore(rawA, {
-      update: async (...args: Parameters<SessionStore['update']>) => {
-        const stored = await rawA.update(...args);
-        if (holding && stored.history.some((t) => t.status === 'completed')) {
-          holding = false;
-          held = true;
-          await gate;
-        }
-        return stored;
-      },
-    });
+    const { store: storeA, held, release: open } = holdingResultWrite(rawA);
     const { logger, lines } = memoryLogger();
-    const r = new TurnRunner({ store: storeA, gatewayId: 'gw_xl_a', holderId: `gw_xl_a/${b.name}`, logger, runtimeFor: async () => echo });
+    const r = new TurnRunner({ store: storeA, gatewayId: 'gw_xl_a', holderId: `gw_xl_a/${b.name}`, logger, runtimeFor: async () => echoRuntime });
     const a: TransferCoordinator = new TransferCoordinator(
       rawA,
       'gw_xl_a',
       true,
-      directTo('gw_xl_a', () => gwB),
+      directTransfer('gw_xl_a', () => gwB),
       logger,
     );
     const gwB: TransferCoordinator = new TransferCoordinator(
       storeB,
       'gw_xl_b',
       true,
-      directTo('gw_xl_b', () => a),
+      directTransfer('gw_xl_b', () => a),
       logger,
     );
     const sent: Update[] = [];
     const sid = `xferlog-${b.name}`;
     try {
-      const turn = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, (u) => void sent.push(u));
-      await waitFor(() => held, "the turn's result stored, its last updates not yet numbered");
+      const turn = r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target: echoTarget }, (u) => void sent.push(u));
+      await waitFor(held, "the turn's result stored, its last updates not yet numbered");
       expect((await rawA.get(sid))?.history.some((t) => t.status === 'running')).toBe(false);
 
       let settled = false;

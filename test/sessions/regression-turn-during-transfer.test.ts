@@ -11,22 +11,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
-import type { Runtime } from '../../src/acp/runtime.js';
-import { TRANSFER_TIMEOUT_MS, TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
+import { TRANSFER_TIMEOUT_MS, TransferCoordinator } from '../../src/sessions/transfer.js';
 import { mutateSession } from '../../src/sessions/store.js';
 import { memoryLogger, waitFor } from '../helpers/env.js';
 import { bothStores } from './fixtures/both-stores.js';
+import { directTransfer, echoRuntime, echoTarget } from '../helpers/echo-sessions.js';
 
 const { backends, stores } = bothStores('xferturn');
-
-const target = { executionTarget: 'gateway', gatewayProviderId: 'echo', providerId: '', model: '' } as const;
-const echo: Runtime = {
-  async prompt(turn, emit) {
-    emit({ type: 'delta', event: 'delta', delta: `echo: ${turn.text}`, text: `echo: ${turn.text}` });
-    return { output: `echo: ${turn.text}`, stopReason: 'end_turn' };
-  },
-  async close() {},
-};
 
 describe.each(backends)('a message while the session is being offered to a peer: $name', (b) => {
   it('is refused, retryable, and the session moves with only the turns the offer carried', async () => {
@@ -36,35 +27,29 @@ describe.each(backends)('a message while the session is being offered to a peer:
     let offered = false;
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const toB = (): TransferCoordinator => gwB;
-    const transport = (self: string, to: () => TransferCoordinator, hold: boolean): TransferTransport => ({
-      peerAcceptsSessions: () => true,
-      offer: async (_peer, transferId, snapshot, events, droppedThrough) => {
-        if (hold) {
-          offered = true;
-          await gate;
-        }
-        await to().receive(self, transferId, snapshot, events, droppedThrough);
-      },
-      call: async (_peer, method, params) => {
-        const sessionId = params.sessionId as string;
-        if (method === 'bridge.session.commit') return to().confirm(self, sessionId, params.transferId as string);
-        return to().status(self, sessionId);
-      },
-    });
     const { logger } = memoryLogger();
-    const r = new TurnRunner({ store: storeA, gatewayId: 'gw_xt_a', holderId: `gw_xt_a/${b.name}`, logger, runtimeFor: async () => echo });
-    const a: TransferCoordinator = new TransferCoordinator(storeA, 'gw_xt_a', true, transport('gw_xt_a', toB, true), logger);
+    const r = new TurnRunner({ store: storeA, gatewayId: 'gw_xt_a', holderId: `gw_xt_a/${b.name}`, logger, runtimeFor: async () => echoRuntime });
+    const a: TransferCoordinator = new TransferCoordinator(
+      storeA,
+      'gw_xt_a',
+      true,
+      directTransfer(
+        'gw_xt_a',
+        () => gwB,
+        () => ((offered = true), gate),
+      ),
+      logger,
+    );
     const gwB: TransferCoordinator = new TransferCoordinator(
       storeB,
       'gw_xt_b',
       true,
-      transport('gw_xt_b', () => a, false),
+      directTransfer('gw_xt_b', () => a),
       logger,
     );
     const sid = `xferturn-${b.name}`;
     try {
-      expect(await r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, () => undefined)).toMatchObject({
+      expect(await r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined)).toMatchObject({
         status: 'completed',
       });
       await r.task({ sessionId: sid });
@@ -95,10 +80,16 @@ describe.each(backends)('a message while the session is being offered to a peer:
   it('a marker older than any offer (its sender stopped mid-transfer) keeps no turn from starting', async () => {
     const store = await b.open();
     stores.push(store);
-    const r = new TurnRunner({ store, gatewayId: 'gw_xt_c', holderId: `gw_xt_c/${b.name}`, logger: memoryLogger().logger, runtimeFor: async () => echo });
+    const r = new TurnRunner({
+      store,
+      gatewayId: 'gw_xt_c',
+      holderId: `gw_xt_c/${b.name}`,
+      logger: memoryLogger().logger,
+      runtimeFor: async () => echoRuntime,
+    });
     const sid = `xferstale-${b.name}`;
     try {
-      await r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target }, () => undefined);
+      await r.start({ sessionId: sid, threadId: sid, prompt: 'one', workingDirectory: undefined, target: echoTarget }, () => undefined);
       await r.task({ sessionId: sid });
       const since = Date.now() - TRANSFER_TIMEOUT_MS - 60_000;
       await mutateSession(store, sid, (s) => ({ ...s, metadata: { ...s.metadata, transfer: { id: 'xfer_gone', state: 'offering', peer: 'gw_gone', since } } }));
