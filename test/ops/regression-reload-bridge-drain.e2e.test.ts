@@ -35,7 +35,8 @@ const aConfig = (bUrl: string, shutdownGraceMs = 10_000) => ({
 
 const peerOf = (id: string, name: string, channel: string, model: string) =>
   startProcess({
-    gateway: { id, name, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: [channel] } },
+    // the link A's new one replaces drains here too, up to this grace: far past the stream, as A's (below)
+    gateway: { id, name, shutdownGraceMs: 60_000, bridge: { enabled: true, allowedTokens: [BRIDGE_TOKEN], shareChannels: [channel] } },
     // 40 chunks 50 ms apart: a stream of about 2 s
     channels: [{ name: channel, provider: 'mock', models: [model], options: { chunkDelayMs: 50, chunks: 40 } }],
   });
@@ -71,7 +72,8 @@ describe('a reload that changes an outbound bridge', () => {
     expect((await linkFromA(b))!.inflight.in).toBe(1);
 
     // the same peer under another URL (B reads no query on /bridge): the bridge's settings changed
-    writeFileSync(a.configPath, JSON.stringify(aConfig(`${wsUrl(b.url)}?via=reload`)));
+    // a grace far past the stream's end, so that the old link closing by itself below is its stream having ended
+    writeFileSync(a.configPath, JSON.stringify(aConfig(`${wsUrl(b.url)}?via=reload`, 60_000)));
     const res = await fetch(`${a.url}/admin/config/reload`, { method: 'POST' });
     expect(res.status).toBe(200);
     const applied = ((await res.json()) as { applied: string[] }).applied;
@@ -97,6 +99,16 @@ describe('a reload that changes an outbound bridge', () => {
     let finish: string | null = null;
     for (let r = await chunks.next(); !r.done; r = await chunks.next()) finish = r.value.choices[0]?.finish_reason ?? finish;
     expect(finish).toBe('stop');
+    // with nothing left in flight on it, the old link closes (each side's retirement checks every 25 ms, and the
+    // close handshake takes a round trip, so this lags the stream's end a little), long before either side's grace:
+    // neither lists it any more (A's retiring rows, B's rows of links from A)
+    await waitFor(
+      async () =>
+        (await adminGet<{ peers: BridgeRow[] }>(a.url, '/admin/bridges')).peers.every((r) => r.retiring === undefined) &&
+        (await adminGet<{ peers: BridgeRow[] }>(b.url, '/admin/bridges')).peers.filter((p) => p.id === 'gw_rda').length === 1,
+      'the old link between A and B closed once its stream ended',
+      15_000,
+    );
     let secondFinish: string | null = null;
     for (let r = await secondChunks.next(); !r.done; r = await secondChunks.next()) secondFinish = r.value.choices[0]?.finish_reason ?? secondFinish;
     expect(secondFinish).toBe('stop');
