@@ -4,7 +4,7 @@
  * while held, released when the turn's result is stored.
  */
 import { GatewayError } from '../wire/errors.js';
-import type { SessionStore } from '../sessions/store.js';
+import { liveLease, type SessionStore } from '../sessions/store.js';
 
 export interface LeaseOptions {
   /** lease ttl (renewed every ttl/3); default 30 s */
@@ -85,8 +85,8 @@ export class OwnTakes {
 
 /** The lease holder's id of another instance with a live lease on the session, if any. */
 export async function otherHolder(store: SessionStore, sessionId: string, holder: string): Promise<string | undefined> {
-  const lease = await store.getLease(sessionId);
-  return lease && lease.holderId !== holder && lease.expiresAt > Date.now() ? lease.holderId : undefined;
+  const lease = await liveLease(store, sessionId);
+  return lease && lease.holderId !== holder ? lease.holderId : undefined;
 }
 
 export class SessionLease {

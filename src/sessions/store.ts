@@ -29,6 +29,16 @@ export interface LeaseInfo {
   expiresAt: number;
 }
 
+/**
+ * The session's lease while some take of it is live (not past its expiry): the turn runner's "held by another
+ * holder" check and a transfer's wait for a turn's last writes both ask this. An expired lease counts as none: its
+ * holder's fenced writes land no more.
+ */
+export async function liveLease(store: Pick<SessionStore, 'getLease'>, sessionId: string): Promise<LeaseInfo | undefined> {
+  const lease = await store.getLease(sessionId);
+  return lease !== undefined && lease.expiresAt > Date.now() ? lease : undefined;
+}
+
 /** updates kept per session in the store's update log (a transfer carries at most these) */
 export const UPDATE_LOG_KEEP = 1000;
 

@@ -22,7 +22,7 @@ import type { Logger } from '../util/log.js';
 import { adoptTransferred, markMoved, parseSession, runningTurn, type Session, type Turn } from './model.js';
 import { MAX_TRANSFER_EVENT_BYTES, MAX_TRANSFER_EVENTS } from '../wire/bridge-frames.js';
 import { PerKeyQueue } from '../util/per-key-queue.js';
-import { mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
+import { liveLease, mutateSession, TransferConflictError, UPDATE_LOG_KEEP, type SessionEvent, type SessionStore } from './store.js';
 
 export interface TransferMarker {
   id: string;
@@ -171,7 +171,7 @@ export class TransferCoordinator {
       // below, which then refuses the transfer, or refused itself by the marker: `offeredNow`). A holder that stopped
       // without giving the lease back holds the transfer up for at most its ttl (past its expiry its fenced writes
       // land no more), and never past its deadline.
-      if (!running && !(await this.leaseLive(sessionId))) break;
+      if (!running && !(await liveLease(this.store, sessionId))) break;
       if (running && opts.whenRunning === 'refuse')
         throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
           details: { reason: 'TURN_RUNNING' },
@@ -221,11 +221,6 @@ export class TransferCoordinator {
   }
 
   /** Whether a take of the session's lease is live now (not released, not past its expiry). */
-  private async leaseLive(sessionId: string): Promise<boolean> {
-    const lease = await this.store.getLease(sessionId);
-    return lease !== undefined && lease.expiresAt > Date.now();
-  }
-
   private async owned(sessionId: string): Promise<Session> {
     const s = await this.store.get(sessionId);
     if (!s) throw new GatewayError('NOT_FOUND', `no session ${sessionId}`);
