@@ -220,7 +220,6 @@ export class TransferCoordinator {
     return moved;
   }
 
-  /** Whether a take of the session's lease is live now (not released, not past its expiry). */
   private async owned(sessionId: string): Promise<Session> {
     const s = await this.store.get(sessionId);
     if (!s) throw new GatewayError('NOT_FOUND', `no session ${sessionId}`);
