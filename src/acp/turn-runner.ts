@@ -32,7 +32,7 @@ import {
   type TurnStatus,
 } from '../sessions/model.js';
 import { mutateSession, SessionExistsError, type SessionStore } from '../sessions/store.js';
-import { offeredNow } from '../sessions/transfer.js';
+import { leavingHere, offeredNow } from '../sessions/transfer.js';
 import { secrets } from '../util/redact.js';
 import { holdUntilSettled } from '../util/per-key-queue.js';
 import { isObj } from '../util/is-object.js';
@@ -683,9 +683,13 @@ export class TurnRunner {
             }).catch(() => undefined)
           : undefined;
         try {
+          // read again under the lease: a session leaving this gateway (a transfer's offer began since, or it moved) is
+          // settled by its receiver, which numbers its updates on from the log the offer carried (leavingHere)
+          const cur = lease ? await this.o.store.get(sessionId) : undefined;
+          const settles = cur !== undefined && !leavingHere(cur);
           // a turn still marked running was interrupted (this process restarted): record it as failed
           let failed: Turn[] = [];
-          if (lease && rec.history.some((t) => t.status === 'running')) {
+          if (settles && rec.history.some((t) => t.status === 'running')) {
             await mutateSession(this.o.store, sessionId, (s) => {
               failed = s.history.filter((t) => t.status === 'running');
               const next = failInterrupted(s);
@@ -698,7 +702,7 @@ export class TurnRunner {
           live.seq = await this.updates.lastSeq(sessionId, live.seq);
           this.sessions.set(sessionId, live);
           this.touch(sessionId);
-          if (lease) {
+          if (settles) {
             live.lease = lease;
             await this.settleLeftOpen(live, failed);
           }
@@ -833,6 +837,8 @@ export class TurnRunner {
     live.leasing = true;
     let tried = () => {};
     live.firstTry = new Promise<void>((r) => (tried = r));
+    /** the record, read under the lease, says the session is leaving this gateway: the turn is refused, its end unnumbered */
+    let leaving = false;
     try {
       while (live.brief) await live.brief;
       lease = await SessionLease.acquire(this.o.store, live.id, this.holder, abort.signal, {
@@ -846,6 +852,7 @@ export class TurnRunner {
       turn.startedAt = Date.now();
       let failed: Turn[] = [];
       const stored = await mutateSession(this.o.store, live.id, (s) => {
+        leaving = leavingHere(s);
         // the session is being moved: once it has, a retry goes where it went (the transfer's marker, transfer.ts)
         if (offeredNow(s))
           throw new GatewayError('OVERLOADED', `session ${live.id} is being transferred to another gateway; retry: once it has moved, the call goes there`, {
@@ -878,9 +885,10 @@ export class TurnRunner {
     } catch (err) {
       live.current = undefined;
       let r: TurnResult;
-      // the lease held, its end is numbered under it (the seq rule); the wait for it ran out or was cancelled: the
-      // turn never started in the record, and its end goes to its caller unnumbered
-      if (lease && !live.lease) {
+      // the lease held, its end is numbered under it (the seq rule); the wait for it ran out or was cancelled, or the
+      // record said the session is leaving this gateway (a transfer's offer, or moved: the receiver numbers on from
+      // the log the offer carried): the turn never started in the record, and its end goes to its caller unnumbered
+      if (lease && !live.lease && !leaving) {
         live.seq = await this.updates.lastSeq(live.id, live.seq).catch(() => live.seq);
         live.lease = lease;
       }
@@ -1142,8 +1150,11 @@ export class TurnRunner {
       if (!lease) return await fn();
       try {
         const rec = await this.o.store.get(live.id);
-        live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, rec ? seqOf(rec) : 0));
-        live.lease = lease;
+        // a session leaving this gateway: its updates are the receiver's to number (leavingHere), this one goes without
+        if (!rec || !leavingHere(rec)) {
+          live.seq = await this.updates.lastSeq(live.id, Math.max(live.seq, rec ? seqOf(rec) : 0));
+          live.lease = lease;
+        }
       } catch (err) {
         this.o.logger.warn('the session could not be read under its lease: its update goes out unnumbered', { sessionId: live.id, error: String(err) });
       }

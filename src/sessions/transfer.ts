@@ -48,6 +48,16 @@ export function offeredNow(s: Session, now: number = Date.now()): TransferMarker
   return m?.state === 'offering' && now - m.since < TRANSFER_TIMEOUT_MS + OFFER_MARKER_SLACK_MS ? m : undefined;
 }
 
+/**
+ * Whether `s`, read under its lease, is leaving this gateway (an offer of it under way: `offeredNow`) or has left it
+ * (`moved`): then the take that read it numbers no update (the seq rule, docs/sessions.md). The receiver numbers the
+ * session's updates on from the log the offer carried, so a `seq` handed out here after that log was read would be
+ * handed out twice. A take that read the record before the marker was written is one the transfer waits for (`move`).
+ */
+export function leavingHere(s: Session, now: number = Date.now()): boolean {
+  return s.status === 'moved' || offeredNow(s, now) !== undefined;
+}
+
 /** what a transfer's marker may outlive its offer by: the store writes that clear it or mark the session moved */
 const OFFER_MARKER_SLACK_MS = 10_000;
 
@@ -168,7 +178,8 @@ export class TransferCoordinator {
       // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
       // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
       // answers (a turn that takes the lease after this check is either in the record before the marker's write
-      // below, which then refuses the transfer, or refused itself by the marker: `offeredNow`). A holder that stopped
+      // below, which then refuses the transfer, or refused itself by the marker, its end unnumbered: `leavingHere`;
+      // any other take since is waited for again once the marker is written). A holder that stopped
       // without giving the lease back holds the transfer up for at most its ttl (past its expiry its fenced writes
       // land no more), and never past its deadline.
       if (!running && !(await liveLease(this.store, sessionId))) break;
@@ -195,6 +206,10 @@ export class TransferCoordinator {
       return withMarker(cur, { id: transferId, state: 'offering', peer: peerId, since: Date.now() });
     });
     try {
+      // A take of the lease made since the check above read the record without the marker and numbers its updates
+      // (a role turn's task.rejected, a REST queued status): the log is read once it gave the lease back, its updates
+      // in the log. A take made after this check reads the marker under it and numbers nothing (`leavingHere`).
+      await this.untilNoLiveTake(sessionId, until, timeoutMs);
       const { metadata, history, ...rest } = withMarker(s, undefined);
       // the update log as stored (no turn runs, and the last one's updates are all in it: its lease was given back,
       // above): only its newest entries that an offer can carry (a superset of them: the store counts each entry's
@@ -218,6 +233,17 @@ export class TransferCoordinator {
     const moved = await this.commitMoved(sessionId, transferId, peerId);
     this.logger.info('session transferred', { sessionId, to: peerId, transferId });
     return moved;
+  }
+
+  private async untilNoLiveTake(sessionId: string, until: number, timeoutMs: number): Promise<void> {
+    while (await liveLease(this.store, sessionId)) {
+      if (Date.now() > until)
+        throw new GatewayError(
+          'UPSTREAM_TIMEOUT',
+          `session ${sessionId}'s lease was still held after ${timeoutMs} ms (an update of it being logged): retry the transfer`,
+        );
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   private async owned(sessionId: string): Promise<Session> {
