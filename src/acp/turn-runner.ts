@@ -1092,7 +1092,8 @@ export class TurnRunner {
   }
 
   /**
-   * Gives the lease back once every update numbered under it is in the update log (the seq rule). `live` stops
+   * Gives the lease back once every update numbered under it is in the update log, and its task events are kept with
+   * the record (the seq rule): a transfer waits for the release only, then offers the record and the log. `live` stops
    * numbering under it before that last flush: an update numbered while the flush runs (the `queued` status of a
    * turn queued meanwhile) would be written only after the release, and dropped, a hole in the log at its `seq`.
    * Until the lease is given back `live.ending` is set: a brief take (withLease) waits for it, then takes the lease
@@ -1107,7 +1108,7 @@ export class TurnRunner {
       if (live.lease === lease) live.lease = undefined;
     }
     try {
-      await this.updates.flush(sessionId);
+      await Promise.all([this.updates.flush(sessionId), this.taskEvents.settled(sessionId)]);
       await lease.release();
     } finally {
       if (live) {
