@@ -160,7 +160,6 @@ export class TransferCoordinator {
     const timeoutMs = opts.timeoutMs ?? TRANSFER_TIMEOUT_MS;
     const until = Date.now() + timeoutMs;
     let s = await this.owned(sessionId);
-    if (s.status === 'closed') throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is closed; only open sessions are transferred`);
     const accepts = this.transport.peerAcceptsSessions(peerId);
     if (accepts === undefined) throw new GatewayError('PEER_UNAVAILABLE', `peer ${peerId} is not connected`);
     if (!accepts)
@@ -201,6 +200,10 @@ export class TransferCoordinator {
     }
     const transferId = newId('xfer', 10);
     s = await mutateSession(this.store, sessionId, (cur) => {
+      // read again where the marker is written: the session may have been closed, or moved by a transfer that ran
+      // meanwhile (a second call here, another instance sharing the store), since the reads above; offered anyway, it
+      // would be open on two gateways
+      this.transferable(cur);
       if (transferMarker(cur)) throw new GatewayError('INVALID_REQUEST', `session ${sessionId} is already being transferred`);
       if (runningTurn(cur)) throw new GatewayError('INVALID_REQUEST', `session ${sessionId} started a turn; retry the transfer`);
       return withMarker(cur, { id: transferId, state: 'offering', peer: peerId, since: Date.now() });
@@ -249,11 +252,16 @@ export class TransferCoordinator {
   private async owned(sessionId: string): Promise<Session> {
     const s = await this.store.get(sessionId);
     if (!s) throw new GatewayError('NOT_FOUND', `no session ${sessionId}`);
-    if (s.status === 'moved')
-      throw new GatewayError('INVALID_REQUEST', `session ${sessionId} already moved to ${s.movedTo}`, { details: { owner: s.movedTo } });
-    if (s.ownerGatewayId !== this.selfId) throw new GatewayError('FORBIDDEN', `session ${sessionId} is owned by ${s.ownerGatewayId}, not this gateway`);
+    this.transferable(s);
     if (transferMarker(s)?.state === 'provisional') await this.ensureOwned(sessionId);
     return (await this.store.get(sessionId))!;
+  }
+
+  /** Throws unless `s` is an open session this gateway owns: only such a session is offered. */
+  private transferable(s: Session): void {
+    if (s.status === 'moved') throw new GatewayError('INVALID_REQUEST', `session ${s.id} already moved to ${s.movedTo}`, { details: { owner: s.movedTo } });
+    if (s.ownerGatewayId !== this.selfId) throw new GatewayError('FORBIDDEN', `session ${s.id} is owned by ${s.ownerGatewayId}, not this gateway`);
+    if (s.status === 'closed') throw new GatewayError('INVALID_REQUEST', `session ${s.id} is closed; only open sessions are transferred`);
   }
 
   private async clearOffering(sessionId: string, transferId: string): Promise<void> {
