@@ -91,11 +91,12 @@ export class TaskEventStore {
   }
 
   /**
-   * A write of the session's record by the runner (a turn's result), in order with the task-event writes. One
-   * under way ends first: side by side, the two read the same version, and the one whose compare-and-set lost read
-   * the record again (with Redis, a turn's `started` events were often being written when it ended: a read more
-   * per turn). The events not yet being written go in this write (`events` adds them to the record it writes),
-   * not in a read and write of their own. `events` is undefined when none wait.
+   * A write of the session's record by the runner (a turn's start, a turn's result), in order with the task-event
+   * writes. One under way ends first: side by side, the two read the same version, and the one whose compare-and-set
+   * lost read the record again (with Redis, a turn's `started` events were often being written when it ended: a read
+   * more per turn; with a slow store, the previous turn's `completed` event when the next turn began). The events not
+   * yet being written go in this write (`events` adds them to the record it writes), not in a read and write of their
+   * own. `events` is undefined when none wait.
    */
   write<T>(sessionId: string, write: (events: ((s: Session) => Session) | undefined) => Promise<T>): Promise<T> {
     const batch = this.pending.get(sessionId);

@@ -851,7 +851,7 @@ export class TurnRunner {
       // interrupted (its instance crashed). The turn starts now, not when it was queued.
       turn.startedAt = Date.now();
       let failed: Turn[] = [];
-      const stored = await mutateSession(this.o.store, live.id, (s) => {
+      const begin = (s: Session): Session => {
         leaving = leavingHere(s);
         // the session is being moved: once it has, a retry goes where it went (the transfer's marker, transfer.ts)
         if (offeredNow(s))
@@ -860,7 +860,11 @@ export class TurnRunner {
           });
         failed = s.history.filter((t) => t.status === 'running');
         return appendTurn(failInterrupted(s), turn);
-      });
+      };
+      // in order with the session's task-event writes, carrying those not yet written, as the result's write is
+      // (TaskEventStore.write): the previous turn's `completed` event, still being written, read the version this
+      // write read, and the loser of the compare-and-set read the record again
+      const stored = await this.taskEvents.write(live.id, (events) => mutateSession(this.o.store, live.id, (s) => (events ? events(begin(s)) : begin(s))));
       // The record went on without this live session (another instance ran turns of it while this turn was queued
       // here): its runtime never saw them. It is ended, as a stale copy is (endStaleCopy), and the session revived
       // from the record, as one moved from another instance is (rehydrate): a new runtime for this turn.
