@@ -981,6 +981,10 @@ export class TurnRunner {
         { turnId: turn.turnId, text: turn.prompt, history, trace: span?.traceparent ?? trace },
         (u) => {
           if (overflow) return;
+          // the store does not keep up with the session's updates, which wait in memory: past the log's bound the turn
+          // is stopped as past its output's (update-log.ts `behind`)
+          overflow = this.updates.behind(live.id);
+          if (overflow) return void abort.abort(overflow);
           const raw = chunkText(u);
           if (raw) {
             // a turn's output is bounded: past it the turn fails and the runtime is told to stop (it is kept in

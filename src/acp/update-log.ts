@@ -5,8 +5,9 @@
  * Updates are buffered per session and written to the store's event log in batches (at most every
  * FLUSH_MS, and before a turn's result is returned), keeping the newest UPDATE_LOG_KEEP per session and of those
  * no more than `maxBytes` (`acp.updateLogMaxBytes`) of JSON: the oldest go first. A read whose cursor is below
- * what the log still holds gets UPDATE_LOG_TRUNCATED (never a silent gap). Readers flush first,
- * so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
+ * what the log still holds gets UPDATE_LOG_TRUNCATED (never a silent gap). What waits in memory for a store that
+ * does not keep up is bounded by the same `maxBytes`: past it the turn sending it is stopped (`behind`). Readers
+ * flush first, so a read never misses an update this process already sent. Followers (a resumed WebSocket) get live
  * updates of a session pushed as they happen.
  */
 import { PerKeyQueue } from '../util/per-key-queue.js';
@@ -53,10 +54,17 @@ export interface NumberedUnder {
   readonly token: string;
 }
 
-type Pending = SessionEvent & { lease?: NumberedUnder };
+type Pending = SessionEvent & { json: string; lease?: NumberedUnder };
 
 export class UpdateLog {
   private readonly pending = new Map<string, Pending[]>();
+  /** per session, the JSON bytes of the updates pushed and not yet handed to the store (buffered, or queued behind a write) */
+  private readonly waiting = new Map<string, number>();
+  /**
+   * per session, its log's writes under way (the store has not answered yet): one at most, counted so that the end of
+   * one and the start of the next may come in either order
+   */
+  private readonly underWay = new Map<string, number>();
   private readonly writing = new PerKeyQueue();
   private readonly followers = new Map<string, Set<Live>>();
   private timer: NodeJS.Timeout | undefined;
@@ -86,6 +94,7 @@ export class UpdateLog {
     // serialised once: the store writes this text, and the streams that carry the update reuse it (update-json.ts)
     const json = updateJson(params);
     list.push({ seq, event: params, json, ...(lease ? { lease } : {}) });
+    this.waiting.set(sessionId, (this.waiting.get(sessionId) ?? 0) + json.length);
     for (const f of this.followers.get(sessionId) ?? []) {
       try {
         f(params, json.length);
@@ -105,7 +114,12 @@ export class UpdateLog {
     const pushed = this.pending.get(sessionId);
     this.pending.delete(sessionId);
     if (!pushed || pushed.length === 0) return this.writing.idle(sessionId);
-    return this.writing.run(sessionId, async () => {
+    const bytes = pushed.reduce((n, e) => n + e.json.length, 0);
+    const write = this.writing.run(sessionId, async () => {
+      const left = (this.waiting.get(sessionId) ?? 0) - bytes;
+      if (left > 0) this.waiting.set(sessionId, left);
+      else this.waiting.delete(sessionId);
+      this.underWay.set(sessionId, (this.underWay.get(sessionId) ?? 0) + 1);
       // checked as the write goes out (it may have waited behind an earlier one), not when it was queued
       const kept = pushed.filter((e) => e.lease?.held() !== false);
       if (kept.length < pushed.length)
@@ -122,6 +136,28 @@ export class UpdateLog {
       if (fenced > 0)
         this.log.warn('session updates not stored: the store found the lease they were numbered under taken over or lapsed', { sessionId, dropped: fenced });
     });
+    return write.finally(() => {
+      const n = (this.underWay.get(sessionId) ?? 1) - 1;
+      if (n > 0) this.underWay.set(sessionId, n);
+      else this.underWay.delete(sessionId);
+    });
+  }
+
+  /**
+   * Whether the store does not keep up with the session's updates (a loaded or stalled Redis): a write of its log is
+   * under way, and the updates waiting behind it are past `maxBytes`, more than the log keeps of them once written.
+   * Undefined while it keeps up; else the error that stops the turn sending them (turn-runner.ts): what waits is in
+   * memory, and nothing else bounds it (a turn's output bound counts its deltas, not its tool calls or thoughts).
+   * While no write is under way, what waits is handed to the store within FLUSH_MS: a turn is never stopped for the
+   * size of one batch (the log keeps its newest update whatever its size).
+   */
+  behind(sessionId: string): GatewayError | undefined {
+    const bytes = this.waiting.get(sessionId) ?? 0;
+    if (bytes <= this.maxBytes || !this.underWay.has(sessionId)) return undefined;
+    return new GatewayError(
+      'SESSION_STORE_UNAVAILABLE',
+      `the session store does not keep up with this session's updates: ${bytes} bytes of them wait to be stored (the limit is ${this.maxBytes}, acp.updateLogMaxBytes): the turn was stopped`,
+    );
   }
 
   async flushAll(): Promise<void> {
