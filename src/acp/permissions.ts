@@ -195,7 +195,7 @@ export class PermissionBroker {
    * `metadata.caller`; a session started with no caller is listed only to a call with none).
    */
   async list(sessionId: string | undefined, caller?: string): Promise<PermissionPrompt[]> {
-    if (sessionId !== undefined) return storedOf(await this.o.store.get(sessionId)).map(publicOf);
+    if (sessionId !== undefined) return this.listOf(await this.o.store.get(sessionId));
     const prompts = [...this.pending.values()].map((p) => p.prompt);
     const mine = new Map<string, boolean>();
     for (const id of new Set(prompts.map((p) => p.sessionId))) {
@@ -203,6 +203,19 @@ export class PermissionBroker {
       mine.set(id, rec !== undefined && rec.metadata.caller === caller);
     }
     return prompts.filter((p) => mine.get(p.sessionId) === true);
+  }
+
+  /** The prompts `rec` (a session's record, read by the caller) holds open: `list` of its session, without a read. */
+  listOf(rec: Session | undefined): PermissionPrompt[] {
+    return storedOf(rec).map(publicOf);
+  }
+
+  /**
+   * Resolves once every write of the session's prompts made so far is in the store: a prompt's removal is written
+   * before its `permission_resolved` event is raised, but in its own queue, which the event's write does not wait for.
+   */
+  settled(sessionId: string): Promise<void> {
+    return this.writes.idle(sessionId);
   }
 
   /** session.cancel / close: every prompt of the session pending here resolves as cancelled. */

@@ -7,7 +7,7 @@
  * The registry is bounded by count (`maxTasks`) and by the size of what its finished snapshots hold
  * (`taskBytesBudget`): past either the oldest finished snapshots go first; a running one is never dropped.
  */
-import type { Session, Turn, TurnStatus } from '../sessions/model.js';
+import type { Session, TurnStatus } from '../sessions/model.js';
 import type { SessionStore } from '../sessions/store.js';
 import { storedFailureCode, TASK_CANCELLED } from './turn-failures.js';
 
@@ -179,20 +179,24 @@ export class TaskRegistry {
 
   /** By runId, else the latest turn of sessionId; memory first, then the store. */
   async get(q: TaskQuery): Promise<Record<string, unknown>> {
+    const held = this.inMemory(q);
+    if (held) return held;
+    if (q.sessionId) return this.ofRecord(q, await this.store.get(q.sessionId));
+    // one lookup, never a scan of the stored sessions (their size is the clients' to choose)
+    const sessionId = q.runId ? await this.store.getExpiring(runKey(q.runId)) : undefined;
+    return this.ofRecord(q, sessionId ? await this.store.get(sessionId) : undefined);
+  }
+
+  /** The snapshot `get` answers from memory, or undefined: it would read the store. */
+  inMemory(q: TaskQuery): Record<string, unknown> | undefined {
     const runId = q.runId ?? (q.sessionId ? this.latestRun.get(q.sessionId) : undefined);
     const t = runId ? this.tasks.get(runId) : undefined;
-    if (t && (!q.sessionId || t.sessionId === q.sessionId)) return snapshotOf(t, this.outputMax);
-    let rec: Session | undefined;
-    let turn: Turn | undefined;
-    if (q.sessionId) {
-      rec = await this.store.get(q.sessionId);
-      turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
-    } else if (q.runId) {
-      // one lookup, never a scan of the stored sessions (their size is the clients' to choose)
-      const sessionId = await this.store.getExpiring(runKey(q.runId));
-      rec = sessionId ? await this.store.get(sessionId) : undefined;
-      turn = rec?.history.find((x) => x.runId === q.runId);
-    }
+    return t && (!q.sessionId || t.sessionId === q.sessionId) ? snapshotOf(t, this.outputMax) : undefined;
+  }
+
+  /** The snapshot of `q`'s turn in `rec` (the session's record, or the run's, read by the caller), memory aside. */
+  ofRecord(q: TaskQuery, rec: Session | undefined): Record<string, unknown> {
+    const turn = q.runId ? rec?.history.find((x) => x.runId === q.runId) : rec?.history[rec.history.length - 1];
     if (!rec || !turn) return { status: 'not_found', ...(q.runId ? { runId: q.runId } : {}), ...(q.sessionId ? { sessionId: q.sessionId } : {}) };
     const code = turn.status === 'cancelled' ? TASK_CANCELLED : turn.status === 'failed' ? storedFailureCode(turn, rec.metadata.taskEvents) : undefined;
     // a turn still marked running in the store but not running here was interrupted (crash or other instance)

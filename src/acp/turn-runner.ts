@@ -551,16 +551,20 @@ export class TurnRunner {
    * at most `limit` of them.
    */
   async task(q: TaskQuery & { afterSeq?: number | undefined; limit?: number | undefined }): Promise<Record<string, unknown>> {
-    const snap = await this.tasks.get(q);
-    if (!q.sessionId) return snap;
-    await this.taskEvents.settled(q.sessionId);
+    if (!q.sessionId) return this.tasks.get(q);
+    // from memory before the wait: every task event its state reflects is then among those the wait is for
+    const held = this.tasks.inMemory(q);
+    // One read of the record answers the rest, made once what this process wrote of the session is in the store: its
+    // task events, and its open prompts (whose removal is written before the `permission_resolved` event is raised)
+    await Promise.all([this.taskEvents.settled(q.sessionId), this.permissions.settled(q.sessionId)]);
     const rec = await this.o.store.get(q.sessionId);
+    const snap = held ?? this.tasks.ofRecord(q, rec);
     const role = rec ? roleOf(rec.metadata) : undefined;
     const out: Record<string, unknown> = {
       ...snap,
       ...(role ? { resolvedRole: role.resolvedRole, roleSelection: role.roleSelection } : {}),
       taskEvents: turnEvents(rec?.metadata.taskEvents, snap.turnId),
-      pendingPermissions: await this.permissions.list(q.sessionId),
+      pendingPermissions: this.permissions.listOf(rec),
     };
     if (q.afterSeq !== undefined) {
       const updates = await this.updates.read(q.sessionId, q.afterSeq, q.limit);

@@ -15,6 +15,10 @@
  * the turn's `started` task event was being written when its result was, the two read the same version, and the
  * loser of the compare-and-set read again; the result's write now waits for it and carries the task events not
  * yet written (TaskEventStore.write): a whole message reads 4 times on both stores (Redis: 6).
+ *
+ * `xworkmate.tasks.get` of a session read the record after the owner check once for its task events and again for
+ * its open prompts (a turn no longer in memory: once more for its snapshot), on every call of a client polling it;
+ * now one read answers all three, made once this process's writes of the session's events and prompts are done.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -302,7 +306,50 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     expect((await store.get('other-1'))?.history).toHaveLength(1);
   });
 
-  it("the REST events of a virtual key's session: the caller check's read answers whether it exists (4 reads, was 5)", async () => {
+  it('xworkmate.tasks.get of a session: one read after the owner check (was two: the snapshot, then the open prompts)', async () => {
+    const cs = counting(await open(kind));
+    const { runner, dispatch } = gateway(cs.store);
+    runners.push(runner);
+    const r = await runner.start(
+      { sessionId: 'tasks-1', threadId: 'tasks-1', prompt: 'one', workingDirectory: undefined, target: echoTarget },
+      () => undefined,
+    );
+    await settled(runner, 'tasks-1');
+    cs.reset();
+    const snap = await dispatch({ method: 'xworkmate.tasks.get', params: { sessionId: 'tasks-1' } }, { notify: () => undefined });
+    expect(snap).toMatchObject({ status: 'completed', runId: r.runId, pendingPermissions: [] });
+    expect((snap as { taskEvents: Array<{ event: string }> }).taskEvents.map((e) => e.event)).toEqual(['task.started', 'task.completed']);
+    // the owner check; the record (its task events, its open prompts)
+    expect(cs.c.gets).toBe(2);
+  });
+
+  it('xworkmate.tasks.get of a turn no longer in memory (a restarted gateway): one read after the owner check (was three)', async () => {
+    const cs = counting(await open(kind));
+    const first = gateway(cs.store);
+    runners.push(first.runner);
+    const r = await first.runner.start(
+      { sessionId: 'tasks-2', threadId: 'tasks-2', prompt: 'one', workingDirectory: undefined, target: echoTarget },
+      () => undefined,
+    );
+    await first.runner.shutdown(1_000);
+    const { runner, dispatch } = gateway(cs.store);
+    runners.push(runner);
+    cs.reset();
+    const snap = await dispatch({ method: 'xworkmate.tasks.get', params: { sessionId: 'tasks-2' } }, { notify: () => undefined });
+    expect(snap).toMatchObject({ status: 'completed', runId: r.runId, output: 'echo: one', sessionStatus: 'active', pendingPermissions: [] });
+    expect((snap as { taskEvents: Array<{ event: string }> }).taskEvents.map((e) => e.event)).toEqual(['task.started', 'task.completed']);
+    // the owner check; the record (the stored turn, its task events, its open prompts)
+    expect(cs.c.gets).toBe(2);
+    // by runId alone: the run index, then the record, as before
+    cs.reset();
+    expect(await dispatch({ method: 'xworkmate.tasks.get', params: { runId: r.runId } }, { notify: () => undefined })).toMatchObject({
+      status: 'completed',
+      runId: r.runId,
+    });
+    expect(cs.c.gets).toBe(1);
+  });
+
+  it("the REST events of a virtual key's session: the caller check's read answers whether it exists (3 reads, was 5)", async () => {
     const cs = counting(await open(kind));
     const { runner, dispatch } = gateway(cs.store);
     runners.push(runner);
@@ -314,8 +361,8 @@ describe.each(['sqlite', 'redis'] as const)('store reads of a bridged call and o
     const r = await api.events('rest-1', 0, 10, caller);
     expect(r.events.length).toBeGreaterThan(0);
     // `exists` (the caller check, whether the record is there: one read), then tasks.get: its caller and owner checks
-    // (one), its snapshot (one) and the session's open prompts (one)
-    expect(cs.c.gets).toBe(4);
+    // (one), and the record for its task events and the session's open prompts (one; was two)
+    expect(cs.c.gets).toBe(3);
     cs.reset();
     await expect(api.events('rest-1', 0, 10, 'key:k_other')).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await expect(api.events('rest-none', 0, 10, caller)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
