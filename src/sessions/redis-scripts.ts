@@ -265,3 +265,36 @@ for i, k in ipairs(KEYS) do
   if doc and string.find(doc, ARGV[1], 1, true) then out[#out + 1] = ARGV[i + 1] end
 end
 return out`;
+
+/**
+ * KEYS: the `sessions` index. ARGV: the position's score ('' for the first page) and id, how many. Returns the ids
+ * after that position in the order of SessionPosition (score descending, then id descending as bytes, the order
+ * ZREVRANGE keeps), each followed by its score: read from the index at the position (ZREVRANK), never from its start.
+ * A position whose session is no longer at that score (updated, deleted) is looked for among the ids at that score,
+ * compared byte by byte here: Lua's `<` on strings follows the server's locale, Redis's order does not.
+ */
+export const INDEX_AFTER = `local n = tonumber(ARGV[3])
+if ARGV[1] == '' then return redis.call('ZREVRANGE', KEYS[1], 0, n - 1, 'WITHSCORES') end
+local at = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if at and tonumber(at) == tonumber(ARGV[1]) then
+  local from = redis.call('ZREVRANK', KEYS[1], ARGV[2]) + 1
+  return redis.call('ZREVRANGE', KEYS[1], from, from + n - 1, 'WITHSCORES')
+end
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local out = {}
+for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
+  if #out >= 2 * n then return out end
+  if below(id, ARGV[2]) then
+    out[#out + 1] = id
+    out[#out + 1] = ARGV[1]
+  end
+end
+local rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, n - #out / 2)
+for _, v in ipairs(rest) do out[#out + 1] = v end
+return out`;

@@ -31,6 +31,7 @@ import {
   GET,
   GET_TURNS,
   IMPORT,
+  INDEX_AFTER,
   LAST_EVENT_SEQ,
   READ_EVENTS,
   RECORD_KEYS,
@@ -51,7 +52,9 @@ import {
   type NewestEvents,
   type SessionEvent,
   type ListOptions,
+  listedBefore,
   type MessageHandler,
+  type SessionPosition,
   type SessionStore,
   SESSION_MARKS,
   type SessionMark,
@@ -347,17 +350,55 @@ export class RedisStore implements SessionStore {
   }
 
   async list(opts: ListOptions = {}): Promise<Session[]> {
-    // a status filter reads each record's small status field first, and whole records only for matches
-    const ids = opts.status ? await this.idsWithStatus(opts.status) : await this.redis.zrevrange(this.k('sessions'), 0, -1);
-    const out: Session[] = [];
+    // the index read a chunk at a time from the position on, and only as far as the page needs: a status filter reads
+    // each id's small status field first, and whole records only for matches
     const limit = opts.limit ?? Infinity;
-    for (let i = 0; i < ids.length && out.length < limit; i += 100) {
-      for (const s of await Promise.all(ids.slice(i, i + 100).map((id) => this.get(id)))) {
-        if (!s) continue; // deleted between the two reads
-        if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
-        if (out.length < limit) out.push(s);
+    const out: Session[] = [];
+    let at = opts.after;
+    let moved = false;
+    // a record met twice in one call (updated between the reads, and stamped by a clock behind the index's order)
+    const listed = new Set<string>();
+    while (out.length < limit) {
+      const need = limit - out.length;
+      // with a status filter, ids a chunk past what the page needs (some will not match), at most 500 a round trip
+      const want = opts.status ? Math.min(500, Math.max(50, 2 * need)) : Math.min(100, need);
+      const chunk = await this.indexAfter(at, want);
+      if (chunk.length === 0) break;
+      let read = chunk;
+      if (opts.status) {
+        const st = await this.statuses(chunk.map((p) => p.id));
+        const matches = chunk.filter((_, i) => st[i] === opts.status);
+        read = matches.slice(0, need);
       }
+      // the next chunk (if one is needed) right after the last entry used: the chunk's, or the last record the page needed
+      const cut = read.length < chunk.length && read.length === need;
+      at = cut ? read[read.length - 1] : chunk[chunk.length - 1];
+      const listedAt = new Map(read.map((p) => [p.id, p.updatedAt]));
+      const ids = read.map((p) => p.id);
+      for (let i = 0; i < ids.length; i += 100) {
+        for (const s of await Promise.all(ids.slice(i, i + 100).map((id) => this.get(id)))) {
+          if (!s || listed.has(s.id)) continue; // deleted between the two reads, or listed already
+          if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
+          if (s.updatedAt !== listedAt.get(s.id)) {
+            // updated since its index entry was read: it stands before that place now, before `after` too
+            if (opts.after && !listedBefore(opts.after, s)) continue;
+            moved = true;
+          }
+          listed.add(s.id);
+          out.push(s);
+        }
+      }
+      if (chunk.length < want && !cut) break;
     }
+    // a record updated between the reads stands at its new place (first)
+    return moved ? out.sort((a, b) => (listedBefore(a, b) ? -1 : listedBefore(b, a) ? 1 : 0)) : out;
+  }
+
+  /** Up to `n` index entries past `after` (the first `n` without it), in the order of SessionPosition (INDEX_AFTER). */
+  private async indexAfter(after: SessionPosition | undefined, n: number): Promise<SessionPosition[]> {
+    const flat = (await this.redis.eval(INDEX_AFTER, 1, this.k('sessions'), after ? String(after.updatedAt) : '', after?.id ?? '', n)) as string[];
+    const out: SessionPosition[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, updatedAt: Number(flat[i + 1]) });
     return out;
   }
 
@@ -404,13 +445,6 @@ export class RedisStore implements SessionStore {
       if (st === 'active' || st === 'running' || st === 'closed' || st === 'moved') out[st] += 1;
     }
     return out;
-  }
-
-  /** The ids (most recently updated first) whose status field is `status`. */
-  private async idsWithStatus(status: SessionStatus): Promise<string[]> {
-    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
-    const st = await this.statuses(ids);
-    return ids.filter((_, i) => st[i] === status);
   }
 
   /** Each id's `st` field (null when deleted meanwhile), 500 per round trip. */

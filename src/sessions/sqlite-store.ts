@@ -66,6 +66,14 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+/** listMarked: each mark (SESSION_MARKS) as a condition on the metadata column, each the WHERE of a partial index
+ * (migration 8): listMarked's query must name it exactly as it stands here for SQLite to use that index. Never edit
+ * one: add a migration with the new index. */
+const MARKED: Record<SessionMark, string> = {
+  transfer: "json_type(metadata, '$.transfer') = 'object'",
+  pendingPermissions: "json_array_length(metadata, '$.pendingPermissions') > 0",
+};
+
 /** Versioned, append-only: never edit a released migration, add a new one. */
 const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
   {
@@ -144,13 +152,21 @@ const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> 
     sql: `ALTER TABLE leases ADD COLUMN token TEXT NOT NULL DEFAULT '';
       UPDATE leases SET token = holder_id;`,
   },
+  {
+    // the list's order (SessionPosition: updated_at, then id, both descending) read from an index, also within a
+    // status, so that a page past a position starts there (keyset) with no sort of the table; these hold the old
+    // (updated_at) and (status) indexes' columns first, which they replace. listMarked's marks as partial indexes:
+    // a link coming up reads the few marked rows, not every row's metadata.
+    version: 8,
+    name: 'sessions-list-order',
+    sql: `CREATE INDEX sessions_listed ON sessions (updated_at, id);
+      CREATE INDEX sessions_status_listed ON sessions (status, updated_at, id);
+      DROP INDEX sessions_updated;
+      DROP INDEX sessions_status;
+      CREATE INDEX sessions_marked_transfer ON sessions (id) WHERE json_type(metadata, '$.transfer') = 'object';
+      CREATE INDEX sessions_marked_permissions ON sessions (id) WHERE json_array_length(metadata, '$.pendingPermissions') > 0;`,
+  },
 ];
-
-/** listMarked: each mark (SESSION_MARKS) as a condition on the metadata column */
-const MARKED: Record<SessionMark, string> = {
-  transfer: "json_type(metadata, '$.transfer') = 'object'",
-  pendingPermissions: "json_array_length(metadata, '$.pendingPermissions') > 0",
-};
 
 /** raises a session's `droppedThrough` (never lowers it) */
 const RAISE_FLOOR =
@@ -414,14 +430,20 @@ export class SqliteStore implements SessionStore {
       where.push('owner_gateway_id = @owner');
       args.owner = opts.owner;
     }
-    const sql = `SELECT ${COLS}, turns_stamp FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id LIMIT @limit`;
+    if (opts.after) {
+      // a row value: SQLite reads sessions_listed (or sessions_status_listed) from the position on
+      where.push('(updated_at, id) < (@afterUpdatedAt, @afterId)');
+      args.afterUpdatedAt = opts.after.updatedAt;
+      args.afterId = opts.after.id;
+    }
+    const sql = `SELECT ${COLS}, turns_stamp FROM sessions ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY updated_at DESC, id DESC LIMIT @limit`;
     return this.db.transaction(() =>
       (this.stmt(sql).all(args) as Array<Row & { turns_stamp: number }>).map((r) => fromRow(r, this.turnsOf(r.id, r.turns_stamp))),
     )();
   }
 
   async listMarked(mark: SessionMark): Promise<Session[]> {
-    // the metadata column only: the turns of the (few) matches alone are read
+    // from the mark's partial index (migration 8): only the (few) marked rows are read, with their turns
     const sql = `SELECT ${COLS}, turns_stamp FROM sessions WHERE ${MARKED[mark]}`;
     return this.db.transaction(() =>
       (this.stmt(sql).all() as Array<Row & { turns_stamp: number }>).map((r) => fromRow(r, this.turnsOf(r.id, r.turns_stamp))),

@@ -6,12 +6,34 @@
 import { GatewayError } from '../wire/errors.js';
 import type { Session, SessionStatus } from './model.js';
 
+/**
+ * A place in the order `list` answers in: most recently updated first, and of those updated in the same
+ * millisecond the greatest id first (ids compared as bytes). Both stores keep an index in that order, so a page that
+ * starts past a position reads from there, not from the first session.
+ */
+export interface SessionPosition {
+  /** the session's `updatedAt` (epoch ms) */
+  updatedAt: number;
+  id: string;
+}
+
 export interface ListOptions {
   status?: SessionStatus;
   /** ownerGatewayId */
   owner?: string;
   /** default: all */
   limit?: number;
+  /**
+   * Only the sessions past this position (keyset paging: the last session of the previous page). A position no
+   * session holds any more (updated, deleted) is still a place in the order: the page starts where it would stand.
+   */
+  after?: SessionPosition;
+}
+
+/** true when `a` comes before `b` in the order `list` answers in (SessionPosition) */
+export function listedBefore(a: SessionPosition, b: SessionPosition): boolean {
+  if (a.updatedAt !== b.updatedAt) return a.updatedAt > b.updatedAt;
+  return Buffer.compare(Buffer.from(a.id, 'utf8'), Buffer.from(b.id, 'utf8')) > 0;
 }
 
 export interface ImportResult {
@@ -102,7 +124,12 @@ export interface SessionStore {
    * version exactly one wins; the other gets VersionConflictError. Unknown id: SessionNotFoundError.
    */
   update(session: Session, expectedVersion: number): Promise<Session>;
-  /** Most recently updated first. */
+  /**
+   * In the order of SessionPosition: most recently updated first, ties by id, greatest first. Each listed record is
+   * read whole; a page (`limit`, `after`) reads the index from its position on, never the sessions before it. A
+   * record updated between the store's read of its index and of the record is listed at its new place: first on a
+   * page without `after`, and left out of a page with one (it is now before that position).
+   */
   list(opts?: ListOptions): Promise<Session[]>;
   /**
    * How many sessions are in each status, without reading the records (the metrics scrape and the status page

@@ -123,7 +123,7 @@ describe('a store an older version wrote', () => {
     await openOldStore({ kind: 'sqlite', path }, async (sessions) => writeSchema5File(path, sessions), dir);
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all()).toEqual([1, 2, 3, 4, 5, 6, 7].map((version) => ({ version })));
+      expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all()).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((version) => ({ version })));
       expect(db.prepare("SELECT history FROM sessions WHERE id = 'old-event'").get()).toEqual({ history: '[]' });
     } finally {
       db.close();

@@ -361,14 +361,14 @@ describe('SqliteStore specifics', () => {
   it('creates missing folders, uses WAL, applies versioned migrations once', async () => {
     const path = join(dir, 'nested', 'deeper', 'switchyard.db');
     const s1 = new SqliteStore({ path });
-    expect(s1.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(s1.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     await s1.close();
     const s2 = new SqliteStore({ path });
-    expect(s2.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(s2.migrations()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     await s2.close();
     const db = new Database(path, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 7 });
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: 8 });
     db.close();
   });
 
