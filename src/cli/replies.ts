@@ -115,8 +115,8 @@ const sessionSummary = z.looseObject({
   turns: num,
   updatedAt: str,
 });
-/** `more`: the gateway holds others (a page, GET /admin/sessions?limit=); a gateway older than it sends none */
-export const SESSIONS = z.looseObject({ sessions: z.array(sessionSummary), more: z.boolean().optional() });
+/** `more`: the gateway holds others (a page, GET /admin/sessions?limit=), `next`: where they start (`?after=`); a gateway older than either sends none */
+export const SESSIONS = z.looseObject({ sessions: z.array(sessionSummary), more: z.boolean().optional(), next: str.optional() });
 export const SESSION = z.looseObject({
   session: z.looseObject({
     id: str,

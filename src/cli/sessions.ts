@@ -34,16 +34,51 @@ function render(list: Summary[]): string {
  */
 const TRANSFER_REPLY_MS = ADMIN_TRANSFER_BOUND_MS + 5000;
 
-/** `GET /admin/sessions`: the most recently updated `limit` (the gateway's default when absent), and whether there are more. */
-function listSessions(o: RemoteFlags, status: string | undefined, limit: string | number | undefined): Promise<{ sessions: Summary[]; more?: boolean }> {
+type Page = { sessions: Summary[]; more?: boolean; next?: string };
+
+/**
+ * `GET /admin/sessions`: the most recently updated `limit` (the gateway's default when absent), past the cursor
+ * `after` (a previous page's `next`), whether there are more, and where they start.
+ */
+function listSessions(o: RemoteFlags, status: string | undefined, limit: string | number | undefined, after?: string): Promise<Page> {
   const q = new URLSearchParams();
   if (status !== undefined) q.set('status', status);
   if (limit !== undefined) q.set('limit', String(limit));
+  if (after !== undefined) q.set('after', after);
   const qs = q.toString();
-  return adminCall<{ sessions: Summary[]; more?: boolean }>(o, 'GET', `/admin/sessions${qs ? `?${qs}` : ''}`, undefined, {
+  return adminCall<Page>(o, 'GET', `/admin/sessions${qs ? `?${qs}` : ''}`, undefined, {
     reply: SESSIONS,
-    fields: { status: '--status', limit: '--limit' },
+    fields: { status: '--status', limit: '--limit', after: '--after' },
   });
+}
+
+/** `sessions list --all` reads at most this many sessions, then says where the rest start (`--after`) */
+export const LIST_ALL_MAX = 100_000;
+
+/**
+ * `--all`: page after page from `after`, each from the last one's cursor, until the last page or LIST_ALL_MAX sessions
+ * (then `next` says where to go on). Each session is shown once: a session updated while the pages are read moves to
+ * the front of the order, where the pages read were, and is not listed again, unless its update was stamped earlier
+ * than the cursor (a gateway whose clock is behind its peer's, on a shared store): that second listing is dropped
+ * (docs/operations.md#paged-lists).
+ */
+async function allSessions(o: RemoteFlags, status: string | undefined, limit: string | undefined, after: string | undefined): Promise<Page> {
+  const seen = new Set<string>();
+  const sessions: Summary[] = [];
+  for (let cursor = after; ;) {
+    const r = await listSessions(o, status, limit, cursor);
+    for (const s of r.sessions) {
+      if (seen.has(s.id)) continue;
+      seen.add(s.id);
+      sessions.push(s);
+    }
+    // an older gateway answers `more` with no cursor: the one page it gave, said as it always was
+    if (r.more !== true || r.next === undefined) return { sessions, more: r.more };
+    // a reply that would have the CLI ask for the same page again, for ever
+    if (r.next === cursor) throw new CliError('unexpected reply from /admin/sessions: more sessions, and the same cursor again (next)');
+    if (sessions.length >= LIST_ALL_MAX) return { sessions, more: true, next: r.next };
+    cursor = r.next;
+  }
 }
 
 async function transferOne(o: RemoteFlags, id: string, to: string, whenRunning: 'wait' | 'refuse'): Promise<{ to: { id: string; name: string } }> {
@@ -67,13 +102,29 @@ export function registerSessions(program: Command): void {
       .command('list')
       .description('sessions stored on this gateway, the most recently updated first')
       .option('--status <s>', 'active | running | closed | moved')
-      .option('--limit <n>', `how many (1-${ADMIN_LIST_MAX}; default ${ADMIN_LIST_DEFAULT})`),
-  ).action(async (o: RemoteFlags & { status?: string; limit?: string }) => {
-    const r = await listSessions(o, o.status, o.limit);
-    if (o.json) return out(JSON.stringify(r.sessions, null, 2) + '\n');
+      .option('--limit <n>', `how many a page (1-${ADMIN_LIST_MAX}; default ${ADMIN_LIST_DEFAULT})`)
+      .option('--after <cursor>', 'the page after the one that printed this cursor', (v: string) => {
+        // an empty one (an unset shell variable) would list the first page again
+        if (v === '') throw new CliError('--after is empty: give the cursor a list printed');
+        return v;
+      })
+      .option('--all', `every page, one after another (at most ${LIST_ALL_MAX} sessions)`),
+  ).action(async (o: RemoteFlags & { status?: string; limit?: string; after?: string; all?: boolean }) => {
+    const r = o.all ? await allSessions(o, o.status, o.limit, o.after) : await listSessions(o, o.status, o.limit, o.after);
+    // an older gateway sends no `next`: it has no cursor to offer
+    const next = r.more === true ? r.next : undefined;
+    if (o.json) {
+      out(JSON.stringify(r.sessions, null, 2) + '\n');
+      // stdout stays the array alone
+      if (next !== undefined) process.stderr.write(`switchyard: more sessions: --after ${next}${o.all ? ' (with --all: the rest)' : ''}\n`);
+      return;
+    }
     out(render(r.sessions));
-    // an older gateway sends no `more`: it listed every session
-    if (r.more === true) out(`(the ${r.sessions.length} most recently updated; more with --limit up to ${ADMIN_LIST_MAX}, or --status)\n`);
+    if (next !== undefined)
+      out(
+        o.all ? `(the first ${r.sessions.length}; the rest: --all --after ${next})\n` : `(more: the next page with --after ${next}, every page with --all)\n`,
+      );
+    else if (r.more === true) out(`(the ${r.sessions.length} most recently updated; more with --limit up to ${ADMIN_LIST_MAX}, or --status)\n`);
   });
 
   remoteOptions(sessions.command('show').description('one session with its history').argument('<id>', 'the session', named('<id>'))).action(

@@ -3,7 +3,7 @@
  * 1000) and `more` when the store holds others. Before, it read every record of the store with its history in
  * one go: 20,000 sessions held the event loop for 12.6 s (every /v1 request waited) and took 180 MB. A real
  * gateway process over a SQLite store seeded by the test; `switchyard sessions list` shows the page and says
- * there are more.
+ * there are more, and where the next page starts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -16,6 +16,8 @@ import { adminGetJson, BAD_LIMITS, expectLimitRefused } from './admin-paged-list
 const ADMIN = 'sessions-list-admin-token-5e1';
 const SEEDED = 130;
 let gw: GatewayProcess;
+/** s-0's update time; s-i's is i seconds later */
+const t0 = Date.now() - 3_600_000;
 
 const cli = (args: string[]) => runCli([...args, '--url', gw.url, '--token', ADMIN]);
 const list = (query = '') => adminGetJson(gw.url, `/admin/sessions${query}`, ADMIN);
@@ -24,7 +26,6 @@ beforeAll(async () => {
   const dir = tmpDir();
   const store = await openStore({ kind: 'sqlite', path: join(dir, 'data', 'switchyard.db') });
   const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'mock-1' };
-  const t0 = Date.now() - 3_600_000;
   // s-0 the oldest, s-129 the newest; every tenth one closed
   for (let i = 0; i < SEEDED; i++) {
     await store.create({
@@ -68,11 +69,13 @@ describe('GET /admin/sessions is bounded', () => {
     const rows = def.stdout.trim().split('\n');
     expect(rows[0]).toMatch(/^ID\s+KIND\s+STATUS/);
     expect(rows.filter((l) => /^s-\d+\s/.test(l))).toHaveLength(100);
-    expect(rows[rows.length - 1]).toBe('(the 100 most recently updated; more with --limit up to 1000, or --status)');
+    // the next page starts after s-30, the 100th: its cursor (admin-page.ts) is printed
+    const next = Buffer.from(JSON.stringify([t0 + 30 * 1000, 's-30'])).toString('base64url');
+    expect(rows[rows.length - 1]).toBe(`(more: the next page with --after ${next}, every page with --all)`);
     const three = await cli(['sessions', 'list', '--limit', '3', '--json']);
     expect(JSON.parse(three.stdout).map((s: any) => s.id)).toEqual(['s-129', 's-128', 's-127']);
     const every = await cli(['sessions', 'list', '--limit', String(SEEDED)]);
-    expect(every.stdout).not.toContain('more with --limit');
+    expect(every.stdout).not.toContain('(more:');
     const bad = await cli(['sessions', 'list', '--limit', '5000']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe(`switchyard: ${gw.url} answered HTTP 400 (invalid_request): --limit: an integer from 1 to 1000\n`);

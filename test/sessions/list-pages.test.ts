@@ -12,6 +12,7 @@ import { newSession, type Session } from '../../src/sessions/model.js';
 import type { ListOptions, SessionPosition, SessionStore } from '../../src/sessions/store.js';
 import { SqliteStore } from '../../src/sessions/sqlite-store.js';
 import { bothStores } from './fixtures/both-stores.js';
+import { inListOrder } from './fixtures/list-order.js';
 
 const { backends, stores, redisUrl } = bothStores('lp');
 const target = { executionTarget: 'gateway' as const, providerId: '', gatewayProviderId: 'switchyard', model: 'm' };
@@ -22,10 +23,6 @@ interface Spec {
   updatedAt: number;
   status?: Session['status'];
 }
-
-/** the order of SessionPosition, written out again: updatedAt descending, then the id's UTF-8 bytes descending */
-const inOrder = (specs: readonly Spec[]): string[] =>
-  [...specs].sort((a, b) => b.updatedAt - a.updatedAt || Buffer.compare(Buffer.from(b.id), Buffer.from(a.id))).map((s) => s.id);
 
 async function seeded(open: () => Promise<SessionStore>, specs: readonly Spec[]): Promise<SessionStore> {
   const store = await open();
@@ -65,7 +62,7 @@ const MANY: Spec[] = Array.from({ length: 157 }, (_, i): Spec => {
 describe.each(backends)('SessionStore.list pages: $name', (b) => {
   it('page after page lists every session exactly once, in one order: newest first, ties by id, greatest first as bytes', async () => {
     const store = await seeded(b.open, MANY);
-    const expected = inOrder(MANY);
+    const expected = inListOrder(MANY);
     expect((await store.list()).map((s) => s.id)).toEqual(expected);
     const read = await pages(store, 10);
     expect(read.map((p) => p.length)).toEqual([...Array<number>(15).fill(10), 7]);
@@ -79,7 +76,7 @@ describe.each(backends)('SessionStore.list pages: $name', (b) => {
   it('a status filter combines with the position: each page of that status only, every one of them once', async () => {
     const store = await seeded(b.open, MANY);
     for (const status of ['closed', 'active'] as const) {
-      const expected = inOrder(MANY.filter((s) => s.status === status));
+      const expected = inListOrder(MANY.filter((s) => s.status === status));
       const read = await pages(store, 7, { status });
       expect(read.flat()).toEqual(expected);
       expect(read.slice(0, -1).every((p) => p.length === 7)).toBe(true);
@@ -121,7 +118,7 @@ describe.each(backends)('SessionStore.list pages: $name', (b) => {
       await touch('u-25'); // listed on page 1
       await touch('u-05'); // on page 3, not read yet
     });
-    expect(read.flat()).toEqual(inOrder(specs).filter((id) => id !== 'u-05'));
+    expect(read.flat()).toEqual(inListOrder(specs).filter((id) => id !== 'u-05'));
     // a new listing has them first
     expect((await store.list({ limit: 2 })).map((s) => s.id).sort()).toEqual(['u-05', 'u-25']);
   });
@@ -173,7 +170,7 @@ describe('RedisStore reads the index from the position on', () => {
       await raw.config('RESETSTAT');
       const page = await store.list({ status: 'active', limit: 11, after: { updatedAt: T0 + 6000, id: 'r-0600' } });
       const calls = await stat();
-      expect(page.map((s) => s.id)).toEqual(inOrder(specs.filter((s) => s.status === 'active' && s.updatedAt < T0 + 6000)).slice(0, 11));
+      expect(page.map((s) => s.id)).toEqual(inListOrder(specs.filter((s) => s.status === 'active' && s.updatedAt < T0 + 6000)).slice(0, 11));
       // the 11 records listed, each read by one GET script (its HMGET, and one HGET of the store's epoch)
       expect(calls.hmget).toBe(11);
       // one chunk of the index, 50 ids, and their status fields

@@ -22,7 +22,7 @@ import type { Session } from '../../sessions/model.js';
 import { TRANSFER_TIMEOUT_MS, transferMarker } from '../../sessions/transfer.js';
 import { VERSION } from '../../version.js';
 import { ADMIN_TRANSFER_BOUND_MS, fromStore } from './admin-store.js';
-import { listLimit } from './admin-page.js';
+import { listLimit, sessionAfterParam, sessionCursorOf } from './admin-page.js';
 
 export interface AdminDeps {
   config: Config;
@@ -141,13 +141,16 @@ export function adminRoutes(d: AdminDeps): RouteHandler {
       if (status !== undefined && !SESSION_STATUSES.has(status))
         throw new GatewayError('INVALID_REQUEST', 'status: one of active, running, closed, moved', { param: 'status' });
       // the most recently updated `limit` (each whole record is read, with its history): a store of many sessions is
-      // never read at once, which held the event loop for seconds and the records in memory
+      // never read at once, which held the event loop for seconds and the records in memory; `after` (keyset) pages on
       const limit = listLimit(q);
+      const after = sessionAfterParam(q);
       // bounded, and a store that fails is a 503, never a 500 (admin-store.ts)
       const list = await fromStore('session', 'list', d.logger, () =>
-        d.store.list({ ...(status ? { status: status as Session['status'] } : {}), limit: limit + 1 }),
+        d.store.list({ ...(status ? { status: status as Session['status'] } : {}), limit: limit + 1, ...(after ? { after } : {}) }),
       );
-      ok({ sessions: list.slice(0, limit).map(sessionSummary), more: list.length > limit });
+      const page = list.slice(0, limit);
+      const more = list.length > limit;
+      ok({ sessions: page.map(sessionSummary), more, ...(more ? { next: sessionCursorOf(page[page.length - 1]!) } : {}) });
       return true;
     }
     const sm = /^\/admin\/sessions\/([^/]+)(\/transfer)?$/.exec(path);
