@@ -71,6 +71,11 @@ describe.each(backends)('SessionStore.list pages: $name', (b) => {
     expect((await pages(store, 156)).flat()).toEqual(expected);
     // the same order every time it is asked
     expect((await pages(store, 13)).flat()).toEqual(expected);
+    // a position no session holds, just past each session's own (its id and a \u0001: greater by one byte), is just
+    // before that session: ties compared byte by byte, multi-byte ids too (Redis: in its script)
+    const firsts: string[] = [];
+    for (const s of MANY) firsts.push((await store.list({ limit: 1, after: { updatedAt: s.updatedAt, id: `${s.id}\u0001` } }))[0]!.id);
+    expect(firsts).toEqual(MANY.map((s) => s.id));
   });
 
   it('a status filter combines with the position: each page of that status only, every one of them once', async () => {
