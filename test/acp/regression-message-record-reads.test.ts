@@ -20,8 +20,7 @@
  * its open prompts (a turn no longer in memory: once more for its snapshot), on every call of a client polling it;
  * now one read answers all three, made once this process's writes of the session's events and prompts are done.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import { createDispatch } from '../../src/acp/methods.js';
 import { peerRpcHandler, remoteSessions } from '../../src/acp/peers.js';
@@ -29,16 +28,14 @@ import { createSessionApi } from '../../src/acp/session-api.js';
 import type { PeerInfo } from '../../src/bridge/link-types.js';
 import type { BridgeMesh } from '../../src/bridge/mesh.js';
 import { configSchema } from '../../src/config/schema.js';
-import { openStore } from '../../src/sessions/open-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
 import { notPeersSession, peerReaches, type Session } from '../../src/sessions/model.js';
 import { TransferCoordinator, type TransferTransport } from '../../src/sessions/transfer.js';
-import { memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
+import { memoryLogger, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
-import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { runnerStores } from '../helpers/runner-stores.js';
 import { echoRuntime, echoTarget } from '../helpers/echo-sessions.js';
 
-const redis = redisForFile();
 const GW = 'gw_record_reads';
 
 /** no peer is ever asked: every session here is this gateway's own */
@@ -91,23 +88,7 @@ function gateway(store: SessionStore) {
 /** the session's task events stored (tasks.get waits for them before it answers) */
 const settled = (runner: TurnRunner, sessionId: string) => runner.task({ sessionId });
 
-const stores: SessionStore[] = [];
-const runners: TurnRunner[] = [];
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.shutdown(1_000)));
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
-
-async function open(kind: 'sqlite' | 'redis'): Promise<SessionStore> {
-  if (kind === 'sqlite') {
-    const s = await openStore({ kind: 'sqlite', path: join(tmpDir(), 'reads.db') });
-    stores.push(s);
-    return s;
-  }
-  const s = await openStore({ kind: 'redis', url: redis.server.url, prefix: `reads${Math.random().toString(36).slice(2, 8)}:` });
-  redis.stores.push(s);
-  return s;
-}
+const { open, runners } = runnerStores('reads');
 
 describe.each(['sqlite', 'redis'] as const)('store reads of a session.message before its turn takes the lease (%s)', (kind) => {
   it('a live open session: one read (was two: the owner check, then whether it was overtaken)', async () => {

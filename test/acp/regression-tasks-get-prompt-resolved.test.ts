@@ -6,35 +6,15 @@
  * prompt still pending beside its `permission_resolved` event (its second read, for the prompts, did not help: it was
  * made at once too). The one read now waits for this process's prompt writes of the session as well.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import type { Runtime, RuntimeContext } from '../../src/acp/runtime.js';
-import { openStore } from '../../src/sessions/open-store.js';
-import type { SessionStore } from '../../src/sessions/store.js';
-import { memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
+import { memoryLogger, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
-import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { runnerStores } from '../helpers/runner-stores.js';
 import { echoTarget } from '../helpers/echo-sessions.js';
 
-const redis = redisForFile();
-const stores: SessionStore[] = [];
-const runners: TurnRunner[] = [];
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.shutdown(1_000)));
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
-
-async function open(kind: 'sqlite' | 'redis'): Promise<SessionStore> {
-  if (kind === 'sqlite') {
-    const s = await openStore({ kind: 'sqlite', path: join(tmpDir(), 'prompt-resolved.db') });
-    stores.push(s);
-    return s;
-  }
-  const s = await openStore({ kind: 'redis', url: redis.server.url, prefix: `promptres${Math.random().toString(36).slice(2, 8)}:` });
-  redis.stores.push(s);
-  return s;
-}
+const { open, runners } = runnerStores('prompt-resolved');
 
 const req = { toolCall: { toolCallId: 'c1', title: 'Edit' }, options: [{ optionId: 'ok', name: 'Allow', kind: 'allow_once' }] };
 

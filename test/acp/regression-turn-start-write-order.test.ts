@@ -7,34 +7,15 @@
  * events stayed in order (the compare-and-set and the events' own queue saw to that): the cost was the retries.
  * Now the start write waits for a task-event write under way and carries the events not yet written.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
-import { openStore } from '../../src/sessions/open-store.js';
 import { VersionConflictError, type SessionStore } from '../../src/sessions/store.js';
-import { memoryLogger, tmpDir } from '../helpers/env.js';
+import { memoryLogger } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
-import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { runnerStores } from '../helpers/runner-stores.js';
 import { echoRuntime, echoTarget } from '../helpers/echo-sessions.js';
 
-const redis = redisForFile();
-const stores: SessionStore[] = [];
-const runners: TurnRunner[] = [];
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.shutdown(1_000)));
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
-
-async function open(kind: 'sqlite' | 'redis'): Promise<SessionStore> {
-  if (kind === 'sqlite') {
-    const s = await openStore({ kind: 'sqlite', path: join(tmpDir(), 'start-order.db') });
-    stores.push(s);
-    return s;
-  }
-  const s = await openStore({ kind: 'redis', url: redis.server.url, prefix: `startorder${Math.random().toString(36).slice(2, 8)}:` });
-  redis.stores.push(s);
-  return s;
-}
+const { open, runners } = runnerStores('start-order');
 
 /** the store's record reads and writes each take `ms` longer (a large record on a loaded Redis), its lost compare-and-sets counted */
 function slowRecords(base: SessionStore, ms: number) {
