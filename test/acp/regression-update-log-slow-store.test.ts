@@ -6,35 +6,16 @@
  * be kept by the log anyway): past it the turn is stopped (its runtime told to, as for the output bound) and fails
  * with SESSION_STORE_UNAVAILABLE; what it sent is stored once the store catches up, and its result after that.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { TurnRunner } from '../../src/acp/turn-runner.js';
 import type { Runtime } from '../../src/acp/runtime.js';
-import { openStore } from '../../src/sessions/open-store.js';
 import type { SessionStore } from '../../src/sessions/store.js';
-import { memoryLogger, tmpDir, waitFor } from '../helpers/env.js';
+import { memoryLogger, waitFor } from '../helpers/env.js';
 import { wrapStore } from '../helpers/store-wrap.js';
-import { redisForFile } from '../sessions/fixtures/redis-server.js';
+import { runnerStores } from '../helpers/runner-stores.js';
 import { echoTarget } from '../helpers/echo-sessions.js';
 
-const redis = redisForFile();
-const stores: SessionStore[] = [];
-const runners: TurnRunner[] = [];
-afterEach(async () => {
-  await Promise.all(runners.splice(0).map((r) => r.shutdown(1_000)));
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
-
-async function open(kind: 'sqlite' | 'redis'): Promise<SessionStore> {
-  if (kind === 'sqlite') {
-    const s = await openStore({ kind: 'sqlite', path: join(tmpDir(), 'slow-log.db') });
-    stores.push(s);
-    return s;
-  }
-  const s = await openStore({ kind: 'redis', url: redis.server.url, prefix: `slowlog${Math.random().toString(36).slice(2, 8)}:` });
-  redis.stores.push(s);
-  return s;
-}
+const { open, runners } = runnerStores('slow-log');
 
 /** `base` whose update-log writes wait, once `hold()` is called, until `release()`; `held()` is called as the first one waits */
 function holdingLog(base: SessionStore, held: () => void) {
@@ -80,6 +61,10 @@ function toolCalls(seen: Seen): Runtime {
         for (let i = 0; i < (turn.text === 'few' ? FEW : STEPS) && !signal.aborted; i++) {
           emit({ type: 'step', event: 'tool_call', structuredEvent: { sessionUpdate: 'tool_call', toolCallId: `t${i}`, rawInput: STEP } });
           seen.steps++;
+          // The bound counts what waits behind a write under way: the rest come once the log's first write (its timer's,
+          // within FLUSH_MS) waits at the store. On an idle machine all the steps went out before that timer fired, and
+          // the turn was never stopped.
+          while (seen.atHold === undefined && !signal.aborted) await new Promise<void>((r) => setTimeout(r, 1));
           await new Promise<void>((r) => setImmediate(r));
         }
         seen.stopped = signal.aborted;
