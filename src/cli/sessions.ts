@@ -172,39 +172,41 @@ export function registerSessions(program: Command): void {
     // set when the session store cannot be used (a list or a transfer answered session_store_unavailable): the drain
     // stops, says so and exits 1, instead of trying every other session against it
     let stopped = false;
-    // Two passes: sessions opened while the first pass ran are moved too. Only open sessions are listed, the
-    // gateway's default page of each status a call (ADMIN_LIST_DEFAULT): while a list was cut, the next pass
-    // lists again (the moved ones have left it) for as long as each pass finds sessions it has not tried.
-    passes: for (let pass = 0, cut = false; pass < 2 || cut; pass++) {
-      const list: Summary[] = [];
-      cut = false;
-      try {
-        for (const st of ['active', 'running']) {
-          const r = await listSessions(o, st, undefined);
-          list.push(...r.sessions);
-          cut ||= r.more === true;
-        }
-      } catch (err) {
-        if (!storeDown(err) || pass === 0) throw err;
-        stopped = true;
-        break;
-      }
-      const open = list.filter((s) => s.owner === status.id && !tried.has(s.id));
-      if (open.length === 0 && pass >= 1) break;
-      for (const s of open) {
-        tried.add(s.id);
-        try {
-          const r = await transferOne(o, s.id, o.to, 'wait');
-          results.push({ id: s.id, ok: true });
-          if (!o.json) out(`[${results.length}] ${s.id} → ${r.to.name}: moved\n`);
-        } catch (err) {
-          // the gateway's own words: who answered and how is the same for every session of the drain
-          const reason = err instanceof CliError ? (err.said ?? err.message) : String(err);
-          results.push({ id: s.id, ok: false, reason });
-          if (!o.json) out(`[${results.length}] ${s.id}: stayed here (${reason})\n`);
-          if (storeDown(err)) {
+    // Two passes: sessions opened while the first pass ran are moved too. Each pass pages through the open sessions
+    // of each status with the list's cursor (`after`), a page of the gateway's default size a call, moving each page's
+    // before it reads the next. Before the cursor a pass listed the first page again and stopped once that page held
+    // only sessions it had tried: sessions that stayed (a refused transfer) filled it, and those past it were never
+    // tried. A session updated while a pass pages moves ahead of the cursor (docs/operations.md#paged-lists): the next
+    // pass finds it.
+    passes: for (let pass = 0; pass < 2; pass++) {
+      for (const st of ['active', 'running']) {
+        for (let after: string | undefined, more = true; more;) {
+          let page: Page;
+          try {
+            page = await listSessions(o, st, undefined, after);
+          } catch (err) {
+            if (!storeDown(err) || (pass === 0 && after === undefined && st === 'active')) throw err;
             stopped = true;
             break passes;
+          }
+          more = page.more === true && page.next !== undefined;
+          after = page.next;
+          for (const s of page.sessions.filter((x) => x.owner === status.id && !tried.has(x.id))) {
+            tried.add(s.id);
+            try {
+              const r = await transferOne(o, s.id, o.to, 'wait');
+              results.push({ id: s.id, ok: true });
+              if (!o.json) out(`[${results.length}] ${s.id} → ${r.to.name}: moved\n`);
+            } catch (err) {
+              // the gateway's own words: who answered and how is the same for every session of the drain
+              const reason = err instanceof CliError ? (err.said ?? err.message) : String(err);
+              results.push({ id: s.id, ok: false, reason });
+              if (!o.json) out(`[${results.length}] ${s.id}: stayed here (${reason})\n`);
+              if (storeDown(err)) {
+                stopped = true;
+                break passes;
+              }
+            }
           }
         }
       }

@@ -272,6 +272,27 @@ describe('session transfer', () => {
     expect((await p.aStore.list({ owner: p.a.id, status: 'active' })).length).toBe(0);
   });
 
+  it('drain tries every open session past the first page when the first page stays: it pages with the cursor', async () => {
+    // each of these carries a transfer marker (an offer under way here, as far as the record says): its transfer is
+    // refused at once, and it stays. Before, the second pass listed the first page again, found every session on it
+    // tried, and stopped: the 30 past it were never tried, and the summary counted 100.
+    const ids = Array.from({ length: 130 }, (_, i) => `s-stays-${i}`);
+    for (const id of ids) {
+      const s = await seed(p.aStore, id, p.a.id, 0);
+      await p.aStore.update(
+        { ...s, metadata: { ...s.metadata, transfer: { id: `xfer_${id}`, state: 'offering', peer: p.b.id, since: Date.now() } } },
+        s.version,
+      );
+    }
+    const r = await cli(['sessions', 'drain', '--to', 'datacenter', '--url', p.a.url]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n');
+    const stayed = lines.filter((l) => /^\[\d+\] s-stays-\d+: stayed here \(.*already being transferred.*\)$/.test(l));
+    expect(new Set(stayed.map((l) => /s-stays-\d+/.exec(l)![0])).size).toBe(130);
+    expect(lines[lines.length - 1]).toBe('drained: 0 moved, 130 stayed');
+    for (const id of ids) await p.aStore.delete(id);
+  });
+
   it('drain to a peer that is not connected says so and fails, even with nothing to move', async () => {
     const r = await cli(['sessions', 'drain', '--to', 'nobody-here', '--url', p.a.url]);
     expect(r.code).toBe(1);
