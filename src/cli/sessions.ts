@@ -178,7 +178,11 @@ export function registerSessions(program: Command): void {
     // only sessions it had tried: sessions that stayed (a refused transfer) filled it, and those past it were never
     // tried. A session updated while a pass pages moves ahead of the cursor (docs/operations.md#paged-lists): the next
     // pass finds it.
-    passes: for (let pass = 0; pass < 2; pass++) {
+    // A gateway of a version before the cursor answers `more` with no `next`: its pass is cut, and passes go on while
+    // each finds sessions not tried yet (the moved ones leave its first page), as the drain did before the cursor.
+    passes: for (let pass = 0, cut = false; pass < 2 || cut; pass++) {
+      cut = false;
+      let found = 0;
       for (const st of ['active', 'running']) {
         for (let after: string | undefined, more = true; more;) {
           let page: Page;
@@ -189,10 +193,13 @@ export function registerSessions(program: Command): void {
             stopped = true;
             break passes;
           }
-          more = page.more === true && page.next !== undefined;
+          cut ||= page.more === true && page.next === undefined;
+          // a cursor that names the page just read would page for ever
+          more = page.more === true && page.next !== undefined && page.next !== after;
           after = page.next;
           for (const s of page.sessions.filter((x) => x.owner === status.id && !tried.has(x.id))) {
             tried.add(s.id);
+            found++;
             try {
               const r = await transferOne(o, s.id, o.to, 'wait');
               results.push({ id: s.id, ok: true });
@@ -210,6 +217,7 @@ export function registerSessions(program: Command): void {
           }
         }
       }
+      if (found === 0 && pass >= 1) break;
     }
     const moved = results.filter((r) => r.ok).length;
     const failed = results.length - moved;
