@@ -167,37 +167,41 @@ export class TransferCoordinator {
         details: { reason: 'TRANSFER_REJECTED' },
       });
     let waiting = false;
-    for (;;) {
-      const running = runningTurn(s) !== undefined || s.status === 'running';
-      // The record saying no turn runs is not enough: a turn stores its result before it numbers and logs its last
-      // updates (its task event, its final status; the record's `seq` already counts them), and gives the session's
-      // lease back only once they are in the log (the seq rule, docs/sessions.md). So the log is read for the offer
-      // only once no take of the lease is live, whoever holds it (a turn here or on another instance sharing the
-      // store, a brief take). Waiting for that, rather than taking the lease here for the read and the offer, needs
-      // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
-      // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
-      // answers (a turn that takes the lease after this check is either in the record before the marker's write
-      // below, which then refuses the transfer, or refused itself by the marker, its end unnumbered: `leavingHere`;
-      // any other take since is waited for again once the marker is written). A holder that stopped
-      // without giving the lease back holds the transfer up for at most its ttl (past its expiry its fenced writes
-      // land no more), and never past its deadline.
-      if (!running && !(await liveLease(this.store, sessionId))) break;
-      if (running && opts.whenRunning === 'refuse')
-        throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
-          details: { reason: 'TURN_RUNNING' },
-        });
-      if (Date.now() > until)
-        throw new GatewayError(
+    let running = false;
+    // The record saying no turn runs is not enough: a turn stores its result before it numbers and logs its last
+    // updates (its task event, its final status; the record's `seq` already counts them), and gives the session's
+    // lease back only once they are in the log (the seq rule, docs/sessions.md). So the log is read for the offer
+    // only once no take of the lease is live, whoever holds it (a turn here or on another instance sharing the
+    // store, a brief take). Waiting for that, rather than taking the lease here for the read and the offer, needs
+    // no holder id of the coordinator's own beside the turn runner's (a take by the runner's id would end a live
+    // take of the runner at once, and this layer does not see its OwnTakes), and no lease to renew while the peer
+    // answers (a turn that takes the lease after this check is either in the record before the marker's write
+    // below, which then refuses the transfer, or refused itself by the marker, its end unnumbered: `leavingHere`;
+    // any other take since is waited for again once the marker is written). A holder that stopped
+    // without giving the lease back holds the transfer up for at most its ttl (past its expiry its fenced writes
+    // land no more), and never past its deadline.
+    await this.pollUntil(
+      async () => {
+        if (waiting) s = await this.owned(sessionId);
+        running = runningTurn(s) !== undefined || s.status === 'running';
+        if (!running && !(await liveLease(this.store, sessionId))) return true;
+        if (running && opts.whenRunning === 'refuse')
+          throw new GatewayError('INVALID_REQUEST', `session ${sessionId} has a turn running; transfer it after the turn ends (or wait for it)`, {
+            details: { reason: 'TURN_RUNNING' },
+          });
+        if (!waiting) this.logger.info('session transfer waits for the running turn to end', { sessionId, to: peerId });
+        waiting = true;
+        return false;
+      },
+      until,
+      () =>
+        new GatewayError(
           'UPSTREAM_TIMEOUT',
           running
             ? `session ${sessionId} still had a turn running after ${timeoutMs} ms; not transferred`
             : `session ${sessionId}'s last turn had not logged its last updates (its lease still held) after ${timeoutMs} ms; not transferred: retry the transfer`,
-        );
-      if (!waiting) this.logger.info('session transfer waits for the running turn to end', { sessionId, to: peerId });
-      waiting = true;
-      await new Promise((r) => setTimeout(r, 100));
-      s = await this.owned(sessionId);
-    }
+        ),
+    );
     const transferId = newId('xfer', 10);
     s = await mutateSession(this.store, sessionId, (cur) => {
       // read again where the marker is written: the session may have been closed, or moved by a transfer that ran
@@ -212,7 +216,15 @@ export class TransferCoordinator {
       // A take of the lease made since the check above read the record without the marker and numbers its updates
       // (a role turn's task.rejected, a REST queued status): the log is read once it gave the lease back, its updates
       // in the log. A take made after this check reads the marker under it and numbers nothing (`leavingHere`).
-      await this.untilNoLiveTake(sessionId, until, timeoutMs);
+      await this.pollUntil(
+        async () => !(await liveLease(this.store, sessionId)),
+        until,
+        () =>
+          new GatewayError(
+            'UPSTREAM_TIMEOUT',
+            `session ${sessionId}'s lease was still held after ${timeoutMs} ms (an update of it being logged): retry the transfer`,
+          ),
+      );
       const { metadata, history, ...rest } = withMarker(s, undefined);
       // the update log as stored (no turn runs, and the last one's updates are all in it: its lease was given back,
       // above): only its newest entries that an offer can carry (a superset of them: the store counts each entry's
@@ -238,13 +250,10 @@ export class TransferCoordinator {
     return moved;
   }
 
-  private async untilNoLiveTake(sessionId: string, until: number, timeoutMs: number): Promise<void> {
-    while (await liveLease(this.store, sessionId)) {
-      if (Date.now() > until)
-        throw new GatewayError(
-          'UPSTREAM_TIMEOUT',
-          `session ${sessionId}'s lease was still held after ${timeoutMs} ms (an update of it being logged): retry the transfer`,
-        );
+  /** Asks `ready` every 100 ms until it says so (what it throws ends the wait); past `until`, throws what `late` makes. */
+  private async pollUntil(ready: () => Promise<boolean>, until: number, late: () => GatewayError): Promise<void> {
+    while (!(await ready())) {
+      if (Date.now() > until) throw late();
       await new Promise((r) => setTimeout(r, 100));
     }
   }
