@@ -316,6 +316,70 @@ describe('AgentSession: cancel, crashes, garbage, hangs, shutdown', () => {
     }
   });
 
+  it('behind the runtime, prepare starts the agent with no turn; the first turn runs on that process (Runtime.prepare)', async () => {
+    const hold = await mkdtemp(path.join(tmpdir(), 'sy-rt-hold-'));
+    const held = async () => (await readdir(hold)).filter((f) => f.startsWith('held-')).map((f) => Number(f.slice(5)));
+    const rt = createAgentRuntime(
+      { agent: fake({ env: { FAKE_ACP_INIT_HOLD: hold } }), workspaceRoot: root, log: silent },
+      {
+        sessionId: `rt${++n}`,
+        threadId: 't',
+        target: { executionTarget: 'agent', providerId: 'fake', gatewayProviderId: '', model: '' },
+        workingDirectory: undefined,
+      },
+    );
+    try {
+      rt.prepare!();
+      // one start at a time: a second prepare while the first starts adds nothing
+      rt.prepare!();
+      const [pid] = await waitHeld(held, 1);
+      // the turn waits for the start the prepare began
+      const turn = rt.prompt({ turnId: 'turn-1', text: 'after the prepare', history: [] }, () => undefined, new AbortController().signal);
+      await writeFile(path.join(hold, `release-${pid}`), '');
+      expect(await within(turn, 10_000, 'the turn')).toMatchObject({ output: 'echo: after the prepare', stopReason: 'end_turn' });
+      expect(await held()).toEqual([pid]);
+    } finally {
+      await rt.close();
+      await rm(hold, { recursive: true, force: true });
+    }
+  });
+
+  it('behind the runtime, a prepared start that fails is no unhandled rejection; the next turn starts again and meets its error', async () => {
+    const hold = await mkdtemp(path.join(tmpdir(), 'sy-rt-hold-'));
+    const held = async () => (await readdir(hold)).filter((f) => f.startsWith('held-')).map((f) => Number(f.slice(5)));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => void unhandled.push(err);
+    process.on('unhandledRejection', onUnhandled);
+    const rt = createAgentRuntime(
+      { agent: fake({ env: { FAKE_ACP_INIT_HOLD: hold, FAKE_ACP_MODE: 'auth-required' } }), workspaceRoot: root, log: silent },
+      {
+        sessionId: `rt${++n}`,
+        threadId: 't',
+        target: { executionTarget: 'agent', providerId: 'fake', gatewayProviderId: '', model: '' },
+        workingDirectory: undefined,
+      },
+    );
+    try {
+      rt.prepare!();
+      const [first] = await waitHeld(held, 1);
+      await writeFile(path.join(hold, `release-${first}`), '');
+      // its session/new refused, the start failed with no turn waiting for it: the agent is stopped
+      expect(await until(() => !alive(first!), 5_000)).toBe(true);
+      const turn = rt.prompt({ turnId: 'turn-1', text: 'x', history: [] }, () => undefined, new AbortController().signal);
+      const pids = await waitHeld(held, 2);
+      const second = pids.find((p) => p !== first)!;
+      await writeFile(path.join(hold, `release-${second}`), '');
+      await expect(within(turn, 10_000, 'the turn')).rejects.toThrow('agent "fake" requires authentication');
+      // a turn's await of a rejection happens in a later tick: give Node's unhandled-rejection check its turn
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await rt.close();
+      await rm(hold, { recursive: true, force: true });
+    }
+  });
+
   it('garbage before initialize fails start() and stops the agent', async () => {
     const s = session(fake({ env: { FAKE_ACP_MODE: 'garbage-before-init' } }));
     await expect(s.start()).rejects.toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', message: expect.stringContaining('Welcome to FakeAgent!') });
