@@ -111,6 +111,9 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
 
   let factories: RuntimeFactories = { agent: new Map(), gateway: new Map() };
   const limiter = new AgentProcessLimiter(acp.maxAgentProcesses);
+  /** the agent runtime's module, loaded by the first agent session; each later one takes the same promise (one
+   *  microtask), not another `import()`, whose resolution runs through the module loader on every call */
+  let agentRuntimeModule: Promise<typeof import('./runtimes/agent/runtime.js')> | undefined;
   const homeRoot = resolvePath(deps.baseDir, acp.agentHomeRoot);
   const llm: LlmContext | undefined = deps.modelTokens && deps.modelApiUrl ? { tokens: deps.modelTokens, gatewayUrl: deps.modelApiUrl, homeRoot } : undefined;
   /** launch specs by agent id (preset defaults applied), rebuilt by `build` on a reload */
@@ -154,7 +157,7 @@ export function createAcpCore(deps: AcpCoreDeps): AcpCore {
       next.agent.set(a.id, (ctx) => {
         if (a.llm && !llm)
           throw new GatewayError('UNSUPPORTED', `agent provider "${a.id}" runs on this gateway's model API, which this gateway does not serve`);
-        return import('./runtimes/agent/runtime.js').then(({ createAgentRuntime }) =>
+        return (agentRuntimeModule ??= import('./runtimes/agent/runtime.js')).then(({ createAgentRuntime }) =>
           (a.warm > 0 && warm ? warm : Promise.resolve(undefined)).then((w) => {
             const pool = w?.pool(a.id);
             return createAgentRuntime(
