@@ -3,9 +3,43 @@
  * one script, so it is atomic. Each names the KEYS and ARGV it takes, in order, and what it returns.
  */
 import { LEASE_TOKEN_SEP } from './lease-token.js';
+import type { SessionStatus } from './model.js';
+import { SESSION_MARKS, type SessionMark } from './store.js';
 
-/** the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter, meta */
-export const RECORD_KEYS = 6;
+const STATUS_KEYS: Record<SessionStatus, null> = { active: null, running: null, closed: null, moved: null };
+/** the statuses with an index (`sessions:st:<status>`), in the order their keys are passed to the scripts */
+export const INDEXED_STATUSES = Object.keys(STATUS_KEYS) as SessionStatus[];
+/** the marks with an index (`sessions:mark:<mark>`), in the order their keys are passed (and their flags: markFlags) */
+export const INDEXED_MARKS = Object.keys(SESSION_MARKS) as SessionMark[];
+/** keys of a record's indexes a write or a deletion takes: each status's index, then each mark's set */
+export const INDEX_KEYS = INDEXED_STATUSES.length + INDEXED_MARKS.length;
+/**
+ * the scripts that write a record take these keys first: session, index, turns, turnrevs, turnrev counter, meta,
+ * then the INDEX_KEYS (each status's index, each mark's set)
+ */
+export const RECORD_KEYS = 6 + INDEX_KEYS;
+
+// A record's place in the status and mark indexes, kept with the write in the same script. KEYS[first …]: each
+// status's index (INDEXED_STATUSES' order), then each mark's set (INDEXED_MARKS'). indexRecord: the id at `score`
+// in its status's index and in no other (a status index that drifted is put right at the record's next write),
+// and in each mark's set whose flag in `marks` (one '1' or '0' a mark, computed by the caller from the record
+// written) is '1', out of the others ('': the mark sets left as they are). unindexRecord: out of all of them (a
+// deletion).
+const INDEX_RECORD = `local STATUSES = {${INDEXED_STATUSES.map((s) => `'${s}'`).join(', ')}}
+local function indexRecord(first, id, st, score, marks)
+  for i, name in ipairs(STATUSES) do
+    if name == st then redis.call('ZADD', KEYS[first + i - 1], score, id) else redis.call('ZREM', KEYS[first + i - 1], id) end
+  end
+  for j = 1, #marks do
+    local key = KEYS[first + #STATUSES + j - 1]
+    if string.sub(marks, j, j) == '1' then redis.call('SADD', key, id) else redis.call('SREM', key, id) end
+  end
+end
+local function unindexRecord(first, id)
+  for i = 1, #STATUSES do redis.call('ZREM', KEYS[first + i - 1], id) end
+  for j = 1, ${INDEXED_MARKS.length} do redis.call('SREM', KEYS[first + #STATUSES + j - 1], id) end
+end
+`;
 
 // The store's turn epoch (`turnStore` in the meta hash, KEYS[6]): names the revisions of the `turnrev` counter
 // (KEYS[5]) in the process's turn cache (turn-cache.ts). The counter restarts from 1 only when its key is gone (a
@@ -41,14 +75,15 @@ const WRITE_TURNS = `local function writeTurns(out, first, len)
 end
 `;
 
-// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, epoch candidate, then index, turn pairs. Returns {1, stamp,
-// epoch, revision…} or {0}.
-export const CREATE = `${WRITE_TURNS}${STORE_EPOCH}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+// KEYS: RECORD_KEYS. ARGV: id, doc, status, score, len, epoch candidate, mark flags (INDEX_RECORD), then index,
+// turn pairs. Returns {1, stamp, epoch, revision…} or {0}.
+export const CREATE = `${WRITE_TURNS}${STORE_EPOCH}${INDEX_RECORD}if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 redis.call('DEL', KEYS[3], KEYS[4])
 local out = {1, 0, storeEpoch(ARGV[6])}
-out[2] = writeTurns(out, 7, tonumber(ARGV[5]))
+out[2] = writeTurns(out, 8, tonumber(ARGV[5]))
 redis.call('HSET', KEYS[1], 'v', 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+indexRecord(7, ARGV[1], ARGV[3], ARGV[4], ARGV[7])
 return out`;
 
 // KEYS: session, turnrevs, meta. ARGV: the turn list's stamp the reader knows ('' none), the epoch it knows it
@@ -74,13 +109,15 @@ return redis.call('HMGET', KEYS[2], unpack(ARGV, 3))`;
 /** turns a GET_TURNS asks for at most (Lua's unpack is bounded by its stack) */
 export const TURNS_PER_READ = 1000;
 
-// KEYS: session, index, lease, events, evmeta, turns, turnrevs. ARGV: id, before. Deletes a session that ended (closed or moved) before `before`.
-export const DELETE_ENDED = `local st = redis.call('HGET', KEYS[1], 'st')
+// KEYS: session, index, lease, events, evmeta, turns, turnrevs, then the INDEX_KEYS. ARGV: id, before. Deletes a
+// session that ended (closed or moved) before `before`, and takes it out of the status and mark indexes.
+export const DELETE_ENDED = `${INDEX_RECORD}local st = redis.call('HGET', KEYS[1], 'st')
 if st ~= 'closed' and st ~= 'moved' then return 0 end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not score or tonumber(score) >= tonumber(ARGV[2]) then return 0 end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
+unindexRecord(8, ARGV[1])
 return 1`;
 
 // An entry's size, in its bounds and in a page's: the bytes of its JSON, without the member's `<seq> ` prefix (what
@@ -197,24 +234,25 @@ return 1`;
 
 // KEYS: RECORD_KEYS. ARGV: id, doc, status, score, expectedVersion, the turn-list stamp the kept turns are
 // stored under ('' when the write keeps none: it writes every index below len), len, epoch candidate, the epoch
-// the stamp is of, then index, turn pairs. Returns {1, stamp, epoch, revision…}, {-1} (no session), {0} (version
-// conflict) or {-2} (the list is not that stamp of that epoch).
-export const UPDATE = `${WRITE_TURNS}${STORE_EPOCH}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
+// the stamp is of, mark flags (INDEX_RECORD), then index, turn pairs. Returns {1, stamp, epoch, revision…}, {-1}
+// (no session), {0} (version conflict) or {-2} (the list is not that stamp of that epoch).
+export const UPDATE = `${WRITE_TURNS}${STORE_EPOCH}${INDEX_RECORD}local cur = redis.call('HMGET', KEYS[1], 'v', 'tr')
 if not cur[1] then return {-1} end
 if tonumber(cur[1]) ~= tonumber(ARGV[5]) then return {0} end
 local epoch = storeEpoch(ARGV[8])
 if ARGV[6] ~= '' and (cur[2] ~= ARGV[6] or epoch ~= ARGV[9]) then return {-2} end
 local out = {1, 0, epoch}
-out[2] = writeTurns(out, 10, tonumber(ARGV[7]))
+out[2] = writeTurns(out, 11, tonumber(ARGV[7]))
 redis.call('HSET', KEYS[1], 'v', tonumber(cur[1]) + 1, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+indexRecord(7, ARGV[1], ARGV[3], ARGV[4], ARGV[10])
 return out`;
 
-// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, epoch candidate, then index,
-// turn pairs (all of them). Returns {'ok', version, stamp, epoch, revision…}, {'conflict', status}, {'other'} or,
+// KEYS: RECORD_KEYS, transfer. ARGV: id, doc, status, score, offeredVersion, len, epoch candidate, mark flags
+// (INDEX_RECORD), then index, turn pairs (all of them). Returns {'ok', version, stamp, epoch, revision…}, {'conflict', status}, {'other'} or,
 // for a transfer imported before, the record as it is stored now, read in the same script: {'dup', v, doc, epoch}
 // (schema 1: the turns are in doc) or {'dup', v, doc, epoch, stamp, {index, revision, …}, {index, turn JSON, …}}.
-export const IMPORT = `${WRITE_TURNS}${STORE_EPOCH}local seen = redis.call('GET', KEYS[7])
+export const IMPORT = `${WRITE_TURNS}${STORE_EPOCH}${INDEX_RECORD}local seen = redis.call('GET', KEYS[${RECORD_KEYS + 1}])
 if seen then
   if seen ~= ARGV[1] then return {'other'} end
   local rec = redis.call('HMGET', KEYS[1], 'v', 'doc', 'tr')
@@ -229,10 +267,11 @@ local v = tonumber(ARGV[5])
 if cur[1] and tonumber(cur[1]) > v then v = tonumber(cur[1]) end
 v = v + 1
 local out = {'ok', tostring(v), 0, storeEpoch(ARGV[7])}
-out[3] = writeTurns(out, 8, tonumber(ARGV[6]))
+out[3] = writeTurns(out, 9, tonumber(ARGV[6]))
 redis.call('HSET', KEYS[1], 'v', v, 'st', ARGV[3], 'doc', ARGV[2], 'tr', out[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('SET', KEYS[7], ARGV[1])
+indexRecord(7, ARGV[1], ARGV[3], ARGV[4], ARGV[8])
+redis.call('SET', KEYS[${RECORD_KEYS + 1}], ARGV[1])
 return out`;
 
 // KEYS: lease (its value the take's token, `<holder>#<nonce>`, or a holder id alone: written before tokens,
@@ -254,20 +293,7 @@ export const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return red
 return 0`;
 
 /**
- * Of the session hashes KEYS, the ids (ARGV[2…], in the same order) whose record doc holds the text ARGV[1] (a
- * mark's JSON: SessionStore.listMarked), looked for inside Redis: only those ids travel, not every record. The text
- * may also stand elsewhere in a doc (a key of an agent's tool call kept in a task event): the caller reads each
- * record and checks.
- */
-export const WITH_TEXT = `local out = {}
-for i, k in ipairs(KEYS) do
-  local doc = redis.call('HGET', k, 'doc')
-  if doc and string.find(doc, ARGV[1], 1, true) then out[#out + 1] = ARGV[i + 1] end
-end
-return out`;
-
-/**
- * KEYS: the `sessions` index. ARGV: the position's score ('' for the first page) and id, how many. Returns the ids
+ * KEYS: the `sessions` index, or a status's (`sessions:st:<status>`: the same scores). ARGV: the position's score ('' for the first page) and id, how many. Returns the ids
  * after that position in the order of SessionPosition (score descending, then id descending as bytes, the order
  * ZREVRANGE keeps), each followed by its score: read from the index at the position (ZREVRANK), never from its start.
  * A position whose session is no longer at that score (updated, deleted) is looked for among the ids at that score,
@@ -298,3 +324,45 @@ end
 local rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, n - #out / 2)
 for _, v in ipairs(rest) do out[#out + 1] = v end
 return out`;
+
+/**
+ * KEYS: meta, the `sessions` index. ARGV: this Switchyard's key schema version. Returns the version the keys had (0:
+ * none, and they take this one), and 1 when the status and mark indexes are to be built from the records (REINDEX):
+ * a version below this one is raised at once (an older Switchyard refuses to start on the keys from then on) and
+ * `_reindex` set in the same step, dropped by the open that has built them (RedisStore.reindex); one that stopped
+ * half-way leaves it set, and the next open builds them again. Keys with records and no version are indexed too. A
+ * newer version is left as it is (the caller refuses it). A new prefix is written with HSETNX alone, as before.
+ */
+export const CHECK_SCHEMA = `local want = tonumber(ARGV[1])
+if redis.call('HSETNX', KEYS[1], '_schema', want) == 1 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSETNX', KEYS[1], '_reindex', '1') end
+  return {0, redis.call('HEXISTS', KEYS[1], '_reindex')}
+end
+local v = tonumber(redis.call('HGET', KEYS[1], '_schema')) or want
+if v > want then return {v, 0} end
+if v < want then redis.call('HSET', KEYS[1], '_schema', want, '_reindex', '1') end
+return {v, redis.call('HEXISTS', KEYS[1], '_reindex')}`;
+
+/**
+ * Builds the status and mark indexes of records written before they were kept (a key schema below 3). KEYS: the
+ * `sessions` index, the INDEX_KEYS, then one session hash a record. ARGV: per record, its id, the version (`v`) and
+ * the SHA-1 of the `doc` the caller read ('' each when it read none), and the mark flags it computed from that doc.
+ * A record still in the `sessions` index is put in its status's index (its `st` now) at its score there, and out
+ * of the others. Its marks only if it is still that version with that doc (so a deletion and a create in between,
+ * back at version 1, is not taken for it): one changed since had its marks set by the write that changed it. One
+ * deleted is left alone (its deletion took it out). Idempotent, so two opens building the indexes at once agree.
+ * Returns how many were indexed.
+ */
+export const REINDEX = `${INDEX_RECORD}local n = 0
+for i = 1, #ARGV, 4 do
+  local id = ARGV[i]
+  local cur = redis.call('HMGET', KEYS[${INDEX_KEYS + 1} + (i + 3) / 4], 'v', 'st', 'doc')
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and cur[2] then
+    local marks = ''
+    if cur[1] and cur[1] == ARGV[i + 1] and cur[3] and redis.sha1hex(cur[3]) == ARGV[i + 2] then marks = ARGV[i + 3] end
+    indexRecord(2, id, cur[2], score, marks)
+    n = n + 1
+  end
+end
+return n`;

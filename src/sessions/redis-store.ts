@@ -5,7 +5,11 @@
  * history, tr: the turn list's stamp }, the history apart from it, one entry a turn: `turns:<id>` hash { <index>:
  * turn JSON } and `turnrevs:<id>` hash { <index>: revision }, revisions and stamps from the `turnrev` counter
  * (INCR, store-wide; see turn-cache.ts) of the epoch in `meta`'s `turnStore` field (named anew whenever the counter
- * starts again, a FLUSHALL say, so an (epoch, revision) is never reused), `sessions` zset (id by updatedAt),
+ * starts again, a FLUSHALL say, so an (epoch, revision) is never reused), `sessions` zset (id by updatedAt), and
+ * beside it one zset a status, `sessions:st:<status>` (the ids of that status, by the same score: what countByStatus
+ * counts and a status filter of `list` pages over) and one set a mark of SESSION_MARKS, `sessions:mark:<mark>` (the
+ * ids whose record holds it, computed here from the record written: what listMarked reads), each kept by the script
+ * that writes or deletes the record (schema 3; an open of older keys builds them from the records: reindex),
  * `transfer:<transferId>` → session id, `meta` hash, `lease:<sessionId>` → the take's token (`<holder id>#<nonce>`,
  * lease-token.ts; the holder id alone when an older version took it) with a PX expiry, pub/sub channels
  * `chan:<name>`. A record written before the history moved out (schema 1) has no `tr` and its turns in `doc`: it is
@@ -17,7 +21,7 @@
  * (`everysec`: up to a second on a Redis crash). `open` warns when it can see that AOF is off, or that Redis
  * evicts keys at maxmemory (docs/operations.md).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Session, SessionStatus, Turn } from './model.js';
 import { isStoredAs, turnCache, type TurnList } from './turn-cache.js';
@@ -25,6 +29,7 @@ import { leaseHolderOf, newLeaseToken } from './lease-token.js';
 import {
   ACQUIRE,
   APPEND_EVENTS,
+  CHECK_SCHEMA,
   CREATE,
   DELETE_ENDED,
   DROP_THROUGH,
@@ -32,14 +37,17 @@ import {
   GET_TURNS,
   IMPORT,
   INDEX_AFTER,
+  INDEX_KEYS,
+  INDEXED_MARKS,
+  INDEXED_STATUSES,
   LAST_EVENT_SEQ,
   READ_EVENTS,
   RECORD_KEYS,
+  REINDEX,
   RELEASE,
   RENEW,
   TURNS_PER_READ,
   UPDATE,
-  WITH_TEXT,
 } from './redis-scripts.js';
 import {
   SessionExistsError,
@@ -66,10 +74,21 @@ import { settledWithin } from '../util/settled-within.js';
 
 import { DEFAULT_REDIS_PREFIX } from './redis-constants.js';
 export { DEFAULT_REDIS_PREFIX };
-/** listMarked: each mark (SESSION_MARKS) as the text of a record doc that holds it (`JSON.stringify`, no spaces) */
-const MARK_TEXT: Record<SessionMark, string> = { transfer: '"transfer":{', pendingPermissions: '"pendingPermissions":[{' };
-/** 2: the history stored apart from the record (an instance of schema 1 would read such a record without turns) */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: the history stored apart from the record (an instance of schema 1 would read such a record without turns).
+ * 3: the status and mark indexes, kept by every write (an instance of schema 2 would write records without them).
+ */
+const SCHEMA_VERSION = 3;
+/** records whose indexes one REINDEX script builds (their docs are read in batches of this many first) */
+const REINDEX_BATCH = 100;
+
+/** A sort comparator: the order `list` answers in (SessionPosition). */
+const inListOrder = (a: SessionPosition, b: SessionPosition): number => (listedBefore(a, b) ? -1 : listedBefore(b, a) ? 1 : 0);
+
+/** Each mark's flag ('1' held, '0' not: INDEXED_MARKS' order) for a record with this metadata. */
+function markFlags(metadata: Session['metadata']): string {
+  return INDEXED_MARKS.map((m) => (SESSION_MARKS[m](metadata) ? '1' : '0')).join('');
+}
 
 /** What a write sends of a session's turns (RedisStore.plan). */
 interface WritePlan {
@@ -154,11 +173,11 @@ export class RedisStore implements SessionStore {
   }
 
   private async checkSchema(): Promise<void> {
-    await this.redis.hsetnx(this.k('meta'), '_schema', String(SCHEMA_VERSION));
-    const v = Number(await this.redis.hget(this.k('meta'), '_schema'));
+    // schema 1 records are still read (and split at their next write); an older Switchyard must not start on these
+    // keys: the version is raised before the indexes are built, and `_reindex` says they are still to be
+    const [v, reindex] = (await this.redis.eval(CHECK_SCHEMA, 2, this.k('meta'), this.k('sessions'), SCHEMA_VERSION)) as [number, number];
     if (v > SCHEMA_VERSION) throw new Error(`Redis keys under "${this.prefix}" have schema version ${v}, newer than this Switchyard (${SCHEMA_VERSION})`);
-    // schema 1 records are still read (and split at their next write); an older Switchyard must not start on these keys
-    if (v < SCHEMA_VERSION) await this.redis.hset(this.k('meta'), '_schema', String(SCHEMA_VERSION));
+    if (reindex === 1) await this.reindex(v);
     await this.redis.hsetnx(this.k('meta'), 'turnStore', randomUUID());
     this.adopt((await this.redis.hget(this.k('meta'), 'turnStore')) ?? '');
     // CONFIG may be refused (managed Redis, a renamed command): then nothing is said (docs/operations.md)
@@ -176,6 +195,59 @@ export class RedisStore implements SessionStore {
         },
       );
     }
+  }
+
+  /**
+   * Builds the status and mark indexes (schema 3) from the records, once, when the keys were written by an older
+   * version: the `sessions` index scanned (ZSCAN: a record there all along is met at least once, whatever is written
+   * meanwhile) a page at a time, each page's docs read REINDEX_BATCH at a time, their marks computed here, and each
+   * batch indexed by one REINDEX script: a record's status as it is then, its marks only if it is unchanged since
+   * it was read (a write since gave it its marks itself: every write of this version keeps the indexes). Instances
+   * opening together each build them (the script is idempotent); the first to finish drops `_reindex`.
+   */
+  private async reindex(from: number): Promise<void> {
+    const started = Date.now();
+    let indexed = 0;
+    let cursor = '0';
+    do {
+      const [next, page] = await this.redis.zscan(this.k('sessions'), cursor, 'COUNT', 500);
+      cursor = next;
+      const ids = page.filter((_, i) => i % 2 === 0);
+      for (let i = 0; i < ids.length; i += REINDEX_BATCH) {
+        const batch = ids.slice(i, i + REINDEX_BATCH);
+        const pipe = this.redis.pipeline();
+        for (const id of batch) pipe.hmgetBuffer(this.k(`session:${id}`), 'v', 'doc');
+        const keys: string[] = [];
+        const args: string[] = [];
+        for (const [j, [err, res]] of ((await pipe.exec()) ?? []).entries()) {
+          if (err) throw err;
+          const [v, doc] = res as [Buffer | null, Buffer | null];
+          const id = batch[j]!;
+          keys.push(this.k(`session:${id}`));
+          if (!v || !doc) {
+            args.push(id, '', '', ''); // deleted meanwhile, or no record a mark can be read from: its status alone
+            continue;
+          }
+          let metadata: Session['metadata'] | undefined;
+          try {
+            metadata = (JSON.parse(doc.toString('utf8')) as Partial<Session>).metadata;
+          } catch {
+            // a doc that is no JSON: read as nothing (get fails on it), its marks left as they are
+          }
+          if (metadata === undefined) args.push(id, '', '', '');
+          else args.push(id, v.toString('utf8'), createHash('sha1').update(doc).digest('hex'), markFlags(metadata));
+        }
+        if (keys.length > 0)
+          indexed += Number(await this.redis.eval(REINDEX, 1 + INDEX_KEYS + keys.length, this.k('sessions'), ...this.indexKeys(), ...keys, ...args));
+      }
+    } while (cursor !== '0');
+    await this.redis.hdel(this.k('meta'), '_reindex');
+    this.logger.info('built the session status and mark indexes of the Redis keys (key schema 3)', {
+      prefix: this.prefix,
+      fromSchema: from === 0 ? 'none' : from,
+      indexed,
+      ms: Date.now() - started,
+    });
   }
 
   /** ioredis reconnects by itself; without a listener its 'error' events would be printed unstructured */
@@ -210,7 +282,25 @@ export class RedisStore implements SessionStore {
 
   /** KEYS of the scripts that write a record (RECORD_KEYS) */
   private recordKeys(id: string): string[] {
-    return [this.k(`session:${id}`), this.k('sessions'), this.k(`turns:${id}`), this.k(`turnrevs:${id}`), this.k('turnrev'), this.k('meta')];
+    return [
+      this.k(`session:${id}`),
+      this.k('sessions'),
+      this.k(`turns:${id}`),
+      this.k(`turnrevs:${id}`),
+      this.k('turnrev'),
+      this.k('meta'),
+      ...this.indexKeys(),
+    ];
+  }
+
+  /** A status's index: the ids of the sessions in that status, by the last update (the `sessions` index's score). */
+  private statusKey(status: SessionStatus): string {
+    return this.k(`sessions:st:${status}`);
+  }
+
+  /** The INDEX_KEYS, in the scripts' order: each status's index, then each mark's set. */
+  private indexKeys(): string[] {
+    return [...INDEXED_STATUSES.map((st) => this.statusKey(st)), ...INDEXED_MARKS.map((m) => this.k(`sessions:mark:${m}`))];
   }
 
   /** The record as `doc` holds it: without its history (stored apart) and its version (the `v` field). */
@@ -328,6 +418,7 @@ export class RedisStore implements SessionStore {
       s.updatedAt,
       s.history.length,
       randomUUID(),
+      markFlags(s.metadata),
       ...plan.pairs,
     )) as [number, number, string, ...number[]];
     if (r[0] !== 1) throw new SessionExistsError(s.id);
@@ -338,7 +429,19 @@ export class RedisStore implements SessionStore {
     const s = { ...session, version: expectedVersion + 1, updatedAt: Date.now() };
     for (let keepNone = false; ; keepNone = true) {
       const plan = this.plan(s.id, s.history, keepNone);
-      const args = [s.id, RedisStore.doc(s), s.status, s.updatedAt, expectedVersion, plan.tr, s.history.length, randomUUID(), plan.epoch, ...plan.pairs];
+      const args = [
+        s.id,
+        RedisStore.doc(s),
+        s.status,
+        s.updatedAt,
+        expectedVersion,
+        plan.tr,
+        s.history.length,
+        randomUUID(),
+        plan.epoch,
+        markFlags(s.metadata),
+        ...plan.pairs,
+      ];
       const r = (await this.redis.eval(UPDATE, RECORD_KEYS, ...this.recordKeys(s.id), ...args)) as [number, number, string, ...number[]];
       if (r[0] === 1) return { ...s, history: this.stored(s.id, s.history, plan, String(r[1]), r[2], r.slice(3) as number[]) };
       if (r[0] === -1) throw new SessionNotFoundError(s.id);
@@ -350,77 +453,66 @@ export class RedisStore implements SessionStore {
   }
 
   async list(opts: ListOptions = {}): Promise<Session[]> {
-    // the index read a chunk at a time from the position on, and only as far as the page needs: a status filter reads
-    // each id's small status field first, and whole records only for matches
+    // the index read a chunk at a time from the position on, and only as far as the page needs: a status filter
+    // pages over that status's index (the same order), so it reads only ids of that status
     const limit = opts.limit ?? Infinity;
+    const index = opts.status ? this.statusKey(opts.status) : this.k('sessions');
     const out: Session[] = [];
     let at = opts.after;
     let moved = false;
     // a record met twice in one call (updated between the reads, and stamped by a clock behind the index's order)
     const listed = new Set<string>();
     while (out.length < limit) {
-      const need = limit - out.length;
-      // with a status filter, ids a chunk past what the page needs (some will not match), at most 500 a round trip
-      const want = opts.status ? Math.min(500, Math.max(50, 2 * need)) : Math.min(100, need);
-      const chunk = await this.indexAfter(at, want);
+      const want = Math.min(100, limit - out.length);
+      const chunk = await this.indexAfter(index, at, want);
       if (chunk.length === 0) break;
-      let read = chunk;
-      if (opts.status) {
-        const st = await this.statuses(chunk.map((p) => p.id));
-        const matches = chunk.filter((_, i) => st[i] === opts.status);
-        read = matches.slice(0, need);
-      }
-      // the next chunk (if one is needed) right after the last entry used: the chunk's, or the last record the page needed
-      const cut = read.length < chunk.length && read.length === need;
-      at = cut ? read[read.length - 1] : chunk[chunk.length - 1];
-      const listedAt = new Map(read.map((p) => [p.id, p.updatedAt]));
-      const ids = read.map((p) => p.id);
-      for (let i = 0; i < ids.length; i += 100) {
-        for (const s of await Promise.all(ids.slice(i, i + 100).map((id) => this.get(id)))) {
-          if (!s || listed.has(s.id)) continue; // deleted between the two reads, or listed already
-          if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
-          if (s.updatedAt !== listedAt.get(s.id)) {
-            // updated since its index entry was read: it stands before that place now, before `after` too
-            if (opts.after && !listedBefore(opts.after, s)) continue;
-            moved = true;
-          }
-          listed.add(s.id);
-          out.push(s);
+      at = chunk[chunk.length - 1];
+      const listedAt = new Map(chunk.map((p) => [p.id, p.updatedAt]));
+      for (const s of await Promise.all(chunk.map((p) => this.get(p.id)))) {
+        // deleted between the two reads, listed already, or no longer of the status asked
+        if (!s || listed.has(s.id)) continue;
+        if ((opts.status && s.status !== opts.status) || (opts.owner && s.ownerGatewayId !== opts.owner)) continue;
+        if (s.updatedAt !== listedAt.get(s.id)) {
+          // updated since its index entry was read: it stands before that place now, before `after` too
+          if (opts.after && !listedBefore(opts.after, s)) continue;
+          moved = true;
         }
+        listed.add(s.id);
+        out.push(s);
       }
-      if (chunk.length < want && !cut) break;
+      if (chunk.length < want) break;
     }
     // a record updated between the reads stands at its new place (first)
-    return moved ? out.sort((a, b) => (listedBefore(a, b) ? -1 : listedBefore(b, a) ? 1 : 0)) : out;
+    return moved ? out.sort(inListOrder) : out;
   }
 
-  /** Up to `n` index entries past `after` (the first `n` without it), in the order of SessionPosition (INDEX_AFTER). */
-  private async indexAfter(after: SessionPosition | undefined, n: number): Promise<SessionPosition[]> {
-    const flat = (await this.redis.eval(INDEX_AFTER, 1, this.k('sessions'), after ? String(after.updatedAt) : '', after?.id ?? '', n)) as string[];
+  /**
+   * Up to `n` entries of `index` (`sessions` or a status's) past `after` (the first `n` without it), in the order of
+   * SessionPosition (INDEX_AFTER).
+   */
+  private async indexAfter(index: string, after: SessionPosition | undefined, n: number): Promise<SessionPosition[]> {
+    const flat = (await this.redis.eval(INDEX_AFTER, 1, index, after ? String(after.updatedAt) : '', after?.id ?? '', n)) as string[];
     const out: SessionPosition[] = [];
     for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, updatedAt: Number(flat[i + 1]) });
     return out;
   }
 
   async listMarked(mark: SessionMark): Promise<Session[]> {
-    const ids = await this.redis.zrevrange(this.k('sessions'), 0, -1);
+    // the mark's set holds the ids whose record held it when last written; each is read and checked again (it may
+    // have been written or deleted since the set was read)
+    const ids = await this.redis.smembers(this.k(`sessions:mark:${mark}`));
     const out: Session[] = [];
-    for (let i = 0; i < ids.length; i += 500) {
-      const batch = ids.slice(i, i + 500);
-      const hits = (await this.redis.eval(WITH_TEXT, batch.length, ...batch.map((id) => this.k(`session:${id}`)), MARK_TEXT[mark], ...batch)) as string[];
-      for (const s of await Promise.all(hits.map((id) => this.get(id)))) if (s && SESSION_MARKS[mark](s.metadata)) out.push(s);
+    for (let i = 0; i < ids.length; i += 100) {
+      for (const s of await Promise.all(ids.slice(i, i + 100).map((id) => this.get(id)))) if (s && SESSION_MARKS[mark](s.metadata)) out.push(s);
     }
-    return out;
+    return out.sort(inListOrder);
   }
 
   async deleteEndedBefore(before: number): Promise<number> {
-    // the index is scored by the last update: only what is older is read, its small status field first
-    const ids = await this.redis.zrangebyscore(this.k('sessions'), '-inf', `(${before}`);
-    const st = await this.statuses(ids);
+    // the ended statuses' indexes are scored by the last update: only their ids older than the cut are read
+    const ids = (await Promise.all((['closed', 'moved'] as const).map((st) => this.redis.zrangebyscore(this.statusKey(st), '-inf', `(${before}`)))).flat();
     let deleted = 0;
-    for (let i = 0; i < ids.length; i++) {
-      if (st[i] !== 'closed' && st[i] !== 'moved') continue;
-      const id = ids[i]!;
+    for (const id of ids) {
       // checked again where it is deleted: a session restarted since the read is kept
       const keys = [
         this.k(`session:${id}`),
@@ -430,6 +522,7 @@ export class RedisStore implements SessionStore {
         this.k(`evmeta:${id}`),
         this.k(`turns:${id}`),
         this.k(`turnrevs:${id}`),
+        ...this.indexKeys(),
       ];
       if ((await this.redis.eval(DELETE_ENDED, keys.length, ...keys, id, before)) === 1) {
         deleted++;
@@ -440,37 +533,30 @@ export class RedisStore implements SessionStore {
   }
 
   async countByStatus(): Promise<Record<SessionStatus, number>> {
+    // one ZCARD a status's index, in one transaction: a session changing status meanwhile is counted once
+    const res = (await INDEXED_STATUSES.reduce((m, st) => m.zcard(this.statusKey(st)), this.redis.multi()).exec()) ?? [];
     const out: Record<SessionStatus, number> = { active: 0, running: 0, closed: 0, moved: 0 };
-    for (const st of await this.statuses(await this.redis.zrevrange(this.k('sessions'), 0, -1))) {
-      if (st === 'active' || st === 'running' || st === 'closed' || st === 'moved') out[st] += 1;
-    }
-    return out;
-  }
-
-  /** Each id's `st` field (null when deleted meanwhile), 500 per round trip. */
-  private async statuses(ids: string[]): Promise<Array<string | null>> {
-    const out: Array<string | null> = [];
-    for (let i = 0; i < ids.length; i += 500) {
-      const pipe = this.redis.pipeline();
-      for (const id of ids.slice(i, i + 500)) pipe.hget(this.k(`session:${id}`), 'st');
-      for (const [err, res] of (await pipe.exec()) ?? []) {
-        if (err) throw err;
-        out.push(res as string | null);
-      }
-    }
+    INDEXED_STATUSES.forEach((st, i) => {
+      const [err, n] = res[i] ?? [new Error('no reply')];
+      if (err) throw err;
+      out[st] = Number(n);
+    });
     return out;
   }
 
   async delete(id: string): Promise<boolean> {
-    const res = await this.redis
+    const multi = this.redis
       .multi()
       .del(this.k(`session:${id}`))
       .zrem(this.k('sessions'), id)
       .del(this.k(`lease:${id}`))
       .del(this.k(`events:${id}`))
       .del(this.k(`evmeta:${id}`))
-      .del(this.k(`turns:${id}`), this.k(`turnrevs:${id}`))
-      .exec();
+      .del(this.k(`turns:${id}`), this.k(`turnrevs:${id}`));
+    // out of the status and mark indexes in the same transaction
+    for (const st of INDEXED_STATUSES) multi.zrem(this.statusKey(st), id);
+    for (const m of INDEXED_MARKS) multi.srem(this.k(`sessions:mark:${m}`), id);
+    const res = await multi.exec();
     turnCache.dropList(this.scope, id);
     return res?.[0]?.[1] === 1;
   }
@@ -490,6 +576,7 @@ export class RedisStore implements SessionStore {
       s.version,
       s.history.length,
       randomUUID(),
+      markFlags(s.metadata),
       ...plan.pairs,
     )) as Array<string | number | string[]>;
     switch (r[0]) {

@@ -143,7 +143,7 @@ describe('a store an older version wrote', () => {
           await raw.zadd(`${prefix}sessions`, s.updatedAt, s.id);
         }
       });
-      expect(await raw.hget(`${prefix}meta`, '_schema')).toBe('2');
+      expect(await raw.hget(`${prefix}meta`, '_schema')).toBe('3');
       expect(await raw.hlen(`${prefix}turns:old-event`)).toBe(2);
     } finally {
       raw.disconnect();

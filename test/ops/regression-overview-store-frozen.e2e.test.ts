@@ -65,11 +65,12 @@ describe('the overview with a session store that stops answering', () => {
     const port = await freePort();
     const redis = await redisOnPort(port, dir);
     cleanup.push(() => redis.stop());
-    // three closed sessions: counts the overview reads (the status field only)
+    // three closed sessions (each in the `sessions` index and its status's): counts the overview reads
     const seed = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0 });
     for (const id of ['old-1', 'old-2', 'old-3']) {
       await seed.hset(`switchyard:session:${id}`, 'st', 'closed');
       await seed.zadd('switchyard:sessions', Date.now(), id);
+      await seed.zadd('switchyard:sessions:st:closed', Date.now(), id);
     }
     seed.disconnect();
     const gw = await startProcess({

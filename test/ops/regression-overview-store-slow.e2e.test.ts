@@ -57,6 +57,7 @@ async function gatewayOnRedis() {
   for (const id of ['old-1', 'old-2', 'old-3']) {
     await client.hset(`switchyard:session:${id}`, 'st', 'closed');
     await client.zadd('switchyard:sessions', Date.now(), id);
+    await client.zadd('switchyard:sessions:st:closed', Date.now(), id);
   }
   const gw = await startProcess({
     gateway: { admin: { token: ADMIN } },

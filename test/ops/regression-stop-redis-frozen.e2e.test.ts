@@ -17,7 +17,7 @@ import type { GatewayProcess } from '../../src/util/gateway-process.js';
 import { acpRpc, cleanupDirs, freePort, startProcess, tmpDir, waitFor, waitForBridgeOpen, wsUrl } from '../helpers/env.js';
 import { exitWithin } from '../helpers/sharing-pair.js';
 import { redisOnPort } from '../keys/redis-on-port.js';
-import { ENDED_BACKLOG, seedEnded } from './ended-sessions.js';
+import { ENDED_BACKLOG, seedEnded, seedLeftRunning } from './ended-sessions.js';
 
 const ACP = 'stop-redis-frozen-acp-3f9a1c';
 const BRIDGE = 'stop-redis-frozen-bridge-7d20e4';
@@ -252,7 +252,7 @@ describe('a graceful stop with the Redis store connected but not answering', () 
   });
 
   it('with the startup listing of the sessions a previous run left open under way', { timeout: 90_000 }, async () => {
-    const { g, freeze } = await gatewayOnRedis(1000, {}, { seed: seedEnded });
+    const { g, freeze } = await gatewayOnRedis(1000, {}, { seed: seedLeftRunning });
     // the process serves (a SIGTERM sent as soon as its "listening on" line was read killed it outright here)
     expect((await fetch(`${g.url}/healthz`)).status).toBe(200);
     freeze();

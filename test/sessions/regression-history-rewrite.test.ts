@@ -295,7 +295,9 @@ describe('a record stored with its history embedded (before the turns moved out)
     const store = await open({ kind: 'redis', url: redis.url, prefix });
     expect(await store.get('old')).toEqual(old);
     expect(await store.list()).toEqual([old]);
-    expect(await raw.hget(`${prefix}meta`, '_schema')).toBe('2'); // an older Switchyard no longer starts on these keys
+    expect(await raw.hget(`${prefix}meta`, '_schema')).toBe('3'); // an older Switchyard no longer starts on these keys
+    // its open built the status and mark indexes from it (key schema 3)
+    expect(await raw.zrange(`${prefix}sessions:st:${old.status}`, '0', '-1')).toEqual(['old']);
 
     const next = await mutateSession(store, 'old', (s) => appendTurn(s, bigTurn(3)));
     expect(next.history).toHaveLength(4);
