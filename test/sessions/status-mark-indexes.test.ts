@@ -135,6 +135,36 @@ describe.each(backends)('counts, status lists and marked lists follow every writ
   });
 });
 
+describe.each(backends)('the indexes under concurrent writers: $name', (b) => {
+  it('three instances changing the same sessions’ status and marks at once (compare-and-set, retried): the indexes end as the records', async () => {
+    const first = await opened(b.open);
+    for (let i = 0; i < 5; i++) await first.create(session(`c-${i}`));
+    // Redis: two more instances on the same prefix; SQLite (one process): three writers on the one store
+    const others =
+      b.name === 'redis'
+        ? await Promise.all([1, 2].map(() => opened(() => openStore({ kind: 'redis', url: redisUrl(), prefix: (first as RedisStore).prefix }))))
+        : [first, first];
+    const writers = [first, ...others];
+    const flips: Array<Promise<Session>> = [];
+    for (let round = 0; round < 12; round++)
+      for (const [w, store] of writers.entries())
+        flips.push(
+          mutateSession(
+            store,
+            `c-${(round + w) % 5}`,
+            (s) => ({
+              ...s,
+              status: STATUSES[(round + w) % 3]!,
+              metadata: (round + w) % 2 ? { ...transferMark } : (round + w) % 3 ? { ...promptMark } : {},
+            }),
+            1000,
+          ),
+        );
+    await Promise.all(flips);
+    for (const store of writers) await expectIndexedReadsRight(store);
+  });
+});
+
 describe('RedisStore reads what it returns, whatever the number of sessions', () => {
   it('countByStatus, listMarked and a rare status’s page send as many commands with 1,020 sessions as with 20', async () => {
     const redis = backends.find((x) => x.name === 'redis')!;
