@@ -87,11 +87,6 @@ export interface LiveSession {
    * numbered under it any more, and a brief take waits for it rather than send its update without `seq`
    */
   ending: Promise<void> | undefined;
-  /**
-   * made by a session.start, no turn run on it yet: its first turn begins its runtime beside that turn's lease and
-   * record writes (Runtime.prepare)
-   */
-  fresh: boolean;
 }
 
 /** Whether updates of `live` are numbered now: it holds the session's lease (not lost, not possibly lapsed). */
@@ -128,7 +123,6 @@ export function newLive(
     firstTry: undefined,
     brief: undefined,
     ending: undefined,
-    fresh: false,
   };
 }
 

@@ -52,12 +52,6 @@ export interface Runtime {
    * GatewayError whose message is safe to show the client.
    */
   prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput>;
-  /**
-   * Optional: begins, without a turn, what a first turn would wait for (an agent's process taken, `initialize`,
-   * `session/new`), so that it runs beside the runner's own work for that turn (its lease, its record's writes)
-   * rather than after it. Returns at once and never throws: a failure is met by the next `prompt`, which starts again.
-   */
-  prepare?(): void;
   /** Ends the runtime session (agent process stopped). Idempotent. */
   close(): Promise<void>;
 }

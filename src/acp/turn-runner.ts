@@ -247,7 +247,6 @@ export class TurnRunner {
     }
     seq = await this.updates.lastSeq(input.sessionId, seq);
     const live = newLive(input.sessionId, input.threadId, input.target, input.workingDirectory, seq, input.role, input.caller);
-    live.fresh = true;
     this.sessions.set(live.id, live);
     this.touch(live.id);
     return live;
@@ -630,20 +629,6 @@ export class TurnRunner {
     await ending;
   }
 
-  /** The runtime of `live`, made now if it has none. */
-  private runtimeOf(live: LiveSession): Promise<Runtime> {
-    return (live.runtime ??= this.o.runtimeFor({
-      sessionId: live.id,
-      threadId: live.threadId,
-      target: live.target,
-      workingDirectory: live.workingDirectory,
-      permissions: (req, signal) => this.relayPermission(live, req, signal),
-      // role turns are never auto-approved (addendum §5), and run on the model the policy chose (§3)
-      ...(live.role ? { permissionPolicy: 'ask' as const, bindModel: live.role.resolvedModelId } : {}),
-      keyId: keyIdOf(live.caller),
-    }));
-  }
-
   /** Ends the runtime of `live` (an agent's process stops and its model-API token is revoked); the next turn makes one anew. */
   private async endRuntime(live: LiveSession): Promise<void> {
     const rt = live.runtime;
@@ -848,18 +833,6 @@ export class TurnRunner {
     if (live.closed) return this.withLease(live, () => finish('cancelled', '', 'cancelled', 'the session was closed before this turn started'));
     if (cancelled) return this.withLease(live, () => finish('cancelled', '', 'cancelled'));
 
-    // The first turn of a session.start: its runtime (an agent's process taken, `initialize`, `session/new`) begins
-    // now, beside this turn's lease and record writes, not after them (Runtime.prepare). Only a start's: its lease is
-    // all but always free, where a later turn may wait for another instance's, and would hold an agent meanwhile.
-    let prepared: Promise<Runtime> | undefined;
-    if (live.fresh) {
-      live.fresh = false;
-      prepared = this.runtimeOf(live);
-      void prepared.then(
-        (r) => r.prepare?.(),
-        () => undefined,
-      );
-    }
     const abort = new AbortController();
     live.current = { turnId: turn.turnId, abort, emit };
     let lease: SessionLease | undefined;
@@ -919,9 +892,6 @@ export class TurnRunner {
       }
     } catch (err) {
       live.current = undefined;
-      // a runtime begun for this turn that no prompt will use: ended now, not left to its idle timeout (a failed start
-      // of it, too: the next turn tries again)
-      if (prepared && live.runtime === prepared) void this.endRuntime(live);
       let r: TurnResult;
       // the lease held, its end is numbered under it (the seq rule); the wait for it ran out or was cancelled, or the
       // record said the session is leaving this gateway (a transfer's offer, or moved: the receiver numbers on from
@@ -995,7 +965,17 @@ export class TurnRunner {
     try {
       // closed while the turn waited for its lease: no runtime may start for it (nobody would close it)
       if (live.closed) throw new GatewayError('CANCELLED', 'the session was closed');
-      const rt = this.runtimeOf(live);
+      live.runtime ??= this.o.runtimeFor({
+        sessionId: live.id,
+        threadId: live.threadId,
+        target: live.target,
+        workingDirectory: live.workingDirectory,
+        permissions: (req, signal) => this.relayPermission(live, req, signal),
+        // role turns are never auto-approved (addendum §5), and run on the model the policy chose (§3)
+        ...(live.role ? { permissionPolicy: 'ask' as const, bindModel: live.role.resolvedModelId } : {}),
+        keyId: keyIdOf(live.caller),
+      });
+      const rt = live.runtime;
       const runtime = await rt.catch((err: unknown) => {
         if (live.runtime === rt) live.runtime = undefined; // the next turn tries again
         throw err;

@@ -107,30 +107,6 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
   let session: AgentSession | undefined;
   let started: Promise<unknown> | undefined;
   let closed = false;
-  /**
-   * Makes the agent session and begins its start (initialize, session/new) — `started` — once at a time: a turn and
-   * a `prepare` before it share one. False when the runtime was closed meanwhile (nothing started).
-   */
-  let beginning: Promise<boolean> | undefined;
-  const begin = (): Promise<boolean> =>
-    (beginning ??= (async () => {
-      const made = await make();
-      // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
-      if (closed) {
-        await made.close();
-        // a spare's folder and token, taken while close() ran, are this session's to dispose (idempotent)
-        await (await llm?.catch(() => undefined))?.dispose();
-        return false;
-      }
-      const s = (session = made);
-      started = s.start().then((r) => {
-        lastAcpSessionId = s.acpSessionId;
-        return r;
-      });
-      // begun by a prepare, it may fail with no turn waiting for it yet: the turn that comes meets the failure
-      started.catch(() => undefined);
-      return true;
-    })().finally(() => (beginning = undefined)));
   const run = async (turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> => {
     // the agent process may have ended between turns (idle timeout, eviction, crash): the next turn starts a new
     // one; a process evicted for another session in the moment between its start and this turn gets one retry
@@ -139,14 +115,28 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
       // A cancel of this turn ends the wait
       if (session) await untilAborted(session.settled(), signal);
       if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
-      if ((!session || session.status === 'closed') && !(await begin())) return { output: '', stopReason: 'cancelled' };
+      if (!session || session.status === 'closed') {
+        const made = await make();
+        // closed while the private folder was prepared: start nothing (close() already ran; a taken spare stops)
+        if (closed) {
+          await made.close();
+          // a spare's folder and token, taken while close() ran, are this session's to dispose (idempotent)
+          await (await llm?.catch(() => undefined))?.dispose();
+          return { output: '', stopReason: 'cancelled' };
+        }
+        const s = (session = made);
+        started = s.start().then((r) => {
+          lastAcpSessionId = s.acpSessionId;
+          return r;
+        });
+      }
       // a cancel during start-up (initialize, session/new: up to the start timeout) ends the turn now; the start
       // goes on, and the process it makes is the session's, for its next turn (close() stops it, as the idle timeout does)
       await untilAborted(started!, signal);
       if (signal.aborted || closed) return { output: '', stopReason: 'cancelled' };
-      if (session!.status !== 'closed' || attempt > 0) break;
+      if (session.status !== 'closed' || attempt > 0) break;
     }
-    const s = session!;
+    const s = session;
     // role routing: bound by the gateway's own pin (llm), else through the agent's model option
     const pinned = ctx.bindModel !== undefined && o.config?.llm !== undefined && o.llm !== undefined;
     if (ctx.bindModel !== undefined && !pinned) await s.bindModel(ctx.bindModel);
@@ -174,10 +164,6 @@ export function createAgentRuntime(o: AgentRuntimeOptions, ctx: RuntimeContext):
     }
   };
   return {
-    prepare() {
-      if (closed || beginning || (session && session.status !== 'closed')) return;
-      void begin().catch(() => undefined);
-    },
     async prompt(turn: TurnInput, emit: (u: UpdateEvent) => void, signal: AbortSignal): Promise<TurnOutput> {
       try {
         return await run(turn, emit, signal);
